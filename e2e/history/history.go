@@ -1,0 +1,137 @@
+// Package history holds the record of a stampede run: one Op per HTTP request,
+// with call and return times against one base time. Traffic writes it, checks read
+// it; neither side needs the other.
+package history
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Phase says which part of a run sent an Op.
+type Phase string
+
+const (
+	// PhaseBurst marks the simultaneous first-registration requests.
+	PhaseBurst Phase = "burst"
+	// PhaseRetry marks a client retry after a 409, 503 or transport error.
+	PhaseRetry Phase = "retry"
+)
+
+// Customer is one planned registration: the key the service must map to exactly
+// one database row.
+type Customer struct {
+	Index      int    `json:"index"`
+	MerchantID string `json:"merchant_id"`
+	ExternalID string `json:"external_id"`
+}
+
+// Key identifies a Customer by its natural key, as the database does.
+type Key struct {
+	MerchantID string
+	ExternalID string
+}
+
+// Key returns the natural key of c.
+func (c Customer) Key() Key { return Key{MerchantID: c.MerchantID, ExternalID: c.ExternalID} }
+
+// String formats c for logs and reports.
+func (c Customer) String() string {
+	return fmt.Sprintf("#%d %s/%s", c.Index, c.MerchantID, c.ExternalID)
+}
+
+// Op is one request and its outcome. Call and Return are durations since the
+// run's base time; Return is zero only for an Op that never returned.
+type Op struct {
+	Customer Customer      `json:"customer"`
+	Seq      int           `json:"seq"`
+	Attempt  int           `json:"attempt"`
+	Phase    Phase         `json:"phase"`
+	Call     time.Duration `json:"call_ns"`
+	Return   time.Duration `json:"return_ns"`
+	// Status is the HTTP status code, 0 when no response arrived.
+	Status int `json:"status"`
+	// Body is the response body, cut at the recorder's bound.
+	Body string `json:"body,omitempty"`
+	// Error is a transport error or timeout; an Op with an Error has an
+	// unknown outcome even when Status is set (the body read failed).
+	Error string `json:"error,omitempty"`
+	// Pod is the X-Served-By header, empty when no response arrived.
+	Pod        string `json:"pod,omitempty"`
+	RetryAfter string `json:"retry_after,omitempty"`
+	// LocalAddr is the client side of the connection, to prove that requests did
+	// not share a kept-alive connection.
+	LocalAddr  string `json:"local_addr,omitempty"`
+	ConnReused bool   `json:"conn_reused,omitempty"`
+}
+
+// ID names an Op in reports: customer index, request seq and attempt.
+func (o Op) ID() string { return RequestID(o.Customer.Index, o.Seq, o.Attempt) }
+
+// RequestID formats the identity of one request; it is also the value of the
+// header that ties a response back to its request.
+func RequestID(customer, seq, attempt int) string {
+	return fmt.Sprintf("%d/%d/%d", customer, seq, attempt)
+}
+
+// Responded reports whether a complete HTTP response was recorded.
+func (o Op) Responded() bool { return o.Error == "" && o.Status != 0 }
+
+// Succeeded reports whether o got a complete 2xx response.
+func (o Op) Succeeded() bool { return o.Responded() && o.Status >= 200 && o.Status < 300 }
+
+// Unknown reports whether the outcome of o is unknown: the request may or may
+// not have taken effect.
+func (o Op) Unknown() bool { return !o.Responded() }
+
+// Overlaps reports whether the call/return intervals of o and p intersect.
+func (o Op) Overlaps(p Op) bool {
+	return o.Return > 0 && p.Return > 0 && o.Call < p.Return && p.Call < o.Return
+}
+
+// WriteJSONL writes ops to w, one JSON object a line.
+func WriteJSONL(w io.Writer, ops []Op) error {
+	bw := bufio.NewWriter(w)
+	enc := json.NewEncoder(bw)
+	for i := range ops {
+		if err := enc.Encode(&ops[i]); err != nil {
+			return fmt.Errorf("encode op %s: %w", ops[i].ID(), err)
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("flush history: %w", err)
+	}
+	return nil
+}
+
+// ReadJSONL reads ops written by WriteJSONL.
+func ReadJSONL(r io.Reader) ([]Op, error) {
+	var ops []Op
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	for {
+		var op Op
+		err := dec.Decode(&op)
+		if errors.Is(err, io.EOF) {
+			return ops, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("decode op %d: %w", len(ops)+1, err)
+		}
+		ops = append(ops, op)
+	}
+}
+
+// ByCustomer groups ops by customer key, keeping their order.
+func ByCustomer(ops []Op) map[Key][]Op {
+	m := make(map[Key][]Op)
+	for _, op := range ops {
+		k := op.Customer.Key()
+		m[k] = append(m[k], op)
+	}
+	return m
+}

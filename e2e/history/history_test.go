@@ -1,0 +1,60 @@
+package history
+
+import (
+	"bytes"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestJSONLRoundTrip(t *testing.T) {
+	c := Customer{Index: 3, MerchantID: "m-7-0", ExternalID: "c-7-3"}
+	ops := []Op{
+		{Customer: c, Seq: 0, Phase: PhaseBurst, Call: time.Millisecond, Return: 5 * time.Millisecond,
+			Status: 200, Body: `{"token":"x"}`, Pod: "tokensvc-a", LocalAddr: "127.0.0.1:5000"},
+		{Customer: c, Seq: 1, Phase: PhaseBurst, Call: time.Millisecond, Error: "context deadline exceeded"},
+		{Customer: c, Seq: 1, Attempt: 1, Phase: PhaseRetry, Call: time.Second, Return: 2 * time.Second,
+			Status: 409, Body: "{\"error\":\"conflict\"}\n", RetryAfter: "1", Pod: "tokensvc-b", ConnReused: true},
+	}
+	var buf bytes.Buffer
+	if err := WriteJSONL(&buf, ops); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(buf.String(), "\n"); n != len(ops) {
+		t.Fatalf("got %d lines, want %d", n, len(ops))
+	}
+	got, err := ReadJSONL(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, ops) {
+		t.Fatalf("round trip changed the history:\ngot  %+v\nwant %+v", got, ops)
+	}
+}
+
+func TestReadJSONLRejectsGarbage(t *testing.T) {
+	for _, in := range []string{"{\"seq\":1}\nnot json\n", "{\"bogus\":1}\n"} {
+		if _, err := ReadJSONL(strings.NewReader(in)); err == nil {
+			t.Errorf("ReadJSONL(%q) = nil error, want one", in)
+		}
+	}
+}
+
+func TestOverlaps(t *testing.T) {
+	a := Op{Call: 10, Return: 20}
+	for _, tc := range []struct {
+		b    Op
+		want bool
+	}{
+		{Op{Call: 15, Return: 30}, true},
+		{Op{Call: 0, Return: 11}, true},
+		{Op{Call: 20, Return: 30}, false},
+		{Op{Call: 0, Return: 10}, false},
+		{Op{Call: 12, Return: 0}, false}, // never returned: no interval to compare
+	} {
+		if got := a.Overlaps(tc.b); got != tc.want {
+			t.Errorf("%v.Overlaps(%v) = %v, want %v", a, tc.b, got, tc.want)
+		}
+	}
+}
