@@ -1,0 +1,259 @@
+// Package token signs and verifies the customer tokens the service hands out.
+//
+// Tokens are JWTs signed with Ed25519 (alg EdDSA). Ed25519 signatures are
+// deterministic and every claim is derived from the customer's database row,
+// so every replica produces byte-identical tokens for the same customer. That
+// property is what lets the e2e suite check "exactly one token per customer".
+package token
+
+import (
+	"crypto"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// ErrEmptySubject is returned by Signer.Sign when the claims carry no subject.
+var ErrEmptySubject = errors.New("refusing to sign a token with an empty subject")
+
+// Claims are the claims of a customer token. Field order is the JSON order, which
+// keeps the encoding (and therefore the signature) stable across replicas.
+type Claims struct {
+	Issuer     string `json:"iss"`
+	Subject    string `json:"sub"`
+	MerchantID string `json:"mid"`
+	ExternalID string `json:"ext"`
+	IssuedAt   int64  `json:"iat"`
+	KeyID      string `json:"kid"`
+}
+
+// GetExpirationTime implements jwt.Claims; customer tokens carry no expiry.
+func (c Claims) GetExpirationTime() (*jwt.NumericDate, error) { return nil, nil }
+
+// GetIssuedAt implements jwt.Claims.
+func (c Claims) GetIssuedAt() (*jwt.NumericDate, error) {
+	return jwt.NewNumericDate(time.Unix(c.IssuedAt, 0)), nil
+}
+
+// GetNotBefore implements jwt.Claims.
+func (c Claims) GetNotBefore() (*jwt.NumericDate, error) { return nil, nil }
+
+// GetIssuer implements jwt.Claims.
+func (c Claims) GetIssuer() (string, error) { return c.Issuer, nil }
+
+// GetSubject implements jwt.Claims.
+func (c Claims) GetSubject() (string, error) { return c.Subject, nil }
+
+// GetAudience implements jwt.Claims.
+func (c Claims) GetAudience() (jwt.ClaimStrings, error) { return nil, nil }
+
+// Subject is what a token is issued for: one customer row.
+type Subject struct {
+	CustomerID string
+	MerchantID string
+	ExternalID string
+	CreatedAt  time.Time
+}
+
+// Signer signs customer tokens with one Ed25519 key.
+type Signer struct {
+	key    ed25519.PrivateKey
+	keyID  string
+	issuer string
+}
+
+// NewSigner returns a Signer for key. An empty keyID is replaced by the RFC 7638
+// thumbprint of the public key.
+func NewSigner(key ed25519.PrivateKey, issuer, keyID string) (*Signer, error) {
+	if len(key) != ed25519.PrivateKeySize {
+		return nil, fmt.Errorf("new signer: ed25519 private key has %d bytes, want %d", len(key), ed25519.PrivateKeySize)
+	}
+	if issuer == "" {
+		return nil, errors.New("new signer: empty issuer")
+	}
+	if keyID == "" {
+		keyID = Thumbprint(key.Public().(ed25519.PublicKey))
+	}
+	return &Signer{key: key, keyID: keyID, issuer: issuer}, nil
+}
+
+// KeyID returns the key id put in the header and the kid claim.
+func (s *Signer) KeyID() string { return s.keyID }
+
+// Issuer returns the iss claim of every token.
+func (s *Signer) Issuer() string { return s.issuer }
+
+// PublicKey returns the public half of the signing key.
+func (s *Signer) PublicKey() ed25519.PublicKey { return s.key.Public().(ed25519.PublicKey) }
+
+// Claims returns the claims of the token for subj. iat is the row's creation
+// time in whole seconds, so replicas agree on it whatever the database precision.
+func (s *Signer) Claims(subj Subject) Claims {
+	c := Claims{
+		Issuer:     s.issuer,
+		Subject:    subj.CustomerID,
+		MerchantID: subj.MerchantID,
+		ExternalID: subj.ExternalID,
+		KeyID:      s.keyID,
+	}
+	if !subj.CreatedAt.IsZero() {
+		c.IssuedAt = subj.CreatedAt.Unix()
+	}
+	return c
+}
+
+// Sign returns the compact JWT for subj. It refuses an empty subject.
+func (s *Signer) Sign(subj Subject) (string, error) {
+	if subj.CustomerID == "" {
+		return "", ErrEmptySubject
+	}
+	return s.SignUnchecked(subj)
+}
+
+// SignUnchecked signs subj even when its subject is empty. Only the legacy create
+// strategy uses it, to reproduce the bug the e2e suite exists to catch.
+func (s *Signer) SignUnchecked(subj Subject) (string, error) {
+	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, s.Claims(subj))
+	t.Header["kid"] = s.keyID
+	signed, err := t.SignedString(s.key)
+	if err != nil {
+		return "", fmt.Errorf("sign token: %w", err)
+	}
+	return signed, nil
+}
+
+// JWK is one public key in a JSON Web Key Set.
+type JWK struct {
+	KeyType   string `json:"kty"`
+	Curve     string `json:"crv"`
+	X         string `json:"x"`
+	KeyID     string `json:"kid"`
+	Use       string `json:"use"`
+	Algorithm string `json:"alg"`
+}
+
+// JWKS is a JSON Web Key Set (RFC 7517) as served at /.well-known/jwks.json.
+type JWKS struct {
+	Keys []JWK `json:"keys"`
+}
+
+// JWKS returns the key set that verifies this signer's tokens.
+func (s *Signer) JWKS() JWKS {
+	return JWKS{Keys: []JWK{{
+		KeyType:   "OKP",
+		Curve:     "Ed25519",
+		X:         base64.RawURLEncoding.EncodeToString(s.PublicKey()),
+		KeyID:     s.keyID,
+		Use:       "sig",
+		Algorithm: "EdDSA",
+	}}}
+}
+
+// Thumbprint returns the RFC 7638 JWK thumbprint (SHA-256, base64url) of pub.
+func Thumbprint(pub ed25519.PublicKey) string {
+	// RFC 7638 §3.2: required members only, lexicographic order, no whitespace.
+	canonical := `{"crv":"Ed25519","kty":"OKP","x":"` + base64.RawURLEncoding.EncodeToString(pub) + `"}`
+	sum := sha256.Sum256([]byte(canonical))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// Verifier checks tokens against the keys of a key set.
+type Verifier struct {
+	issuer string
+	keys   map[string]ed25519.PublicKey
+}
+
+// NewVerifier returns a Verifier for tokens from issuer signed by a key in set.
+func NewVerifier(issuer string, set JWKS) (*Verifier, error) {
+	v := &Verifier{issuer: issuer, keys: make(map[string]ed25519.PublicKey)}
+	for _, k := range set.Keys {
+		if k.KeyType != "OKP" || k.Curve != "Ed25519" {
+			continue
+		}
+		x, err := base64.RawURLEncoding.DecodeString(k.X)
+		if err != nil || len(x) != ed25519.PublicKeySize {
+			return nil, fmt.Errorf("new verifier: key %q: bad x", k.KeyID)
+		}
+		v.keys[k.KeyID] = ed25519.PublicKey(x)
+	}
+	if len(v.keys) == 0 {
+		return nil, errors.New("new verifier: no Ed25519 key in set")
+	}
+	return v, nil
+}
+
+// Verify checks the signature, algorithm, issuer and key id of raw and returns its
+// claims. It does not reject an empty subject: callers that look for the legacy
+// bug need to see such tokens.
+func (v *Verifier) Verify(raw string) (Claims, error) {
+	var c Claims
+	_, err := jwt.ParseWithClaims(raw, &c, func(t *jwt.Token) (any, error) {
+		kid, _ := t.Header["kid"].(string)
+		k, ok := v.keys[kid]
+		if !ok {
+			return nil, fmt.Errorf("unknown kid %q", kid)
+		}
+		return k, nil
+	}, jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}), jwt.WithIssuer(v.issuer))
+	if err != nil {
+		return Claims{}, fmt.Errorf("verify token: %w", err)
+	}
+	return c, nil
+}
+
+// UnmarshalClaims decodes the claims of raw without verifying it, for reports.
+func UnmarshalClaims(raw string) (Claims, error) {
+	var c Claims
+	_, _, err := jwt.NewParser().ParseUnverified(raw, &c)
+	if err != nil {
+		return Claims{}, fmt.Errorf("parse token: %w", err)
+	}
+	return c, nil
+}
+
+// ParsePrivateKeyPEM parses an Ed25519 private key in PEM-encoded PKCS#8, the
+// format `openssl genpkey -algorithm ed25519` writes ("BEGIN PRIVATE KEY").
+func ParsePrivateKeyPEM(data []byte) (ed25519.PrivateKey, error) {
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, errors.New("parse signing key: no PEM block found")
+	}
+	if block.Type != "PRIVATE KEY" {
+		return nil, fmt.Errorf("parse signing key: PEM block is %q, want \"PRIVATE KEY\" (PKCS#8)", block.Type)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("parse signing key: %w", err)
+	}
+	ed, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("parse signing key: key is %T, want Ed25519", k)
+	}
+	return ed, nil
+}
+
+// MarshalPrivateKeyPEM encodes key as PEM PKCS#8, for tests and key generation.
+func MarshalPrivateKeyPEM(key crypto.PrivateKey) ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("marshal signing key: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+// MarshalJWKS encodes a key set, for the JWKS endpoint.
+func MarshalJWKS(set JWKS) ([]byte, error) {
+	b, err := json.Marshal(set)
+	if err != nil {
+		return nil, fmt.Errorf("marshal jwks: %w", err)
+	}
+	return b, nil
+}
