@@ -1,0 +1,218 @@
+// Package config loads the token service's configuration from TOKENSVC_* environment
+// variables and command-line flags. A flag overrides its environment variable.
+package config
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/stampede-e2e/stampede/service/internal/token"
+)
+
+// Strategy names how the service creates a customer that its lookup did not find.
+type Strategy string
+
+// The create strategies. See service/README.md for what each one demonstrates.
+const (
+	// StrategyLegacy reproduces the seed's bug: create() re-checks, returns nil when
+	// the row exists, and the handler signs a token from that nil.
+	StrategyLegacy Strategy = "legacy"
+	// StrategyReturnExisting is the seed's one-line fix: create() returns the row it
+	// found on re-check. There is still no unique constraint.
+	StrategyReturnExisting Strategy = "return-existing"
+	// StrategyFailFast relies on a unique constraint; a concurrent loser gets 409.
+	StrategyFailFast Strategy = "fail-fast"
+	// StrategyAtomic relies on a unique constraint and INSERT ... ON CONFLICT DO NOTHING.
+	StrategyAtomic Strategy = "atomic"
+)
+
+// Strategies lists every valid strategy, in documentation order.
+var Strategies = []Strategy{StrategyLegacy, StrategyReturnExisting, StrategyFailFast, StrategyAtomic}
+
+// ParseStrategy returns the Strategy named s.
+func ParseStrategy(s string) (Strategy, error) {
+	for _, st := range Strategies {
+		if string(st) == s {
+			return st, nil
+		}
+	}
+	names := make([]string, len(Strategies))
+	for i, st := range Strategies {
+		names[i] = string(st)
+	}
+	return "", fmt.Errorf("unknown create strategy %q (want one of %s)", s, strings.Join(names, ", "))
+}
+
+// Config is the effective configuration of one service process.
+type Config struct {
+	// Addr is the listen address, e.g. ":8080" or "127.0.0.1:0".
+	Addr string
+	// DatabaseURL is a pgx connection string (URL or key=value); pool settings such as
+	// pool_max_conns may be given in it.
+	DatabaseURL string
+	// Strategy is the create strategy.
+	Strategy Strategy
+	// SigningKeyFile is the path of the PEM PKCS#8 Ed25519 private key, if set.
+	SigningKeyFile string
+	// SigningKey is the Ed25519 private key loaded from SigningKeyFile or TOKENSVC_SIGNING_KEY.
+	SigningKey ed25519.PrivateKey
+	// Issuer is the iss claim.
+	Issuer string
+	// KeyID is the kid; empty means the RFC 7638 thumbprint of the public key.
+	KeyID string
+	// ShutdownTimeout bounds the graceful shutdown after SIGTERM.
+	ShutdownTimeout time.Duration
+	// DrainDelay is how long readiness reports false before the listener closes,
+	// so that load balancers stop routing to the pod first.
+	DrainDelay time.Duration
+	// StartupTimeout bounds how long start-up waits for the database.
+	StartupTimeout time.Duration
+	// RequestTimeout bounds the database work of one request.
+	RequestTimeout time.Duration
+	// LegacyRecheckDelay is a test knob: a deliberate pause between the lookup and
+	// create() that widens the race window. It must stay 0 in production.
+	LegacyRecheckDelay time.Duration
+	// PodName goes into the X-Served-By header.
+	PodName string
+}
+
+// Load builds a Config from args (without the program name) and the environment
+// seen through getenv. It returns flag.ErrHelp when -h is given.
+func Load(args []string, getenv func(string) string) (Config, error) {
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	var (
+		cfg      Config
+		strategy string
+		keyPEM   = getenv("TOKENSVC_SIGNING_KEY")
+	)
+	fs := flag.NewFlagSet("tokensvc", flag.ContinueOnError)
+	fs.StringVar(&cfg.Addr, "addr", env("TOKENSVC_ADDR", ":8080"), "listen address (TOKENSVC_ADDR)")
+	fs.StringVar(&cfg.DatabaseURL, "database-url", getenv("TOKENSVC_DATABASE_URL"), "PostgreSQL connection string, required (TOKENSVC_DATABASE_URL)")
+	fs.StringVar(&strategy, "create-strategy", env("TOKENSVC_CREATE_STRATEGY", string(StrategyAtomic)), "legacy|return-existing|fail-fast|atomic (TOKENSVC_CREATE_STRATEGY)")
+	fs.StringVar(&cfg.SigningKeyFile, "signing-key-file", getenv("TOKENSVC_SIGNING_KEY_FILE"), "Ed25519 private key, PEM PKCS#8 (TOKENSVC_SIGNING_KEY_FILE; or the PEM itself in TOKENSVC_SIGNING_KEY)")
+	fs.StringVar(&cfg.Issuer, "issuer", env("TOKENSVC_ISSUER", "stampede-tokensvc"), "iss claim (TOKENSVC_ISSUER)")
+	fs.StringVar(&cfg.KeyID, "key-id", getenv("TOKENSVC_KEY_ID"), "kid; default is the RFC 7638 thumbprint of the public key (TOKENSVC_KEY_ID)")
+	fs.StringVar(&cfg.PodName, "pod-name", getenv("POD_NAME"), "X-Served-By value; default is the hostname (POD_NAME)")
+	durations := []struct {
+		dst        *time.Duration
+		flag, name string
+		def        time.Duration
+		usage      string
+	}{
+		{&cfg.ShutdownTimeout, "shutdown-timeout", "TOKENSVC_SHUTDOWN_TIMEOUT", 20 * time.Second, "bound on graceful shutdown"},
+		{&cfg.DrainDelay, "drain-delay", "TOKENSVC_DRAIN_DELAY", 0, "time /readyz reports false before the listener closes"},
+		{&cfg.StartupTimeout, "startup-timeout", "TOKENSVC_STARTUP_TIMEOUT", 60 * time.Second, "bound on waiting for the database at start"},
+		{&cfg.RequestTimeout, "request-timeout", "TOKENSVC_REQUEST_TIMEOUT", 5 * time.Second, "bound on one request's database work"},
+		{&cfg.LegacyRecheckDelay, "legacy-recheck-delay", "TOKENSVC_LEGACY_RECHECK_DELAY", 0, "TEST KNOB: pause between lookup and create() to widen the race window; keep 0"},
+	}
+	var errs []error
+	for _, d := range durations {
+		def := d.def
+		if v := getenv(d.name); v != "" {
+			parsed, err := time.ParseDuration(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", d.name, err))
+			}
+			def = parsed
+		}
+		fs.DurationVar(d.dst, d.flag, def, d.usage+" ("+d.name+")")
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		errs = append(errs, fmt.Errorf("unexpected arguments: %q", fs.Args()))
+	}
+	st, err := ParseStrategy(strategy)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	cfg.Strategy = st
+	if cfg.DatabaseURL == "" {
+		errs = append(errs, errors.New("no database: set TOKENSVC_DATABASE_URL"))
+	}
+	for _, d := range durations {
+		if *d.dst < 0 {
+			errs = append(errs, fmt.Errorf("%s must not be negative", d.name))
+		}
+	}
+	if cfg.PodName == "" {
+		cfg.PodName, _ = os.Hostname()
+	}
+	key, err := loadKey(cfg.SigningKeyFile, keyPEM)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	cfg.SigningKey = key
+	if err := errors.Join(errs...); err != nil {
+		// One line: an operator reads this in `kubectl logs` of a crash-looping pod.
+		return Config{}, fmt.Errorf("config: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	return cfg, nil
+}
+
+func loadKey(file, pemText string) (ed25519.PrivateKey, error) {
+	switch {
+	case file != "" && pemText != "":
+		return nil, errors.New("signing key: set only one of TOKENSVC_SIGNING_KEY_FILE and TOKENSVC_SIGNING_KEY")
+	case file != "":
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("signing key: %w", err)
+		}
+		return token.ParsePrivateKeyPEM(data)
+	case pemText != "":
+		return token.ParsePrivateKeyPEM([]byte(pemText))
+	default:
+		return nil, errors.New("no signing key: set TOKENSVC_SIGNING_KEY_FILE or TOKENSVC_SIGNING_KEY (Ed25519, PEM PKCS#8, e.g. from `openssl genpkey -algorithm ed25519`)")
+	}
+}
+
+// LogValue implements slog.LogValuer; secrets are masked.
+func (c Config) LogValue() slog.Value {
+	keySource := "env TOKENSVC_SIGNING_KEY"
+	if c.SigningKeyFile != "" {
+		keySource = c.SigningKeyFile
+	}
+	return slog.GroupValue(
+		slog.String("addr", c.Addr),
+		slog.String("database_url", RedactDatabaseURL(c.DatabaseURL)),
+		slog.String("create_strategy", string(c.Strategy)),
+		slog.String("signing_key", keySource),
+		slog.String("issuer", c.Issuer),
+		slog.String("key_id", c.KeyID),
+		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
+		slog.Duration("drain_delay", c.DrainDelay),
+		slog.Duration("startup_timeout", c.StartupTimeout),
+		slog.Duration("request_timeout", c.RequestTimeout),
+		slog.Duration("legacy_recheck_delay", c.LegacyRecheckDelay),
+		slog.String("pod_name", c.PodName),
+	)
+}
+
+var kvPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
+
+// RedactDatabaseURL masks the password in a URL or key=value connection string.
+func RedactDatabaseURL(s string) string {
+	if u, err := url.Parse(s); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		if q := u.Query(); q.Has("password") {
+			q.Set("password", "xxxxx")
+			u.RawQuery = q.Encode()
+		}
+		return u.Redacted()
+	}
+	return kvPassword.ReplaceAllString(s, "${1}xxxxx")
+}

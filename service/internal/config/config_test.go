@@ -1,0 +1,131 @@
+package config
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stampede-e2e/stampede/service/internal/token"
+)
+
+func testKeyPEM(t *testing.T) string {
+	t.Helper()
+	b, err := token.MarshalPrivateKeyPEM(ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func envOf(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestLoadDefaults(t *testing.T) {
+	cfg, err := Load(nil, envOf(map[string]string{
+		"TOKENSVC_DATABASE_URL": "postgres://u:secret@db/x",
+		"TOKENSVC_SIGNING_KEY":  testKeyPEM(t),
+		"POD_NAME":              "pod-a",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != ":8080" || cfg.Strategy != StrategyAtomic || cfg.Issuer != "stampede-tokensvc" ||
+		cfg.LegacyRecheckDelay != 0 || cfg.PodName != "pod-a" || len(cfg.SigningKey) != ed25519.PrivateKeySize {
+		t.Fatalf("unexpected defaults: %+v", cfg)
+	}
+}
+
+func TestLoadFlagsOverrideEnv(t *testing.T) {
+	keyFile := filepath.Join(t.TempDir(), "key.pem")
+	if err := os.WriteFile(keyFile, []byte(testKeyPEM(t)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load([]string{"-create-strategy=legacy", "-legacy-recheck-delay=5ms", "-addr=127.0.0.1:0"}, envOf(map[string]string{
+		"TOKENSVC_DATABASE_URL":     "postgres://db/x",
+		"TOKENSVC_SIGNING_KEY_FILE": keyFile,
+		"TOKENSVC_CREATE_STRATEGY":  "atomic",
+		"TOKENSVC_ADDR":             ":9999",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Strategy != StrategyLegacy || cfg.LegacyRecheckDelay != 5*time.Millisecond || cfg.Addr != "127.0.0.1:0" {
+		t.Fatalf("flags did not win: %+v", cfg)
+	}
+}
+
+func TestLoadErrorsAreOneLine(t *testing.T) {
+	key := testKeyPEM(t)
+	for name, tc := range map[string]struct {
+		env  map[string]string
+		want string
+	}{
+		"no key":           {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db"}, "no signing key"},
+		"bad key":          {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": "junk"}, "no PEM block"},
+		"missing key file": {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY_FILE": "/nonexistent/k.pem"}, "no such file"},
+		"no database":      {map[string]string{"TOKENSVC_SIGNING_KEY": key}, "TOKENSVC_DATABASE_URL"},
+		"unknown strategy": {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_CREATE_STRATEGY": "yolo"}, `unknown create strategy "yolo"`},
+		"bad duration":     {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_SHUTDOWN_TIMEOUT": "soon"}, "TOKENSVC_SHUTDOWN_TIMEOUT"},
+		"everything wrong": {map[string]string{"TOKENSVC_CREATE_STRATEGY": "yolo"}, "no signing key"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Load(nil, envOf(tc.env))
+			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error = %q, want one line containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestLoadHelp(t *testing.T) {
+	if _, err := Load([]string{"-h"}, envOf(nil)); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("Load(-h) = %v, want flag.ErrHelp", err)
+	}
+}
+
+func TestLogValueMasksSecrets(t *testing.T) {
+	pemText := testKeyPEM(t)
+	cfg, err := Load(nil, envOf(map[string]string{
+		"TOKENSVC_DATABASE_URL": "postgres://user:hunter2@db:5432/x?sslmode=disable",
+		"TOKENSVC_SIGNING_KEY":  pemText,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	slog.New(slog.NewTextHandler(&out, nil)).Info("config", "config", cfg)
+	if strings.Contains(out.String(), "hunter2") || strings.Contains(out.String(), "PRIVATE") {
+		t.Fatalf("secret leaked: %s", out.String())
+	}
+	if !strings.Contains(out.String(), "create_strategy=atomic") {
+		t.Fatalf("config not logged: %s", out.String())
+	}
+}
+
+func TestRedactDatabaseURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"postgres://u:p@h/db":                    "postgres://u:xxxxx@h/db",
+		"postgresql://h/db?password=p&sslmode=x": "postgresql://h/db?password=xxxxx&sslmode=x",
+		"host=h password=p dbname=d":             "host=h password=xxxxx dbname=d",
+		"host=h password = 'a b\\' c' dbname=d":  "host=h password = xxxxx dbname=d",
+		"postgres://u@h/db":                      "postgres://u@h/db",
+	} {
+		if got := RedactDatabaseURL(in); got != want {
+			t.Errorf("RedactDatabaseURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func ExampleParseStrategy() {
+	_, err := ParseStrategy("optimistic")
+	fmt.Println(err)
+	// Output: unknown create strategy "optimistic" (want one of legacy, return-existing, fail-fast, atomic)
+}
