@@ -1,0 +1,228 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/stampede-e2e/stampede/service/internal/config"
+	"github.com/stampede-e2e/stampede/service/internal/pgtest"
+	"github.com/stampede-e2e/stampede/service/internal/store"
+)
+
+var pg *pgtest.Server
+
+func TestMain(m *testing.M) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	s, err := pgtest.Start(ctx)
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	pg = s
+	code := m.Run()
+	if err := s.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
+	os.Exit(code)
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// prepared returns a pool on a fresh database prepared for strategy name.
+func prepared(t *testing.T, name config.Strategy) (*pgxpool.Pool, store.Strategy) {
+	t.Helper()
+	ctx := context.Background()
+	pool, err := store.Open(ctx, pg.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	s, err := store.StrategyFor(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Prepare(ctx, pool, s, quiet); err != nil {
+		t.Fatal(err)
+	}
+	return pool, s
+}
+
+// TestStrategyLostRace replays the race deterministically: the handler's lookup saw
+// no customer, then the winner's row landed, then the loser's create() runs.
+func TestStrategyLostRace(t *testing.T) {
+	for _, tc := range []struct {
+		name        config.Strategy
+		wantNil     bool
+		wantErr     error
+		wantWinner  bool
+		wantCreated bool
+	}{
+		{name: config.StrategyLegacy, wantNil: true},
+		{name: config.StrategyReturnExisting, wantWinner: true},
+		{name: config.StrategyFailFast, wantNil: true, wantErr: store.ErrConflict},
+		{name: config.StrategyAtomic, wantWinner: true},
+	} {
+		t.Run(string(tc.name), func(t *testing.T) {
+			ctx := context.Background()
+			pool, strategy := prepared(t, tc.name)
+			st := store.New(pool, strategy, nil)
+			nc := store.NewCustomer{Key: store.Key{MerchantID: "m", ExternalID: "e"}, Email: "a@b.c"}
+
+			winner, created, err := st.Create(ctx, nc)
+			if err != nil || winner == nil || !created || winner.ID == "" {
+				t.Fatalf("first create = %+v, %v, %v", winner, created, err)
+			}
+			if winner.Email == nil || *winner.Email != "a@b.c" || winner.Name != nil {
+				t.Fatalf("optional fields = %v, %v", winner.Email, winner.Name)
+			}
+
+			got, created, err := strategy.Create(ctx, pool, nc)
+			if !errors.Is(err, tc.wantErr) {
+				t.Fatalf("loser error = %v, want %v", err, tc.wantErr)
+			}
+			if created {
+				t.Fatal("loser reports created")
+			}
+			if tc.wantNil != (got == nil) {
+				t.Fatalf("loser customer = %+v, want nil=%v", got, tc.wantNil)
+			}
+			if tc.wantWinner && (got.ID != winner.ID || !got.CreatedAt.Equal(winner.CreatedAt)) {
+				t.Fatalf("loser got %+v, want the winner %+v", got, winner)
+			}
+			if n, err := store.DuplicateKeys(ctx, pool); err != nil || n != 0 {
+				t.Fatalf("duplicates = %d, %v", n, err)
+			}
+		})
+	}
+}
+
+// TestUniqueStrategiesPreventDuplicates proves the constraint is really there: a
+// raw second insert must fail for fail-fast and atomic, and succeed for the others.
+func TestUniqueStrategiesPreventDuplicates(t *testing.T) {
+	for _, name := range config.Strategies {
+		t.Run(string(name), func(t *testing.T) {
+			ctx := context.Background()
+			pool, strategy := prepared(t, name)
+			insert := "INSERT INTO customers (merchant_id, external_id) VALUES ('m', 'e')"
+			if _, err := pool.Exec(ctx, insert); err != nil {
+				t.Fatal(err)
+			}
+			_, err := pool.Exec(ctx, insert)
+			var pgErr *pgconn.PgError
+			gotUnique := errors.As(err, &pgErr) && pgErr.Code == "23505"
+			if gotUnique != strategy.UniqueKey() {
+				t.Fatalf("second insert error = %v; unique constraint expected: %v", err, strategy.UniqueKey())
+			}
+		})
+	}
+}
+
+func TestFindReturnsOldestDuplicate(t *testing.T) {
+	ctx := context.Background()
+	pool, strategy := prepared(t, config.StrategyLegacy)
+	_, err := pool.Exec(ctx, `INSERT INTO customers (id, merchant_id, external_id, created_at) VALUES
+		('00000000-0000-0000-0000-000000000002', 'm', 'e', '2025-01-01T00:00:01Z'),
+		('00000000-0000-0000-0000-000000000003', 'm', 'e', '2025-01-01T00:00:00Z'),
+		('00000000-0000-0000-0000-000000000001', 'm', 'e', '2025-01-01T00:00:01Z')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := store.New(pool, strategy, nil).Find(ctx, store.Key{MerchantID: "m", ExternalID: "e"})
+	if err != nil || c == nil || c.ID != "00000000-0000-0000-0000-000000000003" {
+		t.Fatalf("Find = %+v, %v; want the oldest row", c, err)
+	}
+	if n, err := store.DuplicateKeys(ctx, pool); err != nil || n != 1 {
+		t.Fatalf("DuplicateKeys = %d, %v; want 1", n, err)
+	}
+}
+
+// TestPrepareConcurrently starts several "replicas" at once on one database.
+func TestPrepareConcurrently(t *testing.T) {
+	ctx := context.Background()
+	url := pg.NewDatabase(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 6)
+	for i := range errs {
+		wg.Go(func() {
+			pool, err := store.Open(ctx, url)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer pool.Close()
+			_, errs[i] = store.Prepare(ctx, pool, store.Atomic{}, quiet)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := store.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var migrations int
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM schema_migrations").Scan(&migrations); err != nil || migrations != 1 {
+		t.Fatalf("schema_migrations rows = %d, %v", migrations, err)
+	}
+}
+
+func TestPrepareRefusesUniqueIndexOverDuplicates(t *testing.T) {
+	ctx := context.Background()
+	pool, _ := prepared(t, config.StrategyLegacy)
+	for range 2 {
+		if _, err := pool.Exec(ctx, "INSERT INTO customers (merchant_id, external_id) VALUES ('m', 'e')"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := store.Prepare(ctx, pool, store.Atomic{}, quiet)
+	if err == nil || !strings.Contains(err.Error(), "duplicate customers exist") {
+		t.Fatalf("Prepare(atomic) over duplicates = %v", err)
+	}
+	// A legacy replica on a database a fixed strategy prepared keeps the index.
+	pool2, _ := prepared(t, config.StrategyAtomic)
+	unique, err := store.Prepare(ctx, pool2, store.Legacy{}, quiet)
+	if err != nil || !unique {
+		t.Fatalf("Prepare(legacy) after atomic = %v, %v; want unique index kept", unique, err)
+	}
+}
+
+func TestIsUnavailable(t *testing.T) {
+	ctx := context.Background()
+	pool, err := store.Open(ctx, "postgres://nobody@127.0.0.1:1/x?connect_timeout=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	perr := store.New(pool, store.Atomic{}, nil).Ping(ctx)
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{perr, true},
+		{context.DeadlineExceeded, true},
+		{&pgconn.PgError{Code: "57P01"}, true},
+		{&pgconn.PgError{Code: "08006"}, true},
+		{&pgconn.PgError{Code: "23505"}, false},
+		{&pgconn.PgError{Code: "42P01"}, false},
+		{context.Canceled, false},
+		{nil, false},
+	} {
+		if got := store.IsUnavailable(tc.err); got != tc.want {
+			t.Errorf("IsUnavailable(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
