@@ -1,0 +1,187 @@
+package traffic
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"github.com/stampede-e2e/stampede/e2e/history"
+)
+
+// Path is the registration endpoint.
+const Path = "/v1/tokens"
+
+// Defaults for Params fields left zero.
+const (
+	DefaultGap     = 100 * time.Millisecond
+	DefaultTimeout = 10 * time.Second
+)
+
+// Params configure Run.
+type Params struct {
+	// URL is the base URL of the token service, such as http://127.0.0.1:30080.
+	URL string
+	// Customers are registered once each; see Customers.
+	Customers []history.Customer
+	// Burst is K, the number of simultaneous identical requests per customer.
+	Burst int
+	// Gap separates the start of two bursts (DefaultGap if zero).
+	Gap time.Duration
+	// Workers is the number of vegeta workers (2*Burst if zero), enough for a
+	// burst to leave while stragglers of the previous one are still in flight.
+	Workers uint64
+	// Timeout bounds each request (DefaultTimeout if zero).
+	Timeout time.Duration
+	// MaxBody bounds each recorded body (DefaultMaxBody if zero).
+	MaxBody int64
+	// Retry configures the retry phase; MaxAttempts 0 skips it.
+	Retry RetryParams
+	// Transport sends the requests (NewTransport if nil). It must not keep
+	// connections alive, or all of a customer's requests may reach one pod.
+	Transport http.RoundTripper
+	// Logger defaults to slog.Default.
+	Logger *slog.Logger
+}
+
+func (p *Params) setDefaults() error {
+	if p.URL == "" {
+		return errors.New("no URL")
+	}
+	if p.Burst < 1 {
+		return fmt.Errorf("burst %d: need at least 1", p.Burst)
+	}
+	if p.Gap <= 0 {
+		p.Gap = DefaultGap
+	}
+	if p.Workers == 0 {
+		p.Workers = 2 * uint64(p.Burst)
+	}
+	if p.Timeout <= 0 {
+		p.Timeout = DefaultTimeout
+	}
+	if p.Transport == nil {
+		p.Transport = NewTransport()
+	}
+	if p.Logger == nil {
+		p.Logger = slog.Default()
+	}
+	p.Retry.setDefaults()
+	return nil
+}
+
+// Outcome is what Run recorded.
+type Outcome struct {
+	// Base is the time that every Op's Call and Return count from: the start
+	// of the attack.
+	Base time.Time
+	// History holds every request of both phases, sorted by call time.
+	History []history.Op
+	// Metrics are vegeta's figures for the burst phase; RetryMetrics for the
+	// retries.
+	Metrics      vegeta.Metrics
+	RetryMetrics vegeta.Metrics
+}
+
+// Run sends Burst simultaneous registrations for each customer, one burst
+// every Gap, then retries the requests that a real client would retry. A
+// transport error or a bad response is recorded, not returned: Run returns an
+// error only when the run itself is unusable (bad Params, a cancelled
+// context, a result it cannot tie to a request), together with what it recorded.
+func Run(ctx context.Context, p Params) (*Outcome, error) {
+	if err := p.setDefaults(); err != nil {
+		return nil, fmt.Errorf("traffic params: %w", err)
+	}
+	rec := NewRecorder(time.Now(), p.Transport, p.MaxBody)
+	client := &http.Client{
+		Transport: rec,
+		Timeout:   p.Timeout,
+		// A redirect is a response to record and judge, not to follow.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	out := &Outcome{Base: rec.Base()}
+
+	err := burst(ctx, p, rec, client, &out.Metrics)
+	if err == nil && p.Retry.MaxAttempts > 0 {
+		err = retry(ctx, p, rec, client, &out.RetryMetrics)
+	}
+	out.History = rec.Ops()
+	return out, err
+}
+
+// targeter yields the Burst requests of each customer in turn. vegeta calls it
+// from many workers at once; each target is registered with the recorder before
+// it is handed out.
+func targeter(p Params, rec *Recorder) vegeta.Targeter {
+	var (
+		mu   sync.Mutex
+		next int
+	)
+	url := strings.TrimSuffix(p.URL, "/") + Path
+	return func(t *vegeta.Target) error {
+		if t == nil {
+			return vegeta.ErrNilTarget
+		}
+		mu.Lock()
+		i := next
+		next++
+		mu.Unlock()
+		if i >= len(p.Customers)*p.Burst {
+			return vegeta.ErrNoTargets
+		}
+		c := p.Customers[i/p.Burst]
+		id := rec.Expect(history.Op{Customer: c, Seq: i % p.Burst, Phase: history.PhaseBurst})
+		*t = vegeta.Target{
+			Method: http.MethodPost,
+			URL:    url,
+			Body:   registerBody(c),
+			Header: http.Header{
+				"Content-Type": {"application/json"},
+				RequestHeader:  {id},
+			},
+		}
+		return nil
+	}
+}
+
+func burst(ctx context.Context, p Params, rec *Recorder, client *http.Client, m *vegeta.Metrics) error {
+	pacer := BurstPacer{Size: p.Burst, Gap: p.Gap, Bursts: len(p.Customers)}
+	atk := vegeta.NewAttacker(
+		vegeta.Client(client), // keep-alive is off in the client's transport
+		vegeta.Workers(p.Workers),
+		vegeta.MaxBody(-1), // the recorder already bounds the body
+	)
+	p.Logger.Info("sending bursts", "customers", len(p.Customers), "burst", p.Burst, "pacer", pacer.String(), "workers", p.Workers)
+
+	stop := context.AfterFunc(ctx, func() { atk.Stop() })
+	defer stop()
+
+	var (
+		errs    []error
+		results int
+	)
+	for res := range atk.Attack(targeter(p, rec), pacer, 0, "stampede") {
+		results++
+		m.Add(res)
+		// A response carries its request id back (set by the recorder); a
+		// transport error has no response, and the recorder holds its Op.
+		if id := res.Headers.Get(RequestHeader); res.Code != 0 && id == "" {
+			errs = append(errs, fmt.Errorf("result seq %d (status %d) carries no %s", res.Seq, res.Code, RequestHeader))
+		}
+	}
+	m.Close()
+	p.Logger.Info("bursts sent", "requests", results, "p50", m.Latencies.P50, "p99", m.Latencies.P99, "codes", m.StatusCodes)
+	if err := ctx.Err(); err != nil {
+		errs = append(errs, fmt.Errorf("burst phase: %w", err))
+	}
+	if want := len(p.Customers) * p.Burst; results != want && ctx.Err() == nil {
+		errs = append(errs, fmt.Errorf("burst phase: %d results, want %d", results, want))
+	}
+	return errors.Join(errs...)
+}

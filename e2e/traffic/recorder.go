@@ -1,0 +1,163 @@
+package traffic
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/stampede-e2e/stampede/e2e/history"
+)
+
+// RequestHeader carries the history.RequestID of a request. The Recorder reads it
+// to know which customer, seq and attempt a request belongs to, and copies it
+// into the response headers so that a vegeta.Result can be tied back to its Op.
+const RequestHeader = "X-Stampede-Request"
+
+// ServedByHeader names the pod that served a response.
+const ServedByHeader = "X-Served-By"
+
+// DefaultMaxBody bounds the recorded response body.
+const DefaultMaxBody = 4096
+
+// errUnplanned is returned for a request whose RequestHeader the Recorder was
+// not told about: it is never sent, so that nothing unrecorded reaches the service.
+var errUnplanned = errors.New("request was not planned")
+
+// Recorder is an http.RoundTripper that records every request it sends as a
+// history.Op, with call and return times measured from one base time. The
+// response body is read inside RoundTrip, so the return time includes it.
+type Recorder struct {
+	base    time.Time
+	next    http.RoundTripper
+	maxBody int64
+
+	mu      sync.Mutex
+	pending map[string]history.Op
+	ops     []history.Op
+}
+
+// NewRecorder returns a Recorder that sends through next (a transport with
+// keep-alive off, from NewTransport, unless a test wants otherwise) and
+// keeps at most maxBody bytes of each body (DefaultMaxBody if maxBody <= 0).
+func NewRecorder(base time.Time, next http.RoundTripper, maxBody int64) *Recorder {
+	if maxBody <= 0 {
+		maxBody = DefaultMaxBody
+	}
+	return &Recorder{base: base, next: next, maxBody: maxBody, pending: make(map[string]history.Op)}
+}
+
+// NewTransport returns an http.Transport that opens a new connection for every
+// request. Keep-alive would pin a client to one pod behind a Service
+// (kubernetes#38456) and the burst would never reach two pods.
+func NewTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:             nil, // never leave the test network through a proxy
+		DisableKeepAlives: true,
+	}
+}
+
+// Base returns the time that Op call and return times count from.
+func (r *Recorder) Base() time.Time { return r.base }
+
+// Expect registers op before its request is sent and returns the value for
+// RequestHeader.
+func (r *Recorder) Expect(op history.Op) string {
+	id := op.ID()
+	r.mu.Lock()
+	r.pending[id] = op
+	r.mu.Unlock()
+	return id
+}
+
+// Ops returns the recorded ops sorted by call time, followed by an Op with an
+// Error for every expected request that never reached RoundTrip.
+func (r *Recorder) Ops() []history.Op {
+	r.mu.Lock()
+	ops := append([]history.Op(nil), r.ops...)
+	for _, op := range r.pending {
+		op.Error = "request was never sent"
+		ops = append(ops, op)
+	}
+	r.mu.Unlock()
+	sort.SliceStable(ops, func(i, j int) bool {
+		if ops[i].Call != ops[j].Call {
+			return ops[i].Call < ops[j].Call
+		}
+		return ops[i].ID() < ops[j].ID()
+	})
+	return ops
+}
+
+func (r *Recorder) since() time.Duration { return time.Since(r.base) }
+
+// RoundTrip implements http.RoundTripper.
+func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	id := req.Header.Get(RequestHeader)
+	r.mu.Lock()
+	op, ok := r.pending[id]
+	delete(r.pending, id)
+	r.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("record %s %q: %w", RequestHeader, id, errUnplanned)
+	}
+
+	var conn struct {
+		sync.Mutex
+		local  string
+		reused bool
+	}
+	trace := &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
+		conn.Lock()
+		defer conn.Unlock()
+		conn.local, conn.reused = info.Conn.LocalAddr().String(), info.Reused
+	}}
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
+
+	op.Call = r.since()
+	resp, err := r.next.RoundTrip(req)
+	var body []byte
+	if err == nil {
+		body, err = readBounded(resp.Body, r.maxBody)
+	}
+	op.Return = r.since()
+
+	conn.Lock()
+	op.LocalAddr, op.ConnReused = conn.local, conn.reused
+	conn.Unlock()
+	if resp != nil {
+		op.Status = resp.StatusCode
+		op.Pod = resp.Header.Get(ServedByHeader)
+		op.RetryAfter = resp.Header.Get("Retry-After")
+		op.Body = string(body)
+	}
+	if err != nil {
+		op.Error = err.Error()
+	}
+	r.mu.Lock()
+	r.ops = append(r.ops, op)
+	r.mu.Unlock()
+
+	if err != nil {
+		return nil, err
+	}
+	resp.Header.Set(RequestHeader, id)
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	return resp, nil
+}
+
+// readBounded reads at most limit bytes of body, drains the rest so that a
+// broken stream still shows up as an error, and closes it.
+func readBounded(body io.ReadCloser, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(body, limit))
+	if err == nil {
+		_, err = io.Copy(io.Discard, body)
+	}
+	return b, errors.Join(err, body.Close())
+}

@@ -1,0 +1,205 @@
+package traffic
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"github.com/stampede-e2e/stampede/e2e/history"
+)
+
+// Defaults for RetryParams fields left zero.
+const (
+	DefaultMaxWait     = 2 * time.Second
+	DefaultBackoff     = 100 * time.Millisecond
+	DefaultConcurrency = 16
+)
+
+// RetryParams describe how a real client retries a registration that did not
+// get a token. Each burst request that ended retryable starts its own chain of
+// retries, as each of the K clients would.
+type RetryParams struct {
+	// MaxAttempts is the number of retries per request; 0 means no retry phase.
+	MaxAttempts int
+	// Statuses are retried (409 and 503 if empty).
+	Statuses []int
+	// NoRetryOnError stops a chain at a transport error or timeout instead of
+	// retrying it; the registration is idempotent by key, so a real client
+	// retries by default.
+	NoRetryOnError bool
+	// MaxWait caps the wait that a Retry-After header asks for
+	// (DefaultMaxWait if zero), so a wrong header cannot stall the suite.
+	MaxWait time.Duration
+	// Backoff is the wait when a response has no usable Retry-After
+	// (DefaultBackoff if zero).
+	Backoff time.Duration
+	// Concurrency bounds the chains in flight (DefaultConcurrency if zero).
+	Concurrency int
+
+	// sleep is replaced in tests to record waits instead of taking them.
+	sleep func(context.Context, time.Duration) error
+}
+
+func (r *RetryParams) setDefaults() {
+	if len(r.Statuses) == 0 {
+		r.Statuses = []int{http.StatusConflict, http.StatusServiceUnavailable}
+	}
+	if r.MaxWait <= 0 {
+		r.MaxWait = DefaultMaxWait
+	}
+	if r.Backoff <= 0 {
+		r.Backoff = DefaultBackoff
+	}
+	if r.Concurrency <= 0 {
+		r.Concurrency = DefaultConcurrency
+	}
+	if r.sleep == nil {
+		r.sleep = sleepCtx
+	}
+}
+
+// retryable reports whether a real client would send op again.
+func (r *RetryParams) retryable(op history.Op) bool {
+	if op.Unknown() {
+		return !r.NoRetryOnError
+	}
+	return slices.Contains(r.Statuses, op.Status)
+}
+
+// Wait returns how long to wait before retrying op: its Retry-After (seconds or
+// an HTTP date) if usable, Backoff otherwise, never more than MaxWait.
+func (r *RetryParams) Wait(op history.Op, now time.Time) time.Duration {
+	d, ok := ParseRetryAfter(op.RetryAfter, now)
+	if !ok {
+		d = r.Backoff
+	}
+	return min(max(d, 0), r.MaxWait)
+}
+
+// ParseRetryAfter parses a Retry-After header value: delay seconds or an
+// HTTP date, relative to now.
+func ParseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if s, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if s < 0 {
+			return 0, false
+		}
+		if s > int64(24*time.Hour/time.Second) {
+			s = int64(24 * time.Hour / time.Second) // no overflow; MaxWait caps it anyway
+		}
+		return time.Duration(s) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return t.Sub(now), true
+	}
+	return 0, false
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// retry runs one chain per retryable burst request, each until it gets a
+// response that is not retryable or runs out of attempts.
+func retry(ctx context.Context, p Params, rec *Recorder, client *http.Client, m *vegeta.Metrics) error {
+	var starts []history.Op
+	for _, op := range rec.Ops() {
+		if op.Phase == history.PhaseBurst && p.Retry.retryable(op) {
+			starts = append(starts, op)
+		}
+	}
+	p.Logger.Info("retrying", "requests", len(starts), "max_attempts", p.Retry.MaxAttempts)
+
+	url := strings.TrimSuffix(p.URL, "/") + Path
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		sem  = make(chan struct{}, p.Retry.Concurrency)
+	)
+	for _, op := range starts {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := chain(ctx, p, rec, client, url, op, m, &mu); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	m.Close()
+	p.Logger.Info("retries sent", "requests", m.Requests, "codes", m.StatusCodes)
+	return errors.Join(errs...)
+}
+
+// chain retries last until it is no longer retryable. Only a cancelled
+// context is an error; failed requests are recorded.
+func chain(ctx context.Context, p Params, rec *Recorder, client *http.Client, url string, last history.Op, m *vegeta.Metrics, mu *sync.Mutex) error {
+	for attempt := 1; attempt <= p.Retry.MaxAttempts && p.Retry.retryable(last); attempt++ {
+		if err := p.Retry.sleep(ctx, p.Retry.Wait(last, time.Now())); err != nil {
+			return fmt.Errorf("retry %s: %w", last.ID(), err)
+		}
+		op := history.Op{Customer: last.Customer, Seq: last.Seq, Attempt: attempt, Phase: history.PhaseRetry}
+		id := rec.Expect(op)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(registerBody(op.Customer)))
+		if err != nil {
+			return fmt.Errorf("build retry %s: %w", id, err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(RequestHeader, id)
+		res := vegeta.Result{Attack: "retry", Timestamp: time.Now(), Method: req.Method, URL: url}
+		resp, err := client.Do(req)
+		if err == nil {
+			res.Code = uint16(resp.StatusCode)
+			// The recorder already read the body; this cannot fail.
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+		} else {
+			res.Error = err.Error()
+		}
+		res.Latency = time.Since(res.Timestamp)
+		mu.Lock()
+		m.Add(&res)
+		mu.Unlock()
+		if ctx.Err() != nil {
+			return fmt.Errorf("retry %s: %w", id, ctx.Err())
+		}
+		last = lastOp(rec, id)
+	}
+	return nil
+}
+
+// lastOp finds the recorded Op with the given id.
+func lastOp(rec *Recorder, id string) history.Op {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for i := len(rec.ops) - 1; i >= 0; i-- {
+		if rec.ops[i].ID() == id {
+			return rec.ops[i]
+		}
+	}
+	return history.Op{Error: "not recorded"}
+}

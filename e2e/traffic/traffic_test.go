@@ -1,0 +1,288 @@
+package traffic
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stampede-e2e/stampede/e2e/history"
+)
+
+// fakeService stands in for the token service: it is the dependency of the
+// traffic code under test. respond decides each response.
+type fakeService struct {
+	*httptest.Server
+	conns atomic.Int64
+}
+
+func newFakeService(t *testing.T, respond http.HandlerFunc) *fakeService {
+	t.Helper()
+	f := &fakeService{}
+	f.Server = httptest.NewUnstartedServer(respond)
+	f.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			f.conns.Add(1)
+		}
+	}
+	f.Start()
+	t.Cleanup(f.Close)
+	return f
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func decodeRegister(t *testing.T, r *http.Request) RegisterRequest {
+	var req RegisterRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		t.Errorf("decode request body: %v", err)
+	}
+	return req
+}
+
+// TestRunReleasesBurstsTogether checks that each customer's K requests are in
+// flight at the same time, on K distinct connections, and that every record
+// belongs to the customer whose request it was.
+func TestRunReleasesBurstsTogether(t *testing.T) {
+	const customers, burst = 5, 4
+	var (
+		mu      sync.Mutex
+		arrived = map[string]chan struct{}{}
+		count   = map[string]int{}
+	)
+	// The handler holds each request until all K of its customer have arrived:
+	// a burst that was not released together times out with 504.
+	svc := newFakeService(t, func(w http.ResponseWriter, r *http.Request) {
+		req := decodeRegister(t, r)
+		mu.Lock()
+		ch, ok := arrived[req.ExternalID]
+		if !ok {
+			ch = make(chan struct{})
+			arrived[req.ExternalID] = ch
+		}
+		count[req.ExternalID]++
+		if count[req.ExternalID] == burst {
+			close(ch)
+		}
+		n := count[req.ExternalID]
+		mu.Unlock()
+		w.Header().Set(ServedByHeader, fmt.Sprintf("pod-%d", n%2))
+		select {
+		case <-ch:
+			fmt.Fprintf(w, `{"token":"t","customer_id":%q,"created":%t}`, req.MerchantID+"|"+req.ExternalID, n == 1)
+		case <-time.After(2 * time.Second):
+			w.WriteHeader(http.StatusGatewayTimeout)
+		}
+	})
+
+	cs := Customers(42, customers, 2)
+	out, err := Run(context.Background(), Params{
+		URL: svc.URL, Customers: cs, Burst: burst, Gap: 60 * time.Millisecond, Logger: quietLogger(),
+	})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if got, want := len(out.History), customers*burst; got != want {
+		t.Fatalf("history has %d ops, want %d", got, want)
+	}
+	if got := svc.conns.Load(); got != customers*burst {
+		t.Errorf("server saw %d connections for %d requests: keep-alive is on", got, customers*burst)
+	}
+	if out.Metrics.Requests != customers*burst || out.Metrics.StatusCodes["200"] != customers*burst {
+		t.Errorf("metrics: %d requests, codes %v", out.Metrics.Requests, out.Metrics.StatusCodes)
+	}
+
+	locals := map[string]bool{}
+	seqs := map[history.Key]map[int]bool{}
+	calls := map[history.Key][2]time.Duration{}
+	for _, op := range out.History {
+		if op.Status != http.StatusOK || op.Error != "" {
+			t.Errorf("op %s: status %d error %q body %q", op.ID(), op.Status, op.Error, op.Body)
+			continue
+		}
+		// The fake echoes the key it received: the record must name the same one.
+		if want := op.Customer.MerchantID + "|" + op.Customer.ExternalID; !strings.Contains(op.Body, want) {
+			t.Errorf("op %s recorded for %s but the server answered %s", op.ID(), op.Customer, op.Body)
+		}
+		if op.Customer != cs[op.Customer.Index] {
+			t.Errorf("op %s: customer %v, plan says %v", op.ID(), op.Customer, cs[op.Customer.Index])
+		}
+		if op.Pod == "" || op.ConnReused || locals[op.LocalAddr] {
+			t.Errorf("op %s: pod %q, reused %v, local addr %q seen before", op.ID(), op.Pod, op.ConnReused, op.LocalAddr)
+		}
+		locals[op.LocalAddr] = true
+		k := op.Customer.Key()
+		if seqs[k] == nil {
+			seqs[k] = map[int]bool{}
+			calls[k] = [2]time.Duration{op.Call, op.Call}
+		}
+		seqs[k][op.Seq] = true
+		c := calls[k]
+		calls[k] = [2]time.Duration{min(c[0], op.Call), max(c[1], op.Call)}
+		if op.Return <= op.Call {
+			t.Errorf("op %s returned at %s before its call at %s", op.ID(), op.Return, op.Call)
+		}
+	}
+	for k, s := range seqs {
+		if len(s) != burst {
+			t.Errorf("customer %v: seqs %v, want 0..%d", k, s, burst-1)
+		}
+		// The requests of a burst leave together; the next burst is 60ms later.
+		if spread := calls[k][1] - calls[k][0]; spread > 30*time.Millisecond {
+			t.Errorf("customer %v: call times spread over %s", k, spread)
+		}
+	}
+}
+
+// TestRunRetries checks that 409, 503 and transport errors are retried, that
+// the wait honours Retry-After up to MaxWait, and that retries are recorded.
+func TestRunRetries(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]int{}
+	svc := newFakeService(t, func(w http.ResponseWriter, r *http.Request) {
+		req := decodeRegister(t, r)
+		mu.Lock()
+		seen[r.Header.Get(RequestHeader)]++
+		mu.Unlock()
+		id := r.Header.Get(RequestHeader) // customer/seq/attempt
+		w.Header().Set(ServedByHeader, "pod-a")
+		switch {
+		case strings.HasSuffix(id, "/0") && req.ExternalID == "c-1-0": // honoured
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusConflict)
+			io.WriteString(w, `{"error":"conflict"}`)
+		case strings.HasSuffix(id, "/0") && req.ExternalID == "c-1-1": // capped
+			w.Header().Set("Retry-After", "3600")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, `{"error":"unavailable"}`)
+		case strings.HasSuffix(id, "/0") && req.ExternalID == "c-1-2": // transport error
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+		case req.ExternalID == "c-1-3": // never succeeds: the chain stops at MaxAttempts
+			w.Header().Set("Retry-After", "garbage")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, `{"error":"unavailable"}`)
+		default:
+			io.WriteString(w, `{"token":"t"}`)
+		}
+	})
+
+	var (
+		wmu   sync.Mutex
+		waits = map[time.Duration]int{}
+	)
+	retry := RetryParams{
+		MaxAttempts: 2,
+		MaxWait:     1500 * time.Millisecond,
+		Backoff:     7 * time.Millisecond,
+		sleep: func(_ context.Context, d time.Duration) error {
+			wmu.Lock()
+			waits[d]++
+			wmu.Unlock()
+			return nil
+		},
+	}
+	out, err := Run(context.Background(), Params{
+		URL: svc.URL, Customers: Customers(1, 5, 1), Burst: 1, Gap: 5 * time.Millisecond,
+		Retry: retry, Logger: quietLogger(),
+	})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	want := map[time.Duration]int{
+		time.Second:             1, // Retry-After: 1
+		1500 * time.Millisecond: 1, // Retry-After: 3600, capped
+		7 * time.Millisecond:    3, // transport error once, bad header twice
+	}
+	if fmt.Sprint(waits) != fmt.Sprint(want) {
+		t.Errorf("waits %v, want %v", waits, want)
+	}
+
+	final := map[int]history.Op{}
+	attempts := map[int]int{}
+	for _, op := range out.History {
+		final[op.Customer.Index] = op
+		attempts[op.Customer.Index]++
+		if (op.Attempt > 0) != (op.Phase == history.PhaseRetry) {
+			t.Errorf("op %s: attempt %d in phase %s", op.ID(), op.Attempt, op.Phase)
+		}
+	}
+	for i, wantAttempts := range []int{2, 2, 2, 3, 1} {
+		if attempts[i] != wantAttempts {
+			t.Errorf("customer %d: %d requests, want %d", i, attempts[i], wantAttempts)
+		}
+	}
+	for i := range 5 {
+		if op := final[i]; op.Succeeded() != (i != 3) {
+			t.Errorf("customer %d ends with %s status %d error %q", i, op.ID(), op.Status, op.Error)
+		}
+	}
+	for _, op := range out.History {
+		if op.Customer.Index == 2 && op.Attempt == 0 && (!op.Unknown() || op.Pod != "") {
+			t.Errorf("a dropped connection must be an unknown outcome without a pod: %+v", op)
+		}
+	}
+	if out.RetryMetrics.Requests != 5 {
+		t.Errorf("retry metrics count %d requests, want 5", out.RetryMetrics.Requests)
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"", 0, false},
+		{"2", 2 * time.Second, true},
+		{" 0 ", 0, true},
+		{"-1", 0, false},
+		{"soon", 0, false},
+		{now.Add(3 * time.Second).Format(http.TimeFormat), 3 * time.Second, true},
+	} {
+		got, ok := ParseRetryAfter(tc.in, now)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("ParseRetryAfter(%q) = %s, %v; want %s, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestRecorderRefusesUnplannedRequests(t *testing.T) {
+	svc := newFakeService(t, func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("an unplanned request reached the server")
+	})
+	rec := NewRecorder(time.Now(), NewTransport(), 0)
+	resp, err := (&http.Client{Transport: rec}).Post(svc.URL+Path, "application/json", strings.NewReader("{}"))
+	if err == nil {
+		resp.Body.Close()
+		t.Fatal("unplanned request was sent")
+	}
+	if len(rec.Ops()) != 0 {
+		t.Errorf("recorded %v", rec.Ops())
+	}
+}
+
+func TestCustomersAreDerivedFromSeed(t *testing.T) {
+	a, b := Customers(7, 5, 2), Customers(7, 5, 2)
+	if fmt.Sprint(a) != fmt.Sprint(b) {
+		t.Fatalf("same seed, different customers: %v vs %v", a, b)
+	}
+	if a[3].MerchantID != "m-7-1" || a[3].ExternalID != "c-7-3" || a[3].Index != 3 {
+		t.Errorf("customer 3 = %+v", a[3])
+	}
+	if c := Customers(8, 1, 2); c[0] == a[0] {
+		t.Errorf("different seeds gave the same customer %v", c[0])
+	}
+}
