@@ -1,0 +1,341 @@
+// Package httpapi is the token service's HTTP interface: registration, JWKS, health
+// and metrics. Every response carries X-Served-By, and every error is JSON.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/stampede-e2e/stampede/service/internal/config"
+	"github.com/stampede-e2e/stampede/service/internal/store"
+	"github.com/stampede-e2e/stampede/service/internal/token"
+)
+
+// Store is what the handler needs from the database layer; *store.Store implements it.
+type Store interface {
+	Find(ctx context.Context, k store.Key) (*store.Customer, error)
+	Create(ctx context.Context, nc store.NewCustomer) (*store.Customer, bool, error)
+	Ping(ctx context.Context) error
+}
+
+// Params configure a Server.
+type Params struct {
+	Store    Store
+	Signer   *token.Signer
+	Strategy config.Strategy
+	// RecheckDelay is the TOKENSVC_LEGACY_RECHECK_DELAY test knob: a pause between
+	// the lookup and create(), to widen the race window. 0 in production.
+	RecheckDelay time.Duration
+	// RequestTimeout bounds the database work of one request (default 5s).
+	RequestTimeout time.Duration
+	PodName        string
+	Logger         *slog.Logger
+	Metrics        *Metrics
+	// Gatherer is served at /metrics.
+	Gatherer prometheus.Gatherer
+}
+
+// Server serves the API.
+type Server struct {
+	p        Params
+	jwks     []byte
+	routes   map[string]route
+	draining atomic.Bool
+}
+
+type route struct {
+	methods []string
+	handler http.HandlerFunc
+}
+
+// TokenResponse is the body of a successful POST /v1/tokens. Both a new and an
+// existing customer get 200, as the legacy API did; Created tells them apart.
+type TokenResponse struct {
+	Token      string `json:"token"`
+	CustomerID string `json:"customer_id"`
+	Created    bool   `json:"created"`
+}
+
+// New returns a Server.
+func New(p Params) (*Server, error) {
+	if p.Store == nil || p.Signer == nil || p.Logger == nil || p.Metrics == nil || p.Gatherer == nil {
+		return nil, errors.New("new server: Store, Signer, Logger, Metrics and Gatherer are required")
+	}
+	if _, err := config.ParseStrategy(string(p.Strategy)); err != nil {
+		return nil, fmt.Errorf("new server: %w", err)
+	}
+	if p.RequestTimeout <= 0 {
+		p.RequestTimeout = 5 * time.Second
+	}
+	jwks, err := token.MarshalJWKS(p.Signer.JWKS())
+	if err != nil {
+		return nil, fmt.Errorf("new server: %w", err)
+	}
+	s := &Server{p: p, jwks: jwks}
+	metrics := promhttp.HandlerFor(p.Gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(p.Logger.Handler(), slog.LevelError)})
+	s.routes = map[string]route{
+		"/v1/tokens":             {[]string{http.MethodPost}, s.register},
+		"/.well-known/jwks.json": {[]string{http.MethodGet, http.MethodHead}, s.serveJWKS},
+		"/livez":                 {[]string{http.MethodGet, http.MethodHead}, s.livez},
+		"/readyz":                {[]string{http.MethodGet, http.MethodHead}, s.readyz},
+		"/metrics":               {[]string{http.MethodGet, http.MethodHead}, metrics.ServeHTTP},
+	}
+	return s, nil
+}
+
+// SetDraining makes /readyz fail so that load balancers stop sending traffic.
+func (s *Server) SetDraining() { s.draining.Store(true) }
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	w.Header().Set("X-Served-By", s.p.PodName)
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	rt, known := s.routes[r.URL.Path]
+	label := r.URL.Path
+	if !known {
+		label = "other" // bounded label values whatever clients send
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.p.Logger.Error("handler panicked", "route", label, "panic", v)
+			if !rec.wrote {
+				writeError(rec, &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"})
+			}
+		}
+		s.p.Metrics.requests.WithLabelValues(label, strconv.Itoa(rec.status)).Inc()
+		s.p.Metrics.duration.WithLabelValues(label).Observe(time.Since(start).Seconds())
+	}()
+	switch {
+	case !known:
+		writeError(rec, &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no such endpoint: " + r.URL.Path})
+	case !allowed(rt.methods, r.Method):
+		rec.Header().Set("Allow", strings.Join(rt.methods, ", "))
+		writeError(rec, &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed",
+			Message: r.Method + " not allowed; use " + strings.Join(rt.methods, ", ")})
+	default:
+		rt.handler(rec, r)
+	}
+}
+
+func allowed(methods []string, m string) bool {
+	for _, a := range methods {
+		if a == m {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) register(w http.ResponseWriter, r *http.Request) {
+	strategy := string(s.p.Strategy)
+	outcome := func(o string) { s.p.Metrics.registrations.WithLabelValues(strategy, o).Inc() }
+
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		outcome(outcomeInvalidInput)
+		writeError(w, &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type",
+			Message: "Content-Type must be application/json"})
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		outcome(outcomeInvalidInput)
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, &Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
+				Message: fmt.Sprintf("body exceeds %d bytes", MaxBodyBytes)})
+			return
+		}
+		writeError(w, &Error{Status: http.StatusBadRequest, Code: "invalid_body", Message: "could not read body"})
+		return
+	}
+	req, err := DecodeRequest(body)
+	if err != nil {
+		outcome(outcomeInvalidInput)
+		var apiErr *Error
+		if !errors.As(err, &apiErr) {
+			apiErr = &Error{Status: http.StatusBadRequest, Code: "invalid_json", Message: err.Error()}
+		}
+		writeError(w, apiErr)
+		return
+	}
+
+	ctx, cancel := context.WithTimeout(r.Context(), s.p.RequestTimeout)
+	defer cancel()
+	key := store.Key{MerchantID: req.MerchantID, ExternalID: req.ExternalID}
+	log := s.p.Logger.With("merchant_id", req.MerchantID, "external_id", req.ExternalID, "strategy", strategy)
+
+	// The seed's flow: look up; if absent, create(); sign whatever create() returned.
+	customer, err := s.p.Store.Find(ctx, key)
+	if err != nil {
+		outcome(s.writeStoreError(w, r, log, err))
+		return
+	}
+	created := false
+	if customer == nil {
+		if s.p.RecheckDelay > 0 {
+			if err := sleep(ctx, s.p.RecheckDelay); err != nil {
+				outcome(s.writeStoreError(w, r, log, err))
+				return
+			}
+		}
+		customer, created, err = s.p.Store.Create(ctx, store.NewCustomer{Key: key, Email: req.Email, Name: req.Name})
+		if errors.Is(err, store.ErrConflict) {
+			outcome(outcomeConflict)
+			w.Header().Set("Retry-After", "1")
+			writeError(w, &Error{Status: http.StatusConflict, Code: "conflict",
+				Message: "this customer is being registered by a concurrent request; retry"})
+			return
+		}
+		if err != nil {
+			outcome(s.writeStoreError(w, r, log, err))
+			return
+		}
+	}
+
+	var subj token.Subject
+	if customer != nil {
+		subj = token.Subject{CustomerID: customer.ID, MerchantID: customer.MerchantID,
+			ExternalID: customer.ExternalID, CreatedAt: customer.CreatedAt}
+	} else {
+		// Only reachable in legacy (by design) or if a row vanished mid-request.
+		subj = token.Subject{MerchantID: req.MerchantID, ExternalID: req.ExternalID, CreatedAt: time.Now()}
+	}
+	var signed string
+	if s.p.Strategy == config.StrategyLegacy {
+		signed, err = s.p.Signer.SignUnchecked(subj)
+	} else {
+		signed, err = s.p.Signer.Sign(subj)
+	}
+	switch {
+	case errors.Is(err, token.ErrEmptySubject):
+		outcome(outcomeRefused)
+		log.Error("refusing to sign a token with an empty subject", "err", err)
+		writeError(w, &Error{Status: http.StatusInternalServerError, Code: "empty_subject",
+			Message: "registration produced no customer; refusing to issue a token"})
+		return
+	case err != nil:
+		outcome(outcomeError)
+		log.Error("signing token failed", "err", err)
+		writeError(w, &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"})
+		return
+	}
+	switch {
+	case subj.CustomerID == "":
+		outcome(outcomeNullSubject)
+		log.Warn("signed a token from a nil customer (legacy bug)")
+	case created:
+		outcome(outcomeCreated)
+	default:
+		outcome(outcomeExisting)
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, TokenResponse{Token: signed, CustomerID: subj.CustomerID, Created: created})
+}
+
+// writeStoreError answers a failed database call and returns the outcome label.
+func (s *Server) writeStoreError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) string {
+	if r.Context().Err() != nil {
+		// The client went away; nobody reads this answer.
+		log.Info("client gone during registration", "err", err)
+		writeError(w, &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "request cancelled"})
+		return outcomeUnavailable
+	}
+	if store.IsUnavailable(err) {
+		log.Warn("database unavailable", "err", err)
+		w.Header().Set("Retry-After", "1")
+		writeError(w, &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "database unavailable; retry"})
+		return outcomeUnavailable
+	}
+	log.Error("registration failed", "err", err)
+	writeError(w, &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"})
+	return outcomeError
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("recheck delay: %w", ctx.Err())
+	}
+}
+
+func (s *Server) serveJWKS(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, _ = w.Write(s.jwks)
+}
+
+func (s *Server) livez(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+	defer cancel()
+	if err := s.p.Store.Ping(ctx); err != nil {
+		s.p.Logger.Warn("readiness check failed", "err", err)
+		writeError(w, &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "database unreachable"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func writeError(w http.ResponseWriter, e *Error) {
+	writeJSON(w, e.Status, e)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":"internal","message":"encode response"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.status, r.wrote = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	r.wrote = true
+	return r.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

@@ -1,0 +1,279 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/stampede-e2e/stampede/service/internal/config"
+	"github.com/stampede-e2e/stampede/service/internal/store"
+	"github.com/stampede-e2e/stampede/service/internal/token"
+)
+
+// fakeStore scripts the database: what Find and Create return, and what was asked.
+type fakeStore struct {
+	mu        sync.Mutex
+	found     *store.Customer
+	findErr   error
+	created   *store.Customer
+	createNew bool
+	createErr error
+	pingErr   error
+	calls     []string
+}
+
+func (f *fakeStore) Find(context.Context, store.Key) (*store.Customer, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "find")
+	return f.found, f.findErr
+}
+
+func (f *fakeStore) Create(context.Context, store.NewCustomer) (*store.Customer, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, "create")
+	return f.created, f.createNew, f.createErr
+}
+
+func (f *fakeStore) Ping(context.Context) error { return f.pingErr }
+
+func testSigner(t testing.TB) *token.Signer {
+	t.Helper()
+	s, err := token.NewSigner(ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)), "test-issuer", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func newTestServer(t testing.TB, st Store, strategy config.Strategy) (*Server, *Metrics) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	s, err := New(Params{
+		Store: st, Signer: testSigner(t), Strategy: strategy, PodName: "pod-test",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: m, Gatherer: reg,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, m
+}
+
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+func post(h http.Handler, body string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(http.MethodPost, "/v1/tokens", strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
+}
+
+var row = &store.Customer{
+	ID: "6f1c1c6e-8d0c-4d6e-9a55-2f0b8f1d3a11", MerchantID: "m", ExternalID: "e",
+	CreatedAt: time.Date(2025, 5, 6, 7, 8, 9, 123456000, time.UTC),
+}
+
+const validBody = `{"merchant_id":"m","external_id":"e"}`
+
+// TestRegisterStrategies covers the handler's part of each strategy's logic with
+// scripted store answers, including the legacy bug and the empty-subject guard.
+func TestRegisterStrategies(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		strategy    config.Strategy
+		store       *fakeStore
+		wantStatus  int
+		wantCode    string
+		wantSubject string
+		wantCreated bool
+		wantOutcome string
+	}{
+		{"existing", config.StrategyAtomic, &fakeStore{found: row}, 200, "", row.ID, false, outcomeExisting},
+		{"created", config.StrategyAtomic, &fakeStore{created: row, createNew: true}, 200, "", row.ID, true, outcomeCreated},
+		{"atomic lost race", config.StrategyAtomic, &fakeStore{created: row}, 200, "", row.ID, false, outcomeExisting},
+		{"legacy signs nil", config.StrategyLegacy, &fakeStore{}, 200, "", "", false, outcomeNullSubject},
+		{"return-existing guards nil", config.StrategyReturnExisting, &fakeStore{}, 500, "empty_subject", "", false, outcomeRefused},
+		{"fail-fast guards nil", config.StrategyFailFast, &fakeStore{}, 500, "empty_subject", "", false, outcomeRefused},
+		{"atomic guards nil", config.StrategyAtomic, &fakeStore{}, 500, "empty_subject", "", false, outcomeRefused},
+		{"fail-fast conflict", config.StrategyFailFast, &fakeStore{createErr: fmt.Errorf("create: %w", store.ErrConflict)}, 409, "conflict", "", false, outcomeConflict},
+		{"database down", config.StrategyAtomic, &fakeStore{findErr: errors.New("dial tcp: connection refused")}, 503, "unavailable", "", false, outcomeUnavailable},
+		{"statement error", config.StrategyAtomic, &fakeStore{createErr: &pgconn.PgError{Code: "42P01"}}, 500, "internal", "", false, outcomeError},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, m := newTestServer(t, tc.store, tc.strategy)
+			w := post(srv, validBody)
+			if w.Code != tc.wantStatus || w.Header().Get("X-Served-By") != "pod-test" {
+				t.Fatalf("status %d served-by %q, want %d; body %s", w.Code, w.Header().Get("X-Served-By"), tc.wantStatus, w.Body)
+			}
+			if got := counterValue(t, m.registrations.WithLabelValues(string(tc.strategy), tc.wantOutcome)); got != 1 {
+				t.Errorf("registrations{outcome=%s} = %v, want 1", tc.wantOutcome, got)
+			}
+			if tc.wantCode != "" {
+				var e Error
+				if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil || e.Code != tc.wantCode || e.Message == "" {
+					t.Fatalf("error body %s, want code %s", w.Body, tc.wantCode)
+				}
+				if (w.Code == 409 || w.Code == 503) && w.Header().Get("Retry-After") != "1" {
+					t.Errorf("Retry-After = %q", w.Header().Get("Retry-After"))
+				}
+				return
+			}
+			var resp TokenResponse
+			if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil {
+				t.Fatal(err)
+			}
+			claims, err := token.UnmarshalClaims(resp.Token)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if claims.Subject != tc.wantSubject || resp.CustomerID != tc.wantSubject || resp.Created != tc.wantCreated {
+				t.Fatalf("sub %q customer_id %q created %v; want %q, %v", claims.Subject, resp.CustomerID, resp.Created, tc.wantSubject, tc.wantCreated)
+			}
+			if tc.wantSubject != "" && claims.IssuedAt != row.CreatedAt.Unix() {
+				t.Errorf("iat = %d, want the row's creation second %d", claims.IssuedAt, row.CreatedAt.Unix())
+			}
+		})
+	}
+}
+
+func TestTokenVerifiesAgainstJWKS(t *testing.T) {
+	srv, _ := newTestServer(t, &fakeStore{found: row}, config.StrategyAtomic)
+	w := post(srv, validBody)
+	var resp TokenResponse
+	if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil {
+		t.Fatal(err)
+	}
+	jw := httptest.NewRecorder()
+	srv.ServeHTTP(jw, httptest.NewRequest(http.MethodGet, "/.well-known/jwks.json", nil))
+	var set token.JWKS
+	if err := json.Unmarshal(jw.Body.Bytes(), &set); err != nil {
+		t.Fatal(err)
+	}
+	v, err := token.NewVerifier("test-issuer", set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := v.Verify(resp.Token)
+	if err != nil || c.Subject != row.ID || c.MerchantID != "m" || c.ExternalID != "e" {
+		t.Fatalf("Verify = %+v, %v", c, err)
+	}
+	// Same row, another replica: the same bytes.
+	other, _ := newTestServer(t, &fakeStore{found: row}, config.StrategyFailFast)
+	if again := post(other, validBody); !strings.Contains(again.Body.String(), resp.Token) {
+		t.Fatal("a second server signed a different token for the same row")
+	}
+}
+
+// TestBadInput checks every kind of bad request gets its 4xx and never reaches the database.
+func TestBadInput(t *testing.T) {
+	for _, tc := range []struct {
+		name, method, path, contentType, body string
+		wantStatus                            int
+		wantCode, wantAllow                   string
+	}{
+		{"wrong method", http.MethodGet, "/v1/tokens", "", "", 405, "method_not_allowed", "POST"},
+		{"post to jwks", http.MethodPost, "/.well-known/jwks.json", "application/json", "{}", 405, "method_not_allowed", "GET, HEAD"},
+		{"unknown path", http.MethodGet, "/v2/tokens", "", "", 404, "not_found", ""},
+		{"no content type", http.MethodPost, "/v1/tokens", "", validBody, 415, "unsupported_media_type", ""},
+		{"form", http.MethodPost, "/v1/tokens", "application/x-www-form-urlencoded", "merchant_id=m", 415, "unsupported_media_type", ""},
+		{"too large", http.MethodPost, "/v1/tokens", "application/json", `{"merchant_id":"` + strings.Repeat("m", MaxBodyBytes) + `"}`, 413, "body_too_large", ""},
+		{"bad json", http.MethodPost, "/v1/tokens", "application/json; charset=utf-8", `{"merchant_id":`, 400, "invalid_json", ""},
+		{"unknown field", http.MethodPost, "/v1/tokens", "application/json", `{"merchant_id":"m","external_id":"e","x":1}`, 400, "unknown_field", ""},
+		{"missing id", http.MethodPost, "/v1/tokens", "application/json", `{"merchant_id":"m"}`, 400, "invalid_field", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := &fakeStore{found: row}
+			srv, _ := newTestServer(t, st, config.StrategyAtomic)
+			r := httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.body))
+			if tc.contentType != "" {
+				r.Header.Set("Content-Type", tc.contentType)
+			}
+			w := httptest.NewRecorder()
+			srv.ServeHTTP(w, r)
+			var e Error
+			if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil || w.Code != tc.wantStatus || e.Code != tc.wantCode {
+				t.Fatalf("got %d %s, want %d %s", w.Code, w.Body, tc.wantStatus, tc.wantCode)
+			}
+			if w.Header().Get("Allow") != tc.wantAllow || w.Header().Get("X-Served-By") != "pod-test" {
+				t.Errorf("Allow %q X-Served-By %q", w.Header().Get("Allow"), w.Header().Get("X-Served-By"))
+			}
+			if len(st.calls) != 0 {
+				t.Errorf("bad input reached the store: %v", st.calls)
+			}
+		})
+	}
+}
+
+func TestHealthAndMetrics(t *testing.T) {
+	st := &fakeStore{}
+	srv, _ := newTestServer(t, st, config.StrategyAtomic)
+	get := func(path string) *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
+		return w
+	}
+	if w := get("/livez"); w.Code != 200 {
+		t.Errorf("livez = %d", w.Code)
+	}
+	if w := get("/readyz"); w.Code != 200 {
+		t.Errorf("readyz = %d", w.Code)
+	}
+	st.pingErr = errors.New("down")
+	if w := get("/readyz"); w.Code != 503 || !strings.Contains(w.Body.String(), "unavailable") {
+		t.Errorf("readyz with database down = %d %s", w.Code, w.Body)
+	}
+	st.pingErr = nil
+	srv.SetDraining()
+	if w := get("/readyz"); w.Code != 503 || !strings.Contains(w.Body.String(), "draining") {
+		t.Errorf("readyz while draining = %d %s", w.Code, w.Body)
+	}
+	if w := get("/livez"); w.Code != 200 {
+		t.Errorf("livez while draining = %d", w.Code)
+	}
+	w := get("/metrics")
+	for _, want := range []string{
+		`tokensvc_http_requests_total{code="503",route="/readyz"} 2`,
+		`tokensvc_http_request_duration_seconds_count{route="/livez"} 2`,
+	} {
+		if !strings.Contains(w.Body.String(), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if w.Header().Get("X-Served-By") != "pod-test" {
+		t.Error("metrics response lacks X-Served-By")
+	}
+}
+
+func TestPanicBecomesJSON500(t *testing.T) {
+	srv, _ := newTestServer(t, &fakeStore{}, config.StrategyAtomic)
+	srv.routes["/livez"] = route{[]string{http.MethodGet}, func(http.ResponseWriter, *http.Request) { panic("boom") }}
+	w := httptest.NewRecorder()
+	srv.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/livez", nil))
+	if w.Code != 500 || !strings.Contains(w.Body.String(), `"internal"`) {
+		t.Fatalf("panic answered %d %s", w.Code, w.Body)
+	}
+}

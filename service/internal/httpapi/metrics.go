@@ -1,0 +1,62 @@
+package httpapi
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the service's Prometheus metrics.
+type Metrics struct {
+	requests      *prometheus.CounterVec
+	duration      *prometheus.HistogramVec
+	registrations *prometheus.CounterVec
+	dbCalls       *prometheus.HistogramVec
+}
+
+// Registration outcomes, the values of the outcome label.
+const (
+	outcomeCreated      = "created"
+	outcomeExisting     = "existing"
+	outcomeNullSubject  = "null_subject"          // legacy signed a token from nil
+	outcomeRefused      = "empty_subject_refused" // the guard caught a nil customer
+	outcomeConflict     = "conflict"
+	outcomeUnavailable  = "unavailable"
+	outcomeError        = "error"
+	outcomeInvalidInput = "invalid_input"
+)
+
+// NewMetrics creates the metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokensvc_http_requests_total",
+			Help: "HTTP requests by route and status code.",
+		}, []string{"route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tokensvc_http_request_duration_seconds",
+			Help:    "HTTP request latency by route.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}, []string{"route"}),
+		registrations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokensvc_registrations_total",
+			Help: "POST /v1/tokens outcomes by create strategy.",
+		}, []string{"strategy", "outcome"}),
+		dbCalls: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tokensvc_db_call_duration_seconds",
+			Help:    "Database call latency by operation and result.",
+			Buckets: prometheus.ExponentialBuckets(0.0002, 2, 15),
+		}, []string{"op", "result"}),
+	}
+	reg.MustRegister(m.requests, m.duration, m.registrations, m.dbCalls)
+	return m
+}
+
+// ObserveDB records one database call; it matches the store's observe hook.
+func (m *Metrics) ObserveDB(op string, d time.Duration, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.dbCalls.WithLabelValues(op, result).Observe(d.Seconds())
+}
