@@ -1,0 +1,406 @@
+package check
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/stampede-e2e/stampede/e2e/history"
+)
+
+const issuer = "stampede-tokensvc"
+
+var (
+	suiteKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{1}, ed25519.SeedSize))
+	otherKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{2}, ed25519.SeedSize))
+
+	alice = history.Customer{Index: 0, MerchantID: "m-9-0", ExternalID: "c-9-0"}
+	bob   = history.Customer{Index: 1, MerchantID: "m-9-1", ExternalID: "c-9-1"}
+	carol = history.Customer{Index: 2, MerchantID: "m-9-0", ExternalID: "c-9-2"}
+
+	created = time.Date(2026, 5, 1, 12, 0, 0, 500_000_000, time.UTC)
+	rowA    = Row{ID: "0b6c8a52-0000-4000-8000-00000000000a", MerchantID: alice.MerchantID, ExternalID: alice.ExternalID, CreatedAt: created}
+	rowB    = Row{ID: "0b6c8a52-0000-4000-8000-00000000000b", MerchantID: bob.MerchantID, ExternalID: bob.ExternalID, CreatedAt: created}
+)
+
+// tokenFor signs the token the service should give for row, changed by edit.
+func tokenFor(t *testing.T, row Row, edit func(*claims)) string {
+	t.Helper()
+	cl := &claims{
+		RegisteredClaims: jwt.RegisteredClaims{Issuer: issuer, Subject: row.ID, IssuedAt: jwt.NewNumericDate(row.CreatedAt.Truncate(time.Second))},
+		MerchantID:       row.MerchantID,
+		ExternalID:       row.ExternalID,
+	}
+	if edit != nil {
+		edit(cl)
+	}
+	return sign(t, jwt.SigningMethodEdDSA, suiteKey, cl)
+}
+
+func sign(t *testing.T, m jwt.SigningMethod, key any, cl jwt.Claims) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(m, cl)
+	tok.Header["kid"] = "test"
+	s, err := tok.SignedString(key)
+	if err != nil {
+		t.Fatalf("sign test token: %v", err)
+	}
+	return s
+}
+
+func msec(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+
+// ok is a 200 with token whose customer_id is the token's sub.
+func ok(t *testing.T, c history.Customer, seq, attempt int, pod string, call, ret int, token string) history.Op {
+	t.Helper()
+	cl := &claims{}
+	if _, _, err := jwt.NewParser().ParseUnverified(token, cl); err != nil {
+		t.Fatalf("fixture token: %v", err)
+	}
+	body, _ := json.Marshal(tokenResponse{Token: token, CustomerID: cl.Subject})
+	return op(c, seq, attempt, pod, call, ret, 200, string(body))
+}
+
+func op(c history.Customer, seq, attempt int, pod string, call, ret, status int, body string) history.Op {
+	phase := history.PhaseBurst
+	if attempt > 0 {
+		phase = history.PhaseRetry
+	}
+	return history.Op{Customer: c, Seq: seq, Attempt: attempt, Phase: phase, Call: msec(call), Return: msec(ret),
+		Status: status, Body: body, Pod: pod}
+}
+
+func lost(c history.Customer, seq int, call, ret int, status int, err string) history.Op {
+	o := op(c, seq, 0, "", call, ret, status, "")
+	o.Error = err
+	return o
+}
+
+const (
+	conflict     = `{"error":"conflict","message":"registration in progress"}`
+	emptySubject = `{"error":"empty_subject","message":"refusing to sign"}`
+)
+
+// goodHistory is a stampede in which the race happened and the service held:
+// both customers were served by two pods at once, the loser of alice's race
+// got a 409 and retried, bob's second request was refused cleanly and his
+// third was lost in transit.
+func goodHistory(t *testing.T) ([]history.Op, []Row) {
+	ta, tb := tokenFor(t, rowA, nil), tokenFor(t, rowB, nil)
+	return []history.Op{
+		ok(t, alice, 0, 0, "pod-a", 0, 10, ta),
+		ok(t, alice, 1, 0, "pod-b", 1, 9, ta),
+		op(alice, 2, 0, "pod-a", 2, 5, 409, conflict),
+		ok(t, alice, 2, 1, "pod-b", 1005, 1010, ta),
+		ok(t, bob, 0, 0, "pod-b", 100, 110, tb),
+		op(bob, 1, 0, "pod-a", 101, 104, 500, emptySubject),
+		lost(bob, 2, 101, 5000, 0, "context deadline exceeded"),
+	}, []Row{rowA, rowB, {ID: "other-run", MerchantID: "m-1-0", ExternalID: "c-1-0", CreatedAt: created}}
+}
+
+func params() Params {
+	return Params{PublicKey: suiteKey.Public().(ed25519.PublicKey), Issuer: issuer,
+		Coverage: CoverageParams{MinCovered: 1, MinFraction: 0.5}}
+}
+
+// replace returns ops with the op of c, seq and attempt swapped for with.
+func replace(ops []history.Op, with history.Op) []history.Op {
+	out := append([]history.Op(nil), ops...)
+	for i, o := range out {
+		if o.ID() == with.ID() {
+			out[i] = with
+			return out
+		}
+	}
+	panic("no op " + with.ID())
+}
+
+func without(ops []history.Op, c history.Customer) []history.Op {
+	var out []history.Op
+	for _, o := range ops {
+		if o.Customer != c {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+func TestCheck(t *testing.T) {
+	good, rows := goodHistory(t)
+	ta := tokenFor(t, rowA, nil)
+	onePod := func(ops []history.Op) []history.Op {
+		out := append([]history.Op(nil), ops...)
+		for i := range out {
+			if out[i].Pod != "" {
+				out[i].Pod = "pod-a"
+			}
+		}
+		return out
+	}
+
+	for _, tc := range []struct {
+		name    string
+		ops     []history.Op
+		rows    []Row
+		planned []history.Customer
+		verdict Verdict
+		counts  map[Rule]int
+	}{
+		{name: "good history passes", ops: good, rows: rows, verdict: VerdictPass},
+		{
+			// The motivating bug: pod B found pod A's row on its re-check, got
+			// null back and signed it.
+			name: "null subject token",
+			ops:  replace(good, ok(t, alice, 1, 0, "pod-b", 1, 9, tokenFor(t, rowA, func(c *claims) { c.Subject = "" }))),
+			rows: rows, verdict: VerdictFail,
+			counts: map[Rule]int{RuleTokenMatchesRow: 1, RuleOneToken: 1},
+		},
+		{
+			name: "duplicate rows", ops: good, verdict: VerdictFail,
+			rows:   append(append([]Row(nil), rows...), Row{ID: "dup", MerchantID: alice.MerchantID, ExternalID: alice.ExternalID, CreatedAt: created}),
+			counts: map[Rule]int{RuleOneRow: 1},
+		},
+		{
+			name: "lost registration", ops: good, rows: []Row{rowA}, verdict: VerdictFail,
+			counts: map[Rule]int{RuleOneRow: 1},
+		},
+		{
+			name: "sub is another row's id",
+			ops:  replace(good, ok(t, alice, 1, 0, "pod-b", 1, 9, tokenFor(t, rowA, func(c *claims) { c.Subject = rowB.ID }))),
+			rows: rows, verdict: VerdictFail,
+			counts: map[Rule]int{RuleTokenMatchesRow: 1, RuleOneToken: 1},
+		},
+		{
+			name: "token signed by another key",
+			ops: replace(good, ok(t, alice, 1, 0, "pod-b", 1, 9, sign(t, jwt.SigningMethodEdDSA, otherKey, &claims{
+				RegisteredClaims: jwt.RegisteredClaims{Issuer: issuer, Subject: rowA.ID}, MerchantID: alice.MerchantID, ExternalID: alice.ExternalID}))),
+			rows: rows, verdict: VerdictFail,
+			counts: map[Rule]int{RuleValidToken: 1, RuleOneToken: 1},
+		},
+		{
+			name: "unsigned alg none token",
+			ops: replace(good, ok(t, alice, 1, 0, "pod-b", 1, 9, sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, &claims{
+				RegisteredClaims: jwt.RegisteredClaims{Issuer: issuer, Subject: rowA.ID}, MerchantID: alice.MerchantID, ExternalID: alice.ExternalID}))),
+			rows: rows, verdict: VerdictFail,
+			counts: map[Rule]int{RuleValidToken: 1, RuleOneToken: 1},
+		},
+		{
+			// Algorithm confusion: HMAC keyed with the public key bytes.
+			name: "HS256 token keyed with the public key",
+			ops: replace(good, ok(t, alice, 1, 0, "pod-b", 1, 9, sign(t, jwt.SigningMethodHS256, []byte(suiteKey.Public().(ed25519.PublicKey)), &claims{
+				RegisteredClaims: jwt.RegisteredClaims{Issuer: issuer, Subject: rowA.ID}, MerchantID: alice.MerchantID, ExternalID: alice.ExternalID}))),
+			rows: rows, verdict: VerdictFail,
+			counts: map[Rule]int{RuleValidToken: 1, RuleOneToken: 1},
+		},
+		{
+			name: "wrong issuer",
+			ops:  replace(good, ok(t, alice, 1, 0, "pod-b", 1, 9, tokenFor(t, rowA, func(c *claims) { c.Issuer = "someone-else" }))),
+			rows: rows, verdict: VerdictFail,
+			counts: map[Rule]int{RuleValidToken: 1, RuleOneToken: 1},
+		},
+		{
+			name: "2xx without a token",
+			ops:  replace(good, op(alice, 1, 0, "pod-b", 1, 9, 200, `{"token":null,"customer_id":null,"created":false}`)),
+			rows: rows, verdict: VerdictFail,
+			counts: map[Rule]int{RuleValidToken: 1},
+		},
+		{
+			name: "mid mismatch",
+			ops:  replace(good, ok(t, alice, 1, 0, "pod-b", 1, 9, tokenFor(t, rowA, func(c *claims) { c.MerchantID = "m-9-1" }))),
+			rows: rows, verdict: VerdictFail,
+			counts: map[Rule]int{RuleTokenMatchesRow: 1, RuleOneToken: 1},
+		},
+		{
+			name: "ext mismatch",
+			ops:  replace(good, ok(t, alice, 1, 0, "pod-b", 1, 9, tokenFor(t, rowA, func(c *claims) { c.ExternalID = "c-9-1" }))),
+			rows: rows, verdict: VerdictFail,
+			counts: map[Rule]int{RuleTokenMatchesRow: 1, RuleOneToken: 1},
+		},
+		{
+			name: "iat is not the row's creation time",
+			ops:  replace(good, ok(t, alice, 1, 0, "pod-b", 1, 9, tokenFor(t, rowA, func(c *claims) { c.IssuedAt = jwt.NewNumericDate(created.Add(time.Hour)) }))),
+			rows: rows, verdict: VerdictFail,
+			counts: map[Rule]int{RuleTokenMatchesRow: 1, RuleOneToken: 1},
+		},
+		{
+			name: "customer_id is not the sub",
+			ops:  replace(good, op(alice, 1, 0, "pod-b", 1, 9, 200, fmt.Sprintf(`{"token":%q,"customer_id":%q}`, ta, rowB.ID))),
+			rows: rows, verdict: VerdictFail,
+			counts: map[Rule]int{RuleTokenMatchesRow: 1},
+		},
+		{
+			// Both verify and match the row (iat within the rounding second),
+			// yet the replicas disagree.
+			name: "two different valid tokens",
+			ops:  replace(good, ok(t, alice, 1, 0, "pod-b", 1, 9, tokenFor(t, rowA, func(c *claims) { c.IssuedAt = jwt.NewNumericDate(created.Truncate(time.Second).Add(time.Second)) }))),
+			rows: rows, verdict: VerdictFail,
+			counts: map[Rule]int{RuleOneToken: 1},
+		},
+		{
+			name: "non-JSON 500", ops: replace(good, op(bob, 1, 0, "pod-a", 101, 104, 500, "<html>Internal Server Error</html>")),
+			rows: rows, verdict: VerdictFail, counts: map[Rule]int{RuleCleanError: 1},
+		},
+		{
+			name: "bare 500 with an unexpected code", ops: replace(good, op(bob, 1, 0, "pod-a", 101, 104, 500, `{"error":"internal"}`)),
+			rows: rows, verdict: VerdictFail, counts: map[Rule]int{RuleCleanError: 1},
+		},
+		{
+			name: "409 without an error code", ops: replace(good, op(alice, 2, 0, "pod-a", 2, 5, 409, `{"message":"busy"}`)),
+			rows: rows, verdict: VerdictFail, counts: map[Rule]int{RuleCleanError: 1},
+		},
+		{
+			name: "unexpected 400", ops: replace(good, op(alice, 2, 0, "pod-a", 2, 5, 400, `{"error":"bad_request"}`)),
+			rows: rows, verdict: VerdictFail, counts: map[Rule]int{RuleCleanError: 1},
+		},
+		{
+			// A 200 status whose body was cut off is unknown, not a success:
+			// bob has no token.
+			name: "transport errors are unknown, not success",
+			ops: append(without(good, bob),
+				lost(bob, 0, 100, 110, 200, "unexpected EOF"),
+				lost(bob, 1, 100, 5000, 0, "context deadline exceeded")),
+			rows: []Row{rowA}, verdict: VerdictFail,
+			counts: map[Rule]int{RuleFinalToken: 1},
+		},
+		{
+			name:    "unknown outcomes must not leave two rows",
+			ops:     append(without(good, bob), lost(bob, 0, 100, 5000, 0, "connection reset by peer")),
+			rows:    []Row{rowA, rowB, {ID: "dup", MerchantID: bob.MerchantID, ExternalID: bob.ExternalID, CreatedAt: created}},
+			verdict: VerdictFail,
+			counts:  map[Rule]int{RuleOneRow: 1, RuleFinalToken: 1},
+		},
+		{
+			name: "customer without a final token",
+			ops: append(without(good, alice),
+				op(alice, 0, 0, "pod-a", 0, 10, 409, conflict),
+				op(alice, 1, 0, "pod-b", 1, 9, 503, `{"error":"unavailable"}`),
+				op(alice, 1, 1, "pod-b", 1000, 1009, 503, `{"error":"unavailable"}`)),
+			rows: rows, verdict: VerdictFail,
+			counts: map[Rule]int{RuleFinalToken: 1},
+		},
+		{
+			name: "planned customer never sent", ops: good, rows: rows, planned: []history.Customer{alice, bob, carol},
+			verdict: VerdictFail, counts: map[Rule]int{RuleFinalToken: 1},
+		},
+		{name: "all requests hit one pod", ops: onePod(good), rows: rows, verdict: VerdictInconclusive},
+		{
+			name: "two pods but never at once",
+			ops: append(without(good, bob),
+				ok(t, bob, 0, 0, "pod-b", 100, 110, tokenFor(t, rowB, nil)),
+				op(bob, 1, 0, "pod-a", 110, 114, 500, emptySubject)),
+			rows:    rows,
+			verdict: VerdictPass, // alice alone is half the customers
+		},
+		{
+			name: "too few customers covered",
+			ops: append(onePod(without(good, bob)),
+				ok(t, bob, 0, 0, "pod-b", 100, 110, tokenFor(t, rowB, nil)),
+				op(bob, 1, 0, "pod-a", 110, 114, 500, emptySubject)),
+			rows: rows, verdict: VerdictInconclusive,
+		},
+		{
+			name: "a request without a pod does not count",
+			ops: append(onePod(without(good, bob)),
+				ok(t, bob, 0, 0, "pod-b", 100, 110, tokenFor(t, rowB, nil)),
+				lost(bob, 1, 100, 5000, 0, "connection reset by peer")),
+			rows: rows, verdict: VerdictInconclusive,
+		},
+		{
+			name: "a violation fails even when coverage is short",
+			ops:  onePod(replace(good, op(bob, 1, 0, "pod-a", 101, 104, 500, "oops"))),
+			rows: rows, verdict: VerdictFail, counts: map[Rule]int{RuleCleanError: 1},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := params()
+			p.Customers = tc.planned
+			res, err := Check(tc.ops, tc.rows, p)
+			if err != nil {
+				t.Fatalf("Check: %v", err)
+			}
+			if tc.counts == nil {
+				tc.counts = map[Rule]int{}
+			}
+			if res.Verdict != tc.verdict || !maps.Equal(res.Counts, tc.counts) {
+				var b strings.Builder
+				_ = res.WriteText(&b)
+				t.Errorf("verdict %s, counts %v; want %s, %v\n%s", res.Verdict, res.Counts, tc.verdict, tc.counts, b.String())
+			}
+			if got := res.Err(); (got == nil) != (tc.verdict == VerdictPass) ||
+				(tc.verdict == VerdictFail && !errors.Is(got, ErrViolations)) ||
+				(tc.verdict == VerdictInconclusive && !errors.Is(got, ErrInconclusive)) {
+				t.Errorf("Err() = %v for verdict %s", got, res.Verdict)
+			}
+		})
+	}
+}
+
+func TestCheckCountsOutcomes(t *testing.T) {
+	ops, rows := goodHistory(t)
+	res, err := Check(ops, rows, params())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Customers != 2 || res.Requests != 7 || res.Successes != 4 || res.CleanErrors != 2 || res.Unknown != 1 {
+		t.Errorf("figures %+v", res)
+	}
+	if res.Coverage.Covered != 2 || res.Coverage.Pods["pod-a"] != 3 || res.Coverage.Pods["pod-b"] != 3 {
+		t.Errorf("coverage %+v", res.Coverage)
+	}
+}
+
+func TestViolationNamesCustomerPodsAndRequests(t *testing.T) {
+	good, rows := goodHistory(t)
+	ops := replace(good, ok(t, alice, 1, 0, "pod-b", 1, 9, tokenFor(t, rowA, func(c *claims) { c.Subject = "" })))
+	res, err := Check(ops, rows, params())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v Violation
+	for _, x := range res.Violations {
+		if x.Rule == RuleTokenMatchesRow {
+			v = x
+		}
+	}
+	if v.Customer != alice || len(v.Requests) != 1 || v.Requests[0].ID != "0/1/0" || v.Requests[0].Call != msec(1) ||
+		fmt.Sprint(v.Pods) != "[pod-b]" || !strings.Contains(strings.Join(v.Details, ";"), "empty subject") {
+		t.Errorf("violation %+v", v)
+	}
+
+	var text, js bytes.Buffer
+	if err := res.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"verdict: fail", "token-matches-row", "#0 m-9-0/c-9-0", "0/1/0", "pod-b", "empty subject", "1.000ms"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, text.String())
+		}
+	}
+	if err := res.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	var back Result
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Verdict != VerdictFail || len(back.Violations) != len(res.Violations) || back.Counts[RuleOneToken] != 1 {
+		t.Errorf("JSON round trip: %+v", back)
+	}
+}
+
+func TestCheckRefusesToJudgeWithoutKeyOrIssuer(t *testing.T) {
+	ops, rows := goodHistory(t)
+	for _, p := range []Params{{Issuer: issuer}, {PublicKey: suiteKey.Public().(ed25519.PublicKey)}} {
+		if _, err := Check(ops, rows, p); err == nil {
+			t.Errorf("Check with %+v: no error", p)
+		}
+	}
+}
