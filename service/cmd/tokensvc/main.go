@@ -1,0 +1,166 @@
+// Command tokensvc is the token service the stampede suite tests: it registers a
+// customer on first sight and returns a deterministic Ed25519 JWT for it.
+//
+// Configuration is TOKENSVC_* environment variables or flags; run with -h.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/stampede-e2e/stampede/service/internal/config"
+	"github.com/stampede-e2e/stampede/service/internal/httpapi"
+	"github.com/stampede-e2e/stampede/service/internal/store"
+	"github.com/stampede-e2e/stampede/service/internal/token"
+)
+
+func main() {
+	logger := slog.New(slog.NewJSONHandler(os.Stdout, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, logger, os.Args[1:], os.Getenv, stop)
+	stop()
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		logger.Error("tokensvc failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+// run serves until ctx is done, then shuts down gracefully. stopSignals is called
+// once shutdown starts, so that a second SIGTERM kills the process at once.
+func run(ctx context.Context, log *slog.Logger, args []string, getenv func(string) string, stopSignals func()) error {
+	cfg, err := config.Load(args, getenv)
+	if err != nil {
+		return err
+	}
+	log = log.With("pod", cfg.PodName)
+	signer, err := token.NewSigner(cfg.SigningKey, cfg.Issuer, cfg.KeyID)
+	if err != nil {
+		return err
+	}
+	cfg.KeyID = signer.KeyID()
+	log.Info("starting tokensvc", "config", cfg)
+	if cfg.LegacyRecheckDelay > 0 {
+		log.Warn("test knob set: pausing between lookup and create() to widen the race window", "delay", cfg.LegacyRecheckDelay)
+	}
+	strategy, err := store.StrategyFor(cfg.Strategy)
+	if err != nil {
+		return err
+	}
+
+	pool, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		pool.Close()
+		log.Info("database pool closed")
+	}()
+	if err := prepare(ctx, log, cfg, pool, strategy); err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := httpapi.NewMetrics(reg)
+	api, err := httpapi.New(httpapi.Params{
+		Store:          store.New(pool, strategy, metrics.ObserveDB),
+		Signer:         signer,
+		Strategy:       cfg.Strategy,
+		RecheckDelay:   cfg.LegacyRecheckDelay,
+		RequestTimeout: cfg.RequestTimeout,
+		PodName:        cfg.PodName,
+		Logger:         log,
+		Metrics:        metrics,
+		Gatherer:       reg,
+	})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      cfg.RequestTimeout + 5*time.Second,
+		IdleTimeout:       60 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	// Tests and operators read the bound address from this line (Addr may be ":0").
+	log.Info("listening", "addr", ln.Addr().String(), "strategy", cfg.Strategy)
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	stopSignals()
+	return shutdown(log, cfg, api, srv)
+}
+
+// prepare waits for the database (replicas often start before it) and applies the
+// schema, giving up after cfg.StartupTimeout or on an error a retry cannot fix.
+func prepare(ctx context.Context, log *slog.Logger, cfg config.Config, pool *pgxpool.Pool, s store.Strategy) error {
+	ctx, cancel := context.WithTimeout(ctx, cfg.StartupTimeout)
+	defer cancel()
+	backoff := 100 * time.Millisecond
+	for {
+		unique, err := store.Prepare(ctx, pool, s, log)
+		if err == nil {
+			log.Info("database ready", "unique_index", unique)
+			return nil
+		}
+		if !store.IsUnavailable(err) || ctx.Err() != nil {
+			return fmt.Errorf("prepare database: %w", err)
+		}
+		log.Warn("database not ready, retrying", "err", err, "in", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return fmt.Errorf("prepare database: %w", err)
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
+
+func shutdown(log *slog.Logger, cfg config.Config, api *httpapi.Server, srv *http.Server) error {
+	log.Info("shutting down", "drain_delay", cfg.DrainDelay, "timeout", cfg.ShutdownTimeout)
+	api.SetDraining()
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if cfg.DrainDelay > 0 {
+		// Keep serving while endpoints controllers notice /readyz failing.
+		t := time.NewTimer(cfg.DrainDelay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
+	if err := srv.Shutdown(ctx); err != nil {
+		return errors.Join(fmt.Errorf("shutdown: in-flight requests did not finish in %s: %w", cfg.ShutdownTimeout, err), srv.Close())
+	}
+	log.Info("http server stopped")
+	return nil
+}
