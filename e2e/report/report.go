@@ -1,0 +1,144 @@
+// Package report writes the artifacts of a stampede run: the history, the
+// check result as JSON and as a table, vegeta's metrics and a summary.
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"github.com/stampede-e2e/stampede/e2e/check"
+	"github.com/stampede-e2e/stampede/e2e/history"
+)
+
+// Artifact file names written by Write.
+const (
+	HistoryFile        = "history.jsonl"
+	ViolationsJSONFile = "violations.json"
+	ViolationsTextFile = "violations.txt"
+	MetricsFile        = "metrics.json"
+	SummaryFile        = "summary.txt"
+)
+
+// Run is everything a report is made of.
+type Run struct {
+	// Repro is the line that replays the run, such as the ginkgo command
+	// with its seed; it heads the summary.
+	Repro   string
+	History []history.Op
+	Result  check.Result
+	// Burst and Retry are vegeta's metrics of the two traffic phases.
+	Burst vegeta.Metrics
+	Retry vegeta.Metrics
+}
+
+// Write writes the artifacts of r into dir, creating it. It writes every file
+// it can and returns all failures joined.
+func Write(dir string, r Run) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create report dir: %w", err)
+	}
+	files := []struct {
+		name  string
+		write func(io.Writer) error
+	}{
+		{HistoryFile, func(w io.Writer) error { return history.WriteJSONL(w, r.History) }},
+		{ViolationsJSONFile, r.Result.WriteJSON},
+		{ViolationsTextFile, r.Result.WriteText},
+		{MetricsFile, func(w io.Writer) error {
+			enc := json.NewEncoder(w)
+			enc.SetIndent("", "  ")
+			return enc.Encode(map[string]vegeta.Metrics{"burst": r.Burst, "retry": r.Retry})
+		}},
+		{SummaryFile, r.WriteSummary},
+	}
+	var errs []error
+	for _, f := range files {
+		var buf bytes.Buffer
+		if err := f.write(&buf); err != nil {
+			errs = append(errs, fmt.Errorf("render %s: %w", f.name, err))
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(dir, f.name), buf.Bytes(), 0o644); err != nil {
+			errs = append(errs, fmt.Errorf("write %s: %w", f.name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// WriteSummary writes a short human summary of r: what was sent, where it
+// went, whether the race was exercised, and what broke.
+func (r Run) WriteSummary(w io.Writer) error {
+	var b strings.Builder
+	res := r.Result
+	if r.Repro != "" {
+		fmt.Fprintf(&b, "repro: %s\n", r.Repro)
+	}
+	fmt.Fprintf(&b, "verdict: %s\n", res.Verdict)
+	fmt.Fprintf(&b, "customers: %d\n", res.Customers)
+	fmt.Fprintf(&b, "requests: %d (2xx %d, clean errors %d, unknown %d, retries %d)\n",
+		len(r.History), res.Successes, res.CleanErrors, res.Unknown, countRetries(r.History))
+
+	pods := PodCounts(r.History)
+	names := slices.Sorted(func(yield func(string) bool) {
+		for p := range pods {
+			if !yield(p) {
+				return
+			}
+		}
+	})
+	hit := len(names)
+	if _, ok := pods[""]; ok {
+		hit--
+	}
+	fmt.Fprintf(&b, "pods hit: %d\n", hit)
+	for _, p := range names {
+		label := p
+		if p == "" {
+			label = "(no response)"
+		}
+		fmt.Fprintf(&b, "  %-40s %d\n", label, pods[p])
+	}
+	fmt.Fprintf(&b, "coverage: %s\n", res.Coverage)
+	fmt.Fprintf(&b, "violations: %d\n", len(res.Violations))
+	for _, rule := range check.Rules {
+		fmt.Fprintf(&b, "  %-18s %d\n", rule, res.Counts[rule])
+	}
+	fmt.Fprintf(&b, "burst latency: p50 %s, p99 %s, max %s; codes %v\n",
+		r.Burst.Latencies.P50, r.Burst.Latencies.P99, r.Burst.Latencies.Max, r.Burst.StatusCodes)
+	if r.Retry.Requests > 0 {
+		fmt.Fprintf(&b, "retry latency: p50 %s, p99 %s; codes %v\n", r.Retry.Latencies.P50, r.Retry.Latencies.P99, r.Retry.StatusCodes)
+	}
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return fmt.Errorf("write summary: %w", err)
+	}
+	return nil
+}
+
+// PodCounts counts the requests each pod served; the empty name counts
+// requests that got no response.
+func PodCounts(ops []history.Op) map[string]int {
+	m := map[string]int{}
+	for _, op := range ops {
+		m[op.Pod]++
+	}
+	return m
+}
+
+func countRetries(ops []history.Op) int {
+	n := 0
+	for _, op := range ops {
+		if op.Phase == history.PhaseRetry {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,76 @@
+package report
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"github.com/stampede-e2e/stampede/e2e/check"
+	"github.com/stampede-e2e/stampede/e2e/history"
+)
+
+func TestWrite(t *testing.T) {
+	c := history.Customer{Index: 0, MerchantID: "m-1-0", ExternalID: "c-1-0"}
+	ops := []history.Op{
+		{Customer: c, Seq: 0, Phase: history.PhaseBurst, Call: 0, Return: 5 * time.Millisecond, Status: 200, Pod: "pod-a"},
+		{Customer: c, Seq: 1, Phase: history.PhaseBurst, Call: 0, Return: 5 * time.Millisecond, Error: "EOF"},
+		{Customer: c, Seq: 1, Attempt: 1, Phase: history.PhaseRetry, Call: time.Second, Return: time.Second + 1, Status: 500, Body: "oops", Pod: "pod-b"},
+	}
+	res := check.Result{
+		Verdict: check.VerdictFail, Customers: 1, Requests: 3, Successes: 1, Unknown: 1,
+		Counts: map[check.Rule]int{check.RuleCleanError: 1},
+		Violations: []check.Violation{{Rule: check.RuleCleanError, Customer: c, Pods: []string{"pod-b"},
+			Requests: []check.Request{{ID: "0/1/1", Seq: 1, Attempt: 1, Status: 500, Pod: "pod-b"}}, Details: []string{"not JSON"}}},
+	}
+	var burst vegeta.Metrics
+	burst.Add(&vegeta.Result{Code: 200, Timestamp: time.Now(), Latency: 5 * time.Millisecond})
+	burst.Close()
+
+	dir := filepath.Join(t.TempDir(), "artifacts")
+	if err := Write(dir, Run{Repro: "STAMPEDE_SEED=1 make e2e", History: ops, Result: res, Burst: burst}); err != nil {
+		t.Fatal(err)
+	}
+	read := func(name string) string {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	f, err := os.Open(filepath.Join(dir, HistoryFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if back, err := history.ReadJSONL(f); err != nil || len(back) != len(ops) {
+		t.Errorf("history.jsonl: %d ops, %v", len(back), err)
+	}
+	for name, wants := range map[string][]string{
+		SummaryFile: {"repro: STAMPEDE_SEED=1 make e2e", "verdict: fail", "requests: 3 (2xx 1, clean errors 0, unknown 1, retries 1)",
+			"pods hit: 2", "pod-a", "(no response) 1", "clean-error 1", "p50 5ms"},
+		ViolationsTextFile: {"clean-error", "0/1/1", "not JSON"},
+		ViolationsJSONFile: {`"verdict": "fail"`, `"rule": "clean-error"`},
+		MetricsFile:        {`"burst":`, `"retry":`, `"200": 1`},
+	} {
+		got := strings.Join(strings.Fields(read(name)), " ")
+		for _, want := range wants {
+			if !strings.Contains(got, want) {
+				t.Errorf("%s lacks %q:\n%s", name, want, got)
+			}
+		}
+	}
+}
+
+func TestWriteReportsUnwritableDir(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(filepath.Join(file, "sub"), Run{}); err == nil {
+		t.Error("Write into a path under a file: no error")
+	}
+}
