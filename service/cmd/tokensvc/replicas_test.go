@@ -68,7 +68,19 @@ type replica struct {
 	addr string
 	cmd  *exec.Cmd
 	logs *lockedBuffer
-	done chan error
+	// exited is closed once the process has been waited for; exitErr is then set.
+	exited  chan struct{}
+	exitErr error
+}
+
+// wait reports whether the process exited within d, and its exit error.
+func (r *replica) wait(d time.Duration) (bool, error) {
+	select {
+	case <-r.exited:
+		return true, r.exitErr
+	case <-time.After(d):
+		return false, nil
+	}
 }
 
 type lockedBuffer struct {
@@ -97,7 +109,7 @@ func startReplica(t *testing.T, name string, env map[string]string) *replica {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	r := &replica{name: name, cmd: cmd, logs: &lockedBuffer{}, done: make(chan error, 1)}
+	r := &replica{name: name, cmd: cmd, logs: &lockedBuffer{}, exited: make(chan struct{})}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -120,12 +132,13 @@ func startReplica(t *testing.T, name string, env map[string]string) *replica {
 				}
 			}
 		}
-		r.done <- cmd.Wait()
+		r.exitErr = cmd.Wait()
+		close(r.exited)
 	}()
 	t.Cleanup(func() {
-		if r.cmd.ProcessState == nil {
+		if ok, _ := r.wait(0); !ok {
 			_ = r.cmd.Process.Kill()
-			<-r.done
+			<-r.exited
 		}
 		if t.Failed() {
 			t.Logf("logs of %s:\n%s", name, tail(r.logs.String(), 20))
@@ -134,8 +147,8 @@ func startReplica(t *testing.T, name string, env map[string]string) *replica {
 	select {
 	case a := <-addr:
 		r.addr = a
-	case err := <-r.done:
-		t.Fatalf("%s exited at start: %v\n%s", name, err, r.logs.String())
+	case <-r.exited:
+		t.Fatalf("%s exited at start: %v\n%s", name, r.exitErr, r.logs.String())
 	case <-time.After(30 * time.Second):
 		t.Fatalf("%s did not start listening:\n%s", name, r.logs.String())
 	}
@@ -148,13 +161,12 @@ func (r *replica) stop(t *testing.T) {
 	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-r.done:
-		if err != nil {
-			t.Errorf("%s exited with %v after SIGTERM", r.name, err)
-		}
-	case <-time.After(15 * time.Second):
+	ok, err := r.wait(15 * time.Second)
+	switch {
+	case !ok:
 		t.Errorf("%s did not stop within 15s of SIGTERM", r.name)
+	case err != nil:
+		t.Errorf("%s exited with %v after SIGTERM", r.name, err)
 	}
 }
 
