@@ -194,11 +194,11 @@ func (c Config) LogValue() slog.Value {
 		slog.String("signing_key", keySource),
 		slog.String("issuer", c.Issuer),
 		slog.String("key_id", c.KeyID),
-		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
-		slog.Duration("drain_delay", c.DrainDelay),
-		slog.Duration("startup_timeout", c.StartupTimeout),
-		slog.Duration("request_timeout", c.RequestTimeout),
-		slog.Duration("legacy_recheck_delay", c.LegacyRecheckDelay),
+		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
+		slog.String("drain_delay", c.DrainDelay.String()),
+		slog.String("startup_timeout", c.StartupTimeout.String()),
+		slog.String("request_timeout", c.RequestTimeout.String()),
+		slog.String("legacy_recheck_delay", c.LegacyRecheckDelay.String()),
 		slog.String("pod_name", c.PodName),
 	)
 }
