@@ -36,6 +36,7 @@ type Error struct {
 	Message string `json:"message"`
 }
 
+// Error implements error.
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
 
 func invalidJSON(msg string) *Error {
