@@ -24,19 +24,7 @@ ensure_packages() {
   command -v mmdebstrap >/dev/null 2>&1 || missing+=(mmdebstrap)
   command -v iptables >/dev/null 2>&1 || missing+=(iptables)
   [ ${#missing[@]} -eq 0 ] && return 0
-  if ! is_root || ! command -v apt-get >/dev/null 2>&1; then
-    die "missing ${missing[*]}: install them (Debian: apt-get install ${missing[*]}) or run this as root"
-  fi
-  log "installing ${missing[*]} with apt"
-  # No service may start from a package's postinst: dockerd must first get the guard and settings.
-  local policy=/usr/sbin/policy-rc.d created=""
-  if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"; created=1; fi
-  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      "${missing[@]}" ca-certificates >/dev/null; }; then
-    [ -n "$created" ] && rm -f "$policy"
-    die "apt-get install ${missing[*]} failed: check that Debian's archive is reachable"
-  fi
-  [ -n "$created" ] && rm -f "$policy"
+  apt_install "${missing[@]}" ca-certificates
   return 0
 }
 

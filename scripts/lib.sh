@@ -46,3 +46,18 @@ docker_ok() { docker info >/dev/null 2>&1; }
 
 # image_present IMAGE: the image exists in the local engine.
 image_present() { docker image inspect "$1" >/dev/null 2>&1; }
+
+# apt_install PKG...: install Debian packages as root without starting any service from their
+# postinst scripts (dockerd must first get the egress guard; the tests start their own PostgreSQL).
+apt_install() {
+  if ! is_root || ! command -v apt-get >/dev/null 2>&1; then
+    die "missing $*: install them (Debian: apt-get install $*) or run this as root"
+  fi
+  log "installing $* with apt"
+  local policy=/usr/sbin/policy-rc.d created=""
+  if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"; created=1; fi
+  local rc=0
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null; } || rc=$?
+  [ -n "$created" ] && rm -f "$policy"
+  [ "$rc" = 0 ] || die "apt-get install $* failed: check that Debian's archive is reachable"
+}

@@ -1,0 +1,61 @@
+# stampede: a chaos and concurrency test suite for Kubernetes deployments.
+# Every target is a one-liner that calls a script or `go run`; `make help` lists them.
+SHELL := /usr/bin/env bash
+.DEFAULT_GOAL := help
+
+ARTIFACTS ?= $(CURDIR)/_artifacts
+SEED ?=
+LABELS ?=
+export ARTIFACTS SEED LABELS
+
+.PHONY: help
+help: ## List the targets.
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: test
+test: ## Unit and integration tests, no cluster (installs PostgreSQL binaries when missing).
+	@scripts/test.sh
+
+.PHONY: e2e
+e2e: ## The whole e2e run: host setup, node image, images, fresh kind cluster, specs, cleanup.
+	@scripts/e2e.sh kind
+
+.PHONY: e2e-reuse
+e2e-reuse: ## The e2e specs on a kept kind cluster (created when absent): the fast inner loop.
+	@scripts/e2e.sh reuse
+
+.PHONY: host-setup
+host-setup: ## Docker engine, egress guard, loopback DNS, capability wrapper (root).
+	@scripts/host-setup.sh
+
+.PHONY: node-image
+node-image: host-setup ## The kind node image (stock online, built here offline).
+	@scripts/node-image.sh
+
+.PHONY: images
+images: host-setup ## The images the suite deploys: token service, PostgreSQL, toxiproxy.
+	@scripts/build-image.sh all
+
+.PHONY: image
+image: host-setup ## The token service image.
+	@scripts/build-image.sh tokensvc
+
+.PHONY: cluster-up
+cluster-up: node-image ## Create (or reuse) the kind cluster "stampede" from kind-config.yaml.
+	@go run ./e2e/cmd/stampede-cluster up
+
+.PHONY: smoke
+smoke: ## Check the cluster: system pods Ready, a Service answers from several pods and every worker.
+	@go run ./e2e/cmd/stampede-cluster smoke
+
+.PHONY: cluster-down
+cluster-down: ## Delete the kind cluster "stampede".
+	@go run ./e2e/cmd/stampede-cluster down
+
+.PHONY: bench
+bench: ## Registrations/s per create strategy on a local PostgreSQL.
+	@scripts/ensure-postgres.sh && go test -run '^$$' -bench BenchmarkRegister -benchtime 2s ./service/internal/httpapi
+
+.PHONY: fuzz
+fuzz: ## Fuzz the request decoder for a minute.
+	@go test -run '^$$' -fuzz FuzzDecodeRequest -fuzztime 1m ./service/internal/httpapi

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# test.sh: everything that needs no cluster: vet, then unit and integration tests (the service's
+# against a real PostgreSQL that the tests start themselves). The e2e specs carry the build tag
+# e2e and are not part of this.
+set -o errexit -o nounset -o pipefail
+LOG_PREFIX=test
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+need_cmd go "install Go 1.26 (https://go.dev/doc/install) and put it on PATH"
+"${REPO_ROOT}/scripts/ensure-postgres.sh"
+cd "$REPO_ROOT"
+log "go vet"
+go vet ./...
+go vet -tags e2e ./...
+log "go test"
+go test -count=1 ./...
