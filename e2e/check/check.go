@@ -137,10 +137,15 @@ type Result struct {
 	Successes   int     `json:"successes"`
 	CleanErrors int     `json:"clean_errors"`
 	// Unknown counts transport errors and timeouts: never a success.
-	Unknown    int          `json:"unknown"`
-	Counts     map[Rule]int `json:"counts"`
-	Violations []Violation  `json:"violations"`
-	Coverage   Coverage     `json:"coverage"`
+	Unknown int `json:"unknown"`
+	// EmptySubjects counts 2xx answers carrying a valid signature over an empty subject: the
+	// null-customer token of the seed's bug.
+	EmptySubjects int `json:"empty_subjects"`
+	// DuplicateCustomers counts customers with two or more database rows.
+	DuplicateCustomers int          `json:"duplicate_customers"`
+	Counts             map[Rule]int `json:"counts"`
+	Violations         []Violation  `json:"violations"`
+	Coverage           Coverage     `json:"coverage"`
 }
 
 // Err returns nil for a pass, an error wrapping ErrViolations for a fail and
@@ -200,6 +205,10 @@ func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 		res.Successes += j.successes
 		res.CleanErrors += j.cleanErrors
 		res.Unknown += j.unknown
+		res.EmptySubjects += j.emptySubjects
+		if len(rowsByKey[c.Key()]) > 1 {
+			res.DuplicateCustomers++
+		}
 		for _, v := range j.violations {
 			res.Counts[v.Rule]++
 			res.Violations = append(res.Violations, v)

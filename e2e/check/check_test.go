@@ -357,6 +357,25 @@ func TestCheckCountsOutcomes(t *testing.T) {
 	}
 }
 
+func TestCountsDuplicateCustomers(t *testing.T) {
+	good, rows := goodHistory(t)
+	rows = append(rows, Row{ID: "dup", MerchantID: alice.MerchantID, ExternalID: alice.ExternalID, CreatedAt: rows[0].CreatedAt})
+	res, err := Check(good, rows, params())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.DuplicateCustomers != 1 || res.EmptySubjects != 0 {
+		t.Errorf("DuplicateCustomers %d, EmptySubjects %d; want 1, 0", res.DuplicateCustomers, res.EmptySubjects)
+	}
+	res, err = Check(good, rows[:len(rows)-1], params())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.DuplicateCustomers != 0 {
+		t.Errorf("good history: DuplicateCustomers %d", res.DuplicateCustomers)
+	}
+}
+
 func TestViolationNamesCustomerPodsAndRequests(t *testing.T) {
 	good, rows := goodHistory(t)
 	ops := replace(good, ok(t, alice, 1, 0, "pod-b", 1, 9, tokenFor(t, rowA, func(c *claims) { c.Subject = "" })))
@@ -373,6 +392,9 @@ func TestViolationNamesCustomerPodsAndRequests(t *testing.T) {
 	if v.Customer != alice || len(v.Requests) != 1 || v.Requests[0].ID != "0/1/0" || v.Requests[0].Call != msec(1) ||
 		fmt.Sprint(v.Pods) != "[pod-b]" || !strings.Contains(strings.Join(v.Details, ";"), "empty subject") {
 		t.Errorf("violation %+v", v)
+	}
+	if res.EmptySubjects != 1 || res.DuplicateCustomers != 0 {
+		t.Errorf("EmptySubjects %d, DuplicateCustomers %d; want 1, 0", res.EmptySubjects, res.DuplicateCustomers)
 	}
 
 	var text, js bytes.Buffer

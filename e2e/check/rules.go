@@ -38,7 +38,9 @@ type claims struct {
 // judgement is what one customer contributes to the Result.
 type judgement struct {
 	successes, cleanErrors, unknown int
-	violations                      []Violation
+	// emptySubjects counts 2xx answers whose token verified but names nobody: the seed's bug.
+	emptySubjects int
+	violations    []Violation
 }
 
 // judgeCustomer applies every rule to one customer's ops and rows.
@@ -66,6 +68,9 @@ func judgeCustomer(c history.Customer, ops []history.Op, rows []Row, p Params) j
 				badTokens = append(badTokens, op)
 				tokenDetails = append(tokenDetails, fmt.Sprintf("%s: %v", op.ID(), err))
 				continue
+			}
+			if cl.Subject == "" {
+				j.emptySubjects++
 			}
 			if problems := matchRow(op, customerID, cl, rows); len(problems) > 0 {
 				mismatched = append(mismatched, op)
