@@ -1,0 +1,421 @@
+package manifests
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+)
+
+// wantStrategies are the service's create strategies (service/internal/config, which this
+// package cannot import); each needs an overlay.
+var wantStrategies = []string{"atomic", "fail-fast", "legacy", "return-existing"}
+
+func TestStrategies(t *testing.T) {
+	if got := Strategies(); !slices.Equal(got, wantStrategies) {
+		t.Fatalf("Strategies() = %q, want %q", got, wantStrategies)
+	}
+}
+
+// TestOverlaysOnDisk renders each overlay from the working tree, as `kubectl kustomize` would,
+// and checks the deployment the suite relies on.
+func TestOverlaysOnDisk(t *testing.T) {
+	for _, s := range wantStrategies {
+		t.Run(s, func(t *testing.T) {
+			rm, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), "overlays/"+s)
+			if err != nil {
+				t.Fatalf("render overlays/%s: %v", s, err)
+			}
+			var objs []*unstructured.Unstructured
+			for _, r := range rm.Resources() {
+				m, err := r.Map()
+				if err != nil {
+					t.Fatalf("%s: %v", r.CurId(), err)
+				}
+				objs = append(objs, &unstructured.Unstructured{Object: m})
+			}
+			w, err := parse(objs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := check(w, want{strategy: s, namespace: "stampede", replicas: 3,
+				tokensvcImage: TokensvcPlaceholderImage, postgresImage: PostgresPlaceholderImage}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+func TestRender(t *testing.T) {
+	key := newKeyPEM(t)
+	for _, s := range wantStrategies {
+		t.Run(s, func(t *testing.T) {
+			p := Params{
+				Strategy:         s,
+				Namespace:        "stampede-run-1",
+				TokensvcImage:    "stampede/tokensvc:0123456789ab",
+				PostgresImage:    "localhost:5000/pg@sha256:" + strings.Repeat("a", 64),
+				Replicas:         5,
+				SigningKeyPEM:    key,
+				PostgresPassword: "s3cret-pass word",
+				Config:           map[string]string{"TOKENSVC_LEGACY_RECHECK_DELAY": "5ms", "TOKENSVC_DATABASE_HOST": "toxiproxy"},
+			}
+			objs, err := Render(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w, err := parse(objs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = check(w, want{strategy: s, namespace: p.Namespace, replicas: 5,
+				tokensvcImage: p.TokensvcImage, postgresImage: p.PostgresImage,
+				config: p.Config, signingKey: key, password: p.PostgresPassword})
+			if err != nil {
+				t.Error(err)
+			}
+			yml, err := RenderYAML(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := strings.Count(string(yml), "\n---\n") + 1; n != len(objs) {
+				t.Errorf("RenderYAML: %d documents, Render: %d objects", n, len(objs))
+			}
+		})
+	}
+}
+
+// TestCheckFails makes each check fail on purpose, so that TestRender cannot pass vacuously.
+func TestCheckFails(t *testing.T) {
+	key := newKeyPEM(t)
+	p := Params{Strategy: "fail-fast", Namespace: "ns", TokensvcImage: "a/tokensvc:1", PostgresImage: "a/pg:1",
+		SigningKeyPEM: key, PostgresPassword: "pw"}
+	good := want{strategy: "fail-fast", namespace: "ns", replicas: 3, tokensvcImage: "a/tokensvc:1",
+		postgresImage: "a/pg:1", signingKey: key, password: "pw"}
+	breaks := map[string]func(w *rendered, wt *want){
+		"strategy":      func(w *rendered, wt *want) { wt.strategy = "atomic" },
+		"namespace":     func(w *rendered, wt *want) { w.deploy.Namespace = "other" },
+		"replicas":      func(w *rendered, wt *want) { wt.replicas = 4 },
+		"image":         func(w *rendered, wt *want) { wt.tokensvcImage = "a/tokensvc:2" },
+		"pull policy":   func(w *rendered, wt *want) { w.deploy.Spec.Template.Spec.Containers[0].ImagePullPolicy = corev1.PullAlways },
+		"readiness":     func(w *rendered, wt *want) { w.deploy.Spec.Template.Spec.Containers[0].ReadinessProbe = nil },
+		"liveness path": func(w *rendered, wt *want) { w.deploy.Spec.Template.Spec.Containers[0].LivenessProbe.HTTPGet.Path = "/" },
+		"node port":     func(w *rendered, wt *want) { w.service.Spec.Ports[0].NodePort = 30081 },
+		"pod name":      func(w *rendered, wt *want) { w.deploy.Spec.Template.Spec.Containers[0].Env = nil },
+		"key":           func(w *rendered, wt *want) { wt.signingKey = newKeyPEM(t) },
+		"password":      func(w *rendered, wt *want) { wt.password = "other" },
+		"config":        func(w *rendered, wt *want) { wt.config = map[string]string{"TOKENSVC_DRAIN_DELAY": "9s"} },
+		"grace":         func(w *rendered, wt *want) { w.deploy.Spec.Template.Spec.TerminationGracePeriodSeconds = new(int64) },
+		"pg secret ref": func(w *rendered, wt *want) { w.postgres.Spec.Template.Spec.Containers[0].EnvFrom = nil },
+		"pg probe":      func(w *rendered, wt *want) { w.postgres.Spec.Template.Spec.Containers[0].ReadinessProbe = nil },
+	}
+	for name, breakIt := range breaks {
+		t.Run(name, func(t *testing.T) {
+			objs, err := Render(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w, err := parse(objs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wt := good
+			if err := check(w, wt); err != nil {
+				t.Fatalf("unbroken render fails: %v", err)
+			}
+			breakIt(w, &wt)
+			if err := check(w, wt); err == nil {
+				t.Errorf("check passed with %s broken", name)
+			}
+		})
+	}
+}
+
+func TestRenderRefuses(t *testing.T) {
+	good := Params{Strategy: "atomic", Namespace: "ns", TokensvcImage: "a/tokensvc:1", PostgresImage: "a/pg:1",
+		SigningKeyPEM: newKeyPEM(t), PostgresPassword: "pw"}
+	if _, err := Render(good); err != nil {
+		t.Fatalf("good params: %v", err)
+	}
+	rsaLike := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte("not DER")})
+	for name, change := range map[string]func(p *Params){
+		"no strategy":       func(p *Params) { p.Strategy = "" },
+		"unknown strategy":  func(p *Params) { p.Strategy = "optimistic" },
+		"path as strategy":  func(p *Params) { p.Strategy = "../base" },
+		"no namespace":      func(p *Params) { p.Namespace = "" },
+		"bad namespace":     func(p *Params) { p.Namespace = "Stampede_1" },
+		"no image":          func(p *Params) { p.TokensvcImage = "" },
+		"untagged image":    func(p *Params) { p.PostgresImage = "localhost:5000/pg" },
+		"latest image":      func(p *Params) { p.TokensvcImage = "a/tokensvc:latest" },
+		"negative replicas": func(p *Params) { p.Replicas = -1 },
+		"no key":            func(p *Params) { p.SigningKeyPEM = nil },
+		"key not PKCS#8":    func(p *Params) { p.SigningKeyPEM = rsaLike },
+		"no password":       func(p *Params) { p.PostgresPassword = "" },
+		"quote in password": func(p *Params) { p.PostgresPassword = "it's" },
+		"config not ours":   func(p *Params) { p.Config = map[string]string{"PGHOST": "x"} },
+		"config strategy":   func(p *Params) { p.Config = map[string]string{"TOKENSVC_CREATE_STRATEGY": "legacy"} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := good
+			change(&p)
+			if _, err := Render(p); err == nil {
+				t.Errorf("Render accepted %s", name)
+			}
+		})
+	}
+}
+
+func TestImageOverride(t *testing.T) {
+	for _, tc := range []struct{ ref, name, tag, digest string }{
+		{"stampede/tokensvc:0123456789ab", "stampede/tokensvc", "0123456789ab", ""},
+		{"localhost:5000/pg:15", "localhost:5000/pg", "15", ""},
+		{"pg@sha256:abc", "pg", "", "sha256:abc"},
+		{"r:5000/pg:15@sha256:abc", "r:5000/pg", "15", "sha256:abc"},
+	} {
+		img, err := imageOverride(PostgresPlaceholderImage, tc.ref)
+		if err != nil {
+			t.Errorf("%s: %v", tc.ref, err)
+			continue
+		}
+		if img.Name != "stampede/postgres" || img.NewName != tc.name || img.NewTag != tc.tag || img.Digest != tc.digest {
+			t.Errorf("%s: got %+v", tc.ref, img)
+		}
+	}
+}
+
+// rendered is what the checks look at, typed.
+type rendered struct {
+	namespaces []string // of the namespaced objects
+	nsObjects  []string // names of the Namespace objects
+	deploy     *appsv1.Deployment
+	postgres   *appsv1.StatefulSet
+	service    *corev1.Service
+	pgService  *corev1.Service
+	configMaps map[string]*corev1.ConfigMap
+	secrets    map[string]*corev1.Secret
+	labels     map[string]map[string]string // kind/name -> labels
+}
+
+func parse(objs []*unstructured.Unstructured) (*rendered, error) {
+	w := &rendered{configMaps: map[string]*corev1.ConfigMap{}, secrets: map[string]*corev1.Secret{},
+		labels: map[string]map[string]string{}}
+	conv := runtime.DefaultUnstructuredConverter
+	var errs []error
+	for _, o := range objs {
+		into := func(v any) { errs = append(errs, conv.FromUnstructured(o.Object, v)) }
+		w.labels[o.GetKind()+"/"+o.GetName()] = o.GetLabels()
+		if o.GetKind() == "Namespace" {
+			w.nsObjects = append(w.nsObjects, o.GetName())
+		} else {
+			w.namespaces = append(w.namespaces, o.GetNamespace())
+		}
+		switch {
+		case o.GetKind() == "Deployment" && o.GetName() == "tokensvc":
+			w.deploy = &appsv1.Deployment{}
+			into(w.deploy)
+		case o.GetKind() == "StatefulSet" && o.GetName() == "postgres":
+			w.postgres = &appsv1.StatefulSet{}
+			into(w.postgres)
+		case o.GetKind() == "Service" && o.GetName() == "tokensvc":
+			w.service = &corev1.Service{}
+			into(w.service)
+		case o.GetKind() == "Service" && o.GetName() == "postgres":
+			w.pgService = &corev1.Service{}
+			into(w.pgService)
+		case o.GetKind() == "ConfigMap":
+			cm := &corev1.ConfigMap{}
+			into(cm)
+			w.configMaps[o.GetName()] = cm
+		case o.GetKind() == "Secret":
+			s := &corev1.Secret{}
+			into(s)
+			w.secrets[o.GetName()] = s
+		}
+	}
+	if w.deploy == nil || w.postgres == nil || w.service == nil || w.pgService == nil {
+		errs = append(errs, errors.New("want Deployment tokensvc, StatefulSet postgres, Services tokensvc and postgres"))
+	}
+	return w, errors.Join(errs...)
+}
+
+type want struct {
+	strategy, namespace          string
+	replicas                     int32
+	tokensvcImage, postgresImage string
+	config                       map[string]string // besides the strategy
+	signingKey                   []byte            // nil: not checked
+	password                     string            // "": not checked
+}
+
+// check returns every way in which w differs from what the suite relies on.
+func check(w *rendered, wt want) error {
+	var errs []error
+	errorf := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if !slices.Equal(w.nsObjects, []string{wt.namespace}) {
+		errorf("Namespace objects %q, want [%s]", w.nsObjects, wt.namespace)
+	}
+	for _, ns := range w.namespaces {
+		if ns != wt.namespace {
+			errorf("an object in namespace %q, want %q", ns, wt.namespace)
+		}
+	}
+	for obj, l := range w.labels {
+		if l["stampede.dev/strategy"] != wt.strategy {
+			errorf("%s: label stampede.dev/strategy=%q, want %q", obj, l["stampede.dev/strategy"], wt.strategy)
+		}
+	}
+
+	d := w.deploy
+	if d.Namespace != wt.namespace {
+		errorf("Deployment in %q", d.Namespace)
+	}
+	if d.Spec.Replicas == nil || *d.Spec.Replicas != wt.replicas {
+		errorf("Deployment replicas %v, want %d", d.Spec.Replicas, wt.replicas)
+	}
+	pod := d.Spec.Template.Spec
+	if len(pod.Containers) != 1 {
+		return errors.Join(append(errs, fmt.Errorf("tokensvc: %d containers, want 1", len(pod.Containers)))...)
+	}
+	c := pod.Containers[0]
+	checkImage := func(what string, c corev1.Container, image string) {
+		if c.Image != image {
+			errorf("%s image %q, want %q", what, c.Image, image)
+		}
+		if c.ImagePullPolicy != corev1.PullIfNotPresent {
+			errorf("%s imagePullPolicy %q: there is no registry to pull from", what, c.ImagePullPolicy)
+		}
+	}
+	checkImage("tokensvc", c, wt.tokensvcImage)
+	for probe, p := range map[string]*corev1.Probe{"readiness": c.ReadinessProbe, "liveness": c.LivenessProbe, "startup": c.StartupProbe} {
+		wantPath := map[string]string{"readiness": "/readyz", "liveness": "/livez", "startup": "/livez"}[probe]
+		if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != wantPath || p.HTTPGet.Port.String() != "http" {
+			errorf("tokensvc %s probe %+v, want GET %s on port http", probe, p, wantPath)
+		}
+	}
+	if len(c.Ports) != 1 || c.Ports[0].Name != "http" || c.Ports[0].ContainerPort != 8080 {
+		errorf("tokensvc ports %+v, want http 8080", c.Ports)
+	}
+	env := map[string]corev1.EnvVar{}
+	for _, e := range c.Env {
+		env[e.Name] = e
+	}
+	if e := env["POD_NAME"]; e.ValueFrom == nil || e.ValueFrom.FieldRef == nil || e.ValueFrom.FieldRef.FieldPath != "metadata.name" {
+		errorf("POD_NAME %+v, want the downward API's metadata.name", e)
+	}
+	if !strings.Contains(env["TOKENSVC_DATABASE_URL"].Value, "password='$(POSTGRES_PASSWORD)'") {
+		errorf("TOKENSVC_DATABASE_URL %q does not take the password from the Secret", env["TOKENSVC_DATABASE_URL"].Value)
+	}
+	keyFile := env["TOKENSVC_SIGNING_KEY_FILE"].Value
+	keySecret := ""
+	for _, m := range c.VolumeMounts {
+		if strings.HasPrefix(keyFile, m.MountPath+"/") {
+			for _, v := range pod.Volumes {
+				if v.Name == m.Name && v.Secret != nil {
+					keySecret = v.Secret.SecretName
+				}
+			}
+		}
+	}
+	if s, ok := w.secrets[keySecret]; !ok {
+		errorf("TOKENSVC_SIGNING_KEY_FILE %q is not in a mounted Secret of this render", keyFile)
+	} else if wt.signingKey != nil && string(s.Data["signing.pem"]) != string(wt.signingKey) {
+		errorf("Secret %s does not hold the signing key", keySecret)
+	}
+	// The settings, as the kubelet will see them: envFrom first, then env.
+	settings := map[string]string{}
+	var pgSecret string
+	for _, from := range c.EnvFrom {
+		switch {
+		case from.ConfigMapRef != nil:
+			cm, ok := w.configMaps[from.ConfigMapRef.Name]
+			if !ok {
+				errorf("envFrom ConfigMap %q is not in the render", from.ConfigMapRef.Name)
+				continue
+			}
+			for k, v := range cm.Data {
+				settings[k] = v
+			}
+		case from.SecretRef != nil:
+			pgSecret = from.SecretRef.Name
+		}
+	}
+	for _, e := range c.Env {
+		if e.ValueFrom == nil {
+			settings[e.Name] = e.Value
+		}
+	}
+	if got := settings["TOKENSVC_CREATE_STRATEGY"]; got != wt.strategy {
+		errorf("TOKENSVC_CREATE_STRATEGY %q, want %q", got, wt.strategy)
+	}
+	for k, v := range wt.config {
+		if settings[k] != v {
+			errorf("%s %q, want %q", k, settings[k], v)
+		}
+	}
+	for _, ref := range []string{"TOKENSVC_DATABASE_HOST", "TOKENSVC_DATABASE_PORT", "TOKENSVC_DATABASE_POOL"} {
+		if _, ok := settings[ref]; !ok {
+			errorf("TOKENSVC_DATABASE_URL refers to %s, which is not set", ref)
+		}
+	}
+	if pod.TerminationGracePeriodSeconds == nil || *pod.TerminationGracePeriodSeconds < 21 {
+		errorf("terminationGracePeriodSeconds %v: want more than TOKENSVC_SHUTDOWN_TIMEOUT (%s)",
+			pod.TerminationGracePeriodSeconds, settings["TOKENSVC_SHUTDOWN_TIMEOUT"])
+	}
+	if settings["TOKENSVC_SHUTDOWN_TIMEOUT"] != "20s" {
+		errorf("TOKENSVC_SHUTDOWN_TIMEOUT %q: the grace period (25s) is sized for 20s", settings["TOKENSVC_SHUTDOWN_TIMEOUT"])
+	}
+
+	s := w.service
+	if s.Spec.Type != corev1.ServiceTypeNodePort || len(s.Spec.Ports) != 1 || s.Spec.Ports[0].NodePort != NodePort ||
+		s.Spec.Ports[0].TargetPort.String() != "http" {
+		errorf("Service tokensvc %+v, want NodePort %d to port http", s.Spec, NodePort)
+	}
+
+	pg := w.postgres
+	if len(pg.Spec.Template.Spec.Containers) != 1 {
+		return errors.Join(append(errs, fmt.Errorf("postgres: %d containers", len(pg.Spec.Template.Spec.Containers)))...)
+	}
+	pc := pg.Spec.Template.Spec.Containers[0]
+	checkImage("postgres", pc, wt.postgresImage)
+	if p := pc.ReadinessProbe; p == nil || p.Exec == nil || len(p.Exec.Command) == 0 || p.Exec.Command[0] != "pg_isready" {
+		errorf("postgres readiness probe %+v, want pg_isready", p)
+	}
+	if len(pc.EnvFrom) != 1 || pc.EnvFrom[0].SecretRef == nil || pc.EnvFrom[0].SecretRef.Name != pgSecret {
+		errorf("postgres and tokensvc do not read the same credentials Secret (%q)", pgSecret)
+	}
+	if sec, ok := w.secrets[pgSecret]; !ok {
+		errorf("credentials Secret %q is not in the render", pgSecret)
+	} else if wt.password != "" && string(sec.Data["POSTGRES_PASSWORD"]) != wt.password {
+		errorf("POSTGRES_PASSWORD %q, want %q", sec.Data["POSTGRES_PASSWORD"], wt.password)
+	}
+	if w.pgService.Spec.Ports[0].Port != 5432 || settings["TOKENSVC_DATABASE_PORT"] != "5432" {
+		errorf("postgres Service port %d, tokensvc connects to %s", w.pgService.Spec.Ports[0].Port, settings["TOKENSVC_DATABASE_PORT"])
+	}
+	return errors.Join(errs...)
+}
+
+func newKeyPEM(t *testing.T) []byte {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+}

@@ -1,0 +1,260 @@
+package manifests
+
+import (
+	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"path"
+	"slices"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/api/resmap"
+	"sigs.k8s.io/kustomize/api/types"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/yaml"
+)
+
+// The names the base uses, which a render overrides.
+const (
+	// TokensvcPlaceholderImage is the token service's image in the base.
+	TokensvcPlaceholderImage = "stampede/tokensvc:dev"
+	// PostgresPlaceholderImage is PostgreSQL's image in the base.
+	PostgresPlaceholderImage = "stampede/postgres:dev"
+	// NodePort is the token service's port on every node.
+	NodePort = 30080
+)
+
+// Params says what Render renders. Every field but Replicas and Config is required.
+type Params struct {
+	// Strategy names the overlay: one of Strategies().
+	Strategy string
+	// Namespace receives every object; the Namespace object is renamed to it.
+	Namespace string
+	// TokensvcImage and PostgresImage are image references as scripts/build-image.sh prints
+	// them, e.g. "stampede/tokensvc:0123456789ab".
+	TokensvcImage string
+	PostgresImage string
+	// Replicas of the token service; 0 keeps the base's 3.
+	Replicas int
+	// SigningKeyPEM is the Ed25519 private key, PEM PKCS#8, that every replica signs with.
+	SigningKeyPEM []byte
+	// PostgresPassword is the database password. It ends up inside single quotes in a
+	// key=value connection string, so it must not contain a quote, a backslash or a control
+	// character.
+	PostgresPassword string
+	// Config holds extra TOKENSVC_* settings for the token service, merged into its ConfigMap
+	// over the base's (e.g. TOKENSVC_DATABASE_HOST to repoint it at a proxy, or
+	// TOKENSVC_LEGACY_RECHECK_DELAY). The strategy is set with Strategy, not here.
+	Config map[string]string
+}
+
+// Strategies lists the overlays, one per create strategy, sorted.
+func Strategies() []string {
+	entries, err := fs.ReadDir(FS, "overlays")
+	if err != nil {
+		panic(fmt.Sprintf("manifests: embedded overlays: %v", err)) // the embed directive guarantees it
+	}
+	var names []string
+	for _, e := range entries {
+		if e.IsDir() {
+			names = append(names, e.Name())
+		}
+	}
+	return names
+}
+
+// Render renders the overlay for p.Strategy with p's namespace, images, replicas, secrets and
+// settings, as objects ready to apply.
+func Render(p Params) ([]*unstructured.Unstructured, error) {
+	rm, err := render(p)
+	if err != nil {
+		return nil, err
+	}
+	objs := make([]*unstructured.Unstructured, 0, rm.Size())
+	for _, r := range rm.Resources() {
+		m, err := r.Map()
+		if err != nil {
+			return nil, fmt.Errorf("render manifests: %s: %w", r.CurId(), err)
+		}
+		objs = append(objs, &unstructured.Unstructured{Object: m})
+	}
+	return objs, nil
+}
+
+// RenderYAML is Render as one multi-document YAML stream, e.g. to keep as an artifact or to
+// feed `kubectl apply -f -`.
+func RenderYAML(p Params) ([]byte, error) {
+	rm, err := render(p)
+	if err != nil {
+		return nil, err
+	}
+	out, err := rm.AsYaml()
+	if err != nil {
+		return nil, fmt.Errorf("render manifests: %w", err)
+	}
+	return out, nil
+}
+
+// The in-memory layout: the embedded tree under root, the generated kustomization in top.
+const (
+	root = "/stampede"
+	top  = root + "/run"
+)
+
+func render(p Params) (resmap.ResMap, error) {
+	k, files, err := topKustomization(p)
+	if err != nil {
+		return nil, err
+	}
+	fsys := filesys.MakeFsInMemory()
+	err = fs.WalkDir(FS, ".", func(name string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := FS.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		return fsys.WriteFile(path.Join(root, name), data)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("copy manifests: %w", err)
+	}
+	kyml, err := yaml.Marshal(k)
+	if err != nil {
+		return nil, fmt.Errorf("write kustomization: %w", err)
+	}
+	files["kustomization.yaml"] = kyml
+	for name, data := range files {
+		if err := fsys.WriteFile(path.Join(top, name), data); err != nil {
+			return nil, fmt.Errorf("write %s: %w", name, err)
+		}
+	}
+	rm, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(fsys, top)
+	if err != nil {
+		return nil, fmt.Errorf("render manifests (strategy %s): %w", p.Strategy, err)
+	}
+	return rm, nil
+}
+
+// topKustomization is the kustomization that turns the overlay into one run's manifests, and
+// the files it reads (secret contents go in files: a literal would be unquoted by kustomize).
+func topKustomization(p Params) (*types.Kustomization, map[string][]byte, error) {
+	var errs []error
+	if !slices.Contains(Strategies(), p.Strategy) {
+		errs = append(errs, fmt.Errorf("strategy %q: want one of %s", p.Strategy, strings.Join(Strategies(), ", ")))
+	}
+	for _, msg := range validation.IsDNS1123Label(p.Namespace) {
+		errs = append(errs, fmt.Errorf("namespace %q: %s", p.Namespace, msg))
+	}
+	tokensvc, err := imageOverride(TokensvcPlaceholderImage, p.TokensvcImage)
+	errs = append(errs, err)
+	postgres, err := imageOverride(PostgresPlaceholderImage, p.PostgresImage)
+	errs = append(errs, err)
+	if p.Replicas < 0 {
+		errs = append(errs, fmt.Errorf("replicas %d: must not be negative", p.Replicas))
+	}
+	errs = append(errs, checkSigningKey(p.SigningKeyPEM), checkPassword(p.PostgresPassword))
+	var config []string
+	for _, key := range slices.Sorted(maps.Keys(p.Config)) {
+		value := p.Config[key]
+		switch {
+		case !strings.HasPrefix(key, "TOKENSVC_"):
+			errs = append(errs, fmt.Errorf("config %s: only TOKENSVC_* settings go there", key))
+		case key == "TOKENSVC_CREATE_STRATEGY":
+			errs = append(errs, errors.New("config TOKENSVC_CREATE_STRATEGY: set Params.Strategy instead"))
+		case strings.ContainsAny(value, "\n\r"):
+			errs = append(errs, fmt.Errorf("config %s: the value has a line break", key))
+		default:
+			config = append(config, key+"="+value)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, nil, fmt.Errorf("render manifests: %w", err)
+	}
+
+	k := &types.Kustomization{
+		TypeMeta:  types.TypeMeta{APIVersion: types.KustomizationVersion, Kind: types.KustomizationKind},
+		Resources: []string{"../overlays/" + p.Strategy},
+		Namespace: p.Namespace,
+		Images:    []types.Image{tokensvc, postgres},
+		SecretGenerator: []types.SecretArgs{
+			{GeneratorArgs: types.GeneratorArgs{Name: "tokensvc-signing-key", Behavior: "replace",
+				KvPairSources: types.KvPairSources{FileSources: []string{"signing.pem=signing.pem"}}}},
+			{GeneratorArgs: types.GeneratorArgs{Name: "postgres-credentials", Behavior: "merge",
+				KvPairSources: types.KvPairSources{FileSources: []string{"POSTGRES_PASSWORD=postgres-password"}}}},
+		},
+	}
+	if len(config) > 0 {
+		k.ConfigMapGenerator = []types.ConfigMapArgs{{GeneratorArgs: types.GeneratorArgs{
+			Name: "tokensvc-config", Behavior: "merge", KvPairSources: types.KvPairSources{LiteralSources: config}}}}
+	}
+	if p.Replicas > 0 {
+		k.Replicas = []types.Replica{{Name: "tokensvc", Count: int64(p.Replicas)}}
+	}
+	files := map[string][]byte{
+		"signing.pem":       p.SigningKeyPEM,
+		"postgres-password": []byte(p.PostgresPassword),
+	}
+	return k, files, nil
+}
+
+// imageOverride replaces the placeholder's name and tag (or digest) with those of ref.
+func imageOverride(placeholder, ref string) (types.Image, error) {
+	name, _, _ := strings.Cut(placeholder, ":")
+	img := types.Image{Name: name}
+	if ref == "" {
+		return img, fmt.Errorf("image for %s: empty (scripts/build-image.sh prints it)", name)
+	}
+	rest := ref
+	if before, digest, ok := strings.Cut(ref, "@"); ok {
+		rest, img.Digest = before, digest
+	}
+	// A colon after the last slash starts the tag; one before it belongs to a registry's port.
+	if i := strings.LastIndex(rest, ":"); i > strings.LastIndex(rest, "/") {
+		rest, img.NewTag = rest[:i], rest[i+1:]
+	}
+	img.NewName = rest
+	switch {
+	case rest == "" || strings.ContainsAny(ref, " \t\n"):
+		return img, fmt.Errorf("image for %s: %q is not an image reference", name, ref)
+	case img.NewTag == "" && img.Digest == "":
+		// Without a tag the kubelet would use :latest and, with it, imagePullPolicy Always.
+		return img, fmt.Errorf("image for %s: %q has no tag or digest", name, ref)
+	case img.NewTag == "latest":
+		return img, fmt.Errorf("image for %s: %q: :latest is always pulled, and there is no registry", name, ref)
+	}
+	return img, nil
+}
+
+func checkSigningKey(pemText []byte) error {
+	block, _ := pem.Decode(pemText)
+	if block == nil || block.Type != "PRIVATE KEY" {
+		return errors.New("signing key: want a PEM block \"PRIVATE KEY\" (PKCS#8)")
+	}
+	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return fmt.Errorf("signing key: %w", err)
+	}
+	if _, ok := key.(ed25519.PrivateKey); !ok {
+		return fmt.Errorf("signing key: %T, want Ed25519", key)
+	}
+	return nil
+}
+
+func checkPassword(pw string) error {
+	if pw == "" {
+		return errors.New("postgres password: empty")
+	}
+	if strings.ContainsFunc(pw, func(r rune) bool { return r == '\'' || r == '\\' || r < 0x20 || r == 0x7f }) {
+		return errors.New("postgres password: must not contain a quote, a backslash or a control character")
+	}
+	return nil
+}
