@@ -105,13 +105,17 @@ func TestCheckFails(t *testing.T) {
 	good := want{strategy: "fail-fast", namespace: "ns", replicas: 3, tokensvcImage: "a/tokensvc:1",
 		postgresImage: "a/pg:1", signingKey: key, password: "pw"}
 	breaks := map[string]func(w *rendered, wt *want){
-		"strategy":      func(w *rendered, wt *want) { wt.strategy = "atomic" },
-		"namespace":     func(w *rendered, wt *want) { w.deploy.Namespace = "other" },
-		"replicas":      func(w *rendered, wt *want) { wt.replicas = 4 },
-		"image":         func(w *rendered, wt *want) { wt.tokensvcImage = "a/tokensvc:2" },
-		"pull policy":   func(w *rendered, wt *want) { w.deploy.Spec.Template.Spec.Containers[0].ImagePullPolicy = corev1.PullAlways },
-		"readiness":     func(w *rendered, wt *want) { w.deploy.Spec.Template.Spec.Containers[0].ReadinessProbe = nil },
-		"liveness path": func(w *rendered, wt *want) { w.deploy.Spec.Template.Spec.Containers[0].LivenessProbe.HTTPGet.Path = "/" },
+		"strategy":  func(w *rendered, wt *want) { wt.strategy = "atomic" },
+		"namespace": func(w *rendered, wt *want) { w.deploy.Namespace = "other" },
+		"replicas":  func(w *rendered, wt *want) { wt.replicas = 4 },
+		"image":     func(w *rendered, wt *want) { wt.tokensvcImage = "a/tokensvc:2" },
+		"pull policy": func(w *rendered, wt *want) {
+			w.deploy.Spec.Template.Spec.Containers[0].ImagePullPolicy = corev1.PullAlways
+		},
+		"readiness": func(w *rendered, wt *want) { w.deploy.Spec.Template.Spec.Containers[0].ReadinessProbe = nil },
+		"liveness path": func(w *rendered, wt *want) {
+			w.deploy.Spec.Template.Spec.Containers[0].LivenessProbe.HTTPGet.Path = "/"
+		},
 		"node port":     func(w *rendered, wt *want) { w.service.Spec.Ports[0].NodePort = 30081 },
 		"pod name":      func(w *rendered, wt *want) { w.deploy.Spec.Template.Spec.Containers[0].Env = nil },
 		"key":           func(w *rendered, wt *want) { wt.signingKey = newKeyPEM(t) },
