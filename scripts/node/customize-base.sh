@@ -15,7 +15,8 @@ install -m 0644 "$F"/etc/crictl.yaml "$R/etc/"
 install -m 0644 "$F"/etc/containerd/* "$R/etc/containerd/"
 install -m 0644 "$F"/etc/default/* "$R/etc/default/"
 install -m 0644 "$F"/etc/sysctl.d/* "$R/etc/sysctl.d/"
-install -m 0644 "$F"/etc/systemd/system/*.* "$R/etc/systemd/system/"
+# Files only: the *.* glob also matches the kubelet.service.d directory, which install refuses.
+find "$F/etc/systemd/system" -maxdepth 1 -type f -exec install -m 0644 {} "$R/etc/systemd/system/" \;
 install -m 0644 "$F"/etc/systemd/system/kubelet.service.d/* "$R/etc/systemd/system/kubelet.service.d/"
 
 # Debian's binaries where kind's units and scripts expect them.
