@@ -218,7 +218,8 @@ func parse(objs []*unstructured.Unstructured) (*rendered, error) {
 	conv := runtime.DefaultUnstructuredConverter
 	var errs []error
 	for _, o := range objs {
-		into := func(v any) { errs = append(errs, conv.FromUnstructured(o.Object, v)) }
+		// Strict: a misspelt field would otherwise vanish here and be refused by the API server.
+		into := func(v any) { errs = append(errs, conv.FromUnstructuredWithValidation(o.Object, v, true)) }
 		w.labels[o.GetKind()+"/"+o.GetName()] = o.GetLabels()
 		if o.GetKind() == "Namespace" {
 			w.nsObjects = append(w.nsObjects, o.GetName())
