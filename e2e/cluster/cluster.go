@@ -128,6 +128,9 @@ func (p *Params) Validate() error {
 		if p.Context != "" {
 			errs = append(errs, fmt.Errorf("Context is only for existing mode (mode is %s)", p.Mode))
 		}
+		if p.Kubeconfig != "" && isUserKubeconfig(p.Kubeconfig) {
+			errs = append(errs, fmt.Errorf("Kubeconfig %s is the user's own: kind would merge into it; leave it empty for a temporary file", p.Kubeconfig))
+		}
 		if p.Mode == ModeKind && (p.Recreate || p.NoCreate) {
 			errs = append(errs, errors.New("Recreate and NoCreate are only for reuse mode (kind mode always creates)"))
 		}
@@ -141,8 +144,9 @@ func (p *Params) Validate() error {
 		onlyKind("Name", p.Name)
 		onlyKind("ConfigPath", p.ConfigPath)
 		onlyKind("NodeImage", p.NodeImage)
-		if p.Keep || p.Recreate || p.NoCreate {
-			errs = append(errs, errors.New("Keep, Recreate and NoCreate are only for kind and reuse modes (existing mode never creates or deletes)"))
+		// Keep is tolerated: nothing is deleted in existing mode anyway.
+		if p.Recreate || p.NoCreate {
+			errs = append(errs, errors.New("Recreate and NoCreate are only for reuse mode (existing mode never creates or deletes)"))
 		}
 	default:
 		errs = append(errs, fmt.Errorf("mode %q: want kind, reuse or existing", p.Mode))
@@ -154,6 +158,17 @@ func (p *Params) Validate() error {
 		return fmt.Errorf("cluster params: %w", err)
 	}
 	return nil
+}
+
+// isUserKubeconfig reports whether path is ~/.kube/config, which kind and reuse modes must not
+// write.
+func isUserKubeconfig(path string) bool {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return false
+	}
+	abs, err := filepath.Abs(path)
+	return err == nil && abs == filepath.Join(home, ".kube", "config")
 }
 
 // Node is one node of the cluster.

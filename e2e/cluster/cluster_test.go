@@ -163,7 +163,9 @@ func TestParamsValidate(t *testing.T) {
 		{"existing ok", Params{Mode: ModeExisting, Kubeconfig: "/k", Context: "prod"}, ""},
 		{"existing needs kubeconfig", Params{Mode: ModeExisting}, "Kubeconfig is required"},
 		{"existing with image", Params{Mode: ModeExisting, Kubeconfig: "/k", NodeImage: "i"}, "NodeImage is only for kind"},
-		{"existing with keep", Params{Mode: ModeExisting, Kubeconfig: "/k", Keep: true}, "never creates or deletes"},
+		{"existing with keep", Params{Mode: ModeExisting, Kubeconfig: "/k", Keep: true}, ""},
+		{"existing with recreate", Params{Mode: ModeExisting, Kubeconfig: "/k", Recreate: true}, "never creates or deletes"},
+		{"kind into the user's kubeconfig", Params{Mode: ModeKind, ConfigPath: "c", NodeImage: "i", Kubeconfig: filepath.Join(home(t), ".kube", "config")}, "user's own"},
 		{"negative wait", Params{Mode: ModeKind, ConfigPath: "c", NodeImage: "i", WaitForReady: -1}, "negative"},
 	}
 	for _, tc := range cases {
@@ -256,4 +258,12 @@ func TestCrossNode(t *testing.T) {
 	if err := one.crossNode("w1", Tally{Requests: 10, Answers: map[string]int{"p1": 10}}); err != nil {
 		t.Errorf("no remote pods to reach: %v", err)
 	}
+}
+
+func home(t *testing.T) string {
+	h, err := os.UserHomeDir()
+	if err != nil {
+		t.Skip("no home directory")
+	}
+	return h
 }
