@@ -1,0 +1,123 @@
+//go:build e2e
+
+// Package e2e is stampede's Ginkgo suite: a kind cluster (or an existing one), the token service
+// replicated behind a Service, concurrent first-registration bursts, and a checker that every
+// customer got exactly one valid, consistent token, with the database as ground truth.
+package e2e
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/stampede-e2e/stampede/e2e/cluster"
+	"github.com/stampede-e2e/stampede/e2e/framework"
+	"github.com/stampede-e2e/stampede/e2e/traffic"
+)
+
+var (
+	cfg framework.Config
+	env *framework.Env
+)
+
+func init() { cfg.RegisterFlags(flag.CommandLine) }
+
+func TestE2E(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "stampede e2e")
+}
+
+var _ = BeforeSuite(func(ctx SpecContext) {
+	Expect(cfg.Validate()).To(Succeed())
+	if cfg.Seed == 0 {
+		cfg.Seed = traffic.NewSeed()
+	}
+	fmt.Fprintf(GinkgoWriter, "seed %d (replay: make e2e SEED=%d)\n", cfg.Seed, cfg.Seed)
+	AddReportEntry("seed", cfg.Seed)
+	logger := slog.New(slog.NewTextHandler(GinkgoWriter, &slog.HandlerOptions{Level: slog.LevelInfo}))
+
+	if cfg.Mode != "existing" {
+		if cfg.NodeImage == "" {
+			By("choosing the node image (scripts/node-image.sh)")
+			cfg.NodeImage = runScript(ctx, "scripts/node-image.sh")
+		}
+		if cfg.TokensvcImage == "" || cfg.PostgresImage == "" || cfg.ToxiproxyImage == "" {
+			By("building the images the suite deploys (scripts/build-image.sh)")
+			for _, line := range strings.Split(runScript(ctx, "scripts/build-image.sh", "all"), "\n") {
+				name, image, _ := strings.Cut(strings.TrimSpace(line), "=")
+				switch name {
+				case "tokensvc":
+					cfg.TokensvcImage = firstNonEmpty(cfg.TokensvcImage, image)
+				case "postgres":
+					cfg.PostgresImage = firstNonEmpty(cfg.PostgresImage, image)
+				case "toxiproxy":
+					cfg.ToxiproxyImage = firstNonEmpty(cfg.ToxiproxyImage, image)
+				}
+			}
+		}
+	}
+
+	By(fmt.Sprintf("bringing up the cluster (%s mode)", cfg.Mode))
+	c, err := cluster.Up(ctx, cluster.Params{
+		Mode:         cluster.Mode(cfg.Mode),
+		Name:         cfg.ClusterName,
+		ConfigPath:   cfg.KindConfig,
+		NodeImage:    cfg.NodeImage,
+		Kubeconfig:   cfg.Kubeconfig,
+		Context:      cfg.Context,
+		ArtifactsDir: cfg.Artifacts,
+		Keep:         cfg.Keep,
+		Logger:       logger,
+	})
+	Expect(err).NotTo(HaveOccurred(), "cluster up")
+	DeferCleanup(func(ctx SpecContext) {
+		Expect(c.Down(ctx)).To(Succeed())
+	}, NodeTimeout(3*time.Minute))
+
+	if ok, why := c.CanLoadImages(); ok {
+		By("loading the images into the nodes")
+		Expect(c.LoadImages(ctx, cfg.TokensvcImage, cfg.PostgresImage, cfg.ToxiproxyImage)).To(Succeed())
+	} else {
+		fmt.Fprintf(GinkgoWriter, "not loading images: %s\n", why)
+	}
+	url := cfg.ServiceURL
+	if url == "" {
+		url, err = c.ServiceURL()
+		Expect(err).NotTo(HaveOccurred(), "the token service's address from this host; in existing mode pass -e2e.service-url")
+	}
+	applier, err := framework.NewApplier(c.RESTConfig())
+	Expect(err).NotTo(HaveOccurred())
+	env = &framework.Env{
+		Config:            cfg,
+		RestConfig:        c.RESTConfig(),
+		Client:            c.Client(),
+		Applier:           applier,
+		ServiceURL:        url,
+		Logger:            logger,
+		ExportClusterLogs: c.ExportLogs,
+	}
+}, NodeTimeout(30*time.Minute))
+
+// runScript runs a repository script and returns the last line of its stdout (what it built).
+func runScript(ctx SpecContext, script string, args ...string) string {
+	GinkgoHelper()
+	cmd := exec.CommandContext(ctx, framework.RepoRoot()+"/"+script, args...)
+	cmd.Stderr = GinkgoWriter
+	out, err := cmd.Output()
+	Expect(err).NotTo(HaveOccurred(), "%s %s", script, strings.Join(args, " "))
+	return strings.TrimSpace(string(out))
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

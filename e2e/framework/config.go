@@ -1,0 +1,136 @@
+package framework
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// Config is what a run of the suite is told, by flags (prefix e2e.) or, where no flag is given,
+// by environment variables (STAMPEDE_E2E_*). Flags win.
+type Config struct {
+	// Mode is kind (a fresh cluster, deleted at the end), reuse (a kept kind cluster, created when
+	// absent) or existing (any cluster from a kubeconfig and context).
+	Mode string
+	// ClusterName names the kind cluster in kind and reuse modes.
+	ClusterName string
+	// KindConfig is the kind cluster configuration file.
+	KindConfig string
+	// NodeImage is the kind node image; empty means scripts/node-image.sh decides.
+	NodeImage string
+	// Kubeconfig and Context select the cluster in existing mode.
+	Kubeconfig, Context string
+	// TokensvcImage, PostgresImage and ToxiproxyImage are the images deployed; empty means they are
+	// built here (scripts/build-image.sh) and loaded into the kind nodes.
+	TokensvcImage, PostgresImage, ToxiproxyImage string
+	// ServiceURL overrides the token service's address from the host (existing mode).
+	ServiceURL string
+	// Seed fixes the customers and the burst plan; 0 means a new one, printed at the start.
+	Seed uint64
+	// Customers is the number of new customers per spec, each hit by Burst simultaneous requests.
+	Customers, Burst int
+	// Replicas of the token service.
+	Replicas int
+	// Keep keeps the cluster (kind mode) and failed specs' namespaces for inspection.
+	Keep bool
+	// Artifacts is where reports, histories and logs go.
+	Artifacts string
+	// Timeout bounds each spec.
+	Timeout time.Duration
+}
+
+func env(name, def string) string {
+	if v, ok := os.LookupEnv("STAMPEDE_E2E_" + name); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(env(name, "")); err == nil {
+		return v
+	}
+	return def
+}
+
+// RegisterFlags registers the suite's flags on fs with their environment defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	root := repoRoot()
+	artifacts := os.Getenv("ARTIFACTS")
+	if artifacts == "" {
+		artifacts = filepath.Join(root, "_artifacts")
+	}
+	seed, _ := strconv.ParseUint(firstNonEmpty(env("SEED", ""), os.Getenv("SEED")), 10, 64)
+	fs.StringVar(&c.Mode, "e2e.mode", env("MODE", "kind"), "kind | reuse | existing (env STAMPEDE_E2E_MODE)")
+	fs.StringVar(&c.ClusterName, "e2e.cluster-name", env("CLUSTER_NAME", ""), "kind cluster name (default stampede-e2e for kind, stampede for reuse)")
+	fs.StringVar(&c.KindConfig, "e2e.kind-config", env("KIND_CONFIG", filepath.Join(root, "kind-config.yaml")), "kind cluster configuration")
+	fs.StringVar(&c.NodeImage, "e2e.node-image", firstNonEmpty(env("NODE_IMAGE", ""), os.Getenv("STAMPEDE_NODE_IMAGE")), "kind node image (default: scripts/node-image.sh)")
+	fs.StringVar(&c.Kubeconfig, "e2e.kubeconfig", env("KUBECONFIG", ""), "kubeconfig of an existing cluster (existing mode)")
+	fs.StringVar(&c.Context, "e2e.context", env("CONTEXT", ""), "kubeconfig context (existing mode)")
+	fs.StringVar(&c.TokensvcImage, "e2e.tokensvc-image", env("TOKENSVC_IMAGE", ""), "token service image (default: built here)")
+	fs.StringVar(&c.PostgresImage, "e2e.postgres-image", env("POSTGRES_IMAGE", ""), "PostgreSQL image (default: built here)")
+	fs.StringVar(&c.ToxiproxyImage, "e2e.toxiproxy-image", env("TOXIPROXY_IMAGE", ""), "toxiproxy image (default: built here)")
+	fs.StringVar(&c.ServiceURL, "e2e.service-url", env("SERVICE_URL", ""), "token service URL from this host (default: the kind port mapping)")
+	fs.Uint64Var(&c.Seed, "e2e.seed", seed, "seed of the customers and burst plan; 0 picks one (env SEED)")
+	fs.IntVar(&c.Customers, "e2e.customers", envInt("CUSTOMERS", 40), "new customers per spec")
+	fs.IntVar(&c.Burst, "e2e.burst", envInt("BURST", 6), "simultaneous first-registration requests per customer")
+	fs.IntVar(&c.Replicas, "e2e.replicas", envInt("REPLICAS", 3), "token service replicas")
+	fs.BoolVar(&c.Keep, "e2e.keep", env("KEEP", "") == "true", "keep the kind cluster and failed specs' namespaces")
+	fs.StringVar(&c.Artifacts, "e2e.artifacts", artifacts, "artifacts directory (env ARTIFACTS)")
+	fs.DurationVar(&c.Timeout, "e2e.spec-timeout", 5*time.Minute, "time limit of one spec")
+}
+
+// Validate says in one line what is wrong with c.
+func (c *Config) Validate() error {
+	switch c.Mode {
+	case "kind", "reuse":
+		if c.ClusterName == "" {
+			c.ClusterName = map[string]string{"kind": "stampede-e2e", "reuse": "stampede"}[c.Mode]
+		}
+	case "existing":
+		if c.TokensvcImage == "" || c.PostgresImage == "" {
+			return fmt.Errorf("existing mode needs -e2e.tokensvc-image and -e2e.postgres-image (images the cluster can pull)")
+		}
+	default:
+		return fmt.Errorf("-e2e.mode=%q: use kind, reuse or existing", c.Mode)
+	}
+	if c.Customers < 1 || c.Burst < 2 {
+		return fmt.Errorf("-e2e.customers must be >= 1 and -e2e.burst >= 2 (a race needs two requests)")
+	}
+	if c.Replicas < 2 {
+		return fmt.Errorf("-e2e.replicas must be >= 2: the race needs two pods")
+	}
+	return nil
+}
+
+func firstNonEmpty(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// repoRoot is the directory holding go.mod, found upwards from the working directory (Ginkgo runs
+// the suite in e2e/).
+func repoRoot() string {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "."
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+		if filepath.Dir(d) == d {
+			return dir
+		}
+	}
+}
+
+// RepoRoot is the repository's root directory.
+func RepoRoot() string { return repoRoot() }

@@ -1,0 +1,223 @@
+// Package framework is the glue between stampede's specs and the cluster: it deploys the token
+// service, drives traffic, reads the database and judges the outcome. It is the only package of
+// the suite that asserts (GinkgoHelper, Eventually); specs tell the story and call it.
+package framework
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2" //nolint:revive // Ginkgo's DSL reads best unqualified.
+	. "github.com/onsi/gomega"    //nolint:revive
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/stampede-e2e/stampede/manifests"
+)
+
+// Env is the cluster a suite runs against and what it deploys there.
+type Env struct {
+	Config     Config
+	RestConfig *rest.Config
+	Client     kubernetes.Interface
+	Applier    *Applier
+	// ServiceURL reaches the token service's NodePort from this host.
+	ServiceURL string
+	Logger     *slog.Logger
+	// ExportClusterLogs writes the cluster's logs (kind's) into a directory; nil where unsupported.
+	ExportClusterLogs func(ctx context.Context, dir string) error
+}
+
+// Deployment is one spec's token service: its own namespace, database and signing key.
+type Deployment struct {
+	Env       *Env
+	Strategy  string
+	Namespace string
+	Key       SigningKey
+	// DSN reaches the spec's PostgreSQL from this host through a port-forward.
+	DSN string
+	// Dir is the spec's artifacts directory.
+	Dir string
+}
+
+const (
+	nameLabel    = "app.kubernetes.io/name"
+	tokensvcName = "tokensvc"
+	postgresName = "postgres"
+	// Issuer is the token service's default issuer claim.
+	Issuer = "stampede-tokensvc"
+)
+
+// Deploy renders the manifests of strategy into a fresh namespace, applies them, waits until the
+// database and every replica are ready, and registers the cleanup (diagnostics first on failure,
+// then deletion unless Keep asks to keep a failed spec's namespace).
+func (e *Env) Deploy(ctx context.Context, strategy string) *Deployment {
+	GinkgoHelper()
+	key, err := NewSigningKey()
+	Expect(err).NotTo(HaveOccurred())
+	d := &Deployment{
+		Env:       e,
+		Strategy:  strategy,
+		Namespace: "stampede-" + strategy + "-" + randomSuffix(),
+		Key:       key,
+		Dir:       filepath.Join(e.Config.Artifacts, specDirName()),
+	}
+	Expect(os.MkdirAll(d.Dir, 0o755)).To(Succeed())
+	password := randomSuffix() + randomSuffix()
+	objs, err := manifests.Render(manifests.Params{
+		Strategy:         strategy,
+		Namespace:        d.Namespace,
+		TokensvcImage:    e.Config.TokensvcImage,
+		PostgresImage:    e.Config.PostgresImage,
+		Replicas:         e.Config.Replicas,
+		SigningKeyPEM:    key.PrivatePEM,
+		PostgresPassword: password,
+	})
+	Expect(err).NotTo(HaveOccurred(), "render manifests")
+
+	By(fmt.Sprintf("deploying the %s strategy into %s", strategy, d.Namespace))
+	DeferCleanup(d.delete, NodeTimeout(2*time.Minute))
+	// Registered after the delete, so it runs before it.
+	DeferCleanup(d.dumpOnFailure, NodeTimeout(2*time.Minute))
+	Expect(e.Applier.Apply(ctx, objs)).To(Succeed())
+
+	d.waitDatabase(ctx)
+	d.waitReady(ctx, tokensvcName, int32(e.Config.Replicas))
+	d.waitEndpoints(ctx, e.Config.Replicas)
+
+	By("opening a port-forward to the database, the ground truth")
+	port, stop, err := PortForward(ctx, e.RestConfig, e.Client, d.Namespace, nameLabel+"="+postgresName, 5432)
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(stop)
+	d.DSN = fmt.Sprintf("postgres://tokensvc:%s@127.0.0.1:%d/tokensvc?sslmode=disable", password, port)
+	return d
+}
+
+// waitDatabase waits until the PostgreSQL StatefulSet's one replica is ready.
+func (d *Deployment) waitDatabase(ctx context.Context) {
+	GinkgoHelper()
+	start := time.Now()
+	Eventually(ctx, func(g Gomega) {
+		ss, err := d.Env.Client.AppsV1().StatefulSets(d.Namespace).Get(ctx, postgresName, metav1.GetOptions{})
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(ss.Status.ObservedGeneration).To(BeNumerically(">=", ss.Generation))
+		g.Expect(ss.Status.ReadyReplicas).To(Equal(int32(1)), "ready replicas of %s", postgresName)
+	}).WithTimeout(4*time.Minute).WithPolling(time.Second).Should(Succeed(), "database ready")
+	d.Env.Logger.Info("database ready", "namespace", d.Namespace, "took", time.Since(start).Round(time.Millisecond))
+}
+
+// waitReady waits until the Deployment name has rolled out want ready replicas.
+func (d *Deployment) waitReady(ctx context.Context, name string, want int32) {
+	GinkgoHelper()
+	start := time.Now()
+	Eventually(ctx, func(g Gomega) {
+		dep, err := d.Env.Client.AppsV1().Deployments(d.Namespace).Get(ctx, name, metav1.GetOptions{})
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(dep.Status.ObservedGeneration).To(BeNumerically(">=", dep.Generation))
+		g.Expect(dep.Status.UpdatedReplicas).To(Equal(want), "updated replicas of %s", name)
+		g.Expect(dep.Status.ReadyReplicas).To(Equal(want), "ready replicas of %s", name)
+		g.Expect(dep.Status.Replicas).To(Equal(want), "replicas of %s (old ones still terminating?)", name)
+	}).WithTimeout(4*time.Minute).WithPolling(time.Second).Should(Succeed(), "rollout of %s", name)
+	d.Env.Logger.Info("rolled out", "deployment", name, "namespace", d.Namespace, "took", time.Since(start).Round(time.Millisecond))
+}
+
+// waitEndpoints waits until the token service's Service routes to want ready pods.
+func (d *Deployment) waitEndpoints(ctx context.Context, want int) {
+	GinkgoHelper()
+	Eventually(ctx, func(g Gomega) {
+		ready, err := d.ReadyEndpoints(ctx)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(ready).To(HaveLen(want))
+	}).WithTimeout(time.Minute).WithPolling(500 * time.Millisecond).Should(Succeed())
+}
+
+// ReadyEndpoints lists the pods the token service's Service routes to.
+func (d *Deployment) ReadyEndpoints(ctx context.Context) ([]string, error) {
+	pods, err := d.Env.Client.CoreV1().Pods(d.Namespace).List(ctx, metav1.ListOptions{LabelSelector: nameLabel + "=" + tokensvcName})
+	if err != nil {
+		return nil, fmt.Errorf("list pods: %w", err)
+	}
+	var ready []string
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+				ready = append(ready, p.Name)
+			}
+		}
+	}
+	return ready, nil
+}
+
+// TokensvcDeployment returns the token service's Deployment object.
+func (d *Deployment) TokensvcDeployment(ctx context.Context) (*appsv1.Deployment, error) {
+	return d.Env.Client.AppsV1().Deployments(d.Namespace).Get(ctx, tokensvcName, metav1.GetOptions{})
+}
+
+func (d *Deployment) dumpOnFailure(ctx SpecContext) {
+	if !CurrentSpecReport().Failed() {
+		return
+	}
+	if err := DumpNamespace(ctx, d.Env.Client, d.Namespace, d.Dir); err != nil {
+		d.Env.Logger.Warn("dumping namespace", "err", err)
+	}
+	if d.Env.ExportClusterLogs != nil {
+		if err := d.Env.ExportClusterLogs(ctx, filepath.Join(d.Dir, "cluster-logs")); err != nil {
+			d.Env.Logger.Warn("exporting cluster logs", "err", err)
+		}
+	}
+	GinkgoWriter.Printf("artifacts of the failed spec: %s\n", d.Dir)
+}
+
+// delete removes the namespace; the Service first, and synchronously, because the next spec's
+// Service needs the same NodePort.
+func (d *Deployment) delete(ctx SpecContext) {
+	if CurrentSpecReport().Failed() && d.Env.Config.Keep {
+		GinkgoWriter.Printf("keeping namespace %s (keep asked)\n", d.Namespace)
+		return
+	}
+	svcs := d.Env.Client.CoreV1().Services(d.Namespace)
+	if err := svcs.Delete(ctx, tokensvcName, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		d.Env.Logger.Warn("deleting service", "err", err)
+	}
+	Eventually(ctx, func() bool {
+		_, err := svcs.Get(ctx, tokensvcName, metav1.GetOptions{})
+		return apierrors.IsNotFound(err)
+	}).WithTimeout(time.Minute).Should(BeTrue(), "service %s/%s deleted", d.Namespace, tokensvcName)
+	if err := d.Env.Client.CoreV1().Namespaces().Delete(ctx, d.Namespace, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		d.Env.Logger.Warn("deleting namespace", "err", err)
+	}
+}
+
+func randomSuffix() string {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+var nonName = regexp.MustCompile(`[^a-z0-9]+`)
+
+// specDirName is a file-system-friendly name of the running spec.
+func specDirName() string {
+	name := strings.ToLower(CurrentSpecReport().FullText())
+	name = strings.Trim(nonName.ReplaceAllString(name, "-"), "-")
+	if len(name) > 80 {
+		name = name[:80]
+	}
+	return name
+}

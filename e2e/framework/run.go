@@ -1,0 +1,178 @@
+package framework
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2" //nolint:revive
+	. "github.com/onsi/gomega"    //nolint:revive
+
+	"github.com/stampede-e2e/stampede/e2e/check"
+	"github.com/stampede-e2e/stampede/e2e/history"
+	"github.com/stampede-e2e/stampede/e2e/report"
+	"github.com/stampede-e2e/stampede/e2e/traffic"
+)
+
+// BurstParams shape one spec's traffic.
+type BurstParams struct {
+	// Name, when set, puts this run's report in a subdirectory of the spec's artifacts (a spec
+	// with several runs).
+	Name string
+	// Customers are hit by Burst simultaneous first-registration requests each.
+	Customers []history.Customer
+	Burst     int
+	// Retry is how a real client retries 409/503 and transport errors afterwards.
+	Retry traffic.RetryParams
+	// Coverage is the coverage guard's threshold.
+	Coverage check.CoverageParams
+}
+
+// Outcome is a judged run: the history and the checker's result.
+type Outcome struct {
+	Traffic *traffic.Outcome
+	Rows    []check.Row
+	Result  check.Result
+}
+
+// DefaultRetry is the client behaviour the specs assume: a handful of retries of 409/503 and
+// transport errors, honouring Retry-After up to 2 s.
+var DefaultRetry = traffic.RetryParams{MaxAttempts: 5, MaxWait: 2 * time.Second}
+
+// Customers derives n customers of this run from the suite's seed and a per-spec salt, so that
+// a printed seed replays the same customers.
+func (e *Env) Customers(salt uint64, n int) []history.Customer {
+	return traffic.Customers(e.Config.Seed^salt, n, max(1, n/10))
+}
+
+// Stampede sends the bursts, reads the database, runs the checker and writes the report into the
+// spec's artifacts directory. It asserts nothing about the verdict: the spec does.
+func (d *Deployment) Stampede(ctx context.Context, p BurstParams) Outcome {
+	GinkgoHelper()
+	By(fmt.Sprintf("sending %d customers x %d simultaneous first registrations to %s", len(p.Customers), p.Burst, d.Env.ServiceURL))
+	out, err := traffic.Run(ctx, traffic.Params{
+		URL:       d.Env.ServiceURL,
+		Customers: p.Customers,
+		Burst:     p.Burst,
+		Retry:     p.Retry,
+		Logger:    d.Env.Logger,
+	})
+	Expect(err).NotTo(HaveOccurred(), "traffic")
+
+	By("reading every customer row from the database")
+	merchants := map[string]bool{}
+	for _, c := range p.Customers {
+		merchants[c.MerchantID] = true
+	}
+	var ms []string
+	for m := range merchants {
+		ms = append(ms, m)
+	}
+	var rows []check.Row
+	Eventually(ctx, func() error {
+		rows, err = ReadRows(ctx, d.DSN, ms)
+		return err
+	}).WithTimeout(time.Minute).WithPolling(time.Second).Should(Succeed(), "read rows")
+
+	By("checking every customer got exactly one valid, consistent token")
+	res, err := check.Check(out.History, rows, check.Params{
+		PublicKey: d.Key.Public,
+		Issuer:    Issuer,
+		Customers: p.Customers,
+		Coverage:  p.Coverage,
+	})
+	Expect(err).NotTo(HaveOccurred(), "checker params")
+	run := report.Run{Repro: d.Env.Repro(), History: out.History, Result: res, Burst: out.Metrics, Retry: out.RetryMetrics}
+	dir := d.Dir
+	if p.Name != "" {
+		dir = filepath.Join(d.Dir, p.Name)
+	}
+	Expect(report.Write(dir, run)).To(Succeed())
+	var summary strings.Builder
+	Expect(run.WriteSummary(&summary)).To(Succeed())
+	AddReportEntry("summary "+d.Strategy, summary.String())
+	GinkgoWriter.Println(summary.String())
+	return Outcome{Traffic: out, Rows: rows, Result: res}
+}
+
+// Repro is the command that replays the running spec with the same seed.
+func (e *Env) Repro() string {
+	return fmt.Sprintf("make e2e-reuse SEED=%d ARGS='--focus=%q'", e.Config.Seed, CurrentSpecReport().FullText())
+}
+
+// Failf fails the spec with the violation table and the repro line: what a reader needs first.
+func (d *Deployment) Failf(o Outcome, format string, args ...any) {
+	GinkgoHelper()
+	var b strings.Builder
+	_ = o.Result.WriteText(&b)
+	Fail(fmt.Sprintf(format, args...) + "\n" + b.String() + "\nartifacts: " + d.Dir + "\nrepro: " + d.Env.Repro())
+}
+
+// WriteFile writes an extra artifact of the spec.
+func (d *Deployment) WriteFile(name string, data []byte) {
+	GinkgoHelper()
+	Expect(os.WriteFile(d.Dir+"/"+name, data, 0o644)).To(Succeed())
+}
+
+// tokenResponse is the token service's 2xx body.
+type tokenResponse struct {
+	Token      string `json:"token"`
+	CustomerID string `json:"customer_id"`
+	Created    bool   `json:"created"`
+}
+
+// tokensByCustomer collects the tokens of every 2xx answer per customer.
+func tokensByCustomer(o Outcome) map[history.Key]map[string]bool {
+	out := map[history.Key]map[string]bool{}
+	for _, op := range o.Traffic.History {
+		if !op.Succeeded() {
+			continue
+		}
+		var r tokenResponse
+		if json.Unmarshal([]byte(op.Body), &r) != nil {
+			continue
+		}
+		k := op.Customer.Key()
+		if out[k] == nil {
+			out[k] = map[string]bool{}
+		}
+		out[k][r.Token] = true
+	}
+	return out
+}
+
+// SameTokens reports every customer of later whose 2xx tokens are not exactly the one token the
+// customer got in earlier.
+func SameTokens(earlier, later Outcome) error {
+	before := tokensByCustomer(earlier)
+	var errs []error
+	for k, toks := range tokensByCustomer(later) {
+		if len(before[k]) != 1 {
+			errs = append(errs, fmt.Errorf("%s/%s had %d tokens before", k.MerchantID, k.ExternalID, len(before[k])))
+			continue
+		}
+		for t := range toks {
+			if !before[k][t] {
+				errs = append(errs, fmt.Errorf("%s/%s got a token it did not have before", k.MerchantID, k.ExternalID))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// AllExisting reports every 2xx answer of o that claims to have created its customer.
+func AllExisting(o Outcome) error {
+	var errs []error
+	for _, op := range o.Traffic.History {
+		var r tokenResponse
+		if op.Succeeded() && json.Unmarshal([]byte(op.Body), &r) == nil && r.Created {
+			errs = append(errs, fmt.Errorf("request %s for existing customer %s answered created=true", op.ID(), op.Customer))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,110 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/stampede-e2e/stampede/e2e/check"
+	"github.com/stampede-e2e/stampede/e2e/framework"
+)
+
+// coverage is the guard every spec shares: at least half of the customers, and at least three,
+// must have had two of their requests served by different pods at overlapping times, or the run
+// proves nothing and the spec fails as inconclusive.
+var coverage = check.CoverageParams{MinCovered: 3, MinFraction: 0.5}
+
+func bursts(salt uint64) framework.BurstParams {
+	return framework.BurstParams{
+		Customers: env.Customers(salt, env.Config.Customers),
+		Burst:     env.Config.Burst,
+		Retry:     framework.DefaultRetry,
+		Coverage:  coverage,
+	}
+}
+
+// expectRaceExercised fails the spec as inconclusive unless the coverage guard is satisfied.
+func expectRaceExercised(d *framework.Deployment, o framework.Outcome) {
+	GinkgoHelper()
+	if !o.Result.Coverage.Sufficient {
+		d.Failf(o, "inconclusive: only %d of %d customers had requests served by two pods at once (need %d and %.0f%%)",
+			o.Result.Coverage.Covered, o.Result.Coverage.Customers, coverage.MinCovered, 100*coverage.MinFraction)
+	}
+}
+
+var _ = Describe("First registration under concurrency", Label("registration"), func() {
+	for _, strategy := range []string{"atomic", "fail-fast"} {
+		It("gives every customer exactly one valid, consistent token with the "+strategy+" strategy",
+			Label(strategy, "invariants"), func(ctx SpecContext) {
+				d := env.Deploy(ctx, strategy)
+				o := d.Stampede(ctx, bursts(1))
+				expectRaceExercised(d, o)
+				if o.Result.Verdict != check.VerdictPass {
+					d.Failf(o, "%s broke the invariants", strategy)
+				}
+				Expect(o.Result.EmptySubjects).To(BeZero())
+				Expect(o.Result.DuplicateCustomers).To(BeZero())
+			}, SpecTimeout(10*time.Minute))
+	}
+
+	It("catches the seed's bug in the legacy strategy: the canary", Label("legacy", "canary"), func(ctx SpecContext) {
+		d := env.Deploy(ctx, "legacy")
+		o := d.Stampede(ctx, bursts(2))
+		expectRaceExercised(d, o)
+		By("expecting null-subject tokens answered with 200: the suite must still see what it exists for")
+		if o.Result.EmptySubjects == 0 || o.Result.Counts[check.RuleTokenMatchesRow] == 0 {
+			d.Failf(o, "the canary found no null-subject token in %d customers: the suite no longer catches the seed's bug", o.Result.Customers)
+		}
+		Expect(o.Result.Verdict).To(Equal(check.VerdictFail))
+		AddReportEntry("legacy detection", map[string]int{
+			"customers":           o.Result.Customers,
+			"empty_subject_2xx":   o.Result.EmptySubjects,
+			"customers_affected":  o.Result.Counts[check.RuleTokenMatchesRow],
+			"duplicate_customers": o.Result.DuplicateCustomers,
+		})
+	}, SpecTimeout(10*time.Minute))
+
+	// What was established of return-existing (service/README.md, and this spec's runs): the
+	// one-line fix removes the null-subject token, but without a unique constraint two pods
+	// still both create the customer under a simultaneous first registration, so customers end
+	// with duplicate rows and two different tokens.
+	It("shows the return-existing strategy still duplicates customers", Label("return-existing"), func(ctx SpecContext) {
+		d := env.Deploy(ctx, "return-existing")
+		o := d.Stampede(ctx, bursts(3))
+		expectRaceExercised(d, o)
+		Expect(o.Result.EmptySubjects).To(BeZero(), "return-existing must never sign an empty subject")
+		if o.Result.DuplicateCustomers == 0 {
+			d.Failf(o, "no duplicate customer in %d: what was established of return-existing no longer holds", o.Result.Customers)
+		}
+		Expect(o.Result.Counts[check.RuleOneRow]).To(BeNumerically(">", 0))
+		Expect(o.Result.Counts[check.RuleOneToken]).To(BeNumerically(">", 0), "duplicates mean two tokens")
+		AddReportEntry("return-existing", map[string]int{
+			"customers":           o.Result.Customers,
+			"duplicate_customers": o.Result.DuplicateCustomers,
+			"two_tokens":          o.Result.Counts[check.RuleOneToken],
+		})
+	}, SpecTimeout(10*time.Minute))
+
+	It("answers concurrent requests for existing customers with the one token they already have",
+		Label("atomic", "existing-customers"), func(ctx SpecContext) {
+			d := env.Deploy(ctx, "atomic")
+			p := bursts(4)
+			By("registering the customers one request at a time")
+			first := d.Stampede(ctx, framework.BurstParams{Name: "register", Customers: p.Customers, Burst: 1, Retry: p.Retry})
+			if len(first.Result.Violations) > 0 {
+				d.Failf(first, "registering one request at a time broke the invariants")
+			}
+			By("bursting the same customers again")
+			p.Name = "existing"
+			second := d.Stampede(ctx, p)
+			expectRaceExercised(d, second)
+			if second.Result.Verdict != check.VerdictPass {
+				d.Failf(second, "existing customers broke the invariants")
+			}
+			Expect(framework.SameTokens(first, second)).To(Succeed(), "every response the same token as at registration")
+			Expect(framework.AllExisting(second)).To(Succeed(), "created=false for every existing customer")
+		}, SpecTimeout(10*time.Minute))
+})
