@@ -6,6 +6,7 @@ SHELL := /usr/bin/env bash
 ARTIFACTS ?= $(CURDIR)/_artifacts
 SEED ?=
 LABELS ?=
+ARGS ?=
 export ARTIFACTS SEED LABELS
 
 .PHONY: help
@@ -18,11 +19,11 @@ test: ## Unit and integration tests, no cluster (installs PostgreSQL binaries wh
 
 .PHONY: e2e
 e2e: ## The whole e2e run: host setup, node image, images, fresh kind cluster, specs, cleanup.
-	@scripts/e2e.sh kind
+	@scripts/e2e.sh kind $(ARGS)
 
 .PHONY: e2e-reuse
 e2e-reuse: ## The e2e specs on a kept kind cluster (created when absent): the fast inner loop.
-	@scripts/e2e.sh reuse
+	@scripts/e2e.sh reuse $(ARGS)
 
 .PHONY: host-setup
 host-setup: ## Docker engine, egress guard, loopback DNS, capability wrapper (root).
