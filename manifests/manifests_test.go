@@ -93,6 +93,20 @@ func TestRender(t *testing.T) {
 			if n := strings.Count(string(yml), "\n---\n") + 1; n != len(objs) {
 				t.Errorf("RenderYAML: %d documents, Render: %d objects", n, len(objs))
 			}
+			var kinds []string
+			lastConfig, firstWorkload := -1, len(objs)
+			for i, o := range objs {
+				kinds = append(kinds, o.GetKind())
+				switch o.GetKind() {
+				case "ConfigMap", "Secret":
+					lastConfig = i
+				case "Deployment", "StatefulSet":
+					firstWorkload = min(firstWorkload, i)
+				}
+			}
+			if kinds[0] != "Namespace" || lastConfig > firstWorkload {
+				t.Errorf("apply order %q: want the Namespace, then configuration, then workloads", kinds)
+			}
 		})
 	}
 }

@@ -71,7 +71,7 @@ func Strategies() []string {
 }
 
 // Render renders the overlay for p.Strategy with p's namespace, images, replicas, secrets and
-// settings, as objects ready to apply.
+// settings, as objects ready to apply in their order.
 func Render(p Params) ([]*unstructured.Unstructured, error) {
 	rm, err := render(p)
 	if err != nil {
@@ -137,7 +137,11 @@ func render(p Params) (resmap.ResMap, error) {
 			return nil, fmt.Errorf("write %s: %w", name, err)
 		}
 	}
-	rm, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(fsys, top)
+	opts := krusty.MakeDefaultOptions()
+	// Namespace first, then ConfigMaps and Secrets, then workloads: applied in this order, no
+	// pod waits for a Secret that is not there yet.
+	opts.Reorder = krusty.ReorderOptionLegacy
+	rm, err := krusty.MakeKustomizer(opts).Run(fsys, top)
 	if err != nil {
 		return nil, fmt.Errorf("render manifests (strategy %s): %w", p.Strategy, err)
 	}
