@@ -138,6 +138,9 @@ func TestCheckFails(t *testing.T) {
 		"grace":         func(w *rendered, wt *want) { w.deploy.Spec.Template.Spec.TerminationGracePeriodSeconds = new(int64) },
 		"pg secret ref": func(w *rendered, wt *want) { w.postgres.Spec.Template.Spec.Containers[0].EnvFrom = nil },
 		"pg probe":      func(w *rendered, wt *want) { w.postgres.Spec.Template.Spec.Containers[0].ReadinessProbe = nil },
+		"pg probe user": func(w *rendered, wt *want) {
+			w.postgres.Spec.Template.Spec.Containers[0].Env[1].ValueFrom.SecretKeyRef.Name = "postgres-credentials"
+		},
 	}
 	for name, breakIt := range breaks {
 		t.Run(name, func(t *testing.T) {
@@ -414,6 +417,12 @@ func check(w *rendered, wt want) error {
 	}
 	if len(pc.EnvFrom) != 1 || pc.EnvFrom[0].SecretRef == nil || pc.EnvFrom[0].SecretRef.Name != pgSecret {
 		errorf("postgres and tokensvc do not read the same credentials Secret (%q)", pgSecret)
+	}
+	for _, e := range pc.Env {
+		if (e.Name == "PGUSER" || e.Name == "PGDATABASE") &&
+			(e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil || e.ValueFrom.SecretKeyRef.Name != pgSecret) {
+			errorf("postgres %s %+v: want it from the credentials Secret, so that pg_isready logs in", e.Name, e.ValueFrom)
+		}
 	}
 	if sec, ok := w.secrets[pgSecret]; !ok {
 		errorf("credentials Secret %q is not in the render", pgSecret)
