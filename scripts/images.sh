@@ -57,9 +57,16 @@ rootfs_image() {
     local start=$SECONDS args=()
     [ -n "$hook" ] && args+=(--customize-hook="$hook \"\$1\"")
     log "mmdebstrap ${image}: ${pkgs}"
+    # Downloaded .debs are kept between builds (a failed customization does not download again).
+    local debs="${STAMPEDE_CACHE}/apt-archives"
+    mkdir -p "$debs"
     mmdebstrap --quiet --format=tar --variant=minbase --include="$pkgs" \
       --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
       --dpkgopt='path-exclude=/usr/share/locale/*' \
+      --skip=essential/unlink \
+      --setup-hook='mkdir -p "$1"/var/cache/apt/archives/' \
+      --setup-hook="sync-in ${debs} /var/cache/apt/archives/" \
+      --customize-hook="sync-out /var/cache/apt/archives ${debs}" \
       --customize-hook='rm -rf "$1"/var/cache/apt/* "$1"/var/lib/apt/lists/*' \
       "${args[@]}" \
       "$DEBIAN_SUITE" "${tar}.tmp" \
