@@ -125,7 +125,7 @@ assemble() {
   sed -e "s#@LPP_IMAGE@#${LPP_IMAGE}#g" -e "s#@LPP_HELPER_IMAGE@#${LPP_HELPER_IMAGE}#g" "${REPO_ROOT}/scripts/node/storage.yaml" |
     docker exec -i "$id" bash -c 'cat >/kind/manifests/default-storage.yaml'
   docker exec "$id" bash -c 'nohup containerd >/tmp/containerd.log 2>&1 &'
-  retry_until 30 "containerd in the build container" docker exec "$id" ctr info || die "containerd did not start in ${id}"
+  retry_until 30 "containerd in the build container" docker exec "$id" ctr version || die "containerd did not start in ${id}"
   local img
   for img in "$@"; do
     docker save "$img" | docker exec -i "$id" ctr --namespace=k8s.io images import \
