@@ -1,0 +1,144 @@
+// Package chaos injects faults into a running token service while first-registration bursts
+// run: one small type per fault, in one registry (etcd robustness's Failpoint in spirit). A
+// fault acts on the real cluster (client-go for pods and Deployments, kind's node containers,
+// toxiproxy for the database path) and says when it cannot run there; the caller records its
+// start and end as a history.Event and judges the outcome with the same checker as every spec.
+//
+// Everything a fault decides at random (when it fires, how long it holds, which target) comes
+// from a Plan derived from the suite's seed, so that a printed seed replays the same faults.
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+
+	toxiproxy "github.com/Shopify/toxiproxy/v2/client"
+	"k8s.io/client-go/kubernetes"
+)
+
+// The names of the system under test, as manifests/base declares them.
+const (
+	// TokensvcName is the token service's Deployment and its pods' app.kubernetes.io/name.
+	TokensvcName = "tokensvc"
+	// PostgresName is PostgreSQL's StatefulSet and its pods' app.kubernetes.io/name.
+	PostgresName = "postgres"
+	// PostgresPod is the StatefulSet's one pod.
+	PostgresPod = "postgres-0"
+	// NameLabel is the label that selects the pods of each.
+	NameLabel = "app.kubernetes.io/name"
+	// ProxyName is the toxiproxy proxy between the token service and PostgreSQL.
+	ProxyName = "postgres"
+)
+
+// ErrUnavailable wraps every reason a fault cannot run in a cluster: the spec is skipped with it.
+var ErrUnavailable = errors.New("fault unavailable")
+
+// Fault is one kind of trouble. Inject starts it on a target the plan picks and returns the
+// Injection that ends it; a fault that is over as soon as it is done (a pod deleted) ends by
+// waiting until what it broke is back.
+type Fault interface {
+	// Name is the fault's name, also its spec's label.
+	Name() string
+	// Available returns nil if the fault can run against t, or an error wrapping ErrUnavailable
+	// that says why not. It only looks; it changes nothing.
+	Available(t *Target) error
+	// Inject starts the fault.
+	Inject(ctx context.Context, t *Target, p Plan) (*Injection, error)
+}
+
+// Injection is a fault in progress.
+type Injection struct {
+	// Target names what the fault acts on, such as a pod or a node container.
+	Target string
+	// Detail says how, for the history and the logs.
+	Detail string
+	// Recover removes the fault's cause and waits until it is gone (a toxic removed, a node
+	// container resumed and its node Ready, a killed pod replaced).
+	Recover func(ctx context.Context) error
+}
+
+// Toxic is implemented by faults that need toxiproxy between the token service and PostgreSQL.
+type Toxic interface{ NeedsToxiproxy() }
+
+// NeedsToxiproxy reports whether f needs the deployment to route its database traffic through
+// toxiproxy.
+func NeedsToxiproxy(f Fault) bool {
+	_, ok := f.(Toxic)
+	return ok
+}
+
+// Target is the deployment a fault acts on, and how to reach its cluster.
+type Target struct {
+	Client kubernetes.Interface
+	// Namespace holds the token service, PostgreSQL and, when deployed, toxiproxy.
+	Namespace string
+	// Replicas is the token service's desired replica count.
+	Replicas int
+	// Mode is the suite's cluster mode: kind, reuse or existing.
+	Mode string
+	// Cluster is the kind cluster's name (kind and reuse modes): its node containers carry the
+	// label io.x-k8s.io/cluster with it.
+	Cluster string
+	// ToxiproxyImage is the toxiproxy image; empty means toxiproxy cannot be deployed.
+	ToxiproxyImage string
+	// Toxiproxy drives the deployment's toxiproxy (nil when it has none).
+	Toxiproxy *toxiproxy.Client
+	// Docker runs the docker CLI (nil: the docker binary on PATH).
+	Docker func(ctx context.Context, args ...string) ([]byte, error)
+	Logger *slog.Logger
+}
+
+func (t *Target) logger() *slog.Logger {
+	if t.Logger == nil {
+		return slog.Default()
+	}
+	return t.Logger
+}
+
+// Registry lists every fault, in the order the specs run them.
+var Registry = []Fault{
+	PodKill{},
+	RollingRestart{},
+	Scale{},
+	DBRestart{},
+	DBLatency{},
+	DBCut{},
+	NodeLoss{},
+	Partition{},
+}
+
+// Names lists the names of the faults in the Registry.
+func Names() []string {
+	names := make([]string, len(Registry))
+	for i, f := range Registry {
+		names[i] = f.Name()
+	}
+	return names
+}
+
+// ByName returns the registered fault called name.
+func ByName(name string) (Fault, error) {
+	i := slices.IndexFunc(Registry, func(f Fault) bool { return f.Name() == name })
+	if i < 0 {
+		return nil, fmt.Errorf("no fault %q: want one of %v", name, Names())
+	}
+	return Registry[i], nil
+}
+
+func unavailable(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrUnavailable, fmt.Sprintf(format, args...))
+}
+
+// kindNodesOnly is the Available of the faults that act on kind's node containers.
+func kindNodesOnly(t *Target, what string) error {
+	if t.Mode != "kind" && t.Mode != "reuse" {
+		return unavailable("%s needs kind's node containers; %s mode has none the suite may touch", what, t.Mode)
+	}
+	if t.Cluster == "" {
+		return unavailable("%s needs the kind cluster's name", what)
+	}
+	return nil
+}

@@ -1,0 +1,298 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/stampede-e2e/stampede/e2e/history"
+)
+
+func TestPlanIsFixedBySeedAndName(t *testing.T) {
+	a, b := NewPlan(42, "pod-kill"), NewPlan(42, "pod-kill")
+	if a != b {
+		t.Fatalf("same seed and fault, different plans: %v / %v", a, b)
+	}
+	if a == NewPlan(43, "pod-kill") {
+		t.Errorf("another seed gave the same plan %v", a)
+	}
+	if c := NewPlan(42, "scale"); c.Offset == a.Offset && c.Hold == a.Hold && c.Draw == a.Draw {
+		t.Errorf("another fault gave the same plan %v", c)
+	}
+	for seed := range uint64(500) {
+		p := NewPlan(seed, "node-loss")
+		if p.Offset < MinOffset || p.Offset > MaxOffset || p.Hold < MinHold || p.Hold > MaxHold {
+			t.Fatalf("seed %d: %v outside [%s,%s] / [%s,%s]", seed, p, MinOffset, MaxOffset, MinHold, MaxHold)
+		}
+		if i := p.Pick(3); i < 0 || i > 2 {
+			t.Fatalf("seed %d: Pick(3) = %d", seed, i)
+		}
+	}
+	if NewPlan(1, "x").Pick(0) != -1 {
+		t.Errorf("Pick(0) must say there is nothing to pick")
+	}
+}
+
+func TestPlanPicksEveryTarget(t *testing.T) {
+	seen := map[int]bool{}
+	for seed := range uint64(100) {
+		seen[NewPlan(seed, "pod-kill").Pick(3)] = true
+	}
+	if len(seen) != 3 {
+		t.Errorf("100 seeds picked only targets %v of 3", seen)
+	}
+}
+
+func TestChooseIsFixedBySeed(t *testing.T) {
+	if Choose(7).Name() != Choose(7).Name() {
+		t.Fatal("Choose is not deterministic")
+	}
+	seen := map[string]bool{}
+	for seed := range uint64(400) {
+		seen[Choose(seed).Name()] = true
+	}
+	if len(seen) != len(Registry) {
+		t.Errorf("400 seeds chose only %d of %d faults", len(seen), len(Registry))
+	}
+}
+
+func TestRegistry(t *testing.T) {
+	names := Names()
+	want := []string{"pod-kill", "rolling-restart", "scale", "db-restart", "db-latency", "db-cut", "node-loss", "partition"}
+	if !slices.Equal(names, want) {
+		t.Errorf("registry %v, want %v", names, want)
+	}
+	if _, err := ByName("no-such-fault"); err == nil {
+		t.Errorf("ByName must refuse an unknown fault")
+	}
+	for _, n := range names {
+		f, err := ByName(n)
+		if err != nil || f.Name() != n {
+			t.Errorf("ByName(%q) = %v, %v", n, f, err)
+		}
+	}
+	toxic := map[string]bool{"db-latency": true, "db-cut": true}
+	for _, f := range Registry {
+		if NeedsToxiproxy(f) != toxic[f.Name()] {
+			t.Errorf("%s: NeedsToxiproxy = %v", f.Name(), NeedsToxiproxy(f))
+		}
+	}
+}
+
+func TestAvailable(t *testing.T) {
+	existing := &Target{Mode: "existing", Replicas: 3}
+	kind := &Target{Mode: "kind", Cluster: "stampede-e2e", Replicas: 3, ToxiproxyImage: "stampede/toxiproxy:v2.12.0-x"}
+	for _, tc := range []struct {
+		fault   Fault
+		target  *Target
+		wantErr string
+	}{
+		{PodKill{}, existing, ""},
+		{RollingRestart{}, existing, ""},
+		{Scale{}, existing, ""},
+		{DBRestart{}, existing, ""},
+		{DBLatency{}, existing, "no toxiproxy image"},
+		{DBCut{}, existing, "no toxiproxy image"},
+		{NodeLoss{}, existing, "existing mode"},
+		{Partition{}, existing, "existing mode"},
+		{DBLatency{}, kind, ""},
+		{NodeLoss{}, kind, ""},
+		{Partition{}, kind, ""},
+		{Partition{}, &Target{Mode: "reuse", Cluster: "c", Replicas: 1}, "there are 1"},
+	} {
+		err := tc.fault.Available(tc.target)
+		switch {
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("%s in %s mode: %v", tc.fault.Name(), tc.target.Mode, err)
+		case tc.wantErr != "" && (err == nil || !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("%s in %s mode: %v, want ErrUnavailable saying %q", tc.fault.Name(), tc.target.Mode, err, tc.wantErr)
+		}
+	}
+}
+
+func op(call, ret time.Duration, status int, phase history.Phase) history.Op {
+	o := history.Op{Call: call, Return: ret, Status: status, Phase: phase}
+	if status == 0 {
+		o.Error = "connection reset by peer"
+	}
+	return o
+}
+
+func TestWindow(t *testing.T) {
+	s := time.Second
+	ops := []history.Op{
+		op(1*s, 2*s, 200, history.PhaseBurst),           // before
+		op(3*s, 4*s, 200, history.PhaseBurst),           // inside
+		op(4*s, 9*s, 503, history.PhaseBurst),           // inside, returned after
+		op(5*s, 6*s, 0, history.PhaseBurst),             // inside, unknown
+		op(6*s, 7*s, 200, history.PhaseRetry),           // inside, a retry
+		op(8*s, 8*s+100*time.Millisecond, 200, "burst"), // at the end: inside
+		op(9*s, 10*s, 503, history.PhaseBurst),          // after
+	}
+	w := Window(ops, history.Event{Start: 3 * s, End: 8 * s})
+	want := WindowStats{Requests: 5, Successes: 3, Errors: 1, Unknown: 1}
+	if w != want {
+		t.Fatalf("Window = %+v, want %+v", w, want)
+	}
+	if r := w.Ratio(); r != 0.6 {
+		t.Errorf("Ratio = %v, want 0.6", r)
+	}
+	if (WindowStats{}).Ratio() != 0 {
+		t.Errorf("an empty window has ratio 0")
+	}
+}
+
+func TestShift(t *testing.T) {
+	ops := []history.Op{op(time.Second, 2*time.Second, 200, "burst"), {Call: time.Second, Error: "never sent"}}
+	got := Shift(ops, 10*time.Second)
+	if got[0].Call != 11*time.Second || got[0].Return != 12*time.Second {
+		t.Errorf("shifted op %v", got[0])
+	}
+	if got[1].Return != 0 {
+		t.Errorf("an op that never returned must keep Return zero, got %s", got[1].Return)
+	}
+	if ops[0].Call != time.Second {
+		t.Errorf("Shift changed its input")
+	}
+}
+
+func TestRecovery(t *testing.T) {
+	s := time.Second
+	ms := time.Millisecond
+	good := func(start time.Duration) Round {
+		return Round{Start: start, Ops: []history.Op{
+			op(start, start+100*ms, 200, history.PhaseBurst),
+			op(start+10*ms, start+300*ms, 200, history.PhaseBurst),
+		}}
+	}
+	bad := func(start time.Duration) Round {
+		return Round{Start: start, Ops: []history.Op{
+			op(start, start+100*ms, 200, history.PhaseBurst),
+			op(start, start+5*s, 503, history.PhaseBurst),
+			op(start+6*s, start+6100*ms, 200, history.PhaseRetry), // retried to success: still not recovered
+		}}
+	}
+	unknown := Round{Start: 12 * s, Ops: []history.Op{op(12*s, 13*s, 0, history.PhaseBurst)}}
+	for _, tc := range []struct {
+		name   string
+		rounds []Round
+		end    time.Duration
+		want   time.Duration
+		ok     bool
+	}{
+		{"first round after the end", []Round{good(5 * s), bad(10 * s), good(11 * s)}, 10 * s, 1300 * ms, true},
+		{"a good round before the end does not count", []Round{good(9 * s)}, 10 * s, 0, false},
+		{"unknown outcomes are not successes", []Round{unknown, good(14 * s)}, 10 * s, 4300 * ms, true},
+		{"order of the slice does not matter", []Round{good(15 * s), good(11 * s)}, 10 * s, 1300 * ms, true},
+		{"never", []Round{bad(11 * s), bad(12 * s)}, 10 * s, 0, false},
+		{"a round without bursts is not a success", []Round{{Start: 11 * s}}, 10 * s, 0, false},
+	} {
+		got, ok := Recovery(tc.rounds, tc.end)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("%s: Recovery = %s, %v; want %s, %v", tc.name, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestDetection(t *testing.T) {
+	if r := (Detection{Customers: 40, Caught: 10}).Rate(); r != 0.25 {
+		t.Errorf("Rate = %v", r)
+	}
+	if (Detection{}).Rate() != 0 {
+		t.Errorf("no customers, rate 0")
+	}
+}
+
+func readyPod(name, node string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", Labels: map[string]string{NameLabel: TokensvcName}},
+		Spec:       corev1.PodSpec{NodeName: node},
+		Status:     corev1.PodStatus{Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}},
+	}
+}
+
+func TestPodKillDeletesThePlannedPod(t *testing.T) {
+	cs := fake.NewClientset(readyPod("tokensvc-c", "w2"), readyPod("tokensvc-a", "w1"), readyPod("tokensvc-b", "w1"))
+	target := &Target{Client: cs, Namespace: "ns", Replicas: 3}
+	p := NewPlan(1, "pod-kill")
+	want := []string{"tokensvc-a", "tokensvc-b", "tokensvc-c"}[p.Pick(3)]
+	inj, err := PodKill{}.Inject(context.Background(), target, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inj.Target != want {
+		t.Errorf("killed %s, the plan picked %s", inj.Target, want)
+	}
+	left, _ := cs.CoreV1().Pods("ns").List(context.Background(), metav1.ListOptions{})
+	for _, pod := range left.Items {
+		if pod.Name == want {
+			t.Errorf("%s still exists", want)
+		}
+	}
+	if len(left.Items) != 2 {
+		t.Errorf("%d pods left, want 2", len(left.Items))
+	}
+}
+
+func TestNodeFaultsTouchOnlyTheirClusterContainers(t *testing.T) {
+	var calls [][]string
+	target := &Target{Mode: "kind", Cluster: "mine", Docker: func(_ context.Context, args ...string) ([]byte, error) {
+		calls = append(calls, args)
+		if args[0] == "inspect" {
+			return []byte("someone-else\n"), nil
+		}
+		return nil, nil
+	}}
+	err := target.checkNodeContainer(context.Background(), "other-worker")
+	if err == nil || !strings.Contains(err.Error(), "refusing") {
+		t.Fatalf("a node container of another cluster must be refused, got %v", err)
+	}
+	for _, c := range calls {
+		if c[0] == "pause" || c[0] == "exec" {
+			t.Errorf("touched a container of another cluster: docker %v", c)
+		}
+	}
+}
+
+func TestNodeLossPausesAndResumesThePlannedWorker(t *testing.T) {
+	node := func(name string, cp bool) *corev1.Node {
+		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{}},
+			Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}}}
+		if cp {
+			n.Labels["node-role.kubernetes.io/control-plane"] = ""
+		}
+		return n
+	}
+	cs := fake.NewClientset(node("mine-control-plane", true), node("mine-worker", false), node("mine-worker2", false))
+	var calls []string
+	target := &Target{Client: cs, Namespace: "ns", Mode: "reuse", Cluster: "mine", Docker: func(_ context.Context, args ...string) ([]byte, error) {
+		calls = append(calls, strings.Join(args, " "))
+		if args[0] == "inspect" {
+			return []byte("mine\n"), nil
+		}
+		return nil, nil
+	}}
+	p := NewPlan(3, "node-loss")
+	want := []string{"mine-worker", "mine-worker2"}[p.Pick(2)]
+	inj, err := NodeLoss{}.Inject(context.Background(), target, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inj.Target != want || !slices.Contains(calls, "pause "+want) {
+		t.Fatalf("paused %s (calls %v), the plan picked %s", inj.Target, calls, want)
+	}
+	// Recover resumes the node first; the waits that follow need pods this fake has not.
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_ = inj.Recover(ctx)
+	if !slices.Contains(calls, "unpause "+want) {
+		t.Errorf("Recover did not resume %s: %v", want, calls)
+	}
+}

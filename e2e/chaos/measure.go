@@ -1,0 +1,127 @@
+package chaos
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/stampede-e2e/stampede/e2e/history"
+)
+
+// WindowStats are the figures of the requests whose call time falls inside a window, such as a
+// fault's: how many got a 2xx, a non-2xx response, or no response at all.
+type WindowStats struct {
+	Requests  int `json:"requests"`
+	Successes int `json:"successes"`
+	// Errors are complete non-2xx responses (the checker judges whether they are clean).
+	Errors int `json:"errors"`
+	// Unknown are transport errors and timeouts: outcomes unknown, never successes.
+	Unknown int `json:"unknown"`
+}
+
+// Ratio is the success ratio, 2xx over requests; 0 when there was no request.
+func (w WindowStats) Ratio() float64 {
+	if w.Requests == 0 {
+		return 0
+	}
+	return float64(w.Successes) / float64(w.Requests)
+}
+
+// String gives the figures in one line.
+func (w WindowStats) String() string {
+	return fmt.Sprintf("%.1f%% (%d of %d 2xx, %d errors, %d unknown)", 100*w.Ratio(), w.Successes, w.Requests, w.Errors, w.Unknown)
+}
+
+// Window counts the ops whose call time lies inside e, retries included: a request sent while
+// the fault was on counts, whenever it returned.
+func Window(ops []history.Op, e history.Event) WindowStats {
+	var w WindowStats
+	for _, op := range ops {
+		if !e.Contains(op.Call) {
+			continue
+		}
+		w.Requests++
+		switch {
+		case op.Unknown():
+			w.Unknown++
+		case op.Succeeded():
+			w.Successes++
+		default:
+			w.Errors++
+		}
+	}
+	return w
+}
+
+// Round is one batch of new customers sent while a fault runs: their bursts, and the retries a
+// client made, on the run's base time.
+type Round struct {
+	Index int `json:"index"`
+	// Start is when the round was launched.
+	Start time.Duration `json:"start_ns"`
+	Ops   []history.Op  `json:"-"`
+}
+
+// Shift moves ops recorded against another base time by d: the ops of a round whose base was d
+// after the run's base.
+func Shift(ops []history.Op, d time.Duration) []history.Op {
+	out := slices.Clone(ops)
+	for i := range out {
+		out[i].Call += d
+		if out[i].Return > 0 {
+			out[i].Return += d
+		}
+	}
+	return out
+}
+
+// Recovery returns how long after end the service served a whole round of new bursts: the
+// first round launched at or after end whose every burst request got a 2xx, measured to the
+// return of its last burst request. Retries do not count: a round that needed one did not
+// succeed at the first burst. It returns false if no round did.
+func Recovery(rounds []Round, end time.Duration) (time.Duration, bool) {
+	ordered := slices.Clone(rounds)
+	slices.SortStableFunc(ordered, func(a, b Round) int { return int(a.Start - b.Start) })
+	for _, r := range ordered {
+		if r.Start < end {
+			continue
+		}
+		var last time.Duration
+		ok, bursts := true, 0
+		for _, op := range r.Ops {
+			if op.Phase != history.PhaseBurst {
+				continue
+			}
+			bursts++
+			if !op.Succeeded() {
+				ok = false
+				break
+			}
+			last = max(last, op.Return)
+		}
+		if ok && bursts > 0 {
+			return last - end, true
+		}
+	}
+	return 0, false
+}
+
+// Detection is how often a known-broken strategy was caught: of the customers (each one
+// burst), how many showed the bug.
+type Detection struct {
+	Customers int `json:"customers"`
+	Caught    int `json:"caught"`
+}
+
+// Rate is the per-burst detection rate.
+func (d Detection) Rate() float64 {
+	if d.Customers == 0 {
+		return 0
+	}
+	return float64(d.Caught) / float64(d.Customers)
+}
+
+// String gives the figures in one line.
+func (d Detection) String() string {
+	return fmt.Sprintf("%.1f%% of bursts (%d of %d customers)", 100*d.Rate(), d.Caught, d.Customers)
+}

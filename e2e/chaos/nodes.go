@@ -1,0 +1,281 @@
+package chaos
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+)
+
+// kindClusterLabel is the label kind puts on its node containers.
+const kindClusterLabel = "io.x-k8s.kind.cluster"
+
+// NodeLoss pauses one kind worker node container (the plan picks which) for the plan's hold:
+// its kubelet, its pods and their processes freeze, while the Service still routes to them
+// until the node is marked NotReady. Pause rather than stop: a stopped kind node may come back
+// with another IP address, which breaks the cluster rather than testing the service. Recover
+// resumes it and waits until the node is Ready and every replica and the database are ready.
+type NodeLoss struct{}
+
+// Name implements Fault.
+func (NodeLoss) Name() string { return "node-loss" }
+
+// Available implements Fault.
+func (NodeLoss) Available(t *Target) error { return kindNodesOnly(t, "node-loss") }
+
+// Inject implements Fault.
+func (NodeLoss) Inject(ctx context.Context, t *Target, p Plan) (*Injection, error) {
+	workers, err := workerNodes(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	if len(workers) < 2 {
+		return nil, fmt.Errorf("node-loss: %d worker nodes; losing one of fewer than two loses the service", len(workers))
+	}
+	node := workers[p.Pick(len(workers))]
+	if err := t.checkNodeContainer(ctx, node); err != nil {
+		return nil, err
+	}
+	t.logger().Info("injecting fault", "fault", "node-loss", "node", node, "how", "docker pause")
+	if _, err := t.docker(ctx, "pause", node); err != nil {
+		return nil, fmt.Errorf("node-loss: %w", err)
+	}
+	return &Injection{
+		Target: node,
+		Detail: "docker pause",
+		Recover: func(ctx context.Context) error {
+			if _, err := t.docker(ctx, "unpause", node); err != nil {
+				return fmt.Errorf("node-loss: %w", err)
+			}
+			if err := waitNodeReady(ctx, t, node); err != nil {
+				return err
+			}
+			if err := waitPodReady(ctx, t, PostgresPod); err != nil {
+				return err
+			}
+			return waitDeployment(ctx, t, TokensvcName, int32(t.Replicas))
+		},
+	}, nil
+}
+
+// Partition cuts one token-service replica (the plan picks which), and only that one, off from
+// the database: inside the kind node that runs it, blackhole routes in the pod's own network
+// namespace drop its packets to the database's Service address and pod addresses (and to
+// toxiproxy's, when it is in the path). The other replicas keep their path. Recover deletes the
+// routes and waits until every replica is ready again.
+type Partition struct{}
+
+// Name implements Fault.
+func (Partition) Name() string { return "partition" }
+
+// Available implements Fault.
+func (Partition) Available(t *Target) error {
+	if err := kindNodesOnly(t, "partition"); err != nil {
+		return err
+	}
+	if t.Replicas < 2 {
+		return unavailable("partition cuts one replica of several; there are %d", t.Replicas)
+	}
+	return nil
+}
+
+// Inject implements Fault.
+func (Partition) Inject(ctx context.Context, t *Target, p Plan) (*Injection, error) {
+	pods, err := readyPods(ctx, t, TokensvcName)
+	if err != nil {
+		return nil, err
+	}
+	if len(pods) < 2 {
+		return nil, fmt.Errorf("partition: %d ready replicas; cutting one of fewer than two cuts them all", len(pods))
+	}
+	pod := pods[p.Pick(len(pods))]
+	node := pod.Spec.NodeName
+	if err := t.checkNodeContainer(ctx, node); err != nil {
+		return nil, err
+	}
+	dests, err := databaseAddresses(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	pid, err := t.containerPID(ctx, node, pod.Name, TokensvcName)
+	if err != nil {
+		return nil, fmt.Errorf("partition: %w", err)
+	}
+	route := func(ctx context.Context, verb, ip string) error {
+		_, err := t.docker(ctx, "exec", node, "nsenter", "-t", pid, "-n", "ip", "route", verb, "blackhole", ip+"/32")
+		return err
+	}
+	t.logger().Info("injecting fault", "fault", "partition", "pod", pod.Name, "node", node, "blackholed", dests)
+	var added []string
+	remove := func(ctx context.Context) error {
+		var errs []error
+		for _, ip := range added {
+			if err := route(ctx, "del", ip); err != nil {
+				errs = append(errs, fmt.Errorf("partition: %w", err))
+			}
+		}
+		return errors.Join(errs...)
+	}
+	for _, ip := range dests {
+		if err := route(ctx, "add", ip); err != nil {
+			return nil, errors.Join(fmt.Errorf("partition: %w", err), remove(context.WithoutCancel(ctx)))
+		}
+		added = append(added, ip)
+	}
+	return &Injection{
+		Target: pod.Name,
+		Detail: fmt.Sprintf("blackhole routes to %s in its network namespace, on %s", strings.Join(dests, ", "), node),
+		Recover: func(ctx context.Context) error {
+			if err := remove(ctx); err != nil {
+				return err
+			}
+			return waitDeployment(ctx, t, TokensvcName, int32(t.Replicas))
+		},
+	}, nil
+}
+
+// databaseAddresses lists the addresses a replica reaches the database by: the ClusterIPs of
+// the postgres and toxiproxy Services that exist and the IPs of their pods.
+func databaseAddresses(ctx context.Context, t *Target) ([]string, error) {
+	var ips []string
+	for _, name := range []string{PostgresName, "toxiproxy"} {
+		svc, err := t.Client.CoreV1().Services(t.Namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			continue // no toxiproxy in this deployment
+		}
+		if ip := svc.Spec.ClusterIP; ip != "" && ip != corev1.ClusterIPNone {
+			ips = append(ips, ip)
+		}
+		pods, err := t.Client.CoreV1().Pods(t.Namespace).List(ctx, metav1.ListOptions{LabelSelector: NameLabel + "=" + name})
+		if err != nil {
+			return nil, fmt.Errorf("list %s pods: %w", name, err)
+		}
+		for _, p := range pods.Items {
+			if p.Status.PodIP != "" {
+				ips = append(ips, p.Status.PodIP)
+			}
+		}
+	}
+	if len(ips) == 0 {
+		return nil, errors.New("partition: no database address found")
+	}
+	slices.Sort(ips)
+	return slices.Compact(ips), nil
+}
+
+// containerPID returns, inside a kind node, the host PID of the container named container of the
+// pod, through crictl.
+func (t *Target) containerPID(ctx context.Context, node, pod, container string) (string, error) {
+	out, err := t.docker(ctx, "exec", node, "crictl", "pods", "-q", "--name", "^"+pod+"$", "--namespace", "^"+t.Namespace+"$", "--state", "ready")
+	if err != nil {
+		return "", err
+	}
+	sandbox := firstLine(out)
+	if sandbox == "" {
+		return "", fmt.Errorf("no ready sandbox of pod %s on %s", pod, node)
+	}
+	out, err = t.docker(ctx, "exec", node, "crictl", "ps", "-q", "--pod", sandbox, "--name", "^"+container+"$", "--state", "running")
+	if err != nil {
+		return "", err
+	}
+	id := firstLine(out)
+	if id == "" {
+		return "", fmt.Errorf("no running container %s in pod %s on %s", container, pod, node)
+	}
+	out, err = t.docker(ctx, "exec", node, "crictl", "inspect", "-o", "go-template", "--template", "{{.info.pid}}", id)
+	if err != nil {
+		return "", err
+	}
+	pid := firstLine(out)
+	if pid == "" || pid == "0" {
+		return "", fmt.Errorf("container %s of pod %s has no PID", container, pod)
+	}
+	return pid, nil
+}
+
+// workerNodes lists the cluster's worker nodes, sorted by name.
+func workerNodes(ctx context.Context, t *Target) ([]string, error) {
+	list, err := t.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list nodes: %w", err)
+	}
+	var names []string
+	for _, n := range list.Items {
+		if _, cp := n.Labels["node-role.kubernetes.io/control-plane"]; !cp {
+			names = append(names, n.Name)
+		}
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// checkNodeContainer makes sure that node is a container of this kind cluster: the suite stops
+// or enters only its own cluster's nodes. kind names a node's container after the node.
+func (t *Target) checkNodeContainer(ctx context.Context, node string) error {
+	out, err := t.docker(ctx, "inspect", "--type", "container", "-f", `{{ index .Config.Labels "`+kindClusterLabel+`" }}`, node)
+	if err != nil {
+		return fmt.Errorf("node %s: %w", node, err)
+	}
+	if got := firstLine(out); got != t.Cluster {
+		return fmt.Errorf("container %s belongs to kind cluster %q, not %q: refusing to touch it", node, got, t.Cluster)
+	}
+	return nil
+}
+
+func (t *Target) docker(ctx context.Context, args ...string) ([]byte, error) {
+	if t.Docker != nil {
+		return t.Docker(ctx, args...)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, "docker", args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("docker %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.Bytes(), nil
+}
+
+func firstLine(b []byte) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+	return strings.TrimSpace(line)
+}
+
+// waitNodeReady waits until node reports Ready.
+func waitNodeReady(ctx context.Context, t *Target, node string) error {
+	err := wait.PollUntilContextTimeout(ctx, time.Second, RecoverTimeout, true, func(ctx context.Context) (bool, error) {
+		n, err := t.Client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady {
+				return c.Status == corev1.ConditionTrue, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		return fmt.Errorf("node %s Ready: %w", node, err)
+	}
+	return nil
+}
+
+// waitPodReady waits until the pod called name is ready.
+func waitPodReady(ctx context.Context, t *Target, name string) error {
+	err := wait.PollUntilContextTimeout(ctx, time.Second, RecoverTimeout, true, func(ctx context.Context) (bool, error) {
+		p, err := t.Client.CoreV1().Pods(t.Namespace).Get(ctx, name, metav1.GetOptions{})
+		return err == nil && p.DeletionTimestamp == nil && podReady(p), nil
+	})
+	if err != nil {
+		return fmt.Errorf("pod %s ready: %w", name, err)
+	}
+	return nil
+}

@@ -1,0 +1,253 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+)
+
+// RecoverTimeout bounds how long a fault's Recover waits for what it broke to come back.
+const RecoverTimeout = 4 * time.Minute
+
+// PodKill deletes one token-service pod, picked by the plan among the ready ones, with grace
+// period 0: no drain, in-flight requests are cut. Recover waits until the Deployment has its
+// replicas ready again.
+type PodKill struct{}
+
+// Name implements Fault.
+func (PodKill) Name() string { return "pod-kill" }
+
+// Available implements Fault: it needs only the API.
+func (PodKill) Available(*Target) error { return nil }
+
+// Inject implements Fault.
+func (PodKill) Inject(ctx context.Context, t *Target, p Plan) (*Injection, error) {
+	pods, err := readyPods(ctx, t, TokensvcName)
+	if err != nil {
+		return nil, err
+	}
+	if len(pods) == 0 {
+		return nil, fmt.Errorf("pod-kill: no ready %s pod in %s", TokensvcName, t.Namespace)
+	}
+	pod := pods[p.Pick(len(pods))]
+	t.logger().Info("injecting fault", "fault", "pod-kill", "pod", pod.Name, "node", pod.Spec.NodeName)
+	zero := int64(0)
+	if err := t.Client.CoreV1().Pods(t.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+		return nil, fmt.Errorf("pod-kill: delete %s: %w", pod.Name, err)
+	}
+	return &Injection{
+		Target: pod.Name,
+		Detail: "grace period 0, on " + pod.Spec.NodeName,
+		Recover: func(ctx context.Context) error {
+			return waitDeployment(ctx, t, TokensvcName, int32(t.Replicas))
+		},
+	}, nil
+}
+
+// RollingRestart restarts the token service's Deployment the way `kubectl rollout restart`
+// does (a new pod-template annotation): new pods come up while the old ones drain. Recover waits
+// for the rollout to finish.
+type RollingRestart struct{}
+
+// Name implements Fault.
+func (RollingRestart) Name() string { return "rolling-restart" }
+
+// Available implements Fault: it needs only the API.
+func (RollingRestart) Available(*Target) error { return nil }
+
+// Inject implements Fault.
+func (RollingRestart) Inject(ctx context.Context, t *Target, _ Plan) (*Injection, error) {
+	at := time.Now().UTC().Format(time.RFC3339)
+	t.logger().Info("injecting fault", "fault", "rolling-restart", "deployment", TokensvcName)
+	patch := fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":%q}}}}}`, at)
+	if _, err := t.Client.AppsV1().Deployments(t.Namespace).Patch(ctx, TokensvcName, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		return nil, fmt.Errorf("rolling-restart: patch %s: %w", TokensvcName, err)
+	}
+	return &Injection{
+		Target: "deployment/" + TokensvcName,
+		Detail: "restartedAt " + at,
+		Recover: func(ctx context.Context) error {
+			return waitDeployment(ctx, t, TokensvcName, int32(t.Replicas))
+		},
+	}, nil
+}
+
+// Scale scales the token service up by one or two replicas (the plan's variant), holds, and
+// Recover scales it back down, which drains the surplus pods, and waits for the rollout.
+type Scale struct{}
+
+// Name implements Fault.
+func (Scale) Name() string { return "scale" }
+
+// Available implements Fault: it needs only the API.
+func (Scale) Available(*Target) error { return nil }
+
+// Inject implements Fault.
+func (Scale) Inject(ctx context.Context, t *Target, p Plan) (*Injection, error) {
+	up := int32(t.Replicas + 1 + p.Variant(2))
+	t.logger().Info("injecting fault", "fault", "scale", "deployment", TokensvcName, "from", t.Replicas, "to", up)
+	if err := scaleTo(ctx, t, up); err != nil {
+		return nil, err
+	}
+	return &Injection{
+		Target: "deployment/" + TokensvcName,
+		Detail: fmt.Sprintf("%d -> %d -> %d replicas", t.Replicas, up, t.Replicas),
+		Recover: func(ctx context.Context) error {
+			// The new pods must have come up, or the fault scaled nothing.
+			if err := waitDeployment(ctx, t, TokensvcName, up); err != nil {
+				return err
+			}
+			t.logger().Info("scaling back", "deployment", TokensvcName, "to", t.Replicas)
+			if err := scaleTo(ctx, t, int32(t.Replicas)); err != nil {
+				return err
+			}
+			return waitDeployment(ctx, t, TokensvcName, int32(t.Replicas))
+		},
+	}, nil
+}
+
+func scaleTo(ctx context.Context, t *Target, n int32) error {
+	deps := t.Client.AppsV1().Deployments(t.Namespace)
+	s, err := deps.GetScale(ctx, TokensvcName, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("scale: read %s: %w", TokensvcName, err)
+	}
+	s.Spec.Replicas = n
+	if _, err := deps.UpdateScale(ctx, TokensvcName, s, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("scale %s to %d: %w", TokensvcName, n, err)
+	}
+	return nil
+}
+
+// DBRestart kills PostgreSQL's pod: deleted with a one-second grace period, so the postmaster
+// gets SIGINT and then SIGKILL. Not zero: a forced deletion lets the StatefulSet start the
+// replacement while the old postmaster may still hold the volume, and two postmasters on one
+// data directory corrupt it. The pod comes back on its persistent volume (the same claim);
+// Recover waits until it is ready and every replica of the service is ready again.
+type DBRestart struct{}
+
+// Name implements Fault.
+func (DBRestart) Name() string { return "db-restart" }
+
+// Available implements Fault: it needs only the API.
+func (DBRestart) Available(*Target) error { return nil }
+
+// Inject implements Fault.
+func (DBRestart) Inject(ctx context.Context, t *Target, _ Plan) (*Injection, error) {
+	pods := t.Client.CoreV1().Pods(t.Namespace)
+	old, err := pods.Get(ctx, PostgresPod, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("db-restart: read %s: %w", PostgresPod, err)
+	}
+	claim := ""
+	for _, v := range old.Spec.Volumes {
+		if v.PersistentVolumeClaim != nil {
+			claim = v.PersistentVolumeClaim.ClaimName
+		}
+	}
+	t.logger().Info("injecting fault", "fault", "db-restart", "pod", PostgresPod, "claim", claim, "node", old.Spec.NodeName)
+	one := int64(1)
+	if err := pods.Delete(ctx, PostgresPod, metav1.DeleteOptions{GracePeriodSeconds: &one}); err != nil {
+		return nil, fmt.Errorf("db-restart: delete %s: %w", PostgresPod, err)
+	}
+	return &Injection{
+		Target: PostgresPod,
+		Detail: "grace period 1s, claim " + claim,
+		Recover: func(ctx context.Context) error {
+			err := wait.PollUntilContextTimeout(ctx, time.Second, RecoverTimeout, true, func(ctx context.Context) (bool, error) {
+				p, err := pods.Get(ctx, PostgresPod, metav1.GetOptions{})
+				if err != nil {
+					return false, nil // not re-created yet
+				}
+				if p.UID == old.UID {
+					return false, nil
+				}
+				return podReady(p), nil
+			})
+			if err != nil {
+				return fmt.Errorf("db-restart: %s back and ready: %w", PostgresPod, err)
+			}
+			return waitDeployment(ctx, t, TokensvcName, int32(t.Replicas))
+		},
+	}, nil
+}
+
+// readyPods lists the ready, not terminating pods of app name, sorted by name so that a Plan's
+// pick is stable.
+func readyPods(ctx context.Context, t *Target, name string) ([]corev1.Pod, error) {
+	list, err := t.Client.CoreV1().Pods(t.Namespace).List(ctx, metav1.ListOptions{LabelSelector: NameLabel + "=" + name})
+	if err != nil {
+		return nil, fmt.Errorf("list %s pods: %w", name, err)
+	}
+	var pods []corev1.Pod
+	for _, p := range list.Items {
+		if p.DeletionTimestamp == nil && podReady(&p) {
+			pods = append(pods, p)
+		}
+	}
+	slices.SortFunc(pods, func(a, b corev1.Pod) int {
+		switch {
+		case a.Name < b.Name:
+			return -1
+		case a.Name > b.Name:
+			return 1
+		}
+		return 0
+	})
+	return pods, nil
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// waitDeployment waits until the Deployment has rolled out want ready replicas and no old pod
+// is left.
+func waitDeployment(ctx context.Context, t *Target, name string, want int32) error {
+	var last *appsv1.Deployment
+	err := wait.PollUntilContextTimeout(ctx, time.Second, RecoverTimeout, true, func(ctx context.Context) (bool, error) {
+		d, err := t.Client.AppsV1().Deployments(t.Namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil // a transient API error; the timeout bounds it
+		}
+		last = d
+		s := d.Status
+		if s.ObservedGeneration < d.Generation || s.UpdatedReplicas != want || s.ReadyReplicas != want ||
+			s.AvailableReplicas != want || s.Replicas != want {
+			return false, nil
+		}
+		// The status lags a deletion: count the pods themselves, terminating ones included.
+		pods, err := t.Client.CoreV1().Pods(t.Namespace).List(ctx, metav1.ListOptions{LabelSelector: NameLabel + "=" + name})
+		if err != nil {
+			return false, nil
+		}
+		ready := 0
+		for _, p := range pods.Items {
+			if p.DeletionTimestamp == nil && podReady(&p) {
+				ready++
+			}
+		}
+		return len(pods.Items) == int(want) && ready == int(want), nil
+	})
+	if err != nil {
+		if last != nil {
+			s := last.Status
+			return fmt.Errorf("rollout of %s to %d ready replicas (updated %d, ready %d, total %d): %w",
+				name, want, s.UpdatedReplicas, s.ReadyReplicas, s.Replicas, err)
+		}
+		return fmt.Errorf("rollout of %s: %w", name, err)
+	}
+	return nil
+}
