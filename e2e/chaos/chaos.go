@@ -55,6 +55,10 @@ type Injection struct {
 	Target string
 	// Detail says how, for the history and the logs.
 	Detail string
+	// Held says that the fault lasts until Recover (a toxic, a paused node): the runner holds
+	// it for the plan's hold first. A fault that is over once done (a pod deleted) is not held:
+	// Recover at once waits for the damage to heal.
+	Held bool
 	// Recover removes the fault's cause and waits until it is gone (a toxic removed, a node
 	// container resumed and its node Ready, a killed pod replaced).
 	Recover func(ctx context.Context) error

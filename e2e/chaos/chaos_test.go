@@ -50,19 +50,6 @@ func TestPlanPicksEveryTarget(t *testing.T) {
 	}
 }
 
-func TestChooseIsFixedBySeed(t *testing.T) {
-	if Choose(7).Name() != Choose(7).Name() {
-		t.Fatal("Choose is not deterministic")
-	}
-	seen := map[string]bool{}
-	for seed := range uint64(400) {
-		seen[Choose(seed).Name()] = true
-	}
-	if len(seen) != len(Registry) {
-		t.Errorf("400 seeds chose only %d of %d faults", len(seen), len(Registry))
-	}
-}
-
 func TestRegistry(t *testing.T) {
 	names := Names()
 	want := []string{"pod-kill", "rolling-restart", "scale", "db-restart", "db-latency", "db-cut", "node-loss", "partition"}

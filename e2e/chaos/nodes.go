@@ -49,6 +49,7 @@ func (NodeLoss) Inject(ctx context.Context, t *Target, p Plan) (*Injection, erro
 		return nil, fmt.Errorf("node-loss: %w", err)
 	}
 	return &Injection{
+		Held:   true,
 		Target: node,
 		Detail: "docker pause",
 		Recover: func(ctx context.Context) error {
@@ -131,6 +132,7 @@ func (Partition) Inject(ctx context.Context, t *Target, p Plan) (*Injection, err
 		added = append(added, ip)
 	}
 	return &Injection{
+		Held:   true,
 		Target: pod.Name,
 		Detail: fmt.Sprintf("blackhole routes to %s in its network namespace, on %s", strings.Join(dests, ", "), node),
 		Recover: func(ctx context.Context) error {

@@ -79,10 +79,3 @@ func (p Plan) Variant(n int) int {
 func (p Plan) String() string {
 	return fmt.Sprintf("%s at +%s for %s (draw %d, variant draw %d, seed %d)", p.Fault, p.Offset, p.Hold, p.Draw%1000, p.Draw2%1000, p.Seed)
 }
-
-// Choose returns the fault that the seed picks from the Registry, for a run that lets the seed
-// decide which fault fires.
-func Choose(seed uint64) Fault {
-	r := rand.New(rand.NewPCG(seed, 0x636861_6f73)) // "chaos"
-	return Registry[r.IntN(len(Registry))]
-}

@@ -97,6 +97,7 @@ func (Scale) Inject(ctx context.Context, t *Target, p Plan) (*Injection, error) 
 		return nil, err
 	}
 	return &Injection{
+		Held:   true,
 		Target: "deployment/" + TokensvcName,
 		Detail: fmt.Sprintf("%d -> %d -> %d replicas", t.Replicas, up, t.Replicas),
 		Recover: func(ctx context.Context) error {

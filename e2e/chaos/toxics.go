@@ -45,6 +45,7 @@ func AddLatency(_ context.Context, t *Target, latency, jitter time.Duration) (*I
 		return nil, fmt.Errorf("db-latency: add toxic: %w", err)
 	}
 	return &Injection{
+		Held:   true,
 		Target: "toxiproxy/" + proxy.Name,
 		Detail: detail,
 		Recover: func(context.Context) error {
@@ -100,7 +101,7 @@ func (DBCut) Inject(_ context.Context, t *Target, p Plan) (*Injection, error) {
 		}
 		added = append(added, name)
 	}
-	return &Injection{Target: "toxiproxy/" + proxy.Name, Detail: kind + ": " + detail, Recover: remove}, nil
+	return &Injection{Target: "toxiproxy/" + proxy.Name, Detail: kind + ": " + detail, Held: true, Recover: remove}, nil
 }
 
 func toxiproxyAvailable(t *Target, fault string) error {
