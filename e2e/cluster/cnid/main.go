@@ -1,8 +1,12 @@
 // Command cnid is stampede's minimal CNI daemon for kind clusters built offline (kindnetd cannot be
 // obtained here). It runs as a host-network DaemonSet on every node and:
 //
-//  1. waits for kube-proxy's first sync on the node's loopback, so that its own first call to the
-//     API server's Service IP is translated on the node instead of leaving through the default route;
+//  1. waits until kube-proxy has completed its first full sync of rules on this node (its metrics on
+//     the node's loopback), so that its own first call to the API server's Service IP is translated
+//     on the node instead of leaving through the default route. kube-proxy's healthz is not enough:
+//     it answers healthy once its caches are synced, while the first full sync can take seconds
+//     more on a loaded host, and a connection opened in that gap keeps retransmitting to the
+//     untranslated address for its whole dial timeout;
 //  2. writes a ptp + host-local + portmap CNI config list for the node's podCIDR, which makes the
 //     node Ready;
 //  3. keeps a route to every other node's podCIDR via that node's InternalIP.
@@ -17,12 +21,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -47,7 +53,7 @@ func main() {
 type config struct {
 	nodeName      string
 	confDir       string
-	proxyHealthz  string
+	proxyMetrics  string
 	resync        time.Duration
 	mtu           int
 	networkName   string
@@ -60,7 +66,7 @@ func run(ctx context.Context, logger *slog.Logger, args []string) error {
 	fs := flag.NewFlagSet("cnid", flag.ContinueOnError)
 	fs.StringVar(&cfg.nodeName, "node-name", os.Getenv("NODE_NAME"), "this node's name (env NODE_NAME)")
 	fs.StringVar(&cfg.confDir, "cni-conf-dir", "/etc/cni/net.d", "where the CNI config list is written")
-	fs.StringVar(&cfg.proxyHealthz, "kube-proxy-healthz", "http://127.0.0.1:10256/healthz", "kube-proxy's health endpoint on this node")
+	fs.StringVar(&cfg.proxyMetrics, "kube-proxy-metrics", "http://127.0.0.1:10249/metrics", "kube-proxy's metrics endpoint on this node")
 	fs.DurationVar(&cfg.resync, "resync", 10*time.Second, "how often routes are reconciled")
 	fs.IntVar(&cfg.mtu, "mtu", 1500, "pod interface MTU")
 	fs.StringVar(&cfg.networkName, "network-name", "stampede", "CNI network name")
@@ -74,8 +80,8 @@ func run(ctx context.Context, logger *slog.Logger, args []string) error {
 	cfg.confFileName = "10-" + cfg.networkName + ".conflist"
 	logger.Info("starting", "node", cfg.nodeName, "confDir", cfg.confDir, "resync", cfg.resync)
 
-	logger.Info("waiting for kube-proxy's first sync", "url", cfg.proxyHealthz)
-	if err := waitProxySynced(ctx, cfg.proxyHealthz); err != nil {
+	logger.Info("waiting for kube-proxy's first full sync", "url", cfg.proxyMetrics)
+	if err := waitProxySynced(ctx, cfg.proxyMetrics); err != nil {
 		return fmt.Errorf("wait for kube-proxy: %w", err)
 	}
 	rc, err := rest.InClusterConfig()
@@ -133,8 +139,10 @@ func run(ctx context.Context, logger *slog.Logger, args []string) error {
 	return ctx.Err()
 }
 
-// waitProxySynced polls kube-proxy's healthz until it reports a completed sync: HTTP 200 and a
-// non-zero lastUpdated.
+// fullSyncMetric counts kube-proxy's completed full syncs of its IPv4 rules.
+const fullSyncMetric = `kubeproxy_sync_full_proxy_rules_duration_seconds_count{ip_family="IPv4"}`
+
+// waitProxySynced polls kube-proxy's metrics until it has completed a full sync of its IPv4 rules.
 func waitProxySynced(ctx context.Context, url string) error {
 	hc := &http.Client{Timeout: 2 * time.Second}
 	return wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
@@ -150,14 +158,25 @@ func waitProxySynced(ctx context.Context, url string) error {
 		if resp.StatusCode != http.StatusOK {
 			return false, nil
 		}
-		var body struct {
-			LastUpdated time.Time `json:"lastUpdated"`
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+		if err != nil {
+			return false, nil
 		}
-		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-			return true, nil // an older kube-proxy answers plain "ok" once healthy
-		}
-		return !body.LastUpdated.IsZero(), nil
+		return fullSyncs(string(body)) >= 1, nil
 	})
+}
+
+// fullSyncs reads fullSyncMetric from a Prometheus text exposition; 0 when absent.
+func fullSyncs(metrics string) float64 {
+	for _, line := range strings.Split(metrics, "\n") {
+		if v, ok := strings.CutPrefix(line, fullSyncMetric+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return 0
 }
 
 func internalIP(n *corev1.Node) string {
