@@ -9,7 +9,9 @@
 //     untranslated address for its whole dial timeout;
 //  2. writes a ptp + host-local + portmap CNI config list for the node's podCIDR, which makes the
 //     node Ready;
-//  3. keeps a route to every other node's podCIDR via that node's InternalIP.
+//  3. keeps a route to every other node's podCIDR via that node's InternalIP (watching nodes, so a
+//     new node is routed at once), and makes the rest of the cluster's pod subnet unreachable, so
+//     that pod traffic without a route is refused on the node instead of leaving through the host.
 //
 // It has no NetworkPolicy support and no masquerading: a cluster of stampede's has nowhere to go
 // outside itself.
@@ -55,6 +57,7 @@ type config struct {
 	confDir       string
 	proxyMetrics  string
 	resync        time.Duration
+	podSubnet     string
 	mtu           int
 	networkName   string
 	confFileName  string
@@ -68,6 +71,7 @@ func run(ctx context.Context, logger *slog.Logger, args []string) error {
 	fs.StringVar(&cfg.confDir, "cni-conf-dir", "/etc/cni/net.d", "where the CNI config list is written")
 	fs.StringVar(&cfg.proxyMetrics, "kube-proxy-metrics", "http://127.0.0.1:10249/metrics", "kube-proxy's metrics endpoint on this node")
 	fs.DurationVar(&cfg.resync, "resync", 10*time.Second, "how often routes are reconciled")
+	fs.StringVar(&cfg.podSubnet, "pod-subnet", os.Getenv("POD_SUBNET"), "the cluster's pod subnet, unreachable but for the nodes' podCIDRs (env POD_SUBNET)")
 	fs.IntVar(&cfg.mtu, "mtu", 1500, "pod interface MTU")
 	fs.StringVar(&cfg.networkName, "network-name", "stampede", "CNI network name")
 	fs.StringVar(&cfg.ipamStateRoot, "ipam-state-dir", "/run/cni-ipam-state", "host-local IPAM state directory")
@@ -106,10 +110,14 @@ func run(ctx context.Context, logger *slog.Logger, args []string) error {
 	if err != nil {
 		return fmt.Errorf("wait for this node's podCIDR: %w", err)
 	}
-	if err := writeConfList(cfg, self.Spec.PodCIDR); err != nil {
-		return err
+	// Pod traffic to a pod subnet this node has no route for yet must be refused here, not sent
+	// to the default gateway: that would be the host, and through it the uplink.
+	if cfg.podSubnet != "" {
+		if err := ipRoute(ctx, "replace", "unreachable", cfg.podSubnet); err != nil {
+			return fmt.Errorf("unreachable route for the cluster's pod subnet: %w", err)
+		}
+		logger.Info("pod subnet unreachable by default", "podSubnet", cfg.podSubnet)
 	}
-	logger.Info("wrote CNI config", "podCIDR", self.Spec.PodCIDR, "file", filepath.Join(cfg.confDir, cfg.confFileName))
 
 	installed := map[string]string{}
 	reconcile := func(ctx context.Context) {
@@ -126,17 +134,66 @@ func run(ctx context.Context, logger *slog.Logger, args []string) error {
 			if ip == "" || installed[n.Spec.PodCIDR] == ip {
 				continue
 			}
-			out, err := exec.CommandContext(ctx, "ip", "route", "replace", n.Spec.PodCIDR, "via", ip).CombinedOutput()
-			if err != nil {
-				logger.Warn("adding route", "node", n.Name, "podCIDR", n.Spec.PodCIDR, "via", ip, "err", err, "output", strings.TrimSpace(string(out)))
+			if err := ipRoute(ctx, "replace", n.Spec.PodCIDR, "via", ip); err != nil {
+				logger.Warn("adding route", "node", n.Name, "podCIDR", n.Spec.PodCIDR, "via", ip, "err", err)
 				continue
 			}
 			installed[n.Spec.PodCIDR] = ip
 			logger.Info("route installed", "node", n.Name, "podCIDR", n.Spec.PodCIDR, "via", ip)
 		}
 	}
-	wait.UntilWithContext(ctx, reconcile, cfg.resync)
-	return ctx.Err()
+	// Routes to the nodes known now go in before this node can start pods.
+	reconcile(ctx)
+	if err := writeConfList(cfg, self.Spec.PodCIDR); err != nil {
+		return err
+	}
+	logger.Info("wrote CNI config", "podCIDR", self.Spec.PodCIDR, "file", filepath.Join(cfg.confDir, cfg.confFileName))
+
+	// A node that joins later gets its route as soon as it has a podCIDR: a watch wakes the loop,
+	// the resync covers a missed event.
+	changed := make(chan struct{}, 1)
+	go watchNodes(ctx, client, changed, logger)
+	ticker := time.NewTicker(cfg.resync)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-changed:
+		case <-ticker.C:
+		}
+		reconcile(ctx)
+	}
+}
+
+// watchNodes signals changed on every node event, re-establishing the watch when it ends.
+func watchNodes(ctx context.Context, client kubernetes.Interface, changed chan<- struct{}, logger *slog.Logger) {
+	for ctx.Err() == nil {
+		w, err := client.CoreV1().Nodes().Watch(ctx, metav1.ListOptions{})
+		if err != nil {
+			logger.Warn("watching nodes", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		for range w.ResultChan() {
+			select {
+			case changed <- struct{}{}:
+			default:
+			}
+		}
+		w.Stop()
+	}
+}
+
+func ipRoute(ctx context.Context, args ...string) error {
+	out, err := exec.CommandContext(ctx, "ip", append([]string{"route"}, args...)...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("ip route %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
 }
 
 // fullSyncMetric counts kube-proxy's completed full syncs of its IPv4 rules.
