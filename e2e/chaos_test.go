@@ -1,0 +1,104 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/stampede-e2e/stampede/e2e/chaos"
+	"github.com/stampede-e2e/stampede/e2e/check"
+	"github.com/stampede-e2e/stampede/e2e/framework"
+)
+
+// The chaos specs take minutes each, so a plain `make e2e` leaves them out: they run when the
+// label filter names chaos (make e2e-chaos), when specs are focused by name (a repro line), or
+// when STAMPEDE_E2E_CHAOS=true (make nightly).
+func chaosSelected() bool {
+	suite, _ := GinkgoConfiguration()
+	return strings.Contains(suite.LabelFilter, "chaos") || len(suite.FocusStrings) > 0 ||
+		os.Getenv("STAMPEDE_E2E_CHAOS") == "true"
+}
+
+// canaryLatency is the db-latency under which the canary must catch legacy in every run.
+const (
+	canaryLatency = 20 * time.Millisecond
+	canaryJitter  = 10 * time.Millisecond
+)
+
+var _ = Describe("Chaos: faults while first registrations stampede", Label("chaos"), func() {
+	BeforeEach(func() {
+		if !chaosSelected() {
+			Skip("chaos specs run with make e2e-chaos, make nightly, a label filter naming chaos or a focus")
+		}
+	})
+
+	for i, f := range chaos.Registry {
+		It("keeps the atomic strategy's invariants under "+f.Name(), Label(f.Name(), "atomic"), func(ctx SpecContext) {
+			env.SkipUnlessAvailable(f)
+			plan := chaos.NewPlan(env.Config.Seed, f.Name())
+			By("planning the fault from the seed: " + plan.String())
+			d := env.DeployChaos(ctx, framework.DeployParams{Strategy: "atomic", Toxiproxy: chaos.NeedsToxiproxy(f)})
+			o := d.StampedeUnderFault(ctx, framework.FaultParams{
+				Fault:    f,
+				Plan:     plan,
+				Salt:     uint64(100 + i),
+				Burst:    env.Config.Burst,
+				Retry:    framework.DefaultRetry,
+				Coverage: coverage,
+			})
+			Expect(o.InjectErr).NotTo(HaveOccurred(), "inject %s", f.Name())
+			Expect(o.RecoverErr).NotTo(HaveOccurred(), "recover %s", f.Name())
+			Expect(o.During.Requests).To(BeNumerically(">", 0), "no request was sent while %s was on: the run proves nothing", f.Name())
+			expectRaceExercised(d.Deployment, o.Outcome)
+			if o.Result.Verdict != check.VerdictPass {
+				d.Failf(o.Outcome, "atomic broke the invariants under %s", f.Name())
+			}
+			Expect(o.Result.EmptySubjects).To(BeZero())
+			Expect(o.Result.DuplicateCustomers).To(BeZero())
+			Expect(o.Recovered).To(BeTrue(), "after %s ended, no whole round of new bursts succeeded within the bound", f.Name())
+		}, SpecTimeout(15*time.Minute))
+	}
+
+	// The canary under chaos: latency on the database path widens the window between a
+	// strategy's lookup and its insert, so legacy must be caught in every run with it, and the
+	// detection rates with and without it are reported.
+	for i, strategy := range []string{"legacy", "return-existing"} {
+		It(fmt.Sprintf("catches %s with db-latency on, and reports its detection rate with and without it", strategy),
+			Label("db-latency", "canary", strategy), func(ctx SpecContext) {
+				env.SkipUnlessAvailable(chaos.DBLatency{})
+				d := env.DeployChaos(ctx, framework.DeployParams{Strategy: strategy, Toxiproxy: true})
+				p := bursts(uint64(200 + 10*i))
+				p.Name = "without-latency"
+				without := d.Stampede(ctx, p)
+
+				By(fmt.Sprintf("adding %s ± %s of latency between the service and PostgreSQL", canaryLatency, canaryJitter))
+				inj, err := chaos.AddLatency(ctx, d.Target(), canaryLatency, canaryJitter)
+				Expect(err).NotTo(HaveOccurred())
+				p = bursts(uint64(201 + 10*i))
+				p.Name = "with-latency"
+				with := d.Stampede(ctx, p)
+				Expect(inj.Recover(ctx)).To(Succeed())
+
+				off, on := framework.Detected(strategy, without), framework.Detected(strategy, with)
+				line := fmt.Sprintf("%-16s detection per burst: without latency %s; with %s±%s latency %s", strategy, off, canaryLatency, canaryJitter, on)
+				AddReportEntry("canary under db-latency "+strategy, line)
+				GinkgoWriter.Println(line)
+				d.WriteFile("detection.txt", []byte(line+"\n"))
+				expectRaceExercised(d.Deployment, with)
+				switch strategy {
+				case "legacy":
+					if on.Caught == 0 {
+						d.Failf(with, "the canary under db-latency found no null-subject token in %d customers", on.Customers)
+					}
+				case "return-existing":
+					Expect(with.Result.EmptySubjects).To(BeZero(), "return-existing must never sign an empty subject")
+				}
+			}, SpecTimeout(15*time.Minute))
+	}
+})
