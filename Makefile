@@ -25,6 +25,14 @@ e2e: ## The whole e2e run: host setup, node image, images, fresh kind cluster, s
 e2e-reuse: ## The e2e specs on a kept kind cluster (created when absent): the fast inner loop.
 	@scripts/e2e.sh reuse $(ARGS)
 
+.PHONY: e2e-chaos
+e2e-chaos: ## The chaos specs (every fault under bursts, the canary under db-latency) on a fresh kind cluster; LABELS narrows.
+	@LABELS='chaos$(if $(LABELS), && ($(LABELS)))' scripts/e2e.sh kind --timeout 2h $(ARGS)
+
+.PHONY: nightly
+nightly: ## Every spec, the chaos specs included, on a fresh kind cluster.
+	@STAMPEDE_E2E_CHAOS=true scripts/e2e.sh kind --timeout 3h $(ARGS)
+
 .PHONY: host-setup
 host-setup: ## Docker engine, egress guard, loopback DNS, capability wrapper (root).
 	@scripts/host-setup.sh
