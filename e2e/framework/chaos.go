@@ -227,7 +227,8 @@ type roundResult struct {
 
 // StampedeUnderFault sends rounds of new first-registration bursts, one round every RoundEvery,
 // fires the fault at the plan's offset, holds it, recovers it, and keeps sending until a round
-// launched after the fault's end succeeds whole (or the bound passes). Then it reads the
+// launched after the fault's end succeeds whole (or the bound passes). Then every customer
+// registers once more, as a client that gave up during the fault would, and it reads the
 // database, runs the same checker as every spec over the whole history, measures the success
 // ratio during the fault and the recovery time, and writes the report with the fault's event.
 // It asserts only that the run was usable; the spec judges the outcome.
@@ -251,8 +252,10 @@ func (d *ChaosDeployment) StampedeUnderFault(ctx context.Context, p FaultParams)
 		wg      sync.WaitGroup
 		done    = make(chan struct{}, maxRounds)
 	)
+	launcher := make(chan struct{})
 	go func() {
 		defer GinkgoRecover()
+		defer close(launcher)
 		sem := make(chan struct{}, maxRoundsInFlight)
 		tick := time.NewTicker(p.RoundEvery)
 		defer tick.Stop()
@@ -336,6 +339,7 @@ func (d *ChaosDeployment) StampedeUnderFault(ctx context.Context, p FaultParams)
 		}()
 	}
 	stopLaunching()
+	<-launcher // no wg.Add after this, so that Wait is not racing with it
 	wg.Wait()
 
 	mu.Lock()
@@ -354,8 +358,27 @@ func (d *ChaosDeployment) StampedeUnderFault(ctx context.Context, p FaultParams)
 	}
 	o.Rounds = len(results)
 	mu.Unlock()
-	slices.SortStableFunc(all, func(a, b history.Op) int { return int(a.Call - b.Call) })
 	o.Recovery, o.Recovered = chaos.Recovery(rounds(), o.Event.End)
+
+	// The client that gave up during the fault comes back once it is over: one more request
+	// for every customer. A customer whose registration was lost has no row to return; one that
+	// got a token before must get the same token again (the checker's one-token rule), and
+	// every customer must end with a token (its final-token rule).
+	By(fmt.Sprintf("registering all %d customers once more after the fault: each must get its one token", len(customers)))
+	catchUp, err := traffic.Run(ctx, traffic.Params{
+		URL: d.Env.ServiceURL, Customers: customers, Burst: 1, Gap: 10 * time.Millisecond,
+		Retry: p.Retry, Logger: d.Env.Logger,
+	})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("catch-up: %w", err))
+	}
+	if catchUp != nil {
+		for _, op := range chaos.Shift(catchUp.History, catchUp.Base.Sub(base)) {
+			op.Seq += p.Burst // request ids distinct from the bursts'
+			all = append(all, op)
+		}
+	}
+	slices.SortStableFunc(all, func(a, b history.Op) int { return int(a.Call - b.Call) })
 	if o.Recovered && o.Recovery > p.RecoveryBound {
 		o.Recovered = false
 	}
