@@ -90,6 +90,7 @@ var _ = Describe("Chaos: faults while first registrations stampede", Label("chao
 				AddReportEntry("canary under db-latency "+strategy, line)
 				GinkgoWriter.Println(line)
 				d.WriteFile("detection.txt", []byte(line+"\n"))
+				env.AppendChaosSummary(line)
 				expectRaceExercised(d.Deployment, with)
 				switch strategy {
 				case "legacy":

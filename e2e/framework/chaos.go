@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -412,6 +414,11 @@ func (d *Deployment) judge(ctx context.Context, ops []history.Op, customers []hi
 	)
 	Eventually(ctx, func() error {
 		rows, err = ReadRows(ctx, d.DSN, ms)
+		if err != nil {
+			// A fault may have replaced the database pod or frozen its node, and a port-forward
+			// does not survive either: open a new one for the next attempt.
+			err = errors.Join(err, d.reforwardDatabase(ctx))
+		}
 		return err
 	}).WithTimeout(2*time.Minute).WithPolling(time.Second).Should(Succeed(), "read rows")
 
@@ -484,6 +491,10 @@ func (d *ChaosDeployment) writeFaultReport(o FaultOutcome) {
 // ChaosSummaryFile collects one line per chaos spec of a run, in the artifacts directory.
 const ChaosSummaryFile = "chaos-summary.txt"
 
+// AppendChaosSummary adds a line to the run's ChaosSummaryFile, such as a canary's detection
+// rates.
+func (e *Env) AppendChaosSummary(line string) { appendChaosSummary(e.Config.Artifacts, line) }
+
 func appendChaosSummary(dir, line string) {
 	f, err := os.OpenFile(filepath.Join(dir, ChaosSummaryFile), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
@@ -538,4 +549,21 @@ func Detected(strategy string, o Outcome) chaos.Detection {
 		det.Caught = o.Result.DuplicateCustomers
 	}
 	return det
+}
+
+// reforwardDatabase opens a new port-forward to the database and points DSN at it.
+func (d *Deployment) reforwardDatabase(ctx context.Context) error {
+	port, stop, err := PortForward(ctx, d.Env.RestConfig, d.Env.Client, d.Namespace, nameLabel+"="+postgresName, 5432)
+	if err != nil {
+		return fmt.Errorf("port-forward to the database again: %w", err)
+	}
+	DeferCleanup(stop)
+	u, err := url.Parse(d.DSN)
+	if err != nil {
+		stop()
+		return fmt.Errorf("parse DSN: %w", err)
+	}
+	u.Host = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	d.DSN = u.String()
+	return nil
 }
