@@ -3,7 +3,8 @@
 #   kind      host setup, node image, images, a fresh cluster (deleted at the end), the specs;
 #   reuse     the same on a kept cluster "stampede" (created when absent): the fast inner loop;
 #   existing  the specs against KUBECONFIG/CONTEXT, with images from STAMPEDE_E2E_*_IMAGE.
-# Environment: SEED (replays a run), LABELS (Ginkgo label filter, e.g. 'atomic'), ARTIFACTS
+# Environment: SEED (replays a run), LABELS (Ginkgo label filter, e.g. 'atomic'; default '!chaos',
+# the chaos specs have their own target; 'all' runs every spec), ARTIFACTS
 # (default _artifacts/), KEEP=true (keep the cluster and failed specs' namespaces).
 set -o errexit -o nounset -o pipefail
 LOG_PREFIX=e2e
@@ -33,11 +34,14 @@ if [ "$mode" != existing ]; then
   log "images ${STAMPEDE_E2E_TOKENSVC_IMAGE:-?} ${STAMPEDE_E2E_POSTGRES_IMAGE:-?} ${STAMPEDE_E2E_TOXIPROXY_IMAGE:-?}"
 fi
 
+LABELS="${LABELS:-!chaos}"
+[ "$LABELS" = all ] && LABELS=""
+
 guard_before=$("${REPO_ROOT}/scripts/egress-guard.sh" count 2>/dev/null || echo 0)
 rc=0
 (
   cd "$REPO_ROOT"
-  go run github.com/onsi/ginkgo/v2/ginkgo -tags e2e -v --fail-on-empty --timeout 60m \
+  go run github.com/onsi/ginkgo/v2/ginkgo -tags e2e -v --fail-on-empty --timeout 60m ${CI:+--no-color} \
     ${LABELS:+--label-filter="$LABELS"} \
     --output-dir "$ARTIFACTS" --junit-report junit.xml --json-report report.json \
     "$@" ./e2e
