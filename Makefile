@@ -51,15 +51,15 @@ image: host-setup ## The token service image.
 
 .PHONY: cluster-up
 cluster-up: node-image ## Create (or reuse) the kind cluster "stampede" from kind-config.yaml.
-	@go run ./e2e/cmd/stampede-cluster up
+	@scripts/cluster.sh up
 
 .PHONY: smoke
 smoke: ## Check the cluster: system pods Ready, a Service answers from several pods and every worker.
-	@go run ./e2e/cmd/stampede-cluster smoke
+	@scripts/cluster.sh smoke
 
 .PHONY: cluster-down
 cluster-down: ## Delete the kind cluster "stampede".
-	@go run ./e2e/cmd/stampede-cluster down
+	@scripts/cluster.sh down
 
 .PHONY: bench
 bench: ## Registrations/s per create strategy on a local PostgreSQL.

@@ -142,6 +142,18 @@ assemble() {
   trap - EXIT
 }
 
+# prune_old_node_images: earlier local node images are 1.2 GB each; drop those no container uses.
+prune_old_node_images() {
+  local img
+  for img in $(docker images --format '{{.Repository}}:{{.Tag}}' stampede/node); do
+    [ "$img" = "$LOCAL_NODE_IMAGE" ] && continue
+    if [ -z "$(docker ps -aq --filter "ancestor=${img}")" ]; then
+      docker rmi "$img" >/dev/null 2>&1 && log "removed the older ${img}"
+    fi
+  done
+  return 0
+}
+
 main() {
   local src
   src=$(choose)
@@ -182,6 +194,7 @@ main() {
   # shellcheck disable=SC2086
   assemble "$base" $images
   log "built ${LOCAL_NODE_IMAGE} in $((SECONDS - start))s ($(docker image inspect -f '{{.Size}}' "$LOCAL_NODE_IMAGE" | numfmt --to=iec))"
+  prune_old_node_images
   echo "$LOCAL_NODE_IMAGE"
 }
 

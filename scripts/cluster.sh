@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# cluster.sh up|down|smoke|kubeconfig [flags]: the kind cluster "stampede" through
+# e2e/cmd/stampede-cluster, then the egress guard's drop counter for this run (it must stay 0).
+set -o errexit -o nounset -o pipefail
+LOG_PREFIX=cluster
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+need_cmd go "install Go 1.26 (https://go.dev/doc/install) and put it on PATH"
+before=$("${REPO_ROOT}/scripts/egress-guard.sh" count 2>/dev/null || echo 0)
+rc=0
+(cd "$REPO_ROOT" && go run ./e2e/cmd/stampede-cluster "$@") || rc=$?
+after=$("${REPO_ROOT}/scripts/egress-guard.sh" count 2>/dev/null || echo 0)
+if [ "$after" != "$before" ]; then
+  log "egress guard: $((after - before)) packets dropped during this run: something tried to leave the machine; see 'scripts/egress-guard.sh why'"
+  [ "$rc" = 0 ] && rc=1
+else
+  log "egress guard: 0 packets dropped during this run"
+fi
+exit "$rc"
