@@ -9,12 +9,15 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
+	"github.com/onsi/ginkgo/v2/types"
 	. "github.com/onsi/gomega"
 
 	"github.com/stampede-e2e/stampede/e2e/cluster"
@@ -105,7 +108,46 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	}
 }, NodeTimeout(30*time.Minute))
 
-// runScript runs a repository script and returns the last line of its stdout (what it built).
+// A failed spec ends with the line that replays it; the report entries of every spec (their
+// summaries) are gathered into one summary of the run, printed and kept in the artifacts.
+var _ = ReportAfterEach(func(r SpecReport) {
+	if r.Failed() && env != nil {
+		fmt.Fprintf(GinkgoWriter, "repro: make e2e-reuse SEED=%d ARGS='--focus=%q'\n", env.Config.Seed, r.FullText())
+	}
+})
+
+var _ = ReportAfterSuite("run summary", func(r Report) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "stampede e2e: %d specs run, %d failed\n", r.PreRunStats.SpecsThatWillRun, countFailed(r))
+	for _, sr := range r.SpecReports {
+		if sr.LeafNodeType != types.NodeTypeIt || sr.State.Is(types.SpecStateSkipped) {
+			continue
+		}
+		fmt.Fprintf(&b, "\n== %s: %s (%s)\n", sr.State, sr.FullText(), sr.RunTime.Round(time.Millisecond))
+		for _, e := range sr.ReportEntries {
+			if strings.HasPrefix(e.Name, "summary") || strings.Contains(e.Name, "detection") || e.Name == "return-existing" {
+				fmt.Fprintf(&b, "-- %s\n%s\n", e.Name, strings.TrimSpace(e.StringRepresentation()))
+			}
+		}
+	}
+	fmt.Print(b.String())
+	if cfg.Artifacts != "" {
+		_ = os.MkdirAll(cfg.Artifacts, 0o755)
+		_ = os.WriteFile(filepath.Join(cfg.Artifacts, "summary.txt"), []byte(b.String()), 0o644)
+	}
+})
+
+func countFailed(r Report) int {
+	n := 0
+	for _, sr := range r.SpecReports {
+		if sr.LeafNodeType == types.NodeTypeIt && sr.Failed() {
+			n++
+		}
+	}
+	return n
+}
+
+// runScript runs a repository script and returns its stdout (what it built, one per line).
 func runScript(ctx SpecContext, script string, args ...string) string {
 	GinkgoHelper()
 	cmd := exec.CommandContext(ctx, framework.RepoRoot()+"/"+script, args...)

@@ -97,6 +97,8 @@ var _ = Describe("First registration under concurrency", Label("registration"), 
 			if len(first.Result.Violations) > 0 {
 				d.Failf(first, "registering one request at a time broke the invariants")
 			}
+			By("expecting the coverage guard to call that run inconclusive: one request per customer races nothing")
+			Expect(first.Result.Verdict).To(Equal(check.VerdictInconclusive))
 			By("bursting the same customers again")
 			p.Name = "existing"
 			second := d.Stampede(ctx, p)
