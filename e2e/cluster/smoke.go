@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"sort"
@@ -21,6 +20,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
+
+	"github.com/stampede-e2e/stampede/e2e/cluster/whoami/client"
 )
 
 // SmokeParams configures Smoke. The zero value is usable in kind and reuse modes.
@@ -389,7 +390,7 @@ func (s *smoke) fromHost(ctx context.Context) error {
 	return poll(ctx, time.Second, func(ctx context.Context) (bool, string) {
 		t := Tally{URL: url, Requests: s.p.Requests, Answers: map[string]int{}}
 		for range s.p.Requests {
-			pod, err := ask(ctx, hc, url)
+			pod, err := client.Ask(ctx, hc, url)
 			if err != nil {
 				t.Errors = append(t.Errors, err.Error())
 				continue
@@ -405,26 +406,6 @@ func (s *smoke) fromHost(ctx context.Context) error {
 		}
 		return true, ""
 	})
-}
-
-func ask(ctx context.Context, hc *http.Client, url string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return "", err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1024))
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("status %d", resp.StatusCode)
-	}
-	return strings.TrimSpace(string(body)), nil
 }
 
 // fromWorkers runs a whoami client pod pinned to each worker against the Service's DNS name,

@@ -12,17 +12,16 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
+
+	"github.com/stampede-e2e/stampede/e2e/cluster/whoami/client"
 )
 
 // Tally is what the client prints: how many requests each pod answered, and the failures.
@@ -43,7 +42,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	if *get != "" {
-		if err := client(ctx, *get, *n, *timeout); err != nil {
+		if err := runClient(ctx, *get, *n, *timeout); err != nil {
 			log.Error("whoami client failed", "err", err)
 			os.Exit(1)
 		}
@@ -82,14 +81,14 @@ func serve(ctx context.Context, log *slog.Logger, addr string) error {
 	return nil
 }
 
-func client(ctx context.Context, url string, n int, timeout time.Duration) error {
+func runClient(ctx context.Context, url string, n int, timeout time.Duration) error {
 	if n < 1 {
 		return fmt.Errorf("-n %d: want at least 1", n)
 	}
 	hc := &http.Client{Timeout: timeout, Transport: &http.Transport{DisableKeepAlives: true}}
 	t := Tally{URL: url, Requests: n, Answers: map[string]int{}}
 	for range n {
-		pod, err := ask(ctx, hc, url)
+		pod, err := client.Ask(ctx, hc, url)
 		if err != nil {
 			t.Errors = append(t.Errors, err.Error())
 			continue
@@ -103,28 +102,4 @@ func client(ctx context.Context, url string, n int, timeout time.Duration) error
 		return fmt.Errorf("%d of %d requests failed, first: %s", len(t.Errors), n, t.Errors[0])
 	}
 	return nil
-}
-
-func ask(ctx context.Context, hc *http.Client, url string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return "", err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1024))
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("status %d", resp.StatusCode)
-	}
-	pod := strings.TrimSpace(string(body))
-	if pod == "" {
-		return "", errors.New("empty answer")
-	}
-	return pod, nil
 }
