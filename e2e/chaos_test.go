@@ -31,7 +31,9 @@ const (
 	canaryJitter  = 10 * time.Millisecond
 )
 
-var _ = Describe("Chaos: faults while first registrations stampede", Label("chaos"), func() {
+// Spec texts stay short, with the fault or strategy early: the artifacts directory is named
+// after the first 80 characters of the spec's full text.
+var _ = Describe("Chaos", Label("chaos"), func() {
 	BeforeEach(func() {
 		if !chaosSelected() {
 			Skip("chaos specs run with make e2e-chaos, make nightly, a label filter naming chaos or a focus")
@@ -39,7 +41,7 @@ var _ = Describe("Chaos: faults while first registrations stampede", Label("chao
 	})
 
 	for i, f := range chaos.Registry {
-		It("keeps the atomic strategy's invariants under "+f.Name(), Label(f.Name(), "atomic"), func(ctx SpecContext) {
+		It("keeps atomic's invariants under "+f.Name(), Label(f.Name(), "atomic"), func(ctx SpecContext) {
 			env.SkipUnlessAvailable(f)
 			plan := chaos.NewPlan(env.Config.Seed, f.Name())
 			By("planning the fault from the seed: " + plan.String())
@@ -69,7 +71,7 @@ var _ = Describe("Chaos: faults while first registrations stampede", Label("chao
 	// strategy's lookup and its insert, so legacy must be caught in every run with it, and the
 	// detection rates with and without it are reported.
 	for i, strategy := range []string{"legacy", "return-existing"} {
-		It(fmt.Sprintf("catches %s with db-latency on, and reports its detection rate with and without it", strategy),
+		It(fmt.Sprintf("canary %s under db-latency: caught, with the detection rate with and without it", strategy),
 			Label("db-latency", "canary", strategy), func(ctx SpecContext) {
 				env.SkipUnlessAvailable(chaos.DBLatency{})
 				d := env.DeployChaos(ctx, framework.DeployParams{Strategy: strategy, Toxiproxy: true})
