@@ -87,8 +87,14 @@ var _ = Describe("Chaos", Label("chaos"), func() {
 				with := d.Stampede(ctx, p)
 				Expect(inj.Recover(ctx)).To(Succeed())
 
+				// Its own bug (null subject, duplicate) and any violation: uniform latency keeps
+				// simultaneous requests in step, so legacy's losers more often insert too
+				// (duplicates) than find the winner's row (null subject).
 				off, on := framework.Detected(strategy, without), framework.Detected(strategy, with)
-				line := fmt.Sprintf("%-16s detection per burst: without latency %s; with %s±%s latency %s", strategy, off, canaryLatency, canaryJitter, on)
+				anyOff, anyOn := framework.DetectedAny(without), framework.DetectedAny(with)
+				bug := map[string]string{"legacy": "null subject", "return-existing": "duplicate"}[strategy]
+				line := fmt.Sprintf("%-16s per burst, without latency: %s %s, any violation %s; with %s±%s latency: %s %s, any violation %s",
+					strategy, bug, off, anyOff, canaryLatency, canaryJitter, bug, on, anyOn)
 				AddReportEntry("canary under db-latency "+strategy, line)
 				GinkgoWriter.Println(line)
 				d.WriteFile("detection.txt", []byte(line+"\n"))
@@ -96,8 +102,8 @@ var _ = Describe("Chaos", Label("chaos"), func() {
 				expectRaceExercised(d.Deployment, with)
 				switch strategy {
 				case "legacy":
-					if on.Caught == 0 {
-						d.Failf(with, "the canary under db-latency found no null-subject token in %d customers", on.Customers)
+					if anyOn.Caught == 0 || with.Result.Verdict != check.VerdictFail {
+						d.Failf(with, "the canary under db-latency did not catch legacy in %d customers", on.Customers)
 					}
 				case "return-existing":
 					Expect(with.Result.EmptySubjects).To(BeZero(), "return-existing must never sign an empty subject")

@@ -567,3 +567,13 @@ func (d *Deployment) reforwardDatabase(ctx context.Context) error {
 	d.DSN = u.String()
 	return nil
 }
+
+// DetectedAny counts the customers (one burst each) with at least one violation of any rule:
+// whether the checker caught the strategy at all, whatever the bug looked like.
+func DetectedAny(o Outcome) chaos.Detection {
+	caught := map[history.Key]bool{}
+	for _, v := range o.Result.Violations {
+		caught[v.Customer.Key()] = true
+	}
+	return chaos.Detection{Customers: o.Result.Customers, Caught: len(caught)}
+}

@@ -24,6 +24,9 @@ func TestDetected(t *testing.T) {
 	if d := Detected("return-existing", o); d.Caught != 3 {
 		t.Errorf("return-existing: %+v, want the 3 duplicated customers", d)
 	}
+	if d := DetectedAny(o); d.Caught != 1 {
+		t.Errorf("DetectedAny: %+v, want 1: every violation here is of the one zero-valued customer", d)
+	}
 	if d := Detected("atomic", o); d.Caught != 0 {
 		t.Errorf("atomic has no known bug to detect: %+v", d)
 	}
