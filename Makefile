@@ -31,7 +31,7 @@ e2e-chaos: ## The chaos specs (every fault under bursts, the canary under db-lat
 
 .PHONY: nightly
 nightly: ## Every spec, the chaos specs included, on a fresh kind cluster.
-	@STAMPEDE_E2E_CHAOS=true scripts/e2e.sh kind --timeout 3h $(ARGS)
+	@LABELS=all scripts/e2e.sh kind --timeout 3h $(ARGS)
 
 .PHONY: host-setup
 host-setup: ## Docker engine, egress guard, loopback DNS, capability wrapper (root).

@@ -4,8 +4,6 @@ package e2e
 
 import (
 	"fmt"
-	"os"
-	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -16,30 +14,18 @@ import (
 	"github.com/stampede-e2e/stampede/e2e/framework"
 )
 
-// The chaos specs take minutes each, so a plain `make e2e` leaves them out: they run when the
-// label filter names chaos (make e2e-chaos), when specs are focused by name (a repro line), or
-// when STAMPEDE_E2E_CHAOS=true (make nightly).
-func chaosSelected() bool {
-	suite, _ := GinkgoConfiguration()
-	return strings.Contains(suite.LabelFilter, "chaos") || len(suite.FocusStrings) > 0 ||
-		os.Getenv("STAMPEDE_E2E_CHAOS") == "true"
-}
-
 // canaryLatency is the db-latency under which the canary must catch legacy in every run.
 const (
 	canaryLatency = 20 * time.Millisecond
 	canaryJitter  = 10 * time.Millisecond
 )
 
+// The chaos specs take minutes each: scripts/e2e.sh leaves them out unless LABELS selects them
+// (make e2e-chaos, make nightly with LABELS=all).
+//
 // Spec texts stay short, with the fault or strategy early: the artifacts directory is named
 // after the first 80 characters of the spec's full text.
 var _ = Describe("Chaos", Label("chaos"), func() {
-	BeforeEach(func() {
-		if !chaosSelected() {
-			Skip("chaos specs run with make e2e-chaos, make nightly, a label filter naming chaos or a focus")
-		}
-	})
-
 	for i, f := range chaos.Registry {
 		It("keeps atomic's invariants under "+f.Name(), Label(f.Name(), "atomic"), func(ctx SpecContext) {
 			env.SkipUnlessAvailable(f)
