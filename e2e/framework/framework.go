@@ -6,6 +6,7 @@ package framework
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
@@ -214,10 +215,12 @@ var nonName = regexp.MustCompile(`[^a-z0-9]+`)
 
 // specDirName is a file-system-friendly name of the running spec.
 func specDirName() string {
-	name := strings.ToLower(CurrentSpecReport().FullText())
-	name = strings.Trim(nonName.ReplaceAllString(name, "-"), "-")
+	full := CurrentSpecReport().FullText()
+	name := strings.Trim(nonName.ReplaceAllString(strings.ToLower(full), "-"), "-")
 	if len(name) > 80 {
-		name = name[:80]
+		// Specs with a long common prefix must not share a directory: keep a hash of the text.
+		sum := sha256.Sum256([]byte(full))
+		name = strings.TrimRight(name[:71], "-") + "-" + hex.EncodeToString(sum[:4])
 	}
 	return name
 }

@@ -101,8 +101,12 @@ func (d *Deployment) Stampede(ctx context.Context, p BurstParams) Outcome {
 }
 
 // Repro is the command that replays the running spec with the same seed.
-func (e *Env) Repro() string {
-	return fmt.Sprintf("make e2e-reuse SEED=%d ARGS='--focus=%q'", e.Config.Seed, CurrentSpecReport().FullText())
+func (e *Env) Repro() string { return ReproLine(e.Config.Seed, CurrentSpecReport().FullText()) }
+
+// ReproLine is the command that replays the spec named text with seed on a kept cluster.
+// LABELS=all lifts the default label filter, which leaves the chaos specs out.
+func ReproLine(seed uint64, text string) string {
+	return fmt.Sprintf("make e2e-reuse SEED=%d LABELS=all ARGS='--focus=%q'", seed, text)
 }
 
 // Failf fails the spec with the violation table and the repro line: what a reader needs first.
