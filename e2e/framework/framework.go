@@ -10,7 +10,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -25,8 +24,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-
-	"github.com/stampede-e2e/stampede/manifests"
 )
 
 // Env is the cluster a suite runs against and what it deploys there.
@@ -67,44 +64,7 @@ const (
 // then deletion unless Keep asks to keep a failed spec's namespace).
 func (e *Env) Deploy(ctx context.Context, strategy string) *Deployment {
 	GinkgoHelper()
-	key, err := NewSigningKey()
-	Expect(err).NotTo(HaveOccurred())
-	d := &Deployment{
-		Env:       e,
-		Strategy:  strategy,
-		Namespace: "stampede-" + strategy + "-" + randomSuffix(),
-		Key:       key,
-		Dir:       filepath.Join(e.Config.Artifacts, specDirName()),
-	}
-	Expect(os.MkdirAll(d.Dir, 0o755)).To(Succeed())
-	password := randomSuffix() + randomSuffix()
-	objs, err := manifests.Render(manifests.Params{
-		Strategy:         strategy,
-		Namespace:        d.Namespace,
-		TokensvcImage:    e.Config.TokensvcImage,
-		PostgresImage:    e.Config.PostgresImage,
-		Replicas:         e.Config.Replicas,
-		SigningKeyPEM:    key.PrivatePEM,
-		PostgresPassword: password,
-	})
-	Expect(err).NotTo(HaveOccurred(), "render manifests")
-
-	By(fmt.Sprintf("deploying the %s strategy into %s", strategy, d.Namespace))
-	DeferCleanup(d.delete, NodeTimeout(2*time.Minute))
-	// Registered after the delete, so it runs before it.
-	DeferCleanup(d.dumpOnFailure, NodeTimeout(2*time.Minute))
-	Expect(e.Applier.Apply(ctx, objs)).To(Succeed())
-
-	d.waitDatabase(ctx)
-	d.waitReady(ctx, tokensvcName, int32(e.Config.Replicas))
-	d.waitEndpoints(ctx, e.Config.Replicas)
-
-	By("opening a port-forward to the database, the ground truth")
-	port, stop, err := PortForward(ctx, e.RestConfig, e.Client, d.Namespace, nameLabel+"="+postgresName, 5432)
-	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(stop)
-	d.DSN = fmt.Sprintf("postgres://tokensvc:%s@127.0.0.1:%d/tokensvc?sslmode=disable", password, port)
-	return d
+	return e.DeployChaos(ctx, DeployParams{Strategy: strategy}).Deployment
 }
 
 // waitDatabase waits until the PostgreSQL StatefulSet's one replica is ready.

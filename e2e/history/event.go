@@ -1,9 +1,6 @@
 package history
 
 import (
-	"bufio"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -47,34 +44,7 @@ func (e Event) String() string {
 }
 
 // WriteEventsJSONL writes events to w, one JSON object a line.
-func WriteEventsJSONL(w io.Writer, events []Event) error {
-	bw := bufio.NewWriter(w)
-	enc := json.NewEncoder(bw)
-	for i := range events {
-		if err := enc.Encode(&events[i]); err != nil {
-			return fmt.Errorf("encode event %d: %w", i+1, err)
-		}
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("flush events: %w", err)
-	}
-	return nil
-}
+func WriteEventsJSONL(w io.Writer, events []Event) error { return writeJSONL(w, events, "event") }
 
 // ReadEventsJSONL reads events written by WriteEventsJSONL.
-func ReadEventsJSONL(r io.Reader) ([]Event, error) {
-	var events []Event
-	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
-	for {
-		var e Event
-		err := dec.Decode(&e)
-		if errors.Is(err, io.EOF) {
-			return events, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("decode event %d: %w", len(events)+1, err)
-		}
-		events = append(events, e)
-	}
-}
+func ReadEventsJSONL(r io.Reader) ([]Event, error) { return readJSONL[Event](r, "event") }

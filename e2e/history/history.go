@@ -94,35 +94,41 @@ func (o Op) Overlaps(p Op) bool {
 }
 
 // WriteJSONL writes ops to w, one JSON object a line.
-func WriteJSONL(w io.Writer, ops []Op) error {
+func WriteJSONL(w io.Writer, ops []Op) error { return writeJSONL(w, ops, "op") }
+
+// ReadJSONL reads ops written by WriteJSONL.
+func ReadJSONL(r io.Reader) ([]Op, error) { return readJSONL[Op](r, "op") }
+
+// writeJSONL writes items to w, one JSON object a line; what names them in errors.
+func writeJSONL[T any](w io.Writer, items []T, what string) error {
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
-	for i := range ops {
-		if err := enc.Encode(&ops[i]); err != nil {
-			return fmt.Errorf("encode op %s: %w", ops[i].ID(), err)
+	for i := range items {
+		if err := enc.Encode(&items[i]); err != nil {
+			return fmt.Errorf("encode %s %d: %w", what, i+1, err)
 		}
 	}
 	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("flush history: %w", err)
+		return fmt.Errorf("flush %ss: %w", what, err)
 	}
 	return nil
 }
 
-// ReadJSONL reads ops written by WriteJSONL.
-func ReadJSONL(r io.Reader) ([]Op, error) {
-	var ops []Op
+// readJSONL reads what writeJSONL wrote, refusing unknown fields.
+func readJSONL[T any](r io.Reader, what string) ([]T, error) {
+	var items []T
 	dec := json.NewDecoder(r)
 	dec.DisallowUnknownFields()
 	for {
-		var op Op
-		err := dec.Decode(&op)
+		var item T
+		err := dec.Decode(&item)
 		if errors.Is(err, io.EOF) {
-			return ops, nil
+			return items, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("decode op %d: %w", len(ops)+1, err)
+			return nil, fmt.Errorf("decode %s %d: %w", what, len(items)+1, err)
 		}
-		ops = append(ops, op)
+		items = append(items, item)
 	}
 }
 
