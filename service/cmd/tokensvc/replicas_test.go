@@ -37,19 +37,7 @@ func TestMain(m *testing.M) {
 		main()
 		os.Exit(0)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	s, err := pgtest.Start(ctx)
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	pg = s
-	code := m.Run()
-	if err := s.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-	}
-	os.Exit(code)
+	os.Exit(pgtest.RunTests(m, func(s *pgtest.Server) { pg = s }))
 }
 
 func testKeyPEM(t testing.TB) string {

@@ -273,3 +273,22 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(lines, " | ")
 }
+
+// RunTests is the body of a package's TestMain that shares one server across its tests: it
+// starts the server, hands it to use, runs the tests, stops the server and returns the tests'
+// exit code (1 when the server cannot start).
+func RunTests(m *testing.M, use func(*Server)) int {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	s, err := Start(ctx)
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	use(s)
+	code := m.Run()
+	if err := s.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
+	return code
+}
