@@ -1,11 +1,9 @@
 package chaos
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
 	"slices"
 	"strings"
 	"time"
@@ -13,6 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/stampede-e2e/stampede/e2e/cluster"
 )
 
 // kindClusterLabel is the label kind puts on its node containers.
@@ -236,13 +236,7 @@ func (t *Target) docker(ctx context.Context, args ...string) ([]byte, error) {
 	if t.Docker != nil {
 		return t.Docker(ctx, args...)
 	}
-	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, "docker", args...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("docker %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
-	}
-	return stdout.Bytes(), nil
+	return cluster.Docker(ctx, args...)
 }
 
 func firstLine(b []byte) string {

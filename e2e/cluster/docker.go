@@ -10,8 +10,8 @@ import (
 	"strings"
 )
 
-// docker runs the docker CLI and returns its stdout; stderr goes into the error.
-func docker(ctx context.Context, args ...string) ([]byte, error) {
+// Docker runs the docker CLI and returns its stdout; stderr goes into the error.
+func Docker(ctx context.Context, args ...string) ([]byte, error) {
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, "docker", args...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -42,7 +42,7 @@ type containerInfo struct {
 }
 
 func inspectContainers(ctx context.Context, names ...string) ([]containerInfo, error) {
-	out, err := docker(ctx, append([]string{"inspect", "--type", "container"}, names...)...)
+	out, err := Docker(ctx, append([]string{"inspect", "--type", "container"}, names...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +65,7 @@ func (ci containerInfo) hostPortOf(containerPort int32) (string, int, bool) {
 
 // imageID returns the local engine's ID (sha256:...) of image.
 func imageID(ctx context.Context, image string) (string, error) {
-	out, err := docker(ctx, "image", "inspect", "-f", "{{.Id}}", image)
+	out, err := Docker(ctx, "image", "inspect", "-f", "{{.Id}}", image)
 	if err != nil {
 		return "", fmt.Errorf("image %s is not in the local docker engine (build it first): %w", image, err)
 	}

@@ -64,7 +64,7 @@ func (c *Cluster) loadImage(ctx context.Context, image string, kn []nodes.Node) 
 	}
 	defer os.RemoveAll(dir)
 	tar := filepath.Join(dir, "image.tar")
-	if _, err := docker(ctx, "save", "-o", tar, image); err != nil {
+	if _, err := Docker(ctx, "save", "-o", tar, image); err != nil {
 		return fmt.Errorf("load image %s: %w", image, err)
 	}
 	var (
