@@ -34,8 +34,12 @@ nightly: ## Every spec, the chaos specs included, on a fresh kind cluster.
 	@LABELS=all scripts/e2e.sh kind --timeout 3h $(ARGS)
 
 .PHONY: host-setup
-host-setup: ## Docker engine, egress guard, loopback DNS, capability wrapper (root).
+host-setup: ## Docker engine (the running one, or stampede's own), egress guard for stampede's network; undone by host-undo.
 	@scripts/host-setup.sh
+
+.PHONY: host-undo
+host-undo: ## Take back everything host-setup changed and report it (PURGE=true also deletes stampede's engine data).
+	@scripts/host-undo.sh $(if $(filter true,$(PURGE)),--purge)
 
 .PHONY: node-image
 node-image: host-setup ## The kind node image (stock online, built here offline).

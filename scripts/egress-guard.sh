@@ -1,64 +1,110 @@
 #!/usr/bin/env bash
-# egress-guard.sh install|check|count|why: keep containers on this machine.
+# egress-guard.sh install|remove|check|count|why: keep stampede's containers on this machine.
 #
-# Drops every packet that the host forwards from a container out of an uplink (an interface that
-# carries a default route), for IPv4 in the DOCKER-USER chain (dockerd jumps to it first from
-# FORWARD and keeps its rules) and for IPv6 at the top of FORWARD. It must be in place before any
-# container starts: pods' first connections to the Service network and containers' DNS lookups
-# otherwise leave through the default route while a cluster starts. `count` prints how many packets
+# Drops every packet that the host forwards from stampede's Docker network (the bridge
+# STAMPEDE_BRIDGE, default stampede0, which e2e/cluster creates for kind's nodes) to anywhere but
+# that same bridge: for IPv4 in the DOCKER-USER chain (dockerd jumps to it first from FORWARD and
+# keeps its rules), for IPv6 at the top of FORWARD. Matching "out of anything but our bridge" rather
+# than "out of the uplink" covers uplinks that appear later (a VPN, a second NIC) and touches no
+# other container, VM or routed network of the machine.
+#
+# It must be in place before any of stampede's containers starts. `count` prints how many packets
 # it dropped; that number must stay 0 (a non-zero count means something in a cluster tried to leave
-# the machine); `why` prints the kernel's log of the latest drops (source, destination, ports),
-# from a rate-limited LOG rule placed before the DROP.
+# the machine); `why` prints the kernel's log of the latest drops, from a rate-limited LOG rule
+# placed before the DROP. `remove` deletes exactly the rules `install` added (by their comment).
 set -o errexit -o nounset -o pipefail
 LOG_PREFIX=egress-guard
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 COMMENT="stampede-egress-guard"
 LOG_TAG="stampede-egress-drop: "
+BRIDGE="${STAMPEDE_BRIDGE:-stampede0}"
 
-uplinks() {
-  { ip -4 route show default; ip -6 route show default; } 2>/dev/null |
-    awk '{for (i = 1; i < NF; i++) if ($i == "dev") print $(i + 1)}' | sort -u
+# rules FAMILY: the chain and the rules of the guard (match, comment, target), LOG first.
+v4() { iptables -w "$@"; }
+v6() { ip6tables -w "$@"; }
+have_v6() { command -v ip6tables >/dev/null 2>&1 && ip6tables -w -S FORWARD >/dev/null 2>&1; }
+
+rule_args() { # rule_args drop|log
+  local base=(-i "$BRIDGE" ! -o "$BRIDGE")
+  case "$1" in
+    drop) printf '%s\n' "${base[@]}" -m comment --comment "$COMMENT" -j DROP ;;
+    log) printf '%s\n' "${base[@]}" -m comment --comment "${COMMENT}-log" -m limit --limit 20/min -j LOG --log-prefix "$LOG_TAG" ;;
+  esac
+}
+
+# ensure FAMILY CHAIN: insert the guard at the top of CHAIN unless it is there.
+ensure() {
+  local fam=$1 chain=$2 kind args
+  for kind in drop log; do # inserted at 1 in this order: LOG ends up above DROP
+    mapfile -t args < <(rule_args "$kind")
+    "$fam" -C "$chain" "${args[@]}" 2>/dev/null || "$fam" -I "$chain" 1 "${args[@]}"
+  done
 }
 
 install() {
   is_root || die "the egress guard needs root: run 'sudo $0 install'"
   need_cmd iptables "install it: apt-get install iptables"
-  local dev
-  iptables -w -N DOCKER-USER 2>/dev/null || true
-  iptables -w -C FORWARD -j DOCKER-USER 2>/dev/null || iptables -w -I FORWARD 1 -j DOCKER-USER
-  for dev in $(uplinks); do
-    iptables -w -C DOCKER-USER -o "$dev" -m comment --comment "$COMMENT" -j DROP 2>/dev/null ||
-      iptables -w -I DOCKER-USER 1 -o "$dev" -m comment --comment "$COMMENT" -j DROP
-    iptables -w -C DOCKER-USER -o "$dev" -m comment --comment "$COMMENT-log" -m limit --limit 20/min -j LOG --log-prefix "$LOG_TAG" 2>/dev/null ||
-      iptables -w -I DOCKER-USER 1 -o "$dev" -m comment --comment "$COMMENT-log" -m limit --limit 20/min -j LOG --log-prefix "$LOG_TAG"
-    if command -v ip6tables >/dev/null 2>&1; then
-      ip6tables -w -C FORWARD -o "$dev" -m comment --comment "$COMMENT" -j DROP 2>/dev/null ||
-        ip6tables -w -I FORWARD 1 -o "$dev" -m comment --comment "$COMMENT" -j DROP
-      ip6tables -w -C FORWARD -o "$dev" -m comment --comment "$COMMENT-log" -m limit --limit 20/min -j LOG --log-prefix "$LOG_TAG" 2>/dev/null ||
-        ip6tables -w -I FORWARD 1 -o "$dev" -m comment --comment "$COMMENT-log" -m limit --limit 20/min -j LOG --log-prefix "$LOG_TAG"
-    fi
-    log "dropping traffic forwarded from containers out of ${dev}"
-  done
-  [ -n "$(uplinks)" ] || log "no default route: nothing can leave, no rule needed"
+  mkdir -p "$STAMPEDE_STATE"
+  # DOCKER-USER exists once dockerd ran; before that the guard creates it (dockerd keeps a chain
+  # it finds) and records that it did, so that host-undo removes it again.
+  if ! v4 -S DOCKER-USER >/dev/null 2>&1; then
+    v4 -N DOCKER-USER
+    record "created-chain DOCKER-USER"
+  fi
+  if ! v4 -C FORWARD -j DOCKER-USER 2>/dev/null; then
+    v4 -I FORWARD 1 -j DOCKER-USER
+    record "created-jump FORWARD DOCKER-USER"
+  fi
+  ensure v4 DOCKER-USER
+  have_v6 && ensure v6 FORWARD
+  log "dropping traffic forwarded from ${BRIDGE} to anywhere else"
 }
 
-# check: the guard is in place for every uplink (exit 1 otherwise).
-check() {
-  local dev
-  for dev in $(uplinks); do
-    iptables -w -C DOCKER-USER -o "$dev" -m comment --comment "$COMMENT" -j DROP 2>/dev/null || return 1
-    iptables -w -C FORWARD -j DOCKER-USER 2>/dev/null || return 1
+# remove: delete the guard's rules (by comment), and the chain and jump it created itself.
+remove() {
+  is_root || die "removing the egress guard needs root: run 'sudo $0 remove'"
+  local fam chain n=0 line
+  for fam in v4 v6; do
+    [ "$fam" = v6 ] && ! have_v6 && continue
+    for chain in DOCKER-USER FORWARD; do
+      "$fam" -S "$chain" >/dev/null 2>&1 || continue
+      while read -r line; do
+        # shellcheck disable=SC2086 # the rule's words, as iptables -S printed them
+        eval "$fam -D ${line#-A }" && n=$((n + 1))
+      done < <("$fam" -S "$chain" | grep -F -- "--comment ${COMMENT}" || true)
+    done
   done
+  log "removed ${n} guard rules"
+  if recorded "created-jump FORWARD DOCKER-USER" && v4 -C FORWARD -j DOCKER-USER 2>/dev/null &&
+    [ -z "$(v4 -S DOCKER-USER | grep -v '^-N')" ]; then
+    v4 -D FORWARD -j DOCKER-USER && log "removed the jump FORWARD -> DOCKER-USER it had added"
+  fi
+  if recorded "created-chain DOCKER-USER" && v4 -S DOCKER-USER >/dev/null 2>&1 &&
+    ! v4 -S FORWARD | grep -q -- '-j DOCKER-USER' && [ -z "$(v4 -S DOCKER-USER | grep -v '^-N')" ]; then
+    v4 -X DOCKER-USER && log "removed the chain DOCKER-USER it had created"
+  fi
+  unrecord "created-chain DOCKER-USER"
+  unrecord "created-jump FORWARD DOCKER-USER"
+}
+
+# check: the guard is in place (exit 1 otherwise).
+check() {
+  local args
+  mapfile -t args < <(rule_args drop)
+  v4 -C FORWARD -j DOCKER-USER 2>/dev/null || return 1
+  v4 -C DOCKER-USER "${args[@]}" 2>/dev/null || return 1
+  if have_v6; then v6 -C FORWARD "${args[@]}" 2>/dev/null || return 1; fi
 }
 
 count() {
-  local v4 v6=0
-  v4=$(iptables -w -vnxL DOCKER-USER 2>/dev/null | awk -v c="$COMMENT" '$3 == "DROP" && index($0, c) {s += $1} END {print s + 0}')
-  if command -v ip6tables >/dev/null 2>&1; then
-    v6=$(ip6tables -w -vnxL FORWARD 2>/dev/null | awk -v c="$COMMENT" '$3 == "DROP" && index($0, c) {s += $1} END {print s + 0}')
+  is_root || die "reading the egress guard's counter needs root: run 'sudo $0 count'"
+  local v4n v6n=0
+  v4n=$(v4 -vnxL DOCKER-USER 2>/dev/null | awk -v c="$COMMENT" '$3 == "DROP" && index($0, c) {s += $1} END {print s + 0}')
+  if have_v6; then
+    v6n=$(v6 -vnxL FORWARD 2>/dev/null | awk -v c="$COMMENT" '$3 == "DROP" && index($0, c) {s += $1} END {print s + 0}')
   fi
-  echo $((v4 + v6))
+  echo $((v4n + v6n))
 }
 
 why() {
@@ -68,8 +114,9 @@ why() {
 
 case "${1:-}" in
   install) install ;;
+  remove) remove ;;
   check) check ;;
   count) count ;;
   why) why "${2:-20}" ;;
-  *) die "usage: $0 install|check|count|why [N]" ;;
+  *) die "usage: $0 install|remove|check|count|why [N]" ;;
 esac

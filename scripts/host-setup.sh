@@ -1,21 +1,30 @@
 #!/usr/bin/env bash
-# host-setup.sh: make this host ready to run kind clusters, offline if need be. Idempotent, quick
-# when already done. In order:
-#   1. packages: docker.io, jq, mmdebstrap, iptables (apt, as root) when missing;
-#   2. the egress guard (scripts/egress-guard.sh), before any container can start;
-#   3. dockerd's settings: loopback DNS, and the capability-dropping runtime wrapper where this
-#      host's capability bounding set is incomplete (privileged containers fail otherwise);
-#   4. a running dockerd with those settings: an engine that already runs is used as it is, one that
-#      this script started earlier is restarted (by its pid) when its settings changed.
+# host-setup.sh: make this host ready to run stampede's kind clusters, offline if need be.
+# Idempotent, quick when already done, and undone by scripts/host-undo.sh (make host-undo).
+#
+# What it changes, and only that:
+#   1. packages: docker.io, jq, mmdebstrap, iptables (apt, as root) when missing, with no service
+#      started by their install;
+#   2. the egress guard (scripts/egress-guard.sh): rules that match only stampede's own Docker
+#      network, in place before any of its containers starts;
+#   3. a Docker engine: one that already runs (DOCKER_HOST, or the system's) is used as it is and
+#      nothing of its configuration changes. Otherwise stampede starts its own dockerd, with its
+#      own config file, data root, exec root and socket under STAMPEDE_STATE and STAMPEDE_RUN
+#      (scripts reach it through DOCKER_HOST): the system's /etc/docker is never edited. Its
+#      config has a loopback DNS, no default bridge, and, where this host's capability bounding set
+#      is incomplete, a runtime wrapper that drops the missing capabilities (privileged containers,
+#      kind's nodes, fail otherwise).
+# Everything it adds is written down in STAMPEDE_STATE/host-changes, with a snapshot of iptables
+# taken before its first change, for host-undo.
 set -o errexit -o nounset -o pipefail
 LOG_PREFIX=host-setup
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-DAEMON_JSON=/etc/docker/daemon.json
-WRAPPER=/usr/local/libexec/stampede/runc-capwrap
-STATE_DIR=/var/lib/stampede
-DOCKERD_PID="${STATE_DIR}/dockerd.pid"
-DOCKERD_LOG=/var/log/stampede-dockerd.log
+CONFIG="${STAMPEDE_STATE}/daemon.json"
+WRAPPER="${STAMPEDE_STATE}/bin/runc-capwrap"
+DOCKERD_PID="${STAMPEDE_RUN}/dockerd.pid"
+DOCKERD_LOG="${STAMPEDE_STATE}/dockerd.log"
+OUR_HOST="unix://${STAMPEDE_DOCKER_SOCK}"
 
 ensure_packages() {
   local missing=()
@@ -23,9 +32,10 @@ ensure_packages() {
   command -v jq >/dev/null 2>&1 || missing+=(jq)
   command -v mmdebstrap >/dev/null 2>&1 || missing+=(mmdebstrap)
   command -v iptables >/dev/null 2>&1 || missing+=(iptables)
+  command -v nft >/dev/null 2>&1 || missing+=(nftables) # host-undo deletes tables it created
   [ ${#missing[@]} -eq 0 ] && return 0
   apt_install "${missing[@]}" ca-certificates
-  return 0
+  record "installed-packages ${missing[*]}"
 }
 
 # caps_incomplete: the bounding set lacks a capability that the kernel has. A privileged
@@ -38,34 +48,54 @@ caps_incomplete() {
   [ $((bnd & want)) -ne "$want" ]
 }
 
-# desired_daemon_json: the current daemon.json (or {}) with stampede's settings merged in.
-desired_daemon_json() {
-  local cur='{}'
-  [ -s "$DAEMON_JSON" ] && cur=$(cat "$DAEMON_JSON")
-  if caps_incomplete; then
-    jq --arg w "$WRAPPER" '.dns = ["127.0.0.1"] | .runtimes["stampede-runc"] = {path: $w} | ."default-runtime" = "stampede-runc"' <<<"$cur"
-  else
-    jq '.dns = ["127.0.0.1"]' <<<"$cur"
-  fi
+# snapshot: the host's state before host setup's first change, for host-undo and its test.
+snapshot() {
+  [ -f "${STAMPEDE_STATE}/iptables-before.v4" ] && return 0
+  mkdir -p "$STAMPEDE_STATE"
+  iptables_state v4 >"${STAMPEDE_STATE}/iptables-before.v4"
+  iptables_state v6 >"${STAMPEDE_STATE}/iptables-before.v6"
+  cat /proc/sys/net/ipv4/ip_forward >"${STAMPEDE_STATE}/ip_forward-before"
 }
 
-# configure: write daemon.json and the wrapper; prints "changed" when dockerd needs a restart.
+# desired_config: the config file of stampede's own engine.
+desired_config() {
+  local group=""
+  getent group docker >/dev/null 2>&1 && group=docker
+  # deprecated-key-path: dockerd 20.10 otherwise writes its trust key to /etc/docker/key.json.
+  jq -n --arg data "${STAMPEDE_STATE}/docker" --arg exec "${STAMPEDE_RUN}/exec" \
+    --arg pid "$DOCKERD_PID" --arg host "$OUR_HOST" --arg group "$group" --arg key "${STAMPEDE_STATE}/key.json" '{
+      "data-root": $data, "exec-root": $exec, "pidfile": $pid, "hosts": [$host], "deprecated-key-path": $key,
+      "dns": ["127.0.0.1"], "bridge": "none",
+      "containerd-namespace": "stampede", "containerd-plugins-namespace": "stampede-plugins"
+    } + (if $group != "" then {group: $group} else {} end)' |
+    if caps_incomplete; then
+      jq --arg w "$WRAPPER" '.runtimes["stampede-runc"] = {path: $w} | ."default-runtime" = "stampede-runc"'
+    else cat; fi
+}
+
+# configure: write the engine's config and the wrapper; prints "changed" when they changed.
 configure() {
-  mkdir -p /etc/docker "$(dirname "$WRAPPER")" "$STATE_DIR"
+  mkdir -p "$STAMPEDE_STATE" "$STAMPEDE_RUN"
+  local changed=""
   if caps_incomplete; then
-    if ! cmp -s "${REPO_ROOT}/scripts/runc-capwrap" "$WRAPPER"; then
-      install -m 0755 "${REPO_ROOT}/scripts/runc-capwrap" "$WRAPPER"
-      log "installed the runtime wrapper: this host's capability bounding set is incomplete ($(awk '/^CapBnd:/{print $2}' /proc/self/status))"
+    local runc want_wrapper
+    runc=$(command -v runc || echo /usr/sbin/runc)
+    want_wrapper=$(sed "s#@REAL_RUNC@#${runc}#" "${REPO_ROOT}/scripts/runc-capwrap")
+    if [ "$(cat "$WRAPPER" 2>/dev/null)" != "$want_wrapper" ]; then
+      mkdir -p "$(dirname "$WRAPPER")"
+      printf '%s\n' "$want_wrapper" >"$WRAPPER"; chmod 0755 "$WRAPPER"
+      log "installed the runtime wrapper ${WRAPPER}: this host's capability bounding set is incomplete ($(awk '/^CapBnd:/{print $2}' /proc/self/status))"
+      changed=1
     fi
   fi
   local want
-  want=$(desired_daemon_json)
-  if [ -s "$DAEMON_JSON" ] && [ "$(jq -S . "$DAEMON_JSON")" = "$(jq -S . <<<"$want")" ]; then
-    return 0
+  want=$(desired_config)
+  if ! [ -s "$CONFIG" ] || [ "$(jq -S . "$CONFIG")" != "$(jq -S . <<<"$want")" ]; then
+    printf '%s\n' "$want" >"$CONFIG"
+    log "wrote ${CONFIG}"
+    changed=1
   fi
-  printf '%s\n' "$want" >"$DAEMON_JSON"
-  log "wrote ${DAEMON_JSON}"
-  echo changed
+  [ -z "$changed" ] || echo changed
 }
 
 our_dockerd_pid() {
@@ -75,44 +105,60 @@ our_dockerd_pid() {
   [ -r "/proc/${pid}/comm" ] && [ "$(cat "/proc/${pid}/comm")" = dockerd ] && echo "$pid"
 }
 
+our_engine_answers() { DOCKER_HOST="$OUR_HOST" docker info >/dev/null 2>&1; }
+
 stop_our_dockerd() {
   local pid
   pid=$(our_dockerd_pid) || return 0
-  log "stopping dockerd (pid ${pid}) to apply new settings"
+  log "stopping stampede's dockerd (pid ${pid}) to apply new settings"
   kill "$pid"
   retry_until 60 "dockerd ${pid} to exit" bash -c "! kill -0 ${pid}" || die "dockerd ${pid} did not exit; stop it and re-run"
-  rm -f "$DOCKERD_PID"
 }
 
 start_dockerd() {
-  log "starting dockerd (log: ${DOCKERD_LOG})"
+  log "starting stampede's dockerd (config ${CONFIG}, log ${DOCKERD_LOG})"
+  record "started-engine"
   # setsid: the engine outlives this script and is not killed with its process group.
-  setsid dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null &
-  echo $! >"$DOCKERD_PID"
-  retry_until 60 "dockerd to answer" docker info || { tail -n 20 "$DOCKERD_LOG" >&2; die "dockerd did not start: see ${DOCKERD_LOG}"; }
-  log "dockerd ready (pid $(cat "$DOCKERD_PID"))"
+  setsid dockerd --config-file "$CONFIG" >>"$DOCKERD_LOG" 2>&1 </dev/null &
+  local pid=$!
+  retry_until 60 "dockerd to answer" bash -c "kill -0 ${pid} 2>/dev/null || exit 0; DOCKER_HOST='${OUR_HOST}' docker info" &&
+    our_engine_answers || { tail -n 20 "$DOCKERD_LOG" >&2; die "dockerd did not start: see ${DOCKERD_LOG}"; }
+  log "dockerd ready (pid $(cat "$DOCKERD_PID"), DOCKER_HOST=${OUR_HOST})"
+}
+
+# guard: install the egress guard when this user can; say in one line when it cannot.
+guard() {
+  if is_root && command -v iptables >/dev/null 2>&1; then
+    "${REPO_ROOT}/scripts/egress-guard.sh" install
+    "${REPO_ROOT}/scripts/egress-guard.sh" check || die "egress guard missing after setup"
+  else
+    log "not root: the egress guard is not installed or checked here; run 'sudo scripts/egress-guard.sh install' once"
+  fi
 }
 
 main() {
-  if docker_ok && ! our_dockerd_pid >/dev/null; then
-    # Someone else's engine (a laptop's Docker Desktop, a CI service): use it as it is.
-    if is_root && command -v iptables >/dev/null 2>&1; then "${REPO_ROOT}/scripts/egress-guard.sh" install; fi
-    log "using the running Docker engine"
-    return 0
+  # Someone else's engine (DOCKER_HOST, a laptop's Docker Desktop, a CI service): used as it is.
+  if [ -n "${DOCKER_HOST:-}" ] && [ "$DOCKER_HOST" != "$OUR_HOST" ]; then
+    docker_ok || die "DOCKER_HOST=${DOCKER_HOST} does not answer: start that engine or unset DOCKER_HOST"
+    is_root && snapshot
+    guard; log "using the Docker engine at DOCKER_HOST=${DOCKER_HOST}"; return 0
   fi
-  is_root || die "no Docker engine answers and starting one needs root: start Docker, or run 'sudo make host-setup'"
+  if ! our_dockerd_pid >/dev/null && DOCKER_HOST="" docker info >/dev/null 2>&1; then
+    is_root && snapshot
+    guard; log "using the running Docker engine"; return 0
+  fi
+  is_root || die "no Docker engine answers and starting one needs root: start Docker (and join the docker group), or run 'sudo make host-setup'"
   ensure_packages
-  "${REPO_ROOT}/scripts/egress-guard.sh" install
+  snapshot
+  guard
   local changed
   changed=$(configure)
-  if docker_ok; then
-    [ -z "$changed" ] && { log "dockerd already running with stampede's settings"; return 0; }
+  if our_engine_answers; then
+    [ -z "$changed" ] && { log "stampede's dockerd already running (DOCKER_HOST=${OUR_HOST})"; return 0; }
     stop_our_dockerd
   fi
   start_dockerd
-  # dockerd (re)creates DOCKER-USER on start; make sure the guard is still first.
-  "${REPO_ROOT}/scripts/egress-guard.sh" install 2>/dev/null
-  "${REPO_ROOT}/scripts/egress-guard.sh" check || die "egress guard missing after dockerd started"
+  guard
 }
 
 main "$@"

@@ -8,9 +8,24 @@ export REPO_ROOT
 source "${REPO_ROOT}/scripts/versions.sh"
 
 # STAMPEDE_CACHE holds build outputs that are safe to keep between runs (binaries, rootfs tarballs),
-# each under a name that includes a hash of its inputs.
-STAMPEDE_CACHE="${STAMPEDE_CACHE:-/var/cache/stampede}"
+# each under a name that includes a hash of its inputs. It is the user's own cache, root or not.
+STAMPEDE_CACHE="${STAMPEDE_CACHE:-${XDG_CACHE_HOME:-${HOME}/.cache}/stampede}"
 export STAMPEDE_CACHE
+
+# The Docker engine that stampede starts when none runs (scripts/host-setup.sh): its own config
+# file, data root, exec root and socket, so that the system's Docker configuration is never edited.
+# STAMPEDE_STATE holds what host setup added (engine state, the runtime wrapper, the record that
+# scripts/host-undo.sh reads); STAMPEDE_RUN holds the socket and pid file.
+STAMPEDE_STATE="${STAMPEDE_STATE:-/var/lib/stampede}"
+STAMPEDE_RUN="${STAMPEDE_RUN:-/run/stampede}"
+STAMPEDE_DOCKER_SOCK="${STAMPEDE_RUN}/docker.sock"
+export STAMPEDE_STATE STAMPEDE_RUN
+
+# stampede's engine is used when it runs and nobody named another one with DOCKER_HOST; the Go
+# tools (kind, the suite) find it the same way (e2e/cluster/engine.go).
+if [ -z "${DOCKER_HOST:-}" ] && [ -S "$STAMPEDE_DOCKER_SOCK" ]; then
+  export DOCKER_HOST="unix://${STAMPEDE_DOCKER_SOCK}"
+fi
 
 _ts() { date -u +%H:%M:%S; }
 log() { printf '%s [%s] %s\n' "$(_ts)" "${LOG_PREFIX:-stampede}" "$*" >&2; }
@@ -54,10 +69,34 @@ apt_install() {
     die "missing $*: install them (Debian: apt-get install $*) or run this as root"
   fi
   log "installing $* with apt"
-  local policy=/usr/sbin/policy-rc.d created=""
-  if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"; created=1; fi
-  local rc=0
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null; } || rc=$?
-  [ -n "$created" ] && rm -f "$policy"
-  [ "$rc" = 0 ] || die "apt-get install $* failed: check that Debian's archive is reachable"
+  # A subshell with a trap: an interrupted or failed apt run never leaves policy-rc.d behind.
+  (
+    policy=/usr/sbin/policy-rc.d
+    if [ ! -e "$policy" ]; then
+      trap 'rm -f "$policy"' EXIT
+      trap 'exit 130' INT TERM HUP
+      printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"
+    fi
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+  ) || die "apt-get install $* failed: check that Debian's archive is reachable"
+}
+
+# What host setup changed on this machine, one line each, so that scripts/host-undo.sh can take
+# back exactly that (STAMPEDE_STATE/host-changes).
+HOST_CHANGES="${STAMPEDE_STATE}/host-changes"
+record() { mkdir -p "$STAMPEDE_STATE"; grep -qxF -- "$1" "$HOST_CHANGES" 2>/dev/null || printf '%s\n' "$1" >>"$HOST_CHANGES"; }
+recorded() { grep -qxF -- "$1" "$HOST_CHANGES" 2>/dev/null; }
+unrecord() {
+  [ -f "$HOST_CHANGES" ] || return 0
+  grep -vxF -- "$1" "$HOST_CHANGES" >"${HOST_CHANGES}.tmp" || true
+  mv "${HOST_CHANGES}.tmp" "$HOST_CHANGES"
+}
+
+# iptables_state v4|v6: the host's rules as iptables-save prints them, without its comment lines
+# and with counters zeroed, so that two states compare byte for byte.
+iptables_state() {
+  local save=iptables-save
+  [ "$1" = v6 ] && save=ip6tables-save
+  command -v "$save" >/dev/null 2>&1 || return 0
+  "$save" 2>/dev/null | sed -e '/^#/d' -e 's/\[[0-9]*:[0-9]*\]/[0:0]/'
 }

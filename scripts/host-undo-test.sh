@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# host-undo-test.sh: host setup followed by host undo leaves iptables (IPv4 and IPv6) and
+# /etc/docker byte-identical, and the guard drops what leaves stampede's bridge and nothing else.
+#
+# It runs the real scripts, with a real dockerd, inside network and mount namespaces of its own:
+# a fresh netns has its own iptables and sysctls, so the test can start from a known state and
+# compare exactly, and the machine's own engine, rules and clusters are not touched. Needs root,
+# unshare and dockerd; says so in one line and passes as skipped otherwise.
+set -o errexit -o nounset -o pipefail
+LOG_PREFIX=host-undo-test
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+skip() { log "SKIP: $*"; exit 0; }
+fail() { log "FAIL: $*"; exit 1; }
+
+if [ -z "${STAMPEDE_IN_TEST_NS:-}" ]; then
+  is_root || skip "needs root (iptables, a dockerd of its own)"
+  command -v unshare >/dev/null 2>&1 || skip "needs unshare (util-linux)"
+  command -v dockerd >/dev/null 2>&1 || skip "needs dockerd (scripts/host-setup.sh installs docker.io)"
+  command -v iptables >/dev/null 2>&1 || skip "needs iptables"
+  exec unshare --net --mount --propagation private env STAMPEDE_IN_TEST_NS=1 "$0" "$@"
+fi
+
+# Inside the namespaces: hide the machine's engines and containerd, use state of our own.
+unset DOCKER_HOST
+for sock in /run/docker.sock /run/containerd/containerd.sock; do
+  [ -S "$sock" ] && mount --bind /dev/null "$sock"
+done
+work=$(mktemp -d /var/tmp/stampede-undo-test.XXXXXX)
+trap 'pid=$(cat "${work}/run/dockerd.pid" 2>/dev/null) && kill "$pid" 2>/dev/null; rm -rf "$work"' EXIT
+export STAMPEDE_STATE="${work}/state" STAMPEDE_RUN="${work}/run" STAMPEDE_DOCKER_SOCK="${work}/run/docker.sock"
+ip link set lo up
+# A host's usual starting point: the tables exist, and rules of other software are in place
+# (a libvirt-like network's), which undo must leave alone.
+iptables -t nat -S >/dev/null; iptables -t filter -S >/dev/null; ip6tables -t filter -S >/dev/null 2>&1 || true
+iptables -A FORWARD -i virbr9 -m comment --comment "someone else's network" -j ACCEPT
+
+etc_docker() { if [ -d /etc/docker ]; then (cd /etc/docker && find . -print0 | LC_ALL=C sort -z | xargs -0 stat -c '%n %a %s' && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum); else echo absent; fi; }
+v4_before=$(iptables_state v4); v6_before=$(iptables_state v6); etc_before=$(etc_docker)
+
+log "host setup in a fresh network namespace"
+"${REPO_ROOT}/scripts/host-setup.sh"
+export DOCKER_HOST="unix://${STAMPEDE_DOCKER_SOCK}"
+docker info >/dev/null || fail "stampede's engine does not answer after host setup"
+"${REPO_ROOT}/scripts/egress-guard.sh" check || fail "the egress guard is not in place"
+# What a run creates: the network kind's nodes join (e2e/cluster), so that the engine adds its
+# rules for the bridge, which undo must take back too.
+docker network create --driver bridge -o com.docker.network.bridge.name=stampede0 \
+  -o com.docker.network.bridge.enable_ip_masquerade=false stampede >/dev/null
+[ "$(iptables_state v4)" != "$v4_before" ] || fail "host setup changed no rule: the comparison below would prove nothing"
+iptables -S DOCKER-USER | grep -q -- '-i stampede0 ! -o stampede0' || fail "the guard does not match stampede's bridge"
+if iptables -S DOCKER-USER | grep -- '-j DROP' | grep -qv -- '-i stampede0'; then
+  fail "the guard drops traffic of other networks: $(iptables -S DOCKER-USER)"
+fi
+
+log "host undo"
+"${REPO_ROOT}/scripts/host-undo.sh" --purge
+v4_after=$(iptables_state v4); v6_after=$(iptables_state v6); etc_after=$(etc_docker)
+[ "$v4_after" = "$v4_before" ] || fail "IPv4 rules differ after undo: $(diff <(echo "$v4_before") <(echo "$v4_after"))"
+[ "$v6_after" = "$v6_before" ] || fail "IPv6 rules differ after undo: $(diff <(echo "$v6_before") <(echo "$v6_after"))"
+[ "$etc_after" = "$etc_before" ] || fail "/etc/docker differs after undo"
+[ ! -e "$STAMPEDE_STATE" ] || fail "${STAMPEDE_STATE} is left after undo --purge: $(ls -A "$STAMPEDE_STATE")"
+log "PASS: iptables (v4 $(wc -l <<<"$v4_after") lines, v6 $(wc -l <<<"$v6_after") lines) and /etc/docker are byte-identical after host setup and undo"
