@@ -143,7 +143,10 @@ main() {
     is_root && snapshot
     guard; log "using the Docker engine at DOCKER_HOST=${DOCKER_HOST}"; return 0
   fi
-  if ! our_dockerd_pid >/dev/null && DOCKER_HOST="" docker info >/dev/null 2>&1; then
+  if our_engine_answers && ! is_root; then
+    guard; log "using stampede's dockerd (DOCKER_HOST=${OUR_HOST})"; return 0
+  fi
+  if ! our_engine_answers && DOCKER_HOST="" docker info >/dev/null 2>&1; then
     is_root && snapshot
     guard; log "using the running Docker engine"; return 0
   fi
