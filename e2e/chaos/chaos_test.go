@@ -136,20 +136,6 @@ func TestWindow(t *testing.T) {
 	}
 }
 
-func TestShift(t *testing.T) {
-	ops := []history.Op{op(time.Second, 2*time.Second, 200, "burst"), {Call: time.Second, Error: "never sent"}}
-	got := Shift(ops, 10*time.Second)
-	if got[0].Call != 11*time.Second || got[0].Return != 12*time.Second {
-		t.Errorf("shifted op %v", got[0])
-	}
-	if got[1].Return != 0 {
-		t.Errorf("an op that never returned must keep Return zero, got %s", got[1].Return)
-	}
-	if ops[0].Call != time.Second {
-		t.Errorf("Shift changed its input")
-	}
-}
-
 func TestRecovery(t *testing.T) {
 	s := time.Second
 	ms := time.Millisecond

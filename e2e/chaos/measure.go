@@ -62,19 +62,6 @@ type Round struct {
 	Ops   []history.Op  `json:"-"`
 }
 
-// Shift moves ops recorded against another base time by d: the ops of a round whose base was d
-// after the run's base.
-func Shift(ops []history.Op, d time.Duration) []history.Op {
-	out := slices.Clone(ops)
-	for i := range out {
-		out[i].Call += d
-		if out[i].Return > 0 {
-			out[i].Return += d
-		}
-	}
-	return out
-}
-
 // Recovery returns how long after end the service served a whole round of new bursts: the
 // first round launched at or after end whose every burst request got a 2xx, measured to the
 // return of its last burst request. Retries do not count: a round that needed one did not

@@ -19,12 +19,10 @@ import (
 	toxiproxyclient "github.com/Shopify/toxiproxy/v2/client"
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
 	. "github.com/onsi/gomega"    //nolint:revive
-	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/stampede-e2e/stampede/e2e/chaos"
 	"github.com/stampede-e2e/stampede/e2e/check"
 	"github.com/stampede-e2e/stampede/e2e/history"
-	"github.com/stampede-e2e/stampede/e2e/report"
 	"github.com/stampede-e2e/stampede/e2e/traffic"
 	"github.com/stampede-e2e/stampede/manifests"
 	"github.com/stampede-e2e/stampede/manifests/components/toxiproxy"
@@ -81,6 +79,8 @@ func (e *Env) DeployChaos(ctx context.Context, p DeployParams) *ChaosDeployment 
 		Namespace: "stampede-" + p.Strategy + "-" + randomSuffix(),
 		Key:       key,
 		Dir:       filepath.Join(e.Config.Artifacts, specDirName()),
+		Clock:     history.NewClock(time.Now()),
+		Seqs:      history.NewSeqs(),
 	}
 	Expect(os.MkdirAll(d.Dir, 0o755)).To(Succeed())
 	config := map[string]string{}
@@ -244,8 +244,7 @@ func (d *ChaosDeployment) StampedeUnderFault(ctx context.Context, p FaultParams)
 	pool := d.Env.Customers(p.Salt, maxRounds*p.RoundCustomers)
 
 	By(fmt.Sprintf("sending a round of %d customers x %d simultaneous first registrations every %s; fault %s", p.RoundCustomers, p.Burst, p.RoundEvery, p.Plan))
-	base := time.Now()
-	since := func() time.Duration { return time.Since(base) }
+	since := d.Clock.Since
 	launchCtx, stopLaunching := context.WithCancel(ctx)
 	defer stopLaunching()
 	var (
@@ -271,14 +270,12 @@ func (d *ChaosDeployment) StampedeUnderFault(ctx context.Context, p FaultParams)
 			wg.Add(1)
 			go func(i int) {
 				defer func() { <-sem; wg.Done(); done <- struct{}{} }()
-				out, err := traffic.Run(ctx, traffic.Params{
-					URL: d.Env.ServiceURL, Customers: customers, Burst: p.Burst, Gap: p.Gap,
-					Retry: p.Retry, Logger: quietLogger,
-				})
-				r := roundResult{out: out, err: err, round: chaos.Round{Index: i}}
-				if out != nil {
-					r.round.Start = out.Base.Sub(base)
-					r.round.Ops = chaos.Shift(out.History, r.round.Start)
+				tp := d.trafficParams(customers, p.Burst, p.Retry, quietLogger)
+				tp.Gap = p.Gap
+				r := roundResult{round: chaos.Round{Index: i, Start: since()}}
+				r.out, r.err = traffic.Run(ctx, tp)
+				if r.out != nil {
+					r.round.Ops = r.out.History
 				}
 				mu.Lock()
 				results = append(results, r)
@@ -367,18 +364,14 @@ func (d *ChaosDeployment) StampedeUnderFault(ctx context.Context, p FaultParams)
 	// got a token before must get the same token again (the checker's one-token rule), and
 	// every customer must end with a token (its final-token rule).
 	By(fmt.Sprintf("registering all %d customers once more after the fault: each must get its one token", len(customers)))
-	catchUp, err := traffic.Run(ctx, traffic.Params{
-		URL: d.Env.ServiceURL, Customers: customers, Burst: 1, Gap: 10 * time.Millisecond,
-		Retry: p.Retry, Logger: d.Env.Logger,
-	})
+	tp := d.trafficParams(customers, 1, p.Retry, d.Env.Logger)
+	tp.Gap = 10 * time.Millisecond
+	catchUp, err := traffic.Run(ctx, tp)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("catch-up: %w", err))
 	}
 	if catchUp != nil {
-		for _, op := range chaos.Shift(catchUp.History, catchUp.Base.Sub(base)) {
-			op.Seq += p.Burst // request ids distinct from the bursts'
-			all = append(all, op)
-		}
+		all = append(all, catchUp.History...) // on the spec's clock, with request ids of their own
 	}
 	slices.SortStableFunc(all, func(a, b history.Op) int { return int(a.Call - b.Call) })
 	if o.Recovered && o.Recovery > p.RecoveryBound {
@@ -386,78 +379,13 @@ func (d *ChaosDeployment) StampedeUnderFault(ctx context.Context, p FaultParams)
 	}
 	o.During = chaos.Window(all, o.Event)
 
-	o.Outcome = d.judge(ctx, all, customers, base, p.Coverage)
+	o.Outcome = d.judge(ctx, all, customers, p.Coverage, d.Dir)
 	d.writeFaultReport(o)
 	AddReportEntry("chaos "+p.Fault.Name(), o.Line())
 	GinkgoWriter.Println(o.Line())
 	appendChaosSummary(d.Env.Config.Artifacts, o.Line())
 	Expect(errors.Join(errs...)).NotTo(HaveOccurred(), "traffic rounds")
 	return o
-}
-
-// judge reads the rows of customers, checks ops against them and writes the report, as
-// Stampede does for one traffic run.
-func (d *Deployment) judge(ctx context.Context, ops []history.Op, customers []history.Customer, base time.Time, coverage check.CoverageParams) Outcome {
-	GinkgoHelper()
-	By("reading every customer row from the database")
-	merchants := map[string]bool{}
-	for _, c := range customers {
-		merchants[c.MerchantID] = true
-	}
-	var ms []string
-	for m := range merchants {
-		ms = append(ms, m)
-	}
-	var (
-		rows []check.Row
-		err  error
-	)
-	Eventually(ctx, func() error {
-		rows, err = ReadRows(ctx, d.DSN, ms)
-		if err != nil {
-			// A fault may have replaced the database pod or frozen its node, and a port-forward
-			// does not survive either: open a new one for the next attempt.
-			err = errors.Join(err, d.reforwardDatabase(ctx))
-		}
-		return err
-	}).WithTimeout(2*time.Minute).WithPolling(time.Second).Should(Succeed(), "read rows")
-
-	By("checking every customer got exactly one valid, consistent token, faults and all")
-	res, err := check.Check(ops, rows, check.Params{
-		PublicKey: d.Key.Public,
-		Issuer:    Issuer,
-		Customers: customers,
-		Coverage:  coverage,
-	})
-	Expect(err).NotTo(HaveOccurred(), "checker params")
-	run := report.Run{Repro: d.Env.Repro(), History: ops, Result: res,
-		Burst: metricsOf(ops, base, history.PhaseBurst), Retry: metricsOf(ops, base, history.PhaseRetry)}
-	Expect(report.Write(d.Dir, run)).To(Succeed())
-	GinkgoWriter.Println(mustSummary(run))
-	return Outcome{Traffic: &traffic.Outcome{Base: base, History: ops, Metrics: run.Burst, RetryMetrics: run.Retry}, Rows: rows, Result: res}
-}
-
-// metricsOf rebuilds vegeta's metrics of one phase from the recorded ops, for the report.
-func metricsOf(ops []history.Op, base time.Time, phase history.Phase) vegeta.Metrics {
-	var m vegeta.Metrics
-	for _, op := range ops {
-		if op.Phase != phase {
-			continue
-		}
-		r := vegeta.Result{Code: uint16(op.Status), Timestamp: base.Add(op.Call), Error: op.Error}
-		if op.Return > 0 {
-			r.Latency = op.Return - op.Call
-		}
-		m.Add(&r)
-	}
-	m.Close()
-	return m
-}
-
-func mustSummary(run report.Run) string {
-	var b strings.Builder
-	_ = run.WriteSummary(&b)
-	return b.String()
 }
 
 // writeFaultReport writes the fault's event and figures next to the spec's report.

@@ -24,6 +24,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/stampede-e2e/stampede/e2e/history"
 )
 
 // Env is the cluster a suite runs against and what it deploys there.
@@ -49,6 +51,10 @@ type Deployment struct {
 	DSN string
 	// Dir is the spec's artifacts directory.
 	Dir string
+	// Clock and Seqs are the spec's one time base and request numbering: every traffic run of
+	// the spec records onto them, so that its histories line up as they are.
+	Clock *history.Clock
+	Seqs  *history.Seqs
 }
 
 const (

@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,6 +41,8 @@ type Outcome struct {
 	Traffic *traffic.Outcome
 	Rows    []check.Row
 	Result  check.Result
+	// Summary is the report's summary of the run.
+	Summary string
 }
 
 // DefaultRetry is the client behaviour the specs assume: a handful of retries of 409/503 and
@@ -55,49 +60,61 @@ func (e *Env) Customers(salt uint64, n int) []history.Customer {
 func (d *Deployment) Stampede(ctx context.Context, p BurstParams) Outcome {
 	GinkgoHelper()
 	By(fmt.Sprintf("sending %d customers x %d simultaneous first registrations to %s", len(p.Customers), p.Burst, d.Env.ServiceURL))
-	out, err := traffic.Run(ctx, traffic.Params{
-		URL:       d.Env.ServiceURL,
-		Customers: p.Customers,
-		Burst:     p.Burst,
-		Retry:     p.Retry,
-		Logger:    d.Env.Logger,
-	})
+	out, err := traffic.Run(ctx, d.trafficParams(p.Customers, p.Burst, p.Retry, d.Env.Logger))
 	Expect(err).NotTo(HaveOccurred(), "traffic")
-
-	By("reading every customer row from the database")
-	merchants := map[string]bool{}
-	for _, c := range p.Customers {
-		merchants[c.MerchantID] = true
-	}
-	var ms []string
-	for m := range merchants {
-		ms = append(ms, m)
-	}
-	var rows []check.Row
-	Eventually(ctx, func() error {
-		rows, err = ReadRows(ctx, d.DSN, ms)
-		return err
-	}).WithTimeout(time.Minute).WithPolling(time.Second).Should(Succeed(), "read rows")
-
-	By("checking every customer got exactly one valid, consistent token")
-	res, err := check.Check(out.History, rows, check.Params{
-		PublicKey: d.Key.Public,
-		Issuer:    Issuer,
-		Customers: p.Customers,
-		Coverage:  p.Coverage,
-	})
-	Expect(err).NotTo(HaveOccurred(), "checker params")
-	run := report.Run{Repro: d.Env.Repro(), History: out.History, Result: res, Burst: out.Metrics, Retry: out.RetryMetrics}
 	dir := d.Dir
 	if p.Name != "" {
 		dir = filepath.Join(d.Dir, p.Name)
 	}
+	o := d.judge(ctx, out.History, p.Customers, p.Coverage, dir)
+	AddReportEntry("summary "+d.Strategy, o.Summary)
+	return o
+}
+
+// trafficParams are the parameters of one traffic run of d, on d's clock and request numbering.
+func (d *Deployment) trafficParams(customers []history.Customer, burst int, retry traffic.RetryParams, log *slog.Logger) traffic.Params {
+	return traffic.Params{URL: d.Env.ServiceURL, Customers: customers, Burst: burst, Retry: retry,
+		Logger: log, Clock: d.Clock, Seqs: d.Seqs}
+}
+
+// judge reads the rows of customers, checks ops against them and writes the report into dir:
+// the one read / check / report path of every spec, under a fault or not.
+func (d *Deployment) judge(ctx context.Context, ops []history.Op, customers []history.Customer, coverage check.CoverageParams, dir string) Outcome {
+	GinkgoHelper()
+	By("reading every customer row from the database")
+	merchants := map[string]bool{}
+	for _, c := range customers {
+		merchants[c.MerchantID] = true
+	}
+	ms := slices.Sorted(maps.Keys(merchants))
+	var (
+		rows []check.Row
+		err  error
+	)
+	Eventually(ctx, func() error {
+		rows, err = ReadRows(ctx, d.DSN, ms)
+		if err != nil {
+			// A fault may have replaced the database pod or frozen its node, and a port-forward
+			// does not survive either: open a new one for the next attempt.
+			err = errors.Join(err, d.reforwardDatabase(ctx))
+		}
+		return err
+	}).WithTimeout(2*time.Minute).WithPolling(time.Second).Should(Succeed(), "read rows")
+
+	By("checking every customer got exactly one valid, consistent token")
+	res, err := check.Check(ops, rows, check.Params{
+		PublicKey: d.Key.Public,
+		Issuer:    Issuer,
+		Customers: customers,
+		Coverage:  coverage,
+	})
+	Expect(err).NotTo(HaveOccurred(), "checker params")
+	run := report.Run{Repro: d.Env.Repro(), Base: d.Clock.Base(), History: ops, Result: res}
 	Expect(report.Write(dir, run)).To(Succeed())
 	var summary strings.Builder
 	Expect(run.WriteSummary(&summary)).To(Succeed())
-	AddReportEntry("summary "+d.Strategy, summary.String())
 	GinkgoWriter.Println(summary.String())
-	return Outcome{Traffic: out, Rows: rows, Result: res}
+	return Outcome{Traffic: &traffic.Outcome{Clock: d.Clock, History: ops}, Rows: rows, Result: res, Summary: summary.String()}
 }
 
 // Repro is the command that replays the running spec with the same seed.

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
@@ -32,12 +33,29 @@ const (
 type Run struct {
 	// Repro is the line that replays the run, such as the ginkgo command
 	// with its seed; it heads the summary.
-	Repro   string
+	Repro string
+	// Base is the run's time base (history.Clock), that the history's times count from.
+	Base    time.Time
 	History []history.Op
 	Result  check.Result
-	// Burst and Retry are vegeta's metrics of the two traffic phases.
-	Burst vegeta.Metrics
-	Retry vegeta.Metrics
+}
+
+// Metrics are vegeta's figures of one traffic phase, computed from the recorded history: the
+// one record of what was sent, whichever traffic runs and rounds sent it.
+func Metrics(ops []history.Op, base time.Time, phase history.Phase) vegeta.Metrics {
+	var m vegeta.Metrics
+	for _, op := range ops {
+		if op.Phase != phase {
+			continue
+		}
+		r := vegeta.Result{Code: uint16(op.Status), Timestamp: base.Add(op.Call), Error: op.Error}
+		if op.Return > 0 {
+			r.Latency = op.Return - op.Call
+		}
+		m.Add(&r)
+	}
+	m.Close()
+	return m
 }
 
 // Write writes the artifacts of r into dir, creating it. It writes every file
@@ -56,7 +74,10 @@ func Write(dir string, r Run) error {
 		{MetricsFile, func(w io.Writer) error {
 			enc := json.NewEncoder(w)
 			enc.SetIndent("", "  ")
-			return enc.Encode(map[string]vegeta.Metrics{"burst": r.Burst, "retry": r.Retry})
+			return enc.Encode(map[string]vegeta.Metrics{
+				"burst": Metrics(r.History, r.Base, history.PhaseBurst),
+				"retry": Metrics(r.History, r.Base, history.PhaseRetry),
+			})
 		}},
 		{SummaryFile, r.WriteSummary},
 	}
@@ -112,10 +133,11 @@ func (r Run) WriteSummary(w io.Writer) error {
 	for _, rule := range check.Rules {
 		fmt.Fprintf(&b, "  %-18s %d\n", rule, res.Counts[rule])
 	}
+	burst, retry := Metrics(r.History, r.Base, history.PhaseBurst), Metrics(r.History, r.Base, history.PhaseRetry)
 	fmt.Fprintf(&b, "burst latency: p50 %s, p99 %s, max %s; codes %v\n",
-		r.Burst.Latencies.P50, r.Burst.Latencies.P99, r.Burst.Latencies.Max, r.Burst.StatusCodes)
-	if r.Retry.Requests > 0 {
-		fmt.Fprintf(&b, "retry latency: p50 %s, p99 %s; codes %v\n", r.Retry.Latencies.P50, r.Retry.Latencies.P99, r.Retry.StatusCodes)
+		burst.Latencies.P50, burst.Latencies.P99, burst.Latencies.Max, burst.StatusCodes)
+	if retry.Requests > 0 {
+		fmt.Fprintf(&b, "retry latency: p50 %s, p99 %s; codes %v\n", retry.Latencies.P50, retry.Latencies.P99, retry.StatusCodes)
 	}
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return fmt.Errorf("write summary: %w", err)

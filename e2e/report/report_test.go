@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	vegeta "github.com/tsenart/vegeta/v12/lib"
-
 	"github.com/stampede-e2e/stampede/e2e/check"
 	"github.com/stampede-e2e/stampede/e2e/history"
 )
@@ -26,12 +24,8 @@ func TestWrite(t *testing.T) {
 		Violations: []check.Violation{{Rule: check.RuleCleanError, Customer: c, Pods: []string{"pod-b"},
 			Requests: []check.Request{{ID: "0/1/1", Seq: 1, Attempt: 1, Status: 500, Pod: "pod-b"}}, Details: []string{"not JSON"}}},
 	}
-	var burst vegeta.Metrics
-	burst.Add(&vegeta.Result{Code: 200, Timestamp: time.Now(), Latency: 5 * time.Millisecond})
-	burst.Close()
-
 	dir := filepath.Join(t.TempDir(), "artifacts")
-	if err := Write(dir, Run{Repro: "STAMPEDE_SEED=1 make e2e", History: ops, Result: res, Burst: burst}); err != nil {
+	if err := Write(dir, Run{Repro: "STAMPEDE_SEED=1 make e2e", Base: time.Now(), History: ops, Result: res}); err != nil {
 		t.Fatal(err)
 	}
 	read := func(name string) string {
@@ -72,5 +66,25 @@ func TestWriteReportsUnwritableDir(t *testing.T) {
 	}
 	if err := Write(filepath.Join(file, "sub"), Run{}); err == nil {
 		t.Error("Write into a path under a file: no error")
+	}
+}
+
+func TestMetricsFromHistory(t *testing.T) {
+	c := history.Customer{MerchantID: "m", ExternalID: "c"}
+	ops := []history.Op{
+		{Customer: c, Phase: history.PhaseBurst, Call: 0, Return: 10 * time.Millisecond, Status: 200},
+		{Customer: c, Seq: 1, Phase: history.PhaseBurst, Call: time.Millisecond, Return: 31 * time.Millisecond, Status: 409},
+		{Customer: c, Seq: 1, Attempt: 1, Phase: history.PhaseRetry, Call: time.Second, Return: time.Second + 2*time.Millisecond, Status: 200},
+		{Customer: c, Seq: 2, Phase: history.PhaseBurst, Call: time.Millisecond, Error: "timeout"},
+	}
+	m := Metrics(ops, time.Now(), history.PhaseBurst)
+	if m.Requests != 3 || m.StatusCodes["200"] != 1 || m.StatusCodes["409"] != 1 || m.StatusCodes["0"] != 1 {
+		t.Errorf("burst metrics: %d requests, codes %v", m.Requests, m.StatusCodes)
+	}
+	if m.Latencies.Max != 30*time.Millisecond {
+		t.Errorf("burst max latency %v, want 30ms", m.Latencies.Max)
+	}
+	if r := Metrics(ops, time.Now(), history.PhaseRetry); r.Requests != 1 || r.Latencies.Max != 2*time.Millisecond {
+		t.Errorf("retry metrics: %d requests, max %v", r.Requests, r.Latencies.Max)
 	}
 }

@@ -48,6 +48,12 @@ type Params struct {
 	Transport http.RoundTripper
 	// Logger defaults to slog.Default.
 	Logger *slog.Logger
+	// Clock is the run's time base, shared by every traffic run of a spec (a new one starting
+	// now if nil), so that their histories line up without re-basing.
+	Clock *history.Clock
+	// Seqs numbers each customer's requests across every traffic run of a spec (a new one if
+	// nil): a customer sent again, after a fault say, gets new request ids.
+	Seqs *history.Seqs
 }
 
 func (p *Params) setDefaults() error {
@@ -72,21 +78,23 @@ func (p *Params) setDefaults() error {
 	if p.Logger == nil {
 		p.Logger = slog.Default()
 	}
+	if p.Clock == nil {
+		p.Clock = history.NewClock(time.Now())
+	}
+	if p.Seqs == nil {
+		p.Seqs = history.NewSeqs()
+	}
 	p.Retry.setDefaults()
 	return nil
 }
 
 // Outcome is what Run recorded.
 type Outcome struct {
-	// Base is the time that every Op's Call and Return count from: the start
-	// of the attack.
-	Base time.Time
-	// History holds every request of both phases, sorted by call time.
+	// Clock is the time base that every Op's Call and Return count from.
+	Clock *history.Clock
+	// History holds every request of both phases, sorted by call time. Latencies and
+	// throughput are computed from it (report.Metrics), not kept twice.
 	History []history.Op
-	// Metrics are vegeta's figures for the burst phase; RetryMetrics for the
-	// retries.
-	Metrics      vegeta.Metrics
-	RetryMetrics vegeta.Metrics
 }
 
 // Run sends Burst simultaneous registrations for each customer, one burst
@@ -98,18 +106,18 @@ func Run(ctx context.Context, p Params) (*Outcome, error) {
 	if err := p.setDefaults(); err != nil {
 		return nil, fmt.Errorf("traffic params: %w", err)
 	}
-	rec := NewRecorder(time.Now(), p.Transport, p.MaxBody)
+	rec := NewRecorder(p.Clock, p.Transport, p.MaxBody)
 	client := &http.Client{
 		Transport: rec,
 		Timeout:   p.Timeout,
 		// A redirect is a response to record and judge, not to follow.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	out := &Outcome{Base: rec.Base()}
+	out := &Outcome{Clock: p.Clock}
 
-	err := burst(ctx, p, rec, client, &out.Metrics)
+	err := burst(ctx, p, rec, client)
 	if err == nil && p.Retry.MaxAttempts > 0 {
-		err = retry(ctx, p, rec, client, &out.RetryMetrics)
+		err = retry(ctx, p, rec, client)
 	}
 	out.History = rec.Ops()
 	return out, err
@@ -131,12 +139,14 @@ func targeter(p Params, rec *Recorder) vegeta.Targeter {
 		mu.Lock()
 		i := next
 		next++
-		mu.Unlock()
 		if i >= len(p.Customers)*p.Burst {
+			mu.Unlock()
 			return vegeta.ErrNoTargets
 		}
 		c := p.Customers[i/p.Burst]
-		id := rec.Expect(history.Op{Customer: c, Seq: i % p.Burst, Phase: history.PhaseBurst})
+		seq := p.Seqs.Next(c) // under the lock: a customer's requests are numbered in order
+		mu.Unlock()
+		id := rec.Expect(history.Op{Customer: c, Seq: seq, Phase: history.PhaseBurst})
 		*t = vegeta.Target{
 			Method: http.MethodPost,
 			URL:    url,
@@ -150,7 +160,7 @@ func targeter(p Params, rec *Recorder) vegeta.Targeter {
 	}
 }
 
-func burst(ctx context.Context, p Params, rec *Recorder, client *http.Client, m *vegeta.Metrics) error {
+func burst(ctx context.Context, p Params, rec *Recorder, client *http.Client) error {
 	pacer := BurstPacer{Size: p.Burst, Gap: p.Gap, Bursts: len(p.Customers)}
 	atk := vegeta.NewAttacker(
 		vegeta.Client(client), // keep-alive is off in the client's transport
@@ -165,6 +175,7 @@ func burst(ctx context.Context, p Params, rec *Recorder, client *http.Client, m 
 	var (
 		errs    []error
 		results int
+		m       vegeta.Metrics // for the log line; the report computes its own from the history
 	)
 	for res := range atk.Attack(targeter(p, rec), pacer, 0, "stampede") {
 		results++

@@ -9,7 +9,6 @@ import (
 	"net/http/httptrace"
 	"sort"
 	"sync"
-	"time"
 
 	"github.com/stampede-e2e/stampede/e2e/history"
 )
@@ -33,7 +32,7 @@ var errUnplanned = errors.New("request was not planned")
 // history.Op, with call and return times measured from one base time. The
 // response body is read inside RoundTrip, so the return time includes it.
 type Recorder struct {
-	base    time.Time
+	clock   *history.Clock
 	next    http.RoundTripper
 	maxBody int64
 
@@ -42,14 +41,14 @@ type Recorder struct {
 	ops     []history.Op
 }
 
-// NewRecorder returns a Recorder that sends through next (a transport with
-// keep-alive off, from NewTransport, unless a test wants otherwise) and
-// keeps at most maxBody bytes of each body (DefaultMaxBody if maxBody <= 0).
-func NewRecorder(base time.Time, next http.RoundTripper, maxBody int64) *Recorder {
+// NewRecorder returns a Recorder that stamps times on clock, sends through next (a transport
+// with keep-alive off, from NewTransport, unless a test wants otherwise) and keeps at most
+// maxBody bytes of each body (DefaultMaxBody if maxBody <= 0).
+func NewRecorder(clock *history.Clock, next http.RoundTripper, maxBody int64) *Recorder {
 	if maxBody <= 0 {
 		maxBody = DefaultMaxBody
 	}
-	return &Recorder{base: base, next: next, maxBody: maxBody, pending: make(map[string]history.Op)}
+	return &Recorder{clock: clock, next: next, maxBody: maxBody, pending: make(map[string]history.Op)}
 }
 
 // NewTransport returns an http.Transport that opens a new connection for every
@@ -61,9 +60,6 @@ func NewTransport() *http.Transport {
 		DisableKeepAlives: true,
 	}
 }
-
-// Base returns the time that Op call and return times count from.
-func (r *Recorder) Base() time.Time { return r.base }
 
 // Expect registers op before its request is sent and returns the value for
 // RequestHeader.
@@ -94,8 +90,6 @@ func (r *Recorder) Ops() []history.Op {
 	return ops
 }
 
-func (r *Recorder) since() time.Duration { return time.Since(r.base) }
-
 // RoundTrip implements http.RoundTripper.
 func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	id := req.Header.Get(RequestHeader)
@@ -119,13 +113,13 @@ func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	}}
 	req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
 
-	op.Call = r.since()
+	op.Call = r.clock.Since()
 	resp, err := r.next.RoundTrip(req)
 	var body []byte
 	if err == nil {
 		body, err = readBounded(resp.Body, r.maxBody)
 	}
-	op.Return = r.since()
+	op.Return = r.clock.Since()
 
 	conn.Lock()
 	op.LocalAddr, op.ConnReused = conn.local, conn.reused

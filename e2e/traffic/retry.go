@@ -13,8 +13,6 @@ import (
 	"sync"
 	"time"
 
-	vegeta "github.com/tsenart/vegeta/v12/lib"
-
 	"github.com/stampede-e2e/stampede/e2e/history"
 )
 
@@ -121,7 +119,7 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 
 // retry runs one chain per retryable burst request, each until it gets a
 // response that is not retryable or runs out of attempts.
-func retry(ctx context.Context, p Params, rec *Recorder, client *http.Client, m *vegeta.Metrics) error {
+func retry(ctx context.Context, p Params, rec *Recorder, client *http.Client) error {
 	var starts []history.Op
 	for _, op := range rec.Ops() {
 		if op.Phase == history.PhaseBurst && p.Retry.retryable(op) {
@@ -142,7 +140,7 @@ func retry(ctx context.Context, p Params, rec *Recorder, client *http.Client, m 
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if err := chain(ctx, p, rec, client, url, op, m, &mu); err != nil {
+			if err := chain(ctx, p, rec, client, url, op); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
@@ -150,14 +148,20 @@ func retry(ctx context.Context, p Params, rec *Recorder, client *http.Client, m 
 		}()
 	}
 	wg.Wait()
-	m.Close()
-	p.Logger.Info("retries sent", "requests", m.Requests, "codes", m.StatusCodes)
+	retries, codes := 0, map[int]int{}
+	for _, op := range rec.Ops() {
+		if op.Phase == history.PhaseRetry {
+			retries++
+			codes[op.Status]++
+		}
+	}
+	p.Logger.Info("retries sent", "requests", retries, "codes", codes)
 	return errors.Join(errs...)
 }
 
 // chain retries last until it is no longer retryable. Only a cancelled
 // context is an error; failed requests are recorded.
-func chain(ctx context.Context, p Params, rec *Recorder, client *http.Client, url string, last history.Op, m *vegeta.Metrics, mu *sync.Mutex) error {
+func chain(ctx context.Context, p Params, rec *Recorder, client *http.Client, url string, last history.Op) error {
 	for attempt := 1; attempt <= p.Retry.MaxAttempts && p.Retry.retryable(last); attempt++ {
 		if err := p.Retry.sleep(ctx, p.Retry.Wait(last, time.Now())); err != nil {
 			return fmt.Errorf("retry %s: %w", last.ID(), err)
@@ -170,20 +174,11 @@ func chain(ctx context.Context, p Params, rec *Recorder, client *http.Client, ur
 		}
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set(RequestHeader, id)
-		res := vegeta.Result{Attack: "retry", Timestamp: time.Now(), Method: req.Method, URL: url}
-		resp, err := client.Do(req)
-		if err == nil {
-			res.Code = uint16(resp.StatusCode)
+		if resp, err := client.Do(req); err == nil {
 			// The recorder already read the body; this cannot fail.
 			_, _ = io.Copy(io.Discard, resp.Body)
 			_ = resp.Body.Close()
-		} else {
-			res.Error = err.Error()
 		}
-		res.Latency = time.Since(res.Timestamp)
-		mu.Lock()
-		m.Add(&res)
-		mu.Unlock()
 		if ctx.Err() != nil {
 			return fmt.Errorf("retry %s: %w", id, ctx.Err())
 		}
