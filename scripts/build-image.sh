@@ -20,7 +20,7 @@ ALL=(tokensvc postgres toxiproxy)
 image_ref() {
   local r=$REPO_ROOT
   case "$1" in
-    tokensvc) echo "stampede/tokensvc:$(hash_inputs "${r}/service" "${r}/go.mod" "${r}/go.sum")" ;;
+    tokensvc) echo "stampede/tokensvc:$(hash_inputs "${r}/service" "${r}/internal" "${r}/go.mod" "${r}/go.sum")" ;;
     postgres) echo "stampede/postgres:$(hash_inputs "${IMAGES_DIR}/postgres-entrypoint.sh" \
       "${IMAGES_DIR}/postgres-rootfs.sh" "${r}/scripts/versions.sh" "${r}/scripts/images.sh" "${r}/scripts/build-image.sh")" ;;
     # go.mod and go.sum pick the versions of toxiproxy's own dependencies.

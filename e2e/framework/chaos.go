@@ -24,6 +24,7 @@ import (
 	"github.com/stampede-e2e/stampede/e2e/check"
 	"github.com/stampede-e2e/stampede/e2e/history"
 	"github.com/stampede-e2e/stampede/e2e/traffic"
+	"github.com/stampede-e2e/stampede/internal/ctxtime"
 	"github.com/stampede-e2e/stampede/manifests"
 	"github.com/stampede-e2e/stampede/manifests/components/toxiproxy"
 )
@@ -300,7 +301,7 @@ func (d *ChaosDeployment) StampedeUnderFault(ctx context.Context, p FaultParams)
 
 	o := FaultOutcome{Plan: p.Plan, Event: history.Event{Kind: history.EventFault, Name: p.Fault.Name()}}
 	// Pacing the fault on purpose: it fires at the planned offset into the traffic.
-	if err := sleepCtx(ctx, p.Plan.Offset-since()); err == nil {
+	if err := ctxtime.Sleep(ctx, p.Plan.Offset-since()); err == nil {
 		o.Event.Start = since()
 		log.Info("injecting fault", "fault", p.Fault.Name(), "plan", p.Plan.String())
 		var inj *chaos.Injection
@@ -309,7 +310,7 @@ func (d *ChaosDeployment) StampedeUnderFault(ctx context.Context, p FaultParams)
 			o.Event.Target, o.Event.Detail = inj.Target, inj.Detail
 			log.Info("fault injected", "fault", p.Fault.Name(), "target", inj.Target, "detail", inj.Detail, "held", inj.Held)
 			if inj.Held {
-				_ = sleepCtx(ctx, p.Plan.Hold) // pacing the fault on purpose: the planned hold
+				_ = ctxtime.Sleep(ctx, p.Plan.Hold) // pacing the fault on purpose: the planned hold
 			}
 			log.Info("recovering fault", "fault", p.Fault.Name(), "target", inj.Target)
 			o.RecoverErr = inj.Recover(context.WithoutCancel(ctx))
@@ -440,20 +441,6 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // Detected counts the customers (one burst each) in which o caught a known-broken strategy:

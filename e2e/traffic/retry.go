@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/stampede-e2e/stampede/e2e/history"
+	"github.com/stampede-e2e/stampede/internal/ctxtime"
 )
 
 // Defaults for RetryParams fields left zero.
@@ -62,7 +63,7 @@ func (r *RetryParams) setDefaults() {
 		r.Concurrency = DefaultConcurrency
 	}
 	if r.sleep == nil {
-		r.sleep = sleepCtx
+		r.sleep = ctxtime.Sleep
 	}
 }
 
@@ -104,17 +105,6 @@ func ParseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 		return t.Sub(now), true
 	}
 	return 0, false
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // retry runs one chain per retryable burst request, each until it gets a

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/stampede-e2e/stampede/internal/ctxtime"
 	"github.com/stampede-e2e/stampede/service/internal/config"
 	"github.com/stampede-e2e/stampede/service/internal/store"
 	"github.com/stampede-e2e/stampede/service/internal/token"
@@ -190,8 +191,8 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 	created := false
 	if customer == nil {
 		if s.p.RecheckDelay > 0 {
-			if err := sleep(ctx, s.p.RecheckDelay); err != nil {
-				outcome(s.writeStoreError(w, r, log, err))
+			if err := ctxtime.Sleep(ctx, s.p.RecheckDelay); err != nil {
+				outcome(s.writeStoreError(w, r, log, fmt.Errorf("recheck delay: %w", err)))
 				return
 			}
 		}
@@ -266,17 +267,6 @@ func (s *Server) writeStoreError(w http.ResponseWriter, r *http.Request, log *sl
 	log.Error("registration failed", "err", err)
 	writeError(w, &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"})
 	return outcomeError
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("recheck delay: %w", ctx.Err())
-	}
 }
 
 func (s *Server) serveJWKS(w http.ResponseWriter, _ *http.Request) {
