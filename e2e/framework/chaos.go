@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	toxiproxyclient "github.com/Shopify/toxiproxy/v2/client"
@@ -24,7 +23,6 @@ import (
 	"github.com/stampede-e2e/stampede/e2e/check"
 	"github.com/stampede-e2e/stampede/e2e/history"
 	"github.com/stampede-e2e/stampede/e2e/traffic"
-	"github.com/stampede-e2e/stampede/internal/ctxtime"
 	"github.com/stampede-e2e/stampede/manifests"
 	"github.com/stampede-e2e/stampede/manifests/components/toxiproxy"
 )
@@ -222,143 +220,53 @@ func (o FaultOutcome) Line() string {
 		o.Plan.Fault, o.During, rec, len(o.Result.Violations), o.Plan, o.Event.Target, o.Event.Detail, o.Rounds, o.Result.Requests, o.Result.Verdict)
 }
 
-type roundResult struct {
-	round chaos.Round
-	out   *traffic.Outcome
-	err   error
-}
-
 // StampedeUnderFault sends rounds of new first-registration bursts, one round every RoundEvery,
 // fires the fault at the plan's offset, holds it, recovers it, and keeps sending until a round
 // launched after the fault's end succeeds whole (or the bound passes). Then every customer
 // registers once more, as a client that gave up during the fault would, and it reads the
 // database, runs the same checker as every spec over the whole history, measures the success
 // ratio during the fault and the recovery time, and writes the report with the fault's event.
-// It asserts only that the run was usable; the spec judges the outcome.
+// The steps are chaos's fault runner (LaunchRounds, Apply, AwaitRecovery, Stop); every traffic
+// run records on the spec's clock. It asserts only that the run was usable; the spec judges.
 func (d *ChaosDeployment) StampedeUnderFault(ctx context.Context, p FaultParams) FaultOutcome {
 	GinkgoHelper()
 	p.setDefaults()
-	log := d.Env.Logger
-	target := d.Target()
 	// Enough customers for the longest run: offset, hold, recovery waits and the bound.
 	maxRounds := int((p.Plan.Offset+p.Plan.Hold+2*chaos.RecoverTimeout+p.RecoveryBound)/p.RoundEvery) + 1
 	pool := d.Env.Customers(p.Salt, maxRounds*p.RoundCustomers)
+	customersOf := func(i int) []history.Customer { return pool[i*p.RoundCustomers : (i+1)*p.RoundCustomers] }
 
 	By(fmt.Sprintf("sending a round of %d customers x %d simultaneous first registrations every %s; fault %s", p.RoundCustomers, p.Burst, p.RoundEvery, p.Plan))
-	since := d.Clock.Since
-	launchCtx, stopLaunching := context.WithCancel(ctx)
-	defer stopLaunching()
-	var (
-		mu      sync.Mutex
-		results []roundResult
-		wg      sync.WaitGroup
-		done    = make(chan struct{}, maxRounds)
-	)
-	launcher := make(chan struct{})
-	go func() {
-		defer GinkgoRecover()
-		defer close(launcher)
-		sem := make(chan struct{}, maxRoundsInFlight)
-		tick := time.NewTicker(p.RoundEvery)
-		defer tick.Stop()
-		for i := 0; i < maxRounds; i++ {
-			select {
-			case sem <- struct{}{}:
-			case <-launchCtx.Done():
-				return
+	rounds := chaos.LaunchRounds(ctx, chaos.RoundsParams{
+		Every: p.RoundEvery, Max: maxRounds, MaxInFlight: maxRoundsInFlight, Since: d.Clock.Since,
+		Run: func(ctx context.Context, i int) ([]history.Op, error) {
+			tp := d.trafficParams(customersOf(i), p.Burst, p.Retry, quietLogger)
+			tp.Gap = p.Gap
+			out, err := traffic.Run(ctx, tp)
+			if out == nil {
+				return nil, err
 			}
-			customers := pool[i*p.RoundCustomers : (i+1)*p.RoundCustomers]
-			wg.Add(1)
-			go func(i int) {
-				defer func() { <-sem; wg.Done(); done <- struct{}{} }()
-				tp := d.trafficParams(customers, p.Burst, p.Retry, quietLogger)
-				tp.Gap = p.Gap
-				r := roundResult{round: chaos.Round{Index: i, Start: since()}}
-				r.out, r.err = traffic.Run(ctx, tp)
-				if r.out != nil {
-					r.round.Ops = r.out.History
-				}
-				mu.Lock()
-				results = append(results, r)
-				mu.Unlock()
-			}(i)
-			select {
-			case <-tick.C:
-			case <-launchCtx.Done():
-				return
-			}
-		}
-	}()
-	rounds := func() []chaos.Round {
-		mu.Lock()
-		defer mu.Unlock()
-		rs := make([]chaos.Round, 0, len(results))
-		for _, r := range results {
-			rs = append(rs, r.round)
-		}
-		return rs
-	}
-
-	o := FaultOutcome{Plan: p.Plan, Event: history.Event{Kind: history.EventFault, Name: p.Fault.Name()}}
-	// Pacing the fault on purpose: it fires at the planned offset into the traffic.
-	if err := ctxtime.Sleep(ctx, p.Plan.Offset-since()); err == nil {
-		o.Event.Start = since()
-		log.Info("injecting fault", "fault", p.Fault.Name(), "plan", p.Plan.String())
-		var inj *chaos.Injection
-		inj, o.InjectErr = p.Fault.Inject(ctx, target, p.Plan)
-		if o.InjectErr == nil {
-			o.Event.Target, o.Event.Detail = inj.Target, inj.Detail
-			log.Info("fault injected", "fault", p.Fault.Name(), "target", inj.Target, "detail", inj.Detail, "held", inj.Held)
-			if inj.Held {
-				_ = ctxtime.Sleep(ctx, p.Plan.Hold) // pacing the fault on purpose: the planned hold
-			}
-			log.Info("recovering fault", "fault", p.Fault.Name(), "target", inj.Target)
-			o.RecoverErr = inj.Recover(context.WithoutCancel(ctx))
-		}
-		o.Event.End = since()
-		log.Info("fault ended", "fault", p.Fault.Name(), "event", o.Event.String(), "recover_err", o.RecoverErr)
-	}
-
-	if o.InjectErr == nil && o.RecoverErr == nil {
+			return out.History, err
+		},
+	})
+	applied := chaos.Apply(ctx, p.Fault, d.Target(), p.Plan, d.Clock.Since, d.Env.Logger)
+	o := FaultOutcome{Plan: p.Plan, Event: applied.Event, InjectErr: applied.InjectErr, RecoverErr: applied.RecoverErr}
+	if applied.Ok() {
 		By("waiting for a whole round of new bursts to succeed after the fault")
-		deadline := time.NewTimer(p.RecoveryBound + 30*time.Second) // the bound, plus a round's retries
-		func() {
-			defer deadline.Stop()
-			for {
-				if _, ok := chaos.Recovery(rounds(), o.Event.End); ok {
-					return
-				}
-				select {
-				case <-done:
-				case <-deadline.C:
-					return
-				case <-ctx.Done():
-					return
-				}
-			}
-		}()
+		rounds.AwaitRecovery(ctx, o.Event.End, p.RecoveryBound+30*time.Second) // the bound, plus a round's retries
 	}
-	stopLaunching()
-	<-launcher // no wg.Add after this, so that Wait is not racing with it
-	wg.Wait()
-
-	mu.Lock()
+	all, err := rounds.Stop()
 	var (
-		all       []history.Op
+		ops       []history.Op
 		customers []history.Customer
-		errs      []error
+		errs      = []error{err}
 	)
-	slices.SortFunc(results, func(a, b roundResult) int { return a.round.Index - b.round.Index })
-	for _, r := range results {
-		all = append(all, r.round.Ops...)
-		customers = append(customers, pool[r.round.Index*p.RoundCustomers:(r.round.Index+1)*p.RoundCustomers]...)
-		if r.err != nil {
-			errs = append(errs, fmt.Errorf("round %d: %w", r.round.Index, r.err))
-		}
+	for _, r := range all {
+		ops = append(ops, r.Ops...)
+		customers = append(customers, customersOf(r.Index)...)
 	}
-	o.Rounds = len(results)
-	mu.Unlock()
-	o.Recovery, o.Recovered = chaos.Recovery(rounds(), o.Event.End)
+	o.Rounds = len(all)
+	o.Recovery, o.Recovered = chaos.Recovery(all, o.Event.End)
 
 	// The client that gave up during the fault comes back once it is over: one more request
 	// for every customer. A customer whose registration was lost has no row to return; one that
@@ -372,15 +280,15 @@ func (d *ChaosDeployment) StampedeUnderFault(ctx context.Context, p FaultParams)
 		errs = append(errs, fmt.Errorf("catch-up: %w", err))
 	}
 	if catchUp != nil {
-		all = append(all, catchUp.History...) // on the spec's clock, with request ids of their own
+		ops = append(ops, catchUp.History...) // on the spec's clock, with request ids of their own
 	}
-	slices.SortStableFunc(all, func(a, b history.Op) int { return int(a.Call - b.Call) })
+	slices.SortStableFunc(ops, func(a, b history.Op) int { return int(a.Call - b.Call) })
 	if o.Recovered && o.Recovery > p.RecoveryBound {
 		o.Recovered = false
 	}
-	o.During = chaos.Window(all, o.Event)
+	o.During = chaos.Window(ops, o.Event)
 
-	o.Outcome = d.judge(ctx, all, customers, p.Coverage, d.Dir)
+	o.Outcome = d.judge(ctx, ops, customers, p.Coverage, d.Dir)
 	d.writeFaultReport(o)
 	AddReportEntry("chaos "+p.Fault.Name(), o.Line())
 	GinkgoWriter.Println(o.Line())

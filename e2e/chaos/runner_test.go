@@ -1,0 +1,198 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stampede-e2e/stampede/e2e/history"
+)
+
+// fakeRound returns a round function whose round i answers 2xx to its one burst request when
+// ok(i), and a 503 otherwise, after taking d.
+func fakeRound(since func() time.Duration, d time.Duration, ok func(i int) bool) RoundFunc {
+	return func(ctx context.Context, i int) ([]history.Op, error) {
+		call := since()
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		op := history.Op{Customer: history.Customer{Index: i}, Phase: history.PhaseBurst, Call: call, Return: since(), Status: 503}
+		if ok(i) {
+			op.Status = 200
+		}
+		return []history.Op{op}, nil
+	}
+}
+
+func clockSince() func() time.Duration { return history.NewClock(time.Now()).Since }
+
+func TestLaunchRoundsPacesBoundsAndCollects(t *testing.T) {
+	since := clockSince()
+	var inFlight, peak atomic.Int32
+	run := func(ctx context.Context, i int) ([]history.Op, error) {
+		n := inFlight.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		defer inFlight.Add(-1)
+		time.Sleep(35 * time.Millisecond) // a round that outlasts the launch period
+		if i == 2 {
+			return nil, errors.New("boom")
+		}
+		return []history.Op{{Customer: history.Customer{Index: i}}}, nil
+	}
+	r := LaunchRounds(context.Background(), RoundsParams{Every: 10 * time.Millisecond, Max: 6, MaxInFlight: 2, Since: since, Run: run})
+	for len(r.Finished()) < 6 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	rounds, err := r.Stop()
+	if len(rounds) != 6 {
+		t.Fatalf("%d rounds, want 6 (Max)", len(rounds))
+	}
+	for i, rd := range rounds {
+		if rd.Index != i {
+			t.Errorf("rounds[%d] has index %d: not in launch order", i, rd.Index)
+		}
+		if i > 0 && rd.Start < rounds[i-1].Start {
+			t.Errorf("round %d launched before round %d", i, i-1)
+		}
+	}
+	if p := peak.Load(); p > 2 {
+		t.Errorf("%d rounds ran at once, MaxInFlight is 2", p)
+	}
+	if err == nil || err.Error() != "round 2: boom" {
+		t.Errorf("Stop's error = %v, want round 2's", err)
+	}
+}
+
+func TestStopWaitsForRoundsInFlight(t *testing.T) {
+	since := clockSince()
+	r := LaunchRounds(context.Background(), RoundsParams{Every: time.Hour, Max: 3, MaxInFlight: 3, Since: since,
+		Run: fakeRound(since, 30*time.Millisecond, func(int) bool { return true })})
+	rounds, err := r.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rounds) != 1 || len(rounds[0].Ops) != 1 {
+		t.Fatalf("Stop returned %+v: want the one round launched, finished", rounds)
+	}
+}
+
+func TestAwaitRecovery(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		healthyAt int // rounds from this index on succeed
+		want      bool
+	}{
+		{"a whole round after the fault", 3, true},
+		{"no round ever succeeds", 1 << 30, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			since := clockSince()
+			r := LaunchRounds(context.Background(), RoundsParams{Every: 10 * time.Millisecond, Max: 8, MaxInFlight: 4, Since: since,
+				Run: fakeRound(since, 5*time.Millisecond, func(i int) bool { return i >= tc.healthyAt })})
+			end := 15 * time.Millisecond // the fault's end: rounds 2 and later start after it
+			got := r.AwaitRecovery(context.Background(), end, 2*time.Second)
+			rounds, _ := r.Stop()
+			if got != tc.want {
+				t.Fatalf("AwaitRecovery = %v, want %v (rounds %d)", got, tc.want, len(rounds))
+			}
+			if rec, ok := Recovery(rounds, end); ok != tc.want || (ok && rec <= 0) {
+				t.Errorf("Recovery = %v, %v", rec, ok)
+			}
+		})
+	}
+}
+
+func TestAwaitRecoveryGivesUpAtTheBound(t *testing.T) {
+	since := clockSince()
+	r := LaunchRounds(context.Background(), RoundsParams{Every: 10 * time.Millisecond, Max: 1000, MaxInFlight: 2, Since: since,
+		Run: fakeRound(since, time.Millisecond, func(int) bool { return false })})
+	start := time.Now()
+	if r.AwaitRecovery(context.Background(), 0, 50*time.Millisecond) {
+		t.Error("recovered although no round succeeded")
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("gave up after %v, the bound is 50ms", d)
+	}
+	_, _ = r.Stop()
+}
+
+type fakeFault struct {
+	held       bool
+	injectErr  error
+	mu         sync.Mutex
+	injectedAt time.Duration
+	recovered  bool
+	since      func() time.Duration
+}
+
+func (f *fakeFault) Name() string            { return "fake" }
+func (f *fakeFault) Available(*Target) error { return nil }
+func (f *fakeFault) Inject(ctx context.Context, _ *Target, _ Plan) (*Injection, error) {
+	if f.injectErr != nil {
+		return nil, f.injectErr
+	}
+	f.mu.Lock()
+	f.injectedAt = f.since()
+	f.mu.Unlock()
+	return &Injection{Target: "pod-x", Detail: "fake", Held: f.held, Recover: func(ctx context.Context) error {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		f.mu.Lock()
+		f.recovered = true
+		f.mu.Unlock()
+		return nil
+	}}, nil
+}
+
+func TestApplyFiresAtTheOffsetHoldsAndRecovers(t *testing.T) {
+	since := clockSince()
+	f := &fakeFault{held: true, since: since}
+	p := Plan{Fault: "fake", Offset: 30 * time.Millisecond, Hold: 40 * time.Millisecond}
+	a := Apply(context.Background(), f, &Target{}, p, since, slog.New(slog.DiscardHandler))
+	if !a.Ok() {
+		t.Fatalf("Apply: inject %v, recover %v", a.InjectErr, a.RecoverErr)
+	}
+	if a.Event.Start < p.Offset || f.injectedAt < p.Offset {
+		t.Errorf("fault fired at %v (event start %v), before its offset %v", f.injectedAt, a.Event.Start, p.Offset)
+	}
+	if a.Event.End-a.Event.Start < p.Hold {
+		t.Errorf("held for %v, the plan's hold is %v", a.Event.End-a.Event.Start, p.Hold)
+	}
+	if !f.recovered || a.Event.Target != "pod-x" || a.Event.Name != "fake" || a.Event.Kind != history.EventFault {
+		t.Errorf("event %+v, recovered %v", a.Event, f.recovered)
+	}
+}
+
+func TestApplyNotHeldAndFailures(t *testing.T) {
+	since := clockSince()
+	f := &fakeFault{since: since}
+	a := Apply(context.Background(), f, &Target{}, Plan{Hold: time.Hour}, since, slog.New(slog.DiscardHandler))
+	if !a.Ok() || a.Event.End-a.Event.Start > time.Second {
+		t.Errorf("a fault that is not held was held: %+v", a)
+	}
+	boom := errors.New("boom")
+	a = Apply(context.Background(), &fakeFault{injectErr: boom, since: since}, &Target{}, Plan{}, since, slog.New(slog.DiscardHandler))
+	if !errors.Is(a.InjectErr, boom) || a.Ok() {
+		t.Errorf("inject failure not reported: %+v", a)
+	}
+	// A cancelled run still recovers a fault it injected: nothing is left broken.
+	ctx, cancel := context.WithCancel(context.Background())
+	f = &fakeFault{held: true, since: since}
+	go func() { time.Sleep(20 * time.Millisecond); cancel() }()
+	a = Apply(ctx, f, &Target{}, Plan{Hold: time.Hour}, since, slog.New(slog.DiscardHandler))
+	if a.RecoverErr != nil || !f.recovered {
+		t.Errorf("cancelled during the hold: recovered %v, err %v", f.recovered, a.RecoverErr)
+	}
+}
