@@ -85,7 +85,7 @@ func syntheticHistory(tb testing.TB, n int) synthetic {
 
 func benchmarkCheck(b *testing.B, n int) {
 	s := syntheticHistory(b, n)
-	p := Params{PublicKey: suiteKey.Public().(ed25519.PublicKey), Issuer: issuer}
+	p := Params{PublicKey: suiteKey.Public().(ed25519.PublicKey), Issuer: issuer, Contract: contract(b, StrategyAtomic)}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
