@@ -1,6 +1,7 @@
 package check
 
 import (
+	"encoding/json"
 	"reflect"
 	"runtime"
 	"testing"
@@ -145,5 +146,36 @@ func TestCheckIsDeterministic(t *testing.T) {
 	}
 	if !reflect.DeepEqual(one, many) {
 		t.Errorf("one worker and four disagree: %v vs %v", one.Counts, many.Counts)
+	}
+}
+
+// TestParseTokenResponseIsJSON: the fast path reads a body exactly as encoding/json does.
+func TestParseTokenResponseIsJSON(t *testing.T) {
+	for _, body := range []string{
+		`{"token":"a.b.c","customer_id":"0b6c8a52","created":true}`,
+		"{\"token\":\"a.b.c\",\"customer_id\":\"0b6c8a52\",\"created\":false}\n",
+		`{"token":"a.b.c","customer_id":"","created":false}`,
+		`{"token":"a\u002eb","customer_id":"x","created":true}`,
+		`{"token":"a\\","customer_id":"x","created":true}`,
+		`{"token":"a\"","customer_id":"\"","created":true}`,
+		`{"token":"é","customer_id":"x","created":true}`,
+		"{\"token\":\"a\xff\",\"customer_id\":\"x\",\"created\":true}",
+		`{"customer_id":"x","token":"a.b.c","created":true}`,
+		`{ "token":"a.b.c","customer_id":"x","created":true}`,
+		`{"token":"a.b.c","customer_id":"x","created":true,"extra":1}`,
+		`{"token":"a.b.c","customer_id":"x","created":null}`,
+		`{"token":"a.b.c","customer_id":"x","created":true}}`,
+		`{"token":"a.b.c","customer_id":"x","created":tru}`,
+		`{"token":null,"customer_id":null,"created":false}`,
+		`{"token":"a.b.c","customer_id":"x"}`,
+		`not json`,
+		``,
+	} {
+		got, gotErr := parseTokenResponse(body)
+		var want tokenResponse
+		wantErr := json.Unmarshal([]byte(body), &want)
+		if (gotErr == nil) != (wantErr == nil) || !reflect.DeepEqual(got, want) {
+			t.Errorf("parseTokenResponse(%q) = %+v, %v; encoding/json says %+v, %v", body, got, gotErr, want, wantErr)
+		}
 	}
 }

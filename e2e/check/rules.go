@@ -218,7 +218,7 @@ func (e *judgeEnv) judgeCustomer(c history.Customer, idx []int32, rows []Row, re
 	}
 	add(RuleValidToken, badTokens)
 	add(RuleTokenMatchesRow, mismatched)
-	add(RuleOneToken, twoTokens(successes, opAnswer, ops, answers))
+	add(RuleOneToken, twoTokens(opAnswer, ops, answers))
 	add(RuleCleanError, dirty)
 	add(RuleContract, breaches)
 	add(RuleCreated, append(created, createdBreaches(c, rows, registered, trueOps, successes, mayHaveCreated, firstOK, func(op *history.Op) *answer {
@@ -236,7 +236,10 @@ func (e *judgeEnv) judgeCustomer(c history.Customer, idx []int32, rows []Row, re
 
 // twoTokens returns one finding per 2xx when a customer's 2xx answers carry
 // more than one token, so that the table shows which pod gave which token.
-func twoTokens(successes []*history.Op, opAnswer []int, ops []*history.Op, answers []answer) []findingOps {
+func twoTokens(opAnswer []int, ops []*history.Op, answers []answer) []findingOps {
+	if !slices.ContainsFunc(answers, func(a answer) bool { return a.token != "" && a.token != answers[0].token }) {
+		return nil
+	}
 	groups := map[string][]*history.Op{}
 	for k, op := range ops {
 		if ai := opAnswer[k]; ai >= 0 && answers[ai].token != "" {
@@ -293,8 +296,8 @@ func createdBreaches(c history.Customer, rows []Row, registered bool, trueOps, s
 // the rows, verifying the token only if tokens does not hold it yet.
 func (e *judgeEnv) judgeAnswer(body string, c history.Customer, rows []Row, tokens *[]verified) answer {
 	a := answer{body: body}
-	var resp tokenResponse
-	if err := json.Unmarshal([]byte(body), &resp); err != nil {
+	resp, err := parseTokenResponse(body)
+	if err != nil {
 		a.err = fmt.Errorf("2xx body is not a token response: %w (body %q)", err, excerpt(body))
 		return a
 	}
@@ -317,6 +320,37 @@ func (e *judgeEnv) judgeAnswer(body string, c history.Customer, rows []Row, toke
 	a.emptySubject = v.claims.Subject == ""
 	a.problems = matchRow(c, a.customerID, &v.claims, rows)
 	return a
+}
+
+// parseTokenResponse decodes a 2xx body as json.Unmarshal does. The body the
+// service writes (json.Marshal of its three fields, a newline) is read without
+// the reflection of encoding/json, which would otherwise cost a big run as much
+// as a third of its signature checks; any other body goes to json.Unmarshal.
+func parseTokenResponse(body string) (tokenResponse, error) {
+	rest, ok := strings.CutPrefix(strings.TrimSuffix(body, "\n"), `{"token":"`)
+	token, rest, ok2 := cutPlain(rest, `","customer_id":"`)
+	id, rest, ok3 := cutPlain(rest, `","created":`)
+	if ok && ok2 && ok3 && (rest == "true}" || rest == "false}") {
+		return tokenResponse{Token: token, CustomerID: id, Created: new(rest == "true}")}, nil
+	}
+	var resp tokenResponse
+	err := json.Unmarshal([]byte(body), &resp)
+	return resp, err
+}
+
+// cutPlain cuts s at sep like strings.Cut, and reports false unless what comes
+// before sep is printable ASCII with nothing a JSON string would escape.
+func cutPlain(s, sep string) (before, after string, ok bool) {
+	before, after, ok = strings.Cut(s, sep)
+	if !ok {
+		return "", "", false
+	}
+	for i := range len(before) {
+		if c := before[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return "", "", false
+		}
+	}
+	return before, after, true
 }
 
 // verifyToken verifies a compact JWS as the service signs it: alg EdDSA only,
