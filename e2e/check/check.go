@@ -191,7 +191,7 @@ func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 	for _, c := range p.Registered {
 		registered[c.Key()] = true
 	}
-	env := judgeEnv{p: p, ops: ops, rows: rows, faults: faultWindows{events: p.Faults, tail: p.Contract.FaultTail}}
+	env := judgeEnv{p: p, ops: ops, faults: faultWindows{events: p.Faults, tail: p.Contract.FaultTail}}
 	judgements := make([]judgement, len(g.customers))
 	var (
 		next    atomic.Int64

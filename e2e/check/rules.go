@@ -55,7 +55,6 @@ var apiErrors = []apiError{{409, "conflict"}, {503, "unavailable"}, {500, "empty
 type judgeEnv struct {
 	p      Params
 	ops    []history.Op
-	rows   []Row
 	faults faultWindows
 }
 
