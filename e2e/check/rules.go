@@ -36,6 +36,10 @@ type tokenClaims struct {
 	MerchantID string      `json:"mid"`
 	ExternalID string      `json:"ext"`
 	IssuedAt   json.Number `json:"iat"`
+	// ExpiresAt and NotBefore are not the service's (tokens have no expiry),
+	// but a token carrying them is held to them, as a JWT library would.
+	ExpiresAt json.Number `json:"exp"`
+	NotBefore json.Number `json:"nbf"`
 }
 
 // apiError is a (status, code) pair of the API's error table.
@@ -395,6 +399,17 @@ func verifyToken(tok string, key ed25519.PublicKey, iss string) (tokenClaims, er
 	}
 	if cl.Issuer != iss {
 		return fail("issuer %q, want %q", cl.Issuer, iss)
+	}
+	now := float64(time.Now().UnixNano()) / float64(time.Second)
+	if cl.ExpiresAt != "" {
+		if exp, err := cl.ExpiresAt.Float64(); err != nil || now >= exp {
+			return fail("expired (exp %s)", cl.ExpiresAt)
+		}
+	}
+	if cl.NotBefore != "" {
+		if nbf, err := cl.NotBefore.Float64(); err != nil || now < nbf {
+			return fail("not valid yet (nbf %s)", cl.NotBefore)
+		}
 	}
 	return cl, nil
 }
