@@ -8,7 +8,10 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/stampede-e2e/stampede/e2e/history"
@@ -31,15 +34,24 @@ const (
 	RuleTokenMatchesRow Rule = "token-matches-row"
 	// RuleOneToken: all 2xx responses of a customer carry the same token.
 	RuleOneToken Rule = "one-token"
-	// RuleCleanError: every non-2xx response is a JSON error with an expected
-	// status and code.
+	// RuleCleanError: every non-2xx response is a JSON error with one of the
+	// API's retryable or refusing statuses and codes (409 conflict, 503
+	// unavailable, 500 empty_subject); whether the strategy may give it then is
+	// RuleContract's.
 	RuleCleanError Rule = "clean-error"
+	// RuleContract: every clean error is one the strategy's Contract allows at that
+	// moment (atomic: none outside a fault).
+	RuleContract Rule = "contract"
+	// RuleCreated: at most one 2xx of a customer says created=true; exactly one when every
+	// request of its first registration got an answer that cannot have created it, and that
+	// one names the row; a customer registered before the request was sent is never created.
+	RuleCreated Rule = "created"
 	// RuleFinalToken: the customer ends with a valid token after retries.
 	RuleFinalToken Rule = "final-token"
 )
 
 // Rules lists every Rule in report order.
-var Rules = []Rule{RuleOneRow, RuleValidToken, RuleTokenMatchesRow, RuleOneToken, RuleCleanError, RuleFinalToken}
+var Rules = []Rule{RuleOneRow, RuleValidToken, RuleTokenMatchesRow, RuleOneToken, RuleCleanError, RuleContract, RuleCreated, RuleFinalToken}
 
 // Row is one row of the customers table, as the caller read it.
 type Row struct {
@@ -49,30 +61,21 @@ type Row struct {
 	CreatedAt  time.Time `json:"created_at"`
 }
 
-// ExpectedError is a non-2xx response that a correct service may give. An
-// empty Code accepts any error code with that status.
-type ExpectedError struct {
-	Status int    `json:"status"`
-	Code   string `json:"code,omitempty"`
-}
-
-// DefaultExpectedErrors are the clean errors of the API contract: the
-// fail-fast loser's 409, 503 while the database is down or a pod drains, and
-// the 500 of a service that refused to sign an empty subject.
-var DefaultExpectedErrors = []ExpectedError{
-	{Status: 409, Code: "conflict"},
-	{Status: 503, Code: "unavailable"},
-	{Status: 500, Code: "empty_subject"},
-}
-
 // Params configure Check.
 type Params struct {
 	// PublicKey verifies the tokens; required.
 	PublicKey ed25519.PublicKey
 	// Issuer is the expected iss claim; required.
 	Issuer string
-	// ExpectedErrors are the clean errors (DefaultExpectedErrors if empty).
-	ExpectedErrors []ExpectedError
+	// Contract is what the strategy under test promises (ContractFor); required, so that no
+	// caller judges a fixed strategy by the looser promises of a broken one.
+	Contract Contract
+	// Faults are the fault windows of the run (history.Event start and end); the contract
+	// lines that hold only during a fault read them.
+	Faults []history.Event
+	// Registered are customers registered before this history began: every 2xx to them must
+	// say created=false (RuleCreated).
+	Registered []history.Customer
 	// Customers are the planned customers. Those absent from the history are
 	// checked too (and break RuleFinalToken); customers in the history are
 	// always checked.
@@ -120,22 +123,26 @@ func requestOf(op history.Op) Request {
 }
 
 // Violation is one rule broken by one customer: the requests involved, the pods
-// that served them, and what was wrong.
+// that served them, and what was wrong, typed (Findings) and in prose (Details,
+// one per finding).
 type Violation struct {
 	Rule     Rule             `json:"rule"`
 	Customer history.Customer `json:"customer"`
 	Pods     []string         `json:"pods"`
 	Requests []Request        `json:"requests"`
 	Details  []string         `json:"details"`
+	Findings []Finding        `json:"findings"`
 }
 
 // Result is the judgement of a run.
 type Result struct {
-	Verdict     Verdict `json:"verdict"`
-	Customers   int     `json:"customers"`
-	Requests    int     `json:"requests"`
-	Successes   int     `json:"successes"`
-	CleanErrors int     `json:"clean_errors"`
+	Verdict Verdict `json:"verdict"`
+	// Contract is the strategy whose contract judged the run.
+	Contract    string `json:"contract"`
+	Customers   int    `json:"customers"`
+	Requests    int    `json:"requests"`
+	Successes   int    `json:"successes"`
+	CleanErrors int    `json:"clean_errors"`
 	// Unknown counts transport errors and timeouts: never a success.
 	Unknown int `json:"unknown"`
 	// EmptySubjects counts 2xx answers carrying a valid signature over an empty subject: the
@@ -162,7 +169,9 @@ func (r Result) Err() error {
 }
 
 // Check judges ops against the database rows. It returns an error only when it
-// cannot judge (missing key or issuer); a broken invariant is a Violation.
+// cannot judge (missing key, issuer or contract); a broken invariant is a
+// Violation. Customers are judged in parallel, GOMAXPROCS at a time; the result
+// does not depend on it.
 func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 	if len(p.PublicKey) != ed25519.PublicKeySize {
 		return Result{}, fmt.Errorf("check params: public key has %d bytes, want %d", len(p.PublicKey), ed25519.PublicKeySize)
@@ -170,51 +179,67 @@ func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 	if p.Issuer == "" {
 		return Result{}, errors.New("check params: no issuer")
 	}
-	if len(p.ExpectedErrors) == 0 {
-		p.ExpectedErrors = DefaultExpectedErrors
+	if p.Contract.Strategy == "" {
+		return Result{}, errors.New("check params: no contract (pass check.ContractFor(strategy))")
+	}
+	if p.Contract.FaultTail <= 0 {
+		p.Contract.FaultTail = DefaultFaultTail
 	}
 
-	customers := map[history.Key]history.Customer{}
-	for _, c := range p.Customers {
-		customers[c.Key()] = c
+	g := groupByCustomer(ops, rows, p.Customers)
+	registered := make(map[history.Key]bool, len(p.Registered))
+	for _, c := range p.Registered {
+		registered[c.Key()] = true
 	}
-	byKey := history.ByCustomer(ops)
-	for k, kops := range byKey {
-		if _, ok := customers[k]; !ok {
-			customers[k] = kops[0].Customer
-		}
+	env := judgeEnv{p: p, ops: ops, faults: faultWindows{events: p.Faults, tail: p.Contract.FaultTail}}
+	judgements := make([]judgement, len(g.customers))
+	var (
+		next    atomic.Int64
+		wg      sync.WaitGroup
+		workers = min(runtime.GOMAXPROCS(0), max(1, len(g.customers)/judgeBatch))
+		pods    = make([]map[string]int, workers)
+	)
+	for w := range workers {
+		pods[w] = map[string]int{}
+		wg.Go(func() {
+			for {
+				start := int(next.Add(judgeBatch)) - judgeBatch
+				if start >= len(g.customers) {
+					return
+				}
+				for i := start; i < min(start+judgeBatch, len(g.customers)); i++ {
+					c := g.customers[i]
+					judgements[i] = env.judgeCustomer(c.customer, g.ops(i), g.rowsOf(i), registered[c.customer.Key()], pods[w])
+				}
+			}
+		})
 	}
-	rowsByKey := map[history.Key][]Row{}
-	for _, r := range rows {
-		k := history.Key{MerchantID: r.MerchantID, ExternalID: r.ExternalID}
-		if _, ok := customers[k]; ok { // rows of other runs are not ours to judge
-			rowsByKey[k] = append(rowsByKey[k], r)
-		}
-	}
-	ordered := make([]history.Customer, 0, len(customers))
-	for _, c := range customers {
-		ordered = append(ordered, c)
-	}
-	slices.SortFunc(ordered, func(a, b history.Customer) int {
-		return cmp.Or(cmp.Compare(a.Index, b.Index), cmp.Compare(a.MerchantID, b.MerchantID), cmp.Compare(a.ExternalID, b.ExternalID))
-	})
+	wg.Wait()
 
-	res := Result{Customers: len(ordered), Requests: len(ops), Counts: map[Rule]int{}, Violations: []Violation{}}
-	for _, c := range ordered {
-		j := judgeCustomer(c, byKey[c.Key()], rowsByKey[c.Key()], p)
+	res := Result{Contract: p.Contract.Strategy, Customers: len(g.customers), Requests: len(ops), Counts: map[Rule]int{}, Violations: []Violation{}}
+	cov := newCoverage(p.Coverage, len(g.customers))
+	for _, m := range pods {
+		for pod, n := range m {
+			cov.Pods[pod] += n
+		}
+	}
+	for _, j := range judgements {
 		res.Successes += j.successes
 		res.CleanErrors += j.cleanErrors
 		res.Unknown += j.unknown
 		res.EmptySubjects += j.emptySubjects
-		if len(rowsByKey[c.Key()]) > 1 {
+		if j.duplicate {
 			res.DuplicateCustomers++
+		}
+		if j.covered {
+			cov.Covered++
 		}
 		for _, v := range j.violations {
 			res.Counts[v.Rule]++
 			res.Violations = append(res.Violations, v)
 		}
 	}
-	res.Coverage = measureCoverage(ordered, byKey, p.Coverage)
+	res.Coverage = cov.finish()
 
 	switch {
 	case len(res.Violations) > 0:
@@ -227,11 +252,118 @@ func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 	return res, nil
 }
 
-// newViolation builds a Violation over ops, with their pods sorted.
-func newViolation(rule Rule, c history.Customer, ops []history.Op, details ...string) Violation {
-	v := Violation{Rule: rule, Customer: c, Pods: []string{}, Requests: []Request{}, Details: details}
+// judgeBatch is how many customers a worker takes at a time: enough to make the
+// shared counter cheap, few enough to balance the workers.
+const judgeBatch = 64
+
+// plannedCustomer is one customer to judge and where its ops and rows are.
+type plannedCustomer struct {
+	customer history.Customer
+	slot     int32
+}
+
+// grouping holds the ops and rows of each customer as index ranges into flat
+// slices, in the order of the history: two allocations instead of one slice per
+// customer.
+type grouping struct {
+	customers        []plannedCustomer
+	opIdx, opStart   []int32
+	rowIdx, rowStart []int32
+	allRows          []Row
+}
+
+// ops returns the indexes of the ops of the i-th customer.
+func (g *grouping) ops(i int) []int32 {
+	s := g.customers[i].slot
+	return g.opIdx[g.opStart[s]:g.opStart[s+1]]
+}
+
+// rowsOf returns the rows of the i-th customer.
+func (g *grouping) rowsOf(i int) []Row {
+	s := g.customers[i].slot
+	idx := g.rowIdx[g.rowStart[s]:g.rowStart[s+1]]
+	out := make([]Row, len(idx))
+	for k, r := range idx {
+		out[k] = g.allRows[r]
+	}
+	return out
+}
+
+// groupByCustomer finds the customers (planned first, then those of the
+// history), sorts them and groups ops and rows by customer. Rows of other
+// customers (other runs) are not ours to judge.
+func groupByCustomer(ops []history.Op, rows []Row, planned []history.Customer) *grouping {
+	slots := make(map[history.Key]int32, len(planned)+len(ops)/4)
+	var customers []plannedCustomer
+	slotOf := func(c history.Customer) int32 {
+		k := c.Key()
+		if s, ok := slots[k]; ok {
+			return s
+		}
+		s := int32(len(customers))
+		slots[k] = s
+		customers = append(customers, plannedCustomer{customer: c, slot: s})
+		return s
+	}
+	for _, c := range planned {
+		slotOf(c)
+	}
+	opSlot := make([]int32, len(ops))
+	for i := range ops {
+		opSlot[i] = slotOf(ops[i].Customer)
+	}
+	rowSlot := make([]int32, len(rows))
+	for i, r := range rows {
+		s, ok := slots[history.Key{MerchantID: r.MerchantID, ExternalID: r.ExternalID}]
+		if !ok {
+			s = -1
+		}
+		rowSlot[i] = s
+	}
+	g := &grouping{customers: customers, allRows: rows}
+	g.opIdx, g.opStart = countingSort(opSlot, len(customers))
+	g.rowIdx, g.rowStart = countingSort(rowSlot, len(customers))
+	slices.SortFunc(g.customers, func(a, b plannedCustomer) int {
+		return cmp.Or(cmp.Compare(a.customer.Index, b.customer.Index),
+			cmp.Compare(a.customer.MerchantID, b.customer.MerchantID), cmp.Compare(a.customer.ExternalID, b.customer.ExternalID))
+	})
+	return g
+}
+
+// countingSort returns the indexes of slot grouped by slot, in their order
+// within each slot, and where each slot starts (n+1 entries). Negative slots are
+// left out.
+func countingSort(slot []int32, n int) (idx, start []int32) {
+	start = make([]int32, n+1)
+	for _, s := range slot {
+		if s >= 0 {
+			start[s+1]++
+		}
+	}
+	for i := range n {
+		start[i+1] += start[i]
+	}
+	idx = make([]int32, start[n])
+	fill := slices.Clone(start[:n])
+	for i, s := range slot {
+		if s >= 0 {
+			idx[fill[s]] = int32(i)
+			fill[s]++
+		}
+	}
+	return idx, start
+}
+
+// newViolation builds a Violation over ops, with their pods sorted and one
+// detail per finding.
+func newViolation(rule Rule, c history.Customer, ops []*history.Op, findings []Finding) Violation {
+	v := Violation{Rule: rule, Customer: c, Pods: []string{}, Requests: make([]Request, 0, len(ops)),
+		Details: make([]string, len(findings)), Findings: findings}
+	for i, f := range findings {
+		v.Details[i] = f.Detail
+	}
 	for _, op := range ops {
-		v.Requests = append(v.Requests, requestOf(op))
+		v.Requests = append(v.Requests, requestOf(*op))
 		if op.Pod != "" && !slices.Contains(v.Pods, op.Pod) {
 			v.Pods = append(v.Pods, op.Pod)
 		}

@@ -31,6 +31,13 @@ var (
 	rowB    = Row{ID: "0b6c8a52-0000-4000-8000-00000000000b", MerchantID: bob.MerchantID, ExternalID: bob.ExternalID, CreatedAt: created}
 )
 
+// claims are the claims the service signs, as the fixtures build them.
+type claims struct {
+	jwt.RegisteredClaims
+	MerchantID string `json:"mid"`
+	ExternalID string `json:"ext"`
+}
+
 // tokenFor signs the token the service should give for row, changed by edit.
 func tokenFor(t *testing.T, row Row, edit func(*claims)) string {
 	t.Helper()
@@ -43,6 +50,22 @@ func tokenFor(t *testing.T, row Row, edit func(*claims)) string {
 		edit(cl)
 	}
 	return sign(t, jwt.SigningMethodEdDSA, suiteKey, cl)
+}
+
+// withKid is tokenFor(row) with another kid in its header.
+func withKid(t *testing.T, row Row, kid string) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, &claims{
+		RegisteredClaims: jwt.RegisteredClaims{Issuer: issuer, Subject: row.ID, IssuedAt: jwt.NewNumericDate(row.CreatedAt.Truncate(time.Second))},
+		MerchantID:       row.MerchantID,
+		ExternalID:       row.ExternalID,
+	})
+	tok.Header["kid"] = kid
+	s, err := tok.SignedString(suiteKey)
+	if err != nil {
+		t.Fatalf("sign test token: %v", err)
+	}
+	return s
 }
 
 func sign(t *testing.T, m jwt.SigningMethod, key any, cl jwt.Claims) string {
@@ -58,15 +81,32 @@ func sign(t *testing.T, m jwt.SigningMethod, key any, cl jwt.Claims) string {
 
 func msec(n int) time.Duration { return time.Duration(n) * time.Millisecond }
 
-// ok is a 200 with token whose customer_id is the token's sub.
+// ok is a 200 with token whose customer_id is the token's sub, created=false.
 func ok(t *testing.T, c history.Customer, seq, attempt int, pod string, call, ret int, token string) history.Op {
+	t.Helper()
+	return answered(t, c, seq, attempt, pod, call, ret, token, false)
+}
+
+// okCreated is ok saying created=true: the request that registered the customer.
+func okCreated(t *testing.T, c history.Customer, seq, attempt int, pod string, call, ret int, token string) history.Op {
+	t.Helper()
+	return answered(t, c, seq, attempt, pod, call, ret, token, true)
+}
+
+func answered(t *testing.T, c history.Customer, seq, attempt int, pod string, call, ret int, token string, created bool) history.Op {
 	t.Helper()
 	cl := &claims{}
 	if _, _, err := jwt.NewParser().ParseUnverified(token, cl); err != nil {
 		t.Fatalf("fixture token: %v", err)
 	}
-	body, _ := json.Marshal(tokenResponse{Token: token, CustomerID: cl.Subject})
+	body, _ := json.Marshal(tokenResponse{Token: token, CustomerID: cl.Subject, Created: &created})
 	return op(c, seq, attempt, pod, call, ret, 200, string(body))
+}
+
+// retryLater is op with a Retry-After header, as the service sends 409 and 503.
+func retryLater(o history.Op) history.Op {
+	o.RetryAfter = "1"
+	return o
 }
 
 func op(c history.Customer, seq, attempt int, pod string, call, ret, status int, body string) history.Op {
@@ -87,27 +127,46 @@ func lost(c history.Customer, seq int, call, ret int, status int, err string) hi
 const (
 	conflict     = `{"error":"conflict","message":"registration in progress"}`
 	emptySubject = `{"error":"empty_subject","message":"refusing to sign"}`
+	unavailable  = `{"error":"unavailable","message":"database unavailable; retry"}`
 )
 
-// goodHistory is a stampede in which the race happened and the service held:
-// both customers were served by two pods at once, the loser of alice's race
-// got a 409 and retried, bob's second request was refused cleanly and his
-// third was lost in transit.
+// dbFault is a fault that covers bob's burst in goodHistory.
+var dbFault = history.Event{Kind: history.EventFault, Name: "db-cut", Start: msec(95), End: msec(200)}
+
+// goodHistory is a fail-fast stampede in which the race happened and the
+// service held: both customers were served by two pods at once, the loser of
+// alice's race got a 409 and retried, bob's second request got a 503 during a
+// database fault and his third was lost in transit.
 func goodHistory(t *testing.T) ([]history.Op, []Row) {
 	ta, tb := tokenFor(t, rowA, nil), tokenFor(t, rowB, nil)
 	return []history.Op{
-		ok(t, alice, 0, 0, "pod-a", 0, 10, ta),
+		okCreated(t, alice, 0, 0, "pod-a", 0, 10, ta),
 		ok(t, alice, 1, 0, "pod-b", 1, 9, ta),
-		op(alice, 2, 0, "pod-a", 2, 5, 409, conflict),
+		retryLater(op(alice, 2, 0, "pod-a", 2, 5, 409, conflict)),
 		ok(t, alice, 2, 1, "pod-b", 1005, 1010, ta),
-		ok(t, bob, 0, 0, "pod-b", 100, 110, tb),
-		op(bob, 1, 0, "pod-a", 101, 104, 500, emptySubject),
+		okCreated(t, bob, 0, 0, "pod-b", 100, 110, tb),
+		retryLater(op(bob, 1, 0, "pod-a", 101, 104, 503, unavailable)),
 		lost(bob, 2, 101, 5000, 0, "context deadline exceeded"),
 	}, []Row{rowA, rowB, {ID: "other-run", MerchantID: "m-1-0", ExternalID: "c-1-0", CreatedAt: created}}
 }
 
+// contract returns the contract of strategy.
+func contract(t testing.TB, strategy string) Contract {
+	t.Helper()
+	c, err := ContractFor(strategy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// params judge goodHistory: fail-fast, during dbFault.
 func params() Params {
-	return Params{PublicKey: suiteKey.Public().(ed25519.PublicKey), Issuer: issuer,
+	c, err := ContractFor(StrategyFailFast)
+	if err != nil {
+		panic(err)
+	}
+	return Params{PublicKey: suiteKey.Public().(ed25519.PublicKey), Issuer: issuer, Contract: c, Faults: []history.Event{dbFault},
 		Coverage: CoverageParams{MinCovered: 1, MinFraction: 0.5}}
 }
 
@@ -232,15 +291,15 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name: "customer_id is not the sub",
-			ops:  replace(good, op(alice, 1, 0, "pod-b", 1, 9, 200, fmt.Sprintf(`{"token":%q,"customer_id":%q}`, ta, rowB.ID))),
+			ops:  replace(good, op(alice, 1, 0, "pod-b", 1, 9, 200, fmt.Sprintf(`{"token":%q,"customer_id":%q,"created":false}`, ta, rowB.ID))),
 			rows: rows, verdict: VerdictFail,
 			counts: map[Rule]int{RuleTokenMatchesRow: 1},
 		},
 		{
-			// Both verify and match the row (iat within the rounding second),
+			// Both verify and match the row (they differ in the header's kid),
 			// yet the replicas disagree.
 			name: "two different valid tokens",
-			ops:  replace(good, ok(t, alice, 1, 0, "pod-b", 1, 9, tokenFor(t, rowA, func(c *claims) { c.IssuedAt = jwt.NewNumericDate(created.Truncate(time.Second).Add(time.Second)) }))),
+			ops:  replace(good, ok(t, alice, 1, 0, "pod-b", 1, 9, withKid(t, rowA, "other-kid"))),
 			rows: rows, verdict: VerdictFail,
 			counts: map[Rule]int{RuleOneToken: 1},
 		},
@@ -280,9 +339,9 @@ func TestCheck(t *testing.T) {
 		{
 			name: "customer without a final token",
 			ops: append(without(good, alice),
-				op(alice, 0, 0, "pod-a", 0, 10, 409, conflict),
-				op(alice, 1, 0, "pod-b", 1, 9, 503, `{"error":"unavailable"}`),
-				op(alice, 1, 1, "pod-b", 1000, 1009, 503, `{"error":"unavailable"}`)),
+				retryLater(op(alice, 0, 0, "pod-a", 96, 106, 409, conflict)),
+				retryLater(op(alice, 1, 0, "pod-b", 97, 105, 503, `{"error":"unavailable"}`)),
+				retryLater(op(alice, 1, 1, "pod-b", 1000, 1009, 503, `{"error":"unavailable"}`))),
 			rows: rows, verdict: VerdictFail,
 			counts: map[Rule]int{RuleFinalToken: 1},
 		},
@@ -294,16 +353,16 @@ func TestCheck(t *testing.T) {
 		{
 			name: "two pods but never at once",
 			ops: append(without(good, bob),
-				ok(t, bob, 0, 0, "pod-b", 100, 110, tokenFor(t, rowB, nil)),
-				op(bob, 1, 0, "pod-a", 110, 114, 500, emptySubject)),
+				okCreated(t, bob, 0, 0, "pod-b", 100, 110, tokenFor(t, rowB, nil)),
+				retryLater(op(bob, 1, 0, "pod-a", 110, 114, 503, unavailable))),
 			rows:    rows,
 			verdict: VerdictPass, // alice alone is half the customers
 		},
 		{
 			name: "too few customers covered",
 			ops: append(onePod(without(good, bob)),
-				ok(t, bob, 0, 0, "pod-b", 100, 110, tokenFor(t, rowB, nil)),
-				op(bob, 1, 0, "pod-a", 110, 114, 500, emptySubject)),
+				okCreated(t, bob, 0, 0, "pod-b", 100, 110, tokenFor(t, rowB, nil)),
+				retryLater(op(bob, 1, 0, "pod-a", 110, 114, 503, unavailable))),
 			rows: rows, verdict: VerdictInconclusive,
 		},
 		{

@@ -42,40 +42,34 @@ func (c Coverage) String() string {
 		c.Covered, c.Customers, 100*c.Fraction, c.MinCovered, 100*max(c.MinFraction, 0), c.Pods)
 }
 
-// measureCoverage counts the covered customers. Only requests with a pod count:
-// without X-Served-By nothing says where a request went.
-func measureCoverage(customers []history.Customer, byKey map[history.Key][]history.Op, p CoverageParams) Coverage {
+// newCoverage starts the coverage of a run of n customers, with p's defaults
+// applied.
+func newCoverage(p CoverageParams, n int) Coverage {
 	if p.MinCovered < 1 {
 		p.MinCovered = DefaultMinCovered
 	}
 	if p.MinFraction == 0 {
 		p.MinFraction = DefaultMinFraction
 	}
-	c := Coverage{CoverageParams: p, Customers: len(customers), Pods: map[string]int{}}
-	for _, cust := range customers {
-		ops := byKey[cust.Key()]
-		for _, op := range ops {
-			if op.Pod != "" {
-				c.Pods[op.Pod]++
-			}
-		}
-		if crossPodOverlap(ops) {
-			c.Covered++
-		}
-	}
+	return Coverage{CoverageParams: p, Customers: n, Pods: map[string]int{}}
+}
+
+// finish computes the fraction and the verdict of c once Covered is counted.
+func (c Coverage) finish() Coverage {
 	if c.Customers > 0 {
 		c.Fraction = float64(c.Covered) / float64(c.Customers)
 	}
-	c.Sufficient = c.Covered >= p.MinCovered && c.Fraction >= p.MinFraction
+	c.Sufficient = c.Covered >= c.MinCovered && c.Fraction >= c.MinFraction
 	return c
 }
 
 // crossPodOverlap reports whether two ops were served by different pods while
-// both were in flight.
-func crossPodOverlap(ops []history.Op) bool {
+// both were in flight. Only requests with a pod count: without X-Served-By
+// nothing says where a request went.
+func crossPodOverlap(ops []*history.Op) bool {
 	for i, a := range ops {
 		for _, b := range ops[i+1:] {
-			if a.Pod != "" && b.Pod != "" && a.Pod != b.Pod && a.Overlaps(b) {
+			if a.Pod != "" && b.Pod != "" && a.Pod != b.Pod && a.Overlaps(*b) {
 				return true
 			}
 		}

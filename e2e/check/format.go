@@ -13,7 +13,7 @@ import (
 // request involved.
 func (r Result) WriteText(w io.Writer) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "verdict: %s\n", r.Verdict)
+	fmt.Fprintf(&b, "verdict: %s (contract %s)\n", r.Verdict, r.Contract)
 	fmt.Fprintf(&b, "customers: %d, requests: %d (2xx %d, clean errors %d, unknown %d)\n",
 		r.Customers, r.Requests, r.Successes, r.CleanErrors, r.Unknown)
 	fmt.Fprintf(&b, "coverage: %s\n", r.Coverage)

@@ -1,7 +1,9 @@
 package check
 
 import (
+	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -9,8 +11,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/stampede-e2e/stampede/e2e/history"
 )
@@ -28,11 +28,38 @@ type errorResponse struct {
 	Message string `json:"message"`
 }
 
-// claims are the token claims the service signs.
-type claims struct {
-	jwt.RegisteredClaims
-	MerchantID string `json:"mid"`
-	ExternalID string `json:"ext"`
+// tokenClaims are the claims the service signs (service/internal/token.Claims).
+// iat stays a number as written, so that only whole seconds compare equal.
+type tokenClaims struct {
+	Issuer     string      `json:"iss"`
+	Subject    string      `json:"sub"`
+	MerchantID string      `json:"mid"`
+	ExternalID string      `json:"ext"`
+	IssuedAt   json.Number `json:"iat"`
+	// ExpiresAt and NotBefore are not the service's (tokens have no expiry),
+	// but a token carrying them is held to them, as a JWT library would.
+	ExpiresAt json.Number `json:"exp"`
+	NotBefore json.Number `json:"nbf"`
+}
+
+// apiError is a (status, code) pair of the API's error table.
+type apiError struct {
+	status int
+	code   string
+}
+
+// apiErrors are the clean errors of the API for a valid request: the
+// fail-fast loser's 409, 503 while the database is unreachable, and the 500 of
+// a service that refused to sign an empty subject. Which of them a strategy may
+// give, and when, is its Contract's.
+var apiErrors = []apiError{{409, "conflict"}, {503, "unavailable"}, {500, "empty_subject"}}
+
+// judgeEnv is what every customer's judgement reads; it is shared by the
+// workers and never written.
+type judgeEnv struct {
+	p      Params
+	ops    []history.Op
+	faults faultWindows
 }
 
 // judgement is what one customer contributes to the Result.
@@ -40,56 +67,144 @@ type judgement struct {
 	successes, cleanErrors, unknown int
 	// emptySubjects counts 2xx answers whose token verified but names nobody: the seed's bug.
 	emptySubjects int
-	violations    []Violation
+	// duplicate says the customer has two or more rows; covered, that the race was exercised.
+	duplicate, covered bool
+	violations         []Violation
 }
 
-// judgeCustomer applies every rule to one customer's ops and rows.
-func judgeCustomer(c history.Customer, ops []history.Op, rows []Row, p Params) judgement {
+// verified is one distinct token of a customer, verified once.
+type verified struct {
+	token  string
+	claims tokenClaims
+	err    error
+}
+
+// answer is one distinct 2xx body of a customer, judged once: bodies repeat
+// (every replica signs the same token), so a customer costs one parse per
+// distinct body and one signature check per distinct token.
+type answer struct {
+	body       string
+	parsed     bool
+	token      string
+	customerID string
+	created    *bool
+	// err says why the body carries no valid token.
+	err          error
+	emptySubject bool
+	// problems are how the verified token disagrees with its request or row.
+	problems []string
+}
+
+// findingOps is a finding and the requests it involves.
+type findingOps struct {
+	f   Finding
+	ops []*history.Op
+}
+
+// judgeCustomer applies every rule to one customer's ops (indexes into e.ops)
+// and rows, and adds the pods that served it to pods.
+func (e *judgeEnv) judgeCustomer(c history.Customer, idx []int32, rows []Row, registered bool, pods map[string]int) judgement {
 	var (
-		j                                                 judgement
-		successes, badTokens, mismatched, dirty, unknowns []history.Op
-		tokenDetails, matchDetails, errorDetails          []string
-		tokens                                            = map[string][]history.Op{}
-		valid                                             int
+		j                                      judgement
+		ops                                    = make([]*history.Op, len(idx))
+		opAnswer                               = make([]int, len(idx))
+		answers                                []answer
+		tokens                                 []verified
+		successes, unknowns                    []*history.Op
+		badTokens, mismatched, dirty, breaches []findingOps
+		created                                []findingOps
+		trueOps                                []*history.Op
+		valid                                  int
+		mayHaveCreated                         bool
+		firstOK                                = time.Duration(-1)
 	)
-	for _, op := range ops {
+	for k, i := range idx {
+		op := &e.ops[i]
+		ops[k], opAnswer[k] = op, -1
+		if op.Pod != "" {
+			pods[op.Pod]++
+		}
 		switch {
 		case op.Unknown():
 			// A transport error or timeout may or may not have registered the
 			// customer; it is never a success, and RuleOneRow still applies.
 			unknowns = append(unknowns, op)
+			mayHaveCreated = true
 		case op.Succeeded():
 			successes = append(successes, op)
-			tok, customerID, cl, err := verifyToken(op.Body, p)
-			if tok != "" {
-				tokens[tok] = append(tokens[tok], op)
+			if firstOK < 0 || op.Return < firstOK {
+				firstOK = op.Return
 			}
-			if err != nil {
-				badTokens = append(badTokens, op)
-				tokenDetails = append(tokenDetails, fmt.Sprintf("%s: %v", op.ID(), err))
+			ai := slices.IndexFunc(answers, func(a answer) bool { return a.body == op.Body })
+			if ai < 0 {
+				ai = len(answers)
+				answers = append(answers, e.judgeAnswer(op.Body, c, rows, &tokens))
+			}
+			opAnswer[k] = ai
+			a := &answers[ai]
+			if a.parsed {
+				switch {
+				case a.created == nil:
+					created = append(created, findingOps{Finding{Kind: KindCreatedBreach, Request: op.ID(), Line: CreatedFlagMissing,
+						Detail: fmt.Sprintf("%s: 2xx without a created flag", op.ID())}, []*history.Op{op}})
+				case *a.created:
+					trueOps = append(trueOps, op)
+				}
+			}
+			if a.err != nil {
+				badTokens = append(badTokens, findingOps{Finding{Kind: KindInvalidToken, Request: op.ID(),
+					Detail: fmt.Sprintf("%s: %v", op.ID(), a.err)}, []*history.Op{op}})
 				continue
 			}
-			if cl.Subject == "" {
+			if a.emptySubject {
 				j.emptySubjects++
 			}
-			if problems := matchRow(op, customerID, cl, rows); len(problems) > 0 {
-				mismatched = append(mismatched, op)
-				matchDetails = append(matchDetails, fmt.Sprintf("%s: %s", op.ID(), strings.Join(problems, "; ")))
+			if len(a.problems) > 0 {
+				kind := KindTokenMismatch
+				if a.emptySubject {
+					kind = KindEmptySubject
+				}
+				mismatched = append(mismatched, findingOps{Finding{Kind: kind, Request: op.ID(),
+					Detail: fmt.Sprintf("%s: %s", op.ID(), strings.Join(a.problems, "; "))}, []*history.Op{op}})
 				continue
 			}
 			valid++
 		default:
-			if err := cleanError(op, p.ExpectedErrors); err != nil {
-				dirty = append(dirty, op)
-				errorDetails = append(errorDetails, fmt.Sprintf("%s: %v", op.ID(), err))
+			if op.Status >= 500 {
+				// The statement may have committed before the answer failed.
+				mayHaveCreated = true
+			}
+			code, err := cleanError(op)
+			if err != nil {
+				dirty = append(dirty, findingOps{Finding{Kind: KindDirtyError, Request: op.ID(),
+					Detail: fmt.Sprintf("%s: %v", op.ID(), err)}, []*history.Op{op}})
+				continue
+			}
+			if line, why, ok := e.p.Contract.judge(op, code, e.faults); !ok {
+				breaches = append(breaches, findingOps{Finding{Kind: KindContractBreach, Request: op.ID(), Line: line.ID,
+					Detail: fmt.Sprintf("%s: %d %s breaks %s contract line %s (%s): %s", op.ID(), op.Status, code, e.p.Contract.Strategy, line.ID, line.Doc, why)},
+					[]*history.Op{op}})
 				continue
 			}
 			j.cleanErrors++
 		}
 	}
 	j.successes, j.unknown = len(successes), len(unknowns)
-	add := func(rule Rule, ops []history.Op, details ...string) {
-		j.violations = append(j.violations, newViolation(rule, c, ops, details...))
+	j.duplicate = len(rows) > 1
+	j.covered = crossPodOverlap(ops)
+	add := func(rule Rule, fos []findingOps) {
+		if len(fos) == 0 {
+			return
+		}
+		var (
+			involved []*history.Op
+			findings = make([]Finding, len(fos))
+		)
+		for i, fo := range fos {
+			findings[i] = fo.f
+			involved = append(involved, fo.ops...)
+		}
+		j.violations = append(j.violations, newViolation(rule, c, involved, findings))
 	}
 
 	switch {
@@ -98,69 +213,212 @@ func judgeCustomer(c history.Customer, ops []history.Op, rows []Row, p Params) j
 		for i, r := range rows {
 			ids[i] = r.ID
 		}
-		add(RuleOneRow, ops, fmt.Sprintf("%d rows for one customer: %s", len(rows), strings.Join(ids, ", ")))
+		add(RuleOneRow, []findingOps{{Finding{Kind: KindDuplicateRows,
+			Detail: fmt.Sprintf("%d rows for one customer: %s", len(rows), strings.Join(ids, ", "))}, ops}})
 	case len(rows) == 0 && len(successes) > 0:
-		add(RuleOneRow, successes, fmt.Sprintf("lost registration: %d 2xx responses but no row", len(successes)))
+		add(RuleOneRow, []findingOps{{Finding{Kind: KindLostRegistration,
+			Detail: fmt.Sprintf("lost registration: %d 2xx responses but no row", len(successes))}, successes}})
 	}
-	if len(badTokens) > 0 {
-		add(RuleValidToken, badTokens, tokenDetails...)
-	}
-	if len(mismatched) > 0 {
-		add(RuleTokenMatchesRow, mismatched, matchDetails...)
-	}
-	if len(tokens) > 1 {
-		// One detail per request, so that the table shows which pod gave which token.
-		var details []string
-		var involved []history.Op
-		for gi, tok := range slices.Sorted(maps.Keys(tokens)) {
-			for _, op := range tokens[tok] {
-				details = append(details, fmt.Sprintf("token %s (%d of %d distinct)", fingerprint(tok), gi+1, len(tokens)))
-				involved = append(involved, op)
-			}
-		}
-		add(RuleOneToken, involved, details...)
-	}
-	if len(dirty) > 0 {
-		add(RuleCleanError, dirty, errorDetails...)
-	}
+	add(RuleValidToken, badTokens)
+	add(RuleTokenMatchesRow, mismatched)
+	add(RuleOneToken, twoTokens(opAnswer, ops, answers))
+	add(RuleCleanError, dirty)
+	add(RuleContract, breaches)
+	add(RuleCreated, append(created, createdBreaches(c, rows, registered, trueOps, successes, mayHaveCreated, firstOK, func(op *history.Op) *answer {
+		return &answers[opAnswer[slices.Index(ops, op)]]
+	})...))
 	if valid == 0 {
 		detail := fmt.Sprintf("no valid token after %d requests (%d 2xx, %d unknown)", len(ops), len(successes), len(unknowns))
 		if len(ops) == 0 {
 			detail = "no request recorded for a planned customer"
 		}
-		add(RuleFinalToken, ops, detail)
+		add(RuleFinalToken, []findingOps{{Finding{Kind: KindNoFinalToken, Detail: detail}, ops}})
 	}
 	return j
 }
 
-// verifyToken returns the token and customer_id of a 2xx body and the token's
-// verified claims. The token is returned even when it does not verify, so that
-// RuleOneToken sees it.
-func verifyToken(body string, p Params) (token, customerID string, _ *claims, _ error) {
-	var resp tokenResponse
-	if err := json.Unmarshal([]byte(body), &resp); err != nil {
-		return "", "", nil, fmt.Errorf("2xx body is not a token response: %w (body %q)", err, excerpt(body))
+// twoTokens returns one finding per 2xx when a customer's 2xx answers carry
+// more than one token, so that the table shows which pod gave which token.
+func twoTokens(opAnswer []int, ops []*history.Op, answers []answer) []findingOps {
+	if !slices.ContainsFunc(answers, func(a answer) bool { return a.token != "" && a.token != answers[0].token }) {
+		return nil
 	}
-	if resp.Token == "" {
-		return "", "", nil, fmt.Errorf("2xx body has no token (body %q)", excerpt(body))
+	groups := map[string][]*history.Op{}
+	for k, op := range ops {
+		if ai := opAnswer[k]; ai >= 0 && answers[ai].token != "" {
+			groups[answers[ai].token] = append(groups[answers[ai].token], op)
+		}
 	}
-	cl := &claims{}
-	_, err := jwt.ParseWithClaims(resp.Token, cl,
-		func(*jwt.Token) (any, error) { return p.PublicKey, nil },
-		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
-		jwt.WithIssuer(p.Issuer),
-	)
+	if len(groups) < 2 {
+		return nil
+	}
+	var out []findingOps
+	for gi, tok := range slices.Sorted(maps.Keys(groups)) {
+		for _, op := range groups[tok] {
+			out = append(out, findingOps{Finding{Kind: KindTwoTokens, Request: op.ID(),
+				Detail: fmt.Sprintf("token %s (%d of %d distinct)", fingerprint(tok), gi+1, len(groups))}, []*history.Op{op}})
+		}
+	}
+	return out
+}
+
+// createdBreaches applies RuleCreated's clauses to the 2xx that said
+// created=true (trueOps) of one customer.
+func createdBreaches(c history.Customer, rows []Row, registered bool, trueOps, successes []*history.Op, mayHaveCreated bool,
+	firstOK time.Duration, answerOf func(*history.Op) *answer) []findingOps {
+	var out []findingOps
+	one := func(op *history.Op, line, detail string) {
+		out = append(out, findingOps{Finding{Kind: KindCreatedBreach, Request: op.ID(), Line: line, Detail: detail}, []*history.Op{op}})
+	}
+	switch {
+	case registered:
+		for _, op := range trueOps {
+			one(op, CreatedNotWhenExisting, fmt.Sprintf("%s: created=true for a customer registered before this run", op.ID()))
+		}
+	case len(trueOps) > 1:
+		for _, op := range trueOps {
+			one(op, CreatedAtMostOne, fmt.Sprintf("%s: created=true, one of %d for one customer", op.ID(), len(trueOps)))
+		}
+	case len(trueOps) == 1:
+		op := trueOps[0]
+		switch id := answerOf(op).customerID; {
+		case op.Call > firstOK:
+			one(op, CreatedNotAfterRegister, fmt.Sprintf("%s: created=true, sent at %s after a 2xx had returned at %s",
+				op.ID(), ms(op.Call), ms(firstOK)))
+		case len(rows) == 1 && id != rows[0].ID:
+			one(op, CreatedIsTheRow, fmt.Sprintf("%s: created=true names customer %q, the row is %q", op.ID(), id, rows[0].ID))
+		}
+	case len(successes) > 0 && !mayHaveCreated:
+		out = append(out, findingOps{Finding{Kind: KindCreatedBreach, Line: CreatedExactlyOne,
+			Detail: fmt.Sprintf("none of %d 2xx said created=true, yet no request of %s was lost or failed on the server", len(successes), c)}, successes})
+	}
+	return out
+}
+
+// judgeAnswer parses a 2xx body and judges its token against the request and
+// the rows, verifying the token only if tokens does not hold it yet.
+func (e *judgeEnv) judgeAnswer(body string, c history.Customer, rows []Row, tokens *[]verified) answer {
+	a := answer{body: body}
+	resp, err := parseTokenResponse(body)
 	if err != nil {
-		return resp.Token, resp.CustomerID, nil, fmt.Errorf("token %s does not verify: %w", fingerprint(resp.Token), err)
+		a.err = fmt.Errorf("2xx body is not a token response: %w (body %q)", err, excerpt(body))
+		return a
 	}
-	return resp.Token, resp.CustomerID, cl, nil
+	a.parsed, a.token, a.customerID, a.created = true, resp.Token, resp.CustomerID, resp.Created
+	if resp.Token == "" {
+		a.err = fmt.Errorf("2xx body has no token (body %q)", excerpt(body))
+		return a
+	}
+	ti := slices.IndexFunc(*tokens, func(v verified) bool { return v.token == resp.Token })
+	if ti < 0 {
+		cl, err := verifyToken(resp.Token, e.p.PublicKey, e.p.Issuer)
+		ti = len(*tokens)
+		*tokens = append(*tokens, verified{token: resp.Token, claims: cl, err: err})
+	}
+	v := &(*tokens)[ti]
+	if v.err != nil {
+		a.err = v.err
+		return a
+	}
+	a.emptySubject = v.claims.Subject == ""
+	a.problems = matchRow(c, a.customerID, &v.claims, rows)
+	return a
+}
+
+// parseTokenResponse decodes a 2xx body as json.Unmarshal does. The body the
+// service writes (json.Marshal of its three fields, a newline) is read without
+// the reflection of encoding/json, which would otherwise cost a big run as much
+// as a third of its signature checks; any other body goes to json.Unmarshal.
+func parseTokenResponse(body string) (tokenResponse, error) {
+	rest, ok := strings.CutPrefix(strings.TrimSuffix(body, "\n"), `{"token":"`)
+	token, rest, ok2 := cutPlain(rest, `","customer_id":"`)
+	id, rest, ok3 := cutPlain(rest, `","created":`)
+	if ok && ok2 && ok3 && (rest == "true}" || rest == "false}") {
+		return tokenResponse{Token: token, CustomerID: id, Created: new(rest == "true}")}, nil
+	}
+	var resp tokenResponse
+	err := json.Unmarshal([]byte(body), &resp)
+	return resp, err
+}
+
+// cutPlain cuts s at sep like strings.Cut, and reports false unless what comes
+// before sep is printable ASCII with nothing a JSON string would escape.
+func cutPlain(s, sep string) (before, after string, ok bool) {
+	before, after, ok = strings.Cut(s, sep)
+	if !ok {
+		return "", "", false
+	}
+	for i := range len(before) {
+		if c := before[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return "", "", false
+		}
+	}
+	return before, after, true
+}
+
+// verifyToken verifies a compact JWS as the service signs it: alg EdDSA only,
+// an Ed25519 signature by key, issuer iss. It returns the claims of a valid
+// token.
+func verifyToken(tok string, key ed25519.PublicKey, iss string) (tokenClaims, error) {
+	var cl tokenClaims
+	fail := func(format string, args ...any) (tokenClaims, error) {
+		return tokenClaims{}, fmt.Errorf("token %s does not verify: %s", fingerprint(tok), fmt.Sprintf(format, args...))
+	}
+	header, rest, ok := strings.Cut(tok, ".")
+	payload, sig, ok2 := strings.Cut(rest, ".")
+	if !ok || !ok2 || strings.Contains(sig, ".") {
+		return fail("not three dot-separated segments")
+	}
+	hb, err := base64.RawURLEncoding.DecodeString(header)
+	if err != nil {
+		return fail("header: %v", err)
+	}
+	var h struct {
+		Alg string `json:"alg"`
+	}
+	if err := json.Unmarshal(hb, &h); err != nil {
+		return fail("header: %v", err)
+	}
+	// Only the suite's algorithm: not none, and not HMAC keyed with the public key.
+	if h.Alg != "EdDSA" {
+		return fail("signing method %q, want EdDSA", h.Alg)
+	}
+	sb, err := base64.RawURLEncoding.DecodeString(sig)
+	if err != nil || len(sb) != ed25519.SignatureSize {
+		return fail("malformed signature")
+	}
+	if !ed25519.Verify(key, []byte(tok[:len(header)+1+len(payload)]), sb) {
+		return fail("signature is invalid")
+	}
+	pb, err := base64.RawURLEncoding.DecodeString(payload)
+	if err != nil {
+		return fail("claims: %v", err)
+	}
+	if err := json.Unmarshal(pb, &cl); err != nil {
+		return fail("claims: %v", err)
+	}
+	if cl.Issuer != iss {
+		return fail("issuer %q, want %q", cl.Issuer, iss)
+	}
+	now := float64(time.Now().UnixNano()) / float64(time.Second)
+	if cl.ExpiresAt != "" {
+		if exp, err := cl.ExpiresAt.Float64(); err != nil || now >= exp {
+			return fail("expired (exp %s)", cl.ExpiresAt)
+		}
+	}
+	if cl.NotBefore != "" {
+		if nbf, err := cl.NotBefore.Float64(); err != nil || now < nbf {
+			return fail("not valid yet (nbf %s)", cl.NotBefore)
+		}
+	}
+	return cl, nil
 }
 
 // matchRow lists how a verified token disagrees with its request and the
 // database. With two or more rows the sub must be one of them (RuleOneRow
 // reports the duplicates); with none only the request fields are compared
 // (RuleOneRow reports the lost row).
-func matchRow(op history.Op, customerID string, cl *claims, rows []Row) []string {
+func matchRow(c history.Customer, customerID string, cl *tokenClaims, rows []Row) []string {
 	var problems []string
 	if cl.Subject == "" {
 		problems = append(problems, "empty subject")
@@ -168,11 +426,11 @@ func matchRow(op history.Op, customerID string, cl *claims, rows []Row) []string
 	if customerID != cl.Subject {
 		problems = append(problems, fmt.Sprintf("customer_id %q, token sub %q", customerID, cl.Subject))
 	}
-	if cl.MerchantID != op.Customer.MerchantID {
-		problems = append(problems, fmt.Sprintf("mid %q, request had %q", cl.MerchantID, op.Customer.MerchantID))
+	if cl.MerchantID != c.MerchantID {
+		problems = append(problems, fmt.Sprintf("mid %q, request had %q", cl.MerchantID, c.MerchantID))
 	}
-	if cl.ExternalID != op.Customer.ExternalID {
-		problems = append(problems, fmt.Sprintf("ext %q, request had %q", cl.ExternalID, op.Customer.ExternalID))
+	if cl.ExternalID != c.ExternalID {
+		problems = append(problems, fmt.Sprintf("ext %q, request had %q", cl.ExternalID, c.ExternalID))
 	}
 	if cl.Subject == "" || len(rows) == 0 {
 		return problems
@@ -181,31 +439,32 @@ func matchRow(op history.Op, customerID string, cl *claims, rows []Row) []string
 	if i < 0 {
 		return append(problems, fmt.Sprintf("sub %q is not the row id %q", cl.Subject, rows[0].ID))
 	}
-	// iat is the row's creation time in whole seconds; allow one second for
-	// rounding rather than truncation.
-	if cl.IssuedAt == nil {
+	// iat is the row's created_at in whole seconds, as the service computes it
+	// (time.Time.Unix, which truncates): exactly, with no slack.
+	want := rows[i].CreatedAt.Unix()
+	if cl.IssuedAt == "" {
 		problems = append(problems, "no iat")
-	} else if d := cl.IssuedAt.Sub(rows[i].CreatedAt.Truncate(time.Second)); d < -time.Second || d > time.Second {
-		problems = append(problems, fmt.Sprintf("iat %s, row created %s", cl.IssuedAt.UTC().Format(time.RFC3339), rows[i].CreatedAt.UTC().Format(time.RFC3339Nano)))
+	} else if iat, err := cl.IssuedAt.Int64(); err != nil || iat != want {
+		problems = append(problems, fmt.Sprintf("iat %s, want %d: the row was created %s",
+			cl.IssuedAt, want, rows[i].CreatedAt.UTC().Format(time.RFC3339Nano)))
 	}
 	return problems
 }
 
-// cleanError returns why a non-2xx response is not a clean, expected error.
-func cleanError(op history.Op, expected []ExpectedError) error {
+// cleanError returns the error code of a non-2xx response, or why it is not
+// one of the API's clean errors.
+func cleanError(op *history.Op) (string, error) {
 	var e errorResponse
 	if err := json.Unmarshal([]byte(op.Body), &e); err != nil {
-		return fmt.Errorf("status %d with a body that is not JSON: %q", op.Status, excerpt(op.Body))
+		return "", fmt.Errorf("status %d with a body that is not JSON: %q", op.Status, excerpt(op.Body))
 	}
 	if e.Error == "" {
-		return fmt.Errorf("status %d without an error code: %q", op.Status, excerpt(op.Body))
+		return "", fmt.Errorf("status %d without an error code: %q", op.Status, excerpt(op.Body))
 	}
-	for _, x := range expected {
-		if x.Status == op.Status && (x.Code == "" || x.Code == e.Error) {
-			return nil
-		}
+	if !slices.Contains(apiErrors, apiError{op.Status, e.Error}) {
+		return "", fmt.Errorf("unexpected status %d with error %q", op.Status, e.Error)
 	}
-	return fmt.Errorf("unexpected status %d with error %q", op.Status, e.Error)
+	return e.Error, nil
 }
 
 // fingerprint names a token briefly in reports without printing it whole.

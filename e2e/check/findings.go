@@ -1,0 +1,112 @@
+package check
+
+import (
+	"slices"
+
+	"github.com/stampede-e2e/stampede/e2e/history"
+)
+
+// Kind names a fact the checker found about one customer. Detection and specs read kinds,
+// never the prose of Details, so that rewording a detail cannot change a verdict.
+type Kind string
+
+// The kinds of finding, with the rule each one breaks.
+const (
+	// KindDuplicateRows: two or more rows for one customer (RuleOneRow).
+	KindDuplicateRows Kind = "duplicate-rows"
+	// KindLostRegistration: a 2xx but no row (RuleOneRow).
+	KindLostRegistration Kind = "lost-registration"
+	// KindInvalidToken: a 2xx whose token does not verify, or no token (RuleValidToken).
+	KindInvalidToken Kind = "invalid-token"
+	// KindEmptySubject: a 2xx whose verified token names nobody, the seed's bug
+	// (RuleTokenMatchesRow).
+	KindEmptySubject Kind = "empty-subject"
+	// KindTokenMismatch: a verified token that disagrees with its request or row
+	// (RuleTokenMatchesRow).
+	KindTokenMismatch Kind = "token-mismatch"
+	// KindTwoTokens: the customer's 2xx answers carry different tokens (RuleOneToken).
+	KindTwoTokens Kind = "two-tokens"
+	// KindDirtyError: a non-2xx that is not a clean error of the API (RuleCleanError).
+	KindDirtyError Kind = "dirty-error"
+	// KindContractBreach: a clean error the strategy's contract does not allow then
+	// (RuleContract); Finding.Line names the contract line.
+	KindContractBreach Kind = "contract-breach"
+	// KindCreatedBreach: a created flag that lies (RuleCreated); Finding.Line names the clause.
+	KindCreatedBreach Kind = "created-breach"
+	// KindNoFinalToken: the customer ends without a valid token (RuleFinalToken).
+	KindNoFinalToken Kind = "no-final-token"
+)
+
+// The clauses of RuleCreated, as Finding.Line names them.
+const (
+	CreatedFlagMissing      = "created-flag"
+	CreatedAtMostOne        = "at-most-one-created"
+	CreatedExactlyOne       = "exactly-one-created"
+	CreatedIsTheRow         = "created-is-the-row"
+	CreatedNotWhenExisting  = "existing-not-created"
+	CreatedNotAfterRegister = "not-created-after-registration"
+)
+
+// Finding is one fact behind a Violation: its kind, the request it is about (empty for a fact
+// about the customer's rows or all its requests), the contract line or created clause broken
+// when there is one, and the same in prose.
+type Finding struct {
+	Kind    Kind   `json:"kind"`
+	Request string `json:"request,omitempty"`
+	Line    string `json:"line,omitempty"`
+	Detail  string `json:"detail"`
+}
+
+// HasKind reports whether v has a finding of one of kinds.
+func (v Violation) HasKind(kinds ...Kind) bool {
+	return slices.ContainsFunc(v.Findings, func(f Finding) bool { return slices.Contains(kinds, f.Kind) })
+}
+
+// KnownBug is how the checker catches a strategy known to be broken: a customer shows the bug
+// when it has a finding of one of Kinds.
+type KnownBug struct {
+	Strategy string `json:"strategy"`
+	Bug      string `json:"bug"`
+	Kinds    []Kind `json:"kinds"`
+}
+
+// KnownBugs are the bugs the broken strategies are known for (service/README.md).
+var KnownBugs = []KnownBug{
+	{Strategy: StrategyLegacy, Bug: "null subject", Kinds: []Kind{KindEmptySubject}},
+	{Strategy: StrategyReturnExisting, Bug: "duplicate", Kinds: []Kind{KindDuplicateRows, KindTwoTokens}},
+}
+
+// KnownBugOf returns the known bug of strategy; false for a strategy without one.
+func KnownBugOf(strategy string) (KnownBug, bool) {
+	i := slices.IndexFunc(KnownBugs, func(b KnownBug) bool { return b.Strategy == strategy })
+	if i < 0 {
+		return KnownBug{}, false
+	}
+	return KnownBugs[i], true
+}
+
+// Detection is how often a known-broken strategy was caught: of the customers (each one
+// burst), how many showed its known bug. Its fields are those of chaos.Detection, so one
+// converts to the other.
+type Detection struct {
+	Customers int `json:"customers"`
+	Caught    int `json:"caught"`
+}
+
+// Detect counts the customers of r that show the known bug of strategy (none for a strategy
+// without one).
+func Detect(strategy string, r Result) Detection {
+	d := Detection{Customers: r.Customers}
+	bug, ok := KnownBugOf(strategy)
+	if !ok {
+		return d
+	}
+	caught := map[history.Key]bool{}
+	for _, v := range r.Violations {
+		if v.HasKind(bug.Kinds...) {
+			caught[v.Customer.Key()] = true
+		}
+	}
+	d.Caught = len(caught)
+	return d
+}

@@ -1,0 +1,181 @@
+package check
+
+import (
+	"encoding/json"
+	"reflect"
+	"runtime"
+	"testing"
+
+	"github.com/stampede-e2e/stampede/e2e/history"
+)
+
+// nullSubjectRun is legacy's bug in goodHistory: alice's second request got a token of nobody.
+func nullSubjectRun(t *testing.T) Result {
+	good, rows := goodHistory(t)
+	ops := replace(good, ok(t, alice, 1, 0, "pod-b", 1, 9, tokenFor(t, rowA, func(c *claims) { c.Subject = "" })))
+	res, err := Check(ops, rows, params())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// duplicateRun is return-existing's bug in goodHistory: alice has two rows.
+func duplicateRun(t *testing.T) Result {
+	good, rows := goodHistory(t)
+	rows = append(rows, Row{ID: "dup", MerchantID: alice.MerchantID, ExternalID: alice.ExternalID, CreatedAt: created})
+	res, err := Check(good, rows, params())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// dirtyRun is goodHistory with a 500 internal for bob: a violation, but no known bug.
+func dirtyRun(t *testing.T) Result {
+	good, rows := goodHistory(t)
+	res, err := Check(replace(good, op(bob, 1, 0, "pod-a", 101, 104, 500, `{"error":"internal"}`)), rows, params())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func TestDetect(t *testing.T) {
+	null, dup, dirty := nullSubjectRun(t), duplicateRun(t), dirtyRun(t)
+	for _, tc := range []struct {
+		name     string
+		strategy string
+		res      Result
+		want     Detection
+	}{
+		{"legacy caught by its null subject", StrategyLegacy, null, Detection{Customers: 2, Caught: 1}},
+		{"legacy not caught by a duplicate", StrategyLegacy, dup, Detection{Customers: 2}},
+		{"return-existing caught by its duplicate", StrategyReturnExisting, dup, Detection{Customers: 2, Caught: 1}},
+		// Legacy's null subject also means two tokens for one customer.
+		{"return-existing caught by two tokens", StrategyReturnExisting, null, Detection{Customers: 2, Caught: 1}},
+		{"legacy not caught by a dirty error", StrategyLegacy, dirty, Detection{Customers: 2}},
+		{"return-existing not caught by a dirty error", StrategyReturnExisting, dirty, Detection{Customers: 2}},
+		{"atomic has no known bug", StrategyAtomic, null, Detection{Customers: 2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Detect(tc.strategy, tc.res); got != tc.want {
+				t.Errorf("Detect = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestDetectIgnoresWording rewrites every detail of a run: detection reads the findings' kinds,
+// so the figures stay.
+func TestDetectIgnoresWording(t *testing.T) {
+	for strategy, res := range map[string]Result{StrategyLegacy: nullSubjectRun(t), StrategyReturnExisting: duplicateRun(t)} {
+		before := Detect(strategy, res)
+		for i := range res.Violations {
+			v := &res.Violations[i]
+			v.Details = slicesRepeat("reworded", len(v.Details))
+			for k := range v.Findings {
+				v.Findings[k].Detail = "reworded"
+			}
+		}
+		if after := Detect(strategy, res); after != before || after.Caught != 1 {
+			t.Errorf("%s: detection %+v before rewording, %+v after; want 1 caught both times", strategy, before, after)
+		}
+	}
+}
+
+func slicesRepeat(s string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = s
+	}
+	return out
+}
+
+// TestFindingsMatchDetails: every violation carries one typed finding per detail.
+func TestFindingsMatchDetails(t *testing.T) {
+	for _, res := range []Result{nullSubjectRun(t), duplicateRun(t)} {
+		for _, v := range res.Violations {
+			if len(v.Findings) != len(v.Details) || len(v.Findings) == 0 {
+				t.Fatalf("%s: %d findings, %d details", v.Rule, len(v.Findings), len(v.Details))
+			}
+			for i, f := range v.Findings {
+				if f.Kind == "" || f.Detail != v.Details[i] {
+					t.Errorf("%s: finding %+v, detail %q", v.Rule, f, v.Details[i])
+				}
+			}
+		}
+	}
+	null := nullSubjectRun(t)
+	var kinds []Kind
+	for _, v := range null.Violations {
+		for _, f := range v.Findings {
+			kinds = append(kinds, f.Kind)
+		}
+	}
+	if !reflect.DeepEqual(kinds, []Kind{KindEmptySubject, KindTwoTokens, KindTwoTokens, KindTwoTokens}) {
+		t.Errorf("kinds of the null-subject run: %v", kinds)
+	}
+}
+
+// TestCheckIsDeterministic judges a history with violations spread over many customers on one
+// worker and on several: the results are identical.
+func TestCheckIsDeterministic(t *testing.T) {
+	s := syntheticHistory(t, 3000)
+	ops := append([]history.Op(nil), s.ops...)
+	for i := 0; i < len(ops); i += 7 * perCustomer {
+		ops[i].Status, ops[i].Body = 500, `{"error":"internal"}` // one dirty error every 7th customer
+	}
+	rows := append([]Row(nil), s.rows...)
+	for i := 3; i < len(s.rows); i += 11 {
+		rows = append(rows, Row{ID: "dup", MerchantID: s.rows[i].MerchantID, ExternalID: s.rows[i].ExternalID, CreatedAt: s.rows[i].CreatedAt})
+	}
+	p := params()
+	p.Contract = contract(t, StrategyAtomic)
+	judge := func(procs int) Result {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+		res, err := Check(ops, rows, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	one, many := judge(1), judge(4)
+	if len(one.Violations) == 0 || one.DuplicateCustomers == 0 {
+		t.Fatalf("the history should fail: %v", one.Counts)
+	}
+	if !reflect.DeepEqual(one, many) {
+		t.Errorf("one worker and four disagree: %v vs %v", one.Counts, many.Counts)
+	}
+}
+
+// TestParseTokenResponseIsJSON: the fast path reads a body exactly as encoding/json does.
+func TestParseTokenResponseIsJSON(t *testing.T) {
+	for _, body := range []string{
+		`{"token":"a.b.c","customer_id":"0b6c8a52","created":true}`,
+		"{\"token\":\"a.b.c\",\"customer_id\":\"0b6c8a52\",\"created\":false}\n",
+		`{"token":"a.b.c","customer_id":"","created":false}`,
+		`{"token":"a\u002eb","customer_id":"x","created":true}`,
+		`{"token":"a\\","customer_id":"x","created":true}`,
+		`{"token":"a\"","customer_id":"\"","created":true}`,
+		`{"token":"é","customer_id":"x","created":true}`,
+		"{\"token\":\"a\xff\",\"customer_id\":\"x\",\"created\":true}",
+		`{"customer_id":"x","token":"a.b.c","created":true}`,
+		`{ "token":"a.b.c","customer_id":"x","created":true}`,
+		`{"token":"a.b.c","customer_id":"x","created":true,"extra":1}`,
+		`{"token":"a.b.c","customer_id":"x","created":null}`,
+		`{"token":"a.b.c","customer_id":"x","created":true}}`,
+		`{"token":"a.b.c","customer_id":"x","created":tru}`,
+		`{"token":null,"customer_id":null,"created":false}`,
+		`{"token":"a.b.c","customer_id":"x"}`,
+		`not json`,
+		``,
+	} {
+		got, gotErr := parseTokenResponse(body)
+		var want tokenResponse
+		wantErr := json.Unmarshal([]byte(body), &want)
+		if (gotErr == nil) != (wantErr == nil) || !reflect.DeepEqual(got, want) {
+			t.Errorf("parseTokenResponse(%q) = %+v, %v; encoding/json says %+v, %v", body, got, gotErr, want, wantErr)
+		}
+	}
+}

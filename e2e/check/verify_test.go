@@ -1,0 +1,58 @@
+package check
+
+import (
+	"crypto/ed25519"
+	"encoding/base64"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// TestVerifyTokenAgreesWithJWT: the checker's own EdDSA verification accepts and refuses the
+// tokens that golang-jwt, configured as the checker used it, accepts and refuses.
+func TestVerifyTokenAgreesWithJWT(t *testing.T) {
+	pub := suiteKey.Public().(ed25519.PublicKey)
+	good := tokenFor(t, rowA, nil)
+	other := tokenFor(t, rowB, nil)
+	seg := strings.Split(good, ".")
+	otherSeg := strings.Split(other, ".")
+	enc := base64.RawURLEncoding.EncodeToString
+	base := func(edit func(*claims)) *claims {
+		cl := &claims{RegisteredClaims: jwt.RegisteredClaims{Issuer: issuer, Subject: rowA.ID}, MerchantID: alice.MerchantID, ExternalID: alice.ExternalID}
+		if edit != nil {
+			edit(cl)
+		}
+		return cl
+	}
+	for name, tok := range map[string]string{
+		"the service's token":          good,
+		"another customer's payload":   seg[0] + "." + otherSeg[1] + "." + seg[2],
+		"signature cut short":          seg[0] + "." + seg[1] + "." + seg[2][:len(seg[2])-4],
+		"signature with a byte more":   good + "A",
+		"signature padded":             good + "==",
+		"two segments":                 seg[0] + "." + seg[1],
+		"four segments":                good + ".x",
+		"header not JSON":              enc([]byte("xx")) + "." + seg[1] + "." + seg[2],
+		"header not base64":            "!!." + seg[1] + "." + seg[2],
+		"alg none":                     sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, base(nil)),
+		"HS256 keyed with the pub key": sign(t, jwt.SigningMethodHS256, []byte(pub), base(nil)),
+		"another key":                  sign(t, jwt.SigningMethodEdDSA, otherKey, base(nil)),
+		"another issuer":               sign(t, jwt.SigningMethodEdDSA, suiteKey, base(func(c *claims) { c.Issuer = "x" })),
+		"no issuer":                    sign(t, jwt.SigningMethodEdDSA, suiteKey, base(func(c *claims) { c.Issuer = "" })),
+		"expired":                      sign(t, jwt.SigningMethodEdDSA, suiteKey, base(func(c *claims) { c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(-time.Hour)) })),
+		"expires later":                sign(t, jwt.SigningMethodEdDSA, suiteKey, base(func(c *claims) { c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(time.Hour)) })),
+		"not valid yet":                sign(t, jwt.SigningMethodEdDSA, suiteKey, base(func(c *claims) { c.NotBefore = jwt.NewNumericDate(time.Now().Add(time.Hour)) })),
+		"valid since an hour":          sign(t, jwt.SigningMethodEdDSA, suiteKey, base(func(c *claims) { c.NotBefore = jwt.NewNumericDate(time.Now().Add(-time.Hour)) })),
+		"payload not JSON":             seg[0] + "." + enc([]byte("[")) + "." + seg[2],
+		"empty":                        "",
+	} {
+		_, err := verifyToken(tok, pub, issuer)
+		_, want := jwt.ParseWithClaims(tok, &claims{}, func(*jwt.Token) (any, error) { return pub, nil },
+			jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}), jwt.WithIssuer(issuer))
+		if (err == nil) != (want == nil) {
+			t.Errorf("%s: verifyToken says %v, golang-jwt says %v", name, err, want)
+		}
+	}
+}
