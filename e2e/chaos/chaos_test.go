@@ -174,15 +174,6 @@ func TestRecovery(t *testing.T) {
 	}
 }
 
-func TestDetection(t *testing.T) {
-	if r := (Detection{Customers: 40, Caught: 10}).Rate(); r != 0.25 {
-		t.Errorf("Rate = %v", r)
-	}
-	if (Detection{}).Rate() != 0 {
-		t.Errorf("no customers, rate 0")
-	}
-}
-
 func readyPod(name, node string) *corev1.Pod {
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", Labels: map[string]string{NameLabel: TokensvcName}},

@@ -92,23 +92,3 @@ func Recovery(rounds []Round, end time.Duration) (time.Duration, bool) {
 	}
 	return 0, false
 }
-
-// Detection is how often a known-broken strategy was caught: of the customers (each one
-// burst), how many showed the bug.
-type Detection struct {
-	Customers int `json:"customers"`
-	Caught    int `json:"caught"`
-}
-
-// Rate is the per-burst detection rate.
-func (d Detection) Rate() float64 {
-	if d.Customers == 0 {
-		return 0
-	}
-	return float64(d.Caught) / float64(d.Customers)
-}
-
-// String gives the figures in one line.
-func (d Detection) String() string {
-	return fmt.Sprintf("%.1f%% of bursts (%d of %d customers)", 100*d.Rate(), d.Caught, d.Customers)
-}

@@ -1,6 +1,7 @@
 package check
 
 import (
+	"fmt"
 	"slices"
 
 	"github.com/stampede-e2e/stampede/e2e/history"
@@ -86,11 +87,33 @@ func KnownBugOf(strategy string) (KnownBug, bool) {
 }
 
 // Detection is how often a known-broken strategy was caught: of the customers (each one
-// burst), how many showed its known bug. Its fields are those of chaos.Detection, so one
-// converts to the other.
+// burst), how many showed its known bug.
 type Detection struct {
 	Customers int `json:"customers"`
 	Caught    int `json:"caught"`
+}
+
+// Rate is the per-burst detection rate.
+func (d Detection) Rate() float64 {
+	if d.Customers == 0 {
+		return 0
+	}
+	return float64(d.Caught) / float64(d.Customers)
+}
+
+// String gives the figures in one line.
+func (d Detection) String() string {
+	return fmt.Sprintf("%.1f%% of bursts (%d of %d customers)", 100*d.Rate(), d.Caught, d.Customers)
+}
+
+// DetectAny counts the customers of r with at least one violation of any rule: whether the
+// checker caught a strategy at all, whatever its bug looked like.
+func DetectAny(r Result) Detection {
+	caught := map[history.Key]bool{}
+	for _, v := range r.Violations {
+		caught[v.Customer.Key()] = true
+	}
+	return Detection{Customers: r.Customers, Caught: len(caught)}
 }
 
 // Detect counts the customers of r that show the known bug of strategy (none for a strategy

@@ -179,3 +179,13 @@ func TestParseTokenResponseIsJSON(t *testing.T) {
 		}
 	}
 }
+
+func TestDetectAnyAndRate(t *testing.T) {
+	dirty := dirtyRun(t)
+	if d := DetectAny(dirty); d.Caught != 1 || d.Customers != 2 || d.Rate() != 0.5 {
+		t.Errorf("DetectAny of a run with one bad customer of two = %+v, rate %v", d, d.Rate())
+	}
+	if (Detection{}).Rate() != 0 {
+		t.Error("the rate of no customer must be 0, not NaN")
+	}
+}

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	toxiproxyclient "github.com/Shopify/toxiproxy/v2/client"
@@ -288,7 +287,7 @@ func (d *ChaosDeployment) StampedeUnderFault(ctx context.Context, p FaultParams)
 	}
 	o.During = chaos.Window(ops, o.Event)
 
-	o.Outcome = d.judge(ctx, ops, customers, p.Coverage, d.Dir)
+	o.Outcome = d.judge(ctx, judged{ops: ops, customers: customers, faults: []history.Event{o.Event}, coverage: p.Coverage, dir: d.Dir})
 	d.writeFaultReport(o)
 	AddReportEntry("chaos "+p.Fault.Name(), o.Line())
 	GinkgoWriter.Println(o.Line())
@@ -351,29 +350,6 @@ func errString(err error) string {
 	return err.Error()
 }
 
-// Detected counts the customers (one burst each) in which o caught a known-broken strategy:
-// for legacy a 2xx token with an empty subject, for return-existing a duplicated customer.
-func Detected(strategy string, o Outcome) chaos.Detection {
-	det := chaos.Detection{Customers: o.Result.Customers}
-	switch strategy {
-	case "legacy":
-		for _, v := range o.Result.Violations {
-			if v.Rule != check.RuleTokenMatchesRow {
-				continue
-			}
-			for _, d := range v.Details {
-				if strings.Contains(d, "empty subject") {
-					det.Caught++
-					break
-				}
-			}
-		}
-	case "return-existing":
-		det.Caught = o.Result.DuplicateCustomers
-	}
-	return det
-}
-
 // reforwardDatabase opens a new port-forward to the database and points DSN at it.
 func (d *Deployment) reforwardDatabase(ctx context.Context) error {
 	port, stop, err := PortForward(ctx, d.Env.RestConfig, d.Env.Client, d.Namespace, nameLabel+"="+postgresName, 5432)
@@ -389,14 +365,4 @@ func (d *Deployment) reforwardDatabase(ctx context.Context) error {
 	u.Host = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	d.DSN = u.String()
 	return nil
-}
-
-// DetectedAny counts the customers (one burst each) with at least one violation of any rule:
-// whether the checker caught the strategy at all, whatever the bug looked like.
-func DetectedAny(o Outcome) chaos.Detection {
-	caught := map[history.Key]bool{}
-	for _, v := range o.Result.Violations {
-		caught[v.Customer.Key()] = true
-	}
-	return chaos.Detection{Customers: o.Result.Customers, Caught: len(caught)}
 }

@@ -34,6 +34,9 @@ type BurstParams struct {
 	Retry traffic.RetryParams
 	// Coverage is the coverage guard's threshold.
 	Coverage check.CoverageParams
+	// Registered are customers that registered before this run (the checker's created rule:
+	// every 2xx to them says created=false).
+	Registered []history.Customer
 }
 
 // Outcome is a judged run: the history and the checker's result.
@@ -66,7 +69,7 @@ func (d *Deployment) Stampede(ctx context.Context, p BurstParams) Outcome {
 	if p.Name != "" {
 		dir = filepath.Join(d.Dir, p.Name)
 	}
-	o := d.judge(ctx, out.History, p.Customers, p.Coverage, dir)
+	o := d.judge(ctx, judged{ops: out.History, customers: p.Customers, registered: p.Registered, coverage: p.Coverage, dir: dir})
 	AddReportEntry("summary "+d.Strategy, o.Summary)
 	return o
 }
@@ -77,20 +80,30 @@ func (d *Deployment) trafficParams(customers []history.Customer, burst int, retr
 		Logger: log, Clock: d.Clock, Seqs: d.Seqs}
 }
 
-// judge reads the rows of customers, checks ops against them and writes the report into dir:
-// the one read / check / report path of every spec, under a fault or not.
-func (d *Deployment) judge(ctx context.Context, ops []history.Op, customers []history.Customer, coverage check.CoverageParams, dir string) Outcome {
+// judged is what judge reads: the history of a spec's traffic and what it must be judged by.
+type judged struct {
+	ops        []history.Op
+	customers  []history.Customer
+	registered []history.Customer
+	faults     []history.Event
+	coverage   check.CoverageParams
+	dir        string
+}
+
+// judge reads the rows of the customers, checks the history against them by the strategy's
+// contract and writes the report: the one read / check / report path of every spec, under a
+// fault or not.
+func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 	GinkgoHelper()
+	contract, err := check.ContractFor(d.Strategy)
+	Expect(err).NotTo(HaveOccurred(), "the contract of strategy %s", d.Strategy)
 	By("reading every customer row from the database")
 	merchants := map[string]bool{}
-	for _, c := range customers {
+	for _, c := range j.customers {
 		merchants[c.MerchantID] = true
 	}
 	ms := slices.Sorted(maps.Keys(merchants))
-	var (
-		rows []check.Row
-		err  error
-	)
+	var rows []check.Row
 	Eventually(ctx, func() error {
 		rows, err = ReadRows(ctx, d.DSN, ms)
 		if err != nil {
@@ -101,20 +114,23 @@ func (d *Deployment) judge(ctx context.Context, ops []history.Op, customers []hi
 		return err
 	}).WithTimeout(2*time.Minute).WithPolling(time.Second).Should(Succeed(), "read rows")
 
-	By("checking every customer got exactly one valid, consistent token")
-	res, err := check.Check(ops, rows, check.Params{
-		PublicKey: d.Key.Public,
-		Issuer:    Issuer,
-		Customers: customers,
-		Coverage:  coverage,
+	By(fmt.Sprintf("checking every customer got exactly one valid, consistent token, by the %s contract", contract.Strategy))
+	res, err := check.Check(j.ops, rows, check.Params{
+		PublicKey:  d.Key.Public,
+		Issuer:     Issuer,
+		Contract:   contract,
+		Faults:     j.faults,
+		Registered: j.registered,
+		Customers:  j.customers,
+		Coverage:   j.coverage,
 	})
 	Expect(err).NotTo(HaveOccurred(), "checker params")
-	run := report.Run{Repro: d.Env.Repro(), Base: d.Clock.Base(), History: ops, Result: res}
-	Expect(report.Write(dir, run)).To(Succeed())
+	run := report.Run{Repro: d.Env.Repro(), Base: d.Clock.Base(), History: j.ops, Result: res}
+	Expect(report.Write(j.dir, run)).To(Succeed())
 	var summary strings.Builder
 	Expect(run.WriteSummary(&summary)).To(Succeed())
 	GinkgoWriter.Println(summary.String())
-	return Outcome{Traffic: &traffic.Outcome{Clock: d.Clock, History: ops}, Rows: rows, Result: res, Summary: summary.String()}
+	return Outcome{Traffic: &traffic.Outcome{Clock: d.Clock, History: j.ops}, Rows: rows, Result: res, Summary: summary.String()}
 }
 
 // Repro is the command that replays the running spec with the same seed.
@@ -181,18 +197,6 @@ func SameTokens(earlier, later Outcome) error {
 			if !before[k][t] {
 				errs = append(errs, fmt.Errorf("%s/%s got a token it did not have before", k.MerchantID, k.ExternalID))
 			}
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// AllExisting reports every 2xx answer of o that claims to have created its customer.
-func AllExisting(o Outcome) error {
-	var errs []error
-	for _, op := range o.Traffic.History {
-		var r tokenResponse
-		if op.Succeeded() && json.Unmarshal([]byte(op.Body), &r) == nil && r.Created {
-			errs = append(errs, fmt.Errorf("request %s for existing customer %s answered created=true", op.ID(), op.Customer))
 		}
 	}
 	return errors.Join(errs...)

@@ -37,16 +37,6 @@ func TestSameTokens(t *testing.T) {
 	}
 }
 
-func TestAllExisting(t *testing.T) {
-	a := history.Customer{MerchantID: "m", ExternalID: "a"}
-	if err := AllExisting(outcome(answer(a, 0, "t", false), answer(a, 1, "t", false))); err != nil {
-		t.Errorf("all existing: %v", err)
-	}
-	if err := AllExisting(outcome(answer(a, 0, "t", false), answer(a, 1, "t", true))); err == nil {
-		t.Error("created=true for an existing customer was not reported")
-	}
-}
-
 func TestConfigValidate(t *testing.T) {
 	parse := func(args ...string) (Config, error) {
 		var c Config
