@@ -10,9 +10,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/stampede-e2e/stampede/e2e/cluster"
+	"github.com/stampede-e2e/stampede/e2e/ready"
 )
 
 // kindClusterLabel is the label kind puts on its node containers.
@@ -246,32 +246,10 @@ func firstLine(b []byte) string {
 
 // waitNodeReady waits until node reports Ready.
 func waitNodeReady(ctx context.Context, t *Target, node string) error {
-	err := wait.PollUntilContextTimeout(ctx, time.Second, RecoverTimeout, true, func(ctx context.Context) (bool, error) {
-		n, err := t.Client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		for _, c := range n.Status.Conditions {
-			if c.Type == corev1.NodeReady {
-				return c.Status == corev1.ConditionTrue, nil
-			}
-		}
-		return false, nil
-	})
-	if err != nil {
-		return fmt.Errorf("node %s Ready: %w", node, err)
-	}
-	return nil
+	return ready.Wait(ctx, "node "+node+" Ready", time.Second, RecoverTimeout, ready.NodeReady(t.Client, node))
 }
 
 // waitPodReady waits until the pod called name is ready.
 func waitPodReady(ctx context.Context, t *Target, name string) error {
-	err := wait.PollUntilContextTimeout(ctx, time.Second, RecoverTimeout, true, func(ctx context.Context) (bool, error) {
-		p, err := t.Client.CoreV1().Pods(t.Namespace).Get(ctx, name, metav1.GetOptions{})
-		return err == nil && p.DeletionTimestamp == nil && podReady(p), nil
-	})
-	if err != nil {
-		return fmt.Errorf("pod %s ready: %w", name, err)
-	}
-	return nil
+	return ready.Wait(ctx, "pod "+name+" ready", time.Second, RecoverTimeout, ready.PodReady(t.Client, t.Namespace, name))
 }

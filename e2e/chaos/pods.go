@@ -6,11 +6,12 @@ import (
 	"slices"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/stampede-e2e/stampede/e2e/ready"
 )
 
 // RecoverTimeout bounds how long a fault's Recover waits for what it broke to come back.
@@ -170,7 +171,7 @@ func (DBRestart) Inject(ctx context.Context, t *Target, _ Plan) (*Injection, err
 				if p.UID == old.UID {
 					return false, nil
 				}
-				return podReady(p), nil
+				return ready.Pod(p), nil
 			})
 			if err != nil {
 				return fmt.Errorf("db-restart: %s back and ready: %w", PostgresPod, err)
@@ -189,7 +190,7 @@ func readyPods(ctx context.Context, t *Target, name string) ([]corev1.Pod, error
 	}
 	var pods []corev1.Pod
 	for _, p := range list.Items {
-		if p.DeletionTimestamp == nil && podReady(&p) {
+		if ready.Pod(&p) {
 			pods = append(pods, p)
 		}
 	}
@@ -205,50 +206,9 @@ func readyPods(ctx context.Context, t *Target, name string) ([]corev1.Pod, error
 	return pods, nil
 }
 
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
 // waitDeployment waits until the Deployment has rolled out want ready replicas and no old pod
-// is left.
+// is left (ready.Rollout).
 func waitDeployment(ctx context.Context, t *Target, name string, want int32) error {
-	var last *appsv1.Deployment
-	err := wait.PollUntilContextTimeout(ctx, time.Second, RecoverTimeout, true, func(ctx context.Context) (bool, error) {
-		d, err := t.Client.AppsV1().Deployments(t.Namespace).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, nil // a transient API error; the timeout bounds it
-		}
-		last = d
-		s := d.Status
-		if s.ObservedGeneration < d.Generation || s.UpdatedReplicas != want || s.ReadyReplicas != want ||
-			s.AvailableReplicas != want || s.Replicas != want {
-			return false, nil
-		}
-		// The status lags a deletion: count the pods themselves, terminating ones included.
-		pods, err := t.Client.CoreV1().Pods(t.Namespace).List(ctx, metav1.ListOptions{LabelSelector: NameLabel + "=" + name})
-		if err != nil {
-			return false, nil
-		}
-		ready := 0
-		for _, p := range pods.Items {
-			if p.DeletionTimestamp == nil && podReady(&p) {
-				ready++
-			}
-		}
-		return len(pods.Items) == int(want) && ready == int(want), nil
-	})
-	if err != nil {
-		if last != nil {
-			s := last.Status
-			return fmt.Errorf("rollout of %s to %d ready replicas (updated %d, ready %d, total %d): %w",
-				name, want, s.UpdatedReplicas, s.ReadyReplicas, s.Replicas, err)
-		}
-		return fmt.Errorf("rollout of %s: %w", name, err)
-	}
-	return nil
+	return ready.Wait(ctx, "rollout of "+name, time.Second, RecoverTimeout,
+		ready.DeploymentRolledOut(t.Client, t.Namespace, name, NameLabel+"="+name, want))
 }
