@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -244,16 +245,16 @@ func parse(objs []*unstructured.Unstructured) (*rendered, error) {
 			w.namespaces = append(w.namespaces, o.GetNamespace())
 		}
 		switch {
-		case o.GetKind() == "Deployment" && o.GetName() == "tokensvc":
+		case o.GetKind() == "Deployment" && o.GetName() == TokensvcName:
 			w.deploy = &appsv1.Deployment{}
 			into(w.deploy)
-		case o.GetKind() == "StatefulSet" && o.GetName() == "postgres":
+		case o.GetKind() == "StatefulSet" && o.GetName() == PostgresName:
 			w.postgres = &appsv1.StatefulSet{}
 			into(w.postgres)
-		case o.GetKind() == "Service" && o.GetName() == "tokensvc":
+		case o.GetKind() == "Service" && o.GetName() == TokensvcName:
 			w.service = &corev1.Service{}
 			into(w.service)
-		case o.GetKind() == "Service" && o.GetName() == "postgres":
+		case o.GetKind() == "Service" && o.GetName() == PostgresName:
 			w.pgService = &corev1.Service{}
 			into(w.pgService)
 		case o.GetKind() == "ConfigMap":
@@ -327,8 +328,18 @@ func check(w *rendered, wt want) error {
 			errorf("tokensvc %s probe %+v, want GET %s on port http", probe, p, wantPath)
 		}
 	}
-	if len(c.Ports) != 1 || c.Ports[0].Name != "http" || c.Ports[0].ContainerPort != 8080 {
-		errorf("tokensvc ports %+v, want http 8080", c.Ports)
+	if len(c.Ports) != 1 || c.Ports[0].Name != "http" || c.Ports[0].ContainerPort != TokensvcPort {
+		errorf("tokensvc ports %+v, want http %d", c.Ports, TokensvcPort)
+	}
+	// The names the suite selects and reaches the workloads by are this package's constants.
+	if got := w.deploy.Spec.Template.Labels[NameLabel]; got != TokensvcName || w.deploy.Spec.Selector.MatchLabels[NameLabel] != TokensvcName {
+		errorf("tokensvc pods labelled %s=%q, want %q", NameLabel, got, TokensvcName)
+	}
+	if got := w.postgres.Spec.Template.Labels[NameLabel]; got != PostgresName || PostgresPod != w.postgres.Name+"-0" {
+		errorf("postgres pods labelled %s=%q (pod %s), want %q", NameLabel, got, PostgresPod, PostgresName)
+	}
+	if w.service.Spec.Selector[NameLabel] != TokensvcName || w.pgService.Spec.Selector[NameLabel] != PostgresName {
+		errorf("Services select %v and %v", w.service.Spec.Selector, w.pgService.Spec.Selector)
 	}
 	env := map[string]corev1.EnvVar{}
 	for _, e := range c.Env {
@@ -429,7 +440,7 @@ func check(w *rendered, wt want) error {
 	} else if wt.password != "" && string(sec.Data["POSTGRES_PASSWORD"]) != wt.password {
 		errorf("POSTGRES_PASSWORD %q, want %q", sec.Data["POSTGRES_PASSWORD"], wt.password)
 	}
-	if w.pgService.Spec.Ports[0].Port != 5432 || settings["TOKENSVC_DATABASE_PORT"] != "5432" {
+	if w.pgService.Spec.Ports[0].Port != PostgresPort || settings["TOKENSVC_DATABASE_PORT"] != strconv.Itoa(PostgresPort) {
 		errorf("postgres Service port %d, tokensvc connects to %s", w.pgService.Spec.Ports[0].Port, settings["TOKENSVC_DATABASE_PORT"])
 	}
 	return errors.Join(errs...)

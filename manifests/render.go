@@ -29,7 +29,22 @@ const (
 	PostgresPlaceholderImage = "stampede/postgres:dev"
 	// NodePort is the token service's port on every node.
 	NodePort = 30080
+	// NameLabel is the label that selects the pods of each workload, and names it.
+	NameLabel = "app.kubernetes.io/name"
+	// TokensvcName is the token service's Deployment, Service and pods' NameLabel.
+	TokensvcName = "tokensvc"
+	// TokensvcPort is the token service's container port (its Service's target).
+	TokensvcPort = 8080
+	// PostgresName is PostgreSQL's StatefulSet, Service and pods' NameLabel.
+	PostgresName = "postgres"
+	// PostgresPod is the StatefulSet's one pod.
+	PostgresPod = PostgresName + "-0"
+	// PostgresPort is PostgreSQL's port.
+	PostgresPort = 5432
 )
+
+// Selector is the label selector of the pods of the workload called name.
+func Selector(name string) string { return NameLabel + "=" + name }
 
 // Params says what Render renders. Every field but Replicas and Config is required.
 type Params struct {

@@ -19,20 +19,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 )
 
-// The names of the system under test, as manifests/base declares them.
-const (
-	// TokensvcName is the token service's Deployment and its pods' app.kubernetes.io/name.
-	TokensvcName = "tokensvc"
-	// PostgresName is PostgreSQL's StatefulSet and its pods' app.kubernetes.io/name.
-	PostgresName = "postgres"
-	// PostgresPod is the StatefulSet's one pod.
-	PostgresPod = "postgres-0"
-	// NameLabel is the label that selects the pods of each.
-	NameLabel = "app.kubernetes.io/name"
-	// ProxyName is the toxiproxy proxy between the token service and PostgreSQL.
-	ProxyName = "postgres"
-)
-
 // ErrUnavailable wraps every reason a fault cannot run in a cluster: the spec is skipped with it.
 var ErrUnavailable = errors.New("fault unavailable")
 

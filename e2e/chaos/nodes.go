@@ -13,6 +13,7 @@ import (
 
 	"github.com/stampede-e2e/stampede/e2e/cluster"
 	"github.com/stampede-e2e/stampede/e2e/ready"
+	"github.com/stampede-e2e/stampede/manifests"
 )
 
 // kindClusterLabel is the label kind puts on its node containers.
@@ -59,10 +60,10 @@ func (NodeLoss) Inject(ctx context.Context, t *Target, p Plan) (*Injection, erro
 			if err := waitNodeReady(ctx, t, node); err != nil {
 				return err
 			}
-			if err := waitPodReady(ctx, t, PostgresPod); err != nil {
+			if err := waitPodReady(ctx, t, manifests.PostgresPod); err != nil {
 				return err
 			}
-			return waitDeployment(ctx, t, TokensvcName, int32(t.Replicas))
+			return waitDeployment(ctx, t, manifests.TokensvcName, int32(t.Replicas))
 		},
 	}, nil
 }
@@ -90,7 +91,7 @@ func (Partition) Available(t *Target) error {
 
 // Inject implements Fault.
 func (Partition) Inject(ctx context.Context, t *Target, p Plan) (*Injection, error) {
-	pods, err := readyPods(ctx, t, TokensvcName)
+	pods, err := readyPods(ctx, t, manifests.TokensvcName)
 	if err != nil {
 		return nil, err
 	}
@@ -106,7 +107,7 @@ func (Partition) Inject(ctx context.Context, t *Target, p Plan) (*Injection, err
 	if err != nil {
 		return nil, err
 	}
-	pid, err := t.containerPID(ctx, node, pod.Name, TokensvcName)
+	pid, err := t.containerPID(ctx, node, pod.Name, manifests.TokensvcName)
 	if err != nil {
 		return nil, fmt.Errorf("partition: %w", err)
 	}
@@ -139,7 +140,7 @@ func (Partition) Inject(ctx context.Context, t *Target, p Plan) (*Injection, err
 			if err := remove(ctx); err != nil {
 				return err
 			}
-			return waitDeployment(ctx, t, TokensvcName, int32(t.Replicas))
+			return waitDeployment(ctx, t, manifests.TokensvcName, int32(t.Replicas))
 		},
 	}, nil
 }
@@ -148,7 +149,7 @@ func (Partition) Inject(ctx context.Context, t *Target, p Plan) (*Injection, err
 // the postgres and toxiproxy Services that exist and the IPs of their pods.
 func databaseAddresses(ctx context.Context, t *Target) ([]string, error) {
 	var ips []string
-	for _, name := range []string{PostgresName, "toxiproxy"} {
+	for _, name := range []string{manifests.PostgresName, "toxiproxy"} {
 		svc, err := t.Client.CoreV1().Services(t.Namespace).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			continue // no toxiproxy in this deployment
@@ -156,7 +157,7 @@ func databaseAddresses(ctx context.Context, t *Target) ([]string, error) {
 		if ip := svc.Spec.ClusterIP; ip != "" && ip != corev1.ClusterIPNone {
 			ips = append(ips, ip)
 		}
-		pods, err := t.Client.CoreV1().Pods(t.Namespace).List(ctx, metav1.ListOptions{LabelSelector: NameLabel + "=" + name})
+		pods, err := t.Client.CoreV1().Pods(t.Namespace).List(ctx, metav1.ListOptions{LabelSelector: manifests.NameLabel + "=" + name})
 		if err != nil {
 			return nil, fmt.Errorf("list %s pods: %w", name, err)
 		}

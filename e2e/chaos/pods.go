@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/stampede-e2e/stampede/e2e/ready"
+	"github.com/stampede-e2e/stampede/manifests"
 )
 
 // RecoverTimeout bounds how long a fault's Recover waits for what it broke to come back.
@@ -30,12 +31,12 @@ func (PodKill) Available(*Target) error { return nil }
 
 // Inject implements Fault.
 func (PodKill) Inject(ctx context.Context, t *Target, p Plan) (*Injection, error) {
-	pods, err := readyPods(ctx, t, TokensvcName)
+	pods, err := readyPods(ctx, t, manifests.TokensvcName)
 	if err != nil {
 		return nil, err
 	}
 	if len(pods) == 0 {
-		return nil, fmt.Errorf("pod-kill: no ready %s pod in %s", TokensvcName, t.Namespace)
+		return nil, fmt.Errorf("pod-kill: no ready %s pod in %s", manifests.TokensvcName, t.Namespace)
 	}
 	pod := pods[p.Pick(len(pods))]
 	t.logger().Info("injecting fault", "fault", "pod-kill", "pod", pod.Name, "node", pod.Spec.NodeName)
@@ -47,7 +48,7 @@ func (PodKill) Inject(ctx context.Context, t *Target, p Plan) (*Injection, error
 		Target: pod.Name,
 		Detail: "grace period 0, on " + pod.Spec.NodeName,
 		Recover: func(ctx context.Context) error {
-			return waitDeployment(ctx, t, TokensvcName, int32(t.Replicas))
+			return waitDeployment(ctx, t, manifests.TokensvcName, int32(t.Replicas))
 		},
 	}, nil
 }
@@ -66,16 +67,16 @@ func (RollingRestart) Available(*Target) error { return nil }
 // Inject implements Fault.
 func (RollingRestart) Inject(ctx context.Context, t *Target, _ Plan) (*Injection, error) {
 	at := time.Now().UTC().Format(time.RFC3339)
-	t.logger().Info("injecting fault", "fault", "rolling-restart", "deployment", TokensvcName)
+	t.logger().Info("injecting fault", "fault", "rolling-restart", "deployment", manifests.TokensvcName)
 	patch := fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":%q}}}}}`, at)
-	if _, err := t.Client.AppsV1().Deployments(t.Namespace).Patch(ctx, TokensvcName, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
-		return nil, fmt.Errorf("rolling-restart: patch %s: %w", TokensvcName, err)
+	if _, err := t.Client.AppsV1().Deployments(t.Namespace).Patch(ctx, manifests.TokensvcName, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		return nil, fmt.Errorf("rolling-restart: patch %s: %w", manifests.TokensvcName, err)
 	}
 	return &Injection{
-		Target: "deployment/" + TokensvcName,
+		Target: "deployment/" + manifests.TokensvcName,
 		Detail: "restartedAt " + at,
 		Recover: func(ctx context.Context) error {
-			return waitDeployment(ctx, t, TokensvcName, int32(t.Replicas))
+			return waitDeployment(ctx, t, manifests.TokensvcName, int32(t.Replicas))
 		},
 	}, nil
 }
@@ -93,37 +94,37 @@ func (Scale) Available(*Target) error { return nil }
 // Inject implements Fault.
 func (Scale) Inject(ctx context.Context, t *Target, p Plan) (*Injection, error) {
 	up := int32(t.Replicas + 1 + p.Variant(2))
-	t.logger().Info("injecting fault", "fault", "scale", "deployment", TokensvcName, "from", t.Replicas, "to", up)
+	t.logger().Info("injecting fault", "fault", "scale", "deployment", manifests.TokensvcName, "from", t.Replicas, "to", up)
 	if err := scaleTo(ctx, t, up); err != nil {
 		return nil, err
 	}
 	return &Injection{
 		Held:   true,
-		Target: "deployment/" + TokensvcName,
+		Target: "deployment/" + manifests.TokensvcName,
 		Detail: fmt.Sprintf("%d -> %d -> %d replicas", t.Replicas, up, t.Replicas),
 		Recover: func(ctx context.Context) error {
 			// The new pods must have come up, or the fault scaled nothing.
-			if err := waitDeployment(ctx, t, TokensvcName, up); err != nil {
+			if err := waitDeployment(ctx, t, manifests.TokensvcName, up); err != nil {
 				return err
 			}
-			t.logger().Info("scaling back", "deployment", TokensvcName, "to", t.Replicas)
+			t.logger().Info("scaling back", "deployment", manifests.TokensvcName, "to", t.Replicas)
 			if err := scaleTo(ctx, t, int32(t.Replicas)); err != nil {
 				return err
 			}
-			return waitDeployment(ctx, t, TokensvcName, int32(t.Replicas))
+			return waitDeployment(ctx, t, manifests.TokensvcName, int32(t.Replicas))
 		},
 	}, nil
 }
 
 func scaleTo(ctx context.Context, t *Target, n int32) error {
 	deps := t.Client.AppsV1().Deployments(t.Namespace)
-	s, err := deps.GetScale(ctx, TokensvcName, metav1.GetOptions{})
+	s, err := deps.GetScale(ctx, manifests.TokensvcName, metav1.GetOptions{})
 	if err != nil {
-		return fmt.Errorf("scale: read %s: %w", TokensvcName, err)
+		return fmt.Errorf("scale: read %s: %w", manifests.TokensvcName, err)
 	}
 	s.Spec.Replicas = n
-	if _, err := deps.UpdateScale(ctx, TokensvcName, s, metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("scale %s to %d: %w", TokensvcName, n, err)
+	if _, err := deps.UpdateScale(ctx, manifests.TokensvcName, s, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("scale %s to %d: %w", manifests.TokensvcName, n, err)
 	}
 	return nil
 }
@@ -144,9 +145,9 @@ func (DBRestart) Available(*Target) error { return nil }
 // Inject implements Fault.
 func (DBRestart) Inject(ctx context.Context, t *Target, _ Plan) (*Injection, error) {
 	pods := t.Client.CoreV1().Pods(t.Namespace)
-	old, err := pods.Get(ctx, PostgresPod, metav1.GetOptions{})
+	old, err := pods.Get(ctx, manifests.PostgresPod, metav1.GetOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("db-restart: read %s: %w", PostgresPod, err)
+		return nil, fmt.Errorf("db-restart: read %s: %w", manifests.PostgresPod, err)
 	}
 	claim := ""
 	for _, v := range old.Spec.Volumes {
@@ -154,17 +155,17 @@ func (DBRestart) Inject(ctx context.Context, t *Target, _ Plan) (*Injection, err
 			claim = v.PersistentVolumeClaim.ClaimName
 		}
 	}
-	t.logger().Info("injecting fault", "fault", "db-restart", "pod", PostgresPod, "claim", claim, "node", old.Spec.NodeName)
+	t.logger().Info("injecting fault", "fault", "db-restart", "pod", manifests.PostgresPod, "claim", claim, "node", old.Spec.NodeName)
 	one := int64(1)
-	if err := pods.Delete(ctx, PostgresPod, metav1.DeleteOptions{GracePeriodSeconds: &one}); err != nil {
-		return nil, fmt.Errorf("db-restart: delete %s: %w", PostgresPod, err)
+	if err := pods.Delete(ctx, manifests.PostgresPod, metav1.DeleteOptions{GracePeriodSeconds: &one}); err != nil {
+		return nil, fmt.Errorf("db-restart: delete %s: %w", manifests.PostgresPod, err)
 	}
 	return &Injection{
-		Target: PostgresPod,
+		Target: manifests.PostgresPod,
 		Detail: "grace period 1s, claim " + claim,
 		Recover: func(ctx context.Context) error {
 			err := wait.PollUntilContextTimeout(ctx, time.Second, RecoverTimeout, true, func(ctx context.Context) (bool, error) {
-				p, err := pods.Get(ctx, PostgresPod, metav1.GetOptions{})
+				p, err := pods.Get(ctx, manifests.PostgresPod, metav1.GetOptions{})
 				if err != nil {
 					return false, nil // not re-created yet
 				}
@@ -174,9 +175,9 @@ func (DBRestart) Inject(ctx context.Context, t *Target, _ Plan) (*Injection, err
 				return ready.Pod(p), nil
 			})
 			if err != nil {
-				return fmt.Errorf("db-restart: %s back and ready: %w", PostgresPod, err)
+				return fmt.Errorf("db-restart: %s back and ready: %w", manifests.PostgresPod, err)
 			}
-			return waitDeployment(ctx, t, TokensvcName, int32(t.Replicas))
+			return waitDeployment(ctx, t, manifests.TokensvcName, int32(t.Replicas))
 		},
 	}, nil
 }
@@ -184,7 +185,7 @@ func (DBRestart) Inject(ctx context.Context, t *Target, _ Plan) (*Injection, err
 // readyPods lists the ready, not terminating pods of app name, sorted by name so that a Plan's
 // pick is stable.
 func readyPods(ctx context.Context, t *Target, name string) ([]corev1.Pod, error) {
-	list, err := t.Client.CoreV1().Pods(t.Namespace).List(ctx, metav1.ListOptions{LabelSelector: NameLabel + "=" + name})
+	list, err := t.Client.CoreV1().Pods(t.Namespace).List(ctx, metav1.ListOptions{LabelSelector: manifests.NameLabel + "=" + name})
 	if err != nil {
 		return nil, fmt.Errorf("list %s pods: %w", name, err)
 	}
@@ -210,5 +211,5 @@ func readyPods(ctx context.Context, t *Target, name string) ([]corev1.Pod, error
 // is left (ready.Rollout).
 func waitDeployment(ctx context.Context, t *Target, name string, want int32) error {
 	return ready.Wait(ctx, "rollout of "+name, time.Second, RecoverTimeout,
-		ready.DeploymentRolledOut(t.Client, t.Namespace, name, NameLabel+"="+name, want))
+		ready.DeploymentRolledOut(t.Client, t.Namespace, name, manifests.Selector(name), want))
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2/client"
+
+	toxiproxycomp "github.com/stampede-e2e/stampede/manifests/components/toxiproxy"
 )
 
 // DBLatency adds latency with jitter to every answer PostgreSQL sends the token service, with a
@@ -116,9 +118,9 @@ func (t *Target) proxy() (*toxiproxy.Proxy, error) {
 	if t.Toxiproxy == nil {
 		return nil, errors.New("the deployment has no toxiproxy in front of PostgreSQL")
 	}
-	p, err := t.Toxiproxy.Proxy(ProxyName)
+	p, err := t.Toxiproxy.Proxy(toxiproxycomp.ProxyName)
 	if err != nil {
-		return nil, fmt.Errorf("toxiproxy proxy %s: %w", ProxyName, err)
+		return nil, fmt.Errorf("toxiproxy proxy %s: %w", toxiproxycomp.ProxyName, err)
 	}
 	return p, nil
 }

@@ -15,6 +15,8 @@ import (
 	toxiproxy "github.com/Shopify/toxiproxy/v2/client"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+
+	toxiproxycomp "github.com/stampede-e2e/stampede/manifests/components/toxiproxy"
 )
 
 // echoServer answers every line with the same line, like a database answering a statement.
@@ -40,7 +42,7 @@ func echoServer(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// proxied starts an in-process toxiproxy with the proxy ProxyName in front of an echo server,
+// proxied starts an in-process toxiproxy with the proxy toxiproxycomp.ProxyName in front of an echo server,
 // and returns the Target that drives it and the proxy's listen address.
 func proxied(t *testing.T) (*Target, string) {
 	t.Helper()
@@ -48,7 +50,7 @@ func proxied(t *testing.T) (*Target, string) {
 	srv := httptest.NewServer(api.Routes())
 	t.Cleanup(srv.Close)
 	client := toxiproxy.NewClient(srv.URL)
-	p, err := client.CreateProxy(ProxyName, "127.0.0.1:0", echoServer(t))
+	p, err := client.CreateProxy(toxiproxycomp.ProxyName, "127.0.0.1:0", echoServer(t))
 	if err != nil {
 		t.Fatal(err)
 	}
