@@ -13,6 +13,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kindlog "sigs.k8s.io/kind/pkg/log"
+
+	"github.com/stampede-e2e/stampede/e2e/ready"
 )
 
 // ExportLogs writes the cluster's logs under dir, for a failed spec: kind's node logs (journal,
@@ -53,7 +55,7 @@ func (c *Cluster) writeAPIState(ctx context.Context, dir string) error {
 	w := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "NAMESPACE\tPOD\tNODE\tPHASE\tREADY\tRESTARTS")
 	for _, p := range pods.Items {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%t\t%d\n", p.Namespace, p.Name, p.Spec.NodeName, p.Status.Phase, podReady(&p), restarts(&p))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%t\t%d\n", p.Namespace, p.Name, p.Spec.NodeName, p.Status.Phase, ready.Pod(&p), restarts(&p))
 	}
 	_ = w.Flush()
 	var e strings.Builder
@@ -65,15 +67,6 @@ func (c *Cluster) writeAPIState(ctx context.Context, dir string) error {
 		os.WriteFile(filepath.Join(dir, "pods.txt"), []byte(b.String()), 0o644),
 		os.WriteFile(filepath.Join(dir, "events.txt"), []byte(e.String()), 0o644),
 	)
-}
-
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 func restarts(p *corev1.Pod) int32 {

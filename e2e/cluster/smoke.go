@@ -4,11 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -18,10 +15,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 
-	"github.com/stampede-e2e/stampede/e2e/cluster/whoami/client"
+	"github.com/stampede-e2e/stampede/e2e/ready"
 )
 
 // SmokeParams configures Smoke. The zero value is usable in kind and reuse modes.
@@ -205,19 +201,13 @@ func (s *smoke) run(ctx context.Context) (err error) {
 	return s.step("requests from each worker", func() error { return s.fromWorkers(ctx, image) })
 }
 
-// poll calls f every interval until it returns true or ctx ends; the last reason f gave goes
-// into the error.
+// poll calls f every interval until it returns true or ctx ends (ready.Wait); the last reason
+// f gave goes into the error.
 func poll(ctx context.Context, interval time.Duration, f func(ctx context.Context) (bool, string)) error {
-	var last string
-	err := wait.PollUntilContextCancel(ctx, interval, true, func(ctx context.Context) (bool, error) {
+	return ready.Wait(ctx, "smoke step", interval, 0, func(ctx context.Context) (bool, string, error) {
 		ok, why := f(ctx)
-		last = why
-		return ok, nil
+		return ok, why, nil
 	})
-	if err != nil {
-		return fmt.Errorf("%w; last: %s", err, last)
-	}
-	return nil
 }
 
 func (s *smoke) systemPodsReady(ctx context.Context) error {
@@ -228,7 +218,7 @@ func (s *smoke) systemPodsReady(ctx context.Context) error {
 		}
 		var notReady []string
 		for _, p := range pods.Items {
-			if p.Status.Phase != corev1.PodSucceeded && !podReady(&p) {
+			if p.Status.Phase != corev1.PodSucceeded && !ready.Pod(&p) {
 				notReady = append(notReady, fmt.Sprintf("%s(%s)", p.Name, p.Status.Phase))
 			}
 		}
@@ -356,17 +346,17 @@ func (s *smoke) podsReady(ctx context.Context) error {
 		if err != nil {
 			return false, err.Error()
 		}
-		ready := 0
+		n := 0
 		var waiting []string
 		for _, p := range pods.Items {
-			if podReady(&p) {
-				ready++
+			if ready.Pod(&p) {
+				n++
 				s.r.Pods[p.Name] = p.Spec.NodeName
 				continue
 			}
 			waiting = append(waiting, fmt.Sprintf("%s(%s%s)", p.Name, p.Status.Phase, containerWaiting(&p)))
 		}
-		return ready == smokeReplicas, fmt.Sprintf("%d/%d ready; %s", ready, smokeReplicas, strings.Join(waiting, ", "))
+		return n == smokeReplicas, fmt.Sprintf("%d/%d ready; %s", n, smokeReplicas, strings.Join(waiting, ", "))
 	})
 }
 
@@ -377,131 +367,4 @@ func containerWaiting(p *corev1.Pod) string {
 		}
 	}
 	return ""
-}
-
-// fromHost asks the mapped host port until a round of requests all succeed and more than one
-// pod answers: kube-proxy's rules may lag the endpoints for a moment.
-func (s *smoke) fromHost(ctx context.Context) error {
-	url, err := s.c.ServiceURL()
-	if err != nil {
-		return err
-	}
-	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	return poll(ctx, time.Second, func(ctx context.Context) (bool, string) {
-		t := Tally{URL: url, Requests: s.p.Requests, Answers: map[string]int{}}
-		for range s.p.Requests {
-			pod, err := client.Ask(ctx, hc, url)
-			if err != nil {
-				t.Errors = append(t.Errors, err.Error())
-				continue
-			}
-			t.Answers[pod]++
-		}
-		s.r.Host = t
-		switch {
-		case len(t.Errors) > 0:
-			return false, fmt.Sprintf("%d errors, first: %s", len(t.Errors), t.Errors[0])
-		case len(t.Answers) < 2:
-			return false, fmt.Sprintf("only %d pod answered %d requests", len(t.Answers), t.Requests)
-		}
-		return true, ""
-	})
-}
-
-// fromWorkers runs a whoami client pod pinned to each worker against the Service's DNS name,
-// and requires answers from pods on other nodes when there are any.
-func (s *smoke) fromWorkers(ctx context.Context, image string) error {
-	workers := s.c.Workers()
-	if len(workers) == 0 {
-		return errors.New("the cluster has no worker nodes")
-	}
-	url := fmt.Sprintf("http://%s.%s.svc.cluster.local/", smokeApp, s.ns)
-	for _, w := range workers {
-		pod := &corev1.Pod{
-			ObjectMeta: metav1.ObjectMeta{Name: "client-" + w.Name},
-			Spec: corev1.PodSpec{
-				NodeName:                      w.Name,
-				RestartPolicy:                 corev1.RestartPolicyNever,
-				TerminationGracePeriodSeconds: ptr.To[int64](1),
-				Containers: []corev1.Container{{
-					Name:            "client",
-					Image:           image,
-					ImagePullPolicy: s.pullPolicy(),
-					Args:            []string{"-get", url, "-n", fmt.Sprint(s.p.Requests)},
-				}},
-			},
-		}
-		if _, err := s.c.client.CoreV1().Pods(s.ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-			return fmt.Errorf("create client pod on %s: %w", w.Name, err)
-		}
-	}
-	var errs []error
-	for _, w := range workers {
-		errs = append(errs, s.clientResult(ctx, w.Name))
-	}
-	return errors.Join(errs...)
-}
-
-func (s *smoke) clientResult(ctx context.Context, node string) error {
-	name := "client-" + node
-	var phase corev1.PodPhase
-	err := poll(ctx, time.Second, func(ctx context.Context) (bool, string) {
-		p, err := s.c.client.CoreV1().Pods(s.ns).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, err.Error()
-		}
-		phase = p.Status.Phase
-		return phase == corev1.PodSucceeded || phase == corev1.PodFailed, string(phase) + containerWaiting(p)
-	})
-	if err != nil {
-		return fmt.Errorf("client pod on %s: %w", node, err)
-	}
-	raw, err := s.c.client.CoreV1().Pods(s.ns).GetLogs(name, &corev1.PodLogOptions{}).DoRaw(ctx)
-	if err != nil {
-		return fmt.Errorf("logs of client pod on %s: %w", node, err)
-	}
-	t, perr := parseTally(raw)
-	if perr == nil {
-		s.r.Clients[node] = t
-	}
-	if phase == corev1.PodFailed || perr != nil {
-		return fmt.Errorf("client pod on %s %s: %s", node, phase, strings.TrimSpace(string(raw)))
-	}
-	return s.crossNode(node, t)
-}
-
-// crossNode requires that a client on node reached pods on other nodes when there are some:
-// with Requests spread at random over 3 pods, missing them all is vanishingly unlikely unless
-// traffic between nodes is broken.
-func (s *smoke) crossNode(node string, t Tally) error {
-	var remote []string
-	for pod, n := range s.r.Pods {
-		if n != node {
-			remote = append(remote, pod)
-		}
-	}
-	if len(remote) == 0 {
-		return nil
-	}
-	for pod := range t.Answers {
-		if slices.Contains(remote, pod) {
-			return nil
-		}
-	}
-	return fmt.Errorf("client on %s got no answer from pods on other nodes (%s) in %d requests: pod network across nodes is broken",
-		node, strings.Join(remote, ", "), t.Requests)
-}
-
-// parseTally finds the JSON line in a client pod's log (its stderr lines are slog text).
-func parseTally(log []byte) (Tally, error) {
-	for _, line := range strings.Split(string(log), "\n") {
-		if strings.HasPrefix(line, "{") {
-			var t Tally
-			if err := json.Unmarshal([]byte(line), &t); err != nil {
-				return Tally{}, fmt.Errorf("parse tally: %w", err)
-			}
-			return t, nil
-		}
-	}
-	return Tally{}, errors.New("parse tally: no JSON line in the client's log")
 }

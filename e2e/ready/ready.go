@@ -105,11 +105,16 @@ func Nodes(nodes []corev1.Node) (bool, string) {
 // look (an API error), retried like a false.
 type Check func(ctx context.Context) (bool, string, error)
 
-// Wait polls check every interval until it holds, ctx ends or timeout passes, and returns an
-// error naming what was awaited and the last reason it did not hold.
+// Wait polls check every interval until it holds, ctx ends or timeout passes (zero: only ctx
+// bounds it), and returns an error naming what was awaited and the last reason it did not hold.
 func Wait(ctx context.Context, what string, interval, timeout time.Duration, check Check) error {
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
 	var last string
-	err := wait.PollUntilContextTimeout(ctx, interval, timeout, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, interval, true, func(ctx context.Context) (bool, error) {
 		ok, why, err := check(ctx)
 		switch {
 		case err != nil:
