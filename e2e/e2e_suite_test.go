@@ -103,6 +103,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		Client:            c.Client(),
 		Applier:           applier,
 		ServiceURL:        url,
+		Nodes:             c.Nodes(),
 		Logger:            logger,
 		ExportClusterLogs: c.ExportLogs,
 	}

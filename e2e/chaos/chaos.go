@@ -17,6 +17,8 @@ import (
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2/client"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/stampede-e2e/stampede/e2e/cluster"
 )
 
 // ErrUnavailable wraps every reason a fault cannot run in a cluster: the spec is skipped with it.
@@ -69,9 +71,11 @@ type Target struct {
 	Replicas int
 	// Mode is the suite's cluster mode: kind, reuse or existing.
 	Mode string
-	// Cluster is the kind cluster's name (kind and reuse modes): its node containers carry the
-	// label io.x-k8s.io/cluster with it.
+	// Cluster is the kind cluster's name (kind and reuse modes).
 	Cluster string
+	// Nodes are the cluster's nodes as e2e/cluster made or found them, with the docker
+	// container of each (kind and reuse modes): the only containers a node fault touches.
+	Nodes []cluster.Node
 	// ToxiproxyImage is the toxiproxy image; empty means toxiproxy cannot be deployed.
 	ToxiproxyImage string
 	// Toxiproxy drives the deployment's toxiproxy (nil when it has none).
@@ -127,8 +131,8 @@ func kindNodesOnly(t *Target, what string) error {
 	if t.Mode != "kind" && t.Mode != "reuse" {
 		return unavailable("%s needs kind's node containers; %s mode has none the suite may touch", what, t.Mode)
 	}
-	if t.Cluster == "" {
-		return unavailable("%s needs the kind cluster's name", what)
+	if len(t.Nodes) == 0 {
+		return unavailable("%s needs the kind cluster's node containers, and the suite was given none", what)
 	}
 	return nil
 }

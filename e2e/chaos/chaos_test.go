@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/stampede-e2e/stampede/e2e/cluster"
 	"github.com/stampede-e2e/stampede/e2e/history"
 	"github.com/stampede-e2e/stampede/manifests"
 )
@@ -76,7 +77,8 @@ func TestRegistry(t *testing.T) {
 
 func TestAvailable(t *testing.T) {
 	existing := &Target{Mode: "existing", Replicas: 3}
-	kind := &Target{Mode: "kind", Cluster: "stampede-e2e", Replicas: 3, ToxiproxyImage: "stampede/toxiproxy:v2.12.0-x"}
+	nodes := []cluster.Node{{Name: "c-worker", Role: "worker", Container: "c-worker"}}
+	kind := &Target{Mode: "kind", Cluster: "stampede-e2e", Nodes: nodes, Replicas: 3, ToxiproxyImage: "stampede/toxiproxy:v2.12.0-x"}
 	for _, tc := range []struct {
 		fault   Fault
 		target  *Target
@@ -93,7 +95,8 @@ func TestAvailable(t *testing.T) {
 		{DBLatency{}, kind, ""},
 		{NodeLoss{}, kind, ""},
 		{Partition{}, kind, ""},
-		{Partition{}, &Target{Mode: "reuse", Cluster: "c", Replicas: 1}, "there are 1"},
+		{Partition{}, &Target{Mode: "reuse", Cluster: "c", Nodes: nodes, Replicas: 1}, "there are 1"},
+		{NodeLoss{}, &Target{Mode: "kind", Cluster: "c", Replicas: 3}, "given none"},
 	} {
 		err := tc.fault.Available(tc.target)
 		switch {
@@ -207,22 +210,21 @@ func TestPodKillDeletesThePlannedPod(t *testing.T) {
 }
 
 func TestNodeFaultsTouchOnlyTheirClusterContainers(t *testing.T) {
-	var calls [][]string
-	target := &Target{Mode: "kind", Cluster: "mine", Docker: func(_ context.Context, args ...string) ([]byte, error) {
-		calls = append(calls, args)
-		if args[0] == "inspect" {
-			return []byte("someone-else\n"), nil
-		}
-		return nil, nil
+	target := &Target{Mode: "kind", Cluster: "mine", Nodes: []cluster.Node{
+		{Name: "mine-control-plane", Role: "control-plane", Container: "mine-control-plane"},
+		{Name: "mine-worker", Role: "worker", Container: "mine-worker"},
 	}}
-	err := target.checkNodeContainer(context.Background(), "other-worker")
-	if err == nil || !strings.Contains(err.Error(), "refusing") {
-		t.Fatalf("a node container of another cluster must be refused, got %v", err)
+	if _, err := target.container("other-worker"); err == nil || !strings.Contains(err.Error(), "refusing") {
+		t.Fatalf("a node that is not the cluster's must be refused, got %v", err)
 	}
-	for _, c := range calls {
-		if c[0] == "pause" || c[0] == "exec" {
-			t.Errorf("touched a container of another cluster: docker %v", c)
-		}
+	if c, err := target.container("mine-worker"); err != nil || c != "mine-worker" {
+		t.Errorf("the cluster's own worker: %q, %v", c, err)
+	}
+	if ws := target.workers(); len(ws) != 1 || ws[0].Name != "mine-worker" {
+		t.Errorf("workers = %+v, want mine-worker only", ws)
+	}
+	if err := (NodeLoss{}).Available(&Target{Mode: "kind", Cluster: "mine"}); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("node-loss without the cluster's nodes: %v, want unavailable", err)
 	}
 }
 
@@ -237,11 +239,12 @@ func TestNodeLossPausesAndResumesThePlannedWorker(t *testing.T) {
 	}
 	cs := fake.NewClientset(node("mine-control-plane", true), node("mine-worker", false), node("mine-worker2", false))
 	var calls []string
-	target := &Target{Client: cs, Namespace: "ns", Mode: "reuse", Cluster: "mine", Docker: func(_ context.Context, args ...string) ([]byte, error) {
+	target := &Target{Client: cs, Namespace: "ns", Mode: "reuse", Cluster: "mine", Nodes: []cluster.Node{
+		{Name: "mine-control-plane", Role: "control-plane", Container: "mine-control-plane"},
+		{Name: "mine-worker2", Role: "worker", Container: "mine-worker2"},
+		{Name: "mine-worker", Role: "worker", Container: "mine-worker"},
+	}, Docker: func(_ context.Context, args ...string) ([]byte, error) {
 		calls = append(calls, strings.Join(args, " "))
-		if args[0] == "inspect" {
-			return []byte("mine\n"), nil
-		}
 		return nil, nil
 	}}
 	p := NewPlan(3, "node-loss")

@@ -17,8 +17,6 @@ import (
 )
 
 // kindClusterLabel is the label kind puts on its node containers.
-const kindClusterLabel = "io.x-k8s.kind.cluster"
-
 // NodeLoss pauses one kind worker node container (the plan picks which) for the plan's hold:
 // its kubelet, its pods and their processes freeze, while the Service still routes to them
 // until the node is marked NotReady. Pause rather than stop: a stopped kind node may come back
@@ -34,19 +32,14 @@ func (NodeLoss) Available(t *Target) error { return kindNodesOnly(t, "node-loss"
 
 // Inject implements Fault.
 func (NodeLoss) Inject(ctx context.Context, t *Target, p Plan) (*Injection, error) {
-	workers, err := workerNodes(ctx, t)
-	if err != nil {
-		return nil, err
-	}
+	workers := t.workers()
 	if len(workers) < 2 {
 		return nil, fmt.Errorf("node-loss: %d worker nodes; losing one of fewer than two loses the service", len(workers))
 	}
-	node := workers[p.Pick(len(workers))]
-	if err := t.checkNodeContainer(ctx, node); err != nil {
-		return nil, err
-	}
-	t.logger().Info("injecting fault", "fault", "node-loss", "node", node, "how", "docker pause")
-	if _, err := t.docker(ctx, "pause", node); err != nil {
+	w := workers[p.Pick(len(workers))]
+	node, container := w.Name, w.Container
+	t.logger().Info("injecting fault", "fault", "node-loss", "node", node, "container", container, "how", "docker pause")
+	if _, err := t.docker(ctx, "pause", container); err != nil {
 		return nil, fmt.Errorf("node-loss: %w", err)
 	}
 	return &Injection{
@@ -54,7 +47,7 @@ func (NodeLoss) Inject(ctx context.Context, t *Target, p Plan) (*Injection, erro
 		Target: node,
 		Detail: "docker pause",
 		Recover: func(ctx context.Context) error {
-			if _, err := t.docker(ctx, "unpause", node); err != nil {
+			if _, err := t.docker(ctx, "unpause", container); err != nil {
 				return fmt.Errorf("node-loss: %w", err)
 			}
 			if err := waitNodeReady(ctx, t, node); err != nil {
@@ -99,9 +92,9 @@ func (Partition) Inject(ctx context.Context, t *Target, p Plan) (*Injection, err
 		return nil, fmt.Errorf("partition: %d ready replicas; cutting one of fewer than two cuts them all", len(pods))
 	}
 	pod := pods[p.Pick(len(pods))]
-	node := pod.Spec.NodeName
-	if err := t.checkNodeContainer(ctx, node); err != nil {
-		return nil, err
+	node, err := t.container(pod.Spec.NodeName)
+	if err != nil {
+		return nil, fmt.Errorf("partition: %w", err)
 	}
 	dests, err := databaseAddresses(ctx, t)
 	if err != nil {
@@ -204,33 +197,27 @@ func (t *Target) containerPID(ctx context.Context, node, pod, container string) 
 	return pid, nil
 }
 
-// workerNodes lists the cluster's worker nodes, sorted by name.
-func workerNodes(ctx context.Context, t *Target) ([]string, error) {
-	list, err := t.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("list nodes: %w", err)
-	}
-	var names []string
-	for _, n := range list.Items {
-		if _, cp := n.Labels["node-role.kubernetes.io/control-plane"]; !cp {
-			names = append(names, n.Name)
+// workers returns the cluster's worker nodes, sorted by name.
+func (t *Target) workers() []cluster.Node {
+	var ws []cluster.Node
+	for _, n := range t.Nodes {
+		if n.Role == "worker" && n.Container != "" {
+			ws = append(ws, n)
 		}
 	}
-	slices.Sort(names)
-	return names, nil
+	slices.SortFunc(ws, func(a, b cluster.Node) int { return strings.Compare(a.Name, b.Name) })
+	return ws
 }
 
-// checkNodeContainer makes sure that node is a container of this kind cluster: the suite stops
-// or enters only its own cluster's nodes. kind names a node's container after the node.
-func (t *Target) checkNodeContainer(ctx context.Context, node string) error {
-	out, err := t.docker(ctx, "inspect", "--type", "container", "-f", `{{ index .Config.Labels "`+kindClusterLabel+`" }}`, node)
-	if err != nil {
-		return fmt.Errorf("node %s: %w", node, err)
+// container returns the docker container of the cluster's node called name: a fault enters or
+// stops only the containers of the cluster it was given, never one found by name elsewhere.
+func (t *Target) container(name string) (string, error) {
+	for _, n := range t.Nodes {
+		if n.Name == name && n.Container != "" {
+			return n.Container, nil
+		}
 	}
-	if got := firstLine(out); got != t.Cluster {
-		return fmt.Errorf("container %s belongs to kind cluster %q, not %q: refusing to touch it", node, got, t.Cluster)
-	}
-	return nil
+	return "", fmt.Errorf("node %s is not one of kind cluster %q's nodes: refusing to touch it", name, t.Cluster)
 }
 
 func (t *Target) docker(ctx context.Context, args ...string) ([]byte, error) {

@@ -51,6 +51,7 @@ func (e *Env) ChaosTarget() *chaos.Target {
 		Replicas:       e.Config.Replicas,
 		Mode:           e.Config.Mode,
 		Cluster:        e.Config.ClusterName,
+		Nodes:          e.Nodes,
 		ToxiproxyImage: e.Config.ToxiproxyImage,
 		Logger:         e.Logger,
 	}

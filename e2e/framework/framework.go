@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/stampede-e2e/stampede/e2e/cluster"
 	"github.com/stampede-e2e/stampede/e2e/history"
 )
 
@@ -37,6 +38,9 @@ type Env struct {
 	// ServiceURL reaches the token service's NodePort from this host.
 	ServiceURL string
 	Logger     *slog.Logger
+	// Nodes are the cluster's nodes, with their kind node containers (none in existing mode):
+	// what the node faults act on.
+	Nodes []cluster.Node
 	// ExportClusterLogs writes the cluster's logs (kind's) into a directory; nil where unsupported.
 	ExportClusterLogs func(ctx context.Context, dir string) error
 }
