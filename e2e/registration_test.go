@@ -30,8 +30,7 @@ func bursts(salt uint64) framework.BurstParams {
 func expectRaceExercised(d *framework.Deployment, o framework.Outcome) {
 	GinkgoHelper()
 	if !o.Result.Coverage.Sufficient {
-		d.Failf(o, "inconclusive: only %d of %d customers had requests served by two pods at once (need %d and %.0f%%)",
-			o.Result.Coverage.Covered, o.Result.Coverage.Customers, coverage.MinCovered, 100*coverage.MinFraction)
+		d.Failf(o, "inconclusive: %s", o.Result.Coverage)
 	}
 }
 

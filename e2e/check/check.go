@@ -234,11 +234,15 @@ func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 		if j.covered {
 			cov.Covered++
 		}
+		if j.serverCovered {
+			cov.ServerCovered++
+		}
 		for _, v := range j.violations {
 			res.Counts[v.Rule]++
 			res.Violations = append(res.Violations, v)
 		}
 	}
+	cov.scan(ops)
 	res.Coverage = cov.finish()
 
 	switch {

@@ -67,9 +67,10 @@ type judgement struct {
 	successes, cleanErrors, unknown int
 	// emptySubjects counts 2xx answers whose token verified but names nobody: the seed's bug.
 	emptySubjects int
-	// duplicate says the customer has two or more rows; covered, that the race was exercised.
-	duplicate, covered bool
-	violations         []Violation
+	// duplicate says the customer has two or more rows; covered, that the race was exercised
+	// by the clients' clocks, serverCovered by the pods' handler intervals.
+	duplicate, covered, serverCovered bool
+	violations                        []Violation
 }
 
 // verified is one distinct token of a customer, verified once.
@@ -192,6 +193,7 @@ func (e *judgeEnv) judgeCustomer(c history.Customer, idx []int32, rows []Row, re
 	j.successes, j.unknown = len(successes), len(unknowns)
 	j.duplicate = len(rows) > 1
 	j.covered = crossPodOverlap(ops)
+	j.serverCovered = crossPodServerOverlap(ops, e.p.Coverage.ClockSkewBound)
 	add := func(rule Rule, fos []findingOps) {
 		if len(fos) == 0 {
 			return

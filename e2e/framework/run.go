@@ -114,6 +114,11 @@ func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 		return err
 	}).WithTimeout(2*time.Minute).WithPolling(time.Second).Should(Succeed(), "read rows")
 
+	if len(j.faults) == 0 && len(j.coverage.ReadyPods) == 0 {
+		// Without a fault the replicas are those that served the run; a fault may replace pods.
+		j.coverage.ReadyPods, err = readyPodsFromSlices(ctx, d.Env.Client, d.Namespace)
+		Expect(err).NotTo(HaveOccurred(), "read the token service's ready replicas")
+	}
 	By(fmt.Sprintf("checking every customer got exactly one valid, consistent token, by the %s contract", contract.Strategy))
 	res, err := check.Check(j.ops, rows, check.Params{
 		PublicKey:  d.Key.Public,

@@ -67,6 +67,12 @@ type Op struct {
 	// not share a kept-alive connection.
 	LocalAddr  string `json:"local_addr,omitempty"`
 	ConnReused bool   `json:"conn_reused,omitempty"`
+	// ServerStart and ServerEnd are the interval in which the serving pod's handler worked on
+	// the request, as the pod reported it (Server-Timing), on the pod's wall clock and counted
+	// from the run's base time like Call and Return. Both are zero when the response carried
+	// none (an older service, no response); see HasServerInterval.
+	ServerStart time.Duration `json:"server_start_ns,omitempty"`
+	ServerEnd   time.Duration `json:"server_end_ns,omitempty"`
 }
 
 // ID names an Op in reports: customer index, request seq and attempt.
@@ -87,6 +93,11 @@ func (o Op) Succeeded() bool { return o.Responded() && o.Status >= 200 && o.Stat
 // Unknown reports whether the outcome of o is unknown: the request may or may
 // not have taken effect.
 func (o Op) Unknown() bool { return !o.Responded() }
+
+// HasServerInterval reports whether the pod that served o reported its handler's interval.
+func (o Op) HasServerInterval() bool {
+	return (o.ServerStart != 0 || o.ServerEnd != 0) && o.ServerStart <= o.ServerEnd
+}
 
 // Overlaps reports whether the call/return intervals of o and p intersect.
 func (o Op) Overlaps(p Op) bool {

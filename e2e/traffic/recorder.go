@@ -128,6 +128,10 @@ func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 		op.Status = resp.StatusCode
 		op.Pod = resp.Header.Get(ServedByHeader)
 		op.RetryAfter = resp.Header.Get("Retry-After")
+		if start, end, ok := parseHandlerInterval(resp.Header.Values(ServerTimingHeader)); ok {
+			// Wall time against the base's wall time: the pod's clock, on the run's time base.
+			op.ServerStart, op.ServerEnd = start.Sub(r.clock.Base()), end.Sub(r.clock.Base())
+		}
 		op.Body = string(body)
 	}
 	if err != nil {

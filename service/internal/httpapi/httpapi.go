@@ -144,7 +144,10 @@ func allowed(methods []string, m string) bool {
 	return false
 }
 
-func (s *Server) register(w http.ResponseWriter, r *http.Request) {
+func (s *Server) register(rw http.ResponseWriter, r *http.Request) {
+	// Every answer, error or not, reports when this handler worked on the request (see
+	// HandlerTimingHeader); until the request is decoded, that is since the handler began.
+	w := &timedWriter{ResponseWriter: rw, start: time.Now()}
 	strategy := string(s.p.Strategy)
 	outcome := func(o string) { s.p.Metrics.registrations.WithLabelValues(strategy, o).Inc() }
 
@@ -177,6 +180,9 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	// The interval a client compares across replicas is the one in which the race can happen:
+	// from here, just before the lookup, to just before the answer is written.
+	w.start = time.Now()
 	ctx, cancel := context.WithTimeout(r.Context(), s.p.RequestTimeout)
 	defer cancel()
 	key := store.Key{MerchantID: req.MerchantID, ExternalID: req.ExternalID}
