@@ -143,7 +143,10 @@ assemble() {
 }
 
 # prune_old_node_images: earlier local node images are 1.2 GB each; drop those no container uses.
+# STAMPEDE_NODE_IMAGE_PRUNE=false keeps them: on an engine shared by several worktrees, another
+# one's image is not old, just not started yet.
 prune_old_node_images() {
+  [ "${STAMPEDE_NODE_IMAGE_PRUNE:-true}" = true ] || return 0
   local img
   for img in $(docker images --format '{{.Repository}}:{{.Tag}}' stampede/node); do
     [ "$img" = "$LOCAL_NODE_IMAGE" ] && continue

@@ -117,6 +117,7 @@ func (e *Env) DeployChaos(ctx context.Context, p DeployParams) *ChaosDeployment 
 	By(fmt.Sprintf("deploying the %s strategy into %s%s", p.Strategy, d.Namespace, how))
 	DeferCleanup(d.delete, NodeTimeout(2*time.Minute))
 	DeferCleanup(d.dumpOnFailure, NodeTimeout(2*time.Minute))
+	applied := time.Now()
 	Expect(e.Applier.Apply(ctx, objs)).To(Succeed())
 
 	cd := &ChaosDeployment{Deployment: d}
@@ -134,7 +135,13 @@ func (e *Env) DeployChaos(ctx context.Context, p DeployParams) *ChaosDeployment 
 	}
 	d.waitDatabase(ctx)
 	d.waitReady(ctx, tokensvcName, int32(e.Config.Replicas))
+	rollout := time.Since(applied)
 	d.waitEndpoints(ctx, e.Config.Replicas)
+	By("waiting until every ready pod answers through the Service from every node")
+	d.WaitServedEverywhere(ctx)
+	// One line per deployment that a run's log can be grepped for: issue 8's rollouts took 2 min.
+	e.Logger.Info("deployment serving", "namespace", d.Namespace, "strategy", p.Strategy,
+		"rollout", rollout.Round(time.Millisecond), "serving", time.Since(applied).Round(time.Millisecond))
 
 	By("opening a port-forward to the database, the ground truth")
 	port, stop, err := PortForward(ctx, e.RestConfig, e.Client, d.Namespace, nameLabel+"="+postgresName, 5432)

@@ -11,7 +11,11 @@
 //     node Ready;
 //  3. keeps a route to every other node's podCIDR via that node's InternalIP (watching nodes, so a
 //     new node is routed at once), and makes the rest of the cluster's pod subnet unreachable, so
-//     that pod traffic without a route is refused on the node instead of leaving through the host.
+//     that pod traffic without a route is refused on the node instead of leaving through the host;
+//  4. before writing that config, and again on every resync, rejects in the FORWARD chain pod
+//     traffic to the cluster's service subnet that kube-proxy did not translate (rejectRules), so
+//     that it is refused on the node instead of leaving through the host. The service subnet is
+//     read from kube-system/kubeadm-config, since kind's CNI template offers only the pod subnet.
 //
 // It has no NetworkPolicy support and no masquerading: a cluster of stampede's has nowhere to go
 // outside itself.
@@ -26,6 +30,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -58,6 +63,7 @@ type config struct {
 	proxyMetrics  string
 	resync        time.Duration
 	podSubnet     string
+	serviceSubnet string
 	mtu           int
 	networkName   string
 	confFileName  string
@@ -72,6 +78,7 @@ func run(ctx context.Context, logger *slog.Logger, args []string) error {
 	fs.StringVar(&cfg.proxyMetrics, "kube-proxy-metrics", "http://127.0.0.1:10249/metrics", "kube-proxy's metrics endpoint on this node")
 	fs.DurationVar(&cfg.resync, "resync", 10*time.Second, "how often routes are reconciled")
 	fs.StringVar(&cfg.podSubnet, "pod-subnet", os.Getenv("POD_SUBNET"), "the cluster's pod subnet, unreachable but for the nodes' podCIDRs (env POD_SUBNET)")
+	fs.StringVar(&cfg.serviceSubnet, "service-subnet", os.Getenv("SERVICE_SUBNET"), "the cluster's service subnet(s), comma-separated; empty means read it from kube-system/kubeadm-config (env SERVICE_SUBNET)")
 	fs.IntVar(&cfg.mtu, "mtu", 1500, "pod interface MTU")
 	fs.StringVar(&cfg.networkName, "network-name", "stampede", "CNI network name")
 	fs.StringVar(&cfg.ipamStateRoot, "ipam-state-dir", "/run/cni-ipam-state", "host-local IPAM state directory")
@@ -118,9 +125,33 @@ func run(ctx context.Context, logger *slog.Logger, args []string) error {
 		}
 		logger.Info("pod subnet unreachable by default", "podSubnet", cfg.podSubnet)
 	}
+	subnets, err := serviceSubnets(ctx, client, cfg.serviceSubnet, logger)
+	if err != nil {
+		return err
+	}
+	var rules []rule
+	for _, s := range subnets {
+		rules = append(rules, rejectRules(s)...)
+	}
+	// Before the CNI config exists, so that no pod can start before the rules are in place.
+	added, err := ensureRules(ctx, execRunner, rules)
+	if err != nil {
+		return fmt.Errorf("reject untranslated pod traffic to the service subnet: %w", err)
+	}
+	logger.Info("untranslated pod traffic to the service subnet rejected", "serviceSubnets", fmt.Sprint(subnets),
+		"iptables", iptablesBackend(ctx, execRunner), "inserted", len(added), "rules", len(rules))
 
 	installed := map[string]string{}
 	reconcile := func(ctx context.Context) {
+		// A flush of the filter table (a node restart, a tool resetting iptables) must not leave
+		// the node without the rules until cnid restarts.
+		if added, err := ensureRules(ctx, execRunner, rules); err != nil {
+			logger.Warn("checking the service subnet reject rules", "err", err)
+		} else {
+			for _, r := range added {
+				logger.Warn("service subnet reject rule was missing: restored", "rule", r.String())
+			}
+		}
 		nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		if err != nil {
 			logger.Warn("listing nodes", "err", err)
@@ -186,6 +217,36 @@ func watchNodes(ctx context.Context, client kubernetes.Interface, changed chan<-
 		}
 		w.Stop()
 	}
+}
+
+// serviceSubnets returns the subnets given by flag (comma-separated), or else those of
+// kube-system/kubeadm-config's ClusterConfiguration, waiting for a readable one up to 2 minutes.
+func serviceSubnets(ctx context.Context, client kubernetes.Interface, flag string, logger *slog.Logger) ([]netip.Prefix, error) {
+	if flag != "" {
+		subnets, err := parseSubnets(flag)
+		if err != nil {
+			return nil, fmt.Errorf("-service-subnet: %w", err)
+		}
+		return subnets, nil
+	}
+	var (
+		subnets []netip.Prefix
+		last    error
+	)
+	err := wait.PollUntilContextTimeout(ctx, time.Second, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		cm, err := client.CoreV1().ConfigMaps(metav1.NamespaceSystem).Get(ctx, kubeadmConfigMap, metav1.GetOptions{})
+		if err != nil {
+			last = err
+			logger.Info("reading the service subnet", "configmap", kubeadmConfigMap, "err", err)
+			return false, nil
+		}
+		subnets, last = serviceSubnetsFrom(cm)
+		return last == nil, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("service subnet from kube-system/%s (or set -service-subnet): %w", kubeadmConfigMap, errors.Join(err, last))
+	}
+	return subnets, nil
 }
 
 func ipRoute(ctx context.Context, args ...string) error {

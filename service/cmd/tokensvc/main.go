@@ -63,10 +63,12 @@ func run(ctx context.Context, log *slog.Logger, args []string, getenv func(strin
 		return err
 	}
 
-	pool, err := store.Open(ctx, cfg.DatabaseURL)
+	pool, err := store.Open(ctx, cfg.DatabaseURL, store.WithConnectTimeout(cfg.ConnectTimeout))
 	if err != nil {
 		return err
 	}
+	// The URL's connect_timeout may have won over the configured one: log what applies.
+	log.Info("database pool opened", "connect_timeout", pool.Config().ConnConfig.ConnectTimeout.String())
 	defer func() {
 		pool.Close()
 		log.Info("database pool closed")

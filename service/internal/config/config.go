@@ -75,6 +75,9 @@ type Config struct {
 	DrainDelay time.Duration
 	// StartupTimeout bounds how long start-up waits for the database.
 	StartupTimeout time.Duration
+	// ConnectTimeout bounds one attempt to open a database connection (TCP connect, TLS and
+	// PostgreSQL start-up); 0 means no bound. A connect_timeout in DatabaseURL wins.
+	ConnectTimeout time.Duration
 	// RequestTimeout bounds the database work of one request.
 	RequestTimeout time.Duration
 	// LegacyRecheckDelay is a test knob: a deliberate pause between the lookup and
@@ -115,6 +118,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 		{&cfg.ShutdownTimeout, "shutdown-timeout", "TOKENSVC_SHUTDOWN_TIMEOUT", 20 * time.Second, "bound on graceful shutdown"},
 		{&cfg.DrainDelay, "drain-delay", "TOKENSVC_DRAIN_DELAY", 0, "time /readyz reports false before the listener closes"},
 		{&cfg.StartupTimeout, "startup-timeout", "TOKENSVC_STARTUP_TIMEOUT", 60 * time.Second, "bound on waiting for the database at start"},
+		{&cfg.ConnectTimeout, "connect-timeout", "TOKENSVC_CONNECT_TIMEOUT", 5 * time.Second, "bound on one database connection attempt, 0 for none; a connect_timeout in the database URL wins"},
 		{&cfg.RequestTimeout, "request-timeout", "TOKENSVC_REQUEST_TIMEOUT", 5 * time.Second, "bound on one request's database work"},
 		{&cfg.LegacyRecheckDelay, "legacy-recheck-delay", "TOKENSVC_LEGACY_RECHECK_DELAY", 0, "TEST KNOB: pause between lookup and create() to widen the race window; keep 0"},
 	}
@@ -197,6 +201,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
 		slog.String("drain_delay", c.DrainDelay.String()),
 		slog.String("startup_timeout", c.StartupTimeout.String()),
+		slog.String("connect_timeout", c.ConnectTimeout.String()),
 		slog.String("request_timeout", c.RequestTimeout.String()),
 		slog.String("legacy_recheck_delay", c.LegacyRecheckDelay.String()),
 		slog.String("pod_name", c.PodName),

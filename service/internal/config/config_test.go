@@ -38,7 +38,8 @@ func TestLoadDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.Addr != ":8080" || cfg.Strategy != StrategyAtomic || cfg.Issuer != "stampede-tokensvc" ||
-		cfg.LegacyRecheckDelay != 0 || cfg.PodName != "pod-a" || len(cfg.SigningKey) != ed25519.PrivateKeySize {
+		cfg.LegacyRecheckDelay != 0 || cfg.PodName != "pod-a" || len(cfg.SigningKey) != ed25519.PrivateKeySize ||
+		cfg.ConnectTimeout != 5*time.Second {
 		t.Fatalf("unexpected defaults: %+v", cfg)
 	}
 }
@@ -48,16 +49,18 @@ func TestLoadFlagsOverrideEnv(t *testing.T) {
 	if err := os.WriteFile(keyFile, []byte(testKeyPEM(t)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := Load([]string{"-create-strategy=legacy", "-legacy-recheck-delay=5ms", "-addr=127.0.0.1:0"}, envOf(map[string]string{
+	cfg, err := Load([]string{"-create-strategy=legacy", "-legacy-recheck-delay=5ms", "-addr=127.0.0.1:0", "-connect-timeout=2s"}, envOf(map[string]string{
 		"TOKENSVC_DATABASE_URL":     "postgres://db/x",
 		"TOKENSVC_SIGNING_KEY_FILE": keyFile,
 		"TOKENSVC_CREATE_STRATEGY":  "atomic",
 		"TOKENSVC_ADDR":             ":9999",
+		"TOKENSVC_CONNECT_TIMEOUT":  "9s",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Strategy != StrategyLegacy || cfg.LegacyRecheckDelay != 5*time.Millisecond || cfg.Addr != "127.0.0.1:0" {
+	if cfg.Strategy != StrategyLegacy || cfg.LegacyRecheckDelay != 5*time.Millisecond || cfg.Addr != "127.0.0.1:0" ||
+		cfg.ConnectTimeout != 2*time.Second {
 		t.Fatalf("flags did not win: %+v", cfg)
 	}
 }
@@ -105,7 +108,7 @@ func TestLogValueMasksSecrets(t *testing.T) {
 	if strings.Contains(out.String(), "hunter2") || strings.Contains(out.String(), "PRIVATE") {
 		t.Fatalf("secret leaked: %s", out.String())
 	}
-	if !strings.Contains(out.String(), "create_strategy=atomic") {
+	if !strings.Contains(out.String(), "create_strategy=atomic") || !strings.Contains(out.String(), "connect_timeout=5s") {
 		t.Fatalf("config not logged: %s", out.String())
 	}
 }

@@ -65,13 +65,31 @@ type DB interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
+// Option adjusts the pool that Open makes.
+type Option func(*pgxpool.Config)
+
+// WithConnectTimeout bounds each attempt to open a connection (TCP connect, TLS, PostgreSQL
+// start-up) to d, unless the database URL sets connect_timeout itself. Without a bound, a dial
+// whose SYNs are lost waits for the kernel's SYN timeout, about two minutes; with one, the
+// caller's next attempt is a fresh connection.
+func WithConnectTimeout(d time.Duration) Option {
+	return func(c *pgxpool.Config) {
+		if c.ConnConfig.ConnectTimeout == 0 {
+			c.ConnConfig.ConnectTimeout = d
+		}
+	}
+}
+
 // Open connects a pool to databaseURL. It does not wait for the server.
-func Open(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
+func Open(ctx context.Context, databaseURL string, opts ...Option) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("parse database url: %w", err)
 	}
 	cfg.ConnConfig.RuntimeParams["application_name"] = "tokensvc"
+	for _, o := range opts {
+		o(cfg)
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open pool: %w", err)

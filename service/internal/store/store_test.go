@@ -3,12 +3,15 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -210,5 +213,49 @@ func TestIsUnavailable(t *testing.T) {
 		if got := store.IsUnavailable(tc.err); got != tc.want {
 			t.Errorf("IsUnavailable(%v) = %v, want %v", tc.err, got, tc.want)
 		}
+	}
+}
+
+// TestConnectTimeout dials a server that accepts TCP connections and never answers PostgreSQL's
+// start-up, as a server behind lost packets would look: the connection attempt must fail within
+// the bound instead of waiting for the kernel's timeouts.
+func TestConnectTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close() // never accepted: the kernel completes the handshake, nothing ever answers
+	url := fmt.Sprintf("postgres://nobody@%s/x?sslmode=disable", ln.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	const bound = 300 * time.Millisecond
+	pool, err := store.Open(ctx, url, store.WithConnectTimeout(bound))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if got := pool.Config().ConnConfig.ConnectTimeout; got != bound {
+		t.Fatalf("ConnectTimeout = %s, want %s", got, bound)
+	}
+	start := time.Now()
+	err = pool.Ping(ctx)
+	took := time.Since(start)
+	if err == nil {
+		t.Fatal("Ping of a server that never answers succeeded")
+	}
+	if took > bound+2*time.Second || ctx.Err() != nil {
+		t.Fatalf("Ping failed after %s (%v), want within about %s", took, err, bound)
+	}
+	t.Logf("Ping failed after %s: %v", took, err)
+
+	// A connect_timeout in the URL wins over the option.
+	pool2, err := store.Open(ctx, url+"&connect_timeout=7", store.WithConnectTimeout(bound))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool2.Close()
+	if got := pool2.Config().ConnConfig.ConnectTimeout; got != 7*time.Second {
+		t.Errorf("ConnectTimeout with connect_timeout=7 in the URL = %s, want 7s", got)
 	}
 }
