@@ -464,6 +464,9 @@ func (c *Cluster) abortCreate() error {
 		return err
 	}
 	c.log.Info("deleted the nodes of the interrupted create")
+	c.mu.Lock()
+	c.ours = false // nothing left for Down to delete
+	c.mu.Unlock()
 	return removeOwner(c.p.StateDir, c.p.Name)
 }
 

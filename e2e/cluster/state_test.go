@@ -110,7 +110,14 @@ func TestLockHeldByAnotherProcess(t *testing.T) {
 		t.Fatal("acquired a lock another process holds")
 	}
 	kill()
-	l, err := AcquireLock(dir, "stampede-p", "me")
+	// sleep, reparented, exits on its own schedule: wait for the kernel to drop its lock.
+	var l *Lock
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if l, err = AcquireLock(dir, "stampede-p", "me"); err == nil {
+			break
+		}
+	}
 	if err != nil {
 		t.Fatalf("lock of a dead process: %v", err)
 	}

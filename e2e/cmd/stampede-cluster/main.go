@@ -88,7 +88,6 @@ func logLevel() slog.Level {
 	return slog.LevelInfo
 }
 
-
 // command is one subcommand: its flags on a FlagSet of its own, and what it does.
 type command struct {
 	flags func(fs *flag.FlagSet) func(ctx context.Context, log *slog.Logger, stdout io.Writer) error
