@@ -754,7 +754,7 @@ func (c *Cluster) Down(ctx context.Context) error {
 	switch {
 	case c.p.Mode == ModeKind && ours && !c.p.Keep:
 		return c.delete()
-	case c.p.Mode == ModeKind && ours, c.p.Mode == ModeReuse:
+	case ours || c.reused:
 		c.log.Info("keeping cluster", "kubeconfig", c.p.Kubeconfig, "delete", "stampede-cluster down --name "+c.p.Name)
 	}
 	return nil
