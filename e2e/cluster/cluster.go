@@ -740,24 +740,53 @@ func (c *Cluster) Down(ctx context.Context) error {
 	c.mu.Lock()
 	ours, done := c.ours, c.createDone
 	c.mu.Unlock()
+	creating := false
 	if done != nil {
 		select {
 		case <-done:
 		default:
-			// Start was interrupted and has not returned (Ginkgo gave up waiting for it).
-			return c.abortCreate()
+			creating = true
 		}
 	}
-	if ours || c.reused {
+	switch downAction(c.p.Mode, ours, c.reused, c.p.Keep, creating) {
+	case downAbortCreate:
+		// Start was interrupted and has not returned (Ginkgo gave up waiting for it).
+		return c.abortCreate()
+	case downDelete:
 		c.unpauseNodes(ctx)
-	}
-	switch {
-	case c.p.Mode == ModeKind && ours && !c.p.Keep:
 		return c.delete()
-	case ours || c.reused:
+	case downKeep:
+		c.unpauseNodes(ctx)
 		c.log.Info("keeping cluster", "kubeconfig", c.p.Kubeconfig, "delete", "stampede-cluster down --name "+c.p.Name)
 	}
 	return nil
+}
+
+type downKind int
+
+const (
+	downNothing downKind = iota
+	downAbortCreate
+	downDelete
+	downKeep
+)
+
+// downAction decides what Down does: cut short a create still running; delete a cluster this
+// run created unless it is kept; keep (with its nodes unpaused) a kept or reused one; and leave
+// alone a cluster this run neither created nor used, such as the one whose name kind mode
+// refused.
+func downAction(mode Mode, ours, reused, keep, creating bool) downKind {
+	switch {
+	case mode == ModeExisting:
+		return downNothing
+	case creating:
+		return downAbortCreate
+	case ours && mode == ModeKind && !keep:
+		return downDelete
+	case ours || reused:
+		return downKeep
+	}
+	return downNothing
 }
 
 // release gives up what the Cluster holds on this host: the temporary kubeconfig and the lock.

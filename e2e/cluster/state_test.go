@@ -397,3 +397,26 @@ func TestBridgeNameMatchesHostScripts(t *testing.T) {
 		t.Skipf("the host scripts do not match a stampede bridge yet; they must use -i %s", BridgeName)
 	}
 }
+
+func TestDownAction(t *testing.T) {
+	cases := []struct {
+		name                         string
+		mode                         Mode
+		ours, reused, keep, creating bool
+		want                         downKind
+	}{
+		{"kind run's own cluster is deleted", ModeKind, true, false, false, false, downDelete},
+		{"kept with KEEP=true", ModeKind, true, false, true, false, downKeep},
+		{"a name kind mode refused is left alone", ModeKind, false, false, false, false, downNothing},
+		{"a create still running is cut short", ModeKind, true, false, false, true, downAbortCreate},
+		{"reuse mode keeps what it created", ModeReuse, true, false, false, false, downKeep},
+		{"reuse mode keeps what it reused", ModeReuse, false, true, false, false, downKeep},
+		{"reuse mode leaves a refused cluster alone", ModeReuse, false, false, false, false, downNothing},
+		{"existing mode never touches the cluster", ModeExisting, true, true, false, true, downNothing},
+	}
+	for _, tc := range cases {
+		if got := downAction(tc.mode, tc.ours, tc.reused, tc.keep, tc.creating); got != tc.want {
+			t.Errorf("%s: downAction = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
