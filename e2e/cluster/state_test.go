@@ -379,7 +379,7 @@ func TestNetwork(t *testing.T) {
 // The host's egress guard matches stampede's bridge by name (-i stampede0). The scripts are
 // another part's; once they name a stampede bridge, it must be BridgeName.
 func TestBridgeNameMatchesHostScripts(t *testing.T) {
-	re := regexp.MustCompile(`-i\s+"?(stampede[0-9a-z]*)`)
+	re := regexp.MustCompile(`(?:-i\s+"?|STAMPEDE_BRIDGE:-)(stampede[0-9a-z]*)`)
 	found := false
 	for _, s := range []string{"egress-guard.sh", "host-setup.sh", "lib.sh"} {
 		b, err := os.ReadFile(filepath.Join("..", "..", "scripts", s))
