@@ -10,7 +10,8 @@
 # runs every spec), ARTIFACTS (base directory, default _artifacts/: the run writes to
 # ARTIFACTS/<UTC time>-seed<N>/, and ARTIFACTS/latest points at it), KEEP=true (keep the cluster
 # and failed specs' namespaces), CLUSTER (names the cluster), STAMPEDE_E2E_GRACE (seconds an
-# interrupted run gets to clean up, default 180).
+# interrupted run gets to clean up, default 180), STAMPEDE_HOST_READY=true (skip host setup, only
+# check that the engine answers and the egress guard is in place).
 #
 # Ctrl-C or SIGTERM: the signal goes to Ginkgo's process group (Ginkgo runs the suite's cleanup:
 # the cluster is deleted unless KEEP=true); after the grace, whatever is still running is killed.
@@ -62,7 +63,13 @@ export STAMPEDE_E2E_MODE="$mode" STAMPEDE_E2E_RUN_ID="$RUN_ID" STAMPEDE_E2E_SEED
 log "run ${RUN_ID}, seed ${SEED} (replay: SEED=${SEED}), artifacts ${ARTIFACTS_DIR}"
 
 if [ "$mode" != existing ]; then
-  "${REPO_ROOT}/scripts/host-setup.sh"
+  if [ "${STAMPEDE_HOST_READY:-}" = true ]; then
+    # The host was set up by someone else (a shared engine, a CI image): only check it.
+    docker_ok || die "STAMPEDE_HOST_READY=true but the Docker engine does not answer (DOCKER_HOST=${DOCKER_HOST:-})"
+    "${REPO_ROOT}/scripts/egress-guard.sh" check || die "STAMPEDE_HOST_READY=true but the egress guard is not in place: run scripts/host-setup.sh"
+  else
+    "${REPO_ROOT}/scripts/host-setup.sh"
+  fi
   STAMPEDE_E2E_NODE_IMAGE=$("${REPO_ROOT}/scripts/node-image.sh" | tail -n 1)
   export STAMPEDE_E2E_NODE_IMAGE
   log "node image ${STAMPEDE_E2E_NODE_IMAGE}"
