@@ -21,6 +21,12 @@ set -o errexit -o nounset -o pipefail
 LOG_PREFIX=e2e
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+# A shell that starts this script in the background (CI runners, `cmd &`) makes it ignore SIGINT,
+# and bash cannot trap a signal that was ignored on entry: start again with SIGINT at its default.
+if [ -z "${STAMPEDE_E2E_SIGINT_RESET:-}" ] && (( 16#$(awk '/^SigIgn:/ {print $2}' /proc/$$/status) & 2 )); then
+  STAMPEDE_E2E_SIGINT_RESET=1 exec env --default-signal=INT "$0" "$@"
+fi
+
 mode="${1:-kind}"; shift || true
 case "$mode" in kind|reuse|existing) ;; *) die "mode '${mode}': use kind, reuse or existing" ;; esac
 need_cmd go "install Go 1.26 (https://go.dev/doc/install) and put it on PATH"
