@@ -7,7 +7,9 @@ ARTIFACTS ?= $(CURDIR)/_artifacts
 SEED ?=
 LABELS ?=
 ARGS ?=
-export ARTIFACTS SEED LABELS
+# CLUSTER names the kind cluster (-e2e.cluster-name; cluster-up/smoke/cluster-down's --name).
+CLUSTER ?=
+export ARTIFACTS SEED LABELS CLUSTER
 
 .PHONY: help
 help: ## List the targets.
@@ -18,11 +20,11 @@ test: ## Unit and integration tests, no cluster (installs PostgreSQL binaries wh
 	@scripts/test.sh
 
 .PHONY: e2e
-e2e: ## The whole e2e run: host setup, node image, images, fresh kind cluster, specs, cleanup.
+e2e: ## The whole e2e run: host setup, node image, images, a fresh kind cluster of its own, specs, cleanup.
 	@scripts/e2e.sh kind $(ARGS)
 
 .PHONY: e2e-reuse
-e2e-reuse: ## The e2e specs on a kept kind cluster (created when absent): the fast inner loop.
+e2e-reuse: ## The e2e specs on a kept kind cluster (CLUSTER=, default stampede; created when absent): the fast inner loop.
 	@scripts/e2e.sh reuse $(ARGS)
 
 .PHONY: e2e-chaos
@@ -54,16 +56,20 @@ image: host-setup ## The token service image.
 	@scripts/build-image.sh tokensvc
 
 .PHONY: cluster-up
-cluster-up: node-image ## Create (or reuse) the kind cluster "stampede" from kind-config.yaml.
-	@scripts/cluster.sh up
+cluster-up: node-image ## Create (or reuse) the kind cluster "stampede" (or CLUSTER=) from kind-config.yaml.
+	@scripts/cluster.sh up $(if $(CLUSTER),--name $(CLUSTER))
 
 .PHONY: smoke
 smoke: ## Check the cluster: system pods Ready, a Service answers from several pods and every worker.
-	@scripts/cluster.sh smoke
+	@scripts/cluster.sh smoke $(if $(CLUSTER),--name $(CLUSTER))
 
 .PHONY: cluster-down
-cluster-down: ## Delete the kind cluster "stampede".
-	@scripts/cluster.sh down
+cluster-down: ## Delete the kind cluster "stampede" (or CLUSTER=).
+	@scripts/cluster.sh down $(if $(CLUSTER),--name $(CLUSTER))
+
+.PHONY: gc
+gc: ## Remove what dead runs left: their clusters, paused nodes, lock files (never a cluster stampede did not create).
+	@scripts/cluster.sh gc
 
 .PHONY: bench
 bench: ## Registrations/s per create strategy on a local PostgreSQL.

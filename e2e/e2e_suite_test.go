@@ -42,8 +42,10 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	if cfg.Seed == 0 {
 		cfg.Seed = traffic.NewSeed()
 	}
-	fmt.Fprintf(GinkgoWriter, "seed %d (replay: make e2e SEED=%d)\n", cfg.Seed, cfg.Seed)
+	Expect(cfg.MakeRunDir(time.Now())).To(Succeed())
+	fmt.Fprintf(GinkgoWriter, "seed %d (replay: make e2e SEED=%d), run %s, artifacts %s\n", cfg.Seed, cfg.Seed, cfg.RunID, cfg.Artifacts)
 	AddReportEntry("seed", cfg.Seed)
+	AddReportEntry("run", cfg.RunID)
 	logger := slog.New(slog.NewTextHandler(GinkgoWriter, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
 	if cfg.Mode != "existing" {
@@ -67,10 +69,11 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		}
 	}
 
-	By(fmt.Sprintf("bringing up the cluster (%s mode)", cfg.Mode))
-	c, err := cluster.Up(ctx, cluster.Params{
+	By(fmt.Sprintf("bringing up cluster %s (%s mode, run %s)", cfg.ClusterName, cfg.Mode, cfg.RunID))
+	p := cluster.Params{
 		Mode:         cluster.Mode(cfg.Mode),
 		Name:         cfg.ClusterName,
+		RunID:        cfg.RunID,
 		ConfigPath:   cfg.KindConfig,
 		NodeImage:    cfg.NodeImage,
 		Kubeconfig:   cfg.Kubeconfig,
@@ -78,11 +81,19 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		ArtifactsDir: cfg.Artifacts,
 		Keep:         cfg.Keep,
 		Logger:       logger,
-	})
-	Expect(err).NotTo(HaveOccurred(), "cluster up")
+	}
+	if cfg.Mode == "existing" {
+		p.Name = ""
+	}
+	// New takes the cluster name's lock; the cleanup is registered before Start creates
+	// anything, so that an interrupt at any point (Ginkgo runs DeferCleanup on SIGINT and
+	// SIGTERM) deletes what this run made, unless KEEP=true.
+	c, err := cluster.New(p)
+	Expect(err).NotTo(HaveOccurred(), "cluster %s", cfg.ClusterName)
 	DeferCleanup(func(ctx SpecContext) {
 		Expect(c.Down(ctx)).To(Succeed())
 	}, NodeTimeout(3*time.Minute))
+	Expect(c.Start(ctx)).To(Succeed(), "cluster up")
 
 	if ok, why := c.CanLoadImages(); ok {
 		By("loading the images into the nodes")
@@ -113,7 +124,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 // summaries) are gathered into one summary of the run, printed and kept in the artifacts.
 var _ = ReportAfterEach(func(r SpecReport) {
 	if r.Failed() && env != nil {
-		fmt.Fprintf(GinkgoWriter, "repro: %s\n", framework.ReproLine(env.Config.Seed, r.FullText()))
+		fmt.Fprintf(GinkgoWriter, "repro: %s\n", framework.ReproLine(env.Config.Seed, r.FullText(), env.Config.KeptCluster()))
 	}
 })
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# cluster.sh up|down|smoke|kubeconfig [flags]: the kind cluster "stampede" through
-# e2e/cmd/stampede-cluster, then the egress guard's drop counter for this run (it must stay 0).
+# cluster.sh up|down|smoke|kubeconfig|gc [flags]: stampede's kind clusters through
+# e2e/cmd/stampede-cluster (default name "stampede", --name N for another), then the egress
+# guard's drop counter for this run: it must stay 0, and when it moved the command fails and
+# the guard's log goes to ARTIFACTS/<UTC time>-cluster-<command>/egress-why.txt.
 set -o errexit -o nounset -o pipefail
 LOG_PREFIX=cluster
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -11,7 +13,10 @@ rc=0
 (cd "$REPO_ROOT" && go run ./e2e/cmd/stampede-cluster "$@") || rc=$?
 after=$("${REPO_ROOT}/scripts/egress-guard.sh" count 2>/dev/null || echo 0)
 if [ "$after" != "$before" ]; then
-  log "egress guard: $((after - before)) packets dropped during this run: something tried to leave the machine; see 'scripts/egress-guard.sh why'"
+  dir="${ARTIFACTS:-${REPO_ROOT}/_artifacts}/$(date -u +%Y%m%dT%H%M%SZ)-cluster-${1:-none}"
+  mkdir -p "$dir"
+  "${REPO_ROOT}/scripts/egress-guard.sh" why >"${dir}/egress-why.txt" 2>&1 || true
+  log "egress guard: $((after - before)) packets dropped during this run: something tried to leave the machine; see ${dir}/egress-why.txt"
   [ "$rc" = 0 ] && rc=1
 else
   log "egress guard: 0 packets dropped during this run"

@@ -1,26 +1,81 @@
 #!/usr/bin/env bash
 # e2e.sh kind|reuse|existing [ginkgo args...]: the whole e2e run from a fresh machine.
-#   kind      host setup, node image, images, a fresh cluster (deleted at the end), the specs;
-#   reuse     the same on a kept cluster "stampede" (created when absent): the fast inner loop;
+#   kind      host setup, node image, images, a fresh cluster of this run's own
+#             (stampede-<run id>, or CLUSTER=), deleted at the end, the specs;
+#   reuse     the same on a kept cluster (CLUSTER=, default "stampede"; created when absent): the
+#             fast inner loop;
 #   existing  the specs against KUBECONFIG/CONTEXT, with images from STAMPEDE_E2E_*_IMAGE.
-# Environment: SEED (replays a run), LABELS (Ginkgo label filter, e.g. 'atomic'; default '!chaos',
-# the chaos specs have their own target; 'all' runs every spec), ARTIFACTS
-# (default _artifacts/), KEEP=true (keep the cluster and failed specs' namespaces).
+# Environment: SEED (replays a run; a new one is picked and printed when empty), LABELS (Ginkgo
+# label filter, e.g. 'atomic'; default '!chaos', the chaos specs have their own target; 'all'
+# runs every spec), ARTIFACTS (base directory, default _artifacts/: the run writes to
+# ARTIFACTS/<UTC time>-seed<N>/, and ARTIFACTS/latest points at it), KEEP=true (keep the cluster
+# and failed specs' namespaces), CLUSTER (names the cluster), STAMPEDE_E2E_GRACE (seconds an
+# interrupted run gets to clean up, default 180), STAMPEDE_HOST_READY=true (skip host setup, only
+# check that the engine answers and the egress guard is in place).
+#
+# Ctrl-C or SIGTERM: the signal goes to Ginkgo's process group (Ginkgo runs the suite's cleanup:
+# the cluster is deleted unless KEEP=true); after the grace, whatever is still running is killed.
+# Then, in every case, `stampede-cluster gc --run <run id>` removes what the run left behind.
+# The run fails when the egress guard dropped a packet meanwhile (egress-why.txt says which).
 set -o errexit -o nounset -o pipefail
 LOG_PREFIX=e2e
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+# A shell that starts this script in the background (CI runners, `cmd &`) makes it ignore SIGINT,
+# and bash cannot trap a signal that was ignored on entry: start again with SIGINT at its default.
+if [ -z "${STAMPEDE_E2E_SIGINT_RESET:-}" ] && (( 16#$(awk '/^SigIgn:/ {print $2}' /proc/$$/status) & 2 )); then
+  STAMPEDE_E2E_SIGINT_RESET=1 exec env --default-signal=INT "$0" "$@"
+fi
+
 mode="${1:-kind}"; shift || true
 case "$mode" in kind|reuse|existing) ;; *) die "mode '${mode}': use kind, reuse or existing" ;; esac
 need_cmd go "install Go 1.26 (https://go.dev/doc/install) and put it on PATH"
+cd "$REPO_ROOT"
+grace="${STAMPEDE_E2E_GRACE:-180}"
+
+ginkgo_pid=""
+signalled=""
+# Until Ginkgo runs there is nothing of this run to clean up: a signal just ends the script.
+on_signal() {
+  local sig=$1
+  if [ -z "$ginkgo_pid" ]; then
+    log "got SIG${sig} before the suite started: stopping"
+    exit $((128 + $(kill -l "$sig")))
+  fi
+  if [ -n "$signalled" ]; then
+    log "got SIG${sig} again: killing the suite now; gc cleans up after it"
+    kill -KILL -- "-${ginkgo_pid}" 2>/dev/null || true
+    return
+  fi
+  signalled=$sig
+  log "got SIG${sig}: passing it to ginkgo (process group ${ginkgo_pid}); cleanup gets ${grace}s"
+  kill -s "$sig" -- "-${ginkgo_pid}" 2>/dev/null || true
+}
+trap 'on_signal INT' INT
+trap 'on_signal TERM' TERM
+
+bin=$(mktemp -d "${TMPDIR:-/tmp}/stampede-e2e-bin.XXXXXX")
+trap 'rm -rf "$bin"' EXIT
+go build -o "$bin/stampede-cluster" ./e2e/cmd/stampede-cluster
+go build -o "$bin/ginkgo" github.com/onsi/ginkgo/v2/ginkgo
+
 ARTIFACTS="${ARTIFACTS:-${REPO_ROOT}/_artifacts}"
-mkdir -p "$ARTIFACTS"
-export ARTIFACTS STAMPEDE_E2E_MODE="$mode"
-[ -n "${SEED:-}" ] && export STAMPEDE_E2E_SEED="$SEED"
+# A run id, the seed, and the run's artifacts directory named after both (before anything runs).
+eval "$("$bin/stampede-cluster" run-env --seed "${SEED:-0}" --artifacts "$ARTIFACTS")"
+export STAMPEDE_E2E_MODE="$mode" STAMPEDE_E2E_RUN_ID="$RUN_ID" STAMPEDE_E2E_SEED="$SEED" \
+  STAMPEDE_E2E_ARTIFACTS="$ARTIFACTS_DIR" ARTIFACTS
 [ -n "${KEEP:-}" ] && export STAMPEDE_E2E_KEEP="$KEEP"
+[ -n "${CLUSTER:-}" ] && export STAMPEDE_E2E_CLUSTER_NAME="$CLUSTER"
+log "run ${RUN_ID}, seed ${SEED} (replay: SEED=${SEED}), artifacts ${ARTIFACTS_DIR}"
 
 if [ "$mode" != existing ]; then
-  "${REPO_ROOT}/scripts/host-setup.sh"
+  if [ "${STAMPEDE_HOST_READY:-}" = true ]; then
+    # The host was set up by someone else (a shared engine, a CI image): only check it.
+    docker_ok || die "STAMPEDE_HOST_READY=true but the Docker engine does not answer (DOCKER_HOST=${DOCKER_HOST:-})"
+    "${REPO_ROOT}/scripts/egress-guard.sh" check || die "STAMPEDE_HOST_READY=true but the egress guard is not in place: run scripts/host-setup.sh"
+  else
+    "${REPO_ROOT}/scripts/host-setup.sh"
+  fi
   STAMPEDE_E2E_NODE_IMAGE=$("${REPO_ROOT}/scripts/node-image.sh" | tail -n 1)
   export STAMPEDE_E2E_NODE_IMAGE
   log "node image ${STAMPEDE_E2E_NODE_IMAGE}"
@@ -38,15 +93,44 @@ LABELS="${LABELS:-!chaos}"
 [ "$LABELS" = all ] && LABELS=""
 
 guard_before=$("${REPO_ROOT}/scripts/egress-guard.sh" count 2>/dev/null || echo 0)
+# Ginkgo in a process group of its own (job control), so that a signal reaches it, and the
+# suite it runs, only through on_signal.
+set -m
+"$bin/ginkgo" -tags e2e -v --fail-on-empty --timeout 60m ${CI:+--no-color} \
+  ${LABELS:+--label-filter="$LABELS"} \
+  --output-dir "$ARTIFACTS_DIR" --junit-report junit.xml --json-report report.json \
+  "$@" ./e2e &
+ginkgo_pid=$!
+set +m
+
 rc=0
-(
-  cd "$REPO_ROOT"
-  go run github.com/onsi/ginkgo/v2/ginkgo -tags e2e -v --fail-on-empty --timeout 60m ${CI:+--no-color} \
-    ${LABELS:+--label-filter="$LABELS"} \
-    --output-dir "$ARTIFACTS" --junit-report junit.xml --json-report report.json \
-    "$@" ./e2e
-) || rc=$?
+deadline=""
+while :; do
+  wait "$ginkgo_pid" && rc=0 || rc=$?
+  kill -0 "$ginkgo_pid" 2>/dev/null || break
+  # wait returned for a signal: give the suite its grace, then kill what is left.
+  [ -n "$deadline" ] || deadline=$((SECONDS + grace))
+  while kill -0 "$ginkgo_pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 1; done
+  if kill -0 "$ginkgo_pid" 2>/dev/null; then
+    log "the suite did not end within ${grace}s: killing it"
+    kill -KILL -- "-${ginkgo_pid}" 2>/dev/null || true
+  fi
+done
+[ -n "$signalled" ] && rc=$((128 + $(kill -l "$signalled")))
+
+if [ "$mode" != existing ]; then
+  # Nothing of this run may outlive it unless KEEP=true (gc leaves kept clusters).
+  "$bin/stampede-cluster" gc --run "$RUN_ID" 2>&1 | sed 's/^/  /' >&2 || { log "gc of run ${RUN_ID} failed"; [ "$rc" = 0 ] && rc=1; }
+fi
+
 guard_after=$("${REPO_ROOT}/scripts/egress-guard.sh" count 2>/dev/null || echo 0)
-log "egress guard: $((guard_after - guard_before)) packets dropped during this run (total ${guard_after}); must be 0"
-log "artifacts in ${ARTIFACTS}"
+dropped=$((guard_after - guard_before))
+if [ "$dropped" != 0 ]; then
+  "${REPO_ROOT}/scripts/egress-guard.sh" why >"${ARTIFACTS_DIR}/egress-why.txt" 2>&1 || true
+  log "egress guard: ${dropped} packets dropped during this run: something tried to leave the machine; see ${ARTIFACTS_DIR}/egress-why.txt"
+  [ "$rc" = 0 ] && rc=1
+else
+  log "egress guard: 0 packets dropped during this run"
+fi
+log "artifacts in ${ARTIFACTS_DIR}"
 exit "$rc"

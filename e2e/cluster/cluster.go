@@ -21,6 +21,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -38,19 +39,26 @@ import (
 type Mode string
 
 const (
-	// ModeKind creates a fresh kind cluster (deleting a stale one of the same name first) and
-	// deletes it in Down.
+	// ModeKind creates a fresh kind cluster, named after the run unless named, and deletes it
+	// in Down. It refuses a name that is already a cluster: it never deletes what it did not
+	// create.
 	ModeKind Mode = "kind"
-	// ModeReuse uses the named kind cluster if it is healthy, creates it when absent or broken,
-	// and keeps it in Down.
+	// ModeReuse uses the named kind cluster if it is healthy and creates it when absent. A
+	// broken one is recreated only when stampede's reuse mode created it (its owner record says
+	// so); else Up says how to delete it. Down keeps it.
 	ModeReuse Mode = "reuse"
 	// ModeExisting uses any cluster from a kubeconfig and context; nothing is created or deleted
 	// and images cannot be loaded.
 	ModeExisting Mode = "existing"
 )
 
-// DefaultName is the kind cluster name used when Params.Name is empty.
+// DefaultName is the kind cluster name of reuse mode when Params.Name is empty. Kind mode's
+// default is KindName(RunID), one cluster per run.
 const DefaultName = "stampede"
+
+// createAbortWait bounds how long an interrupted create waits for kind's Create to return once
+// the nodes made so far are deleted (which makes it fail fast).
+const createAbortWait = 2 * time.Minute
 
 // ServiceNodePort is the NodePort of the token service (and of Smoke's test service) that
 // kind-config.yaml maps to the host.
@@ -65,8 +73,13 @@ var validName = regexp.MustCompile(`^[a-z0-9.-]+$`)
 type Params struct {
 	// Mode is kind, reuse or existing; empty means kind.
 	Mode Mode
-	// Name is the kind cluster name (kind and reuse modes); empty means DefaultName.
+	// Name is the kind cluster name (kind and reuse modes); empty means KindName(RunID) in kind
+	// mode and DefaultName in reuse mode.
 	Name string
+	// RunID identifies the run in owner records and labels; empty means NewRunID().
+	RunID string
+	// StateDir holds the locks and owner records; empty means StateDir().
+	StateDir string
 	// ConfigPath is the kind v1alpha4 config (kind and reuse modes), e.g. kind-config.yaml.
 	ConfigPath string
 	// NodeImage is the kind node image (kind and reuse modes); a reused cluster running another
@@ -112,8 +125,17 @@ func (p *Params) Validate() error {
 	}
 	switch p.Mode {
 	case ModeKind, ModeReuse:
+		if p.RunID == "" {
+			p.RunID = NewRunID()
+		}
+		if p.StateDir == "" {
+			p.StateDir = StateDir()
+		}
 		if p.Name == "" {
 			p.Name = DefaultName
+			if p.Mode == ModeKind {
+				p.Name = KindName(p.RunID)
+			}
 		}
 		if !validName.MatchString(p.Name) {
 			errs = append(errs, fmt.Errorf("cluster name %q must match %s", p.Name, validName))
@@ -194,6 +216,16 @@ type Cluster struct {
 	nodes          []Node
 	hostPorts      map[int32]hostBinding
 	created        bool
+
+	lock *Lock
+	// mu guards what Down reads while an interrupted Start may still run: ours says that this
+	// run began creating the cluster (so Down may delete it); createDone is closed when kind's
+	// Create returns.
+	mu         sync.Mutex
+	ours       bool
+	createDone chan struct{}
+	// reused is set when Start reused a healthy cluster: Down may then unpause its nodes.
+	reused bool
 }
 
 type hostBinding struct {
@@ -201,27 +233,49 @@ type hostBinding struct {
 	port    int
 }
 
-// Up makes a cluster ready according to p: it creates, reuses or attaches, writes the
-// kubeconfig, and waits until every node is Ready. kind's create cannot be interrupted: ctx is
-// honoured before and after it.
+// Up makes a cluster ready according to p: New, then Start. On error nothing is left held
+// and a cluster that Up began to create is deleted (unless Keep).
 func Up(ctx context.Context, p Params) (*Cluster, error) {
+	c, err := New(p)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Start(ctx); err != nil {
+		return nil, errors.Join(err, c.Down(context.WithoutCancel(ctx)))
+	}
+	return c, nil
+}
+
+// New checks p and, in kind and reuse modes, takes the lock of the cluster name for the life of
+// the run (a second run on the same name fails here, naming the holder's pid). Register Down
+// right after New: it undoes whatever Start did, also when Start was interrupted.
+func New(p Params) (*Cluster, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
 	c := &Cluster{p: p, log: p.Logger.With("cluster", p.Name, "mode", string(p.Mode))}
 	if p.Mode == ModeExisting {
 		c.log = p.Logger.With("mode", string(p.Mode), "context", p.Context)
-		if err := c.attachExisting(ctx); err != nil {
-			return nil, err
-		}
 		return c, nil
 	}
-	c.provider = newProvider(c.log)
-	if err := c.upKind(ctx); err != nil {
-		c.removeTempKubeconfig()
+	l, err := AcquireLock(p.StateDir, p.Name, p.RunID)
+	if err != nil {
 		return nil, err
 	}
+	c.lock = l
+	c.provider = newProvider(c.log)
 	return c, nil
+}
+
+// Start makes the cluster ready: it creates, reuses or attaches, writes the kubeconfig, and
+// waits until every node is Ready. kind's create cannot be interrupted: when ctx ends during
+// it, the nodes made so far are deleted (so that kind's create fails fast), and Start returns
+// once kind has returned, having deleted what it made.
+func (c *Cluster) Start(ctx context.Context) error {
+	if c.p.Mode == ModeExisting {
+		return c.attachExisting(ctx)
+	}
+	return c.upKind(ctx)
 }
 
 func newProvider(log *slog.Logger) *kindcluster.Provider {
@@ -233,35 +287,83 @@ func (c *Cluster) upKind(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	switch {
-	case c.p.Mode == ModeKind && exists:
-		c.log.Warn("deleting stale cluster of the same name")
-		if err := c.delete(); err != nil {
-			return err
+	rec, err := readOwner(c.p.StateDir, c.p.Name)
+	if err != nil {
+		return err
+	}
+	if c.p.Mode == ModeKind {
+		if exists {
+			return kindNameTaken(c.p.Name, rec)
 		}
-	case c.p.Mode == ModeReuse && exists && c.p.Recreate:
-		c.log.Info("deleting cluster to recreate it")
-		if err := c.delete(); err != nil {
-			return err
+		return c.create(ctx)
+	}
+	if !exists {
+		if c.p.NoCreate {
+			return fmt.Errorf("reuse cluster %s: no such kind cluster (create it with `stampede-cluster up --name %s`)", c.p.Name, c.p.Name)
 		}
-	case c.p.Mode == ModeReuse && exists:
+		return c.create(ctx)
+	}
+	var broken error
+	if !c.p.Recreate {
 		start := time.Now()
-		reason := c.reuse(ctx)
-		if reason == nil {
+		if rec != nil {
+			// We hold the name's lock, so no stampede run is using the cluster: a paused node is
+			// what an interrupted chaos run left.
+			c.unpauseNodes(ctx)
+		}
+		if broken = c.reuse(ctx); broken == nil {
+			c.reused = true
 			c.log.Info("reusing healthy cluster", "checked", since(start), "nodes", len(c.nodes))
 			return nil
 		}
-		if c.p.NoCreate {
-			return fmt.Errorf("reuse cluster %s: %w", c.p.Name, reason)
-		}
-		c.log.Warn("cluster is broken: recreating it", "reason", reason)
-		if err := c.delete(); err != nil {
+	}
+	switch act, err := decideReuse(c.p.Name, broken, rec, c.p.Recreate, c.p.NoCreate); act {
+	case reuseRecreate:
+		c.log.Warn("deleting cluster to recreate it", "reason", err)
+		if err := deleteUntilGone(c.provider, c.p.Name); err != nil {
 			return err
 		}
-	case c.p.Mode == ModeReuse && c.p.NoCreate:
-		return fmt.Errorf("reuse cluster %s: no such kind cluster (create it with `stampede-cluster up`)", c.p.Name)
+		if err := removeOwner(c.p.StateDir, c.p.Name); err != nil {
+			return err
+		}
+		return c.create(ctx)
+	default:
+		return err
 	}
-	return c.create(ctx)
+}
+
+// kindNameTaken is kind mode's refusal of a name that is already a cluster.
+func kindNameTaken(name string, rec *Owner) error {
+	if rec != nil && !rec.Keep && !rec.Alive() {
+		return fmt.Errorf("kind cluster %s exists: a leftover of stampede run %s (pid %d, gone); remove it with `stampede-cluster gc` (make gc), or name another cluster", name, rec.RunID, rec.PID)
+	}
+	return fmt.Errorf("kind cluster %s exists and this run did not create it: name another cluster (CLUSTER=, -e2e.cluster-name), reuse it (make e2e-reuse CLUSTER=%s), or delete it (stampede-cluster down --name %s)", name, name, name)
+}
+
+type reuseAction int
+
+const (
+	reuseRefuse reuseAction = iota
+	reuseRecreate
+)
+
+// decideReuse decides what reuse mode does with an existing cluster that is broken (or that the
+// user asked to recreate). It recreates a cluster only when asked to, or when stampede's reuse
+// mode created it (rec): this run holds the name's lock, so no other run is using it. Else it
+// refuses and says how to delete it.
+func decideReuse(name string, broken error, rec *Owner, recreate, noCreate bool) (reuseAction, error) {
+	switch {
+	case recreate:
+		return reuseRecreate, errors.New("asked to recreate it (--fresh)")
+	case noCreate:
+		return reuseRefuse, fmt.Errorf("reuse cluster %s: %w", name, broken)
+	case rec != nil && rec.Mode == ModeReuse:
+		return reuseRecreate, fmt.Errorf("broken, and created by stampede's reuse mode (run %s): %w", rec.RunID, broken)
+	case rec != nil:
+		return reuseRefuse, fmt.Errorf("reuse cluster %s: broken (%w); it was made by a %s-mode run (%s), not by reuse mode: delete it with `stampede-cluster down --name %s`, or recreate it with `stampede-cluster up --fresh --name %s`", name, broken, rec.Mode, rec.RunID, name, name)
+	default:
+		return reuseRefuse, fmt.Errorf("reuse cluster %s: broken (%w); stampede did not create it, so it is left alone: delete it with `stampede-cluster down --name %s`, or recreate it with `stampede-cluster up --fresh --name %s`", name, broken, name, name)
+	}
 }
 
 func clusterExists(p *kindcluster.Provider, name string) (bool, error) {
@@ -291,33 +393,90 @@ func (c *Cluster) create(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.log.Info("creating cluster", "image", c.p.NodeImage, "nodes", len(cfg.Nodes), "config", c.p.ConfigPath)
+	if err := ensureNetwork(ctx); err != nil {
+		return fmt.Errorf("create cluster: %w", err)
+	}
+	// The record goes first: if this process dies during the create, gc finds the nodes by it.
+	owner := newOwner(c.p.Name, c.p.RunID, c.p.Mode, c.p.Keep || c.p.Mode == ModeReuse)
+	if err := writeOwner(c.p.StateDir, owner); err != nil {
+		return fmt.Errorf("create cluster: %w", err)
+	}
+	done := make(chan struct{})
+	c.mu.Lock()
+	c.ours, c.createDone = true, done
+	c.mu.Unlock()
+
+	c.log.Info("creating cluster", "image", c.p.NodeImage, "nodes", len(cfg.Nodes), "config", c.p.ConfigPath, "network", NetworkName, "run", c.p.RunID)
 	start := time.Now()
-	err = c.provider.Create(c.p.Name,
-		kindcluster.CreateWithV1Alpha4Config(cfg),
-		kindcluster.CreateWithNodeImage(c.p.NodeImage),
-		kindcluster.CreateWithKubeconfigPath(path),
-		// Always retain: logs are collected before the nodes go, and deletion is ours to decide.
-		kindcluster.CreateWithRetain(true),
-		kindcluster.CreateWithWaitForReady(c.p.WaitForReady),
-		kindcluster.CreateWithDisplayUsage(false),
-		kindcluster.CreateWithDisplaySalutation(false),
-	)
+	errc := make(chan error, 1)
+	go func() {
+		defer close(done)
+		errc <- c.provider.Create(c.p.Name,
+			kindcluster.CreateWithV1Alpha4Config(cfg),
+			kindcluster.CreateWithNodeImage(c.p.NodeImage),
+			kindcluster.CreateWithKubeconfigPath(path),
+			// Always retain: logs are collected before the nodes go, and deletion is ours to decide.
+			kindcluster.CreateWithRetain(true),
+			kindcluster.CreateWithWaitForReady(c.p.WaitForReady),
+			kindcluster.CreateWithDisplayUsage(false),
+			kindcluster.CreateWithDisplaySalutation(false),
+		)
+	}()
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		c.log.Warn("interrupted during create", "after", since(start))
+		return fmt.Errorf("create kind cluster %s: %w", c.p.Name, errors.Join(ctx.Err(), c.abortCreate()))
+	}
 	if err != nil {
 		c.log.Error("create failed", "after", since(start), "err", err)
-		return errors.Join(fmt.Errorf("create kind cluster %s: %w", c.p.Name, err), c.failedCreate())
+		return errors.Join(fmt.Errorf("create kind cluster %s: %w", c.p.Name, err), c.failedCreate(ctx))
 	}
 	c.created = true
 	c.log.Info("cluster created", "took", since(start))
 	if err := c.afterCreate(ctx, cfg); err != nil {
-		return errors.Join(err, c.failedCreate())
+		return errors.Join(err, c.failedCreate(ctx))
 	}
 	return nil
 }
 
+// abortCreate ends a create that is still running in kind: unless Keep, it deletes the nodes
+// made so far, which makes kind's Create fail at its next step, waits (bounded) for Create to
+// return, and deletes again whatever it made meanwhile.
+func (c *Cluster) abortCreate() error {
+	c.mu.Lock()
+	done, ours := c.createDone, c.ours
+	c.mu.Unlock()
+	if !ours || done == nil {
+		return nil
+	}
+	if c.p.Keep {
+		c.log.Warn("keeping the nodes of the interrupted create as asked", "delete", "stampede-cluster down --name "+c.p.Name)
+		return nil
+	}
+	_ = deleteCluster(c.provider, c.p.Name) // kind may still be adding nodes: the last delete counts
+	select {
+	case <-done:
+	case <-time.After(createAbortWait):
+		c.log.Warn("kind's create did not return in time; deleting what it made so far", "waited", createAbortWait)
+	}
+	if err := deleteUntilGone(c.provider, c.p.Name); err != nil {
+		return err
+	}
+	c.log.Info("deleted the nodes of the interrupted create")
+	c.mu.Lock()
+	c.ours = false // nothing left for Down to delete
+	c.mu.Unlock()
+	return removeOwner(c.p.StateDir, c.p.Name)
+}
+
 // failedCreate collects the logs of a cluster that did not come up, then deletes it unless
 // Keep is set.
-func (c *Cluster) failedCreate() error {
+func (c *Cluster) failedCreate(ctx context.Context) error {
+	if ctx.Err() != nil {
+		// Interrupted: no time for logs.
+		return c.abortCreate()
+	}
 	dir := c.p.ArtifactsDir
 	var errs []error
 	if dir == "" {
@@ -341,6 +500,9 @@ func (c *Cluster) failedCreate() error {
 	} else if err := c.delete(); err != nil {
 		errs = append(errs, err)
 	}
+	c.mu.Lock()
+	c.ours = c.p.Keep // Down has nothing left to delete
+	c.mu.Unlock()
 	return errors.Join(errs...)
 }
 
@@ -567,29 +729,114 @@ func nodeReady(n *corev1.Node) bool {
 	return false
 }
 
-// Down ends the use of the cluster: kind mode deletes it (unless Keep), reuse mode keeps it,
-// existing mode leaves it alone. A temporary kubeconfig is removed in every mode.
+// Down ends the use of the cluster, whatever Start did or is still doing: it resumes paused
+// nodes; kind mode deletes the cluster this run created (unless Keep); reuse mode keeps it;
+// existing mode leaves it alone. It removes a temporary kubeconfig and releases the name's lock.
 func (c *Cluster) Down(ctx context.Context) error {
-	defer c.removeTempKubeconfig()
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("cluster down: %w", err)
+	defer c.release()
+	if c.p.Mode == ModeExisting {
+		return nil
 	}
-	switch {
-	case c.p.Mode == ModeKind && !c.p.Keep:
+	c.mu.Lock()
+	ours, done := c.ours, c.createDone
+	c.mu.Unlock()
+	creating := false
+	if done != nil {
+		select {
+		case <-done:
+		default:
+			creating = true
+		}
+	}
+	switch downAction(c.p.Mode, ours, c.reused, c.p.Keep, creating) {
+	case downAbortCreate:
+		// Start was interrupted and has not returned (Ginkgo gave up waiting for it).
+		return c.abortCreate()
+	case downDelete:
+		c.unpauseNodes(ctx)
 		return c.delete()
-	case c.p.Mode == ModeKind, c.p.Mode == ModeReuse:
-		c.log.Info("keeping cluster", "kubeconfig", c.p.Kubeconfig)
+	case downKeep:
+		c.unpauseNodes(ctx)
+		c.log.Info("keeping cluster", "kubeconfig", c.p.Kubeconfig, "delete", "stampede-cluster down --name "+c.p.Name)
 	}
 	return nil
 }
 
+type downKind int
+
+const (
+	downNothing downKind = iota
+	downAbortCreate
+	downDelete
+	downKeep
+)
+
+// downAction decides what Down does: cut short a create still running; delete a cluster this
+// run created unless it is kept; keep (with its nodes unpaused) a kept or reused one; and leave
+// alone a cluster this run neither created nor used, such as the one whose name kind mode
+// refused.
+func downAction(mode Mode, ours, reused, keep, creating bool) downKind {
+	switch {
+	case mode == ModeExisting:
+		return downNothing
+	case creating:
+		return downAbortCreate
+	case ours && mode == ModeKind && !keep:
+		return downDelete
+	case ours || reused:
+		return downKeep
+	}
+	return downNothing
+}
+
+// release gives up what the Cluster holds on this host: the temporary kubeconfig and the lock.
+func (c *Cluster) release() {
+	c.removeTempKubeconfig()
+	c.lock.Release()
+}
+
+// unpauseNodes resumes the node containers a chaos fault (or an interrupted run) left paused.
+func (c *Cluster) unpauseNodes(ctx context.Context) {
+	cs, err := listKindContainers(context.WithoutCancel(ctx))
+	if err != nil {
+		c.log.Warn("listing node containers to unpause", "err", err)
+		return
+	}
+	for _, n := range cs {
+		if n.Cluster != c.p.Name || n.State != "paused" {
+			continue
+		}
+		if _, err := Docker(context.WithoutCancel(ctx), "unpause", n.Name); err != nil {
+			c.log.Warn("unpausing node", "node", n.Name, "err", err)
+			continue
+		}
+		c.log.Warn("unpaused a node left paused", "node", n.Name)
+	}
+}
+
 func (c *Cluster) delete() error {
 	start := time.Now()
-	if err := deleteCluster(c.provider, c.p.Name); err != nil {
+	if err := deleteUntilGone(c.provider, c.p.Name); err != nil {
 		return err
 	}
 	c.log.Info("cluster deleted", "took", since(start))
-	return nil
+	return removeOwner(c.p.StateDir, c.p.Name)
+}
+
+// deleteUntilGone deletes the cluster's nodes until none is left: nodes that kind was still
+// creating when a delete listed them are caught by the next one.
+func deleteUntilGone(p *kindcluster.Provider, name string) error {
+	var errs []error
+	for range 3 {
+		err := deleteCluster(p, name)
+		ns, lerr := p.ListNodes(name)
+		if lerr == nil && len(ns) == 0 {
+			return nil
+		}
+		errs = append(errs, err, lerr)
+		time.Sleep(2 * time.Second) // pacing retries on purpose: docker run calls may still land
+	}
+	return fmt.Errorf("delete cluster %s: nodes remain: %w", name, errors.Join(errs...))
 }
 
 // deleteCluster deletes a kind cluster, pointing kind at a throwaway kubeconfig so that it never
@@ -606,8 +853,10 @@ func deleteCluster(p *kindcluster.Provider, name string) error {
 	return nil
 }
 
-// Delete deletes the kind cluster called name and its node containers, running or stopped (a
-// stale cluster of one of our names). It is not an error when there is no such cluster.
+// Delete deletes the kind cluster called name and its node containers, running, paused or
+// stopped, whoever created it (the user named it: `stampede-cluster down --name`), and its
+// owner record. It takes the name's lock first, so a cluster in use by a run is refused. It is
+// not an error when there is no such cluster.
 func Delete(ctx context.Context, name string, log *slog.Logger) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("delete cluster %s: %w", name, err)
@@ -616,6 +865,12 @@ func Delete(ctx context.Context, name string, log *slog.Logger) error {
 		log = slog.Default()
 	}
 	log = log.With("cluster", name)
+	stateDir := StateDir()
+	l, err := AcquireLock(stateDir, name, "down")
+	if err != nil {
+		return err
+	}
+	defer l.Release()
 	p := newProvider(log)
 	exists, err := clusterExists(p, name)
 	if err != nil {
@@ -623,15 +878,23 @@ func Delete(ctx context.Context, name string, log *slog.Logger) error {
 	}
 	if !exists {
 		log.Info("no such cluster: nothing to delete")
-		return nil
+		return removeOwner(stateDir, name)
 	}
+	c := &Cluster{p: Params{Name: name}, log: log}
+	c.unpauseNodes(ctx)
 	start := time.Now()
-	if err := deleteCluster(p, name); err != nil {
+	if err := deleteUntilGone(p, name); err != nil {
 		return err
 	}
 	log.Info("cluster deleted", "took", since(start))
-	return nil
+	return removeOwner(stateDir, name)
 }
+
+// RunID returns the id of the run that uses the cluster (kind and reuse modes).
+func (c *Cluster) RunID() string { return c.p.RunID }
+
+// Kept reports whether the cluster outlives the run: reuse mode, or kind mode with Keep.
+func (c *Cluster) Kept() bool { return c.p.Mode == ModeReuse || (c.p.Mode == ModeKind && c.p.Keep) }
 
 // Name returns the kind cluster name (empty in existing mode).
 func (c *Cluster) Name() string { return c.p.Name }

@@ -38,8 +38,25 @@ func TestRepoKindConfigParses(t *testing.T) {
 	if got := len(cfg.Nodes); got != 3 {
 		t.Errorf("nodes = %d, want 3 (1 control plane, 2 workers)", got)
 	}
-	if port, ok := configHostPort(cfg, ServiceNodePort); !ok || port != ServiceNodePort {
-		t.Errorf("hostPort of %d = %d, %t; want it mapped to itself", ServiceNodePort, port, ok)
+	// Parallel runs must not fight over host ports: docker allocates every one (-1).
+	if cfg.Networking.APIServerPort != -1 {
+		t.Errorf("apiServerPort = %d, want -1 (docker allocates it)", cfg.Networking.APIServerPort)
+	}
+	mapped := false
+	for _, n := range cfg.Nodes {
+		for _, m := range n.ExtraPortMappings {
+			if m.HostPort != -1 {
+				t.Errorf("hostPort of %d = %d, want -1 (docker allocates it)", m.ContainerPort, m.HostPort)
+			}
+			mapped = mapped || m.ContainerPort == ServiceNodePort
+		}
+	}
+	if !mapped {
+		t.Errorf("the token service's NodePort %d is not mapped to the host", ServiceNodePort)
+	}
+	moves, err := RelocateBusyPorts(cfg, func(string, int32) bool { t.Error("a port was probed"); return false }, nil)
+	if err != nil || len(moves) != 0 {
+		t.Errorf("RelocateBusyPorts = %+v, %v; want nothing to relocate", moves, err)
 	}
 }
 
@@ -142,6 +159,7 @@ func TestRelocateBusyPortsOnThisHost(t *testing.T) {
 }
 
 func TestParamsValidate(t *testing.T) {
+	t.Setenv(StateDirEnv, t.TempDir())
 	kindOK := Params{Mode: ModeKind, ConfigPath: "kind-config.yaml", NodeImage: "stampede/node:x"}
 	cases := []struct {
 		name    string
@@ -178,8 +196,12 @@ func TestParamsValidate(t *testing.T) {
 			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
 				t.Fatalf("Validate() = %v, want an error containing %q", err, tc.wantErr)
 			}
-			if err == nil && p.Mode != ModeExisting && p.Name != DefaultName && tc.p.Name == "" {
-				t.Errorf("Name = %q, want the default %q", p.Name, DefaultName)
+			want := DefaultName
+			if p.Mode == ModeKind {
+				want = KindName(p.RunID)
+			}
+			if err == nil && p.Mode != ModeExisting && p.Name != want && tc.p.Name == "" {
+				t.Errorf("Name = %q, want the default %q", p.Name, want)
 			}
 		})
 	}

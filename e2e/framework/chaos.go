@@ -114,6 +114,10 @@ func (e *Env) DeployChaos(ctx context.Context, p DeployParams) *ChaosDeployment 
 	if p.Toxiproxy {
 		how = ", database traffic through toxiproxy"
 	}
+	e.labelNamespaces(objs)
+	// A namespace kept by an earlier failed spec must not hold the NodePort this one needs.
+	Expect(e.releaseKeptNodePorts(ctx)).To(Succeed())
+
 	By(fmt.Sprintf("deploying the %s strategy into %s%s", p.Strategy, d.Namespace, how))
 	DeferCleanup(d.delete, NodeTimeout(2*time.Minute))
 	DeferCleanup(d.dumpOnFailure, NodeTimeout(2*time.Minute))

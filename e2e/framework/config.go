@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/stampede-e2e/stampede/e2e/cluster"
+	"github.com/stampede-e2e/stampede/e2e/report"
 )
 
 // Config is what a run of the suite is told, by flags (prefix e2e.) or, where no flag is given,
@@ -15,8 +18,12 @@ type Config struct {
 	// Mode is kind (a fresh cluster, deleted at the end), reuse (a kept kind cluster, created when
 	// absent) or existing (any cluster from a kubeconfig and context).
 	Mode string
-	// ClusterName names the kind cluster in kind and reuse modes.
+	// ClusterName names the kind cluster in kind and reuse modes: by default
+	// cluster.KindName(RunID) in kind mode (a cluster per run) and "stampede" in reuse mode.
 	ClusterName string
+	// RunID identifies the run: in the kind cluster's default name, its owner record, and the
+	// label stampede.io/run of every namespace it creates. Empty means a new one.
+	RunID string
 	// KindConfig is the kind cluster configuration file.
 	KindConfig string
 	// NodeImage is the kind node image; empty means scripts/node-image.sh decides.
@@ -36,8 +43,11 @@ type Config struct {
 	Replicas int
 	// Keep keeps the cluster (kind mode) and failed specs' namespaces for inspection.
 	Keep bool
-	// Artifacts is where reports, histories and logs go.
+	// Artifacts is the run's own directory for reports, histories and logs. Empty means
+	// MakeRunDir names one under ArtifactsBase once the seed is known.
 	Artifacts string
+	// ArtifactsBase holds a directory per run, <UTC time>-seed<N>, and the link latest.
+	ArtifactsBase string
 	// Timeout bounds each spec.
 	Timeout time.Duration
 }
@@ -63,9 +73,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	if artifacts == "" {
 		artifacts = filepath.Join(root, "_artifacts")
 	}
+	fs.StringVar(&c.RunID, "e2e.run-id", env("RUN_ID", ""), "id of this run (default: a new one; scripts/e2e.sh passes its own)")
 	seed, _ := strconv.ParseUint(firstNonEmpty(env("SEED", ""), os.Getenv("SEED")), 10, 64)
 	fs.StringVar(&c.Mode, "e2e.mode", env("MODE", "kind"), "kind | reuse | existing (env STAMPEDE_E2E_MODE)")
-	fs.StringVar(&c.ClusterName, "e2e.cluster-name", env("CLUSTER_NAME", ""), "kind cluster name (default stampede-e2e for kind, stampede for reuse)")
+	fs.StringVar(&c.ClusterName, "e2e.cluster-name", env("CLUSTER_NAME", ""), "kind cluster name (default stampede-<run id> for kind, stampede for reuse; env CLUSTER)")
 	fs.StringVar(&c.KindConfig, "e2e.kind-config", env("KIND_CONFIG", filepath.Join(root, "kind-config.yaml")), "kind cluster configuration")
 	fs.StringVar(&c.NodeImage, "e2e.node-image", firstNonEmpty(env("NODE_IMAGE", ""), os.Getenv("STAMPEDE_NODE_IMAGE")), "kind node image (default: scripts/node-image.sh)")
 	fs.StringVar(&c.Kubeconfig, "e2e.kubeconfig", env("KUBECONFIG", ""), "kubeconfig of an existing cluster (existing mode)")
@@ -79,16 +90,20 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Burst, "e2e.burst", envInt("BURST", 6), "simultaneous first-registration requests per customer")
 	fs.IntVar(&c.Replicas, "e2e.replicas", envInt("REPLICAS", 3), "token service replicas")
 	fs.BoolVar(&c.Keep, "e2e.keep", env("KEEP", "") == "true", "keep the kind cluster and failed specs' namespaces")
-	fs.StringVar(&c.Artifacts, "e2e.artifacts", artifacts, "artifacts directory (env ARTIFACTS)")
+	fs.StringVar(&c.Artifacts, "e2e.artifacts", env("ARTIFACTS", ""), "this run's artifacts directory (default: <artifacts-base>/<UTC time>-seed<N>)")
+	fs.StringVar(&c.ArtifactsBase, "e2e.artifacts-base", artifacts, "directory of the runs' artifacts directories (env ARTIFACTS)")
 	fs.DurationVar(&c.Timeout, "e2e.spec-timeout", 5*time.Minute, "time limit of one spec")
 }
 
 // Validate says in one line what is wrong with c.
 func (c *Config) Validate() error {
+	if c.RunID == "" {
+		c.RunID = cluster.NewRunID()
+	}
 	switch c.Mode {
 	case "kind", "reuse":
 		if c.ClusterName == "" {
-			c.ClusterName = map[string]string{"kind": "stampede-e2e", "reuse": "stampede"}[c.Mode]
+			c.ClusterName = map[string]string{"kind": cluster.KindName(c.RunID), "reuse": cluster.DefaultName}[c.Mode]
 		}
 	case "existing":
 		if c.TokensvcImage == "" || c.PostgresImage == "" {
@@ -104,6 +119,33 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("-e2e.replicas must be >= 2: the race needs two pods")
 	}
 	return nil
+}
+
+// MakeRunDir creates the run's artifacts directory under ArtifactsBase, named after now and the
+// seed (which must be chosen first), and points ArtifactsBase/latest at it; with Artifacts given,
+// it only creates that directory.
+func (c *Config) MakeRunDir(now time.Time) error {
+	if c.Artifacts != "" {
+		return os.MkdirAll(c.Artifacts, 0o755)
+	}
+	if c.Seed == 0 {
+		return fmt.Errorf("artifacts directory: the seed must be chosen before the directory is named")
+	}
+	dir, err := report.NewRunDir(c.ArtifactsBase, now, c.Seed, c.RunID)
+	if err != nil {
+		return err
+	}
+	c.Artifacts = dir
+	return nil
+}
+
+// KeptCluster is the cluster that outlives the run, which a repro line can name: reuse mode's,
+// or kind mode's with Keep; empty when the run deletes its cluster or uses an existing one.
+func (c *Config) KeptCluster() string {
+	if c.Mode == "reuse" || (c.Mode == "kind" && c.Keep) {
+		return c.ClusterName
+	}
+	return ""
 }
 
 func firstNonEmpty(vs ...string) string {

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -22,11 +23,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/stampede-e2e/stampede/e2e/cluster"
 	"github.com/stampede-e2e/stampede/e2e/history"
+	"github.com/stampede-e2e/stampede/manifests"
 )
 
 // Env is the cluster a suite runs against and what it deploys there.
@@ -156,10 +159,14 @@ func (d *Deployment) dumpOnFailure(ctx SpecContext) {
 }
 
 // delete removes the namespace; the Service first, and synchronously, because the next spec's
-// Service needs the same NodePort.
+// Service needs the same NodePort. A failed spec's namespace that Keep keeps gives its NodePort
+// up instead: its Service becomes ClusterIP.
 func (d *Deployment) delete(ctx SpecContext) {
-	if CurrentSpecReport().Failed() && d.Env.Config.Keep {
-		GinkgoWriter.Printf("keeping namespace %s (keep asked)\n", d.Namespace)
+	if keepNamespace(CurrentSpecReport().Failed(), d.Env.Config.Keep) {
+		GinkgoWriter.Printf("keeping namespace %s (keep asked); its Service gives up NodePort %d\n", d.Namespace, manifests.NodePort)
+		if err := ReleaseNodePort(ctx, d.Env.Client, d.Namespace, tokensvcName); err != nil {
+			d.Env.Logger.Warn("releasing the kept service's NodePort", "err", err)
+		}
 		return
 	}
 	svcs := d.Env.Client.CoreV1().Services(d.Namespace)
@@ -172,6 +179,86 @@ func (d *Deployment) delete(ctx SpecContext) {
 	}).WithTimeout(time.Minute).Should(BeTrue(), "service %s/%s deleted", d.Namespace, tokensvcName)
 	if err := d.Env.Client.CoreV1().Namespaces().Delete(ctx, d.Namespace, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		d.Env.Logger.Warn("deleting namespace", "err", err)
+	}
+}
+
+// The labels of every namespace the suite creates: which run made it, and that stampede did.
+const (
+	RunLabel       = "stampede.io/run"
+	ManagedByLabel = "app.kubernetes.io/managed-by"
+	ManagedBy      = "stampede"
+)
+
+// keepNamespace decides whether a spec's namespace outlives it: only a failed spec's, and only
+// when Keep asks.
+func keepNamespace(failed, keep bool) bool { return failed && keep }
+
+// releaseNodePortSpec turns a NodePort Service into a ClusterIP one in place, so that a kept
+// namespace does not hold a node port that the next spec's Service needs; it reports whether it
+// changed anything.
+func releaseNodePortSpec(svc *corev1.Service) bool {
+	if svc.Spec.Type != corev1.ServiceTypeNodePort && svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
+		return false
+	}
+	svc.Spec.Type = corev1.ServiceTypeClusterIP
+	svc.Spec.ExternalTrafficPolicy = ""
+	svc.Spec.HealthCheckNodePort = 0
+	for i := range svc.Spec.Ports {
+		svc.Spec.Ports[i].NodePort = 0
+	}
+	return true
+}
+
+// ReleaseNodePort makes the Service namespace/name a ClusterIP Service, freeing its node port.
+func ReleaseNodePort(ctx context.Context, cs kubernetes.Interface, namespace, name string) error {
+	svc, err := cs.CoreV1().Services(namespace).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("release node port of %s/%s: %w", namespace, name, err)
+	}
+	if !releaseNodePortSpec(svc) {
+		return nil
+	}
+	if _, err := cs.CoreV1().Services(namespace).Update(ctx, svc, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("release node port of %s/%s: %w", namespace, name, err)
+	}
+	return nil
+}
+
+// releaseKeptNodePorts frees the node port of the token service in every namespace an earlier
+// spec or run kept (a kept cluster collects them), in case that run ended before its cleanup did.
+func (e *Env) releaseKeptNodePorts(ctx context.Context) error {
+	nss, err := e.Client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: ManagedByLabel + "=" + ManagedBy})
+	if err != nil {
+		return fmt.Errorf("list kept namespaces: %w", err)
+	}
+	var errs []error
+	for _, ns := range nss.Items {
+		if ns.DeletionTimestamp != nil {
+			continue
+		}
+		if err := ReleaseNodePort(ctx, e.Client, ns.Name, tokensvcName); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// labelNamespaces puts the run's labels on the Namespace objects of objs.
+func (e *Env) labelNamespaces(objs []*unstructured.Unstructured) {
+	for _, o := range objs {
+		if o.GetKind() != "Namespace" {
+			continue
+		}
+		labels := o.GetLabels()
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		labels[RunLabel] = e.Config.RunID
+		labels[ManagedByLabel] = ManagedBy
+		o.SetLabels(labels)
 	}
 }
 

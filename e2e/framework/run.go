@@ -143,13 +143,21 @@ func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 	return Outcome{Traffic: &traffic.Outcome{Clock: d.Clock, History: j.ops}, Rows: rows, Result: res, Summary: summary.String()}
 }
 
-// Repro is the command that replays the running spec with the same seed.
-func (e *Env) Repro() string { return ReproLine(e.Config.Seed, CurrentSpecReport().FullText()) }
+// Repro is the command that replays the running spec with the same seed, on the run's cluster
+// when it is kept.
+func (e *Env) Repro() string {
+	return ReproLine(e.Config.Seed, CurrentSpecReport().FullText(), e.Config.KeptCluster())
+}
 
-// ReproLine is the command that replays the spec named text with seed on a kept cluster.
+// ReproLine is the command that replays the spec named text with seed on a kept cluster: cluster
+// when it is not empty (the run kept it: KEEP=true, or reuse mode), else reuse mode's own.
 // LABELS=all lifts the default label filter, which leaves the chaos specs out.
-func ReproLine(seed uint64, text string) string {
-	return fmt.Sprintf("make e2e-reuse SEED=%d LABELS=all ARGS='--focus=%q'", seed, text)
+func ReproLine(seed uint64, text, cluster string) string {
+	where := ""
+	if cluster != "" {
+		where = " CLUSTER=" + cluster
+	}
+	return fmt.Sprintf("make e2e-reuse%s SEED=%d LABELS=all ARGS='--focus=%q'", where, seed, text)
 }
 
 // Failf fails the spec with the violation table and the repro line: what a reader needs first.

@@ -1,9 +1,19 @@
 package framework
 
 import (
+	"context"
 	"flag"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/stampede-e2e/stampede/e2e/history"
 	"github.com/stampede-e2e/stampede/e2e/traffic"
@@ -47,8 +57,14 @@ func TestConfigValidate(t *testing.T) {
 		}
 		return c, c.Validate()
 	}
-	if c, err := parse(); err != nil || c.ClusterName != "stampede-e2e" {
-		t.Errorf("defaults: %+v, %v", c, err)
+	if c, err := parse(); err != nil || c.RunID == "" || c.ClusterName != "stampede-"+c.RunID {
+		t.Errorf("defaults: %+v, %v; want a cluster named after the run", c, err)
+	}
+	if c, err := parse("-e2e.run-id=abc123"); err != nil || c.ClusterName != "stampede-abc123" {
+		t.Errorf("run id: %+v, %v", c, err)
+	}
+	if c, err := parse("-e2e.cluster-name=stampede-h1a", "-e2e.run-id=abc123"); err != nil || c.ClusterName != "stampede-h1a" {
+		t.Errorf("named: %+v, %v", c, err)
 	}
 	if c, err := parse("-e2e.mode=reuse"); err != nil || c.ClusterName != "stampede" {
 		t.Errorf("reuse: %+v, %v", c, err)
@@ -63,5 +79,127 @@ func TestConfigValidate(t *testing.T) {
 		if _, err := parse(bad...); err == nil {
 			t.Errorf("%v: accepted", bad)
 		}
+	}
+}
+
+func TestKeepNamespace(t *testing.T) {
+	for _, tc := range []struct{ failed, keep, want bool }{
+		{false, false, false}, {true, false, false}, {false, true, false}, {true, true, true},
+	} {
+		if got := keepNamespace(tc.failed, tc.keep); got != tc.want {
+			t.Errorf("keepNamespace(failed=%t, keep=%t) = %t", tc.failed, tc.keep, got)
+		}
+	}
+}
+
+func nodePortService(ns string) *corev1.Service {
+	return &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: tokensvcName},
+		Spec: corev1.ServiceSpec{
+			Type:                  corev1.ServiceTypeNodePort,
+			ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyCluster,
+			Ports:                 []corev1.ServicePort{{Name: "http", Port: 8080, TargetPort: intstr.FromString("http"), NodePort: 30080}},
+		},
+	}
+}
+
+func TestReleaseNodePortSpec(t *testing.T) {
+	svc := nodePortService("ns")
+	if !releaseNodePortSpec(svc) {
+		t.Fatal("a NodePort service was left alone")
+	}
+	if svc.Spec.Type != corev1.ServiceTypeClusterIP || svc.Spec.Ports[0].NodePort != 0 || svc.Spec.ExternalTrafficPolicy != "" {
+		t.Errorf("spec after release: %+v", svc.Spec)
+	}
+	if svc.Spec.Ports[0].Port != 8080 || svc.Spec.Ports[0].TargetPort.StrVal != "http" {
+		t.Errorf("the ports themselves changed: %+v", svc.Spec.Ports)
+	}
+	if releaseNodePortSpec(svc) {
+		t.Error("a ClusterIP service was changed again")
+	}
+}
+
+// A kept failed namespace gives up the NodePort, and a namespace kept by an earlier run is
+// swept before the next deploy; namespaces not labeled as stampede's are left alone.
+func TestReleaseKeptNodePorts(t *testing.T) {
+	ns := func(name string, labels map[string]string) *corev1.Namespace {
+		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+	}
+	cs := fake.NewClientset(
+		ns("kept", map[string]string{ManagedByLabel: ManagedBy, RunLabel: "old"}), nodePortService("kept"),
+		ns("foreign", nil), nodePortService("foreign"),
+	)
+	e := &Env{Client: cs}
+	ctx := context.Background()
+	if err := e.releaseKeptNodePorts(ctx); err != nil {
+		t.Fatal(err)
+	}
+	kept, _ := cs.CoreV1().Services("kept").Get(ctx, tokensvcName, metav1.GetOptions{})
+	foreign, _ := cs.CoreV1().Services("foreign").Get(ctx, tokensvcName, metav1.GetOptions{})
+	if kept.Spec.Type != corev1.ServiceTypeClusterIP || kept.Spec.Ports[0].NodePort != 0 {
+		t.Errorf("kept namespace's service still holds a node port: %+v", kept.Spec)
+	}
+	if foreign.Spec.Type != corev1.ServiceTypeNodePort {
+		t.Errorf("a namespace that is not stampede's was changed: %+v", foreign.Spec)
+	}
+	if err := ReleaseNodePort(ctx, cs, "gone", tokensvcName); err != nil {
+		t.Errorf("no service to release: %v", err)
+	}
+}
+
+func TestLabelNamespaces(t *testing.T) {
+	nsObj := &unstructured.Unstructured{}
+	nsObj.SetKind("Namespace")
+	nsObj.SetLabels(map[string]string{"keep": "me"})
+	other := &unstructured.Unstructured{}
+	other.SetKind("Service")
+	e := &Env{Config: Config{RunID: "r1"}}
+	e.labelNamespaces([]*unstructured.Unstructured{nsObj, other})
+	l := nsObj.GetLabels()
+	if l[RunLabel] != "r1" || l[ManagedByLabel] != "stampede" || l["keep"] != "me" {
+		t.Errorf("namespace labels %v", l)
+	}
+	if len(other.GetLabels()) != 0 {
+		t.Errorf("a Service got labels: %v", other.GetLabels())
+	}
+}
+
+func TestReproLineNamesTheKeptCluster(t *testing.T) {
+	cases := []struct {
+		c    Config
+		want string
+	}{
+		{Config{Mode: "kind", ClusterName: "stampede-ab12cd"}, "make e2e-reuse SEED=42 "},
+		{Config{Mode: "kind", ClusterName: "stampede-ab12cd", Keep: true}, "make e2e-reuse CLUSTER=stampede-ab12cd SEED=42 "},
+		{Config{Mode: "reuse", ClusterName: "stampede"}, "make e2e-reuse CLUSTER=stampede SEED=42 "},
+		{Config{Mode: "existing"}, "make e2e-reuse SEED=42 "},
+	}
+	for _, tc := range cases {
+		got := ReproLine(42, "a spec", tc.c.KeptCluster())
+		if !strings.HasPrefix(got, tc.want) || !strings.HasSuffix(got, `--focus="a spec"'`) {
+			t.Errorf("%+v: %s; want it to start %q", tc.c, got, tc.want)
+		}
+	}
+}
+
+func TestMakeRunDir(t *testing.T) {
+	base := t.TempDir()
+	c := Config{ArtifactsBase: base, RunID: "r1"}
+	if err := c.MakeRunDir(time.Now()); err == nil {
+		t.Error("a run directory was named before the seed was chosen")
+	}
+	c.Seed = 99
+	if err := c.MakeRunDir(time.Date(2026, 11, 28, 23, 45, 0, 0, time.UTC)); err != nil {
+		t.Fatal(err)
+	}
+	if c.Artifacts != filepath.Join(base, "20261128T234500Z-seed99") {
+		t.Errorf("Artifacts = %q", c.Artifacts)
+	}
+	given := Config{Artifacts: filepath.Join(base, "given"), Seed: 1}
+	if err := given.MakeRunDir(time.Now()); err != nil || given.Artifacts != filepath.Join(base, "given") {
+		t.Errorf("a given directory was not kept: %q, %v", given.Artifacts, err)
+	}
+	if _, err := os.Stat(given.Artifacts); err != nil {
+		t.Error(err)
 	}
 }

@@ -1,15 +1,20 @@
-// Command stampede-cluster brings stampede's kind cluster up and down outside the suite, for the
-// fast inner loop (`make cluster-up`, `make smoke`, `make cluster-down`).
+// Command stampede-cluster brings stampede's kind clusters up and down outside the suite, for the
+// fast inner loop (`make cluster-up`, `make smoke`, `make cluster-down`), cleans up what runs left
+// behind (`make gc`), and tells scripts the names they share with the suite.
 //
 //	stampede-cluster up [--name N] [--config FILE] [--image IMAGE] [--keep] [--fresh]
 //	stampede-cluster down [--name N]
 //	stampede-cluster smoke [--name N] [--image WHOAMI_IMAGE]
 //	stampede-cluster kubeconfig [--name N]
+//	stampede-cluster gc [--run ID] [--kept] [--dry-run]
+//	stampede-cluster run-env [--seed N] [--artifacts DIR]
+//	stampede-cluster network-name | bridge-name
 //
 // up reuses the named cluster when it is healthy and creates it otherwise (reuse mode). The node
 // image defaults to $STAMPEDE_NODE_IMAGE, else to what scripts/node-image.sh prints (it builds
 // the image when missing). The kubeconfig is written to a file of its own (printed by
-// `kubeconfig`); ~/.kube/config is never touched.
+// `kubeconfig`); ~/.kube/config is never touched. Every command that uses a cluster holds the
+// lock of its name meanwhile, so `down` refuses a cluster that a run is using.
 package main
 
 import (
@@ -30,16 +35,27 @@ import (
 	"time"
 
 	"github.com/stampede-e2e/stampede/e2e/cluster"
+	"github.com/stampede-e2e/stampede/e2e/report"
+	"github.com/stampede-e2e/stampede/e2e/traffic"
 )
 
 const usage = `usage: stampede-cluster COMMAND [flags]
   up [--name N] [--config FILE] [--image IMAGE] [--keep] [--fresh]
-                      create the kind cluster, or reuse it when healthy
-  down [--name N]     delete it
+                      create the kind cluster (default "stampede"), or reuse it when healthy
+  down [--name N]     delete it, whoever created it (refused while a run holds its lock)
   smoke [--name N] [--image IMAGE]
                       check it end to end (system pods, image loading, NodePort, DNS, pod network)
   kubeconfig [--name N]
-                      print the path of its kubeconfig`
+                      print the path of its kubeconfig
+  gc [--run ID] [--kept] [--dry-run]
+                      remove what dead runs left: their clusters, paused nodes, lock files, and
+                      the shared network when unused; --run only that run's, --kept also kept
+                      clusters stampede created; clusters without a stampede record stay
+  run-env [--seed N] [--artifacts DIR]
+                      start a run: print RUN_ID, SEED (new when 0) and ARTIFACTS_DIR (created
+                      under DIR, default _artifacts, with DIR/latest pointing at it) as shell
+  network-name, bridge-name
+                      print the docker network of stampede's nodes and its bridge interface`
 
 // errUsage marks an error whose message already says what to do.
 var errUsage = errors.New("usage")
@@ -54,6 +70,12 @@ func main() {
 			fmt.Fprintln(os.Stderr, strings.TrimSuffix(err.Error(), ": "+errUsage.Error()))
 			os.Exit(2)
 		}
+		var locked *cluster.LockedError
+		if errors.As(err, &locked) {
+			// One line: who holds the cluster.
+			fmt.Fprintln(os.Stderr, "stampede-cluster:", locked)
+			os.Exit(1)
+		}
 		log.Error("stampede-cluster failed", "err", err)
 		os.Exit(1)
 	}
@@ -66,83 +88,156 @@ func logLevel() slog.Level {
 	return slog.LevelInfo
 }
 
+// command is one subcommand: its flags on a FlagSet of its own, and what it does.
+type command struct {
+	flags func(fs *flag.FlagSet) func(ctx context.Context, log *slog.Logger, stdout io.Writer) error
+}
+
+var commands = map[string]command{
+	"up": {func(fs *flag.FlagSet) func(context.Context, *slog.Logger, io.Writer) error {
+		name := nameFlag(fs)
+		config := fs.String("config", "", "kind config (default: kind-config.yaml at the repository root)")
+		image := fs.String("image", "", "node image (default: $STAMPEDE_NODE_IMAGE, else scripts/node-image.sh)")
+		keep := fs.Bool("keep", false, "keep the nodes of a failed create for debugging")
+		fresh := fs.Bool("fresh", false, "delete the cluster and create it anew even when healthy")
+		return func(ctx context.Context, log *slog.Logger, stdout io.Writer) error {
+			return up(ctx, log, stdout, cluster.Params{
+				Mode: cluster.ModeReuse, Name: *name, ConfigPath: *config, NodeImage: *image,
+				Kubeconfig: kubeconfigPath(*name), Keep: *keep, Recreate: *fresh, Logger: log,
+			})
+		}
+	}},
+	"down": {func(fs *flag.FlagSet) func(context.Context, *slog.Logger, io.Writer) error {
+		name := nameFlag(fs)
+		return func(ctx context.Context, log *slog.Logger, _ io.Writer) error {
+			if err := cluster.Delete(ctx, *name, log); err != nil {
+				return err
+			}
+			if err := os.RemoveAll(filepath.Dir(kubeconfigPath(*name))); err != nil {
+				return fmt.Errorf("remove kubeconfig: %w", err)
+			}
+			return nil
+		}
+	}},
+	"smoke": {func(fs *flag.FlagSet) func(context.Context, *slog.Logger, io.Writer) error {
+		name := nameFlag(fs)
+		image := fs.String("image", "", "whoami image to deploy (default: build it)")
+		return func(ctx context.Context, log *slog.Logger, stdout io.Writer) error {
+			c, err := attach(ctx, log, *name)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = c.Down(context.WithoutCancel(ctx)) }()
+			start := time.Now()
+			r, err := cluster.Smoke(ctx, c, cluster.SmokeParams{Image: *image})
+			if r != nil {
+				fmt.Fprint(stdout, r)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "smoke passed in %s\n", time.Since(start).Round(100*time.Millisecond))
+			return nil
+		}
+	}},
+	"kubeconfig": {func(fs *flag.FlagSet) func(context.Context, *slog.Logger, io.Writer) error {
+		name := nameFlag(fs)
+		return func(ctx context.Context, log *slog.Logger, stdout io.Writer) error {
+			c, err := attach(ctx, log, *name)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = c.Down(context.WithoutCancel(ctx)) }()
+			fmt.Fprintln(stdout, c.KubeconfigPath())
+			return nil
+		}
+	}},
+	"gc": {func(fs *flag.FlagSet) func(context.Context, *slog.Logger, io.Writer) error {
+		var p cluster.GCParams
+		fs.StringVar(&p.RunID, "run", "", "only what the run with this id left (scripts/e2e.sh after an interrupt)")
+		fs.BoolVar(&p.Kept, "kept", false, "also delete kept clusters stampede created (reuse mode, KEEP=true) that no run holds")
+		fs.BoolVar(&p.DryRun, "dry-run", false, "report what would be removed, remove nothing")
+		return func(ctx context.Context, log *slog.Logger, stdout io.Writer) error {
+			p.Logger = log
+			_, err := cluster.GC(ctx, stdout, p)
+			return err
+		}
+	}},
+	"run-env": {func(fs *flag.FlagSet) func(context.Context, *slog.Logger, io.Writer) error {
+		seed := fs.Uint64("seed", 0, "the run's seed; 0 picks one")
+		base := fs.String("artifacts", "", "artifacts base directory (default: _artifacts at the repository root)")
+		return func(_ context.Context, _ *slog.Logger, stdout io.Writer) error {
+			return runEnv(stdout, *seed, *base, time.Now())
+		}
+	}},
+	"network-name": {func(*flag.FlagSet) func(context.Context, *slog.Logger, io.Writer) error {
+		return func(_ context.Context, _ *slog.Logger, stdout io.Writer) error {
+			_, err := fmt.Fprintln(stdout, cluster.NetworkName)
+			return err
+		}
+	}},
+	"bridge-name": {func(*flag.FlagSet) func(context.Context, *slog.Logger, io.Writer) error {
+		return func(_ context.Context, _ *slog.Logger, stdout io.Writer) error {
+			_, err := fmt.Fprintln(stdout, cluster.BridgeName)
+			return err
+		}
+	}},
+}
+
+func nameFlag(fs *flag.FlagSet) *string {
+	return fs.String("name", cluster.DefaultName, "kind cluster name")
+}
+
 func run(ctx context.Context, log *slog.Logger, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("stampede-cluster: a command is needed (up, down, smoke, kubeconfig); run `stampede-cluster help`: %w", errUsage)
+		return fmt.Errorf("stampede-cluster: a command is needed (up, down, smoke, kubeconfig, gc, run-env); run `stampede-cluster help`: %w", errUsage)
 	}
-	cmd, args := args[0], args[1:]
-	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	name := fs.String("name", cluster.DefaultName, "kind cluster name")
-	var (
-		config, image *string
-		keep, fresh   *bool
-		smokeImage    *string
-	)
-	switch cmd {
-	case "up":
-		config = fs.String("config", "", "kind config (default: kind-config.yaml at the repository root)")
-		image = fs.String("image", "", "node image (default: $STAMPEDE_NODE_IMAGE, else scripts/node-image.sh)")
-		keep = fs.Bool("keep", false, "keep the nodes of a failed create for debugging")
-		fresh = fs.Bool("fresh", false, "delete the cluster and create it anew even when healthy")
-	case "smoke":
-		smokeImage = fs.String("image", "", "whoami image to deploy (default: build it)")
-	case "down", "kubeconfig":
+	name, args := args[0], args[1:]
+	switch name {
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil
-	default:
-		return fmt.Errorf("stampede-cluster: unknown command %q: want up, down, smoke or kubeconfig (run `stampede-cluster help`): %w", cmd, errUsage)
 	}
+	cmd, ok := commands[name]
+	if !ok {
+		return fmt.Errorf("stampede-cluster: unknown command %q: want up, down, smoke, kubeconfig, gc, run-env, network-name or bridge-name (run `stampede-cluster help`): %w", name, errUsage)
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	do := cmd.flags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(stdout, usage)
 			return nil
 		}
-		return fmt.Errorf("stampede-cluster %s: %v (run `stampede-cluster help` for the flags): %w", cmd, err, errUsage)
+		return fmt.Errorf("stampede-cluster %s: %v (run `stampede-cluster help` for the flags): %w", name, err, errUsage)
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("stampede-cluster %s: unexpected argument %q (flags only; run `stampede-cluster help`): %w", cmd, fs.Arg(0), errUsage)
+		return fmt.Errorf("stampede-cluster %s: unexpected argument %q (flags only; run `stampede-cluster help`): %w", name, fs.Arg(0), errUsage)
 	}
-	kubeconfig := kubeconfigPath(*name)
+	return do(ctx, log, stdout)
+}
 
-	switch cmd {
-	case "up":
-		return up(ctx, log, stdout, cluster.Params{
-			Mode: cluster.ModeReuse, Name: *name, ConfigPath: *config, NodeImage: *image,
-			Kubeconfig: kubeconfig, Keep: *keep, Recreate: *fresh, Logger: log,
-		})
-	case "down":
-		if err := cluster.Delete(ctx, *name, log); err != nil {
-			return err
-		}
-		if err := os.RemoveAll(filepath.Dir(kubeconfig)); err != nil {
-			return fmt.Errorf("remove kubeconfig: %w", err)
-		}
-		return nil
-	case "smoke":
-		c, err := attach(ctx, log, *name, kubeconfig)
-		if err != nil {
-			return err
-		}
-		start := time.Now()
-		report, err := cluster.Smoke(ctx, c, cluster.SmokeParams{Image: *smokeImage})
-		if report != nil {
-			fmt.Fprint(stdout, report)
-		}
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "smoke passed in %s\n", time.Since(start).Round(100*time.Millisecond))
-		return nil
-	case "kubeconfig":
-		if _, err := attach(ctx, log, *name, kubeconfig); err != nil {
-			return err
-		}
-		fmt.Fprintln(stdout, kubeconfig)
-		return nil
+// runEnv starts a run for scripts/e2e.sh: a run id, the seed (a new one when 0), and the run's
+// artifacts directory, named after both, as shell assignments.
+func runEnv(stdout io.Writer, seed uint64, base string, now time.Time) error {
+	if seed == 0 {
+		seed = traffic.NewSeed()
 	}
-	return nil
+	if base == "" {
+		root, err := repoRoot()
+		if err != nil {
+			return err
+		}
+		base = filepath.Join(root, "_artifacts")
+	}
+	runID := cluster.NewRunID()
+	dir, err := report.NewRunDir(base, now, seed, runID)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "RUN_ID=%s\nSEED=%d\nARTIFACTS_DIR=%q\n", runID, seed, dir)
+	return err
 }
 
 func up(ctx context.Context, log *slog.Logger, stdout io.Writer, p cluster.Params) error {
@@ -163,6 +258,7 @@ func up(ctx context.Context, log *slog.Logger, stdout io.Writer, p cluster.Param
 	if err != nil {
 		return err
 	}
+	defer func() { _ = c.Down(context.WithoutCancel(ctx)) }() // keeps it: reuse mode
 	url, err := c.ServiceURL()
 	if err != nil {
 		return err
@@ -175,15 +271,16 @@ func up(ctx context.Context, log *slog.Logger, stdout io.Writer, p cluster.Param
 	return nil
 }
 
-// attach connects to the named cluster made earlier by up, without creating anything.
-func attach(ctx context.Context, log *slog.Logger, name, kubeconfig string) (*cluster.Cluster, error) {
+// attach connects to the named cluster made earlier by up, without creating anything, and holds
+// its lock until Down.
+func attach(ctx context.Context, log *slog.Logger, name string) (*cluster.Cluster, error) {
 	root, err := repoRoot()
 	if err != nil {
 		return nil, err
 	}
 	return cluster.Up(ctx, cluster.Params{
 		Mode: cluster.ModeReuse, Name: name, ConfigPath: filepath.Join(root, "kind-config.yaml"),
-		Kubeconfig: kubeconfig, NoCreate: true, Logger: log,
+		Kubeconfig: kubeconfigPath(name), NoCreate: true, Logger: log,
 	})
 }
 
