@@ -2,7 +2,8 @@
 # host-setup.sh: make this host ready to run stampede's kind clusters, offline if need be.
 # Idempotent, quick when already done, and undone by scripts/host-undo.sh (make host-undo).
 #
-# What it changes, and only that:
+# What it changes, and only that (besides raising the inotify limits, which several kind
+# clusters at once need):
 #   1. packages: docker.io, jq, mmdebstrap, iptables (apt, as root) when missing, with no service
 #      started by their install;
 #   2. the egress guard (scripts/egress-guard.sh): rules that match only stampede's own Docker
@@ -55,6 +56,20 @@ snapshot() {
   iptables_state v4 >"${STAMPEDE_STATE}/iptables-before.v4"
   iptables_state v6 >"${STAMPEDE_STATE}/iptables-before.v6"
   cat /proc/sys/net/ipv4/ip_forward >"${STAMPEDE_STATE}/ip_forward-before"
+}
+
+# raise_inotify: kind's nodes share the host kernel's inotify limits, and a few clusters exceed
+# Debian's defaults (kube-proxy crash-loops with "too many open files"). Raised to what kind's
+# documentation asks for, only when lower, and the value before is recorded for host-undo.
+raise_inotify() {
+  local name want cur
+  for name in fs.inotify.max_user_instances=512 fs.inotify.max_user_watches=524288; do
+    want=${name#*=}; name=${name%=*}
+    cur=$(sysctl -n "$name" 2>/dev/null) || continue
+    [ "$cur" -ge "$want" ] && continue
+    record "sysctl ${name}=${cur}"
+    sysctl -q -w "${name}=${want}" && log "raised ${name} from ${cur} to ${want} (several kind clusters at once)"
+  done
 }
 
 # desired_config: the config file of stampede's own engine.
@@ -140,20 +155,21 @@ main() {
   # Someone else's engine (DOCKER_HOST, a laptop's Docker Desktop, a CI service): used as it is.
   if [ -n "${DOCKER_HOST:-}" ] && [ "$DOCKER_HOST" != "$OUR_HOST" ]; then
     docker_ok || die "DOCKER_HOST=${DOCKER_HOST} does not answer: start that engine or unset DOCKER_HOST"
-    is_root && snapshot
+    is_root && { snapshot; raise_inotify; }
     guard; log "using the Docker engine at DOCKER_HOST=${DOCKER_HOST}"; return 0
   fi
   if our_engine_answers && ! is_root; then
     guard; log "using stampede's dockerd (DOCKER_HOST=${OUR_HOST})"; return 0
   fi
   if ! our_engine_answers && DOCKER_HOST="" docker info >/dev/null 2>&1; then
-    is_root && snapshot
+    is_root && { snapshot; raise_inotify; }
     guard; log "using the running Docker engine"; return 0
   fi
   is_root || die "no Docker engine answers and starting one needs root: start Docker (and join the docker group), or run 'sudo make host-setup'"
   ensure_packages
   snapshot
   guard
+  raise_inotify
   local changed
   changed=$(configure)
   if our_engine_answers; then

@@ -6,7 +6,8 @@
 #     the rest by a snapshot host setup took before its first change: only chains that are new
 #     since the snapshot, and new rules that jump to them or name stampede's bridge, are removed;
 #   - the egress guard's rules (by their comment), and the DOCKER-USER chain if the guard created it;
-#   - net.ipv4.ip_forward, back to its value before, if stampede's engine changed it;
+#   - net.ipv4.ip_forward, back to its value before, if stampede's engine changed it, and the
+#     inotify limits host setup raised, back to their values before;
 #   - the runtime wrapper, the engine's config and log, the record itself;
 #   - with --purge, also the engine's data (images, stopped containers) under STAMPEDE_STATE.
 # Packages that host setup installed with apt are named, not removed (other software may have
@@ -136,6 +137,10 @@ main() {
       fi
     fi
   fi
+  local line
+  while read -r line; do
+    sysctl -q -w "$line" && log "restored: ${line}"
+  done < <(sed -n 's/^sysctl //p' "$HOST_CHANGES" 2>/dev/null)
   compare
   if [ -f "$HOST_CHANGES" ] && grep -q '^installed-packages ' "$HOST_CHANGES"; then
     log "kept the packages host setup installed ($(sed -n 's/^installed-packages //p' "$HOST_CHANGES" | tr '\n' ' ')): remove them with apt-get if nothing else uses them"
