@@ -31,7 +31,7 @@ var _ = Describe("Chaos", Label("chaos"), func() {
 			env.SkipUnlessAvailable(f)
 			plan := chaos.NewPlan(env.Config.Seed, f.Name())
 			By("planning the fault from the seed: " + plan.String())
-			d := env.DeployChaos(ctx, framework.DeployParams{Strategy: "atomic", Toxiproxy: chaos.NeedsToxiproxy(f)})
+			d := env.Deploy(ctx, framework.DeployParams{Strategy: "atomic", Toxiproxy: chaos.NeedsToxiproxy(f)})
 			o := d.StampedeUnderFault(ctx, framework.FaultParams{
 				Fault:    f,
 				Plan:     plan,
@@ -43,7 +43,7 @@ var _ = Describe("Chaos", Label("chaos"), func() {
 			Expect(o.InjectErr).NotTo(HaveOccurred(), "inject %s", f.Name())
 			Expect(o.RecoverErr).NotTo(HaveOccurred(), "recover %s", f.Name())
 			Expect(o.During.Requests).To(BeNumerically(">", 0), "no request was sent while %s was on: the run proves nothing", f.Name())
-			expectRaceExercised(d.Deployment, o.Outcome)
+			expectRaceExercised(d, o.Outcome)
 			if o.Result.Verdict != check.VerdictPass {
 				d.Failf(o.Outcome, "atomic broke the invariants under %s", f.Name())
 			}
@@ -60,7 +60,7 @@ var _ = Describe("Chaos", Label("chaos"), func() {
 		It(fmt.Sprintf("canary %s under db-latency: caught, with the detection rate with and without it", strategy),
 			Label("db-latency", "canary", strategy), func(ctx SpecContext) {
 				env.SkipUnlessAvailable(chaos.DBLatency{})
-				d := env.DeployChaos(ctx, framework.DeployParams{Strategy: strategy, Toxiproxy: true})
+				d := env.Deploy(ctx, framework.DeployParams{Strategy: strategy, Toxiproxy: true})
 				p := bursts(uint64(200 + 10*i))
 				p.Name = "without-latency"
 				without := d.Stampede(ctx, p)
@@ -87,8 +87,8 @@ var _ = Describe("Chaos", Label("chaos"), func() {
 				GinkgoWriter.Println(line)
 				d.WriteFile("detection.txt", []byte(line+"\n"))
 				env.AppendChaosSummary(line)
-				expectRaceExercised(d.Deployment, without)
-				expectRaceExercised(d.Deployment, with)
+				expectRaceExercised(d, without)
+				expectRaceExercised(d, with)
 				// Caught means its known bug was found, not any violation: a wording change or an
 				// unrelated failure must not pass for detection.
 				if on.Caught == 0 {

@@ -38,7 +38,7 @@ var _ = Describe("First registration under concurrency", Label("registration"), 
 	for _, strategy := range []string{"atomic", "fail-fast"} {
 		It("gives every customer exactly one valid, consistent token with the "+strategy+" strategy",
 			Label(strategy, "invariants"), func(ctx SpecContext) {
-				d := env.Deploy(ctx, strategy)
+				d := env.Deploy(ctx, framework.DeployParams{Strategy: strategy})
 				o := d.Stampede(ctx, bursts(1))
 				expectRaceExercised(d, o)
 				if o.Result.Verdict != check.VerdictPass {
@@ -50,7 +50,7 @@ var _ = Describe("First registration under concurrency", Label("registration"), 
 	}
 
 	It("catches the seed's bug in the legacy strategy: the canary", Label("legacy", "canary"), func(ctx SpecContext) {
-		d := env.Deploy(ctx, "legacy")
+		d := env.Deploy(ctx, framework.DeployParams{Strategy: "legacy"})
 		o := d.Stampede(ctx, bursts(2))
 		expectRaceExercised(d, o)
 		By("expecting null-subject tokens answered with 200: the suite must still see what it exists for")
@@ -71,7 +71,7 @@ var _ = Describe("First registration under concurrency", Label("registration"), 
 	// still both create the customer under a simultaneous first registration, so customers end
 	// with duplicate rows and two different tokens.
 	It("shows the return-existing strategy still duplicates customers", Label("return-existing"), func(ctx SpecContext) {
-		d := env.Deploy(ctx, "return-existing")
+		d := env.Deploy(ctx, framework.DeployParams{Strategy: "return-existing"})
 		o := d.Stampede(ctx, bursts(3))
 		expectRaceExercised(d, o)
 		Expect(o.Result.EmptySubjects).To(BeZero(), "return-existing must never sign an empty subject")
@@ -89,7 +89,7 @@ var _ = Describe("First registration under concurrency", Label("registration"), 
 
 	It("answers concurrent requests for existing customers with the one token they already have",
 		Label("atomic", "existing-customers"), func(ctx SpecContext) {
-			d := env.Deploy(ctx, "atomic")
+			d := env.Deploy(ctx, framework.DeployParams{Strategy: "atomic"})
 			p := bursts(4)
 			By("registering the customers one request at a time")
 			first := d.Stampede(ctx, framework.BurstParams{Name: "register", Customers: p.Customers, Burst: 1, Retry: p.Retry})

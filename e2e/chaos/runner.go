@@ -84,7 +84,7 @@ func (r *Rounds) launch(ctx, launchCtx context.Context, sem chan struct{}) {
 
 // start runs round i, which holds a slot of sem, in a goroutine of its own.
 func (r *Rounds) start(ctx context.Context, i int, sem chan struct{}) {
-	r.wg.Add(1) // before Stop's Wait: Stop waits for the launcher to return first
+	r.wg.Add(1)                                  // before Stop's Wait: Stop waits for the launcher to return first
 	round := Round{Index: i, Start: r.p.Since()} // when launched, not when its goroutine runs
 	go func() {
 		defer func() { <-sem; r.wg.Done(); r.finished <- struct{}{} }()

@@ -8,6 +8,8 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/stampede-e2e/stampede/manifests"
 )
 
 // readyPodsFromSlices returns the names of the pods behind the token service's ready endpoints in
@@ -15,10 +17,10 @@ import (
 // to, which the coverage guard compares with the X-Served-By of every answer.
 func readyPodsFromSlices(ctx context.Context, cs kubernetes.Interface, namespace string) ([]string, error) {
 	list, err := cs.DiscoveryV1().EndpointSlices(namespace).List(ctx, metav1.ListOptions{
-		LabelSelector: discoveryv1.LabelServiceName + "=" + tokensvcName,
+		LabelSelector: discoveryv1.LabelServiceName + "=" + manifests.TokensvcName,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list endpoint slices of %s/%s: %w", namespace, tokensvcName, err)
+		return nil, fmt.Errorf("list endpoint slices of %s/%s: %w", namespace, manifests.TokensvcName, err)
 	}
 	return readyPods(list.Items), nil
 }

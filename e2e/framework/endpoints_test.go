@@ -9,6 +9,8 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/stampede-e2e/stampede/manifests"
 )
 
 func endpoint(pod string, ready *bool) discoveryv1.Endpoint {
@@ -36,10 +38,10 @@ func TestReadyPodsFromSlices(t *testing.T) {
 	node := endpoint("", yes)
 	node.TargetRef = &corev1.ObjectReference{Kind: "Node", Name: "kind-worker"}
 	cs := fake.NewClientset(
-		slice("ns", "tokensvc-v4", tokensvcName, endpoint("tokensvc-a", yes), endpoint("tokensvc-b", nil), endpoint("tokensvc-c", no), endpoint("", yes), node),
-		slice("ns", "tokensvc-v6", tokensvcName, endpoint("tokensvc-a", yes), endpoint("tokensvc-d", yes)),
-		slice("ns", "postgres-x", postgresName, endpoint("postgres-0", yes)),
-		slice("other", "tokensvc-o", tokensvcName, endpoint("tokensvc-z", yes)),
+		slice("ns", "tokensvc-v4", manifests.TokensvcName, endpoint("tokensvc-a", yes), endpoint("tokensvc-b", nil), endpoint("tokensvc-c", no), endpoint("", yes), node),
+		slice("ns", "tokensvc-v6", manifests.TokensvcName, endpoint("tokensvc-a", yes), endpoint("tokensvc-d", yes)),
+		slice("ns", "postgres-x", manifests.PostgresName, endpoint("postgres-0", yes)),
+		slice("other", "tokensvc-o", manifests.TokensvcName, endpoint("tokensvc-z", yes)),
 	)
 	got, err := readyPodsFromSlices(context.Background(), cs, "ns")
 	if err != nil {

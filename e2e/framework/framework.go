@@ -16,10 +16,10 @@ import (
 	"strings"
 	"time"
 
+	toxiproxyclient "github.com/Shopify/toxiproxy/v2/client"
 	. "github.com/onsi/ginkgo/v2" //nolint:revive // Ginkgo's DSL reads best unqualified.
 	. "github.com/onsi/gomega"    //nolint:revive
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -62,86 +62,12 @@ type Deployment struct {
 	// the spec records onto them, so that its histories line up as they are.
 	Clock *history.Clock
 	Seqs  *history.Seqs
+	// Toxiproxy drives the toxiproxy in front of PostgreSQL; nil without one (DeployParams).
+	Toxiproxy *toxiproxyclient.Client
 }
 
-const (
-	nameLabel    = "app.kubernetes.io/name"
-	tokensvcName = "tokensvc"
-	postgresName = "postgres"
-	// Issuer is the token service's default issuer claim.
-	Issuer = "stampede-tokensvc"
-)
-
-// Deploy renders the manifests of strategy into a fresh namespace, applies them, waits until the
-// database and every replica are ready, and registers the cleanup (diagnostics first on failure,
-// then deletion unless Keep asks to keep a failed spec's namespace).
-func (e *Env) Deploy(ctx context.Context, strategy string) *Deployment {
-	GinkgoHelper()
-	return e.DeployChaos(ctx, DeployParams{Strategy: strategy}).Deployment
-}
-
-// waitDatabase waits until the PostgreSQL StatefulSet's one replica is ready.
-func (d *Deployment) waitDatabase(ctx context.Context) {
-	GinkgoHelper()
-	start := time.Now()
-	Eventually(ctx, func(g Gomega) {
-		ss, err := d.Env.Client.AppsV1().StatefulSets(d.Namespace).Get(ctx, postgresName, metav1.GetOptions{})
-		g.Expect(err).NotTo(HaveOccurred())
-		g.Expect(ss.Status.ObservedGeneration).To(BeNumerically(">=", ss.Generation))
-		g.Expect(ss.Status.ReadyReplicas).To(Equal(int32(1)), "ready replicas of %s", postgresName)
-	}).WithTimeout(4*time.Minute).WithPolling(time.Second).Should(Succeed(), "database ready")
-	d.Env.Logger.Info("database ready", "namespace", d.Namespace, "took", time.Since(start).Round(time.Millisecond))
-}
-
-// waitReady waits until the Deployment name has rolled out want ready replicas.
-func (d *Deployment) waitReady(ctx context.Context, name string, want int32) {
-	GinkgoHelper()
-	start := time.Now()
-	Eventually(ctx, func(g Gomega) {
-		dep, err := d.Env.Client.AppsV1().Deployments(d.Namespace).Get(ctx, name, metav1.GetOptions{})
-		g.Expect(err).NotTo(HaveOccurred())
-		g.Expect(dep.Status.ObservedGeneration).To(BeNumerically(">=", dep.Generation))
-		g.Expect(dep.Status.UpdatedReplicas).To(Equal(want), "updated replicas of %s", name)
-		g.Expect(dep.Status.ReadyReplicas).To(Equal(want), "ready replicas of %s", name)
-		g.Expect(dep.Status.Replicas).To(Equal(want), "replicas of %s (old ones still terminating?)", name)
-	}).WithTimeout(4*time.Minute).WithPolling(time.Second).Should(Succeed(), "rollout of %s", name)
-	d.Env.Logger.Info("rolled out", "deployment", name, "namespace", d.Namespace, "took", time.Since(start).Round(time.Millisecond))
-}
-
-// waitEndpoints waits until the token service's Service routes to want ready pods.
-func (d *Deployment) waitEndpoints(ctx context.Context, want int) {
-	GinkgoHelper()
-	Eventually(ctx, func(g Gomega) {
-		ready, err := d.ReadyEndpoints(ctx)
-		g.Expect(err).NotTo(HaveOccurred())
-		g.Expect(ready).To(HaveLen(want))
-	}).WithTimeout(time.Minute).WithPolling(500 * time.Millisecond).Should(Succeed())
-}
-
-// ReadyEndpoints lists the pods the token service's Service routes to.
-func (d *Deployment) ReadyEndpoints(ctx context.Context) ([]string, error) {
-	pods, err := d.Env.Client.CoreV1().Pods(d.Namespace).List(ctx, metav1.ListOptions{LabelSelector: nameLabel + "=" + tokensvcName})
-	if err != nil {
-		return nil, fmt.Errorf("list pods: %w", err)
-	}
-	var ready []string
-	for _, p := range pods.Items {
-		if p.DeletionTimestamp != nil {
-			continue
-		}
-		for _, c := range p.Status.Conditions {
-			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
-				ready = append(ready, p.Name)
-			}
-		}
-	}
-	return ready, nil
-}
-
-// TokensvcDeployment returns the token service's Deployment object.
-func (d *Deployment) TokensvcDeployment(ctx context.Context) (*appsv1.Deployment, error) {
-	return d.Env.Client.AppsV1().Deployments(d.Namespace).Get(ctx, tokensvcName, metav1.GetOptions{})
-}
+// Issuer is the token service's default issuer claim.
+const Issuer = "stampede-tokensvc"
 
 func (d *Deployment) dumpOnFailure(ctx SpecContext) {
 	if !CurrentSpecReport().Failed() {
@@ -164,19 +90,19 @@ func (d *Deployment) dumpOnFailure(ctx SpecContext) {
 func (d *Deployment) delete(ctx SpecContext) {
 	if keepNamespace(CurrentSpecReport().Failed(), d.Env.Config.Keep) {
 		GinkgoWriter.Printf("keeping namespace %s (keep asked); its Service gives up NodePort %d\n", d.Namespace, manifests.NodePort)
-		if err := ReleaseNodePort(ctx, d.Env.Client, d.Namespace, tokensvcName); err != nil {
+		if err := ReleaseNodePort(ctx, d.Env.Client, d.Namespace, manifests.TokensvcName); err != nil {
 			d.Env.Logger.Warn("releasing the kept service's NodePort", "err", err)
 		}
 		return
 	}
 	svcs := d.Env.Client.CoreV1().Services(d.Namespace)
-	if err := svcs.Delete(ctx, tokensvcName, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+	if err := svcs.Delete(ctx, manifests.TokensvcName, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		d.Env.Logger.Warn("deleting service", "err", err)
 	}
 	Eventually(ctx, func() bool {
-		_, err := svcs.Get(ctx, tokensvcName, metav1.GetOptions{})
+		_, err := svcs.Get(ctx, manifests.TokensvcName, metav1.GetOptions{})
 		return apierrors.IsNotFound(err)
-	}).WithTimeout(time.Minute).Should(BeTrue(), "service %s/%s deleted", d.Namespace, tokensvcName)
+	}).WithTimeout(time.Minute).Should(BeTrue(), "service %s/%s deleted", d.Namespace, manifests.TokensvcName)
 	if err := d.Env.Client.CoreV1().Namespaces().Delete(ctx, d.Namespace, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		d.Env.Logger.Warn("deleting namespace", "err", err)
 	}
@@ -239,7 +165,7 @@ func (e *Env) releaseKeptNodePorts(ctx context.Context) error {
 		if ns.DeletionTimestamp != nil {
 			continue
 		}
-		if err := ReleaseNodePort(ctx, e.Client, ns.Name, tokensvcName); err != nil {
+		if err := ReleaseNodePort(ctx, e.Client, ns.Name, manifests.TokensvcName); err != nil {
 			errs = append(errs, err)
 		}
 	}

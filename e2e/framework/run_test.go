@@ -17,6 +17,8 @@ import (
 
 	"github.com/stampede-e2e/stampede/e2e/history"
 	"github.com/stampede-e2e/stampede/e2e/traffic"
+
+	"github.com/stampede-e2e/stampede/manifests"
 )
 
 func outcome(ops ...history.Op) Outcome { return Outcome{Traffic: &traffic.Outcome{History: ops}} }
@@ -94,7 +96,7 @@ func TestKeepNamespace(t *testing.T) {
 
 func nodePortService(ns string) *corev1.Service {
 	return &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: tokensvcName},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: manifests.TokensvcName},
 		Spec: corev1.ServiceSpec{
 			Type:                  corev1.ServiceTypeNodePort,
 			ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyCluster,
@@ -134,15 +136,15 @@ func TestReleaseKeptNodePorts(t *testing.T) {
 	if err := e.releaseKeptNodePorts(ctx); err != nil {
 		t.Fatal(err)
 	}
-	kept, _ := cs.CoreV1().Services("kept").Get(ctx, tokensvcName, metav1.GetOptions{})
-	foreign, _ := cs.CoreV1().Services("foreign").Get(ctx, tokensvcName, metav1.GetOptions{})
+	kept, _ := cs.CoreV1().Services("kept").Get(ctx, manifests.TokensvcName, metav1.GetOptions{})
+	foreign, _ := cs.CoreV1().Services("foreign").Get(ctx, manifests.TokensvcName, metav1.GetOptions{})
 	if kept.Spec.Type != corev1.ServiceTypeClusterIP || kept.Spec.Ports[0].NodePort != 0 {
 		t.Errorf("kept namespace's service still holds a node port: %+v", kept.Spec)
 	}
 	if foreign.Spec.Type != corev1.ServiceTypeNodePort {
 		t.Errorf("a namespace that is not stampede's was changed: %+v", foreign.Spec)
 	}
-	if err := ReleaseNodePort(ctx, cs, "gone", tokensvcName); err != nil {
+	if err := ReleaseNodePort(ctx, cs, "gone", manifests.TokensvcName); err != nil {
 		t.Errorf("no service to release: %v", err)
 	}
 }

@@ -6,15 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"time"
 
-	toxiproxyclient "github.com/Shopify/toxiproxy/v2/client"
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
 	. "github.com/onsi/gomega"    //nolint:revive
 
@@ -22,146 +18,7 @@ import (
 	"github.com/stampede-e2e/stampede/e2e/check"
 	"github.com/stampede-e2e/stampede/e2e/history"
 	"github.com/stampede-e2e/stampede/e2e/traffic"
-	"github.com/stampede-e2e/stampede/manifests"
-	"github.com/stampede-e2e/stampede/manifests/components/toxiproxy"
 )
-
-// DeployParams shape a deployment that the plain Deploy does not make.
-type DeployParams struct {
-	Strategy string
-	// Config holds extra TOKENSVC_* settings (manifests.Params.Config).
-	Config map[string]string
-	// Toxiproxy puts toxiproxy between the token service and PostgreSQL: the service's
-	// database host becomes the toxiproxy Service.
-	Toxiproxy bool
-}
-
-// ChaosDeployment is a Deployment that faults act on.
-type ChaosDeployment struct {
-	*Deployment
-	// Toxiproxy drives the toxiproxy in front of PostgreSQL; nil without one.
-	Toxiproxy *toxiproxyclient.Client
-}
-
-// ChaosTarget describes the suite's cluster to a fault before anything is deployed: enough for
-// Available.
-func (e *Env) ChaosTarget() *chaos.Target {
-	return &chaos.Target{
-		Client:         e.Client,
-		Replicas:       e.Config.Replicas,
-		Mode:           e.Config.Mode,
-		Cluster:        e.Config.ClusterName,
-		Nodes:          e.Nodes,
-		ToxiproxyImage: e.Config.ToxiproxyImage,
-		Logger:         e.Logger,
-	}
-}
-
-// SkipUnlessAvailable skips the running spec, with the fault's reason, when f cannot run in this
-// cluster: a fault is never faked.
-func (e *Env) SkipUnlessAvailable(f chaos.Fault) {
-	GinkgoHelper()
-	if err := f.Available(e.ChaosTarget()); err != nil {
-		Skip(err.Error())
-	}
-}
-
-// DeployChaos is Deploy with the settings of p: extra configuration and, when asked, toxiproxy
-// in front of PostgreSQL (deployed, ready, and reachable through a port-forward to its API).
-func (e *Env) DeployChaos(ctx context.Context, p DeployParams) *ChaosDeployment {
-	GinkgoHelper()
-	key, err := NewSigningKey()
-	Expect(err).NotTo(HaveOccurred())
-	d := &Deployment{
-		Env:       e,
-		Strategy:  p.Strategy,
-		Namespace: "stampede-" + p.Strategy + "-" + randomSuffix(),
-		Key:       key,
-		Dir:       filepath.Join(e.Config.Artifacts, specDirName()),
-		Clock:     history.NewClock(time.Now()),
-		Seqs:      history.NewSeqs(),
-	}
-	Expect(os.MkdirAll(d.Dir, 0o755)).To(Succeed())
-	config := map[string]string{}
-	for k, v := range p.Config {
-		config[k] = v
-	}
-	if p.Toxiproxy {
-		Expect(e.Config.ToxiproxyImage).NotTo(BeEmpty(), "toxiproxy image")
-		config["TOKENSVC_DATABASE_HOST"] = toxiproxy.Name
-		config["TOKENSVC_DATABASE_PORT"] = strconv.Itoa(toxiproxy.ProxyPort)
-	}
-	password := randomSuffix() + randomSuffix()
-	objs, err := manifests.Render(manifests.Params{
-		Strategy:         p.Strategy,
-		Namespace:        d.Namespace,
-		TokensvcImage:    e.Config.TokensvcImage,
-		PostgresImage:    e.Config.PostgresImage,
-		Replicas:         e.Config.Replicas,
-		SigningKeyPEM:    key.PrivatePEM,
-		PostgresPassword: password,
-		Config:           config,
-	})
-	Expect(err).NotTo(HaveOccurred(), "render manifests")
-	if p.Toxiproxy {
-		proxy, err := toxiproxy.Render(d.Namespace, e.Config.ToxiproxyImage)
-		Expect(err).NotTo(HaveOccurred(), "render toxiproxy")
-		// After the Namespace, before the workloads: the service's first connection goes to it.
-		objs = append(objs[:1:1], append(proxy, objs[1:]...)...)
-	}
-
-	how := ""
-	if p.Toxiproxy {
-		how = ", database traffic through toxiproxy"
-	}
-	e.labelNamespaces(objs)
-	// A namespace kept by an earlier failed spec must not hold the NodePort this one needs.
-	Expect(e.releaseKeptNodePorts(ctx)).To(Succeed())
-
-	By(fmt.Sprintf("deploying the %s strategy into %s%s", p.Strategy, d.Namespace, how))
-	DeferCleanup(d.delete, NodeTimeout(2*time.Minute))
-	DeferCleanup(d.dumpOnFailure, NodeTimeout(2*time.Minute))
-	applied := time.Now()
-	Expect(e.Applier.Apply(ctx, objs)).To(Succeed())
-
-	cd := &ChaosDeployment{Deployment: d}
-	if p.Toxiproxy {
-		d.waitReady(ctx, toxiproxy.Name, 1)
-		By("opening a port-forward to toxiproxy's API")
-		port, stop, err := PortForward(ctx, e.RestConfig, e.Client, d.Namespace, nameLabel+"="+toxiproxy.Name, toxiproxy.APIPort)
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(stop)
-		cd.Toxiproxy = toxiproxyclient.NewClient(fmt.Sprintf("127.0.0.1:%d", port))
-		Eventually(ctx, func() error {
-			_, err := cd.Toxiproxy.Proxy(toxiproxy.ProxyName)
-			return err
-		}).WithTimeout(30*time.Second).WithPolling(time.Second).Should(Succeed(), "toxiproxy's proxy %s", toxiproxy.ProxyName)
-	}
-	d.waitDatabase(ctx)
-	d.waitReady(ctx, tokensvcName, int32(e.Config.Replicas))
-	rollout := time.Since(applied)
-	d.waitEndpoints(ctx, e.Config.Replicas)
-	By("waiting until every ready pod answers through the Service from every node")
-	d.WaitServedEverywhere(ctx)
-	// One line per deployment that a run's log can be grepped for: issue 8's rollouts took 2 min.
-	e.Logger.Info("deployment serving", "namespace", d.Namespace, "strategy", p.Strategy,
-		"rollout", rollout.Round(time.Millisecond), "serving", time.Since(applied).Round(time.Millisecond))
-
-	By("opening a port-forward to the database, the ground truth")
-	port, stop, err := PortForward(ctx, e.RestConfig, e.Client, d.Namespace, nameLabel+"="+postgresName, 5432)
-	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(stop)
-	d.DSN = fmt.Sprintf("postgres://tokensvc:%s@127.0.0.1:%d/tokensvc?sslmode=disable", password, port)
-	return cd
-}
-
-// Target is what a fault acts on: this deployment in the suite's cluster.
-func (d *ChaosDeployment) Target() *chaos.Target {
-	t := d.Env.ChaosTarget()
-	t.Namespace = d.Namespace
-	t.Toxiproxy = d.Toxiproxy
-	return t
-}
 
 // FaultParams shape a run under a fault.
 type FaultParams struct {
@@ -239,7 +96,7 @@ func (o FaultOutcome) Line() string {
 // ratio during the fault and the recovery time, and writes the report with the fault's event.
 // The steps are chaos's fault runner (LaunchRounds, Apply, AwaitRecovery, Stop); every traffic
 // run records on the spec's clock. It asserts only that the run was usable; the spec judges.
-func (d *ChaosDeployment) StampedeUnderFault(ctx context.Context, p FaultParams) FaultOutcome {
+func (d *Deployment) StampedeUnderFault(ctx context.Context, p FaultParams) FaultOutcome {
 	GinkgoHelper()
 	p.setDefaults()
 	// Enough customers for the longest run: offset, hold, recovery waits and the bound.
@@ -309,7 +166,7 @@ func (d *ChaosDeployment) StampedeUnderFault(ctx context.Context, p FaultParams)
 }
 
 // writeFaultReport writes the fault's event and figures next to the spec's report.
-func (d *ChaosDeployment) writeFaultReport(o FaultOutcome) {
+func (d *Deployment) writeFaultReport(o FaultOutcome) {
 	GinkgoHelper()
 	f, err := os.Create(filepath.Join(d.Dir, "events.jsonl"))
 	Expect(err).NotTo(HaveOccurred())
@@ -360,21 +217,4 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
-}
-
-// reforwardDatabase opens a new port-forward to the database and points DSN at it.
-func (d *Deployment) reforwardDatabase(ctx context.Context) error {
-	port, stop, err := PortForward(ctx, d.Env.RestConfig, d.Env.Client, d.Namespace, nameLabel+"="+postgresName, 5432)
-	if err != nil {
-		return fmt.Errorf("port-forward to the database again: %w", err)
-	}
-	DeferCleanup(stop)
-	u, err := url.Parse(d.DSN)
-	if err != nil {
-		stop()
-		return fmt.Errorf("parse DSN: %w", err)
-	}
-	u.Host = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	d.DSN = u.String()
-	return nil
 }

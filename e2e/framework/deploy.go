@@ -1,0 +1,224 @@
+package framework
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	toxiproxyclient "github.com/Shopify/toxiproxy/v2/client"
+	. "github.com/onsi/ginkgo/v2" //nolint:revive
+	. "github.com/onsi/gomega"    //nolint:revive
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/stampede-e2e/stampede/e2e/chaos"
+	"github.com/stampede-e2e/stampede/e2e/history"
+	"github.com/stampede-e2e/stampede/e2e/ready"
+	"github.com/stampede-e2e/stampede/manifests"
+	"github.com/stampede-e2e/stampede/manifests/components/toxiproxy"
+)
+
+// DeployParams shape a deployment of the token service.
+type DeployParams struct {
+	// Strategy is the create strategy, which names the overlay.
+	Strategy string
+	// Config holds extra TOKENSVC_* settings (manifests.Params.Config).
+	Config map[string]string
+	// Toxiproxy puts toxiproxy between the token service and PostgreSQL: the service's
+	// database host becomes the toxiproxy Service.
+	Toxiproxy bool
+}
+
+// ChaosTarget describes the suite's cluster to a fault before anything is deployed: enough for
+// Available.
+func (e *Env) ChaosTarget() *chaos.Target {
+	return &chaos.Target{
+		Client:         e.Client,
+		Replicas:       e.Config.Replicas,
+		Mode:           e.Config.Mode,
+		Cluster:        e.Config.ClusterName,
+		Nodes:          e.Nodes,
+		ToxiproxyImage: e.Config.ToxiproxyImage,
+		Logger:         e.Logger,
+	}
+}
+
+// SkipUnlessAvailable skips the running spec, with the fault's reason, when f cannot run in this
+// cluster: a fault is never faked.
+func (e *Env) SkipUnlessAvailable(f chaos.Fault) {
+	GinkgoHelper()
+	if err := f.Available(e.ChaosTarget()); err != nil {
+		Skip(err.Error())
+	}
+}
+
+// Deploy renders the manifests of p.Strategy into a fresh namespace, with p's extra settings and,
+// when asked, toxiproxy in front of PostgreSQL (ready, its API reachable through a
+// port-forward); applies them; waits until the database and every replica are ready and every
+// ready pod answers through the Service from every node; and registers the cleanup
+// (diagnostics first on failure, then deletion unless Keep asks to keep a failed spec's
+// namespace).
+func (e *Env) Deploy(ctx context.Context, p DeployParams) *Deployment {
+	GinkgoHelper()
+	key, err := NewSigningKey()
+	Expect(err).NotTo(HaveOccurred())
+	d := &Deployment{
+		Env:       e,
+		Strategy:  p.Strategy,
+		Namespace: "stampede-" + p.Strategy + "-" + randomSuffix(),
+		Key:       key,
+		Dir:       filepath.Join(e.Config.Artifacts, specDirName()),
+		Clock:     history.NewClock(time.Now()),
+		Seqs:      history.NewSeqs(),
+	}
+	Expect(os.MkdirAll(d.Dir, 0o755)).To(Succeed())
+	config := map[string]string{}
+	for k, v := range p.Config {
+		config[k] = v
+	}
+	if p.Toxiproxy {
+		Expect(e.Config.ToxiproxyImage).NotTo(BeEmpty(), "toxiproxy image")
+		config["TOKENSVC_DATABASE_HOST"] = toxiproxy.Name
+		config["TOKENSVC_DATABASE_PORT"] = strconv.Itoa(toxiproxy.ProxyPort)
+	}
+	password := randomSuffix() + randomSuffix()
+	objs, err := manifests.Render(manifests.Params{
+		Strategy:         p.Strategy,
+		Namespace:        d.Namespace,
+		TokensvcImage:    e.Config.TokensvcImage,
+		PostgresImage:    e.Config.PostgresImage,
+		Replicas:         e.Config.Replicas,
+		SigningKeyPEM:    key.PrivatePEM,
+		PostgresPassword: password,
+		Config:           config,
+	})
+	Expect(err).NotTo(HaveOccurred(), "render manifests")
+	if p.Toxiproxy {
+		proxy, err := toxiproxy.Render(d.Namespace, e.Config.ToxiproxyImage)
+		Expect(err).NotTo(HaveOccurred(), "render toxiproxy")
+		// After the Namespace, before the workloads: the service's first connection goes to it.
+		objs = append(objs[:1:1], append(proxy, objs[1:]...)...)
+	}
+
+	how := ""
+	if p.Toxiproxy {
+		how = ", database traffic through toxiproxy"
+	}
+	e.labelNamespaces(objs)
+	// A namespace kept by an earlier failed spec must not hold the NodePort this one needs.
+	Expect(e.releaseKeptNodePorts(ctx)).To(Succeed())
+
+	By(fmt.Sprintf("deploying the %s strategy into %s%s", p.Strategy, d.Namespace, how))
+	DeferCleanup(d.delete, NodeTimeout(2*time.Minute))
+	DeferCleanup(d.dumpOnFailure, NodeTimeout(2*time.Minute))
+	applied := time.Now()
+	Expect(e.Applier.Apply(ctx, objs)).To(Succeed())
+
+	if p.Toxiproxy {
+		d.waitReady(ctx, toxiproxy.Name, 1)
+		By("opening a port-forward to toxiproxy's API")
+		port, stop, err := PortForward(ctx, e.RestConfig, e.Client, d.Namespace, manifests.Selector(toxiproxy.Name), toxiproxy.APIPort)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(stop)
+		d.Toxiproxy = toxiproxyclient.NewClient(fmt.Sprintf("127.0.0.1:%d", port))
+		Eventually(ctx, func() error {
+			_, err := d.Toxiproxy.Proxy(toxiproxy.ProxyName)
+			return err
+		}).WithTimeout(30*time.Second).WithPolling(time.Second).Should(Succeed(), "toxiproxy's proxy %s", toxiproxy.ProxyName)
+	}
+	d.waitDatabase(ctx)
+	d.waitReady(ctx, manifests.TokensvcName, int32(e.Config.Replicas))
+	rollout := time.Since(applied)
+	d.waitEndpoints(ctx, e.Config.Replicas)
+	By("waiting until every ready pod answers through the Service from every node")
+	d.WaitServedEverywhere(ctx)
+	// One line per deployment that a run's log can be grepped for: issue 8's rollouts took 2 min.
+	e.Logger.Info("deployment serving", "namespace", d.Namespace, "strategy", p.Strategy,
+		"rollout", rollout.Round(time.Millisecond), "serving", time.Since(applied).Round(time.Millisecond))
+
+	By("opening a port-forward to the database, the ground truth")
+	port, stop, err := PortForward(ctx, e.RestConfig, e.Client, d.Namespace, manifests.Selector(manifests.PostgresName), manifests.PostgresPort)
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(stop)
+	d.DSN = fmt.Sprintf("postgres://tokensvc:%s@127.0.0.1:%d/tokensvc?sslmode=disable", password, port)
+	return d
+}
+
+// Target is what a fault acts on: this deployment in the suite's cluster.
+func (d *Deployment) Target() *chaos.Target {
+	t := d.Env.ChaosTarget()
+	t.Namespace = d.Namespace
+	t.Toxiproxy = d.Toxiproxy
+	return t
+}
+
+// waitDatabase waits until the PostgreSQL StatefulSet's one replica is ready (ready.StatefulSetReady).
+func (d *Deployment) waitDatabase(ctx context.Context) {
+	GinkgoHelper()
+	start := time.Now()
+	Expect(ready.Wait(ctx, "database ready", time.Second, 4*time.Minute,
+		ready.StatefulSetRolledOut(d.Env.Client, d.Namespace, manifests.PostgresName, 1))).To(Succeed())
+	d.Env.Logger.Info("database ready", "namespace", d.Namespace, "took", time.Since(start).Round(time.Millisecond))
+}
+
+// waitReady waits until the Deployment name has rolled out want ready replicas (ready.Rollout:
+// updated, ready, available, and no older pod left).
+func (d *Deployment) waitReady(ctx context.Context, name string, want int32) {
+	GinkgoHelper()
+	start := time.Now()
+	Expect(ready.Wait(ctx, "rollout of "+name, time.Second, 4*time.Minute,
+		ready.DeploymentRolledOut(d.Env.Client, d.Namespace, name, manifests.Selector(name), want))).To(Succeed())
+	d.Env.Logger.Info("rolled out", "deployment", name, "namespace", d.Namespace, "took", time.Since(start).Round(time.Millisecond))
+}
+
+// waitEndpoints waits until the token service's Service routes to want ready pods.
+func (d *Deployment) waitEndpoints(ctx context.Context, want int) {
+	GinkgoHelper()
+	Eventually(ctx, func(g Gomega) {
+		ready, err := d.ReadyEndpoints(ctx)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(ready).To(HaveLen(want))
+	}).WithTimeout(time.Minute).WithPolling(500 * time.Millisecond).Should(Succeed())
+}
+
+// ReadyEndpoints lists the pods the token service's Service routes to.
+func (d *Deployment) ReadyEndpoints(ctx context.Context) ([]string, error) {
+	pods, err := d.Env.Client.CoreV1().Pods(d.Namespace).List(ctx, metav1.ListOptions{LabelSelector: manifests.Selector(manifests.TokensvcName)})
+	if err != nil {
+		return nil, fmt.Errorf("list pods: %w", err)
+	}
+	var names []string
+	for _, p := range pods.Items {
+		if ready.Pod(&p) {
+			names = append(names, p.Name)
+		}
+	}
+	return names, nil
+}
+
+// TokensvcDeployment returns the token service's Deployment object.
+func (d *Deployment) TokensvcDeployment(ctx context.Context) (*appsv1.Deployment, error) {
+	return d.Env.Client.AppsV1().Deployments(d.Namespace).Get(ctx, manifests.TokensvcName, metav1.GetOptions{})
+}
+
+// reforwardDatabase opens a new port-forward to the database and points DSN at it.
+func (d *Deployment) reforwardDatabase(ctx context.Context) error {
+	port, stop, err := PortForward(ctx, d.Env.RestConfig, d.Env.Client, d.Namespace, manifests.Selector(manifests.PostgresName), manifests.PostgresPort)
+	if err != nil {
+		return fmt.Errorf("port-forward to the database again: %w", err)
+	}
+	DeferCleanup(stop)
+	u, err := url.Parse(d.DSN)
+	if err != nil {
+		stop()
+		return fmt.Errorf("parse DSN: %w", err)
+	}
+	u.Host = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	d.DSN = u.String()
+	return nil
+}
