@@ -50,7 +50,7 @@ var _ = Describe("Chaos", Label("chaos"), func() {
 			Expect(o.Result.EmptySubjects).To(BeZero())
 			Expect(o.Result.DuplicateCustomers).To(BeZero())
 			Expect(o.Recovered).To(BeTrue(), "after %s ended, no whole round of new bursts succeeded within the bound", f.Name())
-		}, SpecTimeout(15*time.Minute))
+		}, SpecTimeout(cfg.ChaosTimeout()))
 	}
 
 	// The canary under chaos: latency on the database path widens the window between a
@@ -100,6 +100,6 @@ var _ = Describe("Chaos", Label("chaos"), func() {
 					}
 					Expect(with.Result.EmptySubjects).To(BeZero(), "return-existing must never sign an empty subject")
 				}
-			}, SpecTimeout(15*time.Minute))
+			}, SpecTimeout(cfg.ChaosTimeout()))
 	}
 })

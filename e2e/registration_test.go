@@ -3,8 +3,6 @@
 package e2e
 
 import (
-	"time"
-
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
@@ -46,7 +44,7 @@ var _ = Describe("First registration under concurrency", Label("registration"), 
 				}
 				Expect(o.Result.EmptySubjects).To(BeZero())
 				Expect(o.Result.DuplicateCustomers).To(BeZero())
-			}, SpecTimeout(10*time.Minute))
+			}, SpecTimeout(cfg.Timeout))
 	}
 
 	It("catches the seed's bug in the legacy strategy: the canary", Label("legacy", "canary"), func(ctx SpecContext) {
@@ -64,7 +62,7 @@ var _ = Describe("First registration under concurrency", Label("registration"), 
 			"customers_affected":  o.Result.Counts[check.RuleTokenMatchesRow],
 			"duplicate_customers": o.Result.DuplicateCustomers,
 		})
-	}, SpecTimeout(10*time.Minute))
+	}, SpecTimeout(cfg.Timeout))
 
 	// What was established of return-existing (service/README.md, and this spec's runs): the
 	// one-line fix removes the null-subject token, but without a unique constraint two pods
@@ -85,7 +83,7 @@ var _ = Describe("First registration under concurrency", Label("registration"), 
 			"duplicate_customers": o.Result.DuplicateCustomers,
 			"two_tokens":          o.Result.Counts[check.RuleOneToken],
 		})
-	}, SpecTimeout(10*time.Minute))
+	}, SpecTimeout(cfg.Timeout))
 
 	It("answers concurrent requests for existing customers with the one token they already have",
 		Label("atomic", "existing-customers"), func(ctx SpecContext) {
@@ -107,5 +105,5 @@ var _ = Describe("First registration under concurrency", Label("registration"), 
 				d.Failf(second, "existing customers broke the invariants")
 			}
 			Expect(framework.SameTokens(first, second)).To(Succeed(), "every response the same token as at registration")
-		}, SpecTimeout(10*time.Minute))
+		}, SpecTimeout(cfg.Timeout))
 })

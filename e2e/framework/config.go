@@ -48,7 +48,7 @@ type Config struct {
 	Artifacts string
 	// ArtifactsBase holds a directory per run, <UTC time>-seed<N>, and the link latest.
 	ArtifactsBase string
-	// Timeout bounds each spec.
+	// Timeout bounds each registration spec; a chaos spec gets ChaosTimeout.
 	Timeout time.Duration
 }
 
@@ -92,7 +92,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Keep, "e2e.keep", env("KEEP", "") == "true", "keep the kind cluster and failed specs' namespaces")
 	fs.StringVar(&c.Artifacts, "e2e.artifacts", env("ARTIFACTS", ""), "this run's artifacts directory (default: <artifacts-base>/<UTC time>-seed<N>)")
 	fs.StringVar(&c.ArtifactsBase, "e2e.artifacts-base", artifacts, "directory of the runs' artifacts directories (env ARTIFACTS)")
-	fs.DurationVar(&c.Timeout, "e2e.spec-timeout", 5*time.Minute, "time limit of one spec")
+	fs.DurationVar(&c.Timeout, "e2e.spec-timeout", 10*time.Minute, "time limit of one registration spec; chaos specs get 1.5 times it (a fault's hold and recovery)")
 }
 
 // Validate says in one line what is wrong with c.
@@ -176,3 +176,7 @@ func repoRoot() string {
 
 // RepoRoot is the repository's root directory.
 func RepoRoot() string { return repoRoot() }
+
+// ChaosTimeout is the time limit of a chaos spec: the spec timeout and half again, for the
+// fault's hold and the recovery bound.
+func (c *Config) ChaosTimeout() time.Duration { return c.Timeout * 3 / 2 }
