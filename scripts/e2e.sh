@@ -76,17 +76,8 @@ if [ "$mode" != existing ]; then
   else
     "${REPO_ROOT}/scripts/host-setup.sh"
   fi
-  STAMPEDE_E2E_NODE_IMAGE=$("${REPO_ROOT}/scripts/node-image.sh" | tail -n 1)
-  export STAMPEDE_E2E_NODE_IMAGE
-  log "node image ${STAMPEDE_E2E_NODE_IMAGE}"
-  while IFS='=' read -r name image; do
-    case "$name" in
-      tokensvc) export STAMPEDE_E2E_TOKENSVC_IMAGE="$image" ;;
-      postgres) export STAMPEDE_E2E_POSTGRES_IMAGE="$image" ;;
-      toxiproxy) export STAMPEDE_E2E_TOXIPROXY_IMAGE="$image" ;;
-    esac
-  done < <("${REPO_ROOT}/scripts/build-image.sh" all)
-  log "images ${STAMPEDE_E2E_TOKENSVC_IMAGE:-?} ${STAMPEDE_E2E_POSTGRES_IMAGE:-?} ${STAMPEDE_E2E_TOXIPROXY_IMAGE:-?}"
+  # The node image and the workloads' images are resolved (and built when missing) by the
+  # suite itself, through e2e/cluster's one resolver (framework.Setup).
 fi
 
 LABELS="${LABELS:-!chaos}"

@@ -7,10 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 )
@@ -24,14 +22,13 @@ func testClusterName() string {
 }
 
 func testNodeImage(ctx context.Context, t *testing.T) string {
-	image := os.Getenv("STAMPEDE_NODE_IMAGE")
-	if image == "" {
-		out, err := exec.CommandContext(ctx, filepath.Join("..", "..", "scripts", "node-image.sh")).Output()
-		if err != nil {
-			t.Fatalf("scripts/node-image.sh: %v", err)
-		}
-		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-		image = lines[len(lines)-1]
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	image, err := NodeImage(ctx, root, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return image
 }

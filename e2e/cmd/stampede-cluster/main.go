@@ -18,8 +18,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -27,7 +25,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -249,7 +246,7 @@ func up(ctx context.Context, log *slog.Logger, stdout io.Writer, p cluster.Param
 		p.ConfigPath = filepath.Join(root, "kind-config.yaml")
 	}
 	if p.NodeImage == "" {
-		if p.NodeImage, err = nodeImage(ctx, log, root); err != nil {
+		if p.NodeImage, err = cluster.NodeImage(ctx, root, os.Stderr); err != nil {
 			return err
 		}
 	}
@@ -288,32 +285,6 @@ func attach(ctx context.Context, log *slog.Logger, name string) (*cluster.Cluste
 // own under the temporary directory, never ~/.kube/config.
 func kubeconfigPath(name string) string {
 	return filepath.Join(os.TempDir(), "stampede-cluster-"+name, "kubeconfig")
-}
-
-// nodeImage returns $STAMPEDE_NODE_IMAGE, else the last stdout line of scripts/node-image.sh,
-// which builds the image when it is missing (its progress goes to stderr).
-func nodeImage(ctx context.Context, log *slog.Logger, root string) (string, error) {
-	if img := os.Getenv("STAMPEDE_NODE_IMAGE"); img != "" {
-		return img, nil
-	}
-	log.Info("resolving the node image", "script", "scripts/node-image.sh")
-	var out bytes.Buffer
-	cmd := exec.CommandContext(ctx, filepath.Join(root, "scripts", "node-image.sh"))
-	cmd.Dir, cmd.Stdout, cmd.Stderr = root, &out, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("node image: scripts/node-image.sh: %w", err)
-	}
-	var last string
-	sc := bufio.NewScanner(&out)
-	for sc.Scan() {
-		if l := strings.TrimSpace(sc.Text()); l != "" {
-			last = l
-		}
-	}
-	if last == "" {
-		return "", errors.New("node image: scripts/node-image.sh printed no image name")
-	}
-	return last, nil
 }
 
 // repoRoot finds the directory holding go.mod and kind-config.yaml, from the working directory

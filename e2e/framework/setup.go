@@ -1,0 +1,101 @@
+package framework
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2" //nolint:revive
+	. "github.com/onsi/gomega"    //nolint:revive
+
+	"github.com/stampede-e2e/stampede/e2e/cluster"
+	"github.com/stampede-e2e/stampede/e2e/traffic"
+)
+
+// Setup is the suite's BeforeSuite: it completes cfg (seed, run directory, images: the node
+// image and the workloads' through e2e/cluster's one resolver, unless given), brings up the
+// cluster with its cleanup registered before anything is created, loads the images, and returns
+// the Env the specs deploy into.
+func Setup(ctx context.Context, cfg *Config) *Env {
+	GinkgoHelper()
+	Expect(cfg.Validate()).To(Succeed())
+	if cfg.Seed == 0 {
+		cfg.Seed = traffic.NewSeed()
+	}
+	Expect(cfg.MakeRunDir(time.Now())).To(Succeed())
+	fmt.Fprintf(GinkgoWriter, "seed %d (replay: make e2e SEED=%d), run %s, artifacts %s\n", cfg.Seed, cfg.Seed, cfg.RunID, cfg.Artifacts)
+	AddReportEntry("seed", cfg.Seed)
+	AddReportEntry("run", cfg.RunID)
+	logger := slog.New(slog.NewTextHandler(GinkgoWriter, &slog.HandlerOptions{Level: slog.LevelInfo}))
+
+	if cfg.Mode != "existing" {
+		if cfg.NodeImage == "" {
+			By("choosing the node image (scripts/node-image.sh)")
+			cfg.NodeImage = must(cluster.NodeImage(ctx, RepoRoot(), GinkgoWriter))
+		}
+		if cfg.TokensvcImage == "" || cfg.PostgresImage == "" || cfg.ToxiproxyImage == "" {
+			By("building the images the suite deploys (scripts/build-image.sh)")
+			images := must(cluster.WorkloadImages(ctx, RepoRoot(), GinkgoWriter))
+			cfg.TokensvcImage = firstNonEmpty(cfg.TokensvcImage, images["tokensvc"])
+			cfg.PostgresImage = firstNonEmpty(cfg.PostgresImage, images["postgres"])
+			cfg.ToxiproxyImage = firstNonEmpty(cfg.ToxiproxyImage, images["toxiproxy"])
+		}
+	}
+
+	By(fmt.Sprintf("bringing up cluster %s (%s mode, run %s)", cfg.ClusterName, cfg.Mode, cfg.RunID))
+	p := cluster.Params{
+		Mode:         cluster.Mode(cfg.Mode),
+		Name:         cfg.ClusterName,
+		RunID:        cfg.RunID,
+		ConfigPath:   cfg.KindConfig,
+		NodeImage:    cfg.NodeImage,
+		Kubeconfig:   cfg.Kubeconfig,
+		Context:      cfg.Context,
+		ArtifactsDir: cfg.Artifacts,
+		Keep:         cfg.Keep,
+		Logger:       logger,
+	}
+	if cfg.Mode == "existing" {
+		p.Name = ""
+	}
+	// New takes the cluster name's lock; the cleanup is registered before Start creates
+	// anything, so that an interrupt at any point (Ginkgo runs DeferCleanup on SIGINT and
+	// SIGTERM) deletes what this run made, unless KEEP=true.
+	c, err := cluster.New(p)
+	Expect(err).NotTo(HaveOccurred(), "cluster %s", cfg.ClusterName)
+	DeferCleanup(func(ctx SpecContext) {
+		Expect(c.Down(ctx)).To(Succeed())
+	}, NodeTimeout(3*time.Minute))
+	Expect(c.Start(ctx)).To(Succeed(), "cluster up")
+
+	if ok, why := c.CanLoadImages(); ok {
+		By("loading the images into the nodes")
+		Expect(c.LoadImages(ctx, cfg.TokensvcImage, cfg.PostgresImage, cfg.ToxiproxyImage)).To(Succeed())
+	} else {
+		fmt.Fprintf(GinkgoWriter, "not loading images: %s\n", why)
+	}
+	url := cfg.ServiceURL
+	if url == "" {
+		url, err = c.ServiceURL()
+		Expect(err).NotTo(HaveOccurred(), "the token service's address from this host; in existing mode pass -e2e.service-url")
+	}
+	applier, err := NewApplier(c.RESTConfig())
+	Expect(err).NotTo(HaveOccurred())
+	return &Env{
+		Config:            *cfg,
+		RestConfig:        c.RESTConfig(),
+		Client:            c.Client(),
+		Applier:           applier,
+		ServiceURL:        url,
+		Nodes:             c.Nodes(),
+		Logger:            logger,
+		ExportClusterLogs: c.ExportLogs,
+	}
+}
+
+func must[T any](v T, err error) T {
+	GinkgoHelper()
+	Expect(err).NotTo(HaveOccurred())
+	return v
+}
