@@ -11,16 +11,6 @@ need_cmd go "install Go 1.26 (https://go.dev/doc/install) and put it on PATH"
 before=$("${REPO_ROOT}/scripts/egress-guard.sh" count 2>/dev/null || echo unreadable)
 rc=0
 (cd "$REPO_ROOT" && go run ./e2e/cmd/stampede-cluster "$@") || rc=$?
-after=$("${REPO_ROOT}/scripts/egress-guard.sh" count 2>/dev/null || echo unreadable)
-if [ "$before" = unreadable ] || [ "$after" = unreadable ]; then
-  log "egress guard: not checked (reading its counter needs root: sudo scripts/egress-guard.sh count)"
-elif [ "$after" != "$before" ]; then
-  dir="${ARTIFACTS:-${REPO_ROOT}/_artifacts}/$(date -u +%Y%m%dT%H%M%SZ)-cluster-${1:-none}"
-  mkdir -p "$dir"
-  "${REPO_ROOT}/scripts/egress-guard.sh" why >"${dir}/egress-why.txt" 2>&1 || true
-  log "egress guard: $((after - before)) packets dropped during this run: something tried to leave the machine; see ${dir}/egress-why.txt"
-  [ "$rc" = 0 ] && rc=1
-else
-  log "egress guard: 0 packets dropped during this run"
-fi
+dir="${ARTIFACTS:-${REPO_ROOT}/_artifacts}/$(date -u +%Y%m%dT%H%M%SZ)-cluster-${1:-none}"
+"${REPO_ROOT}/scripts/egress-guard.sh" since "$before" "$dir" || { [ "$rc" = 0 ] && rc=1; }
 exit "$rc"

@@ -115,15 +115,6 @@ if [ "$mode" != existing ]; then
   "$bin/stampede-cluster" gc --run "$RUN_ID" 2>&1 | sed 's/^/  /' >&2 || { log "gc of run ${RUN_ID} failed"; [ "$rc" = 0 ] && rc=1; }
 fi
 
-guard_after=$("${REPO_ROOT}/scripts/egress-guard.sh" count 2>/dev/null || echo unreadable)
-if [ "$guard_before" = unreadable ] || [ "$guard_after" = unreadable ]; then
-  log "egress guard: not checked (reading its counter needs root: sudo scripts/egress-guard.sh count)"
-elif [ "$((guard_after - guard_before))" != 0 ]; then
-  "${REPO_ROOT}/scripts/egress-guard.sh" why >"${ARTIFACTS_DIR}/egress-why.txt" 2>&1 || true
-  log "egress guard: $((guard_after - guard_before)) packets dropped during this run: something tried to leave the machine; see ${ARTIFACTS_DIR}/egress-why.txt"
-  [ "$rc" = 0 ] && rc=1
-else
-  log "egress guard: 0 packets dropped during this run"
-fi
+"${REPO_ROOT}/scripts/egress-guard.sh" since "$guard_before" "$ARTIFACTS_DIR" || { [ "$rc" = 0 ] && rc=1; }
 log "artifacts in ${ARTIFACTS_DIR}"
 exit "$rc"

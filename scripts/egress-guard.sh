@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# egress-guard.sh install|remove|check|count|why: keep stampede's containers on this machine.
+# egress-guard.sh install|remove|check|count|since|why: keep stampede's containers on this machine.
 #
 # Drops every packet that the host forwards from stampede's Docker network (the bridge
 # STAMPEDE_BRIDGE, default stampede0, which e2e/cluster creates for kind's nodes) to anywhere but
@@ -107,6 +107,26 @@ count() {
   echo $((v4n + v6n))
 }
 
+# since BEFORE DIR: report the drops since BEFORE (an earlier `count`, or "unreadable"). When the
+# counter moved, save `why` into DIR/egress-why.txt and exit 1: a drop is a bug to fix at its
+# source. Without root the counter cannot be read: say so, and exit 0.
+since() {
+  local before=$1 dir=$2 after
+  after=$(count 2>/dev/null) || after=unreadable
+  if [ "$before" = unreadable ] || [ "$after" = unreadable ]; then
+    log "not checked: reading the counter needs root (sudo $0 count)"
+    return 0
+  fi
+  if [ "$after" = "$before" ]; then
+    log "0 packets dropped during this run"
+    return 0
+  fi
+  mkdir -p "$dir"
+  why >"${dir}/egress-why.txt" 2>&1 || true
+  log "$((after - before)) packets dropped during this run: something tried to leave the machine; see ${dir}/egress-why.txt"
+  return 1
+}
+
 why() {
   dmesg 2>/dev/null | grep -F "$LOG_TAG" | tail -n "${1:-20}" ||
     log "no drop logged (or the kernel log is not readable here)"
@@ -117,6 +137,7 @@ case "${1:-}" in
   remove) remove ;;
   check) check ;;
   count) count ;;
+  since) since "${2:?usage: $0 since BEFORE DIR}" "${3:?usage: $0 since BEFORE DIR}" ;;
   why) why "${2:-20}" ;;
-  *) die "usage: $0 install|remove|check|count|why [N]" ;;
+  *) die "usage: $0 install|remove|check|count|since BEFORE DIR|why [N]" ;;
 esac
