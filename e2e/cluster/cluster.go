@@ -26,6 +26,8 @@ import (
 	"k8s.io/client-go/rest"
 	kindcluster "sigs.k8s.io/kind/pkg/cluster"
 	"sigs.k8s.io/kind/pkg/cluster/nodes"
+
+	"github.com/stampede-e2e/stampede/manifests"
 )
 
 // Mode says where a Cluster comes from and what Down does with it.
@@ -55,7 +57,7 @@ const createAbortWait = 2 * time.Minute
 
 // ServiceNodePort is the NodePort of the token service (and of Smoke's test service) that
 // kind-config.yaml maps to the host.
-const ServiceNodePort int32 = 30080
+const ServiceNodePort int32 = manifests.NodePort
 
 // DefaultWaitForReady bounds how long Up waits for every node to be Ready.
 const DefaultWaitForReady = 3 * time.Minute
