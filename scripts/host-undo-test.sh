@@ -18,7 +18,12 @@ if [ -z "${STAMPEDE_IN_TEST_NS:-}" ]; then
   command -v unshare >/dev/null 2>&1 || skip "needs unshare (util-linux)"
   command -v dockerd >/dev/null 2>&1 || skip "needs dockerd (scripts/host-setup.sh installs docker.io)"
   command -v iptables >/dev/null 2>&1 || skip "needs iptables"
-  exec unshare --net --mount --propagation private env STAMPEDE_IN_TEST_NS=1 "$0" "$@"
+  # Two starting points, each in namespaces of its own: a host with rules of other software in
+  # place, and a host with no iptables table at all (where dockerd creates filter and nat).
+  for start in primed empty; do
+    unshare --net --mount --propagation private env STAMPEDE_IN_TEST_NS="$start" "$0" "$@" || exit 1
+  done
+  exit 0
 fi
 
 # Inside the namespaces: hide the machine's engines and containerd, use state of our own.
@@ -30,15 +35,16 @@ work=$(mktemp -d /var/tmp/stampede-undo-test.XXXXXX)
 trap 'pid=$(cat "${work}/run/dockerd.pid" 2>/dev/null) && kill "$pid" 2>/dev/null; rm -rf "$work"' EXIT
 export STAMPEDE_STATE="${work}/state" STAMPEDE_RUN="${work}/run" STAMPEDE_DOCKER_SOCK="${work}/run/docker.sock"
 ip link set lo up
-# A host's usual starting point: the tables exist, and rules of other software are in place
-# (a libvirt-like network's), which undo must leave alone.
-iptables -t nat -S >/dev/null; iptables -t filter -S >/dev/null; ip6tables -t filter -S >/dev/null 2>&1 || true
-iptables -A FORWARD -i virbr9 -m comment --comment "someone else's network" -j ACCEPT
+if [ "$STAMPEDE_IN_TEST_NS" = primed ]; then
+  # A host's usual starting point: the tables exist, and rules of other software are in place
+  # (a libvirt-like network's), which undo must leave alone.
+  iptables -A FORWARD -i virbr9 -m comment --comment "someone else's network" -j ACCEPT
+fi
 
 etc_docker() { if [ -d /etc/docker ]; then (cd /etc/docker && find . -print0 | LC_ALL=C sort -z | xargs -0 stat -c '%n %a %s' && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum); else echo absent; fi; }
 v4_before=$(iptables_state v4); v6_before=$(iptables_state v6); etc_before=$(etc_docker)
 
-log "host setup in a fresh network namespace"
+log "host setup in a fresh network namespace (${STAMPEDE_IN_TEST_NS} start)"
 "${REPO_ROOT}/scripts/host-setup.sh"
 export DOCKER_HOST="unix://${STAMPEDE_DOCKER_SOCK}"
 docker info >/dev/null || fail "stampede's engine does not answer after host setup"
@@ -60,4 +66,4 @@ v4_after=$(iptables_state v4); v6_after=$(iptables_state v6); etc_after=$(etc_do
 [ "$v6_after" = "$v6_before" ] || fail "IPv6 rules differ after undo: $(diff <(echo "$v6_before") <(echo "$v6_after"))"
 [ "$etc_after" = "$etc_before" ] || fail "/etc/docker differs after undo"
 [ ! -e "$STAMPEDE_STATE" ] || fail "${STAMPEDE_STATE} is left after undo --purge: $(ls -A "$STAMPEDE_STATE")"
-log "PASS: iptables (v4 $(wc -l <<<"$v4_after") lines, v6 $(wc -l <<<"$v6_after") lines) and /etc/docker are byte-identical after host setup and undo"
+log "PASS (${STAMPEDE_IN_TEST_NS} start): iptables (v4 $(wc -l <<<"$v4_after") lines, v6 $(wc -l <<<"$v6_after") lines) and /etc/docker are byte-identical after host setup and undo"

@@ -77,8 +77,8 @@ engine_rules() {
 }
 
 # drop_new_empty_tables FAMILY: with iptables' nf_tables backend a table, once created, stays
-# after its last rule is gone. A table that did not exist before host setup and is now empty (no
-# rule, every policy ACCEPT) was created by it: delete it.
+# after its last rule is gone. A table that did not exist before host setup and now holds no rule
+# was created by what host setup started: delete it.
 drop_new_empty_tables() {
   local fam=$1 ipt=iptables nftfam=ip before table
   [ "$fam" = v6 ] && { ipt=ip6tables; nftfam=ip6; }
@@ -86,8 +86,9 @@ drop_new_empty_tables() {
   before="${STAMPEDE_STATE}/iptables-before.${fam}"
   for table in $(iptables_state "$fam" | sed -n 's/^\*//p'); do
     grep -qxF "*${table}" "$before" && continue
-    if [ -z "$(iptables_state "$fam" | rules_in "$table")" ] &&
-      ! iptables_state "$fam" | awk -v t="*$table" '/^\*/ {on = ($0 == t)} on && /^:/' | grep -qv ' ACCEPT \|^:[^ ]* - '; then
+    # No rule is left in it; a policy (dockerd sets FORWARD's to DROP) on a table that did not
+    # exist before host setup was set by what host setup started.
+    if [ -z "$(iptables_state "$fam" | rules_in "$table")" ]; then
       nft delete table "$nftfam" "$table" && log "removed: the empty ${fam} table ${table} that did not exist before"
     fi
   done
