@@ -3,7 +3,6 @@ package framework
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -17,6 +16,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/stampede-e2e/stampede/e2e/cluster/whoami/client"
+	"github.com/stampede-e2e/stampede/e2e/traffic"
 	"github.com/stampede-e2e/stampede/manifests"
 )
 
@@ -174,22 +175,16 @@ func askServed(ctx context.Context, hc *http.Client, v Vantage, ready []string) 
 
 // servedBy sends one GET and returns the X-Served-By of a 200 answer.
 func servedBy(ctx context.Context, hc *http.Client, url string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	status, header, _, err := client.Get(ctx, hc, url, 4096)
 	if err != nil {
 		return "", err
 	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-	pod := resp.Header.Get("X-Served-By")
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("status %d from %q", resp.StatusCode, pod)
+	pod := header.Get(traffic.ServedByHeader)
+	if status != http.StatusOK {
+		return "", fmt.Errorf("status %d from %q", status, pod)
 	}
 	if pod == "" {
-		return "", fmt.Errorf("no X-Served-By in the answer")
+		return "", fmt.Errorf("no %s in the answer", traffic.ServedByHeader)
 	}
 	return pod, nil
 }
