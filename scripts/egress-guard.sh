@@ -20,7 +20,7 @@ COMMENT="stampede-egress-guard"
 LOG_TAG="stampede-egress-drop: "
 BRIDGE="${STAMPEDE_BRIDGE:-stampede0}"
 
-# rules FAMILY: the chain and the rules of the guard (match, comment, target), LOG first.
+# v4/v6 run iptables/ip6tables waiting for the xtables lock; rule_args prints a guard rule.
 v4() { iptables -w "$@"; }
 v6() { ip6tables -w "$@"; }
 have_v6() { command -v ip6tables >/dev/null 2>&1 && ip6tables -w -S FORWARD >/dev/null 2>&1; }
