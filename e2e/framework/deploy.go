@@ -186,19 +186,10 @@ func (d *Deployment) waitEndpoints(ctx context.Context, want int) {
 	}).WithTimeout(time.Minute).WithPolling(500 * time.Millisecond).Should(Succeed())
 }
 
-// ReadyEndpoints lists the pods the token service's Service routes to.
+// ReadyEndpoints lists the pods the token service's Service routes to, as its EndpointSlices say
+// (readyPodsFromSlices): the same list the coverage guard compares X-Served-By with.
 func (d *Deployment) ReadyEndpoints(ctx context.Context) ([]string, error) {
-	pods, err := d.Env.Client.CoreV1().Pods(d.Namespace).List(ctx, metav1.ListOptions{LabelSelector: manifests.Selector(manifests.TokensvcName)})
-	if err != nil {
-		return nil, fmt.Errorf("list pods: %w", err)
-	}
-	var names []string
-	for _, p := range pods.Items {
-		if ready.Pod(&p) {
-			names = append(names, p.Name)
-		}
-	}
-	return names, nil
+	return readyPodsFromSlices(ctx, d.Env.Client, d.Namespace)
 }
 
 // TokensvcDeployment returns the token service's Deployment object.
