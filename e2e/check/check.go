@@ -230,10 +230,15 @@ func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 		if j.duplicate {
 			res.DuplicateCustomers++
 		}
-		if j.covered {
+		switch {
+		case j.underFault:
+			cov.UnderFault++
+		case j.covered && j.serverCovered:
 			cov.Covered++
-		}
-		if j.serverCovered {
+			cov.ServerCovered++
+		case j.covered:
+			cov.Covered++
+		case j.serverCovered:
 			cov.ServerCovered++
 		}
 		for _, v := range j.violations {
@@ -241,6 +246,7 @@ func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 			res.Violations = append(res.Violations, v)
 		}
 	}
+	cov.Customers -= cov.UnderFault
 	cov.scan(ops)
 	res.Coverage = cov.finish()
 

@@ -130,8 +130,9 @@ const (
 	unavailable  = `{"error":"unavailable","message":"database unavailable; retry"}`
 )
 
-// dbFault is a fault that covers bob's burst in goodHistory.
-var dbFault = history.Event{Kind: history.EventFault, Name: "db-cut", Start: msec(95), End: msec(200)}
+// dbFault is a fault that began just after bob's burst was sent in goodHistory, while it was in
+// flight.
+var dbFault = history.Event{Kind: history.EventFault, Name: "db-cut", Start: msec(100) + usec(500), End: msec(200)}
 
 // goodHistory is a fail-fast stampede in which the race happened and the
 // service held: both customers were served by two pods at once, the loser of

@@ -49,7 +49,11 @@ type CoverageParams struct {
 // Coverage reports how many customers saw the race, client-side and server-side.
 type Coverage struct {
 	CoverageParams
-	Customers int `json:"customers"`
+	// Customers are those counted for coverage: every customer of the run but the UnderFault
+	// ones, whose burst met a fault window or its tail (Params.Faults, Contract.FaultTail),
+	// when a replica may rightly be out of service. They are judged all the same.
+	Customers  int `json:"customers"`
+	UnderFault int `json:"under_fault,omitempty"`
 	// Covered and Fraction are client-side: overlapping call/return intervals.
 	Covered  int     `json:"covered"`
 	Fraction float64 `json:"fraction"`
@@ -81,6 +85,9 @@ func (c Coverage) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "client-side %d of %d customers (%.0f%%) had requests on two pods with overlapping call/return",
 		c.Covered, c.Customers, 100*c.Fraction)
+	if c.UnderFault > 0 {
+		fmt.Fprintf(&b, " (%d more bursts met a fault window and are not counted)", c.UnderFault)
+	}
 	if c.ServerData {
 		fmt.Fprintf(&b, "; server-side %d of %d (%.0f%%) had handlers on two pods running at once (overlap > %v; estimated clock skew bound %v)",
 			c.ServerCovered, c.Customers, 100*c.ServerFraction, c.ClockSkewBound, c.Skew.Bound)

@@ -169,3 +169,44 @@ func TestEstimateSkew(t *testing.T) {
 		t.Errorf("no data: %+v", s)
 	}
 }
+
+// TestCoverageLeavesOutBurstsUnderFault: a burst sent while a fault is on may rightly be served
+// by one replica (the others out of service); it is judged but does not count for coverage,
+// either way. Only bursts outside every window (and its tail) do, so a run made only of those
+// under a fault proves no race.
+func TestCoverageLeavesOutBurstsUnderFault(t *testing.T) {
+	good, rows := goodHistory(t)
+	// carol's burst is sent during the fault and served by pod-a alone.
+	carol := history.Customer{Index: 2, MerchantID: "m-1-0", ExternalID: "c-1-0"}
+	other := rows[2] // goodHistory's third row is carol's
+	tc := tokenFor(t, other, nil)
+	ops := append(slices.Clone(good),
+		okCreated(t, carol, 0, 0, "pod-a", 150, 160, tc),
+		ok(t, carol, 1, 0, "pod-a", 150, 158, tc))
+	p := params()
+	p.Coverage = CoverageParams{MinCovered: 2, MinFraction: 1}
+	res, err := Check(ops, rows, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := res.Coverage; !c.Sufficient || c.UnderFault != 1 || c.Customers != 2 || c.Covered != 2 {
+		t.Errorf("carol under the fault must not count: %+v\n%s", c, c)
+	}
+	p.Faults = []history.Event{{Kind: history.EventFault, Name: "db-cut", Start: msec(150), End: msec(200)}}
+	p.Coverage.MinFraction = 0.5
+	if res, err = Check(ops, rows, p); err != nil {
+		t.Fatal(err)
+	}
+	// Without a window over bob's burst, his 503 breaks the contract: judged all the same.
+	if res.Counts[RuleContract] != 1 || res.Coverage.UnderFault != 1 {
+		t.Errorf("contract %d, under fault %d; want bob's 503 judged and carol left out", res.Counts[RuleContract], res.Coverage.UnderFault)
+	}
+	// Every burst under a fault: nothing proves the race.
+	p.Faults = []history.Event{{Kind: history.EventFault, Name: "db-cut", Start: 0}}
+	if res, err = Check(ops, rows, p); err != nil {
+		t.Fatal(err)
+	}
+	if c := res.Coverage; c.Sufficient || c.Customers != 0 || c.UnderFault != 3 {
+		t.Errorf("a run made only of bursts under a fault: %+v", c)
+	}
+}

@@ -2,9 +2,12 @@ package check
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"runtime"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/stampede-e2e/stampede/e2e/history"
 )
@@ -188,4 +191,61 @@ func TestDetectAnyAndRate(t *testing.T) {
 	if (Detection{}).Rate() != 0 {
 		t.Error("the rate of no customer must be 0, not NaN")
 	}
+}
+
+// lostWriteRun is a crash that lost alice's acknowledged row: her answers name rowA, which the
+// database no longer has, and the client's catch-up created her again as rowA2.
+func lostWriteRun(t *testing.T) Result {
+	good, rows := goodHistory(t)
+	rowA2 := Row{ID: "a2", MerchantID: rowA.MerchantID, ExternalID: rowA.ExternalID, CreatedAt: created.Add(3 * time.Second)}
+	rows = slices.DeleteFunc(slices.Clone(rows), func(r Row) bool { return r.ID == rowA.ID })
+	rows = append(rows, rowA2)
+	ops := append(slices.Clone(good), okCreated(t, alice, 3, 0, "pod-a", 4000, 4010, tokenFor(t, rowA2, nil)))
+	res, err := Check(ops, rows, params())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// TestLostWrite: an acknowledged row that is gone is a lost write, and the durability canary's
+// known bug; a token that names no row because its subject is wrong is not.
+func TestLostWrite(t *testing.T) {
+	res := lostWriteRun(t)
+	var kinds []Kind
+	for _, v := range res.Violations {
+		for _, f := range v.Findings {
+			kinds = append(kinds, f.Kind)
+		}
+	}
+	if n := countKind(kinds, KindLostWrite); n != 3 {
+		t.Errorf("findings %v: want a lost write for each of alice's 3 answers naming the lost row", kinds)
+	}
+	if got := Detect(AsyncCommit, res); got != (Detection{Customers: 2, Caught: 1}) {
+		t.Errorf("Detect(AsyncCommit) = %+v, want alice caught", got)
+	}
+	if got := Detect(AsyncCommit, duplicateRun(t)); got.Caught != 0 {
+		t.Errorf("a duplicate is not a lost write: %+v", got)
+	}
+	// The row exists, the token's subject is the external id: a mismatch, not a lost write.
+	good, rows := goodHistory(t)
+	wrong := tokenFor(t, rowA, func(c *claims) { c.Subject = rowA.ExternalID })
+	body := fmt.Sprintf(`{"token":%q,"customer_id":%q,"created":false}`, wrong, rowA.ID)
+	res, err := Check(replace(good, op(alice, 1, 0, "pod-b", 1, 9, 200, body)), rows, params())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := Detect(AsyncCommit, res); got.Caught != 0 || res.Counts[RuleTokenMatchesRow] != 1 {
+		t.Errorf("wrong subject: Detect(AsyncCommit) = %+v, token-matches-row %d; want a mismatch only", got, res.Counts[RuleTokenMatchesRow])
+	}
+}
+
+func countKind(kinds []Kind, k Kind) int {
+	n := 0
+	for _, x := range kinds {
+		if x == k {
+			n++
+		}
+	}
+	return n
 }

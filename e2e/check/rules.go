@@ -66,7 +66,9 @@ type judgement struct {
 	// duplicate says the customer has two or more rows; covered, that the race was exercised
 	// by the clients' clocks, serverCovered by the pods' handler intervals.
 	duplicate, covered, serverCovered bool
-	violations                        []Violation
+	// underFault says the customer's burst met a fault window or its tail.
+	underFault bool
+	violations []Violation
 }
 
 // verified is one distinct token of a customer, verified once.
@@ -88,6 +90,10 @@ type answer struct {
 	// err says why the body carries no valid token.
 	err          error
 	emptySubject bool
+	// lostWrite: the answer is consistent (its customer_id is its token's subject, whose
+	// merchant and external ids are the request's), yet the database has no row with that id:
+	// the registration it acknowledged was lost.
+	lostWrite bool
 	// problems are how the verified token disagrees with its request or row.
 	problems []string
 }
@@ -158,8 +164,11 @@ func (e *judgeEnv) judgeCustomer(c history.Customer, idx []int32, rows []Row, re
 			}
 			if len(a.problems) > 0 {
 				kind := KindTokenMismatch
-				if a.emptySubject {
+				switch {
+				case a.emptySubject:
 					kind = KindEmptySubject
+				case a.lostWrite:
+					kind = KindLostWrite
 				}
 				mismatched = append(mismatched, findingOps{Finding{Kind: kind, Request: op.ID(),
 					Detail: fmt.Sprintf("%s: %s", op.ID(), strings.Join(a.problems, "; "))}, []*history.Op{op}})
@@ -189,6 +198,7 @@ func (e *judgeEnv) judgeCustomer(c history.Customer, idx []int32, rows []Row, re
 	j.successes, j.unknown = len(successes), len(unknowns)
 	j.duplicate = len(rows) > 1
 	j.covered = crossPodOverlap(ops)
+	j.underFault = e.burstUnderFault(ops)
 	j.serverCovered = crossPodServerOverlap(ops, e.p.Coverage.ClockSkewBound)
 	add := func(rule Rule, fos []findingOps) {
 		if len(fos) == 0 {
@@ -233,6 +243,26 @@ func (e *judgeEnv) judgeCustomer(c history.Customer, idx []int32, rows []Row, re
 		add(RuleFinalToken, []findingOps{{Finding{Kind: KindNoFinalToken, Detail: detail}, ops}})
 	}
 	return j
+}
+
+// burstUnderFault reports whether the customer's burst began (its first request's call) inside a
+// fault window or its tail: then a replica may rightly have been out of service, and the
+// customer does not count for coverage either way. A burst sent just before a fault raced
+// before it could matter, and counts.
+func (e *judgeEnv) burstUnderFault(ops []*history.Op) bool {
+	if len(e.faults.events) == 0 || len(ops) == 0 {
+		return false
+	}
+	first := ops[0].Call
+	for _, op := range ops[1:] {
+		first = min(first, op.Call)
+	}
+	for _, ev := range e.faults.events {
+		if first >= ev.Start && (!ev.Ended() || first <= ev.End+e.faults.tail) {
+			return true
+		}
+	}
+	return false
 }
 
 // twoTokens returns one finding per 2xx when a customer's 2xx answers carry
@@ -320,6 +350,9 @@ func (e *judgeEnv) judgeAnswer(body string, c history.Customer, rows []Row, toke
 	}
 	a.emptySubject = v.claims.Subject == ""
 	a.problems = matchRow(c, a.customerID, &v.claims, rows)
+	a.lostWrite = !a.emptySubject && a.customerID == v.claims.Subject &&
+		v.claims.MerchantID == c.MerchantID && v.claims.ExternalID == c.ExternalID &&
+		!slices.ContainsFunc(rows, func(r Row) bool { return r.ID == v.claims.Subject })
 	return a
 }
 
