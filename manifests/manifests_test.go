@@ -188,6 +188,8 @@ func TestRenderRefuses(t *testing.T) {
 		"quote in password": func(p *Params) { p.PostgresPassword = "it's" },
 		"config not ours":   func(p *Params) { p.Config = map[string]string{"PGHOST": "x"} },
 		"config strategy":   func(p *Params) { p.Config = map[string]string{"TOKENSVC_CREATE_STRATEGY": "legacy"} },
+		"unknown component": func(p *Params) { p.Components = []string{"no-such-component"} },
+		"path as component": func(p *Params) { p.Components = []string{"../base"} },
 	} {
 		t.Run(name, func(t *testing.T) {
 			p := good
@@ -457,4 +459,31 @@ func newKeyPEM(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+}
+
+// The async-commit component sets synchronous_commit=off on PostgreSQL's command line, and only
+// when asked: without it, PostgreSQL runs with the image's synchronous_commit=on.
+func TestComponentPostgresAsyncCommit(t *testing.T) {
+	if got := Components(); !slices.Equal(got, []string{ComponentPostgresAsyncCommit}) {
+		t.Fatalf("Components() = %q", got)
+	}
+	args := func(components ...string) []string {
+		t.Helper()
+		objs, err := Render(Params{Strategy: "atomic", Namespace: "ns", TokensvcImage: "a/tokensvc:1", PostgresImage: "a/pg:1",
+			SigningKeyPEM: newKeyPEM(t), PostgresPassword: "pw", Components: components})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := parse(objs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w.postgres.Spec.Template.Spec.Containers[0].Args
+	}
+	if a := args(); len(a) != 0 {
+		t.Errorf("without the component PostgreSQL has args %q", a)
+	}
+	if a := args(ComponentPostgresAsyncCommit); !slices.Equal(a, []string{"-c", "synchronous_commit=off"}) {
+		t.Errorf("with %s PostgreSQL has args %q", ComponentPostgresAsyncCommit, a)
+	}
 }

@@ -68,6 +68,24 @@ type Params struct {
 	// over the base's (e.g. TOKENSVC_DATABASE_HOST to repoint it at a proxy, or
 	// TOKENSVC_LEGACY_RECHECK_DELAY). The strategy is set with Strategy, not here.
 	Config map[string]string
+	// Components are kustomize components layered onto the overlay, by name: see Components().
+	Components []string
+}
+
+// ComponentPostgresAsyncCommit runs PostgreSQL with synchronous_commit=off.
+const ComponentPostgresAsyncCommit = "postgres-async-commit"
+
+// Components lists the kustomize components a render may layer onto its overlay, sorted.
+func Components() []string {
+	entries, err := fs.Glob(FS, "components/*/kustomization.yaml")
+	if err != nil {
+		panic(fmt.Sprintf("manifests: embedded components: %v", err)) // the pattern is valid
+	}
+	names := make([]string, len(entries))
+	for i, e := range entries {
+		names[i] = path.Base(path.Dir(e))
+	}
+	return names
 }
 
 // Strategies lists the overlays, one per create strategy, sorted.
@@ -180,6 +198,14 @@ func topKustomization(p Params) (*types.Kustomization, map[string][]byte, error)
 	if p.Replicas < 0 {
 		errs = append(errs, fmt.Errorf("replicas %d: must not be negative", p.Replicas))
 	}
+	var components []string
+	for _, c := range p.Components {
+		if !slices.Contains(Components(), c) {
+			errs = append(errs, fmt.Errorf("component %q: want one of %s", c, strings.Join(Components(), ", ")))
+			continue
+		}
+		components = append(components, "../components/"+c)
+	}
 	errs = append(errs, checkSigningKey(p.SigningKeyPEM), checkPassword(p.PostgresPassword))
 	var config []string
 	for _, key := range slices.Sorted(maps.Keys(p.Config)) {
@@ -200,10 +226,11 @@ func topKustomization(p Params) (*types.Kustomization, map[string][]byte, error)
 	}
 
 	k := &types.Kustomization{
-		TypeMeta:  types.TypeMeta{APIVersion: types.KustomizationVersion, Kind: types.KustomizationKind},
-		Resources: []string{"../overlays/" + p.Strategy},
-		Namespace: p.Namespace,
-		Images:    []types.Image{tokensvc, postgres},
+		TypeMeta:   types.TypeMeta{APIVersion: types.KustomizationVersion, Kind: types.KustomizationKind},
+		Resources:  []string{"../overlays/" + p.Strategy},
+		Components: components,
+		Namespace:  p.Namespace,
+		Images:     []types.Image{tokensvc, postgres},
 		SecretGenerator: []types.SecretArgs{
 			{GeneratorArgs: types.GeneratorArgs{Name: "tokensvc-signing-key", Behavior: "replace",
 				KvPairSources: types.KvPairSources{FileSources: []string{"signing.pem=signing.pem"}}}},

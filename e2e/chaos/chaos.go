@@ -98,6 +98,7 @@ var Registry = []Fault{
 	RollingRestart{},
 	Scale{},
 	DBRestart{},
+	DBCrash{},
 	DBLatency{},
 	DBCut{},
 	NodeLoss{},

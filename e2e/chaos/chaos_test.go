@@ -54,7 +54,7 @@ func TestPlanPicksEveryTarget(t *testing.T) {
 
 func TestRegistry(t *testing.T) {
 	names := Names()
-	want := []string{"pod-kill", "rolling-restart", "scale", "db-restart", "db-latency", "db-cut", "node-loss", "partition"}
+	want := []string{"pod-kill", "rolling-restart", "scale", "db-restart", "db-crash", "db-latency", "db-cut", "node-loss", "partition"}
 	if !slices.Equal(names, want) {
 		t.Errorf("registry %v, want %v", names, want)
 	}
@@ -92,6 +92,8 @@ func TestAvailable(t *testing.T) {
 		{DBCut{}, existing, "no toxiproxy image"},
 		{NodeLoss{}, existing, "existing mode"},
 		{Partition{}, existing, "existing mode"},
+		{DBCrash{}, existing, "existing mode"},
+		{DBCrash{}, kind, ""},
 		{DBLatency{}, kind, ""},
 		{NodeLoss{}, kind, ""},
 		{Partition{}, kind, ""},
@@ -262,5 +264,68 @@ func TestNodeLossPausesAndResumesThePlannedWorker(t *testing.T) {
 	_ = inj.Recover(ctx)
 	if !slices.Contains(calls, "unpause "+want) {
 		t.Errorf("Recover did not resume %s: %v", want, calls)
+	}
+}
+
+// db-crash kills the postmaster's PID inside the node that runs postgres-0, found through
+// crictl, and touches nothing else; Recover waits for a restart of the same pod's container.
+func TestDBCrashKillsThePostmasterInItsNode(t *testing.T) {
+	pg := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: manifests.PostgresPod, Namespace: "ns", UID: "pg-1"},
+		Spec:       corev1.PodSpec{NodeName: "mine-worker2"},
+		Status: corev1.PodStatus{
+			Conditions:        []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}},
+			ContainerStatuses: []corev1.ContainerStatus{{Name: manifests.PostgresName, RestartCount: 2}},
+		},
+	}
+	cs := fake.NewClientset(pg)
+	var calls []string
+	target := &Target{Client: cs, Namespace: "ns", Mode: "kind", Cluster: "mine", Replicas: 3, Nodes: []cluster.Node{
+		{Name: "mine-worker", Role: "worker", Container: "mine-worker"},
+		{Name: "mine-worker2", Role: "worker", Container: "mine-worker2"},
+	}, Docker: func(_ context.Context, args ...string) ([]byte, error) {
+		calls = append(calls, strings.Join(args, " "))
+		switch {
+		case slices.Contains(args, "pods"):
+			return []byte("sandbox1\n"), nil
+		case slices.Contains(args, "ps"):
+			return []byte("container1\n"), nil
+		case slices.Contains(args, "inspect"):
+			return []byte("4242\n"), nil
+		}
+		return nil, nil
+	}}
+	inj, err := DBCrash{}.Inject(context.Background(), target, NewPlan(1, "db-crash"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(calls, "exec mine-worker2 kill -KILL 4242") {
+		t.Fatalf("no SIGKILL of the postmaster in postgres-0's node: %v", calls)
+	}
+	for _, c := range calls {
+		if !strings.HasPrefix(c, "exec mine-worker2 ") {
+			t.Errorf("touched something besides postgres-0's node: %q", c)
+		}
+	}
+	if inj.Held || inj.Target != manifests.PostgresPod || !strings.Contains(inj.Detail, "restart 3") {
+		t.Errorf("injection %+v", inj)
+	}
+	// Still the old container status: Recover must not call that recovered.
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	if err := inj.Recover(ctx); err == nil {
+		t.Errorf("Recover succeeded before the container restarted")
+	}
+	// The pod replaced instead of its container restarted: an error at once, not a long wait.
+	if err := cs.CoreV1().Pods("ns").Delete(context.Background(), pg.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	other := pg.DeepCopy()
+	other.UID = "pg-2"
+	if _, err := cs.CoreV1().Pods("ns").Create(context.Background(), other, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := inj.Recover(context.Background()); err == nil || !strings.Contains(err.Error(), "replaced") {
+		t.Errorf("Recover after the pod was replaced: %v, want an error naming it", err)
 	}
 }
