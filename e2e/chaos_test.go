@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -12,6 +13,14 @@ import (
 	"github.com/stampede-e2e/stampede/e2e/chaos"
 	"github.com/stampede-e2e/stampede/e2e/check"
 	"github.com/stampede-e2e/stampede/e2e/framework"
+	"github.com/stampede-e2e/stampede/manifests"
+)
+
+// durabilityCrashes bounds the crashes the durability canary tries before it calls the run
+// inconclusive; durabilityRoundEvery keeps registrations committing right up to each crash.
+const (
+	durabilityCrashes    = 3
+	durabilityRoundEvery = 100 * time.Millisecond
 )
 
 // canaryLatency is the db-latency under which the canary must catch legacy in every run.
@@ -102,4 +111,51 @@ var _ = Describe("Chaos", Label("chaos"), func() {
 				}
 			}, SpecTimeout(cfg.ChaosTimeout()))
 	}
+
+	// The durability canary: PostgreSQL with synchronous_commit=off acknowledges a commit before
+	// its WAL is written, and db-crash (SIGKILL, no clean shutdown) must then lose acknowledged
+	// registrations that the checker finds (check.AsyncCommit's known bug: a consistent 2xx
+	// naming a row the database no longer has). atomic on the default synchronous_commit=on
+	// must lose none under the same crash: that is "keeps atomic's invariants under db-crash".
+	It("canary db-crash with synchronous_commit=off: lost acknowledged registrations are found",
+		Label("db-crash", "canary", "durability", "atomic"), func(ctx SpecContext) {
+			env.SkipUnlessAvailable(chaos.DBCrash{})
+			d := env.Deploy(ctx, framework.DeployParams{Strategy: "atomic", Components: []string{manifests.ComponentPostgresAsyncCommit}})
+			known, ok := check.KnownBugOf(check.AsyncCommit)
+			Expect(ok).To(BeTrue())
+			var (
+				last  framework.FaultOutcome
+				lines []string
+				found check.Detection
+			)
+			for crash := 1; crash <= durabilityCrashes && found.Caught == 0; crash++ {
+				plan := chaos.NewPlan(env.Config.Seed, fmt.Sprintf("db-crash#%d", crash))
+				plan.Fault = chaos.DBCrash{}.Name()
+				By(fmt.Sprintf("crash %d of at most %d: %s", crash, durabilityCrashes, plan))
+				last = d.StampedeUnderFault(ctx, framework.FaultParams{
+					Name:       fmt.Sprintf("crash-%d", crash),
+					Fault:      chaos.DBCrash{},
+					Plan:       plan,
+					Salt:       uint64(300 + crash),
+					Burst:      env.Config.Burst,
+					RoundEvery: durabilityRoundEvery,
+					Retry:      framework.DefaultRetry,
+					Coverage:   coverage,
+				})
+				Expect(last.InjectErr).NotTo(HaveOccurred(), "inject db-crash")
+				Expect(last.RecoverErr).NotTo(HaveOccurred(), "recover db-crash")
+				found = check.Detect(check.AsyncCommit, last.Result)
+				lines = append(lines, fmt.Sprintf("crash %d: %s %s, any violation %s, %d requests during the fault",
+					crash, known.Bug, found, check.DetectAny(last.Result), last.During.Requests))
+			}
+			line := fmt.Sprintf("%-16s synchronous_commit=off under db-crash: %s", "durability", strings.Join(lines, "; "))
+			AddReportEntry("durability canary", line)
+			GinkgoWriter.Println(line)
+			d.WriteFile("detection.txt", []byte(line+"\n"))
+			env.AppendChaosSummary(line)
+			if found.Caught == 0 {
+				d.Failf(last.Outcome, "inconclusive: %d crashes of PostgreSQL with synchronous_commit=off lost no acknowledged registration the checker could see (%s)",
+					durabilityCrashes, strings.Join(lines, "; "))
+			}
+		}, SpecTimeout(cfg.ChaosTimeout()*durabilityCrashes))
 })

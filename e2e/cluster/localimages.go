@@ -34,9 +34,15 @@ func NodeImage(ctx context.Context, root string, progress io.Writer) (string, er
 // WorkloadImages builds the images the suite deploys with scripts/build-image.sh (each tagged
 // by a hash of its inputs, so a present one is reused) and returns them by name.
 func WorkloadImages(ctx context.Context, root string, progress io.Writer) (map[string]string, error) {
-	lines, err := runScript(ctx, root, progress, "build-image.sh", "all")
+	return BuildImages(ctx, root, progress, "all")
+}
+
+// BuildImages builds the images called names with scripts/build-image.sh (such as
+// tokensvc-selftest, which "all" leaves out) and returns them by name.
+func BuildImages(ctx context.Context, root string, progress io.Writer, names ...string) (map[string]string, error) {
+	lines, err := runScript(ctx, root, progress, "build-image.sh", names...)
 	if err != nil {
-		return nil, fmt.Errorf("workload images: %w", err)
+		return nil, fmt.Errorf("images %s: %w", strings.Join(names, " "), err)
 	}
 	images := map[string]string{}
 	for _, l := range lines {

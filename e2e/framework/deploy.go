@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	toxiproxyclient "github.com/Shopify/toxiproxy/v2/client"
@@ -32,6 +33,12 @@ type DeployParams struct {
 	// Toxiproxy puts toxiproxy between the token service and PostgreSQL: the service's
 	// database host becomes the toxiproxy Service.
 	Toxiproxy bool
+	// TokensvcImage replaces the suite's token service image for this deployment (the
+	// self-test's build); empty keeps it.
+	TokensvcImage string
+	// Components are manifests' kustomize components layered onto the strategy's overlay, such
+	// as manifests.ComponentPostgresAsyncCommit.
+	Components []string
 }
 
 // ChaosTarget describes the suite's cluster to a fault before anything is deployed: enough for
@@ -90,12 +97,13 @@ func (e *Env) Deploy(ctx context.Context, p DeployParams) *Deployment {
 	objs, err := manifests.Render(manifests.Params{
 		Strategy:         p.Strategy,
 		Namespace:        d.Namespace,
-		TokensvcImage:    e.Config.TokensvcImage,
+		TokensvcImage:    firstNonEmpty(p.TokensvcImage, e.Config.TokensvcImage),
 		PostgresImage:    e.Config.PostgresImage,
 		Replicas:         e.Config.Replicas,
 		SigningKeyPEM:    key.PrivatePEM,
 		PostgresPassword: password,
 		Config:           config,
+		Components:       p.Components,
 	})
 	Expect(err).NotTo(HaveOccurred(), "render manifests")
 	if p.Toxiproxy {
@@ -108,6 +116,9 @@ func (e *Env) Deploy(ctx context.Context, p DeployParams) *Deployment {
 	how := ""
 	if p.Toxiproxy {
 		how = ", database traffic through toxiproxy"
+	}
+	if len(p.Components) > 0 {
+		how += ", with " + strings.Join(p.Components, ", ")
 	}
 	e.labelNamespaces(objs)
 	// A namespace kept by an earlier failed spec must not hold the NodePort this one needs.

@@ -22,6 +22,9 @@ import (
 
 // FaultParams shape a run under a fault.
 type FaultParams struct {
+	// Name, when set, puts this run's report in a subdirectory of the spec's artifacts (a spec
+	// that runs the fault several times).
+	Name  string
 	Fault chaos.Fault
 	Plan  chaos.Plan
 	// Salt derives this spec's customers from the suite's seed.
@@ -156,8 +159,12 @@ func (d *Deployment) StampedeUnderFault(ctx context.Context, p FaultParams) Faul
 	}
 	o.During = chaos.Window(ops, o.Event)
 
-	o.Outcome = d.judge(ctx, judged{ops: ops, customers: customers, faults: []history.Event{o.Event}, coverage: p.Coverage, dir: d.Dir})
-	d.writeFaultReport(o)
+	dir := d.Dir
+	if p.Name != "" {
+		dir = filepath.Join(d.Dir, p.Name)
+	}
+	o.Outcome = d.judge(ctx, judged{ops: ops, customers: customers, faults: []history.Event{o.Event}, coverage: p.Coverage, dir: dir})
+	d.writeFaultReport(dir, o)
 	AddReportEntry("chaos "+p.Fault.Name(), o.Line())
 	GinkgoWriter.Println(o.Line())
 	appendChaosSummary(d.Env.Config.Artifacts, o.Line())
@@ -166,9 +173,9 @@ func (d *Deployment) StampedeUnderFault(ctx context.Context, p FaultParams) Faul
 }
 
 // writeFaultReport writes the fault's event and figures next to the spec's report.
-func (d *Deployment) writeFaultReport(o FaultOutcome) {
+func (d *Deployment) writeFaultReport(dir string, o FaultOutcome) {
 	GinkgoHelper()
-	f, err := os.Create(filepath.Join(d.Dir, "events.jsonl"))
+	f, err := os.Create(filepath.Join(dir, "events.jsonl"))
 	Expect(err).NotTo(HaveOccurred())
 	Expect(errors.Join(history.WriteEventsJSONL(f, []history.Event{o.Event}), f.Close())).To(Succeed())
 	figures := map[string]any{
@@ -190,7 +197,7 @@ func (d *Deployment) writeFaultReport(o FaultOutcome) {
 	}
 	b, err := json.MarshalIndent(figures, "", "  ")
 	Expect(err).NotTo(HaveOccurred())
-	d.WriteFile("chaos.json", append(b, '\n'))
+	Expect(os.WriteFile(filepath.Join(dir, "chaos.json"), append(b, '\n'), 0o644)).To(Succeed())
 }
 
 // ChaosSummaryFile collects one line per chaos spec of a run, in the artifacts directory.

@@ -46,6 +46,9 @@ type Env struct {
 	Nodes []cluster.Node
 	// ExportClusterLogs writes the cluster's logs (kind's) into a directory; nil where unsupported.
 	ExportClusterLogs func(ctx context.Context, dir string) error
+	// LoadImages loads local images into every node; nil where the cluster pulls its images
+	// (existing mode).
+	LoadImages func(ctx context.Context, images ...string) error
 }
 
 // Deployment is one spec's token service: its own namespace, database and signing key.

@@ -69,9 +69,11 @@ func Setup(ctx context.Context, cfg *Config) *Env {
 	}, NodeTimeout(3*time.Minute))
 	Expect(c.Start(ctx)).To(Succeed(), "cluster up")
 
+	var load func(ctx context.Context, images ...string) error
 	if ok, why := c.CanLoadImages(); ok {
 		By("loading the images into the nodes")
 		Expect(c.LoadImages(ctx, cfg.TokensvcImage, cfg.PostgresImage, cfg.ToxiproxyImage)).To(Succeed())
+		load = c.LoadImages
 	} else {
 		fmt.Fprintf(GinkgoWriter, "not loading images: %s\n", why)
 	}
@@ -91,6 +93,7 @@ func Setup(ctx context.Context, cfg *Config) *Env {
 		Nodes:             c.Nodes(),
 		Logger:            logger,
 		ExportClusterLogs: c.ExportLogs,
+		LoadImages:        load,
 	}
 }
 
