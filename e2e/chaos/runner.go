@@ -168,13 +168,15 @@ type Applied struct {
 // Ok says that the fault was injected and recovered.
 func (a Applied) Ok() bool { return a.InjectErr == nil && a.RecoverErr == nil }
 
-// Apply fires f at the plan's offset on the run's clock, holds it for the plan's hold when it is
-// a held fault, and recovers it (with a context that outlives ctx's cancellation: a fault is
-// never left in place). The event's start and end bracket the injection and the recovery.
-func Apply(ctx context.Context, f Fault, t *Target, p Plan, since func() time.Duration, log *slog.Logger) Applied {
+// Apply fires f at the plan's offset into the traffic, which began at trafficStart on the run's
+// clock (since reads it; the clock starts before the deployment, so its zero is not the
+// traffic's), holds it for the plan's hold when it is a held fault, and recovers it (with a
+// context that outlives ctx's cancellation: a fault is never left in place). The event's start
+// and end, on the run's clock, bracket the injection and the recovery.
+func Apply(ctx context.Context, f Fault, t *Target, p Plan, trafficStart time.Duration, since func() time.Duration, log *slog.Logger) Applied {
 	a := Applied{Event: history.Event{Kind: history.EventFault, Name: f.Name()}}
 	// Pacing the fault on purpose: it fires at the planned offset into the traffic.
-	if err := ctxtime.Sleep(ctx, p.Offset-since()); err != nil {
+	if err := ctxtime.Sleep(ctx, trafficStart+p.Offset-since()); err != nil {
 		a.InjectErr = fmt.Errorf("waiting for the fault's offset: %w", err)
 		return a
 	}

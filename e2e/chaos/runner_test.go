@@ -160,7 +160,7 @@ func TestApplyFiresAtTheOffsetHoldsAndRecovers(t *testing.T) {
 	since := clockSince()
 	f := &fakeFault{held: true, since: since}
 	p := Plan{Fault: "fake", Offset: 30 * time.Millisecond, Hold: 40 * time.Millisecond}
-	a := Apply(context.Background(), f, &Target{}, p, since, slog.New(slog.DiscardHandler))
+	a := Apply(context.Background(), f, &Target{}, p, 0, since, slog.New(slog.DiscardHandler))
 	if !a.Ok() {
 		t.Fatalf("Apply: inject %v, recover %v", a.InjectErr, a.RecoverErr)
 	}
@@ -175,15 +175,33 @@ func TestApplyFiresAtTheOffsetHoldsAndRecovers(t *testing.T) {
 	}
 }
 
+// The run's clock starts before the deployment, so it reads seconds when the traffic begins: the
+// offset counts from the traffic's start, not from the clock's zero (a fault that fired at once
+// hit every burst of the run, and none raced on a whole service before it).
+func TestApplyCountsTheOffsetFromTheTrafficStart(t *testing.T) {
+	since := clockSince()
+	time.Sleep(50 * time.Millisecond) // the deployment, on the clock before the traffic
+	start := since()
+	f := &fakeFault{since: since}
+	p := Plan{Fault: "fake", Offset: 30 * time.Millisecond}
+	a := Apply(context.Background(), f, &Target{}, p, start, since, slog.New(slog.DiscardHandler))
+	if !a.Ok() {
+		t.Fatalf("Apply: inject %v, recover %v", a.InjectErr, a.RecoverErr)
+	}
+	if f.injectedAt < start+p.Offset || a.Event.Start < start+p.Offset {
+		t.Errorf("fired at %v (event start %v); the traffic began at %v and the offset is %v", f.injectedAt, a.Event.Start, start, p.Offset)
+	}
+}
+
 func TestApplyNotHeldAndFailures(t *testing.T) {
 	since := clockSince()
 	f := &fakeFault{since: since}
-	a := Apply(context.Background(), f, &Target{}, Plan{Hold: time.Hour}, since, slog.New(slog.DiscardHandler))
+	a := Apply(context.Background(), f, &Target{}, Plan{Hold: time.Hour}, 0, since, slog.New(slog.DiscardHandler))
 	if !a.Ok() || a.Event.End-a.Event.Start > time.Second {
 		t.Errorf("a fault that is not held was held: %+v", a)
 	}
 	boom := errors.New("boom")
-	a = Apply(context.Background(), &fakeFault{injectErr: boom, since: since}, &Target{}, Plan{}, since, slog.New(slog.DiscardHandler))
+	a = Apply(context.Background(), &fakeFault{injectErr: boom, since: since}, &Target{}, Plan{}, 0, since, slog.New(slog.DiscardHandler))
 	if !errors.Is(a.InjectErr, boom) || a.Ok() {
 		t.Errorf("inject failure not reported: %+v", a)
 	}
@@ -191,7 +209,7 @@ func TestApplyNotHeldAndFailures(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	f = &fakeFault{held: true, since: since}
 	go func() { time.Sleep(20 * time.Millisecond); cancel() }()
-	a = Apply(ctx, f, &Target{}, Plan{Hold: time.Hour}, since, slog.New(slog.DiscardHandler))
+	a = Apply(ctx, f, &Target{}, Plan{Hold: time.Hour}, 0, since, slog.New(slog.DiscardHandler))
 	if a.RecoverErr != nil || !f.recovered {
 		t.Errorf("cancelled during the hold: recovered %v, err %v", f.recovered, a.RecoverErr)
 	}

@@ -108,6 +108,7 @@ func (d *Deployment) StampedeUnderFault(ctx context.Context, p FaultParams) Faul
 	customersOf := func(i int) []history.Customer { return pool[i*p.RoundCustomers : (i+1)*p.RoundCustomers] }
 
 	By(fmt.Sprintf("sending a round of %d customers x %d simultaneous first registrations every %s; fault %s", p.RoundCustomers, p.Burst, p.RoundEvery, p.Plan))
+	trafficStart := d.Clock.Since()
 	rounds := chaos.LaunchRounds(ctx, chaos.RoundsParams{
 		Every: p.RoundEvery, Max: maxRounds, MaxInFlight: maxRoundsInFlight, Since: d.Clock.Since,
 		Run: func(ctx context.Context, i int) ([]history.Op, error) {
@@ -120,7 +121,7 @@ func (d *Deployment) StampedeUnderFault(ctx context.Context, p FaultParams) Faul
 			return out.History, err
 		},
 	})
-	applied := chaos.Apply(ctx, p.Fault, d.Target(), p.Plan, d.Clock.Since, d.Env.Logger)
+	applied := chaos.Apply(ctx, p.Fault, d.Target(), p.Plan, trafficStart, d.Clock.Since, d.Env.Logger)
 	o := FaultOutcome{Plan: p.Plan, Event: applied.Event, InjectErr: applied.InjectErr, RecoverErr: applied.RecoverErr}
 	if applied.Ok() {
 		By("waiting for a whole round of new bursts to succeed after the fault")
