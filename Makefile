@@ -31,9 +31,13 @@ e2e-reuse: ## The e2e specs on a kept kind cluster (CLUSTER=, default stampede; 
 e2e-chaos: ## The chaos specs (every fault under bursts, the canary under db-latency) on a fresh kind cluster; LABELS narrows.
 	@LABELS='chaos$(if $(LABELS), && ($(LABELS)))' scripts/e2e.sh kind --timeout 2h $(ARGS)
 
+.PHONY: selftest
+selftest: ## The suite's kill ratio: every broken build of service/mutants must be caught, the control must pass (table in selftest.md).
+	@LABELS='selftest$(if $(LABELS), && ($(LABELS)))' scripts/e2e.sh kind --timeout 2h $(ARGS)
+
 .PHONY: nightly
-nightly: ## Every spec, the chaos specs included, on a fresh kind cluster.
-	@LABELS=all scripts/e2e.sh kind --timeout 3h $(ARGS)
+nightly: ## Every spec, the chaos specs and the self-test included, on a fresh kind cluster.
+	@LABELS=all scripts/e2e.sh kind --timeout 4h $(ARGS)
 
 .PHONY: host-setup
 host-setup: ## Docker engine (the running one, or stampede's own), egress guard for stampede's network; undone by host-undo.

@@ -6,7 +6,8 @@
 #             fast inner loop;
 #   existing  the specs against KUBECONFIG/CONTEXT, with images from STAMPEDE_E2E_*_IMAGE.
 # Environment: SEED (replays a run; a new one is picked and printed when empty), LABELS (Ginkgo
-# label filter, e.g. 'atomic'; default '!chaos', the chaos specs have their own target; 'all'
+# label filter, e.g. 'atomic'; default '!chaos && !selftest', the chaos specs and the self-test
+# have their own targets; 'all'
 # runs every spec), ARTIFACTS (base directory, default _artifacts/: the run writes to
 # ARTIFACTS/<UTC time>-seed<N>/, and ARTIFACTS/latest points at it), KEEP=true (keep the cluster
 # and failed specs' namespaces), CLUSTER (names the cluster), STAMPEDE_E2E_GRACE (seconds an
@@ -80,7 +81,7 @@ if [ "$mode" != existing ]; then
   # suite itself, through e2e/cluster's one resolver (framework.Setup).
 fi
 
-LABELS="${LABELS:-!chaos}"
+LABELS="${LABELS:-!chaos && !selftest}"
 [ "$LABELS" = all ] && LABELS=""
 
 # The guard's counter needs root to read: without it, say so instead of reporting a 0 nobody read.

@@ -33,6 +33,9 @@ type Config struct {
 	// TokensvcImage, PostgresImage and ToxiproxyImage are the images deployed; empty means they are
 	// built here (scripts/build-image.sh) and loaded into the kind nodes.
 	TokensvcImage, PostgresImage, ToxiproxyImage string
+	// SelftestImage is the token service built with the self-test's mutants (-tags selftest);
+	// empty means built here when a self-test spec runs.
+	SelftestImage string
 	// ServiceURL overrides the token service's address from the host (existing mode).
 	ServiceURL string
 	// Seed fixes the customers and the burst plan; 0 means a new one, printed at the start.
@@ -84,6 +87,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TokensvcImage, "e2e.tokensvc-image", env("TOKENSVC_IMAGE", ""), "token service image (default: built here)")
 	fs.StringVar(&c.PostgresImage, "e2e.postgres-image", env("POSTGRES_IMAGE", ""), "PostgreSQL image (default: built here)")
 	fs.StringVar(&c.ToxiproxyImage, "e2e.toxiproxy-image", env("TOXIPROXY_IMAGE", ""), "toxiproxy image (default: built here)")
+	fs.StringVar(&c.SelftestImage, "e2e.selftest-image", env("SELFTEST_IMAGE", ""), "self-test token service image, built with -tags selftest (default: built here when a selftest spec runs)")
 	fs.StringVar(&c.ServiceURL, "e2e.service-url", env("SERVICE_URL", ""), "token service URL from this host (default: the kind port mapping)")
 	fs.Uint64Var(&c.Seed, "e2e.seed", seed, "seed of the customers and burst plan; 0 picks one (env SEED)")
 	fs.IntVar(&c.Customers, "e2e.customers", envInt("CUSTOMERS", 40), "new customers per spec")
