@@ -2,10 +2,14 @@
 # build-image.sh [--print] NAME...: build the images the suite deploys, without a registry, and
 # print each one's reference on stdout as NAME=IMAGE (logs go to stderr).
 #
-# NAME is tokensvc, postgres, toxiproxy or all. Every tag is a hash of the image's inputs, so an
-# image that is already present is not rebuilt. --print only prints the references.
+# NAME is tokensvc, tokensvc-selftest, postgres, toxiproxy or all (all but tokensvc-selftest). Every
+# tag is a hash of the image's inputs, so an image that is already present is not rebuilt. --print
+# only prints the references.
 #
 #   tokensvc   stampede/tokensvc:<hash>   service/Dockerfile around a static build of ./service/cmd/tokensvc
+#   tokensvc-selftest   stampede/tokensvc-selftest:<hash>   the same, built with -tags selftest: the
+#                                         deliberately broken variants TOKENSVC_MUTANT selects
+#                                         (service/mutants); not in all, never deployed but by make selftest
 #   postgres   stampede/postgres:<hash>   Debian's postgresql-15 on a minbase rootfs, entrypoint
 #                                         scripts/images/postgres-entrypoint.sh, uid 999
 #   toxiproxy  stampede/toxiproxy:<version>-<hash>   the toxiproxy server at go.mod's version, FROM scratch
@@ -21,28 +25,36 @@ image_ref() {
   local r=$REPO_ROOT
   case "$1" in
     tokensvc) echo "stampede/tokensvc:$(hash_inputs "${r}/service" "${r}/internal" "${r}/go.mod" "${r}/go.sum")" ;;
+    # The same inputs: the build tag is all that differs, and the name tells the images apart.
+    tokensvc-selftest) echo "stampede/tokensvc-selftest:$(hash_inputs "${r}/service" "${r}/internal" "${r}/go.mod" "${r}/go.sum")" ;;
     postgres) echo "stampede/postgres:$(hash_inputs "${IMAGES_DIR}/postgres-entrypoint.sh" \
       "${IMAGES_DIR}/postgres-rootfs.sh" "${r}/scripts/versions.sh" "${r}/scripts/images.sh" "${r}/scripts/build-image.sh")" ;;
     # go.mod and go.sum pick the versions of toxiproxy's own dependencies.
     toxiproxy) echo "stampede/toxiproxy:${TOXIPROXY_VERSION}-$(hash_inputs "${r}/go.mod" "${r}/go.sum" "${r}/scripts/versions.sh")" ;;
-    *) die "unknown image '$1' (want tokensvc, postgres, toxiproxy or all)" ;;
+    *) die "unknown image '$1' (want tokensvc, tokensvc-selftest, postgres, toxiproxy or all)" ;;
   esac
 }
 
-# go_static OUT PACKAGE [LDFLAGS]: a static, reproducible build of PACKAGE in this module.
+# go_static OUT PACKAGE [LDFLAGS [TAGS]]: a static, reproducible build of PACKAGE in this module,
+# with the comma-separated build tags TAGS.
 go_static() {
-  (cd "$REPO_ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w ${3:-}" -o "$1" "$2") ||
+  (cd "$REPO_ROOT" && CGO_ENABLED=0 go build -trimpath -tags "${4:-}" -ldflags "-s -w ${3:-}" -o "$1" "$2") ||
     die "go build $2 failed"
 }
 
-build_tokensvc() {
+# tokensvc_image IMAGE [TAGS]: service/Dockerfile around tokensvc built with TAGS.
+tokensvc_image() {
   local image=$1 ctx
   ctx=$(mktemp -d)
-  go_static "${ctx}/tokensvc" ./service/cmd/tokensvc
+  go_static "${ctx}/tokensvc" ./service/cmd/tokensvc "" "${2:-}"
   cp "${REPO_ROOT}/service/Dockerfile" "${ctx}/Dockerfile"
   build_dockerfile "$image" "$ctx"
   rm -rf "$ctx"
 }
+
+build_tokensvc() { tokensvc_image "$1"; }
+
+build_tokensvc_selftest() { tokensvc_image "$1" selftest; }
 
 build_postgres() {
   local image=$1 raw="${1}-rootfs" ctx
@@ -90,7 +102,7 @@ build_toxiproxy() {
 main() {
   local print_only="" names=() n
   [ "${1:-}" = "--print" ] && { print_only=1; shift; }
-  [ $# -gt 0 ] || die "usage: build-image.sh [--print] tokensvc|postgres|toxiproxy|all..."
+  [ $# -gt 0 ] || die "usage: build-image.sh [--print] tokensvc|tokensvc-selftest|postgres|toxiproxy|all..."
   for n in "$@"; do
     if [ "$n" = all ]; then names+=("${ALL[@]}"); else names+=("$n"); fi
   done
@@ -101,7 +113,7 @@ main() {
       docker_ok || die "no Docker engine answers: run scripts/host-setup.sh (make host-setup)"
       start=$SECONDS
       log "building ${image}"
-      "build_${n}" "$image"
+      "build_${n//-/_}" "$image"
       log "built ${image} in $((SECONDS - start))s ($(docker image inspect -f '{{.Size}}' "$image" | numfmt --to=iec))"
     fi
     echo "${n}=${image}"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test.sh: everything that needs no cluster: vet, then unit and integration tests (the service's
-# against a real PostgreSQL that the tests start themselves). The e2e specs carry the build tag
-# e2e and are not part of this.
+# against a real PostgreSQL that the tests start themselves). The service's packages are vetted
+# and tested a second time with the build tag selftest, which compiles in its deliberately broken
+# variants (service/mutants). The e2e specs carry the build tag e2e and are not part of this.
 set -o errexit -o nounset -o pipefail
 LOG_PREFIX=test
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -12,7 +13,10 @@ cd "$REPO_ROOT"
 log "go vet"
 go vet ./...
 go vet -tags e2e ./...
+go vet -tags selftest ./service/...
 log "go test"
 go test -count=1 ./...
+log "go test -tags selftest: the service's deliberately broken variants (service/mutants)"
+go test -count=1 -tags selftest ./service/...
 log "host setup and undo leave the host as it was"
 "${REPO_ROOT}/scripts/host-undo-test.sh"

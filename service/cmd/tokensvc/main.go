@@ -23,6 +23,7 @@ import (
 
 	"github.com/stampede-e2e/stampede/service/internal/config"
 	"github.com/stampede-e2e/stampede/service/internal/httpapi"
+	"github.com/stampede-e2e/stampede/service/internal/mutant"
 	"github.com/stampede-e2e/stampede/service/internal/store"
 	"github.com/stampede-e2e/stampede/service/internal/token"
 )
@@ -49,6 +50,10 @@ func run(ctx context.Context, log *slog.Logger, args []string, getenv func(strin
 		return err
 	}
 	log = log.With("pod", cfg.PodName)
+	// A self-test build reads TOKENSVC_MUTANT here; a production build does nothing.
+	if err := mutant.Start(getenv, string(cfg.Strategy), log); err != nil {
+		return err
+	}
 	signer, err := token.NewSigner(cfg.SigningKey, cfg.Issuer, cfg.KeyID)
 	if err != nil {
 		return err

@@ -21,6 +21,7 @@ import (
 
 	"github.com/stampede-e2e/stampede/internal/ctxtime"
 	"github.com/stampede-e2e/stampede/service/internal/config"
+	"github.com/stampede-e2e/stampede/service/internal/mutant"
 	"github.com/stampede-e2e/stampede/service/internal/store"
 	"github.com/stampede-e2e/stampede/service/internal/token"
 )
@@ -251,6 +252,13 @@ func (s *Server) register(rw http.ResponseWriter, r *http.Request) {
 		outcome(outcomeCreated)
 	default:
 		outcome(outcomeExisting)
+	}
+	// The self-test build's broken variants (service/mutants); compiled away in production.
+	if mutant.Is(mutant.CreatedAlways) {
+		created = true
+	}
+	if mutant.Is(mutant.CreatedNever) {
+		created = false
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, TokenResponse{Token: signed, CustomerID: subj.CustomerID, Created: created})

@@ -17,6 +17,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/stampede-e2e/stampede/service/internal/mutant"
 )
 
 //go:embed migrations/*.sql
@@ -87,6 +89,9 @@ func Open(ctx context.Context, databaseURL string, opts ...Option) (*pgxpool.Poo
 		return nil, fmt.Errorf("parse database url: %w", err)
 	}
 	cfg.ConnConfig.RuntimeParams["application_name"] = "tokensvc"
+	if mutant.Is(mutant.AsyncCommit) {
+		cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	}
 	for _, o := range opts {
 		o(cfg)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/stampede-e2e/stampede/service/internal/config"
+	"github.com/stampede-e2e/stampede/service/internal/mutant"
 )
 
 // Strategy is one way of implementing create(): what happens when the handler's
@@ -122,22 +123,55 @@ type Atomic struct{}
 func (Atomic) Name() config.Strategy { return config.StrategyAtomic }
 
 // UniqueKey implements Strategy.
-func (Atomic) UniqueKey() bool { return true }
+func (Atomic) UniqueKey() bool {
+	if mutant.Is(mutant.NoUniqueIndex) {
+		return false
+	}
+	return true
+}
 
-// Create implements Strategy.
+// Create implements Strategy. The mutant.Is branches are the self-test build's broken
+// variants (service/mutants); a production build compiles them away.
 func (Atomic) Create(ctx context.Context, db DB, nc NewCustomer) (*Customer, bool, error) {
+	if mutant.Is(mutant.NoUniqueIndex) {
+		return ReturnExisting{}.Create(ctx, db, nc) // find, then a plain insert
+	}
+	if mutant.Is(mutant.AckUncommitted) {
+		tx, rollback, err := beginWithoutCommit(ctx, db)
+		if err != nil {
+			return nil, false, err
+		}
+		defer rollback()
+		db = tx
+	}
 	c, err := scanCustomer(db.QueryRow(ctx, `INSERT INTO customers (merchant_id, external_id, email, name)
 		VALUES ($1, $2, $3, $4) ON CONFLICT (merchant_id, external_id) DO NOTHING RETURNING `+columns,
 		nc.MerchantID, nc.ExternalID, nullIfEmpty(nc.Email), nullIfEmpty(nc.Name)))
 	if err == nil {
+		if mutant.Is(mutant.SharedLastCustomer) {
+			mutant.SetLast(c)
+		}
 		return c, true, nil
 	}
 	if !errors.Is(err, pgx.ErrNoRows) {
 		return nil, false, fmt.Errorf("insert: %w", err)
 	}
+	switch {
+	case mutant.Is(mutant.LoserEmptySubject):
+		return nil, false, nil // as if the winner's row could not be read
+	case mutant.Is(mutant.LoserConflict):
+		return nil, false, ErrConflict
+	case mutant.Is(mutant.LoserUnavailable):
+		return nil, false, fmt.Errorf("insert: %w", err) // "no row back" taken for a failed statement
+	}
 	winner, err := find(ctx, db, nc.Key)
 	if err != nil {
 		return nil, false, fmt.Errorf("read winner: %w", err)
+	}
+	if mutant.Is(mutant.SharedLastCustomer) {
+		if last, ok := mutant.Last().(*Customer); ok {
+			winner = last
+		}
 	}
 	// winner is nil only if the row was deleted in between; the handler refuses to
 	// sign a nil customer, which is the point of its empty-subject guard.

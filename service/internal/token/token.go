@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/stampede-e2e/stampede/service/internal/mutant"
 )
 
 // ErrEmptySubject is returned by Signer.Sign when the claims carry no subject.
@@ -107,6 +109,17 @@ func (s *Signer) Claims(subj Subject) Claims {
 	if !subj.CreatedAt.IsZero() {
 		c.IssuedAt = subj.CreatedAt.Unix()
 	}
+	// The self-test build's broken variants (service/mutants); compiled away in production.
+	switch {
+	case mutant.Is(mutant.IatNow):
+		c.IssuedAt = time.Now().Unix()
+	case mutant.Is(mutant.IatRounded):
+		c.IssuedAt = subj.CreatedAt.Round(time.Second).Unix()
+	case mutant.Is(mutant.WrongIssuer):
+		c.Issuer = "tokensvc-staging"
+	case mutant.Is(mutant.SubExternalID):
+		c.Subject = subj.ExternalID
+	}
 	return c
 }
 
@@ -123,7 +136,11 @@ func (s *Signer) Sign(subj Subject) (string, error) {
 func (s *Signer) SignUnchecked(subj Subject) (string, error) {
 	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, s.Claims(subj))
 	t.Header["kid"] = s.keyID
-	signed, err := t.SignedString(s.key)
+	signingKey := s.key
+	if mutant.Is(mutant.ForeignKey) {
+		signingKey = mutant.StartupKey() // while the JWKS still publishes s.key
+	}
+	signed, err := t.SignedString(signingKey)
 	if err != nil {
 		return "", fmt.Errorf("sign token: %w", err)
 	}

@@ -1,0 +1,361 @@
+//go:build selftest
+
+package httpapi
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/stampede-e2e/stampede/service/internal/config"
+	"github.com/stampede-e2e/stampede/service/internal/mutant"
+	"github.com/stampede-e2e/stampede/service/internal/store"
+	"github.com/stampede-e2e/stampede/service/internal/token"
+	"github.com/stampede-e2e/stampede/service/mutants"
+)
+
+// mutantEnv is the atomic service with one mutant active, over a fresh database.
+type mutantEnv struct {
+	srv *Server
+	// loser shares srv's store, but its lookup never finds anything: each request through it
+	// replays a loser of the insert race (its lookup ran before the winner's row landed).
+	loser *Server
+	pool  *pgxpool.Pool
+}
+
+var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// blindLookup is a Store whose Find always misses.
+type blindLookup struct{ *store.Store }
+
+func (blindLookup) Find(context.Context, store.Key) (*store.Customer, error) { return nil, nil }
+
+// withMutant activates mutant name (before the pool opens and the schema is prepared, as
+// at start) and builds the service over a fresh database.
+func withMutant(t *testing.T, name string) mutantEnv {
+	t.Helper()
+	if err := mutant.Set(name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = mutant.Set("") })
+	ctx := context.Background()
+	pool, err := store.Open(ctx, postgres(t).NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	strategy, err := store.StrategyFor(config.StrategyAtomic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Prepare(ctx, pool, strategy, quietLog); err != nil {
+		t.Fatal(err)
+	}
+	st := store.New(pool, strategy, nil)
+	srv, _ := newTestServer(t, st, config.StrategyAtomic)
+	loser, _ := newTestServer(t, blindLookup{st}, config.StrategyAtomic)
+	return mutantEnv{srv: srv, loser: loser, pool: pool}
+}
+
+// reply is one answer of POST /v1/tokens.
+type reply struct {
+	status int
+	header http.Header
+	TokenResponse
+	err    Error
+	claims token.Claims // unverified
+}
+
+func register(t *testing.T, h http.Handler, externalID string) reply {
+	t.Helper()
+	w := post(h, `{"merchant_id":"m","external_id":"`+externalID+`"}`)
+	r := reply{status: w.Code, header: w.Header()}
+	if w.Code != http.StatusOK {
+		if err := json.Unmarshal(w.Body.Bytes(), &r.err); err != nil {
+			t.Fatalf("error body %q: %v", w.Body, err)
+		}
+		return r
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &r.TokenResponse); err != nil {
+		t.Fatalf("body %q: %v", w.Body, err)
+	}
+	c, err := token.UnmarshalClaims(r.Token)
+	if err != nil {
+		t.Fatalf("token of %q: %v", w.Body, err)
+	}
+	r.claims = c
+	return r
+}
+
+func mustOK(t *testing.T, r reply) reply {
+	t.Helper()
+	if r.status != http.StatusOK || r.CustomerID == "" {
+		t.Fatalf("status %d %+v, want 200 with a customer", r.status, r.err)
+	}
+	return r
+}
+
+// jwks is the key set the service publishes.
+func jwks(t *testing.T, h http.Handler) token.JWKS {
+	t.Helper()
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/.well-known/jwks.json", nil))
+	var set token.JWKS
+	if err := json.Unmarshal(w.Body.Bytes(), &set); err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
+// verify checks tok against the published key and the configured issuer.
+func verify(t *testing.T, h http.Handler, tok string) (token.Claims, error) {
+	t.Helper()
+	v, err := token.NewVerifier("test-issuer", jwks(t, h))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v.Verify(tok)
+}
+
+// insertRow stores a customer as another replica would have, and returns its id.
+func insertRow(t *testing.T, pool *pgxpool.Pool, externalID string, createdAt time.Time) string {
+	t.Helper()
+	var id string
+	err := pool.QueryRow(context.Background(), `INSERT INTO customers (merchant_id, external_id, created_at)
+		VALUES ('m', $1, $2) RETURNING id::text`, externalID, createdAt).Scan(&id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func rowCount(t *testing.T, pool *pgxpool.Pool, where string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := pool.QueryRow(context.Background(), "SELECT count(*) FROM customers WHERE "+where, args...).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// syncCommit returns a connection's synchronous_commit and where it came from: "client" when
+// the connection asked for it. (pgtest's server runs with synchronous_commit=off for speed,
+// so the value alone does not tell the mutant's connections from production's.)
+func syncCommit(t *testing.T, db interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}) (setting, source string) {
+	t.Helper()
+	err := db.QueryRow(context.Background(),
+		"SELECT setting, source FROM pg_settings WHERE name = 'synchronous_commit'").Scan(&setting, &source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return setting, source
+}
+
+// mutantChecks shows, per mutant, its defect through the real handler and database; "" is
+// the self-test build with no mutant, which must behave as production.
+var mutantChecks = map[string]func(t *testing.T, e mutantEnv){
+	"": func(t *testing.T, e mutantEnv) {
+		first := mustOK(t, register(t, e.srv, "c1"))
+		c, err := verify(t, e.srv, first.Token)
+		if err != nil || !first.Created || c.Subject != first.CustomerID || c.ExternalID != "c1" {
+			t.Fatalf("first registration: created %v, claims %+v, %v", first.Created, c, err)
+		}
+		var createdAt time.Time
+		if err := e.pool.QueryRow(context.Background(), "SELECT created_at FROM customers WHERE id = $1",
+			first.CustomerID).Scan(&createdAt); err != nil || c.IssuedAt != createdAt.Unix() {
+			t.Fatalf("iat %d, row created %v (%v)", c.IssuedAt, createdAt, err)
+		}
+		again := mustOK(t, register(t, e.srv, "c1"))
+		lost := mustOK(t, register(t, e.loser, "c1"))
+		if again.Created || lost.Created || again.Token != first.Token || lost.Token != first.Token {
+			t.Fatalf("existing %+v, lost race %+v; want the first token, created false", again, lost)
+		}
+		if v, src := syncCommit(t, e.pool); src == "client" {
+			t.Fatalf("the service's connection set synchronous_commit = %s", v)
+		}
+		if n := rowCount(t, e.pool, "true"); n != 1 {
+			t.Fatalf("%d rows, want 1", n)
+		}
+	},
+	mutants.LoserEmptySubject: func(t *testing.T, e mutantEnv) {
+		mustOK(t, register(t, e.srv, "c1"))
+		if r := register(t, e.loser, "c1"); r.status != 500 || r.err.Code != "empty_subject" {
+			t.Fatalf("loser: %d %+v, want 500 empty_subject", r.status, r.err)
+		}
+	},
+	mutants.LoserConflict: func(t *testing.T, e mutantEnv) {
+		mustOK(t, register(t, e.srv, "c1"))
+		if r := register(t, e.loser, "c1"); r.status != 409 || r.err.Code != "conflict" || r.header.Get("Retry-After") != "1" {
+			t.Fatalf("loser: %d %+v %v, want 409 conflict with Retry-After", r.status, r.err, r.header)
+		}
+	},
+	mutants.LoserUnavailable: func(t *testing.T, e mutantEnv) {
+		mustOK(t, register(t, e.srv, "c1"))
+		if r := register(t, e.loser, "c1"); r.status != 503 || r.err.Code != "unavailable" || r.header.Get("Retry-After") != "1" {
+			t.Fatalf("loser: %d %+v %v, want 503 unavailable with Retry-After", r.status, r.err, r.header)
+		}
+		if err := e.srv.p.Store.Ping(context.Background()); err != nil {
+			t.Fatalf("the database is up: %v", err)
+		}
+	},
+	mutants.CreatedAlways: func(t *testing.T, e mutantEnv) {
+		first := mustOK(t, register(t, e.srv, "c1"))
+		again := mustOK(t, register(t, e.srv, "c1"))
+		lost := mustOK(t, register(t, e.loser, "c1"))
+		if !first.Created || !again.Created || !lost.Created || again.Token != first.Token {
+			t.Fatalf("created: first %v, existing %v, lost race %v; want true every time, one token", first.Created, again.Created, lost.Created)
+		}
+	},
+	mutants.CreatedNever: func(t *testing.T, e mutantEnv) {
+		first := mustOK(t, register(t, e.srv, "c1"))
+		if first.Created || rowCount(t, e.pool, "external_id = 'c1'") != 1 {
+			t.Fatalf("the registration that created the row says created %v", first.Created)
+		}
+	},
+	mutants.IatNow: func(t *testing.T, e mutantEnv) {
+		created := time.Date(2025, 1, 2, 3, 4, 5, 600000000, time.UTC)
+		insertRow(t, e.pool, "old", created)
+		r := mustOK(t, register(t, e.srv, "old"))
+		if _, err := verify(t, e.srv, r.Token); err != nil {
+			t.Fatal(err)
+		}
+		if r.claims.IssuedAt == created.Unix() || time.Since(time.Unix(r.claims.IssuedAt, 0)) > time.Minute {
+			t.Fatalf("iat %d for a row created at %d; want the signing time", r.claims.IssuedAt, created.Unix())
+		}
+	},
+	mutants.IatRounded: func(t *testing.T, e mutantEnv) {
+		late := time.Date(2025, 1, 2, 3, 4, 5, 600000000, time.UTC)
+		early := time.Date(2025, 1, 2, 3, 4, 5, 400000000, time.UTC)
+		insertRow(t, e.pool, "late", late)
+		insertRow(t, e.pool, "early", early)
+		if r := mustOK(t, register(t, e.srv, "late")); r.claims.IssuedAt != late.Unix()+1 {
+			t.Fatalf("iat %d for a row created at %s; want the second after", r.claims.IssuedAt, late)
+		}
+		if r := mustOK(t, register(t, e.srv, "early")); r.claims.IssuedAt != early.Unix() {
+			t.Fatalf("iat %d for a row created at %s; rounding down is right", r.claims.IssuedAt, early)
+		}
+	},
+	mutants.ForeignKey: func(t *testing.T, e mutantEnv) {
+		r := mustOK(t, register(t, e.srv, "c1"))
+		if _, err := verify(t, e.srv, r.Token); err == nil || !strings.Contains(err.Error(), "signature") {
+			t.Fatalf("verify against the JWKS = %v, want a signature failure", err)
+		}
+		set := jwks(t, e.srv)
+		set.Keys[0].X = base64.RawURLEncoding.EncodeToString(mutant.StartupKey().Public().(ed25519.PublicKey))
+		v, err := token.NewVerifier("test-issuer", set)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c, err := v.Verify(r.Token); err != nil || c.Subject != r.CustomerID {
+			t.Fatalf("the token is not a well-formed token signed by the startup key: %+v, %v", c, err)
+		}
+	},
+	mutants.WrongIssuer: func(t *testing.T, e mutantEnv) {
+		r := mustOK(t, register(t, e.srv, "c1"))
+		if _, err := verify(t, e.srv, r.Token); err == nil || !strings.Contains(err.Error(), "issuer") {
+			t.Fatalf("verify = %v, want an issuer failure", err)
+		}
+		v, err := token.NewVerifier("tokensvc-staging", jwks(t, e.srv))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.Verify(r.Token); err != nil {
+			t.Fatalf("signature with the published key: %v", err)
+		}
+	},
+	mutants.SubExternalID: func(t *testing.T, e mutantEnv) {
+		r := mustOK(t, register(t, e.srv, "c1"))
+		c, err := verify(t, e.srv, r.Token)
+		if err != nil || c.Subject != "c1" || c.Subject == r.CustomerID {
+			t.Fatalf("claims %+v (%v), customer %s; want sub = external_id", c, err, r.CustomerID)
+		}
+	},
+	mutants.SharedLastCustomer: func(t *testing.T, e mutantEnv) {
+		// Nothing created by this process yet: the loser falls back to the winner.
+		b := insertRow(t, e.pool, "b", time.Now())
+		if r := mustOK(t, register(t, e.loser, "b")); r.CustomerID != b {
+			t.Fatalf("loser before any creation got %s, want the winner %s", r.CustomerID, b)
+		}
+		a := mustOK(t, register(t, e.srv, "a")) // this process creates a
+		c := insertRow(t, e.pool, "c", time.Now())
+		r := mustOK(t, register(t, e.loser, "c")) // another replica won c's race
+		claims, err := verify(t, e.srv, r.Token)
+		if err != nil || r.CustomerID != a.CustomerID || claims.ExternalID != "a" || r.Token != a.Token {
+			t.Fatalf("loser for c (row %s) got customer %s, claims %+v (%v); want a's token", c, r.CustomerID, claims, err)
+		}
+	},
+	mutants.NoUniqueIndex: func(t *testing.T, e mutantEnv) {
+		var unique bool
+		if err := e.pool.QueryRow(context.Background(), "SELECT to_regclass('customers_merchant_external_key') IS NOT NULL").Scan(&unique); err != nil || unique {
+			t.Fatalf("unique index present: %v, %v", unique, err)
+		}
+		first := mustOK(t, register(t, e.srv, "c1"))
+		again := mustOK(t, register(t, e.loser, "c1")) // its re-check finds the row
+		if !first.Created || again.Created || again.Token != first.Token {
+			t.Fatalf("first %+v, then %+v", first, again)
+		}
+		// Nothing stops a second row (the store test replays two simultaneous creates).
+		insertRow(t, e.pool, "c1", time.Now())
+		if n := rowCount(t, e.pool, "external_id = 'c1'"); n != 2 {
+			t.Fatalf("%d rows for c1, want 2", n)
+		}
+	},
+	mutants.AckUncommitted: func(t *testing.T, e mutantEnv) {
+		first := mustOK(t, register(t, e.srv, "c1"))
+		if !first.Created || rowCount(t, e.pool, "id = $1", first.CustomerID) != 0 || rowCount(t, e.pool, "true") != 0 {
+			t.Fatalf("created %v, yet the acknowledged row exists", first.Created)
+		}
+		again := mustOK(t, register(t, e.srv, "c1"))
+		if !again.Created || again.CustomerID == first.CustomerID {
+			t.Fatalf("second registration %+v; want another 'new' customer", again)
+		}
+	},
+	mutants.AsyncCommit: func(t *testing.T, e mutantEnv) {
+		mustOK(t, register(t, e.srv, "c1"))
+		// Every connection of the pool, not just one: hold them all at once.
+		conns := make([]*pgxpool.Conn, 3)
+		for i := range conns {
+			c, err := e.pool.Acquire(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Release()
+			conns[i] = c
+			if v, src := syncCommit(t, c); v != "off" || src != "client" {
+				t.Fatalf("connection %d: synchronous_commit = %s from %s; want off, set by the service", i, v, src)
+			}
+		}
+	},
+}
+
+// TestMutants shows each mutant's defect through the handler and a real database.
+func TestMutants(t *testing.T) {
+	for _, name := range append([]string{""}, mutants.Names()...) {
+		check, ok := mutantChecks[name]
+		if !ok {
+			t.Errorf("mutant %q has no check", name)
+			continue
+		}
+		label := name
+		if label == "" {
+			label = "none"
+		}
+		t.Run(label, func(t *testing.T) { check(t, withMutant(t, name)) })
+	}
+	if len(mutantChecks) != len(mutants.All)+1 {
+		t.Errorf("%d checks for %d mutants and none", len(mutantChecks), len(mutants.All))
+	}
+}

@@ -1,0 +1,32 @@
+// Package mutant holds the hooks of the self-test build: deliberately broken variants of the
+// service (see service/mutants for the catalog and service/README.md, "Self-test builds").
+//
+// Built with the tag "selftest", TOKENSVC_MUTANT picks at most one mutant at start and Is
+// reports it. Built without it (production), Enabled is false and every hook is a constant
+// no-op that the compiler folds away together with the branch it guards, so the production
+// binary contains no mutant: not the code, not the names, not the variable's name. The hooks
+// identify mutants by ID, a number, for that reason; the names exist in the self-test build
+// only. TestProductionBinaryHasNoMutants checks both builds.
+package mutant
+
+// ID identifies one mutant in the code that implements it.
+type ID int32
+
+// The mutants, in the order of service/mutants.All; the comment is the catalog name.
+const (
+	none               ID = iota
+	LoserEmptySubject     // loser-empty-subject
+	LoserConflict         // loser-conflict
+	LoserUnavailable      // loser-unavailable
+	CreatedAlways         // created-always
+	CreatedNever          // created-never
+	IatNow                // iat-now
+	IatRounded            // iat-rounded
+	ForeignKey            // foreign-key
+	WrongIssuer           // wrong-issuer
+	SubExternalID         // sub-external-id
+	SharedLastCustomer    // shared-last-customer
+	NoUniqueIndex         // no-unique-index
+	AckUncommitted        // ack-uncommitted
+	AsyncCommit           // async-commit
+)

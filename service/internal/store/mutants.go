@@ -1,0 +1,26 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// beginWithoutCommit is the ack-uncommitted mutant's half of a transaction: it begins one on
+// db and returns it with the deferred call that ends it, a rollback, because the commit that
+// should come before the answer was forgotten. When db cannot begin one (it already is a
+// transaction) it returns db itself. Only a self-test build calls it.
+func beginWithoutCommit(ctx context.Context, db DB) (DB, func(), error) {
+	b, ok := db.(interface {
+		Begin(context.Context) (pgx.Tx, error)
+	})
+	if !ok {
+		return db, func() {}, nil
+	}
+	tx, err := b.Begin(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("begin: %w", err)
+	}
+	return tx, func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }, nil
+}

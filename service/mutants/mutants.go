@@ -1,0 +1,130 @@
+// Package mutants is the catalog of the token service's self-test variants: deliberately
+// broken builds of tokensvc that the e2e suite must catch (`make selftest`).
+//
+// A mutant exists only in a binary built with the build tag "selftest" (the image
+// tokensvc-selftest); the environment variable TOKENSVC_MUTANT picks one at start, on top of
+// the atomic create strategy. Production builds contain none of them, and nothing in the
+// service imports this package: it is data, for the e2e side to enumerate the variants, learn
+// which scenario exposes each and which e2e/check rules it should break.
+//
+// The hooks themselves are in service/internal/mutant; a test there keeps the two in step.
+package mutants
+
+// EnvVar is the environment variable that selects the mutant in a self-test build. Empty
+// means none: the self-test build then behaves exactly as production. An unknown name, or a
+// mutant with a create strategy other than Strategy, stops the service at start with a
+// one-line error.
+const EnvVar = "TOKENSVC_MUTANT"
+
+// BuildTag is the Go build tag that compiles the mutants in.
+const BuildTag = "selftest"
+
+// Strategy is the TOKENSVC_CREATE_STRATEGY every mutant is layered on; a self-test build
+// refuses to start a mutant with any other.
+const Strategy = "atomic"
+
+// Scenario is the e2e traffic that exposes a mutant.
+type Scenario string
+
+// The scenarios.
+const (
+	// ScenarioBurst: simultaneous first registrations of new customers across replicas,
+	// then the database rows; what every atomic run already does.
+	ScenarioBurst Scenario = "burst"
+	// ScenarioExisting: a burst on customers registered at least one second earlier (a
+	// second burst on the customers of a first one), so that signing happens in a later
+	// second than the row's creation.
+	ScenarioExisting Scenario = "existing"
+	// ScenarioDBCrash: registrations acknowledged, then the whole PostgreSQL container
+	// SIGKILLed (its shared memory goes with it) and restarted, then the rows compared with
+	// the acknowledgements. A clean shutdown, or killing one process, flushes the WAL and
+	// hides the defect.
+	ScenarioDBCrash Scenario = "db-crash"
+)
+
+// The mutant names, the values of EnvVar.
+const (
+	LoserEmptySubject  = "loser-empty-subject"
+	LoserConflict      = "loser-conflict"
+	LoserUnavailable   = "loser-unavailable"
+	CreatedAlways      = "created-always"
+	CreatedNever       = "created-never"
+	IatNow             = "iat-now"
+	IatRounded         = "iat-rounded"
+	ForeignKey         = "foreign-key"
+	WrongIssuer        = "wrong-issuer"
+	SubExternalID      = "sub-external-id"
+	SharedLastCustomer = "shared-last-customer"
+	NoUniqueIndex      = "no-unique-index"
+	AckUncommitted     = "ack-uncommitted"
+	AsyncCommit        = "async-commit"
+)
+
+// Mutant is one deliberately broken variant of the service.
+type Mutant struct {
+	// Name is the EnvVar value.
+	Name string
+	// Doc is the defect, in one line.
+	Doc string
+	// Scenario is the e2e traffic that exposes it.
+	Scenario Scenario
+	// Rules are the e2e/check rules (check.Rule values) a run of Scenario breaks, the
+	// most direct first; any one of them kills the mutant.
+	Rules []string
+	// Silent marks the mutants under which every answer is a 200 carrying a well-formed
+	// token with a valid Ed25519 signature: no status code or error body gives them away,
+	// only checking the token against the published key, the request, the other answers
+	// or the database rows does.
+	Silent bool
+}
+
+// All lists every mutant, in report order.
+var All = []Mutant{
+	{Name: LoserEmptySubject, Scenario: ScenarioBurst, Rules: []string{"contract"},
+		Doc: "atomic's loser fails to read the winner's row (nil); the handler's guard answers 500 empty_subject"},
+	{Name: LoserConflict, Scenario: ScenarioBurst, Rules: []string{"contract"},
+		Doc: "atomic's loser answers 409 conflict with Retry-After: fail-fast's behaviour under atomic's promise of 200"},
+	{Name: LoserUnavailable, Scenario: ScenarioBurst, Rules: []string{"contract"},
+		Doc: "atomic's loser takes its empty INSERT ... RETURNING for a failed statement and answers 503 unavailable with Retry-After, no fault on"},
+	{Name: CreatedAlways, Scenario: ScenarioBurst, Rules: []string{"created"}, Silent: true,
+		Doc: "every 200 says created:true, the losers' and an existing customer's too"},
+	{Name: CreatedNever, Scenario: ScenarioBurst, Rules: []string{"created"}, Silent: true,
+		Doc: "every 200 says created:false, the winner's too"},
+	{Name: IatNow, Scenario: ScenarioExisting, Rules: []string{"token-matches-row", "one-token"}, Silent: true,
+		Doc: "iat is the signing time instead of the row's created_at (differs once signing happens in a later second)"},
+	{Name: IatRounded, Scenario: ScenarioBurst, Rules: []string{"token-matches-row"}, Silent: true,
+		Doc: "iat is created_at rounded to the nearest second instead of truncated (one second late for about half the customers)"},
+	{Name: ForeignKey, Scenario: ScenarioBurst, Rules: []string{"valid-token"}, Silent: true,
+		Doc: "tokens are signed with an Ed25519 key generated at start while the JWKS publishes the configured key"},
+	{Name: WrongIssuer, Scenario: ScenarioBurst, Rules: []string{"valid-token"}, Silent: true,
+		Doc: `the iss claim is "tokensvc-staging" instead of the configured issuer`},
+	{Name: SubExternalID, Scenario: ScenarioBurst, Rules: []string{"token-matches-row"}, Silent: true,
+		Doc: "sub is the customer's external_id instead of the row's id (customer_id in the body stays right)"},
+	{Name: SharedLastCustomer, Scenario: ScenarioBurst, Rules: []string{"token-matches-row", "one-token"}, Silent: true,
+		Doc: "a loser of the insert race signs for the customer its process created last (a cache written without a key), not the winner's row"},
+	{Name: NoUniqueIndex, Scenario: ScenarioBurst, Rules: []string{"one-row", "one-token", "created"}, Silent: true,
+		Doc: "atomic without the unique index: find, then a plain insert; simultaneous first registrations create duplicate rows (needs a fresh database)"},
+	{Name: AckUncommitted, Scenario: ScenarioBurst, Rules: []string{"one-row", "one-token", "created"}, Silent: true,
+		Doc: "the insert runs in a transaction that is never committed (rolled back after the answer): the acknowledged row does not exist"},
+	{Name: AsyncCommit, Scenario: ScenarioDBCrash, Rules: []string{"one-row"}, Silent: true,
+		Doc: "every connection runs with synchronous_commit=off: commits are acknowledged before they are durable; only a PostgreSQL crash shows it"},
+}
+
+// Names returns the name of every mutant, in the order of All.
+func Names() []string {
+	names := make([]string, len(All))
+	for i, m := range All {
+		names[i] = m.Name
+	}
+	return names
+}
+
+// Lookup returns the mutant called name.
+func Lookup(name string) (Mutant, bool) {
+	for _, m := range All {
+		if m.Name == name {
+			return m, true
+		}
+	}
+	return Mutant{}, false
+}

@@ -1,0 +1,51 @@
+package mutants
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+// checkRules are the e2e/check Rule values (the service does not import e2e).
+var checkRules = []string{"one-row", "valid-token", "token-matches-row", "one-token", "clean-error", "contract", "created", "final-token"}
+
+func TestCatalog(t *testing.T) {
+	seen := map[string]bool{}
+	for _, m := range All {
+		if m.Name == "" || seen[m.Name] {
+			t.Errorf("empty or repeated name %q", m.Name)
+		}
+		seen[m.Name] = true
+		if got, ok := Lookup(m.Name); !ok || got.Name != m.Name {
+			t.Errorf("Lookup(%q) = %+v, %v", m.Name, got, ok)
+		}
+		if m.Doc == "" || strings.Contains(m.Doc, "\n") {
+			t.Errorf("%s: Doc must be one line", m.Name)
+		}
+		switch m.Scenario {
+		case ScenarioBurst, ScenarioExisting, ScenarioDBCrash:
+		default:
+			t.Errorf("%s: unknown scenario %q", m.Name, m.Scenario)
+		}
+		if len(m.Rules) == 0 {
+			t.Errorf("%s: no rule", m.Name)
+		}
+		for _, r := range m.Rules {
+			if !slices.Contains(checkRules, r) {
+				t.Errorf("%s: %q is not an e2e/check rule", m.Name, r)
+			}
+		}
+	}
+	if _, ok := Lookup(""); ok {
+		t.Error(`Lookup("") found a mutant`)
+	}
+	names := Names()
+	if len(All) < 10 || len(names) != len(All) {
+		t.Fatalf("%d mutants, %d names; issue 10 wants at least ten", len(All), len(names))
+	}
+	for i, m := range All {
+		if names[i] != m.Name {
+			t.Errorf("Names()[%d] = %q, want %q", i, names[i], m.Name)
+		}
+	}
+}
