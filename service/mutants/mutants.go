@@ -106,7 +106,7 @@ var All = []Mutant{
 		Doc: "atomic without the unique index: find, then a plain insert; simultaneous first registrations create duplicate rows (needs a fresh database)"},
 	{Name: AckUncommitted, Scenario: ScenarioBurst, Rules: []string{"one-row", "one-token", "created"}, Silent: true,
 		Doc: "the insert runs in a transaction that is never committed (rolled back after the answer): the acknowledged row does not exist"},
-	{Name: AsyncCommit, Scenario: ScenarioDBCrash, Rules: []string{"one-row"}, Silent: true,
+	{Name: AsyncCommit, Scenario: ScenarioDBCrash, Rules: []string{"token-matches-row", "one-row", "one-token"}, Silent: true,
 		Doc: "every connection runs with synchronous_commit=off: commits are acknowledged before they are durable; only a PostgreSQL crash shows it"},
 }
 

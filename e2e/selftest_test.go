@@ -1,0 +1,186 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	"github.com/onsi/ginkgo/v2/types"
+	. "github.com/onsi/gomega"
+
+	"github.com/stampede-e2e/stampede/e2e/chaos"
+	"github.com/stampede-e2e/stampede/e2e/check"
+	"github.com/stampede-e2e/stampede/e2e/cluster"
+	"github.com/stampede-e2e/stampede/e2e/framework"
+	"github.com/stampede-e2e/stampede/internal/ctxtime"
+	"github.com/stampede-e2e/stampede/service/mutants"
+)
+
+// The self-test (make selftest, LABELS=selftest): the suite's own kill ratio. Each variant of
+// service/mutants is deployed from the tokensvc-selftest image (the build tag selftest; the
+// production image has none of them) and must be caught by its scenario; the control, the same
+// image with no mutant, must pass every scenario. The table goes to selftest.md in the run's
+// artifacts and into the run's summary.
+
+var selftestImage struct {
+	once sync.Once
+	ref  string
+	err  error
+}
+
+// selftestTokensvc returns the self-test image, built and loaded into the nodes once per run
+// (or named by -e2e.selftest-image for a cluster that pulls its images).
+func selftestTokensvc(ctx context.Context) string {
+	GinkgoHelper()
+	selftestImage.once.Do(func() {
+		if env.Config.SelftestImage != "" {
+			selftestImage.ref = env.Config.SelftestImage
+			return
+		}
+		if env.LoadImages == nil {
+			selftestImage.err = fmt.Errorf("%s mode cannot load a local image: pass -e2e.selftest-image (a tokensvc image built with -tags %s)", env.Config.Mode, mutants.BuildTag)
+			return
+		}
+		By("building the self-test image (scripts/build-image.sh tokensvc-selftest) and loading it into the nodes")
+		images, err := cluster.BuildImages(ctx, framework.RepoRoot(), GinkgoWriter, "tokensvc-selftest")
+		if err == nil && images["tokensvc-selftest"] == "" {
+			err = fmt.Errorf("scripts/build-image.sh printed no tokensvc-selftest image")
+		}
+		if err == nil {
+			err = env.LoadImages(ctx, images["tokensvc-selftest"])
+		}
+		selftestImage.ref, selftestImage.err = images["tokensvc-selftest"], err
+	})
+	Expect(selftestImage.err).NotTo(HaveOccurred(), "the self-test image")
+	return selftestImage.ref
+}
+
+// selftestCrashes bounds the crashes a db-crash scenario tries before it gives up.
+const selftestCrashes = 3
+
+// runSelftestScenario sends scenario's traffic to d and returns the checker's results, each run
+// also judged and reported like any spec's. stop says, after each crash, whether enough was
+// seen; other scenarios make a fixed set of runs.
+func runSelftestScenario(ctx context.Context, d *framework.Deployment, s mutants.Scenario, salt uint64, stop func(check.Result) bool) []check.Result {
+	GinkgoHelper()
+	switch s {
+	case mutants.ScenarioBurst:
+		p := bursts(salt)
+		p.Name = "burst"
+		return []check.Result{d.Stampede(ctx, p).Result}
+	case mutants.ScenarioExisting:
+		p := bursts(salt)
+		p.Name = "register"
+		first := d.Stampede(ctx, p)
+		// The defects this exposes sign in a later second than the row's creation: start the
+		// second burst once the clock has passed the second after the newest row's.
+		var newest time.Time
+		for _, r := range first.Rows {
+			if r.CreatedAt.After(newest) {
+				newest = r.CreatedAt
+			}
+		}
+		Expect(ctxtime.Sleep(ctx, time.Until(newest.Truncate(time.Second).Add(time.Second)))).To(Succeed()) // pacing on purpose
+		p.Name, p.Registered = "existing", p.Customers
+		second := d.Stampede(ctx, p)
+		return []check.Result{first.Result, second.Result}
+	case mutants.ScenarioDBCrash:
+		var out []check.Result
+		for crash := 1; crash <= selftestCrashes; crash++ {
+			plan := chaos.NewPlan(env.Config.Seed^salt, fmt.Sprintf("db-crash#%d", crash))
+			plan.Fault = chaos.DBCrash{}.Name()
+			o := d.StampedeUnderFault(ctx, framework.FaultParams{
+				Name: fmt.Sprintf("crash-%d", crash), Fault: chaos.DBCrash{}, Plan: plan, Salt: salt + uint64(crash),
+				Burst: env.Config.Burst, RoundEvery: durabilityRoundEvery, Retry: framework.DefaultRetry, Coverage: coverage,
+			})
+			Expect(o.InjectErr).NotTo(HaveOccurred(), "inject db-crash")
+			Expect(o.RecoverErr).NotTo(HaveOccurred(), "recover db-crash")
+			out = append(out, o.Result)
+			if stop(o.Result) {
+				break
+			}
+		}
+		return out
+	}
+	Fail(fmt.Sprintf("unknown self-test scenario %q", s))
+	return nil
+}
+
+var _ = Describe("Self-test", Label("selftest"), func() {
+	It("control: the self-test build with no mutant passes every scenario", Label("control"), func(ctx SpecContext) {
+		start := time.Now()
+		d := env.Deploy(ctx, framework.DeployParams{Strategy: mutants.Strategy, TokensvcImage: selftestTokensvc(ctx)})
+		row := framework.SelftestRow{Variant: framework.SelftestControl, Doc: "the self-test build, TOKENSVC_MUTANT empty"}
+		var results []check.Result
+		for i, s := range []mutants.Scenario{mutants.ScenarioExisting, mutants.ScenarioDBCrash} {
+			row.Scenarios = append(row.Scenarios, string(s))
+			// One crash: the control must lose nothing under it.
+			results = append(results, runSelftestScenario(ctx, d, s, uint64(400+i), func(check.Result) bool { return true })...)
+		}
+		row = framework.JudgeControl(row, results)
+		row.Duration = time.Since(start)
+		AddReportEntry("selftest", framework.MarshalSelftestRow(row))
+		if !row.ControlPassed() {
+			Fail(row.Why + ": every kill of this run is in doubt")
+		}
+	}, SpecTimeout(cfg.Timeout+cfg.ChaosTimeout()))
+
+	for i, m := range mutants.All {
+		timeout := cfg.Timeout
+		if m.Scenario == mutants.ScenarioDBCrash {
+			timeout = cfg.ChaosTimeout() * selftestCrashes
+		}
+		It(fmt.Sprintf("kills mutant %s (%s)", m.Name, m.Scenario), Label(m.Name), func(ctx SpecContext) {
+			start := time.Now()
+			d := env.Deploy(ctx, framework.DeployParams{Strategy: mutants.Strategy, TokensvcImage: selftestTokensvc(ctx),
+				Config: map[string]string{mutants.EnvVar: m.Name}})
+			row := framework.SelftestRow{Variant: m.Name, Doc: m.Doc, Scenarios: []string{string(m.Scenario)}, Expected: m.Rules, Silent: m.Silent}
+			results := runSelftestScenario(ctx, d, m.Scenario, uint64(500+10*i), func(r check.Result) bool { return r.Verdict == check.VerdictFail })
+			row = framework.JudgeMutant(row, results)
+			row.Duration = time.Since(start)
+			AddReportEntry("selftest", framework.MarshalSelftestRow(row))
+			GinkgoWriter.Printf("selftest %s: %s\n", m.Name, row.Why)
+			if !row.Killed {
+				Fail(fmt.Sprintf("mutant %s survived: %s (%s)\nartifacts: %s\nrepro: %s", m.Name, row.Why, m.Doc, d.Dir, env.Repro()))
+			}
+		}, SpecTimeout(timeout))
+	}
+})
+
+// The self-test's table, from the specs' report entries: selftest.md and selftest.json in the
+// run's artifacts, and printed.
+var _ = ReportAfterSuite("selftest table", func(r Report) {
+	var rows []framework.SelftestRow
+	for _, sr := range r.SpecReports {
+		if sr.LeafNodeType != types.NodeTypeIt {
+			continue
+		}
+		for _, e := range sr.ReportEntries {
+			if e.Name != "selftest" {
+				continue
+			}
+			var row framework.SelftestRow
+			if err := json.Unmarshal([]byte(e.StringRepresentation()), &row); err == nil {
+				rows = append(rows, row)
+			}
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	table := framework.SelftestTable(rows)
+	fmt.Print("\nself-test\n" + table)
+	if cfg.Artifacts != "" {
+		_ = os.WriteFile(filepath.Join(cfg.Artifacts, "selftest.md"), []byte(table), 0o644)
+		if b, err := json.MarshalIndent(rows, "", "  "); err == nil {
+			_ = os.WriteFile(filepath.Join(cfg.Artifacts, "selftest.json"), append(b, '\n'), 0o644)
+		}
+	}
+})
