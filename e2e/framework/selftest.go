@@ -93,7 +93,9 @@ func JudgeControl(row SelftestRow, results []check.Result) SelftestRow {
 }
 
 // ControlPassed reports whether row is a control that passed.
-func (row SelftestRow) ControlPassed() bool { return strings.HasPrefix(row.Why, "passed every scenario") }
+func (row SelftestRow) ControlPassed() bool {
+	return strings.HasPrefix(row.Why, "passed every scenario")
+}
 
 // SelftestTable is the self-test's table in Markdown, the control first, then the mutants, and
 // the kill ratio.
