@@ -33,8 +33,10 @@ type SelftestRow struct {
 	// Verdicts are the checker's verdicts of the scenarios' runs.
 	Verdicts []string `json:"verdicts"`
 	// Silent: every answer a 200 with a well-formed, correctly signed token.
-	Silent   bool          `json:"silent"`
-	Killed   bool          `json:"killed"`
+	Silent bool `json:"silent"`
+	Killed bool `json:"killed"`
+	// Passed: the control passed every scenario (the control's row only).
+	Passed   bool          `json:"passed,omitempty"`
 	Why      string        `json:"why"`
 	Duration time.Duration `json:"duration_ns"`
 }
@@ -84,6 +86,7 @@ func JudgeControl(row SelftestRow, results []check.Result) SelftestRow {
 	for _, r := range results {
 		ok = ok && r.Verdict == check.VerdictPass
 	}
+	row.Passed = ok
 	if ok {
 		row.Why = "passed every scenario, as it must"
 	} else {
@@ -94,7 +97,7 @@ func JudgeControl(row SelftestRow, results []check.Result) SelftestRow {
 
 // ControlPassed reports whether row is a control that passed.
 func (row SelftestRow) ControlPassed() bool {
-	return strings.HasPrefix(row.Why, "passed every scenario")
+	return row.Variant == SelftestControl && row.Passed
 }
 
 // SelftestTable is the self-test's table in Markdown, the control first, then the mutants, and
