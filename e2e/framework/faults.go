@@ -176,9 +176,6 @@ func (d *Deployment) StampedeUnderFault(ctx context.Context, p FaultParams) Faul
 // writeFaultReport writes the fault's event and figures next to the spec's report.
 func (d *Deployment) writeFaultReport(dir string, o FaultOutcome) {
 	GinkgoHelper()
-	f, err := os.Create(filepath.Join(dir, "events.jsonl"))
-	Expect(err).NotTo(HaveOccurred())
-	Expect(errors.Join(history.WriteEventsJSONL(f, []history.Event{o.Event}), f.Close())).To(Succeed())
 	figures := map[string]any{
 		"fault":          o.Plan.Fault,
 		"plan":           o.Plan,

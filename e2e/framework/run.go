@@ -125,7 +125,7 @@ func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 		j.coverage.ClockSkewBound = check.EstimateSkew(j.ops).Bound
 	}
 	By(fmt.Sprintf("checking every customer got exactly one valid, consistent token, by the %s contract", contract.Strategy))
-	res, err := check.Check(j.ops, rows, check.Params{
+	params := check.Params{
 		PublicKey:  d.Key.Public,
 		Issuer:     Issuer,
 		Contract:   contract,
@@ -133,10 +133,17 @@ func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 		Registered: j.registered,
 		Customers:  j.customers,
 		Coverage:   j.coverage,
-	})
+	}
+	res, err := check.Check(j.ops, rows, params)
 	Expect(err).NotTo(HaveOccurred(), "checker params")
-	run := report.Run{Repro: d.Env.Repro(), Base: d.Clock.Base(), History: j.ops, Result: res}
+	run := report.Run{Repro: d.Env.Repro(), Base: d.Clock.Base(), History: j.ops, Result: res, Params: params, Rows: rows}
 	Expect(report.Write(j.dir, run)).To(Succeed())
+	// What was saved must judge the same offline (stampede check): re-judged from the files
+	// alone, here, while the live verdict is at hand.
+	again, err := report.RecheckDir(j.dir)
+	Expect(err).NotTo(HaveOccurred(), "re-judge the saved artifacts")
+	Expect(again.Same).To(BeTrue(), "re-judging %s from its artifacts gave %s %v, the live run %s %v",
+		j.dir, again.Fresh.Verdict, again.Fresh.Counts, res.Verdict, res.Counts)
 	var summary strings.Builder
 	Expect(run.WriteSummary(&summary)).To(Succeed())
 	GinkgoWriter.Println(summary.String())

@@ -27,6 +27,13 @@ const (
 	ViolationsTextFile = "violations.txt"
 	MetricsFile        = "metrics.json"
 	SummaryFile        = "summary.txt"
+	// JudgeFile holds what judging needs besides the history and the rows (the checker's
+	// params: public key, issuer, contract, fault windows, coverage), and the time base.
+	JudgeFile = "judge.json"
+	// RowsFile holds the database rows the checker read.
+	RowsFile = "rows.json"
+	// EventsFile holds the fault windows, one event a line.
+	EventsFile = "events.jsonl"
 )
 
 // Run is everything a report is made of.
@@ -38,6 +45,23 @@ type Run struct {
 	Base    time.Time
 	History []history.Op
 	Result  check.Result
+	// Params judged the history against Rows: saved so that `stampede check` can judge it
+	// again offline (Recheck).
+	Params check.Params
+	Rows   []check.Row
+}
+
+// judgeFile is JudgeFile's content.
+type judgeFile struct {
+	Params check.SavedParams `json:"params"`
+	Base   time.Time         `json:"base"`
+	Repro  string            `json:"repro,omitempty"`
+}
+
+func writeIndentedJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // Metrics are vegeta's figures of one traffic phase, computed from the recorded history: the
@@ -69,6 +93,11 @@ func Write(dir string, r Run) error {
 		write func(io.Writer) error
 	}{
 		{HistoryFile, func(w io.Writer) error { return history.WriteJSONL(w, r.History) }},
+		{EventsFile, func(w io.Writer) error { return history.WriteEventsJSONL(w, r.Params.Faults) }},
+		{RowsFile, func(w io.Writer) error { return writeIndentedJSON(w, r.Rows) }},
+		{JudgeFile, func(w io.Writer) error {
+			return writeIndentedJSON(w, judgeFile{Params: r.Params.Save(), Base: r.Base, Repro: r.Repro})
+		}},
 		{ViolationsJSONFile, r.Result.WriteJSON},
 		{ViolationsTextFile, r.Result.WriteText},
 		{MetricsFile, func(w io.Writer) error {

@@ -1,0 +1,66 @@
+package check
+
+import (
+	"crypto/ed25519"
+	"encoding/base64"
+	"errors"
+	"fmt"
+
+	"github.com/stampede-e2e/stampede/e2e/history"
+)
+
+// SavedParams are Params as a run's artifacts keep them (judge.json): everything an offline
+// re-check needs besides the history and the database rows. The public key is a JWK (RFC 8037,
+// OKP/Ed25519), as the token service publishes it.
+type SavedParams struct {
+	Issuer     string             `json:"issuer"`
+	PublicKey  JWK                `json:"public_key"`
+	Contract   Contract           `json:"contract"`
+	Faults     []history.Event    `json:"faults"`
+	Registered []history.Customer `json:"registered"`
+	Customers  []history.Customer `json:"customers"`
+	Coverage   CoverageParams     `json:"coverage"`
+}
+
+// JWK is an Ed25519 public key as a JSON Web Key.
+type JWK struct {
+	Kty string `json:"kty"`
+	Crv string `json:"crv"`
+	X   string `json:"x"`
+}
+
+// Save returns p as SavedParams.
+func (p Params) Save() SavedParams {
+	return SavedParams{
+		Issuer:     p.Issuer,
+		PublicKey:  JWK{Kty: "OKP", Crv: "Ed25519", X: base64.RawURLEncoding.EncodeToString(p.PublicKey)},
+		Contract:   p.Contract,
+		Faults:     p.Faults,
+		Registered: p.Registered,
+		Customers:  p.Customers,
+		Coverage:   p.Coverage,
+	}
+}
+
+// Params returns the Params s saved, or why they cannot judge anything.
+func (s SavedParams) Params() (Params, error) {
+	if s.PublicKey.Kty != "OKP" || s.PublicKey.Crv != "Ed25519" {
+		return Params{}, fmt.Errorf("saved params: public key is %s/%s, want OKP/Ed25519", s.PublicKey.Kty, s.PublicKey.Crv)
+	}
+	x, err := base64.RawURLEncoding.DecodeString(s.PublicKey.X)
+	if err != nil || len(x) != ed25519.PublicKeySize {
+		return Params{}, fmt.Errorf("saved params: public key x is not %d bytes of base64url", ed25519.PublicKeySize)
+	}
+	if s.Issuer == "" || s.Contract.Strategy == "" {
+		return Params{}, errors.New("saved params: no issuer or no contract")
+	}
+	return Params{
+		PublicKey:  ed25519.PublicKey(x),
+		Issuer:     s.Issuer,
+		Contract:   s.Contract,
+		Faults:     s.Faults,
+		Registered: s.Registered,
+		Customers:  s.Customers,
+		Coverage:   s.Coverage,
+	}, nil
+}

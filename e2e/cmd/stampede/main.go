@@ -1,0 +1,116 @@
+// Command stampede works on the artifacts a run of the suite left, offline: no cluster, no
+// database, no network.
+//
+//	stampede check DIR...   re-judge every saved run under each DIR (a run's artifacts directory,
+//	                        one spec's, or one judged part) from its files alone, and compare
+//	                        with the verdict the live run saved
+//
+// check prints one line per judged run (verdict, counts, and whether it matches the live
+// verdict) and exits 1 when any differs, 2 on bad usage or unreadable artifacts.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/stampede-e2e/stampede/e2e/check"
+	"github.com/stampede-e2e/stampede/e2e/report"
+)
+
+const usage = `usage: stampede COMMAND ARGS
+  check DIR...   re-judge every saved run under each DIR from its artifacts and compare with
+                 the live verdict (exit 1 if any differs)`
+
+// errDiffers is check's finding that a re-judged run differs from its saved verdict.
+var errDiffers = errors.New("a re-judged run differs from its saved verdict")
+
+func main() {
+	err := run(os.Args[1:], os.Stdout)
+	switch {
+	case err == nil:
+	case errors.Is(err, errDiffers):
+		fmt.Fprintln(os.Stderr, "stampede:", err)
+		os.Exit(1)
+	default:
+		fmt.Fprintln(os.Stderr, "stampede:", err)
+		os.Exit(2)
+	}
+}
+
+func run(args []string, out io.Writer) error {
+	if len(args) == 0 {
+		return errors.New(usage)
+	}
+	switch args[0] {
+	case "check":
+		return checkDirs(args[1:], out)
+	case "-h", "--help", "help":
+		fmt.Fprintln(out, usage)
+		return nil
+	}
+	return fmt.Errorf("unknown command %q\n%s", args[0], usage)
+}
+
+func checkDirs(roots []string, out io.Writer) error {
+	if len(roots) == 0 {
+		return fmt.Errorf("check: name at least one directory of artifacts (e.g. _artifacts/latest)\n%s", usage)
+	}
+	var dirs []string
+	for _, root := range roots {
+		if fi, err := os.Stat(root); err != nil || !fi.IsDir() {
+			return fmt.Errorf("check: %s is not a directory of artifacts", root)
+		}
+		found, err := report.JudgedDirs(root)
+		if err != nil {
+			return err
+		}
+		if len(found) == 0 {
+			return fmt.Errorf("check: no judged run under %s (none has %s)", root, report.JudgeFile)
+		}
+		dirs = append(dirs, found...)
+	}
+	differs := 0
+	for _, dir := range dirs {
+		r, err := report.RecheckDir(dir)
+		if err != nil {
+			return err
+		}
+		mark := "same as live"
+		if !r.Same {
+			mark = fmt.Sprintf("DIFFERS from live %s %s", r.Saved.Verdict, counts(r.Saved))
+			differs++
+		}
+		fmt.Fprintf(out, "%-12s %s  %d customers, %d requests, %d violations %s  (%s)\n",
+			r.Fresh.Verdict, rel(roots, dir), r.Fresh.Customers, r.Fresh.Requests, len(r.Fresh.Violations), counts(r.Fresh), mark)
+	}
+	fmt.Fprintf(out, "%d judged runs re-checked, %d differ\n", len(dirs), differs)
+	if differs > 0 {
+		return fmt.Errorf("%w: %d of %d", errDiffers, differs, len(dirs))
+	}
+	return nil
+}
+
+// counts lists the rules broken, as rule=n.
+func counts(r check.Result) string {
+	var parts []string
+	for _, rule := range check.Rules {
+		if n := r.Counts[rule]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s=%d", rule, n))
+		}
+	}
+	return "[" + strings.Join(parts, " ") + "]"
+}
+
+// rel names dir relative to the root it was found under.
+func rel(roots []string, dir string) string {
+	for _, root := range roots {
+		if r, err := filepath.Rel(root, dir); err == nil && !strings.HasPrefix(r, "..") {
+			return filepath.Join(filepath.Base(filepath.Clean(root)), r)
+		}
+	}
+	return dir
+}

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stampede-e2e/stampede/e2e/check"
+	"github.com/stampede-e2e/stampede/e2e/history"
+	"github.com/stampede-e2e/stampede/e2e/report"
+)
+
+// savedRun writes a judged run into root/spec: one customer whose only request was lost in
+// transit (a final-token violation).
+func savedRun(t *testing.T, root string) string {
+	t.Helper()
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	contract, err := check.ContractFor(check.StrategyAtomic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := history.Customer{MerchantID: "m", ExternalID: "c"}
+	ops := []history.Op{{Customer: c, Phase: history.PhaseBurst, Call: 0, Return: time.Second, Error: "EOF"}}
+	p := check.Params{PublicKey: pub, Issuer: "iss", Contract: contract, Customers: []history.Customer{c}}
+	res, err := check.Check(ops, nil, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "spec")
+	if err := report.Write(dir, report.Run{Base: time.Now(), History: ops, Result: res, Params: p}); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func TestCheck(t *testing.T) {
+	root := t.TempDir()
+	dir := savedRun(t, root)
+	var out strings.Builder
+	if err := run([]string{"check", root}, &out); err != nil {
+		t.Fatalf("check: %v\n%s", err, out.String())
+	}
+	if s := out.String(); !strings.Contains(s, "fail ") || !strings.Contains(s, "final-token=1") || !strings.Contains(s, "same as live") ||
+		!strings.Contains(s, "1 judged runs re-checked, 0 differ") {
+		t.Errorf("output:\n%s", s)
+	}
+	// A saved verdict that the artifacts do not support.
+	b, err := os.ReadFile(filepath.Join(dir, report.ViolationsJSONFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := strings.Replace(string(b), `"verdict": "fail"`, `"verdict": "pass"`, 1)
+	if err := os.WriteFile(filepath.Join(dir, report.ViolationsJSONFile), []byte(forged), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := run([]string{"check", root}, &out); !errors.Is(err, errDiffers) || !strings.Contains(out.String(), "DIFFERS from live pass") {
+		t.Errorf("a forged verdict: %v\n%s", err, out.String())
+	}
+}
+
+func TestUsage(t *testing.T) {
+	for _, args := range [][]string{nil, {"frobnicate"}, {"check"}, {"check", "/no/such/dir"}, {"check", t.TempDir()}} {
+		if err := run(args, &strings.Builder{}); err == nil || errors.Is(err, errDiffers) {
+			t.Errorf("stampede %v: %v, want a usage error", args, err)
+		}
+	}
+}

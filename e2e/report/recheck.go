@@ -1,0 +1,96 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/stampede-e2e/stampede/e2e/check"
+	"github.com/stampede-e2e/stampede/e2e/history"
+)
+
+// Load reads back the judged run that Write wrote into dir: its history, rows, params and the
+// result it was given.
+func Load(dir string) (Run, error) {
+	var (
+		r    Run
+		jf   judgeFile
+		errs []error
+	)
+	read := func(name string, decode func([]byte) error) {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err == nil {
+			err = decode(b)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+	}
+	read(JudgeFile, func(b []byte) error { return json.Unmarshal(b, &jf) })
+	read(RowsFile, func(b []byte) error { return json.Unmarshal(b, &r.Rows) })
+	read(ViolationsJSONFile, func(b []byte) error { return json.Unmarshal(b, &r.Result) })
+	read(HistoryFile, func(b []byte) (err error) { r.History, err = history.ReadJSONL(bytes.NewReader(b)); return err })
+	if err := errors.Join(errs...); err != nil {
+		return Run{}, fmt.Errorf("load %s: %w", dir, err)
+	}
+	p, err := jf.Params.Params()
+	if err != nil {
+		return Run{}, fmt.Errorf("load %s: %w", dir, err)
+	}
+	r.Params, r.Base, r.Repro = p, jf.Base, jf.Repro
+	return r, nil
+}
+
+// Recheck is one saved run judged again.
+type Recheck struct {
+	Dir string
+	// Saved is the result the live run wrote; Fresh is the checker's result now.
+	Saved, Fresh check.Result
+	// Same says that the two are identical: verdict, counts, violations and coverage.
+	Same bool
+}
+
+// RecheckDir judges the run saved in dir again with the checker, from its artifacts alone.
+func RecheckDir(dir string) (Recheck, error) {
+	r, err := Load(dir)
+	if err != nil {
+		return Recheck{}, err
+	}
+	fresh, err := check.Check(r.History, r.Rows, r.Params)
+	if err != nil {
+		return Recheck{}, fmt.Errorf("recheck %s: %w", dir, err)
+	}
+	// Compared as their JSON, the form the live run saved: a result is the same when nothing
+	// a reader of violations.json could see differs.
+	saved, err1 := json.Marshal(r.Result)
+	now, err2 := json.Marshal(fresh)
+	if err := errors.Join(err1, err2); err != nil {
+		return Recheck{}, fmt.Errorf("recheck %s: %w", dir, err)
+	}
+	return Recheck{Dir: dir, Saved: r.Result, Fresh: fresh, Same: bytes.Equal(saved, now)}, nil
+}
+
+// JudgedDirs returns every directory under root (root included) that holds a judged run, in
+// lexical order.
+func JudgedDirs(root string) ([]string, error) {
+	var dirs []string
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && d.Name() == JudgeFile {
+			dirs = append(dirs, filepath.Dir(path))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find judged runs under %s: %w", root, err)
+	}
+	slices.Sort(dirs)
+	return dirs, nil
+}

@@ -1,0 +1,115 @@
+package report
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/stampede-e2e/stampede/e2e/check"
+	"github.com/stampede-e2e/stampede/e2e/history"
+)
+
+// judgedRun is a small live-like run, judged by the real checker: two customers raced on two
+// pods, one of them answered with a token of nobody (a violation), under a fault window.
+func judgedRun(t *testing.T) Run {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := time.Date(2026, 11, 29, 2, 0, 0, 123456789, time.UTC)
+	sign := func(sub, mid, ext string) string {
+		tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{"iss": "stampede-tokensvc", "sub": sub, "mid": mid, "ext": ext, "iat": created.Unix()})
+		s, err := tok.SignedString(priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	var (
+		ops       []history.Op
+		rows      []check.Row
+		customers []history.Customer
+	)
+	for i := range 2 {
+		c := history.Customer{Index: i, MerchantID: "m-1", ExternalID: fmt.Sprintf("c-%d", i)}
+		row := check.Row{ID: fmt.Sprintf("row-%d", i), MerchantID: c.MerchantID, ExternalID: c.ExternalID, CreatedAt: created}
+		customers, rows = append(customers, c), append(rows, row)
+		for seq, pod := range []string{"pod-a", "pod-b"} {
+			sub := row.ID
+			if i == 1 && seq == 1 {
+				sub = "" // the seed's bug
+			}
+			body, _ := json.Marshal(map[string]any{"token": sign(sub, c.MerchantID, c.ExternalID), "customer_id": sub, "created": seq == 0})
+			at := time.Duration(i*100) * time.Millisecond
+			ops = append(ops, history.Op{Customer: c, Seq: seq, Phase: history.PhaseBurst, Call: at, Return: at + 5*time.Millisecond,
+				Status: 200, Body: string(body), Pod: pod, ServerStart: at + time.Millisecond, ServerEnd: at + 4*time.Millisecond})
+		}
+	}
+	contract, err := check.ContractFor(check.StrategyAtomic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := check.Params{PublicKey: pub, Issuer: "stampede-tokensvc", Contract: contract, Customers: customers,
+		Faults:   []history.Event{{Kind: history.EventFault, Name: "db-cut", Start: 50 * time.Millisecond, End: 60 * time.Millisecond}},
+		Coverage: check.CoverageParams{MinCovered: 1, MinFraction: 0.5}}
+	res, err := check.Check(ops, rows, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Verdict != check.VerdictFail {
+		t.Fatalf("fixture judged %s, want a failing run", res.Verdict)
+	}
+	return Run{Repro: "make e2e SEED=1", Base: created, History: ops, Result: res, Params: p, Rows: rows}
+}
+
+// TestRecheckDir: a saved run judged again from its files alone gives the live result exactly;
+// a changed artifact changes it, so the comparison can fail.
+func TestRecheckDir(t *testing.T) {
+	run := judgedRun(t)
+	dir := filepath.Join(t.TempDir(), "spec", "part")
+	if err := Write(dir, run); err != nil {
+		t.Fatal(err)
+	}
+	again, err := RecheckDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Same || again.Fresh.Verdict != run.Result.Verdict {
+		t.Fatalf("re-judged %s %v, live %s %v", again.Fresh.Verdict, again.Fresh.Counts, run.Result.Verdict, run.Result.Counts)
+	}
+	loaded, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !loaded.Base.Equal(run.Base) || loaded.Repro != run.Repro || len(loaded.Params.Faults) != 1 || !loaded.Params.PublicKey.Equal(run.Params.PublicKey) {
+		t.Errorf("loaded base %v repro %q faults %v", loaded.Base, loaded.Repro, loaded.Params.Faults)
+	}
+	dirs, err := JudgedDirs(filepath.Dir(filepath.Dir(dir)))
+	if err != nil || len(dirs) != 1 || dirs[0] != dir {
+		t.Errorf("JudgedDirs = %v, %v; want [%s]", dirs, err, dir)
+	}
+
+	// A row lost from the saved rows: the same history now judges differently.
+	rows, _ := json.Marshal(run.Rows[:1])
+	if err := os.WriteFile(filepath.Join(dir, RowsFile), rows, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if again, err = RecheckDir(dir); err != nil || again.Same {
+		t.Errorf("a changed rows.json re-judged the same (%v)", err)
+	}
+	// A judge.json that cannot judge is an error, not a verdict.
+	if err := os.WriteFile(filepath.Join(dir, JudgeFile), []byte(`{"params":{"issuer":"x"}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RecheckDir(dir); err == nil {
+		t.Error("a judge.json without a key re-judged")
+	}
+}
