@@ -93,6 +93,8 @@ var _ = Describe("Chaos", Label("chaos"), func() {
 				line := fmt.Sprintf("%-16s per burst, without latency: %s %s, any violation %s; with %s±%s latency: %s %s, any violation %s",
 					strategy, bug, off, anyOff, canaryLatency, canaryJitter, bug, on, anyOn)
 				AddReportEntry("canary under db-latency "+strategy, line)
+				AddReportEntry("canary.detection_rate_without_latency", off.Rate(), ReportEntryVisibilityNever)
+				AddReportEntry("canary.detection_rate_with_latency", on.Rate(), ReportEntryVisibilityNever)
 				GinkgoWriter.Println(line)
 				d.WriteFile("detection.txt", []byte(line+"\n"))
 				env.AppendChaosSummary(line)
@@ -150,6 +152,8 @@ var _ = Describe("Chaos", Label("chaos"), func() {
 			}
 			line := fmt.Sprintf("%-16s synchronous_commit=off under db-crash: %s", "durability", strings.Join(lines, "; "))
 			AddReportEntry("durability canary", line)
+			AddReportEntry("durability.caught_customers", found.Caught, ReportEntryVisibilityNever)
+			AddReportEntry("durability.crashes", len(lines), ReportEntryVisibilityNever)
 			GinkgoWriter.Println(line)
 			d.WriteFile("detection.txt", []byte(line+"\n"))
 			env.AppendChaosSummary(line)

@@ -6,6 +6,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -62,9 +63,20 @@ var _ = ReportAfterSuite("run summary", func(r Report) {
 		}
 	}
 	fmt.Print(b.String())
+	results := framework.RunResults(r, cfg.RunID, cfg.Seed)
 	if cfg.Artifacts != "" {
 		_ = os.MkdirAll(cfg.Artifacts, 0o755)
 		_ = os.WriteFile(filepath.Join(cfg.Artifacts, "summary.txt"), []byte(b.String()), 0o644)
+		if js, err := json.MarshalIndent(results, "", "  "); err == nil {
+			_ = os.WriteFile(filepath.Join(cfg.Artifacts, "results.json"), append(js, '\n'), 0o644)
+		}
+	}
+	// A CI job page shows this file (GitHub Actions); elsewhere the variable is unset.
+	if path := os.Getenv("GITHUB_STEP_SUMMARY"); path != "" {
+		if f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644); err == nil {
+			_, _ = f.WriteString(results.Markdown())
+			_ = f.Close()
+		}
 	}
 })
 

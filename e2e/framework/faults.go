@@ -167,6 +167,19 @@ func (d *Deployment) StampedeUnderFault(ctx context.Context, p FaultParams) Faul
 	o.Outcome = d.judge(ctx, judged{ops: ops, customers: customers, faults: []history.Event{o.Event}, coverage: p.Coverage, dir: dir})
 	d.writeFaultReport(dir, o)
 	AddReportEntry("chaos "+p.Fault.Name(), o.Line())
+	// The figures, one report entry each: JUnit properties, results.json, the CI summary.
+	recovery := -1.0
+	if o.Recovered {
+		recovery = o.Recovery.Seconds()
+	}
+	for name, v := range map[string]any{
+		"chaos.success_ratio_during_fault": o.During.Ratio(),
+		"chaos.requests_during_fault":      o.During.Requests,
+		"chaos.recovery_seconds":           recovery,
+		"chaos.violations":                 len(o.Result.Violations),
+	} {
+		AddReportEntry(name, v, ReportEntryVisibilityNever)
+	}
 	GinkgoWriter.Println(o.Line())
 	appendChaosSummary(d.Env.Config.Artifacts, o.Line())
 	Expect(errors.Join(errs...)).NotTo(HaveOccurred(), "traffic rounds")

@@ -144,6 +144,13 @@ func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 	Expect(err).NotTo(HaveOccurred(), "re-judge the saved artifacts")
 	Expect(again.Same).To(BeTrue(), "re-judging %s from its artifacts gave %s %v, the live run %s %v",
 		j.dir, again.Fresh.Verdict, again.Fresh.Counts, res.Verdict, res.Counts)
+	suffix := ""
+	if j.dir != d.Dir {
+		suffix = "[" + filepath.Base(j.dir) + "]"
+	}
+	AddReportEntry("verdict"+suffix, string(res.Verdict), ReportEntryVisibilityNever)
+	AddReportEntry("coverage.client"+suffix, res.Coverage.Fraction, ReportEntryVisibilityNever)
+	AddReportEntry("coverage.server"+suffix, res.Coverage.ServerFraction, ReportEntryVisibilityNever)
 	var summary strings.Builder
 	Expect(run.WriteSummary(&summary)).To(Succeed())
 	GinkgoWriter.Println(summary.String())
