@@ -39,6 +39,10 @@ selftest: ## The suite's kill ratio: every broken build of service/mutants must 
 nightly: ## Every spec, the chaos specs and the self-test included, on a fresh kind cluster.
 	@LABELS=all scripts/e2e.sh kind --timeout 4h $(ARGS)
 
+.PHONY: recheck
+recheck: ## Re-judge a run's saved artifacts offline and compare with its verdicts (DIR=, default the latest run).
+	@go run ./e2e/cmd/stampede check $(or $(DIR),$(ARTIFACTS)/latest)
+
 .PHONY: host-setup
 host-setup: ## Docker engine (the running one, or stampede's own), egress guard for stampede's network; undone by host-undo.
 	@scripts/host-setup.sh
