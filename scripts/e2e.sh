@@ -89,7 +89,9 @@ guard_before=$("${REPO_ROOT}/scripts/egress-guard.sh" count 2>/dev/null || echo 
 # Ginkgo in a process group of its own (job control), so that a signal reaches it, and the
 # suite it runs, only through on_signal.
 set -m
+# A spec that runs long prints where it is (Ginkgo's progress report) after 3 min, then every 2.
 "$bin/ginkgo" -tags e2e -v --fail-on-empty --timeout 60m ${CI:+--no-color} \
+  --poll-progress-after=3m --poll-progress-interval=2m \
   ${LABELS:+--label-filter="$LABELS"} \
   --output-dir "$ARTIFACTS_DIR" --junit-report junit.xml --json-report report.json \
   "$@" ./e2e &

@@ -183,11 +183,22 @@ main() {
   ( rootfs_image "$SLIM_IMAGE" "iptables,nftables,conntrack,ipset,iproute2,ca-certificates" \
       "${REPO_ROOT}/scripts/node/customize-slim.sh" ) >"${STAMPEDE_CACHE}/logs/slim.log" 2>&1 &
   local slimp=$!
+  # A line every 30 s with what is still building: a cold build is long, and silence looks hung.
+  ( while sleep 30; do
+      still=""
+      kill -0 "$comp" 2>/dev/null && still+=" components (Go builds: $(grep -c '\] built' "${STAMPEDE_CACHE}/logs/components.log" 2>/dev/null || echo 0) done)"
+      kill -0 "$basep" 2>/dev/null && still+=" node-base rootfs"
+      kill -0 "$slimp" 2>/dev/null && still+=" slim rootfs"
+      [ -n "$still" ] || break
+      log "still building:${still} ($((SECONDS - start))s)"
+    done ) &
+  local ticker=$!
   local failed=""
   wait "$slimp" || { tail -n 20 "${STAMPEDE_CACHE}/logs/slim.log" >&2; failed+=" slim-rootfs"; }
   wait "$basep" || { tail -n 20 "${STAMPEDE_CACHE}/logs/node-base.log" >&2; failed+=" node-base"; }
   log "root filesystems ready ($((SECONDS - start))s); waiting for Go builds"
   wait "$comp" || { tail -n 20 "${STAMPEDE_CACHE}/logs/components.log" >&2; failed+=" components"; }
+  kill "$ticker" 2>/dev/null || true
   [ -z "$failed" ] || die "failed:${failed} (logs in ${STAMPEDE_CACHE}/logs)"
   grep '\] built\|ready in' "${STAMPEDE_CACHE}/logs/components.log" >&2 || true
   log "components ready ($((SECONDS - start))s)"

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
@@ -160,6 +161,9 @@ func targeter(p Params, rec *Recorder) vegeta.Targeter {
 	}
 }
 
+// ProgressEvery is how often a traffic run logs how far its bursts are.
+var ProgressEvery = 10 * time.Second
+
 func burst(ctx context.Context, p Params, rec *Recorder, client *http.Client) error {
 	pacer := BurstPacer{Size: p.Burst, Gap: p.Gap, Bursts: len(p.Customers)}
 	atk := vegeta.NewAttacker(
@@ -176,9 +180,28 @@ func burst(ctx context.Context, p Params, rec *Recorder, client *http.Client) er
 		errs    []error
 		results int
 		m       vegeta.Metrics // for the log line; the report computes its own from the history
+		done    atomic.Int64   // results so far, for the progress lines
 	)
+	// A line every ProgressEvery while bursts are out: a long run must not look hung.
+	finished := make(chan struct{})
+	defer close(finished)
+	go func() {
+		tick := time.NewTicker(ProgressEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				n := int(done.Load())
+				p.Logger.Info("bursts in progress", "answered", n, "requests", len(p.Customers)*p.Burst,
+					"customers", len(p.Customers), "burst", p.Burst)
+			case <-finished:
+				return
+			}
+		}
+	}()
 	for res := range atk.Attack(targeter(p, rec), pacer, 0, "stampede") {
 		results++
+		done.Add(1)
 		m.Add(res)
 		// A response carries its request id back (set by the recorder); a
 		// transport error has no response, and the recorder holds its Op.
