@@ -6,14 +6,11 @@ package framework
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"regexp"
-	"strings"
 	"time"
 
 	toxiproxyclient "github.com/Shopify/toxiproxy/v2/client"
@@ -29,6 +26,7 @@ import (
 
 	"github.com/stampede-e2e/stampede/e2e/cluster"
 	"github.com/stampede-e2e/stampede/e2e/history"
+	"github.com/stampede-e2e/stampede/e2e/report"
 	"github.com/stampede-e2e/stampede/manifests"
 )
 
@@ -197,16 +195,5 @@ func randomSuffix() string {
 	return hex.EncodeToString(b)
 }
 
-var nonName = regexp.MustCompile(`[^a-z0-9]+`)
-
-// specDirName is a file-system-friendly name of the running spec.
-func specDirName() string {
-	full := CurrentSpecReport().FullText()
-	name := strings.Trim(nonName.ReplaceAllString(strings.ToLower(full), "-"), "-")
-	if len(name) > 80 {
-		// Specs with a long common prefix must not share a directory: keep a hash of the text.
-		sum := sha256.Sum256([]byte(full))
-		name = strings.TrimRight(name[:71], "-") + "-" + hex.EncodeToString(sum[:4])
-	}
-	return name
-}
+// specDirName names the running spec's artifacts directory (report.SpecDirName).
+func specDirName() string { return report.SpecDirName(CurrentSpecReport().FullText()) }
