@@ -26,7 +26,8 @@ const (
 	ViolationsJSONFile = "violations.json"
 	ViolationsTextFile = "violations.txt"
 	MetricsFile        = "metrics.json"
-	SummaryFile        = "summary.txt"
+	// ResultFile is one judged run's summary in prose; the run's summary.txt is the suite's.
+	ResultFile = "result.txt"
 	// JudgeFile holds what judging needs besides the history and the rows (the checker's
 	// params: public key, issuer, contract, fault windows, coverage), and the time base.
 	JudgeFile = "judge.json"
@@ -108,7 +109,7 @@ func Write(dir string, r Run) error {
 				"retry": Metrics(r.History, r.Base, history.PhaseRetry),
 			})
 		}},
-		{SummaryFile, r.WriteSummary},
+		{ResultFile, r.WriteSummary},
 	}
 	var errs []error
 	for _, f := range files {

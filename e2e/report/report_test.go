@@ -44,7 +44,7 @@ func TestWrite(t *testing.T) {
 		t.Errorf("history.jsonl: %d ops, %v", len(back), err)
 	}
 	for name, wants := range map[string][]string{
-		SummaryFile: {"repro: STAMPEDE_SEED=1 make e2e", "verdict: fail", "requests: 3 (2xx 1, clean errors 0, unknown 1, retries 1)",
+		ResultFile: {"repro: STAMPEDE_SEED=1 make e2e", "verdict: fail", "requests: 3 (2xx 1, clean errors 0, unknown 1, retries 1)",
 			"pods hit: 2", "pod-a", "(no response) 1", "clean-error 1", "p50 5ms"},
 		ViolationsTextFile: {"clean-error", "0/1/1", "not JSON"},
 		ViolationsJSONFile: {`"verdict": "fail"`, `"rule": "clean-error"`},
