@@ -13,6 +13,7 @@ import (
 	"github.com/stampede-e2e/stampede/e2e/chaos"
 	"github.com/stampede-e2e/stampede/e2e/check"
 	"github.com/stampede-e2e/stampede/e2e/framework"
+	"github.com/stampede-e2e/stampede/e2e/report"
 	"github.com/stampede-e2e/stampede/manifests"
 )
 
@@ -96,7 +97,7 @@ var _ = Describe("Chaos", Label("chaos"), func() {
 				AddReportEntry("canary.detection_rate_without_latency", off.Rate(), ReportEntryVisibilityNever)
 				AddReportEntry("canary.detection_rate_with_latency", on.Rate(), ReportEntryVisibilityNever)
 				GinkgoWriter.Println(line)
-				d.WriteFile("detection.txt", []byte(line+"\n"))
+				d.WriteFile(report.DetectionFile, []byte(line+"\n"))
 				env.AppendChaosSummary(line)
 				expectRaceExercised(d, without)
 				expectRaceExercised(d, with)
@@ -155,7 +156,7 @@ var _ = Describe("Chaos", Label("chaos"), func() {
 			AddReportEntry("durability.caught_customers", found.Caught, ReportEntryVisibilityNever)
 			AddReportEntry("durability.crashes", len(lines), ReportEntryVisibilityNever)
 			GinkgoWriter.Println(line)
-			d.WriteFile("detection.txt", []byte(line+"\n"))
+			d.WriteFile(report.DetectionFile, []byte(line+"\n"))
 			env.AppendChaosSummary(line)
 			if found.Caught == 0 {
 				d.Failf(last.Outcome, "inconclusive: %d crashes of PostgreSQL with synchronous_commit=off lost no acknowledged registration the checker could see (%s)",

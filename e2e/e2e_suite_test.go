@@ -6,11 +6,9 @@
 package e2e
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +18,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/stampede-e2e/stampede/e2e/framework"
+	"github.com/stampede-e2e/stampede/e2e/report"
 )
 
 var (
@@ -65,10 +64,13 @@ var _ = ReportAfterSuite("run summary", func(r Report) {
 	fmt.Print(b.String())
 	results := framework.RunResults(r, cfg.RunID, cfg.Seed)
 	if cfg.Artifacts != "" {
-		_ = os.MkdirAll(cfg.Artifacts, 0o755)
-		_ = os.WriteFile(filepath.Join(cfg.Artifacts, "summary.txt"), []byte(b.String()), 0o644)
-		if js, err := json.MarshalIndent(results, "", "  "); err == nil {
-			_ = os.WriteFile(filepath.Join(cfg.Artifacts, "results.json"), append(js, '\n'), 0o644)
+		for _, err := range []error{
+			report.WriteTextFile(cfg.Artifacts, report.RunSummaryFile, b.String()),
+			report.WriteJSONFile(cfg.Artifacts, report.ResultsFile, results),
+		} {
+			if err != nil {
+				fmt.Println("run summary:", err)
+			}
 		}
 	}
 	// A CI job page shows this file (GitHub Actions); elsewhere the variable is unset.

@@ -6,8 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 	"github.com/stampede-e2e/stampede/e2e/check"
 	"github.com/stampede-e2e/stampede/e2e/cluster"
 	"github.com/stampede-e2e/stampede/e2e/framework"
+	"github.com/stampede-e2e/stampede/e2e/report"
 	"github.com/stampede-e2e/stampede/internal/ctxtime"
 	"github.com/stampede-e2e/stampede/service/mutants"
 )
@@ -178,9 +177,13 @@ var _ = ReportAfterSuite("selftest table", func(r Report) {
 	table := framework.SelftestTable(rows)
 	fmt.Print("\nself-test\n" + table)
 	if cfg.Artifacts != "" {
-		_ = os.WriteFile(filepath.Join(cfg.Artifacts, "selftest.md"), []byte(table), 0o644)
-		if b, err := json.MarshalIndent(rows, "", "  "); err == nil {
-			_ = os.WriteFile(filepath.Join(cfg.Artifacts, "selftest.json"), append(b, '\n'), 0o644)
+		for _, err := range []error{
+			report.WriteTextFile(cfg.Artifacts, report.SelftestTableFile, table),
+			report.WriteJSONFile(cfg.Artifacts, report.SelftestJSONFile, rows),
+		} {
+			if err != nil {
+				fmt.Println("selftest table:", err)
+			}
 		}
 	}
 })

@@ -2,11 +2,9 @@ package framework
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"slices"
 	"time"
@@ -17,6 +15,7 @@ import (
 	"github.com/stampede-e2e/stampede/e2e/chaos"
 	"github.com/stampede-e2e/stampede/e2e/check"
 	"github.com/stampede-e2e/stampede/e2e/history"
+	"github.com/stampede-e2e/stampede/e2e/report"
 	"github.com/stampede-e2e/stampede/e2e/traffic"
 )
 
@@ -206,26 +205,15 @@ func (d *Deployment) writeFaultReport(dir string, o FaultOutcome) {
 		"coverage":       o.Result.Coverage,
 		"empty_subjects": o.Result.EmptySubjects,
 	}
-	b, err := json.MarshalIndent(figures, "", "  ")
-	Expect(err).NotTo(HaveOccurred())
-	Expect(os.WriteFile(filepath.Join(dir, "chaos.json"), append(b, '\n'), 0o644)).To(Succeed())
+	Expect(report.WriteJSONFile(dir, report.ChaosFile, figures)).To(Succeed())
 }
 
-// ChaosSummaryFile collects one line per chaos spec of a run, in the artifacts directory.
-const ChaosSummaryFile = "chaos-summary.txt"
-
-// AppendChaosSummary adds a line to the run's ChaosSummaryFile, such as a canary's detection
-// rates.
+// AppendChaosSummary adds a line to the run's report.ChaosSummaryFile, such as a canary's
+// detection rates.
 func (e *Env) AppendChaosSummary(line string) { appendChaosSummary(e.Config.Artifacts, line) }
 
 func appendChaosSummary(dir, line string) {
-	f, err := os.OpenFile(filepath.Join(dir, ChaosSummaryFile), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		GinkgoWriter.Printf("chaos summary: %v\n", err)
-		return
-	}
-	_, err = fmt.Fprintln(f, line)
-	if err = errors.Join(err, f.Close()); err != nil {
+	if err := report.AppendLine(dir, report.ChaosSummaryFile, line); err != nil {
 		GinkgoWriter.Printf("chaos summary: %v\n", err)
 	}
 }

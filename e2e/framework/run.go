@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -185,7 +184,7 @@ func (d *Deployment) Failf(o Outcome, format string, args ...any) {
 // WriteFile writes an extra artifact of the spec.
 func (d *Deployment) WriteFile(name string, data []byte) {
 	GinkgoHelper()
-	Expect(os.WriteFile(d.Dir+"/"+name, data, 0o644)).To(Succeed())
+	Expect(report.WriteTextFile(d.Dir, name, string(data))).To(Succeed())
 }
 
 // tokenResponse is the token service's 2xx body.
