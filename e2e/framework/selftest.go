@@ -130,8 +130,12 @@ func SelftestTable(rows []SelftestRow) string {
 		if r.Silent {
 			silent = "yes"
 		}
-		fmt.Fprintf(&b, "| `%s` | %s | %s | %s: %s | %s | %s |\n", r.Variant, silent, strings.Join(r.Scenarios, ", "),
-			verdict, r.Why, strings.Join(fired, ", "), r.Duration.Round(time.Second))
+		cell := verdict + ": " + r.Why
+		if r.Killed {
+			cell = r.Why // "killed by <rules>"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s | %s |\n", r.Variant, silent, strings.Join(r.Scenarios, ", "),
+			cell, strings.Join(fired, ", "), r.Duration.Round(time.Second))
 	}
 	fmt.Fprintf(&b, "\nkill ratio: %d of %d mutants killed", killed, mutants)
 	if mutants > 0 {

@@ -55,7 +55,7 @@ func TestJudgeControlAndTable(t *testing.T) {
 		[]check.Result{result(check.VerdictFail, map[check.Rule]int{check.RuleCreated: 3})})
 	survived := JudgeMutant(SelftestRow{Variant: "b", Expected: []string{"one-row"}}, []check.Result{result(check.VerdictPass, nil)})
 	table := SelftestTable([]SelftestRow{pass, killed, survived})
-	for _, want := range []string{"passed (control)", "| `a` | yes |", "killed: killed by created", "created (3)", "`b`", "survived: every check passed",
+	for _, want := range []string{"passed (control)", "| `a` | yes |", "| killed by created |", "created (3)", "`b`", "survived: every check passed",
 		"kill ratio: 1 of 2 mutants killed (50%)"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("table lacks %q:\n%s", want, table)
