@@ -37,6 +37,13 @@
 
   function podColor(p) { return p < 0 ? NO_POD : POD_COLORS[p % POD_COLORS.length]; }
 
+  // pixel is the opaque colour #rrggbb as one pixel of an ImageData seen as a Uint32Array.
+  var LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+  function pixel(hex) {
+    var r = parseInt(hex.slice(1, 3), 16), g = parseInt(hex.slice(3, 5), 16), b = parseInt(hex.slice(5, 7), 16);
+    return (LITTLE_ENDIAN ? ((255 << 24) | (b << 16) | (g << 8) | r) : ((r << 24) | (g << 16) | (b << 8) | 255)) >>> 0;
+  }
+
   function fmtUS(v) {
     var a = Math.abs(v);
     if (a === 0) return '0';
@@ -76,7 +83,10 @@
     return short.map(function (s, i) { return seen[s] > 1 ? pods[i] : s; });
   }
 
-  function setupCanvas(c, w, h) {
+  // setupCanvas sizes canvas c to w×h CSS pixels at the screen's resolution and returns its
+  // context, scaled to CSS pixels. A canvas whose pixels are read back (readback) says so the
+  // first time, so that the browser keeps it in memory.
+  function setupCanvas(c, w, h, readback) {
     var dpr = window.devicePixelRatio || 1;
     if (c.width !== Math.round(w * dpr) || c.height !== Math.round(h * dpr)) {
       c.width = Math.round(w * dpr);
@@ -84,7 +94,7 @@
     }
     c.style.width = w + 'px';
     c.style.height = h + 'px';
-    var ctx = c.getContext('2d');
+    var ctx = c.getContext('2d', readback ? { willReadFrequently: true } : undefined);
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     return ctx;
   }
@@ -221,7 +231,28 @@
 
   Part.prototype.resetView = function () { this.view = this.full.slice(); this.redraw(); };
 
-  Part.prototype.redraw = function () { this.timeline.draw(); this.latency.draw(); };
+  Part.prototype.redraw = function () {
+    this.stats.view = [this.view[0], this.view[1]];
+    this.timeline.draw();
+    this.latency.draw();
+  };
+
+  // barPoint returns where the bar of the request with id is on the screen, as client
+  // coordinates, or null when it is not in view.
+  Part.prototype.barPoint = function (id) {
+    var tl = this.timeline;
+    for (var i = 0; i < this.n; i++) {
+      if (this.opID(i) !== id) continue;
+      var r = tl.opRow[i];
+      if (r < 0) return null;
+      var X = tl.X(), a = Math.max(X(this.call[i]), GUTTER), b = X(this.lat[i] >= 0 ? this.call[i] + this.lat[i] : this.full[1]);
+      var y = tl.rowTop[r] - tl.scroll.scrollTop + 2 + (tl.opLane[i] + 0.5) * tl.laneH[r];
+      var box = tl.canvas.getBoundingClientRect();
+      if (y < 0 || y > box.height || b < GUTTER) return null;
+      return { x: box.left + (a + Math.min(b, GUTTER + tl.plotWidth())) / 2, y: box.top + y };
+    }
+    return null;
+  };
 
   Part.prototype.select = function (i) {
     this.selected = i;
@@ -291,9 +322,10 @@
     tbody.addEventListener('keydown', function (ev) { if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); target(ev); } });
   };
 
-  // Drag across a chart to zoom into the dragged time span; a click without a drag picks.
-  function zoomable(part, canvas, plotLeft, plotWidth, onClick) {
-    var start = null;
+  // Drag across a chart to zoom into the dragged time span; a click without a drag picks. While
+  // dragging, the chart shows its last drawing and the span: nothing is drawn again.
+  function zoomable(part, chart, plotLeft, plotWidth, onClick) {
+    var start = null, canvas = chart.canvas, frame = false;
     canvas.classList.add('zoomable');
     canvas.addEventListener('mousedown', function (ev) {
       if (ev.button !== 0) return;
@@ -305,7 +337,9 @@
       if (!start) return;
       var r = canvas.getBoundingClientRect();
       part.drag = { canvas: canvas, a: start.x, b: Math.max(plotLeft(), Math.min(ev.clientX - r.left, plotLeft() + plotWidth())) };
-      part.redraw();
+      if (frame) return;
+      frame = true;
+      requestAnimationFrame(function () { frame = false; if (part.drag) chart.dragFrame(); });
     });
     window.addEventListener('mouseup', function (ev) {
       if (!start) return;
@@ -323,6 +357,28 @@
       }
     });
     canvas.addEventListener('dblclick', function () { part.resetView(); });
+  }
+
+  // keepFrame keeps a copy of what chart's canvas shows, for dragFrame.
+  function keepFrame(chart) {
+    var c = chart.canvas, k = chart.kept || (chart.kept = document.createElement('canvas'));
+    if (k.width !== c.width || k.height !== c.height) {
+      k.width = c.width;
+      k.height = c.height;
+    }
+    var kc = k.getContext('2d');
+    kc.clearRect(0, 0, k.width, k.height);
+    kc.drawImage(c, 0, 0);
+  }
+
+  // dragFrame shows chart's kept drawing and the span being dragged over it.
+  function dragFrame(chart, part, top, h) {
+    var ctx = chart.canvas.getContext('2d'), dpr = window.devicePixelRatio || 1;
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
+    ctx.clearRect(0, 0, chart.canvas.width, chart.canvas.height);
+    if (chart.kept) ctx.drawImage(chart.kept, 0, 0);
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    drawDrag(ctx, part, chart.canvas, top, h);
   }
 
   function drawDrag(ctx, part, canvas, top, h) {
@@ -463,11 +519,13 @@
       if (i >= 0) showTip(part.opInfo(i), ev.clientX, ev.clientY); else hideTip();
     });
     this.canvas.addEventListener('mouseleave', hideTip);
-    zoomable(part, this.canvas, function () { return GUTTER; }, function () { return self.plotWidth(); }, function (ev) {
+    zoomable(part, this, function () { return GUTTER; }, function () { return self.plotWidth(); }, function (ev) {
       var i = self.hit(ev);
       if (i >= 0) part.select(i);
     });
   }
+
+  Timeline.prototype.dragFrame = function () { dragFrame(this, this.part, 0, this.canvas.height / (window.devicePixelRatio || 1)); };
 
   Timeline.prototype.plotWidth = function () { return Math.max(50, this.width - GUTTER - 10); };
 
@@ -669,7 +727,7 @@
         drawn++;
       }
     }
-    drawDrag(ctx, part, this.canvas, 0, H);
+    keepFrame(this);
     this.drawn = drawn;
     this.lastHighlighted = hl;
     part.stats.timelineDrawn = drawn;
@@ -751,7 +809,7 @@
       });
     });
     this.canvas.addEventListener('mouseleave', function () { pending = null; hideTip(); });
-    zoomable(part, this.canvas, function () { return self.L; }, function () { return self.PW; }, function (ev) {
+    zoomable(part, this, function () { return self.L; }, function () { return self.PW; }, function (ev) {
       var i = self.hit(ev);
       if (i < 0) return;
       part.timeline.ensureRow(part.cust[i]);
@@ -761,6 +819,8 @@
   }
 
   var LAT_TOP = 18, LAT_BOTTOM = 26;
+
+  Latency.prototype.dragFrame = function () { dragFrame(this, this.part, LAT_TOP, this.height - LAT_BOTTOM - LAT_TOP); };
 
   Latency.prototype.Y = function () {
     var T = LAT_TOP, H = this.height - LAT_BOTTOM - T, lo = this.minL, hi = this.maxL;
@@ -792,7 +852,7 @@
   Latency.prototype.draw = function () {
     var part = this.part, d = part.d, o = d.ops;
     var W = Math.max(300, this.box.clientWidth - 2), H = this.height;
-    var ctx = setupCanvas(this.canvas, W, H);
+    var ctx = setupCanvas(this.canvas, W, H, true);
     // The same time scale as the timeline above, so that the two line up.
     this.L = GUTTER;
     this.PW = Math.max(50, Math.min(part.timeline.plotWidth(), W - GUTTER - 10));
@@ -830,34 +890,42 @@
     ctx.textAlign = 'left';
     ctx.fillText('latency (' + (this.log ? 'log' : 'linear') + ')', 6, T + PH / 2);
     ctx.fillText('call time →', 6, T + PH + 10);
-    // Points: a square per 2xx, a cross per error or unknown, in the pod's colour.
+    // Points: a square per 2xx, a cross per error or unknown, in the pod's colour. They are
+    // written into the plot's pixels: 100,000 of them take a few milliseconds so, where as
+    // many canvas calls take a quarter of a second.
+    var dpr = window.devicePixelRatio || 1;
+    var x0 = Math.ceil(L * dpr), y0 = Math.ceil(T * dpr), pw = Math.floor(PW * dpr) - 1, ph = Math.floor(PH * dpr) - 1;
+    var img = ctx.getImageData(x0, y0, pw, ph), px = new Uint32Array(img.data.buffer);
+    var np = d.pods.length, drawn = 0, kx = PW / (v[1] - v[0]);
+    var sq = Math.max(1, Math.round((part.n < 2000 ? 4 : part.n < 20000 ? 3 : 2) * dpr)), arm = Math.round(2 * dpr);
+    for (var p = 0; p < this.buckets.length; p++) {
+      if (this.hidden[p]) continue;
+      var b = this.buckets[p], col = pixel(p === np ? NO_POD : podColor(p));
+      for (var j = 0; j < b.length; j++) {
+        var i = b[j], x = L + (part.call[i] - v[0]) * kx;
+        if (x < L - 3 || x > L + PW + 3) continue;
+        var cx = Math.round(x * dpr) - x0, cy = Math.round(Y(part.lat[i]) * dpr) - y0, out = o.out[i];
+        if (out === 0 || out === 1) {
+          var a = cx - (sq >> 1), c = cy - (sq >> 1);
+          for (var yy = Math.max(c, 0); yy < Math.min(c + sq, ph); yy++) {
+            for (var xx = Math.max(a, 0); xx < Math.min(a + sq, pw); xx++) px[yy * pw + xx] = col;
+          }
+        } else {
+          for (var k = -arm; k <= arm; k++) {
+            var xk = cx + k, y1 = cy + k, y2 = cy - k;
+            if (xk < 0 || xk >= pw) continue;
+            if (y1 >= 0 && y1 < ph) px[y1 * pw + xk] = col;
+            if (y2 >= 0 && y2 < ph) px[y2 * pw + xk] = col;
+          }
+        }
+        drawn++;
+      }
+    }
+    ctx.putImageData(img, x0, y0);
     ctx.save();
     ctx.beginPath();
     ctx.rect(L, T, PW, PH);
     ctx.clip();
-    var np = d.pods.length, drawn = 0, s = part.n < 2000 ? 4 : part.n < 20000 ? 3 : 2, kx = PW / (v[1] - v[0]);
-    for (var p = 0; p < this.buckets.length; p++) {
-      if (this.hidden[p]) continue;
-      var b = this.buckets[p], col = p === np ? NO_POD : podColor(p);
-      ctx.fillStyle = col;
-      ctx.strokeStyle = col;
-      ctx.beginPath();
-      for (var j = 0; j < b.length; j++) {
-        var i = b[j], x = L + (part.call[i] - v[0]) * kx;
-        if (x < L - 3 || x > L + PW + 3) continue;
-        var y = Y(part.lat[i]), out = o.out[i];
-        if (out === 0 || out === 1) {
-          ctx.fillRect(x - s / 2, y - s / 2, s, s);
-        } else {
-          ctx.moveTo(x - 2.5, y - 2.5);
-          ctx.lineTo(x + 2.5, y + 2.5);
-          ctx.moveTo(x - 2.5, y + 2.5);
-          ctx.lineTo(x + 2.5, y - 2.5);
-        }
-        drawn++;
-      }
-      ctx.stroke();
-    }
     // Requests of the violation in focus, and the selected one.
     ctx.strokeStyle = '#111';
     ctx.lineWidth = 1.5;
@@ -876,7 +944,7 @@
     }
     ctx.lineWidth = 1;
     ctx.restore();
-    drawDrag(ctx, part, this.canvas, T, PH);
+    keepFrame(this);
     this.drawn = drawn;
     part.stats.latencyPoints = drawn;
   };
@@ -895,7 +963,13 @@
       var idx = Number(roots[k].getAttribute('data-part'));
       parts.push(new Part(roots[k], data.parts[idx], idx));
     }
-    parts.forEach(function (p) { p.redraw(); });
+    report.buildMs = performance.now() - t0 - report.parseMs;
+    var t1 = performance.now();
+    parts.forEach(function (p) { p.timeline.draw(); });
+    report.timelineMs = performance.now() - t1;
+    t1 = performance.now();
+    parts.forEach(function (p) { p.latency.draw(); });
+    report.latencyMs = performance.now() - t1;
     var pending = false;
     window.addEventListener('resize', function () {
       if (pending) return;
@@ -909,6 +983,7 @@
       report.latencyPoints += p.stats.latencyPoints;
       report.violationRows += p.stats.violationRows;
     });
+    report.barPoint = function (part, id) { return parts[part] ? parts[part].barPoint(id) : null; };
     report.renderMs = performance.now() - t0;
     report.loadMs = performance.now();
     report.ready = true;
