@@ -115,9 +115,11 @@ type specPage struct {
 }
 
 type partPage struct {
-	Index   int // into chartData.Parts
-	Anchor  string
-	Name    string
+	Index  int // into chartData.Parts
+	Anchor string
+	Name   string
+	// Base is the time the part's times count from, UTC.
+	Base    string
 	Result  check.Result
 	Figures []figure
 	Rules   []ruleCount
@@ -250,6 +252,9 @@ func buildPage(v RunView) (pageView, chartData) {
 func buildPart(part PartView) partPage {
 	res := part.Result
 	pp := partPage{Name: part.Name, Result: res}
+	if !part.Base.IsZero() {
+		pp.Base = part.Base.UTC().Format("2006-01-02T15:04:05.000Z")
+	}
 	retries, returned := 0, make([]time.Duration, 0, len(part.History))
 	pods := map[string]bool{}
 	for _, op := range part.History {

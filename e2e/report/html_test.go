@@ -113,7 +113,7 @@ func TestWriteHTMLShowsFailedSpecsFirstWithTheirFigures(t *testing.T) {
 		"p50 ", "p99 ",
 		"fault pod-kill", "target tokensvc-6d5f9c7b8-p9w7z", "fault window 30.0ms – 60.0ms",
 		"success during the fault", "recovery 180.0ms after the fault ended", "offset 30.0ms, hold 30.0ms, seed 42",
-		"seed 9223372036854788153",
+		"seed 9223372036854788153", "times count from 2026-05-01T12:00:00.000Z",
 		"Violations (3)", "duplicate-rows", "two-tokens", "100/1/0 200 tokensvc-6d5f9c7b8-p9w7z",
 	} {
 		if !strings.Contains(text, want) {
