@@ -61,10 +61,10 @@
     return String(+(v / u).toPrecision(3)) + (u === 1e6 ? 's' : u === 1e3 ? 'ms' : 'µs');
   }
 
-  // fmtTick formats a tick at t of a scale whose ticks are step apart, with no more digits
-  // than the step needs.
-  function fmtTick(t, step) {
-    var unit = step >= 1e6 ? 1e6 : step >= 1e3 ? 1e3 : 1, name = unit === 1e6 ? 's' : unit === 1e3 ? 'ms' : 'µs';
+  // fmtTick formats a tick at t of a scale whose ticks are step apart and reach up to mag, in
+  // the unit of mag, with no more digits than the step needs.
+  function fmtTick(t, step, mag) {
+    var unit = mag >= 1e6 ? 1e6 : mag >= 1e3 ? 1e3 : 1, name = unit === 1e6 ? 's' : unit === 1e3 ? 'ms' : 'µs';
     var digits = Math.max(0, Math.ceil(-Math.log10(step / unit) - 1e-9));
     return (t / unit).toFixed(Math.min(digits, 3)) + name;
   }
@@ -430,7 +430,7 @@
   }
 
   function drawTimeAxis(ctx, part, X, L, W, y, h, withLabels) {
-    var v = part.view, step = tickStep(v[1] - v[0], Math.max(2, Math.floor(W / 110)));
+    var v = part.view, step = tickStep(v[1] - v[0], Math.max(2, Math.floor(W / 110))), mag = Math.max(Math.abs(v[0]), Math.abs(v[1]));
     ctx.strokeStyle = '#c9ced6';
     ctx.fillStyle = '#4a5361';
     ctx.font = '11px system-ui, sans-serif';
@@ -442,7 +442,7 @@
       ctx.moveTo(x, y);
       ctx.lineTo(x, y + h);
       ctx.stroke();
-      if (withLabels) ctx.fillText(fmtTick(t, step), x, y + h + 2);
+      if (withLabels) ctx.fillText(fmtTick(t, step, mag), x, y + h + 2);
     }
     ctx.textAlign = 'left';
   }
@@ -650,7 +650,8 @@
     actx.textBaseline = 'bottom';
     actx.textAlign = 'center';
     var step = tickStep(part.view[1] - part.view[0], Math.max(2, Math.floor(PW / 110)));
-    for (var t = Math.ceil(part.view[0] / step) * step; t <= part.view[1]; t += step) actx.fillText(fmtTick(t, step), X(t), AXIS_H - 7);
+    var mag = Math.max(Math.abs(part.view[0]), Math.abs(part.view[1]));
+    for (var t = Math.ceil(part.view[0] / step) * step; t <= part.view[1]; t += step) actx.fillText(fmtTick(t, step, mag), X(t), AXIS_H - 7);
     actx.textAlign = 'left';
     actx.fillText('customer', 6, AXIS_H - 7);
 
@@ -897,7 +898,9 @@
     var x0 = Math.ceil(L * dpr), y0 = Math.ceil(T * dpr), pw = Math.floor(PW * dpr) - 1, ph = Math.floor(PH * dpr) - 1;
     var img = ctx.getImageData(x0, y0, pw, ph), px = new Uint32Array(img.data.buffer);
     var np = d.pods.length, drawn = 0, kx = PW / (v[1] - v[0]);
-    var sq = Math.max(1, Math.round((part.n < 2000 ? 4 : part.n < 20000 ? 3 : 2) * dpr)), arm = Math.round(2 * dpr);
+    // Bigger points when fewer are in view (estimated from the span shown).
+    var inView = part.n * Math.min(1, (v[1] - v[0]) / (part.full[1] - part.full[0]));
+    var sq = Math.max(1, Math.round((inView < 2000 ? 4 : inView < 20000 ? 3 : 2) * dpr)), arm = Math.round(2 * dpr);
     for (var p = 0; p < this.buckets.length; p++) {
       if (this.hidden[p]) continue;
       var b = this.buckets[p], col = pixel(p === np ? NO_POD : podColor(p));
