@@ -44,13 +44,10 @@ var (
 	reportTmpl string
 
 	pageTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
-		"ms":  fmtMS,
-		"pct": func(f float64) string { return strconv.FormatFloat(100*f, 'f', 1, 64) + "%" },
 		"stateClass": func(s string) string {
 			return "state-" + stateClassOf(s)
 		},
 		"verdictClass": func(v check.Verdict) string { return "verdict-" + verdictClassOf(v) },
-		"inc":          func(i int) int { return i + 1 },
 	}).Parse(reportTmpl))
 
 	// The page allows its own style and script, by hash, and nothing else: no request of any
@@ -388,8 +385,6 @@ func fmtDur(d time.Duration) string {
 		return d.Round(time.Second).String()
 	}
 }
-
-func fmtMS(d time.Duration) string { return fmtDur(d) }
 
 // chaosFigures reads a chaos run's figures (chaos.json, as written by the framework, or the same
 // values before encoding) into the lines the page shows, and the rest as indented JSON.
