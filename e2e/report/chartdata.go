@@ -1,0 +1,492 @@
+package report
+
+// The data of report.html's charts: one chartPart per judged part, in columns (one array per
+// field of the requests) so that 100,000 requests stay a few megabytes of JSON. Times are whole
+// microseconds on the part's clock. Tokens are never shipped: each distinct token is its
+// fingerprint and the claims of its payload, decoded here without verifying anything.
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/stampede-e2e/stampede/e2e/history"
+)
+
+// MaxTimelineRows bounds the customers a part's race timeline shows: those with violations
+// first, then an even sample of the rest. The page adds a customer it was not showing when a
+// violation or a point of the latency plot asks for it.
+const MaxTimelineRows = 400
+
+// The outcome of a request as the timeline colours it.
+const (
+	outOK         = iota // 2xx in no violation
+	outBad2xx            // 2xx that a violation names
+	outCleanError        // complete non-2xx in no violation
+	outBadError          // complete non-2xx that a violation names
+	outUnknown           // no complete response: transport error, timeout
+	outBadUnknown        // no complete response, named by a violation
+)
+
+// bodyExcerpt bounds the part of a response body the page shows.
+const bodyExcerpt = 200
+
+type chartData struct {
+	Parts []chartPart `json:"parts"`
+}
+
+type chartPart struct {
+	// End is the last time the part's charts show, µs: the last return or event end.
+	End      int64    `json:"end"`
+	Pods     []string `json:"pods"`
+	Statuses []int    `json:"statuses"`
+	// Strings are the part's texts (phases, messages, errors), the empty one first.
+	Strings   []string        `json:"strings"`
+	Customers chartCustomers  `json:"customers"`
+	Rows      []int           `json:"rows"`
+	RowsNote  string          `json:"rows_note"`
+	Ops       chartOps        `json:"ops"`
+	Tokens    chartTokens     `json:"tokens"`
+	Events    []chartEvent    `json:"events"`
+	Viol      []chartViolated `json:"violations"`
+}
+
+// chartCustomers are the part's customers, in order of their first request; those that a
+// violation names without any request come last.
+type chartCustomers struct {
+	Index []int    `json:"index"`
+	MID   []string `json:"mid"`
+	EXT   []string `json:"ext"`
+	// Viol counts each customer's violations.
+	Viol []int `json:"viol"`
+}
+
+// chartOps are the part's requests sorted by call time, one array per field. Columns that
+// index a table use 0 for "none" where the table's first entry is empty (Strings), -1 where it
+// is not; the columns named d... hold each value less the previous request's, which keeps
+// them short.
+type chartOps struct {
+	// DCustomer: the customer, an index into Customers, delta-coded.
+	DCustomer []int `json:"dc"`
+	Seq       []int `json:"seq"`
+	Attempt   []int `json:"att"`
+	// Phase indexes Strings.
+	Phase []int `json:"ph"`
+	// DCall: the call time, µs, delta-coded.
+	DCall []int64 `json:"dcall"`
+	// Latency is return less call, µs, -1 for a request that never returned.
+	Latency []int64 `json:"lat"`
+	// Status indexes Statuses.
+	Status []int `json:"st"`
+	// Pod indexes Pods, -1 for none.
+	Pod []int `json:"pod"`
+	// Outcome is one of the out* constants.
+	Outcome []int `json:"out"`
+	// DToken: one more than the token's index into Tokens (0 for an answer without one),
+	// delta-coded.
+	DToken []int `json:"dtok"`
+	// Created is the answer's created flag: 1 true, 0 false, -1 absent.
+	Created []int `json:"cr"`
+	// Msg indexes Strings: an error response's code and message, or what is odd about a 2xx
+	// body.
+	Msg []int `json:"msg"`
+	// Err indexes Strings: the transport error.
+	Err []int `json:"err"`
+	// ServerStart is the handler's start less the call, and ServerDur its length, µs, as the
+	// pod reported them; ServerDur is -1 when it reported none.
+	ServerStart []int64 `json:"ss"`
+	ServerDur   []int64 `json:"sd"`
+}
+
+// chartTokens are the distinct tokens of the part's answers: a fingerprint (the first 8 hex
+// digits of the token's SHA-256) and the claims of the payload, unverified.
+type chartTokens struct {
+	FP []string `json:"fp"`
+	// Alg, Iss and Bad index Strings; Bad says why the payload could not be read.
+	Alg []int    `json:"alg"`
+	Iss []int    `json:"iss"`
+	Bad []int    `json:"bad"`
+	Sub []string `json:"sub"`
+	MID []string `json:"mid"`
+	EXT []string `json:"ext"`
+	Iat []string `json:"iat"`
+}
+
+type chartEvent struct {
+	Kind   string `json:"kind"`
+	Name   string `json:"name"`
+	Target string `json:"target,omitempty"`
+	Detail string `json:"detail,omitempty"`
+	Start  int64  `json:"start"`
+	// End is -1 for an event that never ended.
+	End int64 `json:"end"`
+}
+
+// chartViolated is one row of the violations table: its customer and the requests it names
+// (indexes into the ops), in the table's order.
+type chartViolated struct {
+	Rule     string `json:"rule"`
+	Customer int    `json:"c"`
+	Ops      []int  `json:"ops"`
+}
+
+func us(d time.Duration) int64 { return int64(d / time.Microsecond) }
+
+// fingerprintToken is the check package's fingerprint of a token: the first 8 hex digits of its
+// SHA-256.
+func fingerprintToken(tok string) string {
+	sum := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(sum[:4])
+}
+
+func excerptOf(s string, n int) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+type interner struct {
+	list []string
+	idx  map[string]int
+}
+
+func (in *interner) id(s string) int {
+	if i, ok := in.idx[s]; ok {
+		return i
+	}
+	if in.idx == nil {
+		in.idx = map[string]int{}
+	}
+	in.idx[s] = len(in.list)
+	in.list = append(in.list, s)
+	return len(in.list) - 1
+}
+
+// decodeClaims reads a compact JWS's header and payload without verifying it.
+func decodeClaims(tok string) (alg string, cl struct {
+	Iss string      `json:"iss"`
+	Sub string      `json:"sub"`
+	MID string      `json:"mid"`
+	EXT string      `json:"ext"`
+	Iat json.Number `json:"iat"`
+}, bad string) {
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return "", cl, fmt.Sprintf("not a JWS: %d segments", len(parts))
+	}
+	seg := func(s string) ([]byte, error) {
+		return base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
+	}
+	if hb, err := seg(parts[0]); err == nil {
+		var h struct {
+			Alg string `json:"alg"`
+		}
+		if json.Unmarshal(hb, &h) == nil {
+			alg = h.Alg
+		}
+	}
+	pb, err := seg(parts[1])
+	if err != nil {
+		return alg, cl, "payload is not base64url"
+	}
+	if err := json.Unmarshal(pb, &cl); err != nil {
+		return alg, cl, "payload: " + excerptOf(err.Error(), 120)
+	}
+	return alg, cl, ""
+}
+
+func buildChartPart(part PartView) chartPart {
+	cp := chartPart{Pods: []string{}, Strings: []string{}, Rows: []int{}, Events: []chartEvent{}, Viol: []chartViolated{}}
+	var strs interner
+	ops := slices.Clone(part.History)
+	slices.SortStableFunc(ops, func(a, b history.Op) int { return cmp.Compare(a.Call, b.Call) })
+
+	// Requests named by a violation, and customers' violations.
+	involved := map[string]bool{}
+	for _, v := range part.Result.Violations {
+		for _, q := range v.Requests {
+			involved[q.ID] = true
+		}
+		for _, f := range v.Findings {
+			if f.Request != "" {
+				involved[f.Request] = true
+			}
+		}
+	}
+
+	custPos := map[history.Customer]int{}
+	customer := func(c history.Customer) int {
+		if i, ok := custPos[c]; ok {
+			return i
+		}
+		i := len(cp.Customers.Index)
+		custPos[c] = i
+		cp.Customers.Index = append(cp.Customers.Index, c.Index)
+		cp.Customers.MID = append(cp.Customers.MID, c.MerchantID)
+		cp.Customers.EXT = append(cp.Customers.EXT, c.ExternalID)
+		cp.Customers.Viol = append(cp.Customers.Viol, 0)
+		return i
+	}
+	podPos := map[string]int{}
+	for _, op := range ops {
+		if op.Pod != "" {
+			if _, ok := podPos[op.Pod]; !ok {
+				podPos[op.Pod] = 0
+			}
+		}
+	}
+	for _, v := range part.Result.Violations {
+		for _, p := range v.Pods {
+			if p != "" {
+				podPos[p] = 0
+			}
+		}
+	}
+	for p := range podPos {
+		cp.Pods = append(cp.Pods, p)
+	}
+	slices.Sort(cp.Pods)
+	for i, p := range cp.Pods {
+		podPos[p] = i
+	}
+
+	var toks interner
+	strs.id("") // Strings[0]: none
+	statuses := map[int]int{}
+	o := &cp.Ops
+	n := len(ops)
+	*o = chartOps{
+		DCustomer: make([]int, n), Seq: make([]int, n), Attempt: make([]int, n), Phase: make([]int, n),
+		DCall: make([]int64, n), Latency: make([]int64, n), Status: make([]int, n), Pod: make([]int, n),
+		Outcome: make([]int, n), DToken: make([]int, n), Created: make([]int, n), Msg: make([]int, n), Err: make([]int, n),
+		ServerStart: make([]int64, n), ServerDur: make([]int64, n),
+	}
+	opIndex := make(map[string][]int, n)
+	answers := map[answerKey]answer{} // a customer's answers repeat: read each body once
+	var prevCall, end int64
+	prevCust, prevTok := 0, 0
+	for i, op := range ops {
+		id := op.ID()
+		opIndex[id] = append(opIndex[id], i)
+		c := customer(op.Customer)
+		o.DCustomer[i], prevCust = c-prevCust, c
+		o.Seq[i], o.Attempt[i] = op.Seq, op.Attempt
+		o.Phase[i] = strs.id(string(op.Phase))
+		call := us(op.Call)
+		o.DCall[i], prevCall = call-prevCall, call
+		end = max(end, call)
+		o.Latency[i] = -1
+		if op.Return > 0 {
+			o.Latency[i] = max(us(op.Return)-call, 0)
+			end = max(end, us(op.Return))
+		}
+		st, ok := statuses[op.Status]
+		if !ok {
+			st = len(cp.Statuses)
+			statuses[op.Status] = st
+			cp.Statuses = append(cp.Statuses, op.Status)
+		}
+		o.Status[i] = st
+		o.Pod[i] = -1
+		if op.Pod != "" {
+			o.Pod[i] = podPos[op.Pod]
+		}
+		if op.Error != "" {
+			o.Err[i] = strs.id(excerptOf(op.Error, bodyExcerpt))
+		}
+		o.ServerDur[i] = -1
+		if op.HasServerInterval() {
+			o.ServerStart[i] = us(op.ServerStart) - call
+			o.ServerDur[i] = us(op.ServerEnd) - us(op.ServerStart)
+		}
+		bad := involved[id]
+		switch {
+		case op.Unknown():
+			o.Outcome[i] = outUnknown
+			if bad {
+				o.Outcome[i] = outBadUnknown
+			}
+		case op.Succeeded():
+			o.Outcome[i] = outOK
+			if bad {
+				o.Outcome[i] = outBad2xx
+			}
+		default:
+			o.Outcome[i] = outCleanError
+			if bad {
+				o.Outcome[i] = outBadError
+			}
+		}
+		a := answer{token: -1, created: -1}
+		if op.Status != 0 {
+			key := answerKey{op.Status >= 200 && op.Status < 300, op.Body}
+			var ok bool
+			if a, ok = answers[key]; !ok {
+				a = readAnswer(key.success, op.Body, &strs, &toks, &cp.Tokens)
+				answers[key] = a
+			}
+		}
+		o.Created[i], o.Msg[i] = a.created, a.msg
+		o.DToken[i], prevTok = a.token+1-prevTok, a.token+1
+	}
+	if cp.Tokens.FP == nil {
+		cp.Tokens = chartTokens{FP: []string{}, Alg: []int{}, Iss: []int{}, Bad: []int{}, Sub: []string{}, MID: []string{}, EXT: []string{}, Iat: []string{}}
+	}
+	if cp.Customers.Index == nil {
+		cp.Customers = chartCustomers{Index: []int{}, MID: []string{}, EXT: []string{}, Viol: []int{}}
+	}
+	if cp.Statuses == nil {
+		cp.Statuses = []int{}
+	}
+
+	for _, e := range part.Events {
+		ce := chartEvent{Kind: e.Kind, Name: e.Name, Target: e.Target, Detail: e.Detail, Start: us(e.Start), End: -1}
+		end = max(end, ce.Start)
+		if e.Ended() {
+			ce.End = us(e.End)
+			end = max(end, ce.End)
+		}
+		cp.Events = append(cp.Events, ce)
+	}
+	cp.End = end
+
+	for i, v := range part.Result.Violations {
+		c := customer(v.Customer)
+		cp.Customers.Viol[c]++
+		if i >= MaxViolationRows {
+			continue
+		}
+		row := chartViolated{Rule: string(v.Rule), Customer: c, Ops: []int{}}
+		seen := map[int]bool{}
+		add := func(id string) {
+			for _, k := range opIndex[id] {
+				if !seen[k] {
+					seen[k] = true
+					row.Ops = append(row.Ops, k)
+				}
+			}
+		}
+		for _, q := range v.Requests {
+			add(q.ID)
+		}
+		for _, f := range v.Findings {
+			if f.Request != "" {
+				add(f.Request)
+			}
+		}
+		slices.Sort(row.Ops)
+		cp.Viol = append(cp.Viol, row)
+	}
+	cp.Rows, cp.RowsNote = timelineRows(cp.Customers.Viol, MaxTimelineRows)
+	cp.Strings = strs.list
+	return cp
+}
+
+type answerKey struct {
+	success bool
+	body    string
+}
+
+// answer is what the page shows of a response body: its token, created flag and message, as
+// indexes into the part's tables (-1 for none).
+type answer struct{ token, created, msg int }
+
+// answer's msg 0 is Strings[0], the empty string: no message.
+
+// readAnswer reads a response body: a 2xx's token (added to tokens when new), created flag
+// and anything odd about it, or an error response's code and message.
+func readAnswer(success bool, body string, strs, toks *interner, tokens *chartTokens) answer {
+	a := answer{token: -1, created: -1}
+	if !success {
+		var e struct {
+			Error   string `json:"error"`
+			Message string `json:"message"`
+		}
+		if json.Unmarshal([]byte(body), &e) == nil && e.Error != "" {
+			a.msg = strs.id(excerptOf(e.Error+": "+e.Message, bodyExcerpt))
+		} else {
+			a.msg = strs.id("body: " + cmp.Or(excerptOf(body, bodyExcerpt), "(empty)"))
+		}
+		return a
+	}
+	var resp struct {
+		Token      *string `json:"token"`
+		CustomerID *string `json:"customer_id"`
+		Created    *bool   `json:"created"`
+	}
+	if err := json.Unmarshal([]byte(body), &resp); err != nil || resp.Token == nil {
+		a.msg = strs.id("body: " + cmp.Or(excerptOf(body, bodyExcerpt), "(empty)"))
+		return a
+	}
+	t := toks.id(*resp.Token)
+	a.token = t
+	if t == len(tokens.FP) {
+		alg, cl, why := decodeClaims(*resp.Token)
+		tokens.FP = append(tokens.FP, fingerprintToken(*resp.Token))
+		tokens.Alg = append(tokens.Alg, strs.id(alg))
+		tokens.Iss = append(tokens.Iss, strs.id(cl.Iss))
+		tokens.Sub = append(tokens.Sub, cl.Sub)
+		tokens.MID = append(tokens.MID, cl.MID)
+		tokens.EXT = append(tokens.EXT, cl.EXT)
+		tokens.Iat = append(tokens.Iat, cl.Iat.String())
+		tokens.Bad = append(tokens.Bad, strs.id(why))
+	}
+	if resp.Created != nil {
+		a.created = 0
+		if *resp.Created {
+			a.created = 1
+		}
+	}
+	switch {
+	case resp.CustomerID == nil:
+		a.msg = strs.id("no customer_id")
+	case *resp.CustomerID != tokens.Sub[t]:
+		a.msg = strs.id("customer_id " + excerptOf(*resp.CustomerID, 80))
+	}
+	return a
+}
+
+// timelineRows picks the customers a timeline shows, at most max of them: every customer with
+// a violation first (in order of first request), then an even sample of the others. The note
+// says what was picked.
+func timelineRows(viol []int, limit int) ([]int, string) {
+	var bad, good []int
+	for c, n := range viol {
+		if n > 0 {
+			bad = append(bad, c)
+		} else {
+			good = append(good, c)
+		}
+	}
+	total := len(viol)
+	if total <= limit {
+		return append(bad, good...), fmt.Sprintf("all %d customers, the %d with violations first", total, len(bad))
+	}
+	if len(bad) >= limit {
+		return bad[:limit], fmt.Sprintf("%d of %d customers: the first %d of the %d with violations (a violation's row adds its customer)",
+			limit, total, limit, len(bad))
+	}
+	room := limit - len(bad)
+	rows := bad
+	for k := range room {
+		// Spread the sample evenly over the others, first and last included.
+		rows = append(rows, good[k*len(good)/room])
+	}
+	return rows, fmt.Sprintf("%d of %d customers: the %d with violations, then an even sample of %d of the other %d",
+		limit, total, len(bad), room, len(good))
+}

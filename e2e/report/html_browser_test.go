@@ -1,0 +1,428 @@
+package report
+
+// The browser test of report.html: headless Chromium opens rendered reports from file://, and
+// the test fails on any console error, uncaught exception or request other than the page itself
+// (data: URIs aside), checks that the timeline, the latency plot and the violations tables drew
+// what the data holds, follows a violation to its requests, and saves screenshots. It needs a
+// Chromium (chromium, chromium-browser, google-chrome on PATH, or STAMPEDE_CHROMIUM) and skips
+// without one, unless STAMPEDE_REQUIRE_BROWSER=1 (as CI sets it), when it fails.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+)
+
+// findBrowser returns the Chromium to test with, or skips the test.
+func findBrowser(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("STAMPEDE_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	msg := "no chromium, chromium-browser or google-chrome on PATH (nor STAMPEDE_CHROMIUM): the browser test of report.html " +
+		"needs one; on Debian: apt-get install -y chromium"
+	if os.Getenv("STAMPEDE_REQUIRE_BROWSER") == "1" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// screenshotDir is where the test leaves its pages and screenshots: $ARTIFACTS/report-html, or
+// a temporary directory.
+func screenshotDir(t *testing.T) string {
+	t.Helper()
+	if a := os.Getenv("ARTIFACTS"); a != "" {
+		dir := filepath.Join(a, "report-html")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	return t.TempDir()
+}
+
+// pageCounts is window.__report after the page drew.
+type pageCounts struct {
+	Ready         bool    `json:"ready"`
+	Error         string  `json:"error"`
+	TimelineRows  int     `json:"timelineRows"`
+	TimelineBars  int     `json:"timelineBars"`
+	LatencyPoints int     `json:"latencyPoints"`
+	ViolationRows int     `json:"violationRows"`
+	RenderMS      float64 `json:"renderMs"`
+	ParseMS       float64 `json:"parseMs"`
+	BuildMS       float64 `json:"buildMs"`
+	TimelineMS    float64 `json:"timelineMs"`
+	LatencyMS     float64 `json:"latencyMs"`
+	DOMMS         float64 `json:"domInteractiveMs"`
+	LoadMS        float64 `json:"loadMs"`
+	Parts         []struct {
+		TimelineRows  int       `json:"timelineRows"`
+		TimelineBars  int       `json:"timelineBars"`
+		TimelineDrawn int       `json:"timelineDrawn"`
+		LatencyPoints int       `json:"latencyPoints"`
+		ViolationRows int       `json:"violationRows"`
+		View          []float64 `json:"view"`
+	} `json:"parts"`
+}
+
+// browserPage is a page open in the browser, with what it did.
+type browserPage struct {
+	ctx      context.Context
+	mu       sync.Mutex
+	problems []string // console errors, exceptions, requests
+	notes    []string // console output that is not an error
+}
+
+func (p *browserPage) problem(format string, args ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.problems = append(p.problems, fmt.Sprintf(format, args...))
+}
+
+// logNotes logs what the page said that is not a problem, such as the browser's warnings.
+func (p *browserPage) logNotes(t *testing.T) {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, n := range p.notes {
+		t.Logf("page said: %s", n)
+	}
+}
+
+func (p *browserPage) Problems() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.problems...)
+}
+
+// openPage starts a browser and opens the file at path in it, recording every console
+// message, exception and request. It returns once the page has loaded, and how long that took.
+func openPage(t *testing.T, exe, path string) (*browserPage, time.Duration) {
+	t.Helper()
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pageURL := (&url.URL{Scheme: "file", Path: abs}).String()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe),
+		chromedp.WindowSize(1400, 1000),
+		chromedp.Flag("disable-gpu", true),
+	)
+	if os.Geteuid() == 0 { // Chromium refuses to run as root with its sandbox
+		opts = append(opts, chromedp.NoSandbox)
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	p := &browserPage{}
+	ctx, cancel := chromedp.NewContext(actx, chromedp.WithListener(func(ev any) {
+		// Runs in the tab's loop: record, return fast.
+		switch ev := ev.(type) {
+		case *runtime.EventConsoleAPICalled:
+			var args []string
+			for _, a := range ev.Args {
+				if a.Value != nil {
+					args = append(args, string(a.Value))
+				} else {
+					args = append(args, a.Description)
+				}
+			}
+			line := fmt.Sprintf("console.%s: %s", ev.Type, strings.Join(args, " "))
+			if ev.Type == runtime.ConsoleAPICalledTypeError || ev.Type == runtime.ConsoleAPICalledTypeAssert {
+				p.problem("%s", line)
+			} else {
+				p.mu.Lock()
+				p.notes = append(p.notes, line)
+				p.mu.Unlock()
+			}
+		case *runtime.EventExceptionThrown:
+			d := ev.ExceptionDetails
+			desc := d.Text
+			if d.Exception != nil && d.Exception.Description != "" {
+				desc += " " + d.Exception.Description
+			}
+			p.problem("exception at %s:%d:%d: %s", d.URL, d.LineNumber+1, d.ColumnNumber+1, desc)
+		case *log.EventEntryAdded:
+			if e := ev.Entry; e.Level == log.EntryLevelError {
+				p.problem("browser log (%s): %s %s", e.Source, e.Text, e.URL)
+			} else {
+				p.mu.Lock()
+				p.notes = append(p.notes, fmt.Sprintf("browser log %s (%s): %s", e.Level, e.Source, e.Text))
+				p.mu.Unlock()
+			}
+		case *network.EventRequestWillBeSent:
+			if u := ev.Request.URL; u != pageURL && !strings.HasPrefix(u, "data:") {
+				p.problem("request for %s", u)
+			}
+		case *network.EventLoadingFailed:
+			p.problem("loading failed: %s %s", ev.ErrorText, ev.BlockedReason)
+		}
+	}))
+	t.Cleanup(cancel)
+	p.ctx = ctx
+	// The first action starts the browser and opens the tab, for as long as ctx lives: it must
+	// not run under a shorter context.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start %s: %v", exe, err)
+	}
+	start := time.Now()
+	tctx, cancelNav := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancelNav()
+	if err := chromedp.Do(tctx, chromedp.Navigate(pageURL)); err != nil {
+		t.Fatalf("open %s: %v", pageURL, err)
+	}
+	return p, time.Since(start)
+}
+
+// eval evaluates a JavaScript expression whose value is JSON-encodable and decodes it into T.
+func eval[T any](t *testing.T, p *browserPage, expr string) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, time.Minute)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string]("JSON.stringify("+expr+")"))
+	if err != nil {
+		t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	var v T
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		t.Fatalf("evaluate %s: %v (%s)", expr, err, s)
+	}
+	return v
+}
+
+// waitRendered waits until the page's script has drawn, and returns its counts.
+func waitRendered(t *testing.T, p *browserPage) pageCounts {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		c := eval[pageCounts](t, p, "window.__report || {}")
+		if c.Error != "" {
+			t.Fatalf("the page's script failed: %s", c.Error)
+		}
+		if c.Ready {
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the page did not finish drawing within a minute; problems: %q", p.Problems())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func screenshot(t *testing.T, p *browserPage, path string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, time.Minute)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", path)
+}
+
+// expectedCounts are what the page must draw of v: timeline rows and bars, latency points and
+// violation rows, summed over its parts as the page sums them.
+func expectedCounts(v RunView) (rows, bars, points, violations int) {
+	_, data := buildPage(v)
+	for _, cp := range data.Parts {
+		shown := map[int]bool{}
+		for _, r := range cp.Rows {
+			shown[r] = true
+		}
+		rows += len(cp.Rows)
+		c := 0
+		for i, d := range cp.Ops.DCustomer {
+			c += d
+			if shown[c] {
+				bars++
+			}
+			if cp.Ops.Latency[i] >= 0 {
+				points++
+			}
+		}
+		violations += len(cp.Viol)
+	}
+	return rows, bars, points, violations
+}
+
+func writePage(t *testing.T, dir, name string, v RunView) (string, int) {
+	t.Helper()
+	f, err := os.Create(filepath.Join(dir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteHTML(f, v); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f.Name(), int(st.Size())
+}
+
+func checkCounts(t *testing.T, got pageCounts, v RunView) {
+	t.Helper()
+	rows, bars, points, violations := expectedCounts(v)
+	if got.TimelineRows != rows || got.TimelineBars != bars || got.LatencyPoints != points || got.ViolationRows != violations {
+		t.Errorf("drawn: %d timeline rows, %d bars, %d latency points, %d violation rows; want %d, %d, %d, %d",
+			got.TimelineRows, got.TimelineBars, got.LatencyPoints, got.ViolationRows, rows, bars, points, violations)
+	}
+	for i, p := range got.Parts {
+		if p.TimelineRows > 0 && p.TimelineDrawn == 0 {
+			t.Errorf("part %d: the timeline drew no bar in view", i)
+		}
+	}
+}
+
+func TestReportInBrowser(t *testing.T) {
+	exe := findBrowser(t)
+	dir := screenshotDir(t)
+	v := fixtureRun(t)
+	path, size := writePage(t, dir, "report-fixture.html", v)
+	p, took := openPage(t, exe, path)
+	got := waitRendered(t, p)
+	screenshot(t, p, filepath.Join(dir, "report-fixture-overview.png"))
+	t.Logf("fixture report: %d bytes, loaded in %v, drawn %.0f ms after navigation start (script %.0f ms)", size, took.Round(time.Millisecond), got.LoadMS, got.RenderMS)
+	checkCounts(t, got, v)
+
+	// A violation's row leads to its requests: they are highlighted on the timeline, and the
+	// first one's details are shown, with its token's fingerprint and claims.
+	focused := eval[struct {
+		Requests        int    `json:"requests"`
+		HighlightedBars int    `json:"highlightedBars"`
+		Selected        string `json:"selected"`
+	}](t, p, `(document.querySelector('tr[data-v="1"]').click(), window.__report.focused)`)
+	if focused.Requests != 3 || focused.HighlightedBars != 3 || !strings.HasPrefix(focused.Selected, "100/") {
+		t.Errorf("after a click on the two-tokens violation: %+v; want its 3 requests highlighted, one of customer 100's selected", focused)
+	}
+	focusedSpan := eval[[]float64](t, p, `window.__report.parts[0].view`)
+	detail := eval[string](t, p, `document.querySelector('.part .selected-op').textContent`)
+	for _, want := range []string{focused.Selected, "tokensvc-6d5f9c7b8-", "sub 0b6c8a52-0000-4000-8000-000000000100", "mid m-7-0", "ext c-7-100", "alg EdDSA", "created"} {
+		if !strings.Contains(detail, want) {
+			t.Errorf("the selected request's details lack %q: %s", want, detail)
+		}
+	}
+	// Hovering over a bar shows its request.
+	tip := eval[string](t, p, `(function () {
+		var at = window.__report.barPoint(0, "100/1/0");
+		if (!at) return "no bar for 100/1/0 in view";
+		var c = document.elementFromPoint(at.x, at.y);
+		c.dispatchEvent(new MouseEvent('mousemove', {clientX: at.x, clientY: at.y, bubbles: true}));
+		var tip = document.getElementById('tooltip');
+		return tip.hidden ? "no tooltip" : tip.textContent;
+	})()`)
+	for _, want := range []string{"100/1/0", "status200", "sub 0b6c8a52-0000-4000-8000-999999999999", "createdtrue"} {
+		if !strings.Contains(tip, want) {
+			t.Errorf("the tooltip of 100/1/0 lacks %q: %s", want, tip)
+		}
+	}
+	// Dragging across the latency plot zooms both charts into the span.
+	view := eval[[]float64](t, p, `(function () {
+		var c = document.querySelector('.part .lat-canvas'), r = c.getBoundingClientRect(), y = r.top + r.height / 2;
+		var a = r.left + 200 + 0.25 * (r.width - 210), b = r.left + 200 + 0.5 * (r.width - 210);
+		c.dispatchEvent(new MouseEvent('mousedown', {clientX: a, clientY: y, button: 0, bubbles: true}));
+		window.dispatchEvent(new MouseEvent('mousemove', {clientX: b, clientY: y, bubbles: true}));
+		window.dispatchEvent(new MouseEvent('mouseup', {clientX: b, clientY: y, bubbles: true}));
+		return window.__report.parts[0].view;
+	})()`)
+	if len(view) != 2 || view[1] <= view[0] || view[1]-view[0] > 0.3*(focusedSpan[1]-focusedSpan[0]) {
+		t.Errorf("after a drag over a quarter of the latency plot the view is %v, was %v", view, focusedSpan)
+	}
+	// The markup the service answered is text on the page, and ran nowhere.
+	if n := eval[int](t, p, `document.querySelectorAll('img, iframe, object, embed').length + document.scripts.length - 2`); n != 0 {
+		t.Errorf("the page has %d elements that untrusted strings made", n)
+	}
+	if alerted := eval[bool](t, p, `typeof window.owned !== 'undefined'`); alerted {
+		t.Errorf("a script from the data ran")
+	}
+	screenshot(t, p, filepath.Join(dir, "report-fixture-violation.png"))
+	p.logNotes(t)
+	if probs := p.Problems(); len(probs) > 0 {
+		t.Errorf("the page made %d problems:\n%s", len(probs), strings.Join(probs, "\n"))
+	}
+}
+
+// TestReportInBrowserAt100k opens the report of a run of 100,000 requests and measures its
+// load time.
+func TestReportInBrowserAt100k(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	exe := findBrowser(t)
+	dir := screenshotDir(t)
+	v := bigRun(t, 100_000)
+	path, size := writePage(t, dir, "report-100k.html", v)
+	p, took := openPage(t, exe, path)
+	got := waitRendered(t, p)
+	t.Logf("report at 100,000 requests: %.1f MiB, loaded in %v, drawn %.0f ms after navigation start "+
+		"(document parsed at %.0f ms; script %.0f ms: JSON.parse %.0f ms, columns %.0f ms, timeline %.0f ms, latency plot %.0f ms)",
+		float64(size)/(1<<20), took.Round(time.Millisecond), got.LoadMS, got.DOMMS, got.RenderMS, got.ParseMS, got.BuildMS, got.TimelineMS, got.LatencyMS)
+	checkCounts(t, got, v)
+	screenshot(t, p, filepath.Join(dir, "report-100k-overview.png"))
+	// Zooming and following a violation stay quick.
+	ms := eval[float64](t, p, `(function () { var t = performance.now(); document.querySelector('tr[data-v="3"]').click(); return performance.now() - t; })()`)
+	t.Logf("following a violation at 100,000 requests: %.0f ms", ms)
+	if ms > 2000 {
+		t.Errorf("following a violation took %.0f ms", ms)
+	}
+	screenshot(t, p, filepath.Join(dir, "report-100k-violation.png"))
+	p.logNotes(t)
+	if probs := p.Problems(); len(probs) > 0 {
+		t.Errorf("the page made %d problems:\n%s", len(probs), strings.Join(probs, "\n"))
+	}
+	if dir := os.Getenv("ARTIFACTS"); dir != "" {
+		line := fmt.Sprintf("report.html at 100000 requests: %d bytes, loaded in %v, drawn %.0f ms after navigation start\n", size, took.Round(time.Millisecond), got.LoadMS)
+		_ = os.WriteFile(filepath.Join(dir, "report-html", "load-100k.txt"), []byte(line), 0o644)
+	}
+}
+
+// TestBrowserHarnessSeesProblems makes sure the checks above can fail: a page that logs an
+// error, throws and loads a neighbour file must show all three.
+func TestBrowserHarnessSeesProblems(t *testing.T) {
+	exe := findBrowser(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bad.html")
+	page := `<!DOCTYPE html><html><body><img src="missing.png"><script>console.error("broken"); throw new Error("thrown");</script></body></html>`
+	if err := os.WriteFile(path, []byte(page), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := openPage(t, exe, path)
+	deadline := time.Now().Add(20 * time.Second)
+	var probs []string
+	for time.Now().Before(deadline) {
+		probs = p.Problems()
+		all := strings.Join(probs, "\n")
+		if strings.Contains(all, "broken") && strings.Contains(all, "thrown") && strings.Contains(all, "missing.png") {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Errorf("the harness missed a console error, an exception or a request; it saw:\n%s", strings.Join(probs, "\n"))
+}
