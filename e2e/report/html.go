@@ -28,9 +28,6 @@ import (
 	"github.com/stampede-e2e/stampede/e2e/history"
 )
 
-// HTMLFile is the name of the run's page.
-const HTMLFile = "report.html"
-
 // MaxViolationRows bounds the rows of one part's violations table in the page; the rest are
 // counted, and violations.txt has them all.
 const MaxViolationRows = 500
