@@ -43,6 +43,10 @@ nightly: ## Every spec, the chaos specs and the self-test included, on a fresh k
 recheck: ## Re-judge a run's saved artifacts offline and compare with its verdicts (DIR=, default the latest run).
 	@go run ./e2e/cmd/stampede check $(or $(DIR),$(ARTIFACTS)/latest)
 
+.PHONY: report
+report: ## Render a run's report.html again from its artifacts (DIR=, default the latest run).
+	@go run ./e2e/cmd/stampede report $(or $(DIR),$(ARTIFACTS)/latest)
+
 .PHONY: host-setup
 host-setup: ## Docker engine (the running one, or stampede's own), egress guard for stampede's network; undone by host-undo.
 	@scripts/host-setup.sh

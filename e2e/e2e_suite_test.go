@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -61,12 +62,16 @@ var _ = ReportAfterSuite("run summary", func(r Report) {
 			}
 		}
 	}
+	if cfg.Artifacts != "" {
+		fmt.Fprintf(&b, "\nreport: %s\n", filepath.Join(cfg.Artifacts, report.HTMLFile))
+	}
 	fmt.Print(b.String())
 	results := framework.RunResults(r, cfg.RunID, cfg.Seed)
 	if cfg.Artifacts != "" {
 		for _, err := range []error{
 			report.WriteTextFile(cfg.Artifacts, report.RunSummaryFile, b.String()),
 			report.WriteJSONFile(cfg.Artifacts, report.ResultsFile, results),
+			report.WriteRunHTML(cfg.Artifacts, cfg.RunID, cfg.Seed, report.SpecsFromGinkgo(r)),
 		} {
 			if err != nil {
 				fmt.Println("run summary:", err)

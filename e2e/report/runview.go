@@ -1,6 +1,7 @@
 package report
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -134,4 +135,16 @@ func passedRank(state string) int {
 		return 1
 	}
 	return 0
+}
+
+// WriteRunHTML builds the view of the run in dir and writes its report.html there. A view built
+// with errors (an unreadable part) is still written, with what could be read, and the errors
+// are returned.
+func WriteRunHTML(dir, runID string, seed uint64, specs []SpecMeta) error {
+	v, viewErr := BuildRunView(dir, runID, seed, specs)
+	var buf bytes.Buffer
+	if err := WriteHTML(&buf, v); err != nil {
+		return errors.Join(viewErr, fmt.Errorf("render %s: %w", HTMLFile, err))
+	}
+	return errors.Join(viewErr, WriteTextFile(dir, HTMLFile, buf.String()))
 }

@@ -4,12 +4,15 @@
 //	stampede check DIR...   re-judge every saved run under each DIR (a run's artifacts directory,
 //	                        one spec's, or one judged part) from its files alone, and compare
 //	                        with the verdict the live run saved
+//	stampede report DIR     render DIR/report.html again from a run's artifacts (its Ginkgo
+//	                        report.json, results.json and every judged run)
 //
 // check prints one line per judged run (verdict, counts, and whether it matches the live
 // verdict) and exits 1 when any differs, 2 on bad usage or unreadable artifacts.
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -23,7 +26,8 @@ import (
 
 const usage = `usage: stampede COMMAND ARGS
   check DIR...   re-judge every saved run under each DIR from its artifacts and compare with
-                 the live verdict (exit 1 if any differs)`
+                 the live verdict (exit 1 if any differs)
+  report DIR     render DIR/report.html again from a run's artifacts`
 
 // errDiffers is check's finding that a re-judged run differs from its saved verdict.
 var errDiffers = errors.New("a re-judged run differs from its saved verdict")
@@ -48,6 +52,8 @@ func run(args []string, out io.Writer) error {
 	switch args[0] {
 	case "check":
 		return checkDirs(args[1:], out)
+	case "report":
+		return renderReport(args[1:], out)
 	case "-h", "--help", "help":
 		fmt.Fprintln(out, usage)
 		return nil
@@ -113,4 +119,28 @@ func rel(roots []string, dir string) string {
 		}
 	}
 	return dir
+}
+
+// renderReport writes a run directory's report.html again from its artifacts.
+func renderReport(args []string, out io.Writer) error {
+	if len(args) != 1 {
+		return fmt.Errorf("report: name one run's artifacts directory (e.g. _artifacts/latest)\n%s", usage)
+	}
+	dir := args[0]
+	gr, err := report.ReadGinkgoReport(dir)
+	if err != nil {
+		return fmt.Errorf("report: %s is not a run's artifacts directory: %w", dir, err)
+	}
+	var ids struct {
+		RunID string `json:"run_id"`
+		Seed  uint64 `json:"seed"`
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, report.ResultsFile)); err == nil {
+		_ = json.Unmarshal(b, &ids) // without it the page has no run id or seed, nothing worse
+	}
+	if err := report.WriteRunHTML(dir, ids.RunID, ids.Seed, report.SpecsFromGinkgo(gr)); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, filepath.Join(dir, report.HTMLFile))
+	return nil
 }

@@ -132,7 +132,7 @@
     this.n = n;
     // Undo the delta coding of the columns that have it.
     var call = new Float64Array(n), lat = new Float64Array(n), cust = new Int32Array(n), tok = new Int32Array(n);
-    var st = new Int32Array(n), acc = 0, lo = 0, ac = 0, at = 0;
+    var st = new Int32Array(n), acc = 0, lo = Infinity, ac = 0, at = 0;
     for (var i = 0; i < n; i++) {
       acc += o.dcall[i];
       call[i] = acc;
@@ -161,7 +161,12 @@
     this.highlight = new Uint8Array(n);
     this.highlighted = [];
     this.selected = -1;
-    var end = Math.max(d.end, 1);
+    // The charts span the traffic and the fault windows, not the clock's zero: a spec's clock
+    // starts before its deployment, seconds before the first request.
+    (d.events || []).forEach(function (e) { if (e.start < lo) lo = e.start; });
+    if (!isFinite(lo)) lo = 0;
+    var end = Math.max(d.end, lo + 1);
+    lo = lo >= 0 ? Math.max(0, lo - (end - lo) * 0.02) : lo;
     this.full = [lo, end + (end - lo) * 0.02];
     this.view = this.full.slice();
     this.stats = { timelineRows: 0, timelineBars: 0, latencyPoints: 0, violationRows: 0 };
