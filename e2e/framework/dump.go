@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/stampede-e2e/stampede/e2e/report"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -33,14 +34,11 @@ func DumpNamespace(ctx context.Context, cs kubernetes.Interface, namespace, dir 
 			fmt.Fprintf(&b, "%s %s %s/%s %s: %s\n", e.LastTimestamp.UTC().Format("15:04:05"), e.Type,
 				e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Reason, e.Message)
 		}
-		errs = append(errs, os.WriteFile(filepath.Join(dir, "events.txt"), []byte(b.String()), 0o644))
+		errs = append(errs, report.WriteTextFile(dir, report.KubeEventsFile, b.String()))
 	}
 	pods, err := cs.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return errors.Join(append(errs, fmt.Errorf("list pods: %w", err))...)
-	}
-	if err := os.MkdirAll(filepath.Join(dir, "pod-logs"), 0o755); err != nil {
-		return errors.Join(append(errs, err)...)
 	}
 	for _, p := range pods.Items {
 		for _, c := range p.Spec.Containers {
@@ -53,7 +51,7 @@ func DumpNamespace(ctx context.Context, cs kubernetes.Interface, namespace, dir 
 				if previous {
 					name = fmt.Sprintf("%s.%s.previous.log", p.Name, c.Name)
 				}
-				errs = append(errs, os.WriteFile(filepath.Join(dir, "pod-logs", name), raw, 0o644))
+				errs = append(errs, report.WriteTextFile(filepath.Join(dir, report.PodLogsDir), name, string(raw)))
 			}
 		}
 	}

@@ -25,6 +25,9 @@ const (
 	// Per spec or judged run: a chaos run's figures and a canary's detection line.
 	ChaosFile     = "chaos.json"
 	DetectionFile = "detection.txt"
+	// Of a failed spec: its namespace's Kubernetes events and every container's log.
+	KubeEventsFile = "events.txt"
+	PodLogsDir     = "pod-logs"
 )
 
 // WriteJSONFile writes v, indented, as dir/name, creating dir.
