@@ -47,6 +47,10 @@ recheck: ## Re-judge a run's saved artifacts offline and compare with its verdic
 report: ## Render a run's report.html again from its artifacts (DIR=, default the latest run).
 	@go run ./e2e/cmd/stampede report $(or $(DIR),$(ARTIFACTS)/latest)
 
+.PHONY: pre-release
+pre-release: ## Verify a release on an existing cluster: KUBECONFIG= CONTEXT= TOKENSVC_IMAGE= POSTGRES_IMAGE= [TOXIPROXY_IMAGE= MANIFESTS=DIR].
+	@scripts/pre-release.sh $(ARGS)
+
 .PHONY: host-setup
 host-setup: ## Docker engine (the running one, or stampede's own), egress guard for stampede's network; undone by host-undo.
 	@scripts/host-setup.sh

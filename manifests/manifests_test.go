@@ -7,6 +7,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -485,5 +487,54 @@ func TestComponentPostgresAsyncCommit(t *testing.T) {
 	}
 	if a := args(ComponentPostgresAsyncCommit); !slices.Equal(a, []string{"-c", "synchronous_commit=off"}) {
 		t.Errorf("with %s PostgreSQL has args %q", ComponentPostgresAsyncCommit, a)
+	}
+}
+
+// A team's own token-service directory replaces the bundled one, and a directory that lacks what
+// the suite needs is refused with what it must provide.
+func TestRenderTokensvcDir(t *testing.T) {
+	bundled, err := FS.ReadFile("base/tokensvc.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	team := func(t *testing.T, files map[string]string) string {
+		dir := t.TempDir()
+		for name, text := range files {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return dir
+	}
+	marked := strings.Replace(string(bundled), "kind: Deployment\n", "kind: Deployment\n# the team's copy\n", 1)
+	marked = strings.Replace(marked, "  name: tokensvc\n", "  name: tokensvc\n  annotations:\n    team.example/owner: payments\n", 1)
+	p := Params{Strategy: "atomic", Namespace: "ns", TokensvcImage: "a/tokensvc:1", PostgresImage: "a/pg:1",
+		SigningKeyPEM: newKeyPEM(t), PostgresPassword: "pw",
+		TokensvcDir: team(t, map[string]string{"kustomization.yaml": "resources: [tokensvc.yaml]\n", "tokensvc.yaml": marked})}
+	objs, err := Render(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := parse(objs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.deploy.Annotations["team.example/owner"] != "payments" {
+		t.Errorf("the rendered Deployment is not the team's: annotations %v", w.deploy.Annotations)
+	}
+	if err := check(w, want{strategy: "atomic", namespace: "ns", replicas: 3, tokensvcImage: "a/tokensvc:1", postgresImage: "a/pg:1",
+		signingKey: p.SigningKeyPEM, password: "pw"}); err != nil {
+		t.Errorf("the team's render fails the suite's own checks: %v", err)
+	}
+
+	deploymentOnly := strings.SplitN(string(bundled), "\n---\n", 2)[0]
+	for name, files := range map[string]map[string]string{
+		"no kustomization": {"tokensvc.yaml": string(bundled)},
+		"no Service":       {"kustomization.yaml": "resources: [tokensvc.yaml]\n", "tokensvc.yaml": deploymentOnly},
+	} {
+		p.TokensvcDir = team(t, files)
+		if _, err := Render(p); err == nil || !strings.Contains(err.Error(), "tokensvc-config") {
+			t.Errorf("%s: %v, want a refusal that says what the directory must provide", name, err)
+		}
 	}
 }

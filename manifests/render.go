@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"os"
 	"path"
 	"slices"
 	"strings"
@@ -70,7 +71,23 @@ type Params struct {
 	Config map[string]string
 	// Components are kustomize components layered onto the overlay, by name: see Components().
 	Components []string
+	// TokensvcDir, when set, is a kustomize directory on disk that replaces the bundled token
+	// service (base/tokensvc.yaml): a team verifies the manifests it ships. What it must provide
+	// is TokensvcContract; Render checks the rendered result against it.
+	TokensvcDir string
 }
+
+// TokensvcContract says what a team's token-service kustomize directory (Params.TokensvcDir)
+// must provide, so that the suite can deploy, reach and judge it.
+const TokensvcContract = `a kustomization.yaml whose resources render:
+  - a Deployment and a Service, both named tokensvc; the pods labelled app.kubernetes.io/name=tokensvc
+    (the Service's selector); the image stampede/tokensvc:dev (the suite or its flags set the tag);
+  - a container port 8080 (the Service's target), serving /v1/tokens, /readyz and /livez;
+  - env: envFrom the ConfigMap tokensvc-config (TOKENSVC_* settings, the strategy included) and the
+    Secret postgres-credentials (POSTGRES_USER, POSTGRES_DB, POSTGRES_PASSWORD; the database host is
+    TOKENSVC_DATABASE_HOST/PORT); POD_NAME from metadata.name (X-Served-By); the Secret
+    tokensvc-signing-key (key signing.pem) mounted, its path in TOKENSVC_SIGNING_KEY_FILE.
+The suite generates the ConfigMap and both Secrets per run; the directory must not define them.`
 
 // ComponentPostgresAsyncCommit runs PostgreSQL with synchronous_commit=off.
 const ComponentPostgresAsyncCommit = "postgres-async-commit"
@@ -165,6 +182,11 @@ func render(p Params) (resmap.ResMap, error) {
 		return nil, fmt.Errorf("write kustomization: %w", err)
 	}
 	files["kustomization.yaml"] = kyml
+	if p.TokensvcDir != "" {
+		if err := useTokensvcDir(fsys, p.TokensvcDir); err != nil {
+			return nil, err
+		}
+	}
 	for name, data := range files {
 		if err := fsys.WriteFile(path.Join(top, name), data); err != nil {
 			return nil, fmt.Errorf("write %s: %w", name, err)
@@ -178,7 +200,82 @@ func render(p Params) (resmap.ResMap, error) {
 	if err != nil {
 		return nil, fmt.Errorf("render manifests (strategy %s): %w", p.Strategy, err)
 	}
+	if p.TokensvcDir != "" {
+		if err := checkTokensvc(rm); err != nil {
+			return nil, fmt.Errorf("render manifests: %s: %w\nthe directory must provide %s", p.TokensvcDir, err, TokensvcContract)
+		}
+	}
 	return rm, nil
+}
+
+// teamDir is where a team's token-service directory goes in the in-memory tree.
+const teamDir = root + "/base/tokensvc-team"
+
+// useTokensvcDir copies the kustomize directory dir from disk into the tree and makes the base
+// use it instead of the bundled tokensvc.yaml.
+func useTokensvcDir(fsys filesys.FileSystem, dir string) error {
+	disk := os.DirFS(dir)
+	if _, err := fs.Stat(disk, "kustomization.yaml"); err != nil {
+		return fmt.Errorf("render manifests: %s has no kustomization.yaml: it must be a kustomize directory providing %s", dir, TokensvcContract)
+	}
+	err := fs.WalkDir(disk, ".", func(name string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := fs.ReadFile(disk, name)
+		if err != nil {
+			return err
+		}
+		return fsys.WriteFile(path.Join(teamDir, name), data)
+	})
+	if err != nil {
+		return fmt.Errorf("render manifests: copy %s: %w", dir, err)
+	}
+	kpath := path.Join(root, "base", "kustomization.yaml")
+	k, err := fsys.ReadFile(kpath)
+	if err != nil {
+		return fmt.Errorf("render manifests: %w", err)
+	}
+	replaced := strings.Replace(string(k), "\n  - tokensvc.yaml\n", "\n  - tokensvc-team\n", 1)
+	if replaced == string(k) {
+		return errors.New("render manifests: the base no longer lists tokensvc.yaml as a resource")
+	}
+	return fsys.WriteFile(kpath, []byte(replaced))
+}
+
+// checkTokensvc checks a render for what the suite needs of the token service.
+func checkTokensvc(rm resmap.ResMap) error {
+	var errs []error
+	found := map[string]bool{}
+	for _, r := range rm.Resources() {
+		if r.GetName() != TokensvcName || (r.GetKind() != "Deployment" && r.GetKind() != "Service") {
+			continue
+		}
+		found[r.GetKind()] = true
+		m, err := r.Map()
+		if err != nil {
+			return err
+		}
+		u := unstructured.Unstructured{Object: m}
+		switch r.GetKind() {
+		case "Deployment":
+			labels, _, _ := unstructured.NestedStringMap(u.Object, "spec", "template", "metadata", "labels")
+			if labels[NameLabel] != TokensvcName {
+				errs = append(errs, fmt.Errorf("Deployment %s: pods not labelled %s=%s", TokensvcName, NameLabel, TokensvcName))
+			}
+		case "Service":
+			sel, _, _ := unstructured.NestedStringMap(u.Object, "spec", "selector")
+			if sel[NameLabel] != TokensvcName {
+				errs = append(errs, fmt.Errorf("Service %s: selector is not %s=%s", TokensvcName, NameLabel, TokensvcName))
+			}
+		}
+	}
+	for _, kind := range []string{"Deployment", "Service"} {
+		if !found[kind] {
+			errs = append(errs, fmt.Errorf("no %s named %s", kind, TokensvcName))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // topKustomization is the kustomization that turns the overlay into one run's manifests, and

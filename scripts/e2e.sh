@@ -116,6 +116,10 @@ done
 if [ "$mode" != existing ]; then
   # Nothing of this run may outlive it unless KEEP=true (gc leaves kept clusters).
   "$bin/stampede-cluster" gc --run "$RUN_ID" 2>&1 | sed 's/^/  /' >&2 || { log "gc of run ${RUN_ID} failed"; [ "$rc" = 0 ] && rc=1; }
+elif [ "${KEEP:-}" != true ]; then
+  # On a cluster stampede did not create: only this run's namespaces (both owner labels).
+  "$bin/stampede-cluster" gc-namespaces --kubeconfig "${STAMPEDE_E2E_KUBECONFIG:-}" --context "${STAMPEDE_E2E_CONTEXT:-}" \
+    --run "$RUN_ID" 2>&1 | sed 's/^/  /' >&2 || { log "removing run ${RUN_ID}'s namespaces failed"; [ "$rc" = 0 ] && rc=1; }
 fi
 
 "${REPO_ROOT}/scripts/egress-guard.sh" since "$guard_before" "$ARTIFACTS_DIR" || { [ "$rc" = 0 ] && rc=1; }

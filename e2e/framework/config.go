@@ -36,6 +36,9 @@ type Config struct {
 	// SelftestImage is the token service built with the self-test's mutants (-tags selftest);
 	// empty means built here when a self-test spec runs.
 	SelftestImage string
+	// Manifests is a team's kustomize directory for the token service, deployed instead of the
+	// bundled one (manifests.TokensvcContract says what it must provide).
+	Manifests string
 	// ServiceURL overrides the token service's address from the host (existing mode).
 	ServiceURL string
 	// Seed fixes the customers and the burst plan; 0 means a new one, printed at the start.
@@ -88,6 +91,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.PostgresImage, "e2e.postgres-image", env("POSTGRES_IMAGE", ""), "PostgreSQL image (default: built here)")
 	fs.StringVar(&c.ToxiproxyImage, "e2e.toxiproxy-image", env("TOXIPROXY_IMAGE", ""), "toxiproxy image (default: built here)")
 	fs.StringVar(&c.SelftestImage, "e2e.selftest-image", env("SELFTEST_IMAGE", ""), "self-test token service image, built with -tags selftest (default: built here when a selftest spec runs)")
+	fs.StringVar(&c.Manifests, "e2e.manifests", env("MANIFESTS", ""), "a kustomize directory of the token service to deploy instead of the bundled one (what it must provide: README)")
 	fs.StringVar(&c.ServiceURL, "e2e.service-url", env("SERVICE_URL", ""), "token service URL from this host (default: the kind port mapping)")
 	fs.Uint64Var(&c.Seed, "e2e.seed", seed, "seed of the customers and burst plan; 0 picks one (env SEED)")
 	fs.IntVar(&c.Customers, "e2e.customers", envInt("CUSTOMERS", 40), "new customers per spec")
@@ -110,11 +114,21 @@ func (c *Config) Validate() error {
 			c.ClusterName = map[string]string{"kind": cluster.KindName(c.RunID), "reuse": cluster.DefaultName}[c.Mode]
 		}
 	case "existing":
+		if c.Kubeconfig == "" || c.Context == "" {
+			// Never the kubeconfig's current context: a run against the wrong cluster is the
+			// mistake this refuses.
+			return fmt.Errorf("existing mode needs -e2e.kubeconfig and -e2e.context, the context named explicitly (KUBECONFIG=... CONTEXT=...)")
+		}
 		if c.TokensvcImage == "" || c.PostgresImage == "" {
 			return fmt.Errorf("existing mode needs -e2e.tokensvc-image and -e2e.postgres-image (images the cluster can pull)")
 		}
 	default:
 		return fmt.Errorf("-e2e.mode=%q: use kind, reuse or existing", c.Mode)
+	}
+	if c.Manifests != "" {
+		if fi, err := os.Stat(c.Manifests); err != nil || !fi.IsDir() {
+			return fmt.Errorf("-e2e.manifests=%s: not a directory (a kustomize directory of the token service)", c.Manifests)
+		}
 	}
 	if c.Customers < 1 || c.Burst < 2 {
 		return fmt.Errorf("-e2e.customers must be >= 1 and -e2e.burst >= 2 (a race needs two requests)")
@@ -184,3 +198,24 @@ func RepoRoot() string { return repoRoot() }
 // ChaosTimeout is the time limit of a chaos spec: the spec timeout and half again, for the
 // fault's hold and the recovery bound.
 func (c *Config) ChaosTimeout() time.Duration { return c.Timeout * 3 / 2 }
+
+// ClusterParams are the e2e/cluster parameters of c's mode: the kind settings (cluster name,
+// kind config, node image) only in kind and reuse modes, where they have defaults; an existing
+// cluster is named by its kubeconfig and context alone.
+func (c *Config) ClusterParams() cluster.Params {
+	p := cluster.Params{
+		Mode:         cluster.Mode(c.Mode),
+		Name:         c.ClusterName,
+		RunID:        c.RunID,
+		ConfigPath:   c.KindConfig,
+		NodeImage:    c.NodeImage,
+		Kubeconfig:   c.Kubeconfig,
+		Context:      c.Context,
+		ArtifactsDir: c.Artifacts,
+		Keep:         c.Keep,
+	}
+	if c.Mode == "existing" {
+		p.Name, p.ConfigPath, p.NodeImage = "", "", ""
+	}
+	return p
+}

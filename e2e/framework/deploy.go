@@ -104,6 +104,7 @@ func (e *Env) Deploy(ctx context.Context, p DeployParams) *Deployment {
 		PostgresPassword: password,
 		Config:           config,
 		Components:       p.Components,
+		TokensvcDir:      e.Config.Manifests,
 	})
 	Expect(err).NotTo(HaveOccurred(), "render manifests")
 	if p.Toxiproxy {

@@ -111,9 +111,9 @@ func (d *Deployment) delete(ctx SpecContext) {
 
 // The labels of every namespace the suite creates: which run made it, and that stampede did.
 const (
-	RunLabel       = "stampede.io/run"
-	ManagedByLabel = "app.kubernetes.io/managed-by"
-	ManagedBy      = "stampede"
+	RunLabel       = cluster.RunLabel
+	ManagedByLabel = cluster.ManagedByLabel
+	ManagedBy      = cluster.ManagedBy
 )
 
 // keepNamespace decides whether a spec's namespace outlives it: only a failed spec's, and only

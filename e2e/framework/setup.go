@@ -44,21 +44,8 @@ func Setup(ctx context.Context, cfg *Config) *Env {
 	}
 
 	By(fmt.Sprintf("bringing up cluster %s (%s mode, run %s)", cfg.ClusterName, cfg.Mode, cfg.RunID))
-	p := cluster.Params{
-		Mode:         cluster.Mode(cfg.Mode),
-		Name:         cfg.ClusterName,
-		RunID:        cfg.RunID,
-		ConfigPath:   cfg.KindConfig,
-		NodeImage:    cfg.NodeImage,
-		Kubeconfig:   cfg.Kubeconfig,
-		Context:      cfg.Context,
-		ArtifactsDir: cfg.Artifacts,
-		Keep:         cfg.Keep,
-		Logger:       logger,
-	}
-	if cfg.Mode == "existing" {
-		p.Name = ""
-	}
+	p := cfg.ClusterParams()
+	p.Logger = logger
 	// New takes the cluster name's lock; the cleanup is registered before Start creates
 	// anything, so that an interrupt at any point (Ginkgo runs DeferCleanup on SIGINT and
 	// SIGTERM) deletes what this run made, unless KEEP=true.

@@ -48,6 +48,9 @@ const usage = `usage: stampede-cluster COMMAND [flags]
                       remove what dead runs left: their clusters, paused nodes, lock files, and
                       the shared network when unused; --run only that run's, --kept also kept
                       clusters stampede created; clusters without a stampede record stay
+  gc-namespaces --kubeconfig K --context C --run ID
+                      on an existing cluster, delete the namespaces that run created (its
+                      owner labels), nothing else
   run-env [--seed N] [--artifacts DIR]
                       start a run: print RUN_ID, SEED (new when 0) and ARTIFACTS_DIR (created
                       under DIR, default _artifacts, with DIR/latest pointing at it) as shell
@@ -157,6 +160,20 @@ var commands = map[string]command{
 		return func(ctx context.Context, log *slog.Logger, stdout io.Writer) error {
 			p.Logger = log
 			_, err := cluster.GC(ctx, stdout, p)
+			return err
+		}
+	}},
+	"gc-namespaces": {func(fs *flag.FlagSet) func(context.Context, *slog.Logger, io.Writer) error {
+		kubeconfig := fs.String("kubeconfig", "", "the existing cluster's kubeconfig")
+		kctx := fs.String("context", "", "its context, named explicitly")
+		runID := fs.String("run", "", "the run whose namespaces to delete")
+		return func(ctx context.Context, _ *slog.Logger, stdout io.Writer) error {
+			cs, err := cluster.ExistingClient(*kubeconfig, *kctx)
+			if err != nil {
+				return err
+			}
+			n, err := cluster.DeleteRunNamespaces(ctx, cs, *runID, stdout)
+			fmt.Fprintf(stdout, "%d namespaces of run %s deleted\n", n, *runID)
 			return err
 		}
 	}},

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# pre-release.sh [ginkgo args...]: verify a release on a cluster stampede did not create (staging).
+#   KUBECONFIG, CONTEXT   the cluster; the context must be named (the current one is never used)
+#   TOKENSVC_IMAGE, POSTGRES_IMAGE   images the cluster can pull (a registry's references)
+#   TOXIPROXY_IMAGE       optional: the db-latency and db-cut faults need it (skipped without)
+#   MANIFESTS=DIR         optional: a team's kustomize directory of the token service, deployed
+#                         instead of the bundled one (README: what it must provide)
+#   LABELS                default 'registration || chaos': the registration specs, the canary and
+#                         every chaos fault this cluster allows (node faults are skipped, with why)
+# Each spec deploys into a namespace of its own, labelled with the run's id and
+# app.kubernetes.io/managed-by=stampede, and deletes it; after the run, even an interrupted one,
+# the run's namespaces (both labels) are deleted, and nothing else is touched.
+set -o errexit -o nounset -o pipefail
+LOG_PREFIX=pre-release
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+[ -n "${KUBECONFIG:-}" ] || die "name the cluster: KUBECONFIG=path/to/kubeconfig CONTEXT=name make pre-release"
+[ -f "$KUBECONFIG" ] || die "KUBECONFIG=${KUBECONFIG}: no such file"
+[ -n "${CONTEXT:-}" ] || die "name the context: CONTEXT=name (the kubeconfig's current context is never used)"
+[ -n "${TOKENSVC_IMAGE:-}" ] && [ -n "${POSTGRES_IMAGE:-}" ] ||
+  die "name the images the cluster pulls: TOKENSVC_IMAGE=registry/tokensvc:tag POSTGRES_IMAGE=registry/postgres:tag"
+[ -z "${MANIFESTS:-}" ] || [ -d "$MANIFESTS" ] || die "MANIFESTS=${MANIFESTS}: not a directory"
+
+export STAMPEDE_E2E_KUBECONFIG="$KUBECONFIG" STAMPEDE_E2E_CONTEXT="$CONTEXT" \
+  STAMPEDE_E2E_TOKENSVC_IMAGE="$TOKENSVC_IMAGE" STAMPEDE_E2E_POSTGRES_IMAGE="$POSTGRES_IMAGE"
+[ -z "${TOXIPROXY_IMAGE:-}" ] || export STAMPEDE_E2E_TOXIPROXY_IMAGE="$TOXIPROXY_IMAGE"
+[ -z "${ATTACKER_IMAGE:-}" ] || export STAMPEDE_E2E_ATTACKER_IMAGE="$ATTACKER_IMAGE"
+[ -z "${MANIFESTS:-}" ] || export STAMPEDE_E2E_MANIFESTS="$(cd "$MANIFESTS" && pwd)"
+export LABELS="${LABELS:-registration || chaos}"
+log "verifying context ${CONTEXT} of ${KUBECONFIG} with ${TOKENSVC_IMAGE}${MANIFESTS:+ and the manifests in ${MANIFESTS}}"
+exec "${REPO_ROOT}/scripts/e2e.sh" existing "$@"
