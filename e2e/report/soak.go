@@ -221,12 +221,13 @@ func AggregateSoak(dirs []string, attempted int) Soak {
 			}
 			sp.Ran++
 			sp.States[sr.State]++
-			for figure, v := range sr.Figures {
+			// In name order, so that soak.json lists the parts of a run the same way each time.
+			for _, figure := range slices.Sorted(maps.Keys(sr.Figures)) {
 				name, ok := verdictPart(figure)
 				if !ok {
 					continue
 				}
-				verdict, _ := v.(string)
+				verdict, _ := sr.Figures[figure].(string)
 				key := [2]string{sr.Name, name}
 				p := parts[key]
 				if p == nil {
