@@ -7,6 +7,8 @@ ARTIFACTS ?= $(CURDIR)/_artifacts
 SEED ?=
 LABELS ?=
 ARGS ?=
+# N is the number of runs of a soak.
+N ?= 20
 # CLUSTER names the kind cluster (-e2e.cluster-name; cluster-up/smoke/cluster-down's --name).
 CLUSTER ?=
 export ARTIFACTS SEED LABELS CLUSTER
@@ -38,6 +40,10 @@ selftest: ## The suite's kill ratio: every broken build of service/mutants must 
 .PHONY: nightly
 nightly: ## Every spec, the chaos specs and the self-test included, on a fresh kind cluster.
 	@LABELS=all scripts/e2e.sh kind --timeout 4h $(ARGS)
+
+.PHONY: soak
+soak: ## The registration specs N times (default 20) on one kept cluster (CLUSTER=, default stampede-soak), fresh seeds: flakes, false alarms, the canary's detection rate with its 95% interval (soak.md).
+	@N=$(N) scripts/soak.sh $(ARGS)
 
 .PHONY: recheck
 recheck: ## Re-judge a run's saved artifacts offline and compare with its verdicts (DIR=, default the latest run).

@@ -50,6 +50,11 @@ var _ = Describe("First registration under concurrency", Label("registration"), 
 	It("catches the seed's bug in the legacy strategy: the canary", Label("legacy", "canary"), func(ctx SpecContext) {
 		d := env.Deploy(ctx, framework.DeployParams{Strategy: "legacy"})
 		o := d.Stampede(ctx, bursts(2))
+		// The figures a soak pools (make soak): customers caught by their known bug, of all,
+		// recorded before any verdict so that a canary that caught nothing still counts.
+		caught := check.Detect(check.StrategyLegacy, o.Result)
+		AddReportEntry("canary.caught", caught.Caught, ReportEntryVisibilityNever)
+		AddReportEntry("canary.customers", caught.Customers, ReportEntryVisibilityNever)
 		expectRaceExercised(d, o)
 		By("expecting null-subject tokens answered with 200: the suite must still see what it exists for")
 		if o.Result.EmptySubjects == 0 || o.Result.Counts[check.RuleTokenMatchesRow] == 0 {

@@ -6,14 +6,22 @@
 //	                        with the verdict the live run saved
 //	stampede report DIR     render DIR/report.html again from a run's artifacts (its Ginkgo
 //	                        report.json, results.json and every judged run)
+//	stampede soak [-out DIR] [-attempted N] RUNDIR...
+//	                        the runs of a soak together (make soak): per spec its states and
+//	                        verdicts, the canary's detection rate with its 95% interval and the
+//	                        time to its first violation, the false alarms on atomic/fail-fast;
+//	                        writes soak.json and soak.md into DIR (default: the first run's
+//	                        parent) and prints the table
 //
 // check prints one line per judged run (verdict, counts, and whether it matches the live
-// verdict) and exits 1 when any differs, 2 on bad usage or unreadable artifacts.
+// verdict) and exits 1 when any differs; soak exits 1 when the soak failed (a false alarm, the
+// canary never caught, nothing judged); both exit 2 on bad usage or unreadable artifacts.
 package main
 
 import (
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -27,16 +35,23 @@ import (
 const usage = `usage: stampede COMMAND ARGS
   check DIR...   re-judge every saved run under each DIR from its artifacts and compare with
                  the live verdict (exit 1 if any differs)
-  report DIR     render DIR/report.html again from a run's artifacts`
+  report DIR     render DIR/report.html again from a run's artifacts
+  soak [-out DIR] [-attempted N] RUNDIR...
+                 the runs of a soak together: soak.json and soak.md into DIR (default the
+                 first run's parent); exit 1 on a false alarm on atomic/fail-fast, a canary
+                 never caught, or nothing judged`
 
 // errDiffers is check's finding that a re-judged run differs from its saved verdict.
 var errDiffers = errors.New("a re-judged run differs from its saved verdict")
+
+// errSoakFailed is soak's finding that the soak failed (soak.md says why).
+var errSoakFailed = errors.New("the soak failed")
 
 func main() {
 	err := run(os.Args[1:], os.Stdout)
 	switch {
 	case err == nil:
-	case errors.Is(err, errDiffers):
+	case errors.Is(err, errDiffers), errors.Is(err, errSoakFailed):
 		fmt.Fprintln(os.Stderr, "stampede:", err)
 		os.Exit(1)
 	default:
@@ -54,6 +69,8 @@ func run(args []string, out io.Writer) error {
 		return checkDirs(args[1:], out)
 	case "report":
 		return renderReport(args[1:], out)
+	case "soak":
+		return soak(args[1:], out)
 	case "-h", "--help", "help":
 		fmt.Fprintln(out, usage)
 		return nil
@@ -142,5 +159,39 @@ func renderReport(args []string, out io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(out, filepath.Join(dir, report.HTMLFile))
+	return nil
+}
+
+// soak reads the run directories of a soak together, writes soak.json and soak.md, and prints
+// the table.
+func soak(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("soak", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	dest := fs.String("out", "", "where soak.json and soak.md go (default: the first run directory's parent)")
+	attempted := fs.Int("attempted", 0, "runs the soak started, when some left no directory (default: the directories named)")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("soak: %w\n%s", err, usage)
+	}
+	dirs := fs.Args()
+	if len(dirs) == 0 {
+		return fmt.Errorf("soak: name the run directories of the soak (e.g. _artifacts/soak-*/2*)\n%s", usage)
+	}
+	for _, d := range dirs {
+		if fi, err := os.Stat(d); err != nil || !fi.IsDir() {
+			return fmt.Errorf("soak: %s is not a run's artifacts directory", d)
+		}
+	}
+	if *dest == "" {
+		*dest = filepath.Dir(filepath.Clean(dirs[0]))
+	}
+	s := report.AggregateSoak(dirs, *attempted)
+	if err := report.WriteSoak(*dest, s); err != nil {
+		return err
+	}
+	fmt.Fprint(out, s.Markdown())
+	fmt.Fprintf(out, "\n%s, %s\n", filepath.Join(*dest, report.SoakMarkdownFile), filepath.Join(*dest, report.SoakJSONFile))
+	if !s.Passed() {
+		return fmt.Errorf("%w: %s", errSoakFailed, strings.Join(s.Problems, "; "))
+	}
 	return nil
 }

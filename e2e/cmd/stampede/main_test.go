@@ -74,3 +74,45 @@ func TestUsage(t *testing.T) {
 		}
 	}
 }
+
+// soak writes soak.json and soak.md beside the runs and fails on a false alarm on atomic: the
+// judged run of savedRun broke final-token under atomic's contract in a spec that failed.
+func TestSoak(t *testing.T) {
+	root := t.TempDir()
+	run1 := filepath.Join(root, "run1")
+	savedRun(t, run1)
+	results := func(state string) {
+		t.Helper()
+		body := `{"run_id": "r1", "seed": 7, "specs": [{"name": "spec", "state": "` + state + `", "figures": {"verdict": "fail"}}]}`
+		if err := os.WriteFile(filepath.Join(run1, report.ResultsFile), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	results("failed")
+	var out strings.Builder
+	err := run([]string{"soak", "-attempted", "2", run1}, &out)
+	if !errors.Is(err, errSoakFailed) || !strings.Contains(err.Error(), "1 false alarms on atomic/fail-fast in 1 judged runs") ||
+		!strings.Contains(out.String(), "1 runs of 2 started") {
+		t.Errorf("a false alarm: %v\n%s", err, out.String())
+	}
+	for _, name := range []string{report.SoakJSONFile, report.SoakMarkdownFile} {
+		if _, err := os.Stat(filepath.Join(root, name)); err != nil {
+			t.Errorf("soak wrote no %s beside the runs: %v", name, err)
+		}
+	}
+	// The same violations in a spec that passed: it expected them (a mutant), no alarm.
+	results("passed")
+	dest := t.TempDir()
+	out.Reset()
+	if err := run([]string{"soak", "-out", dest, run1}, &out); err != nil || !strings.Contains(out.String(), "soak passed") {
+		t.Errorf("no false alarm: %v\n%s", err, out.String())
+	}
+	if _, err := os.Stat(filepath.Join(dest, report.SoakJSONFile)); err != nil {
+		t.Errorf("-out: %v", err)
+	}
+	for _, args := range [][]string{{"soak"}, {"soak", "/no/such/dir"}, {"soak", "-frobnicate", run1}} {
+		if err := run(args, &strings.Builder{}); err == nil || errors.Is(err, errSoakFailed) {
+			t.Errorf("stampede %v: %v, want a usage error", args, err)
+		}
+	}
+}
