@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -133,5 +136,46 @@ func TestBadPlan(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"-burst=0"}, func(string) string { return "0" }, &stdout, &stderr); code != 2 || stdout.Len() != 0 {
 		t.Errorf("exit %d, stdout %q", code, stdout.String())
+	}
+}
+
+// TestImageTagCoversItsSources checks that the attacker image's tag (scripts/build-image.sh)
+// hashes every directory of this module that the command is built from: a change the tag
+// missed would leave an old attacker in the nodes under a tag that looks current.
+func TestImageTagCoversItsSources(t *testing.T) {
+	root, err := filepath.Abs("../../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script, err := os.ReadFile(filepath.Join(root, "scripts", "build-image.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(script), "    attacker) ")
+	if !ok {
+		t.Fatal("build-image.sh has no attacker) case")
+	}
+	rule, _, _ := strings.Cut(rest, ";;")
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.Dir}}{{end}}", ".").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, dir := range strings.Fields(string(out)) {
+		rel, err := filepath.Rel(root, dir)
+		if err != nil || strings.HasPrefix(rel, "..") {
+			continue // another module's, pinned by go.sum
+		}
+		covered := false
+		for d := rel; d != "." && !covered; d = filepath.Dir(d) {
+			covered = strings.Contains(rule, `"${r}/`+d+`"`)
+		}
+		if !covered {
+			t.Errorf("the attacker is built from %s, which its image tag does not hash: %s", rel, strings.TrimSpace(rule))
+		}
+	}
+	for _, f := range []string{"go.mod", "go.sum"} {
+		if !strings.Contains(rule, `"${r}/`+f+`"`) {
+			t.Errorf("the attacker's image tag does not hash %s", f)
+		}
 	}
 }
