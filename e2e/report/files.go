@@ -25,6 +25,9 @@ const (
 	// Per spec or judged run: a chaos run's figures and a canary's detection line.
 	ChaosFile     = "chaos.json"
 	DetectionFile = "detection.txt"
+	// AttackersFile, per judged run with traffic from inside the cluster: each attacker pod's
+	// node, start slack and own logging (its history is in the run's history.jsonl, merged).
+	AttackersFile = "attackers.log"
 )
 
 // WriteJSONFile writes v, indented, as dir/name, creating dir.
