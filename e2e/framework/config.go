@@ -38,6 +38,19 @@ type Config struct {
 	SelftestImage string
 	// ServiceURL overrides the token service's address from the host (existing mode).
 	ServiceURL string
+	// Traffic is where the bursts come from: TrafficHost (this process, through ServiceURL) or
+	// TrafficCluster (Attackers pods of a Job inside the cluster, through the token service's
+	// ClusterIP Service). Empty means TrafficCluster in existing mode, TrafficHost otherwise.
+	Traffic string
+	// Attackers is the number of attacker pods that share every burst with cluster traffic.
+	Attackers int
+	// AttackerImage is the attacker pods' image; empty means built here
+	// (scripts/build-image.sh attacker) and loaded into the kind nodes when cluster traffic is
+	// chosen. Required for cluster traffic in existing mode.
+	AttackerImage string
+	// AttackLead is how far ahead of the attacker Job's creation its agreed start instant is:
+	// long enough for every pod to be scheduled and started.
+	AttackLead time.Duration
 	// Seed fixes the customers and the burst plan; 0 means a new one, printed at the start.
 	Seed uint64
 	// Customers is the number of new customers per spec, each hit by Burst simultaneous requests.
@@ -55,6 +68,12 @@ type Config struct {
 	Timeout time.Duration
 }
 
+// Where the bursts come from (Config.Traffic).
+const (
+	TrafficHost    = "host"
+	TrafficCluster = "cluster"
+)
+
 func env(name, def string) string {
 	if v, ok := os.LookupEnv("STAMPEDE_E2E_" + name); ok && v != "" {
 		return v
@@ -64,6 +83,13 @@ func env(name, def string) string {
 
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(env(name, "")); err == nil {
+		return v
+	}
+	return def
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if v, err := time.ParseDuration(env(name, "")); err == nil {
 		return v
 	}
 	return def
@@ -89,6 +115,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ToxiproxyImage, "e2e.toxiproxy-image", env("TOXIPROXY_IMAGE", ""), "toxiproxy image (default: built here)")
 	fs.StringVar(&c.SelftestImage, "e2e.selftest-image", env("SELFTEST_IMAGE", ""), "self-test token service image, built with -tags selftest (default: built here when a selftest spec runs)")
 	fs.StringVar(&c.ServiceURL, "e2e.service-url", env("SERVICE_URL", ""), "token service URL from this host (default: the kind port mapping)")
+	fs.StringVar(&c.Traffic, "e2e.traffic", env("TRAFFIC", ""), "where the bursts come from: host (this process) or cluster (attacker pods; default in existing mode)")
+	fs.IntVar(&c.Attackers, "e2e.attackers", envInt("ATTACKERS", 3), "attacker pods that share every burst with -e2e.traffic=cluster")
+	fs.StringVar(&c.AttackerImage, "e2e.attacker-image", env("ATTACKER_IMAGE", ""), "attacker image for -e2e.traffic=cluster (default: built here; required in existing mode)")
+	fs.DurationVar(&c.AttackLead, "e2e.attack-lead", envDuration("ATTACK_LEAD", 10*time.Second), "how far ahead of the attacker Job's creation its pods' agreed start instant is")
 	fs.Uint64Var(&c.Seed, "e2e.seed", seed, "seed of the customers and burst plan; 0 picks one (env SEED)")
 	fs.IntVar(&c.Customers, "e2e.customers", envInt("CUSTOMERS", 40), "new customers per spec")
 	fs.IntVar(&c.Burst, "e2e.burst", envInt("BURST", 6), "simultaneous first-registration requests per customer")
@@ -115,6 +145,27 @@ func (c *Config) Validate() error {
 		}
 	default:
 		return fmt.Errorf("-e2e.mode=%q: use kind, reuse or existing", c.Mode)
+	}
+	if c.Traffic == "" {
+		c.Traffic = TrafficHost
+		if c.Mode == "existing" {
+			c.Traffic = TrafficCluster
+		}
+	}
+	switch c.Traffic {
+	case TrafficHost:
+	case TrafficCluster:
+		if c.Attackers < 1 {
+			return fmt.Errorf("-e2e.attackers=%d: cluster traffic needs at least one attacker pod", c.Attackers)
+		}
+		if c.AttackLead <= 0 {
+			return fmt.Errorf("-e2e.attack-lead=%s: the pods need time to start before the agreed instant", c.AttackLead)
+		}
+		if c.Mode == "existing" && c.AttackerImage == "" {
+			return fmt.Errorf("cluster traffic in existing mode needs -e2e.attacker-image (scripts/build-image.sh attacker, pushed where the cluster pulls from), or -e2e.traffic=host")
+		}
+	default:
+		return fmt.Errorf("-e2e.traffic=%q: use host or cluster", c.Traffic)
 	}
 	if c.Customers < 1 || c.Burst < 2 {
 		return fmt.Errorf("-e2e.customers must be >= 1 and -e2e.burst >= 2 (a race needs two requests)")
@@ -180,6 +231,15 @@ func repoRoot() string {
 
 // RepoRoot is the repository's root directory.
 func RepoRoot() string { return repoRoot() }
+
+// TrafficSource says where the bursts come from, for logs and reports: "host", or "cluster (3
+// attacker pods)".
+func (c *Config) TrafficSource() string {
+	if c.Traffic == TrafficCluster {
+		return fmt.Sprintf("%s (%d attacker pods)", TrafficCluster, c.Attackers)
+	}
+	return c.Traffic
+}
 
 // ChaosTimeout is the time limit of a chaos spec: the spec timeout and half again, for the
 // fault's hold and the recovery bound.
