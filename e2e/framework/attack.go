@@ -30,7 +30,7 @@ func (d *Deployment) attackFromCluster(ctx context.Context, customers []history.
 		URL:       manifests.TokensvcClusterURL(d.Namespace),
 		Customers: customers,
 		Burst:     burst,
-		Gap:       traffic.DefaultGap,
+		Gap:       cfg.Gap,
 		Retry:     retry,
 		Start:     time.Now().Add(cfg.AttackLead),
 		Shard:     traffic.Shard{Count: cfg.Attackers},

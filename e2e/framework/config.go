@@ -10,6 +10,7 @@ import (
 
 	"github.com/stampede-e2e/stampede/e2e/cluster"
 	"github.com/stampede-e2e/stampede/e2e/report"
+	"github.com/stampede-e2e/stampede/e2e/traffic"
 )
 
 // Config is what a run of the suite is told, by flags (prefix e2e.) or, where no flag is given,
@@ -55,6 +56,8 @@ type Config struct {
 	Seed uint64
 	// Customers is the number of new customers per spec, each hit by Burst simultaneous requests.
 	Customers, Burst int
+	// Gap separates the starts of two customers' bursts in a spec's Stampede.
+	Gap time.Duration
 	// Replicas of the token service.
 	Replicas int
 	// Keep keeps the cluster (kind mode) and failed specs' namespaces for inspection.
@@ -122,6 +125,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Uint64Var(&c.Seed, "e2e.seed", seed, "seed of the customers and burst plan; 0 picks one (env SEED)")
 	fs.IntVar(&c.Customers, "e2e.customers", envInt("CUSTOMERS", 40), "new customers per spec")
 	fs.IntVar(&c.Burst, "e2e.burst", envInt("BURST", 6), "simultaneous first-registration requests per customer")
+	fs.DurationVar(&c.Gap, "e2e.gap", envDuration("GAP", traffic.DefaultGap), "time between the starts of two customers' bursts")
 	fs.IntVar(&c.Replicas, "e2e.replicas", envInt("REPLICAS", 3), "token service replicas")
 	fs.BoolVar(&c.Keep, "e2e.keep", env("KEEP", "") == "true", "keep the kind cluster and failed specs' namespaces")
 	fs.StringVar(&c.Artifacts, "e2e.artifacts", env("ARTIFACTS", ""), "this run's artifacts directory (default: <artifacts-base>/<UTC time>-seed<N>)")
@@ -169,6 +173,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Customers < 1 || c.Burst < 2 {
 		return fmt.Errorf("-e2e.customers must be >= 1 and -e2e.burst >= 2 (a race needs two requests)")
+	}
+	if c.Gap <= 0 {
+		return fmt.Errorf("-e2e.gap=%s: want more than 0", c.Gap)
 	}
 	if c.Replicas < 2 {
 		return fmt.Errorf("-e2e.replicas must be >= 2: the race needs two pods")

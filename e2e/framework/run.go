@@ -94,7 +94,7 @@ func (d *Deployment) Stampede(ctx context.Context, p BurstParams) Outcome {
 
 // trafficParams are the parameters of one traffic run of d, on d's clock and request numbering.
 func (d *Deployment) trafficParams(customers []history.Customer, burst int, retry traffic.RetryParams, log *slog.Logger) traffic.Params {
-	return traffic.Params{URL: d.Env.ServiceURL, Customers: customers, Burst: burst, Retry: retry,
+	return traffic.Params{URL: d.Env.ServiceURL, Customers: customers, Burst: burst, Gap: d.Env.Config.Gap, Retry: retry,
 		Logger: log, Clock: d.Clock, Seqs: d.Seqs}
 }
 
