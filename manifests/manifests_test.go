@@ -417,8 +417,8 @@ func check(w *rendered, wt want) error {
 
 	s := w.service
 	if s.Spec.Type != corev1.ServiceTypeNodePort || len(s.Spec.Ports) != 1 || s.Spec.Ports[0].NodePort != NodePort ||
-		s.Spec.Ports[0].TargetPort.String() != "http" {
-		errorf("Service tokensvc %+v, want NodePort %d to port http", s.Spec, NodePort)
+		s.Spec.Ports[0].TargetPort.String() != "http" || s.Spec.Ports[0].Port != TokensvcServicePort {
+		errorf("Service tokensvc %+v, want port %d and NodePort %d to port http", s.Spec, TokensvcServicePort, NodePort)
 	}
 
 	pg := w.postgres

@@ -36,6 +36,8 @@ const (
 	TokensvcName = "tokensvc"
 	// TokensvcPort is the token service's container port (its Service's target).
 	TokensvcPort = 8080
+	// TokensvcServicePort is the port of the token service's Service, on its ClusterIP.
+	TokensvcServicePort = 8080
 	// PostgresName is PostgreSQL's StatefulSet, Service and pods' NameLabel.
 	PostgresName = "postgres"
 	// PostgresPod is the StatefulSet's one pod.
@@ -43,6 +45,13 @@ const (
 	// PostgresPort is PostgreSQL's port.
 	PostgresPort = 5432
 )
+
+// TokensvcClusterURL is the token service as clients inside the cluster reach it: its
+// Service's DNS name in namespace (resolved through the pods' search path, whatever the
+// cluster's domain) and port.
+func TokensvcClusterURL(namespace string) string {
+	return fmt.Sprintf("http://%s.%s.svc:%d", TokensvcName, namespace, TokensvcServicePort)
+}
 
 // Selector is the label selector of the pods of the workload called name.
 func Selector(name string) string { return NameLabel + "=" + name }

@@ -2,7 +2,8 @@
 # build-image.sh [--print] NAME...: build the images the suite deploys, without a registry, and
 # print each one's reference on stdout as NAME=IMAGE (logs go to stderr).
 #
-# NAME is tokensvc, tokensvc-selftest, postgres, toxiproxy or all (all but tokensvc-selftest). Every
+# NAME is tokensvc, tokensvc-selftest, postgres, toxiproxy, attacker or all (all but tokensvc-selftest
+# and attacker, which the suite builds when it needs them). Every
 # tag is a hash of the image's inputs, so an image that is already present is not rebuilt. --print
 # only prints the references.
 #
@@ -13,6 +14,8 @@
 #   postgres   stampede/postgres:<hash>   Debian's postgresql-15 on a minbase rootfs, entrypoint
 #                                         scripts/images/postgres-entrypoint.sh, uid 999
 #   toxiproxy  stampede/toxiproxy:<version>-<hash>   the toxiproxy server at go.mod's version, FROM scratch
+#   attacker   stampede/attacker:<hash>   ./e2e/cmd/stampede-attacker, FROM scratch, uid 65532: traffic
+#                                         from inside the cluster (-e2e.traffic=cluster)
 set -o errexit -o nounset -o pipefail
 LOG_PREFIX=build-image
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -31,7 +34,11 @@ image_ref() {
       "${IMAGES_DIR}/postgres-rootfs.sh" "${r}/scripts/versions.sh" "${r}/scripts/images.sh" "${r}/scripts/build-image.sh")" ;;
     # go.mod and go.sum pick the versions of toxiproxy's own dependencies.
     toxiproxy) echo "stampede/toxiproxy:${TOXIPROXY_VERSION}-$(hash_inputs "${r}/go.mod" "${r}/go.sum" "${r}/scripts/versions.sh")" ;;
-    *) die "unknown image '$1' (want tokensvc, tokensvc-selftest, postgres, toxiproxy or all)" ;;
+    # The packages the command is built from (go list -deps ./e2e/cmd/stampede-attacker, in this
+    # module), and this script, which writes its Dockerfile.
+    attacker) echo "stampede/attacker:$(hash_inputs "${r}/e2e/cmd/stampede-attacker" "${r}/e2e/attack" "${r}/e2e/traffic" \
+      "${r}/e2e/history" "${r}/internal" "${r}/go.mod" "${r}/go.sum" "${r}/scripts/build-image.sh")" ;;
+    *) die "unknown image '$1' (want tokensvc, tokensvc-selftest, postgres, toxiproxy, attacker or all)" ;;
   esac
 }
 
@@ -99,10 +106,27 @@ build_toxiproxy() {
   rm -rf "$dir"
 }
 
+build_attacker() {
+  local image=$1 dir ctx
+  dir=$(mktemp -d)
+  go_static "${dir}/stampede-attacker" ./e2e/cmd/stampede-attacker
+  ctx=$(mktemp -d)
+  cp "${dir}/stampede-attacker" "${ctx}/stampede-attacker"
+  # A numeric non-root user, so that runAsNonRoot can verify it without a passwd file.
+  cat >"${ctx}/Dockerfile" <<'DOCKERFILE'
+FROM scratch
+COPY stampede-attacker /usr/local/bin/stampede-attacker
+USER 65532:65532
+ENTRYPOINT ["/usr/local/bin/stampede-attacker"]
+DOCKERFILE
+  build_dockerfile "$image" "$ctx"
+  rm -rf "$dir" "$ctx"
+}
+
 main() {
   local print_only="" names=() n
   [ "${1:-}" = "--print" ] && { print_only=1; shift; }
-  [ $# -gt 0 ] || die "usage: build-image.sh [--print] tokensvc|tokensvc-selftest|postgres|toxiproxy|all..."
+  [ $# -gt 0 ] || die "usage: build-image.sh [--print] tokensvc|tokensvc-selftest|postgres|toxiproxy|attacker|all..."
   for n in "$@"; do
     if [ "$n" = all ]; then names+=("${ALL[@]}"); else names+=("$n"); fi
   done

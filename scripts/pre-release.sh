@@ -2,6 +2,8 @@
 # pre-release.sh [ginkgo args...]: verify a release on a cluster stampede did not create (staging).
 #   KUBECONFIG, CONTEXT   the cluster; the context must be named (the current one is never used)
 #   TOKENSVC_IMAGE, POSTGRES_IMAGE   images the cluster can pull (a registry's references)
+#   ATTACKER_IMAGE        the attacker (scripts/build-image.sh attacker): the bursts come from a Job
+#                         inside the cluster, as in-cluster clients reach the token service
 #   TOXIPROXY_IMAGE       optional: the db-latency and db-cut faults need it (skipped without)
 #   MANIFESTS=DIR         optional: a team's kustomize directory of the token service, deployed
 #                         instead of the bundled one (README: what it must provide)
@@ -19,6 +21,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 [ -n "${CONTEXT:-}" ] || die "name the context: CONTEXT=name (the kubeconfig's current context is never used)"
 [ -n "${TOKENSVC_IMAGE:-}" ] && [ -n "${POSTGRES_IMAGE:-}" ] ||
   die "name the images the cluster pulls: TOKENSVC_IMAGE=registry/tokensvc:tag POSTGRES_IMAGE=registry/postgres:tag"
+[ -n "${ATTACKER_IMAGE:-}" ] || [ "${STAMPEDE_E2E_TRAFFIC:-}" = host ] ||
+  die "name the attacker image the cluster pulls: ATTACKER_IMAGE=registry/stampede-attacker:tag (or STAMPEDE_E2E_TRAFFIC=host with STAMPEDE_E2E_SERVICE_URL)"
 [ -z "${MANIFESTS:-}" ] || [ -d "$MANIFESTS" ] || die "MANIFESTS=${MANIFESTS}: not a directory"
 
 export STAMPEDE_E2E_KUBECONFIG="$KUBECONFIG" STAMPEDE_E2E_CONTEXT="$CONTEXT" \

@@ -10,6 +10,7 @@ import (
 
 	"github.com/stampede-e2e/stampede/e2e/cluster"
 	"github.com/stampede-e2e/stampede/e2e/report"
+	"github.com/stampede-e2e/stampede/e2e/traffic"
 )
 
 // Config is what a run of the suite is told, by flags (prefix e2e.) or, where no flag is given,
@@ -41,10 +42,25 @@ type Config struct {
 	Manifests string
 	// ServiceURL overrides the token service's address from the host (existing mode).
 	ServiceURL string
+	// Traffic is where the bursts come from: TrafficHost (this process, through ServiceURL) or
+	// TrafficCluster (Attackers pods of a Job inside the cluster, through the token service's
+	// ClusterIP Service). Empty means TrafficCluster in existing mode, TrafficHost otherwise.
+	Traffic string
+	// Attackers is the number of attacker pods that share every burst with cluster traffic.
+	Attackers int
+	// AttackerImage is the attacker pods' image; empty means built here
+	// (scripts/build-image.sh attacker) and loaded into the kind nodes when cluster traffic is
+	// chosen. Required for cluster traffic in existing mode.
+	AttackerImage string
+	// AttackLead is how far ahead of the attacker Job's creation its agreed start instant is:
+	// long enough for every pod to be scheduled and started.
+	AttackLead time.Duration
 	// Seed fixes the customers and the burst plan; 0 means a new one, printed at the start.
 	Seed uint64
 	// Customers is the number of new customers per spec, each hit by Burst simultaneous requests.
 	Customers, Burst int
+	// Gap separates the starts of two customers' bursts in a spec's Stampede.
+	Gap time.Duration
 	// Replicas of the token service.
 	Replicas int
 	// Keep keeps the cluster (kind mode) and failed specs' namespaces for inspection.
@@ -58,6 +74,12 @@ type Config struct {
 	Timeout time.Duration
 }
 
+// Where the bursts come from (Config.Traffic).
+const (
+	TrafficHost    = "host"
+	TrafficCluster = "cluster"
+)
+
 func env(name, def string) string {
 	if v, ok := os.LookupEnv("STAMPEDE_E2E_" + name); ok && v != "" {
 		return v
@@ -67,6 +89,13 @@ func env(name, def string) string {
 
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(env(name, "")); err == nil {
+		return v
+	}
+	return def
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if v, err := time.ParseDuration(env(name, "")); err == nil {
 		return v
 	}
 	return def
@@ -93,9 +122,14 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.SelftestImage, "e2e.selftest-image", env("SELFTEST_IMAGE", ""), "self-test token service image, built with -tags selftest (default: built here when a selftest spec runs)")
 	fs.StringVar(&c.Manifests, "e2e.manifests", env("MANIFESTS", ""), "a kustomize directory of the token service to deploy instead of the bundled one (what it must provide: README)")
 	fs.StringVar(&c.ServiceURL, "e2e.service-url", env("SERVICE_URL", ""), "token service URL from this host (default: the kind port mapping)")
+	fs.StringVar(&c.Traffic, "e2e.traffic", env("TRAFFIC", ""), "where the bursts come from: host (this process) or cluster (attacker pods; default in existing mode)")
+	fs.IntVar(&c.Attackers, "e2e.attackers", envInt("ATTACKERS", 3), "attacker pods that share every burst with -e2e.traffic=cluster")
+	fs.StringVar(&c.AttackerImage, "e2e.attacker-image", env("ATTACKER_IMAGE", ""), "attacker image for -e2e.traffic=cluster (default: built here; required in existing mode)")
+	fs.DurationVar(&c.AttackLead, "e2e.attack-lead", envDuration("ATTACK_LEAD", 10*time.Second), "how far ahead of the attacker Job's creation its pods' agreed start instant is")
 	fs.Uint64Var(&c.Seed, "e2e.seed", seed, "seed of the customers and burst plan; 0 picks one (env SEED)")
 	fs.IntVar(&c.Customers, "e2e.customers", envInt("CUSTOMERS", 40), "new customers per spec")
 	fs.IntVar(&c.Burst, "e2e.burst", envInt("BURST", 6), "simultaneous first-registration requests per customer")
+	fs.DurationVar(&c.Gap, "e2e.gap", envDuration("GAP", traffic.DefaultGap), "time between the starts of two customers' bursts")
 	fs.IntVar(&c.Replicas, "e2e.replicas", envInt("REPLICAS", 3), "token service replicas")
 	fs.BoolVar(&c.Keep, "e2e.keep", env("KEEP", "") == "true", "keep the kind cluster and failed specs' namespaces")
 	fs.StringVar(&c.Artifacts, "e2e.artifacts", env("ARTIFACTS", ""), "this run's artifacts directory (default: <artifacts-base>/<UTC time>-seed<N>)")
@@ -130,8 +164,32 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("-e2e.manifests=%s: not a directory (a kustomize directory of the token service)", c.Manifests)
 		}
 	}
+	if c.Traffic == "" {
+		c.Traffic = TrafficHost
+		if c.Mode == "existing" {
+			c.Traffic = TrafficCluster
+		}
+	}
+	switch c.Traffic {
+	case TrafficHost:
+	case TrafficCluster:
+		if c.Attackers < 1 {
+			return fmt.Errorf("-e2e.attackers=%d: cluster traffic needs at least one attacker pod", c.Attackers)
+		}
+		if c.AttackLead <= 0 {
+			return fmt.Errorf("-e2e.attack-lead=%s: the pods need time to start before the agreed instant", c.AttackLead)
+		}
+		if c.Mode == "existing" && c.AttackerImage == "" {
+			return fmt.Errorf("cluster traffic in existing mode needs -e2e.attacker-image (scripts/build-image.sh attacker, pushed where the cluster pulls from), or -e2e.traffic=host")
+		}
+	default:
+		return fmt.Errorf("-e2e.traffic=%q: use host or cluster", c.Traffic)
+	}
 	if c.Customers < 1 || c.Burst < 2 {
 		return fmt.Errorf("-e2e.customers must be >= 1 and -e2e.burst >= 2 (a race needs two requests)")
+	}
+	if c.Gap <= 0 {
+		return fmt.Errorf("-e2e.gap=%s: want more than 0", c.Gap)
 	}
 	if c.Replicas < 2 {
 		return fmt.Errorf("-e2e.replicas must be >= 2: the race needs two pods")
@@ -194,6 +252,15 @@ func repoRoot() string {
 
 // RepoRoot is the repository's root directory.
 func RepoRoot() string { return repoRoot() }
+
+// TrafficSource says where the bursts come from, for logs and reports: "host", or "cluster (3
+// attacker pods)".
+func (c *Config) TrafficSource() string {
+	if c.Traffic == TrafficCluster {
+		return fmt.Sprintf("%s (%d attacker pods)", TrafficCluster, c.Attackers)
+	}
+	return c.Traffic
+}
 
 // ChaosTimeout is the time limit of a chaos spec: the spec timeout and half again, for the
 // fault's hold and the recovery bound.

@@ -29,12 +29,13 @@ func parseConfig(t *testing.T, args ...string) (*Config, error) {
 // sets: it must get past validation, where it once failed at once on the kind config default.
 func TestPreReleaseFlags(t *testing.T) {
 	documented := []string{"-e2e.mode=existing", "-e2e.kubeconfig=/home/me/.kube/staging", "-e2e.context=staging",
-		"-e2e.tokensvc-image=registry.example/tokensvc:v1.2", "-e2e.postgres-image=registry.example/postgres:15"}
+		"-e2e.tokensvc-image=registry.example/tokensvc:v1.2", "-e2e.postgres-image=registry.example/postgres:15",
+		"-e2e.attacker-image=registry.example/stampede-attacker:v1.2"}
 	if _, err := parseConfig(t, documented...); err != nil {
 		t.Fatalf("the documented pre-release flags: %v", err)
 	}
 	for _, kv := range [][2]string{{"MODE", "existing"}, {"KUBECONFIG", "/k"}, {"CONTEXT", "staging"},
-		{"TOKENSVC_IMAGE", "r/t:1"}, {"POSTGRES_IMAGE", "r/p:1"}} {
+		{"TOKENSVC_IMAGE", "r/t:1"}, {"POSTGRES_IMAGE", "r/p:1"}, {"ATTACKER_IMAGE", "r/a:1"}} {
 		t.Setenv("STAMPEDE_E2E_"+kv[0], kv[1])
 	}
 	c, err := parseConfig(t)

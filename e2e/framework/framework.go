@@ -36,7 +36,8 @@ type Env struct {
 	RestConfig *rest.Config
 	Client     kubernetes.Interface
 	Applier    *Applier
-	// ServiceURL reaches the token service's NodePort from this host.
+	// ServiceURL reaches the token service's NodePort from this host; empty in existing mode
+	// when the bursts come from inside the cluster and nothing here reaches the Service.
 	ServiceURL string
 	Logger     *slog.Logger
 	// Nodes are the cluster's nodes, with their kind node containers (none in existing mode):
@@ -65,6 +66,9 @@ type Deployment struct {
 	Seqs  *history.Seqs
 	// Toxiproxy drives the toxiproxy in front of PostgreSQL; nil without one (DeployParams).
 	Toxiproxy *toxiproxyclient.Client
+
+	// attacks counts the attacker Jobs of the spec, which names each.
+	attacks int
 }
 
 // Issuer is the token service's default issuer claim.

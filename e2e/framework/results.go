@@ -12,7 +12,7 @@ import (
 // FigurePrefixes are the report entries that are a run's figures for trend tracking: each also
 // becomes a JUnit property of its spec (Ginkgo writes every report entry as one) and a cell of
 // the Markdown summary.
-var FigurePrefixes = []string{"chaos.", "canary.", "durability.", "coverage.", "verdict"}
+var FigurePrefixes = []string{"chaos.", "canary.", "durability.", "coverage.", "verdict", "traffic."}
 
 // Results are a run's figures, results.json: what a nightly pipeline compares across runs.
 type Results struct {

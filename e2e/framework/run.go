@@ -19,6 +19,7 @@ import (
 	"github.com/stampede-e2e/stampede/e2e/history"
 	"github.com/stampede-e2e/stampede/e2e/report"
 	"github.com/stampede-e2e/stampede/e2e/traffic"
+	"github.com/stampede-e2e/stampede/manifests"
 )
 
 // BurstParams shape one spec's traffic.
@@ -61,21 +62,39 @@ func (e *Env) Customers(salt uint64, n int) []history.Customer {
 // spec's artifacts directory. It asserts nothing about the verdict: the spec does.
 func (d *Deployment) Stampede(ctx context.Context, p BurstParams) Outcome {
 	GinkgoHelper()
-	By(fmt.Sprintf("sending %d customers x %d simultaneous first registrations to %s", len(p.Customers), p.Burst, d.Env.ServiceURL))
-	out, err := traffic.Run(ctx, d.trafficParams(p.Customers, p.Burst, p.Retry, d.Env.Logger))
-	Expect(err).NotTo(HaveOccurred(), "traffic")
 	dir := d.Dir
 	if p.Name != "" {
 		dir = filepath.Join(d.Dir, p.Name)
 	}
-	o := d.judge(ctx, judged{ops: out.History, customers: p.Customers, registered: p.Registered, coverage: p.Coverage, dir: dir})
+	var ops []history.Op
+	switch d.Env.Config.Traffic {
+	case TrafficCluster:
+		By(fmt.Sprintf("sending %d customers x %d simultaneous first registrations to %s from %d attacker pods inside the cluster",
+			len(p.Customers), p.Burst, manifests.TokensvcClusterURL(d.Namespace), d.Env.Config.Attackers))
+		ops = d.attackFromCluster(ctx, p.Customers, p.Burst, p.Retry, dir)
+	default:
+		By(fmt.Sprintf("sending %d customers x %d simultaneous first registrations to %s", len(p.Customers), p.Burst, d.Env.ServiceURL))
+		out, err := traffic.Run(ctx, d.trafficParams(p.Customers, p.Burst, p.Retry, d.Env.Logger))
+		Expect(err).NotTo(HaveOccurred(), "traffic")
+		ops = out.History
+	}
+	o := d.judge(ctx, judged{ops: ops, customers: p.Customers, registered: p.Registered, coverage: p.Coverage, dir: dir})
+	suffix := ""
+	if p.Name != "" {
+		suffix = "[" + p.Name + "]"
+	}
+	spread := report.BurstSpread(ops)
+	AddReportEntry("traffic.source"+suffix, d.Env.Config.TrafficSource(), ReportEntryVisibilityNever)
+	AddReportEntry("traffic.spread_p50_ms"+suffix, spread.P50.Seconds()*1000, ReportEntryVisibilityNever)
+	AddReportEntry("traffic.spread_p99_ms"+suffix, spread.P99.Seconds()*1000, ReportEntryVisibilityNever)
+	AddReportEntry("traffic.rate"+suffix, spread.Rate, ReportEntryVisibilityNever)
 	AddReportEntry("summary "+d.Strategy, o.Summary)
 	return o
 }
 
 // trafficParams are the parameters of one traffic run of d, on d's clock and request numbering.
 func (d *Deployment) trafficParams(customers []history.Customer, burst int, retry traffic.RetryParams, log *slog.Logger) traffic.Params {
-	return traffic.Params{URL: d.Env.ServiceURL, Customers: customers, Burst: burst, Retry: retry,
+	return traffic.Params{URL: d.Env.ServiceURL, Customers: customers, Burst: burst, Gap: d.Env.Config.Gap, Retry: retry,
 		Logger: log, Clock: d.Clock, Seqs: d.Seqs}
 }
 

@@ -71,7 +71,26 @@ func TestConfigValidate(t *testing.T) {
 	if c, err := parse("-e2e.mode=reuse"); err != nil || c.ClusterName != "stampede" {
 		t.Errorf("reuse: %+v, %v", c, err)
 	}
+	if c, err := parse(); err != nil || c.Traffic != TrafficHost || c.Attackers != 3 {
+		t.Errorf("traffic defaults in kind mode: %q with %d attackers, %v; want host, 3", c.Traffic, c.Attackers, err)
+	}
+	existing := []string{"-e2e.mode=existing", "-e2e.kubeconfig=/k", "-e2e.context=staging", "-e2e.tokensvc-image=r/t:1", "-e2e.postgres-image=r/p:1"}
+	if _, err := parse(existing...); err == nil || !strings.Contains(err.Error(), "attacker-image") {
+		t.Errorf("existing mode defaults to cluster traffic, which needs an attacker image: %v", err)
+	}
+	if c, err := parse(append(existing, "-e2e.attacker-image=r/a:1")...); err != nil || c.Traffic != TrafficCluster {
+		t.Errorf("existing mode: traffic %q, %v; want cluster", c.Traffic, err)
+	}
+	if c, err := parse(append(existing, "-e2e.traffic=host")...); err != nil || c.Traffic != TrafficHost {
+		t.Errorf("existing mode with host traffic: %q, %v", c.Traffic, err)
+	}
+	if c, err := parse("-e2e.traffic=cluster", "-e2e.attackers=2"); err != nil || c.Traffic != TrafficCluster || c.Attackers != 2 || c.AttackLead <= 0 {
+		t.Errorf("cluster traffic in kind mode: %+v, %v", c, err)
+	}
 	for _, bad := range [][]string{
+		{"-e2e.traffic=pods"},
+		{"-e2e.traffic=cluster", "-e2e.attackers=0"},
+		{"-e2e.traffic=cluster", "-e2e.attack-lead=0s"},
 		{"-e2e.mode=bogus"},
 		{"-e2e.mode=existing"},
 		{"-e2e.burst=1"},

@@ -41,6 +41,12 @@ func Setup(ctx context.Context, cfg *Config) *Env {
 			cfg.PostgresImage = firstNonEmpty(cfg.PostgresImage, images["postgres"])
 			cfg.ToxiproxyImage = firstNonEmpty(cfg.ToxiproxyImage, images["toxiproxy"])
 		}
+		if cfg.Traffic == TrafficCluster && cfg.AttackerImage == "" {
+			By("building the attacker image for traffic from inside the cluster (scripts/build-image.sh attacker)")
+			images := must(cluster.BuildImages(ctx, RepoRoot(), GinkgoWriter, "attacker"))
+			Expect(images["attacker"]).NotTo(BeEmpty(), "scripts/build-image.sh printed no attacker image")
+			cfg.AttackerImage = images["attacker"]
+		}
 	}
 
 	By(fmt.Sprintf("bringing up cluster %s (%s mode, run %s)", cfg.ClusterName, cfg.Mode, cfg.RunID))
@@ -59,7 +65,11 @@ func Setup(ctx context.Context, cfg *Config) *Env {
 	var load func(ctx context.Context, images ...string) error
 	if ok, why := c.CanLoadImages(); ok {
 		By("loading the images into the nodes")
-		Expect(c.LoadImages(ctx, cfg.TokensvcImage, cfg.PostgresImage, cfg.ToxiproxyImage)).To(Succeed())
+		images := []string{cfg.TokensvcImage, cfg.PostgresImage, cfg.ToxiproxyImage}
+		if cfg.Traffic == TrafficCluster {
+			images = append(images, cfg.AttackerImage)
+		}
+		Expect(c.LoadImages(ctx, images...)).To(Succeed())
 		load = c.LoadImages
 	} else {
 		fmt.Fprintf(GinkgoWriter, "not loading images: %s\n", why)
@@ -67,8 +77,15 @@ func Setup(ctx context.Context, cfg *Config) *Env {
 	url := cfg.ServiceURL
 	if url == "" {
 		url, err = c.ServiceURL()
+		if err != nil && cfg.Traffic == TrafficCluster {
+			// The bursts come from inside the cluster: the host needs no way in. Only the chaos
+			// rounds, host traffic still, do (they skip without one).
+			fmt.Fprintf(GinkgoWriter, "no address of the token service from this host (%v): traffic from inside the cluster only\n", err)
+			url, err = "", nil
+		}
 		Expect(err).NotTo(HaveOccurred(), "the token service's address from this host; in existing mode pass -e2e.service-url")
 	}
+	fmt.Fprintf(GinkgoWriter, "traffic: %s\n", cfg.TrafficSource())
 	applier, err := NewApplier(c.RESTConfig())
 	Expect(err).NotTo(HaveOccurred())
 	return &Env{

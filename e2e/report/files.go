@@ -28,6 +28,9 @@ const (
 	// Of a failed spec: its namespace's Kubernetes events and every container's log.
 	KubeEventsFile = "events.txt"
 	PodLogsDir     = "pod-logs"
+	// AttackersFile, per judged run with traffic from inside the cluster: each attacker pod's
+	// node, start slack and own logging (its history is in the run's history.jsonl, merged).
+	AttackersFile = "attackers.log"
 )
 
 // WriteJSONFile writes v, indented, as dir/name, creating dir.

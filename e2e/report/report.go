@@ -166,6 +166,7 @@ func (r Run) WriteSummary(w io.Writer) error {
 	burst, retry := Metrics(r.History, r.Base, history.PhaseBurst), Metrics(r.History, r.Base, history.PhaseRetry)
 	fmt.Fprintf(&b, "burst latency: p50 %s, p99 %s, max %s; codes %v\n",
 		burst.Latencies.P50, burst.Latencies.P99, burst.Latencies.Max, burst.StatusCodes)
+	fmt.Fprintf(&b, "burst spread: %s\n", BurstSpread(r.History))
 	if retry.Requests > 0 {
 		fmt.Fprintf(&b, "retry latency: p50 %s, p99 %s; codes %v\n", retry.Latencies.P50, retry.Latencies.P99, retry.StatusCodes)
 	}

@@ -14,6 +14,7 @@ import (
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/stampede-e2e/stampede/e2e/history"
+	"github.com/stampede-e2e/stampede/internal/ctxtime"
 )
 
 // Path is the registration endpoint.
@@ -53,9 +54,46 @@ type Params struct {
 	// now if nil), so that their histories line up without re-basing.
 	Clock *history.Clock
 	// Seqs numbers each customer's requests across every traffic run of a spec (a new one if
-	// nil): a customer sent again, after a fault say, gets new request ids.
+	// nil): a customer sent again, after a fault say, gets new request ids. It must be nil
+	// with a Shard: a shard numbers its requests by the plan (Shard.Seqs).
 	Seqs *history.Seqs
+	// Start, when set, is the agreed instant the bursts start from: Run waits until then, burst
+	// j leaves at Start + j*Gap on the wall clock (BurstPacer.Start), and the Clock defaults to
+	// one whose base is Start. Clients in several processes that agree on Start send their
+	// shares of one customer's burst at the same instant, and their histories share a base.
+	Start time.Time
+	// Shard, when its Count is above 1, makes this run one of Count clients that share every
+	// burst: it sends only the requests of each customer's burst that Shard.Seqs names.
+	Shard Shard
 }
+
+// Shard is one of Count clients that together send every customer's Burst requests: client
+// Index sends the requests whose sequence number s (0 to Burst-1) has s % Count == Index. The
+// zero Shard is a single client sending everything.
+type Shard struct {
+	Index, Count int
+}
+
+// Seqs returns the request sequence numbers of one customer's burst that s sends, in order:
+// the whole burst for the zero Shard.
+func (s Shard) Seqs(burst int) []int {
+	n, i := max(s.Count, 1), s.Index
+	var seqs []int
+	for seq := i; seq < burst; seq += n {
+		seqs = append(seqs, seq)
+	}
+	return seqs
+}
+
+func (s Shard) validate() error {
+	if s.Count < 0 || s.Index < 0 || (s.Count > 0 && s.Index >= s.Count) || (s.Count == 0 && s.Index != 0) {
+		return fmt.Errorf("shard %d of %d: want 0 <= index < count", s.Index, s.Count)
+	}
+	return nil
+}
+
+// sharded reports whether p sends a share of each burst rather than all of it.
+func (p *Params) sharded() bool { return p.Shard.Count > 1 }
 
 func (p *Params) setDefaults() error {
 	if p.URL == "" {
@@ -64,11 +102,17 @@ func (p *Params) setDefaults() error {
 	if p.Burst < 1 {
 		return fmt.Errorf("burst %d: need at least 1", p.Burst)
 	}
+	if err := p.Shard.validate(); err != nil {
+		return err
+	}
+	if p.sharded() && p.Seqs != nil {
+		return errors.New("a shard numbers its requests by the plan: leave Seqs nil")
+	}
 	if p.Gap <= 0 {
 		p.Gap = DefaultGap
 	}
 	if p.Workers == 0 {
-		p.Workers = 2 * uint64(p.Burst)
+		p.Workers = 2 * uint64(max(1, len(p.Shard.Seqs(p.Burst))))
 	}
 	if p.Timeout <= 0 {
 		p.Timeout = DefaultTimeout
@@ -81,6 +125,9 @@ func (p *Params) setDefaults() error {
 	}
 	if p.Clock == nil {
 		p.Clock = history.NewClock(time.Now())
+		if !p.Start.IsZero() {
+			p.Clock = history.NewClock(p.Start)
+		}
 	}
 	if p.Seqs == nil {
 		p.Seqs = history.NewSeqs()
@@ -116,6 +163,14 @@ func Run(ctx context.Context, p Params) (*Outcome, error) {
 	}
 	out := &Outcome{Clock: p.Clock}
 
+	if !p.Start.IsZero() {
+		if wait := time.Until(p.Start); wait > 0 {
+			p.Logger.Info("waiting for the agreed start", "start", p.Start.UTC().Format(time.RFC3339Nano), "in", wait.Round(time.Millisecond))
+		}
+		if err := ctxtime.Sleep(ctx, time.Until(p.Start)); err != nil {
+			return out, fmt.Errorf("wait for the start: %w", err)
+		}
+	}
 	err := burst(ctx, p, rec, client)
 	if err == nil && p.Retry.MaxAttempts > 0 {
 		err = retry(ctx, p, rec, client)
@@ -124,15 +179,16 @@ func Run(ctx context.Context, p Params) (*Outcome, error) {
 	return out, err
 }
 
-// targeter yields the Burst requests of each customer in turn. vegeta calls it
-// from many workers at once; each target is registered with the recorder before
-// it is handed out.
+// targeter yields the Burst requests of each customer in turn (a shard's share of them).
+// vegeta calls it from many workers at once; each target is registered with the recorder
+// before it is handed out.
 func targeter(p Params, rec *Recorder) vegeta.Targeter {
 	var (
 		mu   sync.Mutex
 		next int
 	)
 	url := strings.TrimSuffix(p.URL, "/") + Path
+	share := p.Shard.Seqs(p.Burst)
 	return func(t *vegeta.Target) error {
 		if t == nil {
 			return vegeta.ErrNilTarget
@@ -140,12 +196,15 @@ func targeter(p Params, rec *Recorder) vegeta.Targeter {
 		mu.Lock()
 		i := next
 		next++
-		if i >= len(p.Customers)*p.Burst {
+		if i >= len(p.Customers)*len(share) {
 			mu.Unlock()
 			return vegeta.ErrNoTargets
 		}
-		c := p.Customers[i/p.Burst]
-		seq := p.Seqs.Next(c) // under the lock: a customer's requests are numbered in order
+		c := p.Customers[i/len(share)]
+		seq := share[i%len(share)]
+		if !p.sharded() {
+			seq = p.Seqs.Next(c) // under the lock: a customer's requests are numbered in order
+		}
 		mu.Unlock()
 		id := rec.Expect(history.Op{Customer: c, Seq: seq, Phase: history.PhaseBurst})
 		*t = vegeta.Target{
@@ -165,7 +224,13 @@ func targeter(p Params, rec *Recorder) vegeta.Targeter {
 var ProgressEvery = 10 * time.Second
 
 func burst(ctx context.Context, p Params, rec *Recorder, client *http.Client) error {
-	pacer := BurstPacer{Size: p.Burst, Gap: p.Gap, Bursts: len(p.Customers)}
+	size := len(p.Shard.Seqs(p.Burst))
+	if size == 0 {
+		p.Logger.Info("no burst request falls to this shard", "shard", p.Shard.Index, "of", p.Shard.Count, "burst", p.Burst)
+		return nil
+	}
+	want := len(p.Customers) * size
+	pacer := BurstPacer{Size: size, Gap: p.Gap, Bursts: len(p.Customers), Start: p.Start}
 	atk := vegeta.NewAttacker(
 		vegeta.Client(client), // keep-alive is off in the client's transport
 		vegeta.Workers(p.Workers),
@@ -192,7 +257,7 @@ func burst(ctx context.Context, p Params, rec *Recorder, client *http.Client) er
 			select {
 			case <-tick.C:
 				n := int(done.Load())
-				p.Logger.Info("bursts in progress", "answered", n, "requests", len(p.Customers)*p.Burst,
+				p.Logger.Info("bursts in progress", "answered", n, "requests", want,
 					"customers", len(p.Customers), "burst", p.Burst)
 			case <-finished:
 				return
@@ -214,7 +279,7 @@ func burst(ctx context.Context, p Params, rec *Recorder, client *http.Client) er
 	if err := ctx.Err(); err != nil {
 		errs = append(errs, fmt.Errorf("burst phase: %w", err))
 	}
-	if want := len(p.Customers) * p.Burst; results != want && ctx.Err() == nil {
+	if results != want && ctx.Err() == nil {
 		errs = append(errs, fmt.Errorf("burst phase: %d results, want %d", results, want))
 	}
 	return errors.Join(errs...)

@@ -11,10 +11,15 @@ import (
 // Gap has passed since the start of that burst before releasing the next one,
 // and stops after Bursts bursts. The Attacker needs at least Size idle workers
 // for a burst to leave together.
+//
+// With Start set, burst j is due at Start + j*Gap on the wall clock rather than j*Gap after
+// vegeta's own start: clients in several processes (the attacker pods) that agree on Start
+// release their shares of each burst at the same instant, however late each one's vegeta began.
 type BurstPacer struct {
 	Size   int
 	Gap    time.Duration
 	Bursts int
+	Start  time.Time
 }
 
 var _ vegeta.Pacer = BurstPacer{}
@@ -26,6 +31,9 @@ func (p BurstPacer) Pace(elapsed time.Duration, hits uint64) (time.Duration, boo
 		return 0, true
 	}
 	due := time.Duration(hits/uint64(p.Size)) * p.Gap
+	if !p.Start.IsZero() {
+		elapsed = time.Since(p.Start)
+	}
 	if elapsed >= due {
 		return 0, false
 	}
@@ -42,5 +50,8 @@ func (p BurstPacer) Rate(time.Duration) float64 {
 
 // String describes p for logs.
 func (p BurstPacer) String() string {
+	if !p.Start.IsZero() {
+		return fmt.Sprintf("Burst{%d hits every %s, %d bursts, from %s}", p.Size, p.Gap, p.Bursts, p.Start.UTC().Format(time.RFC3339Nano))
+	}
 	return fmt.Sprintf("Burst{%d hits every %s, %d bursts}", p.Size, p.Gap, p.Bursts)
 }

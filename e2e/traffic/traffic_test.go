@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -328,6 +329,108 @@ func TestRunsShareOneClockAndNumbering(t *testing.T) {
 		}
 		if op.Seq != 2 {
 			t.Errorf("second run's %s has seq %d, want 2 (after the first run's 0 and 1)", op.ID(), op.Seq)
+		}
+	}
+}
+
+func TestShardSeqs(t *testing.T) {
+	for _, tc := range []struct {
+		shard Shard
+		burst int
+		want  string
+	}{
+		{Shard{}, 4, "[0 1 2 3]"},
+		{Shard{Index: 0, Count: 1}, 3, "[0 1 2]"},
+		{Shard{Index: 0, Count: 3}, 6, "[0 3]"},
+		{Shard{Index: 2, Count: 3}, 6, "[2 5]"},
+		{Shard{Index: 1, Count: 4}, 6, "[1 5]"},
+		{Shard{Index: 3, Count: 4}, 6, "[3]"},
+		{Shard{Index: 2, Count: 3}, 2, "[]"}, // more clients than requests: this one sends none
+	} {
+		if got := fmt.Sprint(tc.shard.Seqs(tc.burst)); got != tc.want {
+			t.Errorf("%+v.Seqs(%d) = %s, want %s", tc.shard, tc.burst, got, tc.want)
+		}
+	}
+	// Every request of a burst falls to exactly one shard.
+	for count := 1; count <= 7; count++ {
+		for burst := 1; burst <= 9; burst++ {
+			seen := map[int]int{}
+			for i := range count {
+				for _, s := range (Shard{Index: i, Count: count}).Seqs(burst) {
+					seen[s]++
+				}
+			}
+			for s := range burst {
+				if seen[s] != 1 {
+					t.Errorf("%d shards, burst %d: seq %d sent %d times", count, burst, s, seen[s])
+				}
+			}
+			if len(seen) != burst {
+				t.Errorf("%d shards, burst %d: seqs %v", count, burst, seen)
+			}
+		}
+	}
+	for _, bad := range []Shard{{Index: 3, Count: 3}, {Index: -1, Count: 2}, {Index: 1}, {Count: -1}} {
+		if bad.validate() == nil {
+			t.Errorf("shard %+v accepted", bad)
+		}
+	}
+}
+
+// TestShardsShareOneBurstFromStart runs three sharded clients, each from its own goroutine
+// with its own clock, that agree on a start instant: together they must send each customer's
+// whole burst once, at the same moment, with call times counted from the start.
+func TestShardsShareOneBurstFromStart(t *testing.T) {
+	const customers, burst, shards = 4, 6, 3
+	svc := newFakeService(t, func(w http.ResponseWriter, r *http.Request) {
+		req := decodeRegister(t, r)
+		w.Header().Set(ServedByHeader, "pod-0")
+		fmt.Fprintf(w, `{"token":"t","customer_id":%q,"created":false}`, req.MerchantID+"|"+req.ExternalID)
+	})
+	cs := Customers(9, customers, 2)
+	start := time.Now().Add(200 * time.Millisecond)
+	outs := make([]*Outcome, shards)
+	errs := make([]error, shards)
+	var wg sync.WaitGroup
+	for i := range shards {
+		wg.Go(func() {
+			outs[i], errs[i] = Run(context.Background(), Params{URL: svc.URL, Customers: cs, Burst: burst,
+				Gap: 80 * time.Millisecond, Start: start, Shard: Shard{Index: i, Count: shards}, Logger: quietLogger()})
+		})
+	}
+	wg.Wait()
+	seqs := map[string]int{}
+	first := map[int][]time.Duration{}
+	for i, out := range outs {
+		if errs[i] != nil {
+			t.Fatalf("shard %d: %v", i, errs[i])
+		}
+		if !out.Clock.Base().Equal(start) {
+			t.Errorf("shard %d: clock base %v, want the start %v", i, out.Clock.Base(), start)
+		}
+		if len(out.History) != customers*burst/shards {
+			t.Errorf("shard %d sent %d requests, want %d", i, len(out.History), customers*burst/shards)
+		}
+		for _, op := range out.History {
+			seqs[op.ID()]++
+			if op.Seq%shards != i {
+				t.Errorf("shard %d sent seq %d", i, op.Seq)
+			}
+			if op.Call < 0 {
+				t.Errorf("shard %d: %s called %s before the start", i, op.ID(), op.Call)
+			}
+			first[op.Customer.Index] = append(first[op.Customer.Index], op.Call)
+		}
+	}
+	if len(seqs) != customers*burst {
+		t.Errorf("%d distinct requests, want %d: %v", len(seqs), customers*burst, seqs)
+	}
+	for c, calls := range first {
+		lo, hi := slices.Min(calls), slices.Max(calls)
+		// Customer c's burst is due at c*80ms after the start, from every shard alike.
+		due := time.Duration(c) * 80 * time.Millisecond
+		if lo < due || hi-lo > 40*time.Millisecond {
+			t.Errorf("customer %d: calls %v, due at %s: not one burst at its scheduled instant", c, calls, due)
 		}
 	}
 }

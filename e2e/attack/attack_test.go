@@ -1,0 +1,226 @@
+package attack
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stampede-e2e/stampede/e2e/history"
+	"github.com/stampede-e2e/stampede/e2e/traffic"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func plan(customers []history.Customer) Plan {
+	return Plan{
+		URL:       "http://tokensvc.ns.svc:8080",
+		Customers: customers,
+		Burst:     6,
+		Gap:       100 * time.Millisecond,
+		Timeout:   7 * time.Second,
+		Retry:     traffic.RetryParams{MaxAttempts: 5, MaxWait: 2 * time.Second, Backoff: 50 * time.Millisecond, Statuses: []int{409, 503}, Concurrency: 4, NoRetryOnError: true},
+		Start:     time.Unix(0, 1_700_000_000_123_456_789),
+		MaxLate:   2 * time.Second,
+		Shard:     traffic.Shard{Index: 2, Count: 3},
+	}
+}
+
+// TestPlanArgsRoundTrip checks that what the suite puts in the Job's arguments is what each
+// pod reads back, the shard's index coming from the Job's completion index.
+func TestPlanArgsRoundTrip(t *testing.T) {
+	seeded := traffic.Customers(12345, 40, 4)
+	explicit := []history.Customer{{Index: 0, MerchantID: "m", ExternalID: "a"}, {Index: 1, MerchantID: "m", ExternalID: "b,\"c\""}}
+	for name, cs := range map[string][]history.Customer{"seeded": seeded, "explicit": explicit} {
+		t.Run(name, func(t *testing.T) {
+			want := plan(cs)
+			args := want.Args()
+			joined := strings.Join(args, " ")
+			if name == "seeded" && (!strings.Contains(joined, "-seed=12345") || strings.Contains(joined, "customer-list")) {
+				t.Errorf("seeded customers not passed as their seed: %s", joined)
+			}
+			if name == "explicit" && !strings.Contains(joined, "-customer-list=") {
+				t.Errorf("explicit customers not passed as a list: %s", joined)
+			}
+			if strings.Contains(joined, "-index") {
+				t.Errorf("the index is each pod's own, not the plan's: %s", joined)
+			}
+			got, err := ParseArgs(args, env(map[string]string{IndexEnv: "2"}), io.Discard)
+			if err != nil {
+				t.Fatalf("ParseArgs(%q): %v", args, err)
+			}
+			if !got.Start.Equal(want.Start) {
+				t.Errorf("start %v, want %v", got.Start, want.Start)
+			}
+			got.Start = want.Start
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("round trip:\ngot  %+v\nwant %+v", got, want)
+			}
+		})
+	}
+}
+
+func TestParseArgsRefuses(t *testing.T) {
+	good := plan(traffic.Customers(1, 3, 1)).Args()
+	withIndex := map[string]string{IndexEnv: "0"}
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"no index", good, nil, "which shard"},
+		{"index out of range", slices.Concat(good, []string{"-index=3"}), nil, "shard 3 of 3"},
+		{"bad index env", good, map[string]string{IndexEnv: "x"}, IndexEnv},
+		{"no customers", []string{"-url=http://x:1", "-burst=2", "-start=1", "-shards=1"}, withIndex, "no customers"},
+		{"seed without count", []string{"-url=http://x:1", "-burst=2", "-start=1", "-seed=4"}, withIndex, "-customers"},
+		{"both", slices.Concat(good, []string{"-customer-list=[]"}), withIndex, "give one"},
+		{"no start", []string{"-url=http://x:1", "-burst=2", "-seed=1", "-customers=1", "-merchants=1"}, withIndex, "no start"},
+		{"bad url", []string{"-url=tokensvc:8080", "-burst=2", "-start=1", "-seed=1", "-customers=1", "-merchants=1"}, withIndex, "url"},
+		{"bad status", slices.Concat(good, []string{"-retry-statuses=409,abc"}), withIndex, "not an HTTP status"},
+		{"unknown field", []string{"-url=http://x:1", "-burst=2", "-start=1", `-customer-list=[{"idx":1}]`}, withIndex, "unknown field"},
+		{"stray argument", slices.Concat(good, []string{"extra"}), withIndex, "unexpected"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseArgs(tc.args, env(tc.env), io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("ParseArgs(%q) = %v, want an error about %q", tc.args, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestCustomerSeed(t *testing.T) {
+	for _, tc := range []struct{ n, merchants int }{{40, 4}, {3, 1}, {2, 4}, {1, 1}} {
+		cs := traffic.Customers(987, tc.n, tc.merchants)
+		seed, m, ok := CustomerSeed(cs)
+		if !ok || seed != 987 || !reflect.DeepEqual(traffic.Customers(seed, tc.n, m), cs) {
+			t.Errorf("%d customers over %d merchants: seed %d, merchants %d, ok %v", tc.n, tc.merchants, seed, m, ok)
+		}
+	}
+	cs := traffic.Customers(5, 4, 2)
+	cs[3].ExternalID = "c-5-99"
+	if _, _, ok := CustomerSeed(cs); ok {
+		t.Error("a list that is not the seed's derivation was taken for it")
+	}
+	if _, _, ok := CustomerSeed(traffic.Customers(5, 4, 2)[1:]); ok {
+		t.Error("a list that does not start at customer 0 was taken for a derivation")
+	}
+}
+
+func op(c history.Customer, seq, attempt int, call, ret time.Duration) history.Op {
+	phase := history.PhaseBurst
+	if attempt > 0 {
+		phase = history.PhaseRetry
+	}
+	return history.Op{Customer: c, Seq: seq, Attempt: attempt, Phase: phase, Call: call, Return: ret, Status: 200, Pod: "p"}
+}
+
+func TestOutputRoundTrip(t *testing.T) {
+	cs := traffic.Customers(1, 2, 1)
+	ops := []history.Op{op(cs[0], 0, 0, time.Millisecond, 3*time.Millisecond), op(cs[1], 0, 0, 100*time.Millisecond, 0)}
+	ops[1].Error = "timeout"
+	var stdout bytes.Buffer
+	tr := Trailer{Index: 1, Shards: 2, Start: 42, Pod: "attacker-1-x", Node: "worker", Slack: 3 * time.Second}
+	if err := WriteOutput(&stdout, ops, tr); err != nil {
+		t.Fatal(err)
+	}
+	// The kubelet interleaves stderr's lines with stdout's.
+	lines := strings.SplitAfter(stdout.String(), "\n")
+	log := "time=... level=INFO msg=plan\n" + lines[0] + "time=... level=INFO msg=\"bursts sent\"\n" + strings.Join(lines[1:], "")
+	out, err := ParseOutput([]byte(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.Ops = 2
+	if out.Trailer != tr || !reflect.DeepEqual(out.Ops, ops) || len(out.Log) != 2 {
+		t.Errorf("read back %+v, ops %+v, log %q", out.Trailer, out.Ops, out.Log)
+	}
+
+	cut := strings.Join(lines[1:], "") // the first op's line lost
+	if _, err := ParseOutput([]byte(cut)); err == nil || !strings.Contains(err.Error(), "lost") {
+		t.Errorf("a log missing an op line: %v", err)
+	}
+	if _, err := ParseOutput([]byte(lines[0])); !errors.Is(err, ErrNoTrailer) {
+		t.Errorf("a log without its trailer: %v", err)
+	}
+	if _, err := ParseOutput([]byte(`{"customer":{},"surprise":1}` + "\n" + lines[2])); err == nil {
+		t.Error("an op line with an unknown field was accepted")
+	}
+}
+
+func TestRebase(t *testing.T) {
+	o := history.Op{Call: 10, Return: 20, ServerStart: 12, ServerEnd: 18}
+	got := Rebase(o, 1000)
+	if got.Call != 1010 || got.Return != 1020 || got.ServerStart != 1012 || got.ServerEnd != 1018 {
+		t.Errorf("rebased %+v", got)
+	}
+	never := Rebase(history.Op{Call: 10}, 1000)
+	if never.Call != 1010 || never.Return != 0 || never.HasServerInterval() {
+		t.Errorf("an op that never returned, with no server interval: %+v", never)
+	}
+}
+
+// TestMerge checks that three pods' histories land on the spec's base and numbering, sorted,
+// and that anything that does not fit the plan is refused.
+func TestMerge(t *testing.T) {
+	cs := traffic.Customers(3, 2, 1)
+	p := plan(cs)
+	p.Shard = traffic.Shard{Count: 3}
+	p.Burst = 3
+	base := p.Start.Add(-5 * time.Second) // the spec's clock started 5 s before the Job's start
+	seqs := history.NewSeqs()
+	for _, c := range cs { // an earlier run of the spec took request 0 of every customer
+		seqs.Next(c)
+	}
+	reserved := ReserveSeqs(seqs, cs, p.Burst)
+	if fmt.Sprint(reserved[cs[0].Key()]) != "[1 2 3]" {
+		t.Fatalf("reserved %v", reserved)
+	}
+	ms := time.Millisecond
+	outs := []Output{
+		{Trailer: Trailer{Index: 2, Shards: 3, Start: p.Start.UnixNano()}, Ops: []history.Op{op(cs[0], 2, 0, 2*ms, 9*ms), op(cs[1], 2, 0, 101*ms, 105*ms)}},
+		{Trailer: Trailer{Index: 0, Shards: 3, Start: p.Start.UnixNano()}, Ops: []history.Op{op(cs[0], 0, 0, 1*ms, 8*ms), op(cs[0], 0, 1, 300*ms, 310*ms), op(cs[1], 0, 0, 100*ms, 104*ms)}},
+		{Trailer: Trailer{Index: 1, Shards: 3, Start: p.Start.UnixNano()}, Ops: []history.Op{op(cs[0], 1, 0, 1*ms, 7*ms), op(cs[1], 1, 0, 100*ms, 103*ms)}},
+	}
+	outs[1].Ops[0].ServerStart, outs[1].Ops[0].ServerEnd = 3*ms, 6*ms
+	ops, err := Merge(outs, p, base, reserved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, o := range ops {
+		got = append(got, fmt.Sprintf("%s@%s", o.ID(), o.Call-5*time.Second))
+	}
+	want := "[0/1/0@1ms 0/2/0@1ms 0/3/0@2ms 1/1/0@100ms 1/2/0@100ms 1/3/0@101ms 0/1/1@300ms]"
+	if fmt.Sprint(got) != want {
+		t.Errorf("merged %v\nwant   %s", got, want)
+	}
+	if o := ops[0]; o.Return != 5*time.Second+8*ms || o.ServerStart != 5*time.Second+3*ms || o.ServerEnd != 5*time.Second+6*ms {
+		t.Errorf("op %s not moved onto the spec's base whole: %+v", o.ID(), o)
+	}
+
+	bad := func(mutate func([]Output) []Output, want string) {
+		t.Helper()
+		cp := make([]Output, len(outs))
+		for i, o := range outs {
+			cp[i] = o
+			cp[i].Ops = append([]history.Op(nil), o.Ops...)
+		}
+		if _, err := Merge(mutate(cp), p, base, reserved); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want an error about %q, got %v", want, err)
+		}
+	}
+	bad(func(o []Output) []Output { return o[:2] }, "no output of shard 1")
+	bad(func(o []Output) []Output { return append(o, o[0]) }, "two outputs of shard 2")
+	bad(func(o []Output) []Output { o[0].Start++; return o }, "started from")
+	bad(func(o []Output) []Output { o[0].Ops[0].Seq = 1; return o }, "not its to send")
+	bad(func(o []Output) []Output { o[0].Ops[0].Customer.ExternalID = "x"; return o }, "not in the plan")
+	bad(func(o []Output) []Output { o[1].Ops[1].Attempt = 0; return o }, "told twice")
+	bad(func(o []Output) []Output { o[2].Shards = 4; return o }, "the plan has 3 shards")
+}

@@ -1,0 +1,164 @@
+// Package attackjob runs an attack.Plan inside the cluster: a Kubernetes Job of N pods in
+// Indexed completion mode, one shard each, spread over the nodes, that reach the token service
+// through its ClusterIP Service; it waits for the Job and reads every pod's output back from
+// its log through the API.
+package attackjob
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/utils/ptr"
+
+	"github.com/stampede-e2e/stampede/e2e/attack"
+)
+
+// Names and labels of the Job's objects.
+const (
+	// Container is the attacker's container, whose log holds the pod's output.
+	Container = "attacker"
+	// AppName is the app.kubernetes.io/name of the Job and its pods.
+	AppName = "stampede-attacker"
+	// JobLabel carries the Job's name on its pods: the anti-affinity and the listing use it.
+	JobLabel = "stampede.io/attack"
+	// IndexAnnotation is where the Job controller writes each pod's completion index.
+	IndexAnnotation = "batch.kubernetes.io/job-completion-index"
+	// User is the attacker's uid and gid, the image's USER.
+	User = 65532
+)
+
+// Params say what Render renders.
+type Params struct {
+	// Name is the Job's, a DNS label: one Job per traffic run of a spec.
+	Name      string
+	Namespace string
+	// Image is the attacker image (scripts/build-image.sh attacker, or a registry's).
+	Image string
+	// PullPolicy is IfNotPresent unless set: a loaded image must not be pulled.
+	PullPolicy corev1.PullPolicy
+	// Plan is every pod's plan; Plan.Shard.Count is the number of pods, and each pod's index
+	// is its completion index.
+	Plan attack.Plan
+	// Deadline bounds the Job's run (activeDeadlineSeconds); none if zero.
+	Deadline time.Duration
+	// Labels go on the Job and its pods, besides the Job's own.
+	Labels map[string]string
+}
+
+func (p Params) validate() error {
+	var errs []error
+	for _, msg := range validation.IsDNS1123Label(p.Name) {
+		errs = append(errs, fmt.Errorf("job name %q: %s", p.Name, msg))
+	}
+	for _, msg := range validation.IsDNS1123Label(p.Namespace) {
+		errs = append(errs, fmt.Errorf("namespace %q: %s", p.Namespace, msg))
+	}
+	if p.Image == "" || strings.ContainsAny(p.Image, " \t\n") || strings.HasSuffix(p.Image, ":latest") ||
+		(!strings.Contains(p.Image, "@") && strings.LastIndex(p.Image, ":") <= strings.LastIndex(p.Image, "/")) {
+		errs = append(errs, fmt.Errorf("image %q: want a tagged reference (scripts/build-image.sh attacker prints one)", p.Image))
+	}
+	if err := p.Plan.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Render returns the Job that runs p.Plan in p.Plan.Shard.Count pods: Indexed completion mode,
+// parallelism and completions N, no retry (a pod run again would send its share twice), each
+// pod's index from the Job controller, a preference for pods on different nodes (only a
+// preference: three pods on two workers still schedule), and the restricted Pod Security
+// profile: non-root, no privilege escalation, every capability dropped, RuntimeDefault seccomp,
+// a read-only root filesystem, no service account token.
+func Render(p Params) (*batchv1.Job, error) {
+	if err := p.validate(); err != nil {
+		return nil, fmt.Errorf("render the attacker job: %w", err)
+	}
+	pods := int32(p.Plan.Shard.Count)
+	labels := map[string]string{}
+	for k, v := range p.Labels {
+		labels[k] = v
+	}
+	labels["app.kubernetes.io/name"] = AppName
+	labels[JobLabel] = p.Name
+	pull := p.PullPolicy
+	if pull == "" {
+		pull = corev1.PullIfNotPresent
+	}
+	plan := p.Plan
+	plan.Shard.Index = 0 // each pod's own, from the Job controller
+	job := &batchv1.Job{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
+		ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace, Labels: labels},
+		Spec: batchv1.JobSpec{
+			CompletionMode: ptr.To(batchv1.IndexedCompletion),
+			Completions:    ptr.To(pods),
+			Parallelism:    ptr.To(pods),
+			BackoffLimit:   ptr.To[int32](0),
+			// Leftovers go even if the suite dies before it deletes the Job; long enough for
+			// the suite to read every log first.
+			TTLSecondsAfterFinished: ptr.To[int32](600),
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					RestartPolicy:                 corev1.RestartPolicyNever,
+					AutomountServiceAccountToken:  ptr.To(false),
+					EnableServiceLinks:            ptr.To(false),
+					TerminationGracePeriodSeconds: ptr.To[int64](5),
+					SecurityContext: &corev1.PodSecurityContext{
+						RunAsNonRoot:   ptr.To(true),
+						RunAsUser:      ptr.To[int64](User),
+						RunAsGroup:     ptr.To[int64](User),
+						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+					},
+					Affinity: &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
+						PreferredDuringSchedulingIgnoredDuringExecution: []corev1.WeightedPodAffinityTerm{{
+							Weight: 100,
+							PodAffinityTerm: corev1.PodAffinityTerm{
+								LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{JobLabel: p.Name}},
+								TopologyKey:   corev1.LabelHostname,
+							},
+						}},
+					}},
+					Containers: []corev1.Container{{
+						Name:            Container,
+						Image:           p.Image,
+						ImagePullPolicy: pull,
+						Args:            plan.Args(),
+						Env: []corev1.EnvVar{
+							{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+							{Name: "NODE_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}},
+						},
+						// Small, like the token service's: every node of a kind cluster shares the
+						// host's cores. No CPU limit: throttling would spread the bursts.
+						Resources: corev1.ResourceRequirements{
+							Requests: corev1.ResourceList{
+								corev1.ResourceCPU:    resource.MustParse("50m"),
+								corev1.ResourceMemory: resource.MustParse("32Mi"),
+							},
+							Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")},
+						},
+						SecurityContext: &corev1.SecurityContext{
+							RunAsNonRoot:             ptr.To(true),
+							AllowPrivilegeEscalation: ptr.To(false),
+							ReadOnlyRootFilesystem:   ptr.To(true),
+							Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+							SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+						},
+						TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+					}},
+				},
+			},
+		},
+	}
+	if p.Deadline > 0 {
+		job.Spec.ActiveDeadlineSeconds = ptr.To(int64((p.Deadline + time.Second - 1) / time.Second))
+	}
+	return job, nil
+}

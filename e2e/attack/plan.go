@@ -1,0 +1,248 @@
+// Package attack is traffic from inside the cluster: the plan that every attacker pod of one
+// run is given (where, whom, how hard, from which instant, which share of each burst), what a
+// pod prints (its history, then a trailer), and how the suite merges the pods' histories onto
+// its spec's time base and request numbering. The pods run e2e/cmd/stampede-attacker; the
+// Kubernetes Job that starts them is e2e/attack/attackjob's. This package imports no
+// Kubernetes API, so that the attacker binary stays small.
+package attack
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/stampede-e2e/stampede/e2e/history"
+	"github.com/stampede-e2e/stampede/e2e/traffic"
+)
+
+// IndexEnv is the variable a Kubernetes Job in Indexed completion mode sets to each pod's
+// completion index: the pod's shard, unless -index says otherwise.
+const IndexEnv = "JOB_COMPLETION_INDEX"
+
+// DefaultMaxLate is how long after the agreed start a pod may still begin: later than that it
+// sends nothing and fails, since its share of the first bursts would no longer leave with the
+// others'.
+const DefaultMaxLate = time.Second
+
+// Plan is what one attacker pod is told. Every pod of a run gets the same plan but Shard.Index.
+type Plan struct {
+	// URL is the token service as in-cluster clients reach it: its ClusterIP Service, e.g.
+	// http://tokensvc.<namespace>.svc:8080.
+	URL string
+	// Customers are registered by Burst simultaneous requests each, one burst every Gap.
+	Customers []history.Customer
+	Burst     int
+	Gap       time.Duration
+	// Timeout bounds each request (traffic.DefaultTimeout if zero).
+	Timeout time.Duration
+	// Retry is how each pod retries the failures of its own share.
+	Retry traffic.RetryParams
+	// Start is the agreed instant of the first burst, on the wall clock that the nodes share;
+	// burst j leaves every pod at Start + j*Gap, and every pod's history counts from Start.
+	Start time.Time
+	// MaxLate is how late after Start a pod may begin (DefaultMaxLate if zero).
+	MaxLate time.Duration
+	// Shard says which requests of each burst this pod sends: those whose sequence number s
+	// has s % Shard.Count == Shard.Index.
+	Shard traffic.Shard
+}
+
+// Validate says in one line what is wrong with p.
+func (p Plan) Validate() error {
+	var errs []error
+	if !strings.HasPrefix(p.URL, "http://") && !strings.HasPrefix(p.URL, "https://") {
+		errs = append(errs, fmt.Errorf("url %q: want http://host:port", p.URL))
+	}
+	if len(p.Customers) == 0 {
+		errs = append(errs, errors.New("no customers"))
+	}
+	if p.Burst < 1 {
+		errs = append(errs, fmt.Errorf("burst %d: want at least 1", p.Burst))
+	}
+	if p.Gap <= 0 {
+		errs = append(errs, fmt.Errorf("gap %s: want more than 0", p.Gap))
+	}
+	if p.Start.IsZero() {
+		errs = append(errs, errors.New("no start instant"))
+	}
+	if p.Shard.Count < 1 || p.Shard.Index < 0 || p.Shard.Index >= p.Shard.Count {
+		errs = append(errs, fmt.Errorf("shard %d of %d: want 0 <= index < shards", p.Shard.Index, p.Shard.Count))
+	}
+	return errors.Join(errs...)
+}
+
+// Args are the attacker command's arguments for p, all but the shard's index, which each pod
+// of an Indexed Job takes from IndexEnv. Customers that traffic.Customers derives from a seed
+// are passed as the seed; any others as a JSON list.
+func (p Plan) Args() []string {
+	args := []string{
+		"-url=" + p.URL,
+		"-burst=" + strconv.Itoa(p.Burst),
+		"-gap=" + p.Gap.String(),
+		"-start=" + strconv.FormatInt(p.Start.UnixNano(), 10),
+		"-shards=" + strconv.Itoa(p.Shard.Count),
+	}
+	if seed, merchants, ok := CustomerSeed(p.Customers); ok {
+		args = append(args, "-seed="+strconv.FormatUint(seed, 10), "-customers="+strconv.Itoa(len(p.Customers)),
+			"-merchants="+strconv.Itoa(merchants))
+	} else {
+		list, err := json.Marshal(p.Customers)
+		if err != nil {
+			panic(fmt.Sprintf("marshal customers: %v", err)) // plain strings and ints always marshal
+		}
+		args = append(args, "-customer-list="+string(list))
+	}
+	if p.Timeout > 0 {
+		args = append(args, "-timeout="+p.Timeout.String())
+	}
+	if p.MaxLate > 0 {
+		args = append(args, "-max-late="+p.MaxLate.String())
+	}
+	r := p.Retry
+	if r.MaxAttempts > 0 {
+		args = append(args, "-retry-attempts="+strconv.Itoa(r.MaxAttempts))
+	}
+	if r.MaxWait > 0 {
+		args = append(args, "-retry-max-wait="+r.MaxWait.String())
+	}
+	if r.Backoff > 0 {
+		args = append(args, "-retry-backoff="+r.Backoff.String())
+	}
+	if r.Concurrency > 0 {
+		args = append(args, "-retry-concurrency="+strconv.Itoa(r.Concurrency))
+	}
+	if len(r.Statuses) > 0 {
+		codes := make([]string, len(r.Statuses))
+		for i, s := range r.Statuses {
+			codes[i] = strconv.Itoa(s)
+		}
+		args = append(args, "-retry-statuses="+strings.Join(codes, ","))
+	}
+	if r.NoRetryOnError {
+		args = append(args, "-retry-no-error")
+	}
+	return args
+}
+
+// ParseArgs reads a plan from the attacker command's arguments; getenv supplies IndexEnv when
+// -index is not given.
+func ParseArgs(args []string, getenv func(string) string, usage io.Writer) (Plan, error) {
+	var (
+		p                         Plan
+		start                     int64
+		seed                      uint64
+		count, merchants, index   int
+		list, statuses            string
+		fs                        = flag.NewFlagSet("stampede-attacker", flag.ContinueOnError)
+		indexSet, seedSet, listOK bool
+	)
+	fs.SetOutput(usage)
+	fs.StringVar(&p.URL, "url", "", "the token service, e.g. http://tokensvc.<namespace>.svc:8080")
+	fs.IntVar(&p.Burst, "burst", 0, "simultaneous requests per customer, from all pods together")
+	fs.DurationVar(&p.Gap, "gap", traffic.DefaultGap, "time between the starts of two customers' bursts")
+	fs.DurationVar(&p.Timeout, "timeout", 0, "bound of each request (default 10s)")
+	fs.Int64Var(&start, "start", 0, "the agreed start instant, Unix nanoseconds")
+	fs.DurationVar(&p.MaxLate, "max-late", 0, "how late after the start this pod may begin (default 1s)")
+	fs.IntVar(&p.Shard.Count, "shards", 1, "how many pods share every burst")
+	fs.IntVar(&index, "index", 0, "this pod's shard, 0 to shards-1 (default $"+IndexEnv+")")
+	fs.Uint64Var(&seed, "seed", 0, "derive the customers from this seed (traffic.Customers)")
+	fs.IntVar(&count, "customers", 0, "number of customers derived from -seed")
+	fs.IntVar(&merchants, "merchants", 0, "merchants the derived customers are spread over")
+	fs.StringVar(&list, "customer-list", "", "the customers as a JSON list, instead of -seed")
+	fs.IntVar(&p.Retry.MaxAttempts, "retry-attempts", 0, "retries per failed request (0: no retry phase)")
+	fs.DurationVar(&p.Retry.MaxWait, "retry-max-wait", 0, "cap of a Retry-After wait")
+	fs.DurationVar(&p.Retry.Backoff, "retry-backoff", 0, "wait before a retry without Retry-After")
+	fs.IntVar(&p.Retry.Concurrency, "retry-concurrency", 0, "retry chains in flight")
+	fs.StringVar(&statuses, "retry-statuses", "", "comma-separated statuses to retry (default 409,503)")
+	fs.BoolVar(&p.Retry.NoRetryOnError, "retry-no-error", false, "do not retry transport errors")
+	if err := fs.Parse(args); err != nil {
+		return Plan{}, err
+	}
+	if fs.NArg() > 0 {
+		return Plan{}, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "index":
+			indexSet = true
+		case "seed":
+			seedSet = true
+		case "customer-list":
+			listOK = true
+		}
+	})
+	if !indexSet {
+		v := getenv(IndexEnv)
+		if v == "" {
+			return Plan{}, fmt.Errorf("no -index and no $%s: which shard is this?", IndexEnv)
+		}
+		var err error
+		if index, err = strconv.Atoi(v); err != nil {
+			return Plan{}, fmt.Errorf("$%s=%q: %w", IndexEnv, v, err)
+		}
+	}
+	p.Shard.Index = index
+	if start != 0 {
+		p.Start = time.Unix(0, start)
+	}
+	switch {
+	case seedSet && listOK:
+		return Plan{}, errors.New("-seed and -customer-list: give one")
+	case seedSet:
+		if count < 1 || merchants < 1 {
+			return Plan{}, fmt.Errorf("-seed needs -customers and -merchants of at least 1 (got %d, %d)", count, merchants)
+		}
+		p.Customers = traffic.Customers(seed, count, merchants)
+	case listOK:
+		dec := json.NewDecoder(strings.NewReader(list))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&p.Customers); err != nil {
+			return Plan{}, fmt.Errorf("-customer-list: %w", err)
+		}
+	}
+	if statuses != "" {
+		for _, s := range strings.Split(statuses, ",") {
+			code, err := strconv.Atoi(strings.TrimSpace(s))
+			if err != nil || code < 100 || code > 599 {
+				return Plan{}, fmt.Errorf("-retry-statuses: %q is not an HTTP status", s)
+			}
+			p.Retry.Statuses = append(p.Retry.Statuses, code)
+		}
+	}
+	return p, p.Validate()
+}
+
+// CustomerSeed finds the seed and merchant count that traffic.Customers derives cs from, if it
+// does: then a plan passes three numbers instead of the list.
+func CustomerSeed(cs []history.Customer) (seed uint64, merchants int, ok bool) {
+	if len(cs) == 0 {
+		return 0, 0, false
+	}
+	rest, found := strings.CutPrefix(cs[0].ExternalID, "c-")
+	if !found {
+		return 0, 0, false
+	}
+	rest, found = strings.CutSuffix(rest, "-0")
+	if !found {
+		return 0, 0, false
+	}
+	seed, err := strconv.ParseUint(rest, 10, 64)
+	if err != nil {
+		return 0, 0, false
+	}
+	var ms []string
+	for _, c := range cs {
+		if !slices.Contains(ms, c.MerchantID) {
+			ms = append(ms, c.MerchantID)
+		}
+	}
+	merchants = len(ms)
+	return seed, merchants, reflect.DeepEqual(traffic.Customers(seed, len(cs), merchants), cs)
+}

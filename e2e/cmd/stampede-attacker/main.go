@@ -1,0 +1,61 @@
+// Command stampede-attacker is traffic from inside the cluster: one pod of the Kubernetes Job
+// that e2e/attack/attackjob renders. Every pod of a run gets the same plan (flags; see
+// attack.Plan.Args) but its shard, from $JOB_COMPLETION_INDEX: it waits until the agreed start
+// instant, sends its share of every customer's burst (requests s with s % shards == index), one
+// burst every gap from the start, retries its failures as a client would, and prints its
+// history as history.Op JSONL on stdout, times counted from the start, then a trailer line
+// (attack.WriteOutput). Logs go to stderr.
+//
+//	stampede-attacker -url=http://tokensvc.NS.svc:8080 -burst=6 -gap=100ms -start=UNIX_NS \
+//	  -shards=3 -seed=S -customers=40 -merchants=4 -retry-attempts=5 -retry-max-wait=2s
+//
+// It exits 0 when it sent its whole share, 1 when the run failed (the history holds what was
+// sent), 2 on a bad plan, 3 when it began too late to send anything.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/stampede-e2e/stampede/e2e/attack"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+}
+
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	plan, err := attack.ParseArgs(args, getenv, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "stampede-attacker:", err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ops, trailer, runErr := attack.Run(ctx, plan, log)
+	trailer.Pod, trailer.Node = getenv("POD_NAME"), getenv("NODE_NAME")
+	if runErr != nil {
+		trailer.Error = runErr.Error()
+	}
+	if err := attack.WriteOutput(stdout, ops, trailer); err != nil {
+		fmt.Fprintln(stderr, "stampede-attacker: write output:", err)
+		return 1
+	}
+	switch {
+	case errors.Is(runErr, attack.ErrLate):
+		log.Error("too late", "err", runErr)
+		return 3
+	case runErr != nil:
+		log.Error("attack failed", "err", runErr, "ops", len(ops))
+		return 1
+	}
+	log.Info("done", "ops", len(ops))
+	return 0
+}

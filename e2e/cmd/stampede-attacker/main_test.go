@@ -1,0 +1,183 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stampede-e2e/stampede/e2e/attack"
+	"github.com/stampede-e2e/stampede/e2e/history"
+	"github.com/stampede-e2e/stampede/e2e/traffic"
+)
+
+// TestPodsShareEveryBurst runs the command three times at once, as the Job's three pods, each
+// with its completion index, against a fake token service that answers 409 to the first
+// request of every customer (so each pod's retry phase runs): the outputs, read back as from
+// the pods' logs and merged onto a spec's clock, must hold every request of every burst once,
+// each customer's burst leaving together at its scheduled instant.
+func TestPodsShareEveryBurst(t *testing.T) {
+	const customers, burst, pods = 5, 6, 3
+	var (
+		mu   sync.Mutex
+		seen = map[string]int{}
+	)
+	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req traffic.RegisterRequest
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			t.Errorf("decode: %v", err)
+		}
+		mu.Lock()
+		seen[req.ExternalID]++
+		n := seen[req.ExternalID]
+		mu.Unlock()
+		w.Header().Set(traffic.ServedByHeader, "pod-"+strconv.Itoa(n%2))
+		if n == 1 {
+			w.Header().Set("Retry-After", "0")
+			w.WriteHeader(http.StatusConflict)
+			fmt.Fprint(w, `{"error":"conflict"}`)
+			return
+		}
+		fmt.Fprint(w, `{"token":"t","customer_id":"x","created":false}`)
+	}))
+	t.Cleanup(svc.Close)
+
+	cs := traffic.Customers(77, customers, 2)
+	clock := history.NewClock(time.Now()) // the spec's, started before the Job
+	p := attack.Plan{URL: svc.URL, Customers: cs, Burst: burst, Gap: 60 * time.Millisecond,
+		Retry: traffic.RetryParams{MaxAttempts: 2, Backoff: time.Millisecond}, Start: time.Now().Add(300 * time.Millisecond),
+		Shard: traffic.Shard{Count: pods}}
+	logs := make([]bytes.Buffer, pods)
+	codes := make([]int, pods)
+	var wg sync.WaitGroup
+	for i := range pods {
+		wg.Go(func() {
+			var stdout, stderr bytes.Buffer
+			codes[i] = run(p.Args(), func(k string) string {
+				return map[string]string{attack.IndexEnv: strconv.Itoa(i), "POD_NAME": fmt.Sprintf("attacker-%d", i)}[k]
+			}, &stdout, &stderr)
+			// A pod's log: both streams, stderr's lines first here.
+			logs[i].Write(stderr.Bytes())
+			logs[i].Write(stdout.Bytes())
+		})
+	}
+	wg.Wait()
+	var outs []attack.Output
+	for i := range pods {
+		if codes[i] != 0 {
+			t.Fatalf("pod %d exited %d:\n%s", i, codes[i], logs[i].String())
+		}
+		out, err := attack.ParseOutput(logs[i].Bytes())
+		if err != nil {
+			t.Fatalf("pod %d: %v\n%s", i, err, logs[i].String())
+		}
+		if out.Pod != fmt.Sprintf("attacker-%d", i) || out.Slack <= 0 || len(out.Log) == 0 {
+			t.Errorf("pod %d: trailer %+v, %d log lines", i, out.Trailer, len(out.Log))
+		}
+		outs = append(outs, out)
+	}
+	ops, err := attack.Merge(outs, p, clock.Base(), attack.ReserveSeqs(history.NewSeqs(), cs, burst))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bursts := map[int][]time.Duration{}
+	retries := 0
+	for _, op := range ops {
+		if op.Phase == history.PhaseRetry {
+			retries++
+			continue
+		}
+		bursts[op.Customer.Index] = append(bursts[op.Customer.Index], op.Call)
+	}
+	if retries != customers {
+		t.Errorf("%d retries, want one per customer (its first request got 409)", retries)
+	}
+	offset := p.Start.Sub(clock.Base())
+	for i, calls := range bursts {
+		if len(calls) != burst {
+			t.Errorf("customer %d: %d burst requests, want %d", i, len(calls), burst)
+		}
+		due := offset + time.Duration(i)*p.Gap
+		for _, c := range calls {
+			// Never before its instant; the upper bound only catches a wrong instant (seconds
+			// off), not scheduling delay on a loaded machine, which is no defect.
+			if c < due || c > due+2*time.Second {
+				t.Errorf("customer %d: a request left at %s on the spec's clock, its burst was due at %s", i, c, due)
+			}
+		}
+	}
+	if !strings.Contains(outs[0].Log[0], "plan") {
+		t.Errorf("the first log line should state the plan: %q", outs[0].Log[0])
+	}
+}
+
+func TestLatePodSendsNothing(t *testing.T) {
+	p := attack.Plan{URL: "http://127.0.0.1:1", Customers: traffic.Customers(1, 1, 1), Burst: 2, Gap: time.Millisecond,
+		Start: time.Now().Add(-time.Minute), Shard: traffic.Shard{Count: 1}}
+	var stdout, stderr bytes.Buffer
+	code := run(append(p.Args(), "-index=0"), func(string) string { return "" }, &stdout, &stderr)
+	if code != 3 {
+		t.Fatalf("exit %d, want 3:\n%s", code, stderr.String())
+	}
+	out, err := attack.ParseOutput(stdout.Bytes())
+	if err != nil || len(out.Ops) != 0 || !strings.Contains(out.Error, "after the agreed start") || out.Slack > -time.Minute {
+		t.Errorf("output %+v, err %v", out, err)
+	}
+}
+
+func TestBadPlan(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"-burst=0"}, func(string) string { return "0" }, &stdout, &stderr); code != 2 || stdout.Len() != 0 {
+		t.Errorf("exit %d, stdout %q", code, stdout.String())
+	}
+}
+
+// TestImageTagCoversItsSources checks that the attacker image's tag (scripts/build-image.sh)
+// hashes every directory of this module that the command is built from: a change the tag
+// missed would leave an old attacker in the nodes under a tag that looks current.
+func TestImageTagCoversItsSources(t *testing.T) {
+	root, err := filepath.Abs("../../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script, err := os.ReadFile(filepath.Join(root, "scripts", "build-image.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(script), "    attacker) ")
+	if !ok {
+		t.Fatal("build-image.sh has no attacker) case")
+	}
+	rule, _, _ := strings.Cut(rest, ";;")
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.Dir}}{{end}}", ".").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, dir := range strings.Fields(string(out)) {
+		rel, err := filepath.Rel(root, dir)
+		if err != nil || strings.HasPrefix(rel, "..") {
+			continue // another module's, pinned by go.sum
+		}
+		covered := false
+		for d := rel; d != "." && !covered; d = filepath.Dir(d) {
+			covered = strings.Contains(rule, `"${r}/`+d+`"`)
+		}
+		if !covered {
+			t.Errorf("the attacker is built from %s, which its image tag does not hash: %s", rel, strings.TrimSpace(rule))
+		}
+	}
+	for _, f := range []string{"go.mod", "go.sum"} {
+		if !strings.Contains(rule, `"${r}/`+f+`"`) {
+			t.Errorf("the attacker's image tag does not hash %s", f)
+		}
+	}
+}
