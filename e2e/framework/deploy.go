@@ -64,6 +64,18 @@ func (e *Env) SkipUnlessAvailable(f chaos.Fault) {
 	}
 }
 
+// SkipUnlessHostReachesService skips the running spec, before it deploys anything, when its
+// traffic must come from this host (StampedeUnderFault's rounds) and nothing here reaches the
+// token service.
+func (e *Env) SkipUnlessHostReachesService() {
+	GinkgoHelper()
+	if e.ServiceURL == "" {
+		Skip(noHostRoute)
+	}
+}
+
+const noHostRoute = "the chaos rounds send their bursts from this host, and nothing here reaches the token service: pass -e2e.service-url"
+
 // Deploy renders the manifests of p.Strategy into a fresh namespace, with p's extra settings and,
 // when asked, toxiproxy in front of PostgreSQL (ready, its API reachable through a
 // port-forward); applies them; waits until the database and every replica are ready and every

@@ -104,7 +104,7 @@ func (d *Deployment) StampedeUnderFault(ctx context.Context, p FaultParams) Faul
 	// The rounds are host traffic whatever -e2e.traffic says: a round a second, each its own
 	// short burst, would be an attacker Job a second (their pods' start alone takes longer).
 	if d.Env.ServiceURL == "" {
-		Skip("the chaos rounds send their bursts from this host, and nothing here reaches the token service: pass -e2e.service-url")
+		Skip(noHostRoute)
 	}
 	// Enough customers for the longest run: offset, hold, recovery waits and the bound.
 	maxRounds := int((p.Plan.Offset+p.Plan.Hold+2*chaos.RecoverTimeout+p.RecoveryBound)/p.RoundEvery) + 1
