@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# e2e.sh kind|reuse|existing [ginkgo args...]: the whole e2e run from a fresh machine.
+# e2e.sh kind|reuse|existing [ginkgo args...] [-- suite flags...]: the whole e2e run from a fresh
+# machine; the suite's flags (-e2e.*, each also an STAMPEDE_E2E_* variable) go after `--`.
 #   kind      host setup, node image, images, a fresh cluster of this run's own
 #             (stampede-<run id>, or CLUSTER=), deleted at the end, the specs;
 #   reuse     the same on a kept cluster (CLUSTER=, default "stampede"; created when absent): the
@@ -81,6 +82,12 @@ if [ "$mode" != existing ]; then
   # suite itself, through e2e/cluster's one resolver (framework.Setup).
 fi
 
+# Ginkgo's flags, then after `--` the suite's own (-e2e.traffic=cluster, ...), which Ginkgo hands to
+# the suite: the package goes between them.
+ginkgo_args=() suite_args=()
+while [ $# -gt 0 ] && [ "$1" != -- ]; do ginkgo_args+=("$1"); shift; done
+[ $# -gt 0 ] && shift && suite_args=("$@")
+
 LABELS="${LABELS:-!chaos && !selftest}"
 [ "$LABELS" = all ] && LABELS=""
 
@@ -94,7 +101,7 @@ set -m
   --poll-progress-after=3m --poll-progress-interval=2m \
   ${LABELS:+--label-filter="$LABELS"} \
   --output-dir "$ARTIFACTS_DIR" --junit-report junit.xml --json-report report.json \
-  "$@" ./e2e &
+  "${ginkgo_args[@]}" ./e2e ${suite_args[@]+-- "${suite_args[@]}"} &
 ginkgo_pid=$!
 set +m
 
