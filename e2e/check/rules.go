@@ -284,7 +284,7 @@ func twoTokens(opAnswer []int, ops []*history.Op, answers []answer) []findingOps
 	for gi, tok := range slices.Sorted(maps.Keys(groups)) {
 		for _, op := range groups[tok] {
 			out = append(out, findingOps{Finding{Kind: KindTwoTokens, Request: op.ID(),
-				Detail: fmt.Sprintf("token %s (%d of %d distinct)", fingerprint(tok), gi+1, len(groups))}, []*history.Op{op}})
+				Detail: fmt.Sprintf("token %s (%d of %d distinct)", Fingerprint(tok), gi+1, len(groups))}, []*history.Op{op}})
 		}
 	}
 	return out

@@ -53,7 +53,7 @@ func cutPlain(s, sep string) (before, after string, ok bool) {
 func verifyToken(tok string, key ed25519.PublicKey, iss string) (tokenClaims, error) {
 	var cl tokenClaims
 	fail := func(format string, args ...any) (tokenClaims, error) {
-		return tokenClaims{}, fmt.Errorf("token %s does not verify: %s", fingerprint(tok), fmt.Sprintf(format, args...))
+		return tokenClaims{}, fmt.Errorf("token %s does not verify: %s", Fingerprint(tok), fmt.Sprintf(format, args...))
 	}
 	header, rest, ok := strings.Cut(tok, ".")
 	payload, sig, ok2 := strings.Cut(rest, ".")
@@ -142,8 +142,9 @@ func matchRow(c history.Customer, customerID string, cl *tokenClaims, rows []Row
 	return problems
 }
 
-// fingerprint names a token briefly in reports without printing it whole.
-func fingerprint(tok string) string {
+// Fingerprint names a token briefly in reports without printing it whole: the first 8 hex
+// digits of its SHA-256. The checker's findings and report.html both name tokens by it.
+func Fingerprint(tok string) string {
 	sum := sha256.Sum256([]byte(tok))
 	return hex.EncodeToString(sum[:4])
 }

@@ -7,9 +7,7 @@ package report
 
 import (
 	"cmp"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -17,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/stampede-e2e/stampede/e2e/check"
 	"github.com/stampede-e2e/stampede/e2e/history"
 )
 
@@ -138,13 +137,6 @@ type chartViolated struct {
 }
 
 func us(d time.Duration) int64 { return int64(d / time.Microsecond) }
-
-// fingerprintToken is the check package's fingerprint of a token: the first 8 hex digits of its
-// SHA-256.
-func fingerprintToken(tok string) string {
-	sum := sha256.Sum256([]byte(tok))
-	return hex.EncodeToString(sum[:4])
-}
 
 func excerptOf(s string, n int) string {
 	if !utf8.ValidString(s) {
@@ -437,7 +429,7 @@ func readAnswer(success bool, body string, strs, toks *interner, tokens *chartTo
 	a.token = t
 	if t == len(tokens.FP) {
 		alg, cl, why := decodeClaims(*resp.Token)
-		tokens.FP = append(tokens.FP, fingerprintToken(*resp.Token))
+		tokens.FP = append(tokens.FP, check.Fingerprint(*resp.Token))
 		tokens.Alg = append(tokens.Alg, strs.id(alg))
 		tokens.Iss = append(tokens.Iss, strs.id(cl.Iss))
 		tokens.Sub = append(tokens.Sub, cl.Sub)
