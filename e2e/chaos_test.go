@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -133,26 +134,12 @@ var _ = Describe("Chaos", Label("chaos"), func() {
 				lines []string
 				found check.Detection
 			)
-			for crash := 1; crash <= durabilityCrashes && found.Caught == 0; crash++ {
-				plan := chaos.NewPlan(env.Config.Seed, fmt.Sprintf("db-crash#%d", crash))
-				plan.Fault = chaos.DBCrash{}.Name()
-				By(fmt.Sprintf("crash %d of at most %d: %s", crash, durabilityCrashes, plan))
-				last = d.StampedeUnderFault(ctx, framework.FaultParams{
-					Name:       fmt.Sprintf("crash-%d", crash),
-					Fault:      chaos.DBCrash{},
-					Plan:       plan,
-					Salt:       uint64(300 + crash),
-					Burst:      env.Config.Burst,
-					RoundEvery: durabilityRoundEvery,
-					Retry:      framework.DefaultRetry,
-					Coverage:   coverage,
-				})
-				Expect(last.InjectErr).NotTo(HaveOccurred(), "inject db-crash")
-				Expect(last.RecoverErr).NotTo(HaveOccurred(), "recover db-crash")
-				found = check.Detect(check.AsyncCommit, last.Result)
+			crashUntil(ctx, d, env.Config.Seed, 300, durabilityCrashes, func(o framework.FaultOutcome) bool {
+				last, found = o, check.Detect(check.AsyncCommit, o.Result)
 				lines = append(lines, fmt.Sprintf("crash %d: %s %s, any violation %s, %d requests during the fault",
-					crash, known.Bug, found, check.DetectAny(last.Result), last.During.Requests))
-			}
+					len(lines)+1, known.Bug, found, check.DetectAny(o.Result), o.During.Requests))
+				return found.Caught > 0
+			})
 			line := fmt.Sprintf("%-16s synchronous_commit=off under db-crash: %s", "durability", strings.Join(lines, "; "))
 			AddReportEntry("durability canary", line)
 			AddReportEntry("durability.caught_customers", found.Caught, ReportEntryVisibilityNever)
@@ -166,3 +153,34 @@ var _ = Describe("Chaos", Label("chaos"), func() {
 			}
 		}, SpecTimeout(cfg.ChaosTimeout()*durabilityCrashes))
 })
+
+// crashUntil crashes d's PostgreSQL (db-crash) under rounds of bursts every
+// durabilityRoundEvery, so that commits are in flight when the crash lands, at most max times
+// and until stop says enough was seen. Crash n is planned from planSeed and "db-crash#n", sends
+// the customers of salt+n, and is judged in its own report (crash-n).
+func crashUntil(ctx context.Context, d *framework.Deployment, planSeed, salt uint64, max int, stop func(framework.FaultOutcome) bool) []framework.FaultOutcome {
+	GinkgoHelper()
+	var out []framework.FaultOutcome
+	for crash := 1; crash <= max; crash++ {
+		plan := chaos.NewPlan(planSeed, fmt.Sprintf("db-crash#%d", crash))
+		plan.Fault = chaos.DBCrash{}.Name()
+		By(fmt.Sprintf("crash %d of at most %d: %s", crash, max, plan))
+		o := d.StampedeUnderFault(ctx, framework.FaultParams{
+			Name:       fmt.Sprintf("crash-%d", crash),
+			Fault:      chaos.DBCrash{},
+			Plan:       plan,
+			Salt:       salt + uint64(crash),
+			Burst:      env.Config.Burst,
+			RoundEvery: durabilityRoundEvery,
+			Retry:      framework.DefaultRetry,
+			Coverage:   coverage,
+		})
+		Expect(o.InjectErr).NotTo(HaveOccurred(), "inject db-crash")
+		Expect(o.RecoverErr).NotTo(HaveOccurred(), "recover db-crash")
+		out = append(out, o)
+		if stop(o) {
+			break
+		}
+	}
+	return out
+}

@@ -13,7 +13,6 @@ import (
 	"github.com/onsi/ginkgo/v2/types"
 	. "github.com/onsi/gomega"
 
-	"github.com/stampede-e2e/stampede/e2e/chaos"
 	"github.com/stampede-e2e/stampede/e2e/check"
 	"github.com/stampede-e2e/stampede/e2e/cluster"
 	"github.com/stampede-e2e/stampede/e2e/framework"
@@ -92,19 +91,8 @@ func runSelftestScenario(ctx context.Context, d *framework.Deployment, s mutants
 		return []check.Result{first.Result, second.Result}
 	case mutants.ScenarioDBCrash:
 		var out []check.Result
-		for crash := 1; crash <= selftestCrashes; crash++ {
-			plan := chaos.NewPlan(env.Config.Seed^salt, fmt.Sprintf("db-crash#%d", crash))
-			plan.Fault = chaos.DBCrash{}.Name()
-			o := d.StampedeUnderFault(ctx, framework.FaultParams{
-				Name: fmt.Sprintf("crash-%d", crash), Fault: chaos.DBCrash{}, Plan: plan, Salt: salt + uint64(crash),
-				Burst: env.Config.Burst, RoundEvery: durabilityRoundEvery, Retry: framework.DefaultRetry, Coverage: coverage,
-			})
-			Expect(o.InjectErr).NotTo(HaveOccurred(), "inject db-crash")
-			Expect(o.RecoverErr).NotTo(HaveOccurred(), "recover db-crash")
+		for _, o := range crashUntil(ctx, d, env.Config.Seed^salt, salt, selftestCrashes, func(o framework.FaultOutcome) bool { return stop(o.Result) }) {
 			out = append(out, o.Result)
-			if stop(o.Result) {
-				break
-			}
 		}
 		return out
 	}
