@@ -48,11 +48,9 @@ func (c *Cluster) removeTempKubeconfig() {
 }
 
 func (c *Cluster) attachExisting(ctx context.Context) error {
-	rules := &clientcmd.ClientConfigLoadingRules{ExplicitPath: c.p.Kubeconfig}
-	overrides := &clientcmd.ConfigOverrides{CurrentContext: c.p.Context}
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides).ClientConfig()
+	cfg, err := existingRESTConfig(c.p.Kubeconfig, c.p.Context)
 	if err != nil {
-		return fmt.Errorf("load kubeconfig %s: %w", c.p.Kubeconfig, err)
+		return err
 	}
 	if err := c.setRESTConfig(cfg); err != nil {
 		return err
@@ -151,4 +149,16 @@ func (c *Cluster) waitNodesReady(ctx context.Context, timeout time.Duration) err
 	}
 	c.log.Info("nodes ready", "took", since(start))
 	return nil
+}
+
+// existingRESTConfig loads the kubeconfig file and the context named in it (its current one when
+// context is empty; the callers decide whether that is allowed).
+func existingRESTConfig(kubeconfig, context string) (*rest.Config, error) {
+	rules := &clientcmd.ClientConfigLoadingRules{ExplicitPath: kubeconfig}
+	overrides := &clientcmd.ConfigOverrides{CurrentContext: context}
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("load kubeconfig %s (context %q): %w", kubeconfig, context, err)
+	}
+	return cfg, nil
 }

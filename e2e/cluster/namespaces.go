@@ -9,7 +9,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 )
 
 // The labels of every namespace the suite creates: which run made it, and that stampede did.
@@ -27,10 +26,9 @@ func ExistingClient(kubeconfig, context string) (kubernetes.Interface, error) {
 	if kubeconfig == "" || context == "" {
 		return nil, errors.New("name the kubeconfig and its context (KUBECONFIG=... CONTEXT=...): the current context is never used")
 	}
-	rules := &clientcmd.ClientConfigLoadingRules{ExplicitPath: kubeconfig}
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: context}).ClientConfig()
+	cfg, err := existingRESTConfig(kubeconfig, context)
 	if err != nil {
-		return nil, fmt.Errorf("kubeconfig %s, context %s: %w", kubeconfig, context, err)
+		return nil, err
 	}
 	return kubernetes.NewForConfig(cfg)
 }
