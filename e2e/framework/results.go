@@ -2,6 +2,7 @@ package framework
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -69,7 +70,7 @@ func (r Results) Markdown() string {
 	})
 	for _, s := range specs {
 		var figs []string
-		for _, k := range sortedKeys(s.Figures) {
+		for _, k := range slices.Sorted(maps.Keys(s.Figures)) {
 			figs = append(figs, fmt.Sprintf("%s: %v", k, s.Figures[k]))
 		}
 		fmt.Fprintf(&b, "| %s | %s | %.0fs | %s |\n", mdCell(s.Name), s.State, s.Runtime, mdCell(strings.Join(figs, "; ")))
@@ -82,15 +83,6 @@ func boolRank(b bool) int {
 		return 1
 	}
 	return 0
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // mdCell keeps a value inside one Markdown table cell.
