@@ -122,6 +122,16 @@ func (f faultWindows) covers(op *history.Op) (history.Event, bool) {
 	return history.Event{}, false
 }
 
+// contains reports whether t lies inside a fault's window extended by the tail.
+func (f faultWindows) contains(t time.Duration) bool {
+	for _, e := range f.events {
+		if t >= e.Start && (!e.Ended() || t <= e.End+f.tail) {
+			return true
+		}
+	}
+	return false
+}
+
 // judgeContract returns the line a clean error breaks and why, or ok.
 func (c Contract) judge(op *history.Op, code string, faults faultWindows) (line ContractLine, why string, ok bool) {
 	for _, l := range c.Lines {

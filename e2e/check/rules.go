@@ -257,12 +257,7 @@ func (e *judgeEnv) burstUnderFault(ops []*history.Op) bool {
 	for _, op := range ops[1:] {
 		first = min(first, op.Call)
 	}
-	for _, ev := range e.faults.events {
-		if first >= ev.Start && (!ev.Ended() || first <= ev.End+e.faults.tail) {
-			return true
-		}
-	}
-	return false
+	return e.faults.contains(first)
 }
 
 // twoTokens returns one finding per 2xx when a customer's 2xx answers carry
