@@ -76,15 +76,25 @@ func RecheckDir(dir string) (Recheck, error) {
 }
 
 // JudgedDirs returns every directory under root (root included) that holds a judged run, in
-// lexical order.
+// lexical order, named under root as given. root may be a symbolic link, as _artifacts/latest
+// is: the walk starts from what it points at (filepath.WalkDir alone would see a link, not a
+// directory, and find nothing).
 func JudgedDirs(root string) ([]string, error) {
+	resolved, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return nil, fmt.Errorf("find judged runs under %s: %w", root, err)
+	}
 	var dirs []string
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(resolved, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		if !d.IsDir() && d.Name() == JudgeFile {
-			dirs = append(dirs, filepath.Dir(path))
+			rel, err := filepath.Rel(resolved, filepath.Dir(path))
+			if err != nil {
+				return err
+			}
+			dirs = append(dirs, filepath.Join(root, rel))
 		}
 		return nil
 	})

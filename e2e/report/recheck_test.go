@@ -96,6 +96,15 @@ func TestRecheckDir(t *testing.T) {
 	if err != nil || len(dirs) != 1 || dirs[0] != dir {
 		t.Errorf("JudgedDirs = %v, %v; want [%s]", dirs, err, dir)
 	}
+	// Through a link to the run, as _artifacts/latest is one: the same run, named under the link.
+	link := filepath.Join(t.TempDir(), "latest")
+	if err := os.Symlink(filepath.Dir(filepath.Dir(dir)), link); err != nil {
+		t.Fatal(err)
+	}
+	want := filepath.Join(link, filepath.Base(filepath.Dir(dir)), filepath.Base(dir))
+	if dirs, err := JudgedDirs(link); err != nil || len(dirs) != 1 || dirs[0] != want {
+		t.Errorf("JudgedDirs(link) = %v, %v; want [%s]", dirs, err, want)
+	}
 
 	// A row lost from the saved rows: the same history now judges differently.
 	rows, _ := json.Marshal(run.Rows[:1])
