@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -73,6 +74,9 @@ func TestRender(t *testing.T) {
 				Replicas:         5,
 				SigningKeyPEM:    key,
 				PostgresPassword: "s3cret-pass word",
+				DatabasePassword: "app-pass word",
+				DatabaseTLS:      testTLS(t),
+				APIKeys:          testAPIKeys,
 				Config:           map[string]string{"TOKENSVC_LEGACY_RECHECK_DELAY": "5ms", "TOKENSVC_DATABASE_HOST": "toxiproxy"},
 			}
 			objs, err := Render(p)
@@ -85,7 +89,7 @@ func TestRender(t *testing.T) {
 			}
 			err = check(w, want{strategy: s, namespace: p.Namespace, replicas: 5,
 				tokensvcImage: p.TokensvcImage, postgresImage: p.PostgresImage,
-				config: p.Config, signingKey: key, password: p.PostgresPassword})
+				config: p.Config, signingKey: key, password: p.PostgresPassword, dbPassword: p.DatabasePassword})
 			if err != nil {
 				t.Error(err)
 			}
@@ -118,7 +122,7 @@ func TestRender(t *testing.T) {
 func TestCheckFails(t *testing.T) {
 	key := newKeyPEM(t)
 	p := Params{Strategy: "fail-fast", Namespace: "ns", TokensvcImage: "a/tokensvc:1", PostgresImage: "a/pg:1",
-		SigningKeyPEM: key, PostgresPassword: "pw"}
+		SigningKeyPEM: key, PostgresPassword: "pw", DatabasePassword: "dpw", DatabaseTLS: testTLS(t), APIKeys: testAPIKeys}
 	good := want{strategy: "fail-fast", namespace: "ns", replicas: 3, tokensvcImage: "a/tokensvc:1",
 		postgresImage: "a/pg:1", signingKey: key, password: "pw"}
 	breaks := map[string]func(w *rendered, wt *want){
@@ -142,7 +146,26 @@ func TestCheckFails(t *testing.T) {
 		"pg secret ref": func(w *rendered, wt *want) { w.postgres.Spec.Template.Spec.Containers[0].EnvFrom = nil },
 		"pg probe":      func(w *rendered, wt *want) { w.postgres.Spec.Template.Spec.Containers[0].ReadinessProbe = nil },
 		"pg probe user": func(w *rendered, wt *want) {
-			w.postgres.Spec.Template.Spec.Containers[0].Env[1].ValueFrom.SecretKeyRef.Name = "postgres-credentials"
+			for i, e := range w.postgres.Spec.Template.Spec.Containers[0].Env {
+				if e.Name == "PGUSER" {
+					w.postgres.Spec.Template.Spec.Containers[0].Env[i].ValueFrom.SecretKeyRef.Name = "other"
+				}
+			}
+		},
+		"service sees superuser": func(w *rendered, wt *want) {
+			// The rendered name, with kustomize's hash suffix.
+			super := w.postgres.Spec.Template.Spec.Containers[0].EnvFrom[0].SecretRef.Name
+			c := &w.deploy.Spec.Template.Spec.Containers[0]
+			c.Env = append(c.Env, corev1.EnvVar{Name: "X", ValueFrom: &corev1.EnvVarSource{
+				SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: super}, Key: "POSTGRES_PASSWORD"}}})
+		},
+		"app password": func(w *rendered, wt *want) { wt.dbPassword = "other" },
+		"plaintext db": func(w *rendered, wt *want) {
+			for i, e := range w.deploy.Spec.Template.Spec.Containers[0].Env {
+				if e.Name == "TOKENSVC_DATABASE_URL" {
+					w.deploy.Spec.Template.Spec.Containers[0].Env[i].Value = strings.Replace(e.Value, "verify-full", "disable", 1)
+				}
+			}
 		},
 	}
 	for name, breakIt := range breaks {
@@ -169,7 +192,7 @@ func TestCheckFails(t *testing.T) {
 
 func TestRenderRefuses(t *testing.T) {
 	good := Params{Strategy: "atomic", Namespace: "ns", TokensvcImage: "a/tokensvc:1", PostgresImage: "a/pg:1",
-		SigningKeyPEM: newKeyPEM(t), PostgresPassword: "pw"}
+		SigningKeyPEM: newKeyPEM(t), PostgresPassword: "pw", DatabasePassword: "dpw", DatabaseTLS: testTLS(t), APIKeys: testAPIKeys}
 	if _, err := Render(good); err != nil {
 		t.Fatalf("good params: %v", err)
 	}
@@ -283,7 +306,8 @@ type want struct {
 	tokensvcImage, postgresImage string
 	config                       map[string]string // besides the strategy
 	signingKey                   []byte            // nil: not checked
-	password                     string            // "": not checked
+	password                     string
+	dbPassword                   string // "": not checked
 }
 
 // check returns every way in which w differs from what the suite relies on.
@@ -332,8 +356,9 @@ func check(w *rendered, wt want) error {
 			errorf("tokensvc %s probe %+v, want GET %s on port http", probe, p, wantPath)
 		}
 	}
-	if len(c.Ports) != 1 || c.Ports[0].Name != "http" || c.Ports[0].ContainerPort != TokensvcPort {
-		errorf("tokensvc ports %+v, want http %d", c.Ports, TokensvcPort)
+	if len(c.Ports) != 2 || c.Ports[0].Name != "http" || c.Ports[0].ContainerPort != TokensvcPort ||
+		c.Ports[1].Name != "metrics" || c.Ports[1].ContainerPort != TokensvcMetricsPort {
+		errorf("tokensvc ports %+v, want http %d and metrics %d", c.Ports, TokensvcPort, TokensvcMetricsPort)
 	}
 	// The names the suite selects and reaches the workloads by are this package's constants.
 	if got := w.deploy.Spec.Template.Labels[NameLabel]; got != TokensvcName || w.deploy.Spec.Selector.MatchLabels[NameLabel] != TokensvcName {
@@ -352,8 +377,9 @@ func check(w *rendered, wt want) error {
 	if e := env["POD_NAME"]; e.ValueFrom == nil || e.ValueFrom.FieldRef == nil || e.ValueFrom.FieldRef.FieldPath != "metadata.name" {
 		errorf("POD_NAME %+v, want the downward API's metadata.name", e)
 	}
-	if !strings.Contains(env["TOKENSVC_DATABASE_URL"].Value, "password='$(POSTGRES_PASSWORD)'") {
-		errorf("TOKENSVC_DATABASE_URL %q does not take the password from the Secret", env["TOKENSVC_DATABASE_URL"].Value)
+	if u := env["TOKENSVC_DATABASE_URL"].Value; !strings.Contains(u, "password='$(TOKENSVC_DB_PASSWORD)'") ||
+		!strings.Contains(u, "user=$(TOKENSVC_DB_USER)") || !strings.Contains(u, "sslmode=verify-full") {
+		errorf("TOKENSVC_DATABASE_URL %q: want the service's own role from its Secret, over verified TLS", u)
 	}
 	keyFile := env["TOKENSVC_SIGNING_KEY_FILE"].Value
 	keySecret := ""
@@ -430,25 +456,88 @@ func check(w *rendered, wt want) error {
 	if p := pc.ReadinessProbe; p == nil || p.Exec == nil || len(p.Exec.Command) == 0 || p.Exec.Command[0] != "pg_isready" {
 		errorf("postgres readiness probe %+v, want pg_isready", p)
 	}
-	if len(pc.EnvFrom) != 1 || pc.EnvFrom[0].SecretRef == nil || pc.EnvFrom[0].SecretRef.Name != pgSecret {
-		errorf("postgres and tokensvc do not read the same credentials Secret (%q)", pgSecret)
+	superSecret := ""
+	if len(pc.EnvFrom) == 1 && pc.EnvFrom[0].SecretRef != nil {
+		superSecret = pc.EnvFrom[0].SecretRef.Name
 	}
-	for _, e := range pc.Env {
-		if (e.Name == "PGUSER" || e.Name == "PGDATABASE") &&
-			(e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil || e.ValueFrom.SecretKeyRef.Name != pgSecret) {
-			errorf("postgres %s %+v: want it from the credentials Secret, so that pg_isready logs in", e.Name, e.ValueFrom)
+	if superSecret == "" || superSecret == pgSecret {
+		errorf("postgres's superuser Secret %q: want one of its own, not the service's (%q)", superSecret, pgSecret)
+	}
+	// The superuser's password never reaches the service's pod, by any route.
+	for _, ref := range secretRefs(pod) {
+		if ref == superSecret {
+			errorf("the token service's pod refers to the superuser's Secret %q", superSecret)
 		}
 	}
-	if sec, ok := w.secrets[pgSecret]; !ok {
-		errorf("credentials Secret %q is not in the render", pgSecret)
+	appEnv := map[string]string{}
+	for _, e := range pc.Env {
+		if (e.Name == "PGUSER" || e.Name == "PGDATABASE") &&
+			(e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil || e.ValueFrom.SecretKeyRef.Name != superSecret) {
+			errorf("postgres %s %+v: want it from the superuser's Secret, so that pg_isready logs in", e.Name, e.ValueFrom)
+		}
+		if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && e.ValueFrom.SecretKeyRef.Name == pgSecret {
+			appEnv[e.Name] = e.ValueFrom.SecretKeyRef.Key
+		}
+	}
+	if appEnv["POSTGRES_APP_USER"] != "TOKENSVC_DB_USER" || appEnv["POSTGRES_APP_PASSWORD"] != "TOKENSVC_DB_PASSWORD" {
+		errorf("postgres creates the service's role from %v, want TOKENSVC_DB_USER/PASSWORD of %s", appEnv, pgSecret)
+	}
+	if sec, ok := w.secrets[superSecret]; !ok {
+		errorf("superuser Secret %q is not in the render", superSecret)
 	} else if wt.password != "" && string(sec.Data["POSTGRES_PASSWORD"]) != wt.password {
 		errorf("POSTGRES_PASSWORD %q, want %q", sec.Data["POSTGRES_PASSWORD"], wt.password)
+	}
+	if sec, ok := w.secrets[pgSecret]; !ok {
+		errorf("the service's database Secret %q is not in the render", pgSecret)
+	} else if wt.dbPassword != "" && string(sec.Data["TOKENSVC_DB_PASSWORD"]) != wt.dbPassword {
+		errorf("TOKENSVC_DB_PASSWORD %q, want %q", sec.Data["TOKENSVC_DB_PASSWORD"], wt.dbPassword)
 	}
 	if w.pgService.Spec.Ports[0].Port != PostgresPort || settings["TOKENSVC_DATABASE_PORT"] != strconv.Itoa(PostgresPort) {
 		errorf("postgres Service port %d, tokensvc connects to %s", w.pgService.Spec.Ports[0].Port, settings["TOKENSVC_DATABASE_PORT"])
 	}
 	return errors.Join(errs...)
 }
+
+// secretRefs lists every Secret a pod spec refers to: volumes, envFrom and env.
+func secretRefs(pod corev1.PodSpec) []string {
+	var refs []string
+	for _, v := range pod.Volumes {
+		if v.Secret != nil {
+			refs = append(refs, v.Secret.SecretName)
+		}
+	}
+	for _, c := range pod.Containers {
+		for _, from := range c.EnvFrom {
+			if from.SecretRef != nil {
+				refs = append(refs, from.SecretRef.Name)
+			}
+		}
+		for _, e := range c.Env {
+			if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+				refs = append(refs, e.ValueFrom.SecretKeyRef.Name)
+			}
+		}
+	}
+	return refs
+}
+
+var testAPIKeys = []byte("m-0 sha256:" + strings.Repeat("ab", 32) + "\n")
+
+// testTLS is one DatabaseTLS for the whole test binary: generating keys per render is slow.
+func testTLS(t *testing.T) DatabaseTLS {
+	t.Helper()
+	tlsOnce.Do(func() { tlsValue, tlsErr = NewDatabaseTLS("ns") })
+	if tlsErr != nil {
+		t.Fatal(tlsErr)
+	}
+	return tlsValue
+}
+
+var (
+	tlsOnce  sync.Once
+	tlsValue DatabaseTLS
+	tlsErr   error
+)
 
 func newKeyPEM(t *testing.T) []byte {
 	t.Helper()
@@ -472,7 +561,7 @@ func TestComponentPostgresAsyncCommit(t *testing.T) {
 	args := func(components ...string) []string {
 		t.Helper()
 		objs, err := Render(Params{Strategy: "atomic", Namespace: "ns", TokensvcImage: "a/tokensvc:1", PostgresImage: "a/pg:1",
-			SigningKeyPEM: newKeyPEM(t), PostgresPassword: "pw", Components: components})
+			SigningKeyPEM: newKeyPEM(t), PostgresPassword: "pw", DatabasePassword: "dpw", DatabaseTLS: testTLS(t), APIKeys: testAPIKeys, Components: components})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -509,7 +598,7 @@ func TestRenderTokensvcDir(t *testing.T) {
 	marked := strings.Replace(string(bundled), "kind: Deployment\n", "kind: Deployment\n# the team's copy\n", 1)
 	marked = strings.Replace(marked, "  name: tokensvc\n", "  name: tokensvc\n  annotations:\n    team.example/owner: payments\n", 1)
 	p := Params{Strategy: "atomic", Namespace: "ns", TokensvcImage: "a/tokensvc:1", PostgresImage: "a/pg:1",
-		SigningKeyPEM: newKeyPEM(t), PostgresPassword: "pw",
+		SigningKeyPEM: newKeyPEM(t), PostgresPassword: "pw", DatabasePassword: "dpw", DatabaseTLS: testTLS(t), APIKeys: testAPIKeys,
 		TokensvcDir: team(t, map[string]string{"kustomization.yaml": "resources: [tokensvc.yaml]\n", "tokensvc.yaml": marked})}
 	objs, err := Render(p)
 	if err != nil {

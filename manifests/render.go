@@ -36,6 +36,9 @@ const (
 	TokensvcName = "tokensvc"
 	// TokensvcPort is the token service's container port (its Service's target).
 	TokensvcPort = 8080
+	// TokensvcMetricsPort is the token service's metrics port: not in its Service, reached
+	// through a port-forward.
+	TokensvcMetricsPort = 9090
 	// TokensvcServicePort is the port of the token service's Service, on its ClusterIP.
 	TokensvcServicePort = 8080
 	// PostgresName is PostgreSQL's StatefulSet, Service and pods' NameLabel.
@@ -70,10 +73,18 @@ type Params struct {
 	Replicas int
 	// SigningKeyPEM is the Ed25519 private key, PEM PKCS#8, that every replica signs with.
 	SigningKeyPEM []byte
-	// PostgresPassword is the database password. It ends up inside single quotes in a
-	// key=value connection string, so it must not contain a quote, a backslash or a control
-	// character.
+	// PostgresPassword is PostgreSQL's superuser password; only PostgreSQL's pod gets it.
 	PostgresPassword string
+	// DatabasePassword is the password of the token service's own role. It ends up inside
+	// single quotes in a key=value connection string, so neither password may contain a quote,
+	// a backslash or a control character.
+	DatabasePassword string
+	// DatabaseTLS is the certificate PostgreSQL serves and the CA the service verifies it with
+	// (NewDatabaseTLS makes both).
+	DatabaseTLS DatabaseTLS
+	// APIKeys is the token service's API-key file: one "<merchant_id> sha256:<hex>" line per
+	// key (service/apikey writes and reads it).
+	APIKeys []byte
 	// Config holds extra TOKENSVC_* settings for the token service, merged into its ConfigMap
 	// over the base's (e.g. TOKENSVC_DATABASE_HOST to repoint it at a proxy, or
 	// TOKENSVC_LEGACY_RECHECK_DELAY). The strategy is set with Strategy, not here.
@@ -93,10 +104,14 @@ const TokensvcContract = `a kustomization.yaml whose resources render:
     (the Service's selector); the image stampede/tokensvc:dev (the suite or its flags set the tag);
   - a container port 8080 (the Service's target), serving /v1/tokens, /readyz and /livez;
   - env: envFrom the ConfigMap tokensvc-config (TOKENSVC_* settings, the strategy included) and the
-    Secret postgres-credentials (POSTGRES_USER, POSTGRES_DB, POSTGRES_PASSWORD; the database host is
-    TOKENSVC_DATABASE_HOST/PORT); POD_NAME from metadata.name (X-Served-By); the Secret
-    tokensvc-signing-key (key signing.pem) mounted, its path in TOKENSVC_SIGNING_KEY_FILE.
-The suite generates the ConfigMap and both Secrets per run; the directory must not define them.`
+    Secret tokensvc-database (TOKENSVC_DB_USER, TOKENSVC_DB_NAME, TOKENSVC_DB_PASSWORD: the service's
+    own role; the database host is TOKENSVC_DATABASE_HOST/PORT; connect with sslmode=verify-full and
+    the CA of the Secret tokensvc-database-ca, key ca.crt); POD_NAME from metadata.name
+    (X-Served-By); the Secret tokensvc-signing-key (key signing.pem) mounted, its path in
+    TOKENSVC_SIGNING_KEY_FILE; the Secret tokensvc-api-keys (key api-keys) mounted, its path in
+    TOKENSVC_API_KEYS_FILE; metrics on container port 9090 (TOKENSVC_METRICS_ADDR), not in the Service;
+  - pods that meet the restricted Pod Security Standard (the namespace enforces it).
+The suite generates the ConfigMap and the Secrets per run; the directory must not define them.`
 
 // ComponentPostgresAsyncCommit runs PostgreSQL with synchronous_commit=off.
 const ComponentPostgresAsyncCommit = "postgres-async-commit"
@@ -312,7 +327,11 @@ func topKustomization(p Params) (*types.Kustomization, map[string][]byte, error)
 		}
 		components = append(components, "../components/"+c)
 	}
-	errs = append(errs, checkSigningKey(p.SigningKeyPEM), checkPassword(p.PostgresPassword))
+	errs = append(errs, checkSigningKey(p.SigningKeyPEM), checkPassword(p.PostgresPassword),
+		checkPassword(p.DatabasePassword), p.DatabaseTLS.check())
+	if len(p.APIKeys) == 0 {
+		errs = append(errs, errors.New("api keys: empty (one \"<merchant_id> sha256:<hex>\" line per key)"))
+	}
 	var config []string
 	for _, key := range slices.Sorted(maps.Keys(p.Config)) {
 		value := p.Config[key]
@@ -342,6 +361,14 @@ func topKustomization(p Params) (*types.Kustomization, map[string][]byte, error)
 				KvPairSources: types.KvPairSources{FileSources: []string{"signing.pem=signing.pem"}}}},
 			{GeneratorArgs: types.GeneratorArgs{Name: "postgres-credentials", Behavior: "merge",
 				KvPairSources: types.KvPairSources{FileSources: []string{"POSTGRES_PASSWORD=postgres-password"}}}},
+			{GeneratorArgs: types.GeneratorArgs{Name: "tokensvc-database", Behavior: "merge",
+				KvPairSources: types.KvPairSources{FileSources: []string{"TOKENSVC_DB_PASSWORD=database-password"}}}},
+			{GeneratorArgs: types.GeneratorArgs{Name: "postgres-tls", Behavior: "replace",
+				KvPairSources: types.KvPairSources{FileSources: []string{"tls.crt=tls.crt", "tls.key=tls.key"}}}},
+			{GeneratorArgs: types.GeneratorArgs{Name: "tokensvc-database-ca", Behavior: "replace",
+				KvPairSources: types.KvPairSources{FileSources: []string{"ca.crt=ca.crt"}}}},
+			{GeneratorArgs: types.GeneratorArgs{Name: "tokensvc-api-keys", Behavior: "replace",
+				KvPairSources: types.KvPairSources{FileSources: []string{"api-keys=api-keys"}}}},
 		},
 	}
 	if len(config) > 0 {
@@ -354,6 +381,11 @@ func topKustomization(p Params) (*types.Kustomization, map[string][]byte, error)
 	files := map[string][]byte{
 		"signing.pem":       p.SigningKeyPEM,
 		"postgres-password": []byte(p.PostgresPassword),
+		"database-password": []byte(p.DatabasePassword),
+		"tls.crt":           p.DatabaseTLS.CertPEM,
+		"tls.key":           p.DatabaseTLS.KeyPEM,
+		"ca.crt":            p.DatabaseTLS.CACertPEM,
+		"api-keys":          p.APIKeys,
 	}
 	return k, files, nil
 }

@@ -3,8 +3,16 @@
 #
 # On an empty PGDATA it runs initdb: superuser POSTGRES_USER (default postgres) with the password
 # POSTGRES_PASSWORD (required), database POSTGRES_DB (default POSTGRES_USER), scram-sha-256 for
-# every TCP connection, trust for the local socket (pg_isready, `kubectl exec ... psql`). Then it
-# execs postgres, which becomes PID 1 and so gets the stop signal itself; the image's STOPSIGNAL is
+# every TCP connection, trust for the local socket (pg_isready, `kubectl exec ... psql`).
+#
+# Least privilege: with POSTGRES_APP_USER and POSTGRES_APP_PASSWORD set, initdb also creates that
+# role (no superuser, no createdb, no createrole), gives it a schema of its own name in POSTGRES_DB
+# (so its unqualified tables land there) and nothing else, and lets only that role in from other
+# hosts; the superuser then logs in only over the socket and loopback. With POSTGRES_TLS_DIR set
+# (tls.crt, tls.key; the key 0600 and owned by postgres, or 0640 and owned by root), PostgreSQL
+# serves TLS and the role's line in pg_hba is hostssl: a plaintext login from another host is refused.
+#
+# Then it execs postgres, which becomes PID 1 and so gets the stop signal itself; the image's STOPSIGNAL is
 # SIGINT (fast shutdown: SIGTERM would wait for the services' pooled connections to close).
 #
 # Volumes: PGDATA is a subdirectory of the mount (/var/lib/postgresql/data/pgdata) so that a
@@ -31,6 +39,21 @@ fi
 
 # sql_ident NAME: NAME as a quoted SQL identifier.
 sql_ident() { printf '"%s"' "${1//\"/\"\"}"; }
+# sql_literal TEXT: TEXT as a quoted SQL string literal (standard_conforming_strings is on).
+sql_literal() { printf "'%s'" "${1//\'/\'\'}"; }
+
+APP_USER=${POSTGRES_APP_USER:-}
+if [ -n "$APP_USER" ] && [ -z "${POSTGRES_APP_PASSWORD:-}" ]; then
+  die "POSTGRES_APP_USER is set but POSTGRES_APP_PASSWORD is empty"
+fi
+TLS_ARGS=()
+if [ -n "${POSTGRES_TLS_DIR:-}" ]; then
+  for f in tls.crt tls.key; do
+    [ -r "${POSTGRES_TLS_DIR}/${f}" ] || die "POSTGRES_TLS_DIR=${POSTGRES_TLS_DIR} has no readable ${f}"
+  done
+  TLS_ARGS=(-c ssl=on -c "ssl_cert_file=${POSTGRES_TLS_DIR}/tls.crt" -c "ssl_key_file=${POSTGRES_TLS_DIR}/tls.key"
+    -c ssl_min_protocol_version=TLSv1.2)
+fi
 
 init_cluster() {
   [ -n "${POSTGRES_PASSWORD:-}" ] ||
@@ -70,15 +93,37 @@ log_min_messages = warning
 # The image has no LLVM (scripts/images/postgres-rootfs.sh).
 jit = off
 CONF
-  # initdb's host lines cover only the loopback addresses; the services connect from other pods.
-  printf 'host all all all scram-sha-256\n' >>"${tmp}/pg_hba.conf"
+  # initdb's host lines cover only the loopback addresses; the services connect from other pods:
+  # only the service's role, to its database, and over TLS when there is a certificate.
+  local hosttype=host
+  [ ${#TLS_ARGS[@]} -eq 0 ] || hosttype=hostssl
+  if [ -n "$APP_USER" ]; then
+    printf '%s %s %s all scram-sha-256\n' "$hosttype" "$POSTGRES_DB" "$APP_USER" >>"${tmp}/pg_hba.conf"
+  else
+    printf '%s all all all scram-sha-256\n' "$hosttype" >>"${tmp}/pg_hba.conf"
+  fi
   if [ "$POSTGRES_DB" != postgres ]; then
     printf 'CREATE DATABASE %s OWNER %s\n' "$(sql_ident "$POSTGRES_DB")" "$(sql_ident "$POSTGRES_USER")" |
       postgres --single -D "$tmp" postgres >/dev/null || die "creating database ${POSTGRES_DB} failed"
+  fi
+  if [ -n "$APP_USER" ]; then
+    local role db
+    role=$(sql_ident "$APP_USER") db=$(sql_ident "$POSTGRES_DB")
+    # One statement per line: single-user mode runs each line on its own.
+    printf '%s\n' \
+      "CREATE ROLE ${role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD $(sql_literal "$POSTGRES_APP_PASSWORD")" |
+      postgres --single -D "$tmp" postgres >/dev/null || die "creating role ${APP_USER} failed"
+    # public's CREATE is already revoked from PUBLIC (PostgreSQL 15); the schema named after the
+    # role comes first in the default search_path ("$user", public).
+    printf '%s\n' \
+      "REVOKE ALL ON DATABASE ${db} FROM PUBLIC" \
+      "GRANT CONNECT, TEMPORARY ON DATABASE ${db} TO ${role}" \
+      "CREATE SCHEMA ${role} AUTHORIZATION ${role}" |
+      postgres --single -D "$tmp" "$POSTGRES_DB" >/dev/null || die "creating schema ${APP_USER} failed"
   fi
   mv "$tmp" "$PGDATA"
   log "initdb done"
 }
 
 [ -s "${PGDATA}/PG_VERSION" ] || init_cluster
-exec postgres -D "$PGDATA" "$@"
+exec postgres -D "$PGDATA" "${TLS_ARGS[@]}" "$@"

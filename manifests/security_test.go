@@ -1,0 +1,190 @@
+package manifests
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	psapi "k8s.io/pod-security-admission/api"
+	"k8s.io/pod-security-admission/policy"
+
+	"github.com/stampede-e2e/stampede/manifests/components/toxiproxy"
+)
+
+// renderAll renders the atomic strategy with toxiproxy added, as the chaos specs deploy it: every
+// kind of pod the suite deploys from these manifests.
+func renderAll(t *testing.T) []*unstructured.Unstructured {
+	t.Helper()
+	objs, err := Render(Params{Strategy: "atomic", Namespace: "ns", TokensvcImage: "a/tokensvc:1", PostgresImage: "a/pg:1",
+		SigningKeyPEM: newKeyPEM(t), PostgresPassword: "pw", DatabasePassword: "dpw", DatabaseTLS: testTLS(t), APIKeys: testAPIKeys,
+		Components: []string{ComponentPostgresAsyncCommit}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy, err := toxiproxy.Render("ns", "a/toxiproxy:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(objs, proxy...)
+}
+
+// podTemplates returns the pod template of every workload in objs, by workload name.
+func podTemplates(t *testing.T, objs []*unstructured.Unstructured) map[string]corev1.PodTemplateSpec {
+	t.Helper()
+	pods := map[string]corev1.PodTemplateSpec{}
+	for _, o := range objs {
+		switch o.GetKind() {
+		case "Deployment":
+			var d appsv1.Deployment
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &d); err != nil {
+				t.Fatal(err)
+			}
+			pods[d.Name] = d.Spec.Template
+		case "StatefulSet":
+			var s appsv1.StatefulSet
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &s); err != nil {
+				t.Fatal(err)
+			}
+			pods[s.Name] = s.Spec.Template
+		case "DaemonSet", "Job", "CronJob", "ReplicaSet", "Pod":
+			t.Fatalf("%s %s: a workload kind this test does not read; add it", o.GetKind(), o.GetName())
+		}
+	}
+	return pods
+}
+
+// Every pod the manifests deploy meets the restricted Pod Security Standard, as Kubernetes' own
+// evaluator (the one behind the admission plugin) judges it; the namespace enforces it; and no
+// pod mounts a service account token or writes to its root filesystem.
+func TestRestrictedPods(t *testing.T) {
+	objs := renderAll(t)
+	eval, err := policy.NewEvaluator(policy.DefaultChecks())
+	if err != nil {
+		t.Fatal(err)
+	}
+	restricted := psapi.LevelVersion{Level: psapi.LevelRestricted, Version: psapi.LatestVersion()}
+	pods := podTemplates(t, objs)
+	for _, name := range []string{TokensvcName, PostgresName, toxiproxy.Name} {
+		tmpl, ok := pods[name]
+		if !ok {
+			t.Errorf("no workload %s in the render", name)
+			continue
+		}
+		for _, r := range eval.EvaluatePod(restricted, &tmpl.ObjectMeta, &tmpl.Spec) {
+			if !r.Allowed {
+				t.Errorf("%s: restricted: %s: %s", name, r.ForbiddenReason, r.ForbiddenDetail)
+			}
+		}
+		if a := tmpl.Spec.AutomountServiceAccountToken; a == nil || *a {
+			t.Errorf("%s: automountServiceAccountToken %v, want false: none of them calls the API server", name, a)
+		}
+		for _, c := range tmpl.Spec.Containers {
+			if sc := c.SecurityContext; sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
+				t.Errorf("%s/%s: root filesystem writable", name, c.Name)
+			}
+		}
+	}
+	var ns int
+	for _, o := range objs {
+		if o.GetKind() != "Namespace" {
+			continue
+		}
+		ns++
+		if l := o.GetLabels(); l[psapi.EnforceLevelLabel] != string(psapi.LevelRestricted) {
+			t.Errorf("Namespace %s: %s=%q, want restricted", o.GetName(), psapi.EnforceLevelLabel, l[psapi.EnforceLevelLabel])
+		}
+	}
+	if ns != 1 {
+		t.Errorf("%d Namespace objects, want 1", ns)
+	}
+}
+
+// The evaluator above really refuses what the standard forbids: a pod without the seccomp
+// profile fails it. Without this the test could pass on an evaluator that allows everything.
+func TestRestrictedPodsCanFail(t *testing.T) {
+	eval, err := policy.NewEvaluator(policy.DefaultChecks())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := podTemplates(t, renderAll(t))[TokensvcName]
+	tmpl.Spec.SecurityContext.SeccompProfile = nil
+	denied := false
+	for _, r := range eval.EvaluatePod(psapi.LevelVersion{Level: psapi.LevelRestricted, Version: psapi.LatestVersion()}, &tmpl.ObjectMeta, &tmpl.Spec) {
+		denied = denied || !r.Allowed
+	}
+	if !denied {
+		t.Fatal("a pod without seccompProfile passed the restricted standard")
+	}
+}
+
+// The policies: default deny for every pod in the namespace, and each allowed path exactly.
+func TestNetworkPolicies(t *testing.T) {
+	pols := map[string]networkingv1.NetworkPolicy{}
+	for _, o := range renderAll(t) {
+		if o.GetKind() != "NetworkPolicy" {
+			continue
+		}
+		var p networkingv1.NetworkPolicy
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &p); err != nil {
+			t.Fatal(err)
+		}
+		if p.Namespace != "ns" {
+			t.Errorf("NetworkPolicy %s in namespace %q", p.Name, p.Namespace)
+		}
+		pols[p.Name] = p
+	}
+	deny, ok := pols["default-deny"]
+	if !ok || len(deny.Spec.PodSelector.MatchLabels)+len(deny.Spec.PodSelector.MatchExpressions) != 0 ||
+		len(deny.Spec.Ingress)+len(deny.Spec.Egress) != 0 || fmt.Sprint(deny.Spec.PolicyTypes) != "[Ingress Egress]" {
+		t.Errorf("default-deny %+v: want every pod selected, both directions, no rule", deny.Spec)
+	}
+	// peers renders a rule's peers and ports compactly: "name=tokensvc:TCP/8080".
+	peers := func(from []networkingv1.NetworkPolicyPeer, ports []networkingv1.NetworkPolicyPort) string {
+		var ps, pp []string
+		for _, f := range from {
+			if f.PodSelector != nil {
+				ps = append(ps, "name="+f.PodSelector.MatchLabels[NameLabel])
+			}
+		}
+		for _, p := range ports {
+			pp = append(pp, fmt.Sprintf("%s/%s", *p.Protocol, p.Port.String()))
+		}
+		return strings.Join(ps, ",") + ":" + strings.Join(pp, ",")
+	}
+	want := map[string]string{
+		"tokensvc in":   ":TCP/8080",
+		"tokensvc out":  "name=postgres,name=toxiproxy:TCP/5432",
+		"postgres in":   "name=tokensvc,name=toxiproxy:TCP/5432",
+		"toxiproxy in":  "name=tokensvc:TCP/5432",
+		"toxiproxy out": "name=postgres:TCP/5432",
+	}
+	for key, w := range want {
+		name, dir, _ := strings.Cut(key, " ")
+		p, ok := pols[name]
+		if !ok {
+			t.Errorf("no NetworkPolicy %s", name)
+			continue
+		}
+		var got []string
+		if dir == "in" {
+			for _, r := range p.Spec.Ingress {
+				got = append(got, peers(r.From, r.Ports))
+			}
+		} else {
+			for _, r := range p.Spec.Egress {
+				got = append(got, peers(r.To, r.Ports))
+			}
+		}
+		if len(got) != 1 || got[0] != w {
+			t.Errorf("%s: rules %q, want [%s]", key, got, w)
+		}
+	}
+	if p, ok := pols[PostgresName]; ok && len(p.Spec.Egress) != 0 {
+		t.Errorf("postgres may open connections: %+v", p.Spec.Egress)
+	}
+}
