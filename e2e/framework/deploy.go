@@ -105,7 +105,11 @@ func (e *Env) Deploy(ctx context.Context, p DeployParams) *Deployment {
 		config["TOKENSVC_DATABASE_HOST"] = toxiproxy.Name
 		config["TOKENSVC_DATABASE_PORT"] = strconv.Itoa(toxiproxy.ProxyPort)
 	}
-	password := randomSuffix() + randomSuffix()
+	password, dbPassword := randomSuffix()+randomSuffix(), randomSuffix()+randomSuffix()
+	dbTLS, err := manifests.NewDatabaseTLS(d.Namespace)
+	Expect(err).NotTo(HaveOccurred())
+	d.APIKeys, err = NewAPIKeys(merchantIDs())
+	Expect(err).NotTo(HaveOccurred())
 	objs, err := manifests.Render(manifests.Params{
 		Strategy:         p.Strategy,
 		Namespace:        d.Namespace,
@@ -114,6 +118,9 @@ func (e *Env) Deploy(ctx context.Context, p DeployParams) *Deployment {
 		Replicas:         e.Config.Replicas,
 		SigningKeyPEM:    key.PrivatePEM,
 		PostgresPassword: password,
+		DatabasePassword: dbPassword,
+		DatabaseTLS:      dbTLS,
+		APIKeys:          d.APIKeys.File(),
 		Config:           config,
 		Components:       p.Components,
 		TokensvcDir:      e.Config.Manifests,
@@ -169,7 +176,9 @@ func (e *Env) Deploy(ctx context.Context, p DeployParams) *Deployment {
 	port, stop, err := PortForward(ctx, e.RestConfig, e.Client, d.Namespace, manifests.Selector(manifests.PostgresName), manifests.PostgresPort)
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(stop)
-	d.DSN = fmt.Sprintf("postgres://tokensvc:%s@127.0.0.1:%d/tokensvc?sslmode=disable", password, port)
+	// As the service's own role (its tables are in its schema), through the port-forward, which
+	// arrives on PostgreSQL's loopback: there, as for the pod's own tools, no TLS is required.
+	d.DSN = fmt.Sprintf("postgres://tokensvc:%s@127.0.0.1:%d/tokensvc?sslmode=disable", dbPassword, port)
 	return d
 }
 

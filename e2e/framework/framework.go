@@ -66,6 +66,8 @@ type Deployment struct {
 	Seqs  *history.Seqs
 	// Toxiproxy drives the toxiproxy in front of PostgreSQL; nil without one (DeployParams).
 	Toxiproxy *toxiproxyclient.Client
+	// APIKeys are the merchants' keys this deployment's service accepts.
+	APIKeys APIKeys
 
 	// attacks counts the attacker Jobs of the spec, which names each.
 	attacks int

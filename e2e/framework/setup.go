@@ -41,8 +41,9 @@ func Setup(ctx context.Context, cfg *Config) *Env {
 			cfg.PostgresImage = firstNonEmpty(cfg.PostgresImage, images["postgres"])
 			cfg.ToxiproxyImage = firstNonEmpty(cfg.ToxiproxyImage, images["toxiproxy"])
 		}
-		if cfg.Traffic == TrafficCluster && cfg.AttackerImage == "" {
-			By("building the attacker image for traffic from inside the cluster (scripts/build-image.sh attacker)")
+		// Built even for host traffic: the network-policy spec's probe pods run it too.
+		if cfg.AttackerImage == "" {
+			By("building the attacker image: in-cluster traffic and network probes (scripts/build-image.sh attacker)")
 			images := must(cluster.BuildImages(ctx, RepoRoot(), GinkgoWriter, "attacker"))
 			Expect(images["attacker"]).NotTo(BeEmpty(), "scripts/build-image.sh printed no attacker image")
 			cfg.AttackerImage = images["attacker"]
@@ -65,10 +66,7 @@ func Setup(ctx context.Context, cfg *Config) *Env {
 	var load func(ctx context.Context, images ...string) error
 	if ok, why := c.CanLoadImages(); ok {
 		By("loading the images into the nodes")
-		images := []string{cfg.TokensvcImage, cfg.PostgresImage, cfg.ToxiproxyImage}
-		if cfg.Traffic == TrafficCluster {
-			images = append(images, cfg.AttackerImage)
-		}
+		images := []string{cfg.TokensvcImage, cfg.PostgresImage, cfg.ToxiproxyImage, cfg.AttackerImage}
 		Expect(c.LoadImages(ctx, images...)).To(Succeed())
 		load = c.LoadImages
 	} else {
