@@ -33,6 +33,12 @@ func PortForward(ctx context.Context, cfg *rest.Config, cs kubernetes.Interface,
 	if pod == "" {
 		return 0, nil, fmt.Errorf("no running pod for %q in %s", selector, namespace)
 	}
+	return PortForwardPod(ctx, cfg, namespace, pod, remotePort)
+}
+
+// PortForwardPod forwards a free local port on 127.0.0.1 to remotePort of the pod named pod in
+// namespace, through the API server. It returns the local port and a stop function.
+func PortForwardPod(ctx context.Context, cfg *rest.Config, namespace, pod string, remotePort int) (int, func(), error) {
 	rt, upgrader, err := spdy.RoundTripperFor(cfg)
 	if err != nil {
 		return 0, nil, fmt.Errorf("spdy round tripper: %w", err)

@@ -1,0 +1,98 @@
+package check
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stampede-e2e/stampede/e2e/history"
+)
+
+// metricsOps: pod a answered one created and one existing, pod b one conflict, and one request
+// got no answer.
+func metricsOps() []history.Op {
+	c := history.Customer{MerchantID: "m-0", ExternalID: "c-1"}
+	return []history.Op{
+		{Customer: c, Seq: 0, Status: 200, Pod: "a", Body: `{"token":"t","customer_id":"x","created":true}`},
+		{Customer: c, Seq: 1, Status: 200, Pod: "a", Body: `{"token":"t","customer_id":"x","created":false}`},
+		{Customer: c, Seq: 2, Status: 409, Pod: "b", Body: `{"error":"conflict","message":"retry"}`},
+		{Customer: c, Seq: 3, Error: "timeout"},
+	}
+}
+
+func TestCheckMetrics(t *testing.T) {
+	agree := func() *MetricsWitness {
+		return &MetricsWitness{Pods: map[string]map[string]float64{
+			"a": {OutcomeCreated: 1, OutcomeExisting: 1},
+			"b": {OutcomeConflict: 1},
+		}}
+	}
+	if vs := checkMetrics(metricsOps(), agree()); len(vs) != 0 {
+		t.Fatalf("agreeing witness: %v", vs)
+	}
+	// The unanswered request may have been counted by any pod, once.
+	w := agree()
+	w.Pods["b"][OutcomeUnavailable] = 1
+	if vs := checkMetrics(metricsOps(), w); len(vs) != 0 {
+		t.Errorf("one count for the one unanswered request: %v", vs)
+	}
+	if vs := checkMetrics(metricsOps(), nil); vs != nil {
+		t.Errorf("no witness: %v", vs)
+	}
+
+	for name, tc := range map[string]struct {
+		change func(w *MetricsWitness)
+		want   string
+	}{
+		// A build that answers created=true but counts existing (or the other way round).
+		"answered created, counted existing": {func(w *MetricsWitness) {
+			w.Pods["a"] = map[string]float64{OutcomeExisting: 2}
+		}, `counted 0 "created"`},
+		"a pod that does not count": {func(w *MetricsWitness) { w.Pods["b"] = map[string]float64{} }, `counted 0 "conflict"`},
+		"more counted than unanswered": {func(w *MetricsWitness) {
+			w.Pods["b"][OutcomeCreated] = 2
+		}, "2 registrations more"},
+		"a pod not scraped": {func(w *MetricsWitness) { delete(w.Pods, "b") }, `pod "b" answered`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			w := agree()
+			tc.change(w)
+			vs := checkMetrics(metricsOps(), w)
+			if len(vs) == 0 || vs[0].Rule != RuleMetrics || !strings.Contains(strings.Join(vs[0].Details, " "), tc.want) {
+				t.Errorf("violations %+v, want one saying %q", vs, tc.want)
+			}
+		})
+	}
+	// A pod gone before the scrape: its answers are not compared.
+	w = agree()
+	delete(w.Pods, "b")
+	w.Gone = []string{"b"}
+	if vs := checkMetrics(metricsOps(), w); len(vs) != 0 {
+		t.Errorf("gone pod: %v", vs)
+	}
+}
+
+func TestOutcomeOf(t *testing.T) {
+	for _, tc := range []struct {
+		status int
+		body   string
+		want   string
+	}{
+		{200, `{"token":"t","customer_id":"","created":false}`, OutcomeNullSubject},
+		{503, `{"error":"overloaded"}`, OutcomeOverloaded},
+		{503, `{"error":"unavailable"}`, OutcomeUnavailable},
+		{401, `{"error":"unauthenticated"}`, OutcomeUnauthenticated},
+		{403, `{"error":"forbidden"}`, OutcomeForbidden},
+		{500, `{"error":"empty_subject"}`, OutcomeEmptySubject},
+		{500, `{"error":"internal"}`, OutcomeError},
+		{400, `{"error":"invalid_json"}`, OutcomeInvalidInput},
+		{415, `{"error":"unsupported_media_type"}`, OutcomeInvalidInput},
+		{502, `bad gateway`, "502 "},
+	} {
+		if got, ok := OutcomeOf(history.Op{Status: tc.status, Body: tc.body}); !ok || got != tc.want {
+			t.Errorf("OutcomeOf(%d %s) = %q, %v; want %q", tc.status, tc.body, got, ok, tc.want)
+		}
+	}
+	if _, ok := OutcomeOf(history.Op{Error: "reset"}); ok {
+		t.Error("an unanswered request has an outcome")
+	}
+}
