@@ -1,0 +1,111 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	"github.com/stampede-e2e/stampede/e2e/check"
+	"github.com/stampede-e2e/stampede/e2e/framework"
+	"github.com/stampede-e2e/stampede/manifests"
+)
+
+// probeTimeout is how long a probe waits for its connection: a policy drops the SYN, so a denied
+// connection is one that has not opened by then. Several SYN retransmissions fit in it.
+const probeTimeout = 5 * time.Second
+
+var _ = Describe("Network policy", Label("netpol"), func() {
+	// Addresses are the Services' ClusterIPs and the pods' IPs, not names: a DNS failure must not
+	// pass for a denied connection.
+	It("keeps every pod but the token service away from PostgreSQL, and the token service still reaches it",
+		Label("atomic"), func(ctx SpecContext) {
+			d := env.Deploy(ctx, framework.DeployParams{Strategy: "atomic"})
+			svc := func(name string, port int) string {
+				s, err := env.Client.CoreV1().Services(d.Namespace).Get(ctx, name, metav1.GetOptions{})
+				Expect(err).NotTo(HaveOccurred())
+				return net.JoinHostPort(s.Spec.ClusterIP, strconv.Itoa(port))
+			}
+			postgres := svc(manifests.PostgresName, manifests.PostgresPort)
+			tokensvc := svc(manifests.TokensvcName, manifests.TokensvcServicePort)
+			pods, err := env.Client.CoreV1().Pods(d.Namespace).List(ctx, metav1.ListOptions{LabelSelector: manifests.Selector(manifests.TokensvcName)})
+			Expect(err).NotTo(HaveOccurred())
+			Expect(pods.Items).NotTo(BeEmpty())
+			metrics := net.JoinHostPort(pods.Items[0].Status.PodIP, strconv.Itoa(manifests.TokensvcMetricsPort))
+
+			By("a pod outside the allowed set cannot open a connection to PostgreSQL")
+			denied := d.Probe(ctx, "probe-denied", nil, postgres, probeTimeout, "")
+			Expect(denied.Connected).To(BeFalse(), "a pod that no policy allows reached PostgreSQL at %s", postgres)
+
+			By("control: a policy that lets a probe out, and into PostgreSQL, makes the same probe connect")
+			allowControlProbes(ctx, d.Namespace)
+			// cnid applies a new policy within moments; ask again until it has, with fresh pods.
+			n := 0
+			Eventually(ctx, func() bool {
+				n++
+				return d.Probe(ctx, fmt.Sprintf("probe-control-%d", n), map[string]string{controlLabel: "allowed"}, postgres, probeTimeout, "").Connected
+			}).WithTimeout(2*time.Minute).WithPolling(time.Second).Should(BeTrue(),
+				"with a policy allowing it, the probe never reached PostgreSQL: the probe cannot see an open path, and its 'denied' proves nothing")
+
+			By("the control probe reaches the token service's API, but not its metrics port (port-forwards only)")
+			Expect(d.Probe(ctx, "probe-control-api", map[string]string{controlLabel: "allowed"}, tokensvc, probeTimeout, "").Connected).
+				To(BeTrue(), "the token service's Service at %s", tokensvc)
+			Expect(d.Probe(ctx, "probe-control-metrics", map[string]string{controlLabel: "allowed"}, metrics, probeTimeout, "").Connected).
+				To(BeFalse(), "a pod reached the token service's metrics port at %s", metrics)
+
+			By("a pod without the control label is still refused, after the control policy exists")
+			Expect(d.Probe(ctx, "probe-denied-again", nil, postgres, probeTimeout, "").Connected).To(BeFalse())
+
+			By("the token service still reaches PostgreSQL: a burst registers every customer")
+			o := d.Stampede(ctx, bursts(5))
+			if o.Result.Verdict != check.VerdictPass {
+				d.Failf(o, "under the network policies the token service broke the invariants")
+			}
+		}, SpecTimeout(cfg.Timeout))
+})
+
+// controlLabel marks the probe pods the control policy lets through.
+const controlLabel = "stampede.dev/netprobe"
+
+// allowControlProbes adds two policies to namespace: pods labelled controlLabel=allowed may open
+// any connection, and PostgreSQL accepts them on its port.
+func allowControlProbes(ctx context.Context, namespace string) {
+	GinkgoHelper()
+	tcp := corev1.ProtocolTCP
+	control := &metav1.LabelSelector{MatchLabels: map[string]string{controlLabel: "allowed"}}
+	for _, p := range []*networkingv1.NetworkPolicy{
+		{
+			ObjectMeta: metav1.ObjectMeta{Name: "netprobe-control-egress"},
+			Spec: networkingv1.NetworkPolicySpec{
+				PodSelector: *control,
+				PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeEgress},
+				Egress:      []networkingv1.NetworkPolicyEgressRule{{}},
+			},
+		},
+		{
+			ObjectMeta: metav1.ObjectMeta{Name: "netprobe-control-postgres"},
+			Spec: networkingv1.NetworkPolicySpec{
+				PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{manifests.NameLabel: manifests.PostgresName}},
+				PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
+				Ingress: []networkingv1.NetworkPolicyIngressRule{{
+					From:  []networkingv1.NetworkPolicyPeer{{PodSelector: control}},
+					Ports: []networkingv1.NetworkPolicyPort{{Protocol: &tcp, Port: ptr.To(intstr.FromInt32(manifests.PostgresPort))}},
+				}},
+			},
+		},
+	} {
+		_, err := env.Client.NetworkingV1().NetworkPolicies(namespace).Create(ctx, p, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred(), "create NetworkPolicy %s", p.Name)
+	}
+}
