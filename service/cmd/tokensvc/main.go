@@ -54,7 +54,9 @@ func run(ctx context.Context, log *slog.Logger, args []string, getenv func(strin
 	if err := mutant.Start(getenv, string(cfg.Strategy), log); err != nil {
 		return err
 	}
-	signer, err := token.NewSigner(cfg.SigningKey, cfg.Issuer, cfg.KeyID)
+	signer, err := token.NewSigner(cfg.SigningKey, token.SignerParams{
+		Issuer: cfg.Issuer, Audience: cfg.Audience, TTL: cfg.TokenTTL, KeyID: cfg.KeyID,
+	})
 	if err != nil {
 		return err
 	}

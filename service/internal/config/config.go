@@ -66,6 +66,10 @@ type Config struct {
 	SigningKey ed25519.PrivateKey
 	// Issuer is the iss claim.
 	Issuer string
+	// Audience is the aud claim: the API the tokens are meant for.
+	Audience string
+	// TokenTTL is how long a token is valid after its iat (exp = iat + TokenTTL).
+	TokenTTL time.Duration
 	// KeyID is the kid; empty means the RFC 7638 thumbprint of the public key.
 	KeyID string
 	// ShutdownTimeout bounds the graceful shutdown after SIGTERM.
@@ -107,6 +111,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&strategy, "create-strategy", env("TOKENSVC_CREATE_STRATEGY", string(StrategyAtomic)), "legacy|return-existing|fail-fast|atomic (TOKENSVC_CREATE_STRATEGY)")
 	fs.StringVar(&cfg.SigningKeyFile, "signing-key-file", getenv("TOKENSVC_SIGNING_KEY_FILE"), "Ed25519 private key, PEM PKCS#8 (TOKENSVC_SIGNING_KEY_FILE; or the PEM itself in TOKENSVC_SIGNING_KEY)")
 	fs.StringVar(&cfg.Issuer, "issuer", env("TOKENSVC_ISSUER", "stampede-tokensvc"), "iss claim (TOKENSVC_ISSUER)")
+	fs.StringVar(&cfg.Audience, "audience", env("TOKENSVC_AUDIENCE", "stampede-merchant-api"), "aud claim (TOKENSVC_AUDIENCE)")
 	fs.StringVar(&cfg.KeyID, "key-id", getenv("TOKENSVC_KEY_ID"), "kid; default is the RFC 7638 thumbprint of the public key (TOKENSVC_KEY_ID)")
 	fs.StringVar(&cfg.PodName, "pod-name", getenv("POD_NAME"), "X-Served-By value; default is the hostname (POD_NAME)")
 	durations := []struct {
@@ -115,6 +120,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 		def        time.Duration
 		usage      string
 	}{
+		{&cfg.TokenTTL, "token-ttl", "TOKENSVC_TOKEN_TTL", 24 * time.Hour, "exp minus iat of every token, at least 1s"},
 		{&cfg.ShutdownTimeout, "shutdown-timeout", "TOKENSVC_SHUTDOWN_TIMEOUT", 20 * time.Second, "bound on graceful shutdown"},
 		{&cfg.DrainDelay, "drain-delay", "TOKENSVC_DRAIN_DELAY", 0, "time /readyz reports false before the listener closes"},
 		{&cfg.StartupTimeout, "startup-timeout", "TOKENSVC_STARTUP_TIMEOUT", 60 * time.Second, "bound on waiting for the database at start"},
@@ -152,6 +158,13 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 		if *d.dst < 0 {
 			errs = append(errs, fmt.Errorf("%s must not be negative", d.name))
 		}
+	}
+	if cfg.TokenTTL < time.Second {
+		// exp is in whole seconds; less would make it iat, a token expired when issued.
+		errs = append(errs, fmt.Errorf("TOKENSVC_TOKEN_TTL is %s, want at least 1s", cfg.TokenTTL))
+	}
+	if cfg.Issuer == "" || cfg.Audience == "" {
+		errs = append(errs, errors.New("TOKENSVC_ISSUER and TOKENSVC_AUDIENCE must not be empty"))
 	}
 	if cfg.PodName == "" {
 		cfg.PodName, _ = os.Hostname()
@@ -197,6 +210,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("create_strategy", string(c.Strategy)),
 		slog.String("signing_key", keySource),
 		slog.String("issuer", c.Issuer),
+		slog.String("audience", c.Audience),
+		slog.String("token_ttl", c.TokenTTL.String()),
 		slog.String("key_id", c.KeyID),
 		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
 		slog.String("drain_delay", c.DrainDelay.String()),

@@ -54,7 +54,8 @@ func (f *fakeStore) Ping(context.Context) error { return f.pingErr }
 
 func testSigner(t testing.TB) *token.Signer {
 	t.Helper()
-	s, err := token.NewSigner(ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)), "test-issuer", "")
+	s, err := token.NewSigner(ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)),
+		token.SignerParams{Issuer: "test-issuer", Audience: "test-audience", TTL: 24 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,6 +157,9 @@ func TestRegisterStrategies(t *testing.T) {
 			if tc.wantSubject != "" && claims.IssuedAt != row.CreatedAt.Unix() {
 				t.Errorf("iat = %d, want the row's creation second %d", claims.IssuedAt, row.CreatedAt.Unix())
 			}
+			if claims.Audience != "test-audience" || claims.ExpiresAt != claims.IssuedAt+24*3600 {
+				t.Errorf("aud %q exp %d; want test-audience and iat+24h", claims.Audience, claims.ExpiresAt)
+			}
 		})
 	}
 }
@@ -173,11 +177,11 @@ func TestTokenVerifiesAgainstJWKS(t *testing.T) {
 	if err := json.Unmarshal(jw.Body.Bytes(), &set); err != nil {
 		t.Fatal(err)
 	}
-	v, err := token.NewVerifier("test-issuer", set)
+	v, err := token.NewVerifier("test-issuer", "test-audience", set)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := v.Verify(resp.Token)
+	c, err := v.VerifyAt(resp.Token, row.CreatedAt.Add(time.Hour))
 	if err != nil || c.Subject != row.ID || c.MerchantID != "m" || c.ExternalID != "e" {
 		t.Fatalf("Verify = %+v, %v", c, err)
 	}
