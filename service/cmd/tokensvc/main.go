@@ -135,7 +135,7 @@ func prepare(ctx context.Context, log *slog.Logger, cfg config.Config, pool *pgx
 	defer cancel()
 	backoff := 100 * time.Millisecond
 	for {
-		unique, err := store.Prepare(ctx, pool, s, log)
+		unique, err := store.Prepare(ctx, pool, s, log, store.WithMigrationLockTimeout(cfg.MigrationLockTimeout))
 		if err == nil {
 			log.Info("database ready", "unique_index", unique)
 			return nil

@@ -79,6 +79,9 @@ type Config struct {
 	DrainDelay time.Duration
 	// StartupTimeout bounds how long start-up waits for the database.
 	StartupTimeout time.Duration
+	// MigrationLockTimeout bounds the wait for the migration lock (and every lock the
+	// migration takes) at start.
+	MigrationLockTimeout time.Duration
 	// ConnectTimeout bounds one attempt to open a database connection (TCP connect, TLS and
 	// PostgreSQL start-up); 0 means no bound. A connect_timeout in DatabaseURL wins.
 	ConnectTimeout time.Duration
@@ -124,6 +127,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 		{&cfg.ShutdownTimeout, "shutdown-timeout", "TOKENSVC_SHUTDOWN_TIMEOUT", 20 * time.Second, "bound on graceful shutdown"},
 		{&cfg.DrainDelay, "drain-delay", "TOKENSVC_DRAIN_DELAY", 0, "time /readyz reports false before the listener closes"},
 		{&cfg.StartupTimeout, "startup-timeout", "TOKENSVC_STARTUP_TIMEOUT", 60 * time.Second, "bound on waiting for the database at start"},
+		{&cfg.MigrationLockTimeout, "migration-lock-timeout", "TOKENSVC_MIGRATION_LOCK_TIMEOUT", 30 * time.Second, "bound on waiting for the migration lock at start, positive"},
 		{&cfg.ConnectTimeout, "connect-timeout", "TOKENSVC_CONNECT_TIMEOUT", 5 * time.Second, "bound on one database connection attempt, 0 for none; a connect_timeout in the database URL wins"},
 		{&cfg.RequestTimeout, "request-timeout", "TOKENSVC_REQUEST_TIMEOUT", 5 * time.Second, "bound on one request's database work"},
 		{&cfg.LegacyRecheckDelay, "legacy-recheck-delay", "TOKENSVC_LEGACY_RECHECK_DELAY", 0, "TEST KNOB: pause between lookup and create() to widen the race window; keep 0"},
@@ -158,6 +162,9 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 		if *d.dst < 0 {
 			errs = append(errs, fmt.Errorf("%s must not be negative", d.name))
 		}
+	}
+	if cfg.MigrationLockTimeout == 0 {
+		errs = append(errs, errors.New("TOKENSVC_MIGRATION_LOCK_TIMEOUT must be positive: an unbounded wait is what it exists to prevent"))
 	}
 	if cfg.TokenTTL < time.Second {
 		// exp is in whole seconds; less would make it iat, a token expired when issued.
@@ -216,6 +223,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
 		slog.String("drain_delay", c.DrainDelay.String()),
 		slog.String("startup_timeout", c.StartupTimeout.String()),
+		slog.String("migration_lock_timeout", c.MigrationLockTimeout.String()),
 		slog.String("connect_timeout", c.ConnectTimeout.String()),
 		slog.String("request_timeout", c.RequestTimeout.String()),
 		slog.String("legacy_recheck_delay", c.LegacyRecheckDelay.String()),

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -166,6 +167,60 @@ func TestPrepareConcurrently(t *testing.T) {
 	var migrations int
 	if err := pool.QueryRow(ctx, "SELECT count(*) FROM schema_migrations").Scan(&migrations); err != nil || migrations != 1 {
 		t.Fatalf("schema_migrations rows = %d, %v", migrations, err)
+	}
+}
+
+// TestPrepareMigrationLockTimeout: while another session holds the migration lock (a
+// replica stuck in its migration), Prepare gives up within its lock timeout with an error
+// naming the lock, and succeeds once the holder is gone.
+func TestPrepareMigrationLockTimeout(t *testing.T) {
+	ctx := context.Background()
+	url := pg.NewDatabase(t)
+	holder, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(ctx)
+	if _, err := holder.Exec(ctx, "SELECT pg_advisory_lock($1)", store.MigrationLockKey); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := store.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+
+	const bound = 300 * time.Millisecond
+	// Were the wait unbounded, this deadline would end it, and the error would not say lock timeout.
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err = store.Prepare(wctx, pool, store.Atomic{}, quiet, store.WithMigrationLockTimeout(bound))
+	took := time.Since(start)
+	if err == nil || !strings.Contains(err.Error(), "take migration lock (pg_advisory_xact_lock") ||
+		!strings.Contains(err.Error(), "lock timeout") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("Prepare while the lock is held = %v; want one line naming the migration lock and the timeout", err)
+	}
+	if took < bound || took > bound+2*time.Second {
+		t.Fatalf("Prepare gave up after %s, want about %s", took, bound)
+	}
+	// Start-up does not retry it as if the database were down: the holder is alive.
+	if store.IsUnavailable(err) {
+		t.Errorf("IsUnavailable(%v) = true", err)
+	}
+	t.Logf("Prepare gave up after %s: %v", took, err)
+
+	// The holder dies (its connection closes); the server releases its lock.
+	if err := holder.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Prepare(ctx, pool, store.Atomic{}, quiet, store.WithMigrationLockTimeout(5*time.Second)); err != nil {
+		t.Fatalf("Prepare after the holder died: %v", err)
+	}
+	// And Prepare's own lock ended with its transaction.
+	var held int
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").Scan(&held); err != nil || held != 0 {
+		t.Fatalf("advisory locks held after Prepare: %d, %v", held, err)
 	}
 }
 
