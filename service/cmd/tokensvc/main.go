@@ -70,12 +70,14 @@ func run(ctx context.Context, log *slog.Logger, args []string, getenv func(strin
 		return err
 	}
 
-	pool, err := store.Open(ctx, cfg.DatabaseURL, store.WithConnectTimeout(cfg.ConnectTimeout))
+	pool, err := store.Open(ctx, cfg.DatabaseURL, store.WithConnectTimeout(cfg.ConnectTimeout),
+		store.WithStatementTimeout(cfg.StatementTimeout))
 	if err != nil {
 		return err
 	}
-	// The URL's connect_timeout may have won over the configured one: log what applies.
-	log.Info("database pool opened", "connect_timeout", pool.Config().ConnConfig.ConnectTimeout.String())
+	// The URL's settings may have won over the configured ones: log what applies.
+	log.Info("database pool opened", "connect_timeout", pool.Config().ConnConfig.ConnectTimeout.String(),
+		"statement_timeout", pool.Config().ConnConfig.RuntimeParams["statement_timeout"])
 	defer func() {
 		pool.Close()
 		log.Info("database pool closed")

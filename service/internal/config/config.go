@@ -85,6 +85,9 @@ type Config struct {
 	// ConnectTimeout bounds one attempt to open a database connection (TCP connect, TLS and
 	// PostgreSQL start-up); 0 means no bound. A connect_timeout in DatabaseURL wins.
 	ConnectTimeout time.Duration
+	// StatementTimeout is the statement_timeout of every pooled connection; 0 leaves the
+	// server's. A statement_timeout in DatabaseURL wins.
+	StatementTimeout time.Duration
 	// RequestTimeout bounds the database work of one request.
 	RequestTimeout time.Duration
 	// LegacyRecheckDelay is a test knob: a deliberate pause between the lookup and
@@ -129,6 +132,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 		{&cfg.StartupTimeout, "startup-timeout", "TOKENSVC_STARTUP_TIMEOUT", 60 * time.Second, "bound on waiting for the database at start"},
 		{&cfg.MigrationLockTimeout, "migration-lock-timeout", "TOKENSVC_MIGRATION_LOCK_TIMEOUT", 30 * time.Second, "bound on waiting for the migration lock at start, positive"},
 		{&cfg.ConnectTimeout, "connect-timeout", "TOKENSVC_CONNECT_TIMEOUT", 5 * time.Second, "bound on one database connection attempt, 0 for none; a connect_timeout in the database URL wins"},
+		{&cfg.StatementTimeout, "statement-timeout", "TOKENSVC_STATEMENT_TIMEOUT", 2 * time.Second, "statement_timeout of every database connection, 0 for the server's; a statement_timeout in the database URL wins"},
 		{&cfg.RequestTimeout, "request-timeout", "TOKENSVC_REQUEST_TIMEOUT", 5 * time.Second, "bound on one request's database work"},
 		{&cfg.LegacyRecheckDelay, "legacy-recheck-delay", "TOKENSVC_LEGACY_RECHECK_DELAY", 0, "TEST KNOB: pause between lookup and create() to widen the race window; keep 0"},
 	}
@@ -225,6 +229,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("startup_timeout", c.StartupTimeout.String()),
 		slog.String("migration_lock_timeout", c.MigrationLockTimeout.String()),
 		slog.String("connect_timeout", c.ConnectTimeout.String()),
+		slog.String("statement_timeout", c.StatementTimeout.String()),
 		slog.String("request_timeout", c.RequestTimeout.String()),
 		slog.String("legacy_recheck_delay", c.LegacyRecheckDelay.String()),
 		slog.String("pod_name", c.PodName),

@@ -122,6 +122,8 @@ func TestRegisterStrategies(t *testing.T) {
 		{"atomic guards nil", config.StrategyAtomic, &fakeStore{}, 500, "empty_subject", "", false, outcomeRefused},
 		{"fail-fast conflict", config.StrategyFailFast, &fakeStore{createErr: fmt.Errorf("create: %w", store.ErrConflict)}, 409, "conflict", "", false, outcomeConflict},
 		{"database down", config.StrategyAtomic, &fakeStore{findErr: errors.New("dial tcp: connection refused")}, 503, "unavailable", "", false, outcomeUnavailable},
+		// The statement was valid; the server was too slow or the rows locked: retry.
+		{"statement timeout", config.StrategyAtomic, &fakeStore{createErr: &pgconn.PgError{Code: "57014", Message: "canceling statement due to statement timeout"}}, 503, "unavailable", "", false, outcomeUnavailable},
 		{"statement error", config.StrategyAtomic, &fakeStore{createErr: &pgconn.PgError{Code: "42P01"}}, 500, "internal", "", false, outcomeError},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

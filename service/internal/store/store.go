@@ -83,6 +83,21 @@ func WithConnectTimeout(d time.Duration) Option {
 	}
 }
 
+// WithStatementTimeout makes d the statement_timeout of every connection of the pool, unless
+// the database URL sets statement_timeout itself (as a parameter or in options). A request's
+// context already bounds how long the service waits; this bounds how long the server works
+// on a statement nobody waits for any more, and turns a statement stuck behind a lock into an
+// error instead of a pool connection held until the request timeout. 0 leaves the server's.
+func WithStatementTimeout(d time.Duration) Option {
+	return func(c *pgxpool.Config) {
+		params := c.ConnConfig.RuntimeParams
+		if _, set := params["statement_timeout"]; set || strings.Contains(params["options"], "statement_timeout") || d <= 0 {
+			return
+		}
+		params["statement_timeout"] = pgDuration(d)
+	}
+}
+
 // Open connects a pool to databaseURL. It does not wait for the server.
 func Open(ctx context.Context, databaseURL string, opts ...Option) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(databaseURL)
@@ -140,6 +155,11 @@ func Prepare(ctx context.Context, pool *pgxpool.Pool, s Strategy, log *slog.Logg
 		createdUnique bool
 	)
 	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		// The pool's statement_timeout is sized for requests; waiting for the lock or
+		// building an index may take longer, and ctx (the start-up timeout) bounds them.
+		if _, err := tx.Exec(ctx, "SET LOCAL statement_timeout = 0"); err != nil {
+			return fmt.Errorf("set statement_timeout: %w", err)
+		}
 		// lock_timeout also bounds the locks the DDL below takes on customers, so a long
 		// transaction holding that table fails start-up clearly instead of stalling it.
 		if _, err := tx.Exec(ctx, "SELECT set_config('lock_timeout', $1, true)", pgDuration(cfg.lockTimeout)); err != nil {
@@ -319,8 +339,10 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// IsUnavailable reports whether err means the database could not be reached or
-// refused service (as opposed to rejecting a statement), so a retry may succeed.
+// IsUnavailable reports whether err means the database could not be reached, refused
+// service, or was too slow (as opposed to rejecting a statement), so a retry may succeed.
+// A statement timeout counts as too slow: the statement was valid, the server was busy or
+// the rows it needed were locked, and nothing was written.
 func IsUnavailable(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return false
@@ -330,7 +352,8 @@ func IsUnavailable(err error) bool {
 		switch {
 		case strings.HasPrefix(pgErr.Code, "08"), // connection exception
 			strings.HasPrefix(pgErr.Code, "53"),                                 // insufficient resources
-			pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03": // shutting down, cannot connect now
+			pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03", // shutting down, cannot connect now
+			pgErr.Code == "57014": // query_canceled: statement_timeout, or a cancel request
 			return true
 		}
 		return false
