@@ -90,19 +90,31 @@ func run(ctx context.Context, log *slog.Logger, args []string, getenv func(strin
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := httpapi.NewMetrics(reg)
 	api, err := httpapi.New(httpapi.Params{
-		Store:          store.New(pool, strategy, metrics.ObserveDB),
-		Signer:         signer,
-		Strategy:       cfg.Strategy,
-		RecheckDelay:   cfg.LegacyRecheckDelay,
-		RequestTimeout: cfg.RequestTimeout,
-		PodName:        cfg.PodName,
-		Logger:         log,
-		Metrics:        metrics,
-		Gatherer:       reg,
+		Store:           store.New(pool, strategy, metrics.ObserveDB),
+		Signer:          signer,
+		Strategy:        cfg.Strategy,
+		RecheckDelay:    cfg.LegacyRecheckDelay,
+		RequestTimeout:  cfg.RequestTimeout,
+		DBCheckInterval: cfg.DBCheckInterval,
+		PodName:         cfg.PodName,
+		Logger:          log,
+		Metrics:         metrics,
+		Gatherer:        reg,
 	})
 	if err != nil {
 		return err
 	}
+
+	// Stopped just before the pool closes (that deferred call runs after this one), not when
+	// ctx is done: /readyz reports the database while the server drains.
+	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
+	watchDone := make(chan struct{})
+	go func() { defer close(watchDone); api.WatchDatabase(watchCtx) }()
+	defer func() {
+		stopWatch()
+		<-watchDone
+		log.Info("database check stopped")
+	}()
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

@@ -53,7 +53,7 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatalf("in-flight request during shutdown = %+v", res)
 	}
 	logs := r.logs.String()
-	for _, want := range []string{"shutting down", "http server stopped", "database pool closed"} {
+	for _, want := range []string{"shutting down", "http server stopped", "database check stopped", "database pool closed"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("shutdown log lacks %q", want)
 		}

@@ -90,6 +90,9 @@ type Config struct {
 	StatementTimeout time.Duration
 	// RequestTimeout bounds the database work of one request.
 	RequestTimeout time.Duration
+	// DBCheckInterval is how often a background check pings the database (each ping
+	// bounded by it) for /readyz's report and the tokensvc_database_up gauge.
+	DBCheckInterval time.Duration
 	// LegacyRecheckDelay is a test knob: a deliberate pause between the lookup and
 	// create() that widens the race window. It must stay 0 in production.
 	LegacyRecheckDelay time.Duration
@@ -134,6 +137,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 		{&cfg.ConnectTimeout, "connect-timeout", "TOKENSVC_CONNECT_TIMEOUT", 5 * time.Second, "bound on one database connection attempt, 0 for none; a connect_timeout in the database URL wins"},
 		{&cfg.StatementTimeout, "statement-timeout", "TOKENSVC_STATEMENT_TIMEOUT", 2 * time.Second, "statement_timeout of every database connection, 0 for the server's; a statement_timeout in the database URL wins"},
 		{&cfg.RequestTimeout, "request-timeout", "TOKENSVC_REQUEST_TIMEOUT", 5 * time.Second, "bound on one request's database work"},
+		{&cfg.DBCheckInterval, "db-check-interval", "TOKENSVC_DB_CHECK_INTERVAL", time.Second, "how often the database is pinged in the background (and the bound on each ping), positive"},
 		{&cfg.LegacyRecheckDelay, "legacy-recheck-delay", "TOKENSVC_LEGACY_RECHECK_DELAY", 0, "TEST KNOB: pause between lookup and create() to widen the race window; keep 0"},
 	}
 	var errs []error
@@ -166,6 +170,9 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 		if *d.dst < 0 {
 			errs = append(errs, fmt.Errorf("%s must not be negative", d.name))
 		}
+	}
+	if cfg.DBCheckInterval == 0 {
+		errs = append(errs, errors.New("TOKENSVC_DB_CHECK_INTERVAL must be positive"))
 	}
 	if cfg.MigrationLockTimeout == 0 {
 		errs = append(errs, errors.New("TOKENSVC_MIGRATION_LOCK_TIMEOUT must be positive: an unbounded wait is what it exists to prevent"))
@@ -231,6 +238,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("connect_timeout", c.ConnectTimeout.String()),
 		slog.String("statement_timeout", c.StatementTimeout.String()),
 		slog.String("request_timeout", c.RequestTimeout.String()),
+		slog.String("db_check_interval", c.DBCheckInterval.String()),
 		slog.String("legacy_recheck_delay", c.LegacyRecheckDelay.String()),
 		slog.String("pod_name", c.PodName),
 	)

@@ -40,7 +40,8 @@ func TestLoadDefaults(t *testing.T) {
 	if cfg.Addr != ":8080" || cfg.Strategy != StrategyAtomic || cfg.Issuer != "stampede-tokensvc" ||
 		cfg.LegacyRecheckDelay != 0 || cfg.PodName != "pod-a" || len(cfg.SigningKey) != ed25519.PrivateKeySize ||
 		cfg.ConnectTimeout != 5*time.Second || cfg.Audience != "stampede-merchant-api" || cfg.TokenTTL != 24*time.Hour ||
-		cfg.MigrationLockTimeout != 30*time.Second || cfg.StatementTimeout != 2*time.Second {
+		cfg.MigrationLockTimeout != 30*time.Second || cfg.StatementTimeout != 2*time.Second ||
+		cfg.DBCheckInterval != time.Second {
 		t.Fatalf("unexpected defaults: %+v", cfg)
 	}
 }

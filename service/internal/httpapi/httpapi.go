@@ -43,9 +43,12 @@ type Params struct {
 	RecheckDelay time.Duration
 	// RequestTimeout bounds the database work of one request (default 5s).
 	RequestTimeout time.Duration
-	PodName        string
-	Logger         *slog.Logger
-	Metrics        *Metrics
+	// DBCheckInterval is how often WatchDatabase pings the database, and the bound on
+	// each ping (default 1s).
+	DBCheckInterval time.Duration
+	PodName         string
+	Logger          *slog.Logger
+	Metrics         *Metrics
 	// Gatherer is served at /metrics.
 	Gatherer prometheus.Gatherer
 }
@@ -56,6 +59,7 @@ type Server struct {
 	jwks     []byte
 	routes   map[string]route
 	draining atomic.Bool
+	db       atomic.Pointer[dbState]
 }
 
 type route struct {
@@ -82,11 +86,18 @@ func New(p Params) (*Server, error) {
 	if p.RequestTimeout <= 0 {
 		p.RequestTimeout = 5 * time.Second
 	}
+	if p.DBCheckInterval <= 0 {
+		p.DBCheckInterval = time.Second
+	}
 	jwks, err := token.MarshalJWKS(p.Signer.JWKS())
 	if err != nil {
 		return nil, fmt.Errorf("new server: %w", err)
 	}
 	s := &Server{p: p, jwks: jwks}
+	// Up until a check says otherwise: the service builds its server once start-up has
+	// prepared the database.
+	s.db.Store(&dbState{up: true, since: time.Now()})
+	p.Metrics.databaseUp.Set(1)
 	metrics := promhttp.HandlerFor(p.Gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(p.Logger.Handler(), slog.LevelError)})
 	s.routes = map[string]route{
 		"/v1/tokens":             {[]string{http.MethodPost}, s.register},
@@ -99,6 +110,7 @@ func New(p Params) (*Server, error) {
 }
 
 // SetDraining makes /readyz fail so that load balancers stop sending traffic.
+// Readiness fails for nothing else: see WatchDatabase for why not for the database.
 func (s *Server) SetDraining() { s.draining.Store(true) }
 
 // ServeHTTP implements http.Handler.
@@ -293,19 +305,12 @@ func (s *Server) livez(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	if s.draining.Load() {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
+		writeJSON(w, http.StatusServiceUnavailable, s.readiness("draining"))
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
-	defer cancel()
-	if err := s.p.Store.Ping(ctx); err != nil {
-		s.p.Logger.Warn("readiness check failed", "err", err)
-		writeError(w, &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "database unreachable"})
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	writeJSON(w, http.StatusOK, s.readiness("ok"))
 }
 
 func writeError(w http.ResponseWriter, e *Error) {

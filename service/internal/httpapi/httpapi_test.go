@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -33,6 +34,7 @@ type fakeStore struct {
 	createNew bool
 	createErr error
 	pingErr   error
+	pings     int
 	calls     []string
 }
 
@@ -50,7 +52,24 @@ func (f *fakeStore) Create(context.Context, store.NewCustomer) (*store.Customer,
 	return f.created, f.createNew, f.createErr
 }
 
-func (f *fakeStore) Ping(context.Context) error { return f.pingErr }
+func (f *fakeStore) Ping(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pings++
+	return f.pingErr
+}
+
+func (f *fakeStore) setPingErr(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pingErr = err
+}
+
+func (f *fakeStore) pingCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.pings
+}
 
 func testSigner(t testing.TB) *token.Signer {
 	t.Helper()
@@ -235,7 +254,7 @@ func TestBadInput(t *testing.T) {
 }
 
 func TestHealthAndMetrics(t *testing.T) {
-	st := &fakeStore{}
+	st := &fakeStore{pingErr: errors.New("down")}
 	srv, _ := newTestServer(t, st, config.StrategyAtomic)
 	get := func(path string) *httptest.ResponseRecorder {
 		w := httptest.NewRecorder()
@@ -245,16 +264,17 @@ func TestHealthAndMetrics(t *testing.T) {
 	if w := get("/livez"); w.Code != 200 {
 		t.Errorf("livez = %d", w.Code)
 	}
-	if w := get("/readyz"); w.Code != 200 {
-		t.Errorf("readyz = %d", w.Code)
+	for range 3 {
+		if w := get("/readyz"); w.Code != 200 || w.Body.String() != `{"status":"ok","database":"up"}`+"\n" {
+			t.Errorf("readyz = %d %s", w.Code, w.Body)
+		}
 	}
-	st.pingErr = errors.New("down")
-	if w := get("/readyz"); w.Code != 503 || !strings.Contains(w.Body.String(), "unavailable") {
-		t.Errorf("readyz with database down = %d %s", w.Code, w.Body)
+	// Readiness reads the cached state: a probe storm never reaches the database.
+	if n := st.pingCount(); n != 0 {
+		t.Errorf("readyz pinged the database %d times", n)
 	}
-	st.pingErr = nil
 	srv.SetDraining()
-	if w := get("/readyz"); w.Code != 503 || !strings.Contains(w.Body.String(), "draining") {
+	if w := get("/readyz"); w.Code != 503 || !strings.Contains(w.Body.String(), `"status":"draining"`) {
 		t.Errorf("readyz while draining = %d %s", w.Code, w.Body)
 	}
 	if w := get("/livez"); w.Code != 200 {
@@ -262,8 +282,10 @@ func TestHealthAndMetrics(t *testing.T) {
 	}
 	w := get("/metrics")
 	for _, want := range []string{
-		`tokensvc_http_requests_total{code="503",route="/readyz"} 2`,
+		`tokensvc_http_requests_total{code="503",route="/readyz"} 1`,
+		`tokensvc_http_requests_total{code="200",route="/readyz"} 3`,
 		`tokensvc_http_request_duration_seconds_count{route="/livez"} 2`,
+		`tokensvc_database_up 1`,
 	} {
 		if !strings.Contains(w.Body.String(), want) {
 			t.Errorf("metrics lack %s", want)
@@ -271,6 +293,135 @@ func TestHealthAndMetrics(t *testing.T) {
 	}
 	if w.Header().Get("X-Served-By") != "pod-test" {
 		t.Error("metrics response lacks X-Served-By")
+	}
+}
+
+// TestWatchDatabase: the background check follows the database down and up again, readiness
+// stays 200 and reports it, the gauge follows, and the watcher stops with its context.
+func TestWatchDatabase(t *testing.T) {
+	st := &fakeStore{}
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	srv, err := New(Params{
+		Store: st, Signer: testSigner(t), Strategy: config.StrategyAtomic, PodName: "pod-test",
+		DBCheckInterval: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Metrics: m, Gatherer: reg,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	readyz := func() (int, readiness) {
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		var r readiness
+		if err := json.Unmarshal(w.Body.Bytes(), &r); err != nil {
+			t.Fatalf("readyz body %q: %v", w.Body, err)
+		}
+		return w.Code, r
+	}
+	// waitFor polls readyz until it reports database, or fails after a generous bound.
+	waitFor := func(database string) readiness {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			code, r := readyz()
+			if code != http.StatusOK || r.Status != "ok" {
+				t.Fatalf("readyz = %d %+v; the database must not fail readiness", code, r)
+			}
+			if r.Database == database {
+				return r
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("readyz still reports database %q, want %q", r.Database, database)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); srv.WatchDatabase(ctx) }()
+	defer func() { cancel(); <-stopped }()
+
+	waitFor("up")
+	st.setPingErr(errors.New("dial tcp: connection refused"))
+	r := waitFor("down")
+	if r.DatabaseDownFor == "" {
+		t.Errorf("readyz while down = %+v; want database_down_for", r)
+	}
+	if got := gaugeValue(t, m.databaseUp); got != 0 {
+		t.Errorf("tokensvc_database_up = %v while down, want 0", got)
+	}
+	time.Sleep(250 * time.Millisecond) // pacing on purpose: the outage lasts a while
+	if _, r := readyz(); r.DatabaseDownFor == "0s" {
+		t.Errorf("database_down_for = %s after 250ms down", r.DatabaseDownFor)
+	}
+	st.setPingErr(nil)
+	if r := waitFor("up"); r.DatabaseDownFor != "" {
+		t.Errorf("readyz once up again = %+v", r)
+	}
+	if got := gaugeValue(t, m.databaseUp); got != 1 {
+		t.Errorf("tokensvc_database_up = %v once up again, want 1", got)
+	}
+
+	cancel()
+	select {
+	case <-stopped:
+	case <-time.After(2 * time.Second):
+		t.Fatal("WatchDatabase did not return after its context was cancelled")
+	}
+	n := st.pingCount()
+	time.Sleep(50 * time.Millisecond) // pacing on purpose: five intervals without a ping
+	if st.pingCount() != n {
+		t.Error("the database is still pinged after WatchDatabase returned")
+	}
+}
+
+func gaugeValue(t *testing.T, g prometheus.Gauge) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := g.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetGauge().GetValue()
+}
+
+// TestRegisterRefusedDatabaseIsQuick: with the database's port closed, a registration answers
+// 503 unavailable with Retry-After at once, not after the request timeout.
+func TestRegisterRefusedDatabaseIsQuick(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now: connections are refused
+	pool, err := store.Open(context.Background(), "postgres://nobody@"+addr+"/x?sslmode=disable",
+		store.WithConnectTimeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	srv, err := New(Params{
+		Store: store.New(pool, store.Atomic{}, nil), Signer: testSigner(t), Strategy: config.StrategyAtomic,
+		RequestTimeout: 5 * time.Second, PodName: "pod-test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Metrics: m, Gatherer: reg,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	w := post(srv, validBody)
+	took := time.Since(start)
+	var e Error
+	if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil || w.Code != 503 || e.Code != "unavailable" || w.Header().Get("Retry-After") != "1" {
+		t.Fatalf("registration with the database refusing connections = %d %s %v", w.Code, w.Body, w.Header())
+	}
+	if took > time.Second {
+		t.Fatalf("503 after %s; a refused connection should answer at once, not near the 5s request timeout", took)
+	}
+	if got := counterValue(t, m.registrations.WithLabelValues("atomic", outcomeUnavailable)); got != 1 {
+		t.Errorf("unavailable outcomes = %v, want 1", got)
 	}
 }
 

@@ -12,6 +12,7 @@ type Metrics struct {
 	duration      *prometheus.HistogramVec
 	registrations *prometheus.CounterVec
 	dbCalls       *prometheus.HistogramVec
+	databaseUp    prometheus.Gauge
 }
 
 // Registration outcomes, the values of the outcome label.
@@ -47,8 +48,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Database call latency by operation and result.",
 			Buckets: prometheus.ExponentialBuckets(0.0002, 2, 15),
 		}, []string{"op", "result"}),
+		databaseUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tokensvc_database_up",
+			Help: "1 if the last background database check got an answer, else 0.",
+		}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.registrations, m.dbCalls)
+	reg.MustRegister(m.requests, m.duration, m.registrations, m.dbCalls, m.databaseUp)
 	return m
 }
 
