@@ -96,6 +96,7 @@ func run(ctx context.Context, log *slog.Logger, args []string, getenv func(strin
 		RecheckDelay:    cfg.LegacyRecheckDelay,
 		RequestTimeout:  cfg.RequestTimeout,
 		DBCheckInterval: cfg.DBCheckInterval,
+		MaxInFlight:     cfg.MaxInFlight,
 		PodName:         cfg.PodName,
 		Logger:          log,
 		Metrics:         metrics,

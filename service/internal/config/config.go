@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -93,6 +94,9 @@ type Config struct {
 	// DBCheckInterval is how often a background check pings the database (each ping
 	// bounded by it) for /readyz's report and the tokensvc_database_up gauge.
 	DBCheckInterval time.Duration
+	// MaxInFlight caps the registrations doing database work at once; more are shed
+	// with 503 overloaded.
+	MaxInFlight int
 	// LegacyRecheckDelay is a test knob: a deliberate pause between the lookup and
 	// create() that widens the race window. It must stay 0 in production.
 	LegacyRecheckDelay time.Duration
@@ -152,6 +156,15 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 		}
 		fs.DurationVar(d.dst, d.flag, def, d.usage+" ("+d.name+")")
 	}
+	maxInFlight := 64
+	if v := getenv("TOKENSVC_MAX_IN_FLIGHT"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("TOKENSVC_MAX_IN_FLIGHT: %q is not a whole number", v))
+		}
+		maxInFlight = n
+	}
+	fs.IntVar(&cfg.MaxInFlight, "max-in-flight", maxInFlight, "registrations doing database work at once; more are shed with 503 overloaded (TOKENSVC_MAX_IN_FLIGHT)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -170,6 +183,9 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 		if *d.dst < 0 {
 			errs = append(errs, fmt.Errorf("%s must not be negative", d.name))
 		}
+	}
+	if cfg.MaxInFlight < 1 {
+		errs = append(errs, fmt.Errorf("TOKENSVC_MAX_IN_FLIGHT is %d, want at least 1", cfg.MaxInFlight))
 	}
 	if cfg.DBCheckInterval == 0 {
 		errs = append(errs, errors.New("TOKENSVC_DB_CHECK_INTERVAL must be positive"))
@@ -239,6 +255,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("statement_timeout", c.StatementTimeout.String()),
 		slog.String("request_timeout", c.RequestTimeout.String()),
 		slog.String("db_check_interval", c.DBCheckInterval.String()),
+		slog.Int("max_in_flight", c.MaxInFlight),
 		slog.String("legacy_recheck_delay", c.LegacyRecheckDelay.String()),
 		slog.String("pod_name", c.PodName),
 	)

@@ -41,7 +41,7 @@ func TestLoadDefaults(t *testing.T) {
 		cfg.LegacyRecheckDelay != 0 || cfg.PodName != "pod-a" || len(cfg.SigningKey) != ed25519.PrivateKeySize ||
 		cfg.ConnectTimeout != 5*time.Second || cfg.Audience != "stampede-merchant-api" || cfg.TokenTTL != 24*time.Hour ||
 		cfg.MigrationLockTimeout != 30*time.Second || cfg.StatementTimeout != 2*time.Second ||
-		cfg.DBCheckInterval != time.Second {
+		cfg.DBCheckInterval != time.Second || cfg.MaxInFlight != 64 {
 		t.Fatalf("unexpected defaults: %+v", cfg)
 	}
 }
@@ -51,18 +51,19 @@ func TestLoadFlagsOverrideEnv(t *testing.T) {
 	if err := os.WriteFile(keyFile, []byte(testKeyPEM(t)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := Load([]string{"-create-strategy=legacy", "-legacy-recheck-delay=5ms", "-addr=127.0.0.1:0", "-connect-timeout=2s"}, envOf(map[string]string{
+	cfg, err := Load([]string{"-create-strategy=legacy", "-legacy-recheck-delay=5ms", "-addr=127.0.0.1:0", "-connect-timeout=2s", "-max-in-flight=8"}, envOf(map[string]string{
 		"TOKENSVC_DATABASE_URL":     "postgres://db/x",
 		"TOKENSVC_SIGNING_KEY_FILE": keyFile,
 		"TOKENSVC_CREATE_STRATEGY":  "atomic",
 		"TOKENSVC_ADDR":             ":9999",
 		"TOKENSVC_CONNECT_TIMEOUT":  "9s",
+		"TOKENSVC_MAX_IN_FLIGHT":    "99",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Strategy != StrategyLegacy || cfg.LegacyRecheckDelay != 5*time.Millisecond || cfg.Addr != "127.0.0.1:0" ||
-		cfg.ConnectTimeout != 2*time.Second {
+		cfg.ConnectTimeout != 2*time.Second || cfg.MaxInFlight != 8 {
 		t.Fatalf("flags did not win: %+v", cfg)
 	}
 }
@@ -73,16 +74,18 @@ func TestLoadErrorsAreOneLine(t *testing.T) {
 		env  map[string]string
 		want string
 	}{
-		"no key":           {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db"}, "no signing key"},
-		"bad key":          {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": "junk"}, "no PEM block"},
-		"missing key file": {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY_FILE": "/nonexistent/k.pem"}, "no such file"},
-		"no database":      {map[string]string{"TOKENSVC_SIGNING_KEY": key}, "TOKENSVC_DATABASE_URL"},
-		"unknown strategy": {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_CREATE_STRATEGY": "yolo"}, `unknown create strategy "yolo"`},
-		"bad duration":     {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_SHUTDOWN_TIMEOUT": "soon"}, "TOKENSVC_SHUTDOWN_TIMEOUT"},
-		"everything wrong": {map[string]string{"TOKENSVC_CREATE_STRATEGY": "yolo"}, "no signing key"},
-		"zero token ttl":   {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_TOKEN_TTL": "0s"}, "TOKENSVC_TOKEN_TTL is 0s, want at least 1s"},
-		"no lock timeout":  {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_MIGRATION_LOCK_TIMEOUT": "0"}, "TOKENSVC_MIGRATION_LOCK_TIMEOUT must be positive"},
-		"sub-second ttl":   {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_TOKEN_TTL": "500ms"}, "TOKENSVC_TOKEN_TTL"},
+		"no key":            {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db"}, "no signing key"},
+		"bad key":           {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": "junk"}, "no PEM block"},
+		"missing key file":  {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY_FILE": "/nonexistent/k.pem"}, "no such file"},
+		"no database":       {map[string]string{"TOKENSVC_SIGNING_KEY": key}, "TOKENSVC_DATABASE_URL"},
+		"unknown strategy":  {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_CREATE_STRATEGY": "yolo"}, `unknown create strategy "yolo"`},
+		"bad duration":      {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_SHUTDOWN_TIMEOUT": "soon"}, "TOKENSVC_SHUTDOWN_TIMEOUT"},
+		"everything wrong":  {map[string]string{"TOKENSVC_CREATE_STRATEGY": "yolo"}, "no signing key"},
+		"zero token ttl":    {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_TOKEN_TTL": "0s"}, "TOKENSVC_TOKEN_TTL is 0s, want at least 1s"},
+		"bad max in flight": {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_MAX_IN_FLIGHT": "lots"}, "TOKENSVC_MAX_IN_FLIGHT"},
+		"zero in flight":    {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_MAX_IN_FLIGHT": "0"}, "TOKENSVC_MAX_IN_FLIGHT is 0, want at least 1"},
+		"no lock timeout":   {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_MIGRATION_LOCK_TIMEOUT": "0"}, "TOKENSVC_MIGRATION_LOCK_TIMEOUT must be positive"},
+		"sub-second ttl":    {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_TOKEN_TTL": "500ms"}, "TOKENSVC_TOKEN_TTL"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Load(nil, envOf(tc.env))

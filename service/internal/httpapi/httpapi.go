@@ -46,9 +46,12 @@ type Params struct {
 	// DBCheckInterval is how often WatchDatabase pings the database, and the bound on
 	// each ping (default 1s).
 	DBCheckInterval time.Duration
-	PodName         string
-	Logger          *slog.Logger
-	Metrics         *Metrics
+	// MaxInFlight caps the registrations doing database work at once (default 64); one
+	// more is answered 503 overloaded at once rather than queued.
+	MaxInFlight int
+	PodName     string
+	Logger      *slog.Logger
+	Metrics     *Metrics
 	// Gatherer is served at /metrics.
 	Gatherer prometheus.Gatherer
 }
@@ -60,6 +63,8 @@ type Server struct {
 	routes   map[string]route
 	draining atomic.Bool
 	db       atomic.Pointer[dbState]
+	// inFlight holds a token per registration doing database work.
+	inFlight chan struct{}
 }
 
 type route struct {
@@ -89,11 +94,14 @@ func New(p Params) (*Server, error) {
 	if p.DBCheckInterval <= 0 {
 		p.DBCheckInterval = time.Second
 	}
+	if p.MaxInFlight <= 0 {
+		p.MaxInFlight = 64
+	}
 	jwks, err := token.MarshalJWKS(p.Signer.JWKS())
 	if err != nil {
 		return nil, fmt.Errorf("new server: %w", err)
 	}
-	s := &Server{p: p, jwks: jwks}
+	s := &Server{p: p, jwks: jwks, inFlight: make(chan struct{}, p.MaxInFlight)}
 	// Up until a check says otherwise: the service builds its server once start-up has
 	// prepared the database.
 	s.db.Store(&dbState{up: true, since: time.Now()})
@@ -190,6 +198,24 @@ func (s *Server) register(rw http.ResponseWriter, r *http.Request) {
 			apiErr = &Error{Status: http.StatusBadRequest, Code: "invalid_json", Message: err.Error()}
 		}
 		writeError(w, apiErr)
+		return
+	}
+
+	// Shed, never queue: a queued request would wait while its client's timeout runs, and a
+	// database in trouble would see its load grow instead of shrink. Checked only now, so a
+	// slow or invalid request never holds a slot, and so every refusal says what was wrong.
+	select {
+	case s.inFlight <- struct{}{}:
+		s.p.Metrics.inFlight.Inc()
+		defer func() {
+			<-s.inFlight
+			s.p.Metrics.inFlight.Dec()
+		}()
+	default:
+		outcome(outcomeOverloaded)
+		w.Header().Set("Retry-After", "1")
+		writeError(w, &Error{Status: http.StatusServiceUnavailable, Code: "overloaded",
+			Message: fmt.Sprintf("this replica already has %d registrations in flight; retry", s.p.MaxInFlight)})
 		return
 	}
 

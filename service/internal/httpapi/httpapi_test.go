@@ -434,3 +434,80 @@ func TestPanicBecomesJSON500(t *testing.T) {
 		t.Fatalf("panic answered %d %s", w.Code, w.Body)
 	}
 }
+
+// blockingStore is a Store whose Find waits for release, announcing each caller on entered.
+type blockingStore struct {
+	fakeStore
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingStore) Find(ctx context.Context, k store.Key) (*store.Customer, error) {
+	b.entered <- struct{}{}
+	<-b.release
+	return b.fakeStore.Find(ctx, k)
+}
+
+// TestInFlightCap: with MaxInFlight registrations stuck in the database, one more is shed at
+// once with 503 overloaded and Retry-After, and the slots come back when they finish.
+func TestInFlightCap(t *testing.T) {
+	const limit = 3
+	st := &blockingStore{fakeStore: fakeStore{found: row}, entered: make(chan struct{}), release: make(chan struct{})}
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	srv, err := New(Params{
+		Store: st, Signer: testSigner(t), Strategy: config.StrategyAtomic, PodName: "pod-test", MaxInFlight: limit,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: m, Gatherer: reg,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	codes := make([]int, limit)
+	for i := range limit {
+		wg.Go(func() { codes[i] = post(srv, validBody).Code })
+	}
+	for range limit {
+		<-st.entered // all of them are inside the database call now
+	}
+	if got := gaugeValue(t, m.inFlight); got != limit {
+		t.Errorf("tokensvc_registrations_in_flight = %v, want %d", got, limit)
+	}
+
+	start := time.Now()
+	w := post(srv, validBody)
+	took := time.Since(start)
+	var e Error
+	if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil || w.Code != 503 || e.Code != "overloaded" || e.Message == "" ||
+		w.Header().Get("Retry-After") != "1" {
+		t.Fatalf("request over the cap = %d %s %v; want 503 overloaded with Retry-After: 1", w.Code, w.Body, w.Header())
+	}
+	if took > 500*time.Millisecond {
+		t.Errorf("shedding took %s; it must not wait for a slot", took)
+	}
+	if got := counterValue(t, m.registrations.WithLabelValues("atomic", outcomeOverloaded)); got != 1 {
+		t.Errorf("overloaded outcomes = %v, want 1", got)
+	}
+
+	close(st.release)
+	wg.Wait()
+	for i, c := range codes {
+		if c != http.StatusOK {
+			t.Errorf("held request %d = %d, want 200", i, c)
+		}
+	}
+	// The slots came back: a full set of requests goes through again.
+	go func() {
+		for range st.entered {
+		}
+	}()
+	defer close(st.entered)
+	for i := range limit + 1 {
+		if w := post(srv, validBody); w.Code != http.StatusOK {
+			t.Fatalf("request %d after the others finished = %d %s", i, w.Code, w.Body)
+		}
+	}
+	if got := gaugeValue(t, m.inFlight); got != 0 {
+		t.Errorf("tokensvc_registrations_in_flight = %v when idle, want 0", got)
+	}
+}

@@ -13,6 +13,7 @@ type Metrics struct {
 	registrations *prometheus.CounterVec
 	dbCalls       *prometheus.HistogramVec
 	databaseUp    prometheus.Gauge
+	inFlight      prometheus.Gauge
 }
 
 // Registration outcomes, the values of the outcome label.
@@ -23,6 +24,7 @@ const (
 	outcomeRefused      = "empty_subject_refused" // the guard caught a nil customer
 	outcomeConflict     = "conflict"
 	outcomeUnavailable  = "unavailable"
+	outcomeOverloaded   = "overloaded" // shed: TOKENSVC_MAX_IN_FLIGHT reached
 	outcomeError        = "error"
 	outcomeInvalidInput = "invalid_input"
 )
@@ -52,8 +54,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "tokensvc_database_up",
 			Help: "1 if the last background database check got an answer, else 0.",
 		}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tokensvc_registrations_in_flight",
+			Help: "Registrations doing database work now; at TOKENSVC_MAX_IN_FLIGHT, more are shed.",
+		}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.registrations, m.dbCalls, m.databaseUp)
+	reg.MustRegister(m.requests, m.duration, m.registrations, m.dbCalls, m.databaseUp, m.inFlight)
 	return m
 }
 
