@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -62,6 +63,10 @@ func run(ctx context.Context, log *slog.Logger, args []string, getenv func(strin
 	}
 	cfg.KeyID = signer.KeyID()
 	log.Info("starting tokensvc", "config", cfg)
+	if limit, ok := goMemoryLimit(cfg.MemoryLimit, getenv("GOMEMLIMIT")); ok {
+		debug.SetMemoryLimit(limit)
+		log.Info("memory limit set", "gomemlimit", debug.SetMemoryLimit(-1), "container_limit", cfg.MemoryLimit)
+	}
 	if cfg.LegacyRecheckDelay > 0 {
 		log.Warn("test knob set: pausing between lookup and create() to widen the race window", "delay", cfg.LegacyRecheckDelay)
 	}
@@ -141,6 +146,18 @@ func run(ctx context.Context, log *slog.Logger, args []string, getenv func(strin
 	}
 	stopSignals()
 	return shutdown(log, cfg, api, srv)
+}
+
+// goMemoryLimit returns the Go runtime's soft memory limit for a container limited to
+// containerLimit bytes, and whether to set it. 90%: the rest is for what the limit does not
+// count (goroutine stacks beyond it, the binary, kernel buffers) so that the garbage collector
+// works harder near the limit instead of the kernel killing the container at it. Not when
+// GOMEMLIMIT is set: the runtime has applied it, and an operator's explicit value wins.
+func goMemoryLimit(containerLimit int64, gomemlimit string) (int64, bool) {
+	if gomemlimit != "" || containerLimit <= 0 {
+		return 0, false
+	}
+	return containerLimit/10*9 + containerLimit%10*9/10, true
 }
 
 // prepare waits for the database (replicas often start before it) and applies the

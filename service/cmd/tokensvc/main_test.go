@@ -30,6 +30,8 @@ func TestGracefulShutdown(t *testing.T) {
 		// Holds the request in flight long enough to send SIGTERM during it.
 		"TOKENSVC_LEGACY_RECHECK_DELAY": "1500ms",
 		"TOKENSVC_DRAIN_DELAY":          "500ms",
+		"TOKENSVC_MEMORY_LIMIT":         "134217728",
+		"GOMEMLIMIT":                    "", // whatever the test's environment says
 	})
 	inflight := make(chan result, 1)
 	go func() {
@@ -53,9 +55,30 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatalf("in-flight request during shutdown = %+v", res)
 	}
 	logs := r.logs.String()
-	for _, want := range []string{"shutting down", "http server stopped", "database check stopped", "database pool closed"} {
+	for _, want := range []string{`"gomemlimit":120795955`, "shutting down", "http server stopped", "database check stopped", "database pool closed"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("shutdown log lacks %q", want)
+		}
+	}
+}
+
+func TestGoMemoryLimit(t *testing.T) {
+	for _, tc := range []struct {
+		limit      int64
+		gomemlimit string
+		want       int64
+		wantSet    bool
+	}{
+		{134217728, "", 120795955, true}, // 128 MiB as the downward API gives it
+		{10, "", 9, true},
+		{1 << 62, "", 4150517416584649113, true}, // no overflow
+		{134217728, "100MiB", 0, false},          // GOMEMLIMIT wins
+		{134217728, "off", 0, false},
+		{0, "", 0, false}, // no container limit known
+	} {
+		got, set := goMemoryLimit(tc.limit, tc.gomemlimit)
+		if got != tc.want || set != tc.wantSet {
+			t.Errorf("goMemoryLimit(%d, %q) = %d, %v; want %d, %v", tc.limit, tc.gomemlimit, got, set, tc.want, tc.wantSet)
 		}
 	}
 }

@@ -97,6 +97,9 @@ type Config struct {
 	// MaxInFlight caps the registrations doing database work at once; more are shed
 	// with 503 overloaded.
 	MaxInFlight int
+	// MemoryLimit is the container's memory limit in bytes (TOKENSVC_MEMORY_LIMIT, from the
+	// downward API's limits.memory); 0 means unknown.
+	MemoryLimit int64
 	// LegacyRecheckDelay is a test knob: a deliberate pause between the lookup and
 	// create() that widens the race window. It must stay 0 in production.
 	LegacyRecheckDelay time.Duration
@@ -165,6 +168,18 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 		maxInFlight = n
 	}
 	fs.IntVar(&cfg.MaxInFlight, "max-in-flight", maxInFlight, "registrations doing database work at once; more are shed with 503 overloaded (TOKENSVC_MAX_IN_FLIGHT)")
+	if v := getenv("TOKENSVC_MEMORY_LIMIT"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("TOKENSVC_MEMORY_LIMIT: %q is not a number of bytes (resourceFieldRef limits.memory, divisor 1)", v))
+		case n != 0 && n < 1<<20:
+			// A divisor of 1Mi in the manifest gives "128" for 128 MiB: a limit that would
+			// make the garbage collector run without pause.
+			errs = append(errs, fmt.Errorf("TOKENSVC_MEMORY_LIMIT is %d bytes, less than 1 MiB: is the resourceFieldRef divisor not 1?", n))
+		}
+		cfg.MemoryLimit = n
+	}
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -256,6 +271,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("request_timeout", c.RequestTimeout.String()),
 		slog.String("db_check_interval", c.DBCheckInterval.String()),
 		slog.Int("max_in_flight", c.MaxInFlight),
+		slog.Int64("memory_limit", c.MemoryLimit),
 		slog.String("legacy_recheck_delay", c.LegacyRecheckDelay.String()),
 		slog.String("pod_name", c.PodName),
 	)

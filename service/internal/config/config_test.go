@@ -74,18 +74,20 @@ func TestLoadErrorsAreOneLine(t *testing.T) {
 		env  map[string]string
 		want string
 	}{
-		"no key":            {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db"}, "no signing key"},
-		"bad key":           {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": "junk"}, "no PEM block"},
-		"missing key file":  {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY_FILE": "/nonexistent/k.pem"}, "no such file"},
-		"no database":       {map[string]string{"TOKENSVC_SIGNING_KEY": key}, "TOKENSVC_DATABASE_URL"},
-		"unknown strategy":  {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_CREATE_STRATEGY": "yolo"}, `unknown create strategy "yolo"`},
-		"bad duration":      {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_SHUTDOWN_TIMEOUT": "soon"}, "TOKENSVC_SHUTDOWN_TIMEOUT"},
-		"everything wrong":  {map[string]string{"TOKENSVC_CREATE_STRATEGY": "yolo"}, "no signing key"},
-		"zero token ttl":    {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_TOKEN_TTL": "0s"}, "TOKENSVC_TOKEN_TTL is 0s, want at least 1s"},
-		"bad max in flight": {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_MAX_IN_FLIGHT": "lots"}, "TOKENSVC_MAX_IN_FLIGHT"},
-		"zero in flight":    {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_MAX_IN_FLIGHT": "0"}, "TOKENSVC_MAX_IN_FLIGHT is 0, want at least 1"},
-		"no lock timeout":   {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_MIGRATION_LOCK_TIMEOUT": "0"}, "TOKENSVC_MIGRATION_LOCK_TIMEOUT must be positive"},
-		"sub-second ttl":    {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_TOKEN_TTL": "500ms"}, "TOKENSVC_TOKEN_TTL"},
+		"no key":              {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db"}, "no signing key"},
+		"bad key":             {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": "junk"}, "no PEM block"},
+		"missing key file":    {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY_FILE": "/nonexistent/k.pem"}, "no such file"},
+		"no database":         {map[string]string{"TOKENSVC_SIGNING_KEY": key}, "TOKENSVC_DATABASE_URL"},
+		"unknown strategy":    {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_CREATE_STRATEGY": "yolo"}, `unknown create strategy "yolo"`},
+		"bad duration":        {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_SHUTDOWN_TIMEOUT": "soon"}, "TOKENSVC_SHUTDOWN_TIMEOUT"},
+		"everything wrong":    {map[string]string{"TOKENSVC_CREATE_STRATEGY": "yolo"}, "no signing key"},
+		"zero token ttl":      {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_TOKEN_TTL": "0s"}, "TOKENSVC_TOKEN_TTL is 0s, want at least 1s"},
+		"bad max in flight":   {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_MAX_IN_FLIGHT": "lots"}, "TOKENSVC_MAX_IN_FLIGHT"},
+		"memory limit in MiB": {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_MEMORY_LIMIT": "128"}, "divisor"},
+		"memory limit text":   {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_MEMORY_LIMIT": "128Mi"}, "TOKENSVC_MEMORY_LIMIT"},
+		"zero in flight":      {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_MAX_IN_FLIGHT": "0"}, "TOKENSVC_MAX_IN_FLIGHT is 0, want at least 1"},
+		"no lock timeout":     {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_MIGRATION_LOCK_TIMEOUT": "0"}, "TOKENSVC_MIGRATION_LOCK_TIMEOUT must be positive"},
+		"sub-second ttl":      {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_TOKEN_TTL": "500ms"}, "TOKENSVC_TOKEN_TTL"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Load(nil, envOf(tc.env))
