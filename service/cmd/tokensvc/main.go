@@ -105,7 +105,6 @@ func run(ctx context.Context, log *slog.Logger, args []string, getenv func(strin
 		PodName:         cfg.PodName,
 		Logger:          log,
 		Metrics:         metrics,
-		Gatherer:        reg,
 	})
 	if err != nil {
 		return err
@@ -122,30 +121,53 @@ func run(ctx context.Context, log *slog.Logger, args []string, getenv func(strin
 		log.Info("database check stopped")
 	}()
 
+	metricsLn, err := net.Listen("tcp", cfg.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("listen for metrics: %w", err)
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return errors.Join(fmt.Errorf("listen: %w", err), metricsLn.Close())
 	}
-	srv := &http.Server{
-		Handler:           api,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      cfg.RequestTimeout + 5*time.Second,
-		IdleTimeout:       60 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	srvs := servers{
+		api: &http.Server{
+			Handler:           api,
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       10 * time.Second,
+			WriteTimeout:      cfg.RequestTimeout + 5*time.Second,
+			IdleTimeout:       60 * time.Second,
+			ErrorLog:          errorLog,
+		},
+		metrics: &http.Server{
+			Handler:           httpapi.MetricsHandler(reg, log),
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       10 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       60 * time.Second,
+			ErrorLog:          errorLog,
+		},
 	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	// Tests and operators read the bound address from this line (Addr may be ":0").
+	serveErr := make(chan error, 2)
+	go func() { serveErr <- fmt.Errorf("serve metrics: %w", srvs.metrics.Serve(metricsLn)) }()
+	go func() { serveErr <- fmt.Errorf("serve: %w", srvs.api.Serve(ln)) }()
+	// Tests and operators read the bound addresses from these lines (they may be ":0"); the
+	// metrics one comes first, so it is known once "listening" is read.
+	log.Info("metrics listening", "addr", metricsLn.Addr().String())
 	log.Info("listening", "addr", ln.Addr().String(), "strategy", cfg.Strategy)
 
 	select {
 	case err := <-serveErr:
-		return fmt.Errorf("serve: %w", err)
+		return errors.Join(err, srvs.api.Close(), srvs.metrics.Close())
 	case <-ctx.Done():
 	}
 	stopSignals()
-	return shutdown(log, cfg, api, srv)
+	return shutdown(log, cfg, api, srvs)
+}
+
+// servers are the service's two HTTP servers.
+type servers struct {
+	api, metrics *http.Server
 }
 
 // goMemoryLimit returns the Go runtime's soft memory limit for a container limited to
@@ -185,7 +207,7 @@ func prepare(ctx context.Context, log *slog.Logger, cfg config.Config, pool *pgx
 	}
 }
 
-func shutdown(log *slog.Logger, cfg config.Config, api *httpapi.Server, srv *http.Server) error {
+func shutdown(log *slog.Logger, cfg config.Config, api *httpapi.Server, srvs servers) error {
 	log.Info("shutting down", "drain_delay", cfg.DrainDelay, "timeout", cfg.ShutdownTimeout)
 	api.SetDraining()
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
@@ -199,9 +221,17 @@ func shutdown(log *slog.Logger, cfg config.Config, api *httpapi.Server, srv *htt
 		}
 		t.Stop()
 	}
-	if err := srv.Shutdown(ctx); err != nil {
-		return errors.Join(fmt.Errorf("shutdown: in-flight requests did not finish in %s: %w", cfg.ShutdownTimeout, err), srv.Close())
+	var errs []error
+	if err := srvs.api.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("shutdown: in-flight requests did not finish in %s: %w", cfg.ShutdownTimeout, err), srvs.api.Close())
+	} else {
+		log.Info("http server stopped")
 	}
-	log.Info("http server stopped")
-	return nil
+	// Metrics last, so that a scrape during the drain still sees the counts move.
+	if err := srvs.metrics.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("shutdown metrics: %w", err), srvs.metrics.Close())
+	} else {
+		log.Info("metrics server stopped")
+	}
+	return errors.Join(errs...)
 }

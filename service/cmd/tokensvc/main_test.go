@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"syscall"
@@ -55,7 +56,8 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatalf("in-flight request during shutdown = %+v", res)
 	}
 	logs := r.logs.String()
-	for _, want := range []string{`"gomemlimit":120795955`, "shutting down", "http server stopped", "database check stopped", "database pool closed"} {
+	for _, want := range []string{`"gomemlimit":120795955`, "shutting down", "http server stopped", "metrics server stopped",
+		"database check stopped", "database pool closed"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("shutdown log lacks %q", want)
 		}
@@ -80,5 +82,49 @@ func TestGoMemoryLimit(t *testing.T) {
 		if got != tc.want || set != tc.wantSet {
 			t.Errorf("goMemoryLimit(%d, %q) = %d, %v; want %d, %v", tc.limit, tc.gomemlimit, got, set, tc.want, tc.wantSet)
 		}
+	}
+}
+
+// TestMetricsListener: /metrics is served on its own listener and nowhere else, and that
+// listener closes on SIGTERM too.
+func TestMetricsListener(t *testing.T) {
+	r := startReplica(t, "replica-metrics", map[string]string{
+		"TOKENSVC_DATABASE_URL": pg.NewDatabase(t),
+		"TOKENSVC_SIGNING_KEY":  testKeyPEM(t),
+	})
+	if r.metricsAddr == "" || r.metricsAddr == r.addr {
+		t.Fatalf("metrics address %q, API address %q; want a listener of its own", r.metricsAddr, r.addr)
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	if res := send(context.Background(), client, r, `{"merchant_id":"m","external_id":"c"}`); res.Err != nil || res.Status != http.StatusOK {
+		t.Fatalf("registration = %+v", res)
+	}
+	get := func(url string) (int, string) {
+		t.Helper()
+		resp, err := client.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("http://" + r.metricsAddr + "/metrics"); code != http.StatusOK ||
+		!strings.Contains(body, `tokensvc_registrations_total{outcome="created",strategy="atomic"} 1`) ||
+		!strings.Contains(body, "tokensvc_database_up 1") || !strings.Contains(body, "go_goroutines") {
+		t.Errorf("metrics listener /metrics = %d, lacking the service's, Go's or database metrics:\n%s", code, tail(body, 20))
+	}
+	if code, body := get("http://" + r.addr + "/metrics"); code != http.StatusNotFound || !strings.Contains(body, `"error":"not_found"`) {
+		t.Errorf("API listener /metrics = %d %s, want the JSON 404", code, body)
+	}
+	if code, _ := get("http://" + r.metricsAddr + "/v1/tokens"); code != http.StatusNotFound {
+		t.Errorf("metrics listener /v1/tokens = %d, want 404", code)
+	}
+	r.stop(t)
+	if _, err := net.DialTimeout("tcp", r.metricsAddr, time.Second); err == nil {
+		t.Error("the metrics listener still accepts connections after SIGTERM")
 	}
 }

@@ -52,10 +52,11 @@ func testKeyPEM(t testing.TB) string {
 
 // replica is one running tokensvc process.
 type replica struct {
-	name string
-	addr string
-	cmd  *exec.Cmd
-	logs *lockedBuffer
+	name        string
+	addr        string
+	metricsAddr string
+	cmd         *exec.Cmd
+	logs        *lockedBuffer
 	// exited is closed once the process has been waited for; exitErr is then set.
 	exited  chan struct{}
 	exitErr error
@@ -92,7 +93,8 @@ func (l *lockedBuffer) String() string {
 func startReplica(t *testing.T, name string, env map[string]string) *replica {
 	t.Helper()
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), runMainEnv+"=1", "POD_NAME="+name, "TOKENSVC_ADDR=127.0.0.1:0")
+	cmd.Env = append(os.Environ(), runMainEnv+"=1", "POD_NAME="+name, "TOKENSVC_ADDR=127.0.0.1:0",
+		"TOKENSVC_METRICS_ADDR=127.0.0.1:0")
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
@@ -113,7 +115,13 @@ func startReplica(t *testing.T, name string, env map[string]string) *replica {
 			line := sc.Bytes()
 			_, _ = r.logs.Write(append(line, '\n'))
 			var entry struct{ Msg, Addr string }
-			if json.Unmarshal(line, &entry) == nil && entry.Msg == "listening" {
+			if json.Unmarshal(line, &entry) != nil {
+				continue
+			}
+			switch entry.Msg {
+			case "metrics listening": // logged before "listening"
+				r.metricsAddr = entry.Addr
+			case "listening":
 				select {
 				case addr <- entry.Addr:
 				default:

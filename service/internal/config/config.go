@@ -56,6 +56,8 @@ func ParseStrategy(s string) (Strategy, error) {
 type Config struct {
 	// Addr is the listen address, e.g. ":8080" or "127.0.0.1:0".
 	Addr string
+	// MetricsAddr is the listen address of /metrics, which the API's listener does not serve.
+	MetricsAddr string
 	// DatabaseURL is a pgx connection string (URL or key=value); pool settings such as
 	// pool_max_conns may be given in it.
 	DatabaseURL string
@@ -123,6 +125,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	)
 	fs := flag.NewFlagSet("tokensvc", flag.ContinueOnError)
 	fs.StringVar(&cfg.Addr, "addr", env("TOKENSVC_ADDR", ":8080"), "listen address (TOKENSVC_ADDR)")
+	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", env("TOKENSVC_METRICS_ADDR", ":9090"), "listen address of /metrics (TOKENSVC_METRICS_ADDR)")
 	fs.StringVar(&cfg.DatabaseURL, "database-url", getenv("TOKENSVC_DATABASE_URL"), "PostgreSQL connection string, required (TOKENSVC_DATABASE_URL)")
 	fs.StringVar(&strategy, "create-strategy", env("TOKENSVC_CREATE_STRATEGY", string(StrategyAtomic)), "legacy|return-existing|fail-fast|atomic (TOKENSVC_CREATE_STRATEGY)")
 	fs.StringVar(&cfg.SigningKeyFile, "signing-key-file", getenv("TOKENSVC_SIGNING_KEY_FILE"), "Ed25519 private key, PEM PKCS#8 (TOKENSVC_SIGNING_KEY_FILE; or the PEM itself in TOKENSVC_SIGNING_KEY)")
@@ -255,6 +258,7 @@ func (c Config) LogValue() slog.Value {
 	}
 	return slog.GroupValue(
 		slog.String("addr", c.Addr),
+		slog.String("metrics_addr", c.MetricsAddr),
 		slog.String("database_url", RedactDatabaseURL(c.DatabaseURL)),
 		slog.String("create_strategy", string(c.Strategy)),
 		slog.String("signing_key", keySource),

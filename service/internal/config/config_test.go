@@ -41,7 +41,8 @@ func TestLoadDefaults(t *testing.T) {
 		cfg.LegacyRecheckDelay != 0 || cfg.PodName != "pod-a" || len(cfg.SigningKey) != ed25519.PrivateKeySize ||
 		cfg.ConnectTimeout != 5*time.Second || cfg.Audience != "stampede-merchant-api" || cfg.TokenTTL != 24*time.Hour ||
 		cfg.MigrationLockTimeout != 30*time.Second || cfg.StatementTimeout != 2*time.Second ||
-		cfg.DBCheckInterval != time.Second || cfg.MaxInFlight != 64 {
+		cfg.DBCheckInterval != time.Second || cfg.MaxInFlight != 64 ||
+		cfg.MetricsAddr != ":9090" {
 		t.Fatalf("unexpected defaults: %+v", cfg)
 	}
 }

@@ -1,5 +1,6 @@
-// Package httpapi is the token service's HTTP interface: registration, JWKS, health
-// and metrics. Every response carries X-Served-By, and every error is JSON.
+// Package httpapi is the token service's HTTP interface: registration, JWKS and health on
+// the main listener, metrics on their own (MetricsHandler). Every response of the main
+// listener carries X-Served-By, and every error is JSON.
 package httpapi
 
 import (
@@ -15,9 +16,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/stampede-e2e/stampede/internal/ctxtime"
 	"github.com/stampede-e2e/stampede/service/internal/config"
@@ -52,8 +50,6 @@ type Params struct {
 	PodName     string
 	Logger      *slog.Logger
 	Metrics     *Metrics
-	// Gatherer is served at /metrics.
-	Gatherer prometheus.Gatherer
 }
 
 // Server serves the API.
@@ -82,8 +78,8 @@ type TokenResponse struct {
 
 // New returns a Server.
 func New(p Params) (*Server, error) {
-	if p.Store == nil || p.Signer == nil || p.Logger == nil || p.Metrics == nil || p.Gatherer == nil {
-		return nil, errors.New("new server: Store, Signer, Logger, Metrics and Gatherer are required")
+	if p.Store == nil || p.Signer == nil || p.Logger == nil || p.Metrics == nil {
+		return nil, errors.New("new server: Store, Signer, Logger and Metrics are required")
 	}
 	if _, err := config.ParseStrategy(string(p.Strategy)); err != nil {
 		return nil, fmt.Errorf("new server: %w", err)
@@ -106,13 +102,11 @@ func New(p Params) (*Server, error) {
 	// prepared the database.
 	s.db.Store(&dbState{up: true, since: time.Now()})
 	p.Metrics.databaseUp.Set(1)
-	metrics := promhttp.HandlerFor(p.Gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(p.Logger.Handler(), slog.LevelError)})
 	s.routes = map[string]route{
 		"/v1/tokens":             {[]string{http.MethodPost}, s.register},
 		"/.well-known/jwks.json": {[]string{http.MethodGet, http.MethodHead}, s.serveJWKS},
 		"/livez":                 {[]string{http.MethodGet, http.MethodHead}, s.livez},
 		"/readyz":                {[]string{http.MethodGet, http.MethodHead}, s.readyz},
-		"/metrics":               {[]string{http.MethodGet, http.MethodHead}, metrics.ServeHTTP},
 	}
 	return s, nil
 }

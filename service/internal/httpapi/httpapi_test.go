@@ -83,16 +83,30 @@ func testSigner(t testing.TB) *token.Signer {
 
 func newTestServer(t testing.TB, st Store, strategy config.Strategy) (*Server, *Metrics) {
 	t.Helper()
+	s, m, _ := newServerWith(t, Params{Store: st, Strategy: strategy})
+	return s, m
+}
+
+// newServerWith returns a Server with p, whose Signer, PodName, Logger and Metrics the test
+// need not set, its metrics and their registry.
+func newServerWith(t testing.TB, p Params) (*Server, *Metrics, *prometheus.Registry) {
+	t.Helper()
 	reg := prometheus.NewRegistry()
-	m := NewMetrics(reg)
-	s, err := New(Params{
-		Store: st, Signer: testSigner(t), Strategy: strategy, PodName: "pod-test",
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: m, Gatherer: reg,
-	})
+	if p.Signer == nil {
+		p.Signer = testSigner(t)
+	}
+	if p.PodName == "" {
+		p.PodName = "pod-test"
+	}
+	if p.Logger == nil {
+		p.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	p.Metrics = NewMetrics(reg)
+	s, err := New(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s, m
+	return s, p.Metrics, reg
 }
 
 func counterValue(t *testing.T, c prometheus.Counter) float64 {
@@ -253,19 +267,19 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-func TestHealthAndMetrics(t *testing.T) {
+func TestHealth(t *testing.T) {
 	st := &fakeStore{pingErr: errors.New("down")}
-	srv, _ := newTestServer(t, st, config.StrategyAtomic)
-	get := func(path string) *httptest.ResponseRecorder {
+	srv, _, reg := newServerWith(t, Params{Store: st, Strategy: config.StrategyAtomic})
+	get := func(h http.Handler, path string) *httptest.ResponseRecorder {
 		w := httptest.NewRecorder()
-		srv.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
 		return w
 	}
-	if w := get("/livez"); w.Code != 200 {
+	if w := get(srv, "/livez"); w.Code != 200 {
 		t.Errorf("livez = %d", w.Code)
 	}
 	for range 3 {
-		if w := get("/readyz"); w.Code != 200 || w.Body.String() != `{"status":"ok","database":"up"}`+"\n" {
+		if w := get(srv, "/readyz"); w.Code != 200 || w.Body.String() != `{"status":"ok","database":"up"}`+"\n" {
 			t.Errorf("readyz = %d %s", w.Code, w.Body)
 		}
 	}
@@ -274,25 +288,40 @@ func TestHealthAndMetrics(t *testing.T) {
 		t.Errorf("readyz pinged the database %d times", n)
 	}
 	srv.SetDraining()
-	if w := get("/readyz"); w.Code != 503 || !strings.Contains(w.Body.String(), `"status":"draining"`) {
+	if w := get(srv, "/readyz"); w.Code != 503 || !strings.Contains(w.Body.String(), `"status":"draining"`) {
 		t.Errorf("readyz while draining = %d %s", w.Code, w.Body)
 	}
-	if w := get("/livez"); w.Code != 200 {
+	if w := get(srv, "/livez"); w.Code != 200 {
 		t.Errorf("livez while draining = %d", w.Code)
 	}
-	w := get("/metrics")
+
+	// Metrics are not on the API's listener, only on their own.
+	if w := get(srv, "/metrics"); w.Code != 404 || !strings.Contains(w.Body.String(), `"error":"not_found"`) {
+		t.Errorf("/metrics on the API = %d %s, want the JSON 404 of any unknown path", w.Code, w.Body)
+	}
+	metrics := MetricsHandler(reg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	w := get(metrics, "/metrics")
 	for _, want := range []string{
 		`tokensvc_http_requests_total{code="503",route="/readyz"} 1`,
 		`tokensvc_http_requests_total{code="200",route="/readyz"} 3`,
+		`tokensvc_http_requests_total{code="404",route="other"} 1`,
 		`tokensvc_http_request_duration_seconds_count{route="/livez"} 2`,
 		`tokensvc_database_up 1`,
 	} {
-		if !strings.Contains(w.Body.String(), want) {
-			t.Errorf("metrics lack %s", want)
+		if w.Code != 200 || !strings.Contains(w.Body.String(), want) {
+			t.Errorf("metrics (%d) lack %s", w.Code, want)
 		}
 	}
-	if w.Header().Get("X-Served-By") != "pod-test" {
-		t.Error("metrics response lacks X-Served-By")
+	for _, path := range []string{"/", "/v1/tokens", "/readyz", "/metrics/"} {
+		if w := get(metrics, path); w.Code != 404 || !strings.Contains(w.Body.String(), `"error":"not_found"`) {
+			t.Errorf("%s on the metrics listener = %d %s, want 404", path, w.Code, w.Body)
+		}
+	}
+	r := httptest.NewRequest(http.MethodPost, "/metrics", nil)
+	w = httptest.NewRecorder()
+	metrics.ServeHTTP(w, r)
+	if w.Code != 405 || w.Header().Get("Allow") != "GET, HEAD" {
+		t.Errorf("POST /metrics = %d, Allow %q", w.Code, w.Header().Get("Allow"))
 	}
 }
 
@@ -300,16 +329,7 @@ func TestHealthAndMetrics(t *testing.T) {
 // stays 200 and reports it, the gauge follows, and the watcher stops with its context.
 func TestWatchDatabase(t *testing.T) {
 	st := &fakeStore{}
-	reg := prometheus.NewRegistry()
-	m := NewMetrics(reg)
-	srv, err := New(Params{
-		Store: st, Signer: testSigner(t), Strategy: config.StrategyAtomic, PodName: "pod-test",
-		DBCheckInterval: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Metrics: m, Gatherer: reg,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, m, _ := newServerWith(t, Params{Store: st, Strategy: config.StrategyAtomic, DBCheckInterval: 10 * time.Millisecond})
 	readyz := func() (int, readiness) {
 		w := httptest.NewRecorder()
 		srv.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/readyz", nil))
@@ -400,16 +420,8 @@ func TestRegisterRefusedDatabaseIsQuick(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	reg := prometheus.NewRegistry()
-	m := NewMetrics(reg)
-	srv, err := New(Params{
-		Store: store.New(pool, store.Atomic{}, nil), Signer: testSigner(t), Strategy: config.StrategyAtomic,
-		RequestTimeout: 5 * time.Second, PodName: "pod-test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Metrics: m, Gatherer: reg,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, m, _ := newServerWith(t, Params{Store: store.New(pool, store.Atomic{}, nil), Strategy: config.StrategyAtomic,
+		RequestTimeout: 5 * time.Second})
 	start := time.Now()
 	w := post(srv, validBody)
 	took := time.Since(start)
@@ -453,15 +465,7 @@ func (b *blockingStore) Find(ctx context.Context, k store.Key) (*store.Customer,
 func TestInFlightCap(t *testing.T) {
 	const limit = 3
 	st := &blockingStore{fakeStore: fakeStore{found: row}, entered: make(chan struct{}), release: make(chan struct{})}
-	reg := prometheus.NewRegistry()
-	m := NewMetrics(reg)
-	srv, err := New(Params{
-		Store: st, Signer: testSigner(t), Strategy: config.StrategyAtomic, PodName: "pod-test", MaxInFlight: limit,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: m, Gatherer: reg,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, m, _ := newServerWith(t, Params{Store: st, Strategy: config.StrategyAtomic, MaxInFlight: limit})
 	var wg sync.WaitGroup
 	codes := make([]int, limit)
 	for i := range limit {

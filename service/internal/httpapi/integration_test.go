@@ -70,11 +70,10 @@ func realServer(t testing.TB, strategy config.Strategy, delay time.Duration) (*S
 	if _, err := store.Prepare(ctx, pool, st, log); err != nil {
 		t.Fatal(err)
 	}
-	reg := prometheus.NewRegistry()
-	m := NewMetrics(reg)
+	m := NewMetrics(prometheus.NewRegistry())
 	s, err := New(Params{
 		Store: store.New(pool, st, m.ObserveDB), Signer: testSigner(t), Strategy: strategy,
-		RecheckDelay: delay, PodName: "pod-it", Logger: log, Metrics: m, Gatherer: reg,
+		RecheckDelay: delay, PodName: "pod-it", Logger: log, Metrics: m,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,10 +1,32 @@
 package httpapi
 
 import (
+	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
+
+// MetricsHandler serves g at /metrics and nothing else (JSON 404 and 405, as the API). It is
+// meant for a listener of its own: the API's port may be exposed where metrics should not be,
+// and a scrape must not compete with registrations for the API's connections.
+func MetricsHandler(g prometheus.Gatherer, log *slog.Logger) http.Handler {
+	metrics := promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path != "/metrics":
+			writeError(w, &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no such endpoint: " + r.URL.Path})
+		case r.Method != http.MethodGet && r.Method != http.MethodHead:
+			w.Header().Set("Allow", "GET, HEAD")
+			writeError(w, &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed",
+				Message: r.Method + " not allowed; use GET, HEAD"})
+		default:
+			metrics.ServeHTTP(w, r)
+		}
+	})
+}
 
 // Metrics are the service's Prometheus metrics.
 type Metrics struct {
