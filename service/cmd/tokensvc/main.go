@@ -63,6 +63,9 @@ func run(ctx context.Context, log *slog.Logger, args []string, getenv func(strin
 	}
 	cfg.KeyID = signer.KeyID()
 	log.Info("starting tokensvc", "config", cfg)
+	if cfg.AuthDisabled {
+		log.Warn("AUTHENTICATION DISABLED (TOKENSVC_AUTH=disabled): any client may register customers and get tokens for any merchant; never run so with real traffic")
+	}
 	if limit, ok := goMemoryLimit(cfg.MemoryLimit, getenv("GOMEMLIMIT")); ok {
 		debug.SetMemoryLimit(limit)
 		log.Info("memory limit set", "gomemlimit", debug.SetMemoryLimit(-1), "container_limit", cfg.MemoryLimit)
@@ -102,6 +105,8 @@ func run(ctx context.Context, log *slog.Logger, args []string, getenv func(strin
 		RequestTimeout:  cfg.RequestTimeout,
 		DBCheckInterval: cfg.DBCheckInterval,
 		MaxInFlight:     cfg.MaxInFlight,
+		APIKeys:         cfg.APIKeys,
+		AuthDisabled:    cfg.AuthDisabled,
 		PodName:         cfg.PodName,
 		Logger:          log,
 		Metrics:         metrics,

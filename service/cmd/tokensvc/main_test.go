@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,6 +21,87 @@ func TestRunRefusesToStartWithoutKey(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "no signing key") || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("run without a key = %v; want a one-line 'no signing key' error", err)
 	}
+}
+
+// TestRunFailsClosedWithoutAPIKeys: no keys file, or a malformed one, and the service does not
+// start; the error is one line naming what to set, or the file and the line.
+func TestRunFailsClosedWithoutAPIKeys(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "keys")
+	if err := os.WriteFile(bad, []byte("# keys\nm "+keyFor("m")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for file, want := range map[string]string{
+		"":  "no API keys: set TOKENSVC_API_KEYS_FILE",
+		bad: "api keys file " + bad + ": line 2: a key where its hash belongs",
+	} {
+		env := map[string]string{
+			"TOKENSVC_DATABASE_URL":  "postgres://127.0.0.1:1/x",
+			"TOKENSVC_SIGNING_KEY":   testKeyPEM(t),
+			"TOKENSVC_API_KEYS_FILE": file,
+		}
+		err := run(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil,
+			func(k string) string { return env[k] }, func() {})
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("run with keys file %q = %v; want one line containing %q", file, err, want)
+		}
+		if err != nil && strings.Contains(err.Error(), keyFor("m")) {
+			t.Errorf("the error quotes the key: %v", err)
+		}
+	}
+}
+
+// TestReplicaAuth: a real process refuses a missing key (401 with the Bearer challenge) and
+// another merchant's key (403), serves its own, and counts each; with TOKENSVC_AUTH=disabled
+// it serves anyone and says so loudly at start.
+func TestReplicaAuth(t *testing.T) {
+	ctx := context.Background()
+	client := &http.Client{Timeout: 10 * time.Second}
+	r := startReplica(t, "replica-auth", map[string]string{
+		"TOKENSVC_DATABASE_URL": pg.NewDatabase(t),
+		"TOKENSVC_SIGNING_KEY":  testKeyPEM(t),
+	})
+	body := `{"merchant_id":"m","external_id":"c"}`
+	if res := sendAs(ctx, client, r, "", body); res.Status != http.StatusUnauthorized || !strings.Contains(res.Body, `"error":"unauthenticated"`) {
+		t.Errorf("no key = %+v, want 401 unauthenticated", res)
+	}
+	if res := sendAs(ctx, client, r, keyFor("m-other"), body); res.Status != http.StatusForbidden ||
+		!strings.Contains(res.Body, "this API key may not act for merchant m") {
+		t.Errorf("another merchant's key = %+v, want 403 forbidden", res)
+	}
+	if res := send(ctx, client, r, body); res.Err != nil || res.Status != http.StatusOK || res.Subject == "" {
+		t.Errorf("own key = %+v, want 200 with a token", res)
+	}
+	resp, err := client.Get("http://" + r.metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, outcome := range []string{"unauthenticated", "forbidden", "created"} {
+		if want := `tokensvc_registrations_total{outcome="` + outcome + `",strategy="atomic"} 1`; !strings.Contains(string(metrics), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(r.logs.String(), keyFor("m")) || strings.Contains(r.logs.String(), keyFor("m-other")) {
+		t.Error("the logs hold an API key")
+	}
+	r.stop(t)
+
+	open := startReplica(t, "replica-open", map[string]string{
+		"TOKENSVC_DATABASE_URL": pg.NewDatabase(t),
+		"TOKENSVC_SIGNING_KEY":  testKeyPEM(t),
+		"TOKENSVC_AUTH":         "disabled",
+	})
+	if res := sendAs(ctx, client, open, "", `{"merchant_id":"anyone","external_id":"c"}`); res.Status != http.StatusOK {
+		t.Errorf("no key with auth disabled = %+v, want 200", res)
+	}
+	if !strings.Contains(open.logs.String(), `"level":"WARN","msg":"AUTHENTICATION DISABLED`) {
+		t.Error("auth disabled without a warning at start")
+	}
+	open.stop(t)
 }
 
 // TestGracefulShutdown: on SIGTERM readiness fails at once, the in-flight request

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stampede-e2e/stampede/service/apikey"
 	"github.com/stampede-e2e/stampede/service/internal/token"
 )
 
@@ -107,6 +108,12 @@ type Config struct {
 	LegacyRecheckDelay time.Duration
 	// PodName goes into the X-Served-By header.
 	PodName string
+	// APIKeysFile is the path of the merchant API keys file (service/apikey's format).
+	APIKeysFile string
+	// APIKeys are the keys APIKeysFile lists.
+	APIKeys apikey.Set
+	// AuthDisabled is set by TOKENSVC_AUTH=disabled: registrations need no API key.
+	AuthDisabled bool
 }
 
 // Load builds a Config from args (without the program name) and the environment
@@ -133,6 +140,9 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&cfg.Audience, "audience", env("TOKENSVC_AUDIENCE", "stampede-merchant-api"), "aud claim (TOKENSVC_AUDIENCE)")
 	fs.StringVar(&cfg.KeyID, "key-id", getenv("TOKENSVC_KEY_ID"), "kid; default is the RFC 7638 thumbprint of the public key (TOKENSVC_KEY_ID)")
 	fs.StringVar(&cfg.PodName, "pod-name", getenv("POD_NAME"), "X-Served-By value; default is the hostname (POD_NAME)")
+	fs.StringVar(&cfg.APIKeysFile, "api-keys-file", getenv("TOKENSVC_API_KEYS_FILE"), "merchant API keys, one \"<merchant_id> sha256:<hex>\" a line, required unless auth is disabled (TOKENSVC_API_KEYS_FILE)")
+	var auth string
+	fs.StringVar(&auth, "auth", env("TOKENSVC_AUTH", "enabled"), "enabled, or disabled to accept registrations without an API key: never in production (TOKENSVC_AUTH)")
 	durations := []struct {
 		dst        *time.Duration
 		flag, name string
@@ -221,6 +231,10 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	if cfg.PodName == "" {
 		cfg.PodName, _ = os.Hostname()
 	}
+	cfg.AuthDisabled, cfg.APIKeys, err = loadAPIKeys(auth, cfg.APIKeysFile)
+	if err != nil {
+		errs = append(errs, err)
+	}
 	key, err := loadKey(cfg.SigningKeyFile, keyPEM)
 	if err != nil {
 		errs = append(errs, err)
@@ -231,6 +245,31 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 		return Config{}, fmt.Errorf("config: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	return cfg, nil
+}
+
+// loadAPIKeys reads the keys file, or reports that authentication is disabled. It fails
+// closed: without a file, only an explicit TOKENSVC_AUTH=disabled lets the service start.
+func loadAPIKeys(auth, file string) (disabled bool, keys apikey.Set, err error) {
+	switch {
+	case auth == "disabled" && file != "":
+		return false, nil, errors.New("TOKENSVC_AUTH=disabled and TOKENSVC_API_KEYS_FILE are both set: unset one, the service will not guess which you meant")
+	case auth == "disabled":
+		return true, nil, nil
+	case auth != "enabled":
+		return false, nil, fmt.Errorf("TOKENSVC_AUTH is %q, want enabled or disabled", auth)
+	case file == "":
+		return false, nil, errors.New(`no API keys: set TOKENSVC_API_KEYS_FILE to a file of "<merchant_id> sha256:<hex>" lines (or TOKENSVC_AUTH=disabled to accept unauthenticated registrations, never in production)`)
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return false, nil, fmt.Errorf("api keys: %w", err)
+	}
+	defer f.Close()
+	keys, err = apikey.ParseFile(f)
+	if err != nil {
+		return false, nil, fmt.Errorf("api keys file %s: %w", file, err)
+	}
+	return false, keys, nil
 }
 
 func loadKey(file, pemText string) (ed25519.PrivateKey, error) {
@@ -256,12 +295,17 @@ func (c Config) LogValue() slog.Value {
 	if c.SigningKeyFile != "" {
 		keySource = c.SigningKeyFile
 	}
+	apiKeys := "DISABLED"
+	if !c.AuthDisabled {
+		apiKeys = fmt.Sprintf("%s (%d keys for %d merchants)", c.APIKeysFile, len(c.APIKeys), c.APIKeys.Merchants())
+	}
 	return slog.GroupValue(
 		slog.String("addr", c.Addr),
 		slog.String("metrics_addr", c.MetricsAddr),
 		slog.String("database_url", RedactDatabaseURL(c.DatabaseURL)),
 		slog.String("create_strategy", string(c.Strategy)),
 		slog.String("signing_key", keySource),
+		slog.String("api_keys", apiKeys),
 		slog.String("issuer", c.Issuer),
 		slog.String("audience", c.Audience),
 		slog.String("token_ttl", c.TokenTTL.String()),

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stampede-e2e/stampede/service/apikey"
 	"github.com/stampede-e2e/stampede/service/internal/token"
 )
 
@@ -24,15 +25,26 @@ func testKeyPEM(t *testing.T) string {
 	return string(b)
 }
 
+// keysFile writes a keys file with lines and returns its path.
+func keysFile(t *testing.T, lines ...string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "api-keys")
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 func envOf(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
 }
 
 func TestLoadDefaults(t *testing.T) {
 	cfg, err := Load(nil, envOf(map[string]string{
-		"TOKENSVC_DATABASE_URL": "postgres://u:secret@db/x",
-		"TOKENSVC_SIGNING_KEY":  testKeyPEM(t),
-		"POD_NAME":              "pod-a",
+		"TOKENSVC_DATABASE_URL":  "postgres://u:secret@db/x",
+		"TOKENSVC_SIGNING_KEY":   testKeyPEM(t),
+		"TOKENSVC_API_KEYS_FILE": keysFile(t, apikey.FileLine("m-1", "k1"), apikey.FileLine("m-1", "k2")),
+		"POD_NAME":               "pod-a",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -42,7 +54,7 @@ func TestLoadDefaults(t *testing.T) {
 		cfg.ConnectTimeout != 5*time.Second || cfg.Audience != "stampede-merchant-api" || cfg.TokenTTL != 24*time.Hour ||
 		cfg.MigrationLockTimeout != 30*time.Second || cfg.StatementTimeout != 2*time.Second ||
 		cfg.DBCheckInterval != time.Second || cfg.MaxInFlight != 64 ||
-		cfg.MetricsAddr != ":9090" {
+		cfg.MetricsAddr != ":9090" || cfg.AuthDisabled || len(cfg.APIKeys) != 2 || cfg.MemoryLimit != 0 {
 		t.Fatalf("unexpected defaults: %+v", cfg)
 	}
 }
@@ -55,6 +67,7 @@ func TestLoadFlagsOverrideEnv(t *testing.T) {
 	cfg, err := Load([]string{"-create-strategy=legacy", "-legacy-recheck-delay=5ms", "-addr=127.0.0.1:0", "-connect-timeout=2s", "-max-in-flight=8"}, envOf(map[string]string{
 		"TOKENSVC_DATABASE_URL":     "postgres://db/x",
 		"TOKENSVC_SIGNING_KEY_FILE": keyFile,
+		"TOKENSVC_AUTH":             "disabled",
 		"TOKENSVC_CREATE_STRATEGY":  "atomic",
 		"TOKENSVC_ADDR":             ":9999",
 		"TOKENSVC_CONNECT_TIMEOUT":  "9s",
@@ -64,7 +77,7 @@ func TestLoadFlagsOverrideEnv(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.Strategy != StrategyLegacy || cfg.LegacyRecheckDelay != 5*time.Millisecond || cfg.Addr != "127.0.0.1:0" ||
-		cfg.ConnectTimeout != 2*time.Second || cfg.MaxInFlight != 8 {
+		cfg.ConnectTimeout != 2*time.Second || cfg.MaxInFlight != 8 || !cfg.AuthDisabled {
 		t.Fatalf("flags did not win: %+v", cfg)
 	}
 }
@@ -99,6 +112,44 @@ func TestLoadErrorsAreOneLine(t *testing.T) {
 	}
 }
 
+// TestLoadAPIKeys: the service fails closed. Without a keys file it starts only when told
+// explicitly to run without authentication.
+func TestLoadAPIKeys(t *testing.T) {
+	base := map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": testKeyPEM(t)}
+	with := func(kv ...string) map[string]string {
+		m := map[string]string{}
+		for k, v := range base {
+			m[k] = v
+		}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	bad := keysFile(t, "# keys", apikey.FileLine("m-1", "k1"), "m-2 sha256:nothex")
+	for name, tc := range map[string]struct {
+		env  map[string]string
+		want string
+	}{
+		"no keys file":   {with(), "no API keys: set TOKENSVC_API_KEYS_FILE"},
+		"missing file":   {with("TOKENSVC_API_KEYS_FILE", "/nonexistent/keys"), "no such file"},
+		"malformed file": {with("TOKENSVC_API_KEYS_FILE", bad), "api keys file " + bad + ": line 3: want"},
+		"both":           {with("TOKENSVC_AUTH", "disabled", "TOKENSVC_API_KEYS_FILE", bad), "both set"},
+		"unknown mode":   {with("TOKENSVC_AUTH", "off"), `TOKENSVC_AUTH is "off", want enabled or disabled`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Load(nil, envOf(tc.env))
+			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error = %v, want one line containing %q", err, tc.want)
+			}
+		})
+	}
+	cfg, err := Load(nil, envOf(with("TOKENSVC_AUTH", "disabled")))
+	if err != nil || !cfg.AuthDisabled || cfg.APIKeys != nil {
+		t.Fatalf("TOKENSVC_AUTH=disabled: %+v, %v", cfg, err)
+	}
+}
+
 func TestLoadHelp(t *testing.T) {
 	if _, err := Load([]string{"-h"}, envOf(nil)); !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("Load(-h) = %v, want flag.ErrHelp", err)
@@ -108,18 +159,21 @@ func TestLoadHelp(t *testing.T) {
 func TestLogValueMasksSecrets(t *testing.T) {
 	pemText := testKeyPEM(t)
 	cfg, err := Load(nil, envOf(map[string]string{
-		"TOKENSVC_DATABASE_URL": "postgres://user:hunter2@db:5432/x?sslmode=disable",
-		"TOKENSVC_SIGNING_KEY":  pemText,
+		"TOKENSVC_DATABASE_URL":  "postgres://user:hunter2@db:5432/x?sslmode=disable",
+		"TOKENSVC_SIGNING_KEY":   pemText,
+		"TOKENSVC_API_KEYS_FILE": keysFile(t, "# rotation", apikey.FileLine("m-1", "k1"), apikey.FileLine("m-1", "k2"), apikey.FileLine("m-2", "k3")),
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out strings.Builder
 	slog.New(slog.NewTextHandler(&out, nil)).Info("config", "config", cfg)
-	if strings.Contains(out.String(), "hunter2") || strings.Contains(out.String(), "PRIVATE") {
+	if strings.Contains(out.String(), "hunter2") || strings.Contains(out.String(), "PRIVATE") ||
+		strings.Contains(out.String(), strings.TrimPrefix(apikey.Hash("k1"), apikey.HashPrefix)) {
 		t.Fatalf("secret leaked: %s", out.String())
 	}
-	if !strings.Contains(out.String(), "create_strategy=atomic") || !strings.Contains(out.String(), "connect_timeout=5s") {
+	if !strings.Contains(out.String(), "create_strategy=atomic") || !strings.Contains(out.String(), "connect_timeout=5s") ||
+		!strings.Contains(out.String(), "(3 keys for 2 merchants)") {
 		t.Fatalf("config not logged: %s", out.String())
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/stampede-e2e/stampede/internal/ctxtime"
+	"github.com/stampede-e2e/stampede/service/apikey"
 	"github.com/stampede-e2e/stampede/service/internal/config"
 	"github.com/stampede-e2e/stampede/service/internal/mutant"
 	"github.com/stampede-e2e/stampede/service/internal/store"
@@ -47,9 +48,13 @@ type Params struct {
 	// MaxInFlight caps the registrations doing database work at once (default 64); one
 	// more is answered 503 overloaded at once rather than queued.
 	MaxInFlight int
-	PodName     string
-	Logger      *slog.Logger
-	Metrics     *Metrics
+	// APIKeys are the merchants' API keys; required unless AuthDisabled.
+	APIKeys apikey.Set
+	// AuthDisabled accepts registrations without an API key, for any merchant.
+	AuthDisabled bool
+	PodName      string
+	Logger       *slog.Logger
+	Metrics      *Metrics
 }
 
 // Server serves the API.
@@ -80,6 +85,9 @@ type TokenResponse struct {
 func New(p Params) (*Server, error) {
 	if p.Store == nil || p.Signer == nil || p.Logger == nil || p.Metrics == nil {
 		return nil, errors.New("new server: Store, Signer, Logger and Metrics are required")
+	}
+	if len(p.APIKeys) == 0 && !p.AuthDisabled {
+		return nil, errors.New("new server: no API keys, and authentication is not disabled")
 	}
 	if _, err := config.ParseStrategy(string(p.Strategy)); err != nil {
 		return nil, fmt.Errorf("new server: %w", err)
@@ -166,6 +174,16 @@ func (s *Server) register(rw http.ResponseWriter, r *http.Request) {
 	strategy := string(s.p.Strategy)
 	outcome := func(o string) { s.p.Metrics.registrations.WithLabelValues(strategy, o).Inc() }
 
+	// Authenticate before reading the body: an unknown client costs no more than this.
+	keyMerchant, authErr := s.authenticate(r)
+	if authErr != nil {
+		outcome(outcomeUnauthenticated)
+		s.p.Logger.Info("unauthenticated registration", "reason", authErr.Message, "remote", r.RemoteAddr)
+		w.Header().Set("WWW-Authenticate", "Bearer")
+		writeError(w, authErr)
+		return
+	}
+
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 		outcome(outcomeInvalidInput)
 		writeError(w, &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type",
@@ -192,6 +210,14 @@ func (s *Server) register(rw http.ResponseWriter, r *http.Request) {
 			apiErr = &Error{Status: http.StatusBadRequest, Code: "invalid_json", Message: err.Error()}
 		}
 		writeError(w, apiErr)
+		return
+	}
+	if !s.p.AuthDisabled && keyMerchant != req.MerchantID {
+		// The same answer whether or not the customer exists: a 403 must not be an oracle.
+		outcome(outcomeForbidden)
+		s.p.Logger.Warn("api key used for another merchant", "key_merchant", keyMerchant, "merchant_id", req.MerchantID)
+		writeError(w, &Error{Status: http.StatusForbidden, Code: "forbidden",
+			Message: "this API key may not act for merchant " + req.MerchantID})
 		return
 	}
 
@@ -294,6 +320,36 @@ func (s *Server) register(rw http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, TokenResponse{Token: signed, CustomerID: subj.CustomerID, Created: created})
+}
+
+// maxKeyLen bounds the API key a request may present; Generate's are 46 bytes.
+const maxKeyLen = 512
+
+// authenticate returns the merchant whose API key r presents in "Authorization: Bearer <key>",
+// or the 401 to answer. With authentication disabled it returns "" and nil.
+func (s *Server) authenticate(r *http.Request) (string, *Error) {
+	if s.p.AuthDisabled {
+		return "", nil
+	}
+	unauthenticated := func(msg string) (string, *Error) {
+		return "", &Error{Status: http.StatusUnauthorized, Code: "unauthenticated", Message: msg}
+	}
+	values := r.Header.Values("Authorization")
+	switch {
+	case len(values) == 0:
+		return unauthenticated("missing Authorization: Bearer <API key>")
+	case len(values) > 1:
+		return unauthenticated("more than one Authorization header")
+	}
+	scheme, key, _ := strings.Cut(values[0], " ")
+	if !strings.EqualFold(scheme, "Bearer") || key == "" || len(key) > maxKeyLen || strings.ContainsAny(key, " \t") {
+		return unauthenticated("Authorization must be Bearer <API key>")
+	}
+	merchant, ok := s.p.APIKeys.Authenticate(key)
+	if !ok {
+		return unauthenticated("unknown API key")
+	}
+	return merchant, nil
 }
 
 // writeStoreError answers a failed database call and returns the outcome label.

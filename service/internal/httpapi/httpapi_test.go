@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/stampede-e2e/stampede/service/apikey"
 	"github.com/stampede-e2e/stampede/service/internal/config"
 	"github.com/stampede-e2e/stampede/service/internal/store"
 	"github.com/stampede-e2e/stampede/service/internal/token"
@@ -87,8 +88,23 @@ func newTestServer(t testing.TB, st Store, strategy config.Strategy) (*Server, *
 	return s, m
 }
 
-// newServerWith returns a Server with p, whose Signer, PodName, Logger and Metrics the test
-// need not set, its metrics and their registry.
+// testKey is the API key of merchant "m", the merchant of the tests' requests.
+const testKey = "sk_test_key_of_m"
+
+// testKeys hold testKey for "m", and a key for "m-other".
+var testKeys = func() apikey.Set {
+	set, err := apikey.ParseFile(strings.NewReader(apikey.FileLine("m", testKey) + "\n" + apikey.FileLine("m-other", "sk_test_key_of_m-other")))
+	if err != nil {
+		panic(err)
+	}
+	return set
+}()
+
+// authorize makes r present testKey.
+func authorize(r *http.Request) { r.Header.Set("Authorization", "Bearer "+testKey) }
+
+// newServerWith returns a Server with p, whose Signer, APIKeys (testKeys, unless auth is
+// disabled), PodName, Logger and Metrics the test need not set, its metrics and their registry.
 func newServerWith(t testing.TB, p Params) (*Server, *Metrics, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
@@ -97,6 +113,9 @@ func newServerWith(t testing.TB, p Params) (*Server, *Metrics, *prometheus.Regis
 	}
 	if p.PodName == "" {
 		p.PodName = "pod-test"
+	}
+	if p.APIKeys == nil && !p.AuthDisabled {
+		p.APIKeys = testKeys
 	}
 	if p.Logger == nil {
 		p.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -121,6 +140,7 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 func post(h http.Handler, body string) *httptest.ResponseRecorder {
 	r := httptest.NewRequest(http.MethodPost, "/v1/tokens", strings.NewReader(body))
 	r.Header.Set("Content-Type", "application/json")
+	authorize(r)
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
 	return w
@@ -248,6 +268,7 @@ func TestBadInput(t *testing.T) {
 			st := &fakeStore{found: row}
 			srv, _ := newTestServer(t, st, config.StrategyAtomic)
 			r := httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.body))
+			authorize(r)
 			if tc.contentType != "" {
 				r.Header.Set("Content-Type", tc.contentType)
 			}
@@ -513,5 +534,100 @@ func TestInFlightCap(t *testing.T) {
 	}
 	if got := gaugeValue(t, m.inFlight); got != 0 {
 		t.Errorf("tokensvc_registrations_in_flight = %v when idle, want 0", got)
+	}
+}
+
+// TestAuth: authentication comes first, before the body is even read; then the body is
+// validated; then the key's merchant must be the body's. Each refusal is counted.
+func TestAuth(t *testing.T) {
+	const otherKey = "sk_test_key_of_m-other"
+	for _, tc := range []struct {
+		name, authorization, contentType, body string
+		wantStatus                             int
+		wantCode, wantOutcome, wantMessage     string
+	}{
+		{"no key", "", "application/json", validBody, 401, "unauthenticated", outcomeUnauthenticated, "missing Authorization"},
+		{"basic auth", "Basic bTpwYXNz", "application/json", validBody, 401, "unauthenticated", outcomeUnauthenticated, "Bearer <API key>"},
+		{"empty bearer", "Bearer ", "application/json", validBody, 401, "unauthenticated", outcomeUnauthenticated, "Bearer <API key>"},
+		{"two words", "Bearer " + testKey + " x", "application/json", validBody, 401, "unauthenticated", outcomeUnauthenticated, "Bearer <API key>"},
+		{"unknown key", "Bearer sk_guess", "application/json", validBody, 401, "unauthenticated", outcomeUnauthenticated, "unknown API key"},
+		{"the hash as key", "Bearer " + apikey.Hash(testKey), "application/json", validBody, 401, "unauthenticated", outcomeUnauthenticated, "unknown API key"},
+		// Authentication before the body: a bad body without a key is a 401, not a 400.
+		{"no key, bad body", "", "text/plain", "junk", 401, "unauthenticated", outcomeUnauthenticated, ""},
+		{"key, bad body", "Bearer " + testKey, "application/json", `{"merchant_id":`, 400, "invalid_json", outcomeInvalidInput, ""},
+		{"another merchant's key", "Bearer " + otherKey, "application/json", validBody, 403, "forbidden", outcomeForbidden,
+			"this API key may not act for merchant m"},
+		{"scheme in lower case", "bearer " + testKey, "application/json", validBody, 200, "", outcomeExisting, ""},
+		{"own key", "Bearer " + testKey, "application/json", validBody, 200, "", outcomeExisting, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := &fakeStore{found: row}
+			srv, m := newTestServer(t, st, config.StrategyAtomic)
+			r := httptest.NewRequest(http.MethodPost, "/v1/tokens", strings.NewReader(tc.body))
+			r.Header.Set("Content-Type", tc.contentType)
+			if tc.authorization != "" {
+				r.Header.Set("Authorization", tc.authorization)
+			}
+			w := httptest.NewRecorder()
+			srv.ServeHTTP(w, r)
+			if w.Code != tc.wantStatus {
+				t.Fatalf("status %d %s, want %d", w.Code, w.Body, tc.wantStatus)
+			}
+			if got := counterValue(t, m.registrations.WithLabelValues("atomic", tc.wantOutcome)); got != 1 {
+				t.Errorf("outcome %s counted %v times, want 1", tc.wantOutcome, got)
+			}
+			if wantChallenge := tc.wantStatus == 401; (w.Header().Get("WWW-Authenticate") == "Bearer") != wantChallenge {
+				t.Errorf("WWW-Authenticate = %q on a %d", w.Header().Get("WWW-Authenticate"), w.Code)
+			}
+			if tc.wantStatus == 200 {
+				return
+			}
+			var e Error
+			if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil || e.Code != tc.wantCode || !strings.Contains(e.Message, tc.wantMessage) {
+				t.Fatalf("body %s, want error %s with a message containing %q", w.Body, tc.wantCode, tc.wantMessage)
+			}
+			if len(st.calls) != 0 {
+				t.Errorf("a refused request reached the store: %v", st.calls)
+			}
+		})
+	}
+}
+
+// TestAuthNeverLogsTheKey: whatever a client presents, the logs do not hold it.
+func TestAuthNeverLogsTheKey(t *testing.T) {
+	var logs strings.Builder
+	srv, _, _ := newServerWith(t, Params{Store: &fakeStore{found: row}, Strategy: config.StrategyAtomic,
+		Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	for _, key := range []string{"sk_guessed_secret", testKey} {
+		for _, body := range []string{validBody, `{"merchant_id":"m-other","external_id":"e"}`} {
+			r := httptest.NewRequest(http.MethodPost, "/v1/tokens", strings.NewReader(body))
+			r.Header.Set("Content-Type", "application/json")
+			r.Header.Set("Authorization", "Bearer "+key)
+			srv.ServeHTTP(httptest.NewRecorder(), r)
+		}
+	}
+	if !strings.Contains(logs.String(), "unauthenticated registration") || !strings.Contains(logs.String(), "api key used for another merchant") {
+		t.Fatalf("refusals not logged:\n%s", logs.String())
+	}
+	for _, secret := range []string{"sk_guessed_secret", testKey, "sk_test"} {
+		if strings.Contains(logs.String(), secret) {
+			t.Fatalf("the logs hold the key %q:\n%s", secret, logs.String())
+		}
+	}
+}
+
+// TestAuthDisabled: with TOKENSVC_AUTH=disabled any client registers for any merchant.
+func TestAuthDisabled(t *testing.T) {
+	srv, m, _ := newServerWith(t, Params{Store: &fakeStore{found: row}, Strategy: config.StrategyAtomic, AuthDisabled: true})
+	r := httptest.NewRequest(http.MethodPost, "/v1/tokens", strings.NewReader(validBody))
+	r.Header.Set("Content-Type", "application/json")
+	w := httptest.NewRecorder()
+	srv.ServeHTTP(w, r)
+	if w.Code != 200 || counterValue(t, m.registrations.WithLabelValues("atomic", outcomeExisting)) != 1 {
+		t.Fatalf("unauthenticated registration with auth disabled = %d %s", w.Code, w.Body)
+	}
+	if _, err := New(Params{Store: &fakeStore{}, Signer: testSigner(t), Strategy: config.StrategyAtomic,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: NewMetrics(prometheus.NewRegistry())}); err == nil {
+		t.Fatal("New without API keys and with auth enabled succeeded")
 	}
 }

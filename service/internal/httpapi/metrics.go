@@ -40,15 +40,17 @@ type Metrics struct {
 
 // Registration outcomes, the values of the outcome label.
 const (
-	outcomeCreated      = "created"
-	outcomeExisting     = "existing"
-	outcomeNullSubject  = "null_subject"          // legacy signed a token from nil
-	outcomeRefused      = "empty_subject_refused" // the guard caught a nil customer
-	outcomeConflict     = "conflict"
-	outcomeUnavailable  = "unavailable"
-	outcomeOverloaded   = "overloaded" // shed: TOKENSVC_MAX_IN_FLIGHT reached
-	outcomeError        = "error"
-	outcomeInvalidInput = "invalid_input"
+	outcomeCreated         = "created"
+	outcomeExisting        = "existing"
+	outcomeNullSubject     = "null_subject"          // legacy signed a token from nil
+	outcomeRefused         = "empty_subject_refused" // the guard caught a nil customer
+	outcomeConflict        = "conflict"
+	outcomeUnavailable     = "unavailable"
+	outcomeOverloaded      = "overloaded"      // shed: TOKENSVC_MAX_IN_FLIGHT reached
+	outcomeUnauthenticated = "unauthenticated" // no, a malformed or an unknown API key
+	outcomeForbidden       = "forbidden"       // the key's merchant is not the body's
+	outcomeError           = "error"
+	outcomeInvalidInput    = "invalid_input"
 )
 
 // NewMetrics creates the metrics and registers them with reg.
