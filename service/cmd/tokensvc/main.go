@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -54,12 +55,21 @@ func run(ctx context.Context, log *slog.Logger, args []string, getenv func(strin
 	if err := mutant.Start(getenv, string(cfg.Strategy), log); err != nil {
 		return err
 	}
-	signer, err := token.NewSigner(cfg.SigningKey, cfg.Issuer, cfg.KeyID)
+	signer, err := token.NewSigner(cfg.SigningKey, token.SignerParams{
+		Issuer: cfg.Issuer, Audience: cfg.Audience, TTL: cfg.TokenTTL, KeyID: cfg.KeyID,
+	})
 	if err != nil {
 		return err
 	}
 	cfg.KeyID = signer.KeyID()
 	log.Info("starting tokensvc", "config", cfg)
+	if cfg.AuthDisabled {
+		log.Warn("AUTHENTICATION DISABLED (TOKENSVC_AUTH=disabled): any client may register customers and get tokens for any merchant; never run so with real traffic")
+	}
+	if limit, ok := goMemoryLimit(cfg.MemoryLimit, getenv("GOMEMLIMIT")); ok {
+		debug.SetMemoryLimit(limit)
+		log.Info("memory limit set", "gomemlimit", debug.SetMemoryLimit(-1), "container_limit", cfg.MemoryLimit)
+	}
 	if cfg.LegacyRecheckDelay > 0 {
 		log.Warn("test knob set: pausing between lookup and create() to widen the race window", "delay", cfg.LegacyRecheckDelay)
 	}
@@ -68,12 +78,14 @@ func run(ctx context.Context, log *slog.Logger, args []string, getenv func(strin
 		return err
 	}
 
-	pool, err := store.Open(ctx, cfg.DatabaseURL, store.WithConnectTimeout(cfg.ConnectTimeout))
+	pool, err := store.Open(ctx, cfg.DatabaseURL, store.WithConnectTimeout(cfg.ConnectTimeout),
+		store.WithStatementTimeout(cfg.StatementTimeout))
 	if err != nil {
 		return err
 	}
-	// The URL's connect_timeout may have won over the configured one: log what applies.
-	log.Info("database pool opened", "connect_timeout", pool.Config().ConnConfig.ConnectTimeout.String())
+	// The URL's settings may have won over the configured ones: log what applies.
+	log.Info("database pool opened", "connect_timeout", pool.Config().ConnConfig.ConnectTimeout.String(),
+		"statement_timeout", pool.Config().ConnConfig.RuntimeParams["statement_timeout"])
 	defer func() {
 		pool.Close()
 		log.Info("database pool closed")
@@ -86,44 +98,93 @@ func run(ctx context.Context, log *slog.Logger, args []string, getenv func(strin
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := httpapi.NewMetrics(reg)
 	api, err := httpapi.New(httpapi.Params{
-		Store:          store.New(pool, strategy, metrics.ObserveDB),
-		Signer:         signer,
-		Strategy:       cfg.Strategy,
-		RecheckDelay:   cfg.LegacyRecheckDelay,
-		RequestTimeout: cfg.RequestTimeout,
-		PodName:        cfg.PodName,
-		Logger:         log,
-		Metrics:        metrics,
-		Gatherer:       reg,
+		Store:           store.New(pool, strategy, metrics.ObserveDB),
+		Signer:          signer,
+		Strategy:        cfg.Strategy,
+		RecheckDelay:    cfg.LegacyRecheckDelay,
+		RequestTimeout:  cfg.RequestTimeout,
+		DBCheckInterval: cfg.DBCheckInterval,
+		MaxInFlight:     cfg.MaxInFlight,
+		APIKeys:         cfg.APIKeys,
+		AuthDisabled:    cfg.AuthDisabled,
+		PodName:         cfg.PodName,
+		Logger:          log,
+		Metrics:         metrics,
 	})
 	if err != nil {
 		return err
 	}
 
+	// Stopped just before the pool closes (that deferred call runs after this one), not when
+	// ctx is done: /readyz reports the database while the server drains.
+	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
+	watchDone := make(chan struct{})
+	go func() { defer close(watchDone); api.WatchDatabase(watchCtx) }()
+	defer func() {
+		stopWatch()
+		<-watchDone
+		log.Info("database check stopped")
+	}()
+
+	metricsLn, err := net.Listen("tcp", cfg.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("listen for metrics: %w", err)
+	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return errors.Join(fmt.Errorf("listen: %w", err), metricsLn.Close())
 	}
-	srv := &http.Server{
-		Handler:           api,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      cfg.RequestTimeout + 5*time.Second,
-		IdleTimeout:       60 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+	srvs := servers{
+		api: &http.Server{
+			Handler:           api,
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       10 * time.Second,
+			WriteTimeout:      cfg.RequestTimeout + 5*time.Second,
+			IdleTimeout:       60 * time.Second,
+			ErrorLog:          errorLog,
+		},
+		metrics: &http.Server{
+			Handler:           httpapi.MetricsHandler(reg, log),
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       10 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       60 * time.Second,
+			ErrorLog:          errorLog,
+		},
 	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	// Tests and operators read the bound address from this line (Addr may be ":0").
+	serveErr := make(chan error, 2)
+	go func() { serveErr <- fmt.Errorf("serve metrics: %w", srvs.metrics.Serve(metricsLn)) }()
+	go func() { serveErr <- fmt.Errorf("serve: %w", srvs.api.Serve(ln)) }()
+	// Tests and operators read the bound addresses from these lines (they may be ":0"); the
+	// metrics one comes first, so it is known once "listening" is read.
+	log.Info("metrics listening", "addr", metricsLn.Addr().String())
 	log.Info("listening", "addr", ln.Addr().String(), "strategy", cfg.Strategy)
 
 	select {
 	case err := <-serveErr:
-		return fmt.Errorf("serve: %w", err)
+		return errors.Join(err, srvs.api.Close(), srvs.metrics.Close())
 	case <-ctx.Done():
 	}
 	stopSignals()
-	return shutdown(log, cfg, api, srv)
+	return shutdown(log, cfg, api, srvs)
+}
+
+// servers are the service's two HTTP servers.
+type servers struct {
+	api, metrics *http.Server
+}
+
+// goMemoryLimit returns the Go runtime's soft memory limit for a container limited to
+// containerLimit bytes, and whether to set it. 90%: the rest is for what the limit does not
+// count (goroutine stacks beyond it, the binary, kernel buffers) so that the garbage collector
+// works harder near the limit instead of the kernel killing the container at it. Not when
+// GOMEMLIMIT is set: the runtime has applied it, and an operator's explicit value wins.
+func goMemoryLimit(containerLimit int64, gomemlimit string) (int64, bool) {
+	if gomemlimit != "" || containerLimit <= 0 {
+		return 0, false
+	}
+	return containerLimit/10*9 + containerLimit%10*9/10, true
 }
 
 // prepare waits for the database (replicas often start before it) and applies the
@@ -133,7 +194,7 @@ func prepare(ctx context.Context, log *slog.Logger, cfg config.Config, pool *pgx
 	defer cancel()
 	backoff := 100 * time.Millisecond
 	for {
-		unique, err := store.Prepare(ctx, pool, s, log)
+		unique, err := store.Prepare(ctx, pool, s, log, store.WithMigrationLockTimeout(cfg.MigrationLockTimeout))
 		if err == nil {
 			log.Info("database ready", "unique_index", unique)
 			return nil
@@ -151,7 +212,7 @@ func prepare(ctx context.Context, log *slog.Logger, cfg config.Config, pool *pgx
 	}
 }
 
-func shutdown(log *slog.Logger, cfg config.Config, api *httpapi.Server, srv *http.Server) error {
+func shutdown(log *slog.Logger, cfg config.Config, api *httpapi.Server, srvs servers) error {
 	log.Info("shutting down", "drain_delay", cfg.DrainDelay, "timeout", cfg.ShutdownTimeout)
 	api.SetDraining()
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
@@ -165,9 +226,17 @@ func shutdown(log *slog.Logger, cfg config.Config, api *httpapi.Server, srv *htt
 		}
 		t.Stop()
 	}
-	if err := srv.Shutdown(ctx); err != nil {
-		return errors.Join(fmt.Errorf("shutdown: in-flight requests did not finish in %s: %w", cfg.ShutdownTimeout, err), srv.Close())
+	var errs []error
+	if err := srvs.api.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("shutdown: in-flight requests did not finish in %s: %w", cfg.ShutdownTimeout, err), srvs.api.Close())
+	} else {
+		log.Info("http server stopped")
 	}
-	log.Info("http server stopped")
-	return nil
+	// Metrics last, so that a scrape during the drain still sees the counts move.
+	if err := srvs.metrics.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("shutdown metrics: %w", err), srvs.metrics.Close())
+	} else {
+		log.Info("metrics server stopped")
+	}
+	return errors.Join(errs...)
 }

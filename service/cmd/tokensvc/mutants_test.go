@@ -21,6 +21,7 @@ func TestRunRefusesUnknownMutant(t *testing.T) {
 	env := map[string]string{
 		"TOKENSVC_DATABASE_URL": "postgres://127.0.0.1:1/x",
 		"TOKENSVC_SIGNING_KEY":  testKeyPEM(t),
+		"TOKENSVC_AUTH":         "disabled",
 		mutants.EnvVar:          "created-sometimes",
 	}
 	err := run(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil,

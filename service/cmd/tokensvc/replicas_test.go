@@ -13,12 +13,14 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/stampede-e2e/stampede/service/apikey"
 	"github.com/stampede-e2e/stampede/service/internal/config"
 	"github.com/stampede-e2e/stampede/service/internal/pgtest"
 	"github.com/stampede-e2e/stampede/service/internal/store"
@@ -50,12 +52,32 @@ func testKeyPEM(t testing.TB) string {
 	return string(b)
 }
 
+// testMerchants are the merchants the replicas' keys file lists, each with the key keyFor gives.
+var testMerchants = []string{"m", "m-burst", "m-other"}
+
+func keyFor(merchant string) string { return "sk_test_key_of_" + merchant }
+
+// keysFile writes the keys file of testMerchants and returns its path.
+func keysFile(t *testing.T) string {
+	t.Helper()
+	var b strings.Builder
+	for _, m := range testMerchants {
+		b.WriteString(apikey.FileLine(m, keyFor(m)) + "\n")
+	}
+	path := filepath.Join(t.TempDir(), "api-keys")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // replica is one running tokensvc process.
 type replica struct {
-	name string
-	addr string
-	cmd  *exec.Cmd
-	logs *lockedBuffer
+	name        string
+	addr        string
+	metricsAddr string
+	cmd         *exec.Cmd
+	logs        *lockedBuffer
 	// exited is closed once the process has been waited for; exitErr is then set.
 	exited  chan struct{}
 	exitErr error
@@ -88,11 +110,16 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// startReplica starts tokensvc with env and waits for its "listening" log line.
+// startReplica starts tokensvc with env and waits for its "listening" log line. Unless env
+// says otherwise, the replica reads the keys of testMerchants.
 func startReplica(t *testing.T, name string, env map[string]string) *replica {
 	t.Helper()
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), runMainEnv+"=1", "POD_NAME="+name, "TOKENSVC_ADDR=127.0.0.1:0")
+	cmd.Env = append(os.Environ(), runMainEnv+"=1", "POD_NAME="+name, "TOKENSVC_ADDR=127.0.0.1:0",
+		"TOKENSVC_METRICS_ADDR=127.0.0.1:0")
+	if _, set := env["TOKENSVC_API_KEYS_FILE"]; !set && env["TOKENSVC_AUTH"] == "" {
+		cmd.Env = append(cmd.Env, "TOKENSVC_API_KEYS_FILE="+keysFile(t))
+	}
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
@@ -113,7 +140,13 @@ func startReplica(t *testing.T, name string, env map[string]string) *replica {
 			line := sc.Bytes()
 			_, _ = r.logs.Write(append(line, '\n'))
 			var entry struct{ Msg, Addr string }
-			if json.Unmarshal(line, &entry) == nil && entry.Msg == "listening" {
+			if json.Unmarshal(line, &entry) != nil {
+				continue
+			}
+			switch entry.Msg {
+			case "metrics listening": // logged before "listening"
+				r.metricsAddr = entry.Addr
+			case "listening":
 				select {
 				case addr <- entry.Addr:
 				default:
@@ -216,7 +249,17 @@ func burst(ctx context.Context, replicas []*replica, perReplica int, body string
 	return results
 }
 
+// send registers body on r with the key of the body's merchant.
 func send(ctx context.Context, client *http.Client, r *replica, body string) result {
+	var b struct {
+		MerchantID string `json:"merchant_id"`
+	}
+	_ = json.Unmarshal([]byte(body), &b)
+	return sendAs(ctx, client, r, keyFor(b.MerchantID), body)
+}
+
+// sendAs registers body on r with key; "" sends no Authorization.
+func sendAs(ctx context.Context, client *http.Client, r *replica, key, body string) result {
 	res := result{Replica: r.name}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+r.addr+"/v1/tokens", strings.NewReader(body))
 	if err != nil {
@@ -224,6 +267,9 @@ func send(ctx context.Context, client *http.Client, r *replica, body string) res
 		return res
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		res.Err = err

@@ -11,9 +11,11 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/stampede-e2e/stampede/service/apikey"
 	"github.com/stampede-e2e/stampede/service/internal/token"
 )
 
@@ -55,6 +57,8 @@ func ParseStrategy(s string) (Strategy, error) {
 type Config struct {
 	// Addr is the listen address, e.g. ":8080" or "127.0.0.1:0".
 	Addr string
+	// MetricsAddr is the listen address of /metrics, which the API's listener does not serve.
+	MetricsAddr string
 	// DatabaseURL is a pgx connection string (URL or key=value); pool settings such as
 	// pool_max_conns may be given in it.
 	DatabaseURL string
@@ -66,6 +70,10 @@ type Config struct {
 	SigningKey ed25519.PrivateKey
 	// Issuer is the iss claim.
 	Issuer string
+	// Audience is the aud claim: the API the tokens are meant for.
+	Audience string
+	// TokenTTL is how long a token is valid after its iat (exp = iat + TokenTTL).
+	TokenTTL time.Duration
 	// KeyID is the kid; empty means the RFC 7638 thumbprint of the public key.
 	KeyID string
 	// ShutdownTimeout bounds the graceful shutdown after SIGTERM.
@@ -75,16 +83,37 @@ type Config struct {
 	DrainDelay time.Duration
 	// StartupTimeout bounds how long start-up waits for the database.
 	StartupTimeout time.Duration
+	// MigrationLockTimeout bounds the wait for the migration lock (and every lock the
+	// migration takes) at start.
+	MigrationLockTimeout time.Duration
 	// ConnectTimeout bounds one attempt to open a database connection (TCP connect, TLS and
 	// PostgreSQL start-up); 0 means no bound. A connect_timeout in DatabaseURL wins.
 	ConnectTimeout time.Duration
+	// StatementTimeout is the statement_timeout of every pooled connection; 0 leaves the
+	// server's. A statement_timeout in DatabaseURL wins.
+	StatementTimeout time.Duration
 	// RequestTimeout bounds the database work of one request.
 	RequestTimeout time.Duration
+	// DBCheckInterval is how often a background check pings the database (each ping
+	// bounded by it) for /readyz's report and the tokensvc_database_up gauge.
+	DBCheckInterval time.Duration
+	// MaxInFlight caps the registrations doing database work at once; more are shed
+	// with 503 overloaded.
+	MaxInFlight int
+	// MemoryLimit is the container's memory limit in bytes (TOKENSVC_MEMORY_LIMIT, from the
+	// downward API's limits.memory); 0 means unknown.
+	MemoryLimit int64
 	// LegacyRecheckDelay is a test knob: a deliberate pause between the lookup and
 	// create() that widens the race window. It must stay 0 in production.
 	LegacyRecheckDelay time.Duration
 	// PodName goes into the X-Served-By header.
 	PodName string
+	// APIKeysFile is the path of the merchant API keys file (service/apikey's format).
+	APIKeysFile string
+	// APIKeys are the keys APIKeysFile lists.
+	APIKeys apikey.Set
+	// AuthDisabled is set by TOKENSVC_AUTH=disabled: registrations need no API key.
+	AuthDisabled bool
 }
 
 // Load builds a Config from args (without the program name) and the environment
@@ -103,23 +132,32 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	)
 	fs := flag.NewFlagSet("tokensvc", flag.ContinueOnError)
 	fs.StringVar(&cfg.Addr, "addr", env("TOKENSVC_ADDR", ":8080"), "listen address (TOKENSVC_ADDR)")
+	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", env("TOKENSVC_METRICS_ADDR", ":9090"), "listen address of /metrics (TOKENSVC_METRICS_ADDR)")
 	fs.StringVar(&cfg.DatabaseURL, "database-url", getenv("TOKENSVC_DATABASE_URL"), "PostgreSQL connection string, required (TOKENSVC_DATABASE_URL)")
 	fs.StringVar(&strategy, "create-strategy", env("TOKENSVC_CREATE_STRATEGY", string(StrategyAtomic)), "legacy|return-existing|fail-fast|atomic (TOKENSVC_CREATE_STRATEGY)")
 	fs.StringVar(&cfg.SigningKeyFile, "signing-key-file", getenv("TOKENSVC_SIGNING_KEY_FILE"), "Ed25519 private key, PEM PKCS#8 (TOKENSVC_SIGNING_KEY_FILE; or the PEM itself in TOKENSVC_SIGNING_KEY)")
 	fs.StringVar(&cfg.Issuer, "issuer", env("TOKENSVC_ISSUER", "stampede-tokensvc"), "iss claim (TOKENSVC_ISSUER)")
+	fs.StringVar(&cfg.Audience, "audience", env("TOKENSVC_AUDIENCE", "stampede-merchant-api"), "aud claim (TOKENSVC_AUDIENCE)")
 	fs.StringVar(&cfg.KeyID, "key-id", getenv("TOKENSVC_KEY_ID"), "kid; default is the RFC 7638 thumbprint of the public key (TOKENSVC_KEY_ID)")
 	fs.StringVar(&cfg.PodName, "pod-name", getenv("POD_NAME"), "X-Served-By value; default is the hostname (POD_NAME)")
+	fs.StringVar(&cfg.APIKeysFile, "api-keys-file", getenv("TOKENSVC_API_KEYS_FILE"), "merchant API keys, one \"<merchant_id> sha256:<hex>\" a line, required unless auth is disabled (TOKENSVC_API_KEYS_FILE)")
+	var auth string
+	fs.StringVar(&auth, "auth", env("TOKENSVC_AUTH", "enabled"), "enabled, or disabled to accept registrations without an API key: never in production (TOKENSVC_AUTH)")
 	durations := []struct {
 		dst        *time.Duration
 		flag, name string
 		def        time.Duration
 		usage      string
 	}{
+		{&cfg.TokenTTL, "token-ttl", "TOKENSVC_TOKEN_TTL", 24 * time.Hour, "exp minus iat of every token, at least 1s"},
 		{&cfg.ShutdownTimeout, "shutdown-timeout", "TOKENSVC_SHUTDOWN_TIMEOUT", 20 * time.Second, "bound on graceful shutdown"},
 		{&cfg.DrainDelay, "drain-delay", "TOKENSVC_DRAIN_DELAY", 0, "time /readyz reports false before the listener closes"},
 		{&cfg.StartupTimeout, "startup-timeout", "TOKENSVC_STARTUP_TIMEOUT", 60 * time.Second, "bound on waiting for the database at start"},
+		{&cfg.MigrationLockTimeout, "migration-lock-timeout", "TOKENSVC_MIGRATION_LOCK_TIMEOUT", 30 * time.Second, "bound on waiting for the migration lock at start, positive"},
 		{&cfg.ConnectTimeout, "connect-timeout", "TOKENSVC_CONNECT_TIMEOUT", 5 * time.Second, "bound on one database connection attempt, 0 for none; a connect_timeout in the database URL wins"},
+		{&cfg.StatementTimeout, "statement-timeout", "TOKENSVC_STATEMENT_TIMEOUT", 2 * time.Second, "statement_timeout of every database connection, 0 for the server's; a statement_timeout in the database URL wins"},
 		{&cfg.RequestTimeout, "request-timeout", "TOKENSVC_REQUEST_TIMEOUT", 5 * time.Second, "bound on one request's database work"},
+		{&cfg.DBCheckInterval, "db-check-interval", "TOKENSVC_DB_CHECK_INTERVAL", time.Second, "how often the database is pinged in the background (and the bound on each ping), positive"},
 		{&cfg.LegacyRecheckDelay, "legacy-recheck-delay", "TOKENSVC_LEGACY_RECHECK_DELAY", 0, "TEST KNOB: pause between lookup and create() to widen the race window; keep 0"},
 	}
 	var errs []error
@@ -133,6 +171,27 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 			def = parsed
 		}
 		fs.DurationVar(d.dst, d.flag, def, d.usage+" ("+d.name+")")
+	}
+	maxInFlight := 64
+	if v := getenv("TOKENSVC_MAX_IN_FLIGHT"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("TOKENSVC_MAX_IN_FLIGHT: %q is not a whole number", v))
+		}
+		maxInFlight = n
+	}
+	fs.IntVar(&cfg.MaxInFlight, "max-in-flight", maxInFlight, "registrations doing database work at once; more are shed with 503 overloaded (TOKENSVC_MAX_IN_FLIGHT)")
+	if v := getenv("TOKENSVC_MEMORY_LIMIT"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("TOKENSVC_MEMORY_LIMIT: %q is not a number of bytes (resourceFieldRef limits.memory, divisor 1)", v))
+		case n != 0 && n < 1<<20:
+			// A divisor of 1Mi in the manifest gives "128" for 128 MiB: a limit that would
+			// make the garbage collector run without pause.
+			errs = append(errs, fmt.Errorf("TOKENSVC_MEMORY_LIMIT is %d bytes, less than 1 MiB: is the resourceFieldRef divisor not 1?", n))
+		}
+		cfg.MemoryLimit = n
 	}
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
@@ -153,8 +212,28 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 			errs = append(errs, fmt.Errorf("%s must not be negative", d.name))
 		}
 	}
+	if cfg.MaxInFlight < 1 {
+		errs = append(errs, fmt.Errorf("TOKENSVC_MAX_IN_FLIGHT is %d, want at least 1", cfg.MaxInFlight))
+	}
+	if cfg.DBCheckInterval == 0 {
+		errs = append(errs, errors.New("TOKENSVC_DB_CHECK_INTERVAL must be positive"))
+	}
+	if cfg.MigrationLockTimeout == 0 {
+		errs = append(errs, errors.New("TOKENSVC_MIGRATION_LOCK_TIMEOUT must be positive: an unbounded wait is what it exists to prevent"))
+	}
+	if cfg.TokenTTL < time.Second {
+		// exp is in whole seconds; less would make it iat, a token expired when issued.
+		errs = append(errs, fmt.Errorf("TOKENSVC_TOKEN_TTL is %s, want at least 1s", cfg.TokenTTL))
+	}
+	if cfg.Issuer == "" || cfg.Audience == "" {
+		errs = append(errs, errors.New("TOKENSVC_ISSUER and TOKENSVC_AUDIENCE must not be empty"))
+	}
 	if cfg.PodName == "" {
 		cfg.PodName, _ = os.Hostname()
+	}
+	cfg.AuthDisabled, cfg.APIKeys, err = loadAPIKeys(auth, cfg.APIKeysFile)
+	if err != nil {
+		errs = append(errs, err)
 	}
 	key, err := loadKey(cfg.SigningKeyFile, keyPEM)
 	if err != nil {
@@ -166,6 +245,31 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 		return Config{}, fmt.Errorf("config: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	return cfg, nil
+}
+
+// loadAPIKeys reads the keys file, or reports that authentication is disabled. It fails
+// closed: without a file, only an explicit TOKENSVC_AUTH=disabled lets the service start.
+func loadAPIKeys(auth, file string) (disabled bool, keys apikey.Set, err error) {
+	switch {
+	case auth == "disabled" && file != "":
+		return false, nil, errors.New("TOKENSVC_AUTH=disabled and TOKENSVC_API_KEYS_FILE are both set: unset one, the service will not guess which you meant")
+	case auth == "disabled":
+		return true, nil, nil
+	case auth != "enabled":
+		return false, nil, fmt.Errorf("TOKENSVC_AUTH is %q, want enabled or disabled", auth)
+	case file == "":
+		return false, nil, errors.New(`no API keys: set TOKENSVC_API_KEYS_FILE to a file of "<merchant_id> sha256:<hex>" lines (or TOKENSVC_AUTH=disabled to accept unauthenticated registrations, never in production)`)
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return false, nil, fmt.Errorf("api keys: %w", err)
+	}
+	defer f.Close()
+	keys, err = apikey.ParseFile(f)
+	if err != nil {
+		return false, nil, fmt.Errorf("api keys file %s: %w", file, err)
+	}
+	return false, keys, nil
 }
 
 func loadKey(file, pemText string) (ed25519.PrivateKey, error) {
@@ -191,18 +295,31 @@ func (c Config) LogValue() slog.Value {
 	if c.SigningKeyFile != "" {
 		keySource = c.SigningKeyFile
 	}
+	apiKeys := "DISABLED"
+	if !c.AuthDisabled {
+		apiKeys = fmt.Sprintf("%s (%d keys for %d merchants)", c.APIKeysFile, len(c.APIKeys), c.APIKeys.Merchants())
+	}
 	return slog.GroupValue(
 		slog.String("addr", c.Addr),
+		slog.String("metrics_addr", c.MetricsAddr),
 		slog.String("database_url", RedactDatabaseURL(c.DatabaseURL)),
 		slog.String("create_strategy", string(c.Strategy)),
 		slog.String("signing_key", keySource),
+		slog.String("api_keys", apiKeys),
 		slog.String("issuer", c.Issuer),
+		slog.String("audience", c.Audience),
+		slog.String("token_ttl", c.TokenTTL.String()),
 		slog.String("key_id", c.KeyID),
 		slog.String("shutdown_timeout", c.ShutdownTimeout.String()),
 		slog.String("drain_delay", c.DrainDelay.String()),
 		slog.String("startup_timeout", c.StartupTimeout.String()),
+		slog.String("migration_lock_timeout", c.MigrationLockTimeout.String()),
 		slog.String("connect_timeout", c.ConnectTimeout.String()),
+		slog.String("statement_timeout", c.StatementTimeout.String()),
 		slog.String("request_timeout", c.RequestTimeout.String()),
+		slog.String("db_check_interval", c.DBCheckInterval.String()),
+		slog.Int("max_in_flight", c.MaxInFlight),
+		slog.Int64("memory_limit", c.MemoryLimit),
 		slog.String("legacy_recheck_delay", c.LegacyRecheckDelay.String()),
 		slog.String("pod_name", c.PodName),
 	)

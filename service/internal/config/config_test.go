@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stampede-e2e/stampede/service/apikey"
 	"github.com/stampede-e2e/stampede/service/internal/token"
 )
 
@@ -24,22 +25,36 @@ func testKeyPEM(t *testing.T) string {
 	return string(b)
 }
 
+// keysFile writes a keys file with lines and returns its path.
+func keysFile(t *testing.T, lines ...string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "api-keys")
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 func envOf(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
 }
 
 func TestLoadDefaults(t *testing.T) {
 	cfg, err := Load(nil, envOf(map[string]string{
-		"TOKENSVC_DATABASE_URL": "postgres://u:secret@db/x",
-		"TOKENSVC_SIGNING_KEY":  testKeyPEM(t),
-		"POD_NAME":              "pod-a",
+		"TOKENSVC_DATABASE_URL":  "postgres://u:secret@db/x",
+		"TOKENSVC_SIGNING_KEY":   testKeyPEM(t),
+		"TOKENSVC_API_KEYS_FILE": keysFile(t, apikey.FileLine("m-1", "k1"), apikey.FileLine("m-1", "k2")),
+		"POD_NAME":               "pod-a",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Addr != ":8080" || cfg.Strategy != StrategyAtomic || cfg.Issuer != "stampede-tokensvc" ||
 		cfg.LegacyRecheckDelay != 0 || cfg.PodName != "pod-a" || len(cfg.SigningKey) != ed25519.PrivateKeySize ||
-		cfg.ConnectTimeout != 5*time.Second {
+		cfg.ConnectTimeout != 5*time.Second || cfg.Audience != "stampede-merchant-api" || cfg.TokenTTL != 24*time.Hour ||
+		cfg.MigrationLockTimeout != 30*time.Second || cfg.StatementTimeout != 2*time.Second ||
+		cfg.DBCheckInterval != time.Second || cfg.MaxInFlight != 64 ||
+		cfg.MetricsAddr != ":9090" || cfg.AuthDisabled || len(cfg.APIKeys) != 2 || cfg.MemoryLimit != 0 {
 		t.Fatalf("unexpected defaults: %+v", cfg)
 	}
 }
@@ -49,18 +64,20 @@ func TestLoadFlagsOverrideEnv(t *testing.T) {
 	if err := os.WriteFile(keyFile, []byte(testKeyPEM(t)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := Load([]string{"-create-strategy=legacy", "-legacy-recheck-delay=5ms", "-addr=127.0.0.1:0", "-connect-timeout=2s"}, envOf(map[string]string{
+	cfg, err := Load([]string{"-create-strategy=legacy", "-legacy-recheck-delay=5ms", "-addr=127.0.0.1:0", "-connect-timeout=2s", "-max-in-flight=8"}, envOf(map[string]string{
 		"TOKENSVC_DATABASE_URL":     "postgres://db/x",
 		"TOKENSVC_SIGNING_KEY_FILE": keyFile,
+		"TOKENSVC_AUTH":             "disabled",
 		"TOKENSVC_CREATE_STRATEGY":  "atomic",
 		"TOKENSVC_ADDR":             ":9999",
 		"TOKENSVC_CONNECT_TIMEOUT":  "9s",
+		"TOKENSVC_MAX_IN_FLIGHT":    "99",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Strategy != StrategyLegacy || cfg.LegacyRecheckDelay != 5*time.Millisecond || cfg.Addr != "127.0.0.1:0" ||
-		cfg.ConnectTimeout != 2*time.Second {
+		cfg.ConnectTimeout != 2*time.Second || cfg.MaxInFlight != 8 || !cfg.AuthDisabled {
 		t.Fatalf("flags did not win: %+v", cfg)
 	}
 }
@@ -71,13 +88,20 @@ func TestLoadErrorsAreOneLine(t *testing.T) {
 		env  map[string]string
 		want string
 	}{
-		"no key":           {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db"}, "no signing key"},
-		"bad key":          {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": "junk"}, "no PEM block"},
-		"missing key file": {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY_FILE": "/nonexistent/k.pem"}, "no such file"},
-		"no database":      {map[string]string{"TOKENSVC_SIGNING_KEY": key}, "TOKENSVC_DATABASE_URL"},
-		"unknown strategy": {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_CREATE_STRATEGY": "yolo"}, `unknown create strategy "yolo"`},
-		"bad duration":     {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_SHUTDOWN_TIMEOUT": "soon"}, "TOKENSVC_SHUTDOWN_TIMEOUT"},
-		"everything wrong": {map[string]string{"TOKENSVC_CREATE_STRATEGY": "yolo"}, "no signing key"},
+		"no key":              {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db"}, "no signing key"},
+		"bad key":             {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": "junk"}, "no PEM block"},
+		"missing key file":    {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY_FILE": "/nonexistent/k.pem"}, "no such file"},
+		"no database":         {map[string]string{"TOKENSVC_SIGNING_KEY": key}, "TOKENSVC_DATABASE_URL"},
+		"unknown strategy":    {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_CREATE_STRATEGY": "yolo"}, `unknown create strategy "yolo"`},
+		"bad duration":        {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_SHUTDOWN_TIMEOUT": "soon"}, "TOKENSVC_SHUTDOWN_TIMEOUT"},
+		"everything wrong":    {map[string]string{"TOKENSVC_CREATE_STRATEGY": "yolo"}, "no signing key"},
+		"zero token ttl":      {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_TOKEN_TTL": "0s"}, "TOKENSVC_TOKEN_TTL is 0s, want at least 1s"},
+		"bad max in flight":   {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_MAX_IN_FLIGHT": "lots"}, "TOKENSVC_MAX_IN_FLIGHT"},
+		"memory limit in MiB": {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_MEMORY_LIMIT": "128"}, "divisor"},
+		"memory limit text":   {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_MEMORY_LIMIT": "128Mi"}, "TOKENSVC_MEMORY_LIMIT"},
+		"zero in flight":      {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_MAX_IN_FLIGHT": "0"}, "TOKENSVC_MAX_IN_FLIGHT is 0, want at least 1"},
+		"no lock timeout":     {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_MIGRATION_LOCK_TIMEOUT": "0"}, "TOKENSVC_MIGRATION_LOCK_TIMEOUT must be positive"},
+		"sub-second ttl":      {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_TOKEN_TTL": "500ms"}, "TOKENSVC_TOKEN_TTL"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Load(nil, envOf(tc.env))
@@ -85,6 +109,44 @@ func TestLoadErrorsAreOneLine(t *testing.T) {
 				t.Fatalf("error = %q, want one line containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestLoadAPIKeys: the service fails closed. Without a keys file it starts only when told
+// explicitly to run without authentication.
+func TestLoadAPIKeys(t *testing.T) {
+	base := map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": testKeyPEM(t)}
+	with := func(kv ...string) map[string]string {
+		m := map[string]string{}
+		for k, v := range base {
+			m[k] = v
+		}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	bad := keysFile(t, "# keys", apikey.FileLine("m-1", "k1"), "m-2 sha256:nothex")
+	for name, tc := range map[string]struct {
+		env  map[string]string
+		want string
+	}{
+		"no keys file":   {with(), "no API keys: set TOKENSVC_API_KEYS_FILE"},
+		"missing file":   {with("TOKENSVC_API_KEYS_FILE", "/nonexistent/keys"), "no such file"},
+		"malformed file": {with("TOKENSVC_API_KEYS_FILE", bad), "api keys file " + bad + ": line 3: want"},
+		"both":           {with("TOKENSVC_AUTH", "disabled", "TOKENSVC_API_KEYS_FILE", bad), "both set"},
+		"unknown mode":   {with("TOKENSVC_AUTH", "off"), `TOKENSVC_AUTH is "off", want enabled or disabled`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Load(nil, envOf(tc.env))
+			if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error = %v, want one line containing %q", err, tc.want)
+			}
+		})
+	}
+	cfg, err := Load(nil, envOf(with("TOKENSVC_AUTH", "disabled")))
+	if err != nil || !cfg.AuthDisabled || cfg.APIKeys != nil {
+		t.Fatalf("TOKENSVC_AUTH=disabled: %+v, %v", cfg, err)
 	}
 }
 
@@ -97,18 +159,21 @@ func TestLoadHelp(t *testing.T) {
 func TestLogValueMasksSecrets(t *testing.T) {
 	pemText := testKeyPEM(t)
 	cfg, err := Load(nil, envOf(map[string]string{
-		"TOKENSVC_DATABASE_URL": "postgres://user:hunter2@db:5432/x?sslmode=disable",
-		"TOKENSVC_SIGNING_KEY":  pemText,
+		"TOKENSVC_DATABASE_URL":  "postgres://user:hunter2@db:5432/x?sslmode=disable",
+		"TOKENSVC_SIGNING_KEY":   pemText,
+		"TOKENSVC_API_KEYS_FILE": keysFile(t, "# rotation", apikey.FileLine("m-1", "k1"), apikey.FileLine("m-1", "k2"), apikey.FileLine("m-2", "k3")),
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out strings.Builder
 	slog.New(slog.NewTextHandler(&out, nil)).Info("config", "config", cfg)
-	if strings.Contains(out.String(), "hunter2") || strings.Contains(out.String(), "PRIVATE") {
+	if strings.Contains(out.String(), "hunter2") || strings.Contains(out.String(), "PRIVATE") ||
+		strings.Contains(out.String(), strings.TrimPrefix(apikey.Hash("k1"), apikey.HashPrefix)) {
 		t.Fatalf("secret leaked: %s", out.String())
 	}
-	if !strings.Contains(out.String(), "create_strategy=atomic") || !strings.Contains(out.String(), "connect_timeout=5s") {
+	if !strings.Contains(out.String(), "create_strategy=atomic") || !strings.Contains(out.String(), "connect_timeout=5s") ||
+		!strings.Contains(out.String(), "(3 keys for 2 merchants)") {
 		t.Fatalf("config not logged: %s", out.String())
 	}
 }

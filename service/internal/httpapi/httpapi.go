@@ -1,5 +1,6 @@
-// Package httpapi is the token service's HTTP interface: registration, JWKS, health
-// and metrics. Every response carries X-Served-By, and every error is JSON.
+// Package httpapi is the token service's HTTP interface: registration, JWKS and health on
+// the main listener, metrics on their own (MetricsHandler). Every response of the main
+// listener carries X-Served-By, and every error is JSON.
 package httpapi
 
 import (
@@ -16,10 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/stampede-e2e/stampede/internal/ctxtime"
+	"github.com/stampede-e2e/stampede/service/apikey"
 	"github.com/stampede-e2e/stampede/service/internal/config"
 	"github.com/stampede-e2e/stampede/service/internal/mutant"
 	"github.com/stampede-e2e/stampede/service/internal/store"
@@ -43,11 +42,19 @@ type Params struct {
 	RecheckDelay time.Duration
 	// RequestTimeout bounds the database work of one request (default 5s).
 	RequestTimeout time.Duration
-	PodName        string
-	Logger         *slog.Logger
-	Metrics        *Metrics
-	// Gatherer is served at /metrics.
-	Gatherer prometheus.Gatherer
+	// DBCheckInterval is how often WatchDatabase pings the database, and the bound on
+	// each ping (default 1s).
+	DBCheckInterval time.Duration
+	// MaxInFlight caps the registrations doing database work at once (default 64); one
+	// more is answered 503 overloaded at once rather than queued.
+	MaxInFlight int
+	// APIKeys are the merchants' API keys; required unless AuthDisabled.
+	APIKeys apikey.Set
+	// AuthDisabled accepts registrations without an API key, for any merchant.
+	AuthDisabled bool
+	PodName      string
+	Logger       *slog.Logger
+	Metrics      *Metrics
 }
 
 // Server serves the API.
@@ -56,6 +63,9 @@ type Server struct {
 	jwks     []byte
 	routes   map[string]route
 	draining atomic.Bool
+	db       atomic.Pointer[dbState]
+	// inFlight holds a token per registration doing database work.
+	inFlight chan struct{}
 }
 
 type route struct {
@@ -73,8 +83,11 @@ type TokenResponse struct {
 
 // New returns a Server.
 func New(p Params) (*Server, error) {
-	if p.Store == nil || p.Signer == nil || p.Logger == nil || p.Metrics == nil || p.Gatherer == nil {
-		return nil, errors.New("new server: Store, Signer, Logger, Metrics and Gatherer are required")
+	if p.Store == nil || p.Signer == nil || p.Logger == nil || p.Metrics == nil {
+		return nil, errors.New("new server: Store, Signer, Logger and Metrics are required")
+	}
+	if len(p.APIKeys) == 0 && !p.AuthDisabled {
+		return nil, errors.New("new server: no API keys, and authentication is not disabled")
 	}
 	if _, err := config.ParseStrategy(string(p.Strategy)); err != nil {
 		return nil, fmt.Errorf("new server: %w", err)
@@ -82,23 +95,32 @@ func New(p Params) (*Server, error) {
 	if p.RequestTimeout <= 0 {
 		p.RequestTimeout = 5 * time.Second
 	}
+	if p.DBCheckInterval <= 0 {
+		p.DBCheckInterval = time.Second
+	}
+	if p.MaxInFlight <= 0 {
+		p.MaxInFlight = 64
+	}
 	jwks, err := token.MarshalJWKS(p.Signer.JWKS())
 	if err != nil {
 		return nil, fmt.Errorf("new server: %w", err)
 	}
-	s := &Server{p: p, jwks: jwks}
-	metrics := promhttp.HandlerFor(p.Gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(p.Logger.Handler(), slog.LevelError)})
+	s := &Server{p: p, jwks: jwks, inFlight: make(chan struct{}, p.MaxInFlight)}
+	// Up until a check says otherwise: the service builds its server once start-up has
+	// prepared the database.
+	s.db.Store(&dbState{up: true, since: time.Now()})
+	p.Metrics.databaseUp.Set(1)
 	s.routes = map[string]route{
 		"/v1/tokens":             {[]string{http.MethodPost}, s.register},
 		"/.well-known/jwks.json": {[]string{http.MethodGet, http.MethodHead}, s.serveJWKS},
 		"/livez":                 {[]string{http.MethodGet, http.MethodHead}, s.livez},
 		"/readyz":                {[]string{http.MethodGet, http.MethodHead}, s.readyz},
-		"/metrics":               {[]string{http.MethodGet, http.MethodHead}, metrics.ServeHTTP},
 	}
 	return s, nil
 }
 
 // SetDraining makes /readyz fail so that load balancers stop sending traffic.
+// Readiness fails for nothing else: see WatchDatabase for why not for the database.
 func (s *Server) SetDraining() { s.draining.Store(true) }
 
 // ServeHTTP implements http.Handler.
@@ -150,7 +172,27 @@ func (s *Server) register(rw http.ResponseWriter, r *http.Request) {
 	// HandlerTimingHeader); until the request is decoded, that is since the handler began.
 	w := &timedWriter{ResponseWriter: rw, start: time.Now()}
 	strategy := string(s.p.Strategy)
-	outcome := func(o string) { s.p.Metrics.registrations.WithLabelValues(strategy, o).Inc() }
+	// Exactly one outcome per request: the e2e suite compares the counts with the answers it
+	// saw. The first one set counts; a request that ends without one (a panic, which the
+	// server answers 500) counts as error.
+	counted := false
+	outcome := func(o string) {
+		if !counted {
+			counted = true
+			s.p.Metrics.registrations.WithLabelValues(strategy, o).Inc()
+		}
+	}
+	defer outcome(outcomeError)
+
+	// Authenticate before reading the body: an unknown client costs no more than this.
+	keyMerchant, authErr := s.authenticate(r)
+	if authErr != nil {
+		outcome(outcomeUnauthenticated)
+		s.p.Logger.Info("unauthenticated registration", "reason", authErr.Message, "remote", r.RemoteAddr)
+		w.Header().Set("WWW-Authenticate", "Bearer")
+		writeError(w, authErr)
+		return
+	}
 
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
 		outcome(outcomeInvalidInput)
@@ -178,6 +220,32 @@ func (s *Server) register(rw http.ResponseWriter, r *http.Request) {
 			apiErr = &Error{Status: http.StatusBadRequest, Code: "invalid_json", Message: err.Error()}
 		}
 		writeError(w, apiErr)
+		return
+	}
+	if !s.p.AuthDisabled && keyMerchant != req.MerchantID {
+		// The same answer whether or not the customer exists: a 403 must not be an oracle.
+		outcome(outcomeForbidden)
+		s.p.Logger.Warn("api key used for another merchant", "key_merchant", keyMerchant, "merchant_id", req.MerchantID)
+		writeError(w, &Error{Status: http.StatusForbidden, Code: "forbidden",
+			Message: "this API key may not act for merchant " + req.MerchantID})
+		return
+	}
+
+	// Shed, never queue: a queued request would wait while its client's timeout runs, and a
+	// database in trouble would see its load grow instead of shrink. Checked only now, so a
+	// slow or invalid request never holds a slot, and so every refusal says what was wrong.
+	select {
+	case s.inFlight <- struct{}{}:
+		s.p.Metrics.inFlight.Inc()
+		defer func() {
+			<-s.inFlight
+			s.p.Metrics.inFlight.Dec()
+		}()
+	default:
+		outcome(outcomeOverloaded)
+		w.Header().Set("Retry-After", "1")
+		writeError(w, &Error{Status: http.StatusServiceUnavailable, Code: "overloaded",
+			Message: fmt.Sprintf("this replica already has %d registrations in flight; retry", s.p.MaxInFlight)})
 		return
 	}
 
@@ -264,6 +332,36 @@ func (s *Server) register(rw http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, TokenResponse{Token: signed, CustomerID: subj.CustomerID, Created: created})
 }
 
+// maxKeyLen bounds the API key a request may present; Generate's are 46 bytes.
+const maxKeyLen = 512
+
+// authenticate returns the merchant whose API key r presents in "Authorization: Bearer <key>",
+// or the 401 to answer. With authentication disabled it returns "" and nil.
+func (s *Server) authenticate(r *http.Request) (string, *Error) {
+	if s.p.AuthDisabled {
+		return "", nil
+	}
+	unauthenticated := func(msg string) (string, *Error) {
+		return "", &Error{Status: http.StatusUnauthorized, Code: "unauthenticated", Message: msg}
+	}
+	values := r.Header.Values("Authorization")
+	switch {
+	case len(values) == 0:
+		return unauthenticated("missing Authorization: Bearer <API key>")
+	case len(values) > 1:
+		return unauthenticated("more than one Authorization header")
+	}
+	scheme, key, _ := strings.Cut(values[0], " ")
+	if !strings.EqualFold(scheme, "Bearer") || key == "" || len(key) > maxKeyLen || strings.ContainsAny(key, " \t") {
+		return unauthenticated("Authorization must be Bearer <API key>")
+	}
+	merchant, ok := s.p.APIKeys.Authenticate(key)
+	if !ok {
+		return unauthenticated("unknown API key")
+	}
+	return merchant, nil
+}
+
 // writeStoreError answers a failed database call and returns the outcome label.
 func (s *Server) writeStoreError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) string {
 	if r.Context().Err() != nil {
@@ -293,19 +391,12 @@ func (s *Server) livez(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	if s.draining.Load() {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
+		writeJSON(w, http.StatusServiceUnavailable, s.readiness("draining"))
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
-	defer cancel()
-	if err := s.p.Store.Ping(ctx); err != nil {
-		s.p.Logger.Warn("readiness check failed", "err", err)
-		writeError(w, &Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "database unreachable"})
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	writeJSON(w, http.StatusOK, s.readiness("ok"))
 }
 
 func writeError(w http.ResponseWriter, e *Error) {

@@ -70,11 +70,10 @@ func realServer(t testing.TB, strategy config.Strategy, delay time.Duration) (*S
 	if _, err := store.Prepare(ctx, pool, st, log); err != nil {
 		t.Fatal(err)
 	}
-	reg := prometheus.NewRegistry()
-	m := NewMetrics(reg)
+	m := NewMetrics(prometheus.NewRegistry())
 	s, err := New(Params{
 		Store: store.New(pool, st, m.ObserveDB), Signer: testSigner(t), Strategy: strategy,
-		RecheckDelay: delay, PodName: "pod-it", Logger: log, Metrics: m, Gatherer: reg,
+		RecheckDelay: delay, APIKeys: testKeys, PodName: "pod-it", Logger: log, Metrics: m,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -173,7 +172,7 @@ func BenchmarkRegister(b *testing.B) {
 			b.Run(string(strategy)+"/"+mode, func(b *testing.B) {
 				srv, _ := realServer(b, strategy, 0)
 				var seq atomic.Int64
-				if w := post(srv, `{"merchant_id":"bench","external_id":"existing"}`); w.Code != http.StatusOK {
+				if w := post(srv, `{"merchant_id":"m","external_id":"existing"}`); w.Code != http.StatusOK {
 					b.Fatalf("seed registration: %d %s", w.Code, w.Body)
 				}
 				b.SetParallelism(4)
@@ -184,7 +183,7 @@ func BenchmarkRegister(b *testing.B) {
 						if mode == "new" {
 							id = fmt.Sprintf("c-%d", seq.Add(1))
 						}
-						if w := post(srv, `{"merchant_id":"bench","external_id":"`+id+`"}`); w.Code != http.StatusOK {
+						if w := post(srv, `{"merchant_id":"m","external_id":"`+id+`"}`); w.Code != http.StatusOK {
 							b.Errorf("status %d: %s", w.Code, w.Body)
 							return
 						}

@@ -1,10 +1,32 @@
 package httpapi
 
 import (
+	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
+
+// MetricsHandler serves g at /metrics and nothing else (JSON 404 and 405, as the API). It is
+// meant for a listener of its own: the API's port may be exposed where metrics should not be,
+// and a scrape must not compete with registrations for the API's connections.
+func MetricsHandler(g prometheus.Gatherer, log *slog.Logger) http.Handler {
+	metrics := promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path != "/metrics":
+			writeError(w, &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no such endpoint: " + r.URL.Path})
+		case r.Method != http.MethodGet && r.Method != http.MethodHead:
+			w.Header().Set("Allow", "GET, HEAD")
+			writeError(w, &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed",
+				Message: r.Method + " not allowed; use GET, HEAD"})
+		default:
+			metrics.ServeHTTP(w, r)
+		}
+	})
+}
 
 // Metrics are the service's Prometheus metrics.
 type Metrics struct {
@@ -12,18 +34,23 @@ type Metrics struct {
 	duration      *prometheus.HistogramVec
 	registrations *prometheus.CounterVec
 	dbCalls       *prometheus.HistogramVec
+	databaseUp    prometheus.Gauge
+	inFlight      prometheus.Gauge
 }
 
 // Registration outcomes, the values of the outcome label.
 const (
-	outcomeCreated      = "created"
-	outcomeExisting     = "existing"
-	outcomeNullSubject  = "null_subject"          // legacy signed a token from nil
-	outcomeRefused      = "empty_subject_refused" // the guard caught a nil customer
-	outcomeConflict     = "conflict"
-	outcomeUnavailable  = "unavailable"
-	outcomeError        = "error"
-	outcomeInvalidInput = "invalid_input"
+	outcomeCreated         = "created"
+	outcomeExisting        = "existing"
+	outcomeNullSubject     = "null_subject"          // legacy signed a token from nil
+	outcomeRefused         = "empty_subject_refused" // the guard caught a nil customer
+	outcomeConflict        = "conflict"
+	outcomeUnavailable     = "unavailable"
+	outcomeOverloaded      = "overloaded"      // shed: TOKENSVC_MAX_IN_FLIGHT reached
+	outcomeUnauthenticated = "unauthenticated" // no, a malformed or an unknown API key
+	outcomeForbidden       = "forbidden"       // the key's merchant is not the body's
+	outcomeError           = "error"
+	outcomeInvalidInput    = "invalid_input"
 )
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -47,8 +74,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Database call latency by operation and result.",
 			Buckets: prometheus.ExponentialBuckets(0.0002, 2, 15),
 		}, []string{"op", "result"}),
+		databaseUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tokensvc_database_up",
+			Help: "1 if the last background database check got an answer, else 0.",
+		}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tokensvc_registrations_in_flight",
+			Help: "Registrations doing database work now; at TOKENSVC_MAX_IN_FLIGHT, more are shed.",
+		}),
 	}
-	reg.MustRegister(m.requests, m.duration, m.registrations, m.dbCalls)
+	reg.MustRegister(m.requests, m.duration, m.registrations, m.dbCalls, m.databaseUp, m.inFlight)
 	return m
 }
 

@@ -121,7 +121,7 @@ func jwks(t *testing.T, h http.Handler) token.JWKS {
 // verify checks tok against the published key and the configured issuer.
 func verify(t *testing.T, h http.Handler, tok string) (token.Claims, error) {
 	t.Helper()
-	v, err := token.NewVerifier("test-issuer", jwks(t, h))
+	v, err := token.NewVerifier("test-issuer", "test-audience", jwks(t, h))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +255,7 @@ var mutantChecks = map[string]func(t *testing.T, e mutantEnv){
 		}
 		set := jwks(t, e.srv)
 		set.Keys[0].X = base64.RawURLEncoding.EncodeToString(mutant.StartupKey().Public().(ed25519.PublicKey))
-		v, err := token.NewVerifier("test-issuer", set)
+		v, err := token.NewVerifier("test-issuer", "test-audience", set)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -268,7 +268,7 @@ var mutantChecks = map[string]func(t *testing.T, e mutantEnv){
 		if _, err := verify(t, e.srv, r.Token); err == nil || !strings.Contains(err.Error(), "issuer") {
 			t.Fatalf("verify = %v, want an issuer failure", err)
 		}
-		v, err := token.NewVerifier("tokensvc-staging", jwks(t, e.srv))
+		v, err := token.NewVerifier("tokensvc-staging", "test-audience", jwks(t, e.srv))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -35,12 +35,16 @@ func TestRegisterReportsHandlerInterval(t *testing.T) {
 		{"database down", &fakeStore{findErr: errors.New("dial tcp: connection refused")}, "application/json", validBody, 503, 0},
 		{"refused before decoding", &fakeStore{}, "text/plain", validBody, 415, 0},
 		{"bad json", &fakeStore{}, "application/json", `{"merchant_id":`, 400, 0},
+		{"unauthenticated", &fakeStore{}, "application/json", validBody, 401, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv, _ := newTestServer(t, tc.store, config.StrategyFailFast)
 			srv.p.RecheckDelay = delay
 			r := httptest.NewRequest(http.MethodPost, "/v1/tokens", strings.NewReader(tc.body))
 			r.Header.Set("Content-Type", tc.contentType)
+			if tc.name != "unauthenticated" {
+				authorize(r)
+			}
 			w := httptest.NewRecorder()
 			before := time.Now()
 			srv.ServeHTTP(w, r)

@@ -24,7 +24,8 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// advisoryLockKey serialises schema changes between replicas starting at once.
+// advisoryLockKey serialises schema changes between replicas starting at once. In pg_locks
+// it shows as locktype advisory, classid 1937006957, objid 1885693029 (its two halves).
 const advisoryLockKey int64 = 0x7374616d70656465 // "stampede"
 
 // Index names. Exactly one of them exists once Prepare has run.
@@ -82,6 +83,21 @@ func WithConnectTimeout(d time.Duration) Option {
 	}
 }
 
+// WithStatementTimeout makes d the statement_timeout of every connection of the pool, unless
+// the database URL sets statement_timeout itself (as a parameter or in options). A request's
+// context already bounds how long the service waits; this bounds how long the server works
+// on a statement nobody waits for any more, and turns a statement stuck behind a lock into an
+// error instead of a pool connection held until the request timeout. 0 leaves the server's.
+func WithStatementTimeout(d time.Duration) Option {
+	return func(c *pgxpool.Config) {
+		params := c.ConnConfig.RuntimeParams
+		if _, set := params["statement_timeout"]; set || strings.Contains(params["options"], "statement_timeout") || d <= 0 {
+			return
+		}
+		params["statement_timeout"] = pgDuration(d)
+	}
+}
+
 // Open connects a pool to databaseURL. It does not wait for the server.
 func Open(ctx context.Context, databaseURL string, opts ...Option) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(databaseURL)
@@ -102,115 +118,167 @@ func Open(ctx context.Context, databaseURL string, opts ...Option) (*pgxpool.Poo
 	return pool, nil
 }
 
-// Prepare applies the embedded migrations and the index strategy s needs, under an
-// advisory lock so that replicas starting together do it once. It reports whether
-// the unique index exists afterwards.
-func Prepare(ctx context.Context, pool *pgxpool.Pool, s Strategy, log *slog.Logger) (unique bool, err error) {
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return false, fmt.Errorf("acquire connection: %w", err)
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", advisoryLockKey); err != nil {
-		return false, fmt.Errorf("take migration lock: %w", err)
-	}
-	defer func() {
-		// A fresh context: the unlock must happen even when ctx is done.
-		uctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if _, uerr := conn.Exec(uctx, "SELECT pg_advisory_unlock($1)", advisoryLockKey); uerr != nil {
-			// The session keeps the lock; drop the connection so the server releases it.
-			_ = conn.Conn().Close(uctx)
-			err = errors.Join(err, fmt.Errorf("release migration lock: %w", uerr))
-		}
-	}()
-	if err := migrate(ctx, conn.Conn(), log); err != nil {
-		return false, err
-	}
-	return ensureIndexes(ctx, conn.Conn(), s.UniqueKey(), log)
+// DefaultMigrationLockTimeout is how long Prepare waits for the migration lock unless
+// told otherwise.
+const DefaultMigrationLockTimeout = 30 * time.Second
+
+// PrepareOption adjusts Prepare.
+type PrepareOption func(*prepareConfig)
+
+type prepareConfig struct {
+	lockTimeout time.Duration
 }
 
-func migrate(ctx context.Context, conn *pgx.Conn, log *slog.Logger) error {
-	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+// WithMigrationLockTimeout bounds how long Prepare waits for the migration lock, and for
+// every other lock the migration takes, to d (positive; otherwise the default stays).
+func WithMigrationLockTimeout(d time.Duration) PrepareOption {
+	return func(c *prepareConfig) {
+		if d > 0 {
+			c.lockTimeout = d
+		}
+	}
+}
+
+// Prepare applies the embedded migrations and the index strategy s needs, in one
+// transaction that holds a transaction-scoped advisory lock, so that replicas starting
+// together do it once. The lock is released when the transaction ends, also when the
+// holder's connection dies, and waiting for it is bounded by the lock timeout: a
+// replica stuck in its migration cannot block the others' start-up forever. It reports
+// whether the unique index exists afterwards.
+func Prepare(ctx context.Context, pool *pgxpool.Pool, s Strategy, log *slog.Logger, opts ...PrepareOption) (unique bool, err error) {
+	cfg := prepareConfig{lockTimeout: DefaultMigrationLockTimeout}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	var (
+		applied       []string
+		createdUnique bool
+	)
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		// The pool's statement_timeout is sized for requests; waiting for the lock or
+		// building an index may take longer, and ctx (the start-up timeout) bounds them.
+		if _, err := tx.Exec(ctx, "SET LOCAL statement_timeout = 0"); err != nil {
+			return fmt.Errorf("set statement_timeout: %w", err)
+		}
+		// lock_timeout also bounds the locks the DDL below takes on customers, so a long
+		// transaction holding that table fails start-up clearly instead of stalling it.
+		if _, err := tx.Exec(ctx, "SELECT set_config('lock_timeout', $1, true)", pgDuration(cfg.lockTimeout)); err != nil {
+			return fmt.Errorf("set lock_timeout: %w", err)
+		}
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", advisoryLockKey); err != nil {
+			return fmt.Errorf("take migration lock (pg_advisory_xact_lock %d, lock timeout %s): %w", advisoryLockKey, cfg.lockTimeout, err)
+		}
+		applied, err = migrate(ctx, tx)
+		if err != nil {
+			return err
+		}
+		unique, createdUnique, err = ensureIndexes(ctx, tx, s.UniqueKey(), log)
+		return err
+	})
+	if err != nil {
+		return false, err
+	}
+	// Logged after the commit: until then nothing was applied.
+	for _, name := range applied {
+		log.Info("migration applied", "name", name)
+	}
+	if createdUnique {
+		log.Info("unique index created", "index", uniqueIndex)
+	}
+	return unique, nil
+}
+
+// pgDuration formats d as a PostgreSQL time setting in milliseconds, its base unit, rounding
+// a positive d up so that it never becomes 0, which means "no limit".
+func pgDuration(d time.Duration) string {
+	ms := d.Milliseconds()
+	if d > 0 && time.Duration(ms)*time.Millisecond < d {
+		ms++
+	}
+	return strconv.FormatInt(ms, 10) + "ms"
+}
+
+// migrate applies the embedded migrations that schema_migrations does not list yet and
+// returns their names.
+func migrate(ctx context.Context, tx pgx.Tx) ([]string, error) {
+	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    integer     PRIMARY KEY,
 		name       text        NOT NULL,
 		applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
-		return fmt.Errorf("create schema_migrations: %w", err)
+		return nil, fmt.Errorf("create schema_migrations: %w", err)
 	}
 	names, err := fs.Glob(migrations, "migrations/*.sql")
 	if err != nil {
-		return fmt.Errorf("list migrations: %w", err)
+		return nil, fmt.Errorf("list migrations: %w", err)
 	}
 	sort.Strings(names)
+	var applied []string
 	for _, path := range names {
 		name := strings.TrimPrefix(path, "migrations/")
 		version, err := strconv.Atoi(strings.SplitN(name, "_", 2)[0])
 		if err != nil {
-			return fmt.Errorf("migration %s: name must start with a number: %w", name, err)
+			return nil, fmt.Errorf("migration %s: name must start with a number: %w", name, err)
 		}
-		var applied bool
-		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)", version).Scan(&applied); err != nil {
-			return fmt.Errorf("check migration %s: %w", name, err)
+		var done bool
+		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)", version).Scan(&done); err != nil {
+			return nil, fmt.Errorf("check migration %s: %w", name, err)
 		}
-		if applied {
+		if done {
 			continue
 		}
 		sql, err := migrations.ReadFile(path)
 		if err != nil {
-			return fmt.Errorf("read migration %s: %w", name, err)
+			return nil, fmt.Errorf("read migration %s: %w", name, err)
 		}
-		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, string(sql)); err != nil {
-				return err
-			}
-			_, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name)
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("apply migration %s: %w", name, err)
+		if _, err := tx.Exec(ctx, string(sql)); err != nil {
+			return nil, fmt.Errorf("apply migration %s: %w", name, err)
 		}
-		log.Info("migration applied", "version", version, "name", name)
+		if _, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name); err != nil {
+			return nil, fmt.Errorf("record migration %s: %w", name, err)
+		}
+		applied = append(applied, name)
 	}
-	return nil
+	return applied, nil
 }
 
-func ensureIndexes(ctx context.Context, conn *pgx.Conn, wantUnique bool, log *slog.Logger) (bool, error) {
-	hasUnique, err := indexExists(ctx, conn, uniqueIndex)
+// ensureIndexes creates the index the strategy needs. It reports whether the unique index
+// exists afterwards and whether it created it.
+func ensureIndexes(ctx context.Context, db DB, wantUnique bool, log *slog.Logger) (unique, created bool, err error) {
+	hasUnique, err := indexExists(ctx, db, uniqueIndex)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	switch {
 	case wantUnique && !hasUnique:
-		_, err := conn.Exec(ctx, "CREATE UNIQUE INDEX "+uniqueIndex+" ON customers (merchant_id, external_id)")
+		_, err := db.Exec(ctx, "CREATE UNIQUE INDEX "+uniqueIndex+" ON customers (merchant_id, external_id)")
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
-			return false, fmt.Errorf("create unique index: duplicate customers exist (left by the legacy or return-existing strategy?); use a fresh database: %w", err)
+			return false, false, fmt.Errorf("create unique index: duplicate customers exist (left by the legacy or return-existing strategy?); use a fresh database: %w", err)
 		}
 		if err != nil {
-			return false, fmt.Errorf("create unique index: %w", err)
+			return false, false, fmt.Errorf("create unique index: %w", err)
 		}
 		// The unique index serves lookups too; a second index would only slow inserts.
-		if _, err := conn.Exec(ctx, "DROP INDEX IF EXISTS "+lookupIndex); err != nil {
-			return false, fmt.Errorf("drop lookup index: %w", err)
+		if _, err := db.Exec(ctx, "DROP INDEX IF EXISTS "+lookupIndex); err != nil {
+			return false, false, fmt.Errorf("drop lookup index: %w", err)
 		}
-		log.Info("unique index created", "index", uniqueIndex)
-		return true, nil
+		return true, true, nil
 	case !wantUnique && hasUnique:
 		// Dropping it could break a replica running a fixed strategy on this database.
 		log.Warn("unique index present: duplicates cannot occur, so the legacy race is only partly reproducible; use a fresh database",
 			"index", uniqueIndex)
-		return true, nil
+		return true, false, nil
 	case !wantUnique:
-		if _, err := conn.Exec(ctx, "CREATE INDEX IF NOT EXISTS "+lookupIndex+" ON customers (merchant_id, external_id)"); err != nil {
-			return false, fmt.Errorf("create lookup index: %w", err)
+		if _, err := db.Exec(ctx, "CREATE INDEX IF NOT EXISTS "+lookupIndex+" ON customers (merchant_id, external_id)"); err != nil {
+			return false, false, fmt.Errorf("create lookup index: %w", err)
 		}
 	}
-	return hasUnique, nil
+	return hasUnique, false, nil
 }
 
-func indexExists(ctx context.Context, conn *pgx.Conn, name string) (bool, error) {
+func indexExists(ctx context.Context, db DB, name string) (bool, error) {
 	var ok bool
-	if err := conn.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", name).Scan(&ok); err != nil {
+	if err := db.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", name).Scan(&ok); err != nil {
 		return false, fmt.Errorf("check index %s: %w", name, err)
 	}
 	return ok, nil
@@ -271,8 +339,10 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// IsUnavailable reports whether err means the database could not be reached or
-// refused service (as opposed to rejecting a statement), so a retry may succeed.
+// IsUnavailable reports whether err means the database could not be reached, refused
+// service, or was too slow (as opposed to rejecting a statement), so a retry may succeed.
+// A statement timeout counts as too slow: the statement was valid, the server was busy or
+// the rows it needed were locked, and nothing was written.
 func IsUnavailable(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return false
@@ -282,7 +352,8 @@ func IsUnavailable(err error) bool {
 		switch {
 		case strings.HasPrefix(pgErr.Code, "08"), // connection exception
 			strings.HasPrefix(pgErr.Code, "53"),                                 // insufficient resources
-			pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03": // shutting down, cannot connect now
+			pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03", // shutting down, cannot connect now
+			pgErr.Code == "57014": // query_canceled: statement_timeout, or a cancel request
 			return true
 		}
 		return false

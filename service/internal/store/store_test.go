@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -169,6 +170,60 @@ func TestPrepareConcurrently(t *testing.T) {
 	}
 }
 
+// TestPrepareMigrationLockTimeout: while another session holds the migration lock (a
+// replica stuck in its migration), Prepare gives up within its lock timeout with an error
+// naming the lock, and succeeds once the holder is gone.
+func TestPrepareMigrationLockTimeout(t *testing.T) {
+	ctx := context.Background()
+	url := pg.NewDatabase(t)
+	holder, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(ctx)
+	if _, err := holder.Exec(ctx, "SELECT pg_advisory_lock($1)", store.MigrationLockKey); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := store.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+
+	const bound = 300 * time.Millisecond
+	// Were the wait unbounded, this deadline would end it, and the error would not say lock timeout.
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err = store.Prepare(wctx, pool, store.Atomic{}, quiet, store.WithMigrationLockTimeout(bound))
+	took := time.Since(start)
+	if err == nil || !strings.Contains(err.Error(), "take migration lock (pg_advisory_xact_lock") ||
+		!strings.Contains(err.Error(), "lock timeout") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("Prepare while the lock is held = %v; want one line naming the migration lock and the timeout", err)
+	}
+	if took < bound || took > bound+2*time.Second {
+		t.Fatalf("Prepare gave up after %s, want about %s", took, bound)
+	}
+	// Start-up does not retry it as if the database were down: the holder is alive.
+	if store.IsUnavailable(err) {
+		t.Errorf("IsUnavailable(%v) = true", err)
+	}
+	t.Logf("Prepare gave up after %s: %v", took, err)
+
+	// The holder dies (its connection closes); the server releases its lock.
+	if err := holder.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Prepare(ctx, pool, store.Atomic{}, quiet, store.WithMigrationLockTimeout(5*time.Second)); err != nil {
+		t.Fatalf("Prepare after the holder died: %v", err)
+	}
+	// And Prepare's own lock ended with its transaction.
+	var held int
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").Scan(&held); err != nil || held != 0 {
+		t.Fatalf("advisory locks held after Prepare: %d, %v", held, err)
+	}
+}
+
 func TestPrepareRefusesUniqueIndexOverDuplicates(t *testing.T) {
 	ctx := context.Background()
 	pool, _ := prepared(t, config.StrategyLegacy)
@@ -205,6 +260,8 @@ func TestIsUnavailable(t *testing.T) {
 		{context.DeadlineExceeded, true},
 		{&pgconn.PgError{Code: "57P01"}, true},
 		{&pgconn.PgError{Code: "08006"}, true},
+		{&pgconn.PgError{Code: "57014"}, true},
+		{&pgconn.PgError{Code: "55P03"}, false},
 		{&pgconn.PgError{Code: "23505"}, false},
 		{&pgconn.PgError{Code: "42P01"}, false},
 		{context.Canceled, false},
@@ -257,5 +314,85 @@ func TestConnectTimeout(t *testing.T) {
 	defer pool2.Close()
 	if got := pool2.Config().ConnConfig.ConnectTimeout; got != 7*time.Second {
 		t.Errorf("ConnectTimeout with connect_timeout=7 in the URL = %s, want 7s", got)
+	}
+}
+
+// TestStatementTimeout: a statement that runs longer than the pool's statement timeout fails
+// with PostgreSQL's statement-timeout error, which the service takes for a transient condition.
+func TestStatementTimeout(t *testing.T) {
+	ctx := context.Background()
+	url := pg.NewDatabase(t)
+	const bound = 200 * time.Millisecond
+	pool, err := store.Open(ctx, url, store.WithStatementTimeout(bound))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if got := pool.Config().ConnConfig.RuntimeParams["statement_timeout"]; got != "200ms" {
+		t.Fatalf("statement_timeout run-time parameter = %q, want 200ms", got)
+	}
+	start := time.Now()
+	_, err = pool.Exec(ctx, "SELECT pg_sleep(5)")
+	took := time.Since(start)
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "57014" || !strings.Contains(pgErr.Message, "statement timeout") {
+		t.Fatalf("pg_sleep(5) with a %s statement timeout = %v; want SQLSTATE 57014 statement timeout", bound, err)
+	}
+	if took < bound || took > bound+2*time.Second {
+		t.Fatalf("pg_sleep(5) failed after %s, want about %s", took, bound)
+	}
+	if !store.IsUnavailable(err) {
+		t.Errorf("IsUnavailable(%v) = false; a statement timeout is transient", err)
+	}
+
+	// A statement_timeout in the URL, as a parameter or in options, wins over the option.
+	for _, u := range []string{url + "&statement_timeout=5000", url + "&options=-c%20statement_timeout%3D5000"} {
+		p, err := store.Open(ctx, u, store.WithStatementTimeout(bound))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		err = p.QueryRow(ctx, "SHOW statement_timeout").Scan(&got)
+		p.Close()
+		if err != nil || got != "5s" {
+			t.Errorf("%s: statement_timeout = %q, %v; want the URL's 5s", u, got, err)
+		}
+	}
+}
+
+// TestPrepareIgnoresStatementTimeout: the pool's statement timeout is for requests; start-up
+// waits for the migration lock longer than that and still succeeds.
+func TestPrepareIgnoresStatementTimeout(t *testing.T) {
+	ctx := context.Background()
+	url := pg.NewDatabase(t)
+	holder, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(ctx)
+	if _, err := holder.Exec(ctx, "SELECT pg_advisory_lock($1)", store.MigrationLockKey); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := store.Open(ctx, url, store.WithStatementTimeout(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	const held = 500 * time.Millisecond
+	released := make(chan error, 1)
+	go func() {
+		time.Sleep(held) // pacing on purpose: the lock is held across several statement timeouts
+		_, err := holder.Exec(ctx, "SELECT pg_advisory_unlock($1)", store.MigrationLockKey)
+		released <- err
+	}()
+	start := time.Now()
+	if _, err := store.Prepare(ctx, pool, store.Atomic{}, quiet, store.WithMigrationLockTimeout(10*time.Second)); err != nil {
+		t.Fatalf("Prepare with a 50ms statement timeout, lock held for %s: %v", held, err)
+	}
+	if took := time.Since(start); took < held {
+		t.Fatalf("Prepare finished after %s, before the lock was released", took)
+	}
+	if err := <-released; err != nil {
+		t.Fatal(err)
 	}
 }

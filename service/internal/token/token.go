@@ -1,9 +1,10 @@
 // Package token signs and verifies the customer tokens the service hands out.
 //
 // Tokens are JWTs signed with Ed25519 (alg EdDSA). Ed25519 signatures are
-// deterministic and every claim is derived from the customer's database row,
-// so every replica produces byte-identical tokens for the same customer. That
-// property is what lets the e2e suite check "exactly one token per customer".
+// deterministic and every claim is derived from the customer's database row and
+// the configuration, so every replica produces byte-identical tokens for the same
+// customer. That property is what lets the e2e suite check "exactly one token per
+// customer".
 package token
 
 import (
@@ -31,14 +32,22 @@ var ErrEmptySubject = errors.New("refusing to sign a token with an empty subject
 type Claims struct {
 	Issuer     string `json:"iss"`
 	Subject    string `json:"sub"`
+	Audience   string `json:"aud"`
 	MerchantID string `json:"mid"`
 	ExternalID string `json:"ext"`
 	IssuedAt   int64  `json:"iat"`
+	ExpiresAt  int64  `json:"exp"`
 	KeyID      string `json:"kid"`
 }
 
-// GetExpirationTime implements jwt.Claims; customer tokens carry no expiry.
-func (c Claims) GetExpirationTime() (*jwt.NumericDate, error) { return nil, nil }
+// GetExpirationTime implements jwt.Claims; a token without exp (0) has none, which
+// Verifier refuses.
+func (c Claims) GetExpirationTime() (*jwt.NumericDate, error) {
+	if c.ExpiresAt == 0 {
+		return nil, nil
+	}
+	return jwt.NewNumericDate(time.Unix(c.ExpiresAt, 0)), nil
+}
 
 // GetIssuedAt implements jwt.Claims.
 func (c Claims) GetIssuedAt() (*jwt.NumericDate, error) {
@@ -55,7 +64,12 @@ func (c Claims) GetIssuer() (string, error) { return c.Issuer, nil }
 func (c Claims) GetSubject() (string, error) { return c.Subject, nil }
 
 // GetAudience implements jwt.Claims.
-func (c Claims) GetAudience() (jwt.ClaimStrings, error) { return nil, nil }
+func (c Claims) GetAudience() (jwt.ClaimStrings, error) {
+	if c.Audience == "" {
+		return nil, nil
+	}
+	return jwt.ClaimStrings{c.Audience}, nil
+}
 
 // Subject is what a token is issued for: one customer row.
 type Subject struct {
@@ -65,26 +79,45 @@ type Subject struct {
 	CreatedAt  time.Time
 }
 
-// Signer signs customer tokens with one Ed25519 key.
-type Signer struct {
-	key    ed25519.PrivateKey
-	keyID  string
-	issuer string
+// SignerParams configure a Signer.
+type SignerParams struct {
+	// Issuer is the iss claim; required.
+	Issuer string
+	// Audience is the aud claim, who the tokens are for; required.
+	Audience string
+	// TTL is exp minus iat; it must be positive.
+	TTL time.Duration
+	// KeyID is the kid; empty means the RFC 7638 thumbprint of the public key.
+	KeyID string
 }
 
-// NewSigner returns a Signer for key. An empty keyID is replaced by the RFC 7638
-// thumbprint of the public key.
-func NewSigner(key ed25519.PrivateKey, issuer, keyID string) (*Signer, error) {
+// Signer signs customer tokens with one Ed25519 key.
+type Signer struct {
+	key      ed25519.PrivateKey
+	keyID    string
+	issuer   string
+	audience string
+	ttl      time.Duration
+}
+
+// NewSigner returns a Signer for key.
+func NewSigner(key ed25519.PrivateKey, p SignerParams) (*Signer, error) {
 	if len(key) != ed25519.PrivateKeySize {
 		return nil, fmt.Errorf("new signer: ed25519 private key has %d bytes, want %d", len(key), ed25519.PrivateKeySize)
 	}
-	if issuer == "" {
+	switch {
+	case p.Issuer == "":
 		return nil, errors.New("new signer: empty issuer")
+	case p.Audience == "":
+		return nil, errors.New("new signer: empty audience")
+	case p.TTL < time.Second:
+		// exp is in whole seconds: a shorter TTL would make exp equal iat.
+		return nil, fmt.Errorf("new signer: token TTL %s, want at least 1s", p.TTL)
 	}
-	if keyID == "" {
-		keyID = Thumbprint(key.Public().(ed25519.PublicKey))
+	if p.KeyID == "" {
+		p.KeyID = Thumbprint(key.Public().(ed25519.PublicKey))
 	}
-	return &Signer{key: key, keyID: keyID, issuer: issuer}, nil
+	return &Signer{key: key, keyID: p.KeyID, issuer: p.Issuer, audience: p.Audience, ttl: p.TTL}, nil
 }
 
 // KeyID returns the key id put in the header and the kid claim.
@@ -93,15 +126,21 @@ func (s *Signer) KeyID() string { return s.keyID }
 // Issuer returns the iss claim of every token.
 func (s *Signer) Issuer() string { return s.issuer }
 
+// Audience returns the aud claim of every token.
+func (s *Signer) Audience() string { return s.audience }
+
 // PublicKey returns the public half of the signing key.
 func (s *Signer) PublicKey() ed25519.PublicKey { return s.key.Public().(ed25519.PublicKey) }
 
 // Claims returns the claims of the token for subj. iat is the row's creation
-// time in whole seconds, so replicas agree on it whatever the database precision.
+// time in whole seconds, so replicas agree on it whatever the database precision,
+// and exp is iat plus the TTL, so they agree on it too: a token never depends on
+// when or where it was signed.
 func (s *Signer) Claims(subj Subject) Claims {
 	c := Claims{
 		Issuer:     s.issuer,
 		Subject:    subj.CustomerID,
+		Audience:   s.audience,
 		MerchantID: subj.MerchantID,
 		ExternalID: subj.ExternalID,
 		KeyID:      s.keyID,
@@ -120,6 +159,9 @@ func (s *Signer) Claims(subj Subject) Claims {
 	case mutant.Is(mutant.SubExternalID):
 		c.Subject = subj.ExternalID
 	}
+	// After the mutants: exp follows whatever iat is, so that a mutant's token stays
+	// well-formed (exp after iat) and only its iat gives it away.
+	c.ExpiresAt = c.IssuedAt + int64(s.ttl/time.Second)
 	return c
 }
 
@@ -184,13 +226,14 @@ func Thumbprint(pub ed25519.PublicKey) string {
 
 // Verifier checks tokens against the keys of a key set.
 type Verifier struct {
-	issuer string
-	keys   map[string]ed25519.PublicKey
+	issuer   string
+	audience string
+	keys     map[string]ed25519.PublicKey
 }
 
-// NewVerifier returns a Verifier for tokens from issuer signed by a key in set.
-func NewVerifier(issuer string, set JWKS) (*Verifier, error) {
-	v := &Verifier{issuer: issuer, keys: make(map[string]ed25519.PublicKey)}
+// NewVerifier returns a Verifier for tokens from issuer to audience signed by a key in set.
+func NewVerifier(issuer, audience string, set JWKS) (*Verifier, error) {
+	v := &Verifier{issuer: issuer, audience: audience, keys: make(map[string]ed25519.PublicKey)}
 	for _, k := range set.Keys {
 		if k.KeyType != "OKP" || k.Curve != "Ed25519" {
 			continue
@@ -207,10 +250,15 @@ func NewVerifier(issuer string, set JWKS) (*Verifier, error) {
 	return v, nil
 }
 
-// Verify checks the signature, algorithm, issuer and key id of raw and returns its
-// claims. It does not reject an empty subject: callers that look for the legacy
-// bug need to see such tokens.
+// Verify checks the signature, algorithm, key id, issuer, audience and expiry of raw
+// now and returns its claims. It does not reject an empty subject: callers that look
+// for the legacy bug need to see such tokens.
 func (v *Verifier) Verify(raw string) (Claims, error) {
+	return v.VerifyAt(raw, time.Now())
+}
+
+// VerifyAt is Verify as if the time were now, for tokens of rows created long ago.
+func (v *Verifier) VerifyAt(raw string, now time.Time) (Claims, error) {
 	var c Claims
 	_, err := jwt.ParseWithClaims(raw, &c, func(t *jwt.Token) (any, error) {
 		kid, _ := t.Header["kid"].(string)
@@ -219,7 +267,8 @@ func (v *Verifier) Verify(raw string) (Claims, error) {
 			return nil, fmt.Errorf("unknown kid %q", kid)
 		}
 		return k, nil
-	}, jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}), jwt.WithIssuer(v.issuer))
+	}, jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}), jwt.WithIssuer(v.issuer),
+		jwt.WithAudience(v.audience), jwt.WithExpirationRequired(), jwt.WithTimeFunc(func() time.Time { return now }))
 	if err != nil {
 		return Claims{}, fmt.Errorf("verify token: %w", err)
 	}
