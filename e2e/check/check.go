@@ -50,7 +50,7 @@ const (
 )
 
 // Rules lists every Rule in report order.
-var Rules = []Rule{RuleOneRow, RuleValidToken, RuleTokenMatchesRow, RuleOneToken, RuleCleanError, RuleContract, RuleCreated, RuleFinalToken}
+var Rules = []Rule{RuleOneRow, RuleValidToken, RuleTokenMatchesRow, RuleOneToken, RuleCleanError, RuleContract, RuleCreated, RuleFinalToken, RuleMetrics}
 
 // Row is one row of the customers table, as the caller read it.
 type Row struct {
@@ -81,6 +81,9 @@ type Params struct {
 	Customers []history.Customer
 	// Coverage decides when a run exercised the race.
 	Coverage CoverageParams
+	// Metrics is what the pods counted during the history (RuleMetrics); nil skips that rule,
+	// for a service without the counters or a history saved before the suite scraped them.
+	Metrics *MetricsWitness
 }
 
 // Verdict is the outcome of Check.
@@ -245,6 +248,10 @@ func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 			res.Counts[v.Rule]++
 			res.Violations = append(res.Violations, v)
 		}
+	}
+	for _, v := range checkMetrics(ops, p.Metrics) {
+		res.Counts[v.Rule]++
+		res.Violations = append(res.Violations, v)
 	}
 	cov.Customers -= cov.UnderFault
 	cov.scan(ops)

@@ -41,6 +41,9 @@ const (
 	KindCreatedBreach Kind = "created-breach"
 	// KindNoFinalToken: the customer ends without a valid token (RuleFinalToken).
 	KindNoFinalToken Kind = "no-final-token"
+	// KindMetricsDisagree: the pods' counters disagree with the answers (RuleMetrics); about the
+	// run, not one customer.
+	KindMetricsDisagree Kind = "metrics-disagree"
 )
 
 // The clauses of RuleCreated, as Finding.Line names them.

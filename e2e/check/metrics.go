@@ -117,7 +117,9 @@ func checkMetrics(ops []history.Op, w *MetricsWitness) []Violation {
 	}
 	var vs []Violation
 	add := func(pods []string, format string, args ...any) {
-		vs = append(vs, Violation{Rule: RuleMetrics, Pods: pods, Details: []string{fmt.Sprintf(format, args...)}})
+		detail := fmt.Sprintf(format, args...)
+		vs = append(vs, Violation{Rule: RuleMetrics, Pods: pods, Requests: []Request{}, Details: []string{detail},
+			Findings: []Finding{{Kind: KindMetricsDisagree, Detail: detail}}})
 	}
 	for _, pod := range unscraped {
 		add([]string{pod}, "pod %q answered requests but was neither scraped after the traffic nor known gone", pod)

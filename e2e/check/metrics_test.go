@@ -96,3 +96,41 @@ func TestOutcomeOf(t *testing.T) {
 		t.Error("an unanswered request has an outcome")
 	}
 }
+
+// Check judges the witness it is given: the good history passes with the pods' counts as the
+// answers say, and fails RuleMetrics when one pod's count is short, and the witness survives
+// Save/Params for an offline re-check.
+func TestCheckUsesMetricsWitness(t *testing.T) {
+	ops, rows := goodHistory(t)
+	w := &MetricsWitness{Pods: map[string]map[string]float64{}}
+	for _, op := range ops {
+		o, ok := OutcomeOf(op)
+		if !ok {
+			continue
+		}
+		if w.Pods[op.Pod] == nil {
+			w.Pods[op.Pod] = map[string]float64{}
+		}
+		w.Pods[op.Pod][o]++
+	}
+	p := params()
+	p.Metrics = w
+	res, err := Check(ops, rows, p)
+	if err != nil || res.Counts[RuleMetrics] != 0 || res.Verdict != VerdictPass {
+		t.Fatalf("agreeing witness: %v, %s %v", err, res.Verdict, res.Counts)
+	}
+	saved, err := p.Save().Params()
+	if err != nil || saved.Metrics == nil || len(saved.Metrics.Pods) != len(w.Pods) {
+		t.Fatalf("saved params lost the witness: %+v, %v", saved.Metrics, err)
+	}
+	for pod := range w.Pods {
+		for o := range w.Pods[pod] {
+			w.Pods[pod][o]--
+		}
+		break
+	}
+	res, err = Check(ops, rows, p)
+	if err != nil || res.Counts[RuleMetrics] == 0 || res.Verdict != VerdictFail {
+		t.Errorf("short count: %v, %s %v", err, res.Verdict, res.Counts)
+	}
+}

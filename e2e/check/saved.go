@@ -20,6 +20,9 @@ type SavedParams struct {
 	Registered []history.Customer `json:"registered"`
 	Customers  []history.Customer `json:"customers"`
 	Coverage   CoverageParams     `json:"coverage"`
+	// Metrics is what the pods counted (RuleMetrics); absent in runs saved before the suite
+	// scraped them, which are then judged without that rule, as they were live.
+	Metrics *MetricsWitness `json:"metrics,omitempty"`
 }
 
 // JWK is an Ed25519 public key as a JSON Web Key.
@@ -39,6 +42,7 @@ func (p Params) Save() SavedParams {
 		Registered: p.Registered,
 		Customers:  p.Customers,
 		Coverage:   p.Coverage,
+		Metrics:    p.Metrics,
 	}
 }
 
@@ -62,5 +66,6 @@ func (s SavedParams) Params() (Params, error) {
 		Registered: s.Registered,
 		Customers:  s.Customers,
 		Coverage:   s.Coverage,
+		Metrics:    s.Metrics,
 	}, nil
 }

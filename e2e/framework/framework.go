@@ -68,6 +68,9 @@ type Deployment struct {
 	Toxiproxy *toxiproxyclient.Client
 	// APIKeys are the merchants' keys this deployment's service accepts.
 	APIKeys APIKeys
+	// metricsBase are the pods' outcome counters when the last judged traffic ended (or the
+	// deployment became ready): the next judgement compares what they counted since.
+	metricsBase PodCounts
 
 	// attacks counts the attacker Jobs of the spec, which names each.
 	attacks int

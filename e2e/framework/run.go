@@ -142,6 +142,14 @@ func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 		// counts only beyond what the clocks' disagreement could explain.
 		j.coverage.ClockSkewBound = check.EstimateSkew(j.ops).Bound
 	}
+	By("reading every replica's outcome counters, the second witness of what was answered")
+	var after PodCounts
+	Eventually(ctx, func() (err error) {
+		after, err = d.ScrapeRegistrations(ctx)
+		return err
+	}).WithTimeout(time.Minute).WithPolling(time.Second).Should(Succeed(), "scrape the token service's metrics")
+	witness := Witness(d.metricsBase, after)
+	d.metricsBase = after
 	By(fmt.Sprintf("checking every customer got exactly one valid, consistent token, by the %s contract", contract.Strategy))
 	params := check.Params{
 		PublicKey:  d.Key.Public,
@@ -151,6 +159,7 @@ func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 		Registered: j.registered,
 		Customers:  j.customers,
 		Coverage:   j.coverage,
+		Metrics:    witness,
 	}
 	res, err := check.Check(j.ops, rows, params)
 	Expect(err).NotTo(HaveOccurred(), "checker params")
