@@ -100,16 +100,27 @@ func parseRegistrations(r io.Reader) (map[string]float64, error) {
 }
 
 // Witness is what the pods counted between before and after: per pod scraped after, its
-// increase (a pod new since before started from zero); pods scraped before and not after are
-// gone.
+// increase (a pod new since before started from zero); pods scraped before and not after, or
+// whose counters went down (a restarted container), are gone.
 func Witness(before, after PodCounts) *check.MetricsWitness {
 	w := &check.MetricsWitness{Pods: map[string]map[string]float64{}}
 	for pod, counts := range after {
 		delta := map[string]float64{}
+		restarted := false
 		for o, v := range counts {
 			if d := v - before[pod][o]; d != 0 {
 				delta[o] = d
+				restarted = restarted || d < 0
 			}
+		}
+		for o := range before[pod] {
+			_, still := counts[o]
+			restarted = restarted || !still
+		}
+		if restarted {
+			// A counter went down: the container restarted and what it counted before is lost.
+			w.Gone = append(w.Gone, pod)
+			continue
 		}
 		w.Pods[pod] = delta
 	}

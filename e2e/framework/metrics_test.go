@@ -31,11 +31,11 @@ go_goroutines 7
 }
 
 func TestWitness(t *testing.T) {
-	before := PodCounts{"a": {"created": 2}, "gone": {"created": 1}}
-	after := PodCounts{"a": {"created": 5, "existing": 1}, "new": {"conflict": 2}}
+	before := PodCounts{"a": {"created": 2}, "gone": {"created": 1}, "restarted": {"created": 4}}
+	after := PodCounts{"a": {"created": 5, "existing": 1}, "new": {"conflict": 2}, "restarted": {"created": 1}}
 	w := Witness(before, after)
 	want := map[string]map[string]float64{"a": {"created": 3, "existing": 1}, "new": {"conflict": 2}}
-	if !reflect.DeepEqual(w.Pods, want) || !reflect.DeepEqual(w.Gone, []string{"gone"}) {
+	if !reflect.DeepEqual(w.Pods, want) || !reflect.DeepEqual(w.Gone, []string{"gone", "restarted"}) {
 		t.Errorf("Witness = %+v, want pods %v and gone [gone]", w, want)
 	}
 }
