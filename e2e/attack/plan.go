@@ -199,6 +199,9 @@ func ParseArgs(args []string, getenv func(string) string, usage io.Writer) (Plan
 		if count < 1 || merchants < 1 {
 			return Plan{}, fmt.Errorf("-seed needs -customers and -merchants of at least 1 (got %d, %d)", count, merchants)
 		}
+		if merchants > traffic.MaxMerchants {
+			return Plan{}, fmt.Errorf("-merchants %d: at most %d merchants have API keys", merchants, traffic.MaxMerchants)
+		}
 		p.Customers = traffic.Customers(seed, count, merchants)
 	case listOK:
 		dec := json.NewDecoder(strings.NewReader(list))

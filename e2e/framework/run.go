@@ -53,9 +53,10 @@ type Outcome struct {
 var DefaultRetry = traffic.RetryParams{MaxAttempts: 5, MaxWait: 2 * time.Second}
 
 // Customers derives n customers of this run from the suite's seed and a per-spec salt, so that
-// a printed seed replays the same customers.
+// a printed seed replays the same customers. They are spread over one merchant per ten
+// customers, never more than traffic.MaxMerchants: the merchants that have API keys.
 func (e *Env) Customers(salt uint64, n int) []history.Customer {
-	return traffic.Customers(e.Config.Seed^salt, n, max(1, n/10))
+	return traffic.Customers(e.Config.Seed^salt, n, min(traffic.MaxMerchants, max(1, n/10)))
 }
 
 // Stampede sends the bursts, reads the database, runs the checker and writes the report into the

@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"strconv"
 
 	"github.com/stampede-e2e/stampede/e2e/history"
 )
@@ -15,6 +16,23 @@ import (
 // DefaultMerchants is how many merchants Customers spreads customers over when
 // asked for zero.
 const DefaultMerchants = 4
+
+// MaxMerchants bounds the merchants Customers spreads customers over. Merchant ids do not
+// depend on the seed, so a deployment can give each of MerchantIDs(MaxMerchants) its API key
+// before any plan exists, and every plan's merchants have one.
+const MaxMerchants = 8
+
+// MerchantIDs returns the ids of the first n merchants, "m-0" to "m-<n-1>": those of every
+// customer that Customers spreads over n merchants.
+func MerchantIDs(n int) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = merchantID(i)
+	}
+	return ids
+}
+
+func merchantID(i int) string { return "m-" + strconv.Itoa(i) }
 
 // NewSeed returns a random seed for Customers. Print it: the same seed replays
 // the same customers.
@@ -28,18 +46,23 @@ func NewSeed() uint64 {
 	return binary.LittleEndian.Uint64(b[:]) % 1_000_000_000
 }
 
-// Customers derives n customers from seed: merchant "m-<seed>-<i%merchants>" and
-// external id "c-<seed>-<i>". It is deterministic, so a run is replayed by its
-// seed, and a new seed gives keys that no earlier run registered.
+// Customers derives n customers from seed: merchant "m-<i%merchants>" and external id
+// "c-<seed>-<i>". It is deterministic, so a run is replayed by its seed, and a new seed gives
+// natural keys that no earlier run registered, its external ids being new. merchants is at
+// most MaxMerchants: more is a bug in the caller, whose extra merchants would have no API key,
+// and panics.
 func Customers(seed uint64, n, merchants int) []history.Customer {
 	if merchants <= 0 {
 		merchants = DefaultMerchants
+	}
+	if merchants > MaxMerchants {
+		panic(fmt.Sprintf("traffic.Customers: %d merchants, at most MaxMerchants (%d) have API keys", merchants, MaxMerchants))
 	}
 	cs := make([]history.Customer, n)
 	for i := range cs {
 		cs[i] = history.Customer{
 			Index:      i,
-			MerchantID: fmt.Sprintf("m-%d-%d", seed, i%merchants),
+			MerchantID: merchantID(i % merchants),
 			ExternalID: fmt.Sprintf("c-%d-%d", seed, i),
 		}
 	}

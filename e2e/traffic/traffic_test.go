@@ -283,12 +283,41 @@ func TestCustomersAreDerivedFromSeed(t *testing.T) {
 	if fmt.Sprint(a) != fmt.Sprint(b) {
 		t.Fatalf("same seed, different customers: %v vs %v", a, b)
 	}
-	if a[3].MerchantID != "m-7-1" || a[3].ExternalID != "c-7-3" || a[3].Index != 3 {
+	if a[3].MerchantID != "m-1" || a[3].ExternalID != "c-7-3" || a[3].Index != 3 {
 		t.Errorf("customer 3 = %+v", a[3])
 	}
-	if c := Customers(8, 1, 2); c[0] == a[0] {
+	if c := Customers(8, 1, 2); c[0] == a[0] || c[0].Key() == a[0].Key() {
 		t.Errorf("different seeds gave the same customer %v", c[0])
 	}
+}
+
+// TestMerchantsDoNotDependOnTheSeed: the merchants of any plan are among MerchantIDs, whatever
+// its seed, so that API keys made for MerchantIDs(MaxMerchants) before the plan cover it.
+func TestMerchantsDoNotDependOnTheSeed(t *testing.T) {
+	if got := fmt.Sprint(MerchantIDs(3)); got != "[m-0 m-1 m-2]" {
+		t.Errorf("MerchantIDs(3) = %s", got)
+	}
+	keyed := MerchantIDs(MaxMerchants)
+	for _, seed := range []uint64{0, 1, 987654321} {
+		for merchants := 1; merchants <= MaxMerchants; merchants++ {
+			seen := map[string]bool{}
+			for _, c := range Customers(seed, 3*MaxMerchants, merchants) {
+				if !slices.Contains(keyed, c.MerchantID) {
+					t.Errorf("seed %d, %d merchants: customer %s has a merchant without a key", seed, merchants, c)
+				}
+				seen[c.MerchantID] = true
+			}
+			if len(seen) != merchants {
+				t.Errorf("seed %d: %d merchants asked, %d used", seed, merchants, len(seen))
+			}
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("Customers spread customers over more merchants than have keys")
+		}
+	}()
+	Customers(1, 10, MaxMerchants+1)
 }
 
 // TestRunsShareOneClockAndNumbering checks that two traffic runs of one spec, given the spec's
