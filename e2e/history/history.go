@@ -47,12 +47,16 @@ func (c Customer) String() string {
 // Op is one request and its outcome. Call and Return are durations since the
 // run's base time; Return is zero only for an Op that never returned.
 type Op struct {
-	Customer Customer      `json:"customer"`
-	Seq      int           `json:"seq"`
-	Attempt  int           `json:"attempt"`
-	Phase    Phase         `json:"phase"`
-	Call     time.Duration `json:"call_ns"`
-	Return   time.Duration `json:"return_ns"`
+	Customer Customer `json:"customer"`
+	Seq      int      `json:"seq"`
+	Attempt  int      `json:"attempt"`
+	Phase    Phase    `json:"phase"`
+	// KeyMerchant is the merchant whose API key the request carried: the customer's own, another
+	// merchant's (a cross-merchant request the service must refuse), or "" for no key at all.
+	// The key itself is never recorded.
+	KeyMerchant string        `json:"key_merchant,omitempty"`
+	Call        time.Duration `json:"call_ns"`
+	Return      time.Duration `json:"return_ns"`
 	// Status is the HTTP status code, 0 when no response arrived.
 	Status int `json:"status"`
 	// Body is the response body, cut at the recorder's bound.

@@ -65,6 +65,16 @@ type Params struct {
 	// Shard, when its Count is above 1, makes this run one of Count clients that share every
 	// burst: it sends only the requests of each customer's burst that Shard.Seqs names.
 	Shard Shard
+	// Keys are the merchants' API keys, by merchant id: every request carries its customer's
+	// merchant's key as "Authorization: Bearer <key>", or another merchant's when Foreign picks
+	// it, and records whose it was (history.Op.KeyMerchant), never the key. Every customer's
+	// merchant must have one. Without keys no request carries any, as a service from before
+	// API keys wants.
+	Keys map[string]string
+	// Foreign picks the requests that carry another merchant's key (none if zero).
+	Foreign ForeignKeys
+
+	ring *keyring
 }
 
 // Shard is one of Count clients that together send every customer's Burst requests: client
@@ -108,6 +118,11 @@ func (p *Params) setDefaults() error {
 	if p.sharded() && p.Seqs != nil {
 		return errors.New("a shard numbers its requests by the plan: leave Seqs nil")
 	}
+	ring, err := newKeyring(p.Keys, p.Foreign, p.Customers)
+	if err != nil {
+		return err
+	}
+	p.ring = ring
 	if p.Gap <= 0 {
 		p.Gap = DefaultGap
 	}
@@ -206,7 +221,8 @@ func targeter(p Params, rec *Recorder) vegeta.Targeter {
 			seq = p.Seqs.Next(c) // under the lock: a customer's requests are numbered in order
 		}
 		mu.Unlock()
-		id := rec.Expect(history.Op{Customer: c, Seq: seq, Phase: history.PhaseBurst})
+		keyMerchant, _ := p.ring.forRequest(c, seq)
+		id := rec.Expect(history.Op{Customer: c, Seq: seq, Phase: history.PhaseBurst, KeyMerchant: keyMerchant})
 		*t = vegeta.Target{
 			Method: http.MethodPost,
 			URL:    url,
@@ -215,6 +231,9 @@ func targeter(p Params, rec *Recorder) vegeta.Targeter {
 				"Content-Type": {"application/json"},
 				RequestHeader:  {id},
 			},
+		}
+		if auth := p.ring.header(keyMerchant); auth != "" {
+			t.Header.Set(AuthorizationHeader, auth)
 		}
 		return nil
 	}

@@ -152,11 +152,13 @@ func retry(ctx context.Context, p Params, rec *Recorder, client *http.Client) er
 // chain retries last until it is no longer retryable. Only a cancelled
 // context is an error; failed requests are recorded.
 func chain(ctx context.Context, p Params, rec *Recorder, client *http.Client, url string, last history.Op) error {
+	first := last // whose request it is and which key it carries, whatever lastOp finds
 	for attempt := 1; attempt <= p.Retry.MaxAttempts && p.Retry.retryable(last); attempt++ {
 		if err := p.Retry.sleep(ctx, p.Retry.Wait(last, time.Now())); err != nil {
 			return fmt.Errorf("retry %s: %w", last.ID(), err)
 		}
-		op := history.Op{Customer: last.Customer, Seq: last.Seq, Attempt: attempt, Phase: history.PhaseRetry}
+		// A client retries with the credentials it tried first.
+		op := history.Op{Customer: first.Customer, Seq: first.Seq, Attempt: attempt, Phase: history.PhaseRetry, KeyMerchant: first.KeyMerchant}
 		id := rec.Expect(op)
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(registerBody(op.Customer)))
 		if err != nil {
@@ -164,6 +166,9 @@ func chain(ctx context.Context, p Params, rec *Recorder, client *http.Client, ur
 		}
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set(RequestHeader, id)
+		if auth := p.ring.header(op.KeyMerchant); auth != "" {
+			req.Header.Set(AuthorizationHeader, auth)
+		}
 		if resp, err := client.Do(req); err == nil {
 			// The recorder already read the body; this cannot fail.
 			_, _ = io.Copy(io.Discard, resp.Body)

@@ -1,0 +1,215 @@
+package traffic
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stampede-e2e/stampede/e2e/history"
+)
+
+// testKeys are API keys of three merchants, as a deployment would make them.
+var testKeys = map[string]string{"m-0": "key-zero-secret", "m-1": "key-one-secret", "m-2": "key-two-secret"}
+
+// keyService answers as the token service with API keys would: 401 without a known key, 403 to
+// another merchant's, and a 503 with Retry-After to the first own-key request of every customer,
+// so that a retry runs. It records which merchant's key each request id carried.
+func keyService(t *testing.T) (*fakeService, map[string]string) {
+	var (
+		mu   sync.Mutex
+		got  = map[string]string{}
+		seen = map[string]bool{}
+	)
+	merchantOf := map[string]string{}
+	for m, k := range testKeys {
+		merchantOf["Bearer "+k] = m
+	}
+	svc := newFakeService(t, func(w http.ResponseWriter, r *http.Request) {
+		req := decodeRegister(t, r)
+		auth := r.Header.Get(AuthorizationHeader)
+		m, known := merchantOf[auth]
+		mu.Lock()
+		got[r.Header.Get(RequestHeader)] = m
+		first := !seen[req.ExternalID] && known && m == req.MerchantID
+		if first {
+			seen[req.ExternalID] = true
+		}
+		mu.Unlock()
+		w.Header().Set(ServedByHeader, "pod-0")
+		switch {
+		case auth == "":
+			w.WriteHeader(http.StatusUnauthorized)
+			io.WriteString(w, `{"error":"unauthenticated"}`)
+		case !known:
+			t.Errorf("request %s carried %q, no merchant's key", r.Header.Get(RequestHeader), auth)
+			w.WriteHeader(http.StatusUnauthorized)
+		case m != req.MerchantID:
+			w.WriteHeader(http.StatusForbidden)
+			io.WriteString(w, `{"error":"forbidden"}`)
+		case first:
+			w.Header().Set("Retry-After", "0")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, `{"error":"overloaded"}`)
+		default:
+			io.WriteString(w, `{"token":"t","customer_id":"x","created":false}`)
+		}
+	})
+	return svc, got
+}
+
+// TestRunSendsTheKeys checks that every request, retries too, carries the key its Op names:
+// the customer's merchant's, or another merchant's where ForeignKeys picks it; and that no key
+// is ever written into the history.
+func TestRunSendsTheKeys(t *testing.T) {
+	svc, got := keyService(t)
+	cs := Customers(3, 6, 3)
+	foreign := ForeignKeys{Customers: 0.5, Every: 2}
+	out, err := Run(context.Background(), Params{URL: svc.URL, Customers: cs, Burst: 4, Gap: 5 * time.Millisecond,
+		Keys: testKeys, Foreign: foreign, Retry: RetryParams{MaxAttempts: 2, Backoff: time.Millisecond}, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mixed, own, retries int
+	for _, op := range out.History {
+		if got[op.ID()] != op.KeyMerchant {
+			t.Errorf("%s: the service got %q's key, the history says %q", op.ID(), got[op.ID()], op.KeyMerchant)
+		}
+		isForeign := op.KeyMerchant != op.Customer.MerchantID
+		if isForeign != foreign.Foreign(op.Customer, op.Seq) || op.KeyMerchant == "" {
+			t.Errorf("%s of %s carried %q's key; foreign by the plan: %v", op.ID(), op.Customer, op.KeyMerchant, foreign.Foreign(op.Customer, op.Seq))
+		}
+		switch {
+		case op.Phase == history.PhaseRetry:
+			retries++
+			if isForeign || !op.Succeeded() {
+				t.Errorf("retry %s: key of %s, status %d", op.ID(), op.KeyMerchant, op.Status)
+			}
+		case isForeign:
+			mixed++
+			if op.Status != http.StatusForbidden {
+				t.Errorf("%s with another merchant's key: status %d", op.ID(), op.Status)
+			}
+		default:
+			own++
+		}
+	}
+	if mixed == 0 || own == 0 || retries != len(cs) {
+		t.Errorf("%d foreign-key and %d own-key burst requests, %d retries: the test exercised too little", mixed, own, retries)
+	}
+	b, err := json.Marshal(out.History)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m, k := range testKeys {
+		if strings.Contains(string(b), k) {
+			t.Errorf("the history holds merchant %s's key", m)
+		}
+	}
+}
+
+// TestRunWithoutKeys: a plan without keys sends no Authorization header and records no key.
+func TestRunWithoutKeys(t *testing.T) {
+	svc, got := keyService(t)
+	out, err := Run(context.Background(), Params{URL: svc.URL, Customers: Customers(4, 2, 2), Burst: 2, Gap: 5 * time.Millisecond,
+		Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range out.History {
+		if op.KeyMerchant != "" || got[op.ID()] != "" || op.Status != http.StatusUnauthorized {
+			t.Errorf("%s: recorded key %q, sent key %q, status %d", op.ID(), op.KeyMerchant, got[op.ID()], op.Status)
+		}
+	}
+}
+
+func TestForeignKeysPick(t *testing.T) {
+	cs := Customers(11, 4000, MaxMerchants)
+	count := func(f ForeignKeys) int {
+		n := 0
+		for _, c := range cs {
+			if f.Picks(c) {
+				n++
+			}
+		}
+		return n
+	}
+	if n := count(ForeignKeys{}); n != 0 {
+		t.Errorf("the zero ForeignKeys picked %d customers", n)
+	}
+	if n := count(ForeignKeys{Customers: 1}); n != len(cs) {
+		t.Errorf("all customers asked, %d of %d picked", n, len(cs))
+	}
+	if n := count(ForeignKeys{Customers: 0.25}); n < 900 || n > 1100 {
+		t.Errorf("a quarter of %d customers asked, %d picked", len(cs), n)
+	}
+	c := cs[0]
+	every := ForeignKeys{Customers: 1, Every: 3}
+	var seqs []int
+	for seq := range 7 {
+		if every.Foreign(c, seq) {
+			seqs = append(seqs, seq)
+		}
+	}
+	if fmt.Sprint(seqs) != "[0 3 6]" {
+		t.Errorf("every third request asked, seqs %v foreign", seqs)
+	}
+	if !(ForeignKeys{Customers: 1}).Foreign(c, 5) {
+		t.Error("Every 0 must mean every request")
+	}
+}
+
+// TestForeignKeyIsAnotherMerchants: a foreign key is never the customer's own, and over many
+// customers every other merchant's key is tried.
+func TestForeignKeyIsAnotherMerchants(t *testing.T) {
+	cs := Customers(5, 300, 3)
+	r, err := newKeyring(testKeys, ForeignKeys{Customers: 1}, cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := map[[2]string]bool{}
+	for _, c := range cs {
+		m, k := r.forRequest(c, 0)
+		if m == c.MerchantID || k != testKeys[m] {
+			t.Fatalf("%s: foreign key of %q, key %q", c, m, k)
+		}
+		used[[2]string{c.MerchantID, m}] = true
+	}
+	if len(used) != 6 {
+		t.Errorf("merchant pairs tried %v, want all 6", used)
+	}
+}
+
+func TestKeyringRefuses(t *testing.T) {
+	cs := Customers(1, 4, 2)
+	for _, tc := range []struct {
+		name    string
+		keys    map[string]string
+		foreign ForeignKeys
+		want    string
+	}{
+		{"a merchant without a key", map[string]string{"m-0": "k"}, ForeignKeys{}, `"m-1" has no API key`},
+		{"an empty key", map[string]string{"m-0": "k", "m-1": ""}, ForeignKeys{}, "empty API key"},
+		{"foreign without keys", nil, ForeignKeys{Customers: 0.5}, "no API keys"},
+		{"foreign with one merchant's key", map[string]string{"m-0": "k"}, ForeignKeys{Customers: 1}, "only merchant"},
+		{"a fraction above 1", testKeys, ForeignKeys{Customers: 1.5}, "want 0 to 1"},
+		{"a negative Every", testKeys, ForeignKeys{Customers: 1, Every: -1}, "want 0 or more"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			customers := cs
+			if tc.name == "foreign with one merchant's key" {
+				customers = Customers(1, 4, 1)
+			}
+			_, err := Run(context.Background(), Params{URL: "http://127.0.0.1:1", Customers: customers, Burst: 1,
+				Keys: tc.keys, Foreign: tc.foreign, Logger: quietLogger()})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("want an error about %q, got %v", tc.want, err)
+			}
+		})
+	}
+}
