@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -86,6 +88,9 @@ func TestParseArgsRefuses(t *testing.T) {
 		{"bad status", slices.Concat(good, []string{"-retry-statuses=409,abc"}), withIndex, "not an HTTP status"},
 		{"unknown field", []string{"-url=http://x:1", "-burst=2", "-start=1", `-customer-list=[{"idx":1}]`}, withIndex, "unknown field"},
 		{"stray argument", slices.Concat(good, []string{"extra"}), withIndex, "unexpected"},
+		{"missing keys file", slices.Concat(good, []string{"-api-keys=/nonexistent/api-keys"}), withIndex, "-api-keys"},
+		{"foreign keys without keys", slices.Concat(good, []string{"-foreign-customers=0.5"}), withIndex, "no API keys"},
+		{"foreign fraction above 1", slices.Concat(good, []string{"-foreign-customers=2"}), withIndex, "want 0 to 1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseArgs(tc.args, env(tc.env), io.Discard)
@@ -224,4 +229,81 @@ func TestMerge(t *testing.T) {
 	bad(func(o []Output) []Output { o[0].Ops[0].Customer.ExternalID = "x"; return o }, "not in the plan")
 	bad(func(o []Output) []Output { o[1].Ops[1].Attempt = 0; return o }, "told twice")
 	bad(func(o []Output) []Output { o[2].Shards = 4; return o }, "the plan has 3 shards")
+}
+
+// TestPlanCarriesKeysByFile checks that a plan's API keys reach a pod only through the file its
+// arguments name: the arguments hold the file's path and the foreign-key pick, never a key, and
+// the pod reads the keys back from the file.
+func TestPlanCarriesKeysByFile(t *testing.T) {
+	keys := map[string]string{"m-0": "sk_zero", "m-1": "sk_one"}
+	file, err := FormatKeys(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "api-keys")
+	if err := os.WriteFile(path, file, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want := plan(traffic.Customers(8, 10, 2))
+	want.KeysFile, want.Keys = path, keys
+	want.Foreign = traffic.ForeignKeys{Customers: 0.3, Every: 2}
+	args := want.Args()
+	for _, k := range keys {
+		if strings.Contains(strings.Join(args, " "), k) {
+			t.Fatalf("the arguments hold a key: %q", args)
+		}
+	}
+	got, err := ParseArgs(args, env(map[string]string{IndexEnv: "2"}), io.Discard)
+	if err != nil {
+		t.Fatalf("ParseArgs(%q): %v", args, err)
+	}
+	got.Start = want.Start
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("round trip:\ngot  %+v\nwant %+v", got, want)
+	}
+}
+
+func TestKeysFile(t *testing.T) {
+	keys := map[string]string{"m-1": "k1", "m-0": "k0"}
+	b, err := FormatKeys(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(string(b), "m-0 k0\nm-1 k1\n") {
+		t.Errorf("file %q: want its merchants in order", b)
+	}
+	back, err := ParseKeys(bytes.NewReader(append(b, "\n  # a comment\n\tm-2   k2  \n"...)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(back) != "map[m-0:k0 m-1:k1 m-2:k2]" {
+		t.Errorf("read back %v", back)
+	}
+	for name, bad := range map[string]map[string]string{
+		"no key":           {},
+		"an empty key":     {"m-0": ""},
+		"a blank in a key": {"m-0": "a b"},
+		"a newline":        {"m-0": "a\nm-1 b"},
+		"a comment id":     {"#m": "k"},
+		"a blank in an id": {"m 0": "k"},
+	} {
+		if _, err := FormatKeys(bad); err == nil {
+			t.Errorf("%s: formatted", name)
+		}
+	}
+	for name, file := range map[string]string{
+		"three fields":   "m-0 sk_secret extra\n",
+		"one field":      "sk_secret\n",
+		"two keys":       "m-0 sk_secret\nm-0 sk_secret2\n",
+		"comments alone": "# nothing\n",
+	} {
+		_, err := ParseKeys(strings.NewReader(file))
+		if err == nil {
+			t.Errorf("%s: parsed", name)
+			continue
+		}
+		if strings.Contains(err.Error(), "sk_secret") {
+			t.Errorf("%s: the error shows the key: %v", name, err)
+		}
+	}
 }

@@ -7,11 +7,13 @@
 package attack
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"reflect"
 	"slices"
 	"strconv"
@@ -52,6 +54,13 @@ type Plan struct {
 	// Shard says which requests of each burst this pod sends: those whose sequence number s
 	// has s % Shard.Count == Shard.Index.
 	Shard traffic.Shard
+	// KeysFile is where the pod reads the merchants' API keys (ParseKeys' format), mounted from
+	// a Secret: the keys themselves never go into the arguments. Empty: no request carries a key.
+	KeysFile string
+	// Keys are the keys read from KeysFile (ParseArgs reads them); Args leaves them out.
+	Keys map[string]string
+	// Foreign picks the requests that carry another merchant's key (traffic.Params.Foreign).
+	Foreign traffic.ForeignKeys
 }
 
 // Validate says in one line what is wrong with p.
@@ -74,6 +83,12 @@ func (p Plan) Validate() error {
 	}
 	if p.Shard.Count < 1 || p.Shard.Index < 0 || p.Shard.Index >= p.Shard.Count {
 		errs = append(errs, fmt.Errorf("shard %d of %d: want 0 <= index < shards", p.Shard.Index, p.Shard.Count))
+	}
+	if err := p.Foreign.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if p.Foreign.Customers > 0 && p.KeysFile == "" && len(p.Keys) == 0 {
+		errs = append(errs, errors.New("foreign keys asked for, but no API keys"))
 	}
 	return errors.Join(errs...)
 }
@@ -105,6 +120,15 @@ func (p Plan) Args() []string {
 	if p.MaxLate > 0 {
 		args = append(args, "-max-late="+p.MaxLate.String())
 	}
+	if p.KeysFile != "" {
+		args = append(args, "-api-keys="+p.KeysFile)
+	}
+	if p.Foreign.Customers > 0 {
+		args = append(args, "-foreign-customers="+strconv.FormatFloat(p.Foreign.Customers, 'g', -1, 64))
+	}
+	if p.Foreign.Every > 0 {
+		args = append(args, "-foreign-every="+strconv.Itoa(p.Foreign.Every))
+	}
 	r := p.Retry
 	if r.MaxAttempts > 0 {
 		args = append(args, "-retry-attempts="+strconv.Itoa(r.MaxAttempts))
@@ -131,8 +155,8 @@ func (p Plan) Args() []string {
 	return args
 }
 
-// ParseArgs reads a plan from the attacker command's arguments; getenv supplies IndexEnv when
-// -index is not given.
+// ParseArgs reads a plan from the attacker command's arguments, and the API keys from the file
+// -api-keys names; getenv supplies IndexEnv when -index is not given.
 func ParseArgs(args []string, getenv func(string) string, usage io.Writer) (Plan, error) {
 	var (
 		p                         Plan
@@ -162,6 +186,9 @@ func ParseArgs(args []string, getenv func(string) string, usage io.Writer) (Plan
 	fs.IntVar(&p.Retry.Concurrency, "retry-concurrency", 0, "retry chains in flight")
 	fs.StringVar(&statuses, "retry-statuses", "", "comma-separated statuses to retry (default 409,503)")
 	fs.BoolVar(&p.Retry.NoRetryOnError, "retry-no-error", false, "do not retry transport errors")
+	fs.StringVar(&p.KeysFile, "api-keys", "", "file of the merchants' API keys, lines '<merchant_id> <key>' (default: send no key)")
+	fs.Float64Var(&p.Foreign.Customers, "foreign-customers", 0, "fraction of customers whose requests carry another merchant's key")
+	fs.IntVar(&p.Foreign.Every, "foreign-every", 0, "of those customers' requests, the seqs that are multiples of this (default all)")
 	if err := fs.Parse(args); err != nil {
 		return Plan{}, err
 	}
@@ -208,6 +235,15 @@ func ParseArgs(args []string, getenv func(string) string, usage io.Writer) (Plan
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&p.Customers); err != nil {
 			return Plan{}, fmt.Errorf("-customer-list: %w", err)
+		}
+	}
+	if p.KeysFile != "" {
+		b, err := os.ReadFile(p.KeysFile)
+		if err != nil {
+			return Plan{}, fmt.Errorf("-api-keys: %w", err)
+		}
+		if p.Keys, err = ParseKeys(bytes.NewReader(b)); err != nil {
+			return Plan{}, fmt.Errorf("-api-keys %s: %w", p.KeysFile, err)
 		}
 	}
 	if statuses != "" {

@@ -39,7 +39,8 @@ func Run(ctx context.Context, p Plan, log *slog.Logger) ([]history.Op, Trailer, 
 	t.Slack = time.Until(p.Start)
 	log.Info("plan", "url", p.URL, "address", addr, "customers", len(p.Customers), "burst", p.Burst,
 		"shard", p.Shard.Index, "of", p.Shard.Count, "requests_per_burst", len(p.Shard.Seqs(p.Burst)),
-		"start", p.Start.UTC().Format(time.RFC3339Nano), "slack", t.Slack.Round(time.Millisecond))
+		"start", p.Start.UTC().Format(time.RFC3339Nano), "slack", t.Slack.Round(time.Millisecond),
+		"api_keys", len(p.Keys), "foreign_customers", p.Foreign.Customers, "foreign_every", p.Foreign.Every)
 	if -t.Slack > maxLate {
 		return nil, t, fmt.Errorf("%w: %s after it, more than the %s allowed; nothing was sent (give the pods more lead)",
 			ErrLate, (-t.Slack).Round(time.Millisecond), maxLate)
@@ -55,6 +56,8 @@ func Run(ctx context.Context, p Plan, log *slog.Logger) ([]history.Op, Trailer, 
 		Logger:    log,
 		Start:     p.Start,
 		Shard:     p.Shard,
+		Keys:      p.Keys,
+		Foreign:   p.Foreign,
 	})
 	var ops []history.Op
 	if out != nil {

@@ -32,6 +32,13 @@ const (
 	IndexAnnotation = "batch.kubernetes.io/job-completion-index"
 	// User is the attacker's uid and gid, the image's USER.
 	User = 65532
+	// KeysSecretKey is the key, in the Secret that Params.KeysSecret names, whose value is the
+	// API keys file (attack.FormatKeys).
+	KeysSecretKey = "api-keys"
+	// KeysDir is where the pods mount that Secret, read-only; the attacker reads
+	// KeysDir/KeysSecretKey.
+	KeysDir    = "/etc/stampede-attacker"
+	keysVolume = "api-keys"
 )
 
 // Params say what Render renders.
@@ -50,6 +57,10 @@ type Params struct {
 	Deadline time.Duration
 	// Labels go on the Job and its pods, besides the Job's own.
 	Labels map[string]string
+	// KeysSecret names the Secret, in Namespace, whose KeysSecretKey holds the merchants' API
+	// keys (KeysSecret renders one): the pods mount it read-only and every request carries its
+	// merchant's key. Empty: no request carries a key. Plan.Keys is never rendered.
+	KeysSecret string
 }
 
 func (p Params) validate() error {
@@ -64,10 +75,46 @@ func (p Params) validate() error {
 		(!strings.Contains(p.Image, "@") && strings.LastIndex(p.Image, ":") <= strings.LastIndex(p.Image, "/")) {
 		errs = append(errs, fmt.Errorf("image %q: want a tagged reference (scripts/build-image.sh attacker prints one)", p.Image))
 	}
-	if err := p.Plan.Validate(); err != nil {
+	if err := p.podPlan().Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	if p.KeysSecret != "" {
+		for _, msg := range validation.IsDNS1123Subdomain(p.KeysSecret) {
+			errs = append(errs, fmt.Errorf("keys secret %q: %s", p.KeysSecret, msg))
+		}
+	}
+	// The keys reach the pods only through the Secret; without one the plan would run keyless.
+	if p.KeysSecret == "" && (len(p.Plan.Keys) > 0 || p.Plan.KeysFile != "" || p.Plan.Foreign.Customers > 0) {
+		errs = append(errs, errors.New("the plan has API keys, but no KeysSecret to mount them from"))
+	}
 	return errors.Join(errs...)
+}
+
+// podPlan is the plan as the pods get it: their index their own, from the Job controller, and
+// the keys in the mounted file, never in the plan.
+func (p Params) podPlan() attack.Plan {
+	plan := p.Plan
+	plan.Shard.Index = 0
+	plan.Keys = nil
+	if p.KeysSecret != "" {
+		plan.KeysFile = KeysDir + "/" + KeysSecretKey
+	}
+	return plan
+}
+
+// KeysSecret returns the Secret name in namespace that holds keys (API key by merchant id) as
+// the attackers' keys file, under KeysSecretKey: create it, then name it in Params.KeysSecret.
+func KeysSecret(name, namespace string, keys map[string]string, labels map[string]string) (*corev1.Secret, error) {
+	file, err := attack.FormatKeys(keys)
+	if err != nil {
+		return nil, fmt.Errorf("render the attackers' keys secret: %w", err)
+	}
+	return &corev1.Secret{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: labels},
+		Type:       corev1.SecretTypeOpaque,
+		Data:       map[string][]byte{KeysSecretKey: file},
+	}, nil
 }
 
 // Render returns the Job that runs p.Plan in p.Plan.Shard.Count pods: Indexed completion mode,
@@ -75,7 +122,8 @@ func (p Params) validate() error {
 // pod's index from the Job controller, a preference for pods on different nodes (only a
 // preference: three pods on two workers still schedule), and the restricted Pod Security
 // profile: non-root, no privilege escalation, every capability dropped, RuntimeDefault seccomp,
-// a read-only root filesystem, no service account token.
+// a read-only root filesystem, no service account token. With a KeysSecret, the pods mount it
+// read-only, readable by their group alone, and the plan names the file.
 func Render(p Params) (*batchv1.Job, error) {
 	if err := p.validate(); err != nil {
 		return nil, fmt.Errorf("render the attacker job: %w", err)
@@ -91,8 +139,22 @@ func Render(p Params) (*batchv1.Job, error) {
 	if pull == "" {
 		pull = corev1.PullIfNotPresent
 	}
-	plan := p.Plan
-	plan.Shard.Index = 0 // each pod's own, from the Job controller
+	plan := p.podPlan()
+	var (
+		volumes []corev1.Volume
+		mounts  []corev1.VolumeMount
+		fsGroup *int64
+	)
+	if p.KeysSecret != "" {
+		volumes = []corev1.Volume{{Name: keysVolume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: p.KeysSecret,
+			Items:      []corev1.KeyToPath{{Key: KeysSecretKey, Path: KeysSecretKey}},
+			// Owner and group only; the kubelet gives the file to fsGroup, the attacker's group.
+			DefaultMode: ptr.To[int32](0o440),
+		}}}}
+		mounts = []corev1.VolumeMount{{Name: keysVolume, MountPath: KeysDir, ReadOnly: true}}
+		fsGroup = ptr.To[int64](User)
+	}
 	job := &batchv1.Job{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
 		ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace, Labels: labels},
@@ -115,8 +177,10 @@ func Render(p Params) (*batchv1.Job, error) {
 						RunAsNonRoot:   ptr.To(true),
 						RunAsUser:      ptr.To[int64](User),
 						RunAsGroup:     ptr.To[int64](User),
+						FSGroup:        fsGroup,
 						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 					},
+					Volumes: volumes,
 					Affinity: &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
 						PreferredDuringSchedulingIgnoredDuringExecution: []corev1.WeightedPodAffinityTerm{{
 							Weight: 100,
@@ -131,6 +195,7 @@ func Render(p Params) (*batchv1.Job, error) {
 						Image:           p.Image,
 						ImagePullPolicy: pull,
 						Args:            plan.Args(),
+						VolumeMounts:    mounts,
 						Env: []corev1.EnvVar{
 							{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
 							{Name: "NODE_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}},

@@ -1,9 +1,15 @@
 package attackjob
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -208,5 +214,110 @@ func TestRunFailedJob(t *testing.T) {
 	_, err := Run(context.Background(), cs, p, slog.New(slog.DiscardHandler))
 	if err == nil || !strings.Contains(err.Error(), "failed") || !strings.Contains(err.Error(), "ErrImageNeverPull") {
 		t.Errorf("a failed job: %v", err)
+	}
+}
+
+// TestRenderMountsKeys checks that a plan with API keys reaches the pods through the Secret
+// alone: mounted read-only, readable by the attacker's group and not by others, named by the
+// arguments, the pods still restricted, and no key anywhere in the Job.
+func TestRenderMountsKeys(t *testing.T) {
+	keys := map[string]string{"m-0": "sk_live_zero", "m-1": "sk_live_one"}
+	p := params()
+	p.KeysSecret = "attacker-keys"
+	p.Plan.Keys = keys // the suite may hold them; the Job must not carry them
+	p.Plan.Foreign = traffic.ForeignKeys{Customers: 0.25, Every: 2}
+	job, err := Render(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := json.Marshal(job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if strings.Contains(string(raw), k) {
+			t.Errorf("the rendered job holds a key: %s", raw)
+		}
+	}
+	pod := job.Spec.Template
+	eval, err := policy.NewEvaluator(policy.DefaultChecks())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range eval.EvaluatePod(psapi.LevelVersion{Level: psapi.LevelRestricted, Version: psapi.LatestVersion()}, &pod.ObjectMeta, &pod.Spec) {
+		if !r.Allowed {
+			t.Errorf("restricted: %s: %s", r.ForbiddenReason, r.ForbiddenDetail)
+		}
+	}
+	spec := pod.Spec
+	if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
+		t.Error("the pods must not get a service account token")
+	}
+	if len(spec.Volumes) != 1 || spec.Volumes[0].Secret == nil || spec.Volumes[0].Secret.SecretName != "attacker-keys" {
+		t.Fatalf("volumes %+v: want the keys secret", spec.Volumes)
+	}
+	sv := spec.Volumes[0].Secret
+	if len(sv.Items) != 1 || sv.Items[0].Key != KeysSecretKey || *sv.DefaultMode&0o007 != 0 ||
+		spec.SecurityContext.FSGroup == nil || *spec.SecurityContext.FSGroup != User {
+		t.Errorf("secret volume %+v, fsGroup %v: want %s alone, for the attacker's group and not others", sv, spec.SecurityContext.FSGroup, KeysSecretKey)
+	}
+	c := spec.Containers[0]
+	if len(c.VolumeMounts) != 1 || !c.VolumeMounts[0].ReadOnly || c.VolumeMounts[0].MountPath != KeysDir {
+		t.Errorf("mounts %+v: want %s read-only", c.VolumeMounts, KeysDir)
+	}
+	// A pod reads the plan, keys from the mounted file (here a copy of what the Secret holds).
+	file, err := attack.FormatKeys(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := filepath.Join(t.TempDir(), KeysSecretKey)
+	if err := os.WriteFile(local, file, 0o400); err != nil {
+		t.Fatal(err)
+	}
+	args := slices.Clone(c.Args)
+	i := slices.Index(args, "-api-keys="+KeysDir+"/"+KeysSecretKey)
+	if i < 0 {
+		t.Fatalf("the arguments %q do not name the mounted keys file", args)
+	}
+	args[i] = "-api-keys=" + local
+	got, err := attack.ParseArgs(append(args, "-index=1"), func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Keys, keys) || got.Foreign != p.Plan.Foreign {
+		t.Errorf("a pod reads keys %v (want the plan's), foreign %+v", got.Keys, got.Foreign)
+	}
+
+	secret, err := KeysSecret("attacker-keys", p.Namespace, keys, p.Labels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := attack.ParseKeys(bytes.NewReader(secret.Data[KeysSecretKey]))
+	if err != nil || !reflect.DeepEqual(back, keys) || secret.Namespace != p.Namespace {
+		t.Errorf("secret %s/%s holds keys %v, err %v", secret.Namespace, secret.Name, back, err)
+	}
+}
+
+func TestRenderRefusesKeysWithoutSecret(t *testing.T) {
+	for name, mutate := range map[string]func(*Params){
+		"keys":          func(p *Params) { p.Plan.Keys = map[string]string{"m-0": "k"} },
+		"a keys file":   func(p *Params) { p.Plan.KeysFile = "/tmp/keys" },
+		"foreign keys":  func(p *Params) { p.Plan.Foreign.Customers = 1; p.Plan.KeysFile = "/tmp/keys" },
+		"a bad secret":  func(p *Params) { p.KeysSecret = "Keys_Secret" },
+		"foreign alone": func(p *Params) { p.KeysSecret = "keys"; p.Plan.Foreign.Customers = 1.5 },
+	} {
+		p := params()
+		mutate(&p)
+		if _, err := Render(p); err == nil {
+			t.Errorf("%s: rendered", name)
+		}
+	}
+	p := params()
+	p.KeysSecret, p.Plan.Foreign = "keys", traffic.ForeignKeys{Customers: 1}
+	if _, err := Render(p); err != nil {
+		t.Errorf("foreign keys from the secret, the suite holding no key: %v", err)
+	}
+	if _, err := KeysSecret("keys", "ns", map[string]string{"m-0": "with blank"}, nil); err == nil {
+		t.Error("a key the file cannot carry was rendered")
 	}
 }

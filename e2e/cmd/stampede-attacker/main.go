@@ -4,10 +4,13 @@
 // instant, sends its share of every customer's burst (requests s with s % shards == index), one
 // burst every gap from the start, retries its failures as a client would, and prints its
 // history as history.Op JSONL on stdout, times counted from the start, then a trailer line
-// (attack.WriteOutput). Logs go to stderr.
+// (attack.WriteOutput). Logs go to stderr. With -api-keys, a file of '<merchant_id> <key>' lines
+// mounted from a Secret, every request carries its merchant's API key, or another merchant's
+// where -foreign-customers and -foreign-every pick it; the history names whose key, never a key.
 //
 //	stampede-attacker -url=http://tokensvc.NS.svc:8080 -burst=6 -gap=100ms -start=UNIX_NS \
-//	  -shards=3 -seed=S -customers=40 -merchants=4 -retry-attempts=5 -retry-max-wait=2s
+//	  -shards=3 -seed=S -customers=40 -merchants=4 -retry-attempts=5 -retry-max-wait=2s \
+//	  -api-keys=/etc/stampede-attacker/api-keys -foreign-customers=0.1 -foreign-every=2
 //
 // It exits 0 when it sent its whole share, 1 when the run failed (the history holds what was
 // sent), 2 on a bad plan, 3 when it began too late to send anything.

@@ -122,6 +122,82 @@ func TestPodsShareEveryBurst(t *testing.T) {
 	}
 }
 
+// TestPodsCarryKeys runs two pods with a keys file, as the Job mounts it: every request must
+// carry the key its op names, own or foreign as the plan picks, the service must see which, and
+// no key may appear in a pod's output.
+func TestPodsCarryKeys(t *testing.T) {
+	keys := map[string]string{"m-0": "sk_test_zero", "m-1": "sk_test_one"}
+	merchantOf := map[string]string{"Bearer sk_test_zero": "m-0", "Bearer sk_test_one": "m-1"}
+	var (
+		mu   sync.Mutex
+		sent = map[string]string{} // request id -> merchant whose key arrived
+	)
+	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req traffic.RegisterRequest
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			t.Errorf("decode: %v", err)
+		}
+		m := merchantOf[r.Header.Get(traffic.AuthorizationHeader)]
+		mu.Lock()
+		sent[r.Header.Get(traffic.RequestHeader)] = m
+		mu.Unlock()
+		w.Header().Set(traffic.ServedByHeader, "pod-0")
+		if m != req.MerchantID {
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprint(w, `{"error":"forbidden"}`)
+			return
+		}
+		fmt.Fprint(w, `{"token":"t","customer_id":"x","created":false}`)
+	}))
+	t.Cleanup(svc.Close)
+	file, err := attack.FormatKeys(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "api-keys")
+	if err := os.WriteFile(path, file, 0o400); err != nil {
+		t.Fatal(err)
+	}
+	p := attack.Plan{URL: svc.URL, Customers: traffic.Customers(21, 8, 2), Burst: 4, Gap: 20 * time.Millisecond,
+		Start: time.Now().Add(200 * time.Millisecond), Shard: traffic.Shard{Count: 2}, KeysFile: path,
+		Foreign: traffic.ForeignKeys{Customers: 0.5, Every: 2}}
+	outputs := make([]bytes.Buffer, 2)
+	var wg sync.WaitGroup
+	for i := range outputs {
+		wg.Go(func() {
+			var stderr bytes.Buffer
+			if code := run(append(p.Args(), "-index="+strconv.Itoa(i)), func(string) string { return "" }, &outputs[i], &stderr); code != 0 {
+				t.Errorf("pod %d exited %d:\n%s", i, code, stderr.String())
+			}
+			outputs[i].Write(stderr.Bytes())
+		})
+	}
+	wg.Wait()
+	foreign := 0
+	for i := range outputs {
+		for k := range keys {
+			if strings.Contains(outputs[i].String(), keys[k]) {
+				t.Errorf("pod %d's output holds %s's key", i, k)
+			}
+		}
+		out, err := attack.ParseOutput(outputs[i].Bytes())
+		if err != nil {
+			t.Fatalf("pod %d: %v", i, err)
+		}
+		for _, op := range out.Ops {
+			if sent[op.ID()] != op.KeyMerchant || op.KeyMerchant == "" {
+				t.Errorf("pod %d, %s: the service saw %q's key, the history says %q", i, op.ID(), sent[op.ID()], op.KeyMerchant)
+			}
+			if op.KeyMerchant != op.Customer.MerchantID {
+				foreign++
+			}
+		}
+	}
+	if foreign == 0 {
+		t.Error("no request carried a foreign key: the plan's pick did not reach the pods")
+	}
+}
+
 func TestLatePodSendsNothing(t *testing.T) {
 	p := attack.Plan{URL: "http://127.0.0.1:1", Customers: traffic.Customers(1, 1, 1), Burst: 2, Gap: time.Millisecond,
 		Start: time.Now().Add(-time.Minute), Shard: traffic.Shard{Count: 1}}
