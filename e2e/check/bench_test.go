@@ -52,11 +52,7 @@ func syntheticHistory(tb testing.TB, n int) synthetic {
 			for i := w; i < customers; i += workers {
 				row := Row{ID: fmt.Sprintf("0b6c8a52-0000-4000-8000-%012d", i), MerchantID: fmt.Sprintf("m-%d", i%97),
 					ExternalID: fmt.Sprintf("c-%d", i), CreatedAt: base.Add(time.Duration(i) * 1234567 * time.Nanosecond)}
-				cl := &claims{
-					RegisteredClaims: jwt.RegisteredClaims{Issuer: issuer, Subject: row.ID, IssuedAt: jwt.NewNumericDate(row.CreatedAt.Truncate(time.Second))},
-					MerchantID:       row.MerchantID, ExternalID: row.ExternalID,
-				}
-				tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, cl)
+				tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, serviceClaims(row, nil))
 				tok.Header["kid"] = "test"
 				signed, err := tok.SignedString(suiteKey)
 				if err != nil {
@@ -102,7 +98,8 @@ func reportCPU(b *testing.B, start time.Duration) {
 
 func benchmarkCheck(b *testing.B, n int) {
 	s := syntheticHistory(b, n)
-	p := Params{PublicKey: suiteKey.Public().(ed25519.PublicKey), Issuer: issuer, Contract: contract(b, StrategyAtomic)}
+	p := Params{PublicKey: suiteKey.Public().(ed25519.PublicKey), Issuer: issuer, Audience: audience, TokenTTL: tokenTTL,
+		Base: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC), Contract: contract(b, StrategyAtomic)}
 	b.ReportAllocs()
 	b.ResetTimer()
 	defer reportCPU(b, cpuTime(b))

@@ -25,7 +25,8 @@ const (
 	// after a 2xx is a lost registration; two or more are duplicates).
 	RuleOneRow Rule = "one-row"
 	// RuleValidToken: every 2xx carries a token signed with the suite's key
-	// (EdDSA only) by the expected issuer.
+	// (EdDSA only) by the expected issuer, for the expected audience, expiring exactly the
+	// token TTL after its iat and not expired when the response arrived.
 	RuleValidToken Rule = "valid-token"
 	// RuleTokenMatchesRow: the token's sub is non-empty and is the row id, mid
 	// and ext are the request's, iat is the row's creation time, and the
@@ -66,6 +67,15 @@ type Params struct {
 	PublicKey ed25519.PublicKey
 	// Issuer is the expected iss claim; required.
 	Issuer string
+	// Audience is the expected aud claim, the service's TOKENSVC_AUDIENCE; required.
+	Audience string
+	// TokenTTL is the service's TOKENSVC_TOKEN_TTL, whole seconds: every token's exp must be
+	// its iat plus TokenTTL exactly; required.
+	TokenTTL time.Duration
+	// Base is the history's time base (history.Clock.Base), which its Call and Return count
+	// from: a token is judged expired or not at the instant its response arrived, Base plus
+	// Return, so that a re-check a day later judges alike; required.
+	Base time.Time
 	// Contract is what the strategy under test promises (ContractFor); required, so that no
 	// caller judges a fixed strategy by the looser promises of a broken one.
 	Contract Contract
@@ -84,6 +94,11 @@ type Params struct {
 	// Metrics is what the pods counted during the history (RuleMetrics); nil skips that rule,
 	// for a service without the counters or a history saved before the suite scraped them.
 	Metrics *MetricsWitness
+
+	// savedBeforeAuth says the params were saved before the service had API keys, audiences
+	// and expiring tokens (a judge.json without audience and token TTL; SavedParams.Params):
+	// then, and only then, aud and exp are not required and RuleAuth does not apply.
+	savedBeforeAuth bool
 }
 
 // Verdict is the outcome of Check.
@@ -171,8 +186,8 @@ func (r Result) Err() error {
 }
 
 // Check judges ops against the database rows. It returns an error only when it
-// cannot judge (missing key, issuer or contract); a broken invariant is a
-// Violation. Customers are judged in parallel, GOMAXPROCS at a time; the result
+// cannot judge (missing key, issuer, audience, token TTL, time base or contract); a broken
+// invariant is a Violation. Customers are judged in parallel, GOMAXPROCS at a time; the result
 // does not depend on it.
 func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 	if len(p.PublicKey) != ed25519.PublicKeySize {
@@ -180,6 +195,15 @@ func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 	}
 	if p.Issuer == "" {
 		return Result{}, errors.New("check params: no issuer")
+	}
+	if !p.savedBeforeAuth && (p.Audience == "" || p.TokenTTL <= 0) {
+		return Result{}, fmt.Errorf("check params: audience %q and token TTL %s: want both (the service's TOKENSVC_AUDIENCE and TOKENSVC_TOKEN_TTL)", p.Audience, p.TokenTTL)
+	}
+	if p.TokenTTL%time.Second != 0 {
+		return Result{}, fmt.Errorf("check params: token TTL %s is not whole seconds, as exp and iat are", p.TokenTTL)
+	}
+	if p.Base.IsZero() {
+		return Result{}, errors.New("check params: no time base (history.Clock.Base) to tell when each response arrived")
 	}
 	if p.Contract.Strategy == "" {
 		return Result{}, errors.New("check params: no contract (pass check.ContractFor(strategy))")
@@ -193,7 +217,8 @@ func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 	for _, c := range p.Registered {
 		registered[c.Key()] = true
 	}
-	env := judgeEnv{p: p, ops: ops, faults: faultWindows{events: p.Faults, tail: p.Contract.FaultTail}}
+	env := judgeEnv{p: p, ops: ops, faults: faultWindows{events: p.Faults, tail: p.Contract.FaultTail},
+		rules: tokenRules{key: p.PublicKey, issuer: p.Issuer, audience: p.Audience, ttl: p.TokenTTL}}
 	judgements := make([]judgement, len(g.customers))
 	var (
 		next    atomic.Int64

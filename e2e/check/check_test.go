@@ -16,7 +16,11 @@ import (
 	"github.com/stampede-e2e/stampede/e2e/history"
 )
 
-const issuer = "stampede-tokensvc"
+const (
+	issuer   = "stampede-tokensvc"
+	audience = "stampede-merchant-api"
+	tokenTTL = 24 * time.Hour
+)
 
 var (
 	suiteKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{1}, ed25519.SeedSize))
@@ -27,39 +31,52 @@ var (
 	carol = history.Customer{Index: 2, MerchantID: "m-9-0", ExternalID: "c-9-2"}
 
 	created = time.Date(2026, 5, 1, 12, 0, 0, 500_000_000, time.UTC)
-	rowA    = Row{ID: "0b6c8a52-0000-4000-8000-00000000000a", MerchantID: alice.MerchantID, ExternalID: alice.ExternalID, CreatedAt: created}
-	rowB    = Row{ID: "0b6c8a52-0000-4000-8000-00000000000b", MerchantID: bob.MerchantID, ExternalID: bob.ExternalID, CreatedAt: created}
+	// base is the fixtures' time base: their calls and returns count from it.
+	base = created.Add(-time.Second)
+	rowA = Row{ID: "0b6c8a52-0000-4000-8000-00000000000a", MerchantID: alice.MerchantID, ExternalID: alice.ExternalID, CreatedAt: created}
+	rowB = Row{ID: "0b6c8a52-0000-4000-8000-00000000000b", MerchantID: bob.MerchantID, ExternalID: bob.ExternalID, CreatedAt: created}
 )
 
 // claims are the claims the service signs, as the fixtures build them.
 type claims struct {
 	jwt.RegisteredClaims
+	// Aud is aud as the service writes it, a plain string (jwt's ClaimStrings would write a
+	// list); a fixture may set a list.
+	Aud        any    `json:"aud,omitempty"`
 	MerchantID string `json:"mid"`
 	ExternalID string `json:"ext"`
 }
 
-// tokenFor signs the token the service should give for row, changed by edit.
-func tokenFor(t *testing.T, row Row, edit func(*claims)) string {
-	t.Helper()
+// serviceClaims are the claims the service should sign for row, changed by edit. exp is iat
+// plus the TTL unless edit sets it: an edit that moves iat moves exp with it.
+func serviceClaims(row Row, edit func(*claims)) *claims {
+	iat := jwt.NewNumericDate(row.CreatedAt.Truncate(time.Second))
+	exp := jwt.NewNumericDate(iat.Add(tokenTTL))
 	cl := &claims{
-		RegisteredClaims: jwt.RegisteredClaims{Issuer: issuer, Subject: row.ID, IssuedAt: jwt.NewNumericDate(row.CreatedAt.Truncate(time.Second))},
+		RegisteredClaims: jwt.RegisteredClaims{Issuer: issuer, Subject: row.ID, IssuedAt: iat, ExpiresAt: exp},
+		Aud:              audience,
 		MerchantID:       row.MerchantID,
 		ExternalID:       row.ExternalID,
 	}
 	if edit != nil {
 		edit(cl)
 	}
-	return sign(t, jwt.SigningMethodEdDSA, suiteKey, cl)
+	if cl.ExpiresAt == exp && cl.IssuedAt != nil {
+		cl.ExpiresAt = jwt.NewNumericDate(cl.IssuedAt.Add(tokenTTL))
+	}
+	return cl
+}
+
+// tokenFor signs the token the service should give for row, changed by edit.
+func tokenFor(t *testing.T, row Row, edit func(*claims)) string {
+	t.Helper()
+	return sign(t, jwt.SigningMethodEdDSA, suiteKey, serviceClaims(row, edit))
 }
 
 // withKid is tokenFor(row) with another kid in its header.
 func withKid(t *testing.T, row Row, kid string) string {
 	t.Helper()
-	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, &claims{
-		RegisteredClaims: jwt.RegisteredClaims{Issuer: issuer, Subject: row.ID, IssuedAt: jwt.NewNumericDate(row.CreatedAt.Truncate(time.Second))},
-		MerchantID:       row.MerchantID,
-		ExternalID:       row.ExternalID,
-	})
+	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, serviceClaims(row, nil))
 	tok.Header["kid"] = kid
 	s, err := tok.SignedString(suiteKey)
 	if err != nil {
@@ -167,8 +184,8 @@ func params() Params {
 	if err != nil {
 		panic(err)
 	}
-	return Params{PublicKey: suiteKey.Public().(ed25519.PublicKey), Issuer: issuer, Contract: c, Faults: []history.Event{dbFault},
-		Coverage: CoverageParams{MinCovered: 1, MinFraction: 0.5}}
+	return Params{PublicKey: suiteKey.Public().(ed25519.PublicKey), Issuer: issuer, Audience: audience, TokenTTL: tokenTTL,
+		Base: base, Contract: c, Faults: []history.Event{dbFault}, Coverage: CoverageParams{MinCovered: 1, MinFraction: 0.5}}
 }
 
 // replace returns ops with the op of c, seq and attempt swapped for with.

@@ -25,17 +25,21 @@ type errorResponse struct {
 }
 
 // tokenClaims are the claims the service signs (service/internal/token.Claims).
-// iat stays a number as written, so that only whole seconds compare equal.
+// iat and exp stay numbers as written, so that only whole seconds compare equal.
 type tokenClaims struct {
-	Issuer     string      `json:"iss"`
-	Subject    string      `json:"sub"`
-	MerchantID string      `json:"mid"`
-	ExternalID string      `json:"ext"`
-	IssuedAt   json.Number `json:"iat"`
-	// ExpiresAt and NotBefore are not the service's (tokens have no expiry),
-	// but a token carrying them is held to them, as a JWT library would.
-	ExpiresAt json.Number `json:"exp"`
+	Issuer     string          `json:"iss"`
+	Subject    string          `json:"sub"`
+	Audience   json.RawMessage `json:"aud"`
+	MerchantID string          `json:"mid"`
+	ExternalID string          `json:"ext"`
+	IssuedAt   json.Number     `json:"iat"`
+	ExpiresAt  json.Number     `json:"exp"`
+	// NotBefore is not the service's, but a token carrying it is held to it, as a JWT library
+	// would.
 	NotBefore json.Number `json:"nbf"`
+
+	// expires and notBefore are exp and nbf as instants, zero when absent (verifyToken).
+	expires, notBefore time.Time
 }
 
 // apiError is a (status, code) pair of the API's error table.
@@ -56,6 +60,7 @@ type judgeEnv struct {
 	p      Params
 	ops    []history.Op
 	faults faultWindows
+	rules  tokenRules
 }
 
 // judgement is what one customer contributes to the Result.
@@ -96,6 +101,8 @@ type answer struct {
 	lostWrite bool
 	// problems are how the verified token disagrees with its request or row.
 	problems []string
+	// claims are the verified token's (when err is nil), for validAt.
+	claims tokenClaims
 }
 
 // findingOps is a finding and the requests it involves.
@@ -157,6 +164,12 @@ func (e *judgeEnv) judgeCustomer(c history.Customer, idx []int32, rows []Row, re
 			if a.err != nil {
 				badTokens = append(badTokens, findingOps{Finding{Kind: KindInvalidToken, Request: op.ID(),
 					Detail: fmt.Sprintf("%s: %v", op.ID(), a.err)}, []*history.Op{op}})
+				continue
+			}
+			// Per request, not per token: one token may arrive valid and, later, expired.
+			if err := a.claims.validAt(e.p.Base.Add(op.Return)); err != nil {
+				badTokens = append(badTokens, findingOps{Finding{Kind: KindInvalidToken, Request: op.ID(),
+					Detail: fmt.Sprintf("%s: token %s %v", op.ID(), Fingerprint(a.token), err)}, []*history.Op{op}})
 				continue
 			}
 			if a.emptySubject {
@@ -334,7 +347,7 @@ func (e *judgeEnv) judgeAnswer(body string, c history.Customer, rows []Row, toke
 	}
 	ti := slices.IndexFunc(*tokens, func(v verified) bool { return v.token == resp.Token })
 	if ti < 0 {
-		cl, err := verifyToken(resp.Token, e.p.PublicKey, e.p.Issuer)
+		cl, err := verifyToken(resp.Token, e.rules)
 		ti = len(*tokens)
 		*tokens = append(*tokens, verified{token: resp.Token, claims: cl, err: err})
 	}
@@ -343,6 +356,7 @@ func (e *judgeEnv) judgeAnswer(body string, c history.Customer, rows []Row, toke
 		a.err = v.err
 		return a
 	}
+	a.claims = v.claims
 	a.emptySubject = v.claims.Subject == ""
 	a.problems = matchRow(c, a.customerID, &v.claims, rows)
 	a.lostWrite = !a.emptySubject && a.customerID == v.claims.Subject &&

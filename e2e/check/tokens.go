@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -47,10 +48,20 @@ func cutPlain(s, sep string) (before, after string, ok bool) {
 	return before, after, true
 }
 
-// verifyToken verifies a compact JWS as the service signs it: alg EdDSA only,
-// an Ed25519 signature by key, issuer iss. It returns the claims of a valid
-// token.
-func verifyToken(tok string, key ed25519.PublicKey, iss string) (tokenClaims, error) {
+// tokenRules are what a token is held to besides its signature's key: its issuer, and unless
+// the params were saved before the service had them (zero), its audience and lifetime.
+type tokenRules struct {
+	key      ed25519.PublicKey
+	issuer   string
+	audience string
+	ttl      time.Duration
+}
+
+// verifyToken verifies a compact JWS as the service signs it: alg EdDSA only, an Ed25519
+// signature by r.key, issuer r.issuer, audience r.audience, and exp r.ttl after iat exactly.
+// It returns the claims of a valid token, its exp and nbf as instants; whether the token was
+// still valid when its response arrived is validAt's, as that depends on the response.
+func verifyToken(tok string, r tokenRules) (tokenClaims, error) {
 	var cl tokenClaims
 	fail := func(format string, args ...any) (tokenClaims, error) {
 		return tokenClaims{}, fmt.Errorf("token %s does not verify: %s", Fingerprint(tok), fmt.Sprintf(format, args...))
@@ -78,7 +89,7 @@ func verifyToken(tok string, key ed25519.PublicKey, iss string) (tokenClaims, er
 	if err != nil || len(sb) != ed25519.SignatureSize {
 		return fail("malformed signature")
 	}
-	if !ed25519.Verify(key, []byte(tok[:len(header)+1+len(payload)]), sb) {
+	if !ed25519.Verify(r.key, []byte(tok[:len(header)+1+len(payload)]), sb) {
 		return fail("signature is invalid")
 	}
 	pb, err := base64.RawURLEncoding.DecodeString(payload)
@@ -88,21 +99,89 @@ func verifyToken(tok string, key ed25519.PublicKey, iss string) (tokenClaims, er
 	if err := json.Unmarshal(pb, &cl); err != nil {
 		return fail("claims: %v", err)
 	}
-	if cl.Issuer != iss {
-		return fail("issuer %q, want %q", cl.Issuer, iss)
+	if cl.Issuer != r.issuer {
+		return fail("issuer %q, want %q", cl.Issuer, r.issuer)
 	}
-	now := float64(time.Now().UnixNano()) / float64(time.Second)
-	if cl.ExpiresAt != "" {
-		if exp, err := cl.ExpiresAt.Float64(); err != nil || now >= exp {
-			return fail("expired (exp %s)", cl.ExpiresAt)
+	if r.audience != "" {
+		if err := matchAudience(cl.Audience, r.audience); err != nil {
+			return fail("%v", err)
 		}
 	}
-	if cl.NotBefore != "" {
-		if nbf, err := cl.NotBefore.Float64(); err != nil || now < nbf {
-			return fail("not valid yet (nbf %s)", cl.NotBefore)
+	if cl.expires, err = numericDate(cl.ExpiresAt); err != nil {
+		return fail("exp: %v", err)
+	}
+	if cl.notBefore, err = numericDate(cl.NotBefore); err != nil {
+		return fail("nbf: %v", err)
+	}
+	if r.ttl > 0 {
+		// exp is iat plus the TTL, both whole seconds: exactly, or replicas could disagree.
+		iat, err := cl.IssuedAt.Int64()
+		if err != nil {
+			return fail("iat %q: no whole second to count exp from", cl.IssuedAt.String())
+		}
+		want := iat + int64(r.ttl/time.Second)
+		switch exp, err := cl.ExpiresAt.Int64(); {
+		case cl.ExpiresAt == "":
+			return fail("no exp, want iat %d + %s = %d", iat, r.ttl, want)
+		case err != nil || exp != want:
+			return fail("exp %s, want iat %d + %s = %d", cl.ExpiresAt, iat, r.ttl, want)
 		}
 	}
 	return cl, nil
+}
+
+// validAt says why a verified token was not valid at received, the instant its response
+// arrived: a token that expired on the way, or before, was never a usable token.
+func (cl *tokenClaims) validAt(received time.Time) error {
+	if !cl.expires.IsZero() && !received.Before(cl.expires) {
+		return fmt.Errorf("expired on arrival: exp %s (%s), the response arrived %s",
+			cl.ExpiresAt, cl.expires.UTC().Format(time.RFC3339), received.UTC().Format(time.RFC3339Nano))
+	}
+	if !cl.notBefore.IsZero() && received.Before(cl.notBefore) {
+		return fmt.Errorf("not valid yet on arrival: nbf %s (%s), the response arrived %s",
+			cl.NotBefore, cl.notBefore.UTC().Format(time.RFC3339), received.UTC().Format(time.RFC3339Nano))
+	}
+	return nil
+}
+
+// matchAudience says how aud, as the token carries it (RFC 7519: a string, or a list of
+// strings), is other than want alone.
+func matchAudience(aud json.RawMessage, want string) error {
+	if len(aud) == 0 || string(aud) == "null" {
+		return fmt.Errorf("no aud, want %q", want)
+	}
+	var one string
+	if json.Unmarshal(aud, &one) == nil {
+		if one != want {
+			return fmt.Errorf("aud %q, want %q", one, want)
+		}
+		return nil
+	}
+	var list []string
+	if err := json.Unmarshal(aud, &list); err != nil {
+		return fmt.Errorf("aud %s is neither a string nor a list of strings", excerpt(string(aud)))
+	}
+	if len(list) != 1 || list[0] != want {
+		return fmt.Errorf("aud %q, want %q alone", list, want)
+	}
+	return nil
+}
+
+// numericDate reads a JWT NumericDate, seconds since the epoch, perhaps with a fraction; the
+// zero time when absent.
+func numericDate(n json.Number) (time.Time, error) {
+	if n == "" {
+		return time.Time{}, nil
+	}
+	if i, err := n.Int64(); err == nil {
+		return time.Unix(i, 0), nil
+	}
+	f, err := n.Float64()
+	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+		return time.Time{}, fmt.Errorf("%q is not a number of seconds", n.String())
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)), nil
 }
 
 // matchRow lists how a verified token disagrees with its request and the

@@ -42,6 +42,8 @@ func Load(dir string) (Run, error) {
 	if err != nil {
 		return Run{}, fmt.Errorf("load %s: %w", dir, err)
 	}
+	// The checker judges each token at the instant its response arrived, on this base.
+	p.Base = jf.Base
 	r.Params, r.Base, r.Repro = p, jf.Base, jf.Repro
 	return r, nil
 }

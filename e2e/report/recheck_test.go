@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,13 +21,26 @@ import (
 // pods, one of them answered with a token of nobody (a violation), under a fault window.
 func judgedRun(t *testing.T) Run {
 	t.Helper()
+	return judgedRunOf(t, false)
+}
+
+// judgedRunOf is judgedRun, or with beforeAuth the same run as the suite judged it before the
+// service had API keys: tokens without aud and exp, params without audience and token TTL.
+func judgedRunOf(t *testing.T, beforeAuth bool) Run {
+	t.Helper()
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	created := time.Date(2026, 11, 29, 2, 0, 0, 123456789, time.UTC)
 	sign := func(sub, mid, ext string) string {
-		tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{"iss": "stampede-tokensvc", "sub": sub, "mid": mid, "ext": ext, "iat": created.Unix()})
+		claims := jwt.MapClaims{"iss": "stampede-tokensvc", "aud": "stampede-merchant-api",
+			"sub": sub, "mid": mid, "ext": ext, "iat": created.Unix(), "exp": created.Unix() + 86400}
+		if beforeAuth {
+			delete(claims, "aud")
+			delete(claims, "exp")
+		}
+		tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
 		s, err := tok.SignedString(priv)
 		if err != nil {
 			t.Fatal(err)
@@ -57,9 +71,19 @@ func judgedRun(t *testing.T) Run {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := check.Params{PublicKey: pub, Issuer: "stampede-tokensvc", Contract: contract, Customers: customers,
+	p := check.Params{PublicKey: pub, Issuer: "stampede-tokensvc", Audience: "stampede-merchant-api", TokenTTL: 24 * time.Hour,
+		Base: created, Contract: contract, Customers: customers,
 		Faults:   []history.Event{{Kind: history.EventFault, Name: "db-cut", Start: 50 * time.Millisecond, End: 60 * time.Millisecond}},
 		Coverage: check.CoverageParams{MinCovered: 1, MinFraction: 0.5}}
+	if beforeAuth {
+		// Only a judge.json saved before then makes such params: through one, as Load does.
+		saved := p.Save()
+		saved.Audience, saved.TokenTTL = "", 0
+		if p, err = saved.Params(); err != nil {
+			t.Fatal(err)
+		}
+		p.Base = created
+	}
 	res, err := check.Check(ops, rows, p)
 	if err != nil {
 		t.Fatal(err)
@@ -120,5 +144,42 @@ func TestRecheckDir(t *testing.T) {
 	}
 	if _, err := RecheckDir(dir); err == nil {
 		t.Error("a judge.json without a key re-judged")
+	}
+}
+
+// TestRecheckBeforeAuth: the artifacts of a run judged before the service had API keys (no
+// audience or token TTL in judge.json, no key_merchant in the history, tokens without aud and
+// exp) re-judge as they were judged then.
+func TestRecheckBeforeAuth(t *testing.T) {
+	run := judgedRunOf(t, true)
+	dir := t.TempDir()
+	if err := Write(dir, run); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{JudgeFile, HistoryFile} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, field := range []string{`"audience"`, `"token_ttl_ns"`, `"key_merchant"`} {
+			if strings.Contains(string(b), field) {
+				t.Fatalf("%s of a run from before API keys holds %s", f, field)
+			}
+		}
+	}
+	again, err := RecheckDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Same || again.Fresh.Counts[check.RuleValidToken] != 0 {
+		t.Errorf("re-judged %s %v, live %s %v", again.Fresh.Verdict, again.Fresh.Counts, run.Result.Verdict, run.Result.Counts)
+	}
+}
+
+func TestWriteRefusesAnotherTimeBase(t *testing.T) {
+	run := judgedRun(t)
+	run.Base = run.Base.Add(time.Hour)
+	if err := Write(t.TempDir(), run); err == nil || !strings.Contains(err.Error(), "time base") {
+		t.Errorf("a run judged on another time base than its own was written: %v", err)
 	}
 }

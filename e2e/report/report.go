@@ -47,7 +47,7 @@ type Run struct {
 	History []history.Op
 	Result  check.Result
 	// Params judged the history against Rows: saved so that `stampede check` can judge it
-	// again offline (Recheck).
+	// again offline (Recheck). Their Base is Base; judge.json keeps it once.
 	Params check.Params
 	Rows   []check.Row
 }
@@ -86,6 +86,11 @@ func Metrics(ops []history.Op, base time.Time, phase history.Phase) vegeta.Metri
 // Write writes the artifacts of r into dir, creating it. It writes every file
 // it can and returns all failures joined.
 func Write(dir string, r Run) error {
+	if !r.Params.Base.IsZero() && !r.Params.Base.Equal(r.Base) {
+		// A re-check would judge on r.Base, which is all judge.json keeps: another verdict.
+		return fmt.Errorf("write report: the checker judged on time base %s, the run's is %s",
+			r.Params.Base.UTC().Format(time.RFC3339Nano), r.Base.UTC().Format(time.RFC3339Nano))
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create report dir: %w", err)
 	}

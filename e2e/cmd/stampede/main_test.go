@@ -29,13 +29,14 @@ func savedRun(t *testing.T, root string) string {
 	}
 	c := history.Customer{MerchantID: "m", ExternalID: "c"}
 	ops := []history.Op{{Customer: c, Phase: history.PhaseBurst, Call: 0, Return: time.Second, Error: "EOF"}}
-	p := check.Params{PublicKey: pub, Issuer: "iss", Contract: contract, Customers: []history.Customer{c}}
+	p := check.Params{PublicKey: pub, Issuer: "iss", Audience: "aud", TokenTTL: time.Hour, Base: time.Now(), Contract: contract,
+		Customers: []history.Customer{c}}
 	res, err := check.Check(ops, nil, p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(root, "spec")
-	if err := report.Write(dir, report.Run{Base: time.Now(), History: ops, Result: res, Params: p}); err != nil {
+	if err := report.Write(dir, report.Run{Base: p.Base, History: ops, Result: res, Params: p}); err != nil {
 		t.Fatal(err)
 	}
 	return dir
