@@ -72,7 +72,7 @@ func syntheticHistory(tb testing.TB, n int) synthetic {
 			if err != nil {
 				tb.Fatal(err)
 			}
-			s.ops = append(s.ops, history.Op{Customer: c, Seq: seq, Phase: history.PhaseBurst,
+			s.ops = append(s.ops, history.Op{Customer: c, Seq: seq, Phase: history.PhaseBurst, KeyMerchant: c.MerchantID,
 				Call: at + time.Duration(seq)*time.Microsecond, Return: at + 5*time.Millisecond + time.Duration(seq)*time.Microsecond,
 				Status: 200, Body: strings.Clone(string(body)), Pod: pods[seq%len(pods)]})
 		}

@@ -46,12 +46,20 @@ const (
 	// request of its first registration got an answer that cannot have created it, and that
 	// one names the row; a customer registered before the request was sent is never created.
 	RuleCreated Rule = "created"
-	// RuleFinalToken: the customer ends with a valid token after retries.
+	// RuleAuth: a request with another merchant's API key is answered 403 forbidden, one
+	// without a key 401 unauthenticated, one with its own merchant's key never 401 or 403; a
+	// customer none of whose requests carried its own merchant's key has no row (an unknown
+	// outcome or a 503 says nothing about the key). A 401 or 403 carries no token: no other
+	// rule reads it.
+	RuleAuth Rule = "auth"
+	// RuleFinalToken: the customer ends with a valid token, got with its own merchant's key,
+	// after retries; unless none of its requests carried that key or every one that did was
+	// refused it (RuleAuth's).
 	RuleFinalToken Rule = "final-token"
 )
 
 // Rules lists every Rule in report order.
-var Rules = []Rule{RuleOneRow, RuleValidToken, RuleTokenMatchesRow, RuleOneToken, RuleCleanError, RuleContract, RuleCreated, RuleFinalToken, RuleMetrics}
+var Rules = []Rule{RuleOneRow, RuleValidToken, RuleTokenMatchesRow, RuleOneToken, RuleCleanError, RuleContract, RuleAuth, RuleCreated, RuleFinalToken, RuleMetrics}
 
 // Row is one row of the customers table, as the caller read it.
 type Row struct {
@@ -127,15 +135,17 @@ type Request struct {
 	Seq     int           `json:"seq"`
 	Attempt int           `json:"attempt"`
 	Phase   history.Phase `json:"phase"`
-	Call    time.Duration `json:"call_ns"`
-	Return  time.Duration `json:"return_ns"`
-	Status  int           `json:"status"`
-	Pod     string        `json:"pod,omitempty"`
-	Error   string        `json:"error,omitempty"`
+	// KeyMerchant is the merchant whose API key the request carried, "" for none.
+	KeyMerchant string        `json:"key_merchant,omitempty"`
+	Call        time.Duration `json:"call_ns"`
+	Return      time.Duration `json:"return_ns"`
+	Status      int           `json:"status"`
+	Pod         string        `json:"pod,omitempty"`
+	Error       string        `json:"error,omitempty"`
 }
 
 func requestOf(op history.Op) Request {
-	return Request{ID: op.ID(), Seq: op.Seq, Attempt: op.Attempt, Phase: op.Phase, Call: op.Call,
+	return Request{ID: op.ID(), Seq: op.Seq, Attempt: op.Attempt, Phase: op.Phase, KeyMerchant: op.KeyMerchant, Call: op.Call,
 		Return: op.Return, Status: op.Status, Pod: op.Pod, Error: op.Error}
 }
 
@@ -162,6 +172,9 @@ type Result struct {
 	CleanErrors int    `json:"clean_errors"`
 	// Unknown counts transport errors and timeouts: never a success.
 	Unknown int `json:"unknown"`
+	// Refused counts the requests refused their key as RuleAuth wants: 403 to another
+	// merchant's key, 401 to none.
+	Refused int `json:"refused,omitempty"`
 	// EmptySubjects counts 2xx answers carrying a valid signature over an empty subject: the
 	// null-customer token of the seed's bug.
 	EmptySubjects int `json:"empty_subjects"`
@@ -254,6 +267,7 @@ func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 		res.Successes += j.successes
 		res.CleanErrors += j.cleanErrors
 		res.Unknown += j.unknown
+		res.Refused += j.refused
 		res.EmptySubjects += j.emptySubjects
 		if j.duplicate {
 			res.DuplicateCustomers++

@@ -126,13 +126,14 @@ func retryLater(o history.Op) history.Op {
 	return o
 }
 
+// op is a request of c with its own merchant's key (withKey sends another).
 func op(c history.Customer, seq, attempt int, pod string, call, ret, status int, body string) history.Op {
 	phase := history.PhaseBurst
 	if attempt > 0 {
 		phase = history.PhaseRetry
 	}
 	return history.Op{Customer: c, Seq: seq, Attempt: attempt, Phase: phase, Call: msec(call), Return: msec(ret),
-		Status: status, Body: body, Pod: pod}
+		Status: status, Body: body, Pod: pod, KeyMerchant: c.MerchantID}
 }
 
 func lost(c history.Customer, seq int, call, ret int, status int, err string) history.Op {

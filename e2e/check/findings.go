@@ -44,6 +44,9 @@ const (
 	// KindMetricsDisagree: the pods' counters disagree with the answers (RuleMetrics); about the
 	// run, not one customer.
 	KindMetricsDisagree Kind = "metrics-disagree"
+	// KindAuthBreach: an answer to a key, or a row, that RuleAuth forbids; Finding.Line names
+	// the clause (AuthForeignForbidden, ...).
+	KindAuthBreach Kind = "auth-breach"
 )
 
 // The clauses of RuleCreated, as Finding.Line names them.
@@ -57,7 +60,7 @@ const (
 )
 
 // Finding is one fact behind a Violation: its kind, the request it is about (empty for a fact
-// about the customer's rows or all its requests), the contract line or created clause broken
+// about the customer's rows or all its requests), the contract line, created or auth clause broken
 // when there is one, and the same in prose.
 type Finding struct {
 	Kind    Kind   `json:"kind"`

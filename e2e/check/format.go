@@ -14,8 +14,12 @@ import (
 func (r Result) WriteText(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "verdict: %s (contract %s)\n", r.Verdict, r.Contract)
-	fmt.Fprintf(&b, "customers: %d, requests: %d (2xx %d, clean errors %d, unknown %d)\n",
+	fmt.Fprintf(&b, "customers: %d, requests: %d (2xx %d, clean errors %d, unknown %d",
 		r.Customers, r.Requests, r.Successes, r.CleanErrors, r.Unknown)
+	if r.Refused > 0 {
+		fmt.Fprintf(&b, ", refused their key %d", r.Refused)
+	}
+	b.WriteString(")\n")
 	fmt.Fprintf(&b, "coverage: %s\n", r.Coverage)
 	for _, rule := range Rules {
 		fmt.Fprintf(&b, "  %-18s %d\n", rule, r.Counts[rule])

@@ -66,6 +66,8 @@ type judgeEnv struct {
 // judgement is what one customer contributes to the Result.
 type judgement struct {
 	successes, cleanErrors, unknown int
+	// refused counts the requests refused their key as RuleAuth wants (401, 403).
+	refused int
 	// emptySubjects counts 2xx answers whose token verified but names nobody: the seed's bug.
 	emptySubjects int
 	// duplicate says the customer has two or more rows; covered, that the race was exercised
@@ -122,7 +124,7 @@ func (e *judgeEnv) judgeCustomer(c history.Customer, idx []int32, rows []Row, re
 		tokens                                 []verified
 		successes, unknowns                    []*history.Op
 		badTokens, mismatched, dirty, breaches []findingOps
-		created                                []findingOps
+		created, auth                          []findingOps
 		trueOps                                []*history.Op
 		valid                                  int
 		mayHaveCreated                         bool
@@ -133,6 +135,17 @@ func (e *judgeEnv) judgeCustomer(c history.Customer, idx []int32, rows []Row, re
 		ops[k], opAnswer[k] = op, -1
 		if op.Pod != "" {
 			pods[op.Pod]++
+		}
+		if e.authChecked() {
+			f, judged := judgeAuth(c, op)
+			if f != nil {
+				auth = append(auth, *f)
+			} else if judged {
+				j.refused++
+			}
+			if judged {
+				continue
+			}
 		}
 		switch {
 		case op.Unknown():
@@ -187,7 +200,10 @@ func (e *judgeEnv) judgeCustomer(c history.Customer, idx []int32, rows []Row, re
 					Detail: fmt.Sprintf("%s: %s", op.ID(), strings.Join(a.problems, "; "))}, []*history.Op{op}})
 				continue
 			}
-			valid++
+			// A token got with another merchant's key, or none, is no token of the customer's.
+			if e.entitled(c, op) {
+				valid++
+			}
 		default:
 			if op.Status >= 500 {
 				// The statement may have committed before the answer failed.
@@ -213,6 +229,20 @@ func (e *judgeEnv) judgeCustomer(c history.Customer, idx []int32, rows []Row, re
 	j.covered = crossPodOverlap(ops)
 	j.underFault = e.burstUnderFault(ops)
 	j.serverCovered = crossPodServerOverlap(ops, e.p.Coverage.ClockSkewBound)
+	// Whether any request could have registered the customer, and any that was not refused its
+	// key: a customer sent only others' keys, or refused every time, needs no token.
+	entitled, unrefused := !e.authChecked(), !e.authChecked()
+	for _, op := range ops {
+		if e.entitled(c, op) {
+			entitled = true
+			unrefused = unrefused || !refusedByAuth(op)
+		}
+	}
+	if e.authChecked() && len(ops) > 0 && !entitled && !registered && len(rows) > 0 {
+		auth = append(auth, findingOps{Finding{Kind: KindAuthBreach, Line: AuthNoRowWithoutOwnKey,
+			Detail: fmt.Sprintf("%d row(s), yet none of the %d requests carried merchant %s's own key: another merchant's key, or none, created the customer",
+				len(rows), len(ops), c.MerchantID)}, ops})
+	}
 	add := func(rule Rule, fos []findingOps) {
 		if len(fos) == 0 {
 			return
@@ -245,10 +275,11 @@ func (e *judgeEnv) judgeCustomer(c history.Customer, idx []int32, rows []Row, re
 	add(RuleOneToken, twoTokens(opAnswer, ops, answers))
 	add(RuleCleanError, dirty)
 	add(RuleContract, breaches)
+	add(RuleAuth, auth)
 	add(RuleCreated, append(created, createdBreaches(c, rows, registered, trueOps, successes, mayHaveCreated, firstOK, func(op *history.Op) *answer {
 		return &answers[opAnswer[slices.Index(ops, op)]]
 	})...))
-	if valid == 0 {
+	if valid == 0 && (len(ops) == 0 || unrefused) {
 		detail := fmt.Sprintf("no valid token after %d requests (%d 2xx, %d unknown)", len(ops), len(successes), len(unknowns))
 		if len(ops) == 0 {
 			detail = "no request recorded for a planned customer"

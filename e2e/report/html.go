@@ -292,6 +292,9 @@ func buildPart(part PartView) partPage {
 	if res.DuplicateCustomers > 0 {
 		pp.Figures = append(pp.Figures, figure{"duplicate customers", strconv.Itoa(res.DuplicateCustomers), "bad"})
 	}
+	if res.Refused > 0 {
+		pp.Figures = append(pp.Figures, figure{"refused their key", strconv.Itoa(res.Refused), ""})
+	}
 	for _, r := range check.Rules {
 		pp.Rules = append(pp.Rules, ruleCount{r, res.Counts[r]})
 	}
@@ -331,6 +334,11 @@ func buildPart(part PartView) partPage {
 			}
 			if q.Pod != "" {
 				label += " " + q.Pod
+			}
+			// Only a key other than the customer's own is news: histories from before API
+			// keys name none, and own keys are the rule.
+			if q.KeyMerchant != "" && q.KeyMerchant != v.Customer.MerchantID {
+				label += " with " + q.KeyMerchant + "'s key"
 			}
 			row.Requests = append(row.Requests, requestRef{ID: q.ID, Label: label})
 		}

@@ -11,6 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stampede-e2e/stampede/e2e/check"
+	"github.com/stampede-e2e/stampede/e2e/history"
 )
 
 func render(tb testing.TB, v RunView) string {
@@ -280,4 +283,33 @@ func BenchmarkWriteHTML100k(b *testing.B) {
 		size = buf.Len()
 	}
 	b.ReportMetric(float64(size), "html-bytes")
+}
+
+// TestWriteHTMLShowsAuth: the violations-per-rule table lists auth like every rule, and a
+// request sent with another merchant's key says whose.
+func TestWriteHTMLShowsAuth(t *testing.T) {
+	v := fixtureRun(t)
+	part := &v.Specs[1].Parts[0]
+	c := customerN(104)
+	cross := history.Op{Customer: c, Seq: 0, Phase: history.PhaseBurst, KeyMerchant: "m-7-3", Call: ms(30), Return: ms(33),
+		Status: 200, Body: tokenBody(fixtureToken("x", c.MerchantID, c.ExternalID, fixtureEpoch), "x", true), Pod: fixturePods[0]}
+	part.History = append(part.History, cross)
+	req := requestOf(cross)
+	req.KeyMerchant = cross.KeyMerchant
+	part.Result.Counts[check.RuleAuth] = 1
+	part.Result.Refused = 2
+	part.Result.Violations = append(part.Result.Violations, check.Violation{Rule: check.RuleAuth, Customer: c,
+		Pods: []string{cross.Pod}, Requests: []check.Request{req},
+		Findings: []check.Finding{{Kind: check.KindAuthBreach, Request: cross.ID(), Line: check.AuthForeignForbidden,
+			Detail: "a cross-merchant token was issued"}}})
+	page := render(t, v)
+	for _, want := range []string{`<tr class="bad"><th>auth</th><td>1</td></tr>`, "with m-7-3&#39;s key", check.AuthForeignForbidden, "refused their key"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+	// Every rule has its row, auth among them, in a passing spec too.
+	if !strings.Contains(page, `<tr><th>auth</th><td>0</td></tr>`) {
+		t.Error("a spec without auth violations does not list auth")
+	}
 }

@@ -65,7 +65,15 @@ func judgedRunOf(t *testing.T, beforeAuth bool) Run {
 			at := time.Duration(i*100) * time.Millisecond
 			ops = append(ops, history.Op{Customer: c, Seq: seq, Phase: history.PhaseBurst, Call: at, Return: at + 5*time.Millisecond,
 				Status: 200, Body: string(body), Pod: pod, ServerStart: at + time.Millisecond, ServerEnd: at + 4*time.Millisecond})
+			if !beforeAuth {
+				ops[len(ops)-1].KeyMerchant = c.MerchantID
+			}
 		}
+	}
+	if !beforeAuth {
+		// A request with another merchant's key, refused as it should be.
+		ops = append(ops, history.Op{Customer: customers[0], Seq: 2, Phase: history.PhaseBurst, KeyMerchant: "m-2",
+			Call: time.Millisecond, Return: 3 * time.Millisecond, Status: 403, Body: `{"error":"forbidden"}`, Pod: "pod-a"})
 	}
 	contract, err := check.ContractFor(check.StrategyAtomic)
 	if err != nil {
@@ -88,8 +96,9 @@ func judgedRunOf(t *testing.T, beforeAuth bool) Run {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Verdict != check.VerdictFail {
-		t.Fatalf("fixture judged %s, want a failing run", res.Verdict)
+	// The one violation meant: customer 1's token of nobody.
+	if res.Verdict != check.VerdictFail || res.Counts[check.RuleTokenMatchesRow] != 1 || res.Counts[check.RuleAuth] != 0 {
+		t.Fatalf("fixture judged %s %v, want a failing run by token-matches-row alone", res.Verdict, res.Counts)
 	}
 	return Run{Repro: "make e2e SEED=1", Base: created, History: ops, Result: res, Params: p, Rows: rows}
 }
@@ -171,7 +180,7 @@ func TestRecheckBeforeAuth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !again.Same || again.Fresh.Counts[check.RuleValidToken] != 0 {
+	if !again.Same || again.Fresh.Counts[check.RuleValidToken] != 0 || again.Fresh.Counts[check.RuleAuth] != 0 {
 		t.Errorf("re-judged %s %v, live %s %v", again.Fresh.Verdict, again.Fresh.Counts, run.Result.Verdict, run.Result.Counts)
 	}
 }

@@ -140,8 +140,12 @@ func (r Run) WriteSummary(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "verdict: %s\n", res.Verdict)
 	fmt.Fprintf(&b, "customers: %d\n", res.Customers)
-	fmt.Fprintf(&b, "requests: %d (2xx %d, clean errors %d, unknown %d, retries %d)\n",
+	fmt.Fprintf(&b, "requests: %d (2xx %d, clean errors %d, unknown %d, retries %d",
 		len(r.History), res.Successes, res.CleanErrors, res.Unknown, countRetries(r.History))
+	if res.Refused > 0 {
+		fmt.Fprintf(&b, ", refused their key %d", res.Refused)
+	}
+	b.WriteString(")\n")
 
 	pods := PodCounts(r.History)
 	names := slices.Sorted(func(yield func(string) bool) {

@@ -28,7 +28,7 @@ func savedRun(t *testing.T, root string) string {
 		t.Fatal(err)
 	}
 	c := history.Customer{MerchantID: "m", ExternalID: "c"}
-	ops := []history.Op{{Customer: c, Phase: history.PhaseBurst, Call: 0, Return: time.Second, Error: "EOF"}}
+	ops := []history.Op{{Customer: c, Phase: history.PhaseBurst, KeyMerchant: c.MerchantID, Call: 0, Return: time.Second, Error: "EOF"}}
 	p := check.Params{PublicKey: pub, Issuer: "iss", Audience: "aud", TokenTTL: time.Hour, Base: time.Now(), Contract: contract,
 		Customers: []history.Customer{c}}
 	res, err := check.Check(ops, nil, p)

@@ -1,0 +1,107 @@
+package check
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/stampede-e2e/stampede/e2e/history"
+)
+
+// The clauses of RuleAuth, as Finding.Line names them.
+const (
+	// AuthForeignForbidden: a request with another merchant's key is answered 403 forbidden.
+	AuthForeignForbidden = "foreign-key-forbidden"
+	// AuthNoKeyUnauthenticated: a request without a key is answered 401 unauthenticated.
+	AuthNoKeyUnauthenticated = "no-key-unauthenticated"
+	// AuthOwnKeyServed: a request with its own merchant's key is never answered 401 or 403.
+	AuthOwnKeyServed = "own-key-not-refused"
+	// AuthNoRowWithoutOwnKey: a customer none of whose requests carried its own merchant's key
+	// has no row.
+	AuthNoRowWithoutOwnKey = "no-row-without-own-key"
+)
+
+// keyOf says which key op carried, relative to its customer's merchant.
+type keyKind int
+
+const (
+	keyOwn keyKind = iota
+	keyForeign
+	keyNone
+)
+
+func keyOf(c history.Customer, op *history.Op) keyKind {
+	switch op.KeyMerchant {
+	case c.MerchantID:
+		return keyOwn
+	case "":
+		return keyNone
+	default:
+		return keyForeign
+	}
+}
+
+// authChecked says whether RuleAuth applies: always, but to params saved before the service had
+// API keys, whose histories carry no key.
+func (e *judgeEnv) authChecked() bool { return !e.p.savedBeforeAuth }
+
+// entitled reports whether op could register its customer: it carried the customer's merchant's
+// key (any request could, before API keys).
+func (e *judgeEnv) entitled(c history.Customer, op *history.Op) bool {
+	return !e.authChecked() || keyOf(c, op) == keyOwn
+}
+
+// refusedByAuth reports whether op was answered 401 or 403: the service refused its key, and
+// the answer carries no token and says nothing about the registration.
+func refusedByAuth(op *history.Op) bool {
+	return op.Responded() && (op.Status == http.StatusUnauthorized || op.Status == http.StatusForbidden)
+}
+
+// judgeAuth applies RuleAuth to one request of c. It returns the finding, if the request broke
+// the rule, and whether the rule has judged the request whole: then no other rule reads it (a
+// refusal carries no token, and is not one of the strategy's errors). A 2xx to a request that
+// should have been refused is a finding but is not judged whole: its token is still judged. An
+// unknown outcome says nothing about the key, nor does a 503, which clean-error and contract
+// judge as for any request: a service too busy or cut from its database answers it before it
+// looks at the key.
+func judgeAuth(c history.Customer, op *history.Op) (f *findingOps, judged bool) {
+	if op.Unknown() || op.Status == http.StatusServiceUnavailable {
+		return nil, false
+	}
+	finding := func(line, format string, args ...any) *findingOps {
+		return &findingOps{Finding{Kind: KindAuthBreach, Request: op.ID(), Line: line,
+			Detail: op.ID() + ": " + fmt.Sprintf(format, args...)}, []*history.Op{op}}
+	}
+	kind := keyOf(c, op)
+	if kind == keyOwn {
+		if refusedByAuth(op) {
+			return finding(AuthOwnKeyServed, "%d %s to a request with its own merchant %s's key", op.Status, errorCode(op), c.MerchantID), true
+		}
+		return nil, false
+	}
+	line, status, code, sent := AuthForeignForbidden, http.StatusForbidden, "forbidden", fmt.Sprintf("merchant %s's key", op.KeyMerchant)
+	if kind == keyNone {
+		line, status, code, sent = AuthNoKeyUnauthenticated, http.StatusUnauthorized, "unauthenticated", "no key"
+	}
+	switch {
+	case op.Succeeded() && kind == keyForeign:
+		return finding(line, "%d to a request with %s for a customer of %s: a cross-merchant token was issued", op.Status, sent, c.MerchantID), false
+	case op.Succeeded():
+		return finding(line, "%d to a request with no key: a token was issued unauthenticated", op.Status), false
+	case op.Status != status || errorCode(op) != code:
+		return finding(line, "%d %s to a request with %s, want %d %s", op.Status, errorCode(op), sent, status, code), true
+	}
+	return nil, true
+}
+
+// errorCode returns the error code of a JSON error body, or a short note of what the body is.
+func errorCode(op *history.Op) string {
+	var e errorResponse
+	if err := json.Unmarshal([]byte(op.Body), &e); err != nil {
+		return fmt.Sprintf("(body not JSON: %q)", excerpt(op.Body))
+	}
+	if e.Error == "" {
+		return "(no error code)"
+	}
+	return e.Error
+}

@@ -1,0 +1,148 @@
+package check
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/stampede-e2e/stampede/e2e/history"
+)
+
+const (
+	forbidden       = `{"error":"forbidden","message":"the key is another merchant's"}`
+	unauthenticated = `{"error":"unauthenticated","message":"missing or unknown API key"}`
+)
+
+// dave is a customer of bob's merchant whose requests all carried another merchant's key.
+var dave = history.Customer{Index: 3, MerchantID: "m-9-1", ExternalID: "c-9-3"}
+
+// withKey is o sent with merchant's key ("" for none).
+func withKey(o history.Op, merchant string) history.Op {
+	o.KeyMerchant = merchant
+	return o
+}
+
+// mixedHistory is goodHistory with the keys of a service that checks them, answered as it
+// should: alice's burst also raced a request with bob's merchant's key (403) and one with no key
+// (401); bob's had one with alice's merchant's key that met the database fault (503, whatever
+// the key); dave sent only foreign keys, refused or lost, and has no row.
+func mixedHistory(t *testing.T) ([]history.Op, []Row) {
+	ops, rows := goodHistory(t)
+	return append(ops,
+		withKey(op(alice, 3, 0, "pod-b", 1, 4, 403, forbidden), bob.MerchantID),
+		withKey(op(alice, 4, 0, "pod-a", 2, 3, 401, unauthenticated), ""),
+		withKey(retryLater(op(bob, 3, 0, "pod-b", 101, 103, 503, unavailable)), alice.MerchantID),
+		withKey(op(dave, 0, 0, "pod-a", 300, 302, 403, forbidden), alice.MerchantID),
+		withKey(op(dave, 1, 0, "pod-b", 300, 303, 403, forbidden), alice.MerchantID),
+		withKey(lost(dave, 2, 300, 5300, 0, "context deadline exceeded"), alice.MerchantID),
+	), rows
+}
+
+// TestAuthPasses: requests refused their key as they should be trip no rule, neither
+// clean-error nor contract (not even atomic's, which allows no error outside a fault) nor
+// final-token for dave, who was refused every time.
+func TestAuthPasses(t *testing.T) {
+	ops, rows := mixedHistory(t)
+	for _, strategy := range []string{StrategyFailFast, StrategyAtomic} {
+		p := params()
+		p.Contract = contract(t, strategy)
+		if strategy == StrategyAtomic {
+			ops = replace(ops, op(alice, 2, 0, "pod-a", 2, 5, 200, ok(t, alice, 2, 0, "pod-a", 2, 5, tokenFor(t, rowA, nil)).Body))
+		}
+		p.Customers = []history.Customer{alice, bob, dave}
+		res := judge(t, ops, rows, p, nil)
+		if res.Verdict != VerdictPass || res.Refused != 4 {
+			t.Errorf("%s: verdict %s, %d refused; want pass, 4", strategy, res.Verdict, res.Refused)
+		}
+	}
+}
+
+// TestAuthFails makes each clause of the auth rule fail on purpose.
+func TestAuthFails(t *testing.T) {
+	good, rows := mixedHistory(t)
+	ta := tokenFor(t, rowA, nil)
+	for _, tc := range []struct {
+		name   string
+		ops    []history.Op
+		rows   []Row
+		counts map[Rule]int
+		line   string
+	}{
+		{name: "a cross-merchant token", line: AuthForeignForbidden, counts: map[Rule]int{RuleAuth: 1},
+			ops: replace(good, withKey(ok(t, alice, 3, 0, "pod-b", 1, 4, ta), bob.MerchantID))},
+		{name: "another merchant's key unauthenticated", line: AuthForeignForbidden, counts: map[Rule]int{RuleAuth: 1},
+			ops: replace(good, withKey(op(alice, 3, 0, "pod-b", 1, 4, 401, unauthenticated), bob.MerchantID))},
+		{name: "a 403 without the forbidden code", line: AuthForeignForbidden, counts: map[Rule]int{RuleAuth: 1},
+			ops: replace(good, withKey(op(alice, 3, 0, "pod-b", 1, 4, 403, "<html>Forbidden</html>"), bob.MerchantID))},
+		{name: "another merchant's key in conflict", line: AuthForeignForbidden, counts: map[Rule]int{RuleAuth: 1},
+			ops: replace(good, withKey(retryLater(op(alice, 3, 0, "pod-b", 1, 4, 409, conflict)), bob.MerchantID))},
+		{name: "a token without a key", line: AuthNoKeyUnauthenticated, counts: map[Rule]int{RuleAuth: 1},
+			ops: replace(good, withKey(ok(t, alice, 4, 0, "pod-a", 2, 3, ta), ""))},
+		{name: "no key forbidden", line: AuthNoKeyUnauthenticated, counts: map[Rule]int{RuleAuth: 1},
+			ops: replace(good, withKey(op(alice, 4, 0, "pod-a", 2, 3, 403, forbidden), ""))},
+		{name: "its own key unauthenticated", line: AuthOwnKeyServed, counts: map[Rule]int{RuleAuth: 1},
+			ops: replace(good, op(alice, 1, 0, "pod-b", 1, 9, 401, unauthenticated))},
+		{name: "its own key forbidden", line: AuthOwnKeyServed, counts: map[Rule]int{RuleAuth: 1},
+			ops: replace(good, op(alice, 1, 0, "pod-b", 1, 9, 403, forbidden))},
+		{name: "a row made with foreign keys", line: AuthNoRowWithoutOwnKey, counts: map[Rule]int{RuleAuth: 1},
+			ops: good, rows: append(slices.Clone(rows), Row{ID: "dave-row", MerchantID: dave.MerchantID, ExternalID: dave.ExternalID, CreatedAt: created})},
+		{
+			// Alice's own requests never got through; the token her foreign request got is no
+			// token of hers.
+			name: "a foreign token is no final token", line: AuthForeignForbidden, counts: map[Rule]int{RuleAuth: 1, RuleFinalToken: 1},
+			ops: append(without(good, alice),
+				retryLater(op(alice, 0, 0, "pod-a", 0, 10, 409, conflict)),
+				withKey(okCreated(t, alice, 3, 0, "pod-b", 1, 4, ta), bob.MerchantID)),
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.rows == nil {
+				tc.rows = rows
+			}
+			res := judge(t, tc.ops, tc.rows, params(), tc.counts)
+			var lines []string
+			for _, v := range res.Violations {
+				for _, f := range v.Findings {
+					if f.Kind == KindAuthBreach {
+						lines = append(lines, f.Line)
+					}
+				}
+			}
+			if len(lines) != 1 || lines[0] != tc.line {
+				t.Errorf("auth clauses broken %v, want [%s]", lines, tc.line)
+			}
+		})
+	}
+}
+
+// TestAuthLeavesAlone: what says nothing about the key is no auth violation, and a customer
+// registered before the run may well have its row though this run sent it foreign keys only.
+func TestAuthLeavesAlone(t *testing.T) {
+	good, rows := mixedHistory(t)
+	p := params()
+	p.Registered = []history.Customer{dave}
+	judge(t, good, append(slices.Clone(rows), Row{ID: "dave-row", MerchantID: dave.MerchantID, ExternalID: dave.ExternalID, CreatedAt: created}), p, nil)
+
+	lostOnly := append(without(good, dave), withKey(lost(dave, 0, 300, 5300, 0, "EOF"), alice.MerchantID))
+	judge(t, lostOnly, rows, params(), nil)
+}
+
+// TestAuthBeforeAPIKeys: a history without keys is one refused-or-breached request after another
+// for a service with API keys, and none at all for params saved before it had them.
+func TestAuthBeforeAPIKeys(t *testing.T) {
+	ta, tb := tokenFor(t, rowA, nil), tokenFor(t, rowB, nil)
+	ops := []history.Op{okCreated(t, alice, 0, 0, "pod-a", 0, 10, ta), ok(t, alice, 1, 0, "pod-b", 1, 9, ta),
+		okCreated(t, bob, 0, 0, "pod-b", 100, 110, tb), ok(t, bob, 1, 0, "pod-a", 101, 109, tb)}
+	for i := range ops {
+		ops[i].KeyMerchant = ""
+	}
+	// Keyless customers need no token of their own, but must not have got one, nor a row.
+	judge(t, ops, []Row{rowA, rowB}, params(), map[Rule]int{RuleAuth: 2})
+	saved := params().Save()
+	saved.Audience, saved.TokenTTL = "", 0
+	before, err := saved.Params()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before.Base = base
+	judge(t, ops, []Row{rowA, rowB}, before, nil)
+}
