@@ -2,6 +2,7 @@ package check
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/stampede-e2e/stampede/e2e/history"
@@ -24,16 +25,16 @@ func withKey(o history.Op, merchant string) history.Op {
 // mixedHistory is goodHistory with the keys of a service that checks them, answered as it
 // should: alice's burst also raced a request with bob's merchant's key (403) and one with no key
 // (401); bob's had one with alice's merchant's key that met the database fault (503, whatever
-// the key); dave sent only foreign keys, refused or lost, and has no row.
+// the key); dave sent only foreign keys, refused or lost, long after the fault, and has no row.
 func mixedHistory(t *testing.T) ([]history.Op, []Row) {
 	ops, rows := goodHistory(t)
 	return append(ops,
 		withKey(op(alice, 3, 0, "pod-b", 1, 4, 403, forbidden), bob.MerchantID),
 		withKey(op(alice, 4, 0, "pod-a", 2, 3, 401, unauthenticated), ""),
 		withKey(retryLater(op(bob, 3, 0, "pod-b", 101, 103, 503, unavailable)), alice.MerchantID),
-		withKey(op(dave, 0, 0, "pod-a", 300, 302, 403, forbidden), alice.MerchantID),
-		withKey(op(dave, 1, 0, "pod-b", 300, 303, 403, forbidden), alice.MerchantID),
-		withKey(lost(dave, 2, 300, 5300, 0, "context deadline exceeded"), alice.MerchantID),
+		withKey(op(dave, 0, 0, "pod-a", 20_000, 20_002, 403, forbidden), alice.MerchantID),
+		withKey(op(dave, 1, 0, "pod-b", 20_000, 20_003, 403, forbidden), alice.MerchantID),
+		withKey(lost(dave, 2, 20_000, 25_000, 0, "context deadline exceeded"), alice.MerchantID),
 	), rows
 }
 
@@ -122,7 +123,7 @@ func TestAuthLeavesAlone(t *testing.T) {
 	p.Registered = []history.Customer{dave}
 	judge(t, good, append(slices.Clone(rows), Row{ID: "dave-row", MerchantID: dave.MerchantID, ExternalID: dave.ExternalID, CreatedAt: created}), p, nil)
 
-	lostOnly := append(without(good, dave), withKey(lost(dave, 0, 300, 5300, 0, "EOF"), alice.MerchantID))
+	lostOnly := append(without(good, dave), withKey(lost(dave, 0, 20_000, 25_000, 0, "EOF"), alice.MerchantID))
 	judge(t, lostOnly, rows, params(), nil)
 }
 
@@ -145,4 +146,24 @@ func TestAuthBeforeAPIKeys(t *testing.T) {
 	}
 	before.Base = base
 	judge(t, ops, []Row{rowA, rowB}, before, nil)
+}
+
+// TestCoverageCountsOwnKeysOnly: a refusal on another pod at the same time is no race, and a
+// customer that sent no request with its own key is not counted for coverage at all.
+func TestCoverageCountsOwnKeysOnly(t *testing.T) {
+	ops, rows := mixedHistory(t)
+	res := judge(t, ops, rows, params(), nil)
+	if c := res.Coverage; c.WithoutOwnKey != 1 || c.Customers != 2 || c.Covered != 2 || !strings.Contains(c.String(), "1 more customers") {
+		t.Errorf("coverage %+v: want dave left out, alice and bob covered", c)
+	}
+	// Alice's own requests all on pod-a; only her refused ones went to pod-b.
+	ta := tokenFor(t, rowA, nil)
+	onePod := append(without(ops, alice),
+		okCreated(t, alice, 0, 0, "pod-a", 0, 10, ta), ok(t, alice, 1, 0, "pod-a", 1, 9, ta),
+		withKey(op(alice, 3, 0, "pod-b", 1, 4, 403, forbidden), bob.MerchantID),
+		withKey(op(alice, 4, 0, "pod-b", 2, 3, 401, unauthenticated), ""))
+	res = judge(t, onePod, rows, params(), nil)
+	if c := res.Coverage; c.Covered != 1 {
+		t.Errorf("coverage %+v: alice's own requests never met another pod's, yet she counts as covered", c)
+	}
 }

@@ -275,6 +275,8 @@ func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 		switch {
 		case j.underFault:
 			cov.UnderFault++
+		case j.withoutOwnKey:
+			cov.WithoutOwnKey++
 		case j.covered && j.serverCovered:
 			cov.Covered++
 			cov.ServerCovered++
@@ -292,7 +294,7 @@ func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 		res.Counts[v.Rule]++
 		res.Violations = append(res.Violations, v)
 	}
-	cov.Customers -= cov.UnderFault
+	cov.Customers -= cov.UnderFault + cov.WithoutOwnKey
 	cov.scan(ops)
 	res.Coverage = cov.finish()
 

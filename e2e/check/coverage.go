@@ -54,6 +54,11 @@ type Coverage struct {
 	// when a replica may rightly be out of service. They are judged all the same.
 	Customers  int `json:"customers"`
 	UnderFault int `json:"under_fault,omitempty"`
+	// WithoutOwnKey counts the customers none of whose requests carried their own merchant's
+	// API key (cross-merchant or keyless requests alone): they could not register, so they say
+	// nothing about the race and are left out too. A customer's requests with other keys never
+	// make it covered.
+	WithoutOwnKey int `json:"without_own_key,omitempty"`
 	// Covered and Fraction are client-side: overlapping call/return intervals.
 	Covered  int     `json:"covered"`
 	Fraction float64 `json:"fraction"`
@@ -87,6 +92,9 @@ func (c Coverage) String() string {
 		c.Covered, c.Customers, 100*c.Fraction)
 	if c.UnderFault > 0 {
 		fmt.Fprintf(&b, " (%d more bursts met a fault window and are not counted)", c.UnderFault)
+	}
+	if c.WithoutOwnKey > 0 {
+		fmt.Fprintf(&b, " (%d more customers sent none of their own merchant's keys and are not counted)", c.WithoutOwnKey)
 	}
 	if c.ServerData {
 		fmt.Fprintf(&b, "; server-side %d of %d (%.0f%%) had handlers on two pods running at once (overlap > %v; estimated clock skew bound %v)",

@@ -75,7 +75,9 @@ type judgement struct {
 	duplicate, covered, serverCovered bool
 	// underFault says the customer's burst met a fault window or its tail.
 	underFault bool
-	violations []Violation
+	// withoutOwnKey says no request of the customer carried its own merchant's key.
+	withoutOwnKey bool
+	violations    []Violation
 }
 
 // verified is one distinct token of a customer, verified once.
@@ -226,18 +228,23 @@ func (e *judgeEnv) judgeCustomer(c history.Customer, idx []int32, rows []Row, re
 	}
 	j.successes, j.unknown = len(successes), len(unknowns)
 	j.duplicate = len(rows) > 1
-	j.covered = crossPodOverlap(ops)
-	j.underFault = e.burstUnderFault(ops)
-	j.serverCovered = crossPodServerOverlap(ops, e.p.Coverage.ClockSkewBound)
 	// Whether any request could have registered the customer, and any that was not refused its
 	// key: a customer sent only others' keys, or refused every time, needs no token.
-	entitled, unrefused := !e.authChecked(), !e.authChecked()
+	var own []*history.Op
+	unrefused := !e.authChecked()
 	for _, op := range ops {
 		if e.entitled(c, op) {
-			entitled = true
+			own = append(own, op)
 			unrefused = unrefused || !refusedByAuth(op)
 		}
 	}
+	entitled := len(own) > 0
+	// Only requests that could register the customer race to create it: two refusals on two
+	// pods at once are no race.
+	j.covered = crossPodOverlap(own)
+	j.serverCovered = crossPodServerOverlap(own, e.p.Coverage.ClockSkewBound)
+	j.underFault = e.burstUnderFault(ops)
+	j.withoutOwnKey = len(ops) > 0 && !entitled
 	if e.authChecked() && len(ops) > 0 && !entitled && !registered && len(rows) > 0 {
 		auth = append(auth, findingOps{Finding{Kind: KindAuthBreach, Line: AuthNoRowWithoutOwnKey,
 			Detail: fmt.Sprintf("%d row(s), yet none of the %d requests carried merchant %s's own key: another merchant's key, or none, created the customer",
