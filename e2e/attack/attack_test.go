@@ -291,6 +291,11 @@ func TestKeysFile(t *testing.T) {
 			t.Errorf("%s: formatted", name)
 		}
 	}
+	p := plan(traffic.Customers(1, 6, 3))
+	p.Keys = map[string]string{"m-0": "k0", "m-1": "k1"}
+	if err := p.Validate(); err == nil || !strings.Contains(err.Error(), "[m-2]") {
+		t.Errorf("a plan whose keys miss a merchant of its customers: %v", err)
+	}
 	for name, file := range map[string]string{
 		"three fields":   "m-0 sk_secret extra\n",
 		"one field":      "sk_secret\n",

@@ -90,6 +90,18 @@ func (p Plan) Validate() error {
 	if p.Foreign.Customers > 0 && p.KeysFile == "" && len(p.Keys) == 0 {
 		errs = append(errs, errors.New("foreign keys asked for, but no API keys"))
 	}
+	if len(p.Keys) > 0 {
+		// Here, not at the first request: a pod given the wrong keys file is a bad plan.
+		var missing []string
+		for _, c := range p.Customers {
+			if _, ok := p.Keys[c.MerchantID]; !ok && !slices.Contains(missing, c.MerchantID) {
+				missing = append(missing, c.MerchantID)
+			}
+		}
+		if len(missing) > 0 {
+			errs = append(errs, fmt.Errorf("merchants %v of the customers have no API key", missing))
+		}
+	}
 	return errors.Join(errs...)
 }
 

@@ -75,7 +75,10 @@ func (p Params) validate() error {
 		(!strings.Contains(p.Image, "@") && strings.LastIndex(p.Image, ":") <= strings.LastIndex(p.Image, "/")) {
 		errs = append(errs, fmt.Errorf("image %q: want a tagged reference (scripts/build-image.sh attacker prints one)", p.Image))
 	}
-	if err := p.podPlan().Validate(); err != nil {
+	// The pods' plan, with the keys the suite holds, if it gave them: checked here, not in pods.
+	plan := p.podPlan()
+	plan.Keys = p.Plan.Keys
+	if err := plan.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if p.KeysSecret != "" {

@@ -221,7 +221,7 @@ func TestRunFailedJob(t *testing.T) {
 // alone: mounted read-only, readable by the attacker's group and not by others, named by the
 // arguments, the pods still restricted, and no key anywhere in the Job.
 func TestRenderMountsKeys(t *testing.T) {
-	keys := map[string]string{"m-0": "sk_live_zero", "m-1": "sk_live_one"}
+	keys := map[string]string{"m-0": "sk_live_zero", "m-1": "sk_live_one", "m-2": "sk_live_two", "m-3": "sk_live_three"}
 	p := params()
 	p.KeysSecret = "attacker-keys"
 	p.Plan.Keys = keys // the suite may hold them; the Job must not carry them
@@ -299,17 +299,25 @@ func TestRenderMountsKeys(t *testing.T) {
 }
 
 func TestRenderRefusesKeysWithoutSecret(t *testing.T) {
-	for name, mutate := range map[string]func(*Params){
-		"keys":          func(p *Params) { p.Plan.Keys = map[string]string{"m-0": "k"} },
-		"a keys file":   func(p *Params) { p.Plan.KeysFile = "/tmp/keys" },
-		"foreign keys":  func(p *Params) { p.Plan.Foreign.Customers = 1; p.Plan.KeysFile = "/tmp/keys" },
-		"a bad secret":  func(p *Params) { p.KeysSecret = "Keys_Secret" },
-		"foreign alone": func(p *Params) { p.KeysSecret = "keys"; p.Plan.Foreign.Customers = 1.5 },
+	all := map[string]string{"m-0": "k0", "m-1": "k1", "m-2": "k2", "m-3": "k3"}
+	for _, tc := range []struct {
+		name   string
+		mutate func(*Params)
+		want   string
+	}{
+		{"keys", func(p *Params) { p.Plan.Keys = all }, "no KeysSecret"},
+		{"a keys file", func(p *Params) { p.Plan.KeysFile = "/tmp/keys" }, "no KeysSecret"},
+		{"foreign keys", func(p *Params) { p.Plan.Foreign.Customers = 1; p.Plan.KeysFile = "/tmp/keys" }, "no KeysSecret"},
+		{"a bad secret", func(p *Params) { p.KeysSecret = "Keys_Secret" }, "keys secret"},
+		{"a foreign fraction above 1", func(p *Params) { p.KeysSecret = "keys"; p.Plan.Foreign.Customers = 1.5 }, "want 0 to 1"},
+		{"keys missing a merchant", func(p *Params) {
+			p.KeysSecret, p.Plan.Keys = "keys", map[string]string{"m-0": "k0", "m-1": "k1", "m-2": "k2"}
+		}, "[m-3]"},
 	} {
 		p := params()
-		mutate(&p)
-		if _, err := Render(p); err == nil {
-			t.Errorf("%s: rendered", name)
+		tc.mutate(&p)
+		if _, err := Render(p); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error about %q", tc.name, err, tc.want)
 		}
 	}
 	p := params()
