@@ -61,11 +61,11 @@ func refusedByAuth(op *history.Op) bool {
 // the rule, and whether the rule has judged the request whole: then no other rule reads it (a
 // refusal carries no token, and is not one of the strategy's errors). A 2xx to a request that
 // should have been refused is a finding but is not judged whole: its token is still judged. An
-// unknown outcome says nothing about the key, nor does a 503, which clean-error and contract
-// judge as for any request: a service too busy or cut from its database answers it before it
-// looks at the key.
+// unknown outcome says nothing about the key. Any other answer to a request that should have
+// been refused is a finding, a 503 too: the service checks the key before its load and its
+// database (service/README.md, "Status codes"), so neither excuses another answer.
 func judgeAuth(c history.Customer, op *history.Op) (f *findingOps, judged bool) {
-	if op.Unknown() || op.Status == http.StatusServiceUnavailable {
+	if op.Unknown() {
 		return nil, false
 	}
 	finding := func(line, format string, args ...any) *findingOps {

@@ -24,14 +24,15 @@ func withKey(o history.Op, merchant string) history.Op {
 
 // mixedHistory is goodHistory with the keys of a service that checks them, answered as it
 // should: alice's burst also raced a request with bob's merchant's key (403) and one with no key
-// (401); bob's had one with alice's merchant's key that met the database fault (503, whatever
-// the key); dave sent only foreign keys, refused or lost, long after the fault, and has no row.
+// (401); bob's had one with alice's merchant's key during the database fault (403 all the same:
+// the key is checked first); dave sent only foreign keys, refused or lost, long after the
+// fault, and has no row.
 func mixedHistory(t *testing.T) ([]history.Op, []Row) {
 	ops, rows := goodHistory(t)
 	return append(ops,
 		withKey(op(alice, 3, 0, "pod-b", 1, 4, 403, forbidden), bob.MerchantID),
 		withKey(op(alice, 4, 0, "pod-a", 2, 3, 401, unauthenticated), ""),
-		withKey(retryLater(op(bob, 3, 0, "pod-b", 101, 103, 503, unavailable)), alice.MerchantID),
+		withKey(op(bob, 3, 0, "pod-b", 101, 103, 403, forbidden), alice.MerchantID),
 		withKey(op(dave, 0, 0, "pod-a", 20_000, 20_002, 403, forbidden), alice.MerchantID),
 		withKey(op(dave, 1, 0, "pod-b", 20_000, 20_003, 403, forbidden), alice.MerchantID),
 		withKey(lost(dave, 2, 20_000, 25_000, 0, "context deadline exceeded"), alice.MerchantID),
@@ -51,8 +52,8 @@ func TestAuthPasses(t *testing.T) {
 		}
 		p.Customers = []history.Customer{alice, bob, dave}
 		res := judge(t, ops, rows, p, nil)
-		if res.Verdict != VerdictPass || res.Refused != 4 {
-			t.Errorf("%s: verdict %s, %d refused; want pass, 4", strategy, res.Verdict, res.Refused)
+		if res.Verdict != VerdictPass || res.Refused != 5 {
+			t.Errorf("%s: verdict %s, %d refused; want pass, 5", strategy, res.Verdict, res.Refused)
 		}
 	}
 }
@@ -76,6 +77,8 @@ func TestAuthFails(t *testing.T) {
 			ops: replace(good, withKey(op(alice, 3, 0, "pod-b", 1, 4, 403, "<html>Forbidden</html>"), bob.MerchantID))},
 		{name: "another merchant's key in conflict", line: AuthForeignForbidden, counts: map[Rule]int{RuleAuth: 1},
 			ops: replace(good, withKey(retryLater(op(alice, 3, 0, "pod-b", 1, 4, 409, conflict)), bob.MerchantID))},
+		{name: "another merchant's key unavailable in a fault", line: AuthForeignForbidden, counts: map[Rule]int{RuleAuth: 1},
+			ops: replace(good, withKey(retryLater(op(bob, 3, 0, "pod-b", 101, 103, 503, unavailable)), alice.MerchantID))},
 		{name: "a token without a key", line: AuthNoKeyUnauthenticated, counts: map[Rule]int{RuleAuth: 1},
 			ops: replace(good, withKey(ok(t, alice, 4, 0, "pod-a", 2, 3, ta), ""))},
 		{name: "no key forbidden", line: AuthNoKeyUnauthenticated, counts: map[Rule]int{RuleAuth: 1},

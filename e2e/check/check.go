@@ -49,8 +49,8 @@ const (
 	// RuleAuth: a request with another merchant's API key is answered 403 forbidden, one
 	// without a key 401 unauthenticated, one with its own merchant's key never 401 or 403; a
 	// customer none of whose requests carried its own merchant's key has no row (an unknown
-	// outcome or a 503 says nothing about the key). A 401 or 403 carries no token: no other
-	// rule reads it.
+	// outcome says nothing about the key). A 401 or 403 carries no token: no other rule reads
+	// it.
 	RuleAuth Rule = "auth"
 	// RuleFinalToken: the customer ends with a valid token, got with its own merchant's key,
 	// after retries; unless none of its requests carried that key or every one that did was
