@@ -36,8 +36,8 @@ const (
 	RuleOneToken Rule = "one-token"
 	// RuleCleanError: every non-2xx response is a JSON error with one of the
 	// API's retryable or refusing statuses and codes (409 conflict, 503
-	// unavailable, 500 empty_subject); whether the strategy may give it then is
-	// RuleContract's.
+	// unavailable, 503 overloaded, 500 empty_subject); whether the strategy may
+	// give it then is RuleContract's.
 	RuleCleanError Rule = "clean-error"
 	// RuleContract: every clean error is one the strategy's Contract allows at that
 	// moment (atomic: none outside a fault).

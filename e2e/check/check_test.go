@@ -335,6 +335,11 @@ func TestCheck(t *testing.T) {
 			rows: rows, verdict: VerdictFail, counts: map[Rule]int{RuleCleanError: 1},
 		},
 		{
+			// A clean error, the service's load shedding, but one no strategy promises.
+			name: "503 overloaded", ops: replace(good, retryLater(op(alice, 2, 0, "pod-a", 2, 5, 503, `{"error":"overloaded"}`))),
+			rows: rows, verdict: VerdictFail, counts: map[Rule]int{RuleContract: 1},
+		},
+		{
 			name: "unexpected 400", ops: replace(good, op(alice, 2, 0, "pod-a", 2, 5, 400, `{"error":"bad_request"}`)),
 			rows: rows, verdict: VerdictFail, counts: map[Rule]int{RuleCleanError: 1},
 		},

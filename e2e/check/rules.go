@@ -49,10 +49,10 @@ type apiError struct {
 }
 
 // apiErrors are the clean errors of the API for a valid request: the
-// fail-fast loser's 409, 503 while the database is unreachable, and the 500 of
-// a service that refused to sign an empty subject. Which of them a strategy may
-// give, and when, is its Contract's.
-var apiErrors = []apiError{{409, "conflict"}, {503, "unavailable"}, {500, "empty_subject"}}
+// fail-fast loser's 409, 503 while the database is unreachable, 503 from a
+// replica shedding load, and the 500 of a service that refused to sign an empty
+// subject. Which of them a strategy may give, and when, is its Contract's.
+var apiErrors = []apiError{{409, "conflict"}, {503, "unavailable"}, {503, "overloaded"}, {500, "empty_subject"}}
 
 // judgeEnv is what every customer's judgement reads; it is shared by the
 // workers and never written.
