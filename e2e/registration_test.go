@@ -8,6 +8,8 @@ import (
 
 	"github.com/stampede-e2e/stampede/e2e/check"
 	"github.com/stampede-e2e/stampede/e2e/framework"
+	"github.com/stampede-e2e/stampede/e2e/history"
+	"github.com/stampede-e2e/stampede/e2e/traffic"
 )
 
 // coverage is the guard every spec shares: at least half of the customers, and at least three,
@@ -89,6 +91,44 @@ var _ = Describe("First registration under concurrency", Label("registration"), 
 			"two_tokens":          o.Result.Counts[check.RuleOneToken],
 		})
 	}, SpecTimeout(cfg.Timeout))
+
+	// OWASP API1 under the race: half the customers get every other request of their burst
+	// with another merchant's key, so each burst mixes refused and served requests on several
+	// pods at once; then customers whose every request carries a foreign key. Each foreign
+	// request must be refused 403 (the checker's auth rule), and none may create a customer.
+	It("refuses a merchant's key for another merchant's customers under concurrency",
+		Label("atomic", "auth"), func(ctx SpecContext) {
+			d := env.Deploy(ctx, framework.DeployParams{Strategy: "atomic"})
+			p := bursts(6)
+			p.Name = "mixed"
+			p.Foreign = traffic.ForeignKeys{Customers: 0.5, Every: 2}
+			mixed := d.Stampede(ctx, p)
+			expectRaceExercised(d, mixed)
+			if mixed.Result.Verdict != check.VerdictPass {
+				d.Failf(mixed, "a burst mixing foreign and own keys broke the invariants")
+			}
+			Expect(mixed.Result.Refused).To(BeNumerically(">", 0), "no foreign-key request was sent and refused: the spec proves nothing")
+
+			By("customers whose every request carries another merchant's key: all refused, none created")
+			p = bursts(7)
+			p.Name = "all-foreign"
+			p.Foreign = traffic.ForeignKeys{Customers: 1}
+			all := d.Stampede(ctx, p)
+			if all.Result.Verdict == check.VerdictFail {
+				d.Failf(all, "foreign keys were not all refused, or created customers")
+			}
+			Expect(all.Result.Refused+all.Result.Unknown).To(Equal(all.Result.Requests), "every request refused (or unanswered)")
+			// The rows read are every row of these merchants, the mixed run's too: only these
+			// customers' count.
+			planned := map[history.Key]bool{}
+			for _, c := range p.Customers {
+				planned[c.Key()] = true
+			}
+			for _, r := range all.Rows {
+				Expect(planned[history.Key{MerchantID: r.MerchantID, ExternalID: r.ExternalID}]).To(BeFalse(),
+					"customer %s/%s was created by requests carrying only foreign keys", r.MerchantID, r.ExternalID)
+			}
+		}, SpecTimeout(cfg.Timeout))
 
 	It("answers concurrent requests for existing customers with the one token they already have",
 		Label("atomic", "existing-customers"), func(ctx SpecContext) {

@@ -36,13 +36,3 @@ func (k APIKeys) File() []byte {
 	}
 	return []byte(b.String())
 }
-
-// merchantIDs are the merchants a deployment issues keys to: every merchant the suite's plans
-// can name (traffic.Customers).
-func merchantIDs() []string {
-	ids := make([]string, 8)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("m-%d", i)
-	}
-	return ids
-}

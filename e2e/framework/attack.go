@@ -8,6 +8,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
 	. "github.com/onsi/gomega"    //nolint:revive
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/stampede-e2e/stampede/e2e/attack"
 	"github.com/stampede-e2e/stampede/e2e/attack/attackjob"
@@ -22,10 +23,16 @@ import (
 // Service, all from one agreed start instant. Their histories come back through the pods' logs
 // and are merged onto d's clock and request numbering, as a host run's would be; each pod's
 // own logging goes to dir's attackers.log.
-func (d *Deployment) attackFromCluster(ctx context.Context, customers []history.Customer, burst int, retry traffic.RetryParams, dir string) []history.Op {
+func (d *Deployment) attackFromCluster(ctx context.Context, customers []history.Customer, burst int, retry traffic.RetryParams, foreign traffic.ForeignKeys, dir string) []history.Op {
 	GinkgoHelper()
 	cfg := d.Env.Config
 	d.attacks++
+	labels := map[string]string{RunLabel: cfg.RunID, ManagedByLabel: ManagedBy}
+	keysSecret := fmt.Sprintf("attacker-%d-keys", d.attacks)
+	secret, err := attackjob.KeysSecret(keysSecret, d.Namespace, d.APIKeys, labels)
+	Expect(err).NotTo(HaveOccurred())
+	_, err = d.Env.Client.CoreV1().Secrets(d.Namespace).Create(ctx, secret, metav1.CreateOptions{})
+	Expect(err).NotTo(HaveOccurred(), "create the attackers' keys Secret")
 	plan := attack.Plan{
 		URL:       manifests.TokensvcClusterURL(d.Namespace),
 		Customers: customers,
@@ -34,16 +41,19 @@ func (d *Deployment) attackFromCluster(ctx context.Context, customers []history.
 		Retry:     retry,
 		Start:     time.Now().Add(cfg.AttackLead),
 		Shard:     traffic.Shard{Count: cfg.Attackers},
+		Foreign:   foreign,
+		Keys:      d.APIKeys,
 	}
 	seqs := attack.ReserveSeqs(d.Seqs, customers, burst)
 	deadline := attackDeadline(plan, cfg.AttackLead)
 	p := attackjob.Params{
-		Name:      fmt.Sprintf("attacker-%d", d.attacks),
-		Namespace: d.Namespace,
-		Image:     cfg.AttackerImage,
-		Plan:      plan,
-		Deadline:  deadline,
-		Labels:    map[string]string{RunLabel: cfg.RunID, ManagedByLabel: ManagedBy},
+		Name:       fmt.Sprintf("attacker-%d", d.attacks),
+		Namespace:  d.Namespace,
+		Image:      cfg.AttackerImage,
+		Plan:       plan,
+		Deadline:   deadline,
+		Labels:     labels,
+		KeysSecret: keysSecret,
 	}
 	jctx, cancel := context.WithTimeout(ctx, deadline+30*time.Second)
 	defer cancel()

@@ -20,6 +20,7 @@ import (
 	"github.com/stampede-e2e/stampede/e2e/chaos"
 	"github.com/stampede-e2e/stampede/e2e/history"
 	"github.com/stampede-e2e/stampede/e2e/ready"
+	"github.com/stampede-e2e/stampede/e2e/traffic"
 	"github.com/stampede-e2e/stampede/manifests"
 	"github.com/stampede-e2e/stampede/manifests/components/toxiproxy"
 )
@@ -108,7 +109,7 @@ func (e *Env) Deploy(ctx context.Context, p DeployParams) *Deployment {
 	password, dbPassword := randomSuffix()+randomSuffix(), randomSuffix()+randomSuffix()
 	dbTLS, err := manifests.NewDatabaseTLS(d.Namespace)
 	Expect(err).NotTo(HaveOccurred())
-	d.APIKeys, err = NewAPIKeys(merchantIDs())
+	d.APIKeys, err = NewAPIKeys(traffic.MerchantIDs(traffic.MaxMerchants))
 	Expect(err).NotTo(HaveOccurred())
 	objs, err := manifests.Render(manifests.Params{
 		Strategy:         p.Strategy,

@@ -76,8 +76,15 @@ type Deployment struct {
 	attacks int
 }
 
-// Issuer is the token service's default issuer claim.
-const Issuer = "stampede-tokensvc"
+// The token service's default claims (service/README.md): the suite deploys it with them.
+const (
+	// Issuer is the iss claim.
+	Issuer = "stampede-tokensvc"
+	// Audience is the aud claim.
+	Audience = "stampede-merchant-api"
+	// TokenTTL is exp - iat.
+	TokenTTL = 24 * time.Hour
+)
 
 func (d *Deployment) dumpOnFailure(ctx SpecContext) {
 	if !CurrentSpecReport().Failed() {

@@ -37,6 +37,9 @@ type BurstParams struct {
 	// Registered are customers that registered before this run (the checker's created rule:
 	// every 2xx to them says created=false).
 	Registered []history.Customer
+	// Foreign sends some customers' requests with another merchant's API key (the checker's
+	// auth rule: each must be refused 403, and no such request may create the customer).
+	Foreign traffic.ForeignKeys
 }
 
 // Outcome is a judged run: the history and the checker's result.
@@ -72,10 +75,12 @@ func (d *Deployment) Stampede(ctx context.Context, p BurstParams) Outcome {
 	case TrafficCluster:
 		By(fmt.Sprintf("sending %d customers x %d simultaneous first registrations to %s from %d attacker pods inside the cluster",
 			len(p.Customers), p.Burst, manifests.TokensvcClusterURL(d.Namespace), d.Env.Config.Attackers))
-		ops = d.attackFromCluster(ctx, p.Customers, p.Burst, p.Retry, dir)
+		ops = d.attackFromCluster(ctx, p.Customers, p.Burst, p.Retry, p.Foreign, dir)
 	default:
 		By(fmt.Sprintf("sending %d customers x %d simultaneous first registrations to %s", len(p.Customers), p.Burst, d.Env.ServiceURL))
-		out, err := traffic.Run(ctx, d.trafficParams(p.Customers, p.Burst, p.Retry, d.Env.Logger))
+		tp := d.trafficParams(p.Customers, p.Burst, p.Retry, d.Env.Logger)
+		tp.Foreign = p.Foreign
+		out, err := traffic.Run(ctx, tp)
 		Expect(err).NotTo(HaveOccurred(), "traffic")
 		ops = out.History
 	}
@@ -96,7 +101,7 @@ func (d *Deployment) Stampede(ctx context.Context, p BurstParams) Outcome {
 // trafficParams are the parameters of one traffic run of d, on d's clock and request numbering.
 func (d *Deployment) trafficParams(customers []history.Customer, burst int, retry traffic.RetryParams, log *slog.Logger) traffic.Params {
 	return traffic.Params{URL: d.Env.ServiceURL, Customers: customers, Burst: burst, Gap: d.Env.Config.Gap, Retry: retry,
-		Logger: log, Clock: d.Clock, Seqs: d.Seqs}
+		Logger: log, Clock: d.Clock, Seqs: d.Seqs, Keys: d.APIKeys}
 }
 
 // judged is what judge reads: the history of a spec's traffic and what it must be judged by.
@@ -155,6 +160,9 @@ func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 	params := check.Params{
 		PublicKey:  d.Key.Public,
 		Issuer:     Issuer,
+		Audience:   Audience,
+		TokenTTL:   TokenTTL,
+		Base:       d.Clock.Base(),
 		Contract:   contract,
 		Faults:     j.faults,
 		Registered: j.registered,
