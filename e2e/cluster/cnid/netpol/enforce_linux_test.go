@@ -108,7 +108,11 @@ func TestRulesetsLoad(t *testing.T) {
 	if ok, err := nft.Present(ctx); !ok || err != nil {
 		t.Fatalf("Present after applying = %v, %v; want true", ok, err)
 	}
-	sh(t, append(nft.Prefix, "nft", "delete", "table", "inet", Table)...)
+	for range 2 {
+		if err := nft.Delete(ctx); err != nil {
+			t.Fatalf("Delete: %v", err)
+		}
+	}
 	if ok, err := nft.Present(ctx); ok || err != nil {
 		t.Fatalf("Present after deleting the table = %v, %v; want false", ok, err)
 	}
@@ -347,7 +351,9 @@ func TestEnforcement(t *testing.T) {
 	t.Run("deleting the table lifts enforcement", func(t *testing.T) {
 		apply(t, policy("app", "deny", sel(), bothTypes, nil, nil))
 		l.expectTCP(t, l.a, labB+":8080", false)
-		sh(t, append(l.nft.Prefix, "nft", "delete", "table", "inet", Table)...)
+		if err := l.nft.Delete(ctx); err != nil {
+			t.Fatal(err)
+		}
 		l.expectTCP(t, l.a, labB+":8080", true)
 	})
 }

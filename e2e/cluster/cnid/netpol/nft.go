@@ -55,3 +55,15 @@ func (n NftCommand) Present(ctx context.Context) (bool, error) {
 	}
 	return false, fmt.Errorf("nft list table: %w: %s", err, strings.TrimSpace(string(out)))
 }
+
+// Delete removes Table, if it exists, lifting all enforcement.
+func (n NftCommand) Delete(ctx context.Context) error {
+	present, err := n.Present(ctx)
+	if err != nil || !present {
+		return err
+	}
+	if out, err := n.run(ctx, "", "delete", "table", "inet", Table); err != nil {
+		return fmt.Errorf("nft delete table: %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}

@@ -84,6 +84,8 @@ type Ruleset struct {
 	// Text is input for `nft -f -`: it deletes and recreates Table in one transaction, so that
 	// applying it replaces the previous ruleset atomically.
 	Text string
+	// Policies counts the cluster's NetworkPolicies.
+	Policies int
 	// LocalPods counts this node's pods that policies can apply to (an IPv4 pod IP, not
 	// hostNetwork, not terminated).
 	LocalPods int
@@ -102,7 +104,7 @@ type Ruleset struct {
 // text.
 func Build(node string, c Cluster) Ruleset {
 	b := newBuilder(c)
-	var rs Ruleset
+	rs := Ruleset{Policies: len(c.Policies)}
 	var jumps, chains []string
 	for _, p := range b.localPods(node) {
 		rs.LocalPods++
