@@ -201,9 +201,10 @@ func run(ctx context.Context, logger *slog.Logger, args []string) error {
 			return fmt.Errorf("network policy: %w", err)
 		}
 	} else {
-		// A table left by an earlier cnid would enforce stale policies that nothing updates.
+		// A table left by an earlier cnid would enforce stale policies that nothing updates. Only
+		// a warning if that fails: the flag is the way out when enforcement is what goes wrong.
 		if err := (netpol.NftCommand{}).Delete(ctx); err != nil {
-			return fmt.Errorf("remove the network policy table: %w", err)
+			logger.Warn("removing the network policy table", "table", netpol.Table, "err", err)
 		}
 		logger.Info("network policies not enforced", "flag", "-network-policy=false")
 	}
