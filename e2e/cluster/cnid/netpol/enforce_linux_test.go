@@ -348,6 +348,39 @@ func TestEnforcement(t *testing.T) {
 		l.expectTCP(t, l.a, labB+":5432", true)
 	})
 
+	// kube-proxy translates a Service IP in prerouting, so the forward hook sees the pod behind
+	// it: egress to CoreDNS's pods allows queries to the kube-dns Service IP. A DNAT in the lab's
+	// node stands in for kube-proxy.
+	t.Run("egress to a Service's pods by namespace and pod selector", func(t *testing.T) {
+		const svc = "10.250.96.10"
+		if err := l.nft.Apply(ctx, `table ip stampede-npt-nat {
+	chain prerouting {
+		type nat hook prerouting priority dstnat; policy accept;
+		ip daddr `+svc+` dnat to `+labB+`
+	}
+}
+`); err != nil {
+			t.Fatal(err)
+		}
+		dns := testPod("kube-system", "coredns", "lab", labB, map[string]string{"k8s-app": "kube-dns"}, port("dns", 53, UDP))
+		cl := Cluster{Pods: []*corev1.Pod{tokensvc, dns}, Namespaces: []*corev1.Namespace{ns, namespace("kube-system")}}
+		for _, tc := range []struct {
+			policies []*networkingv1.NetworkPolicy
+			dns, tcp bool
+		}{
+			{nil, true, true}, // the DNAT works
+			{[]*networkingv1.NetworkPolicy{policy("app", "dns", sel(), egressOnly, nil, to(ports(named(UDP, "dns")),
+				both(sel("kubernetes.io/metadata.name", "kube-system"), sel("k8s-app", "kube-dns"))))}, true, false},
+		} {
+			cl.Policies = tc.policies
+			if err := l.nft.Apply(ctx, Build("lab", cl).Text); err != nil {
+				t.Fatal(err)
+			}
+			l.expectUDP(t, l.a, svc+":53", tc.dns)
+			l.expectTCP(t, l.a, svc+":5432", tc.tcp)
+		}
+	})
+
 	t.Run("deleting the table lifts enforcement", func(t *testing.T) {
 		apply(t, policy("app", "deny", sel(), bothTypes, nil, nil))
 		l.expectTCP(t, l.a, labB+":8080", false)

@@ -108,43 +108,38 @@ func Build(node string, c Cluster) Ruleset {
 	var jumps, chains []string
 	for _, p := range b.localPods(node) {
 		rs.LocalPods++
-		var ingress, egress []*networkingv1.NetworkPolicy
+		isolating := map[direction][]*networkingv1.NetworkPolicy{}
 		for _, pol := range b.policies {
 			if pol.Namespace != p.obj.Namespace || !b.selects(pol, p) {
 				continue
 			}
 			in, eg := policyTypes(pol)
 			if in {
-				ingress = append(ingress, pol)
+				isolating[ingressDir] = append(isolating[ingressDir], pol)
 			}
 			if eg {
-				egress = append(egress, pol)
+				isolating[egressDir] = append(isolating[egressDir], pol)
 			}
 		}
-		ip := p.ip.String()
-		if len(egress) > 0 {
-			rs.EgressIsolated++
+		for _, d := range []direction{egressDir, ingressDir} {
+			if len(isolating[d]) == 0 {
+				continue
+			}
 			var allows []string
-			for _, pol := range egress {
-				for i, r := range pol.Spec.Egress {
-					allows = append(allows, b.allows(p, egressDir, pol, i, r.To, r.Ports)...)
+			for _, pol := range isolating[d] {
+				for i, r := range rulesOf(pol, d) {
+					allows = append(allows, b.allows(p, d, pol, i, r.peers, r.ports)...)
 				}
 			}
-			rs.Allows += len(allows)
-			jumps = append(jumps, fmt.Sprintf("ip saddr %s jump egress-%s", ip, ip))
-			chains = append(chains, chain("egress-"+ip, "egress of pod "+p.name(), allows))
-		}
-		if len(ingress) > 0 {
-			rs.IngressIsolated++
-			var allows []string
-			for _, pol := range ingress {
-				for i, r := range pol.Spec.Ingress {
-					allows = append(allows, b.allows(p, ingressDir, pol, i, r.From, r.Ports)...)
-				}
+			if d == ingressDir {
+				rs.IngressIsolated++
+			} else {
+				rs.EgressIsolated++
 			}
 			rs.Allows += len(allows)
-			jumps = append(jumps, fmt.Sprintf("ip daddr %s jump ingress-%s", ip, ip))
-			chains = append(chains, chain("ingress-"+ip, "ingress of pod "+p.name(), allows))
+			name := d.String() + "-" + p.ip.String()
+			jumps = append(jumps, fmt.Sprintf("%s %s jump %s", d.podAddr(), p.ip, name))
+			chains = append(chains, chain(name, d.String()+" of pod "+p.name(), allows))
 		}
 	}
 
@@ -341,12 +336,41 @@ func (d direction) String() string {
 	return "egress"
 }
 
-// peerAddr is the nft expression for the address of the other end of a connection.
+// podAddr is the nft expression for the local pod's address in a packet of direction d.
+func (d direction) podAddr() string {
+	if d == ingressDir {
+		return "ip daddr"
+	}
+	return "ip saddr"
+}
+
+// peerAddr is the nft expression for the address of the other end.
 func (d direction) peerAddr() string {
 	if d == ingressDir {
 		return "ip saddr"
 	}
 	return "ip daddr"
+}
+
+// rule is an ingress or egress rule of a policy: from or to which peers, to which ports.
+type rule struct {
+	peers []networkingv1.NetworkPolicyPeer
+	ports []networkingv1.NetworkPolicyPort
+}
+
+// rulesOf is pol's rules of direction d.
+func rulesOf(pol *networkingv1.NetworkPolicy, d direction) []rule {
+	var out []rule
+	if d == ingressDir {
+		for _, r := range pol.Spec.Ingress {
+			out = append(out, rule{r.From, r.Ports})
+		}
+		return out
+	}
+	for _, r := range pol.Spec.Egress {
+		out = append(out, rule{r.To, r.Ports})
+	}
+	return out
 }
 
 // peers is what a rule's from (or to) admits: any address, or some pods and IP blocks.

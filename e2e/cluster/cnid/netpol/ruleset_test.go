@@ -258,13 +258,14 @@ var buildCases = []struct {
 		name: "ipBlock with except, nested exceptions merged, IPv6 block skipped",
 		policies: []*networkingv1.NetworkPolicy{
 			policy("app", "tokensvc", sel("app", "tokensvc"), egressOnly, nil,
-				to(nil, block("10.0.0.0/8", "10.244.1.0/24", "10.244.0.0/16", "10.96.0.0/12"), block("192.168.1.7/24"), block("fd00::/8"))),
+				to(nil, block("10.0.0.0/8", "10.244.1.0/24", "10.244.0.0/16", "10.96.0.0/12"), block("192.168.1.7/24"), block("fd00::/8"), block("0.0.0.0/0", "10.0.0.0/8", "fd00::/8"))),
 		},
 		jumps: []string{"ip saddr 10.244.1.11 jump egress-10.244.1.11"},
 		chains: map[string][]string{
 			"egress-10.244.1.11": {
 				"ip daddr 10.0.0.0/8 ip daddr != { 10.96.0.0/12, 10.244.0.0/16 } return",
 				"ip daddr 192.168.1.0/24 return",
+				"ip daddr 0.0.0.0/0 ip daddr != { 10.0.0.0/8 } return",
 				drop,
 			},
 		},
