@@ -34,7 +34,9 @@
 // policy tightens carries on until it ends, as with kube-network-policies. Traffic from the node
 // itself (kubelet's probes, leaving through output) and port-forwards (which enter the pod's
 // network namespace directly) never pass forward, which is Kubernetes' rule that a pod's own node
-// may always reach it.
+// may always reach it. Traffic from another node's host network (a hostNetwork pod, the API
+// server, a NodePort or hostPort client translated there) carries a node's address and matches
+// only ipBlocks, as with other implementations.
 //
 // Semantics, as in the API reference: a pod is isolated for ingress (egress) if some policy of
 // its namespace selects it with that policy type (policyTypes defaults to Ingress, plus Egress
