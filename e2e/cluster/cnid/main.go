@@ -15,10 +15,21 @@
 //  4. before writing that config, and again on every resync, rejects in the FORWARD chain pod
 //     traffic to the cluster's service subnet that kube-proxy did not translate (rejectRules), so
 //     that it is refused on the node instead of leaving through the host. The service subnet is
-//     read from kube-system/kubeadm-config, since kind's CNI template offers only the pod subnet.
+//     read from kube-system/kubeadm-config, since kind's CNI template offers only the pod subnet;
+//  5. enforces NetworkPolicies (package netpol), also before writing that config, so that no pod of
+//     this node starts unenforced: it watches pods, namespaces and policies and applies this node's
+//     ruleset, table inet stampede-netpol, with `nft -f -` whenever it changes. -network-policy=false
+//     turns this off and removes the table.
 //
-// It has no NetworkPolicy support and no masquerading: a cluster of stampede's has nowhere to go
-// outside itself.
+// Why its own enforcement and not sigs.k8s.io/kube-network-policies, which kind's own CNI ships:
+// that sends every new connection to userspace with the nftables queue expression, and the
+// kernels stampede runs on are built without CONFIG_NFT_QUEUE, so its rules cannot be loaded; its
+// package exports only NewController and Run, so its evaluator cannot be reused without the queue.
+// A static ruleset needs nothing in userspace on the data path. The table is left in place when
+// cnid stops: a node keeps enforcing the last policies while cnid restarts, rather than letting
+// everything through.
+//
+// It does no masquerading: a cluster of stampede's has nowhere to go outside itself.
 package main
 
 import (
@@ -45,6 +56,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/stampede-e2e/stampede/e2e/cluster/cnid/netpol"
 )
 
 func main() {
@@ -68,6 +81,7 @@ type config struct {
 	networkName   string
 	confFileName  string
 	ipamStateRoot string
+	networkPolicy bool
 }
 
 func run(ctx context.Context, logger *slog.Logger, args []string) error {
@@ -82,6 +96,7 @@ func run(ctx context.Context, logger *slog.Logger, args []string) error {
 	fs.IntVar(&cfg.mtu, "mtu", 1500, "pod interface MTU")
 	fs.StringVar(&cfg.networkName, "network-name", "stampede", "CNI network name")
 	fs.StringVar(&cfg.ipamStateRoot, "ipam-state-dir", "/run/cni-ipam-state", "host-local IPAM state directory")
+	fs.BoolVar(&cfg.networkPolicy, "network-policy", true, "enforce NetworkPolicies with nftables; false removes table inet "+netpol.Table)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -175,6 +190,24 @@ func run(ctx context.Context, logger *slog.Logger, args []string) error {
 	}
 	// Routes to the nodes known now go in before this node can start pods.
 	reconcile(ctx)
+	// And so do the policies.
+	policyErr := make(chan error, 1)
+	if cfg.networkPolicy {
+		ctrl := netpol.NewController(netpol.Params{Client: client, Node: cfg.nodeName, Logger: logger, Recheck: cfg.resync})
+		go func() { policyErr <- ctrl.Run(ctx) }()
+		select {
+		case <-ctrl.Applied():
+		case err := <-policyErr:
+			return fmt.Errorf("network policy: %w", err)
+		}
+	} else {
+		// A table left by an earlier cnid would enforce stale policies that nothing updates. Only
+		// a warning if that fails: the flag is the way out when enforcement is what goes wrong.
+		if err := (netpol.NftCommand{}).Delete(ctx); err != nil {
+			logger.Warn("removing the network policy table", "table", netpol.Table, "err", err)
+		}
+		logger.Info("network policies not enforced", "flag", "-network-policy=false")
+	}
 	if err := writeConfList(cfg, self.Spec.PodCIDR); err != nil {
 		return err
 	}
@@ -192,6 +225,8 @@ func run(ctx context.Context, logger *slog.Logger, args []string) error {
 			return ctx.Err()
 		case <-changed:
 		case <-ticker.C:
+		case err := <-policyErr:
+			return fmt.Errorf("network policy: %w", err)
 		}
 		reconcile(ctx)
 	}
