@@ -40,6 +40,11 @@ const (
 	// the acknowledgements. A clean shutdown, or killing one process, flushes the WAL and
 	// hides the defect.
 	ScenarioDBCrash Scenario = "db-crash"
+	// ScenarioForeignKeys: a burst in which half the customers send every other request with
+	// another merchant's API key, so that refused and served requests of one customer race on
+	// several pods at once. A scenario without foreign keys never asks the service to refuse
+	// one.
+	ScenarioForeignKeys Scenario = "foreign-keys"
 )
 
 // The mutant names, the values of EnvVar.
