@@ -63,6 +63,7 @@ const (
 	NoUniqueIndex      = "no-unique-index"
 	AckUncommitted     = "ack-uncommitted"
 	AsyncCommit        = "async-commit"
+	AnyMerchantKey     = "any-merchant-key"
 )
 
 // Mutant is one deliberately broken variant of the service.
@@ -78,8 +79,8 @@ type Mutant struct {
 	Rules []string
 	// Silent marks the mutants under which every answer is a 200 carrying a well-formed
 	// token with a valid Ed25519 signature: no status code or error body gives them away,
-	// only checking the token against the published key, the request, the other answers
-	// or the database rows does.
+	// only checking the token against the published key, the request (its key too), the
+	// other answers or the database rows does.
 	Silent bool
 }
 
@@ -113,6 +114,8 @@ var All = []Mutant{
 		Doc: "the insert runs in a transaction that is never committed (rolled back after the answer): the acknowledged row does not exist"},
 	{Name: AsyncCommit, Scenario: ScenarioDBCrash, Rules: []string{"token-matches-row", "one-row", "one-token"}, Silent: true,
 		Doc: "every connection runs with synchronous_commit=off: commits are acknowledged before they are durable; only a PostgreSQL crash shows it"},
+	{Name: AnyMerchantKey, Scenario: ScenarioForeignKeys, Rules: []string{"auth"}, Silent: true,
+		Doc: "authorization skipped: any valid API key acts for any merchant (no 403), so another merchant's key registers that merchant's customer or gets its token"},
 }
 
 // Names returns the name of every mutant, in the order of All.
