@@ -64,6 +64,7 @@ const (
 	AckUncommitted     = "ack-uncommitted"
 	AsyncCommit        = "async-commit"
 	AnyMerchantKey     = "any-merchant-key"
+	UncountedExisting  = "uncounted-existing"
 )
 
 // Mutant is one deliberately broken variant of the service.
@@ -80,7 +81,7 @@ type Mutant struct {
 	// Silent marks the mutants under which every answer is a 200 carrying a well-formed
 	// token with a valid Ed25519 signature: no status code or error body gives them away,
 	// only checking the token against the published key, the request (its key too), the
-	// other answers or the database rows does.
+	// other answers, the database rows or the pods' counters does.
 	Silent bool
 }
 
@@ -116,6 +117,8 @@ var All = []Mutant{
 		Doc: "every connection runs with synchronous_commit=off: commits are acknowledged before they are durable; only a PostgreSQL crash shows it"},
 	{Name: AnyMerchantKey, Scenario: ScenarioForeignKeys, Rules: []string{"auth"}, Silent: true,
 		Doc: "authorization skipped: any valid API key acts for any merchant (no 403), so another merchant's key registers that merchant's customer or gets its token"},
+	{Name: UncountedExisting, Scenario: ScenarioBurst, Rules: []string{"metrics"}, Silent: true,
+		Doc: "an existing customer's 200 (a repeat, or a lost insert race) is answered right but never counted in tokensvc_registrations_total"},
 }
 
 // Names returns the name of every mutant, in the order of All.

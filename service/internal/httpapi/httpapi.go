@@ -319,6 +319,9 @@ func (s *Server) register(rw http.ResponseWriter, r *http.Request) {
 		log.Warn("signed a token from a nil customer (legacy bug)")
 	case created:
 		outcome(outcomeCreated)
+	case mutant.Is(mutant.UncountedExisting):
+		// The self-test build's uncounted-existing mutant: marked counted, never counted.
+		counted = true
 	default:
 		outcome(outcomeExisting)
 	}

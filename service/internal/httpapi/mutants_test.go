@@ -387,6 +387,22 @@ var mutantChecks = map[string]func(t *testing.T, e mutantEnv){
 			t.Fatalf("outcomes counted %v, want %v", got, want)
 		}
 	},
+	mutants.UncountedExisting: func(t *testing.T, e mutantEnv) {
+		first := mustOK(t, register(t, e.srv, "c1"))
+		again := mustOK(t, register(t, e.srv, "c1"))
+		lost := mustOK(t, register(t, e.loser, "c1"))
+		if !first.Created || again.Created || lost.Created || again.Token != first.Token || lost.Token != first.Token {
+			t.Fatalf("answers: first %+v, existing %+v, lost race %+v; want production's", first, again, lost)
+		}
+		// Three answers, one count: the existing customer's two 200s are counted nowhere, not
+		// even as errors.
+		if got, want := e.counts(), map[string]float64{outcomeCreated: 1}; !maps.Equal(got, want) {
+			t.Fatalf("outcomes counted %v, want %v", got, want)
+		}
+		if got := e.loserCounts(); len(got) != 0 {
+			t.Fatalf("the loser counted %v, want nothing", got)
+		}
+	},
 }
 
 // TestMutants shows each mutant's defect through the handler and a real database.

@@ -30,4 +30,5 @@ const (
 	AckUncommitted        // ack-uncommitted
 	AsyncCommit           // async-commit
 	AnyMerchantKey        // any-merchant-key
+	UncountedExisting     // uncounted-existing
 )

@@ -34,6 +34,7 @@ var ids = map[string]ID{
 	mutants.AckUncommitted:     AckUncommitted,
 	mutants.AsyncCommit:        AsyncCommit,
 	mutants.AnyMerchantKey:     AnyMerchantKey,
+	mutants.UncountedExisting:  UncountedExisting,
 }
 
 var (
