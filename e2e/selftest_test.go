@@ -17,6 +17,7 @@ import (
 	"github.com/stampede-e2e/stampede/e2e/cluster"
 	"github.com/stampede-e2e/stampede/e2e/framework"
 	"github.com/stampede-e2e/stampede/e2e/report"
+	"github.com/stampede-e2e/stampede/e2e/traffic"
 	"github.com/stampede-e2e/stampede/internal/ctxtime"
 	"github.com/stampede-e2e/stampede/service/mutants"
 )
@@ -89,6 +90,17 @@ func runSelftestScenario(ctx context.Context, d *framework.Deployment, s mutants
 		p.Name, p.Registered = "existing", p.Customers
 		second := d.Stampede(ctx, p)
 		return []check.Result{first.Result, second.Result}
+	case mutants.ScenarioForeignKeys:
+		// As the cross-merchant spec's mixed run: half the customers send every other request
+		// with another merchant's key.
+		p := bursts(salt)
+		p.Name = "foreign-keys"
+		p.Foreign = traffic.ForeignKeys{Customers: 0.5, Every: 2}
+		o := d.Stampede(ctx, p)
+		if framework.ForeignKeyRequests(o) == 0 {
+			d.Failf(o, "inconclusive: no request carried another merchant's key, so nothing tested authorization")
+		}
+		return []check.Result{o.Result}
 	case mutants.ScenarioDBCrash:
 		var out []check.Result
 		for _, o := range crashUntil(ctx, d, env.Config.Seed^salt, salt, selftestCrashes, func(o framework.FaultOutcome) bool { return stop(o.Result) }) {
@@ -106,7 +118,8 @@ var _ = Describe("Self-test", Label("selftest"), func() {
 		d := env.Deploy(ctx, framework.DeployParams{Strategy: mutants.Strategy, TokensvcImage: selftestTokensvc(ctx)})
 		row := framework.SelftestRow{Variant: framework.SelftestControl, Doc: "the self-test build, TOKENSVC_MUTANT empty"}
 		var results []check.Result
-		for i, s := range []mutants.Scenario{mutants.ScenarioExisting, mutants.ScenarioDBCrash} {
+		// existing begins with a burst: these cover every scenario of the catalog.
+		for i, s := range []mutants.Scenario{mutants.ScenarioExisting, mutants.ScenarioForeignKeys, mutants.ScenarioDBCrash} {
 			row.Scenarios = append(row.Scenarios, string(s))
 			// One crash: the control must lose nothing under it.
 			results = append(results, runSelftestScenario(ctx, d, s, uint64(400+i), func(check.Result) bool { return true })...)

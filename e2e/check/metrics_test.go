@@ -48,6 +48,10 @@ func TestCheckMetrics(t *testing.T) {
 			w.Pods["a"] = map[string]float64{OutcomeExisting: 2}
 		}, `counted 0 "created"`},
 		"a pod that does not count": {func(w *MetricsWitness) { w.Pods["b"] = map[string]float64{} }, `counted 0 "conflict"`},
+		// The self-test's uncounted-existing: every answer right, one outcome never counted.
+		"answered existing, counted nothing for it": {func(w *MetricsWitness) {
+			w.Pods["a"] = map[string]float64{OutcomeCreated: 1}
+		}, `counted 0 "existing"`},
 		"more counted than unanswered": {func(w *MetricsWitness) {
 			w.Pods["b"][OutcomeCreated] = 2
 		}, "2 registrations more"},

@@ -269,3 +269,16 @@ func SameTokens(earlier, later Outcome) error {
 	}
 	return errors.Join(errs...)
 }
+
+// ForeignKeyRequests counts the requests of o that carried another merchant's API key than their
+// customer's: those the service must refuse 403. A run meant to test authorization that sent
+// none proves nothing about it.
+func ForeignKeyRequests(o Outcome) int {
+	n := 0
+	for _, op := range o.Traffic.History {
+		if op.KeyMerchant != "" && op.KeyMerchant != op.Customer.MerchantID {
+			n++
+		}
+	}
+	return n
+}

@@ -224,3 +224,14 @@ func TestMakeRunDir(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestForeignKeyRequests(t *testing.T) {
+	c := history.Customer{MerchantID: "m-1", ExternalID: "a"}
+	op := func(key string) history.Op { return history.Op{Customer: c, KeyMerchant: key} }
+	if n := ForeignKeyRequests(outcome(op("m-1"), op(""), op("m-1"))); n != 0 {
+		t.Errorf("own keys and none: %d foreign, want 0", n)
+	}
+	if n := ForeignKeyRequests(outcome(op("m-1"), op("m-2"), op(""), op("m-3"))); n != 2 {
+		t.Errorf("%d foreign, want 2", n)
+	}
+}

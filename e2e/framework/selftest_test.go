@@ -1,14 +1,28 @@
 package framework
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/stampede-e2e/stampede/e2e/check"
+	"github.com/stampede-e2e/stampede/service/mutants"
 )
 
 func result(v check.Verdict, counts map[check.Rule]int) check.Result {
 	return check.Result{Verdict: v, Counts: counts}
+}
+
+// TestCatalogRules: every rule the catalog expects a mutant to break is one the checker has
+// (service/mutants keeps its own copy of the names, since the service does not import e2e).
+func TestCatalogRules(t *testing.T) {
+	for _, m := range mutants.All {
+		for _, r := range m.Rules {
+			if !slices.Contains(check.Rules, check.Rule(r)) {
+				t.Errorf("mutant %s expects rule %q, which e2e/check does not have", m.Name, r)
+			}
+		}
+	}
 }
 
 // A mutant is killed only by one of its expected rules; other rules alone, an inconclusive run

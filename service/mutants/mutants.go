@@ -40,6 +40,11 @@ const (
 	// the acknowledgements. A clean shutdown, or killing one process, flushes the WAL and
 	// hides the defect.
 	ScenarioDBCrash Scenario = "db-crash"
+	// ScenarioForeignKeys: a burst in which half the customers send every other request with
+	// another merchant's API key, so that refused and served requests of one customer race on
+	// several pods at once. A scenario without foreign keys never asks the service to refuse
+	// one.
+	ScenarioForeignKeys Scenario = "foreign-keys"
 )
 
 // The mutant names, the values of EnvVar.
@@ -58,6 +63,8 @@ const (
 	NoUniqueIndex      = "no-unique-index"
 	AckUncommitted     = "ack-uncommitted"
 	AsyncCommit        = "async-commit"
+	AnyMerchantKey     = "any-merchant-key"
+	UncountedExisting  = "uncounted-existing"
 )
 
 // Mutant is one deliberately broken variant of the service.
@@ -73,8 +80,8 @@ type Mutant struct {
 	Rules []string
 	// Silent marks the mutants under which every answer is a 200 carrying a well-formed
 	// token with a valid Ed25519 signature: no status code or error body gives them away,
-	// only checking the token against the published key, the request, the other answers
-	// or the database rows does.
+	// only checking the token against the published key, the request (its key too), the
+	// other answers, the database rows or the pods' counters does.
 	Silent bool
 }
 
@@ -108,6 +115,10 @@ var All = []Mutant{
 		Doc: "the insert runs in a transaction that is never committed (rolled back after the answer): the acknowledged row does not exist"},
 	{Name: AsyncCommit, Scenario: ScenarioDBCrash, Rules: []string{"token-matches-row", "one-row", "one-token"}, Silent: true,
 		Doc: "every connection runs with synchronous_commit=off: commits are acknowledged before they are durable; only a PostgreSQL crash shows it"},
+	{Name: AnyMerchantKey, Scenario: ScenarioForeignKeys, Rules: []string{"auth"}, Silent: true,
+		Doc: "authorization skipped: any valid API key acts for any merchant (no 403), so another merchant's key registers that merchant's customer or gets its token"},
+	{Name: UncountedExisting, Scenario: ScenarioBurst, Rules: []string{"metrics"}, Silent: true,
+		Doc: "an existing customer's 200 (a repeat, or a lost insert race) is answered right but never counted in tokensvc_registrations_total"},
 }
 
 // Names returns the name of every mutant, in the order of All.

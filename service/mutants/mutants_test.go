@@ -7,7 +7,7 @@ import (
 )
 
 // checkRules are the e2e/check Rule values (the service does not import e2e).
-var checkRules = []string{"one-row", "valid-token", "token-matches-row", "one-token", "clean-error", "contract", "created", "final-token"}
+var checkRules = []string{"one-row", "valid-token", "token-matches-row", "one-token", "clean-error", "contract", "auth", "created", "final-token", "metrics"}
 
 func TestCatalog(t *testing.T) {
 	seen := map[string]bool{}
@@ -23,7 +23,7 @@ func TestCatalog(t *testing.T) {
 			t.Errorf("%s: Doc must be one line", m.Name)
 		}
 		switch m.Scenario {
-		case ScenarioBurst, ScenarioExisting, ScenarioDBCrash:
+		case ScenarioBurst, ScenarioExisting, ScenarioDBCrash, ScenarioForeignKeys:
 		default:
 			t.Errorf("%s: unknown scenario %q", m.Name, m.Scenario)
 		}

@@ -91,9 +91,12 @@ func newTestServer(t testing.TB, st Store, strategy config.Strategy) (*Server, *
 // testKey is the API key of merchant "m", the merchant of the tests' requests.
 const testKey = "sk_test_key_of_m"
 
-// testKeys hold testKey for "m", and a key for "m-other".
+// otherKey is the API key of merchant "m-other": another merchant's key for the tests' requests.
+const otherKey = "sk_test_key_of_m-other"
+
+// testKeys hold testKey for "m", and otherKey for "m-other".
 var testKeys = func() apikey.Set {
-	set, err := apikey.ParseFile(strings.NewReader(apikey.FileLine("m", testKey) + "\n" + apikey.FileLine("m-other", "sk_test_key_of_m-other")))
+	set, err := apikey.ParseFile(strings.NewReader(apikey.FileLine("m", testKey) + "\n" + apikey.FileLine("m-other", otherKey)))
 	if err != nil {
 		panic(err)
 	}
@@ -540,7 +543,6 @@ func TestInFlightCap(t *testing.T) {
 // TestAuth: authentication comes first, before the body is even read; then the body is
 // validated; then the key's merchant must be the body's. Each refusal is counted.
 func TestAuth(t *testing.T) {
-	const otherKey = "sk_test_key_of_m-other"
 	for _, tc := range []struct {
 		name, authorization, contentType, body string
 		wantStatus                             int

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -32,6 +33,8 @@ type mutantEnv struct {
 	// replays a loser of the insert race (its lookup ran before the winner's row landed).
 	loser *Server
 	pool  *pgxpool.Pool
+	// counts and loserCounts read srv's and loser's tokensvc_registrations_total by outcome.
+	counts, loserCounts func() map[string]float64
 }
 
 var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -63,9 +66,12 @@ func withMutant(t *testing.T, name string) mutantEnv {
 		t.Fatal(err)
 	}
 	st := store.New(pool, strategy, nil)
-	srv, _ := newTestServer(t, st, config.StrategyAtomic)
-	loser, _ := newTestServer(t, blindLookup{st}, config.StrategyAtomic)
-	return mutantEnv{srv: srv, loser: loser, pool: pool}
+	srv, _, reg := newServerWith(t, Params{Store: st, Strategy: config.StrategyAtomic})
+	loser, _, loserReg := newServerWith(t, Params{Store: blindLookup{st}, Strategy: config.StrategyAtomic})
+	return mutantEnv{srv: srv, loser: loser, pool: pool,
+		counts:      func() map[string]float64 { return registrationCounts(t, reg) },
+		loserCounts: func() map[string]float64 { return registrationCounts(t, loserReg) },
+	}
 }
 
 // reply is one answer of POST /v1/tokens.
@@ -77,9 +83,20 @@ type reply struct {
 	claims token.Claims // unverified
 }
 
+// register registers customer externalID of merchant "m" with m's own key.
 func register(t *testing.T, h http.Handler, externalID string) reply {
 	t.Helper()
-	w := post(h, `{"merchant_id":"m","external_id":"`+externalID+`"}`)
+	return registerWith(t, h, testKey, externalID)
+}
+
+// registerWith registers customer externalID of merchant "m" presenting key.
+func registerWith(t *testing.T, h http.Handler, key, externalID string) reply {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, "/v1/tokens", strings.NewReader(`{"merchant_id":"m","external_id":"`+externalID+`"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+key)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
 	r := reply{status: w.Code, header: w.Header()}
 	if w.Code != http.StatusOK {
 		if err := json.Unmarshal(w.Body.Bytes(), &r.err); err != nil {
@@ -188,6 +205,21 @@ var mutantChecks = map[string]func(t *testing.T, e mutantEnv){
 		}
 		if n := rowCount(t, e.pool, "true"); n != 1 {
 			t.Fatalf("%d rows, want 1", n)
+		}
+		// Another merchant's key: refused, whether the customer exists or not, and nothing created.
+		for _, ext := range []string{"c1", "c2"} {
+			if r := registerWith(t, e.srv, otherKey, ext); r.status != 403 || r.err.Code != "forbidden" {
+				t.Fatalf("m-other's key for m's customer %s: %d %+v, want 403 forbidden", ext, r.status, r.err)
+			}
+		}
+		if n := rowCount(t, e.pool, "external_id = 'c2'"); n != 0 {
+			t.Fatalf("a refused request created %d rows", n)
+		}
+		if got, want := e.counts(), map[string]float64{outcomeCreated: 1, outcomeExisting: 1, outcomeForbidden: 2}; !maps.Equal(got, want) {
+			t.Fatalf("outcomes counted %v, want %v", got, want)
+		}
+		if got, want := e.loserCounts(), map[string]float64{outcomeExisting: 1}; !maps.Equal(got, want) {
+			t.Fatalf("the loser counted %v, want %v", got, want)
 		}
 	},
 	mutants.LoserEmptySubject: func(t *testing.T, e mutantEnv) {
@@ -337,6 +369,38 @@ var mutantChecks = map[string]func(t *testing.T, e mutantEnv){
 			if v, src := syncCommit(t, c); v != "off" || src != "client" {
 				t.Fatalf("connection %d: synchronous_commit = %s from %s; want off, set by the service", i, v, src)
 			}
+		}
+	},
+	mutants.AnyMerchantKey: func(t *testing.T, e mutantEnv) {
+		// m-other's key registers m's new customer, and gets the token of m's existing one.
+		created := mustOK(t, registerWith(t, e.srv, otherKey, "c1"))
+		c, err := verify(t, e.srv, created.Token)
+		if err != nil || !created.Created || c.MerchantID != "m" || rowCount(t, e.pool, "merchant_id = 'm' AND external_id = 'c1'") != 1 {
+			t.Fatalf("m-other's key for m's new customer: %+v, claims %+v (%v); want m's customer created", created, c, err)
+		}
+		own := mustOK(t, register(t, e.srv, "c2"))
+		if r := mustOK(t, registerWith(t, e.srv, otherKey, "c2")); r.Token != own.Token || r.Created {
+			t.Fatalf("m-other's key for m's existing customer: %+v; want m's token %s", r, own.Token)
+		}
+		// The pod counts what it answered: only the key the request carried gives the defect away.
+		if got, want := e.counts(), map[string]float64{outcomeCreated: 2, outcomeExisting: 1}; !maps.Equal(got, want) {
+			t.Fatalf("outcomes counted %v, want %v", got, want)
+		}
+	},
+	mutants.UncountedExisting: func(t *testing.T, e mutantEnv) {
+		first := mustOK(t, register(t, e.srv, "c1"))
+		again := mustOK(t, register(t, e.srv, "c1"))
+		lost := mustOK(t, register(t, e.loser, "c1"))
+		if !first.Created || again.Created || lost.Created || again.Token != first.Token || lost.Token != first.Token {
+			t.Fatalf("answers: first %+v, existing %+v, lost race %+v; want production's", first, again, lost)
+		}
+		// Three answers, one count: the existing customer's two 200s are counted nowhere, not
+		// even as errors.
+		if got, want := e.counts(), map[string]float64{outcomeCreated: 1}; !maps.Equal(got, want) {
+			t.Fatalf("outcomes counted %v, want %v", got, want)
+		}
+		if got := e.loserCounts(); len(got) != 0 {
+			t.Fatalf("the loser counted %v, want nothing", got)
 		}
 	},
 }

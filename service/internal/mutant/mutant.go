@@ -29,4 +29,6 @@ const (
 	NoUniqueIndex         // no-unique-index
 	AckUncommitted        // ack-uncommitted
 	AsyncCommit           // async-commit
+	AnyMerchantKey        // any-merchant-key
+	UncountedExisting     // uncounted-existing
 )

@@ -33,6 +33,8 @@ var ids = map[string]ID{
 	mutants.NoUniqueIndex:      NoUniqueIndex,
 	mutants.AckUncommitted:     AckUncommitted,
 	mutants.AsyncCommit:        AsyncCommit,
+	mutants.AnyMerchantKey:     AnyMerchantKey,
+	mutants.UncountedExisting:  UncountedExisting,
 }
 
 var (
