@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"time"
@@ -100,9 +101,11 @@ func parseRegistrations(r io.Reader) (map[string]float64, error) {
 }
 
 // Witness is what the pods counted between before and after: per pod scraped after, its
-// increase (a pod new since before started from zero); pods scraped before and not after, or
-// whose counters went down (a restarted container), are gone.
-func Witness(before, after PodCounts) *check.MetricsWitness {
+// increase (a pod new since before started from zero). Gone are the pods scraped before, or that
+// answered (answeredBy, the history's X-Served-By), and were not running to be scraped after
+// (deleted, scaled away: a pod a fault started and removed again lived wholly in between), and
+// those whose counters went down (a restarted container): what they counted is lost.
+func Witness(before, after PodCounts, answeredBy []string) *check.MetricsWitness {
 	w := &check.MetricsWitness{Pods: map[string]map[string]float64{}}
 	for pod, counts := range after {
 		delta := map[string]float64{}
@@ -124,8 +127,8 @@ func Witness(before, after PodCounts) *check.MetricsWitness {
 		}
 		w.Pods[pod] = delta
 	}
-	for pod := range before {
-		if _, ok := after[pod]; !ok {
+	for _, pod := range append(slices.Collect(maps.Keys(before)), answeredBy...) {
+		if _, ok := after[pod]; !ok && pod != "" && !slices.Contains(w.Gone, pod) {
 			w.Gone = append(w.Gone, pod)
 		}
 	}

@@ -154,7 +154,13 @@ func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 		after, err = d.ScrapeRegistrations(ctx)
 		return err
 	}).WithTimeout(time.Minute).WithPolling(time.Second).Should(Succeed(), "scrape the token service's metrics")
-	witness := Witness(d.metricsBase, after)
+	var answeredBy []string
+	for _, op := range j.ops {
+		if op.Pod != "" && !slices.Contains(answeredBy, op.Pod) {
+			answeredBy = append(answeredBy, op.Pod)
+		}
+	}
+	witness := Witness(d.metricsBase, after, answeredBy)
 	d.metricsBase = after
 	By(fmt.Sprintf("checking every customer got exactly one valid, consistent token, by the %s contract", contract.Strategy))
 	params := check.Params{
