@@ -46,7 +46,8 @@ var _ = Describe("Network policy", Label("netpol"), func() {
 
 			By("a pod outside the allowed set cannot open a connection to PostgreSQL")
 			denied := d.Probe(ctx, "probe-denied", nil, postgres, probeTimeout, "")
-			Expect(denied.Connected).To(BeFalse(), "a pod that no policy allows reached PostgreSQL at %s", postgres)
+			Expect(denied.Connected).To(BeFalse(), "a pod that no policy allows reached PostgreSQL at %s: "+
+				"the cluster's network plugin does not enforce NetworkPolicy (the offline node image's cnid does; see README)", postgres)
 
 			By("control: a policy that lets a probe out, and into PostgreSQL, makes the same probe connect")
 			allowControlProbes(ctx, d.Namespace)
