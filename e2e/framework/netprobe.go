@@ -37,42 +37,7 @@ const ProbeName = "stampede-netprobe"
 // node. The pod is deleted afterwards.
 func (d *Deployment) Probe(ctx context.Context, name string, labels map[string]string, addr string, timeout time.Duration, nodeName string) ProbeResult {
 	GinkgoHelper()
-	l := map[string]string{"app.kubernetes.io/name": ProbeName}
-	for k, v := range labels {
-		l[k] = v
-	}
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: d.Namespace, Labels: l},
-		Spec: corev1.PodSpec{
-			RestartPolicy:                 corev1.RestartPolicyNever,
-			AutomountServiceAccountToken:  ptr.To(false),
-			EnableServiceLinks:            ptr.To(false),
-			TerminationGracePeriodSeconds: ptr.To[int64](1),
-			NodeName:                      nodeName,
-			SecurityContext: &corev1.PodSecurityContext{
-				RunAsNonRoot:   ptr.To(true),
-				RunAsUser:      ptr.To[int64](attackjob.User),
-				RunAsGroup:     ptr.To[int64](attackjob.User),
-				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-			},
-			Containers: []corev1.Container{{
-				Name:            "probe",
-				Image:           d.Env.Config.AttackerImage,
-				ImagePullPolicy: corev1.PullIfNotPresent,
-				Args:            []string{"probe", "-addr", addr, "-timeout", timeout.String()},
-				Resources: corev1.ResourceRequirements{
-					Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")},
-					Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")},
-				},
-				SecurityContext: &corev1.SecurityContext{
-					RunAsNonRoot:             ptr.To(true),
-					AllowPrivilegeEscalation: ptr.To(false),
-					ReadOnlyRootFilesystem:   ptr.To(true),
-					Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-				},
-			}},
-		},
-	}
+	pod := probePod(d.Namespace, name, d.Env.Config.AttackerImage, labels, addr, timeout, nodeName)
 	pods := d.Env.Client.CoreV1().Pods(d.Namespace)
 	_, err := pods.Create(ctx, pod, metav1.CreateOptions{})
 	Expect(err).NotTo(HaveOccurred(), "create probe pod %s", name)
@@ -95,4 +60,35 @@ func (d *Deployment) Probe(ctx context.Context, name string, labels map[string]s
 	r.Pod, r.Node = name, done.Spec.NodeName
 	fmt.Fprintf(GinkgoWriter, "probe %s on %s -> %s: connected=%v %s (%d ms)\n", name, r.Node, r.Addr, r.Connected, r.Error, r.TookMS)
 	return r
+}
+
+// probePod is the pod Probe runs: restricted, no service account token, the attacker image in
+// its probe mode.
+func probePod(namespace, name, image string, labels map[string]string, addr string, timeout time.Duration, nodeName string) *corev1.Pod {
+	l := map[string]string{"app.kubernetes.io/name": ProbeName}
+	for k, v := range labels {
+		l[k] = v
+	}
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Labels: l},
+		Spec: corev1.PodSpec{
+			RestartPolicy:                 corev1.RestartPolicyNever,
+			AutomountServiceAccountToken:  ptr.To(false),
+			EnableServiceLinks:            ptr.To(false),
+			TerminationGracePeriodSeconds: ptr.To[int64](1),
+			NodeName:                      nodeName,
+			SecurityContext:               attackjob.RestrictedPod(nil),
+			Containers: []corev1.Container{{
+				Name:            "probe",
+				Image:           image,
+				ImagePullPolicy: corev1.PullIfNotPresent,
+				Args:            []string{"probe", "-addr", addr, "-timeout", timeout.String()},
+				Resources: corev1.ResourceRequirements{
+					Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")},
+					Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")},
+				},
+				SecurityContext: attackjob.RestrictedContainer(),
+			}},
+		},
+	}
 }

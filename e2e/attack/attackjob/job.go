@@ -176,14 +176,8 @@ func Render(p Params) (*batchv1.Job, error) {
 					AutomountServiceAccountToken:  ptr.To(false),
 					EnableServiceLinks:            ptr.To(false),
 					TerminationGracePeriodSeconds: ptr.To[int64](5),
-					SecurityContext: &corev1.PodSecurityContext{
-						RunAsNonRoot:   ptr.To(true),
-						RunAsUser:      ptr.To[int64](User),
-						RunAsGroup:     ptr.To[int64](User),
-						FSGroup:        fsGroup,
-						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-					},
-					Volumes: volumes,
+					SecurityContext:               RestrictedPod(fsGroup),
+					Volumes:                       volumes,
 					Affinity: &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
 						PreferredDuringSchedulingIgnoredDuringExecution: []corev1.WeightedPodAffinityTerm{{
 							Weight: 100,
@@ -212,13 +206,7 @@ func Render(p Params) (*batchv1.Job, error) {
 							},
 							Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")},
 						},
-						SecurityContext: &corev1.SecurityContext{
-							RunAsNonRoot:             ptr.To(true),
-							AllowPrivilegeEscalation: ptr.To(false),
-							ReadOnlyRootFilesystem:   ptr.To(true),
-							Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-							SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
-						},
+						SecurityContext:          RestrictedContainer(),
 						TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 					}},
 				},
@@ -229,4 +217,30 @@ func Render(p Params) (*batchv1.Job, error) {
 		job.Spec.ActiveDeadlineSeconds = ptr.To(int64((p.Deadline + time.Second - 1) / time.Second))
 	}
 	return job, nil
+}
+
+// RestrictedPod is the pod security context of the suite's own pods (attackers, probes): the
+// image's non-root user, the runtime's default seccomp profile; fsGroup, when set, makes mounted
+// Secrets readable by that group. With RestrictedContainer it meets the restricted Pod Security
+// Standard that the suite's namespaces enforce.
+func RestrictedPod(fsGroup *int64) *corev1.PodSecurityContext {
+	return &corev1.PodSecurityContext{
+		RunAsNonRoot:   ptr.To(true),
+		RunAsUser:      ptr.To[int64](User),
+		RunAsGroup:     ptr.To[int64](User),
+		FSGroup:        fsGroup,
+		SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+}
+
+// RestrictedContainer is the container security context of the suite's own pods: no privilege
+// escalation, no capabilities, a read-only root filesystem.
+func RestrictedContainer() *corev1.SecurityContext {
+	return &corev1.SecurityContext{
+		RunAsNonRoot:             ptr.To(true),
+		AllowPrivilegeEscalation: ptr.To(false),
+		ReadOnlyRootFilesystem:   ptr.To(true),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
 }
