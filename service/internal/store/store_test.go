@@ -176,14 +176,7 @@ func TestPrepareConcurrently(t *testing.T) {
 func TestPrepareMigrationLockTimeout(t *testing.T) {
 	ctx := context.Background()
 	url := pg.NewDatabase(t)
-	holder, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer holder.Close(ctx)
-	if _, err := holder.Exec(ctx, "SELECT pg_advisory_lock($1)", store.MigrationLockKey); err != nil {
-		t.Fatal(err)
-	}
+	holder := holdMigrationLock(t, url)
 	pool, err := store.Open(ctx, url)
 	if err != nil {
 		t.Fatal(err)
@@ -365,14 +358,7 @@ func TestStatementTimeout(t *testing.T) {
 func TestPrepareIgnoresStatementTimeout(t *testing.T) {
 	ctx := context.Background()
 	url := pg.NewDatabase(t)
-	holder, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer holder.Close(ctx)
-	if _, err := holder.Exec(ctx, "SELECT pg_advisory_lock($1)", store.MigrationLockKey); err != nil {
-		t.Fatal(err)
-	}
+	holder := holdMigrationLock(t, url)
 	pool, err := store.Open(ctx, url, store.WithStatementTimeout(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -395,4 +381,21 @@ func TestPrepareIgnoresStatementTimeout(t *testing.T) {
 	if err := <-released; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// holdMigrationLock takes the migration lock in a session of its own, as a replica stuck in its
+// migration would hold it; closing the returned connection releases it (the test's cleanup
+// does, unless the test closes it first).
+func holdMigrationLock(t *testing.T, url string) *pgx.Conn {
+	t.Helper()
+	ctx := context.Background()
+	holder, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { holder.Close(context.Background()) })
+	if _, err := holder.Exec(ctx, "SELECT pg_advisory_lock($1)", store.MigrationLockKey); err != nil {
+		t.Fatal(err)
+	}
+	return holder
 }
