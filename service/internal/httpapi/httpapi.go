@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -146,25 +147,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.p.Metrics.requests.WithLabelValues(label, strconv.Itoa(rec.status)).Inc()
 		s.p.Metrics.duration.WithLabelValues(label).Observe(time.Since(start).Seconds())
 	}()
-	switch {
-	case !known:
-		writeError(rec, &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no such endpoint: " + r.URL.Path})
-	case !allowed(rt.methods, r.Method):
-		rec.Header().Set("Allow", strings.Join(rt.methods, ", "))
-		writeError(rec, &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed",
-			Message: r.Method + " not allowed; use " + strings.Join(rt.methods, ", ")})
-	default:
-		rt.handler(rec, r)
-	}
+	dispatch(rec, r, rt, known)
 }
 
-func allowed(methods []string, m string) bool {
-	for _, a := range methods {
-		if a == m {
-			return true
-		}
+// dispatch answers r with rt's handler when the path is known and the method one of rt's, and
+// otherwise with the API's JSON 404 or 405: the API and the metrics listener answer alike.
+func dispatch(w http.ResponseWriter, r *http.Request, rt route, known bool) {
+	switch {
+	case !known:
+		writeError(w, &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no such endpoint: " + r.URL.Path})
+	case !slices.Contains(rt.methods, r.Method):
+		w.Header().Set("Allow", strings.Join(rt.methods, ", "))
+		writeError(w, &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed",
+			Message: r.Method + " not allowed; use " + strings.Join(rt.methods, ", ")})
+	default:
+		rt.handler(w, r)
 	}
-	return false
 }
 
 func (s *Server) register(rw http.ResponseWriter, r *http.Request) {

@@ -14,17 +14,9 @@ import (
 // and a scrape must not compete with registrations for the API's connections.
 func MetricsHandler(g prometheus.Gatherer, log *slog.Logger) http.Handler {
 	metrics := promhttp.HandlerFor(g, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)})
+	rt := route{[]string{http.MethodGet, http.MethodHead}, metrics.ServeHTTP}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case r.URL.Path != "/metrics":
-			writeError(w, &Error{Status: http.StatusNotFound, Code: "not_found", Message: "no such endpoint: " + r.URL.Path})
-		case r.Method != http.MethodGet && r.Method != http.MethodHead:
-			w.Header().Set("Allow", "GET, HEAD")
-			writeError(w, &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed",
-				Message: r.Method + " not allowed; use GET, HEAD"})
-		default:
-			metrics.ServeHTTP(w, r)
-		}
+		dispatch(w, r, rt, r.URL.Path == "/metrics")
 	})
 }
 
