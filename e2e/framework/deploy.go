@@ -174,10 +174,7 @@ func (e *Env) Deploy(ctx context.Context, p DeployParams) *Deployment {
 		"rollout", rollout.Round(time.Millisecond), "serving", time.Since(applied).Round(time.Millisecond))
 
 	By("reading every replica's outcome counters: the metrics witness starts from here")
-	Eventually(ctx, func() (err error) {
-		d.metricsBase, err = d.ScrapeRegistrations(ctx)
-		return err
-	}).WithTimeout(time.Minute).WithPolling(time.Second).Should(Succeed(), "scrape the token service's metrics")
+	d.metricsBase = d.scrapeRegistrationsEventually(ctx)
 
 	By("opening a port-forward to the database, the ground truth")
 	port, stop, err := PortForward(ctx, e.RestConfig, e.Client, d.Namespace, manifests.Selector(manifests.PostgresName), manifests.PostgresPort)

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"time"
 
+	. "github.com/onsi/ginkgo/v2" //nolint:revive
+	. "github.com/onsi/gomega"    //nolint:revive
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	corev1 "k8s.io/api/core/v1"
@@ -44,6 +46,19 @@ func (d *Deployment) ScrapeRegistrations(ctx context.Context) (PodCounts, error)
 		counts[p.Name] = c
 	}
 	return counts, nil
+}
+
+// scrapeRegistrationsEventually is ScrapeRegistrations, tried for up to a minute: after a fault
+// a replica may be running before its metrics listener is (it opens once the database is
+// prepared), or a port-forward may fail once.
+func (d *Deployment) scrapeRegistrationsEventually(ctx context.Context) PodCounts {
+	GinkgoHelper()
+	var counts PodCounts
+	Eventually(ctx, func() (err error) {
+		counts, err = d.ScrapeRegistrations(ctx)
+		return err
+	}).WithTimeout(time.Minute).WithPolling(time.Second).Should(Succeed(), "scrape the token service's metrics")
+	return counts
 }
 
 func (d *Deployment) scrapePod(ctx context.Context, pod string) (map[string]float64, error) {

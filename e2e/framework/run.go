@@ -149,11 +149,7 @@ func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 		j.coverage.ClockSkewBound = check.EstimateSkew(j.ops).Bound
 	}
 	By("reading every replica's outcome counters, the second witness of what was answered")
-	var after PodCounts
-	Eventually(ctx, func() (err error) {
-		after, err = d.ScrapeRegistrations(ctx)
-		return err
-	}).WithTimeout(time.Minute).WithPolling(time.Second).Should(Succeed(), "scrape the token service's metrics")
+	after := d.scrapeRegistrationsEventually(ctx)
 	var answeredBy []string
 	for _, op := range j.ops {
 		if op.Pod != "" && !slices.Contains(answeredBy, op.Pod) {
