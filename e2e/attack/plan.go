@@ -56,9 +56,10 @@ type Plan struct {
 	Shard traffic.Shard
 	// KeysFile is where the pod reads the merchants' API keys (ParseKeys' format), mounted from
 	// a Secret: the keys themselves never go into the arguments. Empty: no request carries a key.
-	KeysFile string
-	// Keys are the keys read from KeysFile (ParseArgs reads them); Args leaves them out.
-	Keys map[string]string
+	KeysFile string `json:"-"`
+	// Keys are the keys read from KeysFile (ParseArgs reads them); Args and EncodePlan leave
+	// them out.
+	Keys map[string]string `json:"-"`
 	// Foreign picks the requests that carry another merchant's key (traffic.Params.Foreign).
 	Foreign traffic.ForeignKeys
 }

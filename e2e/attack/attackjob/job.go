@@ -71,9 +71,8 @@ func (p Params) validate() error {
 	for _, msg := range validation.IsDNS1123Label(p.Namespace) {
 		errs = append(errs, fmt.Errorf("namespace %q: %s", p.Namespace, msg))
 	}
-	if p.Image == "" || strings.ContainsAny(p.Image, " \t\n") || strings.HasSuffix(p.Image, ":latest") ||
-		(!strings.Contains(p.Image, "@") && strings.LastIndex(p.Image, ":") <= strings.LastIndex(p.Image, "/")) {
-		errs = append(errs, fmt.Errorf("image %q: want a tagged reference (scripts/build-image.sh attacker prints one)", p.Image))
+	if err := validImage(p.Image); err != nil {
+		errs = append(errs, err)
 	}
 	// The pods' plan, with the keys the suite holds, if it gave them: checked here, not in pods.
 	plan := p.podPlan()
@@ -91,6 +90,16 @@ func (p Params) validate() error {
 		errs = append(errs, errors.New("the plan has API keys, but no KeysSecret to mount them from"))
 	}
 	return errors.Join(errs...)
+}
+
+// validImage accepts a tagged or digested image reference, never :latest (a loaded image must
+// not be pulled, and :latest would be).
+func validImage(image string) error {
+	if image == "" || strings.ContainsAny(image, " \t\n") || strings.HasSuffix(image, ":latest") ||
+		(!strings.Contains(image, "@") && strings.LastIndex(image, ":") <= strings.LastIndex(image, "/")) {
+		return fmt.Errorf("image %q: want a tagged reference (scripts/build-image.sh attacker prints one)", image)
+	}
+	return nil
 }
 
 // podPlan is the plan as the pods get it: their index their own, from the Job controller, and
@@ -143,21 +152,6 @@ func Render(p Params) (*batchv1.Job, error) {
 		pull = corev1.PullIfNotPresent
 	}
 	plan := p.podPlan()
-	var (
-		volumes []corev1.Volume
-		mounts  []corev1.VolumeMount
-		fsGroup *int64
-	)
-	if p.KeysSecret != "" {
-		volumes = []corev1.Volume{{Name: keysVolume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-			SecretName: p.KeysSecret,
-			Items:      []corev1.KeyToPath{{Key: KeysSecretKey, Path: KeysSecretKey}},
-			// Owner and group only; the kubelet gives the file to fsGroup, the attacker's group.
-			DefaultMode: ptr.To[int32](0o440),
-		}}}}
-		mounts = []corev1.VolumeMount{{Name: keysVolume, MountPath: KeysDir, ReadOnly: true}}
-		fsGroup = ptr.To[int64](User)
-	}
 	job := &batchv1.Job{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
 		ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace, Labels: labels},
@@ -171,52 +165,75 @@ func Render(p Params) (*batchv1.Job, error) {
 			TTLSecondsAfterFinished: ptr.To[int32](600),
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{
-					RestartPolicy:                 corev1.RestartPolicyNever,
-					AutomountServiceAccountToken:  ptr.To(false),
-					EnableServiceLinks:            ptr.To(false),
-					TerminationGracePeriodSeconds: ptr.To[int64](5),
-					SecurityContext:               RestrictedPod(fsGroup),
-					Volumes:                       volumes,
-					Affinity: &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
-						PreferredDuringSchedulingIgnoredDuringExecution: []corev1.WeightedPodAffinityTerm{{
-							Weight: 100,
-							PodAffinityTerm: corev1.PodAffinityTerm{
-								LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{JobLabel: p.Name}},
-								TopologyKey:   corev1.LabelHostname,
-							},
-						}},
-					}},
-					Containers: []corev1.Container{{
-						Name:            Container,
-						Image:           p.Image,
-						ImagePullPolicy: pull,
-						Args:            plan.Args(),
-						VolumeMounts:    mounts,
-						Env: []corev1.EnvVar{
-							{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
-							{Name: "NODE_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}},
-						},
-						// Small, like the token service's: every node of a kind cluster shares the
-						// host's cores. No CPU limit: throttling would spread the bursts.
-						Resources: corev1.ResourceRequirements{
-							Requests: corev1.ResourceList{
-								corev1.ResourceCPU:    resource.MustParse("50m"),
-								corev1.ResourceMemory: resource.MustParse("32Mi"),
-							},
-							Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")},
-						},
-						SecurityContext:          RestrictedContainer(),
-						TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
-					}},
-				},
+				Spec:       attackerPod(p.Image, pull, plan.Args(), p.KeysSecret, map[string]string{JobLabel: p.Name}),
 			},
 		},
 	}
+	job.Spec.Template.Spec.RestartPolicy = corev1.RestartPolicyNever
 	if p.Deadline > 0 {
 		job.Spec.ActiveDeadlineSeconds = ptr.To(int64((p.Deadline + time.Second - 1) / time.Second))
 	}
 	return job, nil
+}
+
+// attackerPod is the pod spec of every attacker, a Job's or a round server's: the attacker
+// container with args, the keys Secret mounted read-only when named, a preference for nodes
+// without another pod labelled spread (only a preference: three pods on two workers still
+// schedule), and the restricted Pod Security profile.
+func attackerPod(image string, pull corev1.PullPolicy, args []string, keysSecret string, spread map[string]string) corev1.PodSpec {
+	var (
+		volumes []corev1.Volume
+		mounts  []corev1.VolumeMount
+		fsGroup *int64
+	)
+	if keysSecret != "" {
+		volumes = []corev1.Volume{{Name: keysVolume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: keysSecret,
+			Items:      []corev1.KeyToPath{{Key: KeysSecretKey, Path: KeysSecretKey}},
+			// Owner and group only; the kubelet gives the file to fsGroup, the attacker's group.
+			DefaultMode: ptr.To[int32](0o440),
+		}}}}
+		mounts = []corev1.VolumeMount{{Name: keysVolume, MountPath: KeysDir, ReadOnly: true}}
+		fsGroup = ptr.To[int64](User)
+	}
+	return corev1.PodSpec{
+		AutomountServiceAccountToken:  ptr.To(false),
+		EnableServiceLinks:            ptr.To(false),
+		TerminationGracePeriodSeconds: ptr.To[int64](5),
+		SecurityContext:               RestrictedPod(fsGroup),
+		Volumes:                       volumes,
+		Affinity: &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
+			PreferredDuringSchedulingIgnoredDuringExecution: []corev1.WeightedPodAffinityTerm{{
+				Weight: 100,
+				PodAffinityTerm: corev1.PodAffinityTerm{
+					LabelSelector: &metav1.LabelSelector{MatchLabels: spread},
+					TopologyKey:   corev1.LabelHostname,
+				},
+			}},
+		}},
+		Containers: []corev1.Container{{
+			Name:            Container,
+			Image:           image,
+			ImagePullPolicy: pull,
+			Args:            args,
+			VolumeMounts:    mounts,
+			Env: []corev1.EnvVar{
+				{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+				{Name: "NODE_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}},
+			},
+			// Small, like the token service's: every node of a kind cluster shares the host's
+			// cores. No CPU limit: throttling would spread the bursts.
+			Resources: corev1.ResourceRequirements{
+				Requests: corev1.ResourceList{
+					corev1.ResourceCPU:    resource.MustParse("50m"),
+					corev1.ResourceMemory: resource.MustParse("32Mi"),
+				},
+				Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")},
+			},
+			SecurityContext:          RestrictedContainer(),
+			TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+		}},
+	}
 }
 
 // RestrictedPod is the pod security context of the suite's own pods (attackers, probes): the

@@ -12,6 +12,9 @@
 //	  -shards=3 -seed=S -customers=40 -merchants=4 -retry-attempts=5 -retry-max-wait=2s \
 //	  -api-keys=/etc/stampede-attacker/api-keys -foreign-customers=0.1 -foreign-every=2
 //
+// "stampede-attacker serve" is the same traffic as a round server (serve.go), and
+// "stampede-attacker probe" one TCP connection (probe.go).
+//
 // It exits 0 when it sent its whole share, 1 when the run failed (the history holds what was
 // sent), 2 on a bad plan, 3 when it began too late to send anything.
 package main
@@ -32,6 +35,9 @@ import (
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "probe" {
 		os.Exit(probe(os.Args[2:], os.Stdout, os.Stderr))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "serve" {
+		os.Exit(serve(os.Args[2:], os.Getenv, os.Stderr))
 	}
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }

@@ -1,0 +1,140 @@
+package attack
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+)
+
+// A round server is an attacker pod that stays up and takes plans one at a time over HTTP, for
+// traffic that comes in many short runs: a chaos spec launches a round of new bursts every
+// second, and a Job per round would spend longer starting its pods than the round lasts. The
+// suite reaches each server through a port-forward (nothing else reaches it: the pods' network
+// policy admits no ingress), posts the same plan to every server of a run with its own shard,
+// and merges their outputs as it merges a Job's pods' logs.
+const (
+	// RoundsPath takes a plan: POST, the plan as JSON (Plan's fields; never keys), answered
+	// with the output (WriteOutput) once the plan has run.
+	RoundsPath = "/rounds"
+	// HealthPath answers 200 while the server takes rounds: the pod's readiness.
+	HealthPath = "/healthz"
+	// RoundsPort is the port a round server listens on.
+	RoundsPort = 8081
+	// DefaultMaxRounds bounds the rounds a server runs at once.
+	DefaultMaxRounds = 16
+	// maxPlanBytes bounds a posted plan: a few thousand customers as JSON.
+	maxPlanBytes = 8 << 20
+)
+
+// Server runs posted plans from inside the cluster. Keys are the merchants' API keys, read from
+// the server's own mounted file; a posted plan cannot carry any.
+type Server struct {
+	Keys map[string]string
+	Log  *slog.Logger
+	// Pod and Node name where it runs, for each output's trailer.
+	Pod, Node string
+	sem       chan struct{}
+}
+
+// NewServer returns a Server that runs at most maxRounds plans at once (DefaultMaxRounds if
+// not positive) and refuses more with 429.
+func NewServer(keys map[string]string, maxRounds int, pod, node string, log *slog.Logger) *Server {
+	if maxRounds <= 0 {
+		maxRounds = DefaultMaxRounds
+	}
+	return &Server{Keys: keys, Log: log, Pod: pod, Node: node, sem: make(chan struct{}, maxRounds)}
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case HealthPath:
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			methodNotAllowed(w, "GET, HEAD")
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"status":"ok"}`+"\n")
+	case RoundsPath:
+		if r.Method != http.MethodPost {
+			methodNotAllowed(w, http.MethodPost)
+			return
+		}
+		s.round(w, r)
+	default:
+		writeError(w, http.StatusNotFound, "not_found", "no such path: "+r.URL.Path+" (POST "+RoundsPath+", GET "+HealthPath+")")
+	}
+}
+
+// round decodes a plan, runs it and writes its output. A plan that does not decode or validate
+// is a 400 and sends nothing; a server already running its maximum of rounds answers 429 and
+// sends nothing. Once a plan runs, the answer is 200 with the output, whose trailer carries the
+// run's error if it had one, as a Job pod's would: what was sent is never dropped.
+func (s *Server) round(w http.ResponseWriter, r *http.Request) {
+	plan, err := DecodePlan(io.LimitReader(r.Body, maxPlanBytes))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_plan", err.Error())
+		return
+	}
+	if len(s.Keys) > 0 {
+		plan.Keys = s.Keys
+	}
+	if err := plan.Validate(); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_plan", err.Error())
+		return
+	}
+	select {
+	case s.sem <- struct{}{}:
+		defer func() { <-s.sem }()
+	default:
+		writeError(w, http.StatusTooManyRequests, "busy", fmt.Sprintf("already running %d rounds", cap(s.sem)))
+		return
+	}
+	// The request's context: a suite that gave up on the round (its port-forward closed) stops it.
+	ops, trailer, runErr := Run(r.Context(), plan, s.Log)
+	trailer.Pod, trailer.Node = s.Pod, s.Node
+	if runErr != nil {
+		trailer.Error = runErr.Error()
+		s.Log.Warn("round failed", "err", runErr, "ops", len(ops))
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	if err := WriteOutput(w, ops, trailer); err != nil {
+		s.Log.Error("writing a round's output", "err", err)
+	}
+}
+
+// EncodePlan is a plan as a round server takes it: JSON of every field but the keys, which the
+// server has from its own file.
+func EncodePlan(p Plan) ([]byte, error) {
+	p.Keys, p.KeysFile = nil, ""
+	return json.Marshal(p)
+}
+
+// DecodePlan reads a plan that EncodePlan wrote; unknown fields, keys among them, are refused.
+func DecodePlan(r io.Reader) (Plan, error) {
+	var p Plan
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return Plan{}, fmt.Errorf("decode the plan: %w", err)
+	}
+	if dec.More() {
+		return Plan{}, errors.New("decode the plan: more than one JSON value")
+	}
+	return p, nil
+}
+
+func methodNotAllowed(w http.ResponseWriter, allow string) {
+	w.Header().Set("Allow", allow)
+	writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use "+strings.ReplaceAll(allow, ", ", " or "))
+}
+
+// writeError writes {"error": code, "message": msg} with status.
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "message": msg})
+}
