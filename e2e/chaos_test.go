@@ -40,7 +40,7 @@ var _ = Describe("Chaos", Label("chaos"), func() {
 	for i, f := range chaos.Registry {
 		It("keeps atomic's invariants under "+f.Name(), Label(f.Name(), "atomic"), func(ctx SpecContext) {
 			env.SkipUnlessAvailable(f)
-			env.SkipUnlessHostReachesService()
+			env.SkipUnlessRoundsReachService()
 			plan := chaos.NewPlan(env.Config.Seed, f.Name())
 			By("planning the fault from the seed: " + plan.String())
 			d := env.Deploy(ctx, framework.DeployParams{Strategy: "atomic", Toxiproxy: chaos.NeedsToxiproxy(f)})
@@ -125,7 +125,7 @@ var _ = Describe("Chaos", Label("chaos"), func() {
 	It("canary db-crash with synchronous_commit=off: lost acknowledged registrations are found",
 		Label("db-crash", "canary", "durability", "atomic"), func(ctx SpecContext) {
 			env.SkipUnlessAvailable(chaos.DBCrash{})
-			env.SkipUnlessHostReachesService()
+			env.SkipUnlessRoundsReachService()
 			d := env.Deploy(ctx, framework.DeployParams{Strategy: "atomic", Components: []string{manifests.ComponentPostgresAsyncCommit}})
 			known, ok := check.KnownBugOf(check.AsyncCommit)
 			Expect(ok).To(BeTrue())

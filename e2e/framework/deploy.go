@@ -65,17 +65,17 @@ func (e *Env) SkipUnlessAvailable(f chaos.Fault) {
 	}
 }
 
-// SkipUnlessHostReachesService skips the running spec, before it deploys anything, when its
-// traffic must come from this host (StampedeUnderFault's rounds) and nothing here reaches the
-// token service.
-func (e *Env) SkipUnlessHostReachesService() {
+// SkipUnlessRoundsReachService skips the running spec, before it deploys anything, when its
+// chaos rounds would come from this host (-e2e.traffic=host) and nothing here reaches the token
+// service. With -e2e.traffic=cluster they come from attacker pods inside the cluster.
+func (e *Env) SkipUnlessRoundsReachService() {
 	GinkgoHelper()
-	if e.ServiceURL == "" {
+	if e.Config.Traffic != TrafficCluster && e.ServiceURL == "" {
 		Skip(noHostRoute)
 	}
 }
 
-const noHostRoute = "the chaos rounds send their bursts from this host, and nothing here reaches the token service: pass -e2e.service-url"
+const noHostRoute = "-e2e.traffic=host, and nothing here reaches the token service: pass -e2e.service-url, or send the rounds from inside the cluster with -e2e.traffic=cluster"
 
 // Deploy renders the manifests of p.Strategy into a fresh namespace, with p's extra settings and,
 // when asked, toxiproxy in front of PostgreSQL (ready, its API reachable through a

@@ -90,6 +90,22 @@ func (o FaultOutcome) Line() string {
 		o.Plan.Fault, o.During, rec, len(o.Result.Violations), o.Plan, o.Event.Target, o.Event.Detail, o.Rounds, o.Result.Requests, o.Result.Verdict)
 }
 
+// roundSender is where d's chaos rounds come from: this host, or with -e2e.traffic=cluster the
+// round servers, started with d's first run under a fault and kept for the next.
+func (d *Deployment) roundSender(ctx context.Context) sendFunc {
+	GinkgoHelper()
+	if d.Env.Config.Traffic != TrafficCluster {
+		if d.Env.ServiceURL == "" {
+			Skip(noHostRoute)
+		}
+		return d.hostSender()
+	}
+	if d.rounds == nil {
+		d.rounds = d.clusterSender(ctx, d.Dir)
+	}
+	return d.rounds
+}
+
 // StampedeUnderFault sends rounds of new first-registration bursts, one round every RoundEvery,
 // fires the fault at the plan's offset, holds it, recovers it, and keeps sending until a round
 // launched after the fault's end succeeds whole (or the bound passes). Then every customer
@@ -97,15 +113,12 @@ func (o FaultOutcome) Line() string {
 // database, runs the same checker as every spec over the whole history, measures the success
 // ratio during the fault and the recovery time, and writes the report with the fault's event.
 // The steps are chaos's fault runner (LaunchRounds, Apply, AwaitRecovery, Stop); every traffic
-// run records on the spec's clock. It asserts only that the run was usable; the spec judges.
+// run records on the spec's clock, and comes from this host or, with -e2e.traffic=cluster, from
+// attacker pods that take rounds inside the cluster (roundSender). It asserts only that the run was usable; the spec judges.
 func (d *Deployment) StampedeUnderFault(ctx context.Context, p FaultParams) FaultOutcome {
 	GinkgoHelper()
 	p.setDefaults()
-	// The rounds are host traffic whatever -e2e.traffic says: a round a second, each its own
-	// short burst, would be an attacker Job a second (their pods' start alone takes longer).
-	if d.Env.ServiceURL == "" {
-		Skip(noHostRoute)
-	}
+	send := d.roundSender(ctx)
 	// Enough customers for the longest run: offset, hold, recovery waits and the bound.
 	maxRounds := int((p.Plan.Offset+p.Plan.Hold+2*chaos.RecoverTimeout+p.RecoveryBound)/p.RoundEvery) + 1
 	pool := d.Env.Customers(p.Salt, maxRounds*p.RoundCustomers)
@@ -116,13 +129,7 @@ func (d *Deployment) StampedeUnderFault(ctx context.Context, p FaultParams) Faul
 	rounds := chaos.LaunchRounds(ctx, chaos.RoundsParams{
 		Every: p.RoundEvery, Max: maxRounds, MaxInFlight: maxRoundsInFlight, Since: d.Clock.Since,
 		Run: func(ctx context.Context, i int) ([]history.Op, error) {
-			tp := d.trafficParams(customersOf(i), p.Burst, p.Retry, quietLogger)
-			tp.Gap = p.Gap
-			out, err := traffic.Run(ctx, tp)
-			if out == nil {
-				return nil, err
-			}
-			return out.History, err
+			return send(ctx, customersOf(i), p.Burst, p.Gap, p.Retry, quietLogger)
 		},
 	})
 	applied := chaos.Apply(ctx, p.Fault, d.Target(), p.Plan, trafficStart, d.Clock.Since, d.Env.Logger)
@@ -149,15 +156,11 @@ func (d *Deployment) StampedeUnderFault(ctx context.Context, p FaultParams) Faul
 	// got a token before must get the same token again (the checker's one-token rule), and
 	// every customer must end with a token (its final-token rule).
 	By(fmt.Sprintf("registering all %d customers once more after the fault: each must get its one token", len(customers)))
-	tp := d.trafficParams(customers, 1, p.Retry, d.Env.Logger)
-	tp.Gap = 10 * time.Millisecond
-	catchUp, err := traffic.Run(ctx, tp)
+	catchUp, err := send(ctx, customers, 1, 10*time.Millisecond, p.Retry, d.Env.Logger)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("catch-up: %w", err))
 	}
-	if catchUp != nil {
-		ops = append(ops, catchUp.History...) // on the spec's clock, with request ids of their own
-	}
+	ops = append(ops, catchUp...) // on the spec's clock, with request ids of their own
 	slices.SortStableFunc(ops, func(a, b history.Op) int { return int(a.Call - b.Call) })
 	if o.Recovered && o.Recovery > p.RecoveryBound {
 		o.Recovered = false

@@ -74,6 +74,9 @@ type Deployment struct {
 
 	// attacks counts the attacker Jobs of the spec, which names each.
 	attacks int
+	// rounds sends the spec's chaos rounds from its round servers (-e2e.traffic=cluster),
+	// once started.
+	rounds sendFunc
 }
 
 // The token service's default claims (service/README.md): the suite deploys it with them.
