@@ -43,7 +43,9 @@ func TestServeOn(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int)
-	go func() { done <- serveOn(ctx, ln, attack.NewServer(nil, 1, "", "", slog.New(slog.DiscardHandler)), slog.New(slog.DiscardHandler)) }()
+	go func() {
+		done <- serveOn(ctx, ln, attack.NewServer(nil, 1, "", "", slog.New(slog.DiscardHandler)), slog.New(slog.DiscardHandler))
+	}()
 	resp, err := http.Get("http://" + ln.Addr().String() + attack.HealthPath)
 	if err != nil {
 		t.Fatal(err)
