@@ -124,7 +124,8 @@ func (d *Deployment) StampedeUnderFault(ctx context.Context, p FaultParams) Faul
 	pool := d.Env.Customers(p.Salt, maxRounds*p.RoundCustomers)
 	customersOf := func(i int) []history.Customer { return pool[i*p.RoundCustomers : (i+1)*p.RoundCustomers] }
 
-	By(fmt.Sprintf("sending a round of %d customers x %d simultaneous first registrations every %s; fault %s", p.RoundCustomers, p.Burst, p.RoundEvery, p.Plan))
+	By(fmt.Sprintf("sending a round of %d customers x %d simultaneous first registrations every %s from %s; fault %s",
+		p.RoundCustomers, p.Burst, p.RoundEvery, d.Env.Config.TrafficSource(), p.Plan))
 	trafficStart := d.Clock.Since()
 	rounds := chaos.LaunchRounds(ctx, chaos.RoundsParams{
 		Every: p.RoundEvery, Max: maxRounds, MaxInFlight: maxRoundsInFlight, Since: d.Clock.Since,
@@ -180,6 +181,7 @@ func (d *Deployment) StampedeUnderFault(ctx context.Context, p FaultParams) Faul
 		recovery = o.Recovery.Seconds()
 	}
 	for name, v := range map[string]any{
+		"traffic.source":                   d.Env.Config.TrafficSource(),
 		"chaos.success_ratio_during_fault": o.During.Ratio(),
 		"chaos.requests_during_fault":      o.During.Requests,
 		"chaos.recovery_seconds":           recovery,

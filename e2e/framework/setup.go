@@ -76,8 +76,8 @@ func Setup(ctx context.Context, cfg *Config) *Env {
 	if url == "" {
 		url, err = c.ServiceURL()
 		if err != nil && cfg.Traffic == TrafficCluster {
-			// The bursts come from inside the cluster: the host needs no way in. Only the chaos
-			// rounds, host traffic still, do (they skip without one).
+			// The bursts and the chaos rounds come from inside the cluster: the host needs no
+			// way in.
 			fmt.Fprintf(GinkgoWriter, "no address of the token service from this host (%v): traffic from inside the cluster only\n", err)
 			url, err = "", nil
 		}
