@@ -28,6 +28,21 @@ import (
 	"github.com/stampede-e2e/stampede/e2e/traffic"
 )
 
+// expectRestricted runs pod through Kubernetes' own Pod Security evaluator at the restricted
+// level, the one the suite's namespaces enforce.
+func expectRestricted(t *testing.T, pod corev1.PodTemplateSpec) {
+	t.Helper()
+	eval, err := policy.NewEvaluator(policy.DefaultChecks())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range eval.EvaluatePod(psapi.LevelVersion{Level: psapi.LevelRestricted, Version: psapi.LatestVersion()}, &pod.ObjectMeta, &pod.Spec) {
+		if !r.Allowed {
+			t.Errorf("restricted: %s: %s", r.ForbiddenReason, r.ForbiddenDetail)
+		}
+	}
+}
+
 func params() Params {
 	return Params{
 		Name:      "attacker-1",
@@ -54,16 +69,8 @@ func TestRenderRestricted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eval, err := policy.NewEvaluator(policy.DefaultChecks())
-	if err != nil {
-		t.Fatal(err)
-	}
 	pod := job.Spec.Template
-	for _, r := range eval.EvaluatePod(psapi.LevelVersion{Level: psapi.LevelRestricted, Version: psapi.LatestVersion()}, &pod.ObjectMeta, &pod.Spec) {
-		if !r.Allowed {
-			t.Errorf("restricted: %s: %s", r.ForbiddenReason, r.ForbiddenDetail)
-		}
-	}
+	expectRestricted(t, pod)
 	spec := pod.Spec
 	c := spec.Containers[0]
 	if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
@@ -240,15 +247,7 @@ func TestRenderMountsKeys(t *testing.T) {
 		}
 	}
 	pod := job.Spec.Template
-	eval, err := policy.NewEvaluator(policy.DefaultChecks())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range eval.EvaluatePod(psapi.LevelVersion{Level: psapi.LevelRestricted, Version: psapi.LatestVersion()}, &pod.ObjectMeta, &pod.Spec) {
-		if !r.Allowed {
-			t.Errorf("restricted: %s: %s", r.ForbiddenReason, r.ForbiddenDetail)
-		}
-	}
+	expectRestricted(t, pod)
 	spec := pod.Spec
 	if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
 		t.Error("the pods must not get a service account token")

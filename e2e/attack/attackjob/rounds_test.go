@@ -10,8 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
-	psapi "k8s.io/pod-security-admission/api"
-	"k8s.io/pod-security-admission/policy"
 
 	"github.com/stampede-e2e/stampede/e2e/attack"
 )
@@ -30,16 +28,8 @@ func TestRenderRoundServers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eval, err := policy.NewEvaluator(policy.DefaultChecks())
-	if err != nil {
-		t.Fatal(err)
-	}
 	tmpl := d.Spec.Template
-	for _, r := range eval.EvaluatePod(psapi.LevelVersion{Level: psapi.LevelRestricted, Version: psapi.LatestVersion()}, &tmpl.ObjectMeta, &tmpl.Spec) {
-		if !r.Allowed {
-			t.Errorf("restricted: %s: %s", r.ForbiddenReason, r.ForbiddenDetail)
-		}
-	}
+	expectRestricted(t, tmpl)
 	c := tmpl.Spec.Containers[0]
 	if want := []string{"serve", "-listen=:8081", "-api-keys=" + KeysDir + "/" + KeysSecretKey}; !slices.Equal(c.Args, want) {
 		t.Errorf("args %q, want %q", c.Args, want)
