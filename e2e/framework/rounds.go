@@ -57,9 +57,13 @@ const (
 // roundServers are the spec's attacker pods that take rounds (attackjob.StartRoundServers),
 // each reached through a port-forward of its own.
 type roundServers struct {
-	d      *Deployment
-	pods   []string
+	d    *Deployment
+	pods []string
+	// url is the token service as the servers reach it: its ClusterIP Service.
+	url    string
 	client *http.Client
+	// open opens a port-forward to server i: its local port and how to close it.
+	open func(ctx context.Context, i int) (int, func(), error)
 
 	mu    sync.Mutex
 	ports []int
@@ -90,12 +94,9 @@ func (d *Deployment) clusterSender(ctx context.Context, dir string) sendFunc {
 		Labels: labels, KeysSecret: secret.Name,
 	})
 	Expect(err).NotTo(HaveOccurred(), "the round servers")
-	rs := &roundServers{d: d, pods: pods, ports: make([]int, len(pods)), stops: make([]func(), len(pods)), slack: time.Hour}
-	// Keep-alive on: a round's post reuses the port-forward's connection, so the lead is not
-	// spent dialing through the API server.
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.MaxIdleConnsPerHost = 2 * attack.DefaultMaxRounds
-	rs.client = &http.Client{Transport: tr}
+	rs := newRoundServers(d, pods, func(ctx context.Context, i int) (int, func(), error) {
+		return PortForwardPod(ctx, d.Env.RestConfig, d.Namespace, pods[i], attack.RoundsPort)
+	})
 	DeferCleanup(func() { rs.close(dir) })
 	for i := range pods {
 		Expect(rs.forward(ctx, i)).To(Succeed())
@@ -104,9 +105,18 @@ func (d *Deployment) clusterSender(ctx context.Context, dir string) sendFunc {
 	return rs.send
 }
 
+func newRoundServers(d *Deployment, pods []string, open func(ctx context.Context, i int) (int, func(), error)) *roundServers {
+	// Keep-alive on: a round's post reuses the port-forward's connection, so the lead is not
+	// spent dialing through the API server.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 2 * attack.DefaultMaxRounds
+	return &roundServers{d: d, pods: pods, url: manifests.TokensvcClusterURL(d.Namespace), open: open, client: &http.Client{Transport: tr},
+		ports: make([]int, len(pods)), stops: make([]func(), len(pods)), slack: time.Hour}
+}
+
 // forward (re)opens the port-forward to server i.
 func (rs *roundServers) forward(ctx context.Context, i int) error {
-	port, stop, err := PortForwardPod(ctx, rs.d.Env.RestConfig, rs.d.Namespace, rs.pods[i], attack.RoundsPort)
+	port, stop, err := rs.open(ctx, i)
 	if err != nil {
 		return fmt.Errorf("port-forward to round server %s: %w", rs.pods[i], err)
 	}
@@ -128,7 +138,7 @@ func (rs *roundServers) port(i int) int {
 // send posts one run to every server and merges what they sent.
 func (rs *roundServers) send(ctx context.Context, customers []history.Customer, burst int, gap time.Duration, retry traffic.RetryParams, _ *slog.Logger) ([]history.Op, error) {
 	plan := attack.Plan{
-		URL:       manifests.TokensvcClusterURL(rs.d.Namespace),
+		URL:       rs.url,
 		Customers: customers,
 		Burst:     burst,
 		Gap:       gap,

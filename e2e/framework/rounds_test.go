@@ -1,0 +1,139 @@
+package framework
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stampede-e2e/stampede/e2e/attack"
+	"github.com/stampede-e2e/stampede/e2e/history"
+	"github.com/stampede-e2e/stampede/e2e/traffic"
+)
+
+func portOf(t *testing.T, raw string) int {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := strconv.Atoi(u.Port())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// closedPort is a local port nothing listens on: a port-forward that has gone.
+func closedPort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := ln.Addr().(*net.TCPAddr).Port
+	_ = ln.Close()
+	return p
+}
+
+// TestRoundServersSend: every run is posted to each server with its shard, and the outputs
+// merge into one history on the spec's clock in which every request of every burst appears
+// once, numbered from the spec's sequence (a second run continues it). A server whose
+// port-forward is gone is reached again through a new one, once; a server that answers with an
+// error is not posted to again (it may have sent requests), and the run fails naming it.
+func TestRoundServersSend(t *testing.T) {
+	var (
+		mu   sync.Mutex
+		seen = map[string]int{}
+	)
+	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req traffic.RegisterRequest
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		mu.Lock()
+		seen[req.ExternalID]++
+		mu.Unlock()
+		w.Header().Set(traffic.ServedByHeader, "tokensvc-0")
+		fmt.Fprint(w, `{"token":"t","customer_id":"x","created":false}`)
+	}))
+	t.Cleanup(svc.Close)
+	customers := traffic.Customers(3, 4, 2)
+	keys := map[string]string{}
+	for _, c := range customers {
+		keys[c.MerchantID] = "sk_" + c.MerchantID
+	}
+	var ports []int
+	for range 3 {
+		s := httptest.NewServer(attack.NewServer(keys, 4, "", "", slog.New(slog.DiscardHandler)))
+		t.Cleanup(s.Close)
+		ports = append(ports, portOf(t, s.URL))
+	}
+	d := &Deployment{Namespace: "stampede-atomic-test", Clock: history.NewClock(time.Now()), Seqs: history.NewSeqs()}
+	var opens atomic.Int32
+	gone := closedPort(t)
+	rs := newRoundServers(d, []string{"rounds-a", "rounds-b", "rounds-c"}, func(_ context.Context, i int) (int, func(), error) {
+		opens.Add(1)
+		if opens.Load() == 2 { // server 1's first port-forward is already gone
+			return gone, func() {}, nil
+		}
+		return ports[i], func() {}, nil
+	})
+	rs.url = svc.URL
+	ctx := context.Background()
+	for i := range ports {
+		if err := rs.forward(ctx, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for run := range 2 {
+		ops, err := rs.send(ctx, customers, 6, 20*time.Millisecond, traffic.RetryParams{}, nil)
+		if err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+		if len(ops) != 4*6 {
+			t.Fatalf("run %d: %d ops, want 24", run, len(ops))
+		}
+		ids := map[string]bool{}
+		for _, op := range ops {
+			if op.Seq < run*6 || op.Seq >= (run+1)*6 || ids[op.ID()] {
+				t.Errorf("run %d: request %s numbered outside the run's or twice", run, op.ID())
+			}
+			ids[op.ID()] = true
+			if op.Call < roundLead/2 || op.Status != 200 {
+				t.Errorf("run %d: %s called at %s on the spec's clock (the plan starts %s after the post), status %d", run, op.ID(), op.Call, roundLead, op.Status)
+			}
+		}
+	}
+	if got := opens.Load(); got != 4 {
+		t.Errorf("%d port-forwards opened, want 3 and one again for the gone one", got)
+	}
+	for _, c := range customers {
+		if seen[c.ExternalID] != 12 {
+			t.Errorf("customer %s got %d requests, want 12", c.ExternalID, seen[c.ExternalID])
+		}
+	}
+
+	// A server that fails a round: the run fails, and the server is asked once.
+	var posts atomic.Int32
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		posts.Add(1)
+		http.Error(w, `{"error":"boom"}`, http.StatusInternalServerError)
+	}))
+	t.Cleanup(broken.Close)
+	rs.mu.Lock()
+	rs.ports[2] = portOf(t, broken.URL)
+	rs.mu.Unlock()
+	if _, err := rs.send(ctx, customers, 6, 20*time.Millisecond, traffic.RetryParams{}, nil); err == nil || posts.Load() != 1 ||
+		!strings.Contains(err.Error(), "rounds-c") {
+		t.Errorf("with a failing server: err %v after %d posts, want an error after 1", err, posts.Load())
+	}
+}
