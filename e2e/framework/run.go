@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -195,21 +196,49 @@ func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 	return Outcome{Traffic: &traffic.Outcome{Clock: d.Clock, History: j.ops}, Rows: rows, Result: res, Summary: summary.String()}
 }
 
-// Repro is the command that replays the running spec with the same seed, on the run's cluster
-// when it is kept.
+// Repro is the command that replays the running spec with the same seed: on the run's cluster
+// when it is kept, or with make pre-release on the same existing cluster.
 func (e *Env) Repro() string {
-	return ReproLine(e.Config.Seed, CurrentSpecReport().FullText(), e.Config.KeptCluster())
+	return ReproLine(&e.Config, CurrentSpecReport().FullText())
 }
 
-// ReproLine is the command that replays the spec named text with seed on a kept cluster: cluster
-// when it is not empty (the run kept it: KEEP=true, or reuse mode), else reuse mode's own.
-// LABELS=all lifts the default label filter, which leaves the chaos specs out.
-func ReproLine(seed uint64, text, cluster string) string {
-	where := ""
-	if cluster != "" {
-		where = " CLUSTER=" + cluster
+// ReproLine is the command, ready to paste into a shell, that replays the spec named text with
+// c's seed. In existing mode it is make pre-release with the same kubeconfig, context, images
+// and manifests; otherwise make e2e-reuse, on the kept cluster when there is one (KEEP=true, or
+// reuse mode), else reuse mode's own. LABELS=all lifts the default label filter, which leaves
+// the chaos specs out. The focus is the text as a regular expression that matches only itself.
+func ReproLine(c *Config, text string) string {
+	var b strings.Builder
+	if c.Mode == "existing" {
+		b.WriteString("make pre-release")
+		for _, v := range [][2]string{
+			{"KUBECONFIG", c.Kubeconfig}, {"CONTEXT", c.Context},
+			{"TOKENSVC_IMAGE", c.TokensvcImage}, {"POSTGRES_IMAGE", c.PostgresImage},
+			{"ATTACKER_IMAGE", c.AttackerImage}, {"TOXIPROXY_IMAGE", c.ToxiproxyImage}, {"MANIFESTS", c.Manifests},
+		} {
+			if v[1] != "" {
+				b.WriteString(" " + v[0] + "=" + shellQuote(v[1]))
+			}
+		}
+	} else {
+		b.WriteString("make e2e-reuse")
+		if cluster := c.KeptCluster(); cluster != "" {
+			b.WriteString(" CLUSTER=" + shellQuote(cluster))
+		}
 	}
-	return fmt.Sprintf("make e2e-reuse%s SEED=%d LABELS=all ARGS='--focus=%q'", where, seed, text)
+	// make puts ARGS into a shell command line as it is: the focus is double-quoted there.
+	focus := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "$", `\$`, "`", "\\`").Replace(regexp.QuoteMeta(text))
+	fmt.Fprintf(&b, " SEED=%d LABELS=all ARGS=%s", c.Seed, shellQuote(`--focus="`+focus+`"`))
+	return b.String()
+}
+
+// shellQuote quotes s for a POSIX shell: as it is when it needs no quoting, else in single
+// quotes, each of its own single quotes written '\''.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=@+,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // Failf fails the spec with the violation table and the repro line: what a reader needs first.

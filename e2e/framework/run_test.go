@@ -4,7 +4,9 @@ import (
 	"context"
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -193,12 +195,49 @@ func TestReproLineNamesTheKeptCluster(t *testing.T) {
 		{Config{Mode: "kind", ClusterName: "stampede-ab12cd"}, "make e2e-reuse SEED=42 "},
 		{Config{Mode: "kind", ClusterName: "stampede-ab12cd", Keep: true}, "make e2e-reuse CLUSTER=stampede-ab12cd SEED=42 "},
 		{Config{Mode: "reuse", ClusterName: "stampede"}, "make e2e-reuse CLUSTER=stampede SEED=42 "},
-		{Config{Mode: "existing"}, "make e2e-reuse SEED=42 "},
+		{Config{Mode: "existing", Kubeconfig: "/home/me/.kube/staging", Context: "staging", TokensvcImage: "reg.example/tokensvc:v1",
+			PostgresImage: "reg.example/postgres:15", AttackerImage: "reg.example/attacker:v1"},
+			"make pre-release KUBECONFIG=/home/me/.kube/staging CONTEXT=staging TOKENSVC_IMAGE=reg.example/tokensvc:v1 " +
+				"POSTGRES_IMAGE=reg.example/postgres:15 ATTACKER_IMAGE=reg.example/attacker:v1 SEED=42 "},
 	}
 	for _, tc := range cases {
-		got := ReproLine(42, "a spec", tc.c.KeptCluster())
-		if !strings.HasPrefix(got, tc.want) || !strings.HasSuffix(got, `--focus="a spec"'`) {
+		tc.c.Seed = 42
+		got := ReproLine(&tc.c, "a spec")
+		if !strings.HasPrefix(got, tc.want) || !strings.HasSuffix(got, `ARGS='--focus="a spec"'`) {
 			t.Errorf("%+v: %s; want it to start %q", tc.c, got, tc.want)
+		}
+	}
+}
+
+// TestReproLineQuoting pastes repro lines into a real shell, with make standing in as make does
+// (ARGS goes into a shell command line as it is): ginkgo must get a focus that matches the spec's
+// text and nothing else, whatever quotes or regular-expression characters the text holds.
+func TestReproLineQuoting(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh")
+	}
+	for _, text := range []string{
+		"Chaos keeps atomic's invariants under db-cut",
+		`Registration a "quoted" $HOME and a back\slash`,
+		"canary db-crash with synchronous_commit=off: (lost) acknowledged registrations are found [x+y]",
+	} {
+		c := Config{Mode: "existing", Kubeconfig: "/tmp/it's a kubeconfig", Context: "kind-pre", Seed: 7}
+		line := ReproLine(&c, text)
+		// make: the variables become arguments; then ARGS into a command line, as the Makefile's
+		// `scripts/pre-release.sh $(ARGS)`.
+		script := `make() { for a in "$@"; do case "$a" in ARGS=*) eval "set -- ${a#ARGS=}"; printf '%s\n' "$@";; KUBECONFIG=*) printf '%s\n' "$a";; esac; done; }; ` + line
+		out, err := exec.Command(sh, "-c", script).Output()
+		if err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if len(lines) != 2 || lines[0] != "KUBECONFIG=/tmp/it's a kubeconfig" || !strings.HasPrefix(lines[1], "--focus=") {
+			t.Fatalf("%s\nparsed as %q", line, lines)
+		}
+		re, err := regexp.Compile(strings.TrimPrefix(lines[1], "--focus="))
+		if err != nil || !re.MatchString(text) || re.MatchString(strings.Replace(text, " ", "_", 1)) {
+			t.Errorf("%s\nfocus %q does not match %q alone (%v)", line, lines[1], text, err)
 		}
 	}
 }
