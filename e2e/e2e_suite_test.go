@@ -44,7 +44,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 // summaries) are gathered into one summary of the run, printed and kept in the artifacts.
 var _ = ReportAfterEach(func(r SpecReport) {
 	if r.Failed() && env != nil {
-		fmt.Fprintf(GinkgoWriter, "repro: %s\n", framework.ReproLine(env.Config.Seed, r.FullText(), env.Config.KeptCluster()))
+		fmt.Fprintf(GinkgoWriter, "repro: %s\n", framework.ReproLine(&env.Config, r.FullText()))
 	}
 })
 
