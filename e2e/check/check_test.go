@@ -146,6 +146,7 @@ const (
 	conflict     = `{"error":"conflict","message":"registration in progress"}`
 	emptySubject = `{"error":"empty_subject","message":"refusing to sign"}`
 	unavailable  = `{"error":"unavailable","message":"database unavailable; retry"}`
+	overloaded   = `{"error":"overloaded","message":"too many registrations in flight; retry"}`
 )
 
 // dbFault is a fault that began just after bob's burst was sent in goodHistory, while it was in
@@ -335,7 +336,8 @@ func TestCheck(t *testing.T) {
 			rows: rows, verdict: VerdictFail, counts: map[Rule]int{RuleCleanError: 1},
 		},
 		{
-			// A clean error, the service's load shedding, but one no strategy promises.
+			// A clean error, the service's load shedding, but outside every fault: no strategy
+			// promises it there.
 			name: "503 overloaded", ops: replace(good, retryLater(op(alice, 2, 0, "pod-a", 2, 5, 503, `{"error":"overloaded"}`))),
 			rows: rows, verdict: VerdictFail, counts: map[Rule]int{RuleContract: 1},
 		},

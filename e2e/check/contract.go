@@ -61,12 +61,21 @@ var unavailableDuringFault = ContractLine{ID: "unavailable-during-fault", Status
 	RetryAfter: true, DuringFault: true,
 	Doc: "503 unavailable with Retry-After, only while a fault is on or within the tail after it"}
 
+// overloadedDuringFault is the other line every strategy shares: a replica sheds a registration
+// beyond TOKENSVC_MAX_IN_FLIGHT at once, without reading or writing. Requests pile up only while
+// the database is slow or unreachable (they wait for it up to their timeouts), so a fault
+// excuses it; the suite's traffic outside a fault never fills the cap, and a shed request there
+// says the service has become slow.
+var overloadedDuringFault = ContractLine{ID: "overloaded-during-fault", Status: 503, Code: "overloaded",
+	RetryAfter: true, DuringFault: true,
+	Doc: "503 overloaded with Retry-After (the in-flight cap), only while a fault is on or within the tail after it"}
+
 // contracts are the promises of service/README.md, one per strategy.
 var contracts = map[string]Contract{
 	StrategyAtomic: {
 		Strategy: StrategyAtomic,
 		Promise:  ContractLine{ID: "200-outside-faults", Doc: "atomic answers 200 to every valid request while no fault is on"},
-		Lines:    []ContractLine{unavailableDuringFault},
+		Lines:    []ContractLine{unavailableDuringFault, overloadedDuringFault},
 	},
 	StrategyFailFast: {
 		Strategy: StrategyFailFast,
@@ -75,6 +84,7 @@ var contracts = map[string]Contract{
 			{ID: "conflict-retry-after", Status: 409, Code: "conflict", RetryAfter: true,
 				Doc: "409 conflict with Retry-After: a concurrent request is creating the same customer"},
 			unavailableDuringFault,
+			overloadedDuringFault,
 		},
 	},
 	StrategyReturnExisting: {
@@ -84,12 +94,13 @@ var contracts = map[string]Contract{
 			{ID: "empty-subject-refused", Status: 500, Code: "empty_subject",
 				Doc: "500 empty_subject: create() yielded no customer and the handler refused to sign"},
 			unavailableDuringFault,
+			overloadedDuringFault,
 		},
 	},
 	StrategyLegacy: {
 		Strategy: StrategyLegacy,
 		Promise:  ContractLine{ID: "200-outside-faults", Doc: "legacy answers 200 while no fault is on; it signs even a null customer"},
-		Lines:    []ContractLine{unavailableDuringFault},
+		Lines:    []ContractLine{unavailableDuringFault, overloadedDuringFault},
 	},
 }
 
