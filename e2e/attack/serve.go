@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // A round server is an attacker pod that stays up and takes plans one at a time over HTTP, for
@@ -74,6 +75,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // sends nothing. Once a plan runs, the answer is 200 with the output, whose trailer carries the
 // run's error if it had one, as a Job pod's would: what was sent is never dropped.
 func (s *Server) round(w http.ResponseWriter, r *http.Request) {
+	received := time.Now()
 	plan, err := DecodePlan(io.LimitReader(r.Body, maxPlanBytes))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_plan", err.Error())
@@ -100,6 +102,7 @@ func (s *Server) round(w http.ResponseWriter, r *http.Request) {
 		trailer.Error = runErr.Error()
 		s.Log.Warn("round failed", "err", runErr, "ops", len(ops))
 	}
+	trailer.Received, trailer.Sent = received.UnixNano(), time.Now().UnixNano()
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	if err := WriteOutput(w, ops, trailer); err != nil {
 		s.Log.Error("writing a round's output", "err", err)

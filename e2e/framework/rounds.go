@@ -70,6 +70,11 @@ type roundServers struct {
 	stops []func()
 	// slack is the least slack any server had before a round's start: negative if one was late.
 	slack time.Duration
+	// offsets are each server's clock offset from this host's, as the rounds estimated it;
+	// with correctClocks every server's ops are moved onto this host's clock by its round's
+	// estimate (existing mode: the nodes' clocks are not this host's).
+	offsets       []clockOffset
+	correctClocks bool
 }
 
 // clusterSender starts Config.Attackers round servers in d's namespace, port-forwards to each,
@@ -111,7 +116,8 @@ func newRoundServers(d *Deployment, pods []string, open func(ctx context.Context
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 2 * attack.DefaultMaxRounds
 	return &roundServers{d: d, pods: pods, url: manifests.TokensvcClusterURL(d.Namespace), open: open, client: &http.Client{Transport: tr},
-		ports: make([]int, len(pods)), stops: make([]func(), len(pods)), slack: time.Hour}
+		ports: make([]int, len(pods)), stops: make([]func(), len(pods)), offsets: make([]clockOffset, len(pods)), slack: time.Hour,
+		correctClocks: d.Env != nil && d.Env.Config.Mode == "existing"}
 }
 
 // forward (re)opens the port-forward to server i.
@@ -152,12 +158,13 @@ func (rs *roundServers) send(ctx context.Context, customers []history.Customer, 
 	defer cancel()
 	outs := make([]attack.Output, len(rs.pods))
 	errs := make([]error, len(rs.pods))
+	posted, answered := make([]time.Time, len(rs.pods)), make([]time.Time, len(rs.pods))
 	var wg sync.WaitGroup
 	for i := range rs.pods {
 		wg.Go(func() {
 			p := plan
 			p.Shard.Index = i
-			outs[i], errs[i] = rs.post(rctx, i, p)
+			outs[i], posted[i], answered[i], errs[i] = rs.post(rctx, i, p)
 		})
 	}
 	wg.Wait()
@@ -166,10 +173,24 @@ func (rs *roundServers) send(ctx context.Context, customers []history.Customer, 
 		switch {
 		case err != nil:
 			failed = append(failed, fmt.Errorf("round server %s: %w", rs.pods[i], err))
+			continue
 		case outs[i].Error != "":
 			failed = append(failed, fmt.Errorf("round server %s: %s", rs.pods[i], outs[i].Error))
 		}
 		rs.noteSlack(outs[i].Slack)
+		offset, bound, ok := outs[i].Offset(posted[i], answered[i])
+		if !ok {
+			failed = append(failed, fmt.Errorf("round server %s: its output has no clock instants (an older attacker image?)", rs.pods[i]))
+			continue
+		}
+		rs.noteOffset(i, offset, bound)
+		if rs.correctClocks {
+			// The server timed its ops on its node's clock, offset ahead of this host's, on which
+			// the fault's event is timed: move them onto this host's.
+			for j := range outs[i].Ops {
+				outs[i].Ops[j] = attack.Rebase(outs[i].Ops[j], -offset)
+			}
+		}
 	}
 	if err := errors.Join(failed...); err != nil {
 		return nil, err
@@ -177,46 +198,74 @@ func (rs *roundServers) send(ctx context.Context, customers []history.Customer, 
 	return attack.Merge(outs, plan, rs.d.Clock.Base(), seqs)
 }
 
+// clockOffset is what the rounds told of one server's clock: the offset estimated with the
+// tightest bound so far, and the spread of the estimates.
+type clockOffset struct {
+	best, bound, min, max time.Duration
+	n                     int
+}
+
+func (rs *roundServers) noteOffset(i int, offset, bound time.Duration) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	o := &rs.offsets[i]
+	if o.n == 0 || bound < o.bound {
+		o.best, o.bound = offset, bound
+	}
+	if o.n == 0 || offset < o.min {
+		o.min = offset
+	}
+	if o.n == 0 || offset > o.max {
+		o.max = offset
+	}
+	o.n++
+}
+
 // post sends p to server i and reads its output. A post that could not connect never reached
 // the server: the port-forward is reopened and the post sent once more. Any other failure is
 // the round's: a server that got the plan may have sent requests, and they cannot be sent
 // twice.
-func (rs *roundServers) post(ctx context.Context, i int, p attack.Plan) (attack.Output, error) {
+// It also returns this host's instants just before the post left and just after the whole
+// output arrived, for the clock offset.
+func (rs *roundServers) post(ctx context.Context, i int, p attack.Plan) (out attack.Output, posted, answered time.Time, err error) {
 	body, err := attack.EncodePlan(p)
 	if err != nil {
-		return attack.Output{}, err
+		return out, posted, answered, err
 	}
 	for attempt := 0; ; attempt++ {
-		out, err := rs.postOnce(ctx, rs.port(i), body)
+		out, posted, answered, err = rs.postOnce(ctx, rs.port(i), body)
 		if err == nil || attempt > 0 || !refused(err) {
-			return out, err
+			return out, posted, answered, err
 		}
 		if ferr := rs.forward(ctx, i); ferr != nil {
-			return out, errors.Join(err, ferr)
+			return out, posted, answered, errors.Join(err, ferr)
 		}
 	}
 }
 
-func (rs *roundServers) postOnce(ctx context.Context, port int, body []byte) (attack.Output, error) {
+func (rs *roundServers) postOnce(ctx context.Context, port int, body []byte) (out attack.Output, posted, answered time.Time, err error) {
 	url := fmt.Sprintf("http://127.0.0.1:%d%s", port, attack.RoundsPath)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return attack.Output{}, err
+		return out, posted, answered, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	posted = time.Now()
 	resp, err := rs.client.Do(req)
 	if err != nil {
-		return attack.Output{}, err
+		return out, posted, answered, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
+	answered = time.Now()
 	if err != nil {
-		return attack.Output{}, fmt.Errorf("read the output: %w", err)
+		return out, posted, answered, fmt.Errorf("read the output: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return attack.Output{}, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
+		return out, posted, answered, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
 	}
-	return attack.ParseOutput(b)
+	out, err = attack.ParseOutput(b)
+	return out, posted, answered, err
 }
 
 // refused says that a post never reached its server: the local end of the port-forward is gone.
@@ -234,18 +283,26 @@ func (rs *roundServers) noteSlack(s time.Duration) {
 // close stops the port-forwards and writes the servers' logs to dir's attackers.log.
 func (rs *roundServers) close(dir string) {
 	rs.mu.Lock()
+	defer rs.mu.Unlock()
 	for _, stop := range rs.stops {
 		if stop != nil {
 			stop()
 		}
 	}
 	slack := rs.slack
-	rs.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var b strings.Builder
 	fmt.Fprintf(&b, "round servers: %d pods; least slack before a round's start %s (negative: a shard was late)\n",
 		len(rs.pods), slack.Round(time.Millisecond))
+	if rs.correctClocks {
+		b.WriteString("ops moved onto this host's clock by each round's estimate of the server's offset\n")
+	}
+	for i, pod := range rs.pods {
+		o := rs.offsets[i]
+		fmt.Fprintf(&b, "clock of %s: %s ahead of this host's (within %s; %d rounds estimated %s to %s)\n", pod,
+			o.best.Round(time.Microsecond), o.bound.Round(time.Microsecond), o.n, o.min.Round(time.Microsecond), o.max.Round(time.Microsecond))
+	}
 	for _, pod := range rs.pods {
 		node := ""
 		if p, err := rs.d.Env.Client.CoreV1().Pods(rs.d.Namespace).Get(ctx, pod, metav1.GetOptions{}); err == nil {

@@ -137,3 +137,58 @@ func TestRoundServersSend(t *testing.T) {
 		t.Errorf("with a failing server: err %v after %d posts, want an error after 1", err, posts.Load())
 	}
 }
+
+// TestRoundServersCorrectClocks: a round server whose clock is 5 s ahead of this host's times
+// its ops 5 s late; in existing mode they are moved back onto this host's clock, on which the
+// fault's event is timed, by the round's estimate (within its bound); elsewhere the clocks are
+// one and the ops stay as timed. Either way the estimate is noted for attackers.log.
+func TestRoundServersCorrectClocks(t *testing.T) {
+	const ahead = 5 * time.Second
+	fake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		received := time.Now().Add(ahead)
+		p, err := attack.DecodePlan(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		var ops []history.Op
+		for _, c := range p.Customers {
+			for _, s := range p.Shard.Seqs(p.Burst) {
+				ops = append(ops, history.Op{Customer: c, Seq: s, Phase: history.PhaseBurst, Call: 100 * time.Millisecond,
+					Return: 110 * time.Millisecond, Status: 200})
+			}
+		}
+		tr := attack.Trailer{Index: p.Shard.Index, Shards: p.Shard.Count, Start: p.Start.UnixNano(),
+			Received: received.UnixNano(), Sent: time.Now().Add(ahead).UnixNano()}
+		_ = attack.WriteOutput(w, ops, tr)
+	}))
+	t.Cleanup(fake.Close)
+	customers := traffic.Customers(4, 2, 1)
+	for _, correct := range []bool{false, true} {
+		d := &Deployment{Namespace: "stampede-atomic-test", Clock: history.NewClock(time.Now()), Seqs: history.NewSeqs()}
+		rs := newRoundServers(d, []string{"rounds-a"}, func(context.Context, int) (int, func(), error) { return portOf(t, fake.URL), func() {}, nil })
+		rs.correctClocks = correct
+		if err := rs.forward(context.Background(), 0); err != nil {
+			t.Fatal(err)
+		}
+		before := d.Clock.Since()
+		ops, err := rs.send(context.Background(), customers, 2, 10*time.Millisecond, traffic.RetryParams{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := rs.offsets[0]
+		if o.n != 1 || o.best < ahead-o.bound || o.best > ahead+o.bound || o.bound > 100*time.Millisecond {
+			t.Fatalf("estimated %s within %s from %d rounds, want 5s", o.best, o.bound, o.n)
+		}
+		// The plan starts roundLead after the post; its ops 100 ms after that.
+		want := before + roundLead + 100*time.Millisecond
+		if correct {
+			want -= ahead
+		}
+		for _, op := range ops {
+			if d := op.Call - want; d < -o.bound || d > o.bound+100*time.Millisecond {
+				t.Errorf("correct=%t: %s called at %s on the spec's clock, want about %s", correct, op.ID(), op.Call, want)
+			}
+		}
+	}
+}
