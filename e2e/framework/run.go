@@ -233,7 +233,7 @@ func ReproLine(c *Config, text string) string {
 }
 
 // shellQuote quotes s for a POSIX shell: as it is when it needs no quoting, else in single
-// quotes, each of its own single quotes written '\''.
+// quotes, each of its own single quotes written '\”.
 func shellQuote(s string) string {
 	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=@+,") == "" {
 		return s
