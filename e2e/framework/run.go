@@ -233,7 +233,7 @@ func ReproLine(c *Config, text string) string {
 }
 
 // shellQuote quotes s for a POSIX shell: as it is when it needs no quoting, else in single
-// quotes, each of its own single quotes written '\”.
+// quotes, where each single quote of its own closes the quoting, is escaped, and reopens it.
 func shellQuote(s string) string {
 	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=@+,") == "" {
 		return s
