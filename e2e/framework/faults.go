@@ -114,7 +114,8 @@ func (d *Deployment) roundSender(ctx context.Context) sendFunc {
 // ratio during the fault and the recovery time, and writes the report with the fault's event.
 // The steps are chaos's fault runner (LaunchRounds, Apply, AwaitRecovery, Stop); every traffic
 // run records on the spec's clock, and comes from this host or, with -e2e.traffic=cluster, from
-// attacker pods that take rounds inside the cluster (roundSender). It asserts only that the run was usable; the spec judges.
+// attacker pods that take rounds inside the cluster (roundSender). It asserts only that the run
+// was usable; the spec judges.
 func (d *Deployment) StampedeUnderFault(ctx context.Context, p FaultParams) FaultOutcome {
 	GinkgoHelper()
 	p.setDefaults()
