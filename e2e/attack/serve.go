@@ -23,6 +23,9 @@ const (
 	RoundsPath = "/rounds"
 	// HealthPath answers 200 while the server takes rounds: the pod's readiness.
 	HealthPath = "/healthz"
+	// ClockPath answers GET with the server's clock, {"unix_ns": N}, read as the request is
+	// handled: the suite estimates the node's clock offset from a few of them (ClockOffset).
+	ClockPath = "/clock"
 	// RoundsPort is the port a round server listens on.
 	RoundsPort = 8081
 	// DefaultMaxRounds bounds the rounds a server runs at once.
@@ -59,6 +62,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"status":"ok"}`+"\n")
+	case ClockPath:
+		now := time.Now()
+		if r.Method != http.MethodGet {
+			methodNotAllowed(w, http.MethodGet)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(Clock{UnixNano: now.UnixNano()})
 	case RoundsPath:
 		if r.Method != http.MethodPost {
 			methodNotAllowed(w, http.MethodPost)
@@ -128,6 +139,28 @@ func DecodePlan(r io.Reader) (Plan, error) {
 		return Plan{}, errors.New("decode the plan: more than one JSON value")
 	}
 	return p, nil
+}
+
+// Clock is ClockPath's answer.
+type Clock struct {
+	UnixNano int64 `json:"unix_ns"`
+}
+
+// ClockOffset estimates how far ahead of the caller's clock a server's clock is, from exchanges
+// each of which the caller timed (sent, answered) around the server's reading: offset = reading
+// - midpoint, off by at most half the exchange's round trip. It takes the exchange with the
+// shortest round trip, as NTP's clock filter does, and returns its bound; ok is false without
+// a usable exchange.
+func ClockOffset(sent, answered []time.Time, readings []int64) (offset, bound time.Duration, ok bool) {
+	for i := range min(len(sent), len(answered), len(readings)) {
+		rtt := answered[i].Sub(sent[i])
+		if readings[i] == 0 || rtt < 0 || (ok && rtt/2 >= bound) {
+			continue
+		}
+		mid := sent[i].Add(rtt / 2)
+		offset, bound, ok = time.Unix(0, readings[i]).Sub(mid), rtt/2, true
+	}
+	return offset, bound, ok
 }
 
 func methodNotAllowed(w http.ResponseWriter, allow string) {

@@ -238,3 +238,33 @@ func TestTrailerOffset(t *testing.T) {
 		}
 	}
 }
+
+// TestClockOffset: the reading against the midpoint of the exchange with the shortest round
+// trip, and the server's clock path that it reads.
+func TestClockOffset(t *testing.T) {
+	t0 := time.Unix(1_800_000_000, 0)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	ms := time.Millisecond
+	// The server is 2 s ahead. Exchange 0 is slow and its reply was delayed on the way back;
+	// exchange 1 is quick.
+	sent := []time.Time{at(0), at(100 * ms)}
+	answered := []time.Time{at(40 * ms), at(104 * ms)}
+	readings := []int64{at(2*time.Second + 5*ms).UnixNano(), at(2*time.Second + 103*ms).UnixNano()}
+	offset, bound, ok := ClockOffset(sent, answered, readings)
+	if !ok || offset != 2*time.Second+time.Millisecond || bound != 2*ms {
+		t.Errorf("offset %s within %s (%t), want 2.001s within 2ms from the quick exchange", offset, bound, ok)
+	}
+	if _, _, ok := ClockOffset(nil, nil, nil); ok {
+		t.Error("an offset from no exchange")
+	}
+	s := NewServer(nil, 1, "", "", slog.New(slog.DiscardHandler))
+	before := time.Now()
+	rec := post(t, s, http.MethodGet, ClockPath, nil)
+	var c Clock
+	if err := json.Unmarshal(rec.Body.Bytes(), &c); err != nil || rec.Code != 200 || c.UnixNano < before.UnixNano() || c.UnixNano > time.Now().UnixNano() {
+		t.Errorf("clock: %d %s (%v)", rec.Code, rec.Body, err)
+	}
+	if rec := post(t, s, http.MethodPost, ClockPath, nil); rec.Code != http.StatusMethodNotAllowed {
+		t.Errorf("POST clock: %d", rec.Code)
+	}
+}

@@ -3,6 +3,7 @@ package framework
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -70,9 +71,11 @@ type roundServers struct {
 	stops []func()
 	// slack is the least slack any server had before a round's start: negative if one was late.
 	slack time.Duration
-	// offsets are each server's clock offset from this host's, as the rounds estimated it;
-	// with correctClocks every server's ops are moved onto this host's clock by its round's
-	// estimate (existing mode: the nodes' clocks are not this host's).
+	// clocks are the servers' clocks as measured before the first round; with correctClocks
+	// (existing mode: the nodes' clocks are not this host's) a server whose clock is measurably
+	// off has its ops moved onto this host's clock. offsets are what each round's post and
+	// answer told, for the log.
+	clocks        []serverClock
 	offsets       []clockOffset
 	correctClocks bool
 }
@@ -105,6 +108,7 @@ func (d *Deployment) clusterSender(ctx context.Context, dir string) sendFunc {
 	DeferCleanup(func() { rs.close(dir) })
 	for i := range pods {
 		Expect(rs.forward(ctx, i)).To(Succeed())
+		Expect(rs.measureClock(ctx, i)).To(Succeed())
 	}
 	d.Env.Logger.Info("round servers ready", "pods", pods)
 	return rs.send
@@ -116,7 +120,8 @@ func newRoundServers(d *Deployment, pods []string, open func(ctx context.Context
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 2 * attack.DefaultMaxRounds
 	return &roundServers{d: d, pods: pods, url: manifests.TokensvcClusterURL(d.Namespace), open: open, client: &http.Client{Transport: tr},
-		ports: make([]int, len(pods)), stops: make([]func(), len(pods)), offsets: make([]clockOffset, len(pods)), slack: time.Hour,
+		ports: make([]int, len(pods)), stops: make([]func(), len(pods)), clocks: make([]serverClock, len(pods)),
+		offsets: make([]clockOffset, len(pods)), slack: time.Hour,
 		correctClocks: d.Env != nil && d.Env.Config.Mode == "existing"}
 }
 
@@ -184,11 +189,11 @@ func (rs *roundServers) send(ctx context.Context, customers []history.Customer, 
 			continue
 		}
 		rs.noteOffset(i, offset, bound)
-		if rs.correctClocks {
-			// The server timed its ops on its node's clock, offset ahead of this host's, on which
+		if shift := rs.clocks[i].shift; shift != 0 {
+			// The server timed its ops on its node's clock, shift ahead of this host's, on which
 			// the fault's event is timed: move them onto this host's.
 			for j := range outs[i].Ops {
-				outs[i].Ops[j] = attack.Rebase(outs[i].Ops[j], -offset)
+				outs[i].Ops[j] = attack.Rebase(outs[i].Ops[j], -shift)
 			}
 		}
 	}
@@ -199,10 +204,67 @@ func (rs *roundServers) send(ctx context.Context, customers []history.Customer, 
 }
 
 // clockOffset is what the rounds told of one server's clock: the offset estimated with the
-// tightest bound so far, and the spread of the estimates.
+// tightest bound so far, and the spread of the estimates. They are not used to move ops: a
+// round's post and answer cross a busy port-forward, and estimates tens of milliseconds apart
+// would move one server's ops against another's (serverClock's are used).
 type clockOffset struct {
 	best, bound, min, max time.Duration
 	n                     int
+}
+
+// serverClock is a server's clock as measured before its first round: offset ahead of this
+// host's, within bound, and the shift its ops move by (0 unless correctClocks and the offset
+// is larger than its bound: clocks that agree as far as can be told are left alone).
+type serverClock struct {
+	offset, bound, shift time.Duration
+}
+
+// clockExchanges is how many clock readings measureClock takes of a server: the one with the
+// shortest round trip is used.
+const clockExchanges = 16
+
+// measureClock estimates server i's clock offset from clockExchanges readings of its clock
+// (attack.ClockOffset), and the shift its ops will move by.
+func (rs *roundServers) measureClock(ctx context.Context, i int) error {
+	var (
+		sent, answered []time.Time
+		readings       []int64
+		errs           []error
+	)
+	url := fmt.Sprintf("http://127.0.0.1:%d%s", rs.port(i), attack.ClockPath)
+	for range clockExchanges {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		t1 := time.Now()
+		resp, err := rs.client.Do(req)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		var c attack.Clock
+		err = json.NewDecoder(resp.Body).Decode(&c)
+		t4 := time.Now()
+		_ = resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			errs = append(errs, fmt.Errorf("%s: %v", resp.Status, err))
+			continue
+		}
+		sent, answered, readings = append(sent, t1), append(answered, t4), append(readings, c.UnixNano)
+	}
+	offset, bound, ok := attack.ClockOffset(sent, answered, readings)
+	if !ok {
+		return fmt.Errorf("round server %s: no clock reading: %w", rs.pods[i], errors.Join(errs...))
+	}
+	c := serverClock{offset: offset, bound: bound}
+	if rs.correctClocks && (offset > bound || offset < -bound) {
+		c.shift = offset
+	}
+	rs.mu.Lock()
+	rs.clocks[i] = c
+	rs.mu.Unlock()
+	return nil
 }
 
 func (rs *roundServers) noteOffset(i int, offset, bound time.Duration) {
@@ -295,13 +357,11 @@ func (rs *roundServers) close(dir string) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "round servers: %d pods; least slack before a round's start %s (negative: a shard was late)\n",
 		len(rs.pods), slack.Round(time.Millisecond))
-	if rs.correctClocks {
-		b.WriteString("ops moved onto this host's clock by each round's estimate of the server's offset\n")
-	}
 	for i, pod := range rs.pods {
-		o := rs.offsets[i]
-		fmt.Fprintf(&b, "clock of %s: %s ahead of this host's (within %s; %d rounds estimated %s to %s)\n", pod,
-			o.best.Round(time.Microsecond), o.bound.Round(time.Microsecond), o.n, o.min.Round(time.Microsecond), o.max.Round(time.Microsecond))
+		c, o := rs.clocks[i], rs.offsets[i]
+		fmt.Fprintf(&b, "clock of %s: %s ahead of this host's, within %s (best of %d readings); ops moved by %s; %d rounds estimated %s to %s, the tightest %s within %s\n",
+			pod, c.offset.Round(time.Microsecond), c.bound.Round(time.Microsecond), clockExchanges, (-c.shift).Round(time.Microsecond),
+			o.n, o.min.Round(time.Microsecond), o.max.Round(time.Microsecond), o.best.Round(time.Microsecond), o.bound.Round(time.Microsecond))
 	}
 	for _, pod := range rs.pods {
 		node := ""
