@@ -20,9 +20,15 @@ func TestCreated(t *testing.T) {
 		name       string
 		ops        []history.Op
 		registered bool
+		skew       time.Duration
 		counts     map[Rule]int
 		lines      []string
 	}{
+		{name: "created, timed on another clock just after a 2xx, within the clocks' skew", skew: 5 * time.Millisecond, ops: []history.Op{
+			ok(t, alice, 0, 0, "pod-a", 0, 10, ta), okCreated(t, alice, 1, 0, "pod-b", 13, 20, ta)}},
+		{name: "created, timed on another clock after a 2xx, beyond the clocks' skew", skew: 2 * time.Millisecond, ops: []history.Op{
+			ok(t, alice, 0, 0, "pod-a", 0, 10, ta), okCreated(t, alice, 1, 0, "pod-b", 13, 20, ta)},
+			counts: map[Rule]int{RuleCreated: 1}, lines: []string{CreatedNotAfterRegister}},
 		{name: "one created, the others not", ops: []history.Op{
 			okCreated(t, alice, 0, 0, "pod-a", 0, 10, ta), ok(t, alice, 1, 0, "pod-b", 1, 9, ta), ok(t, alice, 2, 0, "pod-a", 2, 8, ta)}},
 		{name: "two created", ops: []history.Op{
@@ -51,6 +57,7 @@ func TestCreated(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := params()
 			p.Contract = contract(t, StrategyAtomic)
+			p.Coverage.ClockSkewBound = tc.skew
 			if tc.registered {
 				p.Registered = []history.Customer{alice}
 			}

@@ -283,7 +283,7 @@ func (e *judgeEnv) judgeCustomer(c history.Customer, idx []int32, rows []Row, re
 	add(RuleCleanError, dirty)
 	add(RuleContract, breaches)
 	add(RuleAuth, auth)
-	add(RuleCreated, append(created, createdBreaches(c, rows, registered, trueOps, successes, mayHaveCreated, firstOK, func(op *history.Op) *answer {
+	add(RuleCreated, append(created, createdBreaches(c, rows, registered, trueOps, successes, mayHaveCreated, firstOK, e.p.Coverage.ClockSkewBound, func(op *history.Op) *answer {
 		return &answers[opAnswer[slices.Index(ops, op)]]
 	})...))
 	if valid == 0 && (len(ops) == 0 || unrefused) {
@@ -337,9 +337,12 @@ func twoTokens(opAnswer []int, ops []*history.Op, answers []answer) []findingOps
 }
 
 // createdBreaches applies RuleCreated's clauses to the 2xx that said
-// created=true (trueOps) of one customer.
+// created=true (trueOps) of one customer. skew is how far the clocks that timed the
+// requests may disagree (Coverage.ClockSkewBound; 0 when one clock timed them all): a
+// created=true sent less than that after another request's 2xx returned may have been sent
+// before it.
 func createdBreaches(c history.Customer, rows []Row, registered bool, trueOps, successes []*history.Op, mayHaveCreated bool,
-	firstOK time.Duration, answerOf func(*history.Op) *answer) []findingOps {
+	firstOK, skew time.Duration, answerOf func(*history.Op) *answer) []findingOps {
 	var out []findingOps
 	one := func(op *history.Op, line, detail string) {
 		out = append(out, findingOps{Finding{Kind: KindCreatedBreach, Request: op.ID(), Line: line, Detail: detail}, []*history.Op{op}})
@@ -356,9 +359,9 @@ func createdBreaches(c history.Customer, rows []Row, registered bool, trueOps, s
 	case len(trueOps) == 1:
 		op := trueOps[0]
 		switch id := answerOf(op).customerID; {
-		case op.Call > firstOK:
-			one(op, CreatedNotAfterRegister, fmt.Sprintf("%s: created=true, sent at %s after a 2xx had returned at %s",
-				op.ID(), ms(op.Call), ms(firstOK)))
+		case op.Call > firstOK+skew:
+			one(op, CreatedNotAfterRegister, fmt.Sprintf("%s: created=true, sent at %s after a 2xx had returned at %s (clocks within %s)",
+				op.ID(), ms(op.Call), ms(firstOK), skew))
 		case len(rows) == 1 && id != rows[0].ID:
 			one(op, CreatedIsTheRow, fmt.Sprintf("%s: created=true names customer %q, the row is %q", op.ID(), id, rows[0].ID))
 		}
