@@ -27,12 +27,8 @@ func (d *Deployment) attackFromCluster(ctx context.Context, customers []history.
 	GinkgoHelper()
 	cfg := d.Env.Config
 	d.attacks++
-	labels := map[string]string{RunLabel: cfg.RunID, ManagedByLabel: ManagedBy}
-	keysSecret := fmt.Sprintf("attacker-%d-keys", d.attacks)
-	secret, err := attackjob.KeysSecret(keysSecret, d.Namespace, d.APIKeys, labels)
-	Expect(err).NotTo(HaveOccurred())
-	_, err = d.Env.Client.CoreV1().Secrets(d.Namespace).Create(ctx, secret, metav1.CreateOptions{})
-	Expect(err).NotTo(HaveOccurred(), "create the attackers' keys Secret")
+	labels := d.attackerLabels()
+	keysSecret := d.createKeysSecret(ctx, fmt.Sprintf("attacker-%d-keys", d.attacks))
 	plan := attack.Plan{
 		URL:       manifests.TokensvcClusterURL(d.Namespace),
 		Customers: customers,
@@ -71,6 +67,22 @@ func (d *Deployment) attackFromCluster(ctx context.Context, customers []history.
 	ops, err := attack.Merge(outs, plan, d.Clock.Base(), seqs)
 	Expect(err).NotTo(HaveOccurred())
 	return ops
+}
+
+// attackerLabels go on everything the suite creates for its attackers: the run's owner labels.
+func (d *Deployment) attackerLabels() map[string]string {
+	return map[string]string{RunLabel: d.Env.Config.RunID, ManagedByLabel: ManagedBy}
+}
+
+// createKeysSecret creates the Secret name in d's namespace that holds the merchants' API keys
+// as the attackers read them (attackjob.KeysSecret), and returns its name.
+func (d *Deployment) createKeysSecret(ctx context.Context, name string) string {
+	GinkgoHelper()
+	secret, err := attackjob.KeysSecret(name, d.Namespace, d.APIKeys, d.attackerLabels())
+	Expect(err).NotTo(HaveOccurred())
+	_, err = d.Env.Client.CoreV1().Secrets(d.Namespace).Create(ctx, secret, metav1.CreateOptions{})
+	Expect(err).NotTo(HaveOccurred(), "create the attackers' keys Secret %s", name)
+	return name
 }
 
 // attackDeadline bounds an attacker Job: the lead, every burst, and each request's worst case

@@ -88,18 +88,14 @@ type roundServers struct {
 func (d *Deployment) clusterSender(ctx context.Context, dir string) sendFunc {
 	GinkgoHelper()
 	cfg := d.Env.Config
-	labels := map[string]string{RunLabel: cfg.RunID, ManagedByLabel: ManagedBy}
 	const name = "attacker-rounds"
-	secret, err := attackjob.KeysSecret(name+"-keys", d.Namespace, d.APIKeys, labels)
-	Expect(err).NotTo(HaveOccurred())
-	_, err = d.Env.Client.CoreV1().Secrets(d.Namespace).Create(ctx, secret, metav1.CreateOptions{})
-	Expect(err).NotTo(HaveOccurred(), "create the round servers' keys Secret")
+	keysSecret := d.createKeysSecret(ctx, name+"-keys")
 	By(fmt.Sprintf("starting %d attacker pods that take rounds inside the cluster", cfg.Attackers))
 	sctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 	pods, err := attackjob.StartRoundServers(sctx, d.Env.Client, attackjob.RoundServerParams{
 		Name: name, Namespace: d.Namespace, Image: cfg.AttackerImage, Replicas: cfg.Attackers,
-		Labels: labels, KeysSecret: secret.Name,
+		Labels: d.attackerLabels(), KeysSecret: keysSecret,
 	})
 	Expect(err).NotTo(HaveOccurred(), "the round servers")
 	rs := newRoundServers(d, pods, func(ctx context.Context, i int) (int, func(), error) {
