@@ -31,6 +31,9 @@ const (
 	// AttackersFile, per judged run with traffic from inside the cluster: each attacker pod's
 	// node, start slack and own logging (its history is in the run's history.jsonl, merged).
 	AttackersFile = "attackers.log"
+	// TrafficErrorsFile, in a spec's directory, says that its traffic failed and its history
+	// is incomplete: the judgement beside it may count requests that are missing from it.
+	TrafficErrorsFile = "traffic-errors.txt"
 )
 
 // WriteJSONFile writes v, indented, as dir/name, creating dir.
