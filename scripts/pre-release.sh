@@ -3,7 +3,8 @@
 #   KUBECONFIG, CONTEXT   the cluster; the context must be named (the current one is never used)
 #   TOKENSVC_IMAGE, POSTGRES_IMAGE   images the cluster can pull (a registry's references)
 #   ATTACKER_IMAGE        the attacker (scripts/build-image.sh attacker): the bursts come from a Job
-#                         inside the cluster, as in-cluster clients reach the token service
+#                         inside the cluster, as in-cluster clients reach the token service, and
+#                         the chaos rounds from round servers of the same image (port-forwarded)
 #   TOXIPROXY_IMAGE       optional: the db-latency and db-cut faults need it (skipped without)
 #   MANIFESTS=DIR         optional: a team's kustomize directory of the token service, deployed
 #                         instead of the bundled one (README: what it must provide)
