@@ -35,26 +35,6 @@ type Trailer struct {
 	Slack time.Duration `json:"slack_ns"`
 	// Error says why the pod failed; its history holds what it sent before.
 	Error string `json:"error,omitempty"`
-	// Received and Sent are a round server's clock, Unix nanoseconds, when the plan arrived and
-	// when the output began to leave: with the suite's own clock at the post and at the answer,
-	// they estimate how far the node's clock is from the suite's (Offset).
-	Received int64 `json:"received_unix_ns,omitempty"`
-	Sent     int64 `json:"sent_unix_ns,omitempty"`
-}
-
-// Offset estimates how far ahead of the suite's clock the server's clock was, from the suite's
-// instants posted (before the plan left) and answered (after the output arrived) and the
-// trailer's Received and Sent, as NTP does: ((Received - posted) + (Sent - answered)) / 2. The
-// round's own run cancels out. The estimate is off by at most bound, half the time the post and
-// the answer spent on the way. ok is false without the server's instants.
-func (t Trailer) Offset(posted, answered time.Time) (offset, bound time.Duration, ok bool) {
-	if t.Received == 0 || t.Sent == 0 || t.Sent < t.Received || answered.Before(posted) {
-		return 0, 0, false
-	}
-	recv, sent := time.Unix(0, t.Received), time.Unix(0, t.Sent)
-	offset = (recv.Sub(posted) + sent.Sub(answered)) / 2
-	bound = (answered.Sub(posted) - sent.Sub(recv)) / 2
-	return offset, max(bound, 0), true
 }
 
 // WriteOutput writes ops and then t, with t.Ops set, to w.

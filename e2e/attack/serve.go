@@ -86,7 +86,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // sends nothing. Once a plan runs, the answer is 200 with the output, whose trailer carries the
 // run's error if it had one, as a Job pod's would: what was sent is never dropped.
 func (s *Server) round(w http.ResponseWriter, r *http.Request) {
-	received := time.Now()
 	plan, err := DecodePlan(io.LimitReader(r.Body, maxPlanBytes))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_plan", err.Error())
@@ -113,7 +112,6 @@ func (s *Server) round(w http.ResponseWriter, r *http.Request) {
 		trailer.Error = runErr.Error()
 		s.Log.Warn("round failed", "err", runErr, "ops", len(ops))
 	}
-	trailer.Received, trailer.Sent = received.UnixNano(), time.Now().UnixNano()
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	if err := WriteOutput(w, ops, trailer); err != nil {
 		s.Log.Error("writing a round's output", "err", err)

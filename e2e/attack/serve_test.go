@@ -216,29 +216,6 @@ func TestPlanJSONRoundTrip(t *testing.T) {
 	}
 }
 
-// TestTrailerOffset: the NTP estimate of a server's clock from the four instants, the round's
-// own run cancelling out, and no estimate without the server's instants.
-func TestTrailerOffset(t *testing.T) {
-	posted := time.Unix(1_800_000_000, 0)
-	// The server's clock is 5 s ahead; the post takes 3 ms, the round 2 s, the answer 1 ms.
-	recv := posted.Add(3*time.Millisecond + 5*time.Second)
-	sent := recv.Add(2 * time.Second)
-	answered := sent.Add(-5*time.Second + time.Millisecond)
-	tr := Trailer{Received: recv.UnixNano(), Sent: sent.UnixNano()}
-	offset, bound, ok := tr.Offset(posted, answered)
-	if !ok || offset != 5*time.Second+time.Millisecond || bound != 2*time.Millisecond {
-		t.Errorf("offset %s within %s (%t), want 5.001s within 2ms: half the asymmetry of the way there and back", offset, bound, ok)
-	}
-	if offset-bound > 5*time.Second || offset+bound < 5*time.Second {
-		t.Errorf("the true offset 5s is outside %s ± %s", offset, bound)
-	}
-	for _, bad := range []Trailer{{}, {Received: recv.UnixNano()}, {Received: sent.UnixNano(), Sent: recv.UnixNano()}} {
-		if _, _, ok := bad.Offset(posted, answered); ok {
-			t.Errorf("%+v: an offset without the server's instants", bad)
-		}
-	}
-}
-
 // TestClockOffset: the reading against the midpoint of the exchange with the shortest round
 // trip, and the server's clock path that it reads.
 func TestClockOffset(t *testing.T) {

@@ -73,10 +73,8 @@ type roundServers struct {
 	slack time.Duration
 	// clocks are the servers' clocks as measured before the first round; with correctClocks
 	// (existing mode: the nodes' clocks are not this host's) a server whose clock is measurably
-	// off has its ops moved onto this host's clock. offsets are what each round's post and
-	// answer told, for the log.
+	// off has its ops moved onto this host's clock.
 	clocks        []serverClock
-	offsets       []clockOffset
 	correctClocks bool
 }
 
@@ -116,8 +114,7 @@ func newRoundServers(d *Deployment, pods []string, open func(ctx context.Context
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 2 * attack.DefaultMaxRounds
 	return &roundServers{d: d, pods: pods, url: manifests.TokensvcClusterURL(d.Namespace), open: open, client: &http.Client{Transport: tr},
-		ports: make([]int, len(pods)), stops: make([]func(), len(pods)), clocks: make([]serverClock, len(pods)),
-		offsets: make([]clockOffset, len(pods)), slack: time.Hour,
+		ports: make([]int, len(pods)), stops: make([]func(), len(pods)), clocks: make([]serverClock, len(pods)), slack: time.Hour,
 		correctClocks: d.Env != nil && d.Env.Config.Mode == "existing"}
 }
 
@@ -159,13 +156,12 @@ func (rs *roundServers) send(ctx context.Context, customers []history.Customer, 
 	defer cancel()
 	outs := make([]attack.Output, len(rs.pods))
 	errs := make([]error, len(rs.pods))
-	posted, answered := make([]time.Time, len(rs.pods)), make([]time.Time, len(rs.pods))
 	var wg sync.WaitGroup
 	for i := range rs.pods {
 		wg.Go(func() {
 			p := plan
 			p.Shard.Index = i
-			outs[i], posted[i], answered[i], errs[i] = rs.post(rctx, i, p)
+			outs[i], errs[i] = rs.post(rctx, i, p)
 		})
 	}
 	wg.Wait()
@@ -179,12 +175,6 @@ func (rs *roundServers) send(ctx context.Context, customers []history.Customer, 
 			failed = append(failed, fmt.Errorf("round server %s: %s", rs.pods[i], outs[i].Error))
 		}
 		rs.noteSlack(outs[i].Slack)
-		offset, bound, ok := outs[i].Offset(posted[i], answered[i])
-		if !ok {
-			failed = append(failed, fmt.Errorf("round server %s: its output has no clock instants (an older attacker image?)", rs.pods[i]))
-			continue
-		}
-		rs.noteOffset(i, offset, bound)
 		if shift := rs.clocks[i].shift; shift != 0 {
 			// The server timed its ops on its node's clock, shift ahead of this host's, on which
 			// the fault's event is timed: move them onto this host's.
@@ -199,18 +189,12 @@ func (rs *roundServers) send(ctx context.Context, customers []history.Customer, 
 	return attack.Merge(outs, plan, rs.d.Clock.Base(), seqs)
 }
 
-// clockOffset is what the rounds told of one server's clock: the offset estimated with the
-// tightest bound so far, and the spread of the estimates. They are not used to move ops: a
-// round's post and answer cross a busy port-forward, and estimates tens of milliseconds apart
-// would move one server's ops against another's (serverClock's are used).
-type clockOffset struct {
-	best, bound, min, max time.Duration
-	n                     int
-}
-
 // serverClock is a server's clock as measured before its first round: offset ahead of this
 // host's, within bound, and the shift its ops move by (0 unless correctClocks and the offset
-// is larger than its bound: clocks that agree as far as can be told are left alone).
+// is larger than its bound: clocks that agree as far as can be told are left alone). One shift
+// for every round: an estimate per round, from a post and an answer across a busy
+// port-forward, scattered by tens of milliseconds and would move one server's ops against
+// another's.
 type serverClock struct {
 	offset, bound, shift time.Duration
 }
@@ -263,67 +247,46 @@ func (rs *roundServers) measureClock(ctx context.Context, i int) error {
 	return nil
 }
 
-func (rs *roundServers) noteOffset(i int, offset, bound time.Duration) {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	o := &rs.offsets[i]
-	if o.n == 0 || bound < o.bound {
-		o.best, o.bound = offset, bound
-	}
-	if o.n == 0 || offset < o.min {
-		o.min = offset
-	}
-	if o.n == 0 || offset > o.max {
-		o.max = offset
-	}
-	o.n++
-}
-
 // post sends p to server i and reads its output. A post that could not connect never reached
 // the server: the port-forward is reopened and the post sent once more. Any other failure is
 // the round's: a server that got the plan may have sent requests, and they cannot be sent
 // twice.
-// It also returns this host's instants just before the post left and just after the whole
-// output arrived, for the clock offset.
-func (rs *roundServers) post(ctx context.Context, i int, p attack.Plan) (out attack.Output, posted, answered time.Time, err error) {
+func (rs *roundServers) post(ctx context.Context, i int, p attack.Plan) (attack.Output, error) {
 	body, err := attack.EncodePlan(p)
 	if err != nil {
-		return out, posted, answered, err
+		return attack.Output{}, err
 	}
 	for attempt := 0; ; attempt++ {
-		out, posted, answered, err = rs.postOnce(ctx, rs.port(i), body)
+		out, err := rs.postOnce(ctx, rs.port(i), body)
 		if err == nil || attempt > 0 || !refused(err) {
-			return out, posted, answered, err
+			return out, err
 		}
 		if ferr := rs.forward(ctx, i); ferr != nil {
-			return out, posted, answered, errors.Join(err, ferr)
+			return out, errors.Join(err, ferr)
 		}
 	}
 }
 
-func (rs *roundServers) postOnce(ctx context.Context, port int, body []byte) (out attack.Output, posted, answered time.Time, err error) {
+func (rs *roundServers) postOnce(ctx context.Context, port int, body []byte) (attack.Output, error) {
 	url := fmt.Sprintf("http://127.0.0.1:%d%s", port, attack.RoundsPath)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return out, posted, answered, err
+		return attack.Output{}, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	posted = time.Now()
 	resp, err := rs.client.Do(req)
 	if err != nil {
-		return out, posted, answered, err
+		return attack.Output{}, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	answered = time.Now()
 	if err != nil {
-		return out, posted, answered, fmt.Errorf("read the output: %w", err)
+		return attack.Output{}, fmt.Errorf("read the output: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return out, posted, answered, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
+		return attack.Output{}, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
 	}
-	out, err = attack.ParseOutput(b)
-	return out, posted, answered, err
+	return attack.ParseOutput(b)
 }
 
 // refused says that a post never reached its server: the local end of the port-forward is gone.
@@ -354,10 +317,9 @@ func (rs *roundServers) close(dir string) {
 	fmt.Fprintf(&b, "round servers: %d pods; least slack before a round's start %s (negative: a shard was late)\n",
 		len(rs.pods), slack.Round(time.Millisecond))
 	for i, pod := range rs.pods {
-		c, o := rs.clocks[i], rs.offsets[i]
-		fmt.Fprintf(&b, "clock of %s: %s ahead of this host's, within %s (best of %d readings); ops moved by %s; %d rounds estimated %s to %s, the tightest %s within %s\n",
-			pod, c.offset.Round(time.Microsecond), c.bound.Round(time.Microsecond), clockExchanges, (-c.shift).Round(time.Microsecond),
-			o.n, o.min.Round(time.Microsecond), o.max.Round(time.Microsecond), o.best.Round(time.Microsecond), o.bound.Round(time.Microsecond))
+		c := rs.clocks[i]
+		fmt.Fprintf(&b, "clock of %s: %s ahead of this host's, within %s (best of %d readings); ops moved by %s\n",
+			pod, c.offset.Round(time.Microsecond), c.bound.Round(time.Microsecond), clockExchanges, (-c.shift).Round(time.Microsecond))
 	}
 	for _, pod := range rs.pods {
 		node := ""

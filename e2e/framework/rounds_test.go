@@ -153,8 +153,8 @@ func TestRoundServersSend(t *testing.T) {
 
 // TestRoundServersCorrectClocks: a round server whose clock is 5 s ahead of this host's times
 // its ops 5 s late; in existing mode they are moved back onto this host's clock, on which the
-// fault's event is timed, by the round's estimate (within its bound); elsewhere the clocks are
-// one and the ops stay as timed. Either way the estimate is noted for attackers.log.
+// fault's event is timed, by the offset measured before the first round (within its bound);
+// elsewhere the clocks are one and the ops stay as timed.
 func TestRoundServersCorrectClocks(t *testing.T) {
 	const ahead = 5 * time.Second
 	fake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -175,8 +175,7 @@ func TestRoundServersCorrectClocks(t *testing.T) {
 					Return: 110 * time.Millisecond, Status: 200})
 			}
 		}
-		tr := attack.Trailer{Index: p.Shard.Index, Shards: p.Shard.Count, Start: p.Start.UnixNano(),
-			Received: received.UnixNano(), Sent: time.Now().Add(ahead).UnixNano()}
+		tr := attack.Trailer{Index: p.Shard.Index, Shards: p.Shard.Count, Start: p.Start.UnixNano()}
 		_ = attack.WriteOutput(w, ops, tr)
 	}))
 	t.Cleanup(fake.Close)
@@ -199,10 +198,6 @@ func TestRoundServersCorrectClocks(t *testing.T) {
 		ops, err := rs.send(context.Background(), customers, 2, 10*time.Millisecond, traffic.RetryParams{}, nil)
 		if err != nil {
 			t.Fatal(err)
-		}
-		o := rs.offsets[0]
-		if o.n != 1 || o.best < ahead-o.bound || o.best > ahead+o.bound || o.bound > 100*time.Millisecond {
-			t.Fatalf("estimated %s within %s from %d rounds, want 5s", o.best, o.bound, o.n)
 		}
 		// The plan starts roundLead after the post; its ops 100 ms after that.
 		want := before + roundLead + 100*time.Millisecond
