@@ -77,7 +77,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.round(w, r)
 	default:
-		writeError(w, http.StatusNotFound, "not_found", "no such path: "+r.URL.Path+" (POST "+RoundsPath+", GET "+HealthPath+")")
+		writeError(w, http.StatusNotFound, "not_found", "no such path: "+r.URL.Path+" (POST "+RoundsPath+", GET "+HealthPath+" or "+ClockPath+")")
 	}
 }
 
