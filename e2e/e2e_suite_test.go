@@ -68,9 +68,13 @@ var _ = ReportAfterSuite("run summary", func(r Report) {
 	fmt.Print(b.String())
 	results := framework.RunResults(r, cfg.RunID, cfg.Seed)
 	if cfg.Artifacts != "" {
+		// The specs and the cleanup join the timeline that the scripts and Setup began;
+		// scripts/e2e.sh adds what comes after the suite and prints it (stampede timeline).
 		for _, err := range []error{
 			report.WriteTextFile(cfg.Artifacts, report.RunSummaryFile, b.String()),
 			report.WriteJSONFile(cfg.Artifacts, report.ResultsFile, results),
+			framework.RecordSuiteStages(cfg.Artifacts, r),
+			report.KeepStages(cfg.Artifacts),
 			report.WriteRunHTML(cfg.Artifacts, cfg.RunID, cfg.Seed, report.SpecsFromGinkgo(r)),
 		} {
 			if err != nil {

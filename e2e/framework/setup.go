@@ -32,11 +32,17 @@ func Setup(ctx context.Context, cfg *Config) *Env {
 	if cfg.Mode != "existing" {
 		if cfg.NodeImage == "" {
 			By("choosing the node image (scripts/node-image.sh)")
-			cfg.NodeImage = must(cluster.NodeImage(ctx, RepoRoot(), GinkgoWriter))
+			end := beginStage(cfg.Artifacts, "node image (in the suite)")
+			img, err := cluster.NodeImage(ctx, RepoRoot(), GinkgoWriter)
+			end(err)
+			cfg.NodeImage = must(img, err)
 		}
 		if cfg.TokensvcImage == "" || cfg.PostgresImage == "" || cfg.ToxiproxyImage == "" {
 			By("building the images the suite deploys (scripts/build-image.sh)")
-			images := must(cluster.WorkloadImages(ctx, RepoRoot(), GinkgoWriter))
+			end := beginStage(cfg.Artifacts, "images (in the suite)")
+			images, err := cluster.WorkloadImages(ctx, RepoRoot(), GinkgoWriter)
+			end(err)
+			must(images, err)
 			cfg.TokensvcImage = firstNonEmpty(cfg.TokensvcImage, images["tokensvc"])
 			cfg.PostgresImage = firstNonEmpty(cfg.PostgresImage, images["postgres"])
 			cfg.ToxiproxyImage = firstNonEmpty(cfg.ToxiproxyImage, images["toxiproxy"])
@@ -44,7 +50,10 @@ func Setup(ctx context.Context, cfg *Config) *Env {
 		// Built even for host traffic: the network-policy spec's probe pods run it too.
 		if cfg.AttackerImage == "" {
 			By("building the attacker image: in-cluster traffic and network probes (scripts/build-image.sh attacker)")
-			images := must(cluster.BuildImages(ctx, RepoRoot(), GinkgoWriter, "attacker"))
+			end := beginStage(cfg.Artifacts, "attacker image (in the suite)")
+			images, err := cluster.BuildImages(ctx, RepoRoot(), GinkgoWriter, "attacker")
+			end(err)
+			must(images, err)
 			Expect(images["attacker"]).NotTo(BeEmpty(), "scripts/build-image.sh printed no attacker image")
 			cfg.AttackerImage = images["attacker"]
 		}
@@ -61,13 +70,19 @@ func Setup(ctx context.Context, cfg *Config) *Env {
 	DeferCleanup(func(ctx SpecContext) {
 		Expect(c.Down(ctx)).To(Succeed())
 	}, NodeTimeout(3*time.Minute))
-	Expect(c.Start(ctx)).To(Succeed(), "cluster up")
+	end := beginStage(cfg.Artifacts, fmt.Sprintf("cluster: up (%s mode)", cfg.Mode))
+	err = c.Start(ctx)
+	end(err)
+	Expect(err).To(Succeed(), "cluster up")
 
 	var load func(ctx context.Context, images ...string) error
 	if ok, why := c.CanLoadImages(); ok {
 		By("loading the images into the nodes")
 		images := []string{cfg.TokensvcImage, cfg.PostgresImage, cfg.ToxiproxyImage, cfg.AttackerImage}
-		Expect(c.LoadImages(ctx, images...)).To(Succeed())
+		end := beginStage(cfg.Artifacts, "cluster: images loaded into the nodes")
+		err := c.LoadImages(ctx, images...)
+		end(err)
+		Expect(err).To(Succeed())
 		load = c.LoadImages
 	} else {
 		fmt.Fprintf(GinkgoWriter, "not loading images: %s\n", why)

@@ -12,6 +12,8 @@
 //	                        time to its first violation, the false alarms on atomic/fail-fast;
 //	                        writes soak.json and soak.md into DIR (default: the first run's
 //	                        parent) and prints the table
+//	stampede timeline DIR   print a run's stage timeline (host setup, node image, images, cluster,
+//	                        each spec, cleanup) and keep it in its results.json
 //
 // check prints one line per judged run (verdict, counts, and whether it matches the live
 // verdict) and exits 1 when any differs; soak exits 1 when the soak failed (a false alarm, the
@@ -39,7 +41,8 @@ const usage = `usage: stampede COMMAND ARGS
   soak [-out DIR] [-attempted N] RUNDIR...
                  the runs of a soak together: soak.json and soak.md into DIR (default the
                  first run's parent); exit 1 on a false alarm on atomic/fail-fast, a canary
-                 never caught, or nothing judged`
+                 never caught, or nothing judged
+  timeline DIR   print a run's stage timeline and keep it in DIR/results.json`
 
 // errDiffers is check's finding that a re-judged run differs from its saved verdict.
 var errDiffers = errors.New("a re-judged run differs from its saved verdict")
@@ -71,6 +74,11 @@ func run(args []string, out io.Writer) error {
 		return renderReport(args[1:], out)
 	case "soak":
 		return soak(args[1:], out)
+	case "timeline":
+		if len(args) != 2 {
+			return fmt.Errorf("timeline: name one run's artifacts directory (e.g. _artifacts/latest)\n%s", usage)
+		}
+		return report.Timeline(args[1], out)
 	case "-h", "--help", "help":
 		fmt.Fprintln(out, usage)
 		return nil
