@@ -19,9 +19,17 @@
 # the cluster is deleted unless KEEP=true); after the grace, whatever is still running is killed.
 # Then, in every case, `stampede-cluster gc --run <run id>` removes what the run left behind.
 # The run fails when the egress guard dropped a packet meanwhile (egress-why.txt says which).
+#
+# Before the suite starts, the node image, the workloads' images and the suite's test binary are
+# built side by side (each cached by its inputs); Ginkgo then runs the compiled suite with those
+# images given, so its progress reports (after 3 min, then every 2) fire only for a spec that
+# stalls, never for a build. Every long step prints a heartbeat line, and writes its stage to the
+# run's timeline (stages.tsv); the end of every run prints the timeline (stampede timeline), which
+# results.json keeps.
 set -o errexit -o nounset -o pipefail
 LOG_PREFIX=e2e
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "${REPO_ROOT}/scripts/stages.sh"
 
 # A shell that starts this script in the background (CI runners, `cmd &`) makes it ignore SIGINT,
 # and bash cannot trap a signal that was ignored on entry: start again with SIGINT at its default.
@@ -34,6 +42,39 @@ case "$mode" in kind|reuse|existing) ;; *) die "mode '${mode}': use kind, reuse 
 need_cmd go "install Go 1.26 (https://go.dev/doc/install) and put it on PATH"
 cd "$REPO_ROOT"
 grace="${STAMPEDE_E2E_GRACE:-180}"
+
+# prepare_images: the node image, the workloads' images and the suite's test binary, side by side
+# before the suite starts (images are cached by their inputs' hash, so a warm run finds them at
+# once). The suite gets them as given images, and its BeforeSuite only brings up the cluster: no
+# long build runs under Ginkgo, whose progress reports would print goroutine dumps meanwhile.
+prepare_images() {
+  local dir jobs=() names=() i failed="" name ref
+  dir=$(mktemp -d "${bin}/prepare.XXXXXX")
+  if [ -z "${STAMPEDE_E2E_NODE_IMAGE:-}${STAMPEDE_NODE_IMAGE:-}" ]; then
+    # node-image.sh says what it is still building every 30 s itself.
+    STAMPEDE_HEARTBEAT=0 stage "node image" "${REPO_ROOT}/scripts/node-image.sh" >"${dir}/node" &
+    jobs+=($!); names+=("node image")
+  fi
+  stage "images: tokensvc, postgres, toxiproxy, attacker" "${REPO_ROOT}/scripts/build-image.sh" all attacker >"${dir}/images" &
+  jobs+=($!); names+=(images)
+  # Compiled once here, run by Ginkgo as it is (ginkgo runs a precompiled .test binary).
+  stage "compile: the suite" go test -c -tags e2e -o "$suite_bin" ./e2e &
+  jobs+=($!); names+=("suite compile")
+  for i in "${!jobs[@]}"; do wait "${jobs[$i]}" || failed+=" ${names[$i]};"; done
+  [ -z "$failed" ] || { log "failed:${failed%;}"; return 1; }
+  if [ -s "${dir}/node" ]; then
+    export STAMPEDE_E2E_NODE_IMAGE
+    STAMPEDE_E2E_NODE_IMAGE=$(tail -n 1 "${dir}/node")
+  fi
+  while IFS='=' read -r name ref; do
+    case "$name" in
+      tokensvc) export STAMPEDE_E2E_TOKENSVC_IMAGE="${STAMPEDE_E2E_TOKENSVC_IMAGE:-$ref}" ;;
+      postgres) export STAMPEDE_E2E_POSTGRES_IMAGE="${STAMPEDE_E2E_POSTGRES_IMAGE:-$ref}" ;;
+      toxiproxy) export STAMPEDE_E2E_TOXIPROXY_IMAGE="${STAMPEDE_E2E_TOXIPROXY_IMAGE:-$ref}" ;;
+      attacker) export STAMPEDE_E2E_ATTACKER_IMAGE="${STAMPEDE_E2E_ATTACKER_IMAGE:-$ref}" ;;
+    esac
+  done <"${dir}/images"
+}
 
 ginkgo_pid=""
 signalled=""
@@ -57,9 +98,19 @@ trap 'on_signal INT' INT
 trap 'on_signal TERM' TERM
 
 bin=$(mktemp -d "${TMPDIR:-/tmp}/stampede-e2e-bin.XXXXXX")
-trap 'rm -rf "$bin"' EXIT
-go build -o "$bin/stampede-cluster" ./e2e/cmd/stampede-cluster
-go build -o "$bin/ginkgo" github.com/onsi/ginkgo/v2/ginkgo
+# The suite's test binary lives in e2e/ (Ginkgo runs a precompiled suite in its directory), under
+# a name of this run's own, so that runs in parallel do not share it.
+suite_bin="${REPO_ROOT}/e2e/.stampede-e2e-$$.test"
+trap 'rm -rf "$bin" "$suite_bin"' EXIT
+# Stages before the run has a directory are timed here and written down once it has one.
+pre_stages=$(mktemp "${bin}/stages.XXXXXX")
+export STAMPEDE_STAGES="$pre_stages"
+build_tools() {
+  go build -o "$bin/stampede-cluster" ./e2e/cmd/stampede-cluster &&
+    go build -o "$bin/stampede" ./e2e/cmd/stampede &&
+    go build -o "$bin/ginkgo" github.com/onsi/ginkgo/v2/ginkgo
+}
+stage "compile: stampede-cluster, stampede, ginkgo" build_tools
 
 ARTIFACTS="${ARTIFACTS:-${REPO_ROOT}/_artifacts}"
 # A run id, the seed, and the run's artifacts directory named after both (before anything runs).
@@ -68,7 +119,13 @@ export STAMPEDE_E2E_MODE="$mode" STAMPEDE_E2E_RUN_ID="$RUN_ID" STAMPEDE_E2E_SEED
   STAMPEDE_E2E_ARTIFACTS="$ARTIFACTS_DIR" ARTIFACTS
 [ -n "${KEEP:-}" ] && export STAMPEDE_E2E_KEEP="$KEEP"
 [ -n "${CLUSTER:-}" ] && export STAMPEDE_E2E_CLUSTER_NAME="$CLUSTER"
+mkdir -p "$ARTIFACTS_DIR"
+cat "$pre_stages" >>"${ARTIFACTS_DIR}/stages.tsv"
+export STAMPEDE_STAGES="${ARTIFACTS_DIR}/stages.tsv"
 log "run ${RUN_ID}, seed ${SEED} (replay: SEED=${SEED}), artifacts ${ARTIFACTS_DIR}"
+
+# timeline: the stage table at the end of every run, kept in results.json too.
+timeline() { "$bin/stampede" timeline "$ARTIFACTS_DIR" || log "no stage timeline: stampede timeline failed"; }
 
 if [ "$mode" != existing ]; then
   if [ "${STAMPEDE_HOST_READY:-}" = true ]; then
@@ -76,10 +133,9 @@ if [ "$mode" != existing ]; then
     docker_ok || die "STAMPEDE_HOST_READY=true but the Docker engine does not answer (DOCKER_HOST=${DOCKER_HOST:-})"
     "${REPO_ROOT}/scripts/egress-guard.sh" check || die "STAMPEDE_HOST_READY=true but the egress guard is not in place: run scripts/host-setup.sh"
   else
-    "${REPO_ROOT}/scripts/host-setup.sh"
+    stage "host setup" "${REPO_ROOT}/scripts/host-setup.sh" || { timeline; die "host setup failed"; }
   fi
-  # The node image and the workloads' images are resolved (and built when missing) by the
-  # suite itself, through e2e/cluster's one resolver (framework.Setup).
+  prepare_images || { timeline; die "building the images failed (logs above)"; }
 fi
 
 # Ginkgo's flags, then after `--` the suite's own (-e2e.traffic=cluster, ...), which Ginkgo hands to
@@ -95,13 +151,17 @@ LABELS="${LABELS:-!chaos && !selftest}"
 guard_before=$("${REPO_ROOT}/scripts/egress-guard.sh" count 2>/dev/null || echo unreadable)
 # Ginkgo in a process group of its own (job control), so that a signal reaches it, and the
 # suite it runs, only through on_signal.
+suite_t0=$(_now_ms)
 set -m
 # A spec that runs long prints where it is (Ginkgo's progress report) after 3 min, then every 2.
+# In existing mode nothing was built above: Ginkgo compiles the suite itself.
+suite=./e2e
+[ -x "$suite_bin" ] && suite=$suite_bin
 "$bin/ginkgo" -tags e2e -v --fail-on-empty --timeout 60m ${CI:+--no-color} \
   --poll-progress-after=3m --poll-progress-interval=2m \
   ${LABELS:+--label-filter="$LABELS"} \
   --output-dir "$ARTIFACTS_DIR" --junit-report junit.xml --json-report report.json \
-  "${ginkgo_args[@]}" ./e2e ${suite_args[@]+-- "${suite_args[@]}"} &
+  "${ginkgo_args[@]}" "$suite" ${suite_args[@]+-- "${suite_args[@]}"} &
 ginkgo_pid=$!
 set +m
 
@@ -119,7 +179,9 @@ while :; do
   fi
 done
 [ -n "$signalled" ] && rc=$((128 + $(kill -l "$signalled")))
+stage_record "suite (ginkgo): cluster, specs, cleanup" "$suite_t0" "$(_now_ms)" "$([ "$rc" = 0 ] && echo ok || echo failed)"
 
+gc_t0=$(_now_ms)
 if [ "$mode" != existing ]; then
   # Nothing of this run may outlive it unless KEEP=true (gc leaves kept clusters).
   "$bin/stampede-cluster" gc --run "$RUN_ID" 2>&1 | sed 's/^/  /' >&2 || { log "gc of run ${RUN_ID} failed"; [ "$rc" = 0 ] && rc=1; }
@@ -128,7 +190,9 @@ elif [ "${KEEP:-}" != true ]; then
   "$bin/stampede-cluster" gc-namespaces --kubeconfig "${STAMPEDE_E2E_KUBECONFIG:-}" --context "${STAMPEDE_E2E_CONTEXT:-}" \
     --run "$RUN_ID" 2>&1 | sed 's/^/  /' >&2 || { log "removing run ${RUN_ID}'s namespaces failed"; [ "$rc" = 0 ] && rc=1; }
 fi
+stage_record "gc: what the run left" "$gc_t0" "$(_now_ms)" ok
 
-"${REPO_ROOT}/scripts/egress-guard.sh" since "$guard_before" "$ARTIFACTS_DIR" || { [ "$rc" = 0 ] && rc=1; }
+stage "egress check" "${REPO_ROOT}/scripts/egress-guard.sh" since "$guard_before" "$ARTIFACTS_DIR" || { [ "$rc" = 0 ] && rc=1; }
+timeline
 log "artifacts in ${ARTIFACTS_DIR}"
 exit "$rc"
