@@ -9,6 +9,8 @@ LABELS ?=
 ARGS ?=
 # N is the number of runs of a soak.
 N ?= 20
+# FILE is node-image-save's and node-image-load's tarball.
+FILE ?=
 # CLUSTER names the kind cluster (-e2e.cluster-name; cluster-up/smoke/cluster-down's --name).
 CLUSTER ?=
 export ARTIFACTS SEED LABELS CLUSTER
@@ -68,6 +70,18 @@ host-undo: ## Take back everything host-setup changed and report it (PURGE=true 
 .PHONY: node-image
 node-image: host-setup ## The kind node image (stock online, built here offline).
 	@scripts/node-image.sh
+
+.PHONY: node-image-save
+node-image-save: host-setup ## Save the node image (built when missing) to FILE= (gzip tarball) and FILE.sha256, for a CI cache or an offline colleague.
+	@scripts/node-image-archive.sh save "$(FILE)"
+
+.PHONY: node-image-load
+node-image-load: host-setup ## Load a node image saved by node-image-save from FILE= (its FILE.sha256 checked first); make e2e then skips the build.
+	@scripts/node-image-archive.sh load "$(FILE)"
+
+.PHONY: bench-e2e
+bench-e2e: ## Time make e2e's stages: a cold run (fresh Go caches, cache dir and stampede images; COLD=false skips it), a warm one and a reuse one, then the stage tables.
+	@scripts/bench-e2e.sh $(ARGS)
 
 .PHONY: images
 images: host-setup ## The images the suite deploys: token service, PostgreSQL, toxiproxy.

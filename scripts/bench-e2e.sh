@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# bench-e2e.sh: time make e2e's paths on this machine and print each one's stage table, so that a
+# change can be compared with the one before it on the same machine (make bench-e2e).
+#   cold   a fresh state: empty Go module and build caches and an empty STAMPEDE_CACHE (temporary
+#          directories, the user's own caches are not touched), none of the images stampede builds
+#          (removed from stampede's own engine first); then make e2e. Host setup's packages stay
+#          installed: they are the engine this runs on. COLD=false skips this path.
+#   warm   make e2e again: images cached, a fresh cluster, the default specs;
+#   reuse  make e2e-reuse twice on a cluster of the bench's own; the second is the one timed (the
+#          first creates the cluster), then the cluster is deleted.
+# Each path's artifacts go under ARTIFACTS/bench-<time>/; the summary is bench.md there.
+set -o errexit -o nounset -o pipefail
+LOG_PREFIX=bench-e2e
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$REPO_ROOT"
+
+cold="${COLD:-true}"
+case "$cold" in true|false) ;; *) die "COLD must be true or false (got '${cold}')" ;; esac
+base="${ARTIFACTS:-${REPO_ROOT}/_artifacts}/bench-$(date -u +%Y%m%dT%H%M%SZ)"
+mkdir -p "$base"
+summary="${base}/bench.md"
+
+# The images stampede builds, in stampede's engine only: removing them elsewhere could remove
+# someone else's image of the same name.
+own_engine() { [ "${DOCKER_HOST:-}" = "unix://${STAMPEDE_DOCKER_SOCK}" ] && recorded started-engine; }
+stampede_images() {
+  docker images --format '{{.Repository}}:{{.Tag}}' |
+    grep -E '^(stampede/|registry\.k8s\.io/|coredns/|docker\.io/kindest/)' || true
+}
+
+fresh_state() {
+  scripts/host-setup.sh
+  own_engine || die "a cold bench removes images, and this engine is not stampede's own (DOCKER_HOST=${DOCKER_HOST:-unset}): run it with stampede's engine, or COLD=false"
+  local img used=""
+  for img in $(stampede_images); do
+    [ -z "$(docker ps -aq --filter "ancestor=${img}")" ] || used+=" ${img}"
+  done
+  [ -z "$used" ] || die "containers still use${used}: delete those clusters first (make gc, or make cluster-down CLUSTER=...), or COLD=false"
+  # shellcheck disable=SC2046
+  [ -z "$(stampede_images)" ] || docker rmi $(stampede_images) >/dev/null
+  local tmp
+  tmp=$(mktemp -d /var/tmp/stampede-bench.XXXXXX)
+  export GOMODCACHE="${tmp}/gomod" GOCACHE="${tmp}/gocache" STAMPEDE_CACHE="${tmp}/cache"
+  log "cold state: no stampede images; GOMODCACHE, GOCACHE and STAMPEDE_CACHE under ${tmp}"
+  trap 'chmod -R u+w "'"$tmp"'" 2>/dev/null; rm -rf "'"$tmp"'"' EXIT
+}
+
+# timed_run NAME MAKE_TARGET...: one path, its wall time and its stage table into the summary.
+timed_run() {
+  local name=$1 start rc=0 dir; shift
+  start=$SECONDS
+  log "${name}: make $*"
+  ARTIFACTS="${base}/${name}" make --no-print-directory "$@" >"${base}/${name}.log" 2>&1 || rc=$?
+  dir=$(readlink -f "${base}/${name}/latest" 2>/dev/null || true)
+  {
+    printf '\n## %s: make %s: rc %s in %ss\n\n```\n' "$name" "$*" "$rc" "$((SECONDS - start))"
+    if [ -n "$dir" ]; then go run ./e2e/cmd/stampede timeline "$dir" 2>&1; else echo "no run directory (see ${name}.log)"; fi
+    printf '```\n'
+  } >>"$summary"
+  log "${name}: rc ${rc} in $((SECONDS - start))s (log ${base}/${name}.log)"
+  return "$rc"
+}
+
+{
+  echo "# make e2e on $(hostname): $(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB, $(date -u +%FT%TZ)"
+  echo "commit $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (with uncommitted changes)'), load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+} >"$summary"
+
+failed=""
+if [ "$cold" = true ]; then
+  fresh_state
+  timed_run cold e2e || failed+=" cold"
+fi
+timed_run warm e2e || failed+=" warm"
+cluster="stampede-bench-$$"
+timed_run reuse-create e2e-reuse CLUSTER="$cluster" || failed+=" reuse-create"
+timed_run reuse e2e-reuse CLUSTER="$cluster" || failed+=" reuse"
+scripts/cluster.sh down --name "$cluster" >/dev/null 2>&1 || log "deleting ${cluster} failed: make cluster-down CLUSTER=${cluster}"
+
+cat "$summary"
+[ -z "$failed" ] || die "failed:${failed} (logs in ${base})"
