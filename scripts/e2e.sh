@@ -38,6 +38,7 @@ grace="${STAMPEDE_E2E_GRACE:-180}"
 ginkgo_pid=""
 signalled=""
 # Until Ginkgo runs there is nothing of this run to clean up: a signal just ends the script.
+# shellcheck disable=SC2317 # called by the traps below
 on_signal() {
   local sig=$1
   if [ -z "$ginkgo_pid" ]; then

@@ -77,11 +77,11 @@ remove() {
   done
   log "removed ${n} guard rules"
   if recorded "created-jump FORWARD DOCKER-USER" && v4 -C FORWARD -j DOCKER-USER 2>/dev/null &&
-    [ -z "$(v4 -S DOCKER-USER | grep -v '^-N')" ]; then
+    ! v4 -S DOCKER-USER | grep -qv '^-N'; then
     v4 -D FORWARD -j DOCKER-USER && log "removed the jump FORWARD -> DOCKER-USER it had added"
   fi
   if recorded "created-chain DOCKER-USER" && v4 -S DOCKER-USER >/dev/null 2>&1 &&
-    ! v4 -S FORWARD | grep -q -- '-j DOCKER-USER' && [ -z "$(v4 -S DOCKER-USER | grep -v '^-N')" ]; then
+    ! v4 -S FORWARD | grep -q -- '-j DOCKER-USER' && ! v4 -S DOCKER-USER | grep -qv '^-N'; then
     v4 -X DOCKER-USER && log "removed the chain DOCKER-USER it had created"
   fi
   unrecord "created-chain DOCKER-USER"

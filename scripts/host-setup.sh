@@ -136,8 +136,12 @@ start_dockerd() {
   # setsid: the engine outlives this script and is not killed with its process group.
   setsid dockerd --config-file "$CONFIG" >>"$DOCKERD_LOG" 2>&1 </dev/null &
   local pid=$!
-  retry_until 60 "dockerd to answer" bash -c "kill -0 ${pid} 2>/dev/null || exit 0; DOCKER_HOST='${OUR_HOST}' docker info" &&
-    our_engine_answers || { tail -n 20 "$DOCKERD_LOG" >&2; die "dockerd did not start: see ${DOCKERD_LOG}"; }
+  # The wait ends early when dockerd exits; either way the engine must answer now.
+  if ! retry_until 60 "dockerd to answer" bash -c "kill -0 ${pid} 2>/dev/null || exit 0; DOCKER_HOST='${OUR_HOST}' docker info" ||
+    ! our_engine_answers; then
+    tail -n 20 "$DOCKERD_LOG" >&2
+    die "dockerd did not start: see ${DOCKERD_LOG}"
+  fi
   log "dockerd ready (pid $(cat "$DOCKERD_PID"), DOCKER_HOST=${OUR_HOST})"
 }
 

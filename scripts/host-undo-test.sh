@@ -32,7 +32,13 @@ for sock in /run/docker.sock /run/containerd/containerd.sock; do
   [ -S "$sock" ] && mount --bind /dev/null "$sock"
 done
 work=$(mktemp -d /var/tmp/stampede-undo-test.XXXXXX)
-trap 'pid=$(cat "${work}/run/dockerd.pid" 2>/dev/null) && kill "$pid" 2>/dev/null; rm -rf "$work"' EXIT
+# shellcheck disable=SC2317 # called by the trap below
+cleanup() {
+  local pid
+  pid=$(cat "${work}/run/dockerd.pid" 2>/dev/null) && kill "$pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
 export STAMPEDE_STATE="${work}/state" STAMPEDE_RUN="${work}/run" STAMPEDE_DOCKER_SOCK="${work}/run/docker.sock"
 ip link set lo up
 if [ "$STAMPEDE_IN_TEST_NS" = primed ]; then

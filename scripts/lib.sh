@@ -81,6 +81,14 @@ apt_install() {
   ) || die "apt-get install $* failed: check that Debian's archive is reachable"
 }
 
+# ensure_shellcheck: shellcheck on PATH, from Debian's package when missing (scripts/lint-shell.sh
+# and scripts/lint-workflows.sh use it; neither may skip for want of it).
+ensure_shellcheck() {
+  command -v shellcheck >/dev/null 2>&1 && return 0
+  apt_install shellcheck
+  command -v shellcheck >/dev/null 2>&1 || die "shellcheck installed but not on PATH (PATH=${PATH})"
+}
+
 # What host setup changed on this machine, one line each, so that scripts/host-undo.sh can take
 # back exactly that (STAMPEDE_STATE/host-changes).
 HOST_CHANGES="${STAMPEDE_STATE}/host-changes"
