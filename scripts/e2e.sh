@@ -63,7 +63,8 @@ go build -o "$bin/stampede-cluster" ./e2e/cmd/stampede-cluster
 go build -o "$bin/ginkgo" github.com/onsi/ginkgo/v2/ginkgo
 
 ARTIFACTS="${ARTIFACTS:-${REPO_ROOT}/_artifacts}"
-# A run id, the seed, and the run's artifacts directory named after both (before anything runs).
+# A run id, the seed, and the run's artifacts directory named after both (before anything runs),
+# as assignments whose values run-env single-quotes: an ARTIFACTS path is never run by this eval.
 eval "$("$bin/stampede-cluster" run-env --seed "${SEED:-0}" --artifacts "$ARTIFACTS")"
 export STAMPEDE_E2E_MODE="$mode" STAMPEDE_E2E_RUN_ID="$RUN_ID" STAMPEDE_E2E_SEED="$SEED" \
   STAMPEDE_E2E_ARTIFACTS="$ARTIFACTS_DIR" ARTIFACTS
