@@ -14,9 +14,10 @@
 #      (scripts reach it through DOCKER_HOST): the system's /etc/docker is never edited. Its
 #      config has a loopback DNS, no default bridge, and, where this host's capability bounding set
 #      is incomplete, a runtime wrapper that drops the missing capabilities (privileged containers,
-#      kind's nodes, fail otherwise).
-# Everything it adds is written down in STAMPEDE_STATE/host-changes, with a snapshot of iptables
-# taken before its first change, for host-undo.
+#      kind's nodes, fail otherwise). The system's Docker units (docker.service, docker.socket,
+#      containerd.service) are then disabled and masked, so that no system dockerd starts beside it.
+# Everything it adds is written down in STAMPEDE_STATE/host-changes, with snapshots of iptables,
+# ip_forward and the units' entries taken before its first change, for host-undo.
 set -o errexit -o nounset -o pipefail
 LOG_PREFIX=host-setup
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -56,6 +57,40 @@ snapshot() {
   iptables_state v4 >"${STAMPEDE_STATE}/iptables-before.v4"
   iptables_state v6 >"${STAMPEDE_STATE}/iptables-before.v6"
   cat /proc/sys/net/ipv4/ip_forward >"${STAMPEDE_STATE}/ip_forward-before"
+}
+
+# snapshot_units: the entries that enable or mask the system's Docker units, as they are before
+# host setup installs docker.io or masks anything (a tar, so that undo restores links and files
+# exactly).
+snapshot_units() {
+  [ -f "$UNITS_BEFORE" ] && return 0
+  mkdir -p "$STAMPEDE_STATE"
+  local entries=()
+  [ -d "$SYSTEMD_ETC" ] && mapfile -t entries < <(unit_entries)
+  tar -C "${SYSTEMD_ETC}" -cf "${UNITS_BEFORE}.tmp" -T /dev/null ${entries[@]+"${entries[@]}"}
+  mv "${UNITS_BEFORE}.tmp" "$UNITS_BEFORE"
+}
+
+# mask_units: disable and mask those of DOCKER_UNITS that a package installed, with or without a
+# running systemd: the same links `systemctl disable` removes and `systemctl mask` makes.
+mask_units() {
+  local u dir f masked=()
+  for u in "${DOCKER_UNITS[@]}"; do
+    [ -e "/lib/systemd/system/${u}" ] || [ -e "/usr/lib/systemd/system/${u}" ] || continue
+    [ "$(readlink "${SYSTEMD_ETC}/${u}" 2>/dev/null)" = /dev/null ] && continue
+    for f in "${SYSTEMD_ETC}"/*.wants/"${u}" "${SYSTEMD_ETC}"/*.requires/"${u}"; do
+      if [ -L "$f" ] || [ -e "$f" ]; then rm -f "$f"; fi
+    done
+    # A unit file of the administrator's here is in the snapshot: undo puts it back.
+    dir=${SYSTEMD_ETC}; mkdir -p "$dir"
+    rm -f "${dir:?}/${u}"
+    ln -s /dev/null "${dir}/${u}"
+    masked+=("$u")
+  done
+  [ ${#masked[@]} -eq 0 ] && return 0
+  record "masked-units"
+  systemd_reload
+  log "disabled and masked ${masked[*]}: no system dockerd may start beside stampede's (host-undo restores them)"
 }
 
 # raise_inotify: kind's nodes share the host kernel's inotify limits, and a few clusters exceed
@@ -170,10 +205,12 @@ main() {
     guard; log "using the running Docker engine"; return 0
   fi
   is_root || die "no Docker engine answers and starting one needs root: start Docker (and join the docker group), or run 'sudo make host-setup'"
+  snapshot_units
   ensure_packages
   snapshot
   guard
   raise_inotify
+  mask_units
   local changed
   changed=$(configure)
   if our_engine_answers; then

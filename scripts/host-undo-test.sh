@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# host-undo-test.sh: host setup followed by host undo leaves iptables (IPv4 and IPv6) and
-# /etc/docker byte-identical, and the guard drops what leaves stampede's bridge and nothing else.
+# host-undo-test.sh: host setup followed by host undo leaves iptables (IPv4 and IPv6), the sysctls
+# host setup touches (net.ipv4.ip_forward, the inotify limits), the system's Docker units' entries
+# under /etc/systemd/system, and /etc/docker byte-identical, and the guard drops what leaves
+# stampede's bridge and nothing else.
 #
 # It runs the real scripts, with a real dockerd, inside network and mount namespaces of its own:
-# a fresh netns has its own iptables and sysctls, so the test can start from a known state and
-# compare exactly, and the machine's own engine, rules and clusters are not touched. Needs root,
-# unshare and dockerd; says so in one line and passes as skipped otherwise.
+# a fresh netns has its own iptables and ip_forward, so the test can start from a known state and
+# compare exactly, and the machine's own engine, rules and clusters are not touched. What a netns
+# does not separate is separated in the mount namespace: the inotify limits are files of the test's
+# bind-mounted over /proc/sys (starting at Debian's defaults, so that setup raises them), and
+# /etc/systemd/system is a copy of the host's bind-mounted over it. Needs root, unshare and
+# dockerd; says so in one line and passes as skipped otherwise.
+#
+# A third pass plants an ip_forward change after undo (STAMPEDE_UNDO_TEST_PLANT=ip_forward) and
+# must fail, naming it: the comparison is shown able to fail.
 set -o errexit -o nounset -o pipefail
 LOG_PREFIX=host-undo-test
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -23,13 +31,19 @@ if [ -z "${STAMPEDE_IN_TEST_NS:-}" ]; then
   for start in primed empty; do
     unshare --net --mount --propagation private env STAMPEDE_IN_TEST_NS="$start" "$0" "$@" || exit 1
   done
+  log "planted: ip_forward changed after undo must fail the comparison"
+  out=$(unshare --net --mount --propagation private env STAMPEDE_IN_TEST_NS=empty STAMPEDE_UNDO_TEST_PLANT=ip_forward "$0" "$@" 2>&1) &&
+    { printf '%s\n' "$out" >&2; fail "the planted ip_forward change passed the comparison"; }
+  grep -q 'FAIL: sysctls differ after undo.*net.ipv4.ip_forward' <<<"$out" ||
+    { printf '%s\n' "$out" >&2; fail "the planted run failed, but not on ip_forward"; }
+  log "PASS: the planted ip_forward change failed the comparison"
   exit 0
 fi
 
 # Inside the namespaces: hide the machine's engines and containerd, use state of our own.
 unset DOCKER_HOST
 for sock in /run/docker.sock /run/containerd/containerd.sock; do
-  [ -S "$sock" ] && mount --bind /dev/null "$sock"
+  if [ -S "$sock" ]; then mount --bind /dev/null "$sock"; fi
 done
 work=$(mktemp -d /var/tmp/stampede-undo-test.XXXXXX)
 # shellcheck disable=SC2317 # called by the trap below
@@ -41,6 +55,15 @@ cleanup() {
 trap cleanup EXIT
 export STAMPEDE_STATE="${work}/state" STAMPEDE_RUN="${work}/run" STAMPEDE_DOCKER_SOCK="${work}/run/docker.sock"
 ip link set lo up
+# Forwarding off, as on a fresh host: dockerd turns it on, and undo must turn it off again.
+echo 0 >/proc/sys/net/ipv4/ip_forward
+for sysctl in max_user_instances=128 max_user_watches=8192; do
+  printf '%s\n' "${sysctl#*=}" >"${work}/${sysctl%=*}"
+  mount --bind "${work}/${sysctl%=*}" "/proc/sys/fs/inotify/${sysctl%=*}"
+done
+mkdir -p "${work}/systemd" "$SYSTEMD_ETC"
+cp -a "${SYSTEMD_ETC}/." "${work}/systemd/"
+mount --bind "${work}/systemd" "$SYSTEMD_ETC"
 if [ "$STAMPEDE_IN_TEST_NS" = primed ]; then
   # A host's usual starting point: the tables exist, and rules of other software are in place
   # (a libvirt-like network's), which undo must leave alone.
@@ -48,7 +71,10 @@ if [ "$STAMPEDE_IN_TEST_NS" = primed ]; then
 fi
 
 etc_docker() { if [ -d /etc/docker ]; then (cd /etc/docker && find . -print0 | LC_ALL=C sort -z | xargs -0 stat -c '%n %a %s' && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum); else echo absent; fi; }
+units() { (cd "$SYSTEMD_ETC" && find . -printf '%p %y %m %l\n' | LC_ALL=C sort && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum); }
+sysctls() { local n; for n in net.ipv4.ip_forward fs.inotify.max_user_instances fs.inotify.max_user_watches; do printf '%s=%s\n' "$n" "$(sysctl -n "$n")"; done; }
 v4_before=$(iptables_state v4); v6_before=$(iptables_state v6); etc_before=$(etc_docker)
+units_before=$(units); sysctls_before=$(sysctls)
 
 log "host setup in a fresh network namespace (${STAMPEDE_IN_TEST_NS} start)"
 "${REPO_ROOT}/scripts/host-setup.sh"
@@ -59,17 +85,32 @@ docker info >/dev/null || fail "stampede's engine does not answer after host set
 # rules for the bridge, which undo must take back too.
 docker network create --driver bridge -o com.docker.network.bridge.name=stampede0 \
   -o com.docker.network.bridge.enable_ip_masquerade=false stampede >/dev/null
+# Each comparison below proves something only if setup changed what it compares.
 [ "$(iptables_state v4)" != "$v4_before" ] || fail "host setup changed no rule: the comparison below would prove nothing"
+[ "$(sysctls)" != "$sysctls_before" ] || fail "host setup changed no sysctl: the comparison below would prove nothing"
+[ "$(sysctl -n net.ipv4.ip_forward)" = 1 ] || fail "forwarding is off after host setup: the ip_forward comparison would prove nothing"
+if [ -e /lib/systemd/system/docker.service ]; then
+  [ "$(readlink "${SYSTEMD_ETC}/docker.service")" = /dev/null ] || fail "docker.service is not masked after host setup"
+  ! compgen -G "${SYSTEMD_ETC}/*.wants/docker.service" >/dev/null || fail "docker.service is still enabled after host setup: $(ls "${SYSTEMD_ETC}"/*.wants/docker.service)"
+fi
 iptables -S DOCKER-USER | grep -q -- '-i stampede0 ! -o stampede0' || fail "the guard does not match stampede's bridge"
 if iptables -S DOCKER-USER | grep -- '-j DROP' | grep -qv -- '-i stampede0'; then
   fail "the guard drops traffic of other networks: $(iptables -S DOCKER-USER)"
 fi
 
+
 log "host undo"
 "${REPO_ROOT}/scripts/host-undo.sh" --purge
+if [ "${STAMPEDE_UNDO_TEST_PLANT:-}" = ip_forward ]; then
+  log "planting: net.ipv4.ip_forward=1 after undo"
+  echo 1 >/proc/sys/net/ipv4/ip_forward
+fi
 v4_after=$(iptables_state v4); v6_after=$(iptables_state v6); etc_after=$(etc_docker)
+units_after=$(units); sysctls_after=$(sysctls)
 [ "$v4_after" = "$v4_before" ] || fail "IPv4 rules differ after undo: $(diff <(echo "$v4_before") <(echo "$v4_after"))"
 [ "$v6_after" = "$v6_before" ] || fail "IPv6 rules differ after undo: $(diff <(echo "$v6_before") <(echo "$v6_after"))"
+[ "$sysctls_after" = "$sysctls_before" ] || fail "sysctls differ after undo: $(diff <(echo "$sysctls_before") <(echo "$sysctls_after") | tr '\n' ' ')"
+[ "$units_after" = "$units_before" ] || fail "${SYSTEMD_ETC} differs after undo: $(diff <(echo "$units_before") <(echo "$units_after"))"
 [ "$etc_after" = "$etc_before" ] || fail "/etc/docker differs after undo"
 [ ! -e "$STAMPEDE_STATE" ] || fail "${STAMPEDE_STATE} is left after undo --purge: $(ls -A "$STAMPEDE_STATE")"
-log "PASS (${STAMPEDE_IN_TEST_NS} start): iptables (v4 $(wc -l <<<"$v4_after") lines, v6 $(wc -l <<<"$v6_after") lines) and /etc/docker are byte-identical after host setup and undo"
+log "PASS (${STAMPEDE_IN_TEST_NS} start): iptables (v4 $(wc -l <<<"$v4_after") lines, v6 $(wc -l <<<"$v6_after") lines), $(wc -l <<<"$sysctls_after") sysctls, ${SYSTEMD_ETC} ($(wc -l <<<"$units_after") lines) and /etc/docker are byte-identical after host setup and undo"

@@ -100,6 +100,31 @@ unrecord() {
   mv "${HOST_CHANGES}.tmp" "$HOST_CHANGES"
 }
 
+# The system's Docker units, which docker.io's package enables at boot: while stampede's own engine
+# runs they are disabled and masked (a system dockerd would start with a default bridge the guard
+# does not cover, and host setup would then adopt it); host-undo puts their entries under
+# SYSTEMD_ETC back as they were, from a tar host setup made before its first change.
+SYSTEMD_ETC=/etc/systemd/system
+DOCKER_UNITS=(docker.service docker.socket containerd.service)
+# shellcheck disable=SC2034 # host-setup.sh and host-undo.sh use it
+UNITS_BEFORE="${STAMPEDE_STATE}/systemd-before.tar"
+
+# unit_entries: the paths, relative to SYSTEMD_ETC, that enable or mask one of DOCKER_UNITS.
+unit_entries() {
+  local u f
+  for u in "${DOCKER_UNITS[@]}"; do
+    for f in "${SYSTEMD_ETC}/${u}" "${SYSTEMD_ETC}"/*.wants/"${u}" "${SYSTEMD_ETC}"/*.requires/"${u}"; do
+      if [ -e "$f" ] || [ -L "$f" ]; then printf '%s\n' "${f#"${SYSTEMD_ETC}"/}"; fi
+    done
+  done
+}
+
+# systemd_reload: make a running systemd read its units again (nothing to do without one).
+systemd_reload() {
+  [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1 || return 0
+  systemctl daemon-reload
+}
+
 # iptables_state v4|v6: the host's rules as iptables-save prints them, without its comment lines
 # and with counters zeroed, so that two states compare byte for byte.
 iptables_state() {
