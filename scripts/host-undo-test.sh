@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # host-undo-test.sh: host setup followed by host undo leaves iptables (IPv4 and IPv6), the sysctls
 # host setup touches (net.ipv4.ip_forward, the inotify limits), the system's Docker units' entries
-# under /etc/systemd/system, and /etc/docker byte-identical, and the guard drops what leaves
-# stampede's bridge and nothing else.
+# under /etc/systemd/system, and /etc/docker byte-identical; the guard drops what leaves
+# stampede's bridge and new connections from it to the host, and nothing else.
 #
 # It runs the real scripts, with a real dockerd, inside network and mount namespaces of its own:
 # a fresh netns has its own iptables and ip_forward, so the test can start from a known state and
@@ -49,6 +49,7 @@ work=$(mktemp -d /var/tmp/stampede-undo-test.XXXXXX)
 # shellcheck disable=SC2317 # called by the trap below
 cleanup() {
   local pid
+  [ -z "${listener:-}" ] || kill "$listener" 2>/dev/null || true
   pid=$(cat "${work}/run/dockerd.pid" 2>/dev/null) && kill "$pid" 2>/dev/null
   rm -rf "$work"
 }
@@ -73,6 +74,53 @@ fi
 etc_docker() { if [ -d /etc/docker ]; then (cd /etc/docker && find . -print0 | LC_ALL=C sort -z | xargs -0 stat -c '%n %a %s' && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum); else echo absent; fi; }
 units() { (cd "$SYSTEMD_ETC" && find . -printf '%p %y %m %l\n' | LC_ALL=C sort && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum); }
 sysctls() { local n; for n in net.ipv4.ip_forward fs.inotify.max_user_instances fs.inotify.max_user_watches; do printf '%s=%s\n' "$n" "$(sysctl -n "$n")"; done; }
+# probe_host_listener: a container on stampede's network cannot open a connection to a listener
+# on the host's 0.0.0.0, and the guard's counter counts the attempt. Without the guard's INPUT
+# rule the same probe connects: the refusal is the guard's, not a listener out of reach.
+probe_host_listener() {
+  local img=stampede-undo-probe root="${work}/probe-root" gw port=18080 f before after in_rule
+  # The probe's image, from this host's bash, timeout and sleep with their libraries: no registry.
+  for f in /bin/bash /usr/bin/timeout /usr/bin/sleep $(ldd /bin/bash /usr/bin/timeout /usr/bin/sleep | grep -o '/[^ :]*' | sort -u); do
+    mkdir -p "${root}$(dirname "$f")"
+    cp -L "$f" "${root}${f}"
+  done
+  tar -C "$root" -c . | docker import - "$img" >/dev/null
+  docker run -d --name probe --network stampede "$img" /usr/bin/sleep infinity >/dev/null
+  gw=$(docker network inspect stampede -f '{{(index .IPAM.Config 0).Gateway}}')
+  perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new(LocalAddr => "0.0.0.0", LocalPort => $ARGV[0], Listen => 16, ReuseAddr => 1) or die "listen: $!\n"; while ($c = $s->accept) { close $c }' "$port" &
+  listener=$!
+  retry_until 10 "the host's listener on 0.0.0.0:${port}" bash -c "exec 3<>/dev/tcp/127.0.0.1/${port}" || fail "the host's listener did not come up"
+  probe() { docker exec probe /usr/bin/timeout 3 /bin/bash -c "exec 3<>/dev/tcp/${gw}/${port}" 2>/dev/null; }
+  in_rule=(-i stampede0 -m conntrack --ctstate NEW -m comment --comment stampede-egress-guard -j DROP)
+  iptables -w -D INPUT "${in_rule[@]}" || fail "no guard rule in INPUT: $(iptables -S INPUT)"
+  probe || fail "without the guard's INPUT rule the probe cannot reach ${gw}:${port} either: the refusal below would prove nothing"
+  "${REPO_ROOT}/scripts/egress-guard.sh" install 2>/dev/null
+  before=$("${REPO_ROOT}/scripts/egress-guard.sh" count)
+  ! probe || fail "a container on stampede's bridge opened a connection to the host's listener on 0.0.0.0:${port} (${gw})"
+  after=$("${REPO_ROOT}/scripts/egress-guard.sh" count)
+  [ "$after" -gt "$before" ] || fail "the guard refused the probe but its counter did not move (${before} -> ${after})"
+  log "the guard refused a connection from the bridge to the host's 0.0.0.0:${port} and counted it (${before} -> ${after})"
+}
+
+# non_root_fails_closed: a user who cannot check the guard gets one line and no run, unless
+# STAMPEDE_NO_GUARD=1 says to go on without it.
+non_root_fails_closed() {
+  local sock="${STAMPEDE_DOCKER_SOCK}" mode out
+  mode=$(stat -c %a "$sock")
+  # The engine must answer this user, so that only the guard stands in the way.
+  chmod 0711 "$work"
+  chmod 0666 "$sock"
+  as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups env HOME=/nonexistent "$@" "${REPO_ROOT}/scripts/host-setup.sh" 2>&1; }
+  if out=$(as_nobody); then
+    chmod "$mode" "$sock"
+    fail "a user who cannot check the egress guard was let through: ${out}"
+  fi
+  grep -q 'ERROR: not root, and the egress guard cannot be checked' <<<"$out" || { chmod "$mode" "$sock"; fail "a non-root setup failed without saying why: ${out}"; }
+  out=$(as_nobody STAMPEDE_NO_GUARD=1) || { chmod "$mode" "$sock"; fail "STAMPEDE_NO_GUARD=1 did not let a non-root setup through: ${out}"; }
+  chmod "$mode" "$sock"
+  log "without root the setup failed closed, and went on with STAMPEDE_NO_GUARD=1"
+}
+
 v4_before=$(iptables_state v4); v6_before=$(iptables_state v6); etc_before=$(etc_docker)
 units_before=$(units); sysctls_before=$(sysctls)
 
@@ -97,7 +145,14 @@ iptables -S DOCKER-USER | grep -q -- '-i stampede0 ! -o stampede0' || fail "the 
 if iptables -S DOCKER-USER | grep -- '-j DROP' | grep -qv -- '-i stampede0'; then
   fail "the guard drops traffic of other networks: $(iptables -S DOCKER-USER)"
 fi
+if iptables -S INPUT | grep -- '-j DROP' | grep -qv -- '-i stampede0'; then
+  fail "the guard drops input of other interfaces: $(iptables -S INPUT)"
+fi
 
+if [ -z "${STAMPEDE_UNDO_TEST_PLANT:-}" ]; then
+  probe_host_listener
+  non_root_fails_closed
+fi
 
 log "host undo"
 "${REPO_ROOT}/scripts/host-undo.sh" --purge
