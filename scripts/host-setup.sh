@@ -18,8 +18,11 @@
 #      is incomplete, a runtime wrapper that drops the missing capabilities (privileged containers,
 #      kind's nodes, fail otherwise). The system's Docker units (docker.service, docker.socket,
 #      containerd.service) are then disabled and masked, so that no system dockerd starts beside it.
-# Everything it adds is written down in STAMPEDE_STATE/host-changes, with snapshots of iptables,
-# ip_forward and the units' entries taken before its first change, for host-undo.
+#      A new config is applied by restarting the engine only when it runs no container: other
+#      runs' clusters are never killed for it.
+# Setups and undos take turns (a lock, /run/lock/stampede-host.lock). Everything it adds is
+# written down in STAMPEDE_STATE/host-changes, with snapshots of iptables, ip_forward and the
+# units' entries taken before its first change, for host-undo.
 set -o errexit -o nounset -o pipefail
 LOG_PREFIX=host-setup
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -125,29 +128,35 @@ desired_config() {
     else cat; fi
 }
 
-# configure: write the engine's config and the wrapper; prints "changed" when they changed.
+# desired_wrapper: the runtime wrapper's text, or nothing where the bounding set is complete.
+desired_wrapper() {
+  caps_incomplete || return 0
+  local runc
+  runc=$(command -v runc || echo /usr/sbin/runc)
+  sed "s#@REAL_RUNC@#${runc}#" "${REPO_ROOT}/scripts/runc-capwrap"
+}
+
+# config_changed: the engine's config or wrapper on disk differ from what they should be.
+config_changed() {
+  local wrapper
+  wrapper=$(desired_wrapper)
+  [ -z "$wrapper" ] || [ "$(cat "$WRAPPER" 2>/dev/null)" = "$wrapper" ] || return 0
+  [ -s "$CONFIG" ] && [ "$(jq -S . "$CONFIG")" = "$(desired_config | jq -S .)" ] && return 1
+  return 0
+}
+
+# configure: write the engine's config and the wrapper.
 configure() {
   mkdir -p "$STAMPEDE_STATE" "$STAMPEDE_RUN"
-  local changed=""
-  if caps_incomplete; then
-    local runc want_wrapper
-    runc=$(command -v runc || echo /usr/sbin/runc)
-    want_wrapper=$(sed "s#@REAL_RUNC@#${runc}#" "${REPO_ROOT}/scripts/runc-capwrap")
-    if [ "$(cat "$WRAPPER" 2>/dev/null)" != "$want_wrapper" ]; then
-      mkdir -p "$(dirname "$WRAPPER")"
-      printf '%s\n' "$want_wrapper" >"$WRAPPER"; chmod 0755 "$WRAPPER"
-      log "installed the runtime wrapper ${WRAPPER}: this host's capability bounding set is incomplete ($(awk '/^CapBnd:/{print $2}' /proc/self/status))"
-      changed=1
-    fi
+  local wrapper
+  wrapper=$(desired_wrapper)
+  if [ -n "$wrapper" ] && [ "$(cat "$WRAPPER" 2>/dev/null)" != "$wrapper" ]; then
+    mkdir -p "$(dirname "$WRAPPER")"
+    printf '%s\n' "$wrapper" >"$WRAPPER"; chmod 0755 "$WRAPPER"
+    log "installed the runtime wrapper ${WRAPPER}: this host's capability bounding set is incomplete ($(awk '/^CapBnd:/{print $2}' /proc/self/status))"
   fi
-  local want
-  want=$(desired_config)
-  if ! [ -s "$CONFIG" ] || [ "$(jq -S . "$CONFIG")" != "$(jq -S . <<<"$want")" ]; then
-    printf '%s\n' "$want" >"$CONFIG"
-    log "wrote ${CONFIG}"
-    changed=1
-  fi
-  [ -z "$changed" ] || echo changed
+  desired_config >"$CONFIG"
+  log "wrote ${CONFIG}"
 }
 
 our_dockerd_pid() {
@@ -170,8 +179,9 @@ stop_our_dockerd() {
 start_dockerd() {
   log "starting stampede's dockerd (config ${CONFIG}, log ${DOCKERD_LOG})"
   record "started-engine"
-  # setsid: the engine outlives this script and is not killed with its process group.
-  setsid dockerd --config-file "$CONFIG" >>"$DOCKERD_LOG" 2>&1 </dev/null &
+  # setsid: the engine outlives this script and is not killed with its process group. 9>&-: it
+  # must not hold the host lock for as long as it runs.
+  setsid dockerd --config-file "$CONFIG" >>"$DOCKERD_LOG" 2>&1 </dev/null 9>&- &
   local pid=$!
   # The wait ends early when dockerd exits; either way the engine must answer now.
   if ! retry_until 60 "dockerd to answer" bash -c "kill -0 ${pid} 2>/dev/null || exit 0; DOCKER_HOST='${OUR_HOST}' docker info" ||
@@ -198,7 +208,16 @@ guard() {
   fi
 }
 
+# engine_busy: stampede's engine runs containers (other runs' kind nodes): prints how many.
+engine_busy() {
+  local n
+  n=$(DOCKER_HOST="$OUR_HOST" docker ps -q 2>/dev/null | wc -l)
+  [ "$n" -gt 0 ] && echo "$n"
+}
+
 main() {
+  # Only root changes anything here; parallel runs' setups and undos take turns.
+  if is_root; then host_lock; fi
   # Someone else's engine (DOCKER_HOST, a laptop's Docker Desktop, a CI service): used as it is.
   if [ -n "${DOCKER_HOST:-}" ] && [ "$DOCKER_HOST" != "$OUR_HOST" ]; then
     docker_ok || die "DOCKER_HOST=${DOCKER_HOST} does not answer: start that engine or unset DOCKER_HOST"
@@ -219,11 +238,18 @@ main() {
   guard
   raise_inotify
   mask_units
-  local changed
-  changed=$(configure)
   if our_engine_answers; then
-    [ -z "$changed" ] && { log "stampede's dockerd already running (DOCKER_HOST=${OUR_HOST})"; return 0; }
+    config_changed || { log "stampede's dockerd already running (DOCKER_HOST=${OUR_HOST})"; return 0; }
+    local busy
+    if busy=$(engine_busy); then
+      # Restarting would kill other runs' clusters: they keep the engine as it is.
+      log "stampede's dockerd runs ${busy} containers (other runs' clusters): its new config waits until none runs; using it as it is"
+      return 0
+    fi
+    configure
     stop_our_dockerd
+  else
+    configure
   fi
   start_dockerd
   guard

@@ -2,7 +2,8 @@
 # host-undo-test.sh: host setup followed by host undo leaves iptables (IPv4 and IPv6), the sysctls
 # host setup touches (net.ipv4.ip_forward, the inotify limits), the system's Docker units' entries
 # under /etc/systemd/system, and /etc/docker byte-identical; the guard drops what leaves
-# stampede's bridge and new connections from it to the host, and nothing else.
+# stampede's bridge and new connections from it to the host, and nothing else; setups take turns
+# (the host lock), and a setup with a new config leaves an engine that runs containers alone.
 #
 # It runs the real scripts, with a real dockerd, inside network and mount namespaces of its own:
 # a fresh netns has its own iptables and ip_forward, so the test can start from a known state and
@@ -54,7 +55,8 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-export STAMPEDE_STATE="${work}/state" STAMPEDE_RUN="${work}/run" STAMPEDE_DOCKER_SOCK="${work}/run/docker.sock"
+export STAMPEDE_STATE="${work}/state" STAMPEDE_RUN="${work}/run" STAMPEDE_DOCKER_SOCK="${work}/run/docker.sock" \
+  STAMPEDE_HOST_LOCK="${work}/host.lock"
 ip link set lo up
 # Forwarding off, as on a fresh host: dockerd turns it on, and undo must turn it off again.
 echo 0 >/proc/sys/net/ipv4/ip_forward
@@ -100,6 +102,50 @@ probe_host_listener() {
   after=$("${REPO_ROOT}/scripts/egress-guard.sh" count)
   [ "$after" -gt "$before" ] || fail "the guard refused the probe but its counter did not move (${before} -> ${after})"
   log "the guard refused a connection from the bridge to the host's 0.0.0.0:${port} and counted it (${before} -> ${after})"
+}
+
+# parallel_setups: setups take turns: one waits while another holds the host lock, and two at once
+# both succeed with the engine left running, not restarted, and nothing recorded twice.
+parallel_setups() {
+  local pid_before setup a b
+  pid_before=$(cat "${STAMPEDE_RUN}/dockerd.pid")
+  exec 7>"$STAMPEDE_HOST_LOCK"
+  flock 7
+  # 7>&-: a child holding the test's lock description would hold the lock itself.
+  "${REPO_ROOT}/scripts/host-setup.sh" 7>&- 2>"${work}/waiting.log" &
+  setup=$!
+  retry_until 30 "a setup to wait for the host lock" grep -q 'waiting for another host setup or undo' "${work}/waiting.log" ||
+    fail "a setup did not wait for the host lock: $(cat "${work}/waiting.log")"
+  kill -0 "$setup" 2>/dev/null || fail "a setup ended while another held the host lock: $(cat "${work}/waiting.log")"
+  exec 7>&-
+  wait "$setup" || fail "the setup that waited for the host lock failed: $(cat "${work}/waiting.log")"
+  "${REPO_ROOT}/scripts/host-setup.sh" 2>"${work}/a.log" &
+  a=$!
+  "${REPO_ROOT}/scripts/host-setup.sh" 2>"${work}/b.log" &
+  b=$!
+  wait "$a" || fail "one of two setups at once failed: $(cat "${work}/a.log")"
+  wait "$b" || fail "one of two setups at once failed: $(cat "${work}/b.log")"
+  [ "$(cat "${STAMPEDE_RUN}/dockerd.pid")" = "$pid_before" ] || fail "setups at once restarted the engine"
+  [ -z "$(sort "$HOST_CHANGES" | uniq -d)" ] || fail "setups at once recorded a change twice: $(sort "$HOST_CHANGES" | uniq -d)"
+  log "setups took turns: one waited for the lock, two at once passed, the engine (pid ${pid_before}) kept running"
+}
+
+# busy_engine_keeps_running: a setup that finds the engine's config out of date leaves an engine
+# that runs containers (other runs' clusters) as it is; once none runs, it applies the config.
+busy_engine_keeps_running() {
+  local pid_before out config="${STAMPEDE_STATE}/daemon.json"
+  pid_before=$(cat "${STAMPEDE_RUN}/dockerd.pid")
+  # As if an older stampede had written it.
+  jq '.dns = ["127.0.0.2"]' "$config" >"${config}.old" && mv "${config}.old" "$config"
+  out=$("${REPO_ROOT}/scripts/host-setup.sh" 2>&1) || fail "setup failed on an engine that runs containers: ${out}"
+  grep -q 'its new config waits until none runs' <<<"$out" || fail "setup did not say why it kept the engine: ${out}"
+  [ "$(cat "${STAMPEDE_RUN}/dockerd.pid")" = "$pid_before" ] || fail "setup restarted an engine that runs containers"
+  [ "$(docker inspect -f '{{.State.Running}}' probe)" = true ] || fail "the probe container stopped during setup"
+  docker rm -f probe >/dev/null
+  out=$("${REPO_ROOT}/scripts/host-setup.sh" 2>&1) || fail "setup failed on an idle engine: ${out}"
+  [ "$(cat "${STAMPEDE_RUN}/dockerd.pid")" != "$pid_before" ] || fail "setup did not apply the new config to an idle engine: ${out}"
+  [ "$(jq -r '.dns[0]' "$config")" = 127.0.0.1 ] || fail "setup did not write the new config: $(cat "$config")"
+  log "a setup with a new config kept an engine that ran a container, and restarted it once idle"
 }
 
 # non_root_fails_closed: a user who cannot check the guard gets one line and no run, unless
@@ -151,6 +197,8 @@ fi
 
 if [ -z "${STAMPEDE_UNDO_TEST_PLANT:-}" ]; then
   probe_host_listener
+  parallel_setups
+  busy_engine_keeps_running
   non_root_fails_closed
 fi
 

@@ -15,6 +15,7 @@
 # Packages that host setup installed with apt are named, not removed (other software may have
 # come to use them). /etc/docker is never written by host setup, so there is nothing to restore.
 # Ends by comparing iptables with the snapshot; a difference that is not stampede's is reported.
+# Holds the host lock that host setup takes, so that it never runs in the middle of one.
 set -o errexit -o nounset -o pipefail
 LOG_PREFIX=host-undo
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -142,6 +143,7 @@ restore_ip_forward() {
 }
 
 main() {
+  host_lock
   if [ ! -d "$STAMPEDE_STATE" ]; then
     log "nothing to undo: ${STAMPEDE_STATE} does not exist"
     return 0

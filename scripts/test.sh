@@ -30,3 +30,5 @@ log "go test -tags selftest: the service's deliberately broken variants (service
 go test -count=1 -tags selftest ./service/...
 log "host setup and undo leave the host as it was"
 "${REPO_ROOT}/scripts/host-undo-test.sh"
+log "stampede's apt installs take turns"
+"${REPO_ROOT}/scripts/apt-install-test.sh"
