@@ -4,8 +4,8 @@
 #
 # What it changes, and only that (besides raising the inotify limits, which several kind
 # clusters at once need):
-#   1. packages: docker.io, jq, mmdebstrap, iptables (apt, as root) when missing, with no service
-#      started by their install;
+#   1. packages: those of docker.io, jq, mmdebstrap, iptables, nftables, ca-certificates that are
+#      missing, in one apt transaction (as root), with no service started by their install;
 #   2. the egress guard (scripts/egress-guard.sh): rules that match only stampede's own Docker
 #      network (what it forwards elsewhere, and new connections to this host), in place before any
 #      of its containers starts; without root it cannot be checked, and host setup stops unless
@@ -33,15 +33,21 @@ DOCKERD_PID="${STAMPEDE_RUN}/dockerd.pid"
 DOCKERD_LOG="${STAMPEDE_STATE}/dockerd.log"
 OUR_HOST="unix://${STAMPEDE_DOCKER_SOCK}"
 
+# ensure_packages: every package host setup needs that is missing, in one apt transaction.
 ensure_packages() {
-  local missing=()
-  command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
-  command -v jq >/dev/null 2>&1 || missing+=(jq)
-  command -v mmdebstrap >/dev/null 2>&1 || missing+=(mmdebstrap)
-  command -v iptables >/dev/null 2>&1 || missing+=(iptables)
-  command -v nft >/dev/null 2>&1 || missing+=(nftables) # host-undo deletes tables it created
+  local missing=() why=()
+  command -v dockerd >/dev/null 2>&1 || { missing+=(docker.io); why+=("docker.io (the engine kind's nodes run in)"); }
+  command -v jq >/dev/null 2>&1 || { missing+=(jq); why+=("jq (the engine's config)"); }
+  command -v mmdebstrap >/dev/null 2>&1 || { missing+=(mmdebstrap); why+=("mmdebstrap (the node image's root filesystems)"); }
+  command -v iptables >/dev/null 2>&1 || { missing+=(iptables); why+=("iptables (the egress guard)"); }
+  command -v nft >/dev/null 2>&1 || { missing+=(nftables); why+=("nftables (host-undo deletes tables it created)"); }
+  ! command -v dpkg-query >/dev/null 2>&1 || dpkg-query -W -f='${Status}' ca-certificates 2>/dev/null | grep -q 'ok installed' ||
+    { missing+=(ca-certificates); why+=("ca-certificates (the Go module proxy's TLS)"); }
   [ ${#missing[@]} -eq 0 ] && return 0
-  apt_install "${missing[@]}" ca-certificates
+  local list
+  list=$(printf '%s; ' "${why[@]}")
+  log "missing, to install in one apt transaction: ${list%; }"
+  apt_install "${missing[@]}"
   record "installed-packages ${missing[*]}"
 }
 
