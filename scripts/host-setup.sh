@@ -161,8 +161,12 @@ configure() {
     printf '%s\n' "$wrapper" >"$WRAPPER"; chmod 0755 "$WRAPPER"
     log "installed the runtime wrapper ${WRAPPER}: this host's capability bounding set is incomplete ($(awk '/^CapBnd:/{print $2}' /proc/self/status))"
   fi
-  desired_config >"$CONFIG"
-  log "wrote ${CONFIG}"
+  local want
+  want=$(desired_config)
+  if ! [ -s "$CONFIG" ] || [ "$(jq -S . "$CONFIG")" != "$(jq -S . <<<"$want")" ]; then
+    printf '%s\n' "$want" >"$CONFIG"
+    log "wrote ${CONFIG}"
+  fi
 }
 
 our_dockerd_pid() {
