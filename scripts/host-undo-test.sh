@@ -49,9 +49,16 @@ done
 work=$(mktemp -d /var/tmp/stampede-undo-test.XXXXXX)
 # shellcheck disable=SC2317 # called by the trap below
 cleanup() {
-  local pid
-  [ -z "${listener:-}" ] || kill "$listener" 2>/dev/null || true
-  pid=$(cat "${work}/run/dockerd.pid" 2>/dev/null) && kill "$pid" 2>/dev/null
+  local pid bg=()
+  # A setup still waiting for the lock, the listener: end this test's own jobs first, then its
+  # engine, which writes under work until it has exited.
+  exec 7>&-
+  mapfile -t bg < <(jobs -p)
+  [ ${#bg[@]} -eq 0 ] || kill "${bg[@]}" 2>/dev/null || true
+  wait
+  if pid=$(cat "${work}/run/dockerd.pid" 2>/dev/null) && kill "$pid" 2>/dev/null; then
+    retry_until 60 "the test's dockerd ${pid} to exit" bash -c "! kill -0 ${pid}" || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -90,7 +97,6 @@ probe_host_listener() {
   docker run -d --name probe --network stampede "$img" /usr/bin/sleep infinity >/dev/null
   gw=$(docker network inspect stampede -f '{{(index .IPAM.Config 0).Gateway}}')
   perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new(LocalAddr => "0.0.0.0", LocalPort => $ARGV[0], Listen => 16, ReuseAddr => 1) or die "listen: $!\n"; while ($c = $s->accept) { close $c }' "$port" &
-  listener=$!
   retry_until 10 "the host's listener on 0.0.0.0:${port}" bash -c "exec 3<>/dev/tcp/127.0.0.1/${port}" || fail "the host's listener did not come up"
   probe() { docker exec probe /usr/bin/timeout 3 /bin/bash -c "exec 3<>/dev/tcp/${gw}/${port}" 2>/dev/null; }
   in_rule=(-i stampede0 -m conntrack --ctstate NEW -m comment --comment stampede-egress-guard -j DROP)
