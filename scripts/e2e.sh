@@ -79,6 +79,7 @@ prepare_images() {
 ginkgo_pid=""
 signalled=""
 # Until Ginkgo runs there is nothing of this run to clean up: a signal just ends the script.
+# shellcheck disable=SC2317 # called by the traps below
 on_signal() {
   local sig=$1
   if [ -z "$ginkgo_pid" ]; then
@@ -113,7 +114,8 @@ build_tools() {
 stage "compile: stampede-cluster, stampede, ginkgo" build_tools
 
 ARTIFACTS="${ARTIFACTS:-${REPO_ROOT}/_artifacts}"
-# A run id, the seed, and the run's artifacts directory named after both (before anything runs).
+# A run id, the seed, and the run's artifacts directory named after both (before anything runs),
+# as assignments whose values run-env single-quotes: an ARTIFACTS path is never run by this eval.
 eval "$("$bin/stampede-cluster" run-env --seed "${SEED:-0}" --artifacts "$ARTIFACTS")"
 export STAMPEDE_E2E_MODE="$mode" STAMPEDE_E2E_RUN_ID="$RUN_ID" STAMPEDE_E2E_SEED="$SEED" \
   STAMPEDE_E2E_ARTIFACTS="$ARTIFACTS_DIR" ARTIFACTS

@@ -8,6 +8,11 @@
 # than "out of the uplink" covers uplinks that appear later (a VPN, a second NIC) and touches no
 # other container, VM or routed network of the machine.
 #
+# It also drops NEW connections from that bridge to this host's own addresses (INPUT, IPv4 and
+# IPv6): a proxy or resolver listening on 0.0.0.0 here would otherwise be an exit. The cluster
+# needs none: the API server's and the Service's published ports are on 127.0.0.1 and reached
+# from the host, and replies to what the host opened are ESTABLISHED, which stays allowed.
+#
 # It must be in place before any of stampede's containers starts. `count` prints how many packets
 # it dropped; that number must stay 0 (a non-zero count means something in a cluster tried to leave
 # the machine); `why` prints the kernel's log of the latest drops, from a rate-limited LOG rule
@@ -25,19 +30,21 @@ v4() { iptables -w "$@"; }
 v6() { ip6tables -w "$@"; }
 have_v6() { command -v ip6tables >/dev/null 2>&1 && ip6tables -w -S FORWARD >/dev/null 2>&1; }
 
-rule_args() { # rule_args drop|log
+rule_args() { # rule_args forward|input drop|log
   local base=(-i "$BRIDGE" ! -o "$BRIDGE")
-  case "$1" in
+  # To the host itself: only new connections; replies to the host's own stay allowed.
+  [ "$1" = input ] && base=(-i "$BRIDGE" -m conntrack --ctstate NEW)
+  case "$2" in
     drop) printf '%s\n' "${base[@]}" -m comment --comment "$COMMENT" -j DROP ;;
     log) printf '%s\n' "${base[@]}" -m comment --comment "${COMMENT}-log" -m limit --limit 20/min -j LOG --log-prefix "$LOG_TAG" ;;
   esac
 }
 
-# ensure FAMILY CHAIN: insert the guard at the top of CHAIN unless it is there.
+# ensure FAMILY CHAIN forward|input: insert the guard at the top of CHAIN unless it is there.
 ensure() {
-  local fam=$1 chain=$2 kind args
+  local fam=$1 chain=$2 dir=$3 kind args
   for kind in drop log; do # inserted at 1 in this order: LOG ends up above DROP
-    mapfile -t args < <(rule_args "$kind")
+    mapfile -t args < <(rule_args "$dir" "$kind")
     "$fam" -C "$chain" "${args[@]}" 2>/dev/null || "$fam" -I "$chain" 1 "${args[@]}"
   done
 }
@@ -56,9 +63,10 @@ install() {
     v4 -I FORWARD 1 -j DOCKER-USER
     record "created-jump FORWARD DOCKER-USER"
   fi
-  ensure v4 DOCKER-USER
-  have_v6 && ensure v6 FORWARD
-  log "dropping traffic forwarded from ${BRIDGE} to anywhere else"
+  ensure v4 DOCKER-USER forward
+  ensure v4 INPUT input
+  if have_v6; then ensure v6 FORWARD forward; ensure v6 INPUT input; fi
+  log "dropping traffic forwarded from ${BRIDGE} to anywhere else, and new connections from it to this host"
 }
 
 # remove: delete the guard's rules (by comment), and the chain and jump it created itself.
@@ -67,7 +75,7 @@ remove() {
   local fam chain n=0 line
   for fam in v4 v6; do
     [ "$fam" = v6 ] && ! have_v6 && continue
-    for chain in DOCKER-USER FORWARD; do
+    for chain in DOCKER-USER FORWARD INPUT; do
       "$fam" -S "$chain" >/dev/null 2>&1 || continue
       while read -r line; do
         # shellcheck disable=SC2086 # the rule's words, as iptables -S printed them
@@ -77,11 +85,11 @@ remove() {
   done
   log "removed ${n} guard rules"
   if recorded "created-jump FORWARD DOCKER-USER" && v4 -C FORWARD -j DOCKER-USER 2>/dev/null &&
-    [ -z "$(v4 -S DOCKER-USER | grep -v '^-N')" ]; then
+    ! v4 -S DOCKER-USER | grep -qv '^-N'; then
     v4 -D FORWARD -j DOCKER-USER && log "removed the jump FORWARD -> DOCKER-USER it had added"
   fi
   if recorded "created-chain DOCKER-USER" && v4 -S DOCKER-USER >/dev/null 2>&1 &&
-    ! v4 -S FORWARD | grep -q -- '-j DOCKER-USER' && [ -z "$(v4 -S DOCKER-USER | grep -v '^-N')" ]; then
+    ! v4 -S FORWARD | grep -q -- '-j DOCKER-USER' && ! v4 -S DOCKER-USER | grep -qv '^-N'; then
     v4 -X DOCKER-USER && log "removed the chain DOCKER-USER it had created"
   fi
   unrecord "created-chain DOCKER-USER"
@@ -90,21 +98,29 @@ remove() {
 
 # check: the guard is in place (exit 1 otherwise).
 check() {
-  local args
-  mapfile -t args < <(rule_args drop)
+  local fwd inp
+  mapfile -t fwd < <(rule_args forward drop)
+  mapfile -t inp < <(rule_args input drop)
   v4 -C FORWARD -j DOCKER-USER 2>/dev/null || return 1
-  v4 -C DOCKER-USER "${args[@]}" 2>/dev/null || return 1
-  if have_v6; then v6 -C FORWARD "${args[@]}" 2>/dev/null || return 1; fi
+  v4 -C DOCKER-USER "${fwd[@]}" 2>/dev/null || return 1
+  v4 -C INPUT "${inp[@]}" 2>/dev/null || return 1
+  if have_v6; then
+    v6 -C FORWARD "${fwd[@]}" 2>/dev/null || return 1
+    v6 -C INPUT "${inp[@]}" 2>/dev/null || return 1
+  fi
+}
+
+# drops FAMILY CHAIN: packets the guard's DROP rule in CHAIN dropped.
+drops() {
+  "$1" -vnxL "$2" 2>/dev/null | awk -v c="$COMMENT" '$3 == "DROP" && index($0, c) {s += $1} END {print s + 0}'
 }
 
 count() {
   is_root || die "reading the egress guard's counter needs root: run 'sudo $0 count'"
-  local v4n v6n=0
-  v4n=$(v4 -vnxL DOCKER-USER 2>/dev/null | awk -v c="$COMMENT" '$3 == "DROP" && index($0, c) {s += $1} END {print s + 0}')
-  if have_v6; then
-    v6n=$(v6 -vnxL FORWARD 2>/dev/null | awk -v c="$COMMENT" '$3 == "DROP" && index($0, c) {s += $1} END {print s + 0}')
-  fi
-  echo $((v4n + v6n))
+  local n=0
+  n=$((n + $(drops v4 DOCKER-USER) + $(drops v4 INPUT)))
+  if have_v6; then n=$((n + $(drops v6 FORWARD) + $(drops v6 INPUT))); fi
+  echo "$n"
 }
 
 # since BEFORE DIR: report the drops since BEFORE (an earlier `count`, or "unreadable"). When the

@@ -4,19 +4,25 @@
 #
 # What it changes, and only that (besides raising the inotify limits, which several kind
 # clusters at once need):
-#   1. packages: docker.io, jq, mmdebstrap, iptables (apt, as root) when missing, with no service
-#      started by their install;
+#   1. packages: those of docker.io, jq, mmdebstrap, iptables, nftables, ca-certificates that are
+#      missing, in one apt transaction (as root), with no service started by their install;
 #   2. the egress guard (scripts/egress-guard.sh): rules that match only stampede's own Docker
-#      network, in place before any of its containers starts;
+#      network (what it forwards elsewhere, and new connections to this host), in place before any
+#      of its containers starts; without root it cannot be checked, and host setup stops unless
+#      STAMPEDE_NO_GUARD=1 says to run unguarded;
 #   3. a Docker engine: one that already runs (DOCKER_HOST, or the system's) is used as it is and
 #      nothing of its configuration changes. Otherwise stampede starts its own dockerd, with its
 #      own config file, data root, exec root and socket under STAMPEDE_STATE and STAMPEDE_RUN
 #      (scripts reach it through DOCKER_HOST): the system's /etc/docker is never edited. Its
 #      config has a loopback DNS, no default bridge, and, where this host's capability bounding set
 #      is incomplete, a runtime wrapper that drops the missing capabilities (privileged containers,
-#      kind's nodes, fail otherwise).
-# Everything it adds is written down in STAMPEDE_STATE/host-changes, with a snapshot of iptables
-# taken before its first change, for host-undo.
+#      kind's nodes, fail otherwise). The system's Docker units (docker.service, docker.socket,
+#      containerd.service) are then disabled and masked, so that no system dockerd starts beside it.
+#      A new config is applied by restarting the engine only when it runs no container: other
+#      runs' clusters are never killed for it.
+# Setups and undos take turns (a lock, /run/lock/stampede-host.lock). Everything it adds is
+# written down in STAMPEDE_STATE/host-changes, with snapshots of iptables, ip_forward and the
+# units' entries taken before its first change, for host-undo.
 set -o errexit -o nounset -o pipefail
 LOG_PREFIX=host-setup
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -27,15 +33,21 @@ DOCKERD_PID="${STAMPEDE_RUN}/dockerd.pid"
 DOCKERD_LOG="${STAMPEDE_STATE}/dockerd.log"
 OUR_HOST="unix://${STAMPEDE_DOCKER_SOCK}"
 
+# ensure_packages: every package host setup needs that is missing, in one apt transaction.
 ensure_packages() {
-  local missing=()
-  command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
-  command -v jq >/dev/null 2>&1 || missing+=(jq)
-  command -v mmdebstrap >/dev/null 2>&1 || missing+=(mmdebstrap)
-  command -v iptables >/dev/null 2>&1 || missing+=(iptables)
-  command -v nft >/dev/null 2>&1 || missing+=(nftables) # host-undo deletes tables it created
+  local missing=() why=()
+  command -v dockerd >/dev/null 2>&1 || { missing+=(docker.io); why+=("docker.io (the engine kind's nodes run in)"); }
+  command -v jq >/dev/null 2>&1 || { missing+=(jq); why+=("jq (the engine's config)"); }
+  command -v mmdebstrap >/dev/null 2>&1 || { missing+=(mmdebstrap); why+=("mmdebstrap (the node image's root filesystems)"); }
+  command -v iptables >/dev/null 2>&1 || { missing+=(iptables); why+=("iptables (the egress guard)"); }
+  command -v nft >/dev/null 2>&1 || { missing+=(nftables); why+=("nftables (host-undo deletes tables it created)"); }
+  ! command -v dpkg-query >/dev/null 2>&1 || dpkg-query -W -f='${Status}' ca-certificates 2>/dev/null | grep -q 'ok installed' ||
+    { missing+=(ca-certificates); why+=("ca-certificates (the Go module proxy's TLS)"); }
   [ ${#missing[@]} -eq 0 ] && return 0
-  apt_install "${missing[@]}" ca-certificates
+  local list
+  list=$(printf '%s; ' "${why[@]}")
+  log "missing, to install in one apt transaction: ${list%; }"
+  apt_install "${missing[@]}"
   record "installed-packages ${missing[*]}"
 }
 
@@ -56,6 +68,40 @@ snapshot() {
   iptables_state v4 >"${STAMPEDE_STATE}/iptables-before.v4"
   iptables_state v6 >"${STAMPEDE_STATE}/iptables-before.v6"
   cat /proc/sys/net/ipv4/ip_forward >"${STAMPEDE_STATE}/ip_forward-before"
+}
+
+# snapshot_units: the entries that enable or mask the system's Docker units, as they are before
+# host setup installs docker.io or masks anything (a tar, so that undo restores links and files
+# exactly).
+snapshot_units() {
+  [ -f "$UNITS_BEFORE" ] && return 0
+  mkdir -p "$STAMPEDE_STATE"
+  local entries=()
+  [ -d "$SYSTEMD_ETC" ] && mapfile -t entries < <(unit_entries)
+  tar -C "${SYSTEMD_ETC}" -cf "${UNITS_BEFORE}.tmp" -T /dev/null ${entries[@]+"${entries[@]}"}
+  mv "${UNITS_BEFORE}.tmp" "$UNITS_BEFORE"
+}
+
+# mask_units: disable and mask those of DOCKER_UNITS that a package installed, with or without a
+# running systemd: the same links `systemctl disable` removes and `systemctl mask` makes.
+mask_units() {
+  local u dir f masked=()
+  for u in "${DOCKER_UNITS[@]}"; do
+    [ -e "/lib/systemd/system/${u}" ] || [ -e "/usr/lib/systemd/system/${u}" ] || continue
+    [ "$(readlink "${SYSTEMD_ETC}/${u}" 2>/dev/null)" = /dev/null ] && continue
+    for f in "${SYSTEMD_ETC}"/*.wants/"${u}" "${SYSTEMD_ETC}"/*.requires/"${u}"; do
+      if [ -L "$f" ] || [ -e "$f" ]; then rm -f "$f"; fi
+    done
+    # A unit file of the administrator's here is in the snapshot: undo puts it back.
+    dir=${SYSTEMD_ETC}; mkdir -p "$dir"
+    rm -f "${dir:?}/${u}"
+    ln -s /dev/null "${dir}/${u}"
+    masked+=("$u")
+  done
+  [ ${#masked[@]} -eq 0 ] && return 0
+  record "masked-units"
+  systemd_reload
+  log "disabled and masked ${masked[*]}: no system dockerd may start beside stampede's (host-undo restores them)"
 }
 
 # raise_inotify: kind's nodes share the host kernel's inotify limits, and a few clusters exceed
@@ -88,29 +134,39 @@ desired_config() {
     else cat; fi
 }
 
-# configure: write the engine's config and the wrapper; prints "changed" when they changed.
+# desired_wrapper: the runtime wrapper's text, or nothing where the bounding set is complete.
+desired_wrapper() {
+  caps_incomplete || return 0
+  local runc
+  runc=$(command -v runc || echo /usr/sbin/runc)
+  sed "s#@REAL_RUNC@#${runc}#" "${REPO_ROOT}/scripts/runc-capwrap"
+}
+
+# config_changed: the engine's config or wrapper on disk differ from what they should be.
+config_changed() {
+  local wrapper
+  wrapper=$(desired_wrapper)
+  [ -z "$wrapper" ] || [ "$(cat "$WRAPPER" 2>/dev/null)" = "$wrapper" ] || return 0
+  [ -s "$CONFIG" ] && [ "$(jq -S . "$CONFIG")" = "$(desired_config | jq -S .)" ] && return 1
+  return 0
+}
+
+# configure: write the engine's config and the wrapper.
 configure() {
   mkdir -p "$STAMPEDE_STATE" "$STAMPEDE_RUN"
-  local changed=""
-  if caps_incomplete; then
-    local runc want_wrapper
-    runc=$(command -v runc || echo /usr/sbin/runc)
-    want_wrapper=$(sed "s#@REAL_RUNC@#${runc}#" "${REPO_ROOT}/scripts/runc-capwrap")
-    if [ "$(cat "$WRAPPER" 2>/dev/null)" != "$want_wrapper" ]; then
-      mkdir -p "$(dirname "$WRAPPER")"
-      printf '%s\n' "$want_wrapper" >"$WRAPPER"; chmod 0755 "$WRAPPER"
-      log "installed the runtime wrapper ${WRAPPER}: this host's capability bounding set is incomplete ($(awk '/^CapBnd:/{print $2}' /proc/self/status))"
-      changed=1
-    fi
+  local wrapper
+  wrapper=$(desired_wrapper)
+  if [ -n "$wrapper" ] && [ "$(cat "$WRAPPER" 2>/dev/null)" != "$wrapper" ]; then
+    mkdir -p "$(dirname "$WRAPPER")"
+    printf '%s\n' "$wrapper" >"$WRAPPER"; chmod 0755 "$WRAPPER"
+    log "installed the runtime wrapper ${WRAPPER}: this host's capability bounding set is incomplete ($(awk '/^CapBnd:/{print $2}' /proc/self/status))"
   fi
   local want
   want=$(desired_config)
   if ! [ -s "$CONFIG" ] || [ "$(jq -S . "$CONFIG")" != "$(jq -S . <<<"$want")" ]; then
     printf '%s\n' "$want" >"$CONFIG"
     log "wrote ${CONFIG}"
-    changed=1
   fi
-  [ -z "$changed" ] || echo changed
 }
 
 our_dockerd_pid() {
@@ -133,25 +189,45 @@ stop_our_dockerd() {
 start_dockerd() {
   log "starting stampede's dockerd (config ${CONFIG}, log ${DOCKERD_LOG})"
   record "started-engine"
-  # setsid: the engine outlives this script and is not killed with its process group.
-  setsid dockerd --config-file "$CONFIG" >>"$DOCKERD_LOG" 2>&1 </dev/null &
+  # setsid: the engine outlives this script and is not killed with its process group. 9>&-: it
+  # must not hold the host lock for as long as it runs.
+  setsid dockerd --config-file "$CONFIG" >>"$DOCKERD_LOG" 2>&1 </dev/null 9>&- &
   local pid=$!
-  retry_until 60 "dockerd to answer" bash -c "kill -0 ${pid} 2>/dev/null || exit 0; DOCKER_HOST='${OUR_HOST}' docker info" &&
-    our_engine_answers || { tail -n 20 "$DOCKERD_LOG" >&2; die "dockerd did not start: see ${DOCKERD_LOG}"; }
+  # The wait ends early when dockerd exits; either way the engine must answer now.
+  if ! retry_until 60 "dockerd to answer" bash -c "kill -0 ${pid} 2>/dev/null || exit 0; DOCKER_HOST='${OUR_HOST}' docker info" ||
+    ! our_engine_answers; then
+    tail -n 20 "$DOCKERD_LOG" >&2
+    die "dockerd did not start: see ${DOCKERD_LOG}"
+  fi
   log "dockerd ready (pid $(cat "$DOCKERD_PID"), DOCKER_HOST=${OUR_HOST})"
 }
 
-# guard: install the egress guard when this user can; say in one line when it cannot.
+# guard: install the egress guard as root. Without root it can be neither installed nor read
+# (unless sudo needs no password): fail closed, unless STAMPEDE_NO_GUARD=1 says to run without.
 guard() {
-  if is_root && command -v iptables >/dev/null 2>&1; then
+  if is_root; then
+    need_cmd iptables "the egress guard needs it: apt-get install iptables, or run 'sudo make host-setup'"
     "${REPO_ROOT}/scripts/egress-guard.sh" install
     "${REPO_ROOT}/scripts/egress-guard.sh" check || die "egress guard missing after setup"
+  elif sudo -n "${REPO_ROOT}/scripts/egress-guard.sh" check >/dev/null 2>&1; then
+    log "the egress guard is in place (checked with sudo)"
+  elif [ "${STAMPEDE_NO_GUARD:-}" = 1 ]; then
+    log "STAMPEDE_NO_GUARD=1: running without a checked egress guard; nothing stops a container from reaching the network"
   else
-    log "not root: the egress guard is not installed or checked here; run 'sudo scripts/egress-guard.sh install' once"
+    die "not root, and the egress guard cannot be checked: run 'sudo make host-setup' once (or set STAMPEDE_NO_GUARD=1 to run unguarded)"
   fi
 }
 
+# engine_busy: stampede's engine runs containers (other runs' kind nodes): prints how many.
+engine_busy() {
+  local n
+  n=$(DOCKER_HOST="$OUR_HOST" docker ps -q 2>/dev/null | wc -l)
+  [ "$n" -gt 0 ] && echo "$n"
+}
+
 main() {
+  # Only root changes anything here; parallel runs' setups and undos take turns.
+  if is_root; then host_lock; fi
   # Someone else's engine (DOCKER_HOST, a laptop's Docker Desktop, a CI service): used as it is.
   if [ -n "${DOCKER_HOST:-}" ] && [ "$DOCKER_HOST" != "$OUR_HOST" ]; then
     docker_ok || die "DOCKER_HOST=${DOCKER_HOST} does not answer: start that engine or unset DOCKER_HOST"
@@ -166,15 +242,24 @@ main() {
     guard; log "using the running Docker engine"; return 0
   fi
   is_root || die "no Docker engine answers and starting one needs root: start Docker (and join the docker group), or run 'sudo make host-setup'"
+  snapshot_units
   ensure_packages
   snapshot
   guard
   raise_inotify
-  local changed
-  changed=$(configure)
+  mask_units
   if our_engine_answers; then
-    [ -z "$changed" ] && { log "stampede's dockerd already running (DOCKER_HOST=${OUR_HOST})"; return 0; }
+    config_changed || { log "stampede's dockerd already running (DOCKER_HOST=${OUR_HOST})"; return 0; }
+    local busy
+    if busy=$(engine_busy); then
+      # Restarting would kill other runs' clusters: they keep the engine as it is.
+      log "stampede's dockerd runs ${busy} containers (other runs' clusters): its new config waits until none runs; using it as it is"
+      return 0
+    fi
+    configure
     stop_our_dockerd
+  else
+    configure
   fi
   start_dockerd
   guard

@@ -6,13 +6,16 @@
 #     the rest by a snapshot host setup took before its first change: only chains that are new
 #     since the snapshot, and new rules that jump to them or name stampede's bridge, are removed;
 #   - the egress guard's rules (by their comment), and the DOCKER-USER chain if the guard created it;
-#   - net.ipv4.ip_forward, back to its value before, if stampede's engine changed it, and the
-#     inotify limits host setup raised, back to their values before;
+#   - the entries under /etc/systemd/system that enable or mask docker.service, docker.socket and
+#     containerd.service, back to what they were before (host setup masked them);
+#   - net.ipv4.ip_forward, back to its value before whoever changed it (stampede's engine or
+#     another), and the inotify limits host setup raised, back to their values before;
 #   - the runtime wrapper, the engine's config and log, the record itself;
 #   - with --purge, also the engine's data (images, stopped containers) under STAMPEDE_STATE.
 # Packages that host setup installed with apt are named, not removed (other software may have
 # come to use them). /etc/docker is never written by host setup, so there is nothing to restore.
 # Ends by comparing iptables with the snapshot; a difference that is not stampede's is reported.
+# Holds the host lock that host setup takes, so that it never runs in the middle of one.
 set -o errexit -o nounset -o pipefail
 LOG_PREFIX=host-undo
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -115,7 +118,32 @@ compare() {
   return 0
 }
 
+# restore_units: the system's Docker units' entries as host setup found them (its tar).
+restore_units() {
+  [ -f "$UNITS_BEFORE" ] || return 0
+  local entries=() e
+  mapfile -t entries < <(unit_entries)
+  for e in ${entries[@]+"${entries[@]}"}; do rm -f "${SYSTEMD_ETC:?}/${e}"; done
+  tar -C "$SYSTEMD_ETC" -xpf "$UNITS_BEFORE"
+  systemd_reload
+  if recorded "masked-units"; then
+    log "restored: ${DOCKER_UNITS[*]} enabled and unmasked as before host setup ($(tar -tf "$UNITS_BEFORE" | wc -l) entries)"
+  fi
+}
+
+# restore_ip_forward: net.ipv4.ip_forward as it was before host setup. dockerd turns it on,
+# whether the engine is stampede's or one that host setup only used.
+restore_ip_forward() {
+  [ -f "${STAMPEDE_STATE}/ip_forward-before" ] || return 0
+  local fwd
+  fwd=$(cat "${STAMPEDE_STATE}/ip_forward-before")
+  if [ "$(cat /proc/sys/net/ipv4/ip_forward)" != "$fwd" ]; then
+    echo "$fwd" >/proc/sys/net/ipv4/ip_forward && log "restored: net.ipv4.ip_forward=${fwd}"
+  fi
+}
+
 main() {
+  host_lock
   if [ ! -d "$STAMPEDE_STATE" ]; then
     log "nothing to undo: ${STAMPEDE_STATE} does not exist"
     return 0
@@ -123,6 +151,7 @@ main() {
   local engine_ours=""
   recorded "started-engine" && engine_ours=1
   stop_engine
+  restore_units
   "${REPO_ROOT}/scripts/egress-guard.sh" remove
   if [ -n "$engine_ours" ]; then
     engine_rules v4
@@ -130,14 +159,8 @@ main() {
   else
     drop_new_empty_tables v4
     drop_new_empty_tables v6
-    local fwd
-    if [ -f "${STAMPEDE_STATE}/ip_forward-before" ]; then
-      fwd=$(cat "${STAMPEDE_STATE}/ip_forward-before")
-      if [ "$(cat /proc/sys/net/ipv4/ip_forward)" != "$fwd" ]; then
-        echo "$fwd" >/proc/sys/net/ipv4/ip_forward && log "restored: net.ipv4.ip_forward=${fwd}"
-      fi
-    fi
   fi
+  restore_ip_forward
   local line
   while read -r line; do
     sysctl -q -w "$line" && log "restored: ${line}"
@@ -147,7 +170,7 @@ main() {
     log "kept the packages host setup installed ($(sed -n 's/^installed-packages //p' "$HOST_CHANGES" | tr '\n' ' ')): remove them with apt-get if nothing else uses them"
   fi
   local f
-  for f in bin daemon.json dockerd.log key.json host-changes iptables-before.v4 iptables-before.v6 ip_forward-before; do
+  for f in bin daemon.json dockerd.log key.json host-changes iptables-before.v4 iptables-before.v6 ip_forward-before systemd-before.tar; do
     [ -e "${STAMPEDE_STATE}/${f}" ] && rm -rf "${STAMPEDE_STATE:?}/${f}" && log "removed: ${STAMPEDE_STATE}/${f}"
   done
   if [ -n "$purge" ]; then

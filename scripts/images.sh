@@ -60,6 +60,7 @@ rootfs_image() {
     # Downloaded .debs are kept between builds (a failed customization does not download again).
     local debs="${STAMPEDE_CACHE}/apt-archives"
     mkdir -p "$debs"
+    # shellcheck disable=SC2016 # "$1" in the hooks is mmdebstrap's: they run in a shell of its own
     mmdebstrap --quiet --format=tar --variant=minbase --include="$pkgs" \
       --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
       --dpkgopt='path-exclude=/usr/share/locale/*' \

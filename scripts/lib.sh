@@ -62,23 +62,52 @@ docker_ok() { docker info >/dev/null 2>&1; }
 # image_present IMAGE: the image exists in the local engine.
 image_present() { docker image inspect "$1" >/dev/null 2>&1; }
 
-# apt_install PKG...: install Debian packages as root without starting any service from their
-# postinst scripts (dockerd must first get the egress guard; the tests start their own PostgreSQL).
+# apt_install PKG...: install Debian packages as root, in one apt transaction, without starting any
+# service from their postinst scripts (dockerd must first get the egress guard; the tests start
+# their own PostgreSQL). stampede's installs take turns (a lock): the temporary policy-rc.d is
+# created and removed by the holder alone, so one install cannot remove it under another's feet.
 apt_install() {
   if ! is_root || ! command -v apt-get >/dev/null 2>&1; then
     die "missing $*: install them (Debian: apt-get install $*) or run this as root"
   fi
-  log "installing $* with apt"
+  log "installing with apt: $*"
   # A subshell with a trap: an interrupted or failed apt run never leaves policy-rc.d behind.
   (
+    mkdir -p /run/lock
+    exec 8>"${STAMPEDE_APT_LOCK:-/run/lock/stampede-apt.lock}"
+    flock -n 8 || { log "waiting for another stampede apt install to end"; flock 8; }
     policy=/usr/sbin/policy-rc.d
-    if [ ! -e "$policy" ]; then
+    # A policy-rc.d with stampede's mark was left by an install that was killed outright; any
+    # other one is the administrator's and stays.
+    if [ ! -e "$policy" ] || grep -qxF "$POLICY_MARK" "$policy"; then
       trap 'rm -f "$policy"' EXIT
       trap 'exit 130' INT TERM HUP
-      printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"
+      printf '#!/bin/sh\n%s\nexit 101\n' "$POLICY_MARK" >"$policy"; chmod +x "$policy"
     fi
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+    # Lock::Timeout: wait for another apt or dpkg on this host instead of failing at once.
+    apt-get -o DPkg::Lock::Timeout=600 update -qq &&
+      DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "$@" >/dev/null
   ) || die "apt-get install $* failed: check that Debian's archive is reachable"
+}
+POLICY_MARK="# stampede: no service starts while stampede installs packages"
+
+# host_lock: hold the host lock until this script exits, so that host setups and undos of
+# parallel runs take turns. Processes that outlive the script (dockerd) must not inherit fd 9.
+HOST_LOCK="${STAMPEDE_HOST_LOCK:-/run/lock/stampede-host.lock}"
+host_lock() {
+  mkdir -p "$(dirname "$HOST_LOCK")"
+  exec 9>"$HOST_LOCK"
+  flock -n 9 && return 0
+  log "waiting for another host setup or undo to end (lock ${HOST_LOCK})"
+  flock -w "${STAMPEDE_HOST_LOCK_WAIT:-900}" 9 || die "another host setup or undo has held ${HOST_LOCK} for ${STAMPEDE_HOST_LOCK_WAIT:-900}s: see which with 'fuser ${HOST_LOCK}'"
+}
+
+# ensure_shellcheck: shellcheck on PATH, from Debian's package when missing (scripts/lint-shell.sh
+# and scripts/lint-workflows.sh use it; neither may skip for want of it).
+ensure_shellcheck() {
+  command -v shellcheck >/dev/null 2>&1 && return 0
+  apt_install shellcheck
+  command -v shellcheck >/dev/null 2>&1 || die "shellcheck installed but not on PATH (PATH=${PATH})"
 }
 
 # What host setup changed on this machine, one line each, so that scripts/host-undo.sh can take
@@ -88,8 +117,36 @@ record() { mkdir -p "$STAMPEDE_STATE"; grep -qxF -- "$1" "$HOST_CHANGES" 2>/dev/
 recorded() { grep -qxF -- "$1" "$HOST_CHANGES" 2>/dev/null; }
 unrecord() {
   [ -f "$HOST_CHANGES" ] || return 0
-  grep -vxF -- "$1" "$HOST_CHANGES" >"${HOST_CHANGES}.tmp" || true
-  mv "${HOST_CHANGES}.tmp" "$HOST_CHANGES"
+  # A temporary file of its own beside the record: two unrecords never write the same one.
+  local tmp
+  tmp=$(mktemp "${HOST_CHANGES}.XXXXXX")
+  grep -vxF -- "$1" "$HOST_CHANGES" >"$tmp" || true
+  mv "$tmp" "$HOST_CHANGES"
+}
+
+# The system's Docker units, which docker.io's package enables at boot: while stampede's own engine
+# runs they are disabled and masked (a system dockerd would start with a default bridge the guard
+# does not cover, and host setup would then adopt it); host-undo puts their entries under
+# SYSTEMD_ETC back as they were, from a tar host setup made before its first change.
+SYSTEMD_ETC=/etc/systemd/system
+DOCKER_UNITS=(docker.service docker.socket containerd.service)
+# shellcheck disable=SC2034 # host-setup.sh and host-undo.sh use it
+UNITS_BEFORE="${STAMPEDE_STATE}/systemd-before.tar"
+
+# unit_entries: the paths, relative to SYSTEMD_ETC, that enable or mask one of DOCKER_UNITS.
+unit_entries() {
+  local u f
+  for u in "${DOCKER_UNITS[@]}"; do
+    for f in "${SYSTEMD_ETC}/${u}" "${SYSTEMD_ETC}"/*.wants/"${u}" "${SYSTEMD_ETC}"/*.requires/"${u}"; do
+      if [ -e "$f" ] || [ -L "$f" ]; then printf '%s\n' "${f#"${SYSTEMD_ETC}"/}"; fi
+    done
+  done
+}
+
+# systemd_reload: make a running systemd read its units again (nothing to do without one).
+systemd_reload() {
+  [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1 || return 0
+  systemctl daemon-reload
 }
 
 # iptables_state v4|v6: the host's rules as iptables-save prints them, without its comment lines

@@ -2,7 +2,8 @@
 # lint-workflows.sh: actionlint on the GitHub workflows (.github/workflows/*.yml), run by
 # scripts/test.sh (make test) so that a broken workflow fails the tests here, before CI. actionlint
 # is pinned and fetched through the Go module proxy (`go run module@version`: nothing is added to
-# go.mod); it also runs shellcheck on the workflows' `run:` scripts when shellcheck is on PATH.
+# go.mod); it also runs shellcheck on the workflows' `run:` scripts, with the shellcheck that
+# scripts/lint-shell.sh uses (Debian's, installed when missing).
 # Exits non-zero on any finding.
 set -o errexit -o nounset -o pipefail
 LOG_PREFIX=actionlint
@@ -15,7 +16,7 @@ cd "$REPO_ROOT"
 shopt -s nullglob
 files=(.github/workflows/*.yml .github/workflows/*.yaml)
 [ "${#files[@]}" -gt 0 ] || die "no workflow in ${REPO_ROOT}/.github/workflows"
-command -v shellcheck >/dev/null 2>&1 ||
-  log "no shellcheck on PATH: the workflows' run: scripts are not shellchecked (apt-get install shellcheck)"
-go run "$ACTIONLINT" "${files[@]}"
+ensure_shellcheck
+# An explicit path: actionlint would otherwise skip shellcheck quietly when it finds none.
+go run "$ACTIONLINT" -shellcheck "$(command -v shellcheck)" "${files[@]}"
 log "${#files[@]} workflows clean (${ACTIONLINT##*@})"

@@ -20,7 +20,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 [ -n "${KUBECONFIG:-}" ] || die "name the cluster: KUBECONFIG=path/to/kubeconfig CONTEXT=name make pre-release"
 [ -f "$KUBECONFIG" ] || die "KUBECONFIG=${KUBECONFIG}: no such file"
 [ -n "${CONTEXT:-}" ] || die "name the context: CONTEXT=name (the kubeconfig's current context is never used)"
-[ -n "${TOKENSVC_IMAGE:-}" ] && [ -n "${POSTGRES_IMAGE:-}" ] ||
+{ [ -n "${TOKENSVC_IMAGE:-}" ] && [ -n "${POSTGRES_IMAGE:-}" ]; } ||
   die "name the images the cluster pulls: TOKENSVC_IMAGE=registry/tokensvc:tag POSTGRES_IMAGE=registry/postgres:tag"
 [ -n "${ATTACKER_IMAGE:-}" ] || [ "${STAMPEDE_E2E_TRAFFIC:-}" = host ] ||
   die "name the attacker image the cluster pulls: ATTACKER_IMAGE=registry/stampede-attacker:tag (or STAMPEDE_E2E_TRAFFIC=host with STAMPEDE_E2E_SERVICE_URL)"
@@ -30,7 +30,10 @@ export STAMPEDE_E2E_KUBECONFIG="$KUBECONFIG" STAMPEDE_E2E_CONTEXT="$CONTEXT" \
   STAMPEDE_E2E_TOKENSVC_IMAGE="$TOKENSVC_IMAGE" STAMPEDE_E2E_POSTGRES_IMAGE="$POSTGRES_IMAGE"
 [ -z "${TOXIPROXY_IMAGE:-}" ] || export STAMPEDE_E2E_TOXIPROXY_IMAGE="$TOXIPROXY_IMAGE"
 [ -z "${ATTACKER_IMAGE:-}" ] || export STAMPEDE_E2E_ATTACKER_IMAGE="$ATTACKER_IMAGE"
-[ -z "${MANIFESTS:-}" ] || export STAMPEDE_E2E_MANIFESTS="$(cd "$MANIFESTS" && pwd)"
+if [ -n "${MANIFESTS:-}" ]; then
+  STAMPEDE_E2E_MANIFESTS="$(cd "$MANIFESTS" && pwd)"
+  export STAMPEDE_E2E_MANIFESTS
+fi
 export LABELS="${LABELS:-registration || chaos}"
 log "verifying context ${CONTEXT} of ${KUBECONFIG} with ${TOKENSVC_IMAGE}${MANIFESTS:+ and the manifests in ${MANIFESTS}}"
 exec "${REPO_ROOT}/scripts/e2e.sh" existing "$@"

@@ -43,6 +43,7 @@ go build -o "${bin}/stampede" ./e2e/cmd/stampede
 # in the terminal's process group; forwarding it too would count as a second Ctrl-C there.
 run_pid=""
 stopped=""
+# shellcheck disable=SC2317 # called by the traps below
 on_signal() {
   stopped=$1
   log "got SIG${1}: stopping after the run in progress has cleaned up"

@@ -3,14 +3,17 @@
 # against a real PostgreSQL that the tests start themselves). The service's packages are vetted
 # and tested a second time with the build tag selftest, which compiles in its deliberately broken
 # variants (service/mutants). The e2e specs carry the build tag e2e and are not part of this.
-# First of all, actionlint on the GitHub workflows: quick, and a broken workflow fails here.
+# First of all, shellcheck over scripts/ and actionlint on the GitHub workflows: quick, and a
+# broken script or workflow fails here.
 set -o errexit -o nounset -o pipefail
-LOG_PREFIX=test
+LOG_PREFIX="test"
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 need_cmd go "install Go 1.26 (https://go.dev/doc/install) and put it on PATH"
 "${REPO_ROOT}/scripts/ensure-postgres.sh"
 cd "$REPO_ROOT"
+log "shellcheck: scripts/ and .ci/"
+"${REPO_ROOT}/scripts/lint-shell.sh"
 log "actionlint: .github/workflows"
 "${REPO_ROOT}/scripts/lint-workflows.sh"
 log "go vet"
@@ -27,3 +30,5 @@ log "go test -tags selftest: the service's deliberately broken variants (service
 go test -count=1 -tags selftest ./service/...
 log "host setup and undo leave the host as it was"
 "${REPO_ROOT}/scripts/host-undo-test.sh"
+log "stampede's apt installs take turns"
+"${REPO_ROOT}/scripts/apt-install-test.sh"

@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # the scripts that source this file use the names, not this file
 # Pinned versions of everything stampede builds or runs. Changing a line here changes the content
 # hash of the images built from it, so they are rebuilt; everything else is reused.
 # The Go module proxy is curated: some newest versions are refused or need a newer Go. These built

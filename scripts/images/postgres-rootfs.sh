@@ -15,7 +15,7 @@ rm -rf "${root}/var/lib/postgresql/15" "${root}/etc/postgresql/15"
 
 old_uid=$(awk -F: '$1 == "postgres" {print $3}' "${root}/etc/passwd")
 old_gid=$(awk -F: '$1 == "postgres" {print $3}' "${root}/etc/group")
-[ -n "$old_uid" ] && [ -n "$old_gid" ] || { echo "postgres-rootfs: no postgres user in the rootfs" >&2; exit 1; }
+{ [ -n "$old_uid" ] && [ -n "$old_gid" ]; } || { echo "postgres-rootfs: no postgres user in the rootfs" >&2; exit 1; }
 if [ "$old_uid" != "$POSTGRES_UID" ] || [ "$old_gid" != "$POSTGRES_UID" ]; then
   chroot "$root" groupmod -g "$POSTGRES_UID" postgres
   chroot "$root" usermod -u "$POSTGRES_UID" -g "$POSTGRES_UID" postgres

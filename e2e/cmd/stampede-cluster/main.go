@@ -233,7 +233,8 @@ func run(ctx context.Context, log *slog.Logger, args []string, stdout io.Writer)
 }
 
 // runEnv starts a run for scripts/e2e.sh: a run id, the seed (a new one when 0), and the run's
-// artifacts directory, named after both, as shell assignments.
+// artifacts directory, named after both, as shell assignments that e2e.sh evals: every value is
+// single-quoted, so that a path with $(...), backticks or quotes in it stays a path.
 func runEnv(stdout io.Writer, seed uint64, base string, now time.Time) error {
 	if seed == 0 {
 		seed = traffic.NewSeed()
@@ -250,8 +251,15 @@ func runEnv(stdout io.Writer, seed uint64, base string, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(stdout, "RUN_ID=%s\nSEED=%d\nARTIFACTS_DIR=%q\n", runID, seed, dir)
+	_, err = fmt.Fprintf(stdout, "RUN_ID=%s\nSEED=%d\nARTIFACTS_DIR=%s\n", shellQuote(runID), seed, shellQuote(dir))
 	return err
+}
+
+// shellQuote quotes s as one word for a POSIX shell: in single quotes, where nothing expands,
+// and each single quote of its own closes the quoting, is escaped, and reopens it. Go's %q is no
+// such quoting: in its double quotes the shell still runs $(...) and backticks.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func up(ctx context.Context, log *slog.Logger, stdout io.Writer, p cluster.Params) error {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -57,7 +58,7 @@ func TestRunEnv(t *testing.T) {
 	vars := map[string]string{}
 	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
 		k, v, _ := strings.Cut(line, "=")
-		vars[k] = strings.Trim(v, `"`)
+		vars[k] = strings.Trim(v, `'`)
 	}
 	if vars["SEED"] != "4242" || len(vars["RUN_ID"]) != 6 {
 		t.Errorf("run-env = %q", out.String())
@@ -71,5 +72,37 @@ func TestRunEnv(t *testing.T) {
 	out.Reset()
 	if err := runEnv(&out, 0, base, time.Now()); err != nil || strings.Contains(out.String(), "SEED=0\n") {
 		t.Errorf("seed 0 must pick one: %q, %v", out.String(), err)
+	}
+}
+
+// TestRunEnvQuotesForTheShell evals run-env's output the way scripts/e2e.sh does, with an
+// artifacts path made of what the shell would otherwise run or split: the path must come back
+// unchanged and nothing in it may execute.
+func TestRunEnvQuotesForTheShell(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Fatalf("scripts/e2e.sh evals this output in bash, which is not on PATH: %v", err)
+	}
+	tmp := t.TempDir()
+	ran := filepath.Join(tmp, "ran")
+	base := filepath.Join(tmp, "a $(touch "+ran+"-dollar) `touch "+ran+"-backtick` 'single' \"double\" back\\slash $HOME ${x:-y}")
+	var out bytes.Buffer
+	if err := runEnv(&out, 7, base, time.Date(2026, 12, 6, 20, 0, 0, 0, time.UTC)); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bash, "-c", `set -o errexit -o nounset; eval "$1"; printf '%s\n%s' "$SEED" "$ARTIFACTS_DIR"`, "bash", out.String())
+	cmd.Dir = tmp
+	got, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("eval of run-env's output failed: %v\n%s\noutput was:\n%s", err, got, out.String())
+	}
+	want := "7\n" + filepath.Join(base, "20261206T200000Z-seed7")
+	if string(got) != want {
+		t.Errorf("after eval: %q, want %q (run-env printed %q)", got, want, out.String())
+	}
+	for _, suffix := range []string{"-dollar", "-backtick"} {
+		if _, err := os.Stat(ran + suffix); err == nil {
+			t.Errorf("eval of run-env's output ran the command substitution in the path (%s)", ran+suffix)
+		}
 	}
 }
