@@ -106,6 +106,7 @@ trap 'rm -rf "$bin" "$suite_bin"' EXIT
 # Stages before the run has a directory are timed here and written down once it has one.
 pre_stages=$(mktemp "${bin}/stages.XXXXXX")
 export STAMPEDE_STAGES="$pre_stages"
+# shellcheck disable=SC2317 # run through stage, which shellcheck cannot follow
 build_tools() {
   go build -o "$bin/stampede-cluster" ./e2e/cmd/stampede-cluster &&
     go build -o "$bin/stampede" ./e2e/cmd/stampede &&

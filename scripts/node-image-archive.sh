@@ -10,7 +10,7 @@ LOG_PREFIX=node-image-archive
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage="usage: $0 save|load FILE (make node-image-save FILE=... / make node-image-load FILE=...)"
-[ $# -eq 2 ] && [ -n "$2" ] || die "$usage"
+if [ $# -ne 2 ] || [ -z "$2" ]; then die "$usage"; fi
 cmd=$1 file=$2
 need_cmd sha256sum "install coreutils"
 docker_ok || die "no Docker engine answers: run scripts/host-setup.sh (make host-setup)"
