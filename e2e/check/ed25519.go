@@ -79,7 +79,7 @@ func newBaseTable(p *edwards25519.Point) *baseTable {
 		x, y, z, _ := pts[i].ExtendedCoordinates()
 		xs[i], ys[i], zs[i] = *x, *y, *z
 	}
-	invertAll(zs)
+	invertAll(zs, nil)
 	t := new(baseTable)
 	for i := range pts {
 		var x, y field.Element
@@ -95,12 +95,12 @@ func newBaseTable(p *edwards25519.Point) *baseTable {
 }
 
 // invertAll replaces every element of zs, none of them zero, by its inverse, with one field
-// inversion (Montgomery's trick).
-func invertAll(zs []field.Element) {
+// inversion (Montgomery's trick), and returns the scratch it used, prefix grown.
+func invertAll(zs, prefix []field.Element) []field.Element {
 	if len(zs) == 0 {
-		return
+		return prefix
 	}
-	prefix := make([]field.Element, len(zs))
+	prefix = append(prefix[:0], make([]field.Element, len(zs))...)
 	prefix[0] = zs[0]
 	for i := 1; i < len(zs); i++ {
 		prefix[i].Multiply(&prefix[i-1], &zs[i])
@@ -113,6 +113,7 @@ func invertAll(zs []field.Element) {
 		inv.Multiply(&inv, &zi)
 	}
 	zs[0] = inv
+	return prefix
 }
 
 // addNiels sets p to p + q, or p - q when neg.
@@ -229,20 +230,33 @@ type signedMsg struct {
 	sig []byte
 }
 
+// batchScratch is the memory a batch works in, kept from one batch to the next.
+type batchScratch struct {
+	ok         []bool
+	pts        []extPoint
+	zs, prefix []field.Element
+	live       []int
+	buf        []byte
+}
+
 // verifyBatch reports for each item whether crypto/ed25519.Verify accepts it under k, in one
 // pass over the batch that shares k's table and one field inversion (see the top of the file
 // for why the answers are Verify's).
 func (k *edKey) verifyBatch(items []signedMsg) []bool {
-	ok := make([]bool, len(items))
+	return k.verifyBatchIn(items, new(batchScratch))
+}
+
+// verifyBatchIn is verifyBatch working in sc; the answers are valid until sc's next batch.
+func (k *edKey) verifyBatchIn(items []signedMsg, sc *batchScratch) []bool {
+	sc.ok = append(sc.ok[:0], make([]bool, len(items))...)
+	ok := sc.ok
 	if k.minusA == nil {
 		return ok
 	}
 	base := basepointTable()
-	pts := make([]extPoint, len(items))
-	zs := make([]field.Element, 0, len(items))
-	live := make([]int, 0, len(items))
+	sc.pts = append(sc.pts[:0], make([]extPoint, len(items))...)
+	pts, zs, live := sc.pts, sc.zs[:0], sc.live[:0]
 	var (
-		buf  []byte
 		kSc  edwards25519.Scalar
 		sSc  edwards25519.Scalar
 		hram [sha512.Size]byte
@@ -255,8 +269,8 @@ func (k *edKey) verifyBatch(items []signedMsg) []bool {
 		if _, err := sSc.SetCanonicalBytes(sig[32:]); err != nil {
 			continue
 		}
-		buf = append(append(append(buf[:0], sig[:32]...), k.raw...), it.msg...)
-		hram = sha512.Sum512(buf)
+		sc.buf = append(append(append(sc.buf[:0], sig[:32]...), k.raw...), it.msg...)
+		hram = sha512.Sum512(sc.buf)
 		if _, err := kSc.SetUniformBytes(hram[:]); err != nil {
 			panic("check: a 64-byte hash is not a uniform scalar: " + err.Error())
 		}
@@ -268,7 +282,8 @@ func (k *edKey) verifyBatch(items []signedMsg) []bool {
 		zs = append(zs, p.z)
 		live = append(live, i)
 	}
-	invertAll(zs)
+	sc.zs, sc.live = zs, live
+	sc.prefix = invertAll(zs, sc.prefix)
 	var x, y field.Element
 	for n, i := range live {
 		x.Multiply(&pts[i].x, &zs[n])
@@ -280,10 +295,10 @@ func (k *edKey) verifyBatch(items []signedMsg) []bool {
 	return ok
 }
 
-// verifyAll is verifyBatch, with every signature the batch rejects verified again on its own
+// verifyAll is verifyBatchIn, with every signature the batch rejects verified again on its own
 // by crypto/ed25519.Verify, whose answer stands: a rejection names a token no client accepts.
-func (k *edKey) verifyAll(items []signedMsg) []bool {
-	ok := k.verifyBatch(items)
+func (k *edKey) verifyAll(items []signedMsg, sc *batchScratch) []bool {
+	ok := k.verifyBatchIn(items, sc)
 	for i, it := range items {
 		if !ok[i] && len(k.raw) == ed25519.PublicKeySize {
 			ok[i] = ed25519.Verify(k.raw, []byte(it.msg), it.sig)

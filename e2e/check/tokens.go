@@ -69,9 +69,10 @@ type tokenCache struct {
 	// header is a header segment already decoded and found to say alg EdDSA; "" for none.
 	header string
 
-	items []signedMsg
-	sigs  [][ed25519.SignatureSize]byte
-	index []string
+	items   []signedMsg
+	sigs    [][ed25519.SignatureSize]byte
+	index   []string
+	scratch batchScratch
 }
 
 // prepare verifies, in one batch, the signature of every distinct token in the 2xx answers
@@ -120,7 +121,7 @@ func (tc *tokenCache) prepare(r tokenRules, all []history.Op, ops []int32) {
 	for n := range tc.items {
 		tc.items[n].sig = tc.sigs[n][:]
 	}
-	for n, ok := range r.ed.verifyAll(tc.items) {
+	for n, ok := range r.ed.verifyAll(tc.items, &tc.scratch) {
 		tc.verdicts[tc.index[n]] = ok
 	}
 }
@@ -164,7 +165,7 @@ func verifyTokenWith(tok string, r tokenRules, tc *tokenCache) (tokenClaims, err
 			return fail("malformed signature")
 		}
 		if r.ed != nil {
-			ok = r.ed.verifyAll([]signedMsg{{signed, sb}})[0]
+			ok = r.ed.verifyAll([]signedMsg{{signed, sb}}, new(batchScratch))[0]
 		} else {
 			ok = ed25519.Verify(r.key, []byte(signed), sb)
 		}
