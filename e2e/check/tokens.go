@@ -177,7 +177,7 @@ func verifyTokenWith(tok string, r tokenRules, tc *tokenCache) (tokenClaims, err
 	if err != nil {
 		return fail("claims: %v", err)
 	}
-	if err := json.Unmarshal(pb, &cl); err != nil {
+	if err := parseClaims(pb, &cl); err != nil {
 		return fail("claims: %v", err)
 	}
 	if cl.Issuer != r.issuer {
