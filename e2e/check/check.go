@@ -231,7 +231,7 @@ func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 		registered[c.Key()] = true
 	}
 	env := judgeEnv{p: p, ops: ops, faults: faultWindows{events: p.Faults, tail: p.Contract.FaultTail},
-		rules: tokenRules{key: p.PublicKey, issuer: p.Issuer, audience: p.Audience, ttl: p.TokenTTL}}
+		rules: tokenRules{key: p.PublicKey, ed: edKeyFor(p.PublicKey), issuer: p.Issuer, audience: p.Audience, ttl: p.TokenTTL}}
 	judgements := make([]judgement, len(g.customers))
 	var (
 		next    atomic.Int64
@@ -242,14 +242,26 @@ func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 	for w := range workers {
 		pods[w] = map[string]int{}
 		wg.Go(func() {
+			var (
+				tc    tokenCache
+				batch []int32
+			)
 			for {
 				start := int(next.Add(judgeBatch)) - judgeBatch
 				if start >= len(g.customers) {
 					return
 				}
-				for i := start; i < min(start+judgeBatch, len(g.customers)); i++ {
+				end := min(start+judgeBatch, len(g.customers))
+				// The batch's tokens are verified together: they share the key's tables and
+				// a field inversion.
+				batch = batch[:0]
+				for i := start; i < end; i++ {
+					batch = append(batch, g.ops(i)...)
+				}
+				tc.prepare(env.rules, ops, batch)
+				for i := start; i < end; i++ {
 					c := g.customers[i]
-					judgements[i] = env.judgeCustomer(c.customer, g.ops(i), g.rowsOf(i), registered[c.customer.Key()], pods[w])
+					judgements[i] = env.judgeCustomer(c.customer, g.ops(i), g.rowsOf(i), registered[c.customer.Key()], pods[w], &tc)
 				}
 			}
 		})

@@ -117,7 +117,7 @@ type findingOps struct {
 
 // judgeCustomer applies every rule to one customer's ops (indexes into e.ops)
 // and rows, and adds the pods that served it to pods.
-func (e *judgeEnv) judgeCustomer(c history.Customer, idx []int32, rows []Row, registered bool, pods map[string]int) judgement {
+func (e *judgeEnv) judgeCustomer(c history.Customer, idx []int32, rows []Row, registered bool, pods map[string]int, tc *tokenCache) judgement {
 	var (
 		j                                      judgement
 		ops                                    = make([]*history.Op, len(idx))
@@ -163,7 +163,7 @@ func (e *judgeEnv) judgeCustomer(c history.Customer, idx []int32, rows []Row, re
 			ai := slices.IndexFunc(answers, func(a answer) bool { return a.body == op.Body })
 			if ai < 0 {
 				ai = len(answers)
-				answers = append(answers, e.judgeAnswer(op.Body, c, rows, &tokens))
+				answers = append(answers, e.judgeAnswer(op.Body, c, rows, &tokens, tc))
 			}
 			opAnswer[k] = ai
 			a := &answers[ai]
@@ -373,8 +373,8 @@ func createdBreaches(c history.Customer, rows []Row, registered bool, trueOps, s
 }
 
 // judgeAnswer parses a 2xx body and judges its token against the request and
-// the rows, verifying the token only if tokens does not hold it yet.
-func (e *judgeEnv) judgeAnswer(body string, c history.Customer, rows []Row, tokens *[]verified) answer {
+// the rows, verifying the token only if tokens does not hold it yet (with what tc knows of it).
+func (e *judgeEnv) judgeAnswer(body string, c history.Customer, rows []Row, tokens *[]verified, tc *tokenCache) answer {
 	a := answer{body: body}
 	resp, err := parseTokenResponse(body)
 	if err != nil {
@@ -388,7 +388,7 @@ func (e *judgeEnv) judgeAnswer(body string, c history.Customer, rows []Row, toke
 	}
 	ti := slices.IndexFunc(*tokens, func(v verified) bool { return v.token == resp.Token })
 	if ti < 0 {
-		cl, err := verifyToken(resp.Token, e.rules)
+		cl, err := verifyTokenWith(resp.Token, e.rules, tc)
 		ti = len(*tokens)
 		*tokens = append(*tokens, verified{token: resp.Token, claims: cl, err: err})
 	}

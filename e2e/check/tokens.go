@@ -51,10 +51,79 @@ func cutPlain(s, sep string) (before, after string, ok bool) {
 // tokenRules are what a token is held to besides its signature's key: its issuer, and unless
 // the params were saved before the service had them (zero), its audience and lifetime.
 type tokenRules struct {
-	key      ed25519.PublicKey
+	key ed25519.PublicKey
+	// ed is key decoded once, with its tables (edKeyFor); nil verifies with crypto/ed25519.
+	ed       *edKey
 	issuer   string
 	audience string
 	ttl      time.Duration
+}
+
+// tokenCache is what one worker of Check knows about the tokens it is judging: the signature
+// verdicts of a batch of customers' tokens, verified together before they are judged, and a
+// header already read (every token of a run has the same one), which need not be read again.
+type tokenCache struct {
+	// verdicts says, for a token of the batch, whether its signature verifies; a token absent
+	// from it is verified when judged.
+	verdicts map[string]bool
+	// header is a header segment already decoded and found to say alg EdDSA; "" for none.
+	header string
+
+	items   []signedMsg
+	sigs    [][ed25519.SignatureSize]byte
+	index   []string
+	scratch batchScratch
+}
+
+// prepare verifies, in one batch, the signature of every distinct token in the 2xx answers
+// among ops (indexes into all), so that judging them reads the verdicts.
+func (tc *tokenCache) prepare(r tokenRules, all []history.Op, ops []int32) {
+	if r.ed == nil {
+		return
+	}
+	if tc.verdicts == nil {
+		tc.verdicts = map[string]bool{}
+	}
+	clear(tc.verdicts)
+	tc.items, tc.index = tc.items[:0], tc.index[:0]
+	tc.sigs = slices.Grow(tc.sigs[:0], len(ops))[:0]
+	for _, i := range ops {
+		op := &all[i]
+		if !op.Succeeded() {
+			continue
+		}
+		// The token as the service writes it, found without reading the whole body: a verdict
+		// is the token's alone, so a body read otherwise when judged (escapes, other field
+		// order) only costs its token a verification then.
+		tok, ok := strings.CutPrefix(op.Body, `{"token":"`)
+		tok, _, ok2 := strings.Cut(tok, `"`)
+		if !ok || !ok2 {
+			continue
+		}
+		if _, seen := tc.verdicts[tok]; seen {
+			continue
+		}
+		// A token of another shape, or whose signature does not decode to 64 bytes, is left to
+		// verifyToken, which says what is wrong with it.
+		dot := strings.LastIndexByte(tok, '.')
+		if dot < 0 || strings.Count(tok, ".") != 2 || len(tok)-dot-1 != base64.RawURLEncoding.EncodedLen(ed25519.SignatureSize) {
+			continue
+		}
+		var sig [ed25519.SignatureSize]byte
+		if n, err := base64.RawURLEncoding.Decode(sig[:], []byte(tok[dot+1:])); err != nil || n != len(sig) {
+			continue
+		}
+		tc.verdicts[tok] = false
+		tc.sigs = append(tc.sigs, sig)
+		tc.items = append(tc.items, signedMsg{msg: tok[:dot]})
+		tc.index = append(tc.index, tok)
+	}
+	for n := range tc.items {
+		tc.items[n].sig = tc.sigs[n][:]
+	}
+	for n, ok := range r.ed.verifyAll(tc.items, &tc.scratch) {
+		tc.verdicts[tc.index[n]] = ok
+	}
 }
 
 // verifyToken verifies a compact JWS as the service signs it: alg EdDSA only, an Ed25519
@@ -62,6 +131,11 @@ type tokenRules struct {
 // It returns the claims of a valid token, its exp and nbf as instants; whether the token was
 // still valid when its response arrived is validAt's, as that depends on the response.
 func verifyToken(tok string, r tokenRules) (tokenClaims, error) {
+	return verifyTokenWith(tok, r, nil)
+}
+
+// verifyTokenWith is verifyToken reading what tc knows of the token, when tc is not nil.
+func verifyTokenWith(tok string, r tokenRules, tc *tokenCache) (tokenClaims, error) {
 	var cl tokenClaims
 	fail := func(format string, args ...any) (tokenClaims, error) {
 		return tokenClaims{}, fmt.Errorf("token %s does not verify: %s", Fingerprint(tok), fmt.Sprintf(format, args...))
@@ -71,32 +145,39 @@ func verifyToken(tok string, r tokenRules) (tokenClaims, error) {
 	if !ok || !ok2 || strings.Contains(sig, ".") {
 		return fail("not three dot-separated segments")
 	}
-	hb, err := base64.RawURLEncoding.DecodeString(header)
-	if err != nil {
-		return fail("header: %v", err)
+	if tc == nil || header != tc.header {
+		if err := checkHeader(header); err != nil {
+			return fail("%v", err)
+		}
+		if tc != nil {
+			tc.header = header
+		}
 	}
-	var h struct {
-		Alg string `json:"alg"`
+	signed := tok[:len(header)+1+len(payload)]
+	ok, known := false, false
+	if tc != nil {
+		// A token of the batch has a signature that decoded to 64 bytes.
+		ok, known = tc.verdicts[tok]
 	}
-	if err := json.Unmarshal(hb, &h); err != nil {
-		return fail("header: %v", err)
+	if !known {
+		sb, err := base64.RawURLEncoding.DecodeString(sig)
+		if err != nil || len(sb) != ed25519.SignatureSize {
+			return fail("malformed signature")
+		}
+		if r.ed != nil {
+			ok = r.ed.verifyAll([]signedMsg{{signed, sb}}, new(batchScratch))[0]
+		} else {
+			ok = ed25519.Verify(r.key, []byte(signed), sb)
+		}
 	}
-	// Only the suite's algorithm: not none, and not HMAC keyed with the public key.
-	if h.Alg != "EdDSA" {
-		return fail("signing method %q, want EdDSA", h.Alg)
-	}
-	sb, err := base64.RawURLEncoding.DecodeString(sig)
-	if err != nil || len(sb) != ed25519.SignatureSize {
-		return fail("malformed signature")
-	}
-	if !ed25519.Verify(r.key, []byte(tok[:len(header)+1+len(payload)]), sb) {
+	if !ok {
 		return fail("signature is invalid")
 	}
 	pb, err := base64.RawURLEncoding.DecodeString(payload)
 	if err != nil {
 		return fail("claims: %v", err)
 	}
-	if err := json.Unmarshal(pb, &cl); err != nil {
+	if err := parseClaims(pb, &cl); err != nil {
 		return fail("claims: %v", err)
 	}
 	if cl.Issuer != r.issuer {
@@ -128,6 +209,25 @@ func verifyToken(tok string, r tokenRules) (tokenClaims, error) {
 		}
 	}
 	return cl, nil
+}
+
+// checkHeader reads a JWS header and says why it is not one of the suite's algorithm.
+func checkHeader(header string) error {
+	hb, err := base64.RawURLEncoding.DecodeString(header)
+	if err != nil {
+		return fmt.Errorf("header: %w", err)
+	}
+	var h struct {
+		Alg string `json:"alg"`
+	}
+	if err := json.Unmarshal(hb, &h); err != nil {
+		return fmt.Errorf("header: %w", err)
+	}
+	// Only the suite's algorithm: not none, and not HMAC keyed with the public key.
+	if h.Alg != "EdDSA" {
+		return fmt.Errorf("signing method %q, want EdDSA", h.Alg)
+	}
+	return nil
 }
 
 // validAt says why a verified token was not valid at received, the instant its response
