@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/net/netutil"
 
 	"github.com/stampede-e2e/stampede/service/internal/config"
 	"github.com/stampede-e2e/stampede/service/internal/httpapi"
@@ -130,26 +131,33 @@ func run(ctx context.Context, log *slog.Logger, args []string, getenv func(strin
 	if err != nil {
 		return fmt.Errorf("listen for metrics: %w", err)
 	}
+	// Only Prometheus and the suite's port-forward scrape it: a few connections are plenty.
+	metricsLn = netutil.LimitListener(metricsLn, metricsMaxConns)
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return errors.Join(fmt.Errorf("listen: %w", err), metricsLn.Close())
 	}
+	// Connections past the cap wait in the kernel's accept queue, where they cost the process
+	// nothing, instead of each holding up to config.ConnBudget of memory (a header flood).
+	ln = netutil.LimitListener(ln, cfg.MaxConns)
 	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	srvs := servers{
 		api: &http.Server{
 			Handler:           api,
-			ReadHeaderTimeout: 5 * time.Second,
-			ReadTimeout:       10 * time.Second,
+			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+			ReadTimeout:       cfg.ReadTimeout,
 			WriteTimeout:      cfg.RequestTimeout + 5*time.Second,
-			IdleTimeout:       60 * time.Second,
+			IdleTimeout:       cfg.IdleTimeout,
+			MaxHeaderBytes:    cfg.MaxHeaderBytes,
 			ErrorLog:          errorLog,
 		},
 		metrics: &http.Server{
 			Handler:           httpapi.MetricsHandler(reg, log),
-			ReadHeaderTimeout: 5 * time.Second,
-			ReadTimeout:       10 * time.Second,
+			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+			ReadTimeout:       cfg.ReadTimeout,
 			WriteTimeout:      30 * time.Second,
-			IdleTimeout:       60 * time.Second,
+			IdleTimeout:       cfg.IdleTimeout,
+			MaxHeaderBytes:    cfg.MaxHeaderBytes,
 			ErrorLog:          errorLog,
 		},
 	}
@@ -169,6 +177,9 @@ func run(ctx context.Context, log *slog.Logger, args []string, getenv func(strin
 	stopSignals()
 	return shutdown(log, cfg, api, srvs)
 }
+
+// metricsMaxConns caps the metrics listener's open connections.
+const metricsMaxConns = 16
 
 // servers are the service's two HTTP servers.
 type servers struct {

@@ -100,6 +100,14 @@ type Config struct {
 	// MaxInFlight caps the registrations doing database work at once; more are shed
 	// with 503 overloaded.
 	MaxInFlight int
+	// MaxHeaderBytes caps the request line and headers of one request; more is answered 431.
+	MaxHeaderBytes int
+	// MaxConns caps the API listener's open connections; more wait in the kernel's accept
+	// queue until one closes.
+	MaxConns int
+	// ReadHeaderTimeout bounds reading one request's headers; IdleTimeout bounds a keep-alive
+	// connection's wait for its next request; ReadTimeout bounds reading a whole request.
+	ReadHeaderTimeout, IdleTimeout, ReadTimeout time.Duration
 	// MemoryLimit is the container's memory limit in bytes (TOKENSVC_MEMORY_LIMIT, from the
 	// downward API's limits.memory); 0 means unknown.
 	MemoryLimit int64
@@ -158,6 +166,9 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 		{&cfg.StatementTimeout, "statement-timeout", "TOKENSVC_STATEMENT_TIMEOUT", 2 * time.Second, "statement_timeout of every database connection, 0 for the server's; a statement_timeout in the database URL wins"},
 		{&cfg.RequestTimeout, "request-timeout", "TOKENSVC_REQUEST_TIMEOUT", 5 * time.Second, "bound on one request's database work"},
 		{&cfg.DBCheckInterval, "db-check-interval", "TOKENSVC_DB_CHECK_INTERVAL", time.Second, "how often the database is pinged in the background (and the bound on each ping), positive"},
+		{&cfg.ReadHeaderTimeout, "read-header-timeout", "TOKENSVC_READ_HEADER_TIMEOUT", 5 * time.Second, "bound on reading a request's headers; a slower client's connection is closed, positive"},
+		{&cfg.ReadTimeout, "read-timeout", "TOKENSVC_READ_TIMEOUT", 10 * time.Second, "bound on reading a whole request, positive"},
+		{&cfg.IdleTimeout, "idle-timeout", "TOKENSVC_IDLE_TIMEOUT", 60 * time.Second, "bound on a keep-alive connection's wait for its next request, positive"},
 		{&cfg.LegacyRecheckDelay, "legacy-recheck-delay", "TOKENSVC_LEGACY_RECHECK_DELAY", 0, "TEST KNOB: pause between lookup and create() to widen the race window; keep 0"},
 	}
 	var errs []error
@@ -172,15 +183,27 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 		}
 		fs.DurationVar(d.dst, d.flag, def, d.usage+" ("+d.name+")")
 	}
-	maxInFlight := 64
-	if v := getenv("TOKENSVC_MAX_IN_FLIGHT"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("TOKENSVC_MAX_IN_FLIGHT: %q is not a whole number", v))
-		}
-		maxInFlight = n
+	ints := []struct {
+		dst        *int
+		flag, name string
+		def        int
+		usage      string
+	}{
+		{&cfg.MaxInFlight, "max-in-flight", "TOKENSVC_MAX_IN_FLIGHT", 64, "registrations doing database work at once; more are shed with 503 overloaded"},
+		{&cfg.MaxHeaderBytes, "max-header-bytes", "TOKENSVC_MAX_HEADER_BYTES", DefaultMaxHeaderBytes, "cap on one request's line and headers; more is answered 431"},
+		{&cfg.MaxConns, "max-conns", "TOKENSVC_MAX_CONNS", DefaultMaxConns, "cap on the API listener's open connections; more wait to be accepted"},
 	}
-	fs.IntVar(&cfg.MaxInFlight, "max-in-flight", maxInFlight, "registrations doing database work at once; more are shed with 503 overloaded (TOKENSVC_MAX_IN_FLIGHT)")
+	for _, n := range ints {
+		def := n.def
+		if v := getenv(n.name); v != "" {
+			parsed, err := strconv.Atoi(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %q is not a whole number", n.name, v))
+			}
+			def = parsed
+		}
+		fs.IntVar(n.dst, n.flag, def, n.usage+" ("+n.name+")")
+	}
 	if v := getenv("TOKENSVC_MEMORY_LIMIT"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		switch {
@@ -215,9 +238,16 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	if cfg.MaxInFlight < 1 {
 		errs = append(errs, fmt.Errorf("TOKENSVC_MAX_IN_FLIGHT is %d, want at least 1", cfg.MaxInFlight))
 	}
-	if cfg.DBCheckInterval == 0 {
-		errs = append(errs, errors.New("TOKENSVC_DB_CHECK_INTERVAL must be positive"))
+	for _, d := range []struct {
+		v    time.Duration
+		name string
+	}{{cfg.DBCheckInterval, "TOKENSVC_DB_CHECK_INTERVAL"}, {cfg.ReadHeaderTimeout, "TOKENSVC_READ_HEADER_TIMEOUT"},
+		{cfg.ReadTimeout, "TOKENSVC_READ_TIMEOUT"}, {cfg.IdleTimeout, "TOKENSVC_IDLE_TIMEOUT"}} {
+		if d.v == 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive", d.name))
+		}
 	}
+	errs = append(errs, checkConnLimits(cfg.MaxHeaderBytes, cfg.MaxConns, cfg.MemoryLimit))
 	if cfg.MigrationLockTimeout == 0 {
 		errs = append(errs, errors.New("TOKENSVC_MIGRATION_LOCK_TIMEOUT must be positive: an unbounded wait is what it exists to prevent"))
 	}
@@ -245,6 +275,43 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 		return Config{}, fmt.Errorf("config: %s", strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	return cfg, nil
+}
+
+// DefaultMaxHeaderBytes is the default cap on one request's line and headers: 16 KiB. A
+// registration's headers (Host, Authorization with a ~40-byte key, Content-Type, Content-Length,
+// and a proxy's X-Forwarded-* and traceparent) stay under 1 KiB, so this leaves 16 times that;
+// it is Node.js's default too. Go's default, 1 MiB, lets 130 connections of 1 MB headers push a
+// 128 MiB container past its limit.
+const DefaultMaxHeaderBytes = 16 << 10
+
+// DefaultMaxConns is the default cap on the API listener's open connections. With 16 KiB headers
+// each costs at most ConnBudget = 64 KiB, so 512 cost 32 MiB: a quarter of the container's
+// 128 MiB, which leaves the rest for the requests' own work, the pool and the runtime.
+const DefaultMaxConns = 512
+
+// ConnBudget is the memory one open connection may take in the server while its headers are
+// read, for headers capped at maxHeaderBytes: net/http reads up to maxHeaderBytes plus 4 KiB
+// (its bufio.Reader's size) and keeps them twice, as the line read and as the parsed header,
+// plus its 4 KiB read and write buffers and the connection goroutine's stack (8 KiB to start,
+// more once a handler runs): 24 KiB for those.
+func ConnBudget(maxHeaderBytes int) int64 {
+	return 2*(int64(maxHeaderBytes)+4<<10) + 24<<10
+}
+
+// checkConnLimits checks the header and connection caps, and that the connections' budget
+// takes at most half of the container's memory limit when it is known.
+func checkConnLimits(maxHeaderBytes, maxConns int, memoryLimit int64) error {
+	switch {
+	case maxHeaderBytes < 4<<10 || maxHeaderBytes > 1<<20:
+		return fmt.Errorf("TOKENSVC_MAX_HEADER_BYTES is %d, want 4096 to 1048576 (the default %d fits any client of this API)", maxHeaderBytes, DefaultMaxHeaderBytes)
+	case maxConns < 1:
+		return fmt.Errorf("TOKENSVC_MAX_CONNS is %d, want at least 1", maxConns)
+	}
+	if budget := int64(maxConns) * ConnBudget(maxHeaderBytes); memoryLimit > 0 && budget > memoryLimit/2 {
+		return fmt.Errorf("TOKENSVC_MAX_CONNS %d x %d KiB per connection (with TOKENSVC_MAX_HEADER_BYTES %d) is %d MiB, more than half the memory limit of %d MiB: lower either, or raise the container's limit",
+			maxConns, ConnBudget(maxHeaderBytes)>>10, maxHeaderBytes, budget>>20, memoryLimit>>20)
+	}
+	return nil
 }
 
 // loadAPIKeys reads the keys file, or reports that authentication is disabled. It fails
@@ -319,6 +386,11 @@ func (c Config) LogValue() slog.Value {
 		slog.String("request_timeout", c.RequestTimeout.String()),
 		slog.String("db_check_interval", c.DBCheckInterval.String()),
 		slog.Int("max_in_flight", c.MaxInFlight),
+		slog.Int("max_header_bytes", c.MaxHeaderBytes),
+		slog.Int("max_conns", c.MaxConns),
+		slog.String("read_header_timeout", c.ReadHeaderTimeout.String()),
+		slog.String("read_timeout", c.ReadTimeout.String()),
+		slog.String("idle_timeout", c.IdleTimeout.String()),
 		slog.Int64("memory_limit", c.MemoryLimit),
 		slog.String("legacy_recheck_delay", c.LegacyRecheckDelay.String()),
 		slog.String("pod_name", c.PodName),

@@ -54,7 +54,9 @@ func TestLoadDefaults(t *testing.T) {
 		cfg.ConnectTimeout != 5*time.Second || cfg.Audience != "stampede-merchant-api" || cfg.TokenTTL != 24*time.Hour ||
 		cfg.MigrationLockTimeout != 30*time.Second || cfg.StatementTimeout != 2*time.Second ||
 		cfg.DBCheckInterval != time.Second || cfg.MaxInFlight != 64 ||
-		cfg.MetricsAddr != ":9090" || cfg.AuthDisabled || len(cfg.APIKeys) != 2 || cfg.MemoryLimit != 0 {
+		cfg.MetricsAddr != ":9090" || cfg.AuthDisabled || len(cfg.APIKeys) != 2 || cfg.MemoryLimit != 0 ||
+		cfg.MaxHeaderBytes != 16<<10 || cfg.MaxConns != 512 || cfg.ReadHeaderTimeout != 5*time.Second ||
+		cfg.ReadTimeout != 10*time.Second || cfg.IdleTimeout != 60*time.Second {
 		t.Fatalf("unexpected defaults: %+v", cfg)
 	}
 }
@@ -101,7 +103,16 @@ func TestLoadErrorsAreOneLine(t *testing.T) {
 		"memory limit text":   {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_MEMORY_LIMIT": "128Mi"}, "TOKENSVC_MEMORY_LIMIT"},
 		"zero in flight":      {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_MAX_IN_FLIGHT": "0"}, "TOKENSVC_MAX_IN_FLIGHT is 0, want at least 1"},
 		"no lock timeout":     {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_MIGRATION_LOCK_TIMEOUT": "0"}, "TOKENSVC_MIGRATION_LOCK_TIMEOUT must be positive"},
-		"sub-second ttl":      {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_TOKEN_TTL": "500ms"}, "TOKENSVC_TOKEN_TTL"},
+		"headers too small":   {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_MAX_HEADER_BYTES": "1024"}, "TOKENSVC_MAX_HEADER_BYTES is 1024, want 4096 to 1048576"},
+		"headers too large":   {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_MAX_HEADER_BYTES": "2000000"}, "TOKENSVC_MAX_HEADER_BYTES is 2000000"},
+		"no conns":            {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_MAX_CONNS": "0"}, "TOKENSVC_MAX_CONNS is 0, want at least 1"},
+		"conns text":          {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_MAX_CONNS": "many"}, `TOKENSVC_MAX_CONNS: "many" is not a whole number`},
+		// 1024 x 64 KiB = 64 MiB, more than half of 100 MiB.
+		"conns over memory": {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_MAX_CONNS": "1024", "TOKENSVC_MEMORY_LIMIT": "104857600"},
+			"TOKENSVC_MAX_CONNS 1024 x 64 KiB per connection (with TOKENSVC_MAX_HEADER_BYTES 16384) is 64 MiB, more than half the memory limit of 100 MiB"},
+		"no header timeout": {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_READ_HEADER_TIMEOUT": "0s"}, "TOKENSVC_READ_HEADER_TIMEOUT must be positive"},
+		"no idle timeout":   {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_IDLE_TIMEOUT": "0s"}, "TOKENSVC_IDLE_TIMEOUT must be positive"},
+		"sub-second ttl":    {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_TOKEN_TTL": "500ms"}, "TOKENSVC_TOKEN_TTL"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Load(nil, envOf(tc.env))
@@ -109,6 +120,22 @@ func TestLoadErrorsAreOneLine(t *testing.T) {
 				t.Fatalf("error = %q, want one line containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestConnLimitsFitMemory: the defaults fit the manifests' 128 MiB container, at most half of it.
+func TestConnLimitsFitMemory(t *testing.T) {
+	if err := checkConnLimits(DefaultMaxHeaderBytes, DefaultMaxConns, 128<<20); err != nil {
+		t.Errorf("the defaults do not fit 128 MiB: %v", err)
+	}
+	if got := ConnBudget(DefaultMaxHeaderBytes); got != 64<<10 {
+		t.Errorf("ConnBudget(%d) = %d, want 64 KiB", DefaultMaxHeaderBytes, got)
+	}
+	if err := checkConnLimits(1<<20, DefaultMaxConns, 128<<20); err == nil {
+		t.Error("1 MiB headers on 512 connections in 128 MiB: accepted")
+	}
+	if err := checkConnLimits(1<<20, 100000, 0); err != nil {
+		t.Errorf("no memory limit known: %v", err)
 	}
 }
 
