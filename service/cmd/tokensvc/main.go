@@ -30,8 +30,12 @@ import (
 	"github.com/stampede-e2e/stampede/service/internal/token"
 )
 
+// logLevel is the level of main's logger; run sets it from the configuration, which is read
+// after the logger is made (a bad configuration is logged too).
+var logLevel slog.LevelVar
+
 func main() {
-	logger := slog.New(slog.NewJSONHandler(os.Stdout, nil))
+	logger := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: &logLevel}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, logger, os.Args[1:], os.Getenv, stop)
 	stop()
@@ -51,6 +55,7 @@ func run(ctx context.Context, log *slog.Logger, args []string, getenv func(strin
 	if err != nil {
 		return err
 	}
+	logLevel.Set(cfg.LogLevel)
 	log = log.With("pod", cfg.PodName)
 	// A self-test build reads TOKENSVC_MUTANT here; a production build does nothing.
 	if err := mutant.Start(getenv, string(cfg.Strategy), log); err != nil {

@@ -88,6 +88,9 @@ func TestReplicaAuth(t *testing.T) {
 	if strings.Contains(r.logs.String(), keyFor("m")) || strings.Contains(r.logs.String(), keyFor("m-other")) {
 		t.Error("the logs hold an API key")
 	}
+	if strings.Contains(r.logs.String(), "unauthenticated registration") {
+		t.Error("a 401 was logged at the default level: a burst without keys would flood the logs")
+	}
 	r.stop(t)
 
 	open := startReplica(t, "replica-open", map[string]string{

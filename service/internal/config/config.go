@@ -114,6 +114,9 @@ type Config struct {
 	// LegacyRecheckDelay is a test knob: a deliberate pause between the lookup and
 	// create() that widens the race window. It must stay 0 in production.
 	LegacyRecheckDelay time.Duration
+	// LogLevel is the lowest level logged: Info by default; Debug adds each refused
+	// unauthenticated registration.
+	LogLevel slog.Level
 	// PodName goes into the X-Served-By header.
 	PodName string
 	// APIKeysFile is the path of the merchant API keys file (service/apikey's format).
@@ -149,7 +152,8 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&cfg.KeyID, "key-id", getenv("TOKENSVC_KEY_ID"), "kid; default is the RFC 7638 thumbprint of the public key (TOKENSVC_KEY_ID)")
 	fs.StringVar(&cfg.PodName, "pod-name", getenv("POD_NAME"), "X-Served-By value; default is the hostname (POD_NAME)")
 	fs.StringVar(&cfg.APIKeysFile, "api-keys-file", getenv("TOKENSVC_API_KEYS_FILE"), "merchant API keys, one \"<merchant_id> sha256:<hex>\" a line, required unless auth is disabled (TOKENSVC_API_KEYS_FILE)")
-	var auth string
+	var auth, logLevel string
+	fs.StringVar(&logLevel, "log-level", env("TOKENSVC_LOG_LEVEL", "info"), "debug, info, warn or error (TOKENSVC_LOG_LEVEL)")
 	fs.StringVar(&auth, "auth", env("TOKENSVC_AUTH", "enabled"), "enabled, or disabled to accept registrations without an API key: never in production (TOKENSVC_AUTH)")
 	durations := []struct {
 		dst        *time.Duration
@@ -227,6 +231,9 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 		errs = append(errs, err)
 	}
 	cfg.Strategy = st
+	if err := cfg.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
+		errs = append(errs, fmt.Errorf("TOKENSVC_LOG_LEVEL is %q, want debug, info, warn or error", logLevel))
+	}
 	if cfg.DatabaseURL == "" {
 		errs = append(errs, errors.New("no database: set TOKENSVC_DATABASE_URL"))
 	}
@@ -393,6 +400,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("idle_timeout", c.IdleTimeout.String()),
 		slog.Int64("memory_limit", c.MemoryLimit),
 		slog.String("legacy_recheck_delay", c.LegacyRecheckDelay.String()),
+		slog.String("log_level", c.LogLevel.String()),
 		slog.String("pod_name", c.PodName),
 	)
 }

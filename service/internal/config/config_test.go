@@ -56,7 +56,7 @@ func TestLoadDefaults(t *testing.T) {
 		cfg.DBCheckInterval != time.Second || cfg.MaxInFlight != 64 ||
 		cfg.MetricsAddr != ":9090" || cfg.AuthDisabled || len(cfg.APIKeys) != 2 || cfg.MemoryLimit != 0 ||
 		cfg.MaxHeaderBytes != 16<<10 || cfg.MaxConns != 512 || cfg.ReadHeaderTimeout != 5*time.Second ||
-		cfg.ReadTimeout != 10*time.Second || cfg.IdleTimeout != 60*time.Second {
+		cfg.ReadTimeout != 10*time.Second || cfg.IdleTimeout != 60*time.Second || cfg.LogLevel != slog.LevelInfo {
 		t.Fatalf("unexpected defaults: %+v", cfg)
 	}
 }
@@ -112,6 +112,7 @@ func TestLoadErrorsAreOneLine(t *testing.T) {
 			"TOKENSVC_MAX_CONNS 1024 x 64 KiB per connection (with TOKENSVC_MAX_HEADER_BYTES 16384) is 64 MiB, more than half the memory limit of 100 MiB"},
 		"no header timeout": {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_READ_HEADER_TIMEOUT": "0s"}, "TOKENSVC_READ_HEADER_TIMEOUT must be positive"},
 		"no idle timeout":   {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_IDLE_TIMEOUT": "0s"}, "TOKENSVC_IDLE_TIMEOUT must be positive"},
+		"bad log level":     {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_LOG_LEVEL": "loud"}, `TOKENSVC_LOG_LEVEL is "loud", want debug, info, warn or error`},
 		"sub-second ttl":    {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_TOKEN_TTL": "500ms"}, "TOKENSVC_TOKEN_TTL"},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -186,7 +186,10 @@ func (s *Server) register(rw http.ResponseWriter, r *http.Request) {
 	keyMerchant, authErr := s.authenticate(r)
 	if authErr != nil {
 		outcome(outcomeUnauthenticated)
-		s.p.Logger.Info("unauthenticated registration", "reason", authErr.Message, "remote", r.RemoteAddr)
+		// Debug, not Info: anyone can send these, and a burst of them would flood the logs (and
+		// the node's disk) at one line each. tokensvc_registrations_total{outcome="unauthenticated"}
+		// counts them all; TOKENSVC_LOG_LEVEL=debug shows each one's reason.
+		s.p.Logger.Debug("unauthenticated registration", "reason", authErr.Message, "remote", r.RemoteAddr)
 		w.Header().Set("WWW-Authenticate", "Bearer")
 		writeError(w, authErr)
 		return

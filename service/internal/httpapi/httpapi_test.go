@@ -618,6 +618,29 @@ func TestAuthNeverLogsTheKey(t *testing.T) {
 	}
 }
 
+// TestUnauthenticatedLoggedAtDebug: a burst of registrations without a key writes nothing at the
+// service's default level (Info), and one line each at Debug; the counter counts them all.
+func TestUnauthenticatedLoggedAtDebug(t *testing.T) {
+	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
+		var logs strings.Builder
+		srv, m, _ := newServerWith(t, Params{Store: &fakeStore{found: row}, Strategy: config.StrategyAtomic,
+			Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: level}))})
+		const burst = 100
+		for range burst {
+			r := httptest.NewRequest(http.MethodPost, "/v1/tokens", strings.NewReader(validBody))
+			r.Header.Set("Content-Type", "application/json")
+			srv.ServeHTTP(httptest.NewRecorder(), r)
+		}
+		lines := strings.Count(logs.String(), "unauthenticated registration")
+		if want := map[slog.Level]int{slog.LevelInfo: 0, slog.LevelDebug: burst}[level]; lines != want {
+			t.Errorf("at level %s, %d requests without a key logged %d lines, want %d", level, burst, lines, want)
+		}
+		if got := counterValue(t, m.registrations.WithLabelValues("atomic", outcomeUnauthenticated)); got != burst {
+			t.Errorf("at level %s, unauthenticated counted %v times, want %d", level, got, burst)
+		}
+	}
+}
+
 // TestAuthDisabled: with TOKENSVC_AUTH=disabled any client registers for any merchant.
 func TestAuthDisabled(t *testing.T) {
 	srv, m, _ := newServerWith(t, Params{Store: &fakeStore{found: row}, Strategy: config.StrategyAtomic, AuthDisabled: true})
