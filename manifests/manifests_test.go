@@ -27,6 +27,10 @@ import (
 // package cannot import); each needs an overlay.
 var wantStrategies = []string{"atomic", "fail-fast", "legacy", "return-existing"}
 
+// brokenStrategies are the strategies the service refuses unless
+// TOKENSVC_ALLOW_BROKEN_STRATEGIES=true (config.Strategy.Broken).
+var brokenStrategies = []string{"legacy", "return-existing"}
+
 func TestStrategies(t *testing.T) {
 	if got := Strategies(); !slices.Equal(got, wantStrategies) {
 		t.Fatalf("Strategies() = %q, want %q", got, wantStrategies)
@@ -126,7 +130,13 @@ func TestCheckFails(t *testing.T) {
 	good := want{strategy: "fail-fast", namespace: "ns", replicas: 3, tokensvcImage: "a/tokensvc:1",
 		postgresImage: "a/pg:1", signingKey: key, password: "pw"}
 	breaks := map[string]func(w *rendered, wt *want){
-		"strategy":  func(w *rendered, wt *want) { wt.strategy = "atomic" },
+		"strategy":                    func(w *rendered, wt *want) { wt.strategy = "atomic" },
+		"broken strategy not allowed": func(w *rendered, wt *want) { wt.strategy = "legacy" },
+		"fixed strategy allows broken": func(w *rendered, wt *want) {
+			for _, cm := range w.configMaps {
+				cm.Data["TOKENSVC_ALLOW_BROKEN_STRATEGIES"] = "true"
+			}
+		},
 		"namespace": func(w *rendered, wt *want) { w.deploy.Namespace = "other" },
 		"replicas":  func(w *rendered, wt *want) { wt.replicas = 4 },
 		"image":     func(w *rendered, wt *want) { wt.tokensvcImage = "a/tokensvc:2" },
@@ -213,6 +223,7 @@ func TestRenderRefuses(t *testing.T) {
 		"quote in password": func(p *Params) { p.PostgresPassword = "it's" },
 		"config not ours":   func(p *Params) { p.Config = map[string]string{"PGHOST": "x"} },
 		"config strategy":   func(p *Params) { p.Config = map[string]string{"TOKENSVC_CREATE_STRATEGY": "legacy"} },
+		"config broken":     func(p *Params) { p.Config = map[string]string{"TOKENSVC_ALLOW_BROKEN_STRATEGIES": "true"} },
 		"unknown component": func(p *Params) { p.Components = []string{"no-such-component"} },
 		"path as component": func(p *Params) { p.Components = []string{"../base"} },
 	} {
@@ -422,6 +433,10 @@ func check(w *rendered, wt want) error {
 	}
 	if got := settings["TOKENSVC_CREATE_STRATEGY"]; got != wt.strategy {
 		errorf("TOKENSVC_CREATE_STRATEGY %q, want %q", got, wt.strategy)
+	}
+	// A broken strategy's canary must start; a fixed one must not carry the test-only setting.
+	if got, want := settings["TOKENSVC_ALLOW_BROKEN_STRATEGIES"], map[bool]string{true: "true"}[slices.Contains(brokenStrategies, wt.strategy)]; got != want {
+		errorf("TOKENSVC_ALLOW_BROKEN_STRATEGIES %q for strategy %s, want %q", got, wt.strategy, want)
 	}
 	for k, v := range wt.config {
 		if settings[k] != v {

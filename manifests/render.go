@@ -340,6 +340,8 @@ func topKustomization(p Params) (*types.Kustomization, map[string][]byte, error)
 			errs = append(errs, fmt.Errorf("config %s: only TOKENSVC_* settings go there", key))
 		case key == "TOKENSVC_CREATE_STRATEGY":
 			errs = append(errs, errors.New("config TOKENSVC_CREATE_STRATEGY: set Params.Strategy instead"))
+		case key == "TOKENSVC_ALLOW_BROKEN_STRATEGIES":
+			errs = append(errs, errors.New("config TOKENSVC_ALLOW_BROKEN_STRATEGIES: the overlays of the broken strategies set it, and only they may"))
 		case strings.ContainsAny(value, "\n\r"):
 			errs = append(errs, fmt.Errorf("config %s: the value has a line break", key))
 		default:

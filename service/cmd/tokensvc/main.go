@@ -76,6 +76,9 @@ func run(ctx context.Context, log *slog.Logger, args []string, getenv func(strin
 		debug.SetMemoryLimit(limit)
 		log.Info("memory limit set", "gomemlimit", debug.SetMemoryLimit(-1), "container_limit", cfg.MemoryLimit)
 	}
+	if why := cfg.Strategy.Broken(); why != "" {
+		log.Warn("KNOWN-BROKEN CREATE STRATEGY allowed by "+config.AllowBrokenStrategiesEnv+"=true, for tests only", "strategy", cfg.Strategy, "broken", why)
+	}
 	if cfg.LegacyRecheckDelay > 0 {
 		log.Warn("test knob set: pausing between lookup and create() to widen the race window", "delay", cfg.LegacyRecheckDelay)
 	}

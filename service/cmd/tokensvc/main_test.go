@@ -23,6 +23,20 @@ func TestRunRefusesToStartWithoutKey(t *testing.T) {
 	}
 }
 
+// TestRunRefusesBrokenStrategies: the production binary does not start with legacy or
+// return-existing unless the test-only setting allows them.
+func TestRunRefusesBrokenStrategies(t *testing.T) {
+	for _, strategy := range []string{"legacy", "return-existing"} {
+		env := map[string]string{"TOKENSVC_DATABASE_URL": "postgres://127.0.0.1:1/x", "TOKENSVC_SIGNING_KEY": testKeyPEM(t),
+			"TOKENSVC_AUTH": "disabled", "TOKENSVC_CREATE_STRATEGY": strategy}
+		err := run(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil,
+			func(k string) string { return env[k] }, func() {})
+		if err == nil || !strings.Contains(err.Error(), "TOKENSVC_ALLOW_BROKEN_STRATEGIES=true") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("run with %s = %v; want a one-line refusal naming TOKENSVC_ALLOW_BROKEN_STRATEGIES=true", strategy, err)
+		}
+	}
+}
+
 // TestRunFailsClosedWithoutAPIKeys: no keys file, or a malformed one, and the service does not
 // start; the error is one line naming what to set, or the file and the line.
 func TestRunFailsClosedWithoutAPIKeys(t *testing.T) {

@@ -422,6 +422,8 @@ func runBursts(t *testing.T, strategy config.Strategy, delay time.Duration, burs
 		"TOKENSVC_SIGNING_KEY":          testKeyPEM(t),
 		"TOKENSVC_LEGACY_RECHECK_DELAY": delay.String(),
 		"TOKENSVC_SHUTDOWN_TIMEOUT":     "10s",
+		// legacy and return-existing are refused without it; the fixed strategies ignore it.
+		config.AllowBrokenStrategiesEnv: "true",
 	}
 	replicas := make([]*replica, 3)
 	var wg sync.WaitGroup
@@ -494,6 +496,9 @@ func runBursts(t *testing.T, strategy config.Strategy, delay time.Duration, burs
 		if len(problems) > 0 || dups > 0 {
 			t.Errorf("%s broke its guarantees (%d duplicate customers): %s", strategy, dups, strings.Join(problems, "; "))
 		}
+	}
+	if broken := strategy.Broken() != ""; strings.Contains(replicas[0].logs.String(), "KNOWN-BROKEN CREATE STRATEGY") != broken {
+		t.Errorf("%s: the start-up warning about a known-broken strategy is logged: %v, want %v", strategy, !broken, broken)
 	}
 	for _, r := range replicas {
 		r.stop(t)

@@ -39,6 +39,23 @@ const (
 // Strategies lists every valid strategy, in documentation order.
 var Strategies = []Strategy{StrategyLegacy, StrategyReturnExisting, StrategyFailFast, StrategyAtomic}
 
+// AllowBrokenStrategiesEnv is the test-only setting that lets the service start with a broken
+// strategy (see Strategy.Broken). The suite's overlays for those strategies set it, because
+// their canaries must show the bugs; a production deployment never should.
+const AllowBrokenStrategiesEnv = "TOKENSVC_ALLOW_BROKEN_STRATEGIES"
+
+// Broken returns what is known to be wrong with the strategy, or "" when nothing is: legacy and
+// return-existing exist to demonstrate bugs, not to serve customers.
+func (s Strategy) Broken() string {
+	switch s {
+	case StrategyLegacy:
+		return "it signs tokens with an empty subject and can create duplicate customers"
+	case StrategyReturnExisting:
+		return "it can create duplicate customers, who then get different tokens"
+	}
+	return ""
+}
+
 // ParseStrategy returns the Strategy named s.
 func ParseStrategy(s string) (Strategy, error) {
 	for _, st := range Strategies {
@@ -125,6 +142,9 @@ type Config struct {
 	APIKeys apikey.Set
 	// AuthDisabled is set by TOKENSVC_AUTH=disabled: registrations need no API key.
 	AuthDisabled bool
+	// AllowBrokenStrategies is set by TOKENSVC_ALLOW_BROKEN_STRATEGIES=true: a broken strategy
+	// may run (the suite's canaries). Without it, one is refused at start.
+	AllowBrokenStrategies bool
 }
 
 // Load builds a Config from args (without the program name) and the environment
@@ -153,6 +173,8 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&cfg.PodName, "pod-name", getenv("POD_NAME"), "X-Served-By value; default is the hostname (POD_NAME)")
 	fs.StringVar(&cfg.APIKeysFile, "api-keys-file", getenv("TOKENSVC_API_KEYS_FILE"), "merchant API keys, one \"<merchant_id> sha256:<hex>\" a line, required unless auth is disabled (TOKENSVC_API_KEYS_FILE)")
 	var auth, logLevel string
+	fs.BoolVar(&cfg.AllowBrokenStrategies, "allow-broken-strategies", getenv(AllowBrokenStrategiesEnv) == "true",
+		"TEST ONLY: let the known-broken legacy and return-existing strategies run, for the suite's canaries ("+AllowBrokenStrategiesEnv+"=true)")
 	fs.StringVar(&logLevel, "log-level", env("TOKENSVC_LOG_LEVEL", "info"), "debug, info, warn or error (TOKENSVC_LOG_LEVEL)")
 	fs.StringVar(&auth, "auth", env("TOKENSVC_AUTH", "enabled"), "enabled, or disabled to accept registrations without an API key: never in production (TOKENSVC_AUTH)")
 	durations := []struct {
@@ -231,6 +253,13 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 		errs = append(errs, err)
 	}
 	cfg.Strategy = st
+	if v := getenv(AllowBrokenStrategiesEnv); v != "" && v != "true" && v != "false" {
+		errs = append(errs, fmt.Errorf("%s is %q, want true or false", AllowBrokenStrategiesEnv, v))
+	}
+	if why := st.Broken(); why != "" && !cfg.AllowBrokenStrategies {
+		errs = append(errs, fmt.Errorf("create strategy %s is known broken (%s) and is refused: it exists to show the suite catching that bug; to run it for a test, set %s=true, never in production",
+			st, why, AllowBrokenStrategiesEnv))
+	}
 	if err := cfg.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
 		errs = append(errs, fmt.Errorf("TOKENSVC_LOG_LEVEL is %q, want debug, info, warn or error", logLevel))
 	}
@@ -378,6 +407,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("metrics_addr", c.MetricsAddr),
 		slog.String("database_url", RedactDatabaseURL(c.DatabaseURL)),
 		slog.String("create_strategy", string(c.Strategy)),
+		slog.Bool("allow_broken_strategies", c.AllowBrokenStrategies),
 		slog.String("signing_key", keySource),
 		slog.String("api_keys", apiKeys),
 		slog.String("issuer", c.Issuer),

@@ -66,7 +66,7 @@ func TestLoadFlagsOverrideEnv(t *testing.T) {
 	if err := os.WriteFile(keyFile, []byte(testKeyPEM(t)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := Load([]string{"-create-strategy=legacy", "-legacy-recheck-delay=5ms", "-addr=127.0.0.1:0", "-connect-timeout=2s", "-max-in-flight=8"}, envOf(map[string]string{
+	cfg, err := Load([]string{"-create-strategy=legacy", "-allow-broken-strategies", "-legacy-recheck-delay=5ms", "-addr=127.0.0.1:0", "-connect-timeout=2s", "-max-in-flight=8"}, envOf(map[string]string{
 		"TOKENSVC_DATABASE_URL":     "postgres://db/x",
 		"TOKENSVC_SIGNING_KEY_FILE": keyFile,
 		"TOKENSVC_AUTH":             "disabled",
@@ -121,6 +121,37 @@ func TestLoadErrorsAreOneLine(t *testing.T) {
 				t.Fatalf("error = %q, want one line containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestBrokenStrategies: legacy and return-existing are refused at start, with one line that
+// says what to set, unless TOKENSVC_ALLOW_BROKEN_STRATEGIES=true allows them; the fixed
+// strategies need nothing.
+func TestBrokenStrategies(t *testing.T) {
+	for _, st := range Strategies {
+		for _, allow := range []string{"", "false", "true"} {
+			t.Run(fmt.Sprintf("%s/allow=%q", st, allow), func(t *testing.T) {
+				cfg, err := Load(nil, envOf(map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": testKeyPEM(t),
+					"TOKENSVC_AUTH": "disabled", "TOKENSVC_CREATE_STRATEGY": string(st), AllowBrokenStrategiesEnv: allow}))
+				broken := st == StrategyLegacy || st == StrategyReturnExisting
+				switch {
+				case broken && allow != "true":
+					if err == nil || !strings.Contains(err.Error(), "create strategy "+string(st)+" is known broken") ||
+						!strings.Contains(err.Error(), "set TOKENSVC_ALLOW_BROKEN_STRATEGIES=true") || strings.Contains(err.Error(), "\n") {
+						t.Errorf("error = %v, want one line refusing %s and naming the setting", err, st)
+					}
+				case err != nil:
+					t.Errorf("refused: %v", err)
+				case cfg.Strategy != st || cfg.AllowBrokenStrategies != (allow == "true"):
+					t.Errorf("strategy %s, allowed %v", cfg.Strategy, cfg.AllowBrokenStrategies)
+				}
+			})
+		}
+	}
+	_, err := Load(nil, envOf(map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": testKeyPEM(t),
+		"TOKENSVC_AUTH": "disabled", AllowBrokenStrategiesEnv: "yes"}))
+	if err == nil || !strings.Contains(err.Error(), `TOKENSVC_ALLOW_BROKEN_STRATEGIES is "yes", want true or false`) {
+		t.Errorf("a setting neither true nor false: %v", err)
 	}
 }
 
