@@ -106,8 +106,10 @@ func run(ctx context.Context, log *slog.Logger, args []string, getenv func(strin
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := httpapi.NewMetrics(reg)
+	checker := store.NewChecker(pool, metrics.ObserveDB)
 	api, err := httpapi.New(httpapi.Params{
 		Store:           store.New(pool, strategy, metrics.ObserveDB),
+		DBCheck:         checker,
 		Signer:          signer,
 		Strategy:        cfg.Strategy,
 		RecheckDelay:    cfg.LegacyRecheckDelay,
@@ -132,6 +134,7 @@ func run(ctx context.Context, log *slog.Logger, args []string, getenv func(strin
 	defer func() {
 		stopWatch()
 		<-watchDone
+		checker.Close()
 		log.Info("database check stopped")
 	}()
 

@@ -123,6 +123,9 @@ func newServerWith(t testing.TB, p Params) (*Server, *Metrics, *prometheus.Regis
 	if p.Logger == nil {
 		p.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if pinger, ok := p.Store.(Pinger); ok && p.DBCheck == nil {
+		p.DBCheck = pinger
+	}
 	p.Metrics = NewMetrics(reg)
 	s, err := New(p)
 	if err != nil {
