@@ -52,7 +52,7 @@ func TestHeaderFloodStaysUnderMemoryLimit(t *testing.T) {
 // returns the replica's peak RSS.
 func floodReplica(t *testing.T, p floodParams, env map[string]string) int64 {
 	env["TOKENSVC_DATABASE_URL"] = pg.NewDatabase(t)
-	env["TOKENSVC_SIGNING_KEY"] = testKeyPEM(t)
+	env["TOKENSVC_SIGNING_KEY_FILE"] = testKeyFile(t)
 	env["GOMEMLIMIT"] = "" // whatever the test's environment says
 	r := startReplica(t, "replica-flood", env)
 	client := &http.Client{Timeout: 10 * time.Second}
@@ -249,7 +249,7 @@ func TestConnectionCap(t *testing.T) {
 	const maxConns = 4
 	r := startReplica(t, "replica-cap", map[string]string{
 		"TOKENSVC_DATABASE_URL":        pg.NewDatabase(t),
-		"TOKENSVC_SIGNING_KEY":         testKeyPEM(t),
+		"TOKENSVC_SIGNING_KEY_FILE":         testKeyFile(t),
 		"TOKENSVC_MAX_CONNS":           strconv.Itoa(maxConns),
 		"TOKENSVC_READ_HEADER_TIMEOUT": "1m", // the held connections stay held for the test
 	})

@@ -87,8 +87,11 @@ func run(ctx context.Context, log *slog.Logger, args []string, getenv func(strin
 		return err
 	}
 
+	if cfg.DatabasePasswordInURL {
+		log.Warn("the database password is in TOKENSVC_DATABASE_URL, so in the environment: put it in a file and set TOKENSVC_DATABASE_PASSWORD_FILE")
+	}
 	pool, err := store.Open(ctx, cfg.DatabaseURL, store.WithConnectTimeout(cfg.ConnectTimeout),
-		store.WithStatementTimeout(cfg.StatementTimeout))
+		store.WithStatementTimeout(cfg.StatementTimeout), store.WithPassword(cfg.DatabasePassword))
 	if err != nil {
 		return err
 	}

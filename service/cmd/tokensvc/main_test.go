@@ -27,7 +27,7 @@ func TestRunRefusesToStartWithoutKey(t *testing.T) {
 // return-existing unless the test-only setting allows them.
 func TestRunRefusesBrokenStrategies(t *testing.T) {
 	for _, strategy := range []string{"legacy", "return-existing"} {
-		env := map[string]string{"TOKENSVC_DATABASE_URL": "postgres://127.0.0.1:1/x", "TOKENSVC_SIGNING_KEY": testKeyPEM(t),
+		env := map[string]string{"TOKENSVC_DATABASE_URL": "postgres://127.0.0.1:1/x", "TOKENSVC_SIGNING_KEY_FILE": testKeyFile(t),
 			"TOKENSVC_AUTH": "disabled", "TOKENSVC_CREATE_STRATEGY": strategy}
 		err := run(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil,
 			func(k string) string { return env[k] }, func() {})
@@ -50,7 +50,7 @@ func TestRunFailsClosedWithoutAPIKeys(t *testing.T) {
 	} {
 		env := map[string]string{
 			"TOKENSVC_DATABASE_URL":  "postgres://127.0.0.1:1/x",
-			"TOKENSVC_SIGNING_KEY":   testKeyPEM(t),
+			"TOKENSVC_SIGNING_KEY_FILE":   testKeyFile(t),
 			"TOKENSVC_API_KEYS_FILE": file,
 		}
 		err := run(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil,
@@ -72,7 +72,7 @@ func TestReplicaAuth(t *testing.T) {
 	client := &http.Client{Timeout: 10 * time.Second}
 	r := startReplica(t, "replica-auth", map[string]string{
 		"TOKENSVC_DATABASE_URL": pg.NewDatabase(t),
-		"TOKENSVC_SIGNING_KEY":  testKeyPEM(t),
+		"TOKENSVC_SIGNING_KEY_FILE":  testKeyFile(t),
 	})
 	body := `{"merchant_id":"m","external_id":"c"}`
 	if res := sendAs(ctx, client, r, "", body); res.Status != http.StatusUnauthorized || !strings.Contains(res.Body, `"error":"unauthenticated"`) {
@@ -109,7 +109,7 @@ func TestReplicaAuth(t *testing.T) {
 
 	open := startReplica(t, "replica-open", map[string]string{
 		"TOKENSVC_DATABASE_URL": pg.NewDatabase(t),
-		"TOKENSVC_SIGNING_KEY":  testKeyPEM(t),
+		"TOKENSVC_SIGNING_KEY_FILE":  testKeyFile(t),
 		"TOKENSVC_AUTH":         "disabled",
 	})
 	if res := sendAs(ctx, client, open, "", `{"merchant_id":"anyone","external_id":"c"}`); res.Status != http.StatusOK {
@@ -126,7 +126,7 @@ func TestReplicaAuth(t *testing.T) {
 func TestGracefulShutdown(t *testing.T) {
 	r := startReplica(t, "replica-drain", map[string]string{
 		"TOKENSVC_DATABASE_URL":    pg.NewDatabase(t),
-		"TOKENSVC_SIGNING_KEY":     testKeyPEM(t),
+		"TOKENSVC_SIGNING_KEY_FILE":     testKeyFile(t),
 		"TOKENSVC_CREATE_STRATEGY": "atomic",
 		// Holds the request in flight long enough to send SIGTERM during it.
 		"TOKENSVC_LEGACY_RECHECK_DELAY": "1500ms",
@@ -190,7 +190,7 @@ func TestGoMemoryLimit(t *testing.T) {
 func TestMetricsListener(t *testing.T) {
 	r := startReplica(t, "replica-metrics", map[string]string{
 		"TOKENSVC_DATABASE_URL": pg.NewDatabase(t),
-		"TOKENSVC_SIGNING_KEY":  testKeyPEM(t),
+		"TOKENSVC_SIGNING_KEY_FILE":  testKeyFile(t),
 	})
 	if r.metricsAddr == "" || r.metricsAddr == r.addr {
 		t.Fatalf("metrics address %q, API address %q; want a listener of its own", r.metricsAddr, r.addr)

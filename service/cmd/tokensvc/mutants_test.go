@@ -20,7 +20,7 @@ func TestRunRefusesUnknownMutant(t *testing.T) {
 	t.Cleanup(func() { _ = mutant.Set("") })
 	env := map[string]string{
 		"TOKENSVC_DATABASE_URL": "postgres://127.0.0.1:1/x",
-		"TOKENSVC_SIGNING_KEY":  testKeyPEM(t),
+		"TOKENSVC_SIGNING_KEY_FILE":  testKeyFile(t),
 		"TOKENSVC_AUTH":         "disabled",
 		mutants.EnvVar:          "created-sometimes",
 	}
@@ -36,7 +36,7 @@ func TestRunRefusesUnknownMutant(t *testing.T) {
 func TestReplicaWithMutant(t *testing.T) {
 	r := startReplica(t, "replica-mutant", map[string]string{
 		"TOKENSVC_DATABASE_URL":    pg.NewDatabase(t),
-		"TOKENSVC_SIGNING_KEY":     testKeyPEM(t),
+		"TOKENSVC_SIGNING_KEY_FILE":     testKeyFile(t),
 		"TOKENSVC_CREATE_STRATEGY": "atomic",
 		mutants.EnvVar:             mutants.CreatedAlways,
 	})

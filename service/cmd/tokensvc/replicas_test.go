@@ -52,6 +52,16 @@ func testKeyPEM(t testing.TB) string {
 	return string(b)
 }
 
+// testKeyFile writes testKeyPEM to a file, as a mounted Secret would hold it, and returns its path.
+func testKeyFile(t testing.TB) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "signing.pem")
+	if err := os.WriteFile(path, []byte(testKeyPEM(t)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // testMerchants are the merchants the replicas' keys file lists, each with the key keyFor gives.
 var testMerchants = []string{"m", "m-burst", "m-other"}
 
@@ -419,7 +429,7 @@ func runBursts(t *testing.T, strategy config.Strategy, delay time.Duration, burs
 	env := map[string]string{
 		"TOKENSVC_DATABASE_URL":         dbURL,
 		"TOKENSVC_CREATE_STRATEGY":      string(strategy),
-		"TOKENSVC_SIGNING_KEY":          testKeyPEM(t),
+		"TOKENSVC_SIGNING_KEY_FILE":          testKeyFile(t),
 		"TOKENSVC_LEGACY_RECHECK_DELAY": delay.String(),
 		"TOKENSVC_SHUTDOWN_TIMEOUT":     "10s",
 		// legacy and return-existing are refused without it; the fixed strategies ignore it.

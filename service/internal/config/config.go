@@ -76,6 +76,14 @@ type Config struct {
 	Addr string
 	// MetricsAddr is the listen address of /metrics, which the API's listener does not serve.
 	MetricsAddr string
+	// DatabasePasswordFile is the path of the file holding the database password, if set.
+	DatabasePasswordFile string
+	// DatabasePassword is the password read from DatabasePasswordFile; it is given to the
+	// database driver apart from DatabaseURL.
+	DatabasePassword string
+	// DatabasePasswordInURL reports that DatabaseURL itself carries a password (the
+	// environment holds it; start-up warns).
+	DatabasePasswordInURL bool
 	// DatabaseURL is a pgx connection string (URL or key=value); pool settings such as
 	// pool_max_conns may be given in it.
 	DatabaseURL string
@@ -83,7 +91,7 @@ type Config struct {
 	Strategy Strategy
 	// SigningKeyFile is the path of the PEM PKCS#8 Ed25519 private key, if set.
 	SigningKeyFile string
-	// SigningKey is the Ed25519 private key loaded from SigningKeyFile or TOKENSVC_SIGNING_KEY.
+	// SigningKey is the Ed25519 private key loaded from SigningKeyFile.
 	SigningKey ed25519.PrivateKey
 	// Issuer is the iss claim.
 	Issuer string
@@ -159,14 +167,14 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	var (
 		cfg      Config
 		strategy string
-		keyPEM   = getenv("TOKENSVC_SIGNING_KEY")
 	)
 	fs := flag.NewFlagSet("tokensvc", flag.ContinueOnError)
 	fs.StringVar(&cfg.Addr, "addr", env("TOKENSVC_ADDR", ":8080"), "listen address (TOKENSVC_ADDR)")
 	fs.StringVar(&cfg.MetricsAddr, "metrics-addr", env("TOKENSVC_METRICS_ADDR", ":9090"), "listen address of /metrics (TOKENSVC_METRICS_ADDR)")
 	fs.StringVar(&cfg.DatabaseURL, "database-url", getenv("TOKENSVC_DATABASE_URL"), "PostgreSQL connection string, required (TOKENSVC_DATABASE_URL)")
 	fs.StringVar(&strategy, "create-strategy", env("TOKENSVC_CREATE_STRATEGY", string(StrategyAtomic)), "legacy|return-existing|fail-fast|atomic (TOKENSVC_CREATE_STRATEGY)")
-	fs.StringVar(&cfg.SigningKeyFile, "signing-key-file", getenv("TOKENSVC_SIGNING_KEY_FILE"), "Ed25519 private key, PEM PKCS#8 (TOKENSVC_SIGNING_KEY_FILE; or the PEM itself in TOKENSVC_SIGNING_KEY)")
+	fs.StringVar(&cfg.DatabasePasswordFile, "database-password-file", getenv("TOKENSVC_DATABASE_PASSWORD_FILE"), "file holding the database password, e.g. a mounted Secret; keeps it out of the environment (TOKENSVC_DATABASE_PASSWORD_FILE)")
+	fs.StringVar(&cfg.SigningKeyFile, "signing-key-file", getenv("TOKENSVC_SIGNING_KEY_FILE"), "Ed25519 private key, PEM PKCS#8, required (TOKENSVC_SIGNING_KEY_FILE)")
 	fs.StringVar(&cfg.Issuer, "issuer", env("TOKENSVC_ISSUER", "stampede-tokensvc"), "iss claim (TOKENSVC_ISSUER)")
 	fs.StringVar(&cfg.Audience, "audience", env("TOKENSVC_AUDIENCE", "stampede-merchant-api"), "aud claim (TOKENSVC_AUDIENCE)")
 	fs.StringVar(&cfg.KeyID, "key-id", getenv("TOKENSVC_KEY_ID"), "kid; default is the RFC 7638 thumbprint of the public key (TOKENSVC_KEY_ID)")
@@ -266,6 +274,14 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	if cfg.DatabaseURL == "" {
 		errs = append(errs, errors.New("no database: set TOKENSVC_DATABASE_URL"))
 	}
+	cfg.DatabasePasswordInURL = hasPassword(cfg.DatabaseURL)
+	cfg.DatabasePassword, err = loadDatabasePassword(cfg.DatabasePasswordFile, cfg.DatabasePasswordInURL)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if getenv("TOKENSVC_SIGNING_KEY") != "" {
+		errs = append(errs, errors.New("TOKENSVC_SIGNING_KEY is not read: a key in the environment leaks (/proc/PID/environ, kubectl describe, child processes); write the PEM to a file (a Secret mounted read-only) and set TOKENSVC_SIGNING_KEY_FILE"))
+	}
 	for _, d := range durations {
 		if *d.dst < 0 {
 			errs = append(errs, fmt.Errorf("%s must not be negative", d.name))
@@ -301,7 +317,7 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	key, err := loadKey(cfg.SigningKeyFile, keyPEM)
+	key, err := loadKey(cfg.SigningKeyFile)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -375,28 +391,45 @@ func loadAPIKeys(auth, file string) (disabled bool, keys apikey.Set, err error) 
 	return false, keys, nil
 }
 
-func loadKey(file, pemText string) (ed25519.PrivateKey, error) {
-	switch {
-	case file != "" && pemText != "":
-		return nil, errors.New("signing key: set only one of TOKENSVC_SIGNING_KEY_FILE and TOKENSVC_SIGNING_KEY")
-	case file != "":
-		data, err := os.ReadFile(file)
-		if err != nil {
-			return nil, fmt.Errorf("signing key: %w", err)
-		}
-		return token.ParsePrivateKeyPEM(data)
-	case pemText != "":
-		return token.ParsePrivateKeyPEM([]byte(pemText))
-	default:
-		return nil, errors.New("no signing key: set TOKENSVC_SIGNING_KEY_FILE or TOKENSVC_SIGNING_KEY (Ed25519, PEM PKCS#8, e.g. from `openssl genpkey -algorithm ed25519`)")
+func loadKey(file string) (ed25519.PrivateKey, error) {
+	if file == "" {
+		return nil, errors.New("no signing key: set TOKENSVC_SIGNING_KEY_FILE to an Ed25519 key, PEM PKCS#8 (e.g. from `openssl genpkey -algorithm ed25519`)")
 	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	return token.ParsePrivateKeyPEM(data)
+}
+
+// loadDatabasePassword reads the database password from file, without the line break an
+// editor or `kubectl create secret --from-file` may leave at its end. "" without a file.
+func loadDatabasePassword(file string, inURL bool) (string, error) {
+	if file == "" {
+		return "", nil
+	}
+	if inURL {
+		return "", errors.New("TOKENSVC_DATABASE_URL has a password and TOKENSVC_DATABASE_PASSWORD_FILE is set: keep the password in the file only")
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("database password: %w", err)
+	}
+	pw := strings.TrimSuffix(strings.TrimSuffix(string(data), "\n"), "\r")
+	if pw == "" {
+		return "", fmt.Errorf("database password: %s is empty", file)
+	}
+	return pw, nil
 }
 
 // LogValue implements slog.LogValuer; secrets are masked.
 func (c Config) LogValue() slog.Value {
-	keySource := "env TOKENSVC_SIGNING_KEY"
-	if c.SigningKeyFile != "" {
-		keySource = c.SigningKeyFile
+	dbPassword := "none"
+	switch {
+	case c.DatabasePasswordFile != "":
+		dbPassword = c.DatabasePasswordFile
+	case c.DatabasePasswordInURL:
+		dbPassword = "in TOKENSVC_DATABASE_URL"
 	}
 	apiKeys := "DISABLED"
 	if !c.AuthDisabled {
@@ -408,7 +441,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("database_url", RedactDatabaseURL(c.DatabaseURL)),
 		slog.String("create_strategy", string(c.Strategy)),
 		slog.Bool("allow_broken_strategies", c.AllowBrokenStrategies),
-		slog.String("signing_key", keySource),
+		slog.String("database_password", dbPassword),
+		slog.String("signing_key", c.SigningKeyFile),
 		slog.String("api_keys", apiKeys),
 		slog.String("issuer", c.Issuer),
 		slog.String("audience", c.Audience),
@@ -436,6 +470,15 @@ func (c Config) LogValue() slog.Value {
 }
 
 var kvPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
+
+// hasPassword reports whether the URL or key=value connection string s carries a password.
+func hasPassword(s string) bool {
+	if u, err := url.Parse(s); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		_, inUser := u.User.Password()
+		return inUser || u.Query().Has("password")
+	}
+	return kvPassword.MatchString(s)
+}
 
 // RedactDatabaseURL masks the password in a URL or key=value connection string.
 func RedactDatabaseURL(s string) string {
