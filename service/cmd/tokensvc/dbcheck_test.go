@@ -25,7 +25,7 @@ func TestDatabaseCheckOutlivesFullPool(t *testing.T) {
 	dbURL := pg.NewDatabase(t)
 	r := startReplica(t, "replica-full-pool", map[string]string{
 		"TOKENSVC_DATABASE_URL":      dbURL + "&pool_max_conns=1",
-		"TOKENSVC_SIGNING_KEY_FILE":       testKeyFile(t),
+		"TOKENSVC_SIGNING_KEY_FILE":  testKeyFile(t),
 		"TOKENSVC_DB_CHECK_INTERVAL": "100ms",
 		// The registration waits on the lock for as long as the test holds it.
 		"TOKENSVC_STATEMENT_TIMEOUT": "0",
@@ -92,7 +92,7 @@ func TestDatabaseCheckSeesOutage(t *testing.T) {
 	db := pgx.Identifier{strings.TrimPrefix(u.Path, "/")}.Sanitize()
 	r := startReplica(t, "replica-outage", map[string]string{
 		"TOKENSVC_DATABASE_URL":      dbURL,
-		"TOKENSVC_SIGNING_KEY_FILE":       testKeyFile(t),
+		"TOKENSVC_SIGNING_KEY_FILE":  testKeyFile(t),
 		"TOKENSVC_DB_CHECK_INTERVAL": "100ms",
 	})
 	admin := connect(t, pg.URL("postgres"))

@@ -249,7 +249,7 @@ func TestConnectionCap(t *testing.T) {
 	const maxConns = 4
 	r := startReplica(t, "replica-cap", map[string]string{
 		"TOKENSVC_DATABASE_URL":        pg.NewDatabase(t),
-		"TOKENSVC_SIGNING_KEY_FILE":         testKeyFile(t),
+		"TOKENSVC_SIGNING_KEY_FILE":    testKeyFile(t),
 		"TOKENSVC_MAX_CONNS":           strconv.Itoa(maxConns),
 		"TOKENSVC_READ_HEADER_TIMEOUT": "1m", // the held connections stay held for the test
 	})

@@ -49,9 +49,9 @@ func TestRunFailsClosedWithoutAPIKeys(t *testing.T) {
 		bad: "api keys file " + bad + ": line 2: a key where its hash belongs",
 	} {
 		env := map[string]string{
-			"TOKENSVC_DATABASE_URL":  "postgres://127.0.0.1:1/x",
-			"TOKENSVC_SIGNING_KEY_FILE":   testKeyFile(t),
-			"TOKENSVC_API_KEYS_FILE": file,
+			"TOKENSVC_DATABASE_URL":     "postgres://127.0.0.1:1/x",
+			"TOKENSVC_SIGNING_KEY_FILE": testKeyFile(t),
+			"TOKENSVC_API_KEYS_FILE":    file,
 		}
 		err := run(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil,
 			func(k string) string { return env[k] }, func() {})
@@ -71,8 +71,8 @@ func TestReplicaAuth(t *testing.T) {
 	ctx := context.Background()
 	client := &http.Client{Timeout: 10 * time.Second}
 	r := startReplica(t, "replica-auth", map[string]string{
-		"TOKENSVC_DATABASE_URL": pg.NewDatabase(t),
-		"TOKENSVC_SIGNING_KEY_FILE":  testKeyFile(t),
+		"TOKENSVC_DATABASE_URL":     pg.NewDatabase(t),
+		"TOKENSVC_SIGNING_KEY_FILE": testKeyFile(t),
 	})
 	body := `{"merchant_id":"m","external_id":"c"}`
 	if res := sendAs(ctx, client, r, "", body); res.Status != http.StatusUnauthorized || !strings.Contains(res.Body, `"error":"unauthenticated"`) {
@@ -108,9 +108,9 @@ func TestReplicaAuth(t *testing.T) {
 	r.stop(t)
 
 	open := startReplica(t, "replica-open", map[string]string{
-		"TOKENSVC_DATABASE_URL": pg.NewDatabase(t),
-		"TOKENSVC_SIGNING_KEY_FILE":  testKeyFile(t),
-		"TOKENSVC_AUTH":         "disabled",
+		"TOKENSVC_DATABASE_URL":     pg.NewDatabase(t),
+		"TOKENSVC_SIGNING_KEY_FILE": testKeyFile(t),
+		"TOKENSVC_AUTH":             "disabled",
 	})
 	if res := sendAs(ctx, client, open, "", `{"merchant_id":"anyone","external_id":"c"}`); res.Status != http.StatusOK {
 		t.Errorf("no key with auth disabled = %+v, want 200", res)
@@ -125,9 +125,9 @@ func TestReplicaAuth(t *testing.T) {
 // still gets its answer, and the process exits cleanly after closing its pool.
 func TestGracefulShutdown(t *testing.T) {
 	r := startReplica(t, "replica-drain", map[string]string{
-		"TOKENSVC_DATABASE_URL":    pg.NewDatabase(t),
-		"TOKENSVC_SIGNING_KEY_FILE":     testKeyFile(t),
-		"TOKENSVC_CREATE_STRATEGY": "atomic",
+		"TOKENSVC_DATABASE_URL":     pg.NewDatabase(t),
+		"TOKENSVC_SIGNING_KEY_FILE": testKeyFile(t),
+		"TOKENSVC_CREATE_STRATEGY":  "atomic",
 		// Holds the request in flight long enough to send SIGTERM during it.
 		"TOKENSVC_LEGACY_RECHECK_DELAY": "1500ms",
 		"TOKENSVC_DRAIN_DELAY":          "500ms",
@@ -189,8 +189,8 @@ func TestGoMemoryLimit(t *testing.T) {
 // listener closes on SIGTERM too.
 func TestMetricsListener(t *testing.T) {
 	r := startReplica(t, "replica-metrics", map[string]string{
-		"TOKENSVC_DATABASE_URL": pg.NewDatabase(t),
-		"TOKENSVC_SIGNING_KEY_FILE":  testKeyFile(t),
+		"TOKENSVC_DATABASE_URL":     pg.NewDatabase(t),
+		"TOKENSVC_SIGNING_KEY_FILE": testKeyFile(t),
 	})
 	if r.metricsAddr == "" || r.metricsAddr == r.addr {
 		t.Fatalf("metrics address %q, API address %q; want a listener of its own", r.metricsAddr, r.addr)

@@ -429,7 +429,7 @@ func runBursts(t *testing.T, strategy config.Strategy, delay time.Duration, burs
 	env := map[string]string{
 		"TOKENSVC_DATABASE_URL":         dbURL,
 		"TOKENSVC_CREATE_STRATEGY":      string(strategy),
-		"TOKENSVC_SIGNING_KEY_FILE":          testKeyFile(t),
+		"TOKENSVC_SIGNING_KEY_FILE":     testKeyFile(t),
 		"TOKENSVC_LEGACY_RECHECK_DELAY": delay.String(),
 		"TOKENSVC_SHUTDOWN_TIMEOUT":     "10s",
 		// legacy and return-existing are refused without it; the fixed strategies ignore it.

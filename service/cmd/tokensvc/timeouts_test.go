@@ -28,7 +28,7 @@ func TestServerTimeouts(t *testing.T) {
 	)
 	r := startReplica(t, "replica-timeouts", map[string]string{
 		"TOKENSVC_DATABASE_URL":        pg.NewDatabase(t),
-		"TOKENSVC_SIGNING_KEY_FILE":         testKeyFile(t),
+		"TOKENSVC_SIGNING_KEY_FILE":    testKeyFile(t),
 		"TOKENSVC_READ_HEADER_TIMEOUT": headerTimeout.String(),
 		"TOKENSVC_READ_TIMEOUT":        readTimeout.String(),
 		"TOKENSVC_IDLE_TIMEOUT":        idleTimeout.String(),
@@ -36,8 +36,8 @@ func TestServerTimeouts(t *testing.T) {
 	// The replica with the defaults (5s, 10s, 60s) shows that closedAfter sees a connection
 	// the server keeps open: each case's wait ends at its bound there.
 	defaults := startReplica(t, "replica-default-timeouts", map[string]string{
-		"TOKENSVC_DATABASE_URL": pg.NewDatabase(t),
-		"TOKENSVC_SIGNING_KEY_FILE":  testKeyFile(t),
+		"TOKENSVC_DATABASE_URL":     pg.NewDatabase(t),
+		"TOKENSVC_SIGNING_KEY_FILE": testKeyFile(t),
 	})
 	for _, tc := range slowClients(headerTimeout, readTimeout, idleTimeout) {
 		t.Run("defaults/"+tc.name, func(t *testing.T) {
