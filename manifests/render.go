@@ -103,10 +103,11 @@ const TokensvcContract = `a kustomization.yaml whose resources render:
   - a Deployment and a Service, both named tokensvc; the pods labelled app.kubernetes.io/name=tokensvc
     (the Service's selector); the image stampede/tokensvc:dev (the suite or its flags set the tag);
   - a container port 8080 (the Service's target), serving /v1/tokens, /readyz and /livez;
-  - env: envFrom the ConfigMap tokensvc-config (TOKENSVC_* settings, the strategy included) and the
-    Secret tokensvc-database (TOKENSVC_DB_USER, TOKENSVC_DB_NAME, TOKENSVC_DB_PASSWORD: the service's
-    own role; the database host is TOKENSVC_DATABASE_HOST/PORT; connect with sslmode=verify-full and
-    the CA of the Secret tokensvc-database-ca, key ca.crt); POD_NAME from metadata.name
+  - env: envFrom the ConfigMap tokensvc-config (TOKENSVC_* settings, the strategy included); the
+    Secret tokensvc-database holds the service's own role (keys TOKENSVC_DB_USER, TOKENSVC_DB_NAME,
+    TOKENSVC_DB_PASSWORD): the password mounted as a file, its path in TOKENSVC_DATABASE_PASSWORD_FILE,
+    never an environment variable; the database host is TOKENSVC_DATABASE_HOST/PORT; connect with
+    sslmode=verify-full and the CA of the Secret tokensvc-database-ca, key ca.crt); POD_NAME from metadata.name
     (X-Served-By); the Secret tokensvc-signing-key (key signing.pem) mounted, its path in
     TOKENSVC_SIGNING_KEY_FILE; the Secret tokensvc-api-keys (key api-keys) mounted, its path in
     TOKENSVC_API_KEYS_FILE; metrics on container port 9090 (TOKENSVC_METRICS_ADDR), not in the Service;
