@@ -75,9 +75,10 @@ type Params struct {
 	SigningKeyPEM []byte
 	// PostgresPassword is PostgreSQL's superuser password; only PostgreSQL's pod gets it.
 	PostgresPassword string
-	// DatabasePassword is the password of the token service's own role. It ends up inside
-	// single quotes in a key=value connection string, so neither password may contain a quote,
-	// a backslash or a control character.
+	// DatabasePassword is the password of the token service's own role. Both passwords reach
+	// their pods as files of Secret volumes; neither may contain a quote, a backslash or a
+	// control character (the first line of a file is the password, and a team's manifests may
+	// still put it in a key=value connection string).
 	DatabasePassword string
 	// DatabaseTLS is the certificate PostgreSQL serves and the CA the service verifies it with
 	// (NewDatabaseTLS makes both).
