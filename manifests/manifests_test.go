@@ -27,6 +27,10 @@ import (
 // package cannot import); each needs an overlay.
 var wantStrategies = []string{"atomic", "fail-fast", "legacy", "return-existing"}
 
+// brokenStrategies are the strategies the service refuses unless
+// TOKENSVC_ALLOW_BROKEN_STRATEGIES=true (config.Strategy.Broken).
+var brokenStrategies = []string{"legacy", "return-existing"}
+
 func TestStrategies(t *testing.T) {
 	if got := Strategies(); !slices.Equal(got, wantStrategies) {
 		t.Fatalf("Strategies() = %q, want %q", got, wantStrategies)
@@ -126,7 +130,13 @@ func TestCheckFails(t *testing.T) {
 	good := want{strategy: "fail-fast", namespace: "ns", replicas: 3, tokensvcImage: "a/tokensvc:1",
 		postgresImage: "a/pg:1", signingKey: key, password: "pw"}
 	breaks := map[string]func(w *rendered, wt *want){
-		"strategy":  func(w *rendered, wt *want) { wt.strategy = "atomic" },
+		"strategy":                    func(w *rendered, wt *want) { wt.strategy = "atomic" },
+		"broken strategy not allowed": func(w *rendered, wt *want) { wt.strategy = "legacy" },
+		"fixed strategy allows broken": func(w *rendered, wt *want) {
+			for _, cm := range w.configMaps {
+				cm.Data["TOKENSVC_ALLOW_BROKEN_STRATEGIES"] = "true"
+			}
+		},
 		"namespace": func(w *rendered, wt *want) { w.deploy.Namespace = "other" },
 		"replicas":  func(w *rendered, wt *want) { wt.replicas = 4 },
 		"image":     func(w *rendered, wt *want) { wt.tokensvcImage = "a/tokensvc:2" },
@@ -143,8 +153,22 @@ func TestCheckFails(t *testing.T) {
 		"password":      func(w *rendered, wt *want) { wt.password = "other" },
 		"config":        func(w *rendered, wt *want) { wt.config = map[string]string{"TOKENSVC_DRAIN_DELAY": "9s"} },
 		"grace":         func(w *rendered, wt *want) { w.deploy.Spec.Template.Spec.TerminationGracePeriodSeconds = new(int64) },
-		"pg secret ref": func(w *rendered, wt *want) { w.postgres.Spec.Template.Spec.Containers[0].EnvFrom = nil },
-		"pg probe":      func(w *rendered, wt *want) { w.postgres.Spec.Template.Spec.Containers[0].ReadinessProbe = nil },
+		"pg secret ref": func(w *rendered, wt *want) { w.postgres.Spec.Template.Spec.Containers[0].Env = nil },
+		"pg password file": func(w *rendered, wt *want) {
+			for i, e := range w.postgres.Spec.Template.Spec.Containers[0].Env {
+				if e.Name == "POSTGRES_APP_PASSWORD_FILE" {
+					w.postgres.Spec.Template.Spec.Containers[0].Env[i].Value = "/etc/postgres-credentials/superuser-password"
+				}
+			}
+		},
+		"password file": func(w *rendered, wt *want) {
+			for i, e := range w.deploy.Spec.Template.Spec.Containers[0].Env {
+				if e.Name == "TOKENSVC_DATABASE_PASSWORD_FILE" {
+					w.deploy.Spec.Template.Spec.Containers[0].Env[i].Value = "/etc/tokensvc/signing-key/signing.pem"
+				}
+			}
+		},
+		"pg probe": func(w *rendered, wt *want) { w.postgres.Spec.Template.Spec.Containers[0].ReadinessProbe = nil },
 		"pg probe user": func(w *rendered, wt *want) {
 			for i, e := range w.postgres.Spec.Template.Spec.Containers[0].Env {
 				if e.Name == "PGUSER" {
@@ -154,7 +178,12 @@ func TestCheckFails(t *testing.T) {
 		},
 		"service sees superuser": func(w *rendered, wt *want) {
 			// The rendered name, with kustomize's hash suffix.
-			super := w.postgres.Spec.Template.Spec.Containers[0].EnvFrom[0].SecretRef.Name
+			var super string
+			for _, e := range w.postgres.Spec.Template.Spec.Containers[0].Env {
+				if e.Name == "POSTGRES_USER" {
+					super = e.ValueFrom.SecretKeyRef.Name
+				}
+			}
 			c := &w.deploy.Spec.Template.Spec.Containers[0]
 			c.Env = append(c.Env, corev1.EnvVar{Name: "X", ValueFrom: &corev1.EnvVarSource{
 				SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: super}, Key: "POSTGRES_PASSWORD"}}})
@@ -213,6 +242,7 @@ func TestRenderRefuses(t *testing.T) {
 		"quote in password": func(p *Params) { p.PostgresPassword = "it's" },
 		"config not ours":   func(p *Params) { p.Config = map[string]string{"PGHOST": "x"} },
 		"config strategy":   func(p *Params) { p.Config = map[string]string{"TOKENSVC_CREATE_STRATEGY": "legacy"} },
+		"config broken":     func(p *Params) { p.Config = map[string]string{"TOKENSVC_ALLOW_BROKEN_STRATEGIES": "true"} },
 		"unknown component": func(p *Params) { p.Components = []string{"no-such-component"} },
 		"path as component": func(p *Params) { p.Components = []string{"../base"} },
 	} {
@@ -377,21 +407,21 @@ func check(w *rendered, wt want) error {
 	if e := env["POD_NAME"]; e.ValueFrom == nil || e.ValueFrom.FieldRef == nil || e.ValueFrom.FieldRef.FieldPath != "metadata.name" {
 		errorf("POD_NAME %+v, want the downward API's metadata.name", e)
 	}
-	if u := env["TOKENSVC_DATABASE_URL"].Value; !strings.Contains(u, "password='$(TOKENSVC_DB_PASSWORD)'") ||
+	// The service's role: its name from the Secret as variables, its password from the same
+	// Secret as a file.
+	pgSecret, userKey := secretKeyRef(env["TOKENSVC_DB_USER"])
+	if nameSecret, nameKey := secretKeyRef(env["TOKENSVC_DB_NAME"]); userKey != "TOKENSVC_DB_USER" || nameKey != "TOKENSVC_DB_NAME" || nameSecret != pgSecret {
+		errorf("TOKENSVC_DB_USER and TOKENSVC_DB_NAME from %s/%s and %s/%s, want both from the service's database Secret", pgSecret, userKey, nameSecret, nameKey)
+	}
+	if u := env["TOKENSVC_DATABASE_URL"].Value; strings.Contains(u, "password") ||
 		!strings.Contains(u, "user=$(TOKENSVC_DB_USER)") || !strings.Contains(u, "sslmode=verify-full") {
-		errorf("TOKENSVC_DATABASE_URL %q: want the service's own role from its Secret, over verified TLS", u)
+		errorf("TOKENSVC_DATABASE_URL %q: want the service's own role from its Secret, no password, over verified TLS", u)
+	}
+	if sec, key := fileSecret(pod, c, env["TOKENSVC_DATABASE_PASSWORD_FILE"].Value); sec != pgSecret || key != "TOKENSVC_DB_PASSWORD" {
+		errorf("TOKENSVC_DATABASE_PASSWORD_FILE %q is %s/%s, want %s/TOKENSVC_DB_PASSWORD", env["TOKENSVC_DATABASE_PASSWORD_FILE"].Value, sec, key, pgSecret)
 	}
 	keyFile := env["TOKENSVC_SIGNING_KEY_FILE"].Value
-	keySecret := ""
-	for _, m := range c.VolumeMounts {
-		if strings.HasPrefix(keyFile, m.MountPath+"/") {
-			for _, v := range pod.Volumes {
-				if v.Name == m.Name && v.Secret != nil {
-					keySecret = v.Secret.SecretName
-				}
-			}
-		}
-	}
+	keySecret, _ := fileSecret(pod, c, keyFile)
 	if s, ok := w.secrets[keySecret]; !ok {
 		errorf("TOKENSVC_SIGNING_KEY_FILE %q is not in a mounted Secret of this render", keyFile)
 	} else if wt.signingKey != nil && string(s.Data["signing.pem"]) != string(wt.signingKey) {
@@ -399,7 +429,6 @@ func check(w *rendered, wt want) error {
 	}
 	// The settings, as the kubelet will see them: envFrom first, then env.
 	settings := map[string]string{}
-	var pgSecret string
 	for _, from := range c.EnvFrom {
 		switch {
 		case from.ConfigMapRef != nil:
@@ -411,8 +440,6 @@ func check(w *rendered, wt want) error {
 			for k, v := range cm.Data {
 				settings[k] = v
 			}
-		case from.SecretRef != nil:
-			pgSecret = from.SecretRef.Name
 		}
 	}
 	for _, e := range c.Env {
@@ -422,6 +449,10 @@ func check(w *rendered, wt want) error {
 	}
 	if got := settings["TOKENSVC_CREATE_STRATEGY"]; got != wt.strategy {
 		errorf("TOKENSVC_CREATE_STRATEGY %q, want %q", got, wt.strategy)
+	}
+	// A broken strategy's canary must start; a fixed one must not carry the test-only setting.
+	if got, want := settings["TOKENSVC_ALLOW_BROKEN_STRATEGIES"], map[bool]string{true: "true"}[slices.Contains(brokenStrategies, wt.strategy)]; got != want {
+		errorf("TOKENSVC_ALLOW_BROKEN_STRATEGIES %q for strategy %s, want %q", got, wt.strategy, want)
 	}
 	for k, v := range wt.config {
 		if settings[k] != v {
@@ -456,10 +487,11 @@ func check(w *rendered, wt want) error {
 	if p := pc.ReadinessProbe; p == nil || p.Exec == nil || len(p.Exec.Command) == 0 || p.Exec.Command[0] != "pg_isready" {
 		errorf("postgres readiness probe %+v, want pg_isready", p)
 	}
-	superSecret := ""
-	if len(pc.EnvFrom) == 1 && pc.EnvFrom[0].SecretRef != nil {
-		superSecret = pc.EnvFrom[0].SecretRef.Name
+	pgEnv := map[string]corev1.EnvVar{}
+	for _, e := range pc.Env {
+		pgEnv[e.Name] = e
 	}
+	superSecret, _ := secretKeyRef(pgEnv["POSTGRES_USER"])
 	if superSecret == "" || superSecret == pgSecret {
 		errorf("postgres's superuser Secret %q: want one of its own, not the service's (%q)", superSecret, pgSecret)
 	}
@@ -469,18 +501,19 @@ func check(w *rendered, wt want) error {
 			errorf("the token service's pod refers to the superuser's Secret %q", superSecret)
 		}
 	}
-	appEnv := map[string]string{}
-	for _, e := range pc.Env {
-		if (e.Name == "PGUSER" || e.Name == "PGDATABASE") &&
-			(e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil || e.ValueFrom.SecretKeyRef.Name != superSecret) {
-			errorf("postgres %s %+v: want it from the superuser's Secret, so that pg_isready logs in", e.Name, e.ValueFrom)
-		}
-		if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && e.ValueFrom.SecretKeyRef.Name == pgSecret {
-			appEnv[e.Name] = e.ValueFrom.SecretKeyRef.Key
+	for _, name := range []string{"PGUSER", "PGDATABASE", "POSTGRES_DB"} {
+		if sec, _ := secretKeyRef(pgEnv[name]); sec != superSecret {
+			errorf("postgres %s from Secret %q: want it from the superuser's Secret, so that pg_isready logs in", name, sec)
 		}
 	}
-	if appEnv["POSTGRES_APP_USER"] != "TOKENSVC_DB_USER" || appEnv["POSTGRES_APP_PASSWORD"] != "TOKENSVC_DB_PASSWORD" {
-		errorf("postgres creates the service's role from %v, want TOKENSVC_DB_USER/PASSWORD of %s", appEnv, pgSecret)
+	appUserSecret, appUserKey := secretKeyRef(pgEnv["POSTGRES_APP_USER"])
+	appPwSecret, appPwKey := fileSecret(pg.Spec.Template.Spec, pc, pgEnv["POSTGRES_APP_PASSWORD_FILE"].Value)
+	if appUserSecret != pgSecret || appUserKey != "TOKENSVC_DB_USER" || appPwSecret != pgSecret || appPwKey != "TOKENSVC_DB_PASSWORD" {
+		errorf("postgres creates the service's role from %s/%s and the file %s/%s, want TOKENSVC_DB_USER and TOKENSVC_DB_PASSWORD of %s",
+			appUserSecret, appUserKey, appPwSecret, appPwKey, pgSecret)
+	}
+	if sec, key := fileSecret(pg.Spec.Template.Spec, pc, pgEnv["POSTGRES_PASSWORD_FILE"].Value); sec != superSecret || key != "POSTGRES_PASSWORD" {
+		errorf("POSTGRES_PASSWORD_FILE is %s/%s, want %s/POSTGRES_PASSWORD", sec, key, superSecret)
 	}
 	if sec, ok := w.secrets[superSecret]; !ok {
 		errorf("superuser Secret %q is not in the render", superSecret)
@@ -498,12 +531,65 @@ func check(w *rendered, wt want) error {
 	return errors.Join(errs...)
 }
 
+// secretKeyRef returns the Secret and key a variable takes its value from, if any.
+func secretKeyRef(e corev1.EnvVar) (secret, key string) {
+	if e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
+		return "", ""
+	}
+	return e.ValueFrom.SecretKeyRef.Name, e.ValueFrom.SecretKeyRef.Key
+}
+
+// fileSecret returns the Secret and key whose file c sees at path, through its volume mounts
+// and the pod's secret or projected volumes; "" when path is no Secret's file.
+func fileSecret(pod corev1.PodSpec, c corev1.Container, path string) (secret, key string) {
+	for _, m := range c.VolumeMounts {
+		file, ok := strings.CutPrefix(path, m.MountPath+"/")
+		if !ok {
+			continue
+		}
+		for _, v := range pod.Volumes {
+			if v.Name != m.Name {
+				continue
+			}
+			var sources []corev1.SecretProjection
+			switch {
+			case v.Secret != nil:
+				sources = []corev1.SecretProjection{{LocalObjectReference: corev1.LocalObjectReference{Name: v.Secret.SecretName}, Items: v.Secret.Items}}
+			case v.Projected != nil:
+				for _, s := range v.Projected.Sources {
+					if s.Secret != nil {
+						sources = append(sources, *s.Secret)
+					}
+				}
+			}
+			for _, s := range sources {
+				if len(s.Items) == 0 {
+					return s.Name, file // every key, as a file of its name
+				}
+				for _, it := range s.Items {
+					if it.Path == file {
+						return s.Name, it.Key
+					}
+				}
+			}
+		}
+	}
+	return "", ""
+}
+
 // secretRefs lists every Secret a pod spec refers to: volumes, envFrom and env.
 func secretRefs(pod corev1.PodSpec) []string {
 	var refs []string
 	for _, v := range pod.Volumes {
 		if v.Secret != nil {
 			refs = append(refs, v.Secret.SecretName)
+		}
+		if v.Projected != nil {
+			for _, s := range v.Projected.Sources {
+				if s.Secret != nil {
+					refs = append(refs, s.Secret.Name)
+				}
+			}
 		}
 	}
 	for _, c := range pod.Containers {

@@ -75,9 +75,10 @@ type Params struct {
 	SigningKeyPEM []byte
 	// PostgresPassword is PostgreSQL's superuser password; only PostgreSQL's pod gets it.
 	PostgresPassword string
-	// DatabasePassword is the password of the token service's own role. It ends up inside
-	// single quotes in a key=value connection string, so neither password may contain a quote,
-	// a backslash or a control character.
+	// DatabasePassword is the password of the token service's own role. Both passwords reach
+	// their pods as files of Secret volumes; neither may contain a quote, a backslash or a
+	// control character (the first line of a file is the password, and a team's manifests may
+	// still put it in a key=value connection string).
 	DatabasePassword string
 	// DatabaseTLS is the certificate PostgreSQL serves and the CA the service verifies it with
 	// (NewDatabaseTLS makes both).
@@ -103,10 +104,11 @@ const TokensvcContract = `a kustomization.yaml whose resources render:
   - a Deployment and a Service, both named tokensvc; the pods labelled app.kubernetes.io/name=tokensvc
     (the Service's selector); the image stampede/tokensvc:dev (the suite or its flags set the tag);
   - a container port 8080 (the Service's target), serving /v1/tokens, /readyz and /livez;
-  - env: envFrom the ConfigMap tokensvc-config (TOKENSVC_* settings, the strategy included) and the
-    Secret tokensvc-database (TOKENSVC_DB_USER, TOKENSVC_DB_NAME, TOKENSVC_DB_PASSWORD: the service's
-    own role; the database host is TOKENSVC_DATABASE_HOST/PORT; connect with sslmode=verify-full and
-    the CA of the Secret tokensvc-database-ca, key ca.crt); POD_NAME from metadata.name
+  - env: envFrom the ConfigMap tokensvc-config (TOKENSVC_* settings, the strategy included); the
+    Secret tokensvc-database holds the service's own role (keys TOKENSVC_DB_USER, TOKENSVC_DB_NAME,
+    TOKENSVC_DB_PASSWORD): the password mounted as a file, its path in TOKENSVC_DATABASE_PASSWORD_FILE,
+    never an environment variable; the database host is TOKENSVC_DATABASE_HOST/PORT; connect with
+    sslmode=verify-full and the CA of the Secret tokensvc-database-ca, key ca.crt); POD_NAME from metadata.name
     (X-Served-By); the Secret tokensvc-signing-key (key signing.pem) mounted, its path in
     TOKENSVC_SIGNING_KEY_FILE; the Secret tokensvc-api-keys (key api-keys) mounted, its path in
     TOKENSVC_API_KEYS_FILE; metrics on container port 9090 (TOKENSVC_METRICS_ADDR), not in the Service;
@@ -340,6 +342,8 @@ func topKustomization(p Params) (*types.Kustomization, map[string][]byte, error)
 			errs = append(errs, fmt.Errorf("config %s: only TOKENSVC_* settings go there", key))
 		case key == "TOKENSVC_CREATE_STRATEGY":
 			errs = append(errs, errors.New("config TOKENSVC_CREATE_STRATEGY: set Params.Strategy instead"))
+		case key == "TOKENSVC_ALLOW_BROKEN_STRATEGIES":
+			errs = append(errs, errors.New("config TOKENSVC_ALLOW_BROKEN_STRATEGIES: the overlays of the broken strategies set it, and only they may"))
 		case strings.ContainsAny(value, "\n\r"):
 			errs = append(errs, fmt.Errorf("config %s: the value has a line break", key))
 		default:

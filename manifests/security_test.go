@@ -188,3 +188,147 @@ func TestNetworkPolicies(t *testing.T) {
 		t.Errorf("postgres may open connections: %+v", p.Spec.Egress)
 	}
 }
+
+// notSecret are the Secret keys a container may take as an environment variable: names of
+// roles and databases, which connection strings and pg_isready need as variables. Every other
+// key of a Secret (passwords, keys) reaches a container only as a file.
+var notSecret = map[string]bool{"POSTGRES_USER": true, "POSTGRES_DB": true, "TOKENSVC_DB_USER": true, "TOKENSVC_DB_NAME": true}
+
+// publicSecrets hold nothing secret (a CA certificate), so their files may be world-readable.
+var publicSecrets = map[string]bool{"tokensvc-database-ca": true}
+
+// secretsInEnv lists every way the pod gives a container a secret through its environment,
+// where /proc/PID/environ, `kubectl describe` and every child process show it, or mounts a
+// Secret writable or readable by others.
+func secretsInEnv(name string, pod corev1.PodSpec) []string {
+	var found []string
+	for _, c := range append(append([]corev1.Container{}, pod.InitContainers...), pod.Containers...) {
+		for _, from := range c.EnvFrom {
+			if from.SecretRef != nil {
+				found = append(found, fmt.Sprintf("%s/%s: envFrom Secret %s puts all its keys in the environment", name, c.Name, from.SecretRef.Name))
+			}
+		}
+		for _, e := range c.Env {
+			switch {
+			case e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil && !notSecret[e.ValueFrom.SecretKeyRef.Key]:
+				found = append(found, fmt.Sprintf("%s/%s: env %s from Secret %s key %s", name, c.Name, e.Name,
+					e.ValueFrom.SecretKeyRef.Name, e.ValueFrom.SecretKeyRef.Key))
+			case strings.Contains(strings.ToLower(e.Value), "password=") || strings.Contains(e.Value, "PRIVATE KEY") ||
+				strings.Contains(e.Value, "PASSWORD)"):
+				found = append(found, fmt.Sprintf("%s/%s: env %s holds or expands a secret: %q", name, c.Name, e.Name, e.Value))
+			}
+		}
+		for _, m := range c.VolumeMounts {
+			for _, v := range pod.Volumes {
+				if v.Name != m.Name {
+					continue
+				}
+				secrets, mode := volumeSecrets(v)
+				public := true
+				for _, s := range secrets {
+					public = public && publicSecrets[s]
+				}
+				switch {
+				case len(secrets) == 0:
+				case !m.ReadOnly:
+					found = append(found, fmt.Sprintf("%s/%s: Secret volume %s mounted writable", name, c.Name, v.Name))
+				case !public && (mode == nil || *mode&0o007 != 0):
+					found = append(found, fmt.Sprintf("%s/%s: Secret volume %s mode %s, want none for others (e.g. 0440)", name, c.Name, v.Name, fileMode(mode)))
+				}
+			}
+		}
+	}
+	return found
+}
+
+// volumeSecrets returns the Secrets a volume (a secret or projected one) holds, by their name
+// without kustomize's hash suffix, and its files' mode.
+func volumeSecrets(v corev1.Volume) ([]string, *int32) {
+	unhashed := func(name string) string {
+		if i := strings.LastIndex(name, "-"); i > 0 && len(name)-i == 11 {
+			return name[:i]
+		}
+		return name
+	}
+	switch {
+	case v.Secret != nil:
+		return []string{unhashed(v.Secret.SecretName)}, v.Secret.DefaultMode
+	case v.Projected != nil:
+		var names []string
+		for _, s := range v.Projected.Sources {
+			if s.Secret != nil {
+				names = append(names, unhashed(s.Secret.Name))
+			}
+		}
+		return names, v.Projected.DefaultMode
+	}
+	return nil, nil
+}
+
+func fileMode(m *int32) string {
+	if m == nil {
+		return "default (0644)"
+	}
+	return fmt.Sprintf("%#o", *m)
+}
+
+// No pod the manifests deploy takes a secret (a password, a key) from its environment: each
+// is a file of a Secret volume mounted read-only, readable by the pod's group only.
+func TestNoSecretInEnv(t *testing.T) {
+	for name, tmpl := range podTemplates(t, renderAll(t)) {
+		for _, f := range secretsInEnv(name, tmpl.Spec) {
+			t.Error(f)
+		}
+	}
+}
+
+// secretsInEnv finds each way a secret can come back into the environment, or a Secret's files
+// open up: without this, TestNoSecretInEnv could pass on a check that finds nothing.
+func TestNoSecretInEnvCanFail(t *testing.T) {
+	breaks := map[string]func(p *corev1.PodSpec){
+		"envFrom Secret": func(p *corev1.PodSpec) {
+			p.Containers[0].EnvFrom = append(p.Containers[0].EnvFrom, corev1.EnvFromSource{
+				SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "tokensvc-database-abcdefghij"}}})
+		},
+		"password key": func(p *corev1.PodSpec) {
+			p.Containers[0].Env = append(p.Containers[0].Env, corev1.EnvVar{Name: "TOKENSVC_DB_PASSWORD", ValueFrom: &corev1.EnvVarSource{
+				SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "tokensvc-database-abcdefghij"}, Key: "TOKENSVC_DB_PASSWORD"}}})
+		},
+		"password in the URL": func(p *corev1.PodSpec) {
+			for i, e := range p.Containers[0].Env {
+				if e.Name == "TOKENSVC_DATABASE_URL" {
+					p.Containers[0].Env[i].Value += " password='$(TOKENSVC_DB_PASSWORD)'"
+				}
+			}
+		},
+		"key in env": func(p *corev1.PodSpec) {
+			p.Containers[0].Env = append(p.Containers[0].Env, corev1.EnvVar{Name: "TOKENSVC_SIGNING_KEY", Value: "-----BEGIN PRIVATE KEY-----"})
+		},
+		"writable mount": func(p *corev1.PodSpec) {
+			for i := range p.Containers[0].VolumeMounts {
+				p.Containers[0].VolumeMounts[i].ReadOnly = false
+			}
+		},
+		"world-readable": func(p *corev1.PodSpec) {
+			for _, v := range p.Volumes {
+				if v.Secret != nil {
+					mode := int32(0o444)
+					v.Secret.DefaultMode = &mode
+				}
+			}
+		},
+	}
+	for what, breakIt := range breaks {
+		tmpl := podTemplates(t, renderAll(t))[TokensvcName]
+		breakIt(&tmpl.Spec)
+		if len(secretsInEnv(TokensvcName, tmpl.Spec)) == 0 {
+			t.Errorf("%s: not found", what)
+		}
+	}
+	pg := podTemplates(t, renderAll(t))[PostgresName]
+	pg.Spec.Containers[0].Env = append(pg.Spec.Containers[0].Env, corev1.EnvVar{Name: "POSTGRES_PASSWORD", ValueFrom: &corev1.EnvVarSource{
+		SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "postgres-credentials-abcdefghij"}, Key: "POSTGRES_PASSWORD"}}})
+	if len(secretsInEnv(PostgresName, pg.Spec)) == 0 {
+		t.Error("POSTGRES_PASSWORD from its Secret in PostgreSQL's environment: not found")
+	}
+}

@@ -2,10 +2,15 @@
 # postgres-entrypoint [POSTGRES_ARG...]: the entrypoint of the stampede/postgres image.
 #
 # On an empty PGDATA it runs initdb: superuser POSTGRES_USER (default postgres) with the password
-# POSTGRES_PASSWORD (required), database POSTGRES_DB (default POSTGRES_USER), scram-sha-256 for
-# every TCP connection, trust for the local socket (pg_isready, `kubectl exec ... psql`).
+# in the file POSTGRES_PASSWORD_FILE (required), database POSTGRES_DB (default POSTGRES_USER),
+# scram-sha-256 for every TCP connection, trust for the local socket (pg_isready, `kubectl exec ...
+# psql`).
 #
-# Least privilege: with POSTGRES_APP_USER and POSTGRES_APP_PASSWORD set, initdb also creates that
+# Passwords come from files (a Secret volume mounted read-only), never from the environment: a
+# variable would stay in PostgreSQL's environment for its whole life (/proc/1/environ, `kubectl
+# describe`, every backend it forks). POSTGRES_PASSWORD or POSTGRES_APP_PASSWORD set is refused.
+#
+# Least privilege: with POSTGRES_APP_USER and POSTGRES_APP_PASSWORD_FILE set, initdb also creates that
 # role (no superuser, no createdb, no createrole), gives it a schema of its own name in POSTGRES_DB
 # (so its unqualified tables land there) and nothing else, and lets only that role in from other
 # hosts; the superuser then logs in only over the socket and loopback. With POSTGRES_TLS_DIR set
@@ -42,10 +47,23 @@ sql_ident() { printf '"%s"' "${1//\"/\"\"}"; }
 # sql_literal TEXT: TEXT as a quoted SQL string literal (standard_conforming_strings is on).
 sql_literal() { printf "'%s'" "${1//\'/\'\'}"; }
 
+for var in POSTGRES_PASSWORD POSTGRES_APP_PASSWORD; do
+  [ -z "${!var:-}" ] ||
+    die "${var} is set in the environment, where PostgreSQL would keep it: put it in a file (a Secret mounted read-only) and set ${var}_FILE"
+done
 APP_USER=${POSTGRES_APP_USER:-}
-if [ -n "$APP_USER" ] && [ -z "${POSTGRES_APP_PASSWORD:-}" ]; then
-  die "POSTGRES_APP_USER is set but POSTGRES_APP_PASSWORD is empty"
+if [ -n "$APP_USER" ] && [ -z "${POSTGRES_APP_PASSWORD_FILE:-}" ]; then
+  die "POSTGRES_APP_USER is set but POSTGRES_APP_PASSWORD_FILE is not: set it to the file holding the role's password"
 fi
+
+# read_secret FILE: the first line of FILE (a password), or die if it is unreadable or empty.
+read_secret() {
+  local line=
+  [ -r "$1" ] || die "cannot read ${1} as uid $(id -u): mount it readable by group $(id -g) (fsGroup, mode 0440)"
+  IFS= read -r line <"$1" || true # a last line without a line break is read all the same
+  [ -n "$line" ] || die "${1} has no password on its first line"
+  printf '%s' "$line"
+}
 TLS_ARGS=()
 if [ -n "${POSTGRES_TLS_DIR:-}" ]; then
   for f in tls.crt tls.key; do
@@ -56,9 +74,12 @@ if [ -n "${POSTGRES_TLS_DIR:-}" ]; then
 fi
 
 init_cluster() {
-  [ -n "${POSTGRES_PASSWORD:-}" ] ||
-    die "POSTGRES_PASSWORD is empty: set it (TCP logins need a password; initdb has not run)"
-  local parent tmp pwfile
+  [ -n "${POSTGRES_PASSWORD_FILE:-}" ] ||
+    die "POSTGRES_PASSWORD_FILE is not set: set it to the file holding the superuser's password (TCP logins need one; initdb has not run)"
+  local parent tmp pwfile app_password=
+  # Read (and checked) before initdb, so that a missing file stops here with nothing made.
+  read_secret "$POSTGRES_PASSWORD_FILE" >/dev/null
+  [ -z "$APP_USER" ] || app_password=$(read_secret "$POSTGRES_APP_PASSWORD_FILE")
   parent=$(dirname "$PGDATA")
   [ -w "$parent" ] ||
     die "${parent} is not writable by uid $(id -u): give the volume fsGroup: $(id -g), or start the container as root once"
@@ -69,8 +90,10 @@ init_cluster() {
     [ -z "$(ls -A "$PGDATA")" ] || die "${PGDATA} is not empty and has no PG_VERSION: refusing to initdb over it"
     rmdir "$PGDATA"
   fi
+  # initdb reads the first line of --pwfile; a copy of that line only, so that a file written
+  # without a final line break, or with more after it, gives the same password.
   pwfile=$(mktemp)
-  printf '%s\n' "$POSTGRES_PASSWORD" >"$pwfile"
+  { read_secret "$POSTGRES_PASSWORD_FILE"; printf '\n'; } >"$pwfile"
   log "initdb ${PGDATA} (user ${POSTGRES_USER}, database ${POSTGRES_DB})"
   initdb --pgdata="$tmp" --username="$POSTGRES_USER" --pwfile="$pwfile" \
     --auth-local=trust --auth-host=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 --no-instructions >&2 ||
@@ -111,7 +134,7 @@ CONF
     role=$(sql_ident "$APP_USER") db=$(sql_ident "$POSTGRES_DB")
     # One statement per line: single-user mode runs each line on its own.
     printf '%s\n' \
-      "CREATE ROLE ${role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD $(sql_literal "$POSTGRES_APP_PASSWORD")" |
+      "CREATE ROLE ${role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD $(sql_literal "$app_password")" |
       postgres --single -D "$tmp" postgres >/dev/null || die "creating role ${APP_USER} failed"
     # public's CREATE is already revoked from PUBLIC (PostgreSQL 15); the schema named after the
     # role comes first in the default search_path ("$user", public).

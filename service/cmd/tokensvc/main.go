@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/net/netutil"
 
 	"github.com/stampede-e2e/stampede/service/internal/config"
 	"github.com/stampede-e2e/stampede/service/internal/httpapi"
@@ -29,8 +30,12 @@ import (
 	"github.com/stampede-e2e/stampede/service/internal/token"
 )
 
+// logLevel is the level of main's logger; run sets it from the configuration, which is read
+// after the logger is made (a bad configuration is logged too).
+var logLevel slog.LevelVar
+
 func main() {
-	logger := slog.New(slog.NewJSONHandler(os.Stdout, nil))
+	logger := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: &logLevel}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, logger, os.Args[1:], os.Getenv, stop)
 	stop()
@@ -50,6 +55,7 @@ func run(ctx context.Context, log *slog.Logger, args []string, getenv func(strin
 	if err != nil {
 		return err
 	}
+	logLevel.Set(cfg.LogLevel)
 	log = log.With("pod", cfg.PodName)
 	// A self-test build reads TOKENSVC_MUTANT here; a production build does nothing.
 	if err := mutant.Start(getenv, string(cfg.Strategy), log); err != nil {
@@ -70,6 +76,9 @@ func run(ctx context.Context, log *slog.Logger, args []string, getenv func(strin
 		debug.SetMemoryLimit(limit)
 		log.Info("memory limit set", "gomemlimit", debug.SetMemoryLimit(-1), "container_limit", cfg.MemoryLimit)
 	}
+	if why := cfg.Strategy.Broken(); why != "" {
+		log.Warn("KNOWN-BROKEN CREATE STRATEGY allowed by "+config.AllowBrokenStrategiesEnv+"=true, for tests only", "strategy", cfg.Strategy, "broken", why)
+	}
 	if cfg.LegacyRecheckDelay > 0 {
 		log.Warn("test knob set: pausing between lookup and create() to widen the race window", "delay", cfg.LegacyRecheckDelay)
 	}
@@ -78,8 +87,11 @@ func run(ctx context.Context, log *slog.Logger, args []string, getenv func(strin
 		return err
 	}
 
+	if cfg.DatabasePasswordInURL {
+		log.Warn("the database password is in TOKENSVC_DATABASE_URL, so in the environment: put it in a file and set TOKENSVC_DATABASE_PASSWORD_FILE")
+	}
 	pool, err := store.Open(ctx, cfg.DatabaseURL, store.WithConnectTimeout(cfg.ConnectTimeout),
-		store.WithStatementTimeout(cfg.StatementTimeout))
+		store.WithStatementTimeout(cfg.StatementTimeout), store.WithPassword(cfg.DatabasePassword))
 	if err != nil {
 		return err
 	}
@@ -97,8 +109,10 @@ func run(ctx context.Context, log *slog.Logger, args []string, getenv func(strin
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := httpapi.NewMetrics(reg)
+	checker := store.NewChecker(pool, metrics.ObserveDB)
 	api, err := httpapi.New(httpapi.Params{
 		Store:           store.New(pool, strategy, metrics.ObserveDB),
+		DBCheck:         checker,
 		Signer:          signer,
 		Strategy:        cfg.Strategy,
 		RecheckDelay:    cfg.LegacyRecheckDelay,
@@ -123,6 +137,7 @@ func run(ctx context.Context, log *slog.Logger, args []string, getenv func(strin
 	defer func() {
 		stopWatch()
 		<-watchDone
+		checker.Close()
 		log.Info("database check stopped")
 	}()
 
@@ -130,26 +145,33 @@ func run(ctx context.Context, log *slog.Logger, args []string, getenv func(strin
 	if err != nil {
 		return fmt.Errorf("listen for metrics: %w", err)
 	}
+	// Only Prometheus and the suite's port-forward scrape it: a few connections are plenty.
+	metricsLn = netutil.LimitListener(metricsLn, metricsMaxConns)
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return errors.Join(fmt.Errorf("listen: %w", err), metricsLn.Close())
 	}
+	// Connections past the cap wait in the kernel's accept queue, where they cost the process
+	// nothing, instead of each holding up to config.ConnBudget of memory (a header flood).
+	ln = netutil.LimitListener(ln, cfg.MaxConns)
 	errorLog := slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 	srvs := servers{
 		api: &http.Server{
 			Handler:           api,
-			ReadHeaderTimeout: 5 * time.Second,
-			ReadTimeout:       10 * time.Second,
+			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+			ReadTimeout:       cfg.ReadTimeout,
 			WriteTimeout:      cfg.RequestTimeout + 5*time.Second,
-			IdleTimeout:       60 * time.Second,
+			IdleTimeout:       cfg.IdleTimeout,
+			MaxHeaderBytes:    cfg.MaxHeaderBytes,
 			ErrorLog:          errorLog,
 		},
 		metrics: &http.Server{
 			Handler:           httpapi.MetricsHandler(reg, log),
-			ReadHeaderTimeout: 5 * time.Second,
-			ReadTimeout:       10 * time.Second,
+			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+			ReadTimeout:       cfg.ReadTimeout,
 			WriteTimeout:      30 * time.Second,
-			IdleTimeout:       60 * time.Second,
+			IdleTimeout:       cfg.IdleTimeout,
+			MaxHeaderBytes:    cfg.MaxHeaderBytes,
 			ErrorLog:          errorLog,
 		},
 	}
@@ -169,6 +191,9 @@ func run(ctx context.Context, log *slog.Logger, args []string, getenv func(strin
 	stopSignals()
 	return shutdown(log, cfg, api, srvs)
 }
+
+// metricsMaxConns caps the metrics listener's open connections.
+const metricsMaxConns = 16
 
 // servers are the service's two HTTP servers.
 type servers struct {

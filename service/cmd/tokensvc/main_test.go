@@ -23,6 +23,20 @@ func TestRunRefusesToStartWithoutKey(t *testing.T) {
 	}
 }
 
+// TestRunRefusesBrokenStrategies: the production binary does not start with legacy or
+// return-existing unless the test-only setting allows them.
+func TestRunRefusesBrokenStrategies(t *testing.T) {
+	for _, strategy := range []string{"legacy", "return-existing"} {
+		env := map[string]string{"TOKENSVC_DATABASE_URL": "postgres://127.0.0.1:1/x", "TOKENSVC_SIGNING_KEY_FILE": testKeyFile(t),
+			"TOKENSVC_AUTH": "disabled", "TOKENSVC_CREATE_STRATEGY": strategy}
+		err := run(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil,
+			func(k string) string { return env[k] }, func() {})
+		if err == nil || !strings.Contains(err.Error(), "TOKENSVC_ALLOW_BROKEN_STRATEGIES=true") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("run with %s = %v; want a one-line refusal naming TOKENSVC_ALLOW_BROKEN_STRATEGIES=true", strategy, err)
+		}
+	}
+}
+
 // TestRunFailsClosedWithoutAPIKeys: no keys file, or a malformed one, and the service does not
 // start; the error is one line naming what to set, or the file and the line.
 func TestRunFailsClosedWithoutAPIKeys(t *testing.T) {
@@ -35,9 +49,9 @@ func TestRunFailsClosedWithoutAPIKeys(t *testing.T) {
 		bad: "api keys file " + bad + ": line 2: a key where its hash belongs",
 	} {
 		env := map[string]string{
-			"TOKENSVC_DATABASE_URL":  "postgres://127.0.0.1:1/x",
-			"TOKENSVC_SIGNING_KEY":   testKeyPEM(t),
-			"TOKENSVC_API_KEYS_FILE": file,
+			"TOKENSVC_DATABASE_URL":     "postgres://127.0.0.1:1/x",
+			"TOKENSVC_SIGNING_KEY_FILE": testKeyFile(t),
+			"TOKENSVC_API_KEYS_FILE":    file,
 		}
 		err := run(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil,
 			func(k string) string { return env[k] }, func() {})
@@ -57,8 +71,8 @@ func TestReplicaAuth(t *testing.T) {
 	ctx := context.Background()
 	client := &http.Client{Timeout: 10 * time.Second}
 	r := startReplica(t, "replica-auth", map[string]string{
-		"TOKENSVC_DATABASE_URL": pg.NewDatabase(t),
-		"TOKENSVC_SIGNING_KEY":  testKeyPEM(t),
+		"TOKENSVC_DATABASE_URL":     pg.NewDatabase(t),
+		"TOKENSVC_SIGNING_KEY_FILE": testKeyFile(t),
 	})
 	body := `{"merchant_id":"m","external_id":"c"}`
 	if res := sendAs(ctx, client, r, "", body); res.Status != http.StatusUnauthorized || !strings.Contains(res.Body, `"error":"unauthenticated"`) {
@@ -88,12 +102,15 @@ func TestReplicaAuth(t *testing.T) {
 	if strings.Contains(r.logs.String(), keyFor("m")) || strings.Contains(r.logs.String(), keyFor("m-other")) {
 		t.Error("the logs hold an API key")
 	}
+	if strings.Contains(r.logs.String(), "unauthenticated registration") {
+		t.Error("a 401 was logged at the default level: a burst without keys would flood the logs")
+	}
 	r.stop(t)
 
 	open := startReplica(t, "replica-open", map[string]string{
-		"TOKENSVC_DATABASE_URL": pg.NewDatabase(t),
-		"TOKENSVC_SIGNING_KEY":  testKeyPEM(t),
-		"TOKENSVC_AUTH":         "disabled",
+		"TOKENSVC_DATABASE_URL":     pg.NewDatabase(t),
+		"TOKENSVC_SIGNING_KEY_FILE": testKeyFile(t),
+		"TOKENSVC_AUTH":             "disabled",
 	})
 	if res := sendAs(ctx, client, open, "", `{"merchant_id":"anyone","external_id":"c"}`); res.Status != http.StatusOK {
 		t.Errorf("no key with auth disabled = %+v, want 200", res)
@@ -108,9 +125,9 @@ func TestReplicaAuth(t *testing.T) {
 // still gets its answer, and the process exits cleanly after closing its pool.
 func TestGracefulShutdown(t *testing.T) {
 	r := startReplica(t, "replica-drain", map[string]string{
-		"TOKENSVC_DATABASE_URL":    pg.NewDatabase(t),
-		"TOKENSVC_SIGNING_KEY":     testKeyPEM(t),
-		"TOKENSVC_CREATE_STRATEGY": "atomic",
+		"TOKENSVC_DATABASE_URL":     pg.NewDatabase(t),
+		"TOKENSVC_SIGNING_KEY_FILE": testKeyFile(t),
+		"TOKENSVC_CREATE_STRATEGY":  "atomic",
 		// Holds the request in flight long enough to send SIGTERM during it.
 		"TOKENSVC_LEGACY_RECHECK_DELAY": "1500ms",
 		"TOKENSVC_DRAIN_DELAY":          "500ms",
@@ -172,8 +189,8 @@ func TestGoMemoryLimit(t *testing.T) {
 // listener closes on SIGTERM too.
 func TestMetricsListener(t *testing.T) {
 	r := startReplica(t, "replica-metrics", map[string]string{
-		"TOKENSVC_DATABASE_URL": pg.NewDatabase(t),
-		"TOKENSVC_SIGNING_KEY":  testKeyPEM(t),
+		"TOKENSVC_DATABASE_URL":     pg.NewDatabase(t),
+		"TOKENSVC_SIGNING_KEY_FILE": testKeyFile(t),
 	})
 	if r.metricsAddr == "" || r.metricsAddr == r.addr {
 		t.Fatalf("metrics address %q, API address %q; want a listener of its own", r.metricsAddr, r.addr)

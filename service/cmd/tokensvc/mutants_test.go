@@ -19,10 +19,10 @@ import (
 func TestRunRefusesUnknownMutant(t *testing.T) {
 	t.Cleanup(func() { _ = mutant.Set("") })
 	env := map[string]string{
-		"TOKENSVC_DATABASE_URL": "postgres://127.0.0.1:1/x",
-		"TOKENSVC_SIGNING_KEY":  testKeyPEM(t),
-		"TOKENSVC_AUTH":         "disabled",
-		mutants.EnvVar:          "created-sometimes",
+		"TOKENSVC_DATABASE_URL":     "postgres://127.0.0.1:1/x",
+		"TOKENSVC_SIGNING_KEY_FILE": testKeyFile(t),
+		"TOKENSVC_AUTH":             "disabled",
+		mutants.EnvVar:              "created-sometimes",
 	}
 	err := run(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)), nil,
 		func(k string) string { return env[k] }, func() {})
@@ -35,10 +35,10 @@ func TestRunRefusesUnknownMutant(t *testing.T) {
 // TestReplicaWithMutant: the variable selects the mutant in a real process, which says so.
 func TestReplicaWithMutant(t *testing.T) {
 	r := startReplica(t, "replica-mutant", map[string]string{
-		"TOKENSVC_DATABASE_URL":    pg.NewDatabase(t),
-		"TOKENSVC_SIGNING_KEY":     testKeyPEM(t),
-		"TOKENSVC_CREATE_STRATEGY": "atomic",
-		mutants.EnvVar:             mutants.CreatedAlways,
+		"TOKENSVC_DATABASE_URL":     pg.NewDatabase(t),
+		"TOKENSVC_SIGNING_KEY_FILE": testKeyFile(t),
+		"TOKENSVC_CREATE_STRATEGY":  "atomic",
+		mutants.EnvVar:              mutants.CreatedAlways,
 	})
 	client := &http.Client{Timeout: 10 * time.Second}
 	for i := range 2 {

@@ -52,6 +52,16 @@ func testKeyPEM(t testing.TB) string {
 	return string(b)
 }
 
+// testKeyFile writes testKeyPEM to a file, as a mounted Secret would hold it, and returns its path.
+func testKeyFile(t testing.TB) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "signing.pem")
+	if err := os.WriteFile(path, []byte(testKeyPEM(t)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // testMerchants are the merchants the replicas' keys file lists, each with the key keyFor gives.
 var testMerchants = []string{"m", "m-burst", "m-other"}
 
@@ -419,9 +429,11 @@ func runBursts(t *testing.T, strategy config.Strategy, delay time.Duration, burs
 	env := map[string]string{
 		"TOKENSVC_DATABASE_URL":         dbURL,
 		"TOKENSVC_CREATE_STRATEGY":      string(strategy),
-		"TOKENSVC_SIGNING_KEY":          testKeyPEM(t),
+		"TOKENSVC_SIGNING_KEY_FILE":     testKeyFile(t),
 		"TOKENSVC_LEGACY_RECHECK_DELAY": delay.String(),
 		"TOKENSVC_SHUTDOWN_TIMEOUT":     "10s",
+		// legacy and return-existing are refused without it; the fixed strategies ignore it.
+		config.AllowBrokenStrategiesEnv: "true",
 	}
 	replicas := make([]*replica, 3)
 	var wg sync.WaitGroup
@@ -494,6 +506,9 @@ func runBursts(t *testing.T, strategy config.Strategy, delay time.Duration, burs
 		if len(problems) > 0 || dups > 0 {
 			t.Errorf("%s broke its guarantees (%d duplicate customers): %s", strategy, dups, strings.Join(problems, "; "))
 		}
+	}
+	if broken := strategy.Broken() != ""; strings.Contains(replicas[0].logs.String(), "KNOWN-BROKEN CREATE STRATEGY") != broken {
+		t.Errorf("%s: the start-up warning about a known-broken strategy is logged: %v, want %v", strategy, !broken, broken)
 	}
 	for _, r := range replicas {
 		r.stop(t)

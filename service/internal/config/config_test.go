@@ -25,6 +25,22 @@ func testKeyPEM(t *testing.T) string {
 	return string(b)
 }
 
+// testKeyFile writes testKeyPEM to a file and returns its path.
+func testKeyFile(t *testing.T) string {
+	t.Helper()
+	return writeFile(t, "signing.pem", testKeyPEM(t))
+}
+
+// writeFile writes text to a file name in a temporary directory and returns its path.
+func writeFile(t *testing.T, name, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // keysFile writes a keys file with lines and returns its path.
 func keysFile(t *testing.T, lines ...string) string {
 	t.Helper()
@@ -41,10 +57,10 @@ func envOf(m map[string]string) func(string) string {
 
 func TestLoadDefaults(t *testing.T) {
 	cfg, err := Load(nil, envOf(map[string]string{
-		"TOKENSVC_DATABASE_URL":  "postgres://u:secret@db/x",
-		"TOKENSVC_SIGNING_KEY":   testKeyPEM(t),
-		"TOKENSVC_API_KEYS_FILE": keysFile(t, apikey.FileLine("m-1", "k1"), apikey.FileLine("m-1", "k2")),
-		"POD_NAME":               "pod-a",
+		"TOKENSVC_DATABASE_URL":     "postgres://u:secret@db/x",
+		"TOKENSVC_SIGNING_KEY_FILE": testKeyFile(t),
+		"TOKENSVC_API_KEYS_FILE":    keysFile(t, apikey.FileLine("m-1", "k1"), apikey.FileLine("m-1", "k2")),
+		"POD_NAME":                  "pod-a",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +70,9 @@ func TestLoadDefaults(t *testing.T) {
 		cfg.ConnectTimeout != 5*time.Second || cfg.Audience != "stampede-merchant-api" || cfg.TokenTTL != 24*time.Hour ||
 		cfg.MigrationLockTimeout != 30*time.Second || cfg.StatementTimeout != 2*time.Second ||
 		cfg.DBCheckInterval != time.Second || cfg.MaxInFlight != 64 ||
-		cfg.MetricsAddr != ":9090" || cfg.AuthDisabled || len(cfg.APIKeys) != 2 || cfg.MemoryLimit != 0 {
+		cfg.MetricsAddr != ":9090" || cfg.AuthDisabled || len(cfg.APIKeys) != 2 || cfg.MemoryLimit != 0 ||
+		cfg.MaxHeaderBytes != 16<<10 || cfg.MaxConns != 512 || cfg.ReadHeaderTimeout != 5*time.Second ||
+		cfg.ReadTimeout != 10*time.Second || cfg.IdleTimeout != 60*time.Second || cfg.LogLevel != slog.LevelInfo {
 		t.Fatalf("unexpected defaults: %+v", cfg)
 	}
 }
@@ -64,7 +82,7 @@ func TestLoadFlagsOverrideEnv(t *testing.T) {
 	if err := os.WriteFile(keyFile, []byte(testKeyPEM(t)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := Load([]string{"-create-strategy=legacy", "-legacy-recheck-delay=5ms", "-addr=127.0.0.1:0", "-connect-timeout=2s", "-max-in-flight=8"}, envOf(map[string]string{
+	cfg, err := Load([]string{"-create-strategy=legacy", "-allow-broken-strategies", "-legacy-recheck-delay=5ms", "-addr=127.0.0.1:0", "-connect-timeout=2s", "-max-in-flight=8"}, envOf(map[string]string{
 		"TOKENSVC_DATABASE_URL":     "postgres://db/x",
 		"TOKENSVC_SIGNING_KEY_FILE": keyFile,
 		"TOKENSVC_AUTH":             "disabled",
@@ -83,25 +101,40 @@ func TestLoadFlagsOverrideEnv(t *testing.T) {
 }
 
 func TestLoadErrorsAreOneLine(t *testing.T) {
-	key := testKeyPEM(t)
+	key := testKeyFile(t)
 	for name, tc := range map[string]struct {
 		env  map[string]string
 		want string
 	}{
-		"no key":              {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db"}, "no signing key"},
-		"bad key":             {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": "junk"}, "no PEM block"},
+		"no key":     {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db"}, "no signing key"},
+		"bad key":    {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY_FILE": writeFile(t, "junk.pem", "junk")}, "no PEM block"},
+		"key in env": {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": testKeyPEM(t)}, "TOKENSVC_SIGNING_KEY is not read: a key in the environment leaks"},
+		"password twice": {map[string]string{"TOKENSVC_DATABASE_URL": "host=db password=p", "TOKENSVC_SIGNING_KEY_FILE": key,
+			"TOKENSVC_DATABASE_PASSWORD_FILE": writeFile(t, "pw", "p")}, "TOKENSVC_DATABASE_URL has a password and TOKENSVC_DATABASE_PASSWORD_FILE is set"},
+		"empty password":      {map[string]string{"TOKENSVC_DATABASE_URL": "host=db", "TOKENSVC_SIGNING_KEY_FILE": key, "TOKENSVC_DATABASE_PASSWORD_FILE": writeFile(t, "pw", "\n")}, "pw is empty"},
+		"no password file":    {map[string]string{"TOKENSVC_DATABASE_URL": "host=db", "TOKENSVC_SIGNING_KEY_FILE": key, "TOKENSVC_DATABASE_PASSWORD_FILE": "/nonexistent/pw"}, "database password: open /nonexistent/pw"},
 		"missing key file":    {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY_FILE": "/nonexistent/k.pem"}, "no such file"},
-		"no database":         {map[string]string{"TOKENSVC_SIGNING_KEY": key}, "TOKENSVC_DATABASE_URL"},
-		"unknown strategy":    {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_CREATE_STRATEGY": "yolo"}, `unknown create strategy "yolo"`},
-		"bad duration":        {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_SHUTDOWN_TIMEOUT": "soon"}, "TOKENSVC_SHUTDOWN_TIMEOUT"},
+		"no database":         {map[string]string{"TOKENSVC_SIGNING_KEY_FILE": key}, "TOKENSVC_DATABASE_URL"},
+		"unknown strategy":    {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY_FILE": key, "TOKENSVC_CREATE_STRATEGY": "yolo"}, `unknown create strategy "yolo"`},
+		"bad duration":        {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY_FILE": key, "TOKENSVC_SHUTDOWN_TIMEOUT": "soon"}, "TOKENSVC_SHUTDOWN_TIMEOUT"},
 		"everything wrong":    {map[string]string{"TOKENSVC_CREATE_STRATEGY": "yolo"}, "no signing key"},
-		"zero token ttl":      {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_TOKEN_TTL": "0s"}, "TOKENSVC_TOKEN_TTL is 0s, want at least 1s"},
-		"bad max in flight":   {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_MAX_IN_FLIGHT": "lots"}, "TOKENSVC_MAX_IN_FLIGHT"},
-		"memory limit in MiB": {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_MEMORY_LIMIT": "128"}, "divisor"},
-		"memory limit text":   {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_MEMORY_LIMIT": "128Mi"}, "TOKENSVC_MEMORY_LIMIT"},
-		"zero in flight":      {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_MAX_IN_FLIGHT": "0"}, "TOKENSVC_MAX_IN_FLIGHT is 0, want at least 1"},
-		"no lock timeout":     {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_MIGRATION_LOCK_TIMEOUT": "0"}, "TOKENSVC_MIGRATION_LOCK_TIMEOUT must be positive"},
-		"sub-second ttl":      {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": key, "TOKENSVC_TOKEN_TTL": "500ms"}, "TOKENSVC_TOKEN_TTL"},
+		"zero token ttl":      {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY_FILE": key, "TOKENSVC_TOKEN_TTL": "0s"}, "TOKENSVC_TOKEN_TTL is 0s, want at least 1s"},
+		"bad max in flight":   {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY_FILE": key, "TOKENSVC_MAX_IN_FLIGHT": "lots"}, "TOKENSVC_MAX_IN_FLIGHT"},
+		"memory limit in MiB": {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY_FILE": key, "TOKENSVC_MEMORY_LIMIT": "128"}, "divisor"},
+		"memory limit text":   {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY_FILE": key, "TOKENSVC_MEMORY_LIMIT": "128Mi"}, "TOKENSVC_MEMORY_LIMIT"},
+		"zero in flight":      {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY_FILE": key, "TOKENSVC_MAX_IN_FLIGHT": "0"}, "TOKENSVC_MAX_IN_FLIGHT is 0, want at least 1"},
+		"no lock timeout":     {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY_FILE": key, "TOKENSVC_MIGRATION_LOCK_TIMEOUT": "0"}, "TOKENSVC_MIGRATION_LOCK_TIMEOUT must be positive"},
+		"headers too small":   {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY_FILE": key, "TOKENSVC_MAX_HEADER_BYTES": "1024"}, "TOKENSVC_MAX_HEADER_BYTES is 1024, want 4096 to 1048576"},
+		"headers too large":   {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY_FILE": key, "TOKENSVC_MAX_HEADER_BYTES": "2000000"}, "TOKENSVC_MAX_HEADER_BYTES is 2000000"},
+		"no conns":            {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY_FILE": key, "TOKENSVC_MAX_CONNS": "0"}, "TOKENSVC_MAX_CONNS is 0, want at least 1"},
+		"conns text":          {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY_FILE": key, "TOKENSVC_MAX_CONNS": "many"}, `TOKENSVC_MAX_CONNS: "many" is not a whole number`},
+		// 1024 x 64 KiB = 64 MiB, more than half of 100 MiB.
+		"conns over memory": {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY_FILE": key, "TOKENSVC_MAX_CONNS": "1024", "TOKENSVC_MEMORY_LIMIT": "104857600"},
+			"TOKENSVC_MAX_CONNS 1024 x 64 KiB per connection (with TOKENSVC_MAX_HEADER_BYTES 16384) is 64 MiB, more than half the memory limit of 100 MiB"},
+		"no header timeout": {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY_FILE": key, "TOKENSVC_READ_HEADER_TIMEOUT": "0s"}, "TOKENSVC_READ_HEADER_TIMEOUT must be positive"},
+		"no idle timeout":   {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY_FILE": key, "TOKENSVC_IDLE_TIMEOUT": "0s"}, "TOKENSVC_IDLE_TIMEOUT must be positive"},
+		"bad log level":     {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY_FILE": key, "TOKENSVC_LOG_LEVEL": "loud"}, `TOKENSVC_LOG_LEVEL is "loud", want debug, info, warn or error`},
+		"sub-second ttl":    {map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY_FILE": key, "TOKENSVC_TOKEN_TTL": "500ms"}, "TOKENSVC_TOKEN_TTL"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Load(nil, envOf(tc.env))
@@ -112,10 +145,57 @@ func TestLoadErrorsAreOneLine(t *testing.T) {
 	}
 }
 
+// TestBrokenStrategies: legacy and return-existing are refused at start, with one line that
+// says what to set, unless TOKENSVC_ALLOW_BROKEN_STRATEGIES=true allows them; the fixed
+// strategies need nothing.
+func TestBrokenStrategies(t *testing.T) {
+	for _, st := range Strategies {
+		for _, allow := range []string{"", "false", "true"} {
+			t.Run(fmt.Sprintf("%s/allow=%q", st, allow), func(t *testing.T) {
+				cfg, err := Load(nil, envOf(map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY_FILE": testKeyFile(t),
+					"TOKENSVC_AUTH": "disabled", "TOKENSVC_CREATE_STRATEGY": string(st), AllowBrokenStrategiesEnv: allow}))
+				broken := st == StrategyLegacy || st == StrategyReturnExisting
+				switch {
+				case broken && allow != "true":
+					if err == nil || !strings.Contains(err.Error(), "create strategy "+string(st)+" is known broken") ||
+						!strings.Contains(err.Error(), "set TOKENSVC_ALLOW_BROKEN_STRATEGIES=true") || strings.Contains(err.Error(), "\n") {
+						t.Errorf("error = %v, want one line refusing %s and naming the setting", err, st)
+					}
+				case err != nil:
+					t.Errorf("refused: %v", err)
+				case cfg.Strategy != st || cfg.AllowBrokenStrategies != (allow == "true"):
+					t.Errorf("strategy %s, allowed %v", cfg.Strategy, cfg.AllowBrokenStrategies)
+				}
+			})
+		}
+	}
+	_, err := Load(nil, envOf(map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY_FILE": testKeyFile(t),
+		"TOKENSVC_AUTH": "disabled", AllowBrokenStrategiesEnv: "yes"}))
+	if err == nil || !strings.Contains(err.Error(), `TOKENSVC_ALLOW_BROKEN_STRATEGIES is "yes", want true or false`) {
+		t.Errorf("a setting neither true nor false: %v", err)
+	}
+}
+
+// TestConnLimitsFitMemory: the defaults fit the manifests' 128 MiB container, at most half of it.
+func TestConnLimitsFitMemory(t *testing.T) {
+	if err := checkConnLimits(DefaultMaxHeaderBytes, DefaultMaxConns, 128<<20); err != nil {
+		t.Errorf("the defaults do not fit 128 MiB: %v", err)
+	}
+	if got := ConnBudget(DefaultMaxHeaderBytes); got != 64<<10 {
+		t.Errorf("ConnBudget(%d) = %d, want 64 KiB", DefaultMaxHeaderBytes, got)
+	}
+	if err := checkConnLimits(1<<20, DefaultMaxConns, 128<<20); err == nil {
+		t.Error("1 MiB headers on 512 connections in 128 MiB: accepted")
+	}
+	if err := checkConnLimits(1<<20, 100000, 0); err != nil {
+		t.Errorf("no memory limit known: %v", err)
+	}
+}
+
 // TestLoadAPIKeys: the service fails closed. Without a keys file it starts only when told
 // explicitly to run without authentication.
 func TestLoadAPIKeys(t *testing.T) {
-	base := map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY": testKeyPEM(t)}
+	base := map[string]string{"TOKENSVC_DATABASE_URL": "postgres://db", "TOKENSVC_SIGNING_KEY_FILE": testKeyFile(t)}
 	with := func(kv ...string) map[string]string {
 		m := map[string]string{}
 		for k, v := range base {
@@ -157,11 +237,10 @@ func TestLoadHelp(t *testing.T) {
 }
 
 func TestLogValueMasksSecrets(t *testing.T) {
-	pemText := testKeyPEM(t)
 	cfg, err := Load(nil, envOf(map[string]string{
-		"TOKENSVC_DATABASE_URL":  "postgres://user:hunter2@db:5432/x?sslmode=disable",
-		"TOKENSVC_SIGNING_KEY":   pemText,
-		"TOKENSVC_API_KEYS_FILE": keysFile(t, "# rotation", apikey.FileLine("m-1", "k1"), apikey.FileLine("m-1", "k2"), apikey.FileLine("m-2", "k3")),
+		"TOKENSVC_DATABASE_URL":     "postgres://user:hunter2@db:5432/x?sslmode=disable",
+		"TOKENSVC_SIGNING_KEY_FILE": testKeyFile(t),
+		"TOKENSVC_API_KEYS_FILE":    keysFile(t, "# rotation", apikey.FileLine("m-1", "k1"), apikey.FileLine("m-1", "k2"), apikey.FileLine("m-2", "k3")),
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -175,6 +254,35 @@ func TestLogValueMasksSecrets(t *testing.T) {
 	if !strings.Contains(out.String(), "create_strategy=atomic") || !strings.Contains(out.String(), "connect_timeout=5s") ||
 		!strings.Contains(out.String(), "(3 keys for 2 merchants)") {
 		t.Fatalf("config not logged: %s", out.String())
+	}
+}
+
+// TestLoadDatabasePasswordFile: the password is read from its file, without a final line
+// break, and logged as where it came from; the URL then carries none.
+func TestLoadDatabasePasswordFile(t *testing.T) {
+	for _, content := range []string{"s3cret pw", "s3cret pw\n", "s3cret pw\r\n"} {
+		file := writeFile(t, "pw", content)
+		cfg, err := Load(nil, envOf(map[string]string{
+			"TOKENSVC_DATABASE_URL": "host=db user=tokensvc dbname=x", "TOKENSVC_SIGNING_KEY_FILE": testKeyFile(t),
+			"TOKENSVC_AUTH": "disabled", "TOKENSVC_DATABASE_PASSWORD_FILE": file,
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.DatabasePassword != "s3cret pw" || cfg.DatabasePasswordInURL {
+			t.Errorf("file %q: password %q, in URL %v; want %q from the file", content, cfg.DatabasePassword, cfg.DatabasePasswordInURL, "s3cret pw")
+		}
+		var out strings.Builder
+		slog.New(slog.NewTextHandler(&out, nil)).Info("config", "config", cfg)
+		if strings.Contains(out.String(), "s3cret") || !strings.Contains(out.String(), "database_password="+file) {
+			t.Errorf("logged config: %s; want the file's path and not the password", out.String())
+		}
+	}
+	for dsn, want := range map[string]bool{"postgres://u:p@h/db": true, "postgres://u@h/db?password=p": true,
+		"host=h password=p": true, "postgres://u@h/db": false, "host=h user=u": false} {
+		if got := hasPassword(dsn); got != want {
+			t.Errorf("hasPassword(%q) = %v, want %v", dsn, got, want)
+		}
 	}
 }
 

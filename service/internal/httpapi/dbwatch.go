@@ -11,8 +11,8 @@ type dbState struct {
 	since time.Time // when the database was last found in this state after the other
 }
 
-// WatchDatabase pings the database every Params.DBCheckInterval, each ping bounded by the
-// interval, until ctx is done, and records whether it answered for /readyz and the
+// WatchDatabase pings the database (Params.DBCheck, on its own connection) every
+// Params.DBCheckInterval, each ping bounded by the interval, until ctx is done, and records whether it answered for /readyz and the
 // tokensvc_database_up gauge. It logs each change, not each check.
 //
 // The database is not part of readiness: every replica shares it, so failing readiness on it
@@ -34,7 +34,7 @@ func (s *Server) WatchDatabase(ctx context.Context) {
 
 func (s *Server) checkDatabase(ctx context.Context) {
 	pctx, cancel := context.WithTimeout(ctx, s.p.DBCheckInterval)
-	err := s.p.Store.Ping(pctx)
+	err := s.p.DBCheck.Ping(pctx)
 	cancel()
 	if ctx.Err() != nil {
 		return // stopping: this ping was cut short, it says nothing about the database

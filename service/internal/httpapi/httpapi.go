@@ -30,12 +30,19 @@ import (
 type Store interface {
 	Find(ctx context.Context, k store.Key) (*store.Customer, error)
 	Create(ctx context.Context, nc store.NewCustomer) (*store.Customer, bool, error)
+}
+
+// Pinger checks that the database answers; *store.Checker implements it.
+type Pinger interface {
 	Ping(ctx context.Context) error
 }
 
 // Params configure a Server.
 type Params struct {
-	Store    Store
+	Store Store
+	// DBCheck is what WatchDatabase pings: a connection of its own (store.Checker), not the
+	// Store's pool, which a burst can fill.
+	DBCheck  Pinger
 	Signer   *token.Signer
 	Strategy config.Strategy
 	// RecheckDelay is the TOKENSVC_LEGACY_RECHECK_DELAY test knob: a pause between
@@ -84,8 +91,8 @@ type TokenResponse struct {
 
 // New returns a Server.
 func New(p Params) (*Server, error) {
-	if p.Store == nil || p.Signer == nil || p.Logger == nil || p.Metrics == nil {
-		return nil, errors.New("new server: Store, Signer, Logger and Metrics are required")
+	if p.Store == nil || p.DBCheck == nil || p.Signer == nil || p.Logger == nil || p.Metrics == nil {
+		return nil, errors.New("new server: Store, DBCheck, Signer, Logger and Metrics are required")
 	}
 	if len(p.APIKeys) == 0 && !p.AuthDisabled {
 		return nil, errors.New("new server: no API keys, and authentication is not disabled")
@@ -186,7 +193,10 @@ func (s *Server) register(rw http.ResponseWriter, r *http.Request) {
 	keyMerchant, authErr := s.authenticate(r)
 	if authErr != nil {
 		outcome(outcomeUnauthenticated)
-		s.p.Logger.Info("unauthenticated registration", "reason", authErr.Message, "remote", r.RemoteAddr)
+		// Debug, not Info: anyone can send these, and a burst of them would flood the logs (and
+		// the node's disk) at one line each. tokensvc_registrations_total{outcome="unauthenticated"}
+		// counts them all; TOKENSVC_LOG_LEVEL=debug shows each one's reason.
+		s.p.Logger.Debug("unauthenticated registration", "reason", authErr.Message, "remote", r.RemoteAddr)
 		w.Header().Set("WWW-Authenticate", "Bearer")
 		writeError(w, authErr)
 		return

@@ -123,6 +123,9 @@ func newServerWith(t testing.TB, p Params) (*Server, *Metrics, *prometheus.Regis
 	if p.Logger == nil {
 		p.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if pinger, ok := p.Store.(Pinger); ok && p.DBCheck == nil {
+		p.DBCheck = pinger
+	}
 	p.Metrics = NewMetrics(reg)
 	s, err := New(p)
 	if err != nil {
@@ -614,6 +617,29 @@ func TestAuthNeverLogsTheKey(t *testing.T) {
 	for _, secret := range []string{"sk_guessed_secret", testKey, "sk_test"} {
 		if strings.Contains(logs.String(), secret) {
 			t.Fatalf("the logs hold the key %q:\n%s", secret, logs.String())
+		}
+	}
+}
+
+// TestUnauthenticatedLoggedAtDebug: a burst of registrations without a key writes nothing at the
+// service's default level (Info), and one line each at Debug; the counter counts them all.
+func TestUnauthenticatedLoggedAtDebug(t *testing.T) {
+	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
+		var logs strings.Builder
+		srv, m, _ := newServerWith(t, Params{Store: &fakeStore{found: row}, Strategy: config.StrategyAtomic,
+			Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: level}))})
+		const burst = 100
+		for range burst {
+			r := httptest.NewRequest(http.MethodPost, "/v1/tokens", strings.NewReader(validBody))
+			r.Header.Set("Content-Type", "application/json")
+			srv.ServeHTTP(httptest.NewRecorder(), r)
+		}
+		lines := strings.Count(logs.String(), "unauthenticated registration")
+		if want := map[slog.Level]int{slog.LevelInfo: 0, slog.LevelDebug: burst}[level]; lines != want {
+			t.Errorf("at level %s, %d requests without a key logged %d lines, want %d", level, burst, lines, want)
+		}
+		if got := counterValue(t, m.registrations.WithLabelValues("atomic", outcomeUnauthenticated)); got != burst {
+			t.Errorf("at level %s, unauthenticated counted %v times, want %d", level, got, burst)
 		}
 	}
 }

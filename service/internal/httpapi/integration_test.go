@@ -72,7 +72,7 @@ func realServer(t testing.TB, strategy config.Strategy, delay time.Duration) (*S
 	}
 	m := NewMetrics(prometheus.NewRegistry())
 	s, err := New(Params{
-		Store: store.New(pool, st, m.ObserveDB), Signer: testSigner(t), Strategy: strategy,
+		Store: store.New(pool, st, m.ObserveDB), DBCheck: store.New(pool, st, nil), Signer: testSigner(t), Strategy: strategy,
 		RecheckDelay: delay, APIKeys: testKeys, PodName: "pod-it", Logger: log, Metrics: m,
 	})
 	if err != nil {

@@ -239,7 +239,7 @@ var mutantChecks = map[string]func(t *testing.T, e mutantEnv){
 		if r := register(t, e.loser, "c1"); r.status != 503 || r.err.Code != "unavailable" || r.header.Get("Retry-After") != "1" {
 			t.Fatalf("loser: %d %+v %v, want 503 unavailable with Retry-After", r.status, r.err, r.header)
 		}
-		if err := e.srv.p.Store.Ping(context.Background()); err != nil {
+		if err := e.srv.p.DBCheck.Ping(context.Background()); err != nil {
 			t.Fatalf("the database is up: %v", err)
 		}
 	},

@@ -98,6 +98,16 @@ func WithStatementTimeout(d time.Duration) Option {
 	}
 }
 
+// WithPassword makes pw the password of every connection, unless pw is empty. It keeps the
+// password out of the connection string, which comes from the environment.
+func WithPassword(pw string) Option {
+	return func(c *pgxpool.Config) {
+		if pw != "" {
+			c.ConnConfig.Password = pw
+		}
+	}
+}
+
 // Open connects a pool to databaseURL. It does not wait for the server.
 func Open(ctx context.Context, databaseURL string, opts ...Option) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(databaseURL)
