@@ -53,7 +53,7 @@ component_images() {
         scratch_image "$img" '["/usr/local/bin/etcd"]' "${BIN}/etcd-${ETCD_VERSION}=etcd" "${BIN}/etcdctl-${ETCD_VERSION}=etcdctl" ;;
       */coredns)
         [ "${img##*:}" = "$COREDNS_VERSION" ] || die "kubeadm wants ${img}, versions.sh pins CoreDNS ${COREDNS_VERSION}: update it"
-        scratch_image "$img" '["/usr/local/bin/coredns"]' "${BIN}/coredns-${COREDNS_VERSION}=coredns" ;;
+        scratch_image "$img" '["/usr/local/bin/coredns"]' "${BIN}/coredns-${COREDNS_VERSION}-slim=coredns" ;;
       */pause)
         [ "${img##*:}" = "$PAUSE_IMAGE_TAG" ] || die "kubeadm wants ${img}, versions.sh pins pause ${PAUSE_IMAGE_TAG}: update it"
         scratch_image "$img" '["/usr/local/bin/pause"]' "${BIN}/pause-${K8S_VERSION}=pause" ;;
