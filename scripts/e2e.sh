@@ -43,29 +43,47 @@ need_cmd go "install Go 1.26 (https://go.dev/doc/install) and put it on PATH"
 cd "$REPO_ROOT"
 grace="${STAMPEDE_E2E_GRACE:-180}"
 
-# prepare_images: the node image, the workloads' images and the suite's test binary, side by side
-# before the suite starts (images are cached by their inputs' hash, so a warm run finds them at
-# once). The suite gets them as given images, and its BeforeSuite only brings up the cluster: no
-# long build runs under Ginkgo, whose progress reports would print goroutine dumps meanwhile.
-prepare_images() {
-  local dir jobs=() names=() i failed="" name ref
-  dir=$(mktemp -d "${bin}/prepare.XXXXXX")
-  if [ -z "${STAMPEDE_E2E_NODE_IMAGE:-}${STAMPEDE_NODE_IMAGE:-}" ]; then
-    # node-image.sh says what it is still building every 30 s itself.
-    STAMPEDE_HEARTBEAT=0 stage "node image" "${REPO_ROOT}/scripts/node-image.sh" >"${dir}/node" &
-    jobs+=($!); names+=("node image")
-  fi
-  stage "images: tokensvc, postgres, toxiproxy, attacker" "${REPO_ROOT}/scripts/build-image.sh" all attacker >"${dir}/images" &
-  jobs+=($!); names+=(images)
+# The node image, the workloads' images and the suite's test binary are built side by side before
+# the suite starts (images are cached by their inputs' hash, so a warm run finds them at once). The
+# node image, the long pole of a cold run, starts right after host setup, before even this
+# script's own tools are compiled. The suite gets them as given images, and its BeforeSuite only
+# brings up the cluster: no long build runs under Ginkgo, whose progress reports would print
+# goroutine dumps meanwhile.
+prep_jobs=() prep_names=()
+prep_dir=""
+start_node_image() {
+  [ -z "${STAMPEDE_E2E_NODE_IMAGE:-}${STAMPEDE_NODE_IMAGE:-}" ] || return 0
+  # node-image.sh says what it is still building every 30 s itself.
+  set -m # a process group of its own, which stop_prepared can end whole
+  STAMPEDE_HEARTBEAT=0 stage "node image" "${REPO_ROOT}/scripts/node-image.sh" >"${prep_dir}/node" &
+  prep_jobs+=($!); prep_names+=("node image")
+  set +m
+}
+start_images_and_suite() {
+  set -m
+  stage "images: tokensvc, postgres, toxiproxy, attacker" "${REPO_ROOT}/scripts/build-image.sh" all attacker >"${prep_dir}/images" &
+  prep_jobs+=($!); prep_names+=(images)
   # Compiled once here, run by Ginkgo as it is (ginkgo runs a precompiled .test binary).
   stage "compile: the suite" go test -c -tags e2e -o "$suite_bin" ./e2e &
-  jobs+=($!); names+=("suite compile")
-  for i in "${!jobs[@]}"; do wait "${jobs[$i]}" || failed+=" ${names[$i]};"; done
+  prep_jobs+=($!); prep_names+=("suite compile")
+  set +m
+}
+# stop_prepared: end the builds still running (an interrupt, or a failure elsewhere).
+# shellcheck disable=SC2317 # called from traps, which shellcheck cannot follow
+stop_prepared() {
+  local p
+  for p in "${prep_jobs[@]}"; do kill -TERM -- "-${p}" 2>/dev/null || true; done
+}
+# wait_prepared: every build above done; the images they made exported for the suite.
+wait_prepared() {
+  local i failed="" name ref
+  for i in "${!prep_jobs[@]}"; do wait "${prep_jobs[$i]}" || failed+=" ${prep_names[$i]};"; done
   [ -z "$failed" ] || { log "failed:${failed%;}"; return 1; }
-  if [ -s "${dir}/node" ]; then
+  if [ -s "${prep_dir}/node" ]; then
     export STAMPEDE_E2E_NODE_IMAGE
-    STAMPEDE_E2E_NODE_IMAGE=$(tail -n 1 "${dir}/node")
+    STAMPEDE_E2E_NODE_IMAGE=$(tail -n 1 "${prep_dir}/node")
   fi
+  [ -f "${prep_dir}/images" ] || return 0
   while IFS='=' read -r name ref; do
     case "$name" in
       tokensvc) export STAMPEDE_E2E_TOKENSVC_IMAGE="${STAMPEDE_E2E_TOKENSVC_IMAGE:-$ref}" ;;
@@ -73,7 +91,7 @@ prepare_images() {
       toxiproxy) export STAMPEDE_E2E_TOXIPROXY_IMAGE="${STAMPEDE_E2E_TOXIPROXY_IMAGE:-$ref}" ;;
       attacker) export STAMPEDE_E2E_ATTACKER_IMAGE="${STAMPEDE_E2E_ATTACKER_IMAGE:-$ref}" ;;
     esac
-  done <"${dir}/images"
+  done <"${prep_dir}/images"
 }
 
 ginkgo_pid=""
@@ -84,6 +102,7 @@ on_signal() {
   local sig=$1
   if [ -z "$ginkgo_pid" ]; then
     log "got SIG${sig} before the suite started: stopping"
+    stop_prepared
     exit $((128 + $(kill -l "$sig")))
   fi
   if [ -n "$signalled" ]; then
@@ -102,17 +121,30 @@ bin=$(mktemp -d "${TMPDIR:-/tmp}/stampede-e2e-bin.XXXXXX")
 # The suite's test binary lives in e2e/ (Ginkgo runs a precompiled suite in its directory), under
 # a name of this run's own, so that runs in parallel do not share it.
 suite_bin="${REPO_ROOT}/e2e/.stampede-e2e-$$.test"
-trap 'rm -rf "$bin" "$suite_bin"' EXIT
+trap 'stop_prepared; rm -rf "$bin" "$suite_bin"' EXIT
 # Stages before the run has a directory are timed here and written down once it has one.
 pre_stages=$(mktemp "${bin}/stages.XXXXXX")
 export STAMPEDE_STAGES="$pre_stages"
+prep_dir=$(mktemp -d "${bin}/prepare.XXXXXX")
+
+if [ "$mode" != existing ]; then
+  if [ "${STAMPEDE_HOST_READY:-}" = true ]; then
+    # The host was set up by someone else (a shared engine, a CI image): only check it.
+    docker_ok || die "STAMPEDE_HOST_READY=true but the Docker engine does not answer (DOCKER_HOST=${DOCKER_HOST:-})"
+    "${REPO_ROOT}/scripts/egress-guard.sh" check || die "STAMPEDE_HOST_READY=true but the egress guard is not in place: run scripts/host-setup.sh"
+  else
+    stage "host setup" "${REPO_ROOT}/scripts/host-setup.sh" || die "host setup failed"
+  fi
+  start_node_image
+fi
+
 # shellcheck disable=SC2317 # run through stage, which shellcheck cannot follow
 build_tools() {
   go build -o "$bin/stampede-cluster" ./e2e/cmd/stampede-cluster &&
     go build -o "$bin/stampede" ./e2e/cmd/stampede &&
     go build -o "$bin/ginkgo" github.com/onsi/ginkgo/v2/ginkgo
 }
-stage "compile: stampede-cluster, stampede, ginkgo" build_tools
+stage "compile: stampede-cluster, stampede, ginkgo" build_tools || die "compiling stampede's tools failed"
 
 ARTIFACTS="${ARTIFACTS:-${REPO_ROOT}/_artifacts}"
 # A run id, the seed, and the run's artifacts directory named after both (before anything runs),
@@ -123,23 +155,20 @@ export STAMPEDE_E2E_MODE="$mode" STAMPEDE_E2E_RUN_ID="$RUN_ID" STAMPEDE_E2E_SEED
 [ -n "${KEEP:-}" ] && export STAMPEDE_E2E_KEEP="$KEEP"
 [ -n "${CLUSTER:-}" ] && export STAMPEDE_E2E_CLUSTER_NAME="$CLUSTER"
 mkdir -p "$ARTIFACTS_DIR"
-cat "$pre_stages" >>"${ARTIFACTS_DIR}/stages.tsv"
-export STAMPEDE_STAGES="${ARTIFACTS_DIR}/stages.tsv"
 log "run ${RUN_ID}, seed ${SEED} (replay: SEED=${SEED}), artifacts ${ARTIFACTS_DIR}"
 
 # timeline: the stage table at the end of every run, kept in results.json too.
 timeline() { "$bin/stampede" timeline "$ARTIFACTS_DIR" || log "no stage timeline: stampede timeline failed"; }
 
+prepared=0
 if [ "$mode" != existing ]; then
-  if [ "${STAMPEDE_HOST_READY:-}" = true ]; then
-    # The host was set up by someone else (a shared engine, a CI image): only check it.
-    docker_ok || die "STAMPEDE_HOST_READY=true but the Docker engine does not answer (DOCKER_HOST=${DOCKER_HOST:-})"
-    "${REPO_ROOT}/scripts/egress-guard.sh" check || die "STAMPEDE_HOST_READY=true but the egress guard is not in place: run scripts/host-setup.sh"
-  else
-    stage "host setup" "${REPO_ROOT}/scripts/host-setup.sh" || { timeline; die "host setup failed"; }
-  fi
-  prepare_images || { timeline; die "building the images failed (logs above)"; }
+  start_images_and_suite
+  wait_prepared || prepared=$?
 fi
+# The stages so far (each written when it ended, some after the run got its directory) join the run's.
+cat "$pre_stages" >>"${ARTIFACTS_DIR}/stages.tsv"
+export STAMPEDE_STAGES="${ARTIFACTS_DIR}/stages.tsv"
+[ "$prepared" = 0 ] || { timeline; die "building the images failed (logs above)"; }
 
 # Ginkgo's flags, then after `--` the suite's own (-e2e.traffic=cluster, ...), which Ginkgo hands to
 # the suite: the package goes between them.
