@@ -31,13 +31,20 @@ stampede_images() {
 fresh_state() {
   scripts/host-setup.sh
   own_engine || die "a cold bench removes images, and this engine is not stampede's own (DOCKER_HOST=${DOCKER_HOST:-unset}): run it with stampede's engine, or COLD=false"
-  local img used=""
+  # Images another cluster's nodes run stay (they are not this checkout's node image, whose tag
+  # is a hash of its inputs); this checkout's node image must go, or the cold path is not cold.
+  local img node gone=()
+  node=$(STAMPEDE_NODE_IMAGE_SOURCE=local scripts/node-image.sh --print)
   for img in $(stampede_images); do
-    [ -z "$(docker ps -aq --filter "ancestor=${img}")" ] || used+=" ${img}"
+    if [ -n "$(docker ps -aq --filter "ancestor=${img}")" ]; then
+      [ "$img" != "$node" ] || die "a cluster runs ${node}: delete it first (make gc, or make cluster-down CLUSTER=...), or COLD=false"
+      log "kept ${img}: a cluster's nodes run it"
+      continue
+    fi
+    gone+=("$img")
   done
-  [ -z "$used" ] || die "containers still use${used}: delete those clusters first (make gc, or make cluster-down CLUSTER=...), or COLD=false"
-  # shellcheck disable=SC2046
-  [ -z "$(stampede_images)" ] || docker rmi $(stampede_images) >/dev/null
+  [ ${#gone[@]} -eq 0 ] || docker rmi "${gone[@]}" >/dev/null
+  log "removed ${#gone[@]} images stampede built"
   local tmp
   tmp=$(mktemp -d /var/tmp/stampede-bench.XXXXXX)
   export GOMODCACHE="${tmp}/gomod" GOCACHE="${tmp}/gocache" STAMPEDE_CACHE="${tmp}/cache"
