@@ -53,6 +53,9 @@ func Setup(ctx context.Context, cfg *Config) *Env {
 	By(fmt.Sprintf("bringing up cluster %s (%s mode, run %s)", cfg.ClusterName, cfg.Mode, cfg.RunID))
 	p := cfg.ClusterParams()
 	p.Logger = logger
+	// Every refusal of a right by the API server becomes one "missing permission" line at the
+	// end of the run (MissingPermissions), whichever step met it.
+	p.WrapTransport = recordDenials
 	// New takes the cluster name's lock; the cleanup is registered before Start creates
 	// anything, so that an interrupt at any point (Ginkgo runs DeferCleanup on SIGINT and
 	// SIGTERM) deletes what this run made, unless KEEP=true.
