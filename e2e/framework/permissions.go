@@ -74,10 +74,18 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 // cluster scope, or on which non-resource path.
 var denied = regexp.MustCompile(`User "([^"]*)" cannot (\S+) (?:resource "([^"]*)" in API group "([^"]*)"(?: in the namespace "([^"]*)"| at the cluster scope)?|path "([^"]*)")`)
 
+// escalation matches RBAC's refusal of a binding whose rights the binder does not hold.
+var escalation = regexp.MustCompile(`user "([^"]*)" \(groups=.*\) is attempting to grant RBAC permissions not currently held`)
+
 // MissingPermission turns the message of a Forbidden from the API server's authorizer into one
 // line naming the right that is missing and who lacks it; "" when msg is no such refusal (a
 // Pod Security admission's Forbidden, for one, is not about rights).
 func MissingPermission(msg string) string {
+	if m := escalation.FindStringSubmatch(msg); m != nil {
+		// RBAC's escalation check: binding a role needs bind on it, or every right it grants.
+		return fmt.Sprintf("missing permission: bind clusterroles (API group rbac.authorization.k8s.io) at the cluster scope, for %s: "+
+			"binding a role needs bind on it by name; manifests/rbac grants what existing mode needs (README: Rights existing mode needs)", m[1])
+	}
 	m := denied.FindStringSubmatch(msg)
 	if m == nil {
 		return ""
