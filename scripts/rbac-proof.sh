@@ -19,6 +19,8 @@
 #             'stampede-run:pods/portforward=atomic && invariants')
 #   OUT       where the listings, logs and summary go (default _artifacts/rbac-proof-<UTC time>)
 #   KEEP=true keeps the cluster afterwards
+#   TOKENSVC_IMAGE, POSTGRES_IMAGE, ATTACKER_IMAGE   local images to use instead of building them
+#   STAMPEDE_NODE_IMAGE                              the node image (default: scripts/node-image.sh --print)
 # Exit status 0 only when every step held. The node image must exist (make node-image).
 set -o errexit -o nounset -o pipefail
 LOG_PREFIX=rbac-proof
@@ -64,8 +66,10 @@ admin="$("$bin/stampede-cluster" kubeconfig --name "$CLUSTER")"
 ak() { kubectl --kubeconfig "$admin" "$@"; }
 
 log "building and loading the images"
-declare -A img
-while IFS='=' read -r name ref; do img[$name]=$ref; done < <("${REPO_ROOT}/scripts/build-image.sh" tokensvc postgres attacker)
+declare -A img=([tokensvc]="${TOKENSVC_IMAGE:-}" [postgres]="${POSTGRES_IMAGE:-}" [attacker]="${ATTACKER_IMAGE:-}")
+if [ -z "${img[tokensvc]}" ] || [ -z "${img[postgres]}" ] || [ -z "${img[attacker]}" ]; then
+  while IFS='=' read -r name ref; do [ -n "${img[$name]}" ] || img[$name]=$ref; done < <("${REPO_ROOT}/scripts/build-image.sh" tokensvc postgres attacker)
+fi
 for name in tokensvc postgres attacker; do [ -n "${img[$name]:-}" ] || die "build-image.sh printed no ${name} image"; done
 "$bin/stampede-cluster" load --name "$CLUSTER" --images "${img[tokensvc]},${img[postgres]},${img[attacker]}" >"$OUT/load.log" 2>&1 ||
   die "loading the images failed: $OUT/load.log"
