@@ -99,7 +99,11 @@ if sk auth can-i get secrets -n kube-system >/dev/null 2>&1; then fail "the Serv
 # The API server compiles a new admission policy within moments: wait until it answers. The
 # target is a namespace that is not the run's (its own): kube-public and default are refused by
 # the API server itself, whatever the rights.
-guard_refuses_delete() { sk delete namespace "$SA_NS" --dry-run=server 2>&1 | grep -q stampede-own-namespaces; }
+guard_refuses_delete() {
+  local out
+  out="$(sk delete namespace "$SA_NS" --dry-run=server 2>&1)" && return 1
+  grep -q stampede-own-namespaces <<<"$out"
+}
 retry_until 60 "the guard stampede-own-namespaces to be in force" guard_refuses_delete ||
   fail "the guard did not refuse deleting ${SA_NS}: $(sk delete namespace "$SA_NS" --dry-run=server 2>&1 | head -1)"
 if out="$(sk create rolebinding stampede-run -n default --clusterrole "$RUN_ROLE" --serviceaccount "${SA_NS}:${SA}" --dry-run=server 2>&1)"; then
@@ -121,7 +125,7 @@ snapshot() {
   local r
   {
     for r in $(ak api-resources --namespaced=false --verbs=list -o name | LC_ALL=C sort); do
-      ak get "$r" -o name 2>/dev/null | sed "s#^#${r} #"
+      ak get "$r" -o name 2>/dev/null | sed "s#^#${r} #" || true
     done
   } | LC_ALL=C sort >"$1"
 }
@@ -196,8 +200,8 @@ nodeports "$OUT/nodeports-after.txt"
 diff -u "$OUT/before.txt" "$OUT/after.txt" >"$OUT/cluster-scoped.diff" || fail "cluster-scoped objects differ: $OUT/cluster-scoped.diff"
 diff -u "$OUT/nodeports-before.txt" "$OUT/nodeports-after.txt" >"$OUT/nodeports.diff" || fail "Services differ: $OUT/nodeports.diff"
 # A Service of the runs with a node port, at any moment: its line has a port number after the type.
-created_nodeports="$(grep -E '^stampede-' "$OUT/services-seen.txt" | awk 'NF > 2' | sort -u | wc -l)"
-services_seen="$(grep -E '^stampede-' "$OUT/services-seen.txt" | awk '{print $1}' | sort -u | wc -l)"
+created_nodeports="$(awk '/^stampede-/ && NF > 2' "$OUT/services-seen.txt" | sort -u | wc -l)"
+services_seen="$(awk '/^stampede-/ {print $1}' "$OUT/services-seen.txt" | sort -u | wc -l)"
 claims_seen="$(sort -u "$OUT/claims-seen.txt" | grep -c . || true)"
 [ "$created_nodeports" = 0 ] || fail "${created_nodeports} Services of the runs had a node port: $OUT/services-seen.txt"
 [ "$services_seen" -gt 0 ] || fail "the Service watch saw none of the runs' Services: it proves nothing"
