@@ -55,11 +55,15 @@ func recordDenials(next http.RoundTripper) http.RoundTripper {
 		if rerr != nil {
 			return resp, nil
 		}
+		// A JSON Status (what port-forwards get) has its message escaped; the typed clients ask
+		// for protobuf, where the message's bytes stand as they are.
+		msg := string(body)
 		var st metav1.Status
 		if json.Unmarshal(body, &st) == nil {
-			if line := MissingPermission(st.Message); line != "" {
-				denials.add(line)
-			}
+			msg = st.Message
+		}
+		if line := MissingPermission(msg); line != "" {
+			denials.add(line)
 		}
 		return resp, nil
 	})

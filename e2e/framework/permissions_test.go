@@ -6,6 +6,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func TestMissingPermission(t *testing.T) {
@@ -31,6 +33,14 @@ func TestRecordDenials(t *testing.T) {
 		"/rbac": `{"kind":"Status","apiVersion":"v1","status":"Failure","message":"pods is forbidden: User \"u\" cannot list resource \"pods\" in API group \"\" in the namespace \"ns\"","reason":"Forbidden","code":403}`,
 		"/psa":  `{"kind":"Status","apiVersion":"v1","status":"Failure","message":"pods \"p\" is forbidden: violates PodSecurity \"restricted:latest\"","reason":"Forbidden","code":403}`,
 	}
+	// The typed clients get protobuf: the k8s envelope around a Status whose message is plain bytes.
+	st := metav1.Status{Status: "Failure", Reason: metav1.StatusReasonForbidden, Code: 403,
+		Message: `nodes is forbidden: User "u" cannot list resource "nodes" in API group "" at the cluster scope`}
+	pb, err := st.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	body["/protobuf"] = "k8s\x00" + string(pb)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusForbidden)
 		_, _ = io.WriteString(w, body[r.URL.Path])
@@ -38,7 +48,7 @@ func TestRecordDenials(t *testing.T) {
 	defer srv.Close()
 	denials = deniedRights{}
 	hc := &http.Client{Transport: recordDenials(http.DefaultTransport)}
-	for _, path := range []string{"/rbac", "/psa", "/rbac"} {
+	for _, path := range []string{"/rbac", "/psa", "/rbac", "/protobuf"} {
 		resp, err := hc.Get(srv.URL + path)
 		if err != nil {
 			t.Fatal(err)
@@ -50,7 +60,8 @@ func TestRecordDenials(t *testing.T) {
 		}
 	}
 	lines := MissingPermissions()
-	if len(lines) != 1 || !strings.HasPrefix(lines[0], "missing permission: list pods (API group core) in namespace ns, for u:") {
-		t.Errorf("MissingPermissions() = %q, want one line for list pods", lines)
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "missing permission: list nodes (API group core) at the cluster scope, for u:") ||
+		!strings.HasPrefix(lines[1], "missing permission: list pods (API group core) in namespace ns, for u:") {
+		t.Errorf("MissingPermissions() = %q, want one line for list nodes (protobuf), one for list pods (JSON)", lines)
 	}
 }

@@ -89,6 +89,12 @@ func Setup(ctx context.Context, cfg *Config) *Env {
 	fmt.Fprintf(GinkgoWriter, "traffic: %s\n", cfg.TrafficSource())
 	applier, err := NewApplier(c.RESTConfig())
 	Expect(err).NotTo(HaveOccurred())
+	exportLogs := c.ExportLogs
+	if cfg.Mode == "existing" {
+		// Every pod and event of a team's cluster is not the suite's to read (nor in the rights
+		// manifests/rbac grants): a failed spec's own namespace is dumped instead (DumpNamespace).
+		exportLogs = nil
+	}
 	return &Env{
 		Config:            *cfg,
 		RestConfig:        c.RESTConfig(),
@@ -97,7 +103,7 @@ func Setup(ctx context.Context, cfg *Config) *Env {
 		ServiceURL:        url,
 		Nodes:             c.Nodes(),
 		Logger:            logger,
-		ExportClusterLogs: c.ExportLogs,
+		ExportClusterLogs: exportLogs,
 		LoadImages:        load,
 	}
 }
