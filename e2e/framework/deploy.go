@@ -162,6 +162,7 @@ func (e *Env) Deploy(ctx context.Context, p DeployParams) *Deployment {
 	if e.Config.RunRole != "" {
 		Expect(bindRunRole(ctx, e.Client, d.Namespace, e.Config.RunRole)).To(Succeed())
 	}
+	d.readable = true
 	Expect(e.Applier.Apply(ctx, objs)).To(Succeed())
 
 	if p.Toxiproxy {

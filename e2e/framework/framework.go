@@ -69,6 +69,10 @@ type Deployment struct {
 	Toxiproxy *toxiproxyclient.Client
 	// APIKeys are the merchants' keys this deployment's service accepts.
 	APIKeys APIKeys
+	// readable says the suite may read the namespace: it exists and the run role, if any, is
+	// bound in it. Before, a failed spec's dump would only add refusals that follow from the
+	// first.
+	readable bool
 	// namespaceUID is the UID of Namespace as this run created it; empty until then. Only that
 	// namespace, with the run's labels, is ever deleted.
 	namespaceUID types.UID
@@ -95,6 +99,10 @@ const (
 
 func (d *Deployment) dumpOnFailure(ctx SpecContext) {
 	if !CurrentSpecReport().Failed() {
+		return
+	}
+	if !d.readable {
+		GinkgoWriter.Printf("not dumping namespace %s: the spec failed before it could read it\n", d.Namespace)
 		return
 	}
 	if err := DumpNamespace(ctx, d.Env.Client, d.Namespace, d.Dir); err != nil {

@@ -18,7 +18,8 @@ import (
 // refusal surfaced.
 var denials deniedRights
 
-// MissingPermissions lists, sorted and each once, the rights the API server refused this run.
+// MissingPermissions lists, each once and in the order they were first refused, the rights the
+// API server refused this run: the first is the one to grant first, later ones may follow from it.
 func MissingPermissions() []string { return denials.lines() }
 
 type deniedRights struct {
@@ -37,7 +38,7 @@ func (d *deniedRights) add(line string) {
 func (d *deniedRights) lines() []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return slices.Sorted(slices.Values(d.seen))
+	return slices.Clone(d.seen)
 }
 
 // recordDenials wraps an API client's transport: every 403 whose Status says an authorizer

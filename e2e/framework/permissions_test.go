@@ -60,8 +60,8 @@ func TestRecordDenials(t *testing.T) {
 		}
 	}
 	lines := MissingPermissions()
-	if len(lines) != 2 || !strings.HasPrefix(lines[0], "missing permission: list nodes (API group core) at the cluster scope, for u:") ||
-		!strings.HasPrefix(lines[1], "missing permission: list pods (API group core) in namespace ns, for u:") {
-		t.Errorf("MissingPermissions() = %q, want one line for list nodes (protobuf), one for list pods (JSON)", lines)
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "missing permission: list pods (API group core) in namespace ns, for u:") ||
+		!strings.HasPrefix(lines[1], "missing permission: list nodes (API group core) at the cluster scope, for u:") {
+		t.Errorf("MissingPermissions() = %q, want in order one line for list pods (JSON), one for list nodes (protobuf)", lines)
 	}
 }
