@@ -56,8 +56,12 @@ report: ## Render a run's report.html again from its artifacts (DIR=, default th
 	@go run ./e2e/cmd/stampede report $(or $(DIR),$(ARTIFACTS)/latest)
 
 .PHONY: pre-release
-pre-release: ## Verify a release on an existing cluster: KUBECONFIG= CONTEXT= TOKENSVC_IMAGE= POSTGRES_IMAGE= [TOXIPROXY_IMAGE= MANIFESTS=DIR].
+pre-release: ## Verify a release on an existing cluster: KUBECONFIG= CONTEXT= TOKENSVC_IMAGE= POSTGRES_IMAGE= [TOXIPROXY_IMAGE= MANIFESTS=DIR RUN_ROLE= DB_STORAGE= DNS=].
 	@scripts/pre-release.sh $(ARGS)
+
+.PHONY: rbac-proof
+rbac-proof: ## Prove on a kind cluster of its own that pre-release needs only manifests/rbac and leaves nothing (CLUSTER= LABELS= REMOVE=).
+	@scripts/rbac-proof.sh
 
 .PHONY: host-setup
 host-setup: ## Docker engine (the running one, or stampede's own), egress guard for stampede's network; undone by host-undo.

@@ -43,6 +43,11 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 // A failed spec ends with the line that replays it; the report entries of every spec (their
 // summaries) are gathered into one summary of the run, printed and kept in the artifacts.
 var _ = ReportAfterEach(func(r SpecReport) {
+	if r.Failed() {
+		for _, line := range framework.MissingPermissions() {
+			fmt.Fprintln(GinkgoWriter, line)
+		}
+	}
 	if r.Failed() && env != nil {
 		fmt.Fprintf(GinkgoWriter, "repro: %s\n", framework.ReproLine(&env.Config, r.FullText()))
 	}
@@ -51,6 +56,10 @@ var _ = ReportAfterEach(func(r SpecReport) {
 var _ = ReportAfterSuite("run summary", func(r Report) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "stampede e2e: %d specs run, %d failed\n", r.PreRunStats.SpecsThatWillRun, countFailed(r))
+	// The rights the API server refused this run, each once: what to grant (manifests/rbac).
+	for _, line := range framework.MissingPermissions() {
+		fmt.Fprintln(&b, line)
+	}
 	for _, sr := range r.SpecReports {
 		if sr.LeafNodeType != types.NodeTypeIt || sr.State.Is(types.SpecStateSkipped) {
 			continue

@@ -49,6 +49,19 @@ var _ = Describe("Network policy", Label("netpol"), func() {
 			Expect(denied.Connected).To(BeFalse(), "a pod that no policy allows reached PostgreSQL at %s: "+
 				"the cluster's network plugin does not enforce NetworkPolicy (the offline node image's cnid does; see README)", postgres)
 
+			By("a pod that only the DNS policy lets out resolves PostgreSQL's name, and is still refused the connection")
+			// The DNS peers are the run's setting (-e2e.dns, default CoreDNS's pods and NodeLocal
+			// DNSCache's listener): on a cluster whose DNS they miss, every lookup fails here.
+			byName := net.JoinHostPort(manifests.PostgresName+"."+d.Namespace+".svc", strconv.Itoa(manifests.PostgresPort))
+			resolved := d.Probe(ctx, "probe-dns", nil, byName, probeTimeout, "")
+			Expect(resolved.Connected).To(BeFalse(), "a pod that no policy allows reached PostgreSQL at %s", byName)
+			Expect(resolved.Error).NotTo(ContainSubstring("lookup"),
+				"the DNS lookup of %s failed under the DNS policy: set the cluster's DNS peers (DNS=..., README: DNS egress)", byName)
+			By("control: a name that does not exist fails as a lookup, so the probe tells one from a refused connection")
+			missing := net.JoinHostPort("no-such-service."+d.Namespace+".svc", strconv.Itoa(manifests.PostgresPort))
+			Expect(d.Probe(ctx, "probe-dns-control", nil, missing, probeTimeout, "").Error).To(ContainSubstring("lookup"),
+				"a lookup of %s did not fail as a lookup: the probe cannot see a DNS failure, and the check above proves nothing", missing)
+
 			By("control: a policy that lets a probe out, and into PostgreSQL, makes the same probe connect")
 			allowControlProbes(ctx, d.Namespace)
 			// cnid applies a new policy within moments; ask again until it has, with fresh pods.

@@ -58,7 +58,7 @@ func TestOverlaysOnDisk(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := check(w, want{strategy: s, namespace: "stampede", replicas: 3,
+			if err := check(w, want{strategy: s, namespace: "stampede", replicas: 3, nodePort: true,
 				tokensvcImage: TokensvcPlaceholderImage, postgresImage: PostgresPlaceholderImage}); err != nil {
 				t.Error(err)
 			}
@@ -82,6 +82,7 @@ func TestRender(t *testing.T) {
 				DatabaseTLS:      testTLS(t),
 				APIKeys:          testAPIKeys,
 				Config:           map[string]string{"TOKENSVC_LEGACY_RECHECK_DELAY": "5ms", "TOKENSVC_DATABASE_HOST": "toxiproxy"},
+				NodePort:         true,
 			}
 			objs, err := Render(p)
 			if err != nil {
@@ -93,7 +94,7 @@ func TestRender(t *testing.T) {
 			}
 			err = check(w, want{strategy: s, namespace: p.Namespace, replicas: 5,
 				tokensvcImage: p.TokensvcImage, postgresImage: p.PostgresImage,
-				config: p.Config, signingKey: key, password: p.PostgresPassword, dbPassword: p.DatabasePassword})
+				config: p.Config, signingKey: key, password: p.PostgresPassword, dbPassword: p.DatabasePassword, nodePort: true})
 			if err != nil {
 				t.Error(err)
 			}
@@ -126,9 +127,10 @@ func TestRender(t *testing.T) {
 func TestCheckFails(t *testing.T) {
 	key := newKeyPEM(t)
 	p := Params{Strategy: "fail-fast", Namespace: "ns", TokensvcImage: "a/tokensvc:1", PostgresImage: "a/pg:1",
-		SigningKeyPEM: key, PostgresPassword: "pw", DatabasePassword: "dpw", DatabaseTLS: testTLS(t), APIKeys: testAPIKeys}
+		SigningKeyPEM: key, PostgresPassword: "pw", DatabasePassword: "dpw", DatabaseTLS: testTLS(t), APIKeys: testAPIKeys,
+		NodePort: true}
 	good := want{strategy: "fail-fast", namespace: "ns", replicas: 3, tokensvcImage: "a/tokensvc:1",
-		postgresImage: "a/pg:1", signingKey: key, password: "pw"}
+		postgresImage: "a/pg:1", signingKey: key, password: "pw", nodePort: true}
 	breaks := map[string]func(w *rendered, wt *want){
 		"strategy":                    func(w *rendered, wt *want) { wt.strategy = "atomic" },
 		"broken strategy not allowed": func(w *rendered, wt *want) { wt.strategy = "legacy" },
@@ -148,6 +150,8 @@ func TestCheckFails(t *testing.T) {
 			w.deploy.Spec.Template.Spec.Containers[0].LivenessProbe.HTTPGet.Path = "/"
 		},
 		"node port":     func(w *rendered, wt *want) { w.service.Spec.Ports[0].NodePort = 30081 },
+		"cluster IP":    func(w *rendered, wt *want) { wt.nodePort = false },
+		"data volume":   func(w *rendered, wt *want) { wt.emptyDir = true },
 		"pod name":      func(w *rendered, wt *want) { w.deploy.Spec.Template.Spec.Containers[0].Env = nil },
 		"key":           func(w *rendered, wt *want) { wt.signingKey = newKeyPEM(t) },
 		"password":      func(w *rendered, wt *want) { wt.password = "other" },
@@ -338,6 +342,8 @@ type want struct {
 	signingKey                   []byte            // nil: not checked
 	password                     string
 	dbPassword                   string // "": not checked
+	nodePort                     bool   // the Service is NodePort on NodePort, else ClusterIP
+	emptyDir                     bool   // the database's data on an emptyDir, else a claim template
 }
 
 // check returns every way in which w differs from what the suite relies on.
@@ -473,9 +479,16 @@ func check(w *rendered, wt want) error {
 	}
 
 	s := w.service
-	if s.Spec.Type != corev1.ServiceTypeNodePort || len(s.Spec.Ports) != 1 || s.Spec.Ports[0].NodePort != NodePort ||
+	wantType, wantNodePort := corev1.ServiceTypeClusterIP, int32(0)
+	if wt.nodePort {
+		wantType, wantNodePort = corev1.ServiceTypeNodePort, NodePort
+	}
+	if s.Spec.Type != wantType || len(s.Spec.Ports) != 1 || s.Spec.Ports[0].NodePort != wantNodePort ||
 		s.Spec.Ports[0].TargetPort.String() != "http" || s.Spec.Ports[0].Port != TokensvcServicePort {
-		errorf("Service tokensvc %+v, want port %d and NodePort %d to port http", s.Spec, TokensvcServicePort, NodePort)
+		errorf("Service tokensvc %+v, want %s, port %d and node port %d to port http", s.Spec, wantType, TokensvcServicePort, wantNodePort)
+	}
+	if err := checkDataVolume(w.postgres, wt.emptyDir); err != nil {
+		errorf("postgres: %v", err)
 	}
 
 	pg := w.postgres
@@ -711,5 +724,103 @@ func TestRenderTokensvcDir(t *testing.T) {
 		if _, err := Render(p); err == nil || !strings.Contains(err.Error(), "tokensvc-config") {
 			t.Errorf("%s: %v, want a refusal that says what the directory must provide", name, err)
 		}
+	}
+}
+
+// checkDataVolume says whether PostgreSQL's data volume is where want says: an emptyDir (and no
+// claim template, which would leave a claim behind), or the claim template "data".
+func checkDataVolume(pg *appsv1.StatefulSet, emptyDir bool) error {
+	var claims, dirs []string
+	for _, c := range pg.Spec.VolumeClaimTemplates {
+		claims = append(claims, c.Name)
+	}
+	for _, v := range pg.Spec.Template.Spec.Volumes {
+		if v.EmptyDir != nil {
+			dirs = append(dirs, v.Name)
+		}
+	}
+	switch {
+	case emptyDir && (len(claims) != 0 || !slices.Contains(dirs, "data")):
+		return fmt.Errorf("claim templates %q, emptyDirs %q: want data on an emptyDir and no claim", claims, dirs)
+	case !emptyDir && (!slices.Equal(claims, []string{"data"}) || slices.Contains(dirs, "data")):
+		return fmt.Errorf("claim templates %q, emptyDirs %q: want data on the claim template", claims, dirs)
+	}
+	return nil
+}
+
+// Existing mode's render: a ClusterIP Service, whatever type the team's directory gave it, and
+// the database on an emptyDir sized as the claim was.
+func TestRenderExistingMode(t *testing.T) {
+	bundled, err := FS.ReadFile("base/tokensvc.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb := strings.Replace(string(bundled), "  type: NodePort\n", "  type: LoadBalancer\n  externalTrafficPolicy: Local\n", 1)
+	if lb == string(bundled) {
+		t.Fatal("the bundled Service is no longer of type NodePort: update this test")
+	}
+	dir := t.TempDir()
+	for name, text := range map[string]string{"kustomization.yaml": "resources: [tokensvc.yaml]\n", "tokensvc.yaml": lb} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, tokensvcDir := range map[string]string{"bundled": "", "team's LoadBalancer": dir} {
+		t.Run(name, func(t *testing.T) {
+			p := Params{Strategy: "atomic", Namespace: "ns", TokensvcImage: "a/tokensvc:1", PostgresImage: "a/pg:1",
+				SigningKeyPEM: newKeyPEM(t), PostgresPassword: "pw", DatabasePassword: "dpw", DatabaseTLS: testTLS(t),
+				APIKeys: testAPIKeys, TokensvcDir: tokensvcDir, DatabaseStorage: StorageEmptyDir}
+			objs, err := Render(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w, err := parse(objs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := check(w, want{strategy: "atomic", namespace: "ns", replicas: 3, tokensvcImage: "a/tokensvc:1",
+				postgresImage: "a/pg:1", signingKey: p.SigningKeyPEM, password: "pw", emptyDir: true}); err != nil {
+				t.Error(err)
+			}
+			if w.service.Spec.ExternalTrafficPolicy != "" {
+				t.Errorf("externalTrafficPolicy %q left on a ClusterIP Service", w.service.Spec.ExternalTrafficPolicy)
+			}
+			for _, v := range w.postgres.Spec.Template.Spec.Volumes {
+				if v.Name == "data" && v.EmptyDir.SizeLimit.String() != "1Gi" {
+					t.Errorf("data emptyDir sizeLimit %v, want the claim's 1Gi", v.EmptyDir.SizeLimit)
+				}
+			}
+		})
+	}
+}
+
+// A team's directory with a cluster-scoped object is refused in one line naming it; so is one
+// that brings its own Namespace.
+func TestRenderRefusesClusterScoped(t *testing.T) {
+	bundled, err := FS.ReadFile("base/tokensvc.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra := map[string]string{
+		"ClusterRole reader": "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: reader\nrules: []\n",
+		"StorageClass fast":  "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata:\n  name: fast\nprovisioner: example.com/fast\n",
+		"Namespace payments": "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: payments\n",
+	}
+	for want, obj := range extra {
+		t.Run(want, func(t *testing.T) {
+			dir := t.TempDir()
+			for name, text := range map[string]string{"kustomization.yaml": "resources: [tokensvc.yaml, extra.yaml]\n",
+				"tokensvc.yaml": string(bundled), "extra.yaml": obj} {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := Render(Params{Strategy: "atomic", Namespace: "ns", TokensvcImage: "a/tokensvc:1", PostgresImage: "a/pg:1",
+				SigningKeyPEM: newKeyPEM(t), PostgresPassword: "pw", DatabasePassword: "dpw", DatabaseTLS: testTLS(t),
+				APIKeys: testAPIKeys, TokensvcDir: dir})
+			if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("Render = %v, want one line naming %s", err, want)
+			}
+		})
 	}
 }

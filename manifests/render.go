@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"net/netip"
 	"os"
 	"path"
 	"slices"
@@ -96,6 +97,48 @@ type Params struct {
 	// service (base/tokensvc.yaml): a team verifies the manifests it ships. What it must provide
 	// is TokensvcContract; Render checks the rendered result against it.
 	TokensvcDir string
+	// NodePort keeps the token service's Service of type NodePort on NodePort, which a kind
+	// cluster's port mapping needs. False makes it a ClusterIP Service: no port opens on any
+	// node, and no other Service's node port can collide with it.
+	NodePort bool
+	// DatabaseStorage is where PostgreSQL keeps its data: StoragePVC or StorageEmptyDir. Empty
+	// means StoragePVC.
+	DatabaseStorage string
+	// DNS replaces the peers every pod may send DNS queries to; nil keeps the base's
+	// (DefaultDNS).
+	DNS *DNSEgress
+}
+
+// Where PostgreSQL keeps its data (Params.DatabaseStorage).
+const (
+	// StoragePVC is a PersistentVolumeClaim per spec from the cluster's default StorageClass:
+	// the data outlives the pod (the db-restart fault needs it), and the volume outlives the
+	// spec where the StorageClass reclaims with Retain.
+	StoragePVC = "pvc"
+	// StorageEmptyDir is the pod's own emptyDir: nothing outlives the spec, and the data is
+	// gone when the pod is deleted.
+	StorageEmptyDir = "emptydir"
+)
+
+// DNSEgress says where pods may send DNS queries (UDP and TCP port 53): the cluster DNS's pods,
+// selected by namespace and labels, and address blocks such as NodeLocal DNSCache's link-local
+// listener, which runs on the node's network and so matches no pod selector.
+type DNSEgress struct {
+	// Namespace holds the DNS pods (kubernetes.io/metadata.name); empty with empty PodLabels
+	// means no pod peer.
+	Namespace string
+	// PodLabels select the DNS pods in Namespace.
+	PodLabels map[string]string
+	// CIDRs are address blocks queries may go to, e.g. "169.254.20.10/32".
+	CIDRs []string
+}
+
+// DefaultDNS is the base's DNS egress: CoreDNS as kubeadm and most distributions label it
+// (k8s-app=kube-dns in kube-system), and NodeLocal DNSCache's default listener.
+var DefaultDNS = DNSEgress{
+	Namespace: "kube-system",
+	PodLabels: map[string]string{"k8s-app": "kube-dns"},
+	CIDRs:     []string{"169.254.20.10/32"},
 }
 
 // TokensvcContract says what a team's token-service kustomize directory (Params.TokensvcDir)
@@ -161,21 +204,204 @@ func Render(p Params) ([]*unstructured.Unstructured, error) {
 		}
 		objs = append(objs, &unstructured.Unstructured{Object: m})
 	}
+	if err := finish(objs, p); err != nil {
+		return nil, fmt.Errorf("render manifests: %w", err)
+	}
 	return objs, nil
 }
 
 // RenderYAML is Render as one multi-document YAML stream, e.g. to keep as an artifact or to
 // feed `kubectl apply -f -`.
 func RenderYAML(p Params) ([]byte, error) {
-	rm, err := render(p)
+	objs, err := Render(p)
 	if err != nil {
 		return nil, err
 	}
-	out, err := rm.AsYaml()
-	if err != nil {
-		return nil, fmt.Errorf("render manifests: %w", err)
+	var b strings.Builder
+	for i, o := range objs {
+		doc, err := yaml.Marshal(o.Object)
+		if err != nil {
+			return nil, fmt.Errorf("render manifests: %s %s: %w", o.GetKind(), o.GetName(), err)
+		}
+		if i > 0 {
+			b.WriteString("---\n")
+		}
+		b.Write(doc)
 	}
-	return out, nil
+	return []byte(b.String()), nil
+}
+
+// finish applies what p asks of the rendered objects beyond kustomize: the token service's
+// Service type, the database's storage, the DNS peers.
+func finish(objs []*unstructured.Unstructured, p Params) error {
+	for _, o := range objs {
+		var err error
+		switch {
+		case o.GetKind() == "Service" && o.GetName() == TokensvcName && !p.NodePort:
+			clusterIPOnly(o)
+		case o.GetKind() == "StatefulSet" && o.GetName() == PostgresName && p.DatabaseStorage == StorageEmptyDir:
+			err = dataOnEmptyDir(o)
+		case o.GetKind() == "NetworkPolicy" && o.GetName() == DNSPolicyName && p.DNS != nil:
+			spec, ok := o.Object["spec"].(map[string]any)
+			if !ok {
+				err = errors.New("no spec")
+				break
+			}
+			spec["egress"] = dnsEgressRules(*p.DNS)
+		}
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", o.GetKind(), o.GetName(), err)
+		}
+	}
+	return nil
+}
+
+// clusterIPOnly makes a Service ClusterIP, whatever type it had, with no node port left.
+// (Maps are read directly: kustomize's output holds plain ints, which the unstructured helpers'
+// deep copies refuse.)
+func clusterIPOnly(svc *unstructured.Unstructured) {
+	spec, _ := svc.Object["spec"].(map[string]any)
+	if spec == nil {
+		spec = map[string]any{}
+		svc.Object["spec"] = spec
+	}
+	spec["type"] = "ClusterIP"
+	for _, f := range []string{"externalTrafficPolicy", "healthCheckNodePort", "allocateLoadBalancerNodePorts", "loadBalancerIP", "loadBalancerSourceRanges", "loadBalancerClass"} {
+		delete(spec, f)
+	}
+	ports, _ := spec["ports"].([]any)
+	for _, port := range ports {
+		if m, ok := port.(map[string]any); ok {
+			delete(m, "nodePort")
+		}
+	}
+}
+
+// dataVolume is the name of PostgreSQL's data volume: a claim template or an emptyDir.
+const dataVolume = "data"
+
+// dataOnEmptyDir replaces the StatefulSet's data claim template with an emptyDir of the
+// claim's size.
+func dataOnEmptyDir(sts *unstructured.Unstructured) error {
+	spec, _ := sts.Object["spec"].(map[string]any)
+	templates, _ := spec["volumeClaimTemplates"].([]any)
+	var kept []any
+	size := ""
+	for _, t := range templates {
+		m, _ := t.(map[string]any)
+		if name, _, _ := unstructured.NestedString(m, "metadata", "name"); name == dataVolume {
+			size, _, _ = unstructured.NestedString(m, "spec", "resources", "requests", "storage")
+			continue
+		}
+		kept = append(kept, t)
+	}
+	if size == "" {
+		return fmt.Errorf("no volume claim template %q with a storage request to replace", dataVolume)
+	}
+	if len(kept) == 0 {
+		delete(spec, "volumeClaimTemplates")
+	} else {
+		spec["volumeClaimTemplates"] = kept
+	}
+	tmpl, _ := spec["template"].(map[string]any)
+	pod, _ := tmpl["spec"].(map[string]any)
+	if pod == nil {
+		return errors.New("no pod template")
+	}
+	volumes, _ := pod["volumes"].([]any)
+	pod["volumes"] = append(volumes, map[string]any{"name": dataVolume, "emptyDir": map[string]any{"sizeLimit": size}})
+	return nil
+}
+
+// DNSPolicyName is the NetworkPolicy that lets every pod of the namespace query the DNS.
+const DNSPolicyName = "allow-dns"
+
+// dnsEgressRules is the DNS policy's egress for d: one rule, port 53 over UDP and TCP, to d's
+// pods and address blocks.
+func dnsEgressRules(d DNSEgress) []any {
+	var to []any
+	if d.Namespace != "" || len(d.PodLabels) > 0 {
+		peer := map[string]any{}
+		if d.Namespace != "" {
+			peer["namespaceSelector"] = map[string]any{"matchLabels": map[string]any{"kubernetes.io/metadata.name": d.Namespace}}
+		}
+		if len(d.PodLabels) > 0 {
+			labels := map[string]any{}
+			for k, v := range d.PodLabels {
+				labels[k] = v
+			}
+			peer["podSelector"] = map[string]any{"matchLabels": labels}
+		}
+		to = append(to, peer)
+	}
+	for _, c := range d.CIDRs {
+		to = append(to, map[string]any{"ipBlock": map[string]any{"cidr": c}})
+	}
+	ports := []any{
+		map[string]any{"protocol": "UDP", "port": int64(53)},
+		map[string]any{"protocol": "TCP", "port": int64(53)},
+	}
+	return []any{map[string]any{"to": to, "ports": ports}}
+}
+
+// ParseDNSEgress reads a DNS egress setting: peers separated by spaces, each an address block
+// ("169.254.20.10/32") or the DNS pods as NAMESPACE/KEY=VALUE[,KEY=VALUE...]
+// ("kube-system/k8s-app=kube-dns"), at most one such. String writes it back.
+func ParseDNSEgress(s string) (*DNSEgress, error) {
+	d := &DNSEgress{}
+	for _, peer := range strings.Fields(s) {
+		ns, sel, ok := strings.Cut(peer, "/")
+		if !ok || !strings.Contains(sel, "=") {
+			d.CIDRs = append(d.CIDRs, peer)
+			continue
+		}
+		if d.Namespace != "" || len(d.PodLabels) > 0 {
+			return nil, fmt.Errorf("dns egress %q: more than one NAMESPACE/KEY=VALUE peer", s)
+		}
+		d.Namespace, d.PodLabels = ns, map[string]string{}
+		for _, kv := range strings.Split(sel, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			d.PodLabels[k] = v
+		}
+	}
+	if err := d.check(); err != nil {
+		return nil, fmt.Errorf("%w (setting %q: peers separated by spaces, each NAMESPACE/KEY=VALUE or a CIDR)", err, s)
+	}
+	return d, nil
+}
+
+// String writes d as ParseDNSEgress reads it.
+func (d DNSEgress) String() string {
+	var peers []string
+	if d.Namespace != "" || len(d.PodLabels) > 0 {
+		var sel []string
+		for _, k := range slices.Sorted(maps.Keys(d.PodLabels)) {
+			sel = append(sel, k+"="+d.PodLabels[k])
+		}
+		peers = append(peers, d.Namespace+"/"+strings.Join(sel, ","))
+	}
+	return strings.Join(append(peers, d.CIDRs...), " ")
+}
+
+// check says in one line what is wrong with d.
+func (d DNSEgress) check() error {
+	if d.Namespace == "" && len(d.PodLabels) == 0 && len(d.CIDRs) == 0 {
+		return errors.New("dns egress: no peer (name the DNS pods' namespace and labels, or address blocks)")
+	}
+	for k, v := range d.PodLabels {
+		if msgs := validation.IsQualifiedName(k); len(msgs) > 0 {
+			return fmt.Errorf("dns egress: label key %q: %s", k, msgs[0])
+		}
+		if msgs := validation.IsValidLabelValue(v); len(msgs) > 0 {
+			return fmt.Errorf("dns egress: label %s=%q: %s", k, v, msgs[0])
+		}
+	}
+	for _, c := range d.CIDRs {
+		if _, err := netip.ParsePrefix(c); err != nil {
+			return fmt.Errorf("dns egress: address block %q: want a CIDR such as 169.254.20.10/32", c)
+		}
+	}
+	return nil
 }
 
 // The in-memory layout: the embedded tree under root, the generated kustomization in top.
@@ -211,6 +437,14 @@ func render(p Params) (resmap.ResMap, error) {
 	if p.TokensvcDir != "" {
 		if err := useTokensvcDir(fsys, p.TokensvcDir); err != nil {
 			return nil, err
+		}
+		// The team's directory alone, before the run's namespace is set on everything.
+		team, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(fsys, teamDir)
+		if err != nil {
+			return nil, fmt.Errorf("render manifests: %s: %w", p.TokensvcDir, err)
+		}
+		if err := checkNamespaced(team); err != nil {
+			return nil, fmt.Errorf("render manifests: %s: %w", p.TokensvcDir, err)
 		}
 	}
 	for name, data := range files {
@@ -267,6 +501,23 @@ func useTokensvcDir(fsys filesys.FileSystem, dir string) error {
 		return errors.New("render manifests: the base no longer lists tokensvc.yaml as a resource")
 	}
 	return fsys.WriteFile(kpath, []byte(replaced))
+}
+
+// checkNamespaced refuses a team's render with a Namespace or a cluster-scoped object: it could
+// otherwise bring a ClusterRole, a webhook or a StorageClass that the run would apply over a
+// cluster-wide object it does not own and never remove. kustomize knows the built-in
+// cluster-scoped kinds; the applier refuses any other kind the API server maps to the cluster
+// scope.
+func checkNamespaced(rm resmap.ResMap) error {
+	for _, r := range rm.Resources() {
+		switch {
+		case r.GetKind() == "Namespace":
+			return fmt.Errorf("Namespace %s: stampede creates the run's namespace itself; remove it from the directory", r.GetName())
+		case r.GetGvk().IsClusterScoped():
+			return fmt.Errorf("%s %s is cluster-scoped: stampede deploys only into the namespace it creates; remove it from the directory", r.GetKind(), r.GetName())
+		}
+	}
+	return nil
 }
 
 // checkTokensvc checks a render for what the suite needs of the token service.
@@ -328,6 +579,14 @@ func topKustomization(p Params) (*types.Kustomization, map[string][]byte, error)
 			continue
 		}
 		components = append(components, "../components/"+c)
+	}
+	switch p.DatabaseStorage {
+	case "", StoragePVC, StorageEmptyDir:
+	default:
+		errs = append(errs, fmt.Errorf("database storage %q: want %s or %s", p.DatabaseStorage, StoragePVC, StorageEmptyDir))
+	}
+	if p.DNS != nil {
+		errs = append(errs, p.DNS.check())
 	}
 	errs = append(errs, checkSigningKey(p.SigningKeyPEM), checkPassword(p.PostgresPassword),
 		checkPassword(p.DatabasePassword), p.DatabaseTLS.check())

@@ -332,3 +332,105 @@ func TestNoSecretInEnvCanFail(t *testing.T) {
 		t.Error("POSTGRES_PASSWORD from its Secret in PostgreSQL's environment: not found")
 	}
 }
+
+// dnsPeers renders the DNS policy's one egress rule compactly: "ns=kube-system/k8s-app=kube-dns",
+// "ip=169.254.20.10/32", then ":UDP/53,TCP/53".
+func dnsPeers(t *testing.T, objs []*unstructured.Unstructured) string {
+	t.Helper()
+	for _, o := range objs {
+		if o.GetKind() != "NetworkPolicy" || o.GetName() != DNSPolicyName {
+			continue
+		}
+		var p networkingv1.NetworkPolicy
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &p); err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Spec.Egress) != 1 || fmt.Sprint(p.Spec.PolicyTypes) != "[Egress]" || len(p.Spec.PodSelector.MatchLabels) != 0 {
+			t.Fatalf("%s: %+v, want one egress rule for every pod", DNSPolicyName, p.Spec)
+		}
+		var peers, ports []string
+		for _, to := range p.Spec.Egress[0].To {
+			switch {
+			case to.IPBlock != nil:
+				peers = append(peers, "ip="+to.IPBlock.CIDR)
+			default:
+				var ns string
+				if to.NamespaceSelector != nil {
+					ns = to.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"]
+				}
+				var sel []string
+				if to.PodSelector != nil {
+					for k, v := range to.PodSelector.MatchLabels {
+						sel = append(sel, k+"="+v)
+					}
+				}
+				peers = append(peers, "ns="+ns+"/"+strings.Join(sel, ","))
+			}
+		}
+		for _, pp := range p.Spec.Egress[0].Ports {
+			ports = append(ports, fmt.Sprintf("%s/%s", *pp.Protocol, pp.Port.String()))
+		}
+		return strings.Join(peers, " ") + ":" + strings.Join(ports, ",")
+	}
+	t.Fatalf("no NetworkPolicy %s", DNSPolicyName)
+	return ""
+}
+
+// The DNS policy: by default CoreDNS's pods and NodeLocal DNSCache's listener; a cluster's own
+// DNS replaces both; a setting with no peer or a bad address block is refused.
+func TestDNSEgress(t *testing.T) {
+	if got, want := dnsPeers(t, renderAll(t)), "ns=kube-system/k8s-app=kube-dns ip=169.254.20.10/32:UDP/53,TCP/53"; got != want {
+		t.Errorf("default DNS egress %q, want %q", got, want)
+	}
+	p := Params{Strategy: "atomic", Namespace: "ns", TokensvcImage: "a/tokensvc:1", PostgresImage: "a/pg:1",
+		SigningKeyPEM: newKeyPEM(t), PostgresPassword: "pw", DatabasePassword: "dpw", DatabaseTLS: testTLS(t), APIKeys: testAPIKeys,
+		DNS: &DNSEgress{Namespace: "dns", PodLabels: map[string]string{"app": "unbound"}, CIDRs: []string{"10.0.0.10/32", "169.254.25.10/32"}}}
+	objs, err := Render(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := dnsPeers(t, objs), "ns=dns/app=unbound ip=10.0.0.10/32 ip=169.254.25.10/32:UDP/53,TCP/53"; got != want {
+		t.Errorf("DNS egress %q, want %q", got, want)
+	}
+	p.DNS = &DNSEgress{CIDRs: []string{"169.254.20.10/32"}}
+	objs, err = Render(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := dnsPeers(t, objs), "ip=169.254.20.10/32:UDP/53,TCP/53"; got != want {
+		t.Errorf("address-only DNS egress %q, want %q", got, want)
+	}
+	for name, d := range map[string]DNSEgress{
+		"no peer":     {},
+		"bad CIDR":    {CIDRs: []string{"169.254.20.10"}},
+		"bad label":   {Namespace: "kube-system", PodLabels: map[string]string{"k8s-app": "kube dns"}},
+		"bad storage": DefaultDNS,
+	} {
+		p.DNS = &d
+		p.DatabaseStorage = ""
+		if name == "bad storage" {
+			p.DatabaseStorage = "hostpath"
+		}
+		if _, err := Render(p); err == nil {
+			t.Errorf("%s: rendered", name)
+		}
+	}
+}
+
+func TestParseDNSEgress(t *testing.T) {
+	for in, want := range map[string]string{
+		DefaultDNS.String():                       "kube-system/k8s-app=kube-dns 169.254.20.10/32",
+		"169.254.25.10/32":                        "169.254.25.10/32",
+		" dns/app=unbound,tier=edge 10.0.0.10/32": "dns/app=unbound,tier=edge 10.0.0.10/32",
+	} {
+		d, err := ParseDNSEgress(in)
+		if err != nil || d.String() != want {
+			t.Errorf("ParseDNSEgress(%q) = %v, %v; want %q", in, d, err, want)
+		}
+	}
+	for _, bad := range []string{"", "kube-dns", "a/x=1 b/y=2", "kube-system/k8s-app=kube dns"} {
+		if d, err := ParseDNSEgress(bad); err == nil {
+			t.Errorf("ParseDNSEgress(%q) = %v, want an error", bad, d)
+		}
+	}
+}

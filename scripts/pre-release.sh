@@ -10,9 +10,17 @@
 #                         instead of the bundled one (README: what it must provide)
 #   LABELS                default 'registration || chaos': the registration specs, the canary and
 #                         every chaos fault this cluster allows (node faults are skipped, with why)
-# Each spec deploys into a namespace of its own, labelled with the run's id and
-# app.kubernetes.io/managed-by=stampede, and deletes it; after the run, even an interrupted one,
-# the run's namespaces (both labels) are deleted, and nothing else is touched.
+#   DB_STORAGE            optional: emptydir (default: nothing outlives a spec, db-restart is
+#                         skipped) or pvc (a claim per spec from the default StorageClass)
+#   DNS                   optional: the DNS peers of the pods' egress policy, space-separated
+#                         NAMESPACE/KEY=VALUE and CIDRs (default
+#                         'kube-system/k8s-app=kube-dns 169.254.20.10/32')
+#   RUN_ROLE              optional: a ClusterRole each spec binds to this identity in its own
+#                         namespace (manifests/rbac's stampede-run; README: Rights existing mode needs)
+# Each spec creates a namespace of its own (never adopting one that exists), labelled with the
+# run's id and app.kubernetes.io/managed-by=stampede, and deletes it; after the run, even an
+# interrupted one, the run's namespaces (both labels) are deleted, and nothing else is touched.
+# The token service's Service is ClusterIP: no node port opens.
 set -o errexit -o nounset -o pipefail
 LOG_PREFIX=pre-release
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -34,6 +42,9 @@ if [ -n "${MANIFESTS:-}" ]; then
   STAMPEDE_E2E_MANIFESTS="$(cd "$MANIFESTS" && pwd)"
   export STAMPEDE_E2E_MANIFESTS
 fi
+[ -z "${DB_STORAGE:-}" ] || export STAMPEDE_E2E_DB_STORAGE="$DB_STORAGE"
+[ -z "${DNS:-}" ] || export STAMPEDE_E2E_DNS="$DNS"
+[ -z "${RUN_ROLE:-}" ] || export STAMPEDE_E2E_RUN_ROLE="$RUN_ROLE"
 export LABELS="${LABELS:-registration || chaos}"
 log "verifying context ${CONTEXT} of ${KUBECONFIG} with ${TOKENSVC_IMAGE}${MANIFESTS:+ and the manifests in ${MANIFESTS}}"
 exec "${REPO_ROOT}/scripts/e2e.sh" existing "$@"

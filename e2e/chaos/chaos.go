@@ -78,6 +78,9 @@ type Target struct {
 	Nodes []cluster.Node
 	// ToxiproxyImage is the toxiproxy image; empty means toxiproxy cannot be deployed.
 	ToxiproxyImage string
+	// DatabaseOnEmptyDir says PostgreSQL's data is on its pod's emptyDir, which a deleted pod
+	// takes with it (manifests.StorageEmptyDir).
+	DatabaseOnEmptyDir bool
 	// Toxiproxy drives the deployment's toxiproxy (nil when it has none).
 	Toxiproxy *toxiproxy.Client
 	// Docker runs the docker CLI (nil: the docker binary on PATH).

@@ -88,6 +88,7 @@ func TestAvailable(t *testing.T) {
 		{RollingRestart{}, existing, ""},
 		{Scale{}, existing, ""},
 		{DBRestart{}, existing, ""},
+		{DBRestart{}, &Target{Mode: "existing", Replicas: 3, DatabaseOnEmptyDir: true}, "emptyDir"},
 		{DBLatency{}, existing, "no toxiproxy image"},
 		{DBCut{}, existing, "no toxiproxy image"},
 		{NodeLoss{}, existing, "existing mode"},

@@ -139,8 +139,14 @@ type DBRestart struct{}
 // Name implements Fault.
 func (DBRestart) Name() string { return "db-restart" }
 
-// Available implements Fault: it needs only the API.
-func (DBRestart) Available(*Target) error { return nil }
+// Available implements Fault: it needs the database on a persistent volume, which the new pod
+// finds again; an emptyDir goes with the deleted pod.
+func (DBRestart) Available(t *Target) error {
+	if t.DatabaseOnEmptyDir {
+		return fmt.Errorf("%w: db-restart deletes PostgreSQL's pod, and its data is on an emptyDir that goes with it: run with DB_STORAGE=pvc (-e2e.db-storage=pvc) to have it on a claim", ErrUnavailable)
+	}
+	return nil
+}
 
 // Inject implements Fault.
 func (DBRestart) Inject(ctx context.Context, t *Target, _ Plan) (*Injection, error) {

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -99,6 +100,9 @@ type Params struct {
 	WaitForReady time.Duration
 	// Logger receives progress; nil means slog.Default().
 	Logger *slog.Logger
+	// WrapTransport wraps the transport of every client of the cluster's API (rest.Config's),
+	// e.g. to record what the API server refused; nil leaves it as it is.
+	WrapTransport func(http.RoundTripper) http.RoundTripper
 }
 
 // Validate checks Params and fills in defaults.

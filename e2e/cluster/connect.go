@@ -75,6 +75,9 @@ func (c *Cluster) connect(path string) error {
 func (c *Cluster) setRESTConfig(cfg *rest.Config) error {
 	// Bursts of list/watch calls from the suite must not be throttled client-side.
 	cfg.QPS, cfg.Burst = 50, 100
+	if c.p.WrapTransport != nil {
+		cfg.Wrap(c.p.WrapTransport)
+	}
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return fmt.Errorf("kubernetes client: %w", err)

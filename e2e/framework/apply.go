@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -38,7 +39,11 @@ func NewApplier(cfg *rest.Config) (*Applier, error) {
 	return &Applier{dyn: dyn, mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))}, nil
 }
 
-// Apply server-side applies objs in order (namespaces and other dependencies first, as rendered).
+// Apply server-side applies objs in order (dependencies first, as rendered) into the namespace
+// the suite created for them, without forcing: a field another manager owns is never taken
+// over, and such a conflict is an error naming the object and the manager. Namespaces and other
+// cluster-scoped objects are refused: the suite creates its namespace itself (never adopting one),
+// and touches nothing outside it.
 func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) error {
 	for _, o := range objs {
 		gvk := o.GroupVersionKind()
@@ -46,17 +51,18 @@ func (a *Applier) Apply(ctx context.Context, objs []*unstructured.Unstructured) 
 		if err != nil {
 			return fmt.Errorf("map %s: %w", gvk, err)
 		}
+		if m.Scope.Name() != meta.RESTScopeNameNamespace {
+			return fmt.Errorf("apply %s %s: cluster-scoped: stampede applies only objects inside the namespace it created", o.GetKind(), o.GetName())
+		}
 		data, err := json.Marshal(o)
 		if err != nil {
 			return fmt.Errorf("encode %s/%s: %w", o.GetKind(), o.GetName(), err)
 		}
-		var ri dynamic.ResourceInterface = a.dyn.Resource(m.Resource)
-		if m.Scope.Name() == meta.RESTScopeNameNamespace {
-			ri = a.dyn.Resource(m.Resource).Namespace(o.GetNamespace())
-		}
-		force := true
-		if _, err := ri.Patch(ctx, o.GetName(), types.ApplyPatchType, data,
-			metav1.PatchOptions{FieldManager: FieldManager, Force: &force}); err != nil {
+		ri := a.dyn.Resource(m.Resource).Namespace(o.GetNamespace())
+		if _, err := ri.Patch(ctx, o.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: FieldManager}); err != nil {
+			if apierrors.IsConflict(err) {
+				return fmt.Errorf("apply %s %s/%s: fields owned by another manager, not taken over: %w", o.GetKind(), o.GetNamespace(), o.GetName(), err)
+			}
 			return fmt.Errorf("apply %s %s/%s: %w", o.GetKind(), o.GetNamespace(), o.GetName(), err)
 		}
 	}

@@ -8,9 +8,12 @@ import (
 	"strconv"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/validation"
+
 	"github.com/stampede-e2e/stampede/e2e/cluster"
 	"github.com/stampede-e2e/stampede/e2e/report"
 	"github.com/stampede-e2e/stampede/e2e/traffic"
+	"github.com/stampede-e2e/stampede/manifests"
 )
 
 // Config is what a run of the suite is told, by flags (prefix e2e.) or, where no flag is given,
@@ -72,6 +75,18 @@ type Config struct {
 	ArtifactsBase string
 	// Timeout bounds each registration spec; a chaos spec gets ChaosTimeout.
 	Timeout time.Duration
+	// DatabaseStorage is where PostgreSQL keeps its data (manifests.StoragePVC or
+	// manifests.StorageEmptyDir). Empty means an emptyDir in existing mode, where a claim's
+	// volume can outlive the spec (a StorageClass that reclaims with Retain), and a claim
+	// elsewhere.
+	DatabaseStorage string
+	// DNS replaces the peers the pods may query DNS at (manifests.ParseDNSEgress reads it);
+	// empty keeps manifests.DefaultDNS.
+	DNS string
+	// RunRole is a ClusterRole that each spec binds, in its own namespace only, to the identity
+	// the suite runs as (a RoleBinding the namespace takes with it): the namespaced rights of
+	// manifests/rbac. Empty binds nothing: the identity must hold those rights already.
+	RunRole string
 }
 
 // Where the bursts come from (Config.Traffic).
@@ -134,6 +149,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Keep, "e2e.keep", env("KEEP", "") == "true", "keep the kind cluster and failed specs' namespaces")
 	fs.StringVar(&c.Artifacts, "e2e.artifacts", env("ARTIFACTS", ""), "this run's artifacts directory (default: <artifacts-base>/<UTC time>-seed<N>)")
 	fs.StringVar(&c.ArtifactsBase, "e2e.artifacts-base", artifacts, "directory of the runs' artifacts directories (env ARTIFACTS)")
+	fs.StringVar(&c.DatabaseStorage, "e2e.db-storage", env("DB_STORAGE", ""), "where PostgreSQL keeps its data: emptydir or pvc (default: emptydir in existing mode, else pvc)")
+	fs.StringVar(&c.DNS, "e2e.dns", env("DNS", ""), "DNS peers of the pods' egress policy, space-separated NAMESPACE/KEY=VALUE and CIDRs (default \""+manifests.DefaultDNS.String()+"\")")
+	fs.StringVar(&c.RunRole, "e2e.run-role", env("RUN_ROLE", ""), "ClusterRole bound to the suite's identity in each spec's namespace (manifests/rbac: stampede-run)")
 	fs.DurationVar(&c.Timeout, "e2e.spec-timeout", 10*time.Minute, "time limit of one registration spec; chaos specs get 1.5 times it (a fault's hold and recovery)")
 }
 
@@ -162,6 +180,25 @@ func (c *Config) Validate() error {
 	if c.Manifests != "" {
 		if fi, err := os.Stat(c.Manifests); err != nil || !fi.IsDir() {
 			return fmt.Errorf("-e2e.manifests=%s: not a directory (a kustomize directory of the token service)", c.Manifests)
+		}
+	}
+	if c.DatabaseStorage == "" {
+		c.DatabaseStorage = manifests.StoragePVC
+		if c.Mode == "existing" {
+			c.DatabaseStorage = manifests.StorageEmptyDir
+		}
+	}
+	if c.DatabaseStorage != manifests.StoragePVC && c.DatabaseStorage != manifests.StorageEmptyDir {
+		return fmt.Errorf("-e2e.db-storage=%q: use %s or %s", c.DatabaseStorage, manifests.StorageEmptyDir, manifests.StoragePVC)
+	}
+	if c.DNS != "" {
+		if _, err := manifests.ParseDNSEgress(c.DNS); err != nil {
+			return fmt.Errorf("-e2e.dns: %w", err)
+		}
+	}
+	if c.RunRole != "" {
+		if msgs := validation.IsDNS1123Subdomain(c.RunRole); len(msgs) > 0 {
+			return fmt.Errorf("-e2e.run-role=%q: not a ClusterRole name: %s", c.RunRole, msgs[0])
 		}
 	}
 	if c.Traffic == "" {
@@ -285,4 +322,12 @@ func (c *Config) ClusterParams() cluster.Params {
 		p.Name, p.ConfigPath, p.NodeImage = "", "", ""
 	}
 	return p
+}
+
+// dnsEgress is the DNS setting as manifests.Params take it: nil for the default.
+func (c *Config) dnsEgress() (*manifests.DNSEgress, error) {
+	if c.DNS == "" {
+		return nil, nil
+	}
+	return manifests.ParseDNSEgress(c.DNS)
 }

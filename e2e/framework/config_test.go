@@ -3,6 +3,7 @@ package framework
 import (
 	"flag"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -52,5 +53,37 @@ func TestPreReleaseFlags(t *testing.T) {
 	}
 	if _, err := parseConfig(t, "-e2e.context=staging", "-e2e.manifests=/no/such/dir"); err == nil || !strings.Contains(err.Error(), "manifests") {
 		t.Errorf("a manifests directory that does not exist: %v", err)
+	}
+}
+
+// Existing mode keeps the database on an emptyDir unless asked otherwise; kind mode on a claim.
+// Bad storage, DNS and run-role settings are refused in one line naming the flag.
+func TestExistingModeSettings(t *testing.T) {
+	existing := []string{"-e2e.mode=existing", "-e2e.kubeconfig=/k", "-e2e.context=staging",
+		"-e2e.tokensvc-image=r/t:1", "-e2e.postgres-image=r/p:1", "-e2e.attacker-image=r/a:1"}
+	for _, tc := range []struct {
+		args        []string
+		wantStorage string
+		wantErr     string
+	}{
+		{args: existing, wantStorage: "emptydir"},
+		{args: append(slices.Clone(existing), "-e2e.db-storage=pvc"), wantStorage: "pvc"},
+		{args: []string{"-e2e.mode=kind", "-e2e.node-image=stampede/node:x"}, wantStorage: "pvc"},
+		{args: append(slices.Clone(existing), "-e2e.db-storage=hostpath"), wantErr: "-e2e.db-storage"},
+		{args: append(slices.Clone(existing), "-e2e.dns=kube-dns"), wantErr: "-e2e.dns"},
+		{args: append(slices.Clone(existing), "-e2e.dns=kube-system/k8s-app=kube-dns 169.254.20.10/32")},
+		{args: append(slices.Clone(existing), "-e2e.run-role=Stampede Run"), wantErr: "-e2e.run-role"},
+	} {
+		c, err := parseConfig(t, tc.args...)
+		switch {
+		case tc.wantErr != "":
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || strings.Contains(err.Error(), "\n") {
+				t.Errorf("%q: %v, want one line naming %s", tc.args, err, tc.wantErr)
+			}
+		case err != nil:
+			t.Errorf("%q: %v", tc.args, err)
+		case tc.wantStorage != "" && c.DatabaseStorage != tc.wantStorage:
+			t.Errorf("%q: database storage %q, want %q", tc.args, c.DatabaseStorage, tc.wantStorage)
+		}
 	}
 }

@@ -53,6 +53,8 @@ func (e *Env) ChaosTarget() *chaos.Target {
 		Nodes:          e.Nodes,
 		ToxiproxyImage: e.Config.ToxiproxyImage,
 		Logger:         e.Logger,
+
+		DatabaseOnEmptyDir: e.Config.DatabaseStorage == manifests.StorageEmptyDir,
 	}
 }
 
@@ -125,6 +127,9 @@ func (e *Env) Deploy(ctx context.Context, p DeployParams) *Deployment {
 		Config:           config,
 		Components:       p.Components,
 		TokensvcDir:      e.Config.Manifests,
+		NodePort:         e.nodePort(),
+		DatabaseStorage:  e.Config.DatabaseStorage,
+		DNS:              must(e.Config.dnsEgress()),
 	})
 	Expect(err).NotTo(HaveOccurred(), "render manifests")
 	if p.Toxiproxy {
@@ -142,13 +147,22 @@ func (e *Env) Deploy(ctx context.Context, p DeployParams) *Deployment {
 		how += ", with " + strings.Join(p.Components, ", ")
 	}
 	e.labelNamespaces(objs)
-	// A namespace kept by an earlier failed spec must not hold the NodePort this one needs.
+	ns, objs, err := splitNamespace(objs)
+	Expect(err).NotTo(HaveOccurred())
+	// A namespace kept by an earlier failed spec of this run must not hold the NodePort this one
+	// needs.
 	Expect(e.releaseKeptNodePorts(ctx)).To(Succeed())
 
 	By(fmt.Sprintf("deploying the %s strategy into %s%s", p.Strategy, d.Namespace, how))
 	DeferCleanup(d.delete, NodeTimeout(2*time.Minute))
 	DeferCleanup(d.dumpOnFailure, NodeTimeout(2*time.Minute))
 	applied := time.Now()
+	d.namespaceUID, err = createNamespace(ctx, e.Client, ns, e.Config.RunID)
+	Expect(err).NotTo(HaveOccurred())
+	if e.Config.RunRole != "" {
+		Expect(bindRunRole(ctx, e.Client, d.Namespace, e.Config.RunRole)).To(Succeed())
+	}
+	d.readable = true
 	Expect(e.Applier.Apply(ctx, objs)).To(Succeed())
 
 	if p.Toxiproxy {

@@ -21,6 +21,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -68,6 +69,13 @@ type Deployment struct {
 	Toxiproxy *toxiproxyclient.Client
 	// APIKeys are the merchants' keys this deployment's service accepts.
 	APIKeys APIKeys
+	// readable says the suite may read the namespace: it exists and the run role, if any, is
+	// bound in it. Before, a failed spec's dump would only add refusals that follow from the
+	// first.
+	readable bool
+	// namespaceUID is the UID of Namespace as this run created it; empty until then. Only that
+	// namespace, with the run's labels, is ever deleted.
+	namespaceUID types.UID
 	// metricsBase are the pods' outcome counters when the last judged traffic ended (or the
 	// deployment became ready): the next judgement compares what they counted since.
 	metricsBase PodCounts
@@ -93,6 +101,10 @@ func (d *Deployment) dumpOnFailure(ctx SpecContext) {
 	if !CurrentSpecReport().Failed() {
 		return
 	}
+	if !d.readable {
+		GinkgoWriter.Printf("not dumping namespace %s: the spec failed before it could read it\n", d.Namespace)
+		return
+	}
 	if err := DumpNamespace(ctx, d.Env.Client, d.Namespace, d.Dir); err != nil {
 		d.Env.Logger.Warn("dumping namespace", "err", err)
 	}
@@ -104,10 +116,14 @@ func (d *Deployment) dumpOnFailure(ctx SpecContext) {
 	GinkgoWriter.Printf("artifacts of the failed spec: %s\n", d.Dir)
 }
 
-// delete removes the namespace; the Service first, and synchronously, because the next spec's
-// Service needs the same NodePort. A failed spec's namespace that Keep keeps gives its NodePort
-// up instead: its Service becomes ClusterIP.
+// delete removes the namespace, if this run created it (deleteOwnNamespace checks its UID and
+// labels); the Service first, and synchronously, where it holds the NodePort the next spec's
+// Service needs. A failed spec's namespace that Keep keeps gives its NodePort up instead: its
+// Service becomes ClusterIP.
 func (d *Deployment) delete(ctx SpecContext) {
+	if d.namespaceUID == "" {
+		return // never created: whatever holds the name is not this run's
+	}
 	if keepNamespace(CurrentSpecReport().Failed(), d.Env.Config.Keep) {
 		GinkgoWriter.Printf("keeping namespace %s (keep asked); its Service gives up NodePort %d\n", d.Namespace, manifests.NodePort)
 		if err := ReleaseNodePort(ctx, d.Env.Client, d.Namespace, manifests.TokensvcName); err != nil {
@@ -115,18 +131,25 @@ func (d *Deployment) delete(ctx SpecContext) {
 		}
 		return
 	}
-	svcs := d.Env.Client.CoreV1().Services(d.Namespace)
-	if err := svcs.Delete(ctx, manifests.TokensvcName, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-		d.Env.Logger.Warn("deleting service", "err", err)
+	if d.Env.nodePort() {
+		svcs := d.Env.Client.CoreV1().Services(d.Namespace)
+		if err := svcs.Delete(ctx, manifests.TokensvcName, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			d.Env.Logger.Warn("deleting service", "err", err)
+		}
+		Eventually(ctx, func() bool {
+			_, err := svcs.Get(ctx, manifests.TokensvcName, metav1.GetOptions{})
+			return apierrors.IsNotFound(err)
+		}).WithTimeout(time.Minute).Should(BeTrue(), "service %s/%s deleted", d.Namespace, manifests.TokensvcName)
 	}
-	Eventually(ctx, func() bool {
-		_, err := svcs.Get(ctx, manifests.TokensvcName, metav1.GetOptions{})
-		return apierrors.IsNotFound(err)
-	}).WithTimeout(time.Minute).Should(BeTrue(), "service %s/%s deleted", d.Namespace, manifests.TokensvcName)
-	if err := d.Env.Client.CoreV1().Namespaces().Delete(ctx, d.Namespace, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+	if err := deleteOwnNamespace(ctx, d.Env.Client, d.Namespace, d.namespaceUID, d.Env.Config.RunID); err != nil {
 		d.Env.Logger.Warn("deleting namespace", "err", err)
 	}
 }
+
+// nodePort says whether the token service's Service is a NodePort Service: only where a kind
+// port mapping reaches it (kind and reuse modes). In existing mode it is ClusterIP, so that no
+// port opens on a node the suite does not own.
+func (e *Env) nodePort() bool { return e.Config.Mode != "existing" }
 
 // The labels of every namespace the suite creates: which run made it, and that stampede did.
 const (
@@ -174,15 +197,20 @@ func ReleaseNodePort(ctx context.Context, cs kubernetes.Interface, namespace, na
 }
 
 // releaseKeptNodePorts frees the node port of the token service in every namespace an earlier
-// spec or run kept (a kept cluster collects them), in case that run ended before its cleanup did.
+// spec of this run kept, in case it ended before its cleanup did. Another run's Services are
+// never rewritten: the selector names this run, and each namespace's labels are checked again.
 func (e *Env) releaseKeptNodePorts(ctx context.Context) error {
-	nss, err := e.Client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: ManagedByLabel + "=" + ManagedBy})
+	if !e.nodePort() {
+		return nil
+	}
+	sel := fmt.Sprintf("%s=%s,%s=%s", RunLabel, e.Config.RunID, ManagedByLabel, ManagedBy)
+	nss, err := e.Client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: sel})
 	if err != nil {
 		return fmt.Errorf("list kept namespaces: %w", err)
 	}
 	var errs []error
 	for _, ns := range nss.Items {
-		if ns.DeletionTimestamp != nil {
+		if ns.DeletionTimestamp != nil || ns.Labels[RunLabel] != e.Config.RunID || ns.Labels[ManagedByLabel] != ManagedBy {
 			continue
 		}
 		if err := ReleaseNodePort(ctx, e.Client, ns.Name, manifests.TokensvcName); err != nil {

@@ -142,28 +142,42 @@ func TestReleaseNodePortSpec(t *testing.T) {
 	}
 }
 
-// A kept failed namespace gives up the NodePort, and a namespace kept by an earlier run is
-// swept before the next deploy; namespaces not labeled as stampede's are left alone.
+// A namespace an earlier spec of this run kept gives up the NodePort before the next deploy;
+// another run's namespace and namespaces not labeled as stampede's are left alone.
 func TestReleaseKeptNodePorts(t *testing.T) {
 	ns := func(name string, labels map[string]string) *corev1.Namespace {
 		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
 	}
 	cs := fake.NewClientset(
-		ns("kept", map[string]string{ManagedByLabel: ManagedBy, RunLabel: "old"}), nodePortService("kept"),
+		ns("kept", map[string]string{ManagedByLabel: ManagedBy, RunLabel: "r1"}), nodePortService("kept"),
+		ns("other-run", map[string]string{ManagedByLabel: ManagedBy, RunLabel: "old"}), nodePortService("other-run"),
 		ns("foreign", nil), nodePortService("foreign"),
 	)
-	e := &Env{Client: cs}
+	e := &Env{Client: cs, Config: Config{Mode: "reuse", RunID: "r1"}}
 	ctx := context.Background()
 	if err := e.releaseKeptNodePorts(ctx); err != nil {
 		t.Fatal(err)
 	}
 	kept, _ := cs.CoreV1().Services("kept").Get(ctx, manifests.TokensvcName, metav1.GetOptions{})
 	foreign, _ := cs.CoreV1().Services("foreign").Get(ctx, manifests.TokensvcName, metav1.GetOptions{})
+	otherRun, _ := cs.CoreV1().Services("other-run").Get(ctx, manifests.TokensvcName, metav1.GetOptions{})
 	if kept.Spec.Type != corev1.ServiceTypeClusterIP || kept.Spec.Ports[0].NodePort != 0 {
 		t.Errorf("kept namespace's service still holds a node port: %+v", kept.Spec)
 	}
 	if foreign.Spec.Type != corev1.ServiceTypeNodePort {
 		t.Errorf("a namespace that is not stampede's was changed: %+v", foreign.Spec)
+	}
+	if otherRun.Spec.Type != corev1.ServiceTypeNodePort {
+		t.Errorf("another run's Service was rewritten: %+v", otherRun.Spec)
+	}
+	// In existing mode the Services are ClusterIP: nothing is listed or rewritten.
+	cs = fake.NewClientset(ns("kept", map[string]string{ManagedByLabel: ManagedBy, RunLabel: "r1"}), nodePortService("kept"))
+	e = &Env{Client: cs, Config: Config{Mode: "existing", RunID: "r1"}}
+	if err := e.releaseKeptNodePorts(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if kept, _ := cs.CoreV1().Services("kept").Get(ctx, manifests.TokensvcName, metav1.GetOptions{}); kept.Spec.Type != corev1.ServiceTypeNodePort {
+		t.Errorf("existing mode rewrote a Service: %+v", kept.Spec)
 	}
 	if err := ReleaseNodePort(ctx, cs, "gone", manifests.TokensvcName); err != nil {
 		t.Errorf("no service to release: %v", err)

@@ -62,6 +62,9 @@ func Setup(ctx context.Context, cfg *Config) *Env {
 	By(fmt.Sprintf("bringing up cluster %s (%s mode, run %s)", cfg.ClusterName, cfg.Mode, cfg.RunID))
 	p := cfg.ClusterParams()
 	p.Logger = logger
+	// Every refusal of a right by the API server becomes one "missing permission" line at the
+	// end of the run (MissingPermissions), whichever step met it.
+	p.WrapTransport = recordDenials
 	// New takes the cluster name's lock; the cleanup is registered before Start creates
 	// anything, so that an interrupt at any point (Ginkgo runs DeferCleanup on SIGINT and
 	// SIGTERM) deletes what this run made, unless KEEP=true.
@@ -101,6 +104,12 @@ func Setup(ctx context.Context, cfg *Config) *Env {
 	fmt.Fprintf(GinkgoWriter, "traffic: %s\n", cfg.TrafficSource())
 	applier, err := NewApplier(c.RESTConfig())
 	Expect(err).NotTo(HaveOccurred())
+	exportLogs := c.ExportLogs
+	if cfg.Mode == "existing" {
+		// Every pod and event of a team's cluster is not the suite's to read (nor in the rights
+		// manifests/rbac grants): a failed spec's own namespace is dumped instead (DumpNamespace).
+		exportLogs = nil
+	}
 	return &Env{
 		Config:            *cfg,
 		RestConfig:        c.RESTConfig(),
@@ -109,7 +118,7 @@ func Setup(ctx context.Context, cfg *Config) *Env {
 		ServiceURL:        url,
 		Nodes:             c.Nodes(),
 		Logger:            logger,
-		ExportClusterLogs: c.ExportLogs,
+		ExportClusterLogs: exportLogs,
 		LoadImages:        load,
 	}
 }

@@ -6,6 +6,7 @@
 //	stampede-cluster down [--name N]
 //	stampede-cluster smoke [--name N] [--image WHOAMI_IMAGE]
 //	stampede-cluster kubeconfig [--name N]
+//	stampede-cluster load [--name N] --images IMAGE[,IMAGE...]
 //	stampede-cluster gc [--run ID] [--kept] [--dry-run]
 //	stampede-cluster run-env [--seed N] [--artifacts DIR]
 //	stampede-cluster network-name | bridge-name
@@ -140,6 +141,26 @@ var commands = map[string]command{
 			return nil
 		}
 	}},
+	"load": {func(fs *flag.FlagSet) func(context.Context, *slog.Logger, io.Writer) error {
+		name := nameFlag(fs)
+		images := fs.String("images", "", "images to load into every node, comma-separated (as scripts/build-image.sh prints them)")
+		return func(ctx context.Context, log *slog.Logger, stdout io.Writer) error {
+			refs := strings.FieldsFunc(*images, func(r rune) bool { return r == ',' || r == ' ' })
+			if len(refs) == 0 {
+				return fmt.Errorf("stampede-cluster load: name the images: --images stampede/tokensvc:<tag>,...: %w", errUsage)
+			}
+			c, err := attach(ctx, log, *name)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = c.Down(context.WithoutCancel(ctx)) }()
+			if err := c.LoadImages(ctx, refs...); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "loaded %s into %s\n", strings.Join(refs, " "), *name)
+			return nil
+		}
+	}},
 	"kubeconfig": {func(fs *flag.FlagSet) func(context.Context, *slog.Logger, io.Writer) error {
 		name := nameFlag(fs)
 		return func(ctx context.Context, log *slog.Logger, stdout io.Writer) error {
@@ -204,7 +225,7 @@ func nameFlag(fs *flag.FlagSet) *string {
 
 func run(ctx context.Context, log *slog.Logger, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("stampede-cluster: a command is needed (up, down, smoke, kubeconfig, gc, run-env); run `stampede-cluster help`: %w", errUsage)
+		return fmt.Errorf("stampede-cluster: a command is needed (up, down, smoke, kubeconfig, load, gc, run-env); run `stampede-cluster help`: %w", errUsage)
 	}
 	name, args := args[0], args[1:]
 	switch name {
@@ -214,7 +235,7 @@ func run(ctx context.Context, log *slog.Logger, args []string, stdout io.Writer)
 	}
 	cmd, ok := commands[name]
 	if !ok {
-		return fmt.Errorf("stampede-cluster: unknown command %q: want up, down, smoke, kubeconfig, gc, run-env, network-name or bridge-name (run `stampede-cluster help`): %w", name, errUsage)
+		return fmt.Errorf("stampede-cluster: unknown command %q: want up, down, smoke, kubeconfig, load, gc, run-env, network-name or bridge-name (run `stampede-cluster help`): %w", name, errUsage)
 	}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
