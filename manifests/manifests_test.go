@@ -203,14 +203,7 @@ func TestCheckFails(t *testing.T) {
 	}
 	for name, breakIt := range breaks {
 		t.Run(name, func(t *testing.T) {
-			objs, err := Render(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			w, err := parse(objs)
-			if err != nil {
-				t.Fatal(err)
-			}
+			w := renderParsed(t, p)
 			wt := good
 			if err := check(w, wt); err != nil {
 				t.Fatalf("unbroken render fails: %v", err)
@@ -289,6 +282,20 @@ type rendered struct {
 	configMaps map[string]*corev1.ConfigMap
 	secrets    map[string]*corev1.Secret
 	labels     map[string]map[string]string // kind/name -> labels
+}
+
+// renderParsed renders p and parses what it rendered, failing the test on either error.
+func renderParsed(t *testing.T, p Params) *rendered {
+	t.Helper()
+	objs, err := Render(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := parse(objs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
 }
 
 func parse(objs []*unstructured.Unstructured) (*rendered, error) {
@@ -699,14 +706,7 @@ func TestRenderTokensvcDir(t *testing.T) {
 	p := Params{Strategy: "atomic", Namespace: "ns", TokensvcImage: "a/tokensvc:1", PostgresImage: "a/pg:1",
 		SigningKeyPEM: newKeyPEM(t), PostgresPassword: "pw", DatabasePassword: "dpw", DatabaseTLS: testTLS(t), APIKeys: testAPIKeys,
 		TokensvcDir: team(t, map[string]string{"kustomization.yaml": "resources: [tokensvc.yaml]\n", "tokensvc.yaml": marked})}
-	objs, err := Render(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := parse(objs)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := renderParsed(t, p)
 	if w.deploy.Annotations["team.example/owner"] != "payments" {
 		t.Errorf("the rendered Deployment is not the team's: annotations %v", w.deploy.Annotations)
 	}
@@ -770,14 +770,7 @@ func TestRenderExistingMode(t *testing.T) {
 			p := Params{Strategy: "atomic", Namespace: "ns", TokensvcImage: "a/tokensvc:1", PostgresImage: "a/pg:1",
 				SigningKeyPEM: newKeyPEM(t), PostgresPassword: "pw", DatabasePassword: "dpw", DatabaseTLS: testTLS(t),
 				APIKeys: testAPIKeys, TokensvcDir: tokensvcDir, DatabaseStorage: StorageEmptyDir}
-			objs, err := Render(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			w, err := parse(objs)
-			if err != nil {
-				t.Fatal(err)
-			}
+			w := renderParsed(t, p)
 			if err := check(w, want{strategy: "atomic", namespace: "ns", replicas: 3, tokensvcImage: "a/tokensvc:1",
 				postgresImage: "a/pg:1", signingKey: p.SigningKeyPEM, password: "pw", emptyDir: true}); err != nil {
 				t.Error(err)
