@@ -62,7 +62,7 @@ func TestDatabaseCheckOutlivesFullPool(t *testing.T) {
 		t.Errorf("with the pool full, %d of the checks failed and the logs say database down: %v", during.failed-before.failed,
 			strings.Contains(r.logs.String(), "database down"))
 	}
-	if body := get(t, "http://"+r.addr+"/readyz"); !strings.Contains(body, `"database":"up"`) {
+	if body := getBody(t, "http://"+r.addr+"/readyz"); !strings.Contains(body, `"database":"up"`) {
 		t.Errorf("/readyz with the pool full = %s, want the database up", body)
 	}
 	select {
@@ -109,12 +109,12 @@ func TestDatabaseCheckSeesOutage(t *testing.T) {
 	}
 	waitUntil(t, 10*time.Second, "the replica to report the database down", func() bool {
 		return strings.Contains(r.logs.String(), `"msg":"database down"`) &&
-			strings.Contains(get(t, "http://"+r.addr+"/readyz"), `"database":"down"`)
+			strings.Contains(getBody(t, "http://"+r.addr+"/readyz"), `"database":"down"`)
 	})
 	allow(true)
 	waitUntil(t, 10*time.Second, "the replica to report the database up again", func() bool {
 		return strings.Contains(r.logs.String(), `"msg":"database up again"`) &&
-			strings.Contains(get(t, "http://"+r.addr+"/readyz"), `"database":"up"`)
+			strings.Contains(getBody(t, "http://"+r.addr+"/readyz"), `"database":"up"`)
 	})
 	r.stop(t)
 }
@@ -142,10 +142,10 @@ func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool)
 	}
 }
 
-// get returns the body of a GET of url.
-func get(t *testing.T, url string) string {
+// get returns the status and body of a GET of url, failing the test when it gets no answer.
+func get(t *testing.T, url string) (int, string) {
 	t.Helper()
-	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(url)
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,14 @@ func get(t *testing.T, url string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(b)
+	return resp.StatusCode, string(b)
+}
+
+// getBody returns the body of a GET of url.
+func getBody(t *testing.T, url string) string {
+	t.Helper()
+	_, body := get(t, url)
+	return body
 }
 
 // pingCounts are the replica's database checks so far, by result.
@@ -166,7 +173,7 @@ var pingCount = regexp.MustCompile(`(?m)^tokensvc_db_call_duration_seconds_count
 func pings(t *testing.T, r *replica) pingCounts {
 	t.Helper()
 	var c pingCounts
-	for _, m := range pingCount.FindAllStringSubmatch(get(t, "http://"+r.metricsAddr+"/metrics"), -1) {
+	for _, m := range pingCount.FindAllStringSubmatch(getBody(t, "http://"+r.metricsAddr+"/metrics"), -1) {
 		n, _ := strconv.Atoi(m[2]) // the regexp matched digits
 		if m[1] == "ok" {
 			c.ok = n

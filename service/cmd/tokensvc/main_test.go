@@ -199,28 +199,15 @@ func TestMetricsListener(t *testing.T) {
 	if res := send(context.Background(), client, r, `{"merchant_id":"m","external_id":"c"}`); res.Err != nil || res.Status != http.StatusOK {
 		t.Fatalf("registration = %+v", res)
 	}
-	get := func(url string) (int, string) {
-		t.Helper()
-		resp, err := client.Get(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp.StatusCode, string(b)
-	}
-	if code, body := get("http://" + r.metricsAddr + "/metrics"); code != http.StatusOK ||
+	if code, body := get(t, "http://"+r.metricsAddr+"/metrics"); code != http.StatusOK ||
 		!strings.Contains(body, `tokensvc_registrations_total{outcome="created",strategy="atomic"} 1`) ||
 		!strings.Contains(body, "tokensvc_database_up 1") || !strings.Contains(body, "go_goroutines") {
 		t.Errorf("metrics listener /metrics = %d, lacking the service's, Go's or database metrics:\n%s", code, tail(body, 20))
 	}
-	if code, body := get("http://" + r.addr + "/metrics"); code != http.StatusNotFound || !strings.Contains(body, `"error":"not_found"`) {
+	if code, body := get(t, "http://"+r.addr+"/metrics"); code != http.StatusNotFound || !strings.Contains(body, `"error":"not_found"`) {
 		t.Errorf("API listener /metrics = %d %s, want the JSON 404", code, body)
 	}
-	if code, _ := get("http://" + r.metricsAddr + "/v1/tokens"); code != http.StatusNotFound {
+	if code, _ := get(t, "http://"+r.metricsAddr+"/v1/tokens"); code != http.StatusNotFound {
 		t.Errorf("metrics listener /v1/tokens = %d, want 404", code)
 	}
 	r.stop(t)
