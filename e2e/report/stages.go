@@ -104,19 +104,10 @@ func WriteStages(w io.Writer, stages []Stage) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "at\ttook\tstatus\t\tstage")
 	for _, s := range stages {
-		fmt.Fprintf(tw, "+%s\t%s\t%s\t\t%s\n", clock(s.Start.Sub(first)), clock(time.Duration(s.Seconds*float64(time.Second))), s.Status, s.Name)
+		fmt.Fprintf(tw, "+%s\t%s\t%s\t\t%s\n", fmtDur(s.Start.Sub(first)), fmtDur(time.Duration(s.Seconds*float64(time.Second))), s.Status, s.Name)
 	}
-	fmt.Fprintf(tw, "\t%s\t\t\trun, first stage's start to last stage's end\n", clock(last.Sub(first)))
+	fmt.Fprintf(tw, "\t%s\t\t\trun, first stage's start to last stage's end\n", fmtDur(last.Sub(first)))
 	return tw.Flush()
-}
-
-// clock is a duration as m:ss (or s.s under a minute).
-func clock(d time.Duration) string {
-	if d < time.Minute {
-		return fmt.Sprintf("%.1fs", d.Seconds())
-	}
-	d = d.Round(time.Second)
-	return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
 }
 
 func minTime(a, b time.Time) time.Time {

@@ -74,7 +74,7 @@ func TestWriteStagesShowsOffsetsAndTheRunsSpan(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := b.String()
-	for _, want := range []string{"+0.0s", "12.0s", "+12.0s", "5m30s", "5m42s", "run, first stage's start"} {
+	for _, want := range []string{"+0 ", "12.00s", "+12.00s", "5m30s", "5m42s", "run, first stage's start"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
