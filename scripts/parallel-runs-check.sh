@@ -21,9 +21,11 @@ host_state() {
   echo "## iptables v6"; iptables_state v6
   echo "## sysctls"
   sysctl net.ipv4.ip_forward fs.inotify.max_user_instances fs.inotify.max_user_watches
-  echo "## systemd units of docker.io (entries under /etc/systemd/system)"
-  find /etc/systemd/system \( -name 'docker.service' -o -name 'docker.socket' -o -name 'containerd.service' \) \
-    -printf '%p -> %l\n' 2>/dev/null | LC_ALL=C sort
+  echo "## systemd units of docker.io (their entries under ${SYSTEMD_ETC}: lib.sh's unit_entries)"
+  local e
+  while IFS= read -r e; do
+    printf '%s -> %s\n' "$e" "$(readlink "${SYSTEMD_ETC}/${e}" || echo "(a file)")"
+  done < <(unit_entries | LC_ALL=C sort)
 }
 
 log "undoing host setup, so that the check starts from the host's own state"
