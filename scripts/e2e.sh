@@ -78,6 +78,8 @@ stop_prepared() {
 wait_prepared() {
   local i failed="" name ref
   for i in "${!prep_jobs[@]}"; do wait "${prep_jobs[$i]}" || failed+=" ${prep_names[$i]};"; done
+  # Ended, every one: stop_prepared must not signal their process groups, whose ids may be reused.
+  prep_jobs=()
   [ -z "$failed" ] || { log "failed:${failed%;}"; return 1; }
   if [ -s "${prep_dir}/node" ]; then
     export STAMPEDE_E2E_NODE_IMAGE
