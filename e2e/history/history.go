@@ -67,10 +67,20 @@ type Op struct {
 	// Pod is the X-Served-By header, empty when no response arrived.
 	Pod        string `json:"pod,omitempty"`
 	RetryAfter string `json:"retry_after,omitempty"`
+	// ContentType, CacheControl and WWWAuthenticate are the response's headers of those names,
+	// which the API promises per answer (check.APIShape); empty when absent, and when not
+	// recorded: see HeadersRecorded.
+	ContentType     string `json:"content_type,omitempty"`
+	CacheControl    string `json:"cache_control,omitempty"`
+	WWWAuthenticate string `json:"www_authenticate,omitempty"`
 	// LocalAddr is the client side of the connection, to prove that requests did
 	// not share a kept-alive connection.
 	LocalAddr  string `json:"local_addr,omitempty"`
 	ConnReused bool   `json:"conn_reused,omitempty"`
+	// HeadersRecorded says the recorder recorded ContentType, CacheControl and WWWAuthenticate,
+	// so that an empty one was absent from the response. It is false in histories recorded
+	// before the recorder kept them: their answers are judged without those headers.
+	HeadersRecorded bool `json:"headers_recorded,omitempty"`
 	// ServerStart and ServerEnd are the interval in which the serving pod's handler worked on
 	// the request, as the pod reported it (Server-Timing), on the pod's wall clock and counted
 	// from the run's base time like Call and Return. Both are zero when the response carried

@@ -16,6 +16,9 @@ func TestJSONLRoundTrip(t *testing.T) {
 		{Customer: c, Seq: 1, Phase: PhaseBurst, Call: time.Millisecond, Error: "context deadline exceeded"},
 		{Customer: c, Seq: 1, Attempt: 1, Phase: PhaseRetry, Call: time.Second, Return: 2 * time.Second,
 			Status: 409, Body: "{\"error\":\"conflict\"}\n", RetryAfter: "1", Pod: "tokensvc-b", ConnReused: true},
+		{Customer: c, Seq: 2, Phase: PhaseBurst, Call: time.Millisecond, Return: 3 * time.Millisecond, Status: 401,
+			Body: `{"error":"unauthenticated"}`, ContentType: "application/json", CacheControl: "no-store",
+			WWWAuthenticate: "Bearer", HeadersRecorded: true},
 	}
 	var buf bytes.Buffer
 	if err := WriteJSONL(&buf, ops); err != nil {
@@ -56,5 +59,17 @@ func TestOverlaps(t *testing.T) {
 		if got := a.Overlaps(tc.b); got != tc.want {
 			t.Errorf("%v.Overlaps(%v) = %v, want %v", a, tc.b, got, tc.want)
 		}
+	}
+}
+
+// TestReadJSONLOfAnOlderHistory: a line written before the recorder kept the answers' headers
+// reads, and says they were not recorded.
+func TestReadJSONLOfAnOlderHistory(t *testing.T) {
+	ops, err := ReadJSONL(strings.NewReader(`{"customer":{"index":1,"merchant_id":"m","external_id":"c"},"seq":0,"attempt":0,"phase":"burst","call_ns":1,"return_ns":2,"status":200,"body":"{}","retry_after":"1"}` + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ops) != 1 || ops[0].HeadersRecorded || ops[0].ContentType != "" || ops[0].RetryAfter != "1" {
+		t.Fatalf("read %+v", ops)
 	}
 }

@@ -128,6 +128,10 @@ func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 		op.Status = resp.StatusCode
 		op.Pod = resp.Header.Get(ServedByHeader)
 		op.RetryAfter = resp.Header.Get("Retry-After")
+		op.ContentType = intern(resp.Header.Get("Content-Type"), "application/json")
+		op.CacheControl = intern(resp.Header.Get("Cache-Control"), "no-store")
+		op.WWWAuthenticate = intern(resp.Header.Get("WWW-Authenticate"), "Bearer")
+		op.HeadersRecorded = true
 		if start, end, ok := parseHandlerInterval(resp.Header.Values(ServerTimingHeader)); ok {
 			// Wall time against the base's wall time: the pod's clock, on the run's time base.
 			op.ServerStart, op.ServerEnd = start.Sub(r.clock.Base()), end.Sub(r.clock.Base())
@@ -158,4 +162,13 @@ func readBounded(body io.ReadCloser, limit int64) ([]byte, error) {
 		_, err = io.Copy(io.Discard, body)
 	}
 	return b, errors.Join(err, body.Close())
+}
+
+// intern returns common, the one copy of the value nearly every answer carries, when v equals
+// it, and v otherwise: a million recorded answers then hold one string, not a million copies.
+func intern(v, common string) string {
+	if v == common {
+		return common
+	}
+	return v
 }

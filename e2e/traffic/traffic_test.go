@@ -467,3 +467,51 @@ func TestShardsShareOneBurstFromStart(t *testing.T) {
 		}
 	}
 }
+
+// TestRecorderKeepsTheAnswersHeaders: the headers the API promises per answer are recorded as
+// sent, an absent one as empty, and the Op says it recorded them.
+func TestRecorderKeepsTheAnswersHeaders(t *testing.T) {
+	svc := newFakeService(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") == "" {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tokens"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = io.WriteString(w, `{"error":"unauthenticated","message":"no key"}`)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = io.WriteString(w, `{"token":"t","customer_id":"c","created":true}`) // no Content-Type: sniffed
+	})
+	rec := NewRecorder(history.NewClock(time.Now()), NewTransport(), 0)
+	client := &http.Client{Transport: rec}
+	for i, key := range []string{"", "sk_x"} {
+		req, err := http.NewRequest(http.MethodPost, svc.URL+Path, strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set(RequestHeader, rec.Expect(history.Op{Customer: history.Customer{Index: i}}))
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	ops := rec.Ops()
+	if len(ops) != 2 {
+		t.Fatalf("%d ops, want 2", len(ops))
+	}
+	byIndex := map[int]history.Op{ops[0].Customer.Index: ops[0], ops[1].Customer.Index: ops[1]}
+	type headers struct{ contentType, cacheControl, wwwAuthenticate string }
+	for i, want := range []headers{
+		{"application/json", "", `Bearer realm="tokens"`},
+		{"text/plain; charset=utf-8", "no-store", ""},
+	} {
+		op := byIndex[i]
+		if got := (headers{op.ContentType, op.CacheControl, op.WWWAuthenticate}); got != want || !op.HeadersRecorded {
+			t.Errorf("op %d: headers %+v (recorded %v), want %+v", i, got, op.HeadersRecorded, want)
+		}
+	}
+}
