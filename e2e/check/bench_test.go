@@ -76,7 +76,8 @@ func syntheticHistory(tb testing.TB, n int) synthetic {
 			}
 			s.ops = append(s.ops, history.Op{Customer: c, Seq: seq, Phase: history.PhaseBurst, KeyMerchant: c.MerchantID,
 				Call: at + time.Duration(seq)*time.Microsecond, Return: at + 5*time.Millisecond + time.Duration(seq)*time.Microsecond,
-				Status: 200, Body: strings.Clone(string(body)), Pod: pods[seq%len(pods)]})
+				Status: 200, Body: strings.Clone(string(body)), Pod: pods[seq%len(pods)],
+				ContentType: ContentTypeJSON, CacheControl: "no-store", HeadersRecorded: true})
 		}
 	}
 	syntheticCache[n] = s

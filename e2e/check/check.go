@@ -56,10 +56,17 @@ const (
 	// after retries; unless none of its requests carried that key or every one that did was
 	// refused it (RuleAuth's).
 	RuleFinalToken Rule = "final-token"
+	// RuleAPIShape: every answer has the exact status, the Content-Type, the body members and the
+	// headers that APIShape, the service's documented API, promises for its outcome: a token
+	// answer 200 (not any 2xx) with exactly token, customer_id and created and Cache-Control
+	// no-store; an error its code's status with exactly error and message (and field where the
+	// table says), Retry-After where it says, WWW-Authenticate: Bearer on a 401. Headers are
+	// judged only where they were recorded (history.Op.HeadersRecorded).
+	RuleAPIShape Rule = "api-shape"
 )
 
 // Rules lists every Rule in report order.
-var Rules = []Rule{RuleOneRow, RuleValidToken, RuleTokenMatchesRow, RuleOneToken, RuleCleanError, RuleContract, RuleAuth, RuleCreated, RuleFinalToken, RuleMetrics}
+var Rules = []Rule{RuleOneRow, RuleValidToken, RuleTokenMatchesRow, RuleOneToken, RuleCleanError, RuleContract, RuleAuth, RuleCreated, RuleFinalToken, RuleMetrics, RuleAPIShape}
 
 // Row is one row of the customers table, as the caller read it.
 type Row struct {

@@ -328,7 +328,7 @@ func TestCheck(t *testing.T) {
 			rows: rows, verdict: VerdictFail, counts: map[Rule]int{RuleCleanError: 1},
 		},
 		{
-			name: "bare 500 with an unexpected code", ops: replace(good, op(bob, 1, 0, "pod-a", 101, 104, 500, `{"error":"internal"}`)),
+			name: "bare 500 with an unexpected code", ops: replace(good, op(bob, 1, 0, "pod-a", 101, 104, 500, `{"error":"internal","message":"internal error"}`)),
 			rows: rows, verdict: VerdictFail, counts: map[Rule]int{RuleCleanError: 1},
 		},
 		{
@@ -338,7 +338,7 @@ func TestCheck(t *testing.T) {
 		{
 			// A clean error, the service's load shedding, but outside every fault: no strategy
 			// promises it there.
-			name: "503 overloaded", ops: replace(good, retryLater(op(alice, 2, 0, "pod-a", 2, 5, 503, `{"error":"overloaded"}`))),
+			name: "503 overloaded", ops: replace(good, retryLater(op(alice, 2, 0, "pod-a", 2, 5, 503, `{"error":"overloaded","message":"retry"}`))),
 			rows: rows, verdict: VerdictFail, counts: map[Rule]int{RuleContract: 1},
 		},
 		{
@@ -366,8 +366,8 @@ func TestCheck(t *testing.T) {
 			name: "customer without a final token",
 			ops: append(without(good, alice),
 				retryLater(op(alice, 0, 0, "pod-a", 96, 106, 409, conflict)),
-				retryLater(op(alice, 1, 0, "pod-b", 97, 105, 503, `{"error":"unavailable"}`)),
-				retryLater(op(alice, 1, 1, "pod-b", 1000, 1009, 503, `{"error":"unavailable"}`))),
+				retryLater(op(alice, 1, 0, "pod-b", 97, 105, 503, `{"error":"unavailable","message":"retry"}`)),
+				retryLater(op(alice, 1, 1, "pod-b", 1000, 1009, 503, `{"error":"unavailable","message":"retry"}`))),
 			rows: rows, verdict: VerdictFail,
 			counts: map[Rule]int{RuleFinalToken: 1},
 		},

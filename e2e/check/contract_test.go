@@ -70,7 +70,7 @@ func TestContract(t *testing.T) {
 			counts: map[Rule]int{RuleContract: 1}, line: "overloaded-during-fault"},
 		{name: "fail-fast: 503 overloaded inside a fault", strategy: StrategyFailFast, third: retryLater(late(third(503, overloaded))),
 			faults: []history.Event{{Kind: history.EventFault, Name: "db-cut", Start: 19 * s, End: 21 * s}}},
-		{name: "atomic: 500 internal is not clean at all", strategy: StrategyAtomic, third: third(500, `{"error":"internal"}`),
+		{name: "atomic: 500 internal is not clean at all", strategy: StrategyAtomic, third: third(500, `{"error":"internal","message":"internal error"}`),
 			counts: map[Rule]int{RuleCleanError: 1}},
 		{name: "fail-fast: 409 with Retry-After", strategy: StrategyFailFast, third: retryLater(third(409, conflict))},
 		{name: "fail-fast: 409 without Retry-After", strategy: StrategyFailFast, third: third(409, conflict),

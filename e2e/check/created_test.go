@@ -48,7 +48,8 @@ func TestCreated(t *testing.T) {
 			okCreated(t, alice, 0, 0, "pod-a", 0, 10, ta), ok(t, alice, 1, 0, "pod-b", 1, 9, ta)},
 			counts: map[Rule]int{RuleCreated: 1}, lines: []string{CreatedNotWhenExisting}},
 		{name: "a 2xx without a created flag", ops: []history.Op{okCreated(t, alice, 0, 0, "pod-a", 0, 10, ta), noFlag},
-			counts: map[Rule]int{RuleCreated: 1}, lines: []string{CreatedFlagMissing}},
+			// The API promises the member too.
+			counts: map[Rule]int{RuleCreated: 1, RuleAPIShape: 1}, lines: []string{CreatedFlagMissing}},
 		{name: "the created answer names another customer", ops: []history.Op{
 			op(alice, 0, 0, "pod-a", 0, 10, 200, fmt.Sprintf(`{"token":%q,"customer_id":%q,"created":true}`, ta, rowB.ID)),
 			ok(t, alice, 1, 0, "pod-b", 1, 9, ta)},

@@ -47,6 +47,10 @@ const (
 	// KindAuthBreach: an answer to a key, or a row, that RuleAuth forbids; Finding.Line names
 	// the clause (AuthForeignForbidden, ...).
 	KindAuthBreach Kind = "auth-breach"
+	// KindShapeBreach: an answer whose status, Content-Type, body members or headers are not the
+	// ones the API promises for its outcome (RuleAPIShape); Finding.Line names the promise broken
+	// (ShapeStatus, ...), Finding.Detail what was promised and what came.
+	KindShapeBreach Kind = "shape-breach"
 )
 
 // The clauses of RuleCreated, as Finding.Line names them.

@@ -37,7 +37,7 @@ func duplicateRun(t *testing.T) Result {
 // dirtyRun is goodHistory with a 500 internal for bob: a violation, but no known bug.
 func dirtyRun(t *testing.T) Result {
 	good, rows := goodHistory(t)
-	res, err := Check(replace(good, op(bob, 1, 0, "pod-a", 101, 104, 500, `{"error":"internal"}`)), rows, params())
+	res, err := Check(replace(good, op(bob, 1, 0, "pod-a", 101, 104, 500, `{"error":"internal","message":"internal error"}`)), rows, params())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func TestCheckIsDeterministic(t *testing.T) {
 	s := syntheticHistory(t, 3000)
 	ops := append([]history.Op(nil), s.ops...)
 	for i := 0; i < len(ops); i += 7 * perCustomer {
-		ops[i].Status, ops[i].Body = 500, `{"error":"internal"}` // one dirty error every 7th customer
+		ops[i].Status, ops[i].Body = 500, `{"error":"internal","message":"internal error"}` // one dirty error every 7th customer
 	}
 	rows := append([]Row(nil), s.rows...)
 	for i := 3; i < len(s.rows); i += 11 {

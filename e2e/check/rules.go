@@ -91,7 +91,9 @@ type verified struct {
 // (every replica signs the same token), so a customer costs one parse per
 // distinct body and one signature check per distinct token.
 type answer struct {
-	body       string
+	body string
+	// members is what is wrong with the body's members, held to the token Promise; "" for nothing.
+	members    string
 	parsed     bool
 	token      string
 	customerID string
@@ -126,7 +128,7 @@ func (e *judgeEnv) judgeCustomer(c history.Customer, idx []int32, rows []Row, re
 		tokens                                 []verified
 		successes, unknowns                    []*history.Op
 		badTokens, mismatched, dirty, breaches []findingOps
-		created, auth                          []findingOps
+		created, auth, shape                   []findingOps
 		trueOps                                []*history.Op
 		valid                                  int
 		mayHaveCreated                         bool
@@ -137,6 +139,10 @@ func (e *judgeEnv) judgeCustomer(c history.Customer, idx []int32, rows []Row, re
 		ops[k], opAnswer[k] = op, -1
 		if op.Pod != "" {
 			pods[op.Pod]++
+		}
+		// A 2xx's shape is judged below, with its body's, once per distinct body.
+		if op.Responded() && !op.Succeeded() {
+			shape = append(shape, judgeErrorShape(op)...)
 		}
 		if e.authChecked() {
 			f, judged := judgeAuth(c, op)
@@ -167,6 +173,7 @@ func (e *judgeEnv) judgeCustomer(c history.Customer, idx []int32, rows []Row, re
 			}
 			opAnswer[k] = ai
 			a := &answers[ai]
+			shape = append(shape, judgeTokenShape(op, a.members)...)
 			if a.parsed {
 				switch {
 				case a.created == nil:
@@ -293,6 +300,7 @@ func (e *judgeEnv) judgeCustomer(c history.Customer, idx []int32, rows []Row, re
 		}
 		add(RuleFinalToken, []findingOps{{Finding{Kind: KindNoFinalToken, Detail: detail}, ops}})
 	}
+	add(RuleAPIShape, shape)
 	return j
 }
 
@@ -375,7 +383,7 @@ func createdBreaches(c history.Customer, rows []Row, registered bool, trueOps, s
 // judgeAnswer parses a 2xx body and judges its token against the request and
 // the rows, verifying the token only if tokens does not hold it yet (with what tc knows of it).
 func (e *judgeEnv) judgeAnswer(body string, c history.Customer, rows []Row, tokens *[]verified, tc *tokenCache) answer {
-	a := answer{body: body}
+	a := answer{body: body, members: tokenMembersProblem(body)}
 	resp, err := parseTokenResponse(body)
 	if err != nil {
 		a.err = fmt.Errorf("2xx body is not a token response: %w (body %q)", err, excerpt(body))
