@@ -109,7 +109,7 @@ func TestAPIShapeFails(t *testing.T) {
 			want: map[Rule]int{RuleAPIShape: 1}, clause: ShapeWWWAuthenticate},
 		{name: "401 challenging Basic", op: with(refused, func(o *history.Op) { o.WWWAuthenticate = `Basic realm="tokens"` }),
 			want: map[Rule]int{RuleAPIShape: 1}, clause: ShapeWWWAuthenticate},
-		{name: "an error without message", op: with(forbade, func(o *history.Op) { o.Body = `{"error":"forbidden"}` }),
+		{name: "an error without message (mutant terse-errors)", op: with(forbade, func(o *history.Op) { o.Body = `{"error":"forbidden"}` }),
 			want: map[Rule]int{RuleAPIShape: 1}, clause: ShapeBody},
 		{name: "an error with an empty message", op: with(conflicted, func(o *history.Op) { o.Body = `{"error":"conflict","message":""}` }),
 			want: map[Rule]int{RuleAPIShape: 1}, clause: ShapeBody},

@@ -65,6 +65,11 @@ const (
 	AsyncCommit        = "async-commit"
 	AnyMerchantKey     = "any-merchant-key"
 	UncountedExisting  = "uncounted-existing"
+	// issue 18, answer shape
+	Created201         = "created-201"
+	SniffedContentType = "sniffed-content-type"
+	TerseErrors        = "terse-errors"
+	Bare401            = "bare-401"
 )
 
 // Mutant is one deliberately broken variant of the service.
@@ -119,6 +124,15 @@ var All = []Mutant{
 		Doc: "authorization skipped: any valid API key acts for any merchant (no 403), so another merchant's key registers that merchant's customer or gets its token"},
 	{Name: UncountedExisting, Scenario: ScenarioBurst, Rules: []string{"metrics"}, Silent: true,
 		Doc: "an existing customer's 200 (a repeat, or a lost insert race) is answered right but never counted in tokensvc_registrations_total"},
+	// issue 18, answer shape
+	{Name: Created201, Scenario: ScenarioBurst, Rules: []string{"api-shape"},
+		Doc: "the answer that created the customer is 201 Created, not the documented 200 (REST habit); body and token are right"},
+	{Name: SniffedContentType, Scenario: ScenarioBurst, Rules: []string{"api-shape"},
+		Doc: "the token answer is written without Content-Type, so net/http sniffs it as text/plain; charset=utf-8; body and token are right"},
+	{Name: TerseErrors, Scenario: ScenarioForeignKeys, Rules: []string{"api-shape"},
+		Doc: `error answers carry only {"error": "<code>"}, without the documented message; status and code are right`},
+	{Name: Bare401, Scenario: ScenarioForeignKeys, Rules: []string{"api-shape"},
+		Doc: "a 401 carries no WWW-Authenticate challenge; status and body are right"},
 }
 
 // Names returns the name of every mutant, in the order of All.

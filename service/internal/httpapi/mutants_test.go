@@ -403,6 +403,77 @@ var mutantChecks = map[string]func(t *testing.T, e mutantEnv){
 			t.Fatalf("the loser counted %v, want nothing", got)
 		}
 	},
+	// issue 18, answer shape
+	mutants.Created201: func(t *testing.T, e mutantEnv) {
+		first := registerRaw(t, e.srv, testKey, "c1")
+		var body TokenResponse
+		if err := json.Unmarshal(first.Body.Bytes(), &body); err != nil || first.Code != http.StatusCreated || !body.Created ||
+			first.Header().Get("Content-Type") != "application/json" {
+			t.Fatalf("first registration: %d %s %q (%v); want 201 with the token answer", first.Code, first.Header().Get("Content-Type"), first.Body, err)
+		}
+		if _, err := verify(t, e.srv, body.Token); err != nil {
+			t.Fatalf("the 201's token: %v", err)
+		}
+		again := registerRaw(t, e.srv, testKey, "c1")
+		if again.Code != http.StatusOK || !strings.Contains(again.Body.String(), body.Token) {
+			t.Fatalf("existing customer: %d %q; want 200 with the same token", again.Code, again.Body)
+		}
+		// Counted as what it is: only the status gives the defect away.
+		if got, want := e.counts(), map[string]float64{outcomeCreated: 1, outcomeExisting: 1}; !maps.Equal(got, want) {
+			t.Fatalf("outcomes counted %v, want %v", got, want)
+		}
+	},
+	mutants.SniffedContentType: func(t *testing.T, e mutantEnv) {
+		w := registerRaw(t, e.srv, testKey, "c1")
+		var body TokenResponse
+		if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || w.Code != http.StatusOK || !body.Created ||
+			w.Header().Get("Content-Type") != "text/plain; charset=utf-8" || w.Header().Get("Cache-Control") != "no-store" {
+			t.Fatalf("registration: %d %v %q (%v); want 200 with the token answer as text/plain", w.Code, w.Header(), w.Body, err)
+		}
+		if refused := registerRaw(t, e.srv, otherKey, "c1"); refused.Code != http.StatusForbidden || refused.Header().Get("Content-Type") != "application/json" {
+			t.Fatalf("a refusal: %d %v; errors keep their type", refused.Code, refused.Header())
+		}
+	},
+	mutants.TerseErrors: func(t *testing.T, e mutantEnv) {
+		for key, want := range map[string]int{otherKey: http.StatusForbidden, "": http.StatusUnauthorized} {
+			w := registerRaw(t, e.srv, key, "c1")
+			if w.Code != want || w.Body.String() != `{"error":"`+map[int]string{403: "forbidden", 401: "unauthenticated"}[want]+`"}`+"\n" ||
+				w.Header().Get("Content-Type") != "application/json" {
+				t.Fatalf("key %q: %d %v %q; want %d with only the error code", key, w.Code, w.Header(), w.Body, want)
+			}
+		}
+		if r := mustOK(t, register(t, e.srv, "c1")); !r.Created {
+			t.Fatalf("registration: %+v", r)
+		}
+	},
+	mutants.Bare401: func(t *testing.T, e mutantEnv) {
+		for _, key := range []string{"", "sk_unknown"} {
+			w := registerRaw(t, e.srv, key, "c1")
+			var body Error
+			if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || w.Code != http.StatusUnauthorized ||
+				body.Code != "unauthenticated" || body.Message == "" || len(w.Header().Values("WWW-Authenticate")) != 0 {
+				t.Fatalf("key %q: %d %v %q (%v); want 401 unauthenticated without a challenge", key, w.Code, w.Header(), w.Body, err)
+			}
+		}
+		if refused := registerRaw(t, e.srv, otherKey, "c1"); refused.Code != http.StatusForbidden {
+			t.Fatalf("another merchant's key: %d", refused.Code)
+		}
+		mustOK(t, register(t, e.srv, "c1"))
+	},
+}
+
+// registerRaw sends a registration of customer externalID of merchant "m" with key ("" for none) and
+// returns the answer as it is: status, headers and body.
+func registerRaw(t *testing.T, h http.Handler, key, externalID string) *httptest.ResponseRecorder {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, "/v1/tokens", strings.NewReader(`{"merchant_id":"m","external_id":"`+externalID+`"}`))
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	return w
 }
 
 // TestMutants shows each mutant's defect through the handler and a real database.

@@ -31,4 +31,9 @@ const (
 	AsyncCommit           // async-commit
 	AnyMerchantKey        // any-merchant-key
 	UncountedExisting     // uncounted-existing
+	// issue 18, answer shape
+	Created201         // created-201
+	SniffedContentType // sniffed-content-type
+	TerseErrors        // terse-errors
+	Bare401            // bare-401
 )

@@ -35,6 +35,11 @@ var ids = map[string]ID{
 	mutants.AsyncCommit:        AsyncCommit,
 	mutants.AnyMerchantKey:     AnyMerchantKey,
 	mutants.UncountedExisting:  UncountedExisting,
+	// issue 18, answer shape
+	mutants.Created201:         Created201,
+	mutants.SniffedContentType: SniffedContentType,
+	mutants.TerseErrors:        TerseErrors,
+	mutants.Bare401:            Bare401,
 }
 
 var (
