@@ -101,7 +101,9 @@ func RequestID(customer, seq, attempt int) string {
 // Responded reports whether a complete HTTP response was recorded.
 func (o Op) Responded() bool { return o.Error == "" && o.Status != 0 }
 
-// Succeeded reports whether o got a complete 2xx response.
+// Succeeded reports whether o got a complete 2xx response: what a client takes for success and
+// reads a token from. That the API promises exactly 200 is check.RuleAPIShape's, so that a 201
+// still has its token judged.
 func (o Op) Succeeded() bool { return o.Responded() && o.Status >= 200 && o.Status < 300 }
 
 // Unknown reports whether the outcome of o is unknown: the request may or may
