@@ -182,6 +182,10 @@ type Result struct {
 	// Refused counts the requests refused their key as RuleAuth wants: 403 to another
 	// merchant's key, 401 to none.
 	Refused int `json:"refused,omitempty"`
+	// HeadersUnrecorded counts the answers whose headers the history does not hold (recorded
+	// before the recorder kept them, history.Op.HeadersRecorded): RuleAPIShape judged them
+	// without Content-Type, Cache-Control and WWW-Authenticate.
+	HeadersUnrecorded int `json:"headers_unrecorded,omitempty"`
 	// EmptySubjects counts 2xx answers carrying a valid signature over an empty subject: the
 	// null-customer token of the seed's bug.
 	EmptySubjects int `json:"empty_subjects"`
@@ -287,6 +291,7 @@ func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 		res.CleanErrors += j.cleanErrors
 		res.Unknown += j.unknown
 		res.Refused += j.refused
+		res.HeadersUnrecorded += j.headersUnrecorded
 		res.EmptySubjects += j.emptySubjects
 		if j.duplicate {
 			res.DuplicateCustomers++

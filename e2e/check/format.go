@@ -19,6 +19,9 @@ func (r Result) WriteText(w io.Writer) error {
 	if r.Refused > 0 {
 		fmt.Fprintf(&b, ", refused their key %d", r.Refused)
 	}
+	if r.HeadersUnrecorded > 0 {
+		fmt.Fprintf(&b, ", headers not recorded %d", r.HeadersUnrecorded)
+	}
 	b.WriteString(")\n")
 	fmt.Fprintf(&b, "coverage: %s\n", r.Coverage)
 	for _, rule := range Rules {

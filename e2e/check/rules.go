@@ -68,6 +68,8 @@ type judgement struct {
 	successes, cleanErrors, unknown int
 	// refused counts the requests refused their key as RuleAuth wants (401, 403).
 	refused int
+	// headersUnrecorded counts the answers whose headers the history does not hold.
+	headersUnrecorded int
 	// emptySubjects counts 2xx answers whose token verified but names nobody: the seed's bug.
 	emptySubjects int
 	// duplicate says the customer has two or more rows; covered, that the race was exercised
@@ -139,6 +141,9 @@ func (e *judgeEnv) judgeCustomer(c history.Customer, idx []int32, rows []Row, re
 		ops[k], opAnswer[k] = op, -1
 		if op.Pod != "" {
 			pods[op.Pod]++
+		}
+		if op.Responded() && !op.HeadersRecorded {
+			j.headersUnrecorded++
 		}
 		// A 2xx's shape is judged below, with its body's, once per distinct body.
 		if op.Responded() && !op.Succeeded() {

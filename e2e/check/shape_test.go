@@ -49,8 +49,6 @@ func find(ops []history.Op, id string) history.Op {
 // directives, a Bearer challenge with a realm), and an older history without the headers.
 func TestAPIShapePasses(t *testing.T) {
 	ops, rows, p := shapeHistory(t)
-	judge(t, ops, rows, p, nil)
-
 	edit := func(id string, f func(*history.Op)) []history.Op {
 		o := find(ops, id)
 		f(&o)
@@ -63,12 +61,21 @@ func TestAPIShapePasses(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) { judge(t, variant, rows, p, nil) })
 	}
+	if res := judge(t, ops, rows, p, nil); res.HeadersUnrecorded != 0 {
+		t.Errorf("%d answers without recorded headers, want 0", res.HeadersUnrecorded)
+	}
 	t.Run("headers not recorded", func(t *testing.T) {
 		old := slices.Clone(ops)
+		answers := 0
 		for i := range old {
 			old[i].HeadersRecorded, old[i].ContentType, old[i].CacheControl, old[i].WWWAuthenticate = false, "", "", ""
+			if old[i].Responded() {
+				answers++
+			}
 		}
-		judge(t, old, rows, p, nil)
+		if res := judge(t, old, rows, p, nil); res.HeadersUnrecorded != answers {
+			t.Errorf("%d answers without recorded headers, want all %d", res.HeadersUnrecorded, answers)
+		}
 	})
 }
 
