@@ -175,6 +175,9 @@ func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 	}
 	res, err := check.Check(j.ops, rows, params)
 	Expect(err).NotTo(HaveOccurred(), "checker params")
+	// A live answer without its headers was recorded by an older recorder (a stale attacker
+	// image): api-shape would pass it unjudged.
+	Expect(res.HeadersUnrecorded).To(BeZero(), "answers recorded without their headers (Content-Type, Cache-Control, WWW-Authenticate): the recorder predates them; rebuild the attacker image")
 	run := report.Run{Repro: d.Env.Repro(), Base: d.Clock.Base(), History: j.ops, Result: res, Params: params, Rows: rows}
 	Expect(report.Write(j.dir, run)).To(Succeed())
 	// What was saved must judge the same offline (stampede check): re-judged from the files
