@@ -20,9 +20,9 @@ type Promise struct {
 	Outcome string
 	// Status is the exact status code: a 201 is not the promised 200, whatever a 2xx means to HTTP.
 	Status int
-	// Fields are the body's members, each required; Optional ones may be there too; no other may.
-	// "created" is a JSON boolean, every other member a string, "message" a non-empty one.
-	Fields, Optional []string
+	// Fields are the body's members, all of them and nothing else. "created" is a JSON boolean,
+	// every other member a string, "message" a non-empty one.
+	Fields []string
 	// RetryAfter says the answer carries Retry-After. RuleContract holds answers to it, with the
 	// strategy's line for the code, which says the same; RuleAPIShape does not judge it twice.
 	RetryAfter bool
@@ -121,7 +121,7 @@ func shapeFindings(op *history.Op, p *Promise, members string) []findingOps {
 		broke(ShapeStatus, "status %d, promised %d", op.Status, p.Status)
 	}
 	if members != "" {
-		broke(ShapeBody, "%s, promised exactly %s%s", members, strings.Join(p.Fields, ", "), optional(p))
+		broke(ShapeBody, "%s, promised exactly %s", members, strings.Join(p.Fields, ", "))
 	}
 	if !op.HeadersRecorded {
 		return out
@@ -140,13 +140,6 @@ func shapeFindings(op *history.Op, p *Promise, members string) []findingOps {
 
 func shapeFinding(op *history.Op, clause, detail string) findingOps {
 	return findingOps{Finding{Kind: KindShapeBreach, Request: op.ID(), Line: clause, Detail: op.ID() + ": " + detail}, []*history.Op{op}}
-}
-
-func optional(p *Promise) string {
-	if len(p.Optional) == 0 {
-		return ""
-	}
-	return " (and optionally " + strings.Join(p.Optional, ", ") + ")"
 }
 
 // tokenMembersProblem says what is wrong with the members of a 2xx body, held to the token
@@ -225,14 +218,8 @@ func membersProblem(members map[string]json.RawMessage, p *Promise) string {
 			problems = append(problems, why)
 		}
 	}
-	for f, raw := range members {
-		switch {
-		case slices.Contains(p.Fields, f):
-		case slices.Contains(p.Optional, f):
-			if why := memberTypeProblem(f, raw); why != "" {
-				problems = append(problems, why)
-			}
-		default:
+	for f := range members {
+		if !slices.Contains(p.Fields, f) {
 			problems = append(problems, "extra "+f)
 		}
 	}
