@@ -3,12 +3,10 @@ package check
 import (
 	"bytes"
 	"crypto/ed25519"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -106,20 +104,8 @@ func sign(t *testing.T, m jwt.SigningMethod, key any, cl jwt.Claims) string {
 // testKid is the kid of the fixtures' tokens and of the suite key in their JWKS.
 const testKid = "test"
 
-// jwksBody is a JWKS as the service writes it: keys by kid, in kid order.
-func jwksBody(keys map[string]ed25519.PublicKey) string {
-	var b strings.Builder
-	b.WriteString(`{"keys":[`)
-	for i, kid := range slices.Sorted(maps.Keys(keys)) {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		k, _ := json.Marshal(publishedKey{Kty: "OKP", Crv: "Ed25519", X: base64.RawURLEncoding.EncodeToString(keys[kid]), Kid: kid, Alg: "EdDSA", Use: "sig"})
-		b.Write(k)
-	}
-	b.WriteString("]}")
-	return b.String()
-}
+// jwksBody is a JWKS as the service writes it.
+func jwksBody(keys map[string]ed25519.PublicKey) string { return JWKSOf(keys) }
 
 // fetched is body fetched through the Service (served by pod-a) and from pod-a and pod-b, as the
 // framework fetches the JWKS.

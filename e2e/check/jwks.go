@@ -228,3 +228,19 @@ func kidLine(err error) string {
 	}
 	return ""
 }
+
+// JWKSOf is the JWKS body the token service publishes for keys, by kid, in kid order
+// (service/README.md): what a correct service serves, for fixtures.
+func JWKSOf(keys map[string]ed25519.PublicKey) string {
+	var b strings.Builder
+	b.WriteString(`{"keys":[`)
+	for i, kid := range slices.Sorted(maps.Keys(keys)) {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, _ := json.Marshal(publishedKey{Kty: "OKP", Crv: "Ed25519", X: base64.RawURLEncoding.EncodeToString(keys[kid]), Kid: kid, Alg: "EdDSA", Use: "sig"})
+		b.Write(k)
+	}
+	b.WriteString("]}")
+	return b.String()
+}
