@@ -1,6 +1,7 @@
 package check
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
@@ -136,6 +137,7 @@ func TestCheckVerifiesAsAClient(t *testing.T) {
 	good, rows := goodHistory(t)
 	suite := suiteKey.Public().(ed25519.PublicKey)
 	other := otherKey.Public().(ed25519.PublicKey)
+	third := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{3}, ed25519.SeedSize)).Public().(ed25519.PublicKey)
 	kid := func(k string) func(map[string]any) { return func(h map[string]any) { h["kid"] = k } }
 	noKid := func(h map[string]any) { delete(h, "kid") }
 	onPodB := func(body string) []JWKSFetch {
@@ -163,13 +165,20 @@ func TestCheckVerifiesAsAClient(t *testing.T) {
 			counts: map[Rule]int{RuleValidToken: 2, RuleFinalToken: 2}, want: []string{"unknown-kid/kid-unknown"}},
 		{name: "no kid in the tokens", ops: rekey(t, good, suiteKey, noKid), jwks: suiteJWKS(), verdict: VerdictFail,
 			counts: map[Rule]int{RuleValidToken: 2, RuleFinalToken: 2}, want: []string{"unknown-kid/kid-missing"}},
-		{name: "jwks-no-kid: no kid in the tokens nor in the JWKS", ops: rekey(t, good, suiteKey, noKid), verdict: VerdictFail,
+		{name: "no-kid: no kid in the tokens nor in the JWKS", ops: rekey(t, good, suiteKey, noKid), verdict: VerdictFail,
 			jwks:   fetched(strings.Replace(jwksBody(map[string]ed25519.PublicKey{testKid: suite}), `"kid":"test",`, "", 1)),
 			counts: map[Rule]int{RuleJWKS: 1, RuleValidToken: 2, RuleFinalToken: 2}, want: []string{"jwks-unusable/no-kid", "jwks-wrong-key/configured-key", "unknown-kid/kid-missing"}},
-		{name: "jwks-per-replica: one replica publishes another key under the kid", ops: good, verdict: VerdictFail,
+		{name: "one replica publishes another key under the kid", ops: good, verdict: VerdictFail,
 			jwks:   onPodB(jwksBody(map[string]ed25519.PublicKey{testKid: other})),
 			counts: map[Rule]int{RuleJWKS: 1, RuleValidToken: 2, RuleFinalToken: 2}, want: []string{"jwks-differ/differ", "jwks-wrong-key/configured-key", "unknown-kid/kid-unknown"}},
-		{name: "jwks-per-replica: one replica publishes a malformed JWKS", ops: good, jwks: onPodB(`{"keys":[{"kty":"OKP"`), verdict: VerdictFail,
+		{name: "replica-jwks: each replica publishes a stray key of its own besides the configured one", ops: good, verdict: VerdictFail,
+			jwks: []JWKSFetch{
+				{Via: "service", Pod: "pod-a", Status: 200, Body: jwksBody(map[string]ed25519.PublicKey{testKid: suite, "stray-a": other})},
+				{Via: "pod/pod-a", Pod: "pod-a", Status: 200, Body: jwksBody(map[string]ed25519.PublicKey{testKid: suite, "stray-a": other})},
+				{Via: "pod/pod-b", Pod: "pod-b", Status: 200, Body: jwksBody(map[string]ed25519.PublicKey{testKid: suite, "stray-b": third})},
+			},
+			counts: map[Rule]int{RuleJWKS: 1}, want: []string{"jwks-differ/differ"}},
+		{name: "one replica publishes a malformed JWKS", ops: good, jwks: onPodB(`{"keys":[{"kty":"OKP"`), verdict: VerdictFail,
 			counts: map[Rule]int{RuleJWKS: 1}, want: []string{"jwks-unusable/not-parsed"}},
 		{name: "the service publishes a key other than its configured one", ops: rekey(t, good, otherKey, nil), verdict: VerdictFail,
 			jwks:   fetched(jwksBody(map[string]ed25519.PublicKey{testKid: other})),

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
 )
 
 // TestFetchJWKS: a fetch records what a client got, whatever it was: a 200 with its body and
@@ -38,5 +40,25 @@ func TestFetchJWKS(t *testing.T) {
 	}
 	if f := fetchJWKS(ctx, client, "pod/p", srv.URL+"/gone"); f.Status != 0 || f.Error == "" {
 		t.Errorf("no answer: %+v", f)
+	}
+}
+
+// TestPodReady: only a pod whose Ready condition is true is fetched from.
+func TestPodReady(t *testing.T) {
+	pod := func(conds ...corev1.PodCondition) *corev1.Pod {
+		return &corev1.Pod{Status: corev1.PodStatus{Conditions: conds}}
+	}
+	for _, tc := range []struct {
+		pod  *corev1.Pod
+		want bool
+	}{
+		{pod(), false},
+		{pod(corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionTrue}), true},
+		{pod(corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionFalse}), false},
+		{pod(corev1.PodCondition{Type: corev1.ContainersReady, Status: corev1.ConditionTrue}), false},
+	} {
+		if got := podReady(tc.pod); got != tc.want {
+			t.Errorf("podReady(%+v) = %v, want %v", tc.pod.Status.Conditions, got, tc.want)
+		}
 	}
 }

@@ -65,6 +65,10 @@ const (
 	AsyncCommit        = "async-commit"
 	AnyMerchantKey     = "any-merchant-key"
 	UncountedExisting  = "uncounted-existing"
+	// issue 18, jwks
+	UnknownKid  = "unknown-kid"
+	ReplicaJWKS = "replica-jwks"
+	NoKid       = "no-kid"
 )
 
 // Mutant is one deliberately broken variant of the service.
@@ -119,6 +123,13 @@ var All = []Mutant{
 		Doc: "authorization skipped: any valid API key acts for any merchant (no 403), so another merchant's key registers that merchant's customer or gets its token"},
 	{Name: UncountedExisting, Scenario: ScenarioBurst, Rules: []string{"metrics"}, Silent: true,
 		Doc: "an existing customer's 200 (a repeat, or a lost insert race) is answered right but never counted in tokensvc_registrations_total"},
+	// issue 18, jwks
+	{Name: UnknownKid, Scenario: ScenarioBurst, Rules: []string{"valid-token", "final-token"}, Silent: true,
+		Doc: `tokens are signed with the configured key but their header's kid names a key the JWKS never publishes (the kid plus "-next", a rotation begun halfway)`},
+	{Name: ReplicaJWKS, Scenario: ScenarioBurst, Rules: []string{"jwks"}, Silent: true,
+		Doc: "each replica's JWKS publishes, besides the configured key, a stray key of its own generated at start: the replicas' key sets differ, though every token verifies"},
+	{Name: NoKid, Scenario: ScenarioBurst, Rules: []string{"jwks", "valid-token"}, Silent: true,
+		Doc: "neither the tokens' header nor the JWKS carries a kid: a client has no key id to select a key by"},
 }
 
 // Names returns the name of every mutant, in the order of All.

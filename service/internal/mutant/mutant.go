@@ -31,4 +31,8 @@ const (
 	AsyncCommit           // async-commit
 	AnyMerchantKey        // any-merchant-key
 	UncountedExisting     // uncounted-existing
+	// issue 18, jwks
+	UnknownKid  // unknown-kid
+	ReplicaJWKS // replica-jwks
+	NoKid       // no-kid
 )
