@@ -207,7 +207,7 @@ func (r Result) Err() error {
 }
 
 // Check judges ops against the database rows. It returns an error only when it
-// cannot judge (missing key, issuer, audience, token TTL, time base or contract); a broken
+// cannot judge (missing key, JWKS fetch, issuer, audience, token TTL, time base or contract); a broken
 // invariant is a Violation. Customers are judged in parallel, GOMAXPROCS at a time; the result
 // does not depend on it.
 func Check(ops []history.Op, rows []Row, p Params) (Result, error) {

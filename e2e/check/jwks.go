@@ -4,6 +4,7 @@ package check
 // fetched it, through the Service and from each pod, judged once per run (RuleJWKS), and the
 // keys by kid that every token's header must name (RuleValidToken).
 import (
+	"cmp"
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
@@ -119,7 +120,10 @@ func parseJWKS(body string) (keySet, []Finding) {
 		}
 		ks.byKid[k.Kid] = ed25519.PublicKey(x)
 	}
-	slices.SortFunc(ks.keys, func(a, b publishedKey) int { return strings.Compare(a.Kid+"\x00"+a.X, b.Kid+"\x00"+b.X) })
+	slices.SortFunc(ks.keys, func(a, b publishedKey) int {
+		return cmp.Or(strings.Compare(a.Kid, b.Kid), strings.Compare(a.X, b.X), strings.Compare(a.Kty, b.Kty),
+			strings.Compare(a.Crv, b.Crv), strings.Compare(a.Alg, b.Alg), strings.Compare(a.Use, b.Use))
+	})
 	return ks, fs
 }
 
