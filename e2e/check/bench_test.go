@@ -55,7 +55,7 @@ func syntheticHistory(tb testing.TB, n int) synthetic {
 				row := Row{ID: fmt.Sprintf("0b6c8a52-0000-4000-8000-%012d", i), MerchantID: fmt.Sprintf("m-%d", i%97),
 					ExternalID: fmt.Sprintf("c-%d", i), CreatedAt: base.Add(time.Duration(i) * 1234567 * time.Nanosecond)}
 				tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, serviceClaims(row, nil))
-				tok.Header["kid"] = "test"
+				tok.Header["kid"] = testKid
 				signed, err := tok.SignedString(suiteKey)
 				if err != nil {
 					panic(err)
@@ -129,7 +129,7 @@ func reportCPU(b *testing.B, start time.Duration) {
 
 func benchmarkCheck(b *testing.B, n int) {
 	s := syntheticHistory(b, n)
-	p := Params{PublicKey: suiteKey.Public().(ed25519.PublicKey), Issuer: issuer, Audience: audience, TokenTTL: tokenTTL,
+	p := Params{PublicKey: suiteKey.Public().(ed25519.PublicKey), JWKS: suiteJWKS(), Issuer: issuer, Audience: audience, TokenTTL: tokenTTL,
 		Base: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC), Contract: contract(b, StrategyAtomic)}
 	b.ReportAllocs()
 	// The peak counts from here: the history held in memory, as stampede check holds it, and

@@ -24,8 +24,8 @@ const (
 	// RuleOneRow: the database holds exactly one row per customer key (no row
 	// after a 2xx is a lost registration; two or more are duplicates).
 	RuleOneRow Rule = "one-row"
-	// RuleValidToken: every 2xx carries a token signed with the suite's key
-	// (EdDSA only) by the expected issuer, for the expected audience, expiring exactly the
+	// RuleValidToken: every 2xx carries a token signed (EdDSA only) with the key of the
+	// published JWKS that its header's kid names, by the expected issuer, for the expected audience, expiring exactly the
 	// token TTL after its iat and not expired when the response arrived.
 	RuleValidToken Rule = "valid-token"
 	// RuleTokenMatchesRow: the token's sub is non-empty and is the row id, mid
@@ -66,7 +66,7 @@ const (
 )
 
 // Rules lists every Rule in report order.
-var Rules = []Rule{RuleOneRow, RuleValidToken, RuleTokenMatchesRow, RuleOneToken, RuleCleanError, RuleContract, RuleAuth, RuleCreated, RuleFinalToken, RuleMetrics, RuleAPIShape}
+var Rules = []Rule{RuleOneRow, RuleValidToken, RuleTokenMatchesRow, RuleOneToken, RuleCleanError, RuleContract, RuleAuth, RuleCreated, RuleFinalToken, RuleMetrics, RuleAPIShape, RuleJWKS}
 
 // Row is one row of the customers table, as the caller read it.
 type Row struct {
@@ -78,8 +78,13 @@ type Row struct {
 
 // Params configure Check.
 type Params struct {
-	// PublicKey verifies the tokens; required.
+	// PublicKey is the key the suite configured the service with; required. The published JWKS
+	// must hold it (RuleJWKS); tokens are verified with the JWKS's keys, as a client does.
 	PublicKey ed25519.PublicKey
+	// JWKS are the fetches of the service's /.well-known/jwks.json, through the Service and from
+	// each pod, after the traffic (RuleJWKS); required, unless the params were saved before the
+	// suite fetched it (then tokens are verified with PublicKey whatever their kid).
+	JWKS []JWKSFetch
 	// Issuer is the expected iss claim; required.
 	Issuer string
 	// Audience is the expected aud claim, the service's TOKENSVC_AUDIENCE; required.
@@ -114,6 +119,9 @@ type Params struct {
 	// and expiring tokens (a judge.json without audience and token TTL; SavedParams.Params):
 	// then, and only then, aud and exp are not required and RuleAuth does not apply.
 	savedBeforeAuth bool
+	// savedBeforeJWKS says the params were saved before the suite fetched the JWKS (a judge.json
+	// without jwks): then, and only then, RuleJWKS does not apply and kid is not read.
+	savedBeforeJWKS bool
 }
 
 // Verdict is the outcome of Check.
@@ -210,7 +218,7 @@ func (r Result) Err() error {
 }
 
 // Check judges ops against the database rows. It returns an error only when it
-// cannot judge (missing key, issuer, audience, token TTL, time base or contract); a broken
+// cannot judge (missing key, JWKS fetch, issuer, audience, token TTL, time base or contract); a broken
 // invariant is a Violation. Customers are judged in parallel, GOMAXPROCS at a time; the result
 // does not depend on it.
 func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
@@ -235,6 +243,9 @@ func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 	if p.Contract.FaultTail <= 0 {
 		p.Contract.FaultTail = DefaultFaultTail
 	}
+	if len(p.JWKS) == 0 && !p.savedBeforeJWKS {
+		return Result{}, errors.New("check params: no fetch of the JWKS to verify the tokens with, as a client would")
+	}
 
 	g := groupByCustomer(ops, rows, p.Customers)
 	registered := make(map[history.Key]bool, len(p.Registered))
@@ -243,6 +254,15 @@ func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 	}
 	env := judgeEnv{p: p, ops: ops, faults: faultWindows{events: p.Faults, tail: p.Contract.FaultTail},
 		rules: tokenRules{key: p.PublicKey, ed: edKeyFor(p.PublicKey), issuer: p.Issuer, audience: p.Audience, ttl: p.TokenTTL}}
+	var jwksViolations []Violation
+	if !p.savedBeforeJWKS {
+		var published map[string]ed25519.PublicKey
+		jwksViolations, published = judgeJWKS(p.JWKS, p.PublicKey)
+		env.rules.byKid = make(map[string]*edKey, len(published))
+		for kid, pub := range published {
+			env.rules.byKid[kid] = edKeyFor(pub)
+		}
+	}
 	judgements := make([]judgement, len(g.customers))
 	var (
 		next    atomic.Int64
@@ -314,7 +334,7 @@ func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 			res.Violations = append(res.Violations, v)
 		}
 	}
-	for _, v := range checkMetrics(ops, p.Metrics) {
+	for _, v := range append(checkMetrics(ops, p.Metrics), jwksViolations...) {
 		res.Counts[v.Rule]++
 		res.Violations = append(res.Violations, v)
 	}

@@ -73,11 +73,16 @@ func tokenFor(t *testing.T, row Row, edit func(*claims)) string {
 	return sign(t, jwt.SigningMethodEdDSA, suiteKey, serviceClaims(row, edit))
 }
 
-// withKid is tokenFor(row) with another kid in its header.
-func withKid(t *testing.T, row Row, kid string) string {
+// withHeader is tokenFor(row) with header field name set to value (deleted when nil).
+func withHeader(t *testing.T, row Row, name string, value any) string {
 	t.Helper()
 	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, serviceClaims(row, nil))
-	tok.Header["kid"] = kid
+	tok.Header["kid"] = testKid
+	if value == nil {
+		delete(tok.Header, name)
+	} else {
+		tok.Header[name] = value
+	}
 	s, err := tok.SignedString(suiteKey)
 	if err != nil {
 		t.Fatalf("sign test token: %v", err)
@@ -88,12 +93,33 @@ func withKid(t *testing.T, row Row, kid string) string {
 func sign(t *testing.T, m jwt.SigningMethod, key any, cl jwt.Claims) string {
 	t.Helper()
 	tok := jwt.NewWithClaims(m, cl)
-	tok.Header["kid"] = "test"
+	tok.Header["kid"] = testKid
 	s, err := tok.SignedString(key)
 	if err != nil {
 		t.Fatalf("sign test token: %v", err)
 	}
 	return s
+}
+
+// testKid is the kid of the fixtures' tokens and of the suite key in their JWKS.
+const testKid = "test"
+
+// jwksBody is a JWKS as the service writes it.
+func jwksBody(keys map[string]ed25519.PublicKey) string { return JWKSOf(keys) }
+
+// fetched is body fetched through the Service (served by pod-a) and from pod-a and pod-b, as the
+// framework fetches the JWKS.
+func fetched(body string) []JWKSFetch {
+	return []JWKSFetch{
+		{Via: "service", Pod: "pod-a", Status: 200, Body: body},
+		{Via: "pod/pod-a", Pod: "pod-a", Status: 200, Body: body},
+		{Via: "pod/pod-b", Pod: "pod-b", Status: 200, Body: body},
+	}
+}
+
+// suiteJWKS is the fixtures' service's JWKS, fetched: the suite key under testKid.
+func suiteJWKS() []JWKSFetch {
+	return fetched(jwksBody(map[string]ed25519.PublicKey{testKid: suiteKey.Public().(ed25519.PublicKey)}))
 }
 
 func msec(n int) time.Duration { return time.Duration(n) * time.Millisecond }
@@ -186,7 +212,7 @@ func params() Params {
 	if err != nil {
 		panic(err)
 	}
-	return Params{PublicKey: suiteKey.Public().(ed25519.PublicKey), Issuer: issuer, Audience: audience, TokenTTL: tokenTTL,
+	return Params{PublicKey: suiteKey.Public().(ed25519.PublicKey), JWKS: suiteJWKS(), Issuer: issuer, Audience: audience, TokenTTL: tokenTTL,
 		Base: base, Contract: c, Faults: []history.Event{dbFault}, Coverage: CoverageParams{MinCovered: 1, MinFraction: 0.5}}
 }
 
@@ -316,10 +342,10 @@ func TestCheck(t *testing.T) {
 			counts: map[Rule]int{RuleTokenMatchesRow: 1},
 		},
 		{
-			// Both verify and match the row (they differ in the header's kid),
+			// Both verify and match the row (they differ in the header's typ),
 			// yet the replicas disagree.
 			name: "two different valid tokens",
-			ops:  replace(good, ok(t, alice, 1, 0, "pod-b", 1, 9, withKid(t, rowA, "other-kid"))),
+			ops:  replace(good, ok(t, alice, 1, 0, "pod-b", 1, 9, withHeader(t, rowA, "typ", "at+jwt"))),
 			rows: rows, verdict: VerdictFail,
 			counts: map[Rule]int{RuleOneToken: 1},
 		},

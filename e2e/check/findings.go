@@ -51,6 +51,20 @@ const (
 	// ones the API promises for its outcome (RuleAPIShape); Finding.Line names the promise broken
 	// (ShapeStatus, ...), Finding.Detail what was promised and what came.
 	KindShapeBreach Kind = "shape-breach"
+	// KindUnknownKid: a 2xx whose token's header has no kid, or a kid that names no key of the
+	// published JWKS: no client can select a key to verify it (RuleValidToken); Finding.Line is
+	// KidMissing or KidUnknown.
+	KindUnknownKid Kind = "unknown-kid"
+	// KindJWKSUnusable: a fetch of the JWKS got no 200, or a key set that does not parse, or a key
+	// that is not OKP/Ed25519, has no kid or shares one (RuleJWKS); about the run, not one
+	// customer. Finding.Line names the clause (JWKSUnanswered, ...).
+	KindJWKSUnusable Kind = "jwks-unusable"
+	// KindJWKSDiffer: two fetches of the JWKS (through the Service, from each pod) publish
+	// different keys (RuleJWKS).
+	KindJWKSDiffer Kind = "jwks-differ"
+	// KindJWKSWrongKey: the JWKS does not publish the key the service was configured with
+	// (RuleJWKS).
+	KindJWKSWrongKey Kind = "jwks-wrong-key"
 )
 
 // The clauses of RuleCreated, as Finding.Line names them.

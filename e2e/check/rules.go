@@ -189,7 +189,11 @@ func (e *judgeEnv) judgeCustomer(c history.Customer, idx []int32, rows []Row, re
 				}
 			}
 			if a.err != nil {
-				badTokens = append(badTokens, findingOps{Finding{Kind: KindInvalidToken, Request: op.ID(),
+				kind, line := KindInvalidToken, kidLine(a.err)
+				if line != "" {
+					kind = KindUnknownKid
+				}
+				badTokens = append(badTokens, findingOps{Finding{Kind: kind, Request: op.ID(), Line: line,
 					Detail: fmt.Sprintf("%s: %v", op.ID(), a.err)}, []*history.Op{op}})
 				continue
 			}

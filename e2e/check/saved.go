@@ -28,6 +28,9 @@ type SavedParams struct {
 	// Metrics is what the pods counted (RuleMetrics); absent in runs saved before the suite
 	// scraped them, which are then judged without that rule, as they were live.
 	Metrics *MetricsWitness `json:"metrics,omitempty"`
+	// JWKS are the fetches of the service's JWKS (RuleJWKS); absent in runs saved before the
+	// suite fetched it, which are then judged as they were live: tokens by PublicKey, kid unread.
+	JWKS []JWKSFetch `json:"jwks,omitempty"`
 }
 
 // JWK is an Ed25519 public key as a JSON Web Key.
@@ -50,6 +53,7 @@ func (p Params) Save() SavedParams {
 		Customers:  p.Customers,
 		Coverage:   p.Coverage,
 		Metrics:    p.Metrics,
+		JWKS:       p.JWKS,
 	}
 }
 
@@ -82,5 +86,7 @@ func (s SavedParams) Params() (Params, error) {
 		Customers:       s.Customers,
 		Coverage:        s.Coverage,
 		Metrics:         s.Metrics,
+		JWKS:            s.JWKS,
+		savedBeforeJWKS: len(s.JWKS) == 0,
 	}, nil
 }

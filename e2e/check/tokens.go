@@ -48,10 +48,14 @@ func cutPlain(s, sep string) (before, after string, ok bool) {
 	return before, after, true
 }
 
-// tokenRules are what a token is held to besides its signature's key: its issuer, and unless
-// the params were saved before the service had them (zero), its audience and lifetime.
+// tokenRules are what a token is held to: the key its header's kid selects, its issuer, and
+// unless the params were saved before the service had them (zero), its audience and lifetime.
 type tokenRules struct {
-	key ed25519.PublicKey
+	// byKid are the keys of the published JWKS by kid, decoded once with their tables
+	// (edKeyFor): a token's header must name one. Nil verifies every token with key whatever
+	// its kid, as the checker did before it fetched the JWKS (params saved then).
+	byKid map[string]*edKey
+	key   ed25519.PublicKey
 	// ed is key decoded once, with its tables (edKeyFor); nil verifies with crypto/ed25519.
 	ed       *edKey
 	issuer   string
@@ -66,26 +70,63 @@ type tokenCache struct {
 	// verdicts says, for a token of the batch, whether its signature verifies; a token absent
 	// from it is verified when judged.
 	verdicts map[string]bool
-	// header is a header segment already decoded and found to say alg EdDSA; "" for none.
-	header string
+	// header is a header segment already decoded, found to say alg EdDSA and to select
+	// headerKey; "" for none.
+	header    string
+	headerKey *edKey
 
 	items   []signedMsg
+	keys    []*edKey
 	sigs    [][ed25519.SignatureSize]byte
 	index   []string
+	group   []signedMsg
 	scratch batchScratch
+}
+
+// keyFor returns the key that verifies the tokens whose header segment is header, under r: the
+// header is read once, while the tokens that follow have the same one.
+func (tc *tokenCache) keyFor(header string, r tokenRules) (*edKey, error) {
+	if tc != nil && tc.header != "" && header == tc.header {
+		return tc.headerKey, nil
+	}
+	key, err := r.keyFor(header)
+	if err == nil && tc != nil {
+		tc.header, tc.headerKey = header, key
+	}
+	return key, err
+}
+
+// keyFor reads a JWS header and returns the key its kid selects, or why it selects none. Without
+// keys by kid it is r.ed (nil: crypto/ed25519 with r.key).
+func (r tokenRules) keyFor(header string) (*edKey, error) {
+	kid, err := checkHeader(header)
+	if err != nil {
+		return nil, err
+	}
+	if r.byKid == nil {
+		return r.ed, nil
+	}
+	if kid == nil {
+		return nil, &kidError{line: KidMissing}
+	}
+	k, ok := r.byKid[*kid]
+	if !ok {
+		return nil, &kidError{line: KidUnknown, kid: *kid}
+	}
+	return k, nil
 }
 
 // prepare verifies, in one batch, the signature of every distinct token in the 2xx answers
 // among ops (indexes into all), so that judging them reads the verdicts.
 func (tc *tokenCache) prepare(r tokenRules, all []history.Op, ops []int32) {
-	if r.ed == nil {
+	if r.ed == nil && r.byKid == nil {
 		return
 	}
 	if tc.verdicts == nil {
 		tc.verdicts = map[string]bool{}
 	}
 	clear(tc.verdicts)
-	tc.items, tc.index = tc.items[:0], tc.index[:0]
+	tc.items, tc.keys, tc.index = tc.items[:0], tc.keys[:0], tc.index[:0]
 	tc.sigs = slices.Grow(tc.sigs[:0], len(ops))[:0]
 	for _, i := range ops {
 		op := &all[i]
@@ -103,10 +144,14 @@ func (tc *tokenCache) prepare(r tokenRules, all []history.Op, ops []int32) {
 		if _, seen := tc.verdicts[tok]; seen {
 			continue
 		}
-		// A token of another shape, or whose signature does not decode to 64 bytes, is left to
-		// verifyToken, which says what is wrong with it.
+		// A token of another shape, whose header selects no key, or whose signature does not
+		// decode to 64 bytes, is left to verifyToken, which says what is wrong with it.
 		dot := strings.LastIndexByte(tok, '.')
 		if dot < 0 || strings.Count(tok, ".") != 2 || len(tok)-dot-1 != base64.RawURLEncoding.EncodedLen(ed25519.SignatureSize) {
+			continue
+		}
+		key, err := tc.keyFor(tok[:strings.IndexByte(tok, '.')], r)
+		if err != nil || key == nil {
 			continue
 		}
 		var sig [ed25519.SignatureSize]byte
@@ -116,13 +161,43 @@ func (tc *tokenCache) prepare(r tokenRules, all []history.Op, ops []int32) {
 		tc.verdicts[tok] = false
 		tc.sigs = append(tc.sigs, sig)
 		tc.items = append(tc.items, signedMsg{msg: tok[:dot]})
+		tc.keys = append(tc.keys, key)
 		tc.index = append(tc.index, tok)
 	}
 	for n := range tc.items {
 		tc.items[n].sig = tc.sigs[n][:]
 	}
-	for n, ok := range r.ed.verifyAll(tc.items, &tc.scratch) {
-		tc.verdicts[tc.index[n]] = ok
+	tc.verifyByKey()
+}
+
+// verifyByKey verifies the batch's items, one batch per key: all at once when they share one, as
+// a service's tokens do.
+func (tc *tokenCache) verifyByKey() {
+	if len(tc.items) == 0 {
+		return
+	}
+	if !slices.ContainsFunc(tc.keys, func(k *edKey) bool { return k != tc.keys[0] }) {
+		for n, ok := range tc.keys[0].verifyAll(tc.items, &tc.scratch) {
+			tc.verdicts[tc.index[n]] = ok
+		}
+		return
+	}
+	done := make([]bool, len(tc.items))
+	for first := range tc.items {
+		if done[first] {
+			continue
+		}
+		key := tc.keys[first]
+		tc.group = tc.group[:0]
+		var at []int
+		for n := first; n < len(tc.items); n++ {
+			if !done[n] && tc.keys[n] == key {
+				tc.group, at, done[n] = append(tc.group, tc.items[n]), append(at, n), true
+			}
+		}
+		for g, ok := range key.verifyAll(tc.group, &tc.scratch) {
+			tc.verdicts[tc.index[at[g]]] = ok
+		}
 	}
 }
 
@@ -145,13 +220,9 @@ func verifyTokenWith(tok string, r tokenRules, tc *tokenCache) (tokenClaims, err
 	if !ok || !ok2 || strings.Contains(sig, ".") {
 		return fail("not three dot-separated segments")
 	}
-	if tc == nil || header != tc.header {
-		if err := checkHeader(header); err != nil {
-			return fail("%v", err)
-		}
-		if tc != nil {
-			tc.header = header
-		}
+	key, err := tc.keyFor(header, r)
+	if err != nil {
+		return tokenClaims{}, fmt.Errorf("token %s does not verify: %w", Fingerprint(tok), err)
 	}
 	signed := tok[:len(header)+1+len(payload)]
 	ok, known := false, false
@@ -164,8 +235,8 @@ func verifyTokenWith(tok string, r tokenRules, tc *tokenCache) (tokenClaims, err
 		if err != nil || len(sb) != ed25519.SignatureSize {
 			return fail("malformed signature")
 		}
-		if r.ed != nil {
-			ok = r.ed.verifyAll([]signedMsg{{signed, sb}}, new(batchScratch))[0]
+		if key != nil {
+			ok = key.verifyAll([]signedMsg{{signed, sb}}, new(batchScratch))[0]
 		} else {
 			ok = ed25519.Verify(r.key, []byte(signed), sb)
 		}
@@ -211,23 +282,25 @@ func verifyTokenWith(tok string, r tokenRules, tc *tokenCache) (tokenClaims, err
 	return cl, nil
 }
 
-// checkHeader reads a JWS header and says why it is not one of the suite's algorithm.
-func checkHeader(header string) error {
+// checkHeader reads a JWS header, says why it is not one of the suite's algorithm, and returns
+// its kid (nil for none).
+func checkHeader(header string) (kid *string, err error) {
 	hb, err := base64.RawURLEncoding.DecodeString(header)
 	if err != nil {
-		return fmt.Errorf("header: %w", err)
+		return nil, fmt.Errorf("header: %w", err)
 	}
 	var h struct {
-		Alg string `json:"alg"`
+		Alg string  `json:"alg"`
+		Kid *string `json:"kid"`
 	}
 	if err := json.Unmarshal(hb, &h); err != nil {
-		return fmt.Errorf("header: %w", err)
+		return nil, fmt.Errorf("header: %w", err)
 	}
 	// Only the suite's algorithm: not none, and not HMAC keyed with the public key.
 	if h.Alg != "EdDSA" {
-		return fmt.Errorf("signing method %q, want EdDSA", h.Alg)
+		return nil, fmt.Errorf("signing method %q, want EdDSA", h.Alg)
 	}
-	return nil
+	return h.Kid, nil
 }
 
 // validAt says why a verified token was not valid at received, the instant its response

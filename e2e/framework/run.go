@@ -159,9 +159,12 @@ func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 	}
 	witness := Witness(d.metricsBase, after, answeredBy)
 	d.metricsBase = after
+	By("fetching the JWKS through the Service and from every replica, as the clients that verify the tokens do")
+	jwks := d.fetchJWKSEventually(ctx)
 	By(fmt.Sprintf("checking every customer got exactly one valid, consistent token, by the %s contract", contract.Strategy))
 	params := check.Params{
 		PublicKey:  d.Key.Public,
+		JWKS:       jwks,
 		Issuer:     Issuer,
 		Audience:   Audience,
 		TokenTTL:   TokenTTL,

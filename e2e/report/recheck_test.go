@@ -41,6 +41,7 @@ func judgedRunOf(t *testing.T, beforeAuth bool) Run {
 			delete(claims, "exp")
 		}
 		tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
+		tok.Header["kid"] = "k1"
 		s, err := tok.SignedString(priv)
 		if err != nil {
 			t.Fatal(err)
@@ -82,11 +83,12 @@ func judgedRunOf(t *testing.T, beforeAuth bool) Run {
 	p := check.Params{PublicKey: pub, Issuer: "stampede-tokensvc", Audience: "stampede-merchant-api", TokenTTL: 24 * time.Hour,
 		Base: created, Contract: contract, Customers: customers,
 		Faults:   []history.Event{{Kind: history.EventFault, Name: "db-cut", Start: 50 * time.Millisecond, End: 60 * time.Millisecond}},
-		Coverage: check.CoverageParams{MinCovered: 1, MinFraction: 0.5}}
+		Coverage: check.CoverageParams{MinCovered: 1, MinFraction: 0.5},
+		JWKS:     []check.JWKSFetch{{Via: "service", Pod: "pod-a", Status: 200, Body: check.JWKSOf(map[string]ed25519.PublicKey{"k1": pub})}}}
 	if beforeAuth {
 		// Only a judge.json saved before then makes such params: through one, as Load does.
 		saved := p.Save()
-		saved.Audience, saved.TokenTTL = "", 0
+		saved.Audience, saved.TokenTTL, saved.JWKS = "", 0, nil
 		if p, err = saved.Params(); err != nil {
 			t.Fatal(err)
 		}

@@ -70,6 +70,10 @@ const (
 	SniffedContentType = "sniffed-content-type"
 	TerseErrors        = "terse-errors"
 	Bare401            = "bare-401"
+	// issue 18, jwks
+	UnknownKid  = "unknown-kid"
+	ReplicaJWKS = "replica-jwks"
+	NoKid       = "no-kid"
 )
 
 // Mutant is one deliberately broken variant of the service.
@@ -133,6 +137,13 @@ var All = []Mutant{
 		Doc: `error answers carry only {"error": "<code>"}, without the documented message; status and code are right`},
 	{Name: Bare401, Scenario: ScenarioForeignKeys, Rules: []string{"api-shape"},
 		Doc: "a 401 carries no WWW-Authenticate challenge; status and body are right"},
+	// issue 18, jwks
+	{Name: UnknownKid, Scenario: ScenarioBurst, Rules: []string{"valid-token", "final-token"}, Silent: true,
+		Doc: `tokens are signed with the configured key but their header's kid names a key the JWKS never publishes (the kid plus "-next", a rotation begun halfway)`},
+	{Name: ReplicaJWKS, Scenario: ScenarioBurst, Rules: []string{"jwks"}, Silent: true,
+		Doc: "each replica's JWKS publishes, besides the configured key, a stray key of its own generated at start: the replicas' key sets differ, though every token verifies"},
+	{Name: NoKid, Scenario: ScenarioBurst, Rules: []string{"jwks", "valid-token"}, Silent: true,
+		Doc: "neither the tokens' header nor the JWKS carries a kid: a client has no key id to select a key by"},
 }
 
 // Names returns the name of every mutant, in the order of All.

@@ -30,7 +30,8 @@ func savedRun(t *testing.T, root string) string {
 	c := history.Customer{MerchantID: "m", ExternalID: "c"}
 	ops := []history.Op{{Customer: c, Phase: history.PhaseBurst, KeyMerchant: c.MerchantID, Call: 0, Return: time.Second, Error: "EOF"}}
 	p := check.Params{PublicKey: pub, Issuer: "iss", Audience: "aud", TokenTTL: time.Hour, Base: time.Now(), Contract: contract,
-		Customers: []history.Customer{c}}
+		Customers: []history.Customer{c},
+		JWKS:      []check.JWKSFetch{{Via: "service", Pod: "pod-a", Status: 200, Body: check.JWKSOf(map[string]ed25519.PublicKey{"k": pub})}}}
 	res, err := check.Check(ops, nil, p)
 	if err != nil {
 		t.Fatal(err)

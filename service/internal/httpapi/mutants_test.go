@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -145,6 +146,28 @@ func verify(t *testing.T, h http.Handler, tok string) (token.Claims, error) {
 	return v.Verify(tok)
 }
 
+// jwksBody is the JWKS the service publishes, as bytes.
+func jwksBody(t *testing.T, h http.Handler) string {
+	t.Helper()
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/.well-known/jwks.json", nil))
+	if w.Code != http.StatusOK {
+		t.Fatalf("GET jwks: %d", w.Code)
+	}
+	return w.Body.String()
+}
+
+// headerKid returns the kid of tok's header, and whether it has one.
+func headerKid(t *testing.T, tok string) (string, bool) {
+	t.Helper()
+	parsed, _, err := jwt.NewParser().ParseUnverified(tok, jwt.MapClaims{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kid, ok := parsed.Header["kid"].(string)
+	return kid, ok
+}
+
 // insertRow stores a customer as another replica would have, and returns its id.
 func insertRow(t *testing.T, pool *pgxpool.Pool, externalID string, createdAt time.Time) string {
 	t.Helper()
@@ -199,6 +222,12 @@ var mutantChecks = map[string]func(t *testing.T, e mutantEnv){
 		lost := mustOK(t, register(t, e.loser, "c1"))
 		if again.Created || lost.Created || again.Token != first.Token || lost.Token != first.Token {
 			t.Fatalf("existing %+v, lost race %+v; want the first token, created false", again, lost)
+		}
+		// A client selects the published key by the token's kid: one key, named by it.
+		if set := jwks(t, e.srv); len(set.Keys) != 1 || set.Keys[0].KeyID == "" {
+			t.Fatalf("JWKS %+v, want one key with a kid", set)
+		} else if kid, ok := headerKid(t, first.Token); !ok || kid != set.Keys[0].KeyID {
+			t.Fatalf("token kid %q (%v), JWKS kid %q", kid, ok, set.Keys[0].KeyID)
 		}
 		if v, src := syncCommit(t, e.pool); src == "client" {
 			t.Fatalf("the service's connection set synchronous_commit = %s", v)
@@ -474,6 +503,66 @@ func registerRaw(t *testing.T, h http.Handler, key, externalID string) *httptest
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, req)
 	return w
+}
+
+// issue 18, jwks
+func init() {
+	mutantChecks[mutants.UnknownKid] = func(t *testing.T, e mutantEnv) {
+		r := mustOK(t, register(t, e.srv, "c1"))
+		set := jwks(t, e.srv)
+		kid, ok := headerKid(t, r.Token)
+		if !ok || len(set.Keys) != 1 || kid == set.Keys[0].KeyID {
+			t.Fatalf("token kid %q (%v), JWKS %+v; want a kid the JWKS does not publish", kid, ok, set)
+		}
+		if _, err := verify(t, e.srv, r.Token); err == nil || !strings.Contains(err.Error(), "unknown kid") {
+			t.Fatalf("verify against the JWKS = %v, want unknown kid", err)
+		}
+		// Signed by the published key all the same: only the kid gives it away.
+		set.Keys[0].KeyID = kid
+		v, err := token.NewVerifier("test-issuer", "test-audience", set)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c, err := v.Verify(r.Token); err != nil || c.Subject != r.CustomerID {
+			t.Fatalf("the published key under the token's kid: %+v, %v", c, err)
+		}
+	}
+	mutantChecks[mutants.ReplicaJWKS] = func(t *testing.T, e mutantEnv) {
+		r := mustOK(t, register(t, e.srv, "c1"))
+		if _, err := verify(t, e.srv, r.Token); err != nil {
+			t.Fatalf("the token verifies with this replica's JWKS: %v", err)
+		}
+		set := jwks(t, e.srv)
+		if len(set.Keys) != 2 || set.Keys[0].KeyID == set.Keys[1].KeyID || set.Keys[0].X == set.Keys[1].X {
+			t.Fatalf("JWKS %+v, want the configured key and a stray one", set)
+		}
+		// Another process (replica) of the same build and configuration publishes another stray key.
+		here := jwksBody(t, e.srv)
+		if err := mutant.Set(mutants.ReplicaJWKS); err != nil {
+			t.Fatal(err)
+		}
+		other, _, _ := newServerWith(t, Params{Store: e.srv.p.Store, Strategy: config.StrategyAtomic})
+		if there := jwksBody(t, other); there == here {
+			t.Fatalf("two replicas publish the same JWKS %s", here)
+		}
+		if _, err := verify(t, other, r.Token); err != nil {
+			t.Fatalf("the token verifies with the other replica's JWKS too: %v", err)
+		}
+	}
+	mutantChecks[mutants.NoKid] = func(t *testing.T, e mutantEnv) {
+		r := mustOK(t, register(t, e.srv, "c1"))
+		if kid, ok := headerKid(t, r.Token); ok {
+			t.Fatalf("token header kid %q, want none", kid)
+		}
+		if body := jwksBody(t, e.srv); strings.Contains(body, `"kid"`) {
+			t.Fatalf("JWKS %s carries a kid", body)
+		}
+		if _, err := verify(t, e.srv, r.Token); err != nil {
+			// token.Verifier maps a missing kid to the key published without one; a client that
+			// selects by kid, as RFC 7517 expects, has none to select.
+			t.Fatalf("the token is not signed by the published key: %v", err)
+		}
+	}
 }
 
 // TestMutants shows each mutant's defect through the handler and a real database.

@@ -36,4 +36,8 @@ const (
 	SniffedContentType // sniffed-content-type
 	TerseErrors        // terse-errors
 	Bare401            // bare-401
+	// issue 18, jwks
+	UnknownKid  // unknown-kid
+	ReplicaJWKS // replica-jwks
+	NoKid       // no-kid
 )

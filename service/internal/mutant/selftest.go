@@ -40,6 +40,10 @@ var ids = map[string]ID{
 	mutants.SniffedContentType: SniffedContentType,
 	mutants.TerseErrors:        TerseErrors,
 	mutants.Bare401:            Bare401,
+	// issue 18, jwks
+	mutants.UnknownKid:  UnknownKid,
+	mutants.ReplicaJWKS: ReplicaJWKS,
+	mutants.NoKid:       NoKid,
 }
 
 var (
@@ -71,7 +75,7 @@ func Set(n string) error {
 			mutants.EnvVar, n, strings.Join(mutants.Names(), ", "))
 	}
 	var key ed25519.PrivateKey
-	if id == ForeignKey {
+	if id == ForeignKey || id == ReplicaJWKS {
 		var err error
 		if _, key, err = ed25519.GenerateKey(rand.Reader); err != nil {
 			return fmt.Errorf("mutant %s: generate key: %w", n, err)
@@ -105,8 +109,8 @@ func Start(getenv func(string) string, strategy string, log *slog.Logger) error 
 	return nil
 }
 
-// StartupKey is the key the foreign-key mutant signs with, generated when it was activated;
-// nil for any other mutant.
+// StartupKey is the key the foreign-key mutant signs with, and the stray key the replica-jwks
+// mutant publishes, generated when it was activated (so per process); nil for any other mutant.
 func StartupKey() ed25519.PrivateKey {
 	mu.Lock()
 	defer mu.Unlock()

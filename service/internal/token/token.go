@@ -178,6 +178,12 @@ func (s *Signer) Sign(subj Subject) (string, error) {
 func (s *Signer) SignUnchecked(subj Subject) (string, error) {
 	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, s.Claims(subj))
 	t.Header["kid"] = s.keyID
+	switch {
+	case mutant.Is(mutant.UnknownKid):
+		t.Header["kid"] = s.keyID + "-next" // a key the JWKS never publishes
+	case mutant.Is(mutant.NoKid):
+		delete(t.Header, "kid")
+	}
 	signingKey := s.key
 	if mutant.Is(mutant.ForeignKey) {
 		signingKey = mutant.StartupKey() // while the JWKS still publishes s.key
@@ -189,12 +195,13 @@ func (s *Signer) SignUnchecked(subj Subject) (string, error) {
 	return signed, nil
 }
 
-// JWK is one public key in a JSON Web Key Set.
+// JWK is one public key in a JSON Web Key Set. Its kid is never empty in production (NewSigner
+// defaults it); an empty one is left out.
 type JWK struct {
 	KeyType   string `json:"kty"`
 	Curve     string `json:"crv"`
 	X         string `json:"x"`
-	KeyID     string `json:"kid"`
+	KeyID     string `json:"kid,omitempty"`
 	Use       string `json:"use"`
 	Algorithm string `json:"alg"`
 }
@@ -206,14 +213,21 @@ type JWKS struct {
 
 // JWKS returns the key set that verifies this signer's tokens.
 func (s *Signer) JWKS() JWKS {
-	return JWKS{Keys: []JWK{{
-		KeyType:   "OKP",
-		Curve:     "Ed25519",
-		X:         base64.RawURLEncoding.EncodeToString(s.PublicKey()),
-		KeyID:     s.keyID,
-		Use:       "sig",
-		Algorithm: "EdDSA",
-	}}}
+	set := JWKS{Keys: []JWK{publicJWK(s.PublicKey(), s.keyID)}}
+	// The self-test build's broken variants (service/mutants); compiled away in production.
+	switch {
+	case mutant.Is(mutant.NoKid):
+		set.Keys[0].KeyID = ""
+	case mutant.Is(mutant.ReplicaJWKS):
+		stray := mutant.StartupKey().Public().(ed25519.PublicKey) // this process's own
+		set.Keys = append(set.Keys, publicJWK(stray, Thumbprint(stray)))
+	}
+	return set
+}
+
+// publicJWK is pub as a JWK of kid.
+func publicJWK(pub ed25519.PublicKey, kid string) JWK {
+	return JWK{KeyType: "OKP", Curve: "Ed25519", X: base64.RawURLEncoding.EncodeToString(pub), KeyID: kid, Use: "sig", Algorithm: "EdDSA"}
 }
 
 // Thumbprint returns the RFC 7638 JWK thumbprint (SHA-256, base64url) of pub.
