@@ -152,9 +152,13 @@ func (e *judgeEnv) judgeCustomer(c history.Customer, idx []int32, rows []Row, re
 		switch {
 		case op.Unknown():
 			// A transport error or timeout may or may not have registered the
-			// customer; it is never a success, and RuleOneRow still applies.
+			// customer; it is never a success, and RuleOneRow still applies. The
+			// strategy owes an answer all the same: only a fault excuses its absence.
 			unknowns = append(unknowns, op)
 			mayHaveCreated = true
+			if !e.unknownExcused(op) {
+				breaches = append(breaches, e.noAnswer(op))
+			}
 		case op.Succeeded():
 			successes = append(successes, op)
 			if firstOK < 0 || op.Return < firstOK {

@@ -28,6 +28,9 @@ type SavedParams struct {
 	// Metrics is what the pods counted (RuleMetrics); absent in runs saved before the suite
 	// scraped them, which are then judged without that rule, as they were live.
 	Metrics *MetricsWitness `json:"metrics,omitempty"`
+	// Restarts are the pods' restarts and replacements the suite saw (RuleContract); absent in
+	// runs saved before it looked, and when there were none.
+	Restarts []Restart `json:"restarts,omitempty"`
 }
 
 // JWK is an Ed25519 public key as a JSON Web Key.
@@ -50,6 +53,7 @@ func (p Params) Save() SavedParams {
 		Customers:  p.Customers,
 		Coverage:   p.Coverage,
 		Metrics:    p.Metrics,
+		Restarts:   p.Restarts,
 	}
 }
 
@@ -82,5 +86,6 @@ func (s SavedParams) Params() (Params, error) {
 		Customers:       s.Customers,
 		Coverage:        s.Coverage,
 		Metrics:         s.Metrics,
+		Restarts:        s.Restarts,
 	}, nil
 }
