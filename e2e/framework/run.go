@@ -159,6 +159,10 @@ func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 	}
 	witness := Witness(d.metricsBase, after, answeredBy)
 	d.metricsBase = after
+	By("reading the token service's pods: a restart or a replacement that no fault excuses breaks the contract")
+	pods := d.lookAtPodsEventually(ctx)
+	restarts := PodChanges(d.podsBase, pods, d.Clock.Base())
+	d.podsBase = pods
 	By(fmt.Sprintf("checking every customer got exactly one valid, consistent token, by the %s contract", contract.Strategy))
 	params := check.Params{
 		PublicKey:  d.Key.Public,
@@ -172,6 +176,7 @@ func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 		Customers:  j.customers,
 		Coverage:   j.coverage,
 		Metrics:    witness,
+		Restarts:   restarts,
 	}
 	res, err := check.Check(j.ops, rows, params)
 	Expect(err).NotTo(HaveOccurred(), "checker params")
