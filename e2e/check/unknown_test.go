@@ -159,3 +159,45 @@ func TestRestartsSaved(t *testing.T) {
 		t.Errorf("no restarts, yet judge.json names them: %s", b)
 	}
 }
+
+// TestAbandonedLoserShapes: the histories of the self-test's loser-drops-connection and
+// loser-exits mutants (service/mutants) under the burst scenario fail by RuleContract, their
+// expected rule: the loser's missing answer, and for loser-exits the restart of its pod.
+func TestAbandonedLoserShapes(t *testing.T) {
+	ta := tokenFor(t, rowA, nil)
+	winner := okCreated(t, alice, 0, 0, "pod-a", 0, 10, ta)
+	retried := ok(t, alice, 1, 1, "pod-a", 120, 130, ta)
+	retried.Phase = history.PhaseRetry
+
+	t.Run("loser-drops-connection", func(t *testing.T) {
+		ops := []history.Op{winner, lost(alice, 1, 1, 9, 0, `Post "http://tokensvc:8080/v1/tokens": EOF`), retried}
+		res := judge(t, ops, []Row{rowA}, atomicParams(t, nil), map[Rule]int{RuleContract: 1})
+		if !res.Violations[0].HasKind(KindNoAnswer) {
+			t.Errorf("violation %+v: want the loser's missing answer", res.Violations[0])
+		}
+	})
+	t.Run("loser-exits", func(t *testing.T) {
+		ops := []history.Op{winner, lost(alice, 1, 1, 9, 0, `Post "http://tokensvc:8080/v1/tokens": EOF`),
+			lost(alice, 2, 2, 9, 0, "read: connection reset by peer"), retried}
+		restarts := []Restart{{Pod: "pod-b", Change: RestartContainer, Container: "tokensvc", Count: 1, From: 0, To: time.Second, Reason: "Error, exit code 1"}}
+		res := judge(t, ops, []Row{rowA}, atomicParams(t, restarts), map[Rule]int{RuleContract: 2})
+		var kinds []Kind
+		for _, v := range res.Violations {
+			for _, f := range v.Findings {
+				kinds = append(kinds, f.Kind)
+			}
+		}
+		slices.Sort(kinds)
+		if want := []Kind{KindNoAnswer, KindNoAnswer, KindRestart}; !slices.Equal(kinds, want) {
+			t.Errorf("findings %v, want %v", kinds, want)
+		}
+	})
+}
+
+// atomicParams judge a history of the atomic strategy with no fault, and restarts.
+func atomicParams(t *testing.T, restarts []Restart) Params {
+	p := params()
+	p.Contract, p.Faults, p.Restarts = contract(t, StrategyAtomic), nil, restarts
+	p.Coverage = CoverageParams{}
+	return p
+}

@@ -65,6 +65,9 @@ const (
 	AsyncCommit        = "async-commit"
 	AnyMerchantKey     = "any-merchant-key"
 	UncountedExisting  = "uncounted-existing"
+	// issue 18, answers that never arrive
+	LoserDropsConnection = "loser-drops-connection"
+	LoserExits           = "loser-exits"
 )
 
 // Mutant is one deliberately broken variant of the service.
@@ -119,6 +122,11 @@ var All = []Mutant{
 		Doc: "authorization skipped: any valid API key acts for any merchant (no 403), so another merchant's key registers that merchant's customer or gets its token"},
 	{Name: UncountedExisting, Scenario: ScenarioBurst, Rules: []string{"metrics"}, Silent: true,
 		Doc: "an existing customer's 200 (a repeat, or a lost insert race) is answered right but never counted in tokensvc_registrations_total"},
+	// issue 18, answers that never arrive
+	{Name: LoserDropsConnection, Scenario: ScenarioBurst, Rules: []string{"contract"},
+		Doc: "atomic's loser of the insert race gets no answer: its connection is hijacked and closed without a byte (the client sees an EOF)"},
+	{Name: LoserExits, Scenario: ScenarioBurst, Rules: []string{"contract"},
+		Doc: "atomic's loser of the insert race exits the process (os.Exit(1)): every request in flight on that replica goes unanswered and its container restarts"},
 }
 
 // Names returns the name of every mutant, in the order of All.

@@ -31,4 +31,7 @@ const (
 	AsyncCommit           // async-commit
 	AnyMerchantKey        // any-merchant-key
 	UncountedExisting     // uncounted-existing
+	// issue 18, answers that never arrive
+	LoserDropsConnection // loser-drops-connection
+	LoserExits           // loser-exits
 )

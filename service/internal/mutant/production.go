@@ -5,6 +5,7 @@ package mutant
 import (
 	"crypto/ed25519"
 	"log/slog"
+	"net/http"
 )
 
 // Enabled reports whether this is a self-test build. It is a constant so that a branch it
@@ -29,3 +30,7 @@ func SetLast(any) {}
 
 // Last returns what SetLast stored; nil in a production build.
 func Last() any { return nil }
+
+// AbandonLoser is the loser-drops-connection and loser-exits mutants; in a production build it
+// does nothing and returns false, and the compiler drops the branch it guards.
+func AbandonLoser(http.ResponseWriter) bool { return false }
