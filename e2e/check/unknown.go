@@ -54,8 +54,9 @@ type Restart struct {
 	// Count is how many times it restarted in between (RestartContainer only).
 	Count int32 `json:"count,omitempty"`
 	// From and To bound when the change happened, counted from the history's time base like an
-	// Op's Call and Return: a point (From == To) when the pod says when (a container's last
-	// termination, a new pod's creation), else the interval between the two looks.
+	// Op's Call and Return: as closely as the pod says (the second of a container's last
+	// termination or of a new pod's creation; Kubernetes gives whole seconds), else the interval
+	// between the two looks. A fault excuses the change when its window or tail meets [From, To].
 	From time.Duration `json:"from_ns"`
 	To   time.Duration `json:"to_ns"`
 	// Reason is what the pod says of it, such as the last termination's reason and exit code.
@@ -85,8 +86,8 @@ func (e *judgeEnv) unknownExcused(op *history.Op) bool {
 	return in
 }
 
-// restartExcused reports whether a fault excuses r: a point inside a fault's window or its
-// tail, or an interval that meets one (a pod gone at an unknown moment between the looks).
+// restartExcused reports whether a fault excuses r: its [From, To] meets a fault's window or
+// tail. Like unknownExcused, it is the one place that decides it.
 func (e *judgeEnv) restartExcused(r Restart) bool {
 	_, in := e.faults.covers(&history.Op{Call: r.From, Return: r.To})
 	return in

@@ -91,6 +91,10 @@ func (d *Deployment) lookAtPodsEventually(ctx context.Context) PodLook {
 // Kubernetes gives times in whole seconds, so a time it gives becomes the second it names; a pod
 // gone is known only to have gone between the two looks.
 func PodChanges(before, after PodLook, base time.Time) []check.Restart {
+	if before.At.IsZero() {
+		// No look before: nothing to compare with, rather than every pod new.
+		return nil
+	}
 	second := func(t time.Time) (from, to time.Duration) {
 		t = t.Truncate(time.Second)
 		return t.Sub(base), t.Add(time.Second).Sub(base)

@@ -72,6 +72,10 @@ func TestPodChanges(t *testing.T) {
 		t.Errorf("changes\n got %+v\nwant %+v", got, want)
 	}
 
+	if got := PodChanges(PodLook{}, after, base); got != nil {
+		t.Errorf("no look before, yet changes %+v", got)
+	}
+
 	// A restart whose pod does not say when: anywhere between the looks.
 	noTime := podLookOf([]corev1.Pod{tokensvcPod("a", "uid-a", created, 1, time.Time{})}, lookAfter)
 	got := PodChanges(podLookOf([]corev1.Pod{tokensvcPod("a", "uid-a", created, 0, time.Time{})}, lookBefore), noTime, base)
