@@ -30,6 +30,7 @@ func TestUnknownOutcome(t *testing.T) {
 		breach   bool
 	}{
 		{name: "atomic: a reset without a fault", strategy: StrategyAtomic, third: reset, breach: true},
+		{name: "atomic: a request the client never sent", strategy: StrategyAtomic, third: lost(alice, 2, 0, 0, 0, "request was never sent")},
 		{name: "atomic: an EOF after the status line", strategy: StrategyAtomic, third: halfRead, breach: true},
 		{name: "atomic: the client's timeout", strategy: StrategyAtomic, third: timeout, breach: true},
 		{name: "fail-fast: a reset without a fault", strategy: StrategyFailFast, third: reset, breach: true},
