@@ -26,7 +26,8 @@ func withKey(o history.Op, merchant string) history.Op {
 // should: alice's burst also raced a request with bob's merchant's key (403) and one with no key
 // (401); bob's had one with alice's merchant's key during the database fault (403 all the same:
 // the key is checked first); dave sent only foreign keys, refused or lost, long after the
-// fault, and has no row.
+// fault, and has no row; his lost request was in flight when a pod was killed (daveFault), which
+// excuses its missing answer (mixedParams).
 func mixedHistory(t *testing.T) ([]history.Op, []Row) {
 	ops, rows := goodHistory(t)
 	return append(ops,
@@ -39,13 +40,23 @@ func mixedHistory(t *testing.T) ([]history.Op, []Row) {
 	), rows
 }
 
+// daveFault is a pod kill while dave's lost request was in flight, just after his burst began.
+var daveFault = history.Event{Kind: history.EventFault, Name: "pod-kill", Target: "pod-b", Start: msec(20_001), End: msec(20_010)}
+
+// mixedParams judge mixedHistory: params, and daveFault.
+func mixedParams() Params {
+	p := params()
+	p.Faults = append(p.Faults, daveFault)
+	return p
+}
+
 // TestAuthPasses: requests refused their key as they should be trip no rule, neither
 // clean-error nor contract (not even atomic's, which allows no error outside a fault) nor
 // final-token for dave, who was refused every time.
 func TestAuthPasses(t *testing.T) {
 	ops, rows := mixedHistory(t)
 	for _, strategy := range []string{StrategyFailFast, StrategyAtomic} {
-		p := params()
+		p := mixedParams()
 		p.Contract = contract(t, strategy)
 		if strategy == StrategyAtomic {
 			ops = replace(ops, op(alice, 2, 0, "pod-a", 2, 5, 200, ok(t, alice, 2, 0, "pod-a", 2, 5, tokenFor(t, rowA, nil)).Body))
@@ -102,7 +113,7 @@ func TestAuthFails(t *testing.T) {
 			if tc.rows == nil {
 				tc.rows = rows
 			}
-			res := judge(t, tc.ops, tc.rows, params(), tc.counts)
+			res := judge(t, tc.ops, tc.rows, mixedParams(), tc.counts)
 			var lines []string
 			for _, v := range res.Violations {
 				for _, f := range v.Findings {
@@ -122,12 +133,12 @@ func TestAuthFails(t *testing.T) {
 // registered before the run may well have its row though this run sent it foreign keys only.
 func TestAuthLeavesAlone(t *testing.T) {
 	good, rows := mixedHistory(t)
-	p := params()
+	p := mixedParams()
 	p.Registered = []history.Customer{dave}
 	judge(t, good, append(slices.Clone(rows), Row{ID: "dave-row", MerchantID: dave.MerchantID, ExternalID: dave.ExternalID, CreatedAt: created}), p, nil)
 
 	lostOnly := append(without(good, dave), withKey(lost(dave, 0, 20_000, 25_000, 0, "EOF"), alice.MerchantID))
-	judge(t, lostOnly, rows, params(), nil)
+	judge(t, lostOnly, rows, mixedParams(), nil)
 }
 
 // TestAuthBeforeAPIKeys: a history without keys is one refused-or-breached request after another
@@ -155,7 +166,7 @@ func TestAuthBeforeAPIKeys(t *testing.T) {
 // customer that sent no request with its own key is not counted for coverage at all.
 func TestCoverageCountsOwnKeysOnly(t *testing.T) {
 	ops, rows := mixedHistory(t)
-	res := judge(t, ops, rows, params(), nil)
+	res := judge(t, ops, rows, mixedParams(), nil)
 	if c := res.Coverage; c.WithoutOwnKey != 1 || c.Customers != 2 || c.Covered != 2 || !strings.Contains(c.String(), "1 more customers") {
 		t.Errorf("coverage %+v: want dave left out, alice and bob covered", c)
 	}
@@ -165,7 +176,7 @@ func TestCoverageCountsOwnKeysOnly(t *testing.T) {
 		okCreated(t, alice, 0, 0, "pod-a", 0, 10, ta), ok(t, alice, 1, 0, "pod-a", 1, 9, ta),
 		withKey(op(alice, 3, 0, "pod-b", 1, 4, 403, forbidden), bob.MerchantID),
 		withKey(op(alice, 4, 0, "pod-b", 2, 3, 401, unauthenticated), ""))
-	res = judge(t, onePod, rows, params(), nil)
+	res = judge(t, onePod, rows, mixedParams(), nil)
 	if c := res.Coverage; c.Covered != 1 {
 		t.Errorf("coverage %+v: alice's own requests never met another pod's, yet she counts as covered", c)
 	}

@@ -40,7 +40,9 @@ const (
 	// give it then is RuleContract's.
 	RuleCleanError Rule = "clean-error"
 	// RuleContract: every clean error is one the strategy's Contract allows at that
-	// moment (atomic: none outside a fault).
+	// moment (atomic: none outside a fault); every request gets a complete answer, and no
+	// token-service container restarts nor pod is replaced, unless a fault excuses it
+	// (ContractAnswerArrives, ContractNoRestart).
 	RuleContract Rule = "contract"
 	// RuleCreated: at most one 2xx of a customer says created=true; exactly one when every
 	// request of its first registration got an answer that cannot have created it, and that
@@ -114,6 +116,10 @@ type Params struct {
 	// Metrics is what the pods counted during the history (RuleMetrics); nil skips that rule,
 	// for a service without the counters or a history saved before the suite scraped them.
 	Metrics *MetricsWitness
+	// Restarts are the token-service pods' restarts and replacements between the looks before
+	// and after the traffic (RuleContract's ContractNoRestart); nil when the caller did not
+	// look, as in histories saved before the suite did.
+	Restarts []Restart
 
 	// savedBeforeAuth says the params were saved before the service had API keys, audiences
 	// and expiring tokens (a judge.json without audience and token TTL; SavedParams.Params):
@@ -334,7 +340,7 @@ func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 			res.Violations = append(res.Violations, v)
 		}
 	}
-	for _, v := range append(checkMetrics(ops, p.Metrics), jwksViolations...) {
+	for _, v := range slices.Concat(env.checkRestarts(), checkMetrics(ops, p.Metrics), jwksViolations) {
 		res.Counts[v.Rule]++
 		res.Violations = append(res.Violations, v)
 	}

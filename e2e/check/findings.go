@@ -65,6 +65,13 @@ const (
 	// KindJWKSWrongKey: the JWKS does not publish the key the service was configured with
 	// (RuleJWKS).
 	KindJWKSWrongKey Kind = "jwks-wrong-key"
+	// KindNoAnswer: a request that got no complete answer (a transport error, reset, EOF or the
+	// client's timeout) while no fault excused it (RuleContract, line ContractAnswerArrives).
+	KindNoAnswer Kind = "no-answer"
+	// KindRestart: a token-service container restarted, or a pod was replaced, added or
+	// removed, while no fault excused it (RuleContract, line ContractNoRestart); about the
+	// run, not one customer.
+	KindRestart Kind = "restart"
 )
 
 // The clauses of RuleCreated, as Finding.Line names them.

@@ -163,9 +163,15 @@ func (e *judgeEnv) judgeCustomer(c history.Customer, idx []int32, rows []Row, re
 		switch {
 		case op.Unknown():
 			// A transport error or timeout may or may not have registered the
-			// customer; it is never a success, and RuleOneRow still applies.
+			// customer; it is never a success, and RuleOneRow still applies. The
+			// strategy owes an answer all the same: only a fault excuses its absence. A
+			// request that never returned (Return zero) the client never sent, or never saw
+			// end: no answer was owed, or none could be recorded.
 			unknowns = append(unknowns, op)
 			mayHaveCreated = true
+			if op.Return > 0 && !e.unknownExcused(op) {
+				breaches = append(breaches, e.noAnswer(op))
+			}
 		case op.Succeeded():
 			successes = append(successes, op)
 			if firstOK < 0 || op.Return < firstOK {

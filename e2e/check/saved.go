@@ -31,6 +31,9 @@ type SavedParams struct {
 	// JWKS are the fetches of the service's JWKS (RuleJWKS); absent in runs saved before the
 	// suite fetched it, which are then judged as they were live: tokens by PublicKey, kid unread.
 	JWKS []JWKSFetch `json:"jwks,omitempty"`
+	// Restarts are the pods' restarts and replacements the suite saw (RuleContract); absent in
+	// runs saved before it looked, and when there were none.
+	Restarts []Restart `json:"restarts,omitempty"`
 }
 
 // JWK is an Ed25519 public key as a JSON Web Key.
@@ -54,6 +57,7 @@ func (p Params) Save() SavedParams {
 		Coverage:   p.Coverage,
 		Metrics:    p.Metrics,
 		JWKS:       p.JWKS,
+		Restarts:   p.Restarts,
 	}
 }
 
@@ -88,5 +92,6 @@ func (s SavedParams) Params() (Params, error) {
 		Metrics:         s.Metrics,
 		JWKS:            s.JWKS,
 		savedBeforeJWKS: len(s.JWKS) == 0,
+		Restarts:        s.Restarts,
 	}, nil
 }

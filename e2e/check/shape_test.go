@@ -30,7 +30,7 @@ func shapeHistory(t *testing.T) ([]history.Op, []Row, Params) {
 	for i := range ops {
 		ops[i] = asServed(ops[i])
 	}
-	p := params()
+	p := mixedParams()
 	p.Customers = []history.Customer{alice, bob, dave}
 	return ops, rows, p
 }

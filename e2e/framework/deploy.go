@@ -189,6 +189,7 @@ func (e *Env) Deploy(ctx context.Context, p DeployParams) *Deployment {
 
 	By("reading every replica's outcome counters: the metrics witness starts from here")
 	d.metricsBase = d.scrapeRegistrationsEventually(ctx)
+	d.podsBase = d.lookAtPodsEventually(ctx)
 
 	By("opening a port-forward to the database, the ground truth")
 	port, stop, err := PortForward(ctx, e.RestConfig, e.Client, d.Namespace, manifests.Selector(manifests.PostgresName), manifests.PostgresPort)

@@ -79,6 +79,9 @@ type Deployment struct {
 	// metricsBase are the pods' outcome counters when the last judged traffic ended (or the
 	// deployment became ready): the next judgement compares what they counted since.
 	metricsBase PodCounts
+	// podsBase is the token service's pods as the last judged traffic left them (or the
+	// deployment became ready): the next judgement reports their restarts and replacements since.
+	podsBase PodLook
 
 	// attacks counts the attacker Jobs of the spec, which names each.
 	attacks int

@@ -161,6 +161,10 @@ func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 	d.metricsBase = after
 	By("fetching the JWKS through the Service and from every replica, as the clients that verify the tokens do")
 	jwks := d.fetchJWKSEventually(ctx)
+	By("reading the token service's pods: a restart or a replacement that no fault excuses breaks the contract")
+	pods := d.lookAtPodsEventually(ctx)
+	restarts := PodChanges(d.podsBase, pods, d.Clock.Base())
+	d.podsBase = pods
 	By(fmt.Sprintf("checking every customer got exactly one valid, consistent token, by the %s contract", contract.Strategy))
 	params := check.Params{
 		PublicKey:  d.Key.Public,
@@ -175,6 +179,7 @@ func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 		Customers:  j.customers,
 		Coverage:   j.coverage,
 		Metrics:    witness,
+		Restarts:   restarts,
 	}
 	res, err := check.Check(j.ops, rows, params)
 	Expect(err).NotTo(HaveOccurred(), "checker params")

@@ -74,6 +74,9 @@ const (
 	UnknownKid  = "unknown-kid"
 	ReplicaJWKS = "replica-jwks"
 	NoKid       = "no-kid"
+	// issue 18, answers that never arrive
+	LoserDropsConnection = "loser-drops-connection"
+	LoserExits           = "loser-exits"
 )
 
 // Mutant is one deliberately broken variant of the service.
@@ -144,6 +147,11 @@ var All = []Mutant{
 		Doc: "each replica's JWKS publishes, besides the configured key, a stray key of its own generated at start: the replicas' key sets differ, though every token verifies"},
 	{Name: NoKid, Scenario: ScenarioBurst, Rules: []string{"jwks", "valid-token"}, Silent: true,
 		Doc: "neither the tokens' header nor the JWKS carries a kid: a client has no key id to select a key by"},
+	// issue 18, answers that never arrive
+	{Name: LoserDropsConnection, Scenario: ScenarioBurst, Rules: []string{"contract"},
+		Doc: "atomic's loser of the insert race gets no answer: its connection is hijacked and closed without a byte (the client sees an EOF)"},
+	{Name: LoserExits, Scenario: ScenarioBurst, Rules: []string{"contract"},
+		Doc: "atomic's loser of the insert race exits the process (os.Exit(1)): every request in flight on that replica goes unanswered and its container restarts"},
 }
 
 // Names returns the name of every mutant, in the order of All.

@@ -7,11 +7,13 @@ import (
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -202,6 +204,50 @@ func syncCommit(t *testing.T, db interface {
 		t.Fatal(err)
 	}
 	return setting, source
+}
+
+// registerOverTheWire registers customer externalID of merchant "m" through a real server in
+// front of h, as a client does: what a mutant that never answers does shows only on a real
+// connection. It returns the status, or the transport error.
+func registerOverTheWire(t *testing.T, h http.Handler, externalID string) (int, error) {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	req, err := http.NewRequest(http.MethodPost, srv.URL+"/v1/tokens", strings.NewReader(`{"merchant_id":"m","external_id":"`+externalID+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+testKey)
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if _, err := io.ReadAll(resp.Body); err != nil {
+		return resp.StatusCode, err
+	}
+	return resp.StatusCode, nil
+}
+
+// abandonsTheLoser shows a mutant under which the loser of the insert race gets no answer,
+// over a real connection, while the winner and an existing customer's request get theirs.
+func abandonsTheLoser(t *testing.T, e mutantEnv) {
+	t.Helper()
+	if status, err := registerOverTheWire(t, e.srv, "c1"); err != nil || status != http.StatusOK {
+		t.Fatalf("the winner: %d, %v; want 200", status, err)
+	}
+	if status, err := registerOverTheWire(t, e.srv, "c1"); err != nil || status != http.StatusOK {
+		t.Fatalf("an existing customer: %d, %v; want 200", status, err)
+	}
+	status, err := registerOverTheWire(t, e.loser, "c1")
+	if err == nil || status != 0 || !errors.Is(err, io.EOF) {
+		t.Fatalf("the loser: status %d, %v; want no answer at all (EOF)", status, err)
+	}
+	if n := rowCount(t, e.pool, "external_id = 'c1'"); n != 1 {
+		t.Fatalf("%d rows, want 1", n)
+	}
 }
 
 // mutantChecks shows, per mutant, its defect through the real handler and database; "" is
@@ -488,6 +534,25 @@ var mutantChecks = map[string]func(t *testing.T, e mutantEnv){
 			t.Fatalf("another merchant's key: %d", refused.Code)
 		}
 		mustOK(t, register(t, e.srv, "c1"))
+	},
+	// issue 18, answers that never arrive
+	mutants.LoserDropsConnection: func(t *testing.T, e mutantEnv) {
+		var exits []int
+		t.Cleanup(mutant.SetExit(func(code int) { exits = append(exits, code) }))
+		abandonsTheLoser(t, e)
+		if len(exits) != 0 {
+			t.Fatalf("exited %v: this mutant only drops the connection", exits)
+		}
+	},
+	mutants.LoserExits: func(t *testing.T, e mutantEnv) {
+		// The exit is the test's: it records the call and returns, and the mutant then drops
+		// the connection, which is what the client of an exited process sees.
+		var exits []int
+		t.Cleanup(mutant.SetExit(func(code int) { exits = append(exits, code) }))
+		abandonsTheLoser(t, e)
+		if !slices.Equal(exits, []int{1}) {
+			t.Fatalf("exits %v over a winner, an existing customer and a loser; want exit(1) once, the loser's", exits)
+		}
 	},
 }
 

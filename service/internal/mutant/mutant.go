@@ -40,4 +40,7 @@ const (
 	UnknownKid  // unknown-kid
 	ReplicaJWKS // replica-jwks
 	NoKid       // no-kid
+	// issue 18, answers that never arrive
+	LoserDropsConnection // loser-drops-connection
+	LoserExits           // loser-exits
 )

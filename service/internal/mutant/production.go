@@ -33,3 +33,7 @@ func Last() any { return nil }
 
 // Response returns w: in a production build the handler's answers go out as it writes them.
 func Response(w http.ResponseWriter) http.ResponseWriter { return w }
+
+// AbandonLoser is the loser-drops-connection and loser-exits mutants; in a production build it
+// does nothing and returns false, and the compiler drops the branch it guards.
+func AbandonLoser(http.ResponseWriter) bool { return false }

@@ -7,6 +7,8 @@ import (
 	"crypto/rand"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,6 +46,9 @@ var ids = map[string]ID{
 	mutants.UnknownKid:  UnknownKid,
 	mutants.ReplicaJWKS: ReplicaJWKS,
 	mutants.NoKid:       NoKid,
+	// issue 18, answers that never arrive
+	mutants.LoserDropsConnection: LoserDropsConnection,
+	mutants.LoserExits:           LoserExits,
 }
 
 var (
@@ -129,4 +134,38 @@ func Last() any {
 	mu.Lock()
 	defer mu.Unlock()
 	return last
+}
+
+// exit ends the process for the loser-exits mutant; tests replace it (SetExit).
+var exit = os.Exit
+
+// SetExit makes the loser-exits mutant call f instead of os.Exit, and returns what restores
+// os.Exit. Tests call it, never from parallel tests: a test cannot let the process exit.
+func SetExit(f func(code int)) (restore func()) {
+	exit = f
+	return func() { exit = os.Exit }
+}
+
+// AbandonLoser is the loser-drops-connection and loser-exits mutants, which the handler calls
+// on the loser of the insert race only. With neither active it returns false and does nothing.
+// Otherwise the loser gets no answer: loser-exits ends the process with status 1 (all its
+// requests in flight go unanswered, and Kubernetes restarts the container); loser-drops-connection,
+// or loser-exits when a test's exit returned, hijacks w's connection and closes it without
+// writing a byte. It returns true then, and the handler must not touch w again.
+func AbandonLoser(w http.ResponseWriter) bool {
+	switch ID(active.Load()) {
+	case LoserExits:
+		fmt.Fprintf(os.Stderr, "mutant %s: the loser of an insert race exits the process\n", Active())
+		exit(1)
+	case LoserDropsConnection:
+	default:
+		return false
+	}
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		// A writer that cannot be hijacked (HTTP/2): the server drops the stream unanswered.
+		panic(http.ErrAbortHandler)
+	}
+	_ = conn.Close()
+	return true
 }

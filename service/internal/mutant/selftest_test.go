@@ -22,8 +22,8 @@ func TestCatalogAndHooksAgree(t *testing.T) {
 			t.Errorf("catalog entry %d %q has ID %d (known %v), want %d", i, m.Name, id, ok, i+1)
 		}
 	}
-	if NoKid != ID(len(mutants.All)) {
-		t.Errorf("last ID %d, want %d", NoKid, len(mutants.All))
+	if LoserExits != ID(len(mutants.All)) {
+		t.Errorf("last ID %d, want %d", LoserExits, len(mutants.All))
 	}
 }
 
