@@ -47,6 +47,9 @@ const (
 	// KindAuthBreach: an answer to a key, or a row, that RuleAuth forbids; Finding.Line names
 	// the clause (AuthForeignForbidden, ...).
 	KindAuthBreach Kind = "auth-breach"
+	// KindSharedIdentity: two customers answered with one customer id, subject or token
+	// (RuleTenants); Finding.Line names what they share (TenantsCustomerID, ...).
+	KindSharedIdentity Kind = "shared-identity"
 )
 
 // The clauses of RuleCreated, as Finding.Line names them.

@@ -77,7 +77,9 @@ type judgement struct {
 	underFault bool
 	// withoutOwnKey says no request of the customer carried its own merchant's key.
 	withoutOwnKey bool
-	violations    []Violation
+	// identities are what the customer's 2xx answers gave it (RuleTenants').
+	identities []identity
+	violations []Violation
 }
 
 // verified is one distinct token of a customer, verified once.
@@ -227,6 +229,7 @@ func (e *judgeEnv) judgeCustomer(c history.Customer, idx []int32, rows []Row, re
 		}
 	}
 	j.successes, j.unknown = len(successes), len(unknowns)
+	j.identities = identities(answers, func(ai int) *history.Op { return ops[slices.Index(opAnswer, ai)] })
 	j.duplicate = len(rows) > 1
 	// Whether any request could have registered the customer, and any that was not refused its
 	// key: a customer sent only others' keys, or refused every time, needs no token.
