@@ -65,6 +65,9 @@ const (
 	AsyncCommit        = "async-commit"
 	AnyMerchantKey     = "any-merchant-key"
 	UncountedExisting  = "uncounted-existing"
+	// issue 18, auth surface and colliding tenants
+	TenantBlindLookup   = "tenant-blind-lookup"
+	UnknownKeyForbidden = "unknown-key-forbidden"
 )
 
 // Mutant is one deliberately broken variant of the service.
@@ -119,6 +122,11 @@ var All = []Mutant{
 		Doc: "authorization skipped: any valid API key acts for any merchant (no 403), so another merchant's key registers that merchant's customer or gets its token"},
 	{Name: UncountedExisting, Scenario: ScenarioBurst, Rules: []string{"metrics"}, Silent: true,
 		Doc: "an existing customer's 200 (a repeat, or a lost insert race) is answered right but never counted in tokensvc_registrations_total"},
+	// issue 18, auth surface and colliding tenants
+	{Name: TenantBlindLookup, Scenario: ScenarioBurst, Rules: []string{"tenants", "one-row", "token-matches-row"}, Silent: true,
+		Doc: "the customer lookup matches external_id alone: a second merchant's customer under the same external id is answered with the first merchant's row and token, and never gets a row"},
+	{Name: UnknownKeyForbidden, Scenario: ScenarioBurst, Rules: []string{"auth"},
+		Doc: "a key that names no merchant passes authentication as nobody's and is refused by authorization: 403 forbidden without WWW-Authenticate instead of 401 unauthenticated"},
 }
 
 // Names returns the name of every mutant, in the order of All.

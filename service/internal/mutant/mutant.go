@@ -31,4 +31,7 @@ const (
 	AsyncCommit           // async-commit
 	AnyMerchantKey        // any-merchant-key
 	UncountedExisting     // uncounted-existing
+	// issue 18, auth surface and colliding tenants
+	TenantBlindLookup   // tenant-blind-lookup
+	UnknownKeyForbidden // unknown-key-forbidden
 )

@@ -35,6 +35,9 @@ var ids = map[string]ID{
 	mutants.AsyncCommit:        AsyncCommit,
 	mutants.AnyMerchantKey:     AnyMerchantKey,
 	mutants.UncountedExisting:  UncountedExisting,
+	// issue 18, auth surface and colliding tenants
+	mutants.TenantBlindLookup:   TenantBlindLookup,
+	mutants.UnknownKeyForbidden: UnknownKeyForbidden,
 }
 
 var (
