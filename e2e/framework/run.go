@@ -58,9 +58,11 @@ var DefaultRetry = traffic.RetryParams{MaxAttempts: 5, MaxWait: 2 * time.Second}
 
 // Customers derives n customers of this run from the suite's seed and a per-spec salt, so that
 // a printed seed replays the same customers. They are spread over one merchant per ten
-// customers, never more than traffic.MaxMerchants: the merchants that have API keys.
+// customers, at least two (so that every two consecutive customers are two merchants' under
+// one external id: traffic.Customers' colliding tenants) and never more than
+// traffic.MaxMerchants: the merchants that have API keys.
 func (e *Env) Customers(salt uint64, n int) []history.Customer {
-	return traffic.Customers(e.Config.Seed^salt, n, min(traffic.MaxMerchants, max(1, n/10)))
+	return traffic.Customers(e.Config.Seed^salt, n, min(traffic.MaxMerchants, max(2, n/10)))
 }
 
 // Stampede sends the bursts, reads the database, runs the checker and writes the report into the
@@ -102,7 +104,17 @@ func (d *Deployment) Stampede(ctx context.Context, p BurstParams) Outcome {
 // trafficParams are the parameters of one traffic run of d, on d's clock and request numbering.
 func (d *Deployment) trafficParams(customers []history.Customer, burst int, retry traffic.RetryParams, log *slog.Logger) traffic.Params {
 	return traffic.Params{URL: d.Env.ServiceURL, Customers: customers, Burst: burst, Gap: d.Env.Config.Gap, Retry: retry,
-		Logger: log, Clock: d.Clock, Seqs: d.Seqs, Keys: d.APIKeys}
+		Logger: log, Clock: d.Clock, Seqs: d.Seqs, Keys: d.APIKeys, Wrong: wrongKeys(d.APIKeys)}
+}
+
+// wrongKeys is the auth surface of every spec's traffic (traffic.DefaultWrongKeys): some
+// customers' bursts carry no key, a malformed, an unknown and another merchant's key among
+// their own, each judged by the checker's auth rule. A deployment without API keys gets none.
+func wrongKeys(keys map[string]string) traffic.WrongKeys {
+	if len(keys) == 0 {
+		return traffic.WrongKeys{}
+	}
+	return traffic.DefaultWrongKeys
 }
 
 // judged is what judge reads: the history of a spec's traffic and what it must be judged by.

@@ -74,14 +74,16 @@ type WrongKeys struct {
 	// Customers is the fraction of customers, 0 to 1, picked by a hash of their natural key
 	// (another hash than ForeignKeys', so that the two picks are independent).
 	Customers float64
-	// Every says which requests of a picked customer carry a wrong key: those whose seq is a
-	// multiple of Every. 0 or 1 means every request: the customer then never sends its own key
-	// and must end without a row. A retry carries the key of the request it retries.
+	// Every says which requests of a picked customer carry a wrong key: those whose seq is one
+	// less than a multiple of Every (seqs 2, 5, 8... at 3), never seq 0, so that a customer
+	// registered by a single request registers. 0 or 1 means every request: the customer then
+	// never sends its own key and must end without a row. A retry carries the key of the
+	// request it retries.
 	Every int
 }
 
 // DefaultWrongKeys is the auth surface every spec's traffic carries: a quarter of the
-// customers send every third request of their burst with a wrong key (seqs 0, 3, 6 of a burst
+// customers send every third request of their burst with a wrong key (seqs 2 and 5 of a burst
 // of 8), so that each kind is refused under the race while the own-key requests still race to
 // register the customer.
 var DefaultWrongKeys = WrongKeys{Customers: 0.25, Every: 3}
@@ -93,7 +95,7 @@ func (w WrongKeys) Picks(c history.Customer) bool {
 
 // Wrong reports whether request seq of c carries a wrong key.
 func (w WrongKeys) Wrong(c history.Customer, seq int) bool {
-	return w.Picks(c) && (w.Every <= 1 || seq%w.Every == 0)
+	return w.Picks(c) && (w.Every <= 1 || seq%w.Every == w.Every-1)
 }
 
 // Validate says in one line what is wrong with w.

@@ -368,4 +368,18 @@ func TestWrongKeysPick(t *testing.T) {
 	if (WrongKeys{}).Picks(cs[0]) {
 		t.Error("the zero WrongKeys picked a customer")
 	}
+	every := WrongKeys{Customers: 1, Every: 3}
+	var seqs []int
+	for seq := range 8 {
+		if every.Wrong(cs[0], seq) {
+			seqs = append(seqs, seq)
+		}
+	}
+	// Never seq 0: a customer registered by one request must get its own key.
+	if fmt.Sprint(seqs) != "[2 5]" {
+		t.Errorf("every third request asked, seqs %v wrong", seqs)
+	}
+	if !(WrongKeys{Customers: 1}).Wrong(cs[0], 0) {
+		t.Error("Every 0 must mean every request")
+	}
 }
