@@ -11,7 +11,6 @@ import (
 	"slices"
 
 	"github.com/stampede-e2e/stampede/e2e/history"
-	"github.com/stampede-e2e/stampede/service/apikey"
 )
 
 // AuthorizationHeader carries a request's API key, as "Bearer <key>".
@@ -118,6 +117,10 @@ func wrongHash(c history.Customer) uint64 {
 // wrongKinds are the kinds WrongKeys sends, in turn.
 var wrongKinds = []history.KeyKind{history.KeyNone, history.KeyMalformed, history.KeyUnknown, history.KeyForeign}
 
+// apiKeyPrefix begins every API key (service/apikey.Prefix; a test keeps the two equal). It is
+// copied, not imported: the attacker image is built from e2e and internal only.
+const apiKeyPrefix = "sk_"
+
 // malformedAuthorizations are Authorization values that are not "Bearer <API key>" (service/
 // apikey: "sk_" and 43 base64url characters): a wrong scheme, a bare scheme, a key without the
 // prefix, a cut key, a key with a space. A malformed request carries one of them, by its seq.
@@ -125,15 +128,15 @@ var malformedAuthorizations = []string{
 	"Basic " + base64.StdEncoding.EncodeToString([]byte("m-0:secret")),
 	"Bearer",
 	"Bearer not-an-api-key",
-	"Bearer " + apikey.Prefix + "short",
-	"Bearer " + apikey.Prefix + "two words",
+	"Bearer " + apiKeyPrefix + "short",
+	"Bearer " + apiKeyPrefix + "two words",
 }
 
 // unknownKey is in the API key format and names no merchant: derived from a fixed string, so
 // that a run is replayed alike, and checked against every merchant's key (newKeyring).
 var unknownKey = func() string {
 	sum := sha256.Sum256([]byte("stampede: an API key that no merchant has"))
-	return apikey.Prefix + base64.RawURLEncoding.EncodeToString(sum[:])
+	return apiKeyPrefix + base64.RawURLEncoding.EncodeToString(sum[:])
 }()
 
 // keyring chooses each request's key: the customer's merchant's, by ForeignKeys another's, or

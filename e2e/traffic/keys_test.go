@@ -332,6 +332,9 @@ func testKeysFor(n int) map[string]string {
 
 // TestWrongKeyShapes: the malformed values are not "Bearer <API key>", the unknown key is one.
 func TestWrongKeyShapes(t *testing.T) {
+	if apiKeyPrefix != apikey.Prefix {
+		t.Errorf("traffic's API key prefix %q, the service's %q", apiKeyPrefix, apikey.Prefix)
+	}
 	format := func(key string) bool {
 		rest, ok := strings.CutPrefix(key, apikey.Prefix)
 		b, err := base64.RawURLEncoding.DecodeString(rest)
