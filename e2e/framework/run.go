@@ -325,3 +325,32 @@ func ForeignKeyRequests(o Outcome) int {
 	}
 	return n
 }
+
+// UnauthenticatedRequests counts the requests of o whose key named no merchant (none, malformed,
+// unknown): those the service must refuse 401. A run meant to test authentication that sent
+// none proves nothing about it.
+func UnauthenticatedRequests(o Outcome) int {
+	n := 0
+	for _, op := range o.Traffic.History {
+		switch op.SentKey() {
+		case history.KeyNone, history.KeyMalformed, history.KeyUnknown:
+			n++
+		}
+	}
+	return n
+}
+
+// CollidingTenants counts the external ids that o's requests sent under two merchants or more
+// (traffic.Tenants): a run meant to test that tenants are kept apart that had none proves
+// nothing about it.
+func CollidingTenants(o Outcome) int {
+	seen := map[history.Customer]bool{}
+	var cs []history.Customer
+	for _, op := range o.Traffic.History {
+		if !seen[op.Customer] {
+			seen[op.Customer] = true
+			cs = append(cs, op.Customer)
+		}
+	}
+	return len(traffic.Tenants(cs))
+}
