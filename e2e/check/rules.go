@@ -166,6 +166,7 @@ func (e *judgeEnv) judgeCustomer(c history.Customer, idx []int32, rows []Row, re
 			if ai < 0 {
 				ai = len(answers)
 				answers = append(answers, e.judgeAnswer(op.Body, c, rows, &tokens, tc))
+				j.identities = addIdentities(j.identities, &answers[ai], op)
 			}
 			opAnswer[k] = ai
 			a := &answers[ai]
@@ -229,7 +230,6 @@ func (e *judgeEnv) judgeCustomer(c history.Customer, idx []int32, rows []Row, re
 		}
 	}
 	j.successes, j.unknown = len(successes), len(unknowns)
-	j.identities = identities(answers, func(ai int) *history.Op { return ops[slices.Index(opAnswer, ai)] })
 	j.duplicate = len(rows) > 1
 	// Whether any request could have registered the customer, and any that was not refused its
 	// key: a customer sent only others' keys, or refused every time, needs no token.

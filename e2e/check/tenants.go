@@ -17,37 +17,37 @@ const (
 	TenantsToken = "distinct-token"
 )
 
-// identity is one thing a 2xx gave a customer that no other customer may be given: its
-// customer_id, its token's subject or its token (line says which), and the first request that
-// got it.
+// identity is one value a 2xx gave a customer that no other customer may be given: a
+// customer_id, a token's subject or a token (line says which it was first), and the first
+// request that got it. Values are compared whatever their line: one customer's customer_id as
+// another's subject is one identity shared.
 type identity struct {
 	line, value string
 	op          *history.Op
 }
 
-// identities returns what the distinct 2xx answers of one customer gave it, each once.
-func identities(answers []answer, first func(ai int) *history.Op) []identity {
-	var out []identity
-	add := func(line, value string, op *history.Op) {
+// addIdentities adds to ids what answer a, got by op, gave its customer, each value once: its
+// customer_id, its verified token's subject (most often the same value), and its token when no
+// subject stands for it (a token that did not verify, or names nobody), since one token is one
+// subject.
+func addIdentities(ids []identity, a *answer, op *history.Op) []identity {
+	if !a.parsed {
+		return ids
+	}
+	add := func(line, value string) {
 		// A handful per customer (one answer, usually): a scan beats a map.
-		if value == "" || slices.ContainsFunc(out, func(id identity) bool { return id.line == line && id.value == value }) {
+		if value == "" || slices.ContainsFunc(ids, func(id identity) bool { return id.value == value }) {
 			return
 		}
-		out = append(out, identity{line, value, op})
+		ids = append(ids, identity{line, value, op})
 	}
-	for ai := range answers {
-		a := &answers[ai]
-		if !a.parsed {
-			continue
-		}
-		op := first(ai)
-		add(TenantsCustomerID, a.customerID, op)
-		if a.err == nil {
-			add(TenantsSubject, a.claims.Subject, op)
-		}
-		add(TenantsToken, a.token, op)
+	add(TenantsCustomerID, a.customerID)
+	if a.err == nil && a.claims.Subject != "" {
+		add(TenantsSubject, a.claims.Subject)
+	} else {
+		add(TenantsToken, a.token)
 	}
-	return out
+	return ids
 }
 
 // checkTenants applies RuleTenants: each identity belongs to the first customer (in report
@@ -57,7 +57,7 @@ func checkTenants(g *grouping, judgements []judgement) []Violation {
 		customer int
 		op       *history.Op
 	}
-	owners := map[identity]owner{}
+	owners := make(map[string]owner, len(judgements))
 	var out []Violation
 	for i, j := range judgements {
 		c := g.customers[i].customer
@@ -66,10 +66,9 @@ func checkTenants(g *grouping, judgements []judgement) []Violation {
 			ops      []*history.Op
 		)
 		for _, id := range j.identities {
-			k := identity{line: id.line, value: id.value}
-			o, taken := owners[k]
+			o, taken := owners[id.value]
 			if !taken {
-				owners[k] = owner{i, id.op}
+				owners[id.value] = owner{i, id.op}
 				continue
 			}
 			if o.customer == i {
