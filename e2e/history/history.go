@@ -56,7 +56,8 @@ type Op struct {
 	// The key itself is never recorded.
 	KeyMerchant string `json:"key_merchant,omitempty"`
 	// KeyKind says which kind of key the request carried (SentKey). Histories recorded before
-	// it existed leave it empty: SentKey then derives it from KeyMerchant.
+	// it existed, and runs that sent no keys at all, leave it empty: SentKey then derives it
+	// from KeyMerchant.
 	KeyKind KeyKind       `json:"key_kind,omitempty"`
 	Call    time.Duration `json:"call_ns"`
 	Return  time.Duration `json:"return_ns"`

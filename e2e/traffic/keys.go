@@ -182,11 +182,11 @@ func newKeyring(keys map[string]string, foreign ForeignKeys, wrong WrongKeys, cu
 }
 
 // forRequest returns the kind of key request seq of c carries, and the merchant whose key it is
-// ("" for a key of none).
+// ("" for a key of none). A run without keys records no kind, as runs before API keys did.
 func (r *keyring) forRequest(c history.Customer, seq int) (merchant string, kind history.KeyKind) {
 	switch {
 	case len(r.keys) == 0:
-		return "", history.KeyNone
+		return "", ""
 	case r.foreign.Foreign(c, seq):
 		return r.foreignMerchant(c), history.KeyForeign
 	case !r.wrong.Wrong(c, seq):

@@ -125,7 +125,7 @@ func TestRunWithoutKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, op := range out.History {
-		if op.KeyMerchant != "" || got[op.ID()] != "" || op.Status != http.StatusUnauthorized {
+		if op.KeyMerchant != "" || op.KeyKind != "" || got[op.ID()] != "" || op.Status != http.StatusUnauthorized {
 			t.Errorf("%s: recorded key %q, sent key %q, status %d", op.ID(), op.KeyMerchant, got[op.ID()], op.Status)
 		}
 	}
