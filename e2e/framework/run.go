@@ -104,14 +104,16 @@ func (d *Deployment) Stampede(ctx context.Context, p BurstParams) Outcome {
 // trafficParams are the parameters of one traffic run of d, on d's clock and request numbering.
 func (d *Deployment) trafficParams(customers []history.Customer, burst int, retry traffic.RetryParams, log *slog.Logger) traffic.Params {
 	return traffic.Params{URL: d.Env.ServiceURL, Customers: customers, Burst: burst, Gap: d.Env.Config.Gap, Retry: retry,
-		Logger: log, Clock: d.Clock, Seqs: d.Seqs, Keys: d.APIKeys, Wrong: wrongKeys(d.APIKeys)}
+		Logger: log, Clock: d.Clock, Seqs: d.Seqs, Keys: d.APIKeys, Wrong: wrongKeys(d.APIKeys, burst)}
 }
 
-// wrongKeys is the auth surface of every spec's traffic (traffic.DefaultWrongKeys): some
+// wrongKeys is the auth surface of every spec's bursts (traffic.DefaultWrongKeys): some
 // customers' bursts carry no key, a malformed, an unknown and another merchant's key among
-// their own, each judged by the checker's auth rule. A deployment without API keys gets none.
-func wrongKeys(keys map[string]string) traffic.WrongKeys {
-	if len(keys) == 0 {
+// their own, each judged by the checker's auth rule. A deployment without API keys gets none,
+// and so does a run of single requests (a registration one request at a time, a chaos spec's
+// catch-up), which races nothing and must reach every customer with its own key.
+func wrongKeys(keys map[string]string, burst int) traffic.WrongKeys {
+	if len(keys) == 0 || burst < 2 {
 		return traffic.WrongKeys{}
 	}
 	return traffic.DefaultWrongKeys

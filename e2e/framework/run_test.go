@@ -307,3 +307,17 @@ func TestUnauthenticatedRequestsAndCollidingTenants(t *testing.T) {
 		t.Errorf("%d unauthenticated, %d colliding; want 3, 1", n, m)
 	}
 }
+
+// TestWrongKeys: bursts carry the auth surface; single requests and keyless deployments do not.
+func TestWrongKeys(t *testing.T) {
+	keys := map[string]string{"m-0": "k0", "m-1": "k1"}
+	if got := wrongKeys(keys, 8); got != traffic.DefaultWrongKeys {
+		t.Errorf("a burst of 8: %+v, want the default", got)
+	}
+	if got := wrongKeys(keys, 1); got != (traffic.WrongKeys{}) {
+		t.Errorf("single requests: %+v, want none", got)
+	}
+	if got := wrongKeys(nil, 8); got != (traffic.WrongKeys{}) {
+		t.Errorf("no keys: %+v, want none", got)
+	}
+}

@@ -192,8 +192,8 @@ func (r *keyring) forRequest(c history.Customer, seq int) (merchant string, kind
 	case !r.wrong.Wrong(c, seq):
 		return c.MerchantID, history.KeyOwn
 	}
-	// By the request's seq and the customer, so that every kind reaches every customer's burst
-	// and every position in it.
+	// In turn along the burst, from a start that the customer's hash sets: over the picked
+	// customers, every kind is sent from every position of a burst.
 	kinds := wrongKinds
 	if len(r.keys) < 2 {
 		kinds = kinds[:3] // no other merchant's key to send
