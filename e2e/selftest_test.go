@@ -73,7 +73,14 @@ func runSelftestScenario(ctx context.Context, d *framework.Deployment, s mutants
 	case mutants.ScenarioBurst:
 		p := bursts(salt)
 		p.Name = "burst"
-		return []check.Result{d.Stampede(ctx, p).Result}
+		o := d.Stampede(ctx, p)
+		// issue 18: every burst carries keys of no merchant and colliding tenants; without them
+		// the auth and tenants mutants would survive for want of traffic, not of a rule.
+		if framework.UnauthenticatedRequests(o) == 0 || framework.CollidingTenants(o) == 0 {
+			d.Failf(o, "inconclusive: %d requests with a key of no merchant, %d external ids under two merchants: the burst lacks the auth surface or colliding tenants",
+				framework.UnauthenticatedRequests(o), framework.CollidingTenants(o))
+		}
+		return []check.Result{o.Result}
 	case mutants.ScenarioExisting:
 		p := bursts(salt)
 		p.Name = "register"

@@ -247,6 +247,7 @@ func TestPlanCarriesKeysByFile(t *testing.T) {
 	want := plan(traffic.Customers(8, 10, 2))
 	want.KeysFile, want.Keys = path, keys
 	want.Foreign = traffic.ForeignKeys{Customers: 0.3, Every: 2}
+	want.Wrong = traffic.WrongKeys{Customers: 0.25, Every: 3}
 	args := want.Args()
 	for _, k := range keys {
 		if strings.Contains(strings.Join(args, " "), k) {

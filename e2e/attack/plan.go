@@ -62,6 +62,9 @@ type Plan struct {
 	Keys map[string]string `json:"-"`
 	// Foreign picks the requests that carry another merchant's key (traffic.Params.Foreign).
 	Foreign traffic.ForeignKeys
+	// Wrong picks the requests that carry no key, a malformed, an unknown or another merchant's
+	// key among their customers' own (traffic.Params.Wrong).
+	Wrong traffic.WrongKeys
 }
 
 // Validate says in one line what is wrong with p.
@@ -90,6 +93,12 @@ func (p Plan) Validate() error {
 	}
 	if p.Foreign.Customers > 0 && p.KeysFile == "" && len(p.Keys) == 0 {
 		errs = append(errs, errors.New("foreign keys asked for, but no API keys"))
+	}
+	if err := p.Wrong.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if p.Wrong.Customers > 0 && p.KeysFile == "" && len(p.Keys) == 0 {
+		errs = append(errs, errors.New("wrong keys asked for, but no API keys"))
 	}
 	if len(p.Keys) > 0 {
 		// Here, not at the first request: a pod given the wrong keys file is a bad plan.
@@ -141,6 +150,12 @@ func (p Plan) Args() []string {
 	}
 	if p.Foreign.Every > 0 {
 		args = append(args, "-foreign-every="+strconv.Itoa(p.Foreign.Every))
+	}
+	if p.Wrong.Customers > 0 {
+		args = append(args, "-wrong-customers="+strconv.FormatFloat(p.Wrong.Customers, 'g', -1, 64))
+	}
+	if p.Wrong.Every > 0 {
+		args = append(args, "-wrong-every="+strconv.Itoa(p.Wrong.Every))
 	}
 	r := p.Retry
 	if r.MaxAttempts > 0 {
@@ -202,6 +217,8 @@ func ParseArgs(args []string, getenv func(string) string, usage io.Writer) (Plan
 	fs.StringVar(&p.KeysFile, "api-keys", "", "file of the merchants' API keys, lines '<merchant_id> <key>' (default: send no key)")
 	fs.Float64Var(&p.Foreign.Customers, "foreign-customers", 0, "fraction of customers whose requests carry another merchant's key")
 	fs.IntVar(&p.Foreign.Every, "foreign-every", 0, "of those customers' requests, the seqs that are multiples of this (default all)")
+	fs.Float64Var(&p.Wrong.Customers, "wrong-customers", 0, "fraction of customers some of whose requests carry no key, a malformed, an unknown or another merchant's key")
+	fs.IntVar(&p.Wrong.Every, "wrong-every", 0, "of those customers' requests, the seqs one less than a multiple of this (default all)")
 	if err := fs.Parse(args); err != nil {
 		return Plan{}, err
 	}

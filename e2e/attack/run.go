@@ -40,7 +40,8 @@ func Run(ctx context.Context, p Plan, log *slog.Logger) ([]history.Op, Trailer, 
 	log.Info("plan", "url", p.URL, "address", addr, "customers", len(p.Customers), "burst", p.Burst,
 		"shard", p.Shard.Index, "of", p.Shard.Count, "requests_per_burst", len(p.Shard.Seqs(p.Burst)),
 		"start", p.Start.UTC().Format(time.RFC3339Nano), "slack", t.Slack.Round(time.Millisecond),
-		"api_keys", len(p.Keys), "foreign_customers", p.Foreign.Customers, "foreign_every", p.Foreign.Every)
+		"api_keys", len(p.Keys), "foreign_customers", p.Foreign.Customers, "foreign_every", p.Foreign.Every,
+		"wrong_customers", p.Wrong.Customers, "wrong_every", p.Wrong.Every)
 	if -t.Slack > maxLate {
 		return nil, t, fmt.Errorf("%w: %s after it, more than the %s allowed; nothing was sent (give the pods more lead)",
 			ErrLate, (-t.Slack).Round(time.Millisecond), maxLate)
@@ -58,6 +59,7 @@ func Run(ctx context.Context, p Plan, log *slog.Logger) ([]history.Op, Trailer, 
 		Shard:     p.Shard,
 		Keys:      p.Keys,
 		Foreign:   p.Foreign,
+		Wrong:     p.Wrong,
 	})
 	var ops []history.Op
 	if out != nil {

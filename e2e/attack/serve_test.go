@@ -37,7 +37,7 @@ func newTokenService(t *testing.T, hold bool) (*tokenService, string) {
 		var req traffic.RegisterRequest
 		_ = json.NewDecoder(r.Body).Decode(&req)
 		ts.mu.Lock()
-		ts.keys[req.ExternalID] = r.Header.Get(traffic.AuthorizationHeader)
+		ts.keys[req.MerchantID+"/"+req.ExternalID] = r.Header.Get(traffic.AuthorizationHeader)
 		ts.mu.Unlock()
 		ts.arrived <- struct{}{}
 		<-ts.release
@@ -97,8 +97,8 @@ func TestServerRunsAPlan(t *testing.T) {
 		if op.Seq%2 != 1 {
 			t.Errorf("shard 1 of 2 sent request %d", op.Seq)
 		}
-		if want := "Bearer sk_" + op.Customer.MerchantID; ts.keys[op.Customer.ExternalID] != want {
-			t.Errorf("customer %s sent %q, want its merchant's key", op.Customer.ExternalID, ts.keys[op.Customer.ExternalID])
+		if want := "Bearer sk_" + op.Customer.MerchantID; ts.keys[op.Customer.MerchantID+"/"+op.Customer.ExternalID] != want {
+			t.Errorf("customer %s sent %q, want its merchant's key", op.Customer.ExternalID, ts.keys[op.Customer.MerchantID+"/"+op.Customer.ExternalID])
 		}
 	}
 }

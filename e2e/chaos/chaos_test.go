@@ -130,6 +130,12 @@ func TestWindow(t *testing.T) {
 		op(8*s, 8*s+100*time.Millisecond, 200, "burst"), // at the end: inside
 		op(9*s, 10*s, 503, history.PhaseBurst),          // after
 	}
+	// Inside, but sent with keys that may not register: refused by design, left out.
+	for _, k := range []history.KeyKind{history.KeyNone, history.KeyMalformed, history.KeyUnknown, history.KeyForeign} {
+		o := op(4*s, 4*s+100*time.Millisecond, 401, history.PhaseBurst)
+		o.KeyKind = k
+		ops = append(ops, o)
+	}
 	w := Window(ops, history.Event{Start: 3 * s, End: 8 * s})
 	want := WindowStats{Requests: 5, Successes: 3, Errors: 1, Unknown: 1}
 	if w != want {
@@ -160,6 +166,22 @@ func TestRecovery(t *testing.T) {
 		}}
 	}
 	unknown := Round{Start: 12 * s, Ops: []history.Op{op(12*s, 13*s, 0, history.PhaseBurst)}}
+	// A round whose own-key requests all got a 2xx, and whose wrong-key ones were refused as
+	// they must be: recovered. The same 401 to an own-key request is not.
+	refused := func(o history.Op, kind history.KeyKind) history.Op {
+		o.KeyKind = kind
+		return o
+	}
+	withRefusals := func(start time.Duration, ownStatus int) Round {
+		r := good(start)
+		for i := range r.Ops {
+			r.Ops[i].KeyKind = history.KeyOwn
+		}
+		r.Ops = append(r.Ops, refused(op(start, start+50*ms, 401, history.PhaseBurst), history.KeyMalformed),
+			refused(op(start, start+60*ms, 403, history.PhaseBurst), history.KeyForeign),
+			refused(op(start, start+70*ms, ownStatus, history.PhaseBurst), history.KeyOwn))
+		return r
+	}
 	for _, tc := range []struct {
 		name   string
 		rounds []Round
@@ -173,6 +195,8 @@ func TestRecovery(t *testing.T) {
 		{"order of the slice does not matter", []Round{good(15 * s), good(11 * s)}, 10 * s, 1300 * ms, true},
 		{"never", []Round{bad(11 * s), bad(12 * s)}, 10 * s, 0, false},
 		{"a round without bursts is not a success", []Round{{Start: 11 * s}}, 10 * s, 0, false},
+		{"wrong keys refused do not count", []Round{withRefusals(11*s, 200)}, 10 * s, 1300 * ms, true},
+		{"an own key refused does", []Round{withRefusals(11*s, 401)}, 10 * s, 0, false},
 	} {
 		got, ok := Recovery(tc.rounds, tc.end)
 		if got != tc.want || ok != tc.ok {

@@ -33,11 +33,12 @@ func (w WindowStats) String() string {
 }
 
 // Window counts the ops whose call time lies inside e, retries included: a request sent while
-// the fault was on counts, whenever it returned.
+// the fault was on counts, whenever it returned. Requests sent with a key that may not register
+// are left out (mayRegister): their refusal is by design, fault or not.
 func Window(ops []history.Op, e history.Event) WindowStats {
 	var w WindowStats
 	for _, op := range ops {
-		if !e.Contains(op.Call) {
+		if !e.Contains(op.Call) || !mayRegister(op) {
 			continue
 		}
 		w.Requests++
@@ -53,6 +54,11 @@ func Window(ops []history.Op, e history.Event) WindowStats {
 	return w
 }
 
+// mayRegister reports whether op carried its customer's own key, or was sent by a run without
+// keys (no kind recorded): the requests a fault's figures count. One with no key, a malformed,
+// an unknown or another merchant's key (traffic's auth surface) is refused whatever the fault.
+func mayRegister(op history.Op) bool { return op.KeyKind == "" || op.KeyKind == history.KeyOwn }
+
 // Round is one batch of new customers sent while a fault runs: their bursts, and the retries a
 // client made, on the run's base time.
 type Round struct {
@@ -63,7 +69,8 @@ type Round struct {
 }
 
 // Recovery returns how long after end the service served a whole round of new bursts: the
-// first round launched at or after end whose every burst request got a 2xx, measured to the
+// first round launched at or after end whose every burst request with its customer's own key
+// (or, in a run without keys, every one) got a 2xx, measured to the
 // return of its last burst request. Retries do not count: a round that needed one did not
 // succeed at the first burst. It returns false if no round did.
 func Recovery(rounds []Round, end time.Duration) (time.Duration, bool) {
@@ -76,7 +83,8 @@ func Recovery(rounds []Round, end time.Duration) (time.Duration, bool) {
 		var last time.Duration
 		ok, bursts := true, 0
 		for _, op := range r.Ops {
-			if op.Phase != history.PhaseBurst {
+			// A refusal by design says nothing about recovery.
+			if op.Phase != history.PhaseBurst || !mayRegister(op) {
 				continue
 			}
 			bursts++

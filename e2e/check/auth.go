@@ -14,32 +14,18 @@ const (
 	AuthForeignForbidden = "foreign-key-forbidden"
 	// AuthNoKeyUnauthenticated: a request without a key is answered 401 unauthenticated.
 	AuthNoKeyUnauthenticated = "no-key-unauthenticated"
+	// AuthMalformedKeyUnauthenticated: a request whose Authorization is not "Bearer <API key>"
+	// is answered 401 unauthenticated.
+	AuthMalformedKeyUnauthenticated = "malformed-key-unauthenticated"
+	// AuthUnknownKeyUnauthenticated: a request with a well-formed key that names no merchant is
+	// answered 401 unauthenticated.
+	AuthUnknownKeyUnauthenticated = "unknown-key-unauthenticated"
 	// AuthOwnKeyServed: a request with its own merchant's key is never answered 401 or 403.
 	AuthOwnKeyServed = "own-key-not-refused"
 	// AuthNoRowWithoutOwnKey: a customer none of whose requests carried its own merchant's key
 	// has no row.
 	AuthNoRowWithoutOwnKey = "no-row-without-own-key"
 )
-
-// keyOf says which key op carried, relative to its customer's merchant.
-type keyKind int
-
-const (
-	keyOwn keyKind = iota
-	keyForeign
-	keyNone
-)
-
-func keyOf(c history.Customer, op *history.Op) keyKind {
-	switch op.KeyMerchant {
-	case c.MerchantID:
-		return keyOwn
-	case "":
-		return keyNone
-	default:
-		return keyForeign
-	}
-}
 
 // authChecked says whether RuleAuth applies: always, but to params saved before the service had
 // API keys, whose histories carry no key.
@@ -48,7 +34,7 @@ func (e *judgeEnv) authChecked() bool { return !e.p.savedBeforeAuth }
 // entitled reports whether op could register its customer: it carried the customer's merchant's
 // key (any request could, before API keys).
 func (e *judgeEnv) entitled(c history.Customer, op *history.Op) bool {
-	return !e.authChecked() || keyOf(c, op) == keyOwn
+	return !e.authChecked() || op.SentKey() == history.KeyOwn
 }
 
 // refusedByAuth reports whether op was answered 401 or 403: the service refused its key, and
@@ -72,26 +58,45 @@ func judgeAuth(c history.Customer, op *history.Op) (f *findingOps, judged bool) 
 		return &findingOps{Finding{Kind: KindAuthBreach, Request: op.ID(), Line: line,
 			Detail: op.ID() + ": " + fmt.Sprintf(format, args...)}, []*history.Op{op}}
 	}
-	kind := keyOf(c, op)
-	if kind == keyOwn {
+	kind := op.SentKey()
+	if kind == history.KeyOwn {
 		if refusedByAuth(op) {
 			return finding(AuthOwnKeyServed, "%d %s to a request with its own merchant %s's key", op.Status, errorCode(op), c.MerchantID), true
 		}
 		return nil, false
 	}
-	line, status, code, sent := AuthForeignForbidden, http.StatusForbidden, "forbidden", fmt.Sprintf("merchant %s's key", op.KeyMerchant)
-	if kind == keyNone {
-		line, status, code, sent = AuthNoKeyUnauthenticated, http.StatusUnauthorized, "unauthenticated", "no key"
+	want := refusals[kind]
+	if want.line == "" { // a kind this checker does not know: judged as no key, the strictest
+		want = refusals[history.KeyNone]
+	}
+	sent := want.sent
+	if kind == history.KeyForeign {
+		sent = fmt.Sprintf("merchant %s's key", op.KeyMerchant)
 	}
 	switch {
-	case op.Succeeded() && kind == keyForeign:
-		return finding(line, "%d to a request with %s for a customer of %s: a cross-merchant token was issued", op.Status, sent, c.MerchantID), false
+	case op.Succeeded() && kind == history.KeyForeign:
+		return finding(want.line, "%d to a request with %s for a customer of %s: a cross-merchant token was issued", op.Status, sent, c.MerchantID), false
 	case op.Succeeded():
-		return finding(line, "%d to a request with no key: a token was issued unauthenticated", op.Status), false
-	case op.Status != status || errorCode(op) != code:
-		return finding(line, "%d %s to a request with %s, want %d %s", op.Status, errorCode(op), sent, status, code), true
+		return finding(want.line, "%d to a request with %s: a token was issued unauthenticated", op.Status, sent), false
+	case op.Status != want.status || errorCode(op) != want.code:
+		return finding(want.line, "%d %s to a request with %s, want %d %s", op.Status, errorCode(op), sent, want.status, want.code), true
 	}
 	return nil, true
+}
+
+// refusal is the answer RuleAuth wants to a kind of key that may not register the customer.
+type refusal struct {
+	line, code, sent string
+	status           int
+}
+
+// refusals are RuleAuth's answers by the kind of key sent: 403 to another merchant's valid key,
+// 401 to every key that names no merchant (service/README.md, "Status codes").
+var refusals = map[history.KeyKind]refusal{
+	history.KeyForeign:   {AuthForeignForbidden, "forbidden", "another merchant's key", http.StatusForbidden},
+	history.KeyNone:      {AuthNoKeyUnauthenticated, "unauthenticated", "no key", http.StatusUnauthorized},
+	history.KeyMalformed: {AuthMalformedKeyUnauthenticated, "unauthenticated", "a malformed key", http.StatusUnauthorized},
+	history.KeyUnknown:   {AuthUnknownKeyUnauthenticated, "unauthenticated", "an unknown key", http.StatusUnauthorized},
 }
 
 // errorCode returns the error code of a JSON error body, or a short note of what the body is.

@@ -22,18 +22,30 @@ func withKey(o history.Op, merchant string) history.Op {
 	return o
 }
 
+// withKind is o sent with a key of kind that names no merchant (malformed, unknown).
+func withKind(o history.Op, kind history.KeyKind) history.Op {
+	o.KeyMerchant, o.KeyKind = "", kind
+	return o
+}
+
 // mixedHistory is goodHistory with the keys of a service that checks them, answered as it
 // should: alice's burst also raced a request with bob's merchant's key (403) and one with no key
 // (401); bob's had one with alice's merchant's key during the database fault (403 all the same:
 // the key is checked first); dave sent only foreign keys, refused or lost, long after the
 // fault, and has no row; his lost request was in flight when a pod was killed (daveFault), which
 // excuses its missing answer (mixedParams).
+// (401) and one with a malformed key (401); bob's had one with alice's merchant's key and one
+// with an unknown key during the database fault (403 and 401 all the same: the key is checked
+// first); dave sent only foreign keys, refused or lost, long after the
+// fault, and has no row.
 func mixedHistory(t *testing.T) ([]history.Op, []Row) {
 	ops, rows := goodHistory(t)
 	return append(ops,
 		withKey(op(alice, 3, 0, "pod-b", 1, 4, 403, forbidden), bob.MerchantID),
 		withKey(op(alice, 4, 0, "pod-a", 2, 3, 401, unauthenticated), ""),
 		withKey(op(bob, 3, 0, "pod-b", 101, 103, 403, forbidden), alice.MerchantID),
+		withKind(op(alice, 5, 0, "pod-a", 2, 4, 401, unauthenticated), history.KeyMalformed),
+		withKind(op(bob, 4, 0, "pod-a", 102, 105, 401, unauthenticated), history.KeyUnknown),
 		withKey(op(dave, 0, 0, "pod-a", 20_000, 20_002, 403, forbidden), alice.MerchantID),
 		withKey(op(dave, 1, 0, "pod-b", 20_000, 20_003, 403, forbidden), alice.MerchantID),
 		withKey(lost(dave, 2, 20_000, 25_000, 0, "context deadline exceeded"), alice.MerchantID),
@@ -63,8 +75,8 @@ func TestAuthPasses(t *testing.T) {
 		}
 		p.Customers = []history.Customer{alice, bob, dave}
 		res := judge(t, ops, rows, p, nil)
-		if res.Verdict != VerdictPass || res.Refused != 5 {
-			t.Errorf("%s: verdict %s, %d refused; want pass, 5", strategy, res.Verdict, res.Refused)
+		if res.Verdict != VerdictPass || res.Refused != 7 {
+			t.Errorf("%s: verdict %s, %d refused; want pass, 7", strategy, res.Verdict, res.Refused)
 		}
 	}
 }
@@ -94,6 +106,17 @@ func TestAuthFails(t *testing.T) {
 			ops: replace(good, withKey(ok(t, alice, 4, 0, "pod-a", 2, 3, ta), ""))},
 		{name: "no key forbidden", line: AuthNoKeyUnauthenticated, counts: map[Rule]int{RuleAuth: 1},
 			ops: replace(good, withKey(op(alice, 4, 0, "pod-a", 2, 3, 403, forbidden), ""))},
+		// The unknown-key-forbidden mutant's shape: a key of no merchant taken for a merchant's.
+		{name: "an unknown key forbidden", line: AuthUnknownKeyUnauthenticated, counts: map[Rule]int{RuleAuth: 1},
+			ops: replace(good, withKind(op(bob, 4, 0, "pod-a", 102, 105, 403, forbidden), history.KeyUnknown))},
+		{name: "a token for an unknown key", line: AuthUnknownKeyUnauthenticated, counts: map[Rule]int{RuleAuth: 1},
+			ops: replace(good, withKind(ok(t, alice, 5, 0, "pod-a", 2, 4, ta), history.KeyUnknown))},
+		{name: "a malformed key crashes the handler", line: AuthMalformedKeyUnauthenticated, counts: map[Rule]int{RuleAuth: 1},
+			ops: replace(good, withKind(op(alice, 5, 0, "pod-a", 2, 4, 500, `{"error":"internal","message":"internal error"}`), history.KeyMalformed))},
+		{name: "a token for a malformed key", line: AuthMalformedKeyUnauthenticated, counts: map[Rule]int{RuleAuth: 1},
+			ops: replace(good, withKind(ok(t, alice, 5, 0, "pod-a", 2, 4, ta), history.KeyMalformed))},
+		{name: "a malformed key unavailable in a fault", line: AuthMalformedKeyUnauthenticated, counts: map[Rule]int{RuleAuth: 1},
+			ops: replace(good, withKind(retryLater(op(bob, 4, 0, "pod-a", 102, 105, 503, unavailable)), history.KeyMalformed))},
 		{name: "its own key unauthenticated", line: AuthOwnKeyServed, counts: map[Rule]int{RuleAuth: 1},
 			ops: replace(good, op(alice, 1, 0, "pod-b", 1, 9, 401, unauthenticated))},
 		{name: "its own key forbidden", line: AuthOwnKeyServed, counts: map[Rule]int{RuleAuth: 1},

@@ -49,7 +49,8 @@ const (
 	// one names the row; a customer registered before the request was sent is never created.
 	RuleCreated Rule = "created"
 	// RuleAuth: a request with another merchant's API key is answered 403 forbidden, one
-	// without a key 401 unauthenticated, one with its own merchant's key never 401 or 403; a
+	// without a key, with a malformed key or with a well-formed key of no merchant 401
+	// unauthenticated, one with its own merchant's key never 401 or 403; a
 	// customer none of whose requests carried its own merchant's key has no row (an unknown
 	// outcome says nothing about the key). A 401 or 403 carries no token: no other rule reads
 	// it.
@@ -65,10 +66,17 @@ const (
 	// table says), Retry-After where it says, WWW-Authenticate: Bearer on a 401. Headers are
 	// judged only where they were recorded (history.Op.HeadersRecorded).
 	RuleAPIShape Rule = "api-shape"
+	// RuleTenants: no two customers are answered with one customer id, token subject or token:
+	// two merchants' customers under one external id (the plans put every external id under
+	// two merchants) are two customers, each with its own row and token. One-row and
+	// token-matches-row judge a customer against its own rows; this judges customers against
+	// each other, and names both.
+	RuleTenants Rule = "tenants"
 )
 
 // Rules lists every Rule in report order.
-var Rules = []Rule{RuleOneRow, RuleValidToken, RuleTokenMatchesRow, RuleOneToken, RuleCleanError, RuleContract, RuleAuth, RuleCreated, RuleFinalToken, RuleMetrics, RuleAPIShape, RuleJWKS}
+var Rules = []Rule{RuleOneRow, RuleValidToken, RuleTokenMatchesRow, RuleOneToken, RuleCleanError, RuleContract, RuleAuth, RuleCreated, RuleFinalToken, RuleMetrics,
+	RuleAPIShape, RuleJWKS, RuleTenants}
 
 // Row is one row of the customers table, as the caller read it.
 type Row struct {
@@ -157,16 +165,18 @@ type Request struct {
 	Attempt int           `json:"attempt"`
 	Phase   history.Phase `json:"phase"`
 	// KeyMerchant is the merchant whose API key the request carried, "" for none.
-	KeyMerchant string        `json:"key_merchant,omitempty"`
-	Call        time.Duration `json:"call_ns"`
-	Return      time.Duration `json:"return_ns"`
-	Status      int           `json:"status"`
-	Pod         string        `json:"pod,omitempty"`
-	Error       string        `json:"error,omitempty"`
+	KeyMerchant string `json:"key_merchant,omitempty"`
+	// KeyKind is the kind of key it carried (history.Op.SentKey).
+	KeyKind history.KeyKind `json:"key_kind,omitempty"`
+	Call    time.Duration   `json:"call_ns"`
+	Return  time.Duration   `json:"return_ns"`
+	Status  int             `json:"status"`
+	Pod     string          `json:"pod,omitempty"`
+	Error   string          `json:"error,omitempty"`
 }
 
 func requestOf(op history.Op) Request {
-	return Request{ID: op.ID(), Seq: op.Seq, Attempt: op.Attempt, Phase: op.Phase, KeyMerchant: op.KeyMerchant, Call: op.Call,
+	return Request{ID: op.ID(), Seq: op.Seq, Attempt: op.Attempt, Phase: op.Phase, KeyMerchant: op.KeyMerchant, KeyKind: op.SentKey(), Call: op.Call,
 		Return: op.Return, Status: op.Status, Pod: op.Pod, Error: op.Error}
 }
 
@@ -194,7 +204,7 @@ type Result struct {
 	// Unknown counts transport errors and timeouts: never a success.
 	Unknown int `json:"unknown"`
 	// Refused counts the requests refused their key as RuleAuth wants: 403 to another
-	// merchant's key, 401 to none.
+	// merchant's key, 401 to none, a malformed or an unknown one.
 	Refused int `json:"refused,omitempty"`
 	// HeadersUnrecorded counts the answers whose headers the history does not hold (recorded
 	// before the recorder kept them, history.Op.HeadersRecorded): RuleAPIShape judged them
@@ -340,7 +350,7 @@ func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 			res.Violations = append(res.Violations, v)
 		}
 	}
-	for _, v := range slices.Concat(env.checkRestarts(), checkMetrics(ops, p.Metrics), jwksViolations) {
+	for _, v := range slices.Concat(checkTenants(g, judgements), env.checkRestarts(), checkMetrics(ops, p.Metrics), jwksViolations) {
 		res.Counts[v.Rule]++
 		res.Violations = append(res.Violations, v)
 	}

@@ -281,7 +281,8 @@ func TestCheck(t *testing.T) {
 			name: "sub is another row's id",
 			ops:  replace(good, ok(t, alice, 1, 0, "pod-b", 1, 9, tokenFor(t, rowA, func(c *claims) { c.Subject = rowB.ID }))),
 			rows: rows, verdict: VerdictFail,
-			counts: map[Rule]int{RuleTokenMatchesRow: 1, RuleOneToken: 1},
+			// bob's id as alice's subject: bob, judged after alice, shares it (RuleTenants).
+			counts: map[Rule]int{RuleTokenMatchesRow: 1, RuleOneToken: 1, RuleTenants: 1},
 		},
 		{
 			name: "token signed by another key",
@@ -339,7 +340,7 @@ func TestCheck(t *testing.T) {
 			name: "customer_id is not the sub",
 			ops:  replace(good, op(alice, 1, 0, "pod-b", 1, 9, 200, fmt.Sprintf(`{"token":%q,"customer_id":%q,"created":false}`, ta, rowB.ID))),
 			rows: rows, verdict: VerdictFail,
-			counts: map[Rule]int{RuleTokenMatchesRow: 1},
+			counts: map[Rule]int{RuleTokenMatchesRow: 1, RuleTenants: 1},
 		},
 		{
 			// Both verify and match the row (they differ in the header's typ),

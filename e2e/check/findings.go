@@ -72,6 +72,9 @@ const (
 	// removed, while no fault excused it (RuleContract, line ContractNoRestart); about the
 	// run, not one customer.
 	KindRestart Kind = "restart"
+	// KindSharedIdentity: two customers answered with one customer id, subject or token
+	// (RuleTenants); Finding.Line names what they share (TenantsCustomerID, ...).
+	KindSharedIdentity Kind = "shared-identity"
 )
 
 // The clauses of RuleCreated, as Finding.Line names them.

@@ -79,7 +79,9 @@ type judgement struct {
 	underFault bool
 	// withoutOwnKey says no request of the customer carried its own merchant's key.
 	withoutOwnKey bool
-	violations    []Violation
+	// identities are what the customer's 2xx answers gave it (RuleTenants').
+	identities []identity
+	violations []Violation
 }
 
 // verified is one distinct token of a customer, verified once.
@@ -181,6 +183,7 @@ func (e *judgeEnv) judgeCustomer(c history.Customer, idx []int32, rows []Row, re
 			if ai < 0 {
 				ai = len(answers)
 				answers = append(answers, e.judgeAnswer(op.Body, c, rows, &tokens, tc))
+				j.identities = addIdentities(j.identities, &answers[ai], op)
 			}
 			opAnswer[k] = ai
 			a := &answers[ai]

@@ -38,6 +38,7 @@ func (d *Deployment) attackFromCluster(ctx context.Context, customers []history.
 		Start:     time.Now().Add(cfg.AttackLead),
 		Shard:     traffic.Shard{Count: cfg.Attackers},
 		Foreign:   foreign,
+		Wrong:     wrongKeys(d.APIKeys, burst),
 		Keys:      d.APIKeys,
 	}
 	seqs := attack.ReserveSeqs(d.Seqs, customers, burst)

@@ -150,6 +150,7 @@ func (rs *roundServers) send(ctx context.Context, customers []history.Customer, 
 		Start:     time.Now().Add(roundLead),
 		MaxLate:   roundMaxLate,
 		Shard:     traffic.Shard{Count: len(rs.pods)},
+		Wrong:     wrongKeys(rs.d.APIKeys, burst), // the servers hold the same keys, from their Secret
 	}
 	seqs := attack.ReserveSeqs(rs.d.Seqs, customers, burst)
 	rctx, cancel := context.WithTimeout(ctx, attackDeadline(plan, roundLead)+30*time.Second)

@@ -60,7 +60,7 @@ func TestRoundServersSend(t *testing.T) {
 		var req traffic.RegisterRequest
 		_ = json.NewDecoder(r.Body).Decode(&req)
 		mu.Lock()
-		seen[req.ExternalID]++
+		seen[req.MerchantID+"/"+req.ExternalID]++
 		mu.Unlock()
 		w.Header().Set(traffic.ServedByHeader, "tokensvc-0")
 		fmt.Fprint(w, `{"token":"t","customer_id":"x","created":false}`)
@@ -130,8 +130,8 @@ func TestRoundServersSend(t *testing.T) {
 		t.Errorf("%d port-forwards opened, want 3 and one again for the gone one", got)
 	}
 	for _, c := range customers {
-		if seen[c.ExternalID] != 12 {
-			t.Errorf("customer %s got %d requests, want 12", c.ExternalID, seen[c.ExternalID])
+		if seen[c.MerchantID+"/"+c.ExternalID] != 12 {
+			t.Errorf("customer %s got %d requests, want 12", c.ExternalID, seen[c.MerchantID+"/"+c.ExternalID])
 		}
 	}
 

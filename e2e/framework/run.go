@@ -58,9 +58,11 @@ var DefaultRetry = traffic.RetryParams{MaxAttempts: 5, MaxWait: 2 * time.Second}
 
 // Customers derives n customers of this run from the suite's seed and a per-spec salt, so that
 // a printed seed replays the same customers. They are spread over one merchant per ten
-// customers, never more than traffic.MaxMerchants: the merchants that have API keys.
+// customers, at least two (so that every two consecutive customers are two merchants' under
+// one external id: traffic.Customers' colliding tenants) and never more than
+// traffic.MaxMerchants: the merchants that have API keys.
 func (e *Env) Customers(salt uint64, n int) []history.Customer {
-	return traffic.Customers(e.Config.Seed^salt, n, min(traffic.MaxMerchants, max(1, n/10)))
+	return traffic.Customers(e.Config.Seed^salt, n, min(traffic.MaxMerchants, max(2, n/10)))
 }
 
 // Stampede sends the bursts, reads the database, runs the checker and writes the report into the
@@ -102,7 +104,19 @@ func (d *Deployment) Stampede(ctx context.Context, p BurstParams) Outcome {
 // trafficParams are the parameters of one traffic run of d, on d's clock and request numbering.
 func (d *Deployment) trafficParams(customers []history.Customer, burst int, retry traffic.RetryParams, log *slog.Logger) traffic.Params {
 	return traffic.Params{URL: d.Env.ServiceURL, Customers: customers, Burst: burst, Gap: d.Env.Config.Gap, Retry: retry,
-		Logger: log, Clock: d.Clock, Seqs: d.Seqs, Keys: d.APIKeys}
+		Logger: log, Clock: d.Clock, Seqs: d.Seqs, Keys: d.APIKeys, Wrong: wrongKeys(d.APIKeys, burst)}
+}
+
+// wrongKeys is the auth surface of every spec's bursts (traffic.DefaultWrongKeys): some
+// customers' bursts carry no key, a malformed, an unknown and another merchant's key among
+// their own, each judged by the checker's auth rule. A deployment without API keys gets none,
+// and so does a run of single requests (a registration one request at a time, a chaos spec's
+// catch-up), which races nothing and must reach every customer with its own key.
+func wrongKeys(keys map[string]string, burst int) traffic.WrongKeys {
+	if len(keys) == 0 || burst < 2 {
+		return traffic.WrongKeys{}
+	}
+	return traffic.DefaultWrongKeys
 }
 
 // judged is what judge reads: the history of a spec's traffic and what it must be judged by.
@@ -323,4 +337,33 @@ func ForeignKeyRequests(o Outcome) int {
 		}
 	}
 	return n
+}
+
+// UnauthenticatedRequests counts the requests of o whose key named no merchant (none, malformed,
+// unknown): those the service must refuse 401. A run meant to test authentication that sent
+// none proves nothing about it.
+func UnauthenticatedRequests(o Outcome) int {
+	n := 0
+	for _, op := range o.Traffic.History {
+		switch op.SentKey() {
+		case history.KeyNone, history.KeyMalformed, history.KeyUnknown:
+			n++
+		}
+	}
+	return n
+}
+
+// CollidingTenants counts the external ids that o's requests sent under two merchants or more
+// (traffic.Tenants): a run meant to test that tenants are kept apart that had none proves
+// nothing about it.
+func CollidingTenants(o Outcome) int {
+	seen := map[history.Customer]bool{}
+	var cs []history.Customer
+	for _, op := range o.Traffic.History {
+		if !seen[op.Customer] {
+			seen[op.Customer] = true
+			cs = append(cs, op.Customer)
+		}
+	}
+	return len(traffic.Tenants(cs))
 }

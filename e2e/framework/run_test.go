@@ -288,3 +288,36 @@ func TestForeignKeyRequests(t *testing.T) {
 		t.Errorf("%d foreign, want 2", n)
 	}
 }
+
+func TestUnauthenticatedRequestsAndCollidingTenants(t *testing.T) {
+	a := history.Customer{Index: 0, MerchantID: "m-0", ExternalID: "c-1-0"}
+	b := history.Customer{Index: 1, MerchantID: "m-1", ExternalID: "c-1-0"}
+	c := history.Customer{Index: 2, MerchantID: "m-0", ExternalID: "c-1-2"}
+	own := func(c history.Customer) history.Op {
+		return history.Op{Customer: c, KeyMerchant: c.MerchantID, KeyKind: history.KeyOwn}
+	}
+	kind := func(k history.KeyKind) history.Op { return history.Op{Customer: c, KeyKind: k} }
+	o := outcome(own(a), own(c), history.Op{Customer: c, KeyMerchant: "m-1", KeyKind: history.KeyForeign})
+	if n, m := UnauthenticatedRequests(o), CollidingTenants(o); n != 0 || m != 0 {
+		t.Errorf("own and foreign keys, no shared external id: %d unauthenticated, %d colliding; want 0, 0", n, m)
+	}
+	// An old history's request without a key (no kind recorded) counts too.
+	o = outcome(own(a), own(b), kind(history.KeyMalformed), kind(history.KeyUnknown), history.Op{Customer: c})
+	if n, m := UnauthenticatedRequests(o), CollidingTenants(o); n != 3 || m != 1 {
+		t.Errorf("%d unauthenticated, %d colliding; want 3, 1", n, m)
+	}
+}
+
+// TestWrongKeys: bursts carry the auth surface; single requests and keyless deployments do not.
+func TestWrongKeys(t *testing.T) {
+	keys := map[string]string{"m-0": "k0", "m-1": "k1"}
+	if got := wrongKeys(keys, 8); got != traffic.DefaultWrongKeys {
+		t.Errorf("a burst of 8: %+v, want the default", got)
+	}
+	if got := wrongKeys(keys, 1); got != (traffic.WrongKeys{}) {
+		t.Errorf("single requests: %+v, want none", got)
+	}
+	if got := wrongKeys(nil, 8); got != (traffic.WrongKeys{}) {
+		t.Errorf("no keys: %+v, want none", got)
+	}
+}

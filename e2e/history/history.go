@@ -54,9 +54,13 @@ type Op struct {
 	// KeyMerchant is the merchant whose API key the request carried: the customer's own, another
 	// merchant's (a cross-merchant request the service must refuse), or "" for no key at all.
 	// The key itself is never recorded.
-	KeyMerchant string        `json:"key_merchant,omitempty"`
-	Call        time.Duration `json:"call_ns"`
-	Return      time.Duration `json:"return_ns"`
+	KeyMerchant string `json:"key_merchant,omitempty"`
+	// KeyKind says which kind of key the request carried (SentKey). Histories recorded before
+	// it existed, and runs that sent no keys at all, leave it empty: SentKey then derives it
+	// from KeyMerchant.
+	KeyKind KeyKind       `json:"key_kind,omitempty"`
+	Call    time.Duration `json:"call_ns"`
+	Return  time.Duration `json:"return_ns"`
 	// Status is the HTTP status code, 0 when no response arrived.
 	Status int `json:"status"`
 	// Body is the response body, cut at the recorder's bound.
@@ -87,6 +91,40 @@ type Op struct {
 	// none (an older service, no response); see HasServerInterval.
 	ServerStart time.Duration `json:"server_start_ns,omitempty"`
 	ServerEnd   time.Duration `json:"server_end_ns,omitempty"`
+}
+
+// KeyKind is the kind of API key a request carried, relative to its customer's merchant.
+type KeyKind string
+
+// The kinds of key a request can carry.
+const (
+	// KeyOwn is the customer's merchant's valid key: the only one that may register it.
+	KeyOwn KeyKind = "own"
+	// KeyForeign is another merchant's valid key: the service must refuse it 403.
+	KeyForeign KeyKind = "foreign"
+	// KeyNone is no Authorization header at all: 401.
+	KeyNone KeyKind = "none"
+	// KeyMalformed is an Authorization header that is not "Bearer <API key>" or whose key is
+	// not in the API key format (service/apikey): 401.
+	KeyMalformed KeyKind = "malformed"
+	// KeyUnknown is a key in the API key format that names no merchant: 401.
+	KeyUnknown KeyKind = "unknown"
+)
+
+// SentKey returns the kind of key o carried: KeyKind when recorded, otherwise what KeyMerchant
+// says, as in histories from before KeyKind (the customer's merchant: own, "": none, another
+// merchant: foreign).
+func (o Op) SentKey() KeyKind {
+	switch {
+	case o.KeyKind != "":
+		return o.KeyKind
+	case o.KeyMerchant == "":
+		return KeyNone
+	case o.KeyMerchant == o.Customer.MerchantID:
+		return KeyOwn
+	default:
+		return KeyForeign
+	}
 }
 
 // ID names an Op in reports: customer index, request seq and attempt.

@@ -12,7 +12,7 @@ func TestJSONLRoundTrip(t *testing.T) {
 	c := Customer{Index: 3, MerchantID: "m-7-0", ExternalID: "c-7-3"}
 	ops := []Op{
 		{Customer: c, Seq: 0, Phase: PhaseBurst, Call: time.Millisecond, Return: 5 * time.Millisecond,
-			Status: 200, Body: `{"token":"x"}`, Pod: "tokensvc-a", LocalAddr: "127.0.0.1:5000"},
+			KeyMerchant: "m-7-0", KeyKind: KeyOwn, Status: 200, Body: `{"token":"x"}`, Pod: "tokensvc-a", LocalAddr: "127.0.0.1:5000"},
 		{Customer: c, Seq: 1, Phase: PhaseBurst, Call: time.Millisecond, Error: "context deadline exceeded"},
 		{Customer: c, Seq: 1, Attempt: 1, Phase: PhaseRetry, Call: time.Second, Return: 2 * time.Second,
 			Status: 409, Body: "{\"error\":\"conflict\"}\n", RetryAfter: "1", Pod: "tokensvc-b", ConnReused: true},
@@ -71,5 +71,39 @@ func TestReadJSONLOfAnOlderHistory(t *testing.T) {
 	}
 	if len(ops) != 1 || ops[0].HeadersRecorded || ops[0].ContentType != "" || ops[0].RetryAfter != "1" {
 		t.Fatalf("read %+v", ops)
+	}
+}
+
+// TestSentKey: the key kind a request carried, recorded or, in an older history, derived.
+func TestSentKey(t *testing.T) {
+	c := Customer{Index: 1, MerchantID: "m-1", ExternalID: "c-9-0"}
+	for _, tc := range []struct {
+		name string
+		op   Op
+		want KeyKind
+	}{
+		{"recorded kind wins", Op{Customer: c, KeyKind: KeyMalformed}, KeyMalformed},
+		{"recorded unknown key names no merchant", Op{Customer: c, KeyKind: KeyUnknown}, KeyUnknown},
+		// Histories from before KeyKind: derived from KeyMerchant.
+		{"old: own merchant", Op{Customer: c, KeyMerchant: "m-1"}, KeyOwn},
+		{"old: another merchant", Op{Customer: c, KeyMerchant: "m-2"}, KeyForeign},
+		{"old: no key", Op{Customer: c}, KeyNone},
+	} {
+		if got := tc.op.SentKey(); got != tc.want {
+			t.Errorf("%s: SentKey() = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestReadJSONLWithoutKeyKind reads a line as a run before KeyKind wrote it: the field is
+// missing, the history is readable, and the kind is derived.
+func TestReadJSONLWithoutKeyKind(t *testing.T) {
+	line := `{"customer":{"index":0,"merchant_id":"m-0","external_id":"c-1-0"},"seq":0,"attempt":0,"phase":"burst","key_merchant":"m-1","call_ns":1,"return_ns":2,"status":403}` + "\n"
+	ops, err := ReadJSONL(strings.NewReader(line))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ops) != 1 || ops[0].KeyKind != "" || ops[0].SentKey() != KeyForeign {
+		t.Fatalf("got %+v (sent %q), want one op whose key is derived as foreign", ops, ops[0].SentKey())
 	}
 }

@@ -337,8 +337,13 @@ func buildPart(part PartView) partPage {
 			}
 			// Only a key other than the customer's own is news: histories from before API
 			// keys name none, and own keys are the rule.
-			if q.KeyMerchant != "" && q.KeyMerchant != v.Customer.MerchantID {
+			switch {
+			case q.KeyMerchant != "" && q.KeyMerchant != v.Customer.MerchantID:
 				label += " with " + q.KeyMerchant + "'s key"
+			case q.KeyKind == history.KeyMalformed:
+				label += " with a malformed key"
+			case q.KeyKind == history.KeyUnknown:
+				label += " with an unknown key"
 			}
 			row.Requests = append(row.Requests, requestRef{ID: q.ID, Label: label})
 		}

@@ -298,12 +298,14 @@ func TestWriteHTMLShowsAuth(t *testing.T) {
 	req.KeyMerchant = cross.KeyMerchant
 	part.Result.Counts[check.RuleAuth] = 1
 	part.Result.Refused = 2
+	unknown := check.Request{ID: "104/5/0", Status: 403, Pod: fixturePods[1], KeyKind: history.KeyUnknown}
 	part.Result.Violations = append(part.Result.Violations, check.Violation{Rule: check.RuleAuth, Customer: c,
-		Pods: []string{cross.Pod}, Requests: []check.Request{req},
+		Pods: []string{cross.Pod}, Requests: []check.Request{req, unknown},
 		Findings: []check.Finding{{Kind: check.KindAuthBreach, Request: cross.ID(), Line: check.AuthForeignForbidden,
 			Detail: "a cross-merchant token was issued"}}})
 	page := render(t, v)
-	for _, want := range []string{`<tr class="bad"><th>auth</th><td>1</td></tr>`, "with m-7-3&#39;s key", check.AuthForeignForbidden, "refused their key"} {
+	for _, want := range []string{`<tr class="bad"><th>auth</th><td>1</td></tr>`, "with m-7-3&#39;s key", "104/5/0 403 " + fixturePods[1] + " with an unknown key",
+		check.AuthForeignForbidden, "refused their key"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the page lacks %q", want)
 		}

@@ -81,6 +81,10 @@ type Params struct {
 	Keys map[string]string
 	// Foreign picks the requests that carry another merchant's key (none if zero).
 	Foreign ForeignKeys
+	// Wrong picks the requests that carry no key, a malformed key, an unknown key or another
+	// merchant's, racing with their customers' own-key requests (none if zero; the specs send
+	// DefaultWrongKeys). Each records its kind (history.Op.KeyKind).
+	Wrong WrongKeys
 
 	ring *keyring
 }
@@ -126,7 +130,7 @@ func (p *Params) setDefaults() error {
 	if p.sharded() && p.Seqs != nil {
 		return errors.New("a shard numbers its requests by the plan: leave Seqs nil")
 	}
-	ring, err := newKeyring(p.Keys, p.Foreign, p.Customers)
+	ring, err := newKeyring(p.Keys, p.Foreign, p.Wrong, p.Customers)
 	if err != nil {
 		return err
 	}
@@ -229,8 +233,9 @@ func targeter(p Params, rec *Recorder) vegeta.Targeter {
 			seq = p.Seqs.Next(c) // under the lock: a customer's requests are numbered in order
 		}
 		mu.Unlock()
-		keyMerchant, _ := p.ring.forRequest(c, seq)
-		id := rec.Expect(history.Op{Customer: c, Seq: seq, Phase: history.PhaseBurst, KeyMerchant: keyMerchant})
+		keyMerchant, keyKind := p.ring.forRequest(c, seq)
+		op := history.Op{Customer: c, Seq: seq, Phase: history.PhaseBurst, KeyMerchant: keyMerchant, KeyKind: keyKind}
+		id := rec.Expect(op)
 		*t = vegeta.Target{
 			Method: http.MethodPost,
 			URL:    url,
@@ -240,7 +245,7 @@ func targeter(p Params, rec *Recorder) vegeta.Targeter {
 				RequestHeader:  {id},
 			},
 		}
-		if auth := p.ring.header(keyMerchant); auth != "" {
+		if auth := p.ring.header(op); auth != "" {
 			t.Header.Set(AuthorizationHeader, auth)
 		}
 		return nil

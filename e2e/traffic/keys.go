@@ -1,6 +1,8 @@
 package traffic
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -61,30 +63,111 @@ func (f ForeignKeys) Validate() error {
 	return nil
 }
 
-// keyring chooses each request's key: the customer's merchant's, or by ForeignKeys another's.
+// WrongKeys picks, for some customers, requests of their burst that carry a key the service
+// must refuse: in turn no key, a malformed one, an unknown one and another merchant's valid one,
+// while the customer's other requests carry its own key and race with them on several pods. The
+// pick depends only on the customer's natural key and the request's seq, like ForeignKeys', so
+// that a run is replayed by its seed and the pods that share a burst agree on it. A request that
+// ForeignKeys picks stays foreign. The zero WrongKeys picks nothing.
+type WrongKeys struct {
+	// Customers is the fraction of customers, 0 to 1, picked by a hash of their natural key
+	// (another hash than ForeignKeys', so that the two picks are independent).
+	Customers float64
+	// Every says which requests of a picked customer carry a wrong key: those whose seq is one
+	// less than a multiple of Every (seqs 2, 5, 8... at 3), never seq 0, so that a customer
+	// registered by a single request registers. 0 or 1 means every request: the customer then
+	// never sends its own key and must end without a row. A retry carries the key of the
+	// request it retries.
+	Every int
+}
+
+// DefaultWrongKeys is the auth surface every spec's traffic carries: a quarter of the
+// customers send every third request of their burst with a wrong key (seqs 2 and 5 of a burst
+// of 8), so that each kind is refused under the race while the own-key requests still race to
+// register the customer.
+var DefaultWrongKeys = WrongKeys{Customers: 0.25, Every: 3}
+
+// Picks reports whether some of c's requests carry a wrong key.
+func (w WrongKeys) Picks(c history.Customer) bool {
+	return wrongHash(c)%hashSpan < uint64(math.Round(w.Customers*hashSpan))
+}
+
+// Wrong reports whether request seq of c carries a wrong key.
+func (w WrongKeys) Wrong(c history.Customer, seq int) bool {
+	return w.Picks(c) && (w.Every <= 1 || seq%w.Every == w.Every-1)
+}
+
+// Validate says in one line what is wrong with w.
+func (w WrongKeys) Validate() error {
+	if w.Customers < 0 || w.Customers > 1 || math.IsNaN(w.Customers) {
+		return fmt.Errorf("wrong keys for %v of the customers: want 0 to 1", w.Customers)
+	}
+	if w.Every < 0 {
+		return fmt.Errorf("wrong key every %d requests: want 0 or more", w.Every)
+	}
+	return nil
+}
+
+func wrongHash(c history.Customer) uint64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte("wrong\x00" + c.MerchantID + "\x00" + c.ExternalID)) // a hash.Hash never fails to write
+	return h.Sum64()
+}
+
+// wrongKinds are the kinds WrongKeys sends, in turn.
+var wrongKinds = []history.KeyKind{history.KeyNone, history.KeyMalformed, history.KeyUnknown, history.KeyForeign}
+
+// apiKeyPrefix begins every API key (service/apikey.Prefix; a test keeps the two equal). It is
+// copied, not imported: the attacker image is built from e2e and internal only.
+const apiKeyPrefix = "sk_"
+
+// malformedAuthorizations are Authorization values that are not "Bearer <API key>" (service/
+// apikey: "sk_" and 43 base64url characters): a wrong scheme, a bare scheme, a key without the
+// prefix, a cut key, a key with a space. A malformed request carries one of them, by its seq.
+var malformedAuthorizations = []string{
+	"Basic " + base64.StdEncoding.EncodeToString([]byte("m-0:secret")),
+	"Bearer",
+	"Bearer not-an-api-key",
+	"Bearer " + apiKeyPrefix + "short",
+	"Bearer " + apiKeyPrefix + "two words",
+}
+
+// unknownKey is in the API key format and names no merchant: derived from a fixed string, so
+// that a run is replayed alike, and checked against every merchant's key (newKeyring).
+var unknownKey = func() string {
+	sum := sha256.Sum256([]byte("stampede: an API key that no merchant has"))
+	return apiKeyPrefix + base64.RawURLEncoding.EncodeToString(sum[:])
+}()
+
+// keyring chooses each request's key: the customer's merchant's, by ForeignKeys another's, or
+// by WrongKeys a wrong one.
 type keyring struct {
 	keys      map[string]string
 	merchants []string // sorted, to choose a foreign one deterministically
 	foreign   ForeignKeys
+	wrong     WrongKeys
 }
 
-// newKeyring checks that keys cover every customer's merchant, and, when foreign keys are
-// asked for, that there is another merchant's key to send. No keys and no foreign keys is a run
-// without any key, for a service from before API keys.
-func newKeyring(keys map[string]string, foreign ForeignKeys, customers []history.Customer) (*keyring, error) {
-	if err := foreign.Validate(); err != nil {
+// newKeyring checks that keys cover every customer's merchant, and, when foreign or wrong keys
+// are asked for, that there are keys to be wrong about. No keys and neither is a run without
+// any key, for a service from before API keys.
+func newKeyring(keys map[string]string, foreign ForeignKeys, wrong WrongKeys, customers []history.Customer) (*keyring, error) {
+	if err := errors.Join(foreign.Validate(), wrong.Validate()); err != nil {
 		return nil, err
 	}
-	r := &keyring{keys: keys, merchants: slices.Sorted(maps.Keys(keys)), foreign: foreign}
+	r := &keyring{keys: keys, merchants: slices.Sorted(maps.Keys(keys)), foreign: foreign, wrong: wrong}
 	if len(keys) == 0 {
-		if foreign.Customers > 0 {
-			return nil, errors.New("foreign keys asked for, but no API keys")
+		if foreign.Customers > 0 || wrong.Customers > 0 {
+			return nil, errors.New("foreign or wrong keys asked for, but no API keys")
 		}
 		return r, nil
 	}
 	for m, k := range keys {
 		if k == "" {
 			return nil, fmt.Errorf("merchant %q has an empty API key", m)
+		}
+		if k == unknownKey {
+			return nil, fmt.Errorf("merchant %q has the key the suite sends as unknown", m)
 		}
 	}
 	for _, c := range customers {
@@ -98,24 +181,49 @@ func newKeyring(keys map[string]string, foreign ForeignKeys, customers []history
 	return r, nil
 }
 
-// forRequest returns the merchant whose key request seq of c carries ("" for none) and the key.
-func (r *keyring) forRequest(c history.Customer, seq int) (merchant, key string) {
-	if len(r.keys) == 0 {
+// forRequest returns the kind of key request seq of c carries, and the merchant whose key it is
+// ("" for a key of none). A run without keys records no kind, as runs before API keys did.
+func (r *keyring) forRequest(c history.Customer, seq int) (merchant string, kind history.KeyKind) {
+	switch {
+	case len(r.keys) == 0:
 		return "", ""
+	case r.foreign.Foreign(c, seq):
+		return r.foreignMerchant(c), history.KeyForeign
+	case !r.wrong.Wrong(c, seq):
+		return c.MerchantID, history.KeyOwn
 	}
-	if !r.foreign.Foreign(c, seq) {
-		return c.MerchantID, r.keys[c.MerchantID]
+	// In turn along the burst, from a start that the customer's hash sets: over the picked
+	// customers, every kind is sent from every position of a burst.
+	kinds := wrongKinds
+	if len(r.keys) < 2 {
+		kinds = kinds[:3] // no other merchant's key to send
 	}
-	others := slices.DeleteFunc(slices.Clone(r.merchants), func(m string) bool { return m == c.MerchantID })
-	// By the key's hash, not always the next merchant: every merchant's key is tried on others.
-	m := others[(keyHash(c)/hashSpan)%uint64(len(others))]
-	return m, r.keys[m]
+	switch kind := kinds[(uint64(seq/max(1, r.wrong.Every))+wrongHash(c)/hashSpan)%uint64(len(kinds))]; kind {
+	case history.KeyForeign:
+		return r.foreignMerchant(c), kind
+	default:
+		return "", kind
+	}
 }
 
-// header returns the Authorization value for the key of merchant, "" for none.
-func (r *keyring) header(merchant string) string {
-	if merchant == "" {
-		return ""
+// foreignMerchant returns another merchant than c's whose key c's foreign requests carry.
+func (r *keyring) foreignMerchant(c history.Customer) string {
+	others := slices.DeleteFunc(slices.Clone(r.merchants), func(m string) bool { return m == c.MerchantID })
+	// By the key's hash, not always the next merchant: every merchant's key is tried on others.
+	return others[(keyHash(c)/hashSpan)%uint64(len(others))]
+}
+
+// header returns the Authorization value that op carries, "" for none: its merchant's key, or
+// the malformed or unknown one its kind says (the malformed one chosen by its seq, so that a
+// retry carries the same).
+func (r *keyring) header(op history.Op) string {
+	switch op.SentKey() {
+	case history.KeyOwn, history.KeyForeign:
+		return "Bearer " + r.keys[op.KeyMerchant]
+	case history.KeyMalformed:
+		return malformedAuthorizations[(op.Seq+op.Customer.Index)%len(malformedAuthorizations)]
+	case history.KeyUnknown:
+		return "Bearer " + unknownKey
 	}
-	return "Bearer " + r.keys[merchant]
+	return ""
 }

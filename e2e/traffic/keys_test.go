@@ -2,6 +2,8 @@ package traffic
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/stampede-e2e/stampede/e2e/history"
+	"github.com/stampede-e2e/stampede/service/apikey"
 )
 
 // testKeys are API keys of three merchants, as a deployment would make them.
@@ -36,9 +39,9 @@ func keyService(t *testing.T) (*fakeService, map[string]string) {
 		m, known := merchantOf[auth]
 		mu.Lock()
 		got[r.Header.Get(RequestHeader)] = m
-		first := !seen[req.ExternalID] && known && m == req.MerchantID
+		first := !seen[req.MerchantID+"/"+req.ExternalID] && known && m == req.MerchantID
 		if first {
-			seen[req.ExternalID] = true
+			seen[req.MerchantID+"/"+req.ExternalID] = true
 		}
 		mu.Unlock()
 		w.Header().Set(ServedByHeader, "pod-0")
@@ -122,7 +125,7 @@ func TestRunWithoutKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, op := range out.History {
-		if op.KeyMerchant != "" || got[op.ID()] != "" || op.Status != http.StatusUnauthorized {
+		if op.KeyMerchant != "" || op.KeyKind != "" || got[op.ID()] != "" || op.Status != http.StatusUnauthorized {
 			t.Errorf("%s: recorded key %q, sent key %q, status %d", op.ID(), op.KeyMerchant, got[op.ID()], op.Status)
 		}
 	}
@@ -168,15 +171,16 @@ func TestForeignKeysPick(t *testing.T) {
 // customers every other merchant's key is tried.
 func TestForeignKeyIsAnotherMerchants(t *testing.T) {
 	cs := Customers(5, 300, 3)
-	r, err := newKeyring(testKeys, ForeignKeys{Customers: 1}, cs)
+	r, err := newKeyring(testKeys, ForeignKeys{Customers: 1}, WrongKeys{}, cs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	used := map[[2]string]bool{}
 	for _, c := range cs {
-		m, k := r.forRequest(c, 0)
-		if m == c.MerchantID || k != testKeys[m] {
-			t.Fatalf("%s: foreign key of %q, key %q", c, m, k)
+		m, kind := r.forRequest(c, 0)
+		op := history.Op{Customer: c, KeyMerchant: m, KeyKind: kind}
+		if m == c.MerchantID || kind != history.KeyForeign || r.header(op) != "Bearer "+testKeys[m] {
+			t.Fatalf("%s: foreign key of %q, kind %q, header %q", c, m, kind, r.header(op))
 		}
 		used[[2]string{c.MerchantID, m}] = true
 	}
@@ -197,19 +201,188 @@ func TestKeyringRefuses(t *testing.T) {
 		{"an empty key", map[string]string{"m-0": "k", "m-1": ""}, ForeignKeys{}, "empty API key"},
 		{"foreign without keys", nil, ForeignKeys{Customers: 0.5}, "no API keys"},
 		{"foreign with one merchant's key", map[string]string{"m-0": "k"}, ForeignKeys{Customers: 1}, "only merchant"},
+		{"wrong without keys", nil, ForeignKeys{}, "no API keys"},
 		{"a fraction above 1", testKeys, ForeignKeys{Customers: 1.5}, "want 0 to 1"},
 		{"a negative Every", testKeys, ForeignKeys{Customers: 1, Every: -1}, "want 0 or more"},
+		{"a merchant whose key is the unknown one", map[string]string{"m-0": "k", "m-1": unknownKey}, ForeignKeys{}, "sends as unknown"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			customers := cs
 			if tc.name == "foreign with one merchant's key" {
 				customers = Customers(1, 4, 1)
 			}
+			var wrong WrongKeys
+			if tc.name == "wrong without keys" {
+				wrong = DefaultWrongKeys
+			}
 			_, err := Run(context.Background(), Params{URL: "http://127.0.0.1:1", Customers: customers, Burst: 1,
-				Keys: tc.keys, Foreign: tc.foreign, Logger: quietLogger()})
+				Keys: tc.keys, Foreign: tc.foreign, Wrong: wrong, Logger: quietLogger()})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("want an error about %q, got %v", tc.want, err)
 			}
 		})
+	}
+}
+
+// authKind classifies an Authorization value as the token service does (service/README.md,
+// "Authentication"), and says whose key it is.
+func authKind(keys map[string]string, auth, merchant string) (history.KeyKind, string) {
+	if auth == "" {
+		return history.KeyNone, ""
+	}
+	for m, k := range keys {
+		if auth == "Bearer "+k {
+			if m == merchant {
+				return history.KeyOwn, m
+			}
+			return history.KeyForeign, m
+		}
+	}
+	key, ok := strings.CutPrefix(auth, "Bearer ")
+	if ok && len(key) == len(apikey.Prefix)+43 && strings.HasPrefix(key, apikey.Prefix) && !strings.ContainsAny(key, " +/=") {
+		return history.KeyUnknown, ""
+	}
+	return history.KeyMalformed, ""
+}
+
+// TestRunSendsTheWrongKeys checks that WrongKeys' picked customers send every kind of wrong key,
+// each as its Op records it, mixed in one burst with their own key; that a retry carries the
+// key of the request it retries; and that customers not picked send only their own.
+func TestRunSendsTheWrongKeys(t *testing.T) {
+	var (
+		mu   sync.Mutex
+		sent = map[string]history.KeyKind{}
+	)
+	keys := testKeysFor(4)
+	svc := newFakeService(t, func(w http.ResponseWriter, r *http.Request) {
+		req := decodeRegister(t, r)
+		kind, _ := authKind(keys, r.Header.Get(AuthorizationHeader), req.MerchantID)
+		mu.Lock()
+		sent[r.Header.Get(RequestHeader)] = kind
+		mu.Unlock()
+		w.Header().Set(ServedByHeader, "pod-0")
+		switch kind {
+		case history.KeyOwn:
+			io.WriteString(w, `{"token":"t","customer_id":"x","created":false}`)
+		case history.KeyForeign:
+			w.WriteHeader(http.StatusForbidden)
+		default:
+			// A 503, not the 401 a service gives: so that the retry's key is seen too.
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	})
+	cs := Customers(8, 40, 4)
+	wrong := WrongKeys{Customers: 0.5, Every: 2}
+	out, err := Run(context.Background(), Params{URL: svc.URL, Customers: cs, Burst: 8, Gap: time.Millisecond, Keys: keys,
+		Wrong: wrong, Retry: RetryParams{MaxAttempts: 1, Backoff: time.Millisecond}, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[history.KeyKind]int{}
+	mixed := map[history.Key]map[history.KeyKind]bool{}
+	for _, op := range out.History {
+		if sent[op.ID()] != op.KeyKind {
+			t.Errorf("%s: sent a key of kind %q, the history says %q", op.ID(), sent[op.ID()], op.KeyKind)
+		}
+		if want := wrong.Wrong(op.Customer, op.Seq); want != (op.KeyKind != history.KeyOwn) {
+			t.Errorf("%s: kind %q, wrong by the plan: %v", op.ID(), op.KeyKind, want)
+		}
+		if (op.KeyKind == history.KeyOwn) != (op.KeyMerchant == op.Customer.MerchantID) ||
+			(op.KeyKind == history.KeyForeign) != (op.KeyMerchant != "" && op.KeyMerchant != op.Customer.MerchantID) {
+			t.Errorf("%s: kind %q with the key of %q", op.ID(), op.KeyKind, op.KeyMerchant)
+		}
+		if op.Phase == history.PhaseBurst {
+			kinds[op.KeyKind]++
+			if mixed[op.Customer.Key()] == nil {
+				mixed[op.Customer.Key()] = map[history.KeyKind]bool{}
+			}
+			mixed[op.Customer.Key()][op.KeyKind] = true
+		} else {
+			kinds["retry "+op.KeyKind]++
+		}
+	}
+	for _, k := range []history.KeyKind{history.KeyOwn, history.KeyForeign, history.KeyNone, history.KeyMalformed, history.KeyUnknown} {
+		if kinds[k] == 0 {
+			t.Errorf("no burst request with a key of kind %q: %v", k, kinds)
+		}
+	}
+	if kinds["retry "+history.KeyNone] == 0 || kinds["retry "+history.KeyOwn] != 0 {
+		t.Errorf("retries %v: want the retries of wrong-key requests only", kinds)
+	}
+	full := 0
+	for _, ks := range mixed {
+		if len(ks) == 5 {
+			full++
+		}
+	}
+	if full == 0 {
+		t.Errorf("no customer's burst mixed its own key with all four wrong kinds")
+	}
+}
+
+// testKeysFor returns API keys in the service's format for merchants m-0 to m-<n-1>.
+func testKeysFor(n int) map[string]string {
+	keys := map[string]string{}
+	for _, m := range MerchantIDs(n) {
+		sum := sha256.Sum256([]byte(m))
+		keys[m] = apikey.Prefix + base64.RawURLEncoding.EncodeToString(sum[:])
+	}
+	return keys
+}
+
+// TestWrongKeyShapes: the malformed values are not "Bearer <API key>", the unknown key is one.
+func TestWrongKeyShapes(t *testing.T) {
+	if apiKeyPrefix != apikey.Prefix {
+		t.Errorf("traffic's API key prefix %q, the service's %q", apiKeyPrefix, apikey.Prefix)
+	}
+	format := func(key string) bool {
+		rest, ok := strings.CutPrefix(key, apikey.Prefix)
+		b, err := base64.RawURLEncoding.DecodeString(rest)
+		return ok && err == nil && len(b) == 32
+	}
+	for _, v := range malformedAuthorizations {
+		if key, ok := strings.CutPrefix(v, "Bearer "); ok && format(key) {
+			t.Errorf("malformed Authorization %q carries a key in the API key format", v)
+		}
+	}
+	if !format(unknownKey) {
+		t.Errorf("unknown key %q is not in the API key format", unknownKey)
+	}
+}
+
+func TestWrongKeysPick(t *testing.T) {
+	cs := Customers(11, 4000, MaxMerchants)
+	n, both := 0, 0
+	for _, c := range cs {
+		if DefaultWrongKeys.Picks(c) {
+			n++
+			if (ForeignKeys{Customers: 0.25}).Picks(c) {
+				both++
+			}
+		}
+	}
+	if n < 900 || n > 1100 {
+		t.Errorf("a quarter of %d customers asked, %d picked", len(cs), n)
+	}
+	// Independent picks: about a quarter of a quarter, not all of them.
+	if both < 150 || both > 350 {
+		t.Errorf("%d of %d customers picked by both ForeignKeys and WrongKeys at a quarter each: not independent", both, n)
+	}
+	if (WrongKeys{}).Picks(cs[0]) {
+		t.Error("the zero WrongKeys picked a customer")
+	}
+	every := WrongKeys{Customers: 1, Every: 3}
+	var seqs []int
+	for seq := range 8 {
+		if every.Wrong(cs[0], seq) {
+			seqs = append(seqs, seq)
+		}
+	}
+	// Never seq 0: a customer registered by one request must get its own key.
+	if fmt.Sprint(seqs) != "[2 5]" {
+		t.Errorf("every third request asked, seqs %v wrong", seqs)
+	}
+	if !(WrongKeys{Customers: 1}).Wrong(cs[0], 0) {
+		t.Error("Every 0 must mean every request")
 	}
 }

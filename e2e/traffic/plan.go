@@ -46,11 +46,14 @@ func NewSeed() uint64 {
 	return binary.LittleEndian.Uint64(b[:]) % 1_000_000_000
 }
 
-// Customers derives n customers from seed: merchant "m-<i%merchants>" and external id
-// "c-<seed>-<i>". It is deterministic, so a run is replayed by its seed, and a new seed gives
-// natural keys that no earlier run registered, its external ids being new. merchants is at
-// most MaxMerchants: more is a bug in the caller, whose extra merchants would have no API key,
-// and panics.
+// Customers derives n customers from seed: customer i of merchant "m-<i%merchants>" with
+// external id "c-<seed>-<i-i%2>" when there are two merchants or more, so that every two
+// consecutive customers (bursts sent one Gap apart) are two merchants' customers under one
+// external id: tenants that collide, which the service must keep apart (a lookup or a unique
+// key on external_id alone mixes them up). With one merchant the external id is "c-<seed>-<i>".
+// It is deterministic, so a run is replayed by its seed, and a new seed gives natural keys that
+// no earlier run registered, its external ids being new. merchants is at most MaxMerchants:
+// more is a bug in the caller, whose extra merchants would have no API key, and panics.
 func Customers(seed uint64, n, merchants int) []history.Customer {
 	if merchants <= 0 {
 		merchants = DefaultMerchants
@@ -60,13 +63,36 @@ func Customers(seed uint64, n, merchants int) []history.Customer {
 	}
 	cs := make([]history.Customer, n)
 	for i := range cs {
+		ext := i
+		if merchants >= 2 {
+			ext = i - i%2 // i and i+1 have merchants i%merchants and (i+1)%merchants, never one
+		}
 		cs[i] = history.Customer{
 			Index:      i,
 			MerchantID: merchantID(i % merchants),
-			ExternalID: fmt.Sprintf("c-%d-%d", seed, i),
+			ExternalID: fmt.Sprintf("c-%d-%d", seed, ext),
 		}
 	}
 	return cs
+}
+
+// Tenants returns the external ids that two or more merchants' customers of cs share, each with
+// those customers in the order of cs: the colliding tenants that a run exercises.
+func Tenants(cs []history.Customer) map[string][]history.Customer {
+	by := map[string][]history.Customer{}
+	for _, c := range cs {
+		by[c.ExternalID] = append(by[c.ExternalID], c)
+	}
+	for ext, group := range by {
+		merchants := map[string]bool{}
+		for _, c := range group {
+			merchants[c.MerchantID] = true
+		}
+		if len(merchants) < 2 {
+			delete(by, ext)
+		}
+	}
+	return by
 }
 
 // RegisterRequest is the JSON body of POST /v1/tokens.

@@ -158,7 +158,8 @@ func chain(ctx context.Context, p Params, rec *Recorder, client *http.Client, ur
 			return fmt.Errorf("retry %s: %w", last.ID(), err)
 		}
 		// A client retries with the credentials it tried first.
-		op := history.Op{Customer: first.Customer, Seq: first.Seq, Attempt: attempt, Phase: history.PhaseRetry, KeyMerchant: first.KeyMerchant}
+		op := history.Op{Customer: first.Customer, Seq: first.Seq, Attempt: attempt, Phase: history.PhaseRetry,
+			KeyMerchant: first.KeyMerchant, KeyKind: first.KeyKind}
 		id := rec.Expect(op)
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(registerBody(op.Customer)))
 		if err != nil {
@@ -166,7 +167,7 @@ func chain(ctx context.Context, p Params, rec *Recorder, client *http.Client, ur
 		}
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set(RequestHeader, id)
-		if auth := p.ring.header(op.KeyMerchant); auth != "" {
+		if auth := p.ring.header(op); auth != "" {
 			req.Header.Set(AuthorizationHeader, auth)
 		}
 		if resp, err := client.Do(req); err == nil {

@@ -64,17 +64,18 @@ func TestRunReleasesBurstsTogether(t *testing.T) {
 	// a burst that was not released together times out with 504.
 	svc := newFakeService(t, func(w http.ResponseWriter, r *http.Request) {
 		req := decodeRegister(t, r)
+		k := req.MerchantID + "/" + req.ExternalID // two merchants' customers share external ids
 		mu.Lock()
-		ch, ok := arrived[req.ExternalID]
+		ch, ok := arrived[k]
 		if !ok {
 			ch = make(chan struct{})
-			arrived[req.ExternalID] = ch
+			arrived[k] = ch
 		}
-		count[req.ExternalID]++
-		if count[req.ExternalID] == burst {
+		count[k]++
+		if count[k] == burst {
 			close(ch)
 		}
-		n := count[req.ExternalID]
+		n := count[k]
 		mu.Unlock()
 		w.Header().Set(ServedByHeader, fmt.Sprintf("pod-%d", n%2))
 		select {
@@ -283,11 +284,45 @@ func TestCustomersAreDerivedFromSeed(t *testing.T) {
 	if fmt.Sprint(a) != fmt.Sprint(b) {
 		t.Fatalf("same seed, different customers: %v vs %v", a, b)
 	}
-	if a[3].MerchantID != "m-1" || a[3].ExternalID != "c-7-3" || a[3].Index != 3 {
+	if a[3].MerchantID != "m-1" || a[3].ExternalID != "c-7-2" || a[3].Index != 3 {
 		t.Errorf("customer 3 = %+v", a[3])
+	}
+	if one := Customers(7, 5, 1); one[3].ExternalID != "c-7-3" {
+		t.Errorf("one merchant: customer 3 = %+v, want external id c-7-3", one[3])
 	}
 	if c := Customers(8, 1, 2); c[0] == a[0] || c[0].Key() == a[0].Key() {
 		t.Errorf("different seeds gave the same customer %v", c[0])
+	}
+}
+
+// TestTenantsCollide: with two merchants or more, every plan puts each external id under two
+// merchants at once (consecutive bursts), and never one natural key twice.
+func TestTenantsCollide(t *testing.T) {
+	for merchants := 1; merchants <= MaxMerchants; merchants++ {
+		cs := Customers(3, 21, merchants)
+		keys := map[history.Key]bool{}
+		for _, c := range cs {
+			if keys[c.Key()] {
+				t.Fatalf("%d merchants: customer %s planned twice", merchants, c)
+			}
+			keys[c.Key()] = true
+		}
+		tenants := Tenants(cs)
+		if merchants == 1 {
+			if len(tenants) != 0 {
+				t.Errorf("one merchant, colliding tenants %v", tenants)
+			}
+			continue
+		}
+		// 21 customers: ten pairs, and the last one alone.
+		if len(tenants) != 10 {
+			t.Errorf("%d merchants: %d colliding external ids, want 10: %v", merchants, len(tenants), tenants)
+		}
+		for ext, group := range tenants {
+			if len(group) != 2 || group[1].Index != group[0].Index+1 || group[0].MerchantID == group[1].MerchantID {
+				t.Errorf("%d merchants: external id %s under %v, want two merchants' consecutive customers", merchants, ext, group)
+			}
+		}
 	}
 }
 

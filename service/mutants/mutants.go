@@ -77,6 +77,9 @@ const (
 	// issue 18, answers that never arrive
 	LoserDropsConnection = "loser-drops-connection"
 	LoserExits           = "loser-exits"
+	// issue 18, auth surface and colliding tenants
+	TenantBlindLookup   = "tenant-blind-lookup"
+	UnknownKeyForbidden = "unknown-key-forbidden"
 )
 
 // Mutant is one deliberately broken variant of the service.
@@ -152,6 +155,11 @@ var All = []Mutant{
 		Doc: "atomic's loser of the insert race gets no answer: its connection is hijacked and closed without a byte (the client sees an EOF)"},
 	{Name: LoserExits, Scenario: ScenarioBurst, Rules: []string{"contract"},
 		Doc: "atomic's loser of the insert race exits the process (os.Exit(1)): every request in flight on that replica goes unanswered and its container restarts"},
+	// issue 18, auth surface and colliding tenants
+	{Name: TenantBlindLookup, Scenario: ScenarioBurst, Rules: []string{"tenants", "one-row", "token-matches-row"}, Silent: true,
+		Doc: "the customer lookup matches external_id alone: a second merchant's customer under the same external id is answered with the first merchant's row and token, and never gets a row"},
+	{Name: UnknownKeyForbidden, Scenario: ScenarioBurst, Rules: []string{"auth"},
+		Doc: "a key that names no merchant passes authentication as nobody's and is refused by authorization: 403 forbidden without WWW-Authenticate instead of 401 unauthenticated"},
 }
 
 // Names returns the name of every mutant, in the order of All.

@@ -86,7 +86,7 @@ func (p Params) validate() error {
 		}
 	}
 	// The keys reach the pods only through the Secret; without one the plan would run keyless.
-	if p.KeysSecret == "" && (len(p.Plan.Keys) > 0 || p.Plan.KeysFile != "" || p.Plan.Foreign.Customers > 0) {
+	if p.KeysSecret == "" && (len(p.Plan.Keys) > 0 || p.Plan.KeysFile != "" || p.Plan.Foreign.Customers > 0 || p.Plan.Wrong.Customers > 0) {
 		errs = append(errs, errors.New("the plan has API keys, but no KeysSecret to mount them from"))
 	}
 	return errors.Join(errs...)

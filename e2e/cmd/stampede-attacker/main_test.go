@@ -37,8 +37,8 @@ func TestPodsShareEveryBurst(t *testing.T) {
 			t.Errorf("decode: %v", err)
 		}
 		mu.Lock()
-		seen[req.ExternalID]++
-		n := seen[req.ExternalID]
+		seen[req.MerchantID+"/"+req.ExternalID]++
+		n := seen[req.MerchantID+"/"+req.ExternalID]
 		mu.Unlock()
 		w.Header().Set(traffic.ServedByHeader, "pod-"+strconv.Itoa(n%2))
 		if n == 1 {

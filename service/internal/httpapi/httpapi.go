@@ -375,6 +375,11 @@ func (s *Server) authenticate(r *http.Request) (string, *Error) {
 		return unauthenticated("Authorization must be Bearer <API key>")
 	}
 	merchant, ok := s.p.APIKeys.Authenticate(key)
+	if !ok && mutant.Is(mutant.UnknownKeyForbidden) {
+		// The self-test build's unknown-key-forbidden mutant: nobody's key passes as merchant
+		// "", which the authorization check then refuses 403. Compiled away in production.
+		return "", nil
+	}
 	if !ok {
 		return unauthenticated("unknown API key")
 	}

@@ -554,6 +554,37 @@ var mutantChecks = map[string]func(t *testing.T, e mutantEnv){
 			t.Fatalf("exits %v over a winner, an existing customer and a loser; want exit(1) once, the loser's", exits)
 		}
 	},
+	// issue 18, auth surface and colliding tenants
+	mutants.TenantBlindLookup: func(t *testing.T, e mutantEnv) {
+		// m's customer c1 first, then m-other's customer under the same external id.
+		first := mustOK(t, register(t, e.srv, "c1"))
+		second := mustOK(t, registerAs(t, e.srv, otherKey, "m-other", "c1"))
+		if second.CustomerID != first.CustomerID || second.Token != first.Token || second.Created || second.claims.MerchantID != "m" {
+			t.Fatalf("m-other's c1: %+v, claims %+v; want m's customer %s and its token", second, second.claims, first.CustomerID)
+		}
+		if n := rowCount(t, e.pool, "merchant_id = 'm-other' AND external_id = 'c1'"); n != 0 {
+			t.Fatalf("m-other's c1 has %d rows, want none: the lookup found m's", n)
+		}
+	},
+	mutants.UnknownKeyForbidden: func(t *testing.T, e mutantEnv) {
+		// A well-formed key of no merchant: 403 forbidden, without the challenge a 401 carries.
+		unknown := registerWith(t, e.srv, "sk_"+strings.Repeat("A", 43), "c1")
+		if unknown.status != http.StatusForbidden || unknown.err.Code != "forbidden" || unknown.header.Get("WWW-Authenticate") != "" {
+			t.Fatalf("unknown key: %d %+v, WWW-Authenticate %q; want 403 forbidden without it", unknown.status, unknown.err, unknown.header.Get("WWW-Authenticate"))
+		}
+		// No key and a malformed one are still 401, and nothing is registered.
+		for _, key := range []string{"", "two words"} {
+			if r := registerWith(t, e.srv, key, "c1"); r.status != http.StatusUnauthorized || r.err.Code != "unauthenticated" {
+				t.Fatalf("key %q: %d %+v; want 401 unauthenticated", key, r.status, r.err)
+			}
+		}
+		if n := rowCount(t, e.pool, "true"); n != 0 {
+			t.Fatalf("%d rows after refused requests, want none", n)
+		}
+		if got, want := e.counts(), map[string]float64{outcomeForbidden: 1, outcomeUnauthenticated: 2}; !maps.Equal(got, want) {
+			t.Fatalf("outcomes counted %v, want %v", got, want)
+		}
+	},
 }
 
 // registerRaw sends a registration of customer externalID of merchant "m" with key ("" for none) and
@@ -628,6 +659,30 @@ func init() {
 			t.Fatalf("the token is not signed by the published key: %v", err)
 		}
 	}
+}
+
+// registerAs registers customer externalID of merchantID presenting key.
+func registerAs(t *testing.T, h http.Handler, key, merchantID, externalID string) reply {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, "/v1/tokens",
+		strings.NewReader(`{"merchant_id":"`+merchantID+`","external_id":"`+externalID+`"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+key)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	r := reply{status: w.Code, header: w.Header()}
+	if w.Code != http.StatusOK {
+		return r
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &r.TokenResponse); err != nil {
+		t.Fatalf("body %q: %v", w.Body, err)
+	}
+	c, err := token.UnmarshalClaims(r.Token)
+	if err != nil {
+		t.Fatalf("token of %q: %v", w.Body, err)
+	}
+	r.claims = c
+	return r
 }
 
 // TestMutants shows each mutant's defect through the handler and a real database.

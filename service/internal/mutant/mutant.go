@@ -43,4 +43,7 @@ const (
 	// issue 18, answers that never arrive
 	LoserDropsConnection // loser-drops-connection
 	LoserExits           // loser-exits
+	// issue 18, auth surface and colliding tenants
+	TenantBlindLookup   // tenant-blind-lookup
+	UnknownKeyForbidden // unknown-key-forbidden
 )

@@ -49,6 +49,9 @@ var ids = map[string]ID{
 	// issue 18, answers that never arrive
 	mutants.LoserDropsConnection: LoserDropsConnection,
 	mutants.LoserExits:           LoserExits,
+	// issue 18, auth surface and colliding tenants
+	mutants.TenantBlindLookup:   TenantBlindLookup,
+	mutants.UnknownKeyForbidden: UnknownKeyForbidden,
 }
 
 var (

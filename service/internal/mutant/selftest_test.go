@@ -22,8 +22,8 @@ func TestCatalogAndHooksAgree(t *testing.T) {
 			t.Errorf("catalog entry %d %q has ID %d (known %v), want %d", i, m.Name, id, ok, i+1)
 		}
 	}
-	if LoserExits != ID(len(mutants.All)) {
-		t.Errorf("last ID %d, want %d", LoserExits, len(mutants.All))
+	if UnknownKeyForbidden != ID(len(mutants.All)) {
+		t.Errorf("last ID %d, want %d", UnknownKeyForbidden, len(mutants.All))
 	}
 }
 

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -23,4 +24,16 @@ func beginWithoutCommit(ctx context.Context, db DB) (DB, func(), error) {
 		return nil, nil, fmt.Errorf("begin: %w", err)
 	}
 	return tx, func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }, nil
+}
+
+// findByExternalID is the tenant-blind-lookup mutant's find: the classic multi-tenant bug, a
+// lookup on external_id alone, which finds another merchant's customer under the same external
+// id. Only a self-test build calls it.
+func findByExternalID(ctx context.Context, db DB, k Key) (*Customer, error) {
+	c, err := scanCustomer(db.QueryRow(ctx, "SELECT "+columns+` FROM customers
+		WHERE external_id = $1 ORDER BY created_at, id LIMIT 1`, k.ExternalID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	return c, err
 }
