@@ -29,6 +29,11 @@ func (PodKill) Name() string { return "pod-kill" }
 // Available implements Fault: it needs only the API.
 func (PodKill) Available(*Target) error { return nil }
 
+// Excuses implements Excuser: requests in flight on the killed pod may be cut.
+func (PodKill) Excuses() []Excuse {
+	return []Excuse{connectionErrors("no drain: the killed pod's connections may be cut")}
+}
+
 // Inject implements Fault.
 func (PodKill) Inject(ctx context.Context, t *Target, p Plan) (*Injection, error) {
 	pods, err := readyPods(ctx, t, manifests.TokensvcName)
@@ -47,6 +52,7 @@ func (PodKill) Inject(ctx context.Context, t *Target, p Plan) (*Injection, error
 	return &Injection{
 		Target: pod.Name,
 		Detail: "grace period 0, on " + pod.Spec.NodeName,
+		Pods:   []string{pod.Name},
 		Recover: func(ctx context.Context) error {
 			return waitDeployment(ctx, t, manifests.TokensvcName, int32(t.Replicas))
 		},
@@ -138,6 +144,9 @@ type DBRestart struct{}
 
 // Name implements Fault.
 func (DBRestart) Name() string { return "db-restart" }
+
+// Excuses implements Excuser: the database is down for every replica.
+func (DBRestart) Excuses() []Excuse { return databaseDown(AnyPod, false) }
 
 // Available implements Fault: it needs the database on a persistent volume, which the new pod
 // finds again; an emptyDir goes with the deleted pod.
