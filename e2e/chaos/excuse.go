@@ -87,27 +87,36 @@ func Resolve(f Fault, inj *Injection) []history.Excuse {
 
 // ExcuseTable is the table fault -> what it may excuse, in Markdown, generated from the
 // Registry's declarations (e2e/chaos/README.md carries it; TestExcuseTableInReadme keeps them
-// in step).
+// in step): one row per fault, its answers grouped by the pods they come from.
 func ExcuseTable() string {
 	var b strings.Builder
-	b.WriteString("| fault | may excuse | from | why |\n|---|---|---|---|\n")
+	b.WriteString("| fault | may excuse (from which pods) | why |\n|---|---|---|\n")
 	for _, f := range Registry {
 		xs := ExcusesOf(f)
 		if len(xs) == 0 {
-			fmt.Fprintf(&b, "| `%s` | nothing | | the service drains as service/README.md says |\n", f.Name())
+			fmt.Fprintf(&b, "| `%s` | nothing | the service drains as service/README.md says |\n", f.Name())
 			continue
 		}
-		for _, x := range xs {
-			what := fmt.Sprintf("%d %s", x.Status, x.Code)
-			if x.Status == 0 {
-				what = "connection error (unknown outcome)"
+		var groups, whys []string
+		for i := 0; i < len(xs); {
+			var what []string
+			j := i
+			for ; j < len(xs) && xs[j].From == xs[i].From && xs[j].IfDatabase == xs[i].IfDatabase; j++ {
+				w := fmt.Sprintf("%d %s", xs[j].Status, xs[j].Code)
+				if xs[j].Status == 0 {
+					w = "connection errors (unknown outcomes)"
+				}
+				what = append(what, w)
+				whys = append(whys, xs[j].Why)
 			}
-			from := string(x.From)
-			if x.IfDatabase {
+			from := string(xs[i].From)
+			if xs[i].IfDatabase {
 				from += ", when PostgreSQL or toxiproxy runs there"
 			}
-			fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", f.Name(), what, from, x.Why)
+			groups = append(groups, fmt.Sprintf("%s (%s)", strings.Join(what, ", "), from))
+			i = j
 		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", f.Name(), strings.Join(groups, "; "), strings.Join(whys, "; "))
 	}
 	return b.String()
 }
