@@ -45,6 +45,11 @@ const (
 	// several pods at once. A scenario without foreign keys never asks the service to refuse
 	// one.
 	ScenarioForeignKeys Scenario = "foreign-keys"
+	// issue 18, faults
+	// ScenarioScale: rounds of bursts while the Deployment scales up and back down (the chaos
+	// fault scale), so that traffic reaches replicas as soon as they report ready. A scale
+	// excuses no error: the service drains.
+	ScenarioScale Scenario = "scale"
 )
 
 // The mutant names, the values of EnvVar.
@@ -65,6 +70,9 @@ const (
 	AsyncCommit        = "async-commit"
 	AnyMerchantKey     = "any-merchant-key"
 	UncountedExisting  = "uncounted-existing"
+	// issue 18, faults
+	ReadyBeforePool     = "ready-before-pool"
+	ConflictWithoutRace = "conflict-without-race"
 )
 
 // Mutant is one deliberately broken variant of the service.
@@ -119,6 +127,11 @@ var All = []Mutant{
 		Doc: "authorization skipped: any valid API key acts for any merchant (no 403), so another merchant's key registers that merchant's customer or gets its token"},
 	{Name: UncountedExisting, Scenario: ScenarioBurst, Rules: []string{"metrics"}, Silent: true,
 		Doc: "an existing customer's 200 (a repeat, or a lost insert race) is answered right but never counted in tokensvc_registrations_total"},
+	// issue 18, faults
+	{Name: ReadyBeforePool, Scenario: ScenarioScale, Rules: []string{"contract"},
+		Doc: "a replica reports ready before its database pool works: for its first 20 s every registration is answered 503 unavailable with Retry-After, no database fault on"},
+	{Name: ConflictWithoutRace, Scenario: ScenarioBurst, Rules: []string{"contract"},
+		Doc: "half the registrations of a customer that does not exist yet, picked at random, are answered 409 conflict with Retry-After though no other request is creating it"},
 }
 
 // Names returns the name of every mutant, in the order of All.

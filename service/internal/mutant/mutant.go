@@ -31,4 +31,7 @@ const (
 	AsyncCommit           // async-commit
 	AnyMerchantKey        // any-merchant-key
 	UncountedExisting     // uncounted-existing
+	// issue 18, faults
+	ReadyBeforePool     // ready-before-pool
+	ConflictWithoutRace // conflict-without-race
 )

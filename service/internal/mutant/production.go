@@ -29,3 +29,9 @@ func SetLast(any) {}
 
 // Last returns what SetLast stored; nil in a production build.
 func Last() any { return nil }
+
+// Warming is the ready-before-pool mutant's warm-up; false in a production build.
+func Warming() bool { return false }
+
+// ConflictNow is the conflict-without-race mutant's coin; false in a production build.
+func ConflictNow() bool { return false }
