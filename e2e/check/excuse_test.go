@@ -1,6 +1,7 @@
 package check
 
 import (
+	"encoding/json"
 	"maps"
 	"strings"
 	"testing"
@@ -192,6 +193,47 @@ func TestFailFastConflictNeedsARival(t *testing.T) {
 			}
 			if tc.breach && res.Violations[0].Findings[0].Line != "conflict-retry-after" {
 				t.Errorf("finding %+v, want line conflict-retry-after", res.Violations[0].Findings[0])
+			}
+		})
+	}
+}
+
+// TestSavedRunsRejudgeTheirFaults: judge.json keeps each fault's declaration, so that a saved
+// run is judged as it was live; a file saved before faults declared theirs judges as then.
+func TestSavedRunsRejudgeTheirFaults(t *testing.T) {
+	third := retryLater(op(alice, 2, 0, "pod-c", 0, 0, 503, unavailable))
+	third.Call, third.Return = 20*time.Second, 20*time.Second+time.Millisecond
+	ops := raceFor(t, third)
+	for _, tc := range []struct {
+		name  string
+		fault history.Event
+		want  int
+	}{
+		{"a declared scale excuses no 503", declared("scale"), 1},
+		{"an old scale event excuses it, as it did", history.Event{Kind: history.EventFault, Name: "scale", Start: 19 * time.Second, End: 21 * time.Second}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := params()
+			p.Contract, p.Faults = contract(t, StrategyAtomic), []history.Event{tc.fault}
+			b, err := json.Marshal(p.Save())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var saved SavedParams
+			if err := json.Unmarshal(b, &saved); err != nil {
+				t.Fatal(err)
+			}
+			q, err := saved.Params()
+			if err != nil {
+				t.Fatal(err)
+			}
+			q.Base = p.Base
+			res, err := Check(ops, []Row{rowA}, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Counts[RuleContract] != tc.want {
+				t.Errorf("contract breaches %d, want %d (faults %+v)", res.Counts[RuleContract], tc.want, q.Faults)
 			}
 		})
 	}
