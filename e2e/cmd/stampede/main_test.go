@@ -117,3 +117,13 @@ func TestSoak(t *testing.T) {
 		}
 	}
 }
+
+func TestFaults(t *testing.T) {
+	var b strings.Builder
+	if err := run([]string{"faults"}, &b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "| `scale` | nothing |") || !strings.Contains(b.String(), "| `db-cut` | 503 unavailable") {
+		t.Errorf("stampede faults printed:\n%s", b.String())
+	}
+}
