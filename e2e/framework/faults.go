@@ -195,11 +195,18 @@ func (d *Deployment) StampedeUnderFault(ctx context.Context, p FaultParams) Faul
 	if o.Recovered {
 		recovery = o.Recovery.Seconds()
 	}
+	tail := -1.0 // not measured: the constant tail applied
+	for _, t := range o.Result.FaultTails {
+		if t.Measured {
+			tail = t.Tail.Seconds()
+		}
+	}
 	for name, v := range map[string]any{
 		"traffic.source":                   d.Env.Config.TrafficSource(),
 		"chaos.success_ratio_during_fault": o.During.Ratio(),
 		"chaos.requests_during_fault":      o.During.Requests,
 		"chaos.recovery_seconds":           recovery,
+		"chaos.fault_tail_seconds":         tail,
 		"chaos.violations":                 len(o.Result.Violations),
 	} {
 		AddReportEntry(name, v, ReportEntryVisibilityNever)
