@@ -342,5 +342,5 @@ func (f faultWindows) why(op *history.Op, code string) string {
 	if len(in) == 0 {
 		return "outside every fault window and its tail"
 	}
-	return fmt.Sprintf("during %s, which do(es) not cause %d %s from pod %q", strings.Join(in, ", "), op.Status, code, op.Pod)
+	return fmt.Sprintf("during %s, whose declared excuses do not include %d %s from pod %q", strings.Join(in, ", "), op.Status, code, op.Pod)
 }

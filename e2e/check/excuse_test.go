@@ -44,7 +44,7 @@ func TestFaultExcusesJudgePerFault(t *testing.T) {
 		{name: "db-cut excuses 503 unavailable from any pod", third: at("pod-a", 503, unavailable, 20*s), fault: declared("db-cut", dbDown...)},
 		{name: "db-cut excuses 503 overloaded from any pod", third: at("pod-a", 503, overloaded, 20*s), fault: declared("db-cut", dbDown...)},
 		{name: "scale excuses nothing (ready-before-pool's shape: a new replica's 503)", third: at("pod-c", 503, unavailable, 20*s),
-			fault: declared("scale"), breach: true, why: "during scale, which do(es) not cause 503 unavailable from pod \"pod-c\""},
+			fault: declared("scale"), breach: true, why: "during scale, whose declared excuses do not include 503 unavailable from pod \"pod-c\""},
 		{name: "rolling-restart excuses nothing", third: at("pod-a", 503, unavailable, 20*s), fault: declared("rolling-restart"), breach: true},
 		{name: "pod-kill excuses no 503", third: at("pod-b", 503, unavailable, 20*s), fault: declared("pod-kill", killB), breach: true},
 		{name: "partition excuses the cut pod's 503", third: at("pod-b", 503, unavailable, 20*s), fault: declared("partition", cutB...)},
