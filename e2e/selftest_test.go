@@ -13,6 +13,7 @@ import (
 	"github.com/onsi/ginkgo/v2/types"
 	. "github.com/onsi/gomega"
 
+	"github.com/stampede-e2e/stampede/e2e/chaos"
 	"github.com/stampede-e2e/stampede/e2e/check"
 	"github.com/stampede-e2e/stampede/e2e/cluster"
 	"github.com/stampede-e2e/stampede/e2e/framework"
@@ -108,6 +109,16 @@ func runSelftestScenario(ctx context.Context, d *framework.Deployment, s mutants
 			d.Failf(o, "inconclusive: no request carried another merchant's key, so nothing tested authorization")
 		}
 		return []check.Result{o.Result}
+	case mutants.ScenarioScale:
+		// issue 18, faults: the chaos spec's scale fault, planned from the seed and the salt, so
+		// that rounds of bursts reach new replicas as soon as they report ready.
+		plan := chaos.NewPlan(env.Config.Seed^salt, chaos.Scale{}.Name())
+		By("scaling under rounds of bursts: " + plan.String())
+		o := d.StampedeUnderFault(ctx, framework.FaultParams{Name: "scale", Fault: chaos.Scale{}, Plan: plan, Salt: salt,
+			Burst: env.Config.Burst, Retry: framework.DefaultRetry, Coverage: coverage})
+		Expect(o.InjectErr).NotTo(HaveOccurred(), "inject scale")
+		Expect(o.RecoverErr).NotTo(HaveOccurred(), "recover scale")
+		return []check.Result{o.Result}
 	case mutants.ScenarioDBCrash:
 		var out []check.Result
 		for _, o := range crashUntil(ctx, d, env.Config.Seed^salt, salt, selftestCrashes, func(o framework.FaultOutcome) bool { return stop(o.Result) }) {
@@ -126,7 +137,7 @@ var _ = Describe("Self-test", Label("selftest"), func() {
 		row := framework.SelftestRow{Variant: framework.SelftestControl, Doc: "the self-test build, TOKENSVC_MUTANT empty"}
 		var results []check.Result
 		// existing begins with a burst: these cover every scenario of the catalog.
-		for i, s := range []mutants.Scenario{mutants.ScenarioExisting, mutants.ScenarioForeignKeys, mutants.ScenarioDBCrash} {
+		for i, s := range []mutants.Scenario{mutants.ScenarioExisting, mutants.ScenarioForeignKeys, mutants.ScenarioDBCrash, mutants.ScenarioScale} {
 			row.Scenarios = append(row.Scenarios, string(s))
 			// One crash: the control must lose nothing under it.
 			results = append(results, runSelftestScenario(ctx, d, s, uint64(400+i), func(check.Result) bool { return true })...)
@@ -137,12 +148,15 @@ var _ = Describe("Self-test", Label("selftest"), func() {
 		if !row.ControlPassed() {
 			Fail(row.Why + ": every kill of this run is in doubt")
 		}
-	}, SpecTimeout(cfg.Timeout+cfg.ChaosTimeout()))
+	}, SpecTimeout(cfg.Timeout+2*cfg.ChaosTimeout()))
 
 	for i, m := range mutants.All {
 		timeout := cfg.Timeout
-		if m.Scenario == mutants.ScenarioDBCrash {
+		switch m.Scenario {
+		case mutants.ScenarioDBCrash:
 			timeout = cfg.ChaosTimeout() * selftestCrashes
+		case mutants.ScenarioScale:
+			timeout = cfg.ChaosTimeout()
 		}
 		It(fmt.Sprintf("kills mutant %s (%s)", m.Name, m.Scenario), Label(m.Name), func(ctx SpecContext) {
 			start := time.Now()

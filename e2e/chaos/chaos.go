@@ -26,7 +26,8 @@ var ErrUnavailable = errors.New("fault unavailable")
 
 // Fault is one kind of trouble. Inject starts it on a target the plan picks and returns the
 // Injection that ends it; a fault that is over as soon as it is done (a pod deleted) ends by
-// waiting until what it broke is back.
+// waiting until what it broke is back. A fault declares the answers it may cause by
+// implementing Excuser; it excuses nothing else.
 type Fault interface {
 	// Name is the fault's name, also its spec's label.
 	Name() string
@@ -47,6 +48,12 @@ type Injection struct {
 	// it for the plan's hold first. A fault that is over once done (a pod deleted) is not held:
 	// Recover at once waits for the damage to heal.
 	Held bool
+	// Pods are the token-service pods the fault acted on (the one killed or cut off, those on
+	// a paused node): the pods its TargetPods excuses name.
+	Pods []string
+	// Database says the fault reached PostgreSQL or its path (a paused node that runs it), for
+	// the excuses declared IfDatabase.
+	Database bool
 	// Recover removes the fault's cause and waits until it is gone (a toxic removed, a node
 	// container resumed and its node Ready, a killed pod replaced).
 	Recover func(ctx context.Context) error

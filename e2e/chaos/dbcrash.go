@@ -31,6 +31,9 @@ type DBCrash struct{}
 // Name implements Fault.
 func (DBCrash) Name() string { return "db-crash" }
 
+// Excuses implements Excuser: the database is down for every replica.
+func (DBCrash) Excuses() []Excuse { return databaseDown(AnyPod, false) }
+
 // Available implements Fault: it needs the node container that runs PostgreSQL.
 func (DBCrash) Available(t *Target) error { return kindNodesOnly(t, "db-crash") }
 

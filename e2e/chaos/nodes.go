@@ -24,11 +24,22 @@ import (
 // resumes it and waits until the node is Ready and every replica and the database are ready.
 type NodeLoss struct{}
 
+// ChangesPods implements PodChanger: a paused node's pods may be restarted or replaced.
+func (NodeLoss) ChangesPods() bool { return true }
+
 // Name implements Fault.
 func (NodeLoss) Name() string { return "node-loss" }
 
 // Available implements Fault.
 func (NodeLoss) Available(t *Target) error { return kindNodesOnly(t, "node-loss") }
+
+// Excuses implements Excuser: connections to the replicas on the paused node hang until the
+// client's timeout; when the node runs PostgreSQL or toxiproxy, the database is out of reach of
+// every replica too.
+func (NodeLoss) Excuses() []Excuse {
+	return append([]Excuse{connectionErrors("the node's processes are frozen: connections to its replicas hang")},
+		databaseDown(AnyPod, true)...)
+}
 
 // Inject implements Fault.
 func (NodeLoss) Inject(ctx context.Context, t *Target, p Plan) (*Injection, error) {
@@ -38,14 +49,20 @@ func (NodeLoss) Inject(ctx context.Context, t *Target, p Plan) (*Injection, erro
 	}
 	w := workers[p.Pick(len(workers))]
 	node, container := w.Name, w.Container
+	pods, database, err := podsOn(ctx, t, node)
+	if err != nil {
+		return nil, fmt.Errorf("node-loss: %w", err)
+	}
 	t.logger().Info("injecting fault", "fault", "node-loss", "node", node, "container", container, "how", "docker pause")
 	if _, err := t.docker(ctx, "pause", container); err != nil {
 		return nil, fmt.Errorf("node-loss: %w", err)
 	}
 	return &Injection{
-		Held:   true,
-		Target: node,
-		Detail: "docker pause",
+		Held:     true,
+		Target:   node,
+		Detail:   fmt.Sprintf("docker pause; replicas there: %s; database there: %t", strings.Join(pods, ", "), database),
+		Pods:     pods,
+		Database: database,
 		Recover: func(ctx context.Context) error {
 			if _, err := t.docker(ctx, "unpause", container); err != nil {
 				return fmt.Errorf("node-loss: %w", err)
@@ -70,6 +87,10 @@ type Partition struct{}
 
 // Name implements Fault.
 func (Partition) Name() string { return "partition" }
+
+// Excuses implements Excuser: the cut replica's statements fail, and requests waiting on them
+// may fill its in-flight cap; the other replicas keep their path.
+func (Partition) Excuses() []Excuse { return databaseDown(TargetPods, false) }
 
 // Available implements Fault.
 func (Partition) Available(t *Target) error {
@@ -128,6 +149,7 @@ func (Partition) Inject(ctx context.Context, t *Target, p Plan) (*Injection, err
 	return &Injection{
 		Held:   true,
 		Target: pod.Name,
+		Pods:   []string{pod.Name},
 		Detail: fmt.Sprintf("blackhole routes to %s in its network namespace, on %s", strings.Join(dests, ", "), node),
 		Recover: func(ctx context.Context) error {
 			if err := remove(ctx); err != nil {
@@ -136,6 +158,26 @@ func (Partition) Inject(ctx context.Context, t *Target, p Plan) (*Injection, err
 			return waitDeployment(ctx, t, manifests.TokensvcName, int32(t.Replicas))
 		},
 	}, nil
+}
+
+// podsOn lists the token-service pods scheduled on node, sorted, and whether PostgreSQL's or
+// toxiproxy's pod runs there too (then pausing the node takes the database path away from
+// every replica).
+func podsOn(ctx context.Context, t *Target, node string) (pods []string, database bool, err error) {
+	list, err := t.Client.CoreV1().Pods(t.Namespace).List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + node})
+	if err != nil {
+		return nil, false, fmt.Errorf("list pods on %s: %w", node, err)
+	}
+	for _, p := range list.Items {
+		switch p.Labels[manifests.NameLabel] {
+		case manifests.TokensvcName:
+			pods = append(pods, p.Name)
+		case manifests.PostgresName, "toxiproxy":
+			database = true
+		}
+	}
+	slices.Sort(pods)
+	return pods, database, nil
 }
 
 // databaseAddresses lists the addresses a replica reaches the database by: the ClusterIPs of

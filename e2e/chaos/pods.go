@@ -23,11 +23,19 @@ const RecoverTimeout = 4 * time.Minute
 // replicas ready again.
 type PodKill struct{}
 
+// ChangesPods implements PodChanger.
+func (PodKill) ChangesPods() bool { return true }
+
 // Name implements Fault.
 func (PodKill) Name() string { return "pod-kill" }
 
 // Available implements Fault: it needs only the API.
 func (PodKill) Available(*Target) error { return nil }
+
+// Excuses implements Excuser: requests in flight on the killed pod may be cut.
+func (PodKill) Excuses() []Excuse {
+	return []Excuse{connectionErrors("no drain: the killed pod's connections may be cut")}
+}
 
 // Inject implements Fault.
 func (PodKill) Inject(ctx context.Context, t *Target, p Plan) (*Injection, error) {
@@ -47,6 +55,7 @@ func (PodKill) Inject(ctx context.Context, t *Target, p Plan) (*Injection, error
 	return &Injection{
 		Target: pod.Name,
 		Detail: "grace period 0, on " + pod.Spec.NodeName,
+		Pods:   []string{pod.Name},
 		Recover: func(ctx context.Context) error {
 			return waitDeployment(ctx, t, manifests.TokensvcName, int32(t.Replicas))
 		},
@@ -57,6 +66,9 @@ func (PodKill) Inject(ctx context.Context, t *Target, p Plan) (*Injection, error
 // does (a new pod-template annotation): new pods come up while the old ones drain. Recover waits
 // for the rollout to finish.
 type RollingRestart struct{}
+
+// ChangesPods implements PodChanger.
+func (RollingRestart) ChangesPods() bool { return true }
 
 // Name implements Fault.
 func (RollingRestart) Name() string { return "rolling-restart" }
@@ -84,6 +96,9 @@ func (RollingRestart) Inject(ctx context.Context, t *Target, _ Plan) (*Injection
 // Scale scales the token service up by one or two replicas (the plan's variant), holds, and
 // Recover scales it back down, which drains the surplus pods, and waits for the rollout.
 type Scale struct{}
+
+// ChangesPods implements PodChanger.
+func (Scale) ChangesPods() bool { return true }
 
 // Name implements Fault.
 func (Scale) Name() string { return "scale" }
@@ -138,6 +153,9 @@ type DBRestart struct{}
 
 // Name implements Fault.
 func (DBRestart) Name() string { return "db-restart" }
+
+// Excuses implements Excuser: the database is down for every replica.
+func (DBRestart) Excuses() []Excuse { return databaseDown(AnyPod, false) }
 
 // Available implements Fault: it needs the database on a persistent volume, which the new pod
 // finds again; an emptyDir goes with the deleted pod.

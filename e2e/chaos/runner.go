@@ -186,9 +186,12 @@ func Apply(ctx context.Context, f Fault, t *Target, p Plan, trafficStart time.Du
 	if err != nil {
 		a.InjectErr = err
 		a.Event.End = since()
+		// What it may have done to every replica; no pod is named, so none is excused alone.
+		a.Event.Declared, a.Event.Excuses, a.Event.ChangesPods = true, Resolve(f, &Injection{}), ChangesPods(f)
 		return a
 	}
 	a.Event.Target, a.Event.Detail = inj.Target, inj.Detail
+	a.Event.Declared, a.Event.Excuses, a.Event.ChangesPods = true, Resolve(f, inj), ChangesPods(f)
 	log.Info("fault injected", "fault", f.Name(), "target", inj.Target, "detail", inj.Detail, "held", inj.Held)
 	if inj.Held {
 		_ = ctxtime.Sleep(ctx, p.Hold) // pacing the fault on purpose: the planned hold

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -145,7 +146,7 @@ func (f *fakeFault) Inject(ctx context.Context, _ *Target, _ Plan) (*Injection, 
 	f.mu.Lock()
 	f.injectedAt = f.since()
 	f.mu.Unlock()
-	return &Injection{Target: "pod-x", Detail: "fake", Held: f.held, Recover: func(ctx context.Context) error {
+	return &Injection{Target: "pod-x", Detail: "fake", Held: f.held, Pods: []string{"pod-x"}, Recover: func(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -172,6 +173,35 @@ func TestApplyFiresAtTheOffsetHoldsAndRecovers(t *testing.T) {
 	}
 	if !f.recovered || a.Event.Target != "pod-x" || a.Event.Name != "fake" || a.Event.Kind != history.EventFault {
 		t.Errorf("event %+v, recovered %v", a.Event, f.recovered)
+	}
+}
+
+// excusingFault is fakeFault declaring that it may cut its pod's connections and take the
+// database away from every replica.
+type excusingFault struct{ *fakeFault }
+
+func (excusingFault) Excuses() []Excuse {
+	return append([]Excuse{connectionErrors("test")}, databaseDown(AnyPod, false)...)
+}
+
+// TestApplyRecordsTheExcuses: the event carries what the fault declares, resolved for the pods
+// it acted on, so that a saved run is re-judged alike; a fault that declares nothing records an
+// empty declaration, not an old event's absent one.
+func TestApplyRecordsTheExcuses(t *testing.T) {
+	since := clockSince()
+	log := slog.New(slog.DiscardHandler)
+	a := Apply(context.Background(), excusingFault{&fakeFault{since: since}}, &Target{}, Plan{}, 0, since, log)
+	want := []history.Excuse{{Status: 0, Pods: []string{"pod-x"}}, {Status: 503, Code: "unavailable"}, {Status: 503, Code: "overloaded"}}
+	if !a.Event.Declared || !reflect.DeepEqual(a.Event.Excuses, want) {
+		t.Errorf("event %+v, want declared %v", a.Event, want)
+	}
+	a = Apply(context.Background(), &fakeFault{since: since}, &Target{}, Plan{}, 0, since, log)
+	if !a.Event.Declared || len(a.Event.Excuses) != 0 {
+		t.Errorf("event %+v, want declared with no excuse", a.Event)
+	}
+	a = Apply(context.Background(), excusingFault{&fakeFault{since: since, injectErr: errors.New("boom")}}, &Target{}, Plan{}, 0, since, log)
+	if !a.Event.Declared || !reflect.DeepEqual(a.Event.Excuses, want[1:]) {
+		t.Errorf("failed injection's event %+v, want the any-pod excuses %v only", a.Event, want[1:])
 	}
 }
 

@@ -24,6 +24,10 @@ func (DBLatency) Name() string { return "db-latency" }
 // NeedsToxiproxy implements Toxic.
 func (DBLatency) NeedsToxiproxy() {}
 
+// Excuses implements Excuser: every replica's statements are slower, so requests wait longer
+// and may time out or fill the in-flight cap.
+func (DBLatency) Excuses() []Excuse { return databaseDown(AnyPod, false) }
+
 // Available implements Fault.
 func (DBLatency) Available(t *Target) error { return toxiproxyAvailable(t, "db-latency") }
 
@@ -71,6 +75,9 @@ func (DBCut) Name() string { return "db-cut" }
 
 // NeedsToxiproxy implements Toxic.
 func (DBCut) NeedsToxiproxy() {}
+
+// Excuses implements Excuser: the database is out of reach of every replica.
+func (DBCut) Excuses() []Excuse { return databaseDown(AnyPod, false) }
 
 // Available implements Fault.
 func (DBCut) Available(t *Target) error { return toxiproxyAvailable(t, "db-cut") }

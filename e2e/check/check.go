@@ -40,9 +40,10 @@ const (
 	// give it then is RuleContract's.
 	RuleCleanError Rule = "clean-error"
 	// RuleContract: every clean error is one the strategy's Contract allows at that
-	// moment (atomic: none outside a fault); every request gets a complete answer, and no
-	// token-service container restarts nor pod is replaced, unless a fault excuses it
-	// (ContractAnswerArrives, ContractNoRestart).
+	// moment, from that pod (atomic: none but what a fault on then declares it may cause, from
+	// the pods it names; fail-fast's 409 only with a concurrent own-key request); every request
+	// gets a complete answer, and no token-service container restarts nor pod is replaced,
+	// unless a fault declares it may cause that (ContractAnswerArrives, ContractNoRestart).
 	RuleContract Rule = "contract"
 	// RuleCreated: at most one 2xx of a customer says created=true; exactly one when every
 	// request of its first registration got an answer that cannot have created it, and that
@@ -109,8 +110,8 @@ type Params struct {
 	// Contract is what the strategy under test promises (ContractFor); required, so that no
 	// caller judges a fixed strategy by the looser promises of a broken one.
 	Contract Contract
-	// Faults are the fault windows of the run (history.Event start and end); the contract
-	// lines that hold only during a fault read them.
+	// Faults are the fault windows of the run (history.Event start and end) and what each
+	// declares it may cause; the contract lines that hold only during a fault read them.
 	Faults []history.Event
 	// Registered are customers registered before this history began: every 2xx to them must
 	// say created=false (RuleCreated).
@@ -218,6 +219,8 @@ type Result struct {
 	Counts             map[Rule]int `json:"counts"`
 	Violations         []Violation  `json:"violations"`
 	Coverage           Coverage     `json:"coverage"`
+	// FaultTails are the faults' tails as the run measured them (Params.Faults), in order.
+	FaultTails []FaultTail `json:"fault_tails,omitempty"`
 }
 
 // Err returns nil for a pass, an error wrapping ErrViolations for a fail and
@@ -268,7 +271,7 @@ func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 	for _, c := range p.Registered {
 		registered[c.Key()] = true
 	}
-	env := judgeEnv{p: p, ops: ops, faults: faultWindows{events: p.Faults, tail: p.Contract.FaultTail},
+	env := judgeEnv{p: p, ops: ops, faults: newFaultWindows(p.Faults, ops, p.Contract.FaultTail),
 		rules: tokenRules{key: p.PublicKey, ed: edKeyFor(p.PublicKey), issuer: p.Issuer, audience: p.Audience, ttl: p.TokenTTL}}
 	var jwksViolations []Violation
 	if !p.savedBeforeJWKS {
@@ -316,6 +319,9 @@ func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 	wg.Wait()
 
 	res := Result{Contract: p.Contract.Strategy, Customers: len(g.customers), Requests: len(ops), Counts: map[Rule]int{}, Violations: []Violation{}}
+	if len(p.Faults) > 0 {
+		res.FaultTails = env.faults.tails()
+	}
 	cov := newCoverage(p.Coverage, len(g.customers))
 	for _, m := range pods {
 		for pod, n := range m {

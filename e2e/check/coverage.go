@@ -50,7 +50,7 @@ type CoverageParams struct {
 type Coverage struct {
 	CoverageParams
 	// Customers are those counted for coverage: every customer of the run but the UnderFault
-	// ones, whose burst met a fault window or its tail (Params.Faults, Contract.FaultTail),
+	// ones, whose burst met a fault window or its tail (Params.Faults; FaultTail),
 	// when a replica may rightly be out of service. They are judged all the same.
 	Customers  int `json:"customers"`
 	UnderFault int `json:"under_fault,omitempty"`

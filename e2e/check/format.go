@@ -24,6 +24,9 @@ func (r Result) WriteText(w io.Writer) error {
 	}
 	b.WriteString(")\n")
 	fmt.Fprintf(&b, "coverage: %s\n", r.Coverage)
+	for _, t := range r.FaultTails {
+		fmt.Fprintf(&b, "fault tail: %s\n", t)
+	}
 	for _, rule := range Rules {
 		fmt.Fprintf(&b, "  %-18s %d\n", rule, r.Counts[rule])
 	}

@@ -139,8 +139,17 @@ func (e *judgeEnv) judgeCustomer(c history.Customer, idx []int32, rows []Row, re
 		firstOK                                = time.Duration(-1)
 	)
 	for k, i := range idx {
-		op := &e.ops[i]
-		ops[k], opAnswer[k] = op, -1
+		ops[k], opAnswer[k] = &e.ops[i], -1
+	}
+	// rival reports whether another request of c, with its own merchant's key, was in flight
+	// while op was: the concurrent registration fail-fast's 409 blames. On any pod, op's own
+	// too: a replica serves requests at once, and the unique index refuses the loser alike.
+	rival := func(op *history.Op) bool {
+		return slices.ContainsFunc(ops, func(o *history.Op) bool {
+			return o != op && e.entitled(c, o) && op.Overlaps(*o)
+		})
+	}
+	for k, op := range ops {
 		if op.Pod != "" {
 			pods[op.Pod]++
 		}
@@ -242,7 +251,7 @@ func (e *judgeEnv) judgeCustomer(c history.Customer, idx []int32, rows []Row, re
 					Detail: fmt.Sprintf("%s: %v", op.ID(), err)}, []*history.Op{op}})
 				continue
 			}
-			if line, why, ok := e.p.Contract.judge(op, code, e.faults); !ok {
+			if line, why, ok := e.p.Contract.judge(op, code, e.faults, rival); !ok {
 				breaches = append(breaches, findingOps{Finding{Kind: KindContractBreach, Request: op.ID(), Line: line.ID,
 					Detail: fmt.Sprintf("%s: %d %s breaks %s contract line %s (%s): %s", op.ID(), op.Status, code, e.p.Contract.Strategy, line.ID, line.Doc, why)},
 					[]*history.Op{op}})
@@ -327,7 +336,7 @@ func (e *judgeEnv) judgeCustomer(c history.Customer, idx []int32, rows []Row, re
 // customer does not count for coverage either way. A burst sent just before a fault raced
 // before it could matter, and counts.
 func (e *judgeEnv) burstUnderFault(ops []*history.Op) bool {
-	if len(e.faults.events) == 0 || len(ops) == 0 {
+	if len(e.faults.windows) == 0 || len(ops) == 0 {
 		return false
 	}
 	first := ops[0].Call

@@ -79,18 +79,25 @@ func (r Restart) String() string {
 	return s
 }
 
-// unknownExcused reports whether a fault excuses op's missing answer. It is the one place
-// that decides it, so that a fault that declares what it may excuse decides it here.
+// unknownExcused reports whether a fault excuses op's missing answer: one whose window op met
+// declares connection errors from op's pod (faultWindows.excuses, status 0).
 func (e *judgeEnv) unknownExcused(op *history.Op) bool {
-	_, in := e.faults.covers(op)
-	return in
+	_, ok := e.faults.excuses(op, 0, "")
+	return ok
 }
 
-// restartExcused reports whether a fault excuses r: its [From, To] meets a fault's window or
-// tail. Like unknownExcused, it is the one place that decides it.
+// restartExcused reports whether a fault excuses r: its [From, To] meets the window of a fault
+// that changes pods by design (history.Event.ChangesPods), or of one saved before faults
+// declared anything.
 func (e *judgeEnv) restartExcused(r Restart) bool {
-	_, in := e.faults.covers(&history.Op{Call: r.From, Return: r.To})
-	return in
+	span := &history.Op{Call: r.From, Return: r.To}
+	for i := range e.faults.windows {
+		w := &e.faults.windows[i]
+		if w.meets(span) && (!w.Declared || w.ChangesPods) {
+			return true
+		}
+	}
+	return false
 }
 
 // noAnswer is the finding of an unknown outcome no fault excuses.

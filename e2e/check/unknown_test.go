@@ -45,6 +45,14 @@ func TestUnknownOutcome(t *testing.T) {
 			faults: []history.Event{{Kind: history.EventFault, Name: "pod-kill", Start: s, End: 15 * s}}},
 		{name: "atomic: a reset before the fault", strategy: StrategyAtomic, third: reset, breach: true,
 			faults: []history.Event{{Kind: history.EventFault, Name: "pod-kill", Start: 19 * s, End: 21 * s}}},
+		{name: "atomic: a reset inside a declared pod-kill", strategy: StrategyAtomic, third: late(reset),
+			faults: []history.Event{{Kind: history.EventFault, Name: "pod-kill", Start: 19 * s, End: 21 * s, Declared: true,
+				Excuses: []history.Excuse{{Status: 0, Pods: []string{"pod-b"}}}}}},
+		{name: "atomic: a reset inside a declared database fault, which excuses only 503s", strategy: StrategyAtomic, third: late(reset), breach: true,
+			faults: []history.Event{{Kind: history.EventFault, Name: "db-cut", Start: 19 * s, End: 21 * s, Declared: true,
+				Excuses: []history.Excuse{{Status: 503, Code: "unavailable"}, {Status: 503, Code: "overloaded"}}}}},
+		{name: "atomic: a reset inside a declared scale, which excuses no lost answer", strategy: StrategyAtomic, third: late(reset), breach: true,
+			faults: []history.Event{{Kind: history.EventFault, Name: "scale", Start: 19 * s, End: 21 * s, Declared: true, ChangesPods: true}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := params()
@@ -95,6 +103,12 @@ func TestRestarts(t *testing.T) {
 		{name: "a pod added after the fault, and one gone", restarts: []Restart{gone, added}, breaches: []string{"pod-c"}},
 		{name: "a pod added inside a fault that never ended", restarts: []Restart{added},
 			faults: []history.Event{{Kind: history.EventFault, Name: "node-loss", Start: 19 * s}}},
+		{name: "a container restarted inside a declared pod-kill", restarts: []Restart{restarted(20 * s)},
+			faults: []history.Event{{Kind: history.EventFault, Name: "pod-kill", Start: 19 * s, End: 21 * s, Declared: true, ChangesPods: true,
+				Excuses: []history.Excuse{{Status: 0, Pods: []string{"pod-a"}}}}}},
+		{name: "a container restarted inside a declared database fault, which changes no pod", restarts: []Restart{restarted(20 * s)},
+			faults: []history.Event{{Kind: history.EventFault, Name: "db-restart", Start: 19 * s, End: 21 * s, Declared: true,
+				Excuses: []history.Excuse{{Status: 503, Code: "unavailable"}}}}, breaches: []string{"pod-a"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ops, rows := goodHistory(t)

@@ -86,8 +86,15 @@ func (o FaultOutcome) Line() string {
 	if o.Recovered {
 		rec = o.Recovery.Round(10 * time.Millisecond).String()
 	}
-	return fmt.Sprintf("%-16s during fault %-45s recovery %-10s violations %d  (%s on %s, %s; %d rounds, %d requests, verdict %s)",
-		o.Plan.Fault, o.During, rec, len(o.Result.Violations), o.Plan, o.Event.Target, o.Event.Detail, o.Rounds, o.Result.Requests, o.Result.Verdict)
+	tail := "-"
+	for _, t := range o.Result.FaultTails {
+		tail = t.Tail.Round(10 * time.Millisecond).String()
+		if !t.Measured {
+			tail += " (constant)"
+		}
+	}
+	return fmt.Sprintf("%-16s during fault %-45s recovery %-10s tail %-10s violations %d  (%s on %s, %s; %d rounds, %d requests, verdict %s)",
+		o.Plan.Fault, o.During, rec, tail, len(o.Result.Violations), o.Plan, o.Event.Target, o.Event.Detail, o.Rounds, o.Result.Requests, o.Result.Verdict)
 }
 
 // roundSender is where d's chaos rounds come from: this host, or with -e2e.traffic=cluster the
@@ -188,11 +195,18 @@ func (d *Deployment) StampedeUnderFault(ctx context.Context, p FaultParams) Faul
 	if o.Recovered {
 		recovery = o.Recovery.Seconds()
 	}
+	tail := -1.0 // not measured: the constant tail applied
+	for _, t := range o.Result.FaultTails {
+		if t.Measured {
+			tail = t.Tail.Seconds()
+		}
+	}
 	for name, v := range map[string]any{
 		"traffic.source":                   d.Env.Config.TrafficSource(),
 		"chaos.success_ratio_during_fault": o.During.Ratio(),
 		"chaos.requests_during_fault":      o.During.Requests,
 		"chaos.recovery_seconds":           recovery,
+		"chaos.fault_tail_seconds":         tail,
 		"chaos.violations":                 len(o.Result.Violations),
 	} {
 		AddReportEntry(name, v, ReportEntryVisibilityNever)
@@ -222,6 +236,7 @@ func (d *Deployment) writeFaultReport(dir string, o FaultOutcome) {
 		"recover_error":  errString(o.RecoverErr),
 		"coverage":       o.Result.Coverage,
 		"empty_subjects": o.Result.EmptySubjects,
+		"fault_tails":    o.Result.FaultTails,
 	}
 	Expect(report.WriteJSONFile(dir, report.ChaosFile, figures)).To(Succeed())
 }

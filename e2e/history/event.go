@@ -3,6 +3,7 @@ package history
 import (
 	"fmt"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -23,6 +24,42 @@ type Event struct {
 	Start  time.Duration `json:"start_ns"`
 	// End is when the event was over (the fault recovered); zero while it is not.
 	End time.Duration `json:"end_ns"`
+	// Declared says the fault declared the answers it may cause (Excuses, possibly none): the
+	// checker excuses those only, from the pods they name, until the first clean answer after
+	// the fault's end plus a bound. An event saved before faults declared theirs (Declared
+	// false) excuses every during-fault answer from any pod for a constant tail, as it was
+	// judged then.
+	Declared bool `json:"declared,omitempty"`
+	// Excuses are the answers the fault may cause.
+	Excuses []Excuse `json:"excuses,omitempty"`
+	// ChangesPods says the fault replaces, adds or removes token-service pods by design (a kill,
+	// a rollout, a scale, a lost node): a container restart or a pod replaced, added or removed
+	// within its window is its doing. A declared fault without it excuses none.
+	ChangesPods bool `json:"changes_pods,omitempty"`
+}
+
+// Excuse is one answer a fault may cause, and from which pods: a request in flight during the
+// fault (or its tail) that got it does not break its strategy's contract.
+type Excuse struct {
+	// Status is the HTTP status, or 0 for a connection error: no answer arrived (an unknown
+	// outcome).
+	Status int `json:"status"`
+	// Code is the error body's code, such as unavailable; empty for a connection error.
+	Code string `json:"code,omitempty"`
+	// Pods are the pods (X-Served-By) whose answers it excuses; empty means any pod.
+	Pods []string `json:"pods,omitempty"`
+}
+
+// String formats x for logs and tables, such as "503 unavailable from any pod".
+func (x Excuse) String() string {
+	what := fmt.Sprintf("%d %s", x.Status, x.Code)
+	if x.Status == 0 {
+		what = "connection error"
+	}
+	if len(x.Pods) == 0 {
+		return what + " from any pod"
+	}
+	return what + " from " + strings.Join(x.Pods, ", ")
 }
 
 // Ended reports whether e has an end.

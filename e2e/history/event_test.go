@@ -50,3 +50,30 @@ func TestEventsJSONLRoundTrip(t *testing.T) {
 		t.Errorf("an unknown field must be refused")
 	}
 }
+
+func TestEventExcusesRoundTripAndOldEvents(t *testing.T) {
+	in := []Event{{Kind: EventFault, Name: "pod-kill", Target: "tokensvc-a", Start: time.Second, End: 2 * time.Second,
+		Declared: true, Excuses: []Excuse{{Status: 0, Pods: []string{"tokensvc-a"}}}}}
+	var buf bytes.Buffer
+	if err := WriteEventsJSONL(&buf, in); err != nil {
+		t.Fatal(err)
+	}
+	out, err := ReadEventsJSONL(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(in, out) {
+		t.Errorf("round trip: got %+v, want %+v", out, in)
+	}
+	// An event saved before faults declared their excuses reads as undeclared.
+	old, err := ReadEventsJSONL(strings.NewReader(`{"kind":"fault","name":"scale","start_ns":1,"end_ns":2}`))
+	if err != nil || len(old) != 1 || old[0].Declared || old[0].Excuses != nil {
+		t.Errorf("old event: %+v, %v; want it undeclared", old, err)
+	}
+	if got, want := in[0].Excuses[0].String(), "connection error from tokensvc-a"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+	if got, want := (Excuse{Status: 503, Code: "unavailable"}).String(), "503 unavailable from any pod"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+}

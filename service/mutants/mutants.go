@@ -45,6 +45,11 @@ const (
 	// several pods at once. A scenario without foreign keys never asks the service to refuse
 	// one.
 	ScenarioForeignKeys Scenario = "foreign-keys"
+	// issue 18, faults
+	// ScenarioScale: rounds of bursts while the Deployment scales up and back down (the chaos
+	// fault scale), so that traffic reaches replicas as soon as they report ready. A scale
+	// excuses no error: the service drains.
+	ScenarioScale Scenario = "scale"
 )
 
 // The mutant names, the values of EnvVar.
@@ -80,6 +85,9 @@ const (
 	// issue 18, auth surface and colliding tenants
 	TenantBlindLookup   = "tenant-blind-lookup"
 	UnknownKeyForbidden = "unknown-key-forbidden"
+	// issue 18, faults
+	ReadyBeforePool     = "ready-before-pool"
+	ConflictWithoutRace = "conflict-without-race"
 )
 
 // Mutant is one deliberately broken variant of the service.
@@ -160,6 +168,11 @@ var All = []Mutant{
 		Doc: "the customer lookup matches external_id alone: a second merchant's customer under the same external id is answered with the first merchant's row and token, and never gets a row"},
 	{Name: UnknownKeyForbidden, Scenario: ScenarioBurst, Rules: []string{"auth"},
 		Doc: "a key that names no merchant passes authentication as nobody's and is refused by authorization: 403 forbidden without WWW-Authenticate instead of 401 unauthenticated"},
+	// issue 18, faults
+	{Name: ReadyBeforePool, Scenario: ScenarioScale, Rules: []string{"contract"},
+		Doc: "a replica reports ready before its database pool works: for its first 20 s every registration is answered 503 unavailable with Retry-After, no database fault on"},
+	{Name: ConflictWithoutRace, Scenario: ScenarioBurst, Rules: []string{"contract"},
+		Doc: "half the registrations of a customer that does not exist yet, picked at random, are answered 409 conflict with Retry-After though no other request is creating it"},
 }
 
 // Names returns the name of every mutant, in the order of All.

@@ -24,7 +24,7 @@ func TestCatalog(t *testing.T) {
 			t.Errorf("%s: Doc must be one line", m.Name)
 		}
 		switch m.Scenario {
-		case ScenarioBurst, ScenarioExisting, ScenarioDBCrash, ScenarioForeignKeys:
+		case ScenarioBurst, ScenarioExisting, ScenarioDBCrash, ScenarioForeignKeys, ScenarioScale:
 		default:
 			t.Errorf("%s: unknown scenario %q", m.Name, m.Scenario)
 		}

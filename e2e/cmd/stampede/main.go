@@ -14,6 +14,8 @@
 //	                        parent) and prints the table
 //	stampede timeline DIR   print a run's stage timeline (host setup, node image, images, cluster,
 //	                        each spec, cleanup) and keep it in its results.json
+//	stampede faults         print the table fault -> the answers it may excuse and from which pods,
+//	                        generated from the faults' declarations (e2e/chaos)
 //
 // check prints one line per judged run (verdict, counts, and whether it matches the live
 // verdict) and exits 1 when any differs; soak exits 1 when the soak failed (a false alarm, the
@@ -30,6 +32,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/stampede-e2e/stampede/e2e/chaos"
 	"github.com/stampede-e2e/stampede/e2e/check"
 	"github.com/stampede-e2e/stampede/e2e/report"
 )
@@ -42,7 +45,8 @@ const usage = `usage: stampede COMMAND ARGS
                  the runs of a soak together: soak.json and soak.md into DIR (default the
                  first run's parent); exit 1 on a false alarm on atomic/fail-fast, a canary
                  never caught, or nothing judged
-  timeline DIR   print a run's stage timeline and keep it in DIR/results.json`
+  timeline DIR   print a run's stage timeline and keep it in DIR/results.json
+  faults         print the table fault -> what it may excuse (from which pods)`
 
 // errDiffers is check's finding that a re-judged run differs from its saved verdict.
 var errDiffers = errors.New("a re-judged run differs from its saved verdict")
@@ -79,6 +83,9 @@ func run(args []string, out io.Writer) error {
 			return fmt.Errorf("timeline: name one run's artifacts directory (e.g. _artifacts/latest)\n%s", usage)
 		}
 		return report.Timeline(args[1], out)
+	case "faults":
+		_, err := io.WriteString(out, chaos.ExcuseTable())
+		return err
 	case "-h", "--help", "help":
 		fmt.Fprintln(out, usage)
 		return nil

@@ -118,3 +118,13 @@ func TestSoak(t *testing.T) {
 		}
 	}
 }
+
+func TestFaults(t *testing.T) {
+	var b strings.Builder
+	if err := run([]string{"faults"}, &b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "| `scale` | pods replaced, added or removed (no-restart); no error and no lost answer |") || !strings.Contains(b.String(), "| `db-cut` | 503 unavailable") {
+		t.Errorf("stampede faults printed:\n%s", b.String())
+	}
+}

@@ -46,4 +46,7 @@ const (
 	// issue 18, auth surface and colliding tenants
 	TenantBlindLookup   // tenant-blind-lookup
 	UnknownKeyForbidden // unknown-key-forbidden
+	// issue 18, faults
+	ReadyBeforePool     // ready-before-pool
+	ConflictWithoutRace // conflict-without-race
 )

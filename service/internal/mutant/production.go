@@ -37,3 +37,9 @@ func Response(w http.ResponseWriter) http.ResponseWriter { return w }
 // AbandonLoser is the loser-drops-connection and loser-exits mutants; in a production build it
 // does nothing and returns false, and the compiler drops the branch it guards.
 func AbandonLoser(http.ResponseWriter) bool { return false }
+
+// Warming is the ready-before-pool mutant's warm-up; false in a production build.
+func Warming() bool { return false }
+
+// ConflictNow is the conflict-without-race mutant's coin; false in a production build.
+func ConflictNow() bool { return false }

@@ -7,11 +7,13 @@ import (
 	"crypto/rand"
 	"fmt"
 	"log/slog"
+	mathrand "math/rand/v2"
 	"net/http"
 	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/stampede-e2e/stampede/service/mutants"
 )
@@ -52,6 +54,9 @@ var ids = map[string]ID{
 	// issue 18, auth surface and colliding tenants
 	mutants.TenantBlindLookup:   TenantBlindLookup,
 	mutants.UnknownKeyForbidden: UnknownKeyForbidden,
+	// issue 18, faults
+	mutants.ReadyBeforePool:     ReadyBeforePool,
+	mutants.ConflictWithoutRace: ConflictWithoutRace,
 }
 
 var (
@@ -61,6 +66,7 @@ var (
 	name       string
 	startupKey ed25519.PrivateKey
 	last       any
+	setAt      time.Time
 )
 
 // Is reports whether mutant id is active.
@@ -91,10 +97,26 @@ func Set(n string) error {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	name, startupKey, last = n, key, nil
+	name, startupKey, last, setAt = n, key, nil, time.Now()
 	active.Store(int32(id))
 	return nil
 }
+
+// PoolWarmup is how long after it was activated the ready-before-pool mutant answers every
+// registration 503 unavailable.
+const PoolWarmup = 20 * time.Second
+
+// Warming reports whether the ready-before-pool mutant's pool is still "opening": less than
+// PoolWarmup since the mutant was activated (at start).
+func Warming() bool {
+	mu.Lock()
+	defer mu.Unlock()
+	return time.Since(setAt) < PoolWarmup
+}
+
+// ConflictNow reports, at random for half the calls, whether the conflict-without-race mutant
+// answers this registration 409.
+func ConflictNow() bool { return mathrand.IntN(2) == 0 }
 
 // Start reads TOKENSVC_MUTANT through getenv and activates that mutant on top of strategy,
 // which must be the atomic one. It logs one warning when a mutant is active.

@@ -8,6 +8,11 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
+// errPoolWarming is the ready-before-pool mutant's failure: the replica reported ready before
+// its pool could reach the database. Not a server answer, so IsUnavailable takes it for an
+// unreachable database and the handler answers 503 unavailable. Only a self-test build returns it.
+var errPoolWarming = errors.New("database pool not open yet")
+
 // beginWithoutCommit is the ack-uncommitted mutant's half of a transaction: it begins one on
 // db and returns it with the deferred call that ends it, a rollback, because the commit that
 // should come before the answer was forgotten. When db cannot begin one (it already is a

@@ -317,6 +317,9 @@ func (s *Store) Strategy() Strategy { return s.strategy }
 // Find returns the customer with key k, or nil when there is none. When duplicates
 // exist, every replica returns the same one: the oldest.
 func (s *Store) Find(ctx context.Context, k Key) (*Customer, error) {
+	if mutant.Is(mutant.ReadyBeforePool) && mutant.Warming() {
+		return nil, fmt.Errorf("find customer: %w", errPoolWarming)
+	}
 	start := time.Now()
 	c, err := find(ctx, s.db, k)
 	s.observe("find", time.Since(start), err)

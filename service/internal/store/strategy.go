@@ -136,6 +136,9 @@ func (Atomic) Create(ctx context.Context, db DB, nc NewCustomer) (*Customer, boo
 	if mutant.Is(mutant.NoUniqueIndex) {
 		return ReturnExisting{}.Create(ctx, db, nc) // find, then a plain insert
 	}
+	if mutant.Is(mutant.ConflictWithoutRace) && mutant.ConflictNow() {
+		return nil, false, ErrConflict // no insert ran, so nothing it could have raced
+	}
 	if mutant.Is(mutant.AckUncommitted) {
 		tx, rollback, err := beginWithoutCommit(ctx, db)
 		if err != nil {
