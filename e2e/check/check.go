@@ -230,8 +230,13 @@ func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 	for _, c := range p.Registered {
 		registered[c.Key()] = true
 	}
+	skew := EstimateSkew(ops)
 	env := judgeEnv{p: p, ops: ops, faults: faultWindows{events: p.Faults, tail: p.Contract.FaultTail},
-		rules: tokenRules{key: p.PublicKey, ed: edKeyFor(p.PublicKey), issuer: p.Issuer, audience: p.Audience, ttl: p.TokenTTL}}
+		rules:     tokenRules{key: p.PublicKey, ed: edKeyFor(p.PublicKey), issuer: p.Issuer, audience: p.Audience, ttl: p.TokenTTL},
+		untrusted: map[string]bool{}}
+	for _, pod := range skew.Inconsistent {
+		env.untrusted[pod] = true
+	}
 	judgements := make([]judgement, len(g.customers))
 	var (
 		next    atomic.Int64
@@ -307,7 +312,7 @@ func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 		res.Violations = append(res.Violations, v)
 	}
 	cov.Customers -= cov.UnderFault + cov.WithoutOwnKey
-	cov.scan(ops)
+	cov.scan(ops, skew)
 	res.Coverage = cov.finish()
 
 	switch {
