@@ -34,6 +34,17 @@ func timedHistory(t *testing.T) ([]history.Op, []Row) {
 	return ops, rows
 }
 
+// earlier moves the start of every handler interval of ops by d earlier.
+func earlier(ops []history.Op, d time.Duration) []history.Op {
+	out := slices.Clone(ops)
+	for i := range out {
+		if out[i].HasServerInterval() {
+			out[i].ServerStart -= d
+		}
+	}
+	return out
+}
+
 // TestServerCoverage judges coverage on hand-made histories where the clients' clocks say the
 // race happened and the pods' reports, the Service's replica list or the clocks' uncertainty
 // say otherwise.
@@ -100,6 +111,14 @@ func TestServerCoverage(t *testing.T) {
 		{
 			name: "no server data and client-side alone not allowed", ops: plain,
 			edit: func(p *CoverageParams) { p.AllowClientOnly = false }, reason: ReasonNoServerData,
+		},
+		{
+			// The shape of mutant server-timing-early: every pod's intervals start a second
+			// before their requests were sent, so its clock samples contradict each other and
+			// none of its requests count, client-side or server-side.
+			name: "handler intervals that start before their requests", ops: earlier(timed, msec(1000)),
+			edit:       func(p *CoverageParams) { p.AllowClientOnly = false },
+			serverData: true, server: 0, reason: "client-side only 0 customers (0%) covered; server-side only 0 customers",
 		},
 		{
 			name: "handler intervals make client-side alone unneeded", ops: timed, sufficient: true, serverData: true, server: 2,

@@ -65,6 +65,10 @@ const (
 	AsyncCommit        = "async-commit"
 	AnyMerchantKey     = "any-merchant-key"
 	UncountedExisting  = "uncounted-existing"
+
+	// issue 18, clocks and coverage
+	NoServerTiming    = "no-server-timing"
+	ServerTimingEarly = "server-timing-early"
 )
 
 // Mutant is one deliberately broken variant of the service.
@@ -78,6 +82,10 @@ type Mutant struct {
 	// Rules are the e2e/check rules (check.Rule values) a run of Scenario breaks, the
 	// most direct first; any one of them kills the mutant.
 	Rules []string
+	// Inconclusive marks a defect that breaks no rule but takes away what the suite needs to
+	// prove that the race ran (its Rules are empty): every run of Scenario must be judged
+	// inconclusive, never pass.
+	Inconclusive bool
 	// Silent marks the mutants under which every answer is a 200 carrying a well-formed
 	// token with a valid Ed25519 signature: no status code or error body gives them away,
 	// only checking the token against the published key, the request (its key too), the
@@ -119,6 +127,12 @@ var All = []Mutant{
 		Doc: "authorization skipped: any valid API key acts for any merchant (no 403), so another merchant's key registers that merchant's customer or gets its token"},
 	{Name: UncountedExisting, Scenario: ScenarioBurst, Rules: []string{"metrics"}, Silent: true,
 		Doc: "an existing customer's 200 (a repeat, or a lost insert race) is answered right but never counted in tokensvc_registrations_total"},
+
+	// issue 18, clocks and coverage
+	{Name: NoServerTiming, Scenario: ScenarioBurst, Inconclusive: true, Silent: true,
+		Doc: "answers carry no Server-Timing handler interval: nothing shows that two handlers ran at once, so coverage cannot be claimed"},
+	{Name: ServerTimingEarly, Scenario: ScenarioBurst, Inconclusive: true, Silent: true,
+		Doc: "the Server-Timing handler interval starts one second before the request arrived: an interval that is not the handler's, which would fake overlaps"},
 }
 
 // Names returns the name of every mutant, in the order of All.

@@ -31,4 +31,8 @@ const (
 	AsyncCommit           // async-commit
 	AnyMerchantKey        // any-merchant-key
 	UncountedExisting     // uncounted-existing
+
+	// issue 18, clocks and coverage
+	NoServerTiming    // no-server-timing
+	ServerTimingEarly // server-timing-early
 )

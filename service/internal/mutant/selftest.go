@@ -35,6 +35,10 @@ var ids = map[string]ID{
 	mutants.AsyncCommit:        AsyncCommit,
 	mutants.AnyMerchantKey:     AnyMerchantKey,
 	mutants.UncountedExisting:  UncountedExisting,
+
+	// issue 18, clocks and coverage
+	mutants.NoServerTiming:    NoServerTiming,
+	mutants.ServerTimingEarly: ServerTimingEarly,
 }
 
 var (

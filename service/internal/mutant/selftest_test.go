@@ -22,8 +22,8 @@ func TestCatalogAndHooksAgree(t *testing.T) {
 			t.Errorf("catalog entry %d %q has ID %d (known %v), want %d", i, m.Name, id, ok, i+1)
 		}
 	}
-	if UncountedExisting != ID(len(mutants.All)) {
-		t.Errorf("last ID %d, want %d", UncountedExisting, len(mutants.All))
+	if ServerTimingEarly != ID(len(mutants.All)) {
+		t.Errorf("last ID %d, want %d", ServerTimingEarly, len(mutants.All))
 	}
 }
 
