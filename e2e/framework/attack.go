@@ -61,7 +61,7 @@ func (d *Deployment) attackFromCluster(ctx context.Context, customers []history.
 	res, err := attackjob.Run(jctx, d.Env.Client, p, d.Env.Logger)
 	clocks := collect()
 	if res != nil {
-		Expect(report.WriteTextFile(dir, report.AttackersFile, attackersLog(res))).To(Succeed())
+		Expect(report.WriteTextFile(dir, report.AttackersFile, attackersLog(res, clocks))).To(Succeed())
 		for _, pod := range res.Pods {
 			d.Env.Logger.Info("attacker pod", "pod", pod.Name, "index", pod.Index, "node", pod.Node,
 				"slack", pod.Output.Slack.Round(time.Millisecond), "ops", len(pod.Output.Ops))
@@ -194,9 +194,9 @@ func attackDeadline(p attack.Plan, lead time.Duration) time.Duration {
 	return lead + bursts + timeout + 2*retries + time.Minute
 }
 
-// attackersLog is attackers.log: a header per pod (index, node, start slack, ops, error) and its
-// own logging.
-func attackersLog(r *attackjob.Result) string {
+// attackersLog is attackers.log: a header per pod (index, node, start slack, ops, error, its
+// clock as measured, by index in clocks) and its own logging.
+func attackersLog(r *attackjob.Result, clocks []serverClock) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "attacker job: %d pods, %s from creation to completion\n", len(r.Pods), r.Took.Round(time.Millisecond))
 	for _, p := range r.Pods {
@@ -209,6 +209,13 @@ func attackersLog(r *attackjob.Result) string {
 			fmt.Fprintf(&b, ", output unreadable: %v", p.OutputErr)
 		}
 		b.WriteString("\n")
+		switch c := clockOf(clocks, p.Index); {
+		case c.measured:
+			fmt.Fprintf(&b, "clock: %s ahead of this host's, within %s; ops moved by %s\n",
+				c.offset.Round(time.Microsecond), c.bound.Round(time.Microsecond), (-c.shift).Round(time.Microsecond))
+		default:
+			b.WriteString("clock: not measured; ops left as timed\n")
+		}
 		lines := p.Output.Log
 		if p.OutputErr != nil {
 			lines = strings.Split(string(p.Log), "\n")
@@ -218,4 +225,12 @@ func attackersLog(r *attackjob.Result) string {
 		}
 	}
 	return b.String()
+}
+
+// clockOf is clocks[i], or an unmeasured clock outside them.
+func clockOf(clocks []serverClock, i int) serverClock {
+	if i < 0 || i >= len(clocks) {
+		return serverClock{}
+	}
+	return clocks[i]
 }
