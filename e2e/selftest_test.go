@@ -162,7 +162,8 @@ var _ = Describe("Self-test", Label("selftest"), func() {
 			start := time.Now()
 			d := env.Deploy(ctx, framework.DeployParams{Strategy: mutants.Strategy, TokensvcImage: selftestTokensvc(ctx),
 				Config: map[string]string{mutants.EnvVar: m.Name}})
-			row := framework.SelftestRow{Variant: m.Name, Doc: m.Doc, Scenarios: []string{string(m.Scenario)}, Expected: m.Rules, Silent: m.Silent}
+			row := framework.SelftestRow{Variant: m.Name, Doc: m.Doc, Scenarios: []string{string(m.Scenario)}, Expected: m.Rules, Silent: m.Silent,
+				ExpectInconclusive: m.Inconclusive}
 			results := runSelftestScenario(ctx, d, m.Scenario, uint64(500+10*i), func(r check.Result) bool { return r.Verdict == check.VerdictFail })
 			row = framework.JudgeMutant(row, results)
 			row.Duration = time.Since(start)

@@ -2,9 +2,11 @@ package attack
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -169,6 +171,69 @@ func TestRebase(t *testing.T) {
 	never := Rebase(history.Op{Call: 10}, 1000)
 	if never.Call != 1010 || never.Return != 0 || never.HasServerInterval() {
 		t.Errorf("an op that never returned, with no server interval: %+v", never)
+	}
+}
+
+// TestCorrect: a skewed attacker's call and return move onto the suite's clock; the handler
+// interval, the serving pod's clock, does not move with them.
+func TestCorrect(t *testing.T) {
+	o := history.Op{Call: 60, Return: 70, ServerStart: 12, ServerEnd: 18}
+	got := Correct(o, 50)
+	if got.Call != 10 || got.Return != 20 || got.ServerStart != 12 || got.ServerEnd != 18 {
+		t.Errorf("corrected %+v, want call 10 return 20 and the handler's 12..18 untouched", got)
+	}
+	never := Correct(history.Op{Call: 60}, 50)
+	if never.Call != 10 || never.Return != 0 {
+		t.Errorf("an op that never returned: %+v", never)
+	}
+}
+
+// TestCorrectSkewedAttackers: shard 1's node clock runs 50 ms ahead. Uncorrected, its request
+// seems sent (at 55 ms) after shard 0's 2xx returned (at 20 ms), which RuleCreated would take
+// for a created=true sent after the customer existed; corrected, it was sent at 5 ms, before.
+func TestCorrectSkewedAttackers(t *testing.T) {
+	cs := traffic.Customers(3, 1, 1)
+	p := plan(cs)
+	p.Shard = traffic.Shard{Count: 2}
+	base := p.Start
+	outs := []Output{
+		{Trailer: Trailer{Index: 0, Shards: 2, Start: p.Start.UnixNano()}, Ops: []history.Op{
+			{Customer: cs[0], Seq: 0, Phase: history.PhaseBurst, Call: 0, Return: 20, Status: 200, ServerStart: 2, ServerEnd: 18}}},
+		{Trailer: Trailer{Index: 1, Shards: 2, Start: p.Start.UnixNano()}, Ops: []history.Op{
+			{Customer: cs[0], Seq: 1, Phase: history.PhaseBurst, Call: 55, Return: 80, Status: 200, ServerStart: 7, ServerEnd: 28}}},
+	}
+	shifts := []time.Duration{0, 50}
+	for i := range outs {
+		for j := range outs[i].Ops {
+			outs[i].Ops[j] = Correct(outs[i].Ops[j], shifts[outs[i].Index])
+		}
+	}
+	ops, err := Merge(outs, p, base, ReserveSeqs(history.NewSeqs(), cs, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ops) != 2 || ops[1].Call != 5 || ops[1].Return != 30 || ops[1].ServerStart != 7 || ops[1].ServerEnd != 28 {
+		t.Fatalf("merged %+v, want shard 1's request at 5..30 with its handler's 7..28", ops)
+	}
+	if !(ops[1].Call < ops[0].Return) {
+		t.Errorf("shard 1's request (%v) still seems sent after shard 0's 2xx returned (%v)", ops[1].Call, ops[0].Return)
+	}
+}
+
+// TestMeasureClock reads this process's own clock through ClockHandler: the offset is within
+// its bound of zero; a server that answers no clock is an error.
+func TestMeasureClock(t *testing.T) {
+	srv := httptest.NewServer(ClockHandler())
+	t.Cleanup(srv.Close)
+	offset, bound, err := MeasureClock(context.Background(), srv.Client(), srv.URL+ClockPath, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if offset > bound || offset < -bound {
+		t.Errorf("offset %v beyond its bound %v of one clock", offset, bound)
+	}
+	if _, _, err := MeasureClock(context.Background(), srv.Client(), srv.URL+"/nothing", 2); err == nil {
+		t.Error("a 404 gave a clock reading")
 	}
 }
 

@@ -43,6 +43,18 @@ func Rebase(op history.Op, delta time.Duration) history.Op {
 	return op
 }
 
+// Correct moves op's client times onto the suite's clock: the attacker that sent it timed its
+// call and return on a clock shift ahead of the suite's, so both move by -shift (Return only if
+// it returned). The handler interval (ServerStart, ServerEnd) stays: it is the serving pod's
+// clock, which the attacker's offset says nothing about.
+func Correct(op history.Op, shift time.Duration) history.Op {
+	op.Call -= shift
+	if op.Return != 0 {
+		op.Return -= shift
+	}
+	return op
+}
+
 // Merge joins the outputs of every pod of one plan into one history on the spec's time base:
 // each op's times move from the plan's start to base (Rebase by start - base), its request
 // number from the plan's to the spec's (seqs), and the result is sorted by call time as a

@@ -1,6 +1,7 @@
 package attack
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -63,13 +64,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"status":"ok"}`+"\n")
 	case ClockPath:
-		now := time.Now()
-		if r.Method != http.MethodGet {
-			methodNotAllowed(w, http.MethodGet)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(Clock{UnixNano: now.UnixNano()})
+		serveClock(w, r)
 	case RoundsPath:
 		if r.Method != http.MethodPost {
 			methodNotAllowed(w, http.MethodPost)
@@ -142,6 +137,70 @@ func DecodePlan(r io.Reader) (Plan, error) {
 // Clock is ClockPath's answer.
 type Clock struct {
 	UnixNano int64 `json:"unix_ns"`
+}
+
+// ClockHandler answers ClockPath alone, as a Job's attacker pod does while it runs (ClockAddrEnv),
+// so that the suite can measure the pod's clock as it measures a round server's.
+func ClockHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != ClockPath {
+			writeError(w, http.StatusNotFound, "not_found", "no such path: "+r.URL.Path+" (GET "+ClockPath+")")
+			return
+		}
+		serveClock(w, r)
+	})
+}
+
+// ClockAddrEnv names the environment variable that, set in a Job's attacker pod, makes it answer
+// ClockPath on that address while it runs.
+const ClockAddrEnv = "STAMPEDE_CLOCK_ADDR"
+
+// serveClock answers GET with the clock, read as the request is handled.
+func serveClock(w http.ResponseWriter, r *http.Request) {
+	now := time.Now()
+	if r.Method != http.MethodGet {
+		methodNotAllowed(w, http.MethodGet)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(Clock{UnixNano: now.UnixNano()})
+}
+
+// MeasureClock reads the clock at url (a ClockPath) n times with client and returns how far
+// ahead of this process's clock it is, within bound (ClockOffset of the readings). It fails
+// when no reading arrived.
+func MeasureClock(ctx context.Context, client *http.Client, url string, n int) (offset, bound time.Duration, err error) {
+	var (
+		sent, answered []time.Time
+		readings       []int64
+		errs           []error
+	)
+	for range n {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return 0, 0, fmt.Errorf("clock request: %w", err)
+		}
+		t1 := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		var c Clock
+		err = json.NewDecoder(resp.Body).Decode(&c)
+		t4 := time.Now()
+		_ = resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			errs = append(errs, fmt.Errorf("%s: %v", resp.Status, err))
+			continue
+		}
+		sent, answered, readings = append(sent, t1), append(answered, t4), append(readings, c.UnixNano)
+	}
+	offset, bound, ok := ClockOffset(sent, answered, readings)
+	if !ok {
+		return 0, 0, fmt.Errorf("no clock reading from %s: %w", url, errors.Join(append(errs, ctx.Err())...))
+	}
+	return offset, bound, nil
 }
 
 // ClockOffset estimates how far ahead of the caller's clock a server's clock is, from exchanges

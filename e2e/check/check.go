@@ -271,8 +271,13 @@ func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 	for _, c := range p.Registered {
 		registered[c.Key()] = true
 	}
+	skew := EstimateSkew(ops)
 	env := judgeEnv{p: p, ops: ops, faults: newFaultWindows(p.Faults, ops, p.Contract.FaultTail),
-		rules: tokenRules{key: p.PublicKey, ed: edKeyFor(p.PublicKey), issuer: p.Issuer, audience: p.Audience, ttl: p.TokenTTL}}
+		rules:     tokenRules{key: p.PublicKey, ed: edKeyFor(p.PublicKey), issuer: p.Issuer, audience: p.Audience, ttl: p.TokenTTL},
+		untrusted: map[string]bool{}}
+	for _, pod := range skew.Inconsistent {
+		env.untrusted[pod] = true
+	}
 	var jwksViolations []Violation
 	if !p.savedBeforeJWKS {
 		var published map[string]ed25519.PublicKey
@@ -361,7 +366,7 @@ func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 		res.Violations = append(res.Violations, v)
 	}
 	cov.Customers -= cov.UnderFault + cov.WithoutOwnKey
-	cov.scan(ops)
+	cov.scan(ops, skew)
 	res.Coverage = cov.finish()
 
 	switch {

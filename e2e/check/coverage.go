@@ -17,11 +17,14 @@ const (
 )
 
 // CoverageParams set how much of the run must have exercised the race for a
-// clean run to pass. A customer is covered (client-side) when two of its
-// requests were served by different pods with overlapping call/return
-// intervals, and server-covered when two of its requests were served by
+// clean run to pass. Only a customer's first-registration requests count: those
+// with its own merchant's key, sent before the customer's first 2xx returned (a
+// retry sent after the row existed races with nothing). A customer is covered
+// (client-side) when two of them were served by different pods with overlapping
+// call/return intervals, and server-covered when two of them were served by
 // different pods whose handlers ran at the same time, by the intervals the pods
-// reported (history.Op.ServerStart and ServerEnd).
+// reported (history.Op.ServerStart and ServerEnd). Requests served by a pod whose
+// clock samples contradict each other (Skew.Inconsistent) count for neither.
 type CoverageParams struct {
 	// MinCovered is the least number of covered customers (DefaultMinCovered
 	// if zero; it cannot be lower than one, or the guard could never fail).
@@ -44,6 +47,11 @@ type CoverageParams struct {
 	// coverage is insufficient. (Coverage.Pods, the request counts, is another
 	// field; hence the name.)
 	ReadyPods []string `json:"ready_pods,omitempty"`
+	// AllowClientOnly accepts client-side coverage alone when no response carried its
+	// handler's interval (a service that sends no Server-Timing). Without it such a run is
+	// inconclusive: overlapping calls on two pods do not prove that two handlers ran at once
+	// (a proxy or a queue in front of the pods can serialize them).
+	AllowClientOnly bool `json:"allow_client_only,omitempty"`
 }
 
 // Coverage reports how many customers saw the race, client-side and server-side.
@@ -64,7 +72,7 @@ type Coverage struct {
 	Fraction float64 `json:"fraction"`
 	// ServerData says that some response reported its handler's interval. When
 	// none did (a service that does not send it), coverage is judged
-	// client-side alone.
+	// client-side alone if AllowClientOnly, and is insufficient otherwise.
 	ServerData bool `json:"server_data"`
 	// ServerCovered and ServerFraction are server-side: handler intervals on two
 	// pods overlapping by more than ClockSkewBound.
@@ -100,14 +108,17 @@ func (c Coverage) String() string {
 		fmt.Fprintf(&b, "; server-side %d of %d (%.0f%%) had handlers on two pods running at once (overlap > %v; estimated clock skew bound %v)",
 			c.ServerCovered, c.Customers, 100*c.ServerFraction, c.ClockSkewBound, c.Skew.Bound)
 	} else {
-		b.WriteString("; server-side: no data (no response carried its handler's interval), judged client-side alone")
+		b.WriteString("; server-side: no data (no response carried its handler's interval)")
+		if c.AllowClientOnly {
+			b.WriteString(", judged client-side alone as allowed")
+		}
 	}
 	fmt.Fprintf(&b, "; need %d and %.0f%%; pods %v", c.MinCovered, 100*max(c.MinFraction, 0), c.Pods)
 	if len(c.ReadyPods) > 0 {
 		fmt.Fprintf(&b, " of ready %v", c.ReadyPods)
 	}
 	if len(c.Skew.Inconsistent) > 0 {
-		fmt.Fprintf(&b, "; clocks inconsistent for %v", c.Skew.Inconsistent)
+		fmt.Fprintf(&b, "; clocks inconsistent for %v (their requests do not count)", c.Skew.Inconsistent)
 	}
 	if len(c.Reasons) > 0 {
 		fmt.Fprintf(&b, "; insufficient: %s", strings.Join(c.Reasons, "; "))
@@ -128,9 +139,10 @@ func newCoverage(p CoverageParams, n int) Coverage {
 }
 
 // scan adds what the whole history tells, rather than each customer: whether
-// pods reported handler intervals, the burst requests per pod, the pods outside
-// ReadyPods and the clock skew.
-func (c *Coverage) scan(ops []history.Op) {
+// pods reported handler intervals, the burst requests per pod and the pods
+// outside ReadyPods. skew is EstimateSkew of ops, which the customers' judging
+// needed first.
+func (c *Coverage) scan(ops []history.Op, skew Skew) {
 	ready := map[string]bool{}
 	for _, p := range c.ReadyPods {
 		ready[p] = true
@@ -155,7 +167,7 @@ func (c *Coverage) scan(ops []history.Op) {
 			c.IdlePods = append(c.IdlePods, p)
 		}
 	}
-	c.Skew = EstimateSkew(ops)
+	c.Skew = skew
 }
 
 // finish computes the fractions and the verdict of c once Covered and
@@ -169,8 +181,11 @@ func (c Coverage) finish() Coverage {
 	if c.Covered < c.MinCovered || c.Fraction < c.MinFraction {
 		c.Reasons = append(c.Reasons, fmt.Sprintf("client-side only %d customers (%.0f%%) covered", c.Covered, 100*c.Fraction))
 	}
-	if c.ServerData && (c.ServerCovered < c.MinCovered || c.ServerFraction < c.MinFraction) {
+	switch {
+	case c.ServerData && (c.ServerCovered < c.MinCovered || c.ServerFraction < c.MinFraction):
 		c.Reasons = append(c.Reasons, fmt.Sprintf("server-side only %d customers (%.0f%%) covered", c.ServerCovered, 100*c.ServerFraction))
+	case !c.ServerData && !c.AllowClientOnly:
+		c.Reasons = append(c.Reasons, ReasonNoServerData)
 	}
 	if len(c.UnknownPods) > 0 {
 		c.Reasons = append(c.Reasons, fmt.Sprintf("requests served by %v, which the Service does not list as ready", c.UnknownPods))
@@ -180,6 +195,24 @@ func (c Coverage) finish() Coverage {
 	}
 	c.Sufficient = len(c.Reasons) == 0
 	return c
+}
+
+// ReasonNoServerData is the reason coverage is insufficient when no response carried its
+// handler's interval and CoverageParams.AllowClientOnly is off.
+const ReasonNoServerData = "no response carried its handler's interval (Server-Timing), so no race is proven server-side; client-side coverage alone is accepted only when allowed (CoverageParams.AllowClientOnly)"
+
+// firstRegistrations are the ops of own (a customer's requests with its own
+// merchant's key) that were sent before the customer's first 2xx returned at
+// firstOK (negative: none did), served by a pod whose clock is not in doubt
+// (untrusted): the requests that could have raced to create the customer.
+func firstRegistrations(own []*history.Op, firstOK time.Duration, untrusted map[string]bool) []*history.Op {
+	var out []*history.Op
+	for _, op := range own {
+		if (firstOK < 0 || op.Call < firstOK) && !untrusted[op.Pod] {
+			out = append(out, op)
+		}
+	}
+	return out
 }
 
 // crossPodOverlap reports whether two ops were served by different pods while

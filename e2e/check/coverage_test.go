@@ -34,6 +34,17 @@ func timedHistory(t *testing.T) ([]history.Op, []Row) {
 	return ops, rows
 }
 
+// earlier moves the start of every handler interval of ops by d earlier.
+func earlier(ops []history.Op, d time.Duration) []history.Op {
+	out := slices.Clone(ops)
+	for i := range out {
+		if out[i].HasServerInterval() {
+			out[i].ServerStart -= d
+		}
+	}
+	return out
+}
+
 // TestServerCoverage judges coverage on hand-made histories where the clients' clocks say the
 // race happened and the pods' reports, the Service's replica list or the clocks' uncertainty
 // say otherwise.
@@ -96,7 +107,23 @@ func TestServerCoverage(t *testing.T) {
 			edit:   func(p *CoverageParams) { p.ReadyPods = []string{"pod-a", "pod-b", "pod-c"} },
 			reason: "replica pod-c served nothing",
 		},
-		{name: "no server data: client-side alone", ops: plain, sufficient: true, serverData: false, server: 0},
+		{name: "no server data: client-side alone, as allowed", ops: plain, sufficient: true, serverData: false, server: 0},
+		{
+			name: "no server data and client-side alone not allowed", ops: plain,
+			edit: func(p *CoverageParams) { p.AllowClientOnly = false }, reason: ReasonNoServerData,
+		},
+		{
+			// The shape of mutant server-timing-early: every pod's intervals start a second
+			// before their requests were sent, so its clock samples contradict each other and
+			// none of its requests count, client-side or server-side.
+			name: "handler intervals that start before their requests", ops: earlier(timed, msec(1000)),
+			edit:       func(p *CoverageParams) { p.AllowClientOnly = false },
+			serverData: true, server: 0, reason: "client-side only 0 customers (0%) covered; server-side only 0 customers",
+		},
+		{
+			name: "handler intervals make client-side alone unneeded", ops: timed, sufficient: true, serverData: true, server: 2,
+			edit: func(p *CoverageParams) { p.AllowClientOnly = false },
+		},
 		{
 			name: "no server data and too few on the client", ops: replace(plain, servedBy(plain[1], "pod-a")),
 			edit: func(p *CoverageParams) { p.MinCovered = 2 }, reason: "client-side only 1 customers",
@@ -184,7 +211,7 @@ func TestCoverageLeavesOutBurstsUnderFault(t *testing.T) {
 		okCreated(t, carol, 0, 0, "pod-a", 150, 160, tc),
 		ok(t, carol, 1, 0, "pod-a", 150, 158, tc))
 	p := params()
-	p.Coverage = CoverageParams{MinCovered: 2, MinFraction: 1}
+	p.Coverage = CoverageParams{MinCovered: 2, MinFraction: 1, AllowClientOnly: true}
 	res, err := Check(ops, rows, p)
 	if err != nil {
 		t.Fatal(err)
@@ -208,5 +235,61 @@ func TestCoverageLeavesOutBurstsUnderFault(t *testing.T) {
 	}
 	if c := res.Coverage; c.Sufficient || c.Customers != 0 || c.UnderFault != 3 {
 		t.Errorf("a run made only of bursts under a fault: %+v", c)
+	}
+}
+
+// TestCoverageCountsFirstRegistrationsOnly judges alice's coverage on hand-made histories in
+// which her only cross-pod overlap is, or is not, between requests that could have raced to
+// create her row: sent before her first 2xx returned, and served by pods whose clocks agree
+// with themselves.
+func TestCoverageCountsFirstRegistrationsOnly(t *testing.T) {
+	ta := tokenFor(t, rowA, nil)
+	// The first 2xx returns at 5 ms; alice's other burst request stays on pod-a.
+	first := []history.Op{
+		handled(okCreated(t, alice, 0, 0, "pod-a", 0, 5, ta), 1, 4),
+		handled(ok(t, alice, 1, 0, "pod-a", 1, 9, ta), 5, 8),
+	}
+	for _, tc := range []struct {
+		name    string
+		ops     []history.Op
+		covered bool
+	}{
+		{
+			name: "a burst request on pod-b sent before the first 2xx returned",
+			ops:  append(slices.Clone(first), handled(ok(t, alice, 2, 0, "pod-b", 4, 12, ta), 7, 10)), covered: true,
+		},
+		{
+			// The row existed when it was sent: it overlaps seq 1 on two pods, client-side
+			// (1-9, 6-12) and server-side (5-8, 7-10), yet nothing raced.
+			name: "a retry on pod-b sent after the first 2xx returned",
+			ops:  append(slices.Clone(first), handled(ok(t, alice, 1, 1, "pod-b", 6, 12, ta), 7, 10)),
+		},
+		{
+			// pod-b's second sample says its clock is 9 to 10 ms behind, its first that it is
+			// within 2 ms: one of them is not its handler's interval, and none of its
+			// intervals can be trusted.
+			name: "the race on pod-b, whose clock samples contradict each other",
+			ops: append(slices.Clone(first), handled(ok(t, alice, 2, 0, "pod-b", 4, 12, ta), 7, 10),
+				handled(ok(t, alice, 2, 1, "pod-b", 20, 22, ta), 30, 31)),
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := params()
+			p.Faults = nil
+			p.Coverage.AllowClientOnly = false
+			res, err := Check(tc.ops, []Row{rowA}, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := res.Coverage
+			want := 0
+			wantVerdict := VerdictInconclusive
+			if tc.covered {
+				want, wantVerdict = 1, VerdictPass
+			}
+			if c.Covered != want || c.ServerCovered != want || res.Verdict != wantVerdict {
+				t.Errorf("covered %d server-covered %d verdict %s, want %d %d %s\n%s", c.Covered, c.ServerCovered, res.Verdict, want, want, wantVerdict, c)
+			}
+		})
 	}
 }

@@ -61,6 +61,9 @@ type judgeEnv struct {
 	ops    []history.Op
 	faults faultWindows
 	rules  tokenRules
+	// untrusted are the pods whose clock samples contradict each other
+	// (Skew.Inconsistent): their requests do not count for coverage.
+	untrusted map[string]bool
 }
 
 // judgement is what one customer contributes to the Result.
@@ -274,9 +277,10 @@ func (e *judgeEnv) judgeCustomer(c history.Customer, idx []int32, rows []Row, re
 	}
 	entitled := len(own) > 0
 	// Only requests that could register the customer race to create it: two refusals on two
-	// pods at once are no race.
-	j.covered = crossPodOverlap(own)
-	j.serverCovered = crossPodServerOverlap(own, e.p.Coverage.ClockSkewBound)
+	// pods at once are no race, nor are retries sent once the row existed.
+	first := firstRegistrations(own, firstOK, e.untrusted)
+	j.covered = crossPodOverlap(first)
+	j.serverCovered = crossPodServerOverlap(first, e.p.Coverage.ClockSkewBound)
 	j.underFault = e.burstUnderFault(ops)
 	j.withoutOwnKey = len(ops) > 0 && !entitled
 	if e.authChecked() && len(ops) > 0 && !entitled && !registered && len(rows) > 0 {

@@ -3,11 +3,14 @@ package framework
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
 	. "github.com/onsi/gomega"    //nolint:revive
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/stampede-e2e/stampede/e2e/attack"
@@ -54,9 +57,12 @@ func (d *Deployment) attackFromCluster(ctx context.Context, customers []history.
 	}
 	jctx, cancel := context.WithTimeout(ctx, deadline+30*time.Second)
 	defer cancel()
+	correct := cfg.Mode == "existing"
+	collect := d.jobClocks(jctx, p.Name, plan.Shard.Count, correct)
 	res, err := attackjob.Run(jctx, d.Env.Client, p, d.Env.Logger)
+	clocks := collect()
 	if res != nil {
-		Expect(report.WriteTextFile(dir, report.AttackersFile, attackersLog(res))).To(Succeed())
+		Expect(report.WriteTextFile(dir, report.AttackersFile, attackersLog(res, clocks))).To(Succeed())
 		for _, pod := range res.Pods {
 			d.Env.Logger.Info("attacker pod", "pod", pod.Name, "index", pod.Index, "node", pod.Node,
 				"slack", pod.Output.Slack.Round(time.Millisecond), "ops", len(pod.Output.Ops))
@@ -65,9 +71,94 @@ func (d *Deployment) attackFromCluster(ctx context.Context, customers []history.
 	Expect(err).NotTo(HaveOccurred(), "traffic from inside the cluster")
 	outs, err := res.Outputs()
 	Expect(err).NotTo(HaveOccurred(), "the attacker pods' outputs")
+	var unmeasured []string
+	for _, pod := range res.Pods {
+		if pod.Index < 0 || pod.Index >= len(clocks) {
+			continue
+		}
+		c := clocks[pod.Index]
+		if !c.measured {
+			unmeasured = append(unmeasured, pod.Name)
+		}
+		d.Env.Logger.Info("attacker clock", "pod", pod.Name, "node", pod.Node, "measured", c.measured,
+			"offset", c.offset.Round(time.Microsecond), "bound", c.bound.Round(time.Microsecond), "shift", c.shift.Round(time.Microsecond))
+	}
+	// The nodes of a cluster not made here may disagree on the time: an attacker's calls and
+	// returns are comparable with another's only on one clock (RuleCreated compares them).
+	Expect(correct && len(unmeasured) > 0).To(BeFalse(), "the clocks of attacker pods %v could not be read, so their times cannot be put on this host's clock", unmeasured)
+	for i := range outs {
+		if o := outs[i].Index; o >= 0 && o < len(clocks) {
+			clocks[o].correct(outs[i].Ops)
+		}
+	}
+	d.attackerClocks = max(d.attackerClocks, clockDisagreement(clocks))
 	ops, err := attack.Merge(outs, plan, d.Clock.Base(), seqs)
 	Expect(err).NotTo(HaveOccurred())
 	return ops
+}
+
+// jobClocks measures the clock of each of the n pods of the attacker Job named job as soon as
+// it runs (a Job's attacker answers attack.ClockPath while it runs: attackjob renders
+// attack.ClockAddrEnv), through a port-forward, as the round servers' are measured; with correct
+// a clock measurably off this host's gets the shift its ops move by. It measures until ctx ends
+// or every pod is measured; collect stops it and returns the clocks by completion index (a pod
+// that could not be read is not measured).
+func (d *Deployment) jobClocks(ctx context.Context, job string, n int, correct bool) (collect func() []serverClock) {
+	ctx, cancel := context.WithCancel(ctx)
+	clocks := make([]serverClock, n)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		tries := map[string]int{}
+		for left := n; left > 0; {
+			list, err := d.Env.Client.CoreV1().Pods(d.Namespace).List(ctx, metav1.ListOptions{LabelSelector: attackjob.JobLabel + "=" + job})
+			for _, pod := range listed(list, err) {
+				i, err := strconv.Atoi(pod.Annotations[attackjob.IndexAnnotation])
+				if err != nil || i < 0 || i >= n || clocks[i].measured || pod.Status.Phase != corev1.PodRunning || tries[pod.Name] >= 3 {
+					continue
+				}
+				tries[pod.Name]++
+				offset, bound, err := d.readPodClock(ctx, pod.Name)
+				if err != nil {
+					d.Env.Logger.Warn("reading an attacker's clock", "pod", pod.Name, "err", err)
+					continue
+				}
+				clocks[i] = newServerClock(offset, bound, correct)
+				left--
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() []serverClock {
+		cancel()
+		<-done
+		return clocks
+	}
+}
+
+// listed are the pods of list, none if err.
+func listed(list *corev1.PodList, err error) []corev1.Pod {
+	if err != nil || list == nil {
+		return nil
+	}
+	return list.Items
+}
+
+// readPodClock measures the clock of the attacker pod through a port-forward to its
+// attack.RoundsPort: how far ahead of this host's it is, within bound.
+func (d *Deployment) readPodClock(ctx context.Context, pod string) (offset, bound time.Duration, err error) {
+	port, stop, err := PortForwardPod(ctx, d.Env.RestConfig, d.Namespace, pod, attack.RoundsPort)
+	if err != nil {
+		return 0, 0, fmt.Errorf("port-forward to %s: %w", pod, err)
+	}
+	defer stop()
+	return attack.MeasureClock(ctx, http.DefaultClient, fmt.Sprintf("http://127.0.0.1:%d%s", port, attack.ClockPath), clockExchanges)
 }
 
 // attackerLabels go on everything the suite creates for its attackers: the run's owner labels.
@@ -104,9 +195,9 @@ func attackDeadline(p attack.Plan, lead time.Duration) time.Duration {
 	return lead + bursts + timeout + 2*retries + time.Minute
 }
 
-// attackersLog is attackers.log: a header per pod (index, node, start slack, ops, error) and its
-// own logging.
-func attackersLog(r *attackjob.Result) string {
+// attackersLog is attackers.log: a header per pod (index, node, start slack, ops, error, its
+// clock as measured, by index in clocks) and its own logging.
+func attackersLog(r *attackjob.Result, clocks []serverClock) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "attacker job: %d pods, %s from creation to completion\n", len(r.Pods), r.Took.Round(time.Millisecond))
 	for _, p := range r.Pods {
@@ -119,6 +210,13 @@ func attackersLog(r *attackjob.Result) string {
 			fmt.Fprintf(&b, ", output unreadable: %v", p.OutputErr)
 		}
 		b.WriteString("\n")
+		switch c := clockOf(clocks, p.Index); {
+		case c.measured:
+			fmt.Fprintf(&b, "clock: %s ahead of this host's, within %s; ops moved by %s\n",
+				c.offset.Round(time.Microsecond), c.bound.Round(time.Microsecond), (-c.shift).Round(time.Microsecond))
+		default:
+			b.WriteString("clock: not measured; ops left as timed\n")
+		}
 		lines := p.Output.Log
 		if p.OutputErr != nil {
 			lines = strings.Split(string(p.Log), "\n")
@@ -128,4 +226,12 @@ func attackersLog(r *attackjob.Result) string {
 		}
 	}
 	return b.String()
+}
+
+// clockOf is clocks[i], or an unmeasured clock outside them.
+func clockOf(clocks []serverClock, i int) serverClock {
+	if i < 0 || i >= len(clocks) {
+		return serverClock{}
+	}
+	return clocks[i]
 }

@@ -28,9 +28,10 @@ func TestAttackersLog(t *testing.T) {
 			Output: attack.Output{Trailer: attack.Trailer{Slack: 3 * time.Second}, Log: []string{"time=1 msg=plan"}}},
 		{Name: "a-1", Index: 1, Node: "w2", Phase: corev1.PodFailed, Log: []byte("panic: boom\n"), OutputErr: errors.New("no trailer")},
 	}}
-	got := attackersLog(r)
+	got := attackersLog(r, []serverClock{newServerClock(40*time.Millisecond, time.Millisecond, true)})
 	for _, want := range []string{"2 pods, 12s", "== pod a-0, index 0, node w1, Succeeded: slack 3s", "time=1 msg=plan",
-		"output unreadable: no trailer", "panic: boom"} {
+		"output unreadable: no trailer", "panic: boom", "clock: 40ms ahead of this host's, within 1ms; ops moved by -40ms",
+		"clock: not measured"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("attackers.log lacks %q:\n%s", want, got)
 		}

@@ -83,6 +83,10 @@ type Config struct {
 	// DNS replaces the peers the pods may query DNS at (manifests.ParseDNSEgress reads it);
 	// empty keeps manifests.DefaultDNS.
 	DNS string
+	// AllowClientOnlyCoverage accepts client-side coverage alone from a service whose answers
+	// carry no handler interval (Server-Timing): without it such a run is inconclusive
+	// (check.CoverageParams.AllowClientOnly).
+	AllowClientOnlyCoverage bool
 	// RunRole is a ClusterRole that each spec binds, in its own namespace only, to the identity
 	// the suite runs as (a RoleBinding the namespace takes with it): the namespaced rights of
 	// manifests/rbac. Empty binds nothing: the identity must hold those rights already.
@@ -147,6 +151,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Gap, "e2e.gap", envDuration("GAP", traffic.DefaultGap), "time between the starts of two customers' bursts")
 	fs.IntVar(&c.Replicas, "e2e.replicas", envInt("REPLICAS", 3), "token service replicas")
 	fs.BoolVar(&c.Keep, "e2e.keep", env("KEEP", "") == "true", "keep the kind cluster and failed specs' namespaces")
+	fs.BoolVar(&c.AllowClientOnlyCoverage, "e2e.allow-client-only-coverage", env("ALLOW_CLIENT_ONLY_COVERAGE", "") == "true",
+		"accept client-side coverage alone from a service that sends no Server-Timing handler interval (default: such a run is inconclusive)")
 	fs.StringVar(&c.Artifacts, "e2e.artifacts", env("ARTIFACTS", ""), "this run's artifacts directory (default: <artifacts-base>/<UTC time>-seed<N>)")
 	fs.StringVar(&c.ArtifactsBase, "e2e.artifacts-base", artifacts, "directory of the runs' artifacts directories (env ARTIFACTS)")
 	fs.StringVar(&c.DatabaseStorage, "e2e.db-storage", env("DB_STORAGE", ""), "where PostgreSQL keeps its data: emptydir or pvc (default: emptydir in existing mode, else pvc)")

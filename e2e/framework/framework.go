@@ -85,6 +85,10 @@ type Deployment struct {
 
 	// attacks counts the attacker Jobs of the spec, which names each.
 	attacks int
+	// attackerClocks bounds how far the clocks of the attacker pods that timed the spec's
+	// traffic may disagree once corrected (clockDisagreement), the largest of its runs: two
+	// pods' call and return times are comparable only up to it.
+	attackerClocks time.Duration
 	// rounds sends the spec's chaos rounds from its round servers (-e2e.traffic=cluster),
 	// once started.
 	rounds sendFunc

@@ -3,7 +3,6 @@ package framework
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -104,6 +103,7 @@ func (d *Deployment) clusterSender(ctx context.Context, dir string) sendFunc {
 		Expect(rs.forward(ctx, i)).To(Succeed())
 		Expect(rs.measureClock(ctx, i)).To(Succeed())
 	}
+	d.attackerClocks = max(d.attackerClocks, clockDisagreement(rs.clocks))
 	d.Env.Logger.Info("round servers ready", "pods", pods)
 	return rs.send
 }
@@ -176,13 +176,9 @@ func (rs *roundServers) send(ctx context.Context, customers []history.Customer, 
 			failed = append(failed, fmt.Errorf("round server %s: %s", rs.pods[i], outs[i].Error))
 		}
 		rs.noteSlack(outs[i].Slack)
-		if shift := rs.clocks[i].shift; shift != 0 {
-			// The server timed its ops on its node's clock, shift ahead of this host's, on which
-			// the fault's event is timed: move them onto this host's.
-			for j := range outs[i].Ops {
-				outs[i].Ops[j] = attack.Rebase(outs[i].Ops[j], -shift)
-			}
-		}
+		// The server timed its ops on its node's clock, shift ahead of this host's, on which
+		// the fault's event is timed: move them onto this host's.
+		rs.clocks[i].correct(outs[i].Ops)
 	}
 	if err := errors.Join(failed...); err != nil {
 		return nil, err
@@ -198,6 +194,54 @@ func (rs *roundServers) send(ctx context.Context, customers []history.Customer, 
 // another's.
 type serverClock struct {
 	offset, bound, shift time.Duration
+	// measured is false for a pod whose clock could not be read.
+	measured bool
+}
+
+// newServerClock is a clock measured offset ahead of this host's, within bound; with correct
+// its ops move by the offset when it is larger than its bound.
+func newServerClock(offset, bound time.Duration, correct bool) serverClock {
+	c := serverClock{offset: offset, bound: bound, measured: true}
+	if correct && (offset > bound || offset < -bound) {
+		c.shift = offset
+	}
+	return c
+}
+
+// correct moves ops' client times by the clock's shift (attack.Correct): the handler intervals
+// are the service's clocks and stay.
+func (c serverClock) correct(ops []history.Op) {
+	if c.shift == 0 {
+		return
+	}
+	for j := range ops {
+		ops[j] = attack.Correct(ops[j], c.shift)
+	}
+}
+
+// residual bounds how far the clock, once its ops are corrected, may still be from this host's.
+func (c serverClock) residual() time.Duration {
+	d := c.offset - c.shift
+	return max(d, -d) + c.bound
+}
+
+// clockDisagreement bounds how far two of clocks may disagree once corrected: the sum of the
+// two largest residuals. One clock, or none, disagrees with nothing.
+func clockDisagreement(clocks []serverClock) time.Duration {
+	var first, second time.Duration
+	for _, c := range clocks {
+		r := c.residual()
+		switch {
+		case r > first:
+			first, second = r, first
+		case r > second:
+			second = r
+		}
+	}
+	if len(clocks) < 2 {
+		return 0
+	}
+	return first + second
 }
 
 // clockExchanges is how many clock readings measureClock takes of a server: the one with the
@@ -205,45 +249,15 @@ type serverClock struct {
 const clockExchanges = 16
 
 // measureClock estimates server i's clock offset from clockExchanges readings of its clock
-// (attack.ClockOffset), and the shift its ops will move by.
+// (attack.MeasureClock), and the shift its ops will move by.
 func (rs *roundServers) measureClock(ctx context.Context, i int) error {
-	var (
-		sent, answered []time.Time
-		readings       []int64
-		errs           []error
-	)
 	url := fmt.Sprintf("http://127.0.0.1:%d%s", rs.port(i), attack.ClockPath)
-	for range clockExchanges {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		t1 := time.Now()
-		resp, err := rs.client.Do(req)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		var c attack.Clock
-		err = json.NewDecoder(resp.Body).Decode(&c)
-		t4 := time.Now()
-		_ = resp.Body.Close()
-		if err != nil || resp.StatusCode != http.StatusOK {
-			errs = append(errs, fmt.Errorf("%s: %v", resp.Status, err))
-			continue
-		}
-		sent, answered, readings = append(sent, t1), append(answered, t4), append(readings, c.UnixNano)
-	}
-	offset, bound, ok := attack.ClockOffset(sent, answered, readings)
-	if !ok {
-		return fmt.Errorf("round server %s: no clock reading: %w", rs.pods[i], errors.Join(errs...))
-	}
-	c := serverClock{offset: offset, bound: bound}
-	if rs.correctClocks && (offset > bound || offset < -bound) {
-		c.shift = offset
+	offset, bound, err := attack.MeasureClock(ctx, rs.client, url, clockExchanges)
+	if err != nil {
+		return fmt.Errorf("round server %s: %w", rs.pods[i], err)
 	}
 	rs.mu.Lock()
-	rs.clocks[i] = c
+	rs.clocks[i] = newServerClock(offset, bound, rs.correctClocks)
 	rs.mu.Unlock()
 	return nil
 }

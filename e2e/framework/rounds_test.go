@@ -154,7 +154,8 @@ func TestRoundServersSend(t *testing.T) {
 // TestRoundServersCorrectClocks: a round server whose clock is 5 s ahead of this host's times
 // its ops 5 s late; in existing mode they are moved back onto this host's clock, on which the
 // fault's event is timed, by the offset measured before the first round (within its bound);
-// elsewhere the clocks are one and the ops stay as timed.
+// elsewhere the clocks are one and the ops stay as timed. The handler intervals are the token
+// service's clock, not the server's, and never move with the correction.
 func TestRoundServersCorrectClocks(t *testing.T) {
 	const ahead = 5 * time.Second
 	fake := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -172,7 +173,7 @@ func TestRoundServersCorrectClocks(t *testing.T) {
 		for _, c := range p.Customers {
 			for _, s := range p.Shard.Seqs(p.Burst) {
 				ops = append(ops, history.Op{Customer: c, Seq: s, Phase: history.PhaseBurst, Call: 100 * time.Millisecond,
-					Return: 110 * time.Millisecond, Status: 200})
+					Return: 110 * time.Millisecond, Status: 200, ServerStart: 102 * time.Millisecond, ServerEnd: 108 * time.Millisecond})
 			}
 		}
 		tr := attack.Trailer{Index: p.Shard.Index, Shards: p.Shard.Count, Start: p.Start.UnixNano()}
@@ -208,6 +209,38 @@ func TestRoundServersCorrectClocks(t *testing.T) {
 			if d := op.Call - want; d < 0 || d > 100*time.Millisecond {
 				t.Errorf("correct=%t: %s called at %s on the spec's clock, want about %s", correct, op.ID(), op.Call, want)
 			}
+			if got := op.ServerStart - op.Call; got != 2*time.Millisecond+c.shift || op.ServerEnd-op.ServerStart != 6*time.Millisecond {
+				t.Errorf("correct=%t: %s handler %s..%s, call %s: the handler's interval moved with the server's clock",
+					correct, op.ID(), op.ServerStart, op.ServerEnd, op.Call)
+			}
 		}
+	}
+}
+
+// TestClockDisagreement: two attackers' clocks, once corrected, disagree by at most the sum of
+// their two largest residuals (what is left of each offset, plus its bound); an uncorrected
+// clock's residual is its whole offset.
+func TestClockDisagreement(t *testing.T) {
+	ms := time.Millisecond
+	corrected := newServerClock(40*ms, 2*ms, true)    // shifted: residual 2 ms
+	uncorrected := newServerClock(40*ms, 2*ms, false) // kept: residual 42 ms
+	withinBound := newServerClock(1*ms, 3*ms, true)   // not measurably off: residual 4 ms
+	behind := newServerClock(-30*ms, 1*ms, true)      // shifted: residual 1 ms
+	for _, tc := range []struct {
+		name   string
+		clocks []serverClock
+		want   time.Duration
+	}{
+		{"one clock", []serverClock{uncorrected}, 0},
+		{"corrected clocks", []serverClock{corrected, behind}, 3 * ms},
+		{"one not measurably off", []serverClock{corrected, withinBound, behind}, 6 * ms},
+		{"one left uncorrected", []serverClock{corrected, uncorrected, behind}, 44 * ms},
+	} {
+		if got := clockDisagreement(tc.clocks); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
+		}
+	}
+	if corrected.shift != 40*ms || uncorrected.shift != 0 || withinBound.shift != 0 || behind.shift != -30*ms {
+		t.Errorf("shifts %s %s %s %s", corrected.shift, uncorrected.shift, withinBound.shift, behind.shift)
 	}
 }

@@ -160,9 +160,12 @@ func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 	}
 	if d.Env.Config.Mode == "existing" && j.coverage.ClockSkewBound == 0 {
 		// Nodes of a cluster not made here may disagree on the time: an overlap of two handlers
-		// counts only beyond what the clocks' disagreement could explain.
-		j.coverage.ClockSkewBound = check.EstimateSkew(j.ops).Bound
+		// counts only beyond what the clocks' disagreement could explain, and so does one
+		// attacker's call after another's return (RuleCreated). The attackers' clocks were
+		// corrected onto this host's up to attackerClocks.
+		j.coverage.ClockSkewBound = max(check.EstimateSkew(j.ops).Bound, d.attackerClocks)
 	}
+	j.coverage.AllowClientOnly = j.coverage.AllowClientOnly || d.Env.Config.AllowClientOnlyCoverage
 	By("reading every replica's outcome counters, the second witness of what was answered")
 	after := d.scrapeRegistrationsEventually(ctx)
 	var answeredBy []string

@@ -28,6 +28,9 @@ type SelftestRow struct {
 	Scenarios []string `json:"scenarios"`
 	// Expected are the rules the catalog says it breaks; any one of them kills it.
 	Expected []string `json:"expected_rules"`
+	// ExpectInconclusive: a defect that breaks no rule but takes away the proof that the race
+	// ran (mutants.Mutant.Inconclusive); it is killed when every run is inconclusive.
+	ExpectInconclusive bool `json:"expect_inconclusive,omitempty"`
 	// Rules are the rules that fired, with the customers that broke each.
 	Rules map[string]int `json:"rules"`
 	// Verdicts are the checker's verdicts of the scenarios' runs.
@@ -45,7 +48,8 @@ type SelftestRow struct {
 // when a run failed with a violation of one of the expected rules. A failure by other rules
 // alone is reported as survived with the reason, because a kill must be for the defect's own
 // reason (the control passing the same scenarios is the other half of that); an inconclusive
-// run proves nothing either way.
+// run proves nothing either way, except for a mutant that ExpectInconclusive: it is killed
+// when every run (one at least) was inconclusive, and survives if any passed.
 func JudgeMutant(row SelftestRow, results []check.Result) SelftestRow {
 	row.Rules = map[string]int{}
 	row.Verdicts = nil
@@ -64,7 +68,22 @@ func JudgeMutant(row SelftestRow, results []check.Result) SelftestRow {
 			expectedFired = append(expectedFired, r)
 		}
 	}
+	inconclusive := len(results) > 0
+	var reasons []string
+	for _, r := range results {
+		inconclusive = inconclusive && r.Verdict == check.VerdictInconclusive
+		for _, why := range r.Coverage.Reasons {
+			if !slices.Contains(reasons, why) {
+				reasons = append(reasons, why)
+			}
+		}
+	}
 	switch {
+	case row.ExpectInconclusive && len(fired) == 0 && inconclusive:
+		row.Killed = true
+		row.Why = "killed: inconclusive, as it must be (" + strings.Join(reasons, "; ") + ")"
+	case row.ExpectInconclusive && len(fired) == 0:
+		row.Why = fmt.Sprintf("verdicts %s: a service that hides the proof of the race must never pass", strings.Join(row.Verdicts, ", "))
 	case len(expectedFired) > 0:
 		row.Killed = true
 		row.Why = "killed by " + strings.Join(expectedFired, ", ")

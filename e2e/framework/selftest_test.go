@@ -51,6 +51,33 @@ func TestJudgeMutant(t *testing.T) {
 	}
 }
 
+// TestJudgeInconclusiveMutant: a mutant that hides the proof of the race is killed only when
+// every run is inconclusive; a pass, or a violation, is no kill.
+func TestJudgeInconclusiveMutant(t *testing.T) {
+	row := SelftestRow{Variant: "no-server-timing", ExpectInconclusive: true}
+	noData := result(check.VerdictInconclusive, map[check.Rule]int{})
+	noData.Coverage.Reasons = []string{check.ReasonNoServerData}
+	for _, tc := range []struct {
+		name    string
+		results []check.Result
+		killed  bool
+		why     string
+	}{
+		{"every run inconclusive", []check.Result{noData, noData}, true, "killed: inconclusive, as it must be (no response carried"},
+		{"one run passed", []check.Result{noData, result(check.VerdictPass, nil)}, false, "must never pass"},
+		{"passed", []check.Result{result(check.VerdictPass, nil)}, false, "must never pass"},
+		{"a rule fired", []check.Result{result(check.VerdictFail, map[check.Rule]int{check.RuleContract: 1})}, false, "failed by contract only"},
+		{"no run", nil, false, "must never pass"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := JudgeMutant(row, tc.results)
+			if got.Killed != tc.killed || !strings.Contains(got.Why, tc.why) {
+				t.Errorf("killed %v (%s), want %v (%s)", got.Killed, got.Why, tc.killed, tc.why)
+			}
+		})
+	}
+}
+
 func TestJudgeControlAndTable(t *testing.T) {
 	pass := JudgeControl(SelftestRow{Variant: SelftestControl}, []check.Result{result(check.VerdictPass, nil), result(check.VerdictPass, nil)})
 	if !pass.ControlPassed() || pass.Killed {

@@ -88,6 +88,10 @@ const (
 	// issue 18, faults
 	ReadyBeforePool     = "ready-before-pool"
 	ConflictWithoutRace = "conflict-without-race"
+
+	// issue 18, clocks and coverage
+	NoServerTiming    = "no-server-timing"
+	ServerTimingEarly = "server-timing-early"
 )
 
 // Mutant is one deliberately broken variant of the service.
@@ -101,6 +105,10 @@ type Mutant struct {
 	// Rules are the e2e/check rules (check.Rule values) a run of Scenario breaks, the
 	// most direct first; any one of them kills the mutant.
 	Rules []string
+	// Inconclusive marks a defect that breaks no rule but takes away what the suite needs to
+	// prove that the race ran (its Rules are empty): every run of Scenario must be judged
+	// inconclusive, never pass.
+	Inconclusive bool
 	// Silent marks the mutants under which every answer is a 200 carrying a well-formed
 	// token with a valid Ed25519 signature: no status code or error body gives them away,
 	// only checking the token against the published key, the request (its key too), the
@@ -173,6 +181,12 @@ var All = []Mutant{
 		Doc: "a replica reports ready before its database pool works: for its first 20 s every registration is answered 503 unavailable with Retry-After, no database fault on"},
 	{Name: ConflictWithoutRace, Scenario: ScenarioBurst, Rules: []string{"contract"},
 		Doc: "half the registrations of a customer that does not exist yet, picked at random, are answered 409 conflict with Retry-After though no other request is creating it"},
+
+	// issue 18, clocks and coverage
+	{Name: NoServerTiming, Scenario: ScenarioBurst, Inconclusive: true, Silent: true,
+		Doc: "answers carry no Server-Timing handler interval: nothing shows that two handlers ran at once, so coverage cannot be claimed"},
+	{Name: ServerTimingEarly, Scenario: ScenarioBurst, Inconclusive: true, Silent: true,
+		Doc: "the Server-Timing handler interval starts one second before the request arrived: an interval that is not the handler's, which would fake overlaps"},
 }
 
 // Names returns the name of every mutant, in the order of All.

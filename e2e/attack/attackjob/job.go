@@ -170,6 +170,10 @@ func Render(p Params) (*batchv1.Job, error) {
 		},
 	}
 	job.Spec.Template.Spec.RestartPolicy = corev1.RestartPolicyNever
+	// While it runs, each pod answers clock readings on RoundsPort, reached only through a
+	// port-forward: the suite puts the pod's times on its own clock, as a round server's.
+	c := &job.Spec.Template.Spec.Containers[0]
+	c.Env = append(c.Env, corev1.EnvVar{Name: attack.ClockAddrEnv, Value: fmt.Sprintf(":%d", attack.RoundsPort)})
 	if p.Deadline > 0 {
 		job.Spec.ActiveDeadlineSeconds = ptr.To(int64((p.Deadline + time.Second - 1) / time.Second))
 	}

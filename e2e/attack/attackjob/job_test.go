@@ -120,6 +120,9 @@ func TestRenderJob(t *testing.T) {
 	if _, ok := c.Resources.Limits[corev1.ResourceCPU]; ok {
 		t.Error("a CPU limit would throttle the bursts apart")
 	}
+	if !slices.Contains(c.Env, corev1.EnvVar{Name: attack.ClockAddrEnv, Value: ":" + strconv.Itoa(attack.RoundsPort)}) {
+		t.Errorf("env %v: the pods must answer clock readings on %d, or their times stay on their nodes' clocks", c.Env, attack.RoundsPort)
+	}
 	for i := range 3 {
 		got, err := attack.ParseArgs(c.Args, func(k string) string {
 			if k == attack.IndexEnv {

@@ -25,9 +25,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/stampede-e2e/stampede/e2e/attack"
 )
@@ -51,6 +54,15 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if addr := getenv(attack.ClockAddrEnv); addr != "" {
+		// The suite reads this pod's clock while it runs, to put its times on the suite's.
+		_, closeClock, err := serveClock(addr, log)
+		if err != nil {
+			fmt.Fprintln(stderr, "stampede-attacker:", err)
+			return 1
+		}
+		defer closeClock()
+	}
 	ops, trailer, runErr := attack.Run(ctx, plan, log)
 	trailer.Pod, trailer.Node = getenv("POD_NAME"), getenv("NODE_NAME")
 	if runErr != nil {
@@ -70,4 +82,17 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	}
 	log.Info("done", "ops", len(ops))
 	return 0
+}
+
+// serveClock answers attack.ClockPath on addr until the returned function closes it, and
+// returns the address it listens on.
+func serveClock(addr string, log *slog.Logger) (string, func(), error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, fmt.Errorf("clock listener: %w", err)
+	}
+	srv := &http.Server{Handler: attack.ClockHandler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	log.Info("answering clock readings", "address", ln.Addr().String())
+	return ln.Addr().String(), func() { _ = srv.Close() }, nil
 }

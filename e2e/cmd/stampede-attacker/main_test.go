@@ -2,8 +2,11 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -209,6 +212,23 @@ func TestLatePodSendsNothing(t *testing.T) {
 	out, err := attack.ParseOutput(stdout.Bytes())
 	if err != nil || len(out.Ops) != 0 || !strings.Contains(out.Error, "after the agreed start") || out.Slack > -time.Minute {
 		t.Errorf("output %+v, err %v", out, err)
+	}
+}
+
+// TestServeClock: a Job's pod answers clock readings while it runs, until closed.
+func TestServeClock(t *testing.T) {
+	addr, closeClock, err := serveClock("127.0.0.1:0", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + addr + attack.ClockPath
+	offset, bound, err := attack.MeasureClock(context.Background(), &http.Client{}, url, 3)
+	if err != nil || offset > bound || offset < -bound {
+		t.Errorf("offset %v within %v, err %v: want this host's own clock", offset, bound, err)
+	}
+	closeClock()
+	if _, _, err := attack.MeasureClock(context.Background(), &http.Client{}, url, 1); err == nil {
+		t.Error("a closed clock still answered")
 	}
 }
 

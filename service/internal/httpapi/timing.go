@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/stampede-e2e/stampede/service/internal/mutant"
 )
 
 // HandlerTimingHeader carries, on every answer of POST /v1/tokens, the interval in which the
@@ -42,7 +44,15 @@ func (w *timedWriter) stamp() {
 		return
 	}
 	w.stamped = true
-	w.Header().Add(HandlerTimingHeader, FormatHandlerTiming(w.start, time.Now()))
+	start := w.start
+	// The self-test build's broken variants (service/mutants); constant false in production.
+	switch {
+	case mutant.Is(mutant.NoServerTiming):
+		return
+	case mutant.Is(mutant.ServerTimingEarly):
+		start = start.Add(-time.Second)
+	}
+	w.Header().Add(HandlerTimingHeader, FormatHandlerTiming(start, time.Now()))
 }
 
 func (w *timedWriter) WriteHeader(code int) {

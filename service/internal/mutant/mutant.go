@@ -49,4 +49,8 @@ const (
 	// issue 18, faults
 	ReadyBeforePool     // ready-before-pool
 	ConflictWithoutRace // conflict-without-race
+
+	// issue 18, clocks and coverage
+	NoServerTiming    // no-server-timing
+	ServerTimingEarly // server-timing-early
 )

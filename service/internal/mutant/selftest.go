@@ -57,6 +57,10 @@ var ids = map[string]ID{
 	// issue 18, faults
 	mutants.ReadyBeforePool:     ReadyBeforePool,
 	mutants.ConflictWithoutRace: ConflictWithoutRace,
+
+	// issue 18, clocks and coverage
+	mutants.NoServerTiming:    NoServerTiming,
+	mutants.ServerTimingEarly: ServerTimingEarly,
 }
 
 var (

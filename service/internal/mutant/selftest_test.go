@@ -22,8 +22,8 @@ func TestCatalogAndHooksAgree(t *testing.T) {
 			t.Errorf("catalog entry %d %q has ID %d (known %v), want %d", i, m.Name, id, ok, i+1)
 		}
 	}
-	// ConflictWithoutRace is the last constant.
-	if last := ConflictWithoutRace; last != ID(len(mutants.All)) {
+	// ServerTimingEarly is the last constant.
+	if last := ServerTimingEarly; last != ID(len(mutants.All)) {
 		t.Errorf("last ID %d, want %d", last, len(mutants.All))
 	}
 }
