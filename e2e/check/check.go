@@ -56,16 +56,25 @@ const (
 	// after retries; unless none of its requests carried that key or every one that did was
 	// refused it (RuleAuth's).
 	RuleFinalToken Rule = "final-token"
+	// RuleRows: every row of the judged customers' merchants belongs to a customer the run (or
+	// an earlier run on the same database, Params.Earlier) planned, and every column the request
+	// wrote holds what the request sent: merchant and external id (the key), email and name
+	// (NULL when not sent). RuleOneRow counts the rows of a planned key; this one judges the
+	// rows no planned key accounts for and what each row says, which no answer shows.
+	RuleRows Rule = "rows"
 )
 
 // Rules lists every Rule in report order.
-var Rules = []Rule{RuleOneRow, RuleValidToken, RuleTokenMatchesRow, RuleOneToken, RuleCleanError, RuleContract, RuleAuth, RuleCreated, RuleFinalToken, RuleMetrics}
+var Rules = []Rule{RuleOneRow, RuleValidToken, RuleTokenMatchesRow, RuleOneToken, RuleCleanError, RuleContract, RuleAuth, RuleCreated, RuleFinalToken, RuleRows, RuleMetrics}
 
-// Row is one row of the customers table, as the caller read it.
+// Row is one row of the customers table, as the caller read it: every column the service
+// writes. Email and Name are nil for NULL, and in rows saved before the suite read them.
 type Row struct {
 	ID         string    `json:"id"`
 	MerchantID string    `json:"merchant_id"`
 	ExternalID string    `json:"external_id"`
+	Email      *string   `json:"email"`
+	Name       *string   `json:"name"`
 	CreatedAt  time.Time `json:"created_at"`
 }
 
@@ -97,6 +106,10 @@ type Params struct {
 	// checked too (and break RuleFinalToken); customers in the history are
 	// always checked.
 	Customers []history.Customer
+	// Earlier are the customers that earlier runs on the same database planned: their rows are
+	// theirs, not strays (RuleRows); they are not judged here. Registered customers need not
+	// be repeated.
+	Earlier []history.Customer
 	// Coverage decides when a run exercised the race.
 	Coverage CoverageParams
 	// Metrics is what the pods counted during the history (RuleMetrics); nil skips that rule,
@@ -107,6 +120,10 @@ type Params struct {
 	// and expiring tokens (a judge.json without audience and token TTL; SavedParams.Params):
 	// then, and only then, aud and exp are not required and RuleAuth does not apply.
 	savedBeforeAuth bool
+	// savedBeforeRows says the params were saved before judge.json had a format version (and
+	// Earlier): the customers of earlier runs are unknown, so RuleRows does not judge stray
+	// rows, as the checker did not then.
+	savedBeforeRows bool
 }
 
 // Verdict is the outcome of Check.
@@ -301,6 +318,10 @@ func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 			res.Counts[v.Rule]++
 			res.Violations = append(res.Violations, v)
 		}
+	}
+	for _, v := range checkRows(g, append(slices.Clip(p.Earlier), p.Registered...), !p.savedBeforeRows) {
+		res.Counts[v.Rule]++
+		res.Violations = append(res.Violations, v)
 	}
 	for _, v := range checkMetrics(ops, p.Metrics) {
 		res.Counts[v.Rule]++

@@ -79,6 +79,9 @@ type Deployment struct {
 	// metricsBase are the pods' outcome counters when the last judged traffic ended (or the
 	// deployment became ready): the next judgement compares what they counted since.
 	metricsBase PodCounts
+	// planned are the customers every judged run of the spec planned so far, on this
+	// deployment's database: the next judgement's check.Params.Earlier.
+	planned []history.Customer
 
 	// attacks counts the attacker Jobs of the spec, which names each.
 	attacks int

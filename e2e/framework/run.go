@@ -170,9 +170,11 @@ func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 		Faults:     j.faults,
 		Registered: j.registered,
 		Customers:  j.customers,
+		Earlier:    slices.Clip(d.planned),
 		Coverage:   j.coverage,
 		Metrics:    witness,
 	}
+	d.planned = append(d.planned, j.customers...)
 	res, err := check.Check(j.ops, rows, params)
 	Expect(err).NotTo(HaveOccurred(), "checker params")
 	run := report.Run{Repro: d.Env.Repro(), Base: d.Clock.Base(), History: j.ops, Result: res, Params: params, Rows: rows}
