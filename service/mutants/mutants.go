@@ -65,6 +65,9 @@ const (
 	AsyncCommit        = "async-commit"
 	AnyMerchantKey     = "any-merchant-key"
 	UncountedExisting  = "uncounted-existing"
+	// issue 18, rows
+	StrayRow      = "stray-row"
+	TruncatedName = "truncated-name"
 )
 
 // Mutant is one deliberately broken variant of the service.
@@ -119,6 +122,11 @@ var All = []Mutant{
 		Doc: "authorization skipped: any valid API key acts for any merchant (no 403), so another merchant's key registers that merchant's customer or gets its token"},
 	{Name: UncountedExisting, Scenario: ScenarioBurst, Rules: []string{"metrics"}, Silent: true,
 		Doc: "an existing customer's 200 (a repeat, or a lost insert race) is answered right but never counted in tokensvc_registrations_total"},
+	// issue 18, rows
+	{Name: StrayRow, Scenario: ScenarioBurst, Rules: []string{"rows"}, Silent: true,
+		Doc: "the winner of the insert race also writes a second row of the same merchant under external id <external_id>-shadow, which no request asked for"},
+	{Name: TruncatedName, Scenario: ScenarioBurst, Rules: []string{"rows"}, Silent: true,
+		Doc: "the name column keeps only the first 8 bytes of the name sent (a column narrowed by a migration, written without an error)"},
 }
 
 // Names returns the name of every mutant, in the order of All.

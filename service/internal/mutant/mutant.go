@@ -31,4 +31,7 @@ const (
 	AsyncCommit           // async-commit
 	AnyMerchantKey        // any-merchant-key
 	UncountedExisting     // uncounted-existing
+	// issue 18, rows
+	StrayRow      // stray-row
+	TruncatedName // truncated-name
 )

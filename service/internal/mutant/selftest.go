@@ -35,6 +35,9 @@ var ids = map[string]ID{
 	mutants.AsyncCommit:        AsyncCommit,
 	mutants.AnyMerchantKey:     AnyMerchantKey,
 	mutants.UncountedExisting:  UncountedExisting,
+	// issue 18, rows
+	mutants.StrayRow:      StrayRow,
+	mutants.TruncatedName: TruncatedName,
 }
 
 var (

@@ -24,3 +24,25 @@ func beginWithoutCommit(ctx context.Context, db DB) (DB, func(), error) {
 	}
 	return tx, func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }, nil
 }
+
+// insertShadow is the stray-row mutant's extra write: a second row of nc's merchant under
+// external id <external_id>-shadow, which no request asked for. Only a self-test build calls it.
+func insertShadow(ctx context.Context, db DB, nc NewCustomer) error {
+	shadow := NewCustomer{Key: Key{MerchantID: nc.MerchantID, ExternalID: nc.ExternalID + "-shadow"}}
+	if _, err := insert(ctx, db, shadow); err != nil {
+		return fmt.Errorf("insert shadow row: %w", err)
+	}
+	return nil
+}
+
+// truncatedNameBytes is how much of a name the truncated-name mutant keeps.
+const truncatedNameBytes = 8
+
+// truncatedName is the truncated-name mutant's name column: the first truncatedNameBytes bytes
+// of name. Only a self-test build calls it.
+func truncatedName(name string) string {
+	if len(name) > truncatedNameBytes {
+		return name[:truncatedNameBytes]
+	}
+	return name
+}
