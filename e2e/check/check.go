@@ -114,7 +114,11 @@ type Params struct {
 	Coverage CoverageParams
 	// Metrics is what the pods counted during the history (RuleMetrics); nil skips that rule,
 	// for a service without the counters or a history saved before the suite scraped them.
+	// Check derives it from Scrapes when they are given.
 	Metrics *MetricsWitness
+	// Scrapes are the pods' raw metrics before and after the history; when set, Check parses
+	// them into Metrics, and cannot judge when one does not parse.
+	Scrapes *MetricsScrapes
 
 	// savedBeforeAuth says the params were saved before the service had API keys, audiences
 	// and expiring tokens (a judge.json without audience and token TTL; SavedParams.Params):
@@ -237,6 +241,13 @@ func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 	}
 	if p.Contract.Strategy == "" {
 		return Result{}, errors.New("check params: no contract (pass check.ContractFor(strategy))")
+	}
+	if p.Scrapes != nil {
+		w, err := p.Scrapes.Witness(ops)
+		if err != nil {
+			return Result{}, fmt.Errorf("check params: metrics witness: %w", err)
+		}
+		p.Metrics = w
 	}
 	if p.Contract.FaultTail <= 0 {
 		p.Contract.FaultTail = DefaultFaultTail

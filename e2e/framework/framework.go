@@ -78,7 +78,7 @@ type Deployment struct {
 	namespaceUID types.UID
 	// metricsBase are the pods' outcome counters when the last judged traffic ended (or the
 	// deployment became ready): the next judgement compares what they counted since.
-	metricsBase PodCounts
+	metricsBase PodScrapes
 	// planned are the customers every judged run of the spec planned so far, on this
 	// deployment's database: the next judgement's check.Params.Earlier.
 	planned []history.Customer

@@ -151,13 +151,7 @@ func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 	}
 	By("reading every replica's outcome counters, the second witness of what was answered")
 	after := d.scrapeRegistrationsEventually(ctx)
-	var answeredBy []string
-	for _, op := range j.ops {
-		if op.Pod != "" && !slices.Contains(answeredBy, op.Pod) {
-			answeredBy = append(answeredBy, op.Pod)
-		}
-	}
-	witness := Witness(d.metricsBase, after, answeredBy)
+	scrapes := &check.MetricsScrapes{Before: d.metricsBase, After: after}
 	d.metricsBase = after
 	By(fmt.Sprintf("checking every customer got exactly one valid, consistent token, by the %s contract", contract.Strategy))
 	params := check.Params{
@@ -172,7 +166,7 @@ func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 		Customers:  j.customers,
 		Earlier:    slices.Clip(d.planned),
 		Coverage:   j.coverage,
-		Metrics:    witness,
+		Scrapes:    scrapes,
 	}
 	d.planned = append(d.planned, j.customers...)
 	res, err := check.Check(j.ops, rows, params)
