@@ -189,6 +189,10 @@ func Apply(ctx context.Context, f Fault, t *Target, p Plan, trafficStart time.Du
 		return a
 	}
 	a.Event.Target, a.Event.Detail = inj.Target, inj.Detail
+	if !inj.At.IsZero() {
+		// The wall-clock instant on the history's base: now on it, less the time since.
+		a.Event.Landed = since() - time.Since(inj.At)
+	}
 	log.Info("fault injected", "fault", f.Name(), "target", inj.Target, "detail", inj.Detail, "held", inj.Held)
 	if inj.Held {
 		_ = ctxtime.Sleep(ctx, p.Hold) // pacing the fault on purpose: the planned hold

@@ -23,6 +23,9 @@ type Event struct {
 	Start  time.Duration `json:"start_ns"`
 	// End is when the event was over (the fault recovered); zero while it is not.
 	End time.Duration `json:"end_ns"`
+	// Landed is when the fault took effect, for a fault that knows (db-crash: when the SIGKILL
+	// had been delivered), between Start and End; zero otherwise, and in events recorded before.
+	Landed time.Duration `json:"landed_ns,omitempty"`
 }
 
 // Ended reports whether e has an end.
