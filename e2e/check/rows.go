@@ -17,10 +17,12 @@ func checkRows(g *grouping, earlier []history.Customer, judgeStrays bool) []Viol
 	if judgeStrays {
 		out = append(out, strayRows(g, earlier)...)
 	}
-	for i, pc := range g.customers {
+	for _, pc := range g.customers {
 		var findings []Finding
-		for _, r := range g.rowsOf(i) {
-			findings = append(findings, rowMismatches(pc.customer, r)...)
+		// The rows' indexes, not rowsOf's copy: this pass runs over every customer of a
+		// million-request history.
+		for _, r := range g.rowIdx[g.rowStart[pc.slot]:g.rowStart[pc.slot+1]] {
+			findings = append(findings, rowMismatches(pc.customer, g.allRows[r])...)
 		}
 		if len(findings) > 0 {
 			out = append(out, newViolation(RuleRows, pc.customer, nil, findings))
@@ -33,11 +35,10 @@ func checkRows(g *grouping, earlier []history.Customer, judgeStrays bool) []Viol
 // the merchants of the judged customers.
 func strayRows(g *grouping, earlier []history.Customer) []Violation {
 	merchants := map[string]bool{}
-	owned := map[history.Key]bool{}
 	for _, pc := range g.customers {
 		merchants[pc.customer.MerchantID] = true
-		owned[pc.customer.Key()] = true
 	}
+	owned := make(map[history.Key]bool, len(earlier))
 	for _, c := range earlier {
 		owned[c.Key()] = true
 	}
@@ -47,7 +48,7 @@ func strayRows(g *grouping, earlier []history.Customer) []Violation {
 	)
 	for _, r := range g.allRows {
 		k := history.Key{MerchantID: r.MerchantID, ExternalID: r.ExternalID}
-		if !merchants[r.MerchantID] || owned[k] {
+		if _, judged := g.slots[k]; judged || !merchants[r.MerchantID] || owned[k] {
 			continue
 		}
 		f := Finding{Kind: KindStrayRow, Detail: fmt.Sprintf("row %s (%s/%s, created %s) belongs to no customer the run planned: no request asked for it",
@@ -68,16 +69,14 @@ func strayRows(g *grouping, earlier []history.Customer) []Violation {
 // the key (grouping guarantees it) and the contact details, NULL when none was sent.
 func rowMismatches(c history.Customer, r Row) []Finding {
 	var out []Finding
-	for _, col := range []struct {
-		name string
-		sent string
-		got  *string
-	}{{"email", c.Email, r.Email}, {"name", c.Name, r.Name}} {
-		if want := nullable(col.sent); !equalNullable(want, col.got) {
-			out = append(out, Finding{Kind: KindRowMismatch, Line: col.name,
-				Detail: fmt.Sprintf("row %s: %s is %s, its requests sent %s", r.ID, col.name, showNullable(col.got), showNullable(want))})
+	mismatch := func(column, sent string, got *string) {
+		if want := nullable(sent); !equalNullable(want, got) {
+			out = append(out, Finding{Kind: KindRowMismatch, Line: column,
+				Detail: fmt.Sprintf("row %s: %s is %s, its requests sent %s", r.ID, column, showNullable(got), showNullable(want))})
 		}
 	}
+	mismatch("email", c.Email, r.Email)
+	mismatch("name", c.Name, r.Name)
 	return out
 }
 
