@@ -42,7 +42,7 @@ type SavedParams struct {
 	Audience   string             `json:"audience"`
 	TokenTTL   time.Duration      `json:"token_ttl_ns"`
 	PublicKey  JWK                `json:"public_key"`
-	Strategy   string             `json:"strategy,omitempty"`
+	Strategy   string             `json:"strategy"`
 	Faults     []history.Event    `json:"faults"`
 	Registered []history.Customer `json:"registered"`
 	Customers  []history.Customer `json:"customers"`
