@@ -44,6 +44,11 @@ var _ = Describe("Chaos", Label("chaos"), func() {
 			plan := chaos.NewPlan(env.Config.Seed, f.Name())
 			By("planning the fault from the seed: " + plan.String())
 			d := env.Deploy(ctx, framework.DeployParams{Strategy: "atomic", Toxiproxy: chaos.NeedsToxiproxy(f)})
+			_, crash := f.(chaos.DBCrash)
+			if crash {
+				// The durability canary's "on" twin: it proves durability only if it is on.
+				d.ExpectSynchronousCommit(ctx, "on")
+			}
 			o := d.StampedeUnderFault(ctx, framework.FaultParams{
 				Fault:    f,
 				Plan:     plan,
@@ -58,6 +63,9 @@ var _ = Describe("Chaos", Label("chaos"), func() {
 			expectRaceExercised(d, o.Outcome)
 			if o.Result.Verdict != check.VerdictPass {
 				d.Failf(o.Outcome, "atomic broke the invariants under %s", f.Name())
+			}
+			if crash {
+				expectAcknowledgedBeforeCrash(d, o)
 			}
 			Expect(o.Result.EmptySubjects).To(BeZero())
 			Expect(o.Result.DuplicateCustomers).To(BeZero())
@@ -127,6 +135,7 @@ var _ = Describe("Chaos", Label("chaos"), func() {
 			env.SkipUnlessAvailable(chaos.DBCrash{})
 			env.SkipUnlessRoundsReachService()
 			d := env.Deploy(ctx, framework.DeployParams{Strategy: "atomic", Components: []string{manifests.ComponentPostgresAsyncCommit}})
+			d.ExpectSynchronousCommit(ctx, "off")
 			known, ok := check.KnownBugOf(check.AsyncCommit)
 			Expect(ok).To(BeTrue())
 			var (
@@ -135,9 +144,12 @@ var _ = Describe("Chaos", Label("chaos"), func() {
 				found check.Detection
 			)
 			crashUntil(ctx, d, env.Config.Seed, 300, durabilityCrashes, func(o framework.FaultOutcome) bool {
-				last, found = o, check.Detect(check.AsyncCommit, o.Result)
-				lines = append(lines, fmt.Sprintf("crash %d: %s %s, any violation %s, %d requests during the fault",
-					len(lines)+1, known.Bug, found, check.DetectAny(o.Result), o.During.Requests))
+				// A catch counts only for a write acknowledged within check.DurabilityWindow before
+				// the kill landed: what synchronous_commit=off can lose, not any row lost any time.
+				last, found = o, check.DetectDurable(o.Result, o.Event, check.DurabilityWindow)
+				lines = append(lines, fmt.Sprintf("crash %d: %s acknowledged within %s before the kill %s, any violation %s, %d acknowledged in that window, %d requests during the fault",
+					len(lines)+1, known.Bug, check.DurabilityWindow, found, check.DetectAny(o.Result),
+					check.AcknowledgedBeforeCrash(o.Traffic.History, o.Event, check.DurabilityWindow), o.During.Requests))
 				return found.Caught > 0
 			})
 			line := fmt.Sprintf("%-16s synchronous_commit=off under db-crash: %s", "durability", strings.Join(lines, "; "))
@@ -177,10 +189,22 @@ func crashUntil(ctx context.Context, d *framework.Deployment, planSeed, salt uin
 		})
 		Expect(o.InjectErr).NotTo(HaveOccurred(), "inject db-crash")
 		Expect(o.RecoverErr).NotTo(HaveOccurred(), "recover db-crash")
+		expectAcknowledgedBeforeCrash(d, o)
 		out = append(out, o)
 		if stop(o) {
 			break
 		}
 	}
 	return out
+}
+
+// expectAcknowledgedBeforeCrash fails o as inconclusive unless some registration was
+// acknowledged within check.DurabilityWindow before its db-crash landed: without one, nothing
+// the crash could lose was at stake, and losing nothing proves nothing.
+func expectAcknowledgedBeforeCrash(d *framework.Deployment, o framework.FaultOutcome) {
+	GinkgoHelper()
+	if n := check.AcknowledgedBeforeCrash(o.Traffic.History, o.Event, check.DurabilityWindow); n == 0 {
+		d.Failf(o.Outcome, "inconclusive: no registration was acknowledged within %s before the crash landed (%s): nothing was at stake",
+			check.DurabilityWindow, o.Event)
+	}
 }

@@ -134,6 +134,8 @@ var _ = Describe("Self-test", Label("selftest"), func() {
 	It("control: the self-test build with no mutant passes every scenario", Label("control"), func(ctx SpecContext) {
 		start := time.Now()
 		d := env.Deploy(ctx, framework.DeployParams{Strategy: mutants.Strategy, TokensvcImage: selftestTokensvc(ctx)})
+		// The durability twin of async-commit: its db-crash proves something only if it is on.
+		d.ExpectSynchronousCommit(ctx, "on")
 		row := framework.SelftestRow{Variant: framework.SelftestControl, Doc: "the self-test build, TOKENSVC_MUTANT empty"}
 		var results []check.Result
 		// existing begins with a burst: these cover every scenario of the catalog.
@@ -162,6 +164,10 @@ var _ = Describe("Self-test", Label("selftest"), func() {
 			start := time.Now()
 			d := env.Deploy(ctx, framework.DeployParams{Strategy: mutants.Strategy, TokensvcImage: selftestTokensvc(ctx),
 				Config: map[string]string{mutants.EnvVar: m.Name}})
+			if m.Name == mutants.AsyncCommit {
+				// Its own connections turn synchronous_commit off: shown by the service's sessions.
+				d.ExpectSynchronousCommit(ctx, "off")
+			}
 			row := framework.SelftestRow{Variant: m.Name, Doc: m.Doc, Scenarios: []string{string(m.Scenario)}, Expected: m.Rules, Silent: m.Silent,
 				ExpectInconclusive: m.Inconclusive}
 			results := runSelftestScenario(ctx, d, m.Scenario, uint64(500+10*i), func(r check.Result) bool { return r.Verdict == check.VerdictFail })

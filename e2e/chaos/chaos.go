@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"time"
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2/client"
 	"k8s.io/client-go/kubernetes"
@@ -54,6 +55,9 @@ type Injection struct {
 	// Database says the fault reached PostgreSQL or its path (a paused node that runs it), for
 	// the excuses declared IfDatabase.
 	Database bool
+	// At is when the fault took effect, by the wall clock, for a fault that can tell (db-crash:
+	// once the SIGKILL was delivered); zero otherwise. The history's event keeps it as Landed.
+	At time.Time
 	// Recover removes the fault's cause and waits until it is gone (a toxic removed, a node
 	// container resumed and its node Ready, a killed pod replaced).
 	Recover func(ctx context.Context) error

@@ -57,9 +57,12 @@ func (DBCrash) Inject(ctx context.Context, t *Target, _ Plan) (*Injection, error
 	if _, err := t.docker(ctx, "exec", node, "kill", "-KILL", pid); err != nil {
 		return nil, fmt.Errorf("db-crash: kill -KILL %s in %s: %w", pid, node, err)
 	}
+	// docker exec returns once kill(1) has returned: the signal was delivered by then.
+	landed := time.Now()
 	return &Injection{
 		Target: manifests.PostgresPod,
 		Detail: fmt.Sprintf("SIGKILL to the postmaster (PID %s in node %s), restart %d", pid, node, restarts+1),
+		At:     landed,
 		Recover: func(ctx context.Context) error {
 			// The same pod, its container restarted by the kubelet: ready again after a restart
 			// the pod's status counts (not the still-ready status read before the kill landed).

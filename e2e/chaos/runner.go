@@ -192,6 +192,10 @@ func Apply(ctx context.Context, f Fault, t *Target, p Plan, trafficStart time.Du
 	}
 	a.Event.Target, a.Event.Detail = inj.Target, inj.Detail
 	a.Event.Declared, a.Event.Excuses, a.Event.ChangesPods = true, Resolve(f, inj), ChangesPods(f)
+	if !inj.At.IsZero() {
+		// The wall-clock instant on the history's base: now on it, less the time since.
+		a.Event.Landed = since() - time.Since(inj.At)
+	}
 	log.Info("fault injected", "fault", f.Name(), "target", inj.Target, "detail", inj.Detail, "held", inj.Held)
 	if inj.Held {
 		_ = ctxtime.Sleep(ctx, p.Hold) // pacing the fault on purpose: the planned hold

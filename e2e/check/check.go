@@ -73,17 +73,26 @@ const (
 	// token-matches-row judge a customer against its own rows; this judges customers against
 	// each other, and names both.
 	RuleTenants Rule = "tenants"
+	// RuleRows: every row of the judged customers' merchants belongs to a customer the run (or
+	// an earlier run on the same database, Params.Earlier) planned, and every column the request
+	// wrote holds what the request sent: merchant and external id (the key), email and name
+	// (NULL when not sent). RuleOneRow counts the rows of a planned key; this one judges the
+	// rows no planned key accounts for and what each row says, which no answer shows.
+	RuleRows Rule = "rows"
 )
 
 // Rules lists every Rule in report order.
-var Rules = []Rule{RuleOneRow, RuleValidToken, RuleTokenMatchesRow, RuleOneToken, RuleCleanError, RuleContract, RuleAuth, RuleCreated, RuleFinalToken, RuleMetrics,
+var Rules = []Rule{RuleOneRow, RuleValidToken, RuleTokenMatchesRow, RuleOneToken, RuleCleanError, RuleContract, RuleAuth, RuleCreated, RuleFinalToken, RuleRows, RuleMetrics,
 	RuleAPIShape, RuleJWKS, RuleTenants}
 
-// Row is one row of the customers table, as the caller read it.
+// Row is one row of the customers table, as the caller read it: every column the service
+// writes. Email and Name are nil for NULL, and in rows saved before the suite read them.
 type Row struct {
 	ID         string    `json:"id"`
 	MerchantID string    `json:"merchant_id"`
 	ExternalID string    `json:"external_id"`
+	Email      *string   `json:"email"`
+	Name       *string   `json:"name"`
 	CreatedAt  time.Time `json:"created_at"`
 }
 
@@ -120,15 +129,23 @@ type Params struct {
 	// checked too (and break RuleFinalToken); customers in the history are
 	// always checked.
 	Customers []history.Customer
+	// Earlier are the customers that earlier runs on the same database planned: their rows are
+	// theirs, not strays (RuleRows); they are not judged here. Registered customers need not
+	// be repeated.
+	Earlier []history.Customer
 	// Coverage decides when a run exercised the race.
 	Coverage CoverageParams
 	// Metrics is what the pods counted during the history (RuleMetrics); nil skips that rule,
 	// for a service without the counters or a history saved before the suite scraped them.
+	// Check derives it from Scrapes when they are given.
 	Metrics *MetricsWitness
 	// Restarts are the token-service pods' restarts and replacements between the looks before
 	// and after the traffic (RuleContract's ContractNoRestart); nil when the caller did not
 	// look, as in histories saved before the suite did.
 	Restarts []Restart
+	// Scrapes are the pods' raw metrics before and after the history; when set, Check parses
+	// them into Metrics, and cannot judge when one does not parse.
+	Scrapes *MetricsScrapes
 
 	// savedBeforeAuth says the params were saved before the service had API keys, audiences
 	// and expiring tokens (a judge.json without audience and token TTL; SavedParams.Params):
@@ -137,6 +154,10 @@ type Params struct {
 	// savedBeforeJWKS says the params were saved before the suite fetched the JWKS (a judge.json
 	// without jwks): then, and only then, RuleJWKS does not apply and kid is not read.
 	savedBeforeJWKS bool
+	// savedBeforeRows says the params were saved before judge.json had a format version (and
+	// Earlier): the customers of earlier runs are unknown, so RuleRows does not judge stray
+	// rows, as the checker did not then.
+	savedBeforeRows bool
 }
 
 // Verdict is the outcome of Check.
@@ -259,6 +280,13 @@ func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 	if p.Contract.Strategy == "" {
 		return Result{}, errors.New("check params: no contract (pass check.ContractFor(strategy))")
 	}
+	if p.Scrapes != nil {
+		w, err := p.Scrapes.Witness(ops)
+		if err != nil {
+			return Result{}, fmt.Errorf("check params: metrics witness: %w", err)
+		}
+		p.Metrics = w
+	}
 	if p.Contract.FaultTail <= 0 {
 		p.Contract.FaultTail = DefaultFaultTail
 	}
@@ -361,7 +389,8 @@ func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 			res.Violations = append(res.Violations, v)
 		}
 	}
-	for _, v := range slices.Concat(checkTenants(g, judgements), env.checkRestarts(), checkMetrics(ops, p.Metrics), jwksViolations) {
+	for _, v := range slices.Concat(checkTenants(g, judgements), checkRows(g, append(slices.Clip(p.Earlier), p.Registered...), !p.savedBeforeRows),
+		env.checkRestarts(), checkMetrics(ops, p.Metrics), jwksViolations) {
 		res.Counts[v.Rule]++
 		res.Violations = append(res.Violations, v)
 	}

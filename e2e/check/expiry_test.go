@@ -140,7 +140,7 @@ func TestSavedParamsBeforeAuth(t *testing.T) {
 		t.Fatalf("round trip: audience %q, TTL %s, err %v", now.Audience, now.TokenTTL, err)
 	}
 	judge(t, ops, []Row{rowA}, now, map[Rule]int{RuleValidToken: 1, RuleFinalToken: 1})
-	before, err := load(func(s *SavedParams) { s.Audience, s.TokenTTL = "", 0 })
+	before, err := load(func(s *SavedParams) { s.Version, s.Audience, s.TokenTTL = 0, "", 0 }) // from before versions
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -75,6 +75,12 @@ const (
 	// KindSharedIdentity: two customers answered with one customer id, subject or token
 	// (RuleTenants); Finding.Line names what they share (TenantsCustomerID, ...).
 	KindSharedIdentity Kind = "shared-identity"
+	// KindStrayRow: a row of a judged merchant that no planned customer accounts for (RuleRows);
+	// its violation names the row's key with customer index -1.
+	KindStrayRow Kind = "stray-row"
+	// KindRowMismatch: a customer's row holds in a column something other than what its
+	// requests sent (RuleRows); Finding.Line names the column (email, name).
+	KindRowMismatch Kind = "row-mismatch"
 )
 
 // The clauses of RuleCreated, as Finding.Line names them.

@@ -25,6 +25,8 @@ type grouping struct {
 	opIdx, opStart   []int32
 	rowIdx, rowStart []int32
 	allRows          []Row
+	// slots maps each judged customer's key to its slot.
+	slots map[history.Key]int32
 }
 
 // ops returns the indexes of the ops of the i-th customer.
@@ -75,7 +77,7 @@ func groupByCustomer(ops []history.Op, rows []Row, planned []history.Customer) *
 		}
 		rowSlot[i] = s
 	}
-	g := &grouping{customers: customers, allRows: rows}
+	g := &grouping{customers: customers, allRows: rows, slots: slots}
 	g.opIdx, g.opStart = countingSort(opSlot, len(customers))
 	g.rowIdx, g.rowStart = countingSort(rowSlot, len(customers))
 	slices.SortFunc(g.customers, func(a, b plannedCustomer) int {

@@ -78,7 +78,10 @@ type Deployment struct {
 	namespaceUID types.UID
 	// metricsBase are the pods' outcome counters when the last judged traffic ended (or the
 	// deployment became ready): the next judgement compares what they counted since.
-	metricsBase PodCounts
+	metricsBase PodScrapes
+	// planned are the customers every judged run of the spec planned so far, on this
+	// deployment's database: the next judgement's check.Params.Earlier.
+	planned []history.Customer
 	// podsBase is the token service's pods as the last judged traffic left them (or the
 	// deployment became ready): the next judgement reports their restarts and replacements since.
 	podsBase PodLook

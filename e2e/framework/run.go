@@ -168,13 +168,7 @@ func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 	j.coverage.AllowClientOnly = j.coverage.AllowClientOnly || d.Env.Config.AllowClientOnlyCoverage
 	By("reading every replica's outcome counters, the second witness of what was answered")
 	after := d.scrapeRegistrationsEventually(ctx)
-	var answeredBy []string
-	for _, op := range j.ops {
-		if op.Pod != "" && !slices.Contains(answeredBy, op.Pod) {
-			answeredBy = append(answeredBy, op.Pod)
-		}
-	}
-	witness := Witness(d.metricsBase, after, answeredBy)
+	scrapes := &check.MetricsScrapes{Before: d.metricsBase, After: after}
 	d.metricsBase = after
 	By("fetching the JWKS through the Service and from every replica, as the clients that verify the tokens do")
 	jwks := d.fetchJWKSEventually(ctx)
@@ -194,10 +188,12 @@ func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 		Faults:     j.faults,
 		Registered: j.registered,
 		Customers:  j.customers,
+		Earlier:    slices.Clip(d.planned),
 		Coverage:   j.coverage,
-		Metrics:    witness,
 		Restarts:   restarts,
+		Scrapes:    scrapes,
 	}
+	d.planned = append(d.planned, j.customers...)
 	res, err := check.Check(j.ops, rows, params)
 	Expect(err).NotTo(HaveOccurred(), "checker params")
 	// A live answer without its headers was recorded by an older recorder (a stale attacker

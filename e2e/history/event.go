@@ -36,6 +36,9 @@ type Event struct {
 	// a rollout, a scale, a lost node): a container restart or a pod replaced, added or removed
 	// within its window is its doing. A declared fault without it excuses none.
 	ChangesPods bool `json:"changes_pods,omitempty"`
+	// Landed is when the fault took effect, for a fault that knows (db-crash: when the SIGKILL
+	// had been delivered), between Start and End; zero otherwise, and in events recorded before.
+	Landed time.Duration `json:"landed_ns,omitempty"`
 }
 
 // Excuse is one answer a fault may cause, and from which pods: a request in flight during the

@@ -23,11 +23,14 @@ const (
 )
 
 // Customer is one planned registration: the key the service must map to exactly
-// one database row.
+// one database row, and the contact details its requests send, which that row must hold (empty:
+// none sent, the column stays NULL). Plans saved before the suite recorded them have none.
 type Customer struct {
 	Index      int    `json:"index"`
 	MerchantID string `json:"merchant_id"`
 	ExternalID string `json:"external_id"`
+	Email      string `json:"email,omitempty"`
+	Name       string `json:"name,omitempty"`
 }
 
 // Key identifies a Customer by its natural key, as the database does.

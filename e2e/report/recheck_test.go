@@ -88,7 +88,7 @@ func judgedRunOf(t *testing.T, beforeAuth bool) Run {
 	if beforeAuth {
 		// Only a judge.json saved before then makes such params: through one, as Load does.
 		saved := p.Save()
-		saved.Audience, saved.TokenTTL, saved.JWKS = "", 0, nil
+		saved.Version, saved.Audience, saved.TokenTTL, saved.JWKS = 0, "", 0, nil // a file from before versions, API keys and the JWKS
 		if p, err = saved.Params(); err != nil {
 			t.Fatal(err)
 		}
@@ -167,6 +167,13 @@ func TestRecheckBeforeAuth(t *testing.T) {
 	if err := Write(dir, run); err != nil {
 		t.Fatal(err)
 	}
+	// Write writes the current format, which requires an audience: a file of then had no version.
+	editJudgeParams(t, dir, func(p map[string]any) {
+		p["contract"] = map[string]any{"strategy": p["strategy"]}
+		for _, f := range []string{"version", "audience", "token_ttl_ns", "strategy", "earlier", "metrics_scrapes"} {
+			delete(p, f)
+		}
+	})
 	for _, f := range []string{JudgeFile, HistoryFile} {
 		b, err := os.ReadFile(filepath.Join(dir, f))
 		if err != nil {
@@ -192,5 +199,76 @@ func TestWriteRefusesAnotherTimeBase(t *testing.T) {
 	run.Base = run.Base.Add(time.Hour)
 	if err := Write(t.TempDir(), run); err == nil || !strings.Contains(err.Error(), "time base") {
 		t.Errorf("a run judged on another time base than its own was written: %v", err)
+	}
+}
+
+// editJudgeParams rewrites the params of dir's judge.json with edit.
+func editJudgeParams(t *testing.T, dir string, edit func(map[string]any)) {
+	t.Helper()
+	path := filepath.Join(dir, JudgeFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var jf map[string]any
+	if err := json.Unmarshal(b, &jf); err != nil {
+		t.Fatal(err)
+	}
+	edit(jf["params"].(map[string]any))
+	if b, err = json.Marshal(jf); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRecheckFormatVersion: judge.json carries its format version; a current file lacking a
+// field its version requires, or of an unknown version, is refused in one line naming why, and
+// the contract is the strategy's whatever the file says.
+func TestRecheckFormatVersion(t *testing.T) {
+	run := judgedRun(t)
+	for _, tc := range []struct {
+		name string
+		edit func(map[string]any)
+		// refused is a part of the one-line error; "" means the run re-judges the same.
+		refused string
+	}{
+		{name: "current format", edit: func(map[string]any) {}},
+		{name: "no audience", edit: func(p map[string]any) { delete(p, "audience") }, refused: "format version 2 lacks audience"},
+		{name: "no ttl, no scrapes", edit: func(p map[string]any) { delete(p, "token_ttl_ns"); delete(p, "metrics_scrapes") },
+			refused: "lacks token_ttl_ns, metrics_scrapes"},
+		{name: "empty audience", edit: func(p map[string]any) { p["audience"] = "" }, refused: "want both"},
+		{name: "newer version", edit: func(p map[string]any) { p["version"] = 3 }, refused: "newer than this checker's"},
+		{name: "unknown strategy", edit: func(p map[string]any) { p["strategy"] = "optimistic" }, refused: "no contract for strategy"},
+		{
+			// Version 1's contract is not read but for its strategy: atomic's loosened to allow
+			// a 409 still judges the run by atomic's.
+			name: "version 1 with a loosened contract",
+			edit: func(p map[string]any) {
+				p["contract"] = map[string]any{"strategy": p["strategy"], "lines": []any{map[string]any{"name": "anything", "status": 409}}}
+				for _, f := range []string{"version", "strategy", "earlier", "metrics_scrapes"} {
+					delete(p, f)
+				}
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := Write(dir, run); err != nil {
+				t.Fatal(err)
+			}
+			editJudgeParams(t, dir, tc.edit)
+			again, err := RecheckDir(dir)
+			if tc.refused == "" {
+				if err != nil || !again.Same {
+					t.Fatalf("re-judged %+v, %v; want the live result", again.Fresh, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.refused) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("error %v; want one line saying %q", err, tc.refused)
+			}
+		})
 	}
 }

@@ -72,6 +72,8 @@ func Customers(seed uint64, n, merchants int) []history.Customer {
 			MerchantID: merchantID(i % merchants),
 			ExternalID: fmt.Sprintf("c-%d-%d", seed, ext),
 		}
+		cs[i].Email = cs[i].ExternalID + "@stampede.test"
+		cs[i].Name = fmt.Sprintf("Customer %d", i)
 	}
 	return cs
 }
@@ -103,14 +105,15 @@ type RegisterRequest struct {
 	Name       string `json:"name,omitempty"`
 }
 
-// registerBody returns the request body for c. Every request of a customer
-// carries the same body: they are identical first registrations.
+// registerBody returns the request body for c: its key and the contact details the plan gave
+// it, which its database row must hold (check.RuleRows). Every request of a customer carries
+// the same body: they are identical first registrations.
 func registerBody(c history.Customer) []byte {
 	b, err := json.Marshal(RegisterRequest{
 		MerchantID: c.MerchantID,
 		ExternalID: c.ExternalID,
-		Email:      c.ExternalID + "@stampede.test",
-		Name:       fmt.Sprintf("Customer %d", c.Index),
+		Email:      c.Email,
+		Name:       c.Name,
 	})
 	if err != nil {
 		panic(fmt.Sprintf("marshal register request: %v", err)) // plain strings always marshal

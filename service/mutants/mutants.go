@@ -92,6 +92,9 @@ const (
 	// issue 18, clocks and coverage
 	NoServerTiming    = "no-server-timing"
 	ServerTimingEarly = "server-timing-early"
+	// issue 18, rows
+	StrayRow      = "stray-row"
+	TruncatedName = "truncated-name"
 )
 
 // Mutant is one deliberately broken variant of the service.
@@ -187,6 +190,11 @@ var All = []Mutant{
 		Doc: "answers carry no Server-Timing handler interval: nothing shows that two handlers ran at once, so coverage cannot be claimed"},
 	{Name: ServerTimingEarly, Scenario: ScenarioBurst, Inconclusive: true, Silent: true,
 		Doc: "the Server-Timing handler interval starts one second before the request arrived: an interval that is not the handler's, which would fake overlaps"},
+	// issue 18, rows
+	{Name: StrayRow, Scenario: ScenarioBurst, Rules: []string{"rows"}, Silent: true,
+		Doc: "the winner of the insert race also writes a second row of the same merchant under external id <external_id>-shadow, which no request asked for"},
+	{Name: TruncatedName, Scenario: ScenarioBurst, Rules: []string{"rows"}, Silent: true,
+		Doc: "the name column keeps only the first 8 bytes of the name sent (a column narrowed by a migration, written without an error)"},
 }
 
 // Names returns the name of every mutant, in the order of All.

@@ -17,6 +17,11 @@
 //	stampede faults         print the table fault -> the answers it may excuse and from which pods,
 //	                        generated from the faults' declarations (e2e/chaos)
 //
+// check derives each run's contract from its strategy (check.ContractFor) and its metrics witness
+// from the pods' raw scrapes, never from what judge.json says they were; it refuses, in one line,
+// a judge.json of an unknown format version or one lacking a field its version requires. Files
+// without a version (written before check.SavedFormat 2) re-judge as they were judged then.
+//
 // check prints one line per judged run (verdict, counts, and whether it matches the live
 // verdict) and exits 1 when any differs; soak exits 1 when the soak failed (a false alarm, the
 // canary never caught, nothing judged); both exit 2 on bad usage or unreadable artifacts.

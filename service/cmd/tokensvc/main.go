@@ -220,8 +220,15 @@ func prepare(ctx context.Context, log *slog.Logger, cfg config.Config, pool *pgx
 	backoff := 100 * time.Millisecond
 	for {
 		unique, err := store.Prepare(ctx, pool, s, log, store.WithMigrationLockTimeout(cfg.MigrationLockTimeout))
+		// The session's synchronous_commit, read through the pool (so with the pool's own
+		// settings): whether an acknowledged commit is durable, for operators and for the e2e
+		// suite's durability canary, which reads this line.
+		var syncCommit string
 		if err == nil {
-			log.Info("database ready", "unique_index", unique)
+			err = pool.QueryRow(ctx, "SHOW synchronous_commit").Scan(&syncCommit)
+		}
+		if err == nil {
+			log.Info("database ready", "unique_index", unique, "synchronous_commit", syncCommit)
 			return nil
 		}
 		if !store.IsUnavailable(err) || ctx.Err() != nil {

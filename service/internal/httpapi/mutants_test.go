@@ -281,6 +281,11 @@ var mutantChecks = map[string]func(t *testing.T, e mutantEnv){
 		if n := rowCount(t, e.pool, "true"); n != 1 {
 			t.Fatalf("%d rows, want 1", n)
 		}
+		// The row holds what was sent, and nothing else is written (issue 18's rows mutants).
+		if _, email, name := registerContact(t, e, "c3", "c3@example.com", "Customer Number 3"); email == nil || *email != "c3@example.com" ||
+			name == nil || *name != "Customer Number 3" || rowCount(t, e.pool, "true") != 2 {
+			t.Fatalf("row of c3: email %v, name %v, %d rows; want what was sent, 2 rows", email, name, rowCount(t, e.pool, "true"))
+		}
 		// Another merchant's key: refused, whether the customer exists or not, and nothing created.
 		for _, ext := range []string{"c1", "c2"} {
 			if r := registerWith(t, e.srv, otherKey, ext); r.status != 403 || r.err.Code != "forbidden" {
@@ -290,7 +295,7 @@ var mutantChecks = map[string]func(t *testing.T, e mutantEnv){
 		if n := rowCount(t, e.pool, "external_id = 'c2'"); n != 0 {
 			t.Fatalf("a refused request created %d rows", n)
 		}
-		if got, want := e.counts(), map[string]float64{outcomeCreated: 1, outcomeExisting: 1, outcomeForbidden: 2}; !maps.Equal(got, want) {
+		if got, want := e.counts(), map[string]float64{outcomeCreated: 2, outcomeExisting: 1, outcomeForbidden: 2}; !maps.Equal(got, want) {
 			t.Fatalf("outcomes counted %v, want %v", got, want)
 		}
 		if got, want := e.loserCounts(), map[string]float64{outcomeExisting: 1}; !maps.Equal(got, want) {

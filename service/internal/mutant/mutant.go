@@ -53,4 +53,7 @@ const (
 	// issue 18, clocks and coverage
 	NoServerTiming    // no-server-timing
 	ServerTimingEarly // server-timing-early
+	// issue 18, rows
+	StrayRow      // stray-row
+	TruncatedName // truncated-name
 )

@@ -61,6 +61,9 @@ var ids = map[string]ID{
 	// issue 18, clocks and coverage
 	mutants.NoServerTiming:    NoServerTiming,
 	mutants.ServerTimingEarly: ServerTimingEarly,
+	// issue 18, rows
+	mutants.StrayRow:      StrayRow,
+	mutants.TruncatedName: TruncatedName,
 }
 
 var (

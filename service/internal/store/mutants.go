@@ -42,3 +42,25 @@ func findByExternalID(ctx context.Context, db DB, k Key) (*Customer, error) {
 	}
 	return c, err
 }
+
+// insertShadow is the stray-row mutant's extra write: a second row of nc's merchant under
+// external id <external_id>-shadow, which no request asked for. Only a self-test build calls it.
+func insertShadow(ctx context.Context, db DB, nc NewCustomer) error {
+	shadow := NewCustomer{Key: Key{MerchantID: nc.MerchantID, ExternalID: nc.ExternalID + "-shadow"}}
+	if _, err := insert(ctx, db, shadow); err != nil {
+		return fmt.Errorf("insert shadow row: %w", err)
+	}
+	return nil
+}
+
+// truncatedNameBytes is how much of a name the truncated-name mutant keeps.
+const truncatedNameBytes = 8
+
+// truncatedName is the truncated-name mutant's name column: the first truncatedNameBytes bytes
+// of name. Only a self-test build calls it.
+func truncatedName(name string) string {
+	if len(name) > truncatedNameBytes {
+		return name[:truncatedNameBytes]
+	}
+	return name
+}

@@ -147,12 +147,20 @@ func (Atomic) Create(ctx context.Context, db DB, nc NewCustomer) (*Customer, boo
 		defer rollback()
 		db = tx
 	}
+	if mutant.Is(mutant.TruncatedName) {
+		nc.Name = truncatedName(nc.Name)
+	}
 	c, err := scanCustomer(db.QueryRow(ctx, `INSERT INTO customers (merchant_id, external_id, email, name)
 		VALUES ($1, $2, $3, $4) ON CONFLICT (merchant_id, external_id) DO NOTHING RETURNING `+columns,
 		nc.MerchantID, nc.ExternalID, nullIfEmpty(nc.Email), nullIfEmpty(nc.Name)))
 	if err == nil {
 		if mutant.Is(mutant.SharedLastCustomer) {
 			mutant.SetLast(c)
+		}
+		if mutant.Is(mutant.StrayRow) {
+			if err := insertShadow(ctx, db, nc); err != nil {
+				return nil, false, err
+			}
 		}
 		return c, true, nil
 	}

@@ -1,0 +1,103 @@
+package check
+
+import (
+	"fmt"
+
+	"github.com/stampede-e2e/stampede/e2e/history"
+)
+
+// checkRows applies RuleRows to the rows the grouping holds: a row of one of the judged
+// customers' merchants that belongs to no judged customer and to none of earlier is a stray
+// (KindStrayRow), and a judged customer's row whose email or name is not what its requests sent
+// is a mismatch (KindRowMismatch). Rows of other merchants are another run's, not ours. The
+// violations come in row order, stray rows first, so that the result does not depend on how
+// the customers were judged.
+func checkRows(g *grouping, earlier []history.Customer, judgeStrays bool) []Violation {
+	var out []Violation
+	if judgeStrays {
+		out = append(out, strayRows(g, earlier)...)
+	}
+	for _, pc := range g.customers {
+		var findings []Finding
+		// The rows' indexes, not rowsOf's copy: this pass runs over every customer of a
+		// million-request history.
+		for _, r := range g.rowIdx[g.rowStart[pc.slot]:g.rowStart[pc.slot+1]] {
+			findings = append(findings, rowMismatches(pc.customer, g.allRows[r])...)
+		}
+		if len(findings) > 0 {
+			out = append(out, newViolation(RuleRows, pc.customer, nil, findings))
+		}
+	}
+	return out
+}
+
+// strayRows returns one violation per key of the rows no judged or earlier customer owns, among
+// the merchants of the judged customers.
+func strayRows(g *grouping, earlier []history.Customer) []Violation {
+	merchants := map[string]bool{}
+	for _, pc := range g.customers {
+		merchants[pc.customer.MerchantID] = true
+	}
+	owned := make(map[history.Key]bool, len(earlier))
+	for _, c := range earlier {
+		owned[c.Key()] = true
+	}
+	var (
+		out  []Violation
+		seen = map[history.Key]int{}
+	)
+	for _, r := range g.allRows {
+		k := history.Key{MerchantID: r.MerchantID, ExternalID: r.ExternalID}
+		if _, judged := g.slots[k]; judged || !merchants[r.MerchantID] || owned[k] {
+			continue
+		}
+		f := Finding{Kind: KindStrayRow, Detail: fmt.Sprintf("row %s (%s/%s, created %s) belongs to no customer the run planned: no request asked for it",
+			r.ID, r.MerchantID, r.ExternalID, r.CreatedAt.Format("15:04:05.000000"))}
+		if i, ok := seen[k]; ok {
+			out[i].Findings = append(out[i].Findings, f)
+			out[i].Details = append(out[i].Details, f.Detail)
+			continue
+		}
+		seen[k] = len(out)
+		// Index -1: no planned customer has this key.
+		out = append(out, newViolation(RuleRows, history.Customer{Index: -1, MerchantID: r.MerchantID, ExternalID: r.ExternalID}, nil, []Finding{f}))
+	}
+	return out
+}
+
+// rowMismatches compares the columns of r that the request wrote with what c's requests sent:
+// the key (grouping guarantees it) and the contact details, NULL when none was sent.
+func rowMismatches(c history.Customer, r Row) []Finding {
+	var out []Finding
+	mismatch := func(column, sent string, got *string) {
+		if want := nullable(sent); !equalNullable(want, got) {
+			out = append(out, Finding{Kind: KindRowMismatch, Line: column,
+				Detail: fmt.Sprintf("row %s: %s is %s, its requests sent %s", r.ID, column, showNullable(got), showNullable(want))})
+		}
+	}
+	mismatch("email", c.Email, r.Email)
+	mismatch("name", c.Name, r.Name)
+	return out
+}
+
+// nullable is s as the service stores it: NULL (nil) for an empty string.
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func equalNullable(a, b *string) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
+func showNullable(s *string) string {
+	if s == nil {
+		return "NULL"
+	}
+	return fmt.Sprintf("%q", *s)
+}
