@@ -111,8 +111,12 @@ func (o Op) Overlaps(p Op) bool {
 // WriteJSONL writes ops to w, one JSON object a line.
 func WriteJSONL(w io.Writer, ops []Op) error { return writeJSONL(w, ops, "op") }
 
-// ReadJSONL reads ops written by WriteJSONL.
-func ReadJSONL(r io.Reader) ([]Op, error) { return readJSONL[Op](r, "op") }
+// ReadJSONL reads ops written by WriteJSONL. Equal strings of the ops share one copy
+// (Interner): a history read back holds each distinct body once, as its replicas sent it.
+func ReadJSONL(r io.Reader) ([]Op, error) {
+	var in Interner
+	return readJSONL(r, "op", in.Op)
+}
 
 // writeJSONL writes items to w, one JSON object a line; what names them in errors.
 func writeJSONL[T any](w io.Writer, items []T, what string) error {
@@ -129,8 +133,9 @@ func writeJSONL[T any](w io.Writer, items []T, what string) error {
 	return nil
 }
 
-// readJSONL reads what writeJSONL wrote, refusing unknown fields.
-func readJSONL[T any](r io.Reader, what string) ([]T, error) {
+// readJSONL reads what writeJSONL wrote, refusing unknown fields, and passes each item to
+// each, if not nil, before keeping it.
+func readJSONL[T any](r io.Reader, what string, each func(*T)) ([]T, error) {
 	var items []T
 	dec := json.NewDecoder(r)
 	dec.DisallowUnknownFields()
@@ -142,6 +147,9 @@ func readJSONL[T any](r io.Reader, what string) ([]T, error) {
 		}
 		if err != nil {
 			return nil, fmt.Errorf("decode %s %d: %w", what, len(items)+1, err)
+		}
+		if each != nil {
+			each(&item)
 		}
 		items = append(items, item)
 	}
