@@ -69,6 +69,10 @@ type tokenCache struct {
 	// header is a header segment already decoded and found to say alg EdDSA; "" for none.
 	header string
 
+	// answers and tokens are the slices judgeCustomer reuses from one customer to the next.
+	answers []answer
+	tokens  []verified
+
 	items   []signedMsg
 	sigs    [][ed25519.SignatureSize]byte
 	index   []string

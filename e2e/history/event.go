@@ -47,4 +47,4 @@ func (e Event) String() string {
 func WriteEventsJSONL(w io.Writer, events []Event) error { return writeJSONL(w, events, "event") }
 
 // ReadEventsJSONL reads events written by WriteEventsJSONL.
-func ReadEventsJSONL(r io.Reader) ([]Event, error) { return readJSONL[Event](r, "event", nil) }
+func ReadEventsJSONL(r io.Reader) ([]Event, error) { return readJSONL[Event](r, "event", nil, nil) }

@@ -52,16 +52,11 @@ func Load(dir string) (Run, error) {
 	return r, nil
 }
 
-// readHistory reads the history saved in dir, decoding it as the file is read: it is the one
-// big file of a run (some 700 bytes a request), which read whole would sit in memory next to
-// the ops it becomes.
+// readHistory reads the history saved in dir, decoding it as the file is read
+// (history.ReadJSONLFile): it is the one big file of a run (some 780 bytes a request), which
+// read whole would sit in memory next to the ops it becomes.
 func readHistory(dir string) ([]history.Op, error) {
-	f, err := os.Open(filepath.Join(dir, HistoryFile))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", HistoryFile, err)
-	}
-	defer f.Close()
-	ops, err := history.ReadJSONL(f)
+	ops, err := history.ReadJSONLFile(filepath.Join(dir, HistoryFile))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", HistoryFile, err)
 	}
