@@ -134,8 +134,8 @@ func ReadJSONLFile(path string) ([]Op, error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return nil, fmt.Errorf("read ops from %s: %w", path, err)
 	}
-	// One more, for a last line without its newline.
-	ops, err := readOps(f, lines+1)
+	// Two more: for a last line without its newline, and for readJSONL's try past the last.
+	ops, err := readOps(f, lines+2)
 	if err != nil {
 		return nil, fmt.Errorf("read ops from %s: %w", path, err)
 	}

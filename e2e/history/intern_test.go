@@ -2,6 +2,8 @@ package history
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -64,5 +66,39 @@ func TestInterner(t *testing.T) {
 	}
 	if in.String("") != "" || in.Bytes(nil) != "" {
 		t.Error("the empty string is not empty")
+	}
+}
+
+// TestReadJSONLFile reads back a saved history into a slice of exactly its ops, with or without
+// the last newline, and says which file it could not read.
+func TestReadJSONLFile(t *testing.T) {
+	c := Customer{Index: 1, MerchantID: "m-1", ExternalID: "c-1"}
+	ops := []Op{{Customer: c, Seq: 0, Phase: PhaseBurst, Error: "EOF"}}
+	for seq := 1; seq < 10; seq++ {
+		ops = append(ops, Op{Customer: c, Seq: seq, Phase: PhaseBurst, Status: 200, Body: "{}\n", Pod: "a"})
+	}
+	var buf bytes.Buffer
+	if err := WriteJSONL(&buf, ops); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for name, content := range map[string]string{"ops.jsonl": buf.String(), "no-last-newline.jsonl": strings.TrimSuffix(buf.String(), "\n")} {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got, err := ReadJSONLFile(path)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !reflect.DeepEqual(got, ops) {
+			t.Errorf("%s: read back %+v, want %+v", name, got, ops)
+		}
+		if cap(got) > len(ops)+2 {
+			t.Errorf("%s: %d ops in a slice of capacity %d: grown, not counted", name, len(got), cap(got))
+		}
+	}
+	if _, err := ReadJSONLFile(filepath.Join(dir, "absent.jsonl")); err == nil || !strings.Contains(err.Error(), "absent.jsonl") {
+		t.Errorf("reading an absent file: %v, want an error naming it", err)
 	}
 }
