@@ -112,8 +112,8 @@ gc: ## Remove what dead runs left: their clusters, paused nodes, lock files (nev
 	@scripts/cluster.sh gc
 
 .PHONY: bench
-bench: ## Registrations/s per create strategy on a local PostgreSQL; the checker judging 1 M requests (wall, CPU-s, peak RSS).
-	@scripts/ensure-postgres.sh && go test -run '^$$' -bench BenchmarkRegister -benchtime 2s ./service/internal/httpapi && go test -run '^$$' -bench 'BenchmarkCheck1M$$' -benchtime 1x ./e2e/check
+bench: ## Registrations/s per create strategy on a local PostgreSQL; the checker judging 1 M requests, held and read from ops.jsonl (wall, CPU-s, peak RSS).
+	@scripts/ensure-postgres.sh && go test -run '^$$' -bench BenchmarkRegister -benchtime 2s ./service/internal/httpapi && go test -run '^$$' -bench 'BenchmarkCheck(File)?1M$$' -benchtime 1x ./e2e/check
 
 .PHONY: fuzz
 fuzz: ## Fuzz the request decoder for a minute.

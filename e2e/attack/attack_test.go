@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stampede-e2e/stampede/e2e/history"
 	"github.com/stampede-e2e/stampede/e2e/traffic"
@@ -234,6 +235,31 @@ func TestMeasureClock(t *testing.T) {
 	}
 	if _, _, err := MeasureClock(context.Background(), srv.Client(), srv.URL+"/nothing", 2); err == nil {
 		t.Error("a 404 gave a clock reading")
+	}
+}
+
+// TestMergeSharesBodies merges two pods' answers to one customer, alike but read apart, and
+// wants the merged history to hold the body once, as a history read from one file does.
+func TestMergeSharesBodies(t *testing.T) {
+	cs := traffic.Customers(3, 1, 1)
+	p := plan(cs)
+	p.Shard = traffic.Shard{Count: 2}
+	p.Burst = 2
+	reserved := ReserveSeqs(history.NewSeqs(), cs, p.Burst)
+	body := `{"token":"t","customer_id":"id","created":false}` + "\n"
+	outs := []Output{
+		{Trailer: Trailer{Index: 0, Shards: 2, Start: p.Start.UnixNano()}, Ops: []history.Op{op(cs[0], 0, 0, time.Millisecond, 2*time.Millisecond)}},
+		{Trailer: Trailer{Index: 1, Shards: 2, Start: p.Start.UnixNano()}, Ops: []history.Op{op(cs[0], 1, 0, time.Millisecond, 3*time.Millisecond)}},
+	}
+	for i := range outs {
+		outs[i].Ops[0].Body = strings.Clone(body)
+	}
+	ops, err := Merge(outs, p, p.Start, reserved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ops) != 2 || ops[0].Body != body || unsafe.StringData(ops[0].Body) != unsafe.StringData(ops[1].Body) {
+		t.Errorf("merged %d ops whose bodies are not one copy: %q, %q", len(ops), ops[0].Body, ops[len(ops)-1].Body)
 	}
 }
 

@@ -86,7 +86,11 @@ func Merge(outs []Output, p Plan, base time.Time, seqs Seqs) ([]history.Op, erro
 		planned[c.Key()] = c
 	}
 	delta := p.Start.Sub(base)
-	var ops []history.Op
+	var (
+		ops []history.Op
+		// Each pod's history was read on its own: its bodies are shared only within it.
+		strs history.Interner
+	)
 	ids := map[string]bool{}
 	for _, o := range outs {
 		for _, op := range o.Ops {
@@ -107,6 +111,7 @@ func Merge(outs []Output, p Plan, base time.Time, seqs Seqs) ([]history.Op, erro
 				continue
 			}
 			ids[op.ID()] = true
+			strs.Op(&op)
 			ops = append(ops, op)
 		}
 	}

@@ -1,11 +1,14 @@
 package check
 
 import (
+	"bufio"
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -23,28 +26,58 @@ import (
 // e2e suite sends by default.
 const perCustomer = 6
 
-// synthetic is a valid history of n requests and its rows, built once per size: a burst of
-// perCustomer requests per customer spread over three pods, overlapping, the first one
-// created=true, every body a string of its own as a recorded history has.
+// syntheticPods are the replicas that serve the synthetic history.
+var syntheticPods = []string{"tokensvc-6b7f9c8d4-2xkqp", "tokensvc-6b7f9c8d4-9mzlt", "tokensvc-6b7f9c8d4-h4wrc", "tokensvc-6b7f9c8d4-tq8vn"}
+
+// synthetic is a valid history of n requests and its rows.
 type synthetic struct {
 	ops  []history.Op
 	rows []Row
 }
 
-var (
-	syntheticMu    sync.Mutex
-	syntheticCache = map[int]synthetic{}
-)
-
+// syntheticHistory is a valid history of n requests and its rows, as stampede check holds
+// them: written as ops.jsonl (writeSynthetic) to a temporary file and read back from it with
+// history.ReadJSONL.
 func syntheticHistory(tb testing.TB, n int) synthetic {
 	tb.Helper()
-	syntheticMu.Lock()
-	defer syntheticMu.Unlock()
-	if s, ok := syntheticCache[n]; ok {
-		return s
+	path := filepath.Join(tb.TempDir(), "ops.jsonl")
+	rows := writeSyntheticFile(tb, path, n)
+	return synthetic{ops: readHistoryFile(tb, path), rows: rows}
+}
+
+// writeSyntheticFile writes writeSynthetic's history of n requests to path and returns its rows.
+func writeSyntheticFile(tb testing.TB, path string, n int) []Row {
+	tb.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		tb.Fatal(err)
 	}
+	rows := writeSynthetic(tb, f, n)
+	if err := f.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	return rows
+}
+
+// readHistoryFile reads a history from path as stampede check does (report.Load).
+func readHistoryFile(tb testing.TB, path string) []history.Op {
+	tb.Helper()
+	ops, err := history.ReadJSONLFile(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ops
+}
+
+// writeSynthetic writes a valid history of n requests to out with history.WriteJSONL, as a run
+// saves it, and returns its rows: a burst of perCustomer requests per customer over the four
+// syntheticPods, overlapping, each on a connection of its own, each with the handler interval
+// the pod reported, the first created=true, every body as the service writes it (json.Marshal
+// and a newline). Bodies repeat as a real run's do: a customer's replicas answer with one token.
+func writeSynthetic(tb testing.TB, out io.Writer, n int) []Row {
+	tb.Helper()
 	customers := (n + perCustomer - 1) / perCustomer
-	s := synthetic{ops: make([]history.Op, 0, customers*perCustomer), rows: make([]Row, customers)}
+	rows := make([]Row, customers)
 	tokens := make([]string, customers)
 	base := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	var wg sync.WaitGroup
@@ -60,13 +93,20 @@ func syntheticHistory(tb testing.TB, n int) synthetic {
 				if err != nil {
 					panic(err)
 				}
-				s.rows[i], tokens[i] = row, signed
+				rows[i], tokens[i] = row, signed
 			}
 		})
 	}
 	wg.Wait()
-	pods := []string{"pod-a", "pod-b", "pod-c"}
-	for i, row := range s.rows {
+	bw := bufio.NewWriterSize(out, 1<<20)
+	ops := make([]history.Op, 0, 1024*perCustomer)
+	flush := func() {
+		if err := history.WriteJSONL(bw, ops); err != nil {
+			tb.Fatal(err)
+		}
+		ops = ops[:0]
+	}
+	for i, row := range rows {
 		c := history.Customer{Index: i, MerchantID: row.MerchantID, ExternalID: row.ExternalID}
 		at := time.Duration(i) * time.Millisecond
 		for seq := range perCustomer {
@@ -74,14 +114,22 @@ func syntheticHistory(tb testing.TB, n int) synthetic {
 			if err != nil {
 				tb.Fatal(err)
 			}
-			s.ops = append(s.ops, history.Op{Customer: c, Seq: seq, Phase: history.PhaseBurst, KeyMerchant: c.MerchantID,
-				Call: at + time.Duration(seq)*time.Microsecond, Return: at + 5*time.Millisecond + time.Duration(seq)*time.Microsecond,
-				Status: 200, Body: strings.Clone(string(body)), Pod: pods[seq%len(pods)],
+			call, ret := at+time.Duration(seq)*time.Microsecond, at+5*time.Millisecond+time.Duration(seq)*time.Microsecond
+			port := 32768 + (i*perCustomer+seq)%28232 // Linux's ephemeral ports
+			ops = append(ops, history.Op{Customer: c, Seq: seq, Phase: history.PhaseBurst, KeyMerchant: c.MerchantID,
+				Call: call, Return: ret, Status: 200, Body: string(body) + "\n", Pod: syntheticPods[seq%len(syntheticPods)],
+				LocalAddr: fmt.Sprintf("10.244.0.1:%d", port), ServerStart: call + time.Millisecond, ServerEnd: ret - time.Millisecond,
 				ContentType: ContentTypeJSON, CacheControl: "no-store", HeadersRecorded: true})
 		}
+		if len(ops) == cap(ops) {
+			flush()
+		}
 	}
-	syntheticCache[n] = s
-	return s
+	flush()
+	if err := bw.Flush(); err != nil {
+		tb.Fatal(err)
+	}
+	return rows
 }
 
 // cpuTime is the CPU time this process has used, user and system.
@@ -127,32 +175,78 @@ func reportCPU(b *testing.B, start time.Duration) {
 	b.ReportMetric((cpuTime(b)-start).Seconds()/float64(b.N), "cpu-s/op")
 }
 
+// benchParams are the params that judge the synthetic history.
+func benchParams(b *testing.B) Params {
+	return Params{PublicKey: suiteKey.Public().(ed25519.PublicKey), JWKS: suiteJWKS(), Issuer: issuer, Audience: audience, TokenTTL: tokenTTL,
+		Base: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC), Contract: contract(b, StrategyAtomic),
+		Coverage: CoverageParams{ReadyPods: syntheticPods}}
+}
+
+// judgeSynthetic judges ops and rows, the synthetic history of benchmarkCheck, and fails b
+// unless they pass.
+func judgeSynthetic(b *testing.B, ops []history.Op, rows []Row, p Params) {
+	res, err := Check(ops, rows, p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if res.Verdict != VerdictPass || res.Requests != len(ops) {
+		b.Fatalf("synthetic history judged %s over %d requests: %v %s", res.Verdict, res.Requests, res.Counts, res.Coverage)
+	}
+}
+
+// forgetGarbage collects the garbage of building a benchmark's input and gives its memory back
+// to the kernel, then makes the peak resident size count from now and returns the resident
+// size now: the peak of what comes next, with what is held already.
+func forgetGarbage(b *testing.B) int64 {
+	runtime.GC()
+	debug.FreeOSMemory()
+	return resetPeakRSS(b)
+}
+
+// reportMemory adds the resident size before the benchmark's work (held-MB) and its peak.
+func reportMemory(b *testing.B, held int64) {
+	b.ReportMetric(float64(held)/(1<<20), "held-MB")
+	b.ReportMetric(float64(procStatus(b, "VmHWM"))/(1<<20), "peak-rss-MB")
+}
+
 func benchmarkCheck(b *testing.B, n int) {
 	s := syntheticHistory(b, n)
-	p := Params{PublicKey: suiteKey.Public().(ed25519.PublicKey), JWKS: suiteJWKS(), Issuer: issuer, Audience: audience, TokenTTL: tokenTTL,
-		Base: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC), Contract: contract(b, StrategyAtomic)}
+	p := benchParams(b)
 	b.ReportAllocs()
 	// The peak counts from here: the history held in memory, as stampede check holds it, and
 	// what judging it adds, not the garbage of building it.
-	runtime.GC()
-	debug.FreeOSMemory()
-	held := resetPeakRSS(b)
+	held := forgetGarbage(b)
 	b.ResetTimer()
 	defer reportCPU(b, cpuTime(b))
-	defer func() {
-		b.ReportMetric(float64(held)/(1<<20), "held-MB")
-		b.ReportMetric(float64(procStatus(b, "VmHWM"))/(1<<20), "peak-rss-MB")
-	}()
+	defer reportMemory(b, held)
 	for b.Loop() {
-		res, err := Check(s.ops, s.rows, p)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if res.Verdict != VerdictPass || res.Requests != len(s.ops) {
-			b.Fatalf("synthetic history judged %s over %d requests: %v", res.Verdict, res.Requests, res.Counts)
-		}
+		judgeSynthetic(b, s.ops, s.rows, p)
 	}
 	b.ReportMetric(float64(len(s.ops))*float64(b.N)/b.Elapsed().Seconds(), "requests/s")
+	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "wall-s/op")
+}
+
+// benchmarkCheckFile does what stampede check does with a saved history of n requests: reads
+// ops.jsonl from disk and judges it. The peak counts both, from the rows alone in memory; the
+// peak and the time of reading are reported apart (read-peak-rss-MB, read-s/op).
+func benchmarkCheckFile(b *testing.B, n int) {
+	path := filepath.Join(b.TempDir(), "ops.jsonl")
+	rows := writeSyntheticFile(b, path, n)
+	p := benchParams(b)
+	b.ReportAllocs()
+	held := forgetGarbage(b)
+	b.ResetTimer()
+	defer reportCPU(b, cpuTime(b))
+	defer reportMemory(b, held)
+	var read time.Duration
+	for b.Loop() {
+		start := time.Now()
+		ops := readHistoryFile(b, path)
+		read += time.Since(start)
+		b.ReportMetric(float64(procStatus(b, "VmHWM"))/(1<<20), "read-peak-rss-MB")
+		judgeSynthetic(b, ops, rows, p)
+	}
+	b.ReportMetric(read.Seconds()/float64(b.N), "read-s/op")
 	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "wall-s/op")
 }
 
@@ -207,3 +301,7 @@ func BenchmarkCheck100k(b *testing.B) { benchmarkCheck(b, 100_000) }
 
 // BenchmarkCheck1M judges a valid history of 1,000,000 requests: the target is 4 s and 1 GB.
 func BenchmarkCheck1M(b *testing.B) { benchmarkCheck(b, 1_000_000) }
+
+// BenchmarkCheckFile1M reads a saved history of 1,000,000 requests from disk and judges it, as
+// stampede check does: the 1 GB holds for both.
+func BenchmarkCheckFile1M(b *testing.B) { benchmarkCheckFile(b, 1_000_000) }

@@ -141,6 +141,9 @@ func (e *judgeEnv) judgeCustomer(c history.Customer, idx []int32, rows []Row, re
 		mayHaveCreated                         bool
 		firstOK                                = time.Duration(-1)
 	)
+	// A customer's answers and tokens live no longer than its judgement: the worker's are reused.
+	answers, tokens = tc.answers[:0], tc.tokens[:0]
+	defer func() { tc.answers, tc.tokens = answers[:0], tokens[:0] }()
 	for k, i := range idx {
 		ops[k], opAnswer[k] = &e.ops[i], -1
 	}

@@ -75,6 +75,10 @@ type tokenCache struct {
 	header    string
 	headerKey *edKey
 
+	// answers and tokens are the slices judgeCustomer reuses from one customer to the next.
+	answers []answer
+	tokens  []verified
+
 	items   []signedMsg
 	keys    []*edKey
 	sigs    [][ed25519.SignatureSize]byte

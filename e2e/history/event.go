@@ -87,4 +87,4 @@ func (e Event) String() string {
 func WriteEventsJSONL(w io.Writer, events []Event) error { return writeJSONL(w, events, "event") }
 
 // ReadEventsJSONL reads events written by WriteEventsJSONL.
-func ReadEventsJSONL(r io.Reader) ([]Event, error) { return readJSONL[Event](r, "event") }
+func ReadEventsJSONL(r io.Reader) ([]Event, error) { return readJSONL[Event](r, "event", nil, nil) }

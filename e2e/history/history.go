@@ -5,10 +5,12 @@ package history
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 )
 
@@ -164,8 +166,57 @@ func (o Op) Overlaps(p Op) bool {
 // WriteJSONL writes ops to w, one JSON object a line.
 func WriteJSONL(w io.Writer, ops []Op) error { return writeJSONL(w, ops, "op") }
 
-// ReadJSONL reads ops written by WriteJSONL.
-func ReadJSONL(r io.Reader) ([]Op, error) { return readJSONL[Op](r, "op") }
+// ReadJSONL reads ops written by WriteJSONL. Equal strings of the ops share one copy
+// (Interner): a history read back holds each distinct body once, as its replicas sent it.
+func ReadJSONL(r io.Reader) ([]Op, error) { return readOps(r, 0) }
+
+// ReadJSONLFile reads the ops that WriteJSONL wrote to the file at path, as ReadJSONL does,
+// into a slice of exactly their number: it counts the file's lines first, so that a history of
+// a million ops (216 MB of Op) is not grown by appending, which holds the old and the new
+// backing array at once and leaves the last one up to a quarter empty.
+func ReadJSONLFile(path string) ([]Op, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read ops: %w", err)
+	}
+	defer f.Close()
+	lines, err := countLines(f)
+	if err != nil {
+		return nil, fmt.Errorf("read ops from %s: %w", path, err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("read ops from %s: %w", path, err)
+	}
+	// Two more: for a last line without its newline, and for readJSONL's try past the last. The
+	// decoder asks for a few KB at a time: read in megabytes, not in 200,000 system calls.
+	ops, err := readOps(bufio.NewReaderSize(f, 1<<20), lines+2)
+	if err != nil {
+		return nil, fmt.Errorf("read ops from %s: %w", path, err)
+	}
+	return ops, nil
+}
+
+// readOps is ReadJSONL into a slice with room for n ops to begin with.
+func readOps(r io.Reader, n int) ([]Op, error) {
+	var in Interner
+	return readJSONL(r, "op", make([]Op, 0, n), in.Op)
+}
+
+// countLines counts the newlines r holds.
+func countLines(r io.Reader) (int, error) {
+	buf := make([]byte, 1<<20)
+	n := 0
+	for {
+		k, err := r.Read(buf)
+		n += bytes.Count(buf[:k], []byte{'\n'})
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+}
 
 // writeJSONL writes items to w, one JSON object a line; what names them in errors.
 func writeJSONL[T any](w io.Writer, items []T, what string) error {
@@ -182,21 +233,27 @@ func writeJSONL[T any](w io.Writer, items []T, what string) error {
 	return nil
 }
 
-// readJSONL reads what writeJSONL wrote, refusing unknown fields.
-func readJSONL[T any](r io.Reader, what string) ([]T, error) {
-	var items []T
+// readJSONL reads what writeJSONL wrote, refusing unknown fields, appending to items; it passes
+// each item to each, if not nil, before keeping it.
+func readJSONL[T any](r io.Reader, what string, items []T, each func(*T)) ([]T, error) {
 	dec := json.NewDecoder(r)
 	dec.DisallowUnknownFields()
+	var zero T
 	for {
-		var item T
-		err := dec.Decode(&item)
+		// Decoded in place: an item decoded into a variable of its own would escape to the heap,
+		// a garbage copy per line.
+		items = append(items, zero)
+		item := &items[len(items)-1]
+		err := dec.Decode(item)
 		if errors.Is(err, io.EOF) {
-			return items, nil
+			return items[:len(items)-1], nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("decode %s %d: %w", what, len(items)+1, err)
+			return nil, fmt.Errorf("decode %s %d: %w", what, len(items), err)
 		}
-		items = append(items, item)
+		if each != nil {
+			each(item)
+		}
 	}
 }
 

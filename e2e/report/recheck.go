@@ -34,7 +34,11 @@ func Load(dir string) (Run, error) {
 	read(JudgeFile, func(b []byte) error { return json.Unmarshal(b, &jf) })
 	read(RowsFile, func(b []byte) error { return json.Unmarshal(b, &r.Rows) })
 	read(ViolationsJSONFile, func(b []byte) error { return json.Unmarshal(b, &r.Result) })
-	read(HistoryFile, func(b []byte) (err error) { r.History, err = history.ReadJSONL(bytes.NewReader(b)); return err })
+	ops, err := readHistory(dir)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	r.History = ops
 	if err := errors.Join(errs...); err != nil {
 		return Run{}, fmt.Errorf("load %s: %w", dir, err)
 	}
@@ -46,6 +50,17 @@ func Load(dir string) (Run, error) {
 	p.Base = jf.Base
 	r.Params, r.Base, r.Repro = p, jf.Base, jf.Repro
 	return r, nil
+}
+
+// readHistory reads the history saved in dir, decoding it as the file is read
+// (history.ReadJSONLFile): it is the one big file of a run (some 780 bytes a request), which
+// read whole would sit in memory next to the ops it becomes.
+func readHistory(dir string) ([]history.Op, error) {
+	ops, err := history.ReadJSONLFile(filepath.Join(dir, HistoryFile))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", HistoryFile, err)
+	}
+	return ops, nil
 }
 
 // Recheck is one saved run judged again.

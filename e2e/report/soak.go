@@ -1,7 +1,6 @@
 package report
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/json"
 	"errors"
@@ -367,11 +366,7 @@ func readResult(dir string) (check.Result, error) {
 // time from the run's first request, and its customer's place in the order customers were first
 // sent (1-based). False when the history cannot be read or no request is named.
 func firstCaught(dir string, res check.Result, bug check.KnownBug) (time.Duration, int, bool) {
-	b, err := os.ReadFile(filepath.Join(dir, HistoryFile))
-	if err != nil {
-		return 0, 0, false
-	}
-	ops, err := history.ReadJSONL(bytes.NewReader(b))
+	ops, err := readHistory(dir)
 	if err != nil || len(ops) == 0 {
 		return 0, 0, false
 	}

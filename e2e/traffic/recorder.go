@@ -39,6 +39,9 @@ type Recorder struct {
 	mu      sync.Mutex
 	pending map[string]history.Op
 	ops     []history.Op
+	// strs keeps one copy of each body and name the ops carry: replicas answer a customer's
+	// requests alike, and a long run would otherwise hold every copy.
+	strs history.Interner
 }
 
 // NewRecorder returns a Recorder that stamps times on clock, sends through next (a transport
@@ -142,6 +145,7 @@ func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 		op.Error = err.Error()
 	}
 	r.mu.Lock()
+	r.strs.Op(&op)
 	r.ops = append(r.ops, op)
 	r.mu.Unlock()
 

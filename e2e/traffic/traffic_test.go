@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stampede-e2e/stampede/e2e/history"
 )
@@ -276,6 +277,43 @@ func TestRecorderRefusesUnplannedRequests(t *testing.T) {
 	}
 	if len(rec.Ops()) != 0 {
 		t.Errorf("recorded %v", rec.Ops())
+	}
+}
+
+// TestRecorderKeepsOneCopyOfEachBody sends three requests that the service answers with the
+// same body and wants the recorded ops to share it: replicas answer a customer's burst alike,
+// and a history of a million requests would otherwise hold a million bodies.
+func TestRecorderKeepsOneCopyOfEachBody(t *testing.T) {
+	svc := newFakeService(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(ServedByHeader, "tokensvc-a")
+		fmt.Fprintln(w, `{"token":"t","customer_id":"id","created":false}`)
+	})
+	rec := NewRecorder(history.NewClock(time.Now()), NewTransport(), 0)
+	client := &http.Client{Transport: rec}
+	c := history.Customer{MerchantID: "m-1", ExternalID: "c-1"}
+	for seq := range 3 {
+		req, err := http.NewRequest(http.MethodPost, svc.URL+Path, strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set(RequestHeader, rec.Expect(history.Op{Customer: c, Seq: seq, Phase: history.PhaseBurst}))
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	ops := rec.Ops()
+	if len(ops) != 3 {
+		t.Fatalf("recorded %d ops, want 3", len(ops))
+	}
+	for _, op := range ops[1:] {
+		if op.Body != ops[0].Body || unsafe.StringData(op.Body) != unsafe.StringData(ops[0].Body) {
+			t.Errorf("%s: body %q is a copy of its own, not %s's", op.ID(), op.Body, ops[0].ID())
+		}
+		if unsafe.StringData(op.Pod) != unsafe.StringData(ops[0].Pod) {
+			t.Errorf("%s: pod %q is a copy of its own", op.ID(), op.Pod)
+		}
 	}
 }
 
