@@ -48,7 +48,7 @@ func Load(dir string) (Run, error) {
 	}
 	// The checker judges each token at the instant its response arrived, on this base.
 	p.Base = jf.Base
-	r.Params, r.Base, r.Repro = p, jf.Base, jf.Repro
+	r.Params, r.Base, r.Repro, r.Format = p, jf.Base, jf.Repro, jf.Params.Version
 	return r, nil
 }
 
@@ -89,7 +89,33 @@ func RecheckDir(dir string) (Recheck, error) {
 	if err := errors.Join(err1, err2); err != nil {
 		return Recheck{}, fmt.Errorf("recheck %s: %w", dir, err)
 	}
+	if r.Format < check.SavedFormat {
+		// A run saved by an older checker lacks the figures added since (such as the answers
+		// judged without their headers): they were not part of its verdict, so only the members
+		// it saved are compared. A current file is compared whole: there an absent member is a
+		// zero that must stay zero.
+		if saved, now, err = savedMembers(saved, now); err != nil {
+			return Recheck{}, fmt.Errorf("recheck %s: %w", dir, err)
+		}
+	}
 	return Recheck{Dir: dir, Saved: r.Result, Fresh: fresh, Same: bytes.Equal(saved, now)}, nil
+}
+
+// savedMembers returns saved and fresh, two Results as JSON, with fresh's top-level members
+// that saved lacks left out, both encoded alike (members by key) for the comparison.
+func savedMembers(saved, fresh []byte) (s2, f2 []byte, err error) {
+	var s, f map[string]json.RawMessage
+	if err := errors.Join(json.Unmarshal(saved, &s), json.Unmarshal(fresh, &f)); err != nil {
+		return nil, nil, err
+	}
+	for k := range f {
+		if _, ok := s[k]; !ok {
+			delete(f, k)
+		}
+	}
+	s2, err1 := json.Marshal(s)
+	f2, err2 := json.Marshal(f)
+	return s2, f2, errors.Join(err1, err2)
 }
 
 // JudgedDirs returns every directory under root (root included) that holds a judged run, in

@@ -272,3 +272,59 @@ func TestRecheckFormatVersion(t *testing.T) {
 		})
 	}
 }
+
+// TestRecheckFiguresAddedSince: a run saved by an older checker lacks the figures added since
+// (fault tails here); re-judged, it is the same when those are all that differ. A current file
+// lacking one differs: there an absent member is a zero.
+func TestRecheckFiguresAddedSince(t *testing.T) {
+	run := judgedRun(t)
+	for _, tc := range []struct {
+		name string
+		old  bool
+		same bool
+	}{
+		{name: "current format", same: false},
+		{name: "saved before versions", old: true, same: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := Write(dir, run); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, ViolationsJSONFile)
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var res map[string]any
+			if err := json.Unmarshal(b, &res); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := res["fault_tails"]; !ok {
+				t.Fatalf("fixture's result has no fault_tails to leave out: %s", b)
+			}
+			delete(res, "fault_tails")
+			if b, err = json.Marshal(res); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if tc.old {
+				editJudgeParams(t, dir, func(p map[string]any) {
+					p["contract"] = map[string]any{"strategy": p["strategy"]}
+					for _, f := range []string{"version", "strategy", "earlier", "metrics_scrapes"} {
+						delete(p, f)
+					}
+				})
+			}
+			rc, err := RecheckDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rc.Same != tc.same {
+				t.Errorf("same %v, want %v", rc.Same, tc.same)
+			}
+		})
+	}
+}

@@ -50,6 +50,9 @@ type Run struct {
 	// again offline (Recheck). Their Base is Base; judge.json keeps it once.
 	Params check.Params
 	Rows   []check.Row
+	// Format is the judge.json format version Load read (0 for a file saved before versions);
+	// Write ignores it.
+	Format int
 }
 
 // judgeFile is JudgeFile's content.
