@@ -2,7 +2,6 @@ package check
 
 import (
 	"encoding/json"
-	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -71,18 +70,13 @@ func TestFaultExcusesJudgePerFault(t *testing.T) {
 				ops[len(ops)-1].Call, ops[len(ops)-1].Return = tc.cleanAt-time.Millisecond, tc.cleanAt
 				rows = append(rows, rowB)
 			}
-			res, err := Check(ops, rows, p)
-			if err != nil {
-				t.Fatal(err)
-			}
 			want := map[Rule]int{}
 			if tc.breach {
 				want[RuleContract] = 1
 			}
-			if !maps.Equal(res.Counts, want) {
-				var b strings.Builder
-				_ = res.WriteText(&b)
-				t.Fatalf("counts %v, want %v\n%s", res.Counts, want, b.String())
+			res := judge(t, ops, rows, p, want)
+			if t.Failed() {
+				return
 			}
 			if tc.why != "" && !strings.Contains(res.Violations[0].Details[0], tc.why) {
 				t.Errorf("detail %q, want it to say %q", res.Violations[0].Details[0], tc.why)
@@ -178,18 +172,13 @@ func TestFailFastConflictNeedsARival(t *testing.T) {
 			p.Contract, p.Faults = contract(t, StrategyFailFast), nil
 			ops := raceFor(t, tc.third)
 			ops = append(ops, withKey(op(alice, 3, 0, "pod-b", 12, 14, 403, `{"error":"forbidden","message":"no"}`), bob.MerchantID))
-			res, err := Check(ops, []Row{rowA}, p)
-			if err != nil {
-				t.Fatal(err)
-			}
 			want := map[Rule]int{}
 			if tc.breach {
 				want[RuleContract] = 1
 			}
-			if !maps.Equal(res.Counts, want) {
-				var b strings.Builder
-				_ = res.WriteText(&b)
-				t.Fatalf("counts %v, want %v\n%s", res.Counts, want, b.String())
+			res := judge(t, ops, []Row{rowA}, p, want)
+			if t.Failed() {
+				return
 			}
 			if tc.breach && res.Violations[0].Findings[0].Line != "conflict-retry-after" {
 				t.Errorf("finding %+v, want line conflict-retry-after", res.Violations[0].Findings[0])
