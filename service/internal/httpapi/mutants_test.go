@@ -95,27 +95,7 @@ func register(t *testing.T, h http.Handler, externalID string) reply {
 // registerWith registers customer externalID of merchant "m" presenting key.
 func registerWith(t *testing.T, h http.Handler, key, externalID string) reply {
 	t.Helper()
-	req := httptest.NewRequest(http.MethodPost, "/v1/tokens", strings.NewReader(`{"merchant_id":"m","external_id":"`+externalID+`"}`))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+key)
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, req)
-	r := reply{status: w.Code, header: w.Header()}
-	if w.Code != http.StatusOK {
-		if err := json.Unmarshal(w.Body.Bytes(), &r.err); err != nil {
-			t.Fatalf("error body %q: %v", w.Body, err)
-		}
-		return r
-	}
-	if err := json.Unmarshal(w.Body.Bytes(), &r.TokenResponse); err != nil {
-		t.Fatalf("body %q: %v", w.Body, err)
-	}
-	c, err := token.UnmarshalClaims(r.Token)
-	if err != nil {
-		t.Fatalf("token of %q: %v", w.Body, err)
-	}
-	r.claims = c
-	return r
+	return registerAs(t, h, key, "m", externalID)
 }
 
 func mustOK(t *testing.T, r reply) reply {
@@ -666,7 +646,8 @@ func init() {
 	}
 }
 
-// registerAs registers customer externalID of merchantID presenting key.
+// registerAs registers customer externalID of merchantID presenting key, and reads the answer:
+// its token's claims on a 200, its error body otherwise.
 func registerAs(t *testing.T, h http.Handler, key, merchantID, externalID string) reply {
 	t.Helper()
 	req := httptest.NewRequest(http.MethodPost, "/v1/tokens",
@@ -677,6 +658,9 @@ func registerAs(t *testing.T, h http.Handler, key, merchantID, externalID string
 	h.ServeHTTP(w, req)
 	r := reply{status: w.Code, header: w.Header()}
 	if w.Code != http.StatusOK {
+		if err := json.Unmarshal(w.Body.Bytes(), &r.err); err != nil {
+			t.Fatalf("error body %q: %v", w.Body, err)
+		}
 		return r
 	}
 	if err := json.Unmarshal(w.Body.Bytes(), &r.TokenResponse); err != nil {
