@@ -187,12 +187,14 @@ guard_before=$("${REPO_ROOT}/scripts/egress-guard.sh" count 2>/dev/null || echo 
 # suite it runs, only through on_signal.
 suite_t0=$(_now_ms)
 set -m
-# A spec that runs long prints where it is (Ginkgo's progress report) after 3 min, then every 2.
-# In existing mode nothing was built above: Ginkgo compiles the suite itself.
+# A spec that runs long prints where it is (Ginkgo's progress report) after 3 min, then every 2:
+# the flags are in scripts/ginkgo-progress.flags, where e2e/progress's test checks that a stalled
+# spec still gets its report. In existing mode nothing was built above: Ginkgo compiles the suite.
+read -r -a progress_flags <"${REPO_ROOT}/scripts/ginkgo-progress.flags"
 suite=./e2e
 [ -x "$suite_bin" ] && suite=$suite_bin
 "$bin/ginkgo" -tags e2e -v --fail-on-empty --timeout 60m ${CI:+--no-color} \
-  --poll-progress-after=3m --poll-progress-interval=2m \
+  "${progress_flags[@]}" \
   ${LABELS:+--label-filter="$LABELS"} \
   --output-dir "$ARTIFACTS_DIR" --junit-report junit.xml --json-report report.json \
   "${ginkgo_args[@]}" "$suite" ${suite_args[@]+-- "${suite_args[@]}"} &
