@@ -1,7 +1,9 @@
 package target
 
 import (
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -97,9 +99,9 @@ func TestLoadGood(t *testing.T) {
 	if a, ok := tg.ErrorClass(409, "in_progress"); !ok || a.Class != "in-progress" || !a.RetryAfter {
 		t.Errorf("409 in_progress: %+v %v", a, ok)
 	}
-	// sha256 of goodFile's bytes: the digest names the file, so any change changes it.
-	if d := tg.Digest(); !strings.HasPrefix(d, "sha256:") || len(d) != len("sha256:")+64 {
-		t.Errorf("digest %q", d)
+	// sha256 of the file's bytes: the digest names the file, so any change changes it.
+	if d, want := tg.Digest(), fmt.Sprintf("sha256:%x", sha256.Sum256([]byte(goodFile))); d != want {
+		t.Errorf("digest %q, want %q", d, want)
 	}
 	other, err := Load(writeTarget(t, goodFile+"# a comment\n"))
 	if err != nil {
@@ -249,5 +251,21 @@ func TestExpand(t *testing.T) {
 	got := Expand(`{{tenant}}/{{ key }}/{{other}}`, map[string]string{"tenant": "m1", "key": "c1"})
 	if want := "m1/c1/{{other}}"; got != want {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// TestParse: bytes from elsewhere (a test, a request) resolve their paths from name's directory.
+func TestParse(t *testing.T) {
+	path := writeTarget(t, "")
+	tg, err := Parse(path, []byte(goodFile))
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	if tg.File() != path || tg.Resolve("k") != filepath.Join(filepath.Dir(path), "k") {
+		t.Errorf("file %q, k resolves to %q", tg.File(), tg.Resolve("k"))
+	}
+	_, err = Parse("elsewhere/target.yaml", []byte(goodFile))
+	if err == nil || !strings.Contains(err.Error(), `target.yaml:5:14: deploy.kustomize: "k" is not a directory`) {
+		t.Errorf("paths beside a file that is not there: %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"mime"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -88,7 +89,7 @@ func (v *validator) deploy() {
 	d := v.t.Deploy
 	if v.dir("deploy.kustomize", d.Kustomize) {
 		if !slices.ContainsFunc([]string{"kustomization.yaml", "kustomization.yml", "Kustomization"}, func(n string) bool {
-			_, err := os.Stat(v.t.Resolve(d.Kustomize) + "/" + n)
+			_, err := os.Stat(filepath.Join(v.t.Resolve(d.Kustomize), n))
 			return err == nil
 		}) {
 			v.errorf("deploy.kustomize", "%q has no kustomization.yaml", d.Kustomize)
