@@ -16,6 +16,12 @@
 //	                        each spec, cleanup) and keep it in its results.json
 //	stampede faults         print the table fault -> the answers it may excuse and from which pods,
 //	                        generated from the faults' declarations (e2e/chaos)
+//	stampede target validate FILE
+//	                        check a target file (e2e/target): one line naming the target, its
+//	                        modes and digest, or its problems one a line with file:line:col
+//	stampede target init [--name N] [FILE]
+//	                        write a commented skeleton target file (default target.yaml), never
+//	                        over an existing file
 //
 // check derives each run's contract from its strategy (check.ContractFor) and its metrics witness
 // from the pods' raw scrapes, never from what judge.json says they were; it refuses, in one line,
@@ -24,7 +30,8 @@
 //
 // check prints one line per judged run (verdict, counts, and whether it matches the live
 // verdict) and exits 1 when any differs; soak exits 1 when the soak failed (a false alarm, the
-// canary never caught, nothing judged); both exit 2 on bad usage or unreadable artifacts.
+// canary never caught, nothing judged); target validate exits 1 on a file with problems; all
+// exit 2 on bad usage or unreadable artifacts.
 package main
 
 import (
@@ -51,7 +58,11 @@ const usage = `usage: stampede COMMAND ARGS
                  first run's parent); exit 1 on a false alarm on atomic/fail-fast, a canary
                  never caught, or nothing judged
   timeline DIR   print a run's stage timeline and keep it in DIR/results.json
-  faults         print the table fault -> what it may excuse (from which pods)`
+  faults         print the table fault -> what it may excuse (from which pods)
+  target validate FILE
+                 check a target file: its problems one a line (exit 1), or that it is valid
+  target init [--name N] [FILE]
+                 write a commented skeleton target file (default target.yaml)`
 
 // errDiffers is check's finding that a re-judged run differs from its saved verdict.
 var errDiffers = errors.New("a re-judged run differs from its saved verdict")
@@ -63,7 +74,7 @@ func main() {
 	err := run(os.Args[1:], os.Stdout)
 	switch {
 	case err == nil:
-	case errors.Is(err, errDiffers), errors.Is(err, errSoakFailed):
+	case errors.Is(err, errDiffers), errors.Is(err, errSoakFailed), errors.Is(err, errInvalidTarget):
 		fmt.Fprintln(os.Stderr, "stampede:", err)
 		os.Exit(1)
 	default:
@@ -91,6 +102,8 @@ func run(args []string, out io.Writer) error {
 	case "faults":
 		_, err := io.WriteString(out, chaos.ExcuseTable())
 		return err
+	case "target":
+		return targetCmd(args[1:], out)
 	case "-h", "--help", "help":
 		fmt.Fprintln(out, usage)
 		return nil

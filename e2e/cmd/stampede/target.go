@@ -1,0 +1,77 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/stampede-e2e/stampede/e2e/target"
+)
+
+// errInvalidTarget is target validate's finding that the file has problems (printed above it).
+var errInvalidTarget = errors.New("the target file is not valid")
+
+// targetCmd runs `stampede target validate FILE` and `stampede target init [--name N] [FILE]`.
+func targetCmd(args []string, out io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("target: name a subcommand, validate or init\n%s", usage)
+	}
+	switch args[0] {
+	case "validate":
+		if len(args) != 2 {
+			return fmt.Errorf("target validate: name one target file\n%s", usage)
+		}
+		return validateTarget(args[1], out)
+	case "init":
+		return initTarget(args[1:], out)
+	}
+	return fmt.Errorf("target: unknown subcommand %q (want validate or init)\n%s", args[0], usage)
+}
+
+// validateTarget prints one line for a valid file, or its problems one a line.
+func validateTarget(file string, out io.Writer) error {
+	t, err := target.Load(file)
+	var list target.ErrorList
+	switch {
+	case errors.As(err, &list):
+		fmt.Fprintln(out, list.Error())
+		return fmt.Errorf("%w: %s: %d problems", errInvalidTarget, file, len(list))
+	case err != nil:
+		return err
+	}
+	fmt.Fprintf(out, "%s: valid (target %s, %d modes, digest %s)\n", file, t.Name, len(t.Modes), t.Digest())
+	return nil
+}
+
+// initTarget writes a commented skeleton to FILE (default target.yaml), never over a file.
+func initTarget(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("target init", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	name := fs.String("name", "", "the service's name (default my-service)")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("target init: %w\n%s", err, usage)
+	}
+	file := "target.yaml"
+	switch fs.NArg() {
+	case 0:
+	case 1:
+		file = fs.Arg(0)
+	default:
+		return fmt.Errorf("target init: name at most one file\n%s", usage)
+	}
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return fmt.Errorf("target init: %w", err)
+	}
+	if _, err := f.Write(target.Skeleton(*name)); err != nil {
+		f.Close()
+		return fmt.Errorf("target init: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("target init: %w", err)
+	}
+	fmt.Fprintf(out, "%s: written; fill in its TODOs, then: stampede target validate %s\n", file, file)
+	return nil
+}

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+func TestTargetValidate(t *testing.T) {
+	var out strings.Builder
+	file := "../../../targets/tokensvc/target.yaml"
+	if err := run([]string{"target", "validate", file}, &out); err != nil {
+		t.Fatalf("validate: %v\n%s", err, out.String())
+	}
+	if want := regexp.MustCompile(`^` + regexp.QuoteMeta(file) + `: valid \(target tokensvc, 4 modes, digest sha256:[0-9a-f]{64}\)\n$`); !want.MatchString(out.String()) {
+		t.Errorf("output %q", out.String())
+	}
+
+	bad := filepath.Join(t.TempDir(), "target.yaml")
+	if err := os.WriteFile(bad, []byte("apiVersion: stampede.dev/v1alpha1\nkind: Targt\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	err := run([]string{"target", "validate", bad}, &out)
+	if !errors.Is(err, errInvalidTarget) {
+		t.Fatalf("err = %v, want errInvalidTarget (exit 1)", err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 9 || lines[0] != `target.yaml:1:1: missing required field "name"` || lines[8] != `target.yaml:2:7: kind: "Targt" is not one of Target` {
+		t.Errorf("output:\n%s", out.String())
+	}
+
+	for _, args := range [][]string{{"target"}, {"target", "validate"}, {"target", "check", "x"}, {"target", "validate", "/no/such/file.yaml"}} {
+		if err := run(args, &out); err == nil || errors.Is(err, errInvalidTarget) {
+			t.Errorf("%v: err = %v, want a usage or read error (exit 2)", args, err)
+		}
+	}
+}
+
+func TestTargetInit(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "shop.yaml")
+	var out strings.Builder
+	if err := run([]string{"target", "init", "--name", "shop", file}, &out); err != nil {
+		t.Fatalf("init: %v", err)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil || !strings.Contains(string(b), `name: "shop"`) || !strings.Contains(string(b), "TODO") {
+		t.Fatalf("written (%v):\n%s", err, b)
+	}
+	// The skeleton is not valid until its TODOs are filled in, and says so.
+	out.Reset()
+	if err := run([]string{"target", "validate", file}, &out); !errors.Is(err, errInvalidTarget) || !strings.Contains(out.String(), "deploy.kustomize: still TODO") {
+		t.Errorf("validate the skeleton: %v\n%s", err, out.String())
+	}
+	// Never over an existing file.
+	if err := run([]string{"target", "init", file}, &out); err == nil {
+		t.Error("init wrote over an existing file")
+	}
+}

@@ -1,0 +1,258 @@
+package target_test
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"maps"
+	"net/http"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stampede-e2e/stampede/e2e/check"
+	"github.com/stampede-e2e/stampede/e2e/framework"
+	"github.com/stampede-e2e/stampede/e2e/target"
+	"github.com/stampede-e2e/stampede/e2e/traffic"
+	"github.com/stampede-e2e/stampede/manifests"
+)
+
+// tokensvcFile is the bundled token service's target file.
+const tokensvcFile = "../../targets/tokensvc/target.yaml"
+
+func loadTokensvc(t *testing.T) *target.Target {
+	t.Helper()
+	tg, err := target.Load(tokensvcFile)
+	if err != nil {
+		t.Fatalf("the token service's target file is refused:\n%v", err)
+	}
+	return tg
+}
+
+// TestTokensvcDeploy holds the file's deploy section to the manifests' names.
+func TestTokensvcDeploy(t *testing.T) {
+	d := loadTokensvc(t).Deploy
+	if d.Workload.Name != manifests.TokensvcName || d.Workload.Container != manifests.TokensvcName || d.Service.Name != manifests.TokensvcName {
+		t.Errorf("workload/service %+v %+v, want %s", d.Workload, d.Service, manifests.TokensvcName)
+	}
+	if d.Service.Port != manifests.TokensvcServicePort {
+		t.Errorf("service port %d, want %d", d.Service.Port, manifests.TokensvcServicePort)
+	}
+	image, _, _ := strings.Cut(manifests.TokensvcPlaceholderImage, ":")
+	if len(d.Images) != 1 || d.Images[0].Name != image {
+		t.Errorf("images %+v, want %s", d.Images, image)
+	}
+	if d.Database.Bundled == nil {
+		t.Error("the token service runs on the bundled PostgreSQL")
+	}
+}
+
+// TestTokensvcRequest holds the create request to the suite's traffic: path, auth, body.
+func TestTokensvcRequest(t *testing.T) {
+	tg := loadTokensvc(t)
+	c := tg.Create
+	if c.Method != http.MethodPost || c.Path != traffic.Path {
+		t.Errorf("%s %s, want POST %s", c.Method, c.Path, traffic.Path)
+	}
+	if c.Auth == nil || c.Auth.Scheme != "bearer" || traffic.AuthorizationHeader != "Authorization" {
+		t.Errorf("auth %+v, want bearer in %s", c.Auth, traffic.AuthorizationHeader)
+	}
+	var fields []string
+	rt := reflect.TypeFor[traffic.RegisterRequest]()
+	for i := range rt.NumField() {
+		name, _, _ := strings.Cut(rt.Field(i).Tag.Get("json"), ",")
+		fields = append(fields, name)
+	}
+	if got := slices.Sorted(maps.Keys(c.Body)); !slices.Equal(got, slices.Sorted(slices.Values(fields))) {
+		t.Errorf("body members %v, the suite sends %v", got, fields)
+	}
+	if tg.Identity.Key.Field != "external_id" || tg.Identity.Tenant.Field != "merchant_id" {
+		t.Errorf("identity %+v", tg.Identity)
+	}
+}
+
+// TestTokensvcResponse holds the response section to the API shape the checker enforces.
+func TestTokensvcResponse(t *testing.T) {
+	tg := loadTokensvc(t)
+	r := tg.Response
+	token := check.APIShape[0]
+	if token.Outcome != check.OutcomeToken {
+		t.Fatalf("APIShape[0] is %q, not the token answer", token.Outcome)
+	}
+	var pointers []string
+	for _, f := range token.Fields {
+		pointers = append(pointers, "/"+f)
+	}
+	if got := []string{r.Credential, r.ID, r.Created}; !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(pointers))) {
+		t.Errorf("pointers %v, the token answer's members %v", got, token.Fields)
+	}
+	for name, a := range map[string]target.Answer{"new": r.Outcomes.New, "existing": r.Outcomes.Existing} {
+		if a.Status != token.Status || a.ContentType != check.ContentTypeJSON {
+			t.Errorf("%s: %+v, want %d %s", name, a, token.Status, check.ContentTypeJSON)
+		}
+	}
+	v := r.Verifier
+	if v == nil || v.Type != "jwt" || v.JWKSPath != framework.JWKSPath || !slices.Equal(v.Algorithms, []string{"EdDSA"}) {
+		t.Fatalf("verifier %+v", v)
+	}
+	if v.Issuer.Default != framework.Issuer || v.Audience.Default != framework.Audience {
+		t.Errorf("issuer %q audience %q, the suite expects %q %q", v.Issuer.Default, v.Audience.Default, framework.Issuer, framework.Audience)
+	}
+	if ttl, err := time.ParseDuration(v.TTL.Default); err != nil || ttl != framework.TokenTTL {
+		t.Errorf("ttl %q, the suite expects %s", v.TTL.Default, framework.TokenTTL)
+	}
+	if o := tg.Observability; o == nil || o.PodHeader != traffic.ServedByHeader || o.HandlerIntervalHeader != traffic.ServerTimingHeader ||
+		o.Metrics == nil || o.Metrics.Port != manifests.TokensvcMetricsPort {
+		t.Errorf("observability %+v", o)
+	}
+}
+
+// TestTokensvcErrors holds every clean error to the API shape's status, code and Retry-After,
+// and requires every error of the shape that a valid path and method can get.
+func TestTokensvcErrors(t *testing.T) {
+	tg := loadTokensvc(t)
+	if tg.Errors.CodePointer != "/error" {
+		t.Errorf("code pointer %q", tg.Errors.CodePointer)
+	}
+	for _, p := range check.APIShape[1:] {
+		a, ok := tg.ErrorClass(p.Status, p.Outcome)
+		switch p.Outcome {
+		case "not_found", "method_not_allowed", "internal":
+			// Not answers to the create request as the suite sends it (its path and method), or
+			// (internal) no clean answer to a valid request: the checker's apiErrors leave it out.
+			if ok {
+				t.Errorf("%d %s is listed", p.Status, p.Outcome)
+			}
+			continue
+		}
+		if !ok {
+			t.Errorf("%d %s is not listed", p.Status, p.Outcome)
+			continue
+		}
+		if a.RetryAfter != p.RetryAfter {
+			t.Errorf("%d %s: retryAfter %v, the API promises %v", p.Status, p.Outcome, a.RetryAfter, p.RetryAfter)
+		}
+	}
+	if n := len(check.APIShape) - 1 - 3; len(tg.Errors.Answers) != n {
+		t.Errorf("%d answers, want %d: one not in the API shape", len(tg.Errors.Answers), n)
+	}
+}
+
+// TestTokensvcModes holds the modes to the strategies, their contracts (check.ContractFor) and
+// the known bugs the canaries must find (check.KnownBugs).
+func TestTokensvcModes(t *testing.T) {
+	tg := loadTokensvc(t)
+	strategies := []string{check.StrategyLegacy, check.StrategyReturnExisting, check.StrategyFailFast, check.StrategyAtomic}
+	var names []string
+	for _, m := range tg.Modes {
+		names = append(names, m.Name)
+	}
+	if !slices.Equal(slices.Sorted(slices.Values(names)), slices.Sorted(slices.Values(strategies))) {
+		t.Fatalf("modes %v, strategies %v", names, strategies)
+	}
+	for _, m := range tg.Modes {
+		if m.ConfigMap == nil || m.ConfigMap.Data["TOKENSVC_CREATE_STRATEGY"] != m.Name {
+			t.Errorf("%s: configMap %+v does not set its strategy", m.Name, m.ConfigMap)
+		}
+		contract, err := check.ContractFor(m.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string][]string{}
+		for _, l := range contract.Lines {
+			a, ok := tg.ErrorClass(l.Status, l.Code)
+			if !ok {
+				t.Errorf("%s: contract line %s: %d %s is not in errors.answers", m.Name, l.ID, l.Status, l.Code)
+				continue
+			}
+			if a.RetryAfter != l.RetryAfter {
+				t.Errorf("%s: %s: retryAfter %v, the contract %v", m.Name, l.ID, a.RetryAfter, l.RetryAfter)
+			}
+			when := "always"
+			switch {
+			case l.DuringFault:
+				when = "faultOnly"
+			case l.Rival:
+				when = "rivalOnly"
+			}
+			want[when] = append(want[when], a.Class)
+		}
+		got := map[string][]string{"faultOnly": m.Contract.FaultOnly, "rivalOnly": m.Contract.RivalOnly, "always": m.Contract.Always}
+		for _, when := range []string{"faultOnly", "rivalOnly", "always"} {
+			if !slices.Equal(slices.Sorted(slices.Values(got[when])), slices.Sorted(slices.Values(want[when]))) {
+				t.Errorf("%s: contract.%s %v, check.ContractFor says %v", m.Name, when, got[when], want[when])
+			}
+		}
+		bug, broken := check.KnownBugOf(m.Name)
+		if m.Contract.ExactlyOnce == broken {
+			t.Errorf("%s: exactlyOnce %v, but known broken: %v", m.Name, m.Contract.ExactlyOnce, broken)
+		}
+		if !broken {
+			if m.Canary != nil {
+				t.Errorf("%s: a canary for a mode without a known bug", m.Name)
+			}
+			continue
+		}
+		var kinds []string
+		for _, k := range bug.Kinds {
+			kinds = append(kinds, string(k))
+		}
+		if m.Canary == nil || !slices.Equal(m.Canary.Findings, kinds) {
+			t.Errorf("%s: canary %+v, the known bug's kinds %v", m.Name, m.Canary, kinds)
+		}
+	}
+}
+
+// TestTokensvcTruth holds the truth query's columns to the rows the checker reads (check.Row).
+func TestTokensvcTruth(t *testing.T) {
+	c := loadTokensvc(t).Truth.Columns
+	got := append([]string{c.ID, c.Key, c.Tenant, c.CreatedAt}, slices.Collect(maps.Values(c.Agree))...)
+	var want []string
+	rt := reflect.TypeFor[check.Row]()
+	for i := range rt.NumField() {
+		want = append(want, rt.Field(i).Tag.Get("json"))
+	}
+	if !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))) {
+		t.Errorf("columns %v, check.Row has %v", got, want)
+	}
+	for field, col := range c.Agree {
+		if field != col {
+			t.Errorf("agree %s: %s: the service keeps each request member in the column of its name", field, col)
+		}
+	}
+}
+
+// TestFindingKindsAreTheCheckers: the kinds a canary may name are exactly the checker's Kind
+// constants, read from its source so that a new kind cannot be missed.
+func TestFindingKindsAreTheCheckers(t *testing.T) {
+	f, err := parser.ParseFile(token.NewFileSet(), "../check/findings.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	ast.Inspect(f, func(n ast.Node) bool {
+		vs, ok := n.(*ast.ValueSpec)
+		if !ok || vs.Type == nil || len(vs.Values) != 1 {
+			return true
+		}
+		if id, ok := vs.Type.(*ast.Ident); ok && id.Name == "Kind" {
+			if lit, ok := vs.Values[0].(*ast.BasicLit); ok {
+				s, err := strconv.Unquote(lit.Value)
+				if err != nil {
+					t.Fatal(err)
+				}
+				kinds = append(kinds, s)
+			}
+		}
+		return true
+	})
+	if len(kinds) == 0 {
+		t.Fatal("no Kind constant found in e2e/check/findings.go")
+	}
+	if got := target.FindingKinds(); !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(kinds))) {
+		t.Errorf("canary kinds %v, the checker's %v", got, kinds)
+	}
+}

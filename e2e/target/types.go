@@ -1,0 +1,283 @@
+// Package target reads a target file: the declarative description of one service that must
+// create something exactly once per key (how to deploy it, call it, read its answers and its
+// database, and which modes it runs in), so that the suite can judge it without knowing it.
+//
+// The Go types below are the schema. Their struct tags drive the decoder (field names, which
+// are required, which values an enum allows) and the JSON Schema for editors
+// (target.schema.json, written by `go generate`), so that the two cannot say different things:
+//
+//	yaml:"name"          the field's name in the file
+//	target:"required"    the field must be present (and a string non-empty)
+//	enum:"a,b"           the allowed values of a string or of each string in a list
+package target
+
+// APIVersion is the only version of the target file this package reads.
+const APIVersion = "stampede.dev/v1alpha1"
+
+// Kind is the kind of a target file.
+const Kind = "Target"
+
+// Target is one decoded, validated target file.
+type Target struct {
+	APIVersion string `yaml:"apiVersion" target:"required" enum:"stampede.dev/v1alpha1"`
+	Kind       string `yaml:"kind" target:"required" enum:"Target"`
+	// Name names the target in reports.
+	Name          string         `yaml:"name" target:"required"`
+	Deploy        Deploy         `yaml:"deploy" target:"required"`
+	Create        Create         `yaml:"create" target:"required"`
+	Identity      Identity       `yaml:"identity" target:"required"`
+	Response      Response       `yaml:"response" target:"required"`
+	Errors        Errors         `yaml:"errors" target:"required"`
+	Truth         Truth          `yaml:"truth" target:"required"`
+	Observability *Observability `yaml:"observability"`
+	Modes         []Mode         `yaml:"modes" target:"required"`
+
+	// file is the path the target was read from (its name when parsed from bytes), dir the
+	// directory its relative paths start from, raw its bytes (Digest).
+	file, dir string
+	raw       []byte
+	pos       map[string]pos
+}
+
+// Deploy says how to put the service on a cluster.
+type Deploy struct {
+	// Kustomize is the kustomize directory of the service, relative to the target file.
+	Kustomize string   `yaml:"kustomize" target:"required"`
+	Workload  Workload `yaml:"workload" target:"required"`
+	Service   Service  `yaml:"service" target:"required"`
+	Images    []Image  `yaml:"images" target:"required"`
+	Database  Database `yaml:"database" target:"required"`
+	Readiness Probe    `yaml:"readiness" target:"required"`
+}
+
+// Workload is the object running the service's pods.
+type Workload struct {
+	Kind      string `yaml:"kind" target:"required" enum:"Deployment,StatefulSet"`
+	Name      string `yaml:"name" target:"required"`
+	Container string `yaml:"container" target:"required"`
+}
+
+// Service is the Kubernetes Service the suite sends its requests to.
+type Service struct {
+	Name string `yaml:"name" target:"required"`
+	Port int    `yaml:"port" target:"required"`
+}
+
+// Image is one image the manifests name, and for a bundled target how to build it offline.
+type Image struct {
+	// Name is the image as the manifests write it, without a tag (the suite sets the tag).
+	Name  string `yaml:"name" target:"required"`
+	Build *Build `yaml:"build"`
+}
+
+// Build is an offline build recipe: a script run with args, or a Dockerfile; paths relative to
+// the target file.
+type Build struct {
+	Script     string   `yaml:"script"`
+	Args       []string `yaml:"args"`
+	Dockerfile string   `yaml:"dockerfile"`
+}
+
+// Database is where the service keeps its entities: exactly one of Bundled and Existing.
+type Database struct {
+	Bundled  *BundledDatabase  `yaml:"bundled"`
+	Existing *ExistingDatabase `yaml:"existing"`
+}
+
+// BundledDatabase is the suite's PostgreSQL component: the suite generates the service's role,
+// its password and a TLS CA per run and writes them into the Secrets named here.
+type BundledDatabase struct {
+	Role     string `yaml:"role" target:"required"`
+	Database string `yaml:"database" target:"required"`
+	// Secret receives the role's credentials under the keys named by the *Key fields.
+	Secret      string `yaml:"secret" target:"required"`
+	UserKey     string `yaml:"userKey" target:"required"`
+	DatabaseKey string `yaml:"databaseKey" target:"required"`
+	PasswordKey string `yaml:"passwordKey" target:"required"`
+	// CASecret receives the CA (key ca.crt) that signed the server's certificate; empty for none.
+	CASecret string `yaml:"caSecret"`
+}
+
+// ExistingDatabase is a database the team runs, reached through a Secret it provides.
+type ExistingDatabase struct {
+	Secret      string `yaml:"secret" target:"required"`
+	URLKey      string `yaml:"urlKey" target:"required"`
+	PasswordKey string `yaml:"passwordKey"`
+}
+
+// Probe is an HTTP path on the service's port that answers 200 once a pod is ready.
+type Probe struct {
+	Path string `yaml:"path" target:"required"`
+}
+
+// Create is the create request the suite sends, per key, in bursts.
+type Create struct {
+	Method string `yaml:"method" target:"required" enum:"POST,PUT,PATCH"`
+	Path   string `yaml:"path" target:"required"`
+	// Headers are sent with every request; values may hold placeholders.
+	Headers map[string]string `yaml:"headers"`
+	Auth    *Auth             `yaml:"auth"`
+	// Body is the JSON object sent, one string member per entry; values may hold placeholders,
+	// and a member whose value expands to "" is left out.
+	Body map[string]string `yaml:"body" target:"required"`
+}
+
+// Auth is how a request proves its tenant: the suite generates one key per tenant and sends
+// it as "Authorization: Bearer KEY" (bearer) or as the value of Header (header).
+type Auth struct {
+	Scheme string `yaml:"scheme" target:"required" enum:"bearer,header"`
+	Header string `yaml:"header"`
+}
+
+// Identity names which request field or header names one entity, and which names its tenant.
+type Identity struct {
+	Key    Source `yaml:"key" target:"required"`
+	Tenant Source `yaml:"tenant" target:"required"`
+}
+
+// Source is one member of the request body or one request header: exactly one is set.
+type Source struct {
+	Field  string `yaml:"field"`
+	Header string `yaml:"header"`
+}
+
+// Response says where the answers of the create request keep what the checker reads.
+type Response struct {
+	// ID, Created and Credential are JSON pointers (RFC 6901) into a success's body: the
+	// entity's id, its created flag (optional), and a credential that must be identical for one
+	// key (optional).
+	ID         string    `yaml:"id" target:"required"`
+	Created    string    `yaml:"created"`
+	Credential string    `yaml:"credential"`
+	Verifier   *Verifier `yaml:"verifier"`
+	Outcomes   Outcomes  `yaml:"outcomes" target:"required"`
+}
+
+// Verifier checks the credential: equal (the same string for one key) or jwt (also a JWT
+// verified against the service's JWKS, its claims matched to the row and the request).
+type Verifier struct {
+	Type       string   `yaml:"type" target:"required" enum:"jwt,equal"`
+	JWKSPath   string   `yaml:"jwksPath"`
+	Algorithms []string `yaml:"algorithms" enum:"EdDSA,ES256,ES384,RS256,RS384,RS512,PS256"`
+	// Claims maps a claim to "row.COLUMN" or "request.FIELD".
+	Claims   map[string]string `yaml:"claims"`
+	Audience *Setting          `yaml:"audience"`
+	Issuer   *Setting          `yaml:"issuer"`
+	// TTL is exp - iat.
+	TTL *Setting `yaml:"ttl"`
+}
+
+// Setting is a value of the service's configuration: the environment variable that sets it
+// and the value it has unless a mode sets the variable.
+type Setting struct {
+	Env     string `yaml:"env"`
+	Default string `yaml:"default" target:"required"`
+}
+
+// Outcomes are the answers of a successful create, per outcome.
+type Outcomes struct {
+	// New answers the request that created the entity, Existing one for an entity that already
+	// existed, Replayed one that repeats a request already answered (optional).
+	New      Answer  `yaml:"new" target:"required"`
+	Existing Answer  `yaml:"existing" target:"required"`
+	Replayed *Answer `yaml:"replayed"`
+}
+
+// Answer is the status and media type of one outcome.
+type Answer struct {
+	Status      int    `yaml:"status" target:"required"`
+	ContentType string `yaml:"contentType" target:"required"`
+}
+
+// Errors are the clean errors of the create request.
+type Errors struct {
+	// CodePointer is the JSON pointer to an error body's code.
+	CodePointer string        `yaml:"codePointer" target:"required"`
+	Answers     []ErrorAnswer `yaml:"answers" target:"required"`
+}
+
+// ErrorAnswer is one clean error: its status and code, the class the checker judges it by, and
+// whether it must carry Retry-After.
+type ErrorAnswer struct {
+	Status     int    `yaml:"status" target:"required"`
+	Code       string `yaml:"code" target:"required"`
+	Class      string `yaml:"class" target:"required" enum:"in-progress,conflict,unavailable,overloaded,invalid,unauthenticated,forbidden,internal"`
+	RetryAfter bool   `yaml:"retryAfter" target:"required"`
+}
+
+// Truth is how the suite reads the database, the ground truth: Query returns one row per
+// entity, for the tenants given as $1 (a text array).
+type Truth struct {
+	Query   string  `yaml:"query" target:"required"`
+	Columns Columns `yaml:"columns" target:"required"`
+}
+
+// Columns names the result columns of the truth query.
+type Columns struct {
+	ID        string `yaml:"id" target:"required"`
+	Key       string `yaml:"key" target:"required"`
+	Tenant    string `yaml:"tenant" target:"required"`
+	CreatedAt string `yaml:"createdAt" target:"required"`
+	// Agree maps a request body field to the column the row must hold it in.
+	Agree map[string]string `yaml:"agree"`
+}
+
+// Observability is what the service tells about itself; each part is optional and the
+// verdict says what it fell back to without it.
+type Observability struct {
+	// PodHeader names the pod that served an answer.
+	PodHeader string `yaml:"podHeader"`
+	// HandlerIntervalHeader carries the handler's interval (Server-Timing, metric "handler").
+	HandlerIntervalHeader string          `yaml:"handlerIntervalHeader"`
+	OutcomeCounter        *OutcomeCounter `yaml:"outcomeCounter"`
+	Metrics               *Metrics        `yaml:"metrics"`
+}
+
+// OutcomeCounter is the Prometheus counter counting each create request once by outcome.
+type OutcomeCounter struct {
+	Name         string   `yaml:"name" target:"required"`
+	Labels       []string `yaml:"labels" target:"required"`
+	OutcomeLabel string   `yaml:"outcomeLabel" target:"required"`
+}
+
+// Metrics is where the pods serve Prometheus metrics.
+type Metrics struct {
+	Path string `yaml:"path" target:"required"`
+	Port int    `yaml:"port" target:"required"`
+}
+
+// Mode is one named configuration of the service: what it sets, what it promises, and for a
+// known-broken mode what a canary must find.
+type Mode struct {
+	Name string `yaml:"name" target:"required"`
+	// Env sets environment variables of the workload's container; ConfigMap merges entries
+	// into a ConfigMap of the manifests. At most one of them.
+	Env       map[string]string `yaml:"env"`
+	ConfigMap *ConfigMapOverlay `yaml:"configMap"`
+	Contract  Contract          `yaml:"contract" target:"required"`
+	Canary    *Canary           `yaml:"canary"`
+}
+
+// ConfigMapOverlay merges Data into the ConfigMap Name.
+type ConfigMapOverlay struct {
+	Name string            `yaml:"name" target:"required"`
+	Data map[string]string `yaml:"data" target:"required"`
+}
+
+// Contract is what a mode promises beyond the rules every target shares.
+type Contract struct {
+	// ExactlyOnce promises one entity per key.
+	ExactlyOnce bool `yaml:"exactlyOnce" target:"required"`
+	// FaultOnly are the error classes answered only while a fault is on (never outside one);
+	// RivalOnly only to a request that overlapped another of the same key; Always at any time.
+	// A class in none of them is never a clean answer of the mode to a valid request.
+	FaultOnly []string `yaml:"faultOnly" enum:"in-progress,conflict,unavailable,overloaded,invalid,unauthenticated,forbidden,internal"`
+	RivalOnly []string `yaml:"rivalOnly" enum:"in-progress,conflict,unavailable,overloaded,invalid,unauthenticated,forbidden,internal"`
+	Always    []string `yaml:"always" enum:"in-progress,conflict,unavailable,overloaded,invalid,unauthenticated,forbidden,internal"`
+}
+
+// Canary marks a known-broken mode: a run of it must produce a finding of one of Findings, the
+// kinds of finding the checker names (e2e/check Kind).
+type Canary struct {
+	Findings []string `yaml:"findings" target:"required" enum:"duplicate-rows,lost-registration,invalid-token,empty-subject,lost-write,token-mismatch,two-tokens,dirty-error,contract-breach,created-breach,no-final-token,metrics-disagree,auth-breach,shape-breach,unknown-kid,jwks-unusable,jwks-differ,jwks-wrong-key,no-answer,restart,shared-identity,stray-row,row-mismatch"`
+}

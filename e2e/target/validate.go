@@ -1,0 +1,409 @@
+package target
+
+import (
+	"fmt"
+	"maps"
+	"mime"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Placeholders are the names a create request's path, headers and body may hold as {{name}}:
+// the suite fills them per key. key and tenant are the identity, email and name payload that
+// the database row must keep (truth.columns.agree).
+var Placeholders = []string{"key", "tenant", "email", "name"}
+
+// placeholder matches {{name}}; braces that do not form one are caught by strayBraces.
+var placeholder = regexp.MustCompile(`\{\{([^{}]*)\}\}`)
+
+// FindingKinds are the kinds of finding a canary may name (Canary.Findings' enum).
+func FindingKinds() []string {
+	f, _ := reflect.TypeFor[Canary]().FieldByName("Findings")
+	return strings.Split(f.Tag.Get("enum"), ",")
+}
+
+// ErrorClasses are the classes a clean error may have (ErrorAnswer.Class's enum).
+func ErrorClasses() []string {
+	f, _ := reflect.TypeFor[ErrorAnswer]().FieldByName("Class")
+	return strings.Split(f.Tag.Get("enum"), ",")
+}
+
+// Expand fills the placeholders of s from values; an unknown name is left as written.
+func Expand(s string, values map[string]string) string {
+	return placeholder.ReplaceAllStringFunc(s, func(m string) string {
+		if v, ok := values[strings.TrimSpace(m[2:len(m)-2])]; ok {
+			return v
+		}
+		return m
+	})
+}
+
+// validator checks what the types alone cannot: references between sections, syntax of
+// pointers and paths, files that must exist.
+type validator struct {
+	t    *Target
+	file string
+	errs ErrorList
+}
+
+// errorf records a problem of the field at path, at the position of its value (or of the
+// nearest parent the file has).
+func (v *validator) errorf(path, format string, args ...any) {
+	p := v.t.at(path)
+	v.errs = append(v.errs, &Error{File: v.file, Line: p.line, Column: p.col, Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// at is where the value of path is, or its nearest parent's.
+func (t *Target) at(path string) pos {
+	for {
+		if p, ok := t.pos[path]; ok {
+			return p
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i < 0 {
+			return pos{1, 1}
+		}
+		path = path[:i]
+	}
+}
+
+func (t *Target) validate(file string) ErrorList {
+	v := &validator{t: t, file: file}
+	v.deploy()
+	v.create()
+	v.identity()
+	v.response()
+	v.errors()
+	v.truth()
+	v.observability()
+	v.modes()
+	return v.errs
+}
+
+func (v *validator) deploy() {
+	d := v.t.Deploy
+	if v.dir("deploy.kustomize", d.Kustomize) {
+		if !slices.ContainsFunc([]string{"kustomization.yaml", "kustomization.yml", "Kustomization"}, func(n string) bool {
+			_, err := os.Stat(filepath.Join(v.t.Resolve(d.Kustomize), n))
+			return err == nil
+		}) {
+			v.errorf("deploy.kustomize", "%q has no kustomization.yaml", d.Kustomize)
+		}
+	}
+	v.port("deploy.service.port", d.Service.Port)
+	seen := map[string]bool{}
+	for i, img := range d.Images {
+		path := fmt.Sprintf("deploy.images[%d]", i)
+		if seen[img.Name] {
+			v.errorf(path+".name", "image %q listed twice", img.Name)
+		}
+		seen[img.Name] = true
+		if b := img.Build; b != nil {
+			switch {
+			case (b.Script == "") == (b.Dockerfile == ""):
+				v.errorf(path+".build", "give exactly one of script and dockerfile")
+			case b.Script != "":
+				v.regular(path+".build.script", b.Script)
+			default:
+				v.regular(path+".build.dockerfile", b.Dockerfile)
+				if len(b.Args) > 0 {
+					v.errorf(path+".build.args", "args go with a script, not a dockerfile")
+				}
+			}
+		}
+	}
+	if (d.Database.Bundled == nil) == (d.Database.Existing == nil) {
+		v.errorf("deploy.database", "give exactly one of bundled and existing")
+	}
+	v.urlPath("deploy.readiness.path", d.Readiness.Path)
+}
+
+func (v *validator) create() {
+	c := v.t.Create
+	v.urlPath("create.path", c.Path)
+	v.placeholders("create.path", c.Path)
+	for _, k := range slices.Sorted(maps.Keys(c.Headers)) {
+		v.placeholders("create.headers."+k, c.Headers[k])
+	}
+	for _, k := range slices.Sorted(maps.Keys(c.Body)) {
+		v.placeholders("create.body."+k, c.Body[k])
+	}
+	if len(c.Body) == 0 {
+		v.errorf("create.body", "give at least the identity's fields")
+	}
+	if a := c.Auth; a != nil {
+		switch {
+		case a.Scheme == "header" && a.Header == "":
+			v.errorf("create.auth", "scheme header needs header: the name of the header carrying the key")
+		case a.Scheme == "bearer" && a.Header != "" && !strings.EqualFold(a.Header, "Authorization"):
+			v.errorf("create.auth.header", "a bearer key goes in Authorization, not %q", a.Header)
+		}
+	}
+}
+
+func (v *validator) identity() {
+	for _, s := range []struct {
+		path, placeholder string
+		src               Source
+	}{{"identity.key", "key", v.t.Identity.Key}, {"identity.tenant", "tenant", v.t.Identity.Tenant}} {
+		var value string
+		var ok bool
+		switch {
+		case (s.src.Field == "") == (s.src.Header == ""):
+			v.errorf(s.path, "give exactly one of field and header")
+			continue
+		case s.src.Field != "":
+			if value, ok = v.t.Create.Body[s.src.Field]; !ok {
+				v.errorf(s.path+".field", "%q is not a field of create.body", s.src.Field)
+				continue
+			}
+		default:
+			if value, ok = headerValue(v.t.Create.Headers, s.src.Header); !ok {
+				v.errorf(s.path+".header", "%q is not a header of create.headers", s.src.Header)
+				continue
+			}
+		}
+		if !strings.Contains(value, "{{"+s.placeholder+"}}") {
+			v.errorf(s.path, "its value %q does not hold {{%s}}: the suite could not tell entities apart", value, s.placeholder)
+		}
+	}
+}
+
+func (v *validator) response() {
+	r := v.t.Response
+	v.pointer("response.id", r.ID, true)
+	v.pointer("response.created", r.Created, false)
+	v.pointer("response.credential", r.Credential, false)
+	for _, o := range []struct {
+		path string
+		a    *Answer
+	}{{"response.outcomes.new", &r.Outcomes.New}, {"response.outcomes.existing", &r.Outcomes.Existing}, {"response.outcomes.replayed", r.Outcomes.Replayed}} {
+		if o.a == nil {
+			continue
+		}
+		if o.a.Status < 200 || o.a.Status > 299 {
+			v.errorf(o.path+".status", "%d is not a success (200-299)", o.a.Status)
+		}
+		if _, _, err := mime.ParseMediaType(o.a.ContentType); err != nil {
+			v.errorf(o.path+".contentType", "%q is not a media type", o.a.ContentType)
+		}
+	}
+	if r.Verifier != nil {
+		v.verifier(r.Verifier)
+	}
+}
+
+func (v *validator) verifier(ver *Verifier) {
+	if v.t.Response.Credential == "" {
+		v.errorf("response.verifier", "a verifier needs response.credential: the credential it verifies")
+	}
+	if ver.Type == "equal" {
+		if ver.JWKSPath != "" || len(ver.Algorithms) > 0 || len(ver.Claims) > 0 || ver.Audience != nil || ver.Issuer != nil || ver.TTL != nil {
+			v.errorf("response.verifier", "type equal takes no jwt settings (jwksPath, algorithms, claims, audience, issuer, ttl)")
+		}
+		return
+	}
+	if ver.JWKSPath == "" {
+		v.errorf("response.verifier", "type jwt needs jwksPath")
+	} else {
+		v.urlPath("response.verifier.jwksPath", ver.JWKSPath)
+	}
+	if len(ver.Algorithms) == 0 {
+		v.errorf("response.verifier", "type jwt needs algorithms")
+	}
+	if len(ver.Claims) == 0 {
+		v.errorf("response.verifier", "type jwt needs claims: what ties a token to its row and request")
+	}
+	cols := v.t.Truth.Columns
+	rowCols := append([]string{cols.ID, cols.Key, cols.Tenant, cols.CreatedAt}, slices.Collect(maps.Values(cols.Agree))...)
+	for _, claim := range slices.Sorted(maps.Keys(ver.Claims)) {
+		path, src := "response.verifier.claims."+claim, ver.Claims[claim]
+		switch kind, name, _ := strings.Cut(src, "."); kind {
+		case "row":
+			if !slices.Contains(rowCols, name) {
+				v.errorf(path, "%q is not a column of truth.columns", name)
+			}
+		case "request":
+			if _, ok := v.t.Create.Body[name]; !ok {
+				v.errorf(path, "%q is not a field of create.body", name)
+			}
+		default:
+			v.errorf(path, "%q is neither row.COLUMN nor request.FIELD", src)
+		}
+	}
+	if ver.TTL != nil {
+		if d, err := time.ParseDuration(ver.TTL.Default); err != nil || d <= 0 {
+			v.errorf("response.verifier.ttl.default", "%q is not a positive duration (such as 24h)", ver.TTL.Default)
+		}
+	}
+}
+
+func (v *validator) errors() {
+	e := v.t.Errors
+	v.pointer("errors.codePointer", e.CodePointer, true)
+	seen := map[string]bool{}
+	for i, a := range e.Answers {
+		path := fmt.Sprintf("errors.answers[%d]", i)
+		if a.Status < 400 || a.Status > 599 {
+			v.errorf(path+".status", "%d is not an error status (400-599)", a.Status)
+		}
+		key := fmt.Sprintf("%d %s", a.Status, a.Code)
+		if seen[key] {
+			v.errorf(path, "status %d with code %q listed twice", a.Status, a.Code)
+		}
+		seen[key] = true
+	}
+}
+
+func (v *validator) truth() {
+	t := v.t.Truth
+	if strings.Contains(t.Query, "*") {
+		return // the columns cannot be read off a query that selects them all
+	}
+	c := t.Columns
+	named := []struct{ path, col string }{{"truth.columns.id", c.ID}, {"truth.columns.key", c.Key}, {"truth.columns.tenant", c.Tenant}, {"truth.columns.createdAt", c.CreatedAt}}
+	for _, f := range slices.Sorted(maps.Keys(c.Agree)) {
+		named = append(named, struct{ path, col string }{"truth.columns.agree." + f, c.Agree[f]})
+		if _, ok := v.t.Create.Body[f]; !ok {
+			v.errorf("truth.columns.agree."+f, "%q is not a field of create.body", f)
+		}
+	}
+	for _, n := range named {
+		if !regexp.MustCompile(`\b` + regexp.QuoteMeta(n.col) + `\b`).MatchString(t.Query) {
+			v.errorf(n.path, "column %q is not in truth.query", n.col)
+		}
+	}
+}
+
+func (v *validator) observability() {
+	o := v.t.Observability
+	if o == nil {
+		return
+	}
+	if c := o.OutcomeCounter; c != nil && !slices.Contains(c.Labels, c.OutcomeLabel) {
+		v.errorf("observability.outcomeCounter.outcomeLabel", "%q is not one of its labels", c.OutcomeLabel)
+	}
+	if m := o.Metrics; m != nil {
+		v.urlPath("observability.metrics.path", m.Path)
+		v.port("observability.metrics.port", m.Port)
+	}
+}
+
+func (v *validator) modes() {
+	if len(v.t.Modes) == 0 {
+		v.errorf("modes", "give at least one mode")
+	}
+	classes := map[string]bool{}
+	for _, a := range v.t.Errors.Answers {
+		classes[a.Class] = true
+	}
+	seen := map[string]bool{}
+	for i, m := range v.t.Modes {
+		path := fmt.Sprintf("modes[%d]", i)
+		if seen[m.Name] {
+			v.errorf(path+".name", "mode %q named twice", m.Name)
+		}
+		seen[m.Name] = true
+		if m.Env != nil && m.ConfigMap != nil {
+			v.errorf(path, "give at most one of env and configMap")
+		}
+		listed := map[string]string{}
+		for _, l := range []struct {
+			name    string
+			classes []string
+		}{{"faultOnly", m.Contract.FaultOnly}, {"rivalOnly", m.Contract.RivalOnly}, {"always", m.Contract.Always}} {
+			for j, c := range l.classes {
+				p := fmt.Sprintf("%s.contract.%s[%d]", path, l.name, j)
+				if prev, ok := listed[c]; ok {
+					v.errorf(p, "class %q is already in %s", c, prev)
+				}
+				listed[c] = l.name
+				if !classes[c] {
+					v.errorf(p, "no answer of errors.answers has class %q", c)
+				}
+			}
+		}
+		if m.Canary != nil && len(m.Canary.Findings) == 0 {
+			v.errorf(path+".canary.findings", "a canary names at least one kind of finding it must produce")
+		}
+	}
+}
+
+// dir checks that rel names a directory, relative to the target file.
+func (v *validator) dir(path, rel string) bool {
+	fi, err := os.Stat(v.t.Resolve(rel))
+	if err != nil || !fi.IsDir() {
+		v.errorf(path, "%q is not a directory (relative to the target file)", rel)
+		return false
+	}
+	return true
+}
+
+// regular checks that rel names a file, relative to the target file.
+func (v *validator) regular(path, rel string) {
+	fi, err := os.Stat(v.t.Resolve(rel))
+	if err != nil || fi.IsDir() {
+		v.errorf(path, "%q is not a file (relative to the target file)", rel)
+	}
+}
+
+func (v *validator) port(path string, p int) {
+	if p < 1 || p > 65535 {
+		v.errorf(path, "%d is not a port (1-65535)", p)
+	}
+}
+
+func (v *validator) urlPath(path, p string) {
+	if !strings.HasPrefix(p, "/") {
+		v.errorf(path, "%q is not an absolute path (must start with \"/\")", p)
+	}
+}
+
+// pointer checks a JSON pointer (RFC 6901); "" is the whole document, refused when required.
+func (v *validator) pointer(path, p string, required bool) {
+	if p == "" && !required {
+		return
+	}
+	if err := checkPointer(p); err != nil {
+		v.errorf(path, "%q is not a JSON pointer (%s)", p, err)
+	}
+}
+
+func checkPointer(p string) error {
+	if !strings.HasPrefix(p, "/") {
+		return fmt.Errorf(`must start with "/"`)
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] == '~' && (i+1 == len(p) || (p[i+1] != '0' && p[i+1] != '1')) {
+			return fmt.Errorf(`"~" must be followed by 0 or 1`)
+		}
+	}
+	return nil
+}
+
+// placeholders checks that s names only known placeholders, and has no stray braces.
+func (v *validator) placeholders(path, s string) {
+	for _, m := range placeholder.FindAllStringSubmatch(s, -1) {
+		if name := strings.TrimSpace(m[1]); !slices.Contains(Placeholders, name) {
+			v.errorf(path, "unknown placeholder {{%s}} (known: %s)", name, "{{"+strings.Join(Placeholders, "}}, {{")+"}}")
+		}
+	}
+	if rest := placeholder.ReplaceAllString(s, ""); strings.Contains(rest, "{{") || strings.Contains(rest, "}}") {
+		v.errorf(path, "%q has an unclosed placeholder (write {{name}})", s)
+	}
+}
+
+// headerValue looks a header up by its canonical name, as HTTP compares them.
+func headerValue(h map[string]string, name string) (string, bool) {
+	for k, val := range h {
+		if strings.EqualFold(k, name) {
+			return val, true
+		}
+	}
+	return "", false
+}
