@@ -21,7 +21,6 @@ import (
 	"github.com/stampede-e2e/stampede/internal/ctxtime"
 	"github.com/stampede-e2e/stampede/service/apikey"
 	"github.com/stampede-e2e/stampede/service/internal/config"
-	"github.com/stampede-e2e/stampede/service/internal/mutant"
 	"github.com/stampede-e2e/stampede/service/internal/store"
 	"github.com/stampede-e2e/stampede/service/internal/token"
 )
@@ -74,6 +73,7 @@ type Server struct {
 	db       atomic.Pointer[dbState]
 	// inFlight holds a token per registration doing database work.
 	inFlight chan struct{}
+	hooks    hooks
 }
 
 type route struct {
@@ -173,11 +173,9 @@ func dispatch(w http.ResponseWriter, r *http.Request, rt route, known bool) {
 }
 
 func (s *Server) register(rw http.ResponseWriter, r *http.Request) {
-	// The self-test build's answer-shape mutants wrap the writer; a production build returns it.
-	rw = mutant.Response(rw)
 	// Every answer, error or not, reports when this handler worked on the request (see
 	// HandlerTimingHeader); until the request is decoded, that is since the handler began.
-	w := &timedWriter{ResponseWriter: rw, start: time.Now()}
+	w := &timedWriter{ResponseWriter: s.hooks.answerWriter(rw), start: time.Now(), hooks: s.hooks}
 	strategy := string(s.p.Strategy)
 	// Exactly one outcome per request: the e2e suite compares the counts with the answers it
 	// saw. The first one set counts; a request that ends without one (a panic, which the
@@ -232,8 +230,7 @@ func (s *Server) register(rw http.ResponseWriter, r *http.Request) {
 		writeError(w, apiErr)
 		return
 	}
-	// The self-test build's any-merchant-key mutant skips this check; compiled away in production.
-	if !s.p.AuthDisabled && keyMerchant != req.MerchantID && !mutant.Is(mutant.AnyMerchantKey) {
+	if !s.p.AuthDisabled && keyMerchant != req.MerchantID && !s.hooks.anyMerchantKey() {
 		// The same answer whether or not the customer exists: a 403 must not be an oracle.
 		outcome(outcomeForbidden)
 		s.p.Logger.Warn("api key used for another merchant", "key_merchant", keyMerchant, "merchant_id", req.MerchantID)
@@ -294,10 +291,8 @@ func (s *Server) register(rw http.ResponseWriter, r *http.Request) {
 			outcome(s.writeStoreError(w, r, log, err))
 			return
 		}
-		// The self-test build's loser-drops-connection and loser-exits mutants: the loser of the
-		// insert race gets no answer. Compiled away in production.
-		if !created && mutant.AbandonLoser(w) {
-			return
+		if !created && s.hooks.abandonLoser(w) {
+			return // w was taken from the handler: nothing more may be written
 		}
 	}
 
@@ -334,21 +329,13 @@ func (s *Server) register(rw http.ResponseWriter, r *http.Request) {
 		log.Warn("signed a token from a nil customer (legacy bug)")
 	case created:
 		outcome(outcomeCreated)
-	case mutant.Is(mutant.UncountedExisting):
-		// The self-test build's uncounted-existing mutant: marked counted, never counted.
+	case s.hooks.existingUncounted():
 		counted = true
 	default:
 		outcome(outcomeExisting)
 	}
-	// The self-test build's broken variants (service/mutants); compiled away in production.
-	if mutant.Is(mutant.CreatedAlways) {
-		created = true
-	}
-	if mutant.Is(mutant.CreatedNever) {
-		created = false
-	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, TokenResponse{Token: signed, CustomerID: subj.CustomerID, Created: created})
+	writeJSON(w, http.StatusOK, TokenResponse{Token: signed, CustomerID: subj.CustomerID, Created: s.hooks.createdFlag(created)})
 }
 
 // maxKeyLen bounds the API key a request may present; Generate's are 46 bytes.
@@ -375,9 +362,8 @@ func (s *Server) authenticate(r *http.Request) (string, *Error) {
 		return unauthenticated("Authorization must be Bearer <API key>")
 	}
 	merchant, ok := s.p.APIKeys.Authenticate(key)
-	if !ok && mutant.Is(mutant.UnknownKeyForbidden) {
-		// The self-test build's unknown-key-forbidden mutant: nobody's key passes as merchant
-		// "", which the authorization check then refuses 403. Compiled away in production.
+	if !ok && s.hooks.unknownKeyPasses() {
+		// Passes as merchant "", which the authorization check then refuses.
 		return "", nil
 	}
 	if !ok {
