@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -202,140 +203,237 @@ func decodeClaims(tok string) (alg string, cl struct {
 	return alg, cl, ""
 }
 
+// buildChartPart returns the data of part's charts.
 func buildChartPart(part PartView) chartPart {
-	cp := chartPart{Pods: []string{}, Strings: []string{}, Rows: []int{}, Events: []chartEvent{}, Viol: []chartViolated{}}
-	var strs interner
 	ops := slices.Clone(part.History)
 	slices.SortStableFunc(ops, func(a, b history.Op) int { return cmp.Compare(a.Call, b.Call) })
+	b := newPartBuilder(ops, part.Result.Violations)
+	b.cp.Ops = b.opColumns(ops, involvedRequests(part.Result.Violations))
+	b.addEvents(part.Events)
+	b.addViolations(part.Result.Violations)
+	return b.finish()
+}
 
-	// Requests named by a violation, and customers' violations.
+// partBuilder fills one chartPart. The tables its columns index (customers, pods, statuses,
+// strings, tokens) grow as the requests, then the events, then the violations are added, so
+// that the order of each table is the order in which the part first names its entries.
+type partBuilder struct {
+	cp         chartPart
+	strs, toks interner
+	custPos    map[history.Customer]int // index into cp.Customers
+	podPos     map[string]int           // index into cp.Pods
+	statusPos  map[int]int              // index into cp.Statuses
+	answers    map[answerKey]answer     // a customer's answers repeat: read each body once
+	opIndex    map[string][]int         // a request's ID to its ops, indexes into cp.Ops
+	end        int64                    // the last call, return or event time so far, µs
+}
+
+func newPartBuilder(ops []history.Op, violations []check.Violation) *partBuilder {
+	b := &partBuilder{
+		cp:      chartPart{Strings: []string{}, Rows: []int{}, Events: []chartEvent{}, Viol: []chartViolated{}},
+		custPos: map[history.Customer]int{}, statusPos: map[int]int{}, answers: map[answerKey]answer{},
+		opIndex: make(map[string][]int, len(ops)),
+	}
+	b.cp.Pods, b.podPos = podTable(ops, violations)
+	b.strs.id("") // Strings[0]: none
+	return b
+}
+
+// namedRequests returns the IDs of the requests v names, in its requests and its findings.
+func namedRequests(v check.Violation) []string {
+	var ids []string
+	for _, q := range v.Requests {
+		ids = append(ids, q.ID)
+	}
+	for _, f := range v.Findings {
+		if f.Request != "" {
+			ids = append(ids, f.Request)
+		}
+	}
+	return ids
+}
+
+// involvedRequests returns the IDs of the requests any violation names.
+func involvedRequests(violations []check.Violation) map[string]bool {
 	involved := map[string]bool{}
-	for _, v := range part.Result.Violations {
-		for _, q := range v.Requests {
-			involved[q.ID] = true
-		}
-		for _, f := range v.Findings {
-			if f.Request != "" {
-				involved[f.Request] = true
-			}
+	for _, v := range violations {
+		for _, id := range namedRequests(v) {
+			involved[id] = true
 		}
 	}
+	return involved
+}
 
-	custPos := map[history.Customer]int{}
-	customer := func(c history.Customer) int {
-		if i, ok := custPos[c]; ok {
-			return i
-		}
-		i := len(cp.Customers.Index)
-		custPos[c] = i
-		cp.Customers.Index = append(cp.Customers.Index, c.Index)
-		cp.Customers.MID = append(cp.Customers.MID, c.MerchantID)
-		cp.Customers.EXT = append(cp.Customers.EXT, c.ExternalID)
-		cp.Customers.Viol = append(cp.Customers.Viol, 0)
-		return i
-	}
-	podPos := map[string]int{}
+// podTable returns the pods that served a request or that a violation names, sorted, and the
+// index of each.
+func podTable(ops []history.Op, violations []check.Violation) ([]string, map[string]int) {
+	pos := map[string]int{}
 	for _, op := range ops {
 		if op.Pod != "" {
-			if _, ok := podPos[op.Pod]; !ok {
-				podPos[op.Pod] = 0
-			}
+			pos[op.Pod] = 0
 		}
 	}
-	for _, v := range part.Result.Violations {
+	for _, v := range violations {
 		for _, p := range v.Pods {
 			if p != "" {
-				podPos[p] = 0
+				pos[p] = 0
 			}
 		}
 	}
-	for p := range podPos {
-		cp.Pods = append(cp.Pods, p)
+	pods := slices.AppendSeq([]string{}, maps.Keys(pos))
+	slices.Sort(pods)
+	for i, p := range pods {
+		pos[p] = i
 	}
-	slices.Sort(cp.Pods)
-	for i, p := range cp.Pods {
-		podPos[p] = i
-	}
+	return pods, pos
+}
 
-	var toks interner
-	strs.id("") // Strings[0]: none
-	statuses := map[int]int{}
-	o := &cp.Ops
+// customer returns c's index into the part's customers, adding c when it is new.
+func (b *partBuilder) customer(c history.Customer) int {
+	if i, ok := b.custPos[c]; ok {
+		return i
+	}
+	cs := &b.cp.Customers
+	i := len(cs.Index)
+	b.custPos[c] = i
+	cs.Index = append(cs.Index, c.Index)
+	cs.MID = append(cs.MID, c.MerchantID)
+	cs.EXT = append(cs.EXT, c.ExternalID)
+	cs.Viol = append(cs.Viol, 0)
+	return i
+}
+
+// status returns st's index into the part's statuses, adding st when it is new.
+func (b *partBuilder) status(st int) int {
+	i, ok := b.statusPos[st]
+	if !ok {
+		i = len(b.cp.Statuses)
+		b.statusPos[st] = i
+		b.cp.Statuses = append(b.cp.Statuses, st)
+	}
+	return i
+}
+
+// opColumns returns the columns of ops, which are sorted by call time; involved holds the IDs
+// of the requests a violation names.
+func (b *partBuilder) opColumns(ops []history.Op, involved map[string]bool) chartOps {
 	n := len(ops)
-	*o = chartOps{
+	o := chartOps{
 		DCustomer: make([]int, n), Seq: make([]int, n), Attempt: make([]int, n), Phase: make([]int, n),
 		DCall: make([]int64, n), Latency: make([]int64, n), Status: make([]int, n), Pod: make([]int, n),
 		Outcome: make([]int, n), DToken: make([]int, n), Created: make([]int, n), Msg: make([]int, n), Err: make([]int, n),
 		ServerStart: make([]int64, n), ServerDur: make([]int64, n),
 	}
-	opIndex := make(map[string][]int, n)
-	answers := map[answerKey]answer{} // a customer's answers repeat: read each body once
-	var prevCall, end int64
+	var prevCall int64
 	prevCust, prevTok := 0, 0
 	for i, op := range ops {
 		id := op.ID()
-		opIndex[id] = append(opIndex[id], i)
-		c := customer(op.Customer)
+		b.opIndex[id] = append(b.opIndex[id], i)
+		c := b.customer(op.Customer)
 		o.DCustomer[i], prevCust = c-prevCust, c
 		o.Seq[i], o.Attempt[i] = op.Seq, op.Attempt
-		o.Phase[i] = strs.id(string(op.Phase))
+		o.Phase[i] = b.strs.id(string(op.Phase))
 		call := us(op.Call)
 		o.DCall[i], prevCall = call-prevCall, call
-		end = max(end, call)
+		b.end = max(b.end, call)
 		o.Latency[i] = -1
 		if op.Return > 0 {
 			o.Latency[i] = max(us(op.Return)-call, 0)
-			end = max(end, us(op.Return))
+			b.end = max(b.end, us(op.Return))
 		}
-		st, ok := statuses[op.Status]
-		if !ok {
-			st = len(cp.Statuses)
-			statuses[op.Status] = st
-			cp.Statuses = append(cp.Statuses, op.Status)
-		}
-		o.Status[i] = st
+		o.Status[i] = b.status(op.Status)
 		o.Pod[i] = -1
 		if op.Pod != "" {
-			o.Pod[i] = podPos[op.Pod]
+			o.Pod[i] = b.podPos[op.Pod]
 		}
 		if op.Error != "" {
-			o.Err[i] = strs.id(excerptOf(op.Error, bodyExcerpt))
+			o.Err[i] = b.strs.id(excerptOf(op.Error, bodyExcerpt))
 		}
 		o.ServerDur[i] = -1
 		if op.HasServerInterval() {
 			o.ServerStart[i] = us(op.ServerStart) - call
 			o.ServerDur[i] = us(op.ServerEnd) - us(op.ServerStart)
 		}
-		bad := involved[id]
-		switch {
-		case op.Unknown():
-			o.Outcome[i] = outUnknown
-			if bad {
-				o.Outcome[i] = outBadUnknown
-			}
-		case op.Succeeded():
-			o.Outcome[i] = outOK
-			if bad {
-				o.Outcome[i] = outBad2xx
-			}
-		default:
-			o.Outcome[i] = outCleanError
-			if bad {
-				o.Outcome[i] = outBadError
-			}
-		}
-		a := answer{token: -1, created: -1}
-		if op.Status != 0 {
-			key := answerKey{op.Status >= 200 && op.Status < 300, op.Body}
-			var ok bool
-			if a, ok = answers[key]; !ok {
-				a = readAnswer(key.success, op.Body, &strs, &toks, &cp.Tokens)
-				answers[key] = a
-			}
-		}
+		o.Outcome[i] = outcomeOf(op, involved[id])
+		a := b.answerOf(op)
 		o.Created[i], o.Msg[i] = a.created, a.msg
 		o.DToken[i], prevTok = a.token+1-prevTok, a.token+1
 	}
+	return o
+}
+
+// outcomeOf is the out* constant that colours op; bad when a violation names it.
+func outcomeOf(op history.Op, bad bool) int {
+	switch {
+	case op.Unknown() && bad:
+		return outBadUnknown
+	case op.Unknown():
+		return outUnknown
+	case op.Succeeded() && bad:
+		return outBad2xx
+	case op.Succeeded():
+		return outOK
+	case bad:
+		return outBadError
+	}
+	return outCleanError
+}
+
+// answerOf reads op's response body, each distinct body once; a request without a response
+// has no answer.
+func (b *partBuilder) answerOf(op history.Op) answer {
+	if op.Status == 0 {
+		return answer{token: -1, created: -1}
+	}
+	key := answerKey{op.Status >= 200 && op.Status < 300, op.Body}
+	a, ok := b.answers[key]
+	if !ok {
+		a = readAnswer(key.success, op.Body, &b.strs, &b.toks, &b.cp.Tokens)
+		b.answers[key] = a
+	}
+	return a
+}
+
+func (b *partBuilder) addEvents(events []history.Event) {
+	for _, e := range events {
+		ce := chartEvent{Kind: e.Kind, Name: e.Name, Target: e.Target, Detail: e.Detail, Start: us(e.Start), End: -1}
+		b.end = max(b.end, ce.Start)
+		if e.Ended() {
+			ce.End = us(e.End)
+			b.end = max(b.end, ce.End)
+		}
+		b.cp.Events = append(b.cp.Events, ce)
+	}
+}
+
+// addViolations counts each customer's violations, adding the customers no request named, and
+// lists the first MaxViolationRows violations with the ops each names.
+func (b *partBuilder) addViolations(violations []check.Violation) {
+	for i, v := range violations {
+		c := b.customer(v.Customer)
+		b.cp.Customers.Viol[c]++
+		if i >= MaxViolationRows {
+			continue
+		}
+		row := chartViolated{Rule: string(v.Rule), Customer: c, Ops: []int{}}
+		seen := map[int]bool{}
+		for _, id := range namedRequests(v) {
+			for _, k := range b.opIndex[id] {
+				if !seen[k] {
+					seen[k] = true
+					row.Ops = append(row.Ops, k)
+				}
+			}
+		}
+		slices.Sort(row.Ops)
+		b.cp.Viol = append(b.cp.Viol, row)
+	}
+}
+
+// finish returns the part with its tables in place: empty ones as [] rather than null, for
+// the page.
+func (b *partBuilder) finish() chartPart {
+	cp := b.cp
 	if cp.Tokens.FP == nil {
 		cp.Tokens = chartTokens{FP: []string{}, Alg: []int{}, Iss: []int{}, Bad: []int{}, Sub: []string{}, MID: []string{}, EXT: []string{}, Iat: []string{}}
 	}
@@ -345,47 +443,9 @@ func buildChartPart(part PartView) chartPart {
 	if cp.Statuses == nil {
 		cp.Statuses = []int{}
 	}
-
-	for _, e := range part.Events {
-		ce := chartEvent{Kind: e.Kind, Name: e.Name, Target: e.Target, Detail: e.Detail, Start: us(e.Start), End: -1}
-		end = max(end, ce.Start)
-		if e.Ended() {
-			ce.End = us(e.End)
-			end = max(end, ce.End)
-		}
-		cp.Events = append(cp.Events, ce)
-	}
-	cp.End = end
-
-	for i, v := range part.Result.Violations {
-		c := customer(v.Customer)
-		cp.Customers.Viol[c]++
-		if i >= MaxViolationRows {
-			continue
-		}
-		row := chartViolated{Rule: string(v.Rule), Customer: c, Ops: []int{}}
-		seen := map[int]bool{}
-		add := func(id string) {
-			for _, k := range opIndex[id] {
-				if !seen[k] {
-					seen[k] = true
-					row.Ops = append(row.Ops, k)
-				}
-			}
-		}
-		for _, q := range v.Requests {
-			add(q.ID)
-		}
-		for _, f := range v.Findings {
-			if f.Request != "" {
-				add(f.Request)
-			}
-		}
-		slices.Sort(row.Ops)
-		cp.Viol = append(cp.Viol, row)
-	}
+	cp.End = b.end
 	cp.Rows, cp.RowsNote = timelineRows(cp.Customers.Viol, MaxTimelineRows)
-	cp.Strings = strs.list
+	cp.Strings = b.strs.list
 	return cp
 }
 

@@ -5,7 +5,6 @@ package mutant
 import (
 	"crypto/ed25519"
 	"log/slog"
-	"net/http"
 )
 
 // Enabled reports whether this is a self-test build. It is a constant so that a branch it
@@ -30,13 +29,6 @@ func SetLast(any) {}
 
 // Last returns what SetLast stored; nil in a production build.
 func Last() any { return nil }
-
-// Response returns w: in a production build the handler's answers go out as it writes them.
-func Response(w http.ResponseWriter) http.ResponseWriter { return w }
-
-// AbandonLoser is the loser-drops-connection and loser-exits mutants; in a production build it
-// does nothing and returns false, and the compiler drops the branch it guards.
-func AbandonLoser(http.ResponseWriter) bool { return false }
 
 // Warming is the ready-before-pool mutant's warm-up; false in a production build.
 func Warming() bool { return false }
