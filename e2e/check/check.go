@@ -381,12 +381,25 @@ func newJudgeEnv(ops []history.Op, p Params) (*judgeEnv, []Violation, error) {
 	return env, jwksViolations, nil
 }
 
-// worker is what one of Check's workers keeps from one customer to the next: its verifier, the
-// answers judgeCustomer reuses, and how many requests each pod served.
+// worker is what one of Check's workers keeps from one customer to the next: its verifier, how
+// many requests each pod served, and the customer view judgeCustomer reuses.
 type worker struct {
 	verifier Verifier
-	answers  []answer
 	pods     map[string]int
+	// cv is the view of the customer being judged; it lives no longer than its judgement
+	// (violations copy what they keep), so that its slices serve the next customer.
+	cv customerView
+}
+
+// view resets w's customer view for c, with n requests (ops and reqs to fill) and rows.
+func (w *worker) view(c history.Customer, n int, rows []Row, registered bool) *customerView {
+	v := &w.cv
+	reqs := slices.Grow(v.reqs[:0], n)[:n]
+	clear(reqs)
+	*v = customerView{c: c, ops: slices.Grow(v.ops[:0], n)[:n], reqs: reqs, rows: rows, registered: registered,
+		answers: v.answers[:0], successes: v.successes[:0], unknowns: v.unknowns[:0], trueOps: v.trueOps[:0],
+		own: v.own[:0], firstOK: -1}
+	return v
 }
 
 // judgeAll judges every customer of g, GOMAXPROCS workers taking judgeBatch customers at a

@@ -192,10 +192,7 @@ var customerRules = []struct {
 // judgeCustomer applies every rule to one customer's ops (indexes into e.ops) and rows, and
 // adds the pods that served it to w's.
 func (e *judgeEnv) judgeCustomer(c history.Customer, idx []int32, rows []Row, registered bool, w *worker) judgement {
-	v := &customerView{c: c, ops: make([]*history.Op, len(idx)), reqs: make([]request, len(idx)), rows: rows,
-		registered: registered, answers: w.answers[:0], firstOK: -1}
-	// A customer's answers live no longer than its judgement: the worker's are reused.
-	defer func() { w.answers = v.answers[:0] }()
+	v := w.view(c, len(idx), rows, registered)
 	for k, i := range idx {
 		v.ops[k] = &e.ops[i]
 	}
