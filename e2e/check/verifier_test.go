@@ -174,3 +174,51 @@ func TestClaimMapping(t *testing.T) {
 		t.Errorf("Check with unknown claim and field: %v, want an error naming both", err)
 	}
 }
+
+// TestSavedVerifier: a run judged with the equal verifier and a claim mapping is re-judged with
+// them from its judge.json, without a key; the JWT verifier with the default claims saves
+// neither, so judge.json stays as it was before there was a choice.
+func TestSavedVerifier(t *testing.T) {
+	good, rows := goodHistory(t)
+	roundTrip := func(p Params) (Params, map[string]json.RawMessage) {
+		t.Helper()
+		b, err := json.Marshal(p.Save())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s SavedParams
+		if err := json.Unmarshal(b, &s); err != nil {
+			t.Fatal(err)
+		}
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(b, &fields); err != nil {
+			t.Fatal(err)
+		}
+		back, err := s.Params()
+		if err != nil {
+			t.Fatalf("saved %s: %v", b, err)
+		}
+		back.Base = p.Base
+		return back, fields
+	}
+	if _, fields := roundTrip(params()); fields["verifier"] != nil || fields["claims"] != nil {
+		t.Errorf("default params saved verifier %s, claims %s; want neither", fields["verifier"], fields["claims"])
+	}
+
+	back, _ := roundTrip(equalParams())
+	shared := withCredentials(t, good, func(history.Op) string { return "opaque-shared" })
+	res, err := Check(shared, rows, back)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Verifier != VerifierEqual || res.Counts[RuleTenants] != 1 || res.Counts[RuleValidToken] != 0 {
+		t.Errorf("re-judged with verifier %q: counts %v, want one tenants violation", back.Verifier, res.Counts)
+	}
+
+	swapped := params()
+	swapped.Claims = []ClaimField{{Claim: "mid", Field: "external_id"}}
+	back, _ = roundTrip(swapped)
+	if res, err := Check(good, rows, back); err != nil || res.Counts[RuleTokenMatchesRow] != 2 {
+		t.Errorf("re-judged with claims %v: %v, counts %v; want two token-matches-row violations", back.Claims, err, res.Counts)
+	}
+}
