@@ -98,7 +98,7 @@ type Row struct {
 
 // Params configure Check.
 type Params struct {
-	// PublicKey is the key the suite configured the service with; required. The published JWKS
+	// PublicKey is the key the suite configured the service with; required by VerifierJWT. The published JWKS
 	// must hold it (RuleJWKS); tokens are verified with the JWKS's keys, as a client does.
 	PublicKey ed25519.PublicKey
 	// JWKS are the fetches of the service's /.well-known/jwks.json, through the Service and from
@@ -107,11 +107,18 @@ type Params struct {
 	JWKS []JWKSFetch
 	// Issuer is the expected iss claim; required.
 	Issuer string
-	// Audience is the expected aud claim, the service's TOKENSVC_AUDIENCE; required.
+	// Audience is the expected aud claim, the audience the service was configured to sign
+	// for; required.
 	Audience string
-	// TokenTTL is the service's TOKENSVC_TOKEN_TTL, whole seconds: every token's exp must be
-	// its iat plus TokenTTL exactly; required.
+	// TokenTTL is the token lifetime the service was configured with, whole seconds: every
+	// token's exp must be its iat plus TokenTTL exactly; required.
 	TokenTTL time.Duration
+	// Verifier selects how the credential of a 2xx answer is verified; the zero value is
+	// VerifierJWT, with PublicKey, JWKS, Issuer, Audience, TokenTTL and Claims. VerifierEqual
+	// reads none of them: the credential must merely be one per key.
+	Verifier VerifierKind
+	// Claims are the JWT claims held to the request's fields; nil is DefaultClaims.
+	Claims []ClaimField
 	// Base is the history's time base (history.Clock.Base), which its Call and Return count
 	// from: a token is judged expired or not at the instant its response arrived, Base plus
 	// Return, so that a re-check a day later judges alike; required.
@@ -262,94 +269,15 @@ func (r Result) Err() error {
 // invariant is a Violation. Customers are judged in parallel, GOMAXPROCS at a time; the result
 // does not depend on it.
 func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
-	if len(p.PublicKey) != ed25519.PublicKeySize {
-		return Result{}, fmt.Errorf("check params: public key has %d bytes, want %d", len(p.PublicKey), ed25519.PublicKeySize)
+	if err := p.complete(ops); err != nil {
+		return Result{}, err
 	}
-	if p.Issuer == "" {
-		return Result{}, errors.New("check params: no issuer")
+	env, jwksViolations, err := newJudgeEnv(ops, p)
+	if err != nil {
+		return Result{}, err
 	}
-	if !p.savedBeforeAuth && (p.Audience == "" || p.TokenTTL <= 0) {
-		return Result{}, fmt.Errorf("check params: audience %q and token TTL %s: want both (the service's TOKENSVC_AUDIENCE and TOKENSVC_TOKEN_TTL)", p.Audience, p.TokenTTL)
-	}
-	if p.TokenTTL%time.Second != 0 {
-		return Result{}, fmt.Errorf("check params: token TTL %s is not whole seconds, as exp and iat are", p.TokenTTL)
-	}
-	if p.Base.IsZero() {
-		return Result{}, errors.New("check params: no time base (history.Clock.Base) to tell when each response arrived")
-	}
-	if p.Contract.Strategy == "" {
-		return Result{}, errors.New("check params: no contract (pass check.ContractFor(strategy))")
-	}
-	if p.Scrapes != nil {
-		w, err := p.Scrapes.Witness(ops)
-		if err != nil {
-			return Result{}, fmt.Errorf("check params: metrics witness: %w", err)
-		}
-		p.Metrics = w
-	}
-	if p.Contract.FaultTail <= 0 {
-		p.Contract.FaultTail = DefaultFaultTail
-	}
-	if len(p.JWKS) == 0 && !p.savedBeforeJWKS {
-		return Result{}, errors.New("check params: no fetch of the JWKS to verify the tokens with, as a client would")
-	}
-
 	g := groupByCustomer(ops, rows, p.Customers)
-	registered := make(map[history.Key]bool, len(p.Registered))
-	for _, c := range p.Registered {
-		registered[c.Key()] = true
-	}
-	skew := EstimateSkew(ops)
-	env := judgeEnv{p: p, ops: ops, faults: newFaultWindows(p.Faults, ops, p.Contract.FaultTail),
-		rules:     tokenRules{key: p.PublicKey, ed: edKeyFor(p.PublicKey), issuer: p.Issuer, audience: p.Audience, ttl: p.TokenTTL},
-		untrusted: map[string]bool{}}
-	for _, pod := range skew.Inconsistent {
-		env.untrusted[pod] = true
-	}
-	var jwksViolations []Violation
-	if !p.savedBeforeJWKS {
-		var published map[string]ed25519.PublicKey
-		jwksViolations, published = judgeJWKS(p.JWKS, p.PublicKey)
-		env.rules.byKid = make(map[string]*edKey, len(published))
-		for kid, pub := range published {
-			env.rules.byKid[kid] = edKeyFor(pub)
-		}
-	}
-	judgements := make([]judgement, len(g.customers))
-	var (
-		next    atomic.Int64
-		wg      sync.WaitGroup
-		workers = min(runtime.GOMAXPROCS(0), max(1, len(g.customers)/judgeBatch))
-		pods    = make([]map[string]int, workers)
-	)
-	for w := range workers {
-		pods[w] = map[string]int{}
-		wg.Go(func() {
-			var (
-				tc    tokenCache
-				batch []int32
-			)
-			for {
-				start := int(next.Add(judgeBatch)) - judgeBatch
-				if start >= len(g.customers) {
-					return
-				}
-				end := min(start+judgeBatch, len(g.customers))
-				// The batch's tokens are verified together: they share the key's tables and
-				// a field inversion.
-				batch = batch[:0]
-				for i := start; i < end; i++ {
-					batch = append(batch, g.ops(i)...)
-				}
-				tc.prepare(env.rules, ops, batch)
-				for i := start; i < end; i++ {
-					c := g.customers[i]
-					judgements[i] = env.judgeCustomer(c.customer, g.ops(i), g.rowsOf(i), registered[c.customer.Key()], pods[w], &tc)
-				}
-			}
-		})
-	}
-	wg.Wait()
+	judgements, pods := env.judgeAll(g)
 
 	res := Result{Contract: p.Contract.Strategy, Customers: len(g.customers), Requests: len(ops), Counts: map[Rule]int{}, Violations: []Violation{}}
 	if len(p.Faults) > 0 {
@@ -362,32 +290,7 @@ func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 		}
 	}
 	for _, j := range judgements {
-		res.Successes += j.successes
-		res.CleanErrors += j.cleanErrors
-		res.Unknown += j.unknown
-		res.Refused += j.refused
-		res.HeadersUnrecorded += j.headersUnrecorded
-		res.EmptySubjects += j.emptySubjects
-		if j.duplicate {
-			res.DuplicateCustomers++
-		}
-		switch {
-		case j.underFault:
-			cov.UnderFault++
-		case j.withoutOwnKey:
-			cov.WithoutOwnKey++
-		case j.covered && j.serverCovered:
-			cov.Covered++
-			cov.ServerCovered++
-		case j.covered:
-			cov.Covered++
-		case j.serverCovered:
-			cov.ServerCovered++
-		}
-		for _, v := range j.violations {
-			res.Counts[v.Rule]++
-			res.Violations = append(res.Violations, v)
-		}
+		res.add(j, &cov)
 	}
 	for _, v := range slices.Concat(checkTenants(g, judgements), checkRows(g, append(slices.Clip(p.Earlier), p.Registered...), !p.savedBeforeRows),
 		env.checkRestarts(), checkMetrics(ops, p.Metrics), jwksViolations) {
@@ -395,7 +298,7 @@ func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 		res.Violations = append(res.Violations, v)
 	}
 	cov.Customers -= cov.UnderFault + cov.WithoutOwnKey
-	cov.scan(ops, skew)
+	cov.scan(ops, env.skew)
 	res.Coverage = cov.finish()
 
 	switch {
@@ -407,6 +310,165 @@ func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 		res.Verdict = VerdictPass
 	}
 	return res, nil
+}
+
+// complete says why p cannot judge ops, or fills in what Check derives: the metrics witness
+// from the scrapes, the default fault tail.
+func (p *Params) complete(ops []history.Op) error {
+	switch p.Verifier {
+	case "", VerifierJWT:
+		if err := jwtNeeds(p); err != nil {
+			return err
+		}
+	case VerifierEqual:
+	default:
+		return fmt.Errorf("check params: verifier %q, want %q or %q", p.Verifier, VerifierJWT, VerifierEqual)
+	}
+	if p.Base.IsZero() {
+		return errors.New("check params: no time base (history.Clock.Base) to tell when each response arrived")
+	}
+	if p.Contract.Strategy == "" {
+		return errors.New("check params: no contract (pass check.ContractFor(strategy))")
+	}
+	if p.Scrapes != nil {
+		w, err := p.Scrapes.Witness(ops)
+		if err != nil {
+			return fmt.Errorf("check params: metrics witness: %w", err)
+		}
+		p.Metrics = w
+	}
+	if p.Contract.FaultTail <= 0 {
+		p.Contract.FaultTail = DefaultFaultTail
+	}
+	if p.usesJWKS() && len(p.JWKS) == 0 {
+		return errors.New("check params: no fetch of the JWKS to verify the tokens with, as a client would")
+	}
+	return nil
+}
+
+// usesJWKS says the tokens are verified with the published JWKS, which RuleJWKS judges: JWT
+// tokens, unless the params were saved before the suite fetched it.
+func (p *Params) usesJWKS() bool { return p.Verifier != VerifierEqual && !p.savedBeforeJWKS }
+
+// newJudgeEnv returns what every customer's judgement reads, and RuleJWKS's violations.
+func newJudgeEnv(ops []history.Op, p Params) (*judgeEnv, []Violation, error) {
+	claims, err := resolveClaims(p.Claims)
+	if err != nil {
+		return nil, nil, fmt.Errorf("check params: %w", err)
+	}
+	registered := make(map[history.Key]bool, len(p.Registered))
+	for _, c := range p.Registered {
+		registered[c.Key()] = true
+	}
+	env := &judgeEnv{p: p, ops: ops, faults: newFaultWindows(p.Faults, ops, p.Contract.FaultTail), registered: registered,
+		skew: EstimateSkew(ops), untrusted: map[string]bool{}}
+	for _, pod := range env.skew.Inconsistent {
+		env.untrusted[pod] = true
+	}
+	if p.Verifier == VerifierEqual {
+		return env, nil, nil
+	}
+	env.rules = tokenRules{key: p.PublicKey, ed: edKeyFor(p.PublicKey), issuer: p.Issuer, audience: p.Audience, ttl: p.TokenTTL, claims: claims}
+	var jwksViolations []Violation
+	if p.usesJWKS() {
+		var published map[string]ed25519.PublicKey
+		jwksViolations, published = judgeJWKS(p.JWKS, p.PublicKey)
+		env.rules.byKid = make(map[string]*edKey, len(published))
+		for kid, pub := range published {
+			env.rules.byKid[kid] = edKeyFor(pub)
+		}
+	}
+	return env, jwksViolations, nil
+}
+
+// worker is what one of Check's workers keeps from one customer to the next: its verifier, how
+// many requests each pod served, and the customer view judgeCustomer reuses.
+type worker struct {
+	verifier Verifier
+	pods     map[string]int
+	// cv is the view of the customer being judged; it lives no longer than its judgement
+	// (violations copy what they keep), so that its slices serve the next customer.
+	cv customerView
+}
+
+// view resets w's customer view for c, with n requests (ops and reqs to fill) and rows.
+func (w *worker) view(c history.Customer, n int, rows []Row, registered bool) *customerView {
+	v := &w.cv
+	reqs := slices.Grow(v.reqs[:0], n)[:n]
+	clear(reqs)
+	*v = customerView{c: c, ops: slices.Grow(v.ops[:0], n)[:n], reqs: reqs, rows: rows, registered: registered,
+		answers: v.answers[:0], successes: v.successes[:0], unknowns: v.unknowns[:0], trueOps: v.trueOps[:0],
+		own: v.own[:0], firstOK: -1}
+	return v
+}
+
+// judgeAll judges every customer of g, GOMAXPROCS workers taking judgeBatch customers at a
+// time, and returns their judgements in g's order and the pods' counts of each worker.
+func (e *judgeEnv) judgeAll(g *grouping) ([]judgement, []map[string]int) {
+	judgements := make([]judgement, len(g.customers))
+	var (
+		next    atomic.Int64
+		wg      sync.WaitGroup
+		workers = min(runtime.GOMAXPROCS(0), max(1, len(g.customers)/judgeBatch))
+		pods    = make([]map[string]int, workers)
+	)
+	for n := range workers {
+		pods[n] = map[string]int{}
+		wg.Go(func() {
+			var batch []int32
+			w := &worker{verifier: newVerifier(e.p, &e.rules), pods: pods[n]}
+			for {
+				start := int(next.Add(judgeBatch)) - judgeBatch
+				if start >= len(g.customers) {
+					return
+				}
+				end := min(start+judgeBatch, len(g.customers))
+				// The batch's credentials are verified together: a key's tokens share its
+				// tables and a field inversion.
+				batch = batch[:0]
+				for i := start; i < end; i++ {
+					batch = append(batch, g.ops(i)...)
+				}
+				w.verifier.Prepare(e.ops, batch)
+				for i := start; i < end; i++ {
+					c := g.customers[i].customer
+					judgements[i] = e.judgeCustomer(c, g.ops(i), g.rowsOf(i), e.registered[c.Key()], w)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return judgements, pods
+}
+
+// add counts one customer's judgement in r and cov, and appends its violations.
+func (r *Result) add(j judgement, cov *Coverage) {
+	r.Successes += j.successes
+	r.CleanErrors += j.cleanErrors
+	r.Unknown += j.unknown
+	r.Refused += j.refused
+	r.HeadersUnrecorded += j.headersUnrecorded
+	r.EmptySubjects += j.emptySubjects
+	if j.duplicate {
+		r.DuplicateCustomers++
+	}
+	switch {
+	case j.underFault:
+		cov.UnderFault++
+	case j.withoutOwnKey:
+		cov.WithoutOwnKey++
+	case j.covered && j.serverCovered:
+		cov.Covered++
+		cov.ServerCovered++
+	case j.covered:
+		cov.Covered++
+	case j.serverCovered:
+		cov.ServerCovered++
+	}
+	for _, v := range j.violations {
+		r.Counts[v.Rule]++
+		r.Violations = append(r.Violations, v)
+	}
 }
 
 // newViolation builds a Violation over ops, with their pods sorted and one

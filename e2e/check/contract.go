@@ -54,7 +54,8 @@ type Contract struct {
 	FaultTail time.Duration `json:"fault_tail_ns"`
 }
 
-// The strategies of the token service, as TOKENSVC_CREATE_STRATEGY names them.
+// The strategies of the token service, by the names its creation-strategy setting takes: the
+// modes whose contracts the checker knows.
 const (
 	StrategyLegacy         = "legacy"
 	StrategyReturnExisting = "return-existing"
@@ -70,7 +71,7 @@ var unavailableDuringFault = ContractLine{ID: "unavailable-during-fault", Status
 	Doc: "503 unavailable with Retry-After, only while a fault that declares it is on (or within its tail), from the pods it names"}
 
 // overloadedDuringFault is the other line every strategy shares: a replica sheds a registration
-// beyond TOKENSVC_MAX_IN_FLIGHT at once, without reading or writing. Requests pile up only while
+// beyond its configured cap on registrations in flight at once, without reading or writing. Requests pile up only while
 // the database is slow or unreachable (they wait for it up to their timeouts), so a fault
 // excuses it; the suite's traffic outside a fault never fills the cap, and a shed request there
 // says the service has become slow.

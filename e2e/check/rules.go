@@ -60,7 +60,11 @@ type judgeEnv struct {
 	p      Params
 	ops    []history.Op
 	faults faultWindows
-	rules  tokenRules
+	// rules are the JWT verifier's (Params.Verifier), shared by the workers' verifiers.
+	rules tokenRules
+	// registered are the keys of Params.Registered.
+	registered map[history.Key]bool
+	skew       Skew
 	// untrusted are the pods whose clock samples contradict each other
 	// (Skew.Inconsistent): their requests do not count for coverage.
 	untrusted map[string]bool
@@ -87,16 +91,9 @@ type judgement struct {
 	violations []Violation
 }
 
-// verified is one distinct token of a customer, verified once.
-type verified struct {
-	token  string
-	claims tokenClaims
-	err    error
-}
-
 // answer is one distinct 2xx body of a customer, judged once: bodies repeat
-// (every replica signs the same token), so a customer costs one parse per
-// distinct body and one signature check per distinct token.
+// (every replica signs the same token), so a customer costs one parse and one verification
+// per distinct body.
 type answer struct {
 	body string
 	// members is what is wrong with the body's members, held to the token Promise; "" for nothing.
@@ -105,17 +102,10 @@ type answer struct {
 	token      string
 	customerID string
 	created    *bool
-	// err says why the body carries no valid token.
-	err          error
-	emptySubject bool
-	// lostWrite: the answer is consistent (its customer_id is its token's subject, whose
-	// merchant and external ids are the request's), yet the database has no row with that id:
-	// the registration it acknowledged was lost.
-	lostWrite bool
-	// problems are how the verified token disagrees with its request or row.
-	problems []string
-	// claims are the verified token's (when err is nil), for validAt.
-	claims tokenClaims
+	// err says why the body carries no valid token: none, or one the verifier refused (v.Err).
+	err error
+	// v is what the verifier found about the token (when the body carries one).
+	v Verification
 }
 
 // findingOps is a finding and the requests it involves.
@@ -124,218 +114,411 @@ type findingOps struct {
 	ops []*history.Op
 }
 
-// judgeCustomer applies every rule to one customer's ops (indexes into e.ops)
-// and rows, and adds the pods that served it to pods.
-func (e *judgeEnv) judgeCustomer(c history.Customer, idx []int32, rows []Row, registered bool, pods map[string]int, tc *tokenCache) judgement {
-	var (
-		j                                      judgement
-		ops                                    = make([]*history.Op, len(idx))
-		opAnswer                               = make([]int, len(idx))
-		answers                                []answer
-		tokens                                 []verified
-		successes, unknowns                    []*history.Op
-		badTokens, mismatched, dirty, breaches []findingOps
-		created, auth, shape                   []findingOps
-		trueOps                                []*history.Op
-		valid                                  int
-		mayHaveCreated                         bool
-		firstOK                                = time.Duration(-1)
-	)
-	// A customer's answers and tokens live no longer than its judgement: the worker's are reused.
-	answers, tokens = tc.answers[:0], tc.tokens[:0]
-	defer func() { tc.answers, tc.tokens = answers[:0], tokens[:0] }()
+// opClass is what a request of a customer is, decided once for every rule.
+type opClass uint8
+
+const (
+	// opRefused: an answer RuleAuth judges alone (a refusal of its key, right or wrong): a 401
+	// or 403 carries no token, and no other rule reads it.
+	opRefused opClass = iota
+	// opUnknown: a transport error or timeout, which may or may not have registered the
+	// customer; never a success.
+	opUnknown
+	// opSuccess: a 2xx.
+	opSuccess
+	// opError: any other answer.
+	opError
+)
+
+// request is one request of a customer, classified.
+type request struct {
+	class opClass
+	// auth is RuleAuth's finding about the key the request carried, nil for none.
+	auth *findingOps
+	// answer indexes the customer's distinct 2xx bodies (opSuccess), -1 for none.
+	answer int
+	// arrival says why the answer's valid token was not valid when it arrived (opSuccess): per
+	// request, not per token, as one token may arrive valid and, later, expired.
+	arrival error
+	// code is an opError's error code, or dirty why the answer is no clean error; breached, that
+	// the strategy's contract does not allow it then (line and why say how).
+	code     string
+	dirty    error
+	breached bool
+	line     ContractLine
+	why      string
+}
+
+// customerView is one customer's requests (ops, and reqs in step) and rows, classified once:
+// what every rule of the customer reads.
+type customerView struct {
+	c          history.Customer
+	ops        []*history.Op
+	reqs       []request
+	rows       []Row
+	registered bool
+	answers    []answer
+	// successes are the 2xx, unknowns the requests without an answer, trueOps the 2xx saying
+	// created=true; firstOK is when the first 2xx returned, -1 for none.
+	successes, unknowns, trueOps []*history.Op
+	firstOK                      time.Duration
+	// mayHaveCreated says a request may have created the customer without a 2xx saying so: an
+	// unknown outcome, or a 5xx whose statement may have committed before the answer failed.
+	mayHaveCreated bool
+	// own are the requests that carried the customer's own merchant's key; unrefused says
+	// whether any of them was not refused it (or keys are not judged).
+	own       []*history.Op
+	unrefused bool
+}
+
+// customerRules are the rules judged per customer, in report order; each returns its findings
+// in request order, as a customer's violations list them.
+var customerRules = []struct {
+	rule  Rule
+	judge func(*judgeEnv, *customerView) []findingOps
+}{
+	{RuleOneRow, judgeOneRow},
+	{RuleValidToken, judgeValidToken},
+	{RuleTokenMatchesRow, judgeTokenMatchesRow},
+	{RuleOneToken, judgeOneToken},
+	{RuleCleanError, judgeCleanError},
+	{RuleContract, judgeContract},
+	{RuleAuth, judgeAuthRule},
+	{RuleCreated, judgeCreated},
+	{RuleFinalToken, judgeFinalToken},
+	{RuleAPIShape, judgeAPIShape},
+}
+
+// judgeCustomer applies every rule to one customer's ops (indexes into e.ops) and rows, and
+// adds the pods that served it to w's.
+func (e *judgeEnv) judgeCustomer(c history.Customer, idx []int32, rows []Row, registered bool, w *worker) judgement {
+	v := w.view(c, len(idx), rows, registered)
 	for k, i := range idx {
-		ops[k], opAnswer[k] = &e.ops[i], -1
+		v.ops[k] = &e.ops[i]
 	}
-	// rival reports whether another request of c, with its own merchant's key, was in flight
-	// while op was: the concurrent registration fail-fast's 409 blames. On any pod, op's own
-	// too: a replica serves requests at once, and the unique index refuses the loser alike.
-	rival := func(op *history.Op) bool {
-		return slices.ContainsFunc(ops, func(o *history.Op) bool {
-			return o != op && e.entitled(c, o) && op.Overlaps(*o)
-		})
+	j := e.classify(v, w)
+	for _, r := range customerRules {
+		if fos := r.judge(e, v); len(fos) > 0 {
+			j.violations = append(j.violations, violationOf(r.rule, c, fos))
+		}
 	}
-	for k, op := range ops {
+	return j
+}
+
+// violationOf is the violation of rule by c that fos, findings in order, make up.
+func violationOf(rule Rule, c history.Customer, fos []findingOps) Violation {
+	var (
+		involved []*history.Op
+		findings = make([]Finding, len(fos))
+	)
+	for i, fo := range fos {
+		findings[i] = fo.f
+		involved = append(involved, fo.ops...)
+	}
+	return newViolation(rule, c, involved, findings)
+}
+
+// classify classifies each request of v once, judging each distinct 2xx body with w's
+// verifier, and returns what the customer counts for in the Result and its coverage.
+func (e *judgeEnv) classify(v *customerView, w *worker) judgement {
+	var j judgement
+	for k, op := range v.ops {
 		if op.Pod != "" {
-			pods[op.Pod]++
+			w.pods[op.Pod]++
 		}
 		if op.Responded() && !op.HeadersRecorded {
 			j.headersUnrecorded++
 		}
-		// A 2xx's shape is judged below, with its body's, once per distinct body.
-		if op.Responded() && !op.Succeeded() {
-			shape = append(shape, judgeErrorShape(op)...)
-		}
+		r := &v.reqs[k]
+		r.answer = -1
 		if e.authChecked() {
-			f, judged := judgeAuth(c, op)
-			if f != nil {
-				auth = append(auth, *f)
-			} else if judged {
-				j.refused++
-			}
+			f, judged := judgeAuth(v.c, op)
+			r.auth = f
 			if judged {
+				if f == nil {
+					j.refused++
+				}
+				r.class = opRefused
 				continue
 			}
 		}
 		switch {
 		case op.Unknown():
-			// A transport error or timeout may or may not have registered the
-			// customer; it is never a success, and RuleOneRow still applies. The
-			// strategy owes an answer all the same: only a fault excuses its absence. A
-			// request that never returned (Return zero) the client never sent, or never saw
-			// end: no answer was owed, or none could be recorded.
-			unknowns = append(unknowns, op)
-			mayHaveCreated = true
-			if op.Return > 0 && !e.unknownExcused(op) {
-				breaches = append(breaches, e.noAnswer(op))
-			}
+			r.class = opUnknown
+			v.unknowns = append(v.unknowns, op)
+			v.mayHaveCreated = true
 		case op.Succeeded():
-			successes = append(successes, op)
-			if firstOK < 0 || op.Return < firstOK {
-				firstOK = op.Return
-			}
-			ai := slices.IndexFunc(answers, func(a answer) bool { return a.body == op.Body })
-			if ai < 0 {
-				ai = len(answers)
-				answers = append(answers, e.judgeAnswer(op.Body, c, rows, &tokens, tc))
-				j.identities = addIdentities(j.identities, &answers[ai], op)
-			}
-			opAnswer[k] = ai
-			a := &answers[ai]
-			shape = append(shape, judgeTokenShape(op, a.members)...)
-			if a.parsed {
-				switch {
-				case a.created == nil:
-					created = append(created, findingOps{Finding{Kind: KindCreatedBreach, Request: op.ID(), Line: CreatedFlagMissing,
-						Detail: fmt.Sprintf("%s: 2xx without a created flag", op.ID())}, []*history.Op{op}})
-				case *a.created:
-					trueOps = append(trueOps, op)
-				}
-			}
-			if a.err != nil {
-				kind, line := KindInvalidToken, kidLine(a.err)
-				if line != "" {
-					kind = KindUnknownKid
-				}
-				badTokens = append(badTokens, findingOps{Finding{Kind: kind, Request: op.ID(), Line: line,
-					Detail: fmt.Sprintf("%s: %v", op.ID(), a.err)}, []*history.Op{op}})
-				continue
-			}
-			// Per request, not per token: one token may arrive valid and, later, expired.
-			if err := a.claims.validAt(e.p.Base.Add(op.Return)); err != nil {
-				badTokens = append(badTokens, findingOps{Finding{Kind: KindInvalidToken, Request: op.ID(),
-					Detail: fmt.Sprintf("%s: token %s %v", op.ID(), Fingerprint(a.token), err)}, []*history.Op{op}})
-				continue
-			}
-			if a.emptySubject {
-				j.emptySubjects++
-			}
-			if len(a.problems) > 0 {
-				kind := KindTokenMismatch
-				switch {
-				case a.emptySubject:
-					kind = KindEmptySubject
-				case a.lostWrite:
-					kind = KindLostWrite
-				}
-				mismatched = append(mismatched, findingOps{Finding{Kind: kind, Request: op.ID(),
-					Detail: fmt.Sprintf("%s: %s", op.ID(), strings.Join(a.problems, "; "))}, []*history.Op{op}})
-				continue
-			}
-			// A token got with another merchant's key, or none, is no token of the customer's.
-			if e.entitled(c, op) {
-				valid++
-			}
+			r.class = opSuccess
+			e.classifySuccess(v, r, op, w, &j)
 		default:
-			if op.Status >= 500 {
-				// The statement may have committed before the answer failed.
-				mayHaveCreated = true
-			}
-			code, err := cleanError(op)
-			if err != nil {
-				dirty = append(dirty, findingOps{Finding{Kind: KindDirtyError, Request: op.ID(),
-					Detail: fmt.Sprintf("%s: %v", op.ID(), err)}, []*history.Op{op}})
-				continue
-			}
-			if line, why, ok := e.p.Contract.judge(op, code, e.faults, rival); !ok {
-				breaches = append(breaches, findingOps{Finding{Kind: KindContractBreach, Request: op.ID(), Line: line.ID,
-					Detail: fmt.Sprintf("%s: %d %s breaks %s contract line %s (%s): %s", op.ID(), op.Status, code, e.p.Contract.Strategy, line.ID, line.Doc, why)},
-					[]*history.Op{op}})
-				continue
-			}
-			j.cleanErrors++
+			r.class = opError
+			e.classifyError(v, r, op, &j)
 		}
 	}
-	j.successes, j.unknown = len(successes), len(unknowns)
-	j.duplicate = len(rows) > 1
-	// Whether any request could have registered the customer, and any that was not refused its
-	// key: a customer sent only others' keys, or refused every time, needs no token.
-	var own []*history.Op
-	unrefused := !e.authChecked()
-	for _, op := range ops {
-		if e.entitled(c, op) {
-			own = append(own, op)
-			unrefused = unrefused || !refusedByAuth(op)
+	j.successes, j.unknown = len(v.successes), len(v.unknowns)
+	j.duplicate = len(v.rows) > 1
+	e.coverCustomer(v, &j)
+	return j
+}
+
+// classifySuccess classifies the 2xx op: its distinct body, judged once, and whether its token
+// was valid when it arrived.
+func (e *judgeEnv) classifySuccess(v *customerView, r *request, op *history.Op, w *worker, j *judgement) {
+	v.successes = append(v.successes, op)
+	if v.firstOK < 0 || op.Return < v.firstOK {
+		v.firstOK = op.Return
+	}
+	ai := slices.IndexFunc(v.answers, func(a answer) bool { return a.body == op.Body })
+	if ai < 0 {
+		ai = len(v.answers)
+		v.answers = append(v.answers, judgeAnswer(op.Body, v.c, v.rows, w.verifier))
+		j.identities = addIdentities(j.identities, &v.answers[ai], op)
+	}
+	r.answer = ai
+	a := &v.answers[ai]
+	if a.parsed && a.created != nil && *a.created {
+		v.trueOps = append(v.trueOps, op)
+	}
+	if a.err != nil {
+		return
+	}
+	if r.arrival = a.v.ValidAt(e.p.Base.Add(op.Return)); r.arrival == nil && a.v.EmptySubject {
+		j.emptySubjects++
+	}
+}
+
+// classifyError classifies the non-2xx answer op: its error code if it is a clean one, and
+// whether the strategy's contract allows it then.
+func (e *judgeEnv) classifyError(v *customerView, r *request, op *history.Op, j *judgement) {
+	if op.Status >= 500 {
+		// The statement may have committed before the answer failed.
+		v.mayHaveCreated = true
+	}
+	if r.code, r.dirty = cleanError(op); r.dirty != nil {
+		return
+	}
+	var ok bool
+	if r.line, r.why, ok = e.p.Contract.judge(op, r.code, e.faults, func(o *history.Op) bool { return e.rival(v, o) }); ok {
+		j.cleanErrors++
+	}
+	r.breached = !ok
+}
+
+// rival reports whether another request of v's customer, with its own merchant's key, was in
+// flight while op was: the concurrent registration fail-fast's 409 blames. On any pod, op's own
+// too: a replica serves requests at once, and the unique index refuses the loser alike.
+func (e *judgeEnv) rival(v *customerView, op *history.Op) bool {
+	return slices.ContainsFunc(v.ops, func(o *history.Op) bool {
+		return o != op && e.entitled(v.c, o) && op.Overlaps(*o)
+	})
+}
+
+// coverCustomer finds the requests that carried the customer's own key, and whether its race
+// was exercised: only requests that could register it race to create it, so two refusals on
+// two pods at once are no race, nor are retries sent once the row existed.
+func (e *judgeEnv) coverCustomer(v *customerView, j *judgement) {
+	v.unrefused = !e.authChecked()
+	for _, op := range v.ops {
+		if e.entitled(v.c, op) {
+			v.own = append(v.own, op)
+			v.unrefused = v.unrefused || !refusedByAuth(op)
 		}
 	}
-	entitled := len(own) > 0
-	// Only requests that could register the customer race to create it: two refusals on two
-	// pods at once are no race, nor are retries sent once the row existed.
-	first := firstRegistrations(own, firstOK, e.untrusted)
+	first := firstRegistrations(v.own, v.firstOK, e.untrusted)
 	j.covered = crossPodOverlap(first)
 	j.serverCovered = crossPodServerOverlap(first, e.p.Coverage.ClockSkewBound)
-	j.underFault = e.burstUnderFault(ops)
-	j.withoutOwnKey = len(ops) > 0 && !entitled
-	if e.authChecked() && len(ops) > 0 && !entitled && !registered && len(rows) > 0 {
-		auth = append(auth, findingOps{Finding{Kind: KindAuthBreach, Line: AuthNoRowWithoutOwnKey,
-			Detail: fmt.Sprintf("%d row(s), yet none of the %d requests carried merchant %s's own key: another merchant's key, or none, created the customer",
-				len(rows), len(ops), c.MerchantID)}, ops})
-	}
-	add := func(rule Rule, fos []findingOps) {
-		if len(fos) == 0 {
-			return
-		}
-		var (
-			involved []*history.Op
-			findings = make([]Finding, len(fos))
-		)
-		for i, fo := range fos {
-			findings[i] = fo.f
-			involved = append(involved, fo.ops...)
-		}
-		j.violations = append(j.violations, newViolation(rule, c, involved, findings))
-	}
+	j.underFault = e.burstUnderFault(v.ops)
+	j.withoutOwnKey = len(v.ops) > 0 && len(v.own) == 0
+}
 
+// judgeOneRow applies RuleOneRow: two or more rows are duplicates; none after a 2xx is a lost
+// registration.
+func judgeOneRow(_ *judgeEnv, v *customerView) []findingOps {
 	switch {
-	case len(rows) >= 2:
-		ids := make([]string, len(rows))
-		for i, r := range rows {
+	case len(v.rows) >= 2:
+		ids := make([]string, len(v.rows))
+		for i, r := range v.rows {
 			ids[i] = r.ID
 		}
-		add(RuleOneRow, []findingOps{{Finding{Kind: KindDuplicateRows,
-			Detail: fmt.Sprintf("%d rows for one customer: %s", len(rows), strings.Join(ids, ", "))}, ops}})
-	case len(rows) == 0 && len(successes) > 0:
-		add(RuleOneRow, []findingOps{{Finding{Kind: KindLostRegistration,
-			Detail: fmt.Sprintf("lost registration: %d 2xx responses but no row", len(successes))}, successes}})
+		return []findingOps{{Finding{Kind: KindDuplicateRows,
+			Detail: fmt.Sprintf("%d rows for one customer: %s", len(v.rows), strings.Join(ids, ", "))}, v.ops}}
+	case len(v.rows) == 0 && len(v.successes) > 0:
+		return []findingOps{{Finding{Kind: KindLostRegistration,
+			Detail: fmt.Sprintf("lost registration: %d 2xx responses but no row", len(v.successes))}, v.successes}}
 	}
-	add(RuleValidToken, badTokens)
-	add(RuleTokenMatchesRow, mismatched)
-	add(RuleOneToken, twoTokens(opAnswer, ops, answers))
-	add(RuleCleanError, dirty)
-	add(RuleContract, breaches)
-	add(RuleAuth, auth)
-	add(RuleCreated, append(created, createdBreaches(c, rows, registered, trueOps, successes, mayHaveCreated, firstOK, e.p.Coverage.ClockSkewBound, func(op *history.Op) *answer {
-		return &answers[opAnswer[slices.Index(ops, op)]]
-	})...))
-	if valid == 0 && (len(ops) == 0 || unrefused) {
-		detail := fmt.Sprintf("no valid token after %d requests (%d 2xx, %d unknown)", len(ops), len(successes), len(unknowns))
-		if len(ops) == 0 {
-			detail = "no request recorded for a planned customer"
+	return nil
+}
+
+// judgeValidToken applies RuleValidToken to each 2xx: a token, valid, and valid when it arrived.
+func judgeValidToken(_ *judgeEnv, v *customerView) []findingOps {
+	var out []findingOps
+	for k, op := range v.ops {
+		r := &v.reqs[k]
+		if r.class != opSuccess {
+			continue
 		}
-		add(RuleFinalToken, []findingOps{{Finding{Kind: KindNoFinalToken, Detail: detail}, ops}})
+		if a := &v.answers[r.answer]; a.err != nil {
+			kind, line := KindInvalidToken, kidLine(a.err)
+			if line != "" {
+				kind = KindUnknownKid
+			}
+			out = append(out, findingOps{Finding{Kind: kind, Request: op.ID(), Line: line,
+				Detail: fmt.Sprintf("%s: %v", op.ID(), a.err)}, []*history.Op{op}})
+		} else if r.arrival != nil {
+			out = append(out, findingOps{Finding{Kind: KindInvalidToken, Request: op.ID(),
+				Detail: fmt.Sprintf("%s: token %s %v", op.ID(), Fingerprint(a.token), r.arrival)}, []*history.Op{op}})
+		}
 	}
-	add(RuleAPIShape, shape)
-	return j
+	return out
+}
+
+// judgeTokenMatchesRow applies RuleTokenMatchesRow to each 2xx whose token was valid when it
+// arrived.
+func judgeTokenMatchesRow(_ *judgeEnv, v *customerView) []findingOps {
+	var out []findingOps
+	for k, op := range v.ops {
+		r := &v.reqs[k]
+		if !v.validOnArrival(r) || len(v.answers[r.answer].v.Problems) == 0 {
+			continue
+		}
+		a := &v.answers[r.answer]
+		kind := KindTokenMismatch
+		switch {
+		case a.v.EmptySubject:
+			kind = KindEmptySubject
+		case a.v.LostWrite:
+			kind = KindLostWrite
+		}
+		out = append(out, findingOps{Finding{Kind: kind, Request: op.ID(),
+			Detail: fmt.Sprintf("%s: %s", op.ID(), strings.Join(a.v.Problems, "; "))}, []*history.Op{op}})
+	}
+	return out
+}
+
+// validOnArrival says r is a 2xx whose token was valid, and valid when it arrived.
+func (v *customerView) validOnArrival(r *request) bool {
+	return r.class == opSuccess && v.answers[r.answer].err == nil && r.arrival == nil
+}
+
+// judgeOneToken applies RuleOneToken: one finding per 2xx when the customer's 2xx carry more
+// than one token, so that the table shows which pod gave which token.
+func judgeOneToken(_ *judgeEnv, v *customerView) []findingOps {
+	answers := v.answers
+	if !slices.ContainsFunc(answers, func(a answer) bool { return a.token != "" && a.token != answers[0].token }) {
+		return nil
+	}
+	groups := map[string][]*history.Op{}
+	for k, op := range v.ops {
+		if ai := v.reqs[k].answer; ai >= 0 && answers[ai].token != "" {
+			groups[answers[ai].token] = append(groups[answers[ai].token], op)
+		}
+	}
+	if len(groups) < 2 {
+		return nil
+	}
+	var out []findingOps
+	for gi, tok := range slices.Sorted(maps.Keys(groups)) {
+		for _, op := range groups[tok] {
+			out = append(out, findingOps{Finding{Kind: KindTwoTokens, Request: op.ID(),
+				Detail: fmt.Sprintf("token %s (%d of %d distinct)", Fingerprint(tok), gi+1, len(groups))}, []*history.Op{op}})
+		}
+	}
+	return out
+}
+
+// judgeCleanError applies RuleCleanError to each non-2xx answer no other rule took.
+func judgeCleanError(_ *judgeEnv, v *customerView) []findingOps {
+	var out []findingOps
+	for k, op := range v.ops {
+		if r := &v.reqs[k]; r.class == opError && r.dirty != nil {
+			out = append(out, findingOps{Finding{Kind: KindDirtyError, Request: op.ID(),
+				Detail: fmt.Sprintf("%s: %v", op.ID(), r.dirty)}, []*history.Op{op}})
+		}
+	}
+	return out
+}
+
+// judgeContract applies RuleContract to each request: a clean error the contract does not allow
+// then, and an answer owed that did not arrive. A request that never returned (Return zero) the
+// client never sent, or never saw end: no answer was owed, or none could be recorded.
+func judgeContract(e *judgeEnv, v *customerView) []findingOps {
+	var out []findingOps
+	for k, op := range v.ops {
+		switch r := &v.reqs[k]; {
+		case r.class == opUnknown && op.Return > 0 && !e.unknownExcused(op):
+			out = append(out, e.noAnswer(op))
+		case r.class == opError && r.breached:
+			out = append(out, findingOps{Finding{Kind: KindContractBreach, Request: op.ID(), Line: r.line.ID,
+				Detail: fmt.Sprintf("%s: %d %s breaks %s contract line %s (%s): %s", op.ID(), op.Status, r.code, e.p.Contract.Strategy, r.line.ID, r.line.Doc, r.why)},
+				[]*history.Op{op}})
+		}
+	}
+	return out
+}
+
+// judgeAuthRule applies RuleAuth: each request's answer to the key it carried, and a row that
+// none of the customer's requests could have created.
+func judgeAuthRule(e *judgeEnv, v *customerView) []findingOps {
+	var out []findingOps
+	for k := range v.reqs {
+		if f := v.reqs[k].auth; f != nil {
+			out = append(out, *f)
+		}
+	}
+	if e.authChecked() && len(v.ops) > 0 && len(v.own) == 0 && !v.registered && len(v.rows) > 0 {
+		out = append(out, findingOps{Finding{Kind: KindAuthBreach, Line: AuthNoRowWithoutOwnKey,
+			Detail: fmt.Sprintf("%d row(s), yet none of the %d requests carried merchant %s's own key: another merchant's key, or none, created the customer",
+				len(v.rows), len(v.ops), v.c.MerchantID)}, v.ops})
+	}
+	return out
+}
+
+// judgeCreated applies RuleCreated: each 2xx has a created flag, and the flags tell the truth
+// (createdBreaches).
+func judgeCreated(e *judgeEnv, v *customerView) []findingOps {
+	var out []findingOps
+	for k, op := range v.ops {
+		if r := &v.reqs[k]; r.class == opSuccess && v.answers[r.answer].parsed && v.answers[r.answer].created == nil {
+			out = append(out, findingOps{Finding{Kind: KindCreatedBreach, Request: op.ID(), Line: CreatedFlagMissing,
+				Detail: fmt.Sprintf("%s: 2xx without a created flag", op.ID())}, []*history.Op{op}})
+		}
+	}
+	return append(out, createdBreaches(v.c, v.rows, v.registered, v.trueOps, v.successes, v.mayHaveCreated, v.firstOK, e.p.Coverage.ClockSkewBound,
+		func(op *history.Op) *answer { return &v.answers[v.reqs[slices.Index(v.ops, op)].answer] })...)
+}
+
+// judgeFinalToken applies RuleFinalToken: the customer ends with a valid token got with its own
+// merchant's key (a token got with another merchant's key, or none, is no token of the
+// customer's), unless none of its requests carried that key or each that did was refused it.
+func judgeFinalToken(e *judgeEnv, v *customerView) []findingOps {
+	for k, op := range v.ops {
+		if r := &v.reqs[k]; v.validOnArrival(r) && len(v.answers[r.answer].v.Problems) == 0 && e.entitled(v.c, op) {
+			return nil
+		}
+	}
+	if len(v.ops) > 0 && !v.unrefused {
+		return nil
+	}
+	detail := fmt.Sprintf("no valid token after %d requests (%d 2xx, %d unknown)", len(v.ops), len(v.successes), len(v.unknowns))
+	if len(v.ops) == 0 {
+		detail = "no request recorded for a planned customer"
+	}
+	return []findingOps{{Finding{Kind: KindNoFinalToken, Detail: detail}, v.ops}}
+}
+
+// judgeAPIShape applies RuleAPIShape to each answer: an error's shape (a refused key's
+// included), and a 2xx's with its body's, judged once per distinct body.
+func judgeAPIShape(_ *judgeEnv, v *customerView) []findingOps {
+	var out []findingOps
+	for k, op := range v.ops {
+		switch r := &v.reqs[k]; {
+		case op.Responded() && !op.Succeeded():
+			out = append(out, judgeErrorShape(op)...)
+		case r.class == opSuccess:
+			out = append(out, judgeTokenShape(op, v.answers[r.answer].members)...)
+		}
+	}
+	return out
 }
 
 // burstUnderFault reports whether the customer's burst began (its first request's call) inside a
@@ -351,31 +534,6 @@ func (e *judgeEnv) burstUnderFault(ops []*history.Op) bool {
 		first = min(first, op.Call)
 	}
 	return e.faults.contains(first)
-}
-
-// twoTokens returns one finding per 2xx when a customer's 2xx answers carry
-// more than one token, so that the table shows which pod gave which token.
-func twoTokens(opAnswer []int, ops []*history.Op, answers []answer) []findingOps {
-	if !slices.ContainsFunc(answers, func(a answer) bool { return a.token != "" && a.token != answers[0].token }) {
-		return nil
-	}
-	groups := map[string][]*history.Op{}
-	for k, op := range ops {
-		if ai := opAnswer[k]; ai >= 0 && answers[ai].token != "" {
-			groups[answers[ai].token] = append(groups[answers[ai].token], op)
-		}
-	}
-	if len(groups) < 2 {
-		return nil
-	}
-	var out []findingOps
-	for gi, tok := range slices.Sorted(maps.Keys(groups)) {
-		for _, op := range groups[tok] {
-			out = append(out, findingOps{Finding{Kind: KindTwoTokens, Request: op.ID(),
-				Detail: fmt.Sprintf("token %s (%d of %d distinct)", Fingerprint(tok), gi+1, len(groups))}, []*history.Op{op}})
-		}
-	}
-	return out
 }
 
 // createdBreaches applies RuleCreated's clauses to the 2xx that said
@@ -414,9 +572,9 @@ func createdBreaches(c history.Customer, rows []Row, registered bool, trueOps, s
 	return out
 }
 
-// judgeAnswer parses a 2xx body and judges its token against the request and
-// the rows, verifying the token only if tokens does not hold it yet (with what tc knows of it).
-func (e *judgeEnv) judgeAnswer(body string, c history.Customer, rows []Row, tokens *[]verified, tc *tokenCache) answer {
+// judgeAnswer parses a 2xx body and has verifier judge its token against the request and the
+// rows.
+func judgeAnswer(body string, c history.Customer, rows []Row, verifier Verifier) answer {
 	a := answer{body: body, members: tokenMembersProblem(body)}
 	resp, err := parseTokenResponse(body)
 	if err != nil {
@@ -428,23 +586,8 @@ func (e *judgeEnv) judgeAnswer(body string, c history.Customer, rows []Row, toke
 		a.err = fmt.Errorf("2xx body has no token (body %q)", excerpt(body))
 		return a
 	}
-	ti := slices.IndexFunc(*tokens, func(v verified) bool { return v.token == resp.Token })
-	if ti < 0 {
-		cl, err := verifyTokenWith(resp.Token, e.rules, tc)
-		ti = len(*tokens)
-		*tokens = append(*tokens, verified{token: resp.Token, claims: cl, err: err})
-	}
-	v := &(*tokens)[ti]
-	if v.err != nil {
-		a.err = v.err
-		return a
-	}
-	a.claims = v.claims
-	a.emptySubject = v.claims.Subject == ""
-	a.problems = matchRow(c, a.customerID, &v.claims, rows)
-	a.lostWrite = !a.emptySubject && a.customerID == v.claims.Subject &&
-		v.claims.MerchantID == c.MerchantID && v.claims.ExternalID == c.ExternalID &&
-		!slices.ContainsFunc(rows, func(r Row) bool { return r.ID == v.claims.Subject })
+	a.v = verifier.Verify(resp.Token, c, resp.CustomerID, rows)
+	a.err = a.v.Err
 	return a
 }
 

@@ -62,6 +62,11 @@ type SavedParams struct {
 	// Restarts are the pods' restarts and replacements the suite saw (RuleContract); absent in
 	// runs saved before it looked, and when there were none.
 	Restarts []Restart `json:"restarts,omitempty"`
+	// Verifier and Claims are Params'; absent for the JWT verifier with the default claims, as
+	// every run saved before there was a choice judged with them. The equal verifier reads no
+	// issuer, audience, token TTL or public key.
+	Verifier VerifierKind `json:"verifier,omitempty"`
+	Claims   []ClaimField `json:"claims,omitempty"`
 }
 
 // JWK is an Ed25519 public key as a JSON Web Key.
@@ -119,6 +124,8 @@ func (p Params) Save() SavedParams {
 		JWKS:       p.JWKS,
 		Restarts:   p.Restarts,
 		Scrapes:    p.Scrapes,
+		Verifier:   p.Verifier,
+		Claims:     p.Claims,
 	}
 	if p.Scrapes == nil {
 		s.Metrics = p.Metrics
@@ -129,34 +136,35 @@ func (p Params) Save() SavedParams {
 // Params returns the Params s saved, or why they cannot judge anything; the caller sets Base
 // from where the artifacts keep it.
 func (s SavedParams) Params() (Params, error) {
-	if s.PublicKey.Kty != "OKP" || s.PublicKey.Crv != "Ed25519" {
-		return Params{}, fmt.Errorf("saved params: public key is %s/%s, want OKP/Ed25519", s.PublicKey.Kty, s.PublicKey.Crv)
-	}
-	x, err := base64.RawURLEncoding.DecodeString(s.PublicKey.X)
-	if err != nil || len(x) != ed25519.PublicKeySize {
-		return Params{}, fmt.Errorf("saved params: public key x is not %d bytes of base64url", ed25519.PublicKeySize)
-	}
 	strategy := s.Strategy
 	v1 := s.Version == 0
 	if v1 && s.Contract != nil {
 		strategy = s.Contract.Strategy
 	}
-	if s.Issuer == "" || strategy == "" {
+	jwt := s.Verifier != VerifierEqual
+	var key ed25519.PublicKey
+	if jwt {
+		var err error
+		if key, err = s.publicKey(); err != nil {
+			return Params{}, err
+		}
+	}
+	if (jwt && s.Issuer == "") || strategy == "" {
 		return Params{}, errors.New("saved params: no issuer or no strategy")
 	}
 	contract, err := ContractFor(strategy)
 	if err != nil {
 		return Params{}, fmt.Errorf("saved params: %w", err)
 	}
-	switch {
-	case !v1 && (s.Audience == "" || s.TokenTTL <= 0):
-		return Params{}, fmt.Errorf("saved params: format version %d with audience %q and token TTL %s: want both", s.Version, s.Audience, s.TokenTTL)
-	case (s.Audience == "") != (s.TokenTTL == 0):
-		// Both or neither: one alone is a damaged file, not one from before API keys.
-		return Params{}, fmt.Errorf("saved params: audience %q and token TTL %s: want both or, saved before the service had them, neither", s.Audience, s.TokenTTL)
+	if jwt {
+		if err := s.tokenLifetime(v1); err != nil {
+			return Params{}, err
+		}
 	}
 	return Params{
-		PublicKey:       ed25519.PublicKey(x),
+		Verifier:        s.Verifier,
+		Claims:          s.Claims,
+		PublicKey:       key,
 		Issuer:          s.Issuer,
 		Audience:        s.Audience,
 		TokenTTL:        s.TokenTTL,
@@ -174,4 +182,29 @@ func (s SavedParams) Params() (Params, error) {
 		savedBeforeJWKS: len(s.JWKS) == 0,
 		Restarts:        s.Restarts,
 	}, nil
+}
+
+// publicKey returns the public key s saved, which the JWT verifier needs.
+func (s SavedParams) publicKey() (ed25519.PublicKey, error) {
+	if s.PublicKey.Kty != "OKP" || s.PublicKey.Crv != "Ed25519" {
+		return nil, fmt.Errorf("saved params: public key is %s/%s, want OKP/Ed25519", s.PublicKey.Kty, s.PublicKey.Crv)
+	}
+	x, err := base64.RawURLEncoding.DecodeString(s.PublicKey.X)
+	if err != nil || len(x) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("saved params: public key x is not %d bytes of base64url", ed25519.PublicKeySize)
+	}
+	return ed25519.PublicKey(x), nil
+}
+
+// tokenLifetime says why s cannot judge tokens' audience and lifetime: the JWT verifier needs
+// both, unless s was saved before the service had them (v1 without either).
+func (s SavedParams) tokenLifetime(v1 bool) error {
+	switch {
+	case !v1 && (s.Audience == "" || s.TokenTTL <= 0):
+		return fmt.Errorf("saved params: format version %d with audience %q and token TTL %s: want both", s.Version, s.Audience, s.TokenTTL)
+	case (s.Audience == "") != (s.TokenTTL == 0):
+		// Both or neither: one alone is a damaged file, not one from before API keys.
+		return fmt.Errorf("saved params: audience %q and token TTL %s: want both or, saved before the service had them, neither", s.Audience, s.TokenTTL)
+	}
+	return nil
 }

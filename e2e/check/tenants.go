@@ -42,8 +42,8 @@ func addIdentities(ids []identity, a *answer, op *history.Op) []identity {
 		ids = append(ids, identity{line, value, op})
 	}
 	add(TenantsCustomerID, a.customerID)
-	if a.err == nil && a.claims.Subject != "" {
-		add(TenantsSubject, a.claims.Subject)
+	if a.err == nil && a.v.Subject != "" {
+		add(TenantsSubject, a.v.Subject)
 	} else {
 		add(TenantsToken, a.token)
 	}

@@ -61,6 +61,8 @@ type tokenRules struct {
 	issuer   string
 	audience string
 	ttl      time.Duration
+	// claims are the claims held to the request's fields (Params.Claims).
+	claims claimMap
 }
 
 // tokenCache is what one worker of Check knows about the tokens it is judging: the signature
@@ -74,10 +76,6 @@ type tokenCache struct {
 	// headerKey; "" for none.
 	header    string
 	headerKey *edKey
-
-	// answers and tokens are the slices judgeCustomer reuses from one customer to the next.
-	answers []answer
-	tokens  []verified
 
 	items   []signedMsg
 	keys    []*edKey
@@ -309,16 +307,11 @@ func checkHeader(header string) (kid *string, err error) {
 
 // validAt says why a verified token was not valid at received, the instant its response
 // arrived: a token that expired on the way, or before, was never a usable token.
-func (cl *tokenClaims) validAt(received time.Time) error {
-	if !cl.expires.IsZero() && !received.Before(cl.expires) {
-		return fmt.Errorf("expired on arrival: exp %s (%s), the response arrived %s",
-			cl.ExpiresAt, cl.expires.UTC().Format(time.RFC3339), received.UTC().Format(time.RFC3339Nano))
-	}
-	if !cl.notBefore.IsZero() && received.Before(cl.notBefore) {
-		return fmt.Errorf("not valid yet on arrival: nbf %s (%s), the response arrived %s",
-			cl.NotBefore, cl.notBefore.UTC().Format(time.RFC3339), received.UTC().Format(time.RFC3339Nano))
-	}
-	return nil
+func (cl *tokenClaims) validAt(received time.Time) error { return cl.window().at(received) }
+
+// window is when the token may be used, as its exp and nbf say.
+func (cl *tokenClaims) window() validity {
+	return validity{expires: cl.expires, notBefore: cl.notBefore, exp: cl.ExpiresAt, nbf: cl.NotBefore}
 }
 
 // matchAudience says how aud, as the token carries it (RFC 7519: a string, or a list of
@@ -361,11 +354,11 @@ func numericDate(n json.Number) (time.Time, error) {
 	return time.Unix(int64(sec), int64(frac*1e9)), nil
 }
 
-// matchRow lists how a verified token disagrees with its request and the
-// database. With two or more rows the sub must be one of them (RuleOneRow
-// reports the duplicates); with none only the request fields are compared
-// (RuleOneRow reports the lost row).
-func matchRow(c history.Customer, customerID string, cl *tokenClaims, rows []Row) []string {
+// matchRow lists how a verified token disagrees with the answer that carried it (naming
+// customerID), its request (fields: requestProblems', in order) and the database. With two or
+// more rows the sub must be one of them (RuleOneRow reports the duplicates); with none only the
+// answer and the request are compared (RuleOneRow reports the lost row).
+func matchRow(customerID string, cl *tokenClaims, rows []Row, fields []string) []string {
 	var problems []string
 	if cl.Subject == "" {
 		problems = append(problems, "empty subject")
@@ -373,12 +366,7 @@ func matchRow(c history.Customer, customerID string, cl *tokenClaims, rows []Row
 	if customerID != cl.Subject {
 		problems = append(problems, fmt.Sprintf("customer_id %q, token sub %q", customerID, cl.Subject))
 	}
-	if cl.MerchantID != c.MerchantID {
-		problems = append(problems, fmt.Sprintf("mid %q, request had %q", cl.MerchantID, c.MerchantID))
-	}
-	if cl.ExternalID != c.ExternalID {
-		problems = append(problems, fmt.Sprintf("ext %q, request had %q", cl.ExternalID, c.ExternalID))
-	}
+	problems = append(problems, fields...)
 	if cl.Subject == "" || len(rows) == 0 {
 		return problems
 	}
