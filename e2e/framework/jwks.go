@@ -19,8 +19,9 @@ import (
 	"github.com/stampede-e2e/stampede/manifests"
 )
 
-// JWKSPath is where the token service publishes the keys that verify its tokens.
-const JWKSPath = "/.well-known/jwks.json"
+// JWKSPath is where the token service publishes the keys that verify its tokens: the default
+// of a target that names none (an alias of manifests').
+const JWKSPath = manifests.TokensvcJWKSPath
 
 // jwksTimeout bounds one fetch of the JWKS, as a client's HTTP timeout would.
 const jwksTimeout = 10 * time.Second

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/stampede-e2e/stampede/e2e/check"
-	"github.com/stampede-e2e/stampede/e2e/framework"
 	"github.com/stampede-e2e/stampede/e2e/target"
 	"github.com/stampede-e2e/stampede/e2e/traffic"
 	"github.com/stampede-e2e/stampede/manifests"
@@ -95,14 +94,14 @@ func TestTokensvcResponse(t *testing.T) {
 		}
 	}
 	v := r.Verifier
-	if v == nil || v.Type != "jwt" || v.JWKSPath != framework.JWKSPath || !slices.Equal(v.Algorithms, []string{"EdDSA"}) {
+	if v == nil || v.Type != "jwt" || v.JWKSPath != manifests.TokensvcJWKSPath || !slices.Equal(v.Algorithms, []string{"EdDSA"}) {
 		t.Fatalf("verifier %+v", v)
 	}
-	if v.Issuer.Default != framework.Issuer || v.Audience.Default != framework.Audience {
-		t.Errorf("issuer %q audience %q, the suite expects %q %q", v.Issuer.Default, v.Audience.Default, framework.Issuer, framework.Audience)
+	if v.Issuer.Default != manifests.TokensvcIssuer || v.Audience.Default != manifests.TokensvcAudience {
+		t.Errorf("issuer %q audience %q, the suite expects %q %q", v.Issuer.Default, v.Audience.Default, manifests.TokensvcIssuer, manifests.TokensvcAudience)
 	}
-	if ttl, err := time.ParseDuration(v.TTL.Default); err != nil || ttl != framework.TokenTTL {
-		t.Errorf("ttl %q, the suite expects %s", v.TTL.Default, framework.TokenTTL)
+	if ttl, err := time.ParseDuration(v.TTL.Default); err != nil || ttl != manifests.TokensvcTokenTTL {
+		t.Errorf("ttl %q, the suite expects %s", v.TTL.Default, manifests.TokensvcTokenTTL)
 	}
 	if o := tg.Observability; o == nil || o.PodHeader != traffic.ServedByHeader || o.HandlerIntervalHeader != traffic.ServerTimingHeader ||
 		o.Metrics == nil || o.Metrics.Port != manifests.TokensvcMetricsPort {
