@@ -250,6 +250,9 @@ func ReproLine(c *Config, text string) string {
 			b.WriteString(" CLUSTER=" + shellQuote(cluster))
 		}
 	}
+	if ref := c.TargetRef(); ref != nil && ref.File != DefaultTargetFile {
+		b.WriteString(" TARGET=" + shellQuote(ref.File))
+	}
 	// make puts ARGS into a shell command line as it is: the focus is double-quoted there.
 	focus := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "$", `\$`, "`", "\\`").Replace(regexp.QuoteMeta(text))
 	fmt.Fprintf(&b, " SEED=%d LABELS=all ARGS=%s", c.Seed, shellQuote(`--focus="`+focus+`"`))

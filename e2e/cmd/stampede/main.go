@@ -35,7 +35,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -181,14 +180,9 @@ func renderReport(args []string, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("report: %s is not a run's artifacts directory: %w", dir, err)
 	}
-	var ids struct {
-		RunID string `json:"run_id"`
-		Seed  uint64 `json:"seed"`
-	}
-	if b, err := os.ReadFile(filepath.Join(dir, report.ResultsFile)); err == nil {
-		_ = json.Unmarshal(b, &ids) // without it the page has no run id or seed, nothing worse
-	}
-	if err := report.WriteRunHTML(dir, ids.RunID, ids.Seed, report.SpecsFromGinkgo(gr)); err != nil {
+	// Without results.json the page has no run id, seed or target, nothing worse.
+	info, _ := report.ReadRunInfo(dir)
+	if err := report.WriteRunHTML(dir, info, report.SpecsFromGinkgo(gr)); err != nil {
 		return err
 	}
 	fmt.Fprintln(out, filepath.Join(dir, report.HTMLFile))
