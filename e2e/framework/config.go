@@ -255,9 +255,6 @@ func (c *Config) Validate() error {
 // service, relative to the repository's root.
 const DefaultTargetFile = "targets/tokensvc/target.yaml"
 
-// TargetFileName is the file a target directory holds.
-const TargetFileName = "target.yaml"
-
 // loadTarget loads TargetFile (DefaultTargetFile if empty; a directory's target.yaml) into
 // Target. A file with problems is refused in one line: the first problem, how many there are,
 // and the command that lists them all.
@@ -266,9 +263,7 @@ func (c *Config) loadTarget() error {
 	if file == "" {
 		file = filepath.Join(repoRoot(), DefaultTargetFile)
 	}
-	if fi, err := os.Stat(file); err == nil && fi.IsDir() {
-		file = filepath.Join(file, TargetFileName)
-	}
+	file = target.FileOf(file)
 	t, err := target.Load(file)
 	var list target.ErrorList
 	switch {

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/stampede-e2e/stampede/e2e/target"
 )
 
 // parseConfig runs args through the suite's real flags and validation, as `go test ./e2e -args`
@@ -107,7 +109,7 @@ func TestTargetFlag(t *testing.T) {
 		}
 		// Its paths (kustomize, build script) must resolve from its new place.
 		b = []byte(strings.ReplaceAll(string(b), "../../", root+"/"))
-		if err := os.WriteFile(filepath.Join(dir, TargetFileName), b, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, target.FileName), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return dir
@@ -119,9 +121,9 @@ func TestTargetFlag(t *testing.T) {
 		wantFile  string
 	}{
 		{name: "default", wantFile: bundled},
-		{name: "directory from the environment", env: fromEnv, wantFile: filepath.Join(fromEnv, TargetFileName)},
-		{name: "file from the flag", args: []string{"-e2e.target=" + filepath.Join(fromFlag, TargetFileName)}, wantFile: filepath.Join(fromFlag, TargetFileName)},
-		{name: "the flag wins", env: fromEnv, args: []string{"-e2e.target=" + fromFlag}, wantFile: filepath.Join(fromFlag, TargetFileName)},
+		{name: "directory from the environment", env: fromEnv, wantFile: filepath.Join(fromEnv, target.FileName)},
+		{name: "file from the flag", args: []string{"-e2e.target=" + filepath.Join(fromFlag, target.FileName)}, wantFile: filepath.Join(fromFlag, target.FileName)},
+		{name: "the flag wins", env: fromEnv, args: []string{"-e2e.target=" + fromFlag}, wantFile: filepath.Join(fromFlag, target.FileName)},
 		{name: "the repository's directory", args: []string{"-e2e.target=" + filepath.Join(root, "targets/tokensvc")}, wantFile: bundled},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -153,7 +155,7 @@ func TestTargetFlag(t *testing.T) {
 // problem and how to list the rest.
 func TestTargetRefused(t *testing.T) {
 	dir := t.TempDir()
-	bad := filepath.Join(dir, TargetFileName)
+	bad := filepath.Join(dir, target.FileName)
 	if err := os.WriteFile(bad, []byte("apiVersion: stampede.dev/v1alpha1\nkind: Target\nnmae: x\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}

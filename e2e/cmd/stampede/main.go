@@ -16,9 +16,10 @@
 //	                        each spec, cleanup) and keep it in its results.json
 //	stampede faults         print the table fault -> the answers it may excuse and from which pods,
 //	                        generated from the faults' declarations (e2e/chaos)
-//	stampede target validate FILE
-//	                        check a target file (e2e/target): one line naming the target, its
-//	                        modes and digest, or its problems one a line with file:line:col
+//	stampede target validate FILE|DIR
+//	                        check a target file (e2e/target; a directory: its target.yaml): one
+//	                        line naming the target, its modes and digest, or its problems one a
+//	                        line with file:line:col
 //	stampede target init [--name N] [FILE]
 //	                        write a commented skeleton target file (default target.yaml), never
 //	                        over an existing file
@@ -58,8 +59,9 @@ const usage = `usage: stampede COMMAND ARGS
                  never caught, or nothing judged
   timeline DIR   print a run's stage timeline and keep it in DIR/results.json
   faults         print the table fault -> what it may excuse (from which pods)
-  target validate FILE
-                 check a target file: its problems one a line (exit 1), or that it is valid
+  target validate FILE|DIR
+                 check a target file (a directory: its target.yaml): its problems one a line
+                 (exit 1), or that it is valid
   target init [--name N] [FILE]
                  write a commented skeleton target file (default target.yaml)`
 
