@@ -292,6 +292,24 @@ func (c *Config) TargetRef() *report.TargetRef {
 	return &report.TargetRef{Name: c.Target.Name, File: file, Digest: c.Target.Digest()}
 }
 
+// createRequest is the target's create method and path, which the traffic sends; both empty
+// without a loaded target, which traffic reads as the token service's.
+func (c *Config) createRequest() (method, path string) {
+	if c.Target == nil {
+		return "", ""
+	}
+	return c.Target.Create.Method, c.Target.Create.Path
+}
+
+// jwksPath is where the target publishes the keys that verify its credentials: JWKSPath, the
+// token service's, when it names none.
+func (c *Config) jwksPath() string {
+	if c.Target != nil && c.Target.Response.Verifier != nil && c.Target.Response.Verifier.JWKSPath != "" {
+		return c.Target.Response.Verifier.JWKSPath
+	}
+	return JWKSPath
+}
+
 // MakeRunDir creates the run's artifacts directory under ArtifactsBase, named after now and the
 // seed (which must be chosen first), and points ArtifactsBase/latest at it; with Artifacts given,
 // it only creates that directory.

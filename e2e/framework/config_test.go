@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/stampede-e2e/stampede/e2e/target"
+	"github.com/stampede-e2e/stampede/e2e/traffic"
 )
 
 // parseConfig runs args through the suite's real flags and validation, as `go test ./e2e -args`
@@ -171,5 +172,39 @@ func TestTargetRefused(t *testing.T) {
 	_, err := parseConfig(t, "-e2e.mode=kind", "-e2e.node-image=stampede/node:x", "-e2e.target="+bad)
 	if err == nil || !strings.Contains(err.Error(), "stampede target validate "+bad) || !strings.Contains(err.Error(), "problems, the first target.yaml:") {
 		t.Errorf("a target with problems: %v, want the first problem and the validate command", err)
+	}
+}
+
+// The traffic sends the target's create request and the JWKS is fetched where the target
+// publishes it; without a target, the token service's defaults (traffic's, JWKSPath).
+func TestTargetFeedsTrafficAndJWKS(t *testing.T) {
+	c, err := parseConfig(t, "-e2e.mode=kind", "-e2e.node-image=stampede/node:x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := *c.Target
+	other.Create.Method, other.Create.Path = "PUT", "/api/v2/signups"
+	v := *other.Response.Verifier
+	v.JWKSPath = "/keys"
+	other.Response.Verifier = &v
+	for _, tc := range []struct {
+		name                       string
+		target                     *target.Target
+		wantMethod, wantPath, jwks string
+	}{
+		{"the token service's target", c.Target, "POST", "/v1/tokens", "/.well-known/jwks.json"},
+		{"another target", &other, "PUT", "/api/v2/signups", "/keys"},
+		{"no target", nil, "", "", JWKSPath},
+	} {
+		cfg := *c
+		cfg.Target = tc.target
+		d := &Deployment{Env: &Env{Config: cfg}}
+		p := d.trafficParams(nil, 2, traffic.RetryParams{}, nil)
+		if p.Method != tc.wantMethod || p.Path != tc.wantPath {
+			t.Errorf("%s: traffic sends %q %q, want %q %q", tc.name, p.Method, p.Path, tc.wantMethod, tc.wantPath)
+		}
+		if got := cfg.jwksPath(); got != tc.jwks {
+			t.Errorf("%s: JWKS at %q, want %q", tc.name, got, tc.jwks)
+		}
 	}
 }

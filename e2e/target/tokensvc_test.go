@@ -5,7 +5,6 @@ import (
 	"go/parser"
 	"go/token"
 	"maps"
-	"net/http"
 	"reflect"
 	"slices"
 	"strconv"
@@ -53,8 +52,8 @@ func TestTokensvcDeploy(t *testing.T) {
 func TestTokensvcRequest(t *testing.T) {
 	tg := loadTokensvc(t)
 	c := tg.Create
-	if c.Method != http.MethodPost || c.Path != traffic.Path {
-		t.Errorf("%s %s, want POST %s", c.Method, c.Path, traffic.Path)
+	if c.Method != traffic.Method || c.Path != traffic.Path {
+		t.Errorf("%s %s, want %s %s", c.Method, c.Path, traffic.Method, traffic.Path)
 	}
 	if c.Auth == nil || c.Auth.Scheme != "bearer" || traffic.AuthorizationHeader != "Authorization" {
 		t.Errorf("auth %+v, want bearer in %s", c.Auth, traffic.AuthorizationHeader)
