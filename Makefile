@@ -13,7 +13,10 @@ N ?= 20
 FILE ?=
 # CLUSTER names the kind cluster (-e2e.cluster-name; cluster-up/smoke/cluster-down's --name).
 CLUSTER ?=
-export ARTIFACTS SEED LABELS CLUSTER
+# TARGET is the target file the suite judges, or a directory holding target.yaml (-e2e.target);
+# scripts/e2e.sh defaults it to targets/tokensvc, the bundled token service.
+TARGET ?=
+export ARTIFACTS SEED LABELS CLUSTER TARGET
 
 .PHONY: help
 help: ## List the targets.
@@ -24,11 +27,11 @@ test: ## Unit and integration tests, no cluster (installs PostgreSQL binaries wh
 	@scripts/test.sh
 
 .PHONY: e2e
-e2e: ## The whole e2e run: host setup, node image, images, a fresh kind cluster of its own, specs, cleanup.
+e2e: ## The whole e2e run (TARGET=dir|file, default targets/tokensvc, validated first): host setup, node image, images, a fresh kind cluster of its own, specs, cleanup.
 	@scripts/e2e.sh kind $(ARGS)
 
 .PHONY: e2e-reuse
-e2e-reuse: ## The e2e specs on a kept kind cluster (CLUSTER=, default stampede; created when absent): the fast inner loop.
+e2e-reuse: ## The e2e specs on a kept kind cluster (CLUSTER=, default stampede; created when absent; TARGET= as for e2e): the fast inner loop.
 	@scripts/e2e.sh reuse $(ARGS)
 
 .PHONY: e2e-chaos
@@ -56,8 +59,16 @@ report: ## Render a run's report.html again from its artifacts (DIR=, default th
 	@go run ./e2e/cmd/stampede report $(or $(DIR),$(ARTIFACTS)/latest)
 
 .PHONY: pre-release
-pre-release: ## Verify a release on an existing cluster: KUBECONFIG= CONTEXT= TOKENSVC_IMAGE= POSTGRES_IMAGE= [TOXIPROXY_IMAGE= MANIFESTS=DIR RUN_ROLE= DB_STORAGE= DNS=].
+pre-release: ## Verify a release on an existing cluster: KUBECONFIG= CONTEXT= TOKENSVC_IMAGE= POSTGRES_IMAGE= [TARGET=dir|file TOXIPROXY_IMAGE= MANIFESTS=DIR RUN_ROLE= DB_STORAGE= DNS=].
 	@scripts/pre-release.sh $(ARGS)
+
+.PHONY: target-validate
+target-validate: ## Check a target file (TARGET=dir|file, default targets/tokensvc): its problems one a line with file:line:col, or that it is valid.
+	@go run ./e2e/cmd/stampede target validate $(or $(TARGET),targets/tokensvc)
+
+.PHONY: target-init
+target-init: ## Write a commented skeleton target file to FILE= (default target.yaml), never over an existing file.
+	@go run ./e2e/cmd/stampede target init $(FILE)
 
 .PHONY: rbac-proof
 rbac-proof: ## Prove on a kind cluster of its own that pre-release needs only manifests/rbac and leaves nothing (CLUSTER= LABELS= REMOVE=).

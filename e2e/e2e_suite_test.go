@@ -56,6 +56,9 @@ var _ = ReportAfterEach(func(r SpecReport) {
 var _ = ReportAfterSuite("run summary", func(r Report) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "stampede e2e: %d specs run, %d failed\n", r.PreRunStats.SpecsThatWillRun, countFailed(r))
+	if ref := cfg.TargetRef(); ref != nil {
+		fmt.Fprintf(&b, "target %s: %s (%s)\n", ref.Name, ref.File, ref.Digest)
+	}
 	// The rights the API server refused this run, each once: what to grant (manifests/rbac).
 	for _, line := range framework.MissingPermissions() {
 		fmt.Fprintln(&b, line)
@@ -75,7 +78,8 @@ var _ = ReportAfterSuite("run summary", func(r Report) {
 		fmt.Fprintf(&b, "\nreport: %s\n", filepath.Join(cfg.Artifacts, report.HTMLFile))
 	}
 	fmt.Print(b.String())
-	results := framework.RunResults(r, cfg.RunID, cfg.Seed)
+	info := report.RunInfo{RunID: cfg.RunID, Seed: cfg.Seed, Target: cfg.TargetRef()}
+	results := framework.RunResults(r, info)
 	if cfg.Artifacts != "" {
 		// The specs and the cleanup join the timeline that the scripts and Setup began;
 		// scripts/e2e.sh adds what comes after the suite and prints it (stampede timeline).
@@ -84,7 +88,7 @@ var _ = ReportAfterSuite("run summary", func(r Report) {
 			report.WriteJSONFile(cfg.Artifacts, report.ResultsFile, results),
 			framework.RecordSuiteStages(cfg.Artifacts, r),
 			report.KeepStages(cfg.Artifacts),
-			report.WriteRunHTML(cfg.Artifacts, cfg.RunID, cfg.Seed, report.SpecsFromGinkgo(r)),
+			report.WriteRunHTML(cfg.Artifacts, info, report.SpecsFromGinkgo(r)),
 		} {
 			if err != nil {
 				fmt.Println("run summary:", err)

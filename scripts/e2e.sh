@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # e2e.sh kind|reuse|existing [ginkgo args...] [-- suite flags...]: the whole e2e run from a fresh
 # machine; the suite's flags (-e2e.*, each also an STAMPEDE_E2E_* variable) go after `--`.
+# TARGET names the target file the run judges (a directory: its target.yaml; default
+# targets/tokensvc), validated before anything else and given to the suite (-e2e.target).
 #   kind      host setup, node image, images, a fresh cluster of this run's own
 #             (stampede-<run id>, or CLUSTER=), deleted at the end, the specs;
 #   reuse     the same on a kept cluster (CLUSTER=, default "stampede"; created when absent): the
@@ -40,6 +42,13 @@ fi
 mode="${1:-kind}"; shift || true
 case "$mode" in kind|reuse|existing) ;; *) die "mode '${mode}': use kind, reuse or existing" ;; esac
 need_cmd go "install Go 1.26 (https://go.dev/doc/install) and put it on PATH"
+# The target the run judges: TARGET (or STAMPEDE_E2E_TARGET), a file or a directory holding
+# target.yaml, relative to where this script was started; the bundled token service by default.
+# Made absolute here, before the cd below, since the suite runs in e2e/.
+target="${TARGET:-${STAMPEDE_E2E_TARGET:-${REPO_ROOT}/targets/tokensvc}}"
+[ ! -d "$target" ] || target="${target%/}/target.yaml"
+[ -f "$target" ] || die "TARGET=${target}: no such file (name a target file, or a directory holding target.yaml)"
+target="$(cd "$(dirname "$target")" && pwd)/$(basename "$target")"
 cd "$REPO_ROOT"
 grace="${STAMPEDE_E2E_GRACE:-180}"
 
@@ -128,6 +137,12 @@ trap 'stop_prepared; rm -rf "$bin" "$suite_bin"' EXIT
 pre_stages=$(mktemp "${bin}/stages.XXXXXX")
 export STAMPEDE_STAGES="$pre_stages"
 prep_dir=$(mktemp -d "${bin}/prepare.XXXXXX")
+
+# The target file first, before host setup or any build: a file with problems ends the run here,
+# with the validator's lines (file:line:col each), not after minutes of building.
+stage "target: validate" go run ./e2e/cmd/stampede target validate "$target" ||
+  die "the target file ${target} is not valid: its problems are listed above (stampede target validate)"
+export STAMPEDE_E2E_TARGET="$target"
 
 if [ "$mode" != existing ]; then
   if [ "${STAMPEDE_HOST_READY:-}" = true ]; then

@@ -5,6 +5,8 @@
 #   ATTACKER_IMAGE        the attacker (scripts/build-image.sh attacker): the bursts come from a Job
 #                         inside the cluster, as in-cluster clients reach the token service, and
 #                         the chaos rounds from round servers of the same image (port-forwarded)
+#   TARGET                optional: the target file the run judges, or a directory holding
+#                         target.yaml (default targets/tokensvc); scripts/e2e.sh validates it first
 #   TOXIPROXY_IMAGE       optional: the db-latency and db-cut faults need it (skipped without)
 #   MANIFESTS=DIR         optional: a team's kustomize directory of the token service, deployed
 #                         instead of the bundled one (README: what it must provide)
@@ -46,5 +48,5 @@ fi
 [ -z "${DNS:-}" ] || export STAMPEDE_E2E_DNS="$DNS"
 [ -z "${RUN_ROLE:-}" ] || export STAMPEDE_E2E_RUN_ROLE="$RUN_ROLE"
 export LABELS="${LABELS:-registration || chaos}"
-log "verifying context ${CONTEXT} of ${KUBECONFIG} with ${TOKENSVC_IMAGE}${MANIFESTS:+ and the manifests in ${MANIFESTS}}"
+log "verifying context ${CONTEXT} of ${KUBECONFIG} with ${TOKENSVC_IMAGE}${MANIFESTS:+ and the manifests in ${MANIFESTS}}${TARGET:+, target ${TARGET}}"
 exec "${REPO_ROOT}/scripts/e2e.sh" existing "$@"

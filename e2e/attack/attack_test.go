@@ -404,3 +404,49 @@ func TestKeysFile(t *testing.T) {
 		}
 	}
 }
+
+// A target's create request reaches every attacker pod and round server; the token service's
+// own is left out of the arguments and the JSON, which an attacker image from before these
+// fields would refuse.
+func TestPlanCreateRequest(t *testing.T) {
+	cs := traffic.Customers(1, 4, 2)
+	tokensvc := plan(cs)
+	tokensvc.Method, tokensvc.Path = traffic.Method, traffic.Path
+	other := plan(cs)
+	other.Method, other.Path = "PUT", "/api/v2/signups"
+
+	for name, tc := range map[string]struct {
+		p                    Plan
+		wantMethod, wantPath string
+	}{
+		"the token service's": {tokensvc, "", ""},
+		"another target's":    {other, "PUT", "/api/v2/signups"},
+	} {
+		args := tc.p.Args()
+		joined := strings.Join(args, " ")
+		if named := strings.Contains(joined, "-method=") || strings.Contains(joined, "-path="); named != (tc.wantPath != "") {
+			t.Errorf("%s: arguments %s", name, joined)
+		}
+		got, err := ParseArgs(args, env(map[string]string{IndexEnv: "2"}), io.Discard)
+		if err != nil {
+			t.Fatalf("%s: ParseArgs: %v", name, err)
+		}
+		if got.Method != tc.wantMethod || got.Path != tc.wantPath {
+			t.Errorf("%s: from the arguments %q %q, want %q %q", name, got.Method, got.Path, tc.wantMethod, tc.wantPath)
+		}
+		b, err := EncodePlan(tc.p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if named := bytes.Contains(b, []byte(`"Method"`)) || bytes.Contains(b, []byte(`"Path"`)); named != (tc.wantPath != "") {
+			t.Errorf("%s: plan JSON %s", name, b)
+		}
+		got, err = DecodePlan(bytes.NewReader(b))
+		if err != nil {
+			t.Fatalf("%s: DecodePlan: %v", name, err)
+		}
+		if got.Method != tc.wantMethod || got.Path != tc.wantPath {
+			t.Errorf("%s: from the JSON %q %q, want %q %q", name, got.Method, got.Path, tc.wantMethod, tc.wantPath)
+		}
+	}
+}

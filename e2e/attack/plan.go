@@ -38,6 +38,11 @@ type Plan struct {
 	// URL is the token service as in-cluster clients reach it: its ClusterIP Service, e.g.
 	// http://tokensvc.<namespace>.svc:8080.
 	URL string
+	// Method and Path are the create request's (traffic.Params.Method and Path); empty means
+	// the token service's. Args and EncodePlan leave them out when they are the token service's,
+	// so that an attacker image built before they existed still reads the bundled target's plans.
+	Method string `json:",omitempty"`
+	Path   string `json:",omitempty"`
 	// Customers are registered by Burst simultaneous requests each, one burst every Gap.
 	Customers []history.Customer
 	Burst     int
@@ -136,6 +141,13 @@ func (p Plan) Args() []string {
 		}
 		args = append(args, "-customer-list="+string(list))
 	}
+	p = p.withoutDefaultRequest()
+	if p.Method != "" {
+		args = append(args, "-method="+p.Method)
+	}
+	if p.Path != "" {
+		args = append(args, "-path="+p.Path)
+	}
 	if p.Timeout > 0 {
 		args = append(args, "-timeout="+p.Timeout.String())
 	}
@@ -183,6 +195,18 @@ func (p Plan) Args() []string {
 	return args
 }
 
+// withoutDefaultRequest is p with its Method and Path emptied where they are the token
+// service's, which every attacker reads that way.
+func (p Plan) withoutDefaultRequest() Plan {
+	if p.Method == traffic.Method {
+		p.Method = ""
+	}
+	if p.Path == traffic.Path {
+		p.Path = ""
+	}
+	return p
+}
+
 // ParseArgs reads a plan from the attacker command's arguments, and the API keys from the file
 // -api-keys names; getenv supplies IndexEnv when -index is not given.
 func ParseArgs(args []string, getenv func(string) string, usage io.Writer) (Plan, error) {
@@ -197,6 +221,8 @@ func ParseArgs(args []string, getenv func(string) string, usage io.Writer) (Plan
 	)
 	fs.SetOutput(usage)
 	fs.StringVar(&p.URL, "url", "", "the token service, e.g. http://tokensvc.<namespace>.svc:8080")
+	fs.StringVar(&p.Method, "method", "", "the create request's method (default "+traffic.Method+")")
+	fs.StringVar(&p.Path, "path", "", "the create request's path (default "+traffic.Path+")")
 	fs.IntVar(&p.Burst, "burst", 0, "simultaneous requests per customer, from all pods together")
 	fs.DurationVar(&p.Gap, "gap", traffic.DefaultGap, "time between the starts of two customers' bursts")
 	fs.DurationVar(&p.Timeout, "timeout", 0, "bound of each request (default 10s)")

@@ -32,8 +32,11 @@ func (d *Deployment) attackFromCluster(ctx context.Context, customers []history.
 	d.attacks++
 	labels := d.attackerLabels()
 	keysSecret := d.createKeysSecret(ctx, fmt.Sprintf("attacker-%d-keys", d.attacks))
+	method, path := cfg.createRequest()
 	plan := attack.Plan{
 		URL:       manifests.TokensvcClusterURL(d.Namespace),
+		Method:    method,
+		Path:      path,
 		Customers: customers,
 		Burst:     burst,
 		Gap:       cfg.Gap,

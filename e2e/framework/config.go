@@ -1,6 +1,7 @@
 package framework
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/stampede-e2e/stampede/e2e/cluster"
 	"github.com/stampede-e2e/stampede/e2e/report"
+	"github.com/stampede-e2e/stampede/e2e/target"
 	"github.com/stampede-e2e/stampede/e2e/traffic"
 	"github.com/stampede-e2e/stampede/manifests"
 )
@@ -87,6 +89,11 @@ type Config struct {
 	// carry no handler interval (Server-Timing): without it such a run is inconclusive
 	// (check.CoverageParams.AllowClientOnly).
 	AllowClientOnlyCoverage bool
+	// TargetFile is the target file the run judges (a directory means its target.yaml);
+	// empty means the bundled token service's, targets/tokensvc/target.yaml.
+	TargetFile string
+	// Target is TargetFile loaded and validated, set by Validate.
+	Target *target.Target
 	// RunRole is a ClusterRole that each spec binds, in its own namespace only, to the identity
 	// the suite runs as (a RoleBinding the namespace takes with it): the namespaced rights of
 	// manifests/rbac. Empty binds nothing: the identity must hold those rights already.
@@ -157,6 +164,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ArtifactsBase, "e2e.artifacts-base", artifacts, "directory of the runs' artifacts directories (env ARTIFACTS)")
 	fs.StringVar(&c.DatabaseStorage, "e2e.db-storage", env("DB_STORAGE", ""), "where PostgreSQL keeps its data: emptydir or pvc (default: emptydir in existing mode, else pvc)")
 	fs.StringVar(&c.DNS, "e2e.dns", env("DNS", ""), "DNS peers of the pods' egress policy, space-separated NAMESPACE/KEY=VALUE and CIDRs (default \""+manifests.DefaultDNS.String()+"\")")
+	fs.StringVar(&c.TargetFile, "e2e.target", env("TARGET", ""), "the target file, or a directory holding target.yaml (default: "+DefaultTargetFile+")")
 	fs.StringVar(&c.RunRole, "e2e.run-role", env("RUN_ROLE", ""), "ClusterRole bound to the suite's identity in each spec's namespace (manifests/rbac: stampede-run)")
 	fs.DurationVar(&c.Timeout, "e2e.spec-timeout", 10*time.Minute, "time limit of one registration spec; chaos specs get 1.5 times it (a fault's hold and recovery)")
 }
@@ -228,6 +236,9 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("-e2e.traffic=%q: use host or cluster", c.Traffic)
 	}
+	if err := c.loadTarget(); err != nil {
+		return err
+	}
 	if c.Customers < 1 || c.Burst < 2 {
 		return fmt.Errorf("-e2e.customers must be >= 1 and -e2e.burst >= 2 (a race needs two requests)")
 	}
@@ -238,6 +249,65 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("-e2e.replicas must be >= 2: the race needs two pods")
 	}
 	return nil
+}
+
+// DefaultTargetFile is the target a run judges unless told otherwise: the bundled token
+// service, relative to the repository's root.
+const DefaultTargetFile = "targets/tokensvc/target.yaml"
+
+// loadTarget loads TargetFile (DefaultTargetFile if empty; a directory's target.yaml) into
+// Target. A file with problems is refused in one line: the first problem, how many there are,
+// and the command that lists them all.
+func (c *Config) loadTarget() error {
+	file := c.TargetFile
+	if file == "" {
+		file = filepath.Join(repoRoot(), DefaultTargetFile)
+	}
+	file = target.FileOf(file)
+	t, err := target.Load(file)
+	var list target.ErrorList
+	switch {
+	case errors.As(err, &list) && len(list) > 0:
+		return fmt.Errorf("-e2e.target=%s: %d problems, the first %s (all of them: stampede target validate %s)", file, len(list), list[0], file)
+	case err != nil:
+		return fmt.Errorf("-e2e.target=%s: %w", file, err)
+	}
+	c.TargetFile, c.Target = file, t
+	return nil
+}
+
+// TargetRef names the run's target for results.json and the report: its file relative to the
+// repository's root when it lies inside it, so that runs on two machines name it alike. Nil
+// before Validate loaded it.
+func (c *Config) TargetRef() *report.TargetRef {
+	if c.Target == nil {
+		return nil
+	}
+	file := c.Target.File()
+	if abs, err := filepath.Abs(file); err == nil {
+		if rel, err := filepath.Rel(repoRoot(), abs); err == nil && filepath.IsLocal(rel) {
+			file = filepath.ToSlash(rel)
+		}
+	}
+	return &report.TargetRef{Name: c.Target.Name, File: file, Digest: c.Target.Digest()}
+}
+
+// createRequest is the target's create method and path, which the traffic sends; both empty
+// without a loaded target, which traffic reads as the token service's.
+func (c *Config) createRequest() (method, path string) {
+	if c.Target == nil {
+		return "", ""
+	}
+	return c.Target.Create.Method, c.Target.Create.Path
+}
+
+// jwksPath is where the target publishes the keys that verify its credentials: JWKSPath, the
+// token service's, when it names none.
+func (c *Config) jwksPath() string {
+	if c.Target != nil && c.Target.Response.Verifier != nil && c.Target.Response.Verifier.JWKSPath != "" {
+		return c.Target.Response.Verifier.JWKSPath
+	}
+	return JWKSPath
 }
 
 // MakeRunDir creates the run's artifacts directory under ArtifactsBase, named after now and the

@@ -3,9 +3,14 @@ package framework
 import (
 	"flag"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/stampede-e2e/stampede/e2e/target"
+	"github.com/stampede-e2e/stampede/e2e/traffic"
 )
 
 // parseConfig runs args through the suite's real flags and validation, as `go test ./e2e -args`
@@ -84,6 +89,122 @@ func TestExistingModeSettings(t *testing.T) {
 			t.Errorf("%q: %v", tc.args, err)
 		case tc.wantStorage != "" && c.DatabaseStorage != tc.wantStorage:
 			t.Errorf("%q: database storage %q, want %q", tc.args, c.DatabaseStorage, tc.wantStorage)
+		}
+	}
+}
+
+// The target file comes from -e2e.target or STAMPEDE_E2E_TARGET (the flag wins), a directory
+// meaning its target.yaml; without either the run judges the bundled token service. Results and
+// repro lines name it by its path from the repository's root.
+func TestTargetFlag(t *testing.T) {
+	root := RepoRoot()
+	bundled := filepath.Join(root, DefaultTargetFile)
+	copyTarget := func(name string) string {
+		b, err := os.ReadFile(bundled)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(t.TempDir(), name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		// Its paths (kustomize, build script) must resolve from its new place.
+		b = []byte(strings.ReplaceAll(string(b), "../../", root+"/"))
+		if err := os.WriteFile(filepath.Join(dir, target.FileName), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	fromEnv, fromFlag := copyTarget("env"), copyTarget("flag")
+	for _, tc := range []struct {
+		name, env string
+		args      []string
+		wantFile  string
+	}{
+		{name: "default", wantFile: bundled},
+		{name: "directory from the environment", env: fromEnv, wantFile: filepath.Join(fromEnv, target.FileName)},
+		{name: "file from the flag", args: []string{"-e2e.target=" + filepath.Join(fromFlag, target.FileName)}, wantFile: filepath.Join(fromFlag, target.FileName)},
+		{name: "the flag wins", env: fromEnv, args: []string{"-e2e.target=" + fromFlag}, wantFile: filepath.Join(fromFlag, target.FileName)},
+		{name: "the repository's directory", args: []string{"-e2e.target=" + filepath.Join(root, "targets/tokensvc")}, wantFile: bundled},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("STAMPEDE_E2E_TARGET", tc.env)
+			c, err := parseConfig(t, append([]string{"-e2e.mode=kind", "-e2e.node-image=stampede/node:x"}, tc.args...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.TargetFile != tc.wantFile || c.Target == nil || c.Target.Name != "tokensvc" {
+				t.Fatalf("target file %q (loaded: %v), want %q", c.TargetFile, c.Target != nil, tc.wantFile)
+			}
+			ref := c.TargetRef()
+			wantRef := tc.wantFile
+			if tc.wantFile == bundled {
+				wantRef = DefaultTargetFile
+			}
+			if ref.File != wantRef || ref.Name != "tokensvc" || !strings.HasPrefix(ref.Digest, "sha256:") {
+				t.Errorf("target ref %+v, want file %s", ref, wantRef)
+			}
+			repro := ReproLine(c, "a spec")
+			if named := strings.Contains(repro, " TARGET="); named != (wantRef != DefaultTargetFile) {
+				t.Errorf("repro line %q: names the target %v, want %v", repro, named, wantRef != DefaultTargetFile)
+			}
+		})
+	}
+}
+
+// A target file that does not load stops the run in one line naming the flag, the first
+// problem and how to list the rest.
+func TestTargetRefused(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, target.FileName)
+	if err := os.WriteFile(bad, []byte("apiVersion: stampede.dev/v1alpha1\nkind: Target\nnmae: x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, arg := range map[string]string{"with problems": dir, "missing": filepath.Join(dir, "none.yaml")} {
+		c, err := parseConfig(t, "-e2e.mode=kind", "-e2e.node-image=stampede/node:x", "-e2e.target="+arg)
+		if err == nil || !strings.HasPrefix(err.Error(), "-e2e.target=") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: %v, want one line naming -e2e.target", name, err)
+		}
+		if c != nil && c.Target != nil {
+			t.Errorf("%s: a target was loaded", name)
+		}
+	}
+	_, err := parseConfig(t, "-e2e.mode=kind", "-e2e.node-image=stampede/node:x", "-e2e.target="+bad)
+	if err == nil || !strings.Contains(err.Error(), "stampede target validate "+bad) || !strings.Contains(err.Error(), "problems, the first target.yaml:") {
+		t.Errorf("a target with problems: %v, want the first problem and the validate command", err)
+	}
+}
+
+// The traffic sends the target's create request and the JWKS is fetched where the target
+// publishes it; without a target, the token service's defaults (traffic's, JWKSPath).
+func TestTargetFeedsTrafficAndJWKS(t *testing.T) {
+	c, err := parseConfig(t, "-e2e.mode=kind", "-e2e.node-image=stampede/node:x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := *c.Target
+	other.Create.Method, other.Create.Path = "PUT", "/api/v2/signups"
+	v := *other.Response.Verifier
+	v.JWKSPath = "/keys"
+	other.Response.Verifier = &v
+	for _, tc := range []struct {
+		name                       string
+		target                     *target.Target
+		wantMethod, wantPath, jwks string
+	}{
+		{"the token service's target", c.Target, "POST", "/v1/tokens", "/.well-known/jwks.json"},
+		{"another target", &other, "PUT", "/api/v2/signups", "/keys"},
+		{"no target", nil, "", "", JWKSPath},
+	} {
+		cfg := *c
+		cfg.Target = tc.target
+		d := &Deployment{Env: &Env{Config: cfg}}
+		p := d.trafficParams(nil, 2, traffic.RetryParams{}, nil)
+		if p.Method != tc.wantMethod || p.Path != tc.wantPath {
+			t.Errorf("%s: traffic sends %q %q, want %q %q", tc.name, p.Method, p.Path, tc.wantMethod, tc.wantPath)
+		}
+		if got := cfg.jwksPath(); got != tc.jwks {
+			t.Errorf("%s: JWKS at %q, want %q", tc.name, got, tc.jwks)
 		}
 	}
 }

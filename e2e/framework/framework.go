@@ -98,13 +98,14 @@ type Deployment struct {
 }
 
 // The token service's default claims (service/README.md): the suite deploys it with them.
+// Aliases of manifests', where they are defined so that light packages can use them.
 const (
 	// Issuer is the iss claim.
-	Issuer = "stampede-tokensvc"
+	Issuer = manifests.TokensvcIssuer
 	// Audience is the aud claim.
-	Audience = "stampede-merchant-api"
+	Audience = manifests.TokensvcAudience
 	// TokenTTL is exp - iat.
-	TokenTTL = 24 * time.Hour
+	TokenTTL = manifests.TokensvcTokenTTL
 )
 
 func (d *Deployment) dumpOnFailure(ctx SpecContext) {

@@ -19,16 +19,18 @@ import (
 	"github.com/stampede-e2e/stampede/manifests"
 )
 
-// JWKSPath is where the token service publishes the keys that verify its tokens.
-const JWKSPath = "/.well-known/jwks.json"
+// JWKSPath is where the token service publishes the keys that verify its tokens: the default
+// of a target that names none (an alias of manifests').
+const JWKSPath = manifests.TokensvcJWKSPath
 
 // jwksTimeout bounds one fetch of the JWKS, as a client's HTTP timeout would.
 const jwksTimeout = 10 * time.Second
 
-// FetchJWKS fetches the token service's JWKS as its clients do, and records every answer for the
-// checker (check.Params.JWKS, RuleJWKS): through the Service, twice per ready replica on fresh
-// connections so that kube-proxy spreads them over the replicas, when this host reaches it
-// (Env.ServiceURL); and from each ready replica alone, through a port-forward to its API port.
+// FetchJWKS fetches the token service's JWKS (at the target's jwksPath) as its clients do, and
+// records every answer for the checker (check.Params.JWKS, RuleJWKS): through the Service, twice
+// per ready replica on fresh connections so that kube-proxy spreads them over the replicas, when
+// this host reaches it (Env.ServiceURL); and from each ready replica alone, through a
+// port-forward to its API port.
 // An answer of any status is a record; a request that got none is tried again, on a new
 // port-forward, up to jwksAttempts times (a port-forward's stream can break on its own), and the
 // last failure recorded. Only a port-forward that could not be opened, or a failure to list the
@@ -49,12 +51,13 @@ func (d *Deployment) FetchJWKS(ctx context.Context) ([]check.JWKSFetch, error) {
 	}
 	// A fresh connection each time: a kept one would reach the same replica every time.
 	client := &http.Client{Timeout: jwksTimeout, Transport: &http.Transport{DisableKeepAlives: true}}
+	jwksPath := d.Env.Config.jwksPath()
 	var fetches []check.JWKSFetch
 	if d.Env.ServiceURL != "" {
 		for range 2 * len(running) {
 			var f check.JWKSFetch
 			for range jwksAttempts {
-				if f = fetchJWKS(ctx, client, "service", strings.TrimSuffix(d.Env.ServiceURL, "/")+JWKSPath); f.Error == "" {
+				if f = fetchJWKS(ctx, client, "service", strings.TrimSuffix(d.Env.ServiceURL, "/")+jwksPath); f.Error == "" {
 					break
 				}
 			}
@@ -68,7 +71,7 @@ func (d *Deployment) FetchJWKS(ctx context.Context) ([]check.JWKSFetch, error) {
 			if err != nil {
 				return nil, fmt.Errorf("fetch the JWKS of %s: %w", pod, err)
 			}
-			f = fetchJWKS(ctx, client, "pod/"+pod, fmt.Sprintf("http://127.0.0.1:%d%s", port, JWKSPath))
+			f = fetchJWKS(ctx, client, "pod/"+pod, fmt.Sprintf("http://127.0.0.1:%d%s", port, jwksPath))
 			stop()
 			if f.Error == "" {
 				break

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/onsi/ginkgo/v2/types"
+
+	"github.com/stampede-e2e/stampede/e2e/report"
 )
 
 // FigurePrefixes are the report entries that are a run's figures for trend tracking: each also
@@ -15,10 +17,10 @@ import (
 // the Markdown summary.
 var FigurePrefixes = []string{"chaos.", "canary.", "durability.", "coverage.", "verdict", "traffic."}
 
-// Results are a run's figures, results.json: what a nightly pipeline compares across runs.
+// Results are a run's figures, results.json: what a nightly pipeline compares across runs. The
+// run's id, seed and target are its top-level members (report.RunInfo, which reads them back).
 type Results struct {
-	RunID string        `json:"run_id"`
-	Seed  uint64        `json:"seed"`
+	report.RunInfo
 	Specs []SpecResults `json:"specs"`
 }
 
@@ -30,9 +32,9 @@ type SpecResults struct {
 	Figures map[string]any `json:"figures,omitempty"`
 }
 
-// RunResults gathers the figures of every spec that ran.
-func RunResults(r types.Report, runID string, seed uint64) Results {
-	out := Results{RunID: runID, Seed: seed}
+// RunResults gathers the figures of every spec that ran, under the run's identity.
+func RunResults(r types.Report, info report.RunInfo) Results {
+	out := Results{RunInfo: info}
 	for _, sr := range r.SpecReports {
 		if sr.LeafNodeType != types.NodeTypeIt || sr.State.Is(types.SpecStateSkipped|types.SpecStatePending) {
 			continue
@@ -62,7 +64,11 @@ func (r Results) Markdown() string {
 			failed++
 		}
 	}
-	fmt.Fprintf(&b, "### stampede e2e: %d specs, %d not passed (run %s, seed %d)\n\n", len(r.Specs), failed, r.RunID, r.Seed)
+	target := ""
+	if r.Target != nil {
+		target = ", target " + r.Target.Name
+	}
+	fmt.Fprintf(&b, "### stampede e2e: %d specs, %d not passed (run %s, seed %d%s)\n\n", len(r.Specs), failed, r.RunID, r.Seed, target)
 	b.WriteString("| spec | state | time | figures |\n|---|---|---|---|\n")
 	specs := slices.Clone(r.Specs)
 	slices.SortStableFunc(specs, func(a, b SpecResults) int {

@@ -1,11 +1,14 @@
 package framework
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/onsi/ginkgo/v2/types"
+
+	"github.com/stampede-e2e/stampede/e2e/report"
 )
 
 func spec(text string, state types.SpecState, entries ...types.ReportEntry) types.SpecReport {
@@ -26,7 +29,7 @@ func TestRunResultsAndMarkdown(t *testing.T) {
 		spec("skipped one", types.SpecStateSkipped, entry("chaos.violations", 3)),
 		{LeafNodeType: types.NodeTypeBeforeSuite, State: types.SpecStatePassed},
 	}}
-	res := RunResults(r, "abc123", 42)
+	res := RunResults(r, report.RunInfo{RunID: "abc123", Seed: 42})
 	if len(res.Specs) != 2 {
 		t.Fatalf("specs %+v, want the two that ran", res.Specs)
 	}
@@ -45,5 +48,32 @@ func TestRunResultsAndMarkdown(t *testing.T) {
 	}
 	if strings.Contains(md, "long text") {
 		t.Errorf("a report entry that is not a figure leaked into the summary:\n%s", md)
+	}
+}
+
+// results.json keeps its members where they were, and gains the target only when the run had
+// one: a reader of an older file (report.ReadRunInfo, soak) reads the new one, and the other way.
+func TestResultsJSONTarget(t *testing.T) {
+	r := types.Report{SpecReports: []types.SpecReport{spec("atomic", types.SpecStatePassed, entry("verdict", "pass"))}}
+	ref := &report.TargetRef{Name: "tokensvc", File: "targets/tokensvc/target.yaml", Digest: "sha256:ab"}
+	for name, tc := range map[string]struct {
+		target *report.TargetRef
+		want   string
+	}{
+		"with a target":    {ref, `{"run_id":"abc","seed":7,"target":{"name":"tokensvc","file":"targets/tokensvc/target.yaml","digest":"sha256:ab"},"specs":[`},
+		"without a target": {nil, `{"run_id":"abc","seed":7,"specs":[`},
+	} {
+		res := RunResults(r, report.RunInfo{RunID: "abc", Seed: 7, Target: tc.target})
+		b, err := json.Marshal(res)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(string(b), tc.want) {
+			t.Errorf("%s: results.json %s, want it to start %s", name, b, tc.want)
+		}
+		md := res.Markdown()
+		if named := strings.Contains(md, "target tokensvc"); named != (tc.target != nil) {
+			t.Errorf("%s: the summary names the target: %v\n%s", name, named, md)
+		}
 	}
 }

@@ -59,9 +59,11 @@ const (
 type roundServers struct {
 	d    *Deployment
 	pods []string
-	// url is the token service as the servers reach it: its ClusterIP Service.
-	url    string
-	client *http.Client
+	// url is the token service as the servers reach it: its ClusterIP Service; method and path
+	// the target's create request (empty: the token service's).
+	url          string
+	method, path string
+	client       *http.Client
 	// open opens a port-forward to server i: its local port and how to close it.
 	open func(ctx context.Context, i int) (int, func(), error)
 
@@ -113,9 +115,13 @@ func newRoundServers(d *Deployment, pods []string, open func(ctx context.Context
 	// spent dialing through the API server.
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 2 * attack.DefaultMaxRounds
-	return &roundServers{d: d, pods: pods, url: manifests.TokensvcClusterURL(d.Namespace), open: open, client: &http.Client{Transport: tr},
+	rs := &roundServers{d: d, pods: pods, url: manifests.TokensvcClusterURL(d.Namespace), open: open, client: &http.Client{Transport: tr},
 		ports: make([]int, len(pods)), stops: make([]func(), len(pods)), clocks: make([]serverClock, len(pods)), slack: time.Hour,
 		correctClocks: d.Env != nil && d.Env.Config.Mode == "existing"}
+	if d.Env != nil {
+		rs.method, rs.path = d.Env.Config.createRequest()
+	}
+	return rs
 }
 
 // forward (re)opens the port-forward to server i.
@@ -143,6 +149,8 @@ func (rs *roundServers) port(i int) int {
 func (rs *roundServers) send(ctx context.Context, customers []history.Customer, burst int, gap time.Duration, retry traffic.RetryParams, _ *slog.Logger) ([]history.Op, error) {
 	plan := attack.Plan{
 		URL:       rs.url,
+		Method:    rs.method,
+		Path:      rs.path,
 		Customers: customers,
 		Burst:     burst,
 		Gap:       gap,

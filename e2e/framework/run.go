@@ -103,8 +103,9 @@ func (d *Deployment) Stampede(ctx context.Context, p BurstParams) Outcome {
 
 // trafficParams are the parameters of one traffic run of d, on d's clock and request numbering.
 func (d *Deployment) trafficParams(customers []history.Customer, burst int, retry traffic.RetryParams, log *slog.Logger) traffic.Params {
-	return traffic.Params{URL: d.Env.ServiceURL, Customers: customers, Burst: burst, Gap: d.Env.Config.Gap, Retry: retry,
-		Logger: log, Clock: d.Clock, Seqs: d.Seqs, Keys: d.APIKeys, Wrong: wrongKeys(d.APIKeys, burst)}
+	method, path := d.Env.Config.createRequest()
+	return traffic.Params{URL: d.Env.ServiceURL, Method: method, Path: path, Customers: customers, Burst: burst, Gap: d.Env.Config.Gap,
+		Retry: retry, Logger: log, Clock: d.Clock, Seqs: d.Seqs, Keys: d.APIKeys, Wrong: wrongKeys(d.APIKeys, burst)}
 }
 
 // wrongKeys is the auth surface of every spec's bursts (traffic.DefaultWrongKeys): some
@@ -249,6 +250,9 @@ func ReproLine(c *Config, text string) string {
 		if cluster := c.KeptCluster(); cluster != "" {
 			b.WriteString(" CLUSTER=" + shellQuote(cluster))
 		}
+	}
+	if ref := c.TargetRef(); ref != nil && ref.File != DefaultTargetFile {
+		b.WriteString(" TARGET=" + shellQuote(ref.File))
 	}
 	// make puts ARGS into a shell command line as it is: the focus is double-quoted there.
 	focus := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "$", `\$`, "`", "\\`").Replace(regexp.QuoteMeta(text))

@@ -19,6 +19,8 @@ import (
 // the Env the specs deploy into.
 func Setup(ctx context.Context, cfg *Config) *Env {
 	GinkgoHelper()
+	// Validate loads the target file: a run whose target does not load stops here, in one line,
+	// before any image is built or cluster touched.
 	Expect(cfg.Validate()).To(Succeed())
 	if cfg.Seed == 0 {
 		cfg.Seed = traffic.NewSeed()
@@ -27,6 +29,10 @@ func Setup(ctx context.Context, cfg *Config) *Env {
 	fmt.Fprintf(GinkgoWriter, "seed %d (replay: make e2e SEED=%d), run %s, artifacts %s\n", cfg.Seed, cfg.Seed, cfg.RunID, cfg.Artifacts)
 	AddReportEntry("seed", cfg.Seed)
 	AddReportEntry("run", cfg.RunID)
+	if ref := cfg.TargetRef(); ref != nil {
+		fmt.Fprintf(GinkgoWriter, "target %s (%s, %s)\n", ref.Name, ref.File, ref.Digest)
+		AddReportEntry("target", *ref)
+	}
 	logger := slog.New(slog.NewTextHandler(GinkgoWriter, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
 	if cfg.Mode != "existing" {

@@ -84,6 +84,7 @@ type pageView struct {
 	Title     string
 	RunID     string
 	Seed      string
+	Target    *TargetRef
 	Generated string
 	Summary   string
 	Specs     []specPage
@@ -206,7 +207,7 @@ func verdictClassOf(v check.Verdict) string {
 
 func buildPage(v RunView) (pageView, chartData) {
 	p := pageView{
-		Title: cmp.Or(v.Title, "stampede run "+v.RunID), RunID: v.RunID, Summary: v.Summary,
+		Title: cmp.Or(v.Title, "stampede run "+v.RunID), RunID: v.RunID, Target: v.Target, Summary: v.Summary,
 		Seed: strconv.FormatUint(v.Seed, 10), CSP: csp, CSS: template.CSS(reportCSS), JS: template.JS(reportJS),
 	}
 	if !v.Generated.IsZero() {

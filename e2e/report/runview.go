@@ -88,8 +88,8 @@ func ReadGinkgoReport(dir string) (types.Report, error) {
 
 // BuildRunView reads the judged parts of every spec from the run's directory dir into a view,
 // failed specs first.
-func BuildRunView(dir, runID string, seed uint64, specs []SpecMeta) (RunView, error) {
-	v := RunView{Title: "stampede e2e run " + runID, RunID: runID, Seed: seed, Generated: time.Now().UTC()}
+func BuildRunView(dir string, info RunInfo, specs []SpecMeta) (RunView, error) {
+	v := RunView{Title: "stampede e2e run " + info.RunID, RunID: info.RunID, Seed: info.Seed, Target: info.Target, Generated: time.Now().UTC()}
 	failed := 0
 	var errs []error
 	for _, m := range specs {
@@ -126,7 +126,7 @@ func BuildRunView(dir, runID string, seed uint64, specs []SpecMeta) (RunView, er
 	slices.SortStableFunc(v.Specs, func(a, b SpecView) int {
 		return passedRank(a.State) - passedRank(b.State)
 	})
-	v.Summary = fmt.Sprintf("%d specs ran, %d did not pass; seed %d", len(specs), failed, seed)
+	v.Summary = fmt.Sprintf("%d specs ran, %d did not pass; seed %d", len(specs), failed, info.Seed)
 	return v, errors.Join(errs...)
 }
 
@@ -140,8 +140,8 @@ func passedRank(state string) int {
 // WriteRunHTML builds the view of the run in dir and writes its report.html there. A view built
 // with errors (an unreadable part) is still written, with what could be read, and the errors
 // are returned.
-func WriteRunHTML(dir, runID string, seed uint64, specs []SpecMeta) error {
-	v, viewErr := BuildRunView(dir, runID, seed, specs)
+func WriteRunHTML(dir string, info RunInfo, specs []SpecMeta) error {
+	v, viewErr := BuildRunView(dir, info, specs)
 	var buf bytes.Buffer
 	if err := WriteHTML(&buf, v); err != nil {
 		return errors.Join(viewErr, fmt.Errorf("render %s: %w", HTMLFile, err))

@@ -38,7 +38,7 @@ func TestBuildRunView(t *testing.T) {
 	if err := os.WriteFile(chaos, []byte(`{"during_ratio": 0.5, "recovered": true}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	v, err := BuildRunView(dir, "abc", 7, []SpecMeta{passed, failed})
+	v, err := BuildRunView(dir, RunInfo{RunID: "abc", Seed: 7}, []SpecMeta{passed, failed})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,8 @@ type RunView struct {
 	Title string `json:"title"`
 	RunID string `json:"run_id"`
 	Seed  uint64 `json:"seed"`
+	// Target is the target the run judged; nil for a run from before target files.
+	Target *TargetRef `json:"target,omitempty"`
 	// Generated is when the page was rendered.
 	Generated time.Time `json:"generated"`
 	// Summary is the run's one-paragraph summary (specs run, failed), plain text.

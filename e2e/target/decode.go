@@ -45,6 +45,18 @@ func (es ErrorList) Error() string {
 // pos is where a field's value starts in the file.
 type pos struct{ line, col int }
 
+// FileName is the file a target directory holds: a directory names its target by it.
+const FileName = "target.yaml"
+
+// FileOf returns the target file that path names: path itself, or path/target.yaml when path
+// is a directory.
+func FileOf(path string) string {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return filepath.Join(path, FileName)
+	}
+	return path
+}
+
 // Load reads, decodes and validates the target file at path; relative paths in it start from
 // its directory. A file with problems gives an ErrorList, every problem at once.
 func Load(path string) (*Target, error) {

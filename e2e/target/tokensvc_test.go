@@ -5,7 +5,6 @@ import (
 	"go/parser"
 	"go/token"
 	"maps"
-	"net/http"
 	"reflect"
 	"slices"
 	"strconv"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/stampede-e2e/stampede/e2e/check"
-	"github.com/stampede-e2e/stampede/e2e/framework"
 	"github.com/stampede-e2e/stampede/e2e/target"
 	"github.com/stampede-e2e/stampede/e2e/traffic"
 	"github.com/stampede-e2e/stampede/manifests"
@@ -54,8 +52,8 @@ func TestTokensvcDeploy(t *testing.T) {
 func TestTokensvcRequest(t *testing.T) {
 	tg := loadTokensvc(t)
 	c := tg.Create
-	if c.Method != http.MethodPost || c.Path != traffic.Path {
-		t.Errorf("%s %s, want POST %s", c.Method, c.Path, traffic.Path)
+	if c.Method != traffic.Method || c.Path != traffic.Path {
+		t.Errorf("%s %s, want %s %s", c.Method, c.Path, traffic.Method, traffic.Path)
 	}
 	if c.Auth == nil || c.Auth.Scheme != "bearer" || traffic.AuthorizationHeader != "Authorization" {
 		t.Errorf("auth %+v, want bearer in %s", c.Auth, traffic.AuthorizationHeader)
@@ -95,14 +93,14 @@ func TestTokensvcResponse(t *testing.T) {
 		}
 	}
 	v := r.Verifier
-	if v == nil || v.Type != "jwt" || v.JWKSPath != framework.JWKSPath || !slices.Equal(v.Algorithms, []string{"EdDSA"}) {
+	if v == nil || v.Type != "jwt" || v.JWKSPath != manifests.TokensvcJWKSPath || !slices.Equal(v.Algorithms, []string{"EdDSA"}) {
 		t.Fatalf("verifier %+v", v)
 	}
-	if v.Issuer.Default != framework.Issuer || v.Audience.Default != framework.Audience {
-		t.Errorf("issuer %q audience %q, the suite expects %q %q", v.Issuer.Default, v.Audience.Default, framework.Issuer, framework.Audience)
+	if v.Issuer.Default != manifests.TokensvcIssuer || v.Audience.Default != manifests.TokensvcAudience {
+		t.Errorf("issuer %q audience %q, the suite expects %q %q", v.Issuer.Default, v.Audience.Default, manifests.TokensvcIssuer, manifests.TokensvcAudience)
 	}
-	if ttl, err := time.ParseDuration(v.TTL.Default); err != nil || ttl != framework.TokenTTL {
-		t.Errorf("ttl %q, the suite expects %s", v.TTL.Default, framework.TokenTTL)
+	if ttl, err := time.ParseDuration(v.TTL.Default); err != nil || ttl != manifests.TokensvcTokenTTL {
+		t.Errorf("ttl %q, the suite expects %s", v.TTL.Default, manifests.TokensvcTokenTTL)
 	}
 	if o := tg.Observability; o == nil || o.PodHeader != traffic.ServedByHeader || o.HandlerIntervalHeader != traffic.ServerTimingHeader ||
 		o.Metrics == nil || o.Metrics.Port != manifests.TokensvcMetricsPort {

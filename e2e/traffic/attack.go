@@ -17,8 +17,12 @@ import (
 	"github.com/stampede-e2e/stampede/internal/ctxtime"
 )
 
-// Path is the registration endpoint.
+// Path is the token service's registration endpoint: the default of Params.Path, which a
+// target's create request sets.
 const Path = "/v1/tokens"
+
+// Method is the token service's registration method: the default of Params.Method.
+const Method = http.MethodPost
 
 // Defaults for Params fields left zero.
 const (
@@ -38,6 +42,9 @@ const (
 type Params struct {
 	// URL is the base URL of the token service, such as http://127.0.0.1:30080.
 	URL string
+	// Method and Path are the create request's (a target's create.method and create.path):
+	// Method and Path if empty, the token service's.
+	Method, Path string
 	// Customers are registered once each; see Customers.
 	Customers []history.Customer
 	// Burst is K, the number of simultaneous identical requests per customer.
@@ -138,6 +145,12 @@ func (p *Params) setDefaults() error {
 	if p.Gap <= 0 {
 		p.Gap = DefaultGap
 	}
+	if p.Method == "" {
+		p.Method = Method
+	}
+	if p.Path == "" {
+		p.Path = Path
+	}
 	if p.Workers == 0 {
 		p.Workers = 2 * uint64(max(1, len(p.Shard.Seqs(p.Burst))))
 	}
@@ -214,7 +227,7 @@ func targeter(p Params, rec *Recorder) vegeta.Targeter {
 		mu   sync.Mutex
 		next int
 	)
-	url := strings.TrimSuffix(p.URL, "/") + Path
+	url := strings.TrimSuffix(p.URL, "/") + p.Path
 	share := p.Shard.Seqs(p.Burst)
 	return func(t *vegeta.Target) error {
 		if t == nil {
@@ -237,7 +250,7 @@ func targeter(p Params, rec *Recorder) vegeta.Targeter {
 		op := history.Op{Customer: c, Seq: seq, Phase: history.PhaseBurst, KeyMerchant: keyMerchant, KeyKind: keyKind}
 		id := rec.Expect(op)
 		*t = vegeta.Target{
-			Method: http.MethodPost,
+			Method: p.Method,
 			URL:    url,
 			Body:   registerBody(c),
 			Header: http.Header{

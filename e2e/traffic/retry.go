@@ -118,7 +118,7 @@ func retry(ctx context.Context, p Params, rec *Recorder, client *http.Client) er
 	}
 	p.Logger.Info("retrying", "requests", len(starts), "max_attempts", p.Retry.MaxAttempts)
 
-	url := strings.TrimSuffix(p.URL, "/") + Path
+	url := strings.TrimSuffix(p.URL, "/") + p.Path
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -161,7 +161,7 @@ func chain(ctx context.Context, p Params, rec *Recorder, client *http.Client, ur
 		op := history.Op{Customer: first.Customer, Seq: first.Seq, Attempt: attempt, Phase: history.PhaseRetry,
 			KeyMerchant: first.KeyMerchant, KeyKind: first.KeyKind}
 		id := rec.Expect(op)
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(registerBody(op.Customer)))
+		req, err := http.NewRequestWithContext(ctx, p.Method, url, bytes.NewReader(registerBody(op.Customer)))
 		if err != nil {
 			return fmt.Errorf("build retry %s: %w", id, err)
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -585,6 +586,44 @@ func TestRecorderKeepsTheAnswersHeaders(t *testing.T) {
 		op := byIndex[i]
 		if got := (headers{op.ContentType, op.CacheControl, op.WWWAuthenticate}); got != want || !op.HeadersRecorded {
 			t.Errorf("op %d: headers %+v (recorded %v), want %+v", i, got, op.HeadersRecorded, want)
+		}
+	}
+}
+
+// The create request goes where Params say, bursts and retries alike, and to the token
+// service's POST /v1/tokens when they say nothing: the target's create.method and create.path.
+func TestRunSendsTheTargetsMethodAndPath(t *testing.T) {
+	for _, tc := range []struct {
+		method, path         string
+		wantMethod, wantPath string
+	}{
+		{wantMethod: http.MethodPost, wantPath: "/v1/tokens"},
+		{method: http.MethodPut, path: "/api/v2/signups", wantMethod: http.MethodPut, wantPath: "/api/v2/signups"},
+	} {
+		var (
+			mu   sync.Mutex
+			seen = map[string]int{}
+		)
+		svc := newFakeService(t, func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			seen[r.Method+" "+r.URL.Path]++
+			mu.Unlock()
+			w.Header().Set(ServedByHeader, "pod-a")
+			if strings.HasSuffix(r.Header.Get(RequestHeader), "/0") {
+				w.WriteHeader(http.StatusServiceUnavailable) // every burst request is retried once
+				return
+			}
+			io.WriteString(w, `{"token":"t"}`)
+		})
+		retry := RetryParams{MaxAttempts: 1, Backoff: time.Millisecond, sleep: func(context.Context, time.Duration) error { return nil }}
+		_, err := Run(context.Background(), Params{URL: svc.URL + "/", Method: tc.method, Path: tc.path,
+			Customers: Customers(1, 2, 1), Burst: 2, Retry: retry, Logger: quietLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]int{tc.wantMethod + " " + tc.wantPath: 8} // 2 customers x 2, each retried once
+		if !maps.Equal(seen, want) {
+			t.Errorf("method %q path %q: the service saw %v, want %v", tc.method, tc.path, seen, want)
 		}
 	}
 }

@@ -16,9 +16,10 @@
 //	                        each spec, cleanup) and keep it in its results.json
 //	stampede faults         print the table fault -> the answers it may excuse and from which pods,
 //	                        generated from the faults' declarations (e2e/chaos)
-//	stampede target validate FILE
-//	                        check a target file (e2e/target): one line naming the target, its
-//	                        modes and digest, or its problems one a line with file:line:col
+//	stampede target validate FILE|DIR
+//	                        check a target file (e2e/target; a directory: its target.yaml): one
+//	                        line naming the target, its modes and digest, or its problems one a
+//	                        line with file:line:col
 //	stampede target init [--name N] [FILE]
 //	                        write a commented skeleton target file (default target.yaml), never
 //	                        over an existing file
@@ -35,7 +36,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -59,8 +59,9 @@ const usage = `usage: stampede COMMAND ARGS
                  never caught, or nothing judged
   timeline DIR   print a run's stage timeline and keep it in DIR/results.json
   faults         print the table fault -> what it may excuse (from which pods)
-  target validate FILE
-                 check a target file: its problems one a line (exit 1), or that it is valid
+  target validate FILE|DIR
+                 check a target file (a directory: its target.yaml): its problems one a line
+                 (exit 1), or that it is valid
   target init [--name N] [FILE]
                  write a commented skeleton target file (default target.yaml)`
 
@@ -181,14 +182,9 @@ func renderReport(args []string, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("report: %s is not a run's artifacts directory: %w", dir, err)
 	}
-	var ids struct {
-		RunID string `json:"run_id"`
-		Seed  uint64 `json:"seed"`
-	}
-	if b, err := os.ReadFile(filepath.Join(dir, report.ResultsFile)); err == nil {
-		_ = json.Unmarshal(b, &ids) // without it the page has no run id or seed, nothing worse
-	}
-	if err := report.WriteRunHTML(dir, ids.RunID, ids.Seed, report.SpecsFromGinkgo(gr)); err != nil {
+	// Without results.json the page has no run id, seed or target, nothing worse.
+	info, _ := report.ReadRunInfo(dir)
+	if err := report.WriteRunHTML(dir, info, report.SpecsFromGinkgo(gr)); err != nil {
 		return err
 	}
 	fmt.Fprintln(out, filepath.Join(dir, report.HTMLFile))

@@ -13,7 +13,7 @@ import (
 // errInvalidTarget is target validate's finding that the file has problems (printed above it).
 var errInvalidTarget = errors.New("the target file is not valid")
 
-// targetCmd runs `stampede target validate FILE` and `stampede target init [--name N] [FILE]`.
+// targetCmd runs `stampede target validate FILE|DIR` and `stampede target init [--name N] [FILE]`.
 func targetCmd(args []string, out io.Writer) error {
 	if len(args) == 0 {
 		return fmt.Errorf("target: name a subcommand, validate or init\n%s", usage)
@@ -21,9 +21,9 @@ func targetCmd(args []string, out io.Writer) error {
 	switch args[0] {
 	case "validate":
 		if len(args) != 2 {
-			return fmt.Errorf("target validate: name one target file\n%s", usage)
+			return fmt.Errorf("target validate: name one target file, or a directory holding %s\n%s", target.FileName, usage)
 		}
-		return validateTarget(args[1], out)
+		return validateTarget(target.FileOf(args[1]), out)
 	case "init":
 		return initTarget(args[1:], out)
 	}

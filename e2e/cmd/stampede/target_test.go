@@ -19,6 +19,12 @@ func TestTargetValidate(t *testing.T) {
 		t.Errorf("output %q", out.String())
 	}
 
+	// A directory names its target.yaml, as make's TARGET= does.
+	out.Reset()
+	if err := run([]string{"target", "validate", "../../../targets/tokensvc"}, &out); err != nil || !strings.HasPrefix(out.String(), "../../../targets/tokensvc/target.yaml: valid") {
+		t.Errorf("validate a directory: %v\n%s", err, out.String())
+	}
+
 	bad := filepath.Join(t.TempDir(), "target.yaml")
 	if err := os.WriteFile(bad, []byte("apiVersion: stampede.dev/v1alpha1\nkind: Targt\n"), 0o644); err != nil {
 		t.Fatal(err)
