@@ -272,7 +272,29 @@ func (c *Config) loadTarget() error {
 	case err != nil:
 		return fmt.Errorf("-e2e.target=%s: %w", file, err)
 	}
+	if err := deployable(t); err != nil {
+		return fmt.Errorf("-e2e.target=%s: %w", file, err)
+	}
 	c.TargetFile, c.Target = file, t
+	return nil
+}
+
+// deployable refuses a target the suite would not really deploy. Until the deploy is read from
+// the target file (issue 20), the suite renders manifests/ and deploys the token service whatever
+// the file says: a target describing another service would be recorded and then judged as the
+// token service. Only a file whose deploy is the bundled token service's passes.
+func deployable(t *target.Target) error {
+	base := filepath.Join(repoRoot(), "manifests", "base")
+	got, err := filepath.Abs(t.Resolve(t.Deploy.Kustomize))
+	if err != nil {
+		return err
+	}
+	w, svc := t.Deploy.Workload, t.Deploy.Service
+	if got != base || w.Name != manifests.TokensvcName || svc.Name != manifests.TokensvcName || svc.Port != manifests.TokensvcPort {
+		return fmt.Errorf("target %q: the suite deploys only the bundled token service so far (deploy.kustomize %s, workload and service %s, port %d); "+
+			"this file says kustomize %s, workload %s, service %s port %d",
+			t.Name, base, manifests.TokensvcName, manifests.TokensvcPort, got, w.Name, svc.Name, svc.Port)
+	}
 	return nil
 }
 

@@ -175,6 +175,41 @@ func TestTargetRefused(t *testing.T) {
 	}
 }
 
+// A valid target the suite cannot deploy yet (another service's manifests or names) is refused
+// in one line, so that it is never recorded and then judged as the token service.
+func TestTargetNotDeployable(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join(repoRoot(), DefaultTargetFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, edit := range map[string][2]string{
+		"another workload":  {"workload: {kind: Deployment, name: tokensvc,", "workload: {kind: Deployment, name: orders,"},
+		"another port":      {"service: {name: tokensvc, port: 8080}", "service: {name: tokensvc, port: 9000}"},
+		"another kustomize": {"kustomize: ../../manifests/base", "kustomize: ../../manifests/overlays/legacy"},
+	} {
+		if !strings.Contains(string(src), edit[0]) {
+			t.Fatalf("%s: the token service's target no longer says %q: update this test", name, edit[0])
+		}
+		dir := filepath.Join(repoRoot(), "targets", "tokensvc")
+		f, err := os.CreateTemp(dir, "notdeployable-*.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Remove(f.Name()) })
+		if _, err := f.WriteString(strings.Replace(string(src), edit[0], edit[1], 1)); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		_, err = parseConfig(t, "-e2e.mode=kind", "-e2e.node-image=stampede/node:x", "-e2e.target="+f.Name())
+		if err == nil || !strings.Contains(err.Error(), "deploys only the bundled token service") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: %v, want one line saying only the token service deploys", name, err)
+		}
+	}
+	if _, err := parseConfig(t, "-e2e.mode=kind", "-e2e.node-image=stampede/node:x"); err != nil {
+		t.Errorf("the token service's own target: %v", err)
+	}
+}
+
 // The traffic sends the target's create request and the JWKS is fetched where the target
 // publishes it; without a target, the token service's defaults (traffic's, JWKSPath).
 func TestTargetFeedsTrafficAndJWKS(t *testing.T) {
