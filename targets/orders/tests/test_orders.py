@@ -388,7 +388,8 @@ class Server(unittest.TestCase):
 
     def start(self, env):
         self.port = _free_port()
-        env = dict(env, ORDERS_PORT=str(self.port), ORDERS_TMP_DIR=tempfile.gettempdir(), PATH=os.environ.get("PATH", "/usr/bin:/bin"))
+        env = dict(env, ORDERS_PORT=str(self.port), ORDERS_TMP_DIR=tempfile.gettempdir(), PATH=os.environ.get("PATH", "/usr/bin:/bin"),
+                   PYTHONDONTWRITEBYTECODE="1")
         return subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", os.path.join(ROOT, "gunicorn.conf.py")],
                                 cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
