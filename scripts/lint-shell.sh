@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # lint-shell.sh [FILE...]: shellcheck over stampede's shell scripts (by default every *.sh under
-# scripts/ and .ci/, and every extension-less file there whose first line names sh or bash), run by
-# scripts/test.sh (make test). shellcheck comes from Debian's package, installed when missing like
-# PostgreSQL's binaries (scripts/ensure-postgres.sh). Every finding fails, notes included; a
-# finding that is wrong for one line is disabled on that line with a comment that says why.
+# scripts/, .ci/ and targets/, and every extension-less file there whose first line names sh or
+# bash), run by scripts/test.sh (make test). shellcheck comes from Debian's package, installed
+# when missing like PostgreSQL's binaries (scripts/ensure-postgres.sh). Every finding fails,
+# notes included; a finding that is wrong for one line is disabled on that line with a comment
+# that says why.
 #
 # Before the scripts, it lints a planted warning and fails unless that is reported: a missing or
 # broken shellcheck, or one given no file, cannot pass this as clean.
@@ -21,7 +22,7 @@ shell_scripts() {
       *.sh) printf '%s\n' "$f" ;;
       *) head -n 1 "$f" | grep -qE '^#!(/usr/bin/env )?/?(usr/)?(bin/)?(ba)?sh( |$)' && printf '%s\n' "$f" ;;
     esac
-  done < <(find "${REPO_ROOT}/scripts" "${REPO_ROOT}/.ci" -type f -print0 2>/dev/null | LC_ALL=C sort -z)
+  done < <(find "${REPO_ROOT}/scripts" "${REPO_ROOT}/.ci" "${REPO_ROOT}/targets" -type f -print0 2>/dev/null | LC_ALL=C sort -z)
   return 0
 }
 
