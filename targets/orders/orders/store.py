@@ -62,6 +62,16 @@ class StartupError(Exception):
     """The database cannot serve this mode (its message says why)."""
 
 
+class _StaleConnection(Exception):
+    """A pooled connection failed on its link: the server restarted or cut it while it was
+    idle. Store.create tries once more on a new connection rather than answer 503 for a fault
+    that is over (a restart leaves every idle connection dead)."""
+
+    def __init__(self, cause):
+        super().__init__(str(cause))
+        self.cause = cause
+
+
 @dataclass(frozen=True)
 class Order:
     order_id: str
@@ -151,6 +161,7 @@ class Store:
         try:
             with self._idle_lock:
                 c = self._idle.pop() if self._idle else None
+            reused = c is not None
             try:
                 if c is None:
                     c = self._connect()
@@ -158,7 +169,10 @@ class Store:
             except (psycopg2.OperationalError, psycopg2.InterfaceError) as e:
                 self._discard(c)
                 c = None
-                raise Problem("unavailable", "database: %s" % _first_line(e), [("Retry-After", str(self.s.retry_after_s))]) from e
+                if reused:
+                    self._drain_idle()
+                    raise _StaleConnection(e) from e
+                raise self._unavailable(e) from e
             except BaseException:
                 if c is not None and not c.closed:
                     try:
@@ -179,11 +193,16 @@ class Store:
             with contextlib.suppress(Exception):
                 c.close()
 
-    def close(self):
+    def _unavailable(self, e):
+        return Problem("unavailable", "database: %s" % _first_line(e), [("Retry-After", str(self.s.retry_after_s))])
+
+    def _drain_idle(self):
         with self._idle_lock:
             idle, self._idle = self._idle, []
         for c in idle:
             self._discard(c)
+
+    close = _drain_idle
 
     # --- schema --------------------------------------------------------------------------
 
@@ -219,8 +238,18 @@ class Store:
     # --- create --------------------------------------------------------------------------
 
     def create(self, req):
-        """(Order, created): the key's order, created now or replayed. Raises Problem."""
-        return self._create(req)
+        """(Order, created): the key's order, created now or replayed. Raises Problem.
+
+        A second try after a stale pooled connection is safe in every mode: the first try's
+        statements either committed (the second finds the order and replays it) or did not."""
+        try:
+            return self._create(req)
+        except _StaleConnection as e:
+            self.log("warn", "pooled database connection lost; trying a new one", error=_first_line(e.cause))
+        try:
+            return self._create(req)
+        except _StaleConnection as e:
+            raise self._unavailable(e.cause) from e
 
     def _select(self, cur, req):
         # The oldest, should a broken mode have left several.

@@ -124,6 +124,15 @@ class Cluster:
         c.autocommit = True
         return c
 
+    def terminate_app_connections(self):
+        """Cut every connection of the service's role, as a database restart would."""
+        c = self._admin()
+        cur = c.cursor()
+        cur.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = %s", (APP_ROLE,))
+        n = cur.fetchone()[0]
+        c.close()
+        return n
+
     def create_database(self, name):
         """A database owned by the service's role, as the bundled PostgreSQL's entrypoint makes it."""
         c = self._admin()

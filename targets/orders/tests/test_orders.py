@@ -290,6 +290,15 @@ class Contract(unittest.TestCase):
         self.assertEqual(h["retry-after"], "1")
         self.assertEqual(call(app, "GET", "/healthz/ready")[0], 503)
 
+    def test_connections_cut_while_idle_cost_no_503(self):
+        app = make_app(fresh_db())
+        burst([app], "k-warm", n=4)  # several pooled connections
+        self.assertGreater(PG.terminate_app_connections(), 0)
+        time.sleep(0.2)
+        st, _, body = call(app, body=order_body(), headers={"Idempotency-Key": "k-after-cut"})
+        self.assertEqual(st, 201, body)
+        self.assertIn("pooled database connection lost", app.log.stream.getvalue())
+
     def test_tls_verify_full_refuses_a_server_the_ca_did_not_sign(self):
         app = wsgi.build(env_for(fresh_db(), ORDERS_DB_CA_FILE=PG.other_ca_file), start_metrics=False, log_stream=io.StringIO())
         st, _, body = call(app, body=order_body(), headers={"Idempotency-Key": "k"})
