@@ -1,7 +1,6 @@
 """The orders API against a real PostgreSQL: the contract, the three modes under concurrent
 bursts, and the real server (gunicorn). Run by ../test.sh."""
 
-import hashlib
 import http.client
 import io
 import json
