@@ -252,8 +252,12 @@ func TestRenderRefuses(t *testing.T) {
 		"latest image":      func(p *Params) { p.Images = map[string]string{tokensvcImage: "a/tokensvc:latest"} },
 		"negative replicas": func(p *Params) { p.Replicas = -1 },
 		"no key":            func(p *Params) { p.Secrets = map[string][]byte{"tokensvc-api-keys": testAPIKeys} },
-		"key not PKCS#8":    func(p *Params) { p.Secrets = map[string][]byte{"tokensvc-signing-key": rsaLike, "tokensvc-api-keys": testAPIKeys} },
-		"no api keys":       func(p *Params) { p.Secrets = map[string][]byte{"tokensvc-signing-key": p.Secrets["tokensvc-signing-key"]} },
+		"key not PKCS#8": func(p *Params) {
+			p.Secrets = map[string][]byte{"tokensvc-signing-key": rsaLike, "tokensvc-api-keys": testAPIKeys}
+		},
+		"no api keys": func(p *Params) {
+			p.Secrets = map[string][]byte{"tokensvc-signing-key": p.Secrets["tokensvc-signing-key"]}
+		},
 		"unknown secret":    func(p *Params) { p.Secrets = map[string][]byte{"other": []byte("x")} },
 		"no password":       func(p *Params) { p.PostgresPassword = "" },
 		"quote in password": func(p *Params) { p.PostgresPassword = "it's" },

@@ -158,16 +158,9 @@ func Render(p Params) ([]*unstructured.Unstructured, error) {
 	if err != nil {
 		return nil, err
 	}
-	objs := make([]*unstructured.Unstructured, 0, rm.Size())
-	for _, r := range rm.Resources() {
-		m, err := r.Map()
-		if err != nil {
-			return nil, fmt.Errorf("render manifests: %s: %w", r.CurId(), err)
-		}
-		objs = append(objs, &unstructured.Unstructured{Object: m})
-	}
-	if err := checkTarget(objs, p.Target); err != nil {
-		return nil, fmt.Errorf("render manifests: %s: %w\nthe directory must provide %s", kustomizeDir(p), err, Contract(p.Target))
+	objs, err := objects(rm)
+	if err != nil {
+		return nil, fmt.Errorf("render manifests: %w", err)
 	}
 	if err := finish(objs, p); err != nil {
 		return nil, fmt.Errorf("render manifests: %w", err)

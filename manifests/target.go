@@ -59,6 +59,13 @@ func render(p Params) (resmap.ResMap, error) {
 	if err := checkNamespaced(own); err != nil {
 		return nil, fmt.Errorf("render manifests: %s: %w", dir, err)
 	}
+	ownObjs, err := objects(own)
+	if err != nil {
+		return nil, fmt.Errorf("render manifests: %s: %w", dir, err)
+	}
+	if err := checkTarget(ownObjs, p.Target); err != nil {
+		return nil, fmt.Errorf("render manifests: %s: %w\nthe directory must provide %s", dir, err, Contract(p.Target))
+	}
 	defined := map[string]bool{}
 	for _, r := range own.Resources() {
 		defined[r.GetKind()+"/"+r.GetName()] = true
@@ -91,6 +98,19 @@ func render(p Params) (resmap.ResMap, error) {
 		return nil, fmt.Errorf("render manifests (target %s, mode %s): %w", p.Target.Name, p.Mode, err)
 	}
 	return rm, nil
+}
+
+// objects are the resources of rm as unstructured objects, in rm's order.
+func objects(rm resmap.ResMap) ([]*unstructured.Unstructured, error) {
+	objs := make([]*unstructured.Unstructured, 0, rm.Size())
+	for _, r := range rm.Resources() {
+		m, err := r.Map()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", r.CurId(), err)
+		}
+		objs = append(objs, &unstructured.Unstructured{Object: m})
+	}
+	return objs, nil
 }
 
 // kustomizeDir is the target's kustomize directory on disk: p.Kustomize, or its target file's.
