@@ -168,8 +168,9 @@ func (v *validator) create() {
 			v.errorf("create.auth.header", "a bearer key goes in Authorization, not %q", a.Header)
 		}
 		if k := a.Keys; k != nil {
-			v.placeholdersOf("create.auth.keys.line", k.Line, KeyPlaceholders)
+			known := v.placeholdersOf("create.auth.keys.line", k.Line, KeyPlaceholders)
 			switch {
+			case !known: // one problem at a time: what the line lacks is judged once it parses
 			case !strings.Contains(k.Line, "{{tenant}}"):
 				v.errorf("create.auth.keys.line", "%q does not hold {{tenant}}: a key would act for no tenant", k.Line)
 			case !strings.Contains(k.Line, "{{key}}") && !strings.Contains(k.Line, "{{sha256}}"):
@@ -427,16 +428,21 @@ func checkPointer(p string) error {
 // placeholders checks that s names only Placeholders, and has no stray braces.
 func (v *validator) placeholders(path, s string) { v.placeholdersOf(path, s, Placeholders) }
 
-// placeholdersOf checks that s names only the placeholders known, and has no stray braces.
-func (v *validator) placeholdersOf(path, s string, known []string) {
+// placeholdersOf checks that s names only the placeholders known, and has no stray braces; it
+// says whether s passed.
+func (v *validator) placeholdersOf(path, s string, known []string) bool {
+	ok := true
 	for _, m := range placeholder.FindAllStringSubmatch(s, -1) {
 		if name := strings.TrimSpace(m[1]); !slices.Contains(known, name) {
 			v.errorf(path, "unknown placeholder {{%s}} (known: %s)", name, "{{"+strings.Join(known, "}}, {{")+"}}")
+			ok = false
 		}
 	}
 	if rest := placeholder.ReplaceAllString(s, ""); strings.Contains(rest, "{{") || strings.Contains(rest, "}}") {
 		v.errorf(path, "%q has an unclosed placeholder (write {{name}})", s)
+		ok = false
 	}
+	return ok
 }
 
 // headerValue looks a header up by its canonical name, as HTTP compares them.
