@@ -566,3 +566,24 @@ func Contract(t *target.Target) string {
 	b.WriteString("The suite generates those Secrets and merges those settings per run: a Secret or ConfigMap of the same name in the directory is a placeholder.")
 	return b.String()
 }
+
+// TargetPods reads, from a render of t (Render's objects), how the suite reaches the target's
+// pods: its Service's selector, as a label selector, and the container port the Service sends
+// its port to.
+func TargetPods(objs []*unstructured.Unstructured, t *target.Target) (selector string, port int, err error) {
+	d := t.Deploy
+	svc := find(objs, "Service", d.Service.Name)
+	if svc == nil {
+		return "", 0, fmt.Errorf("no Service %s", d.Service.Name)
+	}
+	sel, _, _ := unstructured.NestedStringMap(svc.Object, "spec", "selector")
+	var pairs []string
+	for _, k := range slices.Sorted(maps.Keys(sel)) {
+		pairs = append(pairs, k+"="+sel[k])
+	}
+	p, err := targetPort(svc, find(objs, d.Workload.Kind, d.Workload.Name), d.Service.Port)
+	if err != nil {
+		return "", 0, fmt.Errorf("Service %s: %w", d.Service.Name, err)
+	}
+	return strings.Join(pairs, ","), int(p), nil
+}

@@ -18,7 +18,6 @@ import (
 
 	"github.com/stampede-e2e/stampede/e2e/cluster/whoami/client"
 	"github.com/stampede-e2e/stampede/e2e/traffic"
-	"github.com/stampede-e2e/stampede/manifests"
 )
 
 // Vantage is a place this host sends requests to the token service's Service from: a node's
@@ -130,7 +129,7 @@ func (d *Deployment) vantages(ctx context.Context) []Vantage {
 		d.Env.Logger.Info("existing mode: checking the Service through the service URL only, the nodes may not be reachable from here")
 		return vs
 	}
-	svc, err := d.Env.Client.CoreV1().Services(d.Namespace).Get(ctx, manifests.TokensvcName, metav1.GetOptions{})
+	svc, err := d.Env.Client.CoreV1().Services(d.Namespace).Get(ctx, d.Env.Config.serviceName(), metav1.GetOptions{})
 	Expect(err).NotTo(HaveOccurred(), "the token service's Service")
 	var nodePort int32
 	for _, p := range svc.Spec.Ports {
