@@ -25,7 +25,7 @@ import (
 type Vantage struct {
 	// Name says where, e.g. the node's name.
 	Name string
-	// URL is the token service's cheap endpoint (/livez) reached through there.
+	// URL is the target's readiness path (deploy.readiness) reached through there.
 	URL string
 }
 
@@ -123,7 +123,7 @@ func (d *Deployment) vantages(ctx context.Context) []Vantage {
 	GinkgoHelper()
 	var vs []Vantage
 	if d.Env.ServiceURL != "" {
-		vs = append(vs, Vantage{Name: "service URL " + d.Env.ServiceURL, URL: strings.TrimSuffix(d.Env.ServiceURL, "/") + "/livez"})
+		vs = append(vs, Vantage{Name: "service URL " + d.Env.ServiceURL, URL: strings.TrimSuffix(d.Env.ServiceURL, "/") + d.Env.Config.Target.Deploy.Readiness.Path})
 	}
 	if d.Env.Config.Mode == "existing" {
 		d.Env.Logger.Info("existing mode: checking the Service through the service URL only, the nodes may not be reachable from here")
@@ -146,7 +146,7 @@ func (d *Deployment) vantages(ctx context.Context) []Vantage {
 		Expect(ip).NotTo(BeEmpty(), "node %s has no InternalIP", n.Name)
 		vs = append(vs, Vantage{
 			Name: n.Name,
-			URL:  "http://" + net.JoinHostPort(ip, strconv.Itoa(int(nodePort))) + "/livez",
+			URL:  "http://" + net.JoinHostPort(ip, strconv.Itoa(int(nodePort))) + d.Env.Config.Target.Deploy.Readiness.Path,
 		})
 	}
 	return vs
