@@ -203,6 +203,8 @@ func (e *Env) Deploy(ctx context.Context, p DeployParams) *Deployment {
 func (d *Deployment) Target() *chaos.Target {
 	t := d.Env.ChaosTarget()
 	t.Namespace = d.Namespace
+	w := d.Env.Config.workload()
+	t.Workload, t.Container, t.Pods = w.Name, w.Container, d.pods
 	t.Toxiproxy = d.Toxiproxy
 	return t
 }
