@@ -86,6 +86,8 @@ func TestLoadBadDeploy(t *testing.T) {
 			`create.auth.keys: unknown field "prefx" (did you mean "prefix"?)`},
 		{"endpoint typo", "hostKey: DB_HOST", "hostkey: DB_HOST",
 			`deploy.database.bundled.endpoint: unknown field "hostkey" (did you mean "hostKey"?)`},
+		{"no image", "  images:\n    - name: shop/app\n      build: {script: build.sh, args: [app]}\n", "  images: []\n",
+			`deploy.images: give at least the workload's image`},
 		{"endpoint missing port", ", portKey: DB_PORT}", "}",
 			`deploy.database.bundled.endpoint: missing required field "portKey"`},
 	} {

@@ -96,6 +96,9 @@ func (v *validator) deploy() {
 		}
 	}
 	v.port("deploy.service.port", d.Service.Port)
+	if len(d.Images) == 0 {
+		v.errorf("deploy.images", "give at least the workload's image")
+	}
 	seen := map[string]bool{}
 	for i, img := range d.Images {
 		path := fmt.Sprintf("deploy.images[%d]", i)
