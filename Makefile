@@ -59,7 +59,7 @@ report: ## Render a run's report.html again from its artifacts (DIR=, default th
 	@go run ./e2e/cmd/stampede report $(or $(DIR),$(ARTIFACTS)/latest)
 
 .PHONY: pre-release
-pre-release: ## Verify a release on an existing cluster: KUBECONFIG= CONTEXT= TOKENSVC_IMAGE= POSTGRES_IMAGE= [TARGET=dir|file TOXIPROXY_IMAGE= MANIFESTS=DIR RUN_ROLE= DB_STORAGE= DNS=].
+pre-release: ## Verify a release on an existing cluster: KUBECONFIG= CONTEXT= IMAGE= (or TOKENSVC_IMAGE=) POSTGRES_IMAGE= [TARGET=dir|file TOXIPROXY_IMAGE= MANIFESTS=DIR RUN_ROLE= DB_STORAGE= DNS=].
 	@scripts/pre-release.sh $(ARGS)
 
 .PHONY: target-validate

@@ -22,8 +22,9 @@ import (
 	"github.com/stampede-e2e/stampede/e2e/report"
 )
 
+// cfg judges the bundled token service unless -e2e.target (TARGET=) names another target.
 var (
-	cfg framework.Config
+	cfg = framework.Config{DefaultTarget: "targets/tokensvc/target.yaml"}
 	env *framework.Env
 )
 

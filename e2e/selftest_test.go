@@ -133,7 +133,7 @@ func runSelftestScenario(ctx context.Context, d *framework.Deployment, s mutants
 var _ = Describe("Self-test", Label("selftest"), func() {
 	It("control: the self-test build with no mutant passes every scenario", Label("control"), func(ctx SpecContext) {
 		start := time.Now()
-		d := env.Deploy(ctx, framework.DeployParams{Strategy: mutants.Strategy, TokensvcImage: selftestTokensvc(ctx)})
+		d := env.Deploy(ctx, framework.DeployParams{Strategy: mutants.Strategy, Image: selftestTokensvc(ctx)})
 		// The durability twin of async-commit: its db-crash proves something only if it is on.
 		d.ExpectSynchronousCommit(ctx, "on")
 		row := framework.SelftestRow{Variant: framework.SelftestControl, Doc: "the self-test build, TOKENSVC_MUTANT empty"}
@@ -163,7 +163,7 @@ var _ = Describe("Self-test", Label("selftest"), func() {
 		}
 		It(fmt.Sprintf("kills mutant %s (%s)", m.Name, m.Scenario), Label(m.Name), func(ctx SpecContext) {
 			start := time.Now()
-			d := env.Deploy(ctx, framework.DeployParams{Strategy: mutants.Strategy, TokensvcImage: selftestTokensvc(ctx),
+			d := env.Deploy(ctx, framework.DeployParams{Strategy: mutants.Strategy, Image: selftestTokensvc(ctx),
 				Config: map[string]string{mutants.EnvVar: m.Name}})
 			if m.Name == mutants.AsyncCommit {
 				// Its own connections turn synchronous_commit off: shown by the service's sessions.

@@ -1,11 +1,13 @@
-// Package manifests holds the Kubernetes manifests of the system under test, a kustomize base
-// one overlay per create strategy and components that layer onto any of them, and renders them for one run of the suite.
+// Package manifests holds the suite's own Kubernetes manifests (a kustomize base: the namespace,
+// the bundled PostgreSQL, the shared policies; and components that layer onto it) and renders
+// them with a target's kustomize directory for one run of the suite. The token service's own
+// directory, manifests/tokensvc, is its target file's (targets/tokensvc/target.yaml).
 package manifests
 
 import "embed"
 
-// FS is the manifests tree: base/, overlays/<strategy>/ and the kustomize components
+// FS is the suite's tree: base/ and the kustomize components
 // (components/<name>/kustomization.yaml), as on disk.
 //
-//go:embed base overlays components/*/kustomization.yaml
+//go:embed base components/*/kustomization.yaml
 var FS embed.FS

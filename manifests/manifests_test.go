@@ -21,6 +21,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	"github.com/stampede-e2e/stampede/e2e/target"
 )
 
 // wantStrategies are the service's create strategies (service/internal/config, which this
@@ -31,38 +33,59 @@ var wantStrategies = []string{"atomic", "fail-fast", "legacy", "return-existing"
 // TOKENSVC_ALLOW_BROKEN_STRATEGIES=true (config.Strategy.Broken).
 var brokenStrategies = []string{"legacy", "return-existing"}
 
-func TestStrategies(t *testing.T) {
-	if got := Strategies(); !slices.Equal(got, wantStrategies) {
-		t.Fatalf("Strategies() = %q, want %q", got, wantStrategies)
+// tokensvcTarget is the token service's target file, the fixture most tests render.
+func tokensvcTarget(t *testing.T) *target.Target {
+	t.Helper()
+	targetOnce.Do(func() { targetValue, targetErr = target.Load("../targets/tokensvc/target.yaml") })
+	if targetErr != nil {
+		t.Fatal(targetErr)
+	}
+	return targetValue
+}
+
+var (
+	targetOnce  sync.Once
+	targetValue *target.Target
+	targetErr   error
+)
+
+// tokensvcImage is the token service's image as its manifests name it.
+var tokensvcImage, _, _ = strings.Cut(TokensvcPlaceholderImage, ":")
+
+// tokensvcParams are valid Params for the token service in mode, signing with key.
+func tokensvcParams(t *testing.T, mode string, key []byte) Params {
+	t.Helper()
+	return Params{Target: tokensvcTarget(t), Mode: mode, Namespace: "ns", Images: map[string]string{tokensvcImage: "a/tokensvc:1"},
+		PostgresImage: "a/pg:1", Secrets: map[string][]byte{"tokensvc-signing-key": key, "tokensvc-api-keys": testAPIKeys},
+		PostgresPassword: "pw", DatabasePassword: "dpw", DatabaseTLS: testTLS(t)}
+}
+
+func TestModes(t *testing.T) {
+	if got := modeNames(tokensvcTarget(t)); !slices.Equal(slices.Sorted(slices.Values(got)), wantStrategies) {
+		t.Fatalf("the target's modes %q, want %q", got, wantStrategies)
 	}
 }
 
-// TestOverlaysOnDisk renders each overlay from the working tree, as `kubectl kustomize` would,
-// and checks the deployment the suite relies on.
-func TestOverlaysOnDisk(t *testing.T) {
-	for _, s := range wantStrategies {
-		t.Run(s, func(t *testing.T) {
-			rm, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), "overlays/"+s)
-			if err != nil {
-				t.Fatalf("render overlays/%s: %v", s, err)
+// TestDirsOnDisk renders the suite's base and the token service's directory each alone from the
+// working tree, as `kubectl kustomize` would: each stays a valid kustomization of its own.
+func TestDirsOnDisk(t *testing.T) {
+	for dir, want := range map[string][]string{
+		"base":     {"Namespace/stampede", "StatefulSet/postgres", "Service/postgres", "NetworkPolicy/postgres"},
+		"tokensvc": {"Deployment/tokensvc", "Service/tokensvc", "NetworkPolicy/tokensvc", "PodDisruptionBudget/tokensvc"},
+	} {
+		rm, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
+		if err != nil {
+			t.Fatalf("render %s: %v", dir, err)
+		}
+		var got []string
+		for _, r := range rm.Resources() {
+			got = append(got, r.GetKind()+"/"+r.GetName())
+		}
+		for _, w := range want {
+			if !slices.Contains(got, w) {
+				t.Errorf("%s renders %q, want %s among them", dir, got, w)
 			}
-			var objs []*unstructured.Unstructured
-			for _, r := range rm.Resources() {
-				m, err := r.Map()
-				if err != nil {
-					t.Fatalf("%s: %v", r.CurId(), err)
-				}
-				objs = append(objs, &unstructured.Unstructured{Object: m})
-			}
-			w, err := parse(objs)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := check(w, want{strategy: s, namespace: "stampede", replicas: 3, nodePort: true,
-				tokensvcImage: TokensvcPlaceholderImage, postgresImage: PostgresPlaceholderImage}); err != nil {
-				t.Error(err)
-			}
-		})
+		}
 	}
 }
 
@@ -70,20 +93,15 @@ func TestRender(t *testing.T) {
 	key := newKeyPEM(t)
 	for _, s := range wantStrategies {
 		t.Run(s, func(t *testing.T) {
-			p := Params{
-				Strategy:         s,
-				Namespace:        "stampede-run-1",
-				TokensvcImage:    "stampede/tokensvc:0123456789ab",
-				PostgresImage:    "localhost:5000/pg@sha256:" + strings.Repeat("a", 64),
-				Replicas:         5,
-				SigningKeyPEM:    key,
-				PostgresPassword: "s3cret-pass word",
-				DatabasePassword: "app-pass word",
-				DatabaseTLS:      testTLS(t),
-				APIKeys:          testAPIKeys,
-				Config:           map[string]string{"TOKENSVC_LEGACY_RECHECK_DELAY": "5ms", "TOKENSVC_DATABASE_HOST": "toxiproxy"},
-				NodePort:         true,
-			}
+			p := tokensvcParams(t, s, key)
+			p.Namespace = "stampede-run-1"
+			p.Images = map[string]string{tokensvcImage: "stampede/tokensvc:0123456789ab"}
+			p.PostgresImage = "localhost:5000/pg@sha256:" + strings.Repeat("a", 64)
+			p.Replicas = 5
+			p.PostgresPassword, p.DatabasePassword = "s3cret-pass word", "app-pass word"
+			p.Config = map[string]string{"TOKENSVC_LEGACY_RECHECK_DELAY": "5ms"}
+			p.DatabaseHost, p.DatabasePort = "toxiproxy", PostgresPort
+			p.NodePort = true
 			objs, err := Render(p)
 			if err != nil {
 				t.Fatal(err)
@@ -93,8 +111,8 @@ func TestRender(t *testing.T) {
 				t.Fatal(err)
 			}
 			err = check(w, want{strategy: s, namespace: p.Namespace, replicas: 5,
-				tokensvcImage: p.TokensvcImage, postgresImage: p.PostgresImage,
-				config: p.Config, signingKey: key, password: p.PostgresPassword, dbPassword: p.DatabasePassword, nodePort: true})
+				tokensvcImage: p.Images[tokensvcImage], postgresImage: p.PostgresImage,
+				config: map[string]string{"TOKENSVC_LEGACY_RECHECK_DELAY": "5ms", "TOKENSVC_DATABASE_HOST": "toxiproxy"}, signingKey: key, password: p.PostgresPassword, dbPassword: p.DatabasePassword, nodePort: true})
 			if err != nil {
 				t.Error(err)
 			}
@@ -126,9 +144,8 @@ func TestRender(t *testing.T) {
 // TestCheckFails makes each check fail on purpose, so that TestRender cannot pass vacuously.
 func TestCheckFails(t *testing.T) {
 	key := newKeyPEM(t)
-	p := Params{Strategy: "fail-fast", Namespace: "ns", TokensvcImage: "a/tokensvc:1", PostgresImage: "a/pg:1",
-		SigningKeyPEM: key, PostgresPassword: "pw", DatabasePassword: "dpw", DatabaseTLS: testTLS(t), APIKeys: testAPIKeys,
-		NodePort: true}
+	p := tokensvcParams(t, "fail-fast", key)
+	p.NodePort = true
 	good := want{strategy: "fail-fast", namespace: "ns", replicas: 3, tokensvcImage: "a/tokensvc:1",
 		postgresImage: "a/pg:1", signingKey: key, password: "pw", nodePort: true}
 	breaks := map[string]func(w *rendered, wt *want){
@@ -217,29 +234,39 @@ func TestCheckFails(t *testing.T) {
 }
 
 func TestRenderRefuses(t *testing.T) {
-	good := Params{Strategy: "atomic", Namespace: "ns", TokensvcImage: "a/tokensvc:1", PostgresImage: "a/pg:1",
-		SigningKeyPEM: newKeyPEM(t), PostgresPassword: "pw", DatabasePassword: "dpw", DatabaseTLS: testTLS(t), APIKeys: testAPIKeys}
+	good := tokensvcParams(t, "atomic", newKeyPEM(t))
 	if _, err := Render(good); err != nil {
 		t.Fatalf("good params: %v", err)
 	}
 	rsaLike := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte("not DER")})
 	for name, change := range map[string]func(p *Params){
-		"no strategy":       func(p *Params) { p.Strategy = "" },
-		"unknown strategy":  func(p *Params) { p.Strategy = "optimistic" },
-		"path as strategy":  func(p *Params) { p.Strategy = "../base" },
+		"no target":         func(p *Params) { p.Target = nil },
+		"no mode":           func(p *Params) { p.Mode = "" },
+		"unknown mode":      func(p *Params) { p.Mode = "optimistic" },
+		"path as mode":      func(p *Params) { p.Mode = "../base" },
 		"no namespace":      func(p *Params) { p.Namespace = "" },
 		"bad namespace":     func(p *Params) { p.Namespace = "Stampede_1" },
-		"no image":          func(p *Params) { p.TokensvcImage = "" },
+		"no image":          func(p *Params) { p.Images = nil },
+		"unknown image":     func(p *Params) { p.Images = map[string]string{tokensvcImage: "a/t:1", "other": "a/o:1"} },
 		"untagged image":    func(p *Params) { p.PostgresImage = "localhost:5000/pg" },
-		"latest image":      func(p *Params) { p.TokensvcImage = "a/tokensvc:latest" },
+		"latest image":      func(p *Params) { p.Images = map[string]string{tokensvcImage: "a/tokensvc:latest"} },
 		"negative replicas": func(p *Params) { p.Replicas = -1 },
-		"no key":            func(p *Params) { p.SigningKeyPEM = nil },
-		"key not PKCS#8":    func(p *Params) { p.SigningKeyPEM = rsaLike },
+		"no key":            func(p *Params) { p.Secrets = map[string][]byte{"tokensvc-api-keys": testAPIKeys} },
+		"key not PKCS#8": func(p *Params) {
+			p.Secrets = map[string][]byte{"tokensvc-signing-key": rsaLike, "tokensvc-api-keys": testAPIKeys}
+		},
+		"no api keys": func(p *Params) {
+			p.Secrets = map[string][]byte{"tokensvc-signing-key": p.Secrets["tokensvc-signing-key"]}
+		},
+		"unknown secret":    func(p *Params) { p.Secrets = map[string][]byte{"other": []byte("x")} },
 		"no password":       func(p *Params) { p.PostgresPassword = "" },
 		"quote in password": func(p *Params) { p.PostgresPassword = "it's" },
-		"config not ours":   func(p *Params) { p.Config = map[string]string{"PGHOST": "x"} },
+		"config bad key":    func(p *Params) { p.Config = map[string]string{"A B": "x"} },
+		"config line break": func(p *Params) { p.Config = map[string]string{"TOKENSVC_DRAIN_DELAY": "1s\nX=y"} },
 		"config strategy":   func(p *Params) { p.Config = map[string]string{"TOKENSVC_CREATE_STRATEGY": "legacy"} },
 		"config broken":     func(p *Params) { p.Config = map[string]string{"TOKENSVC_ALLOW_BROKEN_STRATEGIES": "true"} },
+		"config endpoint":   func(p *Params) { p.Config = map[string]string{"TOKENSVC_DATABASE_HOST": "x"} },
+		"endpoint no port":  func(p *Params) { p.DatabaseHost = "toxiproxy" },
 		"unknown component": func(p *Params) { p.Components = []string{"no-such-component"} },
 		"path as component": func(p *Params) { p.Components = []string{"../base"} },
 	} {
@@ -260,7 +287,7 @@ func TestImageOverride(t *testing.T) {
 		{"pg@sha256:abc", "pg", "", "sha256:abc"},
 		{"r:5000/pg:15@sha256:abc", "r:5000/pg", "15", "sha256:abc"},
 	} {
-		img, err := imageOverride(PostgresPlaceholderImage, tc.ref)
+		img, err := imageOverride(postgresImage, tc.ref)
 		if err != nil {
 			t.Errorf("%s: %v", tc.ref, err)
 			continue
@@ -666,8 +693,9 @@ func TestComponentPostgresAsyncCommit(t *testing.T) {
 	}
 	args := func(components ...string) []string {
 		t.Helper()
-		objs, err := Render(Params{Strategy: "atomic", Namespace: "ns", TokensvcImage: "a/tokensvc:1", PostgresImage: "a/pg:1",
-			SigningKeyPEM: newKeyPEM(t), PostgresPassword: "pw", DatabasePassword: "dpw", DatabaseTLS: testTLS(t), APIKeys: testAPIKeys, Components: components})
+		p := tokensvcParams(t, "atomic", newKeyPEM(t))
+		p.Components = components
+		objs, err := Render(p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -685,42 +713,63 @@ func TestComponentPostgresAsyncCommit(t *testing.T) {
 	}
 }
 
-// A team's own token-service directory replaces the bundled one, and a directory that lacks what
-// the suite needs is refused with what it must provide.
-func TestRenderTokensvcDir(t *testing.T) {
-	bundled, err := FS.ReadFile("base/tokensvc.yaml")
+// teamDir is a team's copy of the token service's kustomize directory (tokensvc/), with files
+// replaced or added.
+func teamDir(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS("tokensvc")); err != nil {
+		t.Fatal(err)
+	}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// bundledTokensvc is the token service's workload file.
+func bundledTokensvc(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("tokensvc/tokensvc.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	team := func(t *testing.T, files map[string]string) string {
-		dir := t.TempDir()
-		for name, text := range files {
-			if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return dir
-	}
-	marked := strings.Replace(string(bundled), "kind: Deployment\n", "kind: Deployment\n# the team's copy\n", 1)
+	return string(b)
+}
+
+// A team's own token-service directory replaces the bundled one, and a directory that lacks what
+// the suite needs is refused with what it must provide.
+func TestRenderTokensvcDir(t *testing.T) {
+	bundled := bundledTokensvc(t)
+	marked := strings.Replace(bundled, "kind: Deployment\n", "kind: Deployment\n# the team's copy\n", 1)
 	marked = strings.Replace(marked, "  name: tokensvc\n", "  name: tokensvc\n  annotations:\n    team.example/owner: payments\n", 1)
-	p := Params{Strategy: "atomic", Namespace: "ns", TokensvcImage: "a/tokensvc:1", PostgresImage: "a/pg:1",
-		SigningKeyPEM: newKeyPEM(t), PostgresPassword: "pw", DatabasePassword: "dpw", DatabaseTLS: testTLS(t), APIKeys: testAPIKeys,
-		TokensvcDir: team(t, map[string]string{"kustomization.yaml": "resources: [tokensvc.yaml]\n", "tokensvc.yaml": marked})}
+	p := tokensvcParams(t, "atomic", newKeyPEM(t))
+	p.Kustomize = teamDir(t, map[string]string{"tokensvc.yaml": marked})
 	w := renderParsed(t, p)
 	if w.deploy.Annotations["team.example/owner"] != "payments" {
 		t.Errorf("the rendered Deployment is not the team's: annotations %v", w.deploy.Annotations)
 	}
 	if err := check(w, want{strategy: "atomic", namespace: "ns", replicas: 3, tokensvcImage: "a/tokensvc:1", postgresImage: "a/pg:1",
-		signingKey: p.SigningKeyPEM, password: "pw"}); err != nil {
+		signingKey: p.Secrets["tokensvc-signing-key"], password: "pw"}); err != nil {
 		t.Errorf("the team's render fails the suite's own checks: %v", err)
 	}
 
-	deploymentOnly := strings.SplitN(string(bundled), "\n---\n", 2)[0]
+	deploymentOnly := strings.SplitN(bundled, "\n---\n", 2)[0]
 	for name, files := range map[string]map[string]string{
-		"no kustomization": {"tokensvc.yaml": string(bundled)},
+		"no kustomization": {"tokensvc.yaml": bundled},
 		"no Service":       {"kustomization.yaml": "resources: [tokensvc.yaml]\n", "tokensvc.yaml": deploymentOnly},
+		"other container":  {"tokensvc.yaml": strings.Replace(bundled, "- name: tokensvc\n", "- name: app\n", 1)},
+		"selects nothing":  {"tokensvc.yaml": strings.Replace(bundled, "  selector:\n    app.kubernetes.io/name: tokensvc\n", "  selector:\n    app: other\n", 1)},
 	} {
-		p.TokensvcDir = team(t, files)
+		dir := t.TempDir()
+		if name != "no kustomization" {
+			dir = teamDir(t, files)
+		} else if err := os.WriteFile(filepath.Join(dir, "tokensvc.yaml"), []byte(bundled), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p.Kustomize = dir
 		if _, err := Render(p); err == nil || !strings.Contains(err.Error(), "tokensvc-config") {
 			t.Errorf("%s: %v, want a refusal that says what the directory must provide", name, err)
 		}
@@ -751,28 +800,19 @@ func checkDataVolume(pg *appsv1.StatefulSet, emptyDir bool) error {
 // Existing mode's render: a ClusterIP Service, whatever type the team's directory gave it, and
 // the database on an emptyDir sized as the claim was.
 func TestRenderExistingMode(t *testing.T) {
-	bundled, err := FS.ReadFile("base/tokensvc.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	lb := strings.Replace(string(bundled), "  type: NodePort\n", "  type: LoadBalancer\n  externalTrafficPolicy: Local\n", 1)
-	if lb == string(bundled) {
+	bundled := bundledTokensvc(t)
+	lb := strings.Replace(bundled, "  type: NodePort\n", "  type: LoadBalancer\n  externalTrafficPolicy: Local\n", 1)
+	if lb == bundled {
 		t.Fatal("the bundled Service is no longer of type NodePort: update this test")
 	}
-	dir := t.TempDir()
-	for name, text := range map[string]string{"kustomization.yaml": "resources: [tokensvc.yaml]\n", "tokensvc.yaml": lb} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := teamDir(t, map[string]string{"tokensvc.yaml": lb})
 	for name, tokensvcDir := range map[string]string{"bundled": "", "team's LoadBalancer": dir} {
 		t.Run(name, func(t *testing.T) {
-			p := Params{Strategy: "atomic", Namespace: "ns", TokensvcImage: "a/tokensvc:1", PostgresImage: "a/pg:1",
-				SigningKeyPEM: newKeyPEM(t), PostgresPassword: "pw", DatabasePassword: "dpw", DatabaseTLS: testTLS(t),
-				APIKeys: testAPIKeys, TokensvcDir: tokensvcDir, DatabaseStorage: StorageEmptyDir}
+			p := tokensvcParams(t, "atomic", newKeyPEM(t))
+			p.Kustomize, p.DatabaseStorage = tokensvcDir, StorageEmptyDir
 			w := renderParsed(t, p)
 			if err := check(w, want{strategy: "atomic", namespace: "ns", replicas: 3, tokensvcImage: "a/tokensvc:1",
-				postgresImage: "a/pg:1", signingKey: p.SigningKeyPEM, password: "pw", emptyDir: true}); err != nil {
+				postgresImage: "a/pg:1", signingKey: p.Secrets["tokensvc-signing-key"], password: "pw", emptyDir: true}); err != nil {
 				t.Error(err)
 			}
 			if w.service.Spec.ExternalTrafficPolicy != "" {
@@ -790,10 +830,6 @@ func TestRenderExistingMode(t *testing.T) {
 // A team's directory with a cluster-scoped object is refused in one line naming it; so is one
 // that brings its own Namespace.
 func TestRenderRefusesClusterScoped(t *testing.T) {
-	bundled, err := FS.ReadFile("base/tokensvc.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
 	extra := map[string]string{
 		"ClusterRole reader": "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: reader\nrules: []\n",
 		"StorageClass fast":  "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata:\n  name: fast\nprovisioner: example.com/fast\n",
@@ -801,16 +837,14 @@ func TestRenderRefusesClusterScoped(t *testing.T) {
 	}
 	for want, obj := range extra {
 		t.Run(want, func(t *testing.T) {
-			dir := t.TempDir()
-			for name, text := range map[string]string{"kustomization.yaml": "resources: [tokensvc.yaml, extra.yaml]\n",
-				"tokensvc.yaml": string(bundled), "extra.yaml": obj} {
-				if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
-					t.Fatal(err)
-				}
+			kust, err := os.ReadFile("tokensvc/kustomization.yaml")
+			if err != nil {
+				t.Fatal(err)
 			}
-			_, err := Render(Params{Strategy: "atomic", Namespace: "ns", TokensvcImage: "a/tokensvc:1", PostgresImage: "a/pg:1",
-				SigningKeyPEM: newKeyPEM(t), PostgresPassword: "pw", DatabasePassword: "dpw", DatabaseTLS: testTLS(t),
-				APIKeys: testAPIKeys, TokensvcDir: dir})
+			p := tokensvcParams(t, "atomic", newKeyPEM(t))
+			p.Kustomize = teamDir(t, map[string]string{"extra.yaml": obj,
+				"kustomization.yaml": strings.Replace(string(kust), "  - networkpolicy.yaml\n", "  - networkpolicy.yaml\n  - extra.yaml\n", 1)})
+			_, err = Render(p)
 			if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
 				t.Errorf("Render = %v, want one line naming %s", err, want)
 			}

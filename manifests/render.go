@@ -9,97 +9,91 @@ import (
 	"io/fs"
 	"maps"
 	"net/netip"
-	"os"
 	"path"
 	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/validation"
-	"sigs.k8s.io/kustomize/api/krusty"
-	"sigs.k8s.io/kustomize/api/resmap"
-	"sigs.k8s.io/kustomize/api/types"
-	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
+
+	"github.com/stampede-e2e/stampede/e2e/target"
 )
 
-// The names the base uses, which a render overrides.
+// The names the suite's base uses, which a render overrides or relies on.
 const (
-	// TokensvcPlaceholderImage is the token service's image in the base.
-	TokensvcPlaceholderImage = "stampede/tokensvc:dev"
 	// PostgresPlaceholderImage is PostgreSQL's image in the base.
 	PostgresPlaceholderImage = "stampede/postgres:dev"
-	// NodePort is the token service's port on every node.
+	// NodePort is the target Service's port on every node (a kind cluster maps it to the host).
 	NodePort = 30080
-	// NameLabel is the label that selects the pods of each workload, and names it.
+	// NameLabel is the label that selects the pods of each of the suite's workloads, and names it.
 	NameLabel = "app.kubernetes.io/name"
-	// TokensvcName is the token service's Deployment, Service and pods' NameLabel.
-	TokensvcName = "tokensvc"
-	// TokensvcPort is the token service's container port (its Service's target).
-	TokensvcPort = 8080
-	// TokensvcMetricsPort is the token service's metrics port: not in its Service, reached
-	// through a port-forward.
-	TokensvcMetricsPort = 9090
-	// TokensvcServicePort is the port of the token service's Service, on its ClusterIP.
-	TokensvcServicePort = 8080
 	// PostgresName is PostgreSQL's StatefulSet, Service and pods' NameLabel.
 	PostgresName = "postgres"
 	// PostgresPod is the StatefulSet's one pod.
 	PostgresPod = PostgresName + "-0"
 	// PostgresPort is PostgreSQL's port.
 	PostgresPort = 5432
+	// ModeLabel labels every object of a render with the target's mode.
+	ModeLabel = "stampede.dev/strategy"
 )
 
-// TokensvcClusterURL is the token service as clients inside the cluster reach it: its
-// Service's DNS name in namespace (resolved through the pods' search path, whatever the
-// cluster's domain) and port.
-func TokensvcClusterURL(namespace string) string {
-	return fmt.Sprintf("http://%s.%s.svc:%d", TokensvcName, namespace, TokensvcServicePort)
+// ClusterURL is a Service as clients inside the cluster reach it: its DNS name in namespace
+// (resolved through the pods' search path, whatever the cluster's domain) and port.
+func ClusterURL(service, namespace string, port int) string {
+	return fmt.Sprintf("http://%s.%s.svc:%d", service, namespace, port)
 }
 
-// Selector is the label selector of the pods of the workload called name.
+// Selector is the label selector of the pods of the suite's workload called name.
 func Selector(name string) string { return NameLabel + "=" + name }
 
-// Params says what Render renders. Every field but Replicas and Config is required.
+// Params says what Render renders. Every field but Replicas, Config, DatabaseHost/Port,
+// Components, Kustomize, DatabaseStorage and DNS is required.
 type Params struct {
-	// Strategy names the overlay: one of Strategies().
-	Strategy string
+	// Target is the service deployed: its kustomize directory, workload, Service, images,
+	// generated Secrets and database (the deploy section of its target file).
+	Target *target.Target
+	// Mode names one of the target's modes: its ConfigMap entries or environment are merged in,
+	// and every object is labelled with it (ModeLabel).
+	Mode string
 	// Namespace receives every object; the Namespace object is renamed to it.
 	Namespace string
-	// TokensvcImage and PostgresImage are image references as scripts/build-image.sh prints
-	// them, e.g. "stampede/tokensvc:0123456789ab".
-	TokensvcImage string
+	// Images maps each of the target's images (deploy.images[].name) to the reference deployed,
+	// as the build printed it, e.g. "stampede/tokensvc:0123456789ab".
+	Images map[string]string
+	// PostgresImage is the bundled PostgreSQL's image reference.
 	PostgresImage string
-	// Replicas of the token service; 0 keeps the base's 3.
+	// Replicas of the target's workload; 0 keeps its manifests'.
 	Replicas int
-	// SigningKeyPEM is the Ed25519 private key, PEM PKCS#8, that every replica signs with.
-	SigningKeyPEM []byte
+	// Secrets holds the content of each generated Secret (deploy.secrets), by Secret name.
+	Secrets map[string][]byte
 	// PostgresPassword is PostgreSQL's superuser password; only PostgreSQL's pod gets it.
 	PostgresPassword string
-	// DatabasePassword is the password of the token service's own role. Both passwords reach
-	// their pods as files of Secret volumes; neither may contain a quote, a backslash or a
-	// control character (the first line of a file is the password, and a team's manifests may
-	// still put it in a key=value connection string).
+	// DatabasePassword is the password of the target's own role. Both passwords reach their
+	// pods as files of Secret volumes (the target's manifests decide how it reads its own); neither
+	// may contain a quote, a backslash or a control character (the first line of a file is the
+	// password, and a team's manifests may still put it in a key=value connection string).
 	DatabasePassword string
-	// DatabaseTLS is the certificate PostgreSQL serves and the CA the service verifies it with
+	// DatabaseTLS is the certificate PostgreSQL serves and the CA the target verifies it with
 	// (NewDatabaseTLS makes both).
 	DatabaseTLS DatabaseTLS
-	// APIKeys is the token service's API-key file: one "<merchant_id> sha256:<hex>" line per
-	// key (service/apikey writes and reads it).
-	APIKeys []byte
-	// Config holds extra TOKENSVC_* settings for the token service, merged into its ConfigMap
-	// over the base's (e.g. TOKENSVC_DATABASE_HOST to repoint it at a proxy, or
-	// TOKENSVC_LEGACY_RECHECK_DELAY). The strategy is set with Strategy, not here.
+	// Config holds extra settings merged over the mode's: into its ConfigMap, or into the
+	// workload container's environment for a mode that sets env. Keys any mode sets are
+	// refused (choose the mode instead), and so are the database endpoint's (DatabaseHost).
 	Config map[string]string
-	// Components are kustomize components layered onto the overlay, by name: see Components().
+	// DatabaseHost and DatabasePort, when set, repoint the target at another database endpoint
+	// (toxiproxy) through deploy.database.bundled.endpoint.
+	DatabaseHost string
+	DatabasePort int
+	// Components are kustomize components layered onto the render, by name: see Components().
 	Components []string
-	// TokensvcDir, when set, is a kustomize directory on disk that replaces the bundled token
-	// service (base/tokensvc.yaml): a team verifies the manifests it ships. What it must provide
-	// is TokensvcContract; Render checks the rendered result against it.
-	TokensvcDir string
-	// NodePort keeps the token service's Service of type NodePort on NodePort, which a kind
-	// cluster's port mapping needs. False makes it a ClusterIP Service: no port opens on any
-	// node, and no other Service's node port can collide with it.
+	// Kustomize, when set, is a kustomize directory on disk deployed instead of the target's own
+	// (deploy.kustomize): a team verifies the manifests it ships. Contract says what it must
+	// provide; Render checks the rendered result against it.
+	Kustomize string
+	// NodePort makes the target's Service a NodePort Service on NodePort, which a kind cluster's
+	// port mapping needs. False makes it a ClusterIP Service: no port opens on any node, and no
+	// other Service's node port can collide with it.
 	NodePort bool
 	// DatabaseStorage is where PostgreSQL keeps its data: StoragePVC or StorageEmptyDir. Empty
 	// means StoragePVC.
@@ -141,23 +135,6 @@ var DefaultDNS = DNSEgress{
 	CIDRs:     []string{"169.254.20.10/32"},
 }
 
-// TokensvcContract says what a team's token-service kustomize directory (Params.TokensvcDir)
-// must provide, so that the suite can deploy, reach and judge it.
-const TokensvcContract = `a kustomization.yaml whose resources render:
-  - a Deployment and a Service, both named tokensvc; the pods labelled app.kubernetes.io/name=tokensvc
-    (the Service's selector); the image stampede/tokensvc:dev (the suite or its flags set the tag);
-  - a container port 8080 (the Service's target), serving /v1/tokens, /readyz and /livez;
-  - env: envFrom the ConfigMap tokensvc-config (TOKENSVC_* settings, the strategy included); the
-    Secret tokensvc-database holds the service's own role (keys TOKENSVC_DB_USER, TOKENSVC_DB_NAME,
-    TOKENSVC_DB_PASSWORD): the password mounted as a file, its path in TOKENSVC_DATABASE_PASSWORD_FILE,
-    never an environment variable; the database host is TOKENSVC_DATABASE_HOST/PORT; connect with
-    sslmode=verify-full and the CA of the Secret tokensvc-database-ca, key ca.crt); POD_NAME from metadata.name
-    (X-Served-By); the Secret tokensvc-signing-key (key signing.pem) mounted, its path in
-    TOKENSVC_SIGNING_KEY_FILE; the Secret tokensvc-api-keys (key api-keys) mounted, its path in
-    TOKENSVC_API_KEYS_FILE; metrics on container port 9090 (TOKENSVC_METRICS_ADDR), not in the Service;
-  - pods that meet the restricted Pod Security Standard (the namespace enforces it).
-The suite generates the ConfigMap and the Secrets per run; the directory must not define them.`
-
 // ComponentPostgresAsyncCommit runs PostgreSQL with synchronous_commit=off.
 const ComponentPostgresAsyncCommit = "postgres-async-commit"
 
@@ -174,35 +151,16 @@ func Components() []string {
 	return names
 }
 
-// Strategies lists the overlays, one per create strategy, sorted.
-func Strategies() []string {
-	entries, err := fs.ReadDir(FS, "overlays")
-	if err != nil {
-		panic(fmt.Sprintf("manifests: embedded overlays: %v", err)) // the embed directive guarantees it
-	}
-	var names []string
-	for _, e := range entries {
-		if e.IsDir() {
-			names = append(names, e.Name())
-		}
-	}
-	return names
-}
-
-// Render renders the overlay for p.Strategy with p's namespace, images, replicas, secrets and
-// settings, as objects ready to apply in their order.
+// Render renders the suite's base and p.Target's manifests for p.Mode with p's namespace,
+// images, replicas, secrets and settings, as objects ready to apply in their order.
 func Render(p Params) ([]*unstructured.Unstructured, error) {
 	rm, err := render(p)
 	if err != nil {
 		return nil, err
 	}
-	objs := make([]*unstructured.Unstructured, 0, rm.Size())
-	for _, r := range rm.Resources() {
-		m, err := r.Map()
-		if err != nil {
-			return nil, fmt.Errorf("render manifests: %s: %w", r.CurId(), err)
-		}
-		objs = append(objs, &unstructured.Unstructured{Object: m})
+	objs, err := objects(rm)
+	if err != nil {
+		return nil, fmt.Errorf("render manifests: %w", err)
 	}
 	if err := finish(objs, p); err != nil {
 		return nil, fmt.Errorf("render manifests: %w", err)
@@ -231,16 +189,26 @@ func RenderYAML(p Params) ([]byte, error) {
 	return []byte(b.String()), nil
 }
 
-// finish applies what p asks of the rendered objects beyond kustomize: the token service's
-// Service type, the database's storage, the DNS peers.
+// finish applies what p asks of the rendered objects beyond kustomize: the target Service's
+// type, the suite's policies' peers (the target's pods), the database's storage, the DNS peers.
 func finish(objs []*unstructured.Unstructured, p Params) error {
+	d := p.Target.Deploy
+	svc := find(objs, "Service", d.Service.Name)
+	if svc == nil {
+		return fmt.Errorf("no Service %s", d.Service.Name)
+	}
+	selector, _, _ := unstructured.NestedStringMap(svc.Object, "spec", "selector")
+	port, err := targetPort(svc, find(objs, d.Workload.Kind, d.Workload.Name), d.Service.Port)
+	if err != nil {
+		return fmt.Errorf("Service %s: %w", d.Service.Name, err)
+	}
 	for _, o := range objs {
 		var err error
 		switch {
-		case o.GetKind() == "Service" && o.GetName() == TokensvcName && !p.NodePort:
+		case o == svc && p.NodePort:
+			err = nodePortOnly(o, d.Service.Port)
+		case o == svc:
 			clusterIPOnly(o)
-		case o.GetKind() == "StatefulSet" && o.GetName() == PostgresName && p.DatabaseStorage == StorageEmptyDir:
-			err = dataOnEmptyDir(o)
 		case o.GetKind() == "NetworkPolicy" && o.GetName() == DNSPolicyName && p.DNS != nil:
 			spec, ok := o.Object["spec"].(map[string]any)
 			if !ok {
@@ -248,12 +216,130 @@ func finish(objs []*unstructured.Unstructured, p Params) error {
 				break
 			}
 			spec["egress"] = dnsEgressRules(*p.DNS)
+		case o.GetKind() == "NetworkPolicy":
+			fillTargetPeers(o, selector, port)
+		case o.GetKind() == "StatefulSet" && o.GetName() == PostgresName && p.DatabaseStorage == StorageEmptyDir:
+			err = dataOnEmptyDir(o)
 		}
 		if err != nil {
 			return fmt.Errorf("%s %s: %w", o.GetKind(), o.GetName(), err)
 		}
 	}
 	return nil
+}
+
+// find is the object of kind named name among objs, or nil.
+func find(objs []*unstructured.Unstructured, kind, name string) *unstructured.Unstructured {
+	for _, o := range objs {
+		if o.GetKind() == kind && o.GetName() == name {
+			return o
+		}
+	}
+	return nil
+}
+
+// targetPeer is the placeholder peer of the base's policies that stands for the target's pods,
+// and targetPortName the placeholder port beside it.
+const (
+	targetPeerLabel = "stampede.dev/target-pods"
+	targetPortName  = "target"
+)
+
+// fillTargetPeers replaces, in a policy of the base, each placeholder peer with the target's
+// pods (the Service's selector) and the placeholder port of its rules with the container port
+// the Service sends to.
+func fillTargetPeers(np *unstructured.Unstructured, selector map[string]string, port int64) {
+	spec, _ := np.Object["spec"].(map[string]any)
+	for _, dir := range []struct{ rules, peers string }{{"ingress", "from"}, {"egress", "to"}} {
+		rules, _ := spec[dir.rules].([]any)
+		for _, r := range rules {
+			rule, _ := r.(map[string]any)
+			peers, _ := rule[dir.peers].([]any)
+			found := false
+			for _, peer := range peers {
+				ps, _ := peer.(map[string]any)
+				sel, _ := ps["podSelector"].(map[string]any)
+				labels, _ := sel["matchLabels"].(map[string]any)
+				if _, ok := labels[targetPeerLabel]; ok && len(labels) == 1 {
+					m := map[string]any{}
+					for k, v := range selector {
+						m[k] = v
+					}
+					sel["matchLabels"] = m
+					found = true
+				}
+			}
+			ports, _ := rule["ports"].([]any)
+			for _, pp := range ports {
+				if m, ok := pp.(map[string]any); ok && found && m["port"] == targetPortName {
+					m["port"] = port
+				}
+			}
+		}
+	}
+}
+
+// targetPort is the container port the Service's port number sends to: its targetPort, by
+// number or by the name of a port of the workload's containers (the port itself when unset).
+func targetPort(svc, workload *unstructured.Unstructured, number int) (int64, error) {
+	ports, _, _ := nestedSlice(svc.Object, "spec", "ports")
+	for _, p := range ports {
+		m, _ := p.(map[string]any)
+		if asInt(m["port"]) != int64(number) {
+			continue
+		}
+		switch tp := m["targetPort"].(type) {
+		case nil:
+			return int64(number), nil
+		case string:
+			if workload == nil {
+				return 0, fmt.Errorf("targetPort %q: no workload to look the name up in", tp)
+			}
+			containers, _, _ := nestedSlice(workload.Object, "spec", "template", "spec", "containers")
+			for _, c := range containers {
+				cports, _ := c.(map[string]any)["ports"].([]any)
+				for _, cp := range cports {
+					if cm, _ := cp.(map[string]any); cm["name"] == tp {
+						return asInt(cm["containerPort"]), nil
+					}
+				}
+			}
+			return 0, fmt.Errorf("targetPort %q is no container port of %s %s", tp, workload.GetKind(), workload.GetName())
+		default:
+			return asInt(tp), nil
+		}
+	}
+	return 0, fmt.Errorf("no port %d", number)
+}
+
+// asInt reads a number of a rendered object, which holds plain ints or, from JSON, float64.
+func asInt(v any) int64 {
+	switch n := v.(type) {
+	case int:
+		return int64(n)
+	case int64:
+		return n
+	case float64:
+		return int64(n)
+	}
+	return -1
+}
+
+// nodePortOnly makes a Service NodePort, with NodePort on its port number.
+func nodePortOnly(svc *unstructured.Unstructured, number int) error {
+	spec, _ := svc.Object["spec"].(map[string]any)
+	if spec == nil {
+		return errors.New("no spec")
+	}
+	spec["type"] = "NodePort"
+	ports, _ := spec["ports"].([]any)
+	for _, port := range ports {
+		if m, ok := port.(map[string]any); ok && asInt(m["port"]) == int64(number) {
+			m["nodePort"] = NodePort
+			return nil
+		}
+	}
+	return fmt.Errorf("no port %d", number)
 }
 
 // clusterIPOnly makes a Service ClusterIP, whatever type it had, with no node port left.
@@ -404,294 +490,19 @@ func (d DNSEgress) check() error {
 	return nil
 }
 
-// The in-memory layout: the embedded tree under root, the generated kustomization in top.
-const (
-	root = "/stampede"
-	top  = root + "/run"
-)
-
-func render(p Params) (resmap.ResMap, error) {
-	k, files, err := topKustomization(p)
-	if err != nil {
-		return nil, err
-	}
-	fsys := filesys.MakeFsInMemory()
-	err = fs.WalkDir(FS, ".", func(name string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := FS.ReadFile(name)
-		if err != nil {
-			return err
-		}
-		return fsys.WriteFile(path.Join(root, name), data)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("copy manifests: %w", err)
-	}
-	kyml, err := yaml.Marshal(k)
-	if err != nil {
-		return nil, fmt.Errorf("write kustomization: %w", err)
-	}
-	files["kustomization.yaml"] = kyml
-	if p.TokensvcDir != "" {
-		if err := useTokensvcDir(fsys, p.TokensvcDir); err != nil {
-			return nil, err
-		}
-		// The team's directory alone, before the run's namespace is set on everything.
-		team, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(fsys, teamDir)
-		if err != nil {
-			return nil, fmt.Errorf("render manifests: %s: %w", p.TokensvcDir, err)
-		}
-		if err := checkNamespaced(team); err != nil {
-			return nil, fmt.Errorf("render manifests: %s: %w", p.TokensvcDir, err)
-		}
-	}
-	for name, data := range files {
-		if err := fsys.WriteFile(path.Join(top, name), data); err != nil {
-			return nil, fmt.Errorf("write %s: %w", name, err)
-		}
-	}
-	opts := krusty.MakeDefaultOptions()
-	// Namespace first, then ConfigMaps and Secrets, then workloads: applied in this order, no
-	// pod waits for a Secret that is not there yet.
-	opts.Reorder = krusty.ReorderOptionLegacy
-	rm, err := krusty.MakeKustomizer(opts).Run(fsys, top)
-	if err != nil {
-		return nil, fmt.Errorf("render manifests (strategy %s): %w", p.Strategy, err)
-	}
-	if p.TokensvcDir != "" {
-		if err := checkTokensvc(rm); err != nil {
-			return nil, fmt.Errorf("render manifests: %s: %w\nthe directory must provide %s", p.TokensvcDir, err, TokensvcContract)
-		}
-	}
-	return rm, nil
-}
-
-// teamDir is where a team's token-service directory goes in the in-memory tree.
-const teamDir = root + "/base/tokensvc-team"
-
-// useTokensvcDir copies the kustomize directory dir from disk into the tree and makes the base
-// use it instead of the bundled tokensvc.yaml.
-func useTokensvcDir(fsys filesys.FileSystem, dir string) error {
-	disk := os.DirFS(dir)
-	if _, err := fs.Stat(disk, "kustomization.yaml"); err != nil {
-		return fmt.Errorf("render manifests: %s has no kustomization.yaml: it must be a kustomize directory providing %s", dir, TokensvcContract)
-	}
-	err := fs.WalkDir(disk, ".", func(name string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := fs.ReadFile(disk, name)
-		if err != nil {
-			return err
-		}
-		return fsys.WriteFile(path.Join(teamDir, name), data)
-	})
-	if err != nil {
-		return fmt.Errorf("render manifests: copy %s: %w", dir, err)
-	}
-	kpath := path.Join(root, "base", "kustomization.yaml")
-	k, err := fsys.ReadFile(kpath)
-	if err != nil {
-		return fmt.Errorf("render manifests: %w", err)
-	}
-	replaced := strings.Replace(string(k), "\n  - tokensvc.yaml\n", "\n  - tokensvc-team\n", 1)
-	if replaced == string(k) {
-		return errors.New("render manifests: the base no longer lists tokensvc.yaml as a resource")
-	}
-	return fsys.WriteFile(kpath, []byte(replaced))
-}
-
-// checkNamespaced refuses a team's render with a Namespace or a cluster-scoped object: it could
-// otherwise bring a ClusterRole, a webhook or a StorageClass that the run would apply over a
-// cluster-wide object it does not own and never remove. kustomize knows the built-in
-// cluster-scoped kinds; the applier refuses any other kind the API server maps to the cluster
-// scope.
-func checkNamespaced(rm resmap.ResMap) error {
-	for _, r := range rm.Resources() {
-		switch {
-		case r.GetKind() == "Namespace":
-			return fmt.Errorf("Namespace %s: stampede creates the run's namespace itself; remove it from the directory", r.GetName())
-		case r.GetGvk().IsClusterScoped():
-			return fmt.Errorf("%s %s is cluster-scoped: stampede deploys only into the namespace it creates; remove it from the directory", r.GetKind(), r.GetName())
-		}
-	}
-	return nil
-}
-
-// checkTokensvc checks a render for what the suite needs of the token service.
-func checkTokensvc(rm resmap.ResMap) error {
-	var errs []error
-	found := map[string]bool{}
-	for _, r := range rm.Resources() {
-		if r.GetName() != TokensvcName || (r.GetKind() != "Deployment" && r.GetKind() != "Service") {
-			continue
-		}
-		found[r.GetKind()] = true
-		m, err := r.Map()
-		if err != nil {
-			return err
-		}
-		u := unstructured.Unstructured{Object: m}
-		switch r.GetKind() {
-		case "Deployment":
-			labels, _, _ := unstructured.NestedStringMap(u.Object, "spec", "template", "metadata", "labels")
-			if labels[NameLabel] != TokensvcName {
-				errs = append(errs, fmt.Errorf("Deployment %s: pods not labelled %s=%s", TokensvcName, NameLabel, TokensvcName))
-			}
-		case "Service":
-			sel, _, _ := unstructured.NestedStringMap(u.Object, "spec", "selector")
-			if sel[NameLabel] != TokensvcName {
-				errs = append(errs, fmt.Errorf("Service %s: selector is not %s=%s", TokensvcName, NameLabel, TokensvcName))
-			}
-		}
-	}
-	for _, kind := range []string{"Deployment", "Service"} {
-		if !found[kind] {
-			errs = append(errs, fmt.Errorf("no %s named %s", kind, TokensvcName))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// topKustomization is the kustomization that turns the overlay into one run's manifests, and
-// the files it reads (secret contents go in files: a literal would be unquoted by kustomize).
-func topKustomization(p Params) (*types.Kustomization, map[string][]byte, error) {
-	var errs []error
-	if !slices.Contains(Strategies(), p.Strategy) {
-		errs = append(errs, fmt.Errorf("strategy %q: want one of %s", p.Strategy, strings.Join(Strategies(), ", ")))
-	}
-	for _, msg := range validation.IsDNS1123Label(p.Namespace) {
-		errs = append(errs, fmt.Errorf("namespace %q: %s", p.Namespace, msg))
-	}
-	tokensvc, err := imageOverride(TokensvcPlaceholderImage, p.TokensvcImage)
-	errs = append(errs, err)
-	postgres, err := imageOverride(PostgresPlaceholderImage, p.PostgresImage)
-	errs = append(errs, err)
-	if p.Replicas < 0 {
-		errs = append(errs, fmt.Errorf("replicas %d: must not be negative", p.Replicas))
-	}
-	var components []string
-	for _, c := range p.Components {
-		if !slices.Contains(Components(), c) {
-			errs = append(errs, fmt.Errorf("component %q: want one of %s", c, strings.Join(Components(), ", ")))
-			continue
-		}
-		components = append(components, "../components/"+c)
-	}
-	switch p.DatabaseStorage {
-	case "", StoragePVC, StorageEmptyDir:
-	default:
-		errs = append(errs, fmt.Errorf("database storage %q: want %s or %s", p.DatabaseStorage, StoragePVC, StorageEmptyDir))
-	}
-	if p.DNS != nil {
-		errs = append(errs, p.DNS.check())
-	}
-	errs = append(errs, checkSigningKey(p.SigningKeyPEM), checkPassword(p.PostgresPassword),
-		checkPassword(p.DatabasePassword), p.DatabaseTLS.check())
-	if len(p.APIKeys) == 0 {
-		errs = append(errs, errors.New("api keys: empty (one \"<merchant_id> sha256:<hex>\" line per key)"))
-	}
-	var config []string
-	for _, key := range slices.Sorted(maps.Keys(p.Config)) {
-		value := p.Config[key]
-		switch {
-		case !strings.HasPrefix(key, "TOKENSVC_"):
-			errs = append(errs, fmt.Errorf("config %s: only TOKENSVC_* settings go there", key))
-		case key == "TOKENSVC_CREATE_STRATEGY":
-			errs = append(errs, errors.New("config TOKENSVC_CREATE_STRATEGY: set Params.Strategy instead"))
-		case key == "TOKENSVC_ALLOW_BROKEN_STRATEGIES":
-			errs = append(errs, errors.New("config TOKENSVC_ALLOW_BROKEN_STRATEGIES: the overlays of the broken strategies set it, and only they may"))
-		case strings.ContainsAny(value, "\n\r"):
-			errs = append(errs, fmt.Errorf("config %s: the value has a line break", key))
-		default:
-			config = append(config, key+"="+value)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, nil, fmt.Errorf("render manifests: %w", err)
-	}
-
-	k := &types.Kustomization{
-		TypeMeta:   types.TypeMeta{APIVersion: types.KustomizationVersion, Kind: types.KustomizationKind},
-		Resources:  []string{"../overlays/" + p.Strategy},
-		Components: components,
-		Namespace:  p.Namespace,
-		Images:     []types.Image{tokensvc, postgres},
-		SecretGenerator: []types.SecretArgs{
-			{GeneratorArgs: types.GeneratorArgs{Name: "tokensvc-signing-key", Behavior: "replace",
-				KvPairSources: types.KvPairSources{FileSources: []string{"signing.pem=signing.pem"}}}},
-			{GeneratorArgs: types.GeneratorArgs{Name: "postgres-credentials", Behavior: "merge",
-				KvPairSources: types.KvPairSources{FileSources: []string{"POSTGRES_PASSWORD=postgres-password"}}}},
-			{GeneratorArgs: types.GeneratorArgs{Name: "tokensvc-database", Behavior: "merge",
-				KvPairSources: types.KvPairSources{FileSources: []string{"TOKENSVC_DB_PASSWORD=database-password"}}}},
-			{GeneratorArgs: types.GeneratorArgs{Name: "postgres-tls", Behavior: "replace",
-				KvPairSources: types.KvPairSources{FileSources: []string{"tls.crt=tls.crt", "tls.key=tls.key"}}}},
-			{GeneratorArgs: types.GeneratorArgs{Name: "tokensvc-database-ca", Behavior: "replace",
-				KvPairSources: types.KvPairSources{FileSources: []string{"ca.crt=ca.crt"}}}},
-			{GeneratorArgs: types.GeneratorArgs{Name: "tokensvc-api-keys", Behavior: "replace",
-				KvPairSources: types.KvPairSources{FileSources: []string{"api-keys=api-keys"}}}},
-		},
-	}
-	if len(config) > 0 {
-		k.ConfigMapGenerator = []types.ConfigMapArgs{{GeneratorArgs: types.GeneratorArgs{
-			Name: "tokensvc-config", Behavior: "merge", KvPairSources: types.KvPairSources{LiteralSources: config}}}}
-	}
-	if p.Replicas > 0 {
-		k.Replicas = []types.Replica{{Name: "tokensvc", Count: int64(p.Replicas)}}
-	}
-	files := map[string][]byte{
-		"signing.pem":       p.SigningKeyPEM,
-		"postgres-password": []byte(p.PostgresPassword),
-		"database-password": []byte(p.DatabasePassword),
-		"tls.crt":           p.DatabaseTLS.CertPEM,
-		"tls.key":           p.DatabaseTLS.KeyPEM,
-		"ca.crt":            p.DatabaseTLS.CACertPEM,
-		"api-keys":          p.APIKeys,
-	}
-	return k, files, nil
-}
-
-// imageOverride replaces the placeholder's name and tag (or digest) with those of ref.
-func imageOverride(placeholder, ref string) (types.Image, error) {
-	name, _, _ := strings.Cut(placeholder, ":")
-	img := types.Image{Name: name}
-	if ref == "" {
-		return img, fmt.Errorf("image for %s: empty (scripts/build-image.sh prints it)", name)
-	}
-	rest := ref
-	if before, digest, ok := strings.Cut(ref, "@"); ok {
-		rest, img.Digest = before, digest
-	}
-	// A colon after the last slash starts the tag; one before it belongs to a registry's port.
-	if i := strings.LastIndex(rest, ":"); i > strings.LastIndex(rest, "/") {
-		rest, img.NewTag = rest[:i], rest[i+1:]
-	}
-	img.NewName = rest
-	switch {
-	case rest == "" || strings.ContainsAny(ref, " \t\n"):
-		return img, fmt.Errorf("image for %s: %q is not an image reference", name, ref)
-	case img.NewTag == "" && img.Digest == "":
-		// Without a tag the kubelet would use :latest and, with it, imagePullPolicy Always.
-		return img, fmt.Errorf("image for %s: %q has no tag or digest", name, ref)
-	case img.NewTag == "latest":
-		return img, fmt.Errorf("image for %s: %q: :latest is always pulled, and there is no registry", name, ref)
-	}
-	return img, nil
-}
-
-func checkSigningKey(pemText []byte) error {
+// checkEd25519PEM checks a generated Secret of kind ed25519-pem: an Ed25519 private key, PEM
+// PKCS#8.
+func checkEd25519PEM(pemText []byte) error {
 	block, _ := pem.Decode(pemText)
 	if block == nil || block.Type != "PRIVATE KEY" {
-		return errors.New("signing key: want a PEM block \"PRIVATE KEY\" (PKCS#8)")
+		return errors.New("want a PEM block \"PRIVATE KEY\" (PKCS#8)")
 	}
 	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
 	if err != nil {
-		return fmt.Errorf("signing key: %w", err)
+		return err
 	}
 	if _, ok := key.(ed25519.PrivateKey); !ok {
-		return fmt.Errorf("signing key: %T, want Ed25519", key)
+		return fmt.Errorf("%T, want Ed25519", key)
 	}
 	return nil
 }
@@ -704,4 +515,12 @@ func checkPassword(pw string) error {
 		return errors.New("postgres password: must not contain a quote, a backslash or a control character")
 	}
 	return nil
+}
+
+// nestedSlice is unstructured.NestedSlice without its deep copy, which refuses the plain ints
+// of kustomize's output.
+func nestedSlice(obj map[string]any, fields ...string) ([]any, bool, error) {
+	v, found, err := unstructured.NestedFieldNoCopy(obj, fields...)
+	s, _ := v.([]any)
+	return s, found && s != nil, err
 }

@@ -20,9 +20,9 @@ import (
 // kind of pod the suite deploys from these manifests.
 func renderAll(t *testing.T) []*unstructured.Unstructured {
 	t.Helper()
-	objs, err := Render(Params{Strategy: "atomic", Namespace: "ns", TokensvcImage: "a/tokensvc:1", PostgresImage: "a/pg:1",
-		SigningKeyPEM: newKeyPEM(t), PostgresPassword: "pw", DatabasePassword: "dpw", DatabaseTLS: testTLS(t), APIKeys: testAPIKeys,
-		Components: []string{ComponentPostgresAsyncCommit}})
+	p := tokensvcParams(t, "atomic", newKeyPEM(t))
+	p.Components = []string{ComponentPostgresAsyncCommit}
+	objs, err := Render(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,9 +382,8 @@ func TestDNSEgress(t *testing.T) {
 	if got, want := dnsPeers(t, renderAll(t)), "ns=kube-system/k8s-app=kube-dns ip=169.254.20.10/32:UDP/53,TCP/53"; got != want {
 		t.Errorf("default DNS egress %q, want %q", got, want)
 	}
-	p := Params{Strategy: "atomic", Namespace: "ns", TokensvcImage: "a/tokensvc:1", PostgresImage: "a/pg:1",
-		SigningKeyPEM: newKeyPEM(t), PostgresPassword: "pw", DatabasePassword: "dpw", DatabaseTLS: testTLS(t), APIKeys: testAPIKeys,
-		DNS: &DNSEgress{Namespace: "dns", PodLabels: map[string]string{"app": "unbound"}, CIDRs: []string{"10.0.0.10/32", "169.254.25.10/32"}}}
+	p := tokensvcParams(t, "atomic", newKeyPEM(t))
+	p.DNS = &DNSEgress{Namespace: "dns", PodLabels: map[string]string{"app": "unbound"}, CIDRs: []string{"10.0.0.10/32", "169.254.25.10/32"}}
 	objs, err := Render(p)
 	if err != nil {
 		t.Fatal(err)

@@ -32,6 +32,8 @@ set -o errexit -o nounset -o pipefail
 LOG_PREFIX=e2e
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "${REPO_ROOT}/scripts/stages.sh"
+# The target's image is STAMPEDE_E2E_IMAGE (-e2e.image); its older name still sets it.
+[ -z "${STAMPEDE_E2E_TOKENSVC_IMAGE:-}" ] || export STAMPEDE_E2E_IMAGE="${STAMPEDE_E2E_IMAGE:-$STAMPEDE_E2E_TOKENSVC_IMAGE}"
 
 # A shell that starts this script in the background (CI runners, `cmd &`) makes it ignore SIGINT,
 # and bash cannot trap a signal that was ignored on entry: start again with SIGINT at its default.
@@ -101,7 +103,9 @@ wait_prepared() {
   [ -f "${prep_dir}/images" ] || return 0
   while IFS='=' read -r name ref; do
     case "$name" in
-      tokensvc) export STAMPEDE_E2E_TOKENSVC_IMAGE="${STAMPEDE_E2E_TOKENSVC_IMAGE:-$ref}" ;;
+      # The bundled target's image; the suite's flag is -e2e.image (STAMPEDE_E2E_IMAGE), which
+      # STAMPEDE_E2E_TOKENSVC_IMAGE, its older name, still sets.
+      tokensvc) export STAMPEDE_E2E_IMAGE="${STAMPEDE_E2E_IMAGE:-${STAMPEDE_E2E_TOKENSVC_IMAGE:-$ref}}" ;;
       postgres) export STAMPEDE_E2E_POSTGRES_IMAGE="${STAMPEDE_E2E_POSTGRES_IMAGE:-$ref}" ;;
       toxiproxy) export STAMPEDE_E2E_TOXIPROXY_IMAGE="${STAMPEDE_E2E_TOXIPROXY_IMAGE:-$ref}" ;;
       attacker) export STAMPEDE_E2E_ATTACKER_IMAGE="${STAMPEDE_E2E_ATTACKER_IMAGE:-$ref}" ;;

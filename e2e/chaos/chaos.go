@@ -76,9 +76,13 @@ func NeedsToxiproxy(f Fault) bool {
 // Target is the deployment a fault acts on, and how to reach its cluster.
 type Target struct {
 	Client kubernetes.Interface
-	// Namespace holds the token service, PostgreSQL and, when deployed, toxiproxy.
+	// Namespace holds the target, PostgreSQL and, when deployed, toxiproxy.
 	Namespace string
-	// Replicas is the token service's desired replica count.
+	// Workload is the target's Deployment, Container its container and Pods the label selector
+	// of its pods (its Service's selector): what the pod and node faults act on, read from the
+	// target file and its render.
+	Workload, Container, Pods string
+	// Replicas is the target's desired replica count.
 	Replicas int
 	// Mode is the suite's cluster mode: kind, reuse or existing.
 	Mode string

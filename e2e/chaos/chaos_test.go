@@ -215,7 +215,7 @@ func readyPod(name, node string) *corev1.Pod {
 
 func TestPodKillDeletesThePlannedPod(t *testing.T) {
 	cs := fake.NewClientset(readyPod("tokensvc-c", "w2"), readyPod("tokensvc-a", "w1"), readyPod("tokensvc-b", "w1"))
-	target := &Target{Client: cs, Namespace: "ns", Replicas: 3}
+	target := &Target{Client: cs, Namespace: "ns", Replicas: 3, Workload: tokensvc, Container: tokensvc, Pods: manifests.Selector(tokensvc)}
 	p := NewPlan(1, "pod-kill")
 	want := []string{"tokensvc-a", "tokensvc-b", "tokensvc-c"}[p.Pick(3)]
 	inj, err := PodKill{}.Inject(context.Background(), target, p)
@@ -266,7 +266,7 @@ func TestNodeLossPausesAndResumesThePlannedWorker(t *testing.T) {
 	}
 	cs := fake.NewClientset(node("mine-control-plane", true), node("mine-worker", false), node("mine-worker2", false))
 	var calls []string
-	target := &Target{Client: cs, Namespace: "ns", Mode: "reuse", Cluster: "mine", Nodes: []cluster.Node{
+	target := &Target{Client: cs, Namespace: "ns", Workload: tokensvc, Container: tokensvc, Pods: manifests.Selector(tokensvc), Mode: "reuse", Cluster: "mine", Nodes: []cluster.Node{
 		{Name: "mine-control-plane", Role: "control-plane", Container: "mine-control-plane"},
 		{Name: "mine-worker2", Role: "worker", Container: "mine-worker2"},
 		{Name: "mine-worker", Role: "worker", Container: "mine-worker"},
@@ -305,7 +305,7 @@ func TestDBCrashKillsThePostmasterInItsNode(t *testing.T) {
 	}
 	cs := fake.NewClientset(pg)
 	var calls []string
-	target := &Target{Client: cs, Namespace: "ns", Mode: "kind", Cluster: "mine", Replicas: 3, Nodes: []cluster.Node{
+	target := &Target{Client: cs, Namespace: "ns", Workload: tokensvc, Container: tokensvc, Pods: manifests.Selector(tokensvc), Mode: "kind", Cluster: "mine", Replicas: 3, Nodes: []cluster.Node{
 		{Name: "mine-worker", Role: "worker", Container: "mine-worker"},
 		{Name: "mine-worker2", Role: "worker", Container: "mine-worker2"},
 	}, Docker: func(_ context.Context, args ...string) ([]byte, error) {
@@ -354,3 +354,6 @@ func TestDBCrashKillsThePostmasterInItsNode(t *testing.T) {
 		t.Errorf("Recover after the pod was replaced: %v, want an error naming it", err)
 	}
 }
+
+// tokensvc names the target workload the tests' fake pods belong to.
+const tokensvc = manifests.TokensvcName

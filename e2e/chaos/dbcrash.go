@@ -79,7 +79,7 @@ func (DBCrash) Inject(ctx context.Context, t *Target, _ Plan) (*Injection, error
 			if err != nil {
 				return fmt.Errorf("db-crash: %s restarted and ready: %w", manifests.PostgresPod, err)
 			}
-			return waitDeployment(ctx, t, manifests.TokensvcName, int32(t.Replicas))
+			return waitDeployment(ctx, t, t.Workload, int32(t.Replicas))
 		},
 	}, nil
 }

@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/stampede-e2e/stampede/e2e/cluster"
 	"github.com/stampede-e2e/stampede/e2e/ready"
@@ -73,7 +74,7 @@ func (NodeLoss) Inject(ctx context.Context, t *Target, p Plan) (*Injection, erro
 			if err := waitPodReady(ctx, t, manifests.PostgresPod); err != nil {
 				return err
 			}
-			return waitDeployment(ctx, t, manifests.TokensvcName, int32(t.Replicas))
+			return waitDeployment(ctx, t, t.Workload, int32(t.Replicas))
 		},
 	}, nil
 }
@@ -105,7 +106,7 @@ func (Partition) Available(t *Target) error {
 
 // Inject implements Fault.
 func (Partition) Inject(ctx context.Context, t *Target, p Plan) (*Injection, error) {
-	pods, err := readyPods(ctx, t, manifests.TokensvcName)
+	pods, err := readyPods(ctx, t, t.Pods)
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +122,7 @@ func (Partition) Inject(ctx context.Context, t *Target, p Plan) (*Injection, err
 	if err != nil {
 		return nil, err
 	}
-	pid, err := t.containerPID(ctx, node, pod.Name, manifests.TokensvcName)
+	pid, err := t.containerPID(ctx, node, pod.Name, t.Container)
 	if err != nil {
 		return nil, fmt.Errorf("partition: %w", err)
 	}
@@ -155,7 +156,7 @@ func (Partition) Inject(ctx context.Context, t *Target, p Plan) (*Injection, err
 			if err := remove(ctx); err != nil {
 				return err
 			}
-			return waitDeployment(ctx, t, manifests.TokensvcName, int32(t.Replicas))
+			return waitDeployment(ctx, t, t.Workload, int32(t.Replicas))
 		},
 	}, nil
 }
@@ -168,11 +169,15 @@ func podsOn(ctx context.Context, t *Target, node string) (pods []string, databas
 	if err != nil {
 		return nil, false, fmt.Errorf("list pods on %s: %w", node, err)
 	}
+	targetPods, err := labels.Parse(t.Pods)
+	if err != nil {
+		return nil, false, fmt.Errorf("the target's pods %q: %w", t.Pods, err)
+	}
 	for _, p := range list.Items {
-		switch p.Labels[manifests.NameLabel] {
-		case manifests.TokensvcName:
+		switch {
+		case targetPods.Matches(labels.Set(p.Labels)):
 			pods = append(pods, p.Name)
-		case manifests.PostgresName, "toxiproxy":
+		case p.Labels[manifests.NameLabel] == manifests.PostgresName, p.Labels[manifests.NameLabel] == "toxiproxy":
 			database = true
 		}
 	}

@@ -39,12 +39,12 @@ func (PodKill) Excuses() []Excuse {
 
 // Inject implements Fault.
 func (PodKill) Inject(ctx context.Context, t *Target, p Plan) (*Injection, error) {
-	pods, err := readyPods(ctx, t, manifests.TokensvcName)
+	pods, err := readyPods(ctx, t, t.Pods)
 	if err != nil {
 		return nil, err
 	}
 	if len(pods) == 0 {
-		return nil, fmt.Errorf("pod-kill: no ready %s pod in %s", manifests.TokensvcName, t.Namespace)
+		return nil, fmt.Errorf("pod-kill: no ready %s pod in %s", t.Workload, t.Namespace)
 	}
 	pod := pods[p.Pick(len(pods))]
 	t.logger().Info("injecting fault", "fault", "pod-kill", "pod", pod.Name, "node", pod.Spec.NodeName)
@@ -57,7 +57,7 @@ func (PodKill) Inject(ctx context.Context, t *Target, p Plan) (*Injection, error
 		Detail: "grace period 0, on " + pod.Spec.NodeName,
 		Pods:   []string{pod.Name},
 		Recover: func(ctx context.Context) error {
-			return waitDeployment(ctx, t, manifests.TokensvcName, int32(t.Replicas))
+			return waitDeployment(ctx, t, t.Workload, int32(t.Replicas))
 		},
 	}, nil
 }
@@ -79,16 +79,16 @@ func (RollingRestart) Available(*Target) error { return nil }
 // Inject implements Fault.
 func (RollingRestart) Inject(ctx context.Context, t *Target, _ Plan) (*Injection, error) {
 	at := time.Now().UTC().Format(time.RFC3339)
-	t.logger().Info("injecting fault", "fault", "rolling-restart", "deployment", manifests.TokensvcName)
+	t.logger().Info("injecting fault", "fault", "rolling-restart", "deployment", t.Workload)
 	patch := fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":%q}}}}}`, at)
-	if _, err := t.Client.AppsV1().Deployments(t.Namespace).Patch(ctx, manifests.TokensvcName, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
-		return nil, fmt.Errorf("rolling-restart: patch %s: %w", manifests.TokensvcName, err)
+	if _, err := t.Client.AppsV1().Deployments(t.Namespace).Patch(ctx, t.Workload, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		return nil, fmt.Errorf("rolling-restart: patch %s: %w", t.Workload, err)
 	}
 	return &Injection{
-		Target: "deployment/" + manifests.TokensvcName,
+		Target: "deployment/" + t.Workload,
 		Detail: "restartedAt " + at,
 		Recover: func(ctx context.Context) error {
-			return waitDeployment(ctx, t, manifests.TokensvcName, int32(t.Replicas))
+			return waitDeployment(ctx, t, t.Workload, int32(t.Replicas))
 		},
 	}, nil
 }
@@ -109,37 +109,37 @@ func (Scale) Available(*Target) error { return nil }
 // Inject implements Fault.
 func (Scale) Inject(ctx context.Context, t *Target, p Plan) (*Injection, error) {
 	up := int32(t.Replicas + 1 + p.Variant(2))
-	t.logger().Info("injecting fault", "fault", "scale", "deployment", manifests.TokensvcName, "from", t.Replicas, "to", up)
+	t.logger().Info("injecting fault", "fault", "scale", "deployment", t.Workload, "from", t.Replicas, "to", up)
 	if err := scaleTo(ctx, t, up); err != nil {
 		return nil, err
 	}
 	return &Injection{
 		Held:   true,
-		Target: "deployment/" + manifests.TokensvcName,
+		Target: "deployment/" + t.Workload,
 		Detail: fmt.Sprintf("%d -> %d -> %d replicas", t.Replicas, up, t.Replicas),
 		Recover: func(ctx context.Context) error {
 			// The new pods must have come up, or the fault scaled nothing.
-			if err := waitDeployment(ctx, t, manifests.TokensvcName, up); err != nil {
+			if err := waitDeployment(ctx, t, t.Workload, up); err != nil {
 				return err
 			}
-			t.logger().Info("scaling back", "deployment", manifests.TokensvcName, "to", t.Replicas)
+			t.logger().Info("scaling back", "deployment", t.Workload, "to", t.Replicas)
 			if err := scaleTo(ctx, t, int32(t.Replicas)); err != nil {
 				return err
 			}
-			return waitDeployment(ctx, t, manifests.TokensvcName, int32(t.Replicas))
+			return waitDeployment(ctx, t, t.Workload, int32(t.Replicas))
 		},
 	}, nil
 }
 
 func scaleTo(ctx context.Context, t *Target, n int32) error {
 	deps := t.Client.AppsV1().Deployments(t.Namespace)
-	s, err := deps.GetScale(ctx, manifests.TokensvcName, metav1.GetOptions{})
+	s, err := deps.GetScale(ctx, t.Workload, metav1.GetOptions{})
 	if err != nil {
-		return fmt.Errorf("scale: read %s: %w", manifests.TokensvcName, err)
+		return fmt.Errorf("scale: read %s: %w", t.Workload, err)
 	}
 	s.Spec.Replicas = n
-	if _, err := deps.UpdateScale(ctx, manifests.TokensvcName, s, metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("scale %s to %d: %w", manifests.TokensvcName, n, err)
+	if _, err := deps.UpdateScale(ctx, t.Workload, s, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("scale %s to %d: %w", t.Workload, n, err)
 	}
 	return nil
 }
@@ -201,17 +201,17 @@ func (DBRestart) Inject(ctx context.Context, t *Target, _ Plan) (*Injection, err
 			if err != nil {
 				return fmt.Errorf("db-restart: %s back and ready: %w", manifests.PostgresPod, err)
 			}
-			return waitDeployment(ctx, t, manifests.TokensvcName, int32(t.Replicas))
+			return waitDeployment(ctx, t, t.Workload, int32(t.Replicas))
 		},
 	}, nil
 }
 
 // readyPods lists the ready, not terminating pods of app name, sorted by name so that a Plan's
 // pick is stable.
-func readyPods(ctx context.Context, t *Target, name string) ([]corev1.Pod, error) {
-	list, err := t.Client.CoreV1().Pods(t.Namespace).List(ctx, metav1.ListOptions{LabelSelector: manifests.NameLabel + "=" + name})
+func readyPods(ctx context.Context, t *Target, selector string) ([]corev1.Pod, error) {
+	list, err := t.Client.CoreV1().Pods(t.Namespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
 	if err != nil {
-		return nil, fmt.Errorf("list %s pods: %w", name, err)
+		return nil, fmt.Errorf("list %s pods: %w", selector, err)
 	}
 	var pods []corev1.Pod
 	for _, p := range list.Items {

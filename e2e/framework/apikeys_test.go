@@ -4,17 +4,19 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/stampede-e2e/stampede/e2e/target"
 	"github.com/stampede-e2e/stampede/service/apikey"
 )
 
-// The file the suite writes is one the service reads, and each key authenticates as its merchant
-// and no other.
+// The file the suite writes in the bundled service's key format is one the service reads, and
+// each key authenticates as its tenant and no other.
 func TestAPIKeysFile(t *testing.T) {
-	keys, err := NewAPIKeys([]string{"m-0", "m-1"})
+	f := target.KeyFormat{Prefix: apikey.Prefix, Line: "{{tenant}} " + apikey.HashPrefix + "{{sha256}}"}
+	keys, err := NewAPIKeys(f, []string{"m-0", "m-1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	set, err := apikey.ParseFile(bytes.NewReader(keys.File()))
+	set, err := apikey.ParseFile(bytes.NewReader(keys.File(f)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +28,7 @@ func TestAPIKeysFile(t *testing.T) {
 	if _, ok := set.Authenticate("sk_not-a-key"); ok {
 		t.Error("an unknown key authenticated")
 	}
-	if bytes.Contains(keys.File(), []byte(keys["m-0"])) {
+	if bytes.Contains(keys.File(f), []byte(keys["m-0"])) {
 		t.Error("the file holds a key itself, not its hash")
 	}
 }

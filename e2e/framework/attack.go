@@ -18,7 +18,6 @@ import (
 	"github.com/stampede-e2e/stampede/e2e/history"
 	"github.com/stampede-e2e/stampede/e2e/report"
 	"github.com/stampede-e2e/stampede/e2e/traffic"
-	"github.com/stampede-e2e/stampede/manifests"
 )
 
 // attackFromCluster sends the bursts from inside the cluster: a Job of Config.Attackers pods,
@@ -34,7 +33,7 @@ func (d *Deployment) attackFromCluster(ctx context.Context, customers []history.
 	keysSecret := d.createKeysSecret(ctx, fmt.Sprintf("attacker-%d-keys", d.attacks))
 	method, path := cfg.createRequest()
 	plan := attack.Plan{
-		URL:       manifests.TokensvcClusterURL(d.Namespace),
+		URL:       d.clusterURL(),
 		Method:    method,
 		Path:      path,
 		Customers: customers,

@@ -36,14 +36,15 @@ type Config struct {
 	NodeImage string
 	// Kubeconfig and Context select the cluster in existing mode.
 	Kubeconfig, Context string
-	// TokensvcImage, PostgresImage and ToxiproxyImage are the images deployed; empty means they are
-	// built here (scripts/build-image.sh) and loaded into the kind nodes.
-	TokensvcImage, PostgresImage, ToxiproxyImage string
-	// SelftestImage is the token service built with the self-test's mutants (-tags selftest);
+	// Image is the target's image (deploy.images of its target file), PostgresImage and
+	// ToxiproxyImage the suite's own; empty means they are built here (scripts/build-image.sh,
+	// for a target whose build recipe it is) and loaded into the kind nodes.
+	Image, PostgresImage, ToxiproxyImage string
+	// SelftestImage is the target built with the self-test's mutants (-tags selftest);
 	// empty means built here when a self-test spec runs.
 	SelftestImage string
-	// Manifests is a team's kustomize directory for the token service, deployed instead of the
-	// bundled one (manifests.TokensvcContract says what it must provide).
+	// Manifests is a team's kustomize directory for the target, deployed instead of the
+	// target file's own deploy.kustomize (manifests.Contract says what it must provide).
 	Manifests string
 	// ServiceURL overrides the token service's address from the host (existing mode).
 	ServiceURL string
@@ -90,8 +91,11 @@ type Config struct {
 	// (check.CoverageParams.AllowClientOnly).
 	AllowClientOnlyCoverage bool
 	// TargetFile is the target file the run judges (a directory means its target.yaml);
-	// empty means the bundled token service's, targets/tokensvc/target.yaml.
+	// empty means DefaultTarget.
 	TargetFile string
+	// DefaultTarget is the target file a run judges unless -e2e.target names one, relative to
+	// the repository's root: the spec package sets it before RegisterFlags.
+	DefaultTarget string
 	// Target is TargetFile loaded and validated, set by Validate.
 	Target *target.Target
 	// RunRole is a ClusterRole that each spec binds, in its own namespace only, to the identity
@@ -142,11 +146,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.NodeImage, "e2e.node-image", firstNonEmpty(env("NODE_IMAGE", ""), os.Getenv("STAMPEDE_NODE_IMAGE")), "kind node image (default: scripts/node-image.sh)")
 	fs.StringVar(&c.Kubeconfig, "e2e.kubeconfig", env("KUBECONFIG", ""), "kubeconfig of an existing cluster (existing mode)")
 	fs.StringVar(&c.Context, "e2e.context", env("CONTEXT", ""), "kubeconfig context (existing mode)")
-	fs.StringVar(&c.TokensvcImage, "e2e.tokensvc-image", env("TOKENSVC_IMAGE", ""), "token service image (default: built here)")
+	fs.StringVar(&c.Image, "e2e.image", env("IMAGE", ""), "the target's image (default: built here when its target file's build recipe is scripts/build-image.sh)")
 	fs.StringVar(&c.PostgresImage, "e2e.postgres-image", env("POSTGRES_IMAGE", ""), "PostgreSQL image (default: built here)")
 	fs.StringVar(&c.ToxiproxyImage, "e2e.toxiproxy-image", env("TOXIPROXY_IMAGE", ""), "toxiproxy image (default: built here)")
-	fs.StringVar(&c.SelftestImage, "e2e.selftest-image", env("SELFTEST_IMAGE", ""), "self-test token service image, built with -tags selftest (default: built here when a selftest spec runs)")
-	fs.StringVar(&c.Manifests, "e2e.manifests", env("MANIFESTS", ""), "a kustomize directory of the token service to deploy instead of the bundled one (what it must provide: README)")
+	fs.StringVar(&c.SelftestImage, "e2e.selftest-image", env("SELFTEST_IMAGE", ""), "self-test image of the target, built with -tags selftest (default: built here when a selftest spec runs)")
+	fs.StringVar(&c.Manifests, "e2e.manifests", env("MANIFESTS", ""), "a kustomize directory to deploy instead of the target file's deploy.kustomize (what it must provide: README)")
 	fs.StringVar(&c.ServiceURL, "e2e.service-url", env("SERVICE_URL", ""), "token service URL from this host (default: the kind port mapping)")
 	fs.StringVar(&c.Traffic, "e2e.traffic", env("TRAFFIC", ""), "where the bursts come from: host (this process) or cluster (attacker pods; default in existing mode)")
 	fs.IntVar(&c.Attackers, "e2e.attackers", envInt("ATTACKERS", 3), "attacker pods that share every burst with -e2e.traffic=cluster")
@@ -164,7 +168,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ArtifactsBase, "e2e.artifacts-base", artifacts, "directory of the runs' artifacts directories (env ARTIFACTS)")
 	fs.StringVar(&c.DatabaseStorage, "e2e.db-storage", env("DB_STORAGE", ""), "where PostgreSQL keeps its data: emptydir or pvc (default: emptydir in existing mode, else pvc)")
 	fs.StringVar(&c.DNS, "e2e.dns", env("DNS", ""), "DNS peers of the pods' egress policy, space-separated NAMESPACE/KEY=VALUE and CIDRs (default \""+manifests.DefaultDNS.String()+"\")")
-	fs.StringVar(&c.TargetFile, "e2e.target", env("TARGET", ""), "the target file, or a directory holding target.yaml (default: "+DefaultTargetFile+")")
+	fs.StringVar(&c.TargetFile, "e2e.target", env("TARGET", ""), "the target file, or a directory holding target.yaml (default: "+firstNonEmpty(c.DefaultTarget, "none")+")")
 	fs.StringVar(&c.RunRole, "e2e.run-role", env("RUN_ROLE", ""), "ClusterRole bound to the suite's identity in each spec's namespace (manifests/rbac: stampede-run)")
 	fs.DurationVar(&c.Timeout, "e2e.spec-timeout", 10*time.Minute, "time limit of one registration spec; chaos specs get 1.5 times it (a fault's hold and recovery)")
 }
@@ -185,15 +189,15 @@ func (c *Config) Validate() error {
 			// mistake this refuses.
 			return fmt.Errorf("existing mode needs -e2e.kubeconfig and -e2e.context, the context named explicitly (KUBECONFIG=... CONTEXT=...)")
 		}
-		if c.TokensvcImage == "" || c.PostgresImage == "" {
-			return fmt.Errorf("existing mode needs -e2e.tokensvc-image and -e2e.postgres-image (images the cluster can pull)")
+		if c.Image == "" || c.PostgresImage == "" {
+			return fmt.Errorf("existing mode needs -e2e.image and -e2e.postgres-image (images the cluster can pull)")
 		}
 	default:
 		return fmt.Errorf("-e2e.mode=%q: use kind, reuse or existing", c.Mode)
 	}
 	if c.Manifests != "" {
 		if fi, err := os.Stat(c.Manifests); err != nil || !fi.IsDir() {
-			return fmt.Errorf("-e2e.manifests=%s: not a directory (a kustomize directory of the token service)", c.Manifests)
+			return fmt.Errorf("-e2e.manifests=%s: not a directory (a kustomize directory of the target)", c.Manifests)
 		}
 	}
 	if c.DatabaseStorage == "" {
@@ -239,6 +243,9 @@ func (c *Config) Validate() error {
 	if err := c.loadTarget(); err != nil {
 		return err
 	}
+	if c.Mode != "existing" && c.Image == "" && c.buildName() == "" {
+		return fmt.Errorf("target %s: its image has no build recipe the suite runs (scripts/build-image.sh NAME): give it with -e2e.image", c.Target.Name)
+	}
 	if c.Customers < 1 || c.Burst < 2 {
 		return fmt.Errorf("-e2e.customers must be >= 1 and -e2e.burst >= 2 (a race needs two requests)")
 	}
@@ -251,17 +258,16 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// DefaultTargetFile is the target a run judges unless told otherwise: the bundled token
-// service, relative to the repository's root.
-const DefaultTargetFile = "targets/tokensvc/target.yaml"
-
-// loadTarget loads TargetFile (DefaultTargetFile if empty; a directory's target.yaml) into
+// loadTarget loads TargetFile (DefaultTarget if empty; a directory's target.yaml) into
 // Target. A file with problems is refused in one line: the first problem, how many there are,
 // and the command that lists them all.
 func (c *Config) loadTarget() error {
 	file := c.TargetFile
+	if file == "" && c.DefaultTarget == "" {
+		return errors.New("no target: name its file with -e2e.target (TARGET=)")
+	}
 	if file == "" {
-		file = filepath.Join(repoRoot(), DefaultTargetFile)
+		file = filepath.Join(repoRoot(), c.DefaultTarget)
 	}
 	file = target.FileOf(file)
 	t, err := target.Load(file)
@@ -272,29 +278,7 @@ func (c *Config) loadTarget() error {
 	case err != nil:
 		return fmt.Errorf("-e2e.target=%s: %w", file, err)
 	}
-	if err := deployable(t); err != nil {
-		return fmt.Errorf("-e2e.target=%s: %w", file, err)
-	}
 	c.TargetFile, c.Target = file, t
-	return nil
-}
-
-// deployable refuses a target the suite would not really deploy. Until the deploy is read from
-// the target file (issue 20), the suite renders manifests/ and deploys the token service whatever
-// the file says: a target describing another service would be recorded and then judged as the
-// token service. Only a file whose deploy is the bundled token service's passes.
-func deployable(t *target.Target) error {
-	base := filepath.Join(repoRoot(), "manifests", "base")
-	got, err := filepath.Abs(t.Resolve(t.Deploy.Kustomize))
-	if err != nil {
-		return err
-	}
-	w, svc := t.Deploy.Workload, t.Deploy.Service
-	if got != base || w.Name != manifests.TokensvcName || svc.Name != manifests.TokensvcName || svc.Port != manifests.TokensvcPort {
-		return fmt.Errorf("target %q: the suite deploys only the bundled token service so far (deploy.kustomize %s, workload and service %s, port %d); "+
-			"this file says kustomize %s, workload %s, service %s port %d",
-			t.Name, base, manifests.TokensvcName, manifests.TokensvcPort, got, w.Name, svc.Name, svc.Port)
-	}
 	return nil
 }
 
@@ -323,13 +307,13 @@ func (c *Config) createRequest() (method, path string) {
 	return c.Target.Create.Method, c.Target.Create.Path
 }
 
-// jwksPath is where the target publishes the keys that verify its credentials: JWKSPath, the
-// token service's, when it names none.
+// jwksPath is where the target publishes the keys that verify its credentials; "" when it
+// publishes none.
 func (c *Config) jwksPath() string {
-	if c.Target != nil && c.Target.Response.Verifier != nil && c.Target.Response.Verifier.JWKSPath != "" {
+	if c.Target != nil && c.Target.Response.Verifier != nil {
 		return c.Target.Response.Verifier.JWKSPath
 	}
-	return JWKSPath
+	return ""
 }
 
 // MakeRunDir creates the run's artifacts directory under ArtifactsBase, named after now and the

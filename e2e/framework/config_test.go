@@ -13,11 +13,25 @@ import (
 	"github.com/stampede-e2e/stampede/e2e/traffic"
 )
 
+// testTarget is the target the framework's tests run with, as the spec package's default: the
+// bundled token service's file.
+const testTarget = "targets/tokensvc/target.yaml"
+
+// loadTestTarget loads testTarget.
+func loadTestTarget(t *testing.T) *target.Target {
+	t.Helper()
+	tg, err := target.Load(filepath.Join(repoRoot(), testTarget))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tg
+}
+
 // parseConfig runs args through the suite's real flags and validation, as `go test ./e2e -args`
 // or ginkgo would.
 func parseConfig(t *testing.T, args ...string) (*Config, error) {
 	t.Helper()
-	var c Config
+	c := Config{DefaultTarget: testTarget}
 	fs := flag.NewFlagSet("e2e", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	c.RegisterFlags(fs)
@@ -35,13 +49,13 @@ func parseConfig(t *testing.T, args ...string) (*Config, error) {
 // sets: it must get past validation, where it once failed at once on the kind config default.
 func TestPreReleaseFlags(t *testing.T) {
 	documented := []string{"-e2e.mode=existing", "-e2e.kubeconfig=/home/me/.kube/staging", "-e2e.context=staging",
-		"-e2e.tokensvc-image=registry.example/tokensvc:v1.2", "-e2e.postgres-image=registry.example/postgres:15",
+		"-e2e.image=registry.example/tokensvc:v1.2", "-e2e.postgres-image=registry.example/postgres:15",
 		"-e2e.attacker-image=registry.example/stampede-attacker:v1.2"}
 	if _, err := parseConfig(t, documented...); err != nil {
 		t.Fatalf("the documented pre-release flags: %v", err)
 	}
 	for _, kv := range [][2]string{{"MODE", "existing"}, {"KUBECONFIG", "/k"}, {"CONTEXT", "staging"},
-		{"TOKENSVC_IMAGE", "r/t:1"}, {"POSTGRES_IMAGE", "r/p:1"}, {"ATTACKER_IMAGE", "r/a:1"}} {
+		{"IMAGE", "r/t:1"}, {"POSTGRES_IMAGE", "r/p:1"}, {"ATTACKER_IMAGE", "r/a:1"}} {
 		t.Setenv("STAMPEDE_E2E_"+kv[0], kv[1])
 	}
 	c, err := parseConfig(t)
@@ -65,7 +79,7 @@ func TestPreReleaseFlags(t *testing.T) {
 // Bad storage, DNS and run-role settings are refused in one line naming the flag.
 func TestExistingModeSettings(t *testing.T) {
 	existing := []string{"-e2e.mode=existing", "-e2e.kubeconfig=/k", "-e2e.context=staging",
-		"-e2e.tokensvc-image=r/t:1", "-e2e.postgres-image=r/p:1", "-e2e.attacker-image=r/a:1"}
+		"-e2e.image=r/t:1", "-e2e.postgres-image=r/p:1", "-e2e.attacker-image=r/a:1"}
 	for _, tc := range []struct {
 		args        []string
 		wantStorage string
@@ -98,7 +112,7 @@ func TestExistingModeSettings(t *testing.T) {
 // repro lines name it by its path from the repository's root.
 func TestTargetFlag(t *testing.T) {
 	root := RepoRoot()
-	bundled := filepath.Join(root, DefaultTargetFile)
+	bundled := filepath.Join(root, testTarget)
 	copyTarget := func(name string) string {
 		b, err := os.ReadFile(bundled)
 		if err != nil {
@@ -139,14 +153,14 @@ func TestTargetFlag(t *testing.T) {
 			ref := c.TargetRef()
 			wantRef := tc.wantFile
 			if tc.wantFile == bundled {
-				wantRef = DefaultTargetFile
+				wantRef = testTarget
 			}
 			if ref.File != wantRef || ref.Name != "tokensvc" || !strings.HasPrefix(ref.Digest, "sha256:") {
 				t.Errorf("target ref %+v, want file %s", ref, wantRef)
 			}
 			repro := ReproLine(c, "a spec")
-			if named := strings.Contains(repro, " TARGET="); named != (wantRef != DefaultTargetFile) {
-				t.Errorf("repro line %q: names the target %v, want %v", repro, named, wantRef != DefaultTargetFile)
+			if named := strings.Contains(repro, " TARGET="); named != (wantRef != testTarget) {
+				t.Errorf("repro line %q: names the target %v, want %v", repro, named, wantRef != testTarget)
 			}
 		})
 	}
@@ -175,43 +189,35 @@ func TestTargetRefused(t *testing.T) {
 	}
 }
 
-// A valid target the suite cannot deploy yet (another service's manifests or names) is refused
-// in one line, so that it is never recorded and then judged as the token service.
-func TestTargetNotDeployable(t *testing.T) {
-	src, err := os.ReadFile(filepath.Join(repoRoot(), DefaultTargetFile))
+// Another service's valid target loads: the suite deploys whatever its deploy section says. An
+// image with no build recipe the suite runs must be given, refused in one line otherwise.
+func TestTargetOfAnotherService(t *testing.T) {
+	orders := filepath.Join(repoRoot(), "manifests", "testdata", "orders", target.FileName)
+	_, err := parseConfig(t, "-e2e.mode=kind", "-e2e.node-image=stampede/node:x", "-e2e.target="+orders)
+	if err == nil || !strings.Contains(err.Error(), "-e2e.image") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("no image for a target without a build recipe: %v, want one line naming -e2e.image", err)
+	}
+	c, err := parseConfig(t, "-e2e.mode=kind", "-e2e.node-image=stampede/node:x", "-e2e.target="+orders, "-e2e.image=example/orders:7")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, edit := range map[string][2]string{
-		"another workload":  {"workload: {kind: Deployment, name: tokensvc,", "workload: {kind: Deployment, name: orders,"},
-		"another port":      {"service: {name: tokensvc, port: 8080}", "service: {name: tokensvc, port: 9000}"},
-		"another kustomize": {"kustomize: ../../manifests/base", "kustomize: ../../manifests/overlays/legacy"},
-	} {
-		if !strings.Contains(string(src), edit[0]) {
-			t.Fatalf("%s: the token service's target no longer says %q: update this test", name, edit[0])
-		}
-		dir := filepath.Join(repoRoot(), "targets", "tokensvc")
-		f, err := os.CreateTemp(dir, "notdeployable-*.yaml")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.Remove(f.Name()) })
-		if _, err := f.WriteString(strings.Replace(string(src), edit[0], edit[1], 1)); err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
-		_, err = parseConfig(t, "-e2e.mode=kind", "-e2e.node-image=stampede/node:x", "-e2e.target="+f.Name())
-		if err == nil || !strings.Contains(err.Error(), "deploys only the bundled token service") || strings.Contains(err.Error(), "\n") {
-			t.Errorf("%s: %v, want one line saying only the token service deploys", name, err)
-		}
+	if c.Target.Name != "orders" || c.serviceName() != "orders" || c.workload().Name != "orders-api" || c.imageName() != "example/orders" {
+		t.Errorf("target %s: service %s, workload %s, image %s", c.Target.Name, c.serviceName(), c.workload().Name, c.imageName())
 	}
 	if _, err := parseConfig(t, "-e2e.mode=kind", "-e2e.node-image=stampede/node:x"); err != nil {
-		t.Errorf("the token service's own target: %v", err)
+		t.Errorf("the default target: %v", err)
+	}
+	var none Config
+	fs := flag.NewFlagSet("e2e", flag.ContinueOnError)
+	none.RegisterFlags(fs)
+	none.Mode, none.NodeImage = "kind", "stampede/node:x"
+	if err := none.Validate(); err == nil || !strings.Contains(err.Error(), "-e2e.target") {
+		t.Errorf("no target and no default: %v, want one line naming -e2e.target", err)
 	}
 }
 
 // The traffic sends the target's create request and the JWKS is fetched where the target
-// publishes it; without a target, the token service's defaults (traffic's, JWKSPath).
+// publishes it; without a target, traffic's defaults and no JWKS.
 func TestTargetFeedsTrafficAndJWKS(t *testing.T) {
 	c, err := parseConfig(t, "-e2e.mode=kind", "-e2e.node-image=stampede/node:x")
 	if err != nil {
@@ -229,7 +235,7 @@ func TestTargetFeedsTrafficAndJWKS(t *testing.T) {
 	}{
 		{"the token service's target", c.Target, "POST", "/v1/tokens", "/.well-known/jwks.json"},
 		{"another target", &other, "PUT", "/api/v2/signups", "/keys"},
-		{"no target", nil, "", "", JWKSPath},
+		{"no target", nil, "", "", ""},
 	} {
 		cfg := *c
 		cfg.Target = tc.target

@@ -14,8 +14,6 @@ import (
 	toxiproxyclient "github.com/Shopify/toxiproxy/v2/client"
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
 	. "github.com/onsi/gomega"    //nolint:revive
-	appsv1 "k8s.io/api/apps/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/stampede-e2e/stampede/e2e/chaos"
 	"github.com/stampede-e2e/stampede/e2e/history"
@@ -25,20 +23,20 @@ import (
 	"github.com/stampede-e2e/stampede/manifests/components/toxiproxy"
 )
 
-// DeployParams shape a deployment of the token service.
+// DeployParams shape a deployment of the target.
 type DeployParams struct {
-	// Strategy is the create strategy, which names the overlay.
+	// Strategy names the target's mode (modes[].name of its target file).
 	Strategy string
-	// Config holds extra TOKENSVC_* settings (manifests.Params.Config).
+	// Config holds extra settings merged over the mode's (manifests.Params.Config).
 	Config map[string]string
-	// Toxiproxy puts toxiproxy between the token service and PostgreSQL: the service's
-	// database host becomes the toxiproxy Service.
+	// Toxiproxy puts toxiproxy between the target and PostgreSQL: the target's database
+	// endpoint (deploy.database.bundled.endpoint) becomes the toxiproxy Service.
 	Toxiproxy bool
-	// TokensvcImage replaces the suite's token service image for this deployment (the
-	// self-test's build); empty keeps it.
-	TokensvcImage string
-	// Components are manifests' kustomize components layered onto the strategy's overlay, such
-	// as manifests.ComponentPostgresAsyncCommit.
+	// Image replaces the suite's image of the target for this deployment (the self-test's
+	// build); empty keeps it.
+	Image string
+	// Components are manifests' kustomize components layered onto the render, such as
+	// manifests.ComponentPostgresAsyncCommit.
 	Components []string
 }
 
@@ -87,51 +85,53 @@ const noHostRoute = "-e2e.traffic=host, and nothing here reaches the token servi
 // namespace).
 func (e *Env) Deploy(ctx context.Context, p DeployParams) *Deployment {
 	GinkgoHelper()
-	key, err := NewSigningKey()
-	Expect(err).NotTo(HaveOccurred())
+	t := e.Config.Target
+	db := t.Deploy.Database.Bundled
+	Expect(db).NotTo(BeNil(), "target %s: the suite deploys only the bundled PostgreSQL so far", t.Name)
 	d := &Deployment{
 		Env:       e,
 		Strategy:  p.Strategy,
 		Namespace: "stampede-" + p.Strategy + "-" + randomSuffix(),
-		Key:       key,
 		Dir:       filepath.Join(e.Config.Artifacts, specDirName()),
 		Clock:     history.NewClock(time.Now()),
 		Seqs:      history.NewSeqs(),
 	}
 	Expect(os.MkdirAll(d.Dir, 0o755)).To(Succeed())
-	config := map[string]string{}
-	for k, v := range p.Config {
-		config[k] = v
+	var err error
+	d.verifier, err = verifierOf(t, p.Strategy, p.Config)
+	Expect(err).NotTo(HaveOccurred())
+	d.APIKeys, err = NewAPIKeys(keyFormat(t), traffic.MerchantIDs(traffic.MaxMerchants))
+	Expect(err).NotTo(HaveOccurred())
+	secrets, key, err := generatedSecrets(t, d.APIKeys)
+	Expect(err).NotTo(HaveOccurred())
+	d.Key = key
+	params := manifests.Params{
+		Target:          t,
+		Mode:            p.Strategy,
+		Namespace:       d.Namespace,
+		Images:          map[string]string{e.Config.imageName(): firstNonEmpty(p.Image, e.Config.Image)},
+		PostgresImage:   e.Config.PostgresImage,
+		Replicas:        e.Config.Replicas,
+		Secrets:         secrets,
+		Config:          p.Config,
+		Components:      p.Components,
+		Kustomize:       e.Config.Manifests,
+		NodePort:        e.nodePort(),
+		DatabaseStorage: e.Config.DatabaseStorage,
+		DNS:             must(e.Config.dnsEgress()),
 	}
 	if p.Toxiproxy {
 		Expect(e.Config.ToxiproxyImage).NotTo(BeEmpty(), "toxiproxy image")
-		config["TOKENSVC_DATABASE_HOST"] = toxiproxy.Name
-		config["TOKENSVC_DATABASE_PORT"] = strconv.Itoa(toxiproxy.ProxyPort)
+		params.DatabaseHost, params.DatabasePort = toxiproxy.Name, toxiproxy.ProxyPort
 	}
-	password, dbPassword := randomSuffix()+randomSuffix(), randomSuffix()+randomSuffix()
-	dbTLS, err := manifests.NewDatabaseTLS(d.Namespace)
+	dbPassword := randomSuffix() + randomSuffix()
+	params.PostgresPassword, params.DatabasePassword = randomSuffix()+randomSuffix(), dbPassword
+	params.DatabaseTLS, err = manifests.NewDatabaseTLS(d.Namespace)
 	Expect(err).NotTo(HaveOccurred())
-	d.APIKeys, err = NewAPIKeys(traffic.MerchantIDs(traffic.MaxMerchants))
-	Expect(err).NotTo(HaveOccurred())
-	objs, err := manifests.Render(manifests.Params{
-		Strategy:         p.Strategy,
-		Namespace:        d.Namespace,
-		TokensvcImage:    firstNonEmpty(p.TokensvcImage, e.Config.TokensvcImage),
-		PostgresImage:    e.Config.PostgresImage,
-		Replicas:         e.Config.Replicas,
-		SigningKeyPEM:    key.PrivatePEM,
-		PostgresPassword: password,
-		DatabasePassword: dbPassword,
-		DatabaseTLS:      dbTLS,
-		APIKeys:          d.APIKeys.File(),
-		Config:           config,
-		Components:       p.Components,
-		TokensvcDir:      e.Config.Manifests,
-		NodePort:         e.nodePort(),
-		DatabaseStorage:  e.Config.DatabaseStorage,
-		DNS:              must(e.Config.dnsEgress()),
-	})
+	objs, err := manifests.Render(params)
 	Expect(err).NotTo(HaveOccurred(), "render manifests")
+	d.pods, d.podPort, err = manifests.TargetPods(objs, t)
+	Expect(err).NotTo(HaveOccurred(), "the target's pods")
 	if p.Toxiproxy {
 		proxy, err := toxiproxy.Render(d.Namespace, e.Config.ToxiproxyImage)
 		Expect(err).NotTo(HaveOccurred(), "render toxiproxy")
@@ -153,7 +153,7 @@ func (e *Env) Deploy(ctx context.Context, p DeployParams) *Deployment {
 	// needs.
 	Expect(e.releaseKeptNodePorts(ctx)).To(Succeed())
 
-	By(fmt.Sprintf("deploying the %s strategy into %s%s", p.Strategy, d.Namespace, how))
+	By(fmt.Sprintf("deploying %s in mode %s into %s%s", t.Name, p.Strategy, d.Namespace, how))
 	DeferCleanup(d.delete, NodeTimeout(2*time.Minute))
 	DeferCleanup(d.dumpOnFailure, NodeTimeout(2*time.Minute))
 	applied := time.Now()
@@ -166,7 +166,7 @@ func (e *Env) Deploy(ctx context.Context, p DeployParams) *Deployment {
 	Expect(e.Applier.Apply(ctx, objs)).To(Succeed())
 
 	if p.Toxiproxy {
-		d.waitReady(ctx, toxiproxy.Name, 1)
+		d.waitReady(ctx, toxiproxy.Name, manifests.Selector(toxiproxy.Name), 1)
 		By("opening a port-forward to toxiproxy's API")
 		port, stop, err := PortForward(ctx, e.RestConfig, e.Client, d.Namespace, manifests.Selector(toxiproxy.Name), toxiproxy.APIPort)
 		Expect(err).NotTo(HaveOccurred())
@@ -178,7 +178,7 @@ func (e *Env) Deploy(ctx context.Context, p DeployParams) *Deployment {
 		}).WithTimeout(30*time.Second).WithPolling(time.Second).Should(Succeed(), "toxiproxy's proxy %s", toxiproxy.ProxyName)
 	}
 	d.waitDatabase(ctx)
-	d.waitReady(ctx, manifests.TokensvcName, int32(e.Config.Replicas))
+	d.waitWorkload(ctx, int32(e.Config.Replicas))
 	rollout := time.Since(applied)
 	d.waitEndpoints(ctx, e.Config.Replicas)
 	By("waiting until every ready pod answers through the Service from every node")
@@ -195,9 +195,7 @@ func (e *Env) Deploy(ctx context.Context, p DeployParams) *Deployment {
 	port, stop, err := PortForward(ctx, e.RestConfig, e.Client, d.Namespace, manifests.Selector(manifests.PostgresName), manifests.PostgresPort)
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(stop)
-	// As the service's own role (its tables are in its schema), through the port-forward, which
-	// arrives on PostgreSQL's loopback: there, as for the pod's own tools, no TLS is required.
-	d.DSN = fmt.Sprintf("postgres://tokensvc:%s@127.0.0.1:%d/tokensvc?sslmode=disable", dbPassword, port)
+	d.DSN = databaseDSN(db, dbPassword, port)
 	return d
 }
 
@@ -205,6 +203,8 @@ func (e *Env) Deploy(ctx context.Context, p DeployParams) *Deployment {
 func (d *Deployment) Target() *chaos.Target {
 	t := d.Env.ChaosTarget()
 	t.Namespace = d.Namespace
+	w := d.Env.Config.workload()
+	t.Workload, t.Container, t.Pods = w.Name, w.Container, d.pods
 	t.Toxiproxy = d.Toxiproxy
 	return t
 }
@@ -218,17 +218,31 @@ func (d *Deployment) waitDatabase(ctx context.Context) {
 	d.Env.Logger.Info("database ready", "namespace", d.Namespace, "took", time.Since(start).Round(time.Millisecond))
 }
 
-// waitReady waits until the Deployment name has rolled out want ready replicas (ready.Rollout:
-// updated, ready, available, and no older pod left).
-func (d *Deployment) waitReady(ctx context.Context, name string, want int32) {
+// waitWorkload waits until the target's workload has rolled out want ready replicas.
+func (d *Deployment) waitWorkload(ctx context.Context, want int32) {
+	GinkgoHelper()
+	w := d.Env.Config.workload()
+	if w.Kind == "Deployment" {
+		d.waitReady(ctx, w.Name, d.pods, want)
+		return
+	}
+	start := time.Now()
+	Expect(ready.Wait(ctx, "rollout of "+w.Name, time.Second, 4*time.Minute,
+		ready.StatefulSetRolledOut(d.Env.Client, d.Namespace, w.Name, want))).To(Succeed())
+	d.Env.Logger.Info("rolled out", w.Kind, w.Name, "namespace", d.Namespace, "took", time.Since(start).Round(time.Millisecond))
+}
+
+// waitReady waits until the Deployment name, whose pods selector selects, has rolled out want
+// ready replicas (ready.Rollout: updated, ready, available, and no older pod left).
+func (d *Deployment) waitReady(ctx context.Context, name, selector string, want int32) {
 	GinkgoHelper()
 	start := time.Now()
 	Expect(ready.Wait(ctx, "rollout of "+name, time.Second, 4*time.Minute,
-		ready.DeploymentRolledOut(d.Env.Client, d.Namespace, name, manifests.Selector(name), want))).To(Succeed())
+		ready.DeploymentRolledOut(d.Env.Client, d.Namespace, name, selector, want))).To(Succeed())
 	d.Env.Logger.Info("rolled out", "deployment", name, "namespace", d.Namespace, "took", time.Since(start).Round(time.Millisecond))
 }
 
-// waitEndpoints waits until the token service's Service routes to want ready pods.
+// waitEndpoints waits until the target's Service routes to want ready pods.
 func (d *Deployment) waitEndpoints(ctx context.Context, want int) {
 	GinkgoHelper()
 	Eventually(ctx, func(g Gomega) {
@@ -238,15 +252,10 @@ func (d *Deployment) waitEndpoints(ctx context.Context, want int) {
 	}).WithTimeout(time.Minute).WithPolling(500 * time.Millisecond).Should(Succeed())
 }
 
-// ReadyEndpoints lists the pods the token service's Service routes to, as its EndpointSlices say
-// (readyPodsFromSlices): the same list the coverage guard compares X-Served-By with.
+// ReadyEndpoints lists the pods the target's Service routes to, as its EndpointSlices say
+// (readyPodsFromSlices): the same list the coverage guard compares the serving pods with.
 func (d *Deployment) ReadyEndpoints(ctx context.Context) ([]string, error) {
-	return readyPodsFromSlices(ctx, d.Env.Client, d.Namespace)
-}
-
-// TokensvcDeployment returns the token service's Deployment object.
-func (d *Deployment) TokensvcDeployment(ctx context.Context) (*appsv1.Deployment, error) {
-	return d.Env.Client.AppsV1().Deployments(d.Namespace).Get(ctx, manifests.TokensvcName, metav1.GetOptions{})
+	return readyPodsFromSlices(ctx, d.Env.Client, d.Namespace, d.Env.Config.serviceName())
 }
 
 // reforwardDatabase opens a new port-forward to the database and points DSN at it.

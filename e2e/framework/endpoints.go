@@ -8,19 +8,17 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-
-	"github.com/stampede-e2e/stampede/manifests"
 )
 
 // readyPodsFromSlices returns the names of the pods behind the token service's ready endpoints in
 // namespace, as its EndpointSlices list them: the replicas kube-proxy sends the suite's traffic
 // to, which the coverage guard compares with the X-Served-By of every answer.
-func readyPodsFromSlices(ctx context.Context, cs kubernetes.Interface, namespace string) ([]string, error) {
+func readyPodsFromSlices(ctx context.Context, cs kubernetes.Interface, namespace, service string) ([]string, error) {
 	list, err := cs.DiscoveryV1().EndpointSlices(namespace).List(ctx, metav1.ListOptions{
-		LabelSelector: discoveryv1.LabelServiceName + "=" + manifests.TokensvcName,
+		LabelSelector: discoveryv1.LabelServiceName + "=" + service,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list endpoint slices of %s/%s: %w", namespace, manifests.TokensvcName, err)
+		return nil, fmt.Errorf("list endpoint slices of %s/%s: %w", namespace, service, err)
 	}
 	return readyPods(list.Items), nil
 }

@@ -43,14 +43,14 @@ func TestReadyPodsFromSlices(t *testing.T) {
 		slice("ns", "postgres-x", manifests.PostgresName, endpoint("postgres-0", yes)),
 		slice("other", "tokensvc-o", manifests.TokensvcName, endpoint("tokensvc-z", yes)),
 	)
-	got, err := readyPodsFromSlices(context.Background(), cs, "ns")
+	got, err := readyPodsFromSlices(context.Background(), cs, "ns", manifests.TokensvcName)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := []string{"tokensvc-a", "tokensvc-b", "tokensvc-d"}; !slices.Equal(got, want) {
 		t.Errorf("ready pods %v, want %v", got, want)
 	}
-	if got, err := readyPodsFromSlices(context.Background(), cs, "empty"); err != nil || len(got) != 0 {
+	if got, err := readyPodsFromSlices(context.Background(), cs, "empty", manifests.TokensvcName); err != nil || len(got) != 0 {
 		t.Errorf("no slices: %v, %v", got, err)
 	}
 }

@@ -51,7 +51,7 @@ type Env struct {
 	LoadImages func(ctx context.Context, images ...string) error
 }
 
-// Deployment is one spec's token service: its own namespace, database and signing key.
+// Deployment is one spec's target: its own namespace, database and generated secrets.
 type Deployment struct {
 	Env       *Env
 	Strategy  string
@@ -95,18 +95,14 @@ type Deployment struct {
 	// rounds sends the spec's chaos rounds from its round servers (-e2e.traffic=cluster),
 	// once started.
 	rounds sendFunc
-}
 
-// The token service's default claims (service/README.md): the suite deploys it with them.
-// Aliases of manifests', where they are defined so that light packages can use them.
-const (
-	// Issuer is the iss claim.
-	Issuer = manifests.TokensvcIssuer
-	// Audience is the aud claim.
-	Audience = manifests.TokensvcAudience
-	// TokenTTL is exp - iat.
-	TokenTTL = manifests.TokensvcTokenTTL
-)
+	// pods selects the target's pods (its Service's selector), podPort the container port its
+	// Service sends to: read from the render (manifests.TargetPods).
+	pods    string
+	podPort int
+	// verifier are the credential verifier's settings as this deployment configured them.
+	verifier verifierSettings
+}
 
 func (d *Deployment) dumpOnFailure(ctx SpecContext) {
 	if !CurrentSpecReport().Failed() {
@@ -137,27 +133,27 @@ func (d *Deployment) delete(ctx SpecContext) {
 	}
 	if keepNamespace(CurrentSpecReport().Failed(), d.Env.Config.Keep) {
 		GinkgoWriter.Printf("keeping namespace %s (keep asked); its Service gives up NodePort %d\n", d.Namespace, manifests.NodePort)
-		if err := ReleaseNodePort(ctx, d.Env.Client, d.Namespace, manifests.TokensvcName); err != nil {
+		if err := ReleaseNodePort(ctx, d.Env.Client, d.Namespace, d.Env.Config.serviceName()); err != nil {
 			d.Env.Logger.Warn("releasing the kept service's NodePort", "err", err)
 		}
 		return
 	}
 	if d.Env.nodePort() {
 		svcs := d.Env.Client.CoreV1().Services(d.Namespace)
-		if err := svcs.Delete(ctx, manifests.TokensvcName, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		if err := svcs.Delete(ctx, d.Env.Config.serviceName(), metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			d.Env.Logger.Warn("deleting service", "err", err)
 		}
 		Eventually(ctx, func() bool {
-			_, err := svcs.Get(ctx, manifests.TokensvcName, metav1.GetOptions{})
+			_, err := svcs.Get(ctx, d.Env.Config.serviceName(), metav1.GetOptions{})
 			return apierrors.IsNotFound(err)
-		}).WithTimeout(time.Minute).Should(BeTrue(), "service %s/%s deleted", d.Namespace, manifests.TokensvcName)
+		}).WithTimeout(time.Minute).Should(BeTrue(), "service %s/%s deleted", d.Namespace, d.Env.Config.serviceName())
 	}
 	if err := deleteOwnNamespace(ctx, d.Env.Client, d.Namespace, d.namespaceUID, d.Env.Config.RunID); err != nil {
 		d.Env.Logger.Warn("deleting namespace", "err", err)
 	}
 }
 
-// nodePort says whether the token service's Service is a NodePort Service: only where a kind
+// nodePort says whether the target's Service is a NodePort Service: only where a kind
 // port mapping reaches it (kind and reuse modes). In existing mode it is ClusterIP, so that no
 // port opens on a node the suite does not own.
 func (e *Env) nodePort() bool { return e.Config.Mode != "existing" }
@@ -207,7 +203,7 @@ func ReleaseNodePort(ctx context.Context, cs kubernetes.Interface, namespace, na
 	return nil
 }
 
-// releaseKeptNodePorts frees the node port of the token service in every namespace an earlier
+// releaseKeptNodePorts frees the node port of the target's Service in every namespace an earlier
 // spec of this run kept, in case it ended before its cleanup did. Another run's Services are
 // never rewritten: the selector names this run, and each namespace's labels are checked again.
 func (e *Env) releaseKeptNodePorts(ctx context.Context) error {
@@ -224,7 +220,7 @@ func (e *Env) releaseKeptNodePorts(ctx context.Context) error {
 		if ns.DeletionTimestamp != nil || ns.Labels[RunLabel] != e.Config.RunID || ns.Labels[ManagedByLabel] != ManagedBy {
 			continue
 		}
-		if err := ReleaseNodePort(ctx, e.Client, ns.Name, manifests.TokensvcName); err != nil {
+		if err := ReleaseNodePort(ctx, e.Client, ns.Name, e.Config.serviceName()); err != nil {
 			errs = append(errs, err)
 		}
 	}

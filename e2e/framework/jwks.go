@@ -16,12 +16,7 @@ import (
 
 	"github.com/stampede-e2e/stampede/e2e/check"
 	"github.com/stampede-e2e/stampede/e2e/traffic"
-	"github.com/stampede-e2e/stampede/manifests"
 )
-
-// JWKSPath is where the token service publishes the keys that verify its tokens: the default
-// of a target that names none (an alias of manifests').
-const JWKSPath = manifests.TokensvcJWKSPath
 
 // jwksTimeout bounds one fetch of the JWKS, as a client's HTTP timeout would.
 const jwksTimeout = 10 * time.Second
@@ -36,7 +31,11 @@ const jwksTimeout = 10 * time.Second
 // last failure recorded. Only a port-forward that could not be opened, or a failure to list the
 // pods, is an error (the suite's, not the service's).
 func (d *Deployment) FetchJWKS(ctx context.Context) ([]check.JWKSFetch, error) {
-	pods, err := d.Env.Client.CoreV1().Pods(d.Namespace).List(ctx, metav1.ListOptions{LabelSelector: manifests.Selector(manifests.TokensvcName)})
+	jwksPath := d.Env.Config.jwksPath()
+	if jwksPath == "" {
+		return nil, nil // the target publishes no keys: nothing to fetch
+	}
+	pods, err := d.Env.Client.CoreV1().Pods(d.Namespace).List(ctx, metav1.ListOptions{LabelSelector: d.pods})
 	if err != nil {
 		return nil, fmt.Errorf("list token service pods: %w", err)
 	}
@@ -51,7 +50,6 @@ func (d *Deployment) FetchJWKS(ctx context.Context) ([]check.JWKSFetch, error) {
 	}
 	// A fresh connection each time: a kept one would reach the same replica every time.
 	client := &http.Client{Timeout: jwksTimeout, Transport: &http.Transport{DisableKeepAlives: true}}
-	jwksPath := d.Env.Config.jwksPath()
 	var fetches []check.JWKSFetch
 	if d.Env.ServiceURL != "" {
 		for range 2 * len(running) {
@@ -67,7 +65,7 @@ func (d *Deployment) FetchJWKS(ctx context.Context) ([]check.JWKSFetch, error) {
 	for _, pod := range running {
 		var f check.JWKSFetch
 		for range jwksAttempts {
-			port, stop, err := PortForwardPod(ctx, d.Env.RestConfig, d.Namespace, pod, manifests.TokensvcPort)
+			port, stop, err := PortForwardPod(ctx, d.Env.RestConfig, d.Namespace, pod, d.podPort)
 			if err != nil {
 				return nil, fmt.Errorf("fetch the JWKS of %s: %w", pod, err)
 			}

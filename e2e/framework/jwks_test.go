@@ -16,7 +16,7 @@ import (
 func TestFetchJWKS(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
-		case JWKSPath:
+		case keysPath:
 			w.Header().Set("X-Served-By", "pod-0")
 			_, _ = w.Write([]byte(`{"keys":[]}`))
 		case "/gone":
@@ -32,7 +32,7 @@ func TestFetchJWKS(t *testing.T) {
 	defer srv.Close()
 	client := &http.Client{Timeout: 5 * time.Second}
 	ctx := context.Background()
-	if f := fetchJWKS(ctx, client, "service", srv.URL+JWKSPath); f.Via != "service" || f.Status != 200 || f.Pod != "pod-0" || f.Body != `{"keys":[]}` || f.Error != "" {
+	if f := fetchJWKS(ctx, client, "service", srv.URL+keysPath); f.Via != "service" || f.Status != 200 || f.Pod != "pod-0" || f.Body != `{"keys":[]}` || f.Error != "" {
 		t.Errorf("200: %+v", f)
 	}
 	if f := fetchJWKS(ctx, client, "pod/p", srv.URL+"/nothing"); f.Status != 404 || f.Pod != "" || f.Error != "" || !strings.Contains(f.Body, "not found") {
@@ -62,3 +62,6 @@ func TestPodReady(t *testing.T) {
 		}
 	}
 }
+
+// keysPath is where the test server publishes its keys.
+const keysPath = "/keys.json"

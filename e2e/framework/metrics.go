@@ -13,7 +13,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/stampede-e2e/stampede/e2e/check"
-	"github.com/stampede-e2e/stampede/manifests"
 )
 
 // PodScrapes are the raw metrics of each token-service pod, Prometheus text by pod name: what
@@ -25,7 +24,10 @@ type PodScrapes map[string]string
 // opens). It checks that each parses (check.ParseRegistrations), so that a scrape the checker
 // could not read is retried here instead of failing the judgement.
 func (d *Deployment) ScrapeRegistrations(ctx context.Context) (PodScrapes, error) {
-	pods, err := d.Env.Client.CoreV1().Pods(d.Namespace).List(ctx, metav1.ListOptions{LabelSelector: manifests.Selector(manifests.TokensvcName)})
+	if o := d.Env.Config.Target.Observability; o == nil || o.Metrics == nil {
+		return PodScrapes{}, nil // the target serves no metrics: the witness has nothing to read
+	}
+	pods, err := d.Env.Client.CoreV1().Pods(d.Namespace).List(ctx, metav1.ListOptions{LabelSelector: d.pods})
 	if err != nil {
 		return nil, fmt.Errorf("list token service pods: %w", err)
 	}
@@ -63,14 +65,15 @@ func (d *Deployment) scrapeRegistrationsEventually(ctx context.Context) PodScrap
 const maxScrapeBytes = 4 << 20
 
 func (d *Deployment) scrapePod(ctx context.Context, pod string) (string, error) {
-	port, stop, err := PortForwardPod(ctx, d.Env.RestConfig, d.Namespace, pod, manifests.TokensvcMetricsPort)
+	m := d.Env.Config.Target.Observability.Metrics
+	port, stop, err := PortForwardPod(ctx, d.Env.RestConfig, d.Namespace, pod, m.Port)
 	if err != nil {
 		return "", fmt.Errorf("metrics of %s: %w", pod, err)
 	}
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d/metrics", port), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d%s", port, m.Path), nil)
 	if err != nil {
 		return "", err
 	}

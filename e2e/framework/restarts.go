@@ -14,7 +14,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/stampede-e2e/stampede/e2e/check"
-	"github.com/stampede-e2e/stampede/manifests"
 )
 
 // PodLook is the token service's pods as one look at the deployment saw them: what a restart
@@ -44,9 +43,9 @@ type ContainerState struct {
 
 // lookAtPods lists the token service's pods: every one not being deleted (a terminating pod is
 // on its way out, as the metrics witness has it too).
-func lookAtPods(ctx context.Context, client kubernetes.Interface, namespace string) (PodLook, error) {
+func lookAtPods(ctx context.Context, client kubernetes.Interface, namespace, selector string) (PodLook, error) {
 	at := time.Now()
-	pods, err := client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: manifests.Selector(manifests.TokensvcName)})
+	pods, err := client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
 	if err != nil {
 		return PodLook{}, fmt.Errorf("list token service pods: %w", err)
 	}
@@ -79,7 +78,7 @@ func podLookOf(pods []corev1.Pod, at time.Time) PodLook {
 func (d *Deployment) lookAtPodsEventually(ctx context.Context) PodLook {
 	var look PodLook
 	Eventually(ctx, func() (err error) {
-		look, err = lookAtPods(ctx, d.Env.Client, d.Namespace)
+		look, err = lookAtPods(ctx, d.Env.Client, d.Namespace, d.pods)
 		return err
 	}).WithTimeout(time.Minute).WithPolling(time.Second).Should(Succeed(), "list the token service's pods")
 	return look

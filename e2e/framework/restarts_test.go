@@ -90,7 +90,7 @@ func TestLookAtPods(t *testing.T) {
 	other.Labels = map[string]string{manifests.NameLabel: manifests.PostgresName}
 	mine := tokensvcPod("a", "uid-a", time.Now(), 1, time.Time{})
 	cs := fake.NewClientset(&mine, &other)
-	look, err := lookAtPods(context.Background(), cs, "ns")
+	look, err := lookAtPods(context.Background(), cs, "ns", manifests.Selector(manifests.TokensvcName))
 	if err != nil {
 		t.Fatal(err)
 	}

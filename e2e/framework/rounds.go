@@ -24,7 +24,6 @@ import (
 	"github.com/stampede-e2e/stampede/e2e/history"
 	"github.com/stampede-e2e/stampede/e2e/report"
 	"github.com/stampede-e2e/stampede/e2e/traffic"
-	"github.com/stampede-e2e/stampede/manifests"
 )
 
 // A chaos spec's traffic is many short runs (a round of new bursts every second, then the
@@ -115,7 +114,7 @@ func newRoundServers(d *Deployment, pods []string, open func(ctx context.Context
 	// spent dialing through the API server.
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 2 * attack.DefaultMaxRounds
-	rs := &roundServers{d: d, pods: pods, url: manifests.TokensvcClusterURL(d.Namespace), open: open, client: &http.Client{Transport: tr},
+	rs := &roundServers{d: d, pods: pods, url: d.clusterURL(), open: open, client: &http.Client{Transport: tr},
 		ports: make([]int, len(pods)), stops: make([]func(), len(pods)), clocks: make([]serverClock, len(pods)), slack: time.Hour,
 		correctClocks: d.Env != nil && d.Env.Config.Mode == "existing"}
 	if d.Env != nil {

@@ -77,7 +77,7 @@ func TestRoundServersSend(t *testing.T) {
 		t.Cleanup(s.Close)
 		ports = append(ports, portOf(t, s.URL))
 	}
-	d := &Deployment{Namespace: "stampede-atomic-test", Clock: history.NewClock(time.Now()), Seqs: history.NewSeqs()}
+	d := &Deployment{Env: &Env{Config: Config{Target: loadTestTarget(t)}}, Namespace: "stampede-atomic-test", Clock: history.NewClock(time.Now()), Seqs: history.NewSeqs()}
 	var opens atomic.Int32
 	gone := closedPort(t)
 	rs := newRoundServers(d, []string{"rounds-a", "rounds-b", "rounds-c"}, func(_ context.Context, i int) (int, func(), error) {
@@ -182,7 +182,7 @@ func TestRoundServersCorrectClocks(t *testing.T) {
 	t.Cleanup(fake.Close)
 	customers := traffic.Customers(4, 2, 1)
 	for _, correct := range []bool{false, true} {
-		d := &Deployment{Namespace: "stampede-atomic-test", Clock: history.NewClock(time.Now()), Seqs: history.NewSeqs()}
+		d := &Deployment{Env: &Env{Config: Config{Target: loadTestTarget(t)}}, Namespace: "stampede-atomic-test", Clock: history.NewClock(time.Now()), Seqs: history.NewSeqs()}
 		rs := newRoundServers(d, []string{"rounds-a"}, func(context.Context, int) (int, func(), error) { return portOf(t, fake.URL), func() {}, nil })
 		rs.correctClocks = correct
 		if err := rs.forward(context.Background(), 0); err != nil {

@@ -20,7 +20,6 @@ import (
 	"github.com/stampede-e2e/stampede/e2e/history"
 	"github.com/stampede-e2e/stampede/e2e/report"
 	"github.com/stampede-e2e/stampede/e2e/traffic"
-	"github.com/stampede-e2e/stampede/manifests"
 )
 
 // BurstParams shape one spec's traffic.
@@ -77,7 +76,7 @@ func (d *Deployment) Stampede(ctx context.Context, p BurstParams) Outcome {
 	switch d.Env.Config.Traffic {
 	case TrafficCluster:
 		By(fmt.Sprintf("sending %d customers x %d simultaneous first registrations to %s from %d attacker pods inside the cluster",
-			len(p.Customers), p.Burst, manifests.TokensvcClusterURL(d.Namespace), d.Env.Config.Attackers))
+			len(p.Customers), p.Burst, d.clusterURL(), d.Env.Config.Attackers))
 		ops = d.attackFromCluster(ctx, p.Customers, p.Burst, p.Retry, p.Foreign, dir)
 	default:
 		By(fmt.Sprintf("sending %d customers x %d simultaneous first registrations to %s", len(p.Customers), p.Burst, d.Env.ServiceURL))
@@ -156,7 +155,7 @@ func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 
 	if len(j.faults) == 0 && len(j.coverage.ReadyPods) == 0 {
 		// Without a fault the replicas are those that served the run; a fault may replace pods.
-		j.coverage.ReadyPods, err = readyPodsFromSlices(ctx, d.Env.Client, d.Namespace)
+		j.coverage.ReadyPods, err = readyPodsFromSlices(ctx, d.Env.Client, d.Namespace, d.Env.Config.serviceName())
 		Expect(err).NotTo(HaveOccurred(), "read the token service's ready replicas")
 	}
 	if d.Env.Config.Mode == "existing" && j.coverage.ClockSkewBound == 0 {
@@ -181,9 +180,9 @@ func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 	params := check.Params{
 		PublicKey:  d.Key.Public,
 		JWKS:       jwks,
-		Issuer:     Issuer,
-		Audience:   Audience,
-		TokenTTL:   TokenTTL,
+		Issuer:     d.verifier.Issuer,
+		Audience:   d.verifier.Audience,
+		TokenTTL:   d.verifier.TTL,
 		Base:       d.Clock.Base(),
 		Contract:   contract,
 		Faults:     j.faults,
@@ -238,7 +237,7 @@ func ReproLine(c *Config, text string) string {
 		b.WriteString("make pre-release")
 		for _, v := range [][2]string{
 			{"KUBECONFIG", c.Kubeconfig}, {"CONTEXT", c.Context},
-			{"TOKENSVC_IMAGE", c.TokensvcImage}, {"POSTGRES_IMAGE", c.PostgresImage},
+			{"IMAGE", c.Image}, {"POSTGRES_IMAGE", c.PostgresImage},
 			{"ATTACKER_IMAGE", c.AttackerImage}, {"TOXIPROXY_IMAGE", c.ToxiproxyImage}, {"MANIFESTS", c.Manifests},
 		} {
 			if v[1] != "" {
@@ -251,7 +250,7 @@ func ReproLine(c *Config, text string) string {
 			b.WriteString(" CLUSTER=" + shellQuote(cluster))
 		}
 	}
-	if ref := c.TargetRef(); ref != nil && ref.File != DefaultTargetFile {
+	if ref := c.TargetRef(); ref != nil && ref.File != c.DefaultTarget {
 		b.WriteString(" TARGET=" + shellQuote(ref.File))
 	}
 	// make puts ARGS into a shell command line as it is: the focus is double-quoted there.

@@ -53,7 +53,7 @@ func TestSameTokens(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	parse := func(args ...string) (Config, error) {
-		var c Config
+		c := Config{DefaultTarget: testTarget}
 		fs := flag.NewFlagSet("t", flag.ContinueOnError)
 		c.RegisterFlags(fs)
 		if err := fs.Parse(args); err != nil {
@@ -76,7 +76,7 @@ func TestConfigValidate(t *testing.T) {
 	if c, err := parse(); err != nil || c.Traffic != TrafficHost || c.Attackers != 3 {
 		t.Errorf("traffic defaults in kind mode: %q with %d attackers, %v; want host, 3", c.Traffic, c.Attackers, err)
 	}
-	existing := []string{"-e2e.mode=existing", "-e2e.kubeconfig=/k", "-e2e.context=staging", "-e2e.tokensvc-image=r/t:1", "-e2e.postgres-image=r/p:1"}
+	existing := []string{"-e2e.mode=existing", "-e2e.kubeconfig=/k", "-e2e.context=staging", "-e2e.image=r/t:1", "-e2e.postgres-image=r/p:1"}
 	if _, err := parse(existing...); err == nil || !strings.Contains(err.Error(), "attacker-image") {
 		t.Errorf("existing mode defaults to cluster traffic, which needs an attacker image: %v", err)
 	}
@@ -153,7 +153,7 @@ func TestReleaseKeptNodePorts(t *testing.T) {
 		ns("other-run", map[string]string{ManagedByLabel: ManagedBy, RunLabel: "old"}), nodePortService("other-run"),
 		ns("foreign", nil), nodePortService("foreign"),
 	)
-	e := &Env{Client: cs, Config: Config{Mode: "reuse", RunID: "r1"}}
+	e := &Env{Client: cs, Config: Config{Mode: "reuse", RunID: "r1", Target: loadTestTarget(t)}}
 	ctx := context.Background()
 	if err := e.releaseKeptNodePorts(ctx); err != nil {
 		t.Fatal(err)
@@ -172,7 +172,7 @@ func TestReleaseKeptNodePorts(t *testing.T) {
 	}
 	// In existing mode the Services are ClusterIP: nothing is listed or rewritten.
 	cs = fake.NewClientset(ns("kept", map[string]string{ManagedByLabel: ManagedBy, RunLabel: "r1"}), nodePortService("kept"))
-	e = &Env{Client: cs, Config: Config{Mode: "existing", RunID: "r1"}}
+	e = &Env{Client: cs, Config: Config{Mode: "existing", RunID: "r1", Target: loadTestTarget(t)}}
 	if err := e.releaseKeptNodePorts(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -209,9 +209,9 @@ func TestReproLineNamesTheKeptCluster(t *testing.T) {
 		{Config{Mode: "kind", ClusterName: "stampede-ab12cd"}, "make e2e-reuse SEED=42 "},
 		{Config{Mode: "kind", ClusterName: "stampede-ab12cd", Keep: true}, "make e2e-reuse CLUSTER=stampede-ab12cd SEED=42 "},
 		{Config{Mode: "reuse", ClusterName: "stampede"}, "make e2e-reuse CLUSTER=stampede SEED=42 "},
-		{Config{Mode: "existing", Kubeconfig: "/home/me/.kube/staging", Context: "staging", TokensvcImage: "reg.example/tokensvc:v1",
+		{Config{Mode: "existing", Kubeconfig: "/home/me/.kube/staging", Context: "staging", Image: "reg.example/tokensvc:v1",
 			PostgresImage: "reg.example/postgres:15", AttackerImage: "reg.example/attacker:v1"},
-			"make pre-release KUBECONFIG=/home/me/.kube/staging CONTEXT=staging TOKENSVC_IMAGE=reg.example/tokensvc:v1 " +
+			"make pre-release KUBECONFIG=/home/me/.kube/staging CONTEXT=staging IMAGE=reg.example/tokensvc:v1 " +
 				"POSTGRES_IMAGE=reg.example/postgres:15 ATTACKER_IMAGE=reg.example/attacker:v1 SEED=42 "},
 	}
 	for _, tc := range cases {

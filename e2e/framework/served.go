@@ -18,7 +18,6 @@ import (
 
 	"github.com/stampede-e2e/stampede/e2e/cluster/whoami/client"
 	"github.com/stampede-e2e/stampede/e2e/traffic"
-	"github.com/stampede-e2e/stampede/manifests"
 )
 
 // Vantage is a place this host sends requests to the token service's Service from: a node's
@@ -26,7 +25,7 @@ import (
 type Vantage struct {
 	// Name says where, e.g. the node's name.
 	Name string
-	// URL is the token service's cheap endpoint (/livez) reached through there.
+	// URL is the target's readiness path (deploy.readiness) reached through there.
 	URL string
 }
 
@@ -124,13 +123,13 @@ func (d *Deployment) vantages(ctx context.Context) []Vantage {
 	GinkgoHelper()
 	var vs []Vantage
 	if d.Env.ServiceURL != "" {
-		vs = append(vs, Vantage{Name: "service URL " + d.Env.ServiceURL, URL: strings.TrimSuffix(d.Env.ServiceURL, "/") + "/livez"})
+		vs = append(vs, Vantage{Name: "service URL " + d.Env.ServiceURL, URL: strings.TrimSuffix(d.Env.ServiceURL, "/") + d.Env.Config.Target.Deploy.Readiness.Path})
 	}
 	if d.Env.Config.Mode == "existing" {
 		d.Env.Logger.Info("existing mode: checking the Service through the service URL only, the nodes may not be reachable from here")
 		return vs
 	}
-	svc, err := d.Env.Client.CoreV1().Services(d.Namespace).Get(ctx, manifests.TokensvcName, metav1.GetOptions{})
+	svc, err := d.Env.Client.CoreV1().Services(d.Namespace).Get(ctx, d.Env.Config.serviceName(), metav1.GetOptions{})
 	Expect(err).NotTo(HaveOccurred(), "the token service's Service")
 	var nodePort int32
 	for _, p := range svc.Spec.Ports {
@@ -147,7 +146,7 @@ func (d *Deployment) vantages(ctx context.Context) []Vantage {
 		Expect(ip).NotTo(BeEmpty(), "node %s has no InternalIP", n.Name)
 		vs = append(vs, Vantage{
 			Name: n.Name,
-			URL:  "http://" + net.JoinHostPort(ip, strconv.Itoa(int(nodePort))) + "/livez",
+			URL:  "http://" + net.JoinHostPort(ip, strconv.Itoa(int(nodePort))) + d.Env.Config.Target.Deploy.Readiness.Path,
 		})
 	}
 	return vs

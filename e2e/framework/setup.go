@@ -43,13 +43,16 @@ func Setup(ctx context.Context, cfg *Config) *Env {
 			end(err)
 			cfg.NodeImage = must(img, err)
 		}
-		if cfg.TokensvcImage == "" || cfg.PostgresImage == "" || cfg.ToxiproxyImage == "" {
+		if cfg.Image == "" || cfg.PostgresImage == "" || cfg.ToxiproxyImage == "" {
 			By("building the images the suite deploys (scripts/build-image.sh)")
 			end := beginStage(cfg.Artifacts, "images (in the suite)")
 			images, err := cluster.WorkloadImages(ctx, RepoRoot(), GinkgoWriter)
 			end(err)
 			must(images, err)
-			cfg.TokensvcImage = firstNonEmpty(cfg.TokensvcImage, images["tokensvc"])
+			// The target's image by its build recipe's name (Validate made sure it has one
+			// when no image is given).
+			cfg.Image = firstNonEmpty(cfg.Image, images[cfg.buildName()])
+			Expect(cfg.Image).NotTo(BeEmpty(), "scripts/build-image.sh printed no image %s for target %s", cfg.buildName(), cfg.Target.Name)
 			cfg.PostgresImage = firstNonEmpty(cfg.PostgresImage, images["postgres"])
 			cfg.ToxiproxyImage = firstNonEmpty(cfg.ToxiproxyImage, images["toxiproxy"])
 		}
@@ -87,7 +90,7 @@ func Setup(ctx context.Context, cfg *Config) *Env {
 	var load func(ctx context.Context, images ...string) error
 	if ok, why := c.CanLoadImages(); ok {
 		By("loading the images into the nodes")
-		images := []string{cfg.TokensvcImage, cfg.PostgresImage, cfg.ToxiproxyImage, cfg.AttackerImage}
+		images := []string{cfg.Image, cfg.PostgresImage, cfg.ToxiproxyImage, cfg.AttackerImage}
 		end := beginStage(cfg.Artifacts, "cluster: images loaded into the nodes")
 		err := c.LoadImages(ctx, images...)
 		end(err)
@@ -102,10 +105,10 @@ func Setup(ctx context.Context, cfg *Config) *Env {
 		if err != nil && cfg.Traffic == TrafficCluster {
 			// The bursts and the chaos rounds come from inside the cluster: the host needs no
 			// way in.
-			fmt.Fprintf(GinkgoWriter, "no address of the token service from this host (%v): traffic from inside the cluster only\n", err)
+			fmt.Fprintf(GinkgoWriter, "no address of the target's Service from this host (%v): traffic from inside the cluster only\n", err)
 			url, err = "", nil
 		}
-		Expect(err).NotTo(HaveOccurred(), "the token service's address from this host; in existing mode pass -e2e.service-url")
+		Expect(err).NotTo(HaveOccurred(), "the target's address from this host; in existing mode pass -e2e.service-url")
 	}
 	fmt.Fprintf(GinkgoWriter, "traffic: %s\n", cfg.TrafficSource())
 	applier, err := NewApplier(c.RESTConfig())

@@ -12,8 +12,6 @@ import (
 	. "github.com/onsi/gomega"    //nolint:revive
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	"github.com/stampede-e2e/stampede/manifests"
 )
 
 // SynchronousCommit returns, per running token-service pod, the synchronous_commit its own
@@ -23,7 +21,7 @@ import (
 // has no such line is an error.
 func (d *Deployment) SynchronousCommit(ctx context.Context) (map[string]string, error) {
 	pods := d.Env.Client.CoreV1().Pods(d.Namespace)
-	list, err := pods.List(ctx, metav1.ListOptions{LabelSelector: manifests.Selector(manifests.TokensvcName)})
+	list, err := pods.List(ctx, metav1.ListOptions{LabelSelector: d.pods})
 	if err != nil {
 		return nil, fmt.Errorf("list token service pods: %w", err)
 	}
@@ -32,7 +30,7 @@ func (d *Deployment) SynchronousCommit(ctx context.Context) (map[string]string, 
 		if p.Status.Phase != corev1.PodRunning || p.DeletionTimestamp != nil {
 			continue
 		}
-		raw, err := pods.GetLogs(p.Name, &corev1.PodLogOptions{Container: manifests.TokensvcName}).DoRaw(ctx)
+		raw, err := pods.GetLogs(p.Name, &corev1.PodLogOptions{Container: d.Env.Config.workload().Container}).DoRaw(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("logs of %s: %w", p.Name, err)
 		}

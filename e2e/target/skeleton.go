@@ -34,8 +34,17 @@ deploy:
       userKey: TODO
       databaseKey: TODO
       passwordKey: TODO
+      # Where your workload reads the database's host and port, so that the suite can put a
+      # proxy in between for the faults on the database path (without it they are skipped):
+      # endpoint: {configMap: NAME, hostKey: KEY, portKey: KEY}
   # A path that answers 200 once a pod can serve.
   readiness: {path: TODO}
+  # Secrets the suite generates per run, each replacing a placeholder of that name in your
+  # manifests (or created): an Ed25519 signing key (PEM PKCS#8; the suite keeps the public half
+  # to verify your credentials), or the tenants' API keys file (create.auth.keys).
+  # secrets:
+  #   - {name: NAME, key: signing.pem, generate: ed25519-pem}
+  #   - {name: NAME, key: api-keys, generate: tenant-keys}
 
 create:
   method: POST
@@ -44,7 +53,11 @@ create:
     Content-Type: application/json
     # Idempotency-Key: "{{key}}"
   # A key generated per tenant: bearer (Authorization: Bearer KEY) or {scheme: header, header: NAME}.
-  # auth: {scheme: bearer}
+  # keys: a key is prefix and 32 random bytes (base64url); the keys file holds line per tenant,
+  # with {{tenant}}, {{key}} and {{sha256}} (hex SHA-256 of the key).
+  # auth:
+  #   scheme: bearer
+  #   keys: {prefix: sk_, line: "{{tenant}} sha256:{{sha256}}"}
   # The JSON body, one string member each. Placeholders the suite fills per key: {{key}},
   # {{tenant}}, {{email}}, {{name}}; a member that expands to "" is left out.
   body:

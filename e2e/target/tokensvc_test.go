@@ -1,6 +1,7 @@
 package target_test
 
 import (
+	"bytes"
 	"go/ast"
 	"go/parser"
 	"go/token"
@@ -16,6 +17,7 @@ import (
 	"github.com/stampede-e2e/stampede/e2e/target"
 	"github.com/stampede-e2e/stampede/e2e/traffic"
 	"github.com/stampede-e2e/stampede/manifests"
+	"github.com/stampede-e2e/stampede/service/apikey"
 )
 
 // tokensvcFile is the bundled token service's target file.
@@ -252,5 +254,40 @@ func TestFindingKindsAreTheCheckers(t *testing.T) {
 	}
 	if got := target.FindingKinds(); !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(kinds))) {
 		t.Errorf("canary kinds %v, the checker's %v", got, kinds)
+	}
+}
+
+// TestTokensvcKeys holds the file's key format and generated Secrets to the service: a key the
+// suite makes from the file is one service/apikey would make, and its keys file line is
+// byte-identical to apikey.FileLine, which the service reads.
+func TestTokensvcKeys(t *testing.T) {
+	tg := loadTokensvc(t)
+	k := tg.Create.Auth.Keys
+	if k == nil || k.Prefix != apikey.Prefix {
+		t.Fatalf("auth keys %+v, want prefix %s", k, apikey.Prefix)
+	}
+	key, err := k.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := k.FileLine("m-1", key), apikey.FileLine("m-1", key); got != want {
+		t.Errorf("FileLine = %q, apikey.FileLine = %q", got, want)
+	}
+	set, err := apikey.ParseFile(bytes.NewReader(k.File(map[string]string{"m-1": key})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, ok := set.Authenticate(key); !ok || m != "m-1" {
+		t.Errorf("the key authenticates as %q, %v", m, ok)
+	}
+	var kinds []string
+	for _, s := range tg.Deploy.Secrets {
+		kinds = append(kinds, s.Name+"/"+s.Key+"="+s.Generate)
+	}
+	if want := []string{"tokensvc-signing-key/signing.pem=ed25519-pem", "tokensvc-api-keys/api-keys=tenant-keys"}; !slices.Equal(kinds, want) {
+		t.Errorf("deploy.secrets %q, want %q (the Secrets tokensvc.yaml mounts)", kinds, want)
+	}
+	if e := tg.Deploy.Database.Bundled.Endpoint; e == nil || e.ConfigMap != "tokensvc-config" || e.HostKey != "TOKENSVC_DATABASE_HOST" || e.PortKey != "TOKENSVC_DATABASE_PORT" {
+		t.Errorf("endpoint %+v, want the ConfigMap and keys TOKENSVC_DATABASE_URL is built from", e)
 	}
 }

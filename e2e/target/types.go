@@ -48,6 +48,21 @@ type Deploy struct {
 	Images    []Image  `yaml:"images" target:"required"`
 	Database  Database `yaml:"database" target:"required"`
 	Readiness Probe    `yaml:"readiness" target:"required"`
+	// Secrets are the Secrets the suite generates per run, such as a signing key or the
+	// tenants' API keys.
+	Secrets []GeneratedSecret `yaml:"secrets"`
+}
+
+// GeneratedSecret is a Secret the suite writes per run, holding one key: a Secret of that name in
+// the manifests (a placeholder) is replaced, and one is created where there is none.
+type GeneratedSecret struct {
+	Name string `yaml:"name" target:"required"`
+	Key  string `yaml:"key" target:"required"`
+	// Generate says what the key holds: ed25519-pem, an Ed25519 private key as PEM PKCS#8, whose
+	// public half the suite keeps to verify the credentials with (response.verifier); or
+	// tenant-keys, the tenants' API keys file, one line per tenant as create.auth.keys.line
+	// writes it.
+	Generate string `yaml:"generate" target:"required" enum:"ed25519-pem,tenant-keys"`
 }
 
 // Workload is the object running the service's pods.
@@ -96,6 +111,17 @@ type BundledDatabase struct {
 	PasswordKey string `yaml:"passwordKey" target:"required"`
 	// CASecret receives the CA (key ca.crt) that signed the server's certificate; empty for none.
 	CASecret string `yaml:"caSecret"`
+	// Endpoint is where the workload reads the database's host and port; without it the suite
+	// cannot put a proxy in between, and the faults on the database path are skipped.
+	Endpoint *Endpoint `yaml:"endpoint"`
+}
+
+// Endpoint names the ConfigMap entries holding the database's host and port: the suite writes
+// them (the bundled PostgreSQL's Service, or toxiproxy's when a fault stands in between).
+type Endpoint struct {
+	ConfigMap string `yaml:"configMap" target:"required"`
+	HostKey   string `yaml:"hostKey" target:"required"`
+	PortKey   string `yaml:"portKey" target:"required"`
 }
 
 // ExistingDatabase is a database the team runs, reached through a Secret it provides.
@@ -127,6 +153,16 @@ type Create struct {
 type Auth struct {
 	Scheme string `yaml:"scheme" target:"required" enum:"bearer,header"`
 	Header string `yaml:"header"`
+	// Keys is how a key is made and listed in the keys file (deploy.secrets, tenant-keys).
+	Keys *KeyFormat `yaml:"keys"`
+}
+
+// KeyFormat is the service's API-key format: a key is Prefix and 32 random bytes in unpadded
+// base64url, and the keys file holds Line per tenant, sorted by tenant, with {{tenant}}, {{key}}
+// and {{sha256}} (the lowercase hex SHA-256 of the whole key) filled in.
+type KeyFormat struct {
+	Prefix string `yaml:"prefix"`
+	Line   string `yaml:"line" target:"required"`
 }
 
 // Identity names which request field or header names one entity, and which names its tenant.

@@ -96,6 +96,9 @@ func (v *validator) deploy() {
 		}
 	}
 	v.port("deploy.service.port", d.Service.Port)
+	if len(d.Images) == 0 {
+		v.errorf("deploy.images", "give at least the workload's image")
+	}
 	seen := map[string]bool{}
 	for i, img := range d.Images {
 		path := fmt.Sprintf("deploy.images[%d]", i)
@@ -121,6 +124,30 @@ func (v *validator) deploy() {
 		v.errorf("deploy.database", "give exactly one of bundled and existing")
 	}
 	v.urlPath("deploy.readiness.path", d.Readiness.Path)
+	v.secrets()
+}
+
+// secrets checks the generated Secrets: one of each kind at most (the verifier takes the one
+// public key, the auth the one keys file), each named once, and tenant-keys with its line format.
+func (v *validator) secrets() {
+	kinds, names := map[string]bool{}, map[string]bool{}
+	for i, s := range v.t.Deploy.Secrets {
+		path := fmt.Sprintf("deploy.secrets[%d]", i)
+		if names[s.Name] {
+			v.errorf(path+".name", "Secret %q generated twice", s.Name)
+		}
+		names[s.Name] = true
+		if kinds[s.Generate] {
+			v.errorf(path+".generate", "%s generated twice: give it once", s.Generate)
+		}
+		kinds[s.Generate] = true
+		if db := v.t.Deploy.Database.Bundled; db != nil && (s.Name == db.Secret || s.Name == db.CASecret) {
+			v.errorf(path+".name", "%q is the database's Secret, which the suite writes itself", s.Name)
+		}
+		if a := v.t.Create.Auth; s.Generate == "tenant-keys" && (a == nil || a.Keys == nil) {
+			v.errorf(path+".generate", "tenant-keys needs create.auth.keys: how a key is made and listed")
+		}
+	}
 }
 
 func (v *validator) create() {
@@ -142,6 +169,21 @@ func (v *validator) create() {
 			v.errorf("create.auth", "scheme header needs header: the name of the header carrying the key")
 		case a.Scheme == "bearer" && a.Header != "" && !strings.EqualFold(a.Header, "Authorization"):
 			v.errorf("create.auth.header", "a bearer key goes in Authorization, not %q", a.Header)
+		}
+		if k := a.Keys; k != nil {
+			known := v.placeholdersOf("create.auth.keys.line", k.Line, KeyPlaceholders)
+			switch {
+			case !known: // one problem at a time: what the line lacks is judged once it parses
+			case !strings.Contains(k.Line, "{{tenant}}"):
+				v.errorf("create.auth.keys.line", "%q does not hold {{tenant}}: a key would act for no tenant", k.Line)
+			case !strings.Contains(k.Line, "{{key}}") && !strings.Contains(k.Line, "{{sha256}}"):
+				v.errorf("create.auth.keys.line", "%q holds neither {{key}} nor {{sha256}}: the service could not recognise a key", k.Line)
+			case strings.ContainsAny(k.Line, "\n\r"):
+				v.errorf("create.auth.keys.line", "one line per key: no line break")
+			}
+			if strings.ContainsFunc(k.Prefix, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+				v.errorf("create.auth.keys.prefix", "%q has a space or a control character", k.Prefix)
+			}
 		}
 	}
 }
@@ -386,16 +428,24 @@ func checkPointer(p string) error {
 	return nil
 }
 
-// placeholders checks that s names only known placeholders, and has no stray braces.
-func (v *validator) placeholders(path, s string) {
+// placeholders checks that s names only Placeholders, and has no stray braces.
+func (v *validator) placeholders(path, s string) { v.placeholdersOf(path, s, Placeholders) }
+
+// placeholdersOf checks that s names only the placeholders known, and has no stray braces; it
+// says whether s passed.
+func (v *validator) placeholdersOf(path, s string, known []string) bool {
+	ok := true
 	for _, m := range placeholder.FindAllStringSubmatch(s, -1) {
-		if name := strings.TrimSpace(m[1]); !slices.Contains(Placeholders, name) {
-			v.errorf(path, "unknown placeholder {{%s}} (known: %s)", name, "{{"+strings.Join(Placeholders, "}}, {{")+"}}")
+		if name := strings.TrimSpace(m[1]); !slices.Contains(known, name) {
+			v.errorf(path, "unknown placeholder {{%s}} (known: %s)", name, "{{"+strings.Join(known, "}}, {{")+"}}")
+			ok = false
 		}
 	}
 	if rest := placeholder.ReplaceAllString(s, ""); strings.Contains(rest, "{{") || strings.Contains(rest, "}}") {
 		v.errorf(path, "%q has an unclosed placeholder (write {{name}})", s)
+		ok = false
 	}
+	return ok
 }
 
 // headerValue looks a header up by its canonical name, as HTTP compares them.

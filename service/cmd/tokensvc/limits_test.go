@@ -16,7 +16,7 @@ import (
 	"time"
 )
 
-// containerMemoryLimit is the tokensvc container's memory limit in manifests/base/tokensvc.yaml.
+// containerMemoryLimit is the tokensvc container's memory limit in manifests/tokensvc/tokensvc.yaml.
 const containerMemoryLimit = 128 << 20
 
 // TestHeaderFloodStaysUnderMemoryLimit floods a real replica from loopback with 300 connections

@@ -40,7 +40,7 @@ const (
 var Strategies = []Strategy{StrategyLegacy, StrategyReturnExisting, StrategyFailFast, StrategyAtomic}
 
 // AllowBrokenStrategiesEnv is the test-only setting that lets the service start with a broken
-// strategy (see Strategy.Broken). The suite's overlays for those strategies set it, because
+// strategy (see Strategy.Broken). The suite's modes for those strategies set it, because
 // their canaries must show the bugs; a production deployment never should.
 const AllowBrokenStrategiesEnv = "TOKENSVC_ALLOW_BROKEN_STRATEGIES"
 
