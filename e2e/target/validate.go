@@ -143,6 +143,9 @@ func (v *validator) create() {
 		case a.Scheme == "bearer" && a.Header != "" && !strings.EqualFold(a.Header, "Authorization"):
 			v.errorf("create.auth.header", "a bearer key goes in Authorization, not %q", a.Header)
 		}
+		if _, ok := headerValue(c.Headers, authHeader(a)); ok && authHeader(a) != "" {
+			v.errorf("create.headers", "%s carries the tenant's key (create.auth): leave it out of the headers", authHeader(a))
+		}
 	}
 }
 
@@ -164,7 +167,11 @@ func (v *validator) identity() {
 			}
 		default:
 			if value, ok = headerValue(v.t.Create.Headers, s.src.Header); !ok {
-				v.errorf(s.path+".header", "%q is not a header of create.headers", s.src.Header)
+				// Left out of create.headers, the header carries the placeholder alone.
+				value = "{{" + s.placeholder + "}}"
+			}
+			if a := v.t.Create.Auth; a != nil && strings.EqualFold(s.src.Header, authHeader(a)) {
+				v.errorf(s.path+".header", "%q carries the tenant's key (create.auth)", s.src.Header)
 				continue
 			}
 		}
@@ -396,6 +403,14 @@ func (v *validator) placeholders(path, s string) {
 	if rest := placeholder.ReplaceAllString(s, ""); strings.Contains(rest, "{{") || strings.Contains(rest, "}}") {
 		v.errorf(path, "%q has an unclosed placeholder (write {{name}})", s)
 	}
+}
+
+// authHeader is the header that carries the tenant's key.
+func authHeader(a *Auth) string {
+	if a.Scheme == "bearer" {
+		return "Authorization"
+	}
+	return a.Header
 }
 
 // headerValue looks a header up by its canonical name, as HTTP compares them.

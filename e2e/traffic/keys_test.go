@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -73,7 +75,7 @@ func TestRunSendsTheKeys(t *testing.T) {
 	svc, got := keyService(t)
 	cs := Customers(3, 6, 3)
 	foreign := ForeignKeys{Customers: 0.5, Every: 2}
-	out, err := Run(context.Background(), Params{URL: svc.URL, Customers: cs, Burst: 4, Gap: 5 * time.Millisecond,
+	out, err := Run(context.Background(), Params{Request: testRequest, URL: svc.URL, Customers: cs, Burst: 4, Gap: 5 * time.Millisecond,
 		Keys: testKeys, Foreign: foreign, Retry: RetryParams{MaxAttempts: 2, Backoff: time.Millisecond}, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +121,7 @@ func TestRunSendsTheKeys(t *testing.T) {
 // TestRunWithoutKeys: a plan without keys sends no Authorization header and records no key.
 func TestRunWithoutKeys(t *testing.T) {
 	svc, got := keyService(t)
-	out, err := Run(context.Background(), Params{URL: svc.URL, Customers: Customers(4, 2, 2), Burst: 2, Gap: 5 * time.Millisecond,
+	out, err := Run(context.Background(), Params{Request: testRequest, URL: svc.URL, Customers: Customers(4, 2, 2), Burst: 2, Gap: 5 * time.Millisecond,
 		Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
@@ -171,7 +173,7 @@ func TestForeignKeysPick(t *testing.T) {
 // customers every other merchant's key is tried.
 func TestForeignKeyIsAnotherMerchants(t *testing.T) {
 	cs := Customers(5, 300, 3)
-	r, err := newKeyring(testKeys, ForeignKeys{Customers: 1}, WrongKeys{}, cs)
+	r, err := newKeyring(testKeys, testRequest.Auth, ForeignKeys{Customers: 1}, WrongKeys{}, cs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +206,7 @@ func TestKeyringRefuses(t *testing.T) {
 		{"wrong without keys", nil, ForeignKeys{}, "no API keys"},
 		{"a fraction above 1", testKeys, ForeignKeys{Customers: 1.5}, "want 0 to 1"},
 		{"a negative Every", testKeys, ForeignKeys{Customers: 1, Every: -1}, "want 0 or more"},
-		{"a merchant whose key is the unknown one", map[string]string{"m-0": "k", "m-1": unknownKey}, ForeignKeys{}, "sends as unknown"},
+		{"a key with a blank", map[string]string{"m-0": "k", "m-1": "two words"}, ForeignKeys{}, "with a blank"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			customers := cs
@@ -215,7 +217,7 @@ func TestKeyringRefuses(t *testing.T) {
 			if tc.name == "wrong without keys" {
 				wrong = DefaultWrongKeys
 			}
-			_, err := Run(context.Background(), Params{URL: "http://127.0.0.1:1", Customers: customers, Burst: 1,
+			_, err := Run(context.Background(), Params{Request: testRequest, URL: "http://127.0.0.1:1", Customers: customers, Burst: 1,
 				Keys: tc.keys, Foreign: tc.foreign, Wrong: wrong, Logger: quietLogger()})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("want an error about %q, got %v", tc.want, err)
@@ -273,7 +275,7 @@ func TestRunSendsTheWrongKeys(t *testing.T) {
 	})
 	cs := Customers(8, 40, 4)
 	wrong := WrongKeys{Customers: 0.5, Every: 2}
-	out, err := Run(context.Background(), Params{URL: svc.URL, Customers: cs, Burst: 8, Gap: time.Millisecond, Keys: keys,
+	out, err := Run(context.Background(), Params{Request: testRequest, URL: svc.URL, Customers: cs, Burst: 8, Gap: time.Millisecond, Keys: keys,
 		Wrong: wrong, Retry: RetryParams{MaxAttempts: 1, Backoff: time.Millisecond}, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
@@ -330,23 +332,39 @@ func testKeysFor(n int) map[string]string {
 	return keys
 }
 
-// TestWrongKeyShapes: the malformed values are not "Bearer <API key>", the unknown key is one.
+// TestWrongKeyShapes: the malformed values of a bearer key are not "Bearer <API key>" (the
+// token service's, the same as before the request was a target's), those of a key in a header of
+// its own not a key; the unknown key is in the keys' format and no tenant's.
 func TestWrongKeyShapes(t *testing.T) {
-	if apiKeyPrefix != apikey.Prefix {
-		t.Errorf("traffic's API key prefix %q, the service's %q", apiKeyPrefix, apikey.Prefix)
-	}
 	format := func(key string) bool {
 		rest, ok := strings.CutPrefix(key, apikey.Prefix)
 		b, err := base64.RawURLEncoding.DecodeString(rest)
 		return ok && err == nil && len(b) == 32
 	}
-	for _, v := range malformedAuthorizations {
-		if key, ok := strings.CutPrefix(v, "Bearer "); ok && format(key) {
-			t.Errorf("malformed Authorization %q carries a key in the API key format", v)
+	keys := testKeysFor(4)
+	cs := Customers(1, 4, 4)
+	for _, auth := range []Auth{{Header: AuthorizationHeader, Bearer: true}, {Header: "X-Api-Key"}} {
+		r, err := newKeyring(keys, auth, ForeignKeys{}, DefaultWrongKeys, cs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !format(r.unknown) || slices.Contains(slices.Collect(maps.Values(keys)), r.unknown) {
+			t.Errorf("%+v: unknown key %q is not in the API key format, or a merchant's", auth, r.unknown)
+		}
+		for _, v := range r.malformed {
+			key := v
+			if auth.Bearer {
+				key, _ = strings.CutPrefix(v, "Bearer ")
+			}
+			if format(key) {
+				t.Errorf("%+v: malformed value %q carries a key in the API key format", auth, v)
+			}
 		}
 	}
-	if !format(unknownKey) {
-		t.Errorf("unknown key %q is not in the API key format", unknownKey)
+	bearer, _ := newKeyring(keys, Auth{Header: AuthorizationHeader, Bearer: true}, ForeignKeys{}, DefaultWrongKeys, cs)
+	want := []string{"Basic bS0wOnNlY3JldA==", "Bearer", "Bearer not-an-api-key", "Bearer sk_short", "Bearer sk_two words"}
+	if !slices.Equal(bearer.malformed, want) {
+		t.Errorf("bearer malformed values %q, want the token service's %q", bearer.malformed, want)
 	}
 }
 

@@ -6,7 +6,6 @@ package traffic
 import (
 	"crypto/rand"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"strconv"
 
@@ -95,28 +94,4 @@ func Tenants(cs []history.Customer) map[string][]history.Customer {
 		}
 	}
 	return by
-}
-
-// RegisterRequest is the JSON body of POST /v1/tokens.
-type RegisterRequest struct {
-	MerchantID string `json:"merchant_id"`
-	ExternalID string `json:"external_id"`
-	Email      string `json:"email,omitempty"`
-	Name       string `json:"name,omitempty"`
-}
-
-// registerBody returns the request body for c: its key and the contact details the plan gave
-// it, which its database row must hold (check.RuleRows). Every request of a customer carries
-// the same body: they are identical first registrations.
-func registerBody(c history.Customer) []byte {
-	b, err := json.Marshal(RegisterRequest{
-		MerchantID: c.MerchantID,
-		ExternalID: c.ExternalID,
-		Email:      c.Email,
-		Name:       c.Name,
-	})
-	if err != nil {
-		panic(fmt.Sprintf("marshal register request: %v", err)) // plain strings always marshal
-	}
-	return b
 }

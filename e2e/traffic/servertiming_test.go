@@ -61,7 +61,7 @@ func TestRecorderRecordsHandlerInterval(t *testing.T) {
 	client := &http.Client{Transport: rec}
 	for i := range 3 {
 		id := rec.Expect(history.Op{Customer: history.Customer{Index: i, MerchantID: "m", ExternalID: fmt.Sprint(i)}, Phase: history.PhaseBurst})
-		req, err := http.NewRequest(http.MethodPost, svc.URL+Path, strings.NewReader("{}"))
+		req, err := http.NewRequest(http.MethodPost, svc.URL+testRequest.Path, strings.NewReader("{}"))
 		if err != nil {
 			t.Fatal(err)
 		}
