@@ -113,7 +113,7 @@ func TestParseArgsRefuses(t *testing.T) {
 		{"seed without count", []string{"-url=http://x:1", "-burst=2", "-start=1", "-seed=4"}, withIndex, "-customers"},
 		{"both", slices.Concat(good, []string{"-customer-list=[]"}), withIndex, "give one"},
 		{"no start", []string{"-url=http://x:1", "-burst=2", "-seed=1", "-customers=1", "-merchants=1"}, withIndex, "no start"},
-		{"bad url", []string{"-url=tokensvc:8080", "-burst=2", "-start=1", "-seed=1", "-customers=1", "-merchants=1"}, withIndex, "url"},
+		{"bad url", []string{"-url=app:8080", "-burst=2", "-start=1", "-seed=1", "-customers=1", "-merchants=1"}, withIndex, "url"},
 		{"too many merchants", []string{"-url=http://x:1", "-burst=2", "-start=1", "-seed=1", "-customers=20", "-merchants=9"}, withIndex, "at most 8"},
 		{"bad status", slices.Concat(good, []string{"-retry-statuses=409,abc"}), withIndex, "not an HTTP status"},
 		{"unknown field", []string{"-url=http://x:1", "-burst=2", "-start=1", `-customer-list=[{"idx":1}]`}, withIndex, "unknown field"},

@@ -314,13 +314,9 @@ func (c *Config) TargetRef() *report.TargetRef {
 	return &report.TargetRef{Name: c.Target.Name, File: file, Digest: c.Target.Digest()}
 }
 
-// createRequest is the target's create method and path, which the traffic sends; both empty
-// without a loaded target, which traffic reads as the token service's.
-func (c *Config) createRequest() (method, path string) {
-	if c.Target == nil {
-		return "", ""
-	}
-	return c.Target.Create.Method, c.Target.Create.Path
+// createRequest is the target's create request, which every sender sends.
+func (c *Config) createRequest() traffic.Request {
+	return traffic.RequestOf(c.Target.Create, c.Target.Identity)
 }
 
 // jwksPath is where the target publishes the keys that verify its credentials: JWKSPath, the

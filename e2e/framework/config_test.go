@@ -5,12 +5,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/stampede-e2e/stampede/e2e/target"
-	"github.com/stampede-e2e/stampede/e2e/traffic"
+	"github.com/stampede-e2e/stampede/manifests"
 )
 
 // parseConfig runs args through the suite's real flags and validation, as `go test ./e2e -args`
@@ -211,7 +212,7 @@ func TestTargetNotDeployable(t *testing.T) {
 }
 
 // The traffic sends the target's create request and the JWKS is fetched where the target
-// publishes it; without a target, the token service's defaults (traffic's, JWKSPath).
+// publishes it (JWKSPath without a target), from this host and from inside the cluster alike.
 func TestTargetFeedsTrafficAndJWKS(t *testing.T) {
 	c, err := parseConfig(t, "-e2e.mode=kind", "-e2e.node-image=stampede/node:x")
 	if err != nil {
@@ -233,10 +234,16 @@ func TestTargetFeedsTrafficAndJWKS(t *testing.T) {
 	} {
 		cfg := *c
 		cfg.Target = tc.target
-		d := &Deployment{Env: &Env{Config: cfg}}
-		p := d.trafficParams(nil, 2, traffic.RetryParams{}, nil)
-		if p.Method != tc.wantMethod || p.Path != tc.wantPath {
-			t.Errorf("%s: traffic sends %q %q, want %q %q", tc.name, p.Method, p.Path, tc.wantMethod, tc.wantPath)
+		d := &Deployment{Env: &Env{Config: cfg}, Namespace: "stampede-atomic-x"}
+		if tc.target == c.Target && d.clusterURL() != manifests.TokensvcClusterURL(d.Namespace) {
+			t.Errorf("pods reach %s, the token service is at %s", d.clusterURL(), manifests.TokensvcClusterURL(d.Namespace))
+		}
+		if tc.target != nil {
+			host, cluster := d.hostSender().Request, d.cluster("").Request
+			if host.Method != tc.wantMethod || host.Path != tc.wantPath || !reflect.DeepEqual(host, cluster) {
+				t.Errorf("%s: the host sends %q %q, the cluster %q %q, want %q %q", tc.name, host.Method, host.Path,
+					cluster.Method, cluster.Path, tc.wantMethod, tc.wantPath)
+			}
 		}
 		if got := cfg.jwksPath(); got != tc.jwks {
 			t.Errorf("%s: JWKS at %q, want %q", tc.name, got, tc.jwks)

@@ -19,10 +19,10 @@ import (
 // Defaults for Params fields left zero.
 const (
 	DefaultGap = 100 * time.Millisecond
-	// DefaultTimeout is the client's bound on one request, as a real client of the token service
-	// would set it: twice the service's own bound on a request's database work
-	// (TOKENSVC_REQUEST_TIMEOUT, 5 s, after which it answers 503), which is also the service's
-	// write timeout (that bound plus 5 s). The slowest answer a working service gives arrives
+	// DefaultTimeout is the client's bound on one request, as a real client of the bundled
+	// target would set it: twice the service's own bound on a request's database work (5 s,
+	// after which it answers 503), which is also the service's write timeout (that bound plus
+	// 5 s). The slowest answer a working service gives arrives
 	// well inside it; a client that waited longer would wait for an answer the service itself
 	// has given up on, and one that waited less would turn a slow but correct 503 into a
 	// request without an answer, which the checker holds against the service (contract line

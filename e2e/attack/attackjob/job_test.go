@@ -50,7 +50,7 @@ func params() Params {
 		Image:     "stampede/attacker:0123456789ab",
 		Plan: attack.Plan{
 			Request:   traffic.Request{Method: "POST", Path: "/create", Auth: traffic.Auth{Header: traffic.AuthorizationHeader, Bearer: true}, Body: map[string]string{"key": "{{key}}"}},
-			URL:       "http://tokensvc.stampede-atomic-abc123.svc:8080",
+			URL:       "http://app.stampede-atomic-abc123.svc:8080",
 			Customers: traffic.Customers(42, 40, 4),
 			Burst:     6,
 			Gap:       100 * time.Millisecond,
