@@ -23,7 +23,7 @@ import (
 
 // hostSender sends from this process, through ServiceURL.
 func (d *Deployment) hostSender() *attack.Host {
-	return &attack.Host{URL: d.Env.ServiceURL, Request: d.Env.Config.createRequest(), Keys: d.APIKeys,
+	return &attack.Host{URL: d.Env.ServiceURL, Request: d.Env.Config.createRequest(), Keys: d.tenantKeys(),
 		Clock: d.Clock, Seqs: d.Seqs, Log: d.Env.Logger}
 }
 
@@ -43,7 +43,7 @@ func (d *Deployment) cluster(dir string) attackjob.Cluster {
 	cfg := d.Env.Config
 	return attackjob.Cluster{
 		Client: d.Env.Client, Namespace: d.Namespace, Image: cfg.AttackerImage, Labels: d.attackerLabels(),
-		URL: d.clusterURL(), Request: cfg.createRequest(), Keys: d.APIKeys,
+		URL: d.clusterURL(), Request: cfg.createRequest(), Keys: d.tenantKeys(),
 		Clock: d.Clock, Seqs: d.Seqs,
 		Forward: func(ctx context.Context, pod string, port int) (int, func(), error) {
 			return PortForwardPod(ctx, d.Env.RestConfig, d.Namespace, pod, port)
@@ -78,7 +78,16 @@ func (d *Deployment) noteClocks(s attack.Sender) {
 // batch is one traffic run of d: the auth surface of wrongKeys, the rest as given.
 func (d *Deployment) batch(customers []history.Customer, burst int, gap time.Duration, retry traffic.RetryParams, foreign traffic.ForeignKeys, log *slog.Logger) attack.Batch {
 	return attack.Batch{Customers: customers, Burst: burst, Gap: gap, Retry: retry, Foreign: foreign,
-		Wrong: wrongKeys(d.APIKeys, burst), Log: log}
+		Wrong: wrongKeys(d.tenantKeys(), burst), Log: log}
+}
+
+// tenantKeys are the keys d's requests carry: none when the target's request carries no key
+// (create.auth left out), whatever keys the deployment made.
+func (d *Deployment) tenantKeys() map[string]string {
+	if d.Env.Config.createRequest().Auth.Header == "" {
+		return nil
+	}
+	return d.APIKeys
 }
 
 // attackerLabels go on everything the suite creates for its attackers: the run's owner labels.

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/stampede-e2e/stampede/e2e/target"
+	"github.com/stampede-e2e/stampede/e2e/traffic"
 	"github.com/stampede-e2e/stampede/manifests"
 )
 
@@ -248,5 +249,25 @@ func TestTargetFeedsTrafficAndJWKS(t *testing.T) {
 		if got := cfg.jwksPath(); got != tc.jwks {
 			t.Errorf("%s: JWKS at %q, want %q", tc.name, got, tc.jwks)
 		}
+	}
+}
+
+// A target whose request carries no key gets none, and no wrong ones, whatever keys the
+// deployment made; the token service's carries its merchants'.
+func TestTenantKeysFollowTheTargetsAuth(t *testing.T) {
+	c, err := parseConfig(t, "-e2e.mode=kind", "-e2e.node-image=stampede/node:x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := APIKeys{"m-0": "k0", "m-1": "k1"}
+	d := &Deployment{Env: &Env{Config: *c}, APIKeys: keys}
+	if got := d.tenantKeys(); len(got) != 2 || d.batch(nil, 4, 0, DefaultRetry, traffic.ForeignKeys{}, nil).Wrong != traffic.DefaultWrongKeys {
+		t.Errorf("the token service's target: keys %v", got)
+	}
+	keyless := *c.Target
+	keyless.Create.Auth = nil
+	d.Env.Config.Target = &keyless
+	if got, b := d.tenantKeys(), d.batch(nil, 4, 0, DefaultRetry, traffic.ForeignKeys{}, nil); got != nil || b.Wrong != (traffic.WrongKeys{}) {
+		t.Errorf("a target without auth: keys %v, wrong keys %+v", got, b.Wrong)
 	}
 }
