@@ -160,16 +160,18 @@ func isAlnum(r rune) bool {
 }
 
 // unknownKey is a key in the tenants' format that no tenant has: the first key (keys sorted)
-// with every letter and digit after the prefix turned into another of its kind, as often as it
-// takes to differ from every key. It depends only on the keys, so the pods that share a burst
-// send the same.
+// with every letter and digit after the prefix turned into another of its kind, by a shift
+// that grows until the key differs from every tenant's. It depends only on the keys, so the pods
+// that share a burst send the same. Keys with no letter or digit to turn give one of them back,
+// which newKeyring refuses.
 func unknownKey(keys []string, prefix string) string {
 	if len(keys) == 0 {
 		return ""
 	}
-	k := slices.Min(keys)
-	for range 8 {
-		k = prefix + strings.Map(rotate, k[len(prefix):])
+	first := slices.Min(keys)
+	var k string
+	for shift := range 9 {
+		k = prefix + strings.Map(func(r rune) rune { return rotate(r, shift) }, first[len(prefix):])
 		if !slices.Contains(keys, k) {
 			break
 		}
@@ -177,15 +179,16 @@ func unknownKey(keys []string, prefix string) string {
 	return k
 }
 
-// rotate turns a digit into another digit, a letter into another letter of its case.
-func rotate(r rune) rune {
-	switch {
+// rotate turns a digit into another digit, a letter into another letter of its case; shift 0
+// to 8 gives nine different turns.
+func rotate(r rune, shift int) rune {
+	switch n := rune(shift); {
 	case r >= '0' && r <= '9':
-		return '0' + (r-'0'+5)%10
+		return '0' + (r-'0'+5+n)%10
 	case r >= 'a' && r <= 'z':
-		return 'a' + (r-'a'+13)%26
+		return 'a' + (r-'a'+13+n)%26
 	case r >= 'A' && r <= 'Z':
-		return 'A' + (r-'A'+13)%26
+		return 'A' + (r-'A'+13+n)%26
 	}
 	return r
 }
@@ -217,6 +220,9 @@ func newKeyring(keys map[string]string, auth Auth, foreign ForeignKeys, wrong Wr
 	r.malformed = malformed(auth, prefix, r.unknown)
 	if len(keys) > 0 && auth.Header == "" {
 		return nil, errors.New("tenants' keys given, but the request has no header to carry them")
+	}
+	if wrong.Customers > 0 && slices.Contains(all, r.unknown) {
+		return nil, errors.New("wrong keys asked for, but the tenants' keys hold no letter or digit to make an unknown key of")
 	}
 	if len(keys) == 0 {
 		if foreign.Customers > 0 || wrong.Customers > 0 {

@@ -404,3 +404,22 @@ func TestWrongKeysPick(t *testing.T) {
 		t.Error("Every 0 must mean every request")
 	}
 }
+
+// The unknown key keeps the tenants' prefix and shape, and is no tenant's even when the first
+// turn of a key is another tenant's key; keys with nothing to turn are refused for wrong keys.
+func TestUnknownKey(t *testing.T) {
+	keys := []string{"ak_a1", "ak_n6"} // "ak_n6" is the first turn of "ak_a1"
+	if p := keyPrefix(keys); p != "ak_" {
+		t.Fatalf("prefix %q, want ak_", p)
+	}
+	if got := unknownKey(keys, "ak_"); got != "ak_o7" {
+		t.Errorf("unknown key %q, want ak_o7: the second turn, since the first is a tenant's", got)
+	}
+	if got := keyPrefix([]string{"0123", "0199"}); got != "" {
+		t.Errorf("prefix of keys without a separator %q, want none", got)
+	}
+	_, err := newKeyring(map[string]string{"m-0": "__", "m-1": "--"}, testRequest.Auth, ForeignKeys{}, DefaultWrongKeys, Customers(1, 2, 2))
+	if err == nil || !strings.Contains(err.Error(), "no letter or digit") {
+		t.Errorf("keys with nothing to turn: %v", err)
+	}
+}

@@ -25,7 +25,7 @@ type Request struct {
 	// Headers are sent with every request; a header whose value expands to "" is left out.
 	Headers map[string]string `json:"headers,omitempty"`
 	// Auth is how a request carries its tenant's key; the zero Auth sends none.
-	Auth Auth `json:"auth,omitempty"`
+	Auth Auth `json:"auth,omitzero"`
 	// Body holds the members of the JSON object sent, each a string; a member whose value
 	// expands to "" is left out, so that a customer without an email sends no email member.
 	// Members go in the order of their names: JSON objects are unordered.
