@@ -17,6 +17,7 @@ import (
 	"unsafe"
 
 	"github.com/stampede-e2e/stampede/e2e/history"
+	"github.com/stampede-e2e/stampede/e2e/request"
 	"github.com/stampede-e2e/stampede/e2e/traffic"
 )
 
@@ -26,18 +27,18 @@ func env(m map[string]string) func(string) string { return func(k string) string
 // entity; headerRequest one whose key goes in a header of its own and whose entity is named by
 // an Idempotency-Key header.
 var (
-	bearerRequest = traffic.Request{
+	bearerRequest = request.Template{
 		Method:  "POST",
 		Path:    "/create",
 		Headers: map[string]string{"Content-Type": "application/json"},
-		Auth:    traffic.Auth{Header: traffic.AuthorizationHeader, Bearer: true},
+		Auth:    request.Auth{Header: traffic.AuthorizationHeader, Bearer: true},
 		Body:    map[string]string{"tenant": "{{tenant}}", "key": "{{key}}", "email": "{{email}}", "name": "{{name}}"},
 	}
-	headerRequest = traffic.Request{
+	headerRequest = request.Template{
 		Method:  "PUT",
 		Path:    "/shops/{{tenant}}/orders",
 		Headers: map[string]string{"Idempotency-Key": "{{key}}", "Accept": "application/json"},
-		Auth:    traffic.Auth{Header: "X-Api-Key"},
+		Auth:    request.Auth{Header: "X-Api-Key"},
 		Body:    map[string]string{"item": "{{name}}", "contact": "{{email}}"},
 	}
 )
@@ -438,7 +439,7 @@ func TestKeysFile(t *testing.T) {
 // it carries its key and names its entity.
 func TestPlanCreateRequest(t *testing.T) {
 	cs := traffic.Customers(1, 4, 2)
-	for name, req := range map[string]traffic.Request{"bearer": bearerRequest, "header": headerRequest} {
+	for name, req := range map[string]request.Template{"bearer": bearerRequest, "header": headerRequest} {
 		want := plan(cs)
 		want.Request = req
 		got, err := ParseArgs(want.Args(), env(map[string]string{IndexEnv: "2"}), io.Discard)

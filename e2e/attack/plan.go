@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/stampede-e2e/stampede/e2e/history"
+	"github.com/stampede-e2e/stampede/e2e/request"
 	"github.com/stampede-e2e/stampede/e2e/traffic"
 )
 
@@ -40,7 +41,7 @@ type Plan struct {
 	URL string
 	// Request is the target's create request (traffic.RequestOf): the pods send it as it says,
 	// knowing nothing of the target's API.
-	Request traffic.Request
+	Request request.Template
 	// Customers are registered by Burst simultaneous requests each, one burst every Gap.
 	Customers []history.Customer
 	Burst     int
@@ -207,13 +208,13 @@ func ParseArgs(args []string, getenv func(string) string, usage io.Writer) (Plan
 		start                     int64
 		seed                      uint64
 		count, merchants, index   int
-		list, statuses, request   string
+		list, statuses, template  string
 		fs                        = flag.NewFlagSet("stampede-attacker", flag.ContinueOnError)
 		indexSet, seedSet, listOK bool
 	)
 	fs.SetOutput(usage)
 	fs.StringVar(&p.URL, "url", "", "the target, e.g. http://app.<namespace>.svc:8080")
-	fs.StringVar(&request, "request", "", "the create request as JSON (traffic.Request): method, path, headers, auth, body")
+	fs.StringVar(&template, "request", "", "the create request as JSON (request.Template): method, path, headers, auth, body")
 	fs.IntVar(&p.Burst, "burst", 0, "simultaneous requests per customer, from all pods together")
 	fs.DurationVar(&p.Gap, "gap", traffic.DefaultGap, "time between the starts of two customers' bursts")
 	fs.DurationVar(&p.Timeout, "timeout", 0, "bound of each request (default 10s)")
@@ -284,8 +285,8 @@ func ParseArgs(args []string, getenv func(string) string, usage io.Writer) (Plan
 			return Plan{}, fmt.Errorf("-customer-list: %w", err)
 		}
 	}
-	if request != "" {
-		dec := json.NewDecoder(strings.NewReader(request))
+	if template != "" {
+		dec := json.NewDecoder(strings.NewReader(template))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&p.Request); err != nil {
 			return Plan{}, fmt.Errorf("-request: %w", err)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stampede-e2e/stampede/e2e/history"
+	"github.com/stampede-e2e/stampede/e2e/request"
 	"github.com/stampede-e2e/stampede/e2e/traffic"
 )
 
@@ -36,7 +37,7 @@ type Sender interface {
 type Host struct {
 	// URL is the target as this process reaches it; Request its create request.
 	URL     string
-	Request traffic.Request
+	Request request.Template
 	// Keys are the tenants' keys, by tenant.
 	Keys map[string]string
 	// Clock and Seqs are the spec's time base and request numbering, shared by every batch.

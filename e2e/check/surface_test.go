@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stampede-e2e/stampede/e2e/history"
+	template "github.com/stampede-e2e/stampede/e2e/request"
 	"github.com/stampede-e2e/stampede/e2e/traffic"
 )
 
@@ -122,9 +123,9 @@ func (s *surfaceService) rendezvous(k history.Key, id string) {
 
 // surfaceCreate is the surface service's create request: a bearer key, a body naming the entity;
 // surfaceRequest its body as the service reads it.
-var surfaceCreate = traffic.Request{Method: http.MethodPost, Path: "/create",
+var surfaceCreate = template.Template{Method: http.MethodPost, Path: "/create",
 	Headers: map[string]string{"Content-Type": "application/json"},
-	Auth:    traffic.Auth{Header: traffic.AuthorizationHeader, Bearer: true},
+	Auth:    template.Auth{Header: traffic.AuthorizationHeader, Bearer: true},
 	Body:    map[string]string{"tenant": "{{tenant}}", "key": "{{key}}", "email": "{{email}}", "name": "{{name}}"}}
 
 type surfaceRequest struct {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/stampede-e2e/stampede/e2e/cluster"
 	"github.com/stampede-e2e/stampede/e2e/report"
+	"github.com/stampede-e2e/stampede/e2e/request"
 	"github.com/stampede-e2e/stampede/e2e/target"
 	"github.com/stampede-e2e/stampede/e2e/traffic"
 	"github.com/stampede-e2e/stampede/manifests"
@@ -315,9 +316,7 @@ func (c *Config) TargetRef() *report.TargetRef {
 }
 
 // createRequest is the target's create request, which every sender sends.
-func (c *Config) createRequest() traffic.Request {
-	return traffic.RequestOf(c.Target.Create, c.Target.Identity)
-}
+func (c *Config) createRequest() request.Template { return c.Target.Request() }
 
 // jwksPath is where the target publishes the keys that verify its credentials: JWKSPath, the
 // token service's, when it names none.

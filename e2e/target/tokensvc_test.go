@@ -16,6 +16,7 @@ import (
 
 	"github.com/stampede-e2e/stampede/e2e/check"
 	"github.com/stampede-e2e/stampede/e2e/history"
+	"github.com/stampede-e2e/stampede/e2e/request"
 	"github.com/stampede-e2e/stampede/e2e/target"
 	"github.com/stampede-e2e/stampede/e2e/traffic"
 	"github.com/stampede-e2e/stampede/manifests"
@@ -56,11 +57,11 @@ func TestTokensvcDeploy(t *testing.T) {
 // last two left out when empty), and the merchant's key as a bearer token.
 func TestTokensvcRequest(t *testing.T) {
 	tg := loadTokensvc(t)
-	r := traffic.RequestOf(tg.Create, tg.Identity)
+	r := target.RequestOf(tg.Create, tg.Identity)
 	if r.Method != http.MethodPost || r.Path != "/v1/tokens" {
 		t.Errorf("%s %s, want POST /v1/tokens", r.Method, r.Path)
 	}
-	if r.Auth != (traffic.Auth{Header: "Authorization", Bearer: true}) {
+	if r.Auth != (request.Auth{Header: "Authorization", Bearer: true}) {
 		t.Errorf("auth %+v, want a bearer key in Authorization", r.Auth)
 	}
 	quiet := history.Customer{MerchantID: "m-1", ExternalID: "c-9-0"}

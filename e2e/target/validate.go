@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/stampede-e2e/stampede/e2e/request"
 )
 
 // Placeholders are the names a create request's path, headers and body may hold as {{name}}:
@@ -34,14 +36,7 @@ func ErrorClasses() []string {
 }
 
 // Expand fills the placeholders of s from values; an unknown name is left as written.
-func Expand(s string, values map[string]string) string {
-	return placeholder.ReplaceAllStringFunc(s, func(m string) string {
-		if v, ok := values[strings.TrimSpace(m[2:len(m)-2])]; ok {
-			return v
-		}
-		return m
-	})
-}
+func Expand(s string, values map[string]string) string { return request.Expand(s, values) }
 
 // validator checks what the types alone cannot: references between sections, syntax of
 // pointers and paths, files that must exist.

@@ -13,6 +13,7 @@ import (
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/stampede-e2e/stampede/e2e/history"
+	"github.com/stampede-e2e/stampede/e2e/request"
 	"github.com/stampede-e2e/stampede/internal/ctxtime"
 )
 
@@ -34,8 +35,9 @@ const (
 type Params struct {
 	// URL is the base URL of the target, such as http://127.0.0.1:30080.
 	URL string
-	// Request is the target's create request (RequestOf), which every customer's requests fill.
-	Request Request
+	// Request is the target's create request (target.RequestOf), which every customer's
+	// requests fill.
+	Request request.Template
 	// Customers are registered once each; see Customers.
 	Customers []history.Customer
 	// Burst is K, the number of simultaneous identical requests per customer.
@@ -128,7 +130,7 @@ func (p *Params) setDefaults() error {
 	if p.sharded() && p.Seqs != nil {
 		return errors.New("a shard numbers its requests by the plan: leave Seqs nil")
 	}
-	if err := p.Request.Validate(); err != nil {
+	if err := p.Request.Validate(RequestHeader); err != nil {
 		return err
 	}
 	ring, err := newKeyring(p.Keys, p.Request.Auth, p.Foreign, p.Wrong, p.Customers)

@@ -11,10 +11,11 @@ import (
 	"strings"
 
 	"github.com/stampede-e2e/stampede/e2e/history"
+	"github.com/stampede-e2e/stampede/e2e/request"
 )
 
 // AuthorizationHeader is the header of a bearer key, "Bearer <key>".
-const AuthorizationHeader = "Authorization"
+const AuthorizationHeader = request.AuthorizationHeader
 
 // ForeignKeys picks the requests that carry another merchant's API key than their customer's:
 // cross-merchant requests, which the service must refuse with 403. The pick depends only on
@@ -122,7 +123,7 @@ var wrongKinds = []history.KeyKind{history.KeyNone, history.KeyMalformed, histor
 // bearer value, a value that is no key, a cut key and a key with a space. prefix is what every
 // tenant's key begins with (keyPrefix), so that a cut key looks like one. A malformed request
 // carries one of them, by its seq.
-func malformed(a Auth, prefix, unknown string) []string {
+func malformed(a request.Auth, prefix, unknown string) []string {
 	if a.Bearer {
 		return []string{
 			"Basic " + base64.StdEncoding.EncodeToString([]byte("m-0:secret")),
@@ -198,7 +199,7 @@ func rotate(r rune, shift int) rune {
 type keyring struct {
 	keys      map[string]string
 	merchants []string // sorted, to choose a foreign one deterministically
-	auth      Auth
+	auth      request.Auth
 	foreign   ForeignKeys
 	wrong     WrongKeys
 	// unknown is a well-formed key of no tenant, malformed the values that are no key.
@@ -209,7 +210,7 @@ type keyring struct {
 // newKeyring checks that keys cover every customer's merchant, and, when foreign or wrong keys
 // are asked for, that there are keys to be wrong about. No keys and neither is a run without
 // any key, for a service from before API keys.
-func newKeyring(keys map[string]string, auth Auth, foreign ForeignKeys, wrong WrongKeys, customers []history.Customer) (*keyring, error) {
+func newKeyring(keys map[string]string, auth request.Auth, foreign ForeignKeys, wrong WrongKeys, customers []history.Customer) (*keyring, error) {
 	if err := errors.Join(foreign.Validate(), wrong.Validate()); err != nil {
 		return nil, err
 	}
@@ -287,11 +288,11 @@ func (r *keyring) foreignMerchant(c history.Customer) string {
 func (r *keyring) header(op history.Op) string {
 	switch op.SentKey() {
 	case history.KeyOwn, history.KeyForeign:
-		return r.auth.keyValue(r.keys[op.KeyMerchant])
+		return r.auth.Value(r.keys[op.KeyMerchant])
 	case history.KeyMalformed:
 		return r.malformed[(op.Seq+op.Customer.Index)%len(r.malformed)]
 	case history.KeyUnknown:
-		return r.auth.keyValue(r.unknown)
+		return r.auth.Value(r.unknown)
 	}
 	return ""
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/stampede-e2e/stampede/e2e/history"
+	"github.com/stampede-e2e/stampede/e2e/request"
 	"github.com/stampede-e2e/stampede/service/apikey"
 )
 
@@ -343,7 +344,7 @@ func TestWrongKeyShapes(t *testing.T) {
 	}
 	keys := testKeysFor(4)
 	cs := Customers(1, 4, 4)
-	for _, auth := range []Auth{{Header: AuthorizationHeader, Bearer: true}, {Header: "X-Api-Key"}} {
+	for _, auth := range []request.Auth{{Header: AuthorizationHeader, Bearer: true}, {Header: "X-Api-Key"}} {
 		r, err := newKeyring(keys, auth, ForeignKeys{}, DefaultWrongKeys, cs)
 		if err != nil {
 			t.Fatal(err)
@@ -361,7 +362,7 @@ func TestWrongKeyShapes(t *testing.T) {
 			}
 		}
 	}
-	bearer, _ := newKeyring(keys, Auth{Header: AuthorizationHeader, Bearer: true}, ForeignKeys{}, DefaultWrongKeys, cs)
+	bearer, _ := newKeyring(keys, request.Auth{Header: AuthorizationHeader, Bearer: true}, ForeignKeys{}, DefaultWrongKeys, cs)
 	want := []string{"Basic bS0wOnNlY3JldA==", "Bearer", "Bearer not-an-api-key", "Bearer sk_short", "Bearer sk_two words"}
 	if !slices.Equal(bearer.malformed, want) {
 		t.Errorf("bearer malformed values %q, want the token service's %q", bearer.malformed, want)

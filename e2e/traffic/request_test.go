@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/stampede-e2e/stampede/e2e/history"
+	"github.com/stampede-e2e/stampede/e2e/request"
 	"github.com/stampede-e2e/stampede/e2e/target"
 )
 
@@ -28,12 +29,12 @@ var (
 )
 
 func TestRequestOfHeaderIdentityAndAuth(t *testing.T) {
-	r := RequestOf(ordersCreate, ordersIdentity)
-	want := Request{
+	r := target.RequestOf(ordersCreate, ordersIdentity)
+	want := request.Template{
 		Method:  http.MethodPost,
 		Path:    "/orders",
 		Headers: map[string]string{"Idempotency-Key": "{{key}}"},
-		Auth:    Auth{Header: "X-Api-Key"},
+		Auth:    request.Auth{Header: "X-Api-Key"},
 		Body:    ordersCreate.Body,
 	}
 	if !reflect.DeepEqual(r, want) {
@@ -99,7 +100,7 @@ func TestRunSendsAnOrdersRequest(t *testing.T) {
 		w.Header().Set(ServedByHeader, "pod-0")
 		w.WriteHeader(http.StatusCreated)
 	})
-	out, err := Run(context.Background(), Params{URL: svc.URL, Request: RequestOf(ordersCreate, ordersIdentity),
+	out, err := Run(context.Background(), Params{URL: svc.URL, Request: target.RequestOf(ordersCreate, ordersIdentity),
 		Customers: Customers(3, 24, 4), Burst: 8, Gap: time.Millisecond, Keys: keys, Wrong: WrongKeys{Customers: 1, Every: 2},
 		Logger: quietLogger()})
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"unsafe"
 
 	"github.com/stampede-e2e/stampede/e2e/history"
+	"github.com/stampede-e2e/stampede/e2e/request"
 )
 
 // fakeService stands in for the token service: it is the dependency of the
@@ -46,11 +47,11 @@ func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // testRequest is the create request of the tests' fake target: a bearer key, a JSON body that
 // names the tenant and the key.
-var testRequest = Request{
+var testRequest = request.Template{
 	Method:  http.MethodPost,
 	Path:    "/create",
 	Headers: map[string]string{"Content-Type": "application/json"},
-	Auth:    Auth{Header: AuthorizationHeader, Bearer: true},
+	Auth:    request.Auth{Header: AuthorizationHeader, Bearer: true},
 	Body:    map[string]string{"tenant": "{{tenant}}", "key": "{{key}}", "email": "{{email}}", "name": "{{name}}"},
 }
 
@@ -627,7 +628,7 @@ func TestRunSendsTheTargetsMethodAndPath(t *testing.T) {
 		io.WriteString(w, `{"token":"t"}`)
 	})
 	retry := RetryParams{MaxAttempts: 1, Backoff: time.Millisecond, sleep: func(context.Context, time.Duration) error { return nil }}
-	req := Request{Method: http.MethodPut, Path: "/api/v2/{{tenant}}/signups/{{name}}", Body: map[string]string{"k": "{{key}}"}}
+	req := request.Template{Method: http.MethodPut, Path: "/api/v2/{{tenant}}/signups/{{name}}", Body: map[string]string{"k": "{{key}}"}}
 	cs := Customers(1, 2, 1)
 	_, err := Run(context.Background(), Params{URL: svc.URL + "/", Request: req, Customers: cs, Burst: 2, Retry: retry, Logger: quietLogger()})
 	if err != nil {

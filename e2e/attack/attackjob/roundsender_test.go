@@ -21,6 +21,7 @@ import (
 
 	"github.com/stampede-e2e/stampede/e2e/attack"
 	"github.com/stampede-e2e/stampede/e2e/history"
+	"github.com/stampede-e2e/stampede/e2e/request"
 	"github.com/stampede-e2e/stampede/e2e/traffic"
 )
 
@@ -223,7 +224,7 @@ func TestRoundServersCorrectClocks(t *testing.T) {
 // not, on a spec's fresh clock and numbering.
 func testCluster(url string, correct bool) Cluster {
 	return Cluster{Namespace: "stampede-atomic-test", URL: url,
-		Request: traffic.Request{Method: http.MethodPost, Path: "/create", Auth: traffic.Auth{Header: traffic.AuthorizationHeader, Bearer: true},
+		Request: request.Template{Method: http.MethodPost, Path: "/create", Auth: request.Auth{Header: traffic.AuthorizationHeader, Bearer: true},
 			Body: map[string]string{"tenant": "{{tenant}}", "key": "{{key}}"}},
 		Clock: history.NewClock(time.Now()), Seqs: history.NewSeqs(), CorrectClocks: correct, Log: slog.New(slog.DiscardHandler)}
 }

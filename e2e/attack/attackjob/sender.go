@@ -16,6 +16,7 @@ import (
 
 	"github.com/stampede-e2e/stampede/e2e/attack"
 	"github.com/stampede-e2e/stampede/e2e/history"
+	"github.com/stampede-e2e/stampede/e2e/request"
 	"github.com/stampede-e2e/stampede/e2e/traffic"
 )
 
@@ -32,7 +33,7 @@ type Cluster struct {
 	Labels map[string]string
 	// URL is the target as pods reach it (its ClusterIP Service); Request its create request.
 	URL     string
-	Request traffic.Request
+	Request request.Template
 	// Keys are the tenants' keys, by tenant: a sender mounts them into its pods from a Secret.
 	Keys map[string]string
 	// Clock and Seqs are the spec's time base and request numbering.

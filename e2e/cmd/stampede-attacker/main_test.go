@@ -20,14 +20,15 @@ import (
 
 	"github.com/stampede-e2e/stampede/e2e/attack"
 	"github.com/stampede-e2e/stampede/e2e/history"
+	"github.com/stampede-e2e/stampede/e2e/request"
 	"github.com/stampede-e2e/stampede/e2e/traffic"
 )
 
 // testRequest is a create request whose key goes as a bearer token and whose body names the
 // entity; registerRequest its body as the stand-in service reads it.
-var testRequest = traffic.Request{
+var testRequest = request.Template{
 	Method: http.MethodPost, Path: "/create", Headers: map[string]string{"Content-Type": "application/json"},
-	Auth: traffic.Auth{Header: traffic.AuthorizationHeader, Bearer: true},
+	Auth: request.Auth{Header: traffic.AuthorizationHeader, Bearer: true},
 	Body: map[string]string{"tenant": "{{tenant}}", "key": "{{key}}", "email": "{{email}}", "name": "{{name}}"},
 }
 
@@ -145,8 +146,8 @@ func TestPodsCarryKeys(t *testing.T) {
 	keys := map[string]string{"m-0": "sk_test_zero", "m-1": "sk_test_one"}
 	merchantOf := map[string]string{"sk_test_zero": "m-0", "sk_test_one": "m-1"}
 	// An orders API's request: the key bare in X-Api-Key, the entity named by Idempotency-Key.
-	orders := traffic.Request{Method: http.MethodPost, Path: "/orders/{{tenant}}",
-		Headers: map[string]string{"Idempotency-Key": "{{key}}"}, Auth: traffic.Auth{Header: "X-Api-Key"},
+	orders := request.Template{Method: http.MethodPost, Path: "/orders/{{tenant}}",
+		Headers: map[string]string{"Idempotency-Key": "{{key}}"}, Auth: request.Auth{Header: "X-Api-Key"},
 		Body: map[string]string{"item": "{{name}}"}}
 	var (
 		mu   sync.Mutex
