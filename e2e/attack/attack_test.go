@@ -276,7 +276,7 @@ func TestMergeSharesBodies(t *testing.T) {
 	p.Shard = traffic.Shard{Count: 2}
 	p.Burst = 2
 	reserved := ReserveSeqs(history.NewSeqs(), cs, p.Burst)
-	body := `{"token":"t","customer_id":"id","created":false}` + "\n"
+	body := `{"token":"t","id":"id","created":false}` + "\n"
 	outs := []Output{
 		{Trailer: Trailer{Index: 0, Shards: 2, Start: p.Start.UnixNano()}, Ops: []history.Op{op(cs[0], 0, 0, time.Millisecond, 2*time.Millisecond)}},
 		{Trailer: Trailer{Index: 1, Shards: 2, Start: p.Start.UnixNano()}, Ops: []history.Op{op(cs[0], 1, 0, time.Millisecond, 3*time.Millisecond)}},

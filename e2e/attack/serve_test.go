@@ -41,7 +41,7 @@ func newTokenService(t *testing.T, hold bool) (*tokenService, string) {
 		ts.mu.Unlock()
 		ts.arrived <- struct{}{}
 		<-ts.release
-		fmt.Fprint(w, `{"token":"t","customer_id":"x","created":true}`)
+		fmt.Fprint(w, `{"token":"t","id":"x","created":true}`)
 	}))
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() {

@@ -63,7 +63,7 @@ func keyService(t *testing.T) (*fakeService, map[string]string) {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			io.WriteString(w, `{"error":"overloaded"}`)
 		default:
-			io.WriteString(w, `{"token":"t","customer_id":"x","created":false}`)
+			io.WriteString(w, `{"token":"t","id":"x","created":false}`)
 		}
 	})
 	return svc, got
@@ -266,7 +266,7 @@ func TestRunSendsTheWrongKeys(t *testing.T) {
 		w.Header().Set(ServedByHeader, "pod-0")
 		switch kind {
 		case history.KeyOwn:
-			io.WriteString(w, `{"token":"t","customer_id":"x","created":false}`)
+			io.WriteString(w, `{"token":"t","id":"x","created":false}`)
 		case history.KeyForeign:
 			w.WriteHeader(http.StatusForbidden)
 		default:

@@ -49,7 +49,7 @@ func NewSeed() uint64 {
 // external id "c-<seed>-<i-i%2>" when there are two merchants or more, so that every two
 // consecutive customers (bursts sent one Gap apart) are two merchants' customers under one
 // external id: tenants that collide, which the service must keep apart (a lookup or a unique
-// key on external_id alone mixes them up). With one merchant the external id is "c-<seed>-<i>".
+// key on the natural key alone mixes them up). With one merchant the external id is "c-<seed>-<i>".
 // It is deterministic, so a run is replayed by its seed, and a new seed gives natural keys that
 // no earlier run registered, its external ids being new. merchants is at most MaxMerchants:
 // more is a bug in the caller, whose extra merchants would have no API key, and panics.

@@ -54,7 +54,7 @@ func TestRecorderRecordsHandlerInterval(t *testing.T) {
 		case history.RequestID(1, 0, 0):
 			w.Header().Set(ServerTimingHeader, `handler;desc="start=soon end=later"`)
 		}
-		fmt.Fprint(w, `{"token":"t","customer_id":"x","created":true}`)
+		fmt.Fprint(w, `{"token":"t","id":"x","created":true}`)
 	})
 	clock := history.NewClock(time.Now())
 	rec := NewRecorder(clock, NewTransport(), 0)

@@ -101,7 +101,7 @@ func TestRunReleasesBurstsTogether(t *testing.T) {
 		w.Header().Set(ServedByHeader, fmt.Sprintf("pod-%d", n%2))
 		select {
 		case <-ch:
-			fmt.Fprintf(w, `{"token":"t","customer_id":%q,"created":%t}`, req.MerchantID+"|"+req.ExternalID, n == 1)
+			fmt.Fprintf(w, `{"token":"t","id":%q,"created":%t}`, req.MerchantID+"|"+req.ExternalID, n == 1)
 		case <-time.After(2 * time.Second):
 			w.WriteHeader(http.StatusGatewayTimeout)
 		}
@@ -305,8 +305,8 @@ func TestRecorderRefusesUnplannedRequests(t *testing.T) {
 // and a history of a million requests would otherwise hold a million bodies.
 func TestRecorderKeepsOneCopyOfEachBody(t *testing.T) {
 	svc := newFakeService(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set(ServedByHeader, "tokensvc-a")
-		fmt.Fprintln(w, `{"token":"t","customer_id":"id","created":false}`)
+		w.Header().Set(ServedByHeader, "app-a")
+		fmt.Fprintln(w, `{"token":"t","id":"id","created":false}`)
 	})
 	rec := NewRecorder(history.NewClock(time.Now()), NewTransport(), 0)
 	client := &http.Client{Transport: rec}
@@ -420,7 +420,7 @@ func TestRunsShareOneClockAndNumbering(t *testing.T) {
 	svc := newFakeService(t, func(w http.ResponseWriter, r *http.Request) {
 		req := decodeRegister(t, r)
 		w.Header().Set(ServedByHeader, "pod-0")
-		fmt.Fprintf(w, `{"token":"t","customer_id":%q,"created":false}`, req.MerchantID+"|"+req.ExternalID)
+		fmt.Fprintf(w, `{"token":"t","id":%q,"created":false}`, req.MerchantID+"|"+req.ExternalID)
 	})
 	clock, seqs := history.NewClock(time.Now()), history.NewSeqs()
 	cs := Customers(7, 3, 1)
@@ -507,7 +507,7 @@ func TestShardsShareOneBurstFromStart(t *testing.T) {
 	svc := newFakeService(t, func(w http.ResponseWriter, r *http.Request) {
 		req := decodeRegister(t, r)
 		w.Header().Set(ServedByHeader, "pod-0")
-		fmt.Fprintf(w, `{"token":"t","customer_id":%q,"created":false}`, req.MerchantID+"|"+req.ExternalID)
+		fmt.Fprintf(w, `{"token":"t","id":%q,"created":false}`, req.MerchantID+"|"+req.ExternalID)
 	})
 	cs := Customers(9, customers, 2)
 	// A gap wide enough that a busy machine's scheduling delays cannot carry one burst into the
@@ -573,7 +573,7 @@ func TestRecorderKeepsTheAnswersHeaders(t *testing.T) {
 			return
 		}
 		w.Header().Set("Cache-Control", "no-store")
-		_, _ = io.WriteString(w, `{"token":"t","customer_id":"c","created":true}`) // no Content-Type: sniffed
+		_, _ = io.WriteString(w, `{"token":"t","id":"c","created":true}`) // no Content-Type: sniffed
 	})
 	rec := NewRecorder(history.NewClock(time.Now()), NewTransport(), 0)
 	client := &http.Client{Transport: rec}

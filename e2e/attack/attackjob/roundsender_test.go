@@ -70,7 +70,7 @@ func TestRoundServersSend(t *testing.T) {
 		seen[req.MerchantID+"/"+req.ExternalID]++
 		mu.Unlock()
 		w.Header().Set(traffic.ServedByHeader, "app-0")
-		fmt.Fprint(w, `{"token":"t","customer_id":"x","created":false}`)
+		fmt.Fprint(w, `{"token":"t","id":"x","created":false}`)
 	}))
 	t.Cleanup(svc.Close)
 	customers := traffic.Customers(3, 4, 2)
