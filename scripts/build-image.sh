@@ -36,7 +36,7 @@ image_ref() {
     toxiproxy) echo "stampede/toxiproxy:${TOXIPROXY_VERSION}-$(hash_inputs "${r}/go.mod" "${r}/go.sum" "${r}/scripts/versions.sh")" ;;
     # The packages the command is built from (go list -deps ./e2e/cmd/stampede-attacker, in this
     # module), and this script, which writes its Dockerfile.
-    attacker) echo "stampede/attacker:$(hash_inputs "${r}/e2e/cmd/stampede-attacker" "${r}/e2e/attack" "${r}/e2e/traffic" \
+    attacker) echo "stampede/attacker:$(hash_inputs "${r}/e2e/cmd/stampede-attacker" "${r}/e2e/attack" "${r}/e2e/traffic" "${r}/e2e/request" \
       "${r}/e2e/history" "${r}/internal" "${r}/go.mod" "${r}/go.sum" "${r}/scripts/build-image.sh")" ;;
     *) die "unknown image '$1' (want tokensvc, tokensvc-selftest, postgres, toxiproxy, attacker or all)" ;;
   esac

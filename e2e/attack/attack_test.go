@@ -17,14 +17,42 @@ import (
 	"unsafe"
 
 	"github.com/stampede-e2e/stampede/e2e/history"
+	"github.com/stampede-e2e/stampede/e2e/request"
 	"github.com/stampede-e2e/stampede/e2e/traffic"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
+// bearerRequest is a create request whose key goes as a bearer token and whose body names the
+// entity; headerRequest one whose key goes in a header of its own and whose entity is named by
+// an Idempotency-Key header.
+var (
+	bearerRequest = request.Template{
+		Method:  "POST",
+		Path:    "/create",
+		Headers: map[string]string{"Content-Type": "application/json"},
+		Auth:    request.Auth{Header: traffic.AuthorizationHeader, Bearer: true},
+		Body:    map[string]string{"tenant": "{{tenant}}", "key": "{{key}}", "email": "{{email}}", "name": "{{name}}"},
+	}
+	headerRequest = request.Template{
+		Method:  "PUT",
+		Path:    "/shops/{{tenant}}/orders",
+		Headers: map[string]string{"Idempotency-Key": "{{key}}", "Accept": "application/json"},
+		Auth:    request.Auth{Header: "X-Api-Key"},
+		Body:    map[string]string{"item": "{{name}}", "contact": "{{email}}"},
+	}
+)
+
+// registerRequest is bearerRequest's body as the stand-in services read it.
+type registerRequest struct {
+	MerchantID string `json:"tenant"`
+	ExternalID string `json:"key"`
+}
+
 func plan(customers []history.Customer) Plan {
 	return Plan{
-		URL:       "http://tokensvc.ns.svc:8080",
+		URL:       "http://app.ns.svc:8080",
+		Request:   bearerRequest,
 		Customers: customers,
 		Burst:     6,
 		Gap:       100 * time.Millisecond,
@@ -86,7 +114,7 @@ func TestParseArgsRefuses(t *testing.T) {
 		{"seed without count", []string{"-url=http://x:1", "-burst=2", "-start=1", "-seed=4"}, withIndex, "-customers"},
 		{"both", slices.Concat(good, []string{"-customer-list=[]"}), withIndex, "give one"},
 		{"no start", []string{"-url=http://x:1", "-burst=2", "-seed=1", "-customers=1", "-merchants=1"}, withIndex, "no start"},
-		{"bad url", []string{"-url=tokensvc:8080", "-burst=2", "-start=1", "-seed=1", "-customers=1", "-merchants=1"}, withIndex, "url"},
+		{"bad url", []string{"-url=app:8080", "-burst=2", "-start=1", "-seed=1", "-customers=1", "-merchants=1"}, withIndex, "url"},
 		{"too many merchants", []string{"-url=http://x:1", "-burst=2", "-start=1", "-seed=1", "-customers=20", "-merchants=9"}, withIndex, "at most 8"},
 		{"bad status", slices.Concat(good, []string{"-retry-statuses=409,abc"}), withIndex, "not an HTTP status"},
 		{"unknown field", []string{"-url=http://x:1", "-burst=2", "-start=1", `-customer-list=[{"idx":1}]`}, withIndex, "unknown field"},
@@ -94,6 +122,8 @@ func TestParseArgsRefuses(t *testing.T) {
 		{"missing keys file", slices.Concat(good, []string{"-api-keys=/nonexistent/api-keys"}), withIndex, "-api-keys"},
 		{"foreign keys without keys", slices.Concat(good, []string{"-foreign-customers=0.5"}), withIndex, "no API keys"},
 		{"foreign fraction above 1", slices.Concat(good, []string{"-foreign-customers=2"}), withIndex, "want 0 to 1"},
+		{"no request", slices.DeleteFunc(slices.Clone(good), func(a string) bool { return strings.HasPrefix(a, "-request=") }), withIndex, "request: no method"},
+		{"bad request", slices.Concat(good, []string{`-request={"method":"POST","verb":"x"}`}), withIndex, "-request"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseArgs(tc.args, env(tc.env), io.Discard)
@@ -246,7 +276,7 @@ func TestMergeSharesBodies(t *testing.T) {
 	p.Shard = traffic.Shard{Count: 2}
 	p.Burst = 2
 	reserved := ReserveSeqs(history.NewSeqs(), cs, p.Burst)
-	body := `{"token":"t","customer_id":"id","created":false}` + "\n"
+	body := `{"token":"t","id":"id","created":false}` + "\n"
 	outs := []Output{
 		{Trailer: Trailer{Index: 0, Shards: 2, Start: p.Start.UnixNano()}, Ops: []history.Op{op(cs[0], 0, 0, time.Millisecond, 2*time.Millisecond)}},
 		{Trailer: Trailer{Index: 1, Shards: 2, Start: p.Start.UnixNano()}, Ops: []history.Op{op(cs[0], 1, 0, time.Millisecond, 3*time.Millisecond)}},
@@ -405,48 +435,32 @@ func TestKeysFile(t *testing.T) {
 	}
 }
 
-// A target's create request reaches every attacker pod and round server; the token service's
-// own is left out of the arguments and the JSON, which an attacker image from before these
-// fields would refuse.
+// A target's create request reaches every attacker pod and round server whole, whichever way
+// it carries its key and names its entity.
 func TestPlanCreateRequest(t *testing.T) {
 	cs := traffic.Customers(1, 4, 2)
-	tokensvc := plan(cs)
-	tokensvc.Method, tokensvc.Path = traffic.Method, traffic.Path
-	other := plan(cs)
-	other.Method, other.Path = "PUT", "/api/v2/signups"
-
-	for name, tc := range map[string]struct {
-		p                    Plan
-		wantMethod, wantPath string
-	}{
-		"the token service's": {tokensvc, "", ""},
-		"another target's":    {other, "PUT", "/api/v2/signups"},
-	} {
-		args := tc.p.Args()
-		joined := strings.Join(args, " ")
-		if named := strings.Contains(joined, "-method=") || strings.Contains(joined, "-path="); named != (tc.wantPath != "") {
-			t.Errorf("%s: arguments %s", name, joined)
-		}
-		got, err := ParseArgs(args, env(map[string]string{IndexEnv: "2"}), io.Discard)
+	for name, req := range map[string]request.Template{"bearer": bearerRequest, "header": headerRequest} {
+		want := plan(cs)
+		want.Request = req
+		got, err := ParseArgs(want.Args(), env(map[string]string{IndexEnv: "2"}), io.Discard)
 		if err != nil {
 			t.Fatalf("%s: ParseArgs: %v", name, err)
 		}
-		if got.Method != tc.wantMethod || got.Path != tc.wantPath {
-			t.Errorf("%s: from the arguments %q %q, want %q %q", name, got.Method, got.Path, tc.wantMethod, tc.wantPath)
+		got.Start = want.Start
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: from the arguments\ngot  %+v\nwant %+v", name, got, want)
 		}
-		b, err := EncodePlan(tc.p)
+		b, err := EncodePlan(want)
 		if err != nil {
 			t.Fatal(err)
-		}
-		if named := bytes.Contains(b, []byte(`"Method"`)) || bytes.Contains(b, []byte(`"Path"`)); named != (tc.wantPath != "") {
-			t.Errorf("%s: plan JSON %s", name, b)
 		}
 		got, err = DecodePlan(bytes.NewReader(b))
 		if err != nil {
 			t.Fatalf("%s: DecodePlan: %v", name, err)
 		}
-		if got.Method != tc.wantMethod || got.Path != tc.wantPath {
-			t.Errorf("%s: from the JSON %q %q, want %q %q", name, got.Method, got.Path, tc.wantMethod, tc.wantPath)
+		got.Start = want.Start
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: from the JSON\ngot  %+v\nwant %+v", name, got, want)
 		}
 	}
 }

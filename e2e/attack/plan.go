@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/stampede-e2e/stampede/e2e/history"
+	"github.com/stampede-e2e/stampede/e2e/request"
 	"github.com/stampede-e2e/stampede/e2e/traffic"
 )
 
@@ -35,14 +36,12 @@ const DefaultMaxLate = time.Second
 
 // Plan is what one attacker pod is told. Every pod of a run gets the same plan but Shard.Index.
 type Plan struct {
-	// URL is the token service as in-cluster clients reach it: its ClusterIP Service, e.g.
-	// http://tokensvc.<namespace>.svc:8080.
+	// URL is the target as in-cluster clients reach it: its ClusterIP Service, e.g.
+	// http://app.<namespace>.svc:8080.
 	URL string
-	// Method and Path are the create request's (traffic.Params.Method and Path); empty means
-	// the token service's. Args and EncodePlan leave them out when they are the token service's,
-	// so that an attacker image built before they existed still reads the bundled target's plans.
-	Method string `json:",omitempty"`
-	Path   string `json:",omitempty"`
+	// Request is the target's create request (traffic.RequestOf): the pods send it as it says,
+	// knowing nothing of the target's API.
+	Request request.Template
 	// Customers are registered by Burst simultaneous requests each, one burst every Gap.
 	Customers []history.Customer
 	Burst     int
@@ -77,6 +76,9 @@ func (p Plan) Validate() error {
 	var errs []error
 	if !strings.HasPrefix(p.URL, "http://") && !strings.HasPrefix(p.URL, "https://") {
 		errs = append(errs, fmt.Errorf("url %q: want http://host:port", p.URL))
+	}
+	if err := p.Request.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if len(p.Customers) == 0 {
 		errs = append(errs, errors.New("no customers"))
@@ -141,13 +143,7 @@ func (p Plan) Args() []string {
 		}
 		args = append(args, "-customer-list="+string(list))
 	}
-	p = p.withoutDefaultRequest()
-	if p.Method != "" {
-		args = append(args, "-method="+p.Method)
-	}
-	if p.Path != "" {
-		args = append(args, "-path="+p.Path)
-	}
+	args = append(args, "-request="+string(p.requestJSON()))
 	if p.Timeout > 0 {
 		args = append(args, "-timeout="+p.Timeout.String())
 	}
@@ -195,16 +191,13 @@ func (p Plan) Args() []string {
 	return args
 }
 
-// withoutDefaultRequest is p with its Method and Path emptied where they are the token
-// service's, which every attacker reads that way.
-func (p Plan) withoutDefaultRequest() Plan {
-	if p.Method == traffic.Method {
-		p.Method = ""
+// requestJSON is p.Request as -request carries it.
+func (p Plan) requestJSON() []byte {
+	b, err := json.Marshal(p.Request)
+	if err != nil {
+		panic(fmt.Sprintf("marshal the request: %v", err)) // strings and a bool always marshal
 	}
-	if p.Path == traffic.Path {
-		p.Path = ""
-	}
-	return p
+	return b
 }
 
 // ParseArgs reads a plan from the attacker command's arguments, and the API keys from the file
@@ -215,14 +208,13 @@ func ParseArgs(args []string, getenv func(string) string, usage io.Writer) (Plan
 		start                     int64
 		seed                      uint64
 		count, merchants, index   int
-		list, statuses            string
+		list, statuses, template  string
 		fs                        = flag.NewFlagSet("stampede-attacker", flag.ContinueOnError)
 		indexSet, seedSet, listOK bool
 	)
 	fs.SetOutput(usage)
-	fs.StringVar(&p.URL, "url", "", "the token service, e.g. http://tokensvc.<namespace>.svc:8080")
-	fs.StringVar(&p.Method, "method", "", "the create request's method (default "+traffic.Method+")")
-	fs.StringVar(&p.Path, "path", "", "the create request's path (default "+traffic.Path+")")
+	fs.StringVar(&p.URL, "url", "", "the target, e.g. http://app.<namespace>.svc:8080")
+	fs.StringVar(&template, "request", "", "the create request as JSON (request.Template): method, path, headers, auth, body")
 	fs.IntVar(&p.Burst, "burst", 0, "simultaneous requests per customer, from all pods together")
 	fs.DurationVar(&p.Gap, "gap", traffic.DefaultGap, "time between the starts of two customers' bursts")
 	fs.DurationVar(&p.Timeout, "timeout", 0, "bound of each request (default 10s)")
@@ -240,7 +232,7 @@ func ParseArgs(args []string, getenv func(string) string, usage io.Writer) (Plan
 	fs.IntVar(&p.Retry.Concurrency, "retry-concurrency", 0, "retry chains in flight")
 	fs.StringVar(&statuses, "retry-statuses", "", "comma-separated statuses to retry (default 409,503)")
 	fs.BoolVar(&p.Retry.NoRetryOnError, "retry-no-error", false, "do not retry transport errors")
-	fs.StringVar(&p.KeysFile, "api-keys", "", "file of the merchants' API keys, lines '<merchant_id> <key>' (default: send no key)")
+	fs.StringVar(&p.KeysFile, "api-keys", "", "file of the tenants' keys, lines '<tenant> <key>' (default: send no key)")
 	fs.Float64Var(&p.Foreign.Customers, "foreign-customers", 0, "fraction of customers whose requests carry another merchant's key")
 	fs.IntVar(&p.Foreign.Every, "foreign-every", 0, "of those customers' requests, the seqs that are multiples of this (default all)")
 	fs.Float64Var(&p.Wrong.Customers, "wrong-customers", 0, "fraction of customers some of whose requests carry no key, a malformed, an unknown or another merchant's key")
@@ -291,6 +283,13 @@ func ParseArgs(args []string, getenv func(string) string, usage io.Writer) (Plan
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&p.Customers); err != nil {
 			return Plan{}, fmt.Errorf("-customer-list: %w", err)
+		}
+	}
+	if template != "" {
+		dec := json.NewDecoder(strings.NewReader(template))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&p.Request); err != nil {
+			return Plan{}, fmt.Errorf("-request: %w", err)
 		}
 	}
 	if p.KeysFile != "" {

@@ -48,8 +48,7 @@ func Run(ctx context.Context, p Plan, log *slog.Logger) ([]history.Op, Trailer, 
 	}
 	out, err := traffic.Run(ctx, traffic.Params{
 		URL:       p.URL,
-		Method:    p.Method,
-		Path:      p.Path,
+		Request:   p.Request,
 		Customers: p.Customers,
 		Burst:     p.Burst,
 		Gap:       p.Gap,

@@ -114,9 +114,8 @@ func (s *Server) round(w http.ResponseWriter, r *http.Request) {
 }
 
 // EncodePlan is a plan as a round server takes it: JSON of every field but the keys, which the
-// server has from its own file, and the token service's method and path, which are its default.
+// server has from its own file.
 func EncodePlan(p Plan) ([]byte, error) {
-	p = p.withoutDefaultRequest()
 	p.Keys, p.KeysFile = nil, ""
 	return json.Marshal(p)
 }

@@ -34,14 +34,14 @@ func newTokenService(t *testing.T, hold bool) (*tokenService, string) {
 		close(ts.release)
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req traffic.RegisterRequest
+		var req registerRequest
 		_ = json.NewDecoder(r.Body).Decode(&req)
 		ts.mu.Lock()
 		ts.keys[req.MerchantID+"/"+req.ExternalID] = r.Header.Get(traffic.AuthorizationHeader)
 		ts.mu.Unlock()
 		ts.arrived <- struct{}{}
 		<-ts.release
-		fmt.Fprint(w, `{"token":"t","customer_id":"x","created":true}`)
+		fmt.Fprint(w, `{"token":"t","id":"x","created":true}`)
 	}))
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() {
@@ -55,7 +55,7 @@ func newTokenService(t *testing.T, hold bool) (*tokenService, string) {
 }
 
 func roundPlan(url string, cs []history.Customer, shard traffic.Shard) Plan {
-	return Plan{URL: url, Customers: cs, Burst: 4, Gap: 5 * time.Millisecond, Start: time.Now().Add(50 * time.Millisecond), Shard: shard}
+	return Plan{URL: url, Request: bearerRequest, Customers: cs, Burst: 4, Gap: 5 * time.Millisecond, Start: time.Now().Add(50 * time.Millisecond), Shard: shard}
 }
 
 func post(t *testing.T, h http.Handler, method, path string, body []byte) *httptest.ResponseRecorder {
@@ -160,7 +160,7 @@ func TestServerBusy(t *testing.T) {
 	s := NewServer(nil, 1, "", "", slog.New(slog.DiscardHandler))
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
-	first, _ := EncodePlan(Plan{URL: url, Customers: traffic.Customers(1, 1, 1), Burst: 1, Gap: time.Millisecond, Start: time.Now(), Shard: traffic.Shard{Count: 1}})
+	first, _ := EncodePlan(Plan{URL: url, Request: bearerRequest, Customers: traffic.Customers(1, 1, 1), Burst: 1, Gap: time.Millisecond, Start: time.Now(), Shard: traffic.Shard{Count: 1}})
 	done := make(chan int)
 	go func() {
 		resp, err := http.Post(srv.URL+RoundsPath, "application/json", bytes.NewReader(first))
@@ -174,7 +174,7 @@ func TestServerBusy(t *testing.T) {
 		done <- resp.StatusCode
 	}()
 	<-ts.arrived // the first round is running, held by the service
-	second, _ := EncodePlan(Plan{URL: url, Customers: traffic.Customers(2, 1, 1), Burst: 1, Gap: time.Millisecond, Start: time.Now(), Shard: traffic.Shard{Count: 1}})
+	second, _ := EncodePlan(Plan{URL: url, Request: bearerRequest, Customers: traffic.Customers(2, 1, 1), Burst: 1, Gap: time.Millisecond, Start: time.Now(), Shard: traffic.Shard{Count: 1}})
 	if rec := post(t, s, http.MethodPost, RoundsPath, second); rec.Code != http.StatusTooManyRequests {
 		t.Errorf("second round while the first runs: %d %s, want 429", rec.Code, rec.Body)
 	}

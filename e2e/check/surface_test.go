@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/stampede-e2e/stampede/e2e/history"
+	template "github.com/stampede-e2e/stampede/e2e/request"
 	"github.com/stampede-e2e/stampede/e2e/traffic"
 )
 
@@ -41,7 +42,7 @@ func newSurfaceService(t *testing.T, keys map[string]string) *surfaceService {
 }
 
 func (s *surfaceService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var req traffic.RegisterRequest
+	var req surfaceRequest
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 		s.t.Errorf("decode: %v", err)
 	}
@@ -54,7 +55,7 @@ func (s *surfaceService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	w.Header().Set(traffic.ServedByHeader, pod)
 	w.Header().Set("Content-Type", "application/json")
-	unknown := strings.HasPrefix(auth, "Bearer sk_") && len(auth) == len("Bearer sk_")+43
+	unknown := strings.HasPrefix(auth, "Bearer sk_") && len(auth) == len("Bearer sk_test_key_of_m-0") // the test keys' shape
 	switch {
 	case !known && unknown && s.unknownForbidden:
 		w.WriteHeader(http.StatusForbidden)
@@ -120,6 +121,20 @@ func (s *surfaceService) rendezvous(k history.Key, id string) {
 	}
 }
 
+// surfaceCreate is the surface service's create request: a bearer key, a body naming the entity;
+// surfaceRequest its body as the service reads it.
+var surfaceCreate = template.Template{Method: http.MethodPost, Path: "/create",
+	Headers: map[string]string{"Content-Type": "application/json"},
+	Auth:    template.Auth{Header: traffic.AuthorizationHeader, Bearer: true},
+	Body:    map[string]string{"tenant": "{{tenant}}", "key": "{{key}}", "email": "{{email}}", "name": "{{name}}"}}
+
+type surfaceRequest struct {
+	MerchantID string `json:"tenant"`
+	ExternalID string `json:"key"`
+	Email      string `json:"email"`
+	Name       string `json:"name"`
+}
+
 // surfaceRun sends a plan with colliding tenants and the default auth surface to svc, and judges
 // it by the atomic contract.
 func surfaceRun(t *testing.T, svc *surfaceService, keys map[string]string) Result {
@@ -127,7 +142,7 @@ func surfaceRun(t *testing.T, svc *surfaceService, keys map[string]string) Resul
 	srv := httptest.NewServer(svc)
 	t.Cleanup(srv.Close)
 	cs := traffic.Customers(18, 48, 4)
-	out, err := traffic.Run(context.Background(), traffic.Params{URL: srv.URL, Customers: cs, Burst: 8, Gap: 2 * time.Millisecond,
+	out, err := traffic.Run(context.Background(), traffic.Params{URL: srv.URL, Request: surfaceCreate, Customers: cs, Burst: 8, Gap: 2 * time.Millisecond,
 		Keys: keys, Wrong: traffic.DefaultWrongKeys, Retry: traffic.RetryParams{MaxAttempts: 2, Backoff: time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/stampede-e2e/stampede/e2e/cluster"
 	"github.com/stampede-e2e/stampede/e2e/report"
+	"github.com/stampede-e2e/stampede/e2e/request"
 	"github.com/stampede-e2e/stampede/e2e/target"
 	"github.com/stampede-e2e/stampede/e2e/traffic"
 	"github.com/stampede-e2e/stampede/manifests"
@@ -298,14 +299,8 @@ func (c *Config) TargetRef() *report.TargetRef {
 	return &report.TargetRef{Name: c.Target.Name, File: file, Digest: c.Target.Digest()}
 }
 
-// createRequest is the target's create method and path, which the traffic sends; both empty
-// without a loaded target, which traffic reads as the token service's.
-func (c *Config) createRequest() (method, path string) {
-	if c.Target == nil {
-		return "", ""
-	}
-	return c.Target.Create.Method, c.Target.Create.Path
-}
+// createRequest is the target's create request, which every sender sends.
+func (c *Config) createRequest() request.Template { return c.Target.Request() }
 
 // jwksPath is where the target publishes the keys that verify its credentials; "" when it
 // publishes none.

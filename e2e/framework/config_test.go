@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -239,13 +240,39 @@ func TestTargetFeedsTrafficAndJWKS(t *testing.T) {
 	} {
 		cfg := *c
 		cfg.Target = tc.target
-		d := &Deployment{Env: &Env{Config: cfg}}
-		p := d.trafficParams(nil, 2, traffic.RetryParams{}, nil)
-		if p.Method != tc.wantMethod || p.Path != tc.wantPath {
-			t.Errorf("%s: traffic sends %q %q, want %q %q", tc.name, p.Method, p.Path, tc.wantMethod, tc.wantPath)
+		d := &Deployment{Env: &Env{Config: cfg}, Namespace: "stampede-atomic-x"}
+		if tc.target == c.Target && d.clusterURL() != "http://tokensvc."+d.Namespace+".svc:8080" {
+			t.Errorf("pods reach %s, the token service is at http://tokensvc.%s.svc:8080", d.clusterURL(), d.Namespace)
+		}
+		if tc.target != nil {
+			host, cluster := d.hostSender().Request, d.cluster("").Request
+			if host.Method != tc.wantMethod || host.Path != tc.wantPath || !reflect.DeepEqual(host, cluster) {
+				t.Errorf("%s: the host sends %q %q, the cluster %q %q, want %q %q", tc.name, host.Method, host.Path,
+					cluster.Method, cluster.Path, tc.wantMethod, tc.wantPath)
+			}
 		}
 		if got := cfg.jwksPath(); got != tc.jwks {
 			t.Errorf("%s: JWKS at %q, want %q", tc.name, got, tc.jwks)
 		}
+	}
+}
+
+// A target whose request carries no key gets none, and no wrong ones, whatever keys the
+// deployment made; the token service's carries its merchants'.
+func TestTenantKeysFollowTheTargetsAuth(t *testing.T) {
+	c, err := parseConfig(t, "-e2e.mode=kind", "-e2e.node-image=stampede/node:x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := APIKeys{"m-0": "k0", "m-1": "k1"}
+	d := &Deployment{Env: &Env{Config: *c}, APIKeys: keys}
+	if got := d.tenantKeys(); len(got) != 2 || d.batch(nil, 4, 0, DefaultRetry, traffic.ForeignKeys{}, nil).Wrong != traffic.DefaultWrongKeys {
+		t.Errorf("the token service's target: keys %v", got)
+	}
+	keyless := *c.Target
+	keyless.Create.Auth = nil
+	d.Env.Config.Target = &keyless
+	if got, b := d.tenantKeys(), d.batch(nil, 4, 0, DefaultRetry, traffic.ForeignKeys{}, nil); got != nil || b.Wrong != (traffic.WrongKeys{}) {
+		t.Errorf("a target without auth: keys %v, wrong keys %+v", got, b.Wrong)
 	}
 }

@@ -97,22 +97,6 @@ func (o FaultOutcome) Line() string {
 		o.Plan.Fault, o.During, rec, tail, len(o.Result.Violations), o.Plan, o.Event.Target, o.Event.Detail, o.Rounds, o.Result.Requests, o.Result.Verdict)
 }
 
-// roundSender is where d's chaos rounds come from: this host, or with -e2e.traffic=cluster the
-// round servers, started with d's first run under a fault and kept for the next.
-func (d *Deployment) roundSender(ctx context.Context) sendFunc {
-	GinkgoHelper()
-	if d.Env.Config.Traffic != TrafficCluster {
-		if d.Env.ServiceURL == "" {
-			Skip(noHostRoute)
-		}
-		return d.hostSender()
-	}
-	if d.rounds == nil {
-		d.rounds = d.clusterSender(ctx, d.Dir)
-	}
-	return d.rounds
-}
-
 // StampedeUnderFault sends rounds of new first-registration bursts, one round every RoundEvery,
 // fires the fault at the plan's offset, holds it, recovers it, and keeps sending until a round
 // launched after the fault's end succeeds whole (or the bound passes). Then every customer
@@ -138,7 +122,7 @@ func (d *Deployment) StampedeUnderFault(ctx context.Context, p FaultParams) Faul
 	rounds := chaos.LaunchRounds(ctx, chaos.RoundsParams{
 		Every: p.RoundEvery, Max: maxRounds, MaxInFlight: maxRoundsInFlight, Since: d.Clock.Since,
 		Run: func(ctx context.Context, i int) ([]history.Op, error) {
-			return send(ctx, customersOf(i), p.Burst, p.Gap, p.Retry, quietLogger)
+			return send.Send(ctx, d.batch(customersOf(i), p.Burst, p.Gap, p.Retry, traffic.ForeignKeys{}, quietLogger))
 		},
 	})
 	applied := chaos.Apply(ctx, p.Fault, d.Target(), p.Plan, trafficStart, d.Clock.Since, d.Env.Logger)
@@ -165,7 +149,7 @@ func (d *Deployment) StampedeUnderFault(ctx context.Context, p FaultParams) Faul
 	// got a token before must get the same token again (the checker's one-token rule), and
 	// every customer must end with a token (its final-token rule).
 	By(fmt.Sprintf("registering all %d customers once more after the fault: each must get its one token", len(customers)))
-	catchUp, err := send(ctx, customers, 1, 10*time.Millisecond, p.Retry, d.Env.Logger)
+	catchUp, err := send.Send(ctx, d.batch(customers, 1, 10*time.Millisecond, p.Retry, traffic.ForeignKeys{}, d.Env.Logger))
 	if err != nil {
 		errs = append(errs, fmt.Errorf("catch-up: %w", err))
 	}

@@ -25,6 +25,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/stampede-e2e/stampede/e2e/attack"
+	"github.com/stampede-e2e/stampede/e2e/attack/attackjob"
 	"github.com/stampede-e2e/stampede/e2e/cluster"
 	"github.com/stampede-e2e/stampede/e2e/history"
 	"github.com/stampede-e2e/stampede/e2e/report"
@@ -86,15 +88,15 @@ type Deployment struct {
 	// deployment became ready): the next judgement reports their restarts and replacements since.
 	podsBase PodLook
 
-	// attacks counts the attacker Jobs of the spec, which names each.
-	attacks int
+	// jobs sends the spec's runs from attacker Jobs (-e2e.traffic=cluster), numbering them.
+	jobs *attackjob.JobSender
 	// attackerClocks bounds how far the clocks of the attacker pods that timed the spec's
 	// traffic may disagree once corrected (clockDisagreement), the largest of its runs: two
 	// pods' call and return times are comparable only up to it.
 	attackerClocks time.Duration
 	// rounds sends the spec's chaos rounds from its round servers (-e2e.traffic=cluster),
 	// once started.
-	rounds sendFunc
+	rounds attack.Sender
 
 	// pods selects the target's pods (its Service's selector), podPort the container port its
 	// Service sends to: read from the render (manifests.TargetPods).

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"maps"
 	"path/filepath"
 	"regexp"
@@ -16,6 +15,7 @@ import (
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
 	. "github.com/onsi/gomega"    //nolint:revive
 
+	"github.com/stampede-e2e/stampede/e2e/attack"
 	"github.com/stampede-e2e/stampede/e2e/check"
 	"github.com/stampede-e2e/stampede/e2e/history"
 	"github.com/stampede-e2e/stampede/e2e/report"
@@ -72,20 +72,19 @@ func (d *Deployment) Stampede(ctx context.Context, p BurstParams) Outcome {
 	if p.Name != "" {
 		dir = filepath.Join(d.Dir, p.Name)
 	}
-	var ops []history.Op
+	var sender attack.Sender
 	switch d.Env.Config.Traffic {
 	case TrafficCluster:
 		By(fmt.Sprintf("sending %d customers x %d simultaneous first registrations to %s from %d attacker pods inside the cluster",
 			len(p.Customers), p.Burst, d.clusterURL(), d.Env.Config.Attackers))
-		ops = d.attackFromCluster(ctx, p.Customers, p.Burst, p.Retry, p.Foreign, dir)
+		sender = d.jobSender(dir)
 	default:
 		By(fmt.Sprintf("sending %d customers x %d simultaneous first registrations to %s", len(p.Customers), p.Burst, d.Env.ServiceURL))
-		tp := d.trafficParams(p.Customers, p.Burst, p.Retry, d.Env.Logger)
-		tp.Foreign = p.Foreign
-		out, err := traffic.Run(ctx, tp)
-		Expect(err).NotTo(HaveOccurred(), "traffic")
-		ops = out.History
+		sender = d.hostSender()
 	}
+	ops, err := sender.Send(ctx, d.batch(p.Customers, p.Burst, d.Env.Config.Gap, p.Retry, p.Foreign, nil))
+	Expect(err).NotTo(HaveOccurred(), "traffic")
+	d.noteClocks(sender)
 	o := d.judge(ctx, judged{ops: ops, customers: p.Customers, registered: p.Registered, coverage: p.Coverage, dir: dir})
 	suffix := ""
 	if p.Name != "" {
@@ -98,13 +97,6 @@ func (d *Deployment) Stampede(ctx context.Context, p BurstParams) Outcome {
 	AddReportEntry("traffic.rate"+suffix, spread.Rate, ReportEntryVisibilityNever)
 	AddReportEntry("summary "+d.Strategy, o.Summary)
 	return o
-}
-
-// trafficParams are the parameters of one traffic run of d, on d's clock and request numbering.
-func (d *Deployment) trafficParams(customers []history.Customer, burst int, retry traffic.RetryParams, log *slog.Logger) traffic.Params {
-	method, path := d.Env.Config.createRequest()
-	return traffic.Params{URL: d.Env.ServiceURL, Method: method, Path: path, Customers: customers, Burst: burst, Gap: d.Env.Config.Gap,
-		Retry: retry, Logger: log, Clock: d.Clock, Seqs: d.Seqs, Keys: d.APIKeys, Wrong: wrongKeys(d.APIKeys, burst)}
 }
 
 // wrongKeys is the auth surface of every spec's bursts (traffic.DefaultWrongKeys): some

@@ -2,10 +2,12 @@ package target_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"go/ast"
 	"go/parser"
 	"go/token"
 	"maps"
+	"net/http"
 	"reflect"
 	"slices"
 	"strconv"
@@ -14,6 +16,8 @@ import (
 	"time"
 
 	"github.com/stampede-e2e/stampede/e2e/check"
+	"github.com/stampede-e2e/stampede/e2e/history"
+	"github.com/stampede-e2e/stampede/e2e/request"
 	"github.com/stampede-e2e/stampede/e2e/target"
 	"github.com/stampede-e2e/stampede/e2e/traffic"
 	"github.com/stampede-e2e/stampede/manifests"
@@ -50,24 +54,41 @@ func TestTokensvcDeploy(t *testing.T) {
 	}
 }
 
-// TestTokensvcRequest holds the create request to the suite's traffic: path, auth, body.
+// TestTokensvcRequest holds the create request to the one the suite sent before requests were
+// the target's: POST /v1/tokens, a JSON body of merchant_id, external_id, email and name (the
+// last two left out when empty), and the merchant's key as a bearer token.
 func TestTokensvcRequest(t *testing.T) {
 	tg := loadTokensvc(t)
-	c := tg.Create
-	if c.Method != traffic.Method || c.Path != traffic.Path {
-		t.Errorf("%s %s, want %s %s", c.Method, c.Path, traffic.Method, traffic.Path)
+	r := target.RequestOf(tg.Create, tg.Identity)
+	if r.Method != http.MethodPost || r.Path != "/v1/tokens" {
+		t.Errorf("%s %s, want POST /v1/tokens", r.Method, r.Path)
 	}
-	if c.Auth == nil || c.Auth.Scheme != "bearer" || traffic.AuthorizationHeader != "Authorization" {
-		t.Errorf("auth %+v, want bearer in %s", c.Auth, traffic.AuthorizationHeader)
+	if r.Auth != (request.Auth{Header: "Authorization", Bearer: true}) {
+		t.Errorf("auth %+v, want a bearer key in Authorization", r.Auth)
 	}
-	var fields []string
-	rt := reflect.TypeFor[traffic.RegisterRequest]()
-	for i := range rt.NumField() {
-		name, _, _ := strings.Cut(rt.Field(i).Tag.Get("json"), ",")
-		fields = append(fields, name)
-	}
-	if got := slices.Sorted(maps.Keys(c.Body)); !slices.Equal(got, slices.Sorted(slices.Values(fields))) {
-		t.Errorf("body members %v, the suite sends %v", got, fields)
+	quiet := history.Customer{MerchantID: "m-1", ExternalID: "c-9-0"}
+	for _, tc := range []struct {
+		c    history.Customer
+		want string // the body as the suite marshalled it before
+	}{
+		{traffic.Customers(7, 2, 2)[1], `{"merchant_id":"m-1","external_id":"c-7-0","email":"c-7-0@stampede.test","name":"Customer 1"}`},
+		{quiet, `{"merchant_id":"m-1","external_id":"c-9-0"}`},
+	} {
+		var got, want map[string]any
+		if err := json.Unmarshal(r.BodyOf(tc.c), &got); err != nil {
+			t.Fatal(err)
+		}
+		_ = json.Unmarshal([]byte(tc.want), &want)
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("body of %s: %v, want %v", tc.c, got, want)
+		}
+		h := r.Header(tc.c)
+		if len(h) != 1 || h.Get("Content-Type") != "application/json" {
+			t.Errorf("headers of %s: %v, want Content-Type: application/json alone", tc.c, h)
+		}
+		if u := r.URL("http://svc:8080/", tc.c); u != "http://svc:8080/v1/tokens" {
+			t.Errorf("url %s", u)
+		}
 	}
 	if tg.Identity.Key.Field != "external_id" || tg.Identity.Tenant.Field != "merchant_id" {
 		t.Errorf("identity %+v", tg.Identity)

@@ -149,7 +149,8 @@ type Create struct {
 }
 
 // Auth is how a request proves its tenant: the suite generates one key per tenant and sends
-// it as "Authorization: Bearer KEY" (bearer) or as the value of Header (header).
+// it as "Authorization: Bearer KEY" (bearer) or as the value of Header (header, such as
+// X-Api-Key). Without auth no request carries a key, and the auth rule has nothing to judge.
 type Auth struct {
 	Scheme string `yaml:"scheme" target:"required" enum:"bearer,header"`
 	Header string `yaml:"header"`
@@ -166,6 +167,8 @@ type KeyFormat struct {
 }
 
 // Identity names which request field or header names one entity, and which names its tenant.
+// A header left out of create.headers is sent carrying the placeholder alone: identity.key.header
+// Idempotency-Key sends "Idempotency-Key: {{key}}".
 type Identity struct {
 	Key    Source `yaml:"key" target:"required"`
 	Tenant Source `yaml:"tenant" target:"required"`

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/stampede-e2e/stampede/e2e/request"
 )
 
 // Placeholders are the names a create request's path, headers and body may hold as {{name}}:
@@ -34,14 +36,7 @@ func ErrorClasses() []string {
 }
 
 // Expand fills the placeholders of s from values; an unknown name is left as written.
-func Expand(s string, values map[string]string) string {
-	return placeholder.ReplaceAllStringFunc(s, func(m string) string {
-		if v, ok := values[strings.TrimSpace(m[2:len(m)-2])]; ok {
-			return v
-		}
-		return m
-	})
-}
+func Expand(s string, values map[string]string) string { return request.Expand(s, values) }
 
 // validator checks what the types alone cannot: references between sections, syntax of
 // pointers and paths, files that must exist.
@@ -185,6 +180,9 @@ func (v *validator) create() {
 				v.errorf("create.auth.keys.prefix", "%q has a space or a control character", k.Prefix)
 			}
 		}
+		if _, ok := headerValue(c.Headers, authHeader(a)); ok && authHeader(a) != "" {
+			v.errorf("create.headers", "%s carries the tenant's key (create.auth): leave it out of the headers", authHeader(a))
+		}
 	}
 }
 
@@ -206,7 +204,11 @@ func (v *validator) identity() {
 			}
 		default:
 			if value, ok = headerValue(v.t.Create.Headers, s.src.Header); !ok {
-				v.errorf(s.path+".header", "%q is not a header of create.headers", s.src.Header)
+				// Left out of create.headers, the header carries the placeholder alone.
+				value = "{{" + s.placeholder + "}}"
+			}
+			if a := v.t.Create.Auth; a != nil && strings.EqualFold(s.src.Header, authHeader(a)) {
+				v.errorf(s.path+".header", "%q carries the tenant's key (create.auth)", s.src.Header)
 				continue
 			}
 		}
@@ -446,6 +448,14 @@ func (v *validator) placeholdersOf(path, s string, known []string) bool {
 		ok = false
 	}
 	return ok
+}
+
+// authHeader is the header that carries the tenant's key.
+func authHeader(a *Auth) string {
+	if a.Scheme == "bearer" {
+		return "Authorization"
+	}
+	return a.Header
 }
 
 // headerValue looks a header up by its canonical name, as HTTP compares them.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,23 +13,17 @@ import (
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
 	"github.com/stampede-e2e/stampede/e2e/history"
+	"github.com/stampede-e2e/stampede/e2e/request"
 	"github.com/stampede-e2e/stampede/internal/ctxtime"
 )
-
-// Path is the token service's registration endpoint: the default of Params.Path, which a
-// target's create request sets.
-const Path = "/v1/tokens"
-
-// Method is the token service's registration method: the default of Params.Method.
-const Method = http.MethodPost
 
 // Defaults for Params fields left zero.
 const (
 	DefaultGap = 100 * time.Millisecond
-	// DefaultTimeout is the client's bound on one request, as a real client of the token service
-	// would set it: twice the service's own bound on a request's database work
-	// (TOKENSVC_REQUEST_TIMEOUT, 5 s, after which it answers 503), which is also the service's
-	// write timeout (that bound plus 5 s). The slowest answer a working service gives arrives
+	// DefaultTimeout is the client's bound on one request, as a real client of the bundled
+	// target would set it: twice the service's own bound on a request's database work (5 s,
+	// after which it answers 503), which is also the service's write timeout (that bound plus
+	// 5 s). The slowest answer a working service gives arrives
 	// well inside it; a client that waited longer would wait for an answer the service itself
 	// has given up on, and one that waited less would turn a slow but correct 503 into a
 	// request without an answer, which the checker holds against the service (contract line
@@ -40,11 +33,11 @@ const (
 
 // Params configure Run.
 type Params struct {
-	// URL is the base URL of the token service, such as http://127.0.0.1:30080.
+	// URL is the base URL of the target, such as http://127.0.0.1:30080.
 	URL string
-	// Method and Path are the create request's (a target's create.method and create.path):
-	// Method and Path if empty, the token service's.
-	Method, Path string
+	// Request is the target's create request (target.RequestOf), which every customer's
+	// requests fill.
+	Request request.Template
 	// Customers are registered once each; see Customers.
 	Customers []history.Customer
 	// Burst is K, the number of simultaneous identical requests per customer.
@@ -137,19 +130,16 @@ func (p *Params) setDefaults() error {
 	if p.sharded() && p.Seqs != nil {
 		return errors.New("a shard numbers its requests by the plan: leave Seqs nil")
 	}
-	ring, err := newKeyring(p.Keys, p.Foreign, p.Wrong, p.Customers)
+	if err := p.Request.Validate(RequestHeader); err != nil {
+		return err
+	}
+	ring, err := newKeyring(p.Keys, p.Request.Auth, p.Foreign, p.Wrong, p.Customers)
 	if err != nil {
 		return err
 	}
 	p.ring = ring
 	if p.Gap <= 0 {
 		p.Gap = DefaultGap
-	}
-	if p.Method == "" {
-		p.Method = Method
-	}
-	if p.Path == "" {
-		p.Path = Path
 	}
 	if p.Workers == 0 {
 		p.Workers = 2 * uint64(max(1, len(p.Shard.Seqs(p.Burst))))
@@ -227,7 +217,6 @@ func targeter(p Params, rec *Recorder) vegeta.Targeter {
 		mu   sync.Mutex
 		next int
 	)
-	url := strings.TrimSuffix(p.URL, "/") + p.Path
 	share := p.Shard.Seqs(p.Burst)
 	return func(t *vegeta.Target) error {
 		if t == nil {
@@ -250,19 +239,23 @@ func targeter(p Params, rec *Recorder) vegeta.Targeter {
 		op := history.Op{Customer: c, Seq: seq, Phase: history.PhaseBurst, KeyMerchant: keyMerchant, KeyKind: keyKind}
 		id := rec.Expect(op)
 		*t = vegeta.Target{
-			Method: p.Method,
-			URL:    url,
-			Body:   registerBody(c),
-			Header: http.Header{
-				"Content-Type": {"application/json"},
-				RequestHeader:  {id},
-			},
-		}
-		if auth := p.ring.header(op); auth != "" {
-			t.Header.Set(AuthorizationHeader, auth)
+			Method: p.Request.Method,
+			URL:    p.Request.URL(p.URL, c),
+			Body:   p.Request.BodyOf(c),
+			Header: p.header(op, id),
 		}
 		return nil
 	}
+}
+
+// header is the headers of op's request: the target's, its request id and its key.
+func (p *Params) header(op history.Op, id string) http.Header {
+	h := p.Request.Header(op.Customer)
+	h.Set(RequestHeader, id)
+	if auth := p.ring.header(op); auth != "" {
+		h.Set(p.Request.Auth.Header, auth)
+	}
+	return h
 }
 
 // ProgressEvery is how often a traffic run logs how far its bursts are.

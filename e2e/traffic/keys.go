@@ -1,7 +1,6 @@
 package traffic
 
 import (
-	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -9,12 +8,14 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strings"
 
 	"github.com/stampede-e2e/stampede/e2e/history"
+	"github.com/stampede-e2e/stampede/e2e/request"
 )
 
-// AuthorizationHeader carries a request's API key, as "Bearer <key>".
-const AuthorizationHeader = "Authorization"
+// AuthorizationHeader is the header of a bearer key, "Bearer <key>".
+const AuthorizationHeader = request.AuthorizationHeader
 
 // ForeignKeys picks the requests that carry another merchant's API key than their customer's:
 // cross-merchant requests, which the service must refuse with 403. The pick depends only on
@@ -117,45 +118,113 @@ func wrongHash(c history.Customer) uint64 {
 // wrongKinds are the kinds WrongKeys sends, in turn.
 var wrongKinds = []history.KeyKind{history.KeyNone, history.KeyMalformed, history.KeyUnknown, history.KeyForeign}
 
-// apiKeyPrefix begins every API key (service/apikey.Prefix; a test keeps the two equal). It is
-// copied, not imported: the attacker image is built from e2e and internal only.
-const apiKeyPrefix = "sk_"
-
-// malformedAuthorizations are Authorization values that are not "Bearer <API key>" (service/
-// apikey: "sk_" and 43 base64url characters): a wrong scheme, a bare scheme, a key without the
-// prefix, a cut key, a key with a space. A malformed request carries one of them, by its seq.
-var malformedAuthorizations = []string{
-	"Basic " + base64.StdEncoding.EncodeToString([]byte("m-0:secret")),
-	"Bearer",
-	"Bearer not-an-api-key",
-	"Bearer " + apiKeyPrefix + "short",
-	"Bearer " + apiKeyPrefix + "two words",
+// malformed are key values that are not a key: for a bearer key a wrong scheme, a bare scheme,
+// a value that is no key, a cut key and a key with a space; for a key in a header of its own a
+// bearer value, a value that is no key, a cut key and a key with a space. prefix is what every
+// tenant's key begins with (keyPrefix), so that a cut key looks like one. A malformed request
+// carries one of them, by its seq.
+func malformed(a request.Auth, prefix, unknown string) []string {
+	if a.Bearer {
+		return []string{
+			"Basic " + base64.StdEncoding.EncodeToString([]byte("m-0:secret")),
+			"Bearer",
+			"Bearer not-an-api-key",
+			"Bearer " + prefix + "short",
+			"Bearer " + prefix + "two words",
+		}
+	}
+	return []string{"Bearer " + unknown, "not-an-api-key", prefix + "short", prefix + "two words"}
 }
 
-// unknownKey is in the API key format and names no merchant: derived from a fixed string, so
-// that a run is replayed alike, and checked against every merchant's key (newKeyring).
-var unknownKey = func() string {
-	sum := sha256.Sum256([]byte("stampede: an API key that no merchant has"))
-	return apiKeyPrefix + base64.RawURLEncoding.EncodeToString(sum[:])
-}()
+// keyPrefix is the prefix every key of keys begins with, up to and with its first character
+// that is no letter or digit ("sk_" of "sk_3fa..."): "" when they share none that ends so.
+func keyPrefix(keys []string) string {
+	if len(keys) == 0 {
+		return ""
+	}
+	common := keys[0]
+	for _, k := range keys[1:] {
+		n := 0
+		for n < len(common) && n < len(k) && common[n] == k[n] {
+			n++
+		}
+		common = common[:n]
+	}
+	if i := strings.IndexFunc(common, func(r rune) bool { return !isAlnum(r) }); i >= 0 {
+		return common[:i+1]
+	}
+	return ""
+}
+
+func isAlnum(r rune) bool {
+	return r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z'
+}
+
+// unknownKey is a key in the tenants' format that no tenant has: the first key (keys sorted)
+// with every letter and digit after the prefix turned into another of its kind, by a shift
+// that grows until the key differs from every tenant's. It depends only on the keys, so the pods
+// that share a burst send the same. Keys with no letter or digit to turn give one of them back,
+// which newKeyring refuses.
+func unknownKey(keys []string, prefix string) string {
+	if len(keys) == 0 {
+		return ""
+	}
+	first := slices.Min(keys)
+	var k string
+	for shift := range 9 {
+		k = prefix + strings.Map(func(r rune) rune { return rotate(r, shift) }, first[len(prefix):])
+		if !slices.Contains(keys, k) {
+			break
+		}
+	}
+	return k
+}
+
+// rotate turns a digit into another digit, a letter into another letter of its case; shift 0
+// to 8 gives nine different turns.
+func rotate(r rune, shift int) rune {
+	switch n := rune(shift); {
+	case r >= '0' && r <= '9':
+		return '0' + (r-'0'+5+n)%10
+	case r >= 'a' && r <= 'z':
+		return 'a' + (r-'a'+13+n)%26
+	case r >= 'A' && r <= 'Z':
+		return 'A' + (r-'A'+13+n)%26
+	}
+	return r
+}
 
 // keyring chooses each request's key: the customer's merchant's, by ForeignKeys another's, or
 // by WrongKeys a wrong one.
 type keyring struct {
 	keys      map[string]string
 	merchants []string // sorted, to choose a foreign one deterministically
+	auth      request.Auth
 	foreign   ForeignKeys
 	wrong     WrongKeys
+	// unknown is a well-formed key of no tenant, malformed the values that are no key.
+	unknown   string
+	malformed []string
 }
 
 // newKeyring checks that keys cover every customer's merchant, and, when foreign or wrong keys
 // are asked for, that there are keys to be wrong about. No keys and neither is a run without
 // any key, for a service from before API keys.
-func newKeyring(keys map[string]string, foreign ForeignKeys, wrong WrongKeys, customers []history.Customer) (*keyring, error) {
+func newKeyring(keys map[string]string, auth request.Auth, foreign ForeignKeys, wrong WrongKeys, customers []history.Customer) (*keyring, error) {
 	if err := errors.Join(foreign.Validate(), wrong.Validate()); err != nil {
 		return nil, err
 	}
-	r := &keyring{keys: keys, merchants: slices.Sorted(maps.Keys(keys)), foreign: foreign, wrong: wrong}
+	r := &keyring{keys: keys, merchants: slices.Sorted(maps.Keys(keys)), auth: auth, foreign: foreign, wrong: wrong}
+	all := slices.Collect(maps.Values(keys))
+	prefix := keyPrefix(all)
+	r.unknown = unknownKey(all, prefix)
+	r.malformed = malformed(auth, prefix, r.unknown)
+	if len(keys) > 0 && auth.Header == "" {
+		return nil, errors.New("tenants' keys given, but the request has no header to carry them")
+	}
+	if wrong.Customers > 0 && slices.Contains(all, r.unknown) {
+		return nil, errors.New("wrong keys asked for, but the tenants' keys hold no letter or digit to make an unknown key of")
+	}
 	if len(keys) == 0 {
 		if foreign.Customers > 0 || wrong.Customers > 0 {
 			return nil, errors.New("foreign or wrong keys asked for, but no API keys")
@@ -166,8 +235,8 @@ func newKeyring(keys map[string]string, foreign ForeignKeys, wrong WrongKeys, cu
 		if k == "" {
 			return nil, fmt.Errorf("merchant %q has an empty API key", m)
 		}
-		if k == unknownKey {
-			return nil, fmt.Errorf("merchant %q has the key the suite sends as unknown", m)
+		if len(strings.Fields(k)) != 1 || strings.Fields(k)[0] != k {
+			return nil, fmt.Errorf("merchant %q has a key with a blank", m)
 		}
 	}
 	for _, c := range customers {
@@ -213,17 +282,17 @@ func (r *keyring) foreignMerchant(c history.Customer) string {
 	return others[(keyHash(c)/hashSpan)%uint64(len(others))]
 }
 
-// header returns the Authorization value that op carries, "" for none: its merchant's key, or
-// the malformed or unknown one its kind says (the malformed one chosen by its seq, so that a
+// header returns the value of the auth header that op carries, "" for none: its merchant's key,
+// or the malformed or unknown one its kind says (the malformed one chosen by its seq, so that a
 // retry carries the same).
 func (r *keyring) header(op history.Op) string {
 	switch op.SentKey() {
 	case history.KeyOwn, history.KeyForeign:
-		return "Bearer " + r.keys[op.KeyMerchant]
+		return r.auth.Value(r.keys[op.KeyMerchant])
 	case history.KeyMalformed:
-		return malformedAuthorizations[(op.Seq+op.Customer.Index)%len(malformedAuthorizations)]
+		return r.malformed[(op.Seq+op.Customer.Index)%len(r.malformed)]
 	case history.KeyUnknown:
-		return "Bearer " + unknownKey
+		return r.auth.Value(r.unknown)
 	}
 	return ""
 }

@@ -7,13 +7,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stampede-e2e/stampede/e2e/history"
+	"github.com/stampede-e2e/stampede/e2e/request"
 	"github.com/stampede-e2e/stampede/service/apikey"
 )
 
@@ -60,7 +63,7 @@ func keyService(t *testing.T) (*fakeService, map[string]string) {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			io.WriteString(w, `{"error":"overloaded"}`)
 		default:
-			io.WriteString(w, `{"token":"t","customer_id":"x","created":false}`)
+			io.WriteString(w, `{"token":"t","id":"x","created":false}`)
 		}
 	})
 	return svc, got
@@ -73,7 +76,7 @@ func TestRunSendsTheKeys(t *testing.T) {
 	svc, got := keyService(t)
 	cs := Customers(3, 6, 3)
 	foreign := ForeignKeys{Customers: 0.5, Every: 2}
-	out, err := Run(context.Background(), Params{URL: svc.URL, Customers: cs, Burst: 4, Gap: 5 * time.Millisecond,
+	out, err := Run(context.Background(), Params{Request: testRequest, URL: svc.URL, Customers: cs, Burst: 4, Gap: 5 * time.Millisecond,
 		Keys: testKeys, Foreign: foreign, Retry: RetryParams{MaxAttempts: 2, Backoff: time.Millisecond}, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +122,7 @@ func TestRunSendsTheKeys(t *testing.T) {
 // TestRunWithoutKeys: a plan without keys sends no Authorization header and records no key.
 func TestRunWithoutKeys(t *testing.T) {
 	svc, got := keyService(t)
-	out, err := Run(context.Background(), Params{URL: svc.URL, Customers: Customers(4, 2, 2), Burst: 2, Gap: 5 * time.Millisecond,
+	out, err := Run(context.Background(), Params{Request: testRequest, URL: svc.URL, Customers: Customers(4, 2, 2), Burst: 2, Gap: 5 * time.Millisecond,
 		Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
@@ -171,7 +174,7 @@ func TestForeignKeysPick(t *testing.T) {
 // customers every other merchant's key is tried.
 func TestForeignKeyIsAnotherMerchants(t *testing.T) {
 	cs := Customers(5, 300, 3)
-	r, err := newKeyring(testKeys, ForeignKeys{Customers: 1}, WrongKeys{}, cs)
+	r, err := newKeyring(testKeys, testRequest.Auth, ForeignKeys{Customers: 1}, WrongKeys{}, cs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +207,7 @@ func TestKeyringRefuses(t *testing.T) {
 		{"wrong without keys", nil, ForeignKeys{}, "no API keys"},
 		{"a fraction above 1", testKeys, ForeignKeys{Customers: 1.5}, "want 0 to 1"},
 		{"a negative Every", testKeys, ForeignKeys{Customers: 1, Every: -1}, "want 0 or more"},
-		{"a merchant whose key is the unknown one", map[string]string{"m-0": "k", "m-1": unknownKey}, ForeignKeys{}, "sends as unknown"},
+		{"a key with a blank", map[string]string{"m-0": "k", "m-1": "two words"}, ForeignKeys{}, "with a blank"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			customers := cs
@@ -215,7 +218,7 @@ func TestKeyringRefuses(t *testing.T) {
 			if tc.name == "wrong without keys" {
 				wrong = DefaultWrongKeys
 			}
-			_, err := Run(context.Background(), Params{URL: "http://127.0.0.1:1", Customers: customers, Burst: 1,
+			_, err := Run(context.Background(), Params{Request: testRequest, URL: "http://127.0.0.1:1", Customers: customers, Burst: 1,
 				Keys: tc.keys, Foreign: tc.foreign, Wrong: wrong, Logger: quietLogger()})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("want an error about %q, got %v", tc.want, err)
@@ -263,7 +266,7 @@ func TestRunSendsTheWrongKeys(t *testing.T) {
 		w.Header().Set(ServedByHeader, "pod-0")
 		switch kind {
 		case history.KeyOwn:
-			io.WriteString(w, `{"token":"t","customer_id":"x","created":false}`)
+			io.WriteString(w, `{"token":"t","id":"x","created":false}`)
 		case history.KeyForeign:
 			w.WriteHeader(http.StatusForbidden)
 		default:
@@ -273,7 +276,7 @@ func TestRunSendsTheWrongKeys(t *testing.T) {
 	})
 	cs := Customers(8, 40, 4)
 	wrong := WrongKeys{Customers: 0.5, Every: 2}
-	out, err := Run(context.Background(), Params{URL: svc.URL, Customers: cs, Burst: 8, Gap: time.Millisecond, Keys: keys,
+	out, err := Run(context.Background(), Params{Request: testRequest, URL: svc.URL, Customers: cs, Burst: 8, Gap: time.Millisecond, Keys: keys,
 		Wrong: wrong, Retry: RetryParams{MaxAttempts: 1, Backoff: time.Millisecond}, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
@@ -330,23 +333,39 @@ func testKeysFor(n int) map[string]string {
 	return keys
 }
 
-// TestWrongKeyShapes: the malformed values are not "Bearer <API key>", the unknown key is one.
+// TestWrongKeyShapes: the malformed values of a bearer key are not "Bearer <API key>" (the
+// token service's, the same as before the request was a target's), those of a key in a header of
+// its own not a key; the unknown key is in the keys' format and no tenant's.
 func TestWrongKeyShapes(t *testing.T) {
-	if apiKeyPrefix != apikey.Prefix {
-		t.Errorf("traffic's API key prefix %q, the service's %q", apiKeyPrefix, apikey.Prefix)
-	}
 	format := func(key string) bool {
 		rest, ok := strings.CutPrefix(key, apikey.Prefix)
 		b, err := base64.RawURLEncoding.DecodeString(rest)
 		return ok && err == nil && len(b) == 32
 	}
-	for _, v := range malformedAuthorizations {
-		if key, ok := strings.CutPrefix(v, "Bearer "); ok && format(key) {
-			t.Errorf("malformed Authorization %q carries a key in the API key format", v)
+	keys := testKeysFor(4)
+	cs := Customers(1, 4, 4)
+	for _, auth := range []request.Auth{{Header: AuthorizationHeader, Bearer: true}, {Header: "X-Api-Key"}} {
+		r, err := newKeyring(keys, auth, ForeignKeys{}, DefaultWrongKeys, cs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !format(r.unknown) || slices.Contains(slices.Collect(maps.Values(keys)), r.unknown) {
+			t.Errorf("%+v: unknown key %q is not in the API key format, or a merchant's", auth, r.unknown)
+		}
+		for _, v := range r.malformed {
+			key := v
+			if auth.Bearer {
+				key, _ = strings.CutPrefix(v, "Bearer ")
+			}
+			if format(key) {
+				t.Errorf("%+v: malformed value %q carries a key in the API key format", auth, v)
+			}
 		}
 	}
-	if !format(unknownKey) {
-		t.Errorf("unknown key %q is not in the API key format", unknownKey)
+	bearer, _ := newKeyring(keys, request.Auth{Header: AuthorizationHeader, Bearer: true}, ForeignKeys{}, DefaultWrongKeys, cs)
+	want := []string{"Basic bS0wOnNlY3JldA==", "Bearer", "Bearer not-an-api-key", "Bearer sk_short", "Bearer sk_two words"}
+	if !slices.Equal(bearer.malformed, want) {
+		t.Errorf("bearer malformed values %q, want the token service's %q", bearer.malformed, want)
 	}
 }
 
@@ -384,5 +403,24 @@ func TestWrongKeysPick(t *testing.T) {
 	}
 	if !(WrongKeys{Customers: 1}).Wrong(cs[0], 0) {
 		t.Error("Every 0 must mean every request")
+	}
+}
+
+// The unknown key keeps the tenants' prefix and shape, and is no tenant's even when the first
+// turn of a key is another tenant's key; keys with nothing to turn are refused for wrong keys.
+func TestUnknownKey(t *testing.T) {
+	keys := []string{"ak_a1", "ak_n6"} // "ak_n6" is the first turn of "ak_a1"
+	if p := keyPrefix(keys); p != "ak_" {
+		t.Fatalf("prefix %q, want ak_", p)
+	}
+	if got := unknownKey(keys, "ak_"); got != "ak_o7" {
+		t.Errorf("unknown key %q, want ak_o7: the second turn, since the first is a tenant's", got)
+	}
+	if got := keyPrefix([]string{"0123", "0199"}); got != "" {
+		t.Errorf("prefix of keys without a separator %q, want none", got)
+	}
+	_, err := newKeyring(map[string]string{"m-0": "__", "m-1": "--"}, testRequest.Auth, ForeignKeys{}, DefaultWrongKeys, Customers(1, 2, 2))
+	if err == nil || !strings.Contains(err.Error(), "no letter or digit") {
+		t.Errorf("keys with nothing to turn: %v", err)
 	}
 }

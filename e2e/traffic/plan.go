@@ -6,7 +6,6 @@ package traffic
 import (
 	"crypto/rand"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"strconv"
 
@@ -50,7 +49,7 @@ func NewSeed() uint64 {
 // external id "c-<seed>-<i-i%2>" when there are two merchants or more, so that every two
 // consecutive customers (bursts sent one Gap apart) are two merchants' customers under one
 // external id: tenants that collide, which the service must keep apart (a lookup or a unique
-// key on external_id alone mixes them up). With one merchant the external id is "c-<seed>-<i>".
+// key on the natural key alone mixes them up). With one merchant the external id is "c-<seed>-<i>".
 // It is deterministic, so a run is replayed by its seed, and a new seed gives natural keys that
 // no earlier run registered, its external ids being new. merchants is at most MaxMerchants:
 // more is a bug in the caller, whose extra merchants would have no API key, and panics.
@@ -95,28 +94,4 @@ func Tenants(cs []history.Customer) map[string][]history.Customer {
 		}
 	}
 	return by
-}
-
-// RegisterRequest is the JSON body of POST /v1/tokens.
-type RegisterRequest struct {
-	MerchantID string `json:"merchant_id"`
-	ExternalID string `json:"external_id"`
-	Email      string `json:"email,omitempty"`
-	Name       string `json:"name,omitempty"`
-}
-
-// registerBody returns the request body for c: its key and the contact details the plan gave
-// it, which its database row must hold (check.RuleRows). Every request of a customer carries
-// the same body: they are identical first registrations.
-func registerBody(c history.Customer) []byte {
-	b, err := json.Marshal(RegisterRequest{
-		MerchantID: c.MerchantID,
-		ExternalID: c.ExternalID,
-		Email:      c.Email,
-		Name:       c.Name,
-	})
-	if err != nil {
-		panic(fmt.Sprintf("marshal register request: %v", err)) // plain strings always marshal
-	}
-	return b
 }

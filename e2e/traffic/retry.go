@@ -118,7 +118,6 @@ func retry(ctx context.Context, p Params, rec *Recorder, client *http.Client) er
 	}
 	p.Logger.Info("retrying", "requests", len(starts), "max_attempts", p.Retry.MaxAttempts)
 
-	url := strings.TrimSuffix(p.URL, "/") + p.Path
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -130,7 +129,7 @@ func retry(ctx context.Context, p Params, rec *Recorder, client *http.Client) er
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if err := chain(ctx, p, rec, client, url, op); err != nil {
+			if err := chain(ctx, p, rec, client, op); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
@@ -151,7 +150,7 @@ func retry(ctx context.Context, p Params, rec *Recorder, client *http.Client) er
 
 // chain retries last until it is no longer retryable. Only a cancelled
 // context is an error; failed requests are recorded.
-func chain(ctx context.Context, p Params, rec *Recorder, client *http.Client, url string, last history.Op) error {
+func chain(ctx context.Context, p Params, rec *Recorder, client *http.Client, last history.Op) error {
 	first := last // whose request it is and which key it carries, whatever lastOp finds
 	for attempt := 1; attempt <= p.Retry.MaxAttempts && p.Retry.retryable(last); attempt++ {
 		if err := p.Retry.sleep(ctx, p.Retry.Wait(last, time.Now())); err != nil {
@@ -161,15 +160,11 @@ func chain(ctx context.Context, p Params, rec *Recorder, client *http.Client, ur
 		op := history.Op{Customer: first.Customer, Seq: first.Seq, Attempt: attempt, Phase: history.PhaseRetry,
 			KeyMerchant: first.KeyMerchant, KeyKind: first.KeyKind}
 		id := rec.Expect(op)
-		req, err := http.NewRequestWithContext(ctx, p.Method, url, bytes.NewReader(registerBody(op.Customer)))
+		req, err := http.NewRequestWithContext(ctx, p.Request.Method, p.Request.URL(p.URL, op.Customer), bytes.NewReader(p.Request.BodyOf(op.Customer)))
 		if err != nil {
 			return fmt.Errorf("build retry %s: %w", id, err)
 		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set(RequestHeader, id)
-		if auth := p.ring.header(op); auth != "" {
-			req.Header.Set(AuthorizationHeader, auth)
-		}
+		req.Header = p.header(op, id)
 		if resp, err := client.Do(req); err == nil {
 			// The recorder already read the body; this cannot fail.
 			_, _ = io.Copy(io.Discard, resp.Body)

@@ -54,14 +54,14 @@ func TestRecorderRecordsHandlerInterval(t *testing.T) {
 		case history.RequestID(1, 0, 0):
 			w.Header().Set(ServerTimingHeader, `handler;desc="start=soon end=later"`)
 		}
-		fmt.Fprint(w, `{"token":"t","customer_id":"x","created":true}`)
+		fmt.Fprint(w, `{"token":"t","id":"x","created":true}`)
 	})
 	clock := history.NewClock(time.Now())
 	rec := NewRecorder(clock, NewTransport(), 0)
 	client := &http.Client{Transport: rec}
 	for i := range 3 {
 		id := rec.Expect(history.Op{Customer: history.Customer{Index: i, MerchantID: "m", ExternalID: fmt.Sprint(i)}, Phase: history.PhaseBurst})
-		req, err := http.NewRequest(http.MethodPost, svc.URL+Path, strings.NewReader("{}"))
+		req, err := http.NewRequest(http.MethodPost, svc.URL+testRequest.Path, strings.NewReader("{}"))
 		if err != nil {
 			t.Fatal(err)
 		}

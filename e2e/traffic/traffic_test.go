@@ -19,6 +19,7 @@ import (
 	"unsafe"
 
 	"github.com/stampede-e2e/stampede/e2e/history"
+	"github.com/stampede-e2e/stampede/e2e/request"
 )
 
 // fakeService stands in for the token service: it is the dependency of the
@@ -44,8 +45,26 @@ func newFakeService(t *testing.T, respond http.HandlerFunc) *fakeService {
 
 func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-func decodeRegister(t *testing.T, r *http.Request) RegisterRequest {
-	var req RegisterRequest
+// testRequest is the create request of the tests' fake target: a bearer key, a JSON body that
+// names the tenant and the key.
+var testRequest = request.Template{
+	Method:  http.MethodPost,
+	Path:    "/create",
+	Headers: map[string]string{"Content-Type": "application/json"},
+	Auth:    request.Auth{Header: AuthorizationHeader, Bearer: true},
+	Body:    map[string]string{"tenant": "{{tenant}}", "key": "{{key}}", "email": "{{email}}", "name": "{{name}}"},
+}
+
+// registerRequest is testRequest's body as the fake target reads it.
+type registerRequest struct {
+	MerchantID string `json:"tenant"`
+	ExternalID string `json:"key"`
+	Email      string `json:"email,omitempty"`
+	Name       string `json:"name,omitempty"`
+}
+
+func decodeRegister(t *testing.T, r *http.Request) registerRequest {
+	var req registerRequest
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 		t.Errorf("decode request body: %v", err)
 	}
@@ -82,14 +101,14 @@ func TestRunReleasesBurstsTogether(t *testing.T) {
 		w.Header().Set(ServedByHeader, fmt.Sprintf("pod-%d", n%2))
 		select {
 		case <-ch:
-			fmt.Fprintf(w, `{"token":"t","customer_id":%q,"created":%t}`, req.MerchantID+"|"+req.ExternalID, n == 1)
+			fmt.Fprintf(w, `{"token":"t","id":%q,"created":%t}`, req.MerchantID+"|"+req.ExternalID, n == 1)
 		case <-time.After(2 * time.Second):
 			w.WriteHeader(http.StatusGatewayTimeout)
 		}
 	})
 
 	cs := Customers(42, customers, 2)
-	out, err := Run(context.Background(), Params{
+	out, err := Run(context.Background(), Params{Request: testRequest,
 		URL: svc.URL, Customers: cs, Burst: burst, Gap: 60 * time.Millisecond, Logger: quietLogger(),
 	})
 	if err != nil {
@@ -194,7 +213,7 @@ func TestRunRetries(t *testing.T) {
 			return nil
 		},
 	}
-	out, err := Run(context.Background(), Params{
+	out, err := Run(context.Background(), Params{Request: testRequest,
 		URL: svc.URL, Customers: Customers(1, 5, 1), Burst: 1, Gap: 5 * time.Millisecond,
 		Retry: retry, Logger: quietLogger(),
 	})
@@ -271,7 +290,7 @@ func TestRecorderRefusesUnplannedRequests(t *testing.T) {
 		t.Errorf("an unplanned request reached the server")
 	})
 	rec := NewRecorder(history.NewClock(time.Now()), NewTransport(), 0)
-	resp, err := (&http.Client{Transport: rec}).Post(svc.URL+Path, "application/json", strings.NewReader("{}"))
+	resp, err := (&http.Client{Transport: rec}).Post(svc.URL+testRequest.Path, "application/json", strings.NewReader("{}"))
 	if err == nil {
 		resp.Body.Close()
 		t.Fatal("unplanned request was sent")
@@ -286,14 +305,14 @@ func TestRecorderRefusesUnplannedRequests(t *testing.T) {
 // and a history of a million requests would otherwise hold a million bodies.
 func TestRecorderKeepsOneCopyOfEachBody(t *testing.T) {
 	svc := newFakeService(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set(ServedByHeader, "tokensvc-a")
-		fmt.Fprintln(w, `{"token":"t","customer_id":"id","created":false}`)
+		w.Header().Set(ServedByHeader, "app-a")
+		fmt.Fprintln(w, `{"token":"t","id":"id","created":false}`)
 	})
 	rec := NewRecorder(history.NewClock(time.Now()), NewTransport(), 0)
 	client := &http.Client{Transport: rec}
 	c := history.Customer{MerchantID: "m-1", ExternalID: "c-1"}
 	for seq := range 3 {
-		req, err := http.NewRequest(http.MethodPost, svc.URL+Path, strings.NewReader("{}"))
+		req, err := http.NewRequest(http.MethodPost, svc.URL+testRequest.Path, strings.NewReader("{}"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -401,17 +420,17 @@ func TestRunsShareOneClockAndNumbering(t *testing.T) {
 	svc := newFakeService(t, func(w http.ResponseWriter, r *http.Request) {
 		req := decodeRegister(t, r)
 		w.Header().Set(ServedByHeader, "pod-0")
-		fmt.Fprintf(w, `{"token":"t","customer_id":%q,"created":false}`, req.MerchantID+"|"+req.ExternalID)
+		fmt.Fprintf(w, `{"token":"t","id":%q,"created":false}`, req.MerchantID+"|"+req.ExternalID)
 	})
 	clock, seqs := history.NewClock(time.Now()), history.NewSeqs()
 	cs := Customers(7, 3, 1)
-	first, err := Run(context.Background(), Params{URL: svc.URL, Customers: cs, Burst: 2, Gap: 10 * time.Millisecond,
+	first, err := Run(context.Background(), Params{Request: testRequest, URL: svc.URL, Customers: cs, Burst: 2, Gap: 10 * time.Millisecond,
 		Logger: quietLogger(), Clock: clock, Seqs: seqs})
 	if err != nil {
 		t.Fatal(err)
 	}
 	between := clock.Since()
-	second, err := Run(context.Background(), Params{URL: svc.URL, Customers: cs, Burst: 1, Gap: 10 * time.Millisecond,
+	second, err := Run(context.Background(), Params{Request: testRequest, URL: svc.URL, Customers: cs, Burst: 1, Gap: 10 * time.Millisecond,
 		Logger: quietLogger(), Clock: clock, Seqs: seqs})
 	if err != nil {
 		t.Fatal(err)
@@ -488,7 +507,7 @@ func TestShardsShareOneBurstFromStart(t *testing.T) {
 	svc := newFakeService(t, func(w http.ResponseWriter, r *http.Request) {
 		req := decodeRegister(t, r)
 		w.Header().Set(ServedByHeader, "pod-0")
-		fmt.Fprintf(w, `{"token":"t","customer_id":%q,"created":false}`, req.MerchantID+"|"+req.ExternalID)
+		fmt.Fprintf(w, `{"token":"t","id":%q,"created":false}`, req.MerchantID+"|"+req.ExternalID)
 	})
 	cs := Customers(9, customers, 2)
 	// A gap wide enough that a busy machine's scheduling delays cannot carry one burst into the
@@ -500,7 +519,7 @@ func TestShardsShareOneBurstFromStart(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range shards {
 		wg.Go(func() {
-			outs[i], errs[i] = Run(context.Background(), Params{URL: svc.URL, Customers: cs, Burst: burst,
+			outs[i], errs[i] = Run(context.Background(), Params{Request: testRequest, URL: svc.URL, Customers: cs, Burst: burst,
 				Gap: gap, Start: start, Shard: Shard{Index: i, Count: shards}, Logger: quietLogger()})
 		})
 	}
@@ -554,12 +573,12 @@ func TestRecorderKeepsTheAnswersHeaders(t *testing.T) {
 			return
 		}
 		w.Header().Set("Cache-Control", "no-store")
-		_, _ = io.WriteString(w, `{"token":"t","customer_id":"c","created":true}`) // no Content-Type: sniffed
+		_, _ = io.WriteString(w, `{"token":"t","id":"c","created":true}`) // no Content-Type: sniffed
 	})
 	rec := NewRecorder(history.NewClock(time.Now()), NewTransport(), 0)
 	client := &http.Client{Transport: rec}
 	for i, key := range []string{"", "sk_x"} {
-		req, err := http.NewRequest(http.MethodPost, svc.URL+Path, strings.NewReader("{}"))
+		req, err := http.NewRequest(http.MethodPost, svc.URL+testRequest.Path, strings.NewReader("{}"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -590,40 +609,36 @@ func TestRecorderKeepsTheAnswersHeaders(t *testing.T) {
 	}
 }
 
-// The create request goes where Params say, bursts and retries alike, and to the token
-// service's POST /v1/tokens when they say nothing: the target's create.method and create.path.
+// The create request goes where Params.Request says, bursts and retries alike, its path's
+// placeholders filled and escaped.
 func TestRunSendsTheTargetsMethodAndPath(t *testing.T) {
-	for _, tc := range []struct {
-		method, path         string
-		wantMethod, wantPath string
-	}{
-		{wantMethod: http.MethodPost, wantPath: "/v1/tokens"},
-		{method: http.MethodPut, path: "/api/v2/signups", wantMethod: http.MethodPut, wantPath: "/api/v2/signups"},
-	} {
-		var (
-			mu   sync.Mutex
-			seen = map[string]int{}
-		)
-		svc := newFakeService(t, func(w http.ResponseWriter, r *http.Request) {
-			mu.Lock()
-			seen[r.Method+" "+r.URL.Path]++
-			mu.Unlock()
-			w.Header().Set(ServedByHeader, "pod-a")
-			if strings.HasSuffix(r.Header.Get(RequestHeader), "/0") {
-				w.WriteHeader(http.StatusServiceUnavailable) // every burst request is retried once
-				return
-			}
-			io.WriteString(w, `{"token":"t"}`)
-		})
-		retry := RetryParams{MaxAttempts: 1, Backoff: time.Millisecond, sleep: func(context.Context, time.Duration) error { return nil }}
-		_, err := Run(context.Background(), Params{URL: svc.URL + "/", Method: tc.method, Path: tc.path,
-			Customers: Customers(1, 2, 1), Burst: 2, Retry: retry, Logger: quietLogger()})
-		if err != nil {
-			t.Fatal(err)
+	var (
+		mu   sync.Mutex
+		seen = map[string]int{}
+	)
+	svc := newFakeService(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen[r.Method+" "+r.URL.EscapedPath()]++
+		mu.Unlock()
+		w.Header().Set(ServedByHeader, "pod-a")
+		if strings.HasSuffix(r.Header.Get(RequestHeader), "/0") {
+			w.WriteHeader(http.StatusServiceUnavailable) // every burst request is retried once
+			return
 		}
-		want := map[string]int{tc.wantMethod + " " + tc.wantPath: 8} // 2 customers x 2, each retried once
-		if !maps.Equal(seen, want) {
-			t.Errorf("method %q path %q: the service saw %v, want %v", tc.method, tc.path, seen, want)
-		}
+		io.WriteString(w, `{"token":"t"}`)
+	})
+	retry := RetryParams{MaxAttempts: 1, Backoff: time.Millisecond, sleep: func(context.Context, time.Duration) error { return nil }}
+	req := request.Template{Method: http.MethodPut, Path: "/api/v2/{{tenant}}/signups/{{name}}", Body: map[string]string{"k": "{{key}}"}}
+	cs := Customers(1, 2, 1)
+	_, err := Run(context.Background(), Params{URL: svc.URL + "/", Request: req, Customers: cs, Burst: 2, Retry: retry, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{ // 2 customers x 2, each retried once
+		"PUT /api/v2/m-0/signups/Customer%200": 4,
+		"PUT /api/v2/m-0/signups/Customer%201": 4,
+	}
+	if !maps.Equal(seen, want) {
+		t.Errorf("the service saw %v, want %v", seen, want)
 	}
 }

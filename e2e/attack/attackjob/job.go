@@ -1,7 +1,8 @@
 // Package attackjob runs an attack.Plan inside the cluster: a Kubernetes Job of N pods in
-// Indexed completion mode, one shard each, spread over the nodes, that reach the token service
-// through its ClusterIP Service; it waits for the Job and reads every pod's output back from
-// its log through the API.
+// Indexed completion mode, one shard each, spread over the nodes, that reach the target through
+// its ClusterIP Service; it waits for the Job and reads every pod's output back from its log
+// through the API. Its two attack.Senders send a spec's batches that way: JobSender a Job per
+// batch, RoundSender through long-lived round servers for many short batches.
 package attackjob
 
 import (

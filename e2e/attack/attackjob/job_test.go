@@ -25,6 +25,7 @@ import (
 	"k8s.io/pod-security-admission/policy"
 
 	"github.com/stampede-e2e/stampede/e2e/attack"
+	"github.com/stampede-e2e/stampede/e2e/request"
 	"github.com/stampede-e2e/stampede/e2e/traffic"
 )
 
@@ -49,7 +50,8 @@ func params() Params {
 		Namespace: "stampede-atomic-abc123",
 		Image:     "stampede/attacker:0123456789ab",
 		Plan: attack.Plan{
-			URL:       "http://tokensvc.stampede-atomic-abc123.svc:8080",
+			Request:   request.Template{Method: "POST", Path: "/create", Auth: request.Auth{Header: traffic.AuthorizationHeader, Bearer: true}, Body: map[string]string{"key": "{{key}}"}},
+			URL:       "http://app.stampede-atomic-abc123.svc:8080",
 			Customers: traffic.Customers(42, 40, 4),
 			Burst:     6,
 			Gap:       100 * time.Millisecond,

@@ -1,6 +1,8 @@
 // Command stampede-attacker is traffic from inside the cluster: one pod of the Kubernetes Job
 // that e2e/attack/attackjob renders. Every pod of a run gets the same plan (flags; see
-// attack.Plan.Args) but its shard, from $JOB_COMPLETION_INDEX: it waits until the agreed start
+// attack.Plan.Args), the target's create request among them as JSON (-request: method, path,
+// headers, how the key goes, body, with the placeholders each customer fills), so that it knows
+// no target's API, but its shard, from $JOB_COMPLETION_INDEX: it waits until the agreed start
 // instant, sends its share of every customer's burst (requests s with s % shards == index), one
 // burst every gap from the start, retries its failures as a client would, and prints its
 // history as history.Op JSONL on stdout, times counted from the start, then a trailer line
@@ -8,7 +10,8 @@
 // mounted from a Secret, every request carries its merchant's API key, or another merchant's
 // where -foreign-customers and -foreign-every pick it; the history names whose key, never a key.
 //
-//	stampede-attacker -url=http://tokensvc.NS.svc:8080 -burst=6 -gap=100ms -start=UNIX_NS \
+//	stampede-attacker -url=http://app.NS.svc:8080 -burst=6 -gap=100ms -start=UNIX_NS \
+//	  -request='{"method":"POST","path":"/orders","headers":{"Idempotency-Key":"{{key}}"},"auth":{"header":"X-Api-Key"},"body":{"shop":"{{tenant}}"}}' \
 //	  -shards=3 -seed=S -customers=40 -merchants=4 -retry-attempts=5 -retry-max-wait=2s \
 //	  -api-keys=/etc/stampede-attacker/api-keys -foreign-customers=0.1 -foreign-every=2
 //

@@ -20,8 +20,22 @@ import (
 
 	"github.com/stampede-e2e/stampede/e2e/attack"
 	"github.com/stampede-e2e/stampede/e2e/history"
+	"github.com/stampede-e2e/stampede/e2e/request"
 	"github.com/stampede-e2e/stampede/e2e/traffic"
 )
+
+// testRequest is a create request whose key goes as a bearer token and whose body names the
+// entity; registerRequest its body as the stand-in service reads it.
+var testRequest = request.Template{
+	Method: http.MethodPost, Path: "/create", Headers: map[string]string{"Content-Type": "application/json"},
+	Auth: request.Auth{Header: traffic.AuthorizationHeader, Bearer: true},
+	Body: map[string]string{"tenant": "{{tenant}}", "key": "{{key}}", "email": "{{email}}", "name": "{{name}}"},
+}
+
+type registerRequest struct {
+	MerchantID string `json:"tenant"`
+	ExternalID string `json:"key"`
+}
 
 // TestPodsShareEveryBurst runs the command three times at once, as the Job's three pods, each
 // with its completion index, against a fake token service that answers 409 to the first
@@ -35,7 +49,7 @@ func TestPodsShareEveryBurst(t *testing.T) {
 		seen = map[string]int{}
 	)
 	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req traffic.RegisterRequest
+		var req registerRequest
 		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 			t.Errorf("decode: %v", err)
 		}
@@ -58,7 +72,7 @@ func TestPodsShareEveryBurst(t *testing.T) {
 	clock := history.NewClock(time.Now()) // the spec's, started before the Job
 	// A gap wide enough that a busy machine's scheduling delays cannot carry one burst into the
 	// next: the test is about where each burst is anchored, not how tight it is.
-	p := attack.Plan{URL: svc.URL, Customers: cs, Burst: burst, Gap: 250 * time.Millisecond,
+	p := attack.Plan{URL: svc.URL, Request: testRequest, Customers: cs, Burst: burst, Gap: 250 * time.Millisecond,
 		Retry: traffic.RetryParams{MaxAttempts: 2, Backoff: time.Millisecond}, Start: time.Now().Add(300 * time.Millisecond),
 		Shard: traffic.Shard{Count: pods}}
 	logs := make([]bytes.Buffer, pods)
@@ -130,17 +144,22 @@ func TestPodsShareEveryBurst(t *testing.T) {
 // no key may appear in a pod's output.
 func TestPodsCarryKeys(t *testing.T) {
 	keys := map[string]string{"m-0": "sk_test_zero", "m-1": "sk_test_one"}
-	merchantOf := map[string]string{"Bearer sk_test_zero": "m-0", "Bearer sk_test_one": "m-1"}
+	merchantOf := map[string]string{"sk_test_zero": "m-0", "sk_test_one": "m-1"}
+	// An orders API's request: the key bare in X-Api-Key, the entity named by Idempotency-Key.
+	orders := request.Template{Method: http.MethodPost, Path: "/orders/{{tenant}}",
+		Headers: map[string]string{"Idempotency-Key": "{{key}}"}, Auth: request.Auth{Header: "X-Api-Key"},
+		Body: map[string]string{"item": "{{name}}"}}
 	var (
 		mu   sync.Mutex
 		sent = map[string]string{} // request id -> merchant whose key arrived
 	)
 	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req traffic.RegisterRequest
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-			t.Errorf("decode: %v", err)
+		var body map[string]string
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body["item"] == "" || r.Header.Get("Idempotency-Key") == "" {
+			t.Errorf("body %v (%v), Idempotency-Key %q: want the template's", body, err, r.Header.Get("Idempotency-Key"))
 		}
-		m := merchantOf[r.Header.Get(traffic.AuthorizationHeader)]
+		req := registerRequest{MerchantID: strings.TrimPrefix(r.URL.Path, "/orders/")}
+		m := merchantOf[r.Header.Get("X-Api-Key")]
 		mu.Lock()
 		sent[r.Header.Get(traffic.RequestHeader)] = m
 		mu.Unlock()
@@ -161,7 +180,7 @@ func TestPodsCarryKeys(t *testing.T) {
 	if err := os.WriteFile(path, file, 0o400); err != nil {
 		t.Fatal(err)
 	}
-	p := attack.Plan{URL: svc.URL, Customers: traffic.Customers(21, 8, 2), Burst: 4, Gap: 20 * time.Millisecond,
+	p := attack.Plan{URL: svc.URL, Request: orders, Customers: traffic.Customers(21, 8, 2), Burst: 4, Gap: 20 * time.Millisecond,
 		Start: time.Now().Add(200 * time.Millisecond), Shard: traffic.Shard{Count: 2}, KeysFile: path,
 		Foreign: traffic.ForeignKeys{Customers: 0.5, Every: 2}}
 	outputs := make([]bytes.Buffer, 2)
@@ -202,7 +221,7 @@ func TestPodsCarryKeys(t *testing.T) {
 }
 
 func TestLatePodSendsNothing(t *testing.T) {
-	p := attack.Plan{URL: "http://127.0.0.1:1", Customers: traffic.Customers(1, 1, 1), Burst: 2, Gap: time.Millisecond,
+	p := attack.Plan{URL: "http://127.0.0.1:1", Request: testRequest, Customers: traffic.Customers(1, 1, 1), Burst: 2, Gap: time.Millisecond,
 		Start: time.Now().Add(-time.Minute), Shard: traffic.Shard{Count: 1}}
 	var stdout, stderr bytes.Buffer
 	code := run(append(p.Args(), "-index=0"), func(string) string { return "" }, &stdout, &stderr)

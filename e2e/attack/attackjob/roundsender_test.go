@@ -1,8 +1,9 @@
-package framework
+package attackjob
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -16,8 +17,11 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/stampede-e2e/stampede/e2e/attack"
 	"github.com/stampede-e2e/stampede/e2e/history"
+	"github.com/stampede-e2e/stampede/e2e/request"
 	"github.com/stampede-e2e/stampede/e2e/traffic"
 )
 
@@ -57,13 +61,16 @@ func TestRoundServersSend(t *testing.T) {
 		seen = map[string]int{}
 	)
 	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req traffic.RegisterRequest
+		var req struct {
+			MerchantID string `json:"tenant"`
+			ExternalID string `json:"key"`
+		}
 		_ = json.NewDecoder(r.Body).Decode(&req)
 		mu.Lock()
 		seen[req.MerchantID+"/"+req.ExternalID]++
 		mu.Unlock()
-		w.Header().Set(traffic.ServedByHeader, "tokensvc-0")
-		fmt.Fprint(w, `{"token":"t","customer_id":"x","created":false}`)
+		w.Header().Set(traffic.ServedByHeader, "app-0")
+		fmt.Fprint(w, `{"token":"t","id":"x","created":false}`)
 	}))
 	t.Cleanup(svc.Close)
 	customers := traffic.Customers(3, 4, 2)
@@ -77,18 +84,16 @@ func TestRoundServersSend(t *testing.T) {
 		t.Cleanup(s.Close)
 		ports = append(ports, portOf(t, s.URL))
 	}
-	d := &Deployment{Env: &Env{Config: Config{Target: loadTestTarget(t)}}, Namespace: "stampede-atomic-test", Clock: history.NewClock(time.Now()), Seqs: history.NewSeqs()}
+	c := testCluster(svc.URL, true)
 	var opens atomic.Int32
 	gone := closedPort(t)
-	rs := newRoundServers(d, []string{"rounds-a", "rounds-b", "rounds-c"}, func(_ context.Context, i int) (int, func(), error) {
+	rs := NewRoundSender(c, []string{"rounds-a", "rounds-b", "rounds-c"}, func(_ context.Context, i int) (int, func(), error) {
 		opens.Add(1)
 		if opens.Load() == 2 { // server 1's first port-forward is already gone
 			return gone, func() {}, nil
 		}
 		return ports[i], func() {}, nil
 	})
-	rs.url = svc.URL
-	rs.correctClocks = true
 	ctx := context.Background()
 	for i := range ports {
 		if err := rs.forward(ctx, i); err != nil {
@@ -103,12 +108,12 @@ func TestRoundServersSend(t *testing.T) {
 			t.Fatal(err)
 		}
 		// The servers share this host's clock: measured within the bound, nothing to move.
-		if c := rs.clocks[i]; c.shift != 0 || c.offset > c.bound || c.offset < -c.bound {
+		if c := rs.clocks[i]; c.Shift != 0 || c.Offset > c.Bound || c.Offset < -c.Bound {
 			t.Errorf("server %d on this host's clock: %+v", i, c)
 		}
 	}
 	for run := range 2 {
-		ops, err := rs.send(ctx, customers, 6, 20*time.Millisecond, traffic.RetryParams{}, nil)
+		ops, err := rs.Send(ctx, attack.Batch{Customers: customers, Burst: 6, Gap: 20 * time.Millisecond})
 		if err != nil {
 			t.Fatalf("run %d: %v", run, err)
 		}
@@ -121,8 +126,8 @@ func TestRoundServersSend(t *testing.T) {
 				t.Errorf("run %d: request %s numbered outside the run's or twice", run, op.ID())
 			}
 			ids[op.ID()] = true
-			if op.Call < roundLead/2 || op.Status != 200 {
-				t.Errorf("run %d: %s called at %s on the spec's clock (the plan starts %s after the post), status %d", run, op.ID(), op.Call, roundLead, op.Status)
+			if op.Call < RoundLead/2 || op.Status != 200 {
+				t.Errorf("run %d: %s called at %s on the spec's clock (the plan starts %s after the post), status %d", run, op.ID(), op.Call, RoundLead, op.Status)
 			}
 		}
 	}
@@ -145,7 +150,7 @@ func TestRoundServersSend(t *testing.T) {
 	rs.mu.Lock()
 	rs.ports[2] = portOf(t, broken.URL)
 	rs.mu.Unlock()
-	if _, err := rs.send(ctx, customers, 6, 20*time.Millisecond, traffic.RetryParams{}, nil); err == nil || posts.Load() != 1 ||
+	if _, err := rs.Send(ctx, attack.Batch{Customers: customers, Burst: 6, Gap: 20 * time.Millisecond}); err == nil || posts.Load() != 1 ||
 		!strings.Contains(err.Error(), "rounds-c") {
 		t.Errorf("with a failing server: err %v after %d posts, want an error after 1", err, posts.Load())
 	}
@@ -182,9 +187,7 @@ func TestRoundServersCorrectClocks(t *testing.T) {
 	t.Cleanup(fake.Close)
 	customers := traffic.Customers(4, 2, 1)
 	for _, correct := range []bool{false, true} {
-		d := &Deployment{Env: &Env{Config: Config{Target: loadTestTarget(t)}}, Namespace: "stampede-atomic-test", Clock: history.NewClock(time.Now()), Seqs: history.NewSeqs()}
-		rs := newRoundServers(d, []string{"rounds-a"}, func(context.Context, int) (int, func(), error) { return portOf(t, fake.URL), func() {}, nil })
-		rs.correctClocks = correct
+		rs := NewRoundSender(testCluster(fake.URL, correct), []string{"rounds-a"}, func(context.Context, int) (int, func(), error) { return portOf(t, fake.URL), func() {}, nil })
 		if err := rs.forward(context.Background(), 0); err != nil {
 			t.Fatal(err)
 		}
@@ -192,24 +195,24 @@ func TestRoundServersCorrectClocks(t *testing.T) {
 			t.Fatal(err)
 		}
 		c := rs.clocks[0]
-		if c.offset < ahead-c.bound || c.offset > ahead+c.bound || c.bound > 50*time.Millisecond || (c.shift != 0) != correct {
-			t.Fatalf("correct=%t: measured %s within %s, shift %s; want 5s, shifted only when correcting", correct, c.offset, c.bound, c.shift)
+		if c.Offset < ahead-c.Bound || c.Offset > ahead+c.Bound || c.Bound > 50*time.Millisecond || (c.Shift != 0) != correct {
+			t.Fatalf("correct=%t: measured %s within %s, shift %s; want 5s, shifted only when correcting", correct, c.Offset, c.Bound, c.Shift)
 		}
-		before := d.Clock.Since()
-		ops, err := rs.send(context.Background(), customers, 2, 10*time.Millisecond, traffic.RetryParams{}, nil)
+		before := rs.Clock.Since()
+		ops, err := rs.Send(context.Background(), attack.Batch{Customers: customers, Burst: 2, Gap: 10 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
-		// The plan starts roundLead after the post; its ops 100 ms after that.
-		want := before + roundLead + 100*time.Millisecond
+		// The plan starts RoundLead after the post; its ops 100 ms after that.
+		want := before + RoundLead + 100*time.Millisecond
 		if correct {
-			want -= c.shift
+			want -= c.Shift
 		}
 		for _, op := range ops {
 			if d := op.Call - want; d < 0 || d > 100*time.Millisecond {
 				t.Errorf("correct=%t: %s called at %s on the spec's clock, want about %s", correct, op.ID(), op.Call, want)
 			}
-			if got := op.ServerStart - op.Call; got != 2*time.Millisecond+c.shift || op.ServerEnd-op.ServerStart != 6*time.Millisecond {
+			if got := op.ServerStart - op.Call; got != 2*time.Millisecond+c.Shift || op.ServerEnd-op.ServerStart != 6*time.Millisecond {
 				t.Errorf("correct=%t: %s handler %s..%s, call %s: the handler's interval moved with the server's clock",
 					correct, op.ID(), op.ServerStart, op.ServerEnd, op.Call)
 			}
@@ -217,30 +220,27 @@ func TestRoundServersCorrectClocks(t *testing.T) {
 	}
 }
 
-// TestClockDisagreement: two attackers' clocks, once corrected, disagree by at most the sum of
-// their two largest residuals (what is left of each offset, plus its bound); an uncorrected
-// clock's residual is its whole offset.
-func TestClockDisagreement(t *testing.T) {
-	ms := time.Millisecond
-	corrected := newServerClock(40*ms, 2*ms, true)    // shifted: residual 2 ms
-	uncorrected := newServerClock(40*ms, 2*ms, false) // kept: residual 42 ms
-	withinBound := newServerClock(1*ms, 3*ms, true)   // not measurably off: residual 4 ms
-	behind := newServerClock(-30*ms, 1*ms, true)      // shifted: residual 1 ms
-	for _, tc := range []struct {
-		name   string
-		clocks []serverClock
-		want   time.Duration
-	}{
-		{"one clock", []serverClock{uncorrected}, 0},
-		{"corrected clocks", []serverClock{corrected, behind}, 3 * ms},
-		{"one not measurably off", []serverClock{corrected, withinBound, behind}, 6 * ms},
-		{"one left uncorrected", []serverClock{corrected, uncorrected, behind}, 44 * ms},
-	} {
-		if got := clockDisagreement(tc.clocks); got != tc.want {
-			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
+// testCluster is a Cluster that reaches the target at url, its attackers' clocks corrected or
+// not, on a spec's fresh clock and numbering.
+func testCluster(url string, correct bool) Cluster {
+	return Cluster{Namespace: "stampede-atomic-test", URL: url,
+		Request: request.Template{Method: http.MethodPost, Path: "/create", Auth: request.Auth{Header: traffic.AuthorizationHeader, Bearer: true},
+			Body: map[string]string{"tenant": "{{tenant}}", "key": "{{key}}"}},
+		Clock: history.NewClock(time.Now()), Seqs: history.NewSeqs(), CorrectClocks: correct, Log: slog.New(slog.DiscardHandler)}
+}
+
+func TestAttackersLog(t *testing.T) {
+	r := &Result{Took: 12 * time.Second, Pods: []Pod{
+		{Name: "a-0", Index: 0, Node: "w1", Phase: corev1.PodSucceeded,
+			Output: attack.Output{Trailer: attack.Trailer{Slack: 3 * time.Second}, Log: []string{"time=1 msg=plan"}}},
+		{Name: "a-1", Index: 1, Node: "w2", Phase: corev1.PodFailed, Log: []byte("panic: boom\n"), OutputErr: errors.New("no trailer")},
+	}}
+	got := AttackersLog(r, []attack.NodeClock{attack.NewNodeClock(40*time.Millisecond, time.Millisecond, true)})
+	for _, want := range []string{"2 pods, 12s", "== pod a-0, index 0, node w1, Succeeded: slack 3s", "time=1 msg=plan",
+		"output unreadable: no trailer", "panic: boom", "clock: 40ms ahead of this host's, within 1ms; ops moved by -40ms",
+		"clock: not measured"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("attackers.log lacks %q:\n%s", want, got)
 		}
-	}
-	if corrected.shift != 40*ms || uncorrected.shift != 0 || withinBound.shift != 0 || behind.shift != -30*ms {
-		t.Errorf("shifts %s %s %s %s", corrected.shift, uncorrected.shift, withinBound.shift, behind.shift)
 	}
 }
