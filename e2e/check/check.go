@@ -98,6 +98,8 @@ type Row struct {
 
 // Params configure Check.
 type Params struct {
+	// API is the target's create API, which every rule reads (APIFromTarget); required.
+	API API
 	// PublicKey is the key the suite configured the service with; required by VerifierJWT. The published JWKS
 	// must hold it (RuleJWKS); tokens are verified with the JWKS's keys, as a client does.
 	PublicKey ed25519.PublicKey
@@ -113,11 +115,11 @@ type Params struct {
 	// TokenTTL is the token lifetime the service was configured with, whole seconds: every
 	// token's exp must be its iat plus TokenTTL exactly; required.
 	TokenTTL time.Duration
-	// Verifier selects how the credential of a 2xx answer is verified; the zero value is
-	// VerifierJWT, with PublicKey, JWKS, Issuer, Audience, TokenTTL and Claims. VerifierEqual
-	// reads none of them: the credential must merely be one per key.
+	// Verifier selects how the credential of a 2xx answer is verified; the zero value is the
+	// API's. VerifierJWT reads PublicKey, JWKS, Issuer, Audience, TokenTTL and Claims;
+	// VerifierEqual none of them: the credential must merely be one per key.
 	Verifier VerifierKind
-	// Claims are the JWT claims held to the request's fields; nil is DefaultClaims.
+	// Claims are the JWT claims held to the request's fields; nil is the API's.
 	Claims []ClaimField
 	// Base is the history's time base (history.Clock.Base), which its Call and Return count
 	// from: a token is judged expired or not at the instant its response arrived, Base plus
@@ -293,7 +295,7 @@ func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 		res.add(j, &cov)
 	}
 	for _, v := range slices.Concat(checkTenants(g, judgements), checkRows(g, append(slices.Clip(p.Earlier), p.Registered...), !p.savedBeforeRows),
-		env.checkRestarts(), checkMetrics(ops, p.Metrics), jwksViolations) {
+		env.checkRestarts(), checkMetrics(&p.API, ops, p.Metrics), jwksViolations) {
 		res.Counts[v.Rule]++
 		res.Violations = append(res.Violations, v)
 	}
@@ -315,6 +317,12 @@ func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 // complete says why p cannot judge ops, or fills in what Check derives: the metrics witness
 // from the scrapes, the default fault tail.
 func (p *Params) complete(ops []history.Op) error {
+	if err := p.API.check(); err != nil {
+		return err
+	}
+	if p.Verifier == "" {
+		p.Verifier = p.API.Verifier
+	}
 	switch p.Verifier {
 	case "", VerifierJWT:
 		if err := jwtNeeds(p); err != nil {
@@ -331,7 +339,7 @@ func (p *Params) complete(ops []history.Op) error {
 		return errors.New("check params: no contract (pass check.ContractFor(strategy))")
 	}
 	if p.Scrapes != nil {
-		w, err := p.Scrapes.Witness(ops)
+		w, err := p.Scrapes.Witness(ops, p.API.Counter)
 		if err != nil {
 			return fmt.Errorf("check params: metrics witness: %w", err)
 		}
@@ -352,7 +360,7 @@ func (p *Params) usesJWKS() bool { return p.Verifier != VerifierEqual && !p.save
 
 // newJudgeEnv returns what every customer's judgement reads, and RuleJWKS's violations.
 func newJudgeEnv(ops []history.Op, p Params) (*judgeEnv, []Violation, error) {
-	claims, err := resolveClaims(p.Claims)
+	claims, err := resolveClaims(&p.API, p.Claims)
 	if err != nil {
 		return nil, nil, fmt.Errorf("check params: %w", err)
 	}
@@ -368,7 +376,7 @@ func newJudgeEnv(ops []history.Op, p Params) (*judgeEnv, []Violation, error) {
 	if p.Verifier == VerifierEqual {
 		return env, nil, nil
 	}
-	env.rules = tokenRules{key: p.PublicKey, ed: edKeyFor(p.PublicKey), issuer: p.Issuer, audience: p.Audience, ttl: p.TokenTTL, claims: claims}
+	env.rules = tokenRules{key: p.PublicKey, ed: edKeyFor(p.PublicKey), issuer: p.Issuer, audience: p.Audience, ttl: p.TokenTTL, claims: claims, credential: p.API.Credential}
 	var jwksViolations []Violation
 	if p.usesJWKS() {
 		var published map[string]ed25519.PublicKey

@@ -214,7 +214,7 @@ func params() Params {
 	if err != nil {
 		panic(err)
 	}
-	return Params{PublicKey: suiteKey.Public().(ed25519.PublicKey), JWKS: suiteJWKS(), Issuer: issuer, Audience: audience, TokenTTL: tokenTTL,
+	return Params{API: tokensvcAPI, PublicKey: suiteKey.Public().(ed25519.PublicKey), JWKS: suiteJWKS(), Issuer: issuer, Audience: audience, TokenTTL: tokenTTL,
 		Base: base, Contract: c, Faults: []history.Event{dbFault}, Coverage: CoverageParams{MinCovered: 1, MinFraction: 0.5, AllowClientOnly: true}}
 }
 
