@@ -87,7 +87,7 @@ func judgeAuth(api *API, c history.Customer, op *history.Op) (f *findingOps, jud
 type refusal struct {
 	// class is the API's error class of the answer (API.codeOfClass names its code).
 	line, class, sent string
-	status           int
+	status            int
 }
 
 // refusals are RuleAuth's answers by the kind of key sent: 403 to another merchant's valid key,

@@ -105,7 +105,7 @@ type jwtVerifier struct {
 	rules *tokenRules
 	// idName names the answer's id in findings (API.ID's last token).
 	idName string
-	tc    tokenCache
+	tc     tokenCache
 	// last is the token verified last and what was found: a customer's answers repeat one
 	// token (created=true, then false), which needs reading once.
 	last       string
