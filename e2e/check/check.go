@@ -85,16 +85,21 @@ const (
 var Rules = []Rule{RuleOneRow, RuleValidToken, RuleTokenMatchesRow, RuleOneToken, RuleCleanError, RuleContract, RuleAuth, RuleCreated, RuleFinalToken, RuleRows, RuleMetrics,
 	RuleAPIShape, RuleJWKS, RuleTenants}
 
-// Row is one row of the customers table, as the caller read it: every column the service
-// writes. Email and Name are nil for NULL, and in rows saved before the suite read them.
+// Row is one row of the truth, as the caller read it with the target's truth query: the
+// entity's id, its identity (tenant and key), when it was created, and the columns the request
+// wrote beyond its identity.
 type Row struct {
-	ID         string    `json:"id"`
-	MerchantID string    `json:"merchant_id"`
-	ExternalID string    `json:"external_id"`
-	Email      *string   `json:"email"`
-	Name       *string   `json:"name"`
-	CreatedAt  time.Time `json:"created_at"`
+	ID        string    `json:"id"`
+	Tenant    string    `json:"tenant"`
+	Key       string    `json:"key"`
+	CreatedAt time.Time `json:"created_at"`
+	// Agree are the columns the request wrote beyond its identity, by the request member that
+	// wrote each (API.Agree); nil for NULL.
+	Agree map[string]*string `json:"agree,omitempty"`
 }
+
+// rowKey is the identity of r, as a customer's (history.Customer.Key).
+func rowKey(r *Row) history.Key { return history.Key{MerchantID: r.Tenant, ExternalID: r.Key} }
 
 // Params configure Check.
 type Params struct {
@@ -294,7 +299,7 @@ func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 	for _, j := range judgements {
 		res.add(j, &cov)
 	}
-	for _, v := range slices.Concat(checkTenants(g, judgements), checkRows(g, append(slices.Clip(p.Earlier), p.Registered...), !p.savedBeforeRows),
+	for _, v := range slices.Concat(checkTenants(g, judgements), checkRows(&p.API, g, append(slices.Clip(p.Earlier), p.Registered...), !p.savedBeforeRows),
 		env.checkRestarts(), checkMetrics(&p.API, ops, p.Metrics), jwksViolations) {
 		res.Counts[v.Rule]++
 		res.Violations = append(res.Violations, v)

@@ -145,7 +145,7 @@ func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 	ms := slices.Sorted(maps.Keys(merchants))
 	var rows []check.Row
 	Eventually(ctx, func() error {
-		rows, err = ReadRows(ctx, d.DSN, ms)
+		rows, err = ReadRows(ctx, d.DSN, d.Env.Config.Target.Truth, ms)
 		if err != nil {
 			// A fault may have replaced the database pod or frozen its node, and a port-forward
 			// does not survive either: open a new one for the next attempt.

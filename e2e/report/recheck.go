@@ -33,7 +33,7 @@ func Load(dir string, defaultAPI check.API) (Run, error) {
 		}
 	}
 	read(JudgeFile, func(b []byte) error { return json.Unmarshal(b, &jf) })
-	read(RowsFile, func(b []byte) error { return json.Unmarshal(b, &r.Rows) })
+	read(RowsFile, func(b []byte) (err error) { r.Rows, err = decodeRows(b); return err })
 	read(ViolationsJSONFile, func(b []byte) error { return json.Unmarshal(b, &r.Result) })
 	ops, err := readHistory(dir)
 	if err != nil {

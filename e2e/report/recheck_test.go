@@ -66,7 +66,7 @@ func judgedRunOf(t *testing.T, beforeAuth bool) Run {
 	)
 	for i := range 2 {
 		c := history.Customer{Index: i, MerchantID: "m-1", ExternalID: fmt.Sprintf("c-%d", i)}
-		row := check.Row{ID: fmt.Sprintf("row-%d", i), MerchantID: c.MerchantID, ExternalID: c.ExternalID, CreatedAt: created}
+		row := check.Row{ID: fmt.Sprintf("row-%d", i), Tenant: c.MerchantID, Key: c.ExternalID, CreatedAt: created}
 		customers, rows = append(customers, c), append(rows, row)
 		for seq, pod := range []string{"pod-a", "pod-b"} {
 			sub := row.ID
@@ -339,5 +339,44 @@ func TestRecheckFiguresAddedSince(t *testing.T) {
 				t.Errorf("same %v, want %v", rc.Same, tc.same)
 			}
 		})
+	}
+}
+
+// TestRecheckLegacyRows: rows.json as the token service's columns by name, as the checker wrote
+// it before it read rows with the target's truth query, loads into the neutral rows and
+// re-judges the same; a row whose email differs from what its request sent still breaks rows.
+func TestRecheckLegacyRows(t *testing.T) {
+	run := judgedRun(t)
+	dir := t.TempDir()
+	if err := Write(dir, run); err != nil {
+		t.Fatal(err)
+	}
+	var legacy []map[string]any
+	for _, r := range run.Rows {
+		legacy = append(legacy, map[string]any{"id": r.ID, "merchant_id": r.Tenant, "external_id": r.Key, "email": nil, "name": nil, "created_at": r.CreatedAt})
+	}
+	write := func() {
+		t.Helper()
+		b, err := json.Marshal(legacy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, RowsFile), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write()
+	again, err := RecheckDir(dir, tokensvcAPI(t))
+	if err != nil || !again.Same {
+		t.Fatalf("legacy rows: %v, re-judged %s %v, live %s %v", err, again.Fresh.Verdict, again.Fresh.Counts, run.Result.Verdict, run.Result.Counts)
+	}
+	loaded, err := Load(dir, tokensvcAPI(t))
+	if err != nil || loaded.Rows[0].Tenant != "m-1" || loaded.Rows[0].Key != "c-0" {
+		t.Fatalf("loaded %v, %+v", err, loaded.Rows)
+	}
+	legacy[0]["email"] = "someone@else.test"
+	write()
+	if again, err = RecheckDir(dir, tokensvcAPI(t)); err != nil || again.Same || again.Fresh.Counts[check.RuleRows] != 1 {
+		t.Errorf("a legacy row with another email: %v, %v", err, again.Fresh.Counts)
 	}
 }
