@@ -28,9 +28,10 @@ const (
 	// published JWKS that its header's kid names, by the expected issuer, for the expected audience, expiring exactly the
 	// token TTL after its iat and not expired when the response arrived.
 	RuleValidToken Rule = "valid-token"
-	// RuleTokenMatchesRow: the token's sub is non-empty and is the row id, mid
-	// and ext are the request's, iat is the row's creation time, and the
-	// response's customer_id is the sub.
+	// RuleTokenMatchesRow: the credential names the key's row: a JWT's sub is non-empty and is
+	// the row id, the claims API.Claims maps are the request's fields, iat is the row's creation
+	// time, and the answer's id (API.ID) is the sub; without a JWT, the answer's id is non-empty
+	// and is the row id.
 	RuleTokenMatchesRow Rule = "token-matches-row"
 	// RuleOneToken: all 2xx responses of a customer carry the same token.
 	RuleOneToken Rule = "one-token"
@@ -61,11 +62,10 @@ const (
 	// refused it (RuleAuth's).
 	RuleFinalToken Rule = "final-token"
 	// RuleAPIShape: every answer has the exact status, the Content-Type, the body members and the
-	// headers that APIShape, the service's documented API, promises for its outcome: a token
-	// answer 200 (not any 2xx) with exactly token, customer_id and created and Cache-Control
-	// no-store; an error its code's status with exactly error and message (and field where the
-	// table says), Retry-After where it says, WWW-Authenticate: Bearer on a 401. Headers are
-	// judged only where they were recorded (history.Op.HeadersRecorded).
+	// headers that the API (Params.API, from the target file) promises for its outcome: a
+	// success its outcome's (new, existing, replayed), an error its code's; Retry-After is
+	// RuleContract's. Headers are judged only where they were recorded
+	// (history.Op.HeadersRecorded).
 	RuleAPIShape Rule = "api-shape"
 	// RuleTenants: no two customers are answered with one customer id, token subject or token:
 	// two merchants' customers under one external id (the plans put every external id under
@@ -75,7 +75,7 @@ const (
 	RuleTenants Rule = "tenants"
 	// RuleRows: every row of the judged customers' merchants belongs to a customer the run (or
 	// an earlier run on the same database, Params.Earlier) planned, and every column the request
-	// wrote holds what the request sent: merchant and external id (the key), email and name
+	// wrote holds what the request sent: its tenant and key, and each member API.Agree names
 	// (NULL when not sent). RuleOneRow counts the rows of a planned key; this one judges the
 	// rows no planned key accounts for and what each row says, which no answer shows.
 	RuleRows Rule = "rows"
@@ -108,7 +108,7 @@ type Params struct {
 	// PublicKey is the key the suite configured the service with; required by VerifierJWT. The published JWKS
 	// must hold it (RuleJWKS); tokens are verified with the JWKS's keys, as a client does.
 	PublicKey ed25519.PublicKey
-	// JWKS are the fetches of the service's /.well-known/jwks.json, through the Service and from
+	// JWKS are the fetches of the service's JWKS, through the Service and from
 	// each pod, after the traffic (RuleJWKS); required, unless the params were saved before the
 	// suite fetched it (then tokens are verified with PublicKey whatever their kid).
 	JWKS []JWKSFetch
@@ -299,7 +299,7 @@ func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 	for _, j := range judgements {
 		res.add(j, &cov)
 	}
-	for _, v := range slices.Concat(checkTenants(g, judgements), checkRows(&p.API, g, append(slices.Clip(p.Earlier), p.Registered...), !p.savedBeforeRows),
+	for _, v := range slices.Concat(checkTenants(&p.API, g, judgements), checkRows(&p.API, g, append(slices.Clip(p.Earlier), p.Registered...), !p.savedBeforeRows),
 		env.checkRestarts(), checkMetrics(&p.API, ops, p.Metrics), jwksViolations) {
 		res.Counts[v.Rule]++
 		res.Violations = append(res.Violations, v)
