@@ -75,7 +75,8 @@ type errorResponse struct {
 
 // parseTokenResponse reads a token body as the checker does, by the token service's API.
 func parseTokenResponse(body string) (tokenResponse, error) {
-	o, err := readObject(body)
+	var buf [8]member
+	o, err := readObject(body, buf[:0])
 	if err != nil {
 		return tokenResponse{}, err
 	}

@@ -101,7 +101,8 @@ var refusals = map[history.KeyKind]refusal{
 
 // errorCode returns the error code of an error body, or a short note of what the body is.
 func errorCode(api *API, op *history.Op) string {
-	o, err := readObject(op.Body)
+	var buf [8]member
+	o, err := readObject(op.Body, buf[:0])
 	if err != nil {
 		return fmt.Sprintf("(body not JSON: %q)", excerpt(op.Body))
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -382,6 +383,9 @@ func newJudgeEnv(ops []history.Op, p Params) (*judgeEnv, []Violation, error) {
 		return env, nil, nil
 	}
 	env.rules = tokenRules{key: p.PublicKey, ed: edKeyFor(p.PublicKey), issuer: p.Issuer, audience: p.Audience, ttl: p.TokenTTL, claims: claims, credential: p.API.Credential}
+	if name, ok := strings.CutPrefix(p.API.Credential, "/"); ok && !strings.ContainsAny(name, "/~") {
+		env.rules.needle = `"` + name + `":"`
+	}
 	var jwksViolations []Violation
 	if p.usesJWKS() {
 		var published map[string]ed25519.PublicKey

@@ -2,7 +2,6 @@ package check
 
 import (
 	"encoding/json"
-	"slices"
 	"strings"
 )
 
@@ -32,7 +31,7 @@ func parseClaims(b []byte, cl *tokenClaims) error {
 		}
 		var s string
 		if json.Unmarshal(raw, &s) == nil {
-			cl.others = append(cl.others, member{name, s})
+			cl.others = append(cl.others, member{name: name, raw: s})
 		}
 	}
 	return nil
@@ -61,7 +60,6 @@ func plainClaims(s string, cl *tokenClaims) bool {
 		return false
 	}
 	var seen [6]bool
-	cl.others = cl.others[:0]
 	for body != "" {
 		if body[0] != '"' {
 			return false
@@ -100,12 +98,20 @@ func plainClaims(s string, cl *tokenClaims) bool {
 		}
 		switch {
 		case k < 0:
-			if num == "" {
-				if slices.ContainsFunc(cl.others, func(m member) bool { return m.name == key }) {
-					return false // json keeps the last of a repeated key
-				}
-				cl.others = append(cl.others, member{key, str})
+			if num != "" {
+				continue // json reads no number into a string claim
 			}
+			// json keeps the last of a repeated name; more than inline holds go to json too.
+			for _, m := range cl.inline[:cl.n] {
+				if m.name == key {
+					return false
+				}
+			}
+			if cl.n == len(cl.inline) {
+				return false
+			}
+			cl.inline[cl.n] = member{name: key, raw: str}
+			cl.n++
 			continue
 		case key != claimKeys[k] || seen[k]:
 			return false

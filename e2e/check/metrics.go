@@ -32,7 +32,8 @@ func OutcomeOf(api *API, op history.Op) (outcome string, ok bool) {
 		return "", false
 	}
 	c := api.Counter
-	o, err := readObject(op.Body)
+	var buf [8]member
+	o, err := readObject(op.Body, buf[:0])
 	if op.Status >= 200 && op.Status < 300 {
 		if err != nil {
 			return "unreadable 2xx", true

@@ -23,7 +23,11 @@ type tokenClaims struct {
 	// would.
 	ExpiresAt json.Number `json:"exp"`
 	NotBefore json.Number `json:"nbf"`
-	// others are the string claims beyond the registered ones, in the token's order.
+	// others are the string claims beyond the registered ones: in inline (n of them) when
+	// plainClaims read them, which a token's few fit without allocating; in others when
+	// encoding/json did.
+	inline [4]member
+	n      int
 	others []member
 
 	// expires and notBefore are exp and nbf as instants, zero when absent (verifyToken).
@@ -32,6 +36,11 @@ type tokenClaims struct {
 
 // other returns the string claim name, "" when absent or not a string.
 func (cl *tokenClaims) other(name string) string {
+	for _, m := range cl.inline[:cl.n] {
+		if m.name == name {
+			return m.raw
+		}
+	}
 	for _, m := range cl.others {
 		if m.name == name {
 			return m.raw
@@ -568,7 +577,8 @@ func createdBreaches(c history.Customer, rows []Row, registered bool, trueOps, s
 func judgeAnswer(api *API, op *history.Op, c history.Customer, rows []Row, verifier Verifier) answer {
 	body := op.Body
 	a := answer{body: body}
-	o, err := readObject(body)
+	var buf [8]member
+	o, err := readObject(body, buf[:0])
 	if err != nil {
 		a.members = fmt.Sprintf("body is not a JSON object: %v (body %q)", err, excerpt(body))
 		a.err = fmt.Errorf("2xx body is not a token response: %w (body %q)", err, excerpt(body))
@@ -621,7 +631,8 @@ func (a *answer) createdBy(api *API, op *history.Op) *bool {
 // cleanError returns the error code of a non-2xx response, or why it is not one of the API's
 // clean errors (API.Errors' Clean).
 func cleanError(api *API, op *history.Op) (string, error) {
-	o, err := readObject(op.Body)
+	var buf [8]member
+	o, err := readObject(op.Body, buf[:0])
 	if err != nil {
 		return "", fmt.Errorf("status %d with a body that is not JSON: %q", op.Status, excerpt(op.Body))
 	}

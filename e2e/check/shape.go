@@ -34,7 +34,8 @@ func judgeSuccessShape(api *API, op *history.Op, a *answer) []findingOps {
 // that is no error object, or names a code the API does not have, is RuleCleanError's or
 // RuleAuth's (every non-2xx is one of theirs): no promise of the API applies to it.
 func judgeErrorShape(api *API, op *history.Op) []findingOps {
-	o, err := readObject(op.Body)
+	var buf [8]member
+	o, err := readObject(op.Body, buf[:0])
 	if err != nil {
 		return nil
 	}
@@ -84,7 +85,8 @@ func shapeFinding(op *history.Op, clause, detail string) findingOps {
 
 // bodyMembersProblem says what is wrong with the members of body, held to p; "" when nothing is.
 func bodyMembersProblem(body string, p *Promise) string {
-	o, err := readObject(body)
+	var buf [8]member
+	o, err := readObject(body, buf[:0])
 	if err != nil {
 		return fmt.Sprintf("body is not a JSON object: %v (body %q)", err, excerpt(body))
 	}
@@ -109,7 +111,7 @@ func membersProblem(o object, p *Promise) string {
 	if len(o) == len(p.Members) {
 		same := true
 		for i, m := range p.Members {
-			if o[i].name != m.Name || memberTypeProblem(m, o[i].raw) != "" {
+			if o[i].name != m.Name || memberTypeProblem(m, o[i]) != "" {
 				same = false
 				break
 			}
@@ -120,12 +122,12 @@ func membersProblem(o object, p *Promise) string {
 	}
 	var problems []string
 	for _, m := range p.Members {
-		raw, ok := o.get(m.Name)
+		got, ok := o.member(m.Name)
 		if !ok {
 			problems = append(problems, "no "+m.Name)
 			continue
 		}
-		if why := memberTypeProblem(m, raw); why != "" {
+		if why := memberTypeProblem(m, got); why != "" {
 			problems = append(problems, why)
 		}
 	}
@@ -138,8 +140,9 @@ func membersProblem(o object, p *Promise) string {
 	return strings.Join(problems, ", ")
 }
 
-// memberTypeProblem says what is wrong with the value raw of member m, as its type wants.
-func memberTypeProblem(m Member, raw string) string {
+// memberTypeProblem says what is wrong with the value of got, member m, as its type wants.
+func memberTypeProblem(m Member, got member) string {
+	raw := got.raw
 	switch m.Type {
 	case MemberAny:
 		return ""
@@ -155,7 +158,7 @@ func memberTypeProblem(m Member, raw string) string {
 		}
 		return ""
 	}
-	s, ok := stringValue(raw)
+	s, ok := got.stringValue()
 	switch {
 	case !ok:
 		return fmt.Sprintf("%s %s is not a string", m.Name, excerpt(raw))

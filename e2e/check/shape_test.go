@@ -211,7 +211,8 @@ func TestContractKeepsTheRetryAfterPromise(t *testing.T) {
 // decodeErrorBody returns the code of an error body, by the token service's API, and what is
 // wrong with its members; ok false for a body that is no error object.
 func decodeErrorBody(body string) (code, problem string, ok bool) {
-	o, err := readObject(body)
+	var buf [8]member
+	o, err := readObject(body, buf[:0])
 	if err != nil {
 		return "", "", false
 	}
