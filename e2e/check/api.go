@@ -9,6 +9,7 @@ import (
 	"maps"
 	"mime"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -136,6 +137,7 @@ func APIFromTarget(t *target.Target) (API, error) {
 		}
 		api.Replayed = &p
 	}
+	api.labelSuccesses()
 	for _, a := range e.Answers {
 		members := a.Members
 		if members == nil {
@@ -312,4 +314,25 @@ func (a *API) tellsCreated() bool { return a.Created != "" || a.statusTellsCreat
 // pointerName is the last reference token of a JSON pointer: the member it names.
 func pointerName(pointer string) string {
 	return pointer[strings.LastIndexByte(pointer, '/')+1:]
+}
+
+// labelSuccesses names the success promises in findings: by their outcome when they differ, and
+// when they are one promise by the member that makes the answer worth having (the credential,
+// or else the id), as "token answer" says for the token service.
+func (a *API) labelSuccesses() {
+	same := func(p Promise) bool {
+		p.Outcome = a.New.Outcome
+		return reflect.DeepEqual(p, a.New)
+	}
+	if !same(a.Existing) || (a.Replayed != nil && !same(*a.Replayed)) {
+		return
+	}
+	label := pointerName(a.Credential)
+	if a.Credential == "" {
+		label = pointerName(a.ID)
+	}
+	a.New.Outcome, a.Existing.Outcome = label, label
+	if a.Replayed != nil {
+		a.Replayed.Outcome = label
+	}
 }

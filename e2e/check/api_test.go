@@ -105,3 +105,15 @@ const (
 	OutcomeError           = "error"
 	OutcomeInvalidInput    = "invalid_input"
 )
+
+// TestSuccessLabel: findings name the token service's one success promise "token answer", as
+// they did before the API was read from its target file, and an API whose outcomes differ by
+// their outcome.
+func TestSuccessLabel(t *testing.T) {
+	if tokensvcAPI.New.Outcome != "token" || tokensvcAPI.Existing.Outcome != "token" {
+		t.Errorf("token service's success labels %q, %q", tokensvcAPI.New.Outcome, tokensvcAPI.Existing.Outcome)
+	}
+	if a := ordersAPI(t); a.New.Outcome != "new" || a.Replayed.Outcome != "replayed" {
+		t.Errorf("orders' success labels %q, %q", a.New.Outcome, a.Replayed.Outcome)
+	}
+}

@@ -344,7 +344,8 @@ func (p *Params) complete(ops []history.Op) error {
 	if p.Contract.Strategy == "" {
 		return errors.New("check params: no contract (pass check.ContractFor(strategy))")
 	}
-	if p.Scrapes != nil {
+	// Without an outcome counter in the API the scrapes say nothing the rules can read.
+	if p.Scrapes != nil && p.API.Counter != nil {
 		w, err := p.Scrapes.Witness(ops, p.API.Counter)
 		if err != nil {
 			return fmt.Errorf("check params: metrics witness: %w", err)

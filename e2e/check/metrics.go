@@ -26,12 +26,15 @@ type MetricsWitness struct {
 
 // OutcomeOf is the outcome the serving pod must have counted for op, from the answer the client
 // got, by the API's counter; ok is false when no answer arrived (the pod may have counted
-// anything, or nothing).
+// anything, or nothing) or the API has no counter.
 func OutcomeOf(api *API, op history.Op) (outcome string, ok bool) {
 	if !op.Responded() {
 		return "", false
 	}
 	c := api.Counter
+	if c == nil {
+		return "", false
+	}
 	var buf [8]member
 	o, err := readObject(op.Body, buf[:0])
 	if op.Status >= 200 && op.Status < 300 {
