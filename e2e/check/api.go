@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/stampede-e2e/stampede/e2e/history"
 	"github.com/stampede-e2e/stampede/e2e/target"
@@ -39,6 +40,13 @@ type API struct {
 	// request's fields (the sub is the row's id and iat its creation, whatever the mapping).
 	Verifier VerifierKind `json:"verifier"`
 	Claims   []ClaimField `json:"claims,omitempty"`
+	// Issuer, Audience and TTL are the JWT verifier's settings as the target configures them
+	// unless a mode sets them; JWKSPath is where it publishes its keys. What Check holds tokens
+	// to is Params' (the run's configuration, required): these are for the caller to set it from.
+	Issuer   string        `json:"jwt_issuer,omitempty"`
+	Audience string        `json:"jwt_audience,omitempty"`
+	TTL      time.Duration `json:"jwt_ttl_ns,omitempty"`
+	JWKSPath string        `json:"jwks_path,omitempty"`
 	// Fields are the request body's members and what each carries, as the target's body
 	// template writes them ("{{tenant}}"); Agree the members the truth's rows must hold as
 	// sent (Row.Agree), sorted.
@@ -152,7 +160,16 @@ func APIFromTarget(t *target.Target) (API, error) {
 		api.Errors = append(api.Errors, ErrorPromise{Promise: p, Class: a.Class, Clean: clean})
 	}
 	if v := r.Verifier; v != nil && v.Type == "jwt" {
-		api.Verifier = VerifierJWT
+		if !slices.Contains(v.Algorithms, "EdDSA") {
+			return API{}, fmt.Errorf("api: the jwt verifier checks EdDSA signatures only, the target's algorithms are %v", v.Algorithms)
+		}
+		api.Verifier, api.JWKSPath = VerifierJWT, v.JWKSPath
+		api.Issuer, api.Audience = settingDefault(v.Issuer), settingDefault(v.Audience)
+		if ttl := settingDefault(v.TTL); ttl != "" {
+			if api.TTL, err = time.ParseDuration(ttl); err != nil {
+				return API{}, fmt.Errorf("api: ttl: %w", err)
+			}
+		}
 		for _, claim := range slices.Sorted(maps.Keys(v.Claims)) {
 			if field, ok := strings.CutPrefix(v.Claims[claim], "request."); ok {
 				api.Claims = append(api.Claims, ClaimField{Claim: claim, Field: field})
@@ -335,4 +352,11 @@ func (a *API) labelSuccesses() {
 	if a.Replayed != nil {
 		a.Replayed.Outcome = label
 	}
+}
+
+func settingDefault(s *target.Setting) string {
+	if s == nil {
+		return ""
+	}
+	return s.Default
 }

@@ -2,6 +2,7 @@ package check
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stampede-e2e/stampede/e2e/target"
 )
@@ -55,6 +56,9 @@ func TestAPIFromTokensvc(t *testing.T) {
 	}
 	if c := a.Counter; c == nil || c.New != "created" || c.NoID != "null_subject" || c.Errors["empty_subject"] != "empty_subject_refused" || c.InvalidInput != "invalid_input" {
 		t.Errorf("counter %+v", a.Counter)
+	}
+	if a.Issuer != "stampede-tokensvc" || a.Audience != "stampede-merchant-api" || a.TTL != 24*time.Hour || a.JWKSPath == "" {
+		t.Errorf("jwt settings %q %q %s %q", a.Issuer, a.Audience, a.TTL, a.JWKSPath)
 	}
 	if len(a.Claims) != 2 || a.Agree[0] != "email" {
 		t.Errorf("claims %+v agree %v", a.Claims, a.Agree)

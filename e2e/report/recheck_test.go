@@ -181,7 +181,7 @@ func TestRecheckBeforeAuth(t *testing.T) {
 	// Write writes the current format, which requires an audience: a file of then had no version.
 	editJudgeParams(t, dir, func(p map[string]any) {
 		p["contract"] = map[string]any{"strategy": p["strategy"]}
-		for _, f := range []string{"version", "audience", "token_ttl_ns", "strategy", "earlier", "metrics_scrapes"} {
+		for _, f := range []string{"version", "audience", "token_ttl_ns", "strategy", "earlier", "metrics_scrapes", "api"} {
 			delete(p, f)
 		}
 	})
