@@ -125,8 +125,8 @@ var _ = Describe("First registration under concurrency", Label("registration"), 
 				planned[c.Key()] = true
 			}
 			for _, r := range all.Rows {
-				Expect(planned[history.Key{MerchantID: r.MerchantID, ExternalID: r.ExternalID}]).To(BeFalse(),
-					"customer %s/%s was created by requests carrying only foreign keys", r.MerchantID, r.ExternalID)
+				Expect(planned[history.Key{MerchantID: r.Tenant, ExternalID: r.Key}]).To(BeFalse(),
+					"customer %s/%s was created by requests carrying only foreign keys", r.Tenant, r.Key)
 			}
 		}, SpecTimeout(cfg.Timeout))
 

@@ -1,7 +1,6 @@
 package check
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 
@@ -50,7 +49,7 @@ func refusedByAuth(op *history.Op) bool {
 // unknown outcome says nothing about the key. Any other answer to a request that should have
 // been refused is a finding, a 503 too: the service checks the key before its load and its
 // database (service/README.md, "Status codes"), so neither excuses another answer.
-func judgeAuth(c history.Customer, op *history.Op) (f *findingOps, judged bool) {
+func judgeAuth(api *API, c history.Customer, op *history.Op) (f *findingOps, judged bool) {
 	if op.Unknown() {
 		return nil, false
 	}
@@ -61,7 +60,7 @@ func judgeAuth(c history.Customer, op *history.Op) (f *findingOps, judged bool) 
 	kind := op.SentKey()
 	if kind == history.KeyOwn {
 		if refusedByAuth(op) {
-			return finding(AuthOwnKeyServed, "%d %s to a request with its own merchant %s's key", op.Status, errorCode(op), c.MerchantID), true
+			return finding(AuthOwnKeyServed, "%d %s to a request with its own merchant %s's key", op.Status, errorCode(api, op), c.MerchantID), true
 		}
 		return nil, false
 	}
@@ -78,16 +77,17 @@ func judgeAuth(c history.Customer, op *history.Op) (f *findingOps, judged bool) 
 		return finding(want.line, "%d to a request with %s for a customer of %s: a cross-merchant token was issued", op.Status, sent, c.MerchantID), false
 	case op.Succeeded():
 		return finding(want.line, "%d to a request with %s: a token was issued unauthenticated", op.Status, sent), false
-	case op.Status != want.status || errorCode(op) != want.code:
-		return finding(want.line, "%d %s to a request with %s, want %d %s", op.Status, errorCode(op), sent, want.status, want.code), true
+	case op.Status != want.status || errorCode(api, op) != api.codeOfClass(want.class):
+		return finding(want.line, "%d %s to a request with %s, want %d %s", op.Status, errorCode(api, op), sent, want.status, api.codeOfClass(want.class)), true
 	}
 	return nil, true
 }
 
 // refusal is the answer RuleAuth wants to a kind of key that may not register the customer.
 type refusal struct {
-	line, code, sent string
-	status           int
+	// class is the API's error class of the answer (API.codeOfClass names its code).
+	line, class, sent string
+	status            int
 }
 
 // refusals are RuleAuth's answers by the kind of key sent: 403 to another merchant's valid key,
@@ -99,14 +99,16 @@ var refusals = map[history.KeyKind]refusal{
 	history.KeyUnknown:   {AuthUnknownKeyUnauthenticated, "unauthenticated", "an unknown key", http.StatusUnauthorized},
 }
 
-// errorCode returns the error code of a JSON error body, or a short note of what the body is.
-func errorCode(op *history.Op) string {
-	var e errorResponse
-	if err := json.Unmarshal([]byte(op.Body), &e); err != nil {
+// errorCode returns the error code of an error body, or a short note of what the body is.
+func errorCode(api *API, op *history.Op) string {
+	var buf [8]member
+	o, err := readObject(op.Body, buf[:0])
+	if err != nil {
 		return fmt.Sprintf("(body not JSON: %q)", excerpt(op.Body))
 	}
-	if e.Error == "" {
+	code, _, _ := o.stringAt(op.Body, api.ErrorCode)
+	if code == "" {
 		return "(no error code)"
 	}
-	return e.Error
+	return code
 }

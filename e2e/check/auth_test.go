@@ -122,7 +122,7 @@ func TestAuthFails(t *testing.T) {
 		{name: "its own key forbidden", line: AuthOwnKeyServed, counts: map[Rule]int{RuleAuth: 1},
 			ops: replace(good, op(alice, 1, 0, "pod-b", 1, 9, 403, forbidden))},
 		{name: "a row made with foreign keys", line: AuthNoRowWithoutOwnKey, counts: map[Rule]int{RuleAuth: 1},
-			ops: good, rows: append(slices.Clone(rows), Row{ID: "dave-row", MerchantID: dave.MerchantID, ExternalID: dave.ExternalID, CreatedAt: created})},
+			ops: good, rows: append(slices.Clone(rows), Row{ID: "dave-row", Tenant: dave.MerchantID, Key: dave.ExternalID, CreatedAt: created})},
 		{
 			// Alice's own requests never got through; the token her foreign request got is no
 			// token of hers. Her 409 blames a race that no request with her own key ran
@@ -159,7 +159,7 @@ func TestAuthLeavesAlone(t *testing.T) {
 	good, rows := mixedHistory(t)
 	p := mixedParams()
 	p.Registered = []history.Customer{dave}
-	judge(t, good, append(slices.Clone(rows), Row{ID: "dave-row", MerchantID: dave.MerchantID, ExternalID: dave.ExternalID, CreatedAt: created}), p, nil)
+	judge(t, good, append(slices.Clone(rows), Row{ID: "dave-row", Tenant: dave.MerchantID, Key: dave.ExternalID, CreatedAt: created}), p, nil)
 
 	lostOnly := append(without(good, dave), withKey(lost(dave, 0, 20_000, 25_000, 0, "EOF"), alice.MerchantID))
 	judge(t, lostOnly, rows, mixedParams(), nil)
@@ -178,7 +178,7 @@ func TestAuthBeforeAPIKeys(t *testing.T) {
 	judge(t, ops, []Row{rowA, rowB}, params(), map[Rule]int{RuleAuth: 2})
 	saved := params().Save()
 	saved.Version, saved.Audience, saved.TokenTTL = 0, "", 0 // a file from before versions and API keys
-	before, err := saved.Params()
+	before, err := saved.Params(tokensvcAPI)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,8 +85,8 @@ func writeSynthetic(tb testing.TB, out io.Writer, n int) []Row {
 	for w := range workers {
 		wg.Go(func() {
 			for i := w; i < customers; i += workers {
-				row := Row{ID: fmt.Sprintf("0b6c8a52-0000-4000-8000-%012d", i), MerchantID: fmt.Sprintf("m-%d", i%97),
-					ExternalID: fmt.Sprintf("c-%d", i), CreatedAt: base.Add(time.Duration(i) * 1234567 * time.Nanosecond)}
+				row := Row{ID: fmt.Sprintf("0b6c8a52-0000-4000-8000-%012d", i), Tenant: fmt.Sprintf("m-%d", i%97),
+					Key: fmt.Sprintf("c-%d", i), CreatedAt: base.Add(time.Duration(i) * 1234567 * time.Nanosecond)}
 				tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, serviceClaims(row, nil))
 				tok.Header["kid"] = testKid
 				signed, err := tok.SignedString(suiteKey)
@@ -107,7 +107,7 @@ func writeSynthetic(tb testing.TB, out io.Writer, n int) []Row {
 		ops = ops[:0]
 	}
 	for i, row := range rows {
-		c := history.Customer{Index: i, MerchantID: row.MerchantID, ExternalID: row.ExternalID}
+		c := history.Customer{Index: i, MerchantID: row.Tenant, ExternalID: row.Key}
 		at := time.Duration(i) * time.Millisecond
 		for seq := range perCustomer {
 			body, err := json.Marshal(tokenResponse{Token: tokens[i], CustomerID: row.ID, Created: new(seq == 0)})
@@ -177,7 +177,7 @@ func reportCPU(b *testing.B, start time.Duration) {
 
 // benchParams are the params that judge the synthetic history.
 func benchParams(b *testing.B) Params {
-	return Params{PublicKey: suiteKey.Public().(ed25519.PublicKey), JWKS: suiteJWKS(), Issuer: issuer, Audience: audience, TokenTTL: tokenTTL,
+	return Params{API: tokensvcAPI, PublicKey: suiteKey.Public().(ed25519.PublicKey), JWKS: suiteJWKS(), Issuer: issuer, Audience: audience, TokenTTL: tokenTTL,
 		Base: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC), Contract: contract(b, StrategyAtomic),
 		Coverage: CoverageParams{ReadyPods: syntheticPods}}
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,9 +29,10 @@ const (
 	// published JWKS that its header's kid names, by the expected issuer, for the expected audience, expiring exactly the
 	// token TTL after its iat and not expired when the response arrived.
 	RuleValidToken Rule = "valid-token"
-	// RuleTokenMatchesRow: the token's sub is non-empty and is the row id, mid
-	// and ext are the request's, iat is the row's creation time, and the
-	// response's customer_id is the sub.
+	// RuleTokenMatchesRow: the credential names the key's row: a JWT's sub is non-empty and is
+	// the row id, the claims API.Claims maps are the request's fields, iat is the row's creation
+	// time, and the answer's id (API.ID) is the sub; without a JWT, the answer's id is non-empty
+	// and is the row id.
 	RuleTokenMatchesRow Rule = "token-matches-row"
 	// RuleOneToken: all 2xx responses of a customer carry the same token.
 	RuleOneToken Rule = "one-token"
@@ -61,11 +63,10 @@ const (
 	// refused it (RuleAuth's).
 	RuleFinalToken Rule = "final-token"
 	// RuleAPIShape: every answer has the exact status, the Content-Type, the body members and the
-	// headers that APIShape, the service's documented API, promises for its outcome: a token
-	// answer 200 (not any 2xx) with exactly token, customer_id and created and Cache-Control
-	// no-store; an error its code's status with exactly error and message (and field where the
-	// table says), Retry-After where it says, WWW-Authenticate: Bearer on a 401. Headers are
-	// judged only where they were recorded (history.Op.HeadersRecorded).
+	// headers that the API (Params.API, from the target file) promises for its outcome: a
+	// success its outcome's (new, existing, replayed), an error its code's; Retry-After is
+	// RuleContract's. Headers are judged only where they were recorded
+	// (history.Op.HeadersRecorded).
 	RuleAPIShape Rule = "api-shape"
 	// RuleTenants: no two customers are answered with one customer id, token subject or token:
 	// two merchants' customers under one external id (the plans put every external id under
@@ -75,7 +76,7 @@ const (
 	RuleTenants Rule = "tenants"
 	// RuleRows: every row of the judged customers' merchants belongs to a customer the run (or
 	// an earlier run on the same database, Params.Earlier) planned, and every column the request
-	// wrote holds what the request sent: merchant and external id (the key), email and name
+	// wrote holds what the request sent: its tenant and key, and each member API.Agree names
 	// (NULL when not sent). RuleOneRow counts the rows of a planned key; this one judges the
 	// rows no planned key accounts for and what each row says, which no answer shows.
 	RuleRows Rule = "rows"
@@ -85,23 +86,30 @@ const (
 var Rules = []Rule{RuleOneRow, RuleValidToken, RuleTokenMatchesRow, RuleOneToken, RuleCleanError, RuleContract, RuleAuth, RuleCreated, RuleFinalToken, RuleRows, RuleMetrics,
 	RuleAPIShape, RuleJWKS, RuleTenants}
 
-// Row is one row of the customers table, as the caller read it: every column the service
-// writes. Email and Name are nil for NULL, and in rows saved before the suite read them.
+// Row is one row of the truth, as the caller read it with the target's truth query: the
+// entity's id, its identity (tenant and key), when it was created, and the columns the request
+// wrote beyond its identity.
 type Row struct {
-	ID         string    `json:"id"`
-	MerchantID string    `json:"merchant_id"`
-	ExternalID string    `json:"external_id"`
-	Email      *string   `json:"email"`
-	Name       *string   `json:"name"`
-	CreatedAt  time.Time `json:"created_at"`
+	ID        string    `json:"id"`
+	Tenant    string    `json:"tenant"`
+	Key       string    `json:"key"`
+	CreatedAt time.Time `json:"created_at"`
+	// Agree are the columns the request wrote beyond its identity, by the request member that
+	// wrote each (API.Agree); nil for NULL.
+	Agree map[string]*string `json:"agree,omitempty"`
 }
+
+// rowKey is the identity of r, as a customer's (history.Customer.Key).
+func rowKey(r *Row) history.Key { return history.Key{MerchantID: r.Tenant, ExternalID: r.Key} }
 
 // Params configure Check.
 type Params struct {
+	// API is the target's create API, which every rule reads (APIFromTarget); required.
+	API API
 	// PublicKey is the key the suite configured the service with; required by VerifierJWT. The published JWKS
 	// must hold it (RuleJWKS); tokens are verified with the JWKS's keys, as a client does.
 	PublicKey ed25519.PublicKey
-	// JWKS are the fetches of the service's /.well-known/jwks.json, through the Service and from
+	// JWKS are the fetches of the service's JWKS, through the Service and from
 	// each pod, after the traffic (RuleJWKS); required, unless the params were saved before the
 	// suite fetched it (then tokens are verified with PublicKey whatever their kid).
 	JWKS []JWKSFetch
@@ -113,11 +121,11 @@ type Params struct {
 	// TokenTTL is the token lifetime the service was configured with, whole seconds: every
 	// token's exp must be its iat plus TokenTTL exactly; required.
 	TokenTTL time.Duration
-	// Verifier selects how the credential of a 2xx answer is verified; the zero value is
-	// VerifierJWT, with PublicKey, JWKS, Issuer, Audience, TokenTTL and Claims. VerifierEqual
-	// reads none of them: the credential must merely be one per key.
+	// Verifier selects how the credential of a 2xx answer is verified; the zero value is the
+	// API's. VerifierJWT reads PublicKey, JWKS, Issuer, Audience, TokenTTL and Claims;
+	// VerifierEqual none of them: the credential must merely be one per key.
 	Verifier VerifierKind
-	// Claims are the JWT claims held to the request's fields; nil is DefaultClaims.
+	// Claims are the JWT claims held to the request's fields; nil is the API's.
 	Claims []ClaimField
 	// Base is the history's time base (history.Clock.Base), which its Call and Return count
 	// from: a token is judged expired or not at the instant its response arrived, Base plus
@@ -292,8 +300,8 @@ func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 	for _, j := range judgements {
 		res.add(j, &cov)
 	}
-	for _, v := range slices.Concat(checkTenants(g, judgements), checkRows(g, append(slices.Clip(p.Earlier), p.Registered...), !p.savedBeforeRows),
-		env.checkRestarts(), checkMetrics(ops, p.Metrics), jwksViolations) {
+	for _, v := range slices.Concat(checkTenants(&p.API, g, judgements), checkRows(&p.API, g, append(slices.Clip(p.Earlier), p.Registered...), !p.savedBeforeRows),
+		env.checkRestarts(), checkMetrics(&p.API, ops, p.Metrics), jwksViolations) {
 		res.Counts[v.Rule]++
 		res.Violations = append(res.Violations, v)
 	}
@@ -315,6 +323,12 @@ func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 // complete says why p cannot judge ops, or fills in what Check derives: the metrics witness
 // from the scrapes, the default fault tail.
 func (p *Params) complete(ops []history.Op) error {
+	if err := p.API.check(); err != nil {
+		return err
+	}
+	if p.Verifier == "" {
+		p.Verifier = p.API.Verifier
+	}
 	switch p.Verifier {
 	case "", VerifierJWT:
 		if err := jwtNeeds(p); err != nil {
@@ -330,8 +344,9 @@ func (p *Params) complete(ops []history.Op) error {
 	if p.Contract.Strategy == "" {
 		return errors.New("check params: no contract (pass check.ContractFor(strategy))")
 	}
-	if p.Scrapes != nil {
-		w, err := p.Scrapes.Witness(ops)
+	// Without an outcome counter in the API the scrapes say nothing the rules can read.
+	if p.Scrapes != nil && p.API.Counter != nil {
+		w, err := p.Scrapes.Witness(ops, p.API.Counter)
 		if err != nil {
 			return fmt.Errorf("check params: metrics witness: %w", err)
 		}
@@ -352,7 +367,7 @@ func (p *Params) usesJWKS() bool { return p.Verifier != VerifierEqual && !p.save
 
 // newJudgeEnv returns what every customer's judgement reads, and RuleJWKS's violations.
 func newJudgeEnv(ops []history.Op, p Params) (*judgeEnv, []Violation, error) {
-	claims, err := resolveClaims(p.Claims)
+	claims, err := resolveClaims(&p.API, p.Claims)
 	if err != nil {
 		return nil, nil, fmt.Errorf("check params: %w", err)
 	}
@@ -368,7 +383,10 @@ func newJudgeEnv(ops []history.Op, p Params) (*judgeEnv, []Violation, error) {
 	if p.Verifier == VerifierEqual {
 		return env, nil, nil
 	}
-	env.rules = tokenRules{key: p.PublicKey, ed: edKeyFor(p.PublicKey), issuer: p.Issuer, audience: p.Audience, ttl: p.TokenTTL, claims: claims}
+	env.rules = tokenRules{key: p.PublicKey, ed: edKeyFor(p.PublicKey), issuer: p.Issuer, audience: p.Audience, ttl: p.TokenTTL, claims: claims, credential: p.API.Credential}
+	if name, ok := strings.CutPrefix(p.API.Credential, "/"); ok && !strings.ContainsAny(name, "/~") {
+		env.rules.needle = `"` + name + `":"`
+	}
 	var jwksViolations []Violation
 	if p.usesJWKS() {
 		var published map[string]ed25519.PublicKey

@@ -33,8 +33,8 @@ var (
 	created = time.Date(2026, 5, 1, 12, 0, 0, 500_000_000, time.UTC)
 	// base is the fixtures' time base: their calls and returns count from it.
 	base = created.Add(-time.Second)
-	rowA = Row{ID: "0b6c8a52-0000-4000-8000-00000000000a", MerchantID: alice.MerchantID, ExternalID: alice.ExternalID, CreatedAt: created}
-	rowB = Row{ID: "0b6c8a52-0000-4000-8000-00000000000b", MerchantID: bob.MerchantID, ExternalID: bob.ExternalID, CreatedAt: created}
+	rowA = Row{ID: "0b6c8a52-0000-4000-8000-00000000000a", Tenant: alice.MerchantID, Key: alice.ExternalID, CreatedAt: created}
+	rowB = Row{ID: "0b6c8a52-0000-4000-8000-00000000000b", Tenant: bob.MerchantID, Key: bob.ExternalID, CreatedAt: created}
 )
 
 // claims are the claims the service signs, as the fixtures build them.
@@ -55,8 +55,8 @@ func serviceClaims(row Row, edit func(*claims)) *claims {
 	cl := &claims{
 		RegisteredClaims: jwt.RegisteredClaims{Issuer: issuer, Subject: row.ID, IssuedAt: iat, ExpiresAt: exp},
 		Aud:              audience,
-		MerchantID:       row.MerchantID,
-		ExternalID:       row.ExternalID,
+		MerchantID:       row.Tenant,
+		ExternalID:       row.Key,
 	}
 	if edit != nil {
 		edit(cl)
@@ -193,7 +193,7 @@ func goodHistory(t *testing.T) ([]history.Op, []Row) {
 		okCreated(t, bob, 0, 0, "pod-b", 100, 110, tb),
 		retryLater(op(bob, 1, 0, "pod-a", 101, 104, 503, unavailable)),
 		lost(bob, 2, 101, 5000, 0, "context deadline exceeded"),
-	}, []Row{rowA, rowB, {ID: "other-run", MerchantID: "m-1-0", ExternalID: "c-1-0", CreatedAt: created}}
+	}, []Row{rowA, rowB, {ID: "other-run", Tenant: "m-1-0", Key: "c-1-0", CreatedAt: created}}
 }
 
 // contract returns the contract of strategy.
@@ -214,7 +214,7 @@ func params() Params {
 	if err != nil {
 		panic(err)
 	}
-	return Params{PublicKey: suiteKey.Public().(ed25519.PublicKey), JWKS: suiteJWKS(), Issuer: issuer, Audience: audience, TokenTTL: tokenTTL,
+	return Params{API: tokensvcAPI, PublicKey: suiteKey.Public().(ed25519.PublicKey), JWKS: suiteJWKS(), Issuer: issuer, Audience: audience, TokenTTL: tokenTTL,
 		Base: base, Contract: c, Faults: []history.Event{dbFault}, Coverage: CoverageParams{MinCovered: 1, MinFraction: 0.5, AllowClientOnly: true}}
 }
 
@@ -272,7 +272,7 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name: "duplicate rows", ops: good, verdict: VerdictFail,
-			rows:   append(append([]Row(nil), rows...), Row{ID: "dup", MerchantID: alice.MerchantID, ExternalID: alice.ExternalID, CreatedAt: created}),
+			rows:   append(append([]Row(nil), rows...), Row{ID: "dup", Tenant: alice.MerchantID, Key: alice.ExternalID, CreatedAt: created}),
 			counts: map[Rule]int{RuleOneRow: 1},
 		},
 		{
@@ -387,7 +387,7 @@ func TestCheck(t *testing.T) {
 		{
 			name:    "unknown outcomes must not leave two rows",
 			ops:     append(without(good, bob), lost(bob, 0, 100, 5000, 0, "connection reset by peer")),
-			rows:    []Row{rowA, rowB, {ID: "dup", MerchantID: bob.MerchantID, ExternalID: bob.ExternalID, CreatedAt: created}},
+			rows:    []Row{rowA, rowB, {ID: "dup", Tenant: bob.MerchantID, Key: bob.ExternalID, CreatedAt: created}},
 			verdict: VerdictFail,
 			counts:  map[Rule]int{RuleOneRow: 1, RuleFinalToken: 1},
 		},
@@ -473,7 +473,7 @@ func TestCheckCountsOutcomes(t *testing.T) {
 
 func TestCountsDuplicateCustomers(t *testing.T) {
 	good, rows := goodHistory(t)
-	rows = append(rows, Row{ID: "dup", MerchantID: alice.MerchantID, ExternalID: alice.ExternalID, CreatedAt: rows[0].CreatedAt})
+	rows = append(rows, Row{ID: "dup", Tenant: alice.MerchantID, Key: alice.ExternalID, CreatedAt: rows[0].CreatedAt})
 	res, err := Check(good, rows, params())
 	if err != nil {
 		t.Fatal(err)

@@ -5,8 +5,9 @@ import (
 	"strings"
 )
 
-// claimKeys are the JSON names of tokenClaims' fields; TestClaimKeys holds them to its tags.
-var claimKeys = []string{"iss", "sub", "aud", "mid", "ext", "iat", "exp", "nbf"}
+// claimKeys are the JSON names of tokenClaims' registered fields; TestClaimKeys holds them to
+// its tags.
+var claimKeys = []string{"iss", "sub", "aud", "iat", "exp", "nbf"}
 
 // parseClaims decodes a token's claims into cl as json.Unmarshal does. Claims as the service
 // writes them (a flat object of plain ASCII strings and integers, no spaces) are read without
@@ -17,7 +18,34 @@ func parseClaims(b []byte, cl *tokenClaims) error {
 		return nil
 	}
 	*cl = tokenClaims{}
-	return json.Unmarshal(b, cl)
+	if err := json.Unmarshal(b, cl); err != nil {
+		return err
+	}
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(b, &all); err != nil {
+		return err
+	}
+	for name, raw := range all {
+		if isRegistered(name) {
+			continue
+		}
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			cl.others = append(cl.others, member{name: name, raw: s})
+		}
+	}
+	return nil
+}
+
+// isRegistered says json would read the claim name into a registered field of tokenClaims (it
+// matches names case-insensitively).
+func isRegistered(name string) bool {
+	for _, k := range claimKeys {
+		if strings.EqualFold(name, k) {
+			return true
+		}
+	}
+	return false
 }
 
 // plainClaims fills cl from s and reports true when s is a JSON object that json.Unmarshal
@@ -31,7 +59,7 @@ func plainClaims(s string, cl *tokenClaims) bool {
 	if !ok || !ok2 {
 		return false
 	}
-	var seen [8]bool
+	var seen [6]bool
 	for body != "" {
 		if body[0] != '"' {
 			return false
@@ -70,7 +98,21 @@ func plainClaims(s string, cl *tokenClaims) bool {
 		}
 		switch {
 		case k < 0:
-			continue // json skips a key no field has
+			if num != "" {
+				continue // json reads no number into a string claim
+			}
+			// json keeps the last of a repeated name; more than inline holds go to json too.
+			for _, m := range cl.inline[:cl.n] {
+				if m.name == key {
+					return false
+				}
+			}
+			if cl.n == len(cl.inline) {
+				return false
+			}
+			cl.inline[cl.n] = member{name: key, raw: str}
+			cl.n++
+			continue
 		case key != claimKeys[k] || seen[k]:
 			return false
 		}
@@ -93,10 +135,6 @@ func plainClaims(s string, cl *tokenClaims) bool {
 			cl.Subject = str
 		case "aud":
 			cl.Audience = json.RawMessage(`"` + str + `"`)
-		case "mid":
-			cl.MerchantID = str
-		case "ext":
-			cl.ExternalID = str
 		case "iat":
 			cl.IssuedAt = json.Number(num)
 		case "exp":

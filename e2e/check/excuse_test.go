@@ -212,7 +212,7 @@ func TestSavedRunsRejudgeTheirFaults(t *testing.T) {
 			if err := json.Unmarshal(b, &saved); err != nil {
 				t.Fatal(err)
 			}
-			q, err := saved.Params()
+			q, err := saved.Params(tokensvcAPI)
 			if err != nil {
 				t.Fatal(err)
 			}

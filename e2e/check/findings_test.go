@@ -26,7 +26,7 @@ func nullSubjectRun(t *testing.T) Result {
 // duplicateRun is return-existing's bug in goodHistory: alice has two rows.
 func duplicateRun(t *testing.T) Result {
 	good, rows := goodHistory(t)
-	rows = append(rows, Row{ID: "dup", MerchantID: alice.MerchantID, ExternalID: alice.ExternalID, CreatedAt: created})
+	rows = append(rows, Row{ID: "dup", Tenant: alice.MerchantID, Key: alice.ExternalID, CreatedAt: created})
 	res, err := Check(good, rows, params())
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +131,7 @@ func TestCheckIsDeterministic(t *testing.T) {
 	}
 	rows := append([]Row(nil), s.rows...)
 	for i := 3; i < len(s.rows); i += 11 {
-		rows = append(rows, Row{ID: "dup", MerchantID: s.rows[i].MerchantID, ExternalID: s.rows[i].ExternalID, CreatedAt: s.rows[i].CreatedAt})
+		rows = append(rows, Row{ID: "dup", Tenant: s.rows[i].Tenant, Key: s.rows[i].Key, CreatedAt: s.rows[i].CreatedAt})
 	}
 	p := params()
 	p.Contract = contract(t, StrategyAtomic)
@@ -197,7 +197,7 @@ func TestDetectAnyAndRate(t *testing.T) {
 // database no longer has, and the client's catch-up created her again as rowA2.
 func lostWriteRun(t *testing.T) Result {
 	good, rows := goodHistory(t)
-	rowA2 := Row{ID: "a2", MerchantID: rowA.MerchantID, ExternalID: rowA.ExternalID, CreatedAt: created.Add(3 * time.Second)}
+	rowA2 := Row{ID: "a2", Tenant: rowA.Tenant, Key: rowA.Key, CreatedAt: created.Add(3 * time.Second)}
 	rows = slices.DeleteFunc(slices.Clone(rows), func(r Row) bool { return r.ID == rowA.ID })
 	rows = append(rows, rowA2)
 	ops := append(slices.Clone(good), okCreated(t, alice, 3, 0, "pod-a", 4000, 4010, tokenFor(t, rowA2, nil)))
@@ -229,7 +229,7 @@ func TestLostWrite(t *testing.T) {
 	}
 	// The row exists, the token's subject is the external id: a mismatch, not a lost write.
 	good, rows := goodHistory(t)
-	wrong := tokenFor(t, rowA, func(c *claims) { c.Subject = rowA.ExternalID })
+	wrong := tokenFor(t, rowA, func(c *claims) { c.Subject = rowA.Key })
 	body := fmt.Sprintf(`{"token":%q,"customer_id":%q,"created":false}`, wrong, rowA.ID)
 	res, err := Check(replace(good, op(alice, 1, 0, "pod-b", 1, 9, 200, body)), rows, params())
 	if err != nil {

@@ -71,7 +71,7 @@ func groupByCustomer(ops []history.Op, rows []Row, planned []history.Customer) *
 	}
 	rowSlot := make([]int32, len(rows))
 	for i, r := range rows {
-		s, ok := slots[history.Key{MerchantID: r.MerchantID, ExternalID: r.ExternalID}]
+		s, ok := slots[rowKey(&r)]
 		if !ok {
 			s = -1
 		}

@@ -1,7 +1,6 @@
 package check
 
 import (
-	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -9,14 +8,14 @@ import (
 	"github.com/stampede-e2e/stampede/e2e/history"
 )
 
-// RuleMetrics: what the token service's pods counted (tokensvc_registrations_total, one outcome
-// per POST /v1/tokens) agrees with what the clients saw. A second witness, independent of the
+// RuleMetrics: what the target's pods counted (its outcome counter, API.Counter: one outcome per
+// create request) agrees with what the clients saw. A second witness, independent of the
 // history: a service that answers one thing and counts another, or a history that lost or
 // invented answers, shows here.
 const RuleMetrics Rule = "metrics"
 
 // MetricsWitness is what the pods counted during the judged traffic: per pod, per outcome, the
-// increase of tokensvc_registrations_total between a scrape before the traffic and one after.
+// increase of the outcome counter between a scrape before the traffic and one after.
 type MetricsWitness struct {
 	// Pods maps each pod scraped after the traffic to its counts by outcome.
 	Pods map[string]map[string]float64 `json:"pods"`
@@ -25,61 +24,56 @@ type MetricsWitness struct {
 	Gone []string `json:"gone,omitempty"`
 }
 
-// The outcomes the service counts (service/README.md, "Metrics").
-const (
-	OutcomeCreated         = "created"
-	OutcomeExisting        = "existing"
-	OutcomeNullSubject     = "null_subject"
-	OutcomeEmptySubject    = "empty_subject_refused"
-	OutcomeConflict        = "conflict"
-	OutcomeUnavailable     = "unavailable"
-	OutcomeOverloaded      = "overloaded"
-	OutcomeUnauthenticated = "unauthenticated"
-	OutcomeForbidden       = "forbidden"
-	OutcomeError           = "error"
-	OutcomeInvalidInput    = "invalid_input"
-)
-
-// errorOutcomes maps an error body's code to the outcome the service counts for it; any other
-// 4xx code is invalid input.
-var errorOutcomes = map[string]string{
-	"conflict":        OutcomeConflict,
-	"unavailable":     OutcomeUnavailable,
-	"overloaded":      OutcomeOverloaded,
-	"unauthenticated": OutcomeUnauthenticated,
-	"forbidden":       OutcomeForbidden,
-	"empty_subject":   OutcomeEmptySubject,
-	"internal":        OutcomeError,
-}
-
 // OutcomeOf is the outcome the serving pod must have counted for op, from the answer the client
-// got; ok is false when no answer arrived (the pod may have counted anything, or nothing).
-func OutcomeOf(op history.Op) (outcome string, ok bool) {
+// got, by the API's counter; ok is false when no answer arrived (the pod may have counted
+// anything, or nothing) or the API has no counter.
+func OutcomeOf(api *API, op history.Op) (outcome string, ok bool) {
 	if !op.Responded() {
 		return "", false
 	}
+	c := api.Counter
+	if c == nil {
+		return "", false
+	}
+	var buf [8]member
+	o, err := readObject(op.Body, buf[:0])
 	if op.Status >= 200 && op.Status < 300 {
-		var r tokenResponse
-		switch {
-		case json.Unmarshal([]byte(op.Body), &r) != nil:
+		if err != nil {
 			return "unreadable 2xx", true
-		case r.CustomerID == "":
-			return OutcomeNullSubject, true
-		case r.Created != nil && *r.Created:
-			return OutcomeCreated, true
+		}
+		id, _, okID := o.stringAt(op.Body, api.ID)
+		a := answer{}
+		if api.Created != "" {
+			if raw, found := o.lookup(op.Body, api.Created); found && raw != "null" {
+				b, okB := boolValue(raw)
+				okID = okID && okB
+				a.created = &b
+			}
+		}
+		switch created := a.createdBy(api, &op); {
+		case !okID:
+			return "unreadable 2xx", true
+		case id == "" && c.NoID != "":
+			return c.NoID, true
+		case created != nil && *created:
+			return c.New, true
+		case api.Replayed != nil && c.Replayed != "" && op.Status == api.Replayed.Status && op.Status != api.Existing.Status:
+			return c.Replayed, true
 		default:
-			return OutcomeExisting, true
+			return c.Existing, true
 		}
 	}
-	var e errorResponse
-	_ = json.Unmarshal([]byte(op.Body), &e)
-	if o, known := errorOutcomes[e.Error]; known {
-		return o, true
+	var code string
+	if err == nil {
+		code, _, _ = o.stringAt(op.Body, api.ErrorCode)
 	}
-	if op.Status >= 400 && op.Status < 500 {
-		return OutcomeInvalidInput, true
+	if v, known := c.Errors[code]; known && code != "" {
+		return v, true
 	}
-	return fmt.Sprintf("%d %s", op.Status, e.Error), true
+	if op.Status >= 400 && op.Status < 500 && c.InvalidInput != "" {
+		return c.InvalidInput, true
+	}
+	return fmt.Sprintf("%d %s", op.Status, code), true
 }
 
 // checkMetrics compares w with the answers in ops. Per pod still there and outcome, the pod must
@@ -88,15 +82,15 @@ func OutcomeOf(op history.Op) (outcome string, ok bool) {
 // requests that got no answer (the only ones a pod may have counted unseen). Every pod that
 // answered must have been scraped or be gone. Violations carry no customer: they are the
 // run's.
-func checkMetrics(ops []history.Op, w *MetricsWitness) []Violation {
-	if w == nil {
+func checkMetrics(api *API, ops []history.Op, w *MetricsWitness) []Violation {
+	if w == nil || api.Counter == nil {
 		return nil
 	}
 	seen := map[string]map[string]float64{}
 	unanswered := 0
 	var unscraped []string
 	for _, op := range ops {
-		outcome, ok := OutcomeOf(op)
+		outcome, ok := OutcomeOf(api, op)
 		if !ok {
 			unanswered++
 			continue

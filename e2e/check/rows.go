@@ -12,7 +12,7 @@ import (
 // is a mismatch (KindRowMismatch). Rows of other merchants are another run's, not ours. The
 // violations come in row order, stray rows first, so that the result does not depend on how
 // the customers were judged.
-func checkRows(g *grouping, earlier []history.Customer, judgeStrays bool) []Violation {
+func checkRows(api *API, g *grouping, earlier []history.Customer, judgeStrays bool) []Violation {
 	var out []Violation
 	if judgeStrays {
 		out = append(out, strayRows(g, earlier)...)
@@ -22,7 +22,7 @@ func checkRows(g *grouping, earlier []history.Customer, judgeStrays bool) []Viol
 		// The rows' indexes, not rowsOf's copy: this pass runs over every customer of a
 		// million-request history.
 		for _, r := range g.rowIdx[g.rowStart[pc.slot]:g.rowStart[pc.slot+1]] {
-			findings = append(findings, rowMismatches(pc.customer, g.allRows[r])...)
+			findings = append(findings, rowMismatches(api, pc.customer, &g.allRows[r])...)
 		}
 		if len(findings) > 0 {
 			out = append(out, newViolation(RuleRows, pc.customer, nil, findings))
@@ -47,12 +47,12 @@ func strayRows(g *grouping, earlier []history.Customer) []Violation {
 		seen = map[history.Key]int{}
 	)
 	for _, r := range g.allRows {
-		k := history.Key{MerchantID: r.MerchantID, ExternalID: r.ExternalID}
-		if _, judged := g.slots[k]; judged || !merchants[r.MerchantID] || owned[k] {
+		k := rowKey(&r)
+		if _, judged := g.slots[k]; judged || !merchants[r.Tenant] || owned[k] {
 			continue
 		}
 		f := Finding{Kind: KindStrayRow, Detail: fmt.Sprintf("row %s (%s/%s, created %s) belongs to no customer the run planned: no request asked for it",
-			r.ID, r.MerchantID, r.ExternalID, r.CreatedAt.Format("15:04:05.000000"))}
+			r.ID, r.Tenant, r.Key, r.CreatedAt.Format("15:04:05.000000"))}
 		if i, ok := seen[k]; ok {
 			out[i].Findings = append(out[i].Findings, f)
 			out[i].Details = append(out[i].Details, f.Detail)
@@ -60,23 +60,27 @@ func strayRows(g *grouping, earlier []history.Customer) []Violation {
 		}
 		seen[k] = len(out)
 		// Index -1: no planned customer has this key.
-		out = append(out, newViolation(RuleRows, history.Customer{Index: -1, MerchantID: r.MerchantID, ExternalID: r.ExternalID}, nil, []Finding{f}))
+		out = append(out, newViolation(RuleRows, history.Customer{Index: -1, MerchantID: r.Tenant, ExternalID: r.Key}, nil, []Finding{f}))
 	}
 	return out
 }
 
 // rowMismatches compares the columns of r that the request wrote with what c's requests sent:
-// the key (grouping guarantees it) and the contact details, NULL when none was sent.
-func rowMismatches(c history.Customer, r Row) []Finding {
+// the key (grouping guarantees it) and each member the API says the row keeps (API.Agree), NULL
+// when none was sent.
+func rowMismatches(api *API, c history.Customer, r *Row) []Finding {
 	var out []Finding
-	mismatch := func(column, sent string, got *string) {
-		if want := nullable(sent); !equalNullable(want, got) {
-			out = append(out, Finding{Kind: KindRowMismatch, Line: column,
-				Detail: fmt.Sprintf("row %s: %s is %s, its requests sent %s", r.ID, column, showNullable(got), showNullable(want))})
+	for _, field := range api.Agree {
+		value, ok := api.fieldValue(field)
+		if !ok {
+			continue
+		}
+		got := r.Agree[field]
+		if want := nullable(value(c)); !equalNullable(want, got) {
+			out = append(out, Finding{Kind: KindRowMismatch, Line: field,
+				Detail: fmt.Sprintf("row %s: %s is %s, its requests sent %s", r.ID, field, showNullable(got), showNullable(want))})
 		}
 	}
-	mismatch("email", c.Email, r.Email)
-	mismatch("name", c.Name, r.Name)
 	return out
 }
 

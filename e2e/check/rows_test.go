@@ -14,7 +14,7 @@ func withContact(c history.Customer) history.Customer {
 
 // rowOf is r holding what c sent.
 func rowOf(r Row, c history.Customer) Row {
-	r.Email, r.Name = nullable(c.Email), nullable(c.Name)
+	r.Agree = map[string]*string{"email": nullable(c.Email), "name": nullable(c.Name)}
 	return r
 }
 
@@ -52,7 +52,7 @@ func TestRows(t *testing.T) {
 			// nobody asked for.
 			name: "stray row of a judged merchant",
 			edit: func(rows []Row, _ *Params) []Row {
-				return append(rows, Row{ID: "stray", MerchantID: alice.MerchantID, ExternalID: alice.ExternalID + "-shadow", CreatedAt: created})
+				return append(rows, Row{ID: "stray", Tenant: alice.MerchantID, Key: alice.ExternalID + "-shadow", CreatedAt: created})
 			},
 			kinds: []Kind{KindStrayRow},
 		},
@@ -61,7 +61,7 @@ func TestRows(t *testing.T) {
 			edit: func(rows []Row, p *Params) []Row {
 				earlier := history.Customer{Index: 0, MerchantID: alice.MerchantID, ExternalID: "c-8-0"}
 				p.Earlier = []history.Customer{earlier}
-				return append(rows, Row{ID: "earlier", MerchantID: earlier.MerchantID, ExternalID: earlier.ExternalID, CreatedAt: created})
+				return append(rows, Row{ID: "earlier", Tenant: earlier.MerchantID, Key: earlier.ExternalID, CreatedAt: created})
 			},
 		},
 		{
@@ -69,14 +69,14 @@ func TestRows(t *testing.T) {
 			edit: func(rows []Row, p *Params) []Row {
 				reg := history.Customer{Index: 5, MerchantID: bob.MerchantID, ExternalID: "c-8-5"}
 				p.Registered = []history.Customer{reg}
-				return append(rows, Row{ID: "registered", MerchantID: reg.MerchantID, ExternalID: reg.ExternalID, CreatedAt: created})
+				return append(rows, Row{ID: "registered", Tenant: reg.MerchantID, Key: reg.ExternalID, CreatedAt: created})
 			},
 		},
 		{
 			// The truncated-name mutant's shape.
 			name: "wrong name",
 			edit: func(rows []Row, _ *Params) []Row {
-				rows[0].Name = wrong((*rows[0].Name)[:8])
+				rows[0].Agree["name"] = wrong((*rows[0].Agree["name"])[:8])
 				return rows
 			},
 			kinds: []Kind{KindRowMismatch}, lines: []string{"name"},
@@ -84,7 +84,7 @@ func TestRows(t *testing.T) {
 		{
 			name: "wrong email",
 			edit: func(rows []Row, _ *Params) []Row {
-				rows[1].Email = wrong("someone@else.test")
+				rows[1].Agree["email"] = wrong("someone@else.test")
 				return rows
 			},
 			kinds: []Kind{KindRowMismatch}, lines: []string{"email"},
@@ -100,7 +100,7 @@ func TestRows(t *testing.T) {
 		{
 			name: "NULL name though one was sent",
 			edit: func(rows []Row, _ *Params) []Row {
-				rows[0].Name = nil
+				rows[0].Agree["name"] = nil
 				return rows
 			},
 			kinds: []Kind{KindRowMismatch}, lines: []string{"name"},
@@ -110,7 +110,7 @@ func TestRows(t *testing.T) {
 			name: "stray row in params saved before rows were judged",
 			edit: func(rows []Row, p *Params) []Row {
 				p.savedBeforeRows = true
-				return append(rows, Row{ID: "stray", MerchantID: alice.MerchantID, ExternalID: "x", CreatedAt: created})
+				return append(rows, Row{ID: "stray", Tenant: alice.MerchantID, Key: "x", CreatedAt: created})
 			},
 		},
 	} {

@@ -11,48 +11,43 @@ import (
 	"github.com/stampede-e2e/stampede/e2e/history"
 )
 
-// tokenResponse is the 200 body of POST /v1/tokens.
-type tokenResponse struct {
-	Token      string `json:"token"`
-	CustomerID string `json:"customer_id"`
-	Created    *bool  `json:"created"`
-}
-
-// errorResponse is the body of every error response.
-type errorResponse struct {
-	Error   string `json:"error"`
-	Message string `json:"message"`
-}
-
-// tokenClaims are the claims the service signs (service/internal/token.Claims).
-// iat and exp stay numbers as written, so that only whole seconds compare equal.
+// tokenClaims are the claims of a JWT credential: the registered ones the verifier reads, and
+// the others as strings (a claim mapped to a request field, API.Claims). iat and exp stay
+// numbers as written, so that only whole seconds compare equal.
 type tokenClaims struct {
-	Issuer     string          `json:"iss"`
-	Subject    string          `json:"sub"`
-	Audience   json.RawMessage `json:"aud"`
-	MerchantID string          `json:"mid"`
-	ExternalID string          `json:"ext"`
-	IssuedAt   json.Number     `json:"iat"`
-	ExpiresAt  json.Number     `json:"exp"`
-	// NotBefore is not the service's, but a token carrying it is held to it, as a JWT library
+	Issuer   string          `json:"iss"`
+	Subject  string          `json:"sub"`
+	Audience json.RawMessage `json:"aud"`
+	IssuedAt json.Number     `json:"iat"`
+	// ExpiresAt is exp; NotBefore nbf, which a token carrying it is held to, as a JWT library
 	// would.
+	ExpiresAt json.Number `json:"exp"`
 	NotBefore json.Number `json:"nbf"`
+	// others are the string claims beyond the registered ones: in inline (n of them) when
+	// plainClaims read them, which a token's few fit without allocating; in others when
+	// encoding/json did.
+	inline [4]member
+	n      int
+	others []member
 
 	// expires and notBefore are exp and nbf as instants, zero when absent (verifyToken).
 	expires, notBefore time.Time
 }
 
-// apiError is a (status, code) pair of the API's error table.
-type apiError struct {
-	status int
-	code   string
+// other returns the string claim name, "" when absent or not a string.
+func (cl *tokenClaims) other(name string) string {
+	for _, m := range cl.inline[:cl.n] {
+		if m.name == name {
+			return m.raw
+		}
+	}
+	for _, m := range cl.others {
+		if m.name == name {
+			return m.raw
+		}
+	}
+	return ""
 }
-
-// apiErrors are the clean errors of the API for a valid request: the
-// fail-fast loser's 409, 503 while the database is unreachable, 503 from a
-// replica shedding load, and the 500 of a service that refused to sign an empty
-// subject. Which of them a strategy may give, and when, is its Contract's.
-var apiErrors = []apiError{{409, "conflict"}, {503, "unavailable"}, {503, "overloaded"}, {500, "empty_subject"}}
 
 // judgeEnv is what every customer's judgement reads; it is shared by the
 // workers and never written.
@@ -96,8 +91,10 @@ type judgement struct {
 // per distinct body.
 type answer struct {
 	body string
-	// members is what is wrong with the body's members, held to the token Promise; "" for nothing.
+	// members is what is wrong with the body's members, held to promise (the promise of the first
+	// answer with the body); "" for nothing.
 	members    string
+	promise    *Promise
 	parsed     bool
 	token      string
 	customerID string
@@ -232,7 +229,7 @@ func (e *judgeEnv) classify(v *customerView, w *worker) judgement {
 		r := &v.reqs[k]
 		r.answer = -1
 		if e.authChecked() {
-			f, judged := judgeAuth(v.c, op)
+			f, judged := judgeAuth(&e.p.API, v.c, op)
 			r.auth = f
 			if judged {
 				if f == nil {
@@ -271,12 +268,12 @@ func (e *judgeEnv) classifySuccess(v *customerView, r *request, op *history.Op, 
 	ai := slices.IndexFunc(v.answers, func(a answer) bool { return a.body == op.Body })
 	if ai < 0 {
 		ai = len(v.answers)
-		v.answers = append(v.answers, judgeAnswer(op.Body, v.c, v.rows, w.verifier))
+		v.answers = append(v.answers, judgeAnswer(&e.p.API, op, v.c, v.rows, w.verifier))
 		j.identities = addIdentities(j.identities, &v.answers[ai], op)
 	}
 	r.answer = ai
 	a := &v.answers[ai]
-	if a.parsed && a.created != nil && *a.created {
+	if created := a.createdBy(&e.p.API, op); a.parsed && created != nil && *created {
 		v.trueOps = append(v.trueOps, op)
 	}
 	if a.err != nil {
@@ -294,7 +291,7 @@ func (e *judgeEnv) classifyError(v *customerView, r *request, op *history.Op, j 
 		// The statement may have committed before the answer failed.
 		v.mayHaveCreated = true
 	}
-	if r.code, r.dirty = cleanError(op); r.dirty != nil {
+	if r.code, r.dirty = cleanError(&e.p.API, op); r.dirty != nil {
 		return
 	}
 	var ok bool
@@ -478,10 +475,13 @@ func judgeAuthRule(e *judgeEnv, v *customerView) []findingOps {
 func judgeCreated(e *judgeEnv, v *customerView) []findingOps {
 	var out []findingOps
 	for k, op := range v.ops {
-		if r := &v.reqs[k]; r.class == opSuccess && v.answers[r.answer].parsed && v.answers[r.answer].created == nil {
+		if r := &v.reqs[k]; e.p.API.Created != "" && r.class == opSuccess && v.answers[r.answer].parsed && v.answers[r.answer].created == nil {
 			out = append(out, findingOps{Finding{Kind: KindCreatedBreach, Request: op.ID(), Line: CreatedFlagMissing,
 				Detail: fmt.Sprintf("%s: 2xx without a created flag", op.ID())}, []*history.Op{op}})
 		}
+	}
+	if !e.p.API.tellsCreated() {
+		return out
 	}
 	return append(out, createdBreaches(v.c, v.rows, v.registered, v.trueOps, v.successes, v.mayHaveCreated, v.firstOK, e.p.Coverage.ClockSkewBound,
 		func(op *history.Op) *answer { return &v.answers[v.reqs[slices.Index(v.ops, op)].answer] })...)
@@ -508,14 +508,14 @@ func judgeFinalToken(e *judgeEnv, v *customerView) []findingOps {
 
 // judgeAPIShape applies RuleAPIShape to each answer: an error's shape (a refused key's
 // included), and a 2xx's with its body's, judged once per distinct body.
-func judgeAPIShape(_ *judgeEnv, v *customerView) []findingOps {
+func judgeAPIShape(e *judgeEnv, v *customerView) []findingOps {
 	var out []findingOps
 	for k, op := range v.ops {
 		switch r := &v.reqs[k]; {
 		case op.Responded() && !op.Succeeded():
-			out = append(out, judgeErrorShape(op)...)
+			out = append(out, judgeErrorShape(&e.p.API, op)...)
 		case r.class == opSuccess:
-			out = append(out, judgeTokenShape(op, v.answers[r.answer].members)...)
+			out = append(out, judgeSuccessShape(&e.p.API, op, &v.answers[r.answer])...)
 		}
 	}
 	return out
@@ -572,37 +572,76 @@ func createdBreaches(c history.Customer, rows []Row, registered bool, trueOps, s
 	return out
 }
 
-// judgeAnswer parses a 2xx body and has verifier judge its token against the request and the
-// rows.
-func judgeAnswer(body string, c history.Customer, rows []Row, verifier Verifier) answer {
-	a := answer{body: body, members: tokenMembersProblem(body)}
-	resp, err := parseTokenResponse(body)
+// judgeAnswer reads the 2xx body of op by api and has verifier judge its credential against
+// the request and the rows.
+func judgeAnswer(api *API, op *history.Op, c history.Customer, rows []Row, verifier Verifier) answer {
+	body := op.Body
+	a := answer{body: body}
+	var buf [8]member
+	o, err := readObject(body, buf[:0])
 	if err != nil {
+		a.members = fmt.Sprintf("body is not a JSON object: %v (body %q)", err, excerpt(body))
 		a.err = fmt.Errorf("2xx body is not a token response: %w (body %q)", err, excerpt(body))
 		return a
 	}
-	a.parsed, a.token, a.customerID, a.created = true, resp.Token, resp.CustomerID, resp.Created
-	if resp.Token == "" {
+	id, _, okID := o.stringAt(body, api.ID)
+	var created *bool
+	if api.Created != "" {
+		if raw, found := o.lookup(body, api.Created); found && raw != "null" {
+			b, ok := boolValue(raw)
+			if !ok {
+				okID = false
+			}
+			created = &b
+		}
+	}
+	tok, _, okTok := "", false, true
+	if api.Credential != "" {
+		tok, _, okTok = o.stringAt(body, api.Credential)
+	}
+	a.created = created
+	a.promise = api.success(op.Status, a.createdBy(api, op))
+	a.members = membersProblem(o, a.promise)
+	if !okID || !okTok {
+		a.err = fmt.Errorf("2xx body is not a token response: a member of the wrong type (body %q)", excerpt(body))
+		return a
+	}
+	a.parsed, a.token, a.customerID = true, tok, id
+	if api.Credential != "" && tok == "" {
 		a.err = fmt.Errorf("2xx body has no token (body %q)", excerpt(body))
 		return a
 	}
-	a.v = verifier.Verify(resp.Token, c, resp.CustomerID, rows)
+	a.v = verifier.Verify(tok, c, id, rows)
 	a.err = a.v.Err
 	return a
 }
 
-// cleanError returns the error code of a non-2xx response, or why it is not
-// one of the API's clean errors.
-func cleanError(op *history.Op) (string, error) {
-	var e errorResponse
-	if err := json.Unmarshal([]byte(op.Body), &e); err != nil {
+// createdBy is the created flag of op, whose body is a's: the body's flag when the API has one,
+// else whether its status is the new outcome's when that tells it (API.tellsCreated), else nil.
+func (a *answer) createdBy(api *API, op *history.Op) *bool {
+	switch {
+	case api.Created != "":
+		return a.created
+	case api.statusTellsCreated():
+		return new(op.Status == api.New.Status)
+	}
+	return nil
+}
+
+// cleanError returns the error code of a non-2xx response, or why it is not one of the API's
+// clean errors (API.Errors' Clean).
+func cleanError(api *API, op *history.Op) (string, error) {
+	var buf [8]member
+	o, err := readObject(op.Body, buf[:0])
+	if err != nil {
 		return "", fmt.Errorf("status %d with a body that is not JSON: %q", op.Status, excerpt(op.Body))
 	}
-	if e.Error == "" {
+	code, _, ok := o.stringAt(op.Body, api.ErrorCode)
+	if !ok || code == "" {
 		return "", fmt.Errorf("status %d without an error code: %q", op.Status, excerpt(op.Body))
 	}
-	if !slices.Contains(apiErrors, apiError{op.Status, e.Error}) {
-		return "", fmt.Errorf("unexpected status %d with error %q", op.Status, e.Error)
+	if p := api.errorPromise(code, op.Status); p == nil || p.Status != op.Status || !p.Clean {
+		return "", fmt.Errorf("unexpected status %d with error %q", op.Status, code)
 	}
-	return e.Error, nil
+	return code, nil
 }

@@ -67,6 +67,9 @@ type SavedParams struct {
 	// issuer, audience, token TTL or public key.
 	Verifier VerifierKind `json:"verifier,omitempty"`
 	Claims   []ClaimField `json:"claims,omitempty"`
+	// API is the API the run was judged by; absent in runs saved before it was saved, which are
+	// judged by the API their caller gives (Params: the token service's, the only target then).
+	API *API `json:"api,omitempty"`
 }
 
 // JWK is an Ed25519 public key as a JSON Web Key.
@@ -126,6 +129,7 @@ func (p Params) Save() SavedParams {
 		Scrapes:    p.Scrapes,
 		Verifier:   p.Verifier,
 		Claims:     p.Claims,
+		API:        &p.API,
 	}
 	if p.Scrapes == nil {
 		s.Metrics = p.Metrics
@@ -134,14 +138,19 @@ func (p Params) Save() SavedParams {
 }
 
 // Params returns the Params s saved, or why they cannot judge anything; the caller sets Base
-// from where the artifacts keep it.
-func (s SavedParams) Params() (Params, error) {
+// from where the artifacts keep it. A file saved before the API was (no "api") is judged by
+// defaultAPI, which the caller reads from the token service's target file.
+func (s SavedParams) Params(defaultAPI API) (Params, error) {
+	api := defaultAPI
+	if s.API != nil {
+		api = *s.API
+	}
 	strategy := s.Strategy
 	v1 := s.Version == 0
 	if v1 && s.Contract != nil {
 		strategy = s.Contract.Strategy
 	}
-	jwt := s.Verifier != VerifierEqual
+	jwt := s.Verifier == VerifierJWT || s.Verifier == "" && api.Verifier != VerifierEqual
 	var key ed25519.PublicKey
 	if jwt {
 		var err error
@@ -162,6 +171,7 @@ func (s SavedParams) Params() (Params, error) {
 		}
 	}
 	return Params{
+		API:             api,
 		Verifier:        s.Verifier,
 		Claims:          s.Claims,
 		PublicKey:       key,

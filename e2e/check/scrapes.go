@@ -1,6 +1,7 @@
 package check
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -12,10 +13,7 @@ import (
 	"github.com/stampede-e2e/stampede/e2e/history"
 )
 
-// RegistrationsMetric is the token service's counter of POST /v1/tokens outcomes.
-const RegistrationsMetric = "tokensvc_registrations_total"
-
-// MetricsScrapes are the token service's pods' metrics as they were scraped, raw Prometheus
+// MetricsScrapes are the target's pods' metrics as they were scraped, raw Prometheus
 // text by pod name: Before the judged traffic (when the previous judged traffic ended, or the
 // deployment became ready) and After it. Check parses them into the MetricsWitness, the same way
 // live and in a re-check from judge.json, so that the witness is never taken on trust.
@@ -24,28 +22,28 @@ type MetricsScrapes struct {
 	After  map[string]string `json:"after"`
 }
 
-// ParseRegistrations sums RegistrationsMetric by outcome from a Prometheus text exposition.
-func ParseRegistrations(text string) (map[string]float64, error) {
+// ParseOutcomes sums the counter c by its outcome label from a Prometheus text exposition.
+func ParseOutcomes(text string, c *Counter) (map[string]float64, error) {
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(strings.NewReader(text))
 	if err != nil {
 		return nil, fmt.Errorf("parse metrics: %w", err)
 	}
 	out := map[string]float64{}
-	f, ok := families[RegistrationsMetric]
+	f, ok := families[c.Name]
 	if !ok {
-		// A pod that has served no registration yet has no series: zero of everything.
+		// A pod that has served no request yet has no series: zero of everything.
 		return out, nil
 	}
 	for _, m := range f.GetMetric() {
 		outcome := ""
 		for _, l := range m.GetLabel() {
-			if l.GetName() == "outcome" {
+			if l.GetName() == c.Label {
 				outcome = l.GetValue()
 			}
 		}
 		if outcome == "" || m.GetCounter() == nil {
-			return nil, fmt.Errorf("parse metrics: %s without an outcome label or not a counter", RegistrationsMetric)
+			return nil, fmt.Errorf("parse metrics: %s without an %s label or not a counter", c.Name, c.Label)
 		}
 		out[outcome] += m.GetCounter().GetValue()
 	}
@@ -53,14 +51,14 @@ func ParseRegistrations(text string) (map[string]float64, error) {
 }
 
 // parseAll parses every pod's scrape.
-func parseAll(scrapes map[string]string) (map[string]map[string]float64, error) {
+func parseAll(scrapes map[string]string, c *Counter) (map[string]map[string]float64, error) {
 	out := make(map[string]map[string]float64, len(scrapes))
 	for _, pod := range slices.Sorted(maps.Keys(scrapes)) {
-		c, err := ParseRegistrations(scrapes[pod])
+		counts, err := ParseOutcomes(scrapes[pod], c)
 		if err != nil {
 			return nil, fmt.Errorf("metrics of %s: %w", pod, err)
 		}
-		out[pod] = c
+		out[pod] = counts
 	}
 	return out, nil
 }
@@ -70,12 +68,15 @@ func parseAll(scrapes map[string]string) (map[string]map[string]float64, error) 
 // answered in ops (X-Served-By), and were not running to be scraped after (deleted, scaled
 // away: a pod a fault started and removed again lived wholly in between), and those whose
 // counters went down (a restarted container): what they counted is lost.
-func (s MetricsScrapes) Witness(ops []history.Op) (*MetricsWitness, error) {
-	before, err := parseAll(s.Before)
+func (s MetricsScrapes) Witness(ops []history.Op, c *Counter) (*MetricsWitness, error) {
+	if c == nil {
+		return nil, errors.New("the API has no outcome counter to read the scrapes by")
+	}
+	before, err := parseAll(s.Before, c)
 	if err != nil {
 		return nil, fmt.Errorf("scrapes before: %w", err)
 	}
-	after, err := parseAll(s.After)
+	after, err := parseAll(s.After, c)
 	if err != nil {
 		return nil, fmt.Errorf("scrapes after: %w", err)
 	}

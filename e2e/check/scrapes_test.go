@@ -19,17 +19,17 @@ tokensvc_registrations_total{outcome="existing",strategy="legacy"} 1
 # TYPE go_goroutines gauge
 go_goroutines 7
 `
-	got, err := ParseRegistrations(text)
+	got, err := ParseOutcomes(text, tokensvcAPI.Counter)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := map[string]float64{"created": 3, "existing": 6}; !reflect.DeepEqual(got, want) {
 		t.Errorf("ParseRegistrations = %v, want %v", got, want)
 	}
-	if got, err := ParseRegistrations("go_goroutines 7\n"); err != nil || len(got) != 0 {
+	if got, err := ParseOutcomes("go_goroutines 7\n", tokensvcAPI.Counter); err != nil || len(got) != 0 {
 		t.Errorf("no series yet: %v, %v", got, err)
 	}
-	if _, err := ParseRegistrations("tokensvc_registrations_total{outcome=\n"); err == nil {
+	if _, err := ParseOutcomes("tokensvc_registrations_total{outcome=\n", tokensvcAPI.Counter); err == nil {
 		t.Error("a broken exposition parsed")
 	}
 }
@@ -51,7 +51,7 @@ func TestScrapesWitness(t *testing.T) {
 	}
 	// "between" came and went while the traffic ran (a scale fault): it answered, and is gone.
 	ops := []history.Op{{Pod: "a"}, {Pod: "between"}, {Pod: "new"}, {Pod: ""}}
-	w, err := s.Witness(ops)
+	w, err := s.Witness(ops, tokensvcAPI.Counter)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestScrapesWitness(t *testing.T) {
 		t.Errorf("Witness = %+v, want pods %v and gone [between gone restarted]", w, want)
 	}
 	s.After["a"] = "tokensvc_registrations_total{outcome=\n"
-	if _, err := s.Witness(ops); err == nil || !strings.Contains(err.Error(), "metrics of a") {
+	if _, err := s.Witness(ops, tokensvcAPI.Counter); err == nil || !strings.Contains(err.Error(), "metrics of a") {
 		t.Errorf("a scrape that does not parse: %v; want an error naming the pod", err)
 	}
 }
@@ -72,7 +72,7 @@ func TestSavedScrapesRejudged(t *testing.T) {
 	ops, rows := goodHistory(t)
 	counts := map[string]map[string]int{}
 	for _, op := range ops {
-		if o, ok := OutcomeOf(op); ok {
+		if o, ok := OutcomeOf(&tokensvcAPI, op); ok {
 			if counts[op.Pod] == nil {
 				counts[op.Pod] = map[string]int{}
 			}
@@ -105,7 +105,7 @@ func TestSavedScrapesRejudged(t *testing.T) {
 		if err := json.Unmarshal(b, &saved); err != nil {
 			t.Fatal(err)
 		}
-		q, err := saved.Params()
+		q, err := saved.Params(tokensvcAPI)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -127,7 +127,7 @@ func TestSavedScrapesRejudged(t *testing.T) {
 	loose.Lines = append(loose.Lines, ContractLine{ID: "anything", Status: 409, Code: "conflict"})
 	old := params().Save()
 	old.Version, old.Strategy, old.Contract = 0, "", &loose
-	q, err := old.Params()
+	q, err := old.Params(tokensvcAPI)
 	if err != nil || !reflect.DeepEqual(q.Contract, contract(t, StrategyAtomic)) {
 		t.Fatalf("version 1 contract %+v (%v); want atomic's from ContractFor", q.Contract, err)
 	}

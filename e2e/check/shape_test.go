@@ -197,13 +197,35 @@ func TestErrorMembers(t *testing.T) {
 func TestContractKeepsTheRetryAfterPromise(t *testing.T) {
 	for _, s := range []string{StrategyLegacy, StrategyReturnExisting, StrategyFailFast, StrategyAtomic} {
 		for _, l := range contract(t, s).Lines {
-			p := promiseOf(l.Code)
+			p := tokensvcAPI.errorPromise(l.Code, l.Status)
 			if p == nil || p.Status != l.Status || p.RetryAfter != l.RetryAfter {
 				t.Errorf("%s line %s: %d %s, Retry-After %v; the table says %+v", s, l.ID, l.Status, l.Code, l.RetryAfter, p)
 			}
 		}
 	}
-	if n := len(slices.DeleteFunc(slices.Clone(APIShape), func(p Promise) bool { return !p.RetryAfter })); n != 3 {
+	if n := len(slices.DeleteFunc(slices.Clone(tokensvcAPI.Errors), func(p ErrorPromise) bool { return !p.RetryAfter })); n != 3 {
 		t.Errorf("%d outcomes promise Retry-After, want 3 (conflict, overloaded, unavailable)", n)
 	}
 }
+
+// decodeErrorBody returns the code of an error body, by the token service's API, and what is
+// wrong with its members; ok false for a body that is no error object.
+func decodeErrorBody(body string) (code, problem string, ok bool) {
+	var buf [8]member
+	o, err := readObject(body, buf[:0])
+	if err != nil {
+		return "", "", false
+	}
+	code, _, okCode := o.stringAt(body, tokensvcAPI.ErrorCode)
+	if !okCode || code == "" {
+		return "", "", false
+	}
+	p := tokensvcAPI.errorPromise(code, 0)
+	if p == nil {
+		return code, "", true
+	}
+	return code, membersProblem(o, &p.Promise), true
+}
+
+// tokenMembersProblem is what is wrong with a 2xx body's members, held to the token service's.
+func tokenMembersProblem(body string) string { return bodyMembersProblem(body, &tokensvcAPI.New) }

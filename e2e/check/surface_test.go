@@ -83,8 +83,8 @@ func (s *surfaceService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if !found {
-		row = Row{ID: fmt.Sprintf("0b6c8a52-0000-4000-8000-%012d", len(s.rows)), MerchantID: k.MerchantID, ExternalID: k.ExternalID,
-			Email: nullable(req.Email), Name: nullable(req.Name), CreatedAt: time.Now().UTC().Truncate(time.Microsecond)}
+		row = Row{ID: fmt.Sprintf("0b6c8a52-0000-4000-8000-%012d", len(s.rows)), Tenant: k.MerchantID, Key: k.ExternalID,
+			Agree: map[string]*string{"email": nullable(req.Email), "name": nullable(req.Name)}, CreatedAt: time.Now().UTC().Truncate(time.Microsecond)}
 		s.rows[k] = row
 		s.order = append(s.order, k)
 	}

@@ -3,13 +3,14 @@ package check
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/stampede-e2e/stampede/e2e/history"
 )
 
 // The clauses of RuleTenants, as Finding.Line names them: what two customers were both given.
 const (
-	// TenantsCustomerID: a customer_id in a 2xx body.
+	// TenantsCustomerID: an entity id in a 2xx body (API.ID).
 	TenantsCustomerID = "distinct-customer-id"
 	// TenantsSubject: a verified token's sub claim.
 	TenantsSubject = "distinct-subject"
@@ -52,7 +53,7 @@ func addIdentities(ids []identity, a *answer, op *history.Op) []identity {
 
 // checkTenants applies RuleTenants: each identity belongs to the first customer (in report
 // order) that was given it; every later customer given it too gets a violation naming both.
-func checkTenants(g *grouping, judgements []judgement) []Violation {
+func checkTenants(api *API, g *grouping, judgements []judgement) []Violation {
 	type owner struct {
 		customer int
 		op       *history.Op
@@ -75,7 +76,8 @@ func checkTenants(g *grouping, judgements []judgement) []Violation {
 				continue
 			}
 			other := g.customers[o.customer].customer
-			what := map[string]string{TenantsCustomerID: "customer_id %q", TenantsSubject: "token subject %q", TenantsToken: "token %s"}[id.line]
+			// The id is named as the API's body names it (API.ID's member).
+			what := map[string]string{TenantsCustomerID: strings.ReplaceAll(pointerName(api.ID), "%", "%%") + " %q", TenantsSubject: "token subject %q", TenantsToken: "token %s"}[id.line]
 			value := id.value
 			if id.line == TenantsToken {
 				value = Fingerprint(value)

@@ -17,22 +17,6 @@ import (
 	"github.com/stampede-e2e/stampede/e2e/history"
 )
 
-// parseTokenResponse decodes a 2xx body as json.Unmarshal does. The body the
-// service writes (json.Marshal of its three fields, a newline) is read without
-// the reflection of encoding/json, which would otherwise cost a big run as much
-// as a third of its signature checks; any other body goes to json.Unmarshal.
-func parseTokenResponse(body string) (tokenResponse, error) {
-	rest, ok := strings.CutPrefix(strings.TrimSuffix(body, "\n"), `{"token":"`)
-	token, rest, ok2 := cutPlain(rest, `","customer_id":"`)
-	id, rest, ok3 := cutPlain(rest, `","created":`)
-	if ok && ok2 && ok3 && (rest == "true}" || rest == "false}") {
-		return tokenResponse{Token: token, CustomerID: id, Created: new(rest == "true}")}, nil
-	}
-	var resp tokenResponse
-	err := json.Unmarshal([]byte(body), &resp)
-	return resp, err
-}
-
 // cutPlain cuts s at sep like strings.Cut, and reports false unless what comes
 // before sep is printable ASCII with nothing a JSON string would escape.
 func cutPlain(s, sep string) (before, after string, ok bool) {
@@ -41,12 +25,21 @@ func cutPlain(s, sep string) (before, after string, ok bool) {
 		return "", "", false
 	}
 	for i := range len(before) {
-		if c := before[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+		if !plainByte[before[i]] {
 			return "", "", false
 		}
 	}
 	return before, after, true
 }
+
+// plainByte says which bytes a JSON string holds as themselves: printable ASCII but the quote
+// and the backslash.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c <= 0x7e; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // tokenRules are what a token is held to: the key its header's kid selects, its issuer, and
 // unless the params were saved before the service had them (zero), its audience and lifetime.
@@ -63,6 +56,23 @@ type tokenRules struct {
 	ttl      time.Duration
 	// claims are the claims held to the request's fields (Params.Claims).
 	claims claimMap
+	// credential is the API's pointer to a success's credential; needle, when it names a
+	// top-level member, how that member begins in a flat body ("NAME":").
+	credential, needle string
+}
+
+// quickCredential finds the credential of a 2xx body for prepare: in a flat body by its member's
+// beginning alone, without reading the body. A verdict is the credential's alone, so a body
+// found otherwise here than when judged only costs its credential a verification then.
+func (r tokenRules) quickCredential(body string) (string, bool) {
+	if r.needle != "" {
+		if i := strings.Index(body, r.needle); i >= 0 {
+			tok, _, ok := strings.Cut(body[i+len(r.needle):], `"`)
+			return tok, ok
+		}
+	}
+	tok, _, ok := stringMember(body, r.credential)
+	return tok, ok
 }
 
 // tokenCache is what one worker of Check knows about the tokens it is judging: the signature
@@ -135,12 +145,10 @@ func (tc *tokenCache) prepare(r tokenRules, all []history.Op, ops []int32) {
 		if !op.Succeeded() {
 			continue
 		}
-		// The token as the service writes it, found without reading the whole body: a verdict
-		// is the token's alone, so a body read otherwise when judged (escapes, other field
-		// order) only costs its token a verification then.
-		tok, ok := strings.CutPrefix(op.Body, `{"token":"`)
-		tok, _, ok2 := strings.Cut(tok, `"`)
-		if !ok || !ok2 {
+		// A verdict is the token's alone: a body read otherwise when judged only costs its
+		// token a verification then.
+		tok, ok := r.quickCredential(op.Body)
+		if !ok || tok == "" {
 			continue
 		}
 		if _, seen := tc.verdicts[tok]; seen {
@@ -355,16 +363,16 @@ func numericDate(n json.Number) (time.Time, error) {
 }
 
 // matchRow lists how a verified token disagrees with the answer that carried it (naming
-// customerID), its request (fields: requestProblems', in order) and the database. With two or
+// customerID, its member idName), its request (fields: requestProblems', in order) and the database. With two or
 // more rows the sub must be one of them (RuleOneRow reports the duplicates); with none only the
 // answer and the request are compared (RuleOneRow reports the lost row).
-func matchRow(customerID string, cl *tokenClaims, rows []Row, fields []string) []string {
+func matchRow(idName, customerID string, cl *tokenClaims, rows []Row, fields []string) []string {
 	var problems []string
 	if cl.Subject == "" {
 		problems = append(problems, "empty subject")
 	}
 	if customerID != cl.Subject {
-		problems = append(problems, fmt.Sprintf("customer_id %q, token sub %q", customerID, cl.Subject))
+		problems = append(problems, fmt.Sprintf("%s %q, token sub %q", idName, customerID, cl.Subject))
 	}
 	problems = append(problems, fields...)
 	if cl.Subject == "" || len(rows) == 0 {

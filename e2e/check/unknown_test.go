@@ -152,7 +152,7 @@ func TestRestartsSaved(t *testing.T) {
 	if err := json.Unmarshal(b, &saved); err != nil {
 		t.Fatal(err)
 	}
-	back, err := saved.Params()
+	back, err := saved.Params(tokensvcAPI)
 	if err != nil || !slices.Equal(back.Restarts, p.Restarts) {
 		t.Fatalf("restarts back %+v (%v), want %+v", back.Restarts, err, p.Restarts)
 	}
@@ -167,7 +167,7 @@ func TestRestartsSaved(t *testing.T) {
 	if err := json.Unmarshal(b, &saved); err != nil {
 		t.Fatal(err)
 	}
-	if back, err := saved.Params(); err != nil || back.Restarts != nil {
+	if back, err := saved.Params(tokensvcAPI); err != nil || back.Restarts != nil {
 		t.Fatalf("an older judge.json: restarts %+v, %v; want none", back.Restarts, err)
 	}
 	if b, _ := json.Marshal(params().Save()); strings.Contains(string(b), "restarts") {

@@ -74,7 +74,7 @@ func newVerifier(p Params, rules *tokenRules) Verifier {
 	if p.Verifier == VerifierEqual {
 		return equalVerifier{}
 	}
-	return &jwtVerifier{rules: rules}
+	return &jwtVerifier{rules: rules, idName: pointerName(p.API.ID)}
 }
 
 // equalVerifier reads nothing in a credential: that it be the same for one key is RuleOneToken's.
@@ -82,15 +82,30 @@ type equalVerifier struct{}
 
 func (equalVerifier) Prepare([]history.Op, []int32) {}
 
-func (equalVerifier) Verify(string, history.Customer, string, []Row) Verification {
-	return Verification{}
+// Verify holds the answer's id to the rows, as the JWT verifier holds a token's subject: an
+// answer that names no entity, or another than the key's row, is wrong whatever its credential.
+func (equalVerifier) Verify(_ string, _ history.Customer, id string, rows []Row) Verification {
+	// Subject stays empty: RuleTenants compares the ids and the credentials themselves.
+	v := Verification{EmptySubject: id == ""}
+	switch {
+	case id == "":
+		v.Problems = []string{"empty id"}
+	case len(rows) == 0:
+		v.LostWrite = true
+		v.Problems = []string{fmt.Sprintf("id %q has no row", id)}
+	case !slices.ContainsFunc(rows, func(r Row) bool { return r.ID == id }):
+		v.Problems = []string{fmt.Sprintf("id %q is not the row id %q", id, rows[0].ID)}
+	}
+	return v
 }
 
 // jwtVerifier verifies a worker's tokens: the signatures of a batch at once, one batch per key
 // (tokenCache.prepare), and the claims of each token as it is judged.
 type jwtVerifier struct {
 	rules *tokenRules
-	tc    tokenCache
+	// idName names the answer's id in findings (API.ID's last token).
+	idName string
+	tc     tokenCache
 	// last is the token verified last and what was found: a customer's answers repeat one
 	// token (created=true, then false), which needs reading once.
 	last       string
@@ -112,7 +127,7 @@ func (v *jwtVerifier) Verify(tok string, c history.Customer, id string, rows []R
 	}
 	cl := &v.lastClaims
 	fields := v.rules.claims.requestProblems(c, cl)
-	problems := matchRow(id, cl, rows, fields)
+	problems := matchRow(v.idName, id, cl, rows, fields)
 	return Verification{
 		Subject:      cl.Subject,
 		EmptySubject: cl.Subject == "",
@@ -146,58 +161,37 @@ func (w validity) at(received time.Time) error {
 type ClaimField struct {
 	// Claim is the claim's name in the token.
 	Claim string `json:"claim"`
-	// Field is the request field: merchant_id or external_id (RequestFields).
+	// Field is the request body's member (API.Fields).
 	Field string `json:"field"`
 }
-
-// RequestFields are the request fields a claim can be held to, by name.
-var RequestFields = map[string]func(history.Customer) string{
-	"merchant_id": func(c history.Customer) string { return c.MerchantID },
-	"external_id": func(c history.Customer) string { return c.ExternalID },
-}
-
-// DefaultClaims are the token service's claims beyond the registered ones: mid is the merchant
-// and ext the external id of the request. The JWT verifier's sub is the row's id (and the
-// answer's), and its iat the row's creation, whatever the mapping: those are the claims' meaning
-// in RFC 7519.
-var DefaultClaims = []ClaimField{{Claim: "mid", Field: "merchant_id"}, {Claim: "ext", Field: "external_id"}}
 
 // claimMap is a mapping of claims to request fields, resolved once.
 type claimMap []resolvedClaim
 
 type resolvedClaim struct {
 	claim string
-	value func(*tokenClaims) string
 	field func(history.Customer) string
 }
 
-// tokenClaimValues are the claims beyond the registered ones that the checker reads from a
-// token (tokenClaims' fields), by name.
-var tokenClaimValues = map[string]func(*tokenClaims) string{
-	"mid": func(cl *tokenClaims) string { return cl.MerchantID },
-	"ext": func(cl *tokenClaims) string { return cl.ExternalID },
-}
-
-// resolveClaims checks a mapping (nil for DefaultClaims) and resolves it, or says which entry
-// names a claim or a field the checker does not know.
-func resolveClaims(fields []ClaimField) (claimMap, error) {
+// resolveClaims checks a mapping (nil for the API's) and resolves it, or says which entry names
+// a field the request does not have or a registered claim, which the verifier reads itself.
+func resolveClaims(api *API, fields []ClaimField) (claimMap, error) {
 	if fields == nil {
-		fields = DefaultClaims
+		fields = api.Claims
 	}
 	var (
 		out  claimMap
 		errs []error
 	)
 	for _, f := range fields {
-		value, okClaim := tokenClaimValues[f.Claim]
-		field, okField := RequestFields[f.Field]
+		field, okField := api.fieldValue(f.Field)
 		switch {
-		case !okClaim:
-			errs = append(errs, fmt.Errorf("claim %q is not one the checker reads (%s)", f.Claim, strings.Join(slices.Sorted(maps.Keys(tokenClaimValues)), ", ")))
+		case isRegistered(f.Claim):
+			errs = append(errs, fmt.Errorf("claim %q is a registered claim, which the verifier reads itself", f.Claim))
 		case !okField:
-			errs = append(errs, fmt.Errorf("claim %q: request field %q is not one of %s", f.Claim, f.Field, strings.Join(slices.Sorted(maps.Keys(RequestFields)), ", ")))
+			errs = append(errs, fmt.Errorf("claim %q: request field %q is not one of %s", f.Claim, f.Field, strings.Join(slices.Sorted(maps.Keys(api.Fields)), ", ")))
 		default:
-			out = append(out, resolvedClaim{claim: f.Claim, value: value, field: field})
+			out = append(out, resolvedClaim{claim: f.Claim, field: field})
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -210,7 +204,7 @@ func resolveClaims(fields []ClaimField) (claimMap, error) {
 func (m claimMap) requestProblems(c history.Customer, cl *tokenClaims) []string {
 	var problems []string
 	for _, rc := range m {
-		if got, want := rc.value(cl), rc.field(c); got != want {
+		if got, want := cl.other(rc.claim), rc.field(c); got != want {
 			problems = append(problems, fmt.Sprintf("%s %q, request had %q", rc.claim, got, want))
 		}
 	}

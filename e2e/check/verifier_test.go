@@ -169,8 +169,8 @@ func TestClaimMapping(t *testing.T) {
 	}
 
 	p := params()
-	p.Claims = []ClaimField{{Claim: "tenant", Field: "merchant_id"}, {Claim: "ext", Field: "email"}}
-	if _, err := Check(good, rows, p); err == nil || !strings.Contains(err.Error(), `claim "tenant"`) || !strings.Contains(err.Error(), `request field "email"`) {
+	p.Claims = []ClaimField{{Claim: "iat", Field: "merchant_id"}, {Claim: "ext", Field: "phone"}}
+	if _, err := Check(good, rows, p); err == nil || !strings.Contains(err.Error(), `claim "iat"`) || !strings.Contains(err.Error(), `request field "phone"`) {
 		t.Errorf("Check with unknown claim and field: %v, want an error naming both", err)
 	}
 }
@@ -194,7 +194,7 @@ func TestSavedVerifier(t *testing.T) {
 		if err := json.Unmarshal(b, &fields); err != nil {
 			t.Fatal(err)
 		}
-		back, err := s.Params()
+		back, err := s.Params(tokensvcAPI)
 		if err != nil {
 			t.Fatalf("saved %s: %v", b, err)
 		}

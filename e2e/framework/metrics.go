@@ -21,7 +21,7 @@ type PodScrapes map[string]string
 
 // ScrapeRegistrations reads the metrics of every running token-service pod of the deployment,
 // raw, through a port-forward to its metrics port (which no Service exposes and no policy
-// opens). It checks that each parses (check.ParseRegistrations), so that a scrape the checker
+// opens). It checks that each parses (check.ParseOutcomes, by the target's outcome counter), so that a scrape the checker
 // could not read is retried here instead of failing the judgement.
 func (d *Deployment) ScrapeRegistrations(ctx context.Context) (PodScrapes, error) {
 	if o := d.Env.Config.Target.Observability; o == nil || o.Metrics == nil {
@@ -31,6 +31,11 @@ func (d *Deployment) ScrapeRegistrations(ctx context.Context) (PodScrapes, error
 	if err != nil {
 		return nil, fmt.Errorf("list token service pods: %w", err)
 	}
+	api, err := check.APIFromTarget(d.Env.Config.Target)
+	if err != nil {
+		return nil, err
+	}
+	counter := api.Counter
 	scrapes := PodScrapes{}
 	for _, p := range pods.Items {
 		if p.Status.Phase != corev1.PodRunning || p.DeletionTimestamp != nil {
@@ -40,8 +45,10 @@ func (d *Deployment) ScrapeRegistrations(ctx context.Context) (PodScrapes, error
 		if err != nil {
 			return nil, err
 		}
-		if _, err := check.ParseRegistrations(text); err != nil {
-			return nil, fmt.Errorf("metrics of %s: %w", p.Name, err)
+		if counter != nil {
+			if _, err := check.ParseOutcomes(text, counter); err != nil {
+				return nil, fmt.Errorf("metrics of %s: %w", p.Name, err)
+			}
 		}
 		scrapes[p.Name] = text
 	}

@@ -136,7 +136,7 @@ func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 	ms := slices.Sorted(maps.Keys(merchants))
 	var rows []check.Row
 	Eventually(ctx, func() error {
-		rows, err = ReadRows(ctx, d.DSN, ms)
+		rows, err = ReadRows(ctx, d.DSN, d.Env.Config.Target.Truth, ms)
 		if err != nil {
 			// A fault may have replaced the database pod or frozen its node, and a port-forward
 			// does not survive either: open a new one for the next attempt.
@@ -169,7 +169,10 @@ func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 	restarts := PodChanges(d.podsBase, pods, d.Clock.Base())
 	d.podsBase = pods
 	By(fmt.Sprintf("checking every customer got exactly one valid, consistent token, by the %s contract", contract.Strategy))
+	api, err := check.APIFromTarget(d.Env.Config.Target)
+	Expect(err).NotTo(HaveOccurred(), "the target's API")
 	params := check.Params{
+		API:        api,
 		PublicKey:  d.Key.Public,
 		JWKS:       jwks,
 		Issuer:     d.verifier.Issuer,
@@ -195,7 +198,7 @@ func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 	Expect(report.Write(j.dir, run)).To(Succeed())
 	// What was saved must judge the same offline (stampede check): re-judged from the files
 	// alone, here, while the live verdict is at hand.
-	again, err := report.RecheckDir(j.dir)
+	again, err := report.RecheckDir(j.dir, api)
 	Expect(err).NotTo(HaveOccurred(), "re-judge the saved artifacts")
 	Expect(again.Same).To(BeTrue(), "re-judging %s from its artifacts gave %s %v, the live run %s %v",
 		j.dir, again.Fresh.Verdict, again.Fresh.Counts, res.Verdict, res.Counts)

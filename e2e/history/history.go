@@ -77,7 +77,7 @@ type Op struct {
 	Pod        string `json:"pod,omitempty"`
 	RetryAfter string `json:"retry_after,omitempty"`
 	// ContentType, CacheControl and WWWAuthenticate are the response's headers of those names,
-	// which the API promises per answer (check.APIShape); empty when absent, and when not
+	// which the API promises per answer (check.API); empty when absent, and when not
 	// recorded: see HeadersRecorded.
 	ContentType     string `json:"content_type,omitempty"`
 	CacheControl    string `json:"cache_control,omitempty"`

@@ -15,8 +15,9 @@ import (
 )
 
 // Load reads back the judged run that Write wrote into dir: its history, rows, params and the
-// result it was given.
-func Load(dir string) (Run, error) {
+// result it was given. A run saved before judge.json kept the API is judged by defaultAPI
+// (check.SavedParams.Params).
+func Load(dir string, defaultAPI check.API) (Run, error) {
 	var (
 		r    Run
 		jf   judgeFile
@@ -32,7 +33,7 @@ func Load(dir string) (Run, error) {
 		}
 	}
 	read(JudgeFile, func(b []byte) error { return json.Unmarshal(b, &jf) })
-	read(RowsFile, func(b []byte) error { return json.Unmarshal(b, &r.Rows) })
+	read(RowsFile, func(b []byte) (err error) { r.Rows, err = decodeRows(b); return err })
 	read(ViolationsJSONFile, func(b []byte) error { return json.Unmarshal(b, &r.Result) })
 	ops, err := readHistory(dir)
 	if err != nil {
@@ -42,7 +43,7 @@ func Load(dir string) (Run, error) {
 	if err := errors.Join(errs...); err != nil {
 		return Run{}, fmt.Errorf("load %s: %w", dir, err)
 	}
-	p, err := jf.Params.Params()
+	p, err := jf.Params.Params(defaultAPI)
 	if err != nil {
 		return Run{}, fmt.Errorf("load %s: %w", dir, err)
 	}
@@ -72,9 +73,10 @@ type Recheck struct {
 	Same bool
 }
 
-// RecheckDir judges the run saved in dir again with the checker, from its artifacts alone.
-func RecheckDir(dir string) (Recheck, error) {
-	r, err := Load(dir)
+// RecheckDir judges the run saved in dir again with the checker, from its artifacts alone; by
+// defaultAPI when it was saved before judge.json kept the API.
+func RecheckDir(dir string, defaultAPI check.API) (Recheck, error) {
+	r, err := Load(dir, defaultAPI)
 	if err != nil {
 		return Recheck{}, err
 	}

@@ -15,7 +15,18 @@ import (
 
 	"github.com/stampede-e2e/stampede/e2e/check"
 	"github.com/stampede-e2e/stampede/e2e/history"
+	"github.com/stampede-e2e/stampede/targets/tokensvc"
 )
+
+// tokensvcAPI is the token service's API, the default for runs saved before judge.json kept one.
+func tokensvcAPI(t *testing.T) check.API {
+	t.Helper()
+	api, err := tokensvc.API()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return api
+}
 
 // judgedRun is a small live-like run, judged by the real checker: two customers raced on two
 // pods, one of them answered with a token of nobody (a violation), under a fault window.
@@ -55,7 +66,7 @@ func judgedRunOf(t *testing.T, beforeAuth bool) Run {
 	)
 	for i := range 2 {
 		c := history.Customer{Index: i, MerchantID: "m-1", ExternalID: fmt.Sprintf("c-%d", i)}
-		row := check.Row{ID: fmt.Sprintf("row-%d", i), MerchantID: c.MerchantID, ExternalID: c.ExternalID, CreatedAt: created}
+		row := check.Row{ID: fmt.Sprintf("row-%d", i), Tenant: c.MerchantID, Key: c.ExternalID, CreatedAt: created}
 		customers, rows = append(customers, c), append(rows, row)
 		for seq, pod := range []string{"pod-a", "pod-b"} {
 			sub := row.ID
@@ -80,7 +91,7 @@ func judgedRunOf(t *testing.T, beforeAuth bool) Run {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := check.Params{PublicKey: pub, Issuer: "stampede-tokensvc", Audience: "stampede-merchant-api", TokenTTL: 24 * time.Hour,
+	p := check.Params{API: tokensvcAPI(t), PublicKey: pub, Issuer: "stampede-tokensvc", Audience: "stampede-merchant-api", TokenTTL: 24 * time.Hour,
 		Base: created, Contract: contract, Customers: customers,
 		Faults:   []history.Event{{Kind: history.EventFault, Name: "db-cut", Start: 50 * time.Millisecond, End: 60 * time.Millisecond}},
 		Coverage: check.CoverageParams{MinCovered: 1, MinFraction: 0.5},
@@ -89,7 +100,7 @@ func judgedRunOf(t *testing.T, beforeAuth bool) Run {
 		// Only a judge.json saved before then makes such params: through one, as Load does.
 		saved := p.Save()
 		saved.Version, saved.Audience, saved.TokenTTL, saved.JWKS = 0, "", 0, nil // a file from before versions, API keys and the JWKS
-		if p, err = saved.Params(); err != nil {
+		if p, err = saved.Params(tokensvcAPI(t)); err != nil {
 			t.Fatal(err)
 		}
 		p.Base = created
@@ -113,14 +124,14 @@ func TestRecheckDir(t *testing.T) {
 	if err := Write(dir, run); err != nil {
 		t.Fatal(err)
 	}
-	again, err := RecheckDir(dir)
+	again, err := RecheckDir(dir, tokensvcAPI(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !again.Same || again.Fresh.Verdict != run.Result.Verdict {
 		t.Fatalf("re-judged %s %v, live %s %v", again.Fresh.Verdict, again.Fresh.Counts, run.Result.Verdict, run.Result.Counts)
 	}
-	loaded, err := Load(dir)
+	loaded, err := Load(dir, tokensvcAPI(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,14 +157,14 @@ func TestRecheckDir(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, RowsFile), rows, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if again, err = RecheckDir(dir); err != nil || again.Same {
+	if again, err = RecheckDir(dir, tokensvcAPI(t)); err != nil || again.Same {
 		t.Errorf("a changed rows.json re-judged the same (%v)", err)
 	}
 	// A judge.json that cannot judge is an error, not a verdict.
 	if err := os.WriteFile(filepath.Join(dir, JudgeFile), []byte(`{"params":{"issuer":"x"}}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := RecheckDir(dir); err == nil {
+	if _, err := RecheckDir(dir, tokensvcAPI(t)); err == nil {
 		t.Error("a judge.json without a key re-judged")
 	}
 }
@@ -170,7 +181,7 @@ func TestRecheckBeforeAuth(t *testing.T) {
 	// Write writes the current format, which requires an audience: a file of then had no version.
 	editJudgeParams(t, dir, func(p map[string]any) {
 		p["contract"] = map[string]any{"strategy": p["strategy"]}
-		for _, f := range []string{"version", "audience", "token_ttl_ns", "strategy", "earlier", "metrics_scrapes"} {
+		for _, f := range []string{"version", "audience", "token_ttl_ns", "strategy", "earlier", "metrics_scrapes", "api"} {
 			delete(p, f)
 		}
 	})
@@ -185,7 +196,7 @@ func TestRecheckBeforeAuth(t *testing.T) {
 			}
 		}
 	}
-	again, err := RecheckDir(dir)
+	again, err := RecheckDir(dir, tokensvcAPI(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,6 +246,8 @@ func TestRecheckFormatVersion(t *testing.T) {
 		refused string
 	}{
 		{name: "current format", edit: func(map[string]any) {}},
+		// Saved before judge.json kept the API: judged by the default API, the token service's.
+		{name: "no api", edit: func(p map[string]any) { delete(p, "api") }},
 		{name: "no audience", edit: func(p map[string]any) { delete(p, "audience") }, refused: "format version 2 lacks audience"},
 		{name: "no ttl, no scrapes", edit: func(p map[string]any) { delete(p, "token_ttl_ns"); delete(p, "metrics_scrapes") },
 			refused: "lacks token_ttl_ns, metrics_scrapes"},
@@ -259,7 +272,7 @@ func TestRecheckFormatVersion(t *testing.T) {
 				t.Fatal(err)
 			}
 			editJudgeParams(t, dir, tc.edit)
-			again, err := RecheckDir(dir)
+			again, err := RecheckDir(dir, tokensvcAPI(t))
 			if tc.refused == "" {
 				if err != nil || !again.Same {
 					t.Fatalf("re-judged %+v, %v; want the live result", again.Fresh, err)
@@ -318,7 +331,7 @@ func TestRecheckFiguresAddedSince(t *testing.T) {
 					}
 				})
 			}
-			rc, err := RecheckDir(dir)
+			rc, err := RecheckDir(dir, tokensvcAPI(t))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -326,5 +339,44 @@ func TestRecheckFiguresAddedSince(t *testing.T) {
 				t.Errorf("same %v, want %v", rc.Same, tc.same)
 			}
 		})
+	}
+}
+
+// TestRecheckLegacyRows: rows.json as the token service's columns by name, as the checker wrote
+// it before it read rows with the target's truth query, loads into the neutral rows and
+// re-judges the same; a row whose email differs from what its request sent still breaks rows.
+func TestRecheckLegacyRows(t *testing.T) {
+	run := judgedRun(t)
+	dir := t.TempDir()
+	if err := Write(dir, run); err != nil {
+		t.Fatal(err)
+	}
+	var legacy []map[string]any
+	for _, r := range run.Rows {
+		legacy = append(legacy, map[string]any{"id": r.ID, "merchant_id": r.Tenant, "external_id": r.Key, "email": nil, "name": nil, "created_at": r.CreatedAt})
+	}
+	write := func() {
+		t.Helper()
+		b, err := json.Marshal(legacy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, RowsFile), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write()
+	again, err := RecheckDir(dir, tokensvcAPI(t))
+	if err != nil || !again.Same {
+		t.Fatalf("legacy rows: %v, re-judged %s %v, live %s %v", err, again.Fresh.Verdict, again.Fresh.Counts, run.Result.Verdict, run.Result.Counts)
+	}
+	loaded, err := Load(dir, tokensvcAPI(t))
+	if err != nil || loaded.Rows[0].Tenant != "m-1" || loaded.Rows[0].Key != "c-0" {
+		t.Fatalf("loaded %v, %+v", err, loaded.Rows)
+	}
+	legacy[0]["email"] = "someone@else.test"
+	write()
+	if again, err = RecheckDir(dir, tokensvcAPI(t)); err != nil || again.Same || again.Fresh.Counts[check.RuleRows] != 1 {
+		t.Errorf("a legacy row with another email: %v, %v", err, again.Fresh.Counts)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/stampede-e2e/stampede/e2e/check"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -103,7 +104,9 @@ func BuildRunView(dir string, info RunInfo, specs []SpecMeta) (RunView, error) {
 			errs = append(errs, err)
 		}
 		for _, p := range parts {
-			r, err := Load(p)
+			// The view reads the history, the faults and the saved result, nothing the API
+			// decides: no default API is needed.
+			r, err := Load(p, check.API{})
 			if err != nil {
 				errs = append(errs, err)
 				continue

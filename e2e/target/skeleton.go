@@ -75,6 +75,9 @@ response:
   # credential: /token
   # verifier: {type: equal}   or   {type: jwt, jwksPath: /.well-known/jwks.json, algorithms: [ES256],
   #   claims: {sub: row.id}, audience: {default: AUD}, issuer: {default: ISS}, ttl: {default: 24h}}
+  # Each outcome may also list its body's members, all of them ("NAME" a string, or NAME:TYPE,
+  # TYPE string, nonempty, boolean, number or any), and promise headers:
+  #   members: [id, "created:boolean"], headers: {Cache-Control: no-store}
   outcomes:
     new: {status: 201, contentType: application/json}
     existing: {status: 200, contentType: application/json}
@@ -82,7 +85,11 @@ response:
 
 errors:
   codePointer: TODO
+  # contentType: application/problem+json
+  # members: [type, title, "status:number"]   # of every error body, unless an answer lists its own
   # class: in-progress, conflict, unavailable, overloaded, invalid, unauthenticated, forbidden, internal
+  # An answer may list members and headers ({WWW-Authenticate: Bearer}); clean: false documents
+  # one that is never a clean answer to a valid request (an internal error).
   answers:
     - {status: 409, code: TODO, class: in-progress, retryAfter: true}
     - {status: 503, code: TODO, class: unavailable, retryAfter: true}
@@ -100,7 +107,8 @@ truth:
 # observability:                       # each part optional; the verdict says what it fell back to
 #   podHeader: X-Served-By
 #   handlerIntervalHeader: Server-Timing
-#   outcomeCounter: {name: NAME_total, labels: [outcome], outcomeLabel: outcome}
+#   outcomeCounter: {name: NAME_total, labels: [outcome], outcomeLabel: outcome,
+#     values: {new: created, existing: existing, errors: {CODE: VALUE}, invalidInput: invalid}}
 #   metrics: {path: /metrics, port: 9090}
 
 modes:

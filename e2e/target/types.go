@@ -222,17 +222,28 @@ type Outcomes struct {
 	Replayed *Answer `yaml:"replayed"`
 }
 
-// Answer is the status and media type of one outcome.
+// Answer is the status and media type of one outcome, and optionally its body's members and
+// the headers it promises.
 type Answer struct {
 	Status      int    `yaml:"status" target:"required"`
 	ContentType string `yaml:"contentType" target:"required"`
+	// Members are the body's top-level members, all of them and nothing else, each "NAME" (a
+	// string) or "NAME:TYPE" (Member types); none listed leaves the members unjudged.
+	Members []string `yaml:"members"`
+	// Headers are promises about response headers (HeaderPromises): Cache-Control a directive it
+	// must hold, WWW-Authenticate the scheme it must challenge with.
+	Headers map[string]string `yaml:"headers"`
 }
 
 // Errors are the clean errors of the create request.
 type Errors struct {
 	// CodePointer is the JSON pointer to an error body's code.
-	CodePointer string        `yaml:"codePointer" target:"required"`
-	Answers     []ErrorAnswer `yaml:"answers" target:"required"`
+	CodePointer string `yaml:"codePointer" target:"required"`
+	// ContentType is the media type of every error body; empty leaves it unjudged.
+	ContentType string `yaml:"contentType"`
+	// Members are the members of an error body unless its answer lists its own (Answer.Members).
+	Members []string      `yaml:"members"`
+	Answers []ErrorAnswer `yaml:"answers" target:"required"`
 }
 
 // ErrorAnswer is one clean error: its status and code, the class the checker judges it by, and
@@ -242,6 +253,13 @@ type ErrorAnswer struct {
 	Code       string `yaml:"code" target:"required"`
 	Class      string `yaml:"class" target:"required" enum:"in-progress,conflict,unavailable,overloaded,invalid,unauthenticated,forbidden,internal"`
 	RetryAfter bool   `yaml:"retryAfter" target:"required"`
+	// Members replace Errors.Members for this code; Headers are promises as Answer.Headers'.
+	Members []string          `yaml:"members"`
+	Headers map[string]string `yaml:"headers"`
+	// Clean false documents an answer's shape that is nonetheless never a clean answer to a
+	// valid request (a bug wherever it comes, as an internal error); default true. Errors of
+	// class invalid, unauthenticated and forbidden are never clean answers to a valid request.
+	Clean *bool `yaml:"clean"`
 }
 
 // Truth is how the suite reads the database, the ground truth: Query returns one row per
@@ -277,6 +295,21 @@ type OutcomeCounter struct {
 	Name         string   `yaml:"name" target:"required"`
 	Labels       []string `yaml:"labels" target:"required"`
 	OutcomeLabel string   `yaml:"outcomeLabel" target:"required"`
+	// Values maps what the client saw to the outcome label's value the pod must have counted
+	// for it; without them the counter is not compared with the answers.
+	Values *OutcomeValues `yaml:"values"`
+}
+
+// OutcomeValues are the outcome label's values: one per success outcome, one per error code
+// (Errors, by code), and InvalidInput for any other 4xx code.
+type OutcomeValues struct {
+	New      string `yaml:"new" target:"required"`
+	Existing string `yaml:"existing" target:"required"`
+	Replayed string `yaml:"replayed"`
+	// NoID is counted for a success whose body names no entity (an empty id).
+	NoID         string            `yaml:"noId"`
+	Errors       map[string]string `yaml:"errors"`
+	InvalidInput string            `yaml:"invalidInput"`
 }
 
 // Metrics is where the pods serve Prometheus metrics.

@@ -20,6 +20,15 @@ import (
 // the database row must keep (truth.columns.agree).
 var Placeholders = []string{"key", "tenant", "email", "name"}
 
+// MemberTypes are the types a body member may be given as ("NAME:TYPE"): a string (the
+// default), a non-empty string, a JSON boolean, a JSON number, or any JSON value.
+var MemberTypes = []string{"string", "nonempty", "boolean", "number", "any"}
+
+// HeaderPromises are the response headers an answer may promise something about (the headers
+// the recorder keeps): Cache-Control a directive it holds, WWW-Authenticate the scheme of its
+// first challenge.
+var HeaderPromises = []string{"Cache-Control", "WWW-Authenticate"}
+
 // placeholder matches {{name}}; braces that do not form one are caught by strayBraces.
 var placeholder = regexp.MustCompile(`\{\{([^{}]*)\}\}`)
 
@@ -236,6 +245,8 @@ func (v *validator) response() {
 		if _, _, err := mime.ParseMediaType(o.a.ContentType); err != nil {
 			v.errorf(o.path+".contentType", "%q is not a media type", o.a.ContentType)
 		}
+		v.members(o.path+".members", o.a.Members)
+		v.headers(o.path+".headers", o.a.Headers)
 	}
 	if r.Verifier != nil {
 		v.verifier(r.Verifier)
@@ -301,6 +312,42 @@ func (v *validator) errors() {
 			v.errorf(path, "status %d with code %q listed twice", a.Status, a.Code)
 		}
 		seen[key] = true
+		v.members(path+".members", a.Members)
+		v.headers(path+".headers", a.Headers)
+	}
+	if e.ContentType != "" {
+		if _, _, err := mime.ParseMediaType(e.ContentType); err != nil {
+			v.errorf("errors.contentType", "%q is not a media type", e.ContentType)
+		}
+	}
+	v.members("errors.members", e.Members)
+}
+
+// members checks a list of body members: "NAME" or "NAME:TYPE", each name once.
+func (v *validator) members(path string, members []string) {
+	seen := map[string]bool{}
+	for i, m := range members {
+		name, typ, typed := strings.Cut(m, ":")
+		switch {
+		case name == "":
+			v.errorf(fmt.Sprintf("%s[%d]", path, i), "%q names no member", m)
+		case typed && !slices.Contains(MemberTypes, typ):
+			v.errorf(fmt.Sprintf("%s[%d]", path, i), "type %q is not one of %s", typ, strings.Join(MemberTypes, ", "))
+		case seen[name]:
+			v.errorf(fmt.Sprintf("%s[%d]", path, i), "member %q listed twice", name)
+		}
+		seen[name] = true
+	}
+}
+
+// headers checks header promises: only the headers the recorder keeps.
+func (v *validator) headers(path string, h map[string]string) {
+	for _, k := range slices.Sorted(maps.Keys(h)) {
+		if !slices.ContainsFunc(HeaderPromises, func(p string) bool { return strings.EqualFold(p, k) }) {
+			v.errorf(path+"."+k, "no promise about %q can be judged (only %s)", k, strings.Join(HeaderPromises, ", "))
+		} else if h[k] == "" {
+			v.errorf(path+"."+k, "must not be empty")
+		}
 	}
 }
 
@@ -331,6 +378,13 @@ func (v *validator) observability() {
 	}
 	if c := o.OutcomeCounter; c != nil && !slices.Contains(c.Labels, c.OutcomeLabel) {
 		v.errorf("observability.outcomeCounter.outcomeLabel", "%q is not one of its labels", c.OutcomeLabel)
+	}
+	if c := o.OutcomeCounter; c != nil && c.Values != nil {
+		for _, code := range slices.Sorted(maps.Keys(c.Values.Errors)) {
+			if !slices.ContainsFunc(v.t.Errors.Answers, func(a ErrorAnswer) bool { return a.Code == code }) {
+				v.errorf("observability.outcomeCounter.values.errors."+code, "%q is not a code of errors.answers", code)
+			}
+		}
 	}
 	if m := o.Metrics; m != nil {
 		v.urlPath("observability.metrics.path", m.Path)

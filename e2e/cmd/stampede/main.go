@@ -47,6 +47,7 @@ import (
 	"github.com/stampede-e2e/stampede/e2e/chaos"
 	"github.com/stampede-e2e/stampede/e2e/check"
 	"github.com/stampede-e2e/stampede/e2e/report"
+	"github.com/stampede-e2e/stampede/targets/tokensvc"
 )
 
 const usage = `usage: stampede COMMAND ARGS
@@ -130,9 +131,15 @@ func checkDirs(roots []string, out io.Writer) error {
 		}
 		dirs = append(dirs, found...)
 	}
+	// A run saved before judge.json kept its API was a run of the token service, then the only
+	// target: judged by its API, from its target file as this binary embeds it.
+	defaultAPI, err := tokensvc.API()
+	if err != nil {
+		return err
+	}
 	differs := 0
 	for _, dir := range dirs {
-		r, err := report.RecheckDir(dir)
+		r, err := report.RecheckDir(dir, defaultAPI)
 		if err != nil {
 			return err
 		}

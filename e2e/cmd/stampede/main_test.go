@@ -13,6 +13,7 @@ import (
 	"github.com/stampede-e2e/stampede/e2e/check"
 	"github.com/stampede-e2e/stampede/e2e/history"
 	"github.com/stampede-e2e/stampede/e2e/report"
+	"github.com/stampede-e2e/stampede/targets/tokensvc"
 )
 
 // savedRun writes a judged run into root/spec: one customer whose only request was lost in
@@ -29,7 +30,11 @@ func savedRun(t *testing.T, root string) string {
 	}
 	c := history.Customer{MerchantID: "m", ExternalID: "c"}
 	ops := []history.Op{{Customer: c, Phase: history.PhaseBurst, KeyMerchant: c.MerchantID, Call: 0, Return: time.Second, Error: "EOF"}}
-	p := check.Params{PublicKey: pub, Issuer: "iss", Audience: "aud", TokenTTL: time.Hour, Base: time.Now(), Contract: contract,
+	api, err := tokensvc.API()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := check.Params{API: api, PublicKey: pub, Issuer: "iss", Audience: "aud", TokenTTL: time.Hour, Base: time.Now(), Contract: contract,
 		Customers: []history.Customer{c},
 		JWKS:      []check.JWKSFetch{{Via: "service", Pod: "pod-a", Status: 200, Body: check.JWKSOf(map[string]ed25519.PublicKey{"k": pub})}}}
 	res, err := check.Check(ops, nil, p)

@@ -1,0 +1,151 @@
+package check
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/stampede-e2e/stampede/e2e/history"
+	"github.com/stampede-e2e/stampede/e2e/target"
+)
+
+// ordersTarget is the part of a target file the checker reads, for an API unlike the token
+// service's: 201 for a new order and 200 for a replay (no created flag), an opaque receipt
+// that must merely be one per key, and application/problem+json errors whose code is a type
+// URI beside a title and a numeric status.
+const ordersTarget = `
+name: orders
+create:
+  method: POST
+  path: /orders
+  headers: {Idempotency-Key: "{{key}}"}
+  body: {shop: "{{tenant}}", email: "{{email}}"}
+identity: {key: {header: Idempotency-Key}, tenant: {field: shop}}
+response:
+  id: /order_id
+  credential: /receipt
+  verifier: {type: equal}
+  outcomes:
+    new: {status: 201, contentType: application/json, members: [order_id, receipt, "total:number"]}
+    existing: {status: 200, contentType: application/json, members: [order_id, receipt, "total:number"]}
+    replayed: {status: 200, contentType: application/json, members: [order_id, receipt, "total:number"]}
+errors:
+  codePointer: /type
+  contentType: application/problem+json
+  members: [type, title, "status:number"]
+  answers:
+    - {status: 401, code: "https://orders.test/unauthenticated", class: unauthenticated, retryAfter: false, headers: {WWW-Authenticate: Bearer}}
+    - {status: 403, code: "https://orders.test/forbidden", class: forbidden, retryAfter: false}
+    - {status: 409, code: "https://orders.test/in-progress", class: in-progress, retryAfter: true}
+truth:
+  query: SELECT id, shop, idem_key, email, created_at FROM orders WHERE shop = ANY($1)
+  columns: {id: id, key: idem_key, tenant: shop, createdAt: created_at, agree: {email: email}}
+`
+
+// ordersAPI reads ordersTarget as the checker would from its file (target.Load adds the
+// validation of the sections the checker does not read).
+func ordersAPI(t *testing.T) API {
+	t.Helper()
+	var tg target.Target
+	if err := yaml.Unmarshal([]byte(ordersTarget), &tg); err != nil {
+		t.Fatal(err)
+	}
+	api, err := APIFromTarget(&tg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return api
+}
+
+// ordersHistory is two customers of two shops, each raced on two pods: one 201, one 200 replay
+// with the same body; and one request with another shop's key refused 403 problem+json.
+func ordersHistory() ([]history.Op, []Row, []history.Customer) {
+	created := time.Date(2026, 12, 7, 6, 0, 0, 0, time.UTC)
+	var (
+		ops       []history.Op
+		rows      []Row
+		customers []history.Customer
+	)
+	for i := range 2 {
+		c := history.Customer{Index: i, MerchantID: fmt.Sprintf("shop-%d", i), ExternalID: fmt.Sprintf("idem-%d", i), Email: fmt.Sprintf("buyer%d@orders.test", i)}
+		id := fmt.Sprintf("ord-%d", i)
+		email := c.Email
+		rows = append(rows, Row{ID: id, Tenant: c.MerchantID, Key: c.ExternalID, CreatedAt: created, Agree: map[string]*string{"email": &email}})
+		customers = append(customers, c)
+		body := fmt.Sprintf(`{"order_id":%q,"receipt":"rcpt-%d","total":42}`, id, i)
+		for seq, status := range []int{201, 200} {
+			at := time.Duration(i*100) * time.Millisecond
+			ops = append(ops, history.Op{Customer: c, Seq: seq, Phase: history.PhaseBurst, KeyMerchant: c.MerchantID,
+				Call: at, Return: at + 10*time.Millisecond, Status: status, Body: body, Pod: []string{"pod-a", "pod-b"}[seq],
+				ServerStart: at + time.Millisecond, ServerEnd: at + 9*time.Millisecond,
+				HeadersRecorded: true, ContentType: "application/json"})
+		}
+	}
+	ops = append(ops, history.Op{Customer: customers[0], Seq: 2, Phase: history.PhaseBurst, KeyMerchant: customers[1].MerchantID,
+		Call: time.Millisecond, Return: 3 * time.Millisecond, Status: 403, Pod: "pod-a",
+		Body:            `{"type":"https://orders.test/forbidden","title":"another shop's key","status":403}`,
+		HeadersRecorded: true, ContentType: "application/problem+json"})
+	return ops, rows, customers
+}
+
+// TestOrdersAPI: a target unlike the token service is judged by its API alone: a good history
+// passes; a key with two orders, and a 200 whose body lacks the order id, fail.
+func TestOrdersAPI(t *testing.T) {
+	contract, err := ContractFor(StrategyAtomic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2026, 12, 7, 6, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		edit func(ops []history.Op, rows []Row) ([]history.Op, []Row)
+		want map[Rule]int
+	}{
+		{name: "good", edit: func(ops []history.Op, rows []Row) ([]history.Op, []Row) { return ops, rows }, want: map[Rule]int{}},
+		{
+			name: "two ids for one key",
+			edit: func(ops []history.Op, rows []Row) ([]history.Op, []Row) {
+				ops[1].Body = `{"order_id":"ord-0b","receipt":"rcpt-0b","total":42}`
+				ops[1].Status = 201
+				return ops, append(rows, Row{ID: "ord-0b", Tenant: rows[0].Tenant, Key: rows[0].Key, CreatedAt: rows[0].CreatedAt, Agree: rows[0].Agree})
+			},
+			want: map[Rule]int{RuleOneRow: 1, RuleOneToken: 1, RuleCreated: 1},
+		},
+		{
+			name: "a 200 without the id",
+			edit: func(ops []history.Op, rows []Row) ([]history.Op, []Row) {
+				ops[1].Body = `{"receipt":"rcpt-0","total":42}`
+				return ops, rows
+			},
+			want: map[Rule]int{RuleTokenMatchesRow: 1, RuleAPIShape: 1, RuleOneToken: 0},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ops, rows, customers := ordersHistory()
+			ops, rows = tc.edit(ops, rows)
+			p := Params{API: ordersAPI(t), Base: base, Contract: contract, Customers: customers,
+				Coverage: CoverageParams{MinCovered: 1, MinFraction: 0.5}}
+			res, err := Check(ops, rows, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for rule, n := range tc.want {
+				if res.Counts[rule] != n {
+					t.Errorf("%s: %d violations, want %d: %v", rule, res.Counts[rule], n, res.Violations)
+				}
+			}
+			wantVerdict := VerdictFail
+			if len(tc.want) == 0 {
+				wantVerdict = VerdictPass
+			}
+			if res.Verdict != wantVerdict || (wantVerdict == VerdictPass && len(res.Violations) > 0) {
+				t.Errorf("verdict %s %v, want %s: %+v", res.Verdict, res.Counts, wantVerdict, res.Violations)
+			}
+			if res.Refused != 1 {
+				t.Errorf("refused %d, want the other shop's key's 403", res.Refused)
+			}
+		})
+	}
+}
