@@ -93,10 +93,10 @@ var _ = Describe("First registration under concurrency", Label("registration"), 
 	}, SpecTimeout(cfg.Timeout))
 
 	// OWASP API1 under the race: half the customers get every other request of their burst
-	// with another merchant's key, so each burst mixes refused and served requests on several
+	// with another tenant's key, so each burst mixes refused and served requests on several
 	// pods at once; then customers whose every request carries a foreign key. Each foreign
 	// request must be refused 403 (the checker's auth rule), and none may create a customer.
-	It("refuses a merchant's key for another merchant's customers under concurrency",
+	It("refuses a tenant's key for another tenant's customers under concurrency",
 		Label("atomic", "auth"), func(ctx SpecContext) {
 			d := env.Deploy(ctx, framework.DeployParams{Strategy: "atomic"})
 			p := bursts(6)
@@ -109,7 +109,7 @@ var _ = Describe("First registration under concurrency", Label("registration"), 
 			}
 			Expect(mixed.Result.Refused).To(BeNumerically(">", 0), "no foreign-key request was sent and refused: the spec proves nothing")
 
-			By("customers whose every request carries another merchant's key: all refused, none created")
+			By("customers whose every request carries another tenant's key: all refused, none created")
 			p = bursts(7)
 			p.Name = "all-foreign"
 			p.Foreign = traffic.ForeignKeys{Customers: 1}
@@ -118,14 +118,14 @@ var _ = Describe("First registration under concurrency", Label("registration"), 
 				d.Failf(all, "foreign keys were not all refused, or created customers")
 			}
 			Expect(all.Result.Refused+all.Result.Unknown).To(Equal(all.Result.Requests), "every request refused (or unanswered)")
-			// The rows read are every row of these merchants, the mixed run's too: only these
+			// The rows read are every row of these tenants, the mixed run's too: only these
 			// customers' count.
 			planned := map[history.Key]bool{}
 			for _, c := range p.Customers {
 				planned[c.Key()] = true
 			}
 			for _, r := range all.Rows {
-				Expect(planned[history.Key{MerchantID: r.Tenant, ExternalID: r.Key}]).To(BeFalse(),
+				Expect(planned[history.Key{Tenant: r.Tenant, EntityKey: r.Key}]).To(BeFalse(),
 					"customer %s/%s was created by requests carrying only foreign keys", r.Tenant, r.Key)
 			}
 		}, SpecTimeout(cfg.Timeout))

@@ -75,10 +75,10 @@ func runSelftestScenario(ctx context.Context, d *framework.Deployment, s mutants
 		p := bursts(salt)
 		p.Name = "burst"
 		o := d.Stampede(ctx, p)
-		// issue 18: every burst carries keys of no merchant and colliding tenants; without them
+		// issue 18: every burst carries keys of no tenant and colliding tenants; without them
 		// the auth and tenants mutants would survive for want of traffic, not of a rule.
 		if framework.UnauthenticatedRequests(o) == 0 || framework.CollidingTenants(o) == 0 {
-			d.Failf(o, "inconclusive: %d requests with a key of no merchant, %d external ids under two merchants: the burst lacks the auth surface or colliding tenants",
+			d.Failf(o, "inconclusive: %d requests with a key of no tenant, %d keys under two tenants: the burst lacks the auth surface or colliding tenants",
 				framework.UnauthenticatedRequests(o), framework.CollidingTenants(o))
 		}
 		return []check.Result{o.Result}
@@ -99,14 +99,14 @@ func runSelftestScenario(ctx context.Context, d *framework.Deployment, s mutants
 		second := d.Stampede(ctx, p)
 		return []check.Result{first.Result, second.Result}
 	case mutants.ScenarioForeignKeys:
-		// As the cross-merchant spec's mixed run: half the customers send every other request
-		// with another merchant's key.
+		// As the cross-tenant spec's mixed run: half the customers send every other request
+		// with another tenant's key.
 		p := bursts(salt)
 		p.Name = "foreign-keys"
 		p.Foreign = traffic.ForeignKeys{Customers: 0.5, Every: 2}
 		o := d.Stampede(ctx, p)
 		if framework.ForeignKeyRequests(o) == 0 {
-			d.Failf(o, "inconclusive: no request carried another merchant's key, so nothing tested authorization")
+			d.Failf(o, "inconclusive: no request carried another tenant's key, so nothing tested authorization")
 		}
 		return []check.Result{o.Result}
 	case mutants.ScenarioScale:

@@ -28,6 +28,7 @@ func env(m map[string]string) func(string) string { return func(k string) string
 // an Idempotency-Key header.
 var (
 	bearerRequest = request.Template{
+		Observe: request.Observe{PodHeader: testPodHeader},
 		Method:  "POST",
 		Path:    "/create",
 		Headers: map[string]string{"Content-Type": "application/json"},
@@ -35,6 +36,7 @@ var (
 		Body:    map[string]string{"tenant": "{{tenant}}", "key": "{{key}}", "email": "{{email}}", "name": "{{name}}"},
 	}
 	headerRequest = request.Template{
+		Observe: request.Observe{PodHeader: testPodHeader},
 		Method:  "PUT",
 		Path:    "/shops/{{tenant}}/orders",
 		Headers: map[string]string{"Idempotency-Key": "{{key}}", "Accept": "application/json"},
@@ -45,8 +47,8 @@ var (
 
 // registerRequest is bearerRequest's body as the stand-in services read it.
 type registerRequest struct {
-	MerchantID string `json:"tenant"`
-	ExternalID string `json:"key"`
+	Tenant    string `json:"tenant"`
+	EntityKey string `json:"key"`
 }
 
 func plan(customers []history.Customer) Plan {
@@ -68,7 +70,7 @@ func plan(customers []history.Customer) Plan {
 // pod reads back, the shard's index coming from the Job's completion index.
 func TestPlanArgsRoundTrip(t *testing.T) {
 	seeded := traffic.Customers(12345, 40, 4)
-	explicit := []history.Customer{{Index: 0, MerchantID: "m", ExternalID: "a"}, {Index: 1, MerchantID: "m", ExternalID: "b,\"c\""}}
+	explicit := []history.Customer{{Index: 0, Tenant: "m", EntityKey: "a"}, {Index: 1, Tenant: "m", EntityKey: "b,\"c\""}}
 	for name, cs := range map[string][]history.Customer{"seeded": seeded, "explicit": explicit} {
 		t.Run(name, func(t *testing.T) {
 			want := plan(cs)
@@ -113,9 +115,9 @@ func TestParseArgsRefuses(t *testing.T) {
 		{"no customers", []string{"-url=http://x:1", "-burst=2", "-start=1", "-shards=1"}, withIndex, "no customers"},
 		{"seed without count", []string{"-url=http://x:1", "-burst=2", "-start=1", "-seed=4"}, withIndex, "-customers"},
 		{"both", slices.Concat(good, []string{"-customer-list=[]"}), withIndex, "give one"},
-		{"no start", []string{"-url=http://x:1", "-burst=2", "-seed=1", "-customers=1", "-merchants=1"}, withIndex, "no start"},
-		{"bad url", []string{"-url=app:8080", "-burst=2", "-start=1", "-seed=1", "-customers=1", "-merchants=1"}, withIndex, "url"},
-		{"too many merchants", []string{"-url=http://x:1", "-burst=2", "-start=1", "-seed=1", "-customers=20", "-merchants=9"}, withIndex, "at most 8"},
+		{"no start", []string{"-url=http://x:1", "-burst=2", "-seed=1", "-customers=1", "-tenants=1"}, withIndex, "no start"},
+		{"bad url", []string{"-url=app:8080", "-burst=2", "-start=1", "-seed=1", "-customers=1", "-tenants=1"}, withIndex, "url"},
+		{"too many tenants", []string{"-url=http://x:1", "-burst=2", "-start=1", "-seed=1", "-customers=20", "-tenants=9"}, withIndex, "at most 8"},
 		{"bad status", slices.Concat(good, []string{"-retry-statuses=409,abc"}), withIndex, "not an HTTP status"},
 		{"unknown field", []string{"-url=http://x:1", "-burst=2", "-start=1", `-customer-list=[{"idx":1}]`}, withIndex, "unknown field"},
 		{"stray argument", slices.Concat(good, []string{"extra"}), withIndex, "unexpected"},
@@ -135,15 +137,15 @@ func TestParseArgsRefuses(t *testing.T) {
 }
 
 func TestCustomerSeed(t *testing.T) {
-	for _, tc := range []struct{ n, merchants int }{{40, 4}, {3, 1}, {2, 4}, {1, 1}} {
-		cs := traffic.Customers(987, tc.n, tc.merchants)
+	for _, tc := range []struct{ n, tenants int }{{40, 4}, {3, 1}, {2, 4}, {1, 1}} {
+		cs := traffic.Customers(987, tc.n, tc.tenants)
 		seed, m, ok := CustomerSeed(cs)
 		if !ok || seed != 987 || !reflect.DeepEqual(traffic.Customers(seed, tc.n, m), cs) {
-			t.Errorf("%d customers over %d merchants: seed %d, merchants %d, ok %v", tc.n, tc.merchants, seed, m, ok)
+			t.Errorf("%d customers over %d tenants: seed %d, tenants %d, ok %v", tc.n, tc.tenants, seed, m, ok)
 		}
 	}
 	cs := traffic.Customers(5, 4, 2)
-	cs[3].ExternalID = "c-5-99"
+	cs[3].EntityKey = "c-5-99"
 	if _, _, ok := CustomerSeed(cs); ok {
 		t.Error("a list that is not the seed's derivation was taken for it")
 	}
@@ -347,7 +349,7 @@ func TestMerge(t *testing.T) {
 	bad(func(o []Output) []Output { return append(o, o[0]) }, "two outputs of shard 2")
 	bad(func(o []Output) []Output { o[0].Start++; return o }, "started from")
 	bad(func(o []Output) []Output { o[0].Ops[0].Seq = 1; return o }, "not its to send")
-	bad(func(o []Output) []Output { o[0].Ops[0].Customer.ExternalID = "x"; return o }, "not in the plan")
+	bad(func(o []Output) []Output { o[0].Ops[0].Customer.EntityKey = "x"; return o }, "not in the plan")
 	bad(func(o []Output) []Output { o[1].Ops[1].Attempt = 0; return o }, "told twice")
 	bad(func(o []Output) []Output { o[2].Shards = 4; return o }, "the plan has 3 shards")
 }
@@ -392,7 +394,7 @@ func TestKeysFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !strings.HasSuffix(string(b), "m-0 k0\nm-1 k1\n") {
-		t.Errorf("file %q: want its merchants in order", b)
+		t.Errorf("file %q: want its tenants in order", b)
 	}
 	back, err := ParseKeys(bytes.NewReader(append(b, "\n  # a comment\n\tm-2   k2  \n"...)))
 	if err != nil {
@@ -416,7 +418,7 @@ func TestKeysFile(t *testing.T) {
 	p := plan(traffic.Customers(1, 6, 3))
 	p.Keys = map[string]string{"m-0": "k0", "m-1": "k1"}
 	if err := p.Validate(); err == nil || !strings.Contains(err.Error(), "[m-2]") {
-		t.Errorf("a plan whose keys miss a merchant of its customers: %v", err)
+		t.Errorf("a plan whose keys miss a tenant of its customers: %v", err)
 	}
 	for name, file := range map[string]string{
 		"three fields":   "m-0 sk_secret extra\n",

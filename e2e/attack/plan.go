@@ -58,15 +58,15 @@ type Plan struct {
 	// Shard says which requests of each burst this pod sends: those whose sequence number s
 	// has s % Shard.Count == Shard.Index.
 	Shard traffic.Shard
-	// KeysFile is where the pod reads the merchants' API keys (ParseKeys' format), mounted from
+	// KeysFile is where the pod reads the tenants' API keys (ParseKeys' format), mounted from
 	// a Secret: the keys themselves never go into the arguments. Empty: no request carries a key.
 	KeysFile string `json:"-"`
 	// Keys are the keys read from KeysFile (ParseArgs reads them); Args and EncodePlan leave
 	// them out.
 	Keys map[string]string `json:"-"`
-	// Foreign picks the requests that carry another merchant's key (traffic.Params.Foreign).
+	// Foreign picks the requests that carry another tenant's key (traffic.Params.Foreign).
 	Foreign traffic.ForeignKeys
-	// Wrong picks the requests that carry no key, a malformed, an unknown or another merchant's
+	// Wrong picks the requests that carry no key, a malformed, an unknown or another tenant's
 	// key among their customers' own (traffic.Params.Wrong).
 	Wrong traffic.WrongKeys
 }
@@ -111,12 +111,12 @@ func (p Plan) Validate() error {
 		// Here, not at the first request: a pod given the wrong keys file is a bad plan.
 		var missing []string
 		for _, c := range p.Customers {
-			if _, ok := p.Keys[c.MerchantID]; !ok && !slices.Contains(missing, c.MerchantID) {
-				missing = append(missing, c.MerchantID)
+			if _, ok := p.Keys[c.Tenant]; !ok && !slices.Contains(missing, c.Tenant) {
+				missing = append(missing, c.Tenant)
 			}
 		}
 		if len(missing) > 0 {
-			errs = append(errs, fmt.Errorf("merchants %v of the customers have no API key", missing))
+			errs = append(errs, fmt.Errorf("tenants %v of the customers have no API key", missing))
 		}
 	}
 	return errors.Join(errs...)
@@ -133,9 +133,9 @@ func (p Plan) Args() []string {
 		"-start=" + strconv.FormatInt(p.Start.UnixNano(), 10),
 		"-shards=" + strconv.Itoa(p.Shard.Count),
 	}
-	if seed, merchants, ok := CustomerSeed(p.Customers); ok {
+	if seed, tenants, ok := CustomerSeed(p.Customers); ok {
 		args = append(args, "-seed="+strconv.FormatUint(seed, 10), "-customers="+strconv.Itoa(len(p.Customers)),
-			"-merchants="+strconv.Itoa(merchants))
+			"-tenants="+strconv.Itoa(tenants))
 	} else {
 		list, err := json.Marshal(p.Customers)
 		if err != nil {
@@ -207,7 +207,7 @@ func ParseArgs(args []string, getenv func(string) string, usage io.Writer) (Plan
 		p                         Plan
 		start                     int64
 		seed                      uint64
-		count, merchants, index   int
+		count, tenants, index     int
 		list, statuses, template  string
 		fs                        = flag.NewFlagSet("stampede-attacker", flag.ContinueOnError)
 		indexSet, seedSet, listOK bool
@@ -224,7 +224,7 @@ func ParseArgs(args []string, getenv func(string) string, usage io.Writer) (Plan
 	fs.IntVar(&index, "index", 0, "this pod's shard, 0 to shards-1 (default $"+IndexEnv+")")
 	fs.Uint64Var(&seed, "seed", 0, "derive the customers from this seed (traffic.Customers)")
 	fs.IntVar(&count, "customers", 0, "number of customers derived from -seed")
-	fs.IntVar(&merchants, "merchants", 0, "merchants the derived customers are spread over")
+	fs.IntVar(&tenants, "tenants", 0, "tenants the derived customers are spread over")
 	fs.StringVar(&list, "customer-list", "", "the customers as a JSON list, instead of -seed")
 	fs.IntVar(&p.Retry.MaxAttempts, "retry-attempts", 0, "retries per failed request (0: no retry phase)")
 	fs.DurationVar(&p.Retry.MaxWait, "retry-max-wait", 0, "cap of a Retry-After wait")
@@ -233,9 +233,9 @@ func ParseArgs(args []string, getenv func(string) string, usage io.Writer) (Plan
 	fs.StringVar(&statuses, "retry-statuses", "", "comma-separated statuses to retry (default 409,503)")
 	fs.BoolVar(&p.Retry.NoRetryOnError, "retry-no-error", false, "do not retry transport errors")
 	fs.StringVar(&p.KeysFile, "api-keys", "", "file of the tenants' keys, lines '<tenant> <key>' (default: send no key)")
-	fs.Float64Var(&p.Foreign.Customers, "foreign-customers", 0, "fraction of customers whose requests carry another merchant's key")
+	fs.Float64Var(&p.Foreign.Customers, "foreign-customers", 0, "fraction of customers whose requests carry another tenant's key")
 	fs.IntVar(&p.Foreign.Every, "foreign-every", 0, "of those customers' requests, the seqs that are multiples of this (default all)")
-	fs.Float64Var(&p.Wrong.Customers, "wrong-customers", 0, "fraction of customers some of whose requests carry no key, a malformed, an unknown or another merchant's key")
+	fs.Float64Var(&p.Wrong.Customers, "wrong-customers", 0, "fraction of customers some of whose requests carry no key, a malformed, an unknown or another tenant's key")
 	fs.IntVar(&p.Wrong.Every, "wrong-every", 0, "of those customers' requests, the seqs one less than a multiple of this (default all)")
 	if err := fs.Parse(args); err != nil {
 		return Plan{}, err
@@ -271,13 +271,13 @@ func ParseArgs(args []string, getenv func(string) string, usage io.Writer) (Plan
 	case seedSet && listOK:
 		return Plan{}, errors.New("-seed and -customer-list: give one")
 	case seedSet:
-		if count < 1 || merchants < 1 {
-			return Plan{}, fmt.Errorf("-seed needs -customers and -merchants of at least 1 (got %d, %d)", count, merchants)
+		if count < 1 || tenants < 1 {
+			return Plan{}, fmt.Errorf("-seed needs -customers and -tenants of at least 1 (got %d, %d)", count, tenants)
 		}
-		if merchants > traffic.MaxMerchants {
-			return Plan{}, fmt.Errorf("-merchants %d: at most %d merchants have API keys", merchants, traffic.MaxMerchants)
+		if tenants > traffic.MaxTenants {
+			return Plan{}, fmt.Errorf("-tenants %d: at most %d tenants have API keys", tenants, traffic.MaxTenants)
 		}
-		p.Customers = traffic.Customers(seed, count, merchants)
+		p.Customers = traffic.Customers(seed, count, tenants)
 	case listOK:
 		dec := json.NewDecoder(strings.NewReader(list))
 		dec.DisallowUnknownFields()
@@ -313,13 +313,13 @@ func ParseArgs(args []string, getenv func(string) string, usage io.Writer) (Plan
 	return p, p.Validate()
 }
 
-// CustomerSeed finds the seed and merchant count that traffic.Customers derives cs from, if it
+// CustomerSeed finds the seed and tenant count that traffic.Customers derives cs from, if it
 // does: then a plan passes three numbers instead of the list.
-func CustomerSeed(cs []history.Customer) (seed uint64, merchants int, ok bool) {
+func CustomerSeed(cs []history.Customer) (seed uint64, tenants int, ok bool) {
 	if len(cs) == 0 {
 		return 0, 0, false
 	}
-	rest, found := strings.CutPrefix(cs[0].ExternalID, "c-")
+	rest, found := strings.CutPrefix(cs[0].EntityKey, "c-")
 	if !found {
 		return 0, 0, false
 	}
@@ -333,10 +333,10 @@ func CustomerSeed(cs []history.Customer) (seed uint64, merchants int, ok bool) {
 	}
 	var ms []string
 	for _, c := range cs {
-		if !slices.Contains(ms, c.MerchantID) {
-			ms = append(ms, c.MerchantID)
+		if !slices.Contains(ms, c.Tenant) {
+			ms = append(ms, c.Tenant)
 		}
 	}
-	merchants = len(ms)
-	return seed, merchants, reflect.DeepEqual(traffic.Customers(seed, len(cs), merchants), cs)
+	tenants = len(ms)
+	return seed, tenants, reflect.DeepEqual(traffic.Customers(seed, len(cs), tenants), cs)
 }

@@ -36,7 +36,7 @@ func TestHostSends(t *testing.T) {
 		mu.Lock()
 		keys[r.Header.Get("X-Api-Key")+" "+r.Header.Get("Idempotency-Key")]++
 		mu.Unlock()
-		w.Header().Set(traffic.ServedByHeader, "pod-0")
+		w.Header().Set(testPodHeader, "pod-0")
 		w.WriteHeader(http.StatusCreated)
 	}))
 	t.Cleanup(svc.Close)

@@ -35,7 +35,7 @@ const (
 	maxPlanBytes = 8 << 20
 )
 
-// Server runs posted plans from inside the cluster. Keys are the merchants' API keys, read from
+// Server runs posted plans from inside the cluster. Keys are the tenants' API keys, read from
 // the server's own mounted file; a posted plan cannot carry any.
 type Server struct {
 	Keys map[string]string

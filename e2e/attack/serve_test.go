@@ -23,7 +23,7 @@ import (
 // until release is closed, it holds every request.
 type tokenService struct {
 	mu      sync.Mutex
-	keys    map[string]string // external id -> Authorization
+	keys    map[string]string // key -> Authorization
 	release chan struct{}
 	arrived chan struct{}
 }
@@ -37,7 +37,7 @@ func newTokenService(t *testing.T, hold bool) (*tokenService, string) {
 		var req registerRequest
 		_ = json.NewDecoder(r.Body).Decode(&req)
 		ts.mu.Lock()
-		ts.keys[req.MerchantID+"/"+req.ExternalID] = r.Header.Get(traffic.AuthorizationHeader)
+		ts.keys[req.Tenant+"/"+req.EntityKey] = r.Header.Get(traffic.AuthorizationHeader)
 		ts.mu.Unlock()
 		ts.arrived <- struct{}{}
 		<-ts.release
@@ -72,7 +72,7 @@ func TestServerRunsAPlan(t *testing.T) {
 	cs := traffic.Customers(9, 3, 2)
 	keys := map[string]string{}
 	for _, c := range cs {
-		keys[c.MerchantID] = "sk_" + c.MerchantID
+		keys[c.Tenant] = "sk_" + c.Tenant
 	}
 	s := NewServer(keys, 2, "pod-a", "node-b", slog.New(slog.DiscardHandler))
 	body, err := EncodePlan(roundPlan(url, cs, traffic.Shard{Index: 1, Count: 2}))
@@ -97,8 +97,8 @@ func TestServerRunsAPlan(t *testing.T) {
 		if op.Seq%2 != 1 {
 			t.Errorf("shard 1 of 2 sent request %d", op.Seq)
 		}
-		if want := "Bearer sk_" + op.Customer.MerchantID; ts.keys[op.Customer.MerchantID+"/"+op.Customer.ExternalID] != want {
-			t.Errorf("customer %s sent %q, want its merchant's key", op.Customer.ExternalID, ts.keys[op.Customer.MerchantID+"/"+op.Customer.ExternalID])
+		if want := "Bearer sk_" + op.Customer.Tenant; ts.keys[op.Customer.Tenant+"/"+op.Customer.EntityKey] != want {
+			t.Errorf("customer %s sent %q, want its tenant's key", op.Customer.EntityKey, ts.keys[op.Customer.Tenant+"/"+op.Customer.EntityKey])
 		}
 	}
 }
@@ -108,7 +108,7 @@ func TestServerRunsAPlan(t *testing.T) {
 func TestServerRefuses(t *testing.T) {
 	ts, url := newTokenService(t, false)
 	cs := traffic.Customers(9, 2, 1)
-	s := NewServer(map[string]string{cs[0].MerchantID: "sk_x"}, 1, "", "", slog.New(slog.DiscardHandler))
+	s := NewServer(map[string]string{cs[0].Tenant: "sk_x"}, 1, "", "", slog.New(slog.DiscardHandler))
 	good, err := EncodePlan(roundPlan(url, cs, traffic.Shard{Count: 1}))
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +119,7 @@ func TestServerRefuses(t *testing.T) {
 	}
 	noCustomers, _ := EncodePlan(roundPlan(url, nil, traffic.Shard{Count: 1}))
 	badShard, _ := EncodePlan(roundPlan(url, cs, traffic.Shard{Index: 3, Count: 2}))
-	otherMerchant, _ := EncodePlan(roundPlan(url, traffic.Customers(9, 20, 2), traffic.Shard{Count: 1}))
+	otherTenant, _ := EncodePlan(roundPlan(url, traffic.Customers(9, 20, 2), traffic.Shard{Count: 1}))
 	for _, tc := range []struct {
 		name, method, path string
 		body               []byte
@@ -131,7 +131,7 @@ func TestServerRefuses(t *testing.T) {
 		{"two plans", http.MethodPost, RoundsPath, append(append([]byte{}, good...), good...), 400, "more than one"},
 		{"no customers", http.MethodPost, RoundsPath, noCustomers, 400, "no customers"},
 		{"bad shard", http.MethodPost, RoundsPath, badShard, 400, "shard 3 of 2"},
-		{"a merchant without a key", http.MethodPost, RoundsPath, otherMerchant, 400, "no API key"},
+		{"a tenant without a key", http.MethodPost, RoundsPath, otherTenant, 400, "no API key"},
 		{"GET rounds", http.MethodGet, RoundsPath, nil, 405, "use POST"},
 		{"POST health", http.MethodPost, HealthPath, nil, 405, "use GET or HEAD"},
 		{"unknown path", http.MethodGet, "/metrics", nil, 404, "no such path"},

@@ -56,7 +56,7 @@ func Window(ops []history.Op, e history.Event) WindowStats {
 
 // mayRegister reports whether op carried its customer's own key, or was sent by a run without
 // keys (no kind recorded): the requests a fault's figures count. One with no key, a malformed,
-// an unknown or another merchant's key (traffic's auth surface) is refused whatever the fault.
+// an unknown or another tenant's key (traffic's auth surface) is refused whatever the fault.
 func mayRegister(op history.Op) bool { return op.KeyKind == "" || op.KeyKind == history.KeyOwn }
 
 // Round is one batch of new customers sent while a fault runs: their bursts, and the retries a

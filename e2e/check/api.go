@@ -306,16 +306,16 @@ func (a *API) fieldValue(field string) (func(history.Customer) string, bool) {
 	// The common case, one placeholder alone, reads the customer without expanding.
 	switch tmpl {
 	case "{{tenant}}":
-		return func(c history.Customer) string { return c.MerchantID }, true
+		return func(c history.Customer) string { return c.Tenant }, true
 	case "{{key}}":
-		return func(c history.Customer) string { return c.ExternalID }, true
+		return func(c history.Customer) string { return c.EntityKey }, true
 	case "{{email}}":
 		return func(c history.Customer) string { return c.Email }, true
 	case "{{name}}":
 		return func(c history.Customer) string { return c.Name }, true
 	}
 	return func(c history.Customer) string {
-		return target.Expand(tmpl, map[string]string{"tenant": c.MerchantID, "key": c.ExternalID, "email": c.Email, "name": c.Name})
+		return target.Expand(tmpl, map[string]string{"tenant": c.Tenant, "key": c.EntityKey, "email": c.Email, "name": c.Name})
 	}, true
 }
 
@@ -359,4 +359,14 @@ func settingDefault(s *target.Setting) string {
 		return ""
 	}
 	return s.Default
+}
+
+// CredentialOf returns the credential a success's body carries (the API's credential
+// pointer), ok false when the API has none or the body holds no string there.
+func (a *API) CredentialOf(body string) (string, bool) {
+	if a.Credential == "" {
+		return "", false
+	}
+	s, found, ok := stringMember(body, a.Credential)
+	return s, found && ok
 }

@@ -9,19 +9,19 @@ import (
 
 // The clauses of RuleAuth, as Finding.Line names them.
 const (
-	// AuthForeignForbidden: a request with another merchant's key is answered 403 forbidden.
+	// AuthForeignForbidden: a request with another tenant's key is answered 403 forbidden.
 	AuthForeignForbidden = "foreign-key-forbidden"
 	// AuthNoKeyUnauthenticated: a request without a key is answered 401 unauthenticated.
 	AuthNoKeyUnauthenticated = "no-key-unauthenticated"
 	// AuthMalformedKeyUnauthenticated: a request whose Authorization is not "Bearer <API key>"
 	// is answered 401 unauthenticated.
 	AuthMalformedKeyUnauthenticated = "malformed-key-unauthenticated"
-	// AuthUnknownKeyUnauthenticated: a request with a well-formed key that names no merchant is
+	// AuthUnknownKeyUnauthenticated: a request with a well-formed key that names no tenant is
 	// answered 401 unauthenticated.
 	AuthUnknownKeyUnauthenticated = "unknown-key-unauthenticated"
-	// AuthOwnKeyServed: a request with its own merchant's key is never answered 401 or 403.
+	// AuthOwnKeyServed: a request with its own tenant's key is never answered 401 or 403.
 	AuthOwnKeyServed = "own-key-not-refused"
-	// AuthNoRowWithoutOwnKey: a customer none of whose requests carried its own merchant's key
+	// AuthNoRowWithoutOwnKey: a customer none of whose requests carried its own tenant's key
 	// has no row.
 	AuthNoRowWithoutOwnKey = "no-row-without-own-key"
 )
@@ -30,7 +30,7 @@ const (
 // API keys, whose histories carry no key.
 func (e *judgeEnv) authChecked() bool { return !e.p.savedBeforeAuth }
 
-// entitled reports whether op could register its customer: it carried the customer's merchant's
+// entitled reports whether op could register its customer: it carried the customer's tenant's
 // key (any request could, before API keys).
 func (e *judgeEnv) entitled(c history.Customer, op *history.Op) bool {
 	return !e.authChecked() || op.SentKey() == history.KeyOwn
@@ -60,7 +60,7 @@ func judgeAuth(api *API, c history.Customer, op *history.Op) (f *findingOps, jud
 	kind := op.SentKey()
 	if kind == history.KeyOwn {
 		if refusedByAuth(op) {
-			return finding(AuthOwnKeyServed, "%d %s to a request with its own merchant %s's key", op.Status, errorCode(api, op), c.MerchantID), true
+			return finding(AuthOwnKeyServed, "%d %s to a request with its own tenant %s's key", op.Status, errorCode(api, op), c.Tenant), true
 		}
 		return nil, false
 	}
@@ -70,11 +70,11 @@ func judgeAuth(api *API, c history.Customer, op *history.Op) (f *findingOps, jud
 	}
 	sent := want.sent
 	if kind == history.KeyForeign {
-		sent = fmt.Sprintf("merchant %s's key", op.KeyMerchant)
+		sent = fmt.Sprintf("tenant %s's key", op.KeyTenant)
 	}
 	switch {
 	case op.Succeeded() && kind == history.KeyForeign:
-		return finding(want.line, "%d to a request with %s for a customer of %s: a cross-merchant token was issued", op.Status, sent, c.MerchantID), false
+		return finding(want.line, "%d to a request with %s for a customer of %s: a cross-tenant token was issued", op.Status, sent, c.Tenant), false
 	case op.Succeeded():
 		return finding(want.line, "%d to a request with %s: a token was issued unauthenticated", op.Status, sent), false
 	case op.Status != want.status || errorCode(api, op) != api.codeOfClass(want.class):
@@ -90,10 +90,10 @@ type refusal struct {
 	status            int
 }
 
-// refusals are RuleAuth's answers by the kind of key sent: 403 to another merchant's valid key,
-// 401 to every key that names no merchant (service/README.md, "Status codes").
+// refusals are RuleAuth's answers by the kind of key sent: 403 to another tenant's valid key,
+// 401 to every key that names no tenant (service/README.md, "Status codes").
 var refusals = map[history.KeyKind]refusal{
-	history.KeyForeign:   {AuthForeignForbidden, "forbidden", "another merchant's key", http.StatusForbidden},
+	history.KeyForeign:   {AuthForeignForbidden, "forbidden", "another tenant's key", http.StatusForbidden},
 	history.KeyNone:      {AuthNoKeyUnauthenticated, "unauthenticated", "no key", http.StatusUnauthorized},
 	history.KeyMalformed: {AuthMalformedKeyUnauthenticated, "unauthenticated", "a malformed key", http.StatusUnauthorized},
 	history.KeyUnknown:   {AuthUnknownKeyUnauthenticated, "unauthenticated", "an unknown key", http.StatusUnauthorized},

@@ -9,46 +9,46 @@ import (
 )
 
 const (
-	forbidden       = `{"error":"forbidden","message":"the key is another merchant's"}`
+	forbidden       = `{"error":"forbidden","message":"the key is another tenant's"}`
 	unauthenticated = `{"error":"unauthenticated","message":"missing or unknown API key"}`
 )
 
-// dave is a customer of bob's merchant whose requests all carried another merchant's key.
-var dave = history.Customer{Index: 3, MerchantID: "m-9-1", ExternalID: "c-9-3"}
+// dave is a customer of bob's tenant whose requests all carried another tenant's key.
+var dave = history.Customer{Index: 3, Tenant: "m-9-1", EntityKey: "c-9-3"}
 
-// withKey is o sent with merchant's key ("" for none).
-func withKey(o history.Op, merchant string) history.Op {
-	o.KeyMerchant = merchant
+// withKey is o sent with tenant's key ("" for none).
+func withKey(o history.Op, tenant string) history.Op {
+	o.KeyTenant = tenant
 	return o
 }
 
-// withKind is o sent with a key of kind that names no merchant (malformed, unknown).
+// withKind is o sent with a key of kind that names no tenant (malformed, unknown).
 func withKind(o history.Op, kind history.KeyKind) history.Op {
-	o.KeyMerchant, o.KeyKind = "", kind
+	o.KeyTenant, o.KeyKind = "", kind
 	return o
 }
 
 // mixedHistory is goodHistory with the keys of a service that checks them, answered as it
-// should: alice's burst also raced a request with bob's merchant's key (403) and one with no key
-// (401); bob's had one with alice's merchant's key during the database fault (403 all the same:
+// should: alice's burst also raced a request with bob's tenant's key (403) and one with no key
+// (401); bob's had one with alice's tenant's key during the database fault (403 all the same:
 // the key is checked first); dave sent only foreign keys, refused or lost, long after the
 // fault, and has no row; his lost request was in flight when a pod was killed (daveFault), which
 // excuses its missing answer (mixedParams).
-// (401) and one with a malformed key (401); bob's had one with alice's merchant's key and one
+// (401) and one with a malformed key (401); bob's had one with alice's tenant's key and one
 // with an unknown key during the database fault (403 and 401 all the same: the key is checked
 // first); dave sent only foreign keys, refused or lost, long after the
 // fault, and has no row.
 func mixedHistory(t *testing.T) ([]history.Op, []Row) {
 	ops, rows := goodHistory(t)
 	return append(ops,
-		withKey(op(alice, 3, 0, "pod-b", 1, 4, 403, forbidden), bob.MerchantID),
+		withKey(op(alice, 3, 0, "pod-b", 1, 4, 403, forbidden), bob.Tenant),
 		withKey(op(alice, 4, 0, "pod-a", 2, 3, 401, unauthenticated), ""),
-		withKey(op(bob, 3, 0, "pod-b", 101, 103, 403, forbidden), alice.MerchantID),
+		withKey(op(bob, 3, 0, "pod-b", 101, 103, 403, forbidden), alice.Tenant),
 		withKind(op(alice, 5, 0, "pod-a", 2, 4, 401, unauthenticated), history.KeyMalformed),
 		withKind(op(bob, 4, 0, "pod-a", 102, 105, 401, unauthenticated), history.KeyUnknown),
-		withKey(op(dave, 0, 0, "pod-a", 20_000, 20_002, 403, forbidden), alice.MerchantID),
-		withKey(op(dave, 1, 0, "pod-b", 20_000, 20_003, 403, forbidden), alice.MerchantID),
-		withKey(lost(dave, 2, 20_000, 25_000, 0, "context deadline exceeded"), alice.MerchantID),
+		withKey(op(dave, 0, 0, "pod-a", 20_000, 20_002, 403, forbidden), alice.Tenant),
+		withKey(op(dave, 1, 0, "pod-b", 20_000, 20_003, 403, forbidden), alice.Tenant),
+		withKey(lost(dave, 2, 20_000, 25_000, 0, "context deadline exceeded"), alice.Tenant),
 	), rows
 }
 
@@ -92,21 +92,21 @@ func TestAuthFails(t *testing.T) {
 		counts map[Rule]int
 		line   string
 	}{
-		{name: "a cross-merchant token", line: AuthForeignForbidden, counts: map[Rule]int{RuleAuth: 1},
-			ops: replace(good, withKey(ok(t, alice, 3, 0, "pod-b", 1, 4, ta), bob.MerchantID))},
-		{name: "another merchant's key unauthenticated", line: AuthForeignForbidden, counts: map[Rule]int{RuleAuth: 1},
-			ops: replace(good, withKey(op(alice, 3, 0, "pod-b", 1, 4, 401, unauthenticated), bob.MerchantID))},
+		{name: "a cross-tenant token", line: AuthForeignForbidden, counts: map[Rule]int{RuleAuth: 1},
+			ops: replace(good, withKey(ok(t, alice, 3, 0, "pod-b", 1, 4, ta), bob.Tenant))},
+		{name: "another tenant's key unauthenticated", line: AuthForeignForbidden, counts: map[Rule]int{RuleAuth: 1},
+			ops: replace(good, withKey(op(alice, 3, 0, "pod-b", 1, 4, 401, unauthenticated), bob.Tenant))},
 		{name: "a 403 without the forbidden code", line: AuthForeignForbidden, counts: map[Rule]int{RuleAuth: 1},
-			ops: replace(good, withKey(op(alice, 3, 0, "pod-b", 1, 4, 403, "<html>Forbidden</html>"), bob.MerchantID))},
-		{name: "another merchant's key in conflict", line: AuthForeignForbidden, counts: map[Rule]int{RuleAuth: 1},
-			ops: replace(good, withKey(retryLater(op(alice, 3, 0, "pod-b", 1, 4, 409, conflict)), bob.MerchantID))},
-		{name: "another merchant's key unavailable in a fault", line: AuthForeignForbidden, counts: map[Rule]int{RuleAuth: 1},
-			ops: replace(good, withKey(retryLater(op(bob, 3, 0, "pod-b", 101, 103, 503, unavailable)), alice.MerchantID))},
+			ops: replace(good, withKey(op(alice, 3, 0, "pod-b", 1, 4, 403, "<html>Forbidden</html>"), bob.Tenant))},
+		{name: "another tenant's key in conflict", line: AuthForeignForbidden, counts: map[Rule]int{RuleAuth: 1},
+			ops: replace(good, withKey(retryLater(op(alice, 3, 0, "pod-b", 1, 4, 409, conflict)), bob.Tenant))},
+		{name: "another tenant's key unavailable in a fault", line: AuthForeignForbidden, counts: map[Rule]int{RuleAuth: 1},
+			ops: replace(good, withKey(retryLater(op(bob, 3, 0, "pod-b", 101, 103, 503, unavailable)), alice.Tenant))},
 		{name: "a token without a key", line: AuthNoKeyUnauthenticated, counts: map[Rule]int{RuleAuth: 1},
 			ops: replace(good, withKey(ok(t, alice, 4, 0, "pod-a", 2, 3, ta), ""))},
 		{name: "no key forbidden", line: AuthNoKeyUnauthenticated, counts: map[Rule]int{RuleAuth: 1},
 			ops: replace(good, withKey(op(alice, 4, 0, "pod-a", 2, 3, 403, forbidden), ""))},
-		// The unknown-key-forbidden mutant's shape: a key of no merchant taken for a merchant's.
+		// The unknown-key-forbidden mutant's shape: a key of no tenant taken for a tenant's.
 		{name: "an unknown key forbidden", line: AuthUnknownKeyUnauthenticated, counts: map[Rule]int{RuleAuth: 1},
 			ops: replace(good, withKind(op(bob, 4, 0, "pod-a", 102, 105, 403, forbidden), history.KeyUnknown))},
 		{name: "a token for an unknown key", line: AuthUnknownKeyUnauthenticated, counts: map[Rule]int{RuleAuth: 1},
@@ -122,7 +122,7 @@ func TestAuthFails(t *testing.T) {
 		{name: "its own key forbidden", line: AuthOwnKeyServed, counts: map[Rule]int{RuleAuth: 1},
 			ops: replace(good, op(alice, 1, 0, "pod-b", 1, 9, 403, forbidden))},
 		{name: "a row made with foreign keys", line: AuthNoRowWithoutOwnKey, counts: map[Rule]int{RuleAuth: 1},
-			ops: good, rows: append(slices.Clone(rows), Row{ID: "dave-row", Tenant: dave.MerchantID, Key: dave.ExternalID, CreatedAt: created})},
+			ops: good, rows: append(slices.Clone(rows), Row{ID: "dave-row", Tenant: dave.Tenant, Key: dave.EntityKey, CreatedAt: created})},
 		{
 			// Alice's own requests never got through; the token her foreign request got is no
 			// token of hers. Her 409 blames a race that no request with her own key ran
@@ -130,7 +130,7 @@ func TestAuthFails(t *testing.T) {
 			name: "a foreign token is no final token", line: AuthForeignForbidden, counts: map[Rule]int{RuleAuth: 1, RuleFinalToken: 1, RuleContract: 1},
 			ops: append(without(good, alice),
 				retryLater(op(alice, 0, 0, "pod-a", 0, 10, 409, conflict)),
-				withKey(okCreated(t, alice, 3, 0, "pod-b", 1, 4, ta), bob.MerchantID)),
+				withKey(okCreated(t, alice, 3, 0, "pod-b", 1, 4, ta), bob.Tenant)),
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -159,9 +159,9 @@ func TestAuthLeavesAlone(t *testing.T) {
 	good, rows := mixedHistory(t)
 	p := mixedParams()
 	p.Registered = []history.Customer{dave}
-	judge(t, good, append(slices.Clone(rows), Row{ID: "dave-row", Tenant: dave.MerchantID, Key: dave.ExternalID, CreatedAt: created}), p, nil)
+	judge(t, good, append(slices.Clone(rows), Row{ID: "dave-row", Tenant: dave.Tenant, Key: dave.EntityKey, CreatedAt: created}), p, nil)
 
-	lostOnly := append(without(good, dave), withKey(lost(dave, 0, 20_000, 25_000, 0, "EOF"), alice.MerchantID))
+	lostOnly := append(without(good, dave), withKey(lost(dave, 0, 20_000, 25_000, 0, "EOF"), alice.Tenant))
 	judge(t, lostOnly, rows, mixedParams(), nil)
 }
 
@@ -172,7 +172,7 @@ func TestAuthBeforeAPIKeys(t *testing.T) {
 	ops := []history.Op{okCreated(t, alice, 0, 0, "pod-a", 0, 10, ta), ok(t, alice, 1, 0, "pod-b", 1, 9, ta),
 		okCreated(t, bob, 0, 0, "pod-b", 100, 110, tb), ok(t, bob, 1, 0, "pod-a", 101, 109, tb)}
 	for i := range ops {
-		ops[i].KeyMerchant = ""
+		ops[i].KeyTenant = ""
 	}
 	// Keyless customers need no token of their own, but must not have got one, nor a row.
 	judge(t, ops, []Row{rowA, rowB}, params(), map[Rule]int{RuleAuth: 2})
@@ -198,7 +198,7 @@ func TestCoverageCountsOwnKeysOnly(t *testing.T) {
 	ta := tokenFor(t, rowA, nil)
 	onePod := append(without(ops, alice),
 		okCreated(t, alice, 0, 0, "pod-a", 0, 10, ta), ok(t, alice, 1, 0, "pod-a", 1, 9, ta),
-		withKey(op(alice, 3, 0, "pod-b", 1, 4, 403, forbidden), bob.MerchantID),
+		withKey(op(alice, 3, 0, "pod-b", 1, 4, 403, forbidden), bob.Tenant),
 		withKey(op(alice, 4, 0, "pod-b", 2, 3, 401, unauthenticated), ""))
 	res = judge(t, onePod, rows, mixedParams(), nil)
 	if c := res.Coverage; c.Covered != 1 {

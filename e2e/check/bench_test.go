@@ -107,7 +107,7 @@ func writeSynthetic(tb testing.TB, out io.Writer, n int) []Row {
 		ops = ops[:0]
 	}
 	for i, row := range rows {
-		c := history.Customer{Index: i, MerchantID: row.Tenant, ExternalID: row.Key}
+		c := history.Customer{Index: i, Tenant: row.Tenant, EntityKey: row.Key}
 		at := time.Duration(i) * time.Millisecond
 		for seq := range perCustomer {
 			body, err := json.Marshal(tokenResponse{Token: tokens[i], CustomerID: row.ID, Created: new(seq == 0)})
@@ -116,7 +116,7 @@ func writeSynthetic(tb testing.TB, out io.Writer, n int) []Row {
 			}
 			call, ret := at+time.Duration(seq)*time.Microsecond, at+5*time.Millisecond+time.Duration(seq)*time.Microsecond
 			port := 32768 + (i*perCustomer+seq)%28232 // Linux's ephemeral ports
-			ops = append(ops, history.Op{Customer: c, Seq: seq, Phase: history.PhaseBurst, KeyMerchant: c.MerchantID,
+			ops = append(ops, history.Op{Customer: c, Seq: seq, Phase: history.PhaseBurst, KeyTenant: c.Tenant,
 				Call: call, Return: ret, Status: 200, Body: string(body) + "\n", Pod: syntheticPods[seq%len(syntheticPods)],
 				LocalAddr: fmt.Sprintf("10.244.0.1:%d", port), ServerStart: call + time.Millisecond, ServerEnd: ret - time.Millisecond,
 				ContentType: ContentTypeJSON, CacheControl: "no-store", HeadersRecorded: true})

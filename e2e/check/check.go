@@ -51,14 +51,14 @@ const (
 	// request of its first registration got an answer that cannot have created it, and that
 	// one names the row; a customer registered before the request was sent is never created.
 	RuleCreated Rule = "created"
-	// RuleAuth: a request with another merchant's API key is answered 403 forbidden, one
-	// without a key, with a malformed key or with a well-formed key of no merchant 401
-	// unauthenticated, one with its own merchant's key never 401 or 403; a
-	// customer none of whose requests carried its own merchant's key has no row (an unknown
+	// RuleAuth: a request with another tenant's API key is answered 403 forbidden, one
+	// without a key, with a malformed key or with a well-formed key of no tenant 401
+	// unauthenticated, one with its own tenant's key never 401 or 403; a
+	// customer none of whose requests carried its own tenant's key has no row (an unknown
 	// outcome says nothing about the key). A 401 or 403 carries no token: no other rule reads
 	// it.
 	RuleAuth Rule = "auth"
-	// RuleFinalToken: the customer ends with a valid token, got with its own merchant's key,
+	// RuleFinalToken: the customer ends with a valid token, got with its own tenant's key,
 	// after retries; unless none of its requests carried that key or every one that did was
 	// refused it (RuleAuth's).
 	RuleFinalToken Rule = "final-token"
@@ -69,12 +69,12 @@ const (
 	// (history.Op.HeadersRecorded).
 	RuleAPIShape Rule = "api-shape"
 	// RuleTenants: no two customers are answered with one customer id, token subject or token:
-	// two merchants' customers under one external id (the plans put every external id under
-	// two merchants) are two customers, each with its own row and token. One-row and
+	// two tenants' customers under one key (the plans put every key under
+	// two tenants) are two customers, each with its own row and token. One-row and
 	// token-matches-row judge a customer against its own rows; this judges customers against
 	// each other, and names both.
 	RuleTenants Rule = "tenants"
-	// RuleRows: every row of the judged customers' merchants belongs to a customer the run (or
+	// RuleRows: every row of the judged customers' tenants belongs to a customer the run (or
 	// an earlier run on the same database, Params.Earlier) planned, and every column the request
 	// wrote holds what the request sent: its tenant and key, and each member API.Agree names
 	// (NULL when not sent). RuleOneRow counts the rows of a planned key; this one judges the
@@ -100,7 +100,7 @@ type Row struct {
 }
 
 // rowKey is the identity of r, as a customer's (history.Customer.Key).
-func rowKey(r *Row) history.Key { return history.Key{MerchantID: r.Tenant, ExternalID: r.Key} }
+func rowKey(r *Row) history.Key { return history.Key{Tenant: r.Tenant, EntityKey: r.Key} }
 
 // Params configure Check.
 type Params struct {
@@ -201,8 +201,8 @@ type Request struct {
 	Seq     int           `json:"seq"`
 	Attempt int           `json:"attempt"`
 	Phase   history.Phase `json:"phase"`
-	// KeyMerchant is the merchant whose API key the request carried, "" for none.
-	KeyMerchant string `json:"key_merchant,omitempty"`
+	// KeyTenant is the tenant whose API key the request carried, "" for none.
+	KeyTenant string `json:"key_merchant,omitempty"`
 	// KeyKind is the kind of key it carried (history.Op.SentKey).
 	KeyKind history.KeyKind `json:"key_kind,omitempty"`
 	Call    time.Duration   `json:"call_ns"`
@@ -213,7 +213,7 @@ type Request struct {
 }
 
 func requestOf(op history.Op) Request {
-	return Request{ID: op.ID(), Seq: op.Seq, Attempt: op.Attempt, Phase: op.Phase, KeyMerchant: op.KeyMerchant, KeyKind: op.SentKey(), Call: op.Call,
+	return Request{ID: op.ID(), Seq: op.Seq, Attempt: op.Attempt, Phase: op.Phase, KeyTenant: op.KeyTenant, KeyKind: op.SentKey(), Call: op.Call,
 		Return: op.Return, Status: op.Status, Pod: op.Pod, Error: op.Error}
 }
 
@@ -241,7 +241,7 @@ type Result struct {
 	// Unknown counts transport errors and timeouts: never a success.
 	Unknown int `json:"unknown"`
 	// Refused counts the requests refused their key as RuleAuth wants: 403 to another
-	// merchant's key, 401 to none, a malformed or an unknown one.
+	// tenant's key, 401 to none, a malformed or an unknown one.
 	Refused int `json:"refused,omitempty"`
 	// HeadersUnrecorded counts the answers whose headers the history does not hold (recorded
 	// before the recorder kept them, history.Op.HeadersRecorded): RuleAPIShape judged them

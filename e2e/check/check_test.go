@@ -26,15 +26,15 @@ var (
 	suiteKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{1}, ed25519.SeedSize))
 	otherKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{2}, ed25519.SeedSize))
 
-	alice = history.Customer{Index: 0, MerchantID: "m-9-0", ExternalID: "c-9-0"}
-	bob   = history.Customer{Index: 1, MerchantID: "m-9-1", ExternalID: "c-9-1"}
-	carol = history.Customer{Index: 2, MerchantID: "m-9-0", ExternalID: "c-9-2"}
+	alice = history.Customer{Index: 0, Tenant: "m-9-0", EntityKey: "c-9-0"}
+	bob   = history.Customer{Index: 1, Tenant: "m-9-1", EntityKey: "c-9-1"}
+	carol = history.Customer{Index: 2, Tenant: "m-9-0", EntityKey: "c-9-2"}
 
 	created = time.Date(2026, 5, 1, 12, 0, 0, 500_000_000, time.UTC)
 	// base is the fixtures' time base: their calls and returns count from it.
 	base = created.Add(-time.Second)
-	rowA = Row{ID: "0b6c8a52-0000-4000-8000-00000000000a", Tenant: alice.MerchantID, Key: alice.ExternalID, CreatedAt: created}
-	rowB = Row{ID: "0b6c8a52-0000-4000-8000-00000000000b", Tenant: bob.MerchantID, Key: bob.ExternalID, CreatedAt: created}
+	rowA = Row{ID: "0b6c8a52-0000-4000-8000-00000000000a", Tenant: alice.Tenant, Key: alice.EntityKey, CreatedAt: created}
+	rowB = Row{ID: "0b6c8a52-0000-4000-8000-00000000000b", Tenant: bob.Tenant, Key: bob.EntityKey, CreatedAt: created}
 )
 
 // claims are the claims the service signs, as the fixtures build them.
@@ -42,9 +42,9 @@ type claims struct {
 	jwt.RegisteredClaims
 	// Aud is aud as the service writes it, a plain string (jwt's ClaimStrings would write a
 	// list); a fixture may set a list.
-	Aud        any    `json:"aud,omitempty"`
-	MerchantID string `json:"mid"`
-	ExternalID string `json:"ext"`
+	Aud       any    `json:"aud,omitempty"`
+	Tenant    string `json:"mid"`
+	EntityKey string `json:"ext"`
 }
 
 // serviceClaims are the claims the service should sign for row, changed by edit. exp is iat
@@ -55,8 +55,8 @@ func serviceClaims(row Row, edit func(*claims)) *claims {
 	cl := &claims{
 		RegisteredClaims: jwt.RegisteredClaims{Issuer: issuer, Subject: row.ID, IssuedAt: iat, ExpiresAt: exp},
 		Aud:              audience,
-		MerchantID:       row.Tenant,
-		ExternalID:       row.Key,
+		Tenant:           row.Tenant,
+		EntityKey:        row.Key,
 	}
 	if edit != nil {
 		edit(cl)
@@ -152,14 +152,14 @@ func retryLater(o history.Op) history.Op {
 	return o
 }
 
-// op is a request of c with its own merchant's key (withKey sends another).
+// op is a request of c with its own tenant's key (withKey sends another).
 func op(c history.Customer, seq, attempt int, pod string, call, ret, status int, body string) history.Op {
 	phase := history.PhaseBurst
 	if attempt > 0 {
 		phase = history.PhaseRetry
 	}
 	return history.Op{Customer: c, Seq: seq, Attempt: attempt, Phase: phase, Call: msec(call), Return: msec(ret),
-		Status: status, Body: body, Pod: pod, KeyMerchant: c.MerchantID}
+		Status: status, Body: body, Pod: pod, KeyTenant: c.Tenant}
 }
 
 func lost(c history.Customer, seq int, call, ret int, status int, err string) history.Op {
@@ -272,7 +272,7 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name: "duplicate rows", ops: good, verdict: VerdictFail,
-			rows:   append(append([]Row(nil), rows...), Row{ID: "dup", Tenant: alice.MerchantID, Key: alice.ExternalID, CreatedAt: created}),
+			rows:   append(append([]Row(nil), rows...), Row{ID: "dup", Tenant: alice.Tenant, Key: alice.EntityKey, CreatedAt: created}),
 			counts: map[Rule]int{RuleOneRow: 1},
 		},
 		{
@@ -289,14 +289,14 @@ func TestCheck(t *testing.T) {
 		{
 			name: "token signed by another key",
 			ops: replace(good, ok(t, alice, 1, 0, "pod-b", 1, 9, sign(t, jwt.SigningMethodEdDSA, otherKey, &claims{
-				RegisteredClaims: jwt.RegisteredClaims{Issuer: issuer, Subject: rowA.ID}, MerchantID: alice.MerchantID, ExternalID: alice.ExternalID}))),
+				RegisteredClaims: jwt.RegisteredClaims{Issuer: issuer, Subject: rowA.ID}, Tenant: alice.Tenant, EntityKey: alice.EntityKey}))),
 			rows: rows, verdict: VerdictFail,
 			counts: map[Rule]int{RuleValidToken: 1, RuleOneToken: 1},
 		},
 		{
 			name: "unsigned alg none token",
 			ops: replace(good, ok(t, alice, 1, 0, "pod-b", 1, 9, sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, &claims{
-				RegisteredClaims: jwt.RegisteredClaims{Issuer: issuer, Subject: rowA.ID}, MerchantID: alice.MerchantID, ExternalID: alice.ExternalID}))),
+				RegisteredClaims: jwt.RegisteredClaims{Issuer: issuer, Subject: rowA.ID}, Tenant: alice.Tenant, EntityKey: alice.EntityKey}))),
 			rows: rows, verdict: VerdictFail,
 			counts: map[Rule]int{RuleValidToken: 1, RuleOneToken: 1},
 		},
@@ -304,7 +304,7 @@ func TestCheck(t *testing.T) {
 			// Algorithm confusion: HMAC keyed with the public key bytes.
 			name: "HS256 token keyed with the public key",
 			ops: replace(good, ok(t, alice, 1, 0, "pod-b", 1, 9, sign(t, jwt.SigningMethodHS256, []byte(suiteKey.Public().(ed25519.PublicKey)), &claims{
-				RegisteredClaims: jwt.RegisteredClaims{Issuer: issuer, Subject: rowA.ID}, MerchantID: alice.MerchantID, ExternalID: alice.ExternalID}))),
+				RegisteredClaims: jwt.RegisteredClaims{Issuer: issuer, Subject: rowA.ID}, Tenant: alice.Tenant, EntityKey: alice.EntityKey}))),
 			rows: rows, verdict: VerdictFail,
 			counts: map[Rule]int{RuleValidToken: 1, RuleOneToken: 1},
 		},
@@ -322,13 +322,13 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name: "mid mismatch",
-			ops:  replace(good, ok(t, alice, 1, 0, "pod-b", 1, 9, tokenFor(t, rowA, func(c *claims) { c.MerchantID = "m-9-1" }))),
+			ops:  replace(good, ok(t, alice, 1, 0, "pod-b", 1, 9, tokenFor(t, rowA, func(c *claims) { c.Tenant = "m-9-1" }))),
 			rows: rows, verdict: VerdictFail,
 			counts: map[Rule]int{RuleTokenMatchesRow: 1, RuleOneToken: 1},
 		},
 		{
 			name: "ext mismatch",
-			ops:  replace(good, ok(t, alice, 1, 0, "pod-b", 1, 9, tokenFor(t, rowA, func(c *claims) { c.ExternalID = "c-9-1" }))),
+			ops:  replace(good, ok(t, alice, 1, 0, "pod-b", 1, 9, tokenFor(t, rowA, func(c *claims) { c.EntityKey = "c-9-1" }))),
 			rows: rows, verdict: VerdictFail,
 			counts: map[Rule]int{RuleTokenMatchesRow: 1, RuleOneToken: 1},
 		},
@@ -387,7 +387,7 @@ func TestCheck(t *testing.T) {
 		{
 			name:    "unknown outcomes must not leave two rows",
 			ops:     append(without(good, bob), lost(bob, 0, 100, 5000, 0, "connection reset by peer")),
-			rows:    []Row{rowA, rowB, {ID: "dup", Tenant: bob.MerchantID, Key: bob.ExternalID, CreatedAt: created}},
+			rows:    []Row{rowA, rowB, {ID: "dup", Tenant: bob.Tenant, Key: bob.EntityKey, CreatedAt: created}},
 			verdict: VerdictFail,
 			counts:  map[Rule]int{RuleOneRow: 1, RuleFinalToken: 1},
 		},
@@ -473,7 +473,7 @@ func TestCheckCountsOutcomes(t *testing.T) {
 
 func TestCountsDuplicateCustomers(t *testing.T) {
 	good, rows := goodHistory(t)
-	rows = append(rows, Row{ID: "dup", Tenant: alice.MerchantID, Key: alice.ExternalID, CreatedAt: rows[0].CreatedAt})
+	rows = append(rows, Row{ID: "dup", Tenant: alice.Tenant, Key: alice.EntityKey, CreatedAt: rows[0].CreatedAt})
 	res, err := Check(good, rows, params())
 	if err != nil {
 		t.Fatal(err)

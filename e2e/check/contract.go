@@ -16,7 +16,7 @@ import (
 // covered.
 const DefaultFaultTail = 10 * time.Second
 
-// ContractLine is one non-2xx answer a strategy may give to a valid POST /v1/tokens, and when.
+// ContractLine is one non-2xx answer a strategy may give to a valid create request, and when.
 type ContractLine struct {
 	// ID names the line in findings, such as "unavailable-during-fault".
 	ID     string `json:"id"`
@@ -29,14 +29,14 @@ type ContractLine struct {
 	// tail after it.
 	DuringFault bool `json:"during_fault,omitempty"`
 	// Rival accepts the answer only from a request that overlapped another request of the
-	// same customer with its own merchant's key (on any pod): the concurrent registration the
+	// same customer with its own tenant's key (on any pod): the concurrent registration the
 	// answer blames.
 	Rival bool `json:"rival,omitempty"`
 	// Doc says the promise in a sentence, for reports.
 	Doc string `json:"doc"`
 }
 
-// Contract is what one create strategy promises a client of POST /v1/tokens
+// Contract is what one create strategy promises a client of its create request
 // (service/README.md), beyond the rules every strategy shares: which non-2xx answers it may
 // give and when. A clean error that no line allows breaks RuleContract and the contract's
 // Promise; one that matches a line but not its condition (outside a fault, no Retry-After)
@@ -305,7 +305,7 @@ func (f faultWindows) tails() []FaultTail {
 }
 
 // judge returns the line a clean error breaks and why, or ok. rival reports whether another
-// request of op's customer, with its own merchant's key, was in flight with it.
+// request of op's customer, with its own tenant's key, was in flight with it.
 func (c Contract) judge(op *history.Op, code string, faults faultWindows, rival func(*history.Op) bool) (line ContractLine, why string, ok bool) {
 	for _, l := range c.Lines {
 		if l.Status != op.Status || l.Code != code {
@@ -321,7 +321,7 @@ func (c Contract) judge(op *history.Op, code string, faults faultWindows, rival 
 			}
 		}
 		if l.Rival && !rival(op) {
-			problems = append(problems, "no other request of the same customer with its own merchant's key was in flight")
+			problems = append(problems, "no other request of the same customer with its own tenant's key was in flight")
 		}
 		if len(problems) == 0 {
 			return l, "", true

@@ -18,7 +18,7 @@ const (
 
 // CoverageParams set how much of the run must have exercised the race for a
 // clean run to pass. Only a customer's first-registration requests count: those
-// with its own merchant's key, sent before the customer's first 2xx returned (a
+// with its own tenant's key, sent before the customer's first 2xx returned (a
 // retry sent after the row existed races with nothing). A customer is covered
 // (client-side) when two of them were served by different pods with overlapping
 // call/return intervals, and server-covered when two of them were served by
@@ -62,8 +62,8 @@ type Coverage struct {
 	// when a replica may rightly be out of service. They are judged all the same.
 	Customers  int `json:"customers"`
 	UnderFault int `json:"under_fault,omitempty"`
-	// WithoutOwnKey counts the customers none of whose requests carried their own merchant's
-	// API key (cross-merchant or keyless requests alone): they could not register, so they say
+	// WithoutOwnKey counts the customers none of whose requests carried their own tenant's
+	// API key (cross-tenant or keyless requests alone): they could not register, so they say
 	// nothing about the race and are left out too. A customer's requests with other keys never
 	// make it covered.
 	WithoutOwnKey int `json:"without_own_key,omitempty"`
@@ -102,7 +102,7 @@ func (c Coverage) String() string {
 		fmt.Fprintf(&b, " (%d more bursts met a fault window and are not counted)", c.UnderFault)
 	}
 	if c.WithoutOwnKey > 0 {
-		fmt.Fprintf(&b, " (%d more customers sent none of their own merchant's keys and are not counted)", c.WithoutOwnKey)
+		fmt.Fprintf(&b, " (%d more customers sent none of their own tenant's keys and are not counted)", c.WithoutOwnKey)
 	}
 	if c.ServerData {
 		fmt.Fprintf(&b, "; server-side %d of %d (%.0f%%) had handlers on two pods running at once (overlap > %v; estimated clock skew bound %v)",
@@ -202,7 +202,7 @@ func (c Coverage) finish() Coverage {
 const ReasonNoServerData = "no response carried its handler's interval (Server-Timing), so no race is proven server-side; client-side coverage alone is accepted only when allowed (CoverageParams.AllowClientOnly)"
 
 // firstRegistrations are the ops of own (a customer's requests with its own
-// merchant's key) that were sent before the customer's first 2xx returned at
+// tenant's key) that were sent before the customer's first 2xx returned at
 // firstOK (negative: none did), served by a pod whose clock is not in doubt
 // (untrusted): the requests that could have raced to create the customer.
 func firstRegistrations(own []*history.Op, firstOK time.Duration, untrusted map[string]bool) []*history.Op {
@@ -216,7 +216,7 @@ func firstRegistrations(own []*history.Op, firstOK time.Duration, untrusted map[
 }
 
 // crossPodOverlap reports whether two ops were served by different pods while
-// both were in flight. Only requests with a pod count: without X-Served-By
+// both were in flight. Only requests with a pod count: without the pod header
 // nothing says where a request went.
 func crossPodOverlap(ops []*history.Op) bool {
 	for i, a := range ops {

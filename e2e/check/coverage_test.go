@@ -163,7 +163,7 @@ func TestServerCoverage(t *testing.T) {
 // and on it (pod-b) from their requests' brackets, and flags a pod whose reports contradict
 // each other (pod-c).
 func TestEstimateSkew(t *testing.T) {
-	c := history.Customer{Index: 0, MerchantID: "m", ExternalID: "e"}
+	c := history.Customer{Index: 0, Tenant: "m", EntityKey: "e"}
 	at := func(pod string, call, ret, start, end int) history.Op {
 		return handled(op(c, 0, 0, pod, call, ret, 200, "{}"), start, end)
 	}
@@ -204,7 +204,7 @@ func TestEstimateSkew(t *testing.T) {
 func TestCoverageLeavesOutBurstsUnderFault(t *testing.T) {
 	good, rows := goodHistory(t)
 	// carol's burst is sent during the fault and served by pod-a alone.
-	carol := history.Customer{Index: 2, MerchantID: "m-1-0", ExternalID: "c-1-0"}
+	carol := history.Customer{Index: 2, Tenant: "m-1-0", EntityKey: "c-1-0"}
 	other := rows[2] // goodHistory's third row is carol's
 	tc := tokenFor(t, other, nil)
 	ops := append(slices.Clone(good),

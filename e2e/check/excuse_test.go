@@ -164,14 +164,14 @@ func TestFailFastConflictNeedsARival(t *testing.T) {
 			o.Call, o.Return = 20*s, 20*s+3*time.Millisecond
 			return o
 		}()},
-		{name: "its only overlap carries another merchant's key", breach: true,
+		{name: "its only overlap carries another tenant's key", breach: true,
 			third: retryLater(op(alice, 2, 0, "pod-a", 11, 15, 409, conflict))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := params()
 			p.Contract, p.Faults = contract(t, StrategyFailFast), nil
 			ops := raceFor(t, tc.third)
-			ops = append(ops, withKey(op(alice, 3, 0, "pod-b", 12, 14, 403, `{"error":"forbidden","message":"no"}`), bob.MerchantID))
+			ops = append(ops, withKey(op(alice, 3, 0, "pod-b", 12, 14, 403, `{"error":"forbidden","message":"no"}`), bob.Tenant))
 			want := map[Rule]int{}
 			if tc.breach {
 				want[RuleContract] = 1

@@ -22,7 +22,7 @@ const (
 	// KindEmptySubject: a 2xx whose verified token names nobody, the seed's bug
 	// (RuleTokenMatchesRow).
 	KindEmptySubject Kind = "empty-subject"
-	// KindLostWrite: a consistent, verified 2xx names a customer row (its customer_id and its
+	// KindLostWrite: a consistent, verified 2xx names a customer row (its entity id and its
 	// token's subject) that the database does not have, while the customer has another: the
 	// acknowledged registration was lost and a later one created the customer again
 	// (RuleTokenMatchesRow). With no row at all the customer has KindLostRegistration.
@@ -75,7 +75,7 @@ const (
 	// KindSharedIdentity: two customers answered with one customer id, subject or token
 	// (RuleTenants); Finding.Line names what they share (TenantsCustomerID, ...).
 	KindSharedIdentity Kind = "shared-identity"
-	// KindStrayRow: a row of a judged merchant that no planned customer accounts for (RuleRows);
+	// KindStrayRow: a row of a judged tenant that no planned customer accounts for (RuleRows);
 	// its violation names the row's key with customer index -1.
 	KindStrayRow Kind = "stray-row"
 	// KindRowMismatch: a customer's row holds in a column something other than what its

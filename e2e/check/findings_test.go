@@ -26,7 +26,7 @@ func nullSubjectRun(t *testing.T) Result {
 // duplicateRun is return-existing's bug in goodHistory: alice has two rows.
 func duplicateRun(t *testing.T) Result {
 	good, rows := goodHistory(t)
-	rows = append(rows, Row{ID: "dup", Tenant: alice.MerchantID, Key: alice.ExternalID, CreatedAt: created})
+	rows = append(rows, Row{ID: "dup", Tenant: alice.Tenant, Key: alice.EntityKey, CreatedAt: created})
 	res, err := Check(good, rows, params())
 	if err != nil {
 		t.Fatal(err)
@@ -227,7 +227,7 @@ func TestLostWrite(t *testing.T) {
 	if got := Detect(AsyncCommit, duplicateRun(t)); got.Caught != 0 {
 		t.Errorf("a duplicate is not a lost write: %+v", got)
 	}
-	// The row exists, the token's subject is the external id: a mismatch, not a lost write.
+	// The row exists, the token's subject is the key: a mismatch, not a lost write.
 	good, rows := goodHistory(t)
 	wrong := tokenFor(t, rowA, func(c *claims) { c.Subject = rowA.Key })
 	body := fmt.Sprintf(`{"token":%q,"customer_id":%q,"created":false}`, wrong, rowA.ID)

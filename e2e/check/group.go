@@ -82,7 +82,7 @@ func groupByCustomer(ops []history.Op, rows []Row, planned []history.Customer) *
 	g.rowIdx, g.rowStart = countingSort(rowSlot, len(customers))
 	slices.SortFunc(g.customers, func(a, b plannedCustomer) int {
 		return cmp.Or(cmp.Compare(a.customer.Index, b.customer.Index),
-			cmp.Compare(a.customer.MerchantID, b.customer.MerchantID), cmp.Compare(a.customer.ExternalID, b.customer.ExternalID))
+			cmp.Compare(a.customer.Tenant, b.customer.Tenant), cmp.Compare(a.customer.EntityKey, b.customer.EntityKey))
 	})
 	return g
 }

@@ -1,6 +1,6 @@
 package check
 
-// The key set a client verifies tokens with: the service's /.well-known/jwks.json as the suite
+// The key set a client verifies tokens with: the service's JWKS (the verifier's jwksPath) as the suite
 // fetched it, through the Service and from each pod, judged once per run (RuleJWKS), and the
 // keys by kid that every token's header must name (RuleValidToken).
 import (
@@ -23,12 +23,12 @@ import (
 // not any token it signed was judged.
 const RuleJWKS Rule = "jwks"
 
-// JWKSFetch is one fetch of the service's /.well-known/jwks.json, as a client made it.
+// JWKSFetch is one fetch of the service's JWKS (the verifier's jwksPath), as a client made it.
 type JWKSFetch struct {
 	// Via is where it was fetched through: "service" (the Service's address, any replica) or
 	// "pod/NAME" (that pod alone).
 	Via string `json:"via"`
-	// Pod is the X-Served-By of the answer, "" when it had none.
+	// Pod is the pod header of the answer, "" when it had none.
 	Pod    string `json:"pod,omitempty"`
 	Status int    `json:"status"`
 	Body   string `json:"body"`

@@ -10,7 +10,7 @@ import (
 // metricsOps: pod a answered one created and one existing, pod b one conflict, and one request
 // got no answer.
 func metricsOps() []history.Op {
-	c := history.Customer{MerchantID: "m-0", ExternalID: "c-1"}
+	c := history.Customer{Tenant: "m-0", EntityKey: "c-1"}
 	return []history.Op{
 		{Customer: c, Seq: 0, Status: 200, Pod: "a", Body: `{"token":"t","customer_id":"x","created":true}`},
 		{Customer: c, Seq: 1, Status: 200, Pod: "a", Body: `{"token":"t","customer_id":"x","created":false}`},

@@ -69,21 +69,21 @@ func ordersHistory() ([]history.Op, []Row, []history.Customer) {
 		customers []history.Customer
 	)
 	for i := range 2 {
-		c := history.Customer{Index: i, MerchantID: fmt.Sprintf("shop-%d", i), ExternalID: fmt.Sprintf("idem-%d", i), Email: fmt.Sprintf("buyer%d@orders.test", i)}
+		c := history.Customer{Index: i, Tenant: fmt.Sprintf("shop-%d", i), EntityKey: fmt.Sprintf("idem-%d", i), Email: fmt.Sprintf("buyer%d@orders.test", i)}
 		id := fmt.Sprintf("ord-%d", i)
 		email := c.Email
-		rows = append(rows, Row{ID: id, Tenant: c.MerchantID, Key: c.ExternalID, CreatedAt: created, Agree: map[string]*string{"email": &email}})
+		rows = append(rows, Row{ID: id, Tenant: c.Tenant, Key: c.EntityKey, CreatedAt: created, Agree: map[string]*string{"email": &email}})
 		customers = append(customers, c)
 		body := fmt.Sprintf(`{"order_id":%q,"receipt":"rcpt-%d","total":42}`, id, i)
 		for seq, status := range []int{201, 200} {
 			at := time.Duration(i*100) * time.Millisecond
-			ops = append(ops, history.Op{Customer: c, Seq: seq, Phase: history.PhaseBurst, KeyMerchant: c.MerchantID,
+			ops = append(ops, history.Op{Customer: c, Seq: seq, Phase: history.PhaseBurst, KeyTenant: c.Tenant,
 				Call: at, Return: at + 10*time.Millisecond, Status: status, Body: body, Pod: []string{"pod-a", "pod-b"}[seq],
 				ServerStart: at + time.Millisecond, ServerEnd: at + 9*time.Millisecond,
 				HeadersRecorded: true, ContentType: "application/json"})
 		}
 	}
-	ops = append(ops, history.Op{Customer: customers[0], Seq: 2, Phase: history.PhaseBurst, KeyMerchant: customers[1].MerchantID,
+	ops = append(ops, history.Op{Customer: customers[0], Seq: 2, Phase: history.PhaseBurst, KeyTenant: customers[1].Tenant,
 		Call: time.Millisecond, Return: 3 * time.Millisecond, Status: 403, Pod: "pod-a",
 		Body:            `{"type":"https://orders.test/forbidden","title":"another shop's key","status":403}`,
 		HeadersRecorded: true, ContentType: "application/problem+json"})

@@ -7,9 +7,9 @@ import (
 )
 
 // checkRows applies RuleRows to the rows the grouping holds: a row of one of the judged
-// customers' merchants that belongs to no judged customer and to none of earlier is a stray
+// customers' tenants that belongs to no judged customer and to none of earlier is a stray
 // (KindStrayRow), and a judged customer's row whose email or name is not what its requests sent
-// is a mismatch (KindRowMismatch). Rows of other merchants are another run's, not ours. The
+// is a mismatch (KindRowMismatch). Rows of other tenants are another run's, not ours. The
 // violations come in row order, stray rows first, so that the result does not depend on how
 // the customers were judged.
 func checkRows(api *API, g *grouping, earlier []history.Customer, judgeStrays bool) []Violation {
@@ -32,11 +32,11 @@ func checkRows(api *API, g *grouping, earlier []history.Customer, judgeStrays bo
 }
 
 // strayRows returns one violation per key of the rows no judged or earlier customer owns, among
-// the merchants of the judged customers.
+// the tenants of the judged customers.
 func strayRows(g *grouping, earlier []history.Customer) []Violation {
-	merchants := map[string]bool{}
+	tenants := map[string]bool{}
 	for _, pc := range g.customers {
-		merchants[pc.customer.MerchantID] = true
+		tenants[pc.customer.Tenant] = true
 	}
 	owned := make(map[history.Key]bool, len(earlier))
 	for _, c := range earlier {
@@ -48,7 +48,7 @@ func strayRows(g *grouping, earlier []history.Customer) []Violation {
 	)
 	for _, r := range g.allRows {
 		k := rowKey(&r)
-		if _, judged := g.slots[k]; judged || !merchants[r.Tenant] || owned[k] {
+		if _, judged := g.slots[k]; judged || !tenants[r.Tenant] || owned[k] {
 			continue
 		}
 		f := Finding{Kind: KindStrayRow, Detail: fmt.Sprintf("row %s (%s/%s, created %s) belongs to no customer the run planned: no request asked for it",
@@ -60,7 +60,7 @@ func strayRows(g *grouping, earlier []history.Customer) []Violation {
 		}
 		seen[k] = len(out)
 		// Index -1: no planned customer has this key.
-		out = append(out, newViolation(RuleRows, history.Customer{Index: -1, MerchantID: r.Tenant, ExternalID: r.Key}, nil, []Finding{f}))
+		out = append(out, newViolation(RuleRows, history.Customer{Index: -1, Tenant: r.Tenant, EntityKey: r.Key}, nil, []Finding{f}))
 	}
 	return out
 }

@@ -8,7 +8,7 @@ import (
 
 // withContact returns c sending email and name, as traffic.Customers plans them.
 func withContact(c history.Customer) history.Customer {
-	c.Email, c.Name = c.ExternalID+"@stampede.test", "Customer "+c.ExternalID
+	c.Email, c.Name = c.EntityKey+"@stampede.test", "Customer "+c.EntityKey
 	return c
 }
 
@@ -48,28 +48,28 @@ func TestRows(t *testing.T) {
 	}{
 		{name: "every row planned and as sent", edit: func(rows []Row, _ *Params) []Row { return rows }},
 		{
-			// The stray-row mutant's shape: a second row of alice's merchant under a key
+			// The stray-row mutant's shape: a second row of alice's tenant under a key
 			// nobody asked for.
-			name: "stray row of a judged merchant",
+			name: "stray row of a judged tenant",
 			edit: func(rows []Row, _ *Params) []Row {
-				return append(rows, Row{ID: "stray", Tenant: alice.MerchantID, Key: alice.ExternalID + "-shadow", CreatedAt: created})
+				return append(rows, Row{ID: "stray", Tenant: alice.Tenant, Key: alice.EntityKey + "-shadow", CreatedAt: created})
 			},
 			kinds: []Kind{KindStrayRow},
 		},
 		{
 			name: "row of an earlier run on the same database is not stray",
 			edit: func(rows []Row, p *Params) []Row {
-				earlier := history.Customer{Index: 0, MerchantID: alice.MerchantID, ExternalID: "c-8-0"}
+				earlier := history.Customer{Index: 0, Tenant: alice.Tenant, EntityKey: "c-8-0"}
 				p.Earlier = []history.Customer{earlier}
-				return append(rows, Row{ID: "earlier", Tenant: earlier.MerchantID, Key: earlier.ExternalID, CreatedAt: created})
+				return append(rows, Row{ID: "earlier", Tenant: earlier.Tenant, Key: earlier.EntityKey, CreatedAt: created})
 			},
 		},
 		{
 			name: "row of a registered customer is not stray",
 			edit: func(rows []Row, p *Params) []Row {
-				reg := history.Customer{Index: 5, MerchantID: bob.MerchantID, ExternalID: "c-8-5"}
+				reg := history.Customer{Index: 5, Tenant: bob.Tenant, EntityKey: "c-8-5"}
 				p.Registered = []history.Customer{reg}
-				return append(rows, Row{ID: "registered", Tenant: reg.MerchantID, Key: reg.ExternalID, CreatedAt: created})
+				return append(rows, Row{ID: "registered", Tenant: reg.Tenant, Key: reg.EntityKey, CreatedAt: created})
 			},
 		},
 		{
@@ -110,7 +110,7 @@ func TestRows(t *testing.T) {
 			name: "stray row in params saved before rows were judged",
 			edit: func(rows []Row, p *Params) []Row {
 				p.savedBeforeRows = true
-				return append(rows, Row{ID: "stray", Tenant: alice.MerchantID, Key: "x", CreatedAt: created})
+				return append(rows, Row{ID: "stray", Tenant: alice.Tenant, Key: "x", CreatedAt: created})
 			},
 		},
 	} {

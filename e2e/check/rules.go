@@ -79,7 +79,7 @@ type judgement struct {
 	duplicate, covered, serverCovered bool
 	// underFault says the customer's burst met a fault window or its tail.
 	underFault bool
-	// withoutOwnKey says no request of the customer carried its own merchant's key.
+	// withoutOwnKey says no request of the customer carried its own tenant's key.
 	withoutOwnKey bool
 	// identities are what the customer's 2xx answers gave it (RuleTenants').
 	identities []identity
@@ -162,7 +162,7 @@ type customerView struct {
 	// mayHaveCreated says a request may have created the customer without a 2xx saying so: an
 	// unknown outcome, or a 5xx whose statement may have committed before the answer failed.
 	mayHaveCreated bool
-	// own are the requests that carried the customer's own merchant's key; unrefused says
+	// own are the requests that carried the customer's own tenant's key; unrefused says
 	// whether any of them was not refused it (or keys are not judged).
 	own       []*history.Op
 	unrefused bool
@@ -301,7 +301,7 @@ func (e *judgeEnv) classifyError(v *customerView, r *request, op *history.Op, j 
 	r.breached = !ok
 }
 
-// rival reports whether another request of v's customer, with its own merchant's key, was in
+// rival reports whether another request of v's customer, with its own tenant's key, was in
 // flight while op was: the concurrent registration fail-fast's 409 blames. On any pod, op's own
 // too: a replica serves requests at once, and the unique index refuses the loser alike.
 func (e *judgeEnv) rival(v *customerView, op *history.Op) bool {
@@ -464,8 +464,8 @@ func judgeAuthRule(e *judgeEnv, v *customerView) []findingOps {
 	}
 	if e.authChecked() && len(v.ops) > 0 && len(v.own) == 0 && !v.registered && len(v.rows) > 0 {
 		out = append(out, findingOps{Finding{Kind: KindAuthBreach, Line: AuthNoRowWithoutOwnKey,
-			Detail: fmt.Sprintf("%d row(s), yet none of the %d requests carried merchant %s's own key: another merchant's key, or none, created the customer",
-				len(v.rows), len(v.ops), v.c.MerchantID)}, v.ops})
+			Detail: fmt.Sprintf("%d row(s), yet none of the %d requests carried tenant %s's own key: another tenant's key, or none, created the customer",
+				len(v.rows), len(v.ops), v.c.Tenant)}, v.ops})
 	}
 	return out
 }
@@ -488,7 +488,7 @@ func judgeCreated(e *judgeEnv, v *customerView) []findingOps {
 }
 
 // judgeFinalToken applies RuleFinalToken: the customer ends with a valid token got with its own
-// merchant's key (a token got with another merchant's key, or none, is no token of the
+// tenant's key (a token got with another tenant's key, or none, is no token of the
 // customer's), unless none of its requests carried that key or each that did was refused it.
 func judgeFinalToken(e *judgeEnv, v *customerView) []findingOps {
 	for k, op := range v.ops {

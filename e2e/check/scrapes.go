@@ -65,7 +65,7 @@ func parseAll(scrapes map[string]string, c *Counter) (map[string]map[string]floa
 
 // Witness parses s into what the pods counted during ops: per pod scraped after, its increase
 // (a pod new since before started from zero). Gone are the pods scraped before, or that
-// answered in ops (X-Served-By), and were not running to be scraped after (deleted, scaled
+// answered in ops (the pod header), and were not running to be scraped after (deleted, scaled
 // away: a pod a fault started and removed again lived wholly in between), and those whose
 // counters went down (a restarted container): what they counted is lost.
 func (s MetricsScrapes) Witness(ops []history.Op, c *Counter) (*MetricsWitness, error) {

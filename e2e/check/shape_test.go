@@ -85,7 +85,7 @@ func TestAPIShapeFails(t *testing.T) {
 	ops, rows, p := shapeHistory(t)
 	created := find(ops, "0/0/0")
 	refused := find(ops, "0/4/0") // 401 to a request without a key
-	forbade := find(ops, "0/3/0") // 403 to another merchant's key
+	forbade := find(ops, "0/3/0") // 403 to another tenant's key
 	conflicted := find(ops, "0/2/0")
 	with := func(o history.Op, f func(*history.Op)) history.Op {
 		f(&o)
@@ -124,7 +124,7 @@ func TestAPIShapeFails(t *testing.T) {
 			o.Body = `{"error":"conflict","message":"retry","status":409}`
 		}), want: map[Rule]int{RuleAPIShape: 1}, clause: ShapeBody},
 		{name: "a documented code with another status", op: with(forbade, func(o *history.Op) { o.Status = 401 }),
-			// auth wants 403 to another merchant's key; the table, 403 for forbidden.
+			// auth wants 403 to another tenant's key; the table, 403 for forbidden.
 			want: map[Rule]int{RuleAPIShape: 1, RuleAuth: 1}, clause: ShapeStatus},
 		{name: "an error wrapped in an object is clean-error's", op: with(conflicted, func(o *history.Op) {
 			o.Body = `{"error":{"code":"conflict","message":"retry"}}`

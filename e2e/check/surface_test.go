@@ -17,12 +17,12 @@ import (
 )
 
 // surfaceService answers POST /v1/tokens as the token service does with API keys, over rows in
-// memory, or with one of two defects: tenantBlind looks customers up by external id alone,
-// unknownForbidden refuses a key of no merchant 403. Each customer's first two own-key burst
+// memory, or with one of two defects: tenantBlind looks customers up by key alone,
+// unknownForbidden refuses a key of no tenant 403. Each customer's first two own-key burst
 // requests wait for each other, one on each of two pods, so that the race is exercised.
 type surfaceService struct {
 	t                             *testing.T
-	keys                          map[string]string // Authorization value -> merchant
+	keys                          map[string]string // Authorization value -> tenant
 	tenantBlind, unknownForbidden bool
 
 	mu     sync.Mutex
@@ -46,29 +46,29 @@ func (s *surfaceService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
 		s.t.Errorf("decode: %v", err)
 	}
-	k := history.Key{MerchantID: req.MerchantID, ExternalID: req.ExternalID}
+	k := history.Key{Tenant: req.Tenant, EntityKey: req.EntityKey}
 	auth := r.Header.Get(traffic.AuthorizationHeader)
-	merchant, known := s.keys[auth]
+	tenant, known := s.keys[auth]
 	s.mu.Lock()
 	s.served[k]++
 	pod := fmt.Sprintf("pod-%d", s.served[k]%2)
 	s.mu.Unlock()
-	w.Header().Set(traffic.ServedByHeader, pod)
+	w.Header().Set(testPodHeader, pod)
 	w.Header().Set("Content-Type", "application/json")
 	unknown := strings.HasPrefix(auth, "Bearer sk_") && len(auth) == len("Bearer sk_test_key_of_m-0") // the test keys' shape
 	switch {
 	case !known && unknown && s.unknownForbidden:
 		w.WriteHeader(http.StatusForbidden)
-		fmt.Fprint(w, `{"error":"forbidden","message":"this API key may not act for merchant `+req.MerchantID+`"}`)
+		fmt.Fprint(w, `{"error":"forbidden","message":"this API key may not act for tenant `+req.Tenant+`"}`)
 		return
 	case !known:
 		w.Header().Set("WWW-Authenticate", "Bearer")
 		w.WriteHeader(http.StatusUnauthorized)
 		fmt.Fprint(w, `{"error":"unauthenticated","message":"unknown API key"}`)
 		return
-	case merchant != req.MerchantID:
+	case tenant != req.Tenant:
 		w.WriteHeader(http.StatusForbidden)
-		fmt.Fprint(w, `{"error":"forbidden","message":"this API key may not act for merchant `+req.MerchantID+`"}`)
+		fmt.Fprint(w, `{"error":"forbidden","message":"this API key may not act for tenant `+req.Tenant+`"}`)
 		return
 	}
 	s.rendezvous(k, r.Header.Get(traffic.RequestHeader))
@@ -76,14 +76,14 @@ func (s *surfaceService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	row, found := s.rows[k]
 	if s.tenantBlind {
 		for _, o := range s.order {
-			if o.ExternalID == k.ExternalID {
+			if o.EntityKey == k.EntityKey {
 				row, found = s.rows[o], true
 				break
 			}
 		}
 	}
 	if !found {
-		row = Row{ID: fmt.Sprintf("0b6c8a52-0000-4000-8000-%012d", len(s.rows)), Tenant: k.MerchantID, Key: k.ExternalID,
+		row = Row{ID: fmt.Sprintf("0b6c8a52-0000-4000-8000-%012d", len(s.rows)), Tenant: k.Tenant, Key: k.EntityKey,
 			Agree: map[string]*string{"email": nullable(req.Email), "name": nullable(req.Name)}, CreatedAt: time.Now().UTC().Truncate(time.Microsecond)}
 		s.rows[k] = row
 		s.order = append(s.order, k)
@@ -102,19 +102,19 @@ func (s *surfaceService) rendezvous(k history.Key, id string) {
 	}
 	s.mu.Lock()
 	ch, waiting := s.waits[k]
-	if !waiting {
-		ch = make(chan struct{})
-		s.waits[k] = ch
-	}
-	s.mu.Unlock()
 	if waiting {
+		// Under the lock: the second and third requests of a burst may both arrive here.
 		select {
 		case <-ch:
 		default:
 			close(ch)
 		}
+		s.mu.Unlock()
 		return
 	}
+	ch = make(chan struct{})
+	s.waits[k] = ch
+	s.mu.Unlock()
 	select {
 	case <-ch:
 	case <-time.After(2 * time.Second):
@@ -124,15 +124,16 @@ func (s *surfaceService) rendezvous(k history.Key, id string) {
 // surfaceCreate is the surface service's create request: a bearer key, a body naming the entity;
 // surfaceRequest its body as the service reads it.
 var surfaceCreate = template.Template{Method: http.MethodPost, Path: "/create",
+	Observe: template.Observe{PodHeader: testPodHeader},
 	Headers: map[string]string{"Content-Type": "application/json"},
 	Auth:    template.Auth{Header: traffic.AuthorizationHeader, Bearer: true},
 	Body:    map[string]string{"tenant": "{{tenant}}", "key": "{{key}}", "email": "{{email}}", "name": "{{name}}"}}
 
 type surfaceRequest struct {
-	MerchantID string `json:"tenant"`
-	ExternalID string `json:"key"`
-	Email      string `json:"email"`
-	Name       string `json:"name"`
+	Tenant    string `json:"tenant"`
+	EntityKey string `json:"key"`
+	Email     string `json:"email"`
+	Name      string `json:"name"`
 }
 
 // surfaceRun sends a plan with colliding tenants and the default auth surface to svc, and judges
@@ -152,7 +153,7 @@ func surfaceRun(t *testing.T, svc *surfaceService, keys map[string]string) Resul
 		kinds[op.SentKey()]++
 	}
 	if len(kinds) != 5 || len(traffic.Tenants(cs)) != len(cs)/2 {
-		t.Fatalf("kinds of key sent %v, %d colliding external ids: the plan lacks the auth surface or the collisions", kinds, len(traffic.Tenants(cs)))
+		t.Fatalf("kinds of key sent %v, %d colliding keys: the plan lacks the auth surface or the collisions", kinds, len(traffic.Tenants(cs)))
 	}
 	var rows []Row
 	for _, r := range svc.rows {
@@ -174,7 +175,7 @@ func surfaceRun(t *testing.T, svc *surfaceService, keys map[string]string) Resul
 // fails by its rule.
 func TestAuthSurfaceAndTenantsEndToEnd(t *testing.T) {
 	keys := map[string]string{}
-	for _, m := range traffic.MerchantIDs(4) {
+	for _, m := range traffic.TenantIDs(4) {
 		keys[m] = "sk_test_key_of_" + m
 	}
 	res := surfaceRun(t, newSurfaceService(t, keys), keys)

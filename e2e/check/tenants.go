@@ -19,8 +19,8 @@ const (
 )
 
 // identity is one value a 2xx gave a customer that no other customer may be given: a
-// customer_id, a token's subject or a token (line says which it was first), and the first
-// request that got it. Values are compared whatever their line: one customer's customer_id as
+// entity id, a token's subject or a token (line says which it was first), and the first
+// request that got it. Values are compared whatever their line: one customer's entity id as
 // another's subject is one identity shared.
 type identity struct {
 	line, value string
@@ -28,7 +28,7 @@ type identity struct {
 }
 
 // addIdentities adds to ids what answer a, got by op, gave its customer, each value once: its
-// customer_id, its verified token's subject (most often the same value), and its token when no
+// entity id, its verified token's subject (most often the same value), and its token when no
 // subject stands for it (a token that did not verify, or names nobody), since one token is one
 // subject.
 func addIdentities(ids []identity, a *answer, op *history.Op) []identity {

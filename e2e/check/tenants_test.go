@@ -11,13 +11,13 @@ import (
 	"github.com/stampede-e2e/stampede/e2e/history"
 )
 
-// erin and frank are two merchants' customers under one external id, as every plan now has
+// erin and frank are two tenants' customers under one key, as every plan now has
 // them: bursts one after the other.
 var (
-	erin  = history.Customer{Index: 4, MerchantID: "m-9-0", ExternalID: "c-9-4"}
-	frank = history.Customer{Index: 5, MerchantID: "m-9-1", ExternalID: "c-9-4"}
-	rowE  = Row{ID: "0b6c8a52-0000-4000-8000-00000000000e", Tenant: erin.MerchantID, Key: erin.ExternalID, CreatedAt: created}
-	rowF  = Row{ID: "0b6c8a52-0000-4000-8000-00000000000f", Tenant: frank.MerchantID, Key: frank.ExternalID, CreatedAt: created}
+	erin  = history.Customer{Index: 4, Tenant: "m-9-0", EntityKey: "c-9-4"}
+	frank = history.Customer{Index: 5, Tenant: "m-9-1", EntityKey: "c-9-4"}
+	rowE  = Row{ID: "0b6c8a52-0000-4000-8000-00000000000e", Tenant: erin.Tenant, Key: erin.EntityKey, CreatedAt: created}
+	rowF  = Row{ID: "0b6c8a52-0000-4000-8000-00000000000f", Tenant: frank.Tenant, Key: frank.EntityKey, CreatedAt: created}
 )
 
 // tenantsHistory is goodHistory with erin's and frank's bursts: each registered on two pods at
@@ -31,7 +31,7 @@ func tenantsHistory(t *testing.T) ([]history.Op, []Row) {
 		append(slices.Clone(rows), rowE, rowF)
 }
 
-// TestTenantsPass: two merchants' customers under one external id, kept apart, break nothing.
+// TestTenantsPass: two tenants' customers under one key, kept apart, break nothing.
 func TestTenantsPass(t *testing.T) {
 	ops, rows := tenantsHistory(t)
 	if res := judge(t, ops, rows, params(), nil); res.Verdict != VerdictPass {
@@ -40,7 +40,7 @@ func TestTenantsPass(t *testing.T) {
 }
 
 // TestTenantsFail makes RuleTenants fail on purpose, by the shapes of services that mix two
-// merchants' customers up.
+// tenants' customers up.
 func TestTenantsFail(t *testing.T) {
 	good, rows := tenantsHistory(t)
 	te := tokenFor(t, rowE, nil)
@@ -55,7 +55,7 @@ func TestTenantsFail(t *testing.T) {
 		{
 			// The tenant-blind-lookup mutant: the lookup on external_id alone finds erin's row
 			// for frank, who gets her token and no row of his own.
-			name: "the second merchant's customer gets the first's row and token",
+			name: "the second tenant's customer gets the first's row and token",
 			ops: replace(replace(good, okCreated(t, frank, 0, 0, "pod-b", 400, 410, te)),
 				ok(t, frank, 1, 0, "pod-a", 401, 409, te)),
 			rows:   slices.DeleteFunc(slices.Clone(rows), func(r Row) bool { return r.ID == rowF.ID }),
@@ -66,14 +66,14 @@ func TestTenantsFail(t *testing.T) {
 		{
 			// Rows kept apart, but frank's answer names erin's row: what a lookup that reads the
 			// winner's row by external_id alone would answer the loser of a race.
-			name: "the second merchant's customer is answered with the first's customer id",
+			name: "the second tenant's customer is answered with the first's customer id",
 			ops: replace(good, op(frank, 1, 0, "pod-a", 401, 409, 200,
 				fmt.Sprintf(`{"token":%q,"customer_id":%q,"created":false}`, tokenFor(t, rowF, nil), rowE.ID))),
 			counts: map[Rule]int{RuleTokenMatchesRow: 1, RuleTenants: 1},
 			lines:  []string{TenantsCustomerID},
 		},
 		{
-			name: "the second merchant's customer's token names the first's row",
+			name: "the second tenant's customer's token names the first's row",
 			ops: replace(good, op(frank, 1, 0, "pod-a", 401, 409, 200,
 				fmt.Sprintf(`{"token":%q,"customer_id":%q,"created":false}`, tokenFor(t, rowF, func(c *claims) { c.Subject = rowE.ID }), rowF.ID))),
 			counts: map[Rule]int{RuleTokenMatchesRow: 1, RuleOneToken: 1, RuleTenants: 1},
@@ -81,7 +81,7 @@ func TestTenantsFail(t *testing.T) {
 		},
 		{
 			// A token that does not verify has no subject to stand for it: the token itself.
-			name: "two merchants' customers answered with one unverifiable token",
+			name: "two tenants' customers answered with one unverifiable token",
 			ops: replace(replace(good,
 				op(erin, 1, 0, "pod-b", 301, 309, 200, fmt.Sprintf(`{"token":%q,"customer_id":%q,"created":false}`, badToken, rowE.ID))),
 				op(frank, 1, 0, "pod-a", 401, 409, 200, fmt.Sprintf(`{"token":%q,"customer_id":%q,"created":false}`, badToken, rowF.ID))),

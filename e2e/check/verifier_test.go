@@ -41,7 +41,7 @@ func equalParams() Params {
 // credentials, so the verdict is the verifier's.
 func TestEqualVerifier(t *testing.T) {
 	good, rows := goodHistory(t)
-	perKey := func(o history.Op) string { return "opaque-" + o.Customer.ExternalID }
+	perKey := func(o history.Op) string { return "opaque-" + o.Customer.EntityKey }
 	opaque := withCredentials(t, good, perKey)
 	for _, tc := range []struct {
 		name    string
@@ -124,7 +124,7 @@ func TestCheckRefusesUnknownVerifier(t *testing.T) {
 }
 
 // TestClaimMapping: the claims held to request fields are the mapping's: swapped, every token
-// of the service disagrees with its request; without mid, a token with another merchant's mid
+// of the service disagrees with its request; without mid, a token with another tenant's mid
 // passes; a claim the checker does not read cannot judge.
 func TestClaimMapping(t *testing.T) {
 	good, rows := goodHistory(t)
@@ -144,7 +144,7 @@ func TestClaimMapping(t *testing.T) {
 		}
 	}
 
-	ta := tokenFor(t, rowA, func(c *claims) { c.MerchantID = "m-other" })
+	ta := tokenFor(t, rowA, func(c *claims) { c.Tenant = "m-other" })
 	otherMid := withCredentials(t, good, func(o history.Op) string {
 		if o.Customer == alice {
 			return ta

@@ -17,14 +17,14 @@ import (
 func TestVerifyTokenAgreesWithJWT(t *testing.T) {
 	pub := suiteKey.Public().(ed25519.PublicKey)
 	legacy := func(edit func(*claims)) *claims {
-		cl := &claims{RegisteredClaims: jwt.RegisteredClaims{Issuer: issuer, Subject: rowA.ID}, MerchantID: alice.MerchantID, ExternalID: alice.ExternalID}
+		cl := &claims{RegisteredClaims: jwt.RegisteredClaims{Issuer: issuer, Subject: rowA.ID}, Tenant: alice.Tenant, EntityKey: alice.EntityKey}
 		if edit != nil {
 			edit(cl)
 		}
 		return cl
 	}
 	good := sign(t, jwt.SigningMethodEdDSA, suiteKey, legacy(nil))
-	other := sign(t, jwt.SigningMethodEdDSA, suiteKey, legacy(func(c *claims) { c.Subject, c.ExternalID = rowB.ID, bob.ExternalID }))
+	other := sign(t, jwt.SigningMethodEdDSA, suiteKey, legacy(func(c *claims) { c.Subject, c.EntityKey = rowB.ID, bob.EntityKey }))
 	seg := strings.Split(good, ".")
 	otherSeg := strings.Split(other, ".")
 	enc := base64.RawURLEncoding.EncodeToString

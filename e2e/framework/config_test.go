@@ -258,7 +258,7 @@ func TestTargetFeedsTrafficAndJWKS(t *testing.T) {
 }
 
 // A target whose request carries no key gets none, and no wrong ones, whatever keys the
-// deployment made; the token service's carries its merchants'.
+// deployment made; the token service's carries its tenants'.
 func TestTenantKeysFollowTheTargetsAuth(t *testing.T) {
 	c, err := parseConfig(t, "-e2e.mode=kind", "-e2e.node-image=stampede/node:x")
 	if err != nil {

@@ -100,7 +100,7 @@ func (e *Env) Deploy(ctx context.Context, p DeployParams) *Deployment {
 	var err error
 	d.verifier, err = verifierOf(t, p.Strategy, p.Config)
 	Expect(err).NotTo(HaveOccurred())
-	d.APIKeys, err = NewAPIKeys(keyFormat(t), traffic.MerchantIDs(traffic.MaxMerchants))
+	d.APIKeys, err = NewAPIKeys(keyFormat(t), traffic.TenantIDs(traffic.MaxTenants))
 	Expect(err).NotTo(HaveOccurred())
 	secrets, key, err := generatedSecrets(t, d.APIKeys)
 	Expect(err).NotTo(HaveOccurred())

@@ -12,7 +12,7 @@ import (
 
 // readyPodsFromSlices returns the names of the pods behind the token service's ready endpoints in
 // namespace, as its EndpointSlices list them: the replicas kube-proxy sends the suite's traffic
-// to, which the coverage guard compares with the X-Served-By of every answer.
+// to, which the coverage guard compares with the pod header of every answer.
 func readyPodsFromSlices(ctx context.Context, cs kubernetes.Interface, namespace, service string) ([]string, error) {
 	list, err := cs.DiscoveryV1().EndpointSlices(namespace).List(ctx, metav1.ListOptions{
 		LabelSelector: discoveryv1.LabelServiceName + "=" + service,

@@ -69,7 +69,7 @@ type Deployment struct {
 	Seqs  *history.Seqs
 	// Toxiproxy drives the toxiproxy in front of PostgreSQL; nil without one (DeployParams).
 	Toxiproxy *toxiproxyclient.Client
-	// APIKeys are the merchants' keys this deployment's service accepts.
+	// APIKeys are the tenants' keys this deployment's service accepts.
 	APIKeys APIKeys
 	// readable says the suite may read the namespace: it exists and the run role, if any, is
 	// bound in it. Before, a failed spec's dump would only add refusals that follow from the

@@ -15,7 +15,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/stampede-e2e/stampede/e2e/check"
-	"github.com/stampede-e2e/stampede/e2e/traffic"
 )
 
 // jwksTimeout bounds one fetch of the JWKS, as a client's HTTP timeout would.
@@ -55,7 +54,7 @@ func (d *Deployment) FetchJWKS(ctx context.Context) ([]check.JWKSFetch, error) {
 		for range 2 * len(running) {
 			var f check.JWKSFetch
 			for range jwksAttempts {
-				if f = fetchJWKS(ctx, client, "service", strings.TrimSuffix(d.Env.ServiceURL, "/")+jwksPath); f.Error == "" {
+				if f = fetchJWKS(ctx, client, d.Env.Config.podHeader(), "service", strings.TrimSuffix(d.Env.ServiceURL, "/")+jwksPath); f.Error == "" {
 					break
 				}
 			}
@@ -69,7 +68,7 @@ func (d *Deployment) FetchJWKS(ctx context.Context) ([]check.JWKSFetch, error) {
 			if err != nil {
 				return nil, fmt.Errorf("fetch the JWKS of %s: %w", pod, err)
 			}
-			f = fetchJWKS(ctx, client, "pod/"+pod, fmt.Sprintf("http://127.0.0.1:%d%s", port, jwksPath))
+			f = fetchJWKS(ctx, client, d.Env.Config.podHeader(), "pod/"+pod, fmt.Sprintf("http://127.0.0.1:%d%s", port, jwksPath))
 			stop()
 			if f.Error == "" {
 				break
@@ -106,8 +105,8 @@ func (d *Deployment) fetchJWKSEventually(ctx context.Context) []check.JWKSFetch 
 }
 
 // fetchJWKS makes one GET of url with client and records what came back: the status, the body
-// (up to 1 MiB) and the X-Served-By, or the error when no answer arrived.
-func fetchJWKS(ctx context.Context, client *http.Client, via, url string) check.JWKSFetch {
+// (up to 1 MiB) and the pod header podHeader names, or the error when no answer arrived.
+func fetchJWKS(ctx context.Context, client *http.Client, podHeader, via, url string) check.JWKSFetch {
 	f := check.JWKSFetch{Via: via}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -122,7 +121,7 @@ func fetchJWKS(ctx context.Context, client *http.Client, via, url string) check.
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	f.Status, f.Pod, f.Body = resp.StatusCode, resp.Header.Get(traffic.ServedByHeader), string(body)
+	f.Status, f.Pod, f.Body = resp.StatusCode, resp.Header.Get(podHeader), string(body)
 	if err != nil {
 		f.Error = fmt.Sprintf("read the body: %v", err)
 	}

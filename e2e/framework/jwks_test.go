@@ -32,13 +32,13 @@ func TestFetchJWKS(t *testing.T) {
 	defer srv.Close()
 	client := &http.Client{Timeout: 5 * time.Second}
 	ctx := context.Background()
-	if f := fetchJWKS(ctx, client, "service", srv.URL+keysPath); f.Via != "service" || f.Status != 200 || f.Pod != "pod-0" || f.Body != `{"keys":[]}` || f.Error != "" {
+	if f := fetchJWKS(ctx, client, "X-Served-By", "service", srv.URL+keysPath); f.Via != "service" || f.Status != 200 || f.Pod != "pod-0" || f.Body != `{"keys":[]}` || f.Error != "" {
 		t.Errorf("200: %+v", f)
 	}
-	if f := fetchJWKS(ctx, client, "pod/p", srv.URL+"/nothing"); f.Status != 404 || f.Pod != "" || f.Error != "" || !strings.Contains(f.Body, "not found") {
+	if f := fetchJWKS(ctx, client, "X-Served-By", "pod/p", srv.URL+"/nothing"); f.Status != 404 || f.Pod != "" || f.Error != "" || !strings.Contains(f.Body, "not found") {
 		t.Errorf("404: %+v", f)
 	}
-	if f := fetchJWKS(ctx, client, "pod/p", srv.URL+"/gone"); f.Status != 0 || f.Error == "" {
+	if f := fetchJWKS(ctx, client, "X-Served-By", "pod/p", srv.URL+"/gone"); f.Status != 0 || f.Error == "" {
 		t.Errorf("no answer: %+v", f)
 	}
 }

@@ -2,7 +2,6 @@ package framework
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -37,7 +36,7 @@ type BurstParams struct {
 	// Registered are customers that registered before this run (the checker's created rule:
 	// every 2xx to them says created=false).
 	Registered []history.Customer
-	// Foreign sends some customers' requests with another merchant's API key (the checker's
+	// Foreign sends some customers' requests with another tenant's API key (the checker's
 	// auth rule: each must be refused 403, and no such request may create the customer).
 	Foreign traffic.ForeignKeys
 }
@@ -47,6 +46,8 @@ type Outcome struct {
 	Traffic *traffic.Outcome
 	Rows    []check.Row
 	Result  check.Result
+	// API is the target's API the run was judged by: what a success's body carries.
+	API *check.API
 	// Summary is the report's summary of the run.
 	Summary string
 }
@@ -56,12 +57,12 @@ type Outcome struct {
 var DefaultRetry = traffic.RetryParams{MaxAttempts: 5, MaxWait: 2 * time.Second}
 
 // Customers derives n customers of this run from the suite's seed and a per-spec salt, so that
-// a printed seed replays the same customers. They are spread over one merchant per ten
-// customers, at least two (so that every two consecutive customers are two merchants' under
-// one external id: traffic.Customers' colliding tenants) and never more than
-// traffic.MaxMerchants: the merchants that have API keys.
+// a printed seed replays the same customers. They are spread over one tenant per ten
+// customers, at least two (so that every two consecutive customers are two tenants' under
+// one key: traffic.Customers' colliding tenants) and never more than
+// traffic.MaxTenants: the tenants that have API keys.
 func (e *Env) Customers(salt uint64, n int) []history.Customer {
-	return traffic.Customers(e.Config.Seed^salt, n, min(traffic.MaxMerchants, max(2, n/10)))
+	return traffic.Customers(e.Config.Seed^salt, n, min(traffic.MaxTenants, max(2, n/10)))
 }
 
 // Stampede sends the bursts, reads the database, runs the checker and writes the report into the
@@ -100,7 +101,7 @@ func (d *Deployment) Stampede(ctx context.Context, p BurstParams) Outcome {
 }
 
 // wrongKeys is the auth surface of every spec's bursts (traffic.DefaultWrongKeys): some
-// customers' bursts carry no key, a malformed, an unknown and another merchant's key among
+// customers' bursts carry no key, a malformed, an unknown and another tenant's key among
 // their own, each judged by the checker's auth rule. A deployment without API keys gets none,
 // and so does a run of single requests (a registration one request at a time, a chaos spec's
 // catch-up), which races nothing and must reach every customer with its own key.
@@ -129,11 +130,11 @@ func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 	contract, err := check.ContractFor(d.Strategy)
 	Expect(err).NotTo(HaveOccurred(), "the contract of strategy %s", d.Strategy)
 	By("reading every customer row from the database")
-	merchants := map[string]bool{}
+	tenants := map[string]bool{}
 	for _, c := range j.customers {
-		merchants[c.MerchantID] = true
+		tenants[c.Tenant] = true
 	}
-	ms := slices.Sorted(maps.Keys(merchants))
+	ms := slices.Sorted(maps.Keys(tenants))
 	var rows []check.Row
 	Eventually(ctx, func() error {
 		rows, err = ReadRows(ctx, d.DSN, d.Env.Config.Target.Truth, ms)
@@ -212,7 +213,7 @@ func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 	var summary strings.Builder
 	Expect(run.WriteSummary(&summary)).To(Succeed())
 	GinkgoWriter.Println(summary.String())
-	return Outcome{Traffic: &traffic.Outcome{Clock: d.Clock, History: j.ops}, Rows: rows, Result: res, Summary: summary.String()}
+	return Outcome{Traffic: &traffic.Outcome{Clock: d.Clock, History: j.ops}, Rows: rows, Result: res, API: &api, Summary: summary.String()}
 }
 
 // Repro is the command that replays the running spec with the same seed: on the run's cluster
@@ -277,66 +278,62 @@ func (d *Deployment) WriteFile(name string, data []byte) {
 	Expect(report.WriteTextFile(d.Dir, name, string(data))).To(Succeed())
 }
 
-// tokenResponse is the token service's 2xx body.
-type tokenResponse struct {
-	Token      string `json:"token"`
-	CustomerID string `json:"customer_id"`
-	Created    bool   `json:"created"`
-}
-
-// tokensByCustomer collects the tokens of every 2xx answer per customer.
-func tokensByCustomer(o Outcome) map[history.Key]map[string]bool {
+// tokensByCustomer collects the credentials of every 2xx answer per customer.
+func tokensByCustomer(api *check.API, o Outcome) map[history.Key]map[string]bool {
 	out := map[history.Key]map[string]bool{}
 	for _, op := range o.Traffic.History {
 		if !op.Succeeded() {
 			continue
 		}
-		var r tokenResponse
-		if json.Unmarshal([]byte(op.Body), &r) != nil {
+		token, ok := api.CredentialOf(op.Body)
+		if !ok {
 			continue
 		}
 		k := op.Customer.Key()
 		if out[k] == nil {
 			out[k] = map[string]bool{}
 		}
-		out[k][r.Token] = true
+		out[k][token] = true
 	}
 	return out
 }
 
 // SameTokens reports every customer of later whose 2xx tokens are not exactly the one token the
-// customer got in earlier.
+// customer got in earlier, read by earlier's API.
 func SameTokens(earlier, later Outcome) error {
-	before := tokensByCustomer(earlier)
+	if earlier.API == nil {
+		return errors.New("same tokens: the earlier outcome has no API to read credentials by")
+	}
+	before := tokensByCustomer(earlier.API, earlier)
 	var errs []error
-	for k, toks := range tokensByCustomer(later) {
+	for k, toks := range tokensByCustomer(earlier.API, later) {
 		if len(before[k]) != 1 {
-			errs = append(errs, fmt.Errorf("%s/%s had %d tokens before", k.MerchantID, k.ExternalID, len(before[k])))
+			errs = append(errs, fmt.Errorf("%s/%s had %d tokens before", k.Tenant, k.EntityKey, len(before[k])))
 			continue
 		}
 		for t := range toks {
 			if !before[k][t] {
-				errs = append(errs, fmt.Errorf("%s/%s got a token it did not have before", k.MerchantID, k.ExternalID))
+				errs = append(errs, fmt.Errorf("%s/%s got a token it did not have before", k.Tenant, k.EntityKey))
 			}
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// ForeignKeyRequests counts the requests of o that carried another merchant's API key than their
+// ForeignKeyRequests counts the requests of o that carried another tenant's API key than their
 // customer's: those the service must refuse 403. A run meant to test authorization that sent
 // none proves nothing about it.
 func ForeignKeyRequests(o Outcome) int {
 	n := 0
 	for _, op := range o.Traffic.History {
-		if op.KeyMerchant != "" && op.KeyMerchant != op.Customer.MerchantID {
+		if op.KeyTenant != "" && op.KeyTenant != op.Customer.Tenant {
 			n++
 		}
 	}
 	return n
 }
 
-// UnauthenticatedRequests counts the requests of o whose key named no merchant (none, malformed,
+// UnauthenticatedRequests counts the requests of o whose key named no tenant (none, malformed,
 // unknown): those the service must refuse 401. A run meant to test authentication that sent
 // none proves nothing about it.
 func UnauthenticatedRequests(o Outcome) int {
@@ -350,7 +347,7 @@ func UnauthenticatedRequests(o Outcome) int {
 	return n
 }
 
-// CollidingTenants counts the external ids that o's requests sent under two merchants or more
+// CollidingTenants counts the keys that o's requests sent under two tenants or more
 // (traffic.Tenants): a run meant to test that tenants are kept apart that had none proves
 // nothing about it.
 func CollidingTenants(o Outcome) int {

@@ -17,13 +17,19 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/stampede-e2e/stampede/e2e/check"
 	"github.com/stampede-e2e/stampede/e2e/history"
 	"github.com/stampede-e2e/stampede/e2e/traffic"
 
 	"github.com/stampede-e2e/stampede/manifests"
 )
 
-func outcome(ops ...history.Op) Outcome { return Outcome{Traffic: &traffic.Outcome{History: ops}} }
+// tokenAPI is the API of a success body {"token", "customer_id", "created"}: the credential at /token.
+var tokenAPI = &check.API{ID: "/customer_id", Created: "/created", Credential: "/token"}
+
+func outcome(ops ...history.Op) Outcome {
+	return Outcome{Traffic: &traffic.Outcome{History: ops}, API: tokenAPI}
+}
 
 func answer(c history.Customer, seq int, token string, created bool) history.Op {
 	body := `{"token":"` + token + `","customer_id":"x","created":false}`
@@ -34,8 +40,8 @@ func answer(c history.Customer, seq int, token string, created bool) history.Op 
 }
 
 func TestSameTokens(t *testing.T) {
-	a := history.Customer{Index: 0, MerchantID: "m", ExternalID: "a"}
-	b := history.Customer{Index: 1, MerchantID: "m", ExternalID: "b"}
+	a := history.Customer{Index: 0, Tenant: "m", EntityKey: "a"}
+	b := history.Customer{Index: 1, Tenant: "m", EntityKey: "b"}
 	before := outcome(answer(a, 0, "ta", true), answer(b, 0, "tb", true))
 	if err := SameTokens(before, outcome(answer(a, 0, "ta", false), answer(a, 1, "ta", false), answer(b, 0, "tb", false))); err != nil {
 		t.Errorf("same tokens: %v", err)
@@ -279,8 +285,8 @@ func TestMakeRunDir(t *testing.T) {
 }
 
 func TestForeignKeyRequests(t *testing.T) {
-	c := history.Customer{MerchantID: "m-1", ExternalID: "a"}
-	op := func(key string) history.Op { return history.Op{Customer: c, KeyMerchant: key} }
+	c := history.Customer{Tenant: "m-1", EntityKey: "a"}
+	op := func(key string) history.Op { return history.Op{Customer: c, KeyTenant: key} }
 	if n := ForeignKeyRequests(outcome(op("m-1"), op(""), op("m-1"))); n != 0 {
 		t.Errorf("own keys and none: %d foreign, want 0", n)
 	}
@@ -290,16 +296,16 @@ func TestForeignKeyRequests(t *testing.T) {
 }
 
 func TestUnauthenticatedRequestsAndCollidingTenants(t *testing.T) {
-	a := history.Customer{Index: 0, MerchantID: "m-0", ExternalID: "c-1-0"}
-	b := history.Customer{Index: 1, MerchantID: "m-1", ExternalID: "c-1-0"}
-	c := history.Customer{Index: 2, MerchantID: "m-0", ExternalID: "c-1-2"}
+	a := history.Customer{Index: 0, Tenant: "m-0", EntityKey: "c-1-0"}
+	b := history.Customer{Index: 1, Tenant: "m-1", EntityKey: "c-1-0"}
+	c := history.Customer{Index: 2, Tenant: "m-0", EntityKey: "c-1-2"}
 	own := func(c history.Customer) history.Op {
-		return history.Op{Customer: c, KeyMerchant: c.MerchantID, KeyKind: history.KeyOwn}
+		return history.Op{Customer: c, KeyTenant: c.Tenant, KeyKind: history.KeyOwn}
 	}
 	kind := func(k history.KeyKind) history.Op { return history.Op{Customer: c, KeyKind: k} }
-	o := outcome(own(a), own(c), history.Op{Customer: c, KeyMerchant: "m-1", KeyKind: history.KeyForeign})
+	o := outcome(own(a), own(c), history.Op{Customer: c, KeyTenant: "m-1", KeyKind: history.KeyForeign})
 	if n, m := UnauthenticatedRequests(o), CollidingTenants(o); n != 0 || m != 0 {
-		t.Errorf("own and foreign keys, no shared external id: %d unauthenticated, %d colliding; want 0, 0", n, m)
+		t.Errorf("own and foreign keys, no shared key: %d unauthenticated, %d colliding; want 0, 0", n, m)
 	}
 	// An old history's request without a key (no kind recorded) counts too.
 	o = outcome(own(a), own(b), kind(history.KeyMalformed), kind(history.KeyUnknown), history.Op{Customer: c})

@@ -17,7 +17,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/stampede-e2e/stampede/e2e/cluster/whoami/client"
-	"github.com/stampede-e2e/stampede/e2e/traffic"
 )
 
 // Vantage is a place this host sends requests to the token service's Service from: a node's
@@ -32,9 +31,9 @@ type Vantage struct {
 // ServedRound is what one round of requests from one vantage point saw.
 type ServedRound struct {
 	Vantage string
-	// Answers counts the 200 answers per pod (X-Served-By).
+	// Answers counts the 200 answers per pod (the pod header).
 	Answers map[string]int
-	// Errors are the requests that failed: transport errors, other statuses, no X-Served-By.
+	// Errors are the requests that failed: transport errors, other statuses, no pod header.
 	Errors []string
 }
 
@@ -100,6 +99,11 @@ func (d *Deployment) WaitServedEverywhere(ctx context.Context) {
 		d.Env.Logger.Info("no vantage point on this host to check the Service from: relying on its ready endpoints", "namespace", d.Namespace)
 		return
 	}
+	header := d.Env.Config.podHeader()
+	if header == "" {
+		d.Env.Logger.Info("the target names no pod header (observability.podHeader): relying on the Service's ready endpoints", "namespace", d.Namespace)
+		return
+	}
 	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	var gaps []string
 	Eventually(ctx, func(g Gomega) {
@@ -107,7 +111,7 @@ func (d *Deployment) WaitServedEverywhere(ctx context.Context) {
 		g.Expect(err).NotTo(HaveOccurred())
 		rounds := make([]ServedRound, 0, len(vantages))
 		for _, v := range vantages {
-			rounds = append(rounds, askServed(ctx, hc, v, ready))
+			rounds = append(rounds, askServed(ctx, hc, header, v, ready))
 		}
 		gaps = ServedGaps(rounds, ready)
 		g.Expect(gaps).To(BeEmpty(), "through the Service, from every vantage point, exactly the ready pods %v answer", ready)
@@ -164,11 +168,11 @@ func nodeInternalIP(n *corev1.Node) string {
 // askServed sends requests from v, each on a new connection so that kube-proxy picks a pod for
 // each, until every pod of ready has answered, a request fails, or enough requests were sent
 // that a missing pod is not bad luck (with 3 pods and 30 requests, 3·(2/3)^30 ≈ 2e-5).
-func askServed(ctx context.Context, hc *http.Client, v Vantage, ready []string) ServedRound {
+func askServed(ctx context.Context, hc *http.Client, header string, v Vantage, ready []string) ServedRound {
 	r := ServedRound{Vantage: v.Name + " (" + v.URL + ")", Answers: map[string]int{}}
 	limit := max(10, 10*len(ready))
 	for range limit {
-		pod, err := servedBy(ctx, hc, v.URL)
+		pod, err := servedBy(ctx, hc, header, v.URL)
 		if err != nil {
 			r.Errors = append(r.Errors, err.Error())
 			return r
@@ -181,18 +185,18 @@ func askServed(ctx context.Context, hc *http.Client, v Vantage, ready []string) 
 	return r
 }
 
-// servedBy sends one GET and returns the X-Served-By of a 200 answer.
-func servedBy(ctx context.Context, hc *http.Client, url string) (string, error) {
-	status, header, _, err := client.Get(ctx, hc, url, 4096)
+// servedBy sends one GET and returns the pod header of a 200 answer.
+func servedBy(ctx context.Context, hc *http.Client, header, url string) (string, error) {
+	status, h, _, err := client.Get(ctx, hc, url, 4096)
 	if err != nil {
 		return "", err
 	}
-	pod := header.Get(traffic.ServedByHeader)
+	pod := h.Get(header)
 	if status != http.StatusOK {
 		return "", fmt.Errorf("status %d from %q", status, pod)
 	}
 	if pod == "" {
-		return "", fmt.Errorf("no %s in the answer", traffic.ServedByHeader)
+		return "", fmt.Errorf("no %s in the answer", header)
 	}
 	return pod, nil
 }

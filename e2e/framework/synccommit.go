@@ -46,7 +46,7 @@ func (d *Deployment) SynchronousCommit(ctx context.Context) (map[string]string, 
 	return out, nil
 }
 
-// syncCommitOf finds the last "database ready" line of a tokensvc JSON log and its
+// syncCommitOf finds the last "database ready" line of a target pod's JSON log and its
 // synchronous_commit.
 func syncCommitOf(log []byte) (string, bool) {
 	var (

@@ -15,6 +15,15 @@ import (
 // workload is the target's workload: what is rolled out, scaled and whose pods are judged.
 func (c *Config) workload() target.Workload { return c.Target.Deploy.Workload }
 
+// podHeader is the header naming the pod that served an answer (observability.podHeader), ""
+// when the target names none.
+func (c *Config) podHeader() string {
+	if c.Target == nil || c.Target.Observability == nil {
+		return ""
+	}
+	return c.Target.Observability.PodHeader
+}
+
 // serviceName is the target's Service: what the traffic reaches and the node port is on.
 func (c *Config) serviceName() string { return c.Target.Deploy.Service.Name }
 

@@ -8,7 +8,7 @@ import (
 
 func TestSeqsNeverRepeatPerCustomer(t *testing.T) {
 	s := NewSeqs()
-	a, b := Customer{Index: 0, MerchantID: "m", ExternalID: "a"}, Customer{Index: 1, MerchantID: "m", ExternalID: "b"}
+	a, b := Customer{Index: 0, Tenant: "m", EntityKey: "a"}, Customer{Index: 1, Tenant: "m", EntityKey: "b"}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	seen := map[string]bool{}

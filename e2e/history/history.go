@@ -28,25 +28,25 @@ const (
 // one database row, and the contact details its requests send, which that row must hold (empty:
 // none sent, the column stays NULL). Plans saved before the suite recorded them have none.
 type Customer struct {
-	Index      int    `json:"index"`
-	MerchantID string `json:"merchant_id"`
-	ExternalID string `json:"external_id"`
-	Email      string `json:"email,omitempty"`
-	Name       string `json:"name,omitempty"`
+	Index     int    `json:"index"`
+	Tenant    string `json:"merchant_id"`
+	EntityKey string `json:"external_id"`
+	Email     string `json:"email,omitempty"`
+	Name      string `json:"name,omitempty"`
 }
 
 // Key identifies a Customer by its natural key, as the database does.
 type Key struct {
-	MerchantID string
-	ExternalID string
+	Tenant    string
+	EntityKey string
 }
 
 // Key returns the natural key of c.
-func (c Customer) Key() Key { return Key{MerchantID: c.MerchantID, ExternalID: c.ExternalID} }
+func (c Customer) Key() Key { return Key{Tenant: c.Tenant, EntityKey: c.EntityKey} }
 
 // String formats c for logs and reports.
 func (c Customer) String() string {
-	return fmt.Sprintf("#%d %s/%s", c.Index, c.MerchantID, c.ExternalID)
+	return fmt.Sprintf("#%d %s/%s", c.Index, c.Tenant, c.EntityKey)
 }
 
 // Op is one request and its outcome. Call and Return are durations since the
@@ -56,13 +56,13 @@ type Op struct {
 	Seq      int      `json:"seq"`
 	Attempt  int      `json:"attempt"`
 	Phase    Phase    `json:"phase"`
-	// KeyMerchant is the merchant whose API key the request carried: the customer's own, another
-	// merchant's (a cross-merchant request the service must refuse), or "" for no key at all.
+	// KeyTenant is the tenant whose API key the request carried: the customer's own, another
+	// tenant's (a cross-tenant request the service must refuse), or "" for no key at all.
 	// The key itself is never recorded.
-	KeyMerchant string `json:"key_merchant,omitempty"`
+	KeyTenant string `json:"key_merchant,omitempty"`
 	// KeyKind says which kind of key the request carried (SentKey). Histories recorded before
 	// it existed, and runs that sent no keys at all, leave it empty: SentKey then derives it
-	// from KeyMerchant.
+	// from KeyTenant.
 	KeyKind KeyKind       `json:"key_kind,omitempty"`
 	Call    time.Duration `json:"call_ns"`
 	Return  time.Duration `json:"return_ns"`
@@ -98,34 +98,34 @@ type Op struct {
 	ServerEnd   time.Duration `json:"server_end_ns,omitempty"`
 }
 
-// KeyKind is the kind of API key a request carried, relative to its customer's merchant.
+// KeyKind is the kind of API key a request carried, relative to its customer's tenant.
 type KeyKind string
 
 // The kinds of key a request can carry.
 const (
-	// KeyOwn is the customer's merchant's valid key: the only one that may register it.
+	// KeyOwn is the customer's tenant's valid key: the only one that may register it.
 	KeyOwn KeyKind = "own"
-	// KeyForeign is another merchant's valid key: the service must refuse it 403.
+	// KeyForeign is another tenant's valid key: the service must refuse it 403.
 	KeyForeign KeyKind = "foreign"
 	// KeyNone is no Authorization header at all: 401.
 	KeyNone KeyKind = "none"
 	// KeyMalformed is an Authorization header that is not "Bearer <API key>" or whose key is
 	// not in the API key format (service/apikey): 401.
 	KeyMalformed KeyKind = "malformed"
-	// KeyUnknown is a key in the API key format that names no merchant: 401.
+	// KeyUnknown is a key in the API key format that names no tenant: 401.
 	KeyUnknown KeyKind = "unknown"
 )
 
-// SentKey returns the kind of key o carried: KeyKind when recorded, otherwise what KeyMerchant
-// says, as in histories from before KeyKind (the customer's merchant: own, "": none, another
-// merchant: foreign).
+// SentKey returns the kind of key o carried: KeyKind when recorded, otherwise what KeyTenant
+// says, as in histories from before KeyKind (the customer's tenant: own, "": none, another
+// tenant: foreign).
 func (o Op) SentKey() KeyKind {
 	switch {
 	case o.KeyKind != "":
 		return o.KeyKind
-	case o.KeyMerchant == "":
+	case o.KeyTenant == "":
 		return KeyNone
-	case o.KeyMerchant == o.Customer.MerchantID:
+	case o.KeyTenant == o.Customer.Tenant:
 		return KeyOwn
 	default:
 		return KeyForeign

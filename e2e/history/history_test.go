@@ -9,10 +9,10 @@ import (
 )
 
 func TestJSONLRoundTrip(t *testing.T) {
-	c := Customer{Index: 3, MerchantID: "m-7-0", ExternalID: "c-7-3"}
+	c := Customer{Index: 3, Tenant: "m-7-0", EntityKey: "c-7-3"}
 	ops := []Op{
 		{Customer: c, Seq: 0, Phase: PhaseBurst, Call: time.Millisecond, Return: 5 * time.Millisecond,
-			KeyMerchant: "m-7-0", KeyKind: KeyOwn, Status: 200, Body: `{"token":"x"}`, Pod: "tokensvc-a", LocalAddr: "127.0.0.1:5000"},
+			KeyTenant: "m-7-0", KeyKind: KeyOwn, Status: 200, Body: `{"token":"x"}`, Pod: "tokensvc-a", LocalAddr: "127.0.0.1:5000"},
 		{Customer: c, Seq: 1, Phase: PhaseBurst, Call: time.Millisecond, Error: "context deadline exceeded"},
 		{Customer: c, Seq: 1, Attempt: 1, Phase: PhaseRetry, Call: time.Second, Return: 2 * time.Second,
 			Status: 409, Body: "{\"error\":\"conflict\"}\n", RetryAfter: "1", Pod: "tokensvc-b", ConnReused: true},
@@ -76,17 +76,17 @@ func TestReadJSONLOfAnOlderHistory(t *testing.T) {
 
 // TestSentKey: the key kind a request carried, recorded or, in an older history, derived.
 func TestSentKey(t *testing.T) {
-	c := Customer{Index: 1, MerchantID: "m-1", ExternalID: "c-9-0"}
+	c := Customer{Index: 1, Tenant: "m-1", EntityKey: "c-9-0"}
 	for _, tc := range []struct {
 		name string
 		op   Op
 		want KeyKind
 	}{
 		{"recorded kind wins", Op{Customer: c, KeyKind: KeyMalformed}, KeyMalformed},
-		{"recorded unknown key names no merchant", Op{Customer: c, KeyKind: KeyUnknown}, KeyUnknown},
-		// Histories from before KeyKind: derived from KeyMerchant.
-		{"old: own merchant", Op{Customer: c, KeyMerchant: "m-1"}, KeyOwn},
-		{"old: another merchant", Op{Customer: c, KeyMerchant: "m-2"}, KeyForeign},
+		{"recorded unknown key names no tenant", Op{Customer: c, KeyKind: KeyUnknown}, KeyUnknown},
+		// Histories from before KeyKind: derived from KeyTenant.
+		{"old: own tenant", Op{Customer: c, KeyTenant: "m-1"}, KeyOwn},
+		{"old: another tenant", Op{Customer: c, KeyTenant: "m-2"}, KeyForeign},
 		{"old: no key", Op{Customer: c}, KeyNone},
 	} {
 		if got := tc.op.SentKey(); got != tc.want {

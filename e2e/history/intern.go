@@ -2,7 +2,7 @@ package history
 
 // Interner keeps one copy of each distinct string given to it, so that the values that repeat
 // over a history share their bytes: every replica answers a customer's requests with the same
-// body (one token, the same customer_id), and pods, merchants, phases and errors repeat on
+// body (one token, the same customer_id), and pods, tenants, phases and errors repeat on
 // every request. A million recorded requests hold a few hundred thousand distinct bodies, not
 // a million. Its zero value is ready to use; it is not safe for concurrent use.
 type Interner struct {
@@ -34,12 +34,12 @@ func (in *Interner) Bytes(b []byte) string {
 
 // Op replaces every string o carries by the copy that in keeps.
 func (in *Interner) Op(o *Op) {
-	o.Customer.MerchantID = in.String(o.Customer.MerchantID)
-	o.Customer.ExternalID = in.String(o.Customer.ExternalID)
+	o.Customer.Tenant = in.String(o.Customer.Tenant)
+	o.Customer.EntityKey = in.String(o.Customer.EntityKey)
 	o.Customer.Email = in.String(o.Customer.Email)
 	o.Customer.Name = in.String(o.Customer.Name)
 	o.Phase = Phase(in.String(string(o.Phase)))
-	o.KeyMerchant = in.String(o.KeyMerchant)
+	o.KeyTenant = in.String(o.KeyTenant)
 	o.Body = in.String(o.Body)
 	o.Error = in.String(o.Error)
 	o.Pod = in.String(o.Pod)

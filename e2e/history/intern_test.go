@@ -72,7 +72,7 @@ func TestInterner(t *testing.T) {
 // TestReadJSONLFile reads back a saved history into a slice of exactly its ops, with or without
 // the last newline, and says which file it could not read.
 func TestReadJSONLFile(t *testing.T) {
-	c := Customer{Index: 1, MerchantID: "m-1", ExternalID: "c-1"}
+	c := Customer{Index: 1, Tenant: "m-1", EntityKey: "c-1"}
 	ops := []Op{{Customer: c, Seq: 0, Phase: PhaseBurst, Error: "EOF"}}
 	for seq := 1; seq < 10; seq++ {
 		ops = append(ops, Op{Customer: c, Seq: seq, Phase: PhaseBurst, Status: 200, Body: "{}\n", Pod: "a"})

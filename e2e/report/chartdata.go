@@ -297,8 +297,8 @@ func (b *partBuilder) customer(c history.Customer) int {
 	i := len(cs.Index)
 	b.custPos[c] = i
 	cs.Index = append(cs.Index, c.Index)
-	cs.MID = append(cs.MID, c.MerchantID)
-	cs.EXT = append(cs.EXT, c.ExternalID)
+	cs.MID = append(cs.MID, c.Tenant)
+	cs.EXT = append(cs.EXT, c.EntityKey)
 	cs.Viol = append(cs.Viol, 0)
 	return i
 }

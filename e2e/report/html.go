@@ -339,8 +339,8 @@ func buildPart(part PartView) partPage {
 			// Only a key other than the customer's own is news: histories from before API
 			// keys name none, and own keys are the rule.
 			switch {
-			case q.KeyMerchant != "" && q.KeyMerchant != v.Customer.MerchantID:
-				label += " with " + q.KeyMerchant + "'s key"
+			case q.KeyTenant != "" && q.KeyTenant != v.Customer.Tenant:
+				label += " with " + q.KeyTenant + "'s key"
 			case q.KeyKind == history.KeyMalformed:
 				label += " with a malformed key"
 			case q.KeyKind == history.KeyUnknown:

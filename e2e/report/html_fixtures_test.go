@@ -53,7 +53,7 @@ func requestOf(op history.Op) check.Request {
 // all answered with the customer's one token (the first says created).
 func burst(c history.Customer, seq int, call time.Duration, k int, pods []string, rng *rand.Rand) []history.Op {
 	sub := fmt.Sprintf("0b6c8a52-0000-4000-8000-%012d", c.Index)
-	tok := fixtureToken(sub, c.MerchantID, c.ExternalID, fixtureEpoch.Add(call))
+	tok := fixtureToken(sub, c.Tenant, c.EntityKey, fixtureEpoch.Add(call))
 	var ops []history.Op
 	for i := range k {
 		start := call + time.Duration(rng.IntN(200))*time.Microsecond
@@ -69,7 +69,7 @@ func burst(c history.Customer, seq int, call time.Duration, k int, pods []string
 }
 
 func customerN(i int) history.Customer {
-	return history.Customer{Index: i, MerchantID: fmt.Sprintf("m-7-%d", i%5), ExternalID: fmt.Sprintf("c-7-%d", i)}
+	return history.Customer{Index: i, Tenant: fmt.Sprintf("m-7-%d", i%5), EntityKey: fmt.Sprintf("c-7-%d", i)}
 }
 
 var fixturePods = []string{"tokensvc-6d5f9c7b8-k2x4q", "tokensvc-6d5f9c7b8-p9w7z", "tokensvc-6d5f9c7b8-zt5mn"}
@@ -98,7 +98,7 @@ func fixtureRun(tb testing.TB) RunView {
 		badOps = append(badOps, burst(customerN(100+i), 0, ms(float64(i)*4), 3, fixturePods, rng)...)
 	}
 	two := badOps[1] // customer 100's second request: another row, another token
-	tok2 := fixtureToken("0b6c8a52-0000-4000-8000-999999999999", two.Customer.MerchantID, two.Customer.ExternalID, fixtureEpoch)
+	tok2 := fixtureToken("0b6c8a52-0000-4000-8000-999999999999", two.Customer.Tenant, two.Customer.EntityKey, fixtureEpoch)
 	two.Body = tokenBody(tok2, "0b6c8a52-0000-4000-8000-999999999999", true)
 	badOps[1] = two
 	dirty := badOps[4] // customer 101

@@ -286,23 +286,23 @@ func BenchmarkWriteHTML100k(b *testing.B) {
 }
 
 // TestWriteHTMLShowsAuth: the violations-per-rule table lists auth like every rule, and a
-// request sent with another merchant's key says whose.
+// request sent with another tenant's key says whose.
 func TestWriteHTMLShowsAuth(t *testing.T) {
 	v := fixtureRun(t)
 	part := &v.Specs[1].Parts[0]
 	c := customerN(104)
-	cross := history.Op{Customer: c, Seq: 0, Phase: history.PhaseBurst, KeyMerchant: "m-7-3", Call: ms(30), Return: ms(33),
-		Status: 200, Body: tokenBody(fixtureToken("x", c.MerchantID, c.ExternalID, fixtureEpoch), "x", true), Pod: fixturePods[0]}
+	cross := history.Op{Customer: c, Seq: 0, Phase: history.PhaseBurst, KeyTenant: "m-7-3", Call: ms(30), Return: ms(33),
+		Status: 200, Body: tokenBody(fixtureToken("x", c.Tenant, c.EntityKey, fixtureEpoch), "x", true), Pod: fixturePods[0]}
 	part.History = append(part.History, cross)
 	req := requestOf(cross)
-	req.KeyMerchant = cross.KeyMerchant
+	req.KeyTenant = cross.KeyTenant
 	part.Result.Counts[check.RuleAuth] = 1
 	part.Result.Refused = 2
 	unknown := check.Request{ID: "104/5/0", Status: 403, Pod: fixturePods[1], KeyKind: history.KeyUnknown}
 	part.Result.Violations = append(part.Result.Violations, check.Violation{Rule: check.RuleAuth, Customer: c,
 		Pods: []string{cross.Pod}, Requests: []check.Request{req, unknown},
 		Findings: []check.Finding{{Kind: check.KindAuthBreach, Request: cross.ID(), Line: check.AuthForeignForbidden,
-			Detail: "a cross-merchant token was issued"}}})
+			Detail: "a cross-tenant token was issued"}}})
 	page := render(t, v)
 	for _, want := range []string{`<tr class="bad"><th>auth</th><td>1</td></tr>`, "with m-7-3&#39;s key", "104/5/0 403 " + fixturePods[1] + " with an unknown key",
 		check.AuthForeignForbidden, "refused their key"} {

@@ -65,26 +65,26 @@ func judgedRunOf(t *testing.T, beforeAuth bool) Run {
 		customers []history.Customer
 	)
 	for i := range 2 {
-		c := history.Customer{Index: i, MerchantID: "m-1", ExternalID: fmt.Sprintf("c-%d", i)}
-		row := check.Row{ID: fmt.Sprintf("row-%d", i), Tenant: c.MerchantID, Key: c.ExternalID, CreatedAt: created}
+		c := history.Customer{Index: i, Tenant: "m-1", EntityKey: fmt.Sprintf("c-%d", i)}
+		row := check.Row{ID: fmt.Sprintf("row-%d", i), Tenant: c.Tenant, Key: c.EntityKey, CreatedAt: created}
 		customers, rows = append(customers, c), append(rows, row)
 		for seq, pod := range []string{"pod-a", "pod-b"} {
 			sub := row.ID
 			if i == 1 && seq == 1 {
 				sub = "" // the seed's bug
 			}
-			body, _ := json.Marshal(map[string]any{"token": sign(sub, c.MerchantID, c.ExternalID), "customer_id": sub, "created": seq == 0})
+			body, _ := json.Marshal(map[string]any{"token": sign(sub, c.Tenant, c.EntityKey), "customer_id": sub, "created": seq == 0})
 			at := time.Duration(i*100) * time.Millisecond
 			ops = append(ops, history.Op{Customer: c, Seq: seq, Phase: history.PhaseBurst, Call: at, Return: at + 5*time.Millisecond,
 				Status: 200, Body: string(body), Pod: pod, ServerStart: at + time.Millisecond, ServerEnd: at + 4*time.Millisecond})
 			if !beforeAuth {
-				ops[len(ops)-1].KeyMerchant = c.MerchantID
+				ops[len(ops)-1].KeyTenant = c.Tenant
 			}
 		}
 	}
 	if !beforeAuth {
-		// A request with another merchant's key, refused as it should be.
-		ops = append(ops, history.Op{Customer: customers[0], Seq: 2, Phase: history.PhaseBurst, KeyMerchant: "m-2",
+		// A request with another tenant's key, refused as it should be.
+		ops = append(ops, history.Op{Customer: customers[0], Seq: 2, Phase: history.PhaseBurst, KeyTenant: "m-2",
 			Call: time.Millisecond, Return: 3 * time.Millisecond, Status: 403, Body: `{"error":"forbidden"}`, Pod: "pod-a"})
 	}
 	contract, err := check.ContractFor(check.StrategyAtomic)

@@ -12,7 +12,7 @@ import (
 )
 
 func TestWrite(t *testing.T) {
-	c := history.Customer{Index: 0, MerchantID: "m-1-0", ExternalID: "c-1-0"}
+	c := history.Customer{Index: 0, Tenant: "m-1-0", EntityKey: "c-1-0"}
 	ops := []history.Op{
 		{Customer: c, Seq: 0, Phase: history.PhaseBurst, Call: 0, Return: 5 * time.Millisecond, Status: 200, Pod: "pod-a"},
 		{Customer: c, Seq: 1, Phase: history.PhaseBurst, Call: 0, Return: 5 * time.Millisecond, Error: "EOF"},
@@ -70,7 +70,7 @@ func TestWriteReportsUnwritableDir(t *testing.T) {
 }
 
 func TestMetricsFromHistory(t *testing.T) {
-	c := history.Customer{MerchantID: "m", ExternalID: "c"}
+	c := history.Customer{Tenant: "m", EntityKey: "c"}
 	ops := []history.Op{
 		{Customer: c, Phase: history.PhaseBurst, Call: 0, Return: 10 * time.Millisecond, Status: 200},
 		{Customer: c, Seq: 1, Phase: history.PhaseBurst, Call: time.Millisecond, Return: 31 * time.Millisecond, Status: 409},

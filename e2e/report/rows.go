@@ -11,10 +11,10 @@ import (
 // query (then the only target was the token service).
 type savedRow struct {
 	check.Row
-	MerchantID *string `json:"merchant_id"`
-	ExternalID string  `json:"external_id"`
-	Email      *string `json:"email"`
-	Name       *string `json:"name"`
+	Tenant    *string `json:"merchant_id"`
+	EntityKey string  `json:"external_id"`
+	Email     *string `json:"email"`
+	Name      *string `json:"name"`
 }
 
 // decodeRows reads rows.json, of either format.
@@ -29,9 +29,9 @@ func decodeRows(b []byte) ([]check.Row, error) {
 	rows := make([]check.Row, len(saved))
 	for i, s := range saved {
 		rows[i] = s.Row
-		if s.MerchantID != nil {
+		if s.Tenant != nil {
 			// The token service kept the request's email and name, NULL when not sent.
-			rows[i].Tenant, rows[i].Key = *s.MerchantID, s.ExternalID
+			rows[i].Tenant, rows[i].Key = *s.Tenant, s.EntityKey
 			rows[i].Agree = map[string]*string{"email": s.Email, "name": s.Name}
 		}
 	}

@@ -412,7 +412,7 @@ func firstCaught(dir string, res check.Result, bug check.KnownBug) (time.Duratio
 		order = append(order, k)
 	}
 	slices.SortFunc(order, func(a, b history.Key) int {
-		return cmp.Or(cmp.Compare(firstCall[a], firstCall[b]), cmp.Compare(a.MerchantID, b.MerchantID), cmp.Compare(a.ExternalID, b.ExternalID))
+		return cmp.Or(cmp.Compare(firstCall[a], firstCall[b]), cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.EntityKey, b.EntityKey))
 	})
 	place := 0
 	for i, k := range order {

@@ -102,7 +102,7 @@ func writeFakeRun(t *testing.T, dir string, seed uint64, specs ...fakeSpec) {
 			var ops []history.Op
 			res := check.Result{Verdict: p.verdict, Contract: p.contract, Customers: p.customers, Counts: map[check.Rule]int{}}
 			for i := range p.customers {
-				c := history.Customer{Index: i, MerchantID: "m", ExternalID: "c" + string(rune('a'+i))}
+				c := history.Customer{Index: i, Tenant: "m", EntityKey: "c" + string(rune('a'+i))}
 				for j := range 2 {
 					ops = append(ops, history.Op{Customer: c, Seq: j, Phase: history.PhaseBurst, Call: callOf(i, j), Return: callOf(i, j) + time.Millisecond, Status: 200})
 				}

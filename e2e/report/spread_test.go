@@ -10,7 +10,7 @@ import (
 func TestBurstSpread(t *testing.T) {
 	ms := time.Millisecond
 	c := func(i int) history.Customer {
-		return history.Customer{Index: i, MerchantID: "m", ExternalID: string(rune('a' + i))}
+		return history.Customer{Index: i, Tenant: "m", EntityKey: string(rune('a' + i))}
 	}
 	var ops []history.Op
 	// Customer i's burst of 3 leaves over i ms, starting at i*100 ms.

@@ -36,6 +36,16 @@ type Template struct {
 	// expands to "" is left out, so that a customer without an email sends no email member.
 	// Members go in the order of their names: JSON objects are unordered.
 	Body map[string]string `json:"body"`
+	// Observe names the answer's headers the recorder reads beyond the API's own: the serving
+	// pod and the handler's interval (the target's observability); empty names are not read.
+	Observe Observe `json:"observe,omitzero"`
+}
+
+// Observe names the headers in which the target tells which pod served an answer and when its
+// handler worked on it (Server-Timing's handler metric with start and end).
+type Observe struct {
+	PodHeader      string `json:"podHeader,omitempty"`
+	IntervalHeader string `json:"intervalHeader,omitempty"`
 }
 
 // Auth is the header that carries a tenant's key: as "Bearer KEY" when Bearer, else the key alone.
@@ -90,7 +100,7 @@ func Expand(s string, values map[string]string) string {
 
 // Values are the placeholders' values for c.
 func Values(c history.Customer) map[string]string {
-	return map[string]string{"tenant": c.MerchantID, "key": c.ExternalID, "email": c.Email, "name": c.Name}
+	return map[string]string{"tenant": c.Tenant, "key": c.EntityKey, "email": c.Email, "name": c.Name}
 }
 
 // URL is the request's URL for c under base, its path's placeholders filled and escaped.

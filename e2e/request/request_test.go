@@ -15,7 +15,7 @@ func TestTemplate(t *testing.T) {
 		Auth:    Auth{Header: "Authorization", Bearer: true},
 		Body:    map[string]string{"who": "{{name}}", "mail": "{{email}}", "unknown": "{{nope}}"},
 	}
-	c := history.Customer{MerchantID: "m/1", ExternalID: "c 2", Name: "Ann"}
+	c := history.Customer{Tenant: "m/1", EntityKey: "c 2", Name: "Ann"}
 	if got := tmpl.URL("http://svc:80/", c); got != "http://svc:80/t/m%2F1/e/c%202" {
 		t.Errorf("url %s: want the placeholders filled and path-escaped", got)
 	}

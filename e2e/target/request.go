@@ -32,4 +32,10 @@ func RequestOf(c Create, id Identity) request.Template {
 }
 
 // Request is t's create request (RequestOf).
-func (t *Target) Request() request.Template { return RequestOf(t.Create, t.Identity) }
+func (t *Target) Request() request.Template {
+	r := RequestOf(t.Create, t.Identity)
+	if o := t.Observability; o != nil {
+		r.Observe = request.Observe{PodHeader: o.PodHeader, IntervalHeader: o.HandlerIntervalHeader}
+	}
+	return r
+}

@@ -59,7 +59,7 @@ func TestTokensvcDeploy(t *testing.T) {
 
 // TestTokensvcRequest holds the create request to the one the suite sent before requests were
 // the target's: POST /v1/tokens, a JSON body of merchant_id, external_id, email and name (the
-// last two left out when empty), and the merchant's key as a bearer token.
+// last two left out when empty), and the tenant's key as a bearer token.
 func TestTokensvcRequest(t *testing.T) {
 	tg := loadTokensvc(t)
 	r := target.RequestOf(tg.Create, tg.Identity)
@@ -69,7 +69,7 @@ func TestTokensvcRequest(t *testing.T) {
 	if r.Auth != (request.Auth{Header: "Authorization", Bearer: true}) {
 		t.Errorf("auth %+v, want a bearer key in Authorization", r.Auth)
 	}
-	quiet := history.Customer{MerchantID: "m-1", ExternalID: "c-9-0"}
+	quiet := history.Customer{Tenant: "m-1", EntityKey: "c-9-0"}
 	for _, tc := range []struct {
 		c    history.Customer
 		want string // the body as the suite marshalled it before
@@ -126,7 +126,7 @@ func TestTokensvcResponse(t *testing.T) {
 	if ttl, err := time.ParseDuration(v.TTL.Default); err != nil || ttl != manifests.TokensvcTokenTTL {
 		t.Errorf("ttl %q, the suite expects %s", v.TTL.Default, manifests.TokensvcTokenTTL)
 	}
-	if o := tg.Observability; o == nil || o.PodHeader != traffic.ServedByHeader || o.HandlerIntervalHeader != traffic.ServerTimingHeader ||
+	if o := tg.Observability; o == nil || o.PodHeader != "X-Served-By" || o.HandlerIntervalHeader != traffic.ServerTimingHeader ||
 		o.Metrics == nil || o.Metrics.Port != manifests.TokensvcMetricsPort {
 		t.Errorf("observability %+v", o)
 	}

@@ -73,16 +73,16 @@ type Params struct {
 	// Shard, when its Count is above 1, makes this run one of Count clients that share every
 	// burst: it sends only the requests of each customer's burst that Shard.Seqs names.
 	Shard Shard
-	// Keys are the merchants' API keys, by merchant id: every request carries its customer's
-	// merchant's key as "Authorization: Bearer <key>", or another merchant's when Foreign picks
-	// it, and records whose it was (history.Op.KeyMerchant), never the key. Every customer's
-	// merchant must have one. Without keys no request carries any, as a service from before
+	// Keys are the tenants' API keys, by tenant id: every request carries its customer's
+	// tenant's key as "Authorization: Bearer <key>", or another tenant's when Foreign picks
+	// it, and records whose it was (history.Op.KeyTenant), never the key. Every customer's
+	// tenant must have one. Without keys no request carries any, as a service from before
 	// API keys wants.
 	Keys map[string]string
-	// Foreign picks the requests that carry another merchant's key (none if zero).
+	// Foreign picks the requests that carry another tenant's key (none if zero).
 	Foreign ForeignKeys
 	// Wrong picks the requests that carry no key, a malformed key, an unknown key or another
-	// merchant's, racing with their customers' own-key requests (none if zero; the specs send
+	// tenant's, racing with their customers' own-key requests (none if zero; the specs send
 	// DefaultWrongKeys). Each records its kind (history.Op.KeyKind).
 	Wrong WrongKeys
 
@@ -185,6 +185,7 @@ func Run(ctx context.Context, p Params) (*Outcome, error) {
 		return nil, fmt.Errorf("traffic params: %w", err)
 	}
 	rec := NewRecorder(p.Clock, p.Transport, p.MaxBody)
+	rec.SetObserve(p.Request.Observe)
 	client := &http.Client{
 		Transport: rec,
 		Timeout:   p.Timeout,
@@ -235,8 +236,8 @@ func targeter(p Params, rec *Recorder) vegeta.Targeter {
 			seq = p.Seqs.Next(c) // under the lock: a customer's requests are numbered in order
 		}
 		mu.Unlock()
-		keyMerchant, keyKind := p.ring.forRequest(c, seq)
-		op := history.Op{Customer: c, Seq: seq, Phase: history.PhaseBurst, KeyMerchant: keyMerchant, KeyKind: keyKind}
+		keyTenant, keyKind := p.ring.forRequest(c, seq)
+		op := history.Op{Customer: c, Seq: seq, Phase: history.PhaseBurst, KeyTenant: keyTenant, KeyKind: keyKind}
 		id := rec.Expect(op)
 		*t = vegeta.Target{
 			Method: p.Request.Method,

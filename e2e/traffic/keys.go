@@ -17,8 +17,8 @@ import (
 // AuthorizationHeader is the header of a bearer key, "Bearer <key>".
 const AuthorizationHeader = request.AuthorizationHeader
 
-// ForeignKeys picks the requests that carry another merchant's API key than their customer's:
-// cross-merchant requests, which the service must refuse with 403. The pick depends only on
+// ForeignKeys picks the requests that carry another tenant's API key than their customer's:
+// cross-tenant requests, which the service must refuse with 403. The pick depends only on
 // the customer's natural key (and so on the seed that derived it) and the request's seq, so a
 // run is replayed by its seed and the pods that share a burst agree on it. The zero
 // ForeignKeys picks nothing.
@@ -39,16 +39,16 @@ const hashSpan = 1_000_000
 
 func keyHash(c history.Customer) uint64 {
 	h := fnv.New64a()
-	_, _ = h.Write([]byte(c.MerchantID + "\x00" + c.ExternalID)) // a hash.Hash never fails to write
+	_, _ = h.Write([]byte(c.Tenant + "\x00" + c.EntityKey)) // a hash.Hash never fails to write
 	return h.Sum64()
 }
 
-// Picks reports whether c's requests (some or all, by Every) carry another merchant's key.
+// Picks reports whether c's requests (some or all, by Every) carry another tenant's key.
 func (f ForeignKeys) Picks(c history.Customer) bool {
 	return keyHash(c)%hashSpan < uint64(math.Round(f.Customers*hashSpan))
 }
 
-// Foreign reports whether request seq of c carries another merchant's key.
+// Foreign reports whether request seq of c carries another tenant's key.
 func (f ForeignKeys) Foreign(c history.Customer, seq int) bool {
 	return f.Picks(c) && (f.Every <= 1 || seq%f.Every == 0)
 }
@@ -65,7 +65,7 @@ func (f ForeignKeys) Validate() error {
 }
 
 // WrongKeys picks, for some customers, requests of their burst that carry a key the service
-// must refuse: in turn no key, a malformed one, an unknown one and another merchant's valid one,
+// must refuse: in turn no key, a malformed one, an unknown one and another tenant's valid one,
 // while the customer's other requests carry its own key and race with them on several pods. The
 // pick depends only on the customer's natural key and the request's seq, like ForeignKeys', so
 // that a run is replayed by its seed and the pods that share a burst agree on it. A request that
@@ -111,7 +111,7 @@ func (w WrongKeys) Validate() error {
 
 func wrongHash(c history.Customer) uint64 {
 	h := fnv.New64a()
-	_, _ = h.Write([]byte("wrong\x00" + c.MerchantID + "\x00" + c.ExternalID)) // a hash.Hash never fails to write
+	_, _ = h.Write([]byte("wrong\x00" + c.Tenant + "\x00" + c.EntityKey)) // a hash.Hash never fails to write
 	return h.Sum64()
 }
 
@@ -194,27 +194,27 @@ func rotate(r rune, shift int) rune {
 	return r
 }
 
-// keyring chooses each request's key: the customer's merchant's, by ForeignKeys another's, or
+// keyring chooses each request's key: the customer's tenant's, by ForeignKeys another's, or
 // by WrongKeys a wrong one.
 type keyring struct {
-	keys      map[string]string
-	merchants []string // sorted, to choose a foreign one deterministically
-	auth      request.Auth
-	foreign   ForeignKeys
-	wrong     WrongKeys
+	keys    map[string]string
+	tenants []string // sorted, to choose a foreign one deterministically
+	auth    request.Auth
+	foreign ForeignKeys
+	wrong   WrongKeys
 	// unknown is a well-formed key of no tenant, malformed the values that are no key.
 	unknown   string
 	malformed []string
 }
 
-// newKeyring checks that keys cover every customer's merchant, and, when foreign or wrong keys
+// newKeyring checks that keys cover every customer's tenant, and, when foreign or wrong keys
 // are asked for, that there are keys to be wrong about. No keys and neither is a run without
 // any key, for a service from before API keys.
 func newKeyring(keys map[string]string, auth request.Auth, foreign ForeignKeys, wrong WrongKeys, customers []history.Customer) (*keyring, error) {
 	if err := errors.Join(foreign.Validate(), wrong.Validate()); err != nil {
 		return nil, err
 	}
-	r := &keyring{keys: keys, merchants: slices.Sorted(maps.Keys(keys)), auth: auth, foreign: foreign, wrong: wrong}
+	r := &keyring{keys: keys, tenants: slices.Sorted(maps.Keys(keys)), auth: auth, foreign: foreign, wrong: wrong}
 	all := slices.Collect(maps.Values(keys))
 	prefix := keyPrefix(all)
 	r.unknown = unknownKey(all, prefix)
@@ -233,62 +233,62 @@ func newKeyring(keys map[string]string, auth request.Auth, foreign ForeignKeys, 
 	}
 	for m, k := range keys {
 		if k == "" {
-			return nil, fmt.Errorf("merchant %q has an empty API key", m)
+			return nil, fmt.Errorf("tenant %q has an empty API key", m)
 		}
 		if len(strings.Fields(k)) != 1 || strings.Fields(k)[0] != k {
-			return nil, fmt.Errorf("merchant %q has a key with a blank", m)
+			return nil, fmt.Errorf("tenant %q has a key with a blank", m)
 		}
 	}
 	for _, c := range customers {
-		if _, ok := keys[c.MerchantID]; !ok {
-			return nil, fmt.Errorf("customer %s: merchant %q has no API key", c, c.MerchantID)
+		if _, ok := keys[c.Tenant]; !ok {
+			return nil, fmt.Errorf("customer %s: tenant %q has no API key", c, c.Tenant)
 		}
 	}
 	if foreign.Customers > 0 && len(keys) < 2 {
-		return nil, fmt.Errorf("foreign keys asked for, but only merchant %v has an API key", r.merchants)
+		return nil, fmt.Errorf("foreign keys asked for, but only tenant %v has an API key", r.tenants)
 	}
 	return r, nil
 }
 
-// forRequest returns the kind of key request seq of c carries, and the merchant whose key it is
+// forRequest returns the kind of key request seq of c carries, and the tenant whose key it is
 // ("" for a key of none). A run without keys records no kind, as runs before API keys did.
-func (r *keyring) forRequest(c history.Customer, seq int) (merchant string, kind history.KeyKind) {
+func (r *keyring) forRequest(c history.Customer, seq int) (tenant string, kind history.KeyKind) {
 	switch {
 	case len(r.keys) == 0:
 		return "", ""
 	case r.foreign.Foreign(c, seq):
-		return r.foreignMerchant(c), history.KeyForeign
+		return r.foreignTenant(c), history.KeyForeign
 	case !r.wrong.Wrong(c, seq):
-		return c.MerchantID, history.KeyOwn
+		return c.Tenant, history.KeyOwn
 	}
 	// In turn along the burst, from a start that the customer's hash sets: over the picked
 	// customers, every kind is sent from every position of a burst.
 	kinds := wrongKinds
 	if len(r.keys) < 2 {
-		kinds = kinds[:3] // no other merchant's key to send
+		kinds = kinds[:3] // no other tenant's key to send
 	}
 	switch kind := kinds[(uint64(seq/max(1, r.wrong.Every))+wrongHash(c)/hashSpan)%uint64(len(kinds))]; kind {
 	case history.KeyForeign:
-		return r.foreignMerchant(c), kind
+		return r.foreignTenant(c), kind
 	default:
 		return "", kind
 	}
 }
 
-// foreignMerchant returns another merchant than c's whose key c's foreign requests carry.
-func (r *keyring) foreignMerchant(c history.Customer) string {
-	others := slices.DeleteFunc(slices.Clone(r.merchants), func(m string) bool { return m == c.MerchantID })
-	// By the key's hash, not always the next merchant: every merchant's key is tried on others.
+// foreignTenant returns another tenant than c's whose key c's foreign requests carry.
+func (r *keyring) foreignTenant(c history.Customer) string {
+	others := slices.DeleteFunc(slices.Clone(r.tenants), func(m string) bool { return m == c.Tenant })
+	// By the key's hash, not always the next tenant: every tenant's key is tried on others.
 	return others[(keyHash(c)/hashSpan)%uint64(len(others))]
 }
 
-// header returns the value of the auth header that op carries, "" for none: its merchant's key,
+// header returns the value of the auth header that op carries, "" for none: its tenant's key,
 // or the malformed or unknown one its kind says (the malformed one chosen by its seq, so that a
 // retry carries the same).
 func (r *keyring) header(op history.Op) string {
 	switch op.SentKey() {
 	case history.KeyOwn, history.KeyForeign:
-		return r.auth.Value(r.keys[op.KeyMerchant])
+		return r.auth.Value(r.keys[op.KeyTenant])
 	case history.KeyMalformed:
 		return r.malformed[(op.Seq+op.Customer.Index)%len(r.malformed)]
 	case history.KeyUnknown:

@@ -20,42 +20,42 @@ import (
 	"github.com/stampede-e2e/stampede/service/apikey"
 )
 
-// testKeys are API keys of three merchants, as a deployment would make them.
+// testKeys are API keys of three tenants, as a deployment would make them.
 var testKeys = map[string]string{"m-0": "key-zero-secret", "m-1": "key-one-secret", "m-2": "key-two-secret"}
 
 // keyService answers as the token service with API keys would: 401 without a known key, 403 to
-// another merchant's, and a 503 with Retry-After to the first own-key request of every customer,
-// so that a retry runs. It records which merchant's key each request id carried.
+// another tenant's, and a 503 with Retry-After to the first own-key request of every customer,
+// so that a retry runs. It records which tenant's key each request id carried.
 func keyService(t *testing.T) (*fakeService, map[string]string) {
 	var (
 		mu   sync.Mutex
 		got  = map[string]string{}
 		seen = map[string]bool{}
 	)
-	merchantOf := map[string]string{}
+	tenantOf := map[string]string{}
 	for m, k := range testKeys {
-		merchantOf["Bearer "+k] = m
+		tenantOf["Bearer "+k] = m
 	}
 	svc := newFakeService(t, func(w http.ResponseWriter, r *http.Request) {
 		req := decodeRegister(t, r)
 		auth := r.Header.Get(AuthorizationHeader)
-		m, known := merchantOf[auth]
+		m, known := tenantOf[auth]
 		mu.Lock()
 		got[r.Header.Get(RequestHeader)] = m
-		first := !seen[req.MerchantID+"/"+req.ExternalID] && known && m == req.MerchantID
+		first := !seen[req.Tenant+"/"+req.EntityKey] && known && m == req.Tenant
 		if first {
-			seen[req.MerchantID+"/"+req.ExternalID] = true
+			seen[req.Tenant+"/"+req.EntityKey] = true
 		}
 		mu.Unlock()
-		w.Header().Set(ServedByHeader, "pod-0")
+		w.Header().Set(testPodHeader, "pod-0")
 		switch {
 		case auth == "":
 			w.WriteHeader(http.StatusUnauthorized)
 			io.WriteString(w, `{"error":"unauthenticated"}`)
 		case !known:
-			t.Errorf("request %s carried %q, no merchant's key", r.Header.Get(RequestHeader), auth)
+			t.Errorf("request %s carried %q, no tenant's key", r.Header.Get(RequestHeader), auth)
 			w.WriteHeader(http.StatusUnauthorized)
-		case m != req.MerchantID:
+		case m != req.Tenant:
 			w.WriteHeader(http.StatusForbidden)
 			io.WriteString(w, `{"error":"forbidden"}`)
 		case first:
@@ -70,7 +70,7 @@ func keyService(t *testing.T) (*fakeService, map[string]string) {
 }
 
 // TestRunSendsTheKeys checks that every request, retries too, carries the key its Op names:
-// the customer's merchant's, or another merchant's where ForeignKeys picks it; and that no key
+// the customer's tenant's, or another tenant's where ForeignKeys picks it; and that no key
 // is ever written into the history.
 func TestRunSendsTheKeys(t *testing.T) {
 	svc, got := keyService(t)
@@ -83,23 +83,23 @@ func TestRunSendsTheKeys(t *testing.T) {
 	}
 	var mixed, own, retries int
 	for _, op := range out.History {
-		if got[op.ID()] != op.KeyMerchant {
-			t.Errorf("%s: the service got %q's key, the history says %q", op.ID(), got[op.ID()], op.KeyMerchant)
+		if got[op.ID()] != op.KeyTenant {
+			t.Errorf("%s: the service got %q's key, the history says %q", op.ID(), got[op.ID()], op.KeyTenant)
 		}
-		isForeign := op.KeyMerchant != op.Customer.MerchantID
-		if isForeign != foreign.Foreign(op.Customer, op.Seq) || op.KeyMerchant == "" {
-			t.Errorf("%s of %s carried %q's key; foreign by the plan: %v", op.ID(), op.Customer, op.KeyMerchant, foreign.Foreign(op.Customer, op.Seq))
+		isForeign := op.KeyTenant != op.Customer.Tenant
+		if isForeign != foreign.Foreign(op.Customer, op.Seq) || op.KeyTenant == "" {
+			t.Errorf("%s of %s carried %q's key; foreign by the plan: %v", op.ID(), op.Customer, op.KeyTenant, foreign.Foreign(op.Customer, op.Seq))
 		}
 		switch {
 		case op.Phase == history.PhaseRetry:
 			retries++
 			if isForeign || !op.Succeeded() {
-				t.Errorf("retry %s: key of %s, status %d", op.ID(), op.KeyMerchant, op.Status)
+				t.Errorf("retry %s: key of %s, status %d", op.ID(), op.KeyTenant, op.Status)
 			}
 		case isForeign:
 			mixed++
 			if op.Status != http.StatusForbidden {
-				t.Errorf("%s with another merchant's key: status %d", op.ID(), op.Status)
+				t.Errorf("%s with another tenant's key: status %d", op.ID(), op.Status)
 			}
 		default:
 			own++
@@ -114,7 +114,7 @@ func TestRunSendsTheKeys(t *testing.T) {
 	}
 	for m, k := range testKeys {
 		if strings.Contains(string(b), k) {
-			t.Errorf("the history holds merchant %s's key", m)
+			t.Errorf("the history holds tenant %s's key", m)
 		}
 	}
 }
@@ -128,14 +128,14 @@ func TestRunWithoutKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, op := range out.History {
-		if op.KeyMerchant != "" || op.KeyKind != "" || got[op.ID()] != "" || op.Status != http.StatusUnauthorized {
-			t.Errorf("%s: recorded key %q, sent key %q, status %d", op.ID(), op.KeyMerchant, got[op.ID()], op.Status)
+		if op.KeyTenant != "" || op.KeyKind != "" || got[op.ID()] != "" || op.Status != http.StatusUnauthorized {
+			t.Errorf("%s: recorded key %q, sent key %q, status %d", op.ID(), op.KeyTenant, got[op.ID()], op.Status)
 		}
 	}
 }
 
 func TestForeignKeysPick(t *testing.T) {
-	cs := Customers(11, 4000, MaxMerchants)
+	cs := Customers(11, 4000, MaxTenants)
 	count := func(f ForeignKeys) int {
 		n := 0
 		for _, c := range cs {
@@ -170,9 +170,9 @@ func TestForeignKeysPick(t *testing.T) {
 	}
 }
 
-// TestForeignKeyIsAnotherMerchants: a foreign key is never the customer's own, and over many
-// customers every other merchant's key is tried.
-func TestForeignKeyIsAnotherMerchants(t *testing.T) {
+// TestForeignKeyIsAnotherTenants: a foreign key is never the customer's own, and over many
+// customers every other tenant's key is tried.
+func TestForeignKeyIsAnotherTenants(t *testing.T) {
 	cs := Customers(5, 300, 3)
 	r, err := newKeyring(testKeys, testRequest.Auth, ForeignKeys{Customers: 1}, WrongKeys{}, cs)
 	if err != nil {
@@ -181,14 +181,14 @@ func TestForeignKeyIsAnotherMerchants(t *testing.T) {
 	used := map[[2]string]bool{}
 	for _, c := range cs {
 		m, kind := r.forRequest(c, 0)
-		op := history.Op{Customer: c, KeyMerchant: m, KeyKind: kind}
-		if m == c.MerchantID || kind != history.KeyForeign || r.header(op) != "Bearer "+testKeys[m] {
+		op := history.Op{Customer: c, KeyTenant: m, KeyKind: kind}
+		if m == c.Tenant || kind != history.KeyForeign || r.header(op) != "Bearer "+testKeys[m] {
 			t.Fatalf("%s: foreign key of %q, kind %q, header %q", c, m, kind, r.header(op))
 		}
-		used[[2]string{c.MerchantID, m}] = true
+		used[[2]string{c.Tenant, m}] = true
 	}
 	if len(used) != 6 {
-		t.Errorf("merchant pairs tried %v, want all 6", used)
+		t.Errorf("tenant pairs tried %v, want all 6", used)
 	}
 }
 
@@ -200,10 +200,10 @@ func TestKeyringRefuses(t *testing.T) {
 		foreign ForeignKeys
 		want    string
 	}{
-		{"a merchant without a key", map[string]string{"m-0": "k"}, ForeignKeys{}, `"m-1" has no API key`},
+		{"a tenant without a key", map[string]string{"m-0": "k"}, ForeignKeys{}, `"m-1" has no API key`},
 		{"an empty key", map[string]string{"m-0": "k", "m-1": ""}, ForeignKeys{}, "empty API key"},
 		{"foreign without keys", nil, ForeignKeys{Customers: 0.5}, "no API keys"},
-		{"foreign with one merchant's key", map[string]string{"m-0": "k"}, ForeignKeys{Customers: 1}, "only merchant"},
+		{"foreign with one tenant's key", map[string]string{"m-0": "k"}, ForeignKeys{Customers: 1}, "only tenant"},
 		{"wrong without keys", nil, ForeignKeys{}, "no API keys"},
 		{"a fraction above 1", testKeys, ForeignKeys{Customers: 1.5}, "want 0 to 1"},
 		{"a negative Every", testKeys, ForeignKeys{Customers: 1, Every: -1}, "want 0 or more"},
@@ -211,7 +211,7 @@ func TestKeyringRefuses(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			customers := cs
-			if tc.name == "foreign with one merchant's key" {
+			if tc.name == "foreign with one tenant's key" {
 				customers = Customers(1, 4, 1)
 			}
 			var wrong WrongKeys
@@ -229,13 +229,13 @@ func TestKeyringRefuses(t *testing.T) {
 
 // authKind classifies an Authorization value as the token service does (service/README.md,
 // "Authentication"), and says whose key it is.
-func authKind(keys map[string]string, auth, merchant string) (history.KeyKind, string) {
+func authKind(keys map[string]string, auth, tenant string) (history.KeyKind, string) {
 	if auth == "" {
 		return history.KeyNone, ""
 	}
 	for m, k := range keys {
 		if auth == "Bearer "+k {
-			if m == merchant {
+			if m == tenant {
 				return history.KeyOwn, m
 			}
 			return history.KeyForeign, m
@@ -259,11 +259,11 @@ func TestRunSendsTheWrongKeys(t *testing.T) {
 	keys := testKeysFor(4)
 	svc := newFakeService(t, func(w http.ResponseWriter, r *http.Request) {
 		req := decodeRegister(t, r)
-		kind, _ := authKind(keys, r.Header.Get(AuthorizationHeader), req.MerchantID)
+		kind, _ := authKind(keys, r.Header.Get(AuthorizationHeader), req.Tenant)
 		mu.Lock()
 		sent[r.Header.Get(RequestHeader)] = kind
 		mu.Unlock()
-		w.Header().Set(ServedByHeader, "pod-0")
+		w.Header().Set(testPodHeader, "pod-0")
 		switch kind {
 		case history.KeyOwn:
 			io.WriteString(w, `{"token":"t","id":"x","created":false}`)
@@ -290,9 +290,9 @@ func TestRunSendsTheWrongKeys(t *testing.T) {
 		if want := wrong.Wrong(op.Customer, op.Seq); want != (op.KeyKind != history.KeyOwn) {
 			t.Errorf("%s: kind %q, wrong by the plan: %v", op.ID(), op.KeyKind, want)
 		}
-		if (op.KeyKind == history.KeyOwn) != (op.KeyMerchant == op.Customer.MerchantID) ||
-			(op.KeyKind == history.KeyForeign) != (op.KeyMerchant != "" && op.KeyMerchant != op.Customer.MerchantID) {
-			t.Errorf("%s: kind %q with the key of %q", op.ID(), op.KeyKind, op.KeyMerchant)
+		if (op.KeyKind == history.KeyOwn) != (op.KeyTenant == op.Customer.Tenant) ||
+			(op.KeyKind == history.KeyForeign) != (op.KeyTenant != "" && op.KeyTenant != op.Customer.Tenant) {
+			t.Errorf("%s: kind %q with the key of %q", op.ID(), op.KeyKind, op.KeyTenant)
 		}
 		if op.Phase == history.PhaseBurst {
 			kinds[op.KeyKind]++
@@ -323,10 +323,10 @@ func TestRunSendsTheWrongKeys(t *testing.T) {
 	}
 }
 
-// testKeysFor returns API keys in the service's format for merchants m-0 to m-<n-1>.
+// testKeysFor returns API keys in the service's format for tenants m-0 to m-<n-1>.
 func testKeysFor(n int) map[string]string {
 	keys := map[string]string{}
-	for _, m := range MerchantIDs(n) {
+	for _, m := range TenantIDs(n) {
 		sum := sha256.Sum256([]byte(m))
 		keys[m] = apikey.Prefix + base64.RawURLEncoding.EncodeToString(sum[:])
 	}
@@ -350,7 +350,7 @@ func TestWrongKeyShapes(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !format(r.unknown) || slices.Contains(slices.Collect(maps.Values(keys)), r.unknown) {
-			t.Errorf("%+v: unknown key %q is not in the API key format, or a merchant's", auth, r.unknown)
+			t.Errorf("%+v: unknown key %q is not in the API key format, or a tenant's", auth, r.unknown)
 		}
 		for _, v := range r.malformed {
 			key := v
@@ -370,7 +370,7 @@ func TestWrongKeyShapes(t *testing.T) {
 }
 
 func TestWrongKeysPick(t *testing.T) {
-	cs := Customers(11, 4000, MaxMerchants)
+	cs := Customers(11, 4000, MaxTenants)
 	n, both := 0, 0
 	for _, c := range cs {
 		if DefaultWrongKeys.Picks(c) {

@@ -9,17 +9,16 @@ import (
 	"net/http/httptrace"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/stampede-e2e/stampede/e2e/history"
+	"github.com/stampede-e2e/stampede/e2e/request"
 )
 
 // RequestHeader carries the history.RequestID of a request. The Recorder reads it
 // to know which customer, seq and attempt a request belongs to, and copies it
 // into the response headers so that a vegeta.Result can be tied back to its Op.
 const RequestHeader = "X-Stampede-Request"
-
-// ServedByHeader names the pod that served a response.
-const ServedByHeader = "X-Served-By"
 
 // DefaultMaxBody bounds the recorded response body.
 const DefaultMaxBody = 4096
@@ -35,6 +34,8 @@ type Recorder struct {
 	clock   *history.Clock
 	next    http.RoundTripper
 	maxBody int64
+	// observe names the headers of the serving pod and the handler's interval (SetObserve).
+	observe request.Observe
 
 	mu      sync.Mutex
 	pending map[string]history.Op
@@ -53,6 +54,10 @@ func NewRecorder(clock *history.Clock, next http.RoundTripper, maxBody int64) *R
 	}
 	return &Recorder{clock: clock, next: next, maxBody: maxBody, pending: make(map[string]history.Op)}
 }
+
+// SetObserve names the headers the recorder reads the serving pod and the handler's interval
+// from (the target's observability); an empty name is not read, and its Op field stays empty.
+func (r *Recorder) SetObserve(o request.Observe) { r.observe = o }
 
 // NewTransport returns an http.Transport that opens a new connection for every
 // request. Keep-alive would pin a client to one pod behind a Service
@@ -129,13 +134,15 @@ func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	conn.Unlock()
 	if resp != nil {
 		op.Status = resp.StatusCode
-		op.Pod = resp.Header.Get(ServedByHeader)
+		if r.observe.PodHeader != "" {
+			op.Pod = resp.Header.Get(r.observe.PodHeader)
+		}
 		op.RetryAfter = resp.Header.Get("Retry-After")
 		op.ContentType = intern(resp.Header.Get("Content-Type"), "application/json")
 		op.CacheControl = intern(resp.Header.Get("Cache-Control"), "no-store")
 		op.WWWAuthenticate = intern(resp.Header.Get("WWW-Authenticate"), "Bearer")
 		op.HeadersRecorded = true
-		if start, end, ok := parseHandlerInterval(resp.Header.Values(ServerTimingHeader)); ok {
+		if start, end, ok := r.handlerInterval(resp.Header); ok {
 			// Wall time against the base's wall time: the pod's clock, on the run's time base.
 			op.ServerStart, op.ServerEnd = start.Sub(r.clock.Base()), end.Sub(r.clock.Base())
 		}
@@ -175,4 +182,12 @@ func intern(v, common string) string {
 		return common
 	}
 	return v
+}
+
+// handlerInterval reads the handler's interval from the header observe names, if any.
+func (r *Recorder) handlerInterval(h http.Header) (start, end time.Time, ok bool) {
+	if r.observe.IntervalHeader == "" {
+		return time.Time{}, time.Time{}, false
+	}
+	return parseHandlerInterval(h.Values(r.observe.IntervalHeader))
 }

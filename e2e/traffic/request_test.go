@@ -40,7 +40,7 @@ func TestRequestOfHeaderIdentityAndAuth(t *testing.T) {
 	if !reflect.DeepEqual(r, want) {
 		t.Fatalf("RequestOf = %+v, want %+v", r, want)
 	}
-	c := history.Customer{MerchantID: "m-1", ExternalID: "c-5-2", Email: "c-5-2@stampede.test", Name: "Customer 3"}
+	c := history.Customer{Tenant: "m-1", EntityKey: "c-5-2", Email: "c-5-2@stampede.test", Name: "Customer 3"}
 	if got := string(r.BodyOf(c)); got != `{"contact":"c-5-2@stampede.test","item":"Customer 3","shop":"m-1"}` {
 		t.Errorf("body %s: want every member but the empty note, in the order of their names", got)
 	}
@@ -97,7 +97,7 @@ func TestRunSendsAnOrdersRequest(t *testing.T) {
 		mu.Lock()
 		kinds[kind]++
 		mu.Unlock()
-		w.Header().Set(ServedByHeader, "pod-0")
+		w.Header().Set(testPodHeader, "pod-0")
 		w.WriteHeader(http.StatusCreated)
 	})
 	out, err := Run(context.Background(), Params{URL: svc.URL, Request: target.RequestOf(ordersCreate, ordersIdentity),
@@ -124,9 +124,9 @@ func TestRunSendsAnOrdersRequest(t *testing.T) {
 func TestCustomersPinned(t *testing.T) {
 	got := Customers(42, 3, 2)
 	want := []history.Customer{
-		{Index: 0, MerchantID: "m-0", ExternalID: "c-42-0", Email: "c-42-0@stampede.test", Name: "Customer 0"},
-		{Index: 1, MerchantID: "m-1", ExternalID: "c-42-0", Email: "c-42-0@stampede.test", Name: "Customer 1"},
-		{Index: 2, MerchantID: "m-0", ExternalID: "c-42-2", Email: "c-42-2@stampede.test", Name: "Customer 2"},
+		{Index: 0, Tenant: "m-0", EntityKey: "c-42-0", Email: "c-42-0@stampede.test", Name: "Customer 0"},
+		{Index: 1, Tenant: "m-1", EntityKey: "c-42-0", Email: "c-42-0@stampede.test", Name: "Customer 1"},
+		{Index: 2, Tenant: "m-0", EntityKey: "c-42-2", Email: "c-42-2@stampede.test", Name: "Customer 2"},
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("Customers(42, 3, 2) = %+v\nwant %+v", got, want)

@@ -158,7 +158,7 @@ func chain(ctx context.Context, p Params, rec *Recorder, client *http.Client, la
 		}
 		// A client retries with the credentials it tried first.
 		op := history.Op{Customer: first.Customer, Seq: first.Seq, Attempt: attempt, Phase: history.PhaseRetry,
-			KeyMerchant: first.KeyMerchant, KeyKind: first.KeyKind}
+			KeyTenant: first.KeyTenant, KeyKind: first.KeyKind}
 		id := rec.Expect(op)
 		req, err := http.NewRequestWithContext(ctx, p.Request.Method, p.Request.URL(p.URL, op.Customer), bytes.NewReader(p.Request.BodyOf(op.Customer)))
 		if err != nil {

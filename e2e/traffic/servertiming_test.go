@@ -47,7 +47,7 @@ func TestRecorderRecordsHandlerInterval(t *testing.T) {
 	svc := newFakeService(t, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		time.Sleep(5 * time.Millisecond)
-		w.Header().Set(ServedByHeader, "pod-0")
+		w.Header().Set(testPodHeader, "pod-0")
 		switch r.Header.Get(RequestHeader) {
 		case history.RequestID(0, 0, 0):
 			w.Header().Set(ServerTimingHeader, fmt.Sprintf(`handler;dur=5;desc="start=%d end=%d"`, start.UnixNano(), time.Now().UnixNano()))
@@ -58,9 +58,10 @@ func TestRecorderRecordsHandlerInterval(t *testing.T) {
 	})
 	clock := history.NewClock(time.Now())
 	rec := NewRecorder(clock, NewTransport(), 0)
+	rec.SetObserve(testRequest.Observe)
 	client := &http.Client{Transport: rec}
 	for i := range 3 {
-		id := rec.Expect(history.Op{Customer: history.Customer{Index: i, MerchantID: "m", ExternalID: fmt.Sprint(i)}, Phase: history.PhaseBurst})
+		id := rec.Expect(history.Op{Customer: history.Customer{Index: i, Tenant: "m", EntityKey: fmt.Sprint(i)}, Phase: history.PhaseBurst})
 		req, err := http.NewRequest(http.MethodPost, svc.URL+testRequest.Path, strings.NewReader("{}"))
 		if err != nil {
 			t.Fatal(err)

@@ -50,6 +50,7 @@ func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 var testRequest = request.Template{
 	Method:  http.MethodPost,
 	Path:    "/create",
+	Observe: request.Observe{PodHeader: testPodHeader, IntervalHeader: ServerTimingHeader},
 	Headers: map[string]string{"Content-Type": "application/json"},
 	Auth:    request.Auth{Header: AuthorizationHeader, Bearer: true},
 	Body:    map[string]string{"tenant": "{{tenant}}", "key": "{{key}}", "email": "{{email}}", "name": "{{name}}"},
@@ -57,10 +58,10 @@ var testRequest = request.Template{
 
 // registerRequest is testRequest's body as the fake target reads it.
 type registerRequest struct {
-	MerchantID string `json:"tenant"`
-	ExternalID string `json:"key"`
-	Email      string `json:"email,omitempty"`
-	Name       string `json:"name,omitempty"`
+	Tenant    string `json:"tenant"`
+	EntityKey string `json:"key"`
+	Email     string `json:"email,omitempty"`
+	Name      string `json:"name,omitempty"`
 }
 
 func decodeRegister(t *testing.T, r *http.Request) registerRequest {
@@ -85,7 +86,7 @@ func TestRunReleasesBurstsTogether(t *testing.T) {
 	// a burst that was not released together times out with 504.
 	svc := newFakeService(t, func(w http.ResponseWriter, r *http.Request) {
 		req := decodeRegister(t, r)
-		k := req.MerchantID + "/" + req.ExternalID // two merchants' customers share external ids
+		k := req.Tenant + "/" + req.EntityKey // two tenants' customers share keys
 		mu.Lock()
 		ch, ok := arrived[k]
 		if !ok {
@@ -98,10 +99,10 @@ func TestRunReleasesBurstsTogether(t *testing.T) {
 		}
 		n := count[k]
 		mu.Unlock()
-		w.Header().Set(ServedByHeader, fmt.Sprintf("pod-%d", n%2))
+		w.Header().Set(testPodHeader, fmt.Sprintf("pod-%d", n%2))
 		select {
 		case <-ch:
-			fmt.Fprintf(w, `{"token":"t","id":%q,"created":%t}`, req.MerchantID+"|"+req.ExternalID, n == 1)
+			fmt.Fprintf(w, `{"token":"t","id":%q,"created":%t}`, req.Tenant+"|"+req.EntityKey, n == 1)
 		case <-time.After(2 * time.Second):
 			w.WriteHeader(http.StatusGatewayTimeout)
 		}
@@ -130,7 +131,7 @@ func TestRunReleasesBurstsTogether(t *testing.T) {
 			continue
 		}
 		// The fake echoes the key it received: the record must name the same one.
-		if want := op.Customer.MerchantID + "|" + op.Customer.ExternalID; !strings.Contains(op.Body, want) {
+		if want := op.Customer.Tenant + "|" + op.Customer.EntityKey; !strings.Contains(op.Body, want) {
 			t.Errorf("op %s recorded for %s but the server answered %s", op.ID(), op.Customer, op.Body)
 		}
 		if op.Customer != cs[op.Customer.Index] {
@@ -174,22 +175,22 @@ func TestRunRetries(t *testing.T) {
 		seen[r.Header.Get(RequestHeader)]++
 		mu.Unlock()
 		id := r.Header.Get(RequestHeader) // customer/seq/attempt
-		w.Header().Set(ServedByHeader, "pod-a")
+		w.Header().Set(testPodHeader, "pod-a")
 		switch {
-		case strings.HasSuffix(id, "/0") && req.ExternalID == "c-1-0": // honoured
+		case strings.HasSuffix(id, "/0") && req.EntityKey == "c-1-0": // honoured
 			w.Header().Set("Retry-After", "1")
 			w.WriteHeader(http.StatusConflict)
 			io.WriteString(w, `{"error":"conflict"}`)
-		case strings.HasSuffix(id, "/0") && req.ExternalID == "c-1-1": // capped
+		case strings.HasSuffix(id, "/0") && req.EntityKey == "c-1-1": // capped
 			w.Header().Set("Retry-After", "3600")
 			w.WriteHeader(http.StatusServiceUnavailable)
 			io.WriteString(w, `{"error":"unavailable"}`)
-		case strings.HasSuffix(id, "/0") && req.ExternalID == "c-1-2": // transport error
+		case strings.HasSuffix(id, "/0") && req.EntityKey == "c-1-2": // transport error
 			conn, _, err := w.(http.Hijacker).Hijack()
 			if err == nil {
 				conn.Close()
 			}
-		case req.ExternalID == "c-1-3": // never succeeds: the chain stops at MaxAttempts
+		case req.EntityKey == "c-1-3": // never succeeds: the chain stops at MaxAttempts
 			w.Header().Set("Retry-After", "garbage")
 			w.WriteHeader(http.StatusServiceUnavailable)
 			io.WriteString(w, `{"error":"unavailable"}`)
@@ -290,6 +291,7 @@ func TestRecorderRefusesUnplannedRequests(t *testing.T) {
 		t.Errorf("an unplanned request reached the server")
 	})
 	rec := NewRecorder(history.NewClock(time.Now()), NewTransport(), 0)
+	rec.SetObserve(testRequest.Observe)
 	resp, err := (&http.Client{Transport: rec}).Post(svc.URL+testRequest.Path, "application/json", strings.NewReader("{}"))
 	if err == nil {
 		resp.Body.Close()
@@ -305,12 +307,13 @@ func TestRecorderRefusesUnplannedRequests(t *testing.T) {
 // and a history of a million requests would otherwise hold a million bodies.
 func TestRecorderKeepsOneCopyOfEachBody(t *testing.T) {
 	svc := newFakeService(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set(ServedByHeader, "app-a")
+		w.Header().Set(testPodHeader, "app-a")
 		fmt.Fprintln(w, `{"token":"t","id":"id","created":false}`)
 	})
 	rec := NewRecorder(history.NewClock(time.Now()), NewTransport(), 0)
+	rec.SetObserve(testRequest.Observe)
 	client := &http.Client{Transport: rec}
-	c := history.Customer{MerchantID: "m-1", ExternalID: "c-1"}
+	c := history.Customer{Tenant: "m-1", EntityKey: "c-1"}
 	for seq := range 3 {
 		req, err := http.NewRequest(http.MethodPost, svc.URL+testRequest.Path, strings.NewReader("{}"))
 		if err != nil {
@@ -342,75 +345,75 @@ func TestCustomersAreDerivedFromSeed(t *testing.T) {
 	if fmt.Sprint(a) != fmt.Sprint(b) {
 		t.Fatalf("same seed, different customers: %v vs %v", a, b)
 	}
-	if a[3].MerchantID != "m-1" || a[3].ExternalID != "c-7-2" || a[3].Index != 3 {
+	if a[3].Tenant != "m-1" || a[3].EntityKey != "c-7-2" || a[3].Index != 3 {
 		t.Errorf("customer 3 = %+v", a[3])
 	}
-	if one := Customers(7, 5, 1); one[3].ExternalID != "c-7-3" {
-		t.Errorf("one merchant: customer 3 = %+v, want external id c-7-3", one[3])
+	if one := Customers(7, 5, 1); one[3].EntityKey != "c-7-3" {
+		t.Errorf("one tenant: customer 3 = %+v, want key c-7-3", one[3])
 	}
 	if c := Customers(8, 1, 2); c[0] == a[0] || c[0].Key() == a[0].Key() {
 		t.Errorf("different seeds gave the same customer %v", c[0])
 	}
 }
 
-// TestTenantsCollide: with two merchants or more, every plan puts each external id under two
-// merchants at once (consecutive bursts), and never one natural key twice.
+// TestTenantsCollide: with two tenants or more, every plan puts each key under two
+// tenants at once (consecutive bursts), and never one natural key twice.
 func TestTenantsCollide(t *testing.T) {
-	for merchants := 1; merchants <= MaxMerchants; merchants++ {
-		cs := Customers(3, 21, merchants)
+	for n := 1; n <= MaxTenants; n++ {
+		cs := Customers(3, 21, n)
 		keys := map[history.Key]bool{}
 		for _, c := range cs {
 			if keys[c.Key()] {
-				t.Fatalf("%d merchants: customer %s planned twice", merchants, c)
+				t.Fatalf("%d tenants: customer %s planned twice", n, c)
 			}
 			keys[c.Key()] = true
 		}
-		tenants := Tenants(cs)
-		if merchants == 1 {
-			if len(tenants) != 0 {
-				t.Errorf("one merchant, colliding tenants %v", tenants)
+		colliding := Tenants(cs)
+		if n == 1 {
+			if len(colliding) != 0 {
+				t.Errorf("one tenant, colliding tenants %v", colliding)
 			}
 			continue
 		}
 		// 21 customers: ten pairs, and the last one alone.
-		if len(tenants) != 10 {
-			t.Errorf("%d merchants: %d colliding external ids, want 10: %v", merchants, len(tenants), tenants)
+		if len(colliding) != 10 {
+			t.Errorf("%d tenants: %d colliding keys, want 10: %v", n, len(colliding), colliding)
 		}
-		for ext, group := range tenants {
-			if len(group) != 2 || group[1].Index != group[0].Index+1 || group[0].MerchantID == group[1].MerchantID {
-				t.Errorf("%d merchants: external id %s under %v, want two merchants' consecutive customers", merchants, ext, group)
+		for ext, group := range colliding {
+			if len(group) != 2 || group[1].Index != group[0].Index+1 || group[0].Tenant == group[1].Tenant {
+				t.Errorf("%d tenants: key %s under %v, want two tenants' consecutive customers", n, ext, group)
 			}
 		}
 	}
 }
 
-// TestMerchantsDoNotDependOnTheSeed: the merchants of any plan are among MerchantIDs, whatever
-// its seed, so that API keys made for MerchantIDs(MaxMerchants) before the plan cover it.
-func TestMerchantsDoNotDependOnTheSeed(t *testing.T) {
-	if got := fmt.Sprint(MerchantIDs(3)); got != "[m-0 m-1 m-2]" {
-		t.Errorf("MerchantIDs(3) = %s", got)
+// TestTenantsDoNotDependOnTheSeed: the tenants of any plan are among TenantIDs, whatever
+// its seed, so that API keys made for TenantIDs(MaxTenants) before the plan cover it.
+func TestTenantsDoNotDependOnTheSeed(t *testing.T) {
+	if got := fmt.Sprint(TenantIDs(3)); got != "[m-0 m-1 m-2]" {
+		t.Errorf("TenantIDs(3) = %s", got)
 	}
-	keyed := MerchantIDs(MaxMerchants)
+	keyed := TenantIDs(MaxTenants)
 	for _, seed := range []uint64{0, 1, 987654321} {
-		for merchants := 1; merchants <= MaxMerchants; merchants++ {
+		for tenants := 1; tenants <= MaxTenants; tenants++ {
 			seen := map[string]bool{}
-			for _, c := range Customers(seed, 3*MaxMerchants, merchants) {
-				if !slices.Contains(keyed, c.MerchantID) {
-					t.Errorf("seed %d, %d merchants: customer %s has a merchant without a key", seed, merchants, c)
+			for _, c := range Customers(seed, 3*MaxTenants, tenants) {
+				if !slices.Contains(keyed, c.Tenant) {
+					t.Errorf("seed %d, %d tenants: customer %s has a tenant without a key", seed, tenants, c)
 				}
-				seen[c.MerchantID] = true
+				seen[c.Tenant] = true
 			}
-			if len(seen) != merchants {
-				t.Errorf("seed %d: %d merchants asked, %d used", seed, merchants, len(seen))
+			if len(seen) != tenants {
+				t.Errorf("seed %d: %d tenants asked, %d used", seed, tenants, len(seen))
 			}
 		}
 	}
 	defer func() {
 		if recover() == nil {
-			t.Error("Customers spread customers over more merchants than have keys")
+			t.Error("Customers spread customers over more tenants than have keys")
 		}
 	}()
-	Customers(1, 10, MaxMerchants+1)
+	Customers(1, 10, MaxTenants+1)
 }
 
 // TestRunsShareOneClockAndNumbering checks that two traffic runs of one spec, given the spec's
@@ -419,8 +422,8 @@ func TestMerchantsDoNotDependOnTheSeed(t *testing.T) {
 func TestRunsShareOneClockAndNumbering(t *testing.T) {
 	svc := newFakeService(t, func(w http.ResponseWriter, r *http.Request) {
 		req := decodeRegister(t, r)
-		w.Header().Set(ServedByHeader, "pod-0")
-		fmt.Fprintf(w, `{"token":"t","id":%q,"created":false}`, req.MerchantID+"|"+req.ExternalID)
+		w.Header().Set(testPodHeader, "pod-0")
+		fmt.Fprintf(w, `{"token":"t","id":%q,"created":false}`, req.Tenant+"|"+req.EntityKey)
 	})
 	clock, seqs := history.NewClock(time.Now()), history.NewSeqs()
 	cs := Customers(7, 3, 1)
@@ -506,8 +509,8 @@ func TestShardsShareOneBurstFromStart(t *testing.T) {
 	const customers, burst, shards = 4, 6, 3
 	svc := newFakeService(t, func(w http.ResponseWriter, r *http.Request) {
 		req := decodeRegister(t, r)
-		w.Header().Set(ServedByHeader, "pod-0")
-		fmt.Fprintf(w, `{"token":"t","id":%q,"created":false}`, req.MerchantID+"|"+req.ExternalID)
+		w.Header().Set(testPodHeader, "pod-0")
+		fmt.Fprintf(w, `{"token":"t","id":%q,"created":false}`, req.Tenant+"|"+req.EntityKey)
 	})
 	cs := Customers(9, customers, 2)
 	// A gap wide enough that a busy machine's scheduling delays cannot carry one burst into the
@@ -576,6 +579,7 @@ func TestRecorderKeepsTheAnswersHeaders(t *testing.T) {
 		_, _ = io.WriteString(w, `{"token":"t","id":"c","created":true}`) // no Content-Type: sniffed
 	})
 	rec := NewRecorder(history.NewClock(time.Now()), NewTransport(), 0)
+	rec.SetObserve(testRequest.Observe)
 	client := &http.Client{Transport: rec}
 	for i, key := range []string{"", "sk_x"} {
 		req, err := http.NewRequest(http.MethodPost, svc.URL+testRequest.Path, strings.NewReader("{}"))
@@ -620,7 +624,7 @@ func TestRunSendsTheTargetsMethodAndPath(t *testing.T) {
 		mu.Lock()
 		seen[r.Method+" "+r.URL.EscapedPath()]++
 		mu.Unlock()
-		w.Header().Set(ServedByHeader, "pod-a")
+		w.Header().Set(testPodHeader, "pod-a")
 		if strings.HasSuffix(r.Header.Get(RequestHeader), "/0") {
 			w.WriteHeader(http.StatusServiceUnavailable) // every burst request is retried once
 			return

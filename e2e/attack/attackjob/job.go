@@ -58,9 +58,9 @@ type Params struct {
 	Deadline time.Duration
 	// Labels go on the Job and its pods, besides the Job's own.
 	Labels map[string]string
-	// KeysSecret names the Secret, in Namespace, whose KeysSecretKey holds the merchants' API
+	// KeysSecret names the Secret, in Namespace, whose KeysSecretKey holds the tenants' API
 	// keys (KeysSecret renders one): the pods mount it read-only and every request carries its
-	// merchant's key. Empty: no request carries a key. Plan.Keys is never rendered.
+	// tenant's key. Empty: no request carries a key. Plan.Keys is never rendered.
 	KeysSecret string
 }
 
@@ -115,7 +115,7 @@ func (p Params) podPlan() attack.Plan {
 	return plan
 }
 
-// KeysSecret returns the Secret name in namespace that holds keys (API key by merchant id) as
+// KeysSecret returns the Secret name in namespace that holds keys (API key by tenant id) as
 // the attackers' keys file, under KeysSecretKey: create it, then name it in Params.KeysSecret.
 func KeysSecret(name, namespace string, keys map[string]string, labels map[string]string) (*corev1.Secret, error) {
 	file, err := attack.FormatKeys(keys)

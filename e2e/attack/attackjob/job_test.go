@@ -314,7 +314,7 @@ func TestRenderRefusesKeysWithoutSecret(t *testing.T) {
 		{"foreign keys", func(p *Params) { p.Plan.Foreign.Customers = 1; p.Plan.KeysFile = "/tmp/keys" }, "no KeysSecret"},
 		{"a bad secret", func(p *Params) { p.KeysSecret = "Keys_Secret" }, "keys secret"},
 		{"a foreign fraction above 1", func(p *Params) { p.KeysSecret = "keys"; p.Plan.Foreign.Customers = 1.5 }, "want 0 to 1"},
-		{"keys missing a merchant", func(p *Params) {
+		{"keys missing a tenant", func(p *Params) {
 			p.KeysSecret, p.Plan.Keys = "keys", map[string]string{"m-0": "k0", "m-1": "k1", "m-2": "k2"}
 		}, "[m-3]"},
 	} {

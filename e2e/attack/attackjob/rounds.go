@@ -38,7 +38,7 @@ type RoundServerParams struct {
 	Replicas int
 	// Labels go on the Deployment and its pods, besides its own.
 	Labels map[string]string
-	// KeysSecret names the Secret of the merchants' API keys (KeysSecret renders one); empty:
+	// KeysSecret names the Secret of the tenants' API keys (KeysSecret renders one); empty:
 	// no request carries a key.
 	KeysSecret string
 }

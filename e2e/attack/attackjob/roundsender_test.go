@@ -62,21 +62,21 @@ func TestRoundServersSend(t *testing.T) {
 	)
 	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req struct {
-			MerchantID string `json:"tenant"`
-			ExternalID string `json:"key"`
+			Tenant    string `json:"tenant"`
+			EntityKey string `json:"key"`
 		}
 		_ = json.NewDecoder(r.Body).Decode(&req)
 		mu.Lock()
-		seen[req.MerchantID+"/"+req.ExternalID]++
+		seen[req.Tenant+"/"+req.EntityKey]++
 		mu.Unlock()
-		w.Header().Set(traffic.ServedByHeader, "app-0")
+		w.Header().Set(testPodHeader, "app-0")
 		fmt.Fprint(w, `{"token":"t","id":"x","created":false}`)
 	}))
 	t.Cleanup(svc.Close)
 	customers := traffic.Customers(3, 4, 2)
 	keys := map[string]string{}
 	for _, c := range customers {
-		keys[c.MerchantID] = "sk_" + c.MerchantID
+		keys[c.Tenant] = "sk_" + c.Tenant
 	}
 	var ports []int
 	for range 3 {
@@ -135,8 +135,8 @@ func TestRoundServersSend(t *testing.T) {
 		t.Errorf("%d port-forwards opened, want 3 and one again for the gone one", got)
 	}
 	for _, c := range customers {
-		if seen[c.MerchantID+"/"+c.ExternalID] != 12 {
-			t.Errorf("customer %s got %d requests, want 12", c.ExternalID, seen[c.MerchantID+"/"+c.ExternalID])
+		if seen[c.Tenant+"/"+c.EntityKey] != 12 {
+			t.Errorf("customer %s got %d requests, want 12", c.EntityKey, seen[c.Tenant+"/"+c.EntityKey])
 		}
 	}
 

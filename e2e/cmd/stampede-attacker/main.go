@@ -7,12 +7,12 @@
 // burst every gap from the start, retries its failures as a client would, and prints its
 // history as history.Op JSONL on stdout, times counted from the start, then a trailer line
 // (attack.WriteOutput). Logs go to stderr. With -api-keys, a file of '<merchant_id> <key>' lines
-// mounted from a Secret, every request carries its merchant's API key, or another merchant's
+// mounted from a Secret, every request carries its tenant's API key, or another tenant's
 // where -foreign-customers and -foreign-every pick it; the history names whose key, never a key.
 //
 //	stampede-attacker -url=http://app.NS.svc:8080 -burst=6 -gap=100ms -start=UNIX_NS \
 //	  -request='{"method":"POST","path":"/orders","headers":{"Idempotency-Key":"{{key}}"},"auth":{"header":"X-Api-Key"},"body":{"shop":"{{tenant}}"}}' \
-//	  -shards=3 -seed=S -customers=40 -merchants=4 -retry-attempts=5 -retry-max-wait=2s \
+//	  -shards=3 -seed=S -customers=40 -tenants=4 -retry-attempts=5 -retry-max-wait=2s \
 //	  -api-keys=/etc/stampede-attacker/api-keys -foreign-customers=0.1 -foreign-every=2
 //
 // "stampede-attacker serve" is the same traffic as a round server (serve.go), and

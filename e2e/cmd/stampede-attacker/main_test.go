@@ -28,13 +28,14 @@ import (
 // entity; registerRequest its body as the stand-in service reads it.
 var testRequest = request.Template{
 	Method: http.MethodPost, Path: "/create", Headers: map[string]string{"Content-Type": "application/json"},
-	Auth: request.Auth{Header: traffic.AuthorizationHeader, Bearer: true},
-	Body: map[string]string{"tenant": "{{tenant}}", "key": "{{key}}", "email": "{{email}}", "name": "{{name}}"},
+	Observe: request.Observe{PodHeader: testPodHeader, IntervalHeader: traffic.ServerTimingHeader},
+	Auth:    request.Auth{Header: traffic.AuthorizationHeader, Bearer: true},
+	Body:    map[string]string{"tenant": "{{tenant}}", "key": "{{key}}", "email": "{{email}}", "name": "{{name}}"},
 }
 
 type registerRequest struct {
-	MerchantID string `json:"tenant"`
-	ExternalID string `json:"key"`
+	Tenant    string `json:"tenant"`
+	EntityKey string `json:"key"`
 }
 
 // TestPodsShareEveryBurst runs the command three times at once, as the Job's three pods, each
@@ -54,10 +55,10 @@ func TestPodsShareEveryBurst(t *testing.T) {
 			t.Errorf("decode: %v", err)
 		}
 		mu.Lock()
-		seen[req.MerchantID+"/"+req.ExternalID]++
-		n := seen[req.MerchantID+"/"+req.ExternalID]
+		seen[req.Tenant+"/"+req.EntityKey]++
+		n := seen[req.Tenant+"/"+req.EntityKey]
 		mu.Unlock()
-		w.Header().Set(traffic.ServedByHeader, "pod-"+strconv.Itoa(n%2))
+		w.Header().Set(testPodHeader, "pod-"+strconv.Itoa(n%2))
 		if n == 1 {
 			w.Header().Set("Retry-After", "0")
 			w.WriteHeader(http.StatusConflict)
@@ -144,27 +145,27 @@ func TestPodsShareEveryBurst(t *testing.T) {
 // no key may appear in a pod's output.
 func TestPodsCarryKeys(t *testing.T) {
 	keys := map[string]string{"m-0": "sk_test_zero", "m-1": "sk_test_one"}
-	merchantOf := map[string]string{"sk_test_zero": "m-0", "sk_test_one": "m-1"}
+	tenantOf := map[string]string{"sk_test_zero": "m-0", "sk_test_one": "m-1"}
 	// An orders API's request: the key bare in X-Api-Key, the entity named by Idempotency-Key.
 	orders := request.Template{Method: http.MethodPost, Path: "/orders/{{tenant}}",
 		Headers: map[string]string{"Idempotency-Key": "{{key}}"}, Auth: request.Auth{Header: "X-Api-Key"},
 		Body: map[string]string{"item": "{{name}}"}}
 	var (
 		mu   sync.Mutex
-		sent = map[string]string{} // request id -> merchant whose key arrived
+		sent = map[string]string{} // request id -> tenant whose key arrived
 	)
 	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var body map[string]string
 		if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body["item"] == "" || r.Header.Get("Idempotency-Key") == "" {
 			t.Errorf("body %v (%v), Idempotency-Key %q: want the template's", body, err, r.Header.Get("Idempotency-Key"))
 		}
-		req := registerRequest{MerchantID: strings.TrimPrefix(r.URL.Path, "/orders/")}
-		m := merchantOf[r.Header.Get("X-Api-Key")]
+		req := registerRequest{Tenant: strings.TrimPrefix(r.URL.Path, "/orders/")}
+		m := tenantOf[r.Header.Get("X-Api-Key")]
 		mu.Lock()
 		sent[r.Header.Get(traffic.RequestHeader)] = m
 		mu.Unlock()
-		w.Header().Set(traffic.ServedByHeader, "pod-0")
-		if m != req.MerchantID {
+		w.Header().Set(testPodHeader, "pod-0")
+		if m != req.Tenant {
 			w.WriteHeader(http.StatusForbidden)
 			fmt.Fprint(w, `{"error":"forbidden"}`)
 			return
@@ -207,10 +208,10 @@ func TestPodsCarryKeys(t *testing.T) {
 			t.Fatalf("pod %d: %v", i, err)
 		}
 		for _, op := range out.Ops {
-			if sent[op.ID()] != op.KeyMerchant || op.KeyMerchant == "" {
-				t.Errorf("pod %d, %s: the service saw %q's key, the history says %q", i, op.ID(), sent[op.ID()], op.KeyMerchant)
+			if sent[op.ID()] != op.KeyTenant || op.KeyTenant == "" {
+				t.Errorf("pod %d, %s: the service saw %q's key, the history says %q", i, op.ID(), sent[op.ID()], op.KeyTenant)
 			}
-			if op.KeyMerchant != op.Customer.MerchantID {
+			if op.KeyTenant != op.Customer.Tenant {
 				foreign++
 			}
 		}

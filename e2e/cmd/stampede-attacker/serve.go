@@ -19,7 +19,7 @@ import (
 )
 
 // serve is a round server (attack.Server): it listens on -listen until SIGTERM and runs every
-// plan posted to attack.RoundsPath, with the merchants' API keys of -api-keys. The suite's
+// plan posted to attack.RoundsPath, with the tenants' API keys of -api-keys. The suite's
 // chaos rounds use it: one long-lived pod per shard instead of a Job per round.
 //
 //	stampede-attacker serve -listen=:8081 -api-keys=/etc/stampede-attacker/api-keys
@@ -29,7 +29,7 @@ func serve(args []string, getenv func(string) string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("stampede-attacker serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", fmt.Sprintf(":%d", attack.RoundsPort), "address to take rounds on")
-	keysFile := fs.String("api-keys", "", "file of the merchants' API keys, lines '<merchant_id> <key>' (default: send no key)")
+	keysFile := fs.String("api-keys", "", "file of the tenants' API keys, lines '<merchant_id> <key>' (default: send no key)")
 	maxRounds := fs.Int("max-rounds", attack.DefaultMaxRounds, "rounds run at once; more are refused with 429")
 	if err := fs.Parse(args); err != nil {
 		return 2

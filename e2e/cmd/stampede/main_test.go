@@ -28,8 +28,8 @@ func savedRun(t *testing.T, root string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := history.Customer{MerchantID: "m", ExternalID: "c"}
-	ops := []history.Op{{Customer: c, Phase: history.PhaseBurst, KeyMerchant: c.MerchantID, Call: 0, Return: time.Second, Error: "EOF"}}
+	c := history.Customer{Tenant: "m", EntityKey: "c"}
+	ops := []history.Op{{Customer: c, Phase: history.PhaseBurst, KeyTenant: c.Tenant, Call: 0, Return: time.Second, Error: "EOF"}}
 	api, err := tokensvc.API()
 	if err != nil {
 		t.Fatal(err)
