@@ -85,6 +85,7 @@ func ContractOf(a *API, m *target.Mode) (Contract, error) {
 	for _, n := range mc.Lines {
 		names[n.Code] = n
 	}
+	named := map[string]bool{}
 	for _, e := range a.Errors {
 		l := ContractLine{ID: e.Outcome, Status: e.Status, Code: e.Outcome, RetryAfter: e.RetryAfter}
 		doc := alwaysDoc
@@ -107,10 +108,11 @@ func ContractOf(a *API, m *target.Mode) (Contract, error) {
 		l.Doc = fmt.Sprintf("%d %s%s", l.Status, l.Code, doc)
 		if n, ok := names[e.Outcome]; ok {
 			l.ID, l.Doc = cmp.Or(n.ID, l.ID), cmp.Or(n.Doc, l.Doc)
-			delete(names, e.Outcome)
+			named[e.Outcome] = true
 		}
 		c.Lines = append(c.Lines, l)
 	}
+	maps.DeleteFunc(names, func(code string, _ target.CodeLineName) bool { return named[code] })
 	if len(names) > 0 {
 		return Contract{}, fmt.Errorf("contract of mode %s: lines named for %s, no clean answer of a class the mode lists",
 			m.Name, strings.Join(slices.Sorted(maps.Keys(names)), ", "))
