@@ -54,7 +54,7 @@ var _ = Describe("First registration under concurrency", Label("registration"), 
 		o := d.Stampede(ctx, bursts(2))
 		// The figures a soak pools (make soak): customers caught by their known bug, of all,
 		// recorded before any verdict so that a canary that caught nothing still counts.
-		caught := check.Detect(check.StrategyLegacy, o.Result)
+		caught := check.Detect("legacy", o.Result)
 		AddReportEntry("canary.caught", caught.Caught, ReportEntryVisibilityNever)
 		AddReportEntry("canary.customers", caught.Customers, ReportEntryVisibilityNever)
 		expectRaceExercised(d, o)

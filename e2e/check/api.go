@@ -54,6 +54,10 @@ type API struct {
 	Agree  []string          `json:"agree,omitempty"`
 	// Counter is the outcome counter the pods keep (RuleMetrics); nil for none.
 	Counter *Counter `json:"counter,omitempty"`
+	// Contracts are the contracts of the target's modes (ContractOf), one of which judges a run
+	// (Params.Contract); absent in runs saved before they were saved, which were runs of the
+	// token service (SavedParams.Params).
+	Contracts []Contract `json:"contracts,omitempty"`
 }
 
 // Promise is what the API promises a client for one outcome: the exact status, the media type,
@@ -181,6 +185,13 @@ func APIFromTarget(t *target.Target) (API, error) {
 		c, v := o.OutcomeCounter, o.OutcomeCounter.Values
 		api.Counter = &Counter{Name: c.Name, Label: c.OutcomeLabel, New: v.New, Existing: v.Existing, Replayed: v.Replayed,
 			NoID: v.NoID, Errors: maps.Clone(v.Errors), InvalidInput: v.InvalidInput}
+	}
+	for i := range t.Modes {
+		c, err := ContractOf(&api, &t.Modes[i])
+		if err != nil {
+			return API{}, fmt.Errorf("api: %w", err)
+		}
+		api.Contracts = append(api.Contracts, c)
 	}
 	return api, nil
 }

@@ -67,10 +67,10 @@ func mixedParams() Params {
 // final-token for dave, who was refused every time.
 func TestAuthPasses(t *testing.T) {
 	ops, rows := mixedHistory(t)
-	for _, strategy := range []string{StrategyFailFast, StrategyAtomic} {
+	for _, strategy := range []string{modeFailFast, modeAtomic} {
 		p := mixedParams()
 		p.Contract = contract(t, strategy)
-		if strategy == StrategyAtomic {
+		if strategy == modeAtomic {
 			ops = replace(ops, op(alice, 2, 0, "pod-a", 2, 5, 200, ok(t, alice, 2, 0, "pod-a", 2, 5, tokenFor(t, rowA, nil)).Body))
 		}
 		p.Customers = []history.Customer{alice, bob, dave}

@@ -178,7 +178,7 @@ func reportCPU(b *testing.B, start time.Duration) {
 // benchParams are the params that judge the synthetic history.
 func benchParams(b *testing.B) Params {
 	return Params{API: tokensvcAPI, PublicKey: suiteKey.Public().(ed25519.PublicKey), JWKS: suiteJWKS(), Issuer: issuer, Audience: audience, TokenTTL: tokenTTL,
-		Base: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC), Contract: contract(b, StrategyAtomic),
+		Base: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC), Contract: contract(b, modeAtomic),
 		Coverage: CoverageParams{ReadyPods: syntheticPods}}
 }
 

@@ -131,8 +131,8 @@ type Params struct {
 	// from: a token is judged expired or not at the instant its response arrived, Base plus
 	// Return, so that a re-check a day later judges alike; required.
 	Base time.Time
-	// Contract is what the strategy under test promises (ContractFor); required, so that no
-	// caller judges a fixed strategy by the looser promises of a broken one.
+	// Contract is what the mode under test promises (API.Contract); required, so that no
+	// caller judges a fixed mode by the looser promises of a broken one.
 	Contract Contract
 	// Faults are the fault windows of the run (history.Event start and end) and what each
 	// declares it may cause; the contract lines that hold only during a fault read them.
@@ -342,7 +342,7 @@ func (p *Params) complete(ops []history.Op) error {
 		return errors.New("check params: no time base (history.Clock.Base) to tell when each response arrived")
 	}
 	if p.Contract.Strategy == "" {
-		return errors.New("check params: no contract (pass check.ContractFor(strategy))")
+		return errors.New("check params: no contract (pass the mode's, API.Contract)")
 	}
 	// Without an outcome counter in the API the scrapes say nothing the rules can read.
 	if p.Scrapes != nil && p.API.Counter != nil {

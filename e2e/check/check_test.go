@@ -196,10 +196,18 @@ func goodHistory(t *testing.T) ([]history.Op, []Row) {
 	}, []Row{rowA, rowB, {ID: "other-run", Tenant: "m-1-0", Key: "c-1-0", CreatedAt: created}}
 }
 
-// contract returns the contract of strategy.
-func contract(t testing.TB, strategy string) Contract {
+// The token service's modes, as its target file names them.
+const (
+	modeLegacy         = "legacy"
+	modeReturnExisting = "return-existing"
+	modeFailFast       = "fail-fast"
+	modeAtomic         = "atomic"
+)
+
+// contract returns the contract of the token service's mode.
+func contract(t testing.TB, mode string) Contract {
 	t.Helper()
-	c, err := ContractFor(strategy)
+	c, err := tokensvcAPI.Contract(mode)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +218,7 @@ func contract(t testing.TB, strategy string) Contract {
 // intervals unless a test adds them, so client-side coverage alone is allowed;
 // TestServerCoverage judges the default.
 func params() Params {
-	c, err := ContractFor(StrategyFailFast)
+	c, err := tokensvcAPI.Contract(modeFailFast)
 	if err != nil {
 		panic(err)
 	}

@@ -1,12 +1,15 @@
 package check
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/stampede-e2e/stampede/e2e/history"
+	"github.com/stampede-e2e/stampede/e2e/target"
 )
 
 // DefaultFaultTail is how long after a fault's end its errors are still accepted when the fault
@@ -16,7 +19,7 @@ import (
 // covered.
 const DefaultFaultTail = 10 * time.Second
 
-// ContractLine is one non-2xx answer a strategy may give to a valid create request, and when.
+// ContractLine is one non-2xx answer a mode may give to a valid create request, and when.
 type ContractLine struct {
 	// ID names the line in findings, such as "unavailable-during-fault".
 	ID     string `json:"id"`
@@ -29,24 +32,24 @@ type ContractLine struct {
 	// tail after it.
 	DuringFault bool `json:"during_fault,omitempty"`
 	// Rival accepts the answer only from a request that overlapped another request of the
-	// same customer with its own tenant's key (on any pod): the concurrent registration the
-	// answer blames.
+	// same key with its own tenant's credential (on any pod): the concurrent create the answer
+	// blames.
 	Rival bool `json:"rival,omitempty"`
 	// Doc says the promise in a sentence, for reports.
 	Doc string `json:"doc"`
 }
 
-// Contract is what one create strategy promises a client of its create request
-// (service/README.md), beyond the rules every strategy shares: which non-2xx answers it may
-// give and when. A clean error that no line allows breaks RuleContract and the contract's
+// Contract is what one mode of the target promises a client of its create request (the mode's
+// contract in the target file, ContractOf), beyond the rules every mode shares: which non-2xx
+// answers it may give and when. A clean error that no line allows breaks RuleContract and the contract's
 // Promise; one that matches a line but not its condition (outside a fault, no Retry-After)
 // breaks that line.
 type Contract struct {
-	// Strategy is the service's create strategy, such as atomic.
+	// Strategy is the mode's name (modes[].name of the target file), such as atomic.
 	Strategy string `json:"strategy"`
 	// Promise is the line broken by a non-2xx answer that no Line allows.
 	Promise ContractLine `json:"promise"`
-	// Lines are the non-2xx answers the strategy may give.
+	// Lines are the non-2xx answers the mode may give.
 	Lines []ContractLine `json:"lines"`
 	// FaultTail is how long after a fault's end DuringFault lines still apply when the fault
 	// declared no excuses or no clean answer followed it (DefaultFaultTail if zero); a
@@ -54,74 +57,81 @@ type Contract struct {
 	FaultTail time.Duration `json:"fault_tail_ns"`
 }
 
-// The strategies of the token service, by the names its creation-strategy setting takes: the
-// modes whose contracts the checker knows.
+// The IDs and docs of a contract's lines that the mode's target file leaves unnamed: each says
+// when the mode may give the answer (target.Contract's lists).
 const (
-	StrategyLegacy         = "legacy"
-	StrategyReturnExisting = "return-existing"
-	StrategyFailFast       = "fail-fast"
-	StrategyAtomic         = "atomic"
+	faultOnlySuffix = "-during-fault"
+	faultOnlyDoc    = ", only while a fault that declares it is on (or within its tail), from the pods it names"
+	rivalOnlySuffix = "-to-a-rival"
+	rivalOnlyDoc    = ", only to a request that overlapped another of the same key"
+	alwaysDoc       = ", at any time"
+	// defaultPromiseID names the promise of a mode whose target file does not.
+	defaultPromiseID = "no-other-error"
 )
 
-// unavailableDuringFault is the line every strategy shares: the database was unreachable or too
-// slow. A draining pod still serves tokens (only its /readyz turns 503), so only a fault that
-// declares it (on the database or its path) excuses a 503, from the pods it names.
-var unavailableDuringFault = ContractLine{ID: "unavailable-during-fault", Status: 503, Code: "unavailable",
-	RetryAfter: true, DuringFault: true,
-	Doc: "503 unavailable with Retry-After, only while a fault that declares it is on (or within its tail), from the pods it names"}
-
-// overloadedDuringFault is the other line every strategy shares: a replica sheds a registration
-// beyond its configured cap on registrations in flight at once, without reading or writing. Requests pile up only while
-// the database is slow or unreachable (they wait for it up to their timeouts), so a fault
-// excuses it; the suite's traffic outside a fault never fills the cap, and a shed request there
-// says the service has become slow.
-var overloadedDuringFault = ContractLine{ID: "overloaded-during-fault", Status: 503, Code: "overloaded",
-	RetryAfter: true, DuringFault: true,
-	Doc: "503 overloaded with Retry-After (the in-flight cap), only while a fault that declares it is on (or within its tail), from the pods it names"}
-
-// contracts are the promises of service/README.md, one per strategy.
-var contracts = map[string]Contract{
-	StrategyAtomic: {
-		Strategy: StrategyAtomic,
-		Promise:  ContractLine{ID: "200-outside-faults", Doc: "atomic answers 200 to every valid request while no fault is on"},
-		Lines:    []ContractLine{unavailableDuringFault, overloadedDuringFault},
-	},
-	StrategyFailFast: {
-		Strategy: StrategyFailFast,
-		Promise:  ContractLine{ID: "200-or-conflict", Doc: "fail-fast answers 200, or 409 to the loser of a concurrent registration; never 500"},
-		Lines: []ContractLine{
-			{ID: "conflict-retry-after", Status: 409, Code: "conflict", RetryAfter: true, Rival: true,
-				Doc: "409 conflict with Retry-After: a concurrent request of the same customer is creating it"},
-			unavailableDuringFault,
-			overloadedDuringFault,
-		},
-	},
-	StrategyReturnExisting: {
-		Strategy: StrategyReturnExisting,
-		Promise:  ContractLine{ID: "200-outside-faults", Doc: "return-existing answers 200 while no fault is on; its bug is duplicate rows, not errors"},
-		Lines: []ContractLine{
-			{ID: "empty-subject-refused", Status: 500, Code: "empty_subject",
-				Doc: "500 empty_subject: create() yielded no customer and the handler refused to sign"},
-			unavailableDuringFault,
-			overloadedDuringFault,
-		},
-	},
-	StrategyLegacy: {
-		Strategy: StrategyLegacy,
-		Promise:  ContractLine{ID: "200-outside-faults", Doc: "legacy answers 200 while no fault is on; it signs even a null customer"},
-		Lines:    []ContractLine{unavailableDuringFault, overloadedDuringFault},
-	},
+// ContractOf derives the contract of mode m from the API's errors (a's Errors): a line for each
+// clean error whose class m lists, with its status, code and Retry-After, allowed only during a
+// fault that declares it (faultOnly), only to a request that overlapped a rival (rivalOnly), or
+// at any time (always). Lines and the promise are named as m names them, otherwise from their
+// code and condition.
+func ContractOf(a *API, m *target.Mode) (Contract, error) {
+	mc := &m.Contract
+	c := Contract{Strategy: m.Name, Promise: ContractLine{ID: defaultPromiseID,
+		Doc: fmt.Sprintf("%s answers a valid request with a success or an error its contract lists", m.Name)}}
+	if p := mc.Promise; p != nil {
+		c.Promise = ContractLine{ID: p.ID, Doc: p.Doc}
+	}
+	names := make(map[string]target.CodeLineName, len(mc.Lines))
+	for _, n := range mc.Lines {
+		names[n.Code] = n
+	}
+	named := map[string]bool{}
+	for _, e := range a.Errors {
+		l := ContractLine{ID: e.Outcome, Status: e.Status, Code: e.Outcome, RetryAfter: e.RetryAfter}
+		doc := alwaysDoc
+		switch {
+		case slices.Contains(mc.FaultOnly, e.Class):
+			l.DuringFault, l.ID, doc = true, e.Outcome+faultOnlySuffix, faultOnlyDoc
+		case slices.Contains(mc.RivalOnly, e.Class):
+			l.Rival, l.ID, doc = true, e.Outcome+rivalOnlySuffix, rivalOnlyDoc
+		case !slices.Contains(mc.Always, e.Class):
+			continue
+		}
+		if !e.Clean {
+			// An error never clean (a documented bug, another request's) is a dirty answer
+			// whatever the mode lists: no line of the contract allows it.
+			continue
+		}
+		if l.RetryAfter {
+			doc = " with Retry-After" + doc
+		}
+		l.Doc = fmt.Sprintf("%d %s%s", l.Status, l.Code, doc)
+		if n, ok := names[e.Outcome]; ok {
+			l.ID, l.Doc = cmp.Or(n.ID, l.ID), cmp.Or(n.Doc, l.Doc)
+			named[e.Outcome] = true
+		}
+		c.Lines = append(c.Lines, l)
+	}
+	maps.DeleteFunc(names, func(code string, _ target.CodeLineName) bool { return named[code] })
+	if len(names) > 0 {
+		return Contract{}, fmt.Errorf("contract of mode %s: lines named for %s, no clean answer of a class the mode lists",
+			m.Name, strings.Join(slices.Sorted(maps.Keys(names)), ", "))
+	}
+	return c, nil
 }
 
-// ContractFor returns the contract of strategy, or an error for a strategy the service does
-// not have.
-func ContractFor(strategy string) (Contract, error) {
-	c, ok := contracts[strategy]
-	if !ok {
-		return Contract{}, fmt.Errorf("no contract for strategy %q (want %s, %s, %s or %s)", strategy,
-			StrategyLegacy, StrategyReturnExisting, StrategyFailFast, StrategyAtomic)
+// Contract returns the contract of mode (Contracts), or an error naming the modes a has.
+func (a *API) Contract(mode string) (Contract, error) {
+	i := slices.IndexFunc(a.Contracts, func(c Contract) bool { return c.Strategy == mode })
+	if i < 0 {
+		modes := make([]string, len(a.Contracts))
+		for j, c := range a.Contracts {
+			modes[j] = c.Strategy
+		}
+		return Contract{}, fmt.Errorf("no contract for mode %q of %s (its modes: %s)", mode, a.Target, strings.Join(modes, ", "))
 	}
-	c.Lines = append([]ContractLine(nil), c.Lines...)
+	c := a.Contracts[i]
+	c.Lines = slices.Clone(c.Lines)
 	return c, nil
 }
 

@@ -2,11 +2,14 @@ package check
 
 import (
 	"maps"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stampede-e2e/stampede/e2e/history"
+	"github.com/stampede-e2e/stampede/e2e/target"
 )
 
 // raceFor is alice's burst on two pods at once: one created=true, one created=false, and a
@@ -36,51 +39,51 @@ func TestContract(t *testing.T) {
 		counts   map[Rule]int
 		line     string
 	}{
-		{name: "atomic: 200 everywhere", strategy: StrategyAtomic, third: ok(t, alice, 2, 0, "pod-a", 2, 5, tokenFor(t, rowA, nil))},
-		{name: "atomic: 409 is no answer of atomic", strategy: StrategyAtomic, third: retryLater(third(409, conflict)),
+		{name: "atomic: 200 everywhere", strategy: modeAtomic, third: ok(t, alice, 2, 0, "pod-a", 2, 5, tokenFor(t, rowA, nil))},
+		{name: "atomic: 409 is no answer of atomic", strategy: modeAtomic, third: retryLater(third(409, conflict)),
 			counts: map[Rule]int{RuleContract: 1}, line: "200-outside-faults"},
-		{name: "atomic: 500 empty_subject is never clean", strategy: StrategyAtomic, third: third(500, emptySubject),
+		{name: "atomic: 500 empty_subject is never clean", strategy: modeAtomic, third: third(500, emptySubject),
 			counts: map[Rule]int{RuleContract: 1}, line: "200-outside-faults"},
-		{name: "atomic: 503 without a fault", strategy: StrategyAtomic, third: retryLater(third(503, unavailable)),
+		{name: "atomic: 503 without a fault", strategy: modeAtomic, third: retryLater(third(503, unavailable)),
 			counts: map[Rule]int{RuleContract: 1}, line: "unavailable-during-fault"},
-		{name: "atomic: 503 inside a fault", strategy: StrategyAtomic, third: retryLater(late(third(503, unavailable))),
+		{name: "atomic: 503 inside a fault", strategy: modeAtomic, third: retryLater(late(third(503, unavailable))),
 			faults: []history.Event{{Kind: history.EventFault, Name: "db-cut", Start: 19 * s, End: 21 * s}}},
-		{name: "atomic: 503 from a request in flight when the fault began", strategy: StrategyAtomic,
+		{name: "atomic: 503 from a request in flight when the fault began", strategy: modeAtomic,
 			third:  retryLater(late(third(503, unavailable))),
 			faults: []history.Event{{Kind: history.EventFault, Name: "db-cut", Start: 20*s + time.Millisecond, End: 25 * s}}},
-		{name: "atomic: 503 inside a fault that never ended", strategy: StrategyAtomic, third: retryLater(late(third(503, unavailable))),
+		{name: "atomic: 503 inside a fault that never ended", strategy: modeAtomic, third: retryLater(late(third(503, unavailable))),
 			faults: []history.Event{{Kind: history.EventFault, Name: "node-loss", Start: 5 * s}}},
-		{name: "atomic: 503 within the tail after a fault", strategy: StrategyAtomic, third: retryLater(late(third(503, unavailable))),
+		{name: "atomic: 503 within the tail after a fault", strategy: modeAtomic, third: retryLater(late(third(503, unavailable))),
 			faults: []history.Event{{Kind: history.EventFault, Name: "db-restart", Start: s, End: 15 * s}}},
-		{name: "atomic: 503 after the tail", strategy: StrategyAtomic, third: retryLater(late(third(503, unavailable))),
+		{name: "atomic: 503 after the tail", strategy: modeAtomic, third: retryLater(late(third(503, unavailable))),
 			faults: []history.Event{{Kind: history.EventFault, Name: "db-restart", Start: s, End: 15 * s}}, tail: 2 * s,
 			counts: map[Rule]int{RuleContract: 1}, line: "unavailable-during-fault"},
-		{name: "atomic: 503 before the fault", strategy: StrategyAtomic, third: retryLater(third(503, unavailable)),
+		{name: "atomic: 503 before the fault", strategy: modeAtomic, third: retryLater(third(503, unavailable)),
 			faults: []history.Event{{Kind: history.EventFault, Name: "db-cut", Start: 19 * s, End: 21 * s}},
 			counts: map[Rule]int{RuleContract: 1}, line: "unavailable-during-fault"},
-		{name: "atomic: 503 inside a fault without Retry-After", strategy: StrategyAtomic, third: late(third(503, unavailable)),
+		{name: "atomic: 503 inside a fault without Retry-After", strategy: modeAtomic, third: late(third(503, unavailable)),
 			faults: []history.Event{{Kind: history.EventFault, Name: "db-cut", Start: 19 * s, End: 21 * s}},
 			counts: map[Rule]int{RuleContract: 1}, line: "unavailable-during-fault"},
-		{name: "atomic: 503 overloaded inside a fault", strategy: StrategyAtomic, third: retryLater(late(third(503, overloaded))),
+		{name: "atomic: 503 overloaded inside a fault", strategy: modeAtomic, third: retryLater(late(third(503, overloaded))),
 			faults: []history.Event{{Kind: history.EventFault, Name: "db-cut", Start: 19 * s, End: 21 * s}}},
-		{name: "atomic: 503 overloaded without a fault", strategy: StrategyAtomic, third: retryLater(third(503, overloaded)),
+		{name: "atomic: 503 overloaded without a fault", strategy: modeAtomic, third: retryLater(third(503, overloaded)),
 			counts: map[Rule]int{RuleContract: 1}, line: "overloaded-during-fault"},
-		{name: "atomic: 503 overloaded inside a fault without Retry-After", strategy: StrategyAtomic, third: late(third(503, overloaded)),
+		{name: "atomic: 503 overloaded inside a fault without Retry-After", strategy: modeAtomic, third: late(third(503, overloaded)),
 			faults: []history.Event{{Kind: history.EventFault, Name: "db-cut", Start: 19 * s, End: 21 * s}},
 			counts: map[Rule]int{RuleContract: 1}, line: "overloaded-during-fault"},
-		{name: "fail-fast: 503 overloaded inside a fault", strategy: StrategyFailFast, third: retryLater(late(third(503, overloaded))),
+		{name: "fail-fast: 503 overloaded inside a fault", strategy: modeFailFast, third: retryLater(late(third(503, overloaded))),
 			faults: []history.Event{{Kind: history.EventFault, Name: "db-cut", Start: 19 * s, End: 21 * s}}},
-		{name: "atomic: 500 internal is not clean at all", strategy: StrategyAtomic, third: third(500, `{"error":"internal","message":"internal error"}`),
+		{name: "atomic: 500 internal is not clean at all", strategy: modeAtomic, third: third(500, `{"error":"internal","message":"internal error"}`),
 			counts: map[Rule]int{RuleCleanError: 1}},
-		{name: "fail-fast: 409 with Retry-After", strategy: StrategyFailFast, third: retryLater(third(409, conflict))},
-		{name: "fail-fast: 409 without Retry-After", strategy: StrategyFailFast, third: third(409, conflict),
+		{name: "fail-fast: 409 with Retry-After", strategy: modeFailFast, third: retryLater(third(409, conflict))},
+		{name: "fail-fast: 409 without Retry-After", strategy: modeFailFast, third: third(409, conflict),
 			counts: map[Rule]int{RuleContract: 1}, line: "conflict-retry-after"},
-		{name: "fail-fast: 500 empty_subject is never clean", strategy: StrategyFailFast, third: third(500, emptySubject),
+		{name: "fail-fast: 500 empty_subject is never clean", strategy: modeFailFast, third: third(500, emptySubject),
 			counts: map[Rule]int{RuleContract: 1}, line: "200-or-conflict"},
-		{name: "return-existing: 500 empty_subject is its refusal", strategy: StrategyReturnExisting, third: third(500, emptySubject)},
-		{name: "return-existing: 409 is no answer of it", strategy: StrategyReturnExisting, third: retryLater(third(409, conflict)),
+		{name: "return-existing: 500 empty_subject is its refusal", strategy: modeReturnExisting, third: third(500, emptySubject)},
+		{name: "return-existing: 409 is no answer of it", strategy: modeReturnExisting, third: retryLater(third(409, conflict)),
 			counts: map[Rule]int{RuleContract: 1}, line: "200-outside-faults"},
-		{name: "legacy: 500 empty_subject is no answer of legacy", strategy: StrategyLegacy, third: third(500, emptySubject),
+		{name: "legacy: 500 empty_subject is no answer of legacy", strategy: modeLegacy, third: third(500, emptySubject),
 			counts: map[Rule]int{RuleContract: 1}, line: "200-outside-faults"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -111,6 +114,52 @@ func TestContract(t *testing.T) {
 	}
 }
 
+// The contracts of the token service's modes as e2e/check's table held them before they came from
+// the target file: the lines' IDs and docs are in the findings (and the violations.json) of every
+// run judged by them, which a re-check must reproduce.
+var (
+	oldUnavailable = ContractLine{ID: "unavailable-during-fault", Status: 503, Code: "unavailable", RetryAfter: true, DuringFault: true,
+		Doc: "503 unavailable with Retry-After, only while a fault that declares it is on (or within its tail), from the pods it names"}
+	oldOverloaded = ContractLine{ID: "overloaded-during-fault", Status: 503, Code: "overloaded", RetryAfter: true, DuringFault: true,
+		Doc: "503 overloaded with Retry-After (the in-flight cap), only while a fault that declares it is on (or within its tail), from the pods it names"}
+	oldContracts = map[string]Contract{
+		"atomic": {Strategy: "atomic",
+			Promise: ContractLine{ID: "200-outside-faults", Doc: "atomic answers 200 to every valid request while no fault is on"},
+			Lines:   []ContractLine{oldUnavailable, oldOverloaded}},
+		"fail-fast": {Strategy: "fail-fast",
+			Promise: ContractLine{ID: "200-or-conflict", Doc: "fail-fast answers 200, or 409 to the loser of a concurrent registration; never 500"},
+			Lines: []ContractLine{{ID: "conflict-retry-after", Status: 409, Code: "conflict", RetryAfter: true, Rival: true,
+				Doc: "409 conflict with Retry-After: a concurrent request of the same customer is creating it"}, oldUnavailable, oldOverloaded}},
+		"return-existing": {Strategy: "return-existing",
+			Promise: ContractLine{ID: "200-outside-faults", Doc: "return-existing answers 200 while no fault is on; its bug is duplicate rows, not errors"},
+			Lines: []ContractLine{{ID: "empty-subject-refused", Status: 500, Code: "empty_subject",
+				Doc: "500 empty_subject: create() yielded no customer and the handler refused to sign"}, oldUnavailable, oldOverloaded}},
+		"legacy": {Strategy: "legacy",
+			Promise: ContractLine{ID: "200-outside-faults", Doc: "legacy answers 200 while no fault is on; it signs even a null customer"},
+			Lines:   []ContractLine{oldUnavailable, oldOverloaded}},
+	}
+)
+
+// TestTokensvcContracts: the contracts derived from the token service's target file are the ones
+// its runs were judged by, line for line (in any order: a line is found by its status and code).
+func TestTokensvcContracts(t *testing.T) {
+	if len(tokensvcAPI.Contracts) != len(oldContracts) {
+		t.Errorf("%d contracts, want %d", len(tokensvcAPI.Contracts), len(oldContracts))
+	}
+	byID := func(a, b ContractLine) int { return strings.Compare(a.ID, b.ID) }
+	for mode, want := range oldContracts {
+		got, err := tokensvcAPI.Contract(mode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want.Lines = slices.SortedFunc(slices.Values(want.Lines), byID)
+		got.Lines = slices.SortedFunc(slices.Values(got.Lines), byID)
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: contract\n%+v\nwant\n%+v", mode, got, want)
+		}
+	}
+}
+
 func TestCheckRequiresAContract(t *testing.T) {
 	ops, rows := goodHistory(t)
 	p := params()
@@ -118,12 +167,51 @@ func TestCheckRequiresAContract(t *testing.T) {
 	if _, err := Check(ops, rows, p); err == nil || !strings.Contains(err.Error(), "contract") {
 		t.Errorf("Check without a contract: %v, want an error naming it", err)
 	}
-	if _, err := ContractFor("optimistic"); err == nil {
-		t.Errorf("ContractFor of an unknown strategy: no error")
+	if _, err := tokensvcAPI.Contract("optimistic"); err == nil {
+		t.Errorf("the contract of an unknown mode: no error")
 	}
-	for _, s := range []string{StrategyLegacy, StrategyReturnExisting, StrategyFailFast, StrategyAtomic} {
+	for _, s := range []string{modeLegacy, modeReturnExisting, modeFailFast, modeAtomic} {
 		if c := contract(t, s); c.Strategy != s || c.Promise.ID == "" || len(c.Lines) == 0 {
-			t.Errorf("ContractFor(%s) = %+v", s, c)
+			t.Errorf("contract(%s) = %+v", s, c)
 		}
+	}
+}
+
+// TestContractOf: a mode's contract has a line per clean error of a class it lists, named from
+// its code and when it is allowed unless the mode names it; an error never clean gets none, and
+// a name for an answer the mode cannot give is refused.
+func TestContractOf(t *testing.T) {
+	api := API{Target: "shop", Errors: []ErrorPromise{
+		{Promise: Promise{Outcome: "busy", Status: 409, RetryAfter: true}, Class: "in-progress", Clean: true},
+		{Promise: Promise{Outcome: "down", Status: 503, RetryAfter: true}, Class: "unavailable", Clean: true},
+		{Promise: Promise{Outcome: "gone", Status: 410}, Class: "internal", Clean: true},
+		{Promise: Promise{Outcome: "oops", Status: 500}, Class: "internal", Clean: false},
+		{Promise: Promise{Outcome: "bad", Status: 400}, Class: "invalid"},
+	}}
+	m := target.Mode{Name: "safe", Contract: target.Contract{FaultOnly: []string{"unavailable"}, RivalOnly: []string{"in-progress"},
+		Always: []string{"internal"}, Lines: []target.CodeLineName{{Code: "gone", ID: "gone-for-good"}}}}
+	got, err := ContractOf(&api, &m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Contract{Strategy: "safe",
+		Promise: ContractLine{ID: "no-other-error", Doc: "safe answers a valid request with a success or an error its contract lists"},
+		Lines: []ContractLine{
+			{ID: "busy-to-a-rival", Status: 409, Code: "busy", RetryAfter: true, Rival: true,
+				Doc: "409 busy with Retry-After, only to a request that overlapped another of the same key"},
+			{ID: "down-during-fault", Status: 503, Code: "down", RetryAfter: true, DuringFault: true,
+				Doc: "503 down with Retry-After, only while a fault that declares it is on (or within its tail), from the pods it names"},
+			{ID: "gone-for-good", Status: 410, Code: "gone", Doc: "410 gone, at any time"},
+		}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("contract\n%+v\nwant\n%+v", got, want)
+	}
+	m.Contract.Promise = &target.LineName{ID: "no-errors", Doc: "safe never errs"}
+	if got, err := ContractOf(&api, &m); err != nil || got.Promise != (ContractLine{ID: "no-errors", Doc: "safe never errs"}) {
+		t.Errorf("named promise %+v (%v)", got.Promise, err)
+	}
+	m.Contract.Lines = append(m.Contract.Lines, target.CodeLineName{Code: "oops", ID: "allowed"})
+	if _, err := ContractOf(&api, &m); err == nil || !strings.Contains(err.Error(), "lines named for oops") {
+		t.Errorf("a line named for an answer never clean: %v, want it refused", err)
 	}
 }

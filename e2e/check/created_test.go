@@ -57,7 +57,7 @@ func TestCreated(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := params()
-			p.Contract = contract(t, StrategyAtomic)
+			p.Contract = contract(t, modeAtomic)
 			p.Coverage.ClockSkewBound = tc.skew
 			if tc.registered {
 				p.Registered = []history.Customer{alice}
@@ -106,7 +106,7 @@ func TestIssuedAtIsExact(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ops := []history.Op{okCreated(t, alice, 0, 0, "pod-a", 0, 10, tc.token), ok(t, alice, 1, 0, "pod-b", 1, 9, tc.token)}
 			p := params()
-			p.Contract = contract(t, StrategyAtomic)
+			p.Contract = contract(t, modeAtomic)
 			res, err := Check(ops, []Row{row}, p)
 			if err != nil {
 				t.Fatal(err)

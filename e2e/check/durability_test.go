@@ -14,7 +14,7 @@ func TestDurabilityWindow(t *testing.T) {
 	// Alice acknowledged at 10 ms and her row lost; bob acknowledged at 2010 ms and kept.
 	ops := []history.Op{okCreated(t, alice, 0, 0, "pod-a", 0, 10, ta), okCreated(t, bob, 0, 0, "pod-b", 2000, 2010, tb)}
 	p := params()
-	p.Contract = contract(t, StrategyAtomic)
+	p.Contract = contract(t, modeAtomic)
 	p.Faults = nil
 	res, err := Check(ops, []Row{rowB}, p)
 	if err != nil {

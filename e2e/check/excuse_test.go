@@ -63,7 +63,7 @@ func TestFaultExcusesJudgePerFault(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := params()
-			p.Contract, p.Faults = contract(t, StrategyAtomic), []history.Event{tc.fault}
+			p.Contract, p.Faults = contract(t, modeAtomic), []history.Event{tc.fault}
 			ops, rows := raceFor(t, tc.third), []Row{rowA}
 			if tc.cleanPod != "" {
 				ops = append(ops, okCreated(t, bob, 0, 0, tc.cleanPod, 0, 0, tokenFor(t, rowB, nil)))
@@ -169,7 +169,7 @@ func TestFailFastConflictNeedsARival(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := params()
-			p.Contract, p.Faults = contract(t, StrategyFailFast), nil
+			p.Contract, p.Faults = contract(t, modeFailFast), nil
 			ops := raceFor(t, tc.third)
 			ops = append(ops, withKey(op(alice, 3, 0, "pod-b", 12, 14, 403, `{"error":"forbidden","message":"no"}`), bob.Tenant))
 			want := map[Rule]int{}
@@ -203,7 +203,7 @@ func TestSavedRunsRejudgeTheirFaults(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := params()
-			p.Contract, p.Faults = contract(t, StrategyAtomic), []history.Event{tc.fault}
+			p.Contract, p.Faults = contract(t, modeAtomic), []history.Event{tc.fault}
 			b, err := json.Marshal(p.Save())
 			if err != nil {
 				t.Fatal(err)

@@ -72,7 +72,7 @@ func TestAudienceAndExpiry(t *testing.T) {
 func TestExpiredOnArrival(t *testing.T) {
 	p := params()
 	p.TokenTTL = time.Second
-	p.Contract = contract(t, StrategyAtomic)
+	p.Contract = contract(t, modeAtomic)
 	tok := sign(t, jwt.SigningMethodEdDSA, suiteKey, serviceClaims(rowA, func(c *claims) {
 		c.ExpiresAt = jwt.NewNumericDate(c.IssuedAt.Add(time.Second))
 	}))
@@ -118,7 +118,7 @@ func TestSavedParamsBeforeAuth(t *testing.T) {
 	ops := []history.Op{okCreated(t, alice, 0, 0, "pod-a", 0, 10, old), ok(t, alice, 1, 0, "pod-b", 1, 9, old)}
 	load := func(edit func(*SavedParams)) (Params, error) {
 		p := params()
-		p.Contract = contract(t, StrategyAtomic)
+		p.Contract = contract(t, modeAtomic)
 		saved := p.Save()
 		if edit != nil {
 			edit(&saved)

@@ -52,14 +52,14 @@ func TestDetect(t *testing.T) {
 		res      Result
 		want     Detection
 	}{
-		{"legacy caught by its null subject", StrategyLegacy, null, Detection{Customers: 2, Caught: 1}},
-		{"legacy not caught by a duplicate", StrategyLegacy, dup, Detection{Customers: 2}},
-		{"return-existing caught by its duplicate", StrategyReturnExisting, dup, Detection{Customers: 2, Caught: 1}},
+		{"legacy caught by its null subject", modeLegacy, null, Detection{Customers: 2, Caught: 1}},
+		{"legacy not caught by a duplicate", modeLegacy, dup, Detection{Customers: 2}},
+		{"return-existing caught by its duplicate", modeReturnExisting, dup, Detection{Customers: 2, Caught: 1}},
 		// Legacy's null subject also means two tokens for one customer.
-		{"return-existing caught by two tokens", StrategyReturnExisting, null, Detection{Customers: 2, Caught: 1}},
-		{"legacy not caught by a dirty error", StrategyLegacy, dirty, Detection{Customers: 2}},
-		{"return-existing not caught by a dirty error", StrategyReturnExisting, dirty, Detection{Customers: 2}},
-		{"atomic has no known bug", StrategyAtomic, null, Detection{Customers: 2}},
+		{"return-existing caught by two tokens", modeReturnExisting, null, Detection{Customers: 2, Caught: 1}},
+		{"legacy not caught by a dirty error", modeLegacy, dirty, Detection{Customers: 2}},
+		{"return-existing not caught by a dirty error", modeReturnExisting, dirty, Detection{Customers: 2}},
+		{"atomic has no known bug", modeAtomic, null, Detection{Customers: 2}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := Detect(tc.strategy, tc.res); got != tc.want {
@@ -72,7 +72,7 @@ func TestDetect(t *testing.T) {
 // TestDetectIgnoresWording rewrites every detail of a run: detection reads the findings' kinds,
 // so the figures stay.
 func TestDetectIgnoresWording(t *testing.T) {
-	for strategy, res := range map[string]Result{StrategyLegacy: nullSubjectRun(t), StrategyReturnExisting: duplicateRun(t)} {
+	for strategy, res := range map[string]Result{modeLegacy: nullSubjectRun(t), modeReturnExisting: duplicateRun(t)} {
 		before := Detect(strategy, res)
 		for i := range res.Violations {
 			v := &res.Violations[i]
@@ -134,7 +134,7 @@ func TestCheckIsDeterministic(t *testing.T) {
 		rows = append(rows, Row{ID: "dup", Tenant: s.rows[i].Tenant, Key: s.rows[i].Key, CreatedAt: s.rows[i].CreatedAt})
 	}
 	p := params()
-	p.Contract = contract(t, StrategyAtomic)
+	p.Contract = contract(t, modeAtomic)
 	judge := func(procs int) Result {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
 		res, err := Check(ops, rows, p)

@@ -42,6 +42,9 @@ errors:
 truth:
   query: SELECT id, shop, idem_key, email, created_at FROM orders WHERE shop = ANY($1)
   columns: {id: id, key: idem_key, tenant: shop, createdAt: created_at, agree: {email: email}}
+modes:
+  - name: locked
+    contract: {exactlyOnce: true, rivalOnly: [in-progress]}
 `
 
 // ordersAPI reads ordersTarget as the checker would from its file (target.Load adds the
@@ -93,7 +96,8 @@ func ordersHistory() ([]history.Op, []Row, []history.Customer) {
 // TestOrdersAPI: a target unlike the token service is judged by its API alone: a good history
 // passes; a key with two orders, and a 200 whose body lacks the order id, fail.
 func TestOrdersAPI(t *testing.T) {
-	contract, err := ContractFor(StrategyAtomic)
+	api := ordersAPI(t)
+	contract, err := api.Contract("locked")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,6 +106,7 @@ func TestOrdersAPI(t *testing.T) {
 		name string
 		edit func(ops []history.Op, rows []Row) ([]history.Op, []Row)
 		want map[Rule]int
+		line string
 	}{
 		{name: "good", edit: func(ops []history.Op, rows []Row) ([]history.Op, []Row) { return ops, rows }, want: map[Rule]int{}},
 		{
@@ -121,11 +126,27 @@ func TestOrdersAPI(t *testing.T) {
 			},
 			want: map[Rule]int{RuleTokenMatchesRow: 1, RuleAPIShape: 1, RuleOneToken: 0},
 		},
+		{
+			name: "a 409 in-progress to a rival",
+			edit: func(ops []history.Op, rows []Row) ([]history.Op, []Row) {
+				return append(ops, inProgress(ops[0].Customer, 2*time.Millisecond)), rows
+			},
+			want: map[Rule]int{},
+		},
+		{
+			name: "a 409 in-progress to nobody's rival",
+			edit: func(ops []history.Op, rows []Row) ([]history.Op, []Row) {
+				return append(ops, inProgress(ops[0].Customer, 500*time.Millisecond)), rows
+			},
+			want: map[Rule]int{RuleContract: 1},
+			// The line's name derived from its code and when the mode may give it.
+			line: "https://orders.test/in-progress-to-a-rival",
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ops, rows, customers := ordersHistory()
 			ops, rows = tc.edit(ops, rows)
-			p := Params{API: ordersAPI(t), Base: base, Contract: contract, Customers: customers,
+			p := Params{API: api, Base: base, Contract: contract, Customers: customers,
 				Coverage: CoverageParams{MinCovered: 1, MinFraction: 0.5}}
 			res, err := Check(ops, rows, p)
 			if err != nil {
@@ -146,6 +167,16 @@ func TestOrdersAPI(t *testing.T) {
 			if res.Refused != 1 {
 				t.Errorf("refused %d, want the other shop's key's 403", res.Refused)
 			}
+			if tc.line != "" && (len(res.Violations) != 1 || len(res.Violations[0].Findings) != 1 || res.Violations[0].Findings[0].Line != tc.line) {
+				t.Errorf("violations %+v, want one finding of line %s", res.Violations, tc.line)
+			}
 		})
 	}
+}
+
+// inProgress is c's request at call refused 409 in-progress, with Retry-After.
+func inProgress(c history.Customer, call time.Duration) history.Op {
+	return history.Op{Customer: c, Seq: 3, Phase: history.PhaseBurst, KeyTenant: c.Tenant, Call: call, Return: call + 3*time.Millisecond,
+		Status: 409, Pod: "pod-b", RetryAfter: "1", HeadersRecorded: true, ContentType: "application/problem+json",
+		Body: `{"type":"https://orders.test/in-progress","title":"another request is creating it","status":409}`}
 }

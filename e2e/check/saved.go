@@ -28,8 +28,9 @@ var savedRequired = []string{"version", "issuer", "audience", "token_ttl_ns", "p
 // SavedParams are Params as a run's artifacts keep them (judge.json): everything an offline
 // re-check needs besides the history, the database rows and the time base (which judge.json
 // keeps beside them). The public key is a JWK (RFC 8037, OKP/Ed25519), as the token service
-// publishes it. The contract is not saved but derived from Strategy (ContractFor), so that a
-// file cannot judge a strategy by a looser promise than its own.
+// publishes it. The contract is not saved alone but taken by Strategy from the API's contracts of
+// all the target's modes (API.Contract), so that a file cannot judge a mode by a looser promise
+// than the one its target file gives it.
 //
 // Files without a version (written before SavedFormat 2) are read with the semantics they were
 // judged with: the contract's strategy names the strategy, the metrics witness is the one saved,
@@ -139,11 +140,17 @@ func (p Params) Save() SavedParams {
 
 // Params returns the Params s saved, or why they cannot judge anything; the caller sets Base
 // from where the artifacts keep it. A file saved before the API was (no "api") is judged by
-// defaultAPI, which the caller reads from the token service's target file.
+// defaultAPI, which the caller reads from the token service's target file; so is the contract of
+// a file whose API predates the modes' contracts.
 func (s SavedParams) Params(defaultAPI API) (Params, error) {
 	api := defaultAPI
 	if s.API != nil {
 		api = *s.API
+		if api.Contracts == nil {
+			// Saved before the API kept its modes' contracts, when the checker knew only the
+			// token service's: defaultAPI's.
+			api.Contracts = defaultAPI.Contracts
+		}
 	}
 	strategy := s.Strategy
 	v1 := s.Version == 0
@@ -161,7 +168,7 @@ func (s SavedParams) Params(defaultAPI API) (Params, error) {
 	if (jwt && s.Issuer == "") || strategy == "" {
 		return Params{}, errors.New("saved params: no issuer or no strategy")
 	}
-	contract, err := ContractFor(strategy)
+	contract, err := api.Contract(strategy)
 	if err != nil {
 		return Params{}, fmt.Errorf("saved params: %w", err)
 	}

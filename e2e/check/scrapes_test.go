@@ -123,12 +123,12 @@ func TestSavedScrapesRejudged(t *testing.T) {
 		t.Fatalf("a short count in the raw scrape: %s %v; want a metrics violation", res.Verdict, res.Counts)
 	}
 
-	loose := contract(t, StrategyAtomic)
+	loose := contract(t, modeAtomic)
 	loose.Lines = append(loose.Lines, ContractLine{ID: "anything", Status: 409, Code: "conflict"})
 	old := params().Save()
 	old.Version, old.Strategy, old.Contract = 0, "", &loose
 	q, err := old.Params(tokensvcAPI)
-	if err != nil || !reflect.DeepEqual(q.Contract, contract(t, StrategyAtomic)) {
-		t.Fatalf("version 1 contract %+v (%v); want atomic's from ContractFor", q.Contract, err)
+	if err != nil || !reflect.DeepEqual(q.Contract, contract(t, modeAtomic)) {
+		t.Fatalf("version 1 contract %+v (%v); want atomic's from the API", q.Contract, err)
 	}
 }

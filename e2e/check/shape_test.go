@@ -195,7 +195,7 @@ func TestErrorMembers(t *testing.T) {
 // TestContractKeepsTheRetryAfterPromise: RuleContract judges Retry-After for RuleAPIShape, so
 // every line of every contract must promise what the table does for its code.
 func TestContractKeepsTheRetryAfterPromise(t *testing.T) {
-	for _, s := range []string{StrategyLegacy, StrategyReturnExisting, StrategyFailFast, StrategyAtomic} {
+	for _, s := range []string{modeLegacy, modeReturnExisting, modeFailFast, modeAtomic} {
 		for _, l := range contract(t, s).Lines {
 			p := tokensvcAPI.errorPromise(l.Code, l.Status)
 			if p == nil || p.Status != l.Status || p.RetryAfter != l.RetryAfter {

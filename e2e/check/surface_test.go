@@ -160,7 +160,7 @@ func surfaceRun(t *testing.T, svc *surfaceService, keys map[string]string) Resul
 		rows = append(rows, r)
 	}
 	p := params()
-	p.Contract, p.Faults, p.Base, p.Customers = contract(t, StrategyAtomic), nil, out.Clock.Base(), cs
+	p.Contract, p.Faults, p.Base, p.Customers = contract(t, modeAtomic), nil, out.Clock.Base(), cs
 	p.Coverage = CoverageParams{MinCovered: len(cs) / 2, MinFraction: 0.5, AllowClientOnly: true} // the simulated service reports no handler intervals
 	res, err := Check(out.History, rows, p)
 	if err != nil {

@@ -29,29 +29,29 @@ func TestUnknownOutcome(t *testing.T) {
 		tail     time.Duration
 		breach   bool
 	}{
-		{name: "atomic: a reset without a fault", strategy: StrategyAtomic, third: reset, breach: true},
-		{name: "atomic: a request the client never sent", strategy: StrategyAtomic, third: lost(alice, 2, 0, 0, 0, "request was never sent")},
-		{name: "atomic: an EOF after the status line", strategy: StrategyAtomic, third: halfRead, breach: true},
-		{name: "atomic: the client's timeout", strategy: StrategyAtomic, third: timeout, breach: true},
-		{name: "fail-fast: a reset without a fault", strategy: StrategyFailFast, third: reset, breach: true},
-		{name: "legacy: a reset without a fault", strategy: StrategyLegacy, third: reset, breach: true},
-		{name: "atomic: a reset inside a fault", strategy: StrategyAtomic, third: late(reset),
+		{name: "atomic: a reset without a fault", strategy: modeAtomic, third: reset, breach: true},
+		{name: "atomic: a request the client never sent", strategy: modeAtomic, third: lost(alice, 2, 0, 0, 0, "request was never sent")},
+		{name: "atomic: an EOF after the status line", strategy: modeAtomic, third: halfRead, breach: true},
+		{name: "atomic: the client's timeout", strategy: modeAtomic, third: timeout, breach: true},
+		{name: "fail-fast: a reset without a fault", strategy: modeFailFast, third: reset, breach: true},
+		{name: "legacy: a reset without a fault", strategy: modeLegacy, third: reset, breach: true},
+		{name: "atomic: a reset inside a fault", strategy: modeAtomic, third: late(reset),
 			faults: []history.Event{{Kind: history.EventFault, Name: "pod-kill", Start: 19 * s, End: 21 * s}}},
-		{name: "atomic: a timeout of a request sent before a fault began", strategy: StrategyAtomic, third: timeout,
+		{name: "atomic: a timeout of a request sent before a fault began", strategy: modeAtomic, third: timeout,
 			faults: []history.Event{{Kind: history.EventFault, Name: "db-cut", Start: 5 * s, End: 8 * s}}},
-		{name: "atomic: a reset within the tail", strategy: StrategyAtomic, third: late(reset),
+		{name: "atomic: a reset within the tail", strategy: modeAtomic, third: late(reset),
 			faults: []history.Event{{Kind: history.EventFault, Name: "pod-kill", Start: s, End: 15 * s}}},
-		{name: "atomic: a reset after the tail", strategy: StrategyAtomic, third: late(reset), tail: 2 * s, breach: true,
+		{name: "atomic: a reset after the tail", strategy: modeAtomic, third: late(reset), tail: 2 * s, breach: true,
 			faults: []history.Event{{Kind: history.EventFault, Name: "pod-kill", Start: s, End: 15 * s}}},
-		{name: "atomic: a reset before the fault", strategy: StrategyAtomic, third: reset, breach: true,
+		{name: "atomic: a reset before the fault", strategy: modeAtomic, third: reset, breach: true,
 			faults: []history.Event{{Kind: history.EventFault, Name: "pod-kill", Start: 19 * s, End: 21 * s}}},
-		{name: "atomic: a reset inside a declared pod-kill", strategy: StrategyAtomic, third: late(reset),
+		{name: "atomic: a reset inside a declared pod-kill", strategy: modeAtomic, third: late(reset),
 			faults: []history.Event{{Kind: history.EventFault, Name: "pod-kill", Start: 19 * s, End: 21 * s, Declared: true,
 				Excuses: []history.Excuse{{Status: 0, Pods: []string{"pod-b"}}}}}},
-		{name: "atomic: a reset inside a declared database fault, which excuses only 503s", strategy: StrategyAtomic, third: late(reset), breach: true,
+		{name: "atomic: a reset inside a declared database fault, which excuses only 503s", strategy: modeAtomic, third: late(reset), breach: true,
 			faults: []history.Event{{Kind: history.EventFault, Name: "db-cut", Start: 19 * s, End: 21 * s, Declared: true,
 				Excuses: []history.Excuse{{Status: 503, Code: "unavailable"}, {Status: 503, Code: "overloaded"}}}}},
-		{name: "atomic: a reset inside a declared scale, which excuses no lost answer", strategy: StrategyAtomic, third: late(reset), breach: true,
+		{name: "atomic: a reset inside a declared scale, which excuses no lost answer", strategy: modeAtomic, third: late(reset), breach: true,
 			faults: []history.Event{{Kind: history.EventFault, Name: "scale", Start: 19 * s, End: 21 * s, Declared: true, ChangesPods: true}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -212,7 +212,7 @@ func TestAbandonedLoserShapes(t *testing.T) {
 // atomicParams judge a history of the atomic strategy with no fault, and restarts.
 func atomicParams(t *testing.T, restarts []Restart) Params {
 	p := params()
-	p.Contract, p.Faults, p.Restarts = contract(t, StrategyAtomic), nil, restarts
+	p.Contract, p.Faults, p.Restarts = contract(t, modeAtomic), nil, restarts
 	p.Coverage = CoverageParams{}
 	return p
 }

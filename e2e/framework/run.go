@@ -127,8 +127,10 @@ type judged struct {
 // fault or not.
 func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 	GinkgoHelper()
-	contract, err := check.ContractFor(d.Strategy)
-	Expect(err).NotTo(HaveOccurred(), "the contract of strategy %s", d.Strategy)
+	api, err := check.APIFromTarget(d.Env.Config.Target)
+	Expect(err).NotTo(HaveOccurred(), "the target's API")
+	contract, err := api.Contract(d.Strategy)
+	Expect(err).NotTo(HaveOccurred(), "the contract of mode %s", d.Strategy)
 	By("reading every customer row from the database")
 	tenants := map[string]bool{}
 	for _, c := range j.customers {
@@ -170,8 +172,6 @@ func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 	restarts := PodChanges(d.podsBase, pods, d.Clock.Base())
 	d.podsBase = pods
 	By(fmt.Sprintf("checking every customer got exactly one valid, consistent token, by the %s contract", contract.Strategy))
-	api, err := check.APIFromTarget(d.Env.Config.Target)
-	Expect(err).NotTo(HaveOccurred(), "the target's API")
 	params := check.Params{
 		API:        api,
 		PublicKey:  d.Key.Public,

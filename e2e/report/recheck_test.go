@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -87,11 +88,12 @@ func judgedRunOf(t *testing.T, beforeAuth bool) Run {
 		ops = append(ops, history.Op{Customer: customers[0], Seq: 2, Phase: history.PhaseBurst, KeyTenant: "m-2",
 			Call: time.Millisecond, Return: 3 * time.Millisecond, Status: 403, Body: `{"error":"forbidden"}`, Pod: "pod-a"})
 	}
-	contract, err := check.ContractFor(check.StrategyAtomic)
+	api := tokensvcAPI(t)
+	contract, err := api.Contract("atomic")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := check.Params{API: tokensvcAPI(t), PublicKey: pub, Issuer: "stampede-tokensvc", Audience: "stampede-merchant-api", TokenTTL: 24 * time.Hour,
+	p := check.Params{API: api, PublicKey: pub, Issuer: "stampede-tokensvc", Audience: "stampede-merchant-api", TokenTTL: 24 * time.Hour,
 		Base: created, Contract: contract, Customers: customers,
 		Faults:   []history.Event{{Kind: history.EventFault, Name: "db-cut", Start: 50 * time.Millisecond, End: 60 * time.Millisecond}},
 		Coverage: check.CoverageParams{MinCovered: 1, MinFraction: 0.5},
@@ -236,7 +238,8 @@ func editJudgeParams(t *testing.T, dir string, edit func(map[string]any)) {
 
 // TestRecheckFormatVersion: judge.json carries its format version; a current file lacking a
 // field its version requires, or of an unknown version, is refused in one line naming why, and
-// the contract is the strategy's whatever the file says.
+// the contract is the strategy's among the API's contracts (the token service's for a file saved
+// before the API kept them), whatever a version 1 file's own contract says.
 func TestRecheckFormatVersion(t *testing.T) {
 	run := judgedRun(t)
 	for _, tc := range []struct {
@@ -253,7 +256,14 @@ func TestRecheckFormatVersion(t *testing.T) {
 			refused: "lacks token_ttl_ns, metrics_scrapes"},
 		{name: "empty audience", edit: func(p map[string]any) { p["audience"] = "" }, refused: "want both"},
 		{name: "newer version", edit: func(p map[string]any) { p["version"] = 3 }, refused: "newer than this checker's"},
-		{name: "unknown strategy", edit: func(p map[string]any) { p["strategy"] = "optimistic" }, refused: "no contract for strategy"},
+		{name: "unknown strategy", edit: func(p map[string]any) { p["strategy"] = "optimistic" }, refused: `no contract for mode "optimistic"`},
+		// Saved before the API kept its modes' contracts: the token service's, by the strategy.
+		{name: "api without contracts", edit: func(p map[string]any) { delete(p["api"].(map[string]any), "contracts") }},
+		// Saved with the API's contracts, the mode's is the one that judges: none is refused.
+		{name: "api without the strategy's contract", edit: func(p map[string]any) {
+			api := p["api"].(map[string]any)
+			api["contracts"] = slices.DeleteFunc(api["contracts"].([]any), func(c any) bool { return c.(map[string]any)["strategy"] == p["strategy"] })
+		}, refused: `no contract for mode "atomic" of tokensvc (its modes: fail-fast, return-existing, legacy)`},
 		{
 			// Version 1's contract is not read but for its strategy: atomic's loosened to allow
 			// a 409 still judges the run by atomic's.

@@ -27,9 +27,10 @@ const (
 	SoakMarkdownFile = "soak.md"
 )
 
-// FixedStrategies must never break the invariants: a violation in one of their judged runs is a
-// false alarm of the checker (or a real bug), and fails a soak.
-var FixedStrategies = []string{check.StrategyAtomic, check.StrategyFailFast}
+// FixedStrategies, the token service's modes that promise exactly once, must never break the
+// invariants: a violation in one of their judged runs is a false alarm of the checker (or a real
+// bug), and fails a soak.
+var FixedStrategies = []string{"atomic", "fail-fast"}
 
 // Z95 is the standard normal quantile of a two-sided 95% interval.
 const Z95 = 1.959963984540054
@@ -313,7 +314,7 @@ func AggregateSoak(dirs []string, attempted int) Soak {
 		d.RateCI95[0], d.RateCI95[1] = Wilson(d.Caught, d.Customers, Z95)
 		d.PerRunRate, d.FirstViolationSeconds, d.CustomersToFirst = SpreadOf(acc.rates), SpreadOf(acc.first), SpreadOf(acc.custIdx)
 		s.Detection = append(s.Detection, *d)
-		if d.Strategy == check.StrategyLegacy && d.Caught == 0 {
+		if d.Strategy == "legacy" && d.Caught == 0 {
 			s.Problems = append(s.Problems, fmt.Sprintf("the canary (%s, %s) was never caught in %d judged runs", d.Strategy, d.Bug, d.Runs))
 		}
 	}

@@ -112,7 +112,7 @@ func writeFakeRun(t *testing.T, dir string, seed uint64, specs ...fakeSpec) {
 				req := check.Request{ID: history.RequestID(i, 1, 0), Seq: 1, Call: callOf(i, 1), Status: 200}
 				v := check.Violation{Rule: check.RuleTokenMatchesRow, Customer: c, Requests: []check.Request{req},
 					Findings: []check.Finding{{Kind: check.KindEmptySubject, Request: req.ID}}}
-				if bug, ok := check.KnownBugOf(p.contract); !ok || bug.Strategy != check.StrategyLegacy {
+				if bug, ok := check.KnownBugOf(p.contract); !ok || bug.Strategy != "legacy" {
 					// About the customer's rows: the finding names no request.
 					v = check.Violation{Rule: check.RuleOneRow, Customer: c, Requests: []check.Request{req},
 						Findings: []check.Finding{{Kind: check.KindDuplicateRows}}}

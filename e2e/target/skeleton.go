@@ -115,6 +115,8 @@ modes:
   - name: default
     # env: {NAME: VALUE}   or   configMap: {name: NAME, data: {KEY: VALUE}}
     contract: {exactlyOnce: true, faultOnly: [unavailable], rivalOnly: [in-progress]}
+    # Findings name a line CODE-during-fault, CODE-to-a-rival or CODE; to name it and its promise:
+    #   lines: [{code: CODE, id: ID, doc: SENTENCE}], promise: {id: ID, doc: SENTENCE}
     # A known-broken mode names the kinds of finding a run of it must produce:
     # canary: {findings: [duplicate-rows]}
 `

@@ -346,6 +346,26 @@ type Contract struct {
 	FaultOnly []string `yaml:"faultOnly" enum:"in-progress,conflict,unavailable,overloaded,invalid,unauthenticated,forbidden,internal"`
 	RivalOnly []string `yaml:"rivalOnly" enum:"in-progress,conflict,unavailable,overloaded,invalid,unauthenticated,forbidden,internal"`
 	Always    []string `yaml:"always" enum:"in-progress,conflict,unavailable,overloaded,invalid,unauthenticated,forbidden,internal"`
+	// Promise names, in findings, what an error no line allows breaks, and says it for reports;
+	// without it the checker names it from the mode.
+	Promise *LineName `yaml:"promise"`
+	// Lines name the lines of the answers the mode may give, by error code; an answer left out
+	// is named from its code and when the mode may give it (such as unavailable-during-fault).
+	Lines []CodeLineName `yaml:"lines"`
+}
+
+// LineName is how findings name one promise of a mode (ID) and how reports say it (Doc).
+type LineName struct {
+	ID  string `yaml:"id" target:"required"`
+	Doc string `yaml:"doc" target:"required"`
+}
+
+// CodeLineName names the line of the answers with Code, an error code of a class the mode lists;
+// an ID or a Doc left out is derived.
+type CodeLineName struct {
+	Code string `yaml:"code" target:"required"`
+	ID   string `yaml:"id"`
+	Doc  string `yaml:"doc"`
 }
 
 // Canary marks a known-broken mode: a run of it must produce a finding of one of Findings, the

@@ -426,8 +426,31 @@ func (v *validator) modes() {
 				}
 			}
 		}
+		v.lineNames(path, m.Contract.Lines, listed)
 		if m.Canary != nil && len(m.Canary.Findings) == 0 {
 			v.errorf(path+".canary.findings", "a canary names at least one kind of finding it must produce")
+		}
+	}
+}
+
+// lineNames checks that each named line is of a code the mode may answer with: a clean answer of
+// errors.answers whose class the mode lists, named once.
+func (v *validator) lineNames(path string, lines []CodeLineName, listed map[string]string) {
+	named := map[string]bool{}
+	for j, l := range lines {
+		p := fmt.Sprintf("%s.contract.lines[%d].code", path, j)
+		if named[l.Code] {
+			v.errorf(p, "code %q named twice", l.Code)
+		}
+		named[l.Code] = true
+		i := slices.IndexFunc(v.t.Errors.Answers, func(a ErrorAnswer) bool { return a.Code == l.Code })
+		switch {
+		case i < 0:
+			v.errorf(p, "%q is not a code of errors.answers", l.Code)
+		case listed[v.t.Errors.Answers[i].Class] == "":
+			v.errorf(p, "%q is of class %q, which the mode does not list", l.Code, v.t.Errors.Answers[i].Class)
+		case v.t.Errors.Answers[i].Clean != nil && !*v.t.Errors.Answers[i].Clean:
+			v.errorf(p, "%q is never a clean answer (clean: false): no line allows it", l.Code)
 		}
 	}
 }

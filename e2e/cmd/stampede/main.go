@@ -24,7 +24,8 @@
 //	                        write a commented skeleton target file (default target.yaml), never
 //	                        over an existing file
 //
-// check derives each run's contract from its strategy (check.ContractFor) and its metrics witness
+// check takes each run's contract by its mode from the target's contracts saved with its API (a
+// run saved before them: the token service's, from its embedded target file) and its metrics witness
 // from the pods' raw scrapes, never from what judge.json says they were; it refuses, in one line,
 // a judge.json of an unknown format version or one lacking a field its version requires. Files
 // without a version (written before check.SavedFormat 2) re-judge as they were judged then.

@@ -24,13 +24,13 @@ func savedRun(t *testing.T, root string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	contract, err := check.ContractFor(check.StrategyAtomic)
-	if err != nil {
-		t.Fatal(err)
-	}
 	c := history.Customer{Tenant: "m", EntityKey: "c"}
 	ops := []history.Op{{Customer: c, Phase: history.PhaseBurst, KeyTenant: c.Tenant, Call: 0, Return: time.Second, Error: "EOF"}}
 	api, err := tokensvc.API()
+	if err != nil {
+		t.Fatal(err)
+	}
+	contract, err := api.Contract("atomic")
 	if err != nil {
 		t.Fatal(err)
 	}
