@@ -25,7 +25,8 @@ const (
 	durabilityRoundEvery = 100 * time.Millisecond
 )
 
-// canaryLatency is the db-latency under which the canary must catch legacy in every run.
+// canaryLatency is the db-latency under which the canary must catch each known-broken mode in
+// every run.
 const (
 	canaryLatency = 20 * time.Millisecond
 	canaryJitter  = 10 * time.Millisecond
@@ -36,14 +37,26 @@ const (
 //
 // Spec texts stay short, with the fault or strategy early: the artifacts directory is named
 // after the first 80 characters of the spec's full text.
+//
+// Every fault runs on the target's first exactly-once mode, the canary under db-latency on each
+// of its known-broken modes (framework.PlanSpecs).
 var _ = Describe("Chaos", Label("chaos"), func() {
+	plan, ok := planOrFail()
+	if !ok {
+		return
+	}
+	mode := plan.Primary()
 	for i, f := range chaos.Registry {
-		It("keeps atomic's invariants under "+f.Name(), Label(f.Name(), "atomic"), func(ctx SpecContext) {
+		It("keeps "+mode+"'s invariants under "+f.Name(), Label(f.Name(), mode), func(ctx SpecContext) {
+			skipFor(plan.NoExactlyOnce)
+			if chaos.NeedsToxiproxy(f) {
+				skipFor(plan.NoProxy)
+			}
 			env.SkipUnlessAvailable(f)
 			env.SkipUnlessRoundsReachService()
 			plan := chaos.NewPlan(env.Config.Seed, f.Name())
 			By("planning the fault from the seed: " + plan.String())
-			d := env.Deploy(ctx, framework.DeployParams{Strategy: "atomic", Toxiproxy: chaos.NeedsToxiproxy(f)})
+			d := env.Deploy(ctx, framework.DeployParams{Strategy: mode, Toxiproxy: chaos.NeedsToxiproxy(f)})
 			_, crash := f.(chaos.DBCrash)
 			if crash {
 				// The durability canary's "on" twin: it proves durability only if it is on.
@@ -62,7 +75,7 @@ var _ = Describe("Chaos", Label("chaos"), func() {
 			Expect(o.During.Requests).To(BeNumerically(">", 0), "no request was sent while %s was on: the run proves nothing", f.Name())
 			expectRaceExercised(d, o.Outcome)
 			if o.Result.Verdict != check.VerdictPass {
-				d.Failf(o.Outcome, "atomic broke the invariants under %s", f.Name())
+				d.Failf(o.Outcome, "%s broke the invariants under %s", mode, f.Name())
 			}
 			if crash {
 				expectAcknowledgedBeforeCrash(d, o)
@@ -74,11 +87,18 @@ var _ = Describe("Chaos", Label("chaos"), func() {
 	}
 
 	// The canary under chaos: latency on the database path widens the window between a
-	// strategy's lookup and its insert, so legacy must be caught in every run with it, and the
-	// detection rates with and without it are reported.
-	for i, strategy := range []string{"legacy", "return-existing"} {
+	// mode's lookup and its insert, so each known-broken mode must be caught in every run with
+	// it, and the detection rates with and without it are reported.
+	if plan.NoCanary != "" {
+		It("canary under db-latency: caught, with the detection rate with and without it", Label("db-latency", "canary"), func() {
+			Skip(plan.NoCanary)
+		})
+	}
+	for i, c := range plan.Canaries {
+		strategy := c.Mode
 		It(fmt.Sprintf("canary %s under db-latency: caught, with the detection rate with and without it", strategy),
 			Label("db-latency", "canary", strategy), func(ctx SpecContext) {
+				skipFor(plan.NoProxy)
 				env.SkipUnlessAvailable(chaos.DBLatency{})
 				d := env.Deploy(ctx, framework.DeployParams{Strategy: strategy, Toxiproxy: true})
 				p := bursts(uint64(200 + 10*i))
@@ -93,14 +113,12 @@ var _ = Describe("Chaos", Label("chaos"), func() {
 				with := d.Stampede(ctx, p)
 				Expect(inj.Recover(ctx)).To(Succeed())
 
-				// Its own bug (check.KnownBugs: null subject, duplicate) and any violation: uniform
-				// latency keeps simultaneous requests in step, so legacy's losers more often insert
-				// too (duplicates) than find the winner's row (null subject).
-				known, ok := check.KnownBugOf(strategy)
-				Expect(ok).To(BeTrue(), "the known bug of %s", strategy)
-				off, on := check.Detect(strategy, without.Result), check.Detect(strategy, with.Result)
+				// Its own findings (modes[].canary.findings) and any violation: uniform latency
+				// keeps simultaneous requests in step, so a lookup-then-insert mode's losers more
+				// often insert too (duplicates) than find the winner's row.
+				off, on := c.Detect(without.Result), c.Detect(with.Result)
 				anyOff, anyOn := check.DetectAny(without.Result), check.DetectAny(with.Result)
-				bug := known.Bug
+				bug := bugName(c)
 				line := fmt.Sprintf("%-16s per burst, without latency: %s %s, any violation %s; with %s±%s latency: %s %s, any violation %s",
 					strategy, bug, off, anyOff, canaryLatency, canaryJitter, bug, on, anyOn)
 				AddReportEntry("canary under db-latency "+strategy, line)
@@ -111,16 +129,13 @@ var _ = Describe("Chaos", Label("chaos"), func() {
 				env.AppendChaosSummary(line)
 				expectRaceExercised(d, without)
 				expectRaceExercised(d, with)
-				// Caught means its known bug was found, not any violation: a wording change or an
+				// Caught means one of its findings, not any violation: a wording change or an
 				// unrelated failure must not pass for detection.
 				if on.Caught == 0 {
 					d.Failf(with, "the canary under db-latency did not find %s's known bug (%s) in %d customers", strategy, bug, on.Customers)
 				}
-				if strategy == "return-existing" {
-					if off.Caught == 0 {
-						d.Failf(without, "return-existing showed no %s without latency in %d customers", bug, off.Customers)
-					}
-					Expect(with.Result.EmptySubjects).To(BeZero(), "return-existing must never sign an empty subject")
+				if canarySpecOf(plan.Target, strategy).caughtWithoutLatency && off.Caught == 0 {
+					d.Failf(without, "%s showed no %s without latency in %d customers", strategy, bug, off.Customers)
 				}
 			}, SpecTimeout(cfg.ChaosTimeout()))
 	}
@@ -130,11 +145,14 @@ var _ = Describe("Chaos", Label("chaos"), func() {
 	// registrations that the checker finds (check.AsyncCommit's known bug: a consistent 2xx
 	// naming a row the database no longer has). atomic on the default synchronous_commit=on
 	// must lose none under the same crash: that is "keeps atomic's invariants under db-crash".
+	// It needs the bundled PostgreSQL, whose setting it turns off, and an exactly-once mode.
 	It("canary db-crash with synchronous_commit=off: lost acknowledged registrations are found",
-		Label("db-crash", "canary", "durability", "atomic"), func(ctx SpecContext) {
+		Label("db-crash", "canary", "durability", mode), func(ctx SpecContext) {
+			skipFor(plan.NoDurability)
+			skipFor(plan.NoExactlyOnce)
 			env.SkipUnlessAvailable(chaos.DBCrash{})
 			env.SkipUnlessRoundsReachService()
-			d := env.Deploy(ctx, framework.DeployParams{Strategy: "atomic", Components: []string{manifests.ComponentPostgresAsyncCommit}})
+			d := env.Deploy(ctx, framework.DeployParams{Strategy: mode, Components: []string{manifests.ComponentPostgresAsyncCommit}})
 			d.ExpectSynchronousCommit(ctx, "off")
 			known, ok := check.KnownBugOf(check.AsyncCommit)
 			Expect(ok).To(BeTrue())
@@ -207,4 +225,13 @@ func expectAcknowledgedBeforeCrash(d *framework.Deployment, o framework.FaultOut
 		d.Failf(o.Outcome, "inconclusive: no registration was acknowledged within %s before the crash landed (%s): nothing was at stake",
 			check.DurabilityWindow, o.Event)
 	}
+}
+
+// bugName names c's known bug in a line of prose: the checker's name for it when it has one
+// (check.KnownBugs, the token service's), else the findings that catch it.
+func bugName(c framework.CanaryMode) string {
+	if known, ok := check.KnownBugOf(c.Mode); ok {
+		return known.Bug
+	}
+	return kindList(c.Findings)
 }

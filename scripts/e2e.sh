@@ -74,9 +74,42 @@ start_node_image() {
   prep_jobs+=($!); prep_names+=("node image")
   set +m
 }
+# The target's images, as `stampede target images` lists them (name, build script, args): when
+# scripts/build-image.sh NAME is an image's recipe, that script builds it together with the
+# suite's own (the token service's: tokensvc, postgres, toxiproxy, attacker, as always); any
+# other script runs after it, in the target file's directory. Every image prints NAME=IMAGE,
+# which wait_prepared reads; target_image is the image the suite deploys (-e2e.image).
+suite_images=(postgres toxiproxy attacker) target_recipes=() target_image=""
+plan_images() {
+  local fields listing
+  listing=$("$bin/stampede" target images "$target") || die "listing the images of ${target} failed"
+  while IFS=$'\t' read -r -a fields; do
+    [ -n "$target_image" ] || target_image=${fields[0]}
+    if [ "${#fields[@]}" -eq 3 ] && [ "${fields[1]}" -ef "${REPO_ROOT}/scripts/build-image.sh" ]; then
+      suite_images=("${fields[2]}" "${suite_images[@]}")
+    elif [ "${#fields[@]}" -ge 2 ]; then
+      target_recipes+=("$(printf '%s\t' "${fields[@]}")")
+    elif [ -z "${STAMPEDE_E2E_IMAGE:-}" ]; then
+      die "target image ${fields[0]} has no build script (deploy.images[].build.script): give it with STAMPEDE_E2E_IMAGE"
+    fi
+  done <<<"$listing"
+}
+# shellcheck disable=SC2317 # run through stage, which shellcheck cannot follow
+build_images() {
+  local recipe fields
+  "${REPO_ROOT}/scripts/build-image.sh" "${suite_images[@]}" || return
+  for recipe in "${target_recipes[@]+"${target_recipes[@]}"}"; do
+    IFS=$'\t' read -r -a fields <<<"$recipe"
+    (cd "$(dirname "$target")" && "${fields[@]:1}") || { log "the build recipe of ${fields[0]} failed: ${fields[*]:1}"; return 1; }
+  done
+}
 start_images_and_suite() {
+  local names recipe
+  plan_images
+  names=$(printf ', %s' "${suite_images[@]}")
+  for recipe in "${target_recipes[@]+"${target_recipes[@]}"}"; do names+=", ${recipe%%$'\t'*}"; done
   set -m
-  stage "images: tokensvc, postgres, toxiproxy, attacker" "${REPO_ROOT}/scripts/build-image.sh" all attacker >"${prep_dir}/images" &
+  stage "images: ${names#, }" build_images >"${prep_dir}/images" &
   prep_jobs+=($!); prep_names+=(images)
   # Compiled once here, run by Ginkgo as it is (ginkgo runs a precompiled .test binary).
   stage "compile: the suite" env GOGC="$build_gogc" go test -c -tags e2e -o "$suite_bin" ./e2e &
@@ -102,10 +135,14 @@ wait_prepared() {
   fi
   [ -f "${prep_dir}/images" ] || return 0
   while IFS='=' read -r name ref; do
+    # The target's image, by what it is (its repository), whatever NAME its recipe printed; the
+    # suite's flag is -e2e.image (STAMPEDE_E2E_IMAGE), which STAMPEDE_E2E_TOKENSVC_IMAGE, its
+    # older name, still sets.
+    if [ -n "$target_image" ] && [ "${ref%:*}" = "$target_image" ]; then
+      export STAMPEDE_E2E_IMAGE="${STAMPEDE_E2E_IMAGE:-${STAMPEDE_E2E_TOKENSVC_IMAGE:-$ref}}"
+      continue
+    fi
     case "$name" in
-      # The bundled target's image; the suite's flag is -e2e.image (STAMPEDE_E2E_IMAGE), which
-      # STAMPEDE_E2E_TOKENSVC_IMAGE, its older name, still sets.
-      tokensvc) export STAMPEDE_E2E_IMAGE="${STAMPEDE_E2E_IMAGE:-${STAMPEDE_E2E_TOKENSVC_IMAGE:-$ref}}" ;;
       postgres) export STAMPEDE_E2E_POSTGRES_IMAGE="${STAMPEDE_E2E_POSTGRES_IMAGE:-$ref}" ;;
       toxiproxy) export STAMPEDE_E2E_TOXIPROXY_IMAGE="${STAMPEDE_E2E_TOXIPROXY_IMAGE:-$ref}" ;;
       attacker) export STAMPEDE_E2E_ATTACKER_IMAGE="${STAMPEDE_E2E_ATTACKER_IMAGE:-$ref}" ;;

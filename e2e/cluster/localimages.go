@@ -44,22 +44,70 @@ func BuildImages(ctx context.Context, root string, progress io.Writer, names ...
 	if err != nil {
 		return nil, fmt.Errorf("images %s: %w", strings.Join(names, " "), err)
 	}
+	return imageLines(lines), nil
+}
+
+// RecipeImages runs a target's build recipe (deploy.images[].build: script and args, the
+// script's path as the target file resolves it) in dir and returns the images it printed,
+// NAME=IMAGE a line, by NAME.
+func RecipeImages(ctx context.Context, dir string, progress io.Writer, script string, args ...string) (map[string]string, error) {
+	lines, err := runCommand(ctx, dir, progress, script, args...)
+	if err != nil {
+		return nil, fmt.Errorf("build recipe %s: %w", strings.Join(append([]string{script}, args...), " "), err)
+	}
+	return imageLines(lines), nil
+}
+
+// ImageNamed returns the image of images whose repository (the reference without its tag) is
+// name, "" for none: a recipe's line is a target's image by what it builds, whatever NAME it
+// printed (the orders API's script prints orders=stampede/orders:<hash>).
+func ImageNamed(images map[string]string, name string) string {
+	for _, ref := range images {
+		if repo, _, ok := cutTag(ref); ok && repo == name {
+			return ref
+		}
+	}
+	return ""
+}
+
+// cutTag splits ref into its repository and tag; false when it has no tag (a colon after the
+// last slash: a registry's port is no tag).
+func cutTag(ref string) (repo, tag string, ok bool) {
+	i := strings.LastIndex(ref, ":")
+	if i < 0 || strings.Contains(ref[i:], "/") {
+		return ref, "", false
+	}
+	return ref[:i], ref[i+1:], true
+}
+
+// imageLines reads NAME=IMAGE lines into a map by NAME; other lines are ignored.
+func imageLines(lines []string) map[string]string {
 	images := map[string]string{}
 	for _, l := range lines {
 		if name, image, ok := strings.Cut(l, "="); ok {
 			images[name] = image
 		}
 	}
-	return images, nil
+	return images
 }
 
 // runScript runs scripts/NAME under root and returns the non-empty lines of its stdout.
 func runScript(ctx context.Context, root string, progress io.Writer, name string, args ...string) ([]string, error) {
-	var out bytes.Buffer
-	cmd := exec.CommandContext(ctx, filepath.Join(root, "scripts", name), args...)
-	cmd.Dir, cmd.Stdout, cmd.Stderr = root, &out, progress
-	if err := cmd.Run(); err != nil {
+	lines, err := runCommand(ctx, root, progress, filepath.Join(root, "scripts", name), args...)
+	if err != nil {
 		return nil, fmt.Errorf("scripts/%s: %w", name, err)
+	}
+	return lines, nil
+}
+
+// runCommand runs path with args in dir, its stderr to progress, and returns the non-empty
+// lines of its stdout.
+func runCommand(ctx context.Context, dir string, progress io.Writer, path string, args ...string) ([]string, error) {
+	var out bytes.Buffer
+	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, &out, progress
+	if err := cmd.Run(); err != nil {
+		return nil, err
 	}
 	var lines []string
 	sc := bufio.NewScanner(&out)

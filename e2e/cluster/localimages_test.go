@@ -54,3 +54,32 @@ func TestWorkloadImages(t *testing.T) {
 		t.Errorf("WorkloadImages = %v, %v", imgs, err)
 	}
 }
+
+// A target's recipe runs where it is told, its lines read as build-image.sh's; its image is
+// found by repository, whatever NAME the recipe printed.
+func TestRecipeImages(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "build.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho building >&2\necho \"orders=stampede/orders:$1-$(basename \"$PWD\")\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	imgs, err := RecipeImages(context.Background(), dir, io.Discard, script, "abc")
+	want := "stampede/orders:abc-" + filepath.Base(dir)
+	if err != nil || imgs["orders"] != want {
+		t.Fatalf("RecipeImages = %v, %v; want orders=%s", imgs, err, want)
+	}
+	if got := ImageNamed(imgs, "stampede/orders"); got != want {
+		t.Errorf("ImageNamed(stampede/orders) = %q, want %q", got, want)
+	}
+	for _, name := range []string{"stampede/order", "orders", "stampede/orders:abc"} {
+		if got := ImageNamed(imgs, name); got != "" {
+			t.Errorf("ImageNamed(%s) = %q, want none", name, got)
+		}
+	}
+	if got := ImageNamed(map[string]string{"x": "localhost:5000/stampede/orders"}, "localhost"); got != "" {
+		t.Errorf("a registry's port taken for a tag: %q", got)
+	}
+	if _, err := RecipeImages(context.Background(), dir, io.Discard, filepath.Join(dir, "missing.sh")); err == nil {
+		t.Error("a missing recipe gave no error")
+	}
+}

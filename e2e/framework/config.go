@@ -39,7 +39,7 @@ type Config struct {
 	Kubeconfig, Context string
 	// Image is the target's image (deploy.images of its target file), PostgresImage and
 	// ToxiproxyImage the suite's own; empty means they are built here (scripts/build-image.sh,
-	// for a target whose build recipe it is) and loaded into the kind nodes.
+	// and the target's build script) and loaded into the kind nodes.
 	Image, PostgresImage, ToxiproxyImage string
 	// SelftestImage is the target built with the self-test's mutants (-tags selftest);
 	// empty means built here when a self-test spec runs.
@@ -147,7 +147,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.NodeImage, "e2e.node-image", firstNonEmpty(env("NODE_IMAGE", ""), os.Getenv("STAMPEDE_NODE_IMAGE")), "kind node image (default: scripts/node-image.sh)")
 	fs.StringVar(&c.Kubeconfig, "e2e.kubeconfig", env("KUBECONFIG", ""), "kubeconfig of an existing cluster (existing mode)")
 	fs.StringVar(&c.Context, "e2e.context", env("CONTEXT", ""), "kubeconfig context (existing mode)")
-	fs.StringVar(&c.Image, "e2e.image", env("IMAGE", ""), "the target's image (default: built here when its target file's build recipe is scripts/build-image.sh)")
+	fs.StringVar(&c.Image, "e2e.image", env("IMAGE", ""), "the target's image (default: built here by its target file's build script)")
 	fs.StringVar(&c.PostgresImage, "e2e.postgres-image", env("POSTGRES_IMAGE", ""), "PostgreSQL image (default: built here)")
 	fs.StringVar(&c.ToxiproxyImage, "e2e.toxiproxy-image", env("TOXIPROXY_IMAGE", ""), "toxiproxy image (default: built here)")
 	fs.StringVar(&c.SelftestImage, "e2e.selftest-image", env("SELFTEST_IMAGE", ""), "self-test image of the target, built with -tags selftest (default: built here when a selftest spec runs)")
@@ -241,11 +241,11 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("-e2e.traffic=%q: use host or cluster", c.Traffic)
 	}
-	if err := c.loadTarget(); err != nil {
+	if _, err := c.LoadTarget(); err != nil {
 		return err
 	}
-	if c.Mode != "existing" && c.Image == "" && c.buildName() == "" {
-		return fmt.Errorf("target %s: its image has no build recipe the suite runs (scripts/build-image.sh NAME): give it with -e2e.image", c.Target.Name)
+	if script, _ := c.recipe(); c.Mode != "existing" && c.Image == "" && script == "" {
+		return fmt.Errorf("target %s: its image has no build script the suite runs (deploy.images[0].build.script): give it with -e2e.image", c.Target.Name)
 	}
 	if c.Customers < 1 || c.Burst < 2 {
 		return fmt.Errorf("-e2e.customers must be >= 1 and -e2e.burst >= 2 (a race needs two requests)")
@@ -297,6 +297,18 @@ func (c *Config) TargetRef() *report.TargetRef {
 		}
 	}
 	return &report.TargetRef{Name: c.Target.Name, File: file, Digest: c.Target.Digest()}
+}
+
+// LoadTarget loads the target file into Target, once: the spec files call it while Ginkgo builds
+// the tree (after the flags are parsed, before BeforeSuite validates the rest), to know the
+// target's modes; Validate finds it loaded.
+func (c *Config) LoadTarget() (*target.Target, error) {
+	if c.Target == nil {
+		if err := c.loadTarget(); err != nil {
+			return nil, err
+		}
+	}
+	return c.Target, nil
 }
 
 // createRequest is the target's create request, which every sender sends.

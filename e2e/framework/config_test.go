@@ -276,3 +276,27 @@ func TestTenantKeysFollowTheTargetsAuth(t *testing.T) {
 		t.Errorf("a target without auth: keys %v, wrong keys %+v", got, b.Wrong)
 	}
 }
+
+// A target's image is built by its file's build script: the token service's by
+// scripts/build-image.sh with the suite's own images, as before; the orders API's by its own
+// script, resolved against its file, which the suite then needs no -e2e.image for.
+func TestTargetBuildRecipe(t *testing.T) {
+	c, err := parseConfig(t, "-e2e.mode=kind", "-e2e.node-image=stampede/node:x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script, args := c.recipe()
+	if script != filepath.Join(repoRoot(), "scripts", "build-image.sh") || !slices.Equal(args, []string{"tokensvc"}) ||
+		!slices.Equal(c.suiteImageNames(), []string{"tokensvc", "postgres", "toxiproxy"}) {
+		t.Errorf("token service: recipe %s %v, suite images %v; want scripts/build-image.sh tokensvc, and tokensvc postgres toxiproxy", script, args, c.suiteImageNames())
+	}
+	orders := filepath.Join(repoRoot(), "targets", "orders")
+	c, err = parseConfig(t, "-e2e.mode=kind", "-e2e.node-image=stampede/node:x", "-e2e.target="+orders)
+	if err != nil {
+		t.Fatalf("the orders API with its build script, no -e2e.image: %v", err)
+	}
+	script, args = c.recipe()
+	if script != filepath.Join(orders, "build-image.sh") || len(args) != 0 || !slices.Equal(c.suiteImageNames(), []string{"postgres", "toxiproxy"}) {
+		t.Errorf("orders: recipe %s %v, suite images %v; want its build-image.sh, and postgres toxiproxy", script, args, c.suiteImageNames())
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
@@ -44,17 +45,16 @@ func Setup(ctx context.Context, cfg *Config) *Env {
 			cfg.NodeImage = must(img, err)
 		}
 		if cfg.Image == "" || cfg.PostgresImage == "" || cfg.ToxiproxyImage == "" {
-			By("building the images the suite deploys (scripts/build-image.sh)")
+			By("building the images the suite deploys (scripts/build-image.sh, and the target's build recipe)")
 			end := beginStage(cfg.Artifacts, "images (in the suite)")
-			images, err := cluster.WorkloadImages(ctx, RepoRoot(), GinkgoWriter)
+			images, err := cluster.BuildImages(ctx, RepoRoot(), GinkgoWriter, cfg.suiteImageNames()...)
 			end(err)
 			must(images, err)
-			// The target's image by its build recipe's name (Validate made sure it has one
-			// when no image is given).
-			cfg.Image = firstNonEmpty(cfg.Image, images[cfg.buildName()])
-			Expect(cfg.Image).NotTo(BeEmpty(), "scripts/build-image.sh printed no image %s for target %s", cfg.buildName(), cfg.Target.Name)
 			cfg.PostgresImage = firstNonEmpty(cfg.PostgresImage, images["postgres"])
 			cfg.ToxiproxyImage = firstNonEmpty(cfg.ToxiproxyImage, images["toxiproxy"])
+			if cfg.Image == "" {
+				cfg.Image = cfg.targetImage(ctx, images)
+			}
 		}
 		// Built even for host traffic: the network-policy spec's probe pods run it too.
 		if cfg.AttackerImage == "" {
@@ -130,6 +130,26 @@ func Setup(ctx context.Context, cfg *Config) *Env {
 		ExportClusterLogs: exportLogs,
 		LoadImages:        load,
 	}
+}
+
+// targetImage is the target's image: built among the suite's own (images, by scripts/
+// build-image.sh's names) when that script is its recipe, else by its own recipe run in the
+// target file's directory, and found by repository in what the recipe printed.
+func (c *Config) targetImage(ctx context.Context, images map[string]string) string {
+	GinkgoHelper()
+	if n := c.buildName(); n != "" {
+		Expect(images[n]).NotTo(BeEmpty(), "scripts/build-image.sh printed no image %s for target %s", n, c.Target.Name)
+		return images[n]
+	}
+	script, args := c.recipe()
+	By(fmt.Sprintf("building target %s's image: %s", c.Target.Name, strings.Join(append([]string{script}, args...), " ")))
+	end := beginStage(c.Artifacts, "image: "+c.imageName()+" (in the suite)")
+	built, err := cluster.RecipeImages(ctx, c.Target.Dir(), GinkgoWriter, script, args...)
+	end(err)
+	Expect(err).NotTo(HaveOccurred())
+	ref := cluster.ImageNamed(built, c.imageName())
+	Expect(ref).NotTo(BeEmpty(), "target %s's build recipe printed no image %s (NAME=%s:TAG): it printed %v", c.Target.Name, c.imageName(), c.imageName(), built)
+	return ref
 }
 
 func must[T any](v T, err error) T {

@@ -40,6 +40,34 @@ func (c *Config) buildName() string {
 	return b.Args[0]
 }
 
+// recipe is the build script of the target's image and its args, the script's path resolved
+// against the target file; "" for an image without one (or built from a Dockerfile), which
+// must be given.
+func (c *Config) recipe() (script string, args []string) {
+	b := c.Target.Deploy.Images[0].Build
+	if b == nil || b.Script == "" {
+		return "", nil
+	}
+	return c.Target.Resolve(b.Script), b.Args
+}
+
+// suiteImageNames are the images scripts/build-image.sh builds for a run: the suite's own, and
+// first the target's when that script is its recipe (for the bundled target, what "all" names).
+func (c *Config) suiteImageNames() []string {
+	names := []string{"postgres", "toxiproxy"}
+	if n := c.buildName(); n != "" {
+		names = append([]string{n}, names...)
+	}
+	return names
+}
+
+// BuildName is what scripts/build-image.sh calls the target's image, "" when another recipe
+// builds it: the spec files tell by it whether the target's image has a self-test build.
+func (c *Config) BuildName() string { return c.buildName() }
+
+// PodSelector selects the target's pods: its Service's selector.
+func (d *Deployment) PodSelector() string { return d.pods }
+
 // clusterURL is the target's Service as clients inside the cluster reach it.
 func (d *Deployment) clusterURL() string {
 	svc := d.Env.Config.Target.Deploy.Service

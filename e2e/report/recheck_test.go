@@ -263,7 +263,7 @@ func TestRecheckFormatVersion(t *testing.T) {
 		{name: "api without the strategy's contract", edit: func(p map[string]any) {
 			api := p["api"].(map[string]any)
 			api["contracts"] = slices.DeleteFunc(api["contracts"].([]any), func(c any) bool { return c.(map[string]any)["strategy"] == p["strategy"] })
-		}, refused: `no contract for mode "atomic" of tokensvc (its modes: fail-fast, return-existing, legacy)`},
+		}, refused: `no contract for mode "atomic" of tokensvc (its modes: fail-fast, legacy, return-existing)`},
 		{
 			// Version 1's contract is not read but for its strategy: atomic's loosened to allow
 			// a 409 still judges the run by atomic's.

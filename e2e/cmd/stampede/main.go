@@ -23,6 +23,11 @@
 //	stampede target init [--name N] [FILE]
 //	                        write a commented skeleton target file (default target.yaml), never
 //	                        over an existing file
+//	stampede target images FILE|DIR
+//	                        the target's images and their build recipes, one a line: the image's
+//	                        name, then its build script (resolved against the file) and args,
+//	                        tab-separated; the name alone for an image without a script
+//	                        (scripts/e2e.sh builds by them)
 //
 // check takes each run's contract by its mode from the target's contracts saved with its API (a
 // run saved before them: the token service's, from its embedded target file) and its metrics witness
@@ -65,7 +70,9 @@ const usage = `usage: stampede COMMAND ARGS
                  check a target file (a directory: its target.yaml): its problems one a line
                  (exit 1), or that it is valid
   target init [--name N] [FILE]
-                 write a commented skeleton target file (default target.yaml)`
+                 write a commented skeleton target file (default target.yaml)
+  target images FILE|DIR
+                 the target's images, one a line: name, build script, args (tab-separated)`
 
 // errDiffers is check's finding that a re-judged run differs from its saved verdict.
 var errDiffers = errors.New("a re-judged run differs from its saved verdict")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/stampede-e2e/stampede/e2e/target"
 )
@@ -13,10 +14,11 @@ import (
 // errInvalidTarget is target validate's finding that the file has problems (printed above it).
 var errInvalidTarget = errors.New("the target file is not valid")
 
-// targetCmd runs `stampede target validate FILE|DIR` and `stampede target init [--name N] [FILE]`.
+// targetCmd runs `stampede target validate FILE|DIR`, `stampede target init [--name N] [FILE]`
+// and `stampede target images FILE|DIR`.
 func targetCmd(args []string, out io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("target: name a subcommand, validate or init\n%s", usage)
+		return fmt.Errorf("target: name a subcommand, validate, init or images\n%s", usage)
 	}
 	switch args[0] {
 	case "validate":
@@ -26,8 +28,13 @@ func targetCmd(args []string, out io.Writer) error {
 		return validateTarget(target.FileOf(args[1]), out)
 	case "init":
 		return initTarget(args[1:], out)
+	case "images":
+		if len(args) != 2 {
+			return fmt.Errorf("target images: name one target file, or a directory holding %s\n%s", target.FileName, usage)
+		}
+		return targetImages(target.FileOf(args[1]), out)
 	}
-	return fmt.Errorf("target: unknown subcommand %q (want validate or init)\n%s", args[0], usage)
+	return fmt.Errorf("target: unknown subcommand %q (want validate, init or images)\n%s", args[0], usage)
 }
 
 // validateTarget prints one line for a valid file, or its problems one a line.
@@ -42,6 +49,25 @@ func validateTarget(file string, out io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(out, "%s: valid (target %s, %d modes, digest %s)\n", file, t.Name, len(t.Modes), t.Digest())
+	return nil
+}
+
+// targetImages prints each of the target's images and its build recipe, tab-separated on one
+// line: the name as the manifests write it, then the build script resolved against the file
+// and its args; the name alone for an image the suite cannot build (no recipe, or a
+// Dockerfile), which the run must be given. A file with problems is refused, as validate does.
+func targetImages(file string, out io.Writer) error {
+	t, err := target.Load(file)
+	if err != nil {
+		return fmt.Errorf("target images: %w", err)
+	}
+	for _, img := range t.Deploy.Images {
+		fields := []string{img.Name}
+		if b := img.Build; b != nil && b.Script != "" {
+			fields = append(append(fields, t.Resolve(b.Script)), b.Args...)
+		}
+		fmt.Fprintln(out, strings.Join(fields, "\t"))
+	}
 	return nil
 }
 

@@ -66,3 +66,21 @@ func TestTargetInit(t *testing.T) {
 		t.Error("init wrote over an existing file")
 	}
 }
+
+// target images lists each image with its build script resolved against the file, so that
+// scripts/e2e.sh can run it from anywhere.
+func TestTargetImages(t *testing.T) {
+	for dir, want := range map[string]string{
+		"../../../targets/tokensvc": "stampede/tokensvc\t../../../scripts/build-image.sh\ttokensvc\n",
+		"../../../targets/orders":   "stampede/orders\t../../../targets/orders/build-image.sh\n",
+	} {
+		var out strings.Builder
+		if err := run([]string{"target", "images", dir}, &out); err != nil || out.String() != want {
+			t.Errorf("target images %s: %q, %v; want %q", dir, out.String(), err, want)
+		}
+	}
+	var out strings.Builder
+	if err := run([]string{"target", "images"}, &out); err == nil {
+		t.Error("target images with no file: no usage error")
+	}
+}
