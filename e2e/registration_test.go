@@ -84,6 +84,13 @@ var _ = Describe("First registration under concurrency", Label("registration"), 
 				d.Failf(o, "the canary found none of %s's known findings (%s) in %d customers: the suite no longer catches its bug",
 					c.Mode, kindList(c.Findings), o.Result.Customers)
 			}
+			if len(c.Never) > 0 {
+				By(fmt.Sprintf("expecting none of what %s's bug never does (%s)", c.Mode, kindList(c.Never)))
+				if never := check.DetectKinds(o.Result, c.Never...); never.Caught > 0 {
+					d.Failf(o, "%d of %d customers got a finding %s never produces (%s): another bug than its own",
+						never.Caught, o.Result.Customers, c.Mode, kindList(c.Never))
+				}
+			}
 			Expect(o.Result.Verdict).To(Equal(check.VerdictFail))
 			figures := map[string]int{"customers": o.Result.Customers, "customers_caught": caught.Caught}
 			for k, n := range check.CountKinds(o.Result, c.Findings...) {

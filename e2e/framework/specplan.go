@@ -36,10 +36,12 @@ type SpecPlan struct {
 	NoSelftest string
 }
 
-// CanaryMode is a known-broken mode and the kinds of finding a run of it must produce one of.
+// CanaryMode is a known-broken mode, the kinds of finding a run of it must produce one of, and
+// those it must never produce (target.Canary.Never).
 type CanaryMode struct {
 	Mode     string
 	Findings []check.Kind
+	Never    []check.Kind
 }
 
 // PlanSpecs reads t's modes and database into a SpecPlan. mutants says whether the target ships
@@ -54,6 +56,9 @@ func PlanSpecs(t *target.Target, mutants bool) SpecPlan {
 			c := CanaryMode{Mode: m.Name}
 			for _, f := range m.Canary.Findings {
 				c.Findings = append(c.Findings, check.Kind(f))
+			}
+			for _, f := range m.Canary.Never {
+				c.Never = append(c.Never, check.Kind(f))
 			}
 			p.Canaries = append(p.Canaries, c)
 		}

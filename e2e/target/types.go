@@ -369,7 +369,10 @@ type CodeLineName struct {
 }
 
 // Canary marks a known-broken mode: a run of it must produce a finding of one of Findings, the
-// kinds of finding the checker names (e2e/check Kind).
+// kinds of finding the checker names (e2e/check Kind), and none of Never: what was established
+// of the mode's bug (return-existing duplicates customers but never signs an empty subject), so
+// that a canary failing for another reason than its own bug is told apart.
 type Canary struct {
 	Findings []string `yaml:"findings" target:"required" enum:"duplicate-rows,lost-registration,invalid-token,empty-subject,lost-write,token-mismatch,two-tokens,dirty-error,contract-breach,created-breach,no-final-token,metrics-disagree,auth-breach,shape-breach,unknown-kid,jwks-unusable,jwks-differ,jwks-wrong-key,no-answer,restart,shared-identity,stray-row,row-mismatch"`
+	Never    []string `yaml:"never" enum:"duplicate-rows,lost-registration,invalid-token,empty-subject,lost-write,token-mismatch,two-tokens,dirty-error,contract-breach,created-breach,no-final-token,metrics-disagree,auth-breach,shape-breach,unknown-kid,jwks-unusable,jwks-differ,jwks-wrong-key,no-answer,restart,shared-identity,stray-row,row-mismatch"`
 }

@@ -430,6 +430,13 @@ func (v *validator) modes() {
 		if m.Canary != nil && len(m.Canary.Findings) == 0 {
 			v.errorf(path+".canary.findings", "a canary names at least one kind of finding it must produce")
 		}
+		if m.Canary != nil {
+			for i, k := range m.Canary.Never {
+				if slices.Contains(m.Canary.Findings, k) {
+					v.errorf(fmt.Sprintf("%s.canary.never[%d]", path, i), "%q is also among the findings it must produce", k)
+				}
+			}
+		}
 	}
 }
 
