@@ -275,14 +275,22 @@ func (a *API) errorPromise(code string, status int) *ErrorPromise {
 	return found
 }
 
-// codeOfClass returns the API's first error code of class, "" for none.
-func (a *API) codeOfClass(class string) string {
+// codesOfClass names the API's error codes of class answered with status, joined with " or "
+// ("" for none): what RuleAuth wants of a refusal.
+func (a *API) codesOfClass(class string, status int) string {
+	var codes []string
 	for _, e := range a.Errors {
-		if e.Class == class {
-			return e.Outcome
+		if e.Class == class && e.Status == status && !slices.Contains(codes, e.Outcome) {
+			codes = append(codes, e.Outcome)
 		}
 	}
-	return ""
+	return strings.Join(codes, " or ")
+}
+
+// isClass says whether code, answered with status, is one of the API's errors of class.
+func (a *API) isClass(code string, status int, class string) bool {
+	e := a.errorPromise(code, status)
+	return e != nil && e.Status == status && e.Class == class
 }
 
 // success returns the promise a 2xx answer is held to: by its created flag when the API has one

@@ -38,6 +38,7 @@ errors:
   answers:
     - {status: 401, code: "https://orders.test/unauthenticated", class: unauthenticated, retryAfter: false, headers: {WWW-Authenticate: Bearer}}
     - {status: 403, code: "https://orders.test/forbidden", class: forbidden, retryAfter: false}
+    - {status: 403, code: "https://orders.test/tenant-mismatch", class: forbidden, retryAfter: false}
     - {status: 409, code: "https://orders.test/in-progress", class: in-progress, retryAfter: true}
 truth:
   query: SELECT id, shop, idem_key, email, created_at FROM orders WHERE shop = ANY($1)
@@ -127,6 +128,25 @@ func TestOrdersAPI(t *testing.T) {
 			want: map[Rule]int{RuleTokenMatchesRow: 1, RuleAPIShape: 1, RuleOneToken: 0},
 		},
 		{
+			// A refusal may say why: any code of the forbidden class will do.
+			name: "another shop's key refused with another forbidden code",
+			edit: func(ops []history.Op, rows []Row) ([]history.Op, []Row) {
+				last := &ops[len(ops)-1]
+				last.Body = `{"type":"https://orders.test/tenant-mismatch","title":"another shop's key","status":403}`
+				return ops, rows
+			},
+			want: map[Rule]int{},
+		},
+		{
+			name: "another shop's key refused 403 with a code of another class",
+			edit: func(ops []history.Op, rows []Row) ([]history.Op, []Row) {
+				last := &ops[len(ops)-1]
+				last.Body = `{"type":"https://orders.test/unauthenticated","title":"another shop's key","status":403}`
+				return ops, rows
+			},
+			want: map[Rule]int{RuleAuth: 1},
+		},
+		{
 			name: "a 409 in-progress to a rival",
 			edit: func(ops []history.Op, rows []Row) ([]history.Op, []Row) {
 				return append(ops, inProgress(ops[0].Customer, 2*time.Millisecond)), rows
@@ -164,7 +184,7 @@ func TestOrdersAPI(t *testing.T) {
 			if res.Verdict != wantVerdict || (wantVerdict == VerdictPass && len(res.Violations) > 0) {
 				t.Errorf("verdict %s %v, want %s: %+v", res.Verdict, res.Counts, wantVerdict, res.Violations)
 			}
-			if res.Refused != 1 {
+			if _, misrefused := tc.want[RuleAuth]; !misrefused && res.Refused != 1 {
 				t.Errorf("refused %d, want the other shop's key's 403", res.Refused)
 			}
 			if tc.line != "" && (len(res.Violations) != 1 || len(res.Violations[0].Findings) != 1 || res.Violations[0].Findings[0].Line != tc.line) {
