@@ -34,7 +34,8 @@ var _ = Describe("Network policy", Label("netpol"), func() {
 	}
 	// Addresses are the Services' ClusterIPs and the pods' IPs, not names: a DNS failure must not
 	// pass for a denied connection. The target's Service, pods and metrics port are its file's.
-	It("keeps every pod but the token service away from PostgreSQL, and the token service still reaches it",
+	It(specText(plan.Target, "keeps every pod but the target's away from PostgreSQL, and the target still reaches it",
+		"keeps every pod but the token service away from PostgreSQL, and the token service still reaches it"),
 		Label(plan.Primary()), func(ctx SpecContext) {
 			skipFor(plan.NoExactlyOnce)
 			t := env.Config.Target
