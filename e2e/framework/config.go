@@ -152,7 +152,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ToxiproxyImage, "e2e.toxiproxy-image", env("TOXIPROXY_IMAGE", ""), "toxiproxy image (default: built here)")
 	fs.StringVar(&c.SelftestImage, "e2e.selftest-image", env("SELFTEST_IMAGE", ""), "self-test image of the target, built with -tags selftest (default: built here when a selftest spec runs)")
 	fs.StringVar(&c.Manifests, "e2e.manifests", env("MANIFESTS", ""), "a kustomize directory to deploy instead of the target file's deploy.kustomize (what it must provide: README)")
-	fs.StringVar(&c.ServiceURL, "e2e.service-url", env("SERVICE_URL", ""), "token service URL from this host (default: the kind port mapping)")
+	fs.StringVar(&c.ServiceURL, "e2e.service-url", env("SERVICE_URL", ""), "target URL from this host (default: the kind port mapping)")
 	fs.StringVar(&c.Traffic, "e2e.traffic", env("TRAFFIC", ""), "where the bursts come from: host (this process) or cluster (attacker pods; default in existing mode)")
 	fs.IntVar(&c.Attackers, "e2e.attackers", envInt("ATTACKERS", 3), "attacker pods that share every burst with -e2e.traffic=cluster")
 	fs.StringVar(&c.AttackerImage, "e2e.attacker-image", env("ATTACKER_IMAGE", ""), "attacker image for -e2e.traffic=cluster (default: built here; required in existing mode)")
@@ -161,7 +161,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Customers, "e2e.customers", envInt("CUSTOMERS", 40), "new customers per spec")
 	fs.IntVar(&c.Burst, "e2e.burst", envInt("BURST", 6), "simultaneous first-registration requests per customer")
 	fs.DurationVar(&c.Gap, "e2e.gap", envDuration("GAP", traffic.DefaultGap), "time between the starts of two customers' bursts")
-	fs.IntVar(&c.Replicas, "e2e.replicas", envInt("REPLICAS", 3), "token service replicas")
+	fs.IntVar(&c.Replicas, "e2e.replicas", envInt("REPLICAS", 3), "target replicas")
 	fs.BoolVar(&c.Keep, "e2e.keep", env("KEEP", "") == "true", "keep the kind cluster and failed specs' namespaces")
 	fs.BoolVar(&c.AllowClientOnlyCoverage, "e2e.allow-client-only-coverage", env("ALLOW_CLIENT_ONLY_COVERAGE", "") == "true",
 		"accept client-side coverage alone from a service that sends no Server-Timing handler interval (default: such a run is inconclusive)")

@@ -75,7 +75,7 @@ func (e *Env) SkipUnlessRoundsReachService() {
 	}
 }
 
-const noHostRoute = "-e2e.traffic=host, and nothing here reaches the token service: pass -e2e.service-url, or send the rounds from inside the cluster with -e2e.traffic=cluster"
+const noHostRoute = "-e2e.traffic=host, and nothing here reaches the target: pass -e2e.service-url, or send the rounds from inside the cluster with -e2e.traffic=cluster"
 
 // Deploy renders the manifests of p.Strategy into a fresh namespace, with p's extra settings and,
 // when asked, toxiproxy in front of PostgreSQL (ready, its API reachable through a

@@ -36,7 +36,7 @@ func (d *Deployment) FetchJWKS(ctx context.Context) ([]check.JWKSFetch, error) {
 	}
 	pods, err := d.Env.Client.CoreV1().Pods(d.Namespace).List(ctx, metav1.ListOptions{LabelSelector: d.pods})
 	if err != nil {
-		return nil, fmt.Errorf("list token service pods: %w", err)
+		return nil, fmt.Errorf("list target pods: %w", err)
 	}
 	var running []string
 	for _, p := range pods.Items {
@@ -45,7 +45,7 @@ func (d *Deployment) FetchJWKS(ctx context.Context) ([]check.JWKSFetch, error) {
 		}
 	}
 	if len(running) == 0 {
-		return nil, errors.New("fetch the JWKS: no ready token service pod")
+		return nil, errors.New("fetch the JWKS: no ready target pod")
 	}
 	// A fresh connection each time: a kept one would reach the same replica every time.
 	client := &http.Client{Timeout: jwksTimeout, Transport: &http.Transport{DisableKeepAlives: true}}
@@ -100,7 +100,7 @@ func (d *Deployment) fetchJWKSEventually(ctx context.Context) []check.JWKSFetch 
 	Eventually(ctx, func() (err error) {
 		fetches, err = d.FetchJWKS(ctx)
 		return err
-	}).WithTimeout(time.Minute).WithPolling(time.Second).Should(Succeed(), "fetch the token service's JWKS")
+	}).WithTimeout(time.Minute).WithPolling(time.Second).Should(Succeed(), "fetch the target's JWKS")
 	return fetches
 }
 

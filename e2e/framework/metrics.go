@@ -29,7 +29,7 @@ func (d *Deployment) ScrapeRegistrations(ctx context.Context) (PodScrapes, error
 	}
 	pods, err := d.Env.Client.CoreV1().Pods(d.Namespace).List(ctx, metav1.ListOptions{LabelSelector: d.pods})
 	if err != nil {
-		return nil, fmt.Errorf("list token service pods: %w", err)
+		return nil, fmt.Errorf("list target pods: %w", err)
 	}
 	api, err := check.APIFromTarget(d.Env.Config.Target)
 	if err != nil {
@@ -64,7 +64,7 @@ func (d *Deployment) scrapeRegistrationsEventually(ctx context.Context) PodScrap
 	Eventually(ctx, func() (err error) {
 		scrapes, err = d.ScrapeRegistrations(ctx)
 		return err
-	}).WithTimeout(time.Minute).WithPolling(time.Second).Should(Succeed(), "scrape the token service's metrics")
+	}).WithTimeout(time.Minute).WithPolling(time.Second).Should(Succeed(), "scrape the target's metrics")
 	return scrapes
 }
 

@@ -47,7 +47,7 @@ func lookAtPods(ctx context.Context, client kubernetes.Interface, namespace, sel
 	at := time.Now()
 	pods, err := client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
 	if err != nil {
-		return PodLook{}, fmt.Errorf("list token service pods: %w", err)
+		return PodLook{}, fmt.Errorf("list target pods: %w", err)
 	}
 	return podLookOf(pods.Items, at), nil
 }
@@ -80,7 +80,7 @@ func (d *Deployment) lookAtPodsEventually(ctx context.Context) PodLook {
 	Eventually(ctx, func() (err error) {
 		look, err = lookAtPods(ctx, d.Env.Client, d.Namespace, d.pods)
 		return err
-	}).WithTimeout(time.Minute).WithPolling(time.Second).Should(Succeed(), "list the token service's pods")
+	}).WithTimeout(time.Minute).WithPolling(time.Second).Should(Succeed(), "list the target's pods")
 	return look
 }
 

@@ -151,7 +151,7 @@ func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 	if len(j.faults) == 0 && len(j.coverage.ReadyPods) == 0 {
 		// Without a fault the replicas are those that served the run; a fault may replace pods.
 		j.coverage.ReadyPods, err = readyPodsFromSlices(ctx, d.Env.Client, d.Namespace, d.Env.Config.serviceName())
-		Expect(err).NotTo(HaveOccurred(), "read the token service's ready replicas")
+		Expect(err).NotTo(HaveOccurred(), "read the target's ready replicas")
 	}
 	if d.Env.Config.Mode == "existing" && j.coverage.ClockSkewBound == 0 {
 		// Nodes of a cluster not made here may disagree on the time: an overlap of two handlers
@@ -167,7 +167,7 @@ func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 	d.metricsBase = after
 	By("fetching the JWKS through the Service and from every replica, as the clients that verify the tokens do")
 	jwks := d.fetchJWKSEventually(ctx)
-	By("reading the token service's pods: a restart or a replacement that no fault excuses breaks the contract")
+	By("reading the target's pods: a restart or a replacement that no fault excuses breaks the contract")
 	pods := d.lookAtPodsEventually(ctx)
 	restarts := PodChanges(d.podsBase, pods, d.Clock.Base())
 	d.podsBase = pods

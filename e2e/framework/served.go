@@ -116,7 +116,7 @@ func (d *Deployment) WaitServedEverywhere(ctx context.Context) {
 		gaps = ServedGaps(rounds, ready)
 		g.Expect(gaps).To(BeEmpty(), "through the Service, from every vantage point, exactly the ready pods %v answer", ready)
 	}).WithTimeout(servedTimeout).WithPolling(500*time.Millisecond).Should(Succeed(),
-		"the token service answers through its Service from every node")
+		"the target answers through its Service from every node")
 	d.Env.Logger.Info("service answers from every vantage point", "namespace", d.Namespace,
 		"vantages", len(vantages), "took", time.Since(start).Round(time.Millisecond))
 }
@@ -134,7 +134,7 @@ func (d *Deployment) vantages(ctx context.Context) []Vantage {
 		return vs
 	}
 	svc, err := d.Env.Client.CoreV1().Services(d.Namespace).Get(ctx, d.Env.Config.serviceName(), metav1.GetOptions{})
-	Expect(err).NotTo(HaveOccurred(), "the token service's Service")
+	Expect(err).NotTo(HaveOccurred(), "the target's Service")
 	var nodePort int32
 	for _, p := range svc.Spec.Ports {
 		if p.NodePort != 0 {
@@ -142,7 +142,7 @@ func (d *Deployment) vantages(ctx context.Context) []Vantage {
 			break
 		}
 	}
-	Expect(nodePort).NotTo(BeZero(), "the token service's Service has no NodePort")
+	Expect(nodePort).NotTo(BeZero(), "the target's Service has no NodePort")
 	nodes, err := d.Env.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	Expect(err).NotTo(HaveOccurred(), "list nodes")
 	for _, n := range nodes.Items {

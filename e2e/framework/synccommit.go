@@ -23,7 +23,7 @@ func (d *Deployment) SynchronousCommit(ctx context.Context) (map[string]string, 
 	pods := d.Env.Client.CoreV1().Pods(d.Namespace)
 	list, err := pods.List(ctx, metav1.ListOptions{LabelSelector: d.pods})
 	if err != nil {
-		return nil, fmt.Errorf("list token service pods: %w", err)
+		return nil, fmt.Errorf("list target pods: %w", err)
 	}
 	out := map[string]string{}
 	for _, p := range list.Items {
@@ -41,7 +41,7 @@ func (d *Deployment) SynchronousCommit(ctx context.Context) (map[string]string, 
 		out[p.Name] = v
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("no running token service pod in %s", d.Namespace)
+		return nil, fmt.Errorf("no running target pod in %s", d.Namespace)
 	}
 	return out, nil
 }
