@@ -245,6 +245,17 @@ const (
 	targetPortName  = "target"
 )
 
+// FillTargetPeers replaces the placeholder peer (stampede.dev/target-pods) of every
+// NetworkPolicy in objs with the target's pods, selector (the Service's selector): for the
+// suite's objects rendered apart from Render, such as the toxiproxy component's.
+func FillTargetPeers(objs []*unstructured.Unstructured, selector map[string]string) {
+	for _, o := range objs {
+		if o.GetKind() == "NetworkPolicy" {
+			fillTargetPeers(o, selector, 0)
+		}
+	}
+}
+
 // fillTargetPeers replaces, in a policy of the base, each placeholder peer with the target's
 // pods (the Service's selector) and the placeholder port of its rules with the container port
 // the Service sends to.

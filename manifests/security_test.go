@@ -30,6 +30,11 @@ func renderAll(t *testing.T) []*unstructured.Unstructured {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sel, _, err := unstructured.NestedStringMap(find(objs, "Service", "tokensvc").Object, "spec", "selector")
+	if err != nil {
+		t.Fatal(err)
+	}
+	FillTargetPeers(proxy, sel)
 	return append(objs, proxy...)
 }
 

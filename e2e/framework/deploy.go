@@ -14,6 +14,7 @@ import (
 	toxiproxyclient "github.com/Shopify/toxiproxy/v2/client"
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
 	. "github.com/onsi/gomega"    //nolint:revive
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/stampede-e2e/stampede/e2e/chaos"
 	"github.com/stampede-e2e/stampede/e2e/history"
@@ -135,6 +136,10 @@ func (e *Env) Deploy(ctx context.Context, p DeployParams) *Deployment {
 	if p.Toxiproxy {
 		proxy, err := toxiproxy.Render(d.Namespace, e.Config.ToxiproxyImage)
 		Expect(err).NotTo(HaveOccurred(), "render toxiproxy")
+		// Its ingress admits the target's pods: the Service's selector, as PostgreSQL's does.
+		pods, err := labels.ConvertSelectorToLabelsMap(d.pods)
+		Expect(err).NotTo(HaveOccurred(), "the target's pod selector %q", d.pods)
+		manifests.FillTargetPeers(proxy, pods)
 		// After the Namespace, before the workloads: the service's first connection goes to it.
 		objs = append(objs[:1:1], append(proxy, objs[1:]...)...)
 	}
