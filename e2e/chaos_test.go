@@ -137,12 +137,8 @@ var _ = Describe("Chaos", Label("chaos"), func() {
 				if canarySpecOf(plan.Target, strategy).caughtWithoutLatency && off.Caught == 0 {
 					d.Failf(without, "%s showed no %s without latency in %d customers", strategy, bug, off.Customers)
 				}
-				for _, o := range []framework.Outcome{without, with} {
-					if never := check.DetectKinds(o.Result, c.Never...); len(c.Never) > 0 && never.Caught > 0 {
-						d.Failf(o, "%d of %d customers got a finding %s never produces (%s): another bug than its own",
-							never.Caught, o.Result.Customers, strategy, kindList(c.Never))
-					}
-				}
+				expectNoneOfNever(d, c, without)
+				expectNoneOfNever(d, c, with)
 			}, SpecTimeout(cfg.ChaosTimeout()))
 	}
 

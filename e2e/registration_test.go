@@ -85,13 +85,7 @@ var _ = Describe("First registration under concurrency", Label("registration"), 
 				d.Failf(o, "the canary found none of %s's known findings (%s) in %d customers: the suite no longer catches its bug",
 					c.Mode, kindList(c.Findings), o.Result.Customers)
 			}
-			if len(c.Never) > 0 {
-				By(fmt.Sprintf("expecting none of what %s's bug never does (%s)", c.Mode, kindList(c.Never)))
-				if never := check.DetectKinds(o.Result, c.Never...); never.Caught > 0 {
-					d.Failf(o, "%d of %d customers got a finding %s never produces (%s): another bug than its own",
-						never.Caught, o.Result.Customers, c.Mode, kindList(c.Never))
-				}
-			}
+			expectNoneOfNever(d, c, o)
 			Expect(o.Result.Verdict).To(Equal(check.VerdictFail))
 			figures := map[string]int{"customers": o.Result.Customers, "customers_caught": caught.Caught}
 			for k, n := range check.CountKinds(o.Result, c.Findings...) {
@@ -198,6 +192,20 @@ func specText(target, neutral, tokensvc string) string {
 		return tokensvc
 	}
 	return neutral
+}
+
+// expectNoneOfNever fails the spec when o holds a finding c's bug never produces
+// (target.Canary.Never): the canary then failed for another bug than its own.
+func expectNoneOfNever(d *framework.Deployment, c framework.CanaryMode, o framework.Outcome) {
+	GinkgoHelper()
+	if len(c.Never) == 0 {
+		return
+	}
+	By(fmt.Sprintf("expecting none of what %s's bug never does (%s)", c.Mode, kindList(c.Never)))
+	if never := check.DetectKinds(o.Result, c.Never...); never.Caught > 0 {
+		d.Failf(o, "%d of %d customers got a finding %s never produces (%s): another bug than its own",
+			never.Caught, o.Result.Customers, c.Mode, kindList(c.Never))
+	}
 }
 
 // kindList is kinds as a list for a line of prose.
