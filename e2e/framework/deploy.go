@@ -14,6 +14,7 @@ import (
 	toxiproxyclient "github.com/Shopify/toxiproxy/v2/client"
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
 	. "github.com/onsi/gomega"    //nolint:revive
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/stampede-e2e/stampede/e2e/chaos"
@@ -89,6 +90,32 @@ func (e *Env) Deploy(ctx context.Context, p DeployParams) *Deployment {
 	t := e.Config.Target
 	db := t.Deploy.Database.Bundled
 	Expect(db).NotTo(BeNil(), "target %s: the suite deploys only the bundled PostgreSQL so far", t.Name)
+	d := e.newDeployment(p)
+	objs, dbPassword := d.render(p)
+	applied := d.apply(ctx, p, objs)
+	if p.Toxiproxy {
+		d.openToxiproxy(ctx)
+	}
+	d.waitServing(ctx, applied)
+
+	By("reading every replica's outcome counters: the metrics witness starts from here")
+	d.metricsBase = d.scrapeRegistrationsEventually(ctx)
+	d.podsBase = d.lookAtPodsEventually(ctx)
+
+	By("opening a port-forward to the database, the ground truth")
+	port, stop, err := PortForward(ctx, e.RestConfig, e.Client, d.Namespace, manifests.Selector(manifests.PostgresName), manifests.PostgresPort)
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(stop)
+	d.DSN = databaseDSN(db, dbPassword, port)
+	return d
+}
+
+// newDeployment names the deployment's namespace and artifacts directory and makes what its
+// render needs and its checks verify by: the mode's verifier settings, the tenants' API keys
+// and the signing key. Nothing in the cluster is touched yet.
+func (e *Env) newDeployment(p DeployParams) *Deployment {
+	GinkgoHelper()
+	t := e.Config.Target
 	d := &Deployment{
 		Env:       e,
 		Strategy:  p.Strategy,
@@ -103,6 +130,14 @@ func (e *Env) Deploy(ctx context.Context, p DeployParams) *Deployment {
 	Expect(err).NotTo(HaveOccurred())
 	d.APIKeys, err = NewAPIKeys(keyFormat(t), traffic.TenantIDs(traffic.MaxTenants))
 	Expect(err).NotTo(HaveOccurred())
+	return d
+}
+
+// render renders the objects of d's namespace, toxiproxy's among them when p asks for it, and
+// returns them with the database password that d's DSN will need once they run.
+func (d *Deployment) render(p DeployParams) (objs []*unstructured.Unstructured, dbPassword string) {
+	GinkgoHelper()
+	e, t := d.Env, d.Env.Config.Target
 	secrets, key, err := generatedSecrets(t, d.APIKeys)
 	Expect(err).NotTo(HaveOccurred())
 	d.Key = key
@@ -125,25 +160,39 @@ func (e *Env) Deploy(ctx context.Context, p DeployParams) *Deployment {
 		Expect(e.Config.ToxiproxyImage).NotTo(BeEmpty(), "toxiproxy image")
 		params.DatabaseHost, params.DatabasePort = toxiproxy.Name, toxiproxy.ProxyPort
 	}
-	dbPassword := randomSuffix() + randomSuffix()
+	dbPassword = randomSuffix() + randomSuffix()
 	params.PostgresPassword, params.DatabasePassword = randomSuffix()+randomSuffix(), dbPassword
 	params.DatabaseTLS, err = manifests.NewDatabaseTLS(d.Namespace)
 	Expect(err).NotTo(HaveOccurred())
-	objs, err := manifests.Render(params)
+	objs, err = manifests.Render(params)
 	Expect(err).NotTo(HaveOccurred(), "render manifests")
 	d.pods, d.podPort, err = manifests.TargetPods(objs, t)
 	Expect(err).NotTo(HaveOccurred(), "the target's pods")
 	if p.Toxiproxy {
-		proxy, err := toxiproxy.Render(d.Namespace, e.Config.ToxiproxyImage)
-		Expect(err).NotTo(HaveOccurred(), "render toxiproxy")
-		// Its ingress admits the target's pods: the Service's selector, as PostgreSQL's does.
-		pods, err := labels.ConvertSelectorToLabelsMap(d.pods)
-		Expect(err).NotTo(HaveOccurred(), "the target's pod selector %q", d.pods)
-		manifests.FillTargetPeers(proxy, pods)
-		// After the Namespace, before the workloads: the service's first connection goes to it.
-		objs = append(objs[:1:1], append(proxy, objs[1:]...)...)
+		objs = d.withToxiproxy(objs)
 	}
+	return objs, dbPassword
+}
 
+// withToxiproxy inserts toxiproxy's objects into objs, its ingress open to the target's pods.
+func (d *Deployment) withToxiproxy(objs []*unstructured.Unstructured) []*unstructured.Unstructured {
+	GinkgoHelper()
+	proxy, err := toxiproxy.Render(d.Namespace, d.Env.Config.ToxiproxyImage)
+	Expect(err).NotTo(HaveOccurred(), "render toxiproxy")
+	// Its ingress admits the target's pods: the Service's selector, as PostgreSQL's does.
+	pods, err := labels.ConvertSelectorToLabelsMap(d.pods)
+	Expect(err).NotTo(HaveOccurred(), "the target's pod selector %q", d.pods)
+	manifests.FillTargetPeers(proxy, pods)
+	// After the Namespace, before the workloads: the service's first connection goes to it.
+	return append(objs[:1:1], append(proxy, objs[1:]...)...)
+}
+
+// apply creates d's namespace and applies objs into it, with the cleanups registered before
+// the namespace exists (deletion, then the failure dump that runs first), and returns when the
+// apply began: the rollout is timed from it.
+func (d *Deployment) apply(ctx context.Context, p DeployParams, objs []*unstructured.Unstructured) (applied time.Time) {
+	GinkgoHelper()
+	e := d.Env
 	how := ""
 	if p.Toxiproxy {
 		how = ", database traffic through toxiproxy"
@@ -158,10 +207,10 @@ func (e *Env) Deploy(ctx context.Context, p DeployParams) *Deployment {
 	// needs.
 	Expect(e.releaseKeptNodePorts(ctx)).To(Succeed())
 
-	By(fmt.Sprintf("deploying %s in mode %s into %s%s", t.Name, p.Strategy, d.Namespace, how))
+	By(fmt.Sprintf("deploying %s in mode %s into %s%s", e.Config.Target.Name, p.Strategy, d.Namespace, how))
 	DeferCleanup(d.delete, NodeTimeout(2*time.Minute))
 	DeferCleanup(d.dumpOnFailure, NodeTimeout(2*time.Minute))
-	applied := time.Now()
+	applied = time.Now()
 	d.namespaceUID, err = createNamespace(ctx, e.Client, ns, e.Config.RunID)
 	Expect(err).NotTo(HaveOccurred())
 	if e.Config.RunRole != "" {
@@ -169,19 +218,31 @@ func (e *Env) Deploy(ctx context.Context, p DeployParams) *Deployment {
 	}
 	d.readable = true
 	Expect(e.Applier.Apply(ctx, objs)).To(Succeed())
+	return applied
+}
 
-	if p.Toxiproxy {
-		d.waitReady(ctx, toxiproxy.Name, manifests.Selector(toxiproxy.Name), 1)
-		By("opening a port-forward to toxiproxy's API")
-		port, stop, err := PortForward(ctx, e.RestConfig, e.Client, d.Namespace, manifests.Selector(toxiproxy.Name), toxiproxy.APIPort)
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(stop)
-		d.Toxiproxy = toxiproxyclient.NewClient(fmt.Sprintf("127.0.0.1:%d", port))
-		Eventually(ctx, func() error {
-			_, err := d.Toxiproxy.Proxy(toxiproxy.ProxyName)
-			return err
-		}).WithTimeout(30*time.Second).WithPolling(time.Second).Should(Succeed(), "toxiproxy's proxy %s", toxiproxy.ProxyName)
-	}
+// openToxiproxy waits for toxiproxy and reaches its API through a port-forward: the faults
+// that cut or slow the database drive it.
+func (d *Deployment) openToxiproxy(ctx context.Context) {
+	GinkgoHelper()
+	e := d.Env
+	d.waitReady(ctx, toxiproxy.Name, manifests.Selector(toxiproxy.Name), 1)
+	By("opening a port-forward to toxiproxy's API")
+	port, stop, err := PortForward(ctx, e.RestConfig, e.Client, d.Namespace, manifests.Selector(toxiproxy.Name), toxiproxy.APIPort)
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(stop)
+	d.Toxiproxy = toxiproxyclient.NewClient(fmt.Sprintf("127.0.0.1:%d", port))
+	Eventually(ctx, func() error {
+		_, err := d.Toxiproxy.Proxy(toxiproxy.ProxyName)
+		return err
+	}).WithTimeout(30*time.Second).WithPolling(time.Second).Should(Succeed(), "toxiproxy's proxy %s", toxiproxy.ProxyName)
+}
+
+// waitServing waits until the database and every replica are ready and every ready pod
+// answers through the Service from every node, and logs how long that took since applied.
+func (d *Deployment) waitServing(ctx context.Context, applied time.Time) {
+	GinkgoHelper()
+	e := d.Env
 	d.waitDatabase(ctx)
 	d.waitWorkload(ctx, int32(e.Config.Replicas))
 	rollout := time.Since(applied)
@@ -189,19 +250,8 @@ func (e *Env) Deploy(ctx context.Context, p DeployParams) *Deployment {
 	By("waiting until every ready pod answers through the Service from every node")
 	d.WaitServedEverywhere(ctx)
 	// One line per deployment that a run's log can be grepped for: issue 8's rollouts took 2 min.
-	e.Logger.Info("deployment serving", "namespace", d.Namespace, "strategy", p.Strategy,
+	e.Logger.Info("deployment serving", "namespace", d.Namespace, "strategy", d.Strategy,
 		"rollout", rollout.Round(time.Millisecond), "serving", time.Since(applied).Round(time.Millisecond))
-
-	By("reading every replica's outcome counters: the metrics witness starts from here")
-	d.metricsBase = d.scrapeRegistrationsEventually(ctx)
-	d.podsBase = d.lookAtPodsEventually(ctx)
-
-	By("opening a port-forward to the database, the ground truth")
-	port, stop, err := PortForward(ctx, e.RestConfig, e.Client, d.Namespace, manifests.Selector(manifests.PostgresName), manifests.PostgresPort)
-	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(stop)
-	d.DSN = databaseDSN(db, dbPassword, port)
-	return d
 }
 
 // Target is what a fault acts on: this deployment in the suite's cluster.
