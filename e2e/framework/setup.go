@@ -20,96 +20,14 @@ import (
 // the Env the specs deploy into.
 func Setup(ctx context.Context, cfg *Config) *Env {
 	GinkgoHelper()
-	// Validate loads the target file: a run whose target does not load stops here, in one line,
-	// before any image is built or cluster touched.
-	Expect(cfg.Validate()).To(Succeed())
-	if cfg.Seed == 0 {
-		cfg.Seed = traffic.NewSeed()
-	}
-	Expect(cfg.MakeRunDir(time.Now())).To(Succeed())
-	fmt.Fprintf(GinkgoWriter, "seed %d (replay: make e2e SEED=%d), run %s, artifacts %s\n", cfg.Seed, cfg.Seed, cfg.RunID, cfg.Artifacts)
-	AddReportEntry("seed", cfg.Seed)
-	AddReportEntry("run", cfg.RunID)
-	if ref := cfg.TargetRef(); ref != nil {
-		fmt.Fprintf(GinkgoWriter, "target %s (%s, %s)\n", ref.Name, ref.File, ref.Digest)
-		AddReportEntry("target", *ref)
-	}
+	startRun(cfg)
 	logger := slog.New(slog.NewTextHandler(GinkgoWriter, &slog.HandlerOptions{Level: slog.LevelInfo}))
-
 	if cfg.Mode != "existing" {
-		if cfg.NodeImage == "" {
-			By("choosing the node image (scripts/node-image.sh)")
-			end := beginStage(cfg.Artifacts, "node image (in the suite)")
-			img, err := cluster.NodeImage(ctx, RepoRoot(), GinkgoWriter)
-			end(err)
-			cfg.NodeImage = must(img, err)
-		}
-		if cfg.Image == "" || cfg.PostgresImage == "" || cfg.ToxiproxyImage == "" {
-			By("building the images the suite deploys (scripts/build-image.sh, and the target's build recipe)")
-			end := beginStage(cfg.Artifacts, "images (in the suite)")
-			images, err := cluster.BuildImages(ctx, RepoRoot(), GinkgoWriter, cfg.suiteImageNames()...)
-			end(err)
-			must(images, err)
-			cfg.PostgresImage = firstNonEmpty(cfg.PostgresImage, images["postgres"])
-			cfg.ToxiproxyImage = firstNonEmpty(cfg.ToxiproxyImage, images["toxiproxy"])
-			if cfg.Image == "" {
-				cfg.Image = cfg.targetImage(ctx, images)
-			}
-		}
-		// Built even for host traffic: the network-policy spec's probe pods run it too.
-		if cfg.AttackerImage == "" {
-			By("building the attacker image: in-cluster traffic and network probes (scripts/build-image.sh attacker)")
-			end := beginStage(cfg.Artifacts, "attacker image (in the suite)")
-			images, err := cluster.BuildImages(ctx, RepoRoot(), GinkgoWriter, "attacker")
-			end(err)
-			must(images, err)
-			Expect(images["attacker"]).NotTo(BeEmpty(), "scripts/build-image.sh printed no attacker image")
-			cfg.AttackerImage = images["attacker"]
-		}
+		buildImages(ctx, cfg)
 	}
-
-	By(fmt.Sprintf("bringing up cluster %s (%s mode, run %s)", cfg.ClusterName, cfg.Mode, cfg.RunID))
-	p := cfg.ClusterParams()
-	p.Logger = logger
-	// Every refusal of a right by the API server becomes one "missing permission" line at the
-	// end of the run (MissingPermissions), whichever step met it.
-	p.WrapTransport = recordDenials
-	// New takes the cluster name's lock; the cleanup is registered before Start creates
-	// anything, so that an interrupt at any point (Ginkgo runs DeferCleanup on SIGINT and
-	// SIGTERM) deletes what this run made, unless KEEP=true.
-	c, err := cluster.New(p)
-	Expect(err).NotTo(HaveOccurred(), "cluster %s", cfg.ClusterName)
-	DeferCleanup(func(ctx SpecContext) {
-		Expect(c.Down(ctx)).To(Succeed())
-	}, NodeTimeout(3*time.Minute))
-	end := beginStage(cfg.Artifacts, fmt.Sprintf("cluster: up (%s mode)", cfg.Mode))
-	err = c.Start(ctx)
-	end(err)
-	Expect(err).To(Succeed(), "cluster up")
-
-	var load func(ctx context.Context, images ...string) error
-	if ok, why := c.CanLoadImages(); ok {
-		By("loading the images into the nodes")
-		images := []string{cfg.Image, cfg.PostgresImage, cfg.ToxiproxyImage, cfg.AttackerImage}
-		end := beginStage(cfg.Artifacts, "cluster: images loaded into the nodes")
-		err := c.LoadImages(ctx, images...)
-		end(err)
-		Expect(err).To(Succeed())
-		load = c.LoadImages
-	} else {
-		fmt.Fprintf(GinkgoWriter, "not loading images: %s\n", why)
-	}
-	url := cfg.ServiceURL
-	if url == "" {
-		url, err = c.ServiceURL()
-		if err != nil && cfg.Traffic == TrafficCluster {
-			// The bursts and the chaos rounds come from inside the cluster: the host needs no
-			// way in.
-			fmt.Fprintf(GinkgoWriter, "no address of the target's Service from this host (%v): traffic from inside the cluster only\n", err)
-			url, err = "", nil
-		}
-		Expect(err).NotTo(HaveOccurred(), "the target's address from this host; in existing mode pass -e2e.service-url")
-	}
+	c := bringUp(ctx, cfg, logger)
+	load := loadImages(ctx, cfg, c)
+	url := hostServiceURL(cfg, c)
 	fmt.Fprintf(GinkgoWriter, "traffic: %s\n", cfg.TrafficSource())
 	applier, err := NewApplier(c.RESTConfig())
 	Expect(err).NotTo(HaveOccurred())
@@ -130,6 +48,122 @@ func Setup(ctx context.Context, cfg *Config) *Env {
 		ExportClusterLogs: exportLogs,
 		LoadImages:        load,
 	}
+}
+
+// startRun validates cfg, completes its seed and run directory, and prints and reports them:
+// the lines a failed run is replayed from.
+func startRun(cfg *Config) {
+	GinkgoHelper()
+	// Validate loads the target file: a run whose target does not load stops here, in one line,
+	// before any image is built or cluster touched.
+	Expect(cfg.Validate()).To(Succeed())
+	if cfg.Seed == 0 {
+		cfg.Seed = traffic.NewSeed()
+	}
+	Expect(cfg.MakeRunDir(time.Now())).To(Succeed())
+	fmt.Fprintf(GinkgoWriter, "seed %d (replay: make e2e SEED=%d), run %s, artifacts %s\n", cfg.Seed, cfg.Seed, cfg.RunID, cfg.Artifacts)
+	AddReportEntry("seed", cfg.Seed)
+	AddReportEntry("run", cfg.RunID)
+	if ref := cfg.TargetRef(); ref != nil {
+		fmt.Fprintf(GinkgoWriter, "target %s (%s, %s)\n", ref.Name, ref.File, ref.Digest)
+		AddReportEntry("target", *ref)
+	}
+}
+
+// buildImages chooses the node image and builds the images cfg does not name (the target's,
+// PostgreSQL's, toxiproxy's, the attacker's), each a stage of the run's timeline: a cluster the
+// suite makes runs what this checkout builds.
+func buildImages(ctx context.Context, cfg *Config) {
+	GinkgoHelper()
+	if cfg.NodeImage == "" {
+		By("choosing the node image (scripts/node-image.sh)")
+		end := beginStage(cfg.Artifacts, "node image (in the suite)")
+		img, err := cluster.NodeImage(ctx, RepoRoot(), GinkgoWriter)
+		end(err)
+		cfg.NodeImage = must(img, err)
+	}
+	if cfg.Image == "" || cfg.PostgresImage == "" || cfg.ToxiproxyImage == "" {
+		By("building the images the suite deploys (scripts/build-image.sh, and the target's build recipe)")
+		end := beginStage(cfg.Artifacts, "images (in the suite)")
+		images, err := cluster.BuildImages(ctx, RepoRoot(), GinkgoWriter, cfg.suiteImageNames()...)
+		end(err)
+		must(images, err)
+		cfg.PostgresImage = firstNonEmpty(cfg.PostgresImage, images["postgres"])
+		cfg.ToxiproxyImage = firstNonEmpty(cfg.ToxiproxyImage, images["toxiproxy"])
+		if cfg.Image == "" {
+			cfg.Image = cfg.targetImage(ctx, images)
+		}
+	}
+	// Built even for host traffic: the network-policy spec's probe pods run it too.
+	if cfg.AttackerImage == "" {
+		By("building the attacker image: in-cluster traffic and network probes (scripts/build-image.sh attacker)")
+		end := beginStage(cfg.Artifacts, "attacker image (in the suite)")
+		images, err := cluster.BuildImages(ctx, RepoRoot(), GinkgoWriter, "attacker")
+		end(err)
+		must(images, err)
+		Expect(images["attacker"]).NotTo(BeEmpty(), "scripts/build-image.sh printed no attacker image")
+		cfg.AttackerImage = images["attacker"]
+	}
+}
+
+// bringUp makes or reuses cfg's cluster, its teardown registered before anything is created.
+func bringUp(ctx context.Context, cfg *Config, logger *slog.Logger) *cluster.Cluster {
+	GinkgoHelper()
+	By(fmt.Sprintf("bringing up cluster %s (%s mode, run %s)", cfg.ClusterName, cfg.Mode, cfg.RunID))
+	p := cfg.ClusterParams()
+	p.Logger = logger
+	// Every refusal of a right by the API server becomes one "missing permission" line at the
+	// end of the run (MissingPermissions), whichever step met it.
+	p.WrapTransport = recordDenials
+	// New takes the cluster name's lock; the cleanup is registered before Start creates
+	// anything, so that an interrupt at any point (Ginkgo runs DeferCleanup on SIGINT and
+	// SIGTERM) deletes what this run made, unless KEEP=true.
+	c, err := cluster.New(p)
+	Expect(err).NotTo(HaveOccurred(), "cluster %s", cfg.ClusterName)
+	DeferCleanup(func(ctx SpecContext) {
+		Expect(c.Down(ctx)).To(Succeed())
+	}, NodeTimeout(3*time.Minute))
+	end := beginStage(cfg.Artifacts, fmt.Sprintf("cluster: up (%s mode)", cfg.Mode))
+	err = c.Start(ctx)
+	end(err)
+	Expect(err).To(Succeed(), "cluster up")
+	return c
+}
+
+// loadImages loads the suite's images into c's nodes when c can, and returns how to load more
+// (the self-test's builds); nil when c cannot, and its nodes pull them.
+func loadImages(ctx context.Context, cfg *Config, c *cluster.Cluster) func(ctx context.Context, images ...string) error {
+	GinkgoHelper()
+	ok, why := c.CanLoadImages()
+	if !ok {
+		fmt.Fprintf(GinkgoWriter, "not loading images: %s\n", why)
+		return nil
+	}
+	By("loading the images into the nodes")
+	images := []string{cfg.Image, cfg.PostgresImage, cfg.ToxiproxyImage, cfg.AttackerImage}
+	end := beginStage(cfg.Artifacts, "cluster: images loaded into the nodes")
+	err := c.LoadImages(ctx, images...)
+	end(err)
+	Expect(err).To(Succeed())
+	return c.LoadImages
+}
+
+// hostServiceURL is how this host reaches the target's Service: cfg's, else c's; empty when
+// none exists and the traffic comes from inside the cluster, which needs none.
+func hostServiceURL(cfg *Config, c *cluster.Cluster) string {
+	GinkgoHelper()
+	if cfg.ServiceURL != "" {
+		return cfg.ServiceURL
+	}
+	url, err := c.ServiceURL()
+	if err != nil && cfg.Traffic == TrafficCluster {
+		// The bursts and the chaos rounds come from inside the cluster: the host needs no
+		// way in.
+		fmt.Fprintf(GinkgoWriter, "no address of the target's Service from this host (%v): traffic from inside the cluster only\n", err)
+		url, err = "", nil
+	}
+	Expect(err).NotTo(HaveOccurred(), "the target's address from this host; in existing mode pass -e2e.service-url")
+	return url
 }
 
 // targetImage is the target's image: built among the suite's own (images, by scripts/
