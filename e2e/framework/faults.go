@@ -12,6 +12,7 @@ import (
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
 	. "github.com/onsi/gomega"    //nolint:revive
 
+	"github.com/stampede-e2e/stampede/e2e/attack"
 	"github.com/stampede-e2e/stampede/e2e/chaos"
 	"github.com/stampede-e2e/stampede/e2e/check"
 	"github.com/stampede-e2e/stampede/e2e/history"
@@ -116,6 +117,49 @@ func (d *Deployment) StampedeUnderFault(ctx context.Context, p FaultParams) Faul
 	pool := d.Env.Customers(p.Salt, maxRounds*p.RoundCustomers)
 	customersOf := func(i int) []history.Customer { return pool[i*p.RoundCustomers : (i+1)*p.RoundCustomers] }
 
+	o, all, err := d.roundsUnderFault(ctx, p, send, maxRounds, customersOf)
+	var (
+		ops       []history.Op
+		customers []history.Customer
+		errs      = []error{err}
+	)
+	for _, r := range all {
+		ops = append(ops, r.Ops...)
+		customers = append(customers, customersOf(r.Index)...)
+	}
+	o.Rounds = len(all)
+	o.Recovery, o.Recovered = chaos.Recovery(all, o.Event.End)
+
+	catchUp, err := d.registerAgain(ctx, p, send, customers)
+	errs = append(errs, err)
+	ops = append(ops, catchUp...) // on the spec's clock, with request ids of their own
+	slices.SortStableFunc(ops, func(a, b history.Op) int { return int(a.Call - b.Call) })
+	if o.Recovered && o.Recovery > p.RecoveryBound {
+		o.Recovered = false
+	}
+	o.During = chaos.Window(ops, o.Event)
+
+	dir := d.Dir
+	if p.Name != "" {
+		dir = filepath.Join(d.Dir, p.Name)
+	}
+	writeTrafficErrors(dir, errors.Join(errs...))
+	o.Outcome = d.judge(ctx, judged{ops: ops, customers: customers, faults: []history.Event{o.Event}, coverage: p.Coverage, dir: dir})
+	d.writeFaultReport(dir, o)
+	AddReportEntry("chaos "+p.Fault.Name(), o.Line())
+	d.reportFaultFigures(o)
+	GinkgoWriter.Println(o.Line())
+	appendChaosSummary(d.Env.Config.Artifacts, o.Line())
+	Expect(errors.Join(errs...)).NotTo(HaveOccurred(), "traffic rounds")
+	return o
+}
+
+// roundsUnderFault launches the rounds, applies the fault over them, waits for a round that
+// succeeds whole after it when the fault ran, and stops the rounds: chaos's fault runner, with
+// this spec's traffic. The outcome holds the plan and what the fault did.
+func (d *Deployment) roundsUnderFault(ctx context.Context, p FaultParams, send attack.Sender, maxRounds int,
+	customersOf func(int) []history.Customer) (FaultOutcome, []chaos.Round, error) {
+	GinkgoHelper()
 	By(fmt.Sprintf("sending a round of %d customers x %d simultaneous first registrations every %s from %s; fault %s",
 		p.RoundCustomers, p.Burst, p.RoundEvery, d.Env.Config.TrafficSource(), p.Plan))
 	trafficStart := d.Clock.Since()
@@ -132,49 +176,39 @@ func (d *Deployment) StampedeUnderFault(ctx context.Context, p FaultParams) Faul
 		rounds.AwaitRecovery(ctx, o.Event.End, p.RecoveryBound+30*time.Second) // the bound, plus a round's retries
 	}
 	all, err := rounds.Stop()
-	var (
-		ops       []history.Op
-		customers []history.Customer
-		errs      = []error{err}
-	)
-	for _, r := range all {
-		ops = append(ops, r.Ops...)
-		customers = append(customers, customersOf(r.Index)...)
-	}
-	o.Rounds = len(all)
-	o.Recovery, o.Recovered = chaos.Recovery(all, o.Event.End)
+	return o, all, err
+}
 
-	// The client that gave up during the fault comes back once it is over: one more request
-	// for every customer. A customer whose registration was lost has no row to return; one that
-	// got a token before must get the same token again (the checker's one-token rule), and
-	// every customer must end with a token (its final-token rule).
+// registerAgain sends one more request for every customer once the fault is over. The client
+// that gave up during the fault comes back: a customer whose registration was lost has no row
+// to return; one that got a token before must get the same token again (the checker's
+// one-token rule), and every customer must end with a token (its final-token rule).
+func (d *Deployment) registerAgain(ctx context.Context, p FaultParams, send attack.Sender, customers []history.Customer) ([]history.Op, error) {
+	GinkgoHelper()
 	By(fmt.Sprintf("registering all %d customers once more after the fault: each must get its one token", len(customers)))
 	catchUp, err := send.Send(ctx, d.batch(customers, 1, 10*time.Millisecond, p.Retry, traffic.ForeignKeys{}, d.Env.Logger))
 	if err != nil {
-		errs = append(errs, fmt.Errorf("catch-up: %w", err))
+		return catchUp, fmt.Errorf("catch-up: %w", err)
 	}
-	ops = append(ops, catchUp...) // on the spec's clock, with request ids of their own
-	slices.SortStableFunc(ops, func(a, b history.Op) int { return int(a.Call - b.Call) })
-	if o.Recovered && o.Recovery > p.RecoveryBound {
-		o.Recovered = false
-	}
-	o.During = chaos.Window(ops, o.Event)
+	return catchUp, nil
+}
 
-	dir := d.Dir
-	if p.Name != "" {
-		dir = filepath.Join(d.Dir, p.Name)
+// writeTrafficErrors writes err, when there is one, beside the judgement in dir. The spec fails
+// on it afterwards; until then the judgement is written as usual, and this says beside it that
+// violations may come from requests missing from the history.
+func writeTrafficErrors(dir string, err error) {
+	GinkgoHelper()
+	if err == nil {
+		return
 	}
-	if err := errors.Join(errs...); err != nil {
-		// The spec fails on it below; until then the judgement is written as usual, and this
-		// says beside it that violations may come from requests missing from the history.
-		msg := fmt.Sprintf("the traffic of this run failed, so its history is incomplete: requests that rounds sent may be "+
-			"missing from it, and the judgement beside this file may count their rows or tokens as violations.\n\n%v\n", err)
-		Expect(report.WriteTextFile(dir, report.TrafficErrorsFile, msg)).To(Succeed())
-	}
-	o.Outcome = d.judge(ctx, judged{ops: ops, customers: customers, faults: []history.Event{o.Event}, coverage: p.Coverage, dir: dir})
-	d.writeFaultReport(dir, o)
-	AddReportEntry("chaos "+p.Fault.Name(), o.Line())
-	// The figures, one report entry each: JUnit properties, results.json, the CI summary.
+	msg := fmt.Sprintf("the traffic of this run failed, so its history is incomplete: requests that rounds sent may be "+
+		"missing from it, and the judgement beside this file may count their rows or tokens as violations.\n\n%v\n", err)
+	Expect(report.WriteTextFile(dir, report.TrafficErrorsFile, msg)).To(Succeed())
+}
+
+// reportFaultFigures adds o's figures as report entries, one each: JUnit properties,
+// results.json and the CI summary read them.
+func (d *Deployment) reportFaultFigures(o FaultOutcome) {
 	recovery := -1.0
 	if o.Recovered {
 		recovery = o.Recovery.Seconds()
@@ -195,10 +229,6 @@ func (d *Deployment) StampedeUnderFault(ctx context.Context, p FaultParams) Faul
 	} {
 		AddReportEntry(name, v, ReportEntryVisibilityNever)
 	}
-	GinkgoWriter.Println(o.Line())
-	appendChaosSummary(d.Env.Config.Artifacts, o.Line())
-	Expect(errors.Join(errs...)).NotTo(HaveOccurred(), "traffic rounds")
-	return o
 }
 
 // writeFaultReport writes the fault's event and figures next to the spec's report.
