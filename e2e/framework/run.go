@@ -131,14 +131,33 @@ func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 	Expect(err).NotTo(HaveOccurred(), "the target's API")
 	contract, err := api.Contract(d.Strategy)
 	Expect(err).NotTo(HaveOccurred(), "the contract of mode %s", d.Strategy)
+	rows := d.readRowsEventually(ctx, j.customers)
+	j.coverage = d.completeCoverage(ctx, j)
+	params := d.checkParams(ctx, api, contract, j)
+	d.planned = append(d.planned, j.customers...)
+	res, err := check.Check(j.ops, rows, params)
+	Expect(err).NotTo(HaveOccurred(), "checker params")
+	// A live answer without its headers was recorded by an older recorder (a stale attacker
+	// image): api-shape would pass it unjudged.
+	Expect(res.HeadersUnrecorded).To(BeZero(), "answers recorded without their headers (Content-Type, Cache-Control, WWW-Authenticate): the recorder predates them; rebuild the attacker image")
+	run := report.Run{Repro: d.Env.Repro(), Base: d.Clock.Base(), History: j.ops, Result: res, Params: params, Rows: rows}
+	writeAndRecheck(j.dir, run, api)
+	summary := d.reportVerdict(j.dir, run)
+	return Outcome{Traffic: &traffic.Outcome{Clock: d.Clock, History: j.ops}, Rows: rows, Result: res, API: &api, Summary: summary}
+}
+
+// readRowsEventually reads the rows of the customers' tenants from the database, the ground
+// truth, retrying through a new port-forward when a fault broke the last one.
+func (d *Deployment) readRowsEventually(ctx context.Context, customers []history.Customer) []check.Row {
+	GinkgoHelper()
 	By("reading every customer row from the database")
 	tenants := map[string]bool{}
-	for _, c := range j.customers {
+	for _, c := range customers {
 		tenants[c.Tenant] = true
 	}
 	ms := slices.Sorted(maps.Keys(tenants))
 	var rows []check.Row
-	Eventually(ctx, func() error {
+	Eventually(ctx, func() (err error) {
 		rows, err = ReadRows(ctx, d.DSN, d.Env.Config.Target.Truth, ms)
 		if err != nil {
 			// A fault may have replaced the database pod or frozen its node, and a port-forward
@@ -147,20 +166,36 @@ func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 		}
 		return err
 	}).WithTimeout(2*time.Minute).WithPolling(time.Second).Should(Succeed(), "read rows")
+	return rows
+}
 
-	if len(j.faults) == 0 && len(j.coverage.ReadyPods) == 0 {
+// completeCoverage fills in what j's coverage leaves to the run: the replicas that served it,
+// the clocks' disagreement on a cluster not made here, and the suite's client-only allowance.
+func (d *Deployment) completeCoverage(ctx context.Context, j judged) check.CoverageParams {
+	GinkgoHelper()
+	cov := j.coverage
+	if len(j.faults) == 0 && len(cov.ReadyPods) == 0 {
 		// Without a fault the replicas are those that served the run; a fault may replace pods.
-		j.coverage.ReadyPods, err = readyPodsFromSlices(ctx, d.Env.Client, d.Namespace, d.Env.Config.serviceName())
+		var err error
+		cov.ReadyPods, err = readyPodsFromSlices(ctx, d.Env.Client, d.Namespace, d.Env.Config.serviceName())
 		Expect(err).NotTo(HaveOccurred(), "read the target's ready replicas")
 	}
-	if d.Env.Config.Mode == "existing" && j.coverage.ClockSkewBound == 0 {
+	if d.Env.Config.Mode == "existing" && cov.ClockSkewBound == 0 {
 		// Nodes of a cluster not made here may disagree on the time: an overlap of two handlers
 		// counts only beyond what the clocks' disagreement could explain, and so does one
 		// attacker's call after another's return (RuleCreated). The attackers' clocks were
 		// corrected onto this host's up to attackerClocks.
-		j.coverage.ClockSkewBound = max(check.EstimateSkew(j.ops).Bound, d.attackerClocks)
+		cov.ClockSkewBound = max(check.EstimateSkew(j.ops).Bound, d.attackerClocks)
 	}
-	j.coverage.AllowClientOnly = j.coverage.AllowClientOnly || d.Env.Config.AllowClientOnlyCoverage
+	cov.AllowClientOnly = cov.AllowClientOnly || d.Env.Config.AllowClientOnlyCoverage
+	return cov
+}
+
+// checkParams reads the witnesses beside the history (the replicas' outcome counters, the
+// JWKS, the pods' restarts), moving the counters' and the pods' bases on to the next
+// judgement, and gathers them with j into the checker's parameters.
+func (d *Deployment) checkParams(ctx context.Context, api check.API, contract check.Contract, j judged) check.Params {
+	GinkgoHelper()
 	By("reading every replica's outcome counters, the second witness of what was answered")
 	after := d.scrapeRegistrationsEventually(ctx)
 	scrapes := &check.MetricsScrapes{Before: d.metricsBase, After: after}
@@ -172,7 +207,7 @@ func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 	restarts := PodChanges(d.podsBase, pods, d.Clock.Base())
 	d.podsBase = pods
 	By(fmt.Sprintf("checking every customer got exactly one valid, consistent token, by the %s contract", contract.Strategy))
-	params := check.Params{
+	return check.Params{
 		API:        api,
 		PublicKey:  d.Key.Public,
 		JWKS:       jwks,
@@ -189,23 +224,29 @@ func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 		Restarts:   restarts,
 		Scrapes:    scrapes,
 	}
-	d.planned = append(d.planned, j.customers...)
-	res, err := check.Check(j.ops, rows, params)
-	Expect(err).NotTo(HaveOccurred(), "checker params")
-	// A live answer without its headers was recorded by an older recorder (a stale attacker
-	// image): api-shape would pass it unjudged.
-	Expect(res.HeadersUnrecorded).To(BeZero(), "answers recorded without their headers (Content-Type, Cache-Control, WWW-Authenticate): the recorder predates them; rebuild the attacker image")
-	run := report.Run{Repro: d.Env.Repro(), Base: d.Clock.Base(), History: j.ops, Result: res, Params: params, Rows: rows}
-	Expect(report.Write(j.dir, run)).To(Succeed())
-	// What was saved must judge the same offline (stampede check): re-judged from the files
-	// alone, here, while the live verdict is at hand.
-	again, err := report.RecheckDir(j.dir, api)
+}
+
+// writeAndRecheck writes run's report into dir and judges it again from the files alone: what
+// was saved must judge the same offline (stampede check), checked here while the live verdict
+// is at hand.
+func writeAndRecheck(dir string, run report.Run, api check.API) {
+	GinkgoHelper()
+	Expect(report.Write(dir, run)).To(Succeed())
+	again, err := report.RecheckDir(dir, api)
 	Expect(err).NotTo(HaveOccurred(), "re-judge the saved artifacts")
+	res := run.Result
 	Expect(again.Same).To(BeTrue(), "re-judging %s from its artifacts gave %s %v, the live run %s %v",
-		j.dir, again.Fresh.Verdict, again.Fresh.Counts, res.Verdict, res.Counts)
+		dir, again.Fresh.Verdict, again.Fresh.Counts, res.Verdict, res.Counts)
+}
+
+// reportVerdict adds run's verdict and coverage as report entries (suffixed with dir's name
+// when dir is a subdirectory of the spec's), prints its summary and returns it.
+func (d *Deployment) reportVerdict(dir string, run report.Run) string {
+	GinkgoHelper()
+	res := run.Result
 	suffix := ""
-	if j.dir != d.Dir {
-		suffix = "[" + filepath.Base(j.dir) + "]"
+	if dir != d.Dir {
+		suffix = "[" + filepath.Base(dir) + "]"
 	}
 	AddReportEntry("verdict"+suffix, string(res.Verdict), ReportEntryVisibilityNever)
 	AddReportEntry("coverage.client"+suffix, res.Coverage.Fraction, ReportEntryVisibilityNever)
@@ -213,7 +254,7 @@ func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 	var summary strings.Builder
 	Expect(run.WriteSummary(&summary)).To(Succeed())
 	GinkgoWriter.Println(summary.String())
-	return Outcome{Traffic: &traffic.Outcome{Clock: d.Clock, History: j.ops}, Rows: rows, Result: res, API: &api, Summary: summary.String()}
+	return summary.String()
 }
 
 // Repro is the command that replays the running spec with the same seed: on the run's cluster
