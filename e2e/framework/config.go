@@ -176,6 +176,17 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 
 // Validate says in one line what is wrong with c.
 func (c *Config) Validate() error {
+	for _, step := range []func() error{c.validateMode, c.validateDeploy, c.validateTraffic, c.validateTarget, c.validateLoad} {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateMode completes the run's id and its cluster's name, and refuses an existing cluster
+// not named in full or without images it can pull.
+func (c *Config) validateMode() error {
 	if c.RunID == "" {
 		c.RunID = cluster.NewRunID()
 	}
@@ -196,6 +207,12 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("-e2e.mode=%q: use kind, reuse or existing", c.Mode)
 	}
+	return nil
+}
+
+// validateDeploy checks, and completes by the mode, what shapes each deployment: its
+// manifests, its database's storage, its DNS egress and the role bound in its namespace.
+func (c *Config) validateDeploy() error {
 	if c.Manifests != "" {
 		if fi, err := os.Stat(c.Manifests); err != nil || !fi.IsDir() {
 			return fmt.Errorf("-e2e.manifests=%s: not a directory (a kustomize directory of the target)", c.Manifests)
@@ -220,6 +237,12 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("-e2e.run-role=%q: not a ClusterRole name: %s", c.RunRole, msgs[0])
 		}
 	}
+	return nil
+}
+
+// validateTraffic completes by the mode where the traffic comes from, and checks what cluster
+// traffic needs.
+func (c *Config) validateTraffic() error {
 	if c.Traffic == "" {
 		c.Traffic = TrafficHost
 		if c.Mode == "existing" {
@@ -241,12 +264,23 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("-e2e.traffic=%q: use host or cluster", c.Traffic)
 	}
+	return nil
+}
+
+// validateTarget loads the target file, and refuses a target whose image the suite should
+// build but has no recipe for.
+func (c *Config) validateTarget() error {
 	if _, err := c.LoadTarget(); err != nil {
 		return err
 	}
 	if script, _ := c.recipe(); c.Mode != "existing" && c.Image == "" && script == "" {
 		return fmt.Errorf("target %s: its image has no build script the suite runs (deploy.images[0].build.script): give it with -e2e.image", c.Target.Name)
 	}
+	return nil
+}
+
+// validateLoad refuses a load that cannot make a race: one request per customer, or one pod.
+func (c *Config) validateLoad() error {
 	if c.Customers < 1 || c.Burst < 2 {
 		return fmt.Errorf("-e2e.customers must be >= 1 and -e2e.burst >= 2 (a race needs two requests)")
 	}
