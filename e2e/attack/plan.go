@@ -133,16 +133,7 @@ func (p Plan) Args() []string {
 		"-start=" + strconv.FormatInt(p.Start.UnixNano(), 10),
 		"-shards=" + strconv.Itoa(p.Shard.Count),
 	}
-	if seed, tenants, ok := CustomerSeed(p.Customers); ok {
-		args = append(args, "-seed="+strconv.FormatUint(seed, 10), "-customers="+strconv.Itoa(len(p.Customers)),
-			"-tenants="+strconv.Itoa(tenants))
-	} else {
-		list, err := json.Marshal(p.Customers)
-		if err != nil {
-			panic(fmt.Sprintf("marshal customers: %v", err)) // plain strings and ints always marshal
-		}
-		args = append(args, "-customer-list="+string(list))
-	}
+	args = append(args, customerArgs(p.Customers)...)
 	args = append(args, "-request="+string(p.requestJSON()))
 	if p.Timeout > 0 {
 		args = append(args, "-timeout="+p.Timeout.String())
@@ -150,6 +141,28 @@ func (p Plan) Args() []string {
 	if p.MaxLate > 0 {
 		args = append(args, "-max-late="+p.MaxLate.String())
 	}
+	args = append(args, p.keyArgs()...)
+	return append(args, retryArgs(p.Retry)...)
+}
+
+// customerArgs pass cs as the seed that traffic.Customers derives them from when there is
+// one, three numbers instead of a list that a large run would make too long an argument.
+func customerArgs(cs []history.Customer) []string {
+	if seed, tenants, ok := CustomerSeed(cs); ok {
+		return []string{"-seed=" + strconv.FormatUint(seed, 10), "-customers=" + strconv.Itoa(len(cs)),
+			"-tenants=" + strconv.Itoa(tenants)}
+	}
+	list, err := json.Marshal(cs)
+	if err != nil {
+		panic(fmt.Sprintf("marshal customers: %v", err)) // plain strings and ints always marshal
+	}
+	return []string{"-customer-list=" + string(list)}
+}
+
+// keyArgs are the arguments of p's keys: where the pod reads them, and which requests carry
+// a foreign or a wrong one. The keys themselves never go into the arguments.
+func (p Plan) keyArgs() []string {
+	var args []string
 	if p.KeysFile != "" {
 		args = append(args, "-api-keys="+p.KeysFile)
 	}
@@ -165,7 +178,12 @@ func (p Plan) Args() []string {
 	if p.Wrong.Every > 0 {
 		args = append(args, "-wrong-every="+strconv.Itoa(p.Wrong.Every))
 	}
-	r := p.Retry
+	return args
+}
+
+// retryArgs are the arguments of r, each left out at its zero value (the attacker's default).
+func retryArgs(r traffic.RetryParams) []string {
+	var args []string
 	if r.MaxAttempts > 0 {
 		args = append(args, "-retry-attempts="+strconv.Itoa(r.MaxAttempts))
 	}
@@ -204,113 +222,163 @@ func (p Plan) requestJSON() []byte {
 // -api-keys names; getenv supplies IndexEnv when -index is not given.
 func ParseArgs(args []string, getenv func(string) string, usage io.Writer) (Plan, error) {
 	var (
-		p                         Plan
-		start                     int64
-		seed                      uint64
-		count, tenants, index     int
-		list, statuses, template  string
-		fs                        = flag.NewFlagSet("stampede-attacker", flag.ContinueOnError)
-		indexSet, seedSet, listOK bool
+		p   Plan
+		raw rawArgs
+		fs  = planFlags(&p, &raw, usage)
 	)
-	fs.SetOutput(usage)
-	fs.StringVar(&p.URL, "url", "", "the target, e.g. http://app.<namespace>.svc:8080")
-	fs.StringVar(&template, "request", "", "the create request as JSON (request.Template): method, path, headers, auth, body")
-	fs.IntVar(&p.Burst, "burst", 0, "simultaneous requests per customer, from all pods together")
-	fs.DurationVar(&p.Gap, "gap", traffic.DefaultGap, "time between the starts of two customers' bursts")
-	fs.DurationVar(&p.Timeout, "timeout", 0, "bound of each request (default 10s)")
-	fs.Int64Var(&start, "start", 0, "the agreed start instant, Unix nanoseconds")
-	fs.DurationVar(&p.MaxLate, "max-late", 0, "how late after the start this pod may begin (default 1s)")
-	fs.IntVar(&p.Shard.Count, "shards", 1, "how many pods share every burst")
-	fs.IntVar(&index, "index", 0, "this pod's shard, 0 to shards-1 (default $"+IndexEnv+")")
-	fs.Uint64Var(&seed, "seed", 0, "derive the customers from this seed (traffic.Customers)")
-	fs.IntVar(&count, "customers", 0, "number of customers derived from -seed")
-	fs.IntVar(&tenants, "tenants", 0, "tenants the derived customers are spread over")
-	fs.StringVar(&list, "customer-list", "", "the customers as a JSON list, instead of -seed")
-	fs.IntVar(&p.Retry.MaxAttempts, "retry-attempts", 0, "retries per failed request (0: no retry phase)")
-	fs.DurationVar(&p.Retry.MaxWait, "retry-max-wait", 0, "cap of a Retry-After wait")
-	fs.DurationVar(&p.Retry.Backoff, "retry-backoff", 0, "wait before a retry without Retry-After")
-	fs.IntVar(&p.Retry.Concurrency, "retry-concurrency", 0, "retry chains in flight")
-	fs.StringVar(&statuses, "retry-statuses", "", "comma-separated statuses to retry (default 409,503)")
-	fs.BoolVar(&p.Retry.NoRetryOnError, "retry-no-error", false, "do not retry transport errors")
-	fs.StringVar(&p.KeysFile, "api-keys", "", "file of the tenants' keys, lines '<tenant> <key>' (default: send no key)")
-	fs.Float64Var(&p.Foreign.Customers, "foreign-customers", 0, "fraction of customers whose requests carry another tenant's key")
-	fs.IntVar(&p.Foreign.Every, "foreign-every", 0, "of those customers' requests, the seqs that are multiples of this (default all)")
-	fs.Float64Var(&p.Wrong.Customers, "wrong-customers", 0, "fraction of customers some of whose requests carry no key, a malformed, an unknown or another tenant's key")
-	fs.IntVar(&p.Wrong.Every, "wrong-every", 0, "of those customers' requests, the seqs one less than a multiple of this (default all)")
 	if err := fs.Parse(args); err != nil {
 		return Plan{}, err
 	}
 	if fs.NArg() > 0 {
 		return Plan{}, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	fs.Visit(func(f *flag.Flag) {
-		switch f.Name {
-		case "index":
-			indexSet = true
-		case "seed":
-			seedSet = true
-		case "customer-list":
-			listOK = true
-		}
-	})
-	if !indexSet {
-		v := getenv(IndexEnv)
-		if v == "" {
-			return Plan{}, fmt.Errorf("no -index and no $%s: which shard is this?", IndexEnv)
-		}
-		var err error
-		if index, err = strconv.Atoi(v); err != nil {
-			return Plan{}, fmt.Errorf("$%s=%q: %w", IndexEnv, v, err)
-		}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	if p.Shard.Index, err = shardIndex(raw.index, set["index"], getenv); err != nil {
+		return Plan{}, err
 	}
-	p.Shard.Index = index
-	if start != 0 {
-		p.Start = time.Unix(0, start)
+	if raw.start != 0 {
+		p.Start = time.Unix(0, raw.start)
 	}
-	switch {
-	case seedSet && listOK:
-		return Plan{}, errors.New("-seed and -customer-list: give one")
-	case seedSet:
-		if count < 1 || tenants < 1 {
-			return Plan{}, fmt.Errorf("-seed needs -customers and -tenants of at least 1 (got %d, %d)", count, tenants)
-		}
-		if tenants > traffic.MaxTenants {
-			return Plan{}, fmt.Errorf("-tenants %d: at most %d tenants have API keys", tenants, traffic.MaxTenants)
-		}
-		p.Customers = traffic.Customers(seed, count, tenants)
-	case listOK:
-		dec := json.NewDecoder(strings.NewReader(list))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&p.Customers); err != nil {
-			return Plan{}, fmt.Errorf("-customer-list: %w", err)
-		}
+	if p.Customers, err = raw.customers(set["seed"], set["customer-list"]); err != nil {
+		return Plan{}, err
 	}
-	if template != "" {
-		dec := json.NewDecoder(strings.NewReader(template))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&p.Request); err != nil {
+	if raw.template != "" {
+		if err := decodeStrict(raw.template, &p.Request); err != nil {
 			return Plan{}, fmt.Errorf("-request: %w", err)
 		}
 	}
-	if p.KeysFile != "" {
-		b, err := os.ReadFile(p.KeysFile)
-		if err != nil {
-			return Plan{}, fmt.Errorf("-api-keys: %w", err)
-		}
-		if p.Keys, err = ParseKeys(bytes.NewReader(b)); err != nil {
-			return Plan{}, fmt.Errorf("-api-keys %s: %w", p.KeysFile, err)
-		}
+	if p.Keys, err = readKeys(p.KeysFile); err != nil {
+		return Plan{}, err
 	}
-	if statuses != "" {
-		for _, s := range strings.Split(statuses, ",") {
-			code, err := strconv.Atoi(strings.TrimSpace(s))
-			if err != nil || code < 100 || code > 599 {
-				return Plan{}, fmt.Errorf("-retry-statuses: %q is not an HTTP status", s)
-			}
-			p.Retry.Statuses = append(p.Retry.Statuses, code)
-		}
+	if p.Retry.Statuses, err = parseStatuses(raw.statuses); err != nil {
+		return Plan{}, err
 	}
 	return p, p.Validate()
+}
+
+// rawArgs hold the arguments that become a plan's fields only once read together: the start
+// as nanoseconds, the shard's index (or IndexEnv), the customers as a seed or a list, the
+// request and the retried statuses as text.
+type rawArgs struct {
+	start                    int64
+	seed                     uint64
+	count, tenants, index    int
+	list, statuses, template string
+}
+
+// planFlags defines the attacker command's flags: onto p's fields where a flag is one, onto
+// raw's otherwise.
+func planFlags(p *Plan, raw *rawArgs, usage io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("stampede-attacker", flag.ContinueOnError)
+	fs.SetOutput(usage)
+	fs.StringVar(&p.URL, "url", "", "the target, e.g. http://app.<namespace>.svc:8080")
+	fs.StringVar(&raw.template, "request", "", "the create request as JSON (request.Template): method, path, headers, auth, body")
+	fs.IntVar(&p.Burst, "burst", 0, "simultaneous requests per customer, from all pods together")
+	fs.DurationVar(&p.Gap, "gap", traffic.DefaultGap, "time between the starts of two customers' bursts")
+	fs.DurationVar(&p.Timeout, "timeout", 0, "bound of each request (default 10s)")
+	fs.Int64Var(&raw.start, "start", 0, "the agreed start instant, Unix nanoseconds")
+	fs.DurationVar(&p.MaxLate, "max-late", 0, "how late after the start this pod may begin (default 1s)")
+	fs.IntVar(&p.Shard.Count, "shards", 1, "how many pods share every burst")
+	fs.IntVar(&raw.index, "index", 0, "this pod's shard, 0 to shards-1 (default $"+IndexEnv+")")
+	fs.Uint64Var(&raw.seed, "seed", 0, "derive the customers from this seed (traffic.Customers)")
+	fs.IntVar(&raw.count, "customers", 0, "number of customers derived from -seed")
+	fs.IntVar(&raw.tenants, "tenants", 0, "tenants the derived customers are spread over")
+	fs.StringVar(&raw.list, "customer-list", "", "the customers as a JSON list, instead of -seed")
+	fs.IntVar(&p.Retry.MaxAttempts, "retry-attempts", 0, "retries per failed request (0: no retry phase)")
+	fs.DurationVar(&p.Retry.MaxWait, "retry-max-wait", 0, "cap of a Retry-After wait")
+	fs.DurationVar(&p.Retry.Backoff, "retry-backoff", 0, "wait before a retry without Retry-After")
+	fs.IntVar(&p.Retry.Concurrency, "retry-concurrency", 0, "retry chains in flight")
+	fs.StringVar(&raw.statuses, "retry-statuses", "", "comma-separated statuses to retry (default 409,503)")
+	fs.BoolVar(&p.Retry.NoRetryOnError, "retry-no-error", false, "do not retry transport errors")
+	fs.StringVar(&p.KeysFile, "api-keys", "", "file of the tenants' keys, lines '<tenant> <key>' (default: send no key)")
+	fs.Float64Var(&p.Foreign.Customers, "foreign-customers", 0, "fraction of customers whose requests carry another tenant's key")
+	fs.IntVar(&p.Foreign.Every, "foreign-every", 0, "of those customers' requests, the seqs that are multiples of this (default all)")
+	fs.Float64Var(&p.Wrong.Customers, "wrong-customers", 0, "fraction of customers some of whose requests carry no key, a malformed, an unknown or another tenant's key")
+	fs.IntVar(&p.Wrong.Every, "wrong-every", 0, "of those customers' requests, the seqs one less than a multiple of this (default all)")
+	return fs
+}
+
+// shardIndex is -index when given, else IndexEnv's value: an Indexed Job sets it in each pod.
+func shardIndex(index int, set bool, getenv func(string) string) (int, error) {
+	if set {
+		return index, nil
+	}
+	v := getenv(IndexEnv)
+	if v == "" {
+		return 0, fmt.Errorf("no -index and no $%s: which shard is this?", IndexEnv)
+	}
+	index, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, fmt.Errorf("$%s=%q: %w", IndexEnv, v, err)
+	}
+	return index, nil
+}
+
+// customers are the plan's customers, derived from -seed or read from -customer-list; nil
+// when neither is given, which Validate refuses.
+func (raw rawArgs) customers(seedSet, listSet bool) ([]history.Customer, error) {
+	switch {
+	case seedSet && listSet:
+		return nil, errors.New("-seed and -customer-list: give one")
+	case seedSet:
+		if raw.count < 1 || raw.tenants < 1 {
+			return nil, fmt.Errorf("-seed needs -customers and -tenants of at least 1 (got %d, %d)", raw.count, raw.tenants)
+		}
+		if raw.tenants > traffic.MaxTenants {
+			return nil, fmt.Errorf("-tenants %d: at most %d tenants have API keys", raw.tenants, traffic.MaxTenants)
+		}
+		return traffic.Customers(raw.seed, raw.count, raw.tenants), nil
+	case listSet:
+		var cs []history.Customer
+		if err := decodeStrict(raw.list, &cs); err != nil {
+			return nil, fmt.Errorf("-customer-list: %w", err)
+		}
+		return cs, nil
+	}
+	return nil, nil
+}
+
+// decodeStrict reads the JSON s into v, refusing fields v does not have: an attacker older
+// than the suite must fail on what it cannot send, not drop it.
+func decodeStrict(s string, v any) error {
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
+
+// readKeys reads the tenants' keys from file (ParseKeys' format); none when file is empty.
+func readKeys(file string) (map[string]string, error) {
+	if file == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("-api-keys: %w", err)
+	}
+	keys, err := ParseKeys(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("-api-keys %s: %w", file, err)
+	}
+	return keys, nil
+}
+
+// parseStatuses reads -retry-statuses, a comma-separated list of HTTP statuses; nil when empty,
+// so that the retry's default applies.
+func parseStatuses(s string) ([]int, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var codes []int
+	for _, f := range strings.Split(s, ",") {
+		code, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || code < 100 || code > 599 {
+			return nil, fmt.Errorf("-retry-statuses: %q is not an HTTP status", f)
+		}
+		codes = append(codes, code)
+	}
+	return codes, nil
 }
 
 // CustomerSeed finds the seed and tenant count that traffic.Customers derives cs from, if it
