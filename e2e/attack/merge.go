@@ -61,26 +61,8 @@ func Correct(op history.Op, shift time.Duration) history.Op {
 // host run's is. It fails unless there is exactly one output per shard, each from the plan's
 // start, each op of a planned customer and request, and no request is told twice.
 func Merge(outs []Output, p Plan, base time.Time, seqs Seqs) ([]history.Op, error) {
-	var errs []error
+	errs := checkShards(outs, p)
 	shards := p.Shard.Count
-	seen := make([]bool, shards)
-	for _, o := range outs {
-		switch {
-		case o.Shards != shards || o.Index < 0 || o.Index >= shards:
-			errs = append(errs, fmt.Errorf("output of shard %d of %d, the plan has %d shards", o.Index, o.Shards, shards))
-			continue
-		case seen[o.Index]:
-			errs = append(errs, fmt.Errorf("two outputs of shard %d", o.Index))
-		case o.Start != p.Start.UnixNano():
-			errs = append(errs, fmt.Errorf("shard %d started from %d, the plan from %d", o.Index, o.Start, p.Start.UnixNano()))
-		}
-		seen[o.Index] = true
-	}
-	for i, ok := range seen {
-		if !ok {
-			errs = append(errs, fmt.Errorf("no output of shard %d", i))
-		}
-	}
 	planned := make(map[history.Key]history.Customer, len(p.Customers))
 	for _, c := range p.Customers {
 		planned[c.Key()] = c
@@ -122,4 +104,30 @@ func Merge(outs []Output, p Plan, base time.Time, seqs Seqs) ([]history.Op, erro
 		return cmp.Or(cmp.Compare(a.Call, b.Call), strings.Compare(a.ID(), b.ID()))
 	})
 	return ops, nil
+}
+
+// checkShards says what is wrong with the set of outs as p's: an output of a shard p does not
+// have, two of one shard, one from another start, or a shard without one.
+func checkShards(outs []Output, p Plan) []error {
+	var errs []error
+	shards := p.Shard.Count
+	seen := make([]bool, shards)
+	for _, o := range outs {
+		switch {
+		case o.Shards != shards || o.Index < 0 || o.Index >= shards:
+			errs = append(errs, fmt.Errorf("output of shard %d of %d, the plan has %d shards", o.Index, o.Shards, shards))
+			continue
+		case seen[o.Index]:
+			errs = append(errs, fmt.Errorf("two outputs of shard %d", o.Index))
+		case o.Start != p.Start.UnixNano():
+			errs = append(errs, fmt.Errorf("shard %d started from %d, the plan from %d", o.Index, o.Start, p.Start.UnixNano()))
+		}
+		seen[o.Index] = true
+	}
+	for i, ok := range seen {
+		if !ok {
+			errs = append(errs, fmt.Errorf("no output of shard %d", i))
+		}
+	}
+	return errs
 }
