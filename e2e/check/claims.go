@@ -61,88 +61,111 @@ func plainClaims(s string, cl *tokenClaims) bool {
 	}
 	var seen [6]bool
 	for body != "" {
-		if body[0] != '"' {
+		key, str, num, rest, ok := cutMember(body)
+		if !ok || !cl.setMember(key, str, num, &seen) {
 			return false
-		}
-		key, rest, ok := cutPlain(body[1:], `":`)
-		if !ok {
-			return false
-		}
-		var str, num string
-		switch {
-		case strings.HasPrefix(rest, `"`):
-			if str, rest, ok = cutPlain(rest[1:], `"`); !ok {
-				return false
-			}
-		default:
-			n := strings.IndexByte(rest, ',')
-			if n < 0 {
-				n = len(rest)
-			}
-			if num, rest = rest[:n], rest[n:]; !jsonInteger(num) {
-				return false
-			}
-		}
-		if rest != "" {
-			if rest[0] != ',' || len(rest) == 1 {
-				return false
-			}
-			rest = rest[1:]
 		}
 		body = rest
-		k := -1
-		for i, name := range claimKeys {
-			if strings.EqualFold(key, name) {
-				k = i
-			}
+	}
+	return true
+}
+
+// cutMember cuts the first member off body, a non-empty JSON object's members without its
+// braces: its key, its value as a plain string (str) or an integer (num), and the members
+// after it. ok is false unless the member is one that plainClaims reads as json would.
+func cutMember(body string) (key, str, num, rest string, ok bool) {
+	if body[0] != '"' {
+		return "", "", "", "", false
+	}
+	if key, rest, ok = cutPlain(body[1:], `":`); !ok {
+		return "", "", "", "", false
+	}
+	if strings.HasPrefix(rest, `"`) {
+		if str, rest, ok = cutPlain(rest[1:], `"`); !ok {
+			return "", "", "", "", false
 		}
-		switch {
-		case k < 0:
-			if num != "" {
-				continue // json reads no number into a string claim
-			}
-			// json keeps the last of a repeated name; more than inline holds go to json too.
-			for _, m := range cl.inline[:cl.n] {
-				if m.name == key {
-					return false
-				}
-			}
-			if cl.n == len(cl.inline) {
-				return false
-			}
-			cl.inline[cl.n] = member{name: key, raw: str}
-			cl.n++
-			continue
-		case key != claimKeys[k] || seen[k]:
-			return false
+	} else {
+		n := strings.IndexByte(rest, ',')
+		if n < 0 {
+			n = len(rest)
 		}
-		seen[k] = true
-		isNum := num != ""
-		switch key {
-		case "iat", "exp", "nbf":
-			if !isNum {
-				return false
-			}
-		default:
-			if isNum {
-				return false
-			}
-		}
-		switch key {
-		case "iss":
-			cl.Issuer = str
-		case "sub":
-			cl.Subject = str
-		case "aud":
-			cl.Audience = json.RawMessage(`"` + str + `"`)
-		case "iat":
-			cl.IssuedAt = json.Number(num)
-		case "exp":
-			cl.ExpiresAt = json.Number(num)
-		case "nbf":
-			cl.NotBefore = json.Number(num)
+		if num, rest = rest[:n], rest[n:]; !jsonInteger(num) {
+			return "", "", "", "", false
 		}
 	}
+	if rest != "" {
+		if rest[0] != ',' || len(rest) == 1 {
+			return "", "", "", "", false
+		}
+		rest = rest[1:]
+	}
+	return key, str, num, rest, true
+}
+
+// setMember sets the registered claim key to str or num, or keeps key's string among the
+// others (seen marks the registered claims set so far). It is false where json.Unmarshal would
+// read the member otherwise: a key that matches a claim only case-insensitively, a claim
+// repeated, a number where a string belongs or the reverse.
+func (cl *tokenClaims) setMember(key, str, num string, seen *[6]bool) bool {
+	k := -1
+	for i, name := range claimKeys {
+		if strings.EqualFold(key, name) {
+			k = i
+		}
+	}
+	switch {
+	case k < 0:
+		return cl.addOther(key, str, num)
+	case key != claimKeys[k] || seen[k]:
+		return false
+	}
+	seen[k] = true
+	isNum := num != ""
+	switch key {
+	case "iat", "exp", "nbf":
+		if !isNum {
+			return false
+		}
+	default:
+		if isNum {
+			return false
+		}
+	}
+	switch key {
+	case "iss":
+		cl.Issuer = str
+	case "sub":
+		cl.Subject = str
+	case "aud":
+		cl.Audience = json.RawMessage(`"` + str + `"`)
+	case "iat":
+		cl.IssuedAt = json.Number(num)
+	case "exp":
+		cl.ExpiresAt = json.Number(num)
+	case "nbf":
+		cl.NotBefore = json.Number(num)
+	}
+	return true
+}
+
+// addOther keeps the string member key beyond the registered claims in cl.inline, and skips a
+// number, which json reads into no string claim. It is false when json would read the members
+// otherwise than inline holds them: json keeps the last of a repeated name, and more than
+// inline holds go to json too.
+func (cl *tokenClaims) addOther(key, str, num string) bool {
+	if num != "" {
+		return true
+	}
+	for _, m := range cl.inline[:cl.n] {
+		if m.name == key {
+			return false
+		}
+	}
+	if cl.n == len(cl.inline) {
+		return false
+	}
+	cl.inline[cl.n] = member{name: key, raw: str}
+	cl.n++
 	return true
 }
 
