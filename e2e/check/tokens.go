@@ -221,7 +221,6 @@ func verifyToken(tok string, r tokenRules) (tokenClaims, error) {
 
 // verifyTokenWith is verifyToken reading what tc knows of the token, when tc is not nil.
 func verifyTokenWith(tok string, r tokenRules, tc *tokenCache) (tokenClaims, error) {
-	var cl tokenClaims
 	fail := func(format string, args ...any) (tokenClaims, error) {
 		return tokenClaims{}, fmt.Errorf("token %s does not verify: %s", Fingerprint(tok), fmt.Sprintf(format, args...))
 	}
@@ -254,42 +253,60 @@ func verifyTokenWith(tok string, r tokenRules, tc *tokenCache) (tokenClaims, err
 	if !ok {
 		return fail("signature is invalid")
 	}
+	cl, err := verifyClaims(payload, r)
+	if err != nil {
+		return fail("%v", err)
+	}
+	return cl, nil
+}
+
+// verifyClaims decodes a token's claims from its payload segment and holds them to r: the
+// issuer, the audience, exp and nbf as NumericDates, and exp exactly the TTL after iat.
+func verifyClaims(payload string, r tokenRules) (tokenClaims, error) {
+	var cl tokenClaims
 	pb, err := base64.RawURLEncoding.DecodeString(payload)
 	if err != nil {
-		return fail("claims: %v", err)
+		return tokenClaims{}, fmt.Errorf("claims: %v", err)
 	}
 	if err := parseClaims(pb, &cl); err != nil {
-		return fail("claims: %v", err)
+		return tokenClaims{}, fmt.Errorf("claims: %v", err)
 	}
 	if cl.Issuer != r.issuer {
-		return fail("issuer %q, want %q", cl.Issuer, r.issuer)
+		return tokenClaims{}, fmt.Errorf("issuer %q, want %q", cl.Issuer, r.issuer)
 	}
 	if r.audience != "" {
 		if err := matchAudience(cl.Audience, r.audience); err != nil {
-			return fail("%v", err)
+			return tokenClaims{}, err
 		}
 	}
 	if cl.expires, err = numericDate(cl.ExpiresAt); err != nil {
-		return fail("exp: %v", err)
+		return tokenClaims{}, fmt.Errorf("exp: %v", err)
 	}
 	if cl.notBefore, err = numericDate(cl.NotBefore); err != nil {
-		return fail("nbf: %v", err)
+		return tokenClaims{}, fmt.Errorf("nbf: %v", err)
 	}
 	if r.ttl > 0 {
-		// exp is iat plus the TTL, both whole seconds: exactly, or replicas could disagree.
-		iat, err := cl.IssuedAt.Int64()
-		if err != nil {
-			return fail("iat %q: no whole second to count exp from", cl.IssuedAt.String())
-		}
-		want := iat + int64(r.ttl/time.Second)
-		switch exp, err := cl.ExpiresAt.Int64(); {
-		case cl.ExpiresAt == "":
-			return fail("no exp, want iat %d + %s = %d", iat, r.ttl, want)
-		case err != nil || exp != want:
-			return fail("exp %s, want iat %d + %s = %d", cl.ExpiresAt, iat, r.ttl, want)
+		if err := checkTTL(cl, r.ttl); err != nil {
+			return tokenClaims{}, err
 		}
 	}
 	return cl, nil
+}
+
+// checkTTL holds exp to iat plus ttl, both whole seconds: exactly, or replicas could disagree.
+func checkTTL(cl tokenClaims, ttl time.Duration) error {
+	iat, err := cl.IssuedAt.Int64()
+	if err != nil {
+		return fmt.Errorf("iat %q: no whole second to count exp from", cl.IssuedAt.String())
+	}
+	want := iat + int64(ttl/time.Second)
+	switch exp, err := cl.ExpiresAt.Int64(); {
+	case cl.ExpiresAt == "":
+		return fmt.Errorf("no exp, want iat %d + %s = %d", iat, ttl, want)
+	case err != nil || exp != want:
+		return fmt.Errorf("exp %s, want iat %d + %s = %d", cl.ExpiresAt, iat, ttl, want)
+	}
+	return nil
 }
 
 // checkHeader reads a JWS header, says why it is not one of the suite's algorithm, and returns
