@@ -150,34 +150,12 @@ func APIFromTarget(t *target.Target) (API, error) {
 		api.Replayed = &p
 	}
 	api.labelSuccesses()
-	for _, a := range e.Answers {
-		members := a.Members
-		if members == nil {
-			members = e.Members
-		}
-		p, err := promise(a.Code, a.Status, e.ContentType, members, a.Headers)
-		if err != nil {
-			return API{}, err
-		}
-		p.RetryAfter = a.RetryAfter
-		clean := (a.Clean == nil || *a.Clean) && !slices.Contains(notCleanClasses, a.Class)
-		api.Errors = append(api.Errors, ErrorPromise{Promise: p, Class: a.Class, Clean: clean})
+	if api.Errors, err = errorPromises(e); err != nil {
+		return API{}, err
 	}
 	if v := r.Verifier; v != nil && v.Type == "jwt" {
-		if !slices.Contains(v.Algorithms, "EdDSA") {
-			return API{}, fmt.Errorf("api: the jwt verifier checks EdDSA signatures only, the target's algorithms are %v", v.Algorithms)
-		}
-		api.Verifier, api.JWKSPath = VerifierJWT, v.JWKSPath
-		api.Issuer, api.Audience = settingDefault(v.Issuer), settingDefault(v.Audience)
-		if ttl := settingDefault(v.TTL); ttl != "" {
-			if api.TTL, err = time.ParseDuration(ttl); err != nil {
-				return API{}, fmt.Errorf("api: ttl: %w", err)
-			}
-		}
-		for _, claim := range slices.Sorted(maps.Keys(v.Claims)) {
-			if field, ok := strings.CutPrefix(v.Claims[claim], "request."); ok {
-				api.Claims = append(api.Claims, ClaimField{Claim: claim, Field: field})
-			}
+		if err := api.readJWT(v); err != nil {
+			return API{}, err
 		}
 	}
 	api.Agree = slices.Sorted(maps.Keys(t.Truth.Columns.Agree))
@@ -194,6 +172,49 @@ func APIFromTarget(t *target.Target) (API, error) {
 		api.Contracts = append(api.Contracts, c)
 	}
 	return api, nil
+}
+
+// errorPromises reads the promises of the target's error answers: each its own members, or
+// the errors' common ones, and clean unless the target says otherwise or its class answers
+// another request (notCleanClasses).
+func errorPromises(e target.Errors) ([]ErrorPromise, error) {
+	var ps []ErrorPromise
+	for _, a := range e.Answers {
+		members := a.Members
+		if members == nil {
+			members = e.Members
+		}
+		p, err := promise(a.Code, a.Status, e.ContentType, members, a.Headers)
+		if err != nil {
+			return nil, err
+		}
+		p.RetryAfter = a.RetryAfter
+		clean := (a.Clean == nil || *a.Clean) && !slices.Contains(notCleanClasses, a.Class)
+		ps = append(ps, ErrorPromise{Promise: p, Class: a.Class, Clean: clean})
+	}
+	return ps, nil
+}
+
+// readJWT reads a jwt verifier's settings into api: its JWKS, issuer, audience and TTL, and
+// the claims that carry a request's field. It refuses algorithms the checker cannot verify.
+func (api *API) readJWT(v *target.Verifier) error {
+	if !slices.Contains(v.Algorithms, "EdDSA") {
+		return fmt.Errorf("api: the jwt verifier checks EdDSA signatures only, the target's algorithms are %v", v.Algorithms)
+	}
+	api.Verifier, api.JWKSPath = VerifierJWT, v.JWKSPath
+	api.Issuer, api.Audience = settingDefault(v.Issuer), settingDefault(v.Audience)
+	if ttl := settingDefault(v.TTL); ttl != "" {
+		var err error
+		if api.TTL, err = time.ParseDuration(ttl); err != nil {
+			return fmt.Errorf("api: ttl: %w", err)
+		}
+	}
+	for _, claim := range slices.Sorted(maps.Keys(v.Claims)) {
+		if field, ok := strings.CutPrefix(v.Claims[claim], "request."); ok {
+			api.Claims = append(api.Claims, ClaimField{Claim: claim, Field: field})
+		}
+	}
+	return nil
 }
 
 // promise reads one outcome's promise from the target file's terms.
