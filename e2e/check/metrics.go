@@ -86,29 +86,7 @@ func checkMetrics(api *API, ops []history.Op, w *MetricsWitness) []Violation {
 	if w == nil || api.Counter == nil {
 		return nil
 	}
-	seen := map[string]map[string]float64{}
-	unanswered := 0
-	var unscraped []string
-	for _, op := range ops {
-		outcome, ok := OutcomeOf(api, op)
-		if !ok {
-			unanswered++
-			continue
-		}
-		if slices.Contains(w.Gone, op.Pod) {
-			continue
-		}
-		if _, scraped := w.Pods[op.Pod]; !scraped {
-			if !slices.Contains(unscraped, op.Pod) {
-				unscraped = append(unscraped, op.Pod)
-			}
-			continue
-		}
-		if seen[op.Pod] == nil {
-			seen[op.Pod] = map[string]float64{}
-		}
-		seen[op.Pod][outcome]++
-	}
+	seen, unanswered, unscraped := answersByPod(api, ops, w)
 	var vs []Violation
 	add := func(pods []string, format string, args ...any) {
 		detail := fmt.Sprintf(format, args...)
@@ -142,4 +120,32 @@ func checkMetrics(api *API, ops []history.Op, w *MetricsWitness) []Violation {
 		add(slices.Sorted(maps.Keys(w.Pods)), "the pods counted %g registrations more than they answered, but only %d requests got no answer", excess, unanswered)
 	}
 	return vs
+}
+
+// answersByPod counts the answers in ops per scraped pod and outcome (seen), the requests that
+// got no answer, and lists the pods that answered but were neither scraped nor known gone, in
+// the order they first answered.
+func answersByPod(api *API, ops []history.Op, w *MetricsWitness) (seen map[string]map[string]float64, unanswered int, unscraped []string) {
+	seen = map[string]map[string]float64{}
+	for _, op := range ops {
+		outcome, ok := OutcomeOf(api, op)
+		if !ok {
+			unanswered++
+			continue
+		}
+		if slices.Contains(w.Gone, op.Pod) {
+			continue
+		}
+		if _, scraped := w.Pods[op.Pod]; !scraped {
+			if !slices.Contains(unscraped, op.Pod) {
+				unscraped = append(unscraped, op.Pod)
+			}
+			continue
+		}
+		if seen[op.Pod] == nil {
+			seen[op.Pod] = map[string]float64{}
+		}
+		seen[op.Pod][outcome]++
+	}
+	return seen, unanswered, unscraped
 }
