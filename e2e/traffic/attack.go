@@ -262,6 +262,8 @@ func (p *Params) header(op history.Op, id string) http.Header {
 // ProgressEvery is how often a traffic run logs how far its bursts are.
 var ProgressEvery = 10 * time.Second
 
+// burst sends this shard's share of every customer's burst, paced by BurstPacer, through rec's
+// client, and fails when a result came back without its request id or fewer came back than sent.
 func burst(ctx context.Context, p Params, rec *Recorder, client *http.Client) error {
 	size := len(p.Shard.Seqs(p.Burst))
 	if size == 0 {
@@ -286,23 +288,8 @@ func burst(ctx context.Context, p Params, rec *Recorder, client *http.Client) er
 		m       vegeta.Metrics // for the log line; the report computes its own from the history
 		done    atomic.Int64   // results so far, for the progress lines
 	)
-	// A line every ProgressEvery while bursts are out: a long run must not look hung.
-	finished := make(chan struct{})
-	defer close(finished)
-	go func() {
-		tick := time.NewTicker(ProgressEvery)
-		defer tick.Stop()
-		for {
-			select {
-			case <-tick.C:
-				n := int(done.Load())
-				p.Logger.Info("bursts in progress", "answered", n, "requests", want,
-					"customers", len(p.Customers), "burst", p.Burst)
-			case <-finished:
-				return
-			}
-		}
-	}()
+	stopProgress := logProgress(p, &done, want)
+	defer stopProgress()
 	for res := range atk.Attack(targeter(p, rec), pacer, 0, "stampede") {
 		results++
 		done.Add(1)
@@ -322,4 +309,25 @@ func burst(ctx context.Context, p Params, rec *Recorder, client *http.Client) er
 		errs = append(errs, fmt.Errorf("burst phase: %d results, want %d", results, want))
 	}
 	return errors.Join(errs...)
+}
+
+// logProgress logs how many of want requests were answered (done) every ProgressEvery while
+// bursts are out, until the returned func is called: a long run must not look hung.
+func logProgress(p Params, done *atomic.Int64, want int) (stop func()) {
+	finished := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(ProgressEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				n := int(done.Load())
+				p.Logger.Info("bursts in progress", "answered", n, "requests", want,
+					"customers", len(p.Customers), "burst", p.Burst)
+			case <-finished:
+				return
+			}
+		}
+	}()
+	return func() { close(finished) }
 }

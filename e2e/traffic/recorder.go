@@ -133,20 +133,7 @@ func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	op.LocalAddr, op.ConnReused = conn.local, conn.reused
 	conn.Unlock()
 	if resp != nil {
-		op.Status = resp.StatusCode
-		if r.observe.PodHeader != "" {
-			op.Pod = resp.Header.Get(r.observe.PodHeader)
-		}
-		op.RetryAfter = resp.Header.Get("Retry-After")
-		op.ContentType = intern(resp.Header.Get("Content-Type"), "application/json")
-		op.CacheControl = intern(resp.Header.Get("Cache-Control"), "no-store")
-		op.WWWAuthenticate = intern(resp.Header.Get("WWW-Authenticate"), "Bearer")
-		op.HeadersRecorded = true
-		if start, end, ok := r.handlerInterval(resp.Header); ok {
-			// Wall time against the base's wall time: the pod's clock, on the run's time base.
-			op.ServerStart, op.ServerEnd = start.Sub(r.clock.Base()), end.Sub(r.clock.Base())
-		}
-		op.Body = string(body)
+		r.recordAnswer(&op, resp, body)
 	}
 	if err != nil {
 		op.Error = err.Error()
@@ -163,6 +150,25 @@ func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	resp.ContentLength = int64(len(body))
 	return resp, nil
+}
+
+// recordAnswer records in op what the checks read of an answer: its status, the pod that
+// served it, the headers the API promises, the handler's interval and the body.
+func (r *Recorder) recordAnswer(op *history.Op, resp *http.Response, body []byte) {
+	op.Status = resp.StatusCode
+	if r.observe.PodHeader != "" {
+		op.Pod = resp.Header.Get(r.observe.PodHeader)
+	}
+	op.RetryAfter = resp.Header.Get("Retry-After")
+	op.ContentType = intern(resp.Header.Get("Content-Type"), "application/json")
+	op.CacheControl = intern(resp.Header.Get("Cache-Control"), "no-store")
+	op.WWWAuthenticate = intern(resp.Header.Get("WWW-Authenticate"), "Bearer")
+	op.HeadersRecorded = true
+	if start, end, ok := r.handlerInterval(resp.Header); ok {
+		// Wall time against the base's wall time: the pod's clock, on the run's time base.
+		op.ServerStart, op.ServerEnd = start.Sub(r.clock.Base()), end.Sub(r.clock.Base())
+	}
+	op.Body = string(body)
 }
 
 // readBounded reads at most limit bytes of body, drains the rest so that a
