@@ -153,13 +153,13 @@ func (cl *tokenClaims) setMember(key, str, num string, seen *[6]bool) bool {
 // otherwise than inline holds them: json keeps the last of a repeated name, and more than
 // inline holds go to json too.
 func (cl *tokenClaims) addOther(key, str, num string) bool {
-	if num != "" {
-		return true
-	}
 	for _, m := range cl.inline[:cl.n] {
 		if m.name == key {
-			return false
+			return false // a string repeated, even as a number: json keeps the last
 		}
+	}
+	if num != "" {
+		return true
 	}
 	if cl.n == len(cl.inline) {
 		return false
