@@ -17,8 +17,8 @@ import (
 )
 
 const (
-	issuer   = "stampede-tokensvc"
-	audience = "stampede-merchant-api"
+	issuer   = "widgets-issuer"
+	audience = "widgets-clients"
 	tokenTTL = 24 * time.Hour
 )
 
@@ -43,8 +43,8 @@ type claims struct {
 	// Aud is aud as the service writes it, a plain string (jwt's ClaimStrings would write a
 	// list); a fixture may set a list.
 	Aud       any    `json:"aud,omitempty"`
-	Tenant    string `json:"mid"`
-	EntityKey string `json:"ext"`
+	Tenant    string `json:"ten"`
+	EntityKey string `json:"ref"`
 }
 
 // serviceClaims are the claims the service should sign for row, changed by edit. exp is iat
@@ -124,7 +124,7 @@ func suiteJWKS() []JWKSFetch {
 
 func msec(n int) time.Duration { return time.Duration(n) * time.Millisecond }
 
-// ok is a 200 with token whose customer_id is the token's sub, created=false.
+// ok is a 200 with token whose id member is the token's sub, created=false.
 func ok(t *testing.T, c history.Customer, seq, attempt int, pod string, call, ret int, token string) history.Op {
 	t.Helper()
 	return answered(t, c, seq, attempt, pod, call, ret, token, false)
@@ -207,7 +207,7 @@ const (
 // contract returns the contract of the token service's mode.
 func contract(t testing.TB, mode string) Contract {
 	t.Helper()
-	c, err := tokensvcAPI.Contract(mode)
+	c, err := fixtureAPI.Contract(mode)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,11 +218,11 @@ func contract(t testing.TB, mode string) Contract {
 // intervals unless a test adds them, so client-side coverage alone is allowed;
 // TestServerCoverage judges the default.
 func params() Params {
-	c, err := tokensvcAPI.Contract(modeFailFast)
+	c, err := fixtureAPI.Contract(modeFailFast)
 	if err != nil {
 		panic(err)
 	}
-	return Params{API: tokensvcAPI, PublicKey: suiteKey.Public().(ed25519.PublicKey), JWKS: suiteJWKS(), Issuer: issuer, Audience: audience, TokenTTL: tokenTTL,
+	return Params{API: fixtureAPI, PublicKey: suiteKey.Public().(ed25519.PublicKey), JWKS: suiteJWKS(), Issuer: issuer, Audience: audience, TokenTTL: tokenTTL,
 		Base: base, Contract: c, Faults: []history.Event{dbFault}, Coverage: CoverageParams{MinCovered: 1, MinFraction: 0.5, AllowClientOnly: true}}
 }
 
@@ -324,7 +324,7 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name: "2xx without a token",
-			ops:  replace(good, op(alice, 1, 0, "pod-b", 1, 9, 200, `{"token":null,"customer_id":null,"created":false}`)),
+			ops:  replace(good, op(alice, 1, 0, "pod-b", 1, 9, 200, `{"credential":null,"widget_id":null,"created":false}`)),
 			rows: rows, verdict: VerdictFail,
 			counts: map[Rule]int{RuleValidToken: 1},
 		},
@@ -347,8 +347,8 @@ func TestCheck(t *testing.T) {
 			counts: map[Rule]int{RuleTokenMatchesRow: 1, RuleOneToken: 1},
 		},
 		{
-			name: "customer_id is not the sub",
-			ops:  replace(good, op(alice, 1, 0, "pod-b", 1, 9, 200, fmt.Sprintf(`{"token":%q,"customer_id":%q,"created":false}`, ta, rowB.ID))),
+			name: "the id member is not the sub",
+			ops:  replace(good, op(alice, 1, 0, "pod-b", 1, 9, 200, fmt.Sprintf(`{"credential":%q,"widget_id":%q,"created":false}`, ta, rowB.ID))),
 			rows: rows, verdict: VerdictFail,
 			counts: map[Rule]int{RuleTokenMatchesRow: 1, RuleTenants: 1},
 		},
