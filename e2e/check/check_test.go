@@ -548,3 +548,41 @@ func TestCheckRefusesToJudgeWithoutKeyOrIssuer(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestKeyTenant: a request writes its key tenant as key_tenant and reads it back; a
+// request of a violations.json written before (history.KeyTenantMemberBefore) loads with the
+// same key tenant, and re-written it is the request a fresh check writes, so that a re-check of
+// an older run compares equal.
+func TestRequestKeyTenant(t *testing.T) {
+	fresh := Request{ID: "0/1/0", Seq: 1, Phase: history.PhaseBurst, KeyTenant: "m-9-1", KeyKind: history.KeyForeign,
+		Call: msec(1), Return: msec(9), Status: 403, Pod: "pod-b"}
+	b, err := json.Marshal(fresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"key_tenant":"m-9-1"`) || strings.Contains(string(b), history.KeyTenantMemberBefore) {
+		t.Errorf("written %s: want key_tenant alone", b)
+	}
+	old := `{"id":"0/1/0","seq":1,"attempt":0,"phase":"burst","` + history.KeyTenantMemberBefore +
+		`":"m-9-1","key_kind":"foreign","call_ns":1000000,"return_ns":9000000,"status":403,"pod":"pod-b"}`
+	for name, line := range map[string]string{"written now": string(b), "written before": old} {
+		var back Request
+		if err := json.Unmarshal([]byte(line), &back); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if back != fresh {
+			t.Errorf("%s: read %+v, want %+v", name, back, fresh)
+		}
+		again, _ := json.Marshal(back)
+		if !bytes.Equal(again, b) {
+			t.Errorf("%s: re-written %s, want %s", name, again, b)
+		}
+	}
+	var none Request
+	if err := json.Unmarshal([]byte(`{"id":"0/0/0","phase":"burst"}`), &none); err != nil || none.KeyTenant != "" {
+		t.Errorf("no key: %+v, %v", none, err)
+	}
+	if err := json.Unmarshal([]byte(`{"id":"0/0/0","`+history.KeyTenantMemberBefore+`":7}`), &none); err == nil {
+		t.Errorf("a key tenant that is no string: no error")
+	}
+}
