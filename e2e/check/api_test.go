@@ -1,15 +1,19 @@
 package check
 
 import (
+	"reflect"
 	"testing"
 	"time"
 
 	"github.com/stampede-e2e/stampede/e2e/target"
 )
 
-// tokensvcAPI is the bundled token service's API, read from its target file as the suite reads
-// it: the tests build its bodies and hold them to it.
-var tokensvcAPI = mustAPI("../../targets/tokensvc/target.yaml")
+// fixtureAPI is the API of the tests' made-up target (e2e/testdata/widgets), read from its file
+// as the suite reads a target's: the tests build its bodies and hold them to it. It has the shape
+// of the bundled token service's API under names of its own, so that a rule passing on it reads
+// the target's names instead of knowing one service's (the token service's package holds that
+// one's file to its facts).
+var fixtureAPI = mustAPI("../testdata/widgets/target.yaml")
 
 func mustAPI(file string) API {
 	t, err := target.Load(file)
@@ -23,14 +27,14 @@ func mustAPI(file string) API {
 	return api
 }
 
-// TestAPIFromTokensvc holds what the token service's target file says to what its service
-// answers: the pointers, the promises of its outcomes and of a few errors.
-func TestAPIFromTokensvc(t *testing.T) {
-	a := tokensvcAPI
-	if a.ID != "/customer_id" || a.Created != "/created" || a.Credential != "/token" || a.ErrorCode != "/error" || a.Verifier != VerifierJWT {
+// TestAPIFromTarget holds what the fixture's target file says to the API the rules read: the
+// pointers, the promises of its outcomes and of a few errors, the counter and the verifier.
+func TestAPIFromTarget(t *testing.T) {
+	a := fixtureAPI
+	if a.Target != "widgets" || a.ID != "/widget_id" || a.Created != "/created" || a.Credential != "/credential" || a.ErrorCode != "/error" || a.Verifier != VerifierJWT {
 		t.Errorf("pointers %+v", a)
 	}
-	if a.New.Status != 200 || a.New.CacheControl != "no-store" || memberNames(a.New.Members) != "token, customer_id, created" || a.New.Members[2].Type != MemberBoolean {
+	if a.New.Status != 200 || a.New.CacheControl != "no-store" || memberNames(a.New.Members) != "credential, widget_id, created" || a.New.Members[2].Type != MemberBoolean {
 		t.Errorf("new %+v", a.New)
 	}
 	for code, want := range map[string]struct {
@@ -40,7 +44,7 @@ func TestAPIFromTokensvc(t *testing.T) {
 		retry     bool
 		challenge string
 	}{
-		"unauthenticated": {401, false, "error, message", false, "Bearer"},
+		"unauthenticated": {401, false, "error, message", false, "WidgetKey"},
 		"unknown_field":   {400, false, "error, message, field", false, ""},
 		"conflict":        {409, true, "error, message", true, ""},
 		"empty_subject":   {500, true, "error, message", false, ""},
@@ -54,21 +58,23 @@ func TestAPIFromTokensvc(t *testing.T) {
 			t.Errorf("%s: %+v, want %+v", code, p, want)
 		}
 	}
-	if c := a.Counter; c == nil || c.New != "created" || c.NoID != "null_subject" || c.Errors["empty_subject"] != "empty_subject_refused" || c.InvalidInput != "invalid_input" {
+	if c := a.Counter; c == nil || c.Name != "widgets_created_total" || c.Label != "outcome" || c.New != "created" || c.NoID != "null_subject" ||
+		c.Errors["empty_subject"] != "empty_subject_refused" || c.InvalidInput != "invalid_input" {
 		t.Errorf("counter %+v", a.Counter)
 	}
-	if a.Issuer != "stampede-tokensvc" || a.Audience != "stampede-merchant-api" || a.TTL != 24*time.Hour || a.JWKSPath == "" {
+	if a.Issuer != "widgets-issuer" || a.Audience != "widgets-clients" || a.TTL != 24*time.Hour || a.JWKSPath != "/keys" {
 		t.Errorf("jwt settings %q %q %s %q", a.Issuer, a.Audience, a.TTL, a.JWKSPath)
 	}
-	if len(a.Claims) != 2 || a.Agree[0] != "email" {
+	if !reflect.DeepEqual(a.Claims, []ClaimField{{Claim: "ref", Field: "widget_ref"}, {Claim: "ten", Field: "tenant_ref"}}) ||
+		!reflect.DeepEqual(a.Agree, []string{"label", "owner_email"}) {
 		t.Errorf("claims %+v agree %v", a.Claims, a.Agree)
 	}
 }
 
-// The token service's bodies, outcomes and media type, as its tests write and expect them.
+// The fixture's success and error bodies, as its tests write and expect them.
 type tokenResponse struct {
-	Token      string `json:"token"`
-	CustomerID string `json:"customer_id"`
+	Token      string `json:"credential"`
+	CustomerID string `json:"widget_id"`
 	Created    *bool  `json:"created"`
 }
 
@@ -77,7 +83,7 @@ type errorResponse struct {
 	Message string `json:"message"`
 }
 
-// parseTokenResponse reads a token body as the checker does, by the token service's API.
+// parseTokenResponse reads a success body as the checker does, by the fixture's API.
 func parseTokenResponse(body string) (tokenResponse, error) {
 	var buf [8]member
 	o, err := readObject(body, buf[:0])
@@ -85,8 +91,8 @@ func parseTokenResponse(body string) (tokenResponse, error) {
 		return tokenResponse{}, err
 	}
 	var r tokenResponse
-	r.Token, _, _ = o.stringAt(body, tokensvcAPI.Credential)
-	r.CustomerID, _, _ = o.stringAt(body, tokensvcAPI.ID)
+	r.Token, _, _ = o.stringAt(body, fixtureAPI.Credential)
+	r.CustomerID, _, _ = o.stringAt(body, fixtureAPI.ID)
 	if raw, found := o.get("created"); found && raw != "null" {
 		b, _ := boolValue(raw)
 		r.Created = &b
@@ -110,12 +116,12 @@ const (
 	OutcomeInvalidInput    = "invalid_input"
 )
 
-// TestSuccessLabel: findings name the token service's one success promise "token answer", as
-// they did before the API was read from its target file, and an API whose outcomes differ by
-// their outcome.
+// TestSuccessLabel: findings name an API's one success promise by its credential member
+// ("credential answer"; the token service's package holds its "token answer"), and an API
+// whose outcomes differ by their outcome.
 func TestSuccessLabel(t *testing.T) {
-	if tokensvcAPI.New.Outcome != "token" || tokensvcAPI.Existing.Outcome != "token" {
-		t.Errorf("token service's success labels %q, %q", tokensvcAPI.New.Outcome, tokensvcAPI.Existing.Outcome)
+	if fixtureAPI.New.Outcome != "credential" || fixtureAPI.Existing.Outcome != "credential" {
+		t.Errorf("fixture's success labels %q, %q", fixtureAPI.New.Outcome, fixtureAPI.Existing.Outcome)
 	}
 	if a := ordersAPI(t); a.New.Outcome != "new" || a.Replayed.Outcome != "replayed" {
 		t.Errorf("orders' success labels %q, %q", a.New.Outcome, a.Replayed.Outcome)

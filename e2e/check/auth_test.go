@@ -178,7 +178,7 @@ func TestAuthBeforeAPIKeys(t *testing.T) {
 	judge(t, ops, []Row{rowA, rowB}, params(), map[Rule]int{RuleAuth: 2})
 	saved := params().Save()
 	saved.Version, saved.Audience, saved.TokenTTL = 0, "", 0 // a file from before versions and API keys
-	before, err := saved.Params(tokensvcAPI)
+	before, err := saved.Params(fixtureAPI)
 	if err != nil {
 		t.Fatal(err)
 	}

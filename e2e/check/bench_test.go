@@ -27,7 +27,7 @@ import (
 const perCustomer = 6
 
 // syntheticPods are the replicas that serve the synthetic history.
-var syntheticPods = []string{"tokensvc-6b7f9c8d4-2xkqp", "tokensvc-6b7f9c8d4-9mzlt", "tokensvc-6b7f9c8d4-h4wrc", "tokensvc-6b7f9c8d4-tq8vn"}
+var syntheticPods = []string{"widgets-6b7f9c8d4-2xkqp", "widgets-6b7f9c8d4-9mzlt", "widgets-6b7f9c8d4-h4wrc", "widgets-6b7f9c8d4-tq8vn"}
 
 // synthetic is a valid history of n requests and its rows.
 type synthetic struct {
@@ -177,7 +177,7 @@ func reportCPU(b *testing.B, start time.Duration) {
 
 // benchParams are the params that judge the synthetic history.
 func benchParams(b *testing.B) Params {
-	return Params{API: tokensvcAPI, PublicKey: suiteKey.Public().(ed25519.PublicKey), JWKS: suiteJWKS(), Issuer: issuer, Audience: audience, TokenTTL: tokenTTL,
+	return Params{API: fixtureAPI, PublicKey: suiteKey.Public().(ed25519.PublicKey), JWKS: suiteJWKS(), Issuer: issuer, Audience: audience, TokenTTL: tokenTTL,
 		Base: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC), Contract: contract(b, modeAtomic),
 		Coverage: CoverageParams{ReadyPods: syntheticPods}}
 }

@@ -4,7 +4,9 @@
 package check
 
 import (
+	"bytes"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime"
@@ -201,8 +203,9 @@ type Request struct {
 	Seq     int           `json:"seq"`
 	Attempt int           `json:"attempt"`
 	Phase   history.Phase `json:"phase"`
-	// KeyTenant is the tenant whose API key the request carried, "" for none.
-	KeyTenant string `json:"key_merchant,omitempty"`
+	// KeyTenant is the tenant whose API key the request carried, "" for none. Files written
+	// before it was key_tenant name it history.KeyTenantMemberBefore (UnmarshalJSON).
+	KeyTenant string `json:"key_tenant,omitempty"`
 	// KeyKind is the kind of key it carried (history.Op.SentKey).
 	KeyKind history.KeyKind `json:"key_kind,omitempty"`
 	Call    time.Duration   `json:"call_ns"`
@@ -210,6 +213,27 @@ type Request struct {
 	Status  int             `json:"status"`
 	Pod     string          `json:"pod,omitempty"`
 	Error   string          `json:"error,omitempty"`
+}
+
+// UnmarshalJSON reads a request as Request's tags name its members, and its key tenant also
+// under the name violations.json gave it before (history.KeyTenantMemberBefore), so that an
+// older run's result loads and a re-check compares it with a fresh one.
+func (r *Request) UnmarshalJSON(b []byte) error {
+	type plain Request // without this method, so that decoding it does not recurse
+	if err := json.Unmarshal(b, (*plain)(r)); err != nil {
+		return err
+	}
+	if r.KeyTenant != "" || !bytes.Contains(b, []byte(history.KeyTenantMemberBefore)) {
+		return nil
+	}
+	var before map[string]json.RawMessage
+	if err := json.Unmarshal(b, &before); err != nil {
+		return err
+	}
+	if raw, ok := before[history.KeyTenantMemberBefore]; ok {
+		return json.Unmarshal(raw, &r.KeyTenant)
+	}
+	return nil
 }
 
 func requestOf(op history.Op) Request {

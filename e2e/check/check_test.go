@@ -17,8 +17,8 @@ import (
 )
 
 const (
-	issuer   = "stampede-tokensvc"
-	audience = "stampede-merchant-api"
+	issuer   = "widgets-issuer"
+	audience = "widgets-clients"
 	tokenTTL = 24 * time.Hour
 )
 
@@ -43,8 +43,8 @@ type claims struct {
 	// Aud is aud as the service writes it, a plain string (jwt's ClaimStrings would write a
 	// list); a fixture may set a list.
 	Aud       any    `json:"aud,omitempty"`
-	Tenant    string `json:"mid"`
-	EntityKey string `json:"ext"`
+	Tenant    string `json:"ten"`
+	EntityKey string `json:"ref"`
 }
 
 // serviceClaims are the claims the service should sign for row, changed by edit. exp is iat
@@ -124,7 +124,7 @@ func suiteJWKS() []JWKSFetch {
 
 func msec(n int) time.Duration { return time.Duration(n) * time.Millisecond }
 
-// ok is a 200 with token whose customer_id is the token's sub, created=false.
+// ok is a 200 with token whose id member is the token's sub, created=false.
 func ok(t *testing.T, c history.Customer, seq, attempt int, pod string, call, ret int, token string) history.Op {
 	t.Helper()
 	return answered(t, c, seq, attempt, pod, call, ret, token, false)
@@ -207,7 +207,7 @@ const (
 // contract returns the contract of the token service's mode.
 func contract(t testing.TB, mode string) Contract {
 	t.Helper()
-	c, err := tokensvcAPI.Contract(mode)
+	c, err := fixtureAPI.Contract(mode)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,11 +218,11 @@ func contract(t testing.TB, mode string) Contract {
 // intervals unless a test adds them, so client-side coverage alone is allowed;
 // TestServerCoverage judges the default.
 func params() Params {
-	c, err := tokensvcAPI.Contract(modeFailFast)
+	c, err := fixtureAPI.Contract(modeFailFast)
 	if err != nil {
 		panic(err)
 	}
-	return Params{API: tokensvcAPI, PublicKey: suiteKey.Public().(ed25519.PublicKey), JWKS: suiteJWKS(), Issuer: issuer, Audience: audience, TokenTTL: tokenTTL,
+	return Params{API: fixtureAPI, PublicKey: suiteKey.Public().(ed25519.PublicKey), JWKS: suiteJWKS(), Issuer: issuer, Audience: audience, TokenTTL: tokenTTL,
 		Base: base, Contract: c, Faults: []history.Event{dbFault}, Coverage: CoverageParams{MinCovered: 1, MinFraction: 0.5, AllowClientOnly: true}}
 }
 
@@ -324,7 +324,7 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name: "2xx without a token",
-			ops:  replace(good, op(alice, 1, 0, "pod-b", 1, 9, 200, `{"token":null,"customer_id":null,"created":false}`)),
+			ops:  replace(good, op(alice, 1, 0, "pod-b", 1, 9, 200, `{"credential":null,"widget_id":null,"created":false}`)),
 			rows: rows, verdict: VerdictFail,
 			counts: map[Rule]int{RuleValidToken: 1},
 		},
@@ -347,8 +347,8 @@ func TestCheck(t *testing.T) {
 			counts: map[Rule]int{RuleTokenMatchesRow: 1, RuleOneToken: 1},
 		},
 		{
-			name: "customer_id is not the sub",
-			ops:  replace(good, op(alice, 1, 0, "pod-b", 1, 9, 200, fmt.Sprintf(`{"token":%q,"customer_id":%q,"created":false}`, ta, rowB.ID))),
+			name: "the id member is not the sub",
+			ops:  replace(good, op(alice, 1, 0, "pod-b", 1, 9, 200, fmt.Sprintf(`{"credential":%q,"widget_id":%q,"created":false}`, ta, rowB.ID))),
 			rows: rows, verdict: VerdictFail,
 			counts: map[Rule]int{RuleTokenMatchesRow: 1, RuleTenants: 1},
 		},
@@ -546,5 +546,43 @@ func TestCheckRefusesToJudgeWithoutKeyOrIssuer(t *testing.T) {
 		if _, err := Check(ops, rows, p); err == nil {
 			t.Errorf("Check with %+v: no error", p)
 		}
+	}
+}
+
+// TestRequestKeyTenant: a request writes its key tenant as key_tenant and reads it back; a
+// request of a violations.json written before (history.KeyTenantMemberBefore) loads with the
+// same key tenant, and re-written it is the request a fresh check writes, so that a re-check of
+// an older run compares equal.
+func TestRequestKeyTenant(t *testing.T) {
+	fresh := Request{ID: "0/1/0", Seq: 1, Phase: history.PhaseBurst, KeyTenant: "m-9-1", KeyKind: history.KeyForeign,
+		Call: msec(1), Return: msec(9), Status: 403, Pod: "pod-b"}
+	b, err := json.Marshal(fresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"key_tenant":"m-9-1"`) || strings.Contains(string(b), history.KeyTenantMemberBefore) {
+		t.Errorf("written %s: want key_tenant alone", b)
+	}
+	old := `{"id":"0/1/0","seq":1,"attempt":0,"phase":"burst","` + history.KeyTenantMemberBefore +
+		`":"m-9-1","key_kind":"foreign","call_ns":1000000,"return_ns":9000000,"status":403,"pod":"pod-b"}`
+	for name, line := range map[string]string{"written now": string(b), "written before": old} {
+		var back Request
+		if err := json.Unmarshal([]byte(line), &back); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if back != fresh {
+			t.Errorf("%s: read %+v, want %+v", name, back, fresh)
+		}
+		again, _ := json.Marshal(back)
+		if !bytes.Equal(again, b) {
+			t.Errorf("%s: re-written %s, want %s", name, again, b)
+		}
+	}
+	var none Request
+	if err := json.Unmarshal([]byte(`{"id":"0/0/0","phase":"burst"}`), &none); err != nil || none.KeyTenant != "" {
+		t.Errorf("no key: %+v, %v", none, err)
+	}
+	if err := json.Unmarshal([]byte(`{"id":"0/0/0","`+history.KeyTenantMemberBefore+`":7}`), &none); err == nil {
+		t.Errorf("a key tenant that is no string: no error")
 	}
 }

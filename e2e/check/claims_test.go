@@ -24,8 +24,8 @@ func TestClaimKeys(t *testing.T) {
 
 // claimSeeds are payloads at the edges of what plainClaims reads itself.
 var claimSeeds = []string{
-	`{"iss":"stampede-tokensvc","sub":"0b6c8a52-0000-4000-8000-00000000000a","aud":"stampede-merchant-api","mid":"m-9-0","ext":"c-9-0","iat":1777636800,"exp":1777723200,"kid":"test"}`,
-	`{"iss":"stampede-tokensvc","sub":"","aud":["a"],"exp":1,"iat":0}`,
+	`{"iss":"widgets-issuer","sub":"0b6c8a52-0000-4000-8000-00000000000a","aud":"widgets-clients","ten":"m-9-0","ref":"c-9-0","iat":1777636800,"exp":1777723200,"kid":"test"}`,
+	`{"iss":"widgets-issuer","sub":"","aud":["a"],"exp":1,"iat":0}`,
 	`{}`, ``, `{`, `}`, `{,}`, `{"iss":"a",}`, `{"iss":"a"}x`, ` {"iss":"a"}`, `{"iss" :"a"}`, `{"iss": "a"}`,
 	`{"iss":"a","iss":"b"}`, `{"ISS":"a"}`, `{"iss":"a","Iss":"b"}`, `{"Kid":"x","iss":"a"}`,
 	`{"iss":"a\"b"}`, `{"iss":"a\u0041"}`, `{"iss":"\u00e9"}`, "{\"iss\":\"\xff\"}", "{\"iss\":\"é\"}",

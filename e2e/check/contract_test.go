@@ -3,7 +3,6 @@ package check
 import (
 	"maps"
 	"reflect"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -114,52 +113,6 @@ func TestContract(t *testing.T) {
 	}
 }
 
-// The contracts of the token service's modes as e2e/check's table held them before they came from
-// the target file: the lines' IDs and docs are in the findings (and the violations.json) of every
-// run judged by them, which a re-check must reproduce.
-var (
-	oldUnavailable = ContractLine{ID: "unavailable-during-fault", Status: 503, Code: "unavailable", RetryAfter: true, DuringFault: true,
-		Doc: "503 unavailable with Retry-After, only while a fault that declares it is on (or within its tail), from the pods it names"}
-	oldOverloaded = ContractLine{ID: "overloaded-during-fault", Status: 503, Code: "overloaded", RetryAfter: true, DuringFault: true,
-		Doc: "503 overloaded with Retry-After (the in-flight cap), only while a fault that declares it is on (or within its tail), from the pods it names"}
-	oldContracts = map[string]Contract{
-		"atomic": {Strategy: "atomic",
-			Promise: ContractLine{ID: "200-outside-faults", Doc: "atomic answers 200 to every valid request while no fault is on"},
-			Lines:   []ContractLine{oldUnavailable, oldOverloaded}},
-		"fail-fast": {Strategy: "fail-fast",
-			Promise: ContractLine{ID: "200-or-conflict", Doc: "fail-fast answers 200, or 409 to the loser of a concurrent registration; never 500"},
-			Lines: []ContractLine{{ID: "conflict-retry-after", Status: 409, Code: "conflict", RetryAfter: true, Rival: true,
-				Doc: "409 conflict with Retry-After: a concurrent request of the same customer is creating it"}, oldUnavailable, oldOverloaded}},
-		"return-existing": {Strategy: "return-existing",
-			Promise: ContractLine{ID: "200-outside-faults", Doc: "return-existing answers 200 while no fault is on; its bug is duplicate rows, not errors"},
-			Lines: []ContractLine{{ID: "empty-subject-refused", Status: 500, Code: "empty_subject",
-				Doc: "500 empty_subject: create() yielded no customer and the handler refused to sign"}, oldUnavailable, oldOverloaded}},
-		"legacy": {Strategy: "legacy",
-			Promise: ContractLine{ID: "200-outside-faults", Doc: "legacy answers 200 while no fault is on; it signs even a null customer"},
-			Lines:   []ContractLine{oldUnavailable, oldOverloaded}},
-	}
-)
-
-// TestTokensvcContracts: the contracts derived from the token service's target file are the ones
-// its runs were judged by, line for line (in any order: a line is found by its status and code).
-func TestTokensvcContracts(t *testing.T) {
-	if len(tokensvcAPI.Contracts) != len(oldContracts) {
-		t.Errorf("%d contracts, want %d", len(tokensvcAPI.Contracts), len(oldContracts))
-	}
-	byID := func(a, b ContractLine) int { return strings.Compare(a.ID, b.ID) }
-	for mode, want := range oldContracts {
-		got, err := tokensvcAPI.Contract(mode)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want.Lines = slices.SortedFunc(slices.Values(want.Lines), byID)
-		got.Lines = slices.SortedFunc(slices.Values(got.Lines), byID)
-		if !reflect.DeepEqual(got, want) {
-			t.Errorf("%s: contract\n%+v\nwant\n%+v", mode, got, want)
-		}
-	}
-}
-
 func TestCheckRequiresAContract(t *testing.T) {
 	ops, rows := goodHistory(t)
 	p := params()
@@ -167,7 +120,7 @@ func TestCheckRequiresAContract(t *testing.T) {
 	if _, err := Check(ops, rows, p); err == nil || !strings.Contains(err.Error(), "contract") {
 		t.Errorf("Check without a contract: %v, want an error naming it", err)
 	}
-	if _, err := tokensvcAPI.Contract("optimistic"); err == nil {
+	if _, err := fixtureAPI.Contract("optimistic"); err == nil {
 		t.Errorf("the contract of an unknown mode: no error")
 	}
 	for _, s := range []string{modeLegacy, modeReturnExisting, modeFailFast, modeAtomic} {

@@ -15,7 +15,7 @@ import (
 
 func TestCreated(t *testing.T) {
 	ta := tokenFor(t, rowA, nil)
-	noFlag := op(alice, 1, 0, "pod-b", 1, 9, 200, fmt.Sprintf(`{"token":%q,"customer_id":%q}`, ta, rowA.ID))
+	noFlag := op(alice, 1, 0, "pod-b", 1, 9, 200, fmt.Sprintf(`{"credential":%q,"widget_id":%q}`, ta, rowA.ID))
 	for _, tc := range []struct {
 		name       string
 		ops        []history.Op
@@ -51,7 +51,7 @@ func TestCreated(t *testing.T) {
 			// The API promises the member too.
 			counts: map[Rule]int{RuleCreated: 1, RuleAPIShape: 1}, lines: []string{CreatedFlagMissing}},
 		{name: "the created answer names another customer", ops: []history.Op{
-			op(alice, 0, 0, "pod-a", 0, 10, 200, fmt.Sprintf(`{"token":%q,"customer_id":%q,"created":true}`, ta, rowB.ID)),
+			op(alice, 0, 0, "pod-a", 0, 10, 200, fmt.Sprintf(`{"credential":%q,"widget_id":%q,"created":true}`, ta, rowB.ID)),
 			ok(t, alice, 1, 0, "pod-b", 1, 9, ta)},
 			counts: map[Rule]int{RuleCreated: 1, RuleTokenMatchesRow: 1}, lines: []string{CreatedIsTheRow}},
 	} {

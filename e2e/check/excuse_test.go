@@ -212,7 +212,7 @@ func TestSavedRunsRejudgeTheirFaults(t *testing.T) {
 			if err := json.Unmarshal(b, &saved); err != nil {
 				t.Fatal(err)
 			}
-			q, err := saved.Params(tokensvcAPI)
+			q, err := saved.Params(fixtureAPI)
 			if err != nil {
 				t.Fatal(err)
 			}

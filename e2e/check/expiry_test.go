@@ -131,7 +131,7 @@ func TestSavedParamsBeforeAuth(t *testing.T) {
 		if err := json.Unmarshal(b, &back); err != nil {
 			t.Fatal(err)
 		}
-		q, err := back.Params(tokensvcAPI)
+		q, err := back.Params(fixtureAPI)
 		q.Base = base
 		return q, err
 	}

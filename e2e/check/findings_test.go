@@ -155,22 +155,22 @@ func TestCheckIsDeterministic(t *testing.T) {
 // TestParseTokenResponseIsJSON: the fast path reads a body exactly as encoding/json does.
 func TestParseTokenResponseIsJSON(t *testing.T) {
 	for _, body := range []string{
-		`{"token":"a.b.c","customer_id":"0b6c8a52","created":true}`,
-		"{\"token\":\"a.b.c\",\"customer_id\":\"0b6c8a52\",\"created\":false}\n",
-		`{"token":"a.b.c","customer_id":"","created":false}`,
-		`{"token":"a\u002eb","customer_id":"x","created":true}`,
-		`{"token":"a\\","customer_id":"x","created":true}`,
-		`{"token":"a\"","customer_id":"\"","created":true}`,
-		`{"token":"é","customer_id":"x","created":true}`,
-		"{\"token\":\"a\xff\",\"customer_id\":\"x\",\"created\":true}",
-		`{"customer_id":"x","token":"a.b.c","created":true}`,
-		`{ "token":"a.b.c","customer_id":"x","created":true}`,
-		`{"token":"a.b.c","customer_id":"x","created":true,"extra":1}`,
-		`{"token":"a.b.c","customer_id":"x","created":null}`,
-		`{"token":"a.b.c","customer_id":"x","created":true}}`,
-		`{"token":"a.b.c","customer_id":"x","created":tru}`,
-		`{"token":null,"customer_id":null,"created":false}`,
-		`{"token":"a.b.c","customer_id":"x"}`,
+		`{"credential":"a.b.c","widget_id":"0b6c8a52","created":true}`,
+		"{\"credential\":\"a.b.c\",\"widget_id\":\"0b6c8a52\",\"created\":false}\n",
+		`{"credential":"a.b.c","widget_id":"","created":false}`,
+		`{"credential":"a\u002eb","widget_id":"x","created":true}`,
+		`{"credential":"a\\","widget_id":"x","created":true}`,
+		`{"credential":"a\"","widget_id":"\"","created":true}`,
+		`{"credential":"é","widget_id":"x","created":true}`,
+		"{\"credential\":\"a\xff\",\"widget_id\":\"x\",\"created\":true}",
+		`{"widget_id":"x","credential":"a.b.c","created":true}`,
+		`{ "credential":"a.b.c","widget_id":"x","created":true}`,
+		`{"credential":"a.b.c","widget_id":"x","created":true,"extra":1}`,
+		`{"credential":"a.b.c","widget_id":"x","created":null}`,
+		`{"credential":"a.b.c","widget_id":"x","created":true}}`,
+		`{"credential":"a.b.c","widget_id":"x","created":tru}`,
+		`{"credential":null,"widget_id":null,"created":false}`,
+		`{"credential":"a.b.c","widget_id":"x"}`,
 		`not json`,
 		``,
 	} {
@@ -230,7 +230,7 @@ func TestLostWrite(t *testing.T) {
 	// The row exists, the token's subject is the key: a mismatch, not a lost write.
 	good, rows := goodHistory(t)
 	wrong := tokenFor(t, rowA, func(c *claims) { c.Subject = rowA.Key })
-	body := fmt.Sprintf(`{"token":%q,"customer_id":%q,"created":false}`, wrong, rowA.ID)
+	body := fmt.Sprintf(`{"credential":%q,"widget_id":%q,"created":false}`, wrong, rowA.ID)
 	res, err := Check(replace(good, op(alice, 1, 0, "pod-b", 1, 9, 200, body)), rows, params())
 	if err != nil {
 		t.Fatal(err)

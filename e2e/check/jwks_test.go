@@ -219,7 +219,7 @@ func TestJWKSSaved(t *testing.T) {
 	ops := rekey(t, good, suiteKey, func(h map[string]any) { h["kid"] = "rotated" })
 	p := params()
 	saved := p.Save()
-	back, err := saved.Params(tokensvcAPI)
+	back, err := saved.Params(fixtureAPI)
 	if err != nil || !slices.Equal(back.JWKS, p.JWKS) || back.savedBeforeJWKS {
 		t.Fatalf("saved params lost the JWKS: %+v, %v", back.JWKS, err)
 	}
@@ -235,7 +235,7 @@ func TestJWKSSaved(t *testing.T) {
 	if err := json.Unmarshal([]byte(strings.Replace(string(js), `"jwks":`, `"ignored":`, 1)), &old); err != nil || len(old.JWKS) != 0 {
 		t.Fatalf("a judge.json from before the JWKS: %+v, %v", old.JWKS, err)
 	}
-	if back, err = old.Params(tokensvcAPI); err != nil || !back.savedBeforeJWKS {
+	if back, err = old.Params(fixtureAPI); err != nil || !back.savedBeforeJWKS {
 		t.Fatalf("params saved before the JWKS: %v, savedBeforeJWKS %v", err, back.savedBeforeJWKS)
 	}
 	back.Base = p.Base
@@ -270,7 +270,7 @@ func TestTokenCacheByKid(t *testing.T) {
 	toks["unknown kid"] = signWith(suiteKey, func(h map[string]any) { h["kid"] = "rotated" })
 	toks["no kid"] = signWith(suiteKey, func(h map[string]any) { delete(h, "kid") })
 	toks["kid not a string"] = signWith(suiteKey, func(h map[string]any) { h["kid"] = 7 })
-	r := tokenRules{credential: "/token", key: suite, ed: edKeyFor(suite), byKid: map[string]*edKey{testKid: edKeyFor(suite), "b": edKeyFor(other)},
+	r := tokenRules{credential: fixtureAPI.Credential, key: suite, ed: edKeyFor(suite), byKid: map[string]*edKey{testKid: edKeyFor(suite), "b": edKeyFor(other)},
 		issuer: issuer, audience: audience, ttl: tokenTTL}
 	names := slices.Sorted(maps.Keys(toks))
 	for rot := range names {

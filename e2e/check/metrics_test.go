@@ -12,8 +12,8 @@ import (
 func metricsOps() []history.Op {
 	c := history.Customer{Tenant: "m-0", EntityKey: "c-1"}
 	return []history.Op{
-		{Customer: c, Seq: 0, Status: 200, Pod: "a", Body: `{"token":"t","customer_id":"x","created":true}`},
-		{Customer: c, Seq: 1, Status: 200, Pod: "a", Body: `{"token":"t","customer_id":"x","created":false}`},
+		{Customer: c, Seq: 0, Status: 200, Pod: "a", Body: `{"credential":"t","widget_id":"x","created":true}`},
+		{Customer: c, Seq: 1, Status: 200, Pod: "a", Body: `{"credential":"t","widget_id":"x","created":false}`},
 		{Customer: c, Seq: 2, Status: 409, Pod: "b", Body: `{"error":"conflict","message":"retry"}`},
 		{Customer: c, Seq: 3, Error: "timeout"},
 	}
@@ -26,16 +26,16 @@ func TestCheckMetrics(t *testing.T) {
 			"b": {OutcomeConflict: 1},
 		}}
 	}
-	if vs := checkMetrics(&tokensvcAPI, metricsOps(), agree()); len(vs) != 0 {
+	if vs := checkMetrics(&fixtureAPI, metricsOps(), agree()); len(vs) != 0 {
 		t.Fatalf("agreeing witness: %v", vs)
 	}
 	// The unanswered request may have been counted by any pod, once.
 	w := agree()
 	w.Pods["b"][OutcomeUnavailable] = 1
-	if vs := checkMetrics(&tokensvcAPI, metricsOps(), w); len(vs) != 0 {
+	if vs := checkMetrics(&fixtureAPI, metricsOps(), w); len(vs) != 0 {
 		t.Errorf("one count for the one unanswered request: %v", vs)
 	}
-	if vs := checkMetrics(&tokensvcAPI, metricsOps(), nil); vs != nil {
+	if vs := checkMetrics(&fixtureAPI, metricsOps(), nil); vs != nil {
 		t.Errorf("no witness: %v", vs)
 	}
 
@@ -60,7 +60,7 @@ func TestCheckMetrics(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			w := agree()
 			tc.change(w)
-			vs := checkMetrics(&tokensvcAPI, metricsOps(), w)
+			vs := checkMetrics(&fixtureAPI, metricsOps(), w)
 			if len(vs) == 0 || vs[0].Rule != RuleMetrics || !strings.Contains(strings.Join(vs[0].Details, " "), tc.want) {
 				t.Errorf("violations %+v, want one saying %q", vs, tc.want)
 			}
@@ -70,7 +70,7 @@ func TestCheckMetrics(t *testing.T) {
 	w = agree()
 	delete(w.Pods, "b")
 	w.Gone = []string{"b"}
-	if vs := checkMetrics(&tokensvcAPI, metricsOps(), w); len(vs) != 0 {
+	if vs := checkMetrics(&fixtureAPI, metricsOps(), w); len(vs) != 0 {
 		t.Errorf("gone pod: %v", vs)
 	}
 }
@@ -81,7 +81,7 @@ func TestOutcomeOf(t *testing.T) {
 		body   string
 		want   string
 	}{
-		{200, `{"token":"t","customer_id":"","created":false}`, OutcomeNullSubject},
+		{200, `{"credential":"t","widget_id":"","created":false}`, OutcomeNullSubject},
 		{503, `{"error":"overloaded"}`, OutcomeOverloaded},
 		{503, `{"error":"unavailable"}`, OutcomeUnavailable},
 		{401, `{"error":"unauthenticated"}`, OutcomeUnauthenticated},
@@ -92,11 +92,11 @@ func TestOutcomeOf(t *testing.T) {
 		{415, `{"error":"unsupported_media_type"}`, OutcomeInvalidInput},
 		{502, `bad gateway`, "502 "},
 	} {
-		if got, ok := OutcomeOf(&tokensvcAPI, history.Op{Status: tc.status, Body: tc.body}); !ok || got != tc.want {
-			t.Errorf("OutcomeOf(&tokensvcAPI, %d %s) = %q, %v; want %q", tc.status, tc.body, got, ok, tc.want)
+		if got, ok := OutcomeOf(&fixtureAPI, history.Op{Status: tc.status, Body: tc.body}); !ok || got != tc.want {
+			t.Errorf("OutcomeOf(&fixtureAPI, %d %s) = %q, %v; want %q", tc.status, tc.body, got, ok, tc.want)
 		}
 	}
-	if _, ok := OutcomeOf(&tokensvcAPI, history.Op{Error: "reset"}); ok {
+	if _, ok := OutcomeOf(&fixtureAPI, history.Op{Error: "reset"}); ok {
 		t.Error("an unanswered request has an outcome")
 	}
 }
@@ -108,7 +108,7 @@ func TestCheckUsesMetricsWitness(t *testing.T) {
 	ops, rows := goodHistory(t)
 	w := &MetricsWitness{Pods: map[string]map[string]float64{}}
 	for _, op := range ops {
-		o, ok := OutcomeOf(&tokensvcAPI, op)
+		o, ok := OutcomeOf(&fixtureAPI, op)
 		if !ok {
 			continue
 		}
@@ -123,7 +123,7 @@ func TestCheckUsesMetricsWitness(t *testing.T) {
 	if err != nil || res.Counts[RuleMetrics] != 0 || res.Verdict != VerdictPass {
 		t.Fatalf("agreeing witness: %v, %s %v", err, res.Verdict, res.Counts)
 	}
-	saved, err := p.Save().Params(tokensvcAPI)
+	saved, err := p.Save().Params(fixtureAPI)
 	if err != nil || saved.Metrics == nil || len(saved.Metrics.Pods) != len(w.Pods) {
 		t.Fatalf("saved params lost the witness: %+v, %v", saved.Metrics, err)
 	}

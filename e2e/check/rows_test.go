@@ -14,7 +14,7 @@ func withContact(c history.Customer) history.Customer {
 
 // rowOf is r holding what c sent.
 func rowOf(r Row, c history.Customer) Row {
-	r.Agree = map[string]*string{"email": nullable(c.Email), "name": nullable(c.Name)}
+	r.Agree = map[string]*string{"owner_email": nullable(c.Email), "label": nullable(c.Name)}
 	return r
 }
 
@@ -76,18 +76,18 @@ func TestRows(t *testing.T) {
 			// The truncated-name mutant's shape.
 			name: "wrong name",
 			edit: func(rows []Row, _ *Params) []Row {
-				rows[0].Agree["name"] = wrong((*rows[0].Agree["name"])[:8])
+				rows[0].Agree["label"] = wrong((*rows[0].Agree["label"])[:8])
 				return rows
 			},
-			kinds: []Kind{KindRowMismatch}, lines: []string{"name"},
+			kinds: []Kind{KindRowMismatch}, lines: []string{"label"},
 		},
 		{
 			name: "wrong email",
 			edit: func(rows []Row, _ *Params) []Row {
-				rows[1].Agree["email"] = wrong("someone@else.test")
+				rows[1].Agree["owner_email"] = wrong("someone@else.test")
 				return rows
 			},
-			kinds: []Kind{KindRowMismatch}, lines: []string{"email"},
+			kinds: []Kind{KindRowMismatch}, lines: []string{"owner_email"},
 		},
 		{
 			name: "email stored though none was sent",
@@ -95,15 +95,15 @@ func TestRows(t *testing.T) {
 				p.Customers[0].Email = ""
 				return rows
 			},
-			kinds: []Kind{KindRowMismatch}, lines: []string{"email"},
+			kinds: []Kind{KindRowMismatch}, lines: []string{"owner_email"},
 		},
 		{
 			name: "NULL name though one was sent",
 			edit: func(rows []Row, _ *Params) []Row {
-				rows[0].Agree["name"] = nil
+				rows[0].Agree["label"] = nil
 				return rows
 			},
-			kinds: []Kind{KindRowMismatch}, lines: []string{"name"},
+			kinds: []Kind{KindRowMismatch}, lines: []string{"label"},
 		},
 		{
 			// Saved before judge.json had a version: earlier runs unknown, strays not judged.

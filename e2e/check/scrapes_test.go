@@ -11,25 +11,25 @@ import (
 )
 
 func TestParseRegistrations(t *testing.T) {
-	text := `# HELP tokensvc_registrations_total POST /v1/tokens outcomes by create strategy.
-# TYPE tokensvc_registrations_total counter
-tokensvc_registrations_total{outcome="created",strategy="atomic"} 3
-tokensvc_registrations_total{outcome="existing",strategy="atomic"} 5
-tokensvc_registrations_total{outcome="existing",strategy="legacy"} 1
+	text := `# HELP widgets_created_total POST /v1/widgets outcomes by mode.
+# TYPE widgets_created_total counter
+widgets_created_total{outcome="created",mode="atomic"} 3
+widgets_created_total{outcome="existing",mode="atomic"} 5
+widgets_created_total{outcome="existing",mode="legacy"} 1
 # TYPE go_goroutines gauge
 go_goroutines 7
 `
-	got, err := ParseOutcomes(text, tokensvcAPI.Counter)
+	got, err := ParseOutcomes(text, fixtureAPI.Counter)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := map[string]float64{"created": 3, "existing": 6}; !reflect.DeepEqual(got, want) {
 		t.Errorf("ParseRegistrations = %v, want %v", got, want)
 	}
-	if got, err := ParseOutcomes("go_goroutines 7\n", tokensvcAPI.Counter); err != nil || len(got) != 0 {
+	if got, err := ParseOutcomes("go_goroutines 7\n", fixtureAPI.Counter); err != nil || len(got) != 0 {
 		t.Errorf("no series yet: %v, %v", got, err)
 	}
-	if _, err := ParseOutcomes("tokensvc_registrations_total{outcome=\n", tokensvcAPI.Counter); err == nil {
+	if _, err := ParseOutcomes("widgets_created_total{outcome=\n", fixtureAPI.Counter); err == nil {
 		t.Error("a broken exposition parsed")
 	}
 }
@@ -37,9 +37,9 @@ go_goroutines 7
 // counter is a scrape of a pod that counted each outcome of pairs (outcome, count, ...).
 func counter(pairs ...any) string {
 	var b strings.Builder
-	b.WriteString("# TYPE tokensvc_registrations_total counter\n")
+	b.WriteString("# TYPE widgets_created_total counter\n")
 	for i := 0; i < len(pairs); i += 2 {
-		fmt.Fprintf(&b, "tokensvc_registrations_total{outcome=%q,strategy=\"atomic\"} %d\n", pairs[i], pairs[i+1])
+		fmt.Fprintf(&b, "widgets_created_total{outcome=%q,mode=\"atomic\"} %d\n", pairs[i], pairs[i+1])
 	}
 	return b.String()
 }
@@ -51,7 +51,7 @@ func TestScrapesWitness(t *testing.T) {
 	}
 	// "between" came and went while the traffic ran (a scale fault): it answered, and is gone.
 	ops := []history.Op{{Pod: "a"}, {Pod: "between"}, {Pod: "new"}, {Pod: ""}}
-	w, err := s.Witness(ops, tokensvcAPI.Counter)
+	w, err := s.Witness(ops, fixtureAPI.Counter)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,8 +59,8 @@ func TestScrapesWitness(t *testing.T) {
 	if !reflect.DeepEqual(w.Pods, want) || !reflect.DeepEqual(w.Gone, []string{"between", "gone", "restarted"}) {
 		t.Errorf("Witness = %+v, want pods %v and gone [between gone restarted]", w, want)
 	}
-	s.After["a"] = "tokensvc_registrations_total{outcome=\n"
-	if _, err := s.Witness(ops, tokensvcAPI.Counter); err == nil || !strings.Contains(err.Error(), "metrics of a") {
+	s.After["a"] = "widgets_created_total{outcome=\n"
+	if _, err := s.Witness(ops, fixtureAPI.Counter); err == nil || !strings.Contains(err.Error(), "metrics of a") {
 		t.Errorf("a scrape that does not parse: %v; want an error naming the pod", err)
 	}
 }
@@ -72,7 +72,7 @@ func TestSavedScrapesRejudged(t *testing.T) {
 	ops, rows := goodHistory(t)
 	counts := map[string]map[string]int{}
 	for _, op := range ops {
-		if o, ok := OutcomeOf(&tokensvcAPI, op); ok {
+		if o, ok := OutcomeOf(&fixtureAPI, op); ok {
 			if counts[op.Pod] == nil {
 				counts[op.Pod] = map[string]int{}
 			}
@@ -105,7 +105,7 @@ func TestSavedScrapesRejudged(t *testing.T) {
 		if err := json.Unmarshal(b, &saved); err != nil {
 			t.Fatal(err)
 		}
-		q, err := saved.Params(tokensvcAPI)
+		q, err := saved.Params(fixtureAPI)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -127,7 +127,7 @@ func TestSavedScrapesRejudged(t *testing.T) {
 	loose.Lines = append(loose.Lines, ContractLine{ID: "anything", Status: 409, Code: "conflict"})
 	old := params().Save()
 	old.Version, old.Strategy, old.Contract = 0, "", &loose
-	q, err := old.Params(tokensvcAPI)
+	q, err := old.Params(fixtureAPI)
 	if err != nil || !reflect.DeepEqual(q.Contract, contract(t, modeAtomic)) {
 		t.Fatalf("version 1 contract %+v (%v); want atomic's from the API", q.Contract, err)
 	}

@@ -19,7 +19,7 @@ func asServed(o history.Op) history.Op {
 	case 200:
 		o.CacheControl = "no-store"
 	case 401:
-		o.WWWAuthenticate = "Bearer"
+		o.WWWAuthenticate = "WidgetKey"
 	}
 	return o
 }
@@ -46,7 +46,7 @@ func find(ops []history.Op, id string) history.Op {
 
 // TestAPIShapePasses: the service's answers, as it sends them, keep every promise; so do the
 // variants a client accepts as the same (a charset=utf-8 parameter, more Cache-Control
-// directives, a Bearer challenge with a realm), and an older history without the headers.
+// directives, a challenge of its scheme with a realm), and an older history without the headers.
 func TestAPIShapePasses(t *testing.T) {
 	ops, rows, p := shapeHistory(t)
 	edit := func(id string, f func(*history.Op)) []history.Op {
@@ -57,7 +57,7 @@ func TestAPIShapePasses(t *testing.T) {
 	for name, variant := range map[string][]history.Op{
 		"charset=utf-8":         edit("0/0/0", func(o *history.Op) { o.ContentType = "application/json; charset=UTF-8" }),
 		"more cache directives": edit("0/0/0", func(o *history.Op) { o.CacheControl = "private, no-store, max-age=0" }),
-		"a Bearer realm":        edit("0/4/0", func(o *history.Op) { o.WWWAuthenticate = `bearer realm="tokens"` }),
+		"a realm":               edit("0/4/0", func(o *history.Op) { o.WWWAuthenticate = `widgetkey realm="widgets"` }),
 	} {
 		t.Run(name, func(t *testing.T) { judge(t, variant, rows, p, nil) })
 	}
@@ -167,7 +167,7 @@ func TestErrorMembers(t *testing.T) {
 		{`{"message":"retry","error":"conflict"}`, "conflict", "", true},
 		{`{"error":"invalid_field","field":"email","message":"email must be x@y"}`, "invalid_field", "", true},
 		{`{"error":"invalid_field","message":"email must be x@y"}`, "invalid_field", "no field", true},
-		{`{"error":"forbidden","message":"no","field":"merchant_id"}`, "forbidden", "extra field", true},
+		{`{"error":"forbidden","message":"no","field":"tenant_ref"}`, "forbidden", "extra field", true},
 		{`{"error":"forbidden","message":7}`, "forbidden", "message 7 is not a string", true},
 		{`{"error":"teapot","message":"short and stout"}`, "teapot", "", true},
 		{`{"error":""}`, "", "", false},
@@ -180,11 +180,11 @@ func TestErrorMembers(t *testing.T) {
 		}
 	}
 	for body, want := range map[string]string{
-		`{"token":"t","customer_id":"c","created":false}` + "\n":  "",
-		`{"created":true,"customer_id":"c","token":"t"}`:          "",
-		`{"token":"t","customer_id":"c","created":"true"}`:        `created "true" is not a boolean`,
-		`{"token":"t","customer_id":"c"}`:                         "no created",
-		`{"data":{"token":"t","customer_id":"c","created":true}}`: "extra data, no created, no customer_id, no token",
+		`{"credential":"t","widget_id":"c","created":false}` + "\n":  "",
+		`{"created":true,"widget_id":"c","credential":"t"}`:          "",
+		`{"credential":"t","widget_id":"c","created":"true"}`:        `created "true" is not a boolean`,
+		`{"credential":"t","widget_id":"c"}`:                         "no created",
+		`{"data":{"credential":"t","widget_id":"c","created":true}}`: "extra data, no created, no credential, no widget_id",
 	} {
 		if got := tokenMembersProblem(body); got != want {
 			t.Errorf("tokenMembersProblem(%q) = %q, want %q", body, got, want)
@@ -197,18 +197,18 @@ func TestErrorMembers(t *testing.T) {
 func TestContractKeepsTheRetryAfterPromise(t *testing.T) {
 	for _, s := range []string{modeLegacy, modeReturnExisting, modeFailFast, modeAtomic} {
 		for _, l := range contract(t, s).Lines {
-			p := tokensvcAPI.errorPromise(l.Code, l.Status)
+			p := fixtureAPI.errorPromise(l.Code, l.Status)
 			if p == nil || p.Status != l.Status || p.RetryAfter != l.RetryAfter {
 				t.Errorf("%s line %s: %d %s, Retry-After %v; the table says %+v", s, l.ID, l.Status, l.Code, l.RetryAfter, p)
 			}
 		}
 	}
-	if n := len(slices.DeleteFunc(slices.Clone(tokensvcAPI.Errors), func(p ErrorPromise) bool { return !p.RetryAfter })); n != 3 {
+	if n := len(slices.DeleteFunc(slices.Clone(fixtureAPI.Errors), func(p ErrorPromise) bool { return !p.RetryAfter })); n != 3 {
 		t.Errorf("%d outcomes promise Retry-After, want 3 (conflict, overloaded, unavailable)", n)
 	}
 }
 
-// decodeErrorBody returns the code of an error body, by the token service's API, and what is
+// decodeErrorBody returns the code of an error body, by the fixture's API, and what is
 // wrong with its members; ok false for a body that is no error object.
 func decodeErrorBody(body string) (code, problem string, ok bool) {
 	var buf [8]member
@@ -216,16 +216,16 @@ func decodeErrorBody(body string) (code, problem string, ok bool) {
 	if err != nil {
 		return "", "", false
 	}
-	code, _, okCode := o.stringAt(body, tokensvcAPI.ErrorCode)
+	code, _, okCode := o.stringAt(body, fixtureAPI.ErrorCode)
 	if !okCode || code == "" {
 		return "", "", false
 	}
-	p := tokensvcAPI.errorPromise(code, 0)
+	p := fixtureAPI.errorPromise(code, 0)
 	if p == nil {
 		return code, "", true
 	}
 	return code, membersProblem(o, &p.Promise), true
 }
 
-// tokenMembersProblem is what is wrong with a 2xx body's members, held to the token service's.
-func tokenMembersProblem(body string) string { return bodyMembersProblem(body, &tokensvcAPI.New) }
+// tokenMembersProblem is what is wrong with a 2xx body's members, held to the fixture's.
+func tokenMembersProblem(body string) string { return bodyMembersProblem(body, &fixtureAPI.New) }

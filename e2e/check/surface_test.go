@@ -16,13 +16,13 @@ import (
 	"github.com/stampede-e2e/stampede/e2e/traffic"
 )
 
-// surfaceService answers POST /v1/tokens as the token service does with API keys, over rows in
+// surfaceService answers the create request as the fixture target promises, with API keys, over rows in
 // memory, or with one of two defects: tenantBlind looks customers up by key alone,
 // unknownForbidden refuses a key of no tenant 403. Each customer's first two own-key burst
 // requests wait for each other, one on each of two pods, so that the race is exercised.
 type surfaceService struct {
 	t                             *testing.T
-	keys                          map[string]string // Authorization value -> tenant
+	keys                          map[string]string // key header value -> tenant
 	tenantBlind, unknownForbidden bool
 
 	mu     sync.Mutex
@@ -36,7 +36,7 @@ func newSurfaceService(t *testing.T, keys map[string]string) *surfaceService {
 	s := &surfaceService{t: t, keys: map[string]string{}, rows: map[history.Key]Row{}, waits: map[history.Key]chan struct{}{},
 		served: map[history.Key]int{}}
 	for m, k := range keys {
-		s.keys["Bearer "+k] = m
+		s.keys[k] = m
 	}
 	return s
 }
@@ -47,7 +47,7 @@ func (s *surfaceService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.t.Errorf("decode: %v", err)
 	}
 	k := history.Key{Tenant: req.Tenant, EntityKey: req.EntityKey}
-	auth := r.Header.Get(traffic.AuthorizationHeader)
+	auth := r.Header.Get(surfaceCreate.Auth.Header)
 	tenant, known := s.keys[auth]
 	s.mu.Lock()
 	s.served[k]++
@@ -55,14 +55,14 @@ func (s *surfaceService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	w.Header().Set(testPodHeader, pod)
 	w.Header().Set("Content-Type", "application/json")
-	unknown := strings.HasPrefix(auth, "Bearer sk_") && len(auth) == len("Bearer sk_test_key_of_m-0") // the test keys' shape
+	unknown := strings.HasPrefix(auth, "wk_") && len(auth) == len("wk_test_key_of_m-0") // the test keys' shape
 	switch {
 	case !known && unknown && s.unknownForbidden:
 		w.WriteHeader(http.StatusForbidden)
 		fmt.Fprint(w, `{"error":"forbidden","message":"this API key may not act for tenant `+req.Tenant+`"}`)
 		return
 	case !known:
-		w.Header().Set("WWW-Authenticate", "Bearer")
+		w.Header().Set("WWW-Authenticate", "WidgetKey")
 		w.WriteHeader(http.StatusUnauthorized)
 		fmt.Fprint(w, `{"error":"unauthenticated","message":"unknown API key"}`)
 		return
@@ -84,7 +84,7 @@ func (s *surfaceService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !found {
 		row = Row{ID: fmt.Sprintf("0b6c8a52-0000-4000-8000-%012d", len(s.rows)), Tenant: k.Tenant, Key: k.EntityKey,
-			Agree: map[string]*string{"email": nullable(req.Email), "name": nullable(req.Name)}, CreatedAt: time.Now().UTC().Truncate(time.Microsecond)}
+			Agree: map[string]*string{"owner_email": nullable(req.Email), "label": nullable(req.Name)}, CreatedAt: time.Now().UTC().Truncate(time.Microsecond)}
 		s.rows[k] = row
 		s.order = append(s.order, k)
 	}
@@ -121,19 +121,20 @@ func (s *surfaceService) rendezvous(k history.Key, id string) {
 	}
 }
 
-// surfaceCreate is the surface service's create request: a bearer key, a body naming the entity;
+// surfaceCreate is the surface service's create request, the fixture target's: a key in a header
+// of its own, a body naming the entity;
 // surfaceRequest its body as the service reads it.
 var surfaceCreate = template.Template{Method: http.MethodPost, Path: "/create",
 	Observe: template.Observe{PodHeader: testPodHeader},
 	Headers: map[string]string{"Content-Type": "application/json"},
-	Auth:    template.Auth{Header: traffic.AuthorizationHeader, Bearer: true},
-	Body:    map[string]string{"tenant": "{{tenant}}", "key": "{{key}}", "email": "{{email}}", "name": "{{name}}"}}
+	Auth:    template.Auth{Header: "X-Widgets-Key"},
+	Body:    map[string]string{"tenant_ref": "{{tenant}}", "widget_ref": "{{key}}", "owner_email": "{{email}}", "label": "{{name}}"}}
 
 type surfaceRequest struct {
-	Tenant    string `json:"tenant"`
-	EntityKey string `json:"key"`
-	Email     string `json:"email"`
-	Name      string `json:"name"`
+	Tenant    string `json:"tenant_ref"`
+	EntityKey string `json:"widget_ref"`
+	Email     string `json:"owner_email"`
+	Name      string `json:"label"`
 }
 
 // surfaceRun sends a plan with colliding tenants and the default auth surface to svc, and judges
@@ -176,7 +177,7 @@ func surfaceRun(t *testing.T, svc *surfaceService, keys map[string]string) Resul
 func TestAuthSurfaceAndTenantsEndToEnd(t *testing.T) {
 	keys := map[string]string{}
 	for _, m := range traffic.TenantIDs(4) {
-		keys[m] = "sk_test_key_of_" + m
+		keys[m] = "wk_test_key_of_" + m
 	}
 	res := surfaceRun(t, newSurfaceService(t, keys), keys)
 	if res.Verdict != VerdictPass || res.Refused == 0 {

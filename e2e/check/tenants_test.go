@@ -53,29 +53,29 @@ func TestTenantsFail(t *testing.T) {
 		lines  []string
 	}{
 		{
-			// The tenant-blind-lookup mutant: the lookup on external_id alone finds erin's row
+			// The tenant-blind-lookup mutant: the lookup on the entity key alone finds erin's row
 			// for frank, who gets her token and no row of his own.
 			name: "the second tenant's customer gets the first's row and token",
 			ops: replace(replace(good, okCreated(t, frank, 0, 0, "pod-b", 400, 410, te)),
 				ok(t, frank, 1, 0, "pod-a", 401, 409, te)),
 			rows:   slices.DeleteFunc(slices.Clone(rows), func(r Row) bool { return r.ID == rowF.ID }),
 			counts: map[Rule]int{RuleOneRow: 1, RuleTokenMatchesRow: 1, RuleFinalToken: 1, RuleTenants: 1},
-			// Her customer_id and subject are one value: one shared identity.
+			// Her id member and subject are one value: one shared identity.
 			lines: []string{TenantsCustomerID},
 		},
 		{
 			// Rows kept apart, but frank's answer names erin's row: what a lookup that reads the
-			// winner's row by external_id alone would answer the loser of a race.
+			// winner's row by the entity key alone would answer the loser of a race.
 			name: "the second tenant's customer is answered with the first's customer id",
 			ops: replace(good, op(frank, 1, 0, "pod-a", 401, 409, 200,
-				fmt.Sprintf(`{"token":%q,"customer_id":%q,"created":false}`, tokenFor(t, rowF, nil), rowE.ID))),
+				fmt.Sprintf(`{"credential":%q,"widget_id":%q,"created":false}`, tokenFor(t, rowF, nil), rowE.ID))),
 			counts: map[Rule]int{RuleTokenMatchesRow: 1, RuleTenants: 1},
 			lines:  []string{TenantsCustomerID},
 		},
 		{
 			name: "the second tenant's customer's token names the first's row",
 			ops: replace(good, op(frank, 1, 0, "pod-a", 401, 409, 200,
-				fmt.Sprintf(`{"token":%q,"customer_id":%q,"created":false}`, tokenFor(t, rowF, func(c *claims) { c.Subject = rowE.ID }), rowF.ID))),
+				fmt.Sprintf(`{"credential":%q,"widget_id":%q,"created":false}`, tokenFor(t, rowF, func(c *claims) { c.Subject = rowE.ID }), rowF.ID))),
 			counts: map[Rule]int{RuleTokenMatchesRow: 1, RuleOneToken: 1, RuleTenants: 1},
 			lines:  []string{TenantsSubject},
 		},
@@ -83,8 +83,8 @@ func TestTenantsFail(t *testing.T) {
 			// A token that does not verify has no subject to stand for it: the token itself.
 			name: "two tenants' customers answered with one unverifiable token",
 			ops: replace(replace(good,
-				op(erin, 1, 0, "pod-b", 301, 309, 200, fmt.Sprintf(`{"token":%q,"customer_id":%q,"created":false}`, badToken, rowE.ID))),
-				op(frank, 1, 0, "pod-a", 401, 409, 200, fmt.Sprintf(`{"token":%q,"customer_id":%q,"created":false}`, badToken, rowF.ID))),
+				op(erin, 1, 0, "pod-b", 301, 309, 200, fmt.Sprintf(`{"credential":%q,"widget_id":%q,"created":false}`, badToken, rowE.ID))),
+				op(frank, 1, 0, "pod-a", 401, 409, 200, fmt.Sprintf(`{"credential":%q,"widget_id":%q,"created":false}`, badToken, rowF.ID))),
 			counts: map[Rule]int{RuleValidToken: 2, RuleOneToken: 2, RuleTenants: 1},
 			lines:  []string{TenantsToken},
 		},

@@ -79,7 +79,7 @@ func batchJudged(t *testing.T, toks map[string]string, names []string, r tokenRu
 func TestTokenCacheAgrees(t *testing.T) {
 	pub := suiteKey.Public().(ed25519.PublicKey)
 	toks := cacheTokens(t)
-	alone := tokenRules{credential: "/token", key: pub, issuer: issuer, audience: audience, ttl: tokenTTL}
+	alone := tokenRules{credential: fixtureAPI.Credential, key: pub, issuer: issuer, audience: audience, ttl: tokenTTL}
 	batched := alone
 	batched.ed = edKeyFor(pub)
 	var names []string
@@ -102,7 +102,7 @@ func TestTokenCacheAgrees(t *testing.T) {
 func TestTokenCacheIsRead(t *testing.T) {
 	pub := suiteKey.Public().(ed25519.PublicKey)
 	toks := cacheTokens(t)
-	r := tokenRules{credential: "/token", key: pub, ed: edKeyFor(pub), issuer: issuer, audience: audience, ttl: tokenTTL}
+	r := tokenRules{credential: fixtureAPI.Credential, key: pub, ed: edKeyFor(pub), issuer: issuer, audience: audience, ttl: tokenTTL}
 	got := batchJudged(t, toks, []string{"good", "another key"}, r, func(tc *tokenCache) {
 		if len(tc.verdicts) != 2 {
 			t.Fatalf("the batch holds %d verdicts, want 2", len(tc.verdicts))

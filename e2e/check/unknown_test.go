@@ -83,7 +83,7 @@ func TestUnknownOutcome(t *testing.T) {
 func TestRestarts(t *testing.T) {
 	s := time.Second
 	restarted := func(at time.Duration) Restart {
-		return Restart{Pod: "pod-a", Change: RestartContainer, Container: "tokensvc", Count: 1, From: at, To: at, Reason: "Error, exit code 1"}
+		return Restart{Pod: "pod-a", Change: RestartContainer, Container: "widgets", Count: 1, From: at, To: at, Reason: "Error, exit code 1"}
 	}
 	gone := Restart{Pod: "pod-b", Change: RestartPodGone, From: -s, To: 30 * s}
 	added := Restart{Pod: "pod-c", Change: RestartPodNew, From: 20 * s, To: 20 * s}
@@ -143,7 +143,7 @@ func TestRestarts(t *testing.T) {
 // them (no restarts field) still loads, judged without them.
 func TestRestartsSaved(t *testing.T) {
 	p := params()
-	p.Restarts = []Restart{{Pod: "pod-a", Change: RestartContainer, Container: "tokensvc", Count: 2, From: time.Second, To: time.Second}}
+	p.Restarts = []Restart{{Pod: "pod-a", Change: RestartContainer, Container: "widgets", Count: 2, From: time.Second, To: time.Second}}
 	b, err := json.Marshal(p.Save())
 	if err != nil {
 		t.Fatal(err)
@@ -152,7 +152,7 @@ func TestRestartsSaved(t *testing.T) {
 	if err := json.Unmarshal(b, &saved); err != nil {
 		t.Fatal(err)
 	}
-	back, err := saved.Params(tokensvcAPI)
+	back, err := saved.Params(fixtureAPI)
 	if err != nil || !slices.Equal(back.Restarts, p.Restarts) {
 		t.Fatalf("restarts back %+v (%v), want %+v", back.Restarts, err, p.Restarts)
 	}
@@ -167,7 +167,7 @@ func TestRestartsSaved(t *testing.T) {
 	if err := json.Unmarshal(b, &saved); err != nil {
 		t.Fatal(err)
 	}
-	if back, err := saved.Params(tokensvcAPI); err != nil || back.Restarts != nil {
+	if back, err := saved.Params(fixtureAPI); err != nil || back.Restarts != nil {
 		t.Fatalf("an older judge.json: restarts %+v, %v; want none", back.Restarts, err)
 	}
 	if b, _ := json.Marshal(params().Save()); strings.Contains(string(b), "restarts") {
@@ -185,16 +185,16 @@ func TestAbandonedLoserShapes(t *testing.T) {
 	retried.Phase = history.PhaseRetry
 
 	t.Run("loser-drops-connection", func(t *testing.T) {
-		ops := []history.Op{winner, lost(alice, 1, 1, 9, 0, `Post "http://tokensvc:8080/v1/tokens": EOF`), retried}
+		ops := []history.Op{winner, lost(alice, 1, 1, 9, 0, `Post "http://widgets:8080/v1/widgets": EOF`), retried}
 		res := judge(t, ops, []Row{rowA}, atomicParams(t, nil), map[Rule]int{RuleContract: 1})
 		if !res.Violations[0].HasKind(KindNoAnswer) {
 			t.Errorf("violation %+v: want the loser's missing answer", res.Violations[0])
 		}
 	})
 	t.Run("loser-exits", func(t *testing.T) {
-		ops := []history.Op{winner, lost(alice, 1, 1, 9, 0, `Post "http://tokensvc:8080/v1/tokens": EOF`),
+		ops := []history.Op{winner, lost(alice, 1, 1, 9, 0, `Post "http://widgets:8080/v1/widgets": EOF`),
 			lost(alice, 2, 2, 9, 0, "read: connection reset by peer"), retried}
-		restarts := []Restart{{Pod: "pod-b", Change: RestartContainer, Container: "tokensvc", Count: 1, From: 0, To: time.Second, Reason: "Error, exit code 1"}}
+		restarts := []Restart{{Pod: "pod-b", Change: RestartContainer, Container: "widgets", Count: 1, From: 0, To: time.Second, Reason: "Error, exit code 1"}}
 		res := judge(t, ops, []Row{rowA}, atomicParams(t, restarts), map[Rule]int{RuleContract: 2})
 		var kinds []Kind
 		for _, v := range res.Violations {

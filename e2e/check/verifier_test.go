@@ -124,12 +124,12 @@ func TestCheckRefusesUnknownVerifier(t *testing.T) {
 }
 
 // TestClaimMapping: the claims held to request fields are the mapping's: swapped, every token
-// of the service disagrees with its request; without mid, a token with another tenant's mid
+// of the service disagrees with its request; without ten, a token with another tenant's ten
 // passes; a claim the checker does not read cannot judge.
 func TestClaimMapping(t *testing.T) {
 	good, rows := goodHistory(t)
 	swapped := params()
-	swapped.Claims = []ClaimField{{Claim: "mid", Field: "external_id"}, {Claim: "ext", Field: "merchant_id"}}
+	swapped.Claims = []ClaimField{{Claim: "ten", Field: "widget_ref"}, {Claim: "ref", Field: "tenant_ref"}}
 	res, err := Check(good, rows, swapped)
 	if err != nil {
 		t.Fatal(err)
@@ -139,13 +139,13 @@ func TestClaimMapping(t *testing.T) {
 	}
 	for _, v := range res.Violations {
 		if v.Rule == RuleTokenMatchesRow && v.Customer == alice &&
-			!strings.Contains(v.Details[0], `mid "m-9-0", request had "c-9-0"; ext "c-9-0", request had "m-9-0"`) {
+			!strings.Contains(v.Details[0], `ten "m-9-0", request had "c-9-0"; ref "c-9-0", request had "m-9-0"`) {
 			t.Errorf("alice's details %q", v.Details)
 		}
 	}
 
 	ta := tokenFor(t, rowA, func(c *claims) { c.Tenant = "m-other" })
-	otherMid := withCredentials(t, good, func(o history.Op) string {
+	otherTen := withCredentials(t, good, func(o history.Op) string {
 		if o.Customer == alice {
 			return ta
 		}
@@ -156,20 +156,20 @@ func TestClaimMapping(t *testing.T) {
 	for _, tc := range []struct {
 		claims []ClaimField
 		want   int
-	}{{nil, 1}, {[]ClaimField{{Claim: "ext", Field: "external_id"}}, 0}} {
+	}{{nil, 1}, {[]ClaimField{{Claim: "ref", Field: "widget_ref"}}, 0}} {
 		p := params()
 		p.Claims = tc.claims
-		res, err := Check(otherMid, rows, p)
+		res, err := Check(otherTen, rows, p)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if res.Counts[RuleTokenMatchesRow] != tc.want {
-			t.Errorf("mapping %v, alice's mid m-other: %d token-matches-row violations, want %d", tc.claims, res.Counts[RuleTokenMatchesRow], tc.want)
+			t.Errorf("mapping %v, alice's ten m-other: %d token-matches-row violations, want %d", tc.claims, res.Counts[RuleTokenMatchesRow], tc.want)
 		}
 	}
 
 	p := params()
-	p.Claims = []ClaimField{{Claim: "iat", Field: "merchant_id"}, {Claim: "ext", Field: "phone"}}
+	p.Claims = []ClaimField{{Claim: "iat", Field: "tenant_ref"}, {Claim: "ref", Field: "phone"}}
 	if _, err := Check(good, rows, p); err == nil || !strings.Contains(err.Error(), `claim "iat"`) || !strings.Contains(err.Error(), `request field "phone"`) {
 		t.Errorf("Check with unknown claim and field: %v, want an error naming both", err)
 	}
@@ -194,7 +194,7 @@ func TestSavedVerifier(t *testing.T) {
 		if err := json.Unmarshal(b, &fields); err != nil {
 			t.Fatal(err)
 		}
-		back, err := s.Params(tokensvcAPI)
+		back, err := s.Params(fixtureAPI)
 		if err != nil {
 			t.Fatalf("saved %s: %v", b, err)
 		}
@@ -216,7 +216,7 @@ func TestSavedVerifier(t *testing.T) {
 	}
 
 	swapped := params()
-	swapped.Claims = []ClaimField{{Claim: "mid", Field: "external_id"}}
+	swapped.Claims = []ClaimField{{Claim: "ten", Field: "widget_ref"}}
 	back, _ = roundTrip(swapped)
 	if res, err := Check(good, rows, back); err != nil || res.Counts[RuleTokenMatchesRow] != 2 {
 		t.Errorf("re-judged with claims %v: %v, counts %v; want two token-matches-row violations", back.Claims, err, res.Counts)

@@ -50,7 +50,7 @@ func TestVerifyTokenAgreesWithJWT(t *testing.T) {
 		"payload not JSON":             seg[0] + "." + enc([]byte("[")) + "." + seg[2],
 		"empty":                        "",
 	} {
-		cl, err := verifyToken(tok, tokenRules{credential: "/token", key: pub, issuer: issuer})
+		cl, err := verifyToken(tok, tokenRules{credential: fixtureAPI.Credential, key: pub, issuer: issuer})
 		if err == nil {
 			err = cl.validAt(time.Now())
 		}
