@@ -15,6 +15,11 @@ CACHED_REPLAY = "cached-replay"
 MODES = (SAFE, NAIVE, CACHED_REPLAY)
 BROKEN_MODES = (NAIVE, CACHED_REPLAY)
 
+# TCP keepalives of database connections (Settings.dsn): a dead peer is noticed in 5 + 2*3 s.
+KEEPALIVE_IDLE_S = 5
+KEEPALIVE_INTERVAL_S = 2
+KEEPALIVE_COUNT = 3
+
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 
 
@@ -40,6 +45,7 @@ class Settings:
     db_pool_max: int
     db_connect_timeout_s: int
     db_statement_timeout_ms: int
+    db_lock_timeout_ms: int
     api_keys_file: str
     # Simulated work (a pricing or stock call) between looking the key up and inserting the
     # order, in every mode: it widens the window the broken modes race in, and in safe mode it
@@ -49,7 +55,10 @@ class Settings:
     retry_after_s: int
 
     def dsn(self):
-        """psycopg2 connection keywords, without the password (read from its file per connect)."""
+        """psycopg2 connection keywords, without the password (read from its file per connect).
+
+        connect_timeout is libpq's; the store enforces it itself too (store.py: its wait
+        callback makes libpq connect asynchronously, where libpq does not apply it)."""
         kw = {
             "host": self.db_host,
             "port": self.db_port,
@@ -58,7 +67,17 @@ class Settings:
             "sslmode": self.db_sslmode,
             "connect_timeout": self.db_connect_timeout_s,
             "application_name": ("orders " + self.pod)[:63],
-            "options": "-c statement_timeout=%d" % self.db_statement_timeout_ms,
+            # A lock wait (a twin's uncommitted insert, a migration) ends before the statement
+            # does, with an error that says so.
+            "options": "-c statement_timeout=%d -c lock_timeout=%d" % (self.db_statement_timeout_ms, self.db_lock_timeout_ms),
+            # A peer that vanished without a FIN or RST (a node lost, a cut path) closes an idle
+            # pooled connection within about KEEPALIVE_IDLE_S + KEEPALIVE_INTERVAL_S *
+            # KEEPALIVE_COUNT seconds, instead of the kernel's two hours: the next request then
+            # meets a closed socket at once rather than a dead link.
+            "keepalives": 1,
+            "keepalives_idle": KEEPALIVE_IDLE_S,
+            "keepalives_interval": KEEPALIVE_INTERVAL_S,
+            "keepalives_count": KEEPALIVE_COUNT,
         }
         if self.db_ca_file:
             kw["sslrootcert"] = self.db_ca_file
@@ -128,6 +147,7 @@ def load(env=None):
         db_pool_max=_int(env, "ORDERS_DB_POOL_MAX", threads, 1, 1000),
         db_connect_timeout_s=_int(env, "ORDERS_DB_CONNECT_TIMEOUT_S", 3, 1, 600),
         db_statement_timeout_ms=_int(env, "ORDERS_DB_STATEMENT_TIMEOUT_MS", 5000, 1, 600000),
+        db_lock_timeout_ms=_int(env, "ORDERS_DB_LOCK_TIMEOUT_MS", 1000, 1, 600000),
         api_keys_file=_required(env, "ORDERS_API_KEYS_FILE"),
         work_delay_ms=_int(env, "ORDERS_WORK_DELAY_MS", 0, 0, 60000),
         max_body_bytes=_int(env, "ORDERS_MAX_BODY_BYTES", 16384, 64, 1 << 20),

@@ -22,7 +22,9 @@
 import contextlib
 import datetime
 import hashlib
+import functools
 import json
+import select
 import threading
 import time
 import uuid
@@ -30,6 +32,7 @@ from dataclasses import dataclass
 
 import psycopg2
 import psycopg2.errors
+import psycopg2.extensions
 
 from . import settings as S
 from .problems import Problem
@@ -58,18 +61,75 @@ UNIQUE_INDEX = "orders_once_per_tenant_key"
 COLUMNS = "order_id, tenant_id, idem_key, request_hash, customer_email, customer_name, sku, quantity, created_at"
 
 
+# How long past its statement_timeout a statement may go unanswered before the store gives up on
+# its connection. The server's own timeout answers first whenever the server and the link are
+# alive, so this ends only waits on a server or a path that went silent.
+ANSWER_GRACE_S = 1.0
+
+# How long a request waits for a free pooled connection before answering 503 overloaded.
+SLOT_WAIT_S = 2
+
+# Errors with which the server ended a statement that ran or waited too long: the link is
+# alive, and the connection is pooled again once rolled back.
+_STATEMENT_ENDED = (psycopg2.errors.QueryCanceled, psycopg2.errors.LockNotAvailable)
+
+
 class StartupError(Exception):
     """The database cannot serve this mode (its message says why)."""
 
 
 class _StaleConnection(Exception):
     """A pooled connection failed on its link: the server restarted or cut it while it was
-    idle. Store.create tries once more on a new connection rather than answer 503 for a fault
-    that is over (a restart leaves every idle connection dead)."""
+    idle. Store.create tries once more on a connection made after the failure rather than
+    answer 503 for a fault that is over (a restart leaves every idle connection dead)."""
 
     def __init__(self, cause):
         super().__init__(str(cause))
         self.cause = cause
+
+
+class _Connection(psycopg2.extensions.connection):
+    """A connection whose every wait on the server is bounded (_wait): connect_s while it
+    connects, answer_s for each statement after. born is the pool's epoch when it was made
+    (Store._lost_link)."""
+
+    def __init__(self, dsn, async_=0, *, connect_s, answer_s, born):
+        self.wait_s = connect_s
+        super().__init__(dsn, async_)
+        self.wait_s = answer_s
+        self.born = born
+
+
+class _Silent(psycopg2.OperationalError):
+    """The server or the path to it stopped answering within the connection's deadline."""
+
+
+def _wait(conn):
+    """psycopg2's wait callback: libpq's I/O as psycopg2.extras.wait_select does it, but bounded
+    by conn.wait_s. Without it a request would wait on a server or a path that went silent for
+    as long as the kernel keeps the socket open: statement_timeout is enforced by the server,
+    and libpq's own connect_timeout does not apply to the asynchronous connect this implies."""
+    limit = getattr(conn, "wait_s", None)  # None: not a Store's connection (a test's own)
+    deadline = None if limit is None else time.monotonic() + limit
+    while True:
+        state = conn.poll()
+        if state == psycopg2.extensions.POLL_OK:
+            return
+        if state == psycopg2.extensions.POLL_READ:
+            events = select.POLLIN
+        elif state == psycopg2.extensions.POLL_WRITE:
+            events = select.POLLOUT
+        else:
+            raise psycopg2.OperationalError("unexpected poll state %r" % state)
+        timeout_ms = None
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise _Silent("no answer from the database within %.1f s" % limit)
+            timeout_ms = max(1, int(left * 1000))
+        p = select.poll()
+        p.register(conn.fileno(), events)
+        p.poll(timeout_ms)
 
 
 @dataclass(frozen=True)
@@ -133,11 +193,16 @@ class Store:
         self.ready = threading.Event()
         self._idle = []
         self._idle_lock = threading.Lock()
+        # Bumped by every link failure (_lost_link): a connection born before it is not pooled again.
+        self._epoch = 0
         self._slots = threading.BoundedSemaphore(settings.db_pool_max)
         self._cache = {}
         self._cache_lock = threading.Lock()
         self._create = {S.SAFE: self._create_safe, S.NAIVE: self._create_naive,
                         S.CACHED_REPLAY: self._create_cached}[settings.mode]
+        # Process-wide, and the same for every Store: it bounds only connections that carry a
+        # deadline (_Connection), so it leaves any other connection of the process as it was.
+        psycopg2.extensions.set_wait_callback(_wait)
 
     # --- connections -------------------------------------------------------------------
 
@@ -147,16 +212,20 @@ class Store:
             # Read per connection, so that a rotated Secret is used by the next connection.
             with open(self.s.db_password_file, encoding="utf-8") as f:
                 kw["password"] = f.read().strip()
-        c = psycopg2.connect(**kw)
+        factory = functools.partial(_Connection, connect_s=self.s.db_connect_timeout_s,
+                                    answer_s=self.s.db_statement_timeout_ms / 1000 + ANSWER_GRACE_S, born=self._epoch)
+        c = psycopg2.connect(connection_factory=factory, **kw)
         c.autocommit = True
         return c
 
     @contextlib.contextmanager
     def conn(self):
         """A connection from the pool, in autocommit: the create paths BEGIN where they need a
-        transaction. One that failed on its link is closed, not pooled again."""
-        if not self._slots.acquire(timeout=2):
-            raise Problem("overloaded", "no database connection free within 2 s", [("Retry-After", str(self.s.retry_after_s))])
+        transaction. One that failed on its link is closed, not pooled again, and so is every
+        other connection made before the failure (_lost_link)."""
+        if not self._slots.acquire(timeout=SLOT_WAIT_S):
+            raise Problem("overloaded", "no database connection free within %d s" % SLOT_WAIT_S,
+                          [("Retry-After", str(self.s.retry_after_s))])
         c = None
         try:
             with self._idle_lock:
@@ -166,26 +235,39 @@ class Store:
                 if c is None:
                     c = self._connect()
                 yield c
+            except _STATEMENT_ENDED as e:
+                # A second try would only load a busy server again.
+                c = self._rolled_back(c)
+                raise self._unavailable(e) from e
             except (psycopg2.OperationalError, psycopg2.InterfaceError) as e:
-                self._discard(c)
-                c = None
+                if c is not None:  # else the connect itself failed: nothing was pooled from it
+                    self._discard(c)
+                    c = None
+                    self._lost_link()
                 if reused:
-                    self._drain_idle()
                     raise _StaleConnection(e) from e
                 raise self._unavailable(e) from e
             except BaseException:
-                if c is not None and not c.closed:
-                    try:
-                        c.cursor().execute("ROLLBACK")
-                    except psycopg2.Error:
-                        self._discard(c)
-                        c = None
+                c = self._rolled_back(c)
                 raise
         finally:
-            if c is not None and not c.closed:
-                with self._idle_lock:
+            with self._idle_lock:
+                if c is not None and not c.closed and c.born == self._epoch:
                     self._idle.append(c)
+                    c = None
+            self._discard(c)  # one made before a link failure that it was out during
             self._slots.release()
+
+    def _rolled_back(self, c):
+        """c after a ROLLBACK, ready to be pooled again, or None if that failed (c closed)."""
+        if c is None or c.closed:
+            return None
+        try:
+            c.cursor().execute("ROLLBACK")
+            return c
+        except psycopg2.Error:
+            self._discard(c)
+            return None
 
     @staticmethod
     def _discard(c):
@@ -195,6 +277,17 @@ class Store:
 
     def _unavailable(self, e):
         return Problem("unavailable", "database: %s" % _first_line(e), [("Retry-After", str(self.s.retry_after_s))])
+
+    def _lost_link(self):
+        """A connection failed on its link (the server restarted, the path was cut, a peer went
+        silent). Every connection made before it went through the same path to the same server
+        and is presumed to share its fate: the idle ones are closed now, and those out in other
+        requests when they come back, so that no later request meets a dead one."""
+        with self._idle_lock:
+            self._epoch += 1
+            idle, self._idle = self._idle, []
+        for c in idle:
+            self._discard(c)
 
     def _drain_idle(self):
         with self._idle_lock:
@@ -207,33 +300,40 @@ class Store:
     # --- schema --------------------------------------------------------------------------
 
     def migrate(self):
-        """Create the table (and, but in naive mode, the unique index), once across replicas."""
+        """Create the table (and, but in naive mode, the unique index), once across replicas.
+        Raises StartupError, on which the caller tries again (wsgi.migrate_until_ready)."""
+        where = "database %s:%d" % (self.s.db_host, self.s.db_port)
         try:
             c = self._connect()
         except psycopg2.Error as e:
-            raise StartupError("database %s:%d: %s" % (self.s.db_host, self.s.db_port, _first_line(e))) from e
+            raise StartupError("%s: %s" % (where, _first_line(e))) from e
         try:
-            cur = c.cursor()
-            cur.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
-            try:
-                cur.execute(SCHEMA)
-                cur.execute("SELECT 1 FROM pg_indexes WHERE tablename = 'orders' AND indexname = %s", (UNIQUE_INDEX,))
-                have_unique = cur.fetchone() is not None
-                if self.s.mode == S.NAIVE:
-                    if have_unique:
-                        self.log("warn", "unique index present: naive's duplicates will fail as 500s",
-                                 index=UNIQUE_INDEX)
-                elif not have_unique:
-                    try:
-                        cur.execute("CREATE UNIQUE INDEX %s ON orders (tenant_id, idem_key)" % UNIQUE_INDEX)
-                    except psycopg2.errors.UniqueViolation as e:
-                        raise StartupError("orders holds two orders for one (tenant, key), left by a broken mode: "
-                                           "mode %s needs them resolved first (%s)" % (self.s.mode, _first_line(e))) from e
-            finally:
-                cur.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+            self._migrate(c.cursor())
+        except psycopg2.Error as e:
+            # The connection lost, or the lock not had within lock_timeout: like a failed connect.
+            raise StartupError("%s: %s" % (where, _first_line(e))) from e
         finally:
             c.close()
         self.ready.set()
+
+    def _migrate(self, cur):
+        cur.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+        try:
+            cur.execute(SCHEMA)
+            cur.execute("SELECT 1 FROM pg_indexes WHERE tablename = 'orders' AND indexname = %s", (UNIQUE_INDEX,))
+            have_unique = cur.fetchone() is not None
+            if self.s.mode == S.NAIVE:
+                if have_unique:
+                    self.log("warn", "unique index present: naive's duplicates will fail as 500s",
+                             index=UNIQUE_INDEX)
+            elif not have_unique:
+                try:
+                    cur.execute("CREATE UNIQUE INDEX %s ON orders (tenant_id, idem_key)" % UNIQUE_INDEX)
+                except psycopg2.errors.UniqueViolation as e:
+                    raise StartupError("orders holds two orders for one (tenant, key), left by a broken mode: "
+                                       "mode %s needs them resolved first (%s)" % (self.s.mode, _first_line(e))) from e
+        finally:
+            cur.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
 
     # --- create --------------------------------------------------------------------------
 

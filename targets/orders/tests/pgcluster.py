@@ -109,7 +109,7 @@ class Cluster:
                 with open(logname) as f:
                     raise RuntimeError("postgres exited: %s" % f.read()[-500:])
             try:
-                c = self._admin()
+                c = self.admin()
                 c.cursor().execute("CREATE ROLE %s LOGIN PASSWORD %%s" % APP_ROLE, (APP_PASSWORD,))
                 c.close()
                 return self
@@ -118,15 +118,15 @@ class Cluster:
                     raise
                 time.sleep(0.1)
 
-    def _admin(self):
-        """The superuser, over the socket (trust)."""
-        c = psycopg2.connect(host=self.dir, port=self.port, user="postgres", dbname="postgres")
+    def admin(self, dbname="postgres"):
+        """The superuser on dbname, over the socket (trust), in autocommit."""
+        c = psycopg2.connect(host=self.dir, port=self.port, user="postgres", dbname=dbname)
         c.autocommit = True
         return c
 
     def terminate_app_connections(self):
         """Cut every connection of the service's role, as a database restart would."""
-        c = self._admin()
+        c = self.admin()
         cur = c.cursor()
         cur.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = %s", (APP_ROLE,))
         n = cur.fetchone()[0]
@@ -135,7 +135,7 @@ class Cluster:
 
     def create_database(self, name):
         """A database owned by the service's role, as the bundled PostgreSQL's entrypoint makes it."""
-        c = self._admin()
+        c = self.admin()
         c.cursor().execute('CREATE DATABASE "%s" OWNER %s' % (name, APP_ROLE))
         c.close()
 

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -332,6 +333,102 @@ def burst(apps, key, n=THREADS, body=None):
     for t in ts:
         t.join()
     return out
+
+
+class DatabaseFaults(unittest.TestCase):
+    """What a request meets during and right after a database fault: the fault's requests answer
+    503 within a bound, and the first requests after it are served (what stampede's chaos specs
+    measure as the tail of db-cut and db-restart)."""
+
+    def assertQuick(self, t0, bound):
+        self.assertLess(time.monotonic() - t0, bound, "the request was not bounded")
+
+    def lost(self, app):
+        return app.log.stream.getvalue().count("pooled database connection lost")
+
+    def test_every_pooled_connection_cut_costs_no_503(self):
+        app = make_app(fresh_db())
+        burst([app], "k-warm", n=THREADS)  # up to THREADS pooled connections
+        self.assertGreaterEqual(PG.terminate_app_connections(), 2)
+        # The very next requests, all at once and then one by one, each a new key.
+        keys = ["k-next-%d" % i for i in range(THREADS)]
+        out = [None] * THREADS
+        ts = [threading.Thread(target=lambda i=i: out.__setitem__(i, call(app, body=order_body(), headers={"Idempotency-Key": keys[i]})))
+              for i in range(THREADS)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        out += [call(app, body=order_body(), headers={"Idempotency-Key": "k-then-%d" % i}) for i in range(THREADS)]
+        self.assertEqual([r[0] for r in out], [201] * len(out), [r[2] for r in out if r[0] != 201])
+        self.assertGreater(self.lost(app), 0)
+
+    def test_a_connection_out_during_a_link_failure_is_not_pooled_again(self):
+        app = make_app(fresh_db())
+        with app.store.conn(), app.store.conn():
+            pass  # two pooled connections
+        with app.store.conn():  # one of them, out in another request
+            PG.terminate_app_connections()
+            st, _, body = call(app, body=order_body(), headers={"Idempotency-Key": "k-meets-the-other"})
+            self.assertEqual(st, 201, body)
+            self.assertEqual(self.lost(app), 1)
+        # Back from its request, it was closed rather than pooled: no later request meets it.
+        for i in range(3):
+            st, _, body = call(app, body=order_body(), headers={"Idempotency-Key": "k-later-%d" % i})
+            self.assertEqual(st, 201, body)
+        self.assertEqual(self.lost(app), 1)
+
+    def test_a_statement_the_server_ends_is_503_and_keeps_the_connection(self):
+        db = fresh_db()
+        app = make_app(db, ORDERS_DB_LOCK_TIMEOUT_MS="200")
+        self.assertEqual(call(app, body=order_body(), headers={"Idempotency-Key": "k-before"})[0], 201)
+        with app.store.conn() as c:
+            pid = c.get_backend_pid()
+        admin = PG.admin(db)
+        try:
+            admin.autocommit = False
+            admin.cursor().execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
+            t0 = time.monotonic()
+            st, h, body = call(app, body=order_body(), headers={"Idempotency-Key": "k-locked"})
+            self.assertQuick(t0, 2)
+            self.assertEqual((st, json.loads(body)["code"], h["retry-after"]), (503, "unavailable", "1"))
+            self.assertIn("lock timeout", json.loads(body)["detail"])
+        finally:
+            admin.rollback()
+            admin.close()
+        self.assertEqual(call(app, body=order_body(), headers={"Idempotency-Key": "k-locked"})[0], 201)
+        self.assertEqual(self.lost(app), 0)
+        with app.store.conn() as c:
+            self.assertEqual(c.get_backend_pid(), pid, "the connection was not pooled again")
+
+    def test_a_silent_server_costs_one_deadline_not_a_hang(self):
+        app = make_app(fresh_db(), ORDERS_DB_STATEMENT_TIMEOUT_MS="500")
+        self.assertEqual(call(app, body=order_body(), headers={"Idempotency-Key": "k-before"})[0], 201)
+        with app.store.conn() as c:
+            pid = c.get_backend_pid()
+        # The pooled connection's server process stops: its kernel still acknowledges, so
+        # neither TCP nor the server's statement_timeout ends the wait; only the client's can.
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            st, _, body = call(app, body=order_body(), headers={"Idempotency-Key": "k-silent"})
+            self.assertQuick(t0, 0.5 + 1 + 2)  # statement_timeout, ANSWER_GRACE_S, a new connection
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        self.assertEqual(st, 201, body)  # tried again on a new connection
+        self.assertIn("no answer from the database within 1.5 s", app.log.stream.getvalue())
+
+    def test_a_server_that_never_answers_a_connect_is_503_within_connect_timeout(self):
+        with socket.socket() as mute:  # accepts TCP connections (the kernel does), says nothing
+            mute.bind(("127.0.0.1", 0))
+            mute.listen(16)
+            app = wsgi.build(env_for("orders_mute", ORDERS_DB_PORT=str(mute.getsockname()[1]), ORDERS_DB_CONNECT_TIMEOUT_S="1"),
+                             start_metrics=False, log_stream=io.StringIO())
+            t0 = time.monotonic()
+            st, h, body = call(app, body=order_body(), headers={"Idempotency-Key": "k"})
+            self.assertQuick(t0, 2)
+        self.assertEqual((st, json.loads(body)["code"], h["retry-after"]), (503, "unavailable", "1"))
+        self.assertIn("no answer from the database within 1.0 s", json.loads(body)["detail"])
 
 
 class Modes(unittest.TestCase):
