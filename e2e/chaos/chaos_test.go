@@ -182,23 +182,44 @@ func TestRecovery(t *testing.T) {
 			refused(op(start, start+70*ms, ownStatus, history.PhaseBurst), history.KeyOwn))
 		return r
 	}
+	// A round of two customers whose bursts' losers got 409 (in progress): by design when the
+	// mode's contract gives it to a race's loser, but only while each customer got a 2xx.
+	raced := func(start time.Duration, secondWon bool) Round {
+		r := Round{Start: start}
+		for c := range 2 {
+			won := op(start, start+100*ms, 201, history.PhaseBurst)
+			if c == 1 && !secondWon {
+				won.Status = 409
+			}
+			lost := op(start+10*ms, start+300*ms, 409, history.PhaseBurst)
+			won.Customer.Index, lost.Customer.Index = c, c
+			r.Ops = append(r.Ops, won, lost)
+		}
+		return r
+	}
+	in409 := func(o history.Op) bool { return o.Status == 409 }
 	for _, tc := range []struct {
-		name   string
-		rounds []Round
-		end    time.Duration
-		want   time.Duration
-		ok     bool
+		name     string
+		rounds   []Round
+		end      time.Duration
+		byDesign func(history.Op) bool
+		want     time.Duration
+		ok       bool
 	}{
-		{"first round after the end", []Round{good(5 * s), bad(10 * s), good(11 * s)}, 10 * s, 1300 * ms, true},
-		{"a good round before the end does not count", []Round{good(9 * s)}, 10 * s, 0, false},
-		{"unknown outcomes are not successes", []Round{unknown, good(14 * s)}, 10 * s, 4300 * ms, true},
-		{"order of the slice does not matter", []Round{good(15 * s), good(11 * s)}, 10 * s, 1300 * ms, true},
-		{"never", []Round{bad(11 * s), bad(12 * s)}, 10 * s, 0, false},
-		{"a round without bursts is not a success", []Round{{Start: 11 * s}}, 10 * s, 0, false},
-		{"wrong keys refused do not count", []Round{withRefusals(11*s, 200)}, 10 * s, 1300 * ms, true},
-		{"an own key refused does", []Round{withRefusals(11*s, 401)}, 10 * s, 0, false},
+		{"a race's losers answered by design", []Round{raced(11*s, true)}, 10 * s, in409, 1300 * ms, true},
+		{"the same answers, not by design", []Round{raced(11*s, true)}, 10 * s, nil, 0, false},
+		{"by design, but a customer got no 2xx", []Round{raced(11*s, false), raced(12*s, true)}, 10 * s, in409, 2300 * ms, true},
+		{"by design does not excuse a 503", []Round{bad(11 * s)}, 10 * s, in409, 0, false},
+		{"first round after the end", []Round{good(5 * s), bad(10 * s), good(11 * s)}, 10 * s, nil, 1300 * ms, true},
+		{"a good round before the end does not count", []Round{good(9 * s)}, 10 * s, nil, 0, false},
+		{"unknown outcomes are not successes", []Round{unknown, good(14 * s)}, 10 * s, nil, 4300 * ms, true},
+		{"order of the slice does not matter", []Round{good(15 * s), good(11 * s)}, 10 * s, nil, 1300 * ms, true},
+		{"never", []Round{bad(11 * s), bad(12 * s)}, 10 * s, nil, 0, false},
+		{"a round without bursts is not a success", []Round{{Start: 11 * s}}, 10 * s, nil, 0, false},
+		{"wrong keys refused do not count", []Round{withRefusals(11*s, 200)}, 10 * s, nil, 1300 * ms, true},
+		{"an own key refused does", []Round{withRefusals(11*s, 401)}, 10 * s, nil, 0, false},
 	} {
-		got, ok := Recovery(tc.rounds, tc.end)
+		got, ok := Recovery(tc.rounds, tc.end, tc.byDesign)
 		if got != tc.want || ok != tc.ok {
 			t.Errorf("%s: Recovery = %s, %v; want %s, %v", tc.name, got, ok, tc.want, tc.ok)
 		}

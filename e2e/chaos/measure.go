@@ -69,34 +69,52 @@ type Round struct {
 }
 
 // Recovery returns how long after end the service served a whole round of new bursts: the
-// first round launched at or after end whose every burst request with its customer's own key
-// (or, in a run without keys, every one) got a 2xx, measured to the
-// return of its last burst request. Retries do not count: a round that needed one did not
-// succeed at the first burst. It returns false if no round did.
-func Recovery(rounds []Round, end time.Duration) (time.Duration, bool) {
+// first round launched at or after end in which every burst request with its customer's own key
+// (or, in a run without keys, every one) got a 2xx or an answer byDesign accepts (nil: none),
+// and every customer of the round got at least one 2xx, measured to the return of its last
+// burst request. byDesign is for the answers a mode gives the losers of a race by contract (409
+// in-progress): they are the service working, not failing, and a mode that gives them would
+// otherwise never recover. Retries do not count: a round that needed one did not succeed at
+// the first burst. It returns false if no round did.
+func Recovery(rounds []Round, end time.Duration, byDesign func(history.Op) bool) (time.Duration, bool) {
 	ordered := slices.Clone(rounds)
 	slices.SortStableFunc(ordered, func(a, b Round) int { return int(a.Start - b.Start) })
 	for _, r := range ordered {
 		if r.Start < end {
 			continue
 		}
-		var last time.Duration
-		ok, bursts := true, 0
-		for _, op := range r.Ops {
-			// A refusal by design says nothing about recovery.
-			if op.Phase != history.PhaseBurst || !mayRegister(op) {
-				continue
-			}
-			bursts++
-			if !op.Succeeded() {
-				ok = false
-				break
-			}
-			last = max(last, op.Return)
-		}
-		if ok && bursts > 0 {
+		if last, ok := servedWhole(r, byDesign); ok {
 			return last - end, true
 		}
 	}
 	return 0, false
+}
+
+// servedWhole reports whether round r was served whole (Recovery) and the return of its last
+// burst request.
+func servedWhole(r Round, byDesign func(history.Op) bool) (time.Duration, bool) {
+	var last time.Duration
+	served := map[int]bool{} // customer index -> got a 2xx
+	for _, op := range r.Ops {
+		// A refusal by design says nothing about recovery.
+		if op.Phase != history.PhaseBurst || !mayRegister(op) {
+			continue
+		}
+		if _, seen := served[op.Customer.Index]; !seen {
+			served[op.Customer.Index] = false
+		}
+		switch {
+		case op.Succeeded():
+			served[op.Customer.Index] = true
+		case byDesign == nil || !byDesign(op):
+			return 0, false
+		}
+		last = max(last, op.Return)
+	}
+	for _, ok := range served {
+		if !ok {
+			return 0, false
+		}
+	}
+	return last, len(served) > 0
 }

@@ -120,13 +120,13 @@ func (r *Rounds) Stop() ([]Round, error) {
 	return r.Finished(), err
 }
 
-// AwaitRecovery waits until a round launched at or after end has succeeded whole (Recovery),
-// for at most bound. It reports whether one did.
-func (r *Rounds) AwaitRecovery(ctx context.Context, end, bound time.Duration) bool {
+// AwaitRecovery waits until a round launched at or after end has succeeded whole (Recovery,
+// with byDesign), for at most bound. It reports whether one did.
+func (r *Rounds) AwaitRecovery(ctx context.Context, end, bound time.Duration, byDesign func(history.Op) bool) bool {
 	deadline := time.NewTimer(bound)
 	defer deadline.Stop()
 	for {
-		if _, ok := Recovery(r.Finished(), end); ok {
+		if _, ok := Recovery(r.Finished(), end, byDesign); ok {
 			return true
 		}
 		select {
@@ -134,7 +134,7 @@ func (r *Rounds) AwaitRecovery(ctx context.Context, end, bound time.Duration) bo
 		case <-r.launcher:
 			// Nothing more will be launched: what is in flight decides.
 			if r.inFlightDone(ctx, deadline.C) {
-				_, ok := Recovery(r.Finished(), end)
+				_, ok := Recovery(r.Finished(), end, byDesign)
 				return ok
 			}
 			return false

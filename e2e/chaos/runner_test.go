@@ -102,12 +102,12 @@ func TestAwaitRecovery(t *testing.T) {
 			r := LaunchRounds(context.Background(), RoundsParams{Every: 10 * time.Millisecond, Max: 8, MaxInFlight: 4, Since: since,
 				Run: fakeRound(since, 5*time.Millisecond, func(i int) bool { return i >= tc.healthyAt })})
 			end := 15 * time.Millisecond // the fault's end: rounds 2 and later start after it
-			got := r.AwaitRecovery(context.Background(), end, 2*time.Second)
+			got := r.AwaitRecovery(context.Background(), end, 2*time.Second, nil)
 			rounds, _ := r.Stop()
 			if got != tc.want {
 				t.Fatalf("AwaitRecovery = %v, want %v (rounds %d)", got, tc.want, len(rounds))
 			}
-			if rec, ok := Recovery(rounds, end); ok != tc.want || (ok && rec <= 0) {
+			if rec, ok := Recovery(rounds, end, nil); ok != tc.want || (ok && rec <= 0) {
 				t.Errorf("Recovery = %v, %v", rec, ok)
 			}
 		})
@@ -119,7 +119,7 @@ func TestAwaitRecoveryGivesUpAtTheBound(t *testing.T) {
 	r := LaunchRounds(context.Background(), RoundsParams{Every: 10 * time.Millisecond, Max: 1000, MaxInFlight: 2, Since: since,
 		Run: fakeRound(since, time.Millisecond, func(int) bool { return false })})
 	start := time.Now()
-	if r.AwaitRecovery(context.Background(), 0, 50*time.Millisecond) {
+	if r.AwaitRecovery(context.Background(), 0, 50*time.Millisecond, nil) {
 		t.Error("recovered although no round succeeded")
 	}
 	if d := time.Since(start); d > time.Second {

@@ -355,3 +355,25 @@ func (f faultWindows) why(op *history.Op, code string) string {
 	}
 	return fmt.Sprintf("during %s, whose declared excuses do not include %d %s from pod %q", strings.Join(in, ", "), op.Status, code, op.Pod)
 }
+
+// RivalAnswer reports whether op's answer is one the contract gives only to a request that
+// raced another of its key (a rival-only line, such as 409 in-progress), matched on status and
+// error code alone: whether op really had a rival is the contract rule's to judge. A fault's
+// recovery (chaos.Recovery) counts such an answer as the service working by design.
+func (c Contract) RivalAnswer(api *API) func(history.Op) bool {
+	return func(op history.Op) bool {
+		if op.Status < 400 {
+			return false
+		}
+		code, err := cleanError(api, &op)
+		if err != nil {
+			return false
+		}
+		for _, l := range c.Lines {
+			if l.Rival && l.Status == op.Status && l.Code == code {
+				return true
+			}
+		}
+		return false
+	}
+}

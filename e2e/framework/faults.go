@@ -128,7 +128,7 @@ func (d *Deployment) StampedeUnderFault(ctx context.Context, p FaultParams) Faul
 		customers = append(customers, customersOf(r.Index)...)
 	}
 	o.Rounds = len(all)
-	o.Recovery, o.Recovered = chaos.Recovery(all, o.Event.End)
+	o.Recovery, o.Recovered = chaos.Recovery(all, o.Event.End, d.rivalAnswer())
 
 	catchUp, err := d.registerAgain(ctx, p, send, customers)
 	errs = append(errs, err)
@@ -173,7 +173,7 @@ func (d *Deployment) roundsUnderFault(ctx context.Context, p FaultParams, send a
 	o := FaultOutcome{Plan: p.Plan, Event: applied.Event, InjectErr: applied.InjectErr, RecoverErr: applied.RecoverErr}
 	if applied.Ok() {
 		By("waiting for a whole round of new bursts to succeed after the fault")
-		rounds.AwaitRecovery(ctx, o.Event.End, p.RecoveryBound+30*time.Second) // the bound, plus a round's retries
+		rounds.AwaitRecovery(ctx, o.Event.End, p.RecoveryBound+30*time.Second, d.rivalAnswer()) // the bound, plus a round's retries
 	}
 	all, err := rounds.Stop()
 	return o, all, err
@@ -270,4 +270,15 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// rivalAnswer is the mode's answers to a race's losers by contract (check.Contract.RivalAnswer),
+// which a fault's recovery counts as the service working.
+func (d *Deployment) rivalAnswer() func(history.Op) bool {
+	GinkgoHelper()
+	api, err := check.APIFromTarget(d.Env.Config.Target)
+	Expect(err).NotTo(HaveOccurred(), "the target's API")
+	contract, err := api.Contract(d.Strategy)
+	Expect(err).NotTo(HaveOccurred(), "the contract of mode %s", d.Strategy)
+	return contract.RivalAnswer(&api)
 }
