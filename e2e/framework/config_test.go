@@ -50,7 +50,7 @@ func parseConfig(t *testing.T, args ...string) (*Config, error) {
 // sets: it must get past validation, where it once failed at once on the kind config default.
 func TestPreReleaseFlags(t *testing.T) {
 	documented := []string{"-e2e.mode=existing", "-e2e.kubeconfig=/home/me/.kube/staging", "-e2e.context=staging",
-		"-e2e.image=registry.example/tokensvc:v1.2", "-e2e.postgres-image=registry.example/postgres:15",
+		"-e2e.image=registry.example/app:v1.2", "-e2e.postgres-image=registry.example/postgres:15",
 		"-e2e.attacker-image=registry.example/stampede-attacker:v1.2"}
 	if _, err := parseConfig(t, documented...); err != nil {
 		t.Fatalf("the documented pre-release flags: %v", err)

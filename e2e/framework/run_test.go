@@ -24,15 +24,15 @@ import (
 	"github.com/stampede-e2e/stampede/manifests"
 )
 
-// tokenAPI is the API of a success body {"token", "customer_id", "created"}: the credential at /token.
-var tokenAPI = &check.API{ID: "/customer_id", Created: "/created", Credential: "/token"}
+// tokenAPI is the API of a success body {"token", "id", "created"}: the credential at /token.
+var tokenAPI = &check.API{ID: "/id", Created: "/created", Credential: "/token"}
 
 func outcome(ops ...history.Op) Outcome {
 	return Outcome{Traffic: &traffic.Outcome{History: ops}, API: tokenAPI}
 }
 
 func answer(c history.Customer, seq int, token string, created bool) history.Op {
-	body := `{"token":"` + token + `","customer_id":"x","created":false}`
+	body := `{"token":"` + token + `","id":"x","created":false}`
 	if created {
 		body = strings.Replace(body, `"created":false`, `"created":true`, 1)
 	}
@@ -215,9 +215,9 @@ func TestReproLineNamesTheKeptCluster(t *testing.T) {
 		{Config{Mode: "kind", ClusterName: "stampede-ab12cd"}, "make e2e-reuse SEED=42 "},
 		{Config{Mode: "kind", ClusterName: "stampede-ab12cd", Keep: true}, "make e2e-reuse CLUSTER=stampede-ab12cd SEED=42 "},
 		{Config{Mode: "reuse", ClusterName: "stampede"}, "make e2e-reuse CLUSTER=stampede SEED=42 "},
-		{Config{Mode: "existing", Kubeconfig: "/home/me/.kube/staging", Context: "staging", Image: "reg.example/tokensvc:v1",
+		{Config{Mode: "existing", Kubeconfig: "/home/me/.kube/staging", Context: "staging", Image: "reg.example/app:v1",
 			PostgresImage: "reg.example/postgres:15", AttackerImage: "reg.example/attacker:v1"},
-			"make pre-release KUBECONFIG=/home/me/.kube/staging CONTEXT=staging IMAGE=reg.example/tokensvc:v1 " +
+			"make pre-release KUBECONFIG=/home/me/.kube/staging CONTEXT=staging IMAGE=reg.example/app:v1 " +
 				"POSTGRES_IMAGE=reg.example/postgres:15 ATTACKER_IMAGE=reg.example/attacker:v1 SEED=42 "},
 	}
 	for _, tc := range cases {

@@ -7,7 +7,7 @@ func TestSyncCommitOf(t *testing.T) {
 		name, log, want string
 		ok              bool
 	}{
-		{name: "ready", log: `{"msg":"starting tokensvc"}` + "\n" + `{"level":"INFO","msg":"database ready","unique_index":true,"synchronous_commit":"off"}` + "\n", want: "off", ok: true},
+		{name: "ready", log: `{"msg":"starting"}` + "\n" + `{"level":"INFO","msg":"database ready","unique_index":true,"synchronous_commit":"off"}` + "\n", want: "off", ok: true},
 		{name: "the last of a restarted pool", log: `{"msg":"database ready","synchronous_commit":"off"}` + "\n" + `{"msg":"database ready","synchronous_commit":"on"}`, want: "on", ok: true},
 		{name: "an older service that did not log it", log: `{"msg":"database ready","unique_index":true}`},
 		{name: "not JSON", log: "database ready synchronous_commit=off"},
