@@ -15,10 +15,10 @@ import (
 	"github.com/stampede-e2e/stampede/e2e/traffic"
 )
 
-// testTarget is the target the framework's tests run with, as the spec package's default: a
-// made-up service with the bundled target's shape under names no code knows, so that a test
-// passing on it shows the framework reads the target file. The bundled target's own facts are
-// held in targets/tokensvc's tests.
+// testTarget is the target the framework's tests run with, in the place of the spec package's
+// default: a made-up service with the bundled target's shape under names no code knows, so that
+// a test passing on it shows the framework reads the target file. The bundled target's own
+// facts are held in its own package's tests, under targets/.
 const testTarget = "e2e/testdata/widgets/target.yaml"
 
 // testImage is the test target's image: it has no build recipe, so a kind run must be given one.

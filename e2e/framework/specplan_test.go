@@ -21,7 +21,7 @@ func loadTarget(t *testing.T, name string) *target.Target {
 
 // The test target's plan, in its file's order: atomic and fail-fast held to exactly once,
 // atomic first, legacy's canary before return-existing's with what each must and must never
-// find, and everything runnable. (The bundled target's plan is held in targets/tokensvc.)
+// find, and everything runnable. The bundled target's plan is held in its own package's tests.
 func TestPlanSpecs(t *testing.T) {
 	p := PlanSpecs(loadTestTarget(t), true)
 	if !slices.Equal(p.ExactlyOnce, []string{"atomic", "fail-fast"}) || p.Primary() != "atomic" {
