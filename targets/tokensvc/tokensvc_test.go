@@ -3,8 +3,12 @@ package tokensvc
 import (
 	"flag"
 	"io"
+	"os"
+	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -88,5 +92,26 @@ func TestPlanSpecs(t *testing.T) {
 		if why != "" {
 			t.Errorf("%s skipped for the token service: %s", name, why)
 		}
+	}
+}
+
+// TestSyncCommitLog: the line the file names for the durability canary is the one the service
+// logs once its pool is ready (service/cmd/tokensvc), with the member the file reads.
+func TestSyncCommitLog(t *testing.T) {
+	tg, err := target.Load(target.FileName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := tg.Observability.SyncCommitLog
+	if l == nil || len(l.Match) != 1 || l.Match["msg"] == "" {
+		t.Fatalf("syncCommitLog %+v, want one matched on its message", l)
+	}
+	src, err := os.ReadFile(filepath.Join("..", "..", "service", "cmd", "tokensvc", "main.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logged := regexp.MustCompile(`log\.Info\(` + regexp.QuoteMeta(strconv.Quote(l.Match["msg"])) + `,.*` + regexp.QuoteMeta(strconv.Quote(l.Field)) + `, `)
+	if !logged.Match(src) {
+		t.Errorf("the service logs no %q line with %q (%s)", l.Match["msg"], l.Field, logged)
 	}
 }
