@@ -2,6 +2,7 @@ package framework
 
 import (
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -14,9 +15,19 @@ import (
 	"github.com/stampede-e2e/stampede/e2e/traffic"
 )
 
-// testTarget is the target the framework's tests run with, as the spec package's default: the
-// bundled token service's file.
-const testTarget = "targets/tokensvc/target.yaml"
+// testTarget is the target the framework's tests run with, in the place of the spec package's
+// default: a made-up service with the bundled target's shape under names no code knows, so that
+// a test passing on it shows the framework reads the target file. The bundled target's own
+// facts are held in its own package's tests, under targets/.
+const testTarget = "e2e/testdata/widgets/target.yaml"
+
+// testImage is the test target's image: it has no build recipe, so a kind run must be given one.
+const testImage = "-e2e.image=example/widgets:1"
+
+// kindArgs are the flags of a kind run of the test target, then extra.
+func kindArgs(extra ...string) []string {
+	return append([]string{"-e2e.mode=kind", "-e2e.node-image=stampede/node:x", testImage}, extra...)
+}
 
 // loadTestTarget loads testTarget.
 func loadTestTarget(t *testing.T) *target.Target {
@@ -50,7 +61,7 @@ func parseConfig(t *testing.T, args ...string) (*Config, error) {
 // sets: it must get past validation, where it once failed at once on the kind config default.
 func TestPreReleaseFlags(t *testing.T) {
 	documented := []string{"-e2e.mode=existing", "-e2e.kubeconfig=/home/me/.kube/staging", "-e2e.context=staging",
-		"-e2e.image=registry.example/tokensvc:v1.2", "-e2e.postgres-image=registry.example/postgres:15",
+		"-e2e.image=registry.example/app:v1.2", "-e2e.postgres-image=registry.example/postgres:15",
 		"-e2e.attacker-image=registry.example/stampede-attacker:v1.2"}
 	if _, err := parseConfig(t, documented...); err != nil {
 		t.Fatalf("the documented pre-release flags: %v", err)
@@ -88,7 +99,7 @@ func TestExistingModeSettings(t *testing.T) {
 	}{
 		{args: existing, wantStorage: "emptydir"},
 		{args: append(slices.Clone(existing), "-e2e.db-storage=pvc"), wantStorage: "pvc"},
-		{args: []string{"-e2e.mode=kind", "-e2e.node-image=stampede/node:x"}, wantStorage: "pvc"},
+		{args: kindArgs(), wantStorage: "pvc"},
 		{args: append(slices.Clone(existing), "-e2e.db-storage=hostpath"), wantErr: "-e2e.db-storage"},
 		{args: append(slices.Clone(existing), "-e2e.dns=kube-dns"), wantErr: "-e2e.dns"},
 		{args: append(slices.Clone(existing), "-e2e.dns=kube-system/k8s-app=kube-dns 169.254.20.10/32")},
@@ -109,23 +120,17 @@ func TestExistingModeSettings(t *testing.T) {
 }
 
 // The target file comes from -e2e.target or STAMPEDE_E2E_TARGET (the flag wins), a directory
-// meaning its target.yaml; without either the run judges the bundled token service. Results and
-// repro lines name it by its path from the repository's root.
+// meaning its target.yaml; without either the run judges the default one. Results and repro
+// lines name it by its path from the repository's root.
 func TestTargetFlag(t *testing.T) {
 	root := RepoRoot()
 	bundled := filepath.Join(root, testTarget)
+	name := loadTestTarget(t).Name
+	// A copy of the test target's directory: its deploy paths are relative, so they resolve
+	// from the new place.
 	copyTarget := func(name string) string {
-		b, err := os.ReadFile(bundled)
-		if err != nil {
-			t.Fatal(err)
-		}
 		dir := filepath.Join(t.TempDir(), name)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		// Its paths (kustomize, build script) must resolve from its new place.
-		b = []byte(strings.ReplaceAll(string(b), "../../", root+"/"))
-		if err := os.WriteFile(filepath.Join(dir, target.FileName), b, 0o644); err != nil {
+		if err := os.CopyFS(dir, os.DirFS(filepath.Dir(bundled))); err != nil {
 			t.Fatal(err)
 		}
 		return dir
@@ -140,15 +145,15 @@ func TestTargetFlag(t *testing.T) {
 		{name: "directory from the environment", env: fromEnv, wantFile: filepath.Join(fromEnv, target.FileName)},
 		{name: "file from the flag", args: []string{"-e2e.target=" + filepath.Join(fromFlag, target.FileName)}, wantFile: filepath.Join(fromFlag, target.FileName)},
 		{name: "the flag wins", env: fromEnv, args: []string{"-e2e.target=" + fromFlag}, wantFile: filepath.Join(fromFlag, target.FileName)},
-		{name: "the repository's directory", args: []string{"-e2e.target=" + filepath.Join(root, "targets/tokensvc")}, wantFile: bundled},
+		{name: "the repository's directory", args: []string{"-e2e.target=" + filepath.Dir(bundled)}, wantFile: bundled},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("STAMPEDE_E2E_TARGET", tc.env)
-			c, err := parseConfig(t, append([]string{"-e2e.mode=kind", "-e2e.node-image=stampede/node:x"}, tc.args...)...)
+			c, err := parseConfig(t, kindArgs(tc.args...)...)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if c.TargetFile != tc.wantFile || c.Target == nil || c.Target.Name != "tokensvc" {
+			if c.TargetFile != tc.wantFile || c.Target == nil || c.Target.Name != name {
 				t.Fatalf("target file %q (loaded: %v), want %q", c.TargetFile, c.Target != nil, tc.wantFile)
 			}
 			ref := c.TargetRef()
@@ -156,7 +161,7 @@ func TestTargetFlag(t *testing.T) {
 			if tc.wantFile == bundled {
 				wantRef = testTarget
 			}
-			if ref.File != wantRef || ref.Name != "tokensvc" || !strings.HasPrefix(ref.Digest, "sha256:") {
+			if ref.File != wantRef || ref.Name != name || !strings.HasPrefix(ref.Digest, "sha256:") {
 				t.Errorf("target ref %+v, want file %s", ref, wantRef)
 			}
 			repro := ReproLine(c, "a spec")
@@ -205,7 +210,7 @@ func TestTargetOfAnotherService(t *testing.T) {
 	if c.Target.Name != "orders" || c.serviceName() != "orders" || c.workload().Name != "orders-api" || c.imageName() != "example/orders" {
 		t.Errorf("target %s: service %s, workload %s, image %s", c.Target.Name, c.serviceName(), c.workload().Name, c.imageName())
 	}
-	if _, err := parseConfig(t, "-e2e.mode=kind", "-e2e.node-image=stampede/node:x"); err != nil {
+	if _, err := parseConfig(t, kindArgs()...); err != nil {
 		t.Errorf("the default target: %v", err)
 	}
 	var none Config
@@ -220,29 +225,32 @@ func TestTargetOfAnotherService(t *testing.T) {
 // The traffic sends the target's create request and the JWKS is fetched where the target
 // publishes it; without a target, traffic's defaults and no JWKS.
 func TestTargetFeedsTrafficAndJWKS(t *testing.T) {
-	c, err := parseConfig(t, "-e2e.mode=kind", "-e2e.node-image=stampede/node:x")
+	c, err := parseConfig(t, kindArgs()...)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// What the test target's file says, read from the file rather than the parsed config.
+	file := loadTestTarget(t)
+	svc := file.Deploy.Service
 	other := *c.Target
 	other.Create.Method, other.Create.Path = "PUT", "/api/v2/signups"
 	v := *other.Response.Verifier
-	v.JWKSPath = "/keys"
+	v.JWKSPath = "/other/keys"
 	other.Response.Verifier = &v
 	for _, tc := range []struct {
 		name                       string
 		target                     *target.Target
 		wantMethod, wantPath, jwks string
 	}{
-		{"the token service's target", c.Target, "POST", "/v1/tokens", "/.well-known/jwks.json"},
-		{"another target", &other, "PUT", "/api/v2/signups", "/keys"},
+		{"the test target", c.Target, file.Create.Method, file.Create.Path, file.Response.Verifier.JWKSPath},
+		{"another target", &other, "PUT", "/api/v2/signups", "/other/keys"},
 		{"no target", nil, "", "", ""},
 	} {
 		cfg := *c
 		cfg.Target = tc.target
 		d := &Deployment{Env: &Env{Config: cfg}, Namespace: "stampede-atomic-x"}
-		if tc.target == c.Target && d.clusterURL() != "http://tokensvc."+d.Namespace+".svc:8080" {
-			t.Errorf("pods reach %s, the token service is at http://tokensvc.%s.svc:8080", d.clusterURL(), d.Namespace)
+		if want := fmt.Sprintf("http://%s.%s.svc:%d", svc.Name, d.Namespace, svc.Port); tc.target == c.Target && d.clusterURL() != want {
+			t.Errorf("pods reach %s, the target's Service is at %s", d.clusterURL(), want)
 		}
 		if tc.target != nil {
 			host, cluster := d.hostSender().Request, d.cluster("").Request
@@ -258,16 +266,16 @@ func TestTargetFeedsTrafficAndJWKS(t *testing.T) {
 }
 
 // A target whose request carries no key gets none, and no wrong ones, whatever keys the
-// deployment made; the token service's carries its tenants'.
+// deployment made; one with auth carries its tenants'.
 func TestTenantKeysFollowTheTargetsAuth(t *testing.T) {
-	c, err := parseConfig(t, "-e2e.mode=kind", "-e2e.node-image=stampede/node:x")
+	c, err := parseConfig(t, kindArgs()...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	keys := APIKeys{"m-0": "k0", "m-1": "k1"}
 	d := &Deployment{Env: &Env{Config: *c}, APIKeys: keys}
 	if got := d.tenantKeys(); len(got) != 2 || d.batch(nil, 4, 0, DefaultRetry, traffic.ForeignKeys{}, nil).Wrong != traffic.DefaultWrongKeys {
-		t.Errorf("the token service's target: keys %v", got)
+		t.Errorf("the test target: keys %v", got)
 	}
 	keyless := *c.Target
 	keyless.Create.Auth = nil
@@ -277,18 +285,26 @@ func TestTenantKeysFollowTheTargetsAuth(t *testing.T) {
 	}
 }
 
-// A target's image is built by its file's build script: the token service's by
-// scripts/build-image.sh with the suite's own images, as before; the orders API's by its own
-// script, resolved against its file, which the suite then needs no -e2e.image for.
+// A target's image is built by its file's build script: by scripts/build-image.sh with the
+// suite's own images when that script is its recipe (the bundled target's, whose own test says
+// so); the orders API's by its own script, resolved against its file, which the suite then needs
+// no -e2e.image for; none for a target without a recipe.
 func TestTargetBuildRecipe(t *testing.T) {
-	c, err := parseConfig(t, "-e2e.mode=kind", "-e2e.node-image=stampede/node:x")
+	c, err := parseConfig(t, kindArgs()...)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if script, args := c.recipe(); script != "" || args != nil || !slices.Equal(c.suiteImageNames(), []string{"postgres", "toxiproxy"}) {
+		t.Errorf("no recipe: recipe %q %v, suite images %v; want none, and postgres toxiproxy", script, args, c.suiteImageNames())
+	}
+	suiteBuilt := *c.Target
+	suiteBuilt.Deploy.Images = []target.Image{{Name: "example/widgets",
+		Build: &target.Build{Script: "../../../scripts/build-image.sh", Args: []string{"widgets"}}}}
+	c.Target = &suiteBuilt
 	script, args := c.recipe()
-	if script != filepath.Join(repoRoot(), "scripts", "build-image.sh") || !slices.Equal(args, []string{"tokensvc"}) ||
-		!slices.Equal(c.suiteImageNames(), []string{"tokensvc", "postgres", "toxiproxy"}) {
-		t.Errorf("token service: recipe %s %v, suite images %v; want scripts/build-image.sh tokensvc, and tokensvc postgres toxiproxy", script, args, c.suiteImageNames())
+	if script != filepath.Join(repoRoot(), "scripts", "build-image.sh") || !slices.Equal(args, []string{"widgets"}) ||
+		!slices.Equal(c.suiteImageNames(), []string{"widgets", "postgres", "toxiproxy"}) {
+		t.Errorf("built by the suite's script: recipe %s %v, suite images %v; want scripts/build-image.sh widgets, and widgets postgres toxiproxy", script, args, c.suiteImageNames())
 	}
 	orders := filepath.Join(repoRoot(), "targets", "orders")
 	c, err = parseConfig(t, "-e2e.mode=kind", "-e2e.node-image=stampede/node:x", "-e2e.target="+orders)

@@ -29,28 +29,28 @@ func slice(namespace, name, service string, eps ...discoveryv1.Endpoint) *discov
 	}
 }
 
-// TestReadyPodsFromSlices lists the token service's ready replicas: not the unready or
-// terminating ones, not another Service's or another namespace's, each pod once however many
-// slices name it.
+// TestReadyPodsFromSlices lists the target's ready replicas: not the unready or terminating
+// ones, not another Service's or another namespace's, each pod once however many slices name it.
 func TestReadyPodsFromSlices(t *testing.T) {
+	svc := loadTestTarget(t).Deploy.Service.Name
 	yes, no := new(bool), new(bool)
 	*yes = true
 	node := endpoint("", yes)
 	node.TargetRef = &corev1.ObjectReference{Kind: "Node", Name: "kind-worker"}
 	cs := fake.NewClientset(
-		slice("ns", "tokensvc-v4", manifests.TokensvcName, endpoint("tokensvc-a", yes), endpoint("tokensvc-b", nil), endpoint("tokensvc-c", no), endpoint("", yes), node),
-		slice("ns", "tokensvc-v6", manifests.TokensvcName, endpoint("tokensvc-a", yes), endpoint("tokensvc-d", yes)),
+		slice("ns", svc+"-v4", svc, endpoint("web-a", yes), endpoint("web-b", nil), endpoint("web-c", no), endpoint("", yes), node),
+		slice("ns", svc+"-v6", svc, endpoint("web-a", yes), endpoint("web-d", yes)),
 		slice("ns", "postgres-x", manifests.PostgresName, endpoint("postgres-0", yes)),
-		slice("other", "tokensvc-o", manifests.TokensvcName, endpoint("tokensvc-z", yes)),
+		slice("other", svc+"-o", svc, endpoint("web-z", yes)),
 	)
-	got, err := readyPodsFromSlices(context.Background(), cs, "ns", manifests.TokensvcName)
+	got, err := readyPodsFromSlices(context.Background(), cs, "ns", svc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"tokensvc-a", "tokensvc-b", "tokensvc-d"}; !slices.Equal(got, want) {
+	if want := []string{"web-a", "web-b", "web-d"}; !slices.Equal(got, want) {
 		t.Errorf("ready pods %v, want %v", got, want)
 	}
-	if got, err := readyPodsFromSlices(context.Background(), cs, "empty", manifests.TokensvcName); err != nil || len(got) != 0 {
+	if got, err := readyPodsFromSlices(context.Background(), cs, "empty", svc); err != nil || len(got) != 0 {
 		t.Errorf("no slices: %v, %v", got, err)
 	}
 }

@@ -55,12 +55,12 @@ func TestRunResultsAndMarkdown(t *testing.T) {
 // one: a reader of an older file (report.ReadRunInfo, soak) reads the new one, and the other way.
 func TestResultsJSONTarget(t *testing.T) {
 	r := types.Report{SpecReports: []types.SpecReport{spec("atomic", types.SpecStatePassed, entry("verdict", "pass"))}}
-	ref := &report.TargetRef{Name: "tokensvc", File: "targets/tokensvc/target.yaml", Digest: "sha256:ab"}
+	ref := &report.TargetRef{Name: "widgets", File: "e2e/testdata/widgets/target.yaml", Digest: "sha256:ab"}
 	for name, tc := range map[string]struct {
 		target *report.TargetRef
 		want   string
 	}{
-		"with a target":    {ref, `{"run_id":"abc","seed":7,"target":{"name":"tokensvc","file":"targets/tokensvc/target.yaml","digest":"sha256:ab"},"specs":[`},
+		"with a target":    {ref, `{"run_id":"abc","seed":7,"target":{"name":"widgets","file":"e2e/testdata/widgets/target.yaml","digest":"sha256:ab"},"specs":[`},
 		"without a target": {nil, `{"run_id":"abc","seed":7,"specs":[`},
 	} {
 		res := RunResults(r, report.RunInfo{RunID: "abc", Seed: 7, Target: tc.target})
@@ -72,7 +72,7 @@ func TestResultsJSONTarget(t *testing.T) {
 			t.Errorf("%s: results.json %s, want it to start %s", name, b, tc.want)
 		}
 		md := res.Markdown()
-		if named := strings.Contains(md, "target tokensvc"); named != (tc.target != nil) {
+		if named := strings.Contains(md, "target widgets"); named != (tc.target != nil) {
 			t.Errorf("%s: the summary names the target: %v\n%s", name, named, md)
 		}
 	}

@@ -20,19 +20,17 @@ import (
 	"github.com/stampede-e2e/stampede/e2e/check"
 	"github.com/stampede-e2e/stampede/e2e/history"
 	"github.com/stampede-e2e/stampede/e2e/traffic"
-
-	"github.com/stampede-e2e/stampede/manifests"
 )
 
-// tokenAPI is the API of a success body {"token", "customer_id", "created"}: the credential at /token.
-var tokenAPI = &check.API{ID: "/customer_id", Created: "/created", Credential: "/token"}
+// tokenAPI is the API of a success body {"token", "id", "created"}: the credential at /token.
+var tokenAPI = &check.API{ID: "/id", Created: "/created", Credential: "/token"}
 
 func outcome(ops ...history.Op) Outcome {
 	return Outcome{Traffic: &traffic.Outcome{History: ops}, API: tokenAPI}
 }
 
 func answer(c history.Customer, seq int, token string, created bool) history.Op {
-	body := `{"token":"` + token + `","customer_id":"x","created":false}`
+	body := `{"token":"` + token + `","id":"x","created":false}`
 	if created {
 		body = strings.Replace(body, `"created":false`, `"created":true`, 1)
 	}
@@ -62,7 +60,8 @@ func TestConfigValidate(t *testing.T) {
 		c := Config{DefaultTarget: testTarget}
 		fs := flag.NewFlagSet("t", flag.ContinueOnError)
 		c.RegisterFlags(fs)
-		if err := fs.Parse(args); err != nil {
+		// The test target has no build recipe: its image is given, ahead of args that may name another.
+		if err := fs.Parse(append([]string{testImage}, args...)); err != nil {
 			return c, err
 		}
 		return c, c.Validate()
@@ -121,9 +120,10 @@ func TestKeepNamespace(t *testing.T) {
 	}
 }
 
-func nodePortService(ns string) *corev1.Service {
+// nodePortService is Service name in namespace ns, on the suite's node port.
+func nodePortService(ns, name string) *corev1.Service {
 	return &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: manifests.TokensvcName},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: corev1.ServiceSpec{
 			Type:                  corev1.ServiceTypeNodePort,
 			ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyCluster,
@@ -133,7 +133,7 @@ func nodePortService(ns string) *corev1.Service {
 }
 
 func TestReleaseNodePortSpec(t *testing.T) {
-	svc := nodePortService("ns")
+	svc := nodePortService("ns", "web")
 	if !releaseNodePortSpec(svc) {
 		t.Fatal("a NodePort service was left alone")
 	}
@@ -154,19 +154,21 @@ func TestReleaseKeptNodePorts(t *testing.T) {
 	ns := func(name string, labels map[string]string) *corev1.Namespace {
 		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
 	}
+	tg := loadTestTarget(t)
+	name := tg.Deploy.Service.Name
 	cs := fake.NewClientset(
-		ns("kept", map[string]string{ManagedByLabel: ManagedBy, RunLabel: "r1"}), nodePortService("kept"),
-		ns("other-run", map[string]string{ManagedByLabel: ManagedBy, RunLabel: "old"}), nodePortService("other-run"),
-		ns("foreign", nil), nodePortService("foreign"),
+		ns("kept", map[string]string{ManagedByLabel: ManagedBy, RunLabel: "r1"}), nodePortService("kept", name),
+		ns("other-run", map[string]string{ManagedByLabel: ManagedBy, RunLabel: "old"}), nodePortService("other-run", name),
+		ns("foreign", nil), nodePortService("foreign", name),
 	)
-	e := &Env{Client: cs, Config: Config{Mode: "reuse", RunID: "r1", Target: loadTestTarget(t)}}
+	e := &Env{Client: cs, Config: Config{Mode: "reuse", RunID: "r1", Target: tg}}
 	ctx := context.Background()
 	if err := e.releaseKeptNodePorts(ctx); err != nil {
 		t.Fatal(err)
 	}
-	kept, _ := cs.CoreV1().Services("kept").Get(ctx, manifests.TokensvcName, metav1.GetOptions{})
-	foreign, _ := cs.CoreV1().Services("foreign").Get(ctx, manifests.TokensvcName, metav1.GetOptions{})
-	otherRun, _ := cs.CoreV1().Services("other-run").Get(ctx, manifests.TokensvcName, metav1.GetOptions{})
+	kept, _ := cs.CoreV1().Services("kept").Get(ctx, name, metav1.GetOptions{})
+	foreign, _ := cs.CoreV1().Services("foreign").Get(ctx, name, metav1.GetOptions{})
+	otherRun, _ := cs.CoreV1().Services("other-run").Get(ctx, name, metav1.GetOptions{})
 	if kept.Spec.Type != corev1.ServiceTypeClusterIP || kept.Spec.Ports[0].NodePort != 0 {
 		t.Errorf("kept namespace's service still holds a node port: %+v", kept.Spec)
 	}
@@ -177,15 +179,15 @@ func TestReleaseKeptNodePorts(t *testing.T) {
 		t.Errorf("another run's Service was rewritten: %+v", otherRun.Spec)
 	}
 	// In existing mode the Services are ClusterIP: nothing is listed or rewritten.
-	cs = fake.NewClientset(ns("kept", map[string]string{ManagedByLabel: ManagedBy, RunLabel: "r1"}), nodePortService("kept"))
-	e = &Env{Client: cs, Config: Config{Mode: "existing", RunID: "r1", Target: loadTestTarget(t)}}
+	cs = fake.NewClientset(ns("kept", map[string]string{ManagedByLabel: ManagedBy, RunLabel: "r1"}), nodePortService("kept", name))
+	e = &Env{Client: cs, Config: Config{Mode: "existing", RunID: "r1", Target: tg}}
 	if err := e.releaseKeptNodePorts(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if kept, _ := cs.CoreV1().Services("kept").Get(ctx, manifests.TokensvcName, metav1.GetOptions{}); kept.Spec.Type != corev1.ServiceTypeNodePort {
+	if kept, _ := cs.CoreV1().Services("kept").Get(ctx, name, metav1.GetOptions{}); kept.Spec.Type != corev1.ServiceTypeNodePort {
 		t.Errorf("existing mode rewrote a Service: %+v", kept.Spec)
 	}
-	if err := ReleaseNodePort(ctx, cs, "gone", manifests.TokensvcName); err != nil {
+	if err := ReleaseNodePort(ctx, cs, "gone", name); err != nil {
 		t.Errorf("no service to release: %v", err)
 	}
 }
@@ -215,9 +217,9 @@ func TestReproLineNamesTheKeptCluster(t *testing.T) {
 		{Config{Mode: "kind", ClusterName: "stampede-ab12cd"}, "make e2e-reuse SEED=42 "},
 		{Config{Mode: "kind", ClusterName: "stampede-ab12cd", Keep: true}, "make e2e-reuse CLUSTER=stampede-ab12cd SEED=42 "},
 		{Config{Mode: "reuse", ClusterName: "stampede"}, "make e2e-reuse CLUSTER=stampede SEED=42 "},
-		{Config{Mode: "existing", Kubeconfig: "/home/me/.kube/staging", Context: "staging", Image: "reg.example/tokensvc:v1",
+		{Config{Mode: "existing", Kubeconfig: "/home/me/.kube/staging", Context: "staging", Image: "reg.example/app:v1",
 			PostgresImage: "reg.example/postgres:15", AttackerImage: "reg.example/attacker:v1"},
-			"make pre-release KUBECONFIG=/home/me/.kube/staging CONTEXT=staging IMAGE=reg.example/tokensvc:v1 " +
+			"make pre-release KUBECONFIG=/home/me/.kube/staging CONTEXT=staging IMAGE=reg.example/app:v1 " +
 				"POSTGRES_IMAGE=reg.example/postgres:15 ATTACKER_IMAGE=reg.example/attacker:v1 SEED=42 "},
 	}
 	for _, tc := range cases {

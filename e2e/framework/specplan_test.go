@@ -19,24 +19,26 @@ func loadTarget(t *testing.T, name string) *target.Target {
 	return tg
 }
 
-// The token service's plan is the specs it had before they came from its file: atomic and
-// fail-fast held to exactly once, atomic first, legacy's canary before return-existing's, and
-// everything runnable.
-func TestPlanSpecsTokensvc(t *testing.T) {
-	p := PlanSpecs(loadTarget(t, "tokensvc"), true)
+// The test target's plan, in its file's order: atomic and fail-fast held to exactly once,
+// atomic first, legacy's canary before return-existing's with what each must and must never
+// find, and everything runnable. The bundled target's plan is held in its own package's tests.
+func TestPlanSpecs(t *testing.T) {
+	p := PlanSpecs(loadTestTarget(t), true)
 	if !slices.Equal(p.ExactlyOnce, []string{"atomic", "fail-fast"}) || p.Primary() != "atomic" {
 		t.Errorf("exactly-once modes %v, primary %s; want atomic, fail-fast and atomic", p.ExactlyOnce, p.Primary())
 	}
 	want := []CanaryMode{
 		{Mode: "legacy", Findings: []check.Kind{check.KindEmptySubject}},
-		{Mode: "return-existing", Findings: []check.Kind{check.KindDuplicateRows, check.KindTwoTokens}},
+		{Mode: "return-existing", Findings: []check.Kind{check.KindDuplicateRows, check.KindTwoTokens}, Never: []check.Kind{check.KindEmptySubject}},
 	}
-	if !slices.EqualFunc(p.Canaries, want, func(a, b CanaryMode) bool { return a.Mode == b.Mode && slices.Equal(a.Findings, b.Findings) }) {
+	if !slices.EqualFunc(p.Canaries, want, func(a, b CanaryMode) bool {
+		return a.Mode == b.Mode && slices.Equal(a.Findings, b.Findings) && slices.Equal(a.Never, b.Never)
+	}) {
 		t.Errorf("canaries %+v, want %+v", p.Canaries, want)
 	}
 	for name, why := range map[string]string{"exactly-once": p.NoExactlyOnce, "canary": p.NoCanary, "durability": p.NoDurability, "proxy": p.NoProxy, "selftest": p.NoSelftest} {
 		if why != "" {
-			t.Errorf("%s skipped for the token service: %s", name, why)
+			t.Errorf("%s skipped for the test target: %s", name, why)
 		}
 	}
 }
@@ -62,7 +64,7 @@ func TestPlanSpecsOrders(t *testing.T) {
 // A target without an exactly-once mode, a canary or the bundled database skips those specs,
 // each with its reason; the primary mode is then only a placeholder.
 func TestPlanSpecsSkips(t *testing.T) {
-	tg := loadTarget(t, "tokensvc")
+	tg := loadTestTarget(t)
 	tg.Modes = []target.Mode{{Name: "broken", Contract: target.Contract{ExactlyOnce: false}}}
 	tg.Deploy.Database.Bundled = nil
 	p := PlanSpecs(tg, true)

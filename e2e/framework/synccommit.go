@@ -6,20 +6,30 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
 	. "github.com/onsi/gomega"    //nolint:revive
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/stampede-e2e/stampede/e2e/target"
 )
 
-// SynchronousCommit returns, per running token-service pod, the synchronous_commit its own
-// database sessions run with, as the pod logged it once its pool was ready ("database ready"):
-// the session's SHOW synchronous_commit, through the pool, so that a setting made by the
-// server's configuration and one made by the service per connection both show. A pod whose log
-// has no such line is an error.
+// SynchronousCommit returns the synchronous_commit the target's own database sessions run
+// with. Where the target names the log line stating it (observability.syncCommitLog), per
+// running pod as the pod logged it, so that a setting made by the server's configuration and one
+// the service makes per connection both show; a pod whose log has no such line is an error.
+// Otherwise the setting a new session of the target's role gets, under the key "role ROLE".
 func (d *Deployment) SynchronousCommit(ctx context.Context) (map[string]string, error) {
+	line := d.syncCommitLog()
+	if line == nil {
+		return d.sessionSyncCommit(ctx)
+	}
 	pods := d.Env.Client.CoreV1().Pods(d.Namespace)
 	list, err := pods.List(ctx, metav1.ListOptions{LabelSelector: d.pods})
 	if err != nil {
@@ -34,9 +44,9 @@ func (d *Deployment) SynchronousCommit(ctx context.Context) (map[string]string, 
 		if err != nil {
 			return nil, fmt.Errorf("logs of %s: %w", p.Name, err)
 		}
-		v, ok := syncCommitOf(raw)
+		v, ok := syncCommitOf(raw, *line)
 		if !ok {
-			return nil, fmt.Errorf("logs of %s: no \"database ready\" line naming synchronous_commit", p.Name)
+			return nil, fmt.Errorf("logs of %s: no line %s naming %s", p.Name, matchText(line.Match), line.Field)
 		}
 		out[p.Name] = v
 	}
@@ -46,9 +56,36 @@ func (d *Deployment) SynchronousCommit(ctx context.Context) (map[string]string, 
 	return out, nil
 }
 
-// syncCommitOf finds the last "database ready" line of a target pod's JSON log and its
-// synchronous_commit.
-func syncCommitOf(log []byte) (string, bool) {
+// syncCommitLog is the target's log line naming its sessions' synchronous_commit, nil if none.
+func (d *Deployment) syncCommitLog() *target.LogLine {
+	if o := d.Env.Config.Target.Observability; o != nil {
+		return o.SyncCommitLog
+	}
+	return nil
+}
+
+// sessionSyncCommit asks the bundled PostgreSQL, as the target's role in its database, what
+// synchronous_commit a new session gets: the server's setting and the role's or database's.
+func (d *Deployment) sessionSyncCommit(ctx context.Context) (map[string]string, error) {
+	db := d.Env.Config.Target.Deploy.Database.Bundled
+	if db == nil || d.DSN == "" {
+		return nil, fmt.Errorf("target %s: no log line names synchronous_commit, and no bundled database to ask", d.Env.Config.Target.Name)
+	}
+	conn, err := pgx.Connect(ctx, d.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("connect to the database: %w", err)
+	}
+	defer func() { _ = conn.Close(ctx) }()
+	var v string
+	if err := conn.QueryRow(ctx, "SHOW synchronous_commit").Scan(&v); err != nil {
+		return nil, fmt.Errorf("show synchronous_commit: %w", err)
+	}
+	return map[string]string{"role " + db.Role: v}, nil
+}
+
+// syncCommitOf finds the last line of a target pod's JSON log that line matches and its member
+// line.Field, which must be a string.
+func syncCommitOf(log []byte, line target.LogLine) (string, bool) {
 	var (
 		value string
 		found bool
@@ -56,23 +93,46 @@ func syncCommitOf(log []byte) (string, bool) {
 	sc := bufio.NewScanner(bytes.NewReader(log))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		var line struct {
-			Msg        string  `json:"msg"`
-			SyncCommit *string `json:"synchronous_commit"`
-		}
-		if json.Unmarshal(sc.Bytes(), &line) != nil || line.Msg != "database ready" || line.SyncCommit == nil {
+		var members map[string]any
+		if json.Unmarshal(sc.Bytes(), &members) != nil || !matches(members, line.Match) {
 			continue
 		}
-		value, found = *line.SyncCommit, true
+		if v, ok := members[line.Field].(string); ok {
+			value, found = v, true
+		}
 	}
 	return value, found
 }
 
-// ExpectSynchronousCommit fails the spec unless every token-service pod's sessions run with
-// synchronous_commit want: the proof that a durability twin tests the setting it claims to.
+// matches says whether every member of match is a string member of members with that value.
+func matches(members map[string]any, match map[string]string) bool {
+	for k, want := range match {
+		if got, ok := members[k].(string); !ok || got != want {
+			return false
+		}
+	}
+	return true
+}
+
+// matchText is match for a message: `msg="database ready"`, members in order.
+func matchText(match map[string]string) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(match)) {
+		parts = append(parts, fmt.Sprintf("%s=%q", k, match[k]))
+	}
+	return strings.Join(parts, " ")
+}
+
+// ExpectSynchronousCommit fails the spec unless the target's database sessions run with
+// synchronous_commit want (every pod's, where its log says): the proof that a durability twin
+// tests the setting it claims to.
 func (d *Deployment) ExpectSynchronousCommit(ctx context.Context, want string) {
 	GinkgoHelper()
-	By("reading the synchronous_commit of every replica's database sessions from its log: want " + want)
+	if d.syncCommitLog() != nil {
+		By("reading the synchronous_commit of every replica's database sessions from its log: want " + want)
+	} else {
+		By("asking the database the synchronous_commit of a new session of the target's role: want " + want)
+	}
 	var got map[string]string
 	Eventually(ctx, func() (err error) {
 		got, err = d.SynchronousCommit(ctx)

@@ -43,7 +43,7 @@ func TestGeneratedSecrets(t *testing.T) {
 		wantSigning bool
 		linePrefix  string
 	}{
-		{loadTestTarget(t), "tokensvc-api-keys", true, "m-1 sha256:"},
+		{loadTestTarget(t), "widgets-keys", true, "tenant=m-1 hash="},
 		{orders, "orders-keys", false, ""},
 	} {
 		keys, err := NewAPIKeys(keyFormat(tc.tg), []string{"m-1"})

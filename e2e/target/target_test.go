@@ -144,6 +144,8 @@ func TestLoadBad(t *testing.T) {
 			`target.yaml:32:71: response.outcomes.new.headers.ETag: no promise about "ETag" can be judged (only Cache-Control, WWW-Authenticate)`},
 		{"outcome value of no code", "  readiness: {path: /ready}\n", "  readiness: {path: /ready}\nobservability: {outcomeCounter: {name: c, labels: [o], outcomeLabel: o, values: {new: n, existing: e, errors: {teapot: t}}}}\n",
 			`target.yaml:14:120: observability.outcomeCounter.values.errors.teapot: "teapot" is not a code of errors.answers`},
+		{"log line matched by nothing", "  readiness: {path: /ready}\n", "  readiness: {path: /ready}\nobservability: {syncCommitLog: {match: {}, field: f}}\n",
+			`target.yaml:14:40: observability.syncCommitLog.match: give at least one member the line has`},
 		{"unknown placeholder", `email: "{{email}}"`, `email: "{{mail}}"`,
 			`target.yaml:22:12: create.body.email: unknown placeholder {{mail}} (known: {{key}}, {{tenant}}, {{email}}, {{name}})`},
 		{"unclosed placeholder", `Idempotency-Key: "{{key}}"`, `Idempotency-Key: "{{key}}-{{n"`,

@@ -288,6 +288,17 @@ type Observability struct {
 	HandlerIntervalHeader string          `yaml:"handlerIntervalHeader"`
 	OutcomeCounter        *OutcomeCounter `yaml:"outcomeCounter"`
 	Metrics               *Metrics        `yaml:"metrics"`
+	// SyncCommitLog is the line each replica logs naming the synchronous_commit its own
+	// database sessions run with. Without it the suite reads the setting a new session of the
+	// target's role gets, which misses a setting the service makes per connection.
+	SyncCommitLog *LogLine `yaml:"syncCommitLog"`
+}
+
+// LogLine is a JSON log line of the workload's container: the last line whose members equal
+// Match, and its member Field.
+type LogLine struct {
+	Match map[string]string `yaml:"match" target:"required"`
+	Field string            `yaml:"field" target:"required"`
 }
 
 // OutcomeCounter is the Prometheus counter counting each create request once by outcome.

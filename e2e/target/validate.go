@@ -390,6 +390,10 @@ func (v *validator) observability() {
 		v.urlPath("observability.metrics.path", m.Path)
 		v.port("observability.metrics.port", m.Port)
 	}
+	// A line matched by nothing would be any line: the first log line would be read.
+	if l := o.SyncCommitLog; l != nil && len(l.Match) == 0 {
+		v.errorf("observability.syncCommitLog.match", "give at least one member the line has")
+	}
 }
 
 func (v *validator) modes() {
