@@ -39,7 +39,10 @@ const (
 const bodyExcerpt = 200
 
 type chartData struct {
-	Parts []chartPart `json:"parts"`
+	// Target names the target the run judged ("" for a run from before target files): the
+	// close-up says whose answers it draws.
+	Target string      `json:"target"`
+	Parts  []chartPart `json:"parts"`
 }
 
 type chartPart struct {
@@ -56,6 +59,20 @@ type chartPart struct {
 	Tokens    chartTokens     `json:"tokens"`
 	Events    []chartEvent    `json:"events"`
 	Viol      []chartViolated `json:"violations"`
+	// Truth are the rows the checker read of the part's customers: the race close-up draws when
+	// each was created. One entry per row, so O(customers).
+	Truth chartTruth `json:"truth"`
+}
+
+// chartTruth are the database rows of the part's customers (rows.json), one array per field,
+// in the order of their creation.
+type chartTruth struct {
+	// Customer indexes Customers.
+	Customer []int    `json:"c"`
+	ID       []string `json:"id"`
+	// At is the row's creation less the part's base, µs: the database's clock, not the
+	// client's, so it is as far off as the clocks are apart (the coverage line's skew bound).
+	At []int64 `json:"at"`
 }
 
 // chartCustomers are the part's customers, in order of their first request; those that a
@@ -135,7 +152,14 @@ type chartViolated struct {
 	Rule     string `json:"rule"`
 	Customer int    `json:"c"`
 	Ops      []int  `json:"ops"`
+	// Say is the violation's findings in words, as the violations table shows them, for the
+	// close-up's heading: at most maxSay, each cut at bodyExcerpt.
+	Say []string `json:"say"`
 }
+
+// maxSay bounds the findings a violation carries into the chart data: the table below has them
+// all.
+const maxSay = 4
 
 func us(d time.Duration) int64 { return int64(d / time.Microsecond) }
 
@@ -211,6 +235,7 @@ func buildChartPart(part PartView) chartPart {
 	b.cp.Ops = b.opColumns(ops, involvedRequests(part.Result.Violations))
 	b.addEvents(part.Events)
 	b.addViolations(part.Result.Violations)
+	b.addTruth(part.Rows, part.Base)
 	return b.finish()
 }
 
@@ -426,8 +451,49 @@ func (b *partBuilder) addViolations(violations []check.Violation) {
 			}
 		}
 		slices.Sort(row.Ops)
+		row.Say = sayOf(v)
 		b.cp.Viol = append(b.cp.Viol, row)
 	}
+}
+
+// sayOf is v's findings in words: kind, clause and detail, as the violations table writes them.
+func sayOf(v check.Violation) []string {
+	say := []string{}
+	for _, f := range v.Findings {
+		line := strings.TrimSpace(strings.Join([]string{string(f.Kind), f.Line, f.Detail}, " "))
+		say = append(say, excerptOf(line, bodyExcerpt))
+		if len(say) == maxSay {
+			return say
+		}
+	}
+	if len(v.Findings) == 0 {
+		for _, d := range v.Details[:min(len(v.Details), maxSay)] {
+			say = append(say, excerptOf(d, bodyExcerpt))
+		}
+	}
+	return say
+}
+
+// addTruth adds the rows of the part's customers, sorted by creation; a row no customer of the
+// part accounts for (a stray row, which its violation names) is left out.
+func (b *partBuilder) addTruth(rows []check.Row, base time.Time) {
+	byKey := make(map[history.Key]int, len(b.custPos))
+	for c, i := range b.custPos {
+		byKey[c.Key()] = i
+	}
+	rows = slices.Clone(rows)
+	slices.SortStableFunc(rows, func(x, y check.Row) int { return x.CreatedAt.Compare(y.CreatedAt) })
+	t := chartTruth{Customer: []int{}, ID: []string{}, At: []int64{}}
+	for _, r := range rows {
+		c, ok := byKey[history.Key{Tenant: r.Tenant, EntityKey: r.Key}]
+		if !ok || r.CreatedAt.IsZero() {
+			continue
+		}
+		t.Customer = append(t.Customer, c)
+		t.ID = append(t.ID, excerptOf(r.ID, 80))
+		t.At = append(t.At, us(r.CreatedAt.Sub(base)))
+	}
+	b.cp.Truth = t
 }
 
 // finish returns the part with its tables in place: empty ones as [] rather than null, for

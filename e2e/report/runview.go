@@ -116,7 +116,7 @@ func BuildRunView(dir string, info RunInfo, specs []SpecMeta) (RunView, error) {
 			if name == "." {
 				name = ""
 			}
-			pv := PartView{Name: name, Base: r.Base, History: r.History, Events: r.Params.Faults, Result: r.Result}
+			pv := PartView{Name: name, Base: r.Base, History: r.History, Rows: r.Rows, Events: r.Params.Faults, Result: r.Result}
 			if b, err := os.ReadFile(filepath.Join(p, "chaos.json")); err == nil {
 				_ = json.Unmarshal(b, &pv.Chaos) // figures only; a bad file leaves them out
 			}
