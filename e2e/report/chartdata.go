@@ -460,8 +460,8 @@ func (b *partBuilder) addViolations(violations []check.Violation) {
 func sayOf(v check.Violation) []string {
 	say := []string{}
 	for _, f := range v.Findings {
-		line := strings.TrimSpace(strings.Join([]string{string(f.Kind), f.Line, f.Detail}, " "))
-		say = append(say, excerptOf(line, bodyExcerpt))
+		words := slices.DeleteFunc([]string{string(f.Kind), f.Line, f.Detail}, func(s string) bool { return s == "" })
+		say = append(say, excerptOf(strings.Join(words, " "), bodyExcerpt))
 		if len(say) == maxSay {
 			return say
 		}
