@@ -8,6 +8,7 @@ package report
 // without one, unless STAMPEDE_REQUIRE_BROWSER=1 (as CI sets it), when it fails.
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -474,7 +475,7 @@ func TestCloseUpInBrowser(t *testing.T) {
 		var box = document.querySelector('.closeup'), g = box.querySelector('svg .cu-empty-subject');
 		var bars = Array.prototype.map.call(box.querySelectorAll('svg .cu-req'), function (e) { return e.getAttribute('data-op'); });
 		return {Marked: g ? g.getAttribute('data-op') : '', Aria: g ? g.getAttribute('aria-label') : '', Text: g ? g.textContent : '',
-			Lane: box.querySelector('svg .cu-lane[data-pod="` + canaryPods[1] + `"]') ? 'B' : '', Bars: bars.sort()};
+			Lane: box.querySelector('svg .cu-lane[data-pod="`+canaryPods[1]+`"]') ? 'B' : '', Bars: bars.sort()};
 	})()`)
 	if drawn.Marked != "300/1/0" || drawn.Lane != "B" || !strings.Contains(drawn.Text, "∅ EMPTY SUBJECT") ||
 		!strings.Contains(drawn.Aria, "pod p9w7z") || !strings.Contains(drawn.Aria, "EMPTY SUBJECT: it names nobody") {
@@ -543,7 +544,7 @@ func TestCloseUpInBrowser(t *testing.T) {
 func elementShot(t *testing.T, p *browserPage, sel, path string) {
 	t.Helper()
 	box := eval[struct{ X, Y, W, H float64 }](t, p, `(function () {
-		var r = document.querySelector(` + strconv.Quote(sel) + `).getBoundingClientRect();
+		var r = document.querySelector(`+strconv.Quote(sel)+`).getBoundingClientRect();
 		return {X: r.left + window.scrollX, Y: r.top + window.scrollY, W: r.width, H: r.height};
 	})()`)
 	ctx, cancel := context.WithTimeout(p.ctx, time.Minute)
@@ -568,3 +569,38 @@ func elementShot(t *testing.T, p *browserPage, sel, path string) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// TestCloseUpOfSavedReport opens a report.html already rendered, such as a real run's, at
+// $STAMPEDE_REPORT_HTML (a path, with a #<part>-closeup-c<customer> link when wanted), checks
+// that it draws without a problem, and saves a screenshot of the close-up the link opens and the
+// page's load time: the evidence a change to the close-up shows on a real run. Skipped unset.
+func TestCloseUpOfSavedReport(t *testing.T) {
+	target := os.Getenv("STAMPEDE_REPORT_HTML")
+	if target == "" {
+		t.Skip("STAMPEDE_REPORT_HTML unset: no saved report to open")
+	}
+	exe := findBrowser(t)
+	path, hash, _ := strings.Cut(target, "#")
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, took := openPage(t, exe, path)
+	got := waitRendered(t, p)
+	t.Logf("%s: %.1f MiB, loaded in %v, drawn %.0f ms after navigation start (script %.0f ms)",
+		path, float64(st.Size())/(1<<20), took.Round(time.Millisecond), got.LoadMS, got.RenderMS)
+	sel := ".closeup"
+	if hash != "" {
+		// The page was opened without the link: follow it now, as a click on it would.
+		eval[bool](t, p, `(location.hash = `+strconv.Quote("#"+hash)+`, true)`)
+		id, _, _ := strings.Cut(hash, "-closeup")
+		sel = "#" + id + "-closeup"
+		eval[bool](t, p, `(window.dispatchEvent(new HashChangeEvent('hashchange')), true)`)
+	}
+	dir := cmp.Or(os.Getenv("ARTIFACTS"), t.TempDir())
+	elementShot(t, p, sel, filepath.Join(dir, "closeup-saved.png"))
+	t.Logf("close-up: %s", eval[string](t, p, `document.querySelector(`+strconv.Quote(sel)+` + ' .story').textContent`))
+	if probs := p.Problems(); len(probs) > 0 {
+		t.Errorf("the page made %d problems:\n%s", len(probs), strings.Join(probs, "\n"))
+	}
+}

@@ -1426,6 +1426,20 @@
     part.stats.latencyPoints = drawn;
   };
 
+  // openFromHash shows the customer a link names, #<part's anchor>-closeup-c<customer index>,
+  // in that part's close-up: a link to one race, for a bug report or a screenshot.
+  function openFromHash(parts) {
+    var m = /^#(.+)-closeup-c(\d+)$/.exec(decodeURIComponent(location.hash || ''));
+    if (!m) return;
+    parts.forEach(function (p) {
+      if (p.root.id !== m[1] || !p.closeup) return;
+      var c = p.d.customers.index.indexOf(Number(m[2]));
+      if (c < 0) return;
+      p.closeup.show(c);
+      p.closeup.box.scrollIntoView({ block: 'start' });
+    });
+  }
+
   // ---- start ---------------------------------------------------------------------------------
   function start() {
     var t0 = performance.now();
@@ -1461,6 +1475,8 @@
       report.violationRows += p.stats.violationRows;
     });
     report.barPoint = function (part, id) { return parts[part] ? parts[part].barPoint(id) : null; };
+    openFromHash(parts);
+    window.addEventListener('hashchange', function () { openFromHash(parts); });
     report.renderMs = performance.now() - t0;
     report.loadMs = performance.now();
     report.ready = true;
