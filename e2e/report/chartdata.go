@@ -232,6 +232,7 @@ func buildChartPart(part PartView) chartPart {
 	ops := slices.Clone(part.History)
 	slices.SortStableFunc(ops, func(a, b history.Op) int { return cmp.Compare(a.Call, b.Call) })
 	b := newPartBuilder(ops, part.Result.Violations)
+	b.api = part.API
 	b.cp.Ops = b.opColumns(ops, involvedRequests(part.Result.Violations))
 	b.addEvents(part.Events)
 	b.addViolations(part.Result.Violations)
@@ -244,6 +245,7 @@ func buildChartPart(part PartView) chartPart {
 // that the order of each table is the order in which the part first names its entries.
 type partBuilder struct {
 	cp         chartPart
+	api        *check.API // nil: read answers as readAnswer does
 	strs, toks interner
 	custPos    map[history.Customer]int // index into cp.Customers
 	podPos     map[string]int           // index into cp.Pods
@@ -410,10 +412,14 @@ func (b *partBuilder) answerOf(op history.Op) answer {
 	if op.Status == 0 {
 		return answer{token: -1, created: -1}
 	}
-	key := answerKey{op.Status >= 200 && op.Status < 300, op.Body}
+	key := answerKey{op.Status >= 200 && op.Status < 300, op.Status, op.Body}
 	a, ok := b.answers[key]
 	if !ok {
-		a = readAnswer(key.success, op.Body, &b.strs, &b.toks, &b.cp.Tokens)
+		if b.api != nil {
+			a = readAnswerByAPI(b.api, op.Status, key.success, op.Body, &b.strs, &b.toks, &b.cp.Tokens)
+		} else {
+			a = readAnswer(key.success, op.Body, &b.strs, &b.toks, &b.cp.Tokens)
+		}
 		b.answers[key] = a
 	}
 	return a
@@ -517,7 +523,9 @@ func (b *partBuilder) finish() chartPart {
 
 type answerKey struct {
 	success bool
-	body    string
+	// status tells a new entity where the API has no created flag (check.API.AnswerOf).
+	status int
+	body   string
 }
 
 // answer is what the page shows of a response body: its token, created flag and message, as
@@ -525,6 +533,76 @@ type answerKey struct {
 type answer struct{ token, created, msg int }
 
 // answer's msg 0 is Strings[0], the empty string: no message.
+
+// readAnswerByAPI reads a response body by the API's pointers: a success's credential (added
+// to tokens when new; a JWT's claims decoded, another credential standing for the entity its
+// answer names), created flag and anything odd about it, or an error response's code.
+func readAnswerByAPI(api *check.API, status int, success bool, body string, strs, toks *interner, tokens *chartTokens) answer {
+	a := answer{token: -1, created: -1}
+	if !success {
+		code, ok := api.ErrorCodeOf(body)
+		if !ok || code == "" {
+			a.msg = strs.id("body: " + cmp.Or(excerptOf(body, bodyExcerpt), "(empty)"))
+			return a
+		}
+		var e struct {
+			Message string `json:"message"`
+		}
+		_ = json.Unmarshal([]byte(body), &e) // a message is a courtesy: the code is the answer
+		a.msg = strs.id(excerptOf(strings.TrimSuffix(code+": "+e.Message, ": "), bodyExcerpt))
+		return a
+	}
+	ans := api.AnswerOf(status, body)
+	if ans.Created != nil {
+		a.created = 0
+		if *ans.Created {
+			a.created = 1
+		}
+	}
+	idName := api.ID[strings.LastIndexByte(api.ID, '/')+1:]
+	if api.Credential != "" && !ans.HasCredential {
+		a.msg = strs.id("body: " + cmp.Or(excerptOf(body, bodyExcerpt), "(empty)"))
+		return a
+	}
+	if ans.HasCredential {
+		t := toks.id(ans.Credential)
+		a.token = t
+		if t == len(tokens.FP) {
+			addCredential(api, ans, strs, tokens)
+		}
+		if ans.HasID && ans.ID != tokens.Sub[t] {
+			a.msg = strs.id(idName + " " + excerptOf(ans.ID, 80))
+		}
+	}
+	if !ans.HasID {
+		a.msg = strs.id("no " + idName)
+	}
+	return a
+}
+
+// addCredential adds ans's credential to tokens: a JWT's claims, read without verifying, or for
+// another credential the id of the entity it stands for as its subject.
+func addCredential(api *check.API, ans check.Answer, strs *interner, tokens *chartTokens) {
+	tokens.FP = append(tokens.FP, check.Fingerprint(ans.Credential))
+	if api.Verifier != check.VerifierJWT {
+		tokens.Alg = append(tokens.Alg, 0)
+		tokens.Iss = append(tokens.Iss, 0)
+		tokens.Bad = append(tokens.Bad, 0)
+		tokens.Sub = append(tokens.Sub, ans.ID)
+		tokens.MID = append(tokens.MID, "")
+		tokens.EXT = append(tokens.EXT, "")
+		tokens.Iat = append(tokens.Iat, "")
+		return
+	}
+	alg, cl, why := decodeClaims(ans.Credential)
+	tokens.Alg = append(tokens.Alg, strs.id(alg))
+	tokens.Iss = append(tokens.Iss, strs.id(cl.Iss))
+	tokens.Sub = append(tokens.Sub, cl.Sub)
+	tokens.MID = append(tokens.MID, cl.MID)
+	tokens.EXT = append(tokens.EXT, cl.EXT)
+	tokens.Iat = append(tokens.Iat, cl.Iat.String())
+	tokens.Bad = append(tokens.Bad, strs.id(why))
+}
 
 // readAnswer reads a response body: a 2xx's token (added to tokens when new), created flag
 // and anything odd about it, or an error response's code and message.

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/stampede-e2e/stampede/e2e/check"
 	"github.com/stampede-e2e/stampede/e2e/history"
+	"github.com/stampede-e2e/stampede/targets/tokensvc"
 )
 
 // TestChartDataCarriesRowsAndFindings checks what the race close-up draws from beside the
@@ -69,5 +71,56 @@ func TestSayOfBounds(t *testing.T) {
 	}
 	if got := sayOf(check.Violation{Customer: history.Customer{}}); got == nil || len(got) != 0 {
 		t.Errorf("no findings: %#v, want an empty list", got)
+	}
+}
+
+// TestAnswersByAPIReadAsBefore reads the fixture's answers by the token service's API, as a run
+// that saved it is read, and by the format of runs that did not: the page must show the same.
+func TestAnswersByAPIReadAsBefore(t *testing.T) {
+	api, err := tokensvc.API()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range fixtureRun(t).Specs {
+		for _, part := range s.Parts {
+			old := buildChartPart(part)
+			part.API = &api
+			if byAPI := buildChartPart(part); !reflect.DeepEqual(byAPI, old) {
+				t.Errorf("%s: read by the API, the chart data differs:\n%+v\nwant\n%+v", s.Name, byAPI.Tokens, old.Tokens)
+			}
+		}
+	}
+}
+
+// TestAnswersByAPIOfAnotherTarget reads the answers of a target whose credential is its entity's
+// id, compared for equality, and whose status tells a new entity: each id is a credential whose
+// subject is the id, 201 says created, and an answer without an id names nobody.
+func TestAnswersByAPIOfAnotherTarget(t *testing.T) {
+	api := check.API{ID: "/id", Credential: "/id", Verifier: check.VerifierEqual, ErrorCode: "/error",
+		New: check.Promise{Status: 201}, Existing: check.Promise{Status: 200}}
+	c := customerN(1)
+	op := func(seq, status int, body string) history.Op {
+		return history.Op{Customer: c, Seq: seq, Call: ms(float64(seq)), Return: ms(float64(seq) + 2), Status: status, Body: body, Pod: "orders-a"}
+	}
+	part := PartView{API: &api, History: []history.Op{
+		op(0, 201, `{"id":"o-1","sku":"w"}`), op(1, 200, `{"id":"o-1","sku":"w"}`), op(2, 200, `{"id":"o-2"}`),
+		op(3, 200, `{"id":""}`), op(4, 409, `{"error":"key_in_use"}`),
+	}}
+	cp := buildChartPart(part)
+	if !slices.Equal(cp.Tokens.Sub, []string{"o-1", "o-2", ""}) || !slices.Equal(cp.Tokens.FP, []string{check.Fingerprint("o-1"), check.Fingerprint("o-2"), check.Fingerprint("")}) {
+		t.Errorf("credentials %+v", cp.Tokens)
+	}
+	if !slices.Equal(cp.Ops.Created, []int{1, 0, 0, 0, -1}) {
+		t.Errorf("created %v, want the 201 alone", cp.Ops.Created)
+	}
+	tok, want := 0, []int{0, 0, 1, 2, -1}
+	for i, d := range cp.Ops.DToken {
+		tok += d
+		if tok-1 != want[i] {
+			t.Errorf("request %d: credential %d, want %d", i, tok-1, want[i])
+		}
+	}
+	if cp.Strings[cp.Ops.Msg[4]] != "key_in_use" || cp.Ops.Msg[0] != 0 {
+		t.Errorf("messages %v of %q", cp.Ops.Msg, cp.Strings)
 	}
 }

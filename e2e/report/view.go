@@ -53,6 +53,10 @@ type PartView struct {
 	// Base is the time the history's durations count from.
 	Base    time.Time    `json:"base"`
 	History []history.Op `json:"-"`
+	// API is the target's create API the part was judged by (judge.json), by which the page
+	// reads the answers; nil for a run saved before judge.json kept it, whose answers the page
+	// reads as the token service, then the only target, wrote them.
+	API *check.API `json:"-"`
 	// Rows are the database rows the checker read (rows.json): the race close-up draws when
 	// each was created.
 	Rows   []check.Row     `json:"-"`
