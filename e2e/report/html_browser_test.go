@@ -533,6 +533,16 @@ func TestCloseUpInBrowser(t *testing.T) {
 	if !strings.HasPrefix(other, "#310 ") {
 		t.Errorf("after a click on 310/0/0 the close-up shows %q", other)
 	}
+	// The keyboard reaches any customer by its number.
+	typed := eval[string](t, p, `(function () {
+		var in_ = document.querySelector('.closeup input[aria-label^="show customer number"]');
+		in_.value = '#313';
+		in_.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter', bubbles: true}));
+		return window.__report.parts[0].closeup.customer;
+	})()`)
+	if !strings.HasPrefix(typed, "#313 ") {
+		t.Errorf("after typing #313 the close-up shows %q", typed)
+	}
 	p.logNotes(t)
 	if probs := p.Problems(); len(probs) > 0 {
 		t.Errorf("the page made %d problems:\n%s", len(probs), strings.Join(probs, "\n"))

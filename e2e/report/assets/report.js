@@ -225,8 +225,10 @@
     var t = this.tok[i];
     if (t >= 0) {
       var tk = d.tokens;
-      rows.push(['token', tk.fp[t] + (s[tk.alg[t]] ? '  (alg ' + s[tk.alg[t]] + ')' : '')]);
-      if (s[tk.bad[t]]) {
+      rows.push(['credential', tk.fp[t] + (s[tk.alg[t]] ? '  (alg ' + s[tk.alg[t]] + ')' : '')]);
+      if (!s[tk.alg[t]] && !s[tk.bad[t]]) {
+        rows.push(['stands for', tk.sub[t] || '(nobody: empty)']); // an opaque credential: the id its answer named
+      } else if (s[tk.bad[t]]) {
         rows.push(['claims', s[tk.bad[t]]]);
       } else {
         var iat = tk.iat[t], when = '';
@@ -558,6 +560,20 @@
     next.addEventListener('click', function () { self.step(1); });
     controls.appendChild(prev);
     controls.appendChild(next);
+    // Any customer by its number, for the keyboard: the timeline's rows are a canvas.
+    var go = el('input');
+    go.type = 'text';
+    go.size = 7;
+    go.placeholder = '#number';
+    go.setAttribute('aria-label', 'show customer number (Enter)');
+    go.addEventListener('keydown', function (ev) {
+      if (ev.key !== 'Enter') return;
+      var c = d.customers.index.indexOf(Number(go.value.replace(/^#/, '')));
+      go.setCustomValidity(c < 0 ? 'no such customer in this run' : '');
+      if (c < 0) { go.reportValidity(); return; }
+      self.show(c);
+    });
+    controls.appendChild(go);
     controls.appendChild(el('span', 'muted', this.violators.length
       ? this.violators.length + (this.violators.length === 1 ? ' customer' : ' customers') + ' with violations; click a request on the timeline or a violation below for any other'
       : 'no customer has a violation: click a request on the timeline or press Enter on it to show its customer here'));
@@ -708,8 +724,14 @@
     if (said.length) {
       st.appendChild(el('p', 'said', 'The checker found:'));
       var sl = el('ul', 'said');
+      var seen = {};
       said.slice(0, 8).forEach(function (v) {
-        (v.say && v.say.length ? v.say : ['']).forEach(function (line) { sl.appendChild(el('li', null, v.rule + (line ? ': ' + line : ''))); });
+        (v.say && v.say.length ? v.say : ['']).forEach(function (line) {
+          var text = v.rule + (line ? ': ' + line : '');
+          if (seen[text]) return; // a finding about two requests is one line
+          seen[text] = true;
+          sl.appendChild(el('li', null, text));
+        });
       });
       if (said.length > 8) sl.appendChild(el('li', null, (said.length - 8) + ' more violations in the table below'));
       st.appendChild(sl);
