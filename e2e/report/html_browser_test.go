@@ -597,8 +597,9 @@ func TestCloseUpOfSavedReport(t *testing.T) {
 	}
 	p, took := openPage(t, exe, path)
 	got := waitRendered(t, p)
-	t.Logf("%s: %.1f MiB, loaded in %v, drawn %.0f ms after navigation start (script %.0f ms)",
-		path, float64(st.Size())/(1<<20), took.Round(time.Millisecond), got.LoadMS, got.RenderMS)
+	t.Logf("%s: %.1f MiB, loaded in %v, drawn %.0f ms after navigation start (script %.0f ms: JSON.parse %.0f ms, "+
+		"parts %.0f ms, timelines %.0f ms, latency plots %.0f ms)", path, float64(st.Size())/(1<<20), took.Round(time.Millisecond),
+		got.LoadMS, got.RenderMS, got.ParseMS, got.BuildMS, got.TimelineMS, got.LatencyMS)
 	sel := ".closeup"
 	if hash != "" {
 		// The page was opened without the link: follow it now, as a click on it would.

@@ -774,12 +774,14 @@
       return { pod: p, tracks: Math.max(ends.length, 1), reqs: byPod[p] };
     });
     var H = TOP + lanes.reduce(function (a, l) { return a + l.tracks * TRACK + 6; }, 0) + AXIS;
-    var W = Math.max(640, Math.min(this.box.clientWidth - 26, 1500)), PW = W - LEFT - RIGHT;
+    // A fixed width, scaled to the box by the browser: reading the box's width here would lay
+    // the page out again for every part's close-up as the page opens.
+    var W = 1240, PW = W - LEFT - RIGHT;
     var X = function (t) { return LEFT + (t - lo) / (hi - lo) * PW; };
     var words = 'Race close-up of customer ' + part.customerLabel(f.c) + ': ' + f.reqs.length + ' requests on ' + lanes.length + ' lanes (' +
       lanes.map(function (l) { return self.podName(l.pod); }).join(', ') + '), ' + f.rows.length + ' rows created, ' + f.creds.length + ' credentials' +
       (f.reqs.some(function (r) { return r.emptySubject; }) ? ', and an answer whose credential names nobody' : '') + '. The tables below hold the same.';
-    var root = svgEl('svg', { width: W, height: H, viewBox: '0 0 ' + W + ' ' + H, role: 'group', 'aria-label': words, 'class': 'cu-svg' });
+    var root = svgEl('svg', { width: '100%', viewBox: '0 0 ' + W + ' ' + H, role: 'group', 'aria-label': words, 'class': 'cu-svg' });
     root.appendChild(svgEl('title', {}, words));
     // Fault windows, as on the timeline.
     d.events.forEach(function (e) {
