@@ -457,6 +457,23 @@ func TestCloseUpInBrowser(t *testing.T) {
 	p, _ := openPage(t, exe, path)
 	got := waitRendered(t, p)
 	checkCounts(t, got, v)
+	// The timeline opens with each customer's burst aligned on its first request, over what
+	// most bursts took (a few ms), not the run's 0.5 s; unticked, it shows the run's clock.
+	aligned := eval[struct {
+		On, Off         bool
+		OnSpan, OffSpan float64
+	}](t, p, `(function () {
+		var st = window.__report.parts[0], box = document.querySelector('.part .timeline input[type=checkbox]');
+		var r = {On: st.aligned, OnSpan: st.timelineView[1] - st.timelineView[0]};
+		box.click();
+		r.Off = !st.aligned;
+		r.OffSpan = st.timelineView[1] - st.timelineView[0];
+		box.click();
+		return r;
+	})()`)
+	if !aligned.On || aligned.OnSpan > 20_000 || !aligned.Off || aligned.OffSpan < 250_000 {
+		t.Errorf("the timeline's alignment: %+v; want it opened aligned over less than 20 ms, and unticked over the run's 0.29 s", aligned)
+	}
 	cu := eval[closeupState](t, p, `window.__report.parts[0].closeup`)
 	if !strings.HasPrefix(cu.Customer, "#300 ") || cu.Requests != 4 || cu.Rows != 1 || cu.Credentials != 2 || cu.RowMarks != 1 {
 		t.Errorf("the close-up opened on %+v; want customer 300's 4 requests, its 1 row and 2 credentials", cu)

@@ -1131,6 +1131,7 @@
     var W = this.width, L = GUTTER, PW = this.plotWidth(), X = this.X();
     // The time axis above the rows.
     var actx = setupCanvas(this.axis, W, AXIS_H), view = this.view();
+    part.stats.timelineView = [view[0], view[1]];
     actx.clearRect(0, 0, W, AXIS_H);
     if (!this.aligned) drawFaults(actx, part, X, L, PW, 0, AXIS_H, 0);
     drawTimeAxis(actx, part, X, L, PW, AXIS_H - 6, 6, false, view);
