@@ -500,6 +500,7 @@ func TestCloseUpInBrowser(t *testing.T) {
 	}
 	story := eval[string](t, p, `document.querySelector('.closeup .story').textContent`)
 	for _, want := range []string{"300/1/0 on pod p9w7z answered 200 with a credential", "whose subject is empty: it names no row, nobody",
+		"Its handler ran from +500µs to +3.20ms, while row 1 (0b6c8a52) was created at +2.00ms",
 		"row 1 (0b6c8a52) created at +2.00ms by 300/0/0 on pod k2x4q", "2 different credentials", "empty-subject 300/1/0: empty subject"} {
 		if !strings.Contains(story, want) {
 			t.Errorf("the close-up's words lack %q: %s", want, story)

@@ -689,25 +689,26 @@
       fmtUS(last - first) + ' to ' + Object.keys(pods).length + ' pods; ' + (d.customers.viol[f.c] ? d.customers.viol[f.c] + ' violations.' : 'no violation.')));
     st.appendChild(head);
     var ul = el('ul'), alarm = function (text) { ul.appendChild(el('li', 'alarm', text)); };
-    var rowWords = function (r) {
+    var rowWords = function (r, was) {
       var by = r.by >= 0 ? f.reqs[r.by] : null;
-      return 'row ' + r.n + ' (' + r.id.slice(0, 8) + ') created at ' + rel(r.at, first) + (by ? ' by ' + self.reqWords(by) : ', by no answer that said created');
+      return 'row ' + r.n + ' (' + r.id.slice(0, 8) + ')' + (was ? ' was' : '') + ' created at ' + rel(r.at, first) +
+        (by ? ' by ' + self.reqWords(by) : ', by no answer that said created');
     };
     if (!d.truth || !d.truth.c.length) {
       ul.appendChild(el('li', null, 'The run recorded no database rows.'));
     } else if (f.rows.length === 0) {
       ul.appendChild(el('li', f.reqs.some(function (r) { return r.out <= 1; }) ? 'alarm' : null, 'The database holds no row for this customer.'));
     } else if (f.rows.length === 1) {
-      ul.appendChild(el('li', null, 'The database holds one row: ' + rowWords(f.rows[0]) + '.'));
+      ul.appendChild(el('li', null, 'The database holds one row: ' + rowWords(f.rows[0], false) + '.'));
     } else {
-      alarm('The database holds ' + f.rows.length + ' rows for this customer, where one is expected: ' + f.rows.map(rowWords).join('; ') + '.');
+      alarm('The database holds ' + f.rows.length + ' rows for this customer, where one is expected: ' + f.rows.map(function (w) { return rowWords(w); }).join('; ') + '.');
     }
     f.reqs.forEach(function (r) {
       if (!r.emptySubject) return;
       var during = f.rows.filter(function (w) { return r.ss >= 0 && w.at >= r.ss && w.at <= r.se; });
       alarm(self.reqWords(r) + ' answered ' + r.status + ' with a credential (' + r.fp + ') whose subject is empty: it names no row, nobody' +
         (r.ss >= 0 ? '. Its handler ran from ' + rel(r.ss, first) + ' to ' + rel(r.se, first) : '') +
-        (during.length ? ', while ' + during.map(rowWords).join(' and ') : '') + '.');
+        (during.length ? ', while ' + during.map(function (w) { return rowWords(w, true); }).join(' and ') : '') + '.');
     });
     if (f.creds.length > 1) {
       alarm('Its answers carry ' + f.creds.length + ' different credentials (' + f.creds.join(', ') + '), where one is expected.');
