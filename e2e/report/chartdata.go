@@ -39,7 +39,10 @@ const (
 const bodyExcerpt = 200
 
 type chartData struct {
-	Parts []chartPart `json:"parts"`
+	// Target names the target the run judged ("" for a run from before target files): the
+	// close-up says whose answers it draws.
+	Target string      `json:"target"`
+	Parts  []chartPart `json:"parts"`
 }
 
 type chartPart struct {
@@ -56,6 +59,20 @@ type chartPart struct {
 	Tokens    chartTokens     `json:"tokens"`
 	Events    []chartEvent    `json:"events"`
 	Viol      []chartViolated `json:"violations"`
+	// Truth are the rows the checker read of the part's customers: the race close-up draws when
+	// each was created. One entry per row, so O(customers).
+	Truth chartTruth `json:"truth"`
+}
+
+// chartTruth are the database rows of the part's customers (rows.json), one array per field,
+// in the order of their creation.
+type chartTruth struct {
+	// Customer indexes Customers.
+	Customer []int    `json:"c"`
+	ID       []string `json:"id"`
+	// At is the row's creation less the part's base, µs: the database's clock, not the
+	// client's, so it is as far off as the clocks are apart (the coverage line's skew bound).
+	At []int64 `json:"at"`
 }
 
 // chartCustomers are the part's customers, in order of their first request; those that a
@@ -135,7 +152,14 @@ type chartViolated struct {
 	Rule     string `json:"rule"`
 	Customer int    `json:"c"`
 	Ops      []int  `json:"ops"`
+	// Say is the violation's findings in words, as the violations table shows them, for the
+	// close-up's heading: at most maxSay, each cut at bodyExcerpt.
+	Say []string `json:"say"`
 }
+
+// maxSay bounds the findings a violation carries into the chart data: the table below has them
+// all.
+const maxSay = 4
 
 func us(d time.Duration) int64 { return int64(d / time.Microsecond) }
 
@@ -208,9 +232,11 @@ func buildChartPart(part PartView) chartPart {
 	ops := slices.Clone(part.History)
 	slices.SortStableFunc(ops, func(a, b history.Op) int { return cmp.Compare(a.Call, b.Call) })
 	b := newPartBuilder(ops, part.Result.Violations)
+	b.api = part.API
 	b.cp.Ops = b.opColumns(ops, involvedRequests(part.Result.Violations))
 	b.addEvents(part.Events)
 	b.addViolations(part.Result.Violations)
+	b.addTruth(part.Rows, part.Base)
 	return b.finish()
 }
 
@@ -219,6 +245,7 @@ func buildChartPart(part PartView) chartPart {
 // that the order of each table is the order in which the part first names its entries.
 type partBuilder struct {
 	cp         chartPart
+	api        *check.API // nil: read answers as readAnswer does
 	strs, toks interner
 	custPos    map[history.Customer]int // index into cp.Customers
 	podPos     map[string]int           // index into cp.Pods
@@ -385,10 +412,14 @@ func (b *partBuilder) answerOf(op history.Op) answer {
 	if op.Status == 0 {
 		return answer{token: -1, created: -1}
 	}
-	key := answerKey{op.Status >= 200 && op.Status < 300, op.Body}
+	key := answerKey{op.Status >= 200 && op.Status < 300, op.Status, op.Body}
 	a, ok := b.answers[key]
 	if !ok {
-		a = readAnswer(key.success, op.Body, &b.strs, &b.toks, &b.cp.Tokens)
+		if b.api != nil {
+			a = readAnswerByAPI(b.api, op.Status, key.success, op.Body, &b.strs, &b.toks, &b.cp.Tokens)
+		} else {
+			a = readAnswer(key.success, op.Body, &b.strs, &b.toks, &b.cp.Tokens)
+		}
 		b.answers[key] = a
 	}
 	return a
@@ -426,8 +457,49 @@ func (b *partBuilder) addViolations(violations []check.Violation) {
 			}
 		}
 		slices.Sort(row.Ops)
+		row.Say = sayOf(v)
 		b.cp.Viol = append(b.cp.Viol, row)
 	}
+}
+
+// sayOf is v's findings in words: kind, clause and detail, as the violations table writes them.
+func sayOf(v check.Violation) []string {
+	say := []string{}
+	for _, f := range v.Findings {
+		words := slices.DeleteFunc([]string{string(f.Kind), f.Line, f.Detail}, func(s string) bool { return s == "" })
+		say = append(say, excerptOf(strings.Join(words, " "), bodyExcerpt))
+		if len(say) == maxSay {
+			return say
+		}
+	}
+	if len(v.Findings) == 0 {
+		for _, d := range v.Details[:min(len(v.Details), maxSay)] {
+			say = append(say, excerptOf(d, bodyExcerpt))
+		}
+	}
+	return say
+}
+
+// addTruth adds the rows of the part's customers, sorted by creation; a row no customer of the
+// part accounts for (a stray row, which its violation names) is left out.
+func (b *partBuilder) addTruth(rows []check.Row, base time.Time) {
+	byKey := make(map[history.Key]int, len(b.custPos))
+	for c, i := range b.custPos {
+		byKey[c.Key()] = i
+	}
+	rows = slices.Clone(rows)
+	slices.SortStableFunc(rows, func(x, y check.Row) int { return x.CreatedAt.Compare(y.CreatedAt) })
+	t := chartTruth{Customer: []int{}, ID: []string{}, At: []int64{}}
+	for _, r := range rows {
+		c, ok := byKey[history.Key{Tenant: r.Tenant, EntityKey: r.Key}]
+		if !ok || r.CreatedAt.IsZero() {
+			continue
+		}
+		t.Customer = append(t.Customer, c)
+		t.ID = append(t.ID, excerptOf(r.ID, 80))
+		t.At = append(t.At, us(r.CreatedAt.Sub(base)))
+	}
+	b.cp.Truth = t
 }
 
 // finish returns the part with its tables in place: empty ones as [] rather than null, for
@@ -451,7 +523,9 @@ func (b *partBuilder) finish() chartPart {
 
 type answerKey struct {
 	success bool
-	body    string
+	// status tells a new entity where the API has no created flag (check.API.AnswerOf).
+	status int
+	body   string
 }
 
 // answer is what the page shows of a response body: its token, created flag and message, as
@@ -459,6 +533,76 @@ type answerKey struct {
 type answer struct{ token, created, msg int }
 
 // answer's msg 0 is Strings[0], the empty string: no message.
+
+// readAnswerByAPI reads a response body by the API's pointers: a success's credential (added
+// to tokens when new; a JWT's claims decoded, another credential standing for the entity its
+// answer names), created flag and anything odd about it, or an error response's code.
+func readAnswerByAPI(api *check.API, status int, success bool, body string, strs, toks *interner, tokens *chartTokens) answer {
+	a := answer{token: -1, created: -1}
+	if !success {
+		code, ok := api.ErrorCodeOf(body)
+		if !ok || code == "" {
+			a.msg = strs.id("body: " + cmp.Or(excerptOf(body, bodyExcerpt), "(empty)"))
+			return a
+		}
+		var e struct {
+			Message string `json:"message"`
+		}
+		_ = json.Unmarshal([]byte(body), &e) // a message is a courtesy: the code is the answer
+		a.msg = strs.id(excerptOf(strings.TrimSuffix(code+": "+e.Message, ": "), bodyExcerpt))
+		return a
+	}
+	ans := api.AnswerOf(status, body)
+	if ans.Created != nil {
+		a.created = 0
+		if *ans.Created {
+			a.created = 1
+		}
+	}
+	idName := api.ID[strings.LastIndexByte(api.ID, '/')+1:]
+	if api.Credential != "" && !ans.HasCredential {
+		a.msg = strs.id("body: " + cmp.Or(excerptOf(body, bodyExcerpt), "(empty)"))
+		return a
+	}
+	if ans.HasCredential {
+		t := toks.id(ans.Credential)
+		a.token = t
+		if t == len(tokens.FP) {
+			addCredential(api, ans, strs, tokens)
+		}
+		if ans.HasID && ans.ID != tokens.Sub[t] {
+			a.msg = strs.id(idName + " " + excerptOf(ans.ID, 80))
+		}
+	}
+	if !ans.HasID {
+		a.msg = strs.id("no " + idName)
+	}
+	return a
+}
+
+// addCredential adds ans's credential to tokens: a JWT's claims, read without verifying, or for
+// another credential the id of the entity it stands for as its subject.
+func addCredential(api *check.API, ans check.Answer, strs *interner, tokens *chartTokens) {
+	tokens.FP = append(tokens.FP, check.Fingerprint(ans.Credential))
+	if api.Verifier != check.VerifierJWT {
+		tokens.Alg = append(tokens.Alg, 0)
+		tokens.Iss = append(tokens.Iss, 0)
+		tokens.Bad = append(tokens.Bad, 0)
+		tokens.Sub = append(tokens.Sub, ans.ID)
+		tokens.MID = append(tokens.MID, "")
+		tokens.EXT = append(tokens.EXT, "")
+		tokens.Iat = append(tokens.Iat, "")
+		return
+	}
+	alg, cl, why := decodeClaims(ans.Credential)
+	tokens.Alg = append(tokens.Alg, strs.id(alg))
+	tokens.Iss = append(tokens.Iss, strs.id(cl.Iss))
+	tokens.Sub = append(tokens.Sub, cl.Sub)
+	tokens.MID = append(tokens.MID, cl.MID)
+	tokens.EXT = append(tokens.EXT, cl.EXT)
+	tokens.Iat = append(tokens.Iat, cl.Iat.String())
+	tokens.Bad = append(tokens.Bad, strs.id(why))
+}
 
 // readAnswer reads a response body: a 2xx's token (added to tokens when new), created flag
 // and anything odd about it, or an error response's code and message.

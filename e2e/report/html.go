@@ -216,6 +216,9 @@ func buildPage(v RunView) (pageView, chartData) {
 	specs := slices.Clone(v.Specs)
 	slices.SortStableFunc(specs, func(a, b SpecView) int { return specRank(a.State) - specRank(b.State) })
 	var data chartData
+	if v.Target != nil {
+		data.Target = v.Target.Name
+	}
 	for i, s := range specs {
 		switch specRank(s.State) {
 		case 0:

@@ -8,6 +8,7 @@ package report
 // without one, unless STAMPEDE_REQUIRE_BROWSER=1 (as CI sets it), when it fails.
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,13 +16,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
@@ -425,4 +430,206 @@ func TestBrowserHarnessSeesProblems(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Errorf("the harness missed a console error, an exception or a request; it saw:\n%s", strings.Join(probs, "\n"))
+}
+
+// closeupState is what the race close-up of a part drew (window.__report.parts[i].closeup).
+type closeupState struct {
+	Customer      string   `json:"customer"`
+	Requests      int      `json:"requests"`
+	Rows          int      `json:"rows"`
+	Credentials   int      `json:"credentials"`
+	EmptySubjects []string `json:"emptySubjects"`
+	Lanes         []string `json:"lanes"`
+	Bars          int      `json:"bars"`
+	TableRows     int      `json:"tableRows"`
+	RowMarks      int      `json:"rowMarks"`
+}
+
+// TestCloseUpInBrowser opens the close-up of a legacy canary run: pod B answered 200 with an
+// empty subject after pod A created the row. The close-up must draw both pods' lanes, the
+// empty-subject answer marked and named in words, the row's creation, and a table with the
+// same requests; the keyboard reaches it, and a click on the timeline shows another customer.
+func TestCloseUpInBrowser(t *testing.T) {
+	exe := findBrowser(t)
+	dir := screenshotDir(t)
+	v := canaryRun(t)
+	path, _ := writePage(t, dir, "report-canary.html", v)
+	p, _ := openPage(t, exe, path)
+	got := waitRendered(t, p)
+	checkCounts(t, got, v)
+	// The timeline opens with each customer's burst aligned on its first request, over what
+	// most bursts took (a few ms), not the run's 0.5 s; unticked, it shows the run's clock.
+	aligned := eval[struct {
+		On, Off         bool
+		OnSpan, OffSpan float64
+	}](t, p, `(function () {
+		var st = window.__report.parts[0], box = document.querySelector('.part .timeline input[type=checkbox]');
+		var r = {On: st.aligned, OnSpan: st.timelineView[1] - st.timelineView[0]};
+		box.click();
+		r.Off = !st.aligned;
+		r.OffSpan = st.timelineView[1] - st.timelineView[0];
+		box.click();
+		return r;
+	})()`)
+	if !aligned.On || aligned.OnSpan > 20_000 || !aligned.Off || aligned.OffSpan < 250_000 {
+		t.Errorf("the timeline's alignment: %+v; want it opened aligned over less than 20 ms, and unticked over the run's 0.29 s", aligned)
+	}
+	cu := eval[closeupState](t, p, `window.__report.parts[0].closeup`)
+	if !strings.HasPrefix(cu.Customer, "#300 ") || cu.Requests != 4 || cu.Rows != 1 || cu.Credentials != 2 || cu.RowMarks != 1 {
+		t.Errorf("the close-up opened on %+v; want customer 300's 4 requests, its 1 row and 2 credentials", cu)
+	}
+	if !slices.Equal(cu.Lanes, canaryPods) {
+		t.Errorf("lanes %q, want pods A and B %q", cu.Lanes, canaryPods)
+	}
+	if !slices.Equal(cu.EmptySubjects, []string{"300/1/0"}) {
+		t.Errorf("empty subjects %q, want 300/1/0", cu.EmptySubjects)
+	}
+	// The drawing: the answer with the empty subject is marked, on pod B's lane, and says so.
+	drawn := eval[struct {
+		Marked, Aria, Text, Lane string
+		Bars                     []string
+	}](t, p, `(function () {
+		var box = document.querySelector('.closeup'), g = box.querySelector('svg .cu-empty-subject');
+		var bars = Array.prototype.map.call(box.querySelectorAll('svg .cu-req'), function (e) { return e.getAttribute('data-op'); });
+		return {Marked: g ? g.getAttribute('data-op') : '', Aria: g ? g.getAttribute('aria-label') : '', Text: g ? g.textContent : '',
+			Lane: box.querySelector('svg .cu-lane[data-pod="`+canaryPods[1]+`"]') ? 'B' : '', Bars: bars.sort()};
+	})()`)
+	if drawn.Marked != "300/1/0" || drawn.Lane != "B" || !strings.Contains(drawn.Text, "∅ EMPTY SUBJECT") ||
+		!strings.Contains(drawn.Aria, "pod p9w7z") || !strings.Contains(drawn.Aria, "EMPTY SUBJECT: it names nobody") {
+		t.Errorf("the empty-subject answer as drawn: %+v", drawn)
+	}
+	story := eval[string](t, p, `document.querySelector('.closeup .story').textContent`)
+	for _, want := range []string{"300/1/0 on pod p9w7z answered 200 with a credential", "whose subject is empty: it names no row, nobody",
+		"Its handler ran from +500µs to +3.20ms, while row 1 (0b6c8a52) was created at +2.00ms",
+		"row 1 (0b6c8a52) created at +2.00ms by 300/0/0 on pod k2x4q", "2 different credentials", "empty-subject 300/1/0: empty subject"} {
+		if !strings.Contains(story, want) {
+			t.Errorf("the close-up's words lack %q: %s", want, story)
+		}
+	}
+	// The table view holds the same requests, with the empty subject in words.
+	table := eval[struct {
+		IDs   []string
+		Alarm string
+		Scope int
+		Cap   string
+	}](t, p, `(function () {
+		var t = document.querySelector('.closeup table.cu-requests');
+		var ids = Array.prototype.map.call(t.querySelectorAll('tbody th[scope=row]'), function (e) { return e.textContent; });
+		var alarm = t.querySelector('tbody tr.alarm');
+		return {IDs: ids.sort(), Alarm: alarm ? alarm.textContent : '', Scope: t.querySelectorAll('thead th[scope=col]').length, Cap: t.caption ? t.caption.textContent : ''};
+	})()`)
+	if !slices.Equal(table.IDs, drawn.Bars) || len(table.IDs) != 4 {
+		t.Errorf("the table's requests %q, the drawing's %q", table.IDs, drawn.Bars)
+	}
+	if !strings.Contains(table.Alarm, "300/1/0") || !strings.Contains(table.Alarm, "(empty: names nobody)") || table.Scope != 11 || table.Cap == "" {
+		t.Errorf("the table view: %+v", table)
+	}
+	if n := eval[int](t, p, `document.querySelectorAll('.closeup svg[aria-label] .cu-req[tabindex="0"][aria-label]').length`); n != 4 {
+		t.Errorf("%d requests of the drawing reach the keyboard with a label, want 4", n)
+	}
+	elementShot(t, p, ".closeup", filepath.Join(dir, "closeup-canary.png"))
+	// Keyboard: Enter on a request of the drawing selects it, and the focus stays on it.
+	sel := eval[string](t, p, `(function () {
+		var g = document.querySelector('.closeup .cu-req[data-op="300/1/0"]');
+		g.focus();
+		g.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter', bubbles: true}));
+		return (document.activeElement && document.activeElement.getAttribute('data-op')) + ' ' + document.querySelector('.part .selected-op').textContent;
+	})()`)
+	if !strings.HasPrefix(sel, "300/1/0 ") || !strings.Contains(sel, "sub \"\"") {
+		t.Errorf("after Enter on 300/1/0: %s", sel)
+	}
+	// A click on another customer's bar in the timeline shows that customer here.
+	other := eval[string](t, p, `(function () {
+		document.querySelector('.part .timeline').scrollIntoView();
+		var at = window.__report.barPoint(0, "310/0/0");
+		if (!at) return "no bar for 310/0/0 in view";
+		var c = document.elementFromPoint(at.x, at.y);
+		c.dispatchEvent(new MouseEvent('mousedown', {clientX: at.x, clientY: at.y, button: 0, bubbles: true}));
+		window.dispatchEvent(new MouseEvent('mouseup', {clientX: at.x, clientY: at.y, bubbles: true}));
+		return window.__report.parts[0].closeup.customer;
+	})()`)
+	if !strings.HasPrefix(other, "#310 ") {
+		t.Errorf("after a click on 310/0/0 the close-up shows %q", other)
+	}
+	// The keyboard reaches any customer by its number.
+	typed := eval[string](t, p, `(function () {
+		var in_ = document.querySelector('.closeup input[aria-label^="show customer number"]');
+		in_.value = '#313';
+		in_.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter', bubbles: true}));
+		return window.__report.parts[0].closeup.customer;
+	})()`)
+	if !strings.HasPrefix(typed, "#313 ") {
+		t.Errorf("after typing #313 the close-up shows %q", typed)
+	}
+	p.logNotes(t)
+	if probs := p.Problems(); len(probs) > 0 {
+		t.Errorf("the page made %d problems:\n%s", len(probs), strings.Join(probs, "\n"))
+	}
+}
+
+// elementShot saves a screenshot of the element sel (a CSS selector), whole even where it
+// reaches beyond the window.
+func elementShot(t *testing.T, p *browserPage, sel, path string) {
+	t.Helper()
+	box := eval[struct{ X, Y, W, H float64 }](t, p, `(function () {
+		var r = document.querySelector(`+strconv.Quote(sel)+`).getBoundingClientRect();
+		return {X: r.left + window.scrollX, Y: r.top + window.scrollY, W: r.width, H: r.height};
+	})()`)
+	ctx, cancel := context.WithTimeout(p.ctx, time.Minute)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.Action[[]byte](func(ctx context.Context, tg *chromedp.Target) ([]byte, error) {
+		r, err := cdp.Call(ctx, tg, page.CaptureScreenshot, page.CaptureScreenshotParams{
+			CaptureBeyondViewport: ptrTo(true), Format: page.CaptureScreenshotFormatPng,
+			Clip: &page.Viewport{X: box.X, Y: box.Y, Width: box.W, Height: box.H, Scale: 1},
+		})
+		if err != nil {
+			return nil, err
+		}
+		return r.Data, nil
+	}))
+	if err != nil {
+		t.Fatalf("screenshot of %s: %v", sel, err)
+	}
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", path)
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+// TestCloseUpOfSavedReport opens a report.html already rendered, such as a real run's, at
+// $STAMPEDE_REPORT_HTML (a path, with a #<part>-closeup-c<customer> link when wanted), checks
+// that it draws without a problem, and saves a screenshot of the close-up the link opens and the
+// page's load time: the evidence a change to the close-up shows on a real run. Skipped unset.
+func TestCloseUpOfSavedReport(t *testing.T) {
+	target := os.Getenv("STAMPEDE_REPORT_HTML")
+	if target == "" {
+		t.Skip("STAMPEDE_REPORT_HTML unset: no saved report to open")
+	}
+	exe := findBrowser(t)
+	path, hash, _ := strings.Cut(target, "#")
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, took := openPage(t, exe, path)
+	got := waitRendered(t, p)
+	t.Logf("%s: %.1f MiB, loaded in %v, drawn %.0f ms after navigation start (script %.0f ms: JSON.parse %.0f ms, "+
+		"parts %.0f ms, timelines %.0f ms, latency plots %.0f ms)", path, float64(st.Size())/(1<<20), took.Round(time.Millisecond),
+		got.LoadMS, got.RenderMS, got.ParseMS, got.BuildMS, got.TimelineMS, got.LatencyMS)
+	sel := ".closeup"
+	if hash != "" {
+		// The page was opened without the link: follow it now, as a click on it would.
+		eval[bool](t, p, `(location.hash = `+strconv.Quote("#"+hash)+`, true)`)
+		id, _, _ := strings.Cut(hash, "-closeup")
+		sel = "#" + id + "-closeup"
+		eval[bool](t, p, `(window.dispatchEvent(new HashChangeEvent('hashchange')), true)`)
+	}
+	dir := cmp.Or(os.Getenv("ARTIFACTS"), t.TempDir())
+	elementShot(t, p, sel, filepath.Join(dir, "closeup-saved.png"))
+	t.Logf("close-up: %s", eval[string](t, p, `document.querySelector(`+strconv.Quote(sel)+` + ' .story').textContent`))
+	if probs := p.Problems(); len(probs) > 0 {
+		t.Errorf("the page made %d problems:\n%s", len(probs), strings.Join(probs, "\n"))
+	}
 }

@@ -201,6 +201,7 @@ func bigRun(tb testing.TB, n int) RunView {
 	fault := history.Event{Kind: history.EventFault, Name: "db-latency", Target: "toxiproxy/postgres", Detail: "latency=30ms",
 		Start: span * 4 / 10, End: span * 6 / 10}
 	res := check.Result{Verdict: check.VerdictFail, Contract: "atomic", Customers: customers, Counts: map[check.Rule]int{}, Violations: []check.Violation{}}
+	rows := make([]check.Row, 0, customers+customers/100+1)
 	for i := range customers {
 		c := customerN(i)
 		b := burst(c, 0, time.Duration(i)*2*time.Millisecond, k, fixturePods, rng)
@@ -216,7 +217,11 @@ func bigRun(tb testing.TB, n int) RunView {
 				}
 			}
 		}
+		rows = append(rows, canaryRow(c, b[0].ServerStart+ms(0.5)))
 		if i%100 == 37 {
+			dup := canaryRow(c, b[1].ServerStart+ms(0.6))
+			dup.ID = fmt.Sprintf("0b6c8a52-0000-4000-9000-%012d", c.Index)
+			rows = append(rows, dup)
 			res.Violations = append(res.Violations, check.Violation{Rule: check.RuleOneRow, Customer: c,
 				Pods: []string{b[0].Pod, b[1].Pod}, Requests: []check.Request{requestOf(b[0]), requestOf(b[1])},
 				Findings: []check.Finding{{Kind: check.KindDuplicateRows, Detail: "2 rows"}}})
@@ -239,6 +244,6 @@ func bigRun(tb testing.TB, n int) RunView {
 	return RunView{
 		Title: fmt.Sprintf("stampede e2e run big (%d requests)", len(ops)), RunID: "big", Seed: 7, Generated: fixtureEpoch,
 		Specs: []SpecView{{Name: "Registration: a big stampede", State: "failed", Failure: "invariants violated",
-			Parts: []PartView{{Base: fixtureEpoch, History: ops, Events: []history.Event{fault}, Result: res}}}},
+			Parts: []PartView{{Base: fixtureEpoch, History: ops, Rows: rows, Events: []history.Event{fault}, Result: res}}}},
 	}
 }

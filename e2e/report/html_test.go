@@ -46,6 +46,8 @@ func TestWriteHTMLIsSelfContained(t *testing.T) {
 	// Nothing that loads anything: the page's own sources name no URL and import nothing, and no
 	// element of the page loads a resource.
 	for name, src := range map[string]string{"template": reportTmpl, "css": reportCSS, "js": reportJS} {
+		// The SVG namespace is a name, which nothing fetches.
+		src = strings.ReplaceAll(src, "'http://www.w3.org/2000/svg'", "")
 		for _, bad := range []string{"://", "url(", "@import", "@font-face", "src=", "href=\"http"} {
 			if strings.Contains(src, bad) {
 				t.Errorf("the page's %s holds %q", name, bad)

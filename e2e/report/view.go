@@ -51,10 +51,17 @@ type PartView struct {
 	// Name is the run's name within the spec ("" for a spec's only run, else e.g. "with-latency").
 	Name string `json:"name"`
 	// Base is the time the history's durations count from.
-	Base    time.Time       `json:"base"`
-	History []history.Op    `json:"-"`
-	Events  []history.Event `json:"events"`
-	Result  check.Result    `json:"result"`
+	Base    time.Time    `json:"base"`
+	History []history.Op `json:"-"`
+	// API is the target's create API the part was judged by (judge.json), by which the page
+	// reads the answers; nil for a run saved before judge.json kept it, whose answers the page
+	// reads as the token service, then the only target, wrote them.
+	API *check.API `json:"-"`
+	// Rows are the database rows the checker read (rows.json): the race close-up draws when
+	// each was created.
+	Rows   []check.Row     `json:"-"`
+	Events []history.Event `json:"events"`
+	Result check.Result    `json:"result"`
 	// Chaos holds a chaos run's figures (chaos.json), nil for other runs.
 	Chaos map[string]any `json:"chaos,omitempty"`
 }

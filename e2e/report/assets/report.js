@@ -158,6 +158,22 @@
     for (i = 0; i < n; i++) byCust[fill[cust[i]]++] = i;
     this.custOff = off;
     this.byCust = byCust;
+    // Each customer's first call, and how long its requests took from there: the timeline opens
+    // with every row counted from its customer's first request, over what most bursts took.
+    var first = new Float64Array(nc), spans = [];
+    for (var c = 0; c < nc; c++) {
+      if (off[c] === off[c + 1]) continue;
+      var f0 = call[byCust[off[c]]], last = f0;
+      for (var j = off[c]; j < off[c + 1]; j++) {
+        var q = byCust[j];
+        last = Math.max(last, lat[q] >= 0 ? call[q] + lat[q] : call[q]);
+      }
+      first[c] = f0;
+      spans.push(last - f0);
+    }
+    spans.sort(function (a, b) { return a - b; });
+    this.first = first;
+    this.burstSpan = spans.length ? Math.max(spans[Math.min(spans.length - 1, Math.floor(spans.length * 0.95))], 50) : 1000;
     this.highlight = new Uint8Array(n);
     this.highlighted = [];
     this.selected = -1;
@@ -175,6 +191,8 @@
     var latBox = root.querySelector('[data-chart=latency]');
     this.timeline = new Timeline(this, tlBox);
     this.latency = new Latency(this, latBox);
+    var cuBox = root.querySelector('[data-chart=closeup]');
+    this.closeup = cuBox ? new CloseUp(this, cuBox) : null;
     this.detail = el('div', 'selected-op');
     this.detail.appendChild(el('span', 'muted', 'Hover over a request for its details; click one to keep them here. Drag across a chart to zoom in, double-click to zoom out.'));
     tlBox.appendChild(this.detail);
@@ -207,8 +225,10 @@
     var t = this.tok[i];
     if (t >= 0) {
       var tk = d.tokens;
-      rows.push(['token', tk.fp[t] + (s[tk.alg[t]] ? '  (alg ' + s[tk.alg[t]] + ')' : '')]);
-      if (s[tk.bad[t]]) {
+      rows.push(['credential', tk.fp[t] + (s[tk.alg[t]] ? '  (alg ' + s[tk.alg[t]] + ')' : '')]);
+      if (!s[tk.alg[t]] && !s[tk.bad[t]]) {
+        rows.push(['stands for', tk.sub[t] || '(nobody: empty)']); // an opaque credential: the id its answer named
+      } else if (s[tk.bad[t]]) {
         rows.push(['claims', s[tk.bad[t]]]);
       } else {
         var iat = tk.iat[t], when = '';
@@ -226,11 +246,16 @@
     return rows;
   };
 
-  Part.prototype.setView = function (a, b) {
+  // spanOf orders a and b and widens them to 20 µs at least: no use zooming further.
+  function spanOf(a, b) {
     if (b < a) { var t = a; a = b; b = t; }
-    var span = b - a, min = 20; // µs: no use zooming further
+    var span = b - a, min = 20;
     if (span < min) { a -= (min - span) / 2; b = a + min; }
-    this.view = [a, b];
+    return [a, b];
+  }
+
+  Part.prototype.setView = function (a, b) {
+    this.view = spanOf(a, b);
     this.redraw();
   };
 
@@ -250,7 +275,8 @@
       if (this.opID(i) !== id) continue;
       var r = tl.opRow[i];
       if (r < 0) return null;
-      var X = tl.X(), a = Math.max(X(this.call[i]), GUTTER), b = X(this.lat[i] >= 0 ? this.call[i] + this.lat[i] : this.full[1]);
+      var X = tl.X(), sh = tl.shift(this.cust[i]), a = Math.max(X(this.call[i] - sh), GUTTER);
+      var b = this.lat[i] >= 0 ? X(this.call[i] + this.lat[i] - sh) : GUTTER + tl.plotWidth();
       var y = tl.rowTop[r] - tl.scroll.scrollTop + 2 + (tl.opLane[i] + 0.5) * tl.laneH[r];
       var box = tl.canvas.getBoundingClientRect();
       if (y < 0 || y > box.height || b < GUTTER) return null;
@@ -261,6 +287,7 @@
 
   Part.prototype.select = function (i) {
     this.selected = i;
+    if (i >= 0 && this.closeup) this.closeup.show(this.cust[i], i);
     this.detail.replaceChildren();
     if (i >= 0) {
       this.detail.appendChild(el('b', null, 'Selected request'));
@@ -295,12 +322,15 @@
     });
     if (v.ops.length === 0) { // a customer without requests: show the whole run
       this.view = this.full.slice();
+      this.timeline.aview = this.timeline.afull.slice();
     } else {
-      var pad = Math.max((hi - lo) * 0.25, 500);
+      var pad = Math.max((hi - lo) * 0.25, 500), from = this.first[v.c];
       this.view = [lo - pad, hi + pad];
+      this.timeline.aview = [lo - from - pad, hi - from + pad];
     }
     var sel = v.ops.length ? v.ops[0] : -1;
     if (reqID) v.ops.forEach(function (i) { if (self.opID(i) === reqID) sel = i; });
+    if (this.closeup) this.closeup.show(v.c, sel);
     this.select(sel);
     this.timeline.scrollToRow(v.c);
     this.redraw();
@@ -329,6 +359,8 @@
 
   // Drag across a chart to zoom into the dragged time span; a click without a drag picks. While
   // dragging, the chart shows its last drawing and the span: nothing is drawn again.
+  // The chart says which view it shows and sets it (chart.view(), chart.setView(a, b),
+  // chart.resetView()): the timeline may count each row from its customer's first request.
   function zoomable(part, chart, plotLeft, plotWidth, onClick) {
     var start = null, canvas = chart.canvas, frame = false;
     canvas.classList.add('zoomable');
@@ -353,15 +385,15 @@
       part.drag = null;
       var r = canvas.getBoundingClientRect(), x = ev.clientX - r.left;
       if (Math.abs(ev.clientX - s.cx) > 4) {
-        var L = plotLeft(), W = plotWidth(), v = part.view;
+        var L = plotLeft(), W = plotWidth(), v = chart.view();
         var t = function (px) { return v[0] + (Math.max(L, Math.min(px, L + W)) - L) / W * (v[1] - v[0]); };
-        part.setView(t(s.x), t(x));
+        chart.setView(t(s.x), t(x));
       } else {
         onClick(ev);
         part.redraw();
       }
     });
-    canvas.addEventListener('dblclick', function () { part.resetView(); });
+    canvas.addEventListener('dblclick', function () { chart.resetView(); });
   }
 
   // keepFrame keeps a copy of what chart's canvas shows, for dragFrame.
@@ -401,6 +433,7 @@
       var b = el('button', null, 'zoom to ' + (e.name || e.kind));
       b.addEventListener('click', function () {
         var s = e.start, t = e.end >= 0 ? e.end : part.full[1], pad = Math.max((t - s) * 0.3, 1000);
+        part.timeline.setAligned(false);
         part.setView(s - pad, t + pad);
       });
       controls.appendChild(b);
@@ -434,8 +467,8 @@
     });
   }
 
-  function drawTimeAxis(ctx, part, X, L, W, y, h, withLabels) {
-    var v = part.view, step = tickStep(v[1] - v[0], Math.max(2, Math.floor(W / 110))), mag = Math.max(Math.abs(v[0]), Math.abs(v[1]));
+  function drawTimeAxis(ctx, part, X, L, W, y, h, withLabels, view) {
+    var v = view || part.view, step = tickStep(v[1] - v[0], Math.max(2, Math.floor(W / 110))), mag = Math.max(Math.abs(v[0]), Math.abs(v[1]));
     ctx.strokeStyle = '#c9ced6';
     ctx.fillStyle = '#4a5361';
     ctx.font = '11px system-ui, sans-serif';
@@ -480,6 +513,417 @@
     box.appendChild(pods);
   }
 
+  // ---- race close-up ---------------------------------------------------------------------
+  // One customer's requests, a lane per pod: each request's client interval (call → return) and,
+  // inside it, its handler's interval as the pod reported it; the instants the database created
+  // the customer's rows, and which answer said it created one; each answer's credential by
+  // fingerprint, so that two credentials, or one whose subject names nobody, show at a glance.
+  // Drawn in SVG, whose parts a keyboard and a screen reader reach, and told again as tables.
+  var SVGNS = 'http://www.w3.org/2000/svg';
+  var CRED_COLORS = ['#1f5fbf', '#8c564b', '#0f8b8d', '#7b4173', '#637939', '#b5651d', '#393b79', '#6b6b6b'];
+  var ALARM = '#c9252d';
+
+  function svgEl(tag, attrs, text) {
+    var e = document.createElementNS(SVGNS, tag);
+    for (var k in attrs) if (attrs[k] !== undefined && attrs[k] !== null) e.setAttribute(k, String(attrs[k]));
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    return e;
+  }
+
+  // rel formats t, µs, as time since from.
+  function rel(t, from) { var d = t - from; return (d < 0 ? '−' : '+') + fmtUS(Math.abs(d)); }
+
+  function CloseUp(part, box) {
+    this.part = part;
+    this.box = box;
+    this.c = -1;
+    var d = part.d, self = this;
+    // The customer's rows, by customer.
+    this.truth = new Map();
+    var tr = d.truth || { c: [], id: [], at: [] };
+    for (var k = 0; k < tr.c.length; k++) {
+      if (!this.truth.has(tr.c[k])) this.truth.set(tr.c[k], []);
+      this.truth.get(tr.c[k]).push(k);
+    }
+    this.violators = [];
+    d.customers.viol.forEach(function (n, c) { if (n > 0) self.violators.push(c); });
+    var controls = el('div', 'controls');
+    var lab = el('label', null, 'customer ');
+    this.picker = el('select');
+    this.picker.setAttribute('aria-label', 'customer to show in the race close-up');
+    lab.appendChild(this.picker);
+    controls.appendChild(lab);
+    var prev = el('button', null, '◀ previous'), next = el('button', null, 'next ▶');
+    prev.setAttribute('aria-label', 'previous customer with a violation');
+    next.setAttribute('aria-label', 'next customer with a violation');
+    prev.addEventListener('click', function () { self.step(-1); });
+    next.addEventListener('click', function () { self.step(1); });
+    controls.appendChild(prev);
+    controls.appendChild(next);
+    // Any customer by its number, for the keyboard: the timeline's rows are a canvas.
+    var go = el('input');
+    go.type = 'text';
+    go.size = 7;
+    go.placeholder = '#number';
+    go.setAttribute('aria-label', 'show customer number (Enter)');
+    go.addEventListener('keydown', function (ev) {
+      if (ev.key !== 'Enter') return;
+      var c = d.customers.index.indexOf(Number(go.value.replace(/^#/, '')));
+      go.setCustomValidity(c < 0 ? 'no such customer in this run' : '');
+      if (c < 0) { go.reportValidity(); return; }
+      self.show(c);
+    });
+    controls.appendChild(go);
+    controls.appendChild(el('span', 'muted', this.violators.length
+      ? this.violators.length + (this.violators.length === 1 ? ' customer' : ' customers') + ' with violations; click a request on the timeline or a violation below for any other'
+      : 'no customer has a violation: click a request on the timeline or press Enter on it to show its customer here'));
+    box.appendChild(controls);
+    this.fillPicker();
+    this.picker.addEventListener('change', function () { self.show(Number(self.picker.value)); });
+    this.story = el('div', 'story');
+    this.story.setAttribute('aria-live', 'polite');
+    this.figure = el('div', 'figure');
+    this.tables = el('div', 'tables');
+    box.appendChild(this.story);
+    box.appendChild(this.figure);
+    box.appendChild(this.tables);
+    this.stats = null;
+    if (this.violators.length) this.show(this.violators[0]);
+    else this.story.appendChild(el('p', 'muted', 'No customer chosen.'));
+  }
+
+  CloseUp.prototype.fillPicker = function (extra) {
+    var part = this.part, d = part.d, p = this.picker;
+    p.replaceChildren();
+    var list = this.violators.slice();
+    if (extra !== undefined && list.indexOf(extra) < 0) list.unshift(extra);
+    if (!list.length) {
+      var none = el('option', null, '(none chosen)');
+      none.value = '-1';
+      p.appendChild(none);
+    }
+    list.forEach(function (c) {
+      var o = el('option', null, part.customerLabel(c) + (d.customers.viol[c] ? ' · ' + d.customers.viol[c] + ' violations' : ' · no violation'));
+      o.value = String(c);
+      p.appendChild(o);
+    });
+  };
+
+  CloseUp.prototype.step = function (dir) {
+    var v = this.violators;
+    if (!v.length) return;
+    var k = v.indexOf(this.c);
+    k = k < 0 ? 0 : (k + dir + v.length) % v.length;
+    this.show(v[k]);
+  };
+
+  // facts reads customer c's requests and rows into what the drawing, the story and the tables
+  // say.
+  CloseUp.prototype.facts = function (c) {
+    var part = this.part, d = part.d, o = d.ops, s = d.strings, tk = d.tokens;
+    var ops = Array.prototype.slice.call(part.byCust, part.custOff[c], part.custOff[c + 1]);
+    var rows = (this.truth.get(c) || []).map(function (k, n) {
+      return { n: n + 1, id: d.truth.id[k], at: d.truth.at[k], by: -1 };
+    });
+    var rowByID = {};
+    rows.forEach(function (r) { rowByID[r.id] = r; });
+    var creds = [], credIdx = {}, reqs = [];
+    ops.forEach(function (i) {
+      var t = part.tok[i], r = { i: i, id: part.opID(i), pod: o.pod[i], call: part.call[i], ret: part.lat[i] >= 0 ? part.call[i] + part.lat[i] : -1,
+        ss: o.sd[i] >= 0 ? part.call[i] + o.ss[i] : -1, se: o.sd[i] >= 0 ? part.call[i] + o.ss[i] + o.sd[i] : -1,
+        status: part.status[i], out: o.out[i], created: o.cr[i], fp: '', cred: -1, sub: null, unreadable: '', row: null,
+        note: o.msg[i] > 0 ? s[o.msg[i]] : '', err: o.err[i] > 0 ? s[o.err[i]] : '' };
+      if (t >= 0) {
+        r.fp = tk.fp[t];
+        if (credIdx[r.fp] === undefined) { credIdx[r.fp] = creds.length; creds.push(r.fp); }
+        r.cred = credIdx[r.fp];
+        r.unreadable = s[tk.bad[t]] || '';
+        if (!r.unreadable) {
+          r.sub = tk.sub[t];
+          r.row = rowByID[r.sub] || null;
+        }
+      }
+      r.emptySubject = t >= 0 && !r.unreadable && r.sub === '';
+      if (r.created === 1 && r.row && r.row.by < 0) r.row.by = reqs.length;
+      reqs.push(r);
+    });
+    return { c: c, reqs: reqs, rows: rows, creds: creds };
+  };
+
+  CloseUp.prototype.show = function (c, sel) {
+    var part = this.part;
+    if (c < 0 || c >= part.d.customers.index.length) return;
+    if (this.violators.indexOf(c) < 0 || this.picker.querySelector('option[value="' + c + '"]') === null) this.fillPicker(c);
+    this.picker.value = String(c);
+    this.c = c;
+    var f = this.facts(c);
+    this.writeStory(f);
+    this.draw(f, sel === undefined ? part.selected : sel);
+    this.writeTables(f);
+    var emptyIDs = f.reqs.filter(function (r) { return r.emptySubject; }).map(function (r) { return r.id; });
+    this.stats = {
+      customer: part.customerLabel(c), requests: f.reqs.length, rows: f.rows.length, credentials: f.creds.length,
+      emptySubjects: emptyIDs, lanes: this.lanes, bars: this.figure.querySelectorAll('.cu-req').length,
+      tableRows: this.tables.querySelectorAll('table.cu-requests tbody tr').length,
+      rowMarks: this.figure.querySelectorAll('.cu-rowmark').length
+    };
+    part.stats.closeup = this.stats;
+  };
+
+  CloseUp.prototype.podName = function (p) { return p < 0 ? 'no answer' : this.part.podShort[p]; };
+
+  CloseUp.prototype.reqWords = function (r) {
+    return r.id + ' on pod ' + this.podName(r.pod);
+  };
+
+  // writeStory says in words what the drawing shows: the finding first, in plain terms, then
+  // the checker's findings as the violations table has them.
+  CloseUp.prototype.writeStory = function (f) {
+    var part = this.part, d = part.d, self = this, st = this.story;
+    st.replaceChildren();
+    var first = f.reqs.length ? f.reqs[0].call : 0, last = first, pods = {};
+    f.reqs.forEach(function (r) { last = Math.max(last, r.call); if (r.pod >= 0) pods[r.pod] = 1; });
+    var head = el('p');
+    head.appendChild(el('b', null, 'Customer ' + part.customerLabel(f.c)));
+    head.appendChild(document.createTextNode(': ' + f.reqs.length + ' requests' + (d.target ? ' to ' + d.target : '') + ', sent within ' +
+      fmtUS(last - first) + ' to ' + Object.keys(pods).length + ' pods; ' + (d.customers.viol[f.c] ? d.customers.viol[f.c] + ' violations.' : 'no violation.')));
+    st.appendChild(head);
+    var ul = el('ul'), alarm = function (text) { ul.appendChild(el('li', 'alarm', text)); };
+    var rowWords = function (r, was) {
+      var by = r.by >= 0 ? f.reqs[r.by] : null;
+      return 'row ' + r.n + ' (' + r.id.slice(0, 8) + ')' + (was ? ' was' : '') + ' created at ' + rel(r.at, first) +
+        (by ? ' by ' + self.reqWords(by) : ', by no answer that said created');
+    };
+    if (!d.truth || !d.truth.c.length) {
+      ul.appendChild(el('li', null, 'The run recorded no database rows.'));
+    } else if (f.rows.length === 0) {
+      ul.appendChild(el('li', f.reqs.some(function (r) { return r.out <= 1; }) ? 'alarm' : null, 'The database holds no row for this customer.'));
+    } else if (f.rows.length === 1) {
+      ul.appendChild(el('li', null, 'The database holds one row: ' + rowWords(f.rows[0], false) + '.'));
+    } else {
+      alarm('The database holds ' + f.rows.length + ' rows for this customer, where one is expected: ' + f.rows.map(function (w) { return rowWords(w); }).join('; ') + '.');
+    }
+    f.reqs.forEach(function (r) {
+      if (!r.emptySubject) return;
+      var during = f.rows.filter(function (w) { return r.ss >= 0 && w.at >= r.ss && w.at <= r.se; });
+      alarm(self.reqWords(r) + ' answered ' + r.status + ' with a credential (' + r.fp + ') whose subject is empty: it names no row, nobody' +
+        (r.ss >= 0 ? '. Its handler ran from ' + rel(r.ss, first) + ' to ' + rel(r.se, first) : '') +
+        (during.length ? ', while ' + during.map(function (w) { return rowWords(w, true); }).join(' and ') : '') + '.');
+    });
+    if (f.creds.length > 1) {
+      alarm('Its answers carry ' + f.creds.length + ' different credentials (' + f.creds.join(', ') + '), where one is expected.');
+    }
+    var created = f.reqs.filter(function (r) { return r.created === 1; });
+    if (created.length > 1) {
+      alarm(created.length + ' answers say created: ' + created.map(function (r) { return self.reqWords(r); }).join(', ') + '; at most one may.');
+    }
+    f.reqs.forEach(function (r) {
+      if (r.sub && !r.row && f.rows.length) alarm(self.reqWords(r) + ' answered with a credential for ' + r.sub.slice(0, 8) + ', a row the database does not hold.');
+    });
+    if (ul.children.length) st.appendChild(ul);
+    var said = d.violations.filter(function (v) { return v.c === f.c; });
+    if (said.length) {
+      st.appendChild(el('p', 'said', 'The checker found:'));
+      var sl = el('ul', 'said');
+      var seen = {};
+      said.slice(0, 8).forEach(function (v) {
+        (v.say && v.say.length ? v.say : ['']).forEach(function (line) {
+          var text = v.rule + (line ? ': ' + line : '');
+          if (seen[text]) return; // a finding about two requests is one line
+          seen[text] = true;
+          sl.appendChild(el('li', null, text));
+        });
+      });
+      if (said.length > 8) sl.appendChild(el('li', null, (said.length - 8) + ' more violations in the table below'));
+      st.appendChild(sl);
+    }
+  };
+
+  CloseUp.prototype.draw = function (f, sel) {
+    var part = this.part, d = part.d, self = this;
+    this.figure.replaceChildren();
+    this.lanes = [];
+    if (!f.reqs.length) {
+      this.figure.appendChild(el('p', 'cu-note', 'This customer sent no request in this run.'));
+      return;
+    }
+    var first = f.reqs[0].call, lo = first, hi = first;
+    f.reqs.forEach(function (r) { hi = Math.max(hi, r.ret >= 0 ? r.ret : r.call, r.se); lo = Math.min(lo, r.ss >= 0 ? r.ss : lo); });
+    f.rows.forEach(function (w) { lo = Math.min(lo, w.at); hi = Math.max(hi, w.at); });
+    var never = f.reqs.some(function (r) { return r.ret < 0; });
+    if (never) hi += (hi - lo) * 0.15 + 1;
+    var pad = Math.max((hi - lo) * 0.04, 20);
+    lo -= pad;
+    hi += pad;
+    // Lanes: a pod each, in the order of the pods' table; a request takes the first free track.
+    var byPod = {}, order = [];
+    f.reqs.forEach(function (r) {
+      if (!byPod[r.pod]) { byPod[r.pod] = []; order.push(r.pod); }
+      byPod[r.pod].push(r);
+    });
+    order.sort(function (a, b) { return (a < 0 ? 1e9 : a) - (b < 0 ? 1e9 : b); });
+    // The requests' labels take a column of their own at the right, level with their bars.
+    var TRACK = 30, LEFT = 150, RIGHT = 300, labelRows = Math.min(Math.max(f.rows.length, 1), 4), TOP = 8 + labelRows * 14, AXIS = 30;
+    var lanes = order.map(function (p) {
+      var ends = [];
+      byPod[p].forEach(function (r) {
+        var k = 0, end = r.ret >= 0 ? r.ret : Infinity;
+        while (k < ends.length && ends[k] > r.call) k++;
+        ends[k] = end;
+        r.track = k;
+      });
+      return { pod: p, tracks: Math.max(ends.length, 1), reqs: byPod[p] };
+    });
+    var H = TOP + lanes.reduce(function (a, l) { return a + l.tracks * TRACK + 6; }, 0) + AXIS;
+    // A fixed width, scaled to the box by the browser: reading the box's width here would lay
+    // the page out again for every part's close-up as the page opens.
+    var W = 1240, PW = W - LEFT - RIGHT;
+    var X = function (t) { return LEFT + (t - lo) / (hi - lo) * PW; };
+    var words = 'Race close-up of customer ' + part.customerLabel(f.c) + ': ' + f.reqs.length + ' requests on ' + lanes.length + ' lanes (' +
+      lanes.map(function (l) { return self.podName(l.pod); }).join(', ') + '), ' + f.rows.length + ' rows created, ' + f.creds.length + ' credentials' +
+      (f.reqs.some(function (r) { return r.emptySubject; }) ? ', and an answer whose credential names nobody' : '') + '. The tables below hold the same.';
+    var root = svgEl('svg', { width: '100%', viewBox: '0 0 ' + W + ' ' + H, role: 'group', 'aria-label': words, 'class': 'cu-svg' });
+    root.appendChild(svgEl('title', {}, words));
+    // Fault windows, as on the timeline.
+    d.events.forEach(function (e) {
+      var a = Math.max(X(e.start), LEFT), b = Math.min(X(e.end >= 0 ? e.end : hi), LEFT + PW);
+      if (b <= a) return;
+      root.appendChild(svgEl('rect', { x: a, y: TOP - 4, width: b - a, height: H - TOP - AXIS + 4, fill: FAULT_FILL }));
+      root.appendChild(svgEl('text', { x: a + 3, y: H - AXIS - 4, fill: '#a04d00' }, (e.name || e.kind) + ' (fault)'));
+    });
+    // Time axis: from the customer's first request.
+    var step = tickStep(hi - lo, Math.max(2, Math.floor(PW / 100))), axisY = H - AXIS + 2;
+    root.appendChild(svgEl('line', { x1: LEFT, x2: LEFT + PW, y1: axisY, y2: axisY, stroke: '#9aa1ab' }));
+    for (var t = Math.ceil((lo - first) / step) * step; t <= hi - first; t += step) {
+      var x = X(first + t);
+      root.appendChild(svgEl('line', { x1: x, x2: x, y1: TOP - 4, y2: axisY + 4, stroke: '#e6e8ec' }));
+      root.appendChild(svgEl('text', { x: x, y: axisY + 16, 'text-anchor': 'middle', fill: '#4a5361' }, (t > 0 ? '+' : '') + fmtTick(t, step, Math.max(Math.abs(lo - first), Math.abs(hi - first)))));
+    }
+    root.appendChild(svgEl('text', { x: 4, y: axisY + 16, fill: '#4a5361' }, 'since its first request'));
+    // Lanes and requests.
+    var y = TOP;
+    lanes.forEach(function (l, li) {
+      var h = l.tracks * TRACK;
+      var g = svgEl('g', { 'class': 'cu-lane', 'data-pod': l.pod < 0 ? '' : d.pods[l.pod] });
+      g.appendChild(svgEl('rect', { x: 0, y: y, width: W, height: h + 2, fill: li % 2 ? '#f4f5f8' : '#ffffff' }));
+      g.appendChild(svgEl('rect', { x: 4, y: y + 6, width: 10, height: 10, fill: podColor(l.pod) }));
+      var name = svgEl('text', { x: 20, y: y + 15, fill: '#1d232b', 'font-weight': 600 }, 'pod ' + self.podName(l.pod));
+      name.appendChild(svgEl('title', {}, l.pod < 0 ? 'requests that got no answer' : d.pods[l.pod]));
+      g.appendChild(name);
+      root.appendChild(g);
+      self.lanes.push(l.pod < 0 ? '' : d.pods[l.pod]);
+      l.reqs.forEach(function (r) { root.appendChild(self.drawReq(r, X, y + r.track * TRACK, LEFT, PW, first, f, sel)); });
+      y += h + 6;
+    });
+    // The rows' creation: a line across every lane, named at the top.
+    f.rows.forEach(function (w, k) {
+      var x = X(w.at), by = w.by >= 0 ? f.reqs[w.by] : null;
+      var g = svgEl('g', { 'class': 'cu-rowmark', 'data-row': w.id });
+      g.appendChild(svgEl('line', { x1: x, x2: x, y1: 6 + (k % labelRows) * 14 + 4, y2: H - AXIS + 2, stroke: '#111', 'stroke-width': 1.5, 'stroke-dasharray': '5 3' }));
+      var text = '▼ row ' + w.n + ' created ' + rel(w.at, first) + (by ? ' (' + by.id + ')' : '');
+      var right = x > LEFT + PW * 0.7;
+      g.appendChild(svgEl('text', { x: right ? x - 3 : x + 3, y: 6 + (k % labelRows) * 14 + 9, 'text-anchor': right ? 'end' : 'start', fill: '#111', 'font-weight': 600 }, text));
+      g.appendChild(svgEl('title', {}, 'row ' + w.id + ' created at ' + rel(w.at, first) + ' on the database\'s clock' + (by ? ', by ' + self.reqWords(by) + ' (it answered created: true)' : '')));
+      root.appendChild(g);
+    });
+    this.figure.appendChild(root);
+    var legend = el('div', 'legend');
+    [['client: call → return', OUT[0].color, 0.25], ['handler on the pod', OUT[0].color, 1]].forEach(function (it) {
+      var s = el('span', 'item'), sw = el('span', 'sw');
+      sw.style.background = it[1];
+      sw.style.opacity = it[2];
+      s.appendChild(sw);
+      s.appendChild(el('span', null, it[0]));
+      legend.appendChild(s);
+    });
+    legend.appendChild(el('span', 'item', '▼ ┆ a row created (database clock)'));
+    legend.appendChild(el('span', 'item', '★ the answer said created'));
+    legend.appendChild(el('span', 'item', 'colour: outcome, as on the timeline; text colour: the credential'));
+    var es = el('span', 'item');
+    es.appendChild(el('b', null, '∅ EMPTY SUBJECT'));
+    es.style.color = ALARM;
+    es.appendChild(document.createTextNode(': a credential that names nobody'));
+    legend.appendChild(es);
+    this.figure.appendChild(legend);
+  };
+
+  CloseUp.prototype.drawReq = function (r, X, y, LEFT, PW, first, f, sel) {
+    var part = this.part, self = this, color = OUT[r.out].color;
+    var a = Math.max(X(r.call), LEFT), b = r.ret >= 0 ? X(r.ret) : LEFT + PW;
+    var label = r.id + ' · ' + (r.status || 'no answer') + (r.created === 1 ? ' · ★ created' : '') +
+      (r.emptySubject ? ' · ∅ EMPTY SUBJECT' : r.fp ? ' · ' + r.fp + (r.row ? ' → row ' + r.row.n : '') : '') + (r.err ? ' · ' + r.err.slice(0, 40) : '');
+    var aria = 'request ' + this.reqWords(r) + ', call ' + rel(r.call, first) + ', ' + (r.ret >= 0 ? 'return ' + rel(r.ret, first) : 'never returned') +
+      (r.ss >= 0 ? ', handler ' + rel(r.ss, first) + ' to ' + rel(r.se, first) : '') + ', ' + (r.status ? 'status ' + r.status : 'no answer') +
+      ', ' + OUT[r.out].name + (r.created === 1 ? ', said created' : '') +
+      (r.emptySubject ? ', credential ' + r.fp + ' with an EMPTY SUBJECT: it names nobody' : r.fp ? ', credential ' + r.fp + (r.row ? ' for row ' + r.row.n : '') : '');
+    var g = svgEl('g', { 'class': 'cu-req' + (r.emptySubject ? ' cu-empty-subject' : '') + (r.i === sel ? ' selected' : ''), 'data-op': r.id, tabindex: 0, role: 'button', 'aria-label': aria });
+    g.appendChild(svgEl('title', {}, aria));
+    g.appendChild(svgEl('rect', { 'class': 'cu-client', x: a, y: y + 3, width: Math.max(b - a, 2), height: 24, rx: 3, fill: color, 'fill-opacity': 0.22, stroke: color, 'stroke-width': 1.5,
+      'stroke-dasharray': r.ret >= 0 ? null : '6 3' }));
+    if (r.ss >= 0) {
+      var ha = X(r.ss), hb = X(r.se);
+      g.appendChild(svgEl('rect', { 'class': 'cu-handler', x: ha, y: y + 9, width: Math.max(hb - ha, 2), height: 12, fill: color }));
+    }
+    if (r.emptySubject) {
+      g.appendChild(svgEl('rect', { x: a - 3, y: y + 1, width: Math.max(b - a, 2) + 6, height: 28, rx: 4, fill: 'none', stroke: ALARM, 'stroke-width': 2.5 }));
+    }
+    var text = svgEl('text', { x: LEFT + PW + 10, y: y + 19,
+      fill: r.emptySubject ? ALARM : r.cred >= 0 ? CRED_COLORS[r.cred % CRED_COLORS.length] : '#4a5361', 'font-weight': r.emptySubject || r.created === 1 ? 700 : 400 }, label);
+    g.appendChild(text);
+    // Selecting draws the close-up again: the keyboard's focus goes back to the same request.
+    var pick = function () {
+      part.select(r.i);
+      var again = self.figure.querySelector('[data-op="' + r.id + '"]');
+      if (again) again.focus();
+    };
+    g.addEventListener('click', pick);
+    g.addEventListener('keydown', function (ev) { if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); pick(); } });
+    return g;
+  };
+
+  CloseUp.prototype.writeTables = function (f) {
+    var part = this.part, self = this;
+    this.tables.replaceChildren();
+    if (!f.reqs.length && !f.rows.length) return;
+    var first = f.reqs.length ? f.reqs[0].call : 0;
+    var table = function (cls, caption, heads) {
+      var t = el('table', 'cu-table ' + cls), thead = el('thead'), tr = el('tr');
+      t.appendChild(el('caption', null, caption));
+      heads.forEach(function (h) { var th = el('th', null, h); th.setAttribute('scope', 'col'); tr.appendChild(th); });
+      thead.appendChild(tr);
+      t.appendChild(thead);
+      var tb = el('tbody');
+      t.appendChild(tb);
+      return { t: t, tb: tb };
+    };
+    var row = function (tb, cells, alarm) {
+      var tr = el('tr', alarm ? 'alarm' : null);
+      cells.forEach(function (c, k) {
+        var cell = el(k === 0 ? 'th' : 'td', null, c);
+        if (k === 0) cell.setAttribute('scope', 'row');
+        tr.appendChild(cell);
+      });
+      tb.appendChild(tr);
+    };
+    var q = table('cu-requests', 'Requests of customer ' + part.customerLabel(f.c) + ', by call time; times since its first request (handler: the pod\'s clock)',
+      ['request', 'pod', 'call', 'return', 'handler', 'status', 'outcome', 'created', 'credential', 'subject', 'note']);
+    f.reqs.forEach(function (r) {
+      row(q.tb, [r.id, r.pod < 0 ? '(no answer)' : part.d.pods[r.pod], rel(r.call, first), r.ret >= 0 ? rel(r.ret, first) : 'never returned',
+        r.ss >= 0 ? rel(r.ss, first) + ' → ' + rel(r.se, first) : '-', r.status ? String(r.status) : '-', OUT[r.out].name,
+        r.created < 0 ? '-' : r.created ? 'true' : 'false', r.fp || '-',
+        r.emptySubject ? '(empty: names nobody)' : r.unreadable ? 'unreadable: ' + r.unreadable : r.sub === null ? '-' : r.sub + (r.row ? ' (row ' + r.row.n + ')' : ''),
+        [r.note, r.err].filter(Boolean).join('; ')], r.emptySubject);
+    });
+    this.tables.appendChild(q.t);
+    var w = table('cu-rows', 'Rows the database holds for customer ' + part.customerLabel(f.c) + ', by creation (database clock)', ['row', 'id', 'created', 'by the answer that said created']);
+    f.rows.forEach(function (x) {
+      var by = x.by >= 0 ? f.reqs[x.by] : null;
+      row(w.tb, ['row ' + x.n, x.id, rel(x.at, first), by ? self.reqWords(by) : '-'], f.rows.length > 1);
+    });
+    if (!f.rows.length) row(w.tb, ['none', '', '', ''], false);
+    this.tables.appendChild(w.t);
+  };
+
   // ---- race timeline --------------------------------------------------------------------
   function Timeline(part, box) {
     this.part = part;
@@ -491,9 +935,24 @@
     if (note) note.textContent = d.rows_note;
     var controls = el('div', 'controls');
     var reset = el('button', null, 'reset zoom');
-    reset.addEventListener('click', function () { part.resetView(); });
+    reset.addEventListener('click', function () { self.afull && (self.aview = self.afull.slice()); part.resetView(); });
     controls.appendChild(reset);
     faultButtons(part, controls);
+    // Aligned: each row counts from its customer's first request, so that bursts a second apart
+    // line up and a burst of a millisecond is wider than a tick.
+    var pad = part.burstSpan * 0.04;
+    this.afull = [-pad, part.burstSpan + pad];
+    this.aview = this.afull.slice();
+    this.aligned = part.n > 0;
+    part.stats.aligned = this.aligned;
+    var alab = el('label');
+    this.alignBox = el('input');
+    this.alignBox.type = 'checkbox';
+    this.alignBox.checked = this.aligned;
+    this.alignBox.addEventListener('change', function () { self.setAligned(self.alignBox.checked); });
+    alab.appendChild(this.alignBox);
+    alab.appendChild(document.createTextNode(' align the customers: time since each one\'s first request'));
+    controls.appendChild(alab);
     var lab = el('label'), cb = el('input');
     cb.type = 'checkbox';
     cb.addEventListener('change', function () { self.expandAll = cb.checked; self.layout(); part.redraw(); });
@@ -533,6 +992,32 @@
   Timeline.prototype.dragFrame = function () { dragFrame(this, this.part, 0, this.canvas.height / (window.devicePixelRatio || 1)); };
 
   Timeline.prototype.plotWidth = function () { return Math.max(50, this.width - GUTTER - 10); };
+
+  // view is the span the timeline shows: on the run's clock, or aligned on each customer's
+  // first request.
+  Timeline.prototype.view = function () { return this.aligned ? this.aview : this.part.view; };
+
+  Timeline.prototype.setView = function (a, b) {
+    if (!this.aligned) { this.part.setView(a, b); return; }
+    this.aview = spanOf(a, b);
+    this.draw();
+  };
+
+  Timeline.prototype.resetView = function () {
+    if (!this.aligned) { this.part.resetView(); return; }
+    this.aview = this.afull.slice();
+    this.draw();
+  };
+
+  Timeline.prototype.setAligned = function (on) {
+    this.aligned = on;
+    this.alignBox.checked = on;
+    this.part.stats.aligned = on;
+    this.draw();
+  };
+
+  // shift is what the row of customer c subtracts from its times.
+  Timeline.prototype.shift = function (c) { return this.aligned ? this.part.first[c] : 0; };
 
   Timeline.prototype.hasRow = function (c) { return this.rowOf && this.rowOf.has(c); };
 
@@ -614,7 +1099,7 @@
   };
 
   Timeline.prototype.X = function () {
-    var v = this.part.view, L = GUTTER, W = this.plotWidth();
+    var v = this.view(), L = GUTTER, W = this.plotWidth();
     return function (t) { return L + (t - v[0]) / (v[1] - v[0]) * W; };
   };
 
@@ -624,10 +1109,10 @@
     var r = this.rowAt(y);
     if (r < 0) return -1;
     var lane = Math.floor((y - this.rowTop[r] - 2) / this.laneH[r]);
-    var X = this.X(), part = this.part, best = -1, bestD = Infinity, self = this;
+    var X = this.X(), part = this.part, best = -1, bestD = Infinity, self = this, sh = this.shift(this.rows[r]);
     this.rowOps[r].forEach(function (i) {
       if (self.opLane[i] !== lane) return;
-      var a = X(part.call[i]), b = part.lat[i] >= 0 ? X(part.call[i] + part.lat[i]) : X(part.full[1]);
+      var a = X(part.call[i] - sh), b = part.lat[i] >= 0 ? X(part.call[i] + part.lat[i] - sh) : GUTTER + self.plotWidth();
       if (b - a < 3) { a -= 2; b += 2; }
       if (x < a - 2 || x > b + 2) return;
       var dd = Math.abs(x - (a + b) / 2);
@@ -646,19 +1131,20 @@
     this.width = Math.max(300, this.scroll.clientWidth || this.box.clientWidth);
     var W = this.width, L = GUTTER, PW = this.plotWidth(), X = this.X();
     // The time axis above the rows.
-    var actx = setupCanvas(this.axis, W, AXIS_H);
+    var actx = setupCanvas(this.axis, W, AXIS_H), view = this.view();
+    part.stats.timelineView = [view[0], view[1]];
     actx.clearRect(0, 0, W, AXIS_H);
-    drawFaults(actx, part, X, L, PW, 0, AXIS_H, 0);
-    drawTimeAxis(actx, part, X, L, PW, AXIS_H - 6, 6, false);
+    if (!this.aligned) drawFaults(actx, part, X, L, PW, 0, AXIS_H, 0);
+    drawTimeAxis(actx, part, X, L, PW, AXIS_H - 6, 6, false, view);
     actx.fillStyle = '#4a5361';
     actx.font = '11px system-ui, sans-serif';
     actx.textBaseline = 'bottom';
     actx.textAlign = 'center';
-    var step = tickStep(part.view[1] - part.view[0], Math.max(2, Math.floor(PW / 110)));
-    var mag = Math.max(Math.abs(part.view[0]), Math.abs(part.view[1]));
-    for (var t = Math.ceil(part.view[0] / step) * step; t <= part.view[1]; t += step) actx.fillText(fmtTick(t, step, mag), X(t), AXIS_H - 7);
+    var step = tickStep(view[1] - view[0], Math.max(2, Math.floor(PW / 110)));
+    var mag = Math.max(Math.abs(view[0]), Math.abs(view[1]));
+    for (var t = Math.ceil(view[0] / step) * step; t <= view[1]; t += step) actx.fillText((this.aligned && t > 0 ? '+' : '') + fmtTick(t, step, mag), X(t), AXIS_H - 7);
     actx.textAlign = 'left';
-    actx.fillText('customer', 6, AXIS_H - 7);
+    actx.fillText(this.aligned ? 'customer · since its 1st request' : 'customer', 6, AXIS_H - 7);
 
     var ctx = setupCanvas(this.canvas, W, H);
     var top = this.scroll.scrollTop;
@@ -671,15 +1157,19 @@
       this.drawn = 0;
       return;
     }
-    drawFaults(ctx, part, X, L, PW, 0, H);
-    drawTimeAxis(ctx, part, X, L, PW, 0, H, false);
+    if (!this.aligned) drawFaults(ctx, part, X, L, PW, 0, H);
+    drawTimeAxis(ctx, part, X, L, PW, 0, H, false, view);
     var first = Math.max(0, this.rowAt(top)), drawn = 0, hl = 0;
     ctx.font = '11px system-ui, sans-serif';
     ctx.textBaseline = 'middle';
     for (var r = first; r < this.rows.length && this.rowTop[r] < top + H; r++) {
       var c = this.rows[r], y0 = this.rowTop[r] - top, h = this.rowH[r], lh = this.laneH[r], bad = d.customers.viol[c] > 0;
+      var sh = this.shift(c);
       ctx.fillStyle = bad ? '#fdecec' : (r % 2 ? '#f7f8fa' : '#ffffff');
       ctx.fillRect(0, y0, L - 2, h);
+      if (this.aligned && d.events.length) { // each row's own instant of the fault windows
+        drawFaults(ctx, part, function (t) { return X(t - sh); }, L, PW, y0, h);
+      }
       ctx.fillStyle = '#e4e7ec';
       ctx.fillRect(0, y0 + h - 1, W, 1);
       ctx.save();
@@ -696,8 +1186,8 @@
       }
       var ops = this.rowOps[r];
       for (var k = 0; k < ops.length; k++) {
-        var i = ops[k], a = X(part.call[i]), never = part.lat[i] < 0;
-        var b = never ? X(part.full[1]) : X(part.call[i] + part.lat[i]);
+        var i = ops[k], a = X(part.call[i] - sh), never = part.lat[i] < 0;
+        var b = never ? L + PW : X(part.call[i] + part.lat[i] - sh);
         if (b < L || a > L + PW) continue;
         a = Math.max(a, L);
         b = Math.min(b, L + PW);
@@ -825,6 +1315,11 @@
   }
 
   var LAT_TOP = 18, LAT_BOTTOM = 26;
+
+  // The latency plot shows the run's clock: the part's view.
+  Latency.prototype.view = function () { return this.part.view; };
+  Latency.prototype.setView = function (a, b) { this.part.setView(a, b); };
+  Latency.prototype.resetView = function () { this.part.resetView(); };
 
   Latency.prototype.dragFrame = function () { dragFrame(this, this.part, LAT_TOP, this.height - LAT_BOTTOM - LAT_TOP); };
 
@@ -957,6 +1452,20 @@
     part.stats.latencyPoints = drawn;
   };
 
+  // openFromHash shows the customer a link names, #<part's anchor>-closeup-c<customer index>,
+  // in that part's close-up: a link to one race, for a bug report or a screenshot.
+  function openFromHash(parts) {
+    var m = /^#(.+)-closeup-c(\d+)$/.exec(decodeURIComponent(location.hash || ''));
+    if (!m) return;
+    parts.forEach(function (p) {
+      if (p.root.id !== m[1] || !p.closeup) return;
+      var c = p.d.customers.index.indexOf(Number(m[2]));
+      if (c < 0) return;
+      p.closeup.show(c);
+      p.closeup.box.scrollIntoView({ block: 'start' });
+    });
+  }
+
   // ---- start ---------------------------------------------------------------------------------
   function start() {
     var t0 = performance.now();
@@ -992,6 +1501,8 @@
       report.violationRows += p.stats.violationRows;
     });
     report.barPoint = function (part, id) { return parts[part] ? parts[part].barPoint(id) : null; };
+    openFromHash(parts);
+    window.addEventListener('hashchange', function () { openFromHash(parts); });
     report.renderMs = performance.now() - t0;
     report.loadMs = performance.now();
     report.ready = true;
