@@ -187,6 +187,7 @@ func (d *Deployment) StampedeUnderFault(ctx context.Context, p FaultParams) Faul
 	}
 	for name, v := range map[string]any{
 		"traffic.source":                   d.Env.Config.TrafficSource(),
+		report.FigureFault:                 p.Fault.Name(),
 		"chaos.success_ratio_during_fault": o.During.Ratio(),
 		"chaos.requests_during_fault":      o.During.Requests,
 		"chaos.recovery_seconds":           recovery,

@@ -27,3 +27,18 @@ func TestAPI(t *testing.T) {
 		t.Errorf("embedded: %+v\nvalidated: %+v", got, want)
 	}
 }
+
+// TestName: the embedded file's name is the one target.Load reads from the repository's file.
+func TestName(t *testing.T) {
+	got, err := Name()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg, err := target.Load(target.FileName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != tg.Name {
+		t.Errorf("embedded name %q, validated file's %q", got, tg.Name)
+	}
+}

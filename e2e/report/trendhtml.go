@@ -1,0 +1,355 @@
+package report
+
+import (
+	"bytes"
+	_ "embed"
+	"fmt"
+	"html/template"
+	"io"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The trend page is drawn on the server: each chart is inline SVG, each point a link to its
+// run's report.html with a tooltip, and beside each chart a table of the same values for the
+// keyboard and screen readers. It has no script at all, and its Content-Security-Policy allows
+// its own style alone: a string from a results.json can neither run nor fetch anything.
+
+var (
+	//go:embed assets/trend.css
+	trendCSS string
+	//go:embed assets/trend.html.tmpl
+	trendTmpl string
+
+	trendTemplate = template.Must(template.New("trend").Parse(trendTmpl))
+
+	trendCSP = "default-src 'none'; style-src " + cspHash(trendCSS) + "; base-uri 'none'; form-action 'none'"
+)
+
+// The chart's size and plot area, in SVG units.
+const (
+	chartW, chartH = 380, 150
+	plotX0, plotX1 = 70, 368
+	plotY0, plotY1 = 12, 120
+	// categoryRow is the height of a verdict chart's row: its charts are as short as their rows.
+	categoryRow     = 24
+	trendTimeFormat = "2006-01-02 15:04Z"
+	trendShortTime  = "01-02 15:04"
+)
+
+type trendPage struct {
+	Title, Generated, CSP string
+	CSS                   template.CSS
+	Runs                  int
+	Targets               []trendTargetView
+	Skipped               []string
+}
+
+type trendTargetView struct {
+	Name, ID string
+	Runs     []trendRunView
+	Metrics  []trendMetricView
+}
+
+type trendRunView struct {
+	Start, StartFrom, Link, RunID, Dir string
+	Seed                               uint64
+	Specs, NotPassed                   int
+}
+
+type trendMetricView struct {
+	ID, Title, What string
+	Series          []seriesView
+}
+
+type seriesView struct {
+	ID, Title, Fault, Label string
+	HasNotes                bool
+	Chart                   chartView
+	Lines                   []string
+	Rows                    []rowView
+	Points                  int
+}
+
+type chartView struct {
+	W, H, X0, Y0   int
+	PlotW, PlotH   int
+	Paths          []pathView
+	Intervals      []intervalView
+	Points         []pointView
+	YTicks, XTicks []tickView
+	Legend         []legendView
+}
+
+type pathView struct{ D, Class string }
+
+// intervalView is a 95% interval: a vertical bar with caps, as a path.
+type intervalView struct{ D, Class string }
+
+type pointView struct {
+	X, Y                     float64
+	Class, Title, Href, Line string
+}
+
+type tickView struct {
+	X, Y         float64
+	Label, Class string
+}
+
+type legendView struct {
+	X, Y, TextX, TextY float64
+	Class, Name        string
+}
+
+type rowView struct {
+	Start, Href, Run, Note string
+	Cells                  []cellView
+	HasNotes               bool
+}
+
+type cellView struct{ Text, Note, Class string }
+
+// WriteTrendHTML writes t as one self-contained page.
+func WriteTrendHTML(w io.Writer, t Trend, generated time.Time) error {
+	page := trendPage{CSP: trendCSP, CSS: template.CSS(trendCSS), Skipped: t.Skipped}
+	if !generated.IsZero() {
+		page.Generated = generated.UTC().Format(trendTimeFormat)
+	}
+	var names []string
+	for ti, tt := range t.Targets {
+		page.Runs += len(tt.Runs)
+		names = append(names, tt.Name)
+		page.Targets = append(page.Targets, buildTrendTarget(ti, tt))
+	}
+	page.Title = fmt.Sprintf("stampede trend: %d runs of %s", page.Runs, strings.Join(names, ", "))
+	var buf bytes.Buffer
+	if err := trendTemplate.Execute(&buf, page); err != nil {
+		return fmt.Errorf("%s: %w", TrendHTMLFile, err)
+	}
+	if _, err := w.Write(buf.Bytes()); err != nil {
+		return fmt.Errorf("%s: %w", TrendHTMLFile, err)
+	}
+	return nil
+}
+
+func buildTrendTarget(ti int, tt TrendTarget) trendTargetView {
+	v := trendTargetView{Name: tt.Name, ID: "t" + strconv.Itoa(ti)}
+	for _, r := range tt.Runs {
+		rv := trendRunView{Start: r.Start.Format(trendTimeFormat), StartFrom: r.StartFrom, Link: r.Link, RunID: r.RunID, Dir: r.Dir,
+			Seed: r.Seed, Specs: len(r.specs)}
+		for _, s := range r.specs {
+			if s.State != "passed" {
+				rv.NotPassed++
+			}
+		}
+		v.Runs = append(v.Runs, rv)
+	}
+	for _, m := range tt.Metrics {
+		mv := trendMetricView{ID: v.ID + "-" + string(m.ID), Title: m.Title, What: m.What}
+		for si, s := range m.Series {
+			mv.Series = append(mv.Series, buildSeries(fmt.Sprintf("%s-%d", mv.ID, si), m.metricInfo, s, tt.Runs))
+		}
+		v.Metrics = append(v.Metrics, mv)
+	}
+	return v
+}
+
+// timeScale maps a run's start to x: the target's runs span the plot, one run sits in its middle.
+type timeScale struct{ lo, hi time.Time }
+
+func (s timeScale) x(t time.Time) float64 {
+	span := s.hi.Sub(s.lo)
+	if span <= 0 {
+		return (plotX0 + plotX1) / 2
+	}
+	return plotX0 + float64(t.Sub(s.lo))/float64(span)*(plotX1-plotX0)
+}
+
+func buildSeries(id string, mi metricInfo, s TrendSeries, runs []TrendRun) seriesView {
+	sv := seriesView{ID: id, Title: s.Title(), Fault: s.Fault}
+	ts := timeScale{lo: runs[0].Start, hi: runs[len(runs)-1].Start}
+	y1 := float64(plotY1)
+	if mi.Scale == "category" {
+		y1 = plotY0 + categoryRow*float64(len(s.Lines))
+	}
+	c := chartView{W: chartW, H: int(y1) + chartH - plotY1, X0: plotX0, Y0: plotY0, PlotW: plotX1 - plotX0, PlotH: int(y1) - plotY0}
+	yOf, yTicks := yScale(mi, s)
+	c.YTicks = yTicks
+	c.XTicks = xTicks(ts, y1)
+	// cells[run][line] is the table; a run without any point of the series has no row.
+	cells := map[int][]cellView{}
+	for li, line := range s.Lines {
+		sv.Lines = append(sv.Lines, line.Name)
+		lineClass := "l" + strconv.Itoa(li%4)
+		var d strings.Builder
+		for _, p := range line.Points {
+			run := runs[p.Run]
+			x := ts.x(run.Start)
+			pv := pointView{X: x, Class: "pt " + lineClass, Href: run.Link, Line: line.Name}
+			cell := cellView{Note: p.Note}
+			switch {
+			case mi.Scale == "category":
+				pv.Y = categoryY(li)
+				pv.Class = "pt cat v-" + categoryClass(p.Label)
+				cell.Text, cell.Class = p.Label, "v-"+categoryClass(p.Label)
+			case p.Missing():
+				pv.Y = plotY0
+				pv.Class = "pt miss " + lineClass
+				cell.Text, cell.Class = p.Label, "v-bad"
+			default:
+				pv.Y = yOf(p.Value)
+				cell.Text = mi.Format(p.Value)
+				if p.HasInterval {
+					cell.Text += fmt.Sprintf(" (95%%: %s – %s)", mi.Format(p.Lo), mi.Format(p.Hi))
+					lo, hi := yOf(p.Lo), yOf(p.Hi)
+					c.Intervals = append(c.Intervals, intervalView{Class: lineClass,
+						D: fmt.Sprintf("M%.1f %.1f V%.1f M%.1f %.1f h6 M%.1f %.1f h6", x, lo, hi, x-3, lo, x-3, hi)})
+				}
+				if d.Len() == 0 {
+					fmt.Fprintf(&d, "M%.1f %.1f", x, pv.Y)
+				} else {
+					fmt.Fprintf(&d, " L%.1f %.1f", x, pv.Y)
+				}
+			}
+			pv.Title = pointTitle(run, line.Name, cell)
+			c.Points = append(c.Points, pv)
+			if cells[p.Run] == nil {
+				cells[p.Run] = make([]cellView, len(s.Lines))
+			}
+			cells[p.Run][li] = cell
+			sv.Points++
+		}
+		if d.Len() > 0 && mi.Scale != "category" {
+			c.Paths = append(c.Paths, pathView{D: d.String(), Class: "line " + lineClass})
+		}
+		if mi.Scale != "category" && len(s.Lines) > 1 {
+			x := float64(plotX0 + 90 + 80*li)
+			c.Legend = append(c.Legend, legendView{X: x, Y: plotY1 + 19, TextX: x + 14, TextY: plotY1 + 28, Class: lineClass, Name: line.Name})
+		}
+	}
+	for i, run := range runs {
+		row, ok := cells[i]
+		if !ok {
+			continue
+		}
+		var notes []string
+		for j := range row {
+			if row[j].Text == "" {
+				row[j].Text = "–"
+			}
+			// One column of notes: the lines of a run usually share theirs ("from the saved
+			// history").
+			if n := row[j].Note; n != "" && !slices.Contains(notes, n) {
+				notes = append(notes, n)
+			}
+		}
+		sv.Rows = append(sv.Rows, rowView{Start: run.Start.Format(trendTimeFormat), Href: run.Link, Run: runName(run), Cells: row,
+			Note: strings.Join(notes, "; ")})
+		sv.HasNotes = sv.HasNotes || len(notes) > 0
+	}
+	if mi.Scale == "category" {
+		for li, name := range sv.Lines {
+			c.YTicks = append(c.YTicks, tickView{X: plotX0 - 6, Y: categoryY(li), Label: name})
+		}
+	}
+	sv.Chart = c
+	sv.Label = fmt.Sprintf("%s of %s over %d runs: %s", mi.Title, sv.Title, len(sv.Rows), lastValues(sv))
+	return sv
+}
+
+// yScale is the metric's y axis: fractions from 0 to 1, other numbers from 0 to a little above
+// the series' largest value.
+func yScale(mi metricInfo, s TrendSeries) (func(float64) float64, []tickView) {
+	top := 1.0
+	if mi.Scale == "zero" {
+		top = 0
+		for _, l := range s.Lines {
+			for _, p := range l.Points {
+				if !math.IsNaN(p.Value) {
+					top = max(top, p.Value, p.Hi)
+				}
+			}
+		}
+		if top <= 0 {
+			top = 1
+		}
+		top *= 1.1
+	}
+	y := func(v float64) float64 {
+		return plotY1 - min(max(v/top, 0), 1)*(plotY1-plotY0)
+	}
+	if mi.Scale == "category" {
+		return y, nil
+	}
+	var ticks []tickView
+	for _, f := range []float64{0, 0.5, 1} {
+		v := f * top
+		if mi.Scale == "zero" && f == 1 {
+			v = top / 1.1
+		}
+		ticks = append(ticks, tickView{X: plotX0 - 6, Y: y(v), Label: mi.Format(v)})
+	}
+	return y, ticks
+}
+
+func categoryY(i int) float64 {
+	return plotY0 + (float64(i)+0.5)*categoryRow
+}
+
+// xTicks label the first and the last run's start under the plot, whose bottom is y1.
+func xTicks(ts timeScale, y1 float64) []tickView {
+	if !ts.hi.After(ts.lo) {
+		return []tickView{{X: ts.x(ts.lo), Y: y1 + 16, Label: ts.lo.Format(trendShortTime), Class: "mid"}}
+	}
+	return []tickView{
+		{X: plotX0, Y: y1 + 16, Label: ts.lo.Format(trendShortTime), Class: "start"},
+		{X: plotX1, Y: y1 + 16, Label: ts.hi.Format(trendShortTime), Class: "end"},
+	}
+}
+
+// categoryClass sorts a verdict or a spec state into the page's colours.
+func categoryClass(label string) string {
+	switch label {
+	case "pass", "passed":
+		return "ok"
+	case "fail", "failed", "panicked", "interrupted", "aborted", "timedout":
+		return "bad"
+	case "inconclusive":
+		return "warn"
+	}
+	return "other"
+}
+
+func runName(r TrendRun) string {
+	if r.RunID != "" {
+		return fmt.Sprintf("%s, seed %d", r.RunID, r.Seed)
+	}
+	return fmt.Sprintf("seed %d", r.Seed)
+}
+
+func pointTitle(r TrendRun, line string, c cellView) string {
+	s := fmt.Sprintf("%s · run %s · %s: %s", r.Start.Format(trendTimeFormat), runName(r), line, c.Text)
+	if c.Note != "" {
+		s += " (" + c.Note + ")"
+	}
+	if r.Link == "" {
+		s += " · its report is not beside this page"
+	}
+	return s
+}
+
+// lastValues is the latest run's values, for the chart's text alternative.
+func lastValues(sv seriesView) string {
+	if len(sv.Rows) == 0 {
+		return "no value"
+	}
+	last := sv.Rows[len(sv.Rows)-1]
+	var parts []string
+	for i, c := range last.Cells {
+		parts = append(parts, sv.Lines[i]+" "+c.Text)
+	}
+	return "latest (" + last.Start + ") " + strings.Join(parts, ", ")
+}
