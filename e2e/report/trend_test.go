@@ -3,6 +3,7 @@ package report
 import (
 	"bytes"
 	"html/template"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -274,5 +275,22 @@ func TestSplitFigure(t *testing.T) {
 	}
 	if p50, p99, n := AnsweredLatency(nil); p50 != 0 || p99 != 0 || n != 0 {
 		t.Error("latency of no request")
+	}
+}
+
+// TestNiceCeil: a round axis top at or above the largest value.
+func TestNiceCeil(t *testing.T) {
+	for v, want := range map[float64]float64{0: 1, 0.3: 0.5, 1: 1, 1.2: 2, 3: 5, 7: 10, 40: 50, 283: 500, 3006: 5000} {
+		if got := niceCeil(v); math.Abs(got-want) > 1e-9 {
+			t.Errorf("niceCeil(%v) = %v, want %v", v, got, want)
+		}
+	}
+}
+
+func TestFmtSig(t *testing.T) {
+	for v, want := range map[float64]string{3006.7: "3007", 283.2: "283", 12.34: "12.3", 0.545: "0.55", 3: "3", 0: "0", 2.5: "2.5"} {
+		if got := fmtSig(v); got != want {
+			t.Errorf("fmtSig(%v) = %q, want %q", v, got, want)
+		}
 	}
 }

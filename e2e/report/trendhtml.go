@@ -260,23 +260,20 @@ func buildSeries(id string, mi metricInfo, s TrendSeries, runs []TrendRun) serie
 	return sv
 }
 
-// yScale is the metric's y axis: fractions from 0 to 1, other numbers from 0 to a little above
-// the series' largest value.
+// yScale is the metric's y axis: fractions from 0 to 1, other numbers from 0 to a round number
+// at or above the series' largest value.
 func yScale(mi metricInfo, s TrendSeries) (func(float64) float64, []tickView) {
 	top := 1.0
 	if mi.Scale == "zero" {
-		top = 0
+		largest := 0.0
 		for _, l := range s.Lines {
 			for _, p := range l.Points {
 				if !math.IsNaN(p.Value) {
-					top = max(top, p.Value, p.Hi)
+					largest = max(largest, p.Value, p.Hi)
 				}
 			}
 		}
-		if top <= 0 {
-			top = 1
-		}
-		top *= 1.1
+		top = niceCeil(largest)
 	}
 	y := func(v float64) float64 {
 		return plotY1 - min(max(v/top, 0), 1)*(plotY1-plotY0)
@@ -286,13 +283,23 @@ func yScale(mi metricInfo, s TrendSeries) (func(float64) float64, []tickView) {
 	}
 	var ticks []tickView
 	for _, f := range []float64{0, 0.5, 1} {
-		v := f * top
-		if mi.Scale == "zero" && f == 1 {
-			v = top / 1.1
-		}
-		ticks = append(ticks, tickView{X: plotX0 - 6, Y: y(v), Label: mi.Format(v)})
+		ticks = append(ticks, tickView{X: plotX0 - 6, Y: y(f * top), Label: mi.Format(f * top)})
 	}
 	return y, ticks
+}
+
+// niceCeil is the smallest of 1, 2 or 5 times a power of ten at or above v (1 for none).
+func niceCeil(v float64) float64 {
+	if v <= 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+		return 1
+	}
+	p := math.Pow(10, math.Floor(math.Log10(v)))
+	for _, m := range []float64{1, 2, 5, 10} {
+		if m*p >= v {
+			return m * p
+		}
+	}
+	return 10 * p
 }
 
 func categoryY(i int) float64 {

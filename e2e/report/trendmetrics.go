@@ -6,6 +6,7 @@ import (
 	"math"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -42,19 +43,36 @@ var metricInfos = []metricInfo{
 			"with its 95% Wilson interval; a rate saved without its counts has none.", "fraction", fmtPercent},
 	{MetricRecovery, "Recovery time",
 		"Seconds from a fault's end until requests succeed again; a run that did not recover within its " +
-			"bound is marked at the top.", "zero", func(v float64) string { return fmt.Sprintf("%.2f s", v) }},
+			"bound is marked at the top.", "zero", func(v float64) string { return fmtSig(v) + " s" }},
 	{MetricLatency, "Latency p50 / p99",
 		"Client latency (call to return) of the answered requests of a judged part, median and 99th " +
-			"percentile, as the run's report shows them.", "zero", func(v float64) string { return fmt.Sprintf("%.1f ms", v) }},
+			"percentile, as the run's report shows them.", "zero", func(v float64) string { return fmtSig(v) + " ms" }},
 	{MetricCoverage, "Coverage",
 		"The fraction of entities whose requests reached two pods at once as the client saw it (client) " +
 			"and as the pods' handler intervals show it (server): below the bar, a run is inconclusive.", "fraction", fmtPercent},
 	{MetricUnknown, "Unknown outcomes",
 		"Requests whose outcome the client cannot know (a transport error or a timeout): never counted " +
-			"as a success, so many of them weaken what a run proves.", "zero", func(v float64) string { return fmt.Sprintf("%.0f", v) }},
+			"as a success, so many of them weaken what a run proves.", "zero", func(v float64) string { return fmtSig(v) }},
 }
 
 func fmtPercent(v float64) string { return fmt.Sprintf("%.1f%%", 100*v) }
+
+// fmtSig formats v with about three significant digits, never in exponent form, and no
+// trailing zeros: 3007, 283, 12.3, 0.54, 3.
+func fmtSig(v float64) string {
+	prec := 2
+	switch a := math.Abs(v); {
+	case a >= 100:
+		prec = 0
+	case a >= 10:
+		prec = 1
+	}
+	s := strconv.FormatFloat(v, 'f', prec, 64)
+	if strings.Contains(s, ".") {
+		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	}
+	return s
+}
 
 // TrendMetric is one metric over the runs of a target: a series per spec (and judged part).
 type TrendMetric struct {
