@@ -3,7 +3,8 @@ package report
 // The browser test of trend.html: headless Chromium (findBrowser: skipped without one, unless
 // STAMPEDE_REQUIRE_BROWSER=1) opens the page of three runs from file:// and finds every chart
 // and every table with three points per line, its style applied (the Content-Security-Policy
-// admitted it), and no console error, exception or request.
+// admitted it), the verdicts' grid with three coloured cells per row, and no console error,
+// exception or request.
 
 import (
 	"path/filepath"
@@ -48,9 +49,13 @@ func TestTrendInBrowser(t *testing.T) {
 	if err := WriteTrendFile(out, tr, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	want := 0
+	want, wantRows := 0, 0
 	for _, m := range tr.Targets[0].Metrics {
-		want += len(m.Series)
+		if m.Scale == "category" {
+			wantRows += len(m.Series)
+		} else {
+			want += len(m.Series)
+		}
 	}
 
 	p, load := openPage(t, exe, out)
@@ -70,6 +75,23 @@ func TestTrendInBrowser(t *testing.T) {
 			if n != 3 {
 				t.Errorf("%s (%s) %s: %d points, want 3", s.ID, s.Title, line, n)
 			}
+		}
+	}
+	// The verdicts' grid: a row per spec and judged part, a coloured cell per run.
+	type gridRow struct {
+		Title  string `json:"title"`
+		Cells  int    `json:"cells"`
+		Filled int    `json:"filled"`
+	}
+	rows := eval[[]gridRow](t, p, `[...document.querySelectorAll('table.vgrid tbody tr')].map(r => ({title: r.dataset.series,
+  cells: r.querySelectorAll('td.cell:not(.none)').length,
+  filled: [...r.querySelectorAll('td.cell:not(.none)')].filter(c => getComputedStyle(c).backgroundColor !== 'rgba(0, 0, 0, 0)').length}))`)
+	if len(rows) != wantRows || wantRows == 0 {
+		t.Errorf("the verdict grid has %d rows, the trend %d series", len(rows), wantRows)
+	}
+	for _, r := range rows {
+		if r.Cells != 3 || r.Filled != 3 {
+			t.Errorf("verdicts of %s: %d cells, %d coloured, want 3", r.Title, r.Cells, r.Filled)
 		}
 	}
 	// The style is the page's only resource: a CSP that refused it would leave the plot black.

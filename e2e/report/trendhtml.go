@@ -63,6 +63,8 @@ type trendRunView struct {
 type trendMetricView struct {
 	ID, Title, What string
 	Series          []seriesView
+	// Grid replaces the series of a metric of categories (the verdicts).
+	Grid *gridView
 }
 
 type seriesView struct {
@@ -149,6 +151,13 @@ func buildTrendTarget(ti int, tt TrendTarget) trendTargetView {
 	}
 	for _, m := range tt.Metrics {
 		mv := trendMetricView{ID: v.ID + "-" + string(m.ID), Title: m.Title, What: m.What}
+		if m.Scale == "category" {
+			if len(m.Series) > 0 {
+				mv.Grid = buildGrid(m, tt.Runs)
+			}
+			v.Metrics = append(v.Metrics, mv)
+			continue
+		}
 		for si, s := range m.Series {
 			mv.Series = append(mv.Series, buildSeries(fmt.Sprintf("%s-%d", mv.ID, si), m.metricInfo, s, tt.Runs))
 		}

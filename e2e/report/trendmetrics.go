@@ -36,8 +36,9 @@ type metricInfo struct {
 
 var metricInfos = []metricInfo{
 	{MetricVerdict, "Verdict",
-		"Per run, the spec's state as Ginkgo ended it and the checker's verdict on the invariants " +
-			"(a canary's fail is what its spec wants: its spec state says whether it got it).", "category", nil},
+		"Per run (a column, oldest first), the spec's state as Ginkgo ended it, the cell's colour: green passed, " +
+			"red failed, grey any other; and the checker's verdict on the invariants, its letter: P pass, F fail, " +
+			"I inconclusive, · not judged. A canary's or a mutant's F is what its spec wants: its colour says whether it got it.", "category", nil},
 	{MetricDetection, "Canary detection rate",
 		"Entities the checker caught over the entities a canary (a mode with a known bug) sent, per run, " +
 			"with its 95% Wilson interval; a rate saved without its counts has none.", "fraction", fmtPercent},
