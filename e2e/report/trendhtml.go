@@ -31,11 +31,9 @@ var (
 
 // The chart's size and plot area, in SVG units.
 const (
-	chartW, chartH = 380, 150
-	plotX0, plotX1 = 70, 368
-	plotY0, plotY1 = 12, 120
-	// categoryRow is the height of a verdict chart's row: its charts are as short as their rows.
-	categoryRow     = 24
+	chartW, chartH  = 380, 150
+	plotX0, plotX1  = 70, 368
+	plotY0, plotY1  = 12, 120
 	trendTimeFormat = "2006-01-02 15:04Z"
 	trendShortTime  = "01-02 15:04"
 )
@@ -179,66 +177,78 @@ func (s timeScale) x(t time.Time) float64 {
 
 func buildSeries(id string, mi metricInfo, s TrendSeries, runs []TrendRun) seriesView {
 	sv := seriesView{ID: id, Title: s.Title(), Fault: s.Fault}
-	ts := timeScale{lo: runs[0].Start, hi: runs[len(runs)-1].Start}
-	y1 := float64(plotY1)
-	if mi.Scale == "category" {
-		y1 = plotY0 + categoryRow*float64(len(s.Lines))
-	}
-	c := chartView{W: chartW, H: int(y1) + chartH - plotY1, X0: plotX0, Y0: plotY0, PlotW: plotX1 - plotX0, PlotH: int(y1) - plotY0}
 	yOf, yTicks := yScale(mi, s)
-	c.YTicks = yTicks
-	c.XTicks = xTicks(ts, y1)
-	// cells[run][line] is the table; a run without any point of the series has no row.
-	cells := map[int][]cellView{}
+	ts := timeScale{lo: runs[0].Start, hi: runs[len(runs)-1].Start}
+	d := seriesDraw{mi: mi, ts: ts, yOf: yOf, runs: runs, cells: map[int][]cellView{}, lines: len(s.Lines),
+		chart: chartView{W: chartW, H: chartH, X0: plotX0, Y0: plotY0, PlotW: plotX1 - plotX0, PlotH: plotY1 - plotY0,
+			YTicks: yTicks, XTicks: xTicks(ts)}}
 	for li, line := range s.Lines {
 		sv.Lines = append(sv.Lines, line.Name)
-		lineClass := "l" + strconv.Itoa(li%4)
-		var d strings.Builder
-		for _, p := range line.Points {
-			run := runs[p.Run]
-			x := ts.x(run.Start)
-			pv := pointView{X: x, Class: "pt " + lineClass, Href: run.Link, Line: line.Name}
-			cell := cellView{Note: p.Note}
-			switch {
-			case mi.Scale == "category":
-				pv.Y = categoryY(li)
-				pv.Class = "pt cat v-" + categoryClass(p.Label)
-				cell.Text, cell.Class = p.Label, "v-"+categoryClass(p.Label)
-			case p.Missing():
-				pv.Y = plotY0
-				pv.Class = "pt miss " + lineClass
-				cell.Text, cell.Class = p.Label, "v-bad"
-			default:
-				pv.Y = yOf(p.Value)
-				cell.Text = mi.Format(p.Value)
-				if p.HasInterval {
-					cell.Text += fmt.Sprintf(" (95%%: %s – %s)", mi.Format(p.Lo), mi.Format(p.Hi))
-					lo, hi := yOf(p.Lo), yOf(p.Hi)
-					c.Intervals = append(c.Intervals, intervalView{Class: lineClass,
-						D: fmt.Sprintf("M%.1f %.1f V%.1f M%.1f %.1f h6 M%.1f %.1f h6", x, lo, hi, x-3, lo, x-3, hi)})
-				}
-				if d.Len() == 0 {
-					fmt.Fprintf(&d, "M%.1f %.1f", x, pv.Y)
-				} else {
-					fmt.Fprintf(&d, " L%.1f %.1f", x, pv.Y)
-				}
-			}
-			pv.Title = pointTitle(run, line.Name, cell)
-			c.Points = append(c.Points, pv)
-			if cells[p.Run] == nil {
-				cells[p.Run] = make([]cellView, len(s.Lines))
-			}
-			cells[p.Run][li] = cell
-			sv.Points++
-		}
-		if d.Len() > 0 && mi.Scale != "category" {
-			c.Paths = append(c.Paths, pathView{D: d.String(), Class: "line " + lineClass})
-		}
-		if mi.Scale != "category" && len(s.Lines) > 1 {
-			x := float64(plotX0 + 90 + 80*li)
-			c.Legend = append(c.Legend, legendView{X: x, Y: plotY1 + 19, TextX: x + 14, TextY: plotY1 + 28, Class: lineClass, Name: line.Name})
-		}
+		d.line(li, line)
+		sv.Points += len(line.Points)
 	}
+	sv.Chart = d.chart
+	sv.Rows, sv.HasNotes = tableRows(runs, d.cells)
+	sv.Label = fmt.Sprintf("%s of %s over %d runs: %s", mi.Title, sv.Title, len(sv.Rows), lastValues(sv))
+	return sv
+}
+
+// seriesDraw draws a series' lines into its chart and its table's cells.
+type seriesDraw struct {
+	mi    metricInfo
+	ts    timeScale
+	yOf   func(float64) float64
+	runs  []TrendRun
+	lines int
+	chart chartView
+	// cells[run][line] is the table; a run without any point of the series has no row.
+	cells map[int][]cellView
+}
+
+// line draws line li: a point per run (a missing value marked at the top), a path through the
+// values, the intervals, and its name in the legend when the series has several.
+func (d *seriesDraw) line(li int, line TrendLine) {
+	class := "l" + strconv.Itoa(li%4)
+	var path strings.Builder
+	for _, p := range line.Points {
+		run := d.runs[p.Run]
+		pv := pointView{X: d.ts.x(run.Start), Y: plotY0, Class: "pt miss " + class, Href: run.Link, Line: line.Name}
+		cell := cellView{Text: p.Label, Class: "v-bad", Note: p.Note}
+		if !p.Missing() {
+			pv.Y, pv.Class = d.yOf(p.Value), "pt "+class
+			cell.Text, cell.Class = d.mi.Format(p.Value), ""
+			if p.HasInterval {
+				cell.Text += fmt.Sprintf(" (95%%: %s – %s)", d.mi.Format(p.Lo), d.mi.Format(p.Hi))
+				lo, hi := d.yOf(p.Lo), d.yOf(p.Hi)
+				d.chart.Intervals = append(d.chart.Intervals, intervalView{Class: class,
+					D: fmt.Sprintf("M%.1f %.1f V%.1f M%.1f %.1f h6 M%.1f %.1f h6", pv.X, lo, hi, pv.X-3, lo, pv.X-3, hi)})
+			}
+			if path.Len() == 0 {
+				fmt.Fprintf(&path, "M%.1f %.1f", pv.X, pv.Y)
+			} else {
+				fmt.Fprintf(&path, " L%.1f %.1f", pv.X, pv.Y)
+			}
+		}
+		pv.Title = pointTitle(run, line.Name, cell)
+		d.chart.Points = append(d.chart.Points, pv)
+		if d.cells[p.Run] == nil {
+			d.cells[p.Run] = make([]cellView, d.lines)
+		}
+		d.cells[p.Run][li] = cell
+	}
+	if path.Len() > 0 {
+		d.chart.Paths = append(d.chart.Paths, pathView{D: path.String(), Class: "line " + class})
+	}
+	if d.lines > 1 {
+		x := float64(plotX0 + 90 + 80*li)
+		d.chart.Legend = append(d.chart.Legend, legendView{X: x, Y: plotY1 + 19, TextX: x + 14, TextY: plotY1 + 28, Class: class, Name: line.Name})
+	}
+}
+
+// tableRows are the table of a series, a row per run that has a value, oldest first; the notes
+// of a row's values share one column, as they usually share their note ("from the saved
+// history").
+func tableRows(runs []TrendRun, cells map[int][]cellView) (rows []rowView, hasNotes bool) {
 	for i, run := range runs {
 		row, ok := cells[i]
 		if !ok {
@@ -249,24 +259,15 @@ func buildSeries(id string, mi metricInfo, s TrendSeries, runs []TrendRun) serie
 			if row[j].Text == "" {
 				row[j].Text = "–"
 			}
-			// One column of notes: the lines of a run usually share theirs ("from the saved
-			// history").
 			if n := row[j].Note; n != "" && !slices.Contains(notes, n) {
 				notes = append(notes, n)
 			}
 		}
-		sv.Rows = append(sv.Rows, rowView{Start: run.Start.Format(trendTimeFormat), Href: run.Link, Run: runName(run), Cells: row,
+		rows = append(rows, rowView{Start: run.Start.Format(trendTimeFormat), Href: run.Link, Run: runName(run), Cells: row,
 			Note: strings.Join(notes, "; ")})
-		sv.HasNotes = sv.HasNotes || len(notes) > 0
+		hasNotes = hasNotes || len(notes) > 0
 	}
-	if mi.Scale == "category" {
-		for li, name := range sv.Lines {
-			c.YTicks = append(c.YTicks, tickView{X: plotX0 - 6, Y: categoryY(li), Label: name})
-		}
-	}
-	sv.Chart = c
-	sv.Label = fmt.Sprintf("%s of %s over %d runs: %s", mi.Title, sv.Title, len(sv.Rows), lastValues(sv))
-	return sv
+	return rows, hasNotes
 }
 
 // yScale is the metric's y axis: fractions from 0 to 1, other numbers from 0 to a round number
@@ -286,9 +287,6 @@ func yScale(mi metricInfo, s TrendSeries) (func(float64) float64, []tickView) {
 	}
 	y := func(v float64) float64 {
 		return plotY1 - min(max(v/top, 0), 1)*(plotY1-plotY0)
-	}
-	if mi.Scale == "category" {
-		return y, nil
 	}
 	var ticks []tickView
 	for _, f := range []float64{0, 0.5, 1} {
@@ -311,12 +309,9 @@ func niceCeil(v float64) float64 {
 	return 10 * p
 }
 
-func categoryY(i int) float64 {
-	return plotY0 + (float64(i)+0.5)*categoryRow
-}
-
-// xTicks label the first and the last run's start under the plot, whose bottom is y1.
-func xTicks(ts timeScale, y1 float64) []tickView {
+// xTicks label the first and the last run's start under the plot.
+func xTicks(ts timeScale) []tickView {
+	const y1 = plotY1
 	if !ts.hi.After(ts.lo) {
 		return []tickView{{X: ts.x(ts.lo), Y: y1 + 16, Label: ts.lo.Format(trendShortTime), Class: "mid"}}
 	}

@@ -10,8 +10,8 @@
 //	                        the runs of a soak together (make soak): per spec its states and
 //	                        verdicts, the canary's detection rate with its 95% interval and the
 //	                        time to its first violation, the false alarms on atomic/fail-fast;
-//	                        writes soak.json and soak.md into DIR (default: the first run's
-//	                        parent) and prints the table
+//	                        writes soak.json, soak.md and trend.html (stampede trend of its runs)
+//	                        into DIR (default: the first run's parent) and prints the table
 //	stampede trend [-o FILE] DIR...
 //	                        the runs under each DIR (a run directory, a soak's, or a directory of
 //	                        runs: every results.json below it) over time, per spec and judged
