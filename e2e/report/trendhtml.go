@@ -240,7 +240,13 @@ func (d *seriesDraw) line(li int, line TrendLine) {
 		d.chart.Paths = append(d.chart.Paths, pathView{D: path.String(), Class: "line " + class})
 	}
 	if d.lines > 1 {
-		x := float64(plotX0 + 90 + 80*li)
+		// Side by side after the first run's date, each as wide as its name (about 6.5 units a
+		// letter at the legend's size).
+		x := float64(plotX0 + 80)
+		if n := len(d.chart.Legend); n > 0 {
+			last := d.chart.Legend[n-1]
+			x = last.TextX + 6.5*float64(len(last.Name)) + 12
+		}
 		d.chart.Legend = append(d.chart.Legend, legendView{X: x, Y: plotY1 + 19, TextX: x + 14, TextY: plotY1 + 28, Class: class, Name: line.Name})
 	}
 }
