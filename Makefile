@@ -58,6 +58,10 @@ recheck: ## Re-judge a run's saved artifacts offline and compare with its verdic
 report: ## Render a run's report.html again from its artifacts (DIR=, default the latest run).
 	@go run ./e2e/cmd/stampede report $(or $(DIR),$(ARTIFACTS)/latest)
 
+.PHONY: trend
+trend: ## One page of many runs over time, trend.html: verdicts, canary detection with its 95% interval, recovery, p50/p99, coverage, unknown outcomes (DIRS=, default ARTIFACTS; OUT=, default DIRS' first/trend.html).
+	@go run ./e2e/cmd/stampede trend $(if $(OUT),-o $(OUT)) $(or $(DIRS),$(ARTIFACTS))
+
 .PHONY: pre-release
 pre-release: ## Verify a release on an existing cluster: KUBECONFIG= CONTEXT= IMAGE= (or TOKENSVC_IMAGE=) POSTGRES_IMAGE= [TARGET=dir|file TOXIPROXY_IMAGE= MANIFESTS=DIR RUN_ROLE= DB_STORAGE= DNS=].
 	@scripts/pre-release.sh $(ARGS)

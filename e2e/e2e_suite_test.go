@@ -79,7 +79,7 @@ var _ = ReportAfterSuite("run summary", func(r Report) {
 		fmt.Fprintf(&b, "\nreport: %s\n", filepath.Join(cfg.Artifacts, report.HTMLFile))
 	}
 	fmt.Print(b.String())
-	info := report.RunInfo{RunID: cfg.RunID, Seed: cfg.Seed, Target: cfg.TargetRef()}
+	info := report.RunInfo{RunID: cfg.RunID, Seed: cfg.Seed, Target: cfg.TargetRef(), Start: r.StartTime.UTC()}
 	results := framework.RunResults(r, info)
 	if cfg.Artifacts != "" {
 		// The specs and the cleanup join the timeline that the scripts and Setup began;

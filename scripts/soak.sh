@@ -2,12 +2,12 @@
 # soak.sh [ginkgo args...]: the registration specs N times on one kept kind cluster, each run with
 # a fresh seed, then their figures together (`stampede soak`): per spec Ginkgo's states and the
 # checker's verdicts, the canary's detection rate with its 95% interval and the time to its first
-# violation, and the false alarms on atomic/fail-fast.
+# violation, and the false alarms on atomic/fail-fast; and trend.html, the same runs over time.
 #
 # Environment: N (runs, default 20), LABELS (default registration: not chaos, not the self-test),
 # CLUSTER (default stampede-soak: created by the first run when absent, kept afterwards like any
 # reuse-mode cluster), ARTIFACTS (base directory: the soak writes ARTIFACTS/soak-<UTC time>/, a
-# directory per run in it, and soak.json and soak.md beside them). SEED is ignored: every run
+# directory per run in it, soak.json, soak.md and trend.html beside them). SEED is ignored: every run
 # picks its own. Other variables of scripts/e2e.sh pass through.
 #
 # A run that fails does not stop the soak: its exit code is logged and its artifacts are read

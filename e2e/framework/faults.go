@@ -221,6 +221,7 @@ func (d *Deployment) reportFaultFigures(o FaultOutcome) {
 	}
 	for name, v := range map[string]any{
 		"traffic.source":                   d.Env.Config.TrafficSource(),
+		report.FigureFault:                 p.Fault.Name(),
 		"chaos.success_ratio_during_fault": o.During.Ratio(),
 		"chaos.requests_during_fault":      o.During.Requests,
 		"chaos.recovery_seconds":           recovery,

@@ -251,6 +251,13 @@ func (d *Deployment) reportVerdict(dir string, run report.Run) string {
 	AddReportEntry("verdict"+suffix, string(res.Verdict), ReportEntryVisibilityNever)
 	AddReportEntry("coverage.client"+suffix, res.Coverage.Fraction, ReportEntryVisibilityNever)
 	AddReportEntry("coverage.server"+suffix, res.Coverage.ServerFraction, ReportEntryVisibilityNever)
+	// What the trend across runs draws beside the verdict (stampede trend): the latency and the
+	// unknown outcomes that report.html shows for this part.
+	p50, p99, _ := report.AnsweredLatency(j.ops)
+	AddReportEntry(report.FigureLatencyP50+suffix, p50.Seconds()*1000, ReportEntryVisibilityNever)
+	AddReportEntry(report.FigureLatencyP99+suffix, p99.Seconds()*1000, ReportEntryVisibilityNever)
+	AddReportEntry(report.FigureRequests+suffix, res.Requests, ReportEntryVisibilityNever)
+	AddReportEntry(report.FigureUnknown+suffix, res.Unknown, ReportEntryVisibilityNever)
 	var summary strings.Builder
 	Expect(run.WriteSummary(&summary)).To(Succeed())
 	GinkgoWriter.Println(summary.String())

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // TargetRef names the target a run judged: its name, the file it was read from and the file's
@@ -22,6 +23,9 @@ type RunInfo struct {
 	RunID  string     `json:"run_id"`
 	Seed   uint64     `json:"seed"`
 	Target *TargetRef `json:"target,omitempty"`
+	// Start is when the suite began (Ginkgo's report); zero in a results.json written before
+	// it was kept, whose run a trend places by its stages or its directory's name instead.
+	Start time.Time `json:"start,omitzero"`
 }
 
 // ReadRunInfo reads the run's identity from dir's results.json.

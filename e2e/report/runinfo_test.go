@@ -1,8 +1,10 @@
 package report
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 )
 
 // results.json names the target when the run had one, and a file written before target files
@@ -15,6 +17,10 @@ func TestReadRunInfo(t *testing.T) {
 		"with a target": {
 			body: `{"run_id": "abc", "seed": 7, "target": {"name": "tokensvc", "file": "targets/tokensvc/target.yaml", "digest": "sha256:00ff"}, "specs": []}`,
 			want: RunInfo{RunID: "abc", Seed: 7, Target: &TargetRef{Name: "tokensvc", File: "targets/tokensvc/target.yaml", Digest: "sha256:00ff"}},
+		},
+		"with its start": {
+			body: `{"run_id": "abc", "seed": 7, "start": "2026-12-07T02:37:00.5Z", "specs": []}`,
+			want: RunInfo{RunID: "abc", Seed: 7, Start: time.Date(2026, 12, 7, 2, 37, 0, 5e8, time.UTC)},
 		},
 		"from before target files": {
 			body: `{"run_id": "abc", "seed": 7, "specs": [{"name": "x", "state": "passed"}], "stages": []}`,
@@ -30,11 +36,15 @@ func TestReadRunInfo(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.RunID != tc.want.RunID || got.Seed != tc.want.Seed || (got.Target == nil) != (tc.want.Target == nil) ||
+			if got.RunID != tc.want.RunID || got.Seed != tc.want.Seed || !got.Start.Equal(tc.want.Start) || (got.Target == nil) != (tc.want.Target == nil) ||
 				(got.Target != nil && *got.Target != *tc.want.Target) {
 				t.Errorf("ReadRunInfo = %+v (target %+v), want %+v (target %+v)", got, got.Target, tc.want, tc.want.Target)
 			}
 		})
+	}
+	// A run without its start (RunInfo built before it was kept) writes none.
+	if b, err := json.Marshal(RunInfo{RunID: "abc", Seed: 7}); err != nil || strings.Contains(string(b), "start") {
+		t.Errorf("RunInfo without a start encodes as %s (%v)", b, err)
 	}
 	if _, err := ReadRunInfo(t.TempDir()); err == nil {
 		t.Error("a directory without results.json: no error")

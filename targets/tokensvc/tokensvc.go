@@ -28,3 +28,18 @@ func API() (check.API, error) {
 	}
 	return check.APIFromTarget(&t)
 }
+
+// Name is the token service's target name, which a trend gives the runs saved before
+// results.json named their target.
+func Name() (string, error) {
+	var t struct {
+		Name string `yaml:"name"`
+	}
+	if err := yaml.Unmarshal(File, &t); err != nil {
+		return "", fmt.Errorf("the token service's target file: %w", err)
+	}
+	if t.Name == "" {
+		return "", fmt.Errorf("the token service's target file names no target")
+	}
+	return t.Name, nil
+}

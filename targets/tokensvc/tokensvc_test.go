@@ -243,3 +243,18 @@ func TestSyncCommitLog(t *testing.T) {
 		t.Errorf("the service logs no %q line with %q (%s)", l.Match["msg"], l.Field, logged)
 	}
 }
+
+// TestName: the embedded file's name is the one target.Load reads from the repository's file.
+func TestName(t *testing.T) {
+	got, err := Name()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg, err := target.Load(target.FileName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != tg.Name {
+		t.Errorf("embedded name %q, validated file's %q", got, tg.Name)
+	}
+}

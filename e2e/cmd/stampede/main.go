@@ -10,8 +10,15 @@
 //	                        the runs of a soak together (make soak): per spec its states and
 //	                        verdicts, the canary's detection rate with its 95% interval and the
 //	                        time to its first violation, the false alarms on atomic/fail-fast;
-//	                        writes soak.json and soak.md into DIR (default: the first run's
-//	                        parent) and prints the table
+//	                        writes soak.json, soak.md and trend.html (stampede trend of its runs)
+//	                        into DIR (default: the first run's parent) and prints the table
+//	stampede trend [-o FILE] DIR...
+//	                        the runs under each DIR (a run directory, a soak's, or a directory of
+//	                        runs: every results.json below it) over time, per spec and judged
+//	                        part: verdict, canary detection rate with its 95% interval, recovery
+//	                        time, latency p50/p99, coverage and unknown outcomes, each target apart;
+//	                        writes one self-contained trend.html (default: DIR/trend.html of the
+//	                        first DIR) whose points link to each run's report.html
 //	stampede timeline DIR   print a run's stage timeline (host setup, node image, images, cluster,
 //	                        each spec, cleanup) and keep it in its results.json
 //	stampede faults         print the table fault -> the answers it may excuse and from which pods,
@@ -49,6 +56,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/stampede-e2e/stampede/e2e/chaos"
 	"github.com/stampede-e2e/stampede/e2e/check"
@@ -63,7 +71,10 @@ const usage = `usage: stampede COMMAND ARGS
   soak [-out DIR] [-attempted N] RUNDIR...
                  the runs of a soak together: soak.json and soak.md into DIR (default the
                  first run's parent); exit 1 on a false alarm on atomic/fail-fast, a canary
-                 never caught, or nothing judged
+                 never caught, or nothing judged; and trend.html of its runs
+  trend [-o FILE] DIR...
+                 every run's results.json under each DIR over time, one page: trend.html
+                 (default FILE: the first DIR's trend.html)
   timeline DIR   print a run's stage timeline and keep it in DIR/results.json
   faults         print the table fault -> what it may excuse (from which pods)
   target validate FILE|DIR
@@ -104,6 +115,8 @@ func run(args []string, out io.Writer) error {
 		return renderReport(args[1:], out)
 	case "soak":
 		return soak(args[1:], out)
+	case "trend":
+		return trend(args[1:], out)
 	case "timeline":
 		if len(args) != 2 {
 			return fmt.Errorf("timeline: name one run's artifacts directory (e.g. _artifacts/latest)\n%s", usage)
@@ -234,8 +247,62 @@ func soak(args []string, out io.Writer) error {
 	}
 	fmt.Fprint(out, s.Markdown())
 	fmt.Fprintf(out, "\n%s, %s\n", filepath.Join(*dest, report.SoakMarkdownFile), filepath.Join(*dest, report.SoakJSONFile))
+	// The same runs over time beside soak.md. A soak whose runs all ended before their figures
+	// has no trend: soak.md already says so, and the soak's verdict stands.
+	page := filepath.Join(*dest, report.TrendHTMLFile)
+	if err := writeTrend(page, dirs, out); err != nil {
+		fmt.Fprintf(out, "no %s: %v\n", page, err)
+	}
 	if !s.Passed() {
 		return fmt.Errorf("%w: %s", errSoakFailed, strings.Join(s.Problems, "; "))
 	}
+	return nil
+}
+
+// trend writes the trend page of the runs under the directories named.
+func trend(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("trend", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	dest := fs.String("o", "", "the page to write (default: trend.html in the first directory)")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("trend: %w\n%s", err, usage)
+	}
+	roots := fs.Args()
+	if len(roots) == 0 {
+		return fmt.Errorf("trend: name the directories that hold the runs (e.g. _artifacts)\n%s", usage)
+	}
+	for _, d := range roots {
+		if fi, err := os.Stat(d); err != nil || !fi.IsDir() {
+			return fmt.Errorf("trend: %s is not a directory of runs", d)
+		}
+	}
+	if *dest == "" {
+		*dest = filepath.Join(roots[0], report.TrendHTMLFile)
+	}
+	return writeTrend(*dest, roots, out)
+}
+
+// writeTrend reads the runs under roots and writes their page to dest; a run saved before
+// results.json named its target is the token service's, then the only target.
+func writeTrend(dest string, roots []string, out io.Writer) error {
+	defaultTarget, err := tokensvc.Name()
+	if err != nil {
+		return err
+	}
+	t, err := report.BuildTrend(report.TrendParams{Roots: roots, Out: dest, DefaultTarget: defaultTarget})
+	if err != nil {
+		return err
+	}
+	if err := report.WriteTrendFile(dest, t, time.Now()); err != nil {
+		return err
+	}
+	for _, s := range t.Skipped {
+		fmt.Fprintln(out, "not read:", s)
+	}
+	var targets []string
+	for _, tt := range t.Targets {
+		targets = append(targets, fmt.Sprintf("%s %d", tt.Name, len(tt.Runs)))
+	}
+	fmt.Fprintf(out, "%s: %d runs (%s)\n", dest, t.Runs(), strings.Join(targets, ", "))
 	return nil
 }

@@ -102,7 +102,7 @@ func TestSoak(t *testing.T) {
 		!strings.Contains(out.String(), "1 runs of 2 started") {
 		t.Errorf("a false alarm: %v\n%s", err, out.String())
 	}
-	for _, name := range []string{report.SoakJSONFile, report.SoakMarkdownFile} {
+	for _, name := range []string{report.SoakJSONFile, report.SoakMarkdownFile, report.TrendHTMLFile} {
 		if _, err := os.Stat(filepath.Join(root, name)); err != nil {
 			t.Errorf("soak wrote no %s beside the runs: %v", name, err)
 		}
@@ -120,6 +120,41 @@ func TestSoak(t *testing.T) {
 	for _, args := range [][]string{{"soak"}, {"soak", "/no/such/dir"}, {"soak", "-frobnicate", run1}} {
 		if err := run(args, &strings.Builder{}); err == nil || errors.Is(err, errSoakFailed) {
 			t.Errorf("stampede %v: %v, want a usage error", args, err)
+		}
+	}
+}
+
+// trend writes one page of the runs under the directories named, and says how many it read; a
+// run saved before results.json named its target is the token service's.
+func TestTrend(t *testing.T) {
+	root := t.TempDir()
+	for _, name := range []string{"20261207T023700Z-seed7", "20261208T023700Z-seed8"} {
+		body := `{"run_id": "` + name[len(name)-5:] + `", "seed": 7, "specs": [{"name": "spec", "state": "passed", "figures": {"verdict": "pass"}}]}`
+		if err := report.WriteTextFile(filepath.Join(root, name), report.ResultsFile, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out strings.Builder
+	if err := run([]string{"trend", root}, &out); err != nil {
+		t.Fatalf("trend: %v\n%s", err, out.String())
+	}
+	name, err := tokensvc.Name()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(root, report.TrendHTMLFile) + ": 2 runs (" + name + " 2)"; !strings.Contains(out.String(), want) {
+		t.Errorf("output %q, want %q", out.String(), want)
+	}
+	dest := filepath.Join(t.TempDir(), "sub", "page.html")
+	if err := run([]string{"trend", "-o", dest, root}, &strings.Builder{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dest); err != nil {
+		t.Errorf("-o: %v", err)
+	}
+	for _, args := range [][]string{{"trend"}, {"trend", "/no/such/dir"}, {"trend", "-frobnicate", root}, {"trend", t.TempDir()}} {
+		if err := run(args, &strings.Builder{}); err == nil {
+			t.Errorf("stampede %v: no error", args)
 		}
 	}
 }
