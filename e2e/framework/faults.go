@@ -147,7 +147,7 @@ func (d *Deployment) StampedeUnderFault(ctx context.Context, p FaultParams) Faul
 	o.Outcome = d.judge(ctx, judged{ops: ops, customers: customers, faults: []history.Event{o.Event}, coverage: p.Coverage, dir: dir})
 	d.writeFaultReport(dir, o)
 	AddReportEntry("chaos "+p.Fault.Name(), o.Line())
-	d.reportFaultFigures(o)
+	d.reportFaultFigures(p.Fault.Name(), o)
 	GinkgoWriter.Println(o.Line())
 	appendChaosSummary(d.Env.Config.Artifacts, o.Line())
 	Expect(errors.Join(errs...)).NotTo(HaveOccurred(), "traffic rounds")
@@ -206,9 +206,9 @@ func writeTrafficErrors(dir string, err error) {
 	Expect(report.WriteTextFile(dir, report.TrafficErrorsFile, msg)).To(Succeed())
 }
 
-// reportFaultFigures adds o's figures as report entries, one each: JUnit properties,
-// results.json and the CI summary read them.
-func (d *Deployment) reportFaultFigures(o FaultOutcome) {
+// reportFaultFigures adds the figures of o, an outcome of the fault named fault, as report
+// entries, one each: JUnit properties, results.json, the CI summary and the trend read them.
+func (d *Deployment) reportFaultFigures(fault string, o FaultOutcome) {
 	recovery := -1.0
 	if o.Recovered {
 		recovery = o.Recovery.Seconds()
@@ -221,7 +221,7 @@ func (d *Deployment) reportFaultFigures(o FaultOutcome) {
 	}
 	for name, v := range map[string]any{
 		"traffic.source":                   d.Env.Config.TrafficSource(),
-		report.FigureFault:                 p.Fault.Name(),
+		report.FigureFault:                 fault,
 		"chaos.success_ratio_during_fault": o.During.Ratio(),
 		"chaos.requests_during_fault":      o.During.Requests,
 		"chaos.recovery_seconds":           recovery,

@@ -142,7 +142,7 @@ func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 	Expect(res.HeadersUnrecorded).To(BeZero(), "answers recorded without their headers (Content-Type, Cache-Control, WWW-Authenticate): the recorder predates them; rebuild the attacker image")
 	run := report.Run{Repro: d.Env.Repro(), Base: d.Clock.Base(), History: j.ops, Result: res, Params: params, Rows: rows}
 	writeAndRecheck(j.dir, run, api)
-	summary := d.reportVerdict(j.dir, run)
+	summary := d.reportVerdict(j.dir, run, j.ops)
 	return Outcome{Traffic: &traffic.Outcome{Clock: d.Clock, History: j.ops}, Rows: rows, Result: res, API: &api, Summary: summary}
 }
 
@@ -239,9 +239,10 @@ func writeAndRecheck(dir string, run report.Run, api check.API) {
 		dir, again.Fresh.Verdict, again.Fresh.Counts, res.Verdict, res.Counts)
 }
 
-// reportVerdict adds run's verdict and coverage as report entries (suffixed with dir's name
-// when dir is a subdirectory of the spec's), prints its summary and returns it.
-func (d *Deployment) reportVerdict(dir string, run report.Run) string {
+// reportVerdict adds run's verdict, coverage and the latency of ops as report entries
+// (suffixed with dir's name when dir is a subdirectory of the spec's), prints its summary and
+// returns it.
+func (d *Deployment) reportVerdict(dir string, run report.Run, ops []history.Op) string {
 	GinkgoHelper()
 	res := run.Result
 	suffix := ""
@@ -253,7 +254,7 @@ func (d *Deployment) reportVerdict(dir string, run report.Run) string {
 	AddReportEntry("coverage.server"+suffix, res.Coverage.ServerFraction, ReportEntryVisibilityNever)
 	// What the trend across runs draws beside the verdict (stampede trend): the latency and the
 	// unknown outcomes that report.html shows for this part.
-	p50, p99, _ := report.AnsweredLatency(j.ops)
+	p50, p99, _ := report.AnsweredLatency(ops)
 	AddReportEntry(report.FigureLatencyP50+suffix, p50.Seconds()*1000, ReportEntryVisibilityNever)
 	AddReportEntry(report.FigureLatencyP99+suffix, p99.Seconds()*1000, ReportEntryVisibilityNever)
 	AddReportEntry(report.FigureRequests+suffix, res.Requests, ReportEntryVisibilityNever)
