@@ -47,10 +47,10 @@ type Config struct {
 	// Manifests is a team's kustomize directory for the target, deployed instead of the
 	// target file's own deploy.kustomize (manifests.Contract says what it must provide).
 	Manifests string
-	// ServiceURL overrides the token service's address from the host (existing mode).
+	// ServiceURL overrides the target's address from the host (existing mode).
 	ServiceURL string
 	// Traffic is where the bursts come from: TrafficHost (this process, through ServiceURL) or
-	// TrafficCluster (Attackers pods of a Job inside the cluster, through the token service's
+	// TrafficCluster (Attackers pods of a Job inside the cluster, through the target's
 	// ClusterIP Service). Empty means TrafficCluster in existing mode, TrafficHost otherwise.
 	Traffic string
 	// Attackers is the number of attacker pods that share every burst with cluster traffic.
@@ -68,7 +68,7 @@ type Config struct {
 	Customers, Burst int
 	// Gap separates the starts of two customers' bursts in a spec's Stampede.
 	Gap time.Duration
-	// Replicas of the token service.
+	// Replicas of the target's workload.
 	Replicas int
 	// Keep keeps the cluster (kind mode) and failed specs' namespaces for inspection.
 	Keep bool

@@ -10,7 +10,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 )
 
-// readyPodsFromSlices returns the names of the pods behind the token service's ready endpoints in
+// readyPodsFromSlices returns the names of the pods behind the target's ready endpoints in
 // namespace, as its EndpointSlices list them: the replicas kube-proxy sends the suite's traffic
 // to, which the coverage guard compares with the pod header of every answer.
 func readyPodsFromSlices(ctx context.Context, cs kubernetes.Interface, namespace, service string) ([]string, error) {

@@ -39,7 +39,7 @@ type Env struct {
 	RestConfig *rest.Config
 	Client     kubernetes.Interface
 	Applier    *Applier
-	// ServiceURL reaches the token service's NodePort from this host; empty in existing mode
+	// ServiceURL reaches the target's NodePort from this host; empty in existing mode
 	// when the bursts come from inside the cluster and nothing here reaches the Service.
 	ServiceURL string
 	Logger     *slog.Logger
@@ -84,7 +84,7 @@ type Deployment struct {
 	// planned are the customers every judged run of the spec planned so far, on this
 	// deployment's database: the next judgement's check.Params.Earlier.
 	planned []history.Customer
-	// podsBase is the token service's pods as the last judged traffic left them (or the
+	// podsBase is the target's pods as the last judged traffic left them (or the
 	// deployment became ready): the next judgement reports their restarts and replacements since.
 	podsBase PodLook
 

@@ -20,7 +20,7 @@ import (
 // jwksTimeout bounds one fetch of the JWKS, as a client's HTTP timeout would.
 const jwksTimeout = 10 * time.Second
 
-// FetchJWKS fetches the token service's JWKS (at the target's jwksPath) as its clients do, and
+// FetchJWKS fetches the target's JWKS (at the target's jwksPath) as its clients do, and
 // records every answer for the checker (check.Params.JWKS, RuleJWKS): through the Service, twice
 // per ready replica on fresh connections so that kube-proxy spreads them over the replicas, when
 // this host reaches it (Env.ServiceURL); and from each ready replica alone, through a

@@ -16,7 +16,7 @@ import (
 	"github.com/stampede-e2e/stampede/e2e/check"
 )
 
-// PodLook is the token service's pods as one look at the deployment saw them: what a restart
+// PodLook is the target's pods as one look at the deployment saw them: what a restart
 // or a replacement changes.
 type PodLook struct {
 	// At is when the pods were listed.
@@ -41,7 +41,7 @@ type ContainerState struct {
 	Reason         string
 }
 
-// lookAtPods lists the token service's pods: every one not being deleted (a terminating pod is
+// lookAtPods lists the target's pods: every one not being deleted (a terminating pod is
 // on its way out, as the metrics witness has it too).
 func lookAtPods(ctx context.Context, client kubernetes.Interface, namespace, selector string) (PodLook, error) {
 	at := time.Now()
@@ -84,7 +84,7 @@ func (d *Deployment) lookAtPodsEventually(ctx context.Context) PodLook {
 	return look
 }
 
-// PodChanges are the restarts and replacements of the token service's pods from before to after,
+// PodChanges are the restarts and replacements of the target's pods from before to after,
 // for the checker (check.Params.Restarts), timed from base, the history's time base: a container
 // whose restart count grew, a pod gone (or replaced under its name: another UID), a pod new.
 // Kubernetes gives times in whole seconds, so a time it gives becomes the second it names; a pod

@@ -19,7 +19,7 @@ import (
 	"github.com/stampede-e2e/stampede/e2e/cluster/whoami/client"
 )
 
-// Vantage is a place this host sends requests to the token service's Service from: a node's
+// Vantage is a place this host sends requests to the target's Service from: a node's
 // NodePort, or the suite's service URL.
 type Vantage struct {
 	// Name says where, e.g. the node's name.
@@ -83,7 +83,7 @@ func ServedGaps(rounds []ServedRound, ready []string) []string {
 // servedTimeout bounds WaitServedEverywhere.
 const servedTimeout = time.Minute
 
-// WaitServedEverywhere waits until, through the Service, every ready pod of the token service
+// WaitServedEverywhere waits until, through the Service, every ready pod of the target
 // answers from every node (its NodePort at the node's InternalIP, which this host reaches on the
 // kind network) and from the suite's service URL, and no other pod does. The Endpoints being
 // ready is not enough: each node's kube-proxy applies them on its own schedule, and a burst that
