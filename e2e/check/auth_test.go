@@ -191,7 +191,7 @@ func TestAuthBeforeAPIKeys(t *testing.T) {
 func TestCoverageCountsOwnKeysOnly(t *testing.T) {
 	ops, rows := mixedHistory(t)
 	res := judge(t, ops, rows, mixedParams(), nil)
-	if c := res.Coverage; c.WithoutOwnKey != 1 || c.Customers != 2 || c.Covered != 2 || !strings.Contains(c.String(), "1 more customers") {
+	if c := res.Coverage; c.WithoutOwnKey != 1 || c.Customers != 2 || c.Covered != 2 || !strings.Contains(c.Describe(res.Names), "1 more customers") {
 		t.Errorf("coverage %+v: want dave left out, alice and bob covered", c)
 	}
 	// Alice's own requests all on pod-a; only her refused ones went to pod-b.
