@@ -116,8 +116,9 @@ func (d *Deployment) StampedeUnderFault(ctx context.Context, p FaultParams) Faul
 	pool := d.Env.Customers(p.Salt, maxRounds*p.RoundCustomers)
 	customersOf := func(i int) []history.Customer { return pool[i*p.RoundCustomers : (i+1)*p.RoundCustomers] }
 
-	By(fmt.Sprintf("sending a round of %d customers x %d simultaneous first registrations every %s from %s; fault %s",
-		p.RoundCustomers, p.Burst, p.RoundEvery, d.Env.Config.TrafficSource(), p.Plan))
+	nouns := d.Env.Config.Target.Nouns()
+	By(fmt.Sprintf("sending a round of %d %s x %d simultaneous first registrations every %s from %s; fault %s",
+		p.RoundCustomers, nouns.Entities, p.Burst, p.RoundEvery, d.Env.Config.TrafficSource(), p.Plan))
 	trafficStart := d.Clock.Since()
 	rounds := chaos.LaunchRounds(ctx, chaos.RoundsParams{
 		Every: p.RoundEvery, Max: maxRounds, MaxInFlight: maxRoundsInFlight, Since: d.Clock.Since,
@@ -146,9 +147,9 @@ func (d *Deployment) StampedeUnderFault(ctx context.Context, p FaultParams) Faul
 
 	// The client that gave up during the fault comes back once it is over: one more request
 	// for every customer. A customer whose registration was lost has no row to return; one that
-	// got a token before must get the same token again (the checker's one-token rule), and
-	// every customer must end with a token (its final-token rule).
-	By(fmt.Sprintf("registering all %d customers once more after the fault: each must get its one token", len(customers)))
+	// got a token before must get the same token again (the checker's one-credential rule), and
+	// every customer must end with a token (its final-credential rule).
+	By(fmt.Sprintf("registering all %d %s once more after the fault: each must get its one %s", len(customers), nouns.Entities, nouns.Credential))
 	catchUp, err := send.Send(ctx, d.batch(customers, 1, 10*time.Millisecond, p.Retry, traffic.ForeignKeys{}, d.Env.Logger))
 	if err != nil {
 		errs = append(errs, fmt.Errorf("catch-up: %w", err))
