@@ -73,7 +73,7 @@ const (
 	// RuleTenants: no two customers are answered with one customer id, token subject or token:
 	// two tenants' customers under one key (the plans put every key under
 	// two tenants) are two customers, each with its own row and token. One-row and
-	// token-matches-row judge a customer against its own rows; this judges customers against
+	// matches-row judge a customer against its own rows; this judges customers against
 	// each other, and names both.
 	RuleTenants Rule = "tenants"
 	// RuleRows: every row of the judged customers' tenants belongs to a customer the run (or
