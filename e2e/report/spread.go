@@ -3,7 +3,6 @@ package report
 import (
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/stampede-e2e/stampede/e2e/check"
@@ -89,15 +88,6 @@ func (s BurstSpreadStats) Describe(n check.Names) string {
 	if s.Customers == 0 {
 		return fmt.Sprintf("no %s had two burst requests; %.0f burst requests/s", n.Entity, s.Rate)
 	}
-	return fmt.Sprintf("first to last request of a%s %s's burst leaving: p50 %s, p99 %s, max %s over %d %s; %.0f burst requests/s",
-		article(n.Entity), n.Entity, s.P50.Round(time.Microsecond), s.P99.Round(time.Microsecond), s.Max.Round(time.Microsecond), s.Customers, n.Entities, s.Rate)
-}
-
-// article is "n" before a word that starts with a vowel letter ("an order"), else "" ("a
-// customer"): good enough for the nouns a target names.
-func article(word string) string {
-	if word != "" && strings.ContainsRune("aeiouAEIOU", rune(word[0])) {
-		return "n"
-	}
-	return ""
+	return fmt.Sprintf("first to last request of %s's burst leaving: p50 %s, p99 %s, max %s over %d %s; %.0f burst requests/s",
+		n.AnEntity(), s.P50.Round(time.Microsecond), s.P99.Round(time.Microsecond), s.Max.Round(time.Microsecond), s.Customers, n.Entities, s.Rate)
 }

@@ -11,6 +11,8 @@
 //	enum:"a,b"           the allowed values of a string or of each string in a list
 package target
 
+import "strings"
+
 // APIVersion is the only version of the target file this package reads.
 const APIVersion = "stampede.dev/v1alpha1"
 
@@ -80,6 +82,16 @@ func (n Names) WithDefaults() Names {
 		n.Credential = "credential"
 	}
 	return n
+}
+
+// AnEntity is n's entity after its indefinite article, "a customer" or "an order" (a vowel
+// letter first: enough for the nouns a target names).
+func (n Names) AnEntity() string {
+	e := n.WithDefaults().Entity
+	if strings.ContainsRune("aeiouAEIOU", rune(e[0])) {
+		return "an " + e
+	}
+	return "a " + e
 }
 
 // Deploy says how to put the service on a cluster.
