@@ -464,8 +464,8 @@ func judgeAuthRule(e *judgeEnv, v *customerView) []findingOps {
 	}
 	if e.authChecked() && len(v.ops) > 0 && len(v.own) == 0 && !v.registered && len(v.rows) > 0 {
 		out = append(out, findingOps{Finding{Kind: KindAuthBreach, Line: AuthNoRowWithoutOwnKey,
-			Detail: fmt.Sprintf("%d row(s), yet none of the %d requests carried tenant %s's own key: another tenant's key, or none, created the customer",
-				len(v.rows), len(v.ops), v.c.Tenant)}, v.ops})
+			Detail: fmt.Sprintf("%d row(s), yet none of the %d requests carried tenant %s's own key: another tenant's key, or none, created the %s",
+				len(v.rows), len(v.ops), v.c.Tenant, e.p.API.Nouns().Entity)}, v.ops})
 	}
 	return out
 }
