@@ -169,7 +169,7 @@ func (d *Deployment) StampedeUnderFault(ctx context.Context, p FaultParams) Faul
 		// The spec fails on it below; until then the judgement is written as usual, and this
 		// says beside it that violations may come from requests missing from the history.
 		msg := fmt.Sprintf("the traffic of this run failed, so its history is incomplete: requests that rounds sent may be "+
-			"missing from it, and the judgement beside this file may count their rows or tokens as violations.\n\n%v\n", err)
+			"missing from it, and the judgement beside this file may count their rows or %ss as violations.\n\n%v\n", nouns.Credential, err)
 		Expect(report.WriteTextFile(dir, report.TrafficErrorsFile, msg)).To(Succeed())
 	}
 	o.Outcome = d.judge(ctx, judged{ops: ops, customers: customers, faults: []history.Event{o.Event}, coverage: p.Coverage, dir: dir})

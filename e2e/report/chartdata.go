@@ -56,6 +56,8 @@ type chartPart struct {
 	Tokens    chartTokens     `json:"tokens"`
 	Events    []chartEvent    `json:"events"`
 	Viol      []chartViolated `json:"violations"`
+	// Names are the target's words, which the charts' labels read.
+	Names check.Names `json:"names"`
 }
 
 // chartCustomers are the part's customers, in order of their first request; those that a
@@ -211,7 +213,9 @@ func buildChartPart(part PartView) chartPart {
 	b.cp.Ops = b.opColumns(ops, involvedRequests(part.Result.Violations))
 	b.addEvents(part.Events)
 	b.addViolations(part.Result.Violations)
-	return b.finish()
+	cp := b.finish()
+	cp.Names = part.Result.Names.WithDefaults()
+	return cp
 }
 
 // partBuilder fills one chartPart. The tables its columns index (customers, pods, statuses,
