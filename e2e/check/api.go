@@ -58,7 +58,13 @@ type API struct {
 	// (Params.Contract); absent in runs saved before they were saved, which were runs of the
 	// token service (SavedParams.Params).
 	Contracts []Contract `json:"contracts,omitempty"`
+	// Names are the target's words (target.Target.Nouns) that the prose of a judgement reads;
+	// absent in runs saved before they were saved, which read the caller's (SavedParams.Params).
+	Names Names `json:"names,omitzero"`
 }
+
+// Nouns are a's Names, the neutral words where it has none.
+func (a *API) Nouns() Names { return a.Names.WithDefaults() }
 
 // Promise is what the API promises a client for one outcome: the exact status, the media type,
 // the body's members and the headers.
@@ -134,7 +140,7 @@ var notCleanClasses = []string{"invalid", "unauthenticated", "forbidden"}
 func APIFromTarget(t *target.Target) (API, error) {
 	r, e := t.Response, t.Errors
 	api := API{Target: t.Name, ID: r.ID, Created: r.Created, Credential: r.Credential, ErrorCode: e.CodePointer,
-		Verifier: VerifierEqual, Fields: maps.Clone(t.Create.Body)}
+		Verifier: VerifierEqual, Fields: maps.Clone(t.Create.Body), Names: t.Nouns()}
 	var err error
 	if api.New, err = promise("new", r.Outcomes.New.Status, r.Outcomes.New.ContentType, r.Outcomes.New.Members, r.Outcomes.New.Headers); err != nil {
 		return API{}, err

@@ -74,9 +74,9 @@ func judgeAuth(api *API, c history.Customer, op *history.Op) (f *findingOps, jud
 	}
 	switch {
 	case op.Succeeded() && kind == history.KeyForeign:
-		return finding(want.line, "%d to a request with %s for a customer of %s: a cross-tenant token was issued", op.Status, sent, c.Tenant), false
+		return finding(want.line, "%d to a request with %s for %s of %s: a cross-tenant %s was issued", op.Status, sent, api.Nouns().AnEntity(), c.Tenant, api.Nouns().Credential), false
 	case op.Succeeded():
-		return finding(want.line, "%d to a request with %s: a token was issued unauthenticated", op.Status, sent), false
+		return finding(want.line, "%d to a request with %s: a %s was issued unauthenticated", op.Status, sent, api.Nouns().Credential), false
 	case op.Status != want.status || !api.isClass(errorCode(api, op), op.Status, want.class):
 		return finding(want.line, "%d %s to a request with %s, want %d %s", op.Status, errorCode(api, op), sent, want.status, api.codesOfClass(want.class, want.status)), true
 	}

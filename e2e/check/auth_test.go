@@ -64,7 +64,7 @@ func mixedParams() Params {
 
 // TestAuthPasses: requests refused their key as they should be trip no rule, neither
 // clean-error nor contract (not even atomic's, which allows no error outside a fault) nor
-// final-token for dave, who was refused every time.
+// final-credential for dave, who was refused every time.
 func TestAuthPasses(t *testing.T) {
 	ops, rows := mixedHistory(t)
 	for _, strategy := range []string{modeFailFast, modeAtomic} {
@@ -191,7 +191,7 @@ func TestAuthBeforeAPIKeys(t *testing.T) {
 func TestCoverageCountsOwnKeysOnly(t *testing.T) {
 	ops, rows := mixedHistory(t)
 	res := judge(t, ops, rows, mixedParams(), nil)
-	if c := res.Coverage; c.WithoutOwnKey != 1 || c.Customers != 2 || c.Covered != 2 || !strings.Contains(c.String(), "1 more customers") {
+	if c := res.Coverage; c.WithoutOwnKey != 1 || c.Customers != 2 || c.Covered != 2 || !strings.Contains(c.Describe(res.Names), "1 more entities") {
 		t.Errorf("coverage %+v: want dave left out, alice and bob covered", c)
 	}
 	// Alice's own requests all on pod-a; only her refused ones went to pod-b.

@@ -5,6 +5,7 @@ package check
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/stampede-e2e/stampede/e2e/history"
+	"github.com/stampede-e2e/stampede/e2e/target"
 )
 
 // Rule names one invariant of a registration.
@@ -30,14 +32,14 @@ const (
 	// RuleValidToken: every 2xx carries a token signed (EdDSA only) with the key of the
 	// published JWKS that its header's kid names, by the expected issuer, for the expected audience, expiring exactly the
 	// token TTL after its iat and not expired when the response arrived.
-	RuleValidToken Rule = "valid-token"
+	RuleValidToken Rule = "valid-credential"
 	// RuleTokenMatchesRow: the credential names the key's row: a JWT's sub is non-empty and is
 	// the row id, the claims API.Claims maps are the request's fields, iat is the row's creation
 	// time, and the answer's id (API.ID) is the sub; without a JWT, the answer's id is non-empty
 	// and is the row id.
-	RuleTokenMatchesRow Rule = "token-matches-row"
+	RuleTokenMatchesRow Rule = "matches-row"
 	// RuleOneToken: all 2xx responses of a customer carry the same token.
-	RuleOneToken Rule = "one-token"
+	RuleOneToken Rule = "one-credential"
 	// RuleCleanError: every non-2xx response is a JSON error with one of the
 	// API's retryable or refusing statuses and codes (409 conflict, 503
 	// unavailable, 503 overloaded, 500 empty_subject); whether the strategy may
@@ -63,7 +65,7 @@ const (
 	// RuleFinalToken: the customer ends with a valid token, got with its own tenant's key,
 	// after retries; unless none of its requests carried that key or every one that did was
 	// refused it (RuleAuth's).
-	RuleFinalToken Rule = "final-token"
+	RuleFinalToken Rule = "final-credential"
 	// RuleAPIShape: every answer has the exact status, the Content-Type, the body members and the
 	// headers that the API (Params.API, from the target file) promises for its outcome: a
 	// success its outcome's (new, existing, replayed), an error its code's; Retry-After is
@@ -73,7 +75,7 @@ const (
 	// RuleTenants: no two customers are answered with one customer id, token subject or token:
 	// two tenants' customers under one key (the plans put every key under
 	// two tenants) are two customers, each with its own row and token. One-row and
-	// token-matches-row judge a customer against its own rows; this judges customers against
+	// matches-row judge a customer against its own rows; this judges customers against
 	// each other, and names both.
 	RuleTenants Rule = "tenants"
 	// RuleRows: every row of the judged customers' tenants belongs to a customer the run (or
@@ -87,6 +89,20 @@ const (
 // Rules lists every Rule in report order.
 var Rules = []Rule{RuleOneRow, RuleValidToken, RuleTokenMatchesRow, RuleOneToken, RuleCleanError, RuleContract, RuleAuth, RuleCreated, RuleFinalToken, RuleRows, RuleMetrics,
 	RuleAPIShape, RuleJWKS, RuleTenants}
+
+// Names are the target's words for what the checker counts (target.Names), which only its
+// prose reads.
+type Names = target.Names
+
+// AppliedRules are the rules that can judge a run by p, in report order: Rules but RuleJWKS
+// when the credentials are not JWTs (VerifierEqual), which have no published keys to judge. A
+// report lists these, so that a rule that cannot apply does not read as a pass.
+func (p *Params) AppliedRules() []Rule {
+	if cmp.Or(p.Verifier, p.API.Verifier) != VerifierEqual {
+		return Rules
+	}
+	return slices.DeleteFunc(slices.Clone(Rules), func(r Rule) bool { return r == RuleJWKS })
+}
 
 // Row is one row of the truth, as the caller read it with the target's truth query: the
 // entity's id, its identity (tenant and key), when it was created, and the columns the request
@@ -281,6 +297,20 @@ type Result struct {
 	Coverage           Coverage     `json:"coverage"`
 	// FaultTails are the faults' tails as the run measured them (Params.Faults), in order.
 	FaultTails []FaultTail `json:"fault_tails,omitempty"`
+
+	// Names and Rules are the target's words and the rules that applied (Params.AppliedRules),
+	// which the prose reads; not saved, as a re-check compares the saved judgement with its
+	// own: Check sets them, and so does whoever loads a saved Result beside its Params.
+	Names Names  `json:"-"`
+	Rules []Rule `json:"-"`
+}
+
+// AppliedRules are r.Rules, or every rule for a Result that was not told which applied.
+func (r Result) AppliedRules() []Rule {
+	if r.Rules == nil {
+		return Rules
+	}
+	return r.Rules
 }
 
 // Err returns nil for a pass, an error wrapping ErrViolations for a fail and
@@ -290,9 +320,9 @@ func (r Result) Err() error {
 	case VerdictPass:
 		return nil
 	case VerdictFail:
-		return fmt.Errorf("%w: %d violations over %d customers %v", ErrViolations, len(r.Violations), r.Customers, r.Counts)
+		return fmt.Errorf("%w: %d violations over %d %s %v", ErrViolations, len(r.Violations), r.Customers, r.Names.WithDefaults().Entities, r.Counts)
 	default:
-		return fmt.Errorf("%w: %s", ErrInconclusive, r.Coverage)
+		return fmt.Errorf("%w: %s", ErrInconclusive, r.Coverage.Describe(r.Names))
 	}
 }
 
@@ -311,7 +341,8 @@ func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 	g := groupByCustomer(ops, rows, p.Customers)
 	judgements, pods := env.judgeAll(g)
 
-	res := Result{Contract: p.Contract.Strategy, Customers: len(g.customers), Requests: len(ops), Counts: map[Rule]int{}, Violations: []Violation{}}
+	res := Result{Contract: p.Contract.Strategy, Customers: len(g.customers), Requests: len(ops), Counts: map[Rule]int{}, Violations: []Violation{},
+		Names: p.API.Nouns(), Rules: p.AppliedRules()}
 	if len(p.Faults) > 0 {
 		res.FaultTails = env.faults.tails()
 	}
@@ -331,7 +362,7 @@ func Check(ops []history.Op, rows []Row, p Params) (Result, error) {
 	}
 	cov.Customers -= cov.UnderFault + cov.WithoutOwnKey
 	cov.scan(ops, env.skew)
-	res.Coverage = cov.finish()
+	res.Coverage = cov.finish(res.Names)
 
 	switch {
 	case len(res.Violations) > 0:

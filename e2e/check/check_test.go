@@ -523,7 +523,7 @@ func TestViolationNamesCustomerPodsAndRequests(t *testing.T) {
 	if err := res.WriteText(&text); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"verdict: fail", "token-matches-row", "#0 m-9-0/c-9-0", "0/1/0", "pod-b", "empty subject", "1.000ms"} {
+	for _, want := range []string{"verdict: fail", "matches-row", "#0 m-9-0/c-9-0", "0/1/0", "pod-b", "empty subject", "1.000ms"} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, text.String())
 		}

@@ -93,16 +93,21 @@ type Coverage struct {
 	Reasons []string `json:"reasons,omitempty"`
 }
 
-// String gives the figures of c in one line, client-side and server-side side by side.
-func (c Coverage) String() string {
+// String gives the figures of c in one line, client-side and server-side side by side, in the
+// neutral words (Describe).
+func (c Coverage) String() string { return c.Describe(Names{}) }
+
+// Describe is String in the target's words n (its entities).
+func (c Coverage) Describe(n Names) string {
+	n = n.WithDefaults()
 	var b strings.Builder
-	fmt.Fprintf(&b, "client-side %d of %d customers (%.0f%%) had requests on two pods with overlapping call/return",
-		c.Covered, c.Customers, 100*c.Fraction)
+	fmt.Fprintf(&b, "client-side %d of %d %s (%.0f%%) had requests on two pods with overlapping call/return",
+		c.Covered, c.Customers, n.Entities, 100*c.Fraction)
 	if c.UnderFault > 0 {
 		fmt.Fprintf(&b, " (%d more bursts met a fault window and are not counted)", c.UnderFault)
 	}
 	if c.WithoutOwnKey > 0 {
-		fmt.Fprintf(&b, " (%d more customers sent none of their own tenant's keys and are not counted)", c.WithoutOwnKey)
+		fmt.Fprintf(&b, " (%d more %s sent none of their own tenant's keys and are not counted)", c.WithoutOwnKey, n.Entities)
 	}
 	if c.ServerData {
 		fmt.Fprintf(&b, "; server-side %d of %d (%.0f%%) had handlers on two pods running at once (overlap > %v; estimated clock skew bound %v)",
@@ -171,19 +176,20 @@ func (c *Coverage) scan(ops []history.Op, skew Skew) {
 }
 
 // finish computes the fractions and the verdict of c once Covered and
-// ServerCovered are counted and the history scanned.
-func (c Coverage) finish() Coverage {
+// ServerCovered are counted and the history scanned; its reasons count in the target's words n.
+func (c Coverage) finish(n Names) Coverage {
+	n = n.WithDefaults()
 	if c.Customers > 0 {
 		c.Fraction = float64(c.Covered) / float64(c.Customers)
 		c.ServerFraction = float64(c.ServerCovered) / float64(c.Customers)
 	}
 	c.Reasons = nil
 	if c.Covered < c.MinCovered || c.Fraction < c.MinFraction {
-		c.Reasons = append(c.Reasons, fmt.Sprintf("client-side only %d customers (%.0f%%) covered", c.Covered, 100*c.Fraction))
+		c.Reasons = append(c.Reasons, fmt.Sprintf("client-side only %d %s (%.0f%%) covered", c.Covered, n.Entities, 100*c.Fraction))
 	}
 	switch {
 	case c.ServerData && (c.ServerCovered < c.MinCovered || c.ServerFraction < c.MinFraction):
-		c.Reasons = append(c.Reasons, fmt.Sprintf("server-side only %d customers (%.0f%%) covered", c.ServerCovered, 100*c.ServerFraction))
+		c.Reasons = append(c.Reasons, fmt.Sprintf("server-side only %d %s (%.0f%%) covered", c.ServerCovered, n.Entities, 100*c.ServerFraction))
 	case !c.ServerData && !c.AllowClientOnly:
 		c.Reasons = append(c.Reasons, ReasonNoServerData)
 	}

@@ -65,22 +65,22 @@ func TestServerCoverage(t *testing.T) {
 			name: "overlap on the client but not on the server",
 			ops: replace(replace(timed, handled(timed[1], 8, 9)), // alice: pod-a 2..8, pod-b 8..9
 				handled(timed[5], 108, 109)), // bob: pod-b 102..108, pod-a 108..109
-			serverData: true, server: 0, reason: "server-side only 0 customers",
+			serverData: true, server: 0, reason: "server-side only 0 entities",
 		},
 		{
 			name: "one customer's handlers apart is too few",
-			ops:  replace(timed, handled(timed[1], 8, 9)), serverData: true, server: 1, reason: "server-side only 1 customers (50%)",
+			ops:  replace(timed, handled(timed[1], 8, 9)), serverData: true, server: 1, reason: "server-side only 1 entities (50%)",
 			edit: func(p *CoverageParams) { p.MinCovered = 2 },
 		},
 		{
 			name: "skew bound larger than the overlaps", ops: timed,
 			edit:       func(p *CoverageParams) { p.ClockSkewBound, p.MinCovered = msec(2), 2 },
-			serverData: true, server: 1, reason: "server-side only 1 customers (50%)", // alice's 4 ms still count
+			serverData: true, server: 1, reason: "server-side only 1 entities (50%)", // alice's 4 ms still count
 		},
 		{
 			name: "skew bound larger than every overlap", ops: timed,
 			edit:       func(p *CoverageParams) { p.ClockSkewBound = msec(4) },
-			serverData: true, server: 0, reason: "server-side only 0 customers",
+			serverData: true, server: 0, reason: "server-side only 0 entities",
 		},
 		{
 			name: "skew bound shorter than the overlaps", ops: timed, sufficient: true, serverData: true, server: 2,
@@ -118,7 +118,7 @@ func TestServerCoverage(t *testing.T) {
 			// none of its requests count, client-side or server-side.
 			name: "handler intervals that start before their requests", ops: earlier(timed, msec(1000)),
 			edit:       func(p *CoverageParams) { p.AllowClientOnly = false },
-			serverData: true, server: 0, reason: "client-side only 0 customers (0%) covered; server-side only 0 customers",
+			serverData: true, server: 0, reason: "client-side only 0 entities (0%) covered; server-side only 0 entities",
 		},
 		{
 			name: "handler intervals make client-side alone unneeded", ops: timed, sufficient: true, serverData: true, server: 2,
@@ -126,7 +126,7 @@ func TestServerCoverage(t *testing.T) {
 		},
 		{
 			name: "no server data and too few on the client", ops: replace(plain, servedBy(plain[1], "pod-a")),
-			edit: func(p *CoverageParams) { p.MinCovered = 2 }, reason: "client-side only 1 customers",
+			edit: func(p *CoverageParams) { p.MinCovered = 2 }, reason: "client-side only 1 entities",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

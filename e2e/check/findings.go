@@ -18,7 +18,7 @@ const (
 	// KindLostRegistration: a 2xx but no row (RuleOneRow).
 	KindLostRegistration Kind = "lost-registration"
 	// KindInvalidToken: a 2xx whose token does not verify, or no token (RuleValidToken).
-	KindInvalidToken Kind = "invalid-token"
+	KindInvalidToken Kind = "invalid-credential"
 	// KindEmptySubject: a 2xx whose verified token names nobody, the seed's bug
 	// (RuleTokenMatchesRow).
 	KindEmptySubject Kind = "empty-subject"
@@ -29,9 +29,9 @@ const (
 	KindLostWrite Kind = "lost-write"
 	// KindTokenMismatch: a verified token that disagrees with its request or row
 	// (RuleTokenMatchesRow).
-	KindTokenMismatch Kind = "token-mismatch"
+	KindTokenMismatch Kind = "credential-mismatch"
 	// KindTwoTokens: the customer's 2xx answers carry different tokens (RuleOneToken).
-	KindTwoTokens Kind = "two-tokens"
+	KindTwoTokens Kind = "two-credentials"
 	// KindDirtyError: a non-2xx that is not a clean error of the API (RuleCleanError).
 	KindDirtyError Kind = "dirty-error"
 	// KindContractBreach: a clean error the strategy's contract does not allow then
@@ -40,7 +40,7 @@ const (
 	// KindCreatedBreach: a created flag that lies (RuleCreated); Finding.Line names the clause.
 	KindCreatedBreach Kind = "created-breach"
 	// KindNoFinalToken: the customer ends without a valid token (RuleFinalToken).
-	KindNoFinalToken Kind = "no-final-token"
+	KindNoFinalToken Kind = "no-final-credential"
 	// KindMetricsDisagree: the pods' counters disagree with the answers (RuleMetrics); about the
 	// run, not one customer.
 	KindMetricsDisagree Kind = "metrics-disagree"

@@ -236,7 +236,7 @@ func TestLostWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got := Detect(AsyncCommit, res); got.Caught != 0 || res.Counts[RuleTokenMatchesRow] != 1 {
-		t.Errorf("wrong subject: Detect(AsyncCommit) = %+v, token-matches-row %d; want a mismatch only", got, res.Counts[RuleTokenMatchesRow])
+		t.Errorf("wrong subject: Detect(AsyncCommit) = %+v, matches-row %d; want a mismatch only", got, res.Counts[RuleTokenMatchesRow])
 	}
 }
 

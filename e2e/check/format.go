@@ -14,8 +14,8 @@ import (
 func (r Result) WriteText(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "verdict: %s (contract %s)\n", r.Verdict, r.Contract)
-	fmt.Fprintf(&b, "customers: %d, requests: %d (2xx %d, clean errors %d, unknown %d",
-		r.Customers, r.Requests, r.Successes, r.CleanErrors, r.Unknown)
+	fmt.Fprintf(&b, "%s: %d, requests: %d (2xx %d, clean errors %d, unknown %d",
+		r.Names.WithDefaults().Entities, r.Customers, r.Requests, r.Successes, r.CleanErrors, r.Unknown)
 	if r.Refused > 0 {
 		fmt.Fprintf(&b, ", refused their key %d", r.Refused)
 	}
@@ -23,11 +23,11 @@ func (r Result) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, ", headers not recorded %d", r.HeadersUnrecorded)
 	}
 	b.WriteString(")\n")
-	fmt.Fprintf(&b, "coverage: %s\n", r.Coverage)
+	fmt.Fprintf(&b, "coverage: %s\n", r.Coverage.Describe(r.Names))
 	for _, t := range r.FaultTails {
 		fmt.Fprintf(&b, "fault tail: %s\n", t)
 	}
-	for _, rule := range Rules {
+	for _, rule := range r.AppliedRules() {
 		fmt.Fprintf(&b, "  %-18s %d\n", rule, r.Counts[rule])
 	}
 	if _, err := io.WriteString(w, b.String()); err != nil {
@@ -38,7 +38,7 @@ func (r Result) WriteText(w io.Writer) error {
 	}
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "\nRULE\tCUSTOMER\tREQUEST\tPHASE\tCALL\tRETURN\tSTATUS\tPOD\tDETAIL")
+	fmt.Fprintln(tw, "\nRULE\t"+strings.ToUpper(r.Names.WithDefaults().Entity)+"\tREQUEST\tPHASE\tCALL\tRETURN\tSTATUS\tPOD\tDETAIL")
 	for _, v := range r.Violations {
 		for i := range max(len(v.Requests), len(v.Details), 1) {
 			rule, cust := "", ""

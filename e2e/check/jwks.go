@@ -21,7 +21,7 @@ import (
 // configured with is among them. A rule of the run, not of one customer's token: a replica that
 // publishes a broken or different key set breaks every client that fetches from it, whether or
 // not any token it signed was judged.
-const RuleJWKS Rule = "jwks"
+const RuleJWKS Rule = "verifier-keys"
 
 // JWKSFetch is one fetch of the service's JWKS (the verifier's jwksPath), as a client made it.
 type JWKSFetch struct {

@@ -160,7 +160,7 @@ func TestCheckVerifiesAsAClient(t *testing.T) {
 			jwks: fetched(jwksBody(map[string]ed25519.PublicKey{testKid: suite, "b": other}))},
 		{name: "a kid that names the other published key", ops: rekey(t, good, suiteKey, kid("b")), verdict: VerdictFail,
 			jwks:   fetched(jwksBody(map[string]ed25519.PublicKey{testKid: suite, "b": other})),
-			counts: map[Rule]int{RuleValidToken: 2, RuleFinalToken: 2}, want: []string{"invalid-token/"}},
+			counts: map[Rule]int{RuleValidToken: 2, RuleFinalToken: 2}, want: []string{"invalid-credential/"}},
 		{name: "unknown-kid: a kid that names no published key", ops: rekey(t, good, suiteKey, kid("rotated")), jwks: suiteJWKS(), verdict: VerdictFail,
 			counts: map[Rule]int{RuleValidToken: 2, RuleFinalToken: 2}, want: []string{"unknown-kid/kid-unknown"}},
 		{name: "no kid in the tokens", ops: rekey(t, good, suiteKey, noKid), jwks: suiteJWKS(), verdict: VerdictFail,
@@ -184,7 +184,7 @@ func TestCheckVerifiesAsAClient(t *testing.T) {
 			jwks:   fetched(jwksBody(map[string]ed25519.PublicKey{testKid: other})),
 			counts: map[Rule]int{RuleJWKS: 1}, want: []string{"jwks-wrong-key/configured-key"}},
 		{name: "foreign-key: signed with a key the JWKS does not publish", ops: rekey(t, good, otherKey, nil), jwks: suiteJWKS(), verdict: VerdictFail,
-			counts: map[Rule]int{RuleValidToken: 2, RuleFinalToken: 2}, want: []string{"invalid-token/"}},
+			counts: map[Rule]int{RuleValidToken: 2, RuleFinalToken: 2}, want: []string{"invalid-credential/"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := params()

@@ -15,7 +15,7 @@ import (
 func checkRows(api *API, g *grouping, earlier []history.Customer, judgeStrays bool) []Violation {
 	var out []Violation
 	if judgeStrays {
-		out = append(out, strayRows(g, earlier)...)
+		out = append(out, strayRows(g, earlier, api.Nouns().Entity)...)
 	}
 	for _, pc := range g.customers {
 		var findings []Finding
@@ -32,8 +32,8 @@ func checkRows(api *API, g *grouping, earlier []history.Customer, judgeStrays bo
 }
 
 // strayRows returns one violation per key of the rows no judged or earlier customer owns, among
-// the tenants of the judged customers.
-func strayRows(g *grouping, earlier []history.Customer) []Violation {
+// the tenants of the judged customers; entity is the target's word for one (Names.Entity).
+func strayRows(g *grouping, earlier []history.Customer, entity string) []Violation {
 	tenants := map[string]bool{}
 	for _, pc := range g.customers {
 		tenants[pc.customer.Tenant] = true
@@ -51,8 +51,8 @@ func strayRows(g *grouping, earlier []history.Customer) []Violation {
 		if _, judged := g.slots[k]; judged || !tenants[r.Tenant] || owned[k] {
 			continue
 		}
-		f := Finding{Kind: KindStrayRow, Detail: fmt.Sprintf("row %s (%s/%s, created %s) belongs to no customer the run planned: no request asked for it",
-			r.ID, r.Tenant, r.Key, r.CreatedAt.Format("15:04:05.000000"))}
+		f := Finding{Kind: KindStrayRow, Detail: fmt.Sprintf("row %s (%s/%s, created %s) belongs to no %s the run planned: no request asked for it",
+			r.ID, r.Tenant, r.Key, r.CreatedAt.Format("15:04:05.000000"), entity)}
 		if i, ok := seen[k]; ok {
 			out[i].Findings = append(out[i].Findings, f)
 			out[i].Details = append(out[i].Details, f.Detail)

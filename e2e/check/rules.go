@@ -330,7 +330,7 @@ func (e *judgeEnv) coverCustomer(v *customerView, j *judgement) {
 
 // judgeOneRow applies RuleOneRow: two or more rows are duplicates; none after a 2xx is a lost
 // registration.
-func judgeOneRow(_ *judgeEnv, v *customerView) []findingOps {
+func judgeOneRow(e *judgeEnv, v *customerView) []findingOps {
 	switch {
 	case len(v.rows) >= 2:
 		ids := make([]string, len(v.rows))
@@ -338,7 +338,7 @@ func judgeOneRow(_ *judgeEnv, v *customerView) []findingOps {
 			ids[i] = r.ID
 		}
 		return []findingOps{{Finding{Kind: KindDuplicateRows,
-			Detail: fmt.Sprintf("%d rows for one customer: %s", len(v.rows), strings.Join(ids, ", "))}, v.ops}}
+			Detail: fmt.Sprintf("%d rows for one %s: %s", len(v.rows), e.p.API.Nouns().Entity, strings.Join(ids, ", "))}, v.ops}}
 	case len(v.rows) == 0 && len(v.successes) > 0:
 		return []findingOps{{Finding{Kind: KindLostRegistration,
 			Detail: fmt.Sprintf("lost registration: %d 2xx responses but no row", len(v.successes))}, v.successes}}
@@ -399,7 +399,7 @@ func (v *customerView) validOnArrival(r *request) bool {
 
 // judgeOneToken applies RuleOneToken: one finding per 2xx when the customer's 2xx carry more
 // than one token, so that the table shows which pod gave which token.
-func judgeOneToken(_ *judgeEnv, v *customerView) []findingOps {
+func judgeOneToken(e *judgeEnv, v *customerView) []findingOps {
 	answers := v.answers
 	if !slices.ContainsFunc(answers, func(a answer) bool { return a.token != "" && a.token != answers[0].token }) {
 		return nil
@@ -417,7 +417,7 @@ func judgeOneToken(_ *judgeEnv, v *customerView) []findingOps {
 	for gi, tok := range slices.Sorted(maps.Keys(groups)) {
 		for _, op := range groups[tok] {
 			out = append(out, findingOps{Finding{Kind: KindTwoTokens, Request: op.ID(),
-				Detail: fmt.Sprintf("token %s (%d of %d distinct)", Fingerprint(tok), gi+1, len(groups))}, []*history.Op{op}})
+				Detail: fmt.Sprintf("%s %s (%d of %d distinct)", e.p.API.Nouns().Credential, Fingerprint(tok), gi+1, len(groups))}, []*history.Op{op}})
 		}
 	}
 	return out
@@ -464,8 +464,8 @@ func judgeAuthRule(e *judgeEnv, v *customerView) []findingOps {
 	}
 	if e.authChecked() && len(v.ops) > 0 && len(v.own) == 0 && !v.registered && len(v.rows) > 0 {
 		out = append(out, findingOps{Finding{Kind: KindAuthBreach, Line: AuthNoRowWithoutOwnKey,
-			Detail: fmt.Sprintf("%d row(s), yet none of the %d requests carried tenant %s's own key: another tenant's key, or none, created the customer",
-				len(v.rows), len(v.ops), v.c.Tenant)}, v.ops})
+			Detail: fmt.Sprintf("%d row(s), yet none of the %d requests carried tenant %s's own key: another tenant's key, or none, created the %s",
+				len(v.rows), len(v.ops), v.c.Tenant, e.p.API.Nouns().Entity)}, v.ops})
 	}
 	return out
 }
@@ -484,7 +484,7 @@ func judgeCreated(e *judgeEnv, v *customerView) []findingOps {
 		return out
 	}
 	return append(out, createdBreaches(v.c, v.rows, v.registered, v.trueOps, v.successes, v.mayHaveCreated, v.firstOK, e.p.Coverage.ClockSkewBound,
-		func(op *history.Op) *answer { return &v.answers[v.reqs[slices.Index(v.ops, op)].answer] })...)
+		func(op *history.Op) *answer { return &v.answers[v.reqs[slices.Index(v.ops, op)].answer] }, e.p.API.Nouns().Entity)...)
 }
 
 // judgeFinalToken applies RuleFinalToken: the customer ends with a valid token got with its own
@@ -499,9 +499,10 @@ func judgeFinalToken(e *judgeEnv, v *customerView) []findingOps {
 	if len(v.ops) > 0 && !v.unrefused {
 		return nil
 	}
-	detail := fmt.Sprintf("no valid token after %d requests (%d 2xx, %d unknown)", len(v.ops), len(v.successes), len(v.unknowns))
+	nouns := e.p.API.Nouns()
+	detail := fmt.Sprintf("no valid %s after %d requests (%d 2xx, %d unknown)", nouns.Credential, len(v.ops), len(v.successes), len(v.unknowns))
 	if len(v.ops) == 0 {
-		detail = "no request recorded for a planned customer"
+		detail = "no request recorded for a planned " + nouns.Entity
 	}
 	return []findingOps{{Finding{Kind: KindNoFinalToken, Detail: detail}, v.ops}}
 }
@@ -540,9 +541,9 @@ func (e *judgeEnv) burstUnderFault(ops []*history.Op) bool {
 // created=true (trueOps) of one customer. skew is how far the clocks that timed the
 // requests may disagree (Coverage.ClockSkewBound; 0 when one clock timed them all): a
 // created=true sent less than that after another request's 2xx returned may have been sent
-// before it.
+// before it. entity is the target's word for one (Names.Entity), which the details read.
 func createdBreaches(c history.Customer, rows []Row, registered bool, trueOps, successes []*history.Op, mayHaveCreated bool,
-	firstOK, skew time.Duration, answerOf func(*history.Op) *answer) []findingOps {
+	firstOK, skew time.Duration, answerOf func(*history.Op) *answer, entity string) []findingOps {
 	var out []findingOps
 	one := func(op *history.Op, line, detail string) {
 		out = append(out, findingOps{Finding{Kind: KindCreatedBreach, Request: op.ID(), Line: line, Detail: detail}, []*history.Op{op}})
@@ -550,11 +551,11 @@ func createdBreaches(c history.Customer, rows []Row, registered bool, trueOps, s
 	switch {
 	case registered:
 		for _, op := range trueOps {
-			one(op, CreatedNotWhenExisting, fmt.Sprintf("%s: created=true for a customer registered before this run", op.ID()))
+			one(op, CreatedNotWhenExisting, fmt.Sprintf("%s: created=true for %s registered before this run", op.ID(), Names{Entity: entity}.AnEntity()))
 		}
 	case len(trueOps) > 1:
 		for _, op := range trueOps {
-			one(op, CreatedAtMostOne, fmt.Sprintf("%s: created=true, one of %d for one customer", op.ID(), len(trueOps)))
+			one(op, CreatedAtMostOne, fmt.Sprintf("%s: created=true, one of %d for one %s", op.ID(), len(trueOps), entity))
 		}
 	case len(trueOps) == 1:
 		op := trueOps[0]
@@ -563,7 +564,7 @@ func createdBreaches(c history.Customer, rows []Row, registered bool, trueOps, s
 			one(op, CreatedNotAfterRegister, fmt.Sprintf("%s: created=true, sent at %s after a 2xx had returned at %s (clocks within %s)",
 				op.ID(), ms(op.Call), ms(firstOK), skew))
 		case len(rows) == 1 && id != rows[0].ID:
-			one(op, CreatedIsTheRow, fmt.Sprintf("%s: created=true names customer %q, the row is %q", op.ID(), id, rows[0].ID))
+			one(op, CreatedIsTheRow, fmt.Sprintf("%s: created=true names %s %q, the row is %q", op.ID(), entity, id, rows[0].ID))
 		}
 	case len(successes) > 0 && !mayHaveCreated:
 		out = append(out, findingOps{Finding{Kind: KindCreatedBreach, Line: CreatedExactlyOne,

@@ -151,6 +151,11 @@ func (s SavedParams) Params(defaultAPI API) (Params, error) {
 			// token service's: defaultAPI's.
 			api.Contracts = defaultAPI.Contracts
 		}
+		if api.Names == (Names{}) {
+			// Saved before the API kept the target's words, when every report read the token
+			// service's: defaultAPI's, so that its prose (coverage reasons) reads as it did.
+			api.Names = defaultAPI.Names
+		}
 	}
 	strategy := s.Strategy
 	v1 := s.Version == 0

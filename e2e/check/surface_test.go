@@ -172,7 +172,7 @@ func surfaceRun(t *testing.T, svc *surfaceService, keys map[string]string) Resul
 
 // TestAuthSurfaceAndTenantsEndToEnd: traffic's plan (colliding tenants, every kind of wrong key
 // racing with own keys) against a service that keeps tenants apart and refuses every wrong key
-// as documented passes every rule, final-token, created and coverage included; each defect
+// as documented passes every rule, final-credential, created and coverage included; each defect
 // fails by its rule.
 func TestAuthSurfaceAndTenantsEndToEnd(t *testing.T) {
 	keys := map[string]string{}

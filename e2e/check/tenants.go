@@ -83,8 +83,8 @@ func checkTenants(api *API, g *grouping, judgements []judgement) []Violation {
 				value = Fingerprint(value)
 			}
 			findings = append(findings, Finding{Kind: KindSharedIdentity, Request: id.op.ID(), Line: id.line,
-				Detail: fmt.Sprintf("%s: "+what+", already given to customer %s (%s): two customers answered as one",
-					id.op.ID(), value, other, o.op.ID())})
+				Detail: fmt.Sprintf("%s: "+what+", already given to %s %s (%s): two %s answered as one",
+					id.op.ID(), value, api.Nouns().Entity, other, o.op.ID(), api.Nouns().Entities)})
 			for _, op := range []*history.Op{o.op, id.op} {
 				if !slices.Contains(ops, op) {
 					ops = append(ops, op)

@@ -135,7 +135,7 @@ func TestClaimMapping(t *testing.T) {
 		t.Fatal(err)
 	}
 	if res.Counts[RuleTokenMatchesRow] != 2 {
-		t.Errorf("swapped mapping: %d token-matches-row violations, want 2: %v", res.Counts[RuleTokenMatchesRow], res.Violations)
+		t.Errorf("swapped mapping: %d matches-row violations, want 2: %v", res.Counts[RuleTokenMatchesRow], res.Violations)
 	}
 	for _, v := range res.Violations {
 		if v.Rule == RuleTokenMatchesRow && v.Customer == alice &&
@@ -164,7 +164,7 @@ func TestClaimMapping(t *testing.T) {
 			t.Fatal(err)
 		}
 		if res.Counts[RuleTokenMatchesRow] != tc.want {
-			t.Errorf("mapping %v, alice's ten m-other: %d token-matches-row violations, want %d", tc.claims, res.Counts[RuleTokenMatchesRow], tc.want)
+			t.Errorf("mapping %v, alice's ten m-other: %d matches-row violations, want %d", tc.claims, res.Counts[RuleTokenMatchesRow], tc.want)
 		}
 	}
 
@@ -219,6 +219,6 @@ func TestSavedVerifier(t *testing.T) {
 	swapped.Claims = []ClaimField{{Claim: "ten", Field: "widget_ref"}}
 	back, _ = roundTrip(swapped)
 	if res, err := Check(good, rows, back); err != nil || res.Counts[RuleTokenMatchesRow] != 2 {
-		t.Errorf("re-judged with claims %v: %v, counts %v; want two token-matches-row violations", back.Claims, err, res.Counts)
+		t.Errorf("re-judged with claims %v: %v, counts %v; want two matches-row violations", back.Claims, err, res.Counts)
 	}
 }

@@ -143,7 +143,7 @@ func (d *Deployment) StampedeUnderFault(ctx context.Context, p FaultParams) Faul
 	if p.Name != "" {
 		dir = filepath.Join(d.Dir, p.Name)
 	}
-	writeTrafficErrors(dir, errors.Join(errs...))
+	writeTrafficErrors(dir, errors.Join(errs...), d.Env.Config.Target.Nouns().Credential)
 	o.Outcome = d.judge(ctx, judged{ops: ops, customers: customers, faults: []history.Event{o.Event}, coverage: p.Coverage, dir: dir})
 	d.writeFaultReport(dir, o)
 	AddReportEntry("chaos "+p.Fault.Name(), o.Line())
@@ -160,8 +160,9 @@ func (d *Deployment) StampedeUnderFault(ctx context.Context, p FaultParams) Faul
 func (d *Deployment) roundsUnderFault(ctx context.Context, p FaultParams, send attack.Sender, maxRounds int,
 	customersOf func(int) []history.Customer) (FaultOutcome, []chaos.Round, error) {
 	GinkgoHelper()
-	By(fmt.Sprintf("sending a round of %d customers x %d simultaneous first registrations every %s from %s; fault %s",
-		p.RoundCustomers, p.Burst, p.RoundEvery, d.Env.Config.TrafficSource(), p.Plan))
+	nouns := d.Env.Config.Target.Nouns()
+	By(fmt.Sprintf("sending a round of %d %s x %d simultaneous first registrations every %s from %s; fault %s",
+		p.RoundCustomers, nouns.Entities, p.Burst, p.RoundEvery, d.Env.Config.TrafficSource(), p.Plan))
 	trafficStart := d.Clock.Since()
 	rounds := chaos.LaunchRounds(ctx, chaos.RoundsParams{
 		Every: p.RoundEvery, Max: maxRounds, MaxInFlight: maxRoundsInFlight, Since: d.Clock.Since,
@@ -182,10 +183,11 @@ func (d *Deployment) roundsUnderFault(ctx context.Context, p FaultParams, send a
 // registerAgain sends one more request for every customer once the fault is over. The client
 // that gave up during the fault comes back: a customer whose registration was lost has no row
 // to return; one that got a token before must get the same token again (the checker's
-// one-token rule), and every customer must end with a token (its final-token rule).
+// one-credential rule), and every customer must end with a token (its final-credential rule).
 func (d *Deployment) registerAgain(ctx context.Context, p FaultParams, send attack.Sender, customers []history.Customer) ([]history.Op, error) {
 	GinkgoHelper()
-	By(fmt.Sprintf("registering all %d customers once more after the fault: each must get its one token", len(customers)))
+	nouns := d.Env.Config.Target.Nouns()
+	By(fmt.Sprintf("registering all %d %s once more after the fault: each must get its one %s", len(customers), nouns.Entities, nouns.Credential))
 	catchUp, err := send.Send(ctx, d.batch(customers, 1, 10*time.Millisecond, p.Retry, traffic.ForeignKeys{}, d.Env.Logger))
 	if err != nil {
 		return catchUp, fmt.Errorf("catch-up: %w", err)
@@ -196,13 +198,13 @@ func (d *Deployment) registerAgain(ctx context.Context, p FaultParams, send atta
 // writeTrafficErrors writes err, when there is one, beside the judgement in dir. The spec fails
 // on it afterwards; until then the judgement is written as usual, and this says beside it that
 // violations may come from requests missing from the history.
-func writeTrafficErrors(dir string, err error) {
+func writeTrafficErrors(dir string, err error, credential string) {
 	GinkgoHelper()
 	if err == nil {
 		return
 	}
 	msg := fmt.Sprintf("the traffic of this run failed, so its history is incomplete: requests that rounds sent may be "+
-		"missing from it, and the judgement beside this file may count their rows or tokens as violations.\n\n%v\n", err)
+		"missing from it, and the judgement beside this file may count their rows or %ss as violations.\n\n%v\n", credential, err)
 	Expect(report.WriteTextFile(dir, report.TrafficErrorsFile, msg)).To(Succeed())
 }
 

@@ -74,13 +74,14 @@ func (d *Deployment) Stampede(ctx context.Context, p BurstParams) Outcome {
 		dir = filepath.Join(d.Dir, p.Name)
 	}
 	var sender attack.Sender
+	nouns := d.Env.Config.Target.Nouns()
 	switch d.Env.Config.Traffic {
 	case TrafficCluster:
-		By(fmt.Sprintf("sending %d customers x %d simultaneous first registrations to %s from %d attacker pods inside the cluster",
-			len(p.Customers), p.Burst, d.clusterURL(), d.Env.Config.Attackers))
+		By(fmt.Sprintf("sending %d %s x %d simultaneous first registrations to %s from %d attacker pods inside the cluster",
+			len(p.Customers), nouns.Entities, p.Burst, d.clusterURL(), d.Env.Config.Attackers))
 		sender = d.jobSender(dir)
 	default:
-		By(fmt.Sprintf("sending %d customers x %d simultaneous first registrations to %s", len(p.Customers), p.Burst, d.Env.ServiceURL))
+		By(fmt.Sprintf("sending %d %s x %d simultaneous first registrations to %s", len(p.Customers), nouns.Entities, p.Burst, d.Env.ServiceURL))
 		sender = d.hostSender()
 	}
 	ops, err := sender.Send(ctx, d.batch(p.Customers, p.Burst, d.Env.Config.Gap, p.Retry, p.Foreign, nil))
@@ -150,7 +151,7 @@ func (d *Deployment) judge(ctx context.Context, j judged) Outcome {
 // truth, retrying through a new port-forward when a fault broke the last one.
 func (d *Deployment) readRowsEventually(ctx context.Context, customers []history.Customer) []check.Row {
 	GinkgoHelper()
-	By("reading every customer row from the database")
+	By(fmt.Sprintf("reading every %s row from the database", d.Env.Config.Target.Nouns().Entity))
 	tenants := map[string]bool{}
 	for _, c := range customers {
 		tenants[c.Tenant] = true
@@ -200,13 +201,17 @@ func (d *Deployment) checkParams(ctx context.Context, api check.API, contract ch
 	after := d.scrapeRegistrationsEventually(ctx)
 	scrapes := &check.MetricsScrapes{Before: d.metricsBase, After: after}
 	d.metricsBase = after
-	By("fetching the JWKS through the Service and from every replica, as the clients that verify the tokens do")
-	jwks := d.fetchJWKSEventually(ctx)
+	var jwks []check.JWKSFetch
+	if d.Env.Config.jwksPath() != "" { // a target that publishes no keys has none to fetch
+		By("fetching the JWKS through the Service and from every replica, as the clients that verify the tokens do")
+		jwks = d.fetchJWKSEventually(ctx)
+	}
 	By("reading the target's pods: a restart or a replacement that no fault excuses breaks the contract")
 	pods := d.lookAtPodsEventually(ctx)
 	restarts := PodChanges(d.podsBase, pods, d.Clock.Base())
 	d.podsBase = pods
-	By(fmt.Sprintf("checking every customer got exactly one valid, consistent token, by the %s contract", contract.Strategy))
+	nouns := d.Env.Config.Target.Nouns()
+	By(fmt.Sprintf("checking every %s got exactly one valid, consistent %s, by the %s contract", nouns.Entity, nouns.Credential, contract.Strategy))
 	return check.Params{
 		API:        api,
 		PublicKey:  d.Key.Public,
@@ -357,12 +362,12 @@ func SameTokens(earlier, later Outcome) error {
 	var errs []error
 	for k, toks := range tokensByCustomer(earlier.API, later) {
 		if len(before[k]) != 1 {
-			errs = append(errs, fmt.Errorf("%s/%s had %d tokens before", k.Tenant, k.EntityKey, len(before[k])))
+			errs = append(errs, fmt.Errorf("%s/%s had %d %ss before", k.Tenant, k.EntityKey, len(before[k]), earlier.API.Nouns().Credential))
 			continue
 		}
 		for t := range toks {
 			if !before[k][t] {
-				errs = append(errs, fmt.Errorf("%s/%s got a token it did not have before", k.Tenant, k.EntityKey))
+				errs = append(errs, fmt.Errorf("%s/%s got a %s it did not have before", k.Tenant, k.EntityKey, earlier.API.Nouns().Credential))
 			}
 		}
 	}

@@ -59,6 +59,8 @@ type chartPart struct {
 	Tokens    chartTokens     `json:"tokens"`
 	Events    []chartEvent    `json:"events"`
 	Viol      []chartViolated `json:"violations"`
+	// Names are the target's words, which the charts' labels read.
+	Names check.Names `json:"names"`
 	// Truth are the rows the checker read of the part's customers: the race close-up draws when
 	// each was created. One entry per row, so O(customers).
 	Truth chartTruth `json:"truth"`
@@ -237,7 +239,9 @@ func buildChartPart(part PartView) chartPart {
 	b.addEvents(part.Events)
 	b.addViolations(part.Result.Violations)
 	b.addTruth(part.Rows, part.Base)
-	return b.finish()
+	cp := b.finish()
+	cp.Names = part.Result.Names.WithDefaults()
+	return cp
 }
 
 // partBuilder fills one chartPart. The tables its columns index (customers, pods, statuses,

@@ -249,6 +249,8 @@ func buildPage(v RunView) (pageView, chartData) {
 
 func buildPart(part PartView) partPage {
 	res := part.Result
+	// The target's words, in the figures, the coverage and the violations' column.
+	res.Names = res.Names.WithDefaults()
 	pp := partPage{Name: part.Name, Result: res}
 	if !part.Base.IsZero() {
 		pp.Base = part.Base.UTC().Format("2006-01-02T15:04:05.000Z")
@@ -278,7 +280,7 @@ func buildPart(part PartView) partPage {
 		requests = len(part.History)
 	}
 	pp.Figures = []figure{
-		{"customers", strconv.Itoa(res.Customers), ""},
+		{res.Names.Entities, strconv.Itoa(res.Customers), ""},
 		{"requests", strconv.Itoa(requests), ""},
 		{"2xx", strconv.Itoa(res.Successes), ""},
 		{"clean errors", strconv.Itoa(res.CleanErrors), ""},
@@ -294,27 +296,27 @@ func buildPart(part PartView) partPage {
 		pp.Figures = append(pp.Figures, figure{"empty subjects", strconv.Itoa(res.EmptySubjects), "bad"})
 	}
 	if res.DuplicateCustomers > 0 {
-		pp.Figures = append(pp.Figures, figure{"duplicate customers", strconv.Itoa(res.DuplicateCustomers), "bad"})
+		pp.Figures = append(pp.Figures, figure{"duplicate " + res.Names.Entities, strconv.Itoa(res.DuplicateCustomers), "bad"})
 	}
 	if res.Refused > 0 {
 		pp.Figures = append(pp.Figures, figure{"refused their key", strconv.Itoa(res.Refused), ""})
 	}
-	for _, r := range check.Rules {
+	for _, r := range res.AppliedRules() {
 		pp.Rules = append(pp.Rules, ruleCount{r, res.Counts[r]})
 	}
-	for r, n := range res.Counts { // a rule this build does not know still shows
-		if !slices.Contains(check.Rules, r) {
+	for r, n := range res.Counts { // a rule this build does not know, or not listed as applied, still shows
+		if !slices.Contains(res.AppliedRules(), r) {
 			pp.Rules = append(pp.Rules, ruleCount{r, n})
 		}
 	}
 	c := res.Coverage
 	pp.Cov = coverageView{
-		Client:     fmt.Sprintf("%d of %d customers (%.0f%%)", c.Covered, c.Customers, 100*c.Fraction),
+		Client:     fmt.Sprintf("%d of %d %s (%.0f%%)", c.Covered, c.Customers, res.Names.Entities, 100*c.Fraction),
 		Server:     "no data",
-		Sufficient: c.Sufficient, Reasons: c.Reasons, Line: c.String(), UnderFault: c.UnderFault,
+		Sufficient: c.Sufficient, Reasons: c.Reasons, Line: c.Describe(res.Names), UnderFault: c.UnderFault,
 	}
 	if c.ServerData {
-		pp.Cov.Server = fmt.Sprintf("%d of %d customers (%.0f%%)", c.ServerCovered, c.Customers, 100*c.ServerFraction)
+		pp.Cov.Server = fmt.Sprintf("%d of %d %s (%.0f%%)", c.ServerCovered, c.Customers, res.Names.Entities, 100*c.ServerFraction)
 	}
 	for _, e := range part.Events {
 		pp.Events = append(pp.Events, eventView{Kind: e.Kind, Name: e.Name, Target: e.Target, Detail: e.Detail, Window: eventWindow(e)})

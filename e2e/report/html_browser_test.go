@@ -325,7 +325,7 @@ func TestReportInBrowser(t *testing.T) {
 		Selected        string `json:"selected"`
 	}](t, p, `(document.querySelector('tr[data-v="1"]').click(), window.__report.focused)`)
 	if focused.Requests != 3 || focused.HighlightedBars != 3 || !strings.HasPrefix(focused.Selected, "100/") {
-		t.Errorf("after a click on the two-tokens violation: %+v; want its 3 requests highlighted, one of customer 100's selected", focused)
+		t.Errorf("after a click on the two-credentials violation: %+v; want its 3 requests highlighted, one of customer 100's selected", focused)
 	}
 	focusedSpan := eval[[]float64](t, p, `window.__report.parts[0].view`)
 	detail := eval[string](t, p, `document.querySelector('.part .selected-op').textContent`)

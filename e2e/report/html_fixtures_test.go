@@ -117,7 +117,7 @@ func fixtureRun(tb testing.TB) RunView {
 	retry.ServerStart, retry.ServerEnd = retry.Call+ms(1), retry.Call+ms(2)
 	badOps = append(badOps, retry)
 	badRes := check.Result{
-		Verdict: check.VerdictFail, Contract: "fail-fast", Customers: 8, Requests: len(badOps),
+		Verdict: check.VerdictFail, Contract: "fail-fast", Customers: 8, Requests: len(badOps), Names: tokensvcNames,
 		Successes: len(badOps) - 3, CleanErrors: 1, Unknown: 1, DuplicateCustomers: 1,
 		Counts: map[check.Rule]int{check.RuleOneRow: 1, check.RuleOneToken: 1, check.RuleCleanError: 1},
 		Violations: []check.Violation{
@@ -247,3 +247,7 @@ func bigRun(tb testing.TB, n int) RunView {
 			Parts: []PartView{{Base: fixtureEpoch, History: ops, Rows: rows, Events: []history.Event{fault}, Result: res}}}},
 	}
 }
+
+// tokensvcNames are the token service's words (targets/tokensvc/target.yaml's names), which the
+// fixture's judged parts read as a run of it does.
+var tokensvcNames = check.Names{Entity: "customer", Entities: "customers", Credential: "token"}

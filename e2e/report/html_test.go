@@ -114,12 +114,12 @@ func TestWriteHTMLShowsFailedSpecsFirstWithTheirFigures(t *testing.T) {
 		"canary: caught 1 of 1 runs", "canary db-latency: detected 3 of 4 runs (75%)",
 		"customers 8", "requests 25", "2xx 22", "clean errors 1", "unknown 1", "retries 1", "violations 3",
 		"client-side 3 of 8 customers (38%)", "server-side 2 of 8 customers (25%)", "Coverage insufficient", "need 50%",
-		"one-row 1", "one-token 1", "clean-error 1", "valid-token 0",
+		"one-row 1", "one-credential 1", "clean-error 1", "valid-credential 0",
 		"p50 ", "p99 ",
 		"fault pod-kill", "target tokensvc-6d5f9c7b8-p9w7z", "fault window 30.0ms – 60.0ms",
 		"success during the fault", "recovery 180.0ms after the fault ended", "offset 30.0ms, hold 30.0ms, seed 42",
 		"seed 9223372036854788153", "times count from 2026-05-01T12:00:00.000Z",
-		"Violations (3)", "duplicate-rows", "two-tokens", "100/1/0 200 tokensvc-6d5f9c7b8-p9w7z",
+		"Violations (3)", "duplicate-rows", "two-credentials", "100/1/0 200 tokensvc-6d5f9c7b8-p9w7z",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the page lacks %q", want)

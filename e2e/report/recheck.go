@@ -50,6 +50,9 @@ func Load(dir string, defaultAPI check.API) (Run, error) {
 	// The checker judges each token at the instant its response arrived, on this base.
 	p.Base = jf.Base
 	r.Params, r.Base, r.Repro, r.Format = p, jf.Base, jf.Repro, jf.Params.Version
+	// The saved result's prose reads the words and rules of the params it was judged by, as
+	// check.Check's does.
+	r.Result.Names, r.Result.Rules = p.API.Nouns(), p.AppliedRules()
 	return r, nil
 }
 

@@ -138,11 +138,12 @@ func Write(dir string, r Run) error {
 func (r Run) WriteSummary(w io.Writer) error {
 	var b strings.Builder
 	res := r.Result
+	nouns := res.Names.WithDefaults()
 	if r.Repro != "" {
 		fmt.Fprintf(&b, "repro: %s\n", r.Repro)
 	}
 	fmt.Fprintf(&b, "verdict: %s\n", res.Verdict)
-	fmt.Fprintf(&b, "customers: %d\n", res.Customers)
+	fmt.Fprintf(&b, "%s: %d\n", nouns.Entities, res.Customers)
 	fmt.Fprintf(&b, "requests: %d (2xx %d, clean errors %d, unknown %d, retries %d",
 		len(r.History), res.Successes, res.CleanErrors, res.Unknown, countRetries(r.History))
 	if res.Refused > 0 {
@@ -170,15 +171,15 @@ func (r Run) WriteSummary(w io.Writer) error {
 		}
 		fmt.Fprintf(&b, "  %-40s %d\n", label, pods[p])
 	}
-	fmt.Fprintf(&b, "coverage: %s\n", res.Coverage)
+	fmt.Fprintf(&b, "coverage: %s\n", res.Coverage.Describe(nouns))
 	fmt.Fprintf(&b, "violations: %d\n", len(res.Violations))
-	for _, rule := range check.Rules {
+	for _, rule := range res.AppliedRules() {
 		fmt.Fprintf(&b, "  %-18s %d\n", rule, res.Counts[rule])
 	}
 	burst, retry := Metrics(r.History, r.Base, history.PhaseBurst), Metrics(r.History, r.Base, history.PhaseRetry)
 	fmt.Fprintf(&b, "burst latency: p50 %s, p99 %s, max %s; codes %v\n",
 		burst.Latencies.P50, burst.Latencies.P99, burst.Latencies.Max, burst.StatusCodes)
-	fmt.Fprintf(&b, "burst spread: %s\n", BurstSpread(r.History))
+	fmt.Fprintf(&b, "burst spread: %s\n", BurstSpread(r.History).Describe(nouns))
 	if retry.Requests > 0 {
 		fmt.Fprintf(&b, "retry latency: p50 %s, p99 %s; codes %v\n", retry.Latencies.P50, retry.Latencies.P99, retry.StatusCodes)
 	}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/stampede-e2e/stampede/e2e/check"
 	"github.com/stampede-e2e/stampede/e2e/history"
 )
 
@@ -78,11 +79,15 @@ func quantile(sorted []time.Duration, q float64) time.Duration {
 	return sorted[min(max(i, 0), len(sorted)-1)]
 }
 
-// String formats s for the summary.
-func (s BurstSpreadStats) String() string {
+// String formats s for the summary, in the neutral words (Describe).
+func (s BurstSpreadStats) String() string { return s.Describe(check.Names{}) }
+
+// Describe is String in the target's words n.
+func (s BurstSpreadStats) Describe(n check.Names) string {
+	n = n.WithDefaults()
 	if s.Customers == 0 {
-		return fmt.Sprintf("no customer had two burst requests; %.0f burst requests/s", s.Rate)
+		return fmt.Sprintf("no %s had two burst requests; %.0f burst requests/s", n.Entity, s.Rate)
 	}
-	return fmt.Sprintf("first to last request of a customer's burst leaving: p50 %s, p99 %s, max %s over %d customers; %.0f burst requests/s",
-		s.P50.Round(time.Microsecond), s.P99.Round(time.Microsecond), s.Max.Round(time.Microsecond), s.Customers, s.Rate)
+	return fmt.Sprintf("first to last request of %s's burst leaving: p50 %s, p99 %s, max %s over %d %s; %.0f burst requests/s",
+		n.AnEntity(), s.P50.Round(time.Microsecond), s.P99.Round(time.Microsecond), s.Max.Round(time.Microsecond), s.Customers, n.Entities, s.Rate)
 }

@@ -190,6 +190,10 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string, enum []stri
 			return
 		}
 		if len(enum) > 0 && !slices.Contains(enum, n.Value) {
+			if to, ok := RenamedFindingKinds[n.Value]; ok && slices.Contains(enum, to) {
+				d.errorf(n, path, "%q was renamed %q: write the new name", n.Value, to)
+				return
+			}
 			d.errorf(n, path, "%q is not one of %s", n.Value, strings.Join(enum, ", "))
 			return
 		}

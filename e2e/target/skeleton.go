@@ -13,6 +13,9 @@ const skeleton = `# A stampede target file: how to deploy, call and judge a serv
 apiVersion: stampede.dev/v1alpha1
 kind: Target
 name: NAME
+# Your words for what the reports count (summary, report.html): one entity a create makes per
+# key, its plural, and what a success carries. Left out: entity, entities, credential.
+# names: {entity: order, entities: orders, credential: order}
 
 deploy:
   # Your kustomize directory, relative to this file; the suite sets namespace and image tags.

@@ -11,6 +11,8 @@
 //	enum:"a,b"           the allowed values of a string or of each string in a list
 package target
 
+import "strings"
+
 // APIVersion is the only version of the target file this package reads.
 const APIVersion = "stampede.dev/v1alpha1"
 
@@ -22,7 +24,10 @@ type Target struct {
 	APIVersion string `yaml:"apiVersion" target:"required" enum:"stampede.dev/v1alpha1"`
 	Kind       string `yaml:"kind" target:"required" enum:"Target"`
 	// Name names the target in reports.
-	Name          string         `yaml:"name" target:"required"`
+	Name string `yaml:"name" target:"required"`
+	// Names are the target's own words for what the reports count; nil for the neutral ones
+	// (Nouns).
+	Names         *Names         `yaml:"names"`
 	Deploy        Deploy         `yaml:"deploy" target:"required"`
 	Create        Create         `yaml:"create" target:"required"`
 	Identity      Identity       `yaml:"identity" target:"required"`
@@ -37,6 +42,56 @@ type Target struct {
 	file, dir string
 	raw       []byte
 	pos       map[string]pos
+}
+
+// Names are the target's own words for what the suite counts, which its reports (summary,
+// report.html, results.json) read in: the entity a create makes once per key, its plural, and
+// the credential a success carries. Only prose reads them; rule names, kinds of finding and JSON
+// members stay the same for every target, so that programs read every target's reports alike.
+type Names struct {
+	// Entity is one entity, as in "every order got one"; "entity" when empty.
+	Entity string `yaml:"entity" json:"entity,omitempty"`
+	// Entities is its plural; Entity+"s" when empty, "entities" when both are.
+	Entities string `yaml:"entities" json:"entities,omitempty"`
+	// Credential is what a success carries for its entity (a token, the order itself);
+	// "credential" when empty.
+	Credential string `yaml:"credential" json:"credential,omitempty"`
+}
+
+// Nouns returns t's Names with the neutral words filled in where it gives none.
+func (t *Target) Nouns() Names {
+	if t.Names == nil {
+		return Names{}.WithDefaults()
+	}
+	return t.Names.WithDefaults()
+}
+
+// WithDefaults returns n with the neutral words where it has none: entity, entities (or the
+// entity's plural with an s), credential.
+func (n Names) WithDefaults() Names {
+	if n.Entities == "" {
+		n.Entities = "entities"
+		if n.Entity != "" {
+			n.Entities = n.Entity + "s"
+		}
+	}
+	if n.Entity == "" {
+		n.Entity = "entity"
+	}
+	if n.Credential == "" {
+		n.Credential = "credential"
+	}
+	return n
+}
+
+// AnEntity is n's entity after its indefinite article, "a customer" or "an order" (a vowel
+// letter first: enough for the nouns a target names).
+func (n Names) AnEntity() string {
+	e := n.WithDefaults().Entity
+	if strings.ContainsRune("aeiouAEIOU", rune(e[0])) {
+		return "an " + e
+	}
+	return "a " + e
 }
 
 // Deploy says how to put the service on a cluster.
@@ -384,6 +439,6 @@ type CodeLineName struct {
 // of the mode's bug (return-existing duplicates customers but never signs an empty subject), so
 // that a canary failing for another reason than its own bug is told apart.
 type Canary struct {
-	Findings []string `yaml:"findings" target:"required" enum:"duplicate-rows,lost-registration,invalid-token,empty-subject,lost-write,token-mismatch,two-tokens,dirty-error,contract-breach,created-breach,no-final-token,metrics-disagree,auth-breach,shape-breach,unknown-kid,jwks-unusable,jwks-differ,jwks-wrong-key,no-answer,restart,shared-identity,stray-row,row-mismatch"`
-	Never    []string `yaml:"never" enum:"duplicate-rows,lost-registration,invalid-token,empty-subject,lost-write,token-mismatch,two-tokens,dirty-error,contract-breach,created-breach,no-final-token,metrics-disagree,auth-breach,shape-breach,unknown-kid,jwks-unusable,jwks-differ,jwks-wrong-key,no-answer,restart,shared-identity,stray-row,row-mismatch"`
+	Findings []string `yaml:"findings" target:"required" enum:"duplicate-rows,lost-registration,invalid-credential,empty-subject,lost-write,credential-mismatch,two-credentials,dirty-error,contract-breach,created-breach,no-final-credential,metrics-disagree,auth-breach,shape-breach,unknown-kid,jwks-unusable,jwks-differ,jwks-wrong-key,no-answer,restart,shared-identity,stray-row,row-mismatch"`
+	Never    []string `yaml:"never" enum:"duplicate-rows,lost-registration,invalid-credential,empty-subject,lost-write,credential-mismatch,two-credentials,dirty-error,contract-breach,created-breach,no-final-credential,metrics-disagree,auth-breach,shape-breach,unknown-kid,jwks-unusable,jwks-differ,jwks-wrong-key,no-answer,restart,shared-identity,stray-row,row-mismatch"`
 }

@@ -7,8 +7,8 @@ import (
 )
 
 // checkRules are the e2e/check Rule values (the service does not import e2e).
-var checkRules = []string{"one-row", "valid-token", "token-matches-row", "one-token", "clean-error", "contract", "auth", "created", "final-token", "rows", "metrics",
-	"api-shape", "jwks", "tenants"} // issue 18
+var checkRules = []string{"one-row", "valid-credential", "matches-row", "one-credential", "clean-error", "contract", "auth", "created", "final-credential", "rows", "metrics",
+	"api-shape", "verifier-keys", "tenants"} // issue 18
 
 func TestCatalog(t *testing.T) {
 	seen := map[string]bool{}

@@ -169,8 +169,8 @@ func checkDirs(roots []string, out io.Writer) error {
 			mark = fmt.Sprintf("DIFFERS from live %s %s", r.Saved.Verdict, counts(r.Saved))
 			differs++
 		}
-		fmt.Fprintf(out, "%-12s %s  %d customers, %d requests, %d violations %s  (%s)\n",
-			r.Fresh.Verdict, rel(roots, dir), r.Fresh.Customers, r.Fresh.Requests, len(r.Fresh.Violations), counts(r.Fresh), mark)
+		fmt.Fprintf(out, "%-12s %s  %d %s, %d requests, %d violations %s  (%s)\n",
+			r.Fresh.Verdict, rel(roots, dir), r.Fresh.Customers, r.Fresh.Names.WithDefaults().Entities, r.Fresh.Requests, len(r.Fresh.Violations), counts(r.Fresh), mark)
 	}
 	fmt.Fprintf(out, "%d judged runs re-checked, %d differ\n", len(dirs), differs)
 	if differs > 0 {

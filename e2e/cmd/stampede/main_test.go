@@ -17,7 +17,7 @@ import (
 )
 
 // savedRun writes a judged run into root/spec: one customer whose only request was lost in
-// transit (a final-token violation).
+// transit (a final-credential violation).
 func savedRun(t *testing.T, root string) string {
 	t.Helper()
 	pub, _, err := ed25519.GenerateKey(rand.Reader)
@@ -55,7 +55,7 @@ func TestCheck(t *testing.T) {
 	if err := run([]string{"check", root}, &out); err != nil {
 		t.Fatalf("check: %v\n%s", err, out.String())
 	}
-	if s := out.String(); !strings.Contains(s, "fail ") || !strings.Contains(s, "final-token=1") || !strings.Contains(s, "same as live") ||
+	if s := out.String(); !strings.Contains(s, "fail ") || !strings.Contains(s, "final-credential=1") || !strings.Contains(s, "same as live") ||
 		!strings.Contains(s, "1 judged runs re-checked, 0 differ") {
 		t.Errorf("output:\n%s", s)
 	}
@@ -83,7 +83,7 @@ func TestUsage(t *testing.T) {
 }
 
 // soak writes soak.json and soak.md beside the runs and fails on a false alarm on atomic: the
-// judged run of savedRun broke final-token under atomic's contract in a spec that failed.
+// judged run of savedRun broke final-credential under atomic's contract in a spec that failed.
 func TestSoak(t *testing.T) {
 	root := t.TempDir()
 	run1 := filepath.Join(root, "run1")

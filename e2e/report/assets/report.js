@@ -212,7 +212,7 @@
   Part.prototype.opInfo = function (i) {
     var d = this.d, o = d.ops, s = d.strings, rows = [];
     rows.push(['request', this.opID(i) + '  (' + s[o.ph[i]] + ')']);
-    rows.push(['customer', this.customerLabel(this.cust[i])]);
+    rows.push([this.d.names.entity, this.customerLabel(this.cust[i])]);
     rows.push(['outcome', OUT[o.out[i]].name]);
     var status = this.status[i];
     rows.push(['status', status ? String(status) : 'no response']);
@@ -225,7 +225,7 @@
     var t = this.tok[i];
     if (t >= 0) {
       var tk = d.tokens;
-      rows.push(['credential', tk.fp[t] + (s[tk.alg[t]] ? '  (alg ' + s[tk.alg[t]] + ')' : '')]);
+      rows.push([d.names.credential, tk.fp[t] + (s[tk.alg[t]] ? '  (alg ' + s[tk.alg[t]] + ')' : '')]);
       if (!s[tk.alg[t]] && !s[tk.bad[t]]) {
         rows.push(['stands for', tk.sub[t] || '(nobody: empty)']); // an opaque credential: the id its answer named
       } else if (s[tk.bad[t]]) {
@@ -294,7 +294,7 @@
       this.detail.appendChild(kvTable(this.opInfo(i)));
       var self = this, c = this.cust[i];
       if (!this.timeline.hasRow(c)) {
-        var b = el('button', null, 'show its customer on the timeline');
+        var b = el('button', null, 'show its ' + this.d.names.entity + ' on the timeline');
         b.addEventListener('click', function () { self.timeline.ensureRow(c); self.timeline.scrollToRow(c); self.redraw(); });
         this.detail.appendChild(b);
       }
@@ -1144,7 +1144,7 @@
     var mag = Math.max(Math.abs(view[0]), Math.abs(view[1]));
     for (var t = Math.ceil(view[0] / step) * step; t <= view[1]; t += step) actx.fillText((this.aligned && t > 0 ? '+' : '') + fmtTick(t, step, mag), X(t), AXIS_H - 7);
     actx.textAlign = 'left';
-    actx.fillText(this.aligned ? 'customer · since its 1st request' : 'customer', 6, AXIS_H - 7);
+    actx.fillText(this.aligned ? part.d.names.entity + ' · since its 1st request' : part.d.names.entity, 6, AXIS_H - 7);
 
     var ctx = setupCanvas(this.canvas, W, H);
     var top = this.scroll.scrollTop;
