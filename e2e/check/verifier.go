@@ -84,6 +84,10 @@ func (equalVerifier) Prepare([]history.Op, []int32) {}
 
 // Verify holds the answer's id to the rows, as the JWT verifier holds a token's subject: an
 // answer that names no entity, or another than the key's row, is wrong whatever its credential.
+// An id that is none of the key's rows is a lost write, as a token whose subject is none is
+// (jwtVerifier): the answer acknowledged an entity the database does not hold for the key, and
+// any row it has was created by a later request (a retry after a crash lost the first). The
+// answer alone cannot tell it from another key's row id, which a token's claims could.
 func (equalVerifier) Verify(_ string, _ history.Customer, id string, rows []Row) Verification {
 	// Subject stays empty: RuleTenants compares the ids and the credentials themselves.
 	v := Verification{EmptySubject: id == ""}
@@ -94,6 +98,7 @@ func (equalVerifier) Verify(_ string, _ history.Customer, id string, rows []Row)
 		v.LostWrite = true
 		v.Problems = []string{fmt.Sprintf("id %q has no row", id)}
 	case !slices.ContainsFunc(rows, func(r Row) bool { return r.ID == id }):
+		v.LostWrite = true
 		v.Problems = []string{fmt.Sprintf("id %q is not the row id %q", id, rows[0].ID)}
 	}
 	return v

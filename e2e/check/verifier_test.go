@@ -222,3 +222,37 @@ func TestSavedVerifier(t *testing.T) {
 		t.Errorf("re-judged with claims %v: %v, counts %v; want two matches-row violations", back.Claims, err, res.Counts)
 	}
 }
+
+// TestEqualVerifierLostWrite: with the equal verifier, an answer whose id is none of its key's
+// rows while the key has another (a retry created it again after a crash lost the first) is a
+// lost write, the durability canary's known bug, as a token naming such a row is; the same
+// answer naming the key's row is not.
+func TestEqualVerifierLostWrite(t *testing.T) {
+	good, rows := goodHistory(t)
+	perKey := func(o history.Op) string { return "opaque-" + o.Customer.EntityKey }
+	ops := withCredentials(t, good, perKey)
+	for i := range ops {
+		if ops[i].Customer == alice && ops[i].Seq == 1 {
+			ops[i].Body = strings.Replace(ops[i].Body, rowA.ID, "0b6c8a52-0000-4000-8000-0000000000ff", 1)
+		}
+	}
+	res, err := Check(ops, rows, equalParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []Kind
+	for _, v := range res.Violations {
+		for _, f := range v.Findings {
+			kinds = append(kinds, f.Kind)
+		}
+	}
+	if countKind(kinds, KindLostWrite) != 1 || res.Counts[RuleTokenMatchesRow] != 1 {
+		t.Errorf("findings %v, counts %v: want one lost write, alice's answer naming no row of hers", kinds, res.Counts)
+	}
+	if got := Detect(AsyncCommit, res); got.Caught != 1 {
+		t.Errorf("Detect(AsyncCommit) = %+v, want alice caught", got)
+	}
+	if res, err := Check(withCredentials(t, good, perKey), rows, equalParams()); err != nil || Detect(AsyncCommit, res).Caught != 0 {
+		t.Errorf("every answer naming its key's row: %v, %+v", err, res.Violations)
+	}
+}
