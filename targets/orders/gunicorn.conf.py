@@ -19,11 +19,13 @@ except _settings.SettingsError as _e:
 
 bind = ["0.0.0.0:%d" % _s.port]
 workers = 1
-worker_class = "gthread"
+# gthread, plus the time each request was queued for a thread (orders/worker.py): a request's
+# deadline (ORDERS_REQUEST_DEADLINE_MS) counts from its arrival, not from its thread's start.
+worker_class = "orders.worker.Worker"
 threads = _s.threads
 # The heartbeat file: the root filesystem is read-only, /tmp is an emptyDir.
 worker_tmp_dir = os.environ.get("ORDERS_TMP_DIR", "/tmp")
-# A request is bounded by the statement timeout; this only catches a stuck worker.
+# A request is bounded by ORDERS_REQUEST_DEADLINE_MS; this only catches a stuck worker.
 timeout = 30
 # Within the pod's terminationGracePeriodSeconds (25) after the preStop sleep.
 graceful_timeout = 15

@@ -20,11 +20,14 @@ import traceback
 
 from . import keys as K
 from .problems import CONTENT_TYPE as PROBLEM_TYPE, RETRYABLE, Problem
-from .store import Request
+from .store import Deadline, Request
 
 API_KEY_HEADER = "X-Api-Key"
 POD_HEADER = "X-Orders-Pod"
 REPLAYED_HEADER = "Idempotent-Replayed"
+# The environ key in which the server (orders.worker) puts the monotonic time the request was
+# queued for a thread; absent (another server, the tests' calls), the handler's start stands in.
+QUEUED_AT = "orders.queued_at"
 
 FIELDS = ("tenant", "customer_email", "customer_name", "sku", "quantity")
 _SKU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -135,11 +138,17 @@ class App:
 
     def _orders(self, environ, method):
         t0 = time.monotonic()
+        queued_at = environ.get(QUEUED_AT, t0)
+        deadline = Deadline.after(queued_at, self.s.request_deadline_ms)
         fields = {}
         try:
             if method != "POST":
                 raise Problem("method_not_allowed", "%s /orders: only POST" % method, [("Allow", "POST")])
-            status, headers, body, fields = self._create(environ)
+            if deadline.left() <= 0:
+                # Every thread was busy for longer than the client was promised an answer in.
+                raise Problem("overloaded", "waited %.0f ms for a free thread, over the request deadline of %d ms" % (
+                    (t0 - queued_at) * 1000, self.s.request_deadline_ms), [("Retry-After", str(self.s.retry_after_s))])
+            status, headers, body, fields = self._create(environ, deadline)
         except Problem as p:
             status, headers, body = self._problem(p)
             fields.update(outcome=p.outcome, code=p.code, detail=p.detail)
@@ -149,10 +158,10 @@ class App:
             fields.update(outcome="internal", code="internal")
         self.counter.inc(fields["outcome"])
         self.log("info" if status < 500 else "error", "POST /orders", status=status,
-                 ms="%.1f" % ((time.monotonic() - t0) * 1000), **fields)
+                 ms="%.1f" % ((time.monotonic() - t0) * 1000), queued_ms="%.1f" % ((t0 - queued_at) * 1000), **fields)
         return status, headers, body
 
-    def _create(self, environ):
+    def _create(self, environ, deadline):
         presented = environ.get("HTTP_X_API_KEY", "")
         principal = self.keys.lookup(presented) if presented else None
         if principal is None:
@@ -170,7 +179,7 @@ class App:
         except (ValueError, UnicodeDecodeError) as e:
             raise Problem("invalid_json", "the body is not JSON: %s" % e) from None
         req = parse_order(body, principal.tenant, key)
-        order, created = self.store.create(req)
+        order, created = self.store.create(req, deadline)
         headers = [("Content-Type", "application/json")]
         if not created:
             headers.append((REPLAYED_HEADER, "true"))

@@ -53,6 +53,11 @@ class Settings:
     work_delay_ms: int
     max_body_bytes: int
     retry_after_s: int
+    # The budget of one POST /orders from its arrival (queued in gunicorn included): every wait
+    # on a pool slot or the database draws on it, and a request that spends it answers 503 with
+    # Retry-After at once. Well under a client's usual 10 s timeout, so that a database fault
+    # costs a client an answer it can act on rather than its own timeout.
+    request_deadline_ms: int
 
     def dsn(self):
         """psycopg2 connection keywords, without the password (read from its file per connect).
@@ -152,4 +157,5 @@ def load(env=None):
         work_delay_ms=_int(env, "ORDERS_WORK_DELAY_MS", 0, 0, 60000),
         max_body_bytes=_int(env, "ORDERS_MAX_BODY_BYTES", 16384, 64, 1 << 20),
         retry_after_s=_int(env, "ORDERS_RETRY_AFTER_S", 1, 1, 3600),
+        request_deadline_ms=_int(env, "ORDERS_REQUEST_DEADLINE_MS", 4000, 100, 600000),
     )

@@ -66,7 +66,8 @@ COLUMNS = "order_id, tenant_id, idem_key, request_hash, customer_email, customer
 # alive, so this ends only waits on a server or a path that went silent.
 ANSWER_GRACE_S = 1.0
 
-# How long a request waits for a free pooled connection before answering 503 overloaded.
+# How long a request waits for a free pooled connection before answering 503 overloaded, if
+# its deadline leaves it that long.
 SLOT_WAIT_S = 2
 
 # Errors with which the server ended a statement that ran or waited too long: the link is
@@ -88,13 +89,30 @@ class _StaleConnection(Exception):
         self.cause = cause
 
 
+@dataclass(frozen=True)
+class Deadline:
+    """The monotonic time (at) by which a request must be answered: every wait of the request
+    (a pool slot, a connect, a statement, the retry after a stale connection) ends by it."""
+    at: float
+
+    @classmethod
+    def after(cls, start, ms):
+        return cls(start + ms / 1000)
+
+    def left(self):
+        """Seconds left; zero or less once spent."""
+        return self.at - time.monotonic()
+
+
 class _Connection(psycopg2.extensions.connection):
     """A connection whose every wait on the server is bounded (_wait): connect_s while it
-    connects, answer_s for each statement after. born is the pool's epoch when it was made
+    connects, answer_s for each statement after, and all of them by the deadline (a monotonic
+    time, or None) of the request that has it out. born is the pool's epoch when it was made
     (Store._lost_link)."""
 
-    def __init__(self, dsn, async_=0, *, connect_s, answer_s, born):
+    def __init__(self, dsn, async_=0, *, connect_s, answer_s, born, deadline):
         self.wait_s = connect_s
+        self.deadline = deadline
         super().__init__(dsn, async_)
         self.wait_s = answer_s
         self.born = born
@@ -104,13 +122,25 @@ class _Silent(psycopg2.OperationalError):
     """The server or the path to it stopped answering within the connection's deadline."""
 
 
+class _OutOfTime(Exception):
+    """The request's deadline came before the server answered. Not a psycopg2 error: the wait
+    was cut by the request's budget, not by the link's own bound, so it says nothing about the
+    link and must not close the pool's other connections (Store._lost_link). psycopg2 closes
+    the connection it was raised on, whose state is unknown."""
+
+
 def _wait(conn):
     """psycopg2's wait callback: libpq's I/O as psycopg2.extras.wait_select does it, but bounded
-    by conn.wait_s. Without it a request would wait on a server or a path that went silent for
-    as long as the kernel keeps the socket open: statement_timeout is enforced by the server,
-    and libpq's own connect_timeout does not apply to the asynchronous connect this implies."""
+    by conn.wait_s and by the request's deadline (conn.deadline), whichever comes first.
+    Without it a request would wait on a server or a path that went silent for as long as the
+    kernel keeps the socket open: statement_timeout is enforced by the server, and libpq's own
+    connect_timeout does not apply to the asynchronous connect this implies."""
     limit = getattr(conn, "wait_s", None)  # None: not a Store's connection (a test's own)
     deadline = None if limit is None else time.monotonic() + limit
+    budget = getattr(conn, "deadline", None)
+    cut_by_budget = budget is not None and (deadline is None or budget < deadline)
+    if cut_by_budget:
+        deadline = budget
     while True:
         state = conn.poll()
         if state == psycopg2.extensions.POLL_OK:
@@ -125,6 +155,8 @@ def _wait(conn):
         if deadline is not None:
             left = deadline - time.monotonic()
             if left <= 0:
+                if cut_by_budget:
+                    raise _OutOfTime("no answer from the database within the request's deadline")
                 raise _Silent("no answer from the database within %.1f s" % limit)
             timeout_ms = max(1, int(left * 1000))
         p = select.poll()
@@ -206,25 +238,33 @@ class Store:
 
     # --- connections -------------------------------------------------------------------
 
-    def _connect(self):
+    def _connect(self, deadline=None):
         kw = self.s.dsn()
         if self.s.db_password_file:
             # Read per connection, so that a rotated Secret is used by the next connection.
             with open(self.s.db_password_file, encoding="utf-8") as f:
                 kw["password"] = f.read().strip()
         factory = functools.partial(_Connection, connect_s=self.s.db_connect_timeout_s,
-                                    answer_s=self.s.db_statement_timeout_ms / 1000 + ANSWER_GRACE_S, born=self._epoch)
+                                    answer_s=self.s.db_statement_timeout_ms / 1000 + ANSWER_GRACE_S, born=self._epoch,
+                                    deadline=None if deadline is None else deadline.at)
         c = psycopg2.connect(connection_factory=factory, **kw)
         c.autocommit = True
         return c
 
     @contextlib.contextmanager
-    def conn(self):
+    def conn(self, deadline=None):
         """A connection from the pool, in autocommit: the create paths BEGIN where they need a
-        transaction. One that failed on its link is closed, not pooled again, and so is every
-        other connection made before the failure (_lost_link)."""
-        if not self._slots.acquire(timeout=SLOT_WAIT_S):
-            raise Problem("overloaded", "no database connection free within %d s" % SLOT_WAIT_S,
+        transaction. Every wait on it ends by deadline (a Deadline; None: only the connection's
+        own bounds, for the tests' reads). One that failed on its link is closed, not pooled
+        again, and so is every other connection made before the failure (_lost_link)."""
+        if deadline is not None and deadline.left() <= 0:
+            # Spent by a first try whose connection failed (app.py answers a request that spent
+            # it queued for a thread): the database's fault, not the pool's.
+            raise self._unavailable("the request's deadline was spent before a second try")
+        wait = SLOT_WAIT_S if deadline is None else min(SLOT_WAIT_S, deadline.left())
+        if not self._slots.acquire(timeout=max(0, wait)):
+            raise Problem("overloaded", "no database connection free within %s" % (
+                "%d s" % SLOT_WAIT_S if wait == SLOT_WAIT_S else "the request's deadline"),
                           [("Retry-After", str(self.s.retry_after_s))])
         c = None
         try:
@@ -233,8 +273,14 @@ class Store:
             reused = c is not None
             try:
                 if c is None:
-                    c = self._connect()
+                    c = self._connect(deadline)
+                else:
+                    c.deadline = None if deadline is None else deadline.at
                 yield c
+            except _OutOfTime as e:
+                self._discard(c)
+                c = None
+                raise self._unavailable(e) from e
             except _STATEMENT_ENDED as e:
                 # A second try would only load a busy server again.
                 c = self._rolled_back(c)
@@ -253,6 +299,7 @@ class Store:
         finally:
             with self._idle_lock:
                 if c is not None and not c.closed and c.born == self._epoch:
+                    c.deadline = None  # an idle connection belongs to no request
                     self._idle.append(c)
                     c = None
             self._discard(c)  # one made before a link failure that it was out during
@@ -265,7 +312,7 @@ class Store:
         try:
             c.cursor().execute("ROLLBACK")
             return c
-        except psycopg2.Error:
+        except (psycopg2.Error, _OutOfTime):
             self._discard(c)
             return None
 
@@ -337,17 +384,19 @@ class Store:
 
     # --- create --------------------------------------------------------------------------
 
-    def create(self, req):
-        """(Order, created): the key's order, created now or replayed. Raises Problem.
+    def create(self, req, deadline):
+        """(Order, created): the key's order, created now or replayed, by deadline (a Deadline).
+        Raises Problem.
 
         A second try after a stale pooled connection is safe in every mode: the first try's
-        statements either committed (the second finds the order and replays it) or did not."""
+        statements either committed (the second finds the order and replays it) or did not. It
+        draws on what is left of the same deadline."""
         try:
-            return self._create(req)
+            return self._create(req, deadline)
         except _StaleConnection as e:
             self.log("warn", "pooled database connection lost; trying a new one", error=_first_line(e.cause))
         try:
-            return self._create(req)
+            return self._create(req, deadline)
         except _StaleConnection as e:
             raise self._unavailable(e.cause) from e
 
@@ -365,9 +414,10 @@ class Store:
                           "Idempotency-Key %r was first used for another order (%s)" % (req.key, order.order_id))
         return order, False
 
-    def _work(self):
+    def _work(self, deadline):
+        # Simulated work is bounded like any other: past the deadline the next statement fails.
         if self.s.work_delay_ms:
-            time.sleep(self.s.work_delay_ms / 1000)
+            time.sleep(max(0, min(self.s.work_delay_ms / 1000, deadline.left())))
 
     def _insert(self, cur, req, order_id, created_at=None, on_conflict=False):
         cols = "order_id, tenant_id, idem_key, request_hash, customer_email, customer_name, sku, quantity"
@@ -382,8 +432,8 @@ class Store:
         r = cur.fetchone()
         return Order.from_row(r) if r else None
 
-    def _create_safe(self, req):
-        with self.conn() as c:
+    def _create_safe(self, req, deadline):
+        with self.conn(deadline) as c:
             cur = c.cursor()
             found = self._select(cur, req)
             if found:
@@ -400,7 +450,7 @@ class Store:
             if found:
                 cur.execute("COMMIT")
                 return self._replay(found, req)
-            self._work()
+            self._work(deadline)
             made = self._insert(cur, req, str(uuid.uuid4()), on_conflict=True)
             if made is None:  # the unique index stopped a twin (only a lock-key collision can)
                 found = self._select(cur, req)
@@ -409,23 +459,23 @@ class Store:
             cur.execute("COMMIT")
             return made, True
 
-    def _create_naive(self, req):
-        with self.conn() as c:
+    def _create_naive(self, req, deadline):
+        with self.conn(deadline) as c:
             cur = c.cursor()
             found = self._select(cur, req)
             if found:
                 return self._replay(found, req)
-            self._work()
+            self._work(deadline)
             # BUG (on purpose): nothing stops another request inserting since the lookup.
             return self._insert(cur, req, str(uuid.uuid4())), True
 
-    def _create_cached(self, req):
+    def _create_cached(self, req, deadline):
         ck = (req.tenant, req.key)
         with self._cache_lock:
             cached = self._cache.get(ck)
         if cached:
             return self._replay(cached, req)
-        with self.conn() as c:
+        with self.conn(deadline) as c:
             cur = c.cursor()
             found = self._select(cur, req)
             if found:
@@ -434,7 +484,7 @@ class Store:
                 return self._replay(found, req)
             order = Order(str(uuid.uuid4()), req.tenant, req.key, req.digest(), req.customer_email,
                           req.customer_name, req.sku, req.quantity, datetime.datetime.now(datetime.timezone.utc))
-            self._work()
+            self._work(deadline)
             # BUG (on purpose): the insert may do nothing (another request's row won), and this
             # answers and caches its own order anyway.
             self._insert(cur, req, order.order_id, created_at=order.created_at, on_conflict=True)

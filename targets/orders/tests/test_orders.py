@@ -1,6 +1,8 @@
 """The orders API against a real PostgreSQL: the contract, the three modes under concurrent
 bursts, and the real server (gunicorn). Run by ../test.sh."""
 
+import collections
+import dataclasses
 import http.client
 import io
 import json
@@ -21,7 +23,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
 from orders import keys, settings, wsgi  # noqa: E402
-from orders.app import parse_idempotency_key  # noqa: E402
+from orders.app import QUEUED_AT, parse_idempotency_key  # noqa: E402
 from orders.problems import Problem  # noqa: E402
 from tests.pgcluster import APP_PASSWORD, APP_ROLE, Cluster  # noqa: E402
 
@@ -88,8 +90,9 @@ def make_app(db, mode="safe", work_ms=0, pod="pod-a", **more):
     return app
 
 
-def call(app, method="POST", path="/orders", body=None, headers=None, raw=None):
-    """(status, headers with lower-case names, body bytes) of one request to app."""
+def call(app, method="POST", path="/orders", body=None, headers=None, raw=None, server=None):
+    """(status, headers with lower-case names, body bytes) of one request to app; server: more
+    environ keys, as a server would set them."""
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else b"")
     environ = {}
     setup_testing_defaults(environ)
@@ -97,6 +100,7 @@ def call(app, method="POST", path="/orders", body=None, headers=None, raw=None):
     hdrs.update(headers or {})
     environ.update({"REQUEST_METHOD": method, "PATH_INFO": path, "CONTENT_LENGTH": str(len(data)),
                     "wsgi.input": io.BytesIO(data)})
+    environ.update(server or {})
     for k, v in hdrs.items():
         if v is None:
             continue
@@ -259,7 +263,7 @@ class Contract(unittest.TestCase):
         self.assertRegex(text, r'orders_requests_total\{mode="safe",outcome="created"\} [1-9]')
         self.assertRegex(text, r'orders_requests_total\{mode="safe",outcome="replayed"\} [1-9]')
         lines = self.app.log.stream.getvalue().splitlines()
-        self.assertTrue(any(re.match(r'^ts=\S+Z level=info msg="POST /orders" pod=pod-a status=200 ms=\S+ outcome=replayed tenant=tenant-1 idem_key=k-count order_id=\S+$', ln) for ln in lines), lines[-3:])
+        self.assertTrue(any(re.match(r'^ts=\S+Z level=info msg="POST /orders" pod=pod-a status=200 ms=\S+ queued_ms=\S+ outcome=replayed tenant=tenant-1 idem_key=k-count order_id=\S+$', ln) for ln in lines), lines[-3:])
 
     def test_in_flight_is_409_with_retry_after(self):
         app = make_app(fresh_db(), work_ms=1000)
@@ -431,6 +435,97 @@ class DatabaseFaults(unittest.TestCase):
         self.assertIn("no answer from the database within 1.0 s", json.loads(body)["detail"])
 
 
+# How late past its deadline a request may be answered: thread switches and a loaded machine
+# (the tests share it with others), never a database wait.
+SLACK_S = 0.75
+
+
+class RequestDeadline(unittest.TestCase):
+    """ORDERS_REQUEST_DEADLINE_MS: every wait of a request (a pool slot, connects, statements,
+    the retry after a stale connection) draws on one budget, and a database fault costs a
+    client a 503 with Retry-After within it, never its own timeout."""
+
+    def assertAnsweredWithin(self, t0, bound):
+        took = time.monotonic() - t0
+        self.assertLess(took, bound + SLACK_S, "answered %.2f s after the call, the deadline is %.2f s" % (took, bound))
+
+    def assertRetryable503(self, resp, code):
+        st, h, body = resp
+        self.assertEqual((st, h["content-type"], json.loads(body)["code"], h["retry-after"]),
+                         (503, "application/problem+json", code, "1"), body)
+        return json.loads(body)["detail"]
+
+    def test_a_silent_statement_is_503_within_the_deadline(self):
+        # The statement's own bound (5 s + 1 s) is longer than the request's budget.
+        app = make_app(fresh_db(), ORDERS_REQUEST_DEADLINE_MS="1000")
+        self.assertEqual(call(app, body=order_body(), headers={"Idempotency-Key": "k-before"})[0], 201)
+        with app.store.conn() as c:
+            pid = c.get_backend_pid()
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            resp = call(app, body=order_body(), headers={"Idempotency-Key": "k-silent"})
+            self.assertAnsweredWithin(t0, 1.0)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        self.assertIn("deadline", self.assertRetryable503(resp, "unavailable"))
+        # A spent budget is no evidence against the link: nothing else was closed for it.
+        self.assertNotIn("pooled database connection lost", app.log.stream.getvalue())
+        st, _, body = call(app, body=order_body(), headers={"Idempotency-Key": "k-silent"})
+        self.assertIn(st, (200, 201), body)
+
+    def test_a_server_that_never_answers_a_connect_is_503_within_the_deadline(self):
+        with socket.socket() as mute:  # accepts TCP connections (the kernel does), says nothing
+            mute.bind(("127.0.0.1", 0))
+            mute.listen(16)
+            app = wsgi.build(env_for("orders_mute", ORDERS_DB_PORT=str(mute.getsockname()[1]), ORDERS_REQUEST_DEADLINE_MS="1000"),
+                             start_metrics=False, log_stream=io.StringIO())
+            t0 = time.monotonic()
+            resp = call(app, body=order_body(), headers={"Idempotency-Key": "k"})
+            self.assertAnsweredWithin(t0, 1.0)
+        self.assertIn("deadline", self.assertRetryable503(resp, "unavailable"))
+
+    def test_the_retry_after_a_stale_connection_draws_on_the_same_budget(self):
+        app = make_app(fresh_db(), ORDERS_REQUEST_DEADLINE_MS="1000")
+        self.assertEqual(call(app, body=order_body(), headers={"Idempotency-Key": "k-before"})[0], 201)
+        PG.terminate_app_connections()  # the pooled connection is stale: the request tries a new one
+        with socket.socket() as mute:
+            mute.bind(("127.0.0.1", 0))
+            mute.listen(16)
+            real = app.store.s
+            app.store.s = dataclasses.replace(real, db_port=mute.getsockname()[1])  # which answers no connect
+            t0 = time.monotonic()
+            resp = call(app, body=order_body(), headers={"Idempotency-Key": "k-retry"})
+            self.assertAnsweredWithin(t0, 1.0)
+            app.store.s = real
+        self.assertIn("deadline", self.assertRetryable503(resp, "unavailable"))
+        self.assertIn("pooled database connection lost", app.log.stream.getvalue())
+        self.assertEqual(call(app, body=order_body(), headers={"Idempotency-Key": "k-retry"})[0], 201)
+
+    def test_an_exhausted_pool_is_503_within_the_deadline(self):
+        app = make_app(fresh_db(), ORDERS_DB_POOL_MAX="1", ORDERS_REQUEST_DEADLINE_MS="500")
+        with app.store.conn():  # the one connection, out in another request
+            t0 = time.monotonic()
+            resp = call(app, body=order_body(), headers={"Idempotency-Key": "k-starved"})
+            self.assertAnsweredWithin(t0, 0.5)
+        self.assertRetryable503(resp, "overloaded")
+        self.assertEqual(call(app, body=order_body(), headers={"Idempotency-Key": "k-starved"})[0], 201)
+
+    def test_a_request_queued_past_its_deadline_is_503_at_once(self):
+        app = make_app(fresh_db(), ORDERS_REQUEST_DEADLINE_MS="1000")
+        t0 = time.monotonic()
+        resp = call(app, body=order_body(), headers={"Idempotency-Key": "k-late"}, server={QUEUED_AT: t0 - 1.5})
+        self.assertAnsweredWithin(t0, 0)
+        self.assertIn("free thread", self.assertRetryable503(resp, "overloaded"))
+        self.assertEqual(app.store.truth(["tenant-1"]), [], "a request answered 503 must not have been served")
+        self.assertEqual(call(app, body=order_body(), headers={"Idempotency-Key": "k-late"}, server={QUEUED_AT: time.monotonic() - 0.5})[0], 201)
+
+    def test_the_deadline_is_a_setting(self):
+        self.assertEqual(settings.load(env_for("x")).request_deadline_ms, 4000)
+        with self.assertRaisesRegex(settings.SettingsError, "ORDERS_REQUEST_DEADLINE_MS"):
+            settings.load(env_for("x", ORDERS_REQUEST_DEADLINE_MS="0"))
+
+
 class Modes(unittest.TestCase):
     """BURSTS bursts of THREADS concurrent first requests per mode, each burst one new key."""
 
@@ -563,6 +658,54 @@ class Server(unittest.TestCase):
         finally:
             log = self.stop(proc)
         self.assertRegex(log, r'level=info msg=ready pod=orders-7f9-abc mode=safe')
+
+
+    def test_requests_queued_behind_busy_threads_are_answered_within_the_deadline(self):
+        # Two threads, a database that never answers a connect (3 s each), twelve requests at
+        # once: without a deadline counted from the request's arrival, the last would wait
+        # for five rounds of connects in gunicorn's queue.
+        with socket.socket() as mute:
+            mute.bind(("127.0.0.1", 0))
+            mute.listen(64)
+            proc = self.start(env_for("orders_mute", ORDERS_DB_PORT=str(mute.getsockname()[1]), ORDERS_THREADS="2",
+                                      ORDERS_DB_CONNECT_TIMEOUT_S="3", ORDERS_REQUEST_DEADLINE_MS="1000"))
+            try:
+                deadline = time.monotonic() + 20
+                while True:
+                    try:
+                        if self.request("GET", "/healthz/live")[0] == 200:
+                            break
+                    except OSError:
+                        pass
+                    self.assertIsNone(proc.poll(), "gunicorn exited")
+                    self.assertLess(time.monotonic(), deadline, "not live in 20 s")
+                    time.sleep(0.2)
+                n = 12
+                gate = threading.Barrier(n)
+                out = [None] * n
+
+                def one(i):
+                    h = {"X-Api-Key": "key-one", "Idempotency-Key": "k-queued-%d" % i, "Content-Type": "application/json"}
+                    gate.wait()
+                    t0 = time.monotonic()
+                    try:
+                        st, hd, body = self.request("POST", "/orders", order_body(), h)
+                        out[i] = (time.monotonic() - t0, st, hd.get("retry-after"), json.loads(body)["code"])
+                    except OSError as e:  # the client's 10 s timeout: the finding this test is for
+                        out[i] = (time.monotonic() - t0, "no answer (%s)" % e, None, None)
+
+                ts = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+                for t in ts:
+                    t.start()
+                for t in ts:
+                    t.join()
+            finally:
+                log = self.stop(proc)
+        self.assertEqual({(st, ra) for _, st, ra, _ in out}, {(503, "1")}, "%s\n%s" % (sorted(out), log[-2000:]))
+        slowest = max(took for took, *_ in out)
+        FIGURES["deadline"] = "%d requests at once over 2 threads, database silent: all 503 + Retry-After, slowest in %.2f s (deadline 1 s; codes %s)" % (
+            n, slowest, dict(sorted(collections.Counter(code for *_, code in out).items())))
+        self.assertLess(slowest, 1.0 + SLACK_S, "the slowest of %d answers took %.2f s: %s" % (n, slowest, sorted(out)))
 
     def test_gunicorn_refuses_a_broken_mode_in_one_line(self):
         env = env_for("x", "naive")
