@@ -598,7 +598,12 @@ func addCredential(api *check.API, ans check.Answer, strs *interner, tokens *cha
 		tokens.Iat = append(tokens.Iat, "")
 		return
 	}
-	alg, cl, why := decodeClaims(ans.Credential)
+	tokens.addClaims(ans.Credential, strs)
+}
+
+// addClaims adds a JWT's claims, read without verifying, and why they could not be read.
+func (tokens *chartTokens) addClaims(jwt string, strs *interner) {
+	alg, cl, why := decodeClaims(jwt)
 	tokens.Alg = append(tokens.Alg, strs.id(alg))
 	tokens.Iss = append(tokens.Iss, strs.id(cl.Iss))
 	tokens.Sub = append(tokens.Sub, cl.Sub)
@@ -636,15 +641,8 @@ func readAnswer(success bool, body string, strs, toks *interner, tokens *chartTo
 	t := toks.id(*resp.Token)
 	a.token = t
 	if t == len(tokens.FP) {
-		alg, cl, why := decodeClaims(*resp.Token)
 		tokens.FP = append(tokens.FP, check.Fingerprint(*resp.Token))
-		tokens.Alg = append(tokens.Alg, strs.id(alg))
-		tokens.Iss = append(tokens.Iss, strs.id(cl.Iss))
-		tokens.Sub = append(tokens.Sub, cl.Sub)
-		tokens.MID = append(tokens.MID, cl.MID)
-		tokens.EXT = append(tokens.EXT, cl.EXT)
-		tokens.Iat = append(tokens.Iat, cl.Iat.String())
-		tokens.Bad = append(tokens.Bad, strs.id(why))
+		tokens.addClaims(*resp.Token, strs)
 	}
 	if resp.Created != nil {
 		a.created = 0
