@@ -2,7 +2,7 @@
 # soak.sh [ginkgo args...]: the registration specs N times on one kept kind cluster, each run with
 # a fresh seed, then their figures together (`stampede soak`): per spec Ginkgo's states and the
 # checker's verdicts, the canary's detection rate with its 95% interval and the time to its first
-# violation, and the false alarms on atomic/fail-fast; and trend.html, the same runs over time.
+# violation, and the false alarms on the modes that promise exactly once; and trend.html, the same runs over time.
 #
 # Environment: N (runs, default 20), LABELS (default registration: not chaos, not the self-test),
 # CLUSTER (default stampede-soak: created by the first run when absent, kept afterwards like any
@@ -11,7 +11,7 @@
 # picks its own. Other variables of scripts/e2e.sh pass through.
 #
 # A run that fails does not stop the soak: its exit code is logged and its artifacts are read
-# with the others. The soak exits 1 when an atomic/fail-fast run broke an invariant (a false
+# with the others. The soak exits 1 when a run of an exactly-once mode broke an invariant (a false
 # alarm), the canary was never caught, or nothing was judged. Ctrl-C stops the run in progress
 # (scripts/e2e.sh cleans up after it) and the runs so far are still read together.
 set -o errexit -o nounset -o pipefail

@@ -27,10 +27,19 @@ const (
 	SoakMarkdownFile = "soak.md"
 )
 
-// FixedStrategies, the token service's modes that promise exactly once, must never break the
-// invariants: a violation in one of their judged runs is a false alarm of the checker (or a real
-// bug), and fails a soak.
-var FixedStrategies = []string{"atomic", "fail-fast"}
+// SoakMode is what a run's target file says of one of its modes: whether it promises exactly
+// once (modes[].contract.exactlyOnce), so that a violation in a judged run of it is a false alarm
+// of the checker (or a real bug) and fails a soak, and which findings catch its canary
+// (modes[].canary.findings), none for a mode without one.
+type SoakMode struct {
+	ExactlyOnce bool
+	Canary      []check.Kind
+}
+
+// SoakModes returns the modes, by name, of the target that the run saved in dir judged: the
+// caller reads them from the run's target file (results.json names it), so that the soak knows
+// no service.
+type SoakModes func(dir string) (map[string]SoakMode, error)
 
 // Z95 is the standard normal quantile of a two-sided 95% interval.
 const Z95 = 1.959963984540054
@@ -78,7 +87,9 @@ type Soak struct {
 	Specs     []SoakSpec `json:"specs"`
 	// Detection has one entry per judged part whose strategy has a known bug (the canary).
 	Detection []SoakDetection `json:"detection"`
-	// FixedJudged counts the judged runs of FixedStrategies in specs that want no violation
+	// ExactlyOnce are the modes seen that promise exactly once (SoakMode), in order.
+	ExactlyOnce []string `json:"exactly_once"`
+	// FixedJudged counts the judged runs of ExactlyOnce modes in specs that want no violation
 	// (not the self-test's mutants nor the durability canary, which pass by finding some), of
 	// which FalseAlarms broke an invariant; FalseAlarmRateCI95 bounds the per-run rate.
 	FixedJudged        int              `json:"fixed_judged"`
@@ -124,10 +135,13 @@ type SoakDetection struct {
 	Part     string `json:"part,omitempty"`
 	Strategy string `json:"strategy"`
 	Bug      string `json:"bug"`
+	// Canary says the strategy is a canary mode of the target, which a soak must catch at
+	// least once.
+	Canary bool `json:"canary,omitempty"`
 	// Runs are the judged runs, RunsCaught those in which at least one customer was caught.
 	Runs       int `json:"runs"`
 	RunsCaught int `json:"runs_caught"`
-	// Customers and Caught are pooled over the runs (check.Detect of each); Rate is their ratio
+	// Customers and Caught are pooled over the runs (check.DetectKinds of each); Rate is their ratio
 	// and RateCI95 its Wilson interval.
 	Customers  int        `json:"customers"`
 	Caught     int        `json:"caught"`
@@ -178,10 +192,12 @@ func verdictPart(figure string) (string, bool) {
 // AggregateSoak reads the run directories of a soak (each with its results.json, and each judged
 // part's violations.json and history.jsonl) into one Soak; attempted is the number of runs the
 // soak started (at least len(dirs)). A run whose files are missing or unreadable is recorded with
-// a note, never an error: a soak goes on past a broken run.
-func AggregateSoak(dirs []string, attempted int) Soak {
+// a note, never an error: a soak goes on past a broken run. modes says which of a run's modes
+// promise exactly once and which are canaries; a part of a strategy that is none of its target's
+// modes (the durability canary's atomic/synchronous_commit=off) is caught by its check.KnownBug.
+func AggregateSoak(dirs []string, attempted int, modes SoakModes) Soak {
 	s := Soak{Attempted: max(attempted, len(dirs)), Runs: []SoakRun{}, Specs: []SoakSpec{}, Detection: []SoakDetection{},
-		FalseAlarms: []SoakFalseAlarm{}, Problems: []string{}}
+		ExactlyOnce: []string{}, FalseAlarms: []SoakFalseAlarm{}, Problems: []string{}}
 	specs := map[string]*SoakSpec{}
 	parts := map[[2]string]*SoakPart{}
 	type detAcc struct {
@@ -205,6 +221,11 @@ func AggregateSoak(dirs []string, attempted int) Soak {
 			continue
 		}
 		run.RunID, run.Seed, run.Specs = rr.RunID, rr.Seed, len(rr.Specs)
+		runModes, err := modes(dir)
+		if err != nil {
+			run.Note = fmt.Sprintf("its target's modes unknown (%v): its parts count for neither false alarms nor detection", err)
+			s.Problems = append(s.Problems, fmt.Sprintf("%s: the target's modes could not be read", filepath.Base(dir)))
+		}
 		if len(rr.Specs) == 0 {
 			run.Note = "no spec ran (BeforeSuite failed?): see the run's summary.txt"
 		}
@@ -246,24 +267,28 @@ func AggregateSoak(dirs []string, attempted int) Soak {
 				}
 				// A spec that passed with violations of a fixed strategy expected them (the
 				// self-test's mutants, the durability canary): only the others are alarms.
-				if slices.Contains(FixedStrategies, res.Contract) && !expectsViolations(sr.State, res) {
+				mode, isMode := runModes[res.Contract]
+				if mode.ExactlyOnce && !slices.Contains(s.ExactlyOnce, res.Contract) {
+					s.ExactlyOnce = append(s.ExactlyOnce, res.Contract)
+				}
+				if mode.ExactlyOnce && !expectsViolations(sr.State, res) {
 					s.FixedJudged++
 					if len(res.Violations) > 0 || verdict == string(check.VerdictFail) {
 						s.FalseAlarms = append(s.FalseAlarms, SoakFalseAlarm{Run: filepath.Base(dir), Seed: rr.Seed, Spec: sr.Name,
 							Part: name, Contract: res.Contract, Violations: len(res.Violations), Counts: res.Counts})
 					}
 				}
-				bug, ok := check.KnownBugOf(res.Contract)
+				bug, ok := soakBug(res.Contract, mode, isMode)
 				if !ok {
 					continue
 				}
 				acc := dets[key]
 				if acc == nil {
-					acc = &detAcc{d: &SoakDetection{Spec: sr.Name, Part: name, Strategy: res.Contract, Bug: bug.Bug}}
+					acc = &detAcc{d: &SoakDetection{Spec: sr.Name, Part: name, Strategy: res.Contract, Bug: bug.Bug, Canary: isMode}}
 					dets[key] = acc
 					detOrder = append(detOrder, key)
 				}
-				d := check.Detect(res.Contract, res)
+				d := check.DetectKinds(res, bug.Kinds...)
 				acc.d.Runs++
 				acc.d.Customers += d.Customers
 				acc.d.Caught += d.Caught
@@ -314,18 +339,43 @@ func AggregateSoak(dirs []string, attempted int) Soak {
 		d.RateCI95[0], d.RateCI95[1] = Wilson(d.Caught, d.Customers, Z95)
 		d.PerRunRate, d.FirstViolationSeconds, d.CustomersToFirst = SpreadOf(acc.rates), SpreadOf(acc.first), SpreadOf(acc.custIdx)
 		s.Detection = append(s.Detection, *d)
-		if d.Strategy == "legacy" && d.Caught == 0 {
+		if d.Canary && d.Caught == 0 {
 			s.Problems = append(s.Problems, fmt.Sprintf("the canary (%s, %s) was never caught in %d judged runs", d.Strategy, d.Bug, d.Runs))
 		}
 	}
 	s.FalseAlarmRateCI95[0], s.FalseAlarmRateCI95[1] = Wilson(len(s.FalseAlarms), s.FixedJudged, Z95)
 	if n := len(s.FalseAlarms); n > 0 {
-		s.Problems = append(s.Problems, fmt.Sprintf("%d false alarms on %s in %d judged runs", n, strings.Join(FixedStrategies, "/"), s.FixedJudged))
+		s.Problems = append(s.Problems, fmt.Sprintf("%d false alarms on %s in %d judged runs", n, s.exactlyOnce(), s.FixedJudged))
 	}
 	if judged == 0 {
 		s.Problems = append(s.Problems, fmt.Sprintf("no run was judged (%d runs of %d started left figures)", countWithFigures(s.Runs), s.Attempted))
 	}
 	return s
+}
+
+// soakBug is the bug a judged part of strategy is caught by: its target's canary findings when
+// strategy is a mode of the target (isMode), named by them; else the suite's own known bug of
+// that name (check.KnownBugs: the durability canary's database setting).
+func soakBug(strategy string, mode SoakMode, isMode bool) (check.KnownBug, bool) {
+	if !isMode {
+		return check.KnownBugOf(strategy)
+	}
+	if len(mode.Canary) == 0 {
+		return check.KnownBug{}, false
+	}
+	names := make([]string, len(mode.Canary))
+	for i, k := range mode.Canary {
+		names[i] = string(k)
+	}
+	return check.KnownBug{Strategy: strategy, Bug: strings.Join(names, ", "), Kinds: mode.Canary}, true
+}
+
+// exactlyOnce names the modes whose false alarms the soak counts, for its lines.
+func (s Soak) exactlyOnce() string {
+	if len(s.ExactlyOnce) == 0 {
+		return "the exactly-once modes (none judged)"
+	}
+	return strings.Join(s.ExactlyOnce, "/")
 }
 
 // expectsViolations tells a spec that judges a fixed strategy but wants violations found (a
@@ -437,7 +487,7 @@ func (s Soak) Markdown() string {
 		verdict = "FAILED"
 	}
 	fmt.Fprintf(&b, "### stampede soak %s: %d runs of %d started, %d false alarms on %s\n\n",
-		verdict, countWithFigures(s.Runs), s.Attempted, len(s.FalseAlarms), strings.Join(FixedStrategies, "/"))
+		verdict, countWithFigures(s.Runs), s.Attempted, len(s.FalseAlarms), s.exactlyOnce())
 	for _, p := range s.Problems {
 		fmt.Fprintf(&b, "- **%s**\n", p)
 	}
@@ -493,7 +543,7 @@ func (s Soak) Markdown() string {
 	}
 
 	fmt.Fprintf(&b, "\nFalse alarms on %s: %d in %d judged runs (95%% interval of the per-run rate: %.1f%% – %.1f%%).\n",
-		strings.Join(FixedStrategies, "/"), len(s.FalseAlarms), s.FixedJudged, 100*s.FalseAlarmRateCI95[0], 100*s.FalseAlarmRateCI95[1])
+		s.exactlyOnce(), len(s.FalseAlarms), s.FixedJudged, 100*s.FalseAlarmRateCI95[0], 100*s.FalseAlarmRateCI95[1])
 	for _, f := range s.FalseAlarms {
 		name := f.Spec
 		if f.Part != "" {

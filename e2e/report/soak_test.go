@@ -2,9 +2,11 @@ package report
 
 import (
 	"encoding/json"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -181,7 +183,7 @@ func TestAggregateSoak(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s := AggregateSoak([]string{run1, run2, run3}, 4)
+	s := AggregateSoak([]string{run1, run2, run3}, 4, tokenModes)
 	if s.Attempted != 4 || len(s.Runs) != 3 || s.Runs[2].Note == "" || s.Runs[0].Note != "" || s.Runs[1].NotPassed != 2 {
 		t.Errorf("runs: attempted %d, %+v", s.Attempted, s.Runs)
 	}
@@ -219,7 +221,7 @@ func TestAggregateSoak(t *testing.T) {
 	}
 	d := s.Detection[0]
 	lo, hi := Wilson(3, 8, Z95)
-	if d.Strategy != "legacy" || d.Bug != "null subject" || d.Runs != 2 || d.RunsCaught != 2 || d.Caught != 3 || d.Customers != 8 ||
+	if d.Strategy != "legacy" || d.Bug != "empty-subject" || d.Runs != 2 || d.RunsCaught != 2 || d.Caught != 3 || d.Customers != 8 ||
 		d.Rate != 0.375 || d.RateCI95 != [2]float64{lo, hi} {
 		t.Errorf("canary: %+v", d)
 	}
@@ -241,7 +243,7 @@ func TestAggregateSoak(t *testing.T) {
 	md := s.Markdown()
 	for _, want := range []string{
 		"stampede soak FAILED: 2 runs of 4 started, 1 false alarms",
-		"| " + canarySpec + " | null subject (legacy) | 2 of 2 | 3 / 8 | 37.5% | 13.7% – 69.4% | 25% / 38% / 50% | 101.0 / 151.0 / 201.0 | 2 / 2 / 3 |",
+		"| " + canarySpec + " | empty-subject (legacy) | 2 of 2 | 3 / 8 | 37.5% | 13.7% – 69.4% | 25% / 38% / 50% | 101.0 / 151.0 / 201.0 | 2 / 2 / 3 |",
 		"| " + existingSpec + " [existing] | atomic | 2 | 1 | 0 | timedout 1 | 1 | 0 | 0 | 1 |",
 		"| " + existingSpec + " [register] | atomic |  |  |  |  | 0 | 0 | 1 | 1 |",
 		"run2 (seed 22): " + atomicSpec + ", 1 violations",
@@ -275,8 +277,8 @@ func TestAggregateSoakFailures(t *testing.T) {
 		fakeSpec{atomicSpec, "passed", map[string]fakePart{"": pass("atomic")}},
 		fakeSpec{canarySpec, "failed", map[string]fakePart{"": {contract: "legacy", verdict: check.VerdictInconclusive, customers: 4}}},
 	)
-	s := AggregateSoak([]string{quiet}, 0)
-	if s.Passed() || len(s.Problems) != 1 || !strings.Contains(s.Problems[0], "the canary (legacy, null subject) was never caught in 1 judged runs") {
+	s := AggregateSoak([]string{quiet}, 0, tokenModes)
+	if s.Passed() || len(s.Problems) != 1 || !strings.Contains(s.Problems[0], "the canary (legacy, empty-subject) was never caught in 1 judged runs") {
 		t.Errorf("canary never caught: %q", s.Problems)
 	}
 	if d := s.Detection[0]; d.FirstViolationSeconds != nil || d.RunsCaught != 0 || d.RateCI95[1] == 0 {
@@ -285,7 +287,7 @@ func TestAggregateSoakFailures(t *testing.T) {
 
 	broken := filepath.Join(root, "broken")
 	writeFakeRun(t, broken, 2, fakeSpec{atomicSpec, "failed", nil})
-	s = AggregateSoak([]string{broken, filepath.Join(root, "missing")}, 3)
+	s = AggregateSoak([]string{broken, filepath.Join(root, "missing")}, 3, tokenModes)
 	if s.Passed() || len(s.Problems) != 2 || !strings.Contains(s.Problems[0], "ran 1 times and was never judged") ||
 		!strings.Contains(s.Problems[1], "no run was judged (1 runs of 3 started left figures)") {
 		t.Errorf("nothing judged: %q", s.Problems)
@@ -296,7 +298,56 @@ func TestAggregateSoakFailures(t *testing.T) {
 		fakeSpec{atomicSpec, "passed", map[string]fakePart{"": pass("atomic")}},
 		fakeSpec{canarySpec, "passed", map[string]fakePart{"": {contract: "legacy", verdict: check.VerdictFail, customers: 4, caught: []int{0}}}},
 	)
-	if s = AggregateSoak([]string{good}, 1); !s.Passed() || !strings.Contains(s.Markdown(), "stampede soak passed: 1 runs of 1 started, 0 false alarms") {
+	if s = AggregateSoak([]string{good}, 1, tokenModes); !s.Passed() || !strings.Contains(s.Markdown(), "stampede soak passed: 1 runs of 1 started, 0 false alarms") {
 		t.Errorf("a good soak: %q\n%s", s.Problems, s.Markdown())
+	}
+}
+
+// tokenModes are the bundled token service's modes as a soak reads them from its target file:
+// atomic and fail-fast promise exactly once, legacy and return-existing are canaries.
+func tokenModes(string) (map[string]SoakMode, error) {
+	return map[string]SoakMode{
+		"atomic":          {ExactlyOnce: true},
+		"fail-fast":       {ExactlyOnce: true},
+		"legacy":          {Canary: []check.Kind{check.KindEmptySubject}},
+		"return-existing": {Canary: []check.Kind{check.KindDuplicateRows, check.KindTwoTokens}},
+	}, nil
+}
+
+// TestAggregateSoakTargetModes: the soak takes the exactly-once modes and the canaries from the
+// run's target, whatever their names: a violation under another target's exactly-once mode is a
+// false alarm, the same under a mode that promises nothing is not, its canary is caught by its own
+// findings, and a run whose target cannot be read fails the soak.
+func TestAggregateSoakTargetModes(t *testing.T) {
+	root := t.TempDir()
+	run := filepath.Join(root, "run")
+	writeFakeRun(t, run, 1,
+		fakeSpec{atomicSpec, "failed", map[string]fakePart{"": {contract: "safe", verdict: check.VerdictFail, customers: 4, caught: []int{1}}}},
+		fakeSpec{canarySpec, "passed", map[string]fakePart{"": {contract: "naive", verdict: check.VerdictFail, customers: 4, caught: []int{0, 2}}}},
+	)
+	orders := func(string) (map[string]SoakMode, error) {
+		return map[string]SoakMode{
+			"safe":  {ExactlyOnce: true},
+			"naive": {Canary: []check.Kind{check.KindDuplicateRows, check.KindTwoTokens}},
+		}, nil
+	}
+	s := AggregateSoak([]string{run}, 1, orders)
+	if len(s.FalseAlarms) != 1 || s.FixedJudged != 1 || !slices.Equal(s.ExactlyOnce, []string{"safe"}) ||
+		!strings.Contains(s.Markdown(), "1 false alarms on safe") {
+		t.Errorf("safe's violation: false alarms %+v of %d, exactly once %v", s.FalseAlarms, s.FixedJudged, s.ExactlyOnce)
+	}
+	if len(s.Detection) != 1 || s.Detection[0].Strategy != "naive" || s.Detection[0].Caught != 2 ||
+		s.Detection[0].Bug != "duplicate-rows, two-credentials" || !s.Detection[0].Canary {
+		t.Errorf("naive's canary: %+v", s.Detection)
+	}
+	promisesNothing := func(string) (map[string]SoakMode, error) {
+		return map[string]SoakMode{"safe": {}, "naive": {}}, nil
+	}
+	if s := AggregateSoak([]string{run}, 1, promisesNothing); len(s.FalseAlarms) != 0 || len(s.Detection) != 0 {
+		t.Errorf("no mode promises anything: false alarms %+v, detection %+v", s.FalseAlarms, s.Detection)
+	}
+	unreadable := func(string) (map[string]SoakMode, error) { return nil, errors.New("no target file") }
+	if s := AggregateSoak([]string{run}, 1, unreadable); s.Passed() || !strings.Contains(strings.Join(s.Problems, "; "), "the target's modes could not be read") {
+		t.Errorf("target unreadable: %q", s.Problems)
 	}
 }

@@ -22,11 +22,20 @@ var File []byte
 // target.Load's validation, whose checks of the deploy section read files relative to the
 // repository: TestAPI holds it to what target.Load reads from the same bytes in the repository.
 func API() (check.API, error) {
+	t, err := Target()
+	if err != nil {
+		return check.API{}, err
+	}
+	return check.APIFromTarget(t)
+}
+
+// Target is the token service's target file decoded, without target.Load's validation (API).
+func Target() (*target.Target, error) {
 	var t target.Target
 	if err := yaml.Unmarshal(File, &t); err != nil {
-		return check.API{}, fmt.Errorf("the token service's target file: %w", err)
+		return nil, fmt.Errorf("the token service's target file: %w", err)
 	}
-	return check.APIFromTarget(&t)
+	return &t, nil
 }
 
 // Name is the token service's target name, which a trend gives the runs saved before

@@ -9,7 +9,7 @@
 //	stampede soak [-out DIR] [-attempted N] RUNDIR...
 //	                        the runs of a soak together (make soak): per spec its states and
 //	                        verdicts, the canary's detection rate with its 95% interval and the
-//	                        time to its first violation, the false alarms on atomic/fail-fast;
+//	                        time to its first violation, the false alarms on the modes that promise exactly once;
 //	                        writes soak.json, soak.md and trend.html (stampede trend of its runs)
 //	                        into DIR (default: the first run's parent) and prints the table
 //	stampede trend [-o FILE] DIR...
@@ -61,6 +61,7 @@ import (
 	"github.com/stampede-e2e/stampede/e2e/chaos"
 	"github.com/stampede-e2e/stampede/e2e/check"
 	"github.com/stampede-e2e/stampede/e2e/report"
+	"github.com/stampede-e2e/stampede/e2e/target"
 	"github.com/stampede-e2e/stampede/targets/tokensvc"
 )
 
@@ -70,7 +71,7 @@ const usage = `usage: stampede COMMAND ARGS
   report DIR     render DIR/report.html again from a run's artifacts
   soak [-out DIR] [-attempted N] RUNDIR...
                  the runs of a soak together: soak.json and soak.md into DIR (default the
-                 first run's parent); exit 1 on a false alarm on atomic/fail-fast, a canary
+                 first run's parent); exit 1 on a false alarm on an exactly-once mode, a canary
                  never caught, or nothing judged; and trend.html of its runs
   trend [-o FILE] DIR...
                  every run's results.json under each DIR over time, one page: trend.html
@@ -241,7 +242,7 @@ func soak(args []string, out io.Writer) error {
 	if *dest == "" {
 		*dest = filepath.Dir(filepath.Clean(dirs[0]))
 	}
-	s := report.AggregateSoak(dirs, *attempted)
+	s := report.AggregateSoak(dirs, *attempted, soakModes)
 	if err := report.WriteSoak(*dest, s); err != nil {
 		return err
 	}
@@ -305,4 +306,34 @@ func writeTrend(dest string, roots []string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "%s: %d runs (%s)\n", dest, t.Runs(), strings.Join(targets, ", "))
 	return nil
+}
+
+// soakModes reads the modes of the target a run judged from its target file, which results.json
+// names (relative to the repository, where the soak runs); a run from before target files judged
+// the token service, whose file is embedded. A file changed since the run is read as it is now.
+func soakModes(dir string) (map[string]report.SoakMode, error) {
+	info, err := report.ReadRunInfo(dir)
+	if err != nil {
+		return nil, err
+	}
+	var t *target.Target
+	if info.Target == nil {
+		t, err = tokensvc.Target()
+	} else {
+		t, err = target.Load(info.Target.File)
+	}
+	if err != nil {
+		return nil, err
+	}
+	modes := map[string]report.SoakMode{}
+	for _, m := range t.Modes {
+		sm := report.SoakMode{ExactlyOnce: m.Contract.ExactlyOnce}
+		if m.Canary != nil {
+			for _, f := range m.Canary.Findings {
+				sm.Canary = append(sm.Canary, check.Kind(f))
+			}
+		}
+		modes[m.Name] = sm
+	}
+	return modes, nil
 }

@@ -98,7 +98,7 @@ func TestSoak(t *testing.T) {
 	results("failed")
 	var out strings.Builder
 	err := run([]string{"soak", "-attempted", "2", run1}, &out)
-	if !errors.Is(err, errSoakFailed) || !strings.Contains(err.Error(), "1 false alarms on atomic/fail-fast in 1 judged runs") ||
+	if !errors.Is(err, errSoakFailed) || !strings.Contains(err.Error(), "1 false alarms on atomic in 1 judged runs") ||
 		!strings.Contains(out.String(), "1 runs of 2 started") {
 		t.Errorf("a false alarm: %v\n%s", err, out.String())
 	}
