@@ -118,7 +118,7 @@ var _ = Describe("Chaos", Label("chaos"), func() {
 				// often insert too (duplicates) than find the winner's row.
 				off, on := c.Detect(without.Result), c.Detect(with.Result)
 				anyOff, anyOn := check.DetectAny(without.Result), check.DetectAny(with.Result)
-				bug := bugName(c)
+				bug := check.BugName(c.Mode, c.Findings)
 				line := fmt.Sprintf("%-16s per burst, without latency: %s %s, any violation %s; with %s±%s latency: %s %s, any violation %s",
 					strategy, bug, off, anyOff, canaryLatency, canaryJitter, bug, on, anyOn)
 				AddReportEntry("canary under db-latency "+strategy, line)
@@ -227,13 +227,4 @@ func expectAcknowledgedBeforeCrash(d *framework.Deployment, o framework.FaultOut
 		d.Failf(o.Outcome, "inconclusive: no registration was acknowledged within %s before the crash landed (%s): nothing was at stake",
 			check.DurabilityWindow, o.Event)
 	}
-}
-
-// bugName names c's known bug in a line of prose: the checker's name for it when it has one
-// (check.KnownBugs, the token service's), else the findings that catch it.
-func bugName(c framework.CanaryMode) string {
-	if known, ok := check.KnownBugOf(c.Mode); ok {
-		return known.Bug
-	}
-	return kindList(c.Findings)
 }

@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"fmt"
-	"strings"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -80,10 +79,10 @@ var _ = Describe("First registration under concurrency", Label("registration"), 
 			AddReportEntry("canary.caught", caught.Caught, ReportEntryVisibilityNever)
 			AddReportEntry("canary.customers", caught.Customers, ReportEntryVisibilityNever)
 			expectRaceExercised(d, o)
-			By(fmt.Sprintf("expecting one of %s's known findings (%s): the suite must still see what it exists for", c.Mode, kindList(c.Findings)))
+			By(fmt.Sprintf("expecting one of %s's known findings (%s): the suite must still see what it exists for", c.Mode, check.KindList(c.Findings)))
 			if caught.Caught == 0 {
 				d.Failf(o, "the canary found none of %s's known findings (%s) in %d customers: the suite no longer catches its bug",
-					c.Mode, kindList(c.Findings), o.Result.Customers)
+					c.Mode, check.KindList(c.Findings), o.Result.Customers)
 			}
 			expectNoneOfNever(d, c, o)
 			Expect(o.Result.Verdict).To(Equal(check.VerdictFail))
@@ -201,18 +200,9 @@ func expectNoneOfNever(d *framework.Deployment, c framework.CanaryMode, o framew
 	if len(c.Never) == 0 {
 		return
 	}
-	By(fmt.Sprintf("expecting none of what %s's bug never does (%s)", c.Mode, kindList(c.Never)))
+	By(fmt.Sprintf("expecting none of what %s's bug never does (%s)", c.Mode, check.KindList(c.Never)))
 	if never := check.DetectKinds(o.Result, c.Never...); never.Caught > 0 {
 		d.Failf(o, "%d of %d customers got a finding %s never produces (%s): another bug than its own",
-			never.Caught, o.Result.Customers, c.Mode, kindList(c.Never))
+			never.Caught, o.Result.Customers, c.Mode, check.KindList(c.Never))
 	}
-}
-
-// kindList is kinds as a list for a line of prose.
-func kindList(kinds []check.Kind) string {
-	s := make([]string, len(kinds))
-	for i, k := range kinds {
-		s[i] = string(k)
-	}
-	return strings.Join(s, ", ")
 }

@@ -1,6 +1,10 @@
 package check
 
-import "github.com/stampede-e2e/stampede/e2e/history"
+import (
+	"strings"
+
+	"github.com/stampede-e2e/stampede/e2e/history"
+)
 
 // DetectKinds counts the customers of r with a finding of one of kinds: how a canary mode of a
 // target file (modes[].canary.findings) is caught, whatever its name.
@@ -22,4 +26,22 @@ func CountKinds(r Result, kinds ...Kind) map[Kind]int {
 		out[k] = DetectKinds(r, k).Caught
 	}
 	return out
+}
+
+// BugName names the bug of a canary mode caught by kinds, for a line of prose: the checker's
+// name for it when the mode has a known bug (KnownBugs), else the kinds that catch it.
+func BugName(mode string, kinds []Kind) string {
+	if known, ok := KnownBugOf(mode); ok {
+		return known.Bug
+	}
+	return KindList(kinds)
+}
+
+// KindList is kinds as a list for a line of prose.
+func KindList(kinds []Kind) string {
+	s := make([]string, len(kinds))
+	for i, k := range kinds {
+		s[i] = string(k)
+	}
+	return strings.Join(s, ", ")
 }

@@ -172,17 +172,9 @@ func DetectAny(r Result) Detection {
 // Detect counts the customers of r that show the known bug of strategy (none for a strategy
 // without one).
 func Detect(strategy string, r Result) Detection {
-	d := Detection{Customers: r.Customers}
 	bug, ok := KnownBugOf(strategy)
 	if !ok {
-		return d
+		return Detection{Customers: r.Customers}
 	}
-	caught := map[history.Key]bool{}
-	for _, v := range r.Violations {
-		if v.HasKind(bug.Kinds...) {
-			caught[v.Customer.Key()] = true
-		}
-	}
-	d.Caught = len(caught)
-	return d
+	return DetectKinds(r, bug.Kinds...)
 }

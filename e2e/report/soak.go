@@ -354,7 +354,8 @@ func AggregateSoak(dirs []string, attempted int, modes SoakModes) Soak {
 }
 
 // soakBug is the bug a judged part of strategy is caught by: its target's canary findings when
-// strategy is a mode of the target (isMode), named by them; else the suite's own known bug of
+// strategy is a mode of the target (isMode), named as the chaos specs name it (check.BugName);
+// else the suite's own known bug of
 // that name (check.KnownBugs: the durability canary's database setting).
 func soakBug(strategy string, mode SoakMode, isMode bool) (check.KnownBug, bool) {
 	if !isMode {
@@ -363,11 +364,7 @@ func soakBug(strategy string, mode SoakMode, isMode bool) (check.KnownBug, bool)
 	if len(mode.Canary) == 0 {
 		return check.KnownBug{}, false
 	}
-	names := make([]string, len(mode.Canary))
-	for i, k := range mode.Canary {
-		names[i] = string(k)
-	}
-	return check.KnownBug{Strategy: strategy, Bug: strings.Join(names, ", "), Kinds: mode.Canary}, true
+	return check.KnownBug{Strategy: strategy, Bug: check.BugName(strategy, mode.Canary), Kinds: mode.Canary}, true
 }
 
 // exactlyOnce names the modes whose false alarms the soak counts, for its lines.

@@ -221,7 +221,7 @@ func TestAggregateSoak(t *testing.T) {
 	}
 	d := s.Detection[0]
 	lo, hi := Wilson(3, 8, Z95)
-	if d.Strategy != "legacy" || d.Bug != "empty-subject" || d.Runs != 2 || d.RunsCaught != 2 || d.Caught != 3 || d.Customers != 8 ||
+	if d.Strategy != "legacy" || d.Bug != "null subject" || d.Runs != 2 || d.RunsCaught != 2 || d.Caught != 3 || d.Customers != 8 ||
 		d.Rate != 0.375 || d.RateCI95 != [2]float64{lo, hi} {
 		t.Errorf("canary: %+v", d)
 	}
@@ -243,7 +243,7 @@ func TestAggregateSoak(t *testing.T) {
 	md := s.Markdown()
 	for _, want := range []string{
 		"stampede soak FAILED: 2 runs of 4 started, 1 false alarms",
-		"| " + canarySpec + " | empty-subject (legacy) | 2 of 2 | 3 / 8 | 37.5% | 13.7% – 69.4% | 25% / 38% / 50% | 101.0 / 151.0 / 201.0 | 2 / 2 / 3 |",
+		"| " + canarySpec + " | null subject (legacy) | 2 of 2 | 3 / 8 | 37.5% | 13.7% – 69.4% | 25% / 38% / 50% | 101.0 / 151.0 / 201.0 | 2 / 2 / 3 |",
 		"| " + existingSpec + " [existing] | atomic | 2 | 1 | 0 | timedout 1 | 1 | 0 | 0 | 1 |",
 		"| " + existingSpec + " [register] | atomic |  |  |  |  | 0 | 0 | 1 | 1 |",
 		"run2 (seed 22): " + atomicSpec + ", 1 violations",
@@ -278,7 +278,7 @@ func TestAggregateSoakFailures(t *testing.T) {
 		fakeSpec{canarySpec, "failed", map[string]fakePart{"": {contract: "legacy", verdict: check.VerdictInconclusive, customers: 4}}},
 	)
 	s := AggregateSoak([]string{quiet}, 0, tokenModes)
-	if s.Passed() || len(s.Problems) != 1 || !strings.Contains(s.Problems[0], "the canary (legacy, empty-subject) was never caught in 1 judged runs") {
+	if s.Passed() || len(s.Problems) != 1 || !strings.Contains(s.Problems[0], "the canary (legacy, null subject) was never caught in 1 judged runs") {
 		t.Errorf("canary never caught: %q", s.Problems)
 	}
 	if d := s.Detection[0]; d.FirstViolationSeconds != nil || d.RunsCaught != 0 || d.RateCI95[1] == 0 {
