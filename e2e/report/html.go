@@ -255,20 +255,16 @@ func buildPart(part PartView) partPage {
 	if !part.Base.IsZero() {
 		pp.Base = part.Base.UTC().Format("2006-01-02T15:04:05.000Z")
 	}
-	retries, returned := 0, make([]time.Duration, 0, len(part.History))
+	retries, returned := 0, answeredLatencies(part.History)
 	pods := map[string]bool{}
 	for _, op := range part.History {
 		if op.Phase == history.PhaseRetry {
 			retries++
 		}
-		if op.Return > 0 {
-			returned = append(returned, op.Return-op.Call)
-		}
 		if op.Pod != "" {
 			pods[op.Pod] = true
 		}
 	}
-	slices.Sort(returned)
 	bad := func(n int) string {
 		if n > 0 {
 			return "bad"

@@ -180,13 +180,8 @@ type runResults struct {
 // verdictPart returns the judged part a figure's name gives the verdict of: "" for "verdict",
 // "existing" for "verdict[existing]"; false for any other figure.
 func verdictPart(figure string) (string, bool) {
-	if figure == "verdict" {
-		return "", true
-	}
-	if p, ok := strings.CutPrefix(figure, "verdict["); ok && strings.HasSuffix(p, "]") {
-		return strings.TrimSuffix(p, "]"), true
-	}
-	return "", false
+	name, part := SplitFigure(figure)
+	return part, name == "verdict"
 }
 
 // AggregateSoak reads the run directories of a soak (each with its results.json, and each judged

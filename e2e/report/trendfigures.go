@@ -45,6 +45,13 @@ func SplitFigure(key string) (name, part string) {
 // AnsweredLatency is the p50 and p99 (nearest rank) of the client latency, call to return, of
 // the requests in ops that got an answer; n counts them (zero: no quantile).
 func AnsweredLatency(ops []history.Op) (p50, p99 time.Duration, n int) {
+	returned := answeredLatencies(ops)
+	return percentile(returned, 0.50), percentile(returned, 0.99), len(returned)
+}
+
+// answeredLatencies are the client latencies, call to return, of the requests in ops that got
+// an answer, sorted: what the report's and the trend's quantiles are taken from.
+func answeredLatencies(ops []history.Op) []time.Duration {
 	returned := make([]time.Duration, 0, len(ops))
 	for _, op := range ops {
 		if op.Return > 0 {
@@ -52,5 +59,5 @@ func AnsweredLatency(ops []history.Op) (p50, p99 time.Duration, n int) {
 		}
 	}
 	slices.Sort(returned)
-	return percentile(returned, 0.50), percentile(returned, 0.99), len(returned)
+	return returned
 }
