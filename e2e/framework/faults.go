@@ -117,7 +117,8 @@ func (d *Deployment) StampedeUnderFault(ctx context.Context, p FaultParams) Faul
 	pool := d.Env.Customers(p.Salt, maxRounds*p.RoundCustomers)
 	customersOf := func(i int) []history.Customer { return pool[i*p.RoundCustomers : (i+1)*p.RoundCustomers] }
 
-	o, all, err := d.roundsUnderFault(ctx, p, send, maxRounds, customersOf)
+	byDesign := d.rivalAnswer()
+	o, all, err := d.roundsUnderFault(ctx, p, send, maxRounds, customersOf, byDesign)
 	var (
 		ops       []history.Op
 		customers []history.Customer
@@ -128,7 +129,7 @@ func (d *Deployment) StampedeUnderFault(ctx context.Context, p FaultParams) Faul
 		customers = append(customers, customersOf(r.Index)...)
 	}
 	o.Rounds = len(all)
-	o.Recovery, o.Recovered = chaos.Recovery(all, o.Event.End, d.rivalAnswer())
+	o.Recovery, o.Recovered = chaos.Recovery(all, o.Event.End, byDesign)
 
 	catchUp, err := d.registerAgain(ctx, p, send, customers)
 	errs = append(errs, err)
@@ -156,9 +157,10 @@ func (d *Deployment) StampedeUnderFault(ctx context.Context, p FaultParams) Faul
 
 // roundsUnderFault launches the rounds, applies the fault over them, waits for a round that
 // succeeds whole after it when the fault ran, and stops the rounds: chaos's fault runner, with
-// this spec's traffic. The outcome holds the plan and what the fault did.
+// this spec's traffic; byDesign is the recovery's (chaos.Recovery). The outcome holds the plan
+// and what the fault did.
 func (d *Deployment) roundsUnderFault(ctx context.Context, p FaultParams, send attack.Sender, maxRounds int,
-	customersOf func(int) []history.Customer) (FaultOutcome, []chaos.Round, error) {
+	customersOf func(int) []history.Customer, byDesign func(history.Op) bool) (FaultOutcome, []chaos.Round, error) {
 	GinkgoHelper()
 	nouns := d.Env.Config.Target.Nouns()
 	By(fmt.Sprintf("sending a round of %d %s x %d simultaneous first registrations every %s from %s; fault %s",
@@ -174,7 +176,7 @@ func (d *Deployment) roundsUnderFault(ctx context.Context, p FaultParams, send a
 	o := FaultOutcome{Plan: p.Plan, Event: applied.Event, InjectErr: applied.InjectErr, RecoverErr: applied.RecoverErr}
 	if applied.Ok() {
 		By("waiting for a whole round of new bursts to succeed after the fault")
-		rounds.AwaitRecovery(ctx, o.Event.End, p.RecoveryBound+30*time.Second, d.rivalAnswer()) // the bound, plus a round's retries
+		rounds.AwaitRecovery(ctx, o.Event.End, p.RecoveryBound+30*time.Second, byDesign) // the bound, plus a round's retries
 	}
 	all, err := rounds.Stop()
 	return o, all, err
