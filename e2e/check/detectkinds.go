@@ -45,3 +45,15 @@ func KindList(kinds []Kind) string {
 	}
 	return strings.Join(s, ", ")
 }
+
+// KindsOf reads finding kinds as a target file names them (modes[].canary.findings and never).
+func KindsOf(names []string) []Kind {
+	if names == nil {
+		return nil
+	}
+	kinds := make([]Kind, len(names))
+	for i, n := range names {
+		kinds[i] = Kind(n)
+	}
+	return kinds
+}

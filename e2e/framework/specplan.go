@@ -53,14 +53,7 @@ func PlanSpecs(t *target.Target, mutants bool) SpecPlan {
 			p.ExactlyOnce = append(p.ExactlyOnce, m.Name)
 		}
 		if m.Canary != nil {
-			c := CanaryMode{Mode: m.Name}
-			for _, f := range m.Canary.Findings {
-				c.Findings = append(c.Findings, check.Kind(f))
-			}
-			for _, f := range m.Canary.Never {
-				c.Never = append(c.Never, check.Kind(f))
-			}
-			p.Canaries = append(p.Canaries, c)
+			p.Canaries = append(p.Canaries, CanaryMode{Mode: m.Name, Findings: check.KindsOf(m.Canary.Findings), Never: check.KindsOf(m.Canary.Never)})
 		}
 	}
 	if len(p.ExactlyOnce) == 0 {

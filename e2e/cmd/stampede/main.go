@@ -329,9 +329,7 @@ func soakModes(dir string) (map[string]report.SoakMode, error) {
 	for _, m := range t.Modes {
 		sm := report.SoakMode{ExactlyOnce: m.Contract.ExactlyOnce}
 		if m.Canary != nil {
-			for _, f := range m.Canary.Findings {
-				sm.Canary = append(sm.Canary, check.Kind(f))
-			}
+			sm.Canary = check.KindsOf(m.Canary.Findings)
 		}
 		modes[m.Name] = sm
 	}
