@@ -630,20 +630,24 @@ class Server(unittest.TestCase):
         c.close()
         return out
 
+    def await_ok(self, proc, path):
+        """Polls path until it answers 200, failing if gunicorn exits or 20 s pass first."""
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if self.request("GET", path)[0] == 200:
+                    return
+            except OSError:
+                pass
+            self.assertIsNone(proc.poll(), "gunicorn exited")
+            self.assertLess(time.monotonic(), deadline, "%s not 200 in 20 s" % path)
+            time.sleep(0.2)
+
     def test_gunicorn_serves_orders(self):
         metrics_port = _free_port()
         proc = self.start(env_for(fresh_db(), ORDERS_METRICS_PORT=str(metrics_port), ORDERS_POD_NAME="orders-7f9-abc"))
         try:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    if self.request("GET", "/healthz/ready")[0] == 200:
-                        break
-                except OSError:
-                    pass
-                self.assertIsNone(proc.poll(), "gunicorn exited")
-                self.assertLess(time.monotonic(), deadline, "not ready in 20 s")
-                time.sleep(0.2)
+            self.await_ok(proc, "/healthz/ready")
             h = {"X-Api-Key": "key-one", "Idempotency-Key": "k-gunicorn", "Content-Type": "application/json"}
             st, hd, body = self.request("POST", "/orders", order_body(), h)
             self.assertEqual((st, hd["x-orders-pod"]), (201, "orders-7f9-abc"), body)
@@ -659,7 +663,6 @@ class Server(unittest.TestCase):
             log = self.stop(proc)
         self.assertRegex(log, r'level=info msg=ready pod=orders-7f9-abc mode=safe')
 
-
     def test_requests_queued_behind_busy_threads_are_answered_within_the_deadline(self):
         # Two threads, a database that never answers a connect (3 s each), twelve requests at
         # once: without a deadline counted from the request's arrival, the last would wait
@@ -670,16 +673,7 @@ class Server(unittest.TestCase):
             proc = self.start(env_for("orders_mute", ORDERS_DB_PORT=str(mute.getsockname()[1]), ORDERS_THREADS="2",
                                       ORDERS_DB_CONNECT_TIMEOUT_S="3", ORDERS_REQUEST_DEADLINE_MS="1000"))
             try:
-                deadline = time.monotonic() + 20
-                while True:
-                    try:
-                        if self.request("GET", "/healthz/live")[0] == 200:
-                            break
-                    except OSError:
-                        pass
-                    self.assertIsNone(proc.poll(), "gunicorn exited")
-                    self.assertLess(time.monotonic(), deadline, "not live in 20 s")
-                    time.sleep(0.2)
+                self.await_ok(proc, "/healthz/live")
                 n = 12
                 gate = threading.Barrier(n)
                 out = [None] * n
