@@ -2,6 +2,7 @@
 bursts, and the real server (gunicorn). Run by ../test.sh."""
 
 import collections
+import contextlib
 import dataclasses
 import http.client
 import io
@@ -339,6 +340,21 @@ def burst(apps, key, n=THREADS, body=None):
     return out
 
 
+@contextlib.contextmanager
+def pooled_backend_stopped(test, app):
+    """Creates an order through app, so that its pool holds a connection, and stops that
+    connection's server process (SIGSTOP) for the with block: its kernel still acknowledges, so
+    neither TCP nor the server's statement_timeout ends a wait on it; only the client's can."""
+    test.assertEqual(call(app, body=order_body(), headers={"Idempotency-Key": "k-before"})[0], 201)
+    with app.store.conn() as c:
+        pid = c.get_backend_pid()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
 class DatabaseFaults(unittest.TestCase):
     """What a request meets during and right after a database fault: the fault's requests answer
     503 within a bound, and the first requests after it are served (what stampede's chaos specs
@@ -407,18 +423,10 @@ class DatabaseFaults(unittest.TestCase):
 
     def test_a_silent_server_costs_one_deadline_not_a_hang(self):
         app = make_app(fresh_db(), ORDERS_DB_STATEMENT_TIMEOUT_MS="500")
-        self.assertEqual(call(app, body=order_body(), headers={"Idempotency-Key": "k-before"})[0], 201)
-        with app.store.conn() as c:
-            pid = c.get_backend_pid()
-        # The pooled connection's server process stops: its kernel still acknowledges, so
-        # neither TCP nor the server's statement_timeout ends the wait; only the client's can.
-        os.kill(pid, signal.SIGSTOP)
-        try:
+        with pooled_backend_stopped(self, app):
             t0 = time.monotonic()
             st, _, body = call(app, body=order_body(), headers={"Idempotency-Key": "k-silent"})
             self.assertQuick(t0, 0.5 + 1 + 2)  # statement_timeout, ANSWER_GRACE_S, a new connection
-        finally:
-            os.kill(pid, signal.SIGCONT)
         self.assertEqual(st, 201, body)  # tried again on a new connection
         self.assertIn("no answer from the database within 1.5 s", app.log.stream.getvalue())
 
@@ -458,16 +466,10 @@ class RequestDeadline(unittest.TestCase):
     def test_a_silent_statement_is_503_within_the_deadline(self):
         # The statement's own bound (5 s + 1 s) is longer than the request's budget.
         app = make_app(fresh_db(), ORDERS_REQUEST_DEADLINE_MS="1000")
-        self.assertEqual(call(app, body=order_body(), headers={"Idempotency-Key": "k-before"})[0], 201)
-        with app.store.conn() as c:
-            pid = c.get_backend_pid()
-        os.kill(pid, signal.SIGSTOP)
-        try:
+        with pooled_backend_stopped(self, app):
             t0 = time.monotonic()
             resp = call(app, body=order_body(), headers={"Idempotency-Key": "k-silent"})
             self.assertAnsweredWithin(t0, 1.0)
-        finally:
-            os.kill(pid, signal.SIGCONT)
         self.assertIn("deadline", self.assertRetryable503(resp, "unavailable"))
         # A spent budget is no evidence against the link: nothing else was closed for it.
         self.assertNotIn("pooled database connection lost", app.log.stream.getvalue())
