@@ -62,6 +62,7 @@ import (
 	"github.com/stampede-e2e/stampede/e2e/check"
 	"github.com/stampede-e2e/stampede/e2e/report"
 	"github.com/stampede-e2e/stampede/e2e/target"
+	"github.com/stampede-e2e/stampede/e2e/target/targetcmd"
 	"github.com/stampede-e2e/stampede/targets/tokensvc"
 )
 
@@ -78,13 +79,7 @@ const usage = `usage: stampede COMMAND ARGS
                  (default FILE: the first DIR's trend.html)
   timeline DIR   print a run's stage timeline and keep it in DIR/results.json
   faults         print the table fault -> what it may excuse (from which pods)
-  target validate FILE|DIR
-                 check a target file (a directory: its target.yaml): its problems one a line
-                 (exit 1), or that it is valid
-  target init [--name N] [FILE]
-                 write a commented skeleton target file (default target.yaml)
-  target images FILE|DIR
-                 the target's images, one a line: name, build script, args (tab-separated)`
+` + targetcmd.Usage
 
 // errDiffers is check's finding that a re-judged run differs from its saved verdict.
 var errDiffers = errors.New("a re-judged run differs from its saved verdict")
@@ -96,7 +91,7 @@ func main() {
 	err := run(os.Args[1:], os.Stdout)
 	switch {
 	case err == nil:
-	case errors.Is(err, errDiffers), errors.Is(err, errSoakFailed), errors.Is(err, errInvalidTarget):
+	case errors.Is(err, errDiffers), errors.Is(err, errSoakFailed), errors.Is(err, targetcmd.ErrInvalid):
 		fmt.Fprintln(os.Stderr, "stampede:", err)
 		os.Exit(1)
 	default:
@@ -127,7 +122,7 @@ func run(args []string, out io.Writer) error {
 		_, err := io.WriteString(out, chaos.ExcuseTable())
 		return err
 	case "target":
-		return targetCmd(args[1:], out)
+		return targetcmd.Run(args[1:], out)
 	case "-h", "--help", "help":
 		fmt.Fprintln(out, usage)
 		return nil

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/stampede-e2e/stampede/e2e/target/targetcmd"
 )
 
 func TestTargetValidate(t *testing.T) {
@@ -31,8 +33,8 @@ func TestTargetValidate(t *testing.T) {
 	}
 	out.Reset()
 	err := run([]string{"target", "validate", bad}, &out)
-	if !errors.Is(err, errInvalidTarget) {
-		t.Fatalf("err = %v, want errInvalidTarget (exit 1)", err)
+	if !errors.Is(err, targetcmd.ErrInvalid) {
+		t.Fatalf("err = %v, want targetcmd.ErrInvalid (exit 1)", err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	if len(lines) != 9 || lines[0] != `target.yaml:1:1: missing required field "name"` || lines[8] != `target.yaml:2:7: kind: "Targt" is not one of Target` {
@@ -40,7 +42,7 @@ func TestTargetValidate(t *testing.T) {
 	}
 
 	for _, args := range [][]string{{"target"}, {"target", "validate"}, {"target", "check", "x"}, {"target", "validate", "/no/such/file.yaml"}} {
-		if err := run(args, &out); err == nil || errors.Is(err, errInvalidTarget) {
+		if err := run(args, &out); err == nil || errors.Is(err, targetcmd.ErrInvalid) {
 			t.Errorf("%v: err = %v, want a usage or read error (exit 2)", args, err)
 		}
 	}
@@ -58,7 +60,7 @@ func TestTargetInit(t *testing.T) {
 	}
 	// The skeleton is not valid until its TODOs are filled in, and says so.
 	out.Reset()
-	if err := run([]string{"target", "validate", file}, &out); !errors.Is(err, errInvalidTarget) || !strings.Contains(out.String(), "deploy.kustomize: still TODO") {
+	if err := run([]string{"target", "validate", file}, &out); !errors.Is(err, targetcmd.ErrInvalid) || !strings.Contains(out.String(), "deploy.kustomize: still TODO") {
 		t.Errorf("validate the skeleton: %v\n%s", err, out.String())
 	}
 	// Never over an existing file.

@@ -1,4 +1,8 @@
-package main
+// Package targetcmd is the `target` subcommands (validate, init, images) of the stampede command,
+// and of stampede-target, which has only them: a run validates its target file before any
+// build, and this package needs none of the suite's heavy dependencies, so the validator
+// compiles in seconds on a machine with empty Go caches.
+package targetcmd
 
 import (
 	"errors"
@@ -11,12 +15,24 @@ import (
 	"github.com/stampede-e2e/stampede/e2e/target"
 )
 
-// errInvalidTarget is target validate's finding that the file has problems (printed above it).
-var errInvalidTarget = errors.New("the target file is not valid")
+// ErrInvalid is target validate's finding that the file has problems (printed above it).
+var ErrInvalid = errors.New("the target file is not valid")
 
-// targetCmd runs `stampede target validate FILE|DIR`, `stampede target init [--name N] [FILE]`
-// and `stampede target images FILE|DIR`.
-func targetCmd(args []string, out io.Writer) error {
+// Usage is the subcommands' usage lines, as the stampede command's usage lists them.
+const Usage = `  target validate FILE|DIR
+                 check a target file (a directory: its target.yaml): its problems one a line
+                 (exit 1), or that it is valid
+  target init [--name N] [FILE]
+                 write a commented skeleton target file (default target.yaml)
+  target images FILE|DIR
+                 the target's images, one a line: name, build script, args (tab-separated)`
+
+// usage ends every usage error.
+var usage = "usage:\n" + Usage
+
+// Run runs `target validate FILE|DIR`, `target init [--name N] [FILE]` and
+// `target images FILE|DIR`; args start after "target". A file with problems is ErrInvalid.
+func Run(args []string, out io.Writer) error {
 	if len(args) == 0 {
 		return fmt.Errorf("target: name a subcommand, validate, init or images\n%s", usage)
 	}
@@ -44,7 +60,7 @@ func validateTarget(file string, out io.Writer) error {
 	switch {
 	case errors.As(err, &list):
 		fmt.Fprintln(out, list.Error())
-		return fmt.Errorf("%w: %s: %d problems", errInvalidTarget, file, len(list))
+		return fmt.Errorf("%w: %s: %d problems", ErrInvalid, file, len(list))
 	case err != nil:
 		return err
 	}
