@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# build-components.sh OUTDIR: build every binary the offline node image needs from pinned Go
+# build-components.sh OUTDIR [go]: build every binary the offline node image needs from pinned Go
 # modules, with CGO off, into OUTDIR (kept between runs: a binary whose name and version already
 # exist there is not rebuilt). Go's module and build caches are kept too, so a warm run is quick.
+# With `go`, only the Go components, not pause (a static C build, which needs gcc and libc6-dev
+# from host setup): scripts/e2e.sh starts that before host setup on a machine that has no engine
+# yet. Builds take turns (a lock): a second one waits for the first, then finds its binaries.
 #
 # A cold build is compile-bound on a small machine: the fewer packages compiled, the shorter it is.
 # So every component is built from ONE module graph with ONE `go build`:
@@ -33,7 +36,9 @@ set -o errexit -o nounset -o pipefail
 LOG_PREFIX=components
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-OUT="${1:?usage: $0 OUTDIR}"
+OUT="${1:?usage: $0 OUTDIR [go]}"
+MODE="${2:-all}"
+case "$MODE" in all|go) ;; *) die "usage: $0 OUTDIR [go] (got '${MODE}')" ;; esac
 mkdir -p "$OUT"
 export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod GOWORK=off
 export GOGC="${STAMPEDE_BUILD_GOGC:-400}"
@@ -57,11 +62,15 @@ COMPONENTS+=(
 # The packages' count and the ones compiled so far, for node-image.sh's heartbeat.
 PROGRESS="${STAMPEDE_CACHE}/logs/components-packages.log"
 
+# mod_dir MODULE@VERSION: the module's directory in the module cache (downloaded when missing).
+# Not jq: this runs before host setup, which installs it.
+mod_dir() { go mod download -json "$1" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p'; }
+
 # module_src MODULE@VERSION [NAME]: a writable copy of a module's source (under NAME, default the
 # module's own); prints its path.
 module_src() {
   local mv=$1 dir
-  dir=$(go mod download -json "$mv" | jq -r .Dir)
+  dir=$(mod_dir "$mv")
   [ -d "$dir" ] || die "go mod download ${mv} failed: is the Go module proxy reachable?"
   local dst="${WORK}/${2:-${mv//\//_}}"
   if [ ! -f "${dst}/.copied" ]; then
@@ -81,7 +90,7 @@ todo() {
 build_pause() {
   built "pause-${K8S_VERSION}" && return 0
   local src start=$SECONDS
-  src=$(go mod download -json "k8s.io/kubernetes@${K8S_VERSION}" | jq -r .Dir)
+  src=$(mod_dir "k8s.io/kubernetes@${K8S_VERSION}")
   need_cmd gcc "install it: apt-get install gcc libc6-dev"
   gcc -Os -static -o "${OUT}/pause-${K8S_VERSION}" "${src}/build/pause/linux/pause.c" || die "building pause failed"
   log "built pause in $((SECONDS - start))s"
@@ -136,10 +145,19 @@ union_src() {
 
 main() {
   local start=$SECONDS src pending pkgs=() c pkg
-  build_pause
+  mkdir -p "${STAMPEDE_CACHE}/locks"
+  exec 7>"${STAMPEDE_CACHE}/locks/components.lock"
+  flock -n 7 || { log "waiting for another build of the components to end"; flock 7; }
+  [ "$MODE" = go ] || build_pause
   mapfile -t pending < <(todo)
   if [ ${#pending[@]} -eq 0 ]; then log "all components ready in $((SECONDS - start))s (${OUT})"; return 0; fi
   for c in "${pending[@]}"; do read -r _ pkg _ <<<"$c"; pkgs+=("$pkg"); done
+  mkdir -p "$(dirname "$PROGRESS")"
+  echo "fetching" >"$PROGRESS"
+  # The standard library needs no module: it compiles (into Go's build cache, with the flags of
+  # the build below) while the modules download, instead of after them.
+  go build -trimpath -gcflags=all=-dwarf=false std 2>/dev/null &
+  local std=$!
   src=$(union_src)
 
   # Every module the build needs, fetched at once (the waits on the proxy overlap), and the number
@@ -148,7 +166,8 @@ main() {
   n=$(cd "$src" && go list -deps "${pkgs[@]}" | wc -l) ||
     die "fetching the components' modules failed: is the Go module proxy reachable?"
   log "every module fetched in $((SECONDS - start))s: ${n} packages (with the standard library) for ${#pkgs[@]} commands"
-  mkdir -p "$(dirname "$PROGRESS")"
+  # Its failure is not this build's: the build below compiles what it left, and says why.
+  wait "$std" || true
   echo "packages ${n}" >"$PROGRESS"
 
   local ld="-s -w" p tmp

@@ -45,7 +45,7 @@ image_ref() {
 # go_static OUT PACKAGE [LDFLAGS [TAGS]]: a static, reproducible build of PACKAGE in this module,
 # with the comma-separated build tags TAGS.
 go_static() {
-  (cd "$REPO_ROOT" && CGO_ENABLED=0 GOGC="${STAMPEDE_BUILD_GOGC:-400}" go build -trimpath -tags "${4:-}" -ldflags "-s -w ${3:-}" -o "$1" "$2") ||
+  (cd "$REPO_ROOT" && go_build build -tags "${4:-}" -ldflags "-s -w ${3:-}" -o "$1" "$2") ||
     die "go build $2 failed"
 }
 

@@ -44,10 +44,6 @@ fi
 mode="${1:-kind}"; shift || true
 case "$mode" in kind|reuse|existing) ;; *) die "mode '${mode}': use kind, reuse or existing" ;; esac
 need_cmd go "install Go 1.26 (https://go.dev/doc/install) and put it on PATH"
-# The Go compilers spend much of their time collecting garbage: the builds below run them with a
-# larger GOGC (go build std: 122 -> 96 CPU-s here), and only them: GOGC is not exported, as every
-# Go program the run starts would read it.
-build_gogc="${STAMPEDE_BUILD_GOGC:-400}"
 # The target the run judges: TARGET (or STAMPEDE_E2E_TARGET), a file or a directory holding
 # target.yaml, relative to where this script was started; the bundled token service by default.
 # Made absolute here, before the cd below, since the suite runs in e2e/.
@@ -103,7 +99,7 @@ build_images() {
     (cd "$(dirname "$target")" && "${fields[@]:1}") || { log "the build recipe of ${fields[0]} failed: ${fields[*]:1}"; return 1; }
   done
 }
-start_images_and_suite() {
+start_images() {
   local names recipe
   plan_images
   names=$(printf ', %s' "${suite_images[@]}")
@@ -111,8 +107,13 @@ start_images_and_suite() {
   set -m
   stage "images: ${names#, }" build_images >"${prep_dir}/images" &
   prep_jobs+=($!); prep_names+=(images)
-  # Compiled once here, run by Ginkgo as it is (ginkgo runs a precompiled .test binary).
-  stage "compile: the suite" env GOGC="$build_gogc" go test -c -tags e2e -o "$suite_bin" ./e2e &
+  set +m
+}
+# The suite's test binary, compiled once here and run by Ginkgo as it is (a precompiled .test
+# binary); beside the tools' compile, not after it: on a warm machine each is a link of 10 s.
+start_suite_compile() {
+  set -m
+  stage "compile: the suite" go_build test -c -tags e2e -o "$suite_bin" ./e2e &
   prep_jobs+=($!); prep_names+=("suite compile")
   set +m
 }
@@ -185,11 +186,26 @@ prep_dir=$(mktemp -d "${bin}/prepare.XXXXXX")
 
 # The target file first, before host setup or any build: a file with problems ends the run here,
 # with the validator's lines (file:line:col each), not after minutes of building.
-stage "target: validate" go run ./e2e/cmd/stampede target validate "$target" ||
+# stampede-target is the validator alone (the standard library, YAML, e2e/target): on a machine with
+# empty Go caches it compiles in seconds, where stampede would compile client-go first.
+stage "target: validate" go_build run ./e2e/cmd/stampede-target validate "$target" ||
   die "the target file ${target} is not valid: its problems are listed above (stampede target validate)"
 export STAMPEDE_E2E_TARGET="$target"
 
+# On a machine with no Docker engine installed there is no node image yet: its Go components, the
+# long pole of a cold run, compile while host setup installs the engine (node-image.sh
+# --components decides, and does nothing on any other machine).
+start_components() {
+  [ -z "${STAMPEDE_E2E_NODE_IMAGE:-}${STAMPEDE_NODE_IMAGE:-}" ] || return 0
+  ! command -v dockerd >/dev/null 2>&1 || return 0
+  set -m
+  STAMPEDE_HEARTBEAT=0 stage "node image: Go components, during host setup" "${REPO_ROOT}/scripts/node-image.sh" --components >/dev/null &
+  prep_jobs+=($!); prep_names+=("node image: Go components")
+  set +m
+}
+
 if [ "$mode" != existing ]; then
+  start_components
   if [ "${STAMPEDE_HOST_READY:-}" = true ]; then
     # The host was set up by someone else (a shared engine, a CI image): only check it.
     docker_ok || die "STAMPEDE_HOST_READY=true but the Docker engine does not answer (DOCKER_HOST=${DOCKER_HOST:-})"
@@ -198,12 +214,13 @@ if [ "$mode" != existing ]; then
     stage "host setup" "${REPO_ROOT}/scripts/host-setup.sh" || die "host setup failed"
   fi
   start_node_image
+  start_suite_compile
 fi
 
 # shellcheck disable=SC2317 # run through stage, which shellcheck cannot follow
 build_tools() {
   # One go build for the three: their shared packages are scheduled on both cores together.
-  GOGC="$build_gogc" go build -o "$bin/" ./e2e/cmd/stampede-cluster ./e2e/cmd/stampede github.com/onsi/ginkgo/v2/ginkgo
+  go_build build -o "$bin/" ./e2e/cmd/stampede-cluster ./e2e/cmd/stampede github.com/onsi/ginkgo/v2/ginkgo
 }
 stage "compile: stampede-cluster, stampede, ginkgo" build_tools || die "compiling stampede's tools failed"
 
@@ -223,7 +240,7 @@ timeline() { "$bin/stampede" timeline "$ARTIFACTS_DIR" || log "no stage timeline
 
 prepared=0
 if [ "$mode" != existing ]; then
-  start_images_and_suite
+  start_images
   wait_prepared || prepared=$?
 fi
 # The stages so far (each written when it ended, some after the run got its directory) join the run's.

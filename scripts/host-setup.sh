@@ -4,8 +4,9 @@
 #
 # What it changes, and only that (besides raising the inotify limits, which several kind
 # clusters at once need):
-#   1. packages: those of docker.io, jq, mmdebstrap, iptables, nftables, ca-certificates that are
-#      missing, in one apt transaction (as root), with no service started by their install;
+#   1. packages: those of docker.io, jq, mmdebstrap, gcc, libc6-dev, iptables, nftables and
+#      ca-certificates that are missing, in one apt transaction (as root), with no service started
+#      by their install;
 #   2. the egress guard (scripts/egress-guard.sh): rules that match only stampede's own Docker
 #      network (what it forwards elsewhere, and new connections to this host), in place before any
 #      of its containers starts; without root it cannot be checked, and host setup stops unless
@@ -39,6 +40,10 @@ ensure_packages() {
   command -v dockerd >/dev/null 2>&1 || { missing+=(docker.io); why+=("docker.io (the engine kind's nodes run in)"); }
   command -v jq >/dev/null 2>&1 || { missing+=(jq); why+=("jq (the engine's config)"); }
   command -v mmdebstrap >/dev/null 2>&1 || { missing+=(mmdebstrap); why+=("mmdebstrap (the node image's root filesystems)"); }
+  # gcc prints the bare name of a file it cannot find: without libc6-dev's libc.a there is no static link.
+  if ! command -v gcc >/dev/null 2>&1 || [ "$(gcc -print-file-name=libc.a)" = libc.a ]; then
+    missing+=(gcc libc6-dev); why+=("gcc and libc6-dev (the node image's pause, a static C program)")
+  fi
   command -v iptables >/dev/null 2>&1 || { missing+=(iptables); why+=("iptables (the egress guard)"); }
   command -v nft >/dev/null 2>&1 || { missing+=(nftables); why+=("nftables (host-undo deletes tables it created)"); }
   ! command -v dpkg-query >/dev/null 2>&1 || dpkg-query -W -f='${Status}' ca-certificates 2>/dev/null | grep -q 'ok installed' ||

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# node-image.sh [--print]: ensure a kind node image for the pinned Kubernetes version and print its
-# name on stdout.
+# node-image.sh [--print|--components]: ensure a kind node image for the pinned Kubernetes version
+# and print its name on stdout. --print only prints it. --components only compiles its Go
+# components (scripts/build-components.sh), and only when the local image will be built and no
+# Docker engine is installed yet to hold one: scripts/e2e.sh starts that before host setup on a
+# fresh machine, so the long pole of a cold run does not wait for the engine's install; the build
+# that follows waits for it (a lock) and finds the binaries.
 #
 # Which image (STAMPEDE_NODE_IMAGE_SOURCE, default auto):
 #   STAMPEDE_NODE_IMAGE=name  use that image as it is (nothing is built or checked);
@@ -15,8 +19,13 @@ LOG_PREFIX=node-image
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "${REPO_ROOT}/scripts/images.sh"
 
-print_only=""
-[ "${1:-}" = "--print" ] && print_only=1
+print_only="" components_only=""
+case "${1:-}" in
+  --print) print_only=1 ;;
+  --components) components_only=1 ;;
+  "") ;;
+  *) die "usage: node-image.sh [--print|--components] (got '$1')" ;;
+esac
 
 NODE_INPUTS=("${REPO_ROOT}/scripts/versions.sh" "${REPO_ROOT}/scripts/node-image.sh" "${REPO_ROOT}/scripts/images.sh"
   "${REPO_ROOT}/scripts/build-components.sh" "${REPO_ROOT}/scripts/node" "${REPO_ROOT}/e2e/cluster/cnid")
@@ -83,7 +92,7 @@ LPP_HELPER_IMAGE="stampede/local-path-helper:${LOCAL_PATH_PROVISIONER_VERSION}"
 CNID_BIN="${BIN}/cnid-${CNID_IMAGE##*:}"
 build_cnid() {
   [ -x "$CNID_BIN" ] && return 0
-  (cd "$REPO_ROOT" && CGO_ENABLED=0 GOGC="${STAMPEDE_BUILD_GOGC:-400}" go build -trimpath -ldflags "-s -w" -o "${CNID_BIN}.tmp" ./e2e/cluster/cnid) ||
+  (cd "$REPO_ROOT" && go_build build -ldflags "-s -w" -o "${CNID_BIN}.tmp" ./e2e/cluster/cnid) ||
     die "go build cnid failed"
   mv "${CNID_BIN}.tmp" "$CNID_BIN"
   log "built cnid"
@@ -177,6 +186,12 @@ main() {
     given) echo "$STAMPEDE_NODE_IMAGE"; return ;;
     stock) echo "$KIND_STOCK_NODE_IMAGE"; return ;;
   esac
+  if [ -n "$components_only" ]; then
+    # With an engine installed, the image may exist already: the build after host setup decides.
+    command -v dockerd >/dev/null 2>&1 && return 0
+    mkdir -p "$BIN"
+    exec "${REPO_ROOT}/scripts/build-components.sh" "$BIN" go
+  fi
   if [ -n "$print_only" ] || image_present "$LOCAL_NODE_IMAGE"; then echo "$LOCAL_NODE_IMAGE"; return; fi
   docker_ok || die "no Docker engine answers: run scripts/host-setup.sh (make host-setup)"
   local start=$SECONDS
@@ -194,7 +209,6 @@ main() {
     total=$(sed -n '1s/^packages //p' "$f" 2>/dev/null)
     if [ -z "$total" ]; then echo "fetching modules"; else echo "compiled $(($(wc -l <"$f") - 1)) of ${total} packages"; fi
   }
-  rm -f "${STAMPEDE_CACHE}/logs/components-packages.log"
   # Go builds are the critical path; the root filesystems are built beside them.
   "${REPO_ROOT}/scripts/build-components.sh" "$BIN" >"${STAMPEDE_CACHE}/logs/components.log" 2>&1 &
   local comp=$!
