@@ -56,44 +56,59 @@ var _ = Describe("Network policy", Label("netpol"), func() {
 				metrics = net.JoinHostPort(pods.Items[0].Status.PodIP, strconv.Itoa(m.Port))
 			}
 
-			By("a pod outside the allowed set cannot open a connection to PostgreSQL")
-			denied := d.Probe(ctx, "probe-denied", nil, postgres, probeTimeout, "")
-			Expect(denied.Connected).To(BeFalse(), "a pod that no policy allows reached PostgreSQL at %s: "+
-				"the cluster's network plugin does not enforce NetworkPolicy (the offline node image's cnid does; see README)", postgres)
-
-			By("a pod that only the DNS policy lets out resolves PostgreSQL's name, and is still refused the connection")
+			// The three probes before the control policy run at once, as do the three after it: a
+			// denied connection waits out its whole timeout, and none depends on another's result.
 			// The DNS peers are the run's setting (-e2e.dns, default CoreDNS's pods and NodeLocal
 			// DNSCache's listener): on a cluster whose DNS they miss, every lookup fails here.
 			byName := net.JoinHostPort(manifests.PostgresName+"."+d.Namespace+".svc", strconv.Itoa(manifests.PostgresPort))
-			resolved := d.Probe(ctx, "probe-dns", nil, byName, probeTimeout, "")
-			Expect(resolved.Connected).To(BeFalse(), "a pod that no policy allows reached PostgreSQL at %s", byName)
-			Expect(resolved.Error).NotTo(ContainSubstring("lookup"),
+			missing := net.JoinHostPort("no-such-service."+d.Namespace+".svc", strconv.Itoa(manifests.PostgresPort))
+			By("probing at once: PostgreSQL from a pod outside the allowed set, by address and by name, and a name that does not exist")
+			before := d.Probes(ctx,
+				framework.ProbeSpec{Name: "probe-denied", Addr: postgres, Timeout: probeTimeout},
+				framework.ProbeSpec{Name: "probe-dns", Addr: byName, Timeout: probeTimeout},
+				framework.ProbeSpec{Name: "probe-dns-control", Addr: missing, Timeout: probeTimeout})
+
+			By("a pod outside the allowed set cannot open a connection to PostgreSQL")
+			Expect(before[0].Connected).To(BeFalse(), "a pod that no policy allows reached PostgreSQL at %s: "+
+				"the cluster's network plugin does not enforce NetworkPolicy (the offline node image's cnid does; see README)", postgres)
+
+			By("a pod that only the DNS policy lets out resolves PostgreSQL's name, and is still refused the connection")
+			Expect(before[1].Connected).To(BeFalse(), "a pod that no policy allows reached PostgreSQL at %s", byName)
+			Expect(before[1].Error).NotTo(ContainSubstring("lookup"),
 				"the DNS lookup of %s failed under the DNS policy: set the cluster's DNS peers (DNS=..., README: DNS egress)", byName)
 			By("control: a name that does not exist fails as a lookup, so the probe tells one from a refused connection")
-			missing := net.JoinHostPort("no-such-service."+d.Namespace+".svc", strconv.Itoa(manifests.PostgresPort))
-			Expect(d.Probe(ctx, "probe-dns-control", nil, missing, probeTimeout, "").Error).To(ContainSubstring("lookup"),
+			Expect(before[2].Error).To(ContainSubstring("lookup"),
 				"a lookup of %s did not fail as a lookup: the probe cannot see a DNS failure, and the check above proves nothing", missing)
 
 			By("control: a policy that lets a probe out, and into PostgreSQL, makes the same probe connect")
 			allowControlProbes(ctx, d.Namespace)
+			allowed := map[string]string{controlLabel: "allowed"}
 			// cnid applies a new policy within moments; ask again until it has, with fresh pods.
 			n := 0
 			Eventually(ctx, func() bool {
 				n++
-				return d.Probe(ctx, fmt.Sprintf("probe-control-%d", n), map[string]string{controlLabel: "allowed"}, postgres, probeTimeout, "").Connected
+				return d.Probe(ctx, fmt.Sprintf("probe-control-%d", n), allowed, postgres, probeTimeout, "").Connected
 			}).WithTimeout(2*time.Minute).WithPolling(time.Second).Should(BeTrue(),
 				"with a policy allowing it, the probe never reached PostgreSQL: the probe cannot see an open path, and its 'denied' proves nothing")
 
-			By("the control probe reaches the token service's API, but not its metrics port (port-forwards only)")
-			Expect(d.Probe(ctx, "probe-control-api", map[string]string{controlLabel: "allowed"}, tokensvc, probeTimeout, "").Connected).
-				To(BeTrue(), "the token service's Service at %s", tokensvc)
-			if metrics != "" {
-				Expect(d.Probe(ctx, "probe-control-metrics", map[string]string{controlLabel: "allowed"}, metrics, probeTimeout, "").Connected).
-					To(BeFalse(), "a pod reached the token service's metrics port at %s", metrics)
+			after := []framework.ProbeSpec{
+				{Name: "probe-denied-again", Addr: postgres, Timeout: probeTimeout},
+				{Name: "probe-control-api", Labels: allowed, Addr: tokensvc, Timeout: probeTimeout},
 			}
+			if metrics != "" {
+				after = append(after, framework.ProbeSpec{Name: "probe-control-metrics", Labels: allowed, Addr: metrics, Timeout: probeTimeout})
+			}
+			By("probing at once: PostgreSQL from a pod without the control label, the API and the metrics port from a control pod")
+			got := d.Probes(ctx, after...)
 
 			By("a pod without the control label is still refused, after the control policy exists")
-			Expect(d.Probe(ctx, "probe-denied-again", nil, postgres, probeTimeout, "").Connected).To(BeFalse())
+			Expect(got[0].Connected).To(BeFalse())
+
+			By("the control probe reaches the token service's API, but not its metrics port (port-forwards only)")
+			Expect(got[1].Connected).To(BeTrue(), "the token service's Service at %s", tokensvc)
+			if metrics != "" {
+				Expect(got[2].Connected).To(BeFalse(), "a pod reached the token service's metrics port at %s", metrics)
+			}
 
 			By("the token service still reaches PostgreSQL: a burst registers every customer")
 			o := d.Stampede(ctx, bursts(5))

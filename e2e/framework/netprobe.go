@@ -30,6 +30,16 @@ type ProbeResult struct {
 // ProbeName is the NameLabel of the suite's probe pods, which no policy of the manifests allows.
 const ProbeName = "stampede-netprobe"
 
+// ProbeSpec is one probe: its pod's name and extra labels, the address it dials (host:port,
+// resolved in the namespace), how long it waits, and the node it runs on (empty: any).
+type ProbeSpec struct {
+	Name     string
+	Labels   map[string]string
+	Addr     string
+	Timeout  time.Duration
+	NodeName string
+}
+
 // Probe runs a pod in the deployment's namespace, labelled ProbeName plus labels, that opens one
 // TCP connection to addr (host:port, resolved in the namespace) and reports whether it opened
 // within timeout. The pod meets the restricted standard (the namespace enforces it) and runs the
@@ -37,20 +47,41 @@ const ProbeName = "stampede-netprobe"
 // node. The pod is deleted afterwards.
 func (d *Deployment) Probe(ctx context.Context, name string, labels map[string]string, addr string, timeout time.Duration, nodeName string) ProbeResult {
 	GinkgoHelper()
-	pod := probePod(d.Namespace, name, d.Env.Config.AttackerImage, labels, addr, timeout, nodeName)
+	return d.Probes(ctx, ProbeSpec{Name: name, Labels: labels, Addr: addr, Timeout: timeout, NodeName: nodeName})[0]
+}
+
+// Probes runs every probe at once, as Probe runs one, and returns their results in order: a
+// denied connection takes its whole timeout, and independent probes need not wait for each other.
+func (d *Deployment) Probes(ctx context.Context, specs ...ProbeSpec) []ProbeResult {
+	GinkgoHelper()
 	pods := d.Env.Client.CoreV1().Pods(d.Namespace)
-	_, err := pods.Create(ctx, pod, metav1.CreateOptions{})
-	Expect(err).NotTo(HaveOccurred(), "create probe pod %s", name)
-	DeferCleanup(func(ctx SpecContext) {
-		_ = pods.Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})
-	})
+	for _, s := range specs {
+		pod := probePod(d.Namespace, s.Name, d.Env.Config.AttackerImage, s.Labels, s.Addr, s.Timeout, s.NodeName)
+		_, err := pods.Create(ctx, pod, metav1.CreateOptions{})
+		Expect(err).NotTo(HaveOccurred(), "create probe pod %s", s.Name)
+		DeferCleanup(func(ctx SpecContext) {
+			_ = pods.Delete(ctx, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})
+		})
+	}
+	results := make([]ProbeResult, len(specs))
+	for i, s := range specs {
+		results[i] = d.probeResult(ctx, s)
+	}
+	return results
+}
+
+// probeResult waits for the probe pod s.Name to end and reads what it printed.
+func (d *Deployment) probeResult(ctx context.Context, s ProbeSpec) ProbeResult {
+	GinkgoHelper()
+	pods := d.Env.Client.CoreV1().Pods(d.Namespace)
+	name := s.Name
 	var done *corev1.Pod
 	Eventually(ctx, func(g Gomega) {
 		p, err := pods.Get(ctx, name, metav1.GetOptions{})
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(p.Status.Phase).To(BeElementOf(corev1.PodSucceeded, corev1.PodFailed), "probe pod %s", name)
 		done = p
-	}).WithTimeout(timeout + 2*time.Minute).WithPolling(500 * time.Millisecond).Should(Succeed())
+	}).WithTimeout(s.Timeout + 2*time.Minute).WithPolling(500 * time.Millisecond).Should(Succeed())
 	logs, err := pods.GetLogs(name, &corev1.PodLogOptions{Container: "probe"}).DoRaw(ctx)
 	Expect(err).NotTo(HaveOccurred(), "probe pod %s logs", name)
 	Expect(done.Status.Phase).To(Equal(corev1.PodSucceeded), "probe pod %s: %s", name, logs)
