@@ -52,15 +52,24 @@ fresh_state() {
   trap 'chmod -R u+w "'"$tmp"'" 2>/dev/null; rm -rf "'"$tmp"'"' EXIT
 }
 
-# timed_run NAME MAKE_TARGET...: one path, its wall time and its stage table into the summary.
+# busy_cpu_s: the CPU-seconds this machine has spent busy since boot (/proc/stat: user, nice,
+# system, irq, softirq), to say how much of a path's wall time its work filled; steal_cpu_s: those
+# the hypervisor gave to someone else, a slow day's likely cause.
+busy_cpu_s() { awk '/^cpu / {print int(($2 + $3 + $4 + $7 + $8) / 100)}' /proc/stat; }
+steal_cpu_s() { awk '/^cpu / {print int($9 / 100)}' /proc/stat; }
+
+# timed_run NAME MAKE_TARGET...: one path, its wall time, the CPU it kept busy and its stage table
+# into the summary.
 timed_run() {
-  local name=$1 start rc=0 dir; shift
-  start=$SECONDS
+  local name=$1 start rc=0 dir cpu0 steal0 wall; shift
+  start=$SECONDS cpu0=$(busy_cpu_s) steal0=$(steal_cpu_s)
   log "${name}: make $*"
   ARTIFACTS="${base}/${name}" make --no-print-directory "$@" >"${base}/${name}.log" 2>&1 || rc=$?
   dir=$(readlink -f "${base}/${name}/latest" 2>/dev/null || true)
+  wall=$((SECONDS - start))
   {
-    printf '\n## %s: make %s: rc %s in %ss\n\n```\n' "$name" "$*" "$rc" "$((SECONDS - start))"
+    printf '\n## %s: make %s: rc %s in %ss, %s CPU-s busy of %s on %s cores (%s stolen by the hypervisor)\n\n```\n' \
+      "$name" "$*" "$rc" "$wall" "$(($(busy_cpu_s) - cpu0))" "$((wall * $(nproc)))" "$(nproc)" "$(($(steal_cpu_s) - steal0))"
     if [ -n "$dir" ]; then go run ./e2e/cmd/stampede timeline "$dir" 2>&1; else echo "no run directory (see ${name}.log)"; fi
     printf '```\n'
   } >>"$summary"
