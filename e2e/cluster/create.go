@@ -248,7 +248,10 @@ func (c *Cluster) afterCreate(ctx context.Context, cfg *v1alpha4.Cluster) error 
 	if err := c.loadHostPorts(ctx, cfg); err != nil {
 		return err
 	}
-	return c.waitNodesReady(ctx, c.p.WaitForReady)
+	// The nodes' containerd takes images before the nodes are Ready: the two waits overlap.
+	loaded := make(chan error, 1)
+	go func() { loaded <- c.LoadImages(ctx, c.p.Preload...) }()
+	return errors.Join(c.waitNodesReady(ctx, c.p.WaitForReady), <-loaded)
 }
 
 // reuse checks that the existing cluster is usable and connects to it; it returns why not.
