@@ -109,11 +109,29 @@ start_images() {
   prep_jobs+=($!); prep_names+=(images)
   set +m
 }
+# The tools and the suite are built into the checkout (bin/e2e, e2e/.stampede-e2e.test), where Go
+# relinks nothing that is up to date: built into a fresh directory, each was a 10 s link every
+# run. A run then runs its own hard links to them (copies across file systems), taken under the
+# same lock as the build: runs take turns, and a run's links stay as they were when a later run
+# replaces a binary (Go writes a new file, never into the old one).
+# link_or_copy FILE COPY: COPY is a hard link to FILE, or a copy of it.
+# shellcheck disable=SC2317 # called from functions run through stage
+link_or_copy() { ln -f "$1" "$2" 2>/dev/null || cp "$1" "$2"; }
+# shellcheck disable=SC2317 # run through stage, which shellcheck cannot follow
+compile_suite() {
+  local kept="${REPO_ROOT}/e2e/.stampede-e2e.test"
+  mkdir -p "$tools"
+  (
+    flock 9
+    go_build test -c -tags e2e -o "$kept" ./e2e || exit
+    link_or_copy "$kept" "$suite_bin"
+  ) 9>"${tools}/.suite.lock"
+}
 # The suite's test binary, compiled once here and run by Ginkgo as it is (a precompiled .test
-# binary); beside the tools' compile, not after it: on a warm machine each is a link of 10 s.
+# binary); beside the tools' compile, not after it.
 start_suite_compile() {
   set -m
-  stage "compile: the suite" go_build test -c -tags e2e -o "$suite_bin" ./e2e &
+  stage "compile: the suite" compile_suite &
   prep_jobs+=($!); prep_names+=("suite compile")
   set +m
 }
@@ -175,6 +193,8 @@ trap 'on_signal INT' INT
 trap 'on_signal TERM' TERM
 
 bin=$(mktemp -d "${TMPDIR:-/tmp}/stampede-e2e-bin.XXXXXX")
+# Where the tools and the suite are kept between runs (link_or_copy above).
+tools="${REPO_ROOT}/bin/e2e"
 # The suite's test binary lives in e2e/ (Ginkgo runs a precompiled suite in its directory), under
 # a name of this run's own, so that runs in parallel do not share it.
 suite_bin="${REPO_ROOT}/e2e/.stampede-e2e-$$.test"
@@ -220,7 +240,12 @@ fi
 # shellcheck disable=SC2317 # run through stage, which shellcheck cannot follow
 build_tools() {
   # One go build for the three: their shared packages are scheduled on both cores together.
-  go_build build -o "$bin/" ./e2e/cmd/stampede-cluster ./e2e/cmd/stampede github.com/onsi/ginkgo/v2/ginkgo
+  mkdir -p "$tools"
+  (
+    flock 9
+    go_build build -o "${tools}/" ./e2e/cmd/stampede-cluster ./e2e/cmd/stampede github.com/onsi/ginkgo/v2/ginkgo || exit
+    for t in stampede-cluster stampede ginkgo; do link_or_copy "${tools}/${t}" "${bin}/${t}"; done
+  ) 9>"${tools}/.lock"
 }
 stage "compile: stampede-cluster, stampede, ginkgo" build_tools || die "compiling stampede's tools failed"
 
