@@ -195,7 +195,7 @@ main() {
   if [ -n "$print_only" ] || image_present "$LOCAL_NODE_IMAGE"; then echo "$LOCAL_NODE_IMAGE"; return; fi
   docker_ok || die "no Docker engine answers: run scripts/host-setup.sh (make host-setup)"
   local start=$SECONDS
-  log "building ${LOCAL_NODE_IMAGE} (cold: about 6 minutes on 2 cores; logs in ${STAMPEDE_CACHE}/logs)"
+  log "building ${LOCAL_NODE_IMAGE} (cold: 10 to 25 minutes on 2 cores, compiling Kubernetes; logs in ${STAMPEDE_CACHE}/logs)"
   mkdir -p "${STAMPEDE_CACHE}/logs"
   local base_hash slim_hash
   base_hash=$(hash_inputs "${REPO_ROOT}/scripts/versions.sh" "${REPO_ROOT}/scripts/node/customize-base.sh" "${REPO_ROOT}/scripts/images.sh")
