@@ -99,7 +99,7 @@ node-image-load: host-setup ## Load a node image saved by node-image-save from F
 	@scripts/node-image-archive.sh load "$(FILE)"
 
 .PHONY: bench-e2e
-bench-e2e: ## Time make e2e's stages: a cold run (fresh Go caches, cache dir and stampede images; COLD=false skips it), a warm one and a reuse one, then the stage tables.
+bench-e2e: ## Time make e2e's stages: a cold run (fresh Go caches, cache dir and stampede images; COLD=false skips it), a warm one and a reuse one (WARM=false skips those), then the stage tables.
 	@scripts/bench-e2e.sh $(ARGS)
 
 .PHONY: images

@@ -8,14 +8,16 @@
 #   warm   make e2e again: images cached, a fresh cluster, the default specs;
 #   reuse  make e2e-reuse twice on a cluster of the bench's own; the second is the one timed (the
 #          first creates the cluster), then the cluster is deleted.
+# WARM=false skips the warm and reuse paths (a second cold run, say).
 # Each path's artifacts go under ARTIFACTS/bench-<time>/; the summary is bench.md there.
 set -o errexit -o nounset -o pipefail
 LOG_PREFIX=bench-e2e
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 
-cold="${COLD:-true}"
+cold="${COLD:-true}" warm="${WARM:-true}"
 case "$cold" in true|false) ;; *) die "COLD must be true or false (got '${cold}')" ;; esac
+case "$warm" in true|false) ;; *) die "WARM must be true or false (got '${warm}')" ;; esac
 base="${ARTIFACTS:-${REPO_ROOT}/_artifacts}/bench-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$base"
 summary="${base}/bench.md"
@@ -87,11 +89,13 @@ if [ "$cold" = true ]; then
   fresh_state
   timed_run cold e2e || failed+=" cold"
 fi
-timed_run warm e2e || failed+=" warm"
-cluster="stampede-bench-$$"
-timed_run reuse-create e2e-reuse CLUSTER="$cluster" || failed+=" reuse-create"
-timed_run reuse e2e-reuse CLUSTER="$cluster" || failed+=" reuse"
-scripts/cluster.sh down --name "$cluster" >/dev/null 2>&1 || log "deleting ${cluster} failed: make cluster-down CLUSTER=${cluster}"
+if [ "$warm" = true ]; then
+  timed_run warm e2e || failed+=" warm"
+  cluster="stampede-bench-$$"
+  timed_run reuse-create e2e-reuse CLUSTER="$cluster" || failed+=" reuse-create"
+  timed_run reuse e2e-reuse CLUSTER="$cluster" || failed+=" reuse"
+  scripts/cluster.sh down --name "$cluster" >/dev/null 2>&1 || log "deleting ${cluster} failed: make cluster-down CLUSTER=${cluster}"
+fi
 
 cat "$summary"
 [ -z "$failed" ] || die "failed:${failed} (logs in ${base})"
