@@ -72,7 +72,8 @@ timed_run() {
   {
     printf '\n## %s: make %s: rc %s in %ss, %s CPU-s busy of %s on %s cores (%s stolen by the hypervisor)\n\n```\n' \
       "$name" "$*" "$rc" "$wall" "$(($(busy_cpu_s) - cpu0))" "$((wall * $(nproc)))" "$(nproc)" "$(($(steal_cpu_s) - steal0))"
-    if [ -n "$dir" ]; then go run ./e2e/cmd/stampede timeline "$dir" 2>&1; else echo "no run directory (see ${name}.log)"; fi
+    # With the run's own flag set (go_build), its build cache has it: a plain go run compiled stampede anew.
+    if [ -n "$dir" ]; then go_build run ./e2e/cmd/stampede timeline "$dir" 2>&1; else echo "no run directory (see ${name}.log)"; fi
     printf '```\n'
   } >>"$summary"
   log "${name}: rc ${rc} in $((SECONDS - start))s (log ${base}/${name}.log)"
