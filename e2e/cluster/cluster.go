@@ -98,9 +98,6 @@ type Params struct {
 	NoCreate bool
 	// WaitForReady bounds the wait for every node to be Ready; zero means DefaultWaitForReady.
 	WaitForReady time.Duration
-	// Preload names local images that a cluster Start creates loads into its nodes while they
-	// become Ready (LoadImages), rather than after.
-	Preload []string
 	// Logger receives progress; nil means slog.Default().
 	Logger *slog.Logger
 	// WrapTransport wraps the transport of every client of the cluster's API (rest.Config's),

@@ -248,10 +248,7 @@ func (c *Cluster) afterCreate(ctx context.Context, cfg *v1alpha4.Cluster) error 
 	if err := c.loadHostPorts(ctx, cfg); err != nil {
 		return err
 	}
-	// The nodes' containerd takes images before the nodes are Ready: the two waits overlap.
-	loaded := make(chan error, 1)
-	go func() { loaded <- c.LoadImages(ctx, c.p.Preload...) }()
-	return errors.Join(c.waitNodesReady(ctx, c.p.WaitForReady), <-loaded)
+	return c.waitNodesReady(ctx, c.p.WaitForReady)
 }
 
 // reuse checks that the existing cluster is usable and connects to it; it returns why not.

@@ -443,20 +443,8 @@ func (c *Config) ClusterParams() cluster.Params {
 	}
 	if c.Mode == "existing" {
 		p.Name, p.ConfigPath, p.NodeImage = "", "", ""
-		return p
-	}
-	for _, img := range c.suiteImages() {
-		if img != "" {
-			p.Preload = append(p.Preload, img)
-		}
 	}
 	return p
-}
-
-// suiteImages are the images every run loads into a cluster's nodes: the target's, PostgreSQL,
-// toxiproxy and the attacker.
-func (c *Config) suiteImages() []string {
-	return []string{c.Image, c.PostgresImage, c.ToxiproxyImage, c.AttackerImage}
 }
 
 // dnsEgress is the DNS setting as manifests.Params take it: nil for the default.

@@ -140,7 +140,7 @@ func loadImages(ctx context.Context, cfg *Config, c *cluster.Cluster) func(ctx c
 		return nil
 	}
 	By("loading the images into the nodes")
-	images := cfg.suiteImages()
+	images := []string{cfg.Image, cfg.PostgresImage, cfg.ToxiproxyImage, cfg.AttackerImage}
 	end := beginStage(cfg.Artifacts, "cluster: images loaded into the nodes")
 	err := c.LoadImages(ctx, images...)
 	end(err)
