@@ -8,7 +8,9 @@
 #   warm   make e2e again: images cached, a fresh cluster, the default specs;
 #   reuse  make e2e-reuse twice on a cluster of the bench's own; the second is the one timed (the
 #          first creates the cluster), then the cluster is deleted.
-# WARM=false skips the warm and reuse paths (a second cold run, say).
+# WARM=false skips the warm and reuse paths (a second cold run, say). NODE_IMAGE_FILE=F (a tarball
+# of make node-image-save) is loaded into the cold state before its run: the cold path of a CI
+# cache or an air-gapped colleague, whose run then builds no node image.
 # Each path's artifacts go under ARTIFACTS/bench-<time>/; the summary is bench.md there.
 set -o errexit -o nounset -o pipefail
 LOG_PREFIX=bench-e2e
@@ -88,6 +90,11 @@ timed_run() {
 failed=""
 if [ "$cold" = true ]; then
   fresh_state
+  if [ -n "${NODE_IMAGE_FILE:-}" ]; then
+    t0=$SECONDS
+    scripts/node-image-archive.sh load "$NODE_IMAGE_FILE" >/dev/null || die "loading ${NODE_IMAGE_FILE} failed"
+    printf '\nThe cold state got the node image from %s (make node-image-load) in %ss.\n' "$NODE_IMAGE_FILE" "$((SECONDS - t0))" >>"$summary"
+  fi
   timed_run cold e2e || failed+=" cold"
 fi
 if [ "$warm" = true ]; then
