@@ -145,8 +145,9 @@ union_src() {
 
 main() {
   local start=$SECONDS src pending pkgs=() c pkg
-  mkdir -p "${STAMPEDE_CACHE}/locks"
-  exec 7>"${STAMPEDE_CACHE}/locks/components.lock"
+  # Beside the binaries it guards, not among the cluster locks that stampede-cluster gc removes
+  # when no process holds them.
+  exec 7>"${OUT}/.build.lock"
   flock -n 7 || { log "waiting for another build of the components to end"; flock 7; }
   [ "$MODE" = go ] || build_pause
   mapfile -t pending < <(todo)
