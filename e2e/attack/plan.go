@@ -289,7 +289,7 @@ func planFlags(p *Plan, raw *rawArgs, usage io.Writer) *flag.FlagSet {
 	fs.IntVar(&p.Retry.MaxAttempts, "retry-attempts", 0, "retries per failed request (0: no retry phase)")
 	fs.DurationVar(&p.Retry.MaxWait, "retry-max-wait", 0, "cap of a Retry-After wait")
 	fs.DurationVar(&p.Retry.Backoff, "retry-backoff", 0, "wait before a retry without Retry-After")
-	fs.IntVar(&p.Retry.Concurrency, "retry-concurrency", 0, "retry chains in flight")
+	fs.IntVar(&p.Retry.Concurrency, "retry-concurrency", 0, "retry requests in flight (every chain waits at once)")
 	fs.StringVar(&raw.statuses, "retry-statuses", "", "comma-separated statuses to retry (default 409,503)")
 	fs.BoolVar(&p.Retry.NoRetryOnError, "retry-no-error", false, "do not retry transport errors")
 	fs.StringVar(&p.KeysFile, "api-keys", "", "file of the tenants' keys, lines '<tenant> <key>' (default: send no key)")

@@ -77,8 +77,8 @@ func Deadline(p Plan, lead time.Duration) time.Duration {
 	}
 	bursts := time.Duration(len(p.Customers)) * p.Gap
 	retries := time.Duration(p.Retry.MaxAttempts) * (maxWait + timeout)
-	// Retry chains run at most Retry.Concurrency at once; a whole run's worth queued behind
-	// each other is not expected, but one more chain's length covers stragglers.
+	// Every retry chain waits at once, at most Retry.Concurrency requests in flight; one more
+	// chain's length covers stragglers behind a full slot.
 	return lead + bursts + timeout + 2*retries + time.Minute
 }
 

@@ -42,7 +42,9 @@ type RetryParams struct {
 	// Backoff is the wait when a response has no usable Retry-After
 	// (DefaultBackoff if zero).
 	Backoff time.Duration
-	// Concurrency bounds the chains in flight (DefaultConcurrency if zero).
+	// Concurrency bounds the retry requests in flight (DefaultConcurrency if zero). Every
+	// chain waits its Retry-After at once, as the clients would: bounding the chains instead
+	// queued their waits one behind another (134 retries asked to wait a second took 9 s).
 	Concurrency int
 
 	// sleep is replaced in tests to record waits instead of taking them.
@@ -108,7 +110,8 @@ func ParseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 }
 
 // retry runs one chain per retryable burst request, each until it gets a
-// response that is not retryable or runs out of attempts.
+// response that is not retryable or runs out of attempts. The chains run at
+// once; at most p.Retry.Concurrency of their requests are in flight.
 func retry(ctx context.Context, p Params, rec *Recorder, client *http.Client) error {
 	var starts []history.Op
 	for _, op := range rec.Ops() {
@@ -126,10 +129,9 @@ func retry(ctx context.Context, p Params, rec *Recorder, client *http.Client) er
 	)
 	for _, op := range starts {
 		wg.Add(1)
-		sem <- struct{}{}
 		go func() {
-			defer func() { <-sem; wg.Done() }()
-			if err := chain(ctx, p, rec, client, op); err != nil {
+			defer wg.Done()
+			if err := chain(ctx, p, rec, client, sem, op); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
@@ -148,13 +150,19 @@ func retry(ctx context.Context, p Params, rec *Recorder, client *http.Client) er
 	return errors.Join(errs...)
 }
 
-// chain retries last until it is no longer retryable. Only a cancelled
-// context is an error; failed requests are recorded.
-func chain(ctx context.Context, p Params, rec *Recorder, client *http.Client, last history.Op) error {
+// chain retries last until it is no longer retryable, each request holding a
+// slot of sem while in flight. Only a cancelled context is an error; failed
+// requests are recorded.
+func chain(ctx context.Context, p Params, rec *Recorder, client *http.Client, sem chan struct{}, last history.Op) error {
 	first := last // whose request it is and which key it carries, whatever lastOp finds
 	for attempt := 1; attempt <= p.Retry.MaxAttempts && p.Retry.retryable(last); attempt++ {
 		if err := p.Retry.sleep(ctx, p.Retry.Wait(last, time.Now())); err != nil {
 			return fmt.Errorf("retry %s: %w", last.ID(), err)
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return fmt.Errorf("retry %s: %w", last.ID(), ctx.Err())
 		}
 		// A client retries with the credentials it tried first.
 		op := history.Op{Customer: first.Customer, Seq: first.Seq, Attempt: attempt, Phase: history.PhaseRetry,
@@ -162,6 +170,7 @@ func chain(ctx context.Context, p Params, rec *Recorder, client *http.Client, la
 		id := rec.Expect(op)
 		req, err := http.NewRequestWithContext(ctx, p.Request.Method, p.Request.URL(p.URL, op.Customer), bytes.NewReader(p.Request.BodyOf(op.Customer)))
 		if err != nil {
+			<-sem
 			return fmt.Errorf("build retry %s: %w", id, err)
 		}
 		req.Header = p.header(op, id)
@@ -170,6 +179,7 @@ func chain(ctx context.Context, p Params, rec *Recorder, client *http.Client, la
 			_, _ = io.Copy(io.Discard, resp.Body)
 			_ = resp.Body.Close()
 		}
+		<-sem
 		if ctx.Err() != nil {
 			return fmt.Errorf("retry %s: %w", id, ctx.Err())
 		}

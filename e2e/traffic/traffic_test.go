@@ -265,6 +265,69 @@ func TestRunRetries(t *testing.T) {
 	}
 }
 
+// TestRetryChainsWaitAtOnce checks that every retry chain waits its Retry-After at the same
+// time, as the clients would, and that Concurrency bounds only the requests in flight: a
+// sleep that returns only once every chain sleeps would never return if the chains took turns.
+func TestRetryChainsWaitAtOnce(t *testing.T) {
+	const customers, concurrency = 8, 2
+	var (
+		mu             sync.Mutex
+		inFlight, peak int
+	)
+	svc := newFakeService(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		inFlight++
+		peak = max(peak, inFlight)
+		mu.Unlock()
+		defer func() { mu.Lock(); inFlight--; mu.Unlock() }()
+		w.Header().Set(testPodHeader, "pod-a")
+		if strings.HasSuffix(r.Header.Get(RequestHeader), "/0") {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusConflict)
+			io.WriteString(w, `{"error":"conflict"}`)
+			return
+		}
+		time.Sleep(20 * time.Millisecond) // long enough for requests to meet in flight
+		io.WriteString(w, `{"token":"t"}`)
+	})
+	var sleeping sync.WaitGroup
+	sleeping.Add(customers)
+	all := make(chan struct{})
+	go func() { sleeping.Wait(); close(all) }()
+	retry := RetryParams{MaxAttempts: 1, Concurrency: concurrency,
+		sleep: func(ctx context.Context, _ time.Duration) error {
+			sleeping.Done()
+			select {
+			case <-all:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(10 * time.Second):
+				return fmt.Errorf("the chains did not wait at once")
+			}
+		},
+	}
+	out, err := Run(context.Background(), Params{Request: testRequest,
+		URL: svc.URL, Customers: Customers(1, customers, 1), Burst: 1, Gap: time.Millisecond,
+		Retry: retry, Logger: quietLogger(),
+	})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	ok := 0
+	for _, op := range out.History {
+		if op.Phase == history.PhaseRetry && op.Succeeded() {
+			ok++
+		}
+	}
+	if ok != customers {
+		t.Errorf("%d retries succeeded, want %d", ok, customers)
+	}
+	if peak > concurrency {
+		t.Errorf("%d requests in flight at once, want at most %d (Concurrency)", peak, concurrency)
+	}
+}
+
 func TestParseRetryAfter(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	for _, tc := range []struct {
