@@ -56,7 +56,7 @@ var _ = Describe("Chaos", Label("chaos"), func() {
 			env.SkipUnlessRoundsReachService()
 			plan := chaos.NewPlan(env.Config.Seed, f.Name())
 			By("planning the fault from the seed: " + plan.String())
-			d := env.Deploy(ctx, framework.DeployParams{Strategy: mode, Toxiproxy: chaos.NeedsToxiproxy(f)})
+			d := env.Deploy(ctx, framework.DeployParams{Strategy: mode, Toxiproxy: chaos.NeedsToxiproxy(f), DurableDatabase: true})
 			_, crash := f.(chaos.DBCrash)
 			if crash {
 				// The durability canary's "on" twin: it proves durability only if it is on.
@@ -100,7 +100,7 @@ var _ = Describe("Chaos", Label("chaos"), func() {
 			Label("db-latency", "canary", strategy), func(ctx SpecContext) {
 				skipFor(plan.NoProxy)
 				env.SkipUnlessAvailable(chaos.DBLatency{})
-				d := env.Deploy(ctx, framework.DeployParams{Strategy: strategy, Toxiproxy: true})
+				d := env.Deploy(ctx, framework.DeployParams{Strategy: strategy, Toxiproxy: true, DurableDatabase: true})
 				p := bursts(uint64(200 + 10*i))
 				p.Name = "without-latency"
 				without := d.Stampede(ctx, p)
@@ -154,7 +154,7 @@ var _ = Describe("Chaos", Label("chaos"), func() {
 			skipFor(plan.NoExactlyOnce)
 			env.SkipUnlessAvailable(chaos.DBCrash{})
 			env.SkipUnlessRoundsReachService()
-			d := env.Deploy(ctx, framework.DeployParams{Strategy: mode, Components: []string{manifests.ComponentPostgresAsyncCommit}})
+			d := env.Deploy(ctx, framework.DeployParams{Strategy: mode, Components: []string{manifests.ComponentPostgresAsyncCommit}, DurableDatabase: true})
 			d.ExpectSynchronousCommit(ctx, "off")
 			known, ok := check.KnownBugOf(check.AsyncCommit)
 			Expect(ok).To(BeTrue())

@@ -140,7 +140,7 @@ var _ = Describe("Self-test", Label("selftest"), func() {
 	It("control: the self-test build with no mutant passes every scenario", Label("control"), func(ctx SpecContext) {
 		skipFor(plan.NoSelftest)
 		start := time.Now()
-		d := env.Deploy(ctx, framework.DeployParams{Strategy: mutants.Strategy, Image: selftestTokensvc(ctx)})
+		d := env.Deploy(ctx, framework.DeployParams{Strategy: mutants.Strategy, Image: selftestTokensvc(ctx), DurableDatabase: true})
 		// The durability twin of async-commit: its db-crash proves something only if it is on.
 		d.ExpectSynchronousCommit(ctx, "on")
 		row := framework.SelftestRow{Variant: framework.SelftestControl, Doc: "the self-test build, TOKENSVC_MUTANT empty"}
@@ -172,7 +172,7 @@ var _ = Describe("Self-test", Label("selftest"), func() {
 			skipFor(plan.NoSelftest)
 			start := time.Now()
 			d := env.Deploy(ctx, framework.DeployParams{Strategy: mutants.Strategy, Image: selftestTokensvc(ctx),
-				Config: map[string]string{mutants.EnvVar: m.Name}})
+				Config: map[string]string{mutants.EnvVar: m.Name}, DurableDatabase: m.Scenario == mutants.ScenarioDBCrash})
 			if m.Name == mutants.AsyncCommit {
 				// Its own connections turn synchronous_commit off: shown by the service's sessions.
 				d.ExpectSynchronousCommit(ctx, "off")

@@ -79,10 +79,11 @@ type Config struct {
 	ArtifactsBase string
 	// Timeout bounds each registration spec; a chaos spec gets ChaosTimeout.
 	Timeout time.Duration
-	// DatabaseStorage is where PostgreSQL keeps its data (manifests.StoragePVC or
-	// manifests.StorageEmptyDir). Empty means an emptyDir in existing mode, where a claim's
-	// volume can outlive the spec (a StorageClass that reclaims with Retain), and a claim
-	// elsewhere.
+	// DatabaseStorage is where PostgreSQL keeps its data: manifests.StoragePVC,
+	// manifests.StorageEmptyDir, or StorageAuto (a claim for the deployments whose data must
+	// outlive a pod, DeployParams.DurableDatabase, an emptyDir for the rest). Empty means an
+	// emptyDir in existing mode, where a claim's volume can outlive the spec (a StorageClass
+	// that reclaims with Retain), and StorageAuto elsewhere.
 	DatabaseStorage string
 	// DNS replaces the peers the pods may query DNS at (manifests.ParseDNSEgress reads it);
 	// empty keeps manifests.DefaultDNS.
@@ -167,7 +168,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		"accept client-side coverage alone from a service that sends no Server-Timing handler interval (default: such a run is inconclusive)")
 	fs.StringVar(&c.Artifacts, "e2e.artifacts", env("ARTIFACTS", ""), "this run's artifacts directory (default: <artifacts-base>/<UTC time>-seed<N>)")
 	fs.StringVar(&c.ArtifactsBase, "e2e.artifacts-base", artifacts, "directory of the runs' artifacts directories (env ARTIFACTS)")
-	fs.StringVar(&c.DatabaseStorage, "e2e.db-storage", env("DB_STORAGE", ""), "where PostgreSQL keeps its data: emptydir or pvc (default: emptydir in existing mode, else pvc)")
+	fs.StringVar(&c.DatabaseStorage, "e2e.db-storage", env("DB_STORAGE", ""), "where PostgreSQL keeps its data: emptydir, pvc, or auto: a claim for the specs that inject faults, an emptyDir for the rest (default: emptydir in existing mode, else auto)")
 	fs.StringVar(&c.DNS, "e2e.dns", env("DNS", ""), "DNS peers of the pods' egress policy, space-separated NAMESPACE/KEY=VALUE and CIDRs (default \""+manifests.DefaultDNS.String()+"\")")
 	fs.StringVar(&c.TargetFile, "e2e.target", env("TARGET", ""), "the target file, or a directory holding target.yaml (default: "+firstNonEmpty(c.DefaultTarget, "none")+")")
 	fs.StringVar(&c.RunRole, "e2e.run-role", env("RUN_ROLE", ""), "ClusterRole bound to the suite's identity in each spec's namespace (manifests/rbac: stampede-run)")
@@ -219,13 +220,15 @@ func (c *Config) validateDeploy() error {
 		}
 	}
 	if c.DatabaseStorage == "" {
-		c.DatabaseStorage = manifests.StoragePVC
+		c.DatabaseStorage = StorageAuto
 		if c.Mode == "existing" {
 			c.DatabaseStorage = manifests.StorageEmptyDir
 		}
 	}
-	if c.DatabaseStorage != manifests.StoragePVC && c.DatabaseStorage != manifests.StorageEmptyDir {
-		return fmt.Errorf("-e2e.db-storage=%q: use %s or %s", c.DatabaseStorage, manifests.StorageEmptyDir, manifests.StoragePVC)
+	switch c.DatabaseStorage {
+	case manifests.StoragePVC, manifests.StorageEmptyDir, StorageAuto:
+	default:
+		return fmt.Errorf("-e2e.db-storage=%q: use %s, %s or %s", c.DatabaseStorage, manifests.StorageEmptyDir, manifests.StoragePVC, StorageAuto)
 	}
 	if c.DNS != "" {
 		if _, err := manifests.ParseDNSEgress(c.DNS); err != nil {

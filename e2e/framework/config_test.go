@@ -13,6 +13,7 @@ import (
 
 	"github.com/stampede-e2e/stampede/e2e/target"
 	"github.com/stampede-e2e/stampede/e2e/traffic"
+	"github.com/stampede-e2e/stampede/manifests"
 )
 
 // testTarget is the target the framework's tests run with, in the place of the spec package's
@@ -99,7 +100,8 @@ func TestExistingModeSettings(t *testing.T) {
 	}{
 		{args: existing, wantStorage: "emptydir"},
 		{args: append(slices.Clone(existing), "-e2e.db-storage=pvc"), wantStorage: "pvc"},
-		{args: kindArgs(), wantStorage: "pvc"},
+		{args: kindArgs(), wantStorage: "auto"},
+		{args: append(kindArgs(), "-e2e.db-storage=pvc"), wantStorage: "pvc"},
 		{args: append(slices.Clone(existing), "-e2e.db-storage=hostpath"), wantErr: "-e2e.db-storage"},
 		{args: append(slices.Clone(existing), "-e2e.dns=kube-dns"), wantErr: "-e2e.dns"},
 		{args: append(slices.Clone(existing), "-e2e.dns=kube-system/k8s-app=kube-dns 169.254.20.10/32")},
@@ -314,5 +316,25 @@ func TestTargetBuildRecipe(t *testing.T) {
 	script, args = c.recipe()
 	if script != filepath.Join(orders, "build-image.sh") || len(args) != 0 || !slices.Equal(c.suiteImageNames(), []string{"postgres", "toxiproxy"}) {
 		t.Errorf("orders: recipe %s %v, suite images %v; want its build-image.sh, and postgres toxiproxy", script, args, c.suiteImageNames())
+	}
+}
+
+// With -e2e.db-storage=auto only a deployment whose data must outlive its pod gets a claim
+// (kind's local-path provisioning costs every spec 3 to 4 s); an explicit choice holds for all.
+func TestDatabaseStorage(t *testing.T) {
+	for _, tc := range []struct {
+		configured string
+		durable    bool
+		want       string
+	}{
+		{StorageAuto, false, manifests.StorageEmptyDir},
+		{StorageAuto, true, manifests.StoragePVC},
+		{manifests.StoragePVC, false, manifests.StoragePVC},
+		{manifests.StorageEmptyDir, true, manifests.StorageEmptyDir},
+	} {
+		c := &Config{DatabaseStorage: tc.configured}
+		if got := c.databaseStorage(DeployParams{DurableDatabase: tc.durable}); got != tc.want {
+			t.Errorf("db-storage %s, durable %v: %s, want %s", tc.configured, tc.durable, got, tc.want)
+		}
 	}
 }

@@ -37,6 +37,11 @@ type DeployParams struct {
 	// Image replaces the suite's image of the target for this deployment (the self-test's
 	// build); empty keeps it.
 	Image string
+	// DurableDatabase says PostgreSQL's data must outlive its pod: the spec injects faults
+	// (one of them may delete the pod). With -e2e.db-storage=auto it puts the data on a claim
+	// (the cluster's default StorageClass); without it, on the pod's emptyDir, which needs no
+	// provisioning (kind's local-path provisioner takes 3 to 4 s per claim, through a helper pod).
+	DurableDatabase bool
 	// Components are manifests' kustomize components layered onto the render, such as
 	// manifests.ComponentPostgresAsyncCommit.
 	Components []string
@@ -55,6 +60,24 @@ func (e *Env) ChaosTarget() *chaos.Target {
 		Logger:         e.Logger,
 
 		DatabaseOnEmptyDir: e.Config.DatabaseStorage == manifests.StorageEmptyDir,
+	}
+}
+
+// StorageAuto is -e2e.db-storage's default outside existing mode: databaseStorage decides per
+// deployment.
+const StorageAuto = "auto"
+
+// databaseStorage is where the database of a deployment with p keeps its data: the configured
+// storage, or with StorageAuto a claim when p needs its data to outlive the pod, an emptyDir
+// when it does not.
+func (c *Config) databaseStorage(p DeployParams) string {
+	switch {
+	case c.DatabaseStorage != StorageAuto:
+		return c.DatabaseStorage
+	case p.DurableDatabase:
+		return manifests.StoragePVC
+	default:
+		return manifests.StorageEmptyDir
 	}
 }
 
@@ -117,12 +140,13 @@ func (e *Env) newDeployment(p DeployParams) *Deployment {
 	GinkgoHelper()
 	t := e.Config.Target
 	d := &Deployment{
-		Env:       e,
-		Strategy:  p.Strategy,
-		Namespace: "stampede-" + p.Strategy + "-" + randomSuffix(),
-		Dir:       filepath.Join(e.Config.Artifacts, specDirName()),
-		Clock:     history.NewClock(time.Now()),
-		Seqs:      history.NewSeqs(),
+		Env:             e,
+		Strategy:        p.Strategy,
+		Namespace:       "stampede-" + p.Strategy + "-" + randomSuffix(),
+		DatabaseStorage: e.Config.databaseStorage(p),
+		Dir:             filepath.Join(e.Config.Artifacts, specDirName()),
+		Clock:           history.NewClock(time.Now()),
+		Seqs:            history.NewSeqs(),
 	}
 	Expect(os.MkdirAll(d.Dir, 0o755)).To(Succeed())
 	var err error
@@ -153,7 +177,7 @@ func (d *Deployment) render(p DeployParams) (objs []*unstructured.Unstructured, 
 		Components:      p.Components,
 		Kustomize:       e.Config.Manifests,
 		NodePort:        e.nodePort(),
-		DatabaseStorage: e.Config.DatabaseStorage,
+		DatabaseStorage: d.DatabaseStorage,
 		DNS:             must(e.Config.dnsEgress()),
 	}
 	if p.Toxiproxy {
@@ -193,9 +217,9 @@ func (d *Deployment) withToxiproxy(objs []*unstructured.Unstructured) []*unstruc
 func (d *Deployment) apply(ctx context.Context, p DeployParams, objs []*unstructured.Unstructured) (applied time.Time) {
 	GinkgoHelper()
 	e := d.Env
-	how := ""
+	how := ", database on " + map[string]string{manifests.StoragePVC: "a claim", manifests.StorageEmptyDir: "an emptyDir"}[d.DatabaseStorage]
 	if p.Toxiproxy {
-		how = ", database traffic through toxiproxy"
+		how += ", its traffic through toxiproxy"
 	}
 	if len(p.Components) > 0 {
 		how += ", with " + strings.Join(p.Components, ", ")
@@ -261,14 +285,21 @@ func (d *Deployment) Target() *chaos.Target {
 	w := d.Env.Config.workload()
 	t.Workload, t.Container, t.Pods = w.Name, w.Container, d.pods
 	t.Toxiproxy = d.Toxiproxy
+	t.DatabaseOnEmptyDir = d.DatabaseStorage == manifests.StorageEmptyDir
 	return t
 }
+
+// rolloutPoll is how often a deployment's waits look: every spec waits for its database, its
+// replicas and their endpoints one after another, and each wait ends on average half a poll
+// after what it waits for (a second's poll cost every spec 1.5 to 2 s; a look is a Get or a List
+// or two).
+const rolloutPoll = 200 * time.Millisecond
 
 // waitDatabase waits until the PostgreSQL StatefulSet's one replica is ready (ready.StatefulSetReady).
 func (d *Deployment) waitDatabase(ctx context.Context) {
 	GinkgoHelper()
 	start := time.Now()
-	Expect(ready.Wait(ctx, "database ready", time.Second, 4*time.Minute,
+	Expect(ready.Wait(ctx, "database ready", rolloutPoll, 4*time.Minute,
 		ready.StatefulSetRolledOut(d.Env.Client, d.Namespace, manifests.PostgresName, 1))).To(Succeed())
 	d.Env.Logger.Info("database ready", "namespace", d.Namespace, "took", time.Since(start).Round(time.Millisecond))
 }
@@ -282,7 +313,7 @@ func (d *Deployment) waitWorkload(ctx context.Context, want int32) {
 		return
 	}
 	start := time.Now()
-	Expect(ready.Wait(ctx, "rollout of "+w.Name, time.Second, 4*time.Minute,
+	Expect(ready.Wait(ctx, "rollout of "+w.Name, rolloutPoll, 4*time.Minute,
 		ready.StatefulSetRolledOut(d.Env.Client, d.Namespace, w.Name, want))).To(Succeed())
 	d.Env.Logger.Info("rolled out", w.Kind, w.Name, "namespace", d.Namespace, "took", time.Since(start).Round(time.Millisecond))
 }
@@ -292,7 +323,7 @@ func (d *Deployment) waitWorkload(ctx context.Context, want int32) {
 func (d *Deployment) waitReady(ctx context.Context, name, selector string, want int32) {
 	GinkgoHelper()
 	start := time.Now()
-	Expect(ready.Wait(ctx, "rollout of "+name, time.Second, 4*time.Minute,
+	Expect(ready.Wait(ctx, "rollout of "+name, rolloutPoll, 4*time.Minute,
 		ready.DeploymentRolledOut(d.Env.Client, d.Namespace, name, selector, want))).To(Succeed())
 	d.Env.Logger.Info("rolled out", "deployment", name, "namespace", d.Namespace, "took", time.Since(start).Round(time.Millisecond))
 }
@@ -304,7 +335,7 @@ func (d *Deployment) waitEndpoints(ctx context.Context, want int) {
 		ready, err := d.ReadyEndpoints(ctx)
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(ready).To(HaveLen(want))
-	}).WithTimeout(time.Minute).WithPolling(500 * time.Millisecond).Should(Succeed())
+	}).WithTimeout(time.Minute).WithPolling(rolloutPoll).Should(Succeed())
 }
 
 // ReadyEndpoints lists the pods the target's Service routes to, as its EndpointSlices say

@@ -58,7 +58,9 @@ type Deployment struct {
 	Env       *Env
 	Strategy  string
 	Namespace string
-	Key       SigningKey
+	// DatabaseStorage is where its PostgreSQL keeps its data (Config.databaseStorage).
+	DatabaseStorage string
+	Key             SigningKey
 	// DSN reaches the spec's PostgreSQL from this host through a port-forward.
 	DSN string
 	// Dir is the spec's artifacts directory.
