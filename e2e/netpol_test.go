@@ -56,17 +56,25 @@ var _ = Describe("Network policy", Label("netpol"), func() {
 				metrics = net.JoinHostPort(pods.Items[0].Status.PodIP, strconv.Itoa(m.Port))
 			}
 
-			// The three probes before the control policy run at once, as do the three after it: a
-			// denied connection waits out its whole timeout, and none depends on another's result.
+			// Two rounds of probes, each at once: a denied connection waits out its whole timeout,
+			// and none of a round depends on another's result. The first asks, before the control
+			// policy can have taken effect, whether PostgreSQL is out of reach of a pod no policy
+			// allows, by address and by name, and whether a missing name fails as a lookup; the
+			// control policy is created just before it, and its first control probe joins the
+			// round (policies only ever allow: it cannot open a path for the others, which carry
+			// no control label). The second round runs once a control probe has connected.
 			// The DNS peers are the run's setting (-e2e.dns, default CoreDNS's pods and NodeLocal
 			// DNSCache's listener): on a cluster whose DNS they miss, every lookup fails here.
 			byName := net.JoinHostPort(manifests.PostgresName+"."+d.Namespace+".svc", strconv.Itoa(manifests.PostgresPort))
 			missing := net.JoinHostPort("no-such-service."+d.Namespace+".svc", strconv.Itoa(manifests.PostgresPort))
-			By("probing at once: PostgreSQL from a pod outside the allowed set, by address and by name, and a name that does not exist")
+			allowControlProbes(ctx, d.Namespace)
+			allowed := map[string]string{controlLabel: "allowed"}
+			By("probing at once: PostgreSQL from a pod outside the allowed set, by address and by name, a name that does not exist, and PostgreSQL from a control pod")
 			before := d.Probes(ctx,
 				framework.ProbeSpec{Name: "probe-denied", Addr: postgres, Timeout: probeTimeout},
 				framework.ProbeSpec{Name: "probe-dns", Addr: byName, Timeout: probeTimeout},
-				framework.ProbeSpec{Name: "probe-dns-control", Addr: missing, Timeout: probeTimeout})
+				framework.ProbeSpec{Name: "probe-dns-control", Addr: missing, Timeout: probeTimeout},
+				framework.ProbeSpec{Name: "probe-control-1", Labels: allowed, Addr: postgres, Timeout: probeTimeout})
 
 			By("a pod outside the allowed set cannot open a connection to PostgreSQL")
 			Expect(before[0].Connected).To(BeFalse(), "a pod that no policy allows reached PostgreSQL at %s: "+
@@ -81,11 +89,13 @@ var _ = Describe("Network policy", Label("netpol"), func() {
 				"a lookup of %s did not fail as a lookup: the probe cannot see a DNS failure, and the check above proves nothing", missing)
 
 			By("control: a policy that lets a probe out, and into PostgreSQL, makes the same probe connect")
-			allowControlProbes(ctx, d.Namespace)
-			allowed := map[string]string{controlLabel: "allowed"}
-			// cnid applies a new policy within moments; ask again until it has, with fresh pods.
-			n := 0
+			// cnid applies a new policy within moments; until the first control probe has seen it,
+			// ask again with fresh pods.
+			n := 1
 			Eventually(ctx, func() bool {
+				if n == 1 && before[3].Connected {
+					return true
+				}
 				n++
 				return d.Probe(ctx, fmt.Sprintf("probe-control-%d", n), allowed, postgres, probeTimeout, "").Connected
 			}).WithTimeout(2*time.Minute).WithPolling(time.Second).Should(BeTrue(),
