@@ -193,7 +193,7 @@ func run(ctx context.Context, logger *slog.Logger, args []string) error {
 	// And so do the policies.
 	policyErr := make(chan error, 1)
 	if cfg.networkPolicy {
-		ctrl := netpol.NewController(netpol.Params{Client: client, Node: cfg.nodeName, Logger: logger, Recheck: cfg.resync})
+		ctrl := netpol.NewController(netpol.Params{Client: client, Node: cfg.nodeName, ServiceSubnets: subnets, Logger: logger, Recheck: cfg.resync})
 		go func() { policyErr <- ctrl.Run(ctx) }()
 		select {
 		case <-ctrl.Applied():

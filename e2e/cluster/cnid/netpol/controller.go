@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -20,6 +21,8 @@ type Params struct {
 	Client kubernetes.Interface
 	// Node is the name of the node whose pods are enforced.
 	Node string
+	// ServiceSubnets are the cluster's Service IP ranges (Cluster.ServiceSubnets).
+	ServiceSubnets []netip.Prefix
 	// Nft applies the rulesets; NftCommand{} by default.
 	Nft Nft
 	// Logger gets a line per ruleset applied; slog.Default() by default.
@@ -111,7 +114,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 
 	build := func() (Ruleset, error) {
-		var cl Cluster
+		cl := Cluster{ServiceSubnets: c.p.ServiceSubnets}
 		var err error
 		if cl.Pods, err = pods.Lister().List(labels.Everything()); err != nil {
 			return Ruleset{}, fmt.Errorf("list pods: %w", err)

@@ -19,6 +19,8 @@
 //		chain forward {
 //			type filter hook forward priority filter; policy accept;
 //			ct state established,related accept
+//			ip daddr 10.96.0.0/16 meta l4proto tcp reject with tcp reset   # no ready endpoint
+//			ip daddr 10.96.0.0/16 reject with icmp type port-unreachable
 //			ip saddr 10.244.1.5 jump egress-10.244.1.5    # one per egress-isolated local pod
 //			ip daddr 10.244.1.5 jump ingress-10.244.1.5   # one per ingress-isolated local pod
 //		}
@@ -79,6 +81,13 @@ type Cluster struct {
 	Pods       []*corev1.Pod
 	Namespaces []*corev1.Namespace
 	Policies   []*networkingv1.NetworkPolicy
+	// ServiceSubnets are the cluster's Service IP ranges. A new connection still addressed to
+	// one at the forward hook is one kube-proxy did not translate: its Service has no ready
+	// endpoint. The ruleset refuses it before any pod's chain can drop it, as kube-proxy's own
+	// REJECT (and cnid's, in iptables' FORWARD chain) would: both sit on the same hook at the
+	// same priority, in an order nothing fixes, and a dropped SYN left a client retransmitting
+	// (a replica waiting for its database: seconds) where it should see a refusal at once.
+	ServiceSubnets []netip.Prefix
 }
 
 // Ruleset is one node's nft ruleset and a summary of what it enforces.
@@ -153,6 +162,13 @@ func Build(node string, c Cluster) Ruleset {
 	s.WriteString("\tchain forward {\n")
 	s.WriteString("\t\ttype filter hook forward priority filter; policy accept;\n")
 	s.WriteString("\t\tct state established,related accept\n")
+	for _, sn := range c.ServiceSubnets {
+		if !sn.Addr().Is4() {
+			continue // only IPv4 is enforced (package doc)
+		}
+		fmt.Fprintf(&s, "\t\tip daddr %s meta l4proto tcp reject with tcp reset comment %s\n", sn.Masked(), quote(untranslatedComment))
+		fmt.Fprintf(&s, "\t\tip daddr %s reject with icmp type port-unreachable comment %s\n", sn.Masked(), quote(untranslatedComment))
+	}
 	for _, j := range jumps {
 		fmt.Fprintf(&s, "\t\t%s\n", j)
 	}
@@ -167,6 +183,9 @@ func Build(node string, c Cluster) Ruleset {
 	rs.Problems = slices.Compact(b.problems)
 	return rs
 }
+
+// untranslatedComment marks the rules that refuse connections to a Service without endpoints.
+const untranslatedComment = "a Service IP kube-proxy did not translate: no ready endpoint"
 
 // chain renders a pod's chain: its allows return to the forward chain, anything else is dropped.
 func chain(name, comment string, allows []string) string {
