@@ -81,7 +81,7 @@ func (d *Deployment) probeResult(ctx context.Context, s ProbeSpec) ProbeResult {
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(p.Status.Phase).To(BeElementOf(corev1.PodSucceeded, corev1.PodFailed), "probe pod %s", name)
 		done = p
-	}).WithTimeout(s.Timeout + 2*time.Minute).WithPolling(500 * time.Millisecond).Should(Succeed())
+	}).WithTimeout(s.Timeout + 2*time.Minute).WithPolling(rolloutPoll).Should(Succeed())
 	logs, err := pods.GetLogs(name, &corev1.PodLogOptions{Container: "probe"}).DoRaw(ctx)
 	Expect(err).NotTo(HaveOccurred(), "probe pod %s logs", name)
 	Expect(done.Status.Phase).To(Equal(corev1.PodSucceeded), "probe pod %s: %s", name, logs)
