@@ -289,6 +289,16 @@ func (d *Deployment) Target() *chaos.Target {
 	return t
 }
 
+// noPulls is check, stopped at the first pod of selector that waits for an image it could not
+// pull, when this cluster's nodes were given the images (Env.LoadImages): a missing image made
+// every spec wait out its 4 minutes with a reason that did not name it.
+func (d *Deployment) noPulls(selector string, check ready.Check) ready.Check {
+	if d.Env.LoadImages == nil {
+		return check // a cluster that pulls: a failed pull may be a registry's moment
+	}
+	return ready.NoPulls(d.Env.Client, d.Namespace, selector, check)
+}
+
 // rolloutPoll is how often a deployment's waits look: every spec waits for its database, its
 // replicas and their endpoints one after another, and each wait ends on average half a poll
 // after what it waits for (a second's poll cost every spec 1.5 to 2 s; a look is a Get or a List
@@ -299,8 +309,8 @@ const rolloutPoll = 200 * time.Millisecond
 func (d *Deployment) waitDatabase(ctx context.Context) {
 	GinkgoHelper()
 	start := time.Now()
-	Expect(ready.Wait(ctx, "database ready", rolloutPoll, 4*time.Minute,
-		ready.StatefulSetRolledOut(d.Env.Client, d.Namespace, manifests.PostgresName, 1))).To(Succeed())
+	Expect(ready.Wait(ctx, "database ready", rolloutPoll, 4*time.Minute, d.noPulls(manifests.Selector(manifests.PostgresName),
+		ready.StatefulSetRolledOut(d.Env.Client, d.Namespace, manifests.PostgresName, 1)))).To(Succeed())
 	d.Env.Logger.Info("database ready", "namespace", d.Namespace, "took", time.Since(start).Round(time.Millisecond))
 }
 
@@ -313,8 +323,8 @@ func (d *Deployment) waitWorkload(ctx context.Context, want int32) {
 		return
 	}
 	start := time.Now()
-	Expect(ready.Wait(ctx, "rollout of "+w.Name, rolloutPoll, 4*time.Minute,
-		ready.StatefulSetRolledOut(d.Env.Client, d.Namespace, w.Name, want))).To(Succeed())
+	Expect(ready.Wait(ctx, "rollout of "+w.Name, rolloutPoll, 4*time.Minute, d.noPulls(d.pods,
+		ready.StatefulSetRolledOut(d.Env.Client, d.Namespace, w.Name, want)))).To(Succeed())
 	d.Env.Logger.Info("rolled out", w.Kind, w.Name, "namespace", d.Namespace, "took", time.Since(start).Round(time.Millisecond))
 }
 
@@ -323,8 +333,8 @@ func (d *Deployment) waitWorkload(ctx context.Context, want int32) {
 func (d *Deployment) waitReady(ctx context.Context, name, selector string, want int32) {
 	GinkgoHelper()
 	start := time.Now()
-	Expect(ready.Wait(ctx, "rollout of "+name, rolloutPoll, 4*time.Minute,
-		ready.DeploymentRolledOut(d.Env.Client, d.Namespace, name, selector, want))).To(Succeed())
+	Expect(ready.Wait(ctx, "rollout of "+name, rolloutPoll, 4*time.Minute, d.noPulls(selector,
+		ready.DeploymentRolledOut(d.Env.Client, d.Namespace, name, selector, want)))).To(Succeed())
 	d.Env.Logger.Info("rolled out", "deployment", name, "namespace", d.Namespace, "took", time.Since(start).Round(time.Millisecond))
 }
 

@@ -16,6 +16,7 @@ package ready
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -102,8 +103,52 @@ func Nodes(nodes []corev1.Node) (bool, string) {
 }
 
 // Check is one look at a condition: whether it holds and, when not, why. An error is a failed
-// look (an API error), retried like a false.
+// look (an API error), retried like a false; a Stop error ends the wait at once.
 type Check func(ctx context.Context) (bool, string, error)
+
+// Stop is a Check's error that no later look can mend: Wait returns it at once.
+type Stop struct{ Err error }
+
+func (s Stop) Error() string { return s.Err.Error() }
+func (s Stop) Unwrap() error { return s.Err }
+
+// pullReasons are the waiting reasons of a container whose image could not be had.
+var pullReasons = []string{"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName"}
+
+// PullFailures names, one line each, the containers of pods waiting for an image that could not be
+// pulled: pod, node, image, reason and the kubelet's message.
+func PullFailures(pods []corev1.Pod) []string {
+	var out []string
+	for _, p := range pods {
+		for _, c := range append(slices.Clone(p.Status.InitContainerStatuses), p.Status.ContainerStatuses...) {
+			if w := c.State.Waiting; w != nil && slices.Contains(pullReasons, w.Reason) {
+				out = append(out, fmt.Sprintf("pod %s on %s: image %s: %s: %s", p.Name, p.Spec.NodeName, c.Image, w.Reason, w.Message))
+			}
+		}
+	}
+	return out
+}
+
+// NoPulls is check, stopped as soon as a pod that selector selects in namespace waits for an
+// image it could not pull: for a cluster whose nodes were given every image (kind), where any
+// pull is a missing image, which no wait mends (the kubelet asks a registry this host has not).
+func NoPulls(cs kubernetes.Interface, namespace, selector string, check Check) Check {
+	return func(ctx context.Context) (bool, string, error) {
+		ok, why, err := check(ctx)
+		if ok {
+			return ok, why, err
+		}
+		pods, lerr := cs.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
+		if lerr != nil {
+			return ok, why, err
+		}
+		if f := PullFailures(pods.Items); len(f) > 0 {
+			return false, "", Stop{fmt.Errorf("an image is not on the node that runs its pod (the nodes were given every image; a pull cannot succeed here): %s",
+				strings.Join(f, "; "))}
+		}
+		return ok, why, err
+	}
+}
 
 // Wait polls check every interval until it holds, ctx ends or timeout passes (zero: only ctx
 // bounds it), and returns an error naming what was awaited and the last reason it did not hold.
@@ -114,8 +159,12 @@ func Wait(ctx context.Context, what string, interval, timeout time.Duration, che
 		defer cancel()
 	}
 	var last string
+	var stop Stop
 	err := wait.PollUntilContextCancel(ctx, interval, true, func(ctx context.Context) (bool, error) {
 		ok, why, err := check(ctx)
+		if errors.As(err, &stop) {
+			return false, err
+		}
 		switch {
 		case err != nil:
 			last = err.Error()
@@ -124,6 +173,9 @@ func Wait(ctx context.Context, what string, interval, timeout time.Duration, che
 		}
 		return err == nil && ok, nil
 	})
+	if errors.As(err, &stop) {
+		return fmt.Errorf("wait for %s: %w", what, err)
+	}
 	if err != nil {
 		return fmt.Errorf("wait for %s: %w (last: %s)", what, err, last)
 	}

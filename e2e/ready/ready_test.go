@@ -123,3 +123,35 @@ func TestWaitAgainstAFakeAPI(t *testing.T) {
 		t.Errorf("Wait on a cancelled context = %v", err)
 	}
 }
+
+// A pod waiting for an image it could not pull ends a NoPulls wait at once, naming the pod, its
+// node and the image; without one the wait runs to its timeout with the rollout's own reason.
+func TestNoPullsStopsAtAMissingImage(t *testing.T) {
+	ss := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "ns"}, Status: appsv1.StatefulSetStatus{Replicas: 1}}
+	stuck := pod("db-0", false, false)
+	stuck.Spec.NodeName = "w1"
+	stuck.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "db", Image: "stampede/postgres:abc",
+		State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: "Back-off pulling image"}}}}
+	starting := pod("db-0", false, false)
+	starting.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "db", Image: "stampede/postgres:abc",
+		State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}}}
+	for _, tc := range []struct {
+		name     string
+		p        corev1.Pod
+		wantStop bool
+	}{{"image missing", stuck, true}, {"still starting", starting, false}} {
+		cs := fake.NewClientset(ss, &tc.p)
+		start := time.Now()
+		err := Wait(context.Background(), "database ready", 10*time.Millisecond, 300*time.Millisecond,
+			NoPulls(cs, "ns", "app=x", StatefulSetRolledOut(cs, "ns", "db", 1)))
+		var stop Stop
+		switch {
+		case err == nil:
+			t.Errorf("%s: the wait succeeded", tc.name)
+		case tc.wantStop && (!errors.As(err, &stop) || !strings.Contains(err.Error(), "pod db-0 on w1: image stampede/postgres:abc: ImagePullBackOff") || time.Since(start) > 200*time.Millisecond):
+			t.Errorf("%s: %v after %s, want a stop at once naming the pod, node and image", tc.name, err, time.Since(start))
+		case !tc.wantStop && (errors.As(err, &stop) || !strings.Contains(err.Error(), "replicas: want 1")):
+			t.Errorf("%s: %v, want the timeout with the rollout's reason", tc.name, err)
+		}
+	}
+}
