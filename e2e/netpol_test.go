@@ -57,12 +57,12 @@ var _ = Describe("Network policy", Label("netpol"), func() {
 			}
 
 			// Two rounds of probes, each at once: a denied connection waits out its whole timeout,
-			// and none of a round depends on another's result. The first asks, before the control
-			// policy can have taken effect, whether PostgreSQL is out of reach of a pod no policy
-			// allows, by address and by name, and whether a missing name fails as a lookup; the
-			// control policy is created just before it, and its first control probe joins the
-			// round (policies only ever allow: it cannot open a path for the others, which carry
-			// no control label). The second round runs once a control probe has connected.
+			// and none of a round depends on another's result. The first asks whether PostgreSQL
+			// is out of reach of a pod no policy allows, by address and by name, and whether a
+			// missing name fails as a lookup. The control policy is created just before it, and its
+			// first control probe joins the round: policies only ever allow, so the control policy,
+			// in effect or not yet, opens no path for the other probes, which carry no control
+			// label. The second round runs once a control probe has connected.
 			// The DNS peers are the run's setting (-e2e.dns, default CoreDNS's pods and NodeLocal
 			// DNSCache's listener): on a cluster whose DNS they miss, every lookup fails here.
 			byName := net.JoinHostPort(manifests.PostgresName+"."+d.Namespace+".svc", strconv.Itoa(manifests.PostgresPort))
