@@ -59,7 +59,8 @@ func (e *Env) ChaosTarget() *chaos.Target {
 		ToxiproxyImage: e.Config.ToxiproxyImage,
 		Logger:         e.Logger,
 
-		DatabaseOnEmptyDir: e.Config.DatabaseStorage == manifests.StorageEmptyDir,
+		// A fault's spec deploys with DurableDatabase: where its database will be.
+		DatabaseOnEmptyDir: e.Config.databaseStorage(DeployParams{DurableDatabase: true}) == manifests.StorageEmptyDir,
 	}
 }
 
