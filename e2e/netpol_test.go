@@ -91,13 +91,13 @@ var _ = Describe("Network policy", Label("netpol"), func() {
 			By("control: a policy that lets a probe out, and into PostgreSQL, makes the same probe connect")
 			// cnid applies a new policy within moments; until the first control probe has seen it,
 			// ask again with fresh pods.
-			n := 1
+			connected, n := before[3].Connected, 1
 			Eventually(ctx, func() bool {
-				if n == 1 && before[3].Connected {
-					return true
+				if !connected {
+					n++
+					connected = d.Probe(ctx, fmt.Sprintf("probe-control-%d", n), allowed, postgres, probeTimeout, "").Connected
 				}
-				n++
-				return d.Probe(ctx, fmt.Sprintf("probe-control-%d", n), allowed, postgres, probeTimeout, "").Connected
+				return connected
 			}).WithTimeout(2*time.Minute).WithPolling(time.Second).Should(BeTrue(),
 				"with a policy allowing it, the probe never reached PostgreSQL: the probe cannot see an open path, and its 'denied' proves nothing")
 
