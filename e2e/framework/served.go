@@ -115,7 +115,7 @@ func (d *Deployment) WaitServedEverywhere(ctx context.Context) {
 		}
 		gaps = ServedGaps(rounds, ready)
 		g.Expect(gaps).To(BeEmpty(), "through the Service, from every vantage point, exactly the ready pods %v answer", ready)
-	}).WithTimeout(servedTimeout).WithPolling(500*time.Millisecond).Should(Succeed(),
+	}).WithTimeout(servedTimeout).WithPolling(rolloutPoll).Should(Succeed(),
 		"the target answers through its Service from every node")
 	d.Env.Logger.Info("service answers from every vantage point", "namespace", d.Namespace,
 		"vantages", len(vantages), "took", time.Since(start).Round(time.Millisecond))
