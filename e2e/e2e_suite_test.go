@@ -41,6 +41,11 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	env = framework.Setup(ctx, &cfg)
 }, NodeTimeout(30*time.Minute))
 
+// The specs still to start: a deployment starts the next one's database ahead only when one
+// follows.
+var _ = ReportBeforeSuite(func(r Report) { framework.CountSpecs(r) })
+var _ = ReportBeforeEach(func(r SpecReport) { framework.SpecStarting(r) })
+
 // A failed spec ends with the line that replays it; the report entries of every spec (their
 // summaries) are gathered into one summary of the run, printed and kept in the artifacts.
 var _ = ReportAfterEach(func(r SpecReport) {

@@ -85,6 +85,9 @@ type Config struct {
 	// emptyDir in existing mode, where a claim's volume can outlive the spec (a StorageClass
 	// that reclaims with Retain), and StorageAuto elsewhere.
 	DatabaseStorage string
+	// DatabaseAhead starts each deployment's database while the one before it deploys
+	// (framework's ahead), in the suite's own clusters only: not in existing mode.
+	DatabaseAhead bool
 	// DNS replaces the peers the pods may query DNS at (manifests.ParseDNSEgress reads it);
 	// empty keeps manifests.DefaultDNS.
 	DNS string
@@ -169,6 +172,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Artifacts, "e2e.artifacts", env("ARTIFACTS", ""), "this run's artifacts directory (default: <artifacts-base>/<UTC time>-seed<N>)")
 	fs.StringVar(&c.ArtifactsBase, "e2e.artifacts-base", artifacts, "directory of the runs' artifacts directories (env ARTIFACTS)")
 	fs.StringVar(&c.DatabaseStorage, "e2e.db-storage", env("DB_STORAGE", ""), "where PostgreSQL keeps its data: emptydir, pvc, or auto: a claim for the specs that inject faults, an emptyDir for the rest (default: emptydir in existing mode, else auto)")
+	fs.BoolVar(&c.DatabaseAhead, "e2e.db-ahead", env("DB_AHEAD", "") != "false", "start the next spec's database while a spec deploys (kind and reuse modes; none in existing mode)")
 	fs.StringVar(&c.DNS, "e2e.dns", env("DNS", ""), "DNS peers of the pods' egress policy, space-separated NAMESPACE/KEY=VALUE and CIDRs (default \""+manifests.DefaultDNS.String()+"\")")
 	fs.StringVar(&c.TargetFile, "e2e.target", env("TARGET", ""), "the target file, or a directory holding target.yaml (default: "+firstNonEmpty(c.DefaultTarget, "none")+")")
 	fs.StringVar(&c.RunRole, "e2e.run-role", env("RUN_ROLE", ""), "ClusterRole bound to the suite's identity in each spec's namespace (manifests/rbac: stampede-run)")

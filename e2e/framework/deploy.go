@@ -108,15 +108,18 @@ const noHostRoute = "-e2e.traffic=host, and nothing here reaches the target: pas
 // port-forward); applies them; waits until the database and every replica are ready and every
 // ready pod answers through the Service from every node; and registers the cleanup
 // (diagnostics first on failure, then deletion unless Keep asks to keep a failed spec's
-// namespace).
+// namespace). The namespace is the one of a database started ahead (startAhead) when that
+// database is the one this render needs, and while this deployment starts, the next spec's
+// database starts ahead; Deploy returns once it is ready, so that no start runs beside the
+// spec's traffic.
 func (e *Env) Deploy(ctx context.Context, p DeployParams) *Deployment {
 	GinkgoHelper()
 	t := e.Config.Target
 	db := t.Deploy.Database.Bundled
 	Expect(db).NotTo(BeNil(), "target %s: the suite deploys only the bundled PostgreSQL so far", t.Name)
-	d := e.newDeployment(p)
-	objs, dbPassword := d.render(p)
-	applied := d.apply(ctx, p, objs)
+	d, objs, early := e.prepare(ctx, p)
+	applied := d.apply(ctx, p, objs, early)
+	e.startAhead(d, p)
 	if p.Toxiproxy {
 		d.openToxiproxy(ctx)
 	}
@@ -130,20 +133,42 @@ func (e *Env) Deploy(ctx context.Context, p DeployParams) *Deployment {
 	port, stop, err := PortForward(ctx, e.RestConfig, e.Client, d.Namespace, manifests.Selector(manifests.PostgresName), manifests.PostgresPort)
 	Expect(err).NotTo(HaveOccurred())
 	DeferCleanup(stop)
-	d.DSN = databaseDSN(db, dbPassword, port)
+	d.DSN = databaseDSN(db, d.inputs.databasePassword, port)
+	e.awaitAhead(ctx)
 	return d
+}
+
+// prepare makes d and renders its objects: into the namespace of the database started ahead
+// when its objects are this render's (manifests.SameDatabase), which it returns, else into a
+// new namespace.
+func (e *Env) prepare(ctx context.Context, p DeployParams) (*Deployment, []*unstructured.Unstructured, *ahead) {
+	GinkgoHelper()
+	if a := e.takeAhead(ctx); a != nil {
+		d := e.newDeployment(p, a.inputs)
+		objs := d.render(p)
+		if dbObjs, err := manifests.DatabaseObjects(objs); err == nil && manifests.SameDatabase(a.objs, dbObjs) {
+			return d, objs, a
+		}
+		e.Logger.Info("not using the database started ahead: this deployment needs another one", "namespace", a.inputs.namespace)
+		e.dropAhead(ctx, a)
+	}
+	in, err := newDBInputs("stampede-" + p.Strategy + "-" + randomSuffix())
+	Expect(err).NotTo(HaveOccurred())
+	d := e.newDeployment(p, in)
+	return d, d.render(p), nil
 }
 
 // newDeployment names the deployment's namespace and artifacts directory and makes what its
 // render needs and its checks verify by: the mode's verifier settings, the tenants' API keys
 // and the signing key. Nothing in the cluster is touched yet.
-func (e *Env) newDeployment(p DeployParams) *Deployment {
+func (e *Env) newDeployment(p DeployParams, in dbInputs) *Deployment {
 	GinkgoHelper()
 	t := e.Config.Target
 	d := &Deployment{
 		Env:             e,
 		Strategy:        p.Strategy,
-		Namespace:       "stampede-" + p.Strategy + "-" + randomSuffix(),
+		Namespace:       in.namespace,
+		inputs:          in,
 		DatabaseStorage: e.Config.databaseStorage(p),
 		Dir:             filepath.Join(e.Config.Artifacts, specDirName()),
 		Clock:           history.NewClock(time.Now()),
@@ -158,9 +183,9 @@ func (e *Env) newDeployment(p DeployParams) *Deployment {
 	return d
 }
 
-// render renders the objects of d's namespace, toxiproxy's among them when p asks for it, and
-// returns them with the database password that d's DSN will need once they run.
-func (d *Deployment) render(p DeployParams) (objs []*unstructured.Unstructured, dbPassword string) {
+// render renders the objects of d's namespace, with d's inputs, toxiproxy's among them when p
+// asks for it.
+func (d *Deployment) render(p DeployParams) []*unstructured.Unstructured {
 	GinkgoHelper()
 	e, t := d.Env, d.Env.Config.Target
 	secrets, key, err := generatedSecrets(t, d.APIKeys)
@@ -185,18 +210,16 @@ func (d *Deployment) render(p DeployParams) (objs []*unstructured.Unstructured, 
 		Expect(e.Config.ToxiproxyImage).NotTo(BeEmpty(), "toxiproxy image")
 		params.DatabaseHost, params.DatabasePort = toxiproxy.Name, toxiproxy.ProxyPort
 	}
-	dbPassword = randomSuffix() + randomSuffix()
-	params.PostgresPassword, params.DatabasePassword = randomSuffix()+randomSuffix(), dbPassword
-	params.DatabaseTLS, err = manifests.NewDatabaseTLS(d.Namespace)
-	Expect(err).NotTo(HaveOccurred())
-	objs, err = manifests.Render(params)
+	params.PostgresPassword, params.DatabasePassword = d.inputs.postgresPassword, d.inputs.databasePassword
+	params.DatabaseTLS = d.inputs.tls
+	objs, err := manifests.Render(params)
 	Expect(err).NotTo(HaveOccurred(), "render manifests")
 	d.pods, d.podPort, err = manifests.TargetPods(objs, t)
 	Expect(err).NotTo(HaveOccurred(), "the target's pods")
 	if p.Toxiproxy {
 		objs = d.withToxiproxy(objs)
 	}
-	return objs, dbPassword
+	return objs
 }
 
 // withToxiproxy inserts toxiproxy's objects into objs, its ingress open to the target's pods.
@@ -212,13 +235,17 @@ func (d *Deployment) withToxiproxy(objs []*unstructured.Unstructured) []*unstruc
 	return append(objs[:1:1], append(proxy, objs[1:]...)...)
 }
 
-// apply creates d's namespace and applies objs into it, with the cleanups registered before
-// the namespace exists (deletion, then the failure dump that runs first), and returns when the
-// apply began: the rollout is timed from it.
-func (d *Deployment) apply(ctx context.Context, p DeployParams, objs []*unstructured.Unstructured) (applied time.Time) {
+// apply creates d's namespace, or takes the one of early (a database started ahead), and
+// applies objs into it, with the cleanups registered before the namespace exists (deletion,
+// then the failure dump that runs first), and returns when the apply began: the rollout is
+// timed from it.
+func (d *Deployment) apply(ctx context.Context, p DeployParams, objs []*unstructured.Unstructured, early *ahead) (applied time.Time) {
 	GinkgoHelper()
 	e := d.Env
 	how := ", database on " + map[string]string{manifests.StoragePVC: "a claim", manifests.StorageEmptyDir: "an emptyDir"}[d.DatabaseStorage]
+	if early != nil {
+		how += fmt.Sprintf(", started ahead %s before", time.Since(early.started).Round(100*time.Millisecond))
+	}
 	if p.Toxiproxy {
 		how += ", its traffic through toxiproxy"
 	}
@@ -236,10 +263,16 @@ func (d *Deployment) apply(ctx context.Context, p DeployParams, objs []*unstruct
 	DeferCleanup(d.delete, NodeTimeout(2*time.Minute))
 	DeferCleanup(d.dumpOnFailure, NodeTimeout(2*time.Minute))
 	applied = time.Now()
-	d.namespaceUID, err = createNamespace(ctx, e.Client, ns, e.Config.RunID)
-	Expect(err).NotTo(HaveOccurred())
-	if e.Config.RunRole != "" {
-		Expect(bindRunRole(ctx, e.Client, d.Namespace, e.Config.RunRole)).To(Succeed())
+	if early != nil {
+		d.namespaceUID = early.uid
+		// Its labels were the render's that started it: the mode's is this one's.
+		Expect(relabelNamespace(ctx, e.Client, ns)).To(Succeed())
+	} else {
+		d.namespaceUID, err = createNamespace(ctx, e.Client, ns, e.Config.RunID)
+		Expect(err).NotTo(HaveOccurred())
+		if e.Config.RunRole != "" {
+			Expect(bindRunRole(ctx, e.Client, d.Namespace, e.Config.RunRole)).To(Succeed())
+		}
 	}
 	d.readable = true
 	Expect(e.Applier.Apply(ctx, objs)).To(Succeed())

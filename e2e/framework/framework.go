@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"sync"
 	"time"
 
 	toxiproxyclient "github.com/Shopify/toxiproxy/v2/client"
@@ -51,6 +52,10 @@ type Env struct {
 	// LoadImages loads local images into every node; nil where the cluster pulls its images
 	// (existing mode).
 	LoadImages func(ctx context.Context, images ...string) error
+
+	// aheadMu guards next: the database started ahead for the next deployment, if any.
+	aheadMu sync.Mutex
+	next    *ahead
 }
 
 // Deployment is one spec's target: its own namespace, database and generated secrets.
@@ -80,6 +85,8 @@ type Deployment struct {
 	// namespaceUID is the UID of Namespace as this run created it; empty until then. Only that
 	// namespace, with the run's labels, is ever deleted.
 	namespaceUID types.UID
+	// inputs are the namespace and database secrets its render was made with.
+	inputs dbInputs
 	// metricsBase are the pods' outcome counters when the last judged traffic ended (or the
 	// deployment became ready): the next judgement compares what they counted since.
 	metricsBase PodScrapes

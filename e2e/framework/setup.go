@@ -37,7 +37,7 @@ func Setup(ctx context.Context, cfg *Config) *Env {
 		// manifests/rbac grants): a failed spec's own namespace is dumped instead (DumpNamespace).
 		exportLogs = nil
 	}
-	return &Env{
+	env := &Env{
 		Config:            *cfg,
 		RestConfig:        c.RESTConfig(),
 		Client:            c.Client(),
@@ -48,6 +48,10 @@ func Setup(ctx context.Context, cfg *Config) *Env {
 		ExportClusterLogs: exportLogs,
 		LoadImages:        load,
 	}
+	// Before the cluster's teardown (cleanups run last first): a database started ahead for a
+	// spec that did not come.
+	DeferCleanup(func(ctx SpecContext) { env.DropAhead(ctx) }, NodeTimeout(time.Minute))
+	return env
 }
 
 // startRun validates cfg, completes its seed and run directory, and prints and reports them:
