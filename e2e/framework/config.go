@@ -164,7 +164,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Uint64Var(&c.Seed, "e2e.seed", seed, "seed of the customers and burst plan; 0 picks one (env SEED)")
 	fs.IntVar(&c.Customers, "e2e.customers", envInt("CUSTOMERS", 40), "new customers per spec")
 	fs.IntVar(&c.Burst, "e2e.burst", envInt("BURST", 6), "simultaneous first-registration requests per customer")
-	fs.DurationVar(&c.Gap, "e2e.gap", envDuration("GAP", traffic.DefaultGap), "time between the starts of two customers' bursts")
+	fs.DurationVar(&c.Gap, "e2e.gap", envDuration("GAP", 0), "time between the starts of two customers' bursts (default: the target file's traffic.gap, else "+traffic.DefaultGap.String()+")")
 	fs.IntVar(&c.Replicas, "e2e.replicas", envInt("REPLICAS", 3), "target replicas")
 	fs.BoolVar(&c.Keep, "e2e.keep", env("KEEP", "") == "true", "keep the kind cluster and failed specs' namespaces")
 	fs.BoolVar(&c.AllowClientOnlyCoverage, "e2e.allow-client-only-coverage", env("ALLOW_CLIENT_ONLY_COVERAGE", "") == "true",
@@ -291,7 +291,13 @@ func (c *Config) validateLoad() error {
 	if c.Customers < 1 || c.Burst < 2 {
 		return fmt.Errorf("-e2e.customers must be >= 1 and -e2e.burst >= 2 (a race needs two requests)")
 	}
-	if c.Gap <= 0 {
+	if c.Gap == 0 && c.Target != nil {
+		c.Gap = c.Target.Gap()
+	}
+	if c.Gap == 0 {
+		c.Gap = traffic.DefaultGap
+	}
+	if c.Gap < 0 {
 		return fmt.Errorf("-e2e.gap=%s: want more than 0", c.Gap)
 	}
 	if c.Replicas < 2 {

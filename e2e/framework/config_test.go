@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stampede-e2e/stampede/e2e/target"
 	"github.com/stampede-e2e/stampede/e2e/traffic"
@@ -336,5 +337,33 @@ func TestDatabaseStorage(t *testing.T) {
 		if got := c.databaseStorage(DeployParams{DurableDatabase: tc.durable}); got != tc.want {
 			t.Errorf("db-storage %s, durable %v: %s, want %s", tc.configured, tc.durable, got, tc.want)
 		}
+	}
+}
+
+// TestGapFromTarget: the bursts' gap is -e2e.gap's when given, else the target file's
+// traffic.gap, else traffic.DefaultGap; a negative one is refused in one line.
+func TestGapFromTarget(t *testing.T) {
+	tokensvc := "-e2e.target=" + filepath.Join(RepoRoot(), "targets", "tokensvc")
+	for _, tc := range []struct {
+		name string
+		args []string
+		want time.Duration
+	}{
+		{"a target without traffic.gap", nil, traffic.DefaultGap},
+		{"the bundled target's", []string{tokensvc}, 50 * time.Millisecond},
+		{"the flag wins", []string{tokensvc, "-e2e.gap=70ms"}, 70 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := parseConfig(t, kindArgs(tc.args...)...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Gap != tc.want {
+				t.Errorf("gap %s, want %s", c.Gap, tc.want)
+			}
+		})
+	}
+	if _, err := parseConfig(t, kindArgs("-e2e.gap=-1ms")...); err == nil || err.Error() != "-e2e.gap=-1ms: want more than 0" {
+		t.Errorf("a negative gap: %v", err)
 	}
 }

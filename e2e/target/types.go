@@ -11,7 +11,10 @@
 //	enum:"a,b"           the allowed values of a string or of each string in a list
 package target
 
-import "strings"
+import (
+	"strings"
+	"time"
+)
 
 // APIVersion is the only version of the target file this package reads.
 const APIVersion = "stampede.dev/v1alpha1"
@@ -35,7 +38,9 @@ type Target struct {
 	Errors        Errors         `yaml:"errors" target:"required"`
 	Truth         Truth          `yaml:"truth" target:"required"`
 	Observability *Observability `yaml:"observability"`
-	Modes         []Mode         `yaml:"modes" target:"required"`
+	// Traffic suits the suite's bursts to the service; nil keeps the suite's defaults.
+	Traffic *Traffic `yaml:"traffic"`
+	Modes   []Mode   `yaml:"modes" target:"required"`
 
 	// file is the path the target was read from (its name when parsed from bytes), dir the
 	// directory its relative paths start from, raw its bytes (Digest).
@@ -347,6 +352,28 @@ type Observability struct {
 	// database sessions run with. Without it the suite reads the setting a new session of the
 	// target's role gets, which misses a setting the service makes per connection.
 	SyncCommitLog *LogLine `yaml:"syncCommitLog"`
+}
+
+// Traffic suits the suite's bursts to the service.
+type Traffic struct {
+	// Gap separates two entities' bursts, a Go duration such as "50ms" (default 100ms;
+	// -e2e.gap overrides it). Each burst's requests leave at once whatever the gap; the gap must
+	// be long enough that the pods have answered one burst before the next leaves, or the next
+	// queues behind it and its requests no longer run at once (the coverage guard then calls
+	// the run inconclusive).
+	Gap string `yaml:"gap"`
+}
+
+// MaxGap bounds Traffic.Gap: 40 entities at 10 s apart already take 7 minutes.
+const MaxGap = 10 * time.Second
+
+// Gap is Traffic.Gap, or 0 when the file gives none.
+func (t *Target) Gap() time.Duration {
+	if t.Traffic == nil || t.Traffic.Gap == "" {
+		return 0
+	}
+	d, _ := time.ParseDuration(t.Traffic.Gap) // validated
+	return d
 }
 
 // LogLine is a JSON log line of the workload's container: the last line whose members equal

@@ -97,6 +97,7 @@ func (t *Target) validate(file string) ErrorList {
 	v.errors()
 	v.truth()
 	v.observability()
+	v.traffic()
 	v.modes()
 	return v.errs
 }
@@ -419,6 +420,19 @@ func (v *validator) observability() {
 	// A line matched by nothing would be any line: the first log line would be read.
 	if l := o.SyncCommitLog; l != nil && len(l.Match) == 0 {
 		v.errorf("observability.syncCommitLog.match", "give at least one member the line has")
+	}
+}
+
+func (v *validator) traffic() {
+	if v.t.Traffic == nil || v.t.Traffic.Gap == "" {
+		return
+	}
+	d, err := time.ParseDuration(v.t.Traffic.Gap)
+	switch {
+	case err != nil:
+		v.errorf("traffic.gap", "%q is not a duration (such as 50ms)", v.t.Traffic.Gap)
+	case d <= 0 || d > MaxGap:
+		v.errorf("traffic.gap", "%s: want more than 0 and at most %s", d, MaxGap)
 	}
 }
 
