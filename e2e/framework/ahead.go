@@ -11,6 +11,7 @@ import (
 	"github.com/onsi/ginkgo/v2/types"
 	. "github.com/onsi/gomega" //nolint:revive
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	k8stypes "k8s.io/apimachinery/pkg/types"
@@ -138,6 +139,64 @@ func (e *Env) runAhead(ctx context.Context, a *ahead, ns *corev1.Namespace) erro
 	return ready.Wait(ctx, "database ready", rolloutPoll, aheadTimeout, check)
 }
 
+// drain deletes the pods of namespace, which this run deleted a moment ago, and remembers it
+// until they are gone (awaitDrained). The namespace controller reaches them seconds later, when
+// the next spec may be sending its traffic; deleted now, they shut down while the next spec
+// deploys, and no pod can replace them in a terminating namespace. In the suite's own clusters
+// only: a team's cluster keeps its own pace, and the run role need not grant this.
+func (e *Env) drain(ctx context.Context, namespace string) {
+	if e.Config.Mode == "existing" {
+		return
+	}
+	if err := e.Client.CoreV1().Pods(namespace).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		e.Logger.Warn("deleting the pods of a deleted namespace", "namespace", namespace, "err", err)
+		return
+	}
+	e.aheadMu.Lock()
+	e.draining = append(e.draining, namespace)
+	e.aheadMu.Unlock()
+}
+
+// drainTimeout bounds the wait for a deleted namespace's pods: past it the spec goes on, saying so.
+const drainTimeout = time.Minute
+
+// awaitDrained waits until no pod is left in the namespaces drain deleted, so that no shutdown
+// runs beside the traffic that follows.
+func (e *Env) awaitDrained(ctx context.Context) {
+	GinkgoHelper()
+	e.aheadMu.Lock()
+	namespaces := e.draining
+	e.draining = nil
+	e.aheadMu.Unlock()
+	said := false
+	for _, ns := range namespaces {
+		start := time.Now()
+		err := ready.Wait(ctx, "pods of "+ns+" gone", rolloutPoll, drainTimeout, func(ctx context.Context) (bool, string, error) {
+			pods, err := e.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{Limit: 1})
+			switch {
+			case apierrors.IsNotFound(err):
+				return true, "", nil
+			case err != nil:
+				return false, "", err
+			case len(pods.Items) == 0:
+				return true, "", nil
+			}
+			if !said {
+				By("waiting until the pods of the namespaces deleted before are gone, before any traffic")
+				said = true
+			}
+			return false, "pod " + pods.Items[0].Name + " still there", nil
+		})
+		if err != nil {
+			e.Logger.Warn("a deleted namespace's pods are still shutting down: going on", "namespace", ns, "err", err)
+			continue
+		}
+		if d := time.Since(start); d > rolloutPoll {
+			e.Logger.Info("deleted namespace drained", "namespace", ns, "waited", d.Round(time.Millisecond))
+		}
+	}
+}
+
 // awaitAhead waits until the database started ahead is ready, so that no start runs beside the
 // traffic that follows. One that failed is deleted: the next deployment starts its own, and
 // meets whatever stopped this one itself, in its own spec.
@@ -205,7 +264,9 @@ func (e *Env) dropAhead(ctx context.Context, a *ahead) {
 	}
 	if err := deleteOwnNamespace(ctx, e.Client, a.inputs.namespace, a.uid, e.Config.RunID); err != nil {
 		e.Logger.Warn("deleting the namespace of a database started ahead", "err", err)
+		return
 	}
+	e.drain(ctx, a.inputs.namespace)
 }
 
 // DropAhead deletes the database started ahead that no deployment took: the suite's cleanup

@@ -110,8 +110,8 @@ const noHostRoute = "-e2e.traffic=host, and nothing here reaches the target: pas
 // (diagnostics first on failure, then deletion unless Keep asks to keep a failed spec's
 // namespace). The namespace is the one of a database started ahead (startAhead) when that
 // database is the one this render needs, and while this deployment starts, the next spec's
-// database starts ahead; Deploy returns once it is ready, so that no start runs beside the
-// spec's traffic.
+// database starts ahead; Deploy returns once it is ready and the pods of the namespaces deleted
+// before are gone (drain), so that no start and no shutdown runs beside the spec's traffic.
 func (e *Env) Deploy(ctx context.Context, p DeployParams) *Deployment {
 	GinkgoHelper()
 	t := e.Config.Target
@@ -135,6 +135,7 @@ func (e *Env) Deploy(ctx context.Context, p DeployParams) *Deployment {
 	DeferCleanup(stop)
 	d.DSN = databaseDSN(db, d.inputs.databasePassword, port)
 	e.awaitAhead(ctx)
+	e.awaitDrained(ctx)
 	return d
 }
 

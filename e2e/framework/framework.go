@@ -53,9 +53,11 @@ type Env struct {
 	// (existing mode).
 	LoadImages func(ctx context.Context, images ...string) error
 
-	// aheadMu guards next: the database started ahead for the next deployment, if any.
-	aheadMu sync.Mutex
-	next    *ahead
+	// aheadMu guards next, the database started ahead for the next deployment, if any, and
+	// draining, the namespaces deleted whose pods may still be shutting down (drain).
+	aheadMu  sync.Mutex
+	next     *ahead
+	draining []string
 }
 
 // Deployment is one spec's target: its own namespace, database and generated secrets.
@@ -161,7 +163,9 @@ func (d *Deployment) delete(ctx SpecContext) {
 	}
 	if err := deleteOwnNamespace(ctx, d.Env.Client, d.Namespace, d.namespaceUID, d.Env.Config.RunID); err != nil {
 		d.Env.Logger.Warn("deleting namespace", "err", err)
+		return
 	}
+	d.Env.drain(ctx, d.Namespace)
 }
 
 // nodePort says whether the target's Service is a NodePort Service: only where a kind
