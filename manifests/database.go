@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"reflect"
+	"slices"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
@@ -32,7 +33,7 @@ func DatabaseObjects(objs []*unstructured.Unstructured) ([]*unstructured.Unstruc
 		if o == nil {
 			return nil, fmt.Errorf("StatefulSet %s refers to %s %s, which the render lacks", PostgresName, ref.kind, ref.name)
 		}
-		if !containsObj(out, o) {
+		if !slices.Contains(out, o) {
 			out = append(out, o)
 		}
 	}
@@ -71,6 +72,20 @@ func withoutModeLabel(o *unstructured.Unstructured) map[string]any {
 
 type objRef struct{ kind, name string }
 
+// refPath is where an item of a pod template (an env or envFrom entry, a volume, a projected
+// volume's source) names a Secret or a ConfigMap.
+type refPath struct {
+	kind string
+	path []string
+}
+
+var (
+	envRefs     = []refPath{{"Secret", []string{"valueFrom", "secretKeyRef", "name"}}, {"ConfigMap", []string{"valueFrom", "configMapKeyRef", "name"}}}
+	envFromRefs = []refPath{{"Secret", []string{"secretRef", "name"}}, {"ConfigMap", []string{"configMapRef", "name"}}}
+	volumeRefs  = []refPath{{"Secret", []string{"secret", "secretName"}}, {"ConfigMap", []string{"configMap", "name"}}}
+	sourceRefs  = []refPath{{"Secret", []string{"secret", "name"}}, {"ConfigMap", []string{"configMap", "name"}}}
+)
+
 // podTemplateRefs lists the Secrets and ConfigMaps a workload's pod template refers to: its
 // containers' env and envFrom, and its volumes (projected ones included), in order, once each.
 func podTemplateRefs(workload *unstructured.Unstructured) ([]objRef, error) {
@@ -80,74 +95,33 @@ func podTemplateRefs(workload *unstructured.Unstructured) ([]objRef, error) {
 		return nil, errors.New("no pod template")
 	}
 	var refs []objRef
-	add := func(kind string, name any) {
-		n, _ := name.(string)
-		if n == "" {
-			return
-		}
-		r := objRef{kind, n}
-		for _, have := range refs {
-			if have == r {
-				return
+	addAll := func(items []any, paths []refPath) {
+		for _, item := range items {
+			m, _ := item.(map[string]any)
+			for _, p := range paths {
+				n, found, _ := unstructured.NestedString(m, p.path...)
+				if r := (objRef{p.kind, n}); found && n != "" && !slices.Contains(refs, r) {
+					refs = append(refs, r)
+				}
 			}
 		}
-		refs = append(refs, r)
 	}
 	for _, field := range []string{"initContainers", "containers"} {
 		cs, _, _ := nestedSlice(spec, field)
 		for _, c := range cs {
 			c, _ := c.(map[string]any)
 			envs, _, _ := nestedSlice(c, "env")
-			for _, e := range envs {
-				e, _ := e.(map[string]any)
-				if n, ok, _ := unstructured.NestedString(e, "valueFrom", "secretKeyRef", "name"); ok {
-					add("Secret", n)
-				}
-				if n, ok, _ := unstructured.NestedString(e, "valueFrom", "configMapKeyRef", "name"); ok {
-					add("ConfigMap", n)
-				}
-			}
+			addAll(envs, envRefs)
 			froms, _, _ := nestedSlice(c, "envFrom")
-			for _, f := range froms {
-				f, _ := f.(map[string]any)
-				if n, ok, _ := unstructured.NestedString(f, "secretRef", "name"); ok {
-					add("Secret", n)
-				}
-				if n, ok, _ := unstructured.NestedString(f, "configMapRef", "name"); ok {
-					add("ConfigMap", n)
-				}
-			}
+			addAll(froms, envFromRefs)
 		}
 	}
 	vols, _, _ := nestedSlice(spec, "volumes")
 	for _, v := range vols {
+		addAll([]any{v}, volumeRefs)
 		v, _ := v.(map[string]any)
-		if n, ok, _ := unstructured.NestedString(v, "secret", "secretName"); ok {
-			add("Secret", n)
-		}
-		if n, ok, _ := unstructured.NestedString(v, "configMap", "name"); ok {
-			add("ConfigMap", n)
-		}
 		sources, _, _ := nestedSlice(v, "projected", "sources")
-		for _, s := range sources {
-			s, _ := s.(map[string]any)
-			if n, ok, _ := unstructured.NestedString(s, "secret", "name"); ok {
-				add("Secret", n)
-			}
-			if n, ok, _ := unstructured.NestedString(s, "configMap", "name"); ok {
-				add("ConfigMap", n)
-			}
-		}
+		addAll(sources, sourceRefs)
 	}
 	return refs, nil
 }
-
-func containsObj(objs []*unstructured.Unstructured, o *unstructured.Unstructured) bool {
-	for _, have := range objs {
-		if have == o {
-			return true
-		}
-	}
-	return false
-}
-
