@@ -253,6 +253,11 @@ func (d *Deployment) apply(ctx context.Context, p DeployParams, objs []*unstruct
 	if len(p.Components) > 0 {
 		how += ", with " + strings.Join(p.Components, ", ")
 	}
+	DeferCleanup(d.delete, NodeTimeout(2*time.Minute))
+	DeferCleanup(d.dumpOnFailure, NodeTimeout(2*time.Minute))
+	if early != nil {
+		d.namespaceUID = early.uid // d's now: its cleanup deletes it, whatever fails next
+	}
 	e.labelNamespaces(objs)
 	ns, objs, err := splitNamespace(objs)
 	Expect(err).NotTo(HaveOccurred())
@@ -261,11 +266,8 @@ func (d *Deployment) apply(ctx context.Context, p DeployParams, objs []*unstruct
 	Expect(e.releaseKeptNodePorts(ctx)).To(Succeed())
 
 	By(fmt.Sprintf("deploying %s in mode %s into %s%s", e.Config.Target.Name, p.Strategy, d.Namespace, how))
-	DeferCleanup(d.delete, NodeTimeout(2*time.Minute))
-	DeferCleanup(d.dumpOnFailure, NodeTimeout(2*time.Minute))
 	applied = time.Now()
 	if early != nil {
-		d.namespaceUID = early.uid
 		// Its labels were the render's that started it: the mode's is this one's.
 		Expect(relabelNamespace(ctx, e.Client, ns)).To(Succeed())
 	} else {
