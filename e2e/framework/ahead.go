@@ -81,9 +81,6 @@ func SpecStarting(r SpecReport) {
 	}
 }
 
-// aheadTimeout bounds a database's start ahead, as waitDatabase bounds a deployment's.
-const aheadTimeout = 4 * time.Minute
-
 // startAhead starts the database of the next deployment, rendered as d's (p, d's storage) in a
 // namespace of its own, unless one is started already, no spec follows, or the config says no.
 func (e *Env) startAhead(d *Deployment, p DeployParams) {
@@ -105,7 +102,7 @@ func (e *Env) startAhead(d *Deployment, p DeployParams) {
 	Expect(err).NotTo(HaveOccurred())
 	dbObjs, err := manifests.DatabaseObjects(rest)
 	Expect(err).NotTo(HaveOccurred(), "the database's objects")
-	ctx, cancel := context.WithTimeout(context.Background(), aheadTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), databaseTimeout)
 	a := &ahead{inputs: in, objs: dbObjs, started: time.Now(), cancel: cancel, done: make(chan struct{})}
 	e.next = a
 	e.Logger.Info("starting the next deployment's database ahead", "namespace", in.namespace, "storage", d.DatabaseStorage)
@@ -117,26 +114,16 @@ func (e *Env) startAhead(d *Deployment, p DeployParams) {
 }
 
 // runAhead creates a's namespace, applies its database objects and waits until PostgreSQL is
-// ready, as a deployment's waitDatabase does.
+// ready (waitForDatabase, as a deployment waits for its own).
 func (e *Env) runAhead(ctx context.Context, a *ahead, ns *corev1.Namespace) error {
-	uid, err := createNamespace(ctx, e.Client, ns, e.Config.RunID)
-	if err != nil {
+	var err error
+	if a.uid, err = e.createRunNamespace(ctx, ns); err != nil {
 		return err
-	}
-	a.uid = uid
-	if e.Config.RunRole != "" {
-		if err := bindRunRole(ctx, e.Client, ns.Name, e.Config.RunRole); err != nil {
-			return err
-		}
 	}
 	if err := e.Applier.Apply(ctx, a.objs); err != nil {
 		return err
 	}
-	check := ready.StatefulSetRolledOut(e.Client, ns.Name, manifests.PostgresName, 1)
-	if e.LoadImages != nil {
-		check = ready.NoPulls(e.Client, ns.Name, manifests.Selector(manifests.PostgresName), check)
-	}
-	return ready.Wait(ctx, "database ready", rolloutPoll, aheadTimeout, check)
+	return e.waitForDatabase(ctx, ns.Name)
 }
 
 // drain deletes the pods of namespace, which this run deleted a moment ago, and remembers it

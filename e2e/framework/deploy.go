@@ -14,8 +14,10 @@ import (
 	toxiproxyclient "github.com/Shopify/toxiproxy/v2/client"
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
 	. "github.com/onsi/gomega"    //nolint:revive
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/stampede-e2e/stampede/e2e/chaos"
 	"github.com/stampede-e2e/stampede/e2e/history"
@@ -271,11 +273,8 @@ func (d *Deployment) apply(ctx context.Context, p DeployParams, objs []*unstruct
 		// Its labels were the render's that started it: the mode's is this one's.
 		Expect(relabelNamespace(ctx, e.Client, ns)).To(Succeed())
 	} else {
-		d.namespaceUID, err = createNamespace(ctx, e.Client, ns, e.Config.RunID)
+		d.namespaceUID, err = e.createRunNamespace(ctx, ns)
 		Expect(err).NotTo(HaveOccurred())
-		if e.Config.RunRole != "" {
-			Expect(bindRunRole(ctx, e.Client, d.Namespace, e.Config.RunRole)).To(Succeed())
-		}
 	}
 	d.readable = true
 	Expect(e.Applier.Apply(ctx, objs)).To(Succeed())
@@ -326,14 +325,39 @@ func (d *Deployment) Target() *chaos.Target {
 	return t
 }
 
-// noPulls is check, stopped at the first pod of selector that waits for an image it could not
-// pull, when this cluster's nodes were given the images (Env.LoadImages): a missing image made
-// every spec wait out its 4 minutes with a reason that did not name it.
-func (d *Deployment) noPulls(selector string, check ready.Check) ready.Check {
-	if d.Env.LoadImages == nil {
+// noPulls is check, stopped at the first pod of selector in namespace that waits for an image
+// it could not pull, when this cluster's nodes were given the images (Env.LoadImages): a missing
+// image made every spec wait out its 4 minutes with a reason that did not name it.
+func (e *Env) noPulls(namespace, selector string, check ready.Check) ready.Check {
+	if e.LoadImages == nil {
 		return check // a cluster that pulls: a failed pull may be a registry's moment
 	}
-	return ready.NoPulls(d.Env.Client, d.Namespace, selector, check)
+	return ready.NoPulls(e.Client, namespace, selector, check)
+}
+
+// noPulls is Env.noPulls in d's namespace.
+func (d *Deployment) noPulls(selector string, check ready.Check) ready.Check {
+	return d.Env.noPulls(d.Namespace, selector, check)
+}
+
+// createRunNamespace creates ns for this run (createNamespace) and binds the run role in it, if
+// any. The UID is returned once the namespace exists, even when the binding fails: its cleanup
+// needs it.
+func (e *Env) createRunNamespace(ctx context.Context, ns *corev1.Namespace) (types.UID, error) {
+	uid, err := createNamespace(ctx, e.Client, ns, e.Config.RunID)
+	if err != nil || e.Config.RunRole == "" {
+		return uid, err
+	}
+	return uid, bindRunRole(ctx, e.Client, ns.Name, e.Config.RunRole)
+}
+
+// databaseTimeout bounds the wait for a database, a deployment's or one started ahead.
+const databaseTimeout = 4 * time.Minute
+
+// waitForDatabase waits until the PostgreSQL StatefulSet in namespace has its one replica ready.
+func (e *Env) waitForDatabase(ctx context.Context, namespace string) error {
+	return ready.Wait(ctx, "database ready", rolloutPoll, databaseTimeout, e.noPulls(namespace, manifests.Selector(manifests.PostgresName),
+		ready.StatefulSetRolledOut(e.Client, namespace, manifests.PostgresName, 1)))
 }
 
 // rolloutPoll is how often a deployment's waits look: every spec waits for its database, its
@@ -346,8 +370,7 @@ const rolloutPoll = 200 * time.Millisecond
 func (d *Deployment) waitDatabase(ctx context.Context) {
 	GinkgoHelper()
 	start := time.Now()
-	Expect(ready.Wait(ctx, "database ready", rolloutPoll, 4*time.Minute, d.noPulls(manifests.Selector(manifests.PostgresName),
-		ready.StatefulSetRolledOut(d.Env.Client, d.Namespace, manifests.PostgresName, 1)))).To(Succeed())
+	Expect(d.Env.waitForDatabase(ctx, d.Namespace)).To(Succeed())
 	d.Env.Logger.Info("database ready", "namespace", d.Namespace, "took", time.Since(start).Round(time.Millisecond))
 }
 
