@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	toxiproxyclient "github.com/Shopify/toxiproxy/v2/client"
@@ -120,22 +121,34 @@ func (e *Env) Deploy(ctx context.Context, p DeployParams) *Deployment {
 	db := t.Deploy.Database.Bundled
 	Expect(db).NotTo(BeNil(), "target %s: the suite deploys only the bundled PostgreSQL so far", t.Name)
 	d, objs, early := e.prepare(ctx, p)
-	applied := d.apply(ctx, p, objs, early)
 	e.startAhead(d, p)
+	applied := d.apply(ctx, p, objs, early)
 	if p.Toxiproxy {
 		d.openToxiproxy(ctx)
 	}
-	d.waitServing(ctx, applied)
+	rollout := d.waitRolledOut(ctx, applied)
+	// What the checks start from is read while the Service is checked from every node (neither
+	// waits for the other): the outcome counters, the pods and the database's port-forward. The
+	// served check asks only the readiness path, which no counter the checks read counts.
+	base := d.readBaselines(ctx)
+	DeferCleanup(func() {
+		if stop := base().dbStop; stop != nil {
+			stop()
+		}
+	})
+	d.waitServedEverywhere(ctx, applied, rollout)
 
+	b := base()
 	By("reading every replica's outcome counters: the metrics witness starts from here")
-	d.metricsBase = d.scrapeRegistrationsEventually(ctx)
-	d.podsBase = d.lookAtPodsEventually(ctx)
-
+	if d.metricsBase = b.scrapes; b.scrapeErr != nil {
+		d.metricsBase = d.scrapeRegistrationsEventually(ctx)
+	}
+	if d.podsBase = b.pods; b.podsErr != nil {
+		d.podsBase = d.lookAtPodsEventually(ctx)
+	}
 	By("opening a port-forward to the database, the ground truth")
-	port, stop, err := PortForward(ctx, e.RestConfig, e.Client, d.Namespace, manifests.Selector(manifests.PostgresName), manifests.PostgresPort)
-	Expect(err).NotTo(HaveOccurred())
-	DeferCleanup(stop)
-	d.DSN = databaseDSN(db, d.inputs.databasePassword, port)
+	Expect(b.dbErr).NotTo(HaveOccurred())
+	d.DSN = databaseDSN(db, d.inputs.databasePassword, b.dbPort)
 	e.awaitAhead(ctx)
 	e.awaitDrained(ctx)
 	return d
@@ -298,20 +311,53 @@ func (d *Deployment) openToxiproxy(ctx context.Context) {
 	}).WithTimeout(30*time.Second).WithPolling(time.Second).Should(Succeed(), "toxiproxy's proxy %s", toxiproxy.ProxyName)
 }
 
-// waitServing waits until the database and every replica are ready and every ready pod
-// answers through the Service from every node, and logs how long that took since applied.
-func (d *Deployment) waitServing(ctx context.Context, applied time.Time) {
+// waitRolledOut waits until the database and every replica are ready, and the Service has an
+// endpoint for each, and returns how long the rollout took since applied (the apply began).
+func (d *Deployment) waitRolledOut(ctx context.Context, applied time.Time) time.Duration {
 	GinkgoHelper()
-	e := d.Env
 	d.waitDatabase(ctx)
-	d.waitWorkload(ctx, int32(e.Config.Replicas))
+	d.waitWorkload(ctx, int32(d.Env.Config.Replicas))
 	rollout := time.Since(applied)
-	d.waitEndpoints(ctx, e.Config.Replicas)
+	d.waitEndpoints(ctx, d.Env.Config.Replicas)
+	return rollout
+}
+
+// waitServedEverywhere waits until every ready pod answers through the Service from every node,
+// and logs how long the rollout and that took since applied.
+func (d *Deployment) waitServedEverywhere(ctx context.Context, applied time.Time, rollout time.Duration) {
+	GinkgoHelper()
 	By("waiting until every ready pod answers through the Service from every node")
 	d.WaitServedEverywhere(ctx)
 	// One line per deployment that a run's log can be grepped for: issue 8's rollouts took 2 min.
-	e.Logger.Info("deployment serving", "namespace", d.Namespace, "strategy", d.Strategy,
+	d.Env.Logger.Info("deployment serving", "namespace", d.Namespace, "strategy", d.Strategy,
 		"rollout", rollout.Round(time.Millisecond), "serving", time.Since(applied).Round(time.Millisecond))
+}
+
+// baselines are what a deployment's checks start from, read once (readBaselines): a failed read
+// is read again, the Gomega way, by Deploy.
+type baselines struct {
+	scrapes   PodScrapes
+	scrapeErr error
+	pods      PodLook
+	podsErr   error
+	dbPort    int
+	dbStop    func()
+	dbErr     error
+}
+
+// readBaselines reads the baselines in the background and returns the function that waits for
+// them (as often as asked: the spec's cleanup asks too, to stop the port-forward).
+func (d *Deployment) readBaselines(ctx context.Context) func() baselines {
+	e := d.Env
+	done := make(chan baselines, 1)
+	go func() {
+		var b baselines
+		b.scrapes, b.scrapeErr = d.ScrapeRegistrations(ctx)
+		b.pods, b.podsErr = lookAtPods(ctx, e.Client, d.Namespace, d.pods)
+		b.dbPort, b.dbStop, b.dbErr = PortForward(ctx, e.RestConfig, e.Client, d.Namespace, manifests.Selector(manifests.PostgresName), manifests.PostgresPort)
+		done <- b
+	}()
+	return sync.OnceValue(func() baselines { return <-done })
 }
 
 // Target is what a fault acts on: this deployment in the suite's cluster.

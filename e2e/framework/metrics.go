@@ -2,9 +2,11 @@ package framework
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
@@ -36,21 +38,33 @@ func (d *Deployment) ScrapeRegistrations(ctx context.Context) (PodScrapes, error
 		return nil, err
 	}
 	counter := api.Counter
-	scrapes := PodScrapes{}
+	// Every pod at once: each scrape is a port-forward's round trips through the API server and
+	// the kubelet, and a spec reads them twice.
+	var names []string
 	for _, p := range pods.Items {
-		if p.Status.Phase != corev1.PodRunning || p.DeletionTimestamp != nil {
-			continue
+		if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
+			names = append(names, p.Name)
 		}
-		text, err := d.scrapePod(ctx, p.Name)
-		if err != nil {
-			return nil, err
-		}
-		if counter != nil {
-			if _, err := check.ParseOutcomes(text, counter); err != nil {
-				return nil, fmt.Errorf("metrics of %s: %w", p.Name, err)
+	}
+	texts, errs := make([]string, len(names)), make([]error, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Go(func() {
+			texts[i], errs[i] = d.scrapePod(ctx, name)
+			if errs[i] == nil && counter != nil {
+				if _, err := check.ParseOutcomes(texts[i], counter); err != nil {
+					errs[i] = fmt.Errorf("metrics of %s: %w", name, err)
+				}
 			}
-		}
-		scrapes[p.Name] = text
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	scrapes := PodScrapes{}
+	for i, name := range names {
+		scrapes[name] = texts[i]
 	}
 	return scrapes, nil
 }
