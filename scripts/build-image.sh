@@ -76,10 +76,13 @@ COPY postgres-entrypoint /usr/local/bin/postgres-entrypoint
 # The socket directory (Debian's compiled-in default; mmdebstrap leaves /run empty) and the
 # volume's mount point, so that the image also runs without a volume.
 RUN install -d -o 999 -g 999 -m 2775 /run/postgresql && \
-    install -d -o 999 -g 999 -m 0755 /var/lib/postgresql/data
+    install -d -o 999 -g 999 -m 0755 /var/lib/postgresql/data /usr/share/stampede-postgres
 ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    LANG=C.UTF-8 PGDATA=/var/lib/postgresql/data/pgdata
+    LANG=C.UTF-8 PGDATA=/var/lib/postgresql/data/pgdata \
+    STAMPEDE_PGDATA_TEMPLATE=/usr/share/stampede-postgres/pgdata
 USER 999:999
+# The cluster a pod copies instead of running initdb (postgres-entrypoint --template).
+RUN postgres-entrypoint --template "\$STAMPEDE_PGDATA_TEMPLATE"
 WORKDIR /var/lib/postgresql
 EXPOSE 5432
 # Fast shutdown: SIGTERM (smart) would wait for every pooled client connection to go away.

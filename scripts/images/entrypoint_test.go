@@ -24,7 +24,17 @@ import (
 // both passwords in files, as the StatefulSet mounts them: the superuser and the service's role
 // log in over TCP with them (and not with a wrong one), and neither password, nor any
 // *PASSWORD variable, is in the running server's environment.
+// It does so twice: once running initdb itself, once copying a template cluster made by
+// `postgres-entrypoint --template`, as the image's build makes it.
 func TestPostgresEntrypointPasswordsFromFiles(t *testing.T) {
+	for _, template := range []bool{false, true} {
+		t.Run(map[bool]string{false: "initdb", true: "template"}[template], func(t *testing.T) {
+			testPasswordsFromFiles(t, template)
+		})
+	}
+}
+
+func testPasswordsFromFiles(t *testing.T, template bool) {
 	bin := postgresBin(t)
 	// Not t.TempDir(), whose parent is private to this user: the server may run as another
 	// (postgres, when this test runs as root) and must reach its files.
@@ -44,6 +54,9 @@ func TestPostgresEntrypointPasswordsFromFiles(t *testing.T) {
 		"POSTGRES_PASSWORD_FILE=" + secretFile(t, dir, "superuser-password", superPassword),
 		"POSTGRES_APP_USER=tokensvc",
 		"POSTGRES_APP_PASSWORD_FILE=" + secretFile(t, dir, "app-password", appPassword),
+	}
+	if template {
+		env = append(env, "STAMPEDE_PGDATA_TEMPLATE="+makeTemplate(t, bin, dir))
 	}
 	sockets := filepath.Join(dir, "run")
 	if err := os.Mkdir(sockets, 0o777); err != nil {
@@ -113,6 +126,11 @@ func TestPostgresEntrypointPasswordsFromFiles(t *testing.T) {
 		t.Error("the service's role logged in with a wrong password: passwords are not checked")
 	}
 
+	out, _ := os.ReadFile(logs.Name())
+	if copied := strings.Contains(string(out), "copying "); copied != template {
+		t.Errorf("copied a template: %v, want %v", copied, template)
+	}
+
 	environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", cmd.Process.Pid))
 	if err != nil {
 		t.Fatal(err)
@@ -127,6 +145,76 @@ func TestPostgresEntrypointPasswordsFromFiles(t *testing.T) {
 			t.Errorf("the server's environment holds a password: %s", name)
 		}
 	}
+}
+
+// TestPostgresEntrypointStopsAtFailedStatement: a statement of the setup that fails (here the
+// service's role named as the superuser, which exists) stops the entrypoint with its error, and
+// no PGDATA is left for a server to start on: single-user mode alone would go on and exit 0.
+func TestPostgresEntrypointStopsAtFailedStatement(t *testing.T) {
+	bin := postgresBin(t)
+	dir, err := os.MkdirTemp("", "postgres-entrypoint-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pgdata := filepath.Join(dir, "data", "pgdata")
+	// -C: a server the entrypoint starts after all prints a setting and exits, instead of
+	// serving; the deadline bounds anything else.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, entrypoint(t), "-C", "data_directory")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.Env = []string{
+		"PATH=" + bin + ":/usr/bin:/bin", "LC_ALL=C.UTF-8", "PGDATA=" + pgdata,
+		"POSTGRES_USER=postgres", "POSTGRES_DB=tokensvc",
+		"POSTGRES_PASSWORD_FILE=" + secretFile(t, dir, "superuser-password", "s3cret"),
+		"POSTGRES_APP_USER=postgres",
+		"POSTGRES_APP_PASSWORD_FILE=" + secretFile(t, dir, "app-password", "app-s3cret"),
+	}
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), `role "postgres" already exists`) || !strings.Contains(string(out), "failed") {
+		t.Errorf("with a failing statement: %v\n%s\nwant the entrypoint to stop with the server's error", err, out)
+	}
+	if strings.Contains(string(out), "app-s3cret") {
+		t.Errorf("the failed statement's password is in the output:\n%s", out)
+	}
+	if _, err := os.Stat(pgdata); !os.IsNotExist(err) {
+		t.Errorf("PGDATA %s exists after the failure (%v): a server would start on it", pgdata, err)
+	}
+}
+
+// makeTemplate makes a template cluster in dir with `postgres-entrypoint --template`, as the user
+// the server runs as, and returns its path.
+func makeTemplate(t *testing.T, bin, dir string) string {
+	t.Helper()
+	parent := filepath.Join(dir, "template")
+	if err := os.Mkdir(parent, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{entrypoint(t), "--template", filepath.Join(parent, "pgdata")}
+	if os.Getuid() == 0 {
+		// initdb refuses root; the image's build runs it as the server's user.
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			t.Fatalf("the entrypoint runs the server as postgres: %v", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		if err := os.Chown(parent, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+		args = append([]string{"setpriv", "--reuid=" + u.Uid, "--regid=" + u.Gid, "--init-groups", "--"}, args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = []string{"PATH=" + bin + ":/usr/bin:/bin", "LC_ALL=C.UTF-8"}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("postgres-entrypoint --template: %v\n%s", err, out)
+	}
+	return filepath.Join(parent, "pgdata")
 }
 
 // TestPostgresEntrypointRefusesPasswordVariables: a password in the environment stops the
