@@ -36,16 +36,7 @@ func TestPostgresEntrypointPasswordsFromFiles(t *testing.T) {
 
 func testPasswordsFromFiles(t *testing.T, template bool) {
 	bin := postgresBin(t)
-	// Not t.TempDir(), whose parent is private to this user: the server may run as another
-	// (postgres, when this test runs as root) and must reach its files.
-	dir, err := os.MkdirTemp("", "postgres-entrypoint-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := serverDir(t)
 	const superPassword, appPassword = "super 's3cret", "app-s3cret"
 	env := []string{
 		"PATH=" + bin + ":/usr/bin:/bin", "LC_ALL=C.UTF-8",
@@ -152,14 +143,7 @@ func testPasswordsFromFiles(t *testing.T, template bool) {
 // no PGDATA is left for a server to start on: single-user mode alone would go on and exit 0.
 func TestPostgresEntrypointStopsAtFailedStatement(t *testing.T) {
 	bin := postgresBin(t)
-	dir, err := os.MkdirTemp("", "postgres-entrypoint-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := serverDir(t)
 	pgdata := filepath.Join(dir, "data", "pgdata")
 	// -C: a server the entrypoint starts after all prints a setting and exits, instead of
 	// serving; the deadline bounds anything else.
@@ -196,17 +180,8 @@ func makeTemplate(t *testing.T, bin, dir string) string {
 		t.Fatal(err)
 	}
 	args := []string{entrypoint(t), "--template", filepath.Join(parent, "pgdata")}
-	if os.Getuid() == 0 {
-		// initdb refuses root; the image's build runs it as the server's user.
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			t.Fatalf("the entrypoint runs the server as postgres: %v", err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		if err := os.Chown(parent, uid, gid); err != nil {
-			t.Fatal(err)
-		}
+	// initdb refuses root; the image's build runs it as the server's user.
+	if u := chownToServer(t, parent); u != nil {
 		args = append([]string{"setpriv", "--reuid=" + u.Uid, "--regid=" + u.Gid, "--init-groups", "--"}, args...)
 	}
 	cmd := exec.Command(args[0], args[1:]...)
@@ -267,6 +242,22 @@ func postgresBin(t *testing.T) string {
 	return ""
 }
 
+// serverDir makes a directory for a test's cluster and files, removed after it. Not t.TempDir(),
+// whose parent is private to this user: the server may run as another (postgres, when this test
+// runs as root) and must reach its files.
+func serverDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "postgres-entrypoint-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // secretFile writes value as a mounted Secret's file would hold it (no final line break, mode
 // 0440, owned by the user the server will run as) and returns its path.
 func secretFile(t *testing.T, dir, name, value string) string {
@@ -275,19 +266,29 @@ func secretFile(t *testing.T, dir, name, value string) string {
 	if err := os.WriteFile(path, []byte(value), 0o440); err != nil {
 		t.Fatal(err)
 	}
-	if os.Getuid() == 0 {
-		// Run as root, the entrypoint drops to the user postgres before it reads the files.
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			t.Fatalf("the entrypoint runs the server as postgres: %v", err)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		if err := os.Chown(path, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-	}
+	// Run as root, the entrypoint drops to the user postgres before it reads the files.
+	chownToServer(t, path)
 	return path
+}
+
+// chownToServer gives path to the user postgres when this test runs as root, as which the
+// entrypoint then runs the server (and the image's build, initdb), and returns that user; nil
+// when not root, and everything runs as this user.
+func chownToServer(t *testing.T, path string) *user.User {
+	t.Helper()
+	if os.Getuid() != 0 {
+		return nil
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		t.Fatalf("the entrypoint runs the server as postgres: %v", err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	if err := os.Chown(path, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
